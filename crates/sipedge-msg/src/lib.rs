@@ -1,0 +1,1 @@
+//! `sipedge-msg`: zero-copy SIP message parsing, serialization and editing.
