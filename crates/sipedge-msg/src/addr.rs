@@ -1,0 +1,233 @@
+//! name-addr / addr-spec values: From, To, Contact, Route, Record-Route, Path
+//! (RFC 3261 §20.10, §20.20, §20.39, §25.1).
+
+use crate::lex::{end_of_quoted, find_outside_quotes, is_token, is_ws, parse_u32, trim};
+use crate::message::parse_delta_seconds;
+use crate::params::{well_formed, Params};
+use crate::uri::Uri;
+
+/// Why an address could not be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrError;
+
+/// `[display-name] <URI>;params` or `URI;params`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameAddr<'a> {
+    raw: &'a [u8],
+    display_name: Option<&'a [u8]>,
+    uri: Uri<'a>,
+    params: Params<'a>,
+}
+
+impl<'a> NameAddr<'a> {
+    /// Parses one address value.
+    pub fn parse(raw: &'a [u8]) -> Result<NameAddr<'a>, AddrError> {
+        let raw = trim(raw);
+        let (display_name, uri, after) = if raw.first() == Some(&b'"') {
+            let end = end_of_quoted(raw, 0).ok_or(AddrError)?;
+            let rest = trim(&raw[end..]);
+            let (uri, after) = bracketed(rest)?;
+            (Some(&raw[..end]), uri, after)
+        } else if let Some(lt) = find_outside_quotes(raw, b'<').filter(|&lt| {
+            // A '<' before any ';' starts a name-addr.
+            !raw[..lt].contains(&b';')
+        }) {
+            let name = trim(&raw[..lt]);
+            // display-name = *(token LWS): tokens separated by whitespace only.
+            if !name.iter().all(|&b| is_token(b) || is_ws(b)) {
+                return Err(AddrError);
+            }
+            let (uri, after) = bracketed(&raw[lt..])?;
+            ((!name.is_empty()).then_some(name), uri, after)
+        } else {
+            // addr-spec: the URI cannot contain ',', '?' or ';' here (RFC 3261 §20), so the
+            // first ';' starts the header parameters.
+            let end = raw.iter().position(|&b| b == b';').unwrap_or(raw.len());
+            let uri = &raw[..end];
+            if uri.contains(&b'?') || uri.contains(&b',') {
+                return Err(AddrError);
+            }
+            (None, uri, &raw[end..])
+        };
+        let uri = Uri::parse(uri).map_err(|_| AddrError)?;
+        let params = match trim(after) {
+            [] => Params::default(),
+            [b';', p @ ..] if well_formed(p) => Params::new(p),
+            _ => return Err(AddrError),
+        };
+        Ok(NameAddr {
+            raw,
+            display_name,
+            uri,
+            params,
+        })
+    }
+
+    /// The value as written.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+    /// The display name as written: quoted (with quotes and escapes) or a run of tokens.
+    pub fn display_name(&self) -> Option<&'a [u8]> {
+        self.display_name
+    }
+    /// The URI.
+    pub fn uri(&self) -> &Uri<'a> {
+        &self.uri
+    }
+    /// Header parameters (after `>` or after an addr-spec).
+    pub fn params(&self) -> Params<'a> {
+        self.params
+    }
+    /// The `tag` parameter (RFC 3261 §19.3).
+    pub fn tag(&self) -> Option<&'a [u8]> {
+        self.params.value(b"tag")
+    }
+}
+
+/// `<URI>` then whatever follows the `>`. No whitespace may sit inside the brackets
+/// (RFC 4475 §3.1.2.14).
+fn bracketed(s: &[u8]) -> Result<(&[u8], &[u8]), AddrError> {
+    let inner = s.strip_prefix(b"<").ok_or(AddrError)?;
+    let gt = inner.iter().position(|&b| b == b'>').ok_or(AddrError)?;
+    Ok((&inner[..gt], &inner[gt + 1..]))
+}
+
+/// One Contact value (RFC 3261 §20.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contact<'a> {
+    /// `Contact: *` — only with `Expires: 0` in a REGISTER (RFC 3261 §10.2.2).
+    Star,
+    /// A contact address with its parameters.
+    Addr(NameAddr<'a>),
+}
+
+impl<'a> Contact<'a> {
+    /// Parses one Contact value.
+    pub fn parse(raw: &'a [u8]) -> Result<Contact<'a>, AddrError> {
+        if trim(raw) == b"*" {
+            return Ok(Contact::Star);
+        }
+        NameAddr::parse(raw).map(Contact::Addr)
+    }
+
+    /// The address, unless this is `*`.
+    pub fn addr(&self) -> Option<&NameAddr<'a>> {
+        match self {
+            Contact::Star => None,
+            Contact::Addr(a) => Some(a),
+        }
+    }
+
+    fn params(&self) -> Params<'a> {
+        self.addr().map(NameAddr::params).unwrap_or_default()
+    }
+
+    /// `expires` (RFC 3261 §20.10); `Some(Err(()))` when present but malformed.
+    pub fn expires(&self) -> Option<Result<u32, AddrError>> {
+        self.params()
+            .get(b"expires")
+            .map(|v| v.and_then(parse_delta_seconds).ok_or(AddrError))
+    }
+
+    /// `q` in thousandths (0–1000) (RFC 3261 §20.10 `qvalue`).
+    pub fn q(&self) -> Option<Result<u16, AddrError>> {
+        self.params()
+            .get(b"q")
+            .map(|v| v.and_then(parse_qvalue).ok_or(AddrError))
+    }
+
+    /// `+sip.instance` without its quotes, e.g. `<urn:uuid:...>` (RFC 5626 §4.1).
+    pub fn instance(&self) -> Option<&'a [u8]> {
+        self.params().value(b"+sip.instance").map(|v| {
+            v.strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(v)
+        })
+    }
+
+    /// `reg-id` (RFC 5626 §4.2).
+    pub fn reg_id(&self) -> Option<u32> {
+        self.params().value(b"reg-id").and_then(parse_u32)
+    }
+}
+
+/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )` in thousandths.
+fn parse_qvalue(v: &[u8]) -> Option<u16> {
+    let (int, frac) = match v.iter().position(|&b| b == b'.') {
+        Some(dot) => (&v[..dot], &v[dot + 1..]),
+        None => (v, &b""[..]),
+    };
+    if frac.len() > 3 || !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut thousandths: u16 = 0;
+    for i in 0..3 {
+        thousandths = thousandths * 10 + frac.get(i).map_or(0, |d| u16::from(d - b'0'));
+    }
+    match int {
+        b"0" => Some(thousandths),
+        b"1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let a = NameAddr::parse(br#""Doe, \"J\"" <sip:j@example.com;transport=tcp>;tag=abc"#)
+            .unwrap();
+        assert_eq!(a.display_name(), Some(&br#""Doe, \"J\"""#[..]));
+        assert_eq!(a.uri().raw(), b"sip:j@example.com;transport=tcp");
+        assert_eq!(a.tag(), Some(&b"abc"[..]));
+
+        let a = NameAddr::parse(b"Anonymous Caller <sip:c@example.com>").unwrap();
+        assert_eq!(a.display_name(), Some(&b"Anonymous Caller"[..]));
+
+        let a = NameAddr::parse(b"sip:j@example.com;tag=x1").unwrap();
+        assert_eq!(a.uri().raw(), b"sip:j@example.com");
+        assert_eq!(a.tag(), Some(&b"x1"[..]));
+
+        let a = NameAddr::parse(b"<sip:j@example.com>").unwrap();
+        assert_eq!(a.display_name(), None);
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in [
+            &br#""unterminated <sip:a@b>"#[..],
+            b"Bell, Alexander <sip:a.g.bell@example.com>;tag=43",
+            b"\"Watson\" < sip:t.watson@example.org >",
+            b"sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+            b"<sip:a@b",
+            b"<sip:a@b> junk",
+        ] {
+            assert!(NameAddr::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn contact_params() {
+        let c = Contact::parse(
+            br#"<sip:u@10.0.0.1:5060>;expires=3600;q=0.7;+sip.instance="<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>";reg-id=1"#,
+        )
+        .unwrap();
+        assert_eq!(c.expires(), Some(Ok(3600)));
+        assert_eq!(c.q(), Some(Ok(700)));
+        assert_eq!(
+            c.instance(),
+            Some(&b"<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>"[..])
+        );
+        assert_eq!(c.reg_id(), Some(1));
+        assert_eq!(Contact::parse(b" * ").unwrap(), Contact::Star);
+        let c = Contact::parse(b"<sip:u@h>;expires=abc;q=1.5").unwrap();
+        assert_eq!(c.expires(), Some(Err(AddrError)));
+        assert_eq!(c.q(), Some(Err(AddrError)));
+        assert_eq!(parse_qvalue(b"1.000"), Some(1000));
+        assert_eq!(parse_qvalue(b"0"), Some(0));
+        assert_eq!(parse_qvalue(b"0.05"), Some(50));
+    }
+}

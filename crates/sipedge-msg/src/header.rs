@@ -1,0 +1,177 @@
+//! Header names: resolved once at index time, compact forms included (RFC 3261 §7.3.3,
+//! RFC 3265 §7.2 `o`/`u`, RFC 3515 `r`, RFC 3892 `b`, RFC 4028 `x`, RFC 8224 `y`).
+
+macro_rules! header_names {
+    ($( $variant:ident => $canon:literal $(, $compact:literal)? ;)*) => {
+        /// A header field name the edge knows, or [`HeaderName::Other`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum HeaderName {
+            $(
+                #[doc = concat!("`", $canon, "`")]
+                $variant,
+            )*
+            /// Any other header; compare its name bytes.
+            Other,
+        }
+
+        impl HeaderName {
+            /// The canonical spelling, as written when serializing.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(HeaderName::$variant => $canon,)*
+                    HeaderName::Other => "",
+                }
+            }
+
+            /// Resolves a header name, case-insensitively, compact forms included.
+            pub fn from_bytes(name: &[u8]) -> HeaderName {
+                if name.len() == 1 {
+                    return match name[0].to_ascii_lowercase() {
+                        $($( $compact => HeaderName::$variant, )?)*
+                        _ => HeaderName::Other,
+                    };
+                }
+                $(
+                    if name.len() == $canon.len() && name.eq_ignore_ascii_case($canon.as_bytes()) {
+                        return HeaderName::$variant;
+                    }
+                )*
+                HeaderName::Other
+            }
+
+            pub(crate) fn bad_reason(self) -> &'static str {
+                match self {
+                    $(HeaderName::$variant => concat!("Malformed ", $canon, " Header"),)*
+                    HeaderName::Other => "Malformed Header",
+                }
+            }
+
+            pub(crate) fn missing_reason(self) -> &'static str {
+                match self {
+                    $(HeaderName::$variant => concat!("Missing ", $canon, " Header"),)*
+                    HeaderName::Other => "Missing Header",
+                }
+            }
+
+            pub(crate) fn duplicate_reason(self) -> &'static str {
+                match self {
+                    $(HeaderName::$variant => concat!("Duplicate ", $canon, " Header"),)*
+                    HeaderName::Other => "Duplicate Header",
+                }
+            }
+        }
+    };
+}
+
+header_names! {
+    Via => "Via", b'v';
+    From => "From", b'f';
+    To => "To", b't';
+    CallId => "Call-ID", b'i';
+    CSeq => "CSeq";
+    MaxForwards => "Max-Forwards";
+    Contact => "Contact", b'm';
+    Expires => "Expires";
+    MinExpires => "Min-Expires";
+    Route => "Route";
+    RecordRoute => "Record-Route";
+    Path => "Path";
+    ContentLength => "Content-Length", b'l';
+    ContentType => "Content-Type", b'c';
+    ContentEncoding => "Content-Encoding", b'e';
+    Authorization => "Authorization";
+    ProxyAuthorization => "Proxy-Authorization";
+    WwwAuthenticate => "WWW-Authenticate";
+    ProxyAuthenticate => "Proxy-Authenticate";
+    Supported => "Supported", b'k';
+    Require => "Require";
+    ProxyRequire => "Proxy-Require";
+    Unsupported => "Unsupported";
+    Allow => "Allow";
+    AllowEvents => "Allow-Events", b'u';
+    Accept => "Accept";
+    UserAgent => "User-Agent";
+    Server => "Server";
+    Event => "Event", b'o';
+    Subject => "Subject", b's';
+    ReferTo => "Refer-To", b'r';
+    ReferredBy => "Referred-By", b'b';
+    SessionExpires => "Session-Expires", b'x';
+    Identity => "Identity", b'y';
+    Date => "Date";
+    RetryAfter => "Retry-After";
+    PAssertedIdentity => "P-Asserted-Identity";
+    Timestamp => "Timestamp";
+}
+
+impl HeaderName {
+    /// Headers whose value is a comma-separated list that may also be split over several
+    /// header lines (RFC 3261 §7.3.1). Contact is one too, but `*` and quoted display names
+    /// make its splitting rule the general one in [`crate::list`].
+    pub fn is_list(self) -> bool {
+        matches!(
+            self,
+            HeaderName::Via
+                | HeaderName::Contact
+                | HeaderName::Route
+                | HeaderName::RecordRoute
+                | HeaderName::Path
+                | HeaderName::Allow
+                | HeaderName::AllowEvents
+                | HeaderName::Supported
+                | HeaderName::Require
+                | HeaderName::ProxyRequire
+                | HeaderName::Unsupported
+                | HeaderName::Accept
+        )
+    }
+
+    /// Headers that must appear at most once (RFC 3261 §7.3.1 and §20).
+    pub fn is_single(self) -> bool {
+        matches!(
+            self,
+            HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
+                | HeaderName::MaxForwards
+                | HeaderName::ContentLength
+                | HeaderName::Expires
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeaderName;
+
+    #[test]
+    fn names_and_compact_forms() {
+        assert_eq!(HeaderName::from_bytes(b"via"), HeaderName::Via);
+        assert_eq!(HeaderName::from_bytes(b"V"), HeaderName::Via);
+        assert_eq!(HeaderName::from_bytes(b"cAlL-iD"), HeaderName::CallId);
+        assert_eq!(HeaderName::from_bytes(b"i"), HeaderName::CallId);
+        for (c, h) in [
+            (b"m", HeaderName::Contact),
+            (b"e", HeaderName::ContentEncoding),
+            (b"l", HeaderName::ContentLength),
+            (b"c", HeaderName::ContentType),
+            (b"f", HeaderName::From),
+            (b"s", HeaderName::Subject),
+            (b"k", HeaderName::Supported),
+            (b"t", HeaderName::To),
+            (b"o", HeaderName::Event),
+            (b"u", HeaderName::AllowEvents),
+            (b"r", HeaderName::ReferTo),
+            (b"b", HeaderName::ReferredBy),
+            (b"x", HeaderName::SessionExpires),
+            (b"y", HeaderName::Identity),
+        ] {
+            assert_eq!(HeaderName::from_bytes(c), h);
+        }
+        assert_eq!(HeaderName::from_bytes(b"q"), HeaderName::Other);
+        assert_eq!(HeaderName::from_bytes(b"X-Custom"), HeaderName::Other);
+        assert_eq!(HeaderName::Via.bad_reason(), "Malformed Via Header");
+    }
+}

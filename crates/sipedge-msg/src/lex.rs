@@ -1,0 +1,197 @@
+//! Byte-level lexing shared by every field parser (RFC 3261 §25.1 basic rules).
+//!
+//! Inside a header value the indexer has already cut the value at its true end, so any CR or
+//! LF left inside it is line folding (RFC 3261 §7.3.1) and counts as whitespace here.
+
+/// `SP / HTAB`, plus CR and LF which only occur inside a value as folding.
+#[inline]
+pub(crate) fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// RFC 3261 §25.1 `token` characters.
+#[inline]
+pub(crate) fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// Strips leading and trailing whitespace (including folding).
+#[inline]
+pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if is_ws(*first) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if is_ws(*last) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// True when `s` is a non-empty run of token characters.
+#[inline]
+pub(crate) fn is_token_str(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_token(b))
+}
+
+/// Parses 1*DIGIT into a u64, refusing empty input, non-digits and overflow.
+#[inline]
+pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(v)
+}
+
+#[inline]
+pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
+    parse_u64(s).and_then(|v| u32::try_from(v).ok())
+}
+
+/// Given `s[start] == b'"'`, returns the index just past the closing quote, honouring
+/// `quoted-pair` escapes (RFC 3261 §25.1). `None` when the quote is not closed.
+pub(crate) fn end_of_quoted(s: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Finds the first `sep` at nesting level zero: outside quoted strings and `<...>`.
+pub(crate) fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
+    let mut i = 0;
+    let mut in_angle = false;
+    while i < s.len() {
+        match s[i] {
+            b'"' if !in_angle => i = end_of_quoted(s, i)?,
+            b'<' => {
+                in_angle = true;
+                i += 1;
+            }
+            b'>' => {
+                in_angle = false;
+                i += 1;
+            }
+            b if b == sep && !in_angle => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Finds the first `sep` outside quoted strings.
+pub(crate) fn find_outside_quotes(s: &[u8], sep: u8) -> Option<usize> {
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'"' => i = end_of_quoted(s, i)?,
+            b if b == sep => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Byte offset of `sub` inside `base`; `sub` must be a sub-slice of `base`.
+#[inline]
+pub(crate) fn offset_in(base: &[u8], sub: &[u8]) -> u32 {
+    (sub.as_ptr() as usize).saturating_sub(base.as_ptr() as usize) as u32
+}
+
+/// Value of a hex digit.
+#[inline]
+pub(crate) fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Iterates the `%HH`-unescaped bytes of `s` (RFC 3261 §25.1 `escaped`); a malformed escape
+/// is yielded as-is.
+pub fn unescape(s: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let mut i = 0;
+    core::iter::from_fn(move || {
+        let b = *s.get(i)?;
+        if b == b'%' && i + 2 < s.len() {
+            if let (Some(h), Some(l)) = (hex_val(s[i + 1]), hex_val(s[i + 2])) {
+                i += 3;
+                return Some(h << 4 | l);
+            }
+        }
+        i += 1;
+        Some(b)
+    })
+}
+
+/// Compares two URI components after `%HH` unescaping (RFC 3261 §19.1.4).
+pub fn eq_unescaped(a: &[u8], b: &[u8]) -> bool {
+    unescape(a).eq(unescape(b))
+}
+
+/// Same as [`eq_unescaped`], ignoring ASCII case.
+pub fn eq_unescaped_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    unescape(a)
+        .map(|c| c.to_ascii_lowercase())
+        .eq(unescape(b).map(|c| c.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_folding() {
+        assert_eq!(trim(b" \r\n\tabc \r\n "), b"abc");
+        assert_eq!(trim(b"   "), b"");
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u64(b"-1"), None);
+        assert_eq!(parse_u64(b""), None);
+        assert_eq!(parse_u64(b"36893488147419103232"), None);
+    }
+
+    #[test]
+    fn quoted_and_unquoted() {
+        assert_eq!(end_of_quoted(br#""a\"b" x"#, 0), Some(6));
+        assert_eq!(end_of_quoted(br#""abc"#, 0), None);
+        assert_eq!(find_unquoted(br#""a,b" <sip:x,y>, z"#, b','), Some(15));
+    }
+
+    #[test]
+    fn unescaping() {
+        assert!(eq_unescaped(b"sips%3Auser%40example.com", b"sips:user@example.com"));
+        assert!(eq_unescaped(b"%", b"%"));
+        assert!(eq_unescaped(b"a%4", b"a%4"));
+        assert!(eq_unescaped_ignore_case(b"Alice%41", b"aliceA"));
+    }
+}

@@ -1,0 +1,290 @@
+//! SIP, SIPS and TEL URIs (RFC 3261 §19.1, §25.1; RFC 3966), parsed in place.
+//! Other schemes are carried opaquely: a proxy must be able to forward them.
+
+use crate::lex::{eq_unescaped, eq_unescaped_ignore_case, is_ws, parse_u32};
+use crate::params::{well_formed, Params};
+
+/// A URI scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme<'a> {
+    /// `sip:`
+    Sip,
+    /// `sips:`
+    Sips,
+    /// `tel:` (RFC 3966)
+    Tel,
+    /// Any other scheme (e.g. `urn`, `http`, `im`), carried as written.
+    Other(&'a [u8]),
+}
+
+/// Why a URI could not be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UriError;
+
+/// A parsed URI borrowing the message bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uri<'a> {
+    raw: &'a [u8],
+    scheme: Scheme<'a>,
+    user: Option<&'a [u8]>,
+    password: Option<&'a [u8]>,
+    host: &'a [u8],
+    port: Option<u16>,
+    params: Params<'a>,
+    headers: Option<&'a [u8]>,
+}
+
+impl<'a> Uri<'a> {
+    /// Parses a URI. SIP/SIPS are parsed fully, TEL into its number and parameters, any other
+    /// scheme only checked for `scheme ":" 1*non-whitespace`.
+    pub fn parse(raw: &'a [u8]) -> Result<Uri<'a>, UriError> {
+        let colon = raw.iter().position(|&b| b == b':').ok_or(UriError)?;
+        let scheme_bytes = &raw[..colon];
+        if scheme_bytes.is_empty()
+            || !scheme_bytes[0].is_ascii_alphabetic()
+            || !scheme_bytes
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        {
+            return Err(UriError);
+        }
+        let rest = &raw[colon + 1..];
+        if rest.is_empty() || rest.iter().any(|&b| is_ws(b) || b == b'<' || b == b'>') {
+            return Err(UriError);
+        }
+        let scheme = if scheme_bytes.eq_ignore_ascii_case(b"sip") {
+            Scheme::Sip
+        } else if scheme_bytes.eq_ignore_ascii_case(b"sips") {
+            Scheme::Sips
+        } else if scheme_bytes.eq_ignore_ascii_case(b"tel") {
+            Scheme::Tel
+        } else {
+            Scheme::Other(scheme_bytes)
+        };
+        let mut uri = Uri {
+            raw,
+            scheme,
+            user: None,
+            password: None,
+            host: &[],
+            port: None,
+            params: Params::default(),
+            headers: None,
+        };
+        match scheme {
+            Scheme::Sip | Scheme::Sips => parse_sip(rest, &mut uri)?,
+            Scheme::Tel => {
+                let (number, params) = split_at_byte(rest, b';');
+                if number.is_empty() || params.is_some_and(|p| !well_formed(p)) {
+                    return Err(UriError);
+                }
+                uri.user = Some(number);
+                uri.params = Params::new(params.unwrap_or(&[]));
+            }
+            Scheme::Other(_) => {}
+        }
+        Ok(uri)
+    }
+
+    /// The URI exactly as written.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+    /// The scheme.
+    pub fn scheme(&self) -> Scheme<'a> {
+        self.scheme
+    }
+    /// The user part, still `%HH`-escaped (the number for a TEL URI).
+    pub fn user(&self) -> Option<&'a [u8]> {
+        self.user
+    }
+    /// The password part of `user:password@`, if any (RFC 3261 §19.1.1 — NOT RECOMMENDED).
+    pub fn password(&self) -> Option<&'a [u8]> {
+        self.password
+    }
+    /// The host as written: a name, an IPv4 address, or an IPv6 reference with brackets.
+    pub fn host(&self) -> &'a [u8] {
+        self.host
+    }
+    /// The host without the IPv6 reference brackets.
+    pub fn host_unbracketed(&self) -> &'a [u8] {
+        strip_brackets(self.host)
+    }
+    /// The explicit port, if any.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+    /// URI parameters (`;transport=tcp;lr`).
+    pub fn params(&self) -> Params<'a> {
+        self.params
+    }
+    /// The `?headers` part without its `?`, still escaped.
+    pub fn headers(&self) -> Option<&'a [u8]> {
+        self.headers
+    }
+    /// True for `sip:`/`sips:` URIs.
+    pub fn is_sip(&self) -> bool {
+        matches!(self.scheme, Scheme::Sip | Scheme::Sips)
+    }
+    /// The `transport` URI parameter.
+    pub fn transport(&self) -> Option<&'a [u8]> {
+        self.params.value(b"transport")
+    }
+    /// The `maddr` URI parameter.
+    pub fn maddr(&self) -> Option<&'a [u8]> {
+        self.params.value(b"maddr")
+    }
+    /// True when the URI carries `;lr` (RFC 3261 §16.4 loose routing).
+    pub fn is_loose_route(&self) -> bool {
+        self.params.has(b"lr")
+    }
+
+    /// Compares the user parts after unescaping (RFC 3261 §19.1.4), case-sensitively or not.
+    pub fn user_eq(&self, other: &[u8], case_sensitive: bool) -> bool {
+        let mine = self.user.unwrap_or(&[]);
+        if case_sensitive {
+            eq_unescaped(mine, other)
+        } else {
+            eq_unescaped_ignore_case(mine, other)
+        }
+    }
+}
+
+fn split_at_byte(s: &[u8], b: u8) -> (&[u8], Option<&[u8]>) {
+    match s.iter().position(|&c| c == b) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    }
+}
+
+pub(crate) fn strip_brackets(host: &[u8]) -> &[u8] {
+    match host {
+        [b'[', inner @ .., b']'] => inner,
+        _ => host,
+    }
+}
+
+/// `[ userinfo "@" ] hostport uri-parameters [ headers ]` (RFC 3261 §25.1).
+fn parse_sip<'a>(rest: &'a [u8], uri: &mut Uri<'a>) -> Result<(), UriError> {
+    // The userinfo ends at the first '@' that comes before any '?' (user-unreserved allows
+    // ';' and '?' in the user part, but a '@' in headers must not be taken for it).
+    let qmark = rest.iter().position(|&b| b == b'?').unwrap_or(rest.len());
+    let hostpart = match rest[..qmark].iter().position(|&b| b == b'@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let (user, password) = split_at_byte(userinfo, b':');
+            if user.is_empty() {
+                return Err(UriError);
+            }
+            uri.user = Some(user);
+            uri.password = password;
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+    let (host, after) = split_host(hostpart)?;
+    uri.host = host;
+    let mut after = after;
+    if let [b':', tail @ ..] = after {
+        let end = tail
+            .iter()
+            .position(|&b| b == b';' || b == b'?')
+            .unwrap_or(tail.len());
+        let port = parse_u32(&tail[..end]).ok_or(UriError)?;
+        uri.port = Some(u16::try_from(port).map_err(|_| UriError)?);
+        after = &tail[end..];
+    }
+    let (params, headers) = match after.iter().position(|&b| b == b'?') {
+        Some(q) => (&after[..q], Some(&after[q + 1..])),
+        None => (after, None),
+    };
+    match params {
+        [] => {}
+        [b';', p @ ..] if well_formed(p) => uri.params = Params::new(p),
+        _ => return Err(UriError),
+    }
+    uri.headers = headers;
+    Ok(())
+}
+
+/// Splits `host [":" port] ...` returning the host and what follows it.
+pub(crate) fn split_host(s: &[u8]) -> Result<(&[u8], &[u8]), UriError> {
+    if s.first() == Some(&b'[') {
+        let close = s.iter().position(|&b| b == b']').ok_or(UriError)?;
+        let inner = &s[1..close];
+        if inner.is_empty()
+            || !inner.contains(&b':')
+            || !inner
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return Err(UriError);
+        }
+        return Ok((&s[..=close], &s[close + 1..]));
+    }
+    let end = s
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')))
+        .unwrap_or(s.len());
+    if end == 0 {
+        return Err(UriError);
+    }
+    Ok((&s[..end], &s[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_sip_uri() {
+        let u = Uri::parse(b"sips:alice:secret@[2001:db8::10]:5061;transport=tls;lr?subject=hi")
+            .unwrap();
+        assert_eq!(u.scheme(), Scheme::Sips);
+        assert_eq!(u.user(), Some(&b"alice"[..]));
+        assert_eq!(u.password(), Some(&b"secret"[..]));
+        assert_eq!(u.host(), b"[2001:db8::10]");
+        assert_eq!(u.host_unbracketed(), b"2001:db8::10");
+        assert_eq!(u.port(), Some(5061));
+        assert_eq!(u.transport(), Some(&b"tls"[..]));
+        assert!(u.is_loose_route());
+        assert_eq!(u.headers(), Some(&b"subject=hi"[..]));
+    }
+
+    #[test]
+    fn user_with_semicolon_and_escapes() {
+        let u = Uri::parse(b"sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(u.user(), Some(&b"user;par=u%40example.net"[..]));
+        assert_eq!(u.host(), b"example.com");
+        let u = Uri::parse(b"sip:sips%3Auser%40example.com@example.net").unwrap();
+        assert!(u.user_eq(b"sips:user@example.com", true));
+    }
+
+    #[test]
+    fn tel_and_other_schemes() {
+        let u = Uri::parse(b"tel:+1-201-555-0123;phone-context=example.com").unwrap();
+        assert_eq!(u.scheme(), Scheme::Tel);
+        assert_eq!(u.user(), Some(&b"+1-201-555-0123"[..]));
+        assert_eq!(u.params().value(b"phone-context"), Some(&b"example.com"[..]));
+        let u = Uri::parse(b"kingdom:animal:chordate:mammal:carnivora").unwrap();
+        assert_eq!(u.scheme(), Scheme::Other(b"kingdom"));
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in [
+            &b"sip:"[..],
+            b"sip:user@",
+            b"sip:[2001:db8::10",
+            b"sip:host:99999",
+            b"sip:host:port",
+            b"sip:exa mple.com",
+            b"nocolon",
+            b"1sip:x",
+            b"sip:@host",
+            b"sip:host;",
+        ] {
+            assert!(Uri::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}

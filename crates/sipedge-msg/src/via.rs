@@ -1,0 +1,207 @@
+//! Via (RFC 3261 §20.42, §18.2.1 received, RFC 3581 rport).
+
+use crate::lex::{is_token_str, parse_u32, trim};
+use crate::params::{well_formed, Params};
+use crate::uri::{split_host, strip_brackets};
+
+/// The `rport` parameter (RFC 3581 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RPort {
+    /// No rport parameter.
+    Absent,
+    /// `;rport` without a value: the client asks for symmetric response routing.
+    Requested,
+    /// `;rport=N`.
+    Port(u16),
+}
+
+/// Why a Via could not be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViaError;
+
+/// One Via value: `SIP/2.0/UDP host:port;branch=...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via<'a> {
+    raw: &'a [u8],
+    protocol: &'a [u8],
+    transport: &'a [u8],
+    host: &'a [u8],
+    port: Option<u16>,
+    params: Params<'a>,
+    branch: Option<&'a [u8]>,
+    received: Option<&'a [u8]>,
+    rport: RPort,
+}
+
+impl<'a> Via<'a> {
+    /// Parses one Via value (one item of a comma list).
+    pub fn parse(raw: &'a [u8]) -> Result<Via<'a>, ViaError> {
+        let raw = trim(raw);
+        // sent-protocol = protocol-name SLASH protocol-version SLASH transport (LWS allowed).
+        let mut parts = [&b""[..]; 3];
+        let mut rest = raw;
+        for (i, part) in parts.iter_mut().enumerate() {
+            let end = if i < 2 {
+                rest.iter().position(|&b| b == b'/').ok_or(ViaError)?
+            } else {
+                let r = trim(rest);
+                let off = rest.len() - r.len();
+                off + r.iter().position(|b| b.is_ascii_whitespace()).ok_or(ViaError)?
+            };
+            *part = trim(&rest[..end]);
+            if !is_token_str(part) {
+                return Err(ViaError);
+            }
+            rest = if i < 2 { &rest[end + 1..] } else { &rest[end..] };
+        }
+        let rest = trim(rest);
+        let (host, after) = split_host(rest).map_err(|_| ViaError)?;
+        let mut after = trim(after);
+        let mut port = None;
+        if let [b':', tail @ ..] = after {
+            let tail = trim(tail);
+            let end = tail.iter().position(|&b| !b.is_ascii_digit()).unwrap_or(tail.len());
+            let p = parse_u32(&tail[..end]).ok_or(ViaError)?;
+            port = Some(u16::try_from(p).map_err(|_| ViaError)?);
+            after = trim(&tail[end..]);
+        }
+        let params = match after {
+            [] => Params::default(),
+            [b';', p @ ..] if well_formed(p) => Params::new(p),
+            _ => return Err(ViaError),
+        };
+        let mut via = Via {
+            raw,
+            protocol: parts[0],
+            transport: parts[2],
+            host,
+            port,
+            params,
+            branch: None,
+            received: None,
+            rport: RPort::Absent,
+        };
+        if !parts[0].eq_ignore_ascii_case(b"SIP") {
+            return Err(ViaError);
+        }
+        for (name, value) in params.iter() {
+            if name.eq_ignore_ascii_case(b"branch") {
+                via.branch = Some(value.filter(|v| !v.is_empty()).ok_or(ViaError)?);
+            } else if name.eq_ignore_ascii_case(b"received") {
+                via.received = Some(value.ok_or(ViaError)?);
+            } else if name.eq_ignore_ascii_case(b"rport") {
+                via.rport = match value {
+                    None => RPort::Requested,
+                    Some(v) => RPort::Port(
+                        parse_u32(v)
+                            .and_then(|p| u16::try_from(p).ok())
+                            .ok_or(ViaError)?,
+                    ),
+                };
+            }
+        }
+        Ok(via)
+    }
+
+    /// The value as written.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+    /// `SIP` (protocol-name).
+    pub fn protocol(&self) -> &'a [u8] {
+        self.protocol
+    }
+    /// `UDP`, `TCP`, `TLS`, `SCTP`, `WS`, `WSS`, or any other token as written.
+    pub fn transport(&self) -> &'a [u8] {
+        self.transport
+    }
+    /// The sent-by host (IPv6 references keep their brackets).
+    pub fn host(&self) -> &'a [u8] {
+        self.host
+    }
+    /// The sent-by host without IPv6 brackets.
+    pub fn host_unbracketed(&self) -> &'a [u8] {
+        strip_brackets(self.host)
+    }
+    /// The sent-by port, if written.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+    /// All parameters.
+    pub fn params(&self) -> Params<'a> {
+        self.params
+    }
+    /// The branch parameter (RFC 3261 §8.1.1.7).
+    pub fn branch(&self) -> Option<&'a [u8]> {
+        self.branch
+    }
+    /// True when the branch carries the RFC 3261 magic cookie `z9hG4bK`.
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch.is_some_and(|b| b.starts_with(b"z9hG4bK"))
+    }
+    /// The received parameter (RFC 3261 §18.2.1).
+    pub fn received(&self) -> Option<&'a [u8]> {
+        self.received
+    }
+    /// The rport parameter (RFC 3581).
+    pub fn rport(&self) -> RPort {
+        self.rport
+    }
+    /// The maddr parameter.
+    pub fn maddr(&self) -> Option<&'a [u8]> {
+        self.params.value(b"maddr")
+    }
+    /// The ttl parameter (0–255).
+    pub fn ttl(&self) -> Option<u8> {
+        self.params
+            .value(b"ttl")
+            .and_then(parse_u32)
+            .and_then(|t| u8::try_from(t).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typical_and_odd_vias() {
+        let v = Via::parse(b"SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK77;rport;received=10.0.0.1")
+            .unwrap();
+        assert_eq!(v.transport(), b"UDP");
+        assert_eq!(v.host(), b"192.0.2.1");
+        assert_eq!(v.port(), Some(5060));
+        assert_eq!(v.branch(), Some(&b"z9hG4bK77"[..]));
+        assert!(v.has_rfc3261_branch());
+        assert_eq!(v.rport(), RPort::Requested);
+        assert_eq!(v.received(), Some(&b"10.0.0.1"[..]));
+
+        let v = Via::parse(b"SIP / 2.0 / TCP  [2001:db8::9:1] ;branch=z9hG4bKas3;rport=5070;ttl=3;maddr=224.0.0.1")
+            .unwrap();
+        assert_eq!(v.transport(), b"TCP");
+        assert_eq!(v.host_unbracketed(), b"2001:db8::9:1");
+        assert_eq!(v.port(), None);
+        assert_eq!(v.rport(), RPort::Port(5070));
+        assert_eq!(v.ttl(), Some(3));
+        assert_eq!(v.maddr(), Some(&b"224.0.0.1"[..]));
+
+        let v = Via::parse(b"SIP/2.0/UDP host.example.com : 5062 ; branch = z9hG4bK1").unwrap();
+        assert_eq!(v.port(), Some(5062));
+        assert_eq!(v.branch(), Some(&b"z9hG4bK1"[..]));
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in [
+            &b"SIP/2.0 host"[..],
+            b"SIP/2.0/UDP",
+            b"SIP/2.0/UDP host:99999",
+            b"SIP/2.0/UDP host;branch",
+            b"SIP/2.0/UDP host;;branch=1",
+            b"SIP/2.0/UDP 2001:db8::9:1",
+            b"HTTP/1.1/TCP host",
+        ] {
+            assert!(Via::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}
