@@ -178,8 +178,8 @@ mod tests {
 
     #[test]
     fn forms() {
-        let a = NameAddr::parse(br#""Doe, \"J\"" <sip:j@example.com;transport=tcp>;tag=abc"#)
-            .unwrap();
+        let a =
+            NameAddr::parse(br#""Doe, \"J\"" <sip:j@example.com;transport=tcp>;tag=abc"#).unwrap();
         assert_eq!(a.display_name(), Some(&br#""Doe, \"J\"""#[..]));
         assert_eq!(a.uri().raw(), b"sip:j@example.com;transport=tcp");
         assert_eq!(a.tag(), Some(&b"abc"[..]));
@@ -205,7 +205,11 @@ mod tests {
             b"<sip:a@b",
             b"<sip:a@b> junk",
         ] {
-            assert!(NameAddr::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                NameAddr::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

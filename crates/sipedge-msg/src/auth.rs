@@ -40,7 +40,10 @@ impl<'a> Credentials<'a> {
     /// Parses `scheme LWS auth-param *(COMMA auth-param)`.
     pub fn parse(v: &'a [u8]) -> Result<Credentials<'a>, AuthError> {
         let v = trim(v);
-        let split = v.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(v.len());
+        let split = v
+            .iter()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(v.len());
         let scheme = &v[..split];
         if !is_token_str(scheme) {
             return Err(AuthError);
@@ -107,7 +110,10 @@ mod tests {
         assert_eq!(c.nc, Some(&b"00000001"[..]));
         assert!(c.qop.unwrap().eq_bytes(b"auth"));
         assert!(c.algorithm.unwrap().eq_bytes(b"SHA-256"));
-        assert!(c.response.unwrap().eq_bytes(b"6629fae49393a05397450978507c4ef1"));
+        assert!(c
+            .response
+            .unwrap()
+            .eq_bytes(b"6629fae49393a05397450978507c4ef1"));
 
         let c = Credentials::parse(br#"Digest username="a\"b", realm="r,1""#).unwrap();
         assert!(c.username.unwrap().eq_bytes(br#"a"b"#));

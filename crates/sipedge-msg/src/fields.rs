@@ -21,7 +21,10 @@ impl<'a> CSeq<'a> {
     /// Parses `1*DIGIT LWS Method`.
     pub fn parse(v: &'a [u8]) -> Result<CSeq<'a>, FieldError> {
         let v = trim(v);
-        let split = v.iter().position(|b| b.is_ascii_whitespace()).ok_or(FieldError)?;
+        let split = v
+            .iter()
+            .position(|b| b.is_ascii_whitespace())
+            .ok_or(FieldError)?;
         let seq = parse_u64(&v[..split])
             .filter(|&n| n < (1 << 31))
             .ok_or(FieldError)?;
@@ -117,7 +120,8 @@ impl<'a> ContentType<'a> {
     }
     /// True for `type/subtype`, case-insensitively.
     pub fn is(&self, media_type: &[u8], subtype: &[u8]) -> bool {
-        self.media_type.eq_ignore_ascii_case(media_type) && self.subtype.eq_ignore_ascii_case(subtype)
+        self.media_type.eq_ignore_ascii_case(media_type)
+            && self.subtype.eq_ignore_ascii_case(subtype)
     }
 }
 

@@ -87,7 +87,10 @@ impl<'a> Message<'a> {
     /// [`Message::parse`] with explicit limits.
     pub fn parse_with(buf: &'a [u8], opts: &ParseOptions) -> Result<Message<'a>, ParseError> {
         if buf.len() > opts.max_message_bytes {
-            return Err(ParseError::new(K::MessageTooLarge, opts.max_message_bytes as u32));
+            return Err(ParseError::new(
+                K::MessageTooLarge,
+                opts.max_message_bytes as u32,
+            ));
         }
         index(buf, opts, false)
     }
@@ -108,12 +111,18 @@ impl<'a> Message<'a> {
         }
         let Some(head_end) = find_header_end(buf) else {
             if buf.len() > opts.max_message_bytes {
-                return Err(ParseError::new(K::MessageTooLarge, opts.max_message_bytes as u32));
+                return Err(ParseError::new(
+                    K::MessageTooLarge,
+                    opts.max_message_bytes as u32,
+                ));
             }
             return Ok(StreamFrame::Incomplete);
         };
         if head_end > opts.max_message_bytes {
-            return Err(ParseError::new(K::MessageTooLarge, opts.max_message_bytes as u32));
+            return Err(ParseError::new(
+                K::MessageTooLarge,
+                opts.max_message_bytes as u32,
+            ));
         }
         let head = index(&buf[..head_end], opts, true)?;
         if let Some(err) = head.defect {
@@ -124,7 +133,10 @@ impl<'a> Message<'a> {
         };
         let total = head_end + cl as usize;
         if total > opts.max_message_bytes {
-            return Err(ParseError::new(K::MessageTooLarge, opts.max_message_bytes as u32));
+            return Err(ParseError::new(
+                K::MessageTooLarge,
+                opts.max_message_bytes as u32,
+            ));
         }
         if buf.len() < total {
             return Ok(StreamFrame::Incomplete);
@@ -239,11 +251,19 @@ fn set_defect(defect: &mut Option<ParseError>, kind: K, at: usize) {
 /// Applies Content-Length to the body span (RFC 3261 §18.3, §20.14).
 fn frame_body(msg: &mut Message<'_>, stream: bool) {
     let mut cl_value = None;
-    for h in msg.headers.iter().filter(|h| h.name == HeaderName::ContentLength) {
+    for h in msg
+        .headers
+        .iter()
+        .filter(|h| h.name == HeaderName::ContentLength)
+    {
         if cl_value.is_some() {
             // Several Content-Length values cannot frame a body (RFC 4475 §3.1.2.4 `mcl01`).
             let at = h.line.start as usize;
-            set_defect(&mut msg.defect, K::DuplicateHeader(HeaderName::ContentLength), at);
+            set_defect(
+                &mut msg.defect,
+                K::DuplicateHeader(HeaderName::ContentLength),
+                at,
+            );
             return;
         }
         cl_value = Some(h.value);
@@ -302,7 +322,10 @@ fn start_line(
     if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
         return status_line(line, start, defect);
     }
-    let method_end = line.iter().position(|&b| !is_token(b)).unwrap_or(line.len());
+    let method_end = line
+        .iter()
+        .position(|&b| !is_token(b))
+        .unwrap_or(line.len());
     if method_end == 0 || line.get(method_end) != Some(&b' ') {
         // Not even `token SP`: this is not SIP.
         return Err(ParseError::new(K::NotSip, start as u32));
@@ -336,9 +359,7 @@ fn check_version(v: &[u8], at: usize, defect: &mut Option<ParseError>) {
     let well_formed = v.len() > 4
         && v[..4].eq_ignore_ascii_case(b"SIP/")
         && match v[4..].iter().position(|&b| b == b'.') {
-            Some(dot) => {
-                parse_u64(&v[4..4 + dot]).is_some() && parse_u64(&v[5 + dot..]).is_some()
-            }
+            Some(dot) => parse_u64(&v[4..4 + dot]).is_some() && parse_u64(&v[5 + dot..]).is_some(),
             None => false,
         };
     if !well_formed {

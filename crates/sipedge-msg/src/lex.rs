@@ -189,7 +189,10 @@ mod tests {
 
     #[test]
     fn unescaping() {
-        assert!(eq_unescaped(b"sips%3Auser%40example.com", b"sips:user@example.com"));
+        assert!(eq_unescaped(
+            b"sips%3Auser%40example.com",
+            b"sips:user@example.com"
+        ));
         assert!(eq_unescaped(b"%", b"%"));
         assert!(eq_unescaped(b"a%4", b"a%4"));
         assert!(eq_unescaped_ignore_case(b"Alice%41", b"aliceA"));

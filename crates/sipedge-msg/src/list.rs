@@ -42,7 +42,10 @@ impl<'a> Iterator for Items<'a> {
 
 /// The tokens of a simple comma list such as Supported or Allow.
 pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty())
+    value
+        .split(|&b| b == b',')
+        .map(trim)
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -53,7 +56,10 @@ mod tests {
     fn splits_outside_quotes_and_angles() {
         let v: Vec<_> =
             Items::new(br#""Doe, John" <sip:a@b;x=1,2>;q=0.5 , <sip:c@d>,, "#).collect();
-        assert_eq!(v, vec![&br#""Doe, John" <sip:a@b;x=1,2>;q=0.5"#[..], b"<sip:c@d>"]);
+        assert_eq!(
+            v,
+            vec![&br#""Doe, John" <sip:a@b;x=1,2>;q=0.5"#[..], b"<sip:c@d>"]
+        );
         let t: Vec<_> = tokens(b"path, outbound ,gruu").collect();
         assert_eq!(t, vec![&b"path"[..], b"outbound", b"gruu"]);
     }

@@ -200,7 +200,9 @@ impl<'a> Message<'a> {
         if known != HeaderName::Other {
             return self.header(known);
         }
-        self.headers().find(|h| h.name_bytes.eq_ignore_ascii_case(name)).map(|h| h.value)
+        self.headers()
+            .find(|h| h.name_bytes.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
     }
 
     /// Every comma-separated item of a list header, across all its lines (RFC 3261 §7.3.1).
@@ -224,9 +226,8 @@ impl<'a> Message<'a> {
 
     /// Every Via value, top first (RFC 3261 §20.42).
     pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>, ParseError>> + '_ {
-        self.header_items(HeaderName::Via).map(move |v| {
-            Via::parse(v).map_err(|_| self.err_at(K::BadHeader(HeaderName::Via), v))
-        })
+        self.header_items(HeaderName::Via)
+            .map(move |v| Via::parse(v).map_err(|_| self.err_at(K::BadHeader(HeaderName::Via), v)))
     }
 
     /// The topmost Via.
@@ -254,7 +255,10 @@ impl<'a> Message<'a> {
     /// Call-ID (RFC 3261 §20.8): `word ["@" word]`, no whitespace.
     pub fn call_id(&self) -> Result<&'a [u8], ParseError> {
         let v = self.required(HeaderName::CallId)?;
-        if v.is_empty() || v.iter().any(|&b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if v.is_empty()
+            || v.iter()
+                .any(|&b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err(self.err_at(K::BadHeader(HeaderName::CallId), v));
         }
         Ok(v)
@@ -296,7 +300,10 @@ impl<'a> Message<'a> {
         })
     }
 
-    fn addr_list(&self, name: HeaderName) -> impl Iterator<Item = Result<NameAddr<'a>, ParseError>> + '_ {
+    fn addr_list(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<NameAddr<'a>, ParseError>> + '_ {
         self.header_items(name)
             .map(move |v| NameAddr::parse(v).map_err(|_| self.err_at(K::BadHeader(name), v)))
     }
@@ -326,7 +333,10 @@ impl<'a> Message<'a> {
             .map_err(|_| self.err_at(K::BadHeader(HeaderName::ContentType), v))
     }
 
-    fn credentials(&self, name: HeaderName) -> impl Iterator<Item = Result<Credentials<'a>, ParseError>> + '_ {
+    fn credentials(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<Credentials<'a>, ParseError>> + '_ {
         self.header_values(name)
             .map(move |v| Credentials::parse(v).map_err(|_| self.err_at(K::BadHeader(name), v)))
     }
@@ -355,7 +365,8 @@ impl<'a> Message<'a> {
 
     /// Option tags of Proxy-Require (RFC 3261 §20.29).
     pub fn proxy_require(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
-        self.header_values(HeaderName::ProxyRequire).flat_map(tokens)
+        self.header_values(HeaderName::ProxyRequire)
+            .flat_map(tokens)
     }
 
     /// Methods listed in Allow (RFC 3261 §20.5).

@@ -103,7 +103,9 @@ mod tests {
         );
         assert_eq!(
             Method::from_bytes(b"!interesting-Method0123456789_*+`.%indeed'~"),
-            Some(Method::Extension(b"!interesting-Method0123456789_*+`.%indeed'~"))
+            Some(Method::Extension(
+                b"!interesting-Method0123456789_*+`.%indeed'~"
+            ))
         );
         assert_eq!(Method::from_bytes(b"IN VITE"), None);
         assert_eq!(Method::from_bytes(b""), None);

@@ -265,7 +265,10 @@ mod tests {
         let u = Uri::parse(b"tel:+1-201-555-0123;phone-context=example.com").unwrap();
         assert_eq!(u.scheme(), Scheme::Tel);
         assert_eq!(u.user(), Some(&b"+1-201-555-0123"[..]));
-        assert_eq!(u.params().value(b"phone-context"), Some(&b"example.com"[..]));
+        assert_eq!(
+            u.params().value(b"phone-context"),
+            Some(&b"example.com"[..])
+        );
         let u = Uri::parse(b"kingdom:animal:chordate:mammal:carnivora").unwrap();
         assert_eq!(u.scheme(), Scheme::Other(b"kingdom"));
     }
@@ -284,7 +287,11 @@ mod tests {
             b"sip:@host",
             b"sip:host;",
         ] {
-            assert!(Uri::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                Uri::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -34,7 +34,10 @@ impl<'a> Message<'a> {
         if let Some(method) = self.method() {
             let uri = self.request_uri()?;
             if matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) && uri.headers().is_some() {
-                return Err(ParseError::new(K::BadRequestUri, self.request_uri_span_start()));
+                return Err(ParseError::new(
+                    K::BadRequestUri,
+                    self.request_uri_span_start(),
+                ));
             }
             let cseq = self.check_mandatory()?;
             if cseq.method != method {
@@ -63,7 +66,10 @@ impl<'a> Message<'a> {
                 1 => {}
                 _ if name.is_single() => {
                     let second = self.header_values(name).nth(1).unwrap_or_default();
-                    return Err(ParseError::new(K::DuplicateHeader(name), self.offset(second)));
+                    return Err(ParseError::new(
+                        K::DuplicateHeader(name),
+                        self.offset(second),
+                    ));
                 }
                 _ => {}
             }

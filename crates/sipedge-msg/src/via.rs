@@ -46,13 +46,20 @@ impl<'a> Via<'a> {
             } else {
                 let r = trim(rest);
                 let off = rest.len() - r.len();
-                off + r.iter().position(|b| b.is_ascii_whitespace()).ok_or(ViaError)?
+                off + r
+                    .iter()
+                    .position(|b| b.is_ascii_whitespace())
+                    .ok_or(ViaError)?
             };
             *part = trim(&rest[..end]);
             if !is_token_str(part) {
                 return Err(ViaError);
             }
-            rest = if i < 2 { &rest[end + 1..] } else { &rest[end..] };
+            rest = if i < 2 {
+                &rest[end + 1..]
+            } else {
+                &rest[end..]
+            };
         }
         let rest = trim(rest);
         let (host, after) = split_host(rest).map_err(|_| ViaError)?;
@@ -60,7 +67,10 @@ impl<'a> Via<'a> {
         let mut port = None;
         if let [b':', tail @ ..] = after {
             let tail = trim(tail);
-            let end = tail.iter().position(|&b| !b.is_ascii_digit()).unwrap_or(tail.len());
+            let end = tail
+                .iter()
+                .position(|&b| !b.is_ascii_digit())
+                .unwrap_or(tail.len());
             let p = parse_u32(&tail[..end]).ok_or(ViaError)?;
             port = Some(u16::try_from(p).map_err(|_| ViaError)?);
             after = trim(&tail[end..]);
@@ -176,8 +186,10 @@ mod tests {
         assert_eq!(v.rport(), RPort::Requested);
         assert_eq!(v.received(), Some(&b"10.0.0.1"[..]));
 
-        let v = Via::parse(b"SIP / 2.0 / TCP  [2001:db8::9:1] ;branch=z9hG4bKas3;rport=5070;ttl=3;maddr=224.0.0.1")
-            .unwrap();
+        let v = Via::parse(
+            b"SIP / 2.0 / TCP  [2001:db8::9:1] ;branch=z9hG4bKas3;rport=5070;ttl=3;maddr=224.0.0.1",
+        )
+        .unwrap();
         assert_eq!(v.transport(), b"TCP");
         assert_eq!(v.host_unbracketed(), b"2001:db8::9:1");
         assert_eq!(v.port(), None);
@@ -201,7 +213,11 @@ mod tests {
             b"SIP/2.0/UDP 2001:db8::9:1",
             b"HTTP/1.1/TCP host",
         ] {
-            assert!(Via::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                Via::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }
