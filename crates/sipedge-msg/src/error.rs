@@ -77,6 +77,54 @@ impl ParseErrorKind {
         }
     }
 
+    /// Number of distinct [`ParseErrorKind::index`] values.
+    pub const COUNT: usize = 17;
+
+    /// A dense index (0..COUNT) for per-kind counters; header-specific kinds share one slot.
+    pub fn index(self) -> usize {
+        use ParseErrorKind::*;
+        match self {
+            MessageTooLarge => 0,
+            TooManyHeaders => 1,
+            NotSip => 2,
+            BadStartLine => 3,
+            BadMethod => 4,
+            BadRequestUri => 5,
+            RequestUriTooLong => 6,
+            UnsupportedVersion => 7,
+            BadStatusCode => 8,
+            BadHeaderLine => 9,
+            UnterminatedHeaders => 10,
+            BadHeader(_) => 11,
+            MissingHeader(_) => 12,
+            DuplicateHeader(_) => 13,
+            BodyTruncated => 14,
+            CSeqMethodMismatch => 15,
+            MissingContentLength => 16,
+        }
+    }
+
+    /// The label of each index, in index order.
+    pub const LABELS: [&'static str; Self::COUNT] = [
+        "message_too_large",
+        "too_many_headers",
+        "not_sip",
+        "bad_start_line",
+        "bad_method",
+        "bad_request_uri",
+        "request_uri_too_long",
+        "unsupported_version",
+        "bad_status_code",
+        "bad_header_line",
+        "unterminated_headers",
+        "bad_header",
+        "missing_header",
+        "duplicate_header",
+        "body_truncated",
+        "cseq_method_mismatch",
+        "missing_content_length",
+    ];
+
     /// A short stable label, for metrics (`sipedge_parse_errors_total{kind=...}`).
     pub fn label(self) -> &'static str {
         use ParseErrorKind::*;
@@ -119,6 +167,26 @@ impl ParseError {
     /// The answer to a request that failed with this error (see [`ParseErrorKind::reply`]).
     pub fn reply(self) -> Reply {
         self.kind.reply()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ParseErrorKind;
+    use crate::HeaderName;
+
+    #[test]
+    fn labels_match_indices() {
+        for k in [
+            ParseErrorKind::MessageTooLarge,
+            ParseErrorKind::NotSip,
+            ParseErrorKind::BadHeader(HeaderName::Via),
+            ParseErrorKind::MissingHeader(HeaderName::CSeq),
+            ParseErrorKind::MissingContentLength,
+            ParseErrorKind::CSeqMethodMismatch,
+        ] {
+            assert_eq!(ParseErrorKind::LABELS[k.index()], k.label());
+        }
     }
 }
 

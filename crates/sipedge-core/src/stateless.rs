@@ -1,0 +1,164 @@
+//! Requests the edge answers itself, without keeping state (RFC 3261 §8.2 UAS behaviour).
+
+use std::hash::{Hash, Hasher};
+use std::io::Write as _;
+use std::net::SocketAddr;
+
+use sipedge_msg::{write_response, Message, Method, RPort, ResponseSpec, ResponseWriter, Scheme};
+
+use crate::config::{ACCEPT, ALLOW, SUPPORTED};
+use crate::core::Core;
+use crate::output::LocalId;
+use crate::time::Millis;
+
+impl Core {
+    /// Dispatches a valid request the edge has no state for.
+    pub(crate) fn handle_request(
+        &mut self,
+        _now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+    ) {
+        let Some(method) = msg.method() else { return };
+        if method == Method::Ack {
+            // An ACK has no response (RFC 3261 §17.1.1.3); with no transaction it is absorbed.
+            self.stats.dropped += 1;
+            return;
+        }
+        let Ok(uri) = msg.request_uri() else { return };
+        if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
+            // RFC 3261 §8.2.2.1: a scheme we do not route (tel routing arrives with relay).
+            self.reply(local, remote, msg, 416, b"Unsupported URI Scheme", |_| {});
+            return;
+        }
+        if method != Method::Cancel {
+            // RFC 3261 §8.2.2.3: every Require option tag must be one we support.
+            if let Some(tag) = msg.require().find(|t| !supports(t)) {
+                self.reply(local, remote, msg, 420, b"Bad Extension", |w| {
+                    w.header(b"Unsupported", tag);
+                });
+                return;
+            }
+        }
+        match method {
+            Method::Options if self.cfg.is_our_domain(uri.host()) => {
+                // RFC 3261 §11.2: capabilities of the edge itself.
+                self.reply(local, remote, msg, 200, b"OK", |w| {
+                    w.header(b"Allow", ALLOW.as_bytes())
+                        .header(b"Accept", ACCEPT.as_bytes())
+                        .header(b"Supported", SUPPORTED.as_bytes());
+                });
+            }
+            Method::Options => {
+                // Not an open relay: a foreign Request-URI is refused.
+                self.reply(local, remote, msg, 403, b"Relaying Forbidden", |_| {});
+            }
+            Method::Cancel => {
+                // RFC 3261 §9.2: no matching INVITE transaction.
+                self.reply(
+                    local,
+                    remote,
+                    msg,
+                    481,
+                    b"Call/Transaction Does Not Exist",
+                    |_| {},
+                );
+            }
+            Method::Extension(_) => {
+                // RFC 3261 §8.2.1: a method we do not recognise.
+                self.reply(local, remote, msg, 501, b"Not Implemented", |w| {
+                    w.header(b"Allow", ALLOW.as_bytes());
+                });
+            }
+            _ => {
+                // RFC 3261 §8.2.1 / §21.4.6: recognised, not handled here; Allow is mandatory.
+                self.reply(local, remote, msg, 405, b"Method Not Allowed", |w| {
+                    w.header(b"Allow", ALLOW.as_bytes());
+                });
+            }
+        }
+    }
+
+    /// Builds a response to `req` and queues it to the address RFC 3261 §18.2.2 and RFC 3581
+    /// §4 give: the source IP, and the source port when the top Via asked for `rport`, else
+    /// the Via's sent-by port (5060 when absent). `maddr` is ignored: answering to an address
+    /// the sender chose would make the edge a reflector.
+    pub(crate) fn reply(
+        &mut self,
+        local: LocalId,
+        remote: SocketAddr,
+        req: &Message<'_>,
+        status: u16,
+        reason: &[u8],
+        extra: impl FnOnce(&mut ResponseWriter<'_>),
+    ) {
+        let Ok(via) = req.top_via() else {
+            self.stats.dropped += 1;
+            return;
+        };
+        let mut ip_buf = [0u8; 48];
+        let ip_len = {
+            let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
+            let _ = write!(cur, "{}", remote.ip());
+            cur.position() as usize
+        };
+        let ip_text = &ip_buf[..ip_len];
+        let rport_requested = via.rport() == RPort::Requested;
+        // RFC 3261 §18.2.1: received when sent-by differs from the source; RFC 3581 §4:
+        // always when rport is present.
+        let received = (rport_requested || !via.host_unbracketed().eq_ignore_ascii_case(ip_text))
+            .then_some(ip_text);
+        let dest_port = if rport_requested {
+            remote.port()
+        } else if let RPort::Port(_) = via.rport() {
+            remote.port()
+        } else {
+            via.port().unwrap_or(5060)
+        };
+        let tag = self.to_tag(req);
+        let spec = ResponseSpec {
+            status,
+            reason,
+            to_tag: (status > 100).then_some(&tag[..]),
+            received,
+            rport: rport_requested.then_some(remote.port()),
+        };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        {
+            let mut w = write_response(&mut scratch, req, &spec);
+            w.header(b"Server", self.cfg.server_name.as_bytes());
+            extra(&mut w);
+            w.finish(b"");
+        }
+        self.out
+            .push(local, SocketAddr::new(remote.ip(), dest_port), &scratch);
+        self.scratch = scratch;
+        self.stats.replies_out += 1;
+    }
+
+    /// A To tag derived from the request, so a retransmission gets the same tag
+    /// (RFC 3261 §16.11: stateless elements generate To tags deterministically).
+    fn to_tag(&self, req: &Message<'_>) -> [u8; 16] {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.cfg.seed.hash(&mut h);
+        req.call_id().unwrap_or_default().hash(&mut h);
+        req.from().ok().and_then(|f| f.tag()).hash(&mut h);
+        req.top_via().ok().and_then(|v| v.branch()).hash(&mut h);
+        req.cseq().map(|c| c.seq).unwrap_or_default().hash(&mut h);
+        let v = h.finish();
+        let mut out = [0u8; 16];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        out
+    }
+}
+
+/// Option tags the edge supports (none yet, see [`SUPPORTED`]).
+fn supports(tag: &[u8]) -> bool {
+    SUPPORTED
+        .split(',')
+        .map(str::trim)
+        .any(|s| !s.is_empty() && s.as_bytes().eq_ignore_ascii_case(tag))
+}
