@@ -81,8 +81,8 @@ impl Core {
     }
 
     /// Builds a response to `req` and queues it to the address RFC 3261 §18.2.2 and RFC 3581
-    /// §4 give: the source IP, and the source port when the top Via asked for `rport`, else
-    /// the Via's sent-by port (5060 when absent). `maddr` is ignored: answering to an address
+    /// §4 give: the source IP, and the source port when the top Via carries `rport`, else
+    /// the Via's sent-by port (5060 when absent); the source port when the Via is unreadable. `maddr` is ignored: answering to an address
     /// the sender chose would make the edge a reflector.
     pub(crate) fn reply(
         &mut self,
@@ -93,10 +93,6 @@ impl Core {
         reason: &[u8],
         extra: impl FnOnce(&mut ResponseWriter<'_>),
     ) {
-        let Ok(via) = req.top_via() else {
-            self.stats.dropped += 1;
-            return;
-        };
         let mut ip_buf = [0u8; 48];
         let ip_len = {
             let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
@@ -104,17 +100,22 @@ impl Core {
             cur.position() as usize
         };
         let ip_text = &ip_buf[..ip_len];
-        let rport_requested = via.rport() == RPort::Requested;
-        // RFC 3261 §18.2.1: received when sent-by differs from the source; RFC 3581 §4:
-        // always when rport is present.
-        let received = (rport_requested || !via.host_unbracketed().eq_ignore_ascii_case(ip_text))
-            .then_some(ip_text);
-        let dest_port = if rport_requested {
-            remote.port()
-        } else if let RPort::Port(_) = via.rport() {
-            remote.port()
-        } else {
-            via.port().unwrap_or(5060)
+        let (received, rport, dest_port) = match req.top_via() {
+            Ok(via) => {
+                let rport_requested = via.rport() == RPort::Requested;
+                // RFC 3261 §18.2.1: received when sent-by differs from the source;
+                // RFC 3581 §4: always when rport is present.
+                let received = (rport_requested
+                    || !via.host_unbracketed().eq_ignore_ascii_case(ip_text))
+                .then_some(ip_text);
+                let port = match via.rport() {
+                    RPort::Requested | RPort::Port(_) => remote.port(),
+                    RPort::Absent => via.port().unwrap_or(5060),
+                };
+                (received, rport_requested.then_some(remote.port()), port)
+            }
+            // A top Via too broken to read (RFC 4475 §3.1.2.1): answer the source address.
+            Err(_) => (None, None, remote.port()),
         };
         let tag = self.to_tag(req);
         let spec = ResponseSpec {
@@ -122,7 +123,7 @@ impl Core {
             reason,
             to_tag: (status > 100).then_some(&tag[..]),
             received,
-            rport: rport_requested.then_some(remote.port()),
+            rport,
         };
         let mut scratch = std::mem::take(&mut self.scratch);
         {

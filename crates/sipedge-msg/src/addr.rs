@@ -43,7 +43,7 @@ impl<'a> NameAddr<'a> {
             // addr-spec: the URI cannot contain ',', '?' or ';' here (RFC 3261 §20), so the
             // first ';' starts the header parameters.
             let end = raw.iter().position(|&b| b == b';').unwrap_or(raw.len());
-            let uri = &raw[..end];
+            let uri = trim(&raw[..end]);
             if uri.contains(&b'?') || uri.contains(&b',') {
                 return Err(AddrError);
             }

@@ -166,10 +166,10 @@ pub(crate) fn strip_brackets(host: &[u8]) -> &[u8] {
 
 /// `[ userinfo "@" ] hostport uri-parameters [ headers ]` (RFC 3261 §25.1).
 fn parse_sip<'a>(rest: &'a [u8], uri: &mut Uri<'a>) -> Result<(), UriError> {
-    // The userinfo ends at the first '@' that comes before any '?' (user-unreserved allows
-    // ';' and '?' in the user part, but a '@' in headers must not be taken for it).
-    let qmark = rest.iter().position(|&b| b == b'?').unwrap_or(rest.len());
-    let hostpart = match rest[..qmark].iter().position(|&b| b == b'@') {
+    // `userinfo "@"`: no unescaped '@' may appear in the user, the password, the host, the
+    // parameters or the headers (RFC 3261 §25.1), so the first one ends the userinfo. The
+    // user part itself may hold ';', '?', '/' and more (`user-unreserved`).
+    let hostpart = match rest.iter().position(|&b| b == b'@') {
         Some(at) => {
             let userinfo = &rest[..at];
             let (user, password) = split_at_byte(userinfo, b':');

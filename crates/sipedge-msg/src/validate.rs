@@ -92,15 +92,16 @@ impl<'a> Message<'a> {
     }
 
     /// How to answer this message given a failed check. Responses are never answered
-    /// (RFC 3261 §18.1.2 discards them), nor ACKs (RFC 3261 §17); a request is answered only
-    /// when its top Via parses, since that is where the response goes (RFC 3261 §18.2.2).
-    /// Missing From/To/Call-ID/CSeq do not prevent the answer (RFC 4475 §3.3.1 `insuf`
-    /// expects a 400): the response copies whichever of them exist.
+    /// (RFC 3261 §18.1.2 discards them), nor ACKs (RFC 3261 §17), nor a request without any
+    /// Via (a response could not be matched to it). A malformed top Via still gets its 400
+    /// (RFC 4475 §3.1.2.1 `badinv01`), sent back to the source address; missing
+    /// From/To/Call-ID/CSeq do not prevent the answer either (RFC 4475 §3.3.1 `insuf`): the
+    /// response copies whichever of them exist.
     pub fn error_reply(&self, err: ParseError) -> Reply {
-        if self.is_response() || matches!(self.method(), Some(crate::Method::Ack)) {
-            return Reply::Drop;
-        }
-        if self.top_via().is_err() {
+        if self.is_response()
+            || matches!(self.method(), Some(crate::Method::Ack))
+            || self.header(HeaderName::Via).is_none()
+        {
             return Reply::Drop;
         }
         err.reply()

@@ -1,0 +1,347 @@
+//! Configuration: TOML file → validated, typed [`Config`]. Errors name the file and the key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+use sipedge_rt::IoMode;
+
+/// The embedded default configuration (`config/sipedge.toml`).
+pub const DEFAULT_CONFIG: &str = include_str!("../config/sipedge.toml");
+/// Name shown in errors about the embedded configuration.
+pub const EMBEDDED_NAME: &str = "<embedded config/sipedge.toml>";
+
+/// Default `[server] max_message_bytes`: the largest UDP payload.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 65_535;
+/// Smallest `[server] max_message_bytes` accepted (RFC 3261 §18.1.1 MTU-sized messages).
+pub const MIN_MAX_MESSAGE_BYTES: usize = 1_500;
+/// Default `[server] recv_buffer_bytes` (8 MiB, see PERFORMANCE.md).
+pub const DEFAULT_RECV_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+/// Default `[server] send_buffer_bytes` (4 MiB).
+pub const DEFAULT_SEND_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// Default `[admin] listen`.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9065";
+
+/// A configuration error: which file, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or the embedded config's name).
+    pub file: String,
+    /// Dotted key path, e.g. `server.listen[1]`; empty for syntax errors.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "config {}: {}", self.file, self.message)
+        } else {
+            write!(f, "config {}: key `{}`: {}", self.file, self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Transport of a listen entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP.
+    Udp,
+}
+
+/// One `[server] listen` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    /// Transport.
+    pub transport: Transport,
+    /// Address.
+    pub addr: SocketAddr,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[server] listen`.
+    pub listen: Vec<Listen>,
+    /// `[server] domains` plus the listen addresses, lowercase, deduplicated.
+    pub domains: Vec<String>,
+    /// `[server] workers` (0 = one per core).
+    pub workers: usize,
+    /// `[server] io`.
+    pub io: IoMode,
+    /// `[server] recv_buffer_bytes`.
+    pub recv_buffer_bytes: usize,
+    /// `[server] send_buffer_bytes`.
+    pub send_buffer_bytes: usize,
+    /// `[server] max_message_bytes`.
+    pub max_message_bytes: usize,
+    /// `[admin] listen`.
+    pub admin_listen: SocketAddr,
+    /// `[log] level`.
+    pub log_level: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: Vec<String>,
+    domains: Vec<String>,
+    workers: usize,
+    io: String,
+    recv_buffer_bytes: usize,
+    send_buffer_bytes: usize,
+    max_message_bytes: usize,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: vec!["udp:127.0.0.1:5060".into()],
+            domains: vec!["localhost".into()],
+            workers: 0,
+            io: "auto".into(),
+            recv_buffer_bytes: DEFAULT_RECV_BUFFER_BYTES,
+            send_buffer_bytes: DEFAULT_SEND_BUFFER_BYTES,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAdmin {
+    listen: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_ADMIN_LISTEN.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The embedded default.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::parse(DEFAULT_CONFIG, EMBEDDED_NAME)
+    }
+
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, &file)
+    }
+
+    /// Parses and validates TOML text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.into(),
+            key: String::new(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        let err = |key: String, message: String| ConfigError {
+            file: file.into(),
+            key,
+            message,
+        };
+        let s = raw.server;
+        if s.listen.is_empty() {
+            return Err(err("server.listen".into(), "at least one address is required".into()));
+        }
+        let mut listen = Vec::new();
+        for (i, entry) in s.listen.iter().enumerate() {
+            let l = parse_listen(entry).map_err(|m| err(format!("server.listen[{i}]"), m))?;
+            if listen.contains(&l) {
+                return Err(err(format!("server.listen[{i}]"), format!("`{entry}` is listed twice")));
+            }
+            listen.push(l);
+        }
+        let mut domains: Vec<String> = Vec::new();
+        for (i, d) in s.domains.iter().enumerate() {
+            let d = d.trim().to_ascii_lowercase();
+            if d.is_empty() || d.contains(|c: char| c.is_whitespace() || c == '@' || c == ';') {
+                return Err(err(format!("server.domains[{i}]"), format!("`{d}` is not a domain")));
+            }
+            if !domains.contains(&d) {
+                domains.push(d);
+            }
+        }
+        for l in &listen {
+            let ip = l.addr.ip().to_string();
+            if !domains.contains(&ip) {
+                domains.push(ip);
+            }
+        }
+        let io = match s.io.as_str() {
+            "auto" => IoMode::Auto,
+            "uring" => IoMode::Uring,
+            "mmsg" => IoMode::Mmsg,
+            other => {
+                return Err(err(
+                    "server.io".into(),
+                    format!("`{other}` is not one of \"auto\", \"uring\", \"mmsg\""),
+                ))
+            }
+        };
+        if !(MIN_MAX_MESSAGE_BYTES..=DEFAULT_MAX_MESSAGE_BYTES).contains(&s.max_message_bytes) {
+            return Err(err(
+                "server.max_message_bytes".into(),
+                format!(
+                    "{} is outside {MIN_MAX_MESSAGE_BYTES}..={DEFAULT_MAX_MESSAGE_BYTES}",
+                    s.max_message_bytes
+                ),
+            ));
+        }
+        for (key, v) in [
+            ("server.recv_buffer_bytes", s.recv_buffer_bytes),
+            ("server.send_buffer_bytes", s.send_buffer_bytes),
+        ] {
+            if !(4096..=1 << 30).contains(&v) {
+                return Err(err(key.into(), format!("{v} is outside 4096..=1073741824")));
+            }
+        }
+        if s.workers > 1024 {
+            return Err(err("server.workers".into(), format!("{} shards is too many", s.workers)));
+        }
+        let admin_listen = raw.admin.listen.parse().map_err(|_| {
+            err(
+                "admin.listen".into(),
+                format!("`{}` is not an ip:port address", raw.admin.listen),
+            )
+        })?;
+        if raw.log.level.trim().is_empty() {
+            return Err(err("log.level".into(), "must not be empty".into()));
+        }
+        Ok(Config {
+            listen,
+            domains,
+            workers: s.workers,
+            io,
+            recv_buffer_bytes: s.recv_buffer_bytes,
+            send_buffer_bytes: s.send_buffer_bytes,
+            max_message_bytes: s.max_message_bytes,
+            admin_listen,
+            log_level: raw.log.level,
+        })
+    }
+}
+
+/// `transport:ip:port`, IPv6 as `udp:[::1]:5060`.
+fn parse_listen(entry: &str) -> Result<Listen, String> {
+    let (transport, addr) = entry
+        .split_once(':')
+        .ok_or_else(|| format!("`{entry}` is not transport:ip:port"))?;
+    let transport = match transport.to_ascii_lowercase().as_str() {
+        "udp" => Transport::Udp,
+        "tcp" | "tls" | "ws" | "wss" => {
+            return Err(format!("transport `{transport}` is not supported yet (only udp)"))
+        }
+        _ => return Err(format!("`{transport}` is not a transport (udp)")),
+    };
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("`{addr}` is not an ip:port address (IPv6 as [::1]:5060)"))?;
+    if addr.port() == 0 {
+        return Err(format!("`{entry}`: port 0 is not allowed"));
+    }
+    Ok(Listen { transport, addr })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_matches_code_defaults() {
+        let from_file = Config::embedded().unwrap_or_else(|e| panic!("{e}"));
+        let from_code = Config::parse("", "empty").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(from_file, from_code, "config/sipedge.toml and the code defaults differ");
+        assert_eq!(from_file.listen[0].addr, "127.0.0.1:5060".parse().unwrap_or_else(|_| unreachable!()));
+        assert!(from_file.domains.contains(&"127.0.0.1".to_string()));
+    }
+
+    #[test]
+    fn every_shipped_config_file_parses() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut seen = 0;
+        let mut stack = vec![root.join("config"), root.join("loadtest"), root.join("tests")];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "toml")
+                    && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("sipedge"))
+                {
+                    Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen >= 1);
+    }
+
+    fn error_of(text: &str) -> ConfigError {
+        match Config::parse(text, "test.toml") {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = error_of("[server]\nlisten = [\"udp:127.0.0.1:5060\", \"udp:nonsense\"]\n");
+        assert_eq!(e.key, "server.listen[1]");
+        assert!(e.to_string().starts_with("config test.toml: key `server.listen[1]`"), "{e}");
+        assert_eq!(error_of("[server]\nio = \"epoll\"\n").key, "server.io");
+        assert_eq!(error_of("[server]\nmax_message_bytes = 100\n").key, "server.max_message_bytes");
+        assert_eq!(error_of("[admin]\nlisten = \"nowhere\"\n").key, "admin.listen");
+        assert_eq!(error_of("[server]\nlisten = [\"tcp:127.0.0.1:5060\"]\n").key, "server.listen[0]");
+        let e = error_of("[server]\nlisten_on = []\n");
+        assert!(e.to_string().contains("listen_on"), "{e}");
+        assert!(e.to_string().contains("test.toml"), "{e}");
+    }
+
+    #[test]
+    fn ipv6_listen() {
+        let c = Config::parse("[server]\nlisten = [\"udp:[::1]:5070\"]\n", "t").unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.listen[0].addr.is_ipv6());
+        assert!(c.domains.contains(&"::1".to_string()));
+    }
+}
