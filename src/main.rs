@@ -1,10 +1,220 @@
-//! The `sipedge` binary: CLI, configuration and the shard loop glue.
+//! The `sipedge` binary: CLI, configuration, shard threads, admin endpoint, signals.
+//! Protocol decisions live in `sipedge-core`; this crate only wires things together.
 
+mod admin;
+mod config;
+mod metrics;
+mod shard;
+
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
 use mimalloc::MiMalloc;
+use sipedge_core::{CoreConfig, ShardId};
+use sipedge_msg::ParseOptions;
+use sipedge_rt::{EngineConfig, IoMode, Mesh, SocketOptions, WakeFd};
+
+use crate::config::{Config, EMBEDDED_NAME};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-fn main() {
-    println!("sipedge {}", env!("CARGO_PKG_VERSION"));
+/// Capacity of each shard-to-shard queue.
+const MESH_QUEUE_CAPACITY: usize = 16 * 1024;
+/// How long shards get to start before the start is declared failed.
+const SHARD_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// sipedge — a SIP edge: registrar, location service, NAT keepalives, authentication, relay.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Configuration file (TOML). Without it, the embedded default (loopback only) runs.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit (non-zero with a message naming the key).
+    #[arg(long)]
+    check: bool,
+    /// Number of shards, overriding `[server] workers`.
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sipedge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let (cfg, name) = match &cli.config {
+        Some(p) => (Config::load(p)?, p.display().to_string()),
+        None => (Config::embedded()?, EMBEDDED_NAME.to_string()),
+    };
+    if cli.check {
+        println!("config {name}: OK");
+        return Ok(());
+    }
+    init_logging(&cfg.log_level)?;
+
+    let shards = match (cli.shards, cfg.workers) {
+        (Some(0), _) => bail!("--shards must be at least 1"),
+        (Some(n), _) => n,
+        (None, 0) => sipedge_rt::available_cores(),
+        (None, n) => n,
+    };
+    if cfg.io == IoMode::Uring {
+        if let Err(why) = sipedge_rt::probe_uring() {
+            bail!("config {name}: key `server.io`: \"uring\" requested but io_uring is unusable here: {why}");
+        }
+    }
+    let sockets = bind_all(&cfg, &name, shards)?;
+    let wakes = (0..shards)
+        .map(|_| WakeFd::new())
+        .collect::<Result<Vec<_>, _>>()
+        .context("creating wake-up eventfds")?;
+    let meshes = Mesh::new(shards, MESH_QUEUE_CAPACITY, wakes.iter().map(WakeFd::waker).collect());
+    let wakers: Vec<_> = wakes.iter().map(WakeFd::waker).collect();
+    let metrics: Vec<_> = (0..shards).map(|_| Arc::default()).collect();
+    let admin = admin::Admin::start(cfg.admin_listen, metrics.clone())
+        .map_err(|e| anyhow::anyhow!("config {name}: key `admin.listen`: cannot listen on {}: {e}", cfg.admin_listen))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let epoch = Instant::now();
+    let seed = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let cores = sipedge_rt::available_cores();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let mut threads = Vec::new();
+    for (id, ((socks, wake), mesh)) in sockets.into_iter().zip(wakes).zip(meshes).enumerate() {
+        let setup = shard::ShardSetup {
+            id,
+            pin: Some(id % cores),
+            sockets: socks,
+            wake,
+            mesh,
+            io: cfg.io,
+            engine: EngineConfig {
+                recv_buf_bytes: cfg.max_message_bytes,
+                ..EngineConfig::default()
+            },
+            core: CoreConfig {
+                shard: ShardId(id as u16),
+                shards: shards as u16,
+                domains: cfg.domains.clone(),
+                parse: ParseOptions {
+                    max_message_bytes: cfg.max_message_bytes,
+                    ..ParseOptions::default()
+                },
+                seed: seed ^ id as u64,
+                ..CoreConfig::default()
+            },
+            metrics: Arc::clone(&metrics[id]),
+            stop: Arc::clone(&stop),
+            epoch,
+            ready: ready_tx.clone(),
+        };
+        let t = std::thread::Builder::new()
+            .name(format!("shard-{id}"))
+            .spawn(move || shard::run(setup))
+            .context("spawning a shard thread")?;
+        threads.push(t);
+    }
+    let mut engines = Vec::new();
+    for _ in 0..shards {
+        match ready_rx.recv_timeout(SHARD_START_TIMEOUT) {
+            Ok(Ok(kind)) => engines.push(kind.to_string()),
+            Ok(Err(e)) => {
+                stop_all(&stop, &wakers, threads);
+                admin.stop();
+                bail!(e);
+            }
+            Err(_) => {
+                stop_all(&stop, &wakers, threads);
+                admin.stop();
+                bail!("shards did not start within {SHARD_START_TIMEOUT:?}");
+            }
+        }
+    }
+    tracing::info!(
+        shards,
+        listen = ?cfg.listen.iter().map(|l| l.addr).collect::<Vec<_>>(),
+        admin = %cfg.admin_listen,
+        engines = ?engines,
+        "sipedge running"
+    );
+
+    wait_for_signal()?;
+    tracing::info!("stopping");
+    stop_all(&stop, &wakers, threads);
+    admin.stop();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .with_context(|| format!("key `log.level`: `{level}` is not a valid filter"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
+
+/// Binds every listen entry once per shard. A port that something else holds is refused
+/// first with a plain bind: SO_REUSEPORT would otherwise let a second edge silently share it.
+fn bind_all(cfg: &Config, name: &str, shards: usize) -> anyhow::Result<Vec<Vec<std::net::UdpSocket>>> {
+    for (i, l) in cfg.listen.iter().enumerate() {
+        std::net::UdpSocket::bind(l.addr).with_context(|| {
+            format!("config {name}: key `server.listen[{i}]`: cannot bind {}", l.addr)
+        })?;
+    }
+    let opts = SocketOptions {
+        recv_buffer_bytes: cfg.recv_buffer_bytes,
+        send_buffer_bytes: cfg.send_buffer_bytes,
+    };
+    (0..shards)
+        .map(|_| {
+            cfg.listen
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    sipedge_rt::bind_udp_reuseport(l.addr, &opts).with_context(|| {
+                        format!("config {name}: key `server.listen[{i}]`: cannot bind {}", l.addr)
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn stop_all(stop: &AtomicBool, wakers: &[sipedge_rt::Waker], threads: Vec<std::thread::JoinHandle<()>>) {
+    stop.store(true, Ordering::SeqCst);
+    for w in wakers {
+        w.wake();
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+fn wait_for_signal() -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(signal = sig, "signal received");
+    }
+    Ok(())
 }

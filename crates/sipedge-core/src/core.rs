@@ -128,6 +128,20 @@ impl Core {
         self.handle_request(now, local, remote, &msg);
     }
 
+    /// A datagram larger than the receive buffer arrived and was cut: it is counted as too
+    /// large and dropped (a truncated message must never be parsed).
+    pub fn handle_truncated_datagram(&mut self, _now: Millis, remote: SocketAddr) {
+        let kind = ParseErrorKind::MessageTooLarge;
+        self.stats.parse_errors[kind.index()] += 1;
+        self.stats.dropped += 1;
+        self.event(CoreEvent::Malformed {
+            remote,
+            kind,
+            at: 0,
+            answered: false,
+        });
+    }
+
     /// A message from another shard.
     pub fn handle_shard_msg(&mut self, now: Millis, from: ShardId, msg: ShardMsg) {
         let _ = from;

@@ -1,0 +1,160 @@
+//! The shard loop: one pinned thread per core running its engine and its [`Core`].
+//!
+//! A turn: wait for datagrams (this also submits the previous turn's sends, so each turn
+//! makes one submission), feed them to the core, feed the mesh's hand-offs, fire due timers,
+//! then drain every output of the core into the engine and the mesh, and wake each peer that
+//! got something at most once. `now` is read once per turn. Protocol decisions stay in the
+//! core: this file only moves bytes.
+
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sipedge_core::{Core, CoreConfig, CoreEvent, LocalId, Millis, ShardId, ShardMsg};
+use sipedge_rt::{Engine, EngineConfig, EngineKind, IoMode, MeshEndpoint, WakeFd};
+
+use crate::metrics::{LoopStats, ShardMetrics};
+
+/// Hand-offs processed per turn, at most (bounded work per turn).
+const MAX_MESH_PER_TURN: usize = 1024;
+
+/// Everything a shard thread needs, prepared by `main` before the threads start.
+#[derive(Debug)]
+pub struct ShardSetup {
+    /// This shard.
+    pub id: usize,
+    /// CPU to pin to (`None`: do not pin).
+    pub pin: Option<usize>,
+    /// One socket per listen entry, bound with SO_REUSEPORT.
+    pub sockets: Vec<UdpSocket>,
+    /// This shard's wake-up fd.
+    pub wake: WakeFd,
+    /// This shard's end of the mesh.
+    pub mesh: MeshEndpoint<ShardMsg>,
+    /// Engine choice.
+    pub io: IoMode,
+    /// Engine sizes.
+    pub engine: EngineConfig,
+    /// The core's configuration.
+    pub core: CoreConfig,
+    /// Published counters.
+    pub metrics: Arc<ShardMetrics>,
+    /// Set by the signal handler.
+    pub stop: Arc<AtomicBool>,
+    /// The common clock origin, so every shard's `Millis` agree.
+    pub epoch: Instant,
+    /// Reports the engine the shard runs, or why it could not start.
+    pub ready: Sender<Result<EngineKind, String>>,
+}
+
+fn millis_since(epoch: Instant) -> Millis {
+    Millis(epoch.elapsed().as_millis() as u64)
+}
+
+/// Runs a shard until `stop` is set.
+pub fn run(setup: ShardSetup) {
+    let ShardSetup {
+        id,
+        pin,
+        sockets,
+        wake,
+        mut mesh,
+        io,
+        engine,
+        core,
+        metrics,
+        stop,
+        epoch,
+        ready,
+    } = setup;
+    let span = tracing::info_span!("shard", id);
+    let _enter = span.enter();
+    if let Some(cpu) = pin {
+        if !sipedge_rt::pin_current_thread(cpu) {
+            tracing::warn!(cpu, "could not pin shard to its core");
+        }
+    }
+    let mut engine = match Engine::new(io, sockets, wake, &engine) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {id}: cannot start the I/O engine: {e}")));
+            return;
+        }
+    };
+    metrics.set_engine(engine.kind());
+    tracing::info!(engine = %engine.kind(), "shard running");
+    let _ = ready.send(Ok(engine.kind()));
+    let mut core = Core::new(core);
+    let mut lp = LoopStats::default();
+
+    while !stop.load(Ordering::Relaxed) {
+        lp.turns += 1;
+        let timeout = core.poll_timeout().map(|due| {
+            Duration::from_millis(due.0.saturating_sub(millis_since(epoch).0))
+        });
+        let mut turn_now = None;
+        let received = {
+            let core = &mut core;
+            let turn_now = &mut turn_now;
+            let has_pending = || mesh.has_pending() || stop.load(Ordering::Relaxed);
+            engine.wait(timeout, &has_pending, &mut |d| {
+                let now = *turn_now.get_or_insert_with(|| millis_since(epoch));
+                if d.truncated {
+                    core.handle_truncated_datagram(now, d.remote);
+                } else {
+                    core.handle_datagram(now, LocalId(d.socket as u16), d.remote, d.data);
+                }
+            })
+        };
+        match received {
+            Ok(0) => {}
+            Ok(n) => {
+                lp.recv_batches += 1;
+                lp.recv_batch_datagrams += n as u64;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "I/O engine failed; shard stops");
+                break;
+            }
+        }
+        let now = turn_now.unwrap_or_else(|| millis_since(epoch));
+        mesh.recv(MAX_MESH_PER_TURN, |from, msg| {
+            core.handle_shard_msg(now, ShardId(from as u16), msg);
+        });
+        if core.poll_timeout().is_some_and(|due| due <= now) {
+            core.handle_timeout(now);
+        }
+        drain(&mut core, &mut engine, &mut mesh, &mut lp);
+        mesh.flush_wakeups();
+        metrics.publish(core.stats(), engine.stats(), &mesh.stats(), &lp);
+    }
+    if let Err(e) = engine.flush() {
+        tracing::warn!(error = %e, "final flush failed");
+    }
+    tracing::info!("shard stopped");
+}
+
+/// Moves every output of the core to the engine and the mesh.
+fn drain(core: &mut Core, engine: &mut Engine, mesh: &mut MeshEndpoint<ShardMsg>, lp: &mut LoopStats) {
+    while let Some(t) = core.poll_transmit() {
+        if !engine.send(t.local.0 as usize, t.remote, t.data) {
+            lp.send_drops += 1;
+        }
+    }
+    while let Some((to, msg)) = core.poll_shard_msg() {
+        // A full queue is counted by the mesh; the message is dropped, never waited for.
+        let _ = mesh.send(to.0 as usize, msg);
+    }
+    while let Some(ev) = core.poll_event() {
+        match ev {
+            CoreEvent::Malformed {
+                remote,
+                kind,
+                at,
+                answered,
+            } => tracing::debug!(target: "sip::parse", %remote, kind = kind.label(), at, answered, "malformed message"),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! A small SIP test client and a handle on a running `sipedge` process.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use sipedge_msg::Message;
+
+/// A running sipedge on its own loopback address.
+pub struct Edge {
+    pub child: Option<Child>,
+    pub sip: SocketAddr,
+    pub admin: SocketAddr,
+    _dir: tempdir::TempDir,
+}
+
+pub mod tempdir {
+    /// A directory removed on drop.
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            let p = std::env::temp_dir().join(format!("sipedge-test-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn write_config(dir: &std::path::Path, ip: &str, port: u16, admin_port: u16, io: &str) -> PathBuf {
+    let path = dir.join("sipedge.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = [\"udp:{ip}:{port}\"]\ndomains = [\"edge.test\"]\nio = \"{io}\"\nrecv_buffer_bytes = 4194304\nmax_message_bytes = 4096\n\n[admin]\nlisten = \"{ip}:{admin_port}\"\n\n[log]\nlevel = \"warn\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+impl Edge {
+    /// Starts sipedge with `shards` shards on `ip:port` and waits until it answers.
+    pub fn start(tag: &str, ip: &str, port: u16, shards: usize, io: &str) -> Edge {
+        let dir = tempdir::TempDir::new(tag);
+        let cfg = write_config(&dir.0, ip, port, port + 1, io);
+        let child = Command::new(env!("CARGO_BIN_EXE_sipedge"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--shards")
+            .arg(shards.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let edge = Edge {
+            child: Some(child),
+            sip: format!("{ip}:{port}").parse().unwrap(),
+            admin: format!("{ip}:{}", port + 1).parse().unwrap(),
+            _dir: dir,
+        };
+        let client = Client::new(ip);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            client.send(edge.sip, &options(edge.sip, &client, 1));
+            if client.recv(Duration::from_millis(200)).is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "sipedge did not answer within 15 s");
+        }
+        edge
+    }
+
+    /// Sends SIGTERM and returns the exit status (bounded wait).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("sipedge did not stop within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// GET /metrics.
+    pub fn metrics(&self) -> String {
+        let mut s = TcpStream::connect_timeout(&self.admin, Duration::from_secs(2)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    /// Sum of a metric over every label set, or per shard with `shard`.
+    pub fn metric(&self, name: &str, shard: Option<usize>) -> u64 {
+        let text = self.metrics();
+        text.lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter(|l| shard.is_none_or(|s| l.contains(&format!("shard=\"{s}\""))))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A UDP client on its own ephemeral port.
+pub struct Client {
+    pub sock: UdpSocket,
+}
+
+impl Client {
+    pub fn new(ip: &str) -> Client {
+        let sock = UdpSocket::bind(format!("{ip}:0")).unwrap();
+        Client { sock }
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().unwrap()
+    }
+    pub fn send(&self, to: SocketAddr, bytes: &[u8]) {
+        self.sock.send_to(bytes, to).unwrap();
+    }
+    /// One datagram, or `None` after `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.sock.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, _)) => Some(buf[..n].to_vec()),
+            Err(_) => None,
+        }
+    }
+    /// The status code of the next reply.
+    pub fn status(&self, timeout: Duration) -> Option<u16> {
+        let bytes = self.recv(timeout)?;
+        Message::parse(&bytes).ok()?.status()
+    }
+}
+
+/// An OPTIONS to the edge from `client`.
+pub fn options(edge: SocketAddr, client: &Client, cseq: u32) -> Vec<u8> {
+    let me = client.addr();
+    format!(
+        "OPTIONS sip:{edge} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{cseq}-{port};rport\r\nMax-Forwards: 70\r\nFrom: <sip:probe@{me}>;tag={port}\r\nTo: <sip:{edge}>\r\nCall-ID: opt-{port}-{cseq}\r\nCSeq: {cseq} OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        port = me.port()
+    )
+    .into_bytes()
+}
