@@ -1,0 +1,91 @@
+//! Zero heap allocations per datagram in steady state: after a warm-up, a burst of OPTIONS
+//! (and of malformed requests that get a 400) through the core allocates nothing.
+#![allow(unsafe_code, clippy::unwrap_used)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::SocketAddr;
+
+use sipedge_core::{Core, CoreConfig, LocalId, Millis};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
+// thread-local Cell that never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+fn options(port: u16, cseq: u32) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.2.3:{port};branch=z9hG4bK{cseq}x{port};rport\r\nMax-Forwards: 70\r\nFrom: <sip:ping@10.1.2.3>;tag={port}\r\nTo: <sip:127.0.0.1>\r\nCall-ID: {cseq}-{port}@10.1.2.3\r\nCSeq: {cseq} OPTIONS\r\nUser-Agent: load\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// One loop turn: feed the burst, drain every reply.
+fn turn(core: &mut Core, burst: &[(SocketAddr, Vec<u8>)]) -> usize {
+    for (remote, bytes) in burst {
+        core.handle_datagram(Millis(1), LocalId(0), *remote, bytes);
+    }
+    let mut n = 0;
+    while let Some(t) = core.poll_transmit() {
+        n += t.data.len().min(1);
+    }
+    while core.poll_event().is_some() {}
+    n
+}
+
+#[test]
+fn a_burst_of_datagrams_allocates_nothing() {
+    let mut core = Core::new(CoreConfig::default());
+    let mut burst: Vec<(SocketAddr, Vec<u8>)> = (0..256u16)
+        .map(|i| {
+            let remote: SocketAddr = format!("10.1.2.3:{}", 20000 + i).parse().unwrap();
+            (remote, options(20000 + i, u32::from(i) + 1))
+        })
+        .collect();
+    // A malformed request (CSeq method mismatch → 400) and garbage (dropped) in the burst.
+    let bad = String::from_utf8(options(1, 1)).unwrap().replace("1 OPTIONS", "1 INVITE");
+    burst.push(("10.1.2.4:5060".parse().unwrap(), bad.into_bytes()));
+    burst.push(("10.1.2.5:5060".parse().unwrap(), b"\x01\x02garbage".to_vec()));
+
+    assert_eq!(turn(&mut core, &burst), 257, "warm-up: every OPTIONS and the 400 answered");
+    let before = allocs();
+    let mut replies = 0;
+    for _ in 0..20 {
+        replies += turn(&mut core, &burst);
+    }
+    let after = allocs();
+    assert_eq!(replies, 20 * 257);
+    assert_eq!(after - before, 0, "allocations in steady state over {} datagrams", 20 * burst.len());
+    // The counter does count: a fresh core's first reply grows its buffers.
+    let mut fresh = Core::new(CoreConfig::default());
+    let before = allocs();
+    turn(&mut fresh, &burst[..1]);
+    assert!(allocs() > before, "the counting allocator saw nothing");
+}
