@@ -1,6 +1,9 @@
 //! The `sipedge` binary: CLI, configuration, shard threads, admin endpoint, signals.
 //! Protocol decisions live in `sipedge-core`; this crate only wires things together.
 
+// A binary crate: `pub` inside its modules only means "visible to main".
+#![allow(unreachable_pub)]
+
 mod admin;
 mod config;
 mod metrics;

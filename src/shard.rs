@@ -99,7 +99,7 @@ pub fn run(setup: ShardSetup) {
             let core = &mut core;
             let turn_now = &mut turn_now;
             let has_pending = || mesh.has_pending() || stop.load(Ordering::Relaxed);
-            engine.wait(timeout, &has_pending, &mut |d| {
+            engine.wait(timeout, has_pending, |d| {
                 let now = *turn_now.get_or_insert_with(|| millis_since(epoch));
                 if d.truncated {
                     core.handle_truncated_datagram(now, d.remote);

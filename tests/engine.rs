@@ -40,7 +40,16 @@ fn torture_vectors_get_their_reply(edge: &Edge, ip: &str) {
             continue;
         }
         let bytes = std::fs::read(root.join(v["file"].as_str().unwrap())).unwrap();
-        let c = Client::new(ip);
+        // RFC 3261 §18.2.2: without rport the reply goes to the source IP at the Via's port
+        // (5060 when absent); with an unreadable Via, to the source port.
+        let via_port = Message::parse(&bytes)
+            .ok()
+            .and_then(|m| m.top_via().ok().map(|v| (v.port(), v.rport())))
+            .map_or(0, |(port, rport)| match rport {
+                sipedge_msg::RPort::Absent => port.unwrap_or(5060),
+                _ => 0,
+            });
+        let c = Client::bind(ip, via_port);
         c.send(edge.sip, &bytes);
         let file = v["file"].as_str().unwrap();
         match v["reply"].as_integer() {

@@ -1,5 +1,5 @@
 //! A small SIP test client and a handle on a running `sipedge` process.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -134,6 +134,11 @@ pub struct Client {
 impl Client {
     pub fn new(ip: &str) -> Client {
         let sock = UdpSocket::bind(format!("{ip}:0")).unwrap();
+        Client { sock }
+    }
+    /// A client on a chosen port (0: ephemeral).
+    pub fn bind(ip: &str, port: u16) -> Client {
+        let sock = UdpSocket::bind(format!("{ip}:{port}")).unwrap();
         Client { sock }
     }
     pub fn addr(&self) -> SocketAddr {
