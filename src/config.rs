@@ -16,8 +16,8 @@ pub const EMBEDDED_NAME: &str = "<embedded config/sipedge.toml>";
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 65_535;
 /// Smallest `[server] max_message_bytes` accepted (RFC 3261 §18.1.1 MTU-sized messages).
 pub const MIN_MAX_MESSAGE_BYTES: usize = 1_500;
-/// Default `[server] recv_buffer_bytes` (8 MiB, see PERFORMANCE.md).
-pub const DEFAULT_RECV_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+/// Default `[server] recv_buffer_bytes` (16 MiB: a ~26k-datagram burst, see PERFORMANCE.md).
+pub const DEFAULT_RECV_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 /// Default `[server] send_buffer_bytes` (4 MiB).
 pub const DEFAULT_SEND_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Default `[admin] listen`.
