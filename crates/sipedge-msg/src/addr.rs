@@ -55,6 +55,14 @@ impl<'a> NameAddr<'a> {
             [b';', p @ ..] if well_formed(p) => Params::new(p),
             _ => return Err(AddrError),
         };
+        // tag-param = "tag" EQUAL token (RFC 3261 §25.1), at most once: a bare or repeated
+        // tag would make dialog matching ambiguous (found by fuzzing).
+        let mut tags = params.iter().filter(|(n, _)| n.eq_ignore_ascii_case(b"tag"));
+        if let Some((_, value)) = tags.next() {
+            if !value.is_some_and(crate::lex::is_token_str) || tags.next().is_some() {
+                return Err(AddrError);
+            }
+        }
         Ok(NameAddr {
             raw,
             display_name,
@@ -204,6 +212,9 @@ mod tests {
             b"sip:user@example.com?Route=%3Csip:sip.example.com%3E",
             b"<sip:a@b",
             b"<sip:a@b> junk",
+            b"<sip:a@b>;tag",
+            b"<sip:a@b>;tag=",
+            b"<sip:a@b>;tag=1;tag=2",
         ] {
             assert!(
                 NameAddr::parse(bad).is_err(),

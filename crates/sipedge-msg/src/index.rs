@@ -187,6 +187,7 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
     let mut defect = None;
     let start = start_line(buf, pos, line_end, opts, &mut defect)?;
     pos = next;
+    let headers_start = next;
 
     let mut headers: SmallVec<[Header; INLINE_HEADERS]> = SmallVec::new();
     let mut body_start = None;
@@ -235,6 +236,7 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
         start,
         headers,
         body: Span::new(body_start, buf.len()),
+        headers_start: headers_start as u32,
         content_length: None,
         defect,
     };

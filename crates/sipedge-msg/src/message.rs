@@ -86,6 +86,8 @@ pub struct Message<'a> {
     pub(crate) start: StartLine,
     pub(crate) headers: SmallVec<[Header; INLINE_HEADERS]>,
     pub(crate) body: Span,
+    /// Offset just past the start line (where the first header line starts).
+    pub(crate) headers_start: u32,
     pub(crate) content_length: Option<u32>,
     pub(crate) defect: Option<ParseError>,
 }

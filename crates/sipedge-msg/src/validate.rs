@@ -74,6 +74,8 @@ impl<'a> Message<'a> {
                 _ => {}
             }
         }
+        // An empty Via line holds no value at all (found by fuzzing): the top one must exist.
+        self.top_via()?;
         for v in self.vias() {
             v?;
         }

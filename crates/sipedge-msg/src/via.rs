@@ -94,12 +94,23 @@ impl<'a> Via<'a> {
         if !parts[0].eq_ignore_ascii_case(b"SIP") {
             return Err(ViaError);
         }
+        // branch, received and rport may each appear once: a second one would make the
+        // reply's routing ambiguous (found by fuzzing: `;rport=1;rport`).
         for (name, value) in params.iter() {
             if name.eq_ignore_ascii_case(b"branch") {
+                if via.branch.is_some() {
+                    return Err(ViaError);
+                }
                 via.branch = Some(value.filter(|v| !v.is_empty()).ok_or(ViaError)?);
             } else if name.eq_ignore_ascii_case(b"received") {
+                if via.received.is_some() {
+                    return Err(ViaError);
+                }
                 via.received = Some(value.ok_or(ViaError)?);
             } else if name.eq_ignore_ascii_case(b"rport") {
+                if via.rport != RPort::Absent {
+                    return Err(ViaError);
+                }
                 via.rport = match value {
                     None => RPort::Requested,
                     Some(v) => RPort::Port(
@@ -212,6 +223,9 @@ mod tests {
             b"SIP/2.0/UDP host;;branch=1",
             b"SIP/2.0/UDP 2001:db8::9:1",
             b"HTTP/1.1/TCP host",
+            b"SIP/2.0/UDP h;branch=z9hG4bK1;rport=1;rport",
+            b"SIP/2.0/UDP h;branch=z9hG4bK1;branch=z9hG4bK2",
+            b"",
         ] {
             assert!(
                 Via::parse(bad).is_err(),

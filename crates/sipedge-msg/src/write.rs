@@ -157,10 +157,7 @@ pub struct ForwardEdits<'e> {
 pub fn write_forward(out: &mut Vec<u8>, msg: &Message<'_>, edits: &ForwardEdits<'_>) {
     out.clear();
     let buf = msg.buf;
-    let first_line_end = msg
-        .header_index()
-        .first()
-        .map_or(msg.body.start as usize, |h| h.line.start as usize);
+    let first_line_end = msg.headers_start as usize;
     match (msg.request_uri_span(), edits.request_uri) {
         (Some(span), Some(uri)) => {
             out.extend_from_slice(&buf[..span.start as usize]);

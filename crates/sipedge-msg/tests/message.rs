@@ -373,3 +373,34 @@ fn authorization_digest() {
     assert!(c.uri.unwrap().eq_bytes(b"sip:example.com"));
     assert_eq!(c.nc, Some(&b"00000001"[..]));
 }
+
+#[test]
+fn forwarding_a_message_without_headers_keeps_its_shape() {
+    let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\n\r\nx").unwrap();
+    let mut out = Vec::new();
+    let edits = ForwardEdits {
+        via: Some(b"SIP/2.0/UDP edge;branch=z9hG4bKe"),
+        decrement_max_forwards: true,
+        ..ForwardEdits::default()
+    };
+    write_forward(&mut out, &m, &edits);
+    let f = Message::parse(&out).unwrap();
+    assert_eq!(f.top_via().unwrap().branch(), Some(&b"z9hG4bKe"[..]));
+    assert_eq!(f.max_forwards().unwrap(), Some(70));
+    assert_eq!(f.content_length(), Some(1));
+    assert_eq!(f.body(), b"x");
+}
+
+#[test]
+fn fuzz_findings_are_refused() {
+    // Found by fuzzing (tests/vectors/regress/): each must fail validation with a 400.
+    for raw in [
+        &b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1;rport=1;rport\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"[..],
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia:\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+    ] {
+        let m = Message::parse(raw).unwrap();
+        let err = m.validate().unwrap_err();
+        assert!(matches!(m.error_reply(err), Reply::Status(400, _)), "{err}");
+    }
+}
