@@ -39,7 +39,11 @@ impl fmt::Display for ConfigError {
         if self.key.is_empty() {
             write!(f, "config {}: {}", self.file, self.message)
         } else {
-            write!(f, "config {}: key `{}`: {}", self.file, self.key, self.message)
+            write!(
+                f,
+                "config {}: key `{}`: {}",
+                self.file, self.key, self.message
+            )
         }
     }
 }
@@ -181,13 +185,19 @@ impl Config {
         };
         let s = raw.server;
         if s.listen.is_empty() {
-            return Err(err("server.listen".into(), "at least one address is required".into()));
+            return Err(err(
+                "server.listen".into(),
+                "at least one address is required".into(),
+            ));
         }
         let mut listen = Vec::new();
         for (i, entry) in s.listen.iter().enumerate() {
             let l = parse_listen(entry).map_err(|m| err(format!("server.listen[{i}]"), m))?;
             if listen.contains(&l) {
-                return Err(err(format!("server.listen[{i}]"), format!("`{entry}` is listed twice")));
+                return Err(err(
+                    format!("server.listen[{i}]"),
+                    format!("`{entry}` is listed twice"),
+                ));
             }
             listen.push(l);
         }
@@ -195,7 +205,10 @@ impl Config {
         for (i, d) in s.domains.iter().enumerate() {
             let d = d.trim().to_ascii_lowercase();
             if d.is_empty() || d.contains(|c: char| c.is_whitespace() || c == '@' || c == ';') {
-                return Err(err(format!("server.domains[{i}]"), format!("`{d}` is not a domain")));
+                return Err(err(
+                    format!("server.domains[{i}]"),
+                    format!("`{d}` is not a domain"),
+                ));
             }
             if !domains.contains(&d) {
                 domains.push(d);
@@ -236,7 +249,10 @@ impl Config {
             }
         }
         if s.workers > 1024 {
-            return Err(err("server.workers".into(), format!("{} shards is too many", s.workers)));
+            return Err(err(
+                "server.workers".into(),
+                format!("{} shards is too many", s.workers),
+            ));
         }
         let admin_listen = raw.admin.listen.parse().map_err(|_| {
             err(
@@ -269,7 +285,9 @@ fn parse_listen(entry: &str) -> Result<Listen, String> {
     let transport = match transport.to_ascii_lowercase().as_str() {
         "udp" => Transport::Udp,
         "tcp" | "tls" | "ws" | "wss" => {
-            return Err(format!("transport `{transport}` is not supported yet (only udp)"))
+            return Err(format!(
+                "transport `{transport}` is not supported yet (only udp)"
+            ))
         }
         _ => return Err(format!("`{transport}` is not a transport (udp)")),
     };
@@ -290,8 +308,14 @@ mod tests {
     fn embedded_default_matches_code_defaults() {
         let from_file = Config::embedded().unwrap_or_else(|e| panic!("{e}"));
         let from_code = Config::parse("", "empty").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(from_file, from_code, "config/sipedge.toml and the code defaults differ");
-        assert_eq!(from_file.listen[0].addr, "127.0.0.1:5060".parse().unwrap_or_else(|_| unreachable!()));
+        assert_eq!(
+            from_file, from_code,
+            "config/sipedge.toml and the code defaults differ"
+        );
+        assert_eq!(
+            from_file.listen[0].addr,
+            "127.0.0.1:5060".parse().unwrap_or_else(|_| unreachable!())
+        );
         assert!(from_file.domains.contains(&"127.0.0.1".to_string()));
     }
 
@@ -299,15 +323,22 @@ mod tests {
     fn every_shipped_config_file_parses() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut seen = 0;
-        let mut stack = vec![root.join("config"), root.join("loadtest"), root.join("tests")];
+        let mut stack = vec![
+            root.join("config"),
+            root.join("loadtest"),
+            root.join("tests"),
+        ];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
                 } else if p.extension().is_some_and(|x| x == "toml")
-                    && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("sipedge"))
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("sipedge"))
                 {
                     Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
                     seen += 1;
@@ -328,11 +359,24 @@ mod tests {
     fn errors_name_the_key() {
         let e = error_of("[server]\nlisten = [\"udp:127.0.0.1:5060\", \"udp:nonsense\"]\n");
         assert_eq!(e.key, "server.listen[1]");
-        assert!(e.to_string().starts_with("config test.toml: key `server.listen[1]`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("config test.toml: key `server.listen[1]`"),
+            "{e}"
+        );
         assert_eq!(error_of("[server]\nio = \"epoll\"\n").key, "server.io");
-        assert_eq!(error_of("[server]\nmax_message_bytes = 100\n").key, "server.max_message_bytes");
-        assert_eq!(error_of("[admin]\nlisten = \"nowhere\"\n").key, "admin.listen");
-        assert_eq!(error_of("[server]\nlisten = [\"tcp:127.0.0.1:5060\"]\n").key, "server.listen[0]");
+        assert_eq!(
+            error_of("[server]\nmax_message_bytes = 100\n").key,
+            "server.max_message_bytes"
+        );
+        assert_eq!(
+            error_of("[admin]\nlisten = \"nowhere\"\n").key,
+            "admin.listen"
+        );
+        assert_eq!(
+            error_of("[server]\nlisten = [\"tcp:127.0.0.1:5060\"]\n").key,
+            "server.listen[0]"
+        );
         let e = error_of("[server]\nlisten_on = []\n");
         assert!(e.to_string().contains("listen_on"), "{e}");
         assert!(e.to_string().contains("test.toml"), "{e}");
@@ -340,7 +384,8 @@ mod tests {
 
     #[test]
     fn ipv6_listen() {
-        let c = Config::parse("[server]\nlisten = [\"udp:[::1]:5070\"]\n", "t").unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::parse("[server]\nlisten = [\"udp:[::1]:5070\"]\n", "t")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(c.listen[0].addr.is_ipv6());
         assert!(c.domains.contains(&"::1".to_string()));
     }

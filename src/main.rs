@@ -86,15 +86,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .map(|_| WakeFd::new())
         .collect::<Result<Vec<_>, _>>()
         .context("creating wake-up eventfds")?;
-    let meshes = Mesh::new(shards, MESH_QUEUE_CAPACITY, wakes.iter().map(WakeFd::waker).collect());
+    let meshes = Mesh::new(
+        shards,
+        MESH_QUEUE_CAPACITY,
+        wakes.iter().map(WakeFd::waker).collect(),
+    );
     let wakers: Vec<_> = wakes.iter().map(WakeFd::waker).collect();
     let metrics: Vec<_> = (0..shards).map(|_| Arc::default()).collect();
-    let admin = admin::Admin::start(cfg.admin_listen, metrics.clone())
-        .map_err(|e| anyhow::anyhow!("config {name}: key `admin.listen`: cannot listen on {}: {e}", cfg.admin_listen))?;
+    let admin = admin::Admin::start(cfg.admin_listen, metrics.clone()).map_err(|e| {
+        anyhow::anyhow!(
+            "config {name}: key `admin.listen`: cannot listen on {}: {e}",
+            cfg.admin_listen
+        )
+    })?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let epoch = Instant::now();
-    let seed = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
     let cores = sipedge_rt::available_cores();
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut threads = Vec::new();
@@ -177,10 +187,17 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 
 /// Binds every listen entry once per shard. A port that something else holds is refused
 /// first with a plain bind: SO_REUSEPORT would otherwise let a second edge silently share it.
-fn bind_all(cfg: &Config, name: &str, shards: usize) -> anyhow::Result<Vec<Vec<std::net::UdpSocket>>> {
+fn bind_all(
+    cfg: &Config,
+    name: &str,
+    shards: usize,
+) -> anyhow::Result<Vec<Vec<std::net::UdpSocket>>> {
     for (i, l) in cfg.listen.iter().enumerate() {
         std::net::UdpSocket::bind(l.addr).with_context(|| {
-            format!("config {name}: key `server.listen[{i}]`: cannot bind {}", l.addr)
+            format!(
+                "config {name}: key `server.listen[{i}]`: cannot bind {}",
+                l.addr
+            )
         })?;
     }
     let opts = SocketOptions {
@@ -194,7 +211,10 @@ fn bind_all(cfg: &Config, name: &str, shards: usize) -> anyhow::Result<Vec<Vec<s
                 .enumerate()
                 .map(|(i, l)| {
                     sipedge_rt::bind_udp_reuseport(l.addr, &opts).with_context(|| {
-                        format!("config {name}: key `server.listen[{i}]`: cannot bind {}", l.addr)
+                        format!(
+                            "config {name}: key `server.listen[{i}]`: cannot bind {}",
+                            l.addr
+                        )
                     })
                 })
                 .collect()
@@ -202,7 +222,11 @@ fn bind_all(cfg: &Config, name: &str, shards: usize) -> anyhow::Result<Vec<Vec<s
         .collect()
 }
 
-fn stop_all(stop: &AtomicBool, wakers: &[sipedge_rt::Waker], threads: Vec<std::thread::JoinHandle<()>>) {
+fn stop_all(
+    stop: &AtomicBool,
+    wakers: &[sipedge_rt::Waker],
+    threads: Vec<std::thread::JoinHandle<()>>,
+) {
     stop.store(true, Ordering::SeqCst);
     for w in wakers {
         w.wake();

@@ -91,9 +91,9 @@ pub fn run(setup: ShardSetup) {
 
     while !stop.load(Ordering::Relaxed) {
         lp.turns += 1;
-        let timeout = core.poll_timeout().map(|due| {
-            Duration::from_millis(due.0.saturating_sub(millis_since(epoch).0))
-        });
+        let timeout = core
+            .poll_timeout()
+            .map(|due| Duration::from_millis(due.0.saturating_sub(millis_since(epoch).0)));
         let mut turn_now = None;
         let received = {
             let core = &mut core;
@@ -137,7 +137,12 @@ pub fn run(setup: ShardSetup) {
 }
 
 /// Moves every output of the core to the engine and the mesh.
-fn drain(core: &mut Core, engine: &mut Engine, mesh: &mut MeshEndpoint<ShardMsg>, lp: &mut LoopStats) {
+fn drain(
+    core: &mut Core,
+    engine: &mut Engine,
+    mesh: &mut MeshEndpoint<ShardMsg>,
+    lp: &mut LoopStats,
+) {
     while let Some(t) = core.poll_transmit() {
         if !engine.send(t.local.0 as usize, t.remote, t.data) {
             lp.send_drops += 1;
@@ -154,7 +159,9 @@ fn drain(core: &mut Core, engine: &mut Engine, mesh: &mut MeshEndpoint<ShardMsg>
                 kind,
                 at,
                 answered,
-            } => tracing::debug!(target: "sip::parse", %remote, kind = kind.label(), at, answered, "malformed message"),
+            } => {
+                tracing::debug!(target: "sip::parse", %remote, kind = kind.label(), at, answered, "malformed message")
+            }
         }
     }
 }

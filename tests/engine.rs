@@ -17,11 +17,16 @@ fn options_from_many_ports_reach_every_shard(edge: &Edge, ip: &str) {
         c.send(edge.sip, &options(edge.sip, c, i as u32 + 1));
     }
     for (i, c) in clients.iter().enumerate() {
-        let reply = c.recv(WAIT).unwrap_or_else(|| panic!("client {i} got no reply"));
+        let reply = c
+            .recv(WAIT)
+            .unwrap_or_else(|| panic!("client {i} got no reply"));
         let m = Message::parse(&reply).unwrap();
         m.validate().unwrap();
         assert_eq!(m.status(), Some(200));
-        assert_eq!(m.call_id().unwrap(), format!("opt-{}-{}", c.addr().port(), i + 1).as_bytes());
+        assert_eq!(
+            m.call_id().unwrap(),
+            format!("opt-{}-{}", c.addr().port(), i + 1).as_bytes()
+        );
         assert!(m.header(sipedge_msg::HeaderName::Allow).is_some());
     }
     // SO_REUSEPORT spread 64 source ports over both shards, and each answered its own.
@@ -33,10 +38,14 @@ fn options_from_many_ports_reach_every_shard(edge: &Edge, ip: &str) {
 
 fn torture_vectors_get_their_reply(edge: &Edge, ip: &str) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
-    let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(root.join("manifest.toml")).unwrap()).unwrap();
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root.join("manifest.toml")).unwrap()).unwrap();
     let mut answered = 0;
     for v in manifest["vector"].as_array().unwrap() {
-        if v["outcome"].as_str() != Some("invalid") || v.get("liberal_ok").is_some_and(|b| b.as_bool() == Some(true)) {
+        if v["outcome"].as_str() != Some("invalid")
+            || v.get("liberal_ok")
+                .is_some_and(|b| b.as_bool() == Some(true))
+        {
             continue;
         }
         let bytes = std::fs::read(root.join(v["file"].as_str().unwrap())).unwrap();
@@ -59,7 +68,10 @@ fn torture_vectors_get_their_reply(edge: &Edge, ip: &str) {
                 assert!(ok, "{file}: expected {code}, got {got}");
                 answered += 1;
             }
-            None => assert!(c.recv(Duration::from_millis(300)).is_none(), "{file}: expected no reply"),
+            None => assert!(
+                c.recv(Duration::from_millis(300)).is_none(),
+                "{file}: expected no reply"
+            ),
         }
     }
     assert!(answered >= 10);
@@ -90,10 +102,21 @@ fn garbage_and_oversized_are_dropped_and_counted(edge: &Edge, ip: &str) {
     while let Some(s) = c.status(Duration::from_millis(500)) {
         statuses.push(s);
     }
-    assert_eq!(statuses, vec![200], "only the 4000-byte OPTIONS is answered");
+    assert_eq!(
+        statuses,
+        vec![200],
+        "only the 4000-byte OPTIONS is answered"
+    );
     let after = edge.metric("sipedge_parse_errors_total", None);
-    assert_eq!(after, before + 3, "garbage and the oversized datagram are counted");
-    assert!(edge.metrics().lines().any(|l| l.contains("kind=\"message_too_large\"") && l.ends_with(" 1")));
+    assert_eq!(
+        after,
+        before + 3,
+        "garbage and the oversized datagram are counted"
+    );
+    assert!(edge
+        .metrics()
+        .lines()
+        .any(|l| l.contains("kind=\"message_too_large\"") && l.ends_with(" 1")));
     c.send(edge.sip, &options(edge.sip, &c, 9));
     assert_eq!(c.status(WAIT), Some(200));
 }
@@ -102,12 +125,18 @@ fn scenario(tag: &str, ip: &str, port: u16, io: &str) {
     let mut edge = Edge::start(tag, ip, port, 2, io);
     let m = edge.metrics();
     let engine = if io == "mmsg" { "mmsg" } else { "io_uring" };
-    assert!(m.contains(&format!("engine=\"{engine}\"")) || io == "auto", "{m}");
+    assert!(
+        m.contains(&format!("engine=\"{engine}\"")) || io == "auto",
+        "{m}"
+    );
     options_from_many_ports_reach_every_shard(&edge, ip);
     torture_vectors_get_their_reply(&edge, ip);
     garbage_and_oversized_are_dropped_and_counted(&edge, ip);
     let status = edge.terminate();
-    assert!(status.success(), "SIGTERM must stop sipedge cleanly, got {status}");
+    assert!(
+        status.success(),
+        "SIGTERM must stop sipedge cleanly, got {status}"
+    );
 }
 
 #[test]

@@ -35,7 +35,13 @@ pub mod tempdir {
     }
 }
 
-pub fn write_config(dir: &std::path::Path, ip: &str, port: u16, admin_port: u16, io: &str) -> PathBuf {
+pub fn write_config(
+    dir: &std::path::Path,
+    ip: &str,
+    port: u16,
+    admin_port: u16,
+    io: &str,
+) -> PathBuf {
     let path = dir.join("sipedge.toml");
     std::fs::write(
         &path,
@@ -74,7 +80,10 @@ impl Edge {
             if client.recv(Duration::from_millis(200)).is_some() {
                 break;
             }
-            assert!(Instant::now() < deadline, "sipedge did not answer within 15 s");
+            assert!(
+                Instant::now() < deadline,
+                "sipedge did not answer within 15 s"
+            );
         }
         edge
     }
@@ -82,7 +91,10 @@ impl Edge {
     /// Sends SIGTERM and returns the exit status (bounded wait).
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = child.try_wait().unwrap() {

@@ -70,11 +70,20 @@ fn a_burst_of_datagrams_allocates_nothing() {
         })
         .collect();
     // A malformed request (CSeq method mismatch → 400) and garbage (dropped) in the burst.
-    let bad = String::from_utf8(options(1, 1)).unwrap().replace("1 OPTIONS", "1 INVITE");
+    let bad = String::from_utf8(options(1, 1))
+        .unwrap()
+        .replace("1 OPTIONS", "1 INVITE");
     burst.push(("10.1.2.4:5060".parse().unwrap(), bad.into_bytes()));
-    burst.push(("10.1.2.5:5060".parse().unwrap(), b"\x01\x02garbage".to_vec()));
+    burst.push((
+        "10.1.2.5:5060".parse().unwrap(),
+        b"\x01\x02garbage".to_vec(),
+    ));
 
-    assert_eq!(turn(&mut core, &burst), 257, "warm-up: every OPTIONS and the 400 answered");
+    assert_eq!(
+        turn(&mut core, &burst),
+        257,
+        "warm-up: every OPTIONS and the 400 answered"
+    );
     let before = allocs();
     let mut replies = 0;
     for _ in 0..20 {
@@ -82,7 +91,12 @@ fn a_burst_of_datagrams_allocates_nothing() {
     }
     let after = allocs();
     assert_eq!(replies, 20 * 257);
-    assert_eq!(after - before, 0, "allocations in steady state over {} datagrams", 20 * burst.len());
+    assert_eq!(
+        after - before,
+        0,
+        "allocations in steady state over {} datagrams",
+        20 * burst.len()
+    );
     // The counter does count: a fresh core's first reply grows its buffers.
     let mut fresh = Core::new(CoreConfig::default());
     let before = allocs();

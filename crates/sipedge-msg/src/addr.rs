@@ -57,7 +57,9 @@ impl<'a> NameAddr<'a> {
         };
         // tag-param = "tag" EQUAL token (RFC 3261 §25.1), at most once: a bare or repeated
         // tag would make dialog matching ambiguous (found by fuzzing).
-        let mut tags = params.iter().filter(|(n, _)| n.eq_ignore_ascii_case(b"tag"));
+        let mut tags = params
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"tag"));
         if let Some((_, value)) = tags.next() {
             if !value.is_some_and(crate::lex::is_token_str) || tags.next().is_some() {
                 return Err(AddrError);

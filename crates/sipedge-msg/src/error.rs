@@ -170,6 +170,17 @@ impl ParseError {
     }
 }
 
+impl core::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.kind.reply() {
+            Reply::Status(code, reason) => write!(f, "{code} {reason} at byte {}", self.at),
+            Reply::Drop => write!(f, "{} at byte {}", self.kind.label(), self.at),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
 #[cfg(test)]
 mod tests {
     use super::ParseErrorKind;
@@ -189,14 +200,3 @@ mod tests {
         }
     }
 }
-
-impl core::fmt::Display for ParseError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.kind.reply() {
-            Reply::Status(code, reason) => write!(f, "{code} {reason} at byte {}", self.at),
-            Reply::Drop => write!(f, "{} at byte {}", self.kind.label(), self.at),
-        }
-    }
-}
-
-impl std::error::Error for ParseError {}

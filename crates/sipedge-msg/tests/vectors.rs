@@ -86,19 +86,28 @@ fn check_valid(v: &Vector, bytes: &[u8]) -> Result<(), String> {
         }
     };
     if let Some(kind) = &v.kind {
-        check("kind", (kind == "request") == m.is_request(), format!("{}", m.is_request()));
+        check(
+            "kind",
+            (kind == "request") == m.is_request(),
+            format!("{}", m.is_request()),
+        );
     }
     if let Some(method) = &v.method {
         let got = m.method().map(|x| text(x.as_bytes())).unwrap_or_default();
         check("method", &got == method, got);
     }
     if let Some(status) = v.status {
-        check("status", m.status() == Some(status), format!("{:?}", m.status()));
+        check(
+            "status",
+            m.status() == Some(status),
+            format!("{:?}", m.status()),
+        );
     }
     if let Some(ruri) = &v.request_uri {
         let got = text(m.request_uri_raw().unwrap_or_default());
         check("request_uri", &got == ruri, got);
-        m.request_uri().map_err(|e| format!("request_uri does not parse: {e}"))?;
+        m.request_uri()
+            .map_err(|e| format!("request_uri does not parse: {e}"))?;
     }
     if let Some(call_id) = &v.call_id {
         let got = text(m.call_id().unwrap());
@@ -115,7 +124,11 @@ fn check_valid(v: &Vector, bytes: &[u8]) -> Result<(), String> {
     let from = m.from().unwrap();
     let to = m.to().unwrap();
     if let Some(u) = &v.from_uri {
-        check("from_uri", from.uri().raw() == u.as_bytes(), text(from.uri().raw()));
+        check(
+            "from_uri",
+            from.uri().raw() == u.as_bytes(),
+            text(from.uri().raw()),
+        );
     }
     check(
         "from_tag",
@@ -123,7 +136,11 @@ fn check_valid(v: &Vector, bytes: &[u8]) -> Result<(), String> {
         format!("{:?}", from.tag().map(text)),
     );
     if let Some(u) = &v.to_uri {
-        check("to_uri", to.uri().raw() == u.as_bytes(), text(to.uri().raw()));
+        check(
+            "to_uri",
+            to.uri().raw() == u.as_bytes(),
+            text(to.uri().raw()),
+        );
     }
     check(
         "to_tag",
@@ -131,32 +148,63 @@ fn check_valid(v: &Vector, bytes: &[u8]) -> Result<(), String> {
         format!("{:?}", to.tag().map(text)),
     );
     if let Some(n) = v.via_count {
-        check("via_count", m.vias().count() == n, m.vias().count().to_string());
+        check(
+            "via_count",
+            m.vias().count() == n,
+            m.vias().count().to_string(),
+        );
     }
     let via = m.top_via().unwrap();
     if let Some(h) = &v.top_via_host {
         check("top_via_host", via.host() == h.as_bytes(), text(via.host()));
     }
-    check("top_via_port", via.port() == v.top_via_port, format!("{:?}", via.port()));
+    check(
+        "top_via_port",
+        via.port() == v.top_via_port,
+        format!("{:?}", via.port()),
+    );
     if let Some(b) = &v.top_via_branch {
-        check("top_via_branch", via.branch() == Some(b.as_bytes()), format!("{:?}", via.branch().map(text)));
+        check(
+            "top_via_branch",
+            via.branch() == Some(b.as_bytes()),
+            format!("{:?}", via.branch().map(text)),
+        );
     }
     if let Some(t) = &v.top_via_transport {
-        check("top_via_transport", via.transport() == t.as_bytes(), text(via.transport()));
+        check(
+            "top_via_transport",
+            via.transport() == t.as_bytes(),
+            text(via.transport()),
+        );
     }
     if let Some(r) = &v.top_via_received {
-        check("top_via_received", via.received() == Some(r.as_bytes()), format!("{:?}", via.received().map(text)));
+        check(
+            "top_via_received",
+            via.received() == Some(r.as_bytes()),
+            format!("{:?}", via.received().map(text)),
+        );
     }
     if let Some(n) = v.contact_count {
-        check("contact_count", m.contacts().count() == n, m.contacts().count().to_string());
+        check(
+            "contact_count",
+            m.contacts().count() == n,
+            m.contacts().count().to_string(),
+        );
     }
     if let Some(u) = &v.contact_uri {
         let c = m.contacts().next().unwrap().unwrap();
-        let got = c.addr().map(|a| text(a.uri().raw())).unwrap_or_else(|| "*".into());
+        let got = c
+            .addr()
+            .map(|a| text(a.uri().raw()))
+            .unwrap_or_else(|| "*".into());
         check("contact_uri", &got == u, got);
     }
     if let Some(n) = v.content_length {
-        check("content_length", m.content_length() == Some(n), format!("{:?}", m.content_length()));
+        check(
+            "content_length",
+            m.content_length() == Some(n),
+            format!("{:?}", m.content_length()),
+        );
     }
     if let Some(n) = v.max_forwards {
         let got = m.max_forwards().unwrap();
@@ -227,10 +275,22 @@ fn rfc_torture_vectors() {
             failures.push(format!("{} ({}): {e}", v.file, v.section));
         }
     }
-    for (f, why) in ACCEPTED_LIBERALLY.iter().map(|(f, w)| (*f, *w)).chain(ALTERNATIVE_REPLIES.iter().map(|(f, _, w)| (*f, *w))) {
-        assert!(manifest.vector.iter().any(|v| v.file == f), "{f} listed but not in the corpus ({why})");
+    for (f, why) in ACCEPTED_LIBERALLY
+        .iter()
+        .map(|(f, w)| (*f, *w))
+        .chain(ALTERNATIVE_REPLIES.iter().map(|(f, _, w)| (*f, *w)))
+    {
+        assert!(
+            manifest.vector.iter().any(|v| v.file == f),
+            "{f} listed but not in the corpus ({why})"
+        );
     }
-    assert!(failures.is_empty(), "{} vector(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} vector(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Regression inputs (fuzzer findings): none may panic, and each has its expected reply in
@@ -238,7 +298,9 @@ fn rfc_torture_vectors() {
 #[test]
 fn regression_inputs_do_not_panic() {
     let dir = root().join("regress");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "sip") {
