@@ -2,7 +2,7 @@
 //! RFC 7616 digest parameters).
 
 use crate::fields::QuotedStr;
-use crate::lex::{find_unquoted, is_token_str, trim};
+use crate::lex::{end_of_quoted, is_ws, skip_token, skip_ws};
 
 /// Malformed credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,55 +37,77 @@ pub struct Credentials<'a> {
 }
 
 impl<'a> Credentials<'a> {
-    /// Parses `scheme LWS auth-param *(COMMA auth-param)`.
+    /// Parses `scheme LWS auth-param *(COMMA auth-param)` in one pass, where
+    /// `auth-param = token EQUAL ( token / quoted-string )` (RFC 3261 §25.1).
     pub fn parse(v: &'a [u8]) -> Result<Credentials<'a>, AuthError> {
-        let v = trim(v);
-        let split = v
-            .iter()
-            .position(|b| b.is_ascii_whitespace())
-            .unwrap_or(v.len());
-        let scheme = &v[..split];
-        if !is_token_str(scheme) {
+        let mut i = skip_ws(v, 0);
+        let scheme_start = i;
+        i = skip_token(v, i);
+        if i == scheme_start || (i < v.len() && !is_ws(v[i])) {
             return Err(AuthError);
         }
         let mut c = Credentials {
-            scheme,
+            scheme: &v[scheme_start..i],
             ..Credentials::default()
         };
-        let mut rest = trim(&v[split..]);
-        while !rest.is_empty() {
-            let end = find_unquoted(rest, b',').unwrap_or(rest.len());
-            let item = trim(&rest[..end]);
-            rest = rest.get(end + 1..).map(trim).unwrap_or(&[]);
-            if item.is_empty() {
-                continue;
+        loop {
+            // Separators: whitespace and commas between parameters.
+            while i < v.len() && (is_ws(v[i]) || v[i] == b',') {
+                i += 1;
             }
-            let eq = item.iter().position(|&b| b == b'=').ok_or(AuthError)?;
-            let name = trim(&item[..eq]);
-            let value = trim(&item[eq + 1..]);
-            if !is_token_str(name) || value.is_empty() {
+            if i >= v.len() {
+                return Ok(c);
+            }
+            let name_start = i;
+            i = skip_token(v, i);
+            let name = &v[name_start..i];
+            i = skip_ws(v, i);
+            if name.is_empty() || v.get(i) != Some(&b'=') {
                 return Err(AuthError);
             }
-            let q = QuotedStr::from_value(value).map_err(|_| AuthError)?;
-            if name.eq_ignore_ascii_case(b"nc") {
-                c.nc = Some(q.raw());
-                continue;
-            }
-            let slot = match () {
-                _ if name.eq_ignore_ascii_case(b"username") => &mut c.username,
-                _ if name.eq_ignore_ascii_case(b"realm") => &mut c.realm,
-                _ if name.eq_ignore_ascii_case(b"nonce") => &mut c.nonce,
-                _ if name.eq_ignore_ascii_case(b"uri") => &mut c.uri,
-                _ if name.eq_ignore_ascii_case(b"response") => &mut c.response,
-                _ if name.eq_ignore_ascii_case(b"algorithm") => &mut c.algorithm,
-                _ if name.eq_ignore_ascii_case(b"cnonce") => &mut c.cnonce,
-                _ if name.eq_ignore_ascii_case(b"opaque") => &mut c.opaque,
-                _ if name.eq_ignore_ascii_case(b"qop") => &mut c.qop,
-                _ => continue,
+            i = skip_ws(v, i + 1);
+            let value = if v.get(i) == Some(&b'"') {
+                let end = end_of_quoted(v, i).ok_or(AuthError)?;
+                let q = QuotedStr::from_inner(&v[i + 1..end - 1]);
+                i = end;
+                q
+            } else {
+                let start = i;
+                i = skip_token(v, i);
+                if i == start {
+                    return Err(AuthError);
+                }
+                QuotedStr::from_inner(&v[start..i])
             };
-            *slot = Some(q);
+            i = skip_ws(v, i);
+            if i < v.len() && v[i] != b',' {
+                return Err(AuthError);
+            }
+            c.set(name, value);
         }
-        Ok(c)
+    }
+
+    /// Stores a known parameter; unknown ones are ignored (RFC 7616 §3.4).
+    #[inline]
+    fn set(&mut self, name: &[u8], value: QuotedStr<'a>) {
+        let eq = |canon: &[u8]| crate::lex::eq_token_ci(canon, name);
+        let slot = match name.len() {
+            2 if eq(b"nc") => {
+                self.nc = Some(value.raw());
+                return;
+            }
+            3 if eq(b"uri") => &mut self.uri,
+            3 if eq(b"qop") => &mut self.qop,
+            5 if eq(b"realm") => &mut self.realm,
+            5 if eq(b"nonce") => &mut self.nonce,
+            6 if eq(b"cnonce") => &mut self.cnonce,
+            6 if eq(b"opaque") => &mut self.opaque,
+            8 if eq(b"username") => &mut self.username,
+            8 if eq(b"response") => &mut self.response,
+            9 if eq(b"algorithm") => &mut self.algorithm,
+            _ => return,
+        };
+        *slot = Some(value);
     }
 
     /// True for the Digest scheme.
@@ -120,5 +142,11 @@ mod tests {
         assert!(c.realm.unwrap().eq_bytes(b"r,1"));
         assert!(Credentials::parse(br#"Digest username="open"#).is_err());
         assert!(Credentials::parse(b"Digest username").is_err());
+        assert!(Credentials::parse(b"Digest username=\"a\" realm=\"b\"").is_err());
+        assert!(Credentials::parse(b"Digest realm=").is_err());
+        assert!(Credentials::parse(b"Digest").unwrap().username.is_none());
+        let c = Credentials::parse(b"Digest  USERNAME = \"bob\" ,NC=00000002,,  x=\"y\"").unwrap();
+        assert!(c.username.unwrap().eq_bytes(b"bob"));
+        assert_eq!(c.nc, Some(&b"00000002"[..]));
     }
 }

@@ -57,6 +57,10 @@ impl<'a> QuotedStr<'a> {
             Ok(QuotedStr { inner: v })
         }
     }
+    /// Wraps the contents between the quotes (or a bare token).
+    pub(crate) fn from_inner(inner: &'a [u8]) -> QuotedStr<'a> {
+        QuotedStr { inner }
+    }
     /// The contents with escapes still in place.
     pub fn raw(&self) -> &'a [u8] {
         self.inner

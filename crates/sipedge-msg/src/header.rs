@@ -15,9 +15,12 @@ macro_rules! header_names {
             Other,
         }
 
+        /// Every known name, in declaration order.
+        const ALL: &[HeaderName] = &[$(HeaderName::$variant,)*];
+
         impl HeaderName {
             /// The canonical spelling, as written when serializing.
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $(HeaderName::$variant => $canon,)*
                     HeaderName::Other => "",
@@ -26,17 +29,29 @@ macro_rules! header_names {
 
             /// Resolves a header name, case-insensitively, compact forms included.
             pub fn from_bytes(name: &[u8]) -> HeaderName {
+                if !crate::lex::is_token_str(name) {
+                    return HeaderName::Other;
+                }
+                HeaderName::from_token(name)
+            }
+
+            /// [`HeaderName::from_bytes`] for a name already known to be a `token`: one table
+            /// lookup by (length, first letter), then at most [`BUCKET_DEPTH`] comparisons.
+            pub(crate) fn from_token(name: &[u8]) -> HeaderName {
+                let Some(&first) = name.first() else {
+                    return HeaderName::Other;
+                };
                 if name.len() == 1 {
-                    return match name[0].to_ascii_lowercase() {
+                    return match first.to_ascii_lowercase() {
                         $($( $compact => HeaderName::$variant, )?)*
                         _ => HeaderName::Other,
                     };
                 }
-                $(
-                    if name.len() == $canon.len() && name.eq_ignore_ascii_case($canon.as_bytes()) {
-                        return HeaderName::$variant;
+                for &(h, canon) in &NAME_TABLE[bucket(name.len(), first)] {
+                    if crate::lex::eq_token_ci(canon, name) {
+                        return h;
                     }
-                )*
+                }
                 HeaderName::Other
             }
 
@@ -104,6 +119,34 @@ header_names! {
     PAssertedIdentity => "P-Asserted-Identity";
     Timestamp => "Timestamp";
 }
+
+/// Entries per bucket of the name table.
+const BUCKET_DEPTH: usize = 3;
+const BUCKETS: usize = 64;
+
+const fn bucket(len: usize, first: u8) -> usize {
+    (len * 7 + first.to_ascii_lowercase() as usize) % BUCKETS
+}
+
+/// Known names bucketed by (length, first letter), with their lowercase spelling; built at
+/// compile time, which fails if a bucket overflows. Empty entries have an empty name.
+static NAME_TABLE: [[(HeaderName, &[u8]); BUCKET_DEPTH]; BUCKETS] = {
+    let mut t: [[(HeaderName, &[u8]); BUCKET_DEPTH]; BUCKETS] =
+        [[(HeaderName::Other, b""); BUCKET_DEPTH]; BUCKETS];
+    let mut i = 0;
+    while i < ALL.len() {
+        let name = ALL[i].as_str().as_bytes();
+        let b = bucket(name.len(), name[0]);
+        let mut j = 0;
+        while !t[b][j].1.is_empty() {
+            j += 1;
+            assert!(j < BUCKET_DEPTH, "header name table bucket overflow");
+        }
+        t[b][j] = (ALL[i], name);
+        i += 1;
+    }
+    t
+};
 
 impl HeaderName {
     /// Headers whose value is a comma-separated list that may also be split over several
@@ -173,5 +216,12 @@ mod tests {
         assert_eq!(HeaderName::from_bytes(b"q"), HeaderName::Other);
         assert_eq!(HeaderName::from_bytes(b"X-Custom"), HeaderName::Other);
         assert_eq!(HeaderName::Via.bad_reason(), "Malformed Via Header");
+        for &h in super::ALL {
+            assert_eq!(HeaderName::from_bytes(h.as_str().as_bytes()), h);
+            let upper = h.as_str().to_ascii_uppercase();
+            assert_eq!(HeaderName::from_bytes(upper.as_bytes()), h);
+        }
+        assert_eq!(HeaderName::from_bytes(b"Viaa"), HeaderName::Other);
+        assert_eq!(HeaderName::from_bytes(b""), HeaderName::Other);
     }
 }

@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 use crate::error::{ParseError, ParseErrorKind as K};
 use crate::header::HeaderName;
 use crate::lex::{is_token, is_token_str, parse_u64, trim};
-use crate::message::{Header, Message, Span, StartLine};
+use crate::message::{Header, Message, Span, StartLine, HOT, NONE};
 use crate::method::Method;
 
 /// Default upper bound on one message, in bytes (the largest UDP payload).
@@ -187,9 +187,18 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
     let mut defect = None;
     let start = start_line(buf, pos, line_end, opts, &mut defect)?;
     pos = next;
-    let headers_start = next;
 
-    let mut headers: SmallVec<[Header; INLINE_HEADERS]> = SmallVec::new();
+    // Built in place: the message (with its inline header array) is not moved afterwards.
+    let mut msg = Message {
+        buf,
+        start,
+        headers: SmallVec::new(),
+        body: Span::new(buf.len(), buf.len()),
+        headers_start: pos as u32,
+        content_length: None,
+        defect,
+        first: [NONE; HOT],
+    };
     let mut body_start = None;
     while pos < buf.len() {
         let (end, next) = match line_at(buf, pos) {
@@ -205,41 +214,35 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
         let first = buf[pos];
         if first == b' ' || first == b'\t' {
             // RFC 3261 §7.3.1 folding: the line continues the previous header's value.
-            match headers.last_mut() {
+            match msg.headers.last_mut() {
                 Some(h) => {
                     h.value.end = end as u32;
                     h.line.end = next as u32;
                 }
-                None => set_defect(&mut defect, K::BadHeaderLine, pos),
+                None => set_defect(&mut msg.defect, K::BadHeaderLine, pos),
             }
             pos = next;
             continue;
         }
         match header_line(buf, pos, end, next) {
             Some(h) => {
-                if headers.len() >= opts.max_headers {
+                if msg.headers.len() >= opts.max_headers {
                     return Err(ParseError::new(K::TooManyHeaders, pos as u32));
                 }
-                headers.push(h);
+                let slot = h.name as usize;
+                if slot < HOT && msg.first[slot] == NONE && msg.headers.len() < NONE as usize {
+                    msg.first[slot] = msg.headers.len() as u8;
+                }
+                msg.headers.push(h);
             }
-            None => set_defect(&mut defect, K::BadHeaderLine, pos),
+            None => set_defect(&mut msg.defect, K::BadHeaderLine, pos),
         }
         pos = next;
     }
     if stream && body_start.is_none() {
         return Err(ParseError::new(K::UnterminatedHeaders, buf.len() as u32));
     }
-    let body_start = body_start.unwrap_or(buf.len());
-
-    let mut msg = Message {
-        buf,
-        start,
-        headers,
-        body: Span::new(body_start, buf.len()),
-        headers_start: headers_start as u32,
-        content_length: None,
-        defect,
-    };
+    msg.body = Span::new(body_start.unwrap_or(buf.len()), buf.len());
     frame_body(&mut msg, stream);
     Ok(msg)
 }
@@ -305,7 +308,7 @@ fn header_line(buf: &[u8], start: usize, end: usize, next: usize) -> Option<Head
         vstart += 1;
     }
     Some(Header {
-        name: HeaderName::from_bytes(name),
+        name: HeaderName::from_token(name),
         name_len: name_end as u16,
         line: Span::new(start, next),
         value: Span::new(start + vstart, end),

@@ -9,14 +9,49 @@ pub(crate) fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+/// RFC 3261 §25.1 `token` characters, as a table.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+        i += 1;
+    }
+    t
+};
+
 /// RFC 3261 §25.1 `token` characters.
-#[inline]
+#[inline(always)]
 pub(crate) fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[b as usize]
+}
+
+/// Index of the first non-token byte at or after `i`.
+#[inline]
+pub(crate) fn skip_token(s: &[u8], mut i: usize) -> usize {
+    while i < s.len() && is_token(s[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the first non-whitespace byte at or after `i`.
+#[inline]
+pub(crate) fn skip_ws(s: &[u8], mut i: usize) -> usize {
+    while i < s.len() && is_ws(s[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// Case-insensitive equality of a lowercase canonical word (letters, digits, `-`) with bytes
+/// already known to be `token` characters: for token bytes, `| 0x20` folds case and maps
+/// nothing else onto a letter, digit or `-`.
+#[inline]
+pub(crate) fn eq_token_ci(canon: &[u8], name: &[u8]) -> bool {
+    canon.len() == name.len() && canon.iter().zip(name).all(|(c, n)| c | 0x20 == n | 0x20)
 }
 
 /// Strips leading and trailing whitespace (including folding).
@@ -71,32 +106,25 @@ pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
 pub(crate) fn end_of_quoted(s: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     while i < s.len() {
-        match s[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
+        i += memchr::memchr2(b'\\', b'"', &s[i..])?;
+        if s[i] == b'"' {
+            return Some(i + 1);
         }
+        i += 2;
     }
     None
 }
 
 /// Finds the first `sep` at nesting level zero: outside quoted strings and `<...>`.
+/// Jumps between interesting bytes with SIMD `memchr` rather than walking byte by byte.
 pub(crate) fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
     let mut i = 0;
-    let mut in_angle = false;
     while i < s.len() {
+        i += memchr::memchr3(sep, b'"', b'<', &s[i..])?;
         match s[i] {
-            b'"' if !in_angle => i = end_of_quoted(s, i)?,
-            b'<' => {
-                in_angle = true;
-                i += 1;
-            }
-            b'>' => {
-                in_angle = false;
-                i += 1;
-            }
-            b if b == sep && !in_angle => return Some(i),
-            _ => i += 1,
+            b'"' => i = end_of_quoted(s, i)?,
+            b'<' if sep != b'<' => i += memchr::memchr(b'>', &s[i..])? + 1,
+            _ => return Some(i),
         }
     }
     None

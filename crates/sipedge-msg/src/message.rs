@@ -90,7 +90,16 @@ pub struct Message<'a> {
     pub(crate) headers_start: u32,
     pub(crate) content_length: Option<u32>,
     pub(crate) defect: Option<ParseError>,
+    /// Index of the first line of each of the first [`HOT`] header names (by discriminant:
+    /// Via, From, To, Call-ID, CSeq, Max-Forwards, Contact, Expires, …, Authorization), or
+    /// [`NONE`]: the common lookups skip the scan.
+    pub(crate) first: [u8; HOT],
 }
+
+/// Header names with a direct first-line index (discriminants below this).
+pub(crate) const HOT: usize = 16;
+/// "No such header" in [`Message::first`] (also used past 255 header lines).
+pub(crate) const NONE: u8 = u8::MAX;
 
 /// A header as seen by [`Message::headers`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,14 +192,33 @@ impl<'a> Message<'a> {
     }
 
     /// The first value of a known header, trimmed.
+    #[inline]
     pub fn header(&self, name: HeaderName) -> Option<&'a [u8]> {
+        let slot = name as usize;
+        if slot < HOT {
+            let i = self.first[slot];
+            if i != NONE {
+                return Some(trim(self.headers[i as usize].value.of(self.buf)));
+            }
+            if self.headers.len() < NONE as usize {
+                return None;
+            }
+        }
         self.header_values(name).next()
     }
 
     /// Every line's value of a known header, trimmed.
     pub fn header_values(&self, name: HeaderName) -> impl Iterator<Item = &'a [u8]> + '_ {
         let buf = self.buf;
-        self.headers
+        let slot = name as usize;
+        let from = if slot < HOT && self.first[slot] != NONE {
+            self.first[slot] as usize
+        } else if slot < HOT && self.headers.len() < NONE as usize {
+            self.headers.len()
+        } else {
+            0
+        };
+        self.headers[from..]
             .iter()
             .filter(move |h| h.name == name)
             .map(move |h| trim(h.value.of(buf)))
