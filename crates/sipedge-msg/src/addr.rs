@@ -1,9 +1,11 @@
 //! name-addr / addr-spec values: From, To, Contact, Route, Record-Route, Path
 //! (RFC 3261 §20.10, §20.20, §20.39, §25.1).
 
-use crate::lex::{end_of_quoted, find_outside_quotes, is_token, is_ws, parse_u32, trim};
+use crate::lex::{
+    end_of_quoted, eq_token_ci, find_outside_quotes, is_token, is_token_str, is_ws, parse_u32, trim,
+};
 use crate::message::parse_delta_seconds;
-use crate::params::{well_formed, Params};
+use crate::params::{scan, Params};
 use crate::uri::Uri;
 
 /// Why an address could not be parsed.
@@ -17,6 +19,7 @@ pub struct NameAddr<'a> {
     display_name: Option<&'a [u8]>,
     uri: Uri<'a>,
     params: Params<'a>,
+    tag: Option<&'a [u8]>,
 }
 
 impl<'a> NameAddr<'a> {
@@ -50,26 +53,32 @@ impl<'a> NameAddr<'a> {
             (None, uri, &raw[end..])
         };
         let uri = Uri::parse(uri).map_err(|_| AddrError)?;
+        let mut tag = None;
         let params = match trim(after) {
             [] => Params::default(),
-            [b';', p @ ..] if well_formed(p) => Params::new(p),
+            [b';', p @ ..] => {
+                // tag-param = "tag" EQUAL token (RFC 3261 §25.1), at most once: a bare or
+                // repeated tag would make dialog matching ambiguous (found by fuzzing).
+                let mut tag_ok = true;
+                let shaped = scan(p, |name, value| {
+                    if name.len() == 3 && eq_token_ci(b"tag", name) {
+                        tag_ok &= tag.is_none() && value.is_some_and(is_token_str);
+                        tag = value;
+                    }
+                });
+                if !(shaped && tag_ok) {
+                    return Err(AddrError);
+                }
+                Params::new(p)
+            }
             _ => return Err(AddrError),
         };
-        // tag-param = "tag" EQUAL token (RFC 3261 §25.1), at most once: a bare or repeated
-        // tag would make dialog matching ambiguous (found by fuzzing).
-        let mut tags = params
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"tag"));
-        if let Some((_, value)) = tags.next() {
-            if !value.is_some_and(crate::lex::is_token_str) || tags.next().is_some() {
-                return Err(AddrError);
-            }
-        }
         Ok(NameAddr {
             raw,
             display_name,
             uri,
             params,
+            tag,
         })
     }
 
@@ -91,7 +100,7 @@ impl<'a> NameAddr<'a> {
     }
     /// The `tag` parameter (RFC 3261 §19.3).
     pub fn tag(&self) -> Option<&'a [u8]> {
-        self.params.value(b"tag")
+        self.tag
     }
 }
 

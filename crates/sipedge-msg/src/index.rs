@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 
 use crate::error::{ParseError, ParseErrorKind as K};
 use crate::header::HeaderName;
-use crate::lex::{is_token, is_token_str, parse_u64, trim};
+use crate::lex::{is_token, parse_u64, skip_token, trim};
 use crate::message::{Header, Message, Span, StartLine, HOT, NONE};
 use crate::method::Method;
 
@@ -175,6 +175,17 @@ fn line_at(buf: &[u8], from: usize) -> Option<(usize, usize)> {
     Some((end, nl + 1))
 }
 
+/// The end of the line containing `from`: (content end without CR, next line start). At the
+/// end of a datagram a last line without CRLF is accepted; on a stream it is an error.
+#[inline]
+fn next_line(buf: &[u8], from: usize, stream: bool) -> Result<(usize, usize), ParseError> {
+    match line_at(buf, from) {
+        Some(l) => Ok(l),
+        None if !stream => Ok((buf.len(), buf.len())),
+        None => Err(ParseError::new(K::UnterminatedHeaders, from as u32)),
+    }
+}
+
 fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message<'a>, ParseError> {
     // RFC 3261 §7.5: ignore CRLFs before the start line.
     let mut pos = buf
@@ -201,19 +212,19 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
     };
     let mut body_start = None;
     while pos < buf.len() {
-        let (end, next) = match line_at(buf, pos) {
-            Some(l) => l,
-            // A last header line without CRLF at the end of a datagram: accept it.
-            None if !stream => (buf.len(), buf.len()),
-            None => return Err(ParseError::new(K::UnterminatedHeaders, pos as u32)),
-        };
-        if end == pos {
-            body_start = Some(next);
-            break;
-        }
         let first = buf[pos];
+        if first == b'\r' || first == b'\n' {
+            // The empty line ending the header section (a lone CR that is not CRLF counts
+            // as the start of a malformed line).
+            let next = if first == b'\n' { pos + 1 } else { pos + 2 };
+            if first == b'\n' || buf.get(pos + 1) == Some(&b'\n') {
+                body_start = Some(next.min(buf.len()));
+                break;
+            }
+        }
         if first == b' ' || first == b'\t' {
             // RFC 3261 §7.3.1 folding: the line continues the previous header's value.
+            let (end, next) = next_line(buf, pos, stream)?;
             match msg.headers.last_mut() {
                 Some(h) => {
                     h.value.end = end as u32;
@@ -224,19 +235,36 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
             pos = next;
             continue;
         }
-        match header_line(buf, pos, end, next) {
-            Some(h) => {
-                if msg.headers.len() >= opts.max_headers {
-                    return Err(ParseError::new(K::TooManyHeaders, pos as u32));
-                }
-                let slot = h.name as usize;
-                if slot < HOT && msg.first[slot] == NONE && msg.headers.len() < NONE as usize {
-                    msg.first[slot] = msg.headers.len() as u8;
-                }
-                msg.headers.push(h);
-            }
-            None => set_defect(&mut msg.defect, K::BadHeaderLine, pos),
+        // `field-name HCOLON value`: the name is scanned once, byte class by table.
+        let name_end = skip_token(buf, pos);
+        let mut i = name_end;
+        while i < buf.len() && (buf[i] == b' ' || buf[i] == b'\t') {
+            i += 1;
         }
+        if name_end == pos || buf.get(i) != Some(&b':') || name_end - pos > u16::MAX as usize {
+            set_defect(&mut msg.defect, K::BadHeaderLine, pos);
+            pos = next_line(buf, pos, stream)?.1;
+            continue;
+        }
+        i += 1;
+        while i < buf.len() && (buf[i] == b' ' || buf[i] == b'\t') {
+            i += 1;
+        }
+        let (end, next) = next_line(buf, i, stream)?;
+        if msg.headers.len() >= opts.max_headers {
+            return Err(ParseError::new(K::TooManyHeaders, pos as u32));
+        }
+        let name = HeaderName::from_token(&buf[pos..name_end]);
+        let slot = name as usize;
+        if slot < HOT && msg.first[slot] == NONE && msg.headers.len() < NONE as usize {
+            msg.first[slot] = msg.headers.len() as u8;
+        }
+        msg.headers.push(Header {
+            name,
+            name_len: (name_end - pos) as u16,
+            line: Span::new(pos, next),
+            value: Span::new(i.min(end), end),
+        });
         pos = next;
     }
     if stream && body_start.is_none() {
@@ -290,29 +318,6 @@ fn frame_body(msg: &mut Message<'_>, stream: bool) {
     }
     msg.body.end = msg.body.start + len;
     msg.buf = &msg.buf[..msg.body.end as usize];
-}
-
-fn header_line(buf: &[u8], start: usize, end: usize, next: usize) -> Option<Header> {
-    let line = &buf[start..end];
-    let colon = memchr(b':', line)?;
-    let mut name_end = colon;
-    while name_end > 0 && (line[name_end - 1] == b' ' || line[name_end - 1] == b'\t') {
-        name_end -= 1;
-    }
-    let name = &line[..name_end];
-    if !is_token_str(name) || name.len() > u16::MAX as usize {
-        return None;
-    }
-    let mut vstart = colon + 1;
-    while vstart < line.len() && (line[vstart] == b' ' || line[vstart] == b'\t') {
-        vstart += 1;
-    }
-    Some(Header {
-        name: HeaderName::from_token(name),
-        name_len: name_end as u16,
-        line: Span::new(start, next),
-        value: Span::new(start + vstart, end),
-    })
 }
 
 /// RFC 3261 §7.1 Request-Line / §7.2 Status-Line. Exactly one SP between elements.

@@ -1,6 +1,6 @@
 //! `;name[=value]` parameter lists (RFC 3261 §25.1 `generic-param`, `uri-parameters`).
 
-use crate::lex::{end_of_quoted, is_ws, trim};
+use crate::lex::{end_of_quoted, skip_ws, trim};
 
 /// A borrowed parameter list, starting just after its first `;` (or empty). Iterating yields
 /// `(name, value)` with whitespace trimmed; a quoted value keeps its quotes (see
@@ -89,53 +89,65 @@ impl<'a> Iterator for ParamIter<'a> {
 /// Index of the `;` that ends the first parameter (or the length), skipping quoted strings.
 fn param_end(s: &[u8]) -> usize {
     let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b';' => return i,
-            b'"' => i = end_of_quoted(s, i).unwrap_or(s.len()),
-            _ => i += 1,
+    while let Some(off) = memchr::memchr2(b';', b'"', &s[i..]) {
+        i += off;
+        if s[i] == b';' {
+            return i;
         }
+        i = end_of_quoted(s, i).unwrap_or(s.len());
     }
     s.len()
 }
 
-/// Checks a parameter list's shape: every parameter has a non-empty token name, no stray
-/// whitespace inside names, quoted values closed.
-pub(crate) fn well_formed(raw: &[u8]) -> bool {
-    if trim(raw).is_empty() {
-        // A ";" with nothing after it.
-        return false;
-    }
-    let mut rest = raw;
-    while !rest.is_empty() {
-        let end = param_end(rest);
-        let item = trim(&rest[..end]);
-        let name = match item.iter().position(|&b| b == b'=') {
-            Some(eq) => {
-                let v = trim(&item[eq + 1..]);
-                if v.first() == Some(&b'"') && end_of_quoted(v, 0) != Some(v.len()) {
+/// One pass over a parameter list (the bytes after the first `;`): checks its shape and calls
+/// `f(name, value)` for each parameter. Shape: every parameter has a non-empty name without
+/// whitespace, quotes or commas; a value is a closed quoted string or a run without
+/// whitespace, quotes or `;`; whitespace may surround `;` and `=`; no empty or trailing `;`.
+pub(crate) fn scan<'a>(raw: &'a [u8], mut f: impl FnMut(&'a [u8], Option<&'a [u8]>)) -> bool {
+    let n = raw.len();
+    let mut i = skip_ws(raw, 0);
+    loop {
+        let start = i;
+        while i < n && !matches!(raw[i], b'=' | b';' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b',') {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        let name = &raw[start..i];
+        i = skip_ws(raw, i);
+        let mut value = None;
+        if i < n && raw[i] == b'=' {
+            i = skip_ws(raw, i + 1);
+            if i < n && raw[i] == b'"' {
+                let Some(end) = end_of_quoted(raw, i) else {
                     return false;
+                };
+                value = Some(&raw[i..end]);
+                i = end;
+            } else {
+                let vstart = i;
+                while i < n && !matches!(raw[i], b';' | b' ' | b'\t' | b'\r' | b'\n' | b'"') {
+                    i += 1;
                 }
-                if v.first() != Some(&b'"') && v.iter().any(|&b| is_ws(b) || b == b'"') {
-                    return false;
-                }
-                trim(&item[..eq])
+                value = Some(&raw[vstart..i]);
             }
-            None => item,
-        };
-        if name.is_empty() || name.iter().any(|&b| is_ws(b) || b == b'"' || b == b',') {
+            i = skip_ws(raw, i);
+        }
+        f(name, value);
+        if i >= n {
+            return true;
+        }
+        if raw[i] != b';' {
             return false;
         }
-        if end >= rest.len() {
-            break;
-        }
-        rest = &rest[end + 1..];
-        if trim(rest).is_empty() {
-            // A trailing ";" with nothing after it.
-            return false;
-        }
+        i = skip_ws(raw, i + 1);
     }
-    true
+}
+
+/// True when the parameter list is well-formed (see [`scan`]).
+pub(crate) fn well_formed(raw: &[u8]) -> bool {
+    scan(raw, |_, _| {})
 }
 
 #[cfg(test)]

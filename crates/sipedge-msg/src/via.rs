@@ -1,7 +1,7 @@
 //! Via (RFC 3261 §20.42, §18.2.1 received, RFC 3581 rport).
 
-use crate::lex::{is_token_str, parse_u32, trim};
-use crate::params::{well_formed, Params};
+use crate::lex::{eq_token_ci, is_ws, parse_u32, skip_token, skip_ws, trim};
+use crate::params::{scan, Params};
 use crate::uri::{split_host, strip_brackets};
 
 /// The `rport` parameter (RFC 3581 §3).
@@ -37,30 +37,29 @@ impl<'a> Via<'a> {
     /// Parses one Via value (one item of a comma list).
     pub fn parse(raw: &'a [u8]) -> Result<Via<'a>, ViaError> {
         let raw = trim(raw);
-        // sent-protocol = protocol-name SLASH protocol-version SLASH transport (LWS allowed).
+        // sent-protocol = protocol-name SLASH protocol-version SLASH transport, then LWS
+        // (SLASH = SWS "/" SWS), scanned once.
         let mut parts = [&b""[..]; 3];
-        let mut rest = raw;
-        for (i, part) in parts.iter_mut().enumerate() {
-            let end = if i < 2 {
-                rest.iter().position(|&b| b == b'/').ok_or(ViaError)?
-            } else {
-                let r = trim(rest);
-                let off = rest.len() - r.len();
-                off + r
-                    .iter()
-                    .position(|b| b.is_ascii_whitespace())
-                    .ok_or(ViaError)?
-            };
-            *part = trim(&rest[..end]);
-            if !is_token_str(part) {
+        let mut i = 0;
+        for (n, part) in parts.iter_mut().enumerate() {
+            if n > 0 {
+                i = skip_ws(raw, i);
+                if raw.get(i) != Some(&b'/') {
+                    return Err(ViaError);
+                }
+                i = skip_ws(raw, i + 1);
+            }
+            let start = i;
+            i = skip_token(raw, i);
+            if i == start {
                 return Err(ViaError);
             }
-            rest = if i < 2 {
-                &rest[end + 1..]
-            } else {
-                &rest[end..]
-            };
+            *part = &raw[start..i];
         }
+        if i >= raw.len() || !is_ws(raw[i]) {
+            return Err(ViaError);
+        }
+        let rest = &raw[i..];
         let rest = trim(rest);
         let (host, after) = split_host(rest).map_err(|_| ViaError)?;
         let mut after = trim(after);
@@ -75,18 +74,13 @@ impl<'a> Via<'a> {
             port = Some(u16::try_from(p).map_err(|_| ViaError)?);
             after = trim(&tail[end..]);
         }
-        let params = match after {
-            [] => Params::default(),
-            [b';', p @ ..] if well_formed(p) => Params::new(p),
-            _ => return Err(ViaError),
-        };
         let mut via = Via {
             raw,
             protocol: parts[0],
             transport: parts[2],
             host,
             port,
-            params,
+            params: Params::default(),
             branch: None,
             received: None,
             rport: RPort::Absent,
@@ -94,32 +88,43 @@ impl<'a> Via<'a> {
         if !parts[0].eq_ignore_ascii_case(b"SIP") {
             return Err(ViaError);
         }
-        // branch, received and rport may each appear once: a second one would make the
-        // reply's routing ambiguous (found by fuzzing: `;rport=1;rport`).
-        for (name, value) in params.iter() {
-            if name.eq_ignore_ascii_case(b"branch") {
-                if via.branch.is_some() {
+        match after {
+            [] => {}
+            [b';', p @ ..] => {
+                // branch, received and rport may each appear once: a second one would make
+                // the reply's routing ambiguous (found by fuzzing: `;rport=1;rport`).
+                let mut ok = true;
+                let shaped = scan(p, |name, value| match name.len() {
+                    6 if eq_token_ci(b"branch", name) => {
+                        ok &= via.branch.is_none();
+                        via.branch = value.filter(|v| !v.is_empty());
+                        ok &= via.branch.is_some();
+                    }
+                    8 if eq_token_ci(b"received", name) => {
+                        ok &= via.received.is_none() && value.is_some();
+                        via.received = value;
+                    }
+                    5 if eq_token_ci(b"rport", name) => {
+                        ok &= via.rport == RPort::Absent;
+                        via.rport = match value {
+                            None => RPort::Requested,
+                            Some(v) => match parse_u32(v).and_then(|p| u16::try_from(p).ok()) {
+                                Some(port) => RPort::Port(port),
+                                None => {
+                                    ok = false;
+                                    RPort::Requested
+                                }
+                            },
+                        };
+                    }
+                    _ => {}
+                });
+                if !(shaped && ok) {
                     return Err(ViaError);
                 }
-                via.branch = Some(value.filter(|v| !v.is_empty()).ok_or(ViaError)?);
-            } else if name.eq_ignore_ascii_case(b"received") {
-                if via.received.is_some() {
-                    return Err(ViaError);
-                }
-                via.received = Some(value.ok_or(ViaError)?);
-            } else if name.eq_ignore_ascii_case(b"rport") {
-                if via.rport != RPort::Absent {
-                    return Err(ViaError);
-                }
-                via.rport = match value {
-                    None => RPort::Requested,
-                    Some(v) => RPort::Port(
-                        parse_u32(v)
-                            .and_then(|p| u16::try_from(p).ok())
-                            .ok_or(ViaError)?,
-                    ),
-                };
+                via.params = Params::new(p);
             }
+            _ => return Err(ViaError),
         }
         Ok(via)
     }
