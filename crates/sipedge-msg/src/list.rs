@@ -22,6 +22,12 @@ impl<'a> Iterator for Items<'a> {
     fn next(&mut self) -> Option<&'a [u8]> {
         loop {
             let rest = self.rest?;
+            if memchr::memchr(b',', rest).is_none() {
+                // The common case, one item: no scan for quotes or brackets needed.
+                self.rest = None;
+                let item = trim(rest);
+                return (!item.is_empty()).then_some(item);
+            }
             let item = match find_unquoted(rest, b',') {
                 Some(i) => {
                     self.rest = Some(&rest[i + 1..]);

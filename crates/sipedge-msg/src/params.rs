@@ -28,9 +28,13 @@ impl<'a> Params<'a> {
 
     /// `Some(Some(v))` for `name=v`, `Some(None)` for a bare `name`, `None` when absent.
     pub fn get(&self, name: &[u8]) -> Option<Option<&'a [u8]>> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        let mut found = None;
+        scan(self.raw, |n, v| {
+            if found.is_none() && n.len() == name.len() && n.eq_ignore_ascii_case(name) {
+                found = Some(v);
+            }
+        });
+        found
     }
 
     /// The value of `name=value`, or `None` if absent or valueless.

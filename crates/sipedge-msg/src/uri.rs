@@ -1,7 +1,7 @@
 //! SIP, SIPS and TEL URIs (RFC 3261 §19.1, §25.1; RFC 3966), parsed in place.
 //! Other schemes are carried opaquely: a proxy must be able to forward them.
 
-use crate::lex::{eq_unescaped, eq_unescaped_ignore_case, is_ws, parse_u32};
+use crate::lex::{eq_token_ci, eq_unescaped, eq_unescaped_ignore_case, parse_u32};
 use crate::params::{well_formed, Params};
 
 /// A URI scheme.
@@ -38,28 +38,25 @@ impl<'a> Uri<'a> {
     /// Parses a URI. SIP/SIPS are parsed fully, TEL into its number and parameters, any other
     /// scheme only checked for `scheme ":" 1*non-whitespace`.
     pub fn parse(raw: &'a [u8]) -> Result<Uri<'a>, UriError> {
-        let colon = raw.iter().position(|&b| b == b':').ok_or(UriError)?;
-        let scheme_bytes = &raw[..colon];
-        if scheme_bytes.is_empty()
-            || !scheme_bytes[0].is_ascii_alphabetic()
-            || !scheme_bytes
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-        {
+        // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ":" (RFC 3261 §25.1).
+        let mut i = 0;
+        while i < raw.len() && class(raw[i]) & SCHEME != 0 {
+            i += 1;
+        }
+        if i == 0 || !raw[0].is_ascii_alphabetic() || raw.get(i) != Some(&b':') {
             return Err(UriError);
         }
-        let rest = &raw[colon + 1..];
-        if rest.is_empty() || rest.iter().any(|&b| is_ws(b) || b == b'<' || b == b'>') {
+        let scheme_bytes = &raw[..i];
+        let rest = &raw[i + 1..];
+        // No whitespace or angle brackets anywhere (RFC 4475 §3.1.2.8, §3.1.2.14).
+        if rest.is_empty() || rest.iter().any(|&b| class(b) & FORBIDDEN != 0) {
             return Err(UriError);
         }
-        let scheme = if scheme_bytes.eq_ignore_ascii_case(b"sip") {
-            Scheme::Sip
-        } else if scheme_bytes.eq_ignore_ascii_case(b"sips") {
-            Scheme::Sips
-        } else if scheme_bytes.eq_ignore_ascii_case(b"tel") {
-            Scheme::Tel
-        } else {
-            Scheme::Other(scheme_bytes)
+        let scheme = match scheme_bytes.len() {
+            3 if eq_token_ci(b"sip", scheme_bytes) => Scheme::Sip,
+            4 if eq_token_ci(b"sips", scheme_bytes) => Scheme::Sips,
+            3 if eq_token_ci(b"tel", scheme_bytes) => Scheme::Tel,
+            _ => Scheme::Other(scheme_bytes),
         };
         let mut uri = Uri {
             raw,
@@ -169,7 +166,7 @@ fn parse_sip<'a>(rest: &'a [u8], uri: &mut Uri<'a>) -> Result<(), UriError> {
     // `userinfo "@"`: no unescaped '@' may appear in the user, the password, the host, the
     // parameters or the headers (RFC 3261 §25.1), so the first one ends the userinfo. The
     // user part itself may hold ';', '?', '/' and more (`user-unreserved`).
-    let hostpart = match rest.iter().position(|&b| b == b'@') {
+    let hostpart = match memchr::memchr(b'@', rest) {
         Some(at) => {
             let userinfo = &rest[..at];
             let (user, password) = split_at_byte(userinfo, b':');
@@ -194,7 +191,7 @@ fn parse_sip<'a>(rest: &'a [u8], uri: &mut Uri<'a>) -> Result<(), UriError> {
         uri.port = Some(u16::try_from(port).map_err(|_| UriError)?);
         after = &tail[end..];
     }
-    let (params, headers) = match after.iter().position(|&b| b == b'?') {
+    let (params, headers) = match memchr::memchr(b'?', after) {
         Some(q) => (&after[..q], Some(&after[q + 1..])),
         None => (after, None),
     };
@@ -210,26 +207,59 @@ fn parse_sip<'a>(rest: &'a [u8], uri: &mut Uri<'a>) -> Result<(), UriError> {
 /// Splits `host [":" port] ...` returning the host and what follows it.
 pub(crate) fn split_host(s: &[u8]) -> Result<(&[u8], &[u8]), UriError> {
     if s.first() == Some(&b'[') {
-        let close = s.iter().position(|&b| b == b']').ok_or(UriError)?;
+        let close = memchr::memchr(b']', s).ok_or(UriError)?;
         let inner = &s[1..close];
         if inner.is_empty()
             || !inner.contains(&b':')
-            || !inner
-                .iter()
-                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            || !inner.iter().all(|&b| class(b) & IPV6 != 0)
         {
             return Err(UriError);
         }
         return Ok((&s[..=close], &s[close + 1..]));
     }
-    let end = s
-        .iter()
-        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')))
-        .unwrap_or(s.len());
+    let mut end = 0;
+    while end < s.len() && class(s[end]) & HOST != 0 {
+        end += 1;
+    }
     if end == 0 {
         return Err(UriError);
     }
     Ok((&s[..end], &s[end..]))
+}
+
+/// Byte classes for URI scanning, one table lookup per byte.
+const SCHEME: u8 = 1;
+const HOST: u8 = 2;
+const IPV6: u8 = 4;
+const FORBIDDEN: u8 = 8;
+
+static CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut c = 0;
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.') {
+            c |= SCHEME;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+            c |= HOST;
+        }
+        if b.is_ascii_hexdigit() || matches!(b, b':' | b'.') {
+            c |= IPV6;
+        }
+        if matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'<' | b'>') {
+            c |= FORBIDDEN;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
+#[inline(always)]
+fn class(b: u8) -> u8 {
+    CLASSES[b as usize]
 }
 
 #[cfg(test)]
