@@ -26,7 +26,11 @@ impl<'a> NameAddr<'a> {
     /// Parses one address value.
     pub fn parse(raw: &'a [u8]) -> Result<NameAddr<'a>, AddrError> {
         let raw = trim(raw);
-        let (display_name, uri, after) = if raw.first() == Some(&b'"') {
+        let (display_name, uri, after) = if raw.first() == Some(&b'<') {
+            // The common `<URI>;params` form.
+            let (uri, after) = bracketed(raw)?;
+            (None, uri, after)
+        } else if raw.first() == Some(&b'"') {
             let end = end_of_quoted(raw, 0).ok_or(AddrError)?;
             let rest = trim(&raw[end..]);
             let (uri, after) = bracketed(rest)?;
@@ -108,7 +112,7 @@ impl<'a> NameAddr<'a> {
 /// (RFC 4475 §3.1.2.14).
 fn bracketed(s: &[u8]) -> Result<(&[u8], &[u8]), AddrError> {
     let inner = s.strip_prefix(b"<").ok_or(AddrError)?;
-    let gt = inner.iter().position(|&b| b == b'>').ok_or(AddrError)?;
+    let gt = memchr::memchr(b'>', inner).ok_or(AddrError)?;
     Ok((&inner[..gt], &inner[gt + 1..]))
 }
 

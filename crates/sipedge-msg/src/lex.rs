@@ -51,7 +51,37 @@ pub(crate) fn skip_ws(s: &[u8], mut i: usize) -> usize {
 /// nothing else onto a letter, digit or `-`.
 #[inline]
 pub(crate) fn eq_token_ci(canon: &[u8], name: &[u8]) -> bool {
-    canon.len() == name.len() && canon.iter().zip(name).all(|(c, n)| c | 0x20 == n | 0x20)
+    let n = canon.len();
+    if n != name.len() {
+        return false;
+    }
+    // Word-wise with overlapping loads: `| 0x20` on every byte at once.
+    if n >= 8 {
+        const FOLD: u64 = 0x2020_2020_2020_2020;
+        let word = |s: &[u8], at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&s[at..at + 8]);
+            u64::from_le_bytes(w) | FOLD
+        };
+        let mut at = 0;
+        while at + 8 < n {
+            if word(canon, at) != word(name, at) {
+                return false;
+            }
+            at += 8;
+        }
+        return word(canon, n - 8) == word(name, n - 8);
+    }
+    if n >= 4 {
+        const FOLD: u32 = 0x2020_2020;
+        let word = |s: &[u8], at: usize| {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(&s[at..at + 4]);
+            u32::from_le_bytes(w) | FOLD
+        };
+        return word(canon, 0) == word(name, 0) && word(canon, n - 4) == word(name, n - 4);
+    }
+    canon.iter().zip(name).all(|(c, n)| c | 0x20 == n | 0x20)
 }
 
 /// Strips leading and trailing whitespace (including folding).
@@ -213,6 +243,24 @@ mod tests {
         assert_eq!(end_of_quoted(br#""a\"b" x"#, 0), Some(6));
         assert_eq!(end_of_quoted(br#""abc"#, 0), None);
         assert_eq!(find_unquoted(br#""a,b" <sip:x,y>, z"#, b','), Some(15));
+    }
+
+    #[test]
+    fn token_case_folding() {
+        for (a, b, eq) in [
+            (&b"call-id"[..], &b"CALL-ID"[..], true),
+            (b"max-forwards", b"Max-Forwards", true),
+            (b"max-forwards", b"Max-Forwardz", false),
+            (b"proxy-authorization", b"PROXY-AUTHORIZATION", true),
+            (b"proxy-authorization", b"PROXY-AUTHORIZATIOM", false),
+            (b"to", b"To", true),
+            (b"via", b"vIa", true),
+            (b"via", b"vi", false),
+            (b"from", b"FROM", true),
+            (b"contact", b"contacx", false),
+        ] {
+            assert_eq!(eq_token_ci(a, b), eq, "{:?} {:?}", a, b);
+        }
     }
 
     #[test]

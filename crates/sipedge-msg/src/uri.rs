@@ -148,7 +148,7 @@ impl<'a> Uri<'a> {
 }
 
 fn split_at_byte(s: &[u8], b: u8) -> (&[u8], Option<&[u8]>) {
-    match s.iter().position(|&c| c == b) {
+    match memchr::memchr(b, s) {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     }
