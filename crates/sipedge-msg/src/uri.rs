@@ -48,9 +48,26 @@ impl<'a> Uri<'a> {
         }
         let scheme_bytes = &raw[..i];
         let rest = &raw[i + 1..];
-        // No whitespace or angle brackets anywhere (RFC 4475 §3.1.2.8, §3.1.2.14).
-        if rest.is_empty() || rest.iter().any(|&b| class(b) & FORBIDDEN != 0) {
+        // One pass over the rest: no whitespace or angle brackets anywhere (RFC 4475
+        // §3.1.2.8, §3.1.2.14), and where the first '@', the ':' before it and the first '?'
+        // after it are.
+        if rest.is_empty() {
             return Err(UriError);
+        }
+        let mut marks = Marks::default();
+        for (i, &b) in rest.iter().enumerate() {
+            if class(b) & SPECIAL != 0 {
+                match b {
+                    b'@' if marks.at.is_none() => {
+                        marks.at = Some(i);
+                        marks.query = None;
+                    }
+                    b':' if marks.at.is_none() && marks.colon.is_none() => marks.colon = Some(i),
+                    b'?' if marks.query.is_none() => marks.query = Some(i),
+                    b'@' | b':' | b'?' => {}
+                    _ => return Err(UriError),
+                }
+            }
         }
         let scheme = match scheme_bytes.len() {
             3 if eq_token_ci(b"sip", scheme_bytes) => Scheme::Sip,
@@ -69,7 +86,7 @@ impl<'a> Uri<'a> {
             headers: None,
         };
         match scheme {
-            Scheme::Sip | Scheme::Sips => parse_sip(rest, &mut uri)?,
+            Scheme::Sip | Scheme::Sips => parse_sip(rest, marks, &mut uri)?,
             Scheme::Tel => {
                 let (number, params) = split_at_byte(rest, b';');
                 if number.is_empty() || params.is_some_and(|p| !well_formed(p)) {
@@ -161,41 +178,48 @@ pub(crate) fn strip_brackets(host: &[u8]) -> &[u8] {
     }
 }
 
+/// Positions found by the scan in [`Uri::parse`], relative to the part after the scheme.
+#[derive(Debug, Default, Clone, Copy)]
+struct Marks {
+    /// The first '@' (ends the userinfo).
+    at: Option<usize>,
+    /// The first ':' before that '@' (user ":" password).
+    colon: Option<usize>,
+    /// The first '?' after the userinfo (starts the headers).
+    query: Option<usize>,
+}
+
 /// `[ userinfo "@" ] hostport uri-parameters [ headers ]` (RFC 3261 §25.1).
-fn parse_sip<'a>(rest: &'a [u8], uri: &mut Uri<'a>) -> Result<(), UriError> {
-    // `userinfo "@"`: no unescaped '@' may appear in the user, the password, the host, the
-    // parameters or the headers (RFC 3261 §25.1), so the first one ends the userinfo. The
-    // user part itself may hold ';', '?', '/' and more (`user-unreserved`).
-    let hostpart = match memchr::memchr(b'@', rest) {
+///
+/// No unescaped '@' may appear in the user, the password, the host, the parameters or the
+/// headers, so the first one ends the userinfo; the user part itself may hold ';', '?', '/'
+/// and more (`user-unreserved`).
+fn parse_sip<'a>(rest: &'a [u8], marks: Marks, uri: &mut Uri<'a>) -> Result<(), UriError> {
+    let host_start = match marks.at {
         Some(at) => {
-            let userinfo = &rest[..at];
-            let (user, password) = split_at_byte(userinfo, b':');
-            if user.is_empty() {
+            let user_end = marks.colon.unwrap_or(at);
+            if user_end == 0 {
                 return Err(UriError);
             }
-            uri.user = Some(user);
-            uri.password = password;
-            &rest[at + 1..]
+            uri.user = Some(&rest[..user_end]);
+            uri.password = marks.colon.map(|c| &rest[c + 1..at]);
+            at + 1
         }
-        None => rest,
+        None => 0,
     };
-    let (host, after) = split_host(hostpart)?;
+    let (hostport, headers) = match marks.query {
+        Some(q) => (&rest[host_start..q], Some(&rest[q + 1..])),
+        None => (&rest[host_start..], None),
+    };
+    let (host, mut after) = split_host(hostport)?;
     uri.host = host;
-    let mut after = after;
     if let [b':', tail @ ..] = after {
-        let end = tail
-            .iter()
-            .position(|&b| b == b';' || b == b'?')
-            .unwrap_or(tail.len());
+        let end = tail.iter().position(|&b| b == b';').unwrap_or(tail.len());
         let port = parse_u32(&tail[..end]).ok_or(UriError)?;
         uri.port = Some(u16::try_from(port).map_err(|_| UriError)?);
         after = &tail[end..];
     }
-    let (params, headers) = match memchr::memchr(b'?', after) {
-        Some(q) => (&after[..q], Some(&after[q + 1..])),
-        None => (after, None),
-    };
-    match params {
+    match after {
         [] => {}
         [b';', p @ ..] if well_formed(p) => uri.params = Params::new(p),
         _ => return Err(UriError),
@@ -232,6 +256,8 @@ const SCHEME: u8 = 1;
 const HOST: u8 = 2;
 const IPV6: u8 = 4;
 const FORBIDDEN: u8 = 8;
+/// Forbidden bytes plus the delimiters the scan records.
+const SPECIAL: u8 = 16;
 
 static CLASSES: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -249,7 +275,10 @@ static CLASSES: [u8; 256] = {
             c |= IPV6;
         }
         if matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'<' | b'>') {
-            c |= FORBIDDEN;
+            c |= FORBIDDEN | SPECIAL;
+        }
+        if matches!(b, b'@' | b':' | b'?') {
+            c |= SPECIAL;
         }
         t[i] = c;
         i += 1;
