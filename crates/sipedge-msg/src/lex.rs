@@ -30,8 +30,34 @@ pub(crate) fn is_token(b: u8) -> bool {
 
 /// Index of the first non-token byte at or after `i`.
 #[inline]
-pub(crate) fn skip_token(s: &[u8], mut i: usize) -> usize {
-    while i < s.len() && is_token(s[i]) {
+pub(crate) fn skip_token(s: &[u8], i: usize) -> usize {
+    skip_class(s, i, &TOKEN_CLASS, 1)
+}
+
+/// 1 for token bytes (for [`skip_class`]).
+static TOKEN_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = TOKEN[i] as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Index of the first byte at or after `i` whose class in `table` lacks every bit of `bits`.
+/// Four bytes per step: one branch per four table lookups on the long runs SIP is made of.
+#[inline(always)]
+pub(crate) fn skip_class(s: &[u8], mut i: usize, table: &[u8; 256], bits: u8) -> usize {
+    while let Some(q) = s.get(i..i + 4) {
+        let all = table[q[0] as usize] & table[q[1] as usize] & table[q[2] as usize]
+            & table[q[3] as usize];
+        if all & bits == 0 {
+            break;
+        }
+        i += 4;
+    }
+    while i < s.len() && table[s[i] as usize] & bits != 0 {
         i += 1;
     }
     i

@@ -1,6 +1,6 @@
 //! `;name[=value]` parameter lists (RFC 3261 §25.1 `generic-param`, `uri-parameters`).
 
-use crate::lex::{end_of_quoted, skip_ws, trim};
+use crate::lex::{end_of_quoted, skip_class, skip_ws, trim};
 
 /// A borrowed parameter list, starting just after its first `;` (or empty). Iterating yields
 /// `(name, value)` with whitespace trimmed; a quoted value keeps its quotes (see
@@ -103,6 +103,29 @@ fn param_end(s: &[u8]) -> usize {
     s.len()
 }
 
+/// Bytes that may continue a parameter name (not `=`, `;`, whitespace, `"`, `,`).
+const NAME: u8 = 1;
+/// Bytes that may continue an unquoted parameter value (not `;`, whitespace, `"`).
+const VALUE: u8 = 2;
+
+static STOPS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut c = 0;
+        if !matches!(b, b'=' | b';' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b',') {
+            c |= NAME;
+        }
+        if !matches!(b, b';' | b' ' | b'\t' | b'\r' | b'\n' | b'"') {
+            c |= VALUE;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
 /// One pass over a parameter list (the bytes after the first `;`): checks its shape and calls
 /// `f(name, value)` for each parameter. Shape: every parameter has a non-empty name without
 /// whitespace, quotes or commas; a value is a closed quoted string or a run without
@@ -112,9 +135,7 @@ pub(crate) fn scan<'a>(raw: &'a [u8], mut f: impl FnMut(&'a [u8], Option<&'a [u8
     let mut i = skip_ws(raw, 0);
     loop {
         let start = i;
-        while i < n && !matches!(raw[i], b'=' | b';' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b',') {
-            i += 1;
-        }
+        i = skip_class(raw, i, &STOPS, NAME);
         if i == start {
             return false;
         }
@@ -131,9 +152,7 @@ pub(crate) fn scan<'a>(raw: &'a [u8], mut f: impl FnMut(&'a [u8], Option<&'a [u8
                 i = end;
             } else {
                 let vstart = i;
-                while i < n && !matches!(raw[i], b';' | b' ' | b'\t' | b'\r' | b'\n' | b'"') {
-                    i += 1;
-                }
+                i = skip_class(raw, i, &STOPS, VALUE);
                 value = Some(&raw[vstart..i]);
             }
             i = skip_ws(raw, i);

@@ -1,7 +1,7 @@
 //! SIP, SIPS and TEL URIs (RFC 3261 §19.1, §25.1; RFC 3966), parsed in place.
 //! Other schemes are carried opaquely: a proxy must be able to forward them.
 
-use crate::lex::{eq_token_ci, eq_unescaped, eq_unescaped_ignore_case, parse_u32};
+use crate::lex::{eq_token_ci, eq_unescaped, eq_unescaped_ignore_case, parse_u32, skip_class};
 use crate::params::{well_formed, Params};
 
 /// A URI scheme.
@@ -241,10 +241,7 @@ pub(crate) fn split_host(s: &[u8]) -> Result<(&[u8], &[u8]), UriError> {
         }
         return Ok((&s[..=close], &s[close + 1..]));
     }
-    let mut end = 0;
-    while end < s.len() && class(s[end]) & HOST != 0 {
-        end += 1;
-    }
+    let end = skip_class(s, 0, &CLASSES, HOST);
     if end == 0 {
         return Err(UriError);
     }
