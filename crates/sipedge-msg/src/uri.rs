@@ -55,18 +55,24 @@ impl<'a> Uri<'a> {
             return Err(UriError);
         }
         let mut marks = Marks::default();
-        for (i, &b) in rest.iter().enumerate() {
-            if class(b) & SPECIAL != 0 {
-                match b {
-                    b'@' if marks.at.is_none() => {
-                        marks.at = Some(i);
-                        marks.query = None;
-                    }
-                    b':' if marks.at.is_none() && marks.colon.is_none() => marks.colon = Some(i),
-                    b'?' if marks.query.is_none() => marks.query = Some(i),
-                    b'@' | b':' | b'?' => {}
-                    _ => return Err(UriError),
+        let mut i = 0;
+        while i < rest.len() {
+            // Skip runs of ordinary bytes four at a time.
+            let next = skip_class(rest, i, &CLASSES, ORDINARY);
+            if next >= rest.len() {
+                break;
+            }
+            let pos = next;
+            i = pos + 1;
+            match rest[pos] {
+                b'@' if marks.at.is_none() => {
+                    marks.at = Some(pos);
+                    marks.query = None;
                 }
+                b':' if marks.at.is_none() && marks.colon.is_none() => marks.colon = Some(pos),
+                b'?' if marks.query.is_none() => marks.query = Some(pos),
+                b'@' | b':' | b'?' => {}
+                _ => return Err(UriError),
             }
         }
         let scheme = match scheme_bytes.len() {
@@ -255,6 +261,8 @@ const IPV6: u8 = 4;
 const FORBIDDEN: u8 = 8;
 /// Forbidden bytes plus the delimiters the scan records.
 const SPECIAL: u8 = 16;
+/// Neither forbidden nor a recorded delimiter.
+const ORDINARY: u8 = 32;
 
 static CLASSES: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -276,6 +284,9 @@ static CLASSES: [u8; 256] = {
         }
         if matches!(b, b'@' | b':' | b'?') {
             c |= SPECIAL;
+        }
+        if c & SPECIAL == 0 {
+            c |= ORDINARY;
         }
         t[i] = c;
         i += 1;
