@@ -20,6 +20,8 @@ pub struct NameAddr<'a> {
     uri: Uri<'a>,
     params: Params<'a>,
     tag: Option<&'a [u8]>,
+    /// The first `expires` parameter: `Some(None)` when present without a value.
+    expires: Option<Option<&'a [u8]>>,
 }
 
 impl<'a> NameAddr<'a> {
@@ -58,17 +60,23 @@ impl<'a> NameAddr<'a> {
         };
         let uri = Uri::parse(uri).map_err(|_| AddrError)?;
         let mut tag = None;
+        let mut expires = None;
         let params = match trim(after) {
             [] => Params::default(),
             [b';', p @ ..] => {
                 // tag-param = "tag" EQUAL token (RFC 3261 §25.1), at most once: a bare or
                 // repeated tag would make dialog matching ambiguous (found by fuzzing).
                 let mut tag_ok = true;
-                let shaped = scan(p, |name, value| {
-                    if name.len() == 3 && eq_token_ci(b"tag", name) {
+                let shaped = scan(p, |name, value| match name.len() {
+                    3 if eq_token_ci(b"tag", name) => {
                         tag_ok &= tag.is_none() && value.is_some_and(is_token_str);
                         tag = value;
                     }
+                    // Kept for Contact::expires, which every REGISTER reads.
+                    7 if expires.is_none() && eq_token_ci(b"expires", name) => {
+                        expires = Some(value);
+                    }
+                    _ => {}
                 });
                 if !(shaped && tag_ok) {
                     return Err(AddrError);
@@ -83,6 +91,7 @@ impl<'a> NameAddr<'a> {
             uri,
             params,
             tag,
+            expires,
         })
     }
 
@@ -148,8 +157,8 @@ impl<'a> Contact<'a> {
 
     /// `expires` (RFC 3261 §20.10); `Some(Err(()))` when present but malformed.
     pub fn expires(&self) -> Option<Result<u32, AddrError>> {
-        self.params()
-            .get(b"expires")
+        self.addr()?
+            .expires
             .map(|v| v.and_then(parse_delta_seconds).ok_or(AddrError))
     }
 

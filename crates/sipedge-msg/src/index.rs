@@ -80,11 +80,13 @@ impl<'a> Message<'a> {
     /// headers): nothing can be answered then. Defects found while indexing (a bad start line,
     /// a bad header line, a bad Content-Length) are kept and reported by
     /// [`Message::validate`], so that the caller can still build an error response.
+    #[inline]
     pub fn parse(buf: &'a [u8]) -> Result<Message<'a>, ParseError> {
         Self::parse_with(buf, &ParseOptions::default())
     }
 
     /// [`Message::parse`] with explicit limits.
+    #[inline]
     pub fn parse_with(buf: &'a [u8], opts: &ParseOptions) -> Result<Message<'a>, ParseError> {
         if buf.len() > opts.max_message_bytes {
             return Err(ParseError::new(
@@ -186,6 +188,7 @@ fn next_line(buf: &[u8], from: usize, stream: bool) -> Result<(usize, usize), Pa
     }
 }
 
+#[inline]
 fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message<'a>, ParseError> {
     // RFC 3261 §7.5: ignore CRLFs before the start line.
     let mut pos = buf
