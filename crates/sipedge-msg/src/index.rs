@@ -231,7 +231,7 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
             match msg.headers.last_mut() {
                 Some(h) => {
                     h.value.end = end as u32;
-                    h.line.end = next as u32;
+                    h.eol = (next - end) as u8;
                 }
                 None => set_defect(&mut msg.defect, K::BadHeaderLine, pos),
             }
@@ -265,7 +265,8 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
         msg.headers.push(Header {
             name,
             name_len: (name_end - pos) as u16,
-            line: Span::new(pos, next),
+            eol: (next - end) as u8,
+            line_start: pos as u32,
             value: Span::new(i.min(end), end),
         });
         pos = next;
@@ -294,7 +295,7 @@ fn frame_body(msg: &mut Message<'_>, stream: bool) {
     {
         if cl_value.is_some() {
             // Several Content-Length values cannot frame a body (RFC 4475 §3.1.2.4 `mcl01`).
-            let at = h.line.start as usize;
+            let at = h.line_start as usize;
             set_defect(
                 &mut msg.defect,
                 K::DuplicateHeader(HeaderName::ContentLength),

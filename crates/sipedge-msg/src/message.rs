@@ -44,13 +44,15 @@ impl Span {
     }
 }
 
-/// One header line in the index: byte ranges only, no copies.
+/// One header line in the index: byte ranges only, no copies (16 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     pub(crate) name: HeaderName,
+    /// Length of the line terminator after `value` (2 for CRLF, 1 for LF, 0 at the end).
+    pub(crate) eol: u8,
     pub(crate) name_len: u16,
-    /// The whole line: name to the end of its CRLF, folding included.
-    pub(crate) line: Span,
+    /// Where the line (the name) starts.
+    pub(crate) line_start: u32,
     /// The value, after `: ` up to the end of the last folded line (not trimmed at the end).
     pub(crate) value: Span,
 }
@@ -60,9 +62,12 @@ impl Header {
     pub fn name(&self) -> HeaderName {
         self.name
     }
-    /// The whole line's range, CRLF included.
+    /// The whole line's range: name to the end of its CRLF, folding included.
     pub fn line(&self) -> Span {
-        self.line
+        Span {
+            start: self.line_start,
+            end: self.value.end + u32::from(self.eol),
+        }
     }
     /// The value's range.
     pub fn value(&self) -> Span {
@@ -183,7 +188,7 @@ impl<'a> Message<'a> {
     }
 
     pub(crate) fn header_ref(&self, h: &Header) -> HeaderRef<'a> {
-        let name_start = h.line.start as usize;
+        let name_start = h.line_start as usize;
         HeaderRef {
             name: h.name,
             name_bytes: &self.buf[name_start..name_start + h.name_len as usize],

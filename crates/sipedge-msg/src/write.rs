@@ -198,8 +198,8 @@ pub fn write_forward(out: &mut Vec<u8>, msg: &Message<'_>, edits: &ForwardEdits<
             _ => {
                 saw_max_forwards |= h.name == HeaderName::MaxForwards;
                 saw_content_length |= h.name == HeaderName::ContentLength;
-                out.extend_from_slice(h.line.of(buf));
-                if !h.line.of(buf).ends_with(b"\n") {
+                out.extend_from_slice(h.line().of(buf));
+                if h.eol == 0 {
                     out.extend_from_slice(b"\r\n");
                 }
             }
