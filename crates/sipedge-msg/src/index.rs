@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 
 use crate::error::{ParseError, ParseErrorKind as K};
 use crate::header::HeaderName;
-use crate::lex::{is_token, parse_u64, skip_token, trim};
+use crate::lex::{parse_u64, skip_token, trim};
 use crate::message::{Header, Message, Span, StartLine, HOT, NONE};
 use crate::method::Method;
 
@@ -336,10 +336,7 @@ fn start_line(
     if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
         return status_line(line, start, defect);
     }
-    let method_end = line
-        .iter()
-        .position(|&b| !is_token(b))
-        .unwrap_or(line.len());
+    let method_end = skip_token(line, 0);
     if method_end == 0 || line.get(method_end) != Some(&b' ') {
         // Not even `token SP`: this is not SIP.
         return Err(ParseError::new(K::NotSip, start as u32));
@@ -360,7 +357,7 @@ fn start_line(
         set_defect(defect, K::BadStartLine, at);
     } else if uri_bytes.len() > opts.max_request_uri_bytes {
         set_defect(defect, K::RequestUriTooLong, at);
-    } else if uri_bytes.iter().any(|&b| b == b' ' || b == b'\t') {
+    } else if memchr::memchr2(b' ', b'\t', uri_bytes).is_some() {
         set_defect(defect, K::BadRequestUri, at);
     } else {
         check_version(version, start + line.len() - version.len(), defect);
@@ -369,6 +366,9 @@ fn start_line(
 }
 
 fn check_version(v: &[u8], at: usize, defect: &mut Option<ParseError>) {
+    if v == b"SIP/2.0" {
+        return;
+    }
     // SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT; only 2.0 is spoken (RFC 3261 §7.1).
     let well_formed = v.len() > 4
         && v[..4].eq_ignore_ascii_case(b"SIP/")
