@@ -67,7 +67,8 @@ fn register(buf: &[u8], validate: bool) -> usize {
     n += m.expires().unwrap().unwrap() as usize;
     let a = m.authorization().next().unwrap().unwrap();
     n += a.username.unwrap().raw().len() + a.realm.unwrap().raw().len();
-    n += a.nonce.unwrap().raw().len() + a.uri.unwrap().raw().len() + a.response.unwrap().raw().len();
+    n +=
+        a.nonce.unwrap().raw().len() + a.uri.unwrap().raw().len() + a.response.unwrap().raw().len();
     n
 }
 

@@ -16,7 +16,10 @@ static TOKEN: [bool; 256] = {
     while i < 256 {
         let b = i as u8;
         t[i] = b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
         i += 1;
     }
     t
@@ -50,7 +53,9 @@ static TOKEN_CLASS: [u8; 256] = {
 #[inline(always)]
 pub(crate) fn skip_class(s: &[u8], mut i: usize, table: &[u8; 256], bits: u8) -> usize {
     while let Some(q) = s.get(i..i + 4) {
-        let all = table[q[0] as usize] & table[q[1] as usize] & table[q[2] as usize]
+        let all = table[q[0] as usize]
+            & table[q[1] as usize]
+            & table[q[2] as usize]
             & table[q[3] as usize];
         if all & bits == 0 {
             break;

@@ -74,29 +74,47 @@ pub fn write_response<'o>(
 }
 
 /// Writes the top Via item with `received`/`rport` filled in, then the rest of its line.
+/// An existing `received` is replaced, never repeated (found by fuzzing), and a valueless
+/// `rport` gets the port (RFC 3581 §4).
 fn write_top_via(out: &mut Vec<u8>, value: &[u8], spec: &ResponseSpec<'_>) {
     let item = Items::new(value).next().unwrap_or(value);
     let rest = &value[offset_in(value, item) as usize + item.len()..];
     out.extend_from_slice(b"Via: ");
-    match (Via::parse(item), spec.rport) {
-        (Ok(via), Some(port)) if via.rport() == RPort::Requested => {
-            // Replace the bare `rport` with `rport=PORT`.
-            let (name, _) = via
-                .params()
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(b"rport"))
-                .unwrap_or((&item[item.len()..], None));
-            let end = offset_in(item, name) as usize + name.len();
-            out.extend_from_slice(&item[..end]);
-            out.push(b'=');
-            push_u32(out, u32::from(port));
-            out.extend_from_slice(&item[end..]);
+    match Via::parse(item) {
+        Ok(via) if spec.received.is_some() || spec.rport.is_some() => {
+            let params = via.params().raw();
+            let head_end = if params.is_empty() {
+                item.len()
+            } else {
+                // Up to (not including) the ';' before the parameters.
+                offset_in(item, params) as usize - 1
+            };
+            out.extend_from_slice(trim(&item[..head_end]));
+            for (name, v) in via.params().iter() {
+                if spec.received.is_some() && name.eq_ignore_ascii_case(b"received") {
+                    continue;
+                }
+                out.push(b';');
+                match (spec.rport, v) {
+                    (Some(port), None) if name.eq_ignore_ascii_case(b"rport") => {
+                        out.extend_from_slice(b"rport=");
+                        push_u32(out, u32::from(port));
+                    }
+                    _ => {
+                        let start = offset_in(item, name) as usize;
+                        let end = v.map_or(start + name.len(), |v| {
+                            offset_in(item, v) as usize + v.len()
+                        });
+                        out.extend_from_slice(&item[start..end]);
+                    }
+                }
+            }
+            if let Some(received) = spec.received {
+                out.extend_from_slice(b";received=");
+                out.extend_from_slice(received);
+            }
         }
         _ => out.extend_from_slice(item),
-    }
-    if let Some(received) = spec.received {
-        out.extend_from_slice(b";received=");
-        out.extend_from_slice(received);
     }
     out.extend_from_slice(rest);
     out.extend_from_slice(b"\r\n");

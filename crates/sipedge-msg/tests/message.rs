@@ -404,3 +404,26 @@ fn fuzz_findings_are_refused() {
         assert!(matches!(m.error_reply(err), Reply::Status(400, _)), "{err}");
     }
 }
+
+#[test]
+fn an_existing_received_is_replaced_not_repeated() {
+    let raw = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h ; branch=z9hG4bK1;received=192.0.2.9 ;rport;x=\"q;r\"\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    let m = Message::parse(raw).unwrap();
+    m.validate().unwrap();
+    let mut out = Vec::new();
+    let spec = ResponseSpec {
+        status: 200,
+        reason: b"OK",
+        to_tag: Some(b"t"),
+        received: Some(b"198.51.100.1"),
+        rport: Some(7000),
+    };
+    write_response(&mut out, &m, &spec).finish(b"");
+    let r = Message::parse(&out).unwrap();
+    r.validate().unwrap();
+    let via = r.top_via().unwrap();
+    assert_eq!(via.received(), Some(&b"198.51.100.1"[..]));
+    assert_eq!(via.rport(), RPort::Port(7000));
+    assert_eq!(via.branch(), Some(&b"z9hG4bK1"[..]));
+    assert_eq!(via.params().value(b"x"), Some(&b"\"q;r\""[..]));
+}
