@@ -127,6 +127,8 @@ fn bracketed(s: &[u8]) -> Result<(&[u8], &[u8]), AddrError> {
 
 /// One Contact value (RFC 3261 §20.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Boxing the address would allocate per Contact; `*` is rare and the enum lives on the stack.
+#[allow(clippy::large_enum_variant)]
 pub enum Contact<'a> {
     /// `Contact: *` — only with `Expires: 0` in a REGISTER (RFC 3261 §10.2.2).
     Star,

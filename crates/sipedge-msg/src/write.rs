@@ -6,7 +6,7 @@ use crate::header::HeaderName;
 use crate::lex::{offset_in, trim};
 use crate::list::Items;
 use crate::message::{Header, Message};
-use crate::via::{RPort, Via};
+use crate::via::Via;
 
 /// What a response to a request looks like, beyond the headers copied from the request.
 #[derive(Debug, Clone, Copy, Default)]
