@@ -17,7 +17,7 @@
 //! # Layout
 //!
 //! * `lib.rs` — this overview, [`Tick`], [`TimerId`] and the geometry constants.
-//! * `wheel.rs` — [`Wheel`]: slab, slot lists, occupancy bitmaps, cascading.
+//! * `wheel.rs` — [`Wheel`]: entry slab, chunked slot lists, occupancy bitmaps, cascading.
 //! * `tests.rs` — unit tests; `tests/model.rs` — proptest against a `BTreeMap` model;
 //!   `benches/wheel.rs` — criterion throughput benches.
 //!
@@ -40,13 +40,24 @@
 //! * **Due on insert.** A deadline `<= now` goes to a *pending* list that the next
 //!   [`Wheel::advance`] fires first (even `advance(now)`).
 //! * **Beyond the top level.** A deadline outside the current `2^36`-tick top-level block is
-//!   clamped into an extra top-level *overflow* slot that comes due at the first tick of the
-//!   next block; there its entries are re-cascaded (placed afresh, or left in overflow if still
-//!   beyond). With 10 ms ticks this happens every 21.8 years, so "never" (`Tick(u64::MAX)`)
-//!   costs nothing.
-//! * **Slab.** Entries live in one `Vec` with a free list; each slot is an intrusive doubly
-//!   linked list threaded by `u32` index, so insert and cancel are O(1) and, once the slab has
-//!   grown to the peak number of live timers, nothing allocates.
+//!   clamped into an extra top-level *overflow* slot. It comes due at the first tick of the
+//!   block holding the earliest overflow deadline (a lower bound kept on insert, so cancel
+//!   stays O(1)); there all its entries are re-cascaded: placed afresh, or left in overflow if
+//!   still beyond. At 10 ms a block is 21.8 years, so this is for "never" (`Tick(u64::MAX)`),
+//!   which costs nothing until then.
+//! * **Slab.** Timers live in one `Vec` of entries (32 bytes with a `u64` key), reused through
+//!   a free stack of `(index, generation)`.
+//! * **Chunked slot lists.** A slot is a chain of 256-byte chunks of 63 entry indices, taken
+//!   from a second slab with its own free list; every chunk but the head is full, and each
+//!   entry records where its index sits. Insert appends to the head chunk; cancel is O(1) and
+//!   fills the hole with the list's last index. Once both slabs have grown to the peak number
+//!   of live timers, nothing allocates; chunks number at most `live / 63` plus one partial
+//!   head per non-empty list.
+//! * **Why not intrusive linked lists.** Walking one is a chain of dependent cache misses
+//!   (≈ 200 ns each once the slab outgrows the cache on the 2-core VM), which held a 1M-timer
+//!   insert+expire to 2 M/s. A chunk's indices are known up front, so [`Wheel::advance`] first
+//!   gathers a chunk's deadlines in a tight loop whose misses overlap, then cascades or fires
+//!   from L1.
 //! * **Generations.** Every slab entry carries a `u32` generation, bumped when the entry is
 //!   freed. A [`TimerId`] is `(index, generation)`, so cancelling with an id whose timer has
 //!   fired or been cancelled returns `None` and can never hit the entry's next tenant (short of

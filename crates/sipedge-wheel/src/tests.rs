@@ -34,12 +34,13 @@ fn fires_on_its_tick_not_before() {
 #[test]
 fn every_level_boundary_fires_exactly_on_time() {
     for level in 0..LEVELS {
-        for offset in [
+        let offsets = [
             span(level) - 1,
             span(level),
             span(level) + 1,
             3 * span(level) + 5,
-        ] {
+        ];
+        for offset in offsets.into_iter().filter(|&o| o > 0) {
             let mut wheel = Wheel::new();
             wheel.advance(Tick(7), &mut Vec::new());
             let d = 7 + offset;
@@ -128,13 +129,28 @@ fn deadlines_beyond_the_top_level_are_clamped_and_recascaded() {
     let far = 5 * top + 12_345;
     wheel.insert(Tick(far), far);
     wheel.insert(Tick(u64::MAX), u64::MAX);
-    // Due for re-cascading at each top-level block, never late.
-    assert_eq!(wheel.next_expiry(), Some(Tick(top)));
+    // Due for re-cascading at the start of the earliest far deadline's block.
+    assert_eq!(wheel.next_expiry(), Some(Tick(5 * top)));
     assert!(advance(&mut wheel, far - 1).is_empty());
     assert_eq!(advance(&mut wheel, far), [far]);
     assert!(advance(&mut wheel, u64::MAX - 1).is_empty());
     assert_eq!(wheel.len(), 1);
     assert_eq!(advance(&mut wheel, u64::MAX), [u64::MAX]);
+}
+
+#[test]
+fn cancelled_far_timer_does_not_pin_the_overflow_slot() {
+    // Regression (found by the model test): the overflow floor of a cancelled timer must not
+    // outlive it, or a later far timer would come due in the past.
+    let top = 1u64 << (LEVELS as u32 * SLOT_BITS);
+    let mut wheel = Wheel::new();
+    let id = wheel.insert(Tick(2 * top), 1);
+    wheel.cancel(id);
+    wheel.advance(Tick(3 * top), &mut Vec::new());
+    wheel.insert(Tick(5 * top + 7), 2);
+    assert_eq!(wheel.next_expiry(), Some(Tick(5 * top)));
+    assert!(advance(&mut wheel, 5 * top + 6).is_empty());
+    assert_eq!(advance(&mut wheel, 5 * top + 7), [2]);
 }
 
 #[test]
@@ -172,12 +188,12 @@ fn big_jumps_visit_slots_not_ticks() {
 fn next_expiry_is_exact_on_level_zero_and_a_slot_start_above() {
     let mut wheel = Wheel::new();
     assert_eq!(wheel.next_expiry(), None);
-    wheel.advance(Tick(100), &mut Vec::new());
-    let far = wheel.insert(Tick(5000), 5000); // level 1 relative to 100: slot [4992, 5056)
+    wheel.advance(Tick(4100), &mut Vec::new());
+    let far = wheel.insert(Tick(5000), 5000); // level 1 relative to 4100: slot [4992, 5056)
     assert_eq!(wheel.next_expiry(), Some(Tick(4992)));
-    wheel.insert(Tick(120), 120); // same 64-tick block as 100: exact
-    assert_eq!(wheel.next_expiry(), Some(Tick(120)));
-    assert_eq!(advance(&mut wheel, 120), [120]);
+    wheel.insert(Tick(4120), 4120); // same 64-tick block as 4100: exact
+    assert_eq!(wheel.next_expiry(), Some(Tick(4120)));
+    assert_eq!(advance(&mut wheel, 4120), [4120]);
     assert_eq!(wheel.next_expiry(), Some(Tick(4992)));
     // Advancing to the estimate cascades the timer and the estimate becomes exact.
     assert!(advance(&mut wheel, 4992).is_empty());
@@ -249,6 +265,38 @@ fn lazy_cancellation_by_owner_generation() {
     live(&mut wheel, 5600); // current
     assert_eq!(expired, [(3600, 1), (5600, 0)]);
     assert!(wheel.is_empty());
+}
+
+#[test]
+fn cancel_anywhere_in_a_long_slot_list() {
+    // 500 timers on one slot span several chunks; cancel a third of them in scrambled order.
+    let mut wheel = Wheel::new();
+    let ids: Vec<_> = (0..500u64).map(|k| wheel.insert(Tick(300), k)).collect();
+    let mut cancelled: Vec<u64> = (0..500u64).filter(|k| k % 3 == 0).collect();
+    cancelled.sort_unstable_by_key(|&k| (k * 7919) % 500);
+    for &k in &cancelled {
+        assert_eq!(wheel.cancel(ids[k as usize]), Some(k));
+    }
+    assert_eq!(wheel.len(), 500 - cancelled.len());
+    let expected: Vec<u64> = (0..500u64).filter(|k| k % 3 != 0).collect();
+    assert!(advance(&mut wheel, 299).is_empty());
+    assert_eq!(advance(&mut wheel, 300), expected);
+}
+
+#[test]
+fn chunk_memory_is_bounded_by_live_timers() {
+    let mut wheel = Wheel::new();
+    for round in 0..10u64 {
+        let ids: Vec<_> = (0..10_000)
+            .map(|k| wheel.insert(Tick(1000 + round), k))
+            .collect();
+        for id in ids {
+            wheel.cancel(id);
+        }
+    }
+    // One slot's chain of 63-index chunks, reused every round.
+    assert!(wheel.chunk_count() <= 10_000 / 63 + 2, "{wheel:?}");
+    assert_eq!(wheel.slab_len(), 10_000);
 }
 
 #[test]

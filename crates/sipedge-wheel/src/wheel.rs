@@ -1,35 +1,50 @@
-//! [`Wheel`]: slab of entries, intrusive per-slot lists, occupancy bitmaps and cascading.
+//! [`Wheel`]: entry slab, chunked slot lists, occupancy bitmaps and cascading.
 //! The design is described in the crate docs.
 
 use std::fmt;
 
 use crate::{Tick, TimerId, LEVELS, SLOTS, SLOT_BITS};
 
-/// Null link in the intrusive lists and the free list.
+/// Null chunk / list link.
 const NIL: u32 = u32::MAX;
 /// Mask of one level's digit.
 const SLOT_MASK: u64 = SLOTS as u64 - 1;
 /// Ticks spanned by the whole wheel (the top-level block): `2^36`.
 const TOP_BITS: u32 = LEVELS as u32 * SLOT_BITS;
+/// Number of wheel slots; lists below this are slots `level * SLOTS + slot`.
+const WHEEL_LISTS: u16 = (LEVELS * SLOTS) as u16;
 /// List of timers already due when inserted (fired first by the next advance).
-const PENDING: u16 = (LEVELS * SLOTS) as u16;
+const PENDING: u16 = WHEEL_LISTS;
 /// List of timers beyond the current top-level block.
 const OVERFLOW: u16 = PENDING + 1;
-/// Number of list heads: every wheel slot, then `PENDING` and `OVERFLOW`.
+/// Number of lists: every wheel slot, then `PENDING` and `OVERFLOW`.
 const LISTS: usize = OVERFLOW as usize + 1;
-/// `Entry::list` of an entry on the free list.
+/// `Entry::list` of a free entry.
 const FREE: u16 = u16::MAX;
+/// Entry indices per chunk, sized so that a chunk is 256 bytes.
+const CHUNK_ITEMS: usize = 63;
 
+/// One armed (or free) timer in the slab.
 #[derive(Clone, Copy, Debug)]
 struct Entry<T> {
     deadline: u64,
     key: T,
-    /// Next in the slot list, or in the free list when `list == FREE`.
-    next: u32,
-    prev: u32,
+    /// Bumped on release, so ids of the previous tenant go stale.
     generation: u32,
-    /// Which list the entry is on: `level * SLOTS + slot`, `PENDING`, `OVERFLOW` or `FREE`.
+    /// Where the entry's index is stored: `chunks[chunk].items[pos]`, on list `list`.
+    chunk: u32,
+    /// `level * SLOTS + slot`, `PENDING`, `OVERFLOW`, or `FREE`.
     list: u16,
+    pos: u8,
+}
+
+/// A block of entry indices. Each list is a chain of chunks, all full except the head, whose
+/// fill count is in `Wheel::head_len`.
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    items: [u32; CHUNK_ITEMS],
+    /// Next chunk of the same list, or of the free chunk list.
+    next: u32,
 }
 
 /// A hierarchical timer wheel over integer [`Tick`]s, yielding keys of type `T`.
@@ -38,12 +53,20 @@ struct Entry<T> {
 /// which is O(slots visited + timers fired or cascaded).
 pub struct Wheel<T> {
     entries: Vec<Entry<T>>,
-    free_head: u32,
+    /// Free entries as `(index, generation)`: inserting writes the slab without reading it.
+    free: Vec<(u32, u32)>,
+    chunks: Vec<Chunk>,
+    /// Head of the free chunk list, linked through `Chunk::next`.
+    free_chunk: u32,
+    /// Head chunk of each list (the only one that may be partly filled), or `NIL`.
     heads: [u32; LISTS],
+    /// Indices in each list's head chunk (kept here, hot, rather than in the chunk).
+    head_len: [u8; LISTS],
     /// Bit `s` of `occupied[l]` is set iff slot `s` of level `l` is non-empty.
     occupied: [u64; LEVELS],
     now: u64,
-    len: usize,
+    /// Lower bound of the overflow deadlines (stale after a cancel, which is safe).
+    overflow_floor: u64,
     /// Slots taken by `advance` so far; lets tests check that big jumps stay cheap.
     #[cfg(test)]
     slots_processed: u64,
@@ -53,8 +76,9 @@ impl<T> fmt::Debug for Wheel<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Wheel")
             .field("now", &self.now)
-            .field("len", &self.len)
+            .field("len", &(self.entries.len() - self.free.len()))
             .field("slab", &self.entries.len())
+            .field("chunks", &self.chunks.len())
             .field("occupied", &self.occupied)
             .finish_non_exhaustive()
     }
@@ -73,16 +97,19 @@ impl<T: Copy> Wheel<T> {
         Self::with_capacity(0)
     }
 
-    /// An empty wheel at [`Tick::ZERO`] whose slab holds `capacity` timers before it grows.
+    /// An empty wheel at [`Tick::ZERO`] that holds `capacity` timers before it allocates.
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
         Wheel {
             entries: Vec::with_capacity(capacity),
-            free_head: NIL,
+            free: Vec::with_capacity(capacity),
+            chunks: Vec::with_capacity(capacity / CHUNK_ITEMS + 2 * LISTS),
+            free_chunk: NIL,
             heads: [NIL; LISTS],
+            head_len: [0; LISTS],
             occupied: [0; LEVELS],
             now: 0,
-            len: 0,
+            overflow_floor: u64::MAX,
             #[cfg(test)]
             slots_processed: 0,
         }
@@ -97,13 +124,14 @@ impl<T: Copy> Wheel<T> {
     /// Number of armed timers (inserted, not yet fired or cancelled).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.len
+        // Every slab entry is either armed or free.
+        self.entries.len() - self.free.len()
     }
 
     /// `true` if no timer is armed.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Arms a timer firing `key` at `at`. O(1); allocates only while the slab grows to its
@@ -116,47 +144,39 @@ impl<T: Copy> Wheel<T> {
     ///
     /// If more than `u32::MAX - 1` timers are armed at once.
     pub fn insert(&mut self, at: Tick, key: T) -> TimerId {
+        let (index, generation) = match self.free.pop() {
+            Some(free) => free,
+            None => {
+                let index = u32::try_from(self.entries.len())
+                    .ok()
+                    .filter(|&i| i != NIL)
+                    .expect("sipedge-wheel: more than u32::MAX - 1 timers armed");
+                (index, 0)
+            }
+        };
+        let (list, chunk, pos) = self.place(index, at.0);
         let entry = Entry {
             deadline: at.0,
             key,
-            next: NIL,
-            prev: NIL,
-            generation: 0,
-            list: FREE,
+            generation,
+            chunk,
+            list,
+            pos,
         };
-        let index = if self.free_head != NIL {
-            let index = self.free_head;
-            let slot = &mut self.entries[index as usize];
-            self.free_head = slot.next;
-            *slot = Entry {
-                generation: slot.generation,
-                ..entry
-            };
-            index
-        } else {
-            let index = u32::try_from(self.entries.len())
-                .ok()
-                .filter(|&i| i != NIL)
-                .expect("sipedge-wheel: more than u32::MAX - 1 timers armed");
-            self.entries.push(entry);
-            index
-        };
-        self.link(index, self.list_for(at.0));
-        self.len += 1;
-        TimerId {
-            index,
-            generation: self.entries[index as usize].generation,
+        match self.entries.get_mut(index as usize) {
+            Some(slot) => *slot = entry,
+            None => self.entries.push(entry),
         }
+        TimerId { index, generation }
     }
 
     /// Disarms the timer `id` and returns its key, or `None` if `id` is stale (its timer has
     /// fired or was cancelled, even if the slab entry now holds another timer). O(1).
     pub fn cancel(&mut self, id: TimerId) -> Option<T> {
-        let entry = self.live(id)?;
-        let key = entry.key;
-        self.unlink(id.index);
+        let entry = *self.live(id)?;
+        self.remove(entry.list, entry.chunk, entry.pos);
         self.release(id.index);
-        Some(key)
+        Some(entry.key)
     }
 
     /// The deadline of timer `id`, or `None` if `id` is stale.
@@ -175,8 +195,9 @@ impl<T: Copy> Wheel<T> {
     ///   It is *exact* (`== d`) when `d` lies in the same 64-tick block as `now()` (level 0).
     ///   For `d` on level `l > 0` it is the first tick of `d`'s slot, i.e. `d` rounded down to
     ///   a multiple of `64^l` (so at most `64^l - 1` ticks early); advancing there cascades `d`
-    ///   to a finer level and the estimate tightens. Beyond the top level it is the first tick
-    ///   of the next `2^36`-tick block.
+    ///   to a finer level and the estimate tightens. Beyond the top level (`d` in a later
+    ///   `2^36`-tick block than `now()`) it is the first tick of `d`'s block, or of an earlier
+    ///   block (never `now()`'s) if an even earlier far timer was cancelled since.
     ///
     /// So a shard that sleeps until `next_expiry()` and then advances never misses a deadline
     /// and wakes up spuriously at most `LEVELS - 1` times per timer.
@@ -238,8 +259,8 @@ impl<T: Copy> Wheel<T> {
         (level as usize * SLOTS + slot as usize) as u16
     }
 
-    /// The earliest occupied slot as `(list, first tick)`, or the overflow list at the start of
-    /// the next top-level block.
+    /// The earliest occupied slot as `(list, first tick)`, else the overflow list with the
+    /// first tick of the block holding its earliest deadline.
     fn next_slot(&self) -> Option<(u16, u64)> {
         for (level, &occupied) in self.occupied.iter().enumerate() {
             if occupied == 0 {
@@ -261,79 +282,150 @@ impl<T: Copy> Wheel<T> {
         if self.heads[OVERFLOW as usize] == NIL {
             return None;
         }
-        // Overflow entries lie in a later block, so the next block exists.
-        let next_block = ((self.now >> TOP_BITS) + 1).checked_shl(TOP_BITS);
-        debug_assert!(next_block.is_some());
-        next_block.map(|start| (OVERFLOW, start))
+        // The floor (possibly of a cancelled timer) is always in a later block than `now`.
+        let start = self.overflow_floor & !((1u64 << TOP_BITS) - 1);
+        debug_assert!(start > self.now);
+        Some((OVERFLOW, start))
     }
 
     /// Empties `list`: fires entries due by `to`, re-places the others. Returns the fire count.
+    ///
+    /// The indices of a chunk are known up front, so the slab reads overlap in the CPU instead
+    /// of waiting on each other as a linked-list walk would.
     fn drain<E: Extend<T>>(&mut self, list: u16, to: u64, fired: &mut E) -> usize {
-        let mut index = std::mem::replace(&mut self.heads[list as usize], NIL);
-        if (list as usize) < LEVELS * SLOTS {
-            self.occupied[list as usize / SLOTS] &= !(1u64 << (list as usize % SLOTS));
+        let mut chunk = std::mem::replace(&mut self.heads[list as usize], NIL);
+        let mut len = std::mem::replace(&mut self.head_len[list as usize], 0) as usize;
+        if list < WHEEL_LISTS {
+            self.set_occupied(list, false);
             #[cfg(test)]
             {
                 self.slots_processed += 1;
             }
         }
         let mut count = 0;
-        while index != NIL {
-            let entry = self.entries[index as usize];
-            if entry.deadline <= to {
-                fired.extend(Some(entry.key));
-                self.release(index);
-                count += 1;
-            } else {
-                self.link(index, self.list_for(entry.deadline));
+        let mut deadlines = [0u64; CHUNK_ITEMS];
+        while chunk != NIL {
+            // Gather first: a tight loop of independent loads (one store each, to stay within
+            // the store buffer) keeps dozens of cache misses in flight; the second loop then
+            // finds every entry in L1. Re-placing entries may allocate chunks, but never this
+            // one (it is not free yet), so `items` is stable.
+            let Chunk { items, next } = self.chunks[chunk as usize];
+            let (items, deadlines) = (&items[..len], &mut deadlines[..len]);
+            for (deadline, &index) in deadlines.iter_mut().zip(items) {
+                *deadline = self.entries[index as usize].deadline;
             }
-            index = entry.next;
+            for (&index, &deadline) in items.iter().zip(&*deadlines) {
+                if deadline <= to {
+                    fired.extend(Some(self.entries[index as usize].key));
+                    self.release(index);
+                    count += 1;
+                } else {
+                    let (list, chunk, pos) = self.place(index, deadline);
+                    let entry = &mut self.entries[index as usize];
+                    entry.list = list;
+                    entry.chunk = chunk;
+                    entry.pos = pos;
+                }
+            }
+            self.free_chunk(chunk);
+            chunk = next;
+            len = CHUNK_ITEMS;
         }
         count
     }
 
-    /// Pushes entry `index` onto the front of `list`.
-    fn link(&mut self, index: u32, list: u16) {
-        let head = self.heads[list as usize];
-        let entry = &mut self.entries[index as usize];
-        entry.list = list;
-        entry.prev = NIL;
-        entry.next = head;
-        if head != NIL {
-            self.entries[head as usize].prev = index;
+    /// Appends entry `index`, due at `deadline`, to the list it belongs on, and returns its new
+    /// `(list, chunk, pos)` for the caller to store in the entry.
+    #[inline]
+    fn place(&mut self, index: u32, deadline: u64) -> (u16, u32, u8) {
+        let list = self.list_for(deadline);
+        let mut head = self.heads[list as usize];
+        let mut len = self.head_len[list as usize] as usize;
+        if list == OVERFLOW {
+            // A fresh list forgets the floor of cancelled entries, which may be in the past.
+            let floor = if head == NIL {
+                u64::MAX
+            } else {
+                self.overflow_floor
+            };
+            self.overflow_floor = floor.min(deadline);
         }
-        self.heads[list as usize] = index;
-        if (list as usize) < LEVELS * SLOTS {
-            self.occupied[list as usize / SLOTS] |= 1u64 << (list as usize % SLOTS);
+        if head == NIL || len == CHUNK_ITEMS {
+            head = self.alloc_chunk(head);
+            self.heads[list as usize] = head;
+            len = 0;
+            if list < WHEEL_LISTS {
+                self.set_occupied(list, true);
+            }
         }
+        self.chunks[head as usize].items[len] = index;
+        self.head_len[list as usize] = len as u8 + 1;
+        (list, head, len as u8)
     }
 
-    /// Removes entry `index` from the list it is on.
-    fn unlink(&mut self, index: u32) {
-        let Entry {
-            prev, next, list, ..
-        } = self.entries[index as usize];
-        if next != NIL {
-            self.entries[next as usize].prev = prev;
-        }
-        if prev != NIL {
-            self.entries[prev as usize].next = next;
-        } else {
+    /// Removes the index stored at `chunks[chunk].items[pos]` from `list`, filling the hole
+    /// with the list's last index (from the head chunk), so every chunk but the head stays full.
+    fn remove(&mut self, list: u16, chunk: u32, pos: u8) {
+        let head = self.heads[list as usize];
+        let last = self.head_len[list as usize] - 1;
+        let moved = self.chunks[head as usize].items[last as usize];
+        self.chunks[chunk as usize].items[pos as usize] = moved;
+        let entry = &mut self.entries[moved as usize];
+        entry.chunk = chunk;
+        entry.pos = pos;
+        self.head_len[list as usize] = last;
+        if last == 0 {
+            let next = self.chunks[head as usize].next;
             self.heads[list as usize] = next;
-            if next == NIL && (list as usize) < LEVELS * SLOTS {
-                self.occupied[list as usize / SLOTS] &= !(1u64 << (list as usize % SLOTS));
+            if next != NIL {
+                self.head_len[list as usize] = CHUNK_ITEMS as u8;
+            }
+            self.free_chunk(head);
+            if next == NIL && list < WHEEL_LISTS {
+                self.set_occupied(list, false);
             }
         }
     }
 
-    /// Returns unlinked entry `index` to the free list, staling its ids.
+    /// Returns entry `index` (already off its list) to the free stack, staling its ids.
     fn release(&mut self, index: u32) {
         let entry = &mut self.entries[index as usize];
         entry.list = FREE;
         entry.generation = entry.generation.wrapping_add(1);
-        entry.next = self.free_head;
-        self.free_head = index;
-        self.len -= 1;
+        self.free.push((index, entry.generation));
+    }
+
+    /// An empty chunk whose `next` is `next`.
+    fn alloc_chunk(&mut self, next: u32) -> u32 {
+        if self.free_chunk != NIL {
+            let index = self.free_chunk;
+            let chunk = &mut self.chunks[index as usize];
+            self.free_chunk = chunk.next;
+            chunk.next = next;
+            index
+        } else {
+            // Every chunk in use holds an index (bar one being drained), so this fits a u32.
+            let index = self.chunks.len() as u32;
+            self.chunks.push(Chunk {
+                items: [NIL; CHUNK_ITEMS],
+                next,
+            });
+            index
+        }
+    }
+
+    fn free_chunk(&mut self, index: u32) {
+        self.chunks[index as usize].next = self.free_chunk;
+        self.free_chunk = index;
+    }
+
+    fn set_occupied(&mut self, list: u16, occupied: bool) {
+        let (level, bit) = (list as usize / SLOTS, 1u64 << (list as usize % SLOTS));
+        if occupied {
+            self.occupied[level] |= bit;
+        } else {
+            self.occupied[level] &= !bit;
+        }
     }
 
     /// Slots taken by `advance` since creation (test hook for the big-jump cost).
@@ -346,5 +438,11 @@ impl<T: Copy> Wheel<T> {
     #[cfg(test)]
     pub(crate) fn slab_len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Chunks allocated so far (test hook for bounded memory).
+    #[cfg(test)]
+    pub(crate) fn chunk_count(&self) -> usize {
+        self.chunks.len()
     }
 }
