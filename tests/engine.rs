@@ -148,3 +148,18 @@ fn udp_edge_with_auto_engine() {
 fn udp_edge_with_mmsg_engine() {
     scenario("mmsg", "127.0.10.2", 25060, "mmsg");
 }
+
+#[test]
+fn udp_edge_on_ipv6() {
+    let mut edge = Edge::start("v6", "[::1]", 25080, 1, "auto");
+    let c = Client::new("[::1]");
+    c.send(edge.sip, &options(edge.sip, &c, 1));
+    let reply = c.recv(WAIT).expect("no reply over IPv6");
+    let m = Message::parse(&reply).unwrap();
+    m.validate().unwrap();
+    assert_eq!(m.status(), Some(200));
+    let via = m.top_via().unwrap();
+    assert_eq!(via.host_unbracketed(), b"::1");
+    assert_eq!(via.rport(), sipedge_msg::RPort::Port(c.addr().port()));
+    assert!(edge.terminate().success());
+}
