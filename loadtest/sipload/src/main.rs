@@ -1,0 +1,248 @@
+//! sipload: sipedge's SIP load generator. See `loadtest/README.md`.
+//!
+//! | module | what |
+//! | --- | --- |
+//! | `cli` | command line |
+//! | `scenario` | the `Scenario` trait and one module per scenario (`options`) |
+//! | `runner` | the loop: pacing, sends, retransmissions, reply matching, one `Engine` |
+//! | `pacer` | open-loop rate control |
+//! | `retx` | RFC 3261 retransmission schedule and timer queues |
+//! | `txn` | transactions in flight, keyed by the top Via branch |
+//! | `stats`, `report` | counters, latency histogram, JSON and text output |
+//! | `procstat` | CPU seconds of a process from `/proc` |
+
+mod cli;
+mod pacer;
+mod procstat;
+mod report;
+mod retx;
+mod runner;
+#[cfg(test)]
+mod runner_tests;
+mod scenario;
+mod stats;
+mod txn;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use sipedge_rt::{Engine, EngineConfig, IoMode, WakeFd};
+
+use crate::cli::{Cli, Io};
+use crate::report::{EngineReport, Report};
+use crate::retx::RetxPolicy;
+use crate::runner::{PhaseSpec, Runner, Setup};
+use crate::stats::PhaseReport;
+
+/// Generator engine sizes: replies are small, bursts are large.
+const RECV_SLOTS: usize = 8192;
+const RECV_BUF_BYTES: usize = 4096;
+const SEND_SLOTS: usize = 32 * 1024;
+const MAX_BATCH: usize = 1024;
+/// Most new requests started in one loop turn (the rest stays owed to the next turn).
+const MAX_BURST: u64 = 4096;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sipload: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The `k`-th source address from `base` (IPv4: 127.0.0.1, 127.0.0.2, …).
+fn source_ip(base: IpAddr, k: u32) -> IpAddr {
+    match base {
+        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a).wrapping_add(k))),
+        IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a).wrapping_add(k.into()))),
+    }
+}
+
+/// One socket per UA on an ephemeral port, UAs spread round robin over the source addresses.
+fn bind_uas(uas: usize, sources: u32, base: IpAddr) -> io::Result<Vec<UdpSocket>> {
+    (0..uas)
+        .map(|i| {
+            let ip = source_ip(base, (i as u64 % u64::from(sources)) as u32);
+            let s = UdpSocket::bind((ip, 0)).map_err(|e| {
+                let hint = if e.raw_os_error() == Some(24) {
+                    " (raise `ulimit -n`)"
+                } else {
+                    ""
+                };
+                io::Error::new(e.kind(), format!("binding UA {i} on {ip}: {e}{hint}"))
+            })?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        })
+        .collect()
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    cli.validate()?;
+    if let Some(core) = cli.pin {
+        if !sipedge_rt::pin_current_thread(core) {
+            eprintln!("sipload: could not pin to core {core}; running unpinned");
+        }
+    }
+    let base = cli.source_base.unwrap_or(match cli.target {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    });
+    let sockets = bind_uas(cli.uas, cli.sources, base).map_err(|e| e.to_string())?;
+    let locals = sockets
+        .iter()
+        .map(UdpSocket::local_addr)
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(|e| e.to_string())?;
+    let mode = match cli.io {
+        Io::Auto => IoMode::Auto,
+        Io::Uring => IoMode::Uring,
+        Io::Mmsg => IoMode::Mmsg,
+    };
+    let cfg = EngineConfig {
+        recv_slots: RECV_SLOTS,
+        recv_buf_bytes: RECV_BUF_BYTES,
+        send_slots: SEND_SLOTS,
+        max_batch: MAX_BATCH,
+    };
+    let wake = WakeFd::new().map_err(|e| format!("eventfd: {e}"))?;
+    let engine = Engine::new(mode, sockets, wake, &cfg).map_err(|e| format!("engine: {e}"))?;
+    let scenario = scenario::build(cli.scenario, cli.uas, cli.target, cli.ruri.as_deref());
+    let scenario_name = scenario.name().to_string();
+    let setup = Setup {
+        target: cli.target,
+        locals,
+        policy: RetxPolicy::new(
+            Duration::from_millis(cli.t1_ms),
+            Duration::from_millis(cli.t2_ms),
+        ),
+        count_any_reply: cli.count_any_reply,
+        drain: Duration::from_millis(cli.drain_ms),
+        max_burst: MAX_BURST,
+    };
+    let mut runner = Runner::new(engine, scenario, setup);
+
+    let (mode_name, rates, secs) = match (&cli.ramp, cli.rate) {
+        (Some(r), _) => ("ramp", r.rates(), cli.step_seconds),
+        (None, 0.0) => ("closed", vec![0.0], cli.duration),
+        (None, rate) => ("open", vec![rate], cli.duration),
+    };
+    let mut phases = Vec::new();
+    let mut budget = cli.max_requests;
+    let mut misses = 0;
+    for rate in rates {
+        if budget == 0 {
+            break;
+        }
+        let spec = PhaseSpec {
+            rate,
+            outstanding: cli.outstanding,
+            duration: Duration::from_secs_f64(secs),
+            max_requests: budget,
+        };
+        let gen0 = procstat::cpu_seconds(None);
+        let srv0 = cli.server_pid.and_then(|p| procstat::cpu_seconds(Some(p)));
+        let out = runner
+            .run_phase(&spec)
+            .map_err(|e| format!("engine: {e}"))?;
+        let gen1 = procstat::cpu_seconds(None);
+        let srv1 = cli.server_pid.and_then(|p| procstat::cpu_seconds(Some(p)));
+        if cli.server_pid.is_some() && srv1.is_none() {
+            eprintln!("sipload: the server process is gone");
+        }
+        let delta = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
+        let p = PhaseReport::new(
+            &out.stats,
+            (rate > 0.0).then_some(rate),
+            (rate == 0.0).then_some(cli.outstanding),
+            out.send_time,
+            delta(gen0, gen1),
+            delta(srv0, srv1),
+        );
+        budget = budget.saturating_sub(p.sent);
+        if mode_name == "ramp" && !cli.json {
+            eprintln!("{}", report::phase_line(&p));
+        }
+        misses = if p.sustained { 0 } else { misses + 1 };
+        phases.push(p);
+        if mode_name == "ramp" && misses >= cli.ramp_patience {
+            break;
+        }
+    }
+    let sustained = || phases.iter().filter(|p| p.sustained);
+    let best_sustained_rate = sustained().filter_map(|p| p.offered_rate).reduce(f64::max);
+    let best = match mode_name {
+        "ramp" => sustained().max_by(|a, b| a.achieved_rps.total_cmp(&b.achieved_rps)),
+        _ => phases.first(),
+    }
+    .cloned();
+    let engine = runner.engine();
+    let report = Report {
+        scenario: scenario_name,
+        target: cli.target.to_string(),
+        mode: mode_name.into(),
+        uas: cli.uas,
+        sources: cli.sources,
+        t1_ms: cli.t1_ms,
+        count_any_reply: cli.count_any_reply,
+        server_pid: cli.server_pid,
+        phases,
+        best_sustained_rate: (mode_name == "ramp")
+            .then_some(best_sustained_rate)
+            .flatten(),
+        best,
+        engine: EngineReport::new(engine.kind().to_string(), engine.stats()),
+    };
+    if cli.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", report::human(&report));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_count_up_from_the_base() {
+        let base = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(source_ip(base, 0), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)));
+        assert_eq!(
+            source_ip(base, 255),
+            IpAddr::V4(Ipv4Addr::new(127, 0, 1, 0))
+        );
+        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert_eq!(source_ip(v6, 0), v6);
+    }
+
+    #[test]
+    fn uas_get_distinct_ports_spread_over_the_sources() {
+        let s = bind_uas(6, 3, IpAddr::V4(Ipv4Addr::LOCALHOST)).expect("loopback binds");
+        let addrs: Vec<SocketAddr> = s.iter().map(|s| s.local_addr().expect("bound")).collect();
+        let ips: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+        assert_eq!(
+            ips,
+            [
+                "127.0.0.1",
+                "127.0.0.2",
+                "127.0.0.3",
+                "127.0.0.1",
+                "127.0.0.2",
+                "127.0.0.3"
+            ]
+        );
+        let mut ports: Vec<(IpAddr, u16)> = addrs.iter().map(|a| (a.ip(), a.port())).collect();
+        ports.sort();
+        ports.dedup();
+        assert_eq!(ports.len(), 6);
+    }
+}

@@ -1,0 +1,188 @@
+//! udp-echo: sends every datagram back to its sender, nothing else. It measures the machine's
+//! UDP request/response ceiling, the limit any UDP server (sipedge included) works under.
+//!
+//! Engines: `uring` and `mmsg` are sipedge-rt's [`Engine`] (the very I/O code sipedge's shards
+//! run), `naive` is a blocking `recv_from`/`send_to` loop on one socket — two syscalls per
+//! datagram, no batching. Each shard is a thread pinned to `--pin + i` with its own
+//! SO_REUSEPORT socket on `--addr`. SIGINT/SIGTERM (or `--duration`) end it; it then prints
+//! how many datagrams it echoed.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use sipedge_rt::{Engine, EngineConfig, IoMode, SocketOptions, WakeFd};
+
+/// How often a shard checks whether it should stop.
+const STOP_POLL: Duration = Duration::from_millis(100);
+/// Socket buffers asked for (the kernel may cap them at net.core.rmem_max / wmem_max).
+const SOCKET_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+/// Largest datagram echoed whole.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// udp-echo — echo every UDP datagram back to its sender (the UDP request/response ceiling).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    addr: SocketAddr,
+    /// I/O engine.
+    #[arg(long, value_enum, default_value = "uring")]
+    engine: EngineArg,
+    /// Threads, each with its own SO_REUSEPORT socket.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
+    /// Pin shard i to core PIN + i.
+    #[arg(long)]
+    pin: Option<usize>,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    duration: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EngineArg {
+    /// io_uring (sipedge-rt).
+    Uring,
+    /// recvmmsg/sendmmsg + ppoll (sipedge-rt).
+    Mmsg,
+    /// Blocking recv_from/send_to, one datagram per syscall.
+    Naive,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("udp-echo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> io::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let deadline = cli
+        .duration
+        .map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let opts = SocketOptions {
+        recv_buffer_bytes: SOCKET_BUFFER_BYTES,
+        send_buffer_bytes: SOCKET_BUFFER_BYTES,
+    };
+    // Bind every socket before any thread starts, so a bad address fails at once.
+    let sockets = (0..cli.shards.max(1))
+        .map(|_| sipedge_rt::bind_udp_reuseport(cli.addr, &opts))
+        .collect::<io::Result<Vec<_>>>()?;
+    let engine = cli.engine;
+    let handles: Vec<_> = sockets
+        .into_iter()
+        .enumerate()
+        .map(|(i, sock)| {
+            let stop = Arc::clone(&stop);
+            let pin = cli.pin.map(|p| p + i);
+            std::thread::spawn(move || -> io::Result<u64> {
+                if let Some(core) = pin {
+                    sipedge_rt::pin_current_thread(core);
+                }
+                let done = || {
+                    stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d)
+                };
+                match engine {
+                    EngineArg::Naive => naive(sock, &done),
+                    EngineArg::Uring => batched(IoMode::Uring, sock, &done),
+                    EngineArg::Mmsg => batched(IoMode::Mmsg, sock, &done),
+                }
+            })
+        })
+        .collect();
+    eprintln!(
+        "udp-echo: {:?} engine, {} shard(s) on {}",
+        cli.engine,
+        handles.len(),
+        cli.addr
+    );
+    let mut total = 0;
+    for h in handles {
+        total += h
+            .join()
+            .map_err(|_| io::Error::other("a shard panicked"))??;
+    }
+    eprintln!("udp-echo: echoed {total} datagrams");
+    Ok(())
+}
+
+/// Blocking loop: one `recv_from` and one `send_to` per datagram.
+fn naive(sock: UdpSocket, done: &dyn Fn() -> bool) -> io::Result<u64> {
+    sock.set_nonblocking(false)?;
+    sock.set_read_timeout(Some(STOP_POLL))?;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut echoed = 0u64;
+    while !done() {
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                if sock.send_to(&buf[..n], from).is_ok() {
+                    echoed += 1;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(echoed)
+}
+
+/// sipedge-rt's engine: a batch of datagrams in, the same batch out in one submission.
+fn batched(mode: IoMode, sock: UdpSocket, done: &dyn Fn() -> bool) -> io::Result<u64> {
+    let cfg = EngineConfig::default();
+    let mut engine = Engine::new(mode, vec![sock], WakeFd::new()?, &cfg)?;
+    eprintln!("udp-echo: shard runs {}", engine.kind());
+    // Received datagrams are copied here during the callback (the engine is borrowed then),
+    // and queued for sending right after it; both buffers keep their capacity.
+    let mut bytes: Vec<u8> = Vec::with_capacity(cfg.max_batch * 1024);
+    let mut batch: Vec<(SocketAddr, usize, usize)> = Vec::with_capacity(cfg.max_batch);
+    while !done() {
+        bytes.clear();
+        batch.clear();
+        engine.wait(
+            Some(STOP_POLL),
+            || false,
+            |d| {
+                let start = bytes.len();
+                bytes.extend_from_slice(d.data);
+                batch.push((d.remote, start, bytes.len()));
+            },
+        )?;
+        for &(to, a, b) in &batch {
+            if !engine.send(0, to, &bytes[a..b]) {
+                engine.flush()?;
+                engine.send(0, to, &bytes[a..b]);
+            }
+        }
+    }
+    engine.flush()?;
+    let s = engine.stats();
+    eprintln!(
+        "udp-echo: {} in, {} out, {} send drops, {} submits, avg batch {:.1}",
+        s.datagrams_in,
+        s.datagrams_out,
+        s.send_drops,
+        s.submits,
+        s.datagrams_in as f64 / s.recv_batches.max(1) as f64
+    );
+    Ok(s.datagrams_out)
+}
