@@ -19,17 +19,30 @@
 //! answers itself without state: OPTIONS, error replies, 405/501/416/481), `output` (the
 //! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off messages).
 
+mod aor;
 mod config;
 mod core;
+mod date;
+mod journal;
+mod location;
+mod lookup;
 mod output;
+mod record;
+mod registrar;
 mod shard;
 mod stateless;
 mod stats;
 mod time;
 
-pub use crate::config::{CoreConfig, ACCEPT, ALLOW, SUPPORTED};
+pub use crate::config::{
+    CoreConfig, Overflow, RegistrarConfig, ACCEPT, ALLOW, DEFAULT_EXPIRES_SECS,
+    DEFAULT_MAX_CONTACTS, DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS, SUPPORTED,
+};
 pub use crate::core::{Core, CoreEvent};
+pub use crate::location::Transport;
+pub use crate::lookup::{LookupContact, LookupError, LookupReply};
 pub use crate::output::{LocalId, Transmit};
+pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
 pub use crate::shard::{ShardId, ShardMsg};
 pub use crate::stats::CoreStats;
 pub use crate::time::Millis;

@@ -15,7 +15,7 @@ impl Core {
     /// Dispatches a valid request the edge has no state for.
     pub(crate) fn handle_request(
         &mut self,
-        _now: Millis,
+        now: Millis,
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
@@ -42,6 +42,7 @@ impl Core {
             }
         }
         match method {
+            Method::Register => self.handle_register(now, local, remote, msg, &uri),
             Method::Options if self.cfg.is_our_domain(uri.host()) => {
                 // RFC 3261 §11.2: capabilities of the edge itself.
                 self.reply(local, remote, msg, 200, b"OK", |w| {
@@ -156,7 +157,7 @@ impl Core {
     }
 }
 
-/// Option tags the edge supports (none yet, see [`SUPPORTED`]).
+/// Option tags the edge supports ([`SUPPORTED`]).
 fn supports(tag: &[u8]) -> bool {
     SUPPORTED
         .split(',')
