@@ -184,10 +184,12 @@ pub(crate) fn same_contact(a: &Uri<'_>, b: &Uri<'_>) -> bool {
             _ => return false,
         }
     }
-    a.params().iter().all(|(name, v)| match b.params().get(name) {
-        None => true,
-        Some(w) => opt_ci_eq(v, w),
-    })
+    a.params()
+        .iter()
+        .all(|(name, v)| match b.params().get(name) {
+            None => true,
+            Some(w) => opt_ci_eq(v, w),
+        })
 }
 
 fn opt_unescaped_eq(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
@@ -216,7 +218,10 @@ mod tests {
     #[test]
     fn canonical_form_drops_params_port_and_escapes() {
         assert_eq!(
-            canon("sip:Alice%41@Example.COM:5060;user=phone;transport=udp", false),
+            canon(
+                "sip:Alice%41@Example.COM:5060;user=phone;transport=udp",
+                false
+            ),
             Ok("sip:alicea@example.com".into())
         );
         assert_eq!(
@@ -227,7 +232,10 @@ mod tests {
             canon("sips:bob:secret@[2001:DB8::1]", false),
             Ok("sips:bob@[2001:db8::1]".into())
         );
-        assert_eq!(canon("sip:example.com", false), Ok("sip:example.com".into()));
+        assert_eq!(
+            canon("sip:example.com", false),
+            Ok("sip:example.com".into())
+        );
         assert_eq!(canon("tel:+15551234", false), Err(AorError::Scheme));
         let long = format!("sip:{}@example.com", "a".repeat(300));
         assert_eq!(canon(&long, false), Err(AorError::TooLong));
@@ -236,9 +244,15 @@ mod tests {
     #[test]
     fn split_gives_domain_and_user() {
         let (d, u) = split_aor(b"sip:alice@example.com");
-        assert_eq!((d.scheme, d.host, u), (&b"sip"[..], &b"example.com"[..], &b"alice"[..]));
+        assert_eq!(
+            (d.scheme, d.host, u),
+            (&b"sip"[..], &b"example.com"[..], &b"alice"[..])
+        );
         let (d, u) = split_aor(b"sips:example.com");
-        assert_eq!((d.scheme, d.host, u), (&b"sips"[..], &b"example.com"[..], &b""[..]));
+        assert_eq!(
+            (d.scheme, d.host, u),
+            (&b"sips"[..], &b"example.com"[..], &b""[..])
+        );
     }
 
     #[test]
@@ -270,7 +284,10 @@ mod tests {
             )
         };
         assert!(same("sip:a@10.0.0.1:5060", "sip:a@10.0.0.1:5060"));
-        assert!(same("sip:a@HOST.example;transport=UDP", "sip:a@host.example;transport=udp"));
+        assert!(same(
+            "sip:a@HOST.example;transport=UDP",
+            "sip:a@host.example;transport=udp"
+        ));
         assert!(same("sip:%61@h", "sip:a@h"));
         assert!(!same("sip:A@h", "sip:a@h"));
         assert!(!same("sip:a@h", "sip:a@h:5060"));

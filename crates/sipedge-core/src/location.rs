@@ -394,7 +394,10 @@ impl Location {
 
     /// The slot `idx` if it holds a binding with generation `gen`.
     pub(crate) fn live(&self, idx: u32, gen: u32) -> Option<&Binding> {
-        let b = self.chunks.get(idx as usize / CHUNK)?.get(idx as usize % CHUNK)?;
+        let b = self
+            .chunks
+            .get(idx as usize / CHUNK)?
+            .get(idx as usize % CHUNK)?;
         (b.is_live() && b.gen == gen).then_some(b)
     }
 
@@ -459,7 +462,8 @@ impl Location {
                 let base = self.chunks.len() * CHUNK;
                 self.chunks
                     .push((0..CHUNK).map(|_| Binding::vacant()).collect());
-                self.free.extend((base + 1..base + CHUNK).rev().map(|i| i as u32));
+                self.free
+                    .extend((base + 1..base + CHUNK).rev().map(|i| i as u32));
                 base as u32
             }
         };
@@ -620,7 +624,12 @@ mod tests {
     fn insert_chain_update_remove() {
         let mut t = Location::new(9);
         let (dom, user) = split_aor(b"sip:alice@example.com");
-        let a = t.insert(dom, user, NONE, &data(b"sip:alice@10.0.0.1", b"Phone/1", "10.0.0.1:5060"));
+        let a = t.insert(
+            dom,
+            user,
+            NONE,
+            &data(b"sip:alice@10.0.0.1", b"Phone/1", "10.0.0.1:5060"),
+        );
         let did = t.domain_id(dom);
         assert_eq!(t.head(did, user), a);
         let b = t.insert(
@@ -630,7 +639,10 @@ mod tests {
             &data(b"sip:alice@[2001:db8::1]", b"Phone/1", "[2001:db8::1]:5062"),
         );
         assert_eq!(t.chain(a).collect::<Vec<_>>(), [a, b]);
-        assert_eq!(t.get(b).source(), "[2001:db8::1]:5062".parse().expect("addr"));
+        assert_eq!(
+            t.get(b).source(),
+            "[2001:db8::1]:5062".parse().expect("addr")
+        );
         assert_eq!(t.get(b).contact(), b"sip:alice@[2001:db8::1]");
         assert_eq!(t.get(a).user(), b"alice");
         assert_eq!(t.domain_of(t.get(a)), b"sip:example.com");

@@ -100,7 +100,14 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 pub(crate) fn encode_upsert(out: &mut Vec<u8>, u: &Upsert<'_>) {
     out.push(RECORD_VERSION);
     out.push(KIND_UPSERT);
-    for b in [u.aor, u.contact, u.call_id, u.instance, u.path, u.user_agent] {
+    for b in [
+        u.aor,
+        u.contact,
+        u.call_id,
+        u.instance,
+        u.path,
+        u.user_agent,
+    ] {
         put_bytes(out, b);
     }
     out.extend_from_slice(&u.cseq.to_le_bytes());

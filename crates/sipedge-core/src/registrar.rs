@@ -28,9 +28,9 @@
 
 use std::net::SocketAddr;
 
-use smallvec::SmallVec;
 use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Uri};
 use sipedge_wheel::Tick;
+use smallvec::SmallVec;
 
 use crate::aor::{canonical_aor, owner_of, same_contact, split_aor, AorError, DomainKey};
 use crate::config::Overflow;
@@ -579,7 +579,14 @@ mod tests {
 
     #[test]
     fn q_values_print_short() {
-        for (q, s) in [(1000, "1"), (500, "0.5"), (0, "0"), (5, "0.005"), (123, "0.123"), (50, "0.05")] {
+        for (q, s) in [
+            (1000, "1"),
+            (500, "0.5"),
+            (0, "0"),
+            (5, "0.005"),
+            (123, "0.123"),
+            (50, "0.05"),
+        ] {
             let mut v = Vec::new();
             push_q(&mut v, q);
             assert_eq!(v, s.as_bytes(), "{q}");
