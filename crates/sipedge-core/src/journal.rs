@@ -70,11 +70,11 @@ impl Core {
             .map(|off| (at.0 as i64).saturating_add(off).max(0) as u64)
     }
 
-    fn to_unix(&self, at: Millis) -> u64 {
+    fn unix_of(&self, at: Millis) -> u64 {
         self.unix_ms(at).unwrap_or(at.0)
     }
 
-    fn from_unix(&self, unix_ms: u64) -> Millis {
+    fn mono_of_unix(&self, unix_ms: u64) -> Millis {
         let off = self.wall_offset_ms.unwrap_or(0);
         Millis((unix_ms as i64).saturating_sub(off).max(0) as u64)
     }
@@ -136,7 +136,7 @@ impl Core {
             Record::Upsert(u) => {
                 let uri = Uri::parse(u.contact).map_err(|_| RestoreError::Malformed)?;
                 let existing = self.find_binding(head, &uri, u.instance, u.reg_id);
-                let expires_at = self.from_unix(u.expires_unix_ms);
+                let expires_at = self.mono_of_unix(u.expires_unix_ms);
                 if expires_at <= now {
                     if let Some(i) = existing {
                         self.loc.remove(head, i);
@@ -199,8 +199,8 @@ impl Core {
             cseq: b.cseq,
             reg_id: b.reg_id,
             q: b.q(),
-            expires_unix_ms: self.to_unix(b.expires_at),
-            registered_unix_ms: self.to_unix(b.registered_at()),
+            expires_unix_ms: self.unix_of(b.expires_at),
+            registered_unix_ms: self.unix_of(b.registered_at()),
             source: b.source(),
             local: b.local,
             transport: b.transport(),

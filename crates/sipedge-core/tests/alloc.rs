@@ -121,7 +121,7 @@ fn a_register_refresh_allocates_nothing() {
     let rounds: Vec<Vec<Vec<u8>>> = (1..=5u32)
         .map(|cseq| (0..128u32).map(|u| register(u, cseq)).collect())
         .collect();
-    let mut run = |core: &mut Core, round: &[Vec<u8>]| {
+    let run = |core: &mut Core, round: &[Vec<u8>]| {
         let mut ok = 0;
         for bytes in round {
             core.handle_datagram(Millis(1), LocalId(0), remote, bytes);
