@@ -20,7 +20,7 @@ use sipedge_msg::Uri;
 
 use crate::aor::{owner_of, split_aor};
 use crate::core::Core;
-use crate::location::{Binding, BindingData, NONE};
+use crate::location::{BindingData, BindingRef, NONE};
 use crate::output::LocalId;
 use crate::record::{decode, encode_remove, encode_upsert, Record, RestoreError, Upsert};
 use crate::registrar::same_binding;
@@ -176,9 +176,9 @@ impl Core {
     }
 
     /// Writes the canonical AoR of `b` into `out`.
-    pub(crate) fn aor_of(&self, b: &Binding, out: &mut Vec<u8>) {
+    pub(crate) fn aor_of(&self, b: BindingRef<'_>, out: &mut Vec<u8>) {
         out.clear();
-        let domain = self.loc.domain_of(b);
+        let domain = self.loc.domain_of(&b);
         let colon = domain.iter().position(|&c| c == b':').unwrap_or(0);
         out.extend_from_slice(&domain[..=colon.min(domain.len().saturating_sub(1))]);
         if !b.user().is_empty() {
@@ -188,7 +188,7 @@ impl Core {
         out.extend_from_slice(&domain[(colon + 1).min(domain.len())..]);
     }
 
-    fn upsert_of<'a>(&'a self, aor: &'a [u8], b: &'a Binding) -> Upsert<'a> {
+    fn upsert_of<'a>(&'a self, aor: &'a [u8], b: BindingRef<'a>) -> Upsert<'a> {
         Upsert {
             aor,
             contact: b.contact(),

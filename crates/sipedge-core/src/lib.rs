@@ -20,6 +20,7 @@
 //! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off messages).
 
 mod aor;
+mod blobs;
 mod config;
 mod core;
 mod date;

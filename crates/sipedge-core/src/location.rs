@@ -2,11 +2,12 @@
 //!
 //! **Layout** (measured by `examples/location_memory.rs`, see PERFORMANCE.md):
 //!
-//! * Every binding is one fixed 80-byte [`Binding`] in a chunked slab (chunks of
-//!   [`CHUNK`] entries: growth never copies, indices stay stable) plus **one** heap block,
-//!   `blob`, holding its variable strings back to back: the AoR's user part, the contact
-//!   URI, the Call-ID, the `+sip.instance`, the Path and, for IPv6 sources, the address.
-//!   Lengths live in the fixed part; nothing else is allocated per binding.
+//! * Every binding is one fixed 72-byte [`Binding`] in a chunked slab (chunks of
+//!   [`CHUNK`] entries: growth never copies, indices stay stable) plus **one** block of
+//!   the byte arena ([`Blobs`], 4-byte handle, 8-byte granularity) holding its variable
+//!   strings back to back: the AoR's user part, the contact URI, the Call-ID, the
+//!   `+sip.instance`, the Path and, for IPv6 sources, the address. Lengths live in the
+//!   fixed part; nothing else is allocated per binding.
 //! * The AoR's domain (`scheme:host`) and the User-Agent are **interned** with reference
 //!   counts ([`Interner`]): a million phones of one domain and a handful of models store
 //!   each string once.
@@ -21,6 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use hashbrown::HashTable;
 
 use crate::aor::{DomainKey, TableHasher};
+use crate::blobs::{Blobs, EMPTY};
 use crate::output::LocalId;
 use crate::shard::ShardId;
 use crate::time::Millis;
@@ -64,11 +66,11 @@ const FLAG_LIVE: u8 = 1;
 const FLAG_V6: u8 = 2;
 const TRANSPORT_SHIFT: u8 = 4;
 
-/// One contact binding. 80 bytes; its strings are in `blob`.
+/// One contact binding. 72 bytes; its strings are in the arena block `blob`.
 #[derive(Debug)]
 pub(crate) struct Binding {
-    /// user | contact | call_id | instance | path | [ipv6 address]
-    blob: Box<[u8]>,
+    /// Arena handle of: user | contact | call_id | instance | path | [ipv6 address]
+    blob: u32,
     /// Monotonic expiry.
     pub(crate) expires_at: Millis,
     ip4: u32,
@@ -123,7 +125,7 @@ pub(crate) const MAX_USER_AGENT_BYTES: usize = 128;
 impl Binding {
     fn vacant() -> Binding {
         Binding {
-            blob: Box::default(),
+            blob: EMPTY,
             expires_at: Millis(0),
             ip4: 0,
             next: NONE,
@@ -151,50 +153,17 @@ impl Binding {
         self.flags & FLAG_LIVE != 0
     }
 
-    fn range(&self, field: usize) -> std::ops::Range<usize> {
-        let lens = [
-            usize::from(self.user_len),
-            usize::from(self.contact_len),
-            usize::from(self.call_id_len),
-            usize::from(self.instance_len),
-            usize::from(self.path_len),
-        ];
-        let start: usize = lens[..field].iter().sum();
-        start..start + lens[field]
+    fn blob_len(&self) -> usize {
+        usize::from(self.user_len)
+            + usize::from(self.contact_len)
+            + usize::from(self.call_id_len)
+            + usize::from(self.instance_len)
+            + usize::from(self.path_len)
+            + if self.flags & FLAG_V6 != 0 { 16 } else { 0 }
     }
 
-    /// The AoR's user part (canonical).
-    pub(crate) fn user(&self) -> &[u8] {
-        &self.blob[self.range(0)]
-    }
-    /// The contact URI, as registered.
-    pub(crate) fn contact(&self) -> &[u8] {
-        &self.blob[self.range(1)]
-    }
-    pub(crate) fn call_id(&self) -> &[u8] {
-        &self.blob[self.range(2)]
-    }
-    /// `+sip.instance` without quotes (RFC 5626 §4.1), empty when none.
-    pub(crate) fn instance(&self) -> &[u8] {
-        &self.blob[self.range(3)]
-    }
-    /// The Path header values, comma-separated as received (RFC 3327 §5.3), empty when none.
-    pub(crate) fn path(&self) -> &[u8] {
-        &self.blob[self.range(4)]
-    }
     pub(crate) fn transport(&self) -> Transport {
         Transport::from_u8(self.flags >> TRANSPORT_SHIFT).unwrap_or_default()
-    }
-    /// Where the REGISTER came from (the received ip:port, RFC 3581 §4).
-    pub(crate) fn source(&self) -> SocketAddr {
-        let ip = if self.flags & FLAG_V6 != 0 {
-            let tail = &self.blob[self.blob.len() - 16..];
-            let octets: [u8; 16] = tail.try_into().expect("v6 tail is 16 bytes");
-            IpAddr::V6(Ipv6Addr::from(octets))
-        } else {
-            IpAddr::V4(Ipv4Addr::from(self.ip4))
-        };
-        SocketAddr::new(ip, self.port)
     }
     pub(crate) fn q(&self) -> Option<u16> {
         (self.q != u16::MAX).then_some(self.q)
@@ -207,24 +176,6 @@ impl Binding {
         )
     }
 
-    /// True when the strings of `d` (other than the user and the UA) are what is stored.
-    fn same_strings(&self, d: &BindingData<'_>) -> bool {
-        let v6 = match d.source.ip() {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => Some(v6.octets()),
-            _ => None,
-        };
-        let stored_v6 = self.flags & FLAG_V6 != 0;
-        let same_ip_part = match v6 {
-            Some(o) => stored_v6 && self.blob[self.blob.len() - 16..] == o,
-            None => !stored_v6,
-        };
-        same_ip_part
-            && self.contact() == d.contact
-            && self.call_id() == d.call_id
-            && self.instance() == d.instance
-            && self.path() == d.path
-    }
-
     fn set_scalars(&mut self, d: &BindingData<'_>) {
         self.expires_at = d.expires_at;
         self.cseq = d.cseq;
@@ -235,44 +186,95 @@ impl Binding {
         self.local = d.local.0;
         self.q = d.q.unwrap_or(u16::MAX);
         self.arrival = d.arrival.0;
-        let mut flags = FLAG_LIVE | ((d.transport as u8) << TRANSPORT_SHIFT);
-        match d.source.ip() {
-            IpAddr::V4(v4) => self.ip4 = u32::from(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => self.ip4 = u32::from(v4),
-                None => {
-                    self.ip4 = 0;
-                    flags |= FLAG_V6;
-                }
-            },
-        }
-        self.flags = flags;
+        let v6 = self.flags & FLAG_V6;
+        self.flags = FLAG_LIVE | v6 | ((d.transport as u8) << TRANSPORT_SHIFT);
+        self.ip4 = match d.source.ip() {
+            IpAddr::V4(v4) => u32::from(v4),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(0, u32::from),
+        };
+    }
+}
+
+/// A binding with its strings: what [`Location::get`] hands out. Derefs to [`Binding`]
+/// for the fixed fields.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BindingRef<'a> {
+    b: &'a Binding,
+    blob: &'a [u8],
+}
+
+impl std::ops::Deref for BindingRef<'_> {
+    type Target = Binding;
+    fn deref(&self) -> &Binding {
+        self.b
+    }
+}
+
+impl<'a> BindingRef<'a> {
+    fn field(&self, field: usize) -> &'a [u8] {
+        let b = self.b;
+        let lens = [
+            usize::from(b.user_len),
+            usize::from(b.contact_len),
+            usize::from(b.call_id_len),
+            usize::from(b.instance_len),
+            usize::from(b.path_len),
+        ];
+        let start: usize = lens[..field].iter().sum();
+        &self.blob[start..start + lens[field]]
     }
 
-    fn set_strings(&mut self, user: &[u8], d: &BindingData<'_>) {
-        let v6 = match d.source.ip() {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => Some(v6.octets()),
-            _ => None,
+    /// The AoR's user part (canonical).
+    pub(crate) fn user(&self) -> &'a [u8] {
+        self.field(0)
+    }
+    /// The contact URI, as registered.
+    pub(crate) fn contact(&self) -> &'a [u8] {
+        self.field(1)
+    }
+    pub(crate) fn call_id(&self) -> &'a [u8] {
+        self.field(2)
+    }
+    /// `+sip.instance` without quotes (RFC 5626 §4.1), empty when none.
+    pub(crate) fn instance(&self) -> &'a [u8] {
+        self.field(3)
+    }
+    /// The Path header values, comma-separated as received (RFC 3327 §5.3), empty when none.
+    pub(crate) fn path(&self) -> &'a [u8] {
+        self.field(4)
+    }
+    /// Where the REGISTER came from (the received ip:port, RFC 3581 §4).
+    pub(crate) fn source(&self) -> SocketAddr {
+        let ip = if self.b.flags & FLAG_V6 != 0 {
+            let tail = &self.blob[self.blob.len() - 16..];
+            let octets: [u8; 16] = tail.try_into().expect("v6 tail is 16 bytes");
+            IpAddr::V6(Ipv6Addr::from(octets))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(self.b.ip4))
         };
-        let total = user.len()
-            + d.contact.len()
-            + d.call_id.len()
-            + d.instance.len()
-            + d.path.len()
-            + if v6.is_some() { 16 } else { 0 };
-        let mut blob = Vec::with_capacity(total);
-        for part in [user, d.contact, d.call_id, d.instance, d.path] {
-            blob.extend_from_slice(part);
-        }
-        if let Some(o) = v6 {
-            blob.extend_from_slice(&o);
-        }
-        self.blob = blob.into_boxed_slice();
-        self.user_len = user.len() as u8;
-        self.contact_len = d.contact.len() as u16;
-        self.call_id_len = d.call_id.len() as u16;
-        self.instance_len = d.instance.len() as u16;
-        self.path_len = d.path.len() as u16;
+        SocketAddr::new(ip, self.b.port)
+    }
+
+    /// True when the strings of `d` (other than the user and the UA) are what is stored.
+    fn same_strings(&self, d: &BindingData<'_>) -> bool {
+        let stored_v6 = self.b.flags & FLAG_V6 != 0;
+        let same_ip_part = match v6_octets(d.source) {
+            Some(o) => stored_v6 && self.blob[self.blob.len() - 16..] == o,
+            None => !stored_v6,
+        };
+        same_ip_part
+            && self.contact() == d.contact
+            && self.call_id() == d.call_id
+            && self.instance() == d.instance
+            && self.path() == d.path
+    }
+}
+
+/// The 16 bytes a non-IPv4 source adds to the blob.
+fn v6_octets(a: SocketAddr) -> Option<[u8; 16]> {
+    match a.ip() {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => Some(v6.octets()),
+        _ => None,
     }
 }
 
@@ -353,6 +355,7 @@ pub(crate) struct Location {
     index: HashTable<u32>,
     chunks: Vec<Box<[Binding]>>,
     free: Vec<u32>,
+    blobs: Blobs,
     pub(crate) strings: Interner,
     bindings: usize,
 }
@@ -364,6 +367,7 @@ impl Location {
             index: HashTable::new(),
             chunks: Vec::new(),
             free: Vec::new(),
+            blobs: Blobs::default(),
             strings: Interner::new(),
             bindings: 0,
         }
@@ -384,7 +388,16 @@ impl Location {
         self.index.len()
     }
 
-    pub(crate) fn get(&self, idx: u32) -> &Binding {
+    /// Binding `idx` with its strings.
+    pub(crate) fn get(&self, idx: u32) -> BindingRef<'_> {
+        let b = self.raw(idx);
+        BindingRef {
+            b,
+            blob: self.blobs.get(b.blob, b.blob_len()),
+        }
+    }
+
+    fn raw(&self, idx: u32) -> &Binding {
         &self.chunks[idx as usize / CHUNK][idx as usize % CHUNK]
     }
 
@@ -393,12 +406,52 @@ impl Location {
     }
 
     /// The slot `idx` if it holds a binding with generation `gen`.
-    pub(crate) fn live(&self, idx: u32, gen: u32) -> Option<&Binding> {
+    pub(crate) fn live(&self, idx: u32, gen: u32) -> Option<BindingRef<'_>> {
         let b = self
             .chunks
             .get(idx as usize / CHUNK)?
             .get(idx as usize % CHUNK)?;
-        (b.is_live() && b.gen == gen).then_some(b)
+        (b.is_live() && b.gen == gen).then(|| self.get(idx))
+    }
+
+    /// The hash of the AoR of the binding `b` (for the index's rehash).
+    fn hash_of(hasher: &TableHasher, blobs: &Blobs, b: &Binding) -> u64 {
+        Self::key_hash(hasher, b.domain, blobs.get(b.blob, usize::from(b.user_len)))
+    }
+
+    /// Writes `user` and the strings of `d` into a fresh arena block for `idx`, freeing
+    /// its old block.
+    fn set_strings(&mut self, idx: u32, user: &[u8], d: &BindingData<'_>) {
+        let v6 = v6_octets(d.source);
+        let (old, old_len) = {
+            let b = self.raw(idx);
+            (b.blob, b.blob_len())
+        };
+        let parts = [user, d.contact, d.call_id, d.instance, d.path];
+        let total = parts.iter().map(|p| p.len()).sum::<usize>() + if v6.is_some() { 16 } else { 0 };
+        let h = self.blobs.alloc(total);
+        let block = self.blobs.get_mut(h, total);
+        let mut at = 0;
+        for part in parts {
+            block[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        if let Some(o) = v6 {
+            block[at..].copy_from_slice(&o);
+        }
+        self.blobs.free(old, old_len);
+        let b = self.get_mut(idx);
+        b.blob = h;
+        b.user_len = user.len() as u8;
+        b.contact_len = d.contact.len() as u16;
+        b.call_id_len = d.call_id.len() as u16;
+        b.instance_len = d.instance.len() as u16;
+        b.path_len = d.path.len() as u16;
+        if v6.is_some() {
+            b.flags |= FLAG_V6;
+        } else {
+            b.flags &= !FLAG_V6;
+        }
     }
 
     fn key_hash(h: &TableHasher, domain: u32, user: &[u8]) -> u64 {
@@ -479,8 +532,8 @@ impl Location {
             id
         };
         let ua = self.intern_ua(d.user_agent);
+        self.set_strings(idx, user, d);
         let b = self.get_mut(idx);
-        b.set_strings(user, d);
         b.set_scalars(d);
         b.domain = domain_id;
         b.ua = ua;
@@ -488,10 +541,9 @@ impl Location {
             b.next = NONE;
             let hasher = self.hasher;
             let hash = Self::key_hash(&hasher, domain_id, user);
-            let chunks = &self.chunks;
+            let (chunks, blobs) = (&self.chunks, &self.blobs);
             self.index.insert_unique(hash, idx, |&i| {
-                let b = &chunks[i as usize / CHUNK][i as usize % CHUNK];
-                Self::key_hash(&hasher, b.domain, b.user())
+                Self::hash_of(&hasher, blobs, &chunks[i as usize / CHUNK][i as usize % CHUNK])
             });
         } else {
             // Append at the end of the chain: the 200 OK lists contacts in registration order.
@@ -524,12 +576,16 @@ impl Location {
             }
             self.get_mut(idx).ua = new;
         }
-        let b = self.get_mut(idx);
-        if !b.same_strings(d) {
-            let user = b.user().to_vec();
-            b.set_strings(&user, d);
+        if !self.get(idx).same_strings(d) {
+            let mut user = [0u8; 256];
+            let n = {
+                let u = self.get(idx).user();
+                user[..u.len()].copy_from_slice(u);
+                u.len()
+            };
+            self.set_strings(idx, &user[..n], d);
         }
-        b.set_scalars(d);
+        self.get_mut(idx).set_scalars(d);
     }
 
     /// Removes binding `idx` from the AoR whose first binding is `head`. Bumps the slot's
@@ -546,10 +602,9 @@ impl Location {
             if next != NONE {
                 let b = self.get(next);
                 let hash = Self::key_hash(&hasher, b.domain, b.user());
-                let chunks = &self.chunks;
+                let (chunks, blobs) = (&self.chunks, &self.blobs);
                 self.index.insert_unique(hash, next, |&i| {
-                    let b = &chunks[i as usize / CHUNK][i as usize % CHUNK];
-                    Self::key_hash(&hasher, b.domain, b.user())
+                    Self::hash_of(&hasher, blobs, &chunks[i as usize / CHUNK][i as usize % CHUNK])
                 });
             }
             next
@@ -560,10 +615,11 @@ impl Location {
             }
             head
         };
-        let (domain, ua) = {
-            let b = self.get(idx);
-            (b.domain, b.ua)
+        let (domain, ua, blob, blob_len) = {
+            let b = self.raw(idx);
+            (b.domain, b.ua, b.blob, b.blob_len())
         };
+        self.blobs.free(blob, blob_len);
         self.strings.release(&self.hasher, domain);
         if ua != NONE {
             self.strings.release(&self.hasher, ua);
@@ -617,7 +673,7 @@ mod tests {
 
     #[test]
     fn binding_is_compact() {
-        assert_eq!(std::mem::size_of::<Binding>(), 80);
+        assert_eq!(std::mem::size_of::<Binding>(), 72);
     }
 
     #[test]
@@ -645,7 +701,7 @@ mod tests {
         );
         assert_eq!(t.get(b).contact(), b"sip:alice@[2001:db8::1]");
         assert_eq!(t.get(a).user(), b"alice");
-        assert_eq!(t.domain_of(t.get(a)), b"sip:example.com");
+        assert_eq!(t.domain_of(&t.get(a)), b"sip:example.com");
         assert_eq!(t.strings.get(t.get(a).ua), b"Phone/1");
         assert_eq!(t.get(a).q(), Some(500));
         // Refresh with a new UA.

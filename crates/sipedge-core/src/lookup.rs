@@ -7,7 +7,7 @@ use sipedge_msg::Uri;
 
 use crate::aor::{canonical_aor, owner_of, split_aor};
 use crate::core::Core;
-use crate::location::{Binding, Transport};
+use crate::location::{BindingRef, Transport};
 use crate::output::LocalId;
 use crate::shard::{ShardId, ShardMsg};
 use crate::time::Millis;
@@ -132,7 +132,7 @@ impl Core {
         ));
     }
 
-    fn contact_of(&self, b: &Binding) -> LookupContact {
+    fn contact_of(&self, b: BindingRef<'_>) -> LookupContact {
         LookupContact {
             uri: b.contact().to_vec(),
             path: b.path().to_vec(),

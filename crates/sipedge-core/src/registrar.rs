@@ -35,7 +35,7 @@ use smallvec::SmallVec;
 use crate::aor::{canonical_aor, owner_of, same_contact, split_aor, AorError, DomainKey};
 use crate::config::Overflow;
 use crate::core::Core;
-use crate::location::{Binding, BindingData, Transport, MAX_FIELD_BYTES, NONE};
+use crate::location::{BindingData, BindingRef, Transport, MAX_FIELD_BYTES, NONE};
 use crate::output::LocalId;
 use crate::shard::ShardMsg;
 use crate::time::Millis;
@@ -78,7 +78,7 @@ enum Refusal {
 
 /// RFC 5626 §6 / RFC 3261 §10.3 step 7: does the stored binding `b` stand for the contact
 /// `(uri, instance, reg_id)`?
-pub(crate) fn same_binding(b: &Binding, uri: &Uri<'_>, instance: &[u8], reg_id: u32) -> bool {
+pub(crate) fn same_binding(b: BindingRef<'_>, uri: &Uri<'_>, instance: &[u8], reg_id: u32) -> bool {
     if !instance.is_empty() {
         return b.instance() == instance && b.reg_id == reg_id;
     }
@@ -243,7 +243,7 @@ impl Core {
         let cseq = msg.cseq().map(|c| c.seq).unwrap_or(0);
         let branch = self.branch_hash(msg);
         // §10.3 step 7: the Call-ID/CSeq rule for an existing binding.
-        let ordered = |b: &Binding| -> Result<(), Refusal> {
+        let ordered = |b: BindingRef<'_>| -> Result<(), Refusal> {
             if b.call_id() != call_id || cseq > b.cseq {
                 Ok(())
             } else if cseq == b.cseq && branch == b.branch {
