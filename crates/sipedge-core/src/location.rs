@@ -7,7 +7,8 @@
 //!   the byte arena ([`Blobs`], 4-byte handle, 8-byte granularity) holding its variable
 //!   strings back to back: the AoR's user part, the contact URI, the Call-ID, the
 //!   `+sip.instance`, the Path and, for IPv6 sources, the address. Lengths live in the
-//!   fixed part; nothing else is allocated per binding.
+//!   fixed part; nothing else is allocated per binding. When the contact is
+//!   `sip:user@…` with the AoR's own user (most phones), the user is not stored twice.
 //! * The AoR's domain (`scheme:host`) and the User-Agent are **interned** with reference
 //!   counts ([`Interner`]): a million phones of one domain and a handful of models store
 //!   each string once.
@@ -64,6 +65,9 @@ impl Transport {
 
 const FLAG_LIVE: u8 = 1;
 const FLAG_V6: u8 = 2;
+/// The AoR user is not stored apart: it is the user part of the contact URI (the usual
+/// `sip:alice@ip:port` contact of AoR `sip:alice@domain`).
+const FLAG_USER_IN_CONTACT: u8 = 4;
 const TRANSPORT_SHIFT: u8 = 4;
 
 /// One contact binding. 72 bytes; its strings are in the arena block `blob`.
@@ -153,8 +157,17 @@ impl Binding {
         self.flags & FLAG_LIVE != 0
     }
 
+    /// Bytes the user takes in the blob (0 when it is shared with the contact).
+    fn own_user_len(&self) -> usize {
+        if self.flags & FLAG_USER_IN_CONTACT != 0 {
+            0
+        } else {
+            usize::from(self.user_len)
+        }
+    }
+
     fn blob_len(&self) -> usize {
-        usize::from(self.user_len)
+        self.own_user_len()
             + usize::from(self.contact_len)
             + usize::from(self.call_id_len)
             + usize::from(self.instance_len)
@@ -186,8 +199,8 @@ impl Binding {
         self.local = d.local.0;
         self.q = d.q.unwrap_or(u16::MAX);
         self.arrival = d.arrival.0;
-        let v6 = self.flags & FLAG_V6;
-        self.flags = FLAG_LIVE | v6 | ((d.transport as u8) << TRANSPORT_SHIFT);
+        let layout = self.flags & (FLAG_V6 | FLAG_USER_IN_CONTACT);
+        self.flags = FLAG_LIVE | layout | ((d.transport as u8) << TRANSPORT_SHIFT);
         self.ip4 = match d.source.ip() {
             IpAddr::V4(v4) => u32::from(v4),
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(0, u32::from),
@@ -214,7 +227,7 @@ impl<'a> BindingRef<'a> {
     fn field(&self, field: usize) -> &'a [u8] {
         let b = self.b;
         let lens = [
-            usize::from(b.user_len),
+            b.own_user_len(),
             usize::from(b.contact_len),
             usize::from(b.call_id_len),
             usize::from(b.instance_len),
@@ -226,7 +239,7 @@ impl<'a> BindingRef<'a> {
 
     /// The AoR's user part (canonical).
     pub(crate) fn user(&self) -> &'a [u8] {
-        self.field(0)
+        user_of(self.b, self.blob)
     }
     /// The contact URI, as registered.
     pub(crate) fn contact(&self) -> &'a [u8] {
@@ -268,6 +281,34 @@ impl<'a> BindingRef<'a> {
             && self.instance() == d.instance
             && self.path() == d.path
     }
+}
+
+/// The AoR user of `b` whose blob is `blob` (at least the user's and the contact's bytes).
+fn user_of<'a>(b: &Binding, blob: &'a [u8]) -> &'a [u8] {
+    let len = usize::from(b.user_len);
+    if b.flags & FLAG_USER_IN_CONTACT != 0 {
+        let at = user_at(blob).unwrap_or(0);
+        &blob[at..at + len]
+    } else {
+        &blob[..len]
+    }
+}
+
+/// Where the user part of a `sip:`/`sips:` contact starts.
+fn user_at(contact: &[u8]) -> Option<usize> {
+    memchr_colon(contact).map(|c| c + 1)
+}
+
+fn memchr_colon(s: &[u8]) -> Option<usize> {
+    s.iter().take(6).position(|&b| b == b':')
+}
+
+/// True when `contact` is `scheme ":" user "@" …`: the user need not be stored apart.
+fn user_in_contact(contact: &[u8], user: &[u8]) -> bool {
+    !user.is_empty()
+        && user_at(contact).is_some_and(|at| {
+            contact[at..].starts_with(user) && contact.get(at + user.len()) == Some(&b'@')
+        })
 }
 
 /// The 16 bytes a non-IPv4 source adds to the blob.
@@ -416,7 +457,8 @@ impl Location {
 
     /// The hash of the AoR of the binding `b` (for the index's rehash).
     fn hash_of(hasher: &TableHasher, blobs: &Blobs, b: &Binding) -> u64 {
-        Self::key_hash(hasher, b.domain, blobs.get(b.blob, usize::from(b.user_len)))
+        let prefix = b.own_user_len() + usize::from(b.contact_len);
+        Self::key_hash(hasher, b.domain, user_of(b, blobs.get(b.blob, prefix)))
     }
 
     /// Writes `user` and the strings of `d` into a fresh arena block for `idx`, freeing
@@ -427,8 +469,11 @@ impl Location {
             let b = self.raw(idx);
             (b.blob, b.blob_len())
         };
-        let parts = [user, d.contact, d.call_id, d.instance, d.path];
-        let total = parts.iter().map(|p| p.len()).sum::<usize>() + if v6.is_some() { 16 } else { 0 };
+        let shared = user_in_contact(d.contact, user);
+        let own_user = if shared { &[][..] } else { user };
+        let parts = [own_user, d.contact, d.call_id, d.instance, d.path];
+        let total =
+            parts.iter().map(|p| p.len()).sum::<usize>() + if v6.is_some() { 16 } else { 0 };
         let h = self.blobs.alloc(total);
         let block = self.blobs.get_mut(h, total);
         let mut at = 0;
@@ -447,10 +492,12 @@ impl Location {
         b.call_id_len = d.call_id.len() as u16;
         b.instance_len = d.instance.len() as u16;
         b.path_len = d.path.len() as u16;
+        b.flags &= !(FLAG_V6 | FLAG_USER_IN_CONTACT);
         if v6.is_some() {
             b.flags |= FLAG_V6;
-        } else {
-            b.flags &= !FLAG_V6;
+        }
+        if shared {
+            b.flags |= FLAG_USER_IN_CONTACT;
         }
     }
 
@@ -543,7 +590,11 @@ impl Location {
             let hash = Self::key_hash(&hasher, domain_id, user);
             let (chunks, blobs) = (&self.chunks, &self.blobs);
             self.index.insert_unique(hash, idx, |&i| {
-                Self::hash_of(&hasher, blobs, &chunks[i as usize / CHUNK][i as usize % CHUNK])
+                Self::hash_of(
+                    &hasher,
+                    blobs,
+                    &chunks[i as usize / CHUNK][i as usize % CHUNK],
+                )
             });
         } else {
             // Append at the end of the chain: the 200 OK lists contacts in registration order.
@@ -604,7 +655,11 @@ impl Location {
                 let hash = Self::key_hash(&hasher, b.domain, b.user());
                 let (chunks, blobs) = (&self.chunks, &self.blobs);
                 self.index.insert_unique(hash, next, |&i| {
-                    Self::hash_of(&hasher, blobs, &chunks[i as usize / CHUNK][i as usize % CHUNK])
+                    Self::hash_of(
+                        &hasher,
+                        blobs,
+                        &chunks[i as usize / CHUNK][i as usize % CHUNK],
+                    )
                 });
             }
             next
@@ -710,6 +765,23 @@ mod tests {
         t.update(a, &d);
         assert_eq!(t.get(a).source().port(), 5070);
         assert_eq!(t.strings.get(t.get(a).ua), b"Phone/2");
+        // A contact without the AoR's user stores the user apart; a change of contact
+        // moves the binding to a new block and back.
+        d.contact = b"sip:10.0.0.1:5070";
+        t.update(a, &d);
+        assert_eq!(t.get(a).user(), b"alice");
+        assert_eq!(t.get(a).contact(), b"sip:10.0.0.1:5070");
+        assert_eq!(t.get(a).call_id(), b"call-1");
+        d.contact = b"sip:alicex@10.0.0.1";
+        t.update(a, &d);
+        assert_eq!(
+            (t.get(a).user(), t.get(a).contact()),
+            (&b"alice"[..], &b"sip:alicex@10.0.0.1"[..])
+        );
+        d.contact = b"sip:alice@10.0.0.1";
+        t.update(a, &d);
+        assert_eq!(t.get(a).user(), b"alice");
+        assert_eq!(t.head(did, user), a, "the index still finds the AoR");
         // Removing the head moves the index to the next binding.
         let gen = t.get(a).gen;
         let head = t.remove(a, a);
