@@ -226,6 +226,11 @@ impl Core {
             if addr.uri().raw().len() > MAX_FIELD_BYTES || instance.len() > MAX_FIELD_BYTES {
                 return bad(b"Contact Too Long");
             }
+            if items.len() >= usize::from(rc.max_contacts) {
+                // More contacts than an AoR may hold can never fit (and the pairwise
+                // checks below stay bounded by max_contacts²).
+                return Err(Refusal::Status(403, b"Too Many Contacts"));
+            }
             items.push(Item {
                 addr,
                 instance,

@@ -301,6 +301,19 @@ fn cases() -> Vec<Case> {
             after: vec![C1, C2],
         },
         Case {
+            rule: "max_contacts: more contacts in one request than an AoR holds → 403",
+            cfg: |c| {
+                c.registrar.max_contacts = 2;
+                c.registrar.overflow = Overflow::ReplaceOldest;
+            },
+            history: vec![],
+            request: c1().contact(&format!("<{C2}>, <{C3}>")),
+            code: 403,
+            reason: "Too Many Contacts",
+            contacts: vec![],
+            after: vec![],
+        },
+        Case {
             rule: "max_contacts: a refresh at the limit is fine",
             cfg: |c| c.registrar.max_contacts = 2,
             history: vec![c1().contact(&format!("<{C2}>"))],
