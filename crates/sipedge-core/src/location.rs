@@ -372,9 +372,10 @@ impl Interner {
         id
     }
 
-    fn release(&mut self, h: &TableHasher, id: u32) {
+    /// Drops one reference; true when that was the last and the id is free again.
+    fn release(&mut self, h: &TableHasher, id: u32) -> bool {
         let Some(entry) = self.strings.get_mut(id as usize) else {
-            return;
+            return false;
         };
         entry.1 -= 1;
         if entry.1 == 0 {
@@ -384,7 +385,9 @@ impl Interner {
             }
             self.strings[id as usize].0 = Box::default();
             self.free.push(id);
+            return true;
         }
+        false
     }
 }
 
@@ -399,6 +402,9 @@ pub(crate) struct Location {
     blobs: Blobs,
     pub(crate) strings: Interner,
     bindings: usize,
+    /// The last domain looked up (`scheme:host`) and its id: most REGISTERs of a shard name
+    /// the same domain. [`NONE`] when empty.
+    domain_cache: (u32, Vec<u8>),
 }
 
 impl Location {
@@ -411,6 +417,7 @@ impl Location {
             blobs: Blobs::default(),
             strings: Interner::new(),
             bindings: 0,
+            domain_cache: (NONE, Vec::new()),
         }
     }
 
@@ -514,6 +521,33 @@ impl Location {
         key[d.scheme.len()] = b':';
         key[d.scheme.len() + 1..].copy_from_slice(d.host);
         self.strings.find(&self.hasher, key)
+    }
+
+    /// [`Location::domain_id`] through a one-entry cache.
+    pub(crate) fn domain_id_cached(&mut self, d: DomainKey<'_>) -> Option<u32> {
+        let (id, key) = &self.domain_cache;
+        if *id != NONE
+            && key.len() == d.scheme.len() + 1 + d.host.len()
+            && key.starts_with(d.scheme)
+            && key[d.scheme.len()] == b':'
+            && key.ends_with(d.host)
+        {
+            return Some(*id);
+        }
+        let found = self.domain_id(d)?;
+        let key = &mut self.domain_cache.1;
+        key.clear();
+        key.extend_from_slice(d.scheme);
+        key.push(b':');
+        key.extend_from_slice(d.host);
+        self.domain_cache.0 = found;
+        Some(found)
+    }
+
+    fn release_string(&mut self, id: u32) {
+        if self.strings.release(&self.hasher, id) && self.domain_cache.0 == id {
+            self.domain_cache.0 = NONE;
+        }
     }
 
     /// The AoR's domain as `scheme:host`.
@@ -623,7 +657,7 @@ impl Location {
         if self.strings.get(old_ua) != ua_in || (old_ua == NONE && !ua_in.is_empty()) {
             let new = self.intern_ua(ua_in);
             if old_ua != NONE {
-                self.strings.release(&self.hasher, old_ua);
+                self.release_string(old_ua);
             }
             self.get_mut(idx).ua = new;
         }
@@ -675,9 +709,9 @@ impl Location {
             (b.domain, b.ua, b.blob, b.blob_len())
         };
         self.blobs.free(blob, blob_len);
-        self.strings.release(&self.hasher, domain);
+        self.release_string(domain);
         if ua != NONE {
-            self.strings.release(&self.hasher, ua);
+            self.release_string(ua);
         }
         let b = self.get_mut(idx);
         let gen = b.gen.wrapping_add(1);

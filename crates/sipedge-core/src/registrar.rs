@@ -67,6 +67,15 @@ struct Item<'a> {
     superseded: bool,
 }
 
+/// What identifies the request for the Call-ID/CSeq rule (§10.3 step 7), read once.
+#[derive(Debug, Clone, Copy)]
+struct ReqIds<'a> {
+    call_id: &'a [u8],
+    cseq: u32,
+    /// Hash of the top Via branch: recognises a retransmission of the same request.
+    branch: u32,
+}
+
 /// A failure found while checking the request: its reply.
 #[derive(Debug, Clone, Copy)]
 enum Refusal {
@@ -84,7 +93,8 @@ pub(crate) fn same_binding(b: BindingRef<'_>, uri: &Uri<'_>, instance: &[u8], re
     }
     b.instance().is_empty()
         && b.reg_id == 0
-        && Uri::parse(b.contact()).is_ok_and(|u| same_contact(&u, uri))
+        // Byte-equal URIs are equal (the refresh of a phone); else compare by §19.1.4.
+        && (b.contact() == uri.raw() || Uri::parse(b.contact()).is_ok_and(|u| same_contact(&u, uri)))
 }
 
 impl Core {
@@ -159,9 +169,15 @@ impl Core {
         aor: &[u8],
     ) {
         let (domain, user) = split_aor(aor);
-        let head = self.loc.head(self.loc.domain_id(domain), user);
+        let domain_id = self.loc.domain_id_cached(domain);
+        let head = self.loc.head(domain_id, user);
         let mut items: SmallVec<[Item<'_>; 4]> = SmallVec::new();
-        let outcome = self.check_register(msg, head, &mut items);
+        let ids = ReqIds {
+            call_id: msg.call_id().unwrap_or_default(),
+            cseq: msg.cseq().map(|c| c.seq).unwrap_or(0),
+            branch: self.branch_hash(msg),
+        };
+        let outcome = self.check_register(msg, ids, head, &mut items);
         match outcome {
             Err(Refusal::Status(code, reason)) => {
                 self.register_failed(local, remote, msg, code, reason);
@@ -180,7 +196,7 @@ impl Core {
                 self.stats.register_retransmissions += 1;
             }
             Ok(evict) => {
-                self.apply_register(now, local, remote, msg, aor, head, &items, evict);
+                self.apply_register(now, (local, remote), msg, ids, aor, head, &items, evict);
             }
         }
         self.register_ok(now, local, remote, msg, aor, &items);
@@ -191,6 +207,7 @@ impl Core {
     fn check_register<'a>(
         &self,
         msg: &Message<'a>,
+        ids: ReqIds<'_>,
         head: u32,
         items: &mut SmallVec<[Item<'a>; 4]>,
     ) -> Result<usize, Refusal> {
@@ -241,12 +258,14 @@ impl Core {
                 superseded: false,
             });
         }
-        let call_id = msg.call_id().unwrap_or_default();
+        let ReqIds {
+            call_id,
+            cseq,
+            branch,
+        } = ids;
         if call_id.len() > MAX_FIELD_BYTES {
             return bad(b"Call-ID Too Long");
         }
-        let cseq = msg.cseq().map(|c| c.seq).unwrap_or(0);
-        let branch = self.branch_hash(msg);
         // §10.3 step 7: the Call-ID/CSeq rule for an existing binding.
         let ordered = |b: BindingRef<'_>| -> Result<(), Refusal> {
             if b.call_id() != call_id || cseq > b.cseq {
@@ -335,9 +354,9 @@ impl Core {
     fn apply_register(
         &mut self,
         now: Millis,
-        local: LocalId,
-        remote: SocketAddr,
+        (local, remote): (LocalId, SocketAddr),
         msg: &Message<'_>,
+        ids: ReqIds<'_>,
         aor: &[u8],
         mut head: u32,
         items: &[Item<'_>],
@@ -371,9 +390,11 @@ impl Core {
             path.extend_from_slice(v);
         }
         path.truncate(MAX_FIELD_BYTES);
-        let call_id = msg.call_id().unwrap_or_default();
-        let cseq = msg.cseq().map(|c| c.seq).unwrap_or(0);
-        let branch = self.branch_hash(msg);
+        let ReqIds {
+            call_id,
+            cseq,
+            branch,
+        } = ids;
         let user_agent = msg.user_agent().unwrap_or_default();
         let arrival = self.arrival;
         for it in items.iter().filter(|it| !it.superseded) {
@@ -465,7 +486,8 @@ impl Core {
     ) {
         self.stats.registers_ok += 1;
         let (domain, user) = split_aor(aor);
-        let head = self.loc.head(self.loc.domain_id(domain), user);
+        let domain_id = self.loc.domain_id_cached(domain);
+        let head = self.loc.head(domain_id, user);
         let mut lines = std::mem::take(&mut self.contact_buf);
         lines.clear();
         for i in self.loc.chain(head) {

@@ -95,10 +95,14 @@ impl Core {
         extra: impl FnOnce(&mut ResponseWriter<'_>),
     ) {
         let mut ip_buf = [0u8; 48];
-        let ip_len = {
-            let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
-            let _ = write!(cur, "{}", remote.ip());
-            cur.position() as usize
+        let ip_len = match remote.ip() {
+            // The common case without the formatting machinery.
+            std::net::IpAddr::V4(v4) => write_ipv4(&mut ip_buf, v4.octets()),
+            ip => {
+                let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
+                let _ = write!(cur, "{ip}");
+                cur.position() as usize
+            }
         };
         let ip_text = &ip_buf[..ip_len];
         let (received, rport, dest_port) = match req.top_via() {
@@ -157,10 +161,51 @@ impl Core {
     }
 }
 
+/// Writes `a.b.c.d` into `out` (at least 15 bytes) and returns its length.
+fn write_ipv4(out: &mut [u8], octets: [u8; 4]) -> usize {
+    let mut n = 0;
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            out[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            out[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            out[n] = b'0' + o / 10 % 10;
+            n += 1;
+        }
+        out[n] = b'0' + o % 10;
+        n += 1;
+    }
+    n
+}
+
 /// Option tags the edge supports ([`SUPPORTED`]).
 fn supports(tag: &[u8]) -> bool {
     SUPPORTED
         .split(',')
         .map(str::trim)
         .any(|s| !s.is_empty() && s.as_bytes().eq_ignore_ascii_case(tag))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ipv4_text() {
+        for ip in [
+            "0.0.0.0",
+            "10.1.2.3",
+            "192.168.100.255",
+            "255.255.255.255",
+            "1.20.100.9",
+        ] {
+            let a: std::net::Ipv4Addr = ip.parse().expect("ip");
+            let mut buf = [0u8; 16];
+            let n = super::write_ipv4(&mut buf, a.octets());
+            assert_eq!(&buf[..n], ip.as_bytes());
+        }
+    }
 }
