@@ -28,6 +28,9 @@ pub const DEFAULT_SEND_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9065";
 /// Largest `[registrar] max_expires` accepted, seconds (one week).
 pub const MAX_MAX_EXPIRES_SECS: u32 = 7 * 24 * 3600;
+/// Largest `[registrar] min_expires` accepted, seconds: RFC 3261 §10.3 step 7 allows 423
+/// only for intervals shorter than one hour.
+pub const MAX_MIN_EXPIRES_SECS: u32 = 3600;
 /// Largest `[registrar] max_contacts` accepted.
 pub const MAX_MAX_CONTACTS: u16 = 1000;
 
@@ -333,6 +336,13 @@ fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, S
             format!("{} is outside 1..={MAX_MAX_EXPIRES_SECS}", r.max_expires),
         ));
     }
+    if r.min_expires > MAX_MIN_EXPIRES_SECS {
+        // RFC 3261 §10.3 step 7: 423 only for intervals shorter than one hour.
+        return Err((
+            "registrar.min_expires",
+            format!("{} is above {MAX_MIN_EXPIRES_SECS} (one hour)", r.min_expires),
+        ));
+    }
     if r.min_expires > r.max_expires {
         return Err((
             "registrar.min_expires",
@@ -497,6 +507,10 @@ mod tests {
         );
         assert_eq!(
             error_of("[registrar]\nmax_expires = 30\n").key,
+            "registrar.min_expires"
+        );
+        assert_eq!(
+            error_of("[registrar]\nmin_expires = 4000\ndefault_expires = 5000\n").key,
             "registrar.min_expires"
         );
         assert_eq!(

@@ -12,6 +12,8 @@
 //! | 7 | `e > max_expires` | clamped |
 //! | 7 | same Call-ID and a CSeq not higher than the binding's | 500 "Out of Order CSeq", nothing changes |
 //! | — | more than `max_contacts` bindings | 403 "Too Many Contacts" (`overflow = "reject"`) or the oldest untouched ones go (`"replace_oldest"`) |
+//! | — | more Contacts in one request than `max_contacts` | 403 "Too Many Contacts" |
+//! | — | a Contact whose `expires` or `q` is malformed, or a field over 4 KiB | 400 naming it |
 //! | 8 | 200 OK: every current contact with its remaining `expires`, plus Date | — |
 //!
 //! A request is checked completely before anything changes, so a failure leaves the
