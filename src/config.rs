@@ -340,7 +340,10 @@ fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, S
         // RFC 3261 §10.3 step 7: 423 only for intervals shorter than one hour.
         return Err((
             "registrar.min_expires",
-            format!("{} is above {MAX_MIN_EXPIRES_SECS} (one hour)", r.min_expires),
+            format!(
+                "{} is above {MAX_MIN_EXPIRES_SECS} (one hour)",
+                r.min_expires
+            ),
         ));
     }
     if r.min_expires > r.max_expires {

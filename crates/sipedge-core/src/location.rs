@@ -421,6 +421,11 @@ impl Location {
         }
     }
 
+    /// The table's seeded hasher.
+    pub(crate) fn hasher(&self) -> &TableHasher {
+        &self.hasher
+    }
+
     /// A seeded 32-bit hash of `bytes` (the table's hasher).
     pub(crate) fn hash32(&self, bytes: &[u8]) -> u32 {
         self.hasher.hash(&[bytes]) as u32

@@ -1,6 +1,5 @@
 //! Requests the edge answers itself, without keeping state (RFC 3261 §8.2 UAS behaviour).
 
-use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::net::SocketAddr;
 
@@ -105,7 +104,9 @@ impl Core {
             }
         };
         let ip_text = &ip_buf[..ip_len];
-        let (received, rport, dest_port) = match req.top_via() {
+        let top_via = req.top_via();
+        let branch = top_via.as_ref().ok().and_then(|v| v.branch());
+        let (received, rport, dest_port) = match top_via {
             Ok(via) => {
                 let rport_requested = via.rport() == RPort::Requested;
                 // RFC 3261 §18.2.1: received when sent-by differs from the source;
@@ -122,7 +123,7 @@ impl Core {
             // A top Via too broken to read (RFC 4475 §3.1.2.1): answer the source address.
             Err(_) => (None, None, remote.port()),
         };
-        let tag = self.to_tag(req);
+        let tag = self.to_tag(req, branch);
         let spec = ResponseSpec {
             status,
             reason,
@@ -143,16 +144,18 @@ impl Core {
         self.stats.replies_out += 1;
     }
 
-    /// A To tag derived from the request, so a retransmission gets the same tag
-    /// (RFC 3261 §16.11: stateless elements generate To tags deterministically).
-    fn to_tag(&self, req: &Message<'_>) -> [u8; 16] {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.cfg.seed.hash(&mut h);
-        req.call_id().unwrap_or_default().hash(&mut h);
-        req.from().ok().and_then(|f| f.tag()).hash(&mut h);
-        req.top_via().ok().and_then(|v| v.branch()).hash(&mut h);
-        req.cseq().map(|c| c.seq).unwrap_or_default().hash(&mut h);
-        let v = h.finish();
+    /// A To tag derived from the request (seeded hash of Call-ID, From tag, top Via
+    /// branch and CSeq), so a retransmission gets the same tag (RFC 3261 §16.11: stateless
+    /// elements generate To tags deterministically).
+    fn to_tag(&self, req: &Message<'_>, branch: Option<&[u8]>) -> [u8; 16] {
+        let cseq = req.cseq().map(|c| c.seq).unwrap_or_default().to_le_bytes();
+        let from_tag = req.from().ok().and_then(|f| f.tag());
+        let v = self.loc.hasher().hash(&[
+            req.call_id().unwrap_or_default(),
+            from_tag.unwrap_or_default(),
+            branch.unwrap_or_default(),
+            &cseq,
+        ]);
         let mut out = [0u8; 16];
         for (i, b) in out.iter_mut().enumerate() {
             *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
