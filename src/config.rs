@@ -5,6 +5,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::Deserialize;
+use sipedge_core::{
+    Overflow, RegistrarConfig, DEFAULT_EXPIRES_SECS, DEFAULT_MAX_CONTACTS,
+    DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS,
+};
 use sipedge_rt::IoMode;
 
 /// The embedded default configuration (`config/sipedge.toml`).
@@ -22,6 +26,13 @@ pub const DEFAULT_RECV_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_SEND_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Default `[admin] listen`.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9065";
+/// Largest `[registrar] max_expires` accepted, seconds (one week).
+pub const MAX_MAX_EXPIRES_SECS: u32 = 7 * 24 * 3600;
+/// Largest `[registrar] min_expires` accepted, seconds: RFC 3261 §10.3 step 7 allows 423
+/// only for intervals shorter than one hour.
+pub const MAX_MIN_EXPIRES_SECS: u32 = 3600;
+/// Largest `[registrar] max_contacts` accepted.
+pub const MAX_MAX_CONTACTS: u16 = 1000;
 
 /// A configuration error: which file, which key, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +98,8 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     /// `[log] level`.
     pub log_level: String,
+    /// `[registrar]`.
+    pub registrar: RegistrarConfig,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -98,6 +111,32 @@ struct RawConfig {
     admin: RawAdmin,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    registrar: RawRegistrar,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRegistrar {
+    case_sensitive: bool,
+    default_expires: u32,
+    min_expires: u32,
+    max_expires: u32,
+    max_contacts: u16,
+    overflow: String,
+}
+
+impl Default for RawRegistrar {
+    fn default() -> Self {
+        Self {
+            case_sensitive: false,
+            default_expires: DEFAULT_EXPIRES_SECS,
+            min_expires: DEFAULT_MIN_EXPIRES_SECS,
+            max_expires: DEFAULT_MAX_EXPIRES_SECS,
+            max_contacts: DEFAULT_MAX_CONTACTS,
+            overflow: "reject".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,6 +302,7 @@ impl Config {
         if raw.log.level.trim().is_empty() {
             return Err(err("log.level".into(), "must not be empty".into()));
         }
+        let registrar = parse_registrar(&raw.registrar).map_err(|(k, m)| err(k.into(), m))?;
         Ok(Config {
             listen,
             domains,
@@ -273,8 +313,68 @@ impl Config {
             max_message_bytes: s.max_message_bytes,
             admin_listen,
             log_level: raw.log.level,
+            registrar,
         })
     }
+}
+
+/// `[registrar]`: intervals ordered `min_expires <= default_expires <= max_expires`.
+fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, String)> {
+    let overflow = match r.overflow.as_str() {
+        "reject" => Overflow::Reject,
+        "replace_oldest" => Overflow::ReplaceOldest,
+        other => {
+            return Err((
+                "registrar.overflow",
+                format!("`{other}` is not one of \"reject\", \"replace_oldest\""),
+            ))
+        }
+    };
+    if !(1..=MAX_MAX_EXPIRES_SECS).contains(&r.max_expires) {
+        return Err((
+            "registrar.max_expires",
+            format!("{} is outside 1..={MAX_MAX_EXPIRES_SECS}", r.max_expires),
+        ));
+    }
+    if r.min_expires > MAX_MIN_EXPIRES_SECS {
+        // RFC 3261 §10.3 step 7: 423 only for intervals shorter than one hour.
+        return Err((
+            "registrar.min_expires",
+            format!(
+                "{} is above {MAX_MIN_EXPIRES_SECS} (one hour)",
+                r.min_expires
+            ),
+        ));
+    }
+    if r.min_expires > r.max_expires {
+        return Err((
+            "registrar.min_expires",
+            format!("{} is above max_expires ({})", r.min_expires, r.max_expires),
+        ));
+    }
+    if !(r.min_expires..=r.max_expires).contains(&r.default_expires) {
+        return Err((
+            "registrar.default_expires",
+            format!(
+                "{} is outside min_expires..=max_expires ({}..={})",
+                r.default_expires, r.min_expires, r.max_expires
+            ),
+        ));
+    }
+    if !(1..=MAX_MAX_CONTACTS).contains(&r.max_contacts) {
+        return Err((
+            "registrar.max_contacts",
+            format!("{} is outside 1..={MAX_MAX_CONTACTS}", r.max_contacts),
+        ));
+    }
+    Ok(RegistrarConfig {
+        case_sensitive: r.case_sensitive,
+        default_expires_secs: r.default_expires,
+        min_expires_secs: r.min_expires,
+        max_expires_secs: r.max_expires,
+        max_contacts: r.max_contacts,
+        overflow,
+    })
 }
 
 /// `transport:ip:port`, IPv6 as `udp:[::1]:5060`.
@@ -317,6 +417,29 @@ mod tests {
             "127.0.0.1:5060".parse().unwrap_or_else(|_| unreachable!())
         );
         assert!(from_file.domains.contains(&"127.0.0.1".to_string()));
+        assert_eq!(from_file.registrar, RegistrarConfig::default());
+    }
+
+    #[test]
+    fn registrar_keys() {
+        let c = Config::parse(
+            "[registrar]\ncase_sensitive = true\ndefault_expires = 1800\nmin_expires = 30\nmax_expires = 3600\nmax_contacts = 3\noverflow = \"replace_oldest\"\n",
+            "t",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.registrar,
+            RegistrarConfig {
+                case_sensitive: true,
+                default_expires_secs: 1800,
+                min_expires_secs: 30,
+                max_expires_secs: 3600,
+                max_contacts: 3,
+                overflow: Overflow::ReplaceOldest,
+            }
+        );
+        let e = error_of("[registrar]\nmax_bindings = 3\n");
+        assert!(e.to_string().contains("max_bindings"), "{e}");
     }
 
     #[test]
@@ -376,6 +499,26 @@ mod tests {
         assert_eq!(
             error_of("[server]\nlisten = [\"tcp:127.0.0.1:5060\"]\n").key,
             "server.listen[0]"
+        );
+        assert_eq!(
+            error_of("[registrar]\noverflow = \"drop\"\n").key,
+            "registrar.overflow"
+        );
+        assert_eq!(
+            error_of("[registrar]\nmin_expires = 600\ndefault_expires = 300\n").key,
+            "registrar.default_expires"
+        );
+        assert_eq!(
+            error_of("[registrar]\nmax_expires = 30\n").key,
+            "registrar.min_expires"
+        );
+        assert_eq!(
+            error_of("[registrar]\nmin_expires = 4000\ndefault_expires = 5000\n").key,
+            "registrar.min_expires"
+        );
+        assert_eq!(
+            error_of("[registrar]\nmax_contacts = 0\n").key,
+            "registrar.max_contacts"
         );
         let e = error_of("[server]\nlisten_on = []\n");
         assert!(e.to_string().contains("listen_on"), "{e}");

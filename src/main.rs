@@ -129,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     ..ParseOptions::default()
                 },
                 seed: seed ^ id as u64,
+                registrar: cfg.registrar,
                 ..CoreConfig::default()
             },
             metrics: Arc::clone(&metrics[id]),

@@ -53,6 +53,12 @@ fn millis_since(epoch: Instant) -> Millis {
     Millis(epoch.elapsed().as_millis() as u64)
 }
 
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Runs a shard until `stop` is set.
 pub fn run(setup: ShardSetup) {
     let ShardSetup {
@@ -87,6 +93,7 @@ pub fn run(setup: ShardSetup) {
     tracing::info!(engine = %engine.kind(), "shard running");
     let _ = ready.send(Ok(engine.kind()));
     let mut core = Core::new(core);
+    core.set_wall_clock(millis_since(epoch), unix_millis());
     let mut lp = LoopStats::default();
 
     while !stop.load(Ordering::Relaxed) {
@@ -120,6 +127,8 @@ pub fn run(setup: ShardSetup) {
             }
         }
         let now = turn_now.unwrap_or_else(|| millis_since(epoch));
+        // Follows wall-clock steps (NTP) for the Date header and journal timestamps.
+        core.set_wall_clock(now, unix_millis());
         mesh.recv(MAX_MESH_PER_TURN, |from, msg| {
             core.handle_shard_msg(now, ShardId(from as u16), msg);
         });
@@ -152,6 +161,9 @@ fn drain(
         // A full queue is counted by the mesh; the message is dropped, never waited for.
         let _ = mesh.send(to.0 as usize, msg);
     }
+    // Binding-change records: the journal writer is wired here (issue 5 item 7). Without a
+    // journal (`CoreConfig::journal` off) none are produced.
+    while core.poll_journal().is_some() {}
     while let Some(ev) = core.poll_event() {
         match ev {
             CoreEvent::Malformed {

@@ -5,12 +5,63 @@ use sipedge_msg::ParseOptions;
 use crate::shard::ShardId;
 
 /// Methods the edge handles today (RFC 3261 §20.5 Allow). Grows as issues land.
-pub const ALLOW: &str = "OPTIONS, ACK";
+pub const ALLOW: &str = "REGISTER, OPTIONS, ACK";
 /// Bodies the edge accepts in requests it answers itself (RFC 3261 §20.1 Accept).
 pub const ACCEPT: &str = "application/sdp";
-/// Option tags the edge supports (RFC 3261 §20.37). None yet: registrar (`path`,
-/// `outbound`) and relay add theirs.
-pub const SUPPORTED: &str = "";
+/// Option tags the edge supports (RFC 3261 §20.37): the registrar stores and echoes Path
+/// (RFC 3327) and keeps outbound flows apart (RFC 5626).
+pub const SUPPORTED: &str = "path, outbound";
+
+/// Default `[registrar] default_expires`: granted when neither the contact nor the request
+/// asks for an interval (RFC 3261 §10.3 step 7 leaves it to the registrar; 3600 is the
+/// §10.2.1.1 suggestion).
+pub const DEFAULT_EXPIRES_SECS: u32 = 3600;
+/// Default `[registrar] min_expires`: shorter requests get 423 (RFC 3261 §10.3 step 7).
+pub const DEFAULT_MIN_EXPIRES_SECS: u32 = 60;
+/// Default `[registrar] max_expires`: longer requests are clamped (RFC 3261 §10.3 step 7).
+pub const DEFAULT_MAX_EXPIRES_SECS: u32 = 7200;
+/// Default `[registrar] max_contacts`: bindings per AoR.
+pub const DEFAULT_MAX_CONTACTS: u16 = 10;
+
+/// What a REGISTER that would take an AoR past `max_contacts` gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// 403 "Too Many Contacts", nothing changes.
+    #[default]
+    Reject,
+    /// The oldest bindings the request does not touch are removed to make room.
+    ReplaceOldest,
+}
+
+/// `[registrar]`: how REGISTER is processed (RFC 3261 §10.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrarConfig {
+    /// Compare AoR user parts case-sensitively (`false`: `Alice` and `alice` are one AoR).
+    pub case_sensitive: bool,
+    /// Interval granted when none is asked for, seconds.
+    pub default_expires_secs: u32,
+    /// Shortest interval accepted (below: 423 with Min-Expires), seconds.
+    pub min_expires_secs: u32,
+    /// Longest interval granted (above: clamped), seconds.
+    pub max_expires_secs: u32,
+    /// Bindings per AoR.
+    pub max_contacts: u16,
+    /// What happens past `max_contacts`.
+    pub overflow: Overflow,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        Self {
+            case_sensitive: false,
+            default_expires_secs: DEFAULT_EXPIRES_SECS,
+            min_expires_secs: DEFAULT_MIN_EXPIRES_SECS,
+            max_expires_secs: DEFAULT_MAX_EXPIRES_SECS,
+            max_contacts: DEFAULT_MAX_CONTACTS,
+            overflow: Overflow::Reject,
+        }
+    }
+}
 
 /// Configuration of one shard's core.
 #[derive(Debug, Clone)]
@@ -25,8 +76,13 @@ pub struct CoreConfig {
     pub parse: ParseOptions,
     /// Value of the Server header on replies the edge generates.
     pub server_name: String,
-    /// Seed for everything pseudo-random (To tags); the shell draws it at start.
+    /// Seed for everything pseudo-random (To tags, table hashing); the shell draws it at start.
     pub seed: u64,
+    /// `[registrar]`.
+    pub registrar: RegistrarConfig,
+    /// Emit binding-change records for [`crate::Core::poll_journal`]. Off: nothing is
+    /// encoded or queued (no journal configured).
+    pub journal: bool,
 }
 
 impl Default for CoreConfig {
@@ -38,6 +94,8 @@ impl Default for CoreConfig {
             parse: ParseOptions::default(),
             server_name: concat!("sipedge/", env!("CARGO_PKG_VERSION")).into(),
             seed: 0,
+            registrar: RegistrarConfig::default(),
+            journal: false,
         }
     }
 }

@@ -4,9 +4,14 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use sipedge_msg::{is_keepalive, Message, ParseErrorKind, Reply};
+use sipedge_wheel::{Tick, Wheel};
 
 use crate::config::CoreConfig;
+use crate::journal::JournalQueue;
+use crate::location::Location;
+use crate::lookup::LookupReply;
 use crate::output::{LocalId, Outbox, Transmit};
+use crate::registrar::TICK_MILLIS;
 use crate::shard::{ShardId, ShardMsg};
 use crate::stats::CoreStats;
 use crate::time::Millis;
@@ -40,18 +45,43 @@ pub struct Core {
     pub(crate) stats: CoreStats,
     /// Reused serialization buffer.
     pub(crate) scratch: Vec<u8>,
+    /// This shard's slice of the location table.
+    pub(crate) loc: Location,
+    /// Binding expiry timers (key: slot index and generation).
+    pub(crate) wheel: Wheel<u64>,
+    fired: Vec<u64>,
+    pub(crate) journal: JournalQueue,
+    pub(crate) lookups: VecDeque<LookupReply>,
+    /// UNIX ms minus monotonic ms, once the shell has said (`set_wall_clock`).
+    pub(crate) wall_offset_ms: Option<i64>,
+    /// The shard whose socket received the datagram being handled.
+    pub(crate) arrival: ShardId,
+    /// Reused: the canonical AoR, the 200 OK's Contact lines, the Path of a REGISTER.
+    pub(crate) aor_buf: Vec<u8>,
+    pub(crate) contact_buf: Vec<u8>,
+    pub(crate) path_buf: Vec<u8>,
 }
 
 impl Core {
     /// A core for one shard.
     pub fn new(cfg: CoreConfig) -> Core {
         Core {
+            loc: Location::new(cfg.seed),
+            arrival: cfg.shard,
             cfg,
             out: Outbox::default(),
             shard_out: VecDeque::new(),
             events: VecDeque::new(),
             stats: CoreStats::default(),
             scratch: Vec::with_capacity(2048),
+            wheel: Wheel::new(),
+            fired: Vec::new(),
+            journal: JournalQueue::default(),
+            lookups: VecDeque::new(),
+            wall_offset_ms: None,
+            aor_buf: Vec::with_capacity(64),
+            contact_buf: Vec::with_capacity(1024),
+            path_buf: Vec::new(),
         }
     }
 
@@ -144,7 +174,6 @@ impl Core {
 
     /// A message from another shard.
     pub fn handle_shard_msg(&mut self, now: Millis, from: ShardId, msg: ShardMsg) {
-        let _ = from;
         self.stats.shard_msgs_in += 1;
         match msg {
             ShardMsg::Datagram {
@@ -152,15 +181,25 @@ impl Core {
                 remote,
                 bytes,
                 ..
-            } => self.handle_datagram(now, local, remote, &bytes),
+            } => {
+                self.arrival = from;
+                self.handle_datagram(now, local, remote, &bytes);
+                self.arrival = self.cfg.shard;
+            }
+            ShardMsg::Lookup { aor, token } => self.answer_lookup(now, from, &aor, token),
+            ShardMsg::LookupReply(reply) => self.lookups.push_back(reply),
         }
     }
 
-    /// Time has reached `now`: fire due timers.
+    /// Time has reached `now`: fire due timers (binding expiry).
     pub fn handle_timeout(&mut self, now: Millis) {
-        // No timers yet: the registrar (binding expiry), transactions and keepalives add
-        // theirs on the shard's wheel.
-        let _ = now;
+        let mut fired = std::mem::take(&mut self.fired);
+        fired.clear();
+        self.wheel.advance(Tick(now.0 / TICK_MILLIS), &mut fired);
+        for &key in &fired {
+            self.binding_timer(now, key);
+        }
+        self.fired = fired;
     }
 
     /// The next datagram to send; the borrow ends at the next call.
@@ -185,7 +224,9 @@ impl Core {
 
     /// When `handle_timeout` must be called next (`None`: no timer pending).
     pub fn poll_timeout(&self) -> Option<Millis> {
-        None
+        self.wheel
+            .next_expiry()
+            .map(|t| Millis(t.0.saturating_mul(TICK_MILLIS)))
     }
 
     pub(crate) fn event(&mut self, e: CoreEvent) {

@@ -1,5 +1,6 @@
 //! `sipedge-core`: the sans-IO protocol logic of the edge — transactions, registrar, location
-//! store, authentication, NAT handling, proxy and limits.
+//! store, authentication, NAT handling, proxy and limits. Today: stateless replies, the
+//! registrar and the location table.
 //!
 //! **What it does not do.** No I/O, no clock, no threads, no RNG of its own, no `unsafe`.
 //! Inputs come in through `handle_*` calls with the current time as an argument; outputs are
@@ -15,21 +16,47 @@
 //! One `Core` per shard. Ownership across shards (ARCHITECTURE.md §1): a binding lives on
 //! `hash(AoR) % shards`; a client transaction on the shard whose id its Via branch encodes.
 //!
+//! Durability (the core side; file I/O is the shell's): [`Core::poll_journal`] drains
+//! binding-change records, [`Core::for_each_binding_record`] snapshots,
+//! [`Core::restore_record`] replays, [`record_owner`] re-routes; [`Core::set_wall_clock`]
+//! gives the UNIX time the records carry. Lookups: [`Core::lookup`] on the owner,
+//! [`Core::request_lookup`] / [`Core::poll_lookup`] from anywhere (over the mesh).
+//!
 //! **Layout.** `core` (the [`Core`] type and dispatch), `stateless` (requests the edge
-//! answers itself without state: OPTIONS, error replies, 405/501/416/481), `output` (the
-//! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off messages).
+//! answers itself without state: OPTIONS, error replies, 405/501/416/481), `registrar`
+//! (REGISTER per RFC 3261 §10.3, RFC 5626 flows, RFC 3327 Path; expiry timers), `location`
+//! (the shard's slice of the location table: slots, chains, interned strings, the AoR
+//! index), `blobs` (the byte arena holding the bindings' strings), `aor` (canonical AoR,
+//! routing and table hashes, §19.1.4 contact comparison), `lookup`, `journal` (the
+//! durability API) and `record` (its encoding), `date` (the Date header), `output` (the
+//! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off
+//! messages).
 
+mod aor;
+mod blobs;
 mod config;
 mod core;
+mod date;
+mod journal;
+mod location;
+mod lookup;
 mod output;
+mod record;
+mod registrar;
 mod shard;
 mod stateless;
 mod stats;
 mod time;
 
-pub use crate::config::{CoreConfig, ACCEPT, ALLOW, SUPPORTED};
+pub use crate::config::{
+    CoreConfig, Overflow, RegistrarConfig, ACCEPT, ALLOW, DEFAULT_EXPIRES_SECS,
+    DEFAULT_MAX_CONTACTS, DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS, SUPPORTED,
+};
 pub use crate::core::{Core, CoreEvent};
+pub use crate::location::Transport;
+pub use crate::lookup::{LookupContact, LookupError, LookupReply};
 pub use crate::output::{LocalId, Transmit};
+pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
 pub use crate::shard::{ShardId, ShardMsg};
 pub use crate::stats::CoreStats;
 pub use crate::time::Millis;

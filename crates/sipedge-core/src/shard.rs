@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use crate::lookup::LookupReply;
 use crate::output::LocalId;
 use crate::time::Millis;
 
@@ -26,4 +27,14 @@ pub enum ShardMsg {
         /// The datagram.
         bytes: Vec<u8>,
     },
+    /// "Which contacts does this AoR have?", sent to the AoR's owner
+    /// (`Core::request_lookup`). Answered with [`ShardMsg::LookupReply`].
+    Lookup {
+        /// The AoR as a URI (canonicalised by the owner).
+        aor: Vec<u8>,
+        /// Echoed in the reply.
+        token: u64,
+    },
+    /// The owner's answer to [`ShardMsg::Lookup`]; comes out of `Core::poll_lookup`.
+    LookupReply(LookupReply),
 }

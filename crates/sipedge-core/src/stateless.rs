@@ -1,6 +1,5 @@
 //! Requests the edge answers itself, without keeping state (RFC 3261 §8.2 UAS behaviour).
 
-use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::net::SocketAddr;
 
@@ -15,7 +14,7 @@ impl Core {
     /// Dispatches a valid request the edge has no state for.
     pub(crate) fn handle_request(
         &mut self,
-        _now: Millis,
+        now: Millis,
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
@@ -42,6 +41,7 @@ impl Core {
             }
         }
         match method {
+            Method::Register => self.handle_register(now, local, remote, msg, &uri),
             Method::Options if self.cfg.is_our_domain(uri.host()) => {
                 // RFC 3261 §11.2: capabilities of the edge itself.
                 self.reply(local, remote, msg, 200, b"OK", |w| {
@@ -94,13 +94,19 @@ impl Core {
         extra: impl FnOnce(&mut ResponseWriter<'_>),
     ) {
         let mut ip_buf = [0u8; 48];
-        let ip_len = {
-            let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
-            let _ = write!(cur, "{}", remote.ip());
-            cur.position() as usize
+        let ip_len = match remote.ip() {
+            // The common case without the formatting machinery.
+            std::net::IpAddr::V4(v4) => write_ipv4(&mut ip_buf, v4.octets()),
+            ip => {
+                let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
+                let _ = write!(cur, "{ip}");
+                cur.position() as usize
+            }
         };
         let ip_text = &ip_buf[..ip_len];
-        let (received, rport, dest_port) = match req.top_via() {
+        let top_via = req.top_via();
+        let branch = top_via.as_ref().ok().and_then(|v| v.branch());
+        let (received, rport, dest_port) = match top_via {
             Ok(via) => {
                 let rport_requested = via.rport() == RPort::Requested;
                 // RFC 3261 §18.2.1: received when sent-by differs from the source;
@@ -117,7 +123,7 @@ impl Core {
             // A top Via too broken to read (RFC 4475 §3.1.2.1): answer the source address.
             Err(_) => (None, None, remote.port()),
         };
-        let tag = self.to_tag(req);
+        let tag = self.to_tag(req, branch);
         let spec = ResponseSpec {
             status,
             reason,
@@ -138,16 +144,18 @@ impl Core {
         self.stats.replies_out += 1;
     }
 
-    /// A To tag derived from the request, so a retransmission gets the same tag
-    /// (RFC 3261 §16.11: stateless elements generate To tags deterministically).
-    fn to_tag(&self, req: &Message<'_>) -> [u8; 16] {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.cfg.seed.hash(&mut h);
-        req.call_id().unwrap_or_default().hash(&mut h);
-        req.from().ok().and_then(|f| f.tag()).hash(&mut h);
-        req.top_via().ok().and_then(|v| v.branch()).hash(&mut h);
-        req.cseq().map(|c| c.seq).unwrap_or_default().hash(&mut h);
-        let v = h.finish();
+    /// A To tag derived from the request (seeded hash of Call-ID, From tag, top Via
+    /// branch and CSeq), so a retransmission gets the same tag (RFC 3261 §16.11: stateless
+    /// elements generate To tags deterministically).
+    fn to_tag(&self, req: &Message<'_>, branch: Option<&[u8]>) -> [u8; 16] {
+        let cseq = req.cseq().map(|c| c.seq).unwrap_or_default().to_le_bytes();
+        let from_tag = req.from().ok().and_then(|f| f.tag());
+        let v = self.loc.hasher().hash(&[
+            req.call_id().unwrap_or_default(),
+            from_tag.unwrap_or_default(),
+            branch.unwrap_or_default(),
+            &cseq,
+        ]);
         let mut out = [0u8; 16];
         for (i, b) in out.iter_mut().enumerate() {
             *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
@@ -156,10 +164,51 @@ impl Core {
     }
 }
 
-/// Option tags the edge supports (none yet, see [`SUPPORTED`]).
+/// Writes `a.b.c.d` into `out` (at least 15 bytes) and returns its length.
+fn write_ipv4(out: &mut [u8], octets: [u8; 4]) -> usize {
+    let mut n = 0;
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            out[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            out[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            out[n] = b'0' + o / 10 % 10;
+            n += 1;
+        }
+        out[n] = b'0' + o % 10;
+        n += 1;
+    }
+    n
+}
+
+/// Option tags the edge supports ([`SUPPORTED`]).
 fn supports(tag: &[u8]) -> bool {
     SUPPORTED
         .split(',')
         .map(str::trim)
         .any(|s| !s.is_empty() && s.as_bytes().eq_ignore_ascii_case(tag))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ipv4_text() {
+        for ip in [
+            "0.0.0.0",
+            "10.1.2.3",
+            "192.168.100.255",
+            "255.255.255.255",
+            "1.20.100.9",
+        ] {
+            let a: std::net::Ipv4Addr = ip.parse().expect("ip");
+            let mut buf = [0u8; 16];
+            let n = super::write_ipv4(&mut buf, a.octets());
+            assert_eq!(&buf[..n], ip.as_bytes());
+        }
+    }
 }

@@ -21,4 +21,30 @@ pub struct CoreStats {
     pub replies_out: u64,
     /// Hand-offs received from other shards.
     pub shard_msgs_in: u64,
+    /// REGISTER requests seen (valid ones, before ownership).
+    pub registers_in: u64,
+    /// REGISTERs handed to the AoR's owner shard.
+    pub registers_handed_off: u64,
+    /// REGISTERs answered 200 OK.
+    pub registers_ok: u64,
+    /// REGISTERs refused (403, 404, 400, 423, 500).
+    pub registers_failed: u64,
+    /// REGISTER retransmissions answered again without change.
+    pub register_retransmissions: u64,
+    /// Bindings added.
+    pub bindings_created: u64,
+    /// Bindings refreshed.
+    pub bindings_refreshed: u64,
+    /// Bindings removed by a REGISTER (expires=0, `*`, eviction).
+    pub bindings_removed: u64,
+    /// Bindings evicted by `overflow = "replace_oldest"` (also in `bindings_removed`).
+    pub bindings_evicted: u64,
+    /// Bindings that expired.
+    pub bindings_expired: u64,
+    /// Bindings restored from records.
+    pub restored: u64,
+    /// Restored records skipped because they had expired.
+    pub restore_expired: u64,
+    /// Lookups answered for other shards.
+    pub lookups_answered: u64,
 }

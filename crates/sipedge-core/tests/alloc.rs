@@ -103,3 +103,46 @@ fn a_burst_of_datagrams_allocates_nothing() {
     turn(&mut fresh, &burst[..1]);
     assert!(allocs() > before, "the counting allocator saw nothing");
 }
+
+fn register(user: u32, cseq: u32) -> Vec<u8> {
+    format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.2.3:5060;branch=z9hG4bK{user}x{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:u{user}@127.0.0.1>;tag=t{user}\r\nTo: <sip:u{user}@127.0.0.1>\r\nCall-ID: reg-{user}@10.1.2.3\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:u{user}@10.1.2.3:5060;transport=udp>;expires=600\r\nUser-Agent: load/1\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_register_refresh_allocates_nothing() {
+    let mut core = Core::new(CoreConfig {
+        journal: true,
+        ..CoreConfig::default()
+    });
+    let remote: SocketAddr = "10.1.2.3:5060".parse().unwrap();
+    let rounds: Vec<Vec<Vec<u8>>> = (1..=5u32)
+        .map(|cseq| (0..128u32).map(|u| register(u, cseq)).collect())
+        .collect();
+    let run = |core: &mut Core, round: &[Vec<u8>]| {
+        let mut ok = 0;
+        for bytes in round {
+            core.handle_datagram(Millis(1), LocalId(0), remote, bytes);
+        }
+        while let Some(t) = core.poll_transmit() {
+            ok += usize::from(t.data.starts_with(b"SIP/2.0 200 OK"));
+        }
+        while core.poll_journal().is_some() {}
+        ok
+    };
+    // New bindings (may allocate), then one refresh round to warm the buffers.
+    assert_eq!(run(&mut core, &rounds[0]), 128);
+    assert_eq!(run(&mut core, &rounds[1]), 128);
+    let before = allocs();
+    let mut ok = 0;
+    for round in &rounds[2..] {
+        ok += run(&mut core, round);
+    }
+    let after = allocs();
+    assert_eq!(ok, 3 * 128, "every refresh answered 200");
+    assert_eq!(core.binding_count(), 128);
+    assert_eq!(core.stats().bindings_refreshed, 4 * 128);
+    assert_eq!(after - before, 0, "allocations over {} refreshes", 3 * 128);
+}

@@ -1,0 +1,233 @@
+//! Durability, core side: binding-change records out ([`Core::poll_journal`]), snapshots
+//! ([`Core::for_each_binding_record`]) and start-up replay ([`Core::restore_record`]).
+//! The file I/O (framing, CRC, fsync, snapshots on disk) belongs to the shell and the
+//! journal crate; the encoding is in `record`.
+//!
+//! **Wall clock.** Records carry expiry and registration times as absolute UNIX
+//! milliseconds, so a restart (whose monotonic clock starts again) can tell what expired
+//! while it was down. The core has no clock: the shell calls [`Core::set_wall_clock`] with
+//! a monotonic `now` and the UNIX time at that instant, once before restoring or handling
+//! traffic and then whenever it likes (every turn is fine; it is two stores). Until it
+//! does, records use an offset of 0 and the 200 OK carries no Date.
+//!
+//! **What is journalled**: every binding created, refreshed or removed by a REGISTER
+//! (including evictions by `overflow = "replace_oldest"`). Expiry is not journalled: the
+//! upsert already carries the expiry, and restore skips what has expired.
+
+use std::collections::VecDeque;
+
+use sipedge_msg::Uri;
+
+use crate::aor::{owner_of, split_aor};
+use crate::core::Core;
+use crate::location::{BindingData, BindingRef, NONE};
+use crate::output::LocalId;
+use crate::record::{decode, encode_remove, encode_upsert, Record, RestoreError, Upsert};
+use crate::registrar::same_binding;
+use crate::shard::ShardId;
+use crate::time::Millis;
+
+/// Records waiting for [`Core::poll_journal`], back to back in one reused buffer.
+#[derive(Debug, Default)]
+pub(crate) struct JournalQueue {
+    bytes: Vec<u8>,
+    ends: VecDeque<usize>,
+    read: usize,
+}
+
+impl JournalQueue {
+    fn push_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        f(&mut self.bytes);
+        self.ends.push_back(self.bytes.len());
+    }
+
+    fn pop(&mut self) -> Option<&[u8]> {
+        let Some(end) = self.ends.pop_front() else {
+            self.bytes.clear();
+            self.read = 0;
+            return None;
+        };
+        let start = self.read;
+        self.read = end;
+        Some(&self.bytes[start..end])
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+}
+
+impl Core {
+    /// Tells the core that the monotonic instant `now` is `unix_ms` milliseconds after the
+    /// UNIX epoch (wall clock). See the module docs.
+    pub fn set_wall_clock(&mut self, now: Millis, unix_ms: u64) {
+        self.wall_offset_ms = Some(unix_ms as i64 - now.0 as i64);
+    }
+
+    /// The wall-clock time of monotonic `at`, if the shell has told us the offset.
+    pub(crate) fn unix_ms(&self, at: Millis) -> Option<u64> {
+        self.wall_offset_ms
+            .map(|off| (at.0 as i64).saturating_add(off).max(0) as u64)
+    }
+
+    fn unix_of(&self, at: Millis) -> u64 {
+        self.unix_ms(at).unwrap_or(at.0)
+    }
+
+    fn mono_of_unix(&self, unix_ms: u64) -> Millis {
+        let off = self.wall_offset_ms.unwrap_or(0);
+        Millis((unix_ms as i64).saturating_sub(off).max(0) as u64)
+    }
+
+    /// The next binding-change record, in the order the changes happened; the borrow ends
+    /// at the next call. Empty unless `CoreConfig::journal` is set.
+    pub fn poll_journal(&mut self) -> Option<&[u8]> {
+        self.journal.pop()
+    }
+
+    /// Records waiting in [`Core::poll_journal`].
+    pub fn pending_journal(&self) -> usize {
+        self.journal.len()
+    }
+
+    /// Calls `f` with an upsert record for every current binding (a snapshot).
+    pub fn for_each_binding_record(&self, mut f: impl FnMut(&[u8])) {
+        let mut aor = Vec::new();
+        let mut rec = Vec::new();
+        for head in self.loc.heads() {
+            self.aor_of(self.loc.get(head), &mut aor);
+            for i in self.loc.chain(head) {
+                rec.clear();
+                encode_upsert(&mut rec, &self.upsert_of(&aor, self.loc.get(i)));
+                f(&rec);
+            }
+        }
+    }
+
+    /// Applies one record at start-up: an upsert adds or replaces its binding (later
+    /// records win), a removal removes it; an upsert that has already expired removes any
+    /// earlier version and is counted in `CoreStats::restore_expired`. Expiry is scheduled
+    /// on the wheel. Nothing is journalled. Call [`Core::set_wall_clock`] first.
+    pub fn restore_record(&mut self, now: Millis, rec: &[u8]) -> Result<(), RestoreError> {
+        let record = decode(rec)?;
+        let aor = record.aor();
+        let owner = owner_of(aor, self.cfg.shards);
+        if owner != self.cfg.shard {
+            return Err(RestoreError::NotOwner(owner));
+        }
+        if !Uri::parse(aor).is_ok_and(|u| u.is_sip()) {
+            return Err(RestoreError::Malformed);
+        }
+        let (domain, user) = split_aor(aor);
+        let head = self.loc.head(self.loc.domain_id(domain), user);
+        match record {
+            Record::Remove {
+                contact,
+                instance,
+                reg_id,
+                ..
+            } => {
+                let uri = Uri::parse(contact).map_err(|_| RestoreError::Malformed)?;
+                if let Some(i) = self.find_binding(head, &uri, instance, reg_id) {
+                    self.loc.remove(head, i);
+                }
+                Ok(())
+            }
+            Record::Upsert(u) => {
+                let uri = Uri::parse(u.contact).map_err(|_| RestoreError::Malformed)?;
+                let existing = self.find_binding(head, &uri, u.instance, u.reg_id);
+                let expires_at = self.mono_of_unix(u.expires_unix_ms);
+                if expires_at <= now {
+                    if let Some(i) = existing {
+                        self.loc.remove(head, i);
+                    }
+                    self.stats.restore_expired += 1;
+                    return Ok(());
+                }
+                let d = BindingData {
+                    contact: u.contact,
+                    call_id: u.call_id,
+                    instance: u.instance,
+                    path: u.path,
+                    user_agent: u.user_agent,
+                    cseq: u.cseq,
+                    reg_id: u.reg_id,
+                    q: u.q,
+                    expires_at,
+                    granted_secs: (u.expires_unix_ms.saturating_sub(u.registered_unix_ms) / 1000)
+                        .min(u64::from(u32::MAX)) as u32,
+                    source: u.source,
+                    local: LocalId(u.local),
+                    transport: u.transport,
+                    arrival: ShardId(u.arrival),
+                    branch: u.branch,
+                };
+                self.store_binding(domain, user, head, existing.unwrap_or(NONE), &d);
+                self.stats.restored += 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn find_binding(&self, head: u32, uri: &Uri<'_>, instance: &[u8], reg_id: u32) -> Option<u32> {
+        self.loc
+            .chain(head)
+            .find(|&i| same_binding(self.loc.get(i), uri, instance, reg_id))
+    }
+
+    /// Writes the canonical AoR of `b` into `out`.
+    pub(crate) fn aor_of(&self, b: BindingRef<'_>, out: &mut Vec<u8>) {
+        out.clear();
+        let domain = self.loc.domain_of(&b);
+        let colon = domain.iter().position(|&c| c == b':').unwrap_or(0);
+        out.extend_from_slice(&domain[..=colon.min(domain.len().saturating_sub(1))]);
+        if !b.user().is_empty() {
+            out.extend_from_slice(b.user());
+            out.push(b'@');
+        }
+        out.extend_from_slice(&domain[(colon + 1).min(domain.len())..]);
+    }
+
+    fn upsert_of<'a>(&'a self, aor: &'a [u8], b: BindingRef<'a>) -> Upsert<'a> {
+        Upsert {
+            aor,
+            contact: b.contact(),
+            call_id: b.call_id(),
+            instance: b.instance(),
+            path: b.path(),
+            user_agent: self.loc.strings.get(b.ua),
+            cseq: b.cseq,
+            reg_id: b.reg_id,
+            q: b.q(),
+            expires_unix_ms: self.unix_of(b.expires_at),
+            registered_unix_ms: self.unix_of(b.registered_at()),
+            source: b.source(),
+            local: b.local,
+            transport: b.transport(),
+            arrival: b.arrival,
+            branch: b.branch,
+        }
+    }
+
+    /// Queues an upsert record for binding `idx` of `aor`.
+    pub(crate) fn journal_upsert(&mut self, aor: &[u8], idx: u32) {
+        if !self.cfg.journal {
+            return;
+        }
+        let mut q = std::mem::take(&mut self.journal);
+        q.push_with(|out| encode_upsert(out, &self.upsert_of(aor, self.loc.get(idx))));
+        self.journal = q;
+    }
+
+    /// Queues a removal record for binding `idx` of `aor` (before it is removed).
+    pub(crate) fn journal_remove(&mut self, aor: &[u8], idx: u32) {
+        if !self.cfg.journal {
+            return;
+        }
+        let b = self.loc.get(idx);
+        let (contact, instance, reg_id) = (b.contact(), b.instance(), b.reg_id);
+        let mut q = std::mem::take(&mut self.journal);
+        q.push_with(|out| encode_remove(out, aor, contact, instance, reg_id));
+        self.journal = q;
+    }
+}

@@ -1,0 +1,835 @@
+//! The shard's slice of the location table: AoR → contact bindings, in a compact layout.
+//!
+//! **Layout** (measured by `examples/location_memory.rs`, see PERFORMANCE.md):
+//!
+//! * Every binding is one fixed 72-byte [`Binding`] in a chunked slab (chunks of
+//!   [`CHUNK`] entries: growth never copies, indices stay stable) plus **one** block of
+//!   the byte arena ([`Blobs`], 4-byte handle, 8-byte granularity) holding its variable
+//!   strings back to back: the AoR's user part, the contact URI, the Call-ID, the
+//!   `+sip.instance`, the Path and, for IPv6 sources, the address. Lengths live in the
+//!   fixed part; nothing else is allocated per binding. When the contact is
+//!   `sip:user@…` with the AoR's own user (most phones), the user is not stored twice.
+//! * The AoR's domain (`scheme:host`) and the User-Agent are **interned** with reference
+//!   counts ([`Interner`]): a million phones of one domain and a handful of models store
+//!   each string once.
+//! * The AoR index is a `hashbrown::HashTable<u32>` of the AoR's first binding (4 bytes per
+//!   AoR plus control bytes); the bindings of one AoR are chained through `Binding::next`.
+//!   The key (domain id, user) is read back from the binding, so the index stores no key.
+//! * A slot's `gen` counts its removals and early reschedules; the expiry timer's key is
+//!   `(index, gen)` so a stale timer is recognised when it fires (no wheel search).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use hashbrown::HashTable;
+
+use crate::aor::{DomainKey, TableHasher};
+use crate::blobs::{Blobs, EMPTY};
+use crate::output::LocalId;
+use crate::shard::ShardId;
+use crate::time::Millis;
+
+/// "No binding" in chains and "no string" in interned ids.
+pub(crate) const NONE: u32 = u32::MAX;
+/// Bindings per slab chunk.
+pub(crate) const CHUNK: usize = 1024;
+
+/// Transport a binding was registered over (RFC 3261 §18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Transport {
+    /// UDP.
+    #[default]
+    Udp = 0,
+    /// TCP.
+    Tcp = 1,
+    /// TLS over TCP.
+    Tls = 2,
+    /// WebSocket (RFC 7118).
+    Ws = 3,
+    /// Secure WebSocket.
+    Wss = 4,
+}
+
+impl Transport {
+    pub(crate) fn from_u8(v: u8) -> Option<Transport> {
+        Some(match v {
+            0 => Transport::Udp,
+            1 => Transport::Tcp,
+            2 => Transport::Tls,
+            3 => Transport::Ws,
+            4 => Transport::Wss,
+            _ => return None,
+        })
+    }
+}
+
+const FLAG_LIVE: u8 = 1;
+const FLAG_V6: u8 = 2;
+/// The AoR user is not stored apart: it is the user part of the contact URI (the usual
+/// `sip:alice@ip:port` contact of AoR `sip:alice@domain`).
+const FLAG_USER_IN_CONTACT: u8 = 4;
+const TRANSPORT_SHIFT: u8 = 4;
+
+/// One contact binding. 72 bytes; its strings are in the arena block `blob`.
+#[derive(Debug)]
+pub(crate) struct Binding {
+    /// Arena handle of: user | contact | call_id | instance | path | [ipv6 address]
+    blob: u32,
+    /// Monotonic expiry.
+    pub(crate) expires_at: Millis,
+    ip4: u32,
+    /// Next binding of the same AoR, or [`NONE`].
+    pub(crate) next: u32,
+    pub(crate) domain: u32,
+    pub(crate) ua: u32,
+    pub(crate) gen: u32,
+    pub(crate) cseq: u32,
+    /// `reg-id` (RFC 5626 §4.2); 0 = none (reg-id is 1..2³¹).
+    pub(crate) reg_id: u32,
+    /// Seconds granted at the last registration: registered at `expires_at - granted`.
+    pub(crate) granted_secs: u32,
+    /// Hash of the top Via branch of the last REGISTER (recognises a retransmission).
+    pub(crate) branch: u32,
+    port: u16,
+    pub(crate) local: u16,
+    /// q in thousandths, `u16::MAX` = none given.
+    pub(crate) q: u16,
+    pub(crate) arrival: u16,
+    contact_len: u16,
+    call_id_len: u16,
+    instance_len: u16,
+    path_len: u16,
+    user_len: u8,
+    flags: u8,
+}
+
+/// Everything a REGISTER (or a restored record) says about one binding.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BindingData<'a> {
+    pub(crate) contact: &'a [u8],
+    pub(crate) call_id: &'a [u8],
+    pub(crate) instance: &'a [u8],
+    pub(crate) path: &'a [u8],
+    pub(crate) user_agent: &'a [u8],
+    pub(crate) cseq: u32,
+    pub(crate) reg_id: u32,
+    pub(crate) q: Option<u16>,
+    pub(crate) expires_at: Millis,
+    pub(crate) granted_secs: u32,
+    pub(crate) source: SocketAddr,
+    pub(crate) local: LocalId,
+    pub(crate) transport: Transport,
+    pub(crate) arrival: ShardId,
+    pub(crate) branch: u32,
+}
+
+/// Longest User-Agent kept (bytes); longer ones are cut.
+pub(crate) const MAX_USER_AGENT_BYTES: usize = 128;
+
+impl Binding {
+    fn vacant() -> Binding {
+        Binding {
+            blob: EMPTY,
+            expires_at: Millis(0),
+            ip4: 0,
+            next: NONE,
+            domain: NONE,
+            ua: NONE,
+            gen: 0,
+            cseq: 0,
+            reg_id: 0,
+            granted_secs: 0,
+            branch: 0,
+            port: 0,
+            local: 0,
+            q: u16::MAX,
+            arrival: 0,
+            contact_len: 0,
+            call_id_len: 0,
+            instance_len: 0,
+            path_len: 0,
+            user_len: 0,
+            flags: 0,
+        }
+    }
+
+    pub(crate) fn is_live(&self) -> bool {
+        self.flags & FLAG_LIVE != 0
+    }
+
+    /// Bytes the user takes in the blob (0 when it is shared with the contact).
+    fn own_user_len(&self) -> usize {
+        if self.flags & FLAG_USER_IN_CONTACT != 0 {
+            0
+        } else {
+            usize::from(self.user_len)
+        }
+    }
+
+    fn blob_len(&self) -> usize {
+        self.own_user_len()
+            + usize::from(self.contact_len)
+            + usize::from(self.call_id_len)
+            + usize::from(self.instance_len)
+            + usize::from(self.path_len)
+            + if self.flags & FLAG_V6 != 0 { 16 } else { 0 }
+    }
+
+    pub(crate) fn transport(&self) -> Transport {
+        Transport::from_u8(self.flags >> TRANSPORT_SHIFT).unwrap_or_default()
+    }
+    pub(crate) fn q(&self) -> Option<u16> {
+        (self.q != u16::MAX).then_some(self.q)
+    }
+    pub(crate) fn registered_at(&self) -> Millis {
+        Millis(
+            self.expires_at
+                .0
+                .saturating_sub(u64::from(self.granted_secs) * 1000),
+        )
+    }
+
+    fn set_scalars(&mut self, d: &BindingData<'_>) {
+        self.expires_at = d.expires_at;
+        self.cseq = d.cseq;
+        self.reg_id = d.reg_id;
+        self.granted_secs = d.granted_secs;
+        self.branch = d.branch;
+        self.port = d.source.port();
+        self.local = d.local.0;
+        self.q = d.q.unwrap_or(u16::MAX);
+        self.arrival = d.arrival.0;
+        let layout = self.flags & (FLAG_V6 | FLAG_USER_IN_CONTACT);
+        self.flags = FLAG_LIVE | layout | ((d.transport as u8) << TRANSPORT_SHIFT);
+        self.ip4 = match d.source.ip() {
+            IpAddr::V4(v4) => u32::from(v4),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(0, u32::from),
+        };
+    }
+}
+
+/// A binding with its strings: what [`Location::get`] hands out. Derefs to [`Binding`]
+/// for the fixed fields.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BindingRef<'a> {
+    b: &'a Binding,
+    blob: &'a [u8],
+}
+
+impl std::ops::Deref for BindingRef<'_> {
+    type Target = Binding;
+    fn deref(&self) -> &Binding {
+        self.b
+    }
+}
+
+impl<'a> BindingRef<'a> {
+    fn field(&self, field: usize) -> &'a [u8] {
+        let b = self.b;
+        let lens = [
+            b.own_user_len(),
+            usize::from(b.contact_len),
+            usize::from(b.call_id_len),
+            usize::from(b.instance_len),
+            usize::from(b.path_len),
+        ];
+        let start: usize = lens[..field].iter().sum();
+        &self.blob[start..start + lens[field]]
+    }
+
+    /// The AoR's user part (canonical).
+    pub(crate) fn user(&self) -> &'a [u8] {
+        user_of(self.b, self.blob)
+    }
+    /// The contact URI, as registered.
+    pub(crate) fn contact(&self) -> &'a [u8] {
+        self.field(1)
+    }
+    pub(crate) fn call_id(&self) -> &'a [u8] {
+        self.field(2)
+    }
+    /// `+sip.instance` without quotes (RFC 5626 §4.1), empty when none.
+    pub(crate) fn instance(&self) -> &'a [u8] {
+        self.field(3)
+    }
+    /// The Path header values, comma-separated as received (RFC 3327 §5.3), empty when none.
+    pub(crate) fn path(&self) -> &'a [u8] {
+        self.field(4)
+    }
+    /// Where the REGISTER came from (the received ip:port, RFC 3581 §4).
+    pub(crate) fn source(&self) -> SocketAddr {
+        let ip = if self.b.flags & FLAG_V6 != 0 {
+            let tail = &self.blob[self.blob.len() - 16..];
+            let octets: [u8; 16] = tail.try_into().expect("v6 tail is 16 bytes");
+            IpAddr::V6(Ipv6Addr::from(octets))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(self.b.ip4))
+        };
+        SocketAddr::new(ip, self.b.port)
+    }
+
+    /// True when the strings of `d` (other than the user and the UA) are what is stored.
+    fn same_strings(&self, d: &BindingData<'_>) -> bool {
+        let stored_v6 = self.b.flags & FLAG_V6 != 0;
+        let same_ip_part = match v6_octets(d.source) {
+            Some(o) => stored_v6 && self.blob[self.blob.len() - 16..] == o,
+            None => !stored_v6,
+        };
+        same_ip_part
+            && self.contact() == d.contact
+            && self.call_id() == d.call_id
+            && self.instance() == d.instance
+            && self.path() == d.path
+    }
+}
+
+/// The AoR user of `b` whose blob is `blob` (at least the user's and the contact's bytes).
+fn user_of<'a>(b: &Binding, blob: &'a [u8]) -> &'a [u8] {
+    let len = usize::from(b.user_len);
+    if b.flags & FLAG_USER_IN_CONTACT != 0 {
+        let at = user_at(blob).unwrap_or(0);
+        &blob[at..at + len]
+    } else {
+        &blob[..len]
+    }
+}
+
+/// Where the user part of a `sip:`/`sips:` contact starts.
+fn user_at(contact: &[u8]) -> Option<usize> {
+    memchr_colon(contact).map(|c| c + 1)
+}
+
+fn memchr_colon(s: &[u8]) -> Option<usize> {
+    s.iter().take(6).position(|&b| b == b':')
+}
+
+/// True when `contact` is `scheme ":" user "@" …`: the user need not be stored apart.
+fn user_in_contact(contact: &[u8], user: &[u8]) -> bool {
+    !user.is_empty()
+        && user_at(contact).is_some_and(|at| {
+            contact[at..].starts_with(user) && contact.get(at + user.len()) == Some(&b'@')
+        })
+}
+
+/// The 16 bytes a non-IPv4 source adds to the blob.
+fn v6_octets(a: SocketAddr) -> Option<[u8; 16]> {
+    match a.ip() {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => Some(v6.octets()),
+        _ => None,
+    }
+}
+
+/// Longest contact URI, Call-ID, instance or Path accepted (bytes, fits the u16 lengths).
+pub(crate) const MAX_FIELD_BYTES: usize = 4096;
+
+/// Reference-counted interned strings (AoR domains, User-Agents).
+#[derive(Debug)]
+pub(crate) struct Interner {
+    index: HashTable<u32>,
+    strings: Vec<(Box<[u8]>, u32)>,
+    free: Vec<u32>,
+}
+
+impl Interner {
+    fn new() -> Interner {
+        Interner {
+            index: HashTable::new(),
+            strings: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    pub(crate) fn get(&self, id: u32) -> &[u8] {
+        self.strings.get(id as usize).map_or(&[], |(s, _)| s)
+    }
+
+    fn find(&self, h: &TableHasher, s: &[u8]) -> Option<u32> {
+        let hash = h.hash(&[s]);
+        self.index
+            .find(hash, |&id| &*self.strings[id as usize].0 == s)
+            .copied()
+    }
+
+    /// The id of `s`, with one more reference.
+    fn acquire(&mut self, h: &TableHasher, s: &[u8]) -> u32 {
+        if let Some(id) = self.find(h, s) {
+            self.strings[id as usize].1 += 1;
+            return id;
+        }
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.strings[id as usize] = (s.into(), 1);
+                id
+            }
+            None => {
+                self.strings.push((s.into(), 1));
+                (self.strings.len() - 1) as u32
+            }
+        };
+        let strings = &self.strings;
+        self.index
+            .insert_unique(h.hash(&[s]), id, |&i| h.hash(&[&strings[i as usize].0]));
+        id
+    }
+
+    /// Drops one reference; true when that was the last and the id is free again.
+    fn release(&mut self, h: &TableHasher, id: u32) -> bool {
+        let Some(entry) = self.strings.get_mut(id as usize) else {
+            return false;
+        };
+        entry.1 -= 1;
+        if entry.1 == 0 {
+            let hash = h.hash(&[&entry.0]);
+            if let Ok(e) = self.index.find_entry(hash, |&i| i == id) {
+                e.remove();
+            }
+            self.strings[id as usize].0 = Box::default();
+            self.free.push(id);
+            return true;
+        }
+        false
+    }
+}
+
+/// The location table of one shard.
+#[derive(Debug)]
+pub(crate) struct Location {
+    hasher: TableHasher,
+    /// AoR → its first binding.
+    index: HashTable<u32>,
+    chunks: Vec<Box<[Binding]>>,
+    free: Vec<u32>,
+    blobs: Blobs,
+    pub(crate) strings: Interner,
+    bindings: usize,
+    /// The last domain looked up (`scheme:host`) and its id: most REGISTERs of a shard name
+    /// the same domain. [`NONE`] when empty.
+    domain_cache: (u32, Vec<u8>),
+}
+
+impl Location {
+    pub(crate) fn new(seed: u64) -> Location {
+        Location {
+            hasher: TableHasher::new(seed),
+            index: HashTable::new(),
+            chunks: Vec::new(),
+            free: Vec::new(),
+            blobs: Blobs::default(),
+            strings: Interner::new(),
+            bindings: 0,
+            domain_cache: (NONE, Vec::new()),
+        }
+    }
+
+    /// The table's seeded hasher.
+    pub(crate) fn hasher(&self) -> &TableHasher {
+        &self.hasher
+    }
+
+    /// A seeded 32-bit hash of `bytes` (the table's hasher).
+    pub(crate) fn hash32(&self, bytes: &[u8]) -> u32 {
+        self.hasher.hash(&[bytes]) as u32
+    }
+
+    /// Number of live bindings.
+    pub(crate) fn len(&self) -> usize {
+        self.bindings
+    }
+
+    /// Number of AoRs with at least one binding.
+    pub(crate) fn aors(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Binding `idx` with its strings.
+    pub(crate) fn get(&self, idx: u32) -> BindingRef<'_> {
+        let b = self.raw(idx);
+        BindingRef {
+            b,
+            blob: self.blobs.get(b.blob, b.blob_len()),
+        }
+    }
+
+    fn raw(&self, idx: u32) -> &Binding {
+        &self.chunks[idx as usize / CHUNK][idx as usize % CHUNK]
+    }
+
+    fn get_mut(&mut self, idx: u32) -> &mut Binding {
+        &mut self.chunks[idx as usize / CHUNK][idx as usize % CHUNK]
+    }
+
+    /// The slot `idx` if it holds a binding with generation `gen`.
+    pub(crate) fn live(&self, idx: u32, gen: u32) -> Option<BindingRef<'_>> {
+        let b = self
+            .chunks
+            .get(idx as usize / CHUNK)?
+            .get(idx as usize % CHUNK)?;
+        (b.is_live() && b.gen == gen).then(|| self.get(idx))
+    }
+
+    /// The hash of the AoR of the binding `b` (for the index's rehash).
+    fn hash_of(hasher: &TableHasher, blobs: &Blobs, b: &Binding) -> u64 {
+        let prefix = b.own_user_len() + usize::from(b.contact_len);
+        Self::key_hash(hasher, b.domain, user_of(b, blobs.get(b.blob, prefix)))
+    }
+
+    /// Writes `user` and the strings of `d` into a fresh arena block for `idx`, freeing
+    /// its old block.
+    fn set_strings(&mut self, idx: u32, user: &[u8], d: &BindingData<'_>) {
+        let v6 = v6_octets(d.source);
+        let (old, old_len) = {
+            let b = self.raw(idx);
+            (b.blob, b.blob_len())
+        };
+        let shared = user_in_contact(d.contact, user);
+        let own_user = if shared { &[][..] } else { user };
+        let parts = [own_user, d.contact, d.call_id, d.instance, d.path];
+        let total =
+            parts.iter().map(|p| p.len()).sum::<usize>() + if v6.is_some() { 16 } else { 0 };
+        let h = self.blobs.alloc(total);
+        let block = self.blobs.get_mut(h, total);
+        let mut at = 0;
+        for part in parts {
+            block[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        if let Some(o) = v6 {
+            block[at..].copy_from_slice(&o);
+        }
+        self.blobs.free(old, old_len);
+        let b = self.get_mut(idx);
+        b.blob = h;
+        b.user_len = user.len() as u8;
+        b.contact_len = d.contact.len() as u16;
+        b.call_id_len = d.call_id.len() as u16;
+        b.instance_len = d.instance.len() as u16;
+        b.path_len = d.path.len() as u16;
+        b.flags &= !(FLAG_V6 | FLAG_USER_IN_CONTACT);
+        if v6.is_some() {
+            b.flags |= FLAG_V6;
+        }
+        if shared {
+            b.flags |= FLAG_USER_IN_CONTACT;
+        }
+    }
+
+    fn key_hash(h: &TableHasher, domain: u32, user: &[u8]) -> u64 {
+        h.hash(&[&domain.to_le_bytes(), user])
+    }
+
+    /// The interned id of an AoR's domain, if any binding uses it.
+    pub(crate) fn domain_id(&self, d: DomainKey<'_>) -> Option<u32> {
+        let mut buf = [0u8; 300];
+        let n = d.scheme.len() + 1 + d.host.len();
+        let key = buf.get_mut(..n)?;
+        key[..d.scheme.len()].copy_from_slice(d.scheme);
+        key[d.scheme.len()] = b':';
+        key[d.scheme.len() + 1..].copy_from_slice(d.host);
+        self.strings.find(&self.hasher, key)
+    }
+
+    /// [`Location::domain_id`] through a one-entry cache.
+    pub(crate) fn domain_id_cached(&mut self, d: DomainKey<'_>) -> Option<u32> {
+        let (id, key) = &self.domain_cache;
+        if *id != NONE
+            && key.len() == d.scheme.len() + 1 + d.host.len()
+            && key.starts_with(d.scheme)
+            && key[d.scheme.len()] == b':'
+            && key.ends_with(d.host)
+        {
+            return Some(*id);
+        }
+        let found = self.domain_id(d)?;
+        let key = &mut self.domain_cache.1;
+        key.clear();
+        key.extend_from_slice(d.scheme);
+        key.push(b':');
+        key.extend_from_slice(d.host);
+        self.domain_cache.0 = found;
+        Some(found)
+    }
+
+    fn release_string(&mut self, id: u32) {
+        if self.strings.release(&self.hasher, id) && self.domain_cache.0 == id {
+            self.domain_cache.0 = NONE;
+        }
+    }
+
+    /// The AoR's domain as `scheme:host`.
+    pub(crate) fn domain_of(&self, b: &Binding) -> &[u8] {
+        self.strings.get(b.domain)
+    }
+
+    /// The first binding of the AoR `(domain, user)`, or [`NONE`].
+    pub(crate) fn head(&self, domain: Option<u32>, user: &[u8]) -> u32 {
+        let Some(domain) = domain else { return NONE };
+        let hash = Self::key_hash(&self.hasher, domain, user);
+        self.index
+            .find(hash, |&i| {
+                let b = self.get(i);
+                b.domain == domain && b.user() == user
+            })
+            .copied()
+            .unwrap_or(NONE)
+    }
+
+    /// The bindings of the AoR whose first binding is `head`.
+    pub(crate) fn chain(&self, head: u32) -> impl Iterator<Item = u32> + '_ {
+        let mut cur = head;
+        std::iter::from_fn(move || {
+            if cur == NONE {
+                return None;
+            }
+            let here = cur;
+            cur = self.get(cur).next;
+            Some(here)
+        })
+    }
+
+    /// Adds a binding to the AoR `(domain, user)` whose first binding is `head` (or [`NONE`]
+    /// for a new AoR). Returns the binding's index.
+    pub(crate) fn insert(
+        &mut self,
+        domain: DomainKey<'_>,
+        user: &[u8],
+        head: u32,
+        d: &BindingData<'_>,
+    ) -> u32 {
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                let base = self.chunks.len() * CHUNK;
+                self.chunks
+                    .push((0..CHUNK).map(|_| Binding::vacant()).collect());
+                self.free
+                    .extend((base + 1..base + CHUNK).rev().map(|i| i as u32));
+                base as u32
+            }
+        };
+        let domain_id = if head == NONE {
+            let mut key = Vec::with_capacity(domain.scheme.len() + 1 + domain.host.len());
+            key.extend_from_slice(domain.scheme);
+            key.push(b':');
+            key.extend_from_slice(domain.host);
+            self.strings.acquire(&self.hasher, &key)
+        } else {
+            let id = self.get(head).domain;
+            self.strings.strings[id as usize].1 += 1;
+            id
+        };
+        let ua = self.intern_ua(d.user_agent);
+        self.set_strings(idx, user, d);
+        let b = self.get_mut(idx);
+        b.set_scalars(d);
+        b.domain = domain_id;
+        b.ua = ua;
+        if head == NONE {
+            b.next = NONE;
+            let hasher = self.hasher;
+            let hash = Self::key_hash(&hasher, domain_id, user);
+            let (chunks, blobs) = (&self.chunks, &self.blobs);
+            self.index.insert_unique(hash, idx, |&i| {
+                Self::hash_of(
+                    &hasher,
+                    blobs,
+                    &chunks[i as usize / CHUNK][i as usize % CHUNK],
+                )
+            });
+        } else {
+            // Append at the end of the chain: the 200 OK lists contacts in registration order.
+            let last = self.chain(head).last().unwrap_or(head);
+            self.get_mut(idx).next = NONE;
+            self.get_mut(last).next = idx;
+        }
+        self.bindings += 1;
+        idx
+    }
+
+    fn intern_ua(&mut self, ua: &[u8]) -> u32 {
+        if ua.is_empty() {
+            NONE
+        } else {
+            let ua = &ua[..ua.len().min(MAX_USER_AGENT_BYTES)];
+            self.strings.acquire(&self.hasher, ua)
+        }
+    }
+
+    /// Updates binding `idx` in place. Allocates nothing when the contact, Call-ID, instance,
+    /// Path and User-Agent are unchanged (a refresh).
+    pub(crate) fn update(&mut self, idx: u32, d: &BindingData<'_>) {
+        let ua_in = &d.user_agent[..d.user_agent.len().min(MAX_USER_AGENT_BYTES)];
+        let old_ua = self.get(idx).ua;
+        if self.strings.get(old_ua) != ua_in || (old_ua == NONE && !ua_in.is_empty()) {
+            let new = self.intern_ua(ua_in);
+            if old_ua != NONE {
+                self.release_string(old_ua);
+            }
+            self.get_mut(idx).ua = new;
+        }
+        if !self.get(idx).same_strings(d) {
+            let mut user = [0u8; 256];
+            let n = {
+                let u = self.get(idx).user();
+                user[..u.len()].copy_from_slice(u);
+                u.len()
+            };
+            self.set_strings(idx, &user[..n], d);
+        }
+        self.get_mut(idx).set_scalars(d);
+    }
+
+    /// Removes binding `idx` from the AoR whose first binding is `head`. Bumps the slot's
+    /// generation (its expiry timer becomes stale). Returns the AoR's new head.
+    pub(crate) fn remove(&mut self, head: u32, idx: u32) -> u32 {
+        let next = self.get(idx).next;
+        let new_head = if head == idx {
+            let hasher = self.hasher;
+            let b = self.get(idx);
+            let hash = Self::key_hash(&hasher, b.domain, b.user());
+            if let Ok(e) = self.index.find_entry(hash, |&i| i == idx) {
+                e.remove();
+            }
+            if next != NONE {
+                let b = self.get(next);
+                let hash = Self::key_hash(&hasher, b.domain, b.user());
+                let (chunks, blobs) = (&self.chunks, &self.blobs);
+                self.index.insert_unique(hash, next, |&i| {
+                    Self::hash_of(
+                        &hasher,
+                        blobs,
+                        &chunks[i as usize / CHUNK][i as usize % CHUNK],
+                    )
+                });
+            }
+            next
+        } else {
+            let prev = self.chain(head).find(|&i| self.get(i).next == idx);
+            if let Some(prev) = prev {
+                self.get_mut(prev).next = next;
+            }
+            head
+        };
+        let (domain, ua, blob, blob_len) = {
+            let b = self.raw(idx);
+            (b.domain, b.ua, b.blob, b.blob_len())
+        };
+        self.blobs.free(blob, blob_len);
+        self.release_string(domain);
+        if ua != NONE {
+            self.release_string(ua);
+        }
+        let b = self.get_mut(idx);
+        let gen = b.gen.wrapping_add(1);
+        *b = Binding::vacant();
+        b.gen = gen;
+        self.free.push(idx);
+        self.bindings -= 1;
+        new_head
+    }
+
+    /// Makes the binding's current expiry timer stale (an earlier one replaces it).
+    pub(crate) fn bump_gen(&mut self, idx: u32) -> u32 {
+        let b = self.get_mut(idx);
+        b.gen = b.gen.wrapping_add(1);
+        b.gen
+    }
+
+    /// The head binding index of every AoR.
+    pub(crate) fn heads(&self) -> impl Iterator<Item = u32> + '_ {
+        self.index.iter().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aor::split_aor;
+
+    fn data<'a>(contact: &'a [u8], ua: &'a [u8], source: &str) -> BindingData<'a> {
+        BindingData {
+            contact,
+            call_id: b"call-1",
+            instance: b"",
+            path: b"",
+            user_agent: ua,
+            cseq: 1,
+            reg_id: 0,
+            q: Some(500),
+            expires_at: Millis(3_600_000),
+            granted_secs: 3600,
+            source: source.parse().expect("addr"),
+            local: LocalId(1),
+            transport: Transport::Udp,
+            arrival: ShardId(0),
+            branch: 7,
+        }
+    }
+
+    #[test]
+    fn binding_is_compact() {
+        assert_eq!(std::mem::size_of::<Binding>(), 72);
+    }
+
+    #[test]
+    fn insert_chain_update_remove() {
+        let mut t = Location::new(9);
+        let (dom, user) = split_aor(b"sip:alice@example.com");
+        let a = t.insert(
+            dom,
+            user,
+            NONE,
+            &data(b"sip:alice@10.0.0.1", b"Phone/1", "10.0.0.1:5060"),
+        );
+        let did = t.domain_id(dom);
+        assert_eq!(t.head(did, user), a);
+        let b = t.insert(
+            dom,
+            user,
+            a,
+            &data(b"sip:alice@[2001:db8::1]", b"Phone/1", "[2001:db8::1]:5062"),
+        );
+        assert_eq!(t.chain(a).collect::<Vec<_>>(), [a, b]);
+        assert_eq!(
+            t.get(b).source(),
+            "[2001:db8::1]:5062".parse().expect("addr")
+        );
+        assert_eq!(t.get(b).contact(), b"sip:alice@[2001:db8::1]");
+        assert_eq!(t.get(a).user(), b"alice");
+        assert_eq!(t.domain_of(&t.get(a)), b"sip:example.com");
+        assert_eq!(t.strings.get(t.get(a).ua), b"Phone/1");
+        assert_eq!(t.get(a).q(), Some(500));
+        // Refresh with a new UA.
+        let mut d = data(b"sip:alice@10.0.0.1", b"Phone/2", "10.0.0.1:5070");
+        d.cseq = 2;
+        t.update(a, &d);
+        assert_eq!(t.get(a).source().port(), 5070);
+        assert_eq!(t.strings.get(t.get(a).ua), b"Phone/2");
+        // A contact without the AoR's user stores the user apart; a change of contact
+        // moves the binding to a new block and back.
+        d.contact = b"sip:10.0.0.1:5070";
+        t.update(a, &d);
+        assert_eq!(t.get(a).user(), b"alice");
+        assert_eq!(t.get(a).contact(), b"sip:10.0.0.1:5070");
+        assert_eq!(t.get(a).call_id(), b"call-1");
+        d.contact = b"sip:alicex@10.0.0.1";
+        t.update(a, &d);
+        assert_eq!(
+            (t.get(a).user(), t.get(a).contact()),
+            (&b"alice"[..], &b"sip:alicex@10.0.0.1"[..])
+        );
+        d.contact = b"sip:alice@10.0.0.1";
+        t.update(a, &d);
+        assert_eq!(t.get(a).user(), b"alice");
+        assert_eq!(t.head(did, user), a, "the index still finds the AoR");
+        // Removing the head moves the index to the next binding.
+        let gen = t.get(a).gen;
+        let head = t.remove(a, a);
+        assert_eq!(head, b);
+        assert_eq!(t.head(did, user), b);
+        assert!(t.live(a, gen).is_none());
+        assert_eq!(t.remove(b, b), NONE);
+        assert_eq!(t.head(t.domain_id(dom), user), NONE);
+        assert_eq!((t.len(), t.aors()), (0, 0));
+        assert!(t.domain_id(dom).is_none(), "the domain string was released");
+    }
+}

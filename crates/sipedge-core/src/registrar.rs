@@ -1,0 +1,624 @@
+//! The registrar: REGISTER processed as RFC 3261 §10.3 says, step by step, on the shard
+//! that owns the AoR.
+//!
+//! | step | rule | reply when it fails |
+//! | --- | --- | --- |
+//! | 1 | the Request-URI names one of `[server] domains` | 403 "Domain Not Served" (we do not forward REGISTERs) |
+//! | 2 | Require option tags are supported (done for every request) | 420 |
+//! | 3–4 | authentication, authorization | arrive with issue 6 |
+//! | 5 | the To URI is a `sip:`/`sips:` AoR of one of our domains, canonicalised | 404 "Not Found" (§10.3 step 5) |
+//! | 6 | `Contact: *` only alone and with `Expires: 0` | 400 "Invalid Wildcard Contact" |
+//! | 7 | expiry: contact `expires`, else Expires, else `default_expires`; `0 < e < min_expires` | 423 with Min-Expires |
+//! | 7 | `e > max_expires` | clamped |
+//! | 7 | same Call-ID and a CSeq not higher than the binding's | 500 "Out of Order CSeq", nothing changes |
+//! | — | more than `max_contacts` bindings | 403 "Too Many Contacts" (`overflow = "reject"`) or the oldest untouched ones go (`"replace_oldest"`) |
+//! | — | more Contacts in one request than `max_contacts` | 403 "Too Many Contacts" |
+//! | — | a Contact whose `expires` or `q` is malformed, or a field over 4 KiB | 400 naming it |
+//! | 8 | 200 OK: every current contact with its remaining `expires`, plus Date | — |
+//!
+//! A request is checked completely before anything changes, so a failure leaves the
+//! bindings as they were. A retransmission (same Call-ID, CSeq and top-Via branch as the
+//! binding's last update) gets the 200 OK again with nothing changed — there is no server
+//! transaction to absorb it, so this is how a UA whose 200 OK was lost still gets one.
+//!
+//! Outbound (RFC 5626 §6): a contact with `+sip.instance` and `reg-id` is one flow and
+//! replaces the binding with the same instance and reg-id, whatever its URI (a phone
+//! behind a NAT that re-registers from a new port does not pile up contacts); with an
+//! instance and no reg-id it replaces the binding of that instance. Without an instance,
+//! bindings are matched by URI (§19.1.4). Path (RFC 3327 §5.3) is stored with the binding
+//! and echoed in the 200 OK when the UA says `Supported: path`.
+
+use std::net::SocketAddr;
+
+use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Uri};
+use sipedge_wheel::Tick;
+use smallvec::SmallVec;
+
+use crate::aor::{canonical_aor, owner_of, same_contact, split_aor, AorError, DomainKey};
+use crate::config::Overflow;
+use crate::core::Core;
+use crate::location::{BindingData, BindingRef, Transport, MAX_FIELD_BYTES, NONE};
+use crate::output::LocalId;
+use crate::shard::ShardMsg;
+use crate::time::Millis;
+
+/// Length of a wheel tick for binding expiry, milliseconds.
+pub(crate) const TICK_MILLIS: u64 = sipedge_wheel::DEFAULT_TICK_MILLIS;
+
+/// The wheel tick at or after `at` (a timer never fires before its deadline).
+pub(crate) fn tick_at_or_after(at: Millis) -> Tick {
+    Tick(at.0.div_ceil(TICK_MILLIS))
+}
+
+/// The timer key of binding slot `idx` at generation `gen`.
+pub(crate) fn timer_key(idx: u32, gen: u32) -> u64 {
+    u64::from(idx) << 32 | u64::from(gen)
+}
+
+/// One Contact of the request and what will happen to it.
+#[derive(Debug, Clone, Copy)]
+struct Item<'a> {
+    addr: NameAddr<'a>,
+    instance: &'a [u8],
+    reg_id: u32,
+    q: Option<u16>,
+    expires: u32,
+    /// The binding it refreshes or removes, or [`NONE`].
+    existing: u32,
+    /// A later Contact of the same request names the same binding: this one is skipped.
+    superseded: bool,
+}
+
+/// What identifies the request for the Call-ID/CSeq rule (§10.3 step 7), read once.
+#[derive(Debug, Clone, Copy)]
+struct ReqIds<'a> {
+    call_id: &'a [u8],
+    cseq: u32,
+    /// Hash of the top Via branch: recognises a retransmission of the same request.
+    branch: u32,
+}
+
+/// A failure found while checking the request: its reply.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    Status(u16, &'static [u8]),
+    TooBrief,
+    /// A retransmission of the request that last updated the binding.
+    Retransmission,
+}
+
+/// RFC 5626 §6 / RFC 3261 §10.3 step 7: does the stored binding `b` stand for the contact
+/// `(uri, instance, reg_id)`?
+pub(crate) fn same_binding(b: BindingRef<'_>, uri: &Uri<'_>, instance: &[u8], reg_id: u32) -> bool {
+    if !instance.is_empty() {
+        return b.instance() == instance && b.reg_id == reg_id;
+    }
+    b.instance().is_empty()
+        && b.reg_id == 0
+        // Byte-equal URIs are equal (the refresh of a phone); else compare by §19.1.4.
+        && (b.contact() == uri.raw() || Uri::parse(b.contact()).is_ok_and(|u| same_contact(&u, uri)))
+}
+
+impl Core {
+    /// Entry point for a valid REGISTER (RFC 3261 §10.3).
+    pub(crate) fn handle_register(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        request_uri: &Uri<'_>,
+    ) {
+        self.stats.registers_in += 1;
+        // Step 1: bindings of this domain are ours; we never forward a REGISTER.
+        if !self.cfg.is_our_domain(request_uri.host()) {
+            self.register_failed(local, remote, msg, 403, b"Domain Not Served");
+            return;
+        }
+        // Step 5: the AoR, from To.
+        let Ok(to) = msg.to() else { return };
+        if !self.cfg.is_our_domain(to.uri().host()) {
+            self.register_failed(local, remote, msg, 404, b"Not Found");
+            return;
+        }
+        let mut aor = std::mem::take(&mut self.aor_buf);
+        match canonical_aor(to.uri(), self.cfg.registrar.case_sensitive, &mut aor) {
+            Ok(()) => {
+                let owner = owner_of(&aor, self.cfg.shards);
+                if owner == self.cfg.shard {
+                    self.register_owned(now, local, remote, msg, &aor);
+                } else {
+                    // ARCHITECTURE.md §1: the owner processes it and answers from its socket.
+                    self.stats.registers_handed_off += 1;
+                    self.shard_out.push_back((
+                        owner,
+                        ShardMsg::Datagram {
+                            local,
+                            remote,
+                            arrived: now,
+                            bytes: msg.as_bytes().to_vec(),
+                        },
+                    ));
+                }
+            }
+            Err(AorError::Scheme) => self.register_failed(local, remote, msg, 404, b"Not Found"),
+            Err(AorError::TooLong) => {
+                self.register_failed(local, remote, msg, 400, b"Address Of Record Too Long")
+            }
+        }
+        self.aor_buf = aor;
+    }
+
+    fn register_failed(
+        &mut self,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        status: u16,
+        reason: &[u8],
+    ) {
+        self.stats.registers_failed += 1;
+        self.reply(local, remote, msg, status, reason, |_| {});
+    }
+
+    /// Steps 6–8 on the owner shard.
+    fn register_owned(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        aor: &[u8],
+    ) {
+        let (domain, user) = split_aor(aor);
+        let domain_id = self.loc.domain_id_cached(domain);
+        let head = self.loc.head(domain_id, user);
+        let mut items: SmallVec<[Item<'_>; 4]> = SmallVec::new();
+        let ids = ReqIds {
+            call_id: msg.call_id().unwrap_or_default(),
+            cseq: msg.cseq().map(|c| c.seq).unwrap_or(0),
+            branch: self.branch_hash(msg),
+        };
+        let outcome = self.check_register(msg, ids, head, &mut items);
+        match outcome {
+            Err(Refusal::Status(code, reason)) => {
+                self.register_failed(local, remote, msg, code, reason);
+                return;
+            }
+            Err(Refusal::TooBrief) => {
+                self.stats.registers_failed += 1;
+                let min = self.cfg.registrar.min_expires_secs;
+                // RFC 3261 §10.3 step 7 / §21.4.17: 423 carries Min-Expires.
+                self.reply(local, remote, msg, 423, b"Interval Too Brief", |w| {
+                    w.header_u32(b"Min-Expires", min);
+                });
+                return;
+            }
+            Err(Refusal::Retransmission) => {
+                self.stats.register_retransmissions += 1;
+            }
+            Ok(evict) => {
+                self.apply_register(now, (local, remote), msg, ids, aor, head, &items, evict);
+            }
+        }
+        self.register_ok(now, local, remote, msg, aor, &items);
+    }
+
+    /// Checks the whole request against the AoR's bindings (chain from `head`) without
+    /// changing anything; fills `items`. Returns how many old bindings must be evicted.
+    fn check_register<'a>(
+        &self,
+        msg: &Message<'a>,
+        ids: ReqIds<'_>,
+        head: u32,
+        items: &mut SmallVec<[Item<'a>; 4]>,
+    ) -> Result<usize, Refusal> {
+        let rc = &self.cfg.registrar;
+        let bad = |reason| Err(Refusal::Status(400, reason));
+        let header_expires = msg.expires().unwrap_or(None);
+        let mut star = false;
+        let mut count = 0usize;
+        for c in msg.contacts() {
+            count += 1;
+            let Ok(c) = c else { return bad(b"Bad Contact") };
+            let Contact::Addr(addr) = c else {
+                star = true;
+                continue;
+            };
+            let expires = match c.expires() {
+                Some(Ok(e)) => e,
+                Some(Err(_)) => return bad(b"Bad Contact Expires"),
+                None => header_expires.unwrap_or(rc.default_expires_secs),
+            };
+            let q = match c.q() {
+                Some(Ok(q)) => Some(q),
+                Some(Err(_)) => return bad(b"Bad Contact q-value"),
+                None => None,
+            };
+            // RFC 5626 §6: reg-id only means something with an instance.
+            let instance = c.instance().unwrap_or_default();
+            let reg_id = if instance.is_empty() {
+                0
+            } else {
+                c.reg_id().unwrap_or(0)
+            };
+            if addr.uri().raw().len() > MAX_FIELD_BYTES || instance.len() > MAX_FIELD_BYTES {
+                return bad(b"Contact Too Long");
+            }
+            if items.len() >= usize::from(rc.max_contacts) {
+                // More contacts than an AoR may hold can never fit (and the pairwise
+                // checks below stay bounded by max_contacts²).
+                return Err(Refusal::Status(403, b"Too Many Contacts"));
+            }
+            items.push(Item {
+                addr,
+                instance,
+                reg_id,
+                q,
+                expires: expires.min(rc.max_expires_secs),
+                existing: NONE,
+                superseded: false,
+            });
+        }
+        let ReqIds {
+            call_id,
+            cseq,
+            branch,
+        } = ids;
+        if call_id.len() > MAX_FIELD_BYTES {
+            return bad(b"Call-ID Too Long");
+        }
+        // §10.3 step 7: the Call-ID/CSeq rule for an existing binding.
+        let ordered = |b: BindingRef<'_>| -> Result<(), Refusal> {
+            if b.call_id() != call_id || cseq > b.cseq {
+                Ok(())
+            } else if cseq == b.cseq && branch == b.branch {
+                Err(Refusal::Retransmission)
+            } else {
+                Err(Refusal::Status(500, b"Out of Order CSeq"))
+            }
+        };
+        if star {
+            // §10.3 step 6: `*` alone, with Expires: 0, removes every binding.
+            if count != 1 || header_expires != Some(0) {
+                return bad(b"Invalid Wildcard Contact");
+            }
+            for i in self.loc.chain(head) {
+                ordered(self.loc.get(i))?;
+            }
+            return Ok(0);
+        }
+        // §10.3 step 7: 423 for any contact below the minimum (0 means remove).
+        let min = rc.min_expires_secs;
+        if items.iter().any(|it| it.expires != 0 && it.expires < min) {
+            return Err(Refusal::TooBrief);
+        }
+        let mut retransmission = false;
+        for n in 0..items.len() {
+            let it = items[n];
+            let later = items[n + 1..]
+                .iter()
+                .any(|o| same_item(o, &it.addr, it.instance, it.reg_id));
+            items[n].superseded = later;
+            if later {
+                continue;
+            }
+            if let Some(i) = self
+                .loc
+                .chain(head)
+                .find(|&i| same_binding(self.loc.get(i), it.addr.uri(), it.instance, it.reg_id))
+            {
+                match ordered(self.loc.get(i)) {
+                    Ok(()) => {}
+                    Err(Refusal::Retransmission) => retransmission = true,
+                    Err(e) => return Err(e),
+                }
+                items[n].existing = i;
+            }
+        }
+        if retransmission {
+            return Err(Refusal::Retransmission);
+        }
+        // Capacity after the request: current − removed + added.
+        let current = self.loc.chain(head).count();
+        let live = items.iter().filter(|it| !it.superseded);
+        let removed = live
+            .clone()
+            .filter(|it| it.existing != NONE && it.expires == 0)
+            .count();
+        let added = live
+            .filter(|it| it.existing == NONE && it.expires != 0)
+            .count();
+        let after = current - removed + added;
+        let max = usize::from(rc.max_contacts);
+        if after <= max {
+            return Ok(0);
+        }
+        let untouched = current - items.iter().filter(|it| it.existing != NONE).count();
+        match rc.overflow {
+            Overflow::ReplaceOldest if after - max <= untouched => Ok(after - max),
+            _ => Err(Refusal::Status(403, b"Too Many Contacts")),
+        }
+    }
+
+    /// A hash of the top Via branch (recognises a retransmission of the same request).
+    fn branch_hash(&self, msg: &Message<'_>) -> u32 {
+        let branch = msg
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch())
+            .unwrap_or_default();
+        self.loc.hash32(branch)
+    }
+
+    /// Applies a checked request.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_register(
+        &mut self,
+        now: Millis,
+        (local, remote): (LocalId, SocketAddr),
+        msg: &Message<'_>,
+        ids: ReqIds<'_>,
+        aor: &[u8],
+        mut head: u32,
+        items: &[Item<'_>],
+        evict: usize,
+    ) {
+        let (domain, user) = split_aor(aor);
+        if items.is_empty() && msg.contacts().next().is_some() {
+            // `Contact: *` (checked): remove everything.
+            while head != NONE {
+                head = self.remove_binding(aor, head, head);
+            }
+            return;
+        }
+        for _ in 0..evict {
+            let oldest = self
+                .loc
+                .chain(head)
+                .filter(|&i| items.iter().all(|it| it.existing != i))
+                .min_by_key(|&i| self.loc.get(i).registered_at());
+            if let Some(i) = oldest {
+                head = self.remove_binding(aor, head, i);
+                self.stats.bindings_evicted += 1;
+            }
+        }
+        let mut path = std::mem::take(&mut self.path_buf);
+        path.clear();
+        for (n, v) in msg.header_values(HeaderName::Path).enumerate() {
+            if n > 0 {
+                path.extend_from_slice(b", ");
+            }
+            path.extend_from_slice(v);
+        }
+        path.truncate(MAX_FIELD_BYTES);
+        let ReqIds {
+            call_id,
+            cseq,
+            branch,
+        } = ids;
+        let user_agent = msg.user_agent().unwrap_or_default();
+        let arrival = self.arrival;
+        for it in items.iter().filter(|it| !it.superseded) {
+            if it.expires == 0 {
+                if it.existing != NONE {
+                    head = self.remove_binding(aor, head, it.existing);
+                }
+                continue;
+            }
+            let d = BindingData {
+                contact: it.addr.uri().raw(),
+                call_id,
+                instance: it.instance,
+                path: &path,
+                user_agent,
+                cseq,
+                reg_id: it.reg_id,
+                q: it.q,
+                expires_at: now.plus(u64::from(it.expires) * 1000),
+                granted_secs: it.expires,
+                source: remote,
+                local,
+                transport: Transport::Udp,
+                arrival,
+                branch,
+            };
+            let (idx, new_head) = self.store_binding(domain, user, head, it.existing, &d);
+            head = new_head;
+            if it.existing != NONE {
+                self.stats.bindings_refreshed += 1;
+            } else {
+                self.stats.bindings_created += 1;
+            }
+            self.journal_upsert(aor, idx);
+        }
+        self.path_buf = path;
+    }
+
+    /// Refreshes binding `existing`, or adds one to the AoR (first binding `head`, or
+    /// [`NONE`]) when `existing` is [`NONE`], and keeps its expiry timer right. Returns the
+    /// binding and the AoR's head.
+    pub(crate) fn store_binding(
+        &mut self,
+        domain: DomainKey<'_>,
+        user: &[u8],
+        head: u32,
+        existing: u32,
+        d: &BindingData<'_>,
+    ) -> (u32, u32) {
+        if existing != NONE {
+            let old = self.loc.get(existing).expires_at;
+            self.loc.update(existing, d);
+            if d.expires_at < old {
+                // The armed timer is too late now: a new generation, a new timer. (A later
+                // expiry keeps the armed timer, which re-arms itself when it fires.)
+                let gen = self.loc.bump_gen(existing);
+                self.wheel
+                    .insert(tick_at_or_after(d.expires_at), timer_key(existing, gen));
+            }
+            (existing, head)
+        } else {
+            let idx = self.loc.insert(domain, user, head, d);
+            let gen = self.loc.get(idx).gen;
+            self.wheel
+                .insert(tick_at_or_after(d.expires_at), timer_key(idx, gen));
+            (idx, if head == NONE { idx } else { head })
+        }
+    }
+
+    /// Removes binding `idx` of the AoR (first binding `head`), journals it, returns the
+    /// new head.
+    pub(crate) fn remove_binding(&mut self, aor: &[u8], head: u32, idx: u32) -> u32 {
+        self.journal_remove(aor, idx);
+        self.stats.bindings_removed += 1;
+        self.loc.remove(head, idx)
+    }
+
+    /// RFC 3261 §10.3 step 8: 200 OK with every current binding and its remaining expiry,
+    /// plus Date; Path echoed (RFC 3327 §5.3) and `Require: outbound` (RFC 5626 §6) when
+    /// the UA supports them.
+    fn register_ok(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        aor: &[u8],
+        items: &[Item<'_>],
+    ) {
+        self.stats.registers_ok += 1;
+        let (domain, user) = split_aor(aor);
+        let domain_id = self.loc.domain_id_cached(domain);
+        let head = self.loc.head(domain_id, user);
+        let mut lines = std::mem::take(&mut self.contact_buf);
+        lines.clear();
+        for i in self.loc.chain(head) {
+            let b = self.loc.get(i);
+            if b.expires_at <= now {
+                continue; // expired, its timer fires within a tick
+            }
+            lines.extend_from_slice(b"Contact: <");
+            lines.extend_from_slice(b.contact());
+            lines.extend_from_slice(b">;expires=");
+            push_u64(&mut lines, (b.expires_at.0 - now.0).div_ceil(1000));
+            if let Some(q) = b.q() {
+                lines.extend_from_slice(b";q=");
+                push_q(&mut lines, q);
+            }
+            if !b.instance().is_empty() {
+                lines.extend_from_slice(b";+sip.instance=\"");
+                lines.extend_from_slice(b.instance());
+                lines.push(b'"');
+            }
+            if b.reg_id != 0 {
+                lines.extend_from_slice(b";reg-id=");
+                push_u64(&mut lines, u64::from(b.reg_id));
+            }
+            lines.extend_from_slice(b"\r\n");
+        }
+        if let Some(unix_ms) = self.unix_ms(now) {
+            lines.extend_from_slice(b"Date: ");
+            crate::date::write_sip_date(&mut lines, unix_ms / 1000);
+            lines.extend_from_slice(b"\r\n");
+        }
+        if msg.supports(b"path") {
+            for v in msg.header_values(HeaderName::Path) {
+                lines.extend_from_slice(b"Path: ");
+                lines.extend_from_slice(v);
+                lines.extend_from_slice(b"\r\n");
+            }
+        }
+        if msg.supports(b"outbound") && items.iter().any(|it| it.reg_id != 0) {
+            lines.extend_from_slice(b"Require: outbound\r\n");
+        }
+        self.reply(local, remote, msg, 200, b"OK", |w| {
+            w.raw(&lines);
+        });
+        self.contact_buf = lines;
+    }
+
+    /// Binding expiry (ARCHITECTURE.md §4): the wheel fired `key`; a stale generation is
+    /// ignored, a binding refreshed since is re-armed at its new expiry, an expired one
+    /// goes.
+    pub(crate) fn binding_timer(&mut self, now: Millis, key: u64) {
+        let (idx, gen) = ((key >> 32) as u32, key as u32);
+        let Some(b) = self.loc.live(idx, gen) else {
+            return;
+        };
+        if b.expires_at > now {
+            let at = tick_at_or_after(b.expires_at);
+            self.wheel.insert(at, key);
+            return;
+        }
+        let head = self.loc.head(Some(b.domain), b.user());
+        self.loc.remove(head, idx);
+        self.stats.bindings_expired += 1;
+    }
+}
+
+/// Two contacts of one request that name the same binding.
+fn same_item(o: &Item<'_>, uri: &NameAddr<'_>, instance: &[u8], reg_id: u32) -> bool {
+    if !instance.is_empty() || !o.instance.is_empty() {
+        return o.instance == instance && o.reg_id == reg_id;
+    }
+    same_contact(o.addr.uri(), uri.uri())
+}
+
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// A q-value from thousandths: 1000 → `1`, 500 → `0.5`, 5 → `0.005` (RFC 3261 §20.10).
+pub(crate) fn push_q(out: &mut Vec<u8>, q: u16) {
+    if q >= 1000 {
+        out.push(b'1');
+        return;
+    }
+    out.extend_from_slice(b"0");
+    if q == 0 {
+        return;
+    }
+    out.push(b'.');
+    let digits = [q / 100, q / 10 % 10, q % 10];
+    let keep = if digits[2] != 0 {
+        3
+    } else if digits[1] != 0 {
+        2
+    } else {
+        1
+    };
+    for d in &digits[..keep] {
+        out.push(b'0' + *d as u8);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q_values_print_short() {
+        for (q, s) in [
+            (1000, "1"),
+            (500, "0.5"),
+            (0, "0"),
+            (5, "0.005"),
+            (123, "0.123"),
+            (50, "0.05"),
+        ] {
+            let mut v = Vec::new();
+            push_q(&mut v, q);
+            assert_eq!(v, s.as_bytes(), "{q}");
+        }
+    }
+}
