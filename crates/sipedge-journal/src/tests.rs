@@ -1,0 +1,1 @@
+//! Unit tests that need crate internals (crash points inside a commit).
