@@ -39,6 +39,21 @@ fn append_batch(c: &mut Criterion) {
     });
     g.finish();
     j.flush().expect("flush");
+    drop(j);
+    let mut j = layout
+        .open_shard(0, JournalOptions::new(SyncPolicy::Every))
+        .expect("open");
+    let mut g = c.benchmark_group("journal");
+    g.throughput(Throughput::Elements(PER_TURN as u64));
+    g.bench_function("append_end_turn_every_100B_x64", |b| {
+        b.iter(|| {
+            for _ in 0..PER_TURN {
+                j.append(black_box(&rec)).expect("append");
+            }
+            j.end_turn(0).expect("end_turn");
+        })
+    });
+    g.finish();
 }
 
 fn recovery(c: &mut Criterion) {

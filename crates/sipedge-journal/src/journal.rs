@@ -5,12 +5,15 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use crate::error::{IoContext, JournalError};
 use crate::frame::{
     self, FileHeader, FileKind, DEFAULT_MAX_RECORD_BYTES, FILE_HEADER_LEN, RECORD_HEADER_LEN,
 };
 use crate::layout::{self, FileName, Layout};
+use crate::syncer::Syncer;
 
 /// Default `batch_changes`: a batch is made durable once this many records are pending.
 pub const DEFAULT_BATCH_CHANGES: u32 = 1000;
@@ -30,7 +33,10 @@ pub enum SyncPolicy {
     /// (group commit per turn): nothing acknowledged is ever lost.
     Every,
     /// Once `changes` records are pending or the oldest pending one waited `ms`
-    /// milliseconds: a crash loses at most that much.
+    /// milliseconds, the batch is written (one `write`, into the page cache: it now survives
+    /// a killed process) and handed to a background thread that `fdatasync`s it (it then
+    /// survives a power loss), so the shard never waits for the disk. A crash loses at
+    /// most the batch being gathered, plus the sync in flight on a power loss.
     Batch {
         /// Pending records that force a sync.
         changes: NonZeroU32,
@@ -82,11 +88,11 @@ impl Default for JournalOptions {
 pub struct JournalStats {
     /// Records accepted by [`ShardJournal::append`].
     pub appended: u64,
-    /// Records made durable.
-    pub synced: u64,
-    /// `fdatasync` calls on the journal.
+    /// Records written to the journal file (durable once synced).
+    pub written: u64,
+    /// `fdatasync` calls on the journal (inline and background).
     pub syncs: u64,
-    /// Failed flushes (the records stay buffered and are retried).
+    /// Failed writes (the records stay buffered and are retried) and failed syncs.
     pub errors: u64,
     /// Snapshots started.
     pub snapshots: u64,
@@ -102,9 +108,15 @@ pub struct ShardJournal {
     dir: PathBuf,
     shard: u16,
     options: JournalOptions,
-    file: File,
-    path: PathBuf,
+    file: Arc<File>,
+    path: Arc<PathBuf>,
     generation: u64,
+    /// Background `fdatasync` (`Batch` only).
+    syncer: Option<Syncer>,
+    /// Batches written, numbering the sync requests.
+    batches: u64,
+    /// Written since the last inline `fdatasync`.
+    dirty: bool,
     pending: Vec<u8>,
     pending_records: u32,
     oldest_pending_ms: Option<u64>,
@@ -158,13 +170,22 @@ impl ShardJournal {
             .sum();
         let generation = max_gen + 1;
         let (file, path) = create_journal_file(&dir, shard, generation)?;
+        let syncer = match options.policy {
+            SyncPolicy::Every => None,
+            SyncPolicy::Batch { .. } => Some(
+                Syncer::spawn(shard).map_err(|e| JournalError::io("spawn syncer for", &dir, e))?,
+            ),
+        };
         Ok(Self {
             dir,
             shard,
             options,
-            file,
-            path,
+            file: Arc::new(file),
+            path: Arc::new(path),
             generation,
+            syncer,
+            batches: 0,
+            dirty: false,
             pending: Vec::with_capacity(64 << 10),
             pending_records: 0,
             oldest_pending_ms: None,
@@ -190,9 +211,14 @@ impl ShardJournal {
         &self.options
     }
 
-    /// Counters.
+    /// Counters (including the background syncer's).
     pub fn stats(&self) -> JournalStats {
-        self.stats
+        let mut s = self.stats;
+        if let Some(sy) = &self.syncer {
+            s.syncs += sy.counters.syncs.load(Ordering::Relaxed);
+            s.errors += sy.counters.errors.load(Ordering::Relaxed);
+        }
+        s
     }
 
     /// Records appended and not yet durable.
@@ -211,9 +237,10 @@ impl ShardJournal {
 
     /// The end-of-turn hook, `now_ms` on the caller's monotonic clock. `Every`: anything
     /// buffered is written and `fdatasync`ed now, so call this *before* submitting the
-    /// turn's replies. `Batch`: the same once `changes` records are pending or the oldest
-    /// pending one (stamped with the `now_ms` of the first `end_turn` that saw it) is `ms`
-    /// old. On error the records stay buffered and the next call retries.
+    /// turn's replies. `Batch`: once `changes` records are pending or the oldest pending one
+    /// (stamped with the `now_ms` of the first `end_turn` that saw it) is `ms` old, they are
+    /// written and the background sync is asked for; nothing here waits for the disk. On
+    /// error the records stay buffered and the next call retries.
     pub fn end_turn(&mut self, now_ms: u64) -> Result<(), JournalError> {
         if self.pending_records == 0 {
             return Ok(());
@@ -225,8 +252,16 @@ impl ShardJournal {
                 self.pending_records >= changes.get() || now_ms.saturating_sub(oldest) >= ms
             }
         };
-        if due {
-            self.flush()?;
+        if !due {
+            return Ok(());
+        }
+        if self.syncer.is_none() {
+            return self.flush();
+        }
+        self.write_pending()?;
+        self.batches += 1;
+        if let Some(sy) = &self.syncer {
+            sy.request(&self.file, &self.path, self.batches);
         }
         Ok(())
     }
@@ -242,35 +277,44 @@ impl ShardJournal {
         }
     }
 
-    /// Writes and `fdatasync`s everything buffered, whatever the policy (clean shutdown).
+    /// Writes everything buffered and `fdatasync`s the journal in this thread, whatever the
+    /// policy: on return everything appended is durable (clean shutdown, snapshots).
     pub fn flush(&mut self) -> Result<(), JournalError> {
+        self.write_pending()?;
+        if !self.dirty {
+            return Ok(());
+        }
+        if let Err(e) = self.file.sync_data() {
+            self.stats.errors += 1;
+            return Err(JournalError::io("fdatasync", self.path.as_path(), e));
+        }
+        self.stats.syncs += 1;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// One `write` of the buffered records.
+    fn write_pending(&mut self) -> Result<(), JournalError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.write_pending() {
+        if let Err(e) = (&*self.file).write_all(&self.pending) {
             self.stats.errors += 1;
             // Cut off whatever part of the batch reached the file, so a retry does not
             // leave a partial record in the middle of the journal.
             let _ = self.file.set_len(self.written_len);
-            let _ = self.file.seek(SeekFrom::Start(self.written_len));
-            return Err(e);
+            let _ = (&*self.file).seek(SeekFrom::Start(self.written_len));
+            return Err(JournalError::io("write", self.path.as_path(), e));
         }
         let n = self.pending.len() as u64;
         self.written_len += n;
         self.since_snapshot_bytes += n;
-        self.stats.synced += u64::from(self.pending_records);
-        self.stats.syncs += 1;
+        self.dirty = true;
+        self.stats.written += u64::from(self.pending_records);
         self.pending.clear();
         self.pending_records = 0;
         self.oldest_pending_ms = None;
         Ok(())
-    }
-
-    fn write_pending(&mut self) -> Result<(), JournalError> {
-        self.file
-            .write_all(&self.pending)
-            .ctx("write", &self.path)?;
-        self.file.sync_data().ctx("fdatasync", &self.path)
     }
 
     /// True when the journal has grown enough that a snapshot should be taken: at least
@@ -307,8 +351,9 @@ impl ShardJournal {
         self.flush()?;
         let generation = self.generation + 1;
         let (file, path) = create_journal_file(&self.dir, self.shard, generation)?;
-        self.file = file;
-        self.path = path;
+        self.file = Arc::new(file);
+        self.path = Arc::new(path);
+        self.dirty = false;
         self.generation = generation;
         self.written_len = FILE_HEADER_LEN as u64;
         self.since_snapshot_bytes = FILE_HEADER_LEN as u64;

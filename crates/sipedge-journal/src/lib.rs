@@ -19,6 +19,7 @@
 //! * `layout.rs` — [`Layout`], the `CURRENT` pointer, layout directories, file names.
 //! * `journal.rs` — [`ShardJournal`] (append, group commit, policy) and [`SnapshotWriter`].
 //! * `recover.rs` — [`recover`], [`Recovery`] (replay, then `finish`/`relayout`).
+//! * `syncer.rs` — the background `fdatasync` thread of `Batch` journals.
 //! * `batch.rs` — [`RecordBatch`], records back to back for routing between shards.
 //! * `config.rs` — `[registrar.persistence]` parsing ([`config::RawPersistence`]).
 //! * `tests/` — round trip, torn tails, corruption, crashes at every step, rehash.
@@ -98,6 +99,7 @@ mod frame;
 mod journal;
 mod layout;
 mod recover;
+mod syncer;
 
 pub use batch::{RecordBatch, RecordBatchIter};
 pub use error::JournalError;

@@ -187,6 +187,25 @@ fn batch_syncs_by_count_and_by_age() {
 }
 
 #[test]
+fn batch_is_synced_in_the_background() {
+    let (tmp, layout) = fresh(1);
+    let mut j = layout.open_shard(0, batch(2, 100)).expect("open");
+    j.append(&kv(1, "a")).expect("append");
+    j.append(&kv(2, "a")).expect("append");
+    j.end_turn(0).expect("end_turn");
+    assert_eq!(count_on_disk(tmp.path()), 2, "written by end_turn");
+    // Wait (bounded) for the syncer thread; this asserts that it syncs, not how fast.
+    for _ in 0..1000 {
+        if j.stats().syncs > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(j.stats().syncs, 1);
+    assert_eq!((j.stats().written, j.stats().errors), (2, 0));
+}
+
+#[test]
 fn clean_shutdown_flushes() {
     let (tmp, layout) = fresh(1);
     let mut j = layout.open_shard(0, batch(1000, 100_000)).expect("open");
