@@ -149,7 +149,9 @@ impl ShardPersist {
             .journal
             .write_snapshot(|w| core.for_each_binding_record(|r| w.emit(r)))
         {
-            Ok(s) => tracing::info!(target: "sip::reg", records = s.records, bytes = s.bytes, "journal snapshot written"),
+            Ok(s) => {
+                tracing::info!(target: "sip::reg", records = s.records, bytes = s.bytes, "journal snapshot written")
+            }
             Err(e) => {
                 self.io_errors += 1;
                 tracing::error!(target: "sip::reg", error = %e, "journal snapshot failed; the journal keeps everything");

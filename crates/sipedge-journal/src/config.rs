@@ -23,8 +23,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::journal::{
-    JournalOptions, SyncPolicy, DEFAULT_BATCH_CHANGES, DEFAULT_BATCH_MS,
-    DEFAULT_SNAPSHOT_MIN_BYTES,
+    JournalOptions, SyncPolicy, DEFAULT_BATCH_CHANGES, DEFAULT_BATCH_MS, DEFAULT_SNAPSHOT_MIN_BYTES,
 };
 
 /// The directory `persistence = true` uses.
@@ -132,7 +131,13 @@ impl RawPersistence {
             1,
             MAX_BATCH_CHANGES,
         )?;
-        let ms = range("batch_ms", table.batch_ms, DEFAULT_BATCH_MS, 1, MAX_BATCH_MS)?;
+        let ms = range(
+            "batch_ms",
+            table.batch_ms,
+            DEFAULT_BATCH_MS,
+            1,
+            MAX_BATCH_MS,
+        )?;
         let snapshot_min_bytes = range(
             "snapshot_min_bytes",
             table.snapshot_min_bytes,
@@ -158,7 +163,10 @@ impl RawPersistence {
             return Ok(None);
         };
         if path.trim().is_empty() {
-            return Err(err("path", "must not be empty (omit it for memory-only)".into()));
+            return Err(err(
+                "path",
+                "must not be empty (omit it for memory-only)".into(),
+            ));
         }
         let mut options = JournalOptions::new(policy);
         options.snapshot_min_bytes = snapshot_min_bytes;

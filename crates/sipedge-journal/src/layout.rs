@@ -237,7 +237,9 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Vec<Listed>, JournalError> {
 /// Removes a file; a file already gone is fine.
 pub(crate) fn remove_file(path: &Path) -> Result<(), JournalError> {
     match fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(JournalError::io("remove", path, e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(JournalError::io("remove", path, e))
+        }
         _ => Ok(()),
     }
 }

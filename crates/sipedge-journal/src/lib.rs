@@ -104,7 +104,8 @@ mod syncer;
 pub use batch::{RecordBatch, RecordBatchIter};
 pub use error::JournalError;
 pub use frame::{
-    DEFAULT_MAX_RECORD_BYTES, FILE_HEADER_LEN, FORMAT_VERSION, MAGIC, RECORD_HEADER_LEN, TRAILER_LEN,
+    DEFAULT_MAX_RECORD_BYTES, FILE_HEADER_LEN, FORMAT_VERSION, MAGIC, RECORD_HEADER_LEN,
+    TRAILER_LEN,
 };
 pub use journal::{
     JournalOptions, JournalStats, ShardJournal, SnapshotStats, SnapshotWriter, SyncPolicy,

@@ -94,8 +94,8 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
         }
     }
     for files in shards.values_mut() {
-        files.snapshots.sort_by(|a, b| b.0.cmp(&a.0));
-        files.journals.sort_by(|a, b| a.0.cmp(&b.0));
+        files.snapshots.sort_by_key(|s| std::cmp::Reverse(s.0));
+        files.journals.sort_by_key(|j| j.0);
     }
     Ok(Recovery {
         root: dir.to_path_buf(),
@@ -167,14 +167,28 @@ impl Recovery {
         };
         let mut from_gen = 0;
         for (generation, path) in &files.snapshots {
-            if self.replay_file(path, FileKind::Snapshot, shard, *generation, &mut stats, &mut f)? {
+            if self.replay_file(
+                path,
+                FileKind::Snapshot,
+                shard,
+                *generation,
+                &mut stats,
+                &mut f,
+            )? {
                 from_gen = *generation;
                 break;
             }
         }
         for (generation, path) in &files.journals {
             if *generation >= from_gen {
-                self.replay_file(path, FileKind::Journal, shard, *generation, &mut stats, &mut f)?;
+                self.replay_file(
+                    path,
+                    FileKind::Journal,
+                    shard,
+                    *generation,
+                    &mut stats,
+                    &mut f,
+                )?;
             }
         }
         Ok(stats)
@@ -340,7 +354,11 @@ fn existing_layouts(root: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     };
     for entry in entries {
         let entry = entry.ctx("list", root)?;
-        if let Some(id) = entry.file_name().to_str().and_then(layout::parse_layout_dir) {
+        if let Some(id) = entry
+            .file_name()
+            .to_str()
+            .and_then(layout::parse_layout_dir)
+        {
             out.push((id, entry.path()));
         }
     }

@@ -72,9 +72,15 @@ fn crash_with_the_snapshot_still_a_tmp_file() {
     assert!(names(&layout).contains(&"shard-0-3.snap.tmp".to_string()));
     let (map, records) = state(tmp.path());
     assert_eq!(map, expected());
-    assert_eq!(records, 11, "old snapshot (empty) + journal 2 (10) + journal 3 (1)");
+    assert_eq!(
+        records, 11,
+        "old snapshot (empty) + journal 2 (10) + journal 3 (1)"
+    );
     // The next start removes the leftover, and a later restart still sees everything.
-    let layout = recover(tmp.path()).expect("recover").finish(1, |_, _| {}).expect("finish");
+    let layout = recover(tmp.path())
+        .expect("recover")
+        .finish(1, |_, _| {})
+        .expect("finish");
     assert!(names(&layout).iter().all(|n| !n.ends_with(".tmp")));
     assert_eq!(state(tmp.path()).0, expected());
 }
@@ -87,7 +93,10 @@ fn crash_after_rename_before_old_files_are_removed() {
     assert!(n.contains(&"shard-0-3.snap".to_string()), "{n:?}");
     let (map, records) = state(tmp.path());
     assert_eq!(map, expected());
-    assert_eq!(records, 11, "new snapshot (10) + journal 3 (1); the covered journal 2 is skipped");
+    assert_eq!(
+        records, 11,
+        "new snapshot (10) + journal 3 (1); the covered journal 2 is skipped"
+    );
 }
 
 #[test]
@@ -123,7 +132,13 @@ fn file_names_have_one_spelling() {
         generation: 12,
     };
     assert_eq!(FileName::parse(&n.render()), Some(n));
-    for bad in ["shard-03-1.log", "shard-1-+2.log", "shard-1-2.txt", "shard-70000-1.log", "shard--1.log"] {
+    for bad in [
+        "shard-03-1.log",
+        "shard-1-+2.log",
+        "shard-1-2.txt",
+        "shard-70000-1.log",
+        "shard--1.log",
+    ] {
         assert_eq!(FileName::parse(bad), None, "{bad}");
     }
 }

@@ -24,7 +24,10 @@ struct Registrar {
 
 fn parse(text: &str) -> Result<Option<PersistenceConfig>, String> {
     let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
-    f.registrar.persistence.validate().map_err(|e| e.to_string())
+    f.registrar
+        .persistence
+        .validate()
+        .map_err(|e| e.to_string())
 }
 
 fn ok(text: &str) -> Option<PersistenceConfig> {
@@ -56,8 +59,10 @@ fn defaults_are_batch_1000_changes_100_ms() {
 
 #[test]
 fn every_key_is_read() {
-    let c = ok("[registrar.persistence]\npath = \"d\"\nsync = \"batch\"\nbatch_changes = 7\n\
-                batch_ms = 25\nsnapshot_min_bytes = 2097152\n")
+    let c = ok(
+        "[registrar.persistence]\npath = \"d\"\nsync = \"batch\"\nbatch_changes = 7\n\
+                batch_ms = 25\nsnapshot_min_bytes = 2097152\n",
+    )
     .expect("persistent");
     assert_eq!(
         c.options.policy,
@@ -83,10 +88,10 @@ fn errors_name_the_key() {
         ("paht = \"x\"", "paht"),
         ("batch_changes = -1", "batch_changes"),
     ] {
-        let e = parse(&format!("[registrar.persistence]\npath = \"d\"\n{text}\n").replace(
-            "path = \"d\"\npath",
-            "path",
-        ))
+        let e = parse(
+            &format!("[registrar.persistence]\npath = \"d\"\n{text}\n")
+                .replace("path = \"d\"\npath", "path"),
+        )
         .expect_err(text);
         assert!(e.contains(key), "{text}: {e}");
     }

@@ -114,7 +114,10 @@ fn round_trip_per_shard_in_order() {
     drop((j0, j1));
     let (recs, stats) = records_on_disk(tmp.path());
     assert_eq!(recs[&0], (0..10).map(|i| kv(i, "a")).collect::<Vec<_>>());
-    assert_eq!(recs[&1], (0..10).map(|i| kv(100 + i, "b")).collect::<Vec<_>>());
+    assert_eq!(
+        recs[&1],
+        (0..10).map(|i| kv(100 + i, "b")).collect::<Vec<_>>()
+    );
     assert_eq!(stats.records, 20);
     assert_eq!((stats.torn_records, stats.corrupt_records), (0, 0));
     assert_eq!(
@@ -173,7 +176,11 @@ fn batch_syncs_by_count_and_by_age() {
     j.end_turn(1099).expect("end_turn");
     assert_eq!(count_on_disk(tmp.path()), 0);
     j.end_turn(1100).expect("end_turn");
-    assert_eq!(count_on_disk(tmp.path()), 2, "oldest pending is batch_ms old");
+    assert_eq!(
+        count_on_disk(tmp.path()),
+        2,
+        "oldest pending is batch_ms old"
+    );
     assert_eq!(j.next_deadline(), None);
     for k in 3..6 {
         j.append(&kv(k, "a")).expect("append");
@@ -246,7 +253,8 @@ fn three_records() -> (tempfile::TempDir, PathBuf, Vec<u8>, usize) {
     j.append(&kv(2, "second-record")).expect("append");
     j.end_turn(0).expect("end_turn");
     let before_last = fs::metadata(&journals_of(&layout)[0]).expect("stat").len() as usize;
-    j.append(&kv(3, "the-last-record-of-the-file")).expect("append");
+    j.append(&kv(3, "the-last-record-of-the-file"))
+        .expect("append");
     j.end_turn(1).expect("end_turn");
     drop(j);
     let path = journals_of(&layout)[0].clone();
@@ -260,7 +268,11 @@ fn torn_tail_at_every_byte_of_the_last_record() {
     for cut in last..bytes.len() {
         fs::write(&path, &bytes[..cut]).expect("write");
         let (recs, stats) = records_on_disk(tmp.path());
-        assert_eq!(recs[&0], vec![kv(1, "first"), kv(2, "second-record")], "cut {cut}");
+        assert_eq!(
+            recs[&0],
+            vec![kv(1, "first"), kv(2, "second-record")],
+            "cut {cut}"
+        );
         let torn = u64::from(cut != last);
         assert_eq!(stats.torn_records, torn, "cut at {cut}");
         assert_eq!(stats.corrupt_records, 0, "cut at {cut}");
@@ -350,7 +362,11 @@ fn snapshot_then_journal_replay_order_later_wins() {
     j.end_turn(1).expect("end_turn");
     drop(j);
     let (recs, _) = records_on_disk(tmp.path());
-    assert_eq!(recs[&0].len(), 60, "snapshot 50, then journal 10; old journal retired");
+    assert_eq!(
+        recs[&0].len(),
+        60,
+        "snapshot 50, then journal 10; old journal retired"
+    );
     assert_eq!(recs[&0][0], kv(0, "v1"), "snapshot first");
     assert_eq!(recs[&0][50], kv(0, "v2"), "then the journal");
     assert_eq!(state_on_disk(tmp.path()), live);
@@ -401,7 +417,10 @@ fn abandoned_snapshot_loses_nothing() {
 }
 
 fn write_with_shards(dir: &Path, shards: u16, keys: std::ops::Range<u32>) -> BTreeMap<u32, String> {
-    let layout = recover(dir).expect("recover").finish(shards, |_, _| {}).expect("finish");
+    let layout = recover(dir)
+        .expect("recover")
+        .finish(shards, |_, _| {})
+        .expect("finish");
     let mut js: Vec<ShardJournal> = (0..shards)
         .map(|s| layout.open_shard(s, every()).expect("open"))
         .collect();
@@ -427,7 +446,9 @@ fn restart(dir: &Path, shards: u16) -> (Layout, Vec<RecordBatch>, ReplayStats) {
         .replay(|_, r| routed[owner(r, shards) as usize].push(r))
         .expect("replay");
     let layout = rec
-        .finish(shards, |s, w| routed[usize::from(s)].iter().for_each(|r| w.emit(r)))
+        .finish(shards, |s, w| {
+            routed[usize::from(s)].iter().for_each(|r| w.emit(r))
+        })
         .expect("finish");
     (layout, routed, stats)
 }
@@ -439,12 +460,19 @@ fn restart_with_another_shard_count_rehashes() {
     let (layout, routed, stats) = restart(tmp.path(), 3);
     assert_eq!(stats.records, 400);
     assert_eq!(layout.shards(), 3);
-    assert_eq!(names_in(tmp.path()), vec!["CURRENT", "layout-2"], "old layout retired");
+    assert_eq!(
+        names_in(tmp.path()),
+        vec!["CURRENT", "layout-2"],
+        "old layout retired"
+    );
     let (recs, _) = records_on_disk(tmp.path());
     assert_eq!(recs.len(), 3);
     for (s, rs) in &recs {
         assert_eq!(rs.len(), routed[usize::from(*s)].len());
-        assert!(rs.iter().all(|r| owner(r, 3) == *s), "record on the wrong shard");
+        assert!(
+            rs.iter().all(|r| owner(r, 3) == *s),
+            "record on the wrong shard"
+        );
     }
     assert_eq!(state_on_disk(tmp.path()), live);
     // And the new layout is appended to like any other.
@@ -483,14 +511,24 @@ fn crash_during_relayout_keeps_the_old_layout() {
     // The process dies while writing the second new snapshot.
     let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         rec.relayout(3, |s, w| {
-            routed[usize::from(s)].iter().take(5).for_each(|r| w.emit(r));
+            routed[usize::from(s)]
+                .iter()
+                .take(5)
+                .for_each(|r| w.emit(r));
             assert!(s < 1, "simulated crash");
         })
     }));
     assert!(crashed.is_err());
-    assert!(tmp.path().join("layout-2").exists(), "half-built layout left");
+    assert!(
+        tmp.path().join("layout-2").exists(),
+        "half-built layout left"
+    );
     let rec = recover(tmp.path()).expect("recover");
-    assert_eq!(rec.written_by_shards(), Some(4), "CURRENT still names the old layout");
+    assert_eq!(
+        rec.written_by_shards(),
+        Some(4),
+        "CURRENT still names the old layout"
+    );
     assert_eq!(state_on_disk(tmp.path()), live);
     let (layout, _, _) = restart(tmp.path(), 3);
     assert_eq!(layout.id(), 3);
@@ -510,7 +548,10 @@ fn crash_after_switching_layouts_ignores_the_old_one() {
     fs::remove_dir_all(&saved).expect("rm");
     let (recs, stats) = records_on_disk(tmp.path());
     assert_eq!(recs.len(), 2);
-    assert_eq!(stats.files, 2, "only the new layout's two snapshots are read");
+    assert_eq!(
+        stats.files, 2,
+        "only the new layout's two snapshots are read"
+    );
     assert_eq!(state_on_disk(tmp.path()), live);
     let again = recover(tmp.path()).expect("recover").finish(2, |_, _| {});
     assert_eq!(again.expect("finish"), layout);
