@@ -85,5 +85,34 @@ fn recovery(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append_batch, recovery);
+/// A restart with another shard count: 1M recovered records rewritten as two new shards'
+/// snapshots (write, fsync, rename, CURRENT switch, old layout removed).
+fn relayout(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut batch = sipedge_journal::RecordBatch::new();
+    let mut rec = [0u8; RECORD_BYTES];
+    for i in 0..SNAPSHOT_RECORDS {
+        rec[..8].copy_from_slice(&i.to_le_bytes());
+        batch.push(&rec);
+    }
+    let mut g = c.benchmark_group("journal");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(SNAPSHOT_RECORDS));
+    g.bench_function("relayout_1M_x_100B_to_2_shards", |b| {
+        b.iter(|| {
+            recover(tmp.path())
+                .expect("recover")
+                .relayout(2, |s, w| {
+                    batch
+                        .iter()
+                        .filter(|r| u16::from(r[0] & 1) == s)
+                        .for_each(|r| w.emit(r))
+                })
+                .expect("relayout")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, append_batch, recovery, relayout);
 criterion_main!(benches);

@@ -10,7 +10,8 @@
 //!
 //! * It knows nothing of SIP, bindings or expiry: a record is bytes. Deciding that a record
 //!   is expired, which shard owns it, and what "later record wins" means is the caller's.
-//! * It does not start threads or read a clock: time comes in as `now_ms`.
+//! * It reads no clock: time comes in as `now_ms`. Its only thread is the background
+//!   `fdatasync` of a `Batch` journal (one per shard, asleep unless syncing).
 //! * No `unsafe`; plain `std::fs` (`write` + `fdatasync`), one file per shard at a time.
 //!
 //! # Layout
@@ -43,7 +44,9 @@
 //!
 //! # Crash safety
 //!
-//! **Appends.** A batch is one `write` then `fdatasync`; a journal file's header and its
+//! **Appends.** A batch is one `write` then `fdatasync` (`Every`: in the shard thread,
+//! before the turn's replies; `Batch`: the `write` in the shard thread, the `fdatasync` on
+//! the syncer thread right after); a journal file's header and its
 //! directory entry are made durable when it is created, before any record. A crash mid-write
 //! leaves a torn tail: recovery skips it with a warning ([`ReplayStats::torn_records`]) and
 //! never refuses to start. The next run appends to a *new* generation, never after a torn
