@@ -98,3 +98,14 @@ fn errors_name_the_key() {
     let e = parse("[registrar]\npersistence = \"yes\"\n").expect_err("string");
     assert!(e.contains("persistence"), "{e}");
 }
+
+#[test]
+fn the_documented_snippet_matches_the_code_defaults() {
+    let doc = include_str!("../WIRING.md");
+    let start = doc.find("```toml\n").expect("toml block") + "```toml\n".len();
+    let block = &doc[start..start + doc[start..].find("```").expect("block end")];
+    assert_eq!(ok(block), None, "path commented out: memory-only");
+    let on = ok(&block.replace("# path = ", "path = ")).expect("persistent");
+    assert_eq!(on.path, PathBuf::from(DEFAULT_PATH));
+    assert_eq!(on.options, JournalOptions::default(), "documented values are the defaults");
+}
