@@ -107,5 +107,9 @@ fn the_documented_snippet_matches_the_code_defaults() {
     assert_eq!(ok(block), None, "path commented out: memory-only");
     let on = ok(&block.replace("# path = ", "path = ")).expect("persistent");
     assert_eq!(on.path, PathBuf::from(DEFAULT_PATH));
-    assert_eq!(on.options, JournalOptions::default(), "documented values are the defaults");
+    assert_eq!(
+        on.options,
+        JournalOptions::default(),
+        "documented values are the defaults"
+    );
 }
