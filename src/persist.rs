@@ -11,7 +11,8 @@
 //! * Each shard thread: [`ShardPersist::restore`] feeds its routed records to its core, then
 //!   per turn [`ShardPersist::end_turn`] appends the core's records and applies the sync
 //!   policy — in `sync = "every"` *before* the turn's transmits are handed to the engine, so
-//!   an acknowledged REGISTER is durable — and [`ShardPersist::maybe_snapshot`] compacts.
+//!   an acknowledged REGISTER is durable — and [`ShardPersist::maybe_snapshot`] compacts
+//!   (the commit of a snapshot runs on its own thread).
 //! * Stop: [`ShardPersist::shutdown`] flushes.
 
 use anyhow::Context;
@@ -139,23 +140,29 @@ impl ShardPersist {
         self.journal.next_deadline().map(Millis)
     }
 
-    /// Call after the turn's transmits are drained: compacts when the journal has grown.
-    /// Runs in this thread (a pause of roughly the shard's live data size / disk speed).
+    /// Call after the turn's transmits are drained: collects a finished background
+    /// snapshot, and starts one when the journal has grown. Emitting the records runs here
+    /// (a page-cache copy of the shard's live data); fsync and rename run on their own thread.
     pub fn maybe_snapshot(&mut self, core: &Core) {
-        if !self.journal.wants_snapshot() {
-            return;
-        }
-        match self
-            .journal
-            .write_snapshot(|w| core.for_each_binding_record(|r| w.emit(r)))
-        {
-            Ok(s) => {
+        match self.journal.poll_snapshot() {
+            Some(Ok(s)) => {
                 tracing::info!(target: "sip::reg", records = s.records, bytes = s.bytes, "journal snapshot written")
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 self.io_errors += 1;
                 tracing::error!(target: "sip::reg", error = %e, "journal snapshot failed; the journal keeps everything");
             }
+            None => {}
+        }
+        if !self.journal.wants_snapshot() {
+            return;
+        }
+        let started = self
+            .journal
+            .write_snapshot_in_background(|w| core.for_each_binding_record(|r| w.emit(r)));
+        if let Err(e) = started {
+            self.io_errors += 1;
+            tracing::error!(target: "sip::reg", error = %e, "journal snapshot failed; the journal keeps everything");
         }
     }
 

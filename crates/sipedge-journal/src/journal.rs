@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crate::error::{IoContext, JournalError};
 use crate::frame::{
@@ -126,6 +127,8 @@ pub struct ShardJournal {
     since_snapshot_bytes: u64,
     last_snapshot_bytes: u64,
     stats: JournalStats,
+    /// A snapshot committing on its own thread.
+    snapshot_job: Option<JoinHandle<Result<SnapshotStats, JournalError>>>,
 }
 
 impl ShardJournal {
@@ -193,6 +196,7 @@ impl ShardJournal {
             since_snapshot_bytes,
             last_snapshot_bytes,
             stats: JournalStats::default(),
+            snapshot_job: None,
         })
     }
 
@@ -321,8 +325,10 @@ impl ShardJournal {
     /// `snapshot_min_bytes` of journal since the last snapshot, and more than the last
     /// snapshot's size (so compaction costs O(1) amortised per record and the journal to
     /// replay never exceeds about twice the live data).
+    /// False while a background snapshot is committing.
     pub fn wants_snapshot(&self) -> bool {
-        self.since_snapshot_bytes >= self.options.snapshot_min_bytes
+        self.snapshot_job.is_none()
+            && self.since_snapshot_bytes >= self.options.snapshot_min_bytes
             && self.since_snapshot_bytes > self.last_snapshot_bytes
     }
 
@@ -347,7 +353,13 @@ impl ShardJournal {
     ///
     /// The caller emits the live state as of this moment (before any later append), then
     /// calls [`SnapshotWriter::commit`], which may run on another thread.
+    ///
+    /// A background snapshot still committing is waited for first.
     pub fn begin_snapshot(&mut self) -> Result<SnapshotWriter, JournalError> {
+        if let Some(job) = self.snapshot_job.take() {
+            let r = join_snapshot(job);
+            self.settle_snapshot(r)?;
+        }
         self.flush()?;
         let generation = self.generation + 1;
         let (file, path) = create_journal_file(&self.dir, self.shard, generation)?;
@@ -366,6 +378,52 @@ impl ShardJournal {
         )
     }
 
+    /// Like [`write_snapshot`](Self::write_snapshot), but only the emitting runs here (the
+    /// records go into the page cache); the commit — fsync, rename, directory fsync,
+    /// removal of the covered files — runs on its own thread, so the shard does not wait for
+    /// the disk. Collect the outcome with [`poll_snapshot`](Self::poll_snapshot).
+    pub fn write_snapshot_in_background<F>(&mut self, fill: F) -> Result<(), JournalError>
+    where
+        F: FnOnce(&mut SnapshotWriter),
+    {
+        let mut w = self.begin_snapshot()?;
+        fill(&mut w);
+        // Known now: what wants_snapshot compares the journal against.
+        self.last_snapshot_bytes = w.bytes + frame::TRAILER_LEN as u64;
+        let dir = self.dir.clone();
+        let job = std::thread::Builder::new()
+            .name(format!("journal-snap-{}", self.shard))
+            .spawn(move || w.commit())
+            .map_err(|e| JournalError::io("spawn snapshot thread for", dir, e))?;
+        self.snapshot_job = Some(job);
+        Ok(())
+    }
+
+    /// The outcome of a background snapshot once its commit is done (`None`: none in
+    /// flight, or still committing). A failed snapshot loses nothing: the journals still
+    /// hold every record, and [`wants_snapshot`](Self::wants_snapshot) asks again.
+    pub fn poll_snapshot(&mut self) -> Option<Result<SnapshotStats, JournalError>> {
+        if !self.snapshot_job.as_ref()?.is_finished() {
+            return None;
+        }
+        let r = join_snapshot(self.snapshot_job.take()?);
+        Some(self.settle_snapshot(r))
+    }
+
+    fn settle_snapshot(
+        &mut self,
+        r: Result<SnapshotStats, JournalError>,
+    ) -> Result<SnapshotStats, JournalError> {
+        match &r {
+            Ok(stats) => self.note_snapshot(stats),
+            Err(_) => {
+                self.stats.errors += 1;
+                self.last_snapshot_bytes = 0;
+            }
+        }
+        r
+    }
+
     /// Tells the journal the size of a snapshot committed elsewhere (for
     /// [`wants_snapshot`](Self::wants_snapshot)); [`write_snapshot`](Self::write_snapshot)
     /// does it itself.
@@ -374,8 +432,25 @@ impl ShardJournal {
     }
 }
 
+fn join_snapshot(
+    job: JoinHandle<Result<SnapshotStats, JournalError>>,
+) -> Result<SnapshotStats, JournalError> {
+    job.join().unwrap_or_else(|_| {
+        Err(JournalError::io(
+            "commit snapshot",
+            PathBuf::new(),
+            std::io::Error::other("snapshot thread panicked"),
+        ))
+    })
+}
+
 impl Drop for ShardJournal {
     fn drop(&mut self) {
+        if let Some(job) = self.snapshot_job.take() {
+            if let Err(e) = join_snapshot(job) {
+                tracing::error!(shard = self.shard, error = %e, "journal: background snapshot failed");
+            }
+        }
         if let Err(e) = self.flush() {
             tracing::error!(shard = self.shard, error = %e, "journal: flush on drop failed");
         }

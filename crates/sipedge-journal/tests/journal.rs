@@ -376,6 +376,60 @@ fn snapshot_then_journal_replay_order_later_wins() {
 }
 
 #[test]
+fn background_snapshot_commits_off_thread_and_loses_nothing() {
+    let (tmp, layout) = fresh(1);
+    let mut opts = batch(1000, 100);
+    opts.snapshot_min_bytes = 100;
+    let mut j = layout.open_shard(0, opts).expect("open");
+    for k in 0..20 {
+        j.append(&kv(k, "a")).expect("append");
+    }
+    j.end_turn(0).expect("end_turn");
+    assert!(!j.wants_snapshot(), "pending records do not count");
+    j.flush().expect("flush");
+    assert!(j.wants_snapshot());
+    j.write_snapshot_in_background(|w| (0..20).for_each(|k| w.emit(&kv(k, "a"))))
+        .expect("snapshot");
+    assert!(!j.wants_snapshot(), "not while one is committing");
+    j.append(&kv(0, "b")).expect("append");
+    let mut outcome = None;
+    for _ in 0..1000 {
+        outcome = j.poll_snapshot();
+        if outcome.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let stats = outcome.expect("the commit finishes").expect("commit");
+    assert_eq!(stats.records, 20);
+    assert!(j.poll_snapshot().is_none(), "reported once");
+    drop(j);
+    assert_eq!(
+        names_in(layout.dir()),
+        vec!["shard-0-3.log", "shard-0-3.snap"]
+    );
+    let mut expect: BTreeMap<u32, String> = (0..20).map(|k| (k, "a".to_string())).collect();
+    expect.insert(0, "b".into());
+    assert_eq!(state_on_disk(tmp.path()), expect);
+}
+
+#[test]
+fn dropping_the_journal_waits_for_its_background_snapshot() {
+    let (tmp, layout) = fresh(1);
+    let mut j = layout.open_shard(0, every()).expect("open");
+    j.append(&kv(1, "a")).expect("append");
+    j.end_turn(0).expect("end_turn");
+    j.write_snapshot_in_background(|w| w.emit(&kv(1, "a")))
+        .expect("snapshot");
+    drop(j);
+    assert_eq!(
+        names_in(layout.dir()),
+        vec!["shard-0-3.log", "shard-0-3.snap"]
+    );
+    assert_eq!(count_on_disk(tmp.path()), 1);
+}
+
+#[test]
 fn wants_snapshot_once_the_journal_outgrows_its_threshold() {
     let (_tmp, layout) = fresh(1);
     let mut opts = every();
