@@ -9,6 +9,7 @@ use sipedge_core::{
     Overflow, RegistrarConfig, DEFAULT_EXPIRES_SECS, DEFAULT_MAX_CONTACTS,
     DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS,
 };
+use sipedge_journal::config::{PersistenceConfig, RawPersistence};
 use sipedge_rt::IoMode;
 
 /// The embedded default configuration (`config/sipedge.toml`).
@@ -100,6 +101,8 @@ pub struct Config {
     pub log_level: String,
     /// `[registrar]`.
     pub registrar: RegistrarConfig,
+    /// `[registrar.persistence]`; `None` = memory-only.
+    pub persistence: Option<PersistenceConfig>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -124,6 +127,7 @@ struct RawRegistrar {
     max_expires: u32,
     max_contacts: u16,
     overflow: String,
+    persistence: RawPersistence,
 }
 
 impl Default for RawRegistrar {
@@ -135,6 +139,7 @@ impl Default for RawRegistrar {
             max_expires: DEFAULT_MAX_EXPIRES_SECS,
             max_contacts: DEFAULT_MAX_CONTACTS,
             overflow: "reject".into(),
+            persistence: RawPersistence::default(),
         }
     }
 }
@@ -303,6 +308,11 @@ impl Config {
             return Err(err("log.level".into(), "must not be empty".into()));
         }
         let registrar = parse_registrar(&raw.registrar).map_err(|(k, m)| err(k.into(), m))?;
+        let persistence = raw
+            .registrar
+            .persistence
+            .validate()
+            .map_err(|e| err(format!("registrar.persistence.{}", e.key), e.message))?;
         Ok(Config {
             listen,
             domains,
@@ -314,6 +324,7 @@ impl Config {
             admin_listen,
             log_level: raw.log.level,
             registrar,
+            persistence,
         })
     }
 }

@@ -7,6 +7,7 @@
 mod admin;
 mod config;
 mod metrics;
+mod persist;
 mod shard;
 
 use std::hash::{BuildHasher, Hasher};
@@ -82,6 +83,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     let sockets = bind_all(&cfg, &name, shards)?;
+    // Before any shard serves: every journal recovered and routed to its owner shard.
+    let mut restored = match &cfg.persistence {
+        Some(p) => Some(
+            persist::restore(p, shards as u16)
+                .with_context(|| format!("config {name}: key `registrar.persistence.path`"))?,
+        ),
+        None => None,
+    };
     let wakes = (0..shards)
         .map(|_| WakeFd::new())
         .collect::<Result<Vec<_>, _>>()
@@ -130,8 +139,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 seed: seed ^ id as u64,
                 registrar: cfg.registrar,
+                journal: restored.is_some(),
                 ..CoreConfig::default()
             },
+            persist: restored.as_mut().map(|r| shard::PersistSetup {
+                layout: r.layout.clone(),
+                options: r.options,
+                records: std::mem::take(&mut r.per_shard[id]),
+            }),
             metrics: Arc::clone(&metrics[id]),
             stop: Arc::clone(&stop),
             epoch,

@@ -1,10 +1,5 @@
 //! Glue between the shards' [`Core`]s and `sipedge-journal` (`[registrar.persistence]`).
 //!
-//! NOT YET BUILT: this file is written against the registrar's journal API
-//! (`Core::poll_journal`, `Core::for_each_binding_record`, `Core::restore_record`,
-//! `sipedge_core::record_owner`), which lands on another branch. Add `mod persist;` to
-//! `main.rs` when merging both; the wiring is described in the journal branch's report.
-//!
 //! * Start-up ([`restore`]), on the main thread before the shard threads start: recover every
 //!   journal whatever shard count wrote it, route each record to its owner under the new
 //!   shard count, and establish the layout (rewritten only when the count changed).

