@@ -21,7 +21,8 @@ pub struct CoreStats {
     pub replies_out: u64,
     /// Hand-offs received from other shards.
     pub shard_msgs_in: u64,
-    /// REGISTER requests seen (valid ones, before ownership).
+    /// REGISTER requests seen (valid ones, before ownership: one handed to its owner counts
+    /// on both shards, as do `requests_in`).
     pub registers_in: u64,
     /// REGISTERs handed to the AoR's owner shard.
     pub registers_handed_off: u64,
