@@ -100,9 +100,10 @@ pub(crate) struct Cli {
     /// Pin the generator thread to this CPU core.
     #[arg(long)]
     pub(crate) pin: Option<usize>,
-    /// Report the CPU seconds this process (the server) used during each phase.
-    #[arg(long)]
-    pub(crate) server_pid: Option<u32>,
+    /// Report the CPU seconds these processes (the server: one PID, or a comma-separated list
+    /// for a server that forks workers) used during each phase.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) server_pid: Vec<u32>,
     /// Print the report as JSON instead of the human-readable summary.
     #[arg(long)]
     pub(crate) json: bool,
@@ -245,5 +246,7 @@ mod tests {
         assert!(cli(&["call", "--uas", "1"]).is_err());
         assert!(cli(&["refresh", "--aors", "0"]).is_err());
         assert!(cli(&["register-auth", "--aors", "10"]).is_ok());
+        let many = Cli::try_parse_from(["sipload", "--server-pid", "10,11,12"]).expect("parses");
+        assert_eq!(many.server_pid, [10, 11, 12]);
     }
 }

@@ -12,6 +12,8 @@
 //! | `procstat` | CPU seconds of a process from `/proc` |
 
 mod cli;
+#[cfg(test)]
+mod fake_tests;
 mod pacer;
 mod procstat;
 mod report;
@@ -103,11 +105,11 @@ fn run_setup(cli: &Cli, runner: &mut Runner) -> Result<Option<PhaseReport>, Stri
         duration: Duration::from_secs_f64(cli.setup_seconds),
         max_requests: flows,
     };
-    let srv0 = cli.server_pid.and_then(|p| procstat::cpu_seconds(Some(p)));
+    let srv0 = procstat::total_cpu_seconds(&cli.server_pid);
     let out = runner
         .run_phase(&spec)
         .map_err(|e| format!("engine: {e}"))?;
-    let srv1 = cli.server_pid.and_then(|p| procstat::cpu_seconds(Some(p)));
+    let srv1 = procstat::total_cpu_seconds(&cli.server_pid);
     runner.scenario_mut().end_setup();
     let p = PhaseReport::new(
         &out.stats,
@@ -216,13 +218,13 @@ fn run(cli: &Cli) -> Result<(), String> {
             max_requests: budget,
         };
         let gen0 = procstat::cpu_seconds(None);
-        let srv0 = cli.server_pid.and_then(|p| procstat::cpu_seconds(Some(p)));
+        let srv0 = procstat::total_cpu_seconds(&cli.server_pid);
         let out = runner
             .run_phase(&spec)
             .map_err(|e| format!("engine: {e}"))?;
         let gen1 = procstat::cpu_seconds(None);
-        let srv1 = cli.server_pid.and_then(|p| procstat::cpu_seconds(Some(p)));
-        if cli.server_pid.is_some() && srv1.is_none() {
+        let srv1 = procstat::total_cpu_seconds(&cli.server_pid);
+        if !cli.server_pid.is_empty() && srv1.is_none() {
             eprintln!("sipload: the server process is gone");
         }
         let delta = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
@@ -261,7 +263,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         sources: cli.sources,
         t1_ms: cli.t1_ms,
         count_any_reply: cli.count_any_reply,
-        server_pid: cli.server_pid,
+        server_pid: cli.server_pid.clone(),
         setup: setup_report,
         phases,
         best_sustained_rate: (mode_name == "ramp")

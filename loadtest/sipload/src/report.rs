@@ -46,7 +46,8 @@ pub(crate) struct Report {
     pub(crate) sources: u32,
     pub(crate) t1_ms: u64,
     pub(crate) count_any_reply: bool,
-    pub(crate) server_pid: Option<u32>,
+    /// The server's processes whose CPU time is reported.
+    pub(crate) server_pid: Vec<u32>,
     /// The unmeasured setup (bindings or callees registered first), if the scenario has one.
     pub(crate) setup: Option<PhaseReport>,
     pub(crate) phases: Vec<PhaseReport>,

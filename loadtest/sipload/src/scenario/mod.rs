@@ -20,7 +20,7 @@
 //! | `sip` | small text helpers shared by the scenarios |
 
 mod call;
-mod digest;
+pub(crate) mod digest;
 mod keepalive;
 mod options;
 mod register;
