@@ -21,7 +21,7 @@
 #   SERVER_CORE [0] GEN_CORE [1] UAS [1000] SOURCES [10] STEP_SECS [3] PATIENCE [2]
 #   RAMP [per scenario, START:STEP:MAX] AORS [100000: refresh, keepalive] EXPIRES [3600]
 #   KA_SECS [25] KA_INTERVAL [10] SERVERS ["sipedge kamailio"] NO_BUILD [unset]
-#   KAMAILIO_SHM_MB [4096] OUT [target/compare/SCENARIO]
+#   KAMAILIO_SHM_MB [4096] IDLE_WAIT [60] OUT [target/compare/SCENARIO]
 set -euo pipefail
 
 SCENARIO=${1:-}
@@ -98,7 +98,7 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Every process of the server: the PID and its children (Kamailio forks its workers).
 server_pids() {
-    { echo "$SERVER_PID"; ps -o pid= --ppid "$SERVER_PID" 2>/dev/null; } | tr -d ' ' | paste -sd, -
+    { echo "$SERVER_PID"; ps -o pid= --ppid "$SERVER_PID" 2>/dev/null || true; } | tr -d ' ' | paste -sd, -
 }
 # Pss in kB summed over the server's processes.
 server_pss_kb() {
@@ -108,6 +108,23 @@ server_pss_kb() {
         sum=$(( sum + ${v:-0} ))
     done
     echo "$sum"
+}
+
+# Waits (at most IDLE_WAIT seconds, default 60) until the rest of the machine is idle: below
+# 0.3 cores busy over 3 s. Other load lands on the measured cores and skews everything.
+busy_seconds() {
+    awk -v tck="$(getconf CLK_TCK)" '/^cpu /{print ($2+$3+$4+$7+$8+$9)/tck; exit}' /proc/stat
+}
+wait_idle() {
+    local end=$(( $(date +%s) + ${IDLE_WAIT:-60} )) b0 b1
+    while :; do
+        b0=$(busy_seconds); sleep 3; b1=$(busy_seconds)
+        if awk -v a="$b0" -v b="$b1" 'BEGIN{exit !((b-a)/3 < 0.3)}'; then return 0; fi
+        if (( $(date +%s) >= end )); then
+            echo "warning: the machine is still busy ($(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", (b-a)/3}') cores); measuring anyway"
+            return 0
+        fi
+    done
 }
 
 sl() { # the generator, pinned; arguments go to sipload
@@ -182,6 +199,7 @@ for server in $SERVERS; do
         continue
     fi
     stop_server # the probe left bindings behind: start clean
+    wait_idle
     start_server "$server"
     PIDS=$(server_pids)
     mem0=$(server_pss_kb)

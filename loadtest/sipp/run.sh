@@ -37,7 +37,10 @@ fi
 pin=()
 [[ -n "${PIN:-}" ]] && pin=(taskset -c "$PIN")
 UAS_PID=""
-cleanup() { [[ -n "$UAS_PID" ]] && { kill "$UAS_PID" 2>/dev/null || true; wait "$UAS_PID" 2>/dev/null || true; }; }
+cleanup() {
+    if [[ -n "$UAS_PID" ]]; then kill "$UAS_PID" 2>/dev/null || true; wait "$UAS_PID" 2>/dev/null || true; fi
+    return 0
+}
 trap cleanup EXIT
 
 common=(-i "$LOCAL_IP" -r "$RATE" -rp 1000 -m "$CALLS" -l "$LIMIT" -nostdin -timeout "${TIMEOUT}s"
