@@ -143,6 +143,8 @@ pub(crate) struct Register {
     state: Vec<AorState>,
     in_setup: bool,
     scratch: Vec<u8>,
+    /// Per UA: its address as text (Via sent-by, Contact host), rendered once.
+    local_text: Vec<String>,
 }
 
 impl Register {
@@ -167,6 +169,7 @@ impl Register {
             state: Vec::new(),
             in_setup: mode == RegMode::Refresh,
             scratch: Vec::with_capacity(64),
+            local_text: vec![String::new(); p.uas],
         }
     }
 
@@ -213,11 +216,14 @@ impl Register {
         let mut user = std::mem::take(&mut self.scratch);
         user.clear();
         self.users.push_user(&mut user, aor);
-        let local = ua.local;
+        if self.local_text[ua.index].is_empty() {
+            self.local_text[ua.index] = ua.local.to_string();
+        }
+        let local = self.local_text[ua.index].as_bytes();
         out.extend_from_slice(b"REGISTER ");
         out.extend_from_slice(self.ruri.as_bytes());
         out.extend_from_slice(b" SIP/2.0\r\nVia: SIP/2.0/UDP ");
-        out.extend_from_slice(local.to_string().as_bytes());
+        out.extend_from_slice(local);
         out.extend_from_slice(b";rport;branch=");
         out.extend_from_slice(ua.branch.as_bytes());
         out.extend_from_slice(b"\r\nMax-Forwards: 70\r\nFrom: <sip:");
@@ -237,7 +243,7 @@ impl Register {
         out.extend_from_slice(b" REGISTER\r\nContact: <sip:");
         out.extend_from_slice(&user);
         out.push(b'@');
-        out.extend_from_slice(local.to_string().as_bytes());
+        out.extend_from_slice(local);
         out.extend_from_slice(b">\r\nExpires: ");
         push_u64(out, u64::from(self.expires));
         if let Some(ch) = credentials {

@@ -24,7 +24,13 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 pub(crate) fn push_reg_call_id(out: &mut Vec<u8>, aor: u64, run: u32) {
     push_u64(out, aor);
     out.push(b'-');
-    out.extend_from_slice(format!("{run:x}").as_bytes());
+    let mut hex = [0u8; 8];
+    let digits = (32 - run.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (i, h) in hex[..digits].iter_mut().enumerate() {
+        let nibble = (run >> (4 * (digits - 1 - i))) & 0xf;
+        *h = b"0123456789abcdef"[nibble as usize];
+    }
+    out.extend_from_slice(&hex[..digits]);
     out.extend_from_slice(b"@sipload");
 }
 
@@ -115,6 +121,11 @@ mod tests {
         push_reg_call_id(&mut c, 123_456, 0xbeef);
         assert_eq!(c, b"123456-beef@sipload");
         assert_eq!(aor_of_call_id(&c), Some(123_456));
+        for (run, hex) in [(0, "0"), (0xf, "f"), (0x10, "10"), (u32::MAX, "ffffffff")] {
+            let mut c = Vec::new();
+            push_reg_call_id(&mut c, 1, run);
+            assert_eq!(c, format!("1-{hex}@sipload").as_bytes());
+        }
         for bad in [&b"abc"[..], b"-1@x", b"12a-1", b"99999999999999999999-1"] {
             assert_eq!(aor_of_call_id(bad), None, "{bad:?}");
         }
