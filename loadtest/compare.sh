@@ -22,6 +22,7 @@
 #   RAMP [per scenario, START:STEP:MAX] AORS [100000: refresh, keepalive] EXPIRES [3600]
 #   KA_SECS [25] KA_INTERVAL [10] SERVERS ["sipedge kamailio"] NO_BUILD [unset]
 #   KAMAILIO_SHM_MB [4096] IDLE_WAIT [60] OUT [target/compare/SCENARIO]
+#   SYNC [batch] (sipedge's [registrar.persistence] sync: "batch" or "every")
 set -euo pipefail
 
 SCENARIO=${1:-}
@@ -45,6 +46,7 @@ KA_INTERVAL=${KA_INTERVAL:-10}
 SERVERS=${SERVERS:-sipedge kamailio}
 KAMAILIO_SHM_MB=${KAMAILIO_SHM_MB:-4096}
 OUT=${OUT:-$ROOT/target/compare/$SCENARIO}
+SYNC=${SYNC:-batch}
 BIN=$ROOT/target/release
 SIPEDGE_IP=127.0.40.1
 KAMAILIO_IP=127.0.40.2
@@ -156,6 +158,11 @@ listen = "$SIPEDGE_IP:9170"
 
 [log]
 level = "warn"
+
+[registrar.persistence]
+# A fresh journal per run (durable, as the default config is): nothing left from an earlier run.
+path = "$TMP/journal-$RANDOM"
+sync = "$SYNC"
 EOF
             answers "$TARGET" && { echo "$TARGET is already in use"; exit 1; }
             taskset -c "$SERVER_CORE" "$BIN/sipedge" --config "$TMP/sipedge.toml" --shards 1 \
