@@ -130,7 +130,12 @@ pub fn run(setup: ShardSetup) {
         None => None,
     };
     // Published before the first turn, so what was restored shows even on an idle shard.
-    metrics.publish(core.stats(), engine.stats(), &mesh.stats(), &LoopStats::default());
+    metrics.publish(
+        core.stats(),
+        engine.stats(),
+        &mesh.stats(),
+        &LoopStats::default(),
+    );
     metrics.publish_location(core.binding_count(), core.aor_count());
     let _ = ready.send(Ok(engine.kind()));
     let mut lp = LoopStats::default();
