@@ -185,7 +185,11 @@ EOF
 supports() { # true when the server completes one flow of the scenario
     sl "$SCENARIO" --target "$TARGET" --uas 4 --aors 4 --rate 100 --duration 0.05 \
         --max-requests 2 --t1-ms 100 --drain-ms 2000 --json 2>/dev/null \
-        | python3 -c 'import json,sys; r=json.load(sys.stdin); p=r["phases"][0]; sys.exit(0 if p["successes"]>0 and p["failures"]==0 else 1)'
+        | python3 -c 'import json,sys
+r = json.load(sys.stdin)
+# keepalive only listens once registered: its setup is the probe.
+p = r["setup"] if r["scenario"] == "keepalive" else r["phases"][0]
+sys.exit(0 if p and p["successes"] > 0 and p["failures"] == 0 else 1)'
 }
 
 for server in $SERVERS; do
