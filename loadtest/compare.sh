@@ -21,7 +21,8 @@
 #   SERVER_CORE [0] GEN_CORE [1] UAS [1000] SOURCES [10] STEP_SECS [3] PATIENCE [2]
 #   RAMP [per scenario, START:STEP:MAX] AORS [100000: refresh, keepalive] EXPIRES [3600]
 #   KA_SECS [25] KA_INTERVAL [10] SERVERS ["sipedge kamailio"] NO_BUILD [unset]
-#   KAMAILIO_SHM_MB [4096] IDLE_WAIT [60] OUT [target/compare/SCENARIO]
+#   KAMAILIO_SHM_MB [4096] IDLE_WAIT [60] AUTH_SHA256 [unset: register-auth challenges with MD5]
+#   OUT [target/compare/SCENARIO]
 set -euo pipefail
 
 SCENARIO=${1:-}
