@@ -8,11 +8,11 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use sipedge_core::auth::{expected_response, Algorithm, DigestInput};
 use sipedge_core::auth::{
     ha1, AccountSpec, AuthDb, AuthMethod, AuthMode, AuthOutcome, AuthReject, AuthSettings,
     AuthSpec, IpAuthSpec, UserSpec,
 };
-use sipedge_core::auth::{expected_response, Algorithm, DigestInput};
 use sipedge_core::{Core, CoreConfig, LocalId, Millis, ShardId};
 use sipedge_msg::Message;
 
@@ -20,7 +20,12 @@ const REALM: &str = DOMAIN;
 const PASSWORD: &str = "s3cret";
 
 fn user(name: &str, password: &str) -> UserSpec {
-    let md5 = ha1(Algorithm::Md5, name.as_bytes(), REALM.as_bytes(), password.as_bytes());
+    let md5 = ha1(
+        Algorithm::Md5,
+        name.as_bytes(),
+        REALM.as_bytes(),
+        password.as_bytes(),
+    );
     let mut m = [0u8; 32];
     m.copy_from_slice(&md5[..32]);
     UserSpec {
@@ -207,7 +212,15 @@ fn register_challenge_then_ok_sha256_and_md5() {
             assert!(!w.contains("stale"), "{w}");
         }
         assert!(bindings(&c, 0, "sip:alice@edge.example.com").is_empty());
-        let cr = creds(alg, "alice", PASSWORD, &nonce_of(&a), Some(1), "REGISTER", &ruri());
+        let cr = creds(
+            alg,
+            "alice",
+            PASSWORD,
+            &nonce_of(&a),
+            Some(1),
+            "REGISTER",
+            &ruri(),
+        );
         let a = answer_at(&mut c, 100, &with_auth(&r, &cr, 2));
         assert_eq!(a.status(), 200, "{alg:?}: {}", a.reason());
         assert_eq!(
@@ -224,11 +237,22 @@ fn no_qop_is_accepted_once_per_nonce() {
     let mut c = core();
     let r = register_as("alice");
     let n = nonce_of(&answer_at(&mut c, 0, &r));
-    let cr = creds(Algorithm::Md5, "alice", PASSWORD, &n, None, "REGISTER", &ruri());
+    let cr = creds(
+        Algorithm::Md5,
+        "alice",
+        PASSWORD,
+        &n,
+        None,
+        "REGISTER",
+        &ruri(),
+    );
     assert_eq!(answer_at(&mut c, 10, &with_auth(&r, &cr, 2)).status(), 200);
     let a = answer_at(&mut c, 20, &with_auth(&r, &cr, 3));
     assert_eq!(a.status(), 401);
-    assert_eq!(param(&headers(&a, "WWW-Authenticate")[0], "stale").as_deref(), Some("true"));
+    assert_eq!(
+        param(&headers(&a, "WWW-Authenticate")[0], "stale").as_deref(),
+        Some("true")
+    );
 }
 
 /// An unknown user and a wrong password get the same reply; neither registers.
@@ -238,7 +262,15 @@ fn unknown_user_and_wrong_password_look_the_same() {
         let mut c = core();
         let r = register_as(user);
         let n = nonce_of(&answer_at(&mut c, 0, &r));
-        let cr = creds(Algorithm::Sha256, user, password, &n, Some(1), "REGISTER", &ruri());
+        let cr = creds(
+            Algorithm::Sha256,
+            user,
+            password,
+            &n,
+            Some(1),
+            "REGISTER",
+            &ruri(),
+        );
         let a = answer_at(&mut c, 10, &with_auth(&r, &cr, 2));
         let names: Vec<String> = a
             .msg()
@@ -266,16 +298,39 @@ fn replayed_nonce_count_is_refused() {
     let mut c = core();
     let r = register_as("alice");
     let n = nonce_of(&answer_at(&mut c, 0, &r));
-    let cr = creds(Algorithm::Sha256, "alice", PASSWORD, &n, Some(1), "REGISTER", &ruri());
+    let cr = creds(
+        Algorithm::Sha256,
+        "alice",
+        PASSWORD,
+        &n,
+        Some(1),
+        "REGISTER",
+        &ruri(),
+    );
     let ok = with_auth(&r, &cr, 2);
     assert_eq!(answer_at(&mut c, 10, &ok).status(), 200);
     assert_eq!(answer_at(&mut c, 20, &ok).status(), 200, "retransmission");
     let replay = with_auth(&r.clone().expires("0"), &cr, 3);
     let a = answer_at(&mut c, 30, &replay);
     assert_eq!(a.status(), 401);
-    assert_eq!(param(&headers(&a, "WWW-Authenticate")[0], "stale").as_deref(), Some("true"));
-    assert_eq!(bindings(&c, 30, "sip:alice@edge.example.com").len(), 1, "unchanged");
-    let cr2 = creds(Algorithm::Sha256, "alice", PASSWORD, &n, Some(2), "REGISTER", &ruri());
+    assert_eq!(
+        param(&headers(&a, "WWW-Authenticate")[0], "stale").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        bindings(&c, 30, "sip:alice@edge.example.com").len(),
+        1,
+        "unchanged"
+    );
+    let cr2 = creds(
+        Algorithm::Sha256,
+        "alice",
+        PASSWORD,
+        &n,
+        Some(2),
+        "REGISTER",
+        &ruri(),
+    );
     assert_eq!(answer_at(&mut c, 40, &with_auth(&r, &cr2, 4)).status(), 200);
     assert!(c.auth_stats().replays >= 2);
 }
@@ -287,21 +342,62 @@ fn expired_nonce_is_stale_only_with_the_right_password() {
     let r = register_as("alice");
     let n = nonce_of(&answer_at(&mut c, 0, &r));
     let late = 31_000;
-    let bad = creds(Algorithm::Sha256, "alice", "nope", &n, Some(1), "REGISTER", &ruri());
+    let bad = creds(
+        Algorithm::Sha256,
+        "alice",
+        "nope",
+        &n,
+        Some(1),
+        "REGISTER",
+        &ruri(),
+    );
     let a = answer_at(&mut c, late, &with_auth(&r, &bad, 2));
     assert_eq!(a.status(), 401);
     assert_eq!(param(&headers(&a, "WWW-Authenticate")[0], "stale"), None);
-    let good = creds(Algorithm::Sha256, "alice", PASSWORD, &n, Some(1), "REGISTER", &ruri());
+    let good = creds(
+        Algorithm::Sha256,
+        "alice",
+        PASSWORD,
+        &n,
+        Some(1),
+        "REGISTER",
+        &ruri(),
+    );
     let a = answer_at(&mut c, late, &with_auth(&r, &good, 3));
     assert_eq!(a.status(), 401);
-    assert_eq!(param(&headers(&a, "WWW-Authenticate")[0], "stale").as_deref(), Some("true"));
+    assert_eq!(
+        param(&headers(&a, "WWW-Authenticate")[0], "stale").as_deref(),
+        Some("true")
+    );
     let fresh = nonce_of(&a);
-    let good = creds(Algorithm::Sha256, "alice", PASSWORD, &fresh, Some(1), "REGISTER", &ruri());
-    assert_eq!(answer_at(&mut c, late + 10, &with_auth(&r, &good, 4)).status(), 200);
+    let good = creds(
+        Algorithm::Sha256,
+        "alice",
+        PASSWORD,
+        &fresh,
+        Some(1),
+        "REGISTER",
+        &ruri(),
+    );
+    assert_eq!(
+        answer_at(&mut c, late + 10, &with_auth(&r, &good, 4)).status(),
+        200
+    );
     // Just inside the lifetime is fine.
     let n = nonce_of(&answer_at(&mut c, 100_000, &r.clone().cseq(5)));
-    let good = creds(Algorithm::Md5, "alice", PASSWORD, &n, Some(1), "REGISTER", &ruri());
-    assert_eq!(answer_at(&mut c, 130_000, &with_auth(&r, &good, 6)).status(), 200);
+    let good = creds(
+        Algorithm::Md5,
+        "alice",
+        PASSWORD,
+        &n,
+        Some(1),
+        "REGISTER",
+        &ruri(),
+    );
+    assert_eq!(
+        answer_at(&mut c, 130_000, &with_auth(&r, &good, 6)).status(),
+        200
+    );
 }
 
 /// A nonce from a restarted edge (another secret, or the same secret and another
@@ -313,10 +409,21 @@ fn nonce_of_a_restarted_edge_is_refused() {
         let r = register_as("alice");
         let n = nonce_of(&answer_at(&mut old, 0, &r));
         let mut c = core();
-        let cr = creds(Algorithm::Sha256, "alice", PASSWORD, &n, Some(1), "REGISTER", &ruri());
+        let cr = creds(
+            Algorithm::Sha256,
+            "alice",
+            PASSWORD,
+            &n,
+            Some(1),
+            "REGISTER",
+            &ruri(),
+        );
         let a = answer_at(&mut c, 10, &with_auth(&r, &cr, 2));
         assert_eq!(a.status(), 401);
-        assert_eq!(param(&headers(&a, "WWW-Authenticate")[0], "stale").as_deref(), Some("true"));
+        assert_eq!(
+            param(&headers(&a, "WWW-Authenticate")[0], "stale").as_deref(),
+            Some("true")
+        );
         assert!(bindings(&c, 10, "sip:alice@edge.example.com").is_empty());
     }
 }
@@ -326,9 +433,20 @@ fn digest_username_must_be_the_aor_user() {
     let mut c = core();
     let r = register_as("alice");
     let n = nonce_of(&answer_at(&mut c, 0, &r));
-    let cr = creds(Algorithm::Sha256, "bob", "other", &n, Some(1), "REGISTER", &ruri());
+    let cr = creds(
+        Algorithm::Sha256,
+        "bob",
+        "other",
+        &n,
+        Some(1),
+        "REGISTER",
+        &ruri(),
+    );
     let a = answer_at(&mut c, 10, &with_auth(&r, &cr, 2));
-    assert_eq!((a.status(), a.reason().as_str()), (403, "Authentication Username Mismatch"));
+    assert_eq!(
+        (a.status(), a.reason().as_str()),
+        (403, "Authentication Username Mismatch")
+    );
 }
 
 #[test]
@@ -336,14 +454,33 @@ fn whitelist_refuses_other_sources_even_with_the_password() {
     let mut c = core();
     let r = register_as("carol");
     let n = nonce_of(&answer_at(&mut c, 0, &r));
-    let cr = creds(Algorithm::Sha256, "carol", PASSWORD, &n, Some(1), "REGISTER", &ruri());
+    let cr = creds(
+        Algorithm::Sha256,
+        "carol",
+        PASSWORD,
+        &n,
+        Some(1),
+        "REGISTER",
+        &ruri(),
+    );
     let a = answer_at(&mut c, 10, &with_auth(&r, &cr, 2));
-    assert_eq!((a.status(), a.reason().as_str()), (403, "Source Address Not Allowed"));
+    assert_eq!(
+        (a.status(), a.reason().as_str()),
+        (403, "Source Address Not Allowed")
+    );
     // From inside the whitelist.
     let from: std::net::SocketAddr = "10.1.2.3:5060".parse().unwrap();
     c.handle_datagram(Millis(20), LocalId(0), from, &r.clone().cseq(3).bytes());
     let n = nonce_of(&drain(&mut c)[0]);
-    let cr = creds(Algorithm::Sha256, "carol", PASSWORD, &n, Some(1), "REGISTER", &ruri());
+    let cr = creds(
+        Algorithm::Sha256,
+        "carol",
+        PASSWORD,
+        &n,
+        Some(1),
+        "REGISTER",
+        &ruri(),
+    );
     c.handle_datagram(Millis(30), LocalId(0), from, &with_auth(&r, &cr, 4).bytes());
     assert_eq!(drain(&mut c)[0].status(), 200);
 }
@@ -357,9 +494,16 @@ fn malformed_credentials_get_400() {
     let a = answer_at(
         &mut c,
         0,
-        &with_auth(&r, &format!("Digest username=\"alice\", realm=\"{REALM}\""), 3),
+        &with_auth(
+            &r,
+            &format!("Digest username=\"alice\", realm=\"{REALM}\""),
+            3,
+        ),
     );
-    assert_eq!((a.status(), a.reason().as_str()), (400, "Incomplete Credentials"));
+    assert_eq!(
+        (a.status(), a.reason().as_str()),
+        (400, "Incomplete Credentials")
+    );
     // Credentials for another realm are not ours: a challenge.
     let a = answer_at(
         &mut c,
@@ -386,7 +530,10 @@ fn account_of(c: &Core, o: AuthOutcome) -> (AuthMethod, String) {
         panic!("not authenticated: {o:?}")
     };
     let db = c.auth_db();
-    (ok.method, db.account(ok.account.unwrap()).unwrap().name.clone())
+    (
+        ok.method,
+        db.account(ok.account.unwrap()).unwrap().name.clone(),
+    )
 }
 
 /// IP auth wins over digest (never combined), longest prefix first, IPv4 and IPv6.
@@ -401,7 +548,10 @@ fn ip_auth_takes_precedence_longest_prefix_first() {
     let o = outcome(&mut c, 0, "[2001:db8:1::9]:5060", &i);
     assert_eq!(account_of(&c, o), (AuthMethod::Ip, "trunk".into()));
     // Wrong credentials from an IP-auth source do not matter: digest is not consulted.
-    let wrong = invite("alice", "Proxy-Authorization: Digest username=\"alice\", realm=\"x\"\r\n");
+    let wrong = invite(
+        "alice",
+        "Proxy-Authorization: Digest username=\"alice\", realm=\"x\"\r\n",
+    );
     let o = outcome(&mut c, 0, "198.51.100.7:5060", &wrong);
     assert_eq!(account_of(&c, o), (AuthMethod::Ip, "trunk".into()));
     // A REGISTER from an IP-auth source needs no digest either.
@@ -410,7 +560,10 @@ fn ip_auth_takes_precedence_longest_prefix_first() {
     assert_eq!(drain(&mut c)[0].status(), 200);
     // Elsewhere: digest.
     let o = outcome(&mut c, 0, "192.0.2.50:5060", &i);
-    assert_eq!(o, AuthOutcome::Rejected(AuthReject::Challenge { stale: false }));
+    assert_eq!(
+        o,
+        AuthOutcome::Rejected(AuthReject::Challenge { stale: false })
+    );
 }
 
 /// Several cli_auth accounts on one prefix: the caller number picks; P-Asserted-Identity
@@ -438,7 +591,10 @@ fn cli_auth_picks_the_account_by_caller_number() {
     let msg = Message::parse(&bytes).unwrap();
     c.send_auth_rejection(Millis(0), LocalId(0), src.parse().unwrap(), &msg, rej);
     let a = drain(&mut c);
-    assert_eq!((a[0].status(), a[0].reason().as_str()), (403, "CLI Not Authorized"));
+    assert_eq!(
+        (a[0].status(), a[0].reason().as_str()),
+        (403, "CLI Not Authorized")
+    );
 }
 
 /// The relay's hook: 407 with Proxy-Authenticate, then the user; a second use of the
@@ -459,20 +615,39 @@ fn requests_are_challenged_with_407() {
     assert_eq!(headers(&a, "Proxy-Authenticate").len(), 2);
     assert!(headers(&a, "WWW-Authenticate").is_empty());
     let uri = format!("sip:+15551234@{DOMAIN}");
-    let cr = creds(Algorithm::Sha256, "alice", PASSWORD, &nonce_of(&a), Some(1), "INVITE", &uri);
+    let cr = creds(
+        Algorithm::Sha256,
+        "alice",
+        PASSWORD,
+        &nonce_of(&a),
+        Some(1),
+        "INVITE",
+        &uri,
+    );
     let with = invite("alice", &format!("Proxy-Authorization: {cr}\r\n"));
     let o = outcome(&mut c, 10, src, &with);
     let AuthOutcome::Authenticated(ok) = o else {
         panic!("{o:?}")
     };
     assert_eq!(ok.method, AuthMethod::Digest);
-    assert_eq!(c.auth_db().user(ok.user.unwrap()).unwrap().spec.username, "alice");
+    assert_eq!(
+        c.auth_db().user(ok.user.unwrap()).unwrap().spec.username,
+        "alice"
+    );
     assert_eq!(
         outcome(&mut c, 20, src, &with),
         AuthOutcome::Rejected(AuthReject::Challenge { stale: true })
     );
     // Authorization (not Proxy-) does not answer a 407.
-    let cr2 = creds(Algorithm::Sha256, "alice", PASSWORD, &nonce_of(&a), Some(2), "INVITE", &uri);
+    let cr2 = creds(
+        Algorithm::Sha256,
+        "alice",
+        PASSWORD,
+        &nonce_of(&a),
+        Some(2),
+        "INVITE",
+        &uri,
+    );
     let wrong_header = invite("alice", &format!("Authorization: {cr2}\r\n"));
     assert_eq!(
         outcome(&mut c, 20, src, &wrong_header),
@@ -484,7 +659,15 @@ fn requests_are_challenged_with_407() {
         shards: 2,
         ..auth_config(b"k", 1)
     });
-    let cr3 = creds(Algorithm::Sha256, "alice", PASSWORD, &nonce_of(&a), Some(3), "INVITE", &uri);
+    let cr3 = creds(
+        Algorithm::Sha256,
+        "alice",
+        PASSWORD,
+        &nonce_of(&a),
+        Some(3),
+        "INVITE",
+        &uri,
+    );
     let via_other = invite("alice", &format!("Proxy-Authorization: {cr3}\r\n"));
     assert_eq!(
         outcome(&mut other, 30, src, &via_other),
@@ -507,7 +690,12 @@ fn register_is_authenticated_on_the_owner_shard() {
     // Find which shard owns alice: send to shard 0 and see whether it hands off.
     let r = register_as("alice");
     let run = |shards: &mut Vec<Core>, land: usize, now: u64, req: &Reg| -> Answer {
-        shards[land].handle_datagram(Millis(now), LocalId(0), PHONE.parse().unwrap(), &req.bytes());
+        shards[land].handle_datagram(
+            Millis(now),
+            LocalId(0),
+            PHONE.parse().unwrap(),
+            &req.bytes(),
+        );
         if let Some((to, m)) = shards[land].poll_shard_msg() {
             shards[to.0 as usize].handle_shard_msg(Millis(now), ShardId(land as u16), m);
             return drain(&mut shards[to.0 as usize]).remove(0);
@@ -515,9 +703,22 @@ fn register_is_authenticated_on_the_owner_shard() {
         drain(&mut shards[land]).remove(0)
     };
     for land in [0, 1] {
-        let a = run(&mut shards, land, 0, &r.clone().call_id(&format!("c{land}")));
+        let a = run(
+            &mut shards,
+            land,
+            0,
+            &r.clone().call_id(&format!("c{land}")),
+        );
         assert_eq!(a.status(), 401);
-        let cr = creds(Algorithm::Sha256, "alice", PASSWORD, &nonce_of(&a), Some(1), "REGISTER", &ruri());
+        let cr = creds(
+            Algorithm::Sha256,
+            "alice",
+            PASSWORD,
+            &nonce_of(&a),
+            Some(1),
+            "REGISTER",
+            &ruri(),
+        );
         let retry = with_auth(&r.clone().call_id(&format!("c{land}")), &cr, 2);
         // The retry lands on the other shard this time: still verified by the owner.
         let a = run(&mut shards, 1 - land, 10, &retry);
@@ -540,7 +741,15 @@ fn reload_swaps_users_without_dropping_bindings() {
     let mut c = Core::new(cfg);
     let r = register_as("alice");
     let n = nonce_of(&answer_at(&mut c, 0, &r));
-    let cr = creds(Algorithm::Sha256, "alice", PASSWORD, &n, Some(1), "REGISTER", &ruri());
+    let cr = creds(
+        Algorithm::Sha256,
+        "alice",
+        PASSWORD,
+        &n,
+        Some(1),
+        "REGISTER",
+        &ruri(),
+    );
     assert_eq!(answer_at(&mut c, 10, &with_auth(&r, &cr, 2)).status(), 200);
     let mut s = spec();
     s.users = vec![user("dave", PASSWORD)];
@@ -548,11 +757,27 @@ fn reload_swaps_users_without_dropping_bindings() {
     assert_eq!(bindings(&c, 20, "sip:alice@edge.example.com").len(), 1);
     let r = register_as("dave");
     let n = nonce_of(&answer_at(&mut c, 30, &r));
-    let cr = creds(Algorithm::Sha256, "dave", PASSWORD, &n, Some(1), "REGISTER", &ruri());
+    let cr = creds(
+        Algorithm::Sha256,
+        "dave",
+        PASSWORD,
+        &n,
+        Some(1),
+        "REGISTER",
+        &ruri(),
+    );
     assert_eq!(answer_at(&mut c, 40, &with_auth(&r, &cr, 2)).status(), 200);
     // alice is gone from the table: her next refresh fails.
     let r = register_as("alice");
     let n = nonce_of(&answer_at(&mut c, 50, &r.clone().cseq(3)));
-    let cr = creds(Algorithm::Sha256, "alice", PASSWORD, &n, Some(1), "REGISTER", &ruri());
+    let cr = creds(
+        Algorithm::Sha256,
+        "alice",
+        PASSWORD,
+        &n,
+        Some(1),
+        "REGISTER",
+        &ruri(),
+    );
     assert_eq!(answer_at(&mut c, 60, &with_auth(&r, &cr, 4)).status(), 401);
 }

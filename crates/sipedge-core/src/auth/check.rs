@@ -454,6 +454,12 @@ impl Core {
         msg: &Message<'_>,
     ) {
         self.auth.stats.stale += 1;
-        self.send_auth_rejection(now, local, remote, msg, AuthReject::Challenge { stale: true });
+        self.send_auth_rejection(
+            now,
+            local,
+            remote,
+            msg,
+            AuthReject::Challenge { stale: true },
+        );
     }
 }

@@ -245,12 +245,10 @@ impl AuthDb {
             let cli = if a.cli.is_empty() {
                 None
             } else {
-                Some(
-                    RegexSet::new(&a.cli).map_err(|e| AuthDbError::BadPattern {
-                        account: a.name.clone(),
-                        message: e.to_string(),
-                    })?,
-                )
+                Some(RegexSet::new(&a.cli).map_err(|e| AuthDbError::BadPattern {
+                    account: a.name.clone(),
+                    message: e.to_string(),
+                })?)
             };
             accounts.push(Account {
                 name: a.name.clone(),
@@ -488,7 +486,9 @@ mod tests {
         let db = AuthDb::build(&spec()).expect("builds");
         let g = db.ip_group("10.2.3.4".parse().expect("ip")).expect("10/8");
         assert_eq!((g.accounts.as_slice(), g.cli_auth), (&[0][..], false));
-        let g = db.ip_group("10.1.3.4".parse().expect("ip")).expect("10.1/16");
+        let g = db
+            .ip_group("10.1.3.4".parse().expect("ip"))
+            .expect("10.1/16");
         assert_eq!(g.accounts, [1, 2]);
         assert_eq!(db.cli_account(g, b"2155501"), Some(1));
         assert_eq!(db.cli_account(g, b"3155501"), Some(2));
@@ -514,10 +514,7 @@ mod tests {
         );
         let mut s = spec();
         s.ip_auth[2].cli_auth = false;
-        assert!(matches!(
-            AuthDb::build(&s),
-            Err(AuthDbError::SharedCidr(_))
-        ));
+        assert!(matches!(AuthDb::build(&s), Err(AuthDbError::SharedCidr(_))));
         let mut s = spec();
         s.ip_auth[0].account = "zzz".into();
         assert!(matches!(
@@ -530,7 +527,13 @@ mod tests {
             AuthDb::build(&s),
             Err(AuthDbError::BadPattern { .. })
         ));
-        assert!(whitelisted(&[net("192.0.2.0/24")], "192.0.2.9".parse().expect("ip")));
-        assert!(!whitelisted(&[net("192.0.2.0/24")], "192.0.3.9".parse().expect("ip")));
+        assert!(whitelisted(
+            &[net("192.0.2.0/24")],
+            "192.0.2.9".parse().expect("ip")
+        ));
+        assert!(!whitelisted(
+            &[net("192.0.2.0/24")],
+            "192.0.3.9".parse().expect("ip")
+        ));
     }
 }

@@ -152,7 +152,12 @@ mod tests {
             nonce: b"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
             qop_auth: Some((b"00000001", b"f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ")),
         };
-        let ha = ha1(Algorithm::Md5, b"Mufasa", b"http-auth@example.org", b"Circle of Life");
+        let ha = ha1(
+            Algorithm::Md5,
+            b"Mufasa",
+            b"http-auth@example.org",
+            b"Circle of Life",
+        );
         let r = expected_response(Algorithm::Md5, &ha[..32], &input);
         assert_eq!(&r[..32], b"8ca523f5e9506fed4657c9700eebdbec");
         let ha = ha1(
@@ -171,7 +176,12 @@ mod tests {
     /// RFC 2617 §3.5 (MD5, qop=auth) and the RFC 2069 form without qop.
     #[test]
     fn rfc2617_and_2069() {
-        let ha = ha1(Algorithm::Md5, b"Mufasa", b"testrealm@host.com", b"Circle Of Life");
+        let ha = ha1(
+            Algorithm::Md5,
+            b"Mufasa",
+            b"testrealm@host.com",
+            b"Circle Of Life",
+        );
         let mut input = DigestInput {
             method: b"GET",
             uri: b"/dir/index.html",
@@ -188,7 +198,11 @@ mod tests {
         let mut want = [0u8; 64];
         hash_hex(
             Algorithm::Md5,
-            &[&ha[..32], b":dcd98b7102dd2f0e8b11d0f600bfb0c093:", &ha2[..32]],
+            &[
+                &ha[..32],
+                b":dcd98b7102dd2f0e8b11d0f600bfb0c093:",
+                &ha2[..32],
+            ],
             &mut want,
         );
         assert_eq!(r, want);
@@ -200,7 +214,10 @@ mod tests {
     fn algorithm_params() {
         assert_eq!(Algorithm::from_param(None), Some(Algorithm::Md5));
         assert_eq!(Algorithm::from_param(Some(b"md5")), Some(Algorithm::Md5));
-        assert_eq!(Algorithm::from_param(Some(b"SHA-256")), Some(Algorithm::Sha256));
+        assert_eq!(
+            Algorithm::from_param(Some(b"SHA-256")),
+            Some(Algorithm::Sha256)
+        );
         assert_eq!(Algorithm::from_param(Some(b"MD5-sess")), None);
         assert_eq!(Algorithm::from_param(Some(b"SHA-512-256")), None);
     }

@@ -39,6 +39,9 @@ mod nonce;
 
 use std::sync::Arc;
 
+/// A CIDR prefix (re-exported from `ipnet`, for the shell).
+pub use ipnet::IpNet;
+
 pub(crate) use self::check::AuthState;
 pub use self::check::{AuthMethod, AuthOk, AuthOutcome, AuthReject, AuthStats};
 pub use self::db::{
@@ -47,8 +50,8 @@ pub use self::db::{
 };
 pub use self::digest::{expected_response, ha1, response_matches, Algorithm, DigestInput, Hex};
 pub use self::nonce::{
-    parse_nc, NcVerdict, NcWindow, NonceInfo, NonceKey, DEFAULT_NC_WINDOW,
-    DEFAULT_NONCE_TTL_SECS, NONCE_LEN,
+    parse_nc, NcVerdict, NcWindow, NonceInfo, NonceKey, DEFAULT_NC_WINDOW, DEFAULT_NONCE_TTL_SECS,
+    NONCE_LEN,
 };
 
 /// What a shard's core is given for authentication (part of [`crate::CoreConfig`]).
