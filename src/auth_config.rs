@@ -25,6 +25,7 @@ pub struct RawAuth {
     nonce_ttl_secs: u32,
     nonce_secret: String,
     users_file: String,
+    algorithms: Vec<String>,
 }
 
 impl Default for RawAuth {
@@ -37,6 +38,7 @@ impl Default for RawAuth {
             nonce_ttl_secs: DEFAULT_NONCE_TTL_SECS,
             nonce_secret: String::new(),
             users_file: String::new(),
+            algorithms: vec!["SHA-256".into(), "MD5".into()],
         }
     }
 }
@@ -227,7 +229,30 @@ pub fn parse(
         out_users.push(spec);
     }
     let has_users = !out_users.is_empty();
+    let mut algorithms = Vec::new();
+    for (i, a) in raw.algorithms.iter().enumerate() {
+        let alg = Algorithm::from_param(Some(a.as_bytes())).ok_or_else(|| {
+            (
+                format!("auth.algorithms[{i}]"),
+                format!("`{a}` is not one of \"SHA-256\", \"MD5\""),
+            )
+        })?;
+        if algorithms.contains(&alg) {
+            return Err((
+                format!("auth.algorithms[{i}]"),
+                format!("`{a}` is listed twice"),
+            ));
+        }
+        algorithms.push(alg);
+    }
+    if algorithms.is_empty() {
+        return Err((
+            "auth.algorithms".into(),
+            "at least one algorithm is required".into(),
+        ));
+    }
     let settings = AuthSettings {
+        algorithms,
         realm,
         register: mode("auth.register", &raw.register, has_users)?,
         invite: mode("auth.invite", &raw.invite, has_users)?,
@@ -582,6 +607,11 @@ mod tests {
             key_of("[auth]\nnonce_ttl_secs = 0\n").0,
             "auth.nonce_ttl_secs"
         );
+        assert_eq!(
+            key_of("[auth]\nalgorithms = [\"SHA-1\"]\n").0,
+            "auth.algorithms[0]"
+        );
+        assert_eq!(key_of("[auth]\nalgorithms = []\n").0, "auth.algorithms");
         assert_eq!(
             key_of("[auth]\nnonce_secret = \"abc\"\n").0,
             "auth.nonce_secret"

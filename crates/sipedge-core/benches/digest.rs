@@ -38,7 +38,12 @@ fn user(u: u32) -> UserSpec {
     md5.copy_from_slice(&m[..32]);
     UserSpec {
         ha1_md5: Some(md5),
-        ha1_sha256: Some(ha1(Algorithm::Sha256, name.as_bytes(), REALM.as_bytes(), b"pw")),
+        ha1_sha256: Some(ha1(
+            Algorithm::Sha256,
+            name.as_bytes(),
+            REALM.as_bytes(),
+            b"pw",
+        )),
         username: name,
         ..UserSpec::default()
     }
@@ -143,7 +148,9 @@ fn verify_loop(alg: Algorithm, known: bool) -> impl FnMut(u64) -> Duration {
 fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("verify");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("sha256", |b| b.iter_custom(verify_loop(Algorithm::Sha256, true)));
+    g.bench_function("sha256", |b| {
+        b.iter_custom(verify_loop(Algorithm::Sha256, true))
+    });
     g.bench_function("md5", |b| b.iter_custom(verify_loop(Algorithm::Md5, true)));
     g.bench_function("sha256_unknown_user", |b| {
         b.iter_custom(verify_loop(Algorithm::Sha256, false))
@@ -170,11 +177,14 @@ fn benches(c: &mut Criterion) {
                     .map(|_| {
                         counter += 1;
                         let name = format!("user{:07}", counter % USERS);
-                        let nonce = String::from_utf8(key.issue(0, counter, 1).to_vec())
-                            .expect("hex");
+                        let nonce =
+                            String::from_utf8(key.issue(0, counter, 1).to_vec()).expect("hex");
                         let cseq = 2 * counter;
                         let a = creds(Algorithm::Sha256, &name, &nonce, 1, "REGISTER", &uri);
-                        (register(&name, cseq, None), register(&name, cseq + 1, Some(&a)))
+                        (
+                            register(&name, cseq, None),
+                            register(&name, cseq + 1, Some(&a)),
+                        )
                     })
                     .collect();
                 let t = Instant::now();

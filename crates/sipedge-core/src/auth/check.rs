@@ -174,8 +174,8 @@ impl Core {
 
     /// Sends what `reject` calls for: 401 with WWW-Authenticate to a REGISTER, 407 with
     /// Proxy-Authenticate to anything else (RFC 3261 §22.1, §22.3), each with a fresh nonce
-    /// and one header per algorithm, SHA-256 first (RFC 8760 §2.4: the preferred one first);
-    /// or 403 / 400.
+    /// and one header per `[auth] algorithms` entry in order (default SHA-256 first, RFC
+    /// 8760 §2.4: the preferred one first); or 403 / 400.
     pub fn send_auth_rejection(
         &mut self,
         now: Millis,
@@ -212,7 +212,7 @@ impl Core {
         buf.clear();
         {
             let db = self.cfg.auth.db.load();
-            for alg in [Algorithm::Sha256, Algorithm::Md5] {
+            for &alg in &db.settings.algorithms {
                 buf.extend_from_slice(name);
                 buf.extend_from_slice(b": Digest realm=\"");
                 buf.extend_from_slice(db.settings.realm.as_bytes());
@@ -326,8 +326,9 @@ impl Core {
             // RFC 2069 form: one use per nonce.
             None => 1,
         };
-        let Some(alg) = Algorithm::from_param(c.algorithm.map(|a| a.raw())) else {
-            return Verdict::Reject(AuthReject::Challenge { stale: false });
+        let alg = match Algorithm::from_param(c.algorithm.map(|a| a.raw())) {
+            Some(a) if db.settings.algorithms.contains(&a) => a,
+            _ => return Verdict::Reject(AuthReject::Challenge { stale: false }),
         };
         let username = username.raw();
         let lookup_domain = match class {

@@ -13,7 +13,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
 use regex::bytes::RegexSet;
 
-use super::digest::Hex;
+use super::digest::{Algorithm, Hex};
 use super::nonce::DEFAULT_NONCE_TTL_SECS;
 
 /// Whether a class of requests is challenged (`[auth] register`, `[auth] invite`).
@@ -63,6 +63,9 @@ pub struct AuthSettings {
     pub username_must_match: bool,
     /// How long a nonce is good for, seconds.
     pub nonce_ttl_secs: u32,
+    /// Algorithms offered, one challenge header each, in this order, and the only ones
+    /// accepted (`[auth] algorithms`; default SHA-256 then MD5, RFC 8760 §2.4).
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl Default for AuthSettings {
@@ -73,6 +76,7 @@ impl Default for AuthSettings {
             invite: AuthMode::None,
             username_must_match: true,
             nonce_ttl_secs: DEFAULT_NONCE_TTL_SECS,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
         }
     }
 }
