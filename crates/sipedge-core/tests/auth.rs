@@ -653,6 +653,16 @@ fn requests_are_challenged_with_407() {
         outcome(&mut c, 20, src, &wrong_header),
         AuthOutcome::Rejected(AuthReject::Challenge { stale: false })
     );
+    // From a foreign domain: not one of our users, not challenged, marked Foreign.
+    let foreign = String::from_utf8(invite("carrier", "")).unwrap().replace(
+        &format!("<sip:carrier@{DOMAIN}>"),
+        "<sip:+4420@carrier.example>",
+    );
+    let o = outcome(&mut c, 25, src, foreign.as_bytes());
+    assert!(
+        matches!(o, AuthOutcome::Authenticated(ok) if ok.method == AuthMethod::Foreign && ok.account.is_none()),
+        "{o:?}"
+    );
     // Shard 1 did not issue it: stale.
     let mut other = Core::new(CoreConfig {
         shard: ShardId(1),

@@ -24,6 +24,11 @@ pub enum AuthMethod {
     Ip,
     /// Source address in a shared prefix, account picked by the caller number.
     Cli,
+    /// A non-REGISTER request whose From is not one of our domains: not a user of ours, so
+    /// not challenged (RFC 3261 §22.3 leaves the choice to the proxy; Kamailio's usual
+    /// `from_uri==myself` rule). The relay must treat it as an outside caller (e.g. only
+    /// towards local users, never out to a trunk).
+    Foreign,
 }
 
 /// A request that passed. Indices refer to the tables current when it was checked
@@ -91,6 +96,9 @@ pub(crate) struct AuthState {
     window: NcWindow,
     buf: Vec<u8>,
     pub(crate) stats: AuthStats,
+    /// Who the REGISTER being processed was authenticated as (set by `register_auth`; the
+    /// registrar or the NAT code may read it to give a binding the user's `nat` settings).
+    pub(crate) last_register: Option<AuthOk>,
 }
 
 impl AuthState {
@@ -100,6 +108,7 @@ impl AuthState {
             window: NcWindow::new(cfg.nc_window),
             buf: Vec::with_capacity(512),
             stats: AuthStats::default(),
+            last_register: None,
         }
     }
 }
@@ -150,8 +159,9 @@ impl Core {
     }
 
     /// **Hook for the relay**: authenticates a non-REGISTER request from `remote` (RFC 3261
-    /// §22.3) — IP/CLI auth first, then, with `[auth] invite = "digest"`, the
-    /// Proxy-Authorization credentials (user looked up in the From domain). On
+    /// §22.3) — IP/CLI auth first; then, with `[auth] invite = "digest"` and a From in one
+    /// of our domains (else [`AuthMethod::Foreign`]), the Proxy-Authorization credentials
+    /// (user looked up in the From domain). On
     /// [`AuthOutcome::Rejected`], answer with [`Core::send_auth_rejection`]. Call it once
     /// per new request (after the server transaction absorbed retransmissions: a second
     /// call with the same credentials is a replay). ACK and CANCEL are not challenged by
@@ -276,6 +286,16 @@ impl Core {
                 user: None,
                 account: None,
             });
+        }
+        if class == Class::Other {
+            let from_host = msg.from().map(|f| f.uri().host()).unwrap_or_default();
+            if !self.cfg.is_our_domain(from_host) {
+                return Verdict::Ok(AuthOk {
+                    method: AuthMethod::Foreign,
+                    user: None,
+                    account: None,
+                });
+            }
         }
         let realm = db.settings.realm.as_bytes();
         let mut malformed = false;
@@ -432,8 +452,12 @@ impl Core {
         domain: &[u8],
         user: &[u8],
     ) -> Option<bool> {
+        self.auth.last_register = None;
         match self.verdict(now, remote, msg, Class::Register { domain, user }) {
-            Verdict::Ok(_) => Some(false),
+            Verdict::Ok(ok) => {
+                self.auth.last_register = Some(ok);
+                Some(false)
+            }
             Verdict::Replayed => Some(true),
             Verdict::Reject(r) => {
                 if !matches!(r, AuthReject::Challenge { .. }) {

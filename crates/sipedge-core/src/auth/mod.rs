@@ -6,7 +6,7 @@
 //! | a source in an `[[ip_auth]]` prefix (longest match, IPv4 and IPv6) is that account; no digest is asked or checked for it — IP auth and digest never combine for one request (hosted switches work the same way) | — |
 //! | a prefix shared by several `cli_auth` accounts: the caller number (P-Asserted-Identity user, else From user) picks the first account whose `cli` pattern matches | 403 "CLI Not Authorized" |
 //! | `register = "digest"`: a REGISTER without credentials for our realm (RFC 3261 §22.4, §10.3 step 3) | 401, one WWW-Authenticate per algorithm, SHA-256 first, then MD5 |
-//! | `invite = "digest"`: any other request from a user (RFC 3261 §22.3) | 407 with Proxy-Authenticate, likewise |
+//! | `invite = "digest"`: any other request from a user — From in one of our domains (RFC 3261 §22.3); a From elsewhere is not challenged and comes out as [`AuthMethod::Foreign`] for the relay to restrict | 407 with Proxy-Authenticate, likewise |
 //! | malformed credentials (header syntax, missing `username`/`nonce`/`uri`/`response`, `qop=auth` without `nc`/`cnonce`, bad `nc`) | 400 naming it |
 //! | REGISTER: digest username ≠ AoR user (`username_must_match`, §10.3 step 4) | 403 "Authentication Username Mismatch" |
 //! | unknown user, wrong password, unknown algorithm or qop | 401/407 with a fresh nonce — the same reply and the same work for an unknown user as for a wrong password (a dummy HA1 is hashed) |
