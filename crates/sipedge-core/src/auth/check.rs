@@ -287,15 +287,16 @@ impl Core {
                 account: None,
             });
         }
-        if class == Class::Other {
-            let from_host = msg.from().map(|f| f.uri().host()).unwrap_or_default();
-            if !self.cfg.is_our_domain(from_host) {
-                return Verdict::Ok(AuthOk {
-                    method: AuthMethod::Foreign,
-                    user: None,
-                    account: None,
-                });
-            }
+        let from_host = match class {
+            Class::Other => msg.from().map(|f| f.uri().host()).unwrap_or_default(),
+            Class::Register { .. } => b"",
+        };
+        if class == Class::Other && !self.cfg.is_our_domain(from_host) {
+            return Verdict::Ok(AuthOk {
+                method: AuthMethod::Foreign,
+                user: None,
+                account: None,
+            });
         }
         let realm = db.settings.realm.as_bytes();
         let mut malformed = false;
@@ -367,10 +368,7 @@ impl Core {
                 }
                 domain
             }
-            Class::Other => msg
-                .from()
-                .map(|f| f.uri().host_unbracketed())
-                .unwrap_or_default(),
+            Class::Other => from_host,
         };
         let mut dom = [0u8; 128];
         let lookup_domain = if lookup_domain.len() <= dom.len() {

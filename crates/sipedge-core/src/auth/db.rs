@@ -4,6 +4,8 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+
+use crate::aor::TableHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -222,7 +224,8 @@ pub struct AuthDb {
     accounts: Vec<Account>,
     users: Vec<User>,
     index: HashTable<u32>,
-    hasher: RandomState,
+    /// Seeded per build (keyed, so bucket collisions cannot be planned).
+    hasher: TableHasher,
     v4: PrefixMap<Ipv4Net, u32>,
     v6: PrefixMap<Ipv6Net, u32>,
     groups: Vec<IpGroup>,
@@ -271,7 +274,7 @@ impl AuthDb {
                     account: name.into(),
                 })
         };
-        let hasher = RandomState::new();
+        let hasher = TableHasher::new(RandomState::new().hash_one(0x5eed_u64));
         let mut index = HashTable::with_capacity(spec.users.len());
         let mut users = Vec::with_capacity(spec.users.len());
         for (i, u) in spec.users.iter().enumerate() {
@@ -280,7 +283,7 @@ impl AuthDb {
                 None => None,
             };
             let domain = u.domain.as_deref().unwrap_or("").as_bytes();
-            let h = hasher.hash_one((domain, u.username.as_bytes()));
+            let h = hasher.hash(&[domain, u.username.as_bytes()]);
             let same = |&j: &u32| {
                 let o: &User = &users[j as usize];
                 o.spec.domain.as_deref().unwrap_or("").as_bytes() == domain
@@ -295,10 +298,10 @@ impl AuthDb {
             }
             index.insert_unique(h, i as u32, |&j| {
                 let o: &User = &users[j as usize];
-                hasher.hash_one((
+                hasher.hash(&[
                     o.spec.domain.as_deref().unwrap_or("").as_bytes(),
                     o.spec.username.as_bytes(),
-                ))
+                ])
             });
             users.push(User {
                 spec: u.clone(),
@@ -376,7 +379,7 @@ impl AuthDb {
     /// The user `username` of `domain` (lowercase), else the domain-less user `username`.
     pub fn find_user(&self, domain: &[u8], username: &[u8]) -> Option<u32> {
         let get = |d: &[u8]| {
-            let h = self.hasher.hash_one((d, username));
+            let h = self.hasher.hash(&[d, username]);
             self.index
                 .find(h, |&j| {
                     let o = &self.users[j as usize].spec;
