@@ -791,3 +791,54 @@ fn reload_swaps_users_without_dropping_bindings() {
     );
     assert_eq!(answer_at(&mut c, 60, &with_auth(&r, &cr, 4)).status(), 401);
 }
+
+mod robust {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("Digest ".to_string()),
+            Just("username=\"alice\"".to_string()),
+            Just(format!("realm=\"{REALM}\"")),
+            Just("realm=other".to_string()),
+            Just("uri=\"sip:edge.example.com\"".to_string()),
+            Just("response=\"00112233445566778899aabbccddeeff\"".to_string()),
+            Just("qop=auth".to_string()),
+            Just("qop=auth-int".to_string()),
+            Just("nc=00000001".to_string()),
+            Just("nc=zz".to_string()),
+            Just("cnonce=\"x\"".to_string()),
+            Just("algorithm=SHA-256".to_string()),
+            Just("algorithm=MD5-sess".to_string()),
+            "nonce=\"[0-9a-f]{0,70}\"",
+            "[ -~]{0,12}",
+            Just(", ".to_string()),
+            Just("\"".to_string()),
+            Just("\\".to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Whatever the Authorization header holds, the answer is a challenge, 400 or
+        /// 403 — never a panic, never a 200, nothing registered — and the edge still
+        /// authenticates a real phone afterwards.
+        #[test]
+        fn mangled_credentials_never_register(parts in proptest::collection::vec(fragment(), 0..12)) {
+            let mut c = core();
+            let r = register_as("alice");
+            let value = parts.concat();
+            let bad = r.clone().cseq(2).extra(&format!("Authorization: {value}"));
+            let answers = send_at(&mut c, 0, &bad);
+            prop_assert!(answers.len() <= 1);
+            if let Some(a) = answers.first() {
+                prop_assert!([400, 401, 403].contains(&a.status()), "{} for {value:?}", a.status());
+            }
+            prop_assert!(bindings(&c, 0, "sip:alice@edge.example.com").is_empty());
+            let n = nonce_of(&answer_at(&mut c, 1, &r.clone().cseq(3)));
+            let cr = creds(Algorithm::Md5, "alice", PASSWORD, &n, Some(1), "REGISTER", &ruri());
+            prop_assert_eq!(answer_at(&mut c, 2, &with_auth(&r, &cr, 4)).status(), 200);
+        }
+    }
+}
