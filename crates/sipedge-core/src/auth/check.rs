@@ -380,13 +380,22 @@ impl Core {
         };
         let user = db.find_user(lookup_domain, username);
         let user_ref = user.and_then(|u| db.user(u));
-        let ha1: Option<&[u8]> = user_ref.and_then(|u| match alg {
-            Algorithm::Md5 => u.spec.ha1_md5.as_ref().map(|h| &h[..]),
-            Algorithm::Sha256 => u.spec.ha1_sha256.as_ref().map(|h| &h[..]),
-        });
-        // No enumeration: an unknown user hashes a dummy HA1, the same work as a known one.
+        let ha1_of = |u: &'_ super::db::User| -> Option<[u8; 64]> {
+            let mut out = DUMMY_HA1;
+            match alg {
+                Algorithm::Md5 => out[..32].copy_from_slice(u.spec.ha1_md5.as_ref()?),
+                Algorithm::Sha256 => out.copy_from_slice(u.spec.ha1_sha256.as_ref()?),
+            }
+            Some(out)
+        };
+        let ha1 = user_ref.and_then(ha1_of);
+        // No enumeration: an unknown user hashes a decoy HA1 (another user's record, read
+        // the same way, else a constant) — the same work as a known one — and fails.
         let known = ha1.is_some();
-        let ha1 = ha1.unwrap_or(&DUMMY_HA1[..alg.hex_len()]);
+        let ha1 = ha1
+            .or_else(|| db.decoy_user(username).and_then(ha1_of))
+            .unwrap_or(DUMMY_HA1);
+        let ha1 = &ha1[..alg.hex_len()];
         let method = msg.method().map(|m| m.as_bytes()).unwrap_or_default();
         let input = DigestInput {
             method,

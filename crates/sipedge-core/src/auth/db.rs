@@ -396,6 +396,17 @@ impl AuthDb {
         get(b"")
     }
 
+    /// A user record picked by `username`'s hash, for an unknown user: its HA1 is hashed in
+    /// place of the missing one, so an unknown user costs the same memory reads as a known
+    /// one (the answer is refused regardless).
+    pub(crate) fn decoy_user(&self, username: &[u8]) -> Option<&User> {
+        if self.users.is_empty() {
+            return None;
+        }
+        let h = self.hasher.hash(&[username]);
+        self.users.get((h % self.users.len() as u64) as usize)
+    }
+
     /// Longest-prefix match of a source address over `[[ip_auth]]` (an IPv4-mapped IPv6
     /// source is matched as IPv4).
     pub(crate) fn ip_group(&self, ip: IpAddr) -> Option<&IpGroup> {

@@ -9,7 +9,7 @@
 //! | `invite = "digest"`: any other request from a user — From in one of our domains (RFC 3261 §22.3); a From elsewhere is not challenged and comes out as [`AuthMethod::Foreign`] for the relay to restrict | 407 with Proxy-Authenticate, likewise |
 //! | malformed credentials (header syntax, missing `username`/`nonce`/`uri`/`response`, `qop=auth` without `nc`/`cnonce`, bad `nc`) | 400 naming it |
 //! | REGISTER: digest username ≠ AoR user (`username_must_match`, §10.3 step 4) | 403 "Authentication Username Mismatch" |
-//! | unknown user, wrong password, unknown algorithm or qop | 401/407 with a fresh nonce — the same reply and the same work for an unknown user as for a wrong password (a dummy HA1 is hashed) |
+//! | unknown user, wrong password, unknown algorithm or qop | 401/407 with a fresh nonce — the same reply and the same work for an unknown user as for a wrong password (a decoy HA1 — another user's record, read the same way — is hashed) |
 //! | right password from outside the user's `ip_whitelist` | 403 "Source Address Not Allowed" |
 //! | right password, nonce expired (`nonce_ttl_secs`), from another shard or another edge instance, or forgotten | 401/407 with `stale=true` (RFC 7616 §3.3) and a fresh nonce |
 //! | right password, (nonce, nc) already used: a replay (RFC 7616 §3.4) | 401/407 `stale=true`; for REGISTER, a retransmission of the request that made the binding gets its 200 OK again |
