@@ -114,6 +114,9 @@ fn register_with_digest_over_the_binary_and_reload() {
         assert!(contacts.iter().any(|x| x.contains(&c.addr().to_string())));
     }
     assert_eq!(contacts_of(&edge, "alice").len(), 8);
+    assert_eq!(edge.metric("sipedge_auth_digest_ok_total", None), 8);
+    assert_eq!(edge.metric("sipedge_auth_digest_failed_total", None), 8);
+    assert!(edge.metric("sipedge_auth_challenges_total", None) >= 16);
 
     // SIGHUP: bob is added; alice's bindings stay.
     let cfg = std::env::temp_dir()
