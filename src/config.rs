@@ -103,6 +103,8 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     /// `[registrar.persistence]`; `None` = memory-only.
     pub persistence: Option<PersistenceConfig>,
+    /// `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` (src/auth_config.rs).
+    pub auth: crate::auth_config::AuthSetup,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -116,6 +118,14 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     registrar: RawRegistrar,
+    #[serde(default)]
+    auth: crate::auth_config::RawAuth,
+    #[serde(default)]
+    accounts: Vec<crate::auth_config::RawAccount>,
+    #[serde(default)]
+    users: Vec<crate::auth_config::RawUser>,
+    #[serde(default)]
+    ip_auth: Vec<crate::auth_config::RawIpAuth>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,7 +323,17 @@ impl Config {
             .persistence
             .validate()
             .map_err(|e| err(format!("registrar.persistence.{}", e.key), e.message))?;
+        let auth = crate::auth_config::parse(
+            raw.auth,
+            raw.accounts,
+            raw.users,
+            raw.ip_auth,
+            &domains,
+            file,
+        )
+        .map_err(|(k, m)| err(k, m))?;
         Ok(Config {
+            auth,
             listen,
             domains,
             workers: s.workers,

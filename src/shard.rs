@@ -197,6 +197,7 @@ pub fn run(setup: ShardSetup) {
         mesh.flush_wakeups();
         metrics.publish(core.stats(), engine.stats(), &mesh.stats(), &lp);
         metrics.publish_location(core.binding_count(), core.aor_count());
+        metrics.publish_auth(core.auth_stats());
     }
     if let Err(e) = engine.flush() {
         tracing::warn!(error = %e, "final flush failed");

@@ -83,6 +83,8 @@ pub struct CoreConfig {
     /// Emit binding-change records for [`crate::Core::poll_journal`]. Off: nothing is
     /// encoded or queued (no journal configured).
     pub journal: bool,
+    /// `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` and the nonce secret.
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for CoreConfig {
@@ -96,6 +98,7 @@ impl Default for CoreConfig {
             seed: 0,
             registrar: RegistrarConfig::default(),
             journal: false,
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

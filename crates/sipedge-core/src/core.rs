@@ -60,6 +60,8 @@ pub struct Core {
     pub(crate) aor_buf: Vec<u8>,
     pub(crate) contact_buf: Vec<u8>,
     pub(crate) path_buf: Vec<u8>,
+    /// Nonce key, nonce-count window, counters (`auth`).
+    pub(crate) auth: crate::auth::AuthState,
 }
 
 impl Core {
@@ -67,6 +69,7 @@ impl Core {
     pub fn new(cfg: CoreConfig) -> Core {
         Core {
             loc: Location::new(cfg.seed),
+            auth: crate::auth::AuthState::new(&cfg.auth),
             arrival: cfg.shard,
             cfg,
             out: Outbox::default(),

@@ -30,9 +30,11 @@
 //! routing and table hashes, §19.1.4 contact comparison), `lookup`, `journal` (the
 //! durability API) and `record` (its encoding), `date` (the Date header), `output` (the
 //! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off
-//! messages).
+//! messages), `auth` (digest, nonces, IP/CLI authentication; its module doc has the rules
+//! and the relay's hook [`Core::authenticate_request`]).
 
 mod aor;
+pub mod auth;
 mod blobs;
 mod config;
 mod core;
