@@ -19,7 +19,7 @@
 #
 # Environment knobs (defaults in brackets):
 #   SERVER_CORE [0] GEN_CORE [1] UAS [1000] SOURCES [10] STEP_SECS [3] PATIENCE [2]
-#   RAMP [per scenario, START:STEP:MAX] AORS [100000: refresh, keepalive] EXPIRES [3600]
+#   RAMP [per scenario, START:STEP:MAX] AORS [100000: refresh, register-auth (users), keepalive] EXPIRES [3600]
 #   KA_SECS [25] KA_INTERVAL [10] SERVERS ["sipedge kamailio"] NO_BUILD [unset]
 #   KAMAILIO_SHM_MB [4096] IDLE_WAIT [60] AUTH_SHA256 [unset: register-auth challenges with MD5]
 #   OUT [target/compare/SCENARIO]
@@ -165,6 +165,20 @@ level = "warn"
 path = "$TMP/journal-$RANDOM"
 sync = "$SYNC"
 EOF
+            if [[ $SCENARIO == register-auth ]]; then
+                # sipload's generated users sl0… with its default password; MD5 offered first,
+                # as Kamailio's config challenges with MD5 unless AUTH_SHA256 is set.
+                { echo "username,password"; for ((i = 0; i < AORS; i++)); do echo "sl$i,sipload"; done; } >"$TMP/users.csv"
+                local algs='"MD5", "SHA-256"'
+                [[ -n "${AUTH_SHA256:-}" ]] && algs='"SHA-256", "MD5"'
+                cat >>"$TMP/sipedge.toml" <<EOF
+
+[auth]
+register = "digest"
+algorithms = [$algs]
+users_file = "$TMP/users.csv"
+EOF
+            fi
             answers "$TARGET" && { echo "$TARGET is already in use"; exit 1; }
             taskset -c "$SERVER_CORE" "$BIN/sipedge" --config "$TMP/sipedge.toml" --shards 1 \
                 2>"$OUT/sipedge.server.log" &
@@ -223,7 +237,7 @@ for server in $SERVERS; do
             ;;
         *)
             extra=()
-            [[ $SCENARIO == refresh ]] && extra=(--aors "$AORS")
+            [[ $SCENARIO == refresh || $SCENARIO == register-auth ]] && extra=(--aors "$AORS")
             sl "$SCENARIO" --target "$TARGET" --uas "$UAS" --sources "$SOURCES" \
                 --expires "$EXPIRES" --ramp "$RAMP" --step-seconds "$STEP_SECS" \
                 --ramp-patience "$PATIENCE" --outstanding 512 --server-pid "$PIDS" \
