@@ -35,24 +35,25 @@ macro_rules! header_names {
                 HeaderName::from_token(name)
             }
 
-            /// [`HeaderName::from_bytes`] for a name already known to be a `token`: one table
-            /// lookup by (length, first letter), then at most [`BUCKET_DEPTH`] comparisons.
+            /// [`HeaderName::from_bytes`] for a name already known to be a `token`: one
+            /// perfect-hash lookup by (length, first and last letter), then one comparison.
+            #[inline]
             pub(crate) fn from_token(name: &[u8]) -> HeaderName {
-                let Some(&first) = name.first() else {
+                let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
                     return HeaderName::Other;
                 };
                 if name.len() == 1 {
-                    return match first.to_ascii_lowercase() {
+                    return match first | 0x20 {
                         $($( $compact => HeaderName::$variant, )?)*
                         _ => HeaderName::Other,
                     };
                 }
-                for &(h, canon) in &NAME_TABLE[bucket(name.len(), first)] {
-                    if crate::lex::eq_token_ci(canon, name) {
-                        return h;
-                    }
+                let (h, canon) = NAME_TABLE[slot(name.len(), first, last)];
+                if crate::lex::eq_token_ci(canon, name) {
+                    h
+                } else {
+                    HeaderName::Other
                 }
-                HeaderName::Other
             }
 
             pub(crate) fn bad_reason(self) -> &'static str {
@@ -120,29 +121,24 @@ header_names! {
     Timestamp => "Timestamp";
 }
 
-/// Entries per bucket of the name table.
-const BUCKET_DEPTH: usize = 3;
-const BUCKETS: usize = 64;
+const SLOTS: usize = 128;
 
-const fn bucket(len: usize, first: u8) -> usize {
-    (len * 7 + first.to_ascii_lowercase() as usize) % BUCKETS
+/// A perfect hash of the known names (checked at compile time): `| 0x20` folds the case of
+/// letters; for other token bytes it is just a consistent mapping.
+const fn slot(len: usize, first: u8, last: u8) -> usize {
+    (len + (first | 0x20) as usize * 11 + (last | 0x20) as usize * 23) % SLOTS
 }
 
-/// Known names bucketed by (length, first letter), with their lowercase spelling; built at
-/// compile time, which fails if a bucket overflows. Empty entries have an empty name.
-static NAME_TABLE: [[(HeaderName, &[u8]); BUCKET_DEPTH]; BUCKETS] = {
-    let mut t: [[(HeaderName, &[u8]); BUCKET_DEPTH]; BUCKETS] =
-        [[(HeaderName::Other, b""); BUCKET_DEPTH]; BUCKETS];
+/// Known names by [`slot`], with their canonical spelling; built at compile time, which fails
+/// if two names share a slot. Empty slots have an empty name, which matches nothing.
+static NAME_TABLE: [(HeaderName, &[u8]); SLOTS] = {
+    let mut t: [(HeaderName, &[u8]); SLOTS] = [(HeaderName::Other, b""); SLOTS];
     let mut i = 0;
     while i < ALL.len() {
         let name = ALL[i].as_str().as_bytes();
-        let b = bucket(name.len(), name[0]);
-        let mut j = 0;
-        while !t[b][j].1.is_empty() {
-            j += 1;
-            assert!(j < BUCKET_DEPTH, "header name table bucket overflow");
-        }
-        t[b][j] = (ALL[i], name);
+        let s = slot(name.len(), name[0], name[name.len() - 1]);
+        assert!(t[s].1.is_empty(), "header name hash collision");
+        t[s] = (ALL[i], name);
         i += 1;
     }
     t

@@ -6,12 +6,11 @@
 //! (RFC 4475 §3.1.1.11 `dblreq`); a length past the datagram's end is an error. Over streams
 //! the header section must end with an empty line and Content-Length is required.
 
-use memchr::memchr;
 use smallvec::SmallVec;
 
 use crate::error::{ParseError, ParseErrorKind as K};
 use crate::header::HeaderName;
-use crate::lex::{parse_u64, skip_token, trim};
+use crate::lex::{find_byte, parse_u64, skip_token, trim};
 use crate::message::{Header, Message, Span, StartLine, HOT, NONE};
 use crate::method::Method;
 
@@ -154,8 +153,8 @@ impl<'a> Message<'a> {
 /// Offset just past the empty line ending the header section, if present.
 fn find_header_end(buf: &[u8]) -> Option<usize> {
     let mut i = 0;
-    while let Some(nl) = memchr(b'\n', &buf[i..]) {
-        let next = i + nl + 1;
+    while let Some(nl) = find_byte(buf, i, b'\n') {
+        let next = nl + 1;
         match buf.get(next) {
             Some(b'\n') => return Some(next + 1),
             Some(b'\r') if buf.get(next + 1) == Some(&b'\n') => return Some(next + 2),
@@ -168,7 +167,7 @@ fn find_header_end(buf: &[u8]) -> Option<usize> {
 /// End of the line starting at `from`: (content end without CR, next line start).
 #[inline]
 fn line_at(buf: &[u8], from: usize) -> Option<(usize, usize)> {
-    let nl = from + memchr(b'\n', &buf[from..])?;
+    let nl = find_byte(buf, from, b'\n')?;
     let end = if nl > from && buf[nl - 1] == b'\r' {
         nl - 1
     } else {
@@ -240,18 +239,22 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
         }
         // `field-name HCOLON value`: the name is scanned once, byte class by table.
         let name_end = skip_token(buf, pos);
-        let mut i = name_end;
-        while i < buf.len() && (buf[i] == b' ' || buf[i] == b'\t') {
-            i += 1;
-        }
-        if name_end == pos || buf.get(i) != Some(&b':') || name_end - pos > u16::MAX as usize {
+        let i = match buf.get(name_end..name_end + 3) {
+            // The usual `Name: value`.
+            Some(&[b':', b' ', c]) if c != b' ' && c != b'\t' => name_end + 2,
+            _ => {
+                let i = skip_sp(buf, name_end);
+                if buf.get(i) != Some(&b':') {
+                    name_end
+                } else {
+                    skip_sp(buf, i + 1)
+                }
+            }
+        };
+        if i == name_end || name_end == pos || name_end - pos > u16::MAX as usize {
             set_defect(&mut msg.defect, K::BadHeaderLine, pos);
             pos = next_line(buf, pos, stream)?.1;
             continue;
-        }
-        i += 1;
-        while i < buf.len() && (buf[i] == b' ' || buf[i] == b'\t') {
-            i += 1;
         }
         let (end, next) = next_line(buf, i, stream)?;
         if msg.headers.len() >= opts.max_headers {
@@ -277,6 +280,15 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
     msg.body = Span::new(body_start.unwrap_or(buf.len()), buf.len());
     frame_body(&mut msg, stream);
     Ok(msg)
+}
+
+/// Skips SP and HTAB.
+#[inline]
+fn skip_sp(buf: &[u8], mut i: usize) -> usize {
+    while i < buf.len() && (buf[i] == b' ' || buf[i] == b'\t') {
+        i += 1;
+    }
+    i
 }
 
 fn set_defect(defect: &mut Option<ParseError>, kind: K, at: usize) {

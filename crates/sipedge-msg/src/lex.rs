@@ -164,44 +164,83 @@ pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
 
 /// Given `s[start] == b'"'`, returns the index just past the closing quote, honouring
 /// `quoted-pair` escapes (RFC 3261 §25.1). `None` when the quote is not closed.
+#[inline]
 pub(crate) fn end_of_quoted(s: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
-    while i < s.len() {
-        i += memchr::memchr2(b'\\', b'"', &s[i..])?;
+    loop {
+        i = find2(s, i, b'"', b'\\')?;
         if s[i] == b'"' {
             return Some(i + 1);
         }
         i += 2;
     }
-    None
 }
 
 /// Finds the first `sep` at nesting level zero: outside quoted strings and `<...>`.
-/// Jumps between interesting bytes with SIMD `memchr` rather than walking byte by byte.
 pub(crate) fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
     let mut i = 0;
-    while i < s.len() {
-        i += memchr::memchr3(sep, b'"', b'<', &s[i..])?;
+    loop {
+        i = find3(s, i, sep, b'"', b'<')?;
         match s[i] {
             b'"' => i = end_of_quoted(s, i)?,
-            b'<' if sep != b'<' => i += memchr::memchr(b'>', &s[i..])? + 1,
+            b'<' if sep != b'<' => i = find_byte(s, i, b'>')? + 1,
             _ => return Some(i),
         }
     }
-    None
 }
 
 /// Finds the first `sep` outside quoted strings.
 pub(crate) fn find_outside_quotes(s: &[u8], sep: u8) -> Option<usize> {
     let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'"' => i = end_of_quoted(s, i)?,
-            b if b == sep => return Some(i),
-            _ => i += 1,
+    loop {
+        i = find2(s, i, sep, b'"')?;
+        if s[i] == sep {
+            return Some(i);
         }
+        i = end_of_quoted(s, i)?;
     }
-    None
+}
+
+/// memchr's SSE2 searchers, called directly: SSE2 is baseline on x86-64, and skipping
+/// `memchr::memchr`'s runtime CPU dispatch (an indirect call, then AVX2 set-up) matters more
+/// than AVX2's width on 20–200-byte SIP values. Elsewhere the dispatching functions are used.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod sse2 {
+    pub(super) use memchr::arch::x86_64::sse2::memchr::{One, Three, Two};
+    pub(super) const ENABLED: &str = "SSE2 is enabled at compile time";
+}
+
+/// Index of the first `b` at or after `from`.
+#[inline]
+pub(crate) fn find_byte(s: &[u8], from: usize, b: u8) -> Option<usize> {
+    let hay = s.get(from..)?;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    let at = sse2::One::new(b).expect(sse2::ENABLED).find(hay);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    let at = memchr::memchr(b, hay);
+    Some(from + at?)
+}
+
+/// Index of the first `a` or `b` at or after `from`.
+#[inline]
+pub(crate) fn find2(s: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
+    let hay = s.get(from..)?;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    let at = sse2::Two::new(a, b).expect(sse2::ENABLED).find(hay);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    let at = memchr::memchr2(a, b, hay);
+    Some(from + at?)
+}
+
+/// Index of the first `a`, `b` or `c` at or after `from`.
+#[inline]
+pub(crate) fn find3(s: &[u8], from: usize, a: u8, b: u8, c: u8) -> Option<usize> {
+    let hay = s.get(from..)?;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    let at = sse2::Three::new(a, b, c).expect(sse2::ENABLED).find(hay);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    let at = memchr::memchr3(a, b, c, hay);
+    Some(from + at?)
 }
 
 /// Byte offset of `sub` inside `base`; `sub` must be a sub-slice of `base`.
@@ -274,6 +313,31 @@ mod tests {
         assert_eq!(end_of_quoted(br#""a\"b" x"#, 0), Some(6));
         assert_eq!(end_of_quoted(br#""abc"#, 0), None);
         assert_eq!(find_unquoted(br#""a,b" <sip:x,y>, z"#, b','), Some(15));
+        assert_eq!(find_outside_quotes(br#""a<b" <sip:x>"#, b'<'), Some(6));
+        assert_eq!(end_of_quoted(br#""0123456789\"abcdef" x"#, 0), Some(20));
+    }
+
+    #[test]
+    fn word_scans_match_byte_scans() {
+        // Every length, start and position, including the overlapping last word.
+        for n in 0..40 {
+            for at in 0..=n {
+                let mut s = vec![b'a'; n];
+                if at < n {
+                    s[at] = b'\n';
+                }
+                // Bytes one off the target in every other lane: no false positives.
+                for k in (0..n).step_by(2) {
+                    if k != at {
+                        s[k] = b'\n' ^ 1;
+                    }
+                }
+                for from in 0..=n {
+                    let want = s[from..].iter().position(|&b| b == b'\n').map(|p| p + from);
+                    assert_eq!(find_byte(&s, from, b'\n'), want, "n={n} at={at} from={from}");
+                }
+            }
+        }
     }
 
     #[test]
