@@ -2,7 +2,7 @@
 //! (RFC 3261 §20.10, §20.20, §20.39, §25.1).
 
 use crate::lex::{
-    end_of_quoted, eq_token_ci, find_outside_quotes, is_token, is_token_str, is_ws, parse_u32, trim,
+    end_of_quoted, eq_token_ci, find_byte, find_outside_quotes, is_token, is_token_str, is_ws, parse_u32, trim,
 };
 use crate::message::parse_delta_seconds;
 use crate::params::{scan, Params};
@@ -121,7 +121,7 @@ impl<'a> NameAddr<'a> {
 /// (RFC 4475 §3.1.2.14).
 fn bracketed(s: &[u8]) -> Result<(&[u8], &[u8]), AddrError> {
     let inner = s.strip_prefix(b"<").ok_or(AddrError)?;
-    let gt = memchr::memchr(b'>', inner).ok_or(AddrError)?;
+    let gt = find_byte(inner, 0, b'>').ok_or(AddrError)?;
     Ok((&inner[..gt], &inner[gt + 1..]))
 }
 

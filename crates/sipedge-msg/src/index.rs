@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 
 use crate::error::{ParseError, ParseErrorKind as K};
 use crate::header::HeaderName;
-use crate::lex::{find_byte, parse_u64, skip_token, trim};
+use crate::lex::{find2, find_byte, parse_u64, skip_token, trim};
 use crate::message::{Header, Message, Span, StartLine, HOT, NONE};
 use crate::method::Method;
 
@@ -299,9 +299,14 @@ fn set_defect(defect: &mut Option<ParseError>, kind: K, at: usize) {
 
 /// Applies Content-Length to the body span (RFC 3261 §18.3, §20.14).
 fn frame_body(msg: &mut Message<'_>, stream: bool) {
+    // The first Content-Length from the hot-header slots (a full scan past 255 lines).
+    let from = match msg.first[HeaderName::ContentLength as usize] {
+        NONE if msg.headers.len() < NONE as usize => return,
+        NONE => 0,
+        i => i as usize,
+    };
     let mut cl_value = None;
-    for h in msg
-        .headers
+    for h in msg.headers[from..]
         .iter()
         .filter(|h| h.name == HeaderName::ContentLength)
     {
@@ -357,7 +362,12 @@ fn start_line(
     let rest = &line[method_end + 1..];
     let at = start + method_end + 1;
     // Request-URI runs to the last SP; the version follows it.
-    let (uri, version) = match rest.iter().rposition(|&b| b == b' ') {
+    let last_sp = if rest.ends_with(b" SIP/2.0") {
+        Some(rest.len() - 8)
+    } else {
+        rest.iter().rposition(|&b| b == b' ')
+    };
+    let (uri, version) = match last_sp {
         Some(sp) => (Span::new(at, at + sp), &rest[sp + 1..]),
         None => {
             set_defect(defect, K::BadStartLine, at);
@@ -369,7 +379,7 @@ fn start_line(
         set_defect(defect, K::BadStartLine, at);
     } else if uri_bytes.len() > opts.max_request_uri_bytes {
         set_defect(defect, K::RequestUriTooLong, at);
-    } else if memchr::memchr2(b' ', b'\t', uri_bytes).is_some() {
+    } else if find2(uri_bytes, 0, b' ', b'\t').is_some() {
         set_defect(defect, K::BadRequestUri, at);
     } else {
         check_version(version, start + line.len() - version.len(), defect);

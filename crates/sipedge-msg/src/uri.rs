@@ -1,7 +1,9 @@
 //! SIP, SIPS and TEL URIs (RFC 3261 §19.1, §25.1; RFC 3966), parsed in place.
 //! Other schemes are carried opaquely: a proxy must be able to forward them.
 
-use crate::lex::{eq_token_ci, eq_unescaped, eq_unescaped_ignore_case, parse_u32, skip_class};
+use crate::lex::{
+    eq_token_ci, eq_unescaped, eq_unescaped_ignore_case, find_byte, parse_u32, skip_class,
+};
 use crate::params::{well_formed, Params};
 
 /// A URI scheme.
@@ -40,6 +42,9 @@ impl<'a> Uri<'a> {
     pub fn parse(raw: &'a [u8]) -> Result<Uri<'a>, UriError> {
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ":" (RFC 3261 §25.1).
         let mut i = 0;
+        if raw.len() > 4 && raw[3] == b':' && raw[..3].eq_ignore_ascii_case(b"sip") {
+            i = 3; // `sip:`, by far the most common
+        }
         while i < raw.len() && class(raw[i]) & SCHEME != 0 {
             i += 1;
         }
@@ -171,7 +176,7 @@ impl<'a> Uri<'a> {
 }
 
 fn split_at_byte(s: &[u8], b: u8) -> (&[u8], Option<&[u8]>) {
-    match memchr::memchr(b, s) {
+    match find_byte(s, 0, b) {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     }
@@ -237,7 +242,7 @@ fn parse_sip<'a>(rest: &'a [u8], marks: Marks, uri: &mut Uri<'a>) -> Result<(), 
 /// Splits `host [":" port] ...` returning the host and what follows it.
 pub(crate) fn split_host(s: &[u8]) -> Result<(&[u8], &[u8]), UriError> {
     if s.first() == Some(&b'[') {
-        let close = memchr::memchr(b']', s).ok_or(UriError)?;
+        let close = find_byte(s, 0, b']').ok_or(UriError)?;
         let inner = &s[1..close];
         if inner.is_empty()
             || !inner.contains(&b':')
