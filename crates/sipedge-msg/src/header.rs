@@ -35,14 +35,16 @@ macro_rules! header_names {
                 HeaderName::from_token(name)
             }
 
-            /// [`HeaderName::from_bytes`] for a name already known to be a `token`: one
-            /// perfect-hash lookup by (length, first and last letter), then one comparison.
+            /// [`HeaderName::from_bytes`] without the `token` check: a known name resolves
+            /// from any bytes by one perfect-hash lookup by (length, first and last letter)
+            /// and one exact case-insensitive comparison; anything else is `Other`.
             #[inline]
             pub(crate) fn from_token(name: &[u8]) -> HeaderName {
                 let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
                     return HeaderName::Other;
                 };
                 if name.len() == 1 {
+                    // `| 0x20` maps only `X` and `x` onto the letter `x`.
                     return match first | 0x20 {
                         $($( $compact => HeaderName::$variant, )?)*
                         _ => HeaderName::Other,

@@ -237,30 +237,46 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
             pos = next;
             continue;
         }
-        // `field-name HCOLON value`: the name is scanned once, byte class by table.
-        let name_end = skip_token(buf, pos);
-        let i = match buf.get(name_end..name_end + 3) {
-            // The usual `Name: value`.
-            Some(&[b':', b' ', c]) if c != b' ' && c != b'\t' => name_end + 2,
-            _ => {
-                let i = skip_sp(buf, name_end);
-                if buf.get(i) != Some(&b':') {
-                    name_end
-                } else {
-                    skip_sp(buf, i + 1)
-                }
-            }
+        // `field-name HCOLON value`: one vector search finds the line end, a second the
+        // colon. A known name resolves by hash and an exact comparison, which also proves it
+        // a `token`; any other name is checked byte by byte.
+        let nl = find_byte(buf, pos, b'\n');
+        let line_end = match nl {
+            Some(nl) if buf[nl - 1] == b'\r' => nl - 1,
+            Some(nl) => nl,
+            None => buf.len(),
         };
-        if i == name_end || name_end == pos || name_end - pos > u16::MAX as usize {
+        let mut name_end = find_byte(&buf[..line_end], pos, b':').unwrap_or(pos);
+        let colon = name_end;
+        while name_end > pos && (buf[name_end - 1] == b' ' || buf[name_end - 1] == b'\t') {
+            name_end -= 1;
+        }
+        let name = HeaderName::from_token(&buf[pos..name_end]);
+        if name_end == pos
+            || name_end - pos > u16::MAX as usize
+            || (name == HeaderName::Other && skip_token(buf, pos) != name_end)
+        {
             set_defect(&mut msg.defect, K::BadHeaderLine, pos);
-            pos = next_line(buf, pos, stream)?.1;
+            pos = match nl {
+                Some(nl) => nl + 1,
+                None if !stream => buf.len(),
+                None => return Err(ParseError::new(K::UnterminatedHeaders, pos as u32)),
+            };
             continue;
         }
-        let (end, next) = next_line(buf, i, stream)?;
+        let i = match buf.get(colon + 1..colon + 3) {
+            // The usual `Name: value`.
+            Some(&[b' ', c]) if c != b' ' && c != b'\t' => colon + 2,
+            _ => skip_sp(buf, colon + 1),
+        };
+        let (end, next) = match nl {
+            Some(nl) => (line_end, nl + 1),
+            None if !stream => (buf.len(), buf.len()),
+            None => return Err(ParseError::new(K::UnterminatedHeaders, i as u32)),
+        };
         if msg.headers.len() >= opts.max_headers {
             return Err(ParseError::new(K::TooManyHeaders, pos as u32));
         }
-        let name = HeaderName::from_token(&buf[pos..name_end]);
         let slot = name as usize;
         if slot < HOT && msg.first[slot] == NONE && msg.headers.len() < NONE as usize {
             msg.first[slot] = msg.headers.len() as u8;
