@@ -112,7 +112,7 @@ impl<'a> Credentials<'a> {
 
     /// True for the Digest scheme.
     pub fn is_digest(&self) -> bool {
-        self.scheme.eq_ignore_ascii_case(b"Digest")
+        crate::lex::eq_token_ci(b"Digest", self.scheme)
     }
 }
 

@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 
 use crate::error::{ParseError, ParseErrorKind as K};
 use crate::header::HeaderName;
-use crate::lex::{find2, find_byte, parse_u64, skip_token, trim};
+use crate::lex::{eq_token_ci, find2, find_byte, parse_u64, skip_token, trim};
 use crate::message::{Header, Message, Span, StartLine, HOT, NONE};
 use crate::method::Method;
 
@@ -366,7 +366,7 @@ fn start_line(
     defect: &mut Option<ParseError>,
 ) -> Result<StartLine, ParseError> {
     let line = &buf[start..end];
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+    if line.len() >= 4 && eq_token_ci(b"SIP/", &line[..4]) {
         return status_line(line, start, defect);
     }
     let method_end = skip_token(line, 0);

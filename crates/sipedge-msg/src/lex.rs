@@ -31,6 +31,18 @@ pub(crate) fn is_token(b: u8) -> bool {
     TOKEN[b as usize]
 }
 
+/// 1 for bytes that are neither ASCII whitespace nor control characters (for [`skip_class`]).
+pub(crate) static VISIBLE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = !(b.is_ascii_whitespace() || b.is_ascii_control()) as u8;
+        i += 1;
+    }
+    t
+};
+
 /// Index of the first non-token byte at or after `i`.
 #[inline]
 pub(crate) fn skip_token(s: &[u8], i: usize) -> usize {

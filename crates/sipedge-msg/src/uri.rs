@@ -42,7 +42,7 @@ impl<'a> Uri<'a> {
     pub fn parse(raw: &'a [u8]) -> Result<Uri<'a>, UriError> {
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ":" (RFC 3261 §25.1).
         let mut i = 0;
-        if raw.len() > 4 && raw[3] == b':' && raw[..3].eq_ignore_ascii_case(b"sip") {
+        if raw.len() > 4 && eq_token_ci(b"sip:", &raw[..4]) {
             i = 3; // `sip:`, by far the most common
         }
         while i < raw.len() && class(raw[i]) & SCHEME != 0 {

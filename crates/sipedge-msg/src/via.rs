@@ -41,7 +41,7 @@ impl<'a> Via<'a> {
         // (SLASH = SWS "/" SWS), scanned once.
         let mut parts = [&b""[..]; 3];
         let mut i = 0;
-        let fast_end = if raw.len() > 8 && raw[..8].eq_ignore_ascii_case(b"SIP/2.0/") {
+        let fast_end = if raw.len() > 8 && eq_token_ci(b"SIP/2.0/", &raw[..8]) {
             // The usual `SIP/2.0/UDP`: only the transport token to find.
             skip_token(raw, 8)
         } else {
@@ -96,7 +96,7 @@ impl<'a> Via<'a> {
             received: None,
             rport: RPort::Absent,
         };
-        if !parts[0].eq_ignore_ascii_case(b"SIP") {
+        if !eq_token_ci(b"SIP", parts[0]) {
             return Err(ViaError);
         }
         match after {
