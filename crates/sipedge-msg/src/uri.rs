@@ -205,6 +205,7 @@ struct Marks {
 /// No unescaped '@' may appear in the user, the password, the host, the parameters or the
 /// headers, so the first one ends the userinfo; the user part itself may hold ';', '?', '/'
 /// and more (`user-unreserved`).
+#[inline]
 fn parse_sip<'a>(rest: &'a [u8], marks: Marks, uri: &mut Uri<'a>) -> Result<(), UriError> {
     let host_start = match marks.at {
         Some(at) => {
@@ -240,6 +241,7 @@ fn parse_sip<'a>(rest: &'a [u8], marks: Marks, uri: &mut Uri<'a>) -> Result<(), 
 }
 
 /// Splits `host [":" port] ...` returning the host and what follows it.
+#[inline(always)]
 pub(crate) fn split_host(s: &[u8]) -> Result<(&[u8], &[u8]), UriError> {
     if s.first() == Some(&b'[') {
         let close = find_byte(s, 0, b']').ok_or(UriError)?;
