@@ -146,7 +146,54 @@ static NAME_TABLE: [(HeaderName, &[u8]); SLOTS] = {
     t
 };
 
+/// Candidates per first letter for [`HeaderName::known_prefix`].
+const PER_LETTER: usize = 6;
+
+/// Known names (length, name, spelling) by their folded first letter; built at compile time,
+/// which fails if a letter has more than [`PER_LETTER`] names. Unused entries have length 0.
+static BY_FIRST: [[(u8, HeaderName, &[u8]); PER_LETTER]; 26] = {
+    let mut t: [[(u8, HeaderName, &[u8]); PER_LETTER]; 26] =
+        [[(0, HeaderName::Other, b""); PER_LETTER]; 26];
+    let mut i = 0;
+    while i < ALL.len() {
+        let name = ALL[i].as_str().as_bytes();
+        let k = ((name[0] | 0x20) - b'a') as usize;
+        let mut j = 0;
+        while t[k][j].0 != 0 {
+            j += 1;
+            assert!(j < PER_LETTER, "too many header names with one first letter");
+        }
+        t[k][j] = (name.len() as u8, ALL[i], name);
+        i += 1;
+    }
+    t
+};
+
 impl HeaderName {
+    /// The known name that `line` starts with when a colon follows it directly (`Via:`,
+    /// `v:`), and its length: the indexer's fast path, which needs no search for the colon.
+    /// Any other shape (`Via :`, unknown names) gives `None` and takes the general path,
+    /// which finds the same name.
+    #[inline]
+    pub(crate) fn known_prefix(line: &[u8]) -> Option<(HeaderName, usize)> {
+        let first = *line.first()?;
+        if line.get(1) == Some(&b':') {
+            let h = HeaderName::from_token(&line[..1]);
+            return (h != HeaderName::Other).then_some((h, 1));
+        }
+        let candidates = BY_FIRST.get((first | 0x20).wrapping_sub(b'a') as usize)?;
+        for &(len, h, canon) in candidates {
+            let len = len as usize;
+            if len == 0 {
+                break;
+            }
+            if line.get(len) == Some(&b':') && crate::lex::eq_token_ci(canon, &line[..len]) {
+                return Some((h, len));
+            }
+        }
+        None
+    }
+
     /// Headers whose value is a comma-separated list that may also be split over several
     /// header lines (RFC 3261 §7.3.1). Contact is one too, but `*` and quoted display names
     /// make its splitting rule the general one in [`crate::list`].
@@ -221,5 +268,15 @@ mod tests {
         }
         assert_eq!(HeaderName::from_bytes(b"Viaa"), HeaderName::Other);
         assert_eq!(HeaderName::from_bytes(b""), HeaderName::Other);
+        for &h in super::ALL {
+            let line = format!("{}: x", h.as_str().to_ascii_uppercase());
+            let len = h.as_str().len();
+            assert_eq!(HeaderName::known_prefix(line.as_bytes()), Some((h, len)));
+        }
+        assert_eq!(HeaderName::known_prefix(b"v: x"), Some((HeaderName::Via, 1)));
+        assert_eq!(HeaderName::known_prefix(b"Via : x"), None);
+        assert_eq!(HeaderName::known_prefix(b"X-Via: x"), None);
+        assert_eq!(HeaderName::known_prefix(b"q: x"), None);
+        assert_eq!(HeaderName::known_prefix(b"Call\rID: x"), None);
     }
 }

@@ -246,12 +246,17 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
             Some(nl) => nl,
             None => buf.len(),
         };
-        let mut name_end = find_byte(&buf[..line_end], pos, b':').unwrap_or(pos);
-        let colon = name_end;
-        while name_end > pos && (buf[name_end - 1] == b' ' || buf[name_end - 1] == b'\t') {
-            name_end -= 1;
-        }
-        let name = HeaderName::from_token(&buf[pos..name_end]);
+        let (name, name_end, colon) = match HeaderName::known_prefix(&buf[pos..line_end]) {
+            Some((name, len)) => (name, pos + len, pos + len),
+            None => {
+                let colon = find_byte(&buf[..line_end], pos, b':').unwrap_or(pos);
+                let mut name_end = colon;
+                while name_end > pos && matches!(buf[name_end - 1], b' ' | b'\t') {
+                    name_end -= 1;
+                }
+                (HeaderName::from_token(&buf[pos..name_end]), name_end, colon)
+            }
+        };
         if name_end == pos
             || name_end - pos > u16::MAX as usize
             || (name == HeaderName::Other && skip_token(buf, pos) != name_end)
