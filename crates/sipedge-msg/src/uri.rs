@@ -59,8 +59,11 @@ impl<'a> Uri<'a> {
         if rest.is_empty() {
             return Err(UriError);
         }
+        // The host's bytes are skipped as a HOST run (a subset of ORDINARY) where the host
+        // may start: at 0, and again after the first '@'; parse_sip reuses the run's end.
         let mut marks = Marks::default();
-        let mut i = 0;
+        marks.host_end = skip_class(rest, 0, &CLASSES, HOST);
+        let mut i = marks.host_end;
         while i < rest.len() {
             // Skip runs of ordinary bytes four at a time.
             let next = skip_class(rest, i, &CLASSES, ORDINARY);
@@ -73,6 +76,8 @@ impl<'a> Uri<'a> {
                 b'@' if marks.at.is_none() => {
                     marks.at = Some(pos);
                     marks.query = None;
+                    marks.host_end = skip_class(rest, pos + 1, &CLASSES, HOST);
+                    i = marks.host_end;
                 }
                 b':' if marks.at.is_none() && marks.colon.is_none() => marks.colon = Some(pos),
                 b'?' if marks.query.is_none() => marks.query = Some(pos),
@@ -198,6 +203,8 @@ struct Marks {
     colon: Option<usize>,
     /// The first '?' after the userinfo (starts the headers).
     query: Option<usize>,
+    /// End of the run of HOST bytes where the host starts (see [`split_host`]).
+    host_end: usize,
 }
 
 /// `[ userinfo "@" ] hostport uri-parameters [ headers ]` (RFC 3261 §25.1).
@@ -223,7 +230,16 @@ fn parse_sip<'a>(rest: &'a [u8], marks: Marks, uri: &mut Uri<'a>) -> Result<(), 
         Some(q) => (&rest[host_start..q], Some(&rest[q + 1..])),
         None => (&rest[host_start..], None),
     };
-    let (host, mut after) = split_host(hostport)?;
+    let (host, mut after) = if hostport.first() == Some(&b'[') {
+        split_host(hostport)?
+    } else {
+        // split_host's scan, already done: the run cannot cross the '?' of the headers.
+        let len = marks.host_end - host_start;
+        if len == 0 {
+            return Err(UriError);
+        }
+        hostport.split_at(len)
+    };
     uri.host = host;
     if let [b':', tail @ ..] = after {
         let end = tail.iter().position(|&b| b == b';').unwrap_or(tail.len());
