@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 
 use crate::error::{ParseError, ParseErrorKind as K};
 use crate::header::HeaderName;
-use crate::lex::{eq_token_ci, find2, find_byte, parse_u64, skip_token, trim};
+use crate::lex::{eq_token_ci, find_byte, parse_u64, skip_class, skip_token, trim};
 use crate::message::{Header, Message, Span, StartLine, HOT, NONE};
 use crate::method::Method;
 
@@ -383,7 +383,8 @@ fn start_line(
     let rest = &line[method_end + 1..];
     let at = start + method_end + 1;
     // Request-URI runs to the last SP; the version follows it.
-    let last_sp = if rest.ends_with(b" SIP/2.0") {
+    let fast = rest.ends_with(b" SIP/2.0");
+    let last_sp = if fast {
         Some(rest.len() - 8)
     } else {
         rest.iter().rposition(|&b| b == b' ')
@@ -400,13 +401,21 @@ fn start_line(
         set_defect(defect, K::BadStartLine, at);
     } else if uri_bytes.len() > opts.max_request_uri_bytes {
         set_defect(defect, K::RequestUriTooLong, at);
-    } else if find2(uri_bytes, 0, b' ', b'\t').is_some() {
+    } else if skip_class(uri_bytes, 0, &NOT_SP, 1) != uri_bytes.len() {
         set_defect(defect, K::BadRequestUri, at);
-    } else {
+    } else if !fast {
         check_version(version, start + line.len() - version.len(), defect);
     }
     Ok(StartLine::Request { method, uri })
 }
+
+/// 1 for every byte but SP and HTAB (for [`skip_class`]).
+static NOT_SP: [u8; 256] = {
+    let mut t = [1u8; 256];
+    t[b' ' as usize] = 0;
+    t[b'\t' as usize] = 0;
+    t
+};
 
 fn check_version(v: &[u8], at: usize, defect: &mut Option<ParseError>) {
     if v == b"SIP/2.0" {
