@@ -40,6 +40,19 @@ impl<'a> Uri<'a> {
     /// Parses a URI. SIP/SIPS are parsed fully, TEL into its number and parameters, any other
     /// scheme only checked for `scheme ":" 1*non-whitespace`.
     pub fn parse(raw: &'a [u8]) -> Result<Uri<'a>, UriError> {
+        Self::parse_in(raw, false).map(|(uri, _)| uri)
+    }
+
+    /// Parses the URI at the start of `s`, which a `>` ends (the part after a name-addr's
+    /// `<`), and returns it with the offset of that `>`: the URI scan finds the bracket,
+    /// so no separate search is needed. Same result as [`Uri::parse`] on the bytes before
+    /// the first `>`.
+    pub(crate) fn parse_bracketed(s: &'a [u8]) -> Result<(Uri<'a>, usize), UriError> {
+        Self::parse_in(s, true)
+    }
+
+    #[inline(always)]
+    fn parse_in(raw: &'a [u8], bracketed: bool) -> Result<(Uri<'a>, usize), UriError> {
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ":" (RFC 3261 §25.1).
         let mut i = 0;
         if raw.len() > 4 && eq_token_ci(b"sip:", &raw[..4]) {
@@ -52,18 +65,17 @@ impl<'a> Uri<'a> {
             return Err(UriError);
         }
         let scheme_bytes = &raw[..i];
-        let rest = &raw[i + 1..];
+        let rest_at = i + 1;
+        let rest = &raw[rest_at..];
         // One pass over the rest: no whitespace or angle brackets anywhere (RFC 4475
         // §3.1.2.8, §3.1.2.14), and where the first '@', the ':' before it and the first '?'
-        // after it are.
-        if rest.is_empty() {
-            return Err(UriError);
-        }
+        // after it are; when bracketed, the first '>' ends the URI.
         // The host's bytes are skipped as a HOST run (a subset of ORDINARY) where the host
         // may start: at 0, and again after the first '@'; parse_sip reuses the run's end.
         let mut marks = Marks::default();
         marks.host_end = skip_class(rest, 0, &CLASSES, HOST);
         let mut i = marks.host_end;
+        let mut end = rest.len();
         while i < rest.len() {
             // Skip runs of ordinary bytes four at a time.
             let next = skip_class(rest, i, &CLASSES, ORDINARY);
@@ -82,8 +94,19 @@ impl<'a> Uri<'a> {
                 b':' if marks.at.is_none() && marks.colon.is_none() => marks.colon = Some(pos),
                 b'?' if marks.query.is_none() => marks.query = Some(pos),
                 b'@' | b':' | b'?' => {}
+                b'>' if bracketed => {
+                    end = pos;
+                    break;
+                }
                 _ => return Err(UriError),
             }
+        }
+        if bracketed && end == rest.len() {
+            return Err(UriError); // no '>'
+        }
+        let (raw, rest) = (&raw[..rest_at + end], &rest[..end]);
+        if rest.is_empty() {
+            return Err(UriError);
         }
         let scheme = match scheme_bytes.len() {
             3 if eq_token_ci(b"sip", scheme_bytes) => Scheme::Sip,
@@ -113,7 +136,7 @@ impl<'a> Uri<'a> {
             }
             Scheme::Other(_) => {}
         }
-        Ok(uri)
+        Ok((uri, rest_at + end))
     }
 
     /// The URI exactly as written.
@@ -361,6 +384,31 @@ mod tests {
         );
         let u = Uri::parse(b"kingdom:animal:chordate:mammal:carnivora").unwrap();
         assert_eq!(u.scheme(), Scheme::Other(b"kingdom"));
+    }
+
+    #[test]
+    fn bracketed_equals_parse_of_the_part_before_the_bracket() {
+        for s in [
+            &b"sip:alice@example.com>;tag=1"[..],
+            b"sips:a:b@[2001:db8::1]:5061;lr?x=y>",
+            b"tel:+1-201;phone-context=x>",
+            b"urn:uuid:f81d4fae>x",
+            b"sip:a@b",
+            b"sip:>",
+            b">",
+            b"sip:a b>",
+            b"sip:a@b;x>y>",
+            b"sip:host:5060>",
+        ] {
+            let gt = s.iter().position(|&b| b == b'>');
+            let want = gt.and_then(|gt| Uri::parse(&s[..gt]).ok().map(|u| (u, gt)));
+            assert_eq!(
+                Uri::parse_bracketed(s).ok(),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(s)
+            );
+        }
     }
 
     #[test]
