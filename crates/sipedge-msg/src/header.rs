@@ -161,7 +161,10 @@ static BY_FIRST: [[(u8, HeaderName, &[u8]); PER_LETTER]; 26] = {
         let mut j = 0;
         while t[k][j].0 != 0 {
             j += 1;
-            assert!(j < PER_LETTER, "too many header names with one first letter");
+            assert!(
+                j < PER_LETTER,
+                "too many header names with one first letter"
+            );
         }
         t[k][j] = (name.len() as u8, ALL[i], name);
         i += 1;
@@ -273,7 +276,10 @@ mod tests {
             let len = h.as_str().len();
             assert_eq!(HeaderName::known_prefix(line.as_bytes()), Some((h, len)));
         }
-        assert_eq!(HeaderName::known_prefix(b"v: x"), Some((HeaderName::Via, 1)));
+        assert_eq!(
+            HeaderName::known_prefix(b"v: x"),
+            Some((HeaderName::Via, 1))
+        );
         assert_eq!(HeaderName::known_prefix(b"Via : x"), None);
         assert_eq!(HeaderName::known_prefix(b"X-Via: x"), None);
         assert_eq!(HeaderName::known_prefix(b"q: x"), None);

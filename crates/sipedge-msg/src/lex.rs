@@ -65,7 +65,11 @@ static TOKEN_CLASS: [u8; 256] = {
 #[inline(always)]
 pub(crate) fn skip_class(s: &[u8], mut i: usize, table: &[u8; 256], bits: u8) -> usize {
     while let Some(q) = s.get(i..i + 4) {
-        let (a, b, c) = (table[q[0] as usize], table[q[1] as usize], table[q[2] as usize]);
+        let (a, b, c) = (
+            table[q[0] as usize],
+            table[q[1] as usize],
+            table[q[2] as usize],
+        );
         if a & b & c & table[q[3] as usize] & bits == 0 {
             // The run ends in these four bytes: find where from the classes in hand.
             let k = (a & bits != 0) as usize
@@ -359,7 +363,11 @@ mod tests {
                 }
                 for from in 0..=n {
                     let want = s[from..].iter().position(|&b| b == b'\n').map(|p| p + from);
-                    assert_eq!(find_byte(&s, from, b'\n'), want, "n={n} at={at} from={from}");
+                    assert_eq!(
+                        find_byte(&s, from, b'\n'),
+                        want,
+                        "n={n} at={at} from={from}"
+                    );
                 }
             }
         }

@@ -72,8 +72,10 @@ impl<'a> Uri<'a> {
         // after it are; when bracketed, the first '>' ends the URI.
         // The host's bytes are skipped as a HOST run (a subset of ORDINARY) where the host
         // may start: at 0, and again after the first '@'; parse_sip reuses the run's end.
-        let mut marks = Marks::default();
-        marks.host_end = skip_class(rest, 0, &CLASSES, HOST);
+        let mut marks = Marks {
+            host_end: skip_class(rest, 0, &CLASSES, HOST),
+            ..Marks::default()
+        };
         let mut i = marks.host_end;
         let mut end = rest.len();
         while i < rest.len() {
