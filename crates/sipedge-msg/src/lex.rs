@@ -347,15 +347,15 @@ mod tests {
     }
 
     #[test]
-    fn word_scans_match_byte_scans() {
-        // Every length, start and position, including the overlapping last word.
+    fn searches_match_byte_scans() {
+        // Every length, start and position, across the 16-byte vector steps.
         for n in 0..40 {
             for at in 0..=n {
                 let mut s = vec![b'a'; n];
                 if at < n {
                     s[at] = b'\n';
                 }
-                // Bytes one off the target in every other lane: no false positives.
+                // Bytes one off the target at every other position: no false positives.
                 for k in (0..n).step_by(2) {
                     if k != at {
                         s[k] = b'\n' ^ 1;
@@ -368,6 +368,8 @@ mod tests {
                         want,
                         "n={n} at={at} from={from}"
                     );
+                    assert_eq!(find2(&s, from, b'x', b'\n'), want);
+                    assert_eq!(find3(&s, from, b'x', b'y', b'\n'), want);
                 }
             }
         }
