@@ -41,12 +41,14 @@ mod journal;
 mod location;
 mod lookup;
 mod output;
+mod proxy;
 mod record;
 mod registrar;
 mod shard;
 mod stateless;
 mod stats;
 mod time;
+mod txn;
 
 pub use crate::config::{
     CoreConfig, Overflow, RegistrarConfig, ACCEPT, ALLOW, DEFAULT_EXPIRES_SECS,
@@ -56,7 +58,9 @@ pub use crate::core::{Core, CoreEvent};
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};
 pub use crate::output::{LocalId, Transmit};
+pub use crate::proxy::{ProxyConfig, ProxyStats};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
 pub use crate::shard::{ShardId, ShardMsg};
 pub use crate::stats::CoreStats;
 pub use crate::time::Millis;
+pub use crate::txn::{SipTimers, DEFAULT_T1_MS, DEFAULT_T2_MS, DEFAULT_T4_MS};
