@@ -127,7 +127,11 @@ fn methods_the_edge_does_not_handle_itself() {
     assert_eq!(codes, [100, 404]);
     let (_, bytes) = only_reply(&mut c, &request("PUBLISH", "sip:edge.example.com", "", ""));
     let r = Message::parse(&bytes).unwrap();
-    assert_eq!(r.status(), Some(404));
+    assert_eq!(r.status(), Some(405), "the edge itself is the UAS");
+    assert!(
+        r.header(HeaderName::Allow).is_some(),
+        "RFC 3261 §21.4.6: 405 carries Allow"
+    );
     let (_, bytes) = only_reply(
         &mut c,
         &request("SUBSCRIBE", "sip:elsewhere.example.net", "", ""),
@@ -137,7 +141,7 @@ fn methods_the_edge_does_not_handle_itself() {
     assert_eq!(
         status_of(
             &mut c,
-            &request("FROBNICATE", "sip:bob@edge.example.com", "", "")
+            &request("FROBNICATE", "sip:edge.example.com", "", "")
         ),
         501
     );

@@ -171,10 +171,11 @@ impl Core {
                 return true;
             }
             Method::Cancel => return self.relay_cancel(now, local, remote, msg),
-            Method::Options
-                if uri.user().is_none()
-                    && self.is_ours_uri(&uri)
-                    && msg.count(HeaderName::Route) == 0 =>
+            // A request for the edge itself (no user, our host, no Route): the edge is
+            // the UAS — OPTIONS 200, others 405/501 (stateless).
+            _ if uri.user().is_none()
+                && self.is_ours_uri(&uri)
+                && msg.count(HeaderName::Route) == 0 =>
             {
                 return false
             }
