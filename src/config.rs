@@ -103,6 +103,10 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     /// `[registrar.persistence]`; `None` = memory-only.
     pub persistence: Option<PersistenceConfig>,
+    /// `[sip]`: transaction timers.
+    pub sip: sipedge_core::SipTimers,
+    /// `[proxy]`: the relay.
+    pub proxy: crate::config_relay::ProxySettings,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -116,6 +120,10 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     registrar: RawRegistrar,
+    #[serde(default)]
+    sip: crate::config_relay::RawSip,
+    #[serde(default)]
+    proxy: crate::config_relay::RawProxy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,7 +321,11 @@ impl Config {
             .persistence
             .validate()
             .map_err(|e| err(format!("registrar.persistence.{}", e.key), e.message))?;
+        let sip = crate::config_relay::parse_sip(&raw.sip).map_err(|(k, m)| err(k.into(), m))?;
+        let proxy = crate::config_relay::parse_proxy(&raw.proxy);
         Ok(Config {
+            sip,
+            proxy,
             listen,
             domains,
             workers: s.workers,

@@ -6,6 +6,7 @@
 
 mod admin;
 mod config;
+mod config_relay;
 mod metrics;
 mod persist;
 mod shard;
@@ -140,6 +141,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 seed: seed ^ id as u64,
                 registrar: cfg.registrar,
                 journal: restored.is_some(),
+                sip: cfg.sip,
+                proxy: sipedge_core::ProxyConfig {
+                    record_route: cfg.proxy.record_route,
+                    allow_outbound: cfg.proxy.allow_outbound,
+                    advertise: cfg.listen.iter().map(|l| l.addr).collect(),
+                },
                 ..CoreConfig::default()
             },
             persist: restored.as_mut().map(|r| shard::PersistSetup {
