@@ -86,10 +86,12 @@ fn supported(tag: &[u8]) -> bool {
 impl Core {
     /// A host:port of ours (one of our domains on one of our ports; no port = 5060).
     pub(crate) fn is_ours_uri(&self, uri: &Uri<'_>) -> bool {
-        let port = uri.port().unwrap_or(5060);
+        // Our domains on no port (an AoR) or on one of our ports.
         self.cfg.is_our_domain(uri.host())
-            && (self.cfg.proxy.advertise.iter().any(|a| a.port() == port)
-                || self.cfg.proxy.advertise.is_empty())
+            && uri.port().is_none_or(|p| {
+                self.cfg.proxy.advertise.is_empty()
+                    || self.cfg.proxy.advertise.iter().any(|a| a.port() == p)
+            })
     }
 
     fn via_is_ours(&self, via: &Via<'_>) -> bool {
