@@ -8,6 +8,7 @@ mod admin;
 mod config;
 mod config_relay;
 mod metrics;
+mod metrics_relay;
 mod persist;
 mod shard;
 

@@ -46,6 +46,8 @@ pub struct ShardMetrics {
     restore_expired: AtomicU64,
     bindings: AtomicU64,
     aors: AtomicU64,
+    /// The relay's counters (`metrics_relay.rs`).
+    pub relay: crate::metrics_relay::RelayMetrics,
 }
 
 /// Loop-level counts the shard keeps itself.
@@ -307,5 +309,6 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
         "# HELP sipedge_shards Number of shards.\n# TYPE sipedge_shards gauge\nsipedge_shards {}",
         shards.len()
     );
+    crate::metrics_relay::render(&mut out, shards);
     out
 }

@@ -55,15 +55,25 @@ fn core() -> Core {
     let reg = format!(
         "REGISTER sip:sip.example.com SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bKr1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:bob@sip.example.com>;tag=r\r\nTo: <sip:bob@sip.example.com>\r\nCall-ID: reg-bob\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@{BOB}>\r\nExpires: 7200\r\nContent-Length: 0\r\n\r\n"
     );
-    c.handle_datagram(Millis(0), LocalId(0), BOB.parse().expect("addr"), reg.as_bytes());
+    c.handle_datagram(
+        Millis(0),
+        LocalId(0),
+        BOB.parse().expect("addr"),
+        reg.as_bytes(),
+    );
     while c.poll_transmit().is_some() {}
     c
 }
 
 fn invite(i: u64) -> (SocketAddr, Vec<u8>) {
-    let src: SocketAddr = format!("10.20.{}.{}:{}", i >> 16 & 255, i >> 8 & 255, 5060 + (i & 255))
-        .parse()
-        .expect("addr");
+    let src: SocketAddr = format!(
+        "10.20.{}.{}:{}",
+        i >> 16 & 255,
+        i >> 8 & 255,
+        5060 + (i & 255)
+    )
+    .parse()
+    .expect("addr");
     let msg = format!(
         "INVITE sip:bob@sip.example.com SIP/2.0\r\nVia: SIP/2.0/UDP {src};branch=z9hG4bK{i:x}a7f3;rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:alice{i}@sip.example.com>;tag={i:x}9c1\r\nTo: <sip:bob@sip.example.com>\r\nCall-ID: {i:016x}b2e4@10.20.0.5\r\nCSeq: 1 INVITE\r\nContact: <sip:alice{i}@{src}>\r\nUser-Agent: Yealink SIP-T46S 66.86.0.15\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
         SDP.len()
@@ -92,7 +102,13 @@ fn respond(req: &[u8], code: &str, out: &mut Vec<u8>) {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(m.header(n).unwrap_or_default());
-        if n == HeaderName::To && !m.header(n).unwrap_or_default().windows(4).any(|w| w == b"tag=") {
+        if n == HeaderName::To
+            && !m
+                .header(n)
+                .unwrap_or_default()
+                .windows(4)
+                .any(|w| w == b"tag=")
+        {
             out.extend_from_slice(b";tag=b0b");
         }
         out.extend_from_slice(b"\r\n");
@@ -101,11 +117,20 @@ fn respond(req: &[u8], code: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(m.header(HeaderName::CallId).unwrap_or_default());
     out.extend_from_slice(b"\r\nCSeq: ");
     out.extend_from_slice(m.header(HeaderName::CSeq).unwrap_or_default());
-    out.extend_from_slice(format!("\r\nContact: <sip:bob@{BOB}>\r\nContent-Length: 0\r\n\r\n").as_bytes());
+    out.extend_from_slice(
+        format!("\r\nContact: <sip:bob@{BOB}>\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+    );
 }
 
 /// Feeds one datagram; the last datagram sent to `to` (if any) lands in `last`.
-fn feed(c: &mut Core, now: u64, from: SocketAddr, bytes: &[u8], to: SocketAddr, last: &mut Vec<u8>) -> usize {
+fn feed(
+    c: &mut Core,
+    now: u64,
+    from: SocketAddr,
+    bytes: &[u8],
+    to: SocketAddr,
+    last: &mut Vec<u8>,
+) -> usize {
     c.handle_datagram(Millis(now), LocalId(0), from, bytes);
     let mut n = 0;
     while let Some(t) = c.poll_transmit() {
@@ -129,7 +154,11 @@ fn memory(n: u64) {
         feed(&mut c, 1, *src, m, bob, &mut last);
     }
     let after = rss_kib();
-    assert_eq!(c.transaction_count() as u64, n, "every INVITE holds a transaction");
+    assert_eq!(
+        c.transaction_count() as u64,
+        n,
+        "every INVITE holds a transaction"
+    );
     let per = (after.saturating_sub(before) * 1024) as f64 / n as f64;
     println!("active INVITE transactions: {n}");
     println!("rss before: {before} KiB, after: {after} KiB");
@@ -167,11 +196,24 @@ fn calls(n: u64) {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    assert_eq!(sent as u64, 7 * n, "every call sends 100, INVITE, 180, 200, ACK, BYE, 200");
+    assert_eq!(
+        sent as u64,
+        7 * n,
+        "every call sends 100, INVITE, 180, 200, ACK, BYE, 200"
+    );
     println!("calls: {n} in {secs:.2} s (virtual time {} s)", n / 1000);
-    println!("calls per second (one core, sans-IO): {:.0}", n as f64 / secs);
-    println!("µs per call (6 messages in, 7 out): {:.2}", secs * 1e6 / n as f64);
-    println!("transactions still open (timers pending): {}", c.transaction_count());
+    println!(
+        "calls per second (one core, sans-IO): {:.0}",
+        n as f64 / secs
+    );
+    println!(
+        "µs per call (6 messages in, 7 out): {:.2}",
+        secs * 1e6 / n as f64
+    );
+    println!(
+        "transactions still open (timers pending): {}",
+        c.transaction_count()
+    );
     println!("relay stats: {:?}", c.proxy_stats());
 }
 
