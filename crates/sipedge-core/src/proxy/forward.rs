@@ -290,7 +290,8 @@ impl Core {
     }
 
     /// A response we generate for cell `idx` (RFC 3261 §8.2.6: Vias, From, To with our
-    /// tag above 100, Call-ID, CSeq), sent upstream and kept for retransmissions.
+    /// tag above 100, Call-ID, CSeq), sent upstream and kept for retransmissions (a 100 is
+    /// not kept: a retransmitted INVITE gets a fresh one).
     pub(crate) fn own_response(&mut self, idx: u32, code: u16, reason: &[u8]) {
         let c = self.relay.txns.cell(idx);
         let Ok(req) = Message::parse(&c.req) else {
@@ -332,8 +333,11 @@ impl Core {
             w.finish(b"");
         }
         let c = self.relay.txns.cell_mut(idx);
-        c.resp.clear();
-        c.resp.extend_from_slice(&out);
+        if code > 100 {
+            // Kept for retransmitted requests; a 100 is cheaper to make again than to keep.
+            c.resp.clear();
+            c.resp.extend_from_slice(&out);
+        }
         let local = c.up_local;
         self.out.push(local, up, &out);
         self.relay.fwd_buf = out;

@@ -188,6 +188,10 @@ impl Core {
         if let Some(idx) = self.relay.txns.find(key) {
             self.relay.stats.retransmissions_absorbed += 1;
             let c = self.relay.txns.cell(idx);
+            if c.resp.is_empty() && c.invite && c.state == Srv::Trying {
+                self.own_response(idx, 100, b"Trying");
+                return true;
+            }
             if !c.resp.is_empty()
                 && matches!(c.state, Srv::Trying | Srv::Proceeding | Srv::Completed)
             {
