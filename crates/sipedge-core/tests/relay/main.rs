@@ -635,3 +635,110 @@ fn lossy_network_simulation() {
     advance(&mut c, 200 * 16_000 + 200_000);
     assert_eq!(c.transaction_count(), 0, "no transaction leaks");
 }
+
+#[test]
+fn rfc2543_request_without_cookie_still_meets_its_transaction() {
+    let mut c = core_with_bob();
+    // §17.2.3: no z9hG4bK branch — matched on Request-URI, From tag, Call-ID, CSeq, top Via.
+    let old = request("INVITE", &format!("sip:bob@{DOMAIN}"), "1234", "old1", "");
+    let out = send(&mut c, 0, ALICE, &old);
+    assert_eq!(labels(&out), ["100", "INVITE"]);
+    let again = send(&mut c, 100, ALICE, &old);
+    assert_eq!(labels(&again), ["100"], "absorbed, not forwarded twice");
+    let busy = send(
+        &mut c,
+        200,
+        BOB,
+        &respond(&out[1], 486, "Busy Here", "b1", ""),
+    );
+    assert_eq!(labels(&busy), ["ACK", "486"]);
+    let ack = request("ACK", &format!("sip:bob@{DOMAIN}"), "1234", "old1", "");
+    assert!(send(&mut c, 300, ALICE, &ack).is_empty());
+    assert_eq!(c.proxy_stats().acks_absorbed, 1);
+}
+
+#[test]
+fn strict_router_before_us_is_fixed_per_16_4() {
+    let mut c = core_with_bob();
+    // A strict router put our Record-Route in the Request-URI and the real target last in
+    // Route: the target comes back as Request-URI and leaves the Route set.
+    let bye = format!(
+        "BYE sip:192.0.2.1:5060;lr SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bK-sr1\r\nMax-Forwards: 70\r\nRoute: <sip:bob@{BOB}>\r\nFrom: <sip:alice@{DOMAIN}>;tag=alice1\r\nTo: <sip:bob@{DOMAIN}>;tag=b1\r\nCall-ID: sr1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let out = send(&mut c, 0, ALICE, bye.as_bytes());
+    assert_eq!(labels(&out), ["BYE"]);
+    assert_eq!(out[0].ruri(), format!("sip:bob@{BOB}"));
+    assert!(out[0].header(HeaderName::Route).is_none());
+    assert_eq!(out[0].to, addr(BOB));
+}
+
+#[test]
+fn foreign_route_after_ours_is_the_next_hop() {
+    let mut c = core_with_bob();
+    let bye = format!(
+        "BYE sip:carol@203.0.113.99:5080 SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bK-lr1\r\nMax-Forwards: 70\r\nRoute: <sip:192.0.2.1:5060;lr>, <sip:198.51.100.77:5060;lr>\r\nFrom: <sip:bob@{DOMAIN}>;tag=b1\r\nTo: <sip:carol@x>;tag=c1\r\nCall-ID: lr1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let out = send(&mut c, 0, BOB, bye.as_bytes());
+    assert_eq!(labels(&out), ["BYE"]);
+    assert_eq!(
+        out[0].to,
+        addr("198.51.100.77:5060"),
+        "§16.6 step 7: the next Route"
+    );
+    assert_eq!(out[0].ruri(), "sip:carol@203.0.113.99:5080");
+    assert_eq!(
+        out[0].header(HeaderName::Route).as_deref(),
+        Some("<sip:198.51.100.77:5060;lr>"),
+        "only our own Route is removed"
+    );
+}
+
+#[test]
+fn timer_c_cancels_a_branch_that_rings_forever() {
+    let mut c = core_with_bob();
+    let inv = call(&mut c, 0, "tc1");
+    send(&mut c, 10, BOB, &respond(&inv, 180, "Ringing", "b1", ""));
+    send(
+        &mut c,
+        60_000,
+        BOB,
+        &respond(&inv, 180, "Ringing", "b1", ""),
+    );
+    // Timer C (> 3 min) restarts at each provisional: nothing at 181 s after the first…
+    let early: Vec<String> = labels(&advance(&mut c, 181_500));
+    assert!(!early.contains(&"CANCEL".to_string()), "{early:?}");
+    // …and a CANCEL 181 s after the last one (§16.8).
+    let due = labels(&advance(&mut c, 241_500));
+    assert!(due.contains(&"CANCEL".to_string()), "{due:?}");
+    let term = send(
+        &mut c,
+        241_600,
+        BOB,
+        &respond(&inv, 487, "Request Terminated", "b1", ""),
+    );
+    assert_eq!(labels(&term), ["ACK", "487"]);
+}
+
+#[test]
+fn late_2xx_retransmission_after_the_transaction_is_forwarded_by_via() {
+    let mut c = core_with_bob();
+    let inv = call(&mut c, 0, "late1");
+    let ok = respond(&inv, 200, "OK", "b1", "");
+    send(&mut c, 10, BOB, &ok);
+    advance(&mut c, 100_000);
+    assert_eq!(c.transaction_count(), 0);
+    let late = send(&mut c, 100_010, BOB, &ok);
+    assert_eq!(labels(&late), ["200"]);
+    assert_eq!(late[0].to, addr(ALICE), "§18.2.2: the next Via's sent-by");
+    assert_eq!(c.proxy_stats().responses_stateless, 1);
+}
+
+#[test]
+fn response_to_a_branch_we_never_made_is_dropped() {
+    let mut c = core_with_bob();
+    let stray = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKsomeoneelse\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: stray\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert!(send(&mut c, 0, BOB, stray.as_bytes()).is_empty());
+    assert_eq!(c.stats().responses_unmatched, 1);
+}
