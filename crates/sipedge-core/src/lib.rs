@@ -1,6 +1,6 @@
 //! `sipedge-core`: the sans-IO protocol logic of the edge — transactions, registrar, location
 //! store, authentication, NAT handling, proxy and limits. Today: stateless replies, the
-//! registrar and the location table.
+//! registrar, the location table and the transaction-stateful relay.
 //!
 //! **What it does not do.** No I/O, no clock, no threads, no RNG of its own, no `unsafe`.
 //! Inputs come in through `handle_*` calls with the current time as an argument; outputs are
@@ -30,7 +30,9 @@
 //! routing and table hashes, §19.1.4 contact comparison), `lookup`, `journal` (the
 //! durability API) and `record` (its encoding), `date` (the Date header), `output` (the
 //! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off
-//! messages).
+//! messages), `txn` (RFC 3261 §17 transaction cells, states, timer keys, our Via branch) and
+//! `proxy` (the RFC 3261 §16 relay: routing, forwarding, responses, timers, and the hooks for
+//! auth and NAT). Relay counters: [`Core::proxy_stats`].
 
 mod aor;
 mod blobs;
