@@ -736,9 +736,7 @@ fn late_2xx_retransmission_after_the_transaction_is_forwarded_by_via() {
 #[test]
 fn response_to_a_branch_we_never_made_is_dropped() {
     let mut c = core_with_bob();
-    let stray = format!(
-        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKsomeoneelse\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: stray\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-    );
+    let stray = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKsomeoneelse\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: stray\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
     assert!(send(&mut c, 0, BOB, stray.as_bytes()).is_empty());
     assert_eq!(c.stats().responses_unmatched, 1);
 }
