@@ -310,20 +310,23 @@ impl Core {
             t
         };
         let up = c.up_dest;
-        let ip_text = up.ip().to_string();
+        let mut ip_buf = [0u8; 48];
+        let ip_len = {
+            let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
+            let _ = std::io::Write::write_fmt(&mut cur, format_args!("{}", up.ip()));
+            cur.position() as usize
+        };
+        let ip_text = &ip_buf[..ip_len];
         let via = req.top_via().ok();
         let rport_req = via.as_ref().is_some_and(|v| v.rport() == RPort::Requested);
-        let received = via.as_ref().is_some_and(|v| {
-            rport_req
-                || !v
-                    .host_unbracketed()
-                    .eq_ignore_ascii_case(ip_text.as_bytes())
-        });
+        let received = via
+            .as_ref()
+            .is_some_and(|v| rport_req || !v.host_unbracketed().eq_ignore_ascii_case(ip_text));
         let spec = ResponseSpec {
             status: code,
             reason,
             to_tag: (code > 100).then_some(&tag[..]),
-            received: received.then_some(ip_text.as_bytes()),
+            received: received.then_some(ip_text),
             rport: rport_req.then_some(up.port()),
         };
         let mut out = std::mem::take(&mut self.relay.fwd_buf);
