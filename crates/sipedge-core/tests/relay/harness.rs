@@ -39,7 +39,12 @@ pub struct Out {
 impl Out {
     pub fn msg(&self) -> Message<'_> {
         let m = Message::parse(&self.bytes).unwrap();
-        m.validate().unwrap();
+        if let Err(e) = m.validate() {
+            panic!(
+                "{e:?} in what the edge sent:\n{}",
+                String::from_utf8_lossy(&self.bytes)
+            );
+        }
         m
     }
     pub fn status(&self) -> Option<u16> {

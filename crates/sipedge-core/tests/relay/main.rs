@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod harness;
+mod robust;
 
 use harness::*;
 use sipedge_core::{Core, Millis};
