@@ -8,8 +8,9 @@ use sipedge_msg::{
     write_forward, write_response, ForwardEdits, HeaderName, Message, RPort, ResponseSpec,
 };
 
+use crate::aor::{canonical_aor, owner_of, split_aor};
 use crate::core::Core;
-use crate::lookup::{LookupContact, LookupReply};
+use crate::lookup::{LookupError, LookupReply};
 use crate::output::LocalId;
 use crate::proxy::{write_hostport, Relay};
 use crate::registrar::tick_at_or_after;
@@ -48,6 +49,16 @@ impl Relay {
         write_hostport(&mut self.rr_buf, advertise);
         self.rr_buf.push_str(";lr>");
     }
+}
+
+/// A binding to forward to (from the local table or a lookup reply).
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub uri: Vec<u8>,
+    pub path: Vec<u8>,
+    pub source: SocketAddr,
+    pub local: LocalId,
+    pub q: u16,
 }
 
 /// What a Via branch needs from its cell.
@@ -226,6 +237,44 @@ impl Core {
         self.push_fwd(local, dest);
     }
 
+    /// The current bindings of `aor_uri` on this shard as relay targets, highest q first
+    /// (the relay's own lookup: only what forwarding needs, no copy of the rest).
+    pub(crate) fn local_targets(
+        &mut self,
+        now: Millis,
+        aor_uri: &[u8],
+    ) -> Result<smallvec::SmallVec<[Target; 2]>, LookupError> {
+        let uri = sipedge_msg::Uri::parse(aor_uri).map_err(|_| LookupError::NotAnAor)?;
+        let mut aor = std::mem::take(&mut self.aor_buf);
+        let result = match canonical_aor(&uri, self.cfg.registrar.case_sensitive, &mut aor) {
+            Err(_) => Err(LookupError::NotAnAor),
+            Ok(()) if owner_of(&aor, self.cfg.shards) != self.cfg.shard => {
+                Err(LookupError::NotOwner(owner_of(&aor, self.cfg.shards)))
+            }
+            Ok(()) => {
+                let (domain, user) = split_aor(&aor);
+                let head = self.loc.head(self.loc.domain_id(domain), user);
+                let mut out: smallvec::SmallVec<[Target; 2]> = self
+                    .loc
+                    .chain(head)
+                    .map(|i| self.loc.get(i))
+                    .filter(|b| b.expires_at > now)
+                    .map(|b| Target {
+                        uri: b.contact().to_vec(),
+                        path: b.path().to_vec(),
+                        source: b.source(),
+                        local: LocalId(b.local),
+                        q: b.q().unwrap_or(1000),
+                    })
+                    .collect();
+                out.sort_by_key(|t| std::cmp::Reverse(t.q));
+                Ok(out)
+            }
+        };
+        self.aor_buf = aor;
+        result
+    }
+
     /// One branch per binding (§16.5 parallel forking), or the final answer when there is
     /// none: 404, or 480 for a known user ([`Core::is_known_user`]).
     pub(crate) fn fork(
@@ -233,31 +282,23 @@ impl Core {
         now: Millis,
         idx: u32,
         aor: &[u8],
-        contacts: &[LookupContact],
+        targets: impl IntoIterator<Item = Target>,
         route_edit: bool,
         route: &[u8],
     ) {
-        if contacts.is_empty() {
-            if self.is_known_user(aor) {
-                self.finish_own(now, idx, 480, b"Temporarily Unavailable");
-            } else {
-                self.finish_own(now, idx, 404, b"Not Found");
-            }
-            return;
-        }
-        for c in contacts.iter().take(MAX_BRANCHES) {
-            let (local, dest) = self.binding_destination(c);
-            let (route_edit, route) = if c.path.is_empty() {
+        for t in targets.into_iter().take(MAX_BRANCHES) {
+            let (local, dest) = self.binding_destination(&t.uri, t.source, t.local);
+            let (route_edit, route) = if t.path.is_empty() {
                 (route_edit, route.to_vec())
             } else {
                 // RFC 3327 §5.3: the Path recorded at registration becomes the Route.
-                (true, c.path.clone())
+                (true, t.path)
             };
             self.relay.txns.cell_mut(idx).branches.push(Branch {
                 state: Cli::Calling,
                 local,
                 dest,
-                uri: c.uri.clone(),
+                uri: t.uri,
                 route,
                 route_edit,
                 interval_ms: 0,
@@ -265,6 +306,14 @@ impl Core {
                 cancel_interval_ms: 0,
                 timer_c_at: now,
             });
+        }
+        if self.relay.txns.cell(idx).branches.is_empty() {
+            if self.is_known_user(aor) {
+                self.finish_own(now, idx, 480, b"Temporarily Unavailable");
+            } else {
+                self.finish_own(now, idx, 404, b"Not Found");
+            }
+            return;
         }
         for b in 0..self.relay.txns.cell(idx).branches.len() {
             self.send_branch(now, idx, b);
@@ -286,7 +335,14 @@ impl Core {
             return;
         };
         let aor = req.request_uri_raw().unwrap_or_default().to_vec();
-        self.fork(now, idx, &aor, &reply.contacts, false, &[]);
+        let targets = reply.contacts.into_iter().map(|c| Target {
+            uri: c.uri,
+            path: c.path,
+            source: c.source,
+            local: c.local,
+            q: c.q.unwrap_or(1000),
+        });
+        self.fork(now, idx, &aor, targets, false, &[]);
     }
 
     /// A response we generate for cell `idx` (RFC 3261 §8.2.6: Vias, From, To with our

@@ -6,7 +6,6 @@ use std::net::{IpAddr, SocketAddr};
 use sipedge_msg::{Message, Uri};
 
 use crate::core::Core;
-use crate::lookup::LookupContact;
 use crate::output::LocalId;
 
 impl Core {
@@ -25,13 +24,19 @@ impl Core {
         false
     }
 
-    /// **NAT hook (issue 8).** Where a request for binding `c` goes: a binding registered
+    /// **NAT hook (issue 8).** Where a request for a binding goes (its Contact URI, the
+    /// source its REGISTER came from, the socket it arrived on): a binding registered
     /// from behind a NAT is reached at its received source, on the socket it came from;
     /// otherwise at its Contact. Today "behind a NAT" means the Contact's host:port is not
     /// an IP address equal to the recorded source; the NAT helper's detection replaces
     /// that test.
-    pub(crate) fn binding_destination(&self, c: &LookupContact) -> (LocalId, SocketAddr) {
-        let contact_addr = Uri::parse(&c.uri).ok().and_then(|u| {
+    pub(crate) fn binding_destination(
+        &self,
+        contact: &[u8],
+        source: SocketAddr,
+        local: LocalId,
+    ) -> (LocalId, SocketAddr) {
+        let contact_addr = Uri::parse(contact).ok().and_then(|u| {
             let ip: IpAddr = std::str::from_utf8(u.host_unbracketed())
                 .ok()?
                 .parse()
@@ -39,8 +44,8 @@ impl Core {
             Some(SocketAddr::new(ip, u.port().unwrap_or(5060)))
         });
         match contact_addr {
-            Some(a) if a == c.source => (c.local, a),
-            _ => (c.local, c.source),
+            Some(a) if a == source => (local, a),
+            _ => (local, source),
         }
     }
 }

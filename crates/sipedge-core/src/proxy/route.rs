@@ -264,8 +264,8 @@ impl Core {
         } = plan;
         if lookup {
             let aor = target_raw.clone();
-            match self.lookup(now, &aor) {
-                Ok(contacts) => self.fork(now, idx, &aor, &contacts, route_edit, &route),
+            match self.local_targets(now, &aor) {
+                Ok(targets) => self.fork(now, idx, &aor, targets, route_edit, &route),
                 Err(crate::lookup::LookupError::NotOwner(owner)) => {
                     let c = self.relay.txns.cell_mut(idx);
                     c.lookup_pending = true;
