@@ -201,8 +201,8 @@ impl Core {
         self.relay.fwd_buf = buf;
     }
 
-    /// Sends branch `b` for the first time and arms its timers: A and B (INVITE; C as the
-    /// proxy's own), E and F otherwise (RFC 3261 §17.1.1.2, §17.1.2.2, §16.6 step 11).
+    /// Sends branch `b` for the first time and arms its timers: A and B (INVITE; the
+    /// proxy's C once it is Proceeding), E and F otherwise (RFC 3261 §17.1.1.2, §17.1.2.2, §16.6 step 11).
     pub(crate) fn send_branch(&mut self, now: Millis, idx: u32, b: usize) {
         self.relay.stats.branches += 1;
         self.write_branch_request(idx, b);
@@ -217,11 +217,7 @@ impl Core {
         if invite {
             self.arm(now, t1, timer_key(Timer::A, idx, gen, bb));
             self.arm(now, 64 * t1, timer_key(Timer::B, idx, gen, bb));
-            self.arm(
-                now,
-                crate::txn::TIMER_C_MS,
-                timer_key(Timer::C, idx, gen, bb),
-            );
+            // Timer C starts with the first provisional response (B covers Calling).
         } else {
             self.arm(now, t1, timer_key(Timer::E, idx, gen, bb));
             self.arm(now, 64 * t1, timer_key(Timer::F, idx, gen, bb));

@@ -99,14 +99,19 @@ impl Core {
         let state = c.branches[b].state;
         match code {
             100..=199 => {
-                if state == Cli::Calling {
-                    c.branches[b].state = Cli::Proceeding;
-                }
-                if !matches!(c.branches[b].state, Cli::Proceeding) {
+                if !matches!(state, Cli::Calling | Cli::Proceeding) {
                     return;
                 }
+                c.branches[b].state = Cli::Proceeding;
                 c.branches[b].timer_c_at = now.plus(crate::txn::TIMER_C_MS);
-                if c.branches[b].cancel == Cancel::Pending {
+                let cancel_pending = c.branches[b].cancel == Cancel::Pending;
+                if state == Cli::Calling {
+                    // §16.6 step 11: timer C runs while the branch is Proceeding; later
+                    // provisionals only move its deadline (lazily re-armed when it fires).
+                    let k = timer_key(Timer::C, idx, gen, b as u8);
+                    self.arm(now, crate::txn::TIMER_C_MS, k);
+                }
+                if cancel_pending {
                     self.send_cancel(now, idx, b);
                 }
                 // §16.7 step 5: every provisional but 100 goes upstream at once.
@@ -222,7 +227,11 @@ impl Core {
             self.maybe_free(idx);
             return;
         }
-        if c.best.is_empty() {
+        if c.best_code == 503 {
+            // §16.7 step 6: a 503 is not passed on (it would stop the caller's other
+            // servers); the proxy answers 500.
+            self.own_response(idx, 500, b"Server Internal Error");
+        } else if c.best.is_empty() {
             let code = if c.best_code == 0 { 408 } else { c.best_code };
             let reason: &[u8] = match code {
                 487 => b"Request Terminated",

@@ -405,6 +405,26 @@ fn best_response_and_6xx() {
         "the lowest class wins (§16.7 step 6)"
     );
 
+    let out = send(&mut c, 50, ALICE, &invite("c9b"));
+    let (p1, p2) = (out[1].clone(), out[2].clone());
+    send(
+        &mut c,
+        55,
+        &p1.to.to_string(),
+        &respond(&p1, 503, "Unavailable", "p1", ""),
+    );
+    let b = send(
+        &mut c,
+        60,
+        &p2.to.to_string(),
+        &respond(&p2, 503, "Unavailable", "p2", ""),
+    );
+    assert_eq!(
+        labels(&b),
+        ["ACK", "500"],
+        "§16.7 step 6: a 503 becomes 500"
+    );
+
     let out = send(&mut c, 100, ALICE, &invite("c10"));
     let (p1, p2) = (out[1].clone(), out[2].clone());
     send(
