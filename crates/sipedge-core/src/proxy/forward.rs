@@ -120,6 +120,56 @@ fn write_hop_request(
     out.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
 }
 
+/// Appends `, <via with received/rport>` to `out` when the sender's Via needs them
+/// (sent-by differs from the source IP, or rport asked for); false when it needs nothing.
+fn push_stamped_via(out: &mut String, via: &sipedge_msg::Via<'_>, source: SocketAddr) -> bool {
+    use std::fmt::Write as _;
+    let mut ip = [0u8; 48];
+    let ip_len = {
+        let mut cur = std::io::Cursor::new(&mut ip[..]);
+        let _ = std::io::Write::write_fmt(&mut cur, format_args!("{}", source.ip()));
+        cur.position() as usize
+    };
+    let ip = std::str::from_utf8(&ip[..ip_len]).unwrap_or_default();
+    let rport_asked = via.rport() == RPort::Requested;
+    if !rport_asked && via.host_unbracketed().eq_ignore_ascii_case(ip.as_bytes()) {
+        return false;
+    }
+    let raw = via.raw();
+    let params = via.params().raw();
+    let head_len = if params.is_empty() {
+        raw.len()
+    } else {
+        raw.len().saturating_sub(params.len() + 1)
+    };
+    let (Ok(head), Ok(_)) = (
+        std::str::from_utf8(&raw[..head_len]),
+        std::str::from_utf8(params),
+    ) else {
+        return false;
+    };
+    out.push_str(", ");
+    out.push_str(head.trim_end());
+    for (name, value) in via.params().iter() {
+        if name.eq_ignore_ascii_case(b"received")
+            || (rport_asked && name.eq_ignore_ascii_case(b"rport"))
+        {
+            continue;
+        }
+        out.push(';');
+        out.push_str(std::str::from_utf8(name).unwrap_or_default());
+        if let Some(v) = value {
+            out.push('=');
+            out.push_str(std::str::from_utf8(v).unwrap_or_default());
+        }
+    }
+    let _ = write!(out, ";received={ip}");
+    if rport_asked {
+        let _ = write!(out, ";rport={}", source.port());
+    }
+    true
+}
+
 fn itoa_u32(n: u32) -> String {
     let mut s = String::with_capacity(10);
     let _ = write!(s, "{n}");
@@ -176,10 +226,17 @@ impl Core {
             fwd_buf.clear();
             return;
         };
+        // §18.2.1 / RFC 3581 §4: the sender's Via gets received (and rport filled) in the
+        // copy we forward, so the responses, and a late 2xx sent by Via, find it behind NAT.
+        let pop_via = match req.top_via() {
+            Ok(v) => push_stamped_via(via_buf, &v, c.up_dest),
+            Err(_) => false,
+        };
         let extra_route = [(b"Route".as_slice(), br.route.as_slice())];
         let edits = ForwardEdits {
             request_uri: (!br.uri.is_empty()).then_some(br.uri.as_slice()),
             via: Some(via_buf.as_bytes()),
+            pop_via,
             record_route: rr.then_some(rr_buf.as_bytes()),
             decrement_max_forwards: true,
             remove: if br.route_edit { ROUTE_ONLY } else { &[] },

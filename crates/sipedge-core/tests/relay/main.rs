@@ -761,3 +761,32 @@ fn response_to_a_branch_we_never_made_is_dropped() {
     assert!(send(&mut c, 0, BOB, stray.as_bytes()).is_empty());
     assert_eq!(c.stats().responses_unmatched, 1);
 }
+
+#[test]
+fn caller_behind_nat_is_stamped_and_reached_at_its_source() {
+    let mut c = core_with_bob();
+    // The caller's Via names its private address; it sends from a NAT's public port.
+    let inv = String::from_utf8(invite("nat1"))
+        .unwrap()
+        .replace(&format!("UDP {ALICE};"), "UDP 10.0.0.5:5060;");
+    let nat = "203.0.113.5:40000";
+    let out = send(&mut c, 0, nat, inv.as_bytes());
+    assert_eq!(labels(&out), ["100", "INVITE"]);
+    assert_eq!(out[0].to, addr(nat), "RFC 3581: to the source port");
+    let vias: Vec<String> = out[1]
+        .msg()
+        .header_items(HeaderName::Via)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert_eq!(vias.len(), 2);
+    assert_eq!(
+        vias[1], "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-nat1;received=203.0.113.5;rport=40000",
+        "§18.2.1: received and rport in the copy we forward"
+    );
+    let ok = respond(&out[1], 200, "OK", "b1", "");
+    assert_eq!(send(&mut c, 10, BOB, &ok)[0].to, addr(nat));
+    advance(&mut c, 100_000);
+    // A late 2xx retransmission, its cell gone, still finds the caller by Via.
+    let late = send(&mut c, 100_010, BOB, &ok);
+    assert_eq!(late[0].to, addr(nat));
+}
