@@ -78,6 +78,24 @@ fn sipp_register(edge: &Edge, service: &str, ip: &str, port: u16) {
     check("sipp register", &out);
 }
 
+/// A SIPp process killed when dropped (a failed test leaves no SIPp holding its port).
+struct Sipp(Option<Child>);
+
+impl Sipp {
+    fn wait(mut self) -> std::io::Result<Output> {
+        self.0.take().expect("not waited yet").wait_with_output()
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// A SIPp callee: registered first, then serving `calls` calls of `name`.
 fn sipp_callee(
     edge: &Edge,
@@ -87,18 +105,12 @@ fn sipp_callee(
     port: u16,
     calls: usize,
     timeout: &str,
-) -> Child {
+) -> Sipp {
     sipp_register(edge, service, ip, port);
-    sipp(
-        name,
-        service,
-        ip,
-        port,
-        &["-m", &calls.to_string(), "-timeout", timeout],
-        None,
-    )
-    .spawn()
-    .unwrap()
+    let args = ["-m", &calls.to_string(), "-timeout", timeout];
+    Sipp(Some(
+        sipp(name, service, ip, port, &args, None).spawn().unwrap(),
+    ))
 }
 
 fn edge(tag: &str, port: u16) -> Edge {
@@ -127,7 +139,14 @@ fn sipp_1000_calls_to_a_registered_user_complete() {
     .output()
     .unwrap();
     check("sipp caller", &caller);
-    check("sipp callee", &callee.wait_with_output().unwrap());
+    check("sipp callee", &callee.wait().unwrap());
+    // Every call's ACK (for the 2xx) went through the edge end to end.
+    assert!(e.metric("sipedge_relay_acks_forwarded_total", None) >= 1000);
+    assert_eq!(
+        e.metric("sipedge_relay_transactions_total", None),
+        2000,
+        "INVITE + BYE per call"
+    );
     assert!(e.terminate().success());
 }
 
@@ -160,7 +179,7 @@ fn sipp_cancel_while_ringing_ends_both_sides() {
     .output()
     .unwrap();
     check("sipp caller", &caller);
-    check("sipp callee", &callee.wait_with_output().unwrap());
+    check("sipp callee", &callee.wait().unwrap());
     assert!(e.terminate().success());
 }
 
@@ -194,11 +213,8 @@ fn sipp_two_phones_ring_and_the_answering_one_gets_the_call() {
     .output()
     .unwrap();
     check("sipp caller", &caller);
-    check("phone that answers", &answers.wait_with_output().unwrap());
-    check(
-        "phone that is cancelled",
-        &rings.wait_with_output().unwrap(),
-    );
+    check("phone that answers", &answers.wait().unwrap());
+    check("phone that is cancelled", &rings.wait().unwrap());
     assert!(e.terminate().success());
 }
 

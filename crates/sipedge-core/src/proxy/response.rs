@@ -114,8 +114,13 @@ impl Core {
                 if cancel_pending {
                     self.send_cancel(now, idx, b);
                 }
-                // §16.7 step 5: every provisional but 100 goes upstream at once.
-                if code > 100 {
+                // §16.7 step 5: every provisional but 100 goes upstream at once — until a
+                // final response went (a losing phone's 180 after the 2xx stays here).
+                let open = matches!(
+                    self.relay.txns.cell(idx).state,
+                    Srv::Trying | Srv::Proceeding
+                );
+                if code > 100 && open {
                     self.forward_upstream(idx, msg, true);
                 }
             }
@@ -177,7 +182,7 @@ impl Core {
         match (code, c.branches[b].state) {
             (100..=199, Cli::Calling | Cli::Proceeding) => {
                 c.branches[b].state = Cli::Proceeding;
-                if code > 100 {
+                if code > 100 && matches!(c.state, Srv::Trying | Srv::Proceeding) {
                     self.forward_upstream(idx, msg, true);
                 }
             }

@@ -359,6 +359,14 @@ fn two_phones_ring_and_the_one_that_answers_gets_the_call() {
     assert_eq!(labels(&ok), ["200", "CANCEL"]);
     assert_eq!(ok[0].to, addr(ALICE));
     assert_eq!(ok[1].to, p1.to);
+    // The losing phone's late 180 is not passed on: a final response already went (§16.7).
+    let late = send(
+        &mut c,
+        35,
+        &p1.to.to_string(),
+        &respond(&p1, 183, "Progress", "p1", ""),
+    );
+    assert!(late.is_empty(), "{:?}", labels(&late));
     let t = send(
         &mut c,
         40,
