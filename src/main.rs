@@ -147,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     record_route: cfg.proxy.record_route,
                     allow_outbound: cfg.proxy.allow_outbound,
                     advertise: cfg.listen.iter().map(|l| l.addr).collect(),
+                    route_key: seed,
                 },
                 ..CoreConfig::default()
             },

@@ -181,8 +181,13 @@ fn calls(n: u64) {
         sent += feed(&mut c, now, bob, &resp, src, &mut up);
         respond(&fwd, "200 OK", &mut resp);
         sent += feed(&mut c, now, bob, &resp, src, &mut up);
+        let rr = Message::parse(&fwd)
+            .ok()
+            .and_then(|m| m.header(HeaderName::RecordRoute).map(<[u8]>::to_vec))
+            .expect("the INVITE is record-routed");
+        let rr = String::from_utf8_lossy(&rr);
         let tail = format!(
-            "sip:bob@{BOB} SIP/2.0\r\nVia: SIP/2.0/UDP {src};branch=z9hG4bK{i:x}X;rport\r\nRoute: <sip:192.0.2.1:5060;lr>\r\nMax-Forwards: 70\r\nFrom: <sip:alice{i}@sip.example.com>;tag={i:x}9c1\r\nTo: <sip:bob@sip.example.com>;tag=b0b\r\nCall-ID: {i:016x}b2e4@10.20.0.5\r\nCSeq: "
+            "sip:bob@{BOB} SIP/2.0\r\nVia: SIP/2.0/UDP {src};branch=z9hG4bK{i:x}X;rport\r\nRoute: {rr}\r\nMax-Forwards: 70\r\nFrom: <sip:alice{i}@sip.example.com>;tag={i:x}9c1\r\nTo: <sip:bob@sip.example.com>;tag=b0b\r\nCall-ID: {i:016x}b2e4@10.20.0.5\r\nCSeq: "
         );
         let ack = format!("ACK {tail}1 ACK\r\nContent-Length: 0\r\n\r\n").replace("X;", "a;");
         sent += feed(&mut c, now, src, ack.as_bytes(), bob, &mut fwd);
@@ -214,7 +219,13 @@ fn calls(n: u64) {
         "transactions still open (timers pending): {}",
         c.transaction_count()
     );
-    println!("relay stats: {:?}", c.proxy_stats());
+    let st = c.proxy_stats();
+    assert_eq!(
+        (st.acks_forwarded, st.refused),
+        (n, 0),
+        "every ACK and BYE relayed"
+    );
+    println!("relay stats: {st:?}");
 }
 
 fn main() {

@@ -69,7 +69,7 @@ impl Core {
     pub fn new(cfg: CoreConfig) -> Core {
         Core {
             loc: Location::new(cfg.seed),
-            relay: crate::proxy::Relay::new(cfg.seed),
+            relay: crate::proxy::Relay::new(cfg.seed, cfg.proxy.route_key),
             arrival: cfg.shard,
             cfg,
             out: Outbox::default(),

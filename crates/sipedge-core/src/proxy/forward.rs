@@ -43,11 +43,12 @@ impl Relay {
             .push_str(std::str::from_utf8(&text).expect("branch text is hex"));
     }
 
-    fn make_rr(&mut self, advertise: SocketAddr) {
+    /// Our Record-Route: `<sip:host:port;lr;sed=TOKEN>`, the token keyed on the Call-ID.
+    fn make_rr(&mut self, advertise: SocketAddr, token: u64) {
         self.rr_buf.clear();
         self.rr_buf.push_str("<sip:");
         write_hostport(&mut self.rr_buf, advertise);
-        self.rr_buf.push_str(";lr>");
+        let _ = write!(self.rr_buf, ";lr;sed={token:016x}>");
     }
 }
 
@@ -210,8 +211,9 @@ impl Core {
         self.via_for(idx, b);
         let rr = self.relay.txns.cell(idx).record_route;
         if rr {
-            let adv = self.advertise(self.relay.txns.cell(idx).branches[b].local);
-            self.relay.make_rr(adv);
+            let c = self.relay.txns.cell(idx);
+            let (adv, token) = (self.advertise(c.branches[b].local), c.rr_token);
+            self.relay.make_rr(adv, token);
         }
         let Relay {
             txns,

@@ -11,8 +11,8 @@
 //! | §16.3 step 5 | Proxy-Require tags we do not support | 420 with Unsupported |
 //! | §16.4 | strict-route peer: Request-URI is our Record-Route → last Route becomes the Request-URI; our own top Route is removed | — |
 //! | §16.5 | Request-URI in our domains (out of dialog) → location lookup on the AoR's owner shard | 404 no binding (480 for a known user, [`Core::is_known_user`]) |
-//! | §16.5 | Request-URI elsewhere: only in-dialog on our Route, or `allow_outbound` and an authenticated sender | 403 "Relaying Forbidden" |
-//! | §16.6 | per target: Request-URI, Max-Forwards − 1, Record-Route (`record_route`), our Via; NAT-aware destination | 503 when no next hop is an IP address (no DNS yet) |
+//! | §16.5 | Request-URI elsewhere: only on our own route set (our Route carrying the dialog token `sed` of its Call-ID), or `allow_outbound` and an authenticated sender | 403 "Relaying Forbidden" |
+//! | §16.6 | per target: Request-URI, Max-Forwards − 1, Record-Route `<sip:us;lr;sed=token>` (`record_route`), our Via; the sender's Via gets received/rport; NAT-aware destination | 503 when no next hop is an IP address (no DNS yet) |
 //! | §16.7 | 1xx (not 100) forwarded; every 2xx forwarded and the other branches cancelled; 6xx cancels the rest; else the best final response once all branches are done | — |
 //!
 //! Responses go back by our Via: the cell remembers the request's source and socket; a
@@ -28,6 +28,7 @@ mod timers;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+use crate::aor::TableHasher;
 use crate::txn::table::Table;
 
 pub use crate::proxy::route::ProxyStats;
@@ -43,6 +44,10 @@ pub struct ProxyConfig {
     pub allow_outbound: bool,
     /// Our address on each socket (index = `LocalId`), as put in Via and Record-Route.
     pub advertise: Vec<SocketAddr>,
+    /// Key of the dialog token in our Record-Route (`;sed=`), the same on every shard (the
+    /// shell draws it at start). An in-dialog request may leave our domains only on a
+    /// Route of ours carrying the token of its Call-ID: our loose routing is no open relay.
+    pub route_key: u64,
 }
 
 impl Default for ProxyConfig {
@@ -51,6 +56,7 @@ impl Default for ProxyConfig {
             record_route: true,
             allow_outbound: false,
             advertise: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
+            route_key: 0,
         }
     }
 }
@@ -64,17 +70,37 @@ pub(crate) struct Relay {
     via_buf: String,
     rr_buf: String,
     fwd_buf: Vec<u8>,
+    /// Keyed hash for the Record-Route dialog token.
+    rr_hasher: TableHasher,
 }
 
 impl Relay {
-    pub(crate) fn new(seed: u64) -> Relay {
+    pub(crate) fn new(seed: u64, route_key: u64) -> Relay {
         Relay {
+            rr_hasher: TableHasher::new(route_key),
             txns: Table::new(seed),
             stats: ProxyStats::default(),
             via_buf: String::with_capacity(96),
             rr_buf: String::with_capacity(64),
             fwd_buf: Vec::with_capacity(2048),
         }
+    }
+}
+
+impl Relay {
+    /// The dialog token our Record-Route carries for `call_id`.
+    pub(crate) fn rr_token(&self, call_id: &[u8]) -> u64 {
+        self.rr_hasher.hash(&[b"sipedge-rr", call_id])
+    }
+
+    /// Does `uri` (a Route or Request-URI of ours) carry the token of `call_id`?
+    pub(crate) fn rr_token_ok(&self, uri: &sipedge_msg::Uri<'_>, call_id: &[u8]) -> bool {
+        let want = self.rr_token(call_id);
+        uri.params()
+            .value(b"sed")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+            == Some(want)
     }
 }
 

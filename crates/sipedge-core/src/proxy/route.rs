@@ -53,7 +53,8 @@ struct Plan {
     /// The Route headers are replaced by `route` (ours removed).
     route_edit: bool,
     route: Vec<u8>,
-    /// We removed our own Route: the request came on a route set we recorded.
+    /// We removed our own Route and it carries this dialog's token: the request came on a
+    /// route set we recorded (and may go to a Request-URI outside our domains).
     popped_ours: bool,
     /// The first remaining Route's URI, if any.
     next_route: Option<Vec<u8>>,
@@ -325,19 +326,20 @@ impl Core {
             popped_ours: false,
             next_route: None,
         };
+        let call_id = msg.call_id().unwrap_or_default();
         if !rest.is_empty() && uri.user().is_none() && self.is_ours_uri(uri) {
             if let Some(last) = rest.last().and_then(|r| NameAddr::parse(r).ok()) {
                 plan.ruri = Some(last.uri().raw().to_vec());
                 rest = &rest[..rest.len() - 1];
                 plan.route_edit = true;
-                plan.popped_ours = true;
+                plan.popped_ours = self.relay.rr_token_ok(uri, call_id);
             }
         }
-        if let Some(first) = rest.first() {
-            if NameAddr::parse(first).is_ok_and(|a| self.is_ours_uri(a.uri())) {
+        if let Some(first) = rest.first().and_then(|r| NameAddr::parse(r).ok()) {
+            if self.is_ours_uri(first.uri()) {
                 rest = &rest[1..];
                 plan.route_edit = true;
-                plan.popped_ours = true;
+                plan.popped_ours |= self.relay.rr_token_ok(first.uri(), call_id);
             }
         }
         if plan.route_edit {
@@ -378,6 +380,7 @@ impl Core {
             _ => remote.port(),
         };
         let record_route = self.cfg.proxy.record_route && dialog_creating && !in_dialog;
+        let rr_token = self.relay.rr_token(msg.call_id().unwrap_or_default());
         let idx = self.relay.txns.insert(key);
         let c = self.relay.txns.cell_mut(idx);
         c.invite = method == Some(Method::Invite);
@@ -386,6 +389,7 @@ impl Core {
         c.req.extend_from_slice(msg.as_bytes());
         c.loop_hash = loop_hash;
         c.record_route = record_route;
+        c.rr_token = rr_token;
         c.g_interval_ms = self.cfg.sip.t1_ms;
         idx
     }

@@ -18,6 +18,12 @@ fn core_with_bob() -> Core {
     c
 }
 
+/// The Record-Route the edge puts on an INVITE with Call-ID `call` (its dialog token).
+fn record_route_for(c: &mut Core, call: &str) -> String {
+    let out = send(c, 0, ALICE, &invite(call));
+    out[1].header(HeaderName::RecordRoute).unwrap()
+}
+
 fn labels(out: &[Out]) -> Vec<String> {
     out.iter().map(Out::label).collect()
 }
@@ -38,10 +44,8 @@ fn call_setup_and_bye_follow_record_route() {
     // §16.6: the contact as Request-URI, Max-Forwards − 1, our Record-Route and Via on top.
     assert_eq!(inv.ruri(), format!("sip:bob@{BOB}"));
     assert_eq!(inv.header(HeaderName::MaxForwards).as_deref(), Some("69"));
-    assert_eq!(
-        inv.header(HeaderName::RecordRoute).as_deref(),
-        Some("<sip:192.0.2.1:5060;lr>")
-    );
+    let rr = inv.header(HeaderName::RecordRoute).unwrap();
+    assert!(rr.starts_with("<sip:192.0.2.1:5060;lr;sed="), "{rr}");
     assert_eq!(inv.via_count(), 2);
     assert!(inv.top_branch().starts_with("z9hG4bK"));
     let ringing = send(&mut c, 20, BOB, &respond(&inv, 180, "Ringing", "b1", ""));
@@ -77,7 +81,7 @@ fn call_setup_and_bye_follow_record_route() {
             &format!("sip:bob@{BOB}"),
             "z9hG4bK-ack1",
             "c1",
-            "Route: <sip:192.0.2.1:5060;lr>\r\n",
+            &format!("Route: {rr}\r\n"),
         ),
     );
     assert_eq!(labels(&ack), ["ACK"]);
@@ -88,7 +92,7 @@ fn call_setup_and_bye_follow_record_route() {
     );
     // BYE from bob along the route: to alice's contact, answered back to bob.
     let bye = format!(
-        "BYE sip:alice@{ALICE} SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bK-bye1\r\nMax-Forwards: 70\r\nRoute: <sip:192.0.2.1:5060;lr>\r\nFrom: <sip:bob@{DOMAIN}>;tag=b1\r\nTo: <sip:alice@{DOMAIN}>;tag=alice1\r\nCall-ID: c1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+        "BYE sip:alice@{ALICE} SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bK-bye1\r\nMax-Forwards: 70\r\nRoute: {rr}\r\nFrom: <sip:bob@{DOMAIN}>;tag=b1\r\nTo: <sip:alice@{DOMAIN}>;tag=alice1\r\nCall-ID: c1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
     );
     let fwd = send(&mut c, 50, BOB, bye.as_bytes());
     assert_eq!(labels(&fwd), ["BYE"]);
@@ -689,10 +693,12 @@ fn rfc2543_request_without_cookie_still_meets_its_transaction() {
 #[test]
 fn strict_router_before_us_is_fixed_per_16_4() {
     let mut c = core_with_bob();
+    let rr = record_route_for(&mut c, "sr1");
+    let ruri = rr.trim_start_matches('<').trim_end_matches('>');
     // A strict router put our Record-Route in the Request-URI and the real target last in
     // Route: the target comes back as Request-URI and leaves the Route set.
     let bye = format!(
-        "BYE sip:192.0.2.1:5060;lr SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bK-sr1\r\nMax-Forwards: 70\r\nRoute: <sip:bob@{BOB}>\r\nFrom: <sip:alice@{DOMAIN}>;tag=alice1\r\nTo: <sip:bob@{DOMAIN}>;tag=b1\r\nCall-ID: sr1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        "BYE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bK-sr1\r\nMax-Forwards: 70\r\nRoute: <sip:bob@{BOB}>\r\nFrom: <sip:alice@{DOMAIN}>;tag=alice1\r\nTo: <sip:bob@{DOMAIN}>;tag=b1\r\nCall-ID: sr1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
     );
     let out = send(&mut c, 0, ALICE, bye.as_bytes());
     assert_eq!(labels(&out), ["BYE"]);
@@ -704,8 +710,9 @@ fn strict_router_before_us_is_fixed_per_16_4() {
 #[test]
 fn foreign_route_after_ours_is_the_next_hop() {
     let mut c = core_with_bob();
+    let rr = record_route_for(&mut c, "lr1");
     let bye = format!(
-        "BYE sip:carol@203.0.113.99:5080 SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bK-lr1\r\nMax-Forwards: 70\r\nRoute: <sip:192.0.2.1:5060;lr>, <sip:198.51.100.77:5060;lr>\r\nFrom: <sip:bob@{DOMAIN}>;tag=b1\r\nTo: <sip:carol@x>;tag=c1\r\nCall-ID: lr1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        "BYE sip:carol@203.0.113.99:5080 SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bK-lr1\r\nMax-Forwards: 70\r\nRoute: {rr}, <sip:198.51.100.77:5060;lr>\r\nFrom: <sip:bob@{DOMAIN}>;tag=b1\r\nTo: <sip:carol@x>;tag=c1\r\nCall-ID: lr1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
     );
     let out = send(&mut c, 0, BOB, bye.as_bytes());
     assert_eq!(labels(&out), ["BYE"]);
@@ -797,4 +804,29 @@ fn caller_behind_nat_is_stamped_and_reached_at_its_source() {
     // A late 2xx retransmission, its cell gone, still finds the caller by Via.
     let late = send(&mut c, 100_010, BOB, &ok);
     assert_eq!(late[0].to, addr(nat));
+}
+
+#[test]
+fn in_dialog_request_on_a_forged_route_is_not_relayed_out() {
+    let mut c = core_with_bob();
+    let rr = record_route_for(&mut c, "d1");
+    let bye = |route: &str, call: &str| {
+        format!(
+            "BYE sip:victim@203.0.113.200:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bK-f{call}\r\nMax-Forwards: 70\r\nRoute: {route}\r\nFrom: <sip:bob@{DOMAIN}>;tag=b1\r\nTo: <sip:v@x>;tag=v1\r\nCall-ID: {call}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    // Our Route without the dialog's token, or with another dialog's: 403.
+    let forged = send(
+        &mut c,
+        0,
+        BOB,
+        bye("<sip:192.0.2.1:5060;lr>", "d1").as_bytes(),
+    );
+    assert_eq!(labels(&forged), ["403"]);
+    let other = send(&mut c, 0, BOB, bye(&rr, "d2").as_bytes());
+    assert_eq!(labels(&other), ["403"]);
+    // The dialog's own route set: relayed.
+    let ok = send(&mut c, 0, BOB, bye(&rr, "d1").as_bytes());
+    assert_eq!(labels(&ok), ["BYE"]);
+    assert_eq!(ok[0].to, addr("203.0.113.200:5060"));
 }
