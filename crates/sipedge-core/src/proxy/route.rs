@@ -225,6 +225,8 @@ impl Core {
             });
             return true;
         }
+        // Issue 6 (auth) hooks in here: a 407 challenge for out-of-dialog requests from our
+        // users, before any transaction exists (a stateless reply, like the checks above).
         let plan = self.plan_route(msg, &uri);
         let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
         let target_raw: Vec<u8> = plan.ruri.clone().unwrap_or_else(|| uri.raw().to_vec());
