@@ -107,6 +107,8 @@ pub struct Config {
     pub sip: sipedge_core::SipTimers,
     /// `[proxy]`: the relay.
     pub proxy: crate::config_relay::ProxySettings,
+    /// `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` (src/auth_config.rs).
+    pub auth: crate::auth_config::AuthSetup,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -124,6 +126,14 @@ struct RawConfig {
     sip: crate::config_relay::RawSip,
     #[serde(default)]
     proxy: crate::config_relay::RawProxy,
+    #[serde(default)]
+    auth: crate::auth_config::RawAuth,
+    #[serde(default)]
+    accounts: Vec<crate::auth_config::RawAccount>,
+    #[serde(default)]
+    users: Vec<crate::auth_config::RawUser>,
+    #[serde(default)]
+    ip_auth: Vec<crate::auth_config::RawIpAuth>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,9 +333,19 @@ impl Config {
             .map_err(|e| err(format!("registrar.persistence.{}", e.key), e.message))?;
         let sip = crate::config_relay::parse_sip(&raw.sip).map_err(|(k, m)| err(k.into(), m))?;
         let proxy = crate::config_relay::parse_proxy(&raw.proxy);
+        let auth = crate::auth_config::parse(
+            raw.auth,
+            raw.accounts,
+            raw.users,
+            raw.ip_auth,
+            &domains,
+            file,
+        )
+        .map_err(|(k, m)| err(k, m))?;
         Ok(Config {
             sip,
             proxy,
+            auth,
             listen,
             domains,
             workers: s.workers,

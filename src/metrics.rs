@@ -48,6 +48,8 @@ pub struct ShardMetrics {
     aors: AtomicU64,
     /// The relay's counters (`metrics_relay.rs`).
     pub relay: crate::metrics_relay::RelayMetrics,
+    /// `sipedge_core::auth::AuthStats`, in `AUTH_COUNTERS` order.
+    auth: [AtomicU64; AUTH_COUNTERS.len()],
 }
 
 /// Loop-level counts the shard keeps itself.
@@ -125,6 +127,52 @@ impl ShardMetrics {
         self.aors.store(aors as u64, Relaxed);
     }
 }
+
+impl ShardMetrics {
+    /// Copies the authenticator's counters (called by the shard once per turn).
+    pub fn publish_auth(&self, a: &sipedge_core::auth::AuthStats) {
+        let values = [
+            a.challenges,
+            a.stale,
+            a.digest_ok,
+            a.digest_failed,
+            a.replays,
+            a.ip_ok,
+            a.forbidden,
+            a.malformed,
+        ];
+        for (m, v) in self.auth.iter().zip(values) {
+            m.store(v, Relaxed);
+        }
+    }
+}
+
+/// Authentication counters: name and help, in `publish_auth` order.
+const AUTH_COUNTERS: [(&str, &str); 8] = [
+    (
+        "auth_challenges_total",
+        "401/407 digest challenges sent (stale ones included).",
+    ),
+    (
+        "auth_stale_total",
+        "Challenges with stale=true (right password, unusable nonce).",
+    ),
+    ("auth_digest_ok_total", "Digest credentials accepted."),
+    (
+        "auth_digest_failed_total",
+        "Wrong password or unknown user (not told apart).",
+    ),
+    ("auth_replays_total", "Replayed (nonce, nonce-count) pairs."),
+    (
+        "auth_ip_ok_total",
+        "Requests authenticated by source address (IP or CLI).",
+    ),
+    (
+        "auth_forbidden_total",
+        "403s from authentication (whitelist, username, CLI).",
+    ),
+    ("auth_malformed_total", "400s for malformed credentials."),
+];
 
 type Field = fn(&ShardMetrics) -> &AtomicU64;
 
@@ -289,6 +337,19 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
             let _ = writeln!(
                 out,
                 "sipedge_parse_errors_total{{shard=\"{i}\",kind=\"{label}\"}} {v}"
+            );
+        }
+    }
+    for (k, (name, help)) in AUTH_COUNTERS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "# HELP sipedge_{name} {help}\n# TYPE sipedge_{name} counter"
+        );
+        for (i, m) in shards.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sipedge_{name}{{shard=\"{i}\"}} {}",
+                m.auth[k].load(Relaxed)
             );
         }
     }

@@ -200,6 +200,7 @@ pub fn run(setup: ShardSetup) {
             .relay
             .publish(core.proxy_stats(), core.transaction_count());
         metrics.publish_location(core.binding_count(), core.aor_count());
+        metrics.publish_auth(core.auth_stats());
     }
     if let Err(e) = engine.flush() {
         tracing::warn!(error = %e, "final flush failed");

@@ -6,13 +6,14 @@
 # `200 OK` status line, at the cost of a UDP echo) pinned to core $SERVER_CORE, so the server is
 # not what limits either generator; each generator is pinned to core $GEN_CORE. Each is ramped
 # up until a step is not sustained (sipload: its own --ramp, ≤ 0.1% failures and retransmissions,
-# ≥ 99.9% of the offered rate answered in the step; SIPp: run.sh per step, ≤ 0.1% failed calls
-# and ≥ 99% of the offered rate achieved — a looser bar, which favours SIPp). With
+# ≥ 99.9% of the offered rate answered in the step; SIPp: run.sh per step of $SIPP_SECS seconds,
+# ≤ 0.1% failed calls and ≥ 98% of the offered rate achieved over its whole run, start-up
+# included — a looser bar, which favours SIPp). With
 # SERVER=kamailio both run against loadtest/kamailio/register.cfg instead (then Kamailio is the
 # bottleneck and the run shows that both generators reach it).
 # Loopback only; bounded (each step STEP_SECS seconds, at most MAX rate); stops what it started.
 #
-# Environment (defaults in brackets): SERVER_CORE [0] GEN_CORE [1] STEP_SECS [4]
+# Environment (defaults in brackets): SERVER_CORE [0] GEN_CORE [1] STEP_SECS [4] SIPP_SECS [8]
 #   SIPLOAD_RAMP [50000:50000:800000] SIPP_RATES ["2500 5000 7500 10000 15000 20000 25000 30000
 #   40000 50000 60000 80000 100000"] UAS [1000] SOURCES [10] SERVER [echo] NO_BUILD [unset] IDLE_WAIT [60]
 #   OUT [target/vs-sipload]
@@ -23,6 +24,7 @@ ROOT=$PWD
 SERVER_CORE=${SERVER_CORE:-0}
 GEN_CORE=${GEN_CORE:-1}
 STEP_SECS=${STEP_SECS:-4}
+SIPP_SECS=${SIPP_SECS:-8}
 SIPLOAD_RAMP=${SIPLOAD_RAMP:-50000:50000:800000}
 SIPP_RATES=${SIPP_RATES:-2500 5000 7500 10000 15000 20000 25000 30000 40000 50000 60000 80000 100000}
 UAS=${UAS:-1000}
@@ -97,18 +99,18 @@ print(f"  sipload highest sustained: {r['best_sustained_rate'] or 0:.0f}/s")
 PY
 
 wait_idle
-echo "== SIPp $SCENARIO, one process (steps: $SIPP_RATES; $STEP_SECS s each)"
+echo "== SIPp $SCENARIO, one process (steps: $SIPP_RATES; $SIPP_SECS s each)"
 best_sipp=0
 misses=0
 : >"$OUT/sipp.txt"
 for rate in $SIPP_RATES; do
-    line=$(RATE=$rate SECS=$STEP_SECS PIN=$GEN_CORE LIMIT=100000 OUT=$OUT/sipp \
+    line=$(RATE=$rate SECS=$SIPP_SECS PIN=$GEN_CORE LIMIT=100000 OUT=$OUT/sipp \
         "$ROOT/loadtest/sipp/run.sh" "$SCENARIO" "$TARGET" | tail -1) || true
     echo "  $line" | tee -a "$OUT/sipp.txt"
     ok=$(echo "$line" | sed -E 's/.* ([0-9]+) successful, ([0-9]+) failed, ([0-9.]+) s, ([0-9]+) calls\/s.*/\1 \2 \3 \4/')
     read -r succ fail el ach <<<"$ok"
     if awk -v s="$succ" -v f="$fail" -v a="$ach" -v r="$rate" \
-        'BEGIN{exit !(f <= 0.001*(s+f) && a >= 0.99*r)}'; then
+        'BEGIN{exit !(f <= 0.001*(s+f) && a >= 0.98*r)}'; then
         best_sipp=$rate
         misses=0
     else

@@ -87,6 +87,8 @@ pub struct CoreConfig {
     pub sip: crate::txn::SipTimers,
     /// `[proxy]`: the relay.
     pub proxy: crate::proxy::ProxyConfig,
+    /// `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` and the nonce secret.
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for CoreConfig {
@@ -102,6 +104,7 @@ impl Default for CoreConfig {
             journal: false,
             sip: crate::txn::SipTimers::default(),
             proxy: crate::proxy::ProxyConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

@@ -62,6 +62,8 @@ pub struct Core {
     pub(crate) path_buf: Vec<u8>,
     /// The relay: transaction cells and their buffers (`proxy`, `txn`).
     pub(crate) relay: crate::proxy::Relay,
+    /// Nonce key, nonce-count window, counters (`auth`).
+    pub(crate) auth: crate::auth::AuthState,
 }
 
 impl Core {
@@ -70,6 +72,7 @@ impl Core {
         Core {
             loc: Location::new(cfg.seed),
             relay: crate::proxy::Relay::new(cfg.seed, cfg.proxy.route_key),
+            auth: crate::auth::AuthState::new(&cfg.auth),
             arrival: cfg.shard,
             cfg,
             out: Outbox::default(),

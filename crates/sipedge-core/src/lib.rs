@@ -30,11 +30,14 @@
 //! routing and table hashes, §19.1.4 contact comparison), `lookup`, `journal` (the
 //! durability API) and `record` (its encoding), `date` (the Date header), `output` (the
 //! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off
-//! messages), `txn` (RFC 3261 §17 transaction cells, states, timer keys, our Via branch) and
-//! `proxy` (the RFC 3261 §16 relay: routing, forwarding, responses, timers, and the hooks for
-//! auth and NAT). Relay counters: [`Core::proxy_stats`].
+//! messages), `auth` (digest, nonces, IP/CLI authentication; its module doc has the rules
+//! and the relay's hook [`Core::authenticate_request`]), `txn` (RFC 3261 §17 transaction
+//! cells, states, timer keys, our Via branch) and `proxy` (the RFC 3261 §16 relay: routing,
+//! forwarding, responses, timers, and the hooks for auth and NAT). Relay counters:
+//! [`Core::proxy_stats`].
 
 mod aor;
+pub mod auth;
 mod blobs;
 mod config;
 mod core;

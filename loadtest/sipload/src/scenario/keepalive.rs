@@ -35,6 +35,10 @@ pub(crate) struct Keepalive {
     crlf: u64,
     /// Gaps between consecutive pings of a UA, ms.
     gaps: Histogram<u64>,
+    /// Per binding (AoR `sl<k>` named in the ping's Request-URI): when its last OPTIONS ping
+    /// arrived, and the gaps between its pings, ms.
+    binding_last: Vec<Option<Instant>>,
+    binding_gaps: Histogram<u64>,
 }
 
 impl Keepalive {
@@ -55,7 +59,25 @@ impl Keepalive {
             crlf: 0,
             gaps: Histogram::new_with_bounds(1, 3_600_000, 3)
                 .expect("1 ms..1 h at 3 significant digits is a valid histogram"),
+            binding_last: vec![None; usize::try_from(aors).unwrap_or(0).min(1 << 26)],
+            binding_gaps: Histogram::new_with_bounds(1, 3_600_000, 3)
+                .expect("1 ms..1 h at 3 significant digits is a valid histogram"),
         }
+    }
+
+    /// An OPTIONS ping for binding `k` (the edge pings the registered Contact,
+    /// `sip:sl<k>@<UA address>`).
+    fn binding_ping(&mut self, k: usize) {
+        let now = Instant::now();
+        let Some(last) = self.binding_last.get_mut(k) else {
+            return;
+        };
+        if let Some(t) = *last {
+            let ms = now.saturating_duration_since(t).as_millis();
+            self.binding_gaps
+                .saturating_record(u64::try_from(ms).unwrap_or(u64::MAX).max(1));
+        }
+        *last = Some(now);
     }
 
     fn ping(&mut self, ua: usize) {
@@ -112,6 +134,18 @@ impl Scenario for Keepalive {
         out.push(reply);
         self.options += 1;
         self.ping(ua.index);
+        let binding = msg
+            .request_uri()
+            .ok()
+            .and_then(|u| {
+                u.user()
+                    .and_then(|n| n.strip_prefix(b"sl"))
+                    .map(<[u8]>::to_vec)
+            })
+            .and_then(|d| std::str::from_utf8(&d).ok()?.parse::<usize>().ok());
+        if let Some(k) = binding {
+            self.binding_ping(k);
+        }
         true
     }
 
@@ -127,6 +161,7 @@ impl Scenario for Keepalive {
         self.options = 0;
         self.crlf = 0;
         self.gaps.reset();
+        self.binding_gaps.reset();
     }
 
     fn phase_extra(&mut self) -> Option<serde_json::Value> {
@@ -155,6 +190,12 @@ impl Scenario for Keepalive {
                 "p50": self.gaps.value_at_quantile(0.5),
                 "p99": self.gaps.value_at_quantile(0.99),
                 "max": self.gaps.max(),
+            },
+            "binding_gap_ms": {
+                "count": self.binding_gaps.len(),
+                "p50": self.binding_gaps.value_at_quantile(0.5),
+                "p99": self.binding_gaps.value_at_quantile(0.99),
+                "max": self.binding_gaps.max(),
             },
         }))
     }
@@ -188,6 +229,7 @@ mod tests {
         let pm = Message::parse(ping).expect("ping parses");
         let mut replies = Vec::new();
         assert!(k.on_request(&ctx(0, "-"), &pm, &mut replies));
+        assert!(k.on_request(&ctx(0, "-"), &pm, &mut replies));
         let r = Message::parse(&replies[0]).expect("reply parses");
         assert_eq!(r.status(), Some(200));
         assert_eq!(
@@ -197,14 +239,18 @@ mod tests {
         assert!(k.on_keepalive(0));
         assert!(k.on_keepalive(0));
         let x = k.phase_extra().expect("a report");
-        assert_eq!(x["options_pings"], 1);
+        assert_eq!(x["options_pings"], 2);
         assert_eq!(x["crlf_pings"], 2);
         assert_eq!(x["uas_never_pinged"], 1, "UA 1 got no ping");
         assert_eq!(
-            x["pings_per_ua_per_interval"]["max"], 1.5,
-            "3 pings over 2 intervals"
+            x["pings_per_ua_per_interval"]["max"], 2.0,
+            "4 pings over 2 intervals"
         );
-        assert_eq!(x["gap_ms"]["count"], 2);
+        assert_eq!(x["gap_ms"]["count"], 3);
+        assert_eq!(
+            x["binding_gap_ms"]["count"], 1,
+            "binding sl0 was pinged twice"
+        );
         // Anything but OPTIONS is not expected here.
         let bye = String::from_utf8_lossy(ping).replace("OPTIONS", "BYE");
         let bm = Message::parse(bye.as_bytes()).expect("parses");
