@@ -1,27 +1,38 @@
-//! Integration points for the subsystems built in parallel (auth: issue 6; NAT: issue 8).
-//! Each is one function with today's behaviour; the lead wires the real one at merge.
+//! Where the relay meets the other subsystems: the outbound rule and the users table
+//! (auth, issue 6) and NAT-aware delivery (issue 8, a hook with today's behaviour).
 
 use std::net::{IpAddr, SocketAddr};
 
-use sipedge_msg::{Message, Uri};
+use sipedge_msg::Uri;
+
+use crate::auth::{AuthMethod, AuthOk};
 
 use crate::core::Core;
 use crate::output::LocalId;
 
 impl Core {
-    /// **Auth hook (issue 6).** True when `msg` from `remote` was sent by an authenticated
-    /// user (digest) or an IP-auth trunk. Outbound relaying (`[proxy] allow_outbound`)
-    /// requires it (not an open relay). Today: nobody is authenticated.
-    pub(crate) fn request_authenticated(&self, _msg: &Message<'_>, _remote: SocketAddr) -> bool {
-        false
+    /// The outbound rule (not an open relay): with `[proxy] allow_outbound`, a request may
+    /// leave our domains only from an authenticated user (digest) or an IP-auth / CLI
+    /// trunk — not from an unchallenged sender (`invite = "none"`) nor a foreign caller.
+    pub(crate) fn may_go_outbound(&self, ok: &AuthOk) -> bool {
+        matches!(
+            ok.method,
+            AuthMethod::Digest | AuthMethod::Ip | AuthMethod::Cli
+        )
     }
 
-    /// **Users-table hook (issue 6).** True when `aor` (canonical or as written) is a
-    /// provisioned user of our domains, so a lookup with no binding gets 480 Temporarily
-    /// Unavailable instead of 404 Not Found (RFC 3261 §21.4.18). Today there is no users
-    /// table: every user is unknown and gets 404.
-    pub(crate) fn is_known_user(&self, _aor: &[u8]) -> bool {
-        false
+    /// True when `aor` (a SIP URI of our domains) is a provisioned user (`[[users]]`), so a
+    /// lookup with no binding gets 480 Temporarily Unavailable instead of 404 Not Found
+    /// (RFC 3261 §21.4.18, §21.4.4).
+    pub(crate) fn is_known_user(&self, aor: &[u8]) -> bool {
+        let Ok(uri) = Uri::parse(aor) else {
+            return false;
+        };
+        let Some(user) = uri.user() else {
+            return false;
+        };
+        let domain = uri.host_unbracketed().to_ascii_lowercase();
+        self.auth_db().find_user(&domain, user).is_some()
     }
 
     /// **NAT hook (issue 8).** Where a request for a binding goes (its Contact URI, the

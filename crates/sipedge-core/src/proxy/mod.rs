@@ -10,8 +10,9 @@
 //! | §16.3 step 4 | a Via of ours whose loop hash equals this request's | 482 |
 //! | §16.3 step 5 | Proxy-Require tags we do not support | 420 with Unsupported |
 //! | §16.4 | strict-route peer: Request-URI is our Record-Route → last Route becomes the Request-URI; our own top Route is removed | — |
-//! | §16.5 | Request-URI in our domains (out of dialog) → location lookup on the AoR's owner shard | 404 no binding (480 for a known user, [`Core::is_known_user`]) |
-//! | §16.5 | Request-URI elsewhere: only on our own route set (our Route carrying the dialog token `sed` of its Call-ID), or `allow_outbound` and an authenticated sender | 403 "Relaying Forbidden" |
+//! | §22.3 | out-of-dialog requests authenticated first (issue 6: IP/CLI, else digest) | 407 / 403 / 400 |
+//! | §16.5 | Request-URI in our domains (out of dialog) → location lookup on the AoR's owner shard | 404 no binding (480 for a provisioned user) |
+//! | §16.5 | Request-URI elsewhere: only on our own route set (our Route carrying the dialog token `sed` of its Call-ID), or `allow_outbound` and a digest user or IP/CLI trunk | 403 "Relaying Forbidden" |
 //! | §16.6 | per target: Request-URI, Max-Forwards − 1, Record-Route `<sip:us;lr;sed=token>` (`record_route`), our Via; the sender's Via gets received/rport; NAT-aware destination | 503 when no next hop is an IP address (no DNS yet) |
 //! | §16.7 | 1xx (not 100) forwarded; every 2xx forwarded and the other branches cancelled; 6xx cancels the rest; else the best final response once all branches are done | — |
 //!

@@ -225,10 +225,24 @@ impl Core {
             });
             return true;
         }
-        // Issue 6 (auth) hooks in here: a 407 challenge for out-of-dialog requests from our
-        // users, before any transaction exists (a stateless reply, like the checks above).
-        let plan = self.plan_route(msg, &uri);
         let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+        // §22.3: an out-of-dialog request is authenticated (IP/CLI, else digest with a 407
+        // challenge) before any transaction exists; in-dialog requests are vouched for by
+        // our Record-Route's dialog token instead.
+        let mut outbound_ok = false;
+        if !in_dialog {
+            match self.authenticate_request(now, remote, msg) {
+                crate::auth::AuthOutcome::Authenticated(ok) => {
+                    outbound_ok = self.may_go_outbound(&ok);
+                }
+                crate::auth::AuthOutcome::Rejected(r) => {
+                    self.relay.stats.refused += 1;
+                    self.send_auth_rejection(now, local, remote, msg, r);
+                    return true;
+                }
+            }
+        }
+        let plan = self.plan_route(msg, &uri);
         let target_raw: Vec<u8> = plan.ruri.clone().unwrap_or_else(|| uri.raw().to_vec());
         let Ok(target) = Uri::parse(&target_raw) else {
             self.refuse(local, remote, msg, 400, b"Bad Route");
@@ -238,8 +252,7 @@ impl Core {
         if !lookup {
             // §16.5 and the open-relay rule: only on our own route set, or outbound for an
             // authenticated sender when allowed.
-            let allowed = plan.popped_ours
-                || (self.cfg.proxy.allow_outbound && self.request_authenticated(msg, remote));
+            let allowed = plan.popped_ours || (self.cfg.proxy.allow_outbound && outbound_ok);
             if !allowed {
                 self.refuse(local, remote, msg, 403, b"Relaying Forbidden");
                 return true;
@@ -399,7 +412,7 @@ impl Core {
     /// ACK (RFC 3261 §17.2.1): for our non-2xx final response it ends the server
     /// transaction here (hop by hop); any other ACK (a 2xx's) is forwarded end to end,
     /// statelessly (§16.11), along its Route.
-    fn relay_ack(&mut self, now: Millis, local: LocalId, remote: SocketAddr, msg: &Message<'_>) {
+    fn relay_ack(&mut self, now: Millis, local: LocalId, _remote: SocketAddr, msg: &Message<'_>) {
         let key = self.server_key(msg, Method::Ack);
         if let Some(idx) = self.relay.txns.find(key) {
             let t4 = self.cfg.sip.t4_ms;
@@ -428,8 +441,8 @@ impl Core {
                 .filter(|u| !self.is_ours_uri(u))
                 .and_then(|u| uri_addr(&u)),
         };
-        let allowed = plan.popped_ours
-            || (self.cfg.proxy.allow_outbound && self.request_authenticated(msg, remote));
+        // An ACK is never challenged (§22.1): it leaves our domains only on our route set.
+        let allowed = plan.popped_ours;
         let Some(dest) = hop.filter(|_| allowed) else {
             // No transaction and nowhere to go: absorbed (an ACK has no response).
             self.stats.dropped += 1;

@@ -3,6 +3,7 @@
 //! says.
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod harness;
 mod robust;
 mod routing;
