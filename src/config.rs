@@ -103,6 +103,10 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     /// `[registrar.persistence]`; `None` = memory-only.
     pub persistence: Option<PersistenceConfig>,
+    /// `[sip]`: transaction timers.
+    pub sip: sipedge_core::SipTimers,
+    /// `[proxy]`: the relay.
+    pub proxy: crate::config_relay::ProxySettings,
     /// `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` (src/auth_config.rs).
     pub auth: crate::auth_config::AuthSetup,
 }
@@ -118,6 +122,10 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     registrar: RawRegistrar,
+    #[serde(default)]
+    sip: crate::config_relay::RawSip,
+    #[serde(default)]
+    proxy: crate::config_relay::RawProxy,
     #[serde(default)]
     auth: crate::auth_config::RawAuth,
     #[serde(default)]
@@ -323,6 +331,8 @@ impl Config {
             .persistence
             .validate()
             .map_err(|e| err(format!("registrar.persistence.{}", e.key), e.message))?;
+        let sip = crate::config_relay::parse_sip(&raw.sip).map_err(|(k, m)| err(k.into(), m))?;
+        let proxy = crate::config_relay::parse_proxy(&raw.proxy);
         let auth = crate::auth_config::parse(
             raw.auth,
             raw.accounts,
@@ -333,6 +343,8 @@ impl Config {
         )
         .map_err(|(k, m)| err(k, m))?;
         Ok(Config {
+            sip,
+            proxy,
             auth,
             listen,
             domains,

@@ -7,7 +7,9 @@
 mod admin;
 mod auth_config;
 mod config;
+mod config_relay;
 mod metrics;
+mod metrics_relay;
 mod persist;
 mod shard;
 
@@ -142,6 +144,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 seed: seed ^ id as u64,
                 registrar: cfg.registrar,
                 journal: restored.is_some(),
+                sip: cfg.sip,
+                proxy: sipedge_core::ProxyConfig {
+                    record_route: cfg.proxy.record_route,
+                    allow_outbound: cfg.proxy.allow_outbound,
+                    advertise: cfg.listen.iter().map(|l| l.addr).collect(),
+                    route_key: seed,
+                },
                 auth: auth.clone(),
                 ..CoreConfig::default()
             },

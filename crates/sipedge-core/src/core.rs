@@ -60,6 +60,8 @@ pub struct Core {
     pub(crate) aor_buf: Vec<u8>,
     pub(crate) contact_buf: Vec<u8>,
     pub(crate) path_buf: Vec<u8>,
+    /// The relay: transaction cells and their buffers (`proxy`, `txn`).
+    pub(crate) relay: crate::proxy::Relay,
     /// Nonce key, nonce-count window, counters (`auth`).
     pub(crate) auth: crate::auth::AuthState,
 }
@@ -69,6 +71,7 @@ impl Core {
     pub fn new(cfg: CoreConfig) -> Core {
         Core {
             loc: Location::new(cfg.seed),
+            relay: crate::proxy::Relay::new(cfg.seed, cfg.proxy.route_key),
             auth: crate::auth::AuthState::new(&cfg.auth),
             arrival: cfg.shard,
             cfg,
@@ -101,6 +104,16 @@ impl Core {
     /// Counters.
     pub fn stats(&self) -> &CoreStats {
         &self.stats
+    }
+
+    /// Relay counters.
+    pub fn proxy_stats(&self) -> &crate::proxy::ProxyStats {
+        &self.relay.stats
+    }
+
+    /// Live transactions (relay cells) on this shard.
+    pub fn transaction_count(&self) -> usize {
+        self.relay.txns.len()
     }
 
     /// A datagram arrived on socket `local` from `remote`.
@@ -152,9 +165,8 @@ impl Core {
         }
         if msg.is_response() {
             self.stats.responses_in += 1;
-            // No client transactions exist yet: RFC 3261 §18.1.2 — a response that matches
-            // none is discarded.
-            self.stats.responses_unmatched += 1;
+            // Client transactions of the relay (RFC 3261 §17.1.3); unmatched: discarded.
+            self.handle_response(now, local, remote, &msg);
             return;
         }
         self.stats.requests_in += 1;
@@ -190,6 +202,9 @@ impl Core {
                 self.arrival = self.cfg.shard;
             }
             ShardMsg::Lookup { aor, token } => self.answer_lookup(now, from, &aor, token),
+            ShardMsg::LookupReply(reply) if crate::proxy::is_relay_token(reply.token) => {
+                self.relay_lookup_reply(now, reply)
+            }
             ShardMsg::LookupReply(reply) => self.lookups.push_back(reply),
         }
     }
@@ -200,7 +215,11 @@ impl Core {
         fired.clear();
         self.wheel.advance(Tick(now.0 / TICK_MILLIS), &mut fired);
         for &key in &fired {
-            self.binding_timer(now, key);
+            if key & crate::txn::TXN_TIMER_BIT != 0 {
+                self.txn_timer(now, key);
+            } else {
+                self.binding_timer(now, key);
+            }
         }
         self.fired = fired;
     }
