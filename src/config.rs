@@ -103,6 +103,8 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     /// `[registrar.persistence]`; `None` = memory-only.
     pub persistence: Option<PersistenceConfig>,
+    /// `[nat]` (its `advertise` is filled per shard by `main`).
+    pub nat: sipedge_core::NatConfig,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -116,6 +118,8 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     registrar: RawRegistrar,
+    #[serde(default)]
+    nat: crate::config_nat::RawNat,
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,7 +317,9 @@ impl Config {
             .persistence
             .validate()
             .map_err(|e| err(format!("registrar.persistence.{}", e.key), e.message))?;
+        let nat = raw.nat.validate().map_err(|(k, m)| err(k, m))?;
         Ok(Config {
+            nat,
             listen,
             domains,
             workers: s.workers,

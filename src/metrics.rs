@@ -33,6 +33,7 @@ pub struct ShardMetrics {
     dropped: AtomicU64,
     responses_unmatched: AtomicU64,
     parse_errors: [AtomicU64; ParseErrorKind::COUNT],
+    nat: crate::metrics_nat::NatMetrics,
 }
 
 /// Loop-level counts the shard keeps itself.
@@ -88,6 +89,7 @@ impl ShardMetrics {
         for (a, v) in self.parse_errors.iter().zip(core.parse_errors) {
             a.store(v, Relaxed);
         }
+        self.nat.publish(&core.nat);
     }
 }
 
@@ -198,6 +200,7 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
             "sipedge_io_engine{{shard=\"{i}\",engine=\"{engine}\"}} 1"
         );
     }
+    crate::metrics_nat::render(&mut out, &shards.iter().map(|m| &m.nat).collect::<Vec<_>>());
     let _ = writeln!(
         out,
         "# HELP sipedge_shards Number of shards.\n# TYPE sipedge_shards gauge\nsipedge_shards {}",

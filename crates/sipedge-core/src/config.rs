@@ -83,6 +83,8 @@ pub struct CoreConfig {
     /// Emit binding-change records for [`crate::Core::poll_journal`]. Off: nothing is
     /// encoded or queued (no journal configured).
     pub journal: bool,
+    /// `[nat]`: NAT detection and keepalives.
+    pub nat: crate::nat::NatConfig,
 }
 
 impl Default for CoreConfig {
@@ -96,6 +98,7 @@ impl Default for CoreConfig {
             seed: 0,
             registrar: RegistrarConfig::default(),
             journal: false,
+            nat: crate::nat::NatConfig::default(),
         }
     }
 }

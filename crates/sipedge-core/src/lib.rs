@@ -30,7 +30,7 @@
 //! routing and table hashes, §19.1.4 contact comparison), `lookup`, `journal` (the
 //! durability API) and `record` (its encoding), `date` (the Date header), `output` (the
 //! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off
-//! messages).
+//! messages), `nat` (NAT detection, the received address, the keepalive pinger).
 
 mod aor;
 mod blobs;
@@ -40,6 +40,7 @@ mod date;
 mod journal;
 mod location;
 mod lookup;
+mod nat;
 mod output;
 mod record;
 mod registrar;
@@ -55,6 +56,11 @@ pub use crate::config::{
 pub use crate::core::{Core, CoreEvent};
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};
+pub use crate::nat::{
+    is_private, via_differs, NatConfig, NatMode, NatStats, NatUser, PingMethod, PingMode,
+    DEFAULT_PING_FAILURES_MAX, DEFAULT_PING_INTERVAL_SECS, MAX_PING_FAILURES_MAX,
+    MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
+};
 pub use crate::output::{LocalId, Transmit};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
 pub use crate::shard::{ShardId, ShardMsg};

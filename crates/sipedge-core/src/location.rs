@@ -101,6 +101,8 @@ pub(crate) struct Binding {
     path_len: u16,
     user_len: u8,
     flags: u8,
+    /// NAT flag, ping mode, miss counter and RTTs (5 bytes in what was padding).
+    pub(crate) nat: crate::nat::NatState,
 }
 
 /// Everything a REGISTER (or a restored record) says about one binding.
@@ -150,6 +152,7 @@ impl Binding {
             path_len: 0,
             user_len: 0,
             flags: 0,
+            nat: crate::nat::NatState::default(),
         }
     }
 
@@ -465,6 +468,25 @@ impl Location {
             .get(idx as usize / CHUNK)?
             .get(idx as usize % CHUNK)?;
         (b.is_live() && b.gen == gen).then(|| self.get(idx))
+    }
+
+    /// Slots allocated (live or free): the keepalive sweep walks `0..capacity`.
+    pub(crate) fn capacity(&self) -> usize {
+        self.chunks.len() * CHUNK
+    }
+
+    /// Slot `idx` if it holds a binding (any generation).
+    pub(crate) fn slot(&self, idx: u32) -> Option<BindingRef<'_>> {
+        let b = self
+            .chunks
+            .get(idx as usize / CHUNK)?
+            .get(idx as usize % CHUNK)?;
+        b.is_live().then(|| self.get(idx))
+    }
+
+    /// The NAT state of binding `idx`.
+    pub(crate) fn nat_mut(&mut self, idx: u32) -> &mut crate::nat::NatState {
+        &mut self.get_mut(idx).nat
     }
 
     /// The hash of the AoR of the binding `b` (for the index's rehash).
