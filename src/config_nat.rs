@@ -132,15 +132,17 @@ mod tests {
             ),
             (1, false, 2)
         );
-        assert_eq!(c.nat, {
-            let mut d = sipedge_core::NatConfig::default();
-            d.mode = sipedge_core::NatMode::Force;
-            d.ping = sipedge_core::PingMode::Timeout;
-            d.ping_interval_secs = 1;
-            d.ping_nated_only = false;
-            d.ping_failures_max = 2;
-            d
-        });
+        assert_eq!(
+            c.nat,
+            sipedge_core::NatConfig {
+                mode: sipedge_core::NatMode::Force,
+                ping: sipedge_core::PingMode::Timeout,
+                ping_interval_secs: 1,
+                ping_nated_only: false,
+                ping_failures_max: 2,
+                ..Default::default()
+            }
+        );
         for (text, key) in [
             ("[nat]\nping_interval_secs = 0\n", "nat.ping_interval_secs"),
             ("[nat]\nping = \"often\"\n", "nat.ping"),

@@ -94,7 +94,10 @@ fn answer(out: &mut Vec<u8>, ping: &[u8]) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let n: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: u32 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let minutes: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(60);
     let mut core = Core::new(CoreConfig {
         domains: vec!["sip.example.com".into()],
@@ -178,12 +181,18 @@ fn main() {
     let per_ping_ns = core_time.as_nanos() as f64 / s.pings_sent.max(1) as f64;
     let rate = f64::from(n) / 60.0;
     println!("bindings: {n} (all NATed, ping = \"timeout\", interval 60 s), {minutes} min of virtual time");
-    println!("rss per binding: {:.1} bytes (registration, incl. ping state)", ((after - before) * 1024) as f64 / f64::from(n));
+    println!(
+        "rss per binding: {:.1} bytes (registration, incl. ping state)",
+        ((after - before) * 1024) as f64 / f64::from(n)
+    );
     println!(
         "pings sent: {}, answered: {}, timed out: {}, deregistered: {}, stale: {}, max late ticks: {}",
         s.pings_sent, s.pings_answered, s.pings_timed_out, s.ping_deregistrations, s.ping_answers_stale, s.ping_max_late_ticks
     );
-    println!("refreshes: {refreshed} ({:.0} ns each)", t_refresh.as_nanos() as f64 / refreshed.max(1) as f64);
+    println!(
+        "refreshes: {refreshed} ({:.0} ns each)",
+        t_refresh.as_nanos() as f64 / refreshed.max(1) as f64
+    );
     println!(
         "core time per ping: {per_ping_ns:.0} ns (sweep + build {:.0} ns, answer parse + match {:.0} ns)",
         t_ping.as_nanos() as f64 / s.pings_sent.max(1) as f64,
