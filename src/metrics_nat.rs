@@ -16,6 +16,7 @@ pub struct NatMetrics {
     answers_stale: AtomicU64,
     nated_registrations: AtomicU64,
     max_late_ticks: AtomicU64,
+    late_sweeps: AtomicU64,
     rtt_buckets: [AtomicU64; RTT_BUCKETS_MS.len()],
     rtt_count: AtomicU64,
     rtt_sum_ms: AtomicU64,
@@ -32,6 +33,7 @@ impl NatMetrics {
         self.nated_registrations
             .store(s.nated_registrations, Relaxed);
         self.max_late_ticks.store(s.ping_max_late_ticks, Relaxed);
+        self.late_sweeps.store(s.ping_late_sweeps, Relaxed);
         for (a, v) in self.rtt_buckets.iter().zip(s.rtt_buckets) {
             a.store(v, Relaxed);
         }
@@ -80,6 +82,12 @@ const COUNTERS: &[(&str, &str, &str, Field)] = &[
         "counter",
         "Contacts registered or refreshed as NATed.",
         |m| &m.nated_registrations,
+    ),
+    (
+        "nat_ping_late_sweeps_total",
+        "counter",
+        "Keepalive ticks swept more than one tick late.",
+        |m| &m.late_sweeps,
     ),
     (
         "nat_ping_max_late_ticks",

@@ -68,6 +68,8 @@ pub struct NatStats {
     pub ping_answers_forwarded: u64,
     /// Most ticks a slot was swept after its own tick (0 when the shell is on time).
     pub ping_max_late_ticks: u64,
+    /// Ticks whose slots (with at least one ping) were swept more than one tick late.
+    pub ping_late_sweeps: u64,
     /// RTT histogram: answers with an RTT at most [`RTT_BUCKETS_MS`]`[i]` (cumulative),
     /// refreshed from the shard's hdrhistogram once a second.
     pub rtt_buckets: [u64; RTT_BUCKETS_MS.len()],
@@ -340,6 +342,9 @@ impl Core {
         while s < cap {
             visited |= self.nat_ping_slot(now, s as u32);
             s += i;
+        }
+        if visited && late > 1 {
+            self.stats.nat.ping_late_sweeps += 1;
         }
         if visited && late > self.stats.nat.ping_max_late_ticks {
             self.stats.nat.ping_max_late_ticks = late;
