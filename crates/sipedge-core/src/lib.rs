@@ -22,6 +22,12 @@
 //! gives the UNIX time the records carry. Lookups: [`Core::lookup`] on the owner,
 //! [`Core::request_lookup`] / [`Core::poll_lookup`] from anywhere (over the mesh).
 //!
+//! NAT (`nat`): each stored contact is marked NATed or not at REGISTER; the relay reaches a
+//! NATed binding at [`LookupContact::received`] from the binding's socket
+//! ([`LookupContact::local`]) and reports traffic from it with [`Core::note_alive`].
+//! Per-user settings arrive in [`NatConfig::users`] (read through [`Core::nat_user`]).
+//! Keepalives run inside [`Core::handle_timeout`]; counters in [`CoreStats::nat`].
+//!
 //! **Layout.** `core` (the [`Core`] type and dispatch), `stateless` (requests the edge
 //! answers itself without state: OPTIONS, error replies, 405/501/416/481), `registrar`
 //! (REGISTER per RFC 3261 §10.3, RFC 5626 flows, RFC 3327 Path; expiry timers), `location`
