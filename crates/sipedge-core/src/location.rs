@@ -408,6 +408,8 @@ pub(crate) struct Location {
     /// The last domain looked up (`scheme:host`) and its id: most REGISTERs of a shard name
     /// the same domain. [`NONE`] when empty.
     domain_cache: (u32, Vec<u8>),
+    /// Bindings with keepalives on, `[not NATed, NATed]` (the pinger sleeps at zero).
+    pinging: [usize; 2],
 }
 
 impl Location {
@@ -421,6 +423,7 @@ impl Location {
             strings: Interner::new(),
             bindings: 0,
             domain_cache: (NONE, Vec::new()),
+            pinging: [0; 2],
         }
     }
 
@@ -484,7 +487,24 @@ impl Location {
         b.is_live().then(|| self.get(idx))
     }
 
-    /// The NAT state of binding `idx`.
+    /// Sets the NATed flag and the ping mode of binding `idx`, keeping the counts right.
+    pub(crate) fn set_nat(&mut self, idx: u32, nated: bool, mode: crate::nat::PingMode) {
+        if let Some(k) = self.raw(idx).nat.ping_class() {
+            self.pinging[k] -= 1;
+        }
+        let st = &mut self.get_mut(idx).nat;
+        st.set(nated, mode);
+        if let Some(k) = st.ping_class() {
+            self.pinging[k] += 1;
+        }
+    }
+
+    /// Bindings with keepalives on: `[not NATed, NATed]`.
+    pub(crate) fn pinging(&self) -> [usize; 2] {
+        self.pinging
+    }
+
+    /// The NAT state of binding `idx` (use [`Location::set_nat`] for the flag and mode).
     pub(crate) fn nat_mut(&mut self, idx: u32) -> &mut crate::nat::NatState {
         &mut self.get_mut(idx).nat
     }
@@ -739,6 +759,9 @@ impl Location {
         self.release_string(domain);
         if ua != NONE {
             self.release_string(ua);
+        }
+        if let Some(k) = self.raw(idx).nat.ping_class() {
+            self.pinging[k] -= 1;
         }
         let b = self.get_mut(idx);
         let gen = b.gen.wrapping_add(1);

@@ -504,3 +504,41 @@ fn restore_recomputes_the_nat_flag() {
     });
     assert_eq!(pings, 1, "a restored NATed binding is pinged");
 }
+
+#[test]
+fn the_pinger_sleeps_without_nated_bindings() {
+    let mut core = Core::new(config(NatConfig::default()));
+    let src = "198.51.100.20:5060";
+    send(
+        &mut core,
+        0,
+        src,
+        &register("plain", src, "sip:plain@198.51.100.20", 600, 1),
+    );
+    // The wheel may wake earlier than the expiry (a level cascade), never every tick.
+    let asleep = |core: &Core| core.poll_timeout().is_some_and(|t| t.0 > 100_000);
+    assert!(
+        asleep(&core),
+        "only the expiry: no keepalive wake-ups for a binding that is not NATed"
+    );
+    let (nsrc, contact) = phone(6);
+    send(
+        &mut core,
+        0,
+        &nsrc,
+        &register("nated", &nsrc, &contact, 300, 1),
+    );
+    assert!(
+        core.poll_timeout().is_some_and(|t| t.0 <= TICK),
+        "the pinger runs"
+    );
+    send(
+        &mut core,
+        5,
+        &nsrc,
+        &register("nated", &nsrc, &contact, 0, 2),
+    );
+    core.handle_timeout(Millis(10));
+    assert_eq!(core.binding_count(), 1);
+    assert!(asleep(&core), "asleep again");
+}

@@ -266,6 +266,11 @@ impl NatState {
         self.bits &= !(NATED | MODE_MASK);
         self.bits |= u8::from(nated) | ((mode as u8) << MODE_SHIFT);
     }
+    /// Which keepalive count the binding is in: `Some(0)` not NATed, `Some(1)` NATed,
+    /// `None` with keepalives off.
+    pub(crate) fn ping_class(&self) -> Option<usize> {
+        (self.mode() != PingMode::Disabled).then_some(usize::from(self.nated()))
+    }
     pub(crate) fn outstanding(&self) -> bool {
         self.bits & OUTSTANDING != 0
     }

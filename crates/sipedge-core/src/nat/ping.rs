@@ -8,8 +8,11 @@
 //! free list reuses removed slots), so every tick visits `capacity / I` slots and the send
 //! rate stays flat. Nothing is stored per binding for scheduling: a binding is pinged once
 //! per interval for as long as it occupies its slot, a refresh changes nothing, a removal
-//! vacates the slot. When the shell calls late, every missed tick is swept (at most one
-//! interval's worth), so no ping is later than the turn after its tick.
+//! vacates the slot. When the shell calls late, every missed tick is swept, so no ping is
+//! later than the turn after its tick — up to [`MAX_CATCH_UP_TICKS`]: after a longer stall
+//! (or when the pinger wakes up with its first pingable binding) the older ticks are
+//! skipped rather than sent as one burst; their slots wait one interval, which never
+//! counts as a miss.
 //!
 //! **Stateless OPTIONS.** The branch (after `z9hG4bK`) is `np` + 36 hex digits: shard (4),
 //! slot (8), slot generation (8), send time in ms mod 2³² (8) and a 32-bit MAC of those
@@ -46,6 +49,8 @@ const TOKEN_PREFIX: &[u8] = b"np";
 const TOKEN_LEN: usize = 2 + 4 + 8 + 8 + 8 + 8;
 /// An answer claiming an RTT above this (ms) is not one of ours.
 const MAX_RTT_MS: u32 = 3_600_000;
+/// Most past ticks swept in one call (one second): see the module docs.
+const MAX_CATCH_UP_TICKS: u64 = 1000 / TICK_MILLIS;
 /// Ticks between refreshes of the published histogram buckets (one second).
 const BUCKET_REFRESH_TICKS: u64 = 1000 / TICK_MILLIS;
 
@@ -233,9 +238,8 @@ impl Core {
     pub(crate) fn nat_on_store(&mut self, idx: u32, req: &RequestNat, contact: &Uri<'_>) {
         let nated = req.nated(contact);
         self.stats.nat.nated_registrations += u64::from(nated);
-        let st = self.loc.nat_mut(idx);
-        st.set(nated, req.ping);
-        st.mark_alive();
+        self.loc.set_nat(idx, nated, req.ping);
+        self.loc.nat_mut(idx).mark_alive();
     }
 
     /// After a restore stored binding `idx` of `aor`. Records do not carry the NAT flag:
@@ -257,9 +261,8 @@ impl Core {
                 None => false,
             }),
         };
-        let st = self.loc.nat_mut(idx);
-        st.set(nated, ping);
-        st.mark_alive();
+        self.loc.set_nat(idx, nated, ping);
+        self.loc.nat_mut(idx).mark_alive();
     }
 
     /// Hook for the relay: a request or response from `source` was seen for the AoR
@@ -296,9 +299,12 @@ impl Core {
         self.nat.hist.value_at_quantile(q)
     }
 
-    /// When the pinger wants `handle_timeout`: the next tick, while there are bindings.
+    /// When the pinger wants `handle_timeout`: the next tick, while some binding has
+    /// keepalives on.
     pub(crate) fn nat_poll_timeout(&self) -> Option<Millis> {
-        if !self.nat.active || self.loc.len() == 0 {
+        let [plain, nated] = self.loc.pinging();
+        let any = nated > 0 || (!self.cfg.nat.ping_nated_only && plain > 0);
+        if !self.nat.active || !any {
             return None;
         }
         let next = self.nat.last_tick.map_or(0, |t| t + 1);
@@ -315,7 +321,8 @@ impl Core {
         if now_tick <= last {
             return;
         }
-        let first = (last + 1).max((now_tick + 1).saturating_sub(self.nat.interval));
+        let span = self.nat.interval.min(MAX_CATCH_UP_TICKS);
+        let first = (last + 1).max((now_tick + 1).saturating_sub(span));
         for t in first..=now_tick {
             self.nat_sweep_tick(now, t, now_tick - t);
         }
