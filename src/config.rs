@@ -105,6 +105,8 @@ pub struct Config {
     pub persistence: Option<PersistenceConfig>,
     /// `[nat]` (its `advertise` is filled per shard by `main`).
     pub nat: sipedge_core::NatConfig,
+    /// `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` (src/auth_config.rs).
+    pub auth: crate::auth_config::AuthSetup,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -120,6 +122,14 @@ struct RawConfig {
     registrar: RawRegistrar,
     #[serde(default)]
     nat: crate::config_nat::RawNat,
+    #[serde(default)]
+    auth: crate::auth_config::RawAuth,
+    #[serde(default)]
+    accounts: Vec<crate::auth_config::RawAccount>,
+    #[serde(default)]
+    users: Vec<crate::auth_config::RawUser>,
+    #[serde(default)]
+    ip_auth: Vec<crate::auth_config::RawIpAuth>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -318,7 +328,17 @@ impl Config {
             .validate()
             .map_err(|e| err(format!("registrar.persistence.{}", e.key), e.message))?;
         let nat = raw.nat.validate().map_err(|(k, m)| err(k, m))?;
+        let auth = crate::auth_config::parse(
+            raw.auth,
+            raw.accounts,
+            raw.users,
+            raw.ip_auth,
+            &domains,
+            file,
+        )
+        .map_err(|(k, m)| err(k, m))?;
         Ok(Config {
+            auth,
             nat,
             listen,
             domains,

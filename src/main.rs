@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod admin;
+mod auth_config;
 mod config;
 mod config_nat;
 mod metrics;
@@ -116,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let seed = std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish();
+    let auth = auth_core_config(&cfg, seed)?;
     let cores = sipedge_rt::available_cores();
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut threads = Vec::new();
@@ -146,6 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     advertise: advertise(&cfg),
                     ..cfg.nat.clone()
                 },
+                auth: auth.clone(),
                 ..CoreConfig::default()
             },
             persist: restored.as_mut().map(|r| shard::PersistSetup {
@@ -188,7 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         "sipedge running"
     );
 
-    wait_for_signal()?;
+    wait_for_signal(|| reload_auth(cli.config.as_deref(), &auth.db))?;
     tracing::info!("stopping");
     stop_all(&stop, &wakers, threads);
     admin.stop();
@@ -272,12 +275,65 @@ fn stop_all(
     }
 }
 
-fn wait_for_signal() -> anyhow::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+/// Waits for SIGINT/SIGTERM; SIGHUP calls `on_hup` and keeps waiting.
+fn wait_for_signal(mut on_hup: impl FnMut()) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;
-    if let Some(sig) = signals.forever().next() {
+    for sig in signals.forever() {
+        if sig == SIGHUP {
+            on_hup();
+            continue;
+        }
         tracing::info!(signal = sig, "signal received");
+        break;
     }
     Ok(())
+}
+
+/// The core's auth config: the tables from `cfg`, the nonce secret (configured, else 32
+/// bytes from the OS) and a random instance id.
+fn auth_core_config(cfg: &Config, seed: u64) -> anyhow::Result<sipedge_core::auth::AuthConfig> {
+    use sipedge_core::auth::{AuthConfig, AuthDb};
+    let db = AuthDb::build(&cfg.auth.spec).context("building the auth tables")?;
+    let nonce_secret = match &cfg.auth.nonce_secret {
+        Some(s) => s.clone(),
+        None => {
+            use std::io::Read as _;
+            let mut s = vec![0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut s))
+                .context("reading the nonce secret from /dev/urandom")?;
+            s
+        }
+    };
+    Ok(AuthConfig {
+        db: db.into_handle(),
+        nonce_secret,
+        instance: (seed >> 32) as u32 ^ seed as u32,
+        ..AuthConfig::default()
+    })
+}
+
+/// SIGHUP: re-reads the config file and swaps the auth tables (`[auth]`, accounts, users,
+/// users_file, ip_auth) into every shard at once; bindings and nonces are untouched. Other
+/// sections need a restart. A bad file is logged and the old tables stay.
+fn reload_auth(path: Option<&std::path::Path>, handle: &sipedge_core::auth::AuthHandle) {
+    let Some(path) = path else {
+        tracing::info!(target: "sip::auth", "SIGHUP: no --config file, nothing to reload");
+        return;
+    };
+    let built = Config::load(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|c| sipedge_core::auth::AuthDb::build(&c.auth.spec).map_err(anyhow::Error::from));
+    match built {
+        Ok(db) => {
+            let users = db.user_count();
+            handle.store(Arc::new(db));
+            tracing::info!(target: "sip::auth", users, "SIGHUP: auth tables reloaded (other sections need a restart)");
+        }
+        Err(e) => {
+            tracing::error!(target: "sip::auth", error = %e, "SIGHUP: reload refused, old tables kept")
+        }
+    }
 }

@@ -34,6 +34,21 @@ pub struct ShardMetrics {
     responses_unmatched: AtomicU64,
     parse_errors: [AtomicU64; ParseErrorKind::COUNT],
     nat: crate::metrics_nat::NatMetrics,
+    registers_in: AtomicU64,
+    registers_handed_off: AtomicU64,
+    registers_ok: AtomicU64,
+    registers_failed: AtomicU64,
+    register_retransmissions: AtomicU64,
+    bindings_created: AtomicU64,
+    bindings_refreshed: AtomicU64,
+    bindings_removed: AtomicU64,
+    bindings_expired: AtomicU64,
+    restored: AtomicU64,
+    restore_expired: AtomicU64,
+    bindings: AtomicU64,
+    aors: AtomicU64,
+    /// `sipedge_core::auth::AuthStats`, in `AUTH_COUNTERS` order.
+    auth: [AtomicU64; AUTH_COUNTERS.len()],
 }
 
 /// Loop-level counts the shard keeps itself.
@@ -89,9 +104,75 @@ impl ShardMetrics {
         for (a, v) in self.parse_errors.iter().zip(core.parse_errors) {
             a.store(v, Relaxed);
         }
+        self.registers_in.store(core.registers_in, Relaxed);
+        self.registers_handed_off
+            .store(core.registers_handed_off, Relaxed);
+        self.registers_ok.store(core.registers_ok, Relaxed);
+        self.registers_failed.store(core.registers_failed, Relaxed);
+        self.register_retransmissions
+            .store(core.register_retransmissions, Relaxed);
+        self.bindings_created.store(core.bindings_created, Relaxed);
+        self.bindings_refreshed
+            .store(core.bindings_refreshed, Relaxed);
+        self.bindings_removed.store(core.bindings_removed, Relaxed);
+        self.bindings_expired.store(core.bindings_expired, Relaxed);
+        self.restored.store(core.restored, Relaxed);
+        self.restore_expired.store(core.restore_expired, Relaxed);
         self.nat.publish(&core.nat);
     }
+
+    /// The size of the shard's slice of the location table.
+    pub fn publish_location(&self, bindings: usize, aors: usize) {
+        self.bindings.store(bindings as u64, Relaxed);
+        self.aors.store(aors as u64, Relaxed);
+    }
 }
+
+impl ShardMetrics {
+    /// Copies the authenticator's counters (called by the shard once per turn).
+    pub fn publish_auth(&self, a: &sipedge_core::auth::AuthStats) {
+        let values = [
+            a.challenges,
+            a.stale,
+            a.digest_ok,
+            a.digest_failed,
+            a.replays,
+            a.ip_ok,
+            a.forbidden,
+            a.malformed,
+        ];
+        for (m, v) in self.auth.iter().zip(values) {
+            m.store(v, Relaxed);
+        }
+    }
+}
+
+/// Authentication counters: name and help, in `publish_auth` order.
+const AUTH_COUNTERS: [(&str, &str); 8] = [
+    (
+        "auth_challenges_total",
+        "401/407 digest challenges sent (stale ones included).",
+    ),
+    (
+        "auth_stale_total",
+        "Challenges with stale=true (right password, unusable nonce).",
+    ),
+    ("auth_digest_ok_total", "Digest credentials accepted."),
+    (
+        "auth_digest_failed_total",
+        "Wrong password or unknown user (not told apart).",
+    ),
+    ("auth_replays_total", "Replayed (nonce, nonce-count) pairs."),
+    (
+        "auth_ip_ok_total",
+        "Requests authenticated by source address (IP or CLI).",
+    ),
+    (
+        "auth_forbidden_total",
+        "403s from authentication (whitelist, username, CLI).",
+    ),
+    ("auth_malformed_total", "400s for malformed credentials."),
+];
 
 type Field = fn(&ShardMetrics) -> &AtomicU64;
 
@@ -160,6 +241,64 @@ const COUNTERS: &[(&str, &str, Field)] = &[
         "Responses that matched no transaction.",
         |m| &m.responses_unmatched,
     ),
+    (
+        "registers_total",
+        "REGISTER requests received (one handed to its owner counts on both shards).",
+        |m| &m.registers_in,
+    ),
+    (
+        "registers_handed_off_total",
+        "REGISTERs handed to the AoR's owner shard.",
+        |m| &m.registers_handed_off,
+    ),
+    ("registers_ok_total", "REGISTERs answered 200 OK.", |m| {
+        &m.registers_ok
+    }),
+    (
+        "registers_failed_total",
+        "REGISTERs refused (403, 404, 400, 423, 500).",
+        |m| &m.registers_failed,
+    ),
+    (
+        "register_retransmissions_total",
+        "REGISTER retransmissions answered again without change.",
+        |m| &m.register_retransmissions,
+    ),
+    ("bindings_created_total", "Bindings added.", |m| {
+        &m.bindings_created
+    }),
+    ("bindings_refreshed_total", "Bindings refreshed.", |m| {
+        &m.bindings_refreshed
+    }),
+    (
+        "bindings_removed_total",
+        "Bindings removed by a REGISTER (expires=0, *, eviction).",
+        |m| &m.bindings_removed,
+    ),
+    ("bindings_expired_total", "Bindings that expired.", |m| {
+        &m.bindings_expired
+    }),
+    (
+        "bindings_restored_total",
+        "Bindings restored from the journal at start.",
+        |m| &m.restored,
+    ),
+    (
+        "restore_expired_total",
+        "Journal records skipped at start because they had expired.",
+        |m| &m.restore_expired,
+    ),
+];
+
+const GAUGES: &[(&str, &str, Field)] = &[
+    ("bindings", "Bindings (contacts) held by the shard.", |m| {
+        &m.bindings
+    }),
+    (
+        "aors",
+        "Addresses of record with at least one binding on the shard.",
+        |m| &m.aors,
+    ),
 ];
 
 /// Renders every shard's metrics in the Prometheus text format (version 0.0.4).
@@ -178,6 +317,19 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
             );
         }
     }
+    for (name, help, field) in GAUGES {
+        let _ = writeln!(
+            out,
+            "# HELP sipedge_{name} {help}\n# TYPE sipedge_{name} gauge"
+        );
+        for (i, m) in shards.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sipedge_{name}{{shard=\"{i}\"}} {}",
+                field(m).load(Relaxed)
+            );
+        }
+    }
     out.push_str("# HELP sipedge_parse_errors_total Messages that failed to parse or validate, by kind.\n# TYPE sipedge_parse_errors_total counter\n");
     for (i, m) in shards.iter().enumerate() {
         for (k, label) in ParseErrorKind::LABELS.iter().enumerate() {
@@ -185,6 +337,19 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
             let _ = writeln!(
                 out,
                 "sipedge_parse_errors_total{{shard=\"{i}\",kind=\"{label}\"}} {v}"
+            );
+        }
+    }
+    for (k, (name, help)) in AUTH_COUNTERS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "# HELP sipedge_{name} {help}\n# TYPE sipedge_{name} counter"
+        );
+        for (i, m) in shards.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sipedge_{name}{{shard=\"{i}\"}} {}",
+                m.auth[k].load(Relaxed)
             );
         }
     }

@@ -129,6 +129,14 @@ pub fn run(setup: ShardSetup) {
         }
         None => None,
     };
+    // Published before the first turn, so what was restored shows even on an idle shard.
+    metrics.publish(
+        core.stats(),
+        engine.stats(),
+        &mesh.stats(),
+        &LoopStats::default(),
+    );
+    metrics.publish_location(core.binding_count(), core.aor_count());
     let _ = ready.send(Ok(engine.kind()));
     let mut lp = LoopStats::default();
 
@@ -188,6 +196,8 @@ pub fn run(setup: ShardSetup) {
         }
         mesh.flush_wakeups();
         metrics.publish(core.stats(), engine.stats(), &mesh.stats(), &lp);
+        metrics.publish_location(core.binding_count(), core.aor_count());
+        metrics.publish_auth(core.auth_stats());
     }
     if let Err(e) = engine.flush() {
         tracing::warn!(error = %e, "final flush failed");

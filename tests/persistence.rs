@@ -79,6 +79,11 @@ fn bindings_survive_a_restart_and_a_new_shard_count() {
 
     for (round, shards) in [(1u32, 2usize), (2, 3)] {
         let mut edge = Edge::start_with("persist-restart-b", IP, port, shards, "auto", &extra);
+        assert_eq!(
+            edge.metric("sipedge_bindings{", None),
+            users.len() as u64,
+            "every binding is back (restart {round}, {shards} shards) before any query"
+        );
         for u in &users {
             let listed = query(edge.sip, &c, u, round);
             let want = format!("sip:{u}@192.0.2.7:5062");

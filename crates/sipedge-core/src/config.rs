@@ -85,6 +85,8 @@ pub struct CoreConfig {
     pub journal: bool,
     /// `[nat]`: NAT detection and keepalives.
     pub nat: crate::nat::NatConfig,
+    /// `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` and the nonce secret.
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for CoreConfig {
@@ -99,6 +101,7 @@ impl Default for CoreConfig {
             registrar: RegistrarConfig::default(),
             journal: false,
             nat: crate::nat::NatConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

@@ -70,6 +70,8 @@ pub struct Core {
     pub(crate) path_buf: Vec<u8>,
     /// The keepalive pinger (`nat::ping`).
     pub(crate) nat: crate::nat::NatRuntime,
+    /// Nonce key, nonce-count window, counters (`auth`).
+    pub(crate) auth: crate::auth::AuthState,
 }
 
 impl Core {
@@ -78,6 +80,7 @@ impl Core {
         Core {
             nat: crate::nat::NatRuntime::new(&cfg.nat),
             loc: Location::new(cfg.seed),
+            auth: crate::auth::AuthState::new(&cfg.auth),
             arrival: cfg.shard,
             cfg,
             out: Outbox::default(),

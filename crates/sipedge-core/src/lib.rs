@@ -37,8 +37,11 @@
 //! durability API) and `record` (its encoding), `date` (the Date header), `output` (the
 //! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off
 //! messages), `nat` (NAT detection, the received address, the keepalive pinger).
+//! messages), `auth` (digest, nonces, IP/CLI authentication; its module doc has the rules
+//! and the relay's hook [`Core::authenticate_request`]).
 
 mod aor;
+pub mod auth;
 mod blobs;
 mod config;
 mod core;

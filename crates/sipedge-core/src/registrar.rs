@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | 1 | the Request-URI names one of `[server] domains` | 403 "Domain Not Served" (we do not forward REGISTERs) |
 //! | 2 | Require option tags are supported (done for every request) | 420 |
-//! | 3–4 | authentication, authorization | arrive with issue 6 |
+//! | 3–4 | authentication (digest or IP, on the owner shard), authorization (`username_must_match`) | 401 / 403 / 400, see `auth/mod.rs` |
 //! | 5 | the To URI is a `sip:`/`sips:` AoR of one of our domains, canonicalised | 404 "Not Found" (§10.3 step 5) |
 //! | 6 | `Contact: *` only alone and with `Expires: 0` | 400 "Invalid Wildcard Contact" |
 //! | 7 | expiry: contact `expires`, else Expires, else `default_expires`; `0 < e < min_expires` | 423 with Min-Expires |
@@ -171,6 +171,10 @@ impl Core {
         aor: &[u8],
     ) {
         let (domain, user) = split_aor(aor);
+        // Steps 3–4 on the owner, which also issues the nonces (auth/mod.rs).
+        let Some(replayed) = self.register_auth(now, local, remote, msg, domain.host, user) else {
+            return;
+        };
         let domain_id = self.loc.domain_id_cached(domain);
         let head = self.loc.head(domain_id, user);
         let mut items: SmallVec<[Item<'_>; 4]> = SmallVec::new();
@@ -180,6 +184,11 @@ impl Core {
             branch: self.branch_hash(msg),
         };
         let outcome = self.check_register(msg, ids, head, &mut items);
+        if replayed && !matches!(outcome, Err(Refusal::Retransmission)) {
+            // A replayed (nonce, nc) that is not a retransmission of the last update.
+            self.register_auth_replayed(now, local, remote, msg);
+            return;
+        }
         match outcome {
             Err(Refusal::Status(code, reason)) => {
                 self.register_failed(local, remote, msg, code, reason);

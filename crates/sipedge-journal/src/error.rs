@@ -26,6 +26,12 @@ pub enum JournalError {
         /// The configured maximum.
         max: usize,
     },
+    /// Writes have been failing long enough that the buffer is full; the record is refused.
+    #[error("journal: {bytes} bytes wait to be written; record refused")]
+    Backlog {
+        /// Bytes buffered.
+        bytes: usize,
+    },
     /// The directory has no `CURRENT` layout yet: run [`crate::recover`] and
     /// [`crate::Recovery::finish`] before opening shard journals.
     #[error("journal: {0} has no CURRENT layout (run recovery first)")]

@@ -24,6 +24,8 @@ pub const DEFAULT_BATCH_MS: u64 = 100;
 /// is also never wanted before the journal outgrows the last snapshot (see
 /// [`ShardJournal::wants_snapshot`]).
 pub const DEFAULT_SNAPSHOT_MIN_BYTES: u64 = 64 << 20;
+/// Buffered bytes beyond which [`ShardJournal::append`] refuses records (256 MiB).
+pub const MAX_PENDING_BYTES: usize = 256 << 20;
 /// Write buffer of a snapshot being written, bytes.
 const SNAPSHOT_BUFFER_BYTES: usize = 1 << 20;
 
@@ -225,14 +227,21 @@ impl ShardJournal {
         s
     }
 
-    /// Records appended and not yet durable.
+    /// Records appended and not yet written.
     pub fn pending_records(&self) -> u32 {
         self.pending_records
     }
 
-    /// Buffers one record (no system call). Empty and oversized records are refused.
+    /// Buffers one record (no system call). Empty and oversized records are refused, and so
+    /// is any record while [`MAX_PENDING_BYTES`] are buffered (writes keep failing: the
+    /// disk is full or gone), so a dead disk cannot exhaust memory.
     pub fn append(&mut self, rec: &[u8]) -> Result<(), JournalError> {
         frame::check_len(rec.len(), self.options.max_record_bytes)?;
+        if self.pending.len() >= MAX_PENDING_BYTES {
+            return Err(JournalError::Backlog {
+                bytes: self.pending.len(),
+            });
+        }
         frame::encode_record(&mut self.pending, rec);
         self.pending_records = self.pending_records.saturating_add(1);
         self.stats.appended += 1;

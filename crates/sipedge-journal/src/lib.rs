@@ -112,7 +112,7 @@ pub use frame::{
 };
 pub use journal::{
     JournalOptions, JournalStats, ShardJournal, SnapshotStats, SnapshotWriter, SyncPolicy,
-    DEFAULT_BATCH_CHANGES, DEFAULT_BATCH_MS, DEFAULT_SNAPSHOT_MIN_BYTES,
+    DEFAULT_BATCH_CHANGES, DEFAULT_BATCH_MS, DEFAULT_SNAPSHOT_MIN_BYTES, MAX_PENDING_BYTES,
 };
 pub use layout::Layout;
 pub use recover::{recover, Recovery, ReplayStats};

@@ -14,15 +14,39 @@ use crate::scenario::Kind;
 #[derive(Debug, Parser)]
 #[command(version)]
 pub(crate) struct Cli {
-    /// Scenario to run.
+    /// Scenario to run (see loadtest/README.md).
     #[arg(value_enum, default_value = "options")]
     pub(crate) scenario: Kind,
     /// Where to send (must be a loopback address unless --allow-non-loopback).
     #[arg(long, default_value = "127.0.0.1:5060")]
     pub(crate) target: SocketAddr,
-    /// Request-URI (default `sip:<target>`).
+    /// Request-URI (default `sip:<target>` for options, `sip:<domain>` for REGISTER).
     #[arg(long)]
     pub(crate) ruri: Option<String>,
+    /// SIP domain of the AoRs (their host part, the REGISTER Request-URI).
+    #[arg(long, default_value = "localhost")]
+    pub(crate) domain: String,
+    /// AoRs (bindings): how many `refresh` and `keepalive` register in their setup (default one
+    /// per UA); for `register` and `register-auth` a bound after which AoRs are reused
+    /// (default: a new AoR per flow, or one per line of --users).
+    #[arg(long)]
+    pub(crate) aors: Option<u64>,
+    /// Registration lifetime asked for (Expires), seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub(crate) expires: u32,
+    /// register-auth: user list, one `user password` per line (default: users sl0, sl1, …
+    /// with --password).
+    #[arg(long)]
+    pub(crate) users: Option<std::path::PathBuf>,
+    /// register-auth: password of the generated users.
+    #[arg(long, default_value = crate::scenario::DEFAULT_PASSWORD)]
+    pub(crate) password: String,
+    /// keepalive: the edge's ping interval, seconds (pings per UA are reported per interval).
+    #[arg(long, default_value_t = 30.0)]
+    pub(crate) ping_interval: f64,
+    /// Longest the setup (registering bindings or callees) may take, seconds.
+    #[arg(long, default_value_t = 300.0)]
+    pub(crate) setup_seconds: f64,
     /// Offered requests per second (open loop); 0 = closed loop: as fast as possible with
     /// --outstanding requests in flight.
     #[arg(long, default_value_t = 10_000.0)]
@@ -76,9 +100,10 @@ pub(crate) struct Cli {
     /// Pin the generator thread to this CPU core.
     #[arg(long)]
     pub(crate) pin: Option<usize>,
-    /// Report the CPU seconds this process (the server) used during each phase.
-    #[arg(long)]
-    pub(crate) server_pid: Option<u32>,
+    /// Report the CPU seconds these processes (the server: one PID, or a comma-separated list
+    /// for a server that forks workers) used during each phase.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) server_pid: Vec<u32>,
     /// Print the report as JSON instead of the human-readable summary.
     #[arg(long)]
     pub(crate) json: bool,
@@ -169,8 +194,17 @@ impl Cli {
         {
             return Err("--sources > 1 needs IPv4: IPv6 has a single loopback address".into());
         }
-        if !(self.duration > 0.0 && self.step_seconds > 0.0) {
-            return Err("--duration and --step-seconds must be positive".into());
+        if !(self.duration > 0.0 && self.step_seconds > 0.0 && self.setup_seconds > 0.0) {
+            return Err("--duration, --step-seconds and --setup-seconds must be positive".into());
+        }
+        if !(self.ping_interval.is_finite() && self.ping_interval > 0.0) {
+            return Err("--ping-interval must be positive".into());
+        }
+        if self.aors == Some(0) {
+            return Err("--aors must be at least 1".into());
+        }
+        if self.scenario == Kind::Call && self.uas < 2 {
+            return Err("call needs at least 2 UAs (callees and callers)".into());
         }
         Ok(())
     }
@@ -209,5 +243,10 @@ mod tests {
         assert!(cli(&["--uas", "0"]).is_err());
         assert!(cli(&["--target", "[::1]:5060", "--sources", "2"]).is_err());
         assert!(cli(&["--sources", "200"]).is_ok());
+        assert!(cli(&["call", "--uas", "1"]).is_err());
+        assert!(cli(&["refresh", "--aors", "0"]).is_err());
+        assert!(cli(&["register-auth", "--aors", "10"]).is_ok());
+        let many = Cli::try_parse_from(["sipload", "--server-pid", "10,11,12"]).expect("parses");
+        assert_eq!(many.server_pid, [10, 11, 12]);
     }
 }

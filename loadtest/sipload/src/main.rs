@@ -3,7 +3,7 @@
 //! | module | what |
 //! | --- | --- |
 //! | `cli` | command line |
-//! | `scenario` | the `Scenario` trait and one module per scenario (`options`) |
+//! | `scenario` | the `Scenario` trait and one module per scenario (options, register/refresh/register-auth, call, keepalive) |
 //! | `runner` | the loop: pacing, sends, retransmissions, reply matching, one `Engine` |
 //! | `pacer` | open-loop rate control |
 //! | `retx` | RFC 3261 retransmission schedule and timer queues |
@@ -12,6 +12,8 @@
 //! | `procstat` | CPU seconds of a process from `/proc` |
 
 mod cli;
+#[cfg(test)]
+mod fake_tests;
 mod pacer;
 mod procstat;
 mod report;
@@ -83,6 +85,59 @@ fn bind_uas(uas: usize, sources: u32, base: IpAddr) -> io::Result<Vec<UdpSocket>
         .collect()
 }
 
+/// Distinguishes this run's Call-IDs from those of earlier runs against the same server.
+fn run_id() -> u32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (secs as u32).rotate_left(12) ^ std::process::id()
+}
+
+/// Runs the scenario's setup flows (closed loop, --outstanding in flight), if it has any.
+fn run_setup(cli: &Cli, runner: &mut Runner) -> Result<Option<PhaseReport>, String> {
+    let flows = runner.scenario_mut().setup_flows();
+    if flows == 0 {
+        return Ok(None);
+    }
+    let spec = PhaseSpec {
+        rate: 0.0,
+        outstanding: cli.outstanding,
+        duration: Duration::from_secs_f64(cli.setup_seconds),
+        max_requests: flows,
+    };
+    let srv0 = procstat::total_cpu_seconds(&cli.server_pid);
+    let out = runner
+        .run_phase(&spec)
+        .map_err(|e| format!("engine: {e}"))?;
+    let srv1 = procstat::total_cpu_seconds(&cli.server_pid);
+    runner.scenario_mut().end_setup();
+    let p = PhaseReport::new(
+        &out.stats,
+        None,
+        Some(cli.outstanding),
+        out.send_time,
+        None,
+        srv0.zip(srv1).map(|(a, b)| b - a),
+    );
+    if !cli.json {
+        eprintln!(
+            "setup: {} of {} flows succeeded ({} failed, {} timed out) in {:.1} s",
+            p.successes,
+            flows,
+            p.failures,
+            p.timeouts + p.unfinished,
+            p.send_seconds
+        );
+    }
+    if p.successes < flows {
+        eprintln!(
+            "sipload: warning: {} setup flows did not succeed",
+            flows - p.successes
+        );
+    }
+    Ok(Some(p))
+}
+
 fn run(cli: &Cli) -> Result<(), String> {
     cli.validate()?;
     if let Some(core) = cli.pin {
@@ -113,7 +168,22 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     let wake = WakeFd::new().map_err(|e| format!("eventfd: {e}"))?;
     let engine = Engine::new(mode, sockets, wake, &cfg).map_err(|e| format!("engine: {e}"))?;
-    let scenario = scenario::build(cli.scenario, cli.uas, cli.target, cli.ruri.as_deref());
+    let users = match &cli.users {
+        Some(path) => scenario::Users::from_file(path).map_err(|e| e.to_string())?,
+        None => scenario::Users::generated(&cli.password),
+    };
+    let params = scenario::Params {
+        uas: cli.uas,
+        target: cli.target,
+        ruri: cli.ruri.clone(),
+        domain: cli.domain.clone(),
+        aors: cli.aors,
+        expires: cli.expires,
+        users,
+        run_id: run_id(),
+        ping_interval_s: cli.ping_interval,
+    };
+    let scenario = scenario::build(cli.scenario, &params);
     let scenario_name = scenario.name().to_string();
     let setup = Setup {
         target: cli.target,
@@ -127,6 +197,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         max_burst: MAX_BURST,
     };
     let mut runner = Runner::new(engine, scenario, setup);
+    let setup_report = run_setup(cli, &mut runner)?;
 
     let (mode_name, rates, secs) = match (&cli.ramp, cli.rate) {
         (Some(r), _) => ("ramp", r.rates(), cli.step_seconds),
@@ -147,17 +218,17 @@ fn run(cli: &Cli) -> Result<(), String> {
             max_requests: budget,
         };
         let gen0 = procstat::cpu_seconds(None);
-        let srv0 = cli.server_pid.and_then(|p| procstat::cpu_seconds(Some(p)));
+        let srv0 = procstat::total_cpu_seconds(&cli.server_pid);
         let out = runner
             .run_phase(&spec)
             .map_err(|e| format!("engine: {e}"))?;
         let gen1 = procstat::cpu_seconds(None);
-        let srv1 = cli.server_pid.and_then(|p| procstat::cpu_seconds(Some(p)));
-        if cli.server_pid.is_some() && srv1.is_none() {
+        let srv1 = procstat::total_cpu_seconds(&cli.server_pid);
+        if !cli.server_pid.is_empty() && srv1.is_none() {
             eprintln!("sipload: the server process is gone");
         }
         let delta = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
-        let p = PhaseReport::new(
+        let mut p = PhaseReport::new(
             &out.stats,
             (rate > 0.0).then_some(rate),
             (rate == 0.0).then_some(cli.outstanding),
@@ -165,6 +236,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             delta(gen0, gen1),
             delta(srv0, srv1),
         );
+        p.scenario = runner.scenario_mut().phase_extra();
         budget = budget.saturating_sub(p.sent);
         if mode_name == "ramp" && !cli.json {
             eprintln!("{}", report::phase_line(&p));
@@ -191,7 +263,8 @@ fn run(cli: &Cli) -> Result<(), String> {
         sources: cli.sources,
         t1_ms: cli.t1_ms,
         count_any_reply: cli.count_any_reply,
-        server_pid: cli.server_pid,
+        server_pid: cli.server_pid.clone(),
+        setup: setup_report,
         phases,
         best_sustained_rate: (mode_name == "ramp")
             .then_some(best_sustained_rate)

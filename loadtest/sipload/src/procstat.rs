@@ -43,6 +43,15 @@ pub(crate) fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     Some(parse_stat_ticks(&text)? as f64 / clk_tck() as f64)
 }
 
+/// CPU seconds of several processes together (a server that forks workers, such as
+/// Kamailio); `None` when the list is empty or one of them is gone.
+pub(crate) fn total_cpu_seconds(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| cpu_seconds(Some(p))).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +70,13 @@ mod tests {
         let s = cpu_seconds(None).expect("/proc/self/stat is readable on Linux");
         assert!(s >= 0.0);
         assert!(clk_tck() > 0);
+        let me = std::process::id();
+        assert!(total_cpu_seconds(&[me, me]).expect("readable") >= 2.0 * s);
+        assert_eq!(total_cpu_seconds(&[]), None);
+        assert_eq!(
+            total_cpu_seconds(&[me, u32::MAX]),
+            None,
+            "a process that does not exist"
+        );
     }
 }

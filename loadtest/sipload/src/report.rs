@@ -46,7 +46,10 @@ pub(crate) struct Report {
     pub(crate) sources: u32,
     pub(crate) t1_ms: u64,
     pub(crate) count_any_reply: bool,
-    pub(crate) server_pid: Option<u32>,
+    /// The server's processes whose CPU time is reported.
+    pub(crate) server_pid: Vec<u32>,
+    /// The unmeasured setup (bindings or callees registered first), if the scenario has one.
+    pub(crate) setup: Option<PhaseReport>,
     pub(crate) phases: Vec<PhaseReport>,
     /// Ramp: the highest offered rate of a sustained step.
     pub(crate) best_sustained_rate: Option<f64>,
@@ -118,6 +121,17 @@ pub(crate) fn human(r: &Report) -> String {
             ""
         }
     );
+    if let Some(su) = &r.setup {
+        let _ = writeln!(
+            s,
+            "setup: {} flows, {} succeeded, {} failed, {} timed out, {:.1} s",
+            su.sent,
+            su.successes,
+            su.failures,
+            su.timeouts + su.unfinished,
+            su.send_seconds
+        );
+    }
     let _ = writeln!(s, "{}", phase_header());
     for p in &r.phases {
         let _ = writeln!(s, "{}", phase_line(p));
@@ -135,6 +149,13 @@ pub(crate) fn human(r: &Report) -> String {
             b.unexpected,
             b.send_drops
         );
+        if b.requests != b.sent || b.answered > 0 || b.keepalives > 0 {
+            let _ = writeln!(
+                s,
+                "      {} transactions for {} flows; answered {} requests from the edge, {} keepalives",
+                b.requests, b.sent, b.answered, b.keepalives
+            );
+        }
         let _ = writeln!(
             s,
             "      latency µs p50 {} p90 {} p99 {} p99.9 {} max {} (mean {:.1})",
@@ -153,6 +174,11 @@ pub(crate) fn human(r: &Report) -> String {
             opt(b.server_cpu_s, 2),
             opt(b.server_cpu_s_per_m_replies, 2)
         );
+    }
+    for (i, p) in r.phases.iter().enumerate() {
+        if let Some(x) = &p.scenario {
+            let _ = writeln!(s, "phase {i} {}: {x}", r.scenario);
+        }
     }
     if r.mode == "ramp" {
         let _ = writeln!(

@@ -49,6 +49,19 @@ impl RetxPolicy {
     }
 }
 
+impl RetxPolicy {
+    /// INVITE client transaction, RFC 3261 §17.1.1.2: Timer A starts at T1 and doubles with
+    /// no T2 cap; once a provisional arrived (Proceeding) nothing is retransmitted, and
+    /// `None` means: wait for Timer B (the deadline) only.
+    pub(crate) fn invite_interval(&self, sends: u32, proceeding: bool) -> Option<Duration> {
+        if proceeding {
+            return None;
+        }
+        let doublings = sends.saturating_sub(1).min(16);
+        Some(self.t1 * (1u32 << doublings))
+    }
+}
+
 /// Pending retransmission timers.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
@@ -109,6 +122,8 @@ pub(crate) enum TimerAction {
     Timeout,
     /// Resend, then call again at this instant.
     Retransmit { next: Instant },
+    /// Do not resend; call again at this instant (an INVITE in Proceeding waits for Timer B).
+    Wait { next: Instant },
 }
 
 /// Decides a due timer: `sends` transmissions so far (this retransmission not counted).
@@ -124,6 +139,25 @@ pub(crate) fn on_timer(
     }
     let next = (now + policy.interval(sends + 1, proceeding)).min(deadline);
     TimerAction::Retransmit { next }
+}
+
+/// Like [`on_timer`] for an INVITE client transaction (Timers A and B, §17.1.1.2).
+pub(crate) fn on_invite_timer(
+    policy: &RetxPolicy,
+    now: Instant,
+    deadline: Instant,
+    sends: u32,
+    proceeding: bool,
+) -> TimerAction {
+    if now >= deadline {
+        return TimerAction::Timeout;
+    }
+    match policy.invite_interval(sends + 1, proceeding) {
+        Some(gap) => TimerAction::Retransmit {
+            next: (now + gap).min(deadline),
+        },
+        None => TimerAction::Wait { next: deadline },
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +188,7 @@ mod tests {
                     sends.push(now - t0);
                     timers.schedule(next, key);
                 }
+                TimerAction::Wait { .. } => panic!("non-INVITE transactions always resend"),
             }
         }
     }
@@ -178,6 +213,37 @@ mod tests {
         // 50 × 2^k stays below T2 until the deadline: the last gap is cut by Timer F.
         assert_eq!(*sends.last().expect("sent"), ms(3150));
         assert_eq!(timeout, ms(3200));
+    }
+
+    #[test]
+    fn invite_timer_a_doubles_past_t2_and_stops_when_proceeding() {
+        let p = RetxPolicy::new(ms(500), ms(4000));
+        let t0 = Instant::now();
+        let deadline = t0 + p.timeout;
+        let mut at = t0 + ms(500);
+        let mut gaps = Vec::new();
+        for sends in 1..=6 {
+            match on_invite_timer(&p, at, deadline, sends, false) {
+                TimerAction::Retransmit { next } => {
+                    gaps.push(next - at);
+                    at = next;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            gaps,
+            [ms(1000), ms(2000), ms(4000), ms(8000), ms(16000), ms(500)],
+            "the last gap is cut by Timer B"
+        );
+        assert_eq!(
+            on_invite_timer(&p, t0 + ms(600), deadline, 2, true),
+            TimerAction::Wait { next: deadline }
+        );
+        assert_eq!(
+            on_invite_timer(&p, deadline, deadline, 2, true),
+            TimerAction::Timeout
+        );
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! the turn's sends and delivers the replies that arrived, each matched to its transaction by
 //! the top Via branch. A phase sends for its duration, then drains: it keeps retransmitting
 //! and collecting replies until nothing is outstanding or the drain time is over.
+//!
+//! The receive callback cannot send (the engine is busy delivering), so what it decides to
+//! send — a flow's follow-up request, an ACK, a UA's answer to the edge — is queued and sent
+//! right after the `wait` returns, in the same turn.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,7 +18,7 @@ use sipedge_msg::Message;
 use sipedge_rt::{Datagram, Engine};
 
 use crate::pacer::{Pacer, TICK};
-use crate::retx::{on_timer, RetxPolicy, TimerAction, Timers};
+use crate::retx::{on_invite_timer, on_timer, RetxPolicy, TimerAction, Timers};
 use crate::scenario::{Scenario, UaCtx, Verdict};
 use crate::stats::PhaseStats;
 use crate::txn::{TxnKey, TxnTable};
@@ -49,6 +53,19 @@ pub(crate) struct PhaseSpec {
     pub(crate) max_requests: u64,
 }
 
+/// A datagram the receive callback queued.
+#[derive(Debug)]
+enum Outgoing {
+    /// A follow-up request: the live transaction's bytes, to the target.
+    Txn(TxnKey),
+    /// A datagram outside any transaction (an ACK, a UA's response to the edge).
+    Raw {
+        ua: usize,
+        to: SocketAddr,
+        bytes: Vec<u8>,
+    },
+}
+
 /// What a phase measured.
 #[derive(Debug)]
 pub(crate) struct PhaseOutcome {
@@ -69,6 +86,12 @@ struct State {
     window_close: Option<Instant>,
     next_ua: usize,
     branch: String,
+    /// What the receive callback queued for after the `wait`.
+    outbox: Vec<Outgoing>,
+    /// Scratch for a scenario's extra datagram (ACK).
+    extra: Vec<u8>,
+    /// Scratch for a UA's responses to the edge.
+    replies: Vec<Vec<u8>>,
 }
 
 /// The generator.
@@ -110,12 +133,19 @@ impl Runner {
                 window_close: None,
                 next_ua: 0,
                 branch: String::with_capacity(32),
+                outbox: Vec::new(),
+                extra: Vec::new(),
+                replies: Vec::new(),
             },
         }
     }
 
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub(crate) fn scenario_mut(&mut self) -> &mut dyn crate::scenario::Scenario {
+        self.st.scenario.as_mut()
     }
 
     /// Runs one phase to its end (sending window, then drain).
@@ -129,11 +159,13 @@ impl Runner {
         let mut pacer = (spec.rate > 0.0)
             .then(|| Pacer::new(spec.rate, start, spec.max_requests, st.setup.max_burst));
         let mut window_end = send_end;
+        let passive = st.scenario.passive();
+        st.scenario.begin_phase(spec.duration.as_secs_f64());
         loop {
             let now = Instant::now();
             if st.sending && now >= send_end {
                 // The last turn: send what was owed by the end of the window, exactly.
-                if let Some(p) = &mut pacer {
+                if let Some(p) = pacer.as_mut().filter(|_| !passive) {
                     let n = p.due_all(send_end);
                     (0..n)
                         .take_while(|_| st.start_new(engine, now))
@@ -141,12 +173,12 @@ impl Runner {
                 }
                 st.stop_sending(send_end);
                 window_end = send_end;
-            } else if st.sending && st.stats.c.sent >= spec.max_requests {
+            } else if st.sending && !passive && st.stats.c.sent >= spec.max_requests {
                 st.stop_sending(now);
                 window_end = now;
             }
             let mut behind = false;
-            if st.sending {
+            if st.sending && !passive {
                 match &mut pacer {
                     Some(p) => {
                         let n = p.due(now);
@@ -174,6 +206,7 @@ impl Runner {
                 wake_at = wake_at.min(send_end);
                 if let Some(next) = pacer
                     .as_ref()
+                    .filter(|_| !passive)
                     .and_then(|p| now.checked_add(p.until_next(now).max(TICK)))
                 {
                     wake_at = wake_at.min(next);
@@ -198,6 +231,7 @@ impl Runner {
                 wake_at.saturating_duration_since(now)
             };
             engine.wait(Some(timeout), || false, |d| st.on_datagram(d))?;
+            st.send_outbox(engine);
         }
         st.timers.clear();
         engine.flush()?;
@@ -214,29 +248,51 @@ impl State {
         self.window_close = Some(at + REPLY_GRACE);
     }
 
-    /// Starts a new transaction on the next UA (round robin). False if the scenario had
-    /// nothing to send.
+    /// Starts a new flow on the next UA (round robin) that has one to start. False if no UA
+    /// had anything to send.
     fn start_new(&mut self, engine: &mut Engine, now: Instant) -> bool {
-        let ua = self.next_ua;
-        self.next_ua = (ua + 1) % self.setup.locals.len();
-        let (key, txn) = self.table.start(ua, now, now + self.setup.policy.timeout);
-        self.branch.clear();
-        key.write_branch(&mut self.branch);
-        let ctx = UaCtx {
-            index: ua,
-            local: self.setup.locals[ua],
-            branch: &self.branch,
-        };
-        if !self.scenario.write_request(&ctx, &mut txn.bytes) {
-            self.table.finish(key);
-            return false;
+        let n = self.setup.locals.len();
+        for _ in 0..n {
+            let ua = self.next_ua;
+            self.next_ua = (ua + 1) % n;
+            let (key, txn) = self.table.start(ua, now, now + self.setup.policy.timeout);
+            self.branch.clear();
+            key.write_branch(&mut self.branch);
+            let ctx = UaCtx {
+                index: ua,
+                local: self.setup.locals[ua],
+                branch: &self.branch,
+            };
+            if !self.scenario.write_request(&ctx, &mut txn.bytes) {
+                self.table.finish(key);
+                continue;
+            }
+            txn.invite = txn.bytes.starts_with(b"INVITE ");
+            if !send(engine, ua, self.setup.target, &txn.bytes) {
+                self.stats.c.send_drops += 1;
+            }
+            self.timers.schedule_first(now + self.setup.policy.t1, key);
+            self.stats.c.sent += 1;
+            self.stats.c.requests += 1;
+            return true;
         }
-        if !send(engine, ua, self.setup.target, &txn.bytes) {
-            self.stats.c.send_drops += 1;
+        false
+    }
+
+    /// Sends what the receive callback queued.
+    fn send_outbox(&mut self, engine: &mut Engine) {
+        for out in self.outbox.drain(..) {
+            let ok = match out {
+                Outgoing::Txn(key) => match self.table.get_mut(key) {
+                    Some(txn) => send(engine, txn.ua, self.setup.target, &txn.bytes),
+                    None => true, // already answered or timed out
+                },
+                Outgoing::Raw { ua, to, bytes } => send(engine, ua, to, &bytes),
+            };
+            if !ok {
+                self.stats.c.send_drops += 1;
+            }
         }
-        self.timers.schedule_first(now + self.setup.policy.t1, key);
-        self.stats.c.sent += 1;
-        true
     }
 
     /// A retransmission timer is due.
@@ -244,13 +300,19 @@ impl State {
         let Some(txn) = self.table.get_mut(key) else {
             return; // answered meanwhile
         };
-        match on_timer(
+        let decide = if txn.invite {
+            on_invite_timer
+        } else {
+            on_timer
+        };
+        match decide(
             &self.setup.policy,
             now,
             txn.deadline,
             txn.sends,
             txn.proceeding,
         ) {
+            TimerAction::Wait { next } => self.timers.schedule(next, key),
             TimerAction::Timeout => {
                 self.table.finish(key);
                 self.stats.c.timeouts += 1;
@@ -269,20 +331,28 @@ impl State {
     /// A datagram arrived on UA `d.socket`.
     fn on_datagram(&mut self, d: Datagram<'_>) {
         let now = Instant::now();
-        let c = &mut self.stats.c;
         if d.truncated {
-            c.unexpected += 1;
+            self.stats.c.unexpected += 1;
+            return;
+        }
+        if crate::scenario::is_keepalive(d.data) {
+            if self.scenario.on_keepalive(d.socket) {
+                self.stats.c.keepalives += 1;
+            } else {
+                self.stats.c.unexpected += 1;
+            }
             return;
         }
         let Ok(msg) = Message::parse(d.data) else {
-            c.unexpected += 1;
+            self.stats.c.unexpected += 1;
             return;
         };
         let status = msg.status();
         if status.is_none() && !self.setup.count_any_reply {
-            c.unexpected += 1; // a request from the peer: no scenario answers those yet
+            self.on_request(&d, &msg);
             return;
         }
+        let c = &mut self.stats.c;
         let key = msg
             .top_via()
             .ok()
@@ -295,14 +365,14 @@ impl State {
             c.unmatched += 1;
             return;
         };
-        let (code, verdict) = match status {
+        let code = match status {
             Some(code) if code < 200 => {
                 txn.proceeding = true;
                 c.provisional += 1;
                 return;
             }
-            Some(code) => (code, self.scenario.on_final(d.socket, &msg)),
-            None => (0, Verdict::Success), // an echo, with --count-any-reply
+            Some(code) => code,
+            None => 0, // an echo, with --count-any-reply
         };
         let Some(first_sent) = key.and_then(|k| self.table.finish(k)) else {
             return;
@@ -310,13 +380,79 @@ impl State {
         let s = &mut self.stats;
         s.record_latency(now.saturating_duration_since(first_sent));
         s.c.replies += 1;
+        *s.c.codes.entry(code).or_insert(0) += 1;
+        let verdict = if status.is_none() {
+            Verdict::Success
+        } else {
+            self.judge(d.socket, &msg, now)
+        };
+        let s = &mut self.stats;
+        match verdict {
+            Verdict::Next => return,
+            Verdict::Success => s.c.successes += 1,
+            Verdict::Failure => s.c.failures += 1,
+        }
         if self.sending || self.window_close.is_some_and(|t| now <= t) {
             s.c.replies_in_window += 1;
         }
-        *s.c.codes.entry(code).or_insert(0) += 1;
+    }
+
+    /// Lets the scenario judge a final response; on [`Verdict::Next`] the follow-up request is
+    /// a new live transaction queued for sending.
+    fn judge(&mut self, ua: usize, msg: &Message<'_>, now: Instant) -> Verdict {
+        let (key, txn) = self.table.start(ua, now, now + self.setup.policy.timeout);
+        self.branch.clear();
+        key.write_branch(&mut self.branch);
+        let ctx = UaCtx {
+            index: ua,
+            local: self.setup.locals[ua],
+            branch: &self.branch,
+        };
+        self.extra.clear();
+        let verdict = self
+            .scenario
+            .on_final(&ctx, msg, &mut txn.bytes, &mut self.extra);
+        if !self.extra.is_empty() {
+            self.outbox.push(Outgoing::Raw {
+                ua,
+                to: self.setup.target,
+                bytes: std::mem::take(&mut self.extra),
+            });
+        }
+        if verdict == Verdict::Next && !txn.bytes.is_empty() {
+            txn.invite = txn.bytes.starts_with(b"INVITE ");
+            self.timers.schedule_first(now + self.setup.policy.t1, key);
+            self.outbox.push(Outgoing::Txn(key));
+            self.stats.c.requests += 1;
+            return Verdict::Next;
+        }
+        self.table.finish(key);
         match verdict {
-            Verdict::Success => s.c.successes += 1,
-            Verdict::Failure => s.c.failures += 1,
+            Verdict::Next => Verdict::Failure, // a follow-up the scenario could not write
+            v => v,
+        }
+    }
+
+    /// A request from the edge to one of our UAs: the scenario answers it (to where it came
+    /// from, as RFC 3261 §18.2.2 does for UDP with `received`/`rport`), or it is unexpected.
+    fn on_request(&mut self, d: &Datagram<'_>, msg: &Message<'_>) {
+        let ctx = UaCtx {
+            index: d.socket,
+            local: self.setup.locals[d.socket],
+            branch: "",
+        };
+        self.replies.clear();
+        if !self.scenario.on_request(&ctx, msg, &mut self.replies) {
+            self.stats.c.unexpected += 1;
+            return;
+        }
+        self.stats.c.answered += 1;
+        for bytes in self.replies.drain(..) {
+            self.outbox.push(Outgoing::Raw {
+                ua: d.socket,
+                to: d.remote,
+                bytes,
+            });
         }
     }
 }

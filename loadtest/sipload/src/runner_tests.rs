@@ -90,11 +90,9 @@ fn runner(target: SocketAddr, uas: usize, t1_ms: u64, count_any_reply: bool) -> 
         drain: Duration::from_millis(64 * t1_ms + 500),
         max_burst: 64,
     };
-    Runner::new(
-        engine,
-        scenario::build(Kind::Options, uas, target, None),
-        setup,
-    )
+    let mut p = scenario::testkit::params(uas);
+    p.target = target;
+    Runner::new(engine, scenario::build(Kind::Options, &p), setup)
 }
 
 fn run(peer: Peer, spec: PhaseSpec, t1_ms: u64, count_any_reply: bool) -> PhaseOutcome {

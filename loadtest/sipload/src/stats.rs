@@ -19,12 +19,15 @@ pub(crate) const SUSTAINED_MIN_REPLY_RATIO: f64 = 0.999;
 /// Raw counts of one phase.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Counters {
-    /// New requests started (not counting retransmissions).
+    /// Flows started by the pacer (an OPTIONS, a REGISTER with its authenticated retry, a
+    /// whole call); not counting retransmissions.
     pub(crate) sent: u64,
+    /// Client transactions started: flows plus their follow-up requests.
+    pub(crate) requests: u64,
     pub(crate) retransmissions: u64,
     /// Final responses (or echoes, with `--count-any-reply`) matched to a request.
     pub(crate) replies: u64,
-    /// Of `replies`, those that arrived while the phase was still sending.
+    /// Flows that ended (success or failure) while the phase was still sending.
     pub(crate) replies_in_window: u64,
     pub(crate) provisional: u64,
     pub(crate) successes: u64,
@@ -39,6 +42,10 @@ pub(crate) struct Counters {
     pub(crate) unmatched: u64,
     /// Datagrams that are not SIP we expect: unparseable, truncated, requests from the peer.
     pub(crate) unexpected: u64,
+    /// Requests from the edge that a UA answered (or, for ACK, took).
+    pub(crate) answered: u64,
+    /// Keepalive datagrams (CRLF or NUL only) the scenario counted.
+    pub(crate) keepalives: u64,
     /// Sends the engine refused (no free send slot); such a request waits for its retransmit.
     pub(crate) send_drops: u64,
     /// Final responses by code; echoes of our own requests count under code 0.
@@ -114,11 +121,15 @@ pub(crate) struct PhaseReport {
     pub(crate) outstanding: Option<u64>,
     /// Length of the sending window, s.
     pub(crate) send_seconds: f64,
+    /// Flows started.
     pub(crate) sent: u64,
+    /// Client transactions started (flows and their follow-ups).
+    pub(crate) requests: u64,
     /// `sent / send_seconds`: what the generator actually offered.
     pub(crate) sent_rate: f64,
     pub(crate) replies: u64,
-    /// Replies received during the sending window per second of it.
+    /// Flows ended during the sending window per second of it (for `options` and `register`,
+    /// replies/s).
     pub(crate) achieved_rps: f64,
     pub(crate) successes: u64,
     pub(crate) failures: u64,
@@ -131,6 +142,12 @@ pub(crate) struct PhaseReport {
     pub(crate) unmatched: u64,
     pub(crate) unexpected: u64,
     pub(crate) send_drops: u64,
+    /// Requests from the edge our UAs answered.
+    pub(crate) answered: u64,
+    /// Keepalive datagrams received.
+    pub(crate) keepalives: u64,
+    /// What the scenario measured itself (keepalive ping counts); `null` otherwise.
+    pub(crate) scenario: Option<serde_json::Value>,
     /// Final responses by code ("echo" for echoed requests with `--count-any-reply`).
     pub(crate) codes: BTreeMap<String, u64>,
     pub(crate) latency_us: Latency,
@@ -167,7 +184,7 @@ impl PhaseReport {
         } else {
             c.failed() as f64 / c.sent as f64
         };
-        let retx_ratio = c.retransmissions as f64 / c.sent.max(1) as f64;
+        let retx_ratio = c.retransmissions as f64 / c.requests.max(c.sent).max(1) as f64;
         let sustained = c.sent > 0
             && failure_ratio <= SUSTAINED_MAX_FAILURE_RATIO
             && retx_ratio <= SUSTAINED_MAX_RETX_RATIO
@@ -177,6 +194,7 @@ impl PhaseReport {
             outstanding,
             send_seconds: secs,
             sent: c.sent,
+            requests: c.requests,
             sent_rate: c.sent as f64 / secs,
             replies: c.replies,
             achieved_rps: achieved,
@@ -190,6 +208,9 @@ impl PhaseReport {
             unmatched: c.unmatched,
             unexpected: c.unexpected,
             send_drops: c.send_drops,
+            answered: c.answered,
+            keepalives: c.keepalives,
+            scenario: None,
             codes: c
                 .codes
                 .iter()

@@ -62,8 +62,11 @@ pub(crate) struct Txn {
     pub(crate) deadline: Instant,
     /// Times sent so far (1 = the original).
     pub(crate) sends: u32,
-    /// A provisional response arrived (retransmissions go at T2, RFC 3261 §17.1.2.2).
+    /// A provisional response arrived (retransmissions go at T2, RFC 3261 §17.1.2.2; an
+    /// INVITE stops retransmitting, §17.1.1.2).
     pub(crate) proceeding: bool,
+    /// An INVITE client transaction (Timer A is not capped at T2, §17.1.1.2).
+    pub(crate) invite: bool,
     /// The request's bytes, resent unchanged on retransmission.
     pub(crate) bytes: Vec<u8>,
 }
@@ -96,6 +99,7 @@ impl TxnTable {
                     deadline,
                     sends: 0,
                     proceeding: false,
+                    invite: false,
                     bytes: Vec::with_capacity(512),
                 });
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 requests in flight")
@@ -108,6 +112,7 @@ impl TxnTable {
         txn.deadline = deadline;
         txn.sends = 1;
         txn.proceeding = false;
+        txn.invite = false;
         txn.bytes.clear();
         self.live += 1;
         (TxnKey { slot, gen: txn.gen }, txn)

@@ -43,6 +43,12 @@ struct Cli {
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long)]
     duration: Option<f64>,
+    /// Instead of echoing, answer every SIP request with its own headers under a
+    /// `SIP/2.0 200 OK` status line (a stateless "yes" that carries the request's Via, Call-ID,
+    /// CSeq and Contact back): a server that costs what an echo costs, for measuring SIP load
+    /// generators (sipload, SIPp) at their own ceiling. Not with `--engine naive`.
+    #[arg(long)]
+    sip_ok: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,6 +89,10 @@ fn run(cli: &Cli) -> io::Result<()> {
         .map(|_| sipedge_rt::bind_udp_reuseport(cli.addr, &opts))
         .collect::<io::Result<Vec<_>>>()?;
     let engine = cli.engine;
+    let sip_ok = cli.sip_ok;
+    if sip_ok && engine == EngineArg::Naive {
+        return Err(io::Error::other("--sip-ok needs --engine uring or mmsg"));
+    }
     let handles: Vec<_> = sockets
         .into_iter()
         .enumerate()
@@ -98,8 +108,8 @@ fn run(cli: &Cli) -> io::Result<()> {
                 };
                 match engine {
                     EngineArg::Naive => naive(sock, &done),
-                    EngineArg::Uring => batched(IoMode::Uring, sock, &done),
-                    EngineArg::Mmsg => batched(IoMode::Mmsg, sock, &done),
+                    EngineArg::Uring => batched(IoMode::Uring, sock, sip_ok, &done),
+                    EngineArg::Mmsg => batched(IoMode::Mmsg, sock, sip_ok, &done),
                 }
             })
         })
@@ -147,7 +157,25 @@ fn naive(sock: UdpSocket, done: &dyn Fn() -> bool) -> io::Result<u64> {
 }
 
 /// sipedge-rt's engine: a batch of datagrams in, the same batch out in one submission.
-fn batched(mode: IoMode, sock: UdpSocket, done: &dyn Fn() -> bool) -> io::Result<u64> {
+/// Appends the answer to `req`: with `sip_ok`, a request's start line becomes
+/// `SIP/2.0 200 OK` and everything after it is kept; responses and non-SIP data are echoed.
+fn answer(out: &mut Vec<u8>, req: &[u8], sip_ok: bool) {
+    if sip_ok && !req.starts_with(b"SIP/2.0 ") {
+        if let Some(eol) = req.windows(2).position(|w| w == b"\r\n") {
+            out.extend_from_slice(b"SIP/2.0 200 OK");
+            out.extend_from_slice(&req[eol..]);
+            return;
+        }
+    }
+    out.extend_from_slice(req);
+}
+
+fn batched(
+    mode: IoMode,
+    sock: UdpSocket,
+    sip_ok: bool,
+    done: &dyn Fn() -> bool,
+) -> io::Result<u64> {
     let cfg = EngineConfig::default();
     let mut engine = Engine::new(mode, vec![sock], WakeFd::new()?, &cfg)?;
     eprintln!("udp-echo: shard runs {}", engine.kind());
@@ -163,7 +191,7 @@ fn batched(mode: IoMode, sock: UdpSocket, done: &dyn Fn() -> bool) -> io::Result
             || false,
             |d| {
                 let start = bytes.len();
-                bytes.extend_from_slice(d.data);
+                answer(&mut bytes, d.data, sip_ok);
                 batch.push((d.remote, start, bytes.len()));
             },
         )?;
@@ -185,4 +213,26 @@ fn batched(mode: IoMode, sock: UdpSocket, done: &dyn Fn() -> bool) -> io::Result
         s.datagrams_in as f64 / s.recv_batches.max(1) as f64
     );
     Ok(s.datagrams_out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer;
+
+    #[test]
+    fn sip_ok_turns_a_request_into_a_200_with_its_headers() {
+        let req = b"REGISTER sip:localhost SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKx\r\nContact: <sip:a@127.0.0.1:1>\r\n\r\n";
+        let mut out = Vec::new();
+        answer(&mut out, req, true);
+        assert!(
+            out.starts_with(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKx\r\n")
+        );
+        assert!(out.ends_with(b"Contact: <sip:a@127.0.0.1:1>\r\n\r\n"));
+        let mut echo = Vec::new();
+        answer(&mut echo, req, false);
+        assert_eq!(echo, req);
+        let mut resp = Vec::new();
+        answer(&mut resp, b"SIP/2.0 200 OK\r\n\r\n", true);
+        assert_eq!(resp, b"SIP/2.0 200 OK\r\n\r\n", "responses are echoed");
+    }
 }

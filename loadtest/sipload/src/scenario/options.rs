@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use sipedge_msg::Message;
 
+use super::sip::push_u64;
 use super::{Scenario, UaCtx, Verdict};
 
 /// The OPTIONS scenario.
@@ -49,21 +50,6 @@ impl Options {
     }
 }
 
-/// Appends the decimal form of `n`.
-fn push_u32(out: &mut Vec<u8>, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
 impl Scenario for Options {
     fn name(&self) -> &'static str {
         "options"
@@ -85,14 +71,20 @@ impl Scenario for Options {
         out.extend_from_slice(mid);
         out.extend_from_slice(ua.branch.as_bytes());
         out.extend_from_slice(b"@sipload\r\nCSeq: ");
-        push_u32(out, seq);
+        push_u64(out, u64::from(seq));
         out.extend_from_slice(
             b" OPTIONS\r\nAccept: application/sdp\r\nUser-Agent: sipload\r\nContent-Length: 0\r\n\r\n",
         );
         true
     }
 
-    fn on_final(&mut self, _ua: usize, msg: &Message<'_>) -> Verdict {
+    fn on_final(
+        &mut self,
+        _ua: &UaCtx<'_>,
+        msg: &Message<'_>,
+        _next: &mut Vec<u8>,
+        _extra: &mut Vec<u8>,
+    ) -> Verdict {
         match msg.status() {
             Some(200..=299) => Verdict::Success,
             _ => Verdict::Failure,
@@ -162,7 +154,17 @@ mod tests {
         ] {
             let text = reply(code);
             let msg = Message::parse(text.as_bytes()).expect("reply parses");
-            assert_eq!(s.on_final(0, &msg), want, "{code}");
+            let ctx = UaCtx {
+                index: 0,
+                local: "127.0.0.1:40000".parse().expect("literal"),
+                branch: "z9hG4bKsl1.0",
+            };
+            let (mut next, mut extra) = (Vec::new(), Vec::new());
+            assert_eq!(
+                s.on_final(&ctx, &msg, &mut next, &mut extra),
+                want,
+                "{code}"
+            );
         }
     }
 }

@@ -1,0 +1,497 @@
+//! The checks of the module table (see `auth/mod.rs`), as `Core` methods, and the
+//! challenge replies.
+
+use std::net::SocketAddr;
+
+use sipedge_msg::{Credentials, HeaderName, Message, NameAddr};
+
+use super::db::{whitelisted, AuthDb, AuthMode};
+use super::digest::{expected_response, response_matches, Algorithm, DigestInput};
+use super::nonce::{parse_nc, NcVerdict, NcWindow, NonceKey};
+use super::AuthConfig;
+use crate::core::Core;
+use crate::output::LocalId;
+use crate::time::Millis;
+
+/// How a request was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Not challenged (`register`/`invite = "none"`).
+    None,
+    /// Digest credentials of a user.
+    Digest,
+    /// Source address in an `[[ip_auth]]` prefix.
+    Ip,
+    /// Source address in a shared prefix, account picked by the caller number.
+    Cli,
+    /// A non-REGISTER request whose From is not one of our domains: not a user of ours, so
+    /// not challenged (RFC 3261 §22.3 leaves the choice to the proxy; Kamailio's usual
+    /// `from_uri==myself` rule). The relay must treat it as an outside caller (e.g. only
+    /// towards local users, never out to a trunk).
+    Foreign,
+}
+
+/// A request that passed. Indices refer to the tables current when it was checked
+/// ([`Core::auth_db`]); a reload may renumber them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthOk {
+    /// How.
+    pub method: AuthMethod,
+    /// The user ([`crate::auth::AuthDb::user`]), for digest.
+    pub user: Option<u32>,
+    /// The account ([`crate::auth::AuthDb::account`]).
+    pub account: Option<u32>,
+}
+
+/// Why a request did not pass, and so what it gets ([`Core::send_auth_rejection`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthReject {
+    /// 401 (REGISTER) or 407 (others) with a fresh nonce; `stale=true` when the password
+    /// was right but the nonce is not usable (RFC 7616 §3.3).
+    Challenge {
+        /// `stale=true`.
+        stale: bool,
+    },
+    /// 403 with this reason.
+    Forbidden(&'static [u8]),
+    /// 400 with this reason.
+    BadRequest(&'static [u8]),
+}
+
+/// The verdict on one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// Go on.
+    Authenticated(AuthOk),
+    /// Answer with [`Core::send_auth_rejection`] and stop.
+    Rejected(AuthReject),
+}
+
+/// Counters of the authenticator (per shard).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthStats {
+    /// 401/407 challenges sent (stale ones included).
+    pub challenges: u64,
+    /// Challenges with `stale=true`.
+    pub stale: u64,
+    /// Digest credentials accepted.
+    pub digest_ok: u64,
+    /// Wrong password or unknown user (indistinguishable by design).
+    pub digest_failed: u64,
+    /// (nonce, nc) pairs seen twice.
+    pub replays: u64,
+    /// Requests authenticated by source address (IP or CLI).
+    pub ip_ok: u64,
+    /// 403s (whitelist, username mismatch, CLI).
+    pub forbidden: u64,
+    /// 400s for malformed credentials.
+    pub malformed: u64,
+}
+
+/// Per-shard authenticator state: the nonce key, this shard's nonce-count window, a reused
+/// header buffer.
+#[derive(Debug)]
+pub(crate) struct AuthState {
+    key: NonceKey,
+    window: NcWindow,
+    buf: Vec<u8>,
+    pub(crate) stats: AuthStats,
+    /// Who the REGISTER being processed was authenticated as (set by `register_auth`; the
+    /// registrar or the NAT code may read it to give a binding the user's `nat` settings).
+    pub(crate) last_register: Option<AuthOk>,
+}
+
+impl AuthState {
+    pub(crate) fn new(cfg: &AuthConfig) -> AuthState {
+        AuthState {
+            key: NonceKey::new(&cfg.nonce_secret, cfg.instance),
+            window: NcWindow::new(cfg.nc_window),
+            buf: Vec::with_capacity(512),
+            stats: AuthStats::default(),
+            last_register: None,
+        }
+    }
+}
+
+/// Internal verdict: like [`AuthOutcome`], plus "right credentials, replayed nc".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Ok(AuthOk),
+    Replayed,
+    Reject(AuthReject),
+}
+
+/// Which request class is being checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class<'a> {
+    /// REGISTER of the AoR `(domain, user)` (canonical).
+    Register { domain: &'a [u8], user: &'a [u8] },
+    /// Anything else.
+    Other,
+}
+
+/// A dummy HA1 hashed for an unknown user, so it costs what a known one does.
+const DUMMY_HA1: [u8; 64] = [b'0'; 64];
+
+/// The caller number for CLI authentication: the P-Asserted-Identity user (RFC 3325 §9.1),
+/// else the From user.
+fn caller_number<'a>(msg: &Message<'a>) -> &'a [u8] {
+    let pai = msg
+        .header_items(HeaderName::PAssertedIdentity)
+        .find_map(|v| NameAddr::parse(v).ok());
+    let addr = pai.or_else(|| msg.from().ok());
+    addr.and_then(|a| {
+        let u = a.uri();
+        u.user().or(Some(u.host()))
+    })
+    .unwrap_or_default()
+}
+
+impl Core {
+    /// The authentication tables in force.
+    pub fn auth_db(&self) -> arc_swap::Guard<std::sync::Arc<AuthDb>> {
+        self.cfg.auth.db.load()
+    }
+
+    /// The authenticator's counters.
+    pub fn auth_stats(&self) -> &AuthStats {
+        &self.auth.stats
+    }
+
+    /// **Hook for the relay**: authenticates a non-REGISTER request from `remote` (RFC 3261
+    /// §22.3) — IP/CLI auth first; then, with `[auth] invite = "digest"` and a From in one
+    /// of our domains (else [`AuthMethod::Foreign`]), the Proxy-Authorization credentials
+    /// (user looked up in the From domain). On
+    /// [`AuthOutcome::Rejected`], answer with [`Core::send_auth_rejection`]. Call it once
+    /// per new request (after the server transaction absorbed retransmissions: a second
+    /// call with the same credentials is a replay). ACK and CANCEL are not challenged by
+    /// RFC 3261 §22.1; the caller skips them.
+    pub fn authenticate_request(
+        &mut self,
+        now: Millis,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+    ) -> AuthOutcome {
+        match self.verdict(now, remote, msg, Class::Other) {
+            Verdict::Ok(ok) => AuthOutcome::Authenticated(ok),
+            Verdict::Replayed => {
+                self.auth.stats.stale += 1;
+                AuthOutcome::Rejected(AuthReject::Challenge { stale: true })
+            }
+            Verdict::Reject(r) => AuthOutcome::Rejected(r),
+        }
+    }
+
+    /// Sends what `reject` calls for: 401 with WWW-Authenticate to a REGISTER, 407 with
+    /// Proxy-Authenticate to anything else (RFC 3261 §22.1, §22.3), each with a fresh nonce
+    /// and one header per `[auth] algorithms` entry in order (default SHA-256 first, RFC
+    /// 8760 §2.4: the preferred one first); or 403 / 400.
+    pub fn send_auth_rejection(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        reject: AuthReject,
+    ) {
+        match reject {
+            AuthReject::Challenge { stale } => self.challenge(now, local, remote, msg, stale),
+            AuthReject::Forbidden(reason) => self.reply(local, remote, msg, 403, reason, |_| {}),
+            AuthReject::BadRequest(reason) => self.reply(local, remote, msg, 400, reason, |_| {}),
+        }
+    }
+
+    fn challenge(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        stale: bool,
+    ) {
+        let register = msg.method() == Some(sipedge_msg::Method::Register);
+        let (code, reason, name): (u16, &[u8], &[u8]) = if register {
+            (401, b"Unauthorized", b"WWW-Authenticate")
+        } else {
+            (407, b"Proxy Authentication Required", b"Proxy-Authenticate")
+        };
+        self.auth.stats.challenges += 1;
+        let counter = self.auth.window.issue();
+        let nonce = self.auth.key.issue(self.cfg.shard.0, counter, now.0);
+        let mut buf = std::mem::take(&mut self.auth.buf);
+        buf.clear();
+        {
+            let db = self.cfg.auth.db.load();
+            for &alg in &db.settings.algorithms {
+                buf.extend_from_slice(name);
+                buf.extend_from_slice(b": Digest realm=\"");
+                buf.extend_from_slice(db.settings.realm.as_bytes());
+                buf.extend_from_slice(b"\", nonce=\"");
+                buf.extend_from_slice(&nonce);
+                buf.extend_from_slice(b"\", qop=\"auth\", algorithm=");
+                buf.extend_from_slice(alg.token());
+                if stale {
+                    buf.extend_from_slice(b", stale=true");
+                }
+                buf.extend_from_slice(b"\r\n");
+            }
+        }
+        self.reply(local, remote, msg, code, reason, |w| {
+            w.raw(&buf);
+        });
+        self.auth.buf = buf;
+    }
+
+    /// The whole check (module table), without replying.
+    pub(crate) fn verdict(
+        &mut self,
+        now: Millis,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        class: Class<'_>,
+    ) -> Verdict {
+        let db = self.cfg.auth.db.load();
+        let st = &mut self.auth;
+        // IP authentication first: it never combines with digest.
+        if let Some(g) = db.ip_group(remote.ip()) {
+            let account = if g.cli_auth {
+                match db.cli_account(g, caller_number(msg)) {
+                    Some(a) => a,
+                    None => {
+                        st.stats.forbidden += 1;
+                        return Verdict::Reject(AuthReject::Forbidden(b"CLI Not Authorized"));
+                    }
+                }
+            } else {
+                g.accounts[0]
+            };
+            st.stats.ip_ok += 1;
+            return Verdict::Ok(AuthOk {
+                method: if g.cli_auth {
+                    AuthMethod::Cli
+                } else {
+                    AuthMethod::Ip
+                },
+                user: None,
+                account: Some(account),
+            });
+        }
+        let mode = match class {
+            Class::Register { .. } => db.settings.register,
+            Class::Other => db.settings.invite,
+        };
+        if mode == AuthMode::None {
+            return Verdict::Ok(AuthOk {
+                method: AuthMethod::None,
+                user: None,
+                account: None,
+            });
+        }
+        let from_host = match class {
+            Class::Other => msg.from().map(|f| f.uri().host()).unwrap_or_default(),
+            Class::Register { .. } => b"",
+        };
+        if class == Class::Other && !self.cfg.is_our_domain(from_host) {
+            return Verdict::Ok(AuthOk {
+                method: AuthMethod::Foreign,
+                user: None,
+                account: None,
+            });
+        }
+        let realm = db.settings.realm.as_bytes();
+        let mut malformed = false;
+        let mut found = None;
+        let name = match class {
+            Class::Register { .. } => HeaderName::Authorization,
+            Class::Other => HeaderName::ProxyAuthorization,
+        };
+        for v in msg.header_values(name) {
+            match Credentials::parse(v) {
+                Ok(c) if c.is_digest() && c.realm.is_some_and(|r| r.eq_bytes(realm)) => {
+                    found = Some(c);
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => malformed = true,
+            }
+        }
+        let bad = |st: &mut AuthState, why| {
+            st.stats.malformed += 1;
+            Verdict::Reject(AuthReject::BadRequest(why))
+        };
+        let Some(c) = found else {
+            if malformed {
+                return bad(st, b"Malformed Credentials");
+            }
+            return Verdict::Reject(AuthReject::Challenge { stale: false });
+        };
+        let (Some(username), Some(nonce), Some(uri), Some(response)) =
+            (c.username, c.nonce, c.uri, c.response)
+        else {
+            return bad(st, b"Incomplete Credentials");
+        };
+        // RFC 7616 §3.4: qop=auth needs nc and cnonce; auth-int is not offered.
+        let qop_auth = match c.qop {
+            None => None,
+            Some(q) if q.eq_bytes(b"auth") => match (c.nc, c.cnonce) {
+                (Some(nc), Some(cn)) => Some((nc, cn.raw())),
+                _ => return bad(st, b"Incomplete Credentials"),
+            },
+            Some(_) => return Verdict::Reject(AuthReject::Challenge { stale: false }),
+        };
+        let nc = match qop_auth {
+            Some((nc, _)) => match parse_nc(nc) {
+                Some(n) => n,
+                None => return bad(st, b"Bad Nonce Count"),
+            },
+            // RFC 2069 form: one use per nonce.
+            None => 1,
+        };
+        let alg = match Algorithm::from_param(c.algorithm.map(|a| a.raw())) {
+            Some(a) if db.settings.algorithms.contains(&a) => a,
+            _ => return Verdict::Reject(AuthReject::Challenge { stale: false }),
+        };
+        let username = username.raw();
+        let lookup_domain = match class {
+            Class::Register { domain, user } => {
+                // RFC 3261 §10.3 step 4: this user may only register its own AoR.
+                let same = if self.cfg.registrar.case_sensitive {
+                    username == user
+                } else {
+                    username.eq_ignore_ascii_case(user)
+                };
+                if db.settings.username_must_match && !same {
+                    st.stats.forbidden += 1;
+                    return Verdict::Reject(AuthReject::Forbidden(
+                        b"Authentication Username Mismatch",
+                    ));
+                }
+                domain
+            }
+            Class::Other => from_host,
+        };
+        let mut dom = [0u8; 128];
+        let lookup_domain = if lookup_domain.len() <= dom.len() {
+            dom[..lookup_domain.len()].copy_from_slice(lookup_domain);
+            dom[..lookup_domain.len()].make_ascii_lowercase();
+            &dom[..lookup_domain.len()]
+        } else {
+            b""
+        };
+        let user = db.find_user(lookup_domain, username);
+        let user_ref = user.and_then(|u| db.user(u));
+        let ha1_of = |u: &'_ super::db::User| -> Option<[u8; 64]> {
+            let mut out = DUMMY_HA1;
+            match alg {
+                Algorithm::Md5 => out[..32].copy_from_slice(u.spec.ha1_md5.as_ref()?),
+                Algorithm::Sha256 => out.copy_from_slice(u.spec.ha1_sha256.as_ref()?),
+            }
+            Some(out)
+        };
+        let ha1 = user_ref.and_then(ha1_of);
+        // No enumeration: an unknown user hashes a decoy HA1 (another user's record, read
+        // the same way, else a constant) — the same work as a known one — and fails.
+        let known = ha1.is_some();
+        let ha1 = ha1
+            .or_else(|| db.decoy_user(username).and_then(ha1_of))
+            .unwrap_or(DUMMY_HA1);
+        let ha1 = &ha1[..alg.hex_len()];
+        let method = msg.method().map(|m| m.as_bytes()).unwrap_or_default();
+        let input = DigestInput {
+            method,
+            uri: uri.raw(),
+            nonce: nonce.raw(),
+            qop_auth,
+        };
+        let expected = expected_response(alg, ha1, &input);
+        let right = response_matches(&expected[..alg.hex_len()], response.raw()) && known;
+        let info = st.key.verify(nonce.raw());
+        if !right {
+            st.stats.digest_failed += 1;
+            return Verdict::Reject(AuthReject::Challenge { stale: false });
+        }
+        let user_ref = user_ref.expect("known implies a user");
+        if !user_ref.spec.ip_whitelist.is_empty()
+            && !whitelisted(&user_ref.spec.ip_whitelist, remote.ip())
+        {
+            st.stats.forbidden += 1;
+            return Verdict::Reject(AuthReject::Forbidden(b"Source Address Not Allowed"));
+        }
+        let ttl_ms = u64::from(db.settings.nonce_ttl_secs) * 1000;
+        let usable = info.filter(|i| {
+            i.shard == self.cfg.shard.0 && i.issued_ms <= now.0 && now.0 - i.issued_ms <= ttl_ms
+        });
+        let Some(info) = usable else {
+            st.stats.stale += 1;
+            return Verdict::Reject(AuthReject::Challenge { stale: true });
+        };
+        match st.window.check(info.counter, nc) {
+            NcVerdict::Fresh => {}
+            NcVerdict::Replayed => {
+                st.stats.replays += 1;
+                return Verdict::Replayed;
+            }
+            NcVerdict::Forgotten => {
+                st.stats.stale += 1;
+                return Verdict::Reject(AuthReject::Challenge { stale: true });
+            }
+        }
+        st.stats.digest_ok += 1;
+        Verdict::Ok(AuthOk {
+            method: AuthMethod::Digest,
+            user,
+            account: user_ref.account,
+        })
+    }
+}
+
+impl Core {
+    /// RFC 3261 §10.3 steps 3–4 for a REGISTER of the AoR `(domain, user)` on its owner
+    /// shard. `None`: answered (401/403/400), stop. `Some(replayed)`: go on; `true` when the
+    /// credentials were right but their (nonce, nc) was used before — only a retransmission
+    /// of the request that last updated the binding may then be answered.
+    pub(crate) fn register_auth(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        domain: &[u8],
+        user: &[u8],
+    ) -> Option<bool> {
+        self.auth.last_register = None;
+        match self.verdict(now, remote, msg, Class::Register { domain, user }) {
+            Verdict::Ok(ok) => {
+                self.auth.last_register = Some(ok);
+                Some(false)
+            }
+            Verdict::Replayed => Some(true),
+            Verdict::Reject(r) => {
+                if !matches!(r, AuthReject::Challenge { .. }) {
+                    self.stats.registers_failed += 1;
+                }
+                self.send_auth_rejection(now, local, remote, msg, r);
+                None
+            }
+        }
+    }
+
+    /// A replayed REGISTER that is not a retransmission: a `stale=true` challenge (a
+    /// replayer learns nothing from it; a phone that reused its nonce just answers it).
+    pub(crate) fn register_auth_replayed(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+    ) {
+        self.auth.stats.stale += 1;
+        self.send_auth_rejection(
+            now,
+            local,
+            remote,
+            msg,
+            AuthReject::Challenge { stale: true },
+        );
+    }
+}

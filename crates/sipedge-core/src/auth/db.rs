@@ -1,0 +1,557 @@
+//! The authentication tables: accounts, users (by domain and username), IP-auth prefixes
+//! and CLI patterns. Built once from a plain [`AuthSpec`] (the shell's validated config),
+//! then shared read-only by every shard and swapped whole on reload ([`AuthHandle`]).
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+
+use crate::aor::TableHasher;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hashbrown::HashTable;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use prefix_trie::PrefixMap;
+use regex::bytes::RegexSet;
+
+use super::digest::{Algorithm, Hex};
+use super::nonce::DEFAULT_NONCE_TTL_SECS;
+
+/// Whether a class of requests is challenged (`[auth] register`, `[auth] invite`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    /// No digest: every request passes (IP auth still names the account).
+    #[default]
+    None,
+    /// RFC 3261 §22: digest challenge unless IP auth matched.
+    Digest,
+}
+
+/// `nat` of a user: how the NAT helper treats its bindings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NatMode {
+    /// Detect (private Contact, Via differing from the source).
+    #[default]
+    Auto,
+    /// Always treat as behind NAT.
+    Force,
+    /// Never.
+    Disabled,
+}
+
+/// `nat_ping` of a user: keepalives for its bindings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NatPing {
+    /// No pings.
+    #[default]
+    Disabled,
+    /// Pings, no consequence when unanswered.
+    Enabled,
+    /// Pings; an unanswered binding is removed.
+    Timeout,
+}
+
+/// `[auth]` settings (reloadable with the tables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// `realm` (RFC 3261 §22.1); every HA1 is computed for it.
+    pub realm: String,
+    /// REGISTER: 401 challenges (RFC 3261 §22.4 / §10.3 step 3).
+    pub register: AuthMode,
+    /// Other requests from users: 407 challenges (RFC 3261 §22.3).
+    pub invite: AuthMode,
+    /// REGISTER: the digest username must be the AoR's user (§10.3 step 4 authorization).
+    pub username_must_match: bool,
+    /// How long a nonce is good for, seconds.
+    pub nonce_ttl_secs: u32,
+    /// Algorithms offered, one challenge header each, in this order, and the only ones
+    /// accepted (`[auth] algorithms`; default SHA-256 then MD5, RFC 8760 §2.4).
+    pub algorithms: Vec<Algorithm>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            realm: "localhost".into(),
+            register: AuthMode::None,
+            invite: AuthMode::None,
+            username_must_match: true,
+            nonce_ttl_secs: DEFAULT_NONCE_TTL_SECS,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+        }
+    }
+}
+
+/// `[[accounts]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountSpec {
+    /// Unique name.
+    pub name: String,
+    /// Concurrent calls (enforced by the limiter, a later issue).
+    pub channels: Option<u32>,
+    /// Calls per second (limiter).
+    pub cps: Option<u32>,
+    /// CLI patterns (regular expressions on the caller number) for `cli_auth`.
+    pub cli: Vec<String>,
+}
+
+/// `[[users]]` (or a `users_file` row), with the password already turned into HA1s.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct UserSpec {
+    /// Digest username (compared exactly).
+    pub username: String,
+    /// Domain, lowercase; `None`: the user belongs to every domain of the edge.
+    pub domain: Option<String>,
+    /// Account name (must exist).
+    pub account: Option<String>,
+    /// MD5 HA1, hex (32 digits).
+    pub ha1_md5: Option<[u8; 32]>,
+    /// SHA-256 HA1, hex (64 digits).
+    pub ha1_sha256: Option<Hex>,
+    /// Sources allowed to register and send (empty: any).
+    pub ip_whitelist: Vec<IpNet>,
+    /// NAT treatment.
+    pub nat: NatMode,
+    /// Keepalives.
+    pub nat_ping: NatPing,
+    /// Concurrent calls.
+    pub channels: Option<u32>,
+    /// Calls per second.
+    pub cps: Option<u32>,
+}
+
+impl std::fmt::Debug for UserSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // HA1 values are password equivalents: never printed.
+        f.debug_struct("UserSpec")
+            .field("username", &self.username)
+            .field("domain", &self.domain)
+            .field("account", &self.account)
+            .field("ip_whitelist", &self.ip_whitelist)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[[ip_auth]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpAuthSpec {
+    /// Source prefix.
+    pub cidr: IpNet,
+    /// Account the source is authenticated as.
+    pub account: String,
+    /// Pick among the accounts sharing `cidr` by the caller number.
+    pub cli_auth: bool,
+}
+
+/// Everything authentication is configured with, as plain data.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthSpec {
+    /// `[auth]`.
+    pub settings: AuthSettings,
+    /// `[[accounts]]`.
+    pub accounts: Vec<AccountSpec>,
+    /// `[[users]]` plus `users_file`.
+    pub users: Vec<UserSpec>,
+    /// `[[ip_auth]]`.
+    pub ip_auth: Vec<IpAuthSpec>,
+}
+
+/// A spec the tables cannot be built from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthDbError {
+    /// Two accounts with one name.
+    #[error("duplicate account `{0}`")]
+    DuplicateAccount(String),
+    /// A reference to an account that does not exist.
+    #[error("{what}: unknown account `{account}`")]
+    UnknownAccount {
+        /// Where.
+        what: String,
+        /// The name.
+        account: String,
+    },
+    /// Two users with one username in one domain.
+    #[error("duplicate user `{0}`: users[{1}] and users[{2}]")]
+    DuplicateUser(String, usize, usize),
+    /// A CLI pattern that does not compile.
+    #[error("accounts `{account}`: cli pattern: {message}")]
+    BadPattern {
+        /// The account.
+        account: String,
+        /// The compiler's message.
+        message: String,
+    },
+    /// One CIDR listed for several accounts without `cli_auth` on all of them.
+    #[error("ip_auth `{0}`: several accounts share it, so every entry needs cli_auth = true")]
+    SharedCidr(IpNet),
+}
+
+/// An account as the shards see it.
+#[derive(Debug)]
+pub struct Account {
+    /// Name.
+    pub name: String,
+    /// Concurrent calls.
+    pub channels: Option<u32>,
+    /// Calls per second.
+    pub cps: Option<u32>,
+    cli: Option<RegexSet>,
+}
+
+/// A user as the shards see it.
+#[derive(Debug)]
+pub struct User {
+    /// The spec (HA1s included; its Debug hides them).
+    pub spec: UserSpec,
+    /// Index into [`AuthDb::account`], when the user has an account.
+    pub account: Option<u32>,
+}
+
+/// Who an IP-auth prefix authenticates.
+#[derive(Debug)]
+pub(crate) struct IpGroup {
+    /// Accounts (indices), in config order.
+    pub(crate) accounts: Vec<u32>,
+    pub(crate) cli_auth: bool,
+}
+
+/// The built tables. Read-only; replaced whole on reload.
+#[derive(Debug)]
+pub struct AuthDb {
+    /// `[auth]`.
+    pub settings: AuthSettings,
+    accounts: Vec<Account>,
+    users: Vec<User>,
+    index: HashTable<u32>,
+    /// Seeded per build (keyed, so bucket collisions cannot be planned).
+    hasher: TableHasher,
+    v4: PrefixMap<Ipv4Net, u32>,
+    v6: PrefixMap<Ipv6Net, u32>,
+    groups: Vec<IpGroup>,
+}
+
+/// The tables every shard reads: one pointer swapped atomically on reload, no lock on the
+/// read path (`arc-swap`).
+pub type AuthHandle = Arc<ArcSwap<AuthDb>>;
+
+impl Default for AuthDb {
+    fn default() -> Self {
+        AuthDb::build(&AuthSpec::default()).expect("the empty spec builds")
+    }
+}
+
+impl AuthDb {
+    /// Builds the tables, checking references, duplicates and patterns.
+    pub fn build(spec: &AuthSpec) -> Result<AuthDb, AuthDbError> {
+        let mut accounts: Vec<Account> = Vec::with_capacity(spec.accounts.len());
+        for a in &spec.accounts {
+            if accounts.iter().any(|o| o.name == a.name) {
+                return Err(AuthDbError::DuplicateAccount(a.name.clone()));
+            }
+            let cli = if a.cli.is_empty() {
+                None
+            } else {
+                Some(RegexSet::new(&a.cli).map_err(|e| AuthDbError::BadPattern {
+                    account: a.name.clone(),
+                    message: e.to_string(),
+                })?)
+            };
+            accounts.push(Account {
+                name: a.name.clone(),
+                channels: a.channels,
+                cps: a.cps,
+                cli,
+            });
+        }
+        let find = |what: String, name: &str| -> Result<u32, AuthDbError> {
+            accounts
+                .iter()
+                .position(|a| a.name == name)
+                .map(|i| i as u32)
+                .ok_or(AuthDbError::UnknownAccount {
+                    what,
+                    account: name.into(),
+                })
+        };
+        let hasher = TableHasher::new(RandomState::new().hash_one(0x5eed_u64));
+        let mut index = HashTable::with_capacity(spec.users.len());
+        let mut users = Vec::with_capacity(spec.users.len());
+        for (i, u) in spec.users.iter().enumerate() {
+            let account = match &u.account {
+                Some(a) => Some(find(format!("users[{i}] `{}`", u.username), a)?),
+                None => None,
+            };
+            let domain = u.domain.as_deref().unwrap_or("").as_bytes();
+            let h = hasher.hash(&[domain, u.username.as_bytes()]);
+            let same = |&j: &u32| {
+                let o: &User = &users[j as usize];
+                o.spec.domain.as_deref().unwrap_or("").as_bytes() == domain
+                    && o.spec.username == u.username
+            };
+            if let Some(&j) = index.find(h, same) {
+                return Err(AuthDbError::DuplicateUser(
+                    u.username.clone(),
+                    j as usize,
+                    i,
+                ));
+            }
+            index.insert_unique(h, i as u32, |&j| {
+                let o: &User = &users[j as usize];
+                hasher.hash(&[
+                    o.spec.domain.as_deref().unwrap_or("").as_bytes(),
+                    o.spec.username.as_bytes(),
+                ])
+            });
+            users.push(User {
+                spec: u.clone(),
+                account,
+            });
+        }
+        let mut groups: Vec<IpGroup> = Vec::new();
+        let mut v4 = PrefixMap::new();
+        let mut v6 = PrefixMap::new();
+        for (i, e) in spec.ip_auth.iter().enumerate() {
+            let acct = find(format!("ip_auth[{i}] `{}`", e.cidr), &e.account)?;
+            let cidr = e.cidr.trunc();
+            let existing = match cidr {
+                IpNet::V4(n) => v4.get(&n).copied(),
+                IpNet::V6(n) => v6.get(&n).copied(),
+            };
+            match existing {
+                Some(g) => {
+                    let g = &mut groups[g as usize];
+                    if !(g.cli_auth && e.cli_auth) {
+                        return Err(AuthDbError::SharedCidr(cidr));
+                    }
+                    g.accounts.push(acct);
+                }
+                None => {
+                    let g = groups.len() as u32;
+                    groups.push(IpGroup {
+                        accounts: vec![acct],
+                        cli_auth: e.cli_auth,
+                    });
+                    match cidr {
+                        IpNet::V4(n) => v4.insert(n, g),
+                        IpNet::V6(n) => v6.insert(n, g),
+                    };
+                }
+            }
+        }
+        Ok(AuthDb {
+            settings: spec.settings.clone(),
+            accounts,
+            users,
+            index,
+            hasher,
+            v4,
+            v6,
+            groups,
+        })
+    }
+
+    /// A handle holding these tables, for [`crate::CoreConfig`].
+    pub fn into_handle(self) -> AuthHandle {
+        Arc::new(ArcSwap::from_pointee(self))
+    }
+
+    /// Number of users.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// True when neither users nor IP-auth entries exist.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty()
+    }
+
+    /// Account by index.
+    pub fn account(&self, i: u32) -> Option<&Account> {
+        self.accounts.get(i as usize)
+    }
+
+    /// User by index.
+    pub fn user(&self, i: u32) -> Option<&User> {
+        self.users.get(i as usize)
+    }
+
+    /// The user `username` of `domain` (lowercase), else the domain-less user `username`.
+    pub fn find_user(&self, domain: &[u8], username: &[u8]) -> Option<u32> {
+        let get = |d: &[u8]| {
+            let h = self.hasher.hash(&[d, username]);
+            self.index
+                .find(h, |&j| {
+                    let o = &self.users[j as usize].spec;
+                    o.username.as_bytes() == username
+                        && o.domain.as_deref().unwrap_or("").as_bytes() == d
+                })
+                .copied()
+        };
+        if !domain.is_empty() {
+            if let Some(i) = get(domain) {
+                return Some(i);
+            }
+        }
+        get(b"")
+    }
+
+    /// A user record picked by `username`'s hash, for an unknown user: its HA1 is hashed in
+    /// place of the missing one, so an unknown user costs the same memory reads as a known
+    /// one (the answer is refused regardless).
+    pub(crate) fn decoy_user(&self, username: &[u8]) -> Option<&User> {
+        if self.users.is_empty() {
+            return None;
+        }
+        let h = self.hasher.hash(&[username]);
+        self.users.get((h % self.users.len() as u64) as usize)
+    }
+
+    /// Longest-prefix match of a source address over `[[ip_auth]]` (an IPv4-mapped IPv6
+    /// source is matched as IPv4).
+    pub(crate) fn ip_group(&self, ip: IpAddr) -> Option<&IpGroup> {
+        let g = match ip.to_canonical() {
+            IpAddr::V4(a) => self.v4.get_lpm(&Ipv4Net::from(a)).map(|(_, g)| *g),
+            IpAddr::V6(a) => self.v6.get_lpm(&Ipv6Net::from(a)).map(|(_, g)| *g),
+        }?;
+        self.groups.get(g as usize)
+    }
+
+    /// CLI authentication: the first account of `group` (config order) with a pattern that
+    /// matches `caller`.
+    pub(crate) fn cli_account(&self, group: &IpGroup, caller: &[u8]) -> Option<u32> {
+        group.accounts.iter().copied().find(|&a| {
+            self.accounts[a as usize]
+                .cli
+                .as_ref()
+                .is_some_and(|set| set.is_match(caller))
+        })
+    }
+}
+
+/// True when `ip` lies in one of `nets` (a user's `ip_whitelist`).
+pub(crate) fn whitelisted(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    nets.iter().any(|n| n.contains(&ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().expect("cidr")
+    }
+
+    fn spec() -> AuthSpec {
+        AuthSpec {
+            accounts: ["a", "b", "c"]
+                .iter()
+                .map(|n| AccountSpec {
+                    name: (*n).into(),
+                    cli: vec![format!("^{}", (n.as_bytes()[0] - b'a' + 1))],
+                    ..AccountSpec::default()
+                })
+                .collect(),
+            users: vec![
+                UserSpec {
+                    username: "alice".into(),
+                    ..UserSpec::default()
+                },
+                UserSpec {
+                    username: "alice".into(),
+                    domain: Some("example.com".into()),
+                    ..UserSpec::default()
+                },
+            ],
+            ip_auth: vec![
+                IpAuthSpec {
+                    cidr: net("10.0.0.0/8"),
+                    account: "a".into(),
+                    cli_auth: false,
+                },
+                IpAuthSpec {
+                    cidr: net("10.1.0.0/16"),
+                    account: "b".into(),
+                    cli_auth: true,
+                },
+                IpAuthSpec {
+                    cidr: net("10.1.0.0/16"),
+                    account: "c".into(),
+                    cli_auth: true,
+                },
+                IpAuthSpec {
+                    cidr: net("2001:db8::/32"),
+                    account: "c".into(),
+                    cli_auth: false,
+                },
+            ],
+            ..AuthSpec::default()
+        }
+    }
+
+    #[test]
+    fn users_by_domain_then_any_domain() {
+        let db = AuthDb::build(&spec()).expect("builds");
+        assert_eq!(db.find_user(b"example.com", b"alice"), Some(1));
+        assert_eq!(db.find_user(b"other.org", b"alice"), Some(0));
+        assert_eq!(db.find_user(b"example.com", b"bob"), None);
+        assert_eq!(db.find_user(b"example.com", b"Alice"), None);
+    }
+
+    #[test]
+    fn longest_prefix_and_cli() {
+        let db = AuthDb::build(&spec()).expect("builds");
+        let g = db.ip_group("10.2.3.4".parse().expect("ip")).expect("10/8");
+        assert_eq!((g.accounts.as_slice(), g.cli_auth), (&[0][..], false));
+        let g = db
+            .ip_group("10.1.3.4".parse().expect("ip"))
+            .expect("10.1/16");
+        assert_eq!(g.accounts, [1, 2]);
+        assert_eq!(db.cli_account(g, b"2155501"), Some(1));
+        assert_eq!(db.cli_account(g, b"3155501"), Some(2));
+        assert_eq!(db.cli_account(g, b"9"), None);
+        assert!(db
+            .ip_group("::ffff:10.9.9.9".parse().expect("ip"))
+            .is_some());
+        let g = db.ip_group("2001:db8::1".parse().expect("ip")).expect("v6");
+        assert_eq!(g.accounts, [2]);
+        assert!(db.ip_group("192.0.2.1".parse().expect("ip")).is_none());
+    }
+
+    #[test]
+    fn spec_errors() {
+        let mut s = spec();
+        s.users.push(UserSpec {
+            username: "alice".into(),
+            ..UserSpec::default()
+        });
+        assert_eq!(
+            AuthDb::build(&s).err(),
+            Some(AuthDbError::DuplicateUser("alice".into(), 0, 2))
+        );
+        let mut s = spec();
+        s.ip_auth[2].cli_auth = false;
+        assert!(matches!(AuthDb::build(&s), Err(AuthDbError::SharedCidr(_))));
+        let mut s = spec();
+        s.ip_auth[0].account = "zzz".into();
+        assert!(matches!(
+            AuthDb::build(&s),
+            Err(AuthDbError::UnknownAccount { .. })
+        ));
+        let mut s = spec();
+        s.accounts[0].cli = vec!["(".into()];
+        assert!(matches!(
+            AuthDb::build(&s),
+            Err(AuthDbError::BadPattern { .. })
+        ));
+        assert!(whitelisted(
+            &[net("192.0.2.0/24")],
+            "192.0.2.9".parse().expect("ip")
+        ));
+        assert!(!whitelisted(
+            &[net("192.0.2.0/24")],
+            "192.0.3.9".parse().expect("ip")
+        ));
+    }
+}

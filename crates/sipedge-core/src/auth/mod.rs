@@ -1,0 +1,113 @@
+//! Authentication: digest (RFC 3261 §22, RFC 7616, RFC 8760), IP/CIDR authentication with
+//! CLI selection, per-user source whitelists.
+//!
+//! | rule | reply when it fails |
+//! | --- | --- |
+//! | a source in an `[[ip_auth]]` prefix (longest match, IPv4 and IPv6) is that account; no digest is asked or checked for it — IP auth and digest never combine for one request (hosted switches work the same way) | — |
+//! | a prefix shared by several `cli_auth` accounts: the caller number (P-Asserted-Identity user, else From user) picks the first account whose `cli` pattern matches | 403 "CLI Not Authorized" |
+//! | `register = "digest"`: a REGISTER without credentials for our realm (RFC 3261 §22.4, §10.3 step 3) | 401, one WWW-Authenticate per algorithm, SHA-256 first, then MD5 |
+//! | `invite = "digest"`: any other request from a user — From in one of our domains (RFC 3261 §22.3); a From elsewhere is not challenged and comes out as [`AuthMethod::Foreign`] for the relay to restrict | 407 with Proxy-Authenticate, likewise |
+//! | malformed credentials (header syntax, missing `username`/`nonce`/`uri`/`response`, `qop=auth` without `nc`/`cnonce`, bad `nc`) | 400 naming it |
+//! | REGISTER: digest username ≠ AoR user (`username_must_match`, §10.3 step 4) | 403 "Authentication Username Mismatch" |
+//! | unknown user, wrong password, unknown algorithm or qop | 401/407 with a fresh nonce — the same reply and the same work for an unknown user as for a wrong password (a decoy HA1 — another user's record, read the same way — is hashed) |
+//! | right password from outside the user's `ip_whitelist` | 403 "Source Address Not Allowed" |
+//! | right password, nonce expired (`nonce_ttl_secs`), from another shard or another edge instance, or forgotten | 401/407 with `stale=true` (RFC 7616 §3.3) and a fresh nonce |
+//! | right password, (nonce, nc) already used: a replay (RFC 7616 §3.4) | 401/407 `stale=true`; for REGISTER, a retransmission of the request that made the binding gets its 200 OK again |
+//!
+//! **Nonces** ([`nonce`]): stateless, HMAC-SHA256 over instance id, issuing shard, counter
+//! and issue time. MAC and age are checked wherever the request lands; the nonce-count is
+//! tracked by the issuer only. **Where the issuer is**: a REGISTER is challenged and
+//! verified on the AoR's owner shard (the registrar hands every REGISTER to the owner
+//! anyway), so the nonce's issuer is the shard that checks its count and no extra round
+//! trip exists. Other requests are challenged on the shard they arrive on; their retry comes
+//! from the same 4-tuple and lands there again. A nonce that reaches a shard other than its
+//! issuer gets a `stale=true` challenge with a local nonce: one more round trip in a rare
+//! case instead of a mesh message on every request.
+//!
+//! **The relay's hook.** [`crate::Core::authenticate_request`] gives an [`AuthOutcome`] for a
+//! non-REGISTER request; on [`AuthOutcome::Rejected`] call
+//! [`crate::Core::send_auth_rejection`], which builds the 407/403/400. REGISTER is
+//! authenticated inside the registrar.
+//!
+//! Passwords become HA1 in the shell at load and are never kept; HA1s and the secret are
+//! never logged ([`UserSpec`] and [`AuthConfig`] hide them in `Debug`).
+
+mod check;
+mod db;
+mod digest;
+mod nonce;
+
+use std::sync::Arc;
+
+/// A CIDR prefix (re-exported from `ipnet`, for the shell).
+pub use ipnet::IpNet;
+
+pub(crate) use self::check::AuthState;
+pub use self::check::{AuthMethod, AuthOk, AuthOutcome, AuthReject, AuthStats};
+pub use self::db::{
+    Account, AccountSpec, AuthDb, AuthDbError, AuthHandle, AuthMode, AuthSettings, AuthSpec,
+    IpAuthSpec, NatMode, NatPing, User, UserSpec,
+};
+pub use self::digest::{expected_response, ha1, response_matches, Algorithm, DigestInput, Hex};
+pub use self::nonce::{
+    parse_nc, NcVerdict, NcWindow, NonceInfo, NonceKey, DEFAULT_NC_WINDOW, DEFAULT_NONCE_TTL_SECS,
+    NONCE_LEN,
+};
+
+/// What a shard's core is given for authentication (part of [`crate::CoreConfig`]).
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// The tables, shared by every shard and swapped whole on reload.
+    pub db: AuthHandle,
+    /// The nonce secret (`[auth] nonce_secret`, else random from the shell at start).
+    pub nonce_secret: Vec<u8>,
+    /// This edge instance's id (random at start): nonces of an earlier run are refused even
+    /// with a configured secret.
+    pub instance: u32,
+    /// Nonces whose nonce-counts a shard remembers (a power of two).
+    pub nc_window: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            db: Arc::new(arc_swap::ArcSwap::from_pointee(AuthDb::default())),
+            nonce_secret: Vec::new(),
+            instance: 0,
+            nc_window: DEFAULT_NC_WINDOW,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("users", &self.db.load().user_count())
+            .field("instance", &self.instance)
+            .field("nc_window", &self.nc_window)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes `bytes` as lowercase hex into `out`; returns the length.
+pub(crate) fn digest_hex(bytes: &[u8], out: &mut [u8; 64]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+    2 * bytes.len()
+}
+
+/// A hex HA1 from config text (`ha1` = 32, `ha1_sha256` = 64 hex digits), lowercased.
+pub fn parse_hex_ha1<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let t = text.trim().as_bytes();
+    if t.len() != N || !t.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (o, c) in out.iter_mut().zip(t) {
+        *o = c.to_ascii_lowercase();
+    }
+    Some(out)
+}

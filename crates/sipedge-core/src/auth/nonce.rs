@@ -1,0 +1,250 @@
+//! Stateless nonces (RFC 7616 §3.3 leaves the construction to the server; §5.4–§5.5 on
+//! replay) and the issuing shard's nonce-count window (§3.4: `nc` must grow).
+//!
+//! A nonce is 64 lowercase hex digits: 16 bytes of payload — instance id (4, from the
+//! shell's randomness at start), issuing shard (2), counter (4), issue time in the core's
+//! monotonic milliseconds (6) — and the first 16 bytes of HMAC-SHA256 over the payload with
+//! the nonce secret. Any shard checks MAC and age without state. Only the issuing shard
+//! remembers which nonce-counts were used: a ring indexed by the counter holds, per recent
+//! nonce, its counter and the highest `nc` seen. A nonce whose slot was reused by a newer
+//! one (more than `window` nonces issued since) reads as stale; a client just answers the
+//! new challenge.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Length of a nonce, characters.
+pub const NONCE_LEN: usize = 64;
+/// Default `[auth] nonce_ttl_secs`.
+pub const DEFAULT_NONCE_TTL_SECS: u32 = 30;
+/// Default size of a shard's nonce-count window (nonces remembered), a power of two:
+/// 8 MiB per shard, touched lazily (a 1M window at 100k challenges/s covers 10 s).
+pub const DEFAULT_NC_WINDOW: usize = 1 << 20;
+
+/// What a verified nonce says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonceInfo {
+    /// The edge instance that issued it.
+    pub instance: u32,
+    /// The issuing shard.
+    pub shard: u16,
+    /// The issuer's counter.
+    pub counter: u32,
+    /// When it was issued (issuer's monotonic ms).
+    pub issued_ms: u64,
+}
+
+/// The nonce secret and this edge's instance id.
+#[derive(Clone)]
+pub struct NonceKey {
+    mac: Hmac<Sha256>,
+    instance: u32,
+}
+
+impl std::fmt::Debug for NonceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.debug_struct("NonceKey")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+impl NonceKey {
+    /// A key from `secret` (any length; HMAC accepts every length) and the instance id.
+    pub fn new(secret: &[u8], instance: u32) -> NonceKey {
+        NonceKey {
+            mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length"),
+            instance,
+        }
+    }
+
+    fn tag(&self, payload: &[u8; 16]) -> [u8; 16] {
+        let mut m = self.mac.clone();
+        m.update(payload);
+        let full = m.finalize().into_bytes();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+
+    /// A nonce for `shard`, `counter`, issued at `now_ms`.
+    pub fn issue(&self, shard: u16, counter: u32, now_ms: u64) -> [u8; NONCE_LEN] {
+        let mut payload = [0u8; 16];
+        payload[..4].copy_from_slice(&self.instance.to_be_bytes());
+        payload[4..6].copy_from_slice(&shard.to_be_bytes());
+        payload[6..10].copy_from_slice(&counter.to_be_bytes());
+        payload[10..16].copy_from_slice(&now_ms.to_be_bytes()[2..]);
+        let tag = self.tag(&payload);
+        let mut out = [0u8; NONCE_LEN];
+        let mut hex = [0u8; 64];
+        let n = super::digest_hex(&payload, &mut hex);
+        out[..n].copy_from_slice(&hex[..n]);
+        super::digest_hex(&tag, &mut hex);
+        out[n..].copy_from_slice(&hex[..32]);
+        out
+    }
+
+    /// Checks a nonce's form and MAC. `None`: not one of ours (malformed, another secret, or
+    /// another instance of the edge with the same secret — a restarted edge's nonces are
+    /// refused, since its nonce-count window is gone).
+    pub fn verify(&self, nonce: &[u8]) -> Option<NonceInfo> {
+        if nonce.len() != NONCE_LEN {
+            return None;
+        }
+        let mut raw = [0u8; 32];
+        for (i, pair) in nonce.chunks_exact(2).enumerate() {
+            raw[i] = hex_val(pair[0])? << 4 | hex_val(pair[1])?;
+        }
+        let mut payload = [0u8; 16];
+        payload.copy_from_slice(&raw[..16]);
+        let tag = self.tag(&payload);
+        // Constant-time enough: the MAC is compared without an early exit.
+        let diff = tag
+            .iter()
+            .zip(&raw[16..])
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff != 0 {
+            return None;
+        }
+        let instance = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+        if instance != self.instance {
+            return None;
+        }
+        let mut t = [0u8; 8];
+        t[2..].copy_from_slice(&payload[10..16]);
+        Some(NonceInfo {
+            instance,
+            shard: u16::from_be_bytes([payload[4], payload[5]]),
+            counter: u32::from_be_bytes([payload[6], payload[7], payload[8], payload[9]]),
+            issued_ms: u64::from_be_bytes(t),
+        })
+    }
+}
+
+/// The issuing shard's memory of nonce-counts (RFC 7616 §3.4: the server must check that
+/// `nc` grows to detect replays).
+#[derive(Debug)]
+pub struct NcWindow {
+    /// Per slot: `counter << 32 | highest nc seen` (0 = never issued).
+    slots: Vec<u64>,
+    next: u32,
+}
+
+/// What the window says about a (nonce, nc) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NcVerdict {
+    /// A new, higher nonce-count: accepted and remembered.
+    Fresh,
+    /// This nonce-count (or a higher one) was already used: a replay.
+    Replayed,
+    /// The nonce is no longer remembered (more than `window` nonces issued since).
+    Forgotten,
+}
+
+impl NcWindow {
+    /// A window remembering `size` nonces (rounded up to a power of two, at least 1024).
+    /// The memory (8 bytes a nonce) is zeroed lazily by the OS.
+    pub fn new(size: usize) -> NcWindow {
+        let size = size.max(1024).next_power_of_two();
+        NcWindow {
+            slots: vec![0; size],
+            next: 1,
+        }
+    }
+
+    /// The counter for a new nonce, with its slot reserved.
+    pub fn issue(&mut self) -> u32 {
+        let c = self.next;
+        self.next = self.next.wrapping_add(1).max(1);
+        let mask = self.slots.len() - 1;
+        self.slots[c as usize & mask] = u64::from(c) << 32;
+        c
+    }
+
+    /// Records nonce-count `nc` for the nonce with `counter`.
+    pub fn check(&mut self, counter: u32, nc: u32) -> NcVerdict {
+        let mask = self.slots.len() - 1;
+        let slot = &mut self.slots[counter as usize & mask];
+        if counter == 0 || (*slot >> 32) as u32 != counter {
+            return NcVerdict::Forgotten;
+        }
+        if nc <= *slot as u32 {
+            return NcVerdict::Replayed;
+        }
+        *slot = u64::from(counter) << 32 | u64::from(nc);
+        NcVerdict::Fresh
+    }
+}
+
+/// `nc`: exactly 8 hex digits (RFC 7616 §3.4), case-insensitive.
+pub fn parse_nc(nc: &[u8]) -> Option<u32> {
+    if nc.len() != 8 {
+        return None;
+    }
+    let mut v = 0u32;
+    for &c in nc {
+        v = v << 4 | u32::from(hex_val(c.to_ascii_lowercase())?);
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_round_trip_and_refuse_forgeries() {
+        let k = NonceKey::new(b"secret", 7);
+        let n = k.issue(3, 42, 123_456_789);
+        let info = k.verify(&n).expect("ours");
+        assert_eq!(
+            info,
+            NonceInfo {
+                instance: 7,
+                shard: 3,
+                counter: 42,
+                issued_ms: 123_456_789
+            }
+        );
+        let mut bad = n;
+        bad[10] = if bad[10] == b'0' { b'1' } else { b'0' };
+        assert_eq!(k.verify(&bad), None, "payload changed");
+        let mut bad = n;
+        bad[63] = if bad[63] == b'0' { b'1' } else { b'0' };
+        assert_eq!(k.verify(&bad), None, "tag changed");
+        assert_eq!(k.verify(&n[..63]), None);
+        assert_eq!(k.verify(&n.to_ascii_uppercase()), None);
+        // Another secret (a restarted edge) or another instance with the same secret.
+        assert_eq!(NonceKey::new(b"other", 7).verify(&n), None);
+        assert_eq!(NonceKey::new(b"secret", 8).verify(&n), None);
+    }
+
+    #[test]
+    fn window_counts_and_forgets() {
+        let mut w = NcWindow::new(1024);
+        let a = w.issue();
+        let b = w.issue();
+        assert_eq!(w.check(a, 1), NcVerdict::Fresh);
+        assert_eq!(w.check(a, 1), NcVerdict::Replayed);
+        assert_eq!(w.check(a, 2), NcVerdict::Fresh);
+        assert_eq!(w.check(a, 1), NcVerdict::Replayed);
+        assert_eq!(w.check(b, 1), NcVerdict::Fresh);
+        assert_eq!(w.check(999_999, 1), NcVerdict::Forgotten);
+        for _ in 0..1024 {
+            w.issue();
+        }
+        assert_eq!(w.check(b, 2), NcVerdict::Forgotten, "slot reused");
+        assert_eq!(parse_nc(b"0000000A"), Some(10));
+        assert_eq!(parse_nc(b"1"), None);
+        assert_eq!(parse_nc(b"0000000g"), None);
+    }
+}

@@ -1,0 +1,690 @@
+//! `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` and `[auth] users_file` → the
+//! core's [`AuthSpec`]. Passwords become HA1 (MD5 and SHA-256, for the realm) right here and
+//! are dropped: nothing after this file ever sees one.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use sipedge_core::auth::{
+    ha1, parse_hex_ha1, AccountSpec, Algorithm, AuthDb, AuthMode, AuthSettings, AuthSpec,
+    IpAuthSpec, IpNet, NatMode, NatPing, UserSpec, DEFAULT_NONCE_TTL_SECS,
+};
+
+/// Largest `[auth] nonce_ttl_secs`.
+pub const MAX_NONCE_TTL_SECS: u32 = 3600;
+
+/// `[auth]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    realm: String,
+    register: String,
+    invite: String,
+    username_must_match: bool,
+    nonce_ttl_secs: u32,
+    nonce_secret: String,
+    users_file: String,
+    algorithms: Vec<String>,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            realm: String::new(),
+            register: "auto".into(),
+            invite: "auto".into(),
+            username_must_match: true,
+            nonce_ttl_secs: DEFAULT_NONCE_TTL_SECS,
+            nonce_secret: String::new(),
+            users_file: String::new(),
+            algorithms: vec!["SHA-256".into(), "MD5".into()],
+        }
+    }
+}
+
+/// `[[accounts]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccount {
+    name: String,
+    #[serde(default)]
+    channels: Option<u32>,
+    #[serde(default)]
+    cps: Option<u32>,
+    #[serde(default)]
+    cli: Vec<String>,
+}
+
+/// `[[users]]` as written (also a users_file row).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    username: String,
+    #[serde(default)]
+    domain: Option<String>,
+    #[serde(default)]
+    account: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    ha1: Option<String>,
+    #[serde(default)]
+    ha1_sha256: Option<String>,
+    #[serde(default)]
+    ip_whitelist: Vec<String>,
+    #[serde(default)]
+    nat: Option<String>,
+    #[serde(default)]
+    nat_ping: Option<String>,
+    #[serde(default)]
+    channels: Option<u32>,
+    #[serde(default)]
+    cps: Option<u32>,
+}
+
+impl std::fmt::Debug for RawUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a password or HA1.
+        f.debug_struct("RawUser")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[[ip_auth]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIpAuth {
+    cidr: String,
+    account: String,
+    #[serde(default)]
+    cli_auth: bool,
+}
+
+/// A users_file in TOML: `[[users]]` only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    users: Vec<RawUser>,
+}
+
+/// The validated authentication config.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct AuthSetup {
+    /// What the core builds its tables from.
+    pub spec: AuthSpec,
+    /// `[auth] nonce_secret` decoded; `None`: generate one at start.
+    pub nonce_secret: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for AuthSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSetup")
+            .field("spec", &self.spec)
+            .field("nonce_secret", &self.nonce_secret.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+type Fail = (String, String);
+
+fn mode(key: &str, v: &str, has_users: bool) -> Result<AuthMode, Fail> {
+    match v {
+        "digest" => Ok(AuthMode::Digest),
+        "none" => Ok(AuthMode::None),
+        // Kamailio operators expect digest as soon as users exist; without users the
+        // default loopback edge stays open.
+        "auto" if has_users => Ok(AuthMode::Digest),
+        "auto" => Ok(AuthMode::None),
+        other => Err((
+            key.into(),
+            format!("`{other}` is not one of \"auto\", \"digest\", \"none\""),
+        )),
+    }
+}
+
+fn hex_secret(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim().as_bytes();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    s.chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+        .collect()
+}
+
+/// Validates the auth sections; `domains` are the edge's (the realm defaults to the first),
+/// `file` is the config file (a relative users_file is relative to its directory).
+pub fn parse(
+    raw: RawAuth,
+    accounts: Vec<RawAccount>,
+    users: Vec<RawUser>,
+    ip_auth: Vec<RawIpAuth>,
+    domains: &[String],
+    file: &str,
+) -> Result<AuthSetup, Fail> {
+    let realm = if raw.realm.trim().is_empty() {
+        domains
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "localhost".into())
+    } else {
+        raw.realm.trim().to_string()
+    };
+    if realm.contains(['"', '\\']) {
+        return Err(("auth.realm".into(), "must not contain `\"` or `\\`".into()));
+    }
+    if !(1..=MAX_NONCE_TTL_SECS).contains(&raw.nonce_ttl_secs) {
+        return Err((
+            "auth.nonce_ttl_secs".into(),
+            format!("{} is outside 1..={MAX_NONCE_TTL_SECS}", raw.nonce_ttl_secs),
+        ));
+    }
+    let nonce_secret = if raw.nonce_secret.is_empty() {
+        None
+    } else {
+        match hex_secret(&raw.nonce_secret) {
+            Some(s) if s.len() >= 16 => Some(s),
+            _ => {
+                return Err((
+                    "auth.nonce_secret".into(),
+                    "must be at least 32 hex digits (16 bytes)".into(),
+                ))
+            }
+        }
+    };
+    // Every user with the place it came from, for error messages.
+    let mut all: Vec<(String, RawUser)> = users
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| (format!("users[{i}]"), u))
+        .collect();
+    if !raw.users_file.is_empty() {
+        let base = Path::new(file).parent().unwrap_or(Path::new("."));
+        let path = base.join(&raw.users_file);
+        let rows = load_users_file(&path).map_err(|m| ("auth.users_file".to_string(), m))?;
+        all.extend(rows);
+    }
+    let mut seen: HashMap<(String, String), String> = HashMap::new();
+    let mut out_users = Vec::with_capacity(all.len());
+    for (place, u) in all {
+        let spec = user_spec(&place, u, &realm)?;
+        let key = (
+            spec.domain.clone().unwrap_or_default(),
+            spec.username.clone(),
+        );
+        if let Some(first) = seen.get(&key) {
+            let who = match &spec.domain {
+                Some(d) => format!("{}@{d}", spec.username),
+                None => spec.username.clone(),
+            };
+            return Err((
+                format!("{place}.username"),
+                format!("duplicate user `{who}`: {first} and {place}"),
+            ));
+        }
+        seen.insert(key, place);
+        out_users.push(spec);
+    }
+    let has_users = !out_users.is_empty();
+    let mut algorithms = Vec::new();
+    for (i, a) in raw.algorithms.iter().enumerate() {
+        let alg = Algorithm::from_param(Some(a.as_bytes())).ok_or_else(|| {
+            (
+                format!("auth.algorithms[{i}]"),
+                format!("`{a}` is not one of \"SHA-256\", \"MD5\""),
+            )
+        })?;
+        if algorithms.contains(&alg) {
+            return Err((
+                format!("auth.algorithms[{i}]"),
+                format!("`{a}` is listed twice"),
+            ));
+        }
+        algorithms.push(alg);
+    }
+    if algorithms.is_empty() {
+        return Err((
+            "auth.algorithms".into(),
+            "at least one algorithm is required".into(),
+        ));
+    }
+    let settings = AuthSettings {
+        algorithms,
+        realm,
+        register: mode("auth.register", &raw.register, has_users)?,
+        invite: mode("auth.invite", &raw.invite, has_users)?,
+        username_must_match: raw.username_must_match,
+        nonce_ttl_secs: raw.nonce_ttl_secs,
+    };
+    let accounts = accounts
+        .into_iter()
+        .map(|a| AccountSpec {
+            name: a.name,
+            channels: a.channels,
+            cps: a.cps,
+            cli: a.cli,
+        })
+        .collect();
+    let mut entries = Vec::with_capacity(ip_auth.len());
+    for (i, e) in ip_auth.into_iter().enumerate() {
+        let cidr = parse_cidr(&e.cidr).ok_or_else(|| {
+            (
+                format!("ip_auth[{i}].cidr"),
+                format!("`{}` is not a CIDR", e.cidr),
+            )
+        })?;
+        entries.push(IpAuthSpec {
+            cidr,
+            account: e.account,
+            cli_auth: e.cli_auth,
+        });
+    }
+    let spec = AuthSpec {
+        settings,
+        accounts,
+        users: out_users,
+        ip_auth: entries,
+    };
+    // References, shared prefixes, patterns: the core's own checks, run once here so
+    // `--check` and a reload refuse what the shards would.
+    AuthDb::build(&spec).map_err(|e| ("auth".to_string(), e.to_string()))?;
+    Ok(AuthSetup { spec, nonce_secret })
+}
+
+/// `a.b.c.d/len`, `v6/len`, or a bare address (a host prefix).
+fn parse_cidr(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+        .map(|n| n.trunc())
+}
+
+fn user_spec(place: &str, u: RawUser, realm: &str) -> Result<UserSpec, Fail> {
+    let key = |k: &str| format!("{place}.{k}");
+    if u.username.is_empty() || u.username.contains(['"', '\\', ':']) {
+        return Err((
+            key("username"),
+            "must be non-empty, without `\"`, `\\` or `:`".into(),
+        ));
+    }
+    let (ha1_md5, ha1_sha256) = match (&u.password, &u.ha1, &u.ha1_sha256) {
+        (Some(p), None, None) => {
+            let m = ha1(
+                Algorithm::Md5,
+                u.username.as_bytes(),
+                realm.as_bytes(),
+                p.as_bytes(),
+            );
+            let mut md5 = [0u8; 32];
+            md5.copy_from_slice(&m[..32]);
+            let sha = ha1(
+                Algorithm::Sha256,
+                u.username.as_bytes(),
+                realm.as_bytes(),
+                p.as_bytes(),
+            );
+            (Some(md5), Some(sha))
+        }
+        (None, md5, sha) if md5.is_some() || sha.is_some() => {
+            let md5 = match md5 {
+                Some(h) => Some(parse_hex_ha1::<32>(h).ok_or((
+                    key("ha1"),
+                    "must be 32 hex digits (MD5 of username:realm:password)".to_string(),
+                ))?),
+                None => None,
+            };
+            let sha = match sha {
+                Some(h) => Some(parse_hex_ha1::<64>(h).ok_or((
+                    key("ha1_sha256"),
+                    "must be 64 hex digits (SHA-256 of username:realm:password)".to_string(),
+                ))?),
+                None => None,
+            };
+            (md5, sha)
+        }
+        (None, None, None) => {
+            return Err((
+                key("password"),
+                "a user needs password, ha1 or ha1_sha256".into(),
+            ))
+        }
+        _ => {
+            return Err((
+                key("password"),
+                "give either password or ha1/ha1_sha256, not both".into(),
+            ))
+        }
+    };
+    let mut ip_whitelist = Vec::with_capacity(u.ip_whitelist.len());
+    for (i, c) in u.ip_whitelist.iter().enumerate() {
+        ip_whitelist.push(parse_cidr(c).ok_or_else(|| {
+            (
+                key(&format!("ip_whitelist[{i}]")),
+                format!("`{c}` is not a CIDR"),
+            )
+        })?);
+    }
+    let nat = match u.nat.as_deref().unwrap_or("auto") {
+        "auto" => NatMode::Auto,
+        "force" => NatMode::Force,
+        "disabled" => NatMode::Disabled,
+        o => {
+            return Err((
+                key("nat"),
+                format!("`{o}` is not one of \"auto\", \"force\", \"disabled\""),
+            ))
+        }
+    };
+    let nat_ping = match u.nat_ping.as_deref().unwrap_or("disabled") {
+        "disabled" => NatPing::Disabled,
+        "enabled" => NatPing::Enabled,
+        "timeout" => NatPing::Timeout,
+        o => {
+            return Err((
+                key("nat_ping"),
+                format!("`{o}` is not one of \"disabled\", \"enabled\", \"timeout\""),
+            ))
+        }
+    };
+    let domain = u
+        .domain
+        .map(|d| d.trim().to_ascii_lowercase())
+        .filter(|d| !d.is_empty());
+    Ok(UserSpec {
+        username: u.username,
+        domain,
+        account: u.account,
+        ha1_md5,
+        ha1_sha256,
+        ip_whitelist,
+        nat,
+        nat_ping,
+        channels: u.channels,
+        cps: u.cps,
+    })
+}
+
+/// A users_file: `.toml` with `[[users]]`, or `.csv` with a header row naming the
+/// `[[users]]` fields (`ip_whitelist` as CIDRs separated by spaces or `;`; fields may be
+/// double-quoted, `""` inside quotes is one quote).
+fn load_users_file(path: &Path) -> Result<Vec<(String, RawUser)>, String> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    if path
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("csv"))
+    {
+        return parse_csv(&text, &shown);
+    }
+    let f: UsersFile = toml::from_str(&text).map_err(|e| format!("`{shown}`: {e}"))?;
+    Ok(f.users
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| (format!("users_file `{shown}` users[{i}]"), u))
+        .collect())
+}
+
+fn split_csv(line: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            (true, '"') => quoted = false,
+            (false, '"') if cur.trim().is_empty() => {
+                cur.clear();
+                quoted = true;
+            }
+            (false, ',') => out.push(std::mem::take(&mut cur).trim().to_string()),
+            (_, c) => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err("unterminated quote".into());
+    }
+    out.push(cur.trim().to_string());
+    Ok(out)
+}
+
+fn parse_csv(text: &str, shown: &str) -> Result<Vec<(String, RawUser)>, String> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    let Some((_, header)) = lines.next() else {
+        return Ok(Vec::new());
+    };
+    let names = split_csv(header).map_err(|e| format!("`{shown}` header: {e}"))?;
+    let mut out = Vec::new();
+    for (n, line) in lines {
+        let at = format!("users_file `{shown}` line {}", n + 1);
+        let fields = split_csv(line).map_err(|e| format!("{at}: {e}"))?;
+        if fields.len() != names.len() {
+            return Err(format!(
+                "{at}: {} fields, the header has {}",
+                fields.len(),
+                names.len()
+            ));
+        }
+        let mut u = RawUser::default();
+        for (name, v) in names.iter().zip(fields) {
+            let opt = || (!v.is_empty()).then(|| v.clone());
+            let num = |v: &str| -> Result<Option<u32>, String> {
+                if v.is_empty() {
+                    return Ok(None);
+                }
+                v.parse()
+                    .map(Some)
+                    .map_err(|_| format!("{at}: `{name}` is not a number"))
+            };
+            match name.as_str() {
+                "username" => u.username = v.clone(),
+                "domain" => u.domain = opt(),
+                "account" => u.account = opt(),
+                "password" => u.password = opt(),
+                "ha1" => u.ha1 = opt(),
+                "ha1_sha256" => u.ha1_sha256 = opt(),
+                "ip_whitelist" => {
+                    u.ip_whitelist = v
+                        .split([' ', ';'])
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                }
+                "nat" => u.nat = opt(),
+                "nat_ping" => u.nat_ping = opt(),
+                "channels" => u.channels = num(&v)?,
+                "cps" => u.cps = num(&v)?,
+                other => return Err(format!("`{shown}` header: unknown field `{other}`")),
+            }
+        }
+        out.push((at, u));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use sipedge_core::auth::{ha1, Algorithm, AuthMode, NatPing};
+
+    fn parse(text: &str) -> Result<Config, crate::config::ConfigError> {
+        Config::parse(text, "/nonexistent/dir/test.toml")
+    }
+
+    #[test]
+    fn default_is_open_and_users_turn_digest_on() {
+        let c = parse("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.auth.spec.settings.register, AuthMode::None);
+        assert_eq!(c.auth.spec.settings.realm, "localhost");
+        let c = parse(
+            "[server]\ndomains = [\"example.com\"]\n[[accounts]]\nname = \"a\"\n[[users]]\nusername = \"alice\"\naccount = \"a\"\npassword = \"pw\"\nnat_ping = \"timeout\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let s = &c.auth.spec;
+        assert_eq!(
+            (s.settings.register, s.settings.invite),
+            (AuthMode::Digest, AuthMode::Digest)
+        );
+        assert_eq!(s.settings.realm, "example.com");
+        let u = &s.users[0];
+        assert_eq!(u.nat_ping, NatPing::Timeout);
+        let want = ha1(Algorithm::Sha256, b"alice", b"example.com", b"pw");
+        assert_eq!(u.ha1_sha256, Some(want));
+        let md5 = ha1(Algorithm::Md5, b"alice", b"example.com", b"pw");
+        assert_eq!(u.ha1_md5.map(|h| h.to_vec()), Some(md5[..32].to_vec()));
+        // The password is nowhere in the validated config, nor in its Debug.
+        assert!(!format!("{c:?}").contains("pw\""), "{c:?}");
+        let c = parse("[auth]\nregister = \"none\"\n[[users]]\nusername = \"a\"\nha1 = \"0123456789ABCDEF0123456789abcdef\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.auth.spec.settings.register, AuthMode::None);
+        assert_eq!(
+            c.auth.spec.users[0].ha1_md5.as_ref().map(|h| &h[..]),
+            Some(&b"0123456789abcdef0123456789abcdef"[..])
+        );
+        assert_eq!(c.auth.spec.users[0].ha1_sha256, None);
+    }
+
+    fn key_of(text: &str) -> (String, String) {
+        match parse(text) {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => (e.key, e.message),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let (k, m) = key_of(
+            "[[users]]\nusername = \"alice\"\npassword = \"a\"\n[[users]]\nusername = \"bob\"\npassword = \"b\"\n[[users]]\nusername = \"alice\"\npassword = \"c\"\n",
+        );
+        assert_eq!(k, "users[2].username");
+        assert!(
+            m.contains("duplicate user `alice`") && m.contains("users[0] and users[2]"),
+            "{m}"
+        );
+        // Same name in two domains is fine; twice in one domain is not.
+        assert!(parse("[[users]]\nusername = \"a\"\ndomain = \"x.org\"\npassword = \"p\"\n[[users]]\nusername = \"a\"\npassword = \"p\"\n").is_ok());
+        let (k, m) = key_of("[[users]]\nusername = \"a\"\ndomain = \"X.org\"\npassword = \"p\"\n[[users]]\nusername = \"a\"\ndomain = \"x.org\"\npassword = \"p\"\n");
+        assert_eq!(
+            (k.as_str(), m.contains("`a@x.org`")),
+            ("users[1].username", true),
+            "{m}"
+        );
+        assert_eq!(
+            key_of("[[users]]\nusername = \"a\"\n").0,
+            "users[0].password"
+        );
+        assert_eq!(
+            key_of("[[users]]\nusername = \"a\"\npassword = \"p\"\nha1 = \"00\"\n").0,
+            "users[0].password"
+        );
+        assert_eq!(
+            key_of("[[users]]\nusername = \"a\"\nha1 = \"00\"\n").0,
+            "users[0].ha1"
+        );
+        assert_eq!(
+            key_of(
+                "[[users]]\nusername = \"a\"\npassword = \"p\"\nip_whitelist = [\"10.0.0.0/33\"]\n"
+            )
+            .0,
+            "users[0].ip_whitelist[0]"
+        );
+        assert_eq!(
+            key_of("[[users]]\nusername = \"a\"\npassword = \"p\"\nnat = \"yes\"\n").0,
+            "users[0].nat"
+        );
+        assert_eq!(key_of("[auth]\nregister = \"basic\"\n").0, "auth.register");
+        assert_eq!(
+            key_of("[auth]\nnonce_ttl_secs = 0\n").0,
+            "auth.nonce_ttl_secs"
+        );
+        assert_eq!(
+            key_of("[auth]\nalgorithms = [\"SHA-1\"]\n").0,
+            "auth.algorithms[0]"
+        );
+        assert_eq!(key_of("[auth]\nalgorithms = []\n").0, "auth.algorithms");
+        assert_eq!(
+            key_of("[auth]\nnonce_secret = \"abc\"\n").0,
+            "auth.nonce_secret"
+        );
+        assert_eq!(
+            key_of("[[ip_auth]]\ncidr = \"x\"\naccount = \"a\"\n").0,
+            "ip_auth[0].cidr"
+        );
+        let (k, m) = key_of("[[ip_auth]]\ncidr = \"10.0.0.0/8\"\naccount = \"nope\"\n");
+        assert!(k == "auth" && m.contains("unknown account `nope`"), "{m}");
+        let (_, m) = key_of("[[accounts]]\nname = \"a\"\ncli = [\"(\"]\n");
+        assert!(m.contains("cli pattern"), "{m}");
+        let (_, m) = key_of("[[users]]\nusername = \"a\"\npassword = \"p\"\nsecret = 1\n");
+        assert!(m.contains("secret"), "{m}");
+        assert_eq!(
+            key_of("[auth]\nusers_file = \"missing.csv\"\n").0,
+            "auth.users_file"
+        );
+    }
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(std::path::PathBuf);
+    impl TempDir {
+        fn new() -> TempDir {
+            let p = std::env::temp_dir().join(format!("sipedge-auth-{}", std::process::id()));
+            std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("{e}"));
+            TempDir(p)
+        }
+        fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn users_files_csv_and_toml() {
+        let dir = TempDir::new();
+        let csv = dir.path().join("users.csv");
+        std::fs::write(
+            &csv,
+            "# provisioning export\nusername,domain,account,password,ip_whitelist,channels\nalice,,acme,\"pa,ss\"\"word\",10.0.0.0/8 192.0.2.1,2\nbob,example.com,acme,pw,,\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let main = dir.path().join("sipedge.toml");
+        let cfg = "[auth]\nusers_file = \"users.csv\"\n[[accounts]]\nname = \"acme\"\n[[users]]\nusername = \"carol\"\npassword = \"x\"\n";
+        std::fs::write(&main, cfg).unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+        let users = &c.auth.spec.users;
+        assert_eq!(users.len(), 3);
+        assert_eq!(users[1].username, "alice");
+        assert_eq!(users[1].ip_whitelist.len(), 2);
+        assert_eq!(users[1].channels, Some(2));
+        let want = ha1(Algorithm::Sha256, b"alice", b"localhost", b"pa,ss\"word");
+        assert_eq!(users[1].ha1_sha256, Some(want));
+        assert_eq!(users[2].domain.as_deref(), Some("example.com"));
+        // A duplicate between the config and the file names both places.
+        std::fs::write(&csv, "username,password\ncarol,y\n").unwrap_or_else(|e| panic!("{e}"));
+        let e = Config::load(&main)
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
+        assert!(e.message.contains("users[0] and users_file"), "{e}");
+        assert!(e.message.contains("line 2"), "{e}");
+        // TOML users file.
+        let toml_users = dir.path().join("users.toml");
+        std::fs::write(&toml_users, "[[users]]\nusername = \"dave\"\nha1_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&main, cfg.replace("users.csv", "users.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.auth.spec.users[1].username, "dave");
+    }
+}
