@@ -327,7 +327,11 @@ impl Config {
             .persistence
             .validate()
             .map_err(|e| err(format!("registrar.persistence.{}", e.key), e.message))?;
-        let nat = raw.nat.validate().map_err(|(k, m)| err(k, m))?;
+        let mut nat = raw.nat.validate().map_err(|(k, m)| err(k, m))?;
+        nat.users = std::sync::Arc::new(
+            crate::config_nat::user_overrides(&raw.users, &domains, registrar.case_sensitive)
+                .map_err(|(k, m)| err(k, m))?,
+        );
         let auth = crate::auth_config::parse(
             raw.auth,
             raw.accounts,

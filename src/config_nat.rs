@@ -4,12 +4,58 @@
 //! `NatConfig::users` keyed by canonical AoR; see [`sipedge_core::NatUser`] and
 //! [`parse_nat_mode`] / [`parse_ping_mode`] to read their values.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use sipedge_core::{
-    NatConfig, NatMode, PingMethod, PingMode, DEFAULT_PING_FAILURES_MAX,
+    NatConfig, NatMode, NatUser, PingMethod, PingMode, DEFAULT_PING_FAILURES_MAX,
     DEFAULT_PING_INTERVAL_SECS, MAX_PING_FAILURES_MAX, MAX_PING_INTERVAL_SECS,
     MIN_PING_INTERVAL_SECS,
 };
+
+/// `[[users]]` `nat` / `nat_ping` → [`NatConfig::users`], keyed by canonical AoR: `sip:` and
+/// `sips:` + user (lowercased unless the registrar is case-sensitive) + `@` + domain, for
+/// every served domain when the user names none. Users that set neither key are left out
+/// (the `[nat]` defaults apply to them). `users_file` rows are not read here yet.
+pub(crate) fn user_overrides(
+    users: &[crate::auth_config::RawUser],
+    domains: &[String],
+    case_sensitive: bool,
+) -> Result<HashMap<Vec<u8>, NatUser>, (String, String)> {
+    let mut out = HashMap::new();
+    for (i, u) in users.iter().enumerate() {
+        let (name, domain, nat, ping) = u.nat_keys();
+        let key = |k: &str| format!("users[{i}].{k}");
+        let over = NatUser {
+            nat: nat
+                .map(parse_nat_mode)
+                .transpose()
+                .map_err(|m| (key("nat"), m))?,
+            ping: ping
+                .map(parse_ping_mode)
+                .transpose()
+                .map_err(|m| (key("nat_ping"), m))?,
+        };
+        if over == NatUser::default() {
+            continue;
+        }
+        let user = if case_sensitive {
+            name.to_string()
+        } else {
+            name.to_ascii_lowercase()
+        };
+        let doms: Vec<String> = match domain {
+            Some(d) => vec![d.trim().to_ascii_lowercase()],
+            None => domains.to_vec(),
+        };
+        for d in doms {
+            for scheme in ["sip", "sips"] {
+                out.insert(format!("{scheme}:{user}@{d}").into_bytes(), over);
+            }
+        }
+    }
+    Ok(out)
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -158,5 +204,30 @@ mod tests {
         }
         let d = Config::parse("", "t").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(d.nat, sipedge_core::NatConfig::default());
+    }
+
+    #[test]
+    fn users_override_the_defaults() {
+        let c = Config::parse(
+            "[server]\ndomains = [\"example.com\"]\n[[accounts]]\nname = \"a\"\n[[users]]\nusername = \"Alice\"\ndomain = \"example.com\"\naccount = \"a\"\npassword = \"pw\"\nnat = \"force\"\nnat_ping = \"timeout\"\n[[users]]\nusername = \"bob\"\naccount = \"a\"\npassword = \"pw\"\n",
+            "t",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let alice = sipedge_core::NatUser {
+            nat: Some(sipedge_core::NatMode::Force),
+            ping: Some(sipedge_core::PingMode::Timeout),
+        };
+        assert_eq!(c.nat.users.get(&b"sip:alice@example.com"[..]), Some(&alice));
+        assert_eq!(
+            c.nat.users.get(&b"sips:alice@example.com"[..]),
+            Some(&alice)
+        );
+        assert!(
+            c.nat
+                .users
+                .keys()
+                .all(|k| !k.windows(3).any(|w| w == b"bob")),
+            "bob sets nothing: the [nat] defaults apply"
+        );
     }
 }

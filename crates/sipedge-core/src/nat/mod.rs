@@ -15,8 +15,9 @@
 //! `received_avp`.
 //!
 //! **Per-user settings.** [`NatConfig::users`] maps a canonical AoR (`sip:user@domain`) to a
-//! [`NatUser`] override of the global defaults; the `[[users]]` table (auth branch) fills
-//! it. It is read at every REGISTER and restore ([`crate::Core::nat_user`]) and its result
+//! [`NatUser`] override of the global defaults; the shell fills it from the `nat` /
+//! `nat_ping` keys of `[[users]]` (`src/config_nat.rs`; a key left out means the `[nat]`
+//! default, and a SIGHUP reload of the users does not change it yet). It is read at every REGISTER and restore ([`crate::Core::nat_user`]) and its result
 //! is stored in the binding (NATed or not, ping mode), so the pinger never looks it up.
 //!
 //! **Per-binding state** fits in the padding of the 72-byte binding slot ([`NatState`], 5
@@ -116,7 +117,7 @@ pub struct NatConfig {
     /// `ping_failures_max`: unanswered pings in a row that deregister (`timeout` mode).
     pub ping_failures_max: u8,
     /// Per-user overrides by canonical AoR (`sip:user@domain`, user lowercased unless the
-    /// registrar is case-sensitive). Filled by the `[[users]]` config (auth branch).
+    /// registrar is case-sensitive). Filled from `[[users]]` by the shell.
     pub users: Arc<HashMap<Vec<u8>, NatUser>>,
     /// The sent-by (`host:port`) to put in the Via of our OPTIONS pings, per socket
     /// ([`crate::LocalId`] index). The shell fills it from the listen addresses; a missing
