@@ -105,6 +105,10 @@ pub struct Config {
     pub persistence: Option<PersistenceConfig>,
     /// `[nat]` (its `advertise` is filled per shard by `main`).
     pub nat: sipedge_core::NatConfig,
+    /// `[sip]`: transaction timers.
+    pub sip: sipedge_core::SipTimers,
+    /// `[proxy]`: the relay.
+    pub proxy: crate::config_relay::ProxySettings,
     /// `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` (src/auth_config.rs).
     pub auth: crate::auth_config::AuthSetup,
 }
@@ -122,6 +126,10 @@ struct RawConfig {
     registrar: RawRegistrar,
     #[serde(default)]
     nat: crate::config_nat::RawNat,
+    #[serde(default)]
+    sip: crate::config_relay::RawSip,
+    #[serde(default)]
+    proxy: crate::config_relay::RawProxy,
     #[serde(default)]
     auth: crate::auth_config::RawAuth,
     #[serde(default)]
@@ -332,6 +340,8 @@ impl Config {
             crate::config_nat::user_overrides(&raw.users, &domains, registrar.case_sensitive)
                 .map_err(|(k, m)| err(k, m))?,
         );
+        let sip = crate::config_relay::parse_sip(&raw.sip).map_err(|(k, m)| err(k.into(), m))?;
+        let proxy = crate::config_relay::parse_proxy(&raw.proxy);
         let auth = crate::auth_config::parse(
             raw.auth,
             raw.accounts,
@@ -342,6 +352,8 @@ impl Config {
         )
         .map_err(|(k, m)| err(k, m))?;
         Ok(Config {
+            sip,
+            proxy,
             auth,
             nat,
             listen,

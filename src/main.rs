@@ -8,8 +8,10 @@ mod admin;
 mod auth_config;
 mod config;
 mod config_nat;
+mod config_relay;
 mod metrics;
 mod metrics_nat;
+mod metrics_relay;
 mod persist;
 mod shard;
 
@@ -147,6 +149,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 nat: sipedge_core::NatConfig {
                     advertise: advertise(&cfg),
                     ..cfg.nat.clone()
+                },
+                sip: cfg.sip,
+                proxy: sipedge_core::ProxyConfig {
+                    record_route: cfg.proxy.record_route,
+                    allow_outbound: cfg.proxy.allow_outbound,
+                    advertise: cfg.listen.iter().map(|l| l.addr).collect(),
+                    route_key: seed,
                 },
                 auth: auth.clone(),
                 ..CoreConfig::default()

@@ -47,6 +47,8 @@ pub struct ShardMetrics {
     restore_expired: AtomicU64,
     bindings: AtomicU64,
     aors: AtomicU64,
+    /// The relay's counters (`metrics_relay.rs`).
+    pub relay: crate::metrics_relay::RelayMetrics,
     /// `sipedge_core::auth::AuthStats`, in `AUTH_COUNTERS` order.
     auth: [AtomicU64; AUTH_COUNTERS.len()],
 }
@@ -371,5 +373,6 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
         "# HELP sipedge_shards Number of shards.\n# TYPE sipedge_shards gauge\nsipedge_shards {}",
         shards.len()
     );
+    crate::metrics_relay::render(&mut out, shards);
     out
 }

@@ -196,6 +196,9 @@ pub fn run(setup: ShardSetup) {
         }
         mesh.flush_wakeups();
         metrics.publish(core.stats(), engine.stats(), &mesh.stats(), &lp);
+        metrics
+            .relay
+            .publish(core.proxy_stats(), core.transaction_count());
         metrics.publish_location(core.binding_count(), core.aor_count());
         metrics.publish_auth(core.auth_stats());
     }

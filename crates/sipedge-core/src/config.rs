@@ -5,7 +5,7 @@ use sipedge_msg::ParseOptions;
 use crate::shard::ShardId;
 
 /// Methods the edge handles today (RFC 3261 §20.5 Allow). Grows as issues land.
-pub const ALLOW: &str = "REGISTER, OPTIONS, ACK";
+pub const ALLOW: &str = "REGISTER, OPTIONS, INVITE, ACK, CANCEL, BYE, MESSAGE";
 /// Bodies the edge accepts in requests it answers itself (RFC 3261 §20.1 Accept).
 pub const ACCEPT: &str = "application/sdp";
 /// Option tags the edge supports (RFC 3261 §20.37): the registrar stores and echoes Path
@@ -85,6 +85,10 @@ pub struct CoreConfig {
     pub journal: bool,
     /// `[nat]`: NAT detection and keepalives.
     pub nat: crate::nat::NatConfig,
+    /// `[sip]`: transaction timer bases (RFC 3261 T1, T2, T4).
+    pub sip: crate::txn::SipTimers,
+    /// `[proxy]`: the relay.
+    pub proxy: crate::proxy::ProxyConfig,
     /// `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` and the nonce secret.
     pub auth: crate::auth::AuthConfig,
 }
@@ -101,6 +105,8 @@ impl Default for CoreConfig {
             registrar: RegistrarConfig::default(),
             journal: false,
             nat: crate::nat::NatConfig::default(),
+            sip: crate::txn::SipTimers::default(),
+            proxy: crate::proxy::ProxyConfig::default(),
             auth: crate::auth::AuthConfig::default(),
         }
     }

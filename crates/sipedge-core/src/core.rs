@@ -70,6 +70,8 @@ pub struct Core {
     pub(crate) path_buf: Vec<u8>,
     /// The keepalive pinger (`nat::ping`).
     pub(crate) nat: crate::nat::NatRuntime,
+    /// The relay: transaction cells and their buffers (`proxy`, `txn`).
+    pub(crate) relay: crate::proxy::Relay,
     /// Nonce key, nonce-count window, counters (`auth`).
     pub(crate) auth: crate::auth::AuthState,
 }
@@ -80,6 +82,7 @@ impl Core {
         Core {
             nat: crate::nat::NatRuntime::new(&cfg.nat),
             loc: Location::new(cfg.seed),
+            relay: crate::proxy::Relay::new(cfg.seed, cfg.proxy.route_key),
             auth: crate::auth::AuthState::new(&cfg.auth),
             arrival: cfg.shard,
             cfg,
@@ -112,6 +115,16 @@ impl Core {
     /// Counters.
     pub fn stats(&self) -> &CoreStats {
         &self.stats
+    }
+
+    /// Relay counters.
+    pub fn proxy_stats(&self) -> &crate::proxy::ProxyStats {
+        &self.relay.stats
+    }
+
+    /// Live transactions (relay cells) on this shard.
+    pub fn transaction_count(&self) -> usize {
+        self.relay.txns.len()
     }
 
     /// A datagram arrived on socket `local` from `remote`.
@@ -164,11 +177,10 @@ impl Core {
         if msg.is_response() {
             self.stats.responses_in += 1;
             if self.nat_response(now, local, remote, &msg) {
-                return;
+                return; // one of our keepalives (nat::ping), on any shard
             }
-            // No client transactions exist yet: RFC 3261 §18.1.2 — a response that matches
-            // none is discarded.
-            self.stats.responses_unmatched += 1;
+            // Client transactions of the relay (RFC 3261 §17.1.3); unmatched: discarded.
+            self.handle_response(now, local, remote, &msg);
             return;
         }
         self.stats.requests_in += 1;
@@ -204,6 +216,9 @@ impl Core {
                 self.arrival = self.cfg.shard;
             }
             ShardMsg::Lookup { aor, token } => self.answer_lookup(now, from, &aor, token),
+            ShardMsg::LookupReply(reply) if crate::proxy::is_relay_token(reply.token) => {
+                self.relay_lookup_reply(now, reply)
+            }
             ShardMsg::LookupReply(reply) => self.lookups.push_back(reply),
         }
     }
@@ -214,7 +229,11 @@ impl Core {
         fired.clear();
         self.wheel.advance(Tick(now.0 / TICK_MILLIS), &mut fired);
         for &key in &fired {
-            self.binding_timer(now, key);
+            if key & crate::txn::TXN_TIMER_BIT != 0 {
+                self.txn_timer(now, key);
+            } else {
+                self.binding_timer(now, key);
+            }
         }
         self.fired = fired;
         self.nat_timeout(now);

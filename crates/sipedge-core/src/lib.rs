@@ -1,6 +1,6 @@
 //! `sipedge-core`: the sans-IO protocol logic of the edge — transactions, registrar, location
 //! store, authentication, NAT handling, proxy and limits. Today: stateless replies, the
-//! registrar and the location table.
+//! registrar, the location table and the transaction-stateful relay.
 //!
 //! **What it does not do.** No I/O, no clock, no threads, no RNG of its own, no `unsafe`.
 //! Inputs come in through `handle_*` calls with the current time as an argument; outputs are
@@ -38,7 +38,10 @@
 //! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off
 //! messages), `nat` (NAT detection, the received address, the keepalive pinger).
 //! messages), `auth` (digest, nonces, IP/CLI authentication; its module doc has the rules
-//! and the relay's hook [`Core::authenticate_request`]).
+//! and the relay's hook [`Core::authenticate_request`]), `txn` (RFC 3261 §17 transaction
+//! cells, states, timer keys, our Via branch) and `proxy` (the RFC 3261 §16 relay: routing,
+//! forwarding, responses, timers, and the hooks for auth and NAT). Relay counters:
+//! [`Core::proxy_stats`].
 
 mod aor;
 pub mod auth;
@@ -51,12 +54,14 @@ mod location;
 mod lookup;
 mod nat;
 mod output;
+mod proxy;
 mod record;
 mod registrar;
 mod shard;
 mod stateless;
 mod stats;
 mod time;
+mod txn;
 
 pub use crate::config::{
     CoreConfig, Overflow, RegistrarConfig, ACCEPT, ALLOW, DEFAULT_EXPIRES_SECS,
@@ -71,7 +76,9 @@ pub use crate::nat::{
     MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
 };
 pub use crate::output::{LocalId, Transmit};
+pub use crate::proxy::{ProxyConfig, ProxyStats};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
 pub use crate::shard::{ShardId, ShardMsg};
 pub use crate::stats::CoreStats;
 pub use crate::time::Millis;
+pub use crate::txn::{SipTimers, DEFAULT_T1_MS, DEFAULT_T2_MS, DEFAULT_T4_MS};

@@ -20,6 +20,10 @@ impl Core {
         msg: &Message<'_>,
     ) {
         let Some(method) = msg.method() else { return };
+        // The relay (RFC 3261 §16) takes what is not the edge's own business.
+        if self.relay_request(now, local, remote, msg) {
+            return;
+        }
         if method == Method::Ack {
             // An ACK has no response (RFC 3261 §17.1.1.3); with no transaction it is absorbed.
             self.stats.dropped += 1;

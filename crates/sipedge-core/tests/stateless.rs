@@ -113,22 +113,35 @@ fn status_of(c: &mut Core, req: &[u8]) -> u16 {
 }
 
 #[test]
-fn methods_the_edge_does_not_handle_yet() {
+fn methods_the_edge_does_not_handle_itself() {
     let mut c = core();
-    let (_, bytes) = only_reply(
+    // An INVITE is relayed now (issue 7): an unregistered callee gets 100 then 404.
+    let replies = exchange(
         &mut c,
         &request("INVITE", "sip:bob@edge.example.com", "", ""),
     );
+    let codes: Vec<u16> = replies
+        .iter()
+        .map(|(_, b)| Message::parse(b).unwrap().status().unwrap())
+        .collect();
+    assert_eq!(codes, [100, 404]);
+    let (_, bytes) = only_reply(&mut c, &request("PUBLISH", "sip:edge.example.com", "", ""));
     let r = Message::parse(&bytes).unwrap();
-    assert_eq!(r.status(), Some(405));
+    assert_eq!(r.status(), Some(405), "the edge itself is the UAS");
     assert!(
         r.header(HeaderName::Allow).is_some(),
         "RFC 3261 §21.4.6: 405 carries Allow"
     );
+    let (_, bytes) = only_reply(
+        &mut c,
+        &request("SUBSCRIBE", "sip:elsewhere.example.net", "", ""),
+    );
+    let r = Message::parse(&bytes).unwrap();
+    assert_eq!(r.status(), Some(403), "not an open relay");
     assert_eq!(
         status_of(
             &mut c,
-            &request("FROBNICATE", "sip:bob@edge.example.com", "", "")
+            &request("FROBNICATE", "sip:edge.example.com", "", "")
         ),
         501
     );

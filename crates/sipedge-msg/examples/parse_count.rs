@@ -1,5 +1,5 @@
 //! Instruction-count harness: `valgrind --tool=callgrind target/release/examples/parse_count
-//! N register|register_validated|invite`; (Ir(N) - Ir(0)) / N is the cost per message.
+//! N register|register_validated|ok200|invite`; (Ir(N) - Ir(0)) / N is the cost per message.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::hint::black_box;
@@ -17,6 +17,19 @@ Contact: <sip:alice@192.0.2.10:5062;transport=udp>;expires=3600\r\n\
 Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"ea9c8e88df84f1cec4341ae6cbe5a359\", uri=\"sip:example.com\", response=\"dfe56131d1958046689d83306477ecc2\", algorithm=MD5\r\n\
 Expires: 3600\r\n\
 User-Agent: Linphone/5.2\r\n\
+Content-Length: 0\r\n\
+\r\n";
+
+const OK_200: &[u8] = b"SIP/2.0 200 OK\r\n\
+Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK-edge-1f3a9;received=198.51.100.2\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK74bf9a1c;rport=5062;received=198.51.100.7\r\n\
+From: \"Alice\" <sip:alice@example.com>;tag=9fxced76sl\r\n\
+To: <sip:alice@example.com>;tag=37GkEhwl6\r\n\
+Call-ID: a84b4c76e66710@192.0.2.10\r\n\
+CSeq: 2 REGISTER\r\n\
+Contact: <sip:alice@192.0.2.10:5062;transport=udp>;expires=3600\r\n\
+Date: Tue, 24 Nov 2026 13:00:00 GMT\r\n\
+Server: sipedge/0.1\r\n\
 Content-Length: 0\r\n\
 \r\n";
 
@@ -72,6 +85,20 @@ fn register(buf: &[u8], validate: bool) -> usize {
     n
 }
 
+fn ok200(buf: &[u8]) -> usize {
+    let m = Message::parse(buf).unwrap();
+    let v = m.top_via().unwrap();
+    let mut n = v.host().len() + v.branch().unwrap().len() + usize::from(v.port().unwrap());
+    let f = m.from().unwrap();
+    n += f.uri().raw().len() + f.tag().unwrap().len();
+    n += m.to().unwrap().uri().raw().len();
+    n += m.call_id().unwrap().len();
+    n += m.cseq().unwrap().seq as usize;
+    let c = m.contacts().next().unwrap().unwrap();
+    n += c.addr().unwrap().uri().raw().len() + c.expires().unwrap().unwrap() as usize;
+    n
+}
+
 fn invite(buf: &[u8]) -> usize {
     let m = Message::parse(buf).unwrap();
     m.validate().unwrap();
@@ -89,6 +116,7 @@ fn main() {
         sum += match what.as_str() {
             "register" => register(black_box(REGISTER), false),
             "register_validated" => register(black_box(REGISTER), true),
+            "ok200" => ok200(black_box(OK_200)),
             _ => invite(black_box(INVITE_SDP)),
         };
     }

@@ -28,15 +28,12 @@ impl<'a> NameAddr<'a> {
     /// Parses one address value.
     pub fn parse(raw: &'a [u8]) -> Result<NameAddr<'a>, AddrError> {
         let raw = trim(raw);
-        let (display_name, uri, after) = if raw.first() == Some(&b'<') {
-            // The common `<URI>;params` form.
-            let (uri, after) = bracketed(raw)?;
-            (None, uri, after)
+        // The name-addr forms leave the `<URI>...` part in `bracket`.
+        let (display_name, bracket) = if raw.first() == Some(&b'<') {
+            (None, Some(raw)) // the common `<URI>;params`
         } else if raw.first() == Some(&b'"') {
             let end = end_of_quoted(raw, 0).ok_or(AddrError)?;
-            let rest = trim(&raw[end..]);
-            let (uri, after) = bracketed(rest)?;
-            (Some(&raw[..end]), uri, after)
+            (Some(&raw[..end]), Some(trim(&raw[end..])))
         } else if let Some(lt) = find_outside_quotes(raw, b'<').filter(|&lt| {
             // A '<' before any ';' starts a name-addr.
             !raw[..lt].contains(&b';')
@@ -46,19 +43,29 @@ impl<'a> NameAddr<'a> {
             if !name.iter().all(|&b| is_token(b) || is_ws(b)) {
                 return Err(AddrError);
             }
-            let (uri, after) = bracketed(&raw[lt..])?;
-            ((!name.is_empty()).then_some(name), uri, after)
+            ((!name.is_empty()).then_some(name), Some(&raw[lt..]))
         } else {
-            // addr-spec: the URI cannot contain ',', '?' or ';' here (RFC 3261 §20), so the
-            // first ';' starts the header parameters.
-            let end = raw.iter().position(|&b| b == b';').unwrap_or(raw.len());
-            let uri = trim(&raw[..end]);
-            if uri.contains(&b'?') || uri.contains(&b',') {
-                return Err(AddrError);
-            }
-            (None, uri, &raw[end..])
+            (None, None)
         };
-        let uri = Uri::parse(uri).map_err(|_| AddrError)?;
+        let (uri, after) = match bracket {
+            // `<URI>` then whatever follows the `>`; the URI scan finds the `>`, and no
+            // whitespace may sit inside the brackets (RFC 4475 §3.1.2.14).
+            Some(s) => {
+                let inner = s.strip_prefix(b"<").ok_or(AddrError)?;
+                let (uri, gt) = Uri::parse_bracketed(inner).map_err(|_| AddrError)?;
+                (uri, &inner[gt + 1..])
+            }
+            None => {
+                // addr-spec: the URI cannot contain ',', '?' or ';' here (RFC 3261 §20), so
+                // the first ';' starts the header parameters.
+                let end = raw.iter().position(|&b| b == b';').unwrap_or(raw.len());
+                let uri = trim(&raw[..end]);
+                if uri.contains(&b'?') || uri.contains(&b',') {
+                    return Err(AddrError);
+                }
+                (Uri::parse(uri).map_err(|_| AddrError)?, &raw[end..])
+            }
+        };
         let mut tag = None;
         let mut expires = None;
         let params = match trim(after) {
@@ -115,14 +122,6 @@ impl<'a> NameAddr<'a> {
     pub fn tag(&self) -> Option<&'a [u8]> {
         self.tag
     }
-}
-
-/// `<URI>` then whatever follows the `>`. No whitespace may sit inside the brackets
-/// (RFC 4475 §3.1.2.14).
-fn bracketed(s: &[u8]) -> Result<(&[u8], &[u8]), AddrError> {
-    let inner = s.strip_prefix(b"<").ok_or(AddrError)?;
-    let gt = memchr::memchr(b'>', inner).ok_or(AddrError)?;
-    Ok((&inner[..gt], &inner[gt + 1..]))
 }
 
 /// One Contact value (RFC 3261 §20.10).

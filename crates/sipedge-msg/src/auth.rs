@@ -61,11 +61,16 @@ impl<'a> Credentials<'a> {
             let name_start = i;
             i = skip_token(v, i);
             let name = &v[name_start..i];
-            i = skip_ws(v, i);
+            if v.get(i) != Some(&b'=') {
+                i = skip_ws(v, i);
+            }
             if name.is_empty() || v.get(i) != Some(&b'=') {
                 return Err(AuthError);
             }
-            i = skip_ws(v, i + 1);
+            i += 1;
+            if v.get(i) != Some(&b'"') {
+                i = skip_ws(v, i);
+            }
             let value = if v.get(i) == Some(&b'"') {
                 let end = end_of_quoted(v, i).ok_or(AuthError)?;
                 let q = QuotedStr::from_inner(&v[i + 1..end - 1]);
@@ -79,11 +84,16 @@ impl<'a> Credentials<'a> {
                 }
                 QuotedStr::from_inner(&v[start..i])
             };
-            i = skip_ws(v, i);
-            if i < v.len() && v[i] != b',' {
-                return Err(AuthError);
+            if v.get(i) != Some(&b',') {
+                i = skip_ws(v, i);
+                if i < v.len() && v[i] != b',' {
+                    return Err(AuthError);
+                }
             }
             c.set(name, value);
+            if v.get(i..i + 2) == Some(b", ") {
+                i += 2; // the usual separator
+            }
         }
     }
 
@@ -112,7 +122,7 @@ impl<'a> Credentials<'a> {
 
     /// True for the Digest scheme.
     pub fn is_digest(&self) -> bool {
-        self.scheme.eq_ignore_ascii_case(b"Digest")
+        crate::lex::eq_token_ci(b"Digest", self.scheme)
     }
 }
 

@@ -35,24 +35,27 @@ macro_rules! header_names {
                 HeaderName::from_token(name)
             }
 
-            /// [`HeaderName::from_bytes`] for a name already known to be a `token`: one table
-            /// lookup by (length, first letter), then at most [`BUCKET_DEPTH`] comparisons.
+            /// [`HeaderName::from_bytes`] without the `token` check: a known name resolves
+            /// from any bytes by one perfect-hash lookup by (length, first and last letter)
+            /// and one exact case-insensitive comparison; anything else is `Other`.
+            #[inline]
             pub(crate) fn from_token(name: &[u8]) -> HeaderName {
-                let Some(&first) = name.first() else {
+                let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
                     return HeaderName::Other;
                 };
                 if name.len() == 1 {
-                    return match first.to_ascii_lowercase() {
+                    // `| 0x20` maps only `X` and `x` onto the letter `x`.
+                    return match first | 0x20 {
                         $($( $compact => HeaderName::$variant, )?)*
                         _ => HeaderName::Other,
                     };
                 }
-                for &(h, canon) in &NAME_TABLE[bucket(name.len(), first)] {
-                    if crate::lex::eq_token_ci(canon, name) {
-                        return h;
-                    }
+                let (h, canon) = NAME_TABLE[slot(name.len(), first, last)];
+                if crate::lex::eq_token_ci(canon, name) {
+                    h
+                } else {
+                    HeaderName::Other
                 }
-                HeaderName::Other
             }
 
             pub(crate) fn bad_reason(self) -> &'static str {
@@ -120,35 +123,80 @@ header_names! {
     Timestamp => "Timestamp";
 }
 
-/// Entries per bucket of the name table.
-const BUCKET_DEPTH: usize = 3;
-const BUCKETS: usize = 64;
+const SLOTS: usize = 128;
 
-const fn bucket(len: usize, first: u8) -> usize {
-    (len * 7 + first.to_ascii_lowercase() as usize) % BUCKETS
+/// A perfect hash of the known names (checked at compile time): `| 0x20` folds the case of
+/// letters; for other token bytes it is just a consistent mapping.
+const fn slot(len: usize, first: u8, last: u8) -> usize {
+    (len + (first | 0x20) as usize * 11 + (last | 0x20) as usize * 23) % SLOTS
 }
 
-/// Known names bucketed by (length, first letter), with their lowercase spelling; built at
-/// compile time, which fails if a bucket overflows. Empty entries have an empty name.
-static NAME_TABLE: [[(HeaderName, &[u8]); BUCKET_DEPTH]; BUCKETS] = {
-    let mut t: [[(HeaderName, &[u8]); BUCKET_DEPTH]; BUCKETS] =
-        [[(HeaderName::Other, b""); BUCKET_DEPTH]; BUCKETS];
+/// Known names by [`slot`], with their canonical spelling; built at compile time, which fails
+/// if two names share a slot. Empty slots have an empty name, which matches nothing.
+static NAME_TABLE: [(HeaderName, &[u8]); SLOTS] = {
+    let mut t: [(HeaderName, &[u8]); SLOTS] = [(HeaderName::Other, b""); SLOTS];
     let mut i = 0;
     while i < ALL.len() {
         let name = ALL[i].as_str().as_bytes();
-        let b = bucket(name.len(), name[0]);
+        let s = slot(name.len(), name[0], name[name.len() - 1]);
+        assert!(t[s].1.is_empty(), "header name hash collision");
+        t[s] = (ALL[i], name);
+        i += 1;
+    }
+    t
+};
+
+/// Candidates per first letter for [`HeaderName::known_prefix`].
+const PER_LETTER: usize = 6;
+
+/// Known names (length, name, spelling) by their folded first letter; built at compile time,
+/// which fails if a letter has more than [`PER_LETTER`] names. Unused entries have length 0.
+static BY_FIRST: [[(u8, HeaderName, &[u8]); PER_LETTER]; 26] = {
+    let mut t: [[(u8, HeaderName, &[u8]); PER_LETTER]; 26] =
+        [[(0, HeaderName::Other, b""); PER_LETTER]; 26];
+    let mut i = 0;
+    while i < ALL.len() {
+        let name = ALL[i].as_str().as_bytes();
+        let k = ((name[0] | 0x20) - b'a') as usize;
         let mut j = 0;
-        while !t[b][j].1.is_empty() {
+        while t[k][j].0 != 0 {
             j += 1;
-            assert!(j < BUCKET_DEPTH, "header name table bucket overflow");
+            assert!(
+                j < PER_LETTER,
+                "too many header names with one first letter"
+            );
         }
-        t[b][j] = (ALL[i], name);
+        t[k][j] = (name.len() as u8, ALL[i], name);
         i += 1;
     }
     t
 };
 
 impl HeaderName {
+    /// The known name that `line` starts with when a colon follows it directly (`Via:`,
+    /// `v:`), and its length: the indexer's fast path, which needs no search for the colon.
+    /// Any other shape (`Via :`, unknown names) gives `None` and takes the general path,
+    /// which finds the same name.
+    #[inline]
+    pub(crate) fn known_prefix(line: &[u8]) -> Option<(HeaderName, usize)> {
+        let first = *line.first()?;
+        if line.get(1) == Some(&b':') {
+            let h = HeaderName::from_token(&line[..1]);
+            return (h != HeaderName::Other).then_some((h, 1));
+        }
+        let candidates = BY_FIRST.get((first | 0x20).wrapping_sub(b'a') as usize)?;
+        for &(len, h, canon) in candidates {
+            let len = len as usize;
+            if len == 0 {
+                break;
+            }
+            if line.get(len) == Some(&b':') && crate::lex::eq_token_ci(canon, &line[..len]) {
+                return Some((h, len));
+            }
+        }
+        None
+    }
+
     /// Headers whose value is a comma-separated list that may also be split over several
     /// header lines (RFC 3261 §7.3.1). Contact is one too, but `*` and quoted display names
     /// make its splitting rule the general one in [`crate::list`].
@@ -223,5 +271,18 @@ mod tests {
         }
         assert_eq!(HeaderName::from_bytes(b"Viaa"), HeaderName::Other);
         assert_eq!(HeaderName::from_bytes(b""), HeaderName::Other);
+        for &h in super::ALL {
+            let line = format!("{}: x", h.as_str().to_ascii_uppercase());
+            let len = h.as_str().len();
+            assert_eq!(HeaderName::known_prefix(line.as_bytes()), Some((h, len)));
+        }
+        assert_eq!(
+            HeaderName::known_prefix(b"v: x"),
+            Some((HeaderName::Via, 1))
+        );
+        assert_eq!(HeaderName::known_prefix(b"Via : x"), None);
+        assert_eq!(HeaderName::known_prefix(b"X-Via: x"), None);
+        assert_eq!(HeaderName::known_prefix(b"q: x"), None);
+        assert_eq!(HeaderName::known_prefix(b"Call\rID: x"), None);
     }
 }

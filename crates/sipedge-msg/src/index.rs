@@ -6,12 +6,11 @@
 //! (RFC 4475 §3.1.1.11 `dblreq`); a length past the datagram's end is an error. Over streams
 //! the header section must end with an empty line and Content-Length is required.
 
-use memchr::memchr;
 use smallvec::SmallVec;
 
 use crate::error::{ParseError, ParseErrorKind as K};
 use crate::header::HeaderName;
-use crate::lex::{parse_u64, skip_token, trim};
+use crate::lex::{eq_token_ci, find_byte, parse_u64, skip_class, skip_token, trim};
 use crate::message::{Header, Message, Span, StartLine, HOT, NONE};
 use crate::method::Method;
 
@@ -154,8 +153,8 @@ impl<'a> Message<'a> {
 /// Offset just past the empty line ending the header section, if present.
 fn find_header_end(buf: &[u8]) -> Option<usize> {
     let mut i = 0;
-    while let Some(nl) = memchr(b'\n', &buf[i..]) {
-        let next = i + nl + 1;
+    while let Some(nl) = find_byte(buf, i, b'\n') {
+        let next = nl + 1;
         match buf.get(next) {
             Some(b'\n') => return Some(next + 1),
             Some(b'\r') if buf.get(next + 1) == Some(&b'\n') => return Some(next + 2),
@@ -168,7 +167,7 @@ fn find_header_end(buf: &[u8]) -> Option<usize> {
 /// End of the line starting at `from`: (content end without CR, next line start).
 #[inline]
 fn line_at(buf: &[u8], from: usize) -> Option<(usize, usize)> {
-    let nl = from + memchr(b'\n', &buf[from..])?;
+    let nl = find_byte(buf, from, b'\n')?;
     let end = if nl > from && buf[nl - 1] == b'\r' {
         nl - 1
     } else {
@@ -238,26 +237,51 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
             pos = next;
             continue;
         }
-        // `field-name HCOLON value`: the name is scanned once, byte class by table.
-        let name_end = skip_token(buf, pos);
-        let mut i = name_end;
-        while i < buf.len() && (buf[i] == b' ' || buf[i] == b'\t') {
-            i += 1;
-        }
-        if name_end == pos || buf.get(i) != Some(&b':') || name_end - pos > u16::MAX as usize {
+        // `field-name HCOLON value`: one vector search finds the line end, a second the
+        // colon. A known name resolves by hash and an exact comparison, which also proves it
+        // a `token`; any other name is checked byte by byte.
+        let nl = find_byte(buf, pos, b'\n');
+        let line_end = match nl {
+            Some(nl) if buf[nl - 1] == b'\r' => nl - 1,
+            Some(nl) => nl,
+            None => buf.len(),
+        };
+        let (name, name_end, colon) = match HeaderName::known_prefix(&buf[pos..line_end]) {
+            Some((name, len)) => (name, pos + len, pos + len),
+            None => {
+                let colon = find_byte(&buf[..line_end], pos, b':').unwrap_or(pos);
+                let mut name_end = colon;
+                while name_end > pos && matches!(buf[name_end - 1], b' ' | b'\t') {
+                    name_end -= 1;
+                }
+                (HeaderName::from_token(&buf[pos..name_end]), name_end, colon)
+            }
+        };
+        if name_end == pos
+            || name_end - pos > u16::MAX as usize
+            || (name == HeaderName::Other && skip_token(buf, pos) != name_end)
+        {
             set_defect(&mut msg.defect, K::BadHeaderLine, pos);
-            pos = next_line(buf, pos, stream)?.1;
+            pos = match nl {
+                Some(nl) => nl + 1,
+                None if !stream => buf.len(),
+                None => return Err(ParseError::new(K::UnterminatedHeaders, pos as u32)),
+            };
             continue;
         }
-        i += 1;
-        while i < buf.len() && (buf[i] == b' ' || buf[i] == b'\t') {
-            i += 1;
-        }
-        let (end, next) = next_line(buf, i, stream)?;
+        let i = match buf.get(colon + 1..colon + 3) {
+            // The usual `Name: value`.
+            Some(&[b' ', c]) if c != b' ' && c != b'\t' => colon + 2,
+            _ => skip_sp(buf, colon + 1),
+        };
+        let (end, next) = match nl {
+            Some(nl) => (line_end, nl + 1),
+            None if !stream => (buf.len(), buf.len()),
+            None => return Err(ParseError::new(K::UnterminatedHeaders, i as u32)),
+        };
         if msg.headers.len() >= opts.max_headers {
             return Err(ParseError::new(K::TooManyHeaders, pos as u32));
         }
-        let name = HeaderName::from_token(&buf[pos..name_end]);
         let slot = name as usize;
         if slot < HOT && msg.first[slot] == NONE && msg.headers.len() < NONE as usize {
             msg.first[slot] = msg.headers.len() as u8;
@@ -279,6 +303,15 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
     Ok(msg)
 }
 
+/// Skips SP and HTAB.
+#[inline]
+fn skip_sp(buf: &[u8], mut i: usize) -> usize {
+    while i < buf.len() && (buf[i] == b' ' || buf[i] == b'\t') {
+        i += 1;
+    }
+    i
+}
+
 fn set_defect(defect: &mut Option<ParseError>, kind: K, at: usize) {
     if defect.is_none() {
         *defect = Some(ParseError::new(kind, at as u32));
@@ -287,9 +320,14 @@ fn set_defect(defect: &mut Option<ParseError>, kind: K, at: usize) {
 
 /// Applies Content-Length to the body span (RFC 3261 §18.3, §20.14).
 fn frame_body(msg: &mut Message<'_>, stream: bool) {
+    // The first Content-Length from the hot-header slots (a full scan past 255 lines).
+    let from = match msg.first[HeaderName::ContentLength as usize] {
+        NONE if msg.headers.len() < NONE as usize => return,
+        NONE => 0,
+        i => i as usize,
+    };
     let mut cl_value = None;
-    for h in msg
-        .headers
+    for h in msg.headers[from..]
         .iter()
         .filter(|h| h.name == HeaderName::ContentLength)
     {
@@ -333,7 +371,7 @@ fn start_line(
     defect: &mut Option<ParseError>,
 ) -> Result<StartLine, ParseError> {
     let line = &buf[start..end];
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+    if line.len() >= 4 && eq_token_ci(b"SIP/", &line[..4]) {
         return status_line(line, start, defect);
     }
     let method_end = skip_token(line, 0);
@@ -345,7 +383,13 @@ fn start_line(
     let rest = &line[method_end + 1..];
     let at = start + method_end + 1;
     // Request-URI runs to the last SP; the version follows it.
-    let (uri, version) = match rest.iter().rposition(|&b| b == b' ') {
+    let fast = rest.ends_with(b" SIP/2.0");
+    let last_sp = if fast {
+        Some(rest.len() - 8)
+    } else {
+        rest.iter().rposition(|&b| b == b' ')
+    };
+    let (uri, version) = match last_sp {
         Some(sp) => (Span::new(at, at + sp), &rest[sp + 1..]),
         None => {
             set_defect(defect, K::BadStartLine, at);
@@ -357,13 +401,21 @@ fn start_line(
         set_defect(defect, K::BadStartLine, at);
     } else if uri_bytes.len() > opts.max_request_uri_bytes {
         set_defect(defect, K::RequestUriTooLong, at);
-    } else if memchr::memchr2(b' ', b'\t', uri_bytes).is_some() {
+    } else if skip_class(uri_bytes, 0, &NOT_SP, 1) != uri_bytes.len() {
         set_defect(defect, K::BadRequestUri, at);
-    } else {
+    } else if !fast {
         check_version(version, start + line.len() - version.len(), defect);
     }
     Ok(StartLine::Request { method, uri })
 }
+
+/// 1 for every byte but SP and HTAB (for [`skip_class`]).
+static NOT_SP: [u8; 256] = {
+    let mut t = [1u8; 256];
+    t[b' ' as usize] = 0;
+    t[b'\t' as usize] = 0;
+    t
+};
 
 fn check_version(v: &[u8], at: usize, defect: &mut Option<ParseError>) {
     if v == b"SIP/2.0" {

@@ -1,7 +1,7 @@
 //! Comma-separated header values (RFC 3261 §7.3.1): split at commas outside quoted strings
 //! and `<...>`, lazily.
 
-use crate::lex::{find_unquoted, trim};
+use crate::lex::{find_byte, find_unquoted, trim};
 
 /// Iterator over the trimmed, non-empty items of one header value.
 #[derive(Debug, Clone)]
@@ -22,7 +22,7 @@ impl<'a> Iterator for Items<'a> {
     fn next(&mut self) -> Option<&'a [u8]> {
         loop {
             let rest = self.rest?;
-            if memchr::memchr(b',', rest).is_none() {
+            if find_byte(rest, 0, b',').is_none() {
                 // The common case, one item: no scan for quotes or brackets needed.
                 self.rest = None;
                 let item = trim(rest);

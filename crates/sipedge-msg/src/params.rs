@@ -1,6 +1,6 @@
 //! `;name[=value]` parameter lists (RFC 3261 §25.1 `generic-param`, `uri-parameters`).
 
-use crate::lex::{end_of_quoted, skip_class, skip_ws, trim};
+use crate::lex::{end_of_quoted, find2, skip_class, skip_ws, trim};
 
 /// A borrowed parameter list, starting just after its first `;` (or empty). Iterating yields
 /// `(name, value)` with whitespace trimmed; a quoted value keeps its quotes (see
@@ -93,8 +93,8 @@ impl<'a> Iterator for ParamIter<'a> {
 /// Index of the `;` that ends the first parameter (or the length), skipping quoted strings.
 fn param_end(s: &[u8]) -> usize {
     let mut i = 0;
-    while let Some(off) = memchr::memchr2(b';', b'"', &s[i..]) {
-        i += off;
+    while let Some(at) = find2(s, i, b';', b'"') {
+        i = at;
         if s[i] == b';' {
             return i;
         }

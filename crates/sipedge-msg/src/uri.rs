@@ -1,7 +1,9 @@
 //! SIP, SIPS and TEL URIs (RFC 3261 §19.1, §25.1; RFC 3966), parsed in place.
 //! Other schemes are carried opaquely: a proxy must be able to forward them.
 
-use crate::lex::{eq_token_ci, eq_unescaped, eq_unescaped_ignore_case, parse_u32, skip_class};
+use crate::lex::{
+    eq_token_ci, eq_unescaped, eq_unescaped_ignore_case, find_byte, parse_u32, skip_class,
+};
 use crate::params::{well_formed, Params};
 
 /// A URI scheme.
@@ -38,8 +40,24 @@ impl<'a> Uri<'a> {
     /// Parses a URI. SIP/SIPS are parsed fully, TEL into its number and parameters, any other
     /// scheme only checked for `scheme ":" 1*non-whitespace`.
     pub fn parse(raw: &'a [u8]) -> Result<Uri<'a>, UriError> {
+        Self::parse_in(raw, false).map(|(uri, _)| uri)
+    }
+
+    /// Parses the URI at the start of `s`, which a `>` ends (the part after a name-addr's
+    /// `<`), and returns it with the offset of that `>`: the URI scan finds the bracket,
+    /// so no separate search is needed. Same result as [`Uri::parse`] on the bytes before
+    /// the first `>`.
+    pub(crate) fn parse_bracketed(s: &'a [u8]) -> Result<(Uri<'a>, usize), UriError> {
+        Self::parse_in(s, true)
+    }
+
+    #[inline(always)]
+    fn parse_in(raw: &'a [u8], bracketed: bool) -> Result<(Uri<'a>, usize), UriError> {
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ":" (RFC 3261 §25.1).
         let mut i = 0;
+        if raw.len() > 4 && eq_token_ci(b"sip:", &raw[..4]) {
+            i = 3; // `sip:`, by far the most common
+        }
         while i < raw.len() && class(raw[i]) & SCHEME != 0 {
             i += 1;
         }
@@ -47,15 +65,19 @@ impl<'a> Uri<'a> {
             return Err(UriError);
         }
         let scheme_bytes = &raw[..i];
-        let rest = &raw[i + 1..];
+        let rest_at = i + 1;
+        let rest = &raw[rest_at..];
         // One pass over the rest: no whitespace or angle brackets anywhere (RFC 4475
         // §3.1.2.8, §3.1.2.14), and where the first '@', the ':' before it and the first '?'
-        // after it are.
-        if rest.is_empty() {
-            return Err(UriError);
-        }
-        let mut marks = Marks::default();
-        let mut i = 0;
+        // after it are; when bracketed, the first '>' ends the URI.
+        // The host's bytes are skipped as a HOST run (a subset of ORDINARY) where the host
+        // may start: at 0, and again after the first '@'; parse_sip reuses the run's end.
+        let mut marks = Marks {
+            host_end: skip_class(rest, 0, &CLASSES, HOST),
+            ..Marks::default()
+        };
+        let mut i = marks.host_end;
+        let mut end = rest.len();
         while i < rest.len() {
             // Skip runs of ordinary bytes four at a time.
             let next = skip_class(rest, i, &CLASSES, ORDINARY);
@@ -68,12 +90,25 @@ impl<'a> Uri<'a> {
                 b'@' if marks.at.is_none() => {
                     marks.at = Some(pos);
                     marks.query = None;
+                    marks.host_end = skip_class(rest, pos + 1, &CLASSES, HOST);
+                    i = marks.host_end;
                 }
                 b':' if marks.at.is_none() && marks.colon.is_none() => marks.colon = Some(pos),
                 b'?' if marks.query.is_none() => marks.query = Some(pos),
                 b'@' | b':' | b'?' => {}
+                b'>' if bracketed => {
+                    end = pos;
+                    break;
+                }
                 _ => return Err(UriError),
             }
+        }
+        if bracketed && end == rest.len() {
+            return Err(UriError); // no '>'
+        }
+        let (raw, rest) = (&raw[..rest_at + end], &rest[..end]);
+        if rest.is_empty() {
+            return Err(UriError);
         }
         let scheme = match scheme_bytes.len() {
             3 if eq_token_ci(b"sip", scheme_bytes) => Scheme::Sip,
@@ -103,7 +138,7 @@ impl<'a> Uri<'a> {
             }
             Scheme::Other(_) => {}
         }
-        Ok(uri)
+        Ok((uri, rest_at + end))
     }
 
     /// The URI exactly as written.
@@ -171,7 +206,7 @@ impl<'a> Uri<'a> {
 }
 
 fn split_at_byte(s: &[u8], b: u8) -> (&[u8], Option<&[u8]>) {
-    match memchr::memchr(b, s) {
+    match find_byte(s, 0, b) {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     }
@@ -193,6 +228,8 @@ struct Marks {
     colon: Option<usize>,
     /// The first '?' after the userinfo (starts the headers).
     query: Option<usize>,
+    /// End of the run of HOST bytes where the host starts (see [`split_host`]).
+    host_end: usize,
 }
 
 /// `[ userinfo "@" ] hostport uri-parameters [ headers ]` (RFC 3261 §25.1).
@@ -200,6 +237,7 @@ struct Marks {
 /// No unescaped '@' may appear in the user, the password, the host, the parameters or the
 /// headers, so the first one ends the userinfo; the user part itself may hold ';', '?', '/'
 /// and more (`user-unreserved`).
+#[inline]
 fn parse_sip<'a>(rest: &'a [u8], marks: Marks, uri: &mut Uri<'a>) -> Result<(), UriError> {
     let host_start = match marks.at {
         Some(at) => {
@@ -217,7 +255,16 @@ fn parse_sip<'a>(rest: &'a [u8], marks: Marks, uri: &mut Uri<'a>) -> Result<(), 
         Some(q) => (&rest[host_start..q], Some(&rest[q + 1..])),
         None => (&rest[host_start..], None),
     };
-    let (host, mut after) = split_host(hostport)?;
+    let (host, mut after) = if hostport.first() == Some(&b'[') {
+        split_host(hostport)?
+    } else {
+        // split_host's scan, already done: the run cannot cross the '?' of the headers.
+        let len = marks.host_end - host_start;
+        if len == 0 {
+            return Err(UriError);
+        }
+        hostport.split_at(len)
+    };
     uri.host = host;
     if let [b':', tail @ ..] = after {
         let end = tail.iter().position(|&b| b == b';').unwrap_or(tail.len());
@@ -235,9 +282,10 @@ fn parse_sip<'a>(rest: &'a [u8], marks: Marks, uri: &mut Uri<'a>) -> Result<(), 
 }
 
 /// Splits `host [":" port] ...` returning the host and what follows it.
+#[inline(always)]
 pub(crate) fn split_host(s: &[u8]) -> Result<(&[u8], &[u8]), UriError> {
     if s.first() == Some(&b'[') {
-        let close = memchr::memchr(b']', s).ok_or(UriError)?;
+        let close = find_byte(s, 0, b']').ok_or(UriError)?;
         let inner = &s[1..close];
         if inner.is_empty()
             || !inner.contains(&b':')
@@ -338,6 +386,31 @@ mod tests {
         );
         let u = Uri::parse(b"kingdom:animal:chordate:mammal:carnivora").unwrap();
         assert_eq!(u.scheme(), Scheme::Other(b"kingdom"));
+    }
+
+    #[test]
+    fn bracketed_equals_parse_of_the_part_before_the_bracket() {
+        for s in [
+            &b"sip:alice@example.com>;tag=1"[..],
+            b"sips:a:b@[2001:db8::1]:5061;lr?x=y>",
+            b"tel:+1-201;phone-context=x>",
+            b"urn:uuid:f81d4fae>x",
+            b"sip:a@b",
+            b"sip:>",
+            b">",
+            b"sip:a b>",
+            b"sip:a@b;x>y>",
+            b"sip:host:5060>",
+        ] {
+            let gt = s.iter().position(|&b| b == b'>');
+            let want = gt.and_then(|gt| Uri::parse(&s[..gt]).ok().map(|u| (u, gt)));
+            assert_eq!(
+                Uri::parse_bracketed(s).ok(),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(s)
+            );
+        }
     }
 
     #[test]

@@ -41,20 +41,31 @@ impl<'a> Via<'a> {
         // (SLASH = SWS "/" SWS), scanned once.
         let mut parts = [&b""[..]; 3];
         let mut i = 0;
-        for (n, part) in parts.iter_mut().enumerate() {
-            if n > 0 {
-                i = skip_ws(raw, i);
-                if raw.get(i) != Some(&b'/') {
+        let fast_end = if raw.len() > 8 && eq_token_ci(b"SIP/2.0/", &raw[..8]) {
+            // The usual `SIP/2.0/UDP`: only the transport token to find.
+            skip_token(raw, 8)
+        } else {
+            0
+        };
+        if fast_end > 8 {
+            parts = [&raw[..3], &raw[4..7], &raw[8..fast_end]];
+            i = fast_end;
+        } else {
+            for (n, part) in parts.iter_mut().enumerate() {
+                if n > 0 {
+                    i = skip_ws(raw, i);
+                    if raw.get(i) != Some(&b'/') {
+                        return Err(ViaError);
+                    }
+                    i = skip_ws(raw, i + 1);
+                }
+                let start = i;
+                i = skip_token(raw, i);
+                if i == start {
                     return Err(ViaError);
                 }
-                i = skip_ws(raw, i + 1);
+                *part = &raw[start..i];
             }
-            let start = i;
-            i = skip_token(raw, i);
-            if i == start {
-                return Err(ViaError);
-            }
-            *part = &raw[start..i];
         }
         if i >= raw.len() || !is_ws(raw[i]) {
             return Err(ViaError);
@@ -85,7 +96,7 @@ impl<'a> Via<'a> {
             received: None,
             rport: RPort::Absent,
         };
-        if !parts[0].eq_ignore_ascii_case(b"SIP") {
+        if !eq_token_ci(b"SIP", parts[0]) {
             return Err(ViaError);
         }
         match after {

@@ -10,8 +10,10 @@
 //! phone whose outbound proxy is the edge does). The BYE's 200 ends the flow.
 //!
 //! Simplifications for a load test: no SDP answer, the callee does not retransmit its 2xx
-//! (loopback loses nothing unless a socket overflows, and then the INVITE's own timers show it),
-//! no Record-Route/Route handling (the edge relays in-dialog requests to the Request-URI).
+//! (loopback loses nothing unless a socket overflows, and then the INVITE's own timers show it).
+//!
+//! Record-Route is honoured: the callee copies it into its responses and the caller's ACK and
+//! BYE carry the route set as Route (§12.1), so a record-routing edge sees them.
 
 use sipedge_msg::{HeaderName, Message, Method};
 
@@ -115,6 +117,12 @@ fn write_in_dialog(
     out.extend_from_slice(ua.local.to_string().as_bytes());
     out.extend_from_slice(b";rport;branch=");
     out.extend_from_slice(branch.as_bytes());
+    // RFC 3261 §12.1.2: the route set is the 2xx's Record-Route, in reverse order.
+    let rrs: Vec<&[u8]> = ok.header_items(HeaderName::RecordRoute).collect();
+    for rr in rrs.iter().rev() {
+        out.extend_from_slice(b"\r\nRoute: ");
+        out.extend_from_slice(rr);
+    }
     out.extend_from_slice(b"\r\nMax-Forwards: 70\r\nFrom: ");
     out.extend_from_slice(from);
     out.extend_from_slice(b"\r\nTo: ");

@@ -79,6 +79,12 @@ pub(crate) fn response(
     if vias == 0 {
         return None;
     }
+    // RFC 3261 §12.1.1: the UAS copies Record-Route into its dialog-creating responses.
+    for rr in req.header_values(HeaderName::RecordRoute) {
+        out.extend_from_slice(b"Record-Route: ");
+        out.extend_from_slice(rr);
+        out.extend_from_slice(b"\r\n");
+    }
     out.extend_from_slice(b"From: ");
     out.extend_from_slice(from);
     out.extend_from_slice(b"\r\nTo: ");

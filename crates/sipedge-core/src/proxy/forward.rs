@@ -1,0 +1,569 @@
+//! Requests out (RFC 3261 §16.6: one copy per target; §9.1 CANCEL; §17.1.1.3 ACK for a
+//! non-2xx) and the responses the relay generates itself.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use sipedge_msg::{
+    write_forward, write_response, ForwardEdits, HeaderName, Message, RPort, ResponseSpec,
+};
+
+use crate::aor::{canonical_aor, owner_of, split_aor};
+use crate::core::Core;
+use crate::lookup::{LookupError, LookupReply};
+use crate::output::LocalId;
+use crate::proxy::{write_hostport, Relay};
+use crate::registrar::tick_at_or_after;
+use crate::time::Millis;
+use crate::txn::branch::OurBranch;
+use crate::txn::table::{Branch, Cancel, Cell, Cli, Srv};
+use crate::txn::{timer_key, Timer};
+
+/// At most this many targets per request (the branch number has 4 bits).
+const MAX_BRANCHES: usize = 16;
+
+const ROUTE_ONLY: &[HeaderName] = &[HeaderName::Route];
+
+impl Relay {
+    /// Our Via for branch `b` of cell `idx` into `via_buf`.
+    fn make_via(&mut self, shard: crate::ShardId, advertise: SocketAddr, idx: u32, c: &BranchId) {
+        self.via_buf.clear();
+        self.via_buf.push_str("SIP/2.0/UDP ");
+        write_hostport(&mut self.via_buf, advertise);
+        self.via_buf.push_str(";branch=");
+        let text = OurBranch {
+            shard,
+            idx,
+            gen: c.gen,
+            b: c.b,
+            loop_hash: c.loop_hash,
+        }
+        .encode();
+        self.via_buf
+            .push_str(std::str::from_utf8(&text).expect("branch text is hex"));
+    }
+
+    /// Our Record-Route: `<sip:host:port;lr;sed=TOKEN>`, the token keyed on the Call-ID.
+    fn make_rr(&mut self, advertise: SocketAddr, token: u64) {
+        self.rr_buf.clear();
+        self.rr_buf.push_str("<sip:");
+        write_hostport(&mut self.rr_buf, advertise);
+        let _ = write!(self.rr_buf, ";lr;sed={token:016x}>");
+    }
+}
+
+/// A binding to forward to (from the local table or a lookup reply).
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub uri: Vec<u8>,
+    pub path: Vec<u8>,
+    pub source: SocketAddr,
+    pub local: LocalId,
+    pub q: u16,
+}
+
+/// What a Via branch needs from its cell.
+struct BranchId {
+    gen: u32,
+    b: u8,
+    loop_hash: u32,
+}
+
+/// Writes the CANCEL (§9.1) or ACK (§17.1.1.3) for branch `br` of the request in `cell`:
+/// Request-URI, Call-ID, From, CSeq number and Route as sent, our Via alone, To from
+/// `to` (the response's, for an ACK) or the request's.
+fn write_hop_request(
+    out: &mut Vec<u8>,
+    method: &[u8],
+    cell: &Cell,
+    br: &Branch,
+    via: &str,
+    to: Option<&[u8]>,
+) {
+    out.clear();
+    let Ok(req) = Message::parse(&cell.req) else {
+        return;
+    };
+    out.extend_from_slice(method);
+    out.push(b' ');
+    if br.uri.is_empty() {
+        out.extend_from_slice(req.request_uri_raw().unwrap_or_default());
+    } else {
+        out.extend_from_slice(&br.uri);
+    }
+    out.extend_from_slice(b" SIP/2.0\r\nVia: ");
+    out.extend_from_slice(via.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if br.route_edit {
+        if !br.route.is_empty() {
+            out.extend_from_slice(b"Route: ");
+            out.extend_from_slice(&br.route);
+            out.extend_from_slice(b"\r\n");
+        }
+    } else {
+        for r in req.header_values(HeaderName::Route) {
+            out.extend_from_slice(b"Route: ");
+            out.extend_from_slice(r);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"Max-Forwards: 70\r\nFrom: ");
+    out.extend_from_slice(req.header(HeaderName::From).unwrap_or_default());
+    out.extend_from_slice(b"\r\nTo: ");
+    out.extend_from_slice(to.or(req.header(HeaderName::To)).unwrap_or_default());
+    out.extend_from_slice(b"\r\nCall-ID: ");
+    out.extend_from_slice(req.call_id().unwrap_or_default());
+    out.extend_from_slice(b"\r\nCSeq: ");
+    let seq = req.cseq().map(|c| c.seq).unwrap_or(0);
+    out.extend_from_slice(itoa_u32(seq).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(method);
+    out.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+}
+
+/// Appends `, <via with received/rport>` to `out` when the sender's Via needs them
+/// (sent-by differs from the source IP, or rport asked for); false when it needs nothing.
+fn push_stamped_via(out: &mut String, via: &sipedge_msg::Via<'_>, source: SocketAddr) -> bool {
+    use std::fmt::Write as _;
+    let mut ip = [0u8; 48];
+    let ip_len = {
+        let mut cur = std::io::Cursor::new(&mut ip[..]);
+        let _ = std::io::Write::write_fmt(&mut cur, format_args!("{}", source.ip()));
+        cur.position() as usize
+    };
+    let ip = std::str::from_utf8(&ip[..ip_len]).unwrap_or_default();
+    let rport_asked = via.rport() == RPort::Requested;
+    if !rport_asked && via.host_unbracketed().eq_ignore_ascii_case(ip.as_bytes()) {
+        return false;
+    }
+    let raw = via.raw();
+    let params = via.params().raw();
+    let head_len = if params.is_empty() {
+        raw.len()
+    } else {
+        raw.len().saturating_sub(params.len() + 1)
+    };
+    let (Ok(head), Ok(_)) = (
+        std::str::from_utf8(&raw[..head_len]),
+        std::str::from_utf8(params),
+    ) else {
+        return false;
+    };
+    out.push_str(", ");
+    out.push_str(head.trim_end());
+    for (name, value) in via.params().iter() {
+        if name.eq_ignore_ascii_case(b"received")
+            || (rport_asked && name.eq_ignore_ascii_case(b"rport"))
+        {
+            continue;
+        }
+        out.push(';');
+        out.push_str(std::str::from_utf8(name).unwrap_or_default());
+        if let Some(v) = value {
+            out.push('=');
+            out.push_str(std::str::from_utf8(v).unwrap_or_default());
+        }
+    }
+    let _ = write!(out, ";received={ip}");
+    if rport_asked {
+        let _ = write!(out, ";rport={}", source.port());
+    }
+    true
+}
+
+fn itoa_u32(n: u32) -> String {
+    let mut s = String::with_capacity(10);
+    let _ = write!(s, "{n}");
+    s
+}
+
+impl Core {
+    /// Our advertised address on socket `local`.
+    fn advertise(&self, local: LocalId) -> SocketAddr {
+        let a = &self.cfg.proxy.advertise;
+        a.get(local.0 as usize)
+            .or(a.first())
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)))
+    }
+
+    /// Arms transaction timer `key` `ms` from `now`.
+    pub(crate) fn arm(&mut self, now: Millis, ms: u64, key: u64) {
+        self.wheel.insert(tick_at_or_after(now.plus(ms)), key);
+    }
+
+    /// Prepares our Via for branch `b` of cell `idx` in `relay.via_buf`.
+    fn via_for(&mut self, idx: u32, b: usize) {
+        let shard = self.cfg.shard;
+        let c = self.relay.txns.cell(idx);
+        let adv = self.advertise(c.branches[b].local);
+        let id = BranchId {
+            gen: c.gen,
+            b: b as u8,
+            loop_hash: c.loop_hash,
+        };
+        self.relay.make_via(shard, adv, idx, &id);
+    }
+
+    /// Writes branch `b`'s request (§16.6) into `relay.fwd_buf`. Deterministic, so a
+    /// retransmission is byte-identical to the first copy.
+    fn write_branch_request(&mut self, idx: u32, b: usize) {
+        self.via_for(idx, b);
+        let rr = self.relay.txns.cell(idx).record_route;
+        if rr {
+            let c = self.relay.txns.cell(idx);
+            let (adv, token) = (self.advertise(c.branches[b].local), c.rr_token);
+            self.relay.make_rr(adv, token);
+        }
+        let Relay {
+            txns,
+            via_buf,
+            rr_buf,
+            fwd_buf,
+            ..
+        } = &mut self.relay;
+        let c = txns.cell(idx);
+        let br = &c.branches[b];
+        let Ok(req) = Message::parse(&c.req) else {
+            fwd_buf.clear();
+            return;
+        };
+        // §18.2.1 / RFC 3581 §4: the sender's Via gets received (and rport filled) in the
+        // copy we forward, so the responses, and a late 2xx sent by Via, find it behind NAT.
+        let pop_via = match req.top_via() {
+            Ok(v) => push_stamped_via(via_buf, &v, c.up_dest),
+            Err(_) => false,
+        };
+        let extra_route = [(b"Route".as_slice(), br.route.as_slice())];
+        let edits = ForwardEdits {
+            request_uri: (!br.uri.is_empty()).then_some(br.uri.as_slice()),
+            via: Some(via_buf.as_bytes()),
+            pop_via,
+            record_route: rr.then_some(rr_buf.as_bytes()),
+            decrement_max_forwards: true,
+            remove: if br.route_edit { ROUTE_ONLY } else { &[] },
+            extra: if br.route_edit && !br.route.is_empty() {
+                &extra_route
+            } else {
+                &[]
+            },
+            ..ForwardEdits::default()
+        };
+        write_forward(fwd_buf, &req, &edits);
+    }
+
+    fn push_fwd(&mut self, local: LocalId, dest: SocketAddr) {
+        let buf = std::mem::take(&mut self.relay.fwd_buf);
+        if !buf.is_empty() {
+            self.out.push(local, dest, &buf);
+        }
+        self.relay.fwd_buf = buf;
+    }
+
+    /// Sends branch `b` for the first time and arms its timers: A and B (INVITE; the
+    /// proxy's C once it is Proceeding), E and F otherwise (RFC 3261 §17.1.1.2, §17.1.2.2, §16.6 step 11).
+    pub(crate) fn send_branch(&mut self, now: Millis, idx: u32, b: usize) {
+        self.relay.stats.branches += 1;
+        self.write_branch_request(idx, b);
+        let t1 = self.cfg.sip.t1_ms;
+        let c = self.relay.txns.cell_mut(idx);
+        let br = &mut c.branches[b];
+        br.interval_ms = t1;
+        br.timer_c_at = now.plus(crate::txn::TIMER_C_MS);
+        let (local, dest, gen, invite) = (br.local, br.dest, c.gen, c.invite);
+        self.push_fwd(local, dest);
+        let bb = b as u8;
+        if invite {
+            self.arm(now, t1, timer_key(Timer::A, idx, gen, bb));
+            self.arm(now, 64 * t1, timer_key(Timer::B, idx, gen, bb));
+            // Timer C starts with the first provisional response (B covers Calling).
+        } else {
+            self.arm(now, t1, timer_key(Timer::E, idx, gen, bb));
+            self.arm(now, 64 * t1, timer_key(Timer::F, idx, gen, bb));
+        }
+    }
+
+    /// Timer A / E: the branch's request again.
+    pub(crate) fn resend_branch(&mut self, idx: u32, b: usize) {
+        self.relay.stats.retransmissions_sent += 1;
+        self.write_branch_request(idx, b);
+        let br = &self.relay.txns.cell(idx).branches[b];
+        let (local, dest) = (br.local, br.dest);
+        self.push_fwd(local, dest);
+    }
+
+    /// The current bindings of `aor_uri` on this shard as relay targets, highest q first
+    /// (the relay's own lookup: only what forwarding needs, no copy of the rest).
+    pub(crate) fn local_targets(
+        &mut self,
+        now: Millis,
+        aor_uri: &[u8],
+    ) -> Result<smallvec::SmallVec<[Target; 2]>, LookupError> {
+        let uri = sipedge_msg::Uri::parse(aor_uri).map_err(|_| LookupError::NotAnAor)?;
+        let mut aor = std::mem::take(&mut self.aor_buf);
+        let result = match canonical_aor(&uri, self.cfg.registrar.case_sensitive, &mut aor) {
+            Err(_) => Err(LookupError::NotAnAor),
+            Ok(()) if owner_of(&aor, self.cfg.shards) != self.cfg.shard => {
+                Err(LookupError::NotOwner(owner_of(&aor, self.cfg.shards)))
+            }
+            Ok(()) => {
+                let (domain, user) = split_aor(&aor);
+                let head = self.loc.head(self.loc.domain_id(domain), user);
+                let mut out: smallvec::SmallVec<[Target; 2]> = self
+                    .loc
+                    .chain(head)
+                    .map(|i| self.loc.get(i))
+                    .filter(|b| b.expires_at > now)
+                    .map(|b| Target {
+                        uri: b.contact().to_vec(),
+                        path: b.path().to_vec(),
+                        source: b.source(),
+                        local: LocalId(b.local),
+                        q: b.q().unwrap_or(1000),
+                    })
+                    .collect();
+                out.sort_by_key(|t| std::cmp::Reverse(t.q));
+                Ok(out)
+            }
+        };
+        self.aor_buf = aor;
+        result
+    }
+
+    /// One branch per binding (§16.5 parallel forking), or the final answer when there is
+    /// none: 404, or 480 for a known user ([`Core::is_known_user`]).
+    pub(crate) fn fork(
+        &mut self,
+        now: Millis,
+        idx: u32,
+        aor: &[u8],
+        targets: impl IntoIterator<Item = Target>,
+        route_edit: bool,
+        route: &[u8],
+    ) {
+        for t in targets.into_iter().take(MAX_BRANCHES) {
+            let (local, dest) = self.binding_destination(&t.uri, t.source, t.local);
+            let (route_edit, route) = if t.path.is_empty() {
+                (route_edit, route.to_vec())
+            } else {
+                // RFC 3327 §5.3: the Path recorded at registration becomes the Route.
+                (true, t.path)
+            };
+            self.relay.txns.cell_mut(idx).branches.push(Branch {
+                state: Cli::Calling,
+                local,
+                dest,
+                uri: t.uri,
+                route,
+                route_edit,
+                interval_ms: 0,
+                cancel: Cancel::None,
+                cancel_interval_ms: 0,
+                timer_c_at: now,
+            });
+        }
+        if self.relay.txns.cell(idx).branches.is_empty() {
+            if self.is_known_user(aor) {
+                self.finish_own(now, idx, 480, b"Temporarily Unavailable");
+            } else {
+                self.finish_own(now, idx, 404, b"Not Found");
+            }
+            return;
+        }
+        for b in 0..self.relay.txns.cell(idx).branches.len() {
+            self.send_branch(now, idx, b);
+        }
+    }
+
+    /// The owner shard answered a lookup the relay asked for.
+    pub(crate) fn relay_lookup_reply(&mut self, now: Millis, reply: LookupReply) {
+        let idx = reply.token as u32;
+        let gen = (reply.token >> 32) as u32 & crate::txn::GEN_MASK;
+        let Some(c) = self.relay.txns.get_mut(idx, gen) else {
+            return;
+        };
+        if !c.lookup_pending {
+            return;
+        }
+        c.lookup_pending = false;
+        let Ok(req) = Message::parse(&c.req) else {
+            return;
+        };
+        let aor = req.request_uri_raw().unwrap_or_default().to_vec();
+        let targets = reply.contacts.into_iter().map(|c| Target {
+            uri: c.uri,
+            path: c.path,
+            source: c.source,
+            local: c.local,
+            q: c.q.unwrap_or(1000),
+        });
+        self.fork(now, idx, &aor, targets, false, &[]);
+    }
+
+    /// A response we generate for cell `idx` (RFC 3261 §8.2.6: Vias, From, To with our
+    /// tag above 100, Call-ID, CSeq), sent upstream and kept for retransmissions (a 100 is
+    /// not kept: a retransmitted INVITE gets a fresh one).
+    pub(crate) fn own_response(&mut self, idx: u32, code: u16, reason: &[u8]) {
+        let c = self.relay.txns.cell(idx);
+        let Ok(req) = Message::parse(&c.req) else {
+            return;
+        };
+        let tag = {
+            let v = self.loc.hasher().hash(&[
+                req.call_id().unwrap_or_default(),
+                req.from().ok().and_then(|f| f.tag()).unwrap_or_default(),
+                &c.loop_hash.to_le_bytes(),
+            ]);
+            let mut t = [0u8; 16];
+            for (i, b) in t.iter_mut().enumerate() {
+                *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
+            }
+            t
+        };
+        let up = c.up_dest;
+        let mut ip_buf = [0u8; 48];
+        let ip_len = {
+            let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
+            let _ = std::io::Write::write_fmt(&mut cur, format_args!("{}", up.ip()));
+            cur.position() as usize
+        };
+        let ip_text = &ip_buf[..ip_len];
+        let via = req.top_via().ok();
+        let rport_req = via.as_ref().is_some_and(|v| v.rport() == RPort::Requested);
+        let received = via
+            .as_ref()
+            .is_some_and(|v| rport_req || !v.host_unbracketed().eq_ignore_ascii_case(ip_text));
+        let spec = ResponseSpec {
+            status: code,
+            reason,
+            to_tag: (code > 100).then_some(&tag[..]),
+            received: received.then_some(ip_text),
+            rport: rport_req.then_some(up.port()),
+        };
+        let mut out = std::mem::take(&mut self.relay.fwd_buf);
+        {
+            let mut w = write_response(&mut out, &req, &spec);
+            w.header(b"Server", self.cfg.server_name.as_bytes());
+            w.finish(b"");
+        }
+        let c = self.relay.txns.cell_mut(idx);
+        if code > 100 {
+            // Kept for retransmitted requests; a 100 is cheaper to make again than to keep.
+            c.resp.clear();
+            c.resp.extend_from_slice(&out);
+        }
+        let local = c.up_local;
+        self.out.push(local, up, &out);
+        self.relay.fwd_buf = out;
+        self.stats.replies_out += 1;
+    }
+
+    /// The cell ends with a final response of our own (no branch was forwarded).
+    pub(crate) fn finish_own(&mut self, now: Millis, idx: u32, code: u16, reason: &[u8]) {
+        if code >= 400 && code != 487 {
+            self.relay.stats.refused += 1;
+        }
+        self.own_response(idx, code, reason);
+        self.server_completed(now, idx);
+    }
+
+    /// The server transaction sent its final (non-2xx) response: INVITE → Completed with
+    /// G and H (§17.2.1); non-INVITE → Completed with J (§17.2.2).
+    pub(crate) fn server_completed(&mut self, now: Millis, idx: u32) {
+        let (t1, t2) = (self.cfg.sip.t1_ms, self.cfg.sip.t2_ms);
+        let c = self.relay.txns.cell_mut(idx);
+        c.state = Srv::Completed;
+        let gen = c.gen;
+        if c.invite {
+            c.g_interval_ms = t1.min(t2);
+            self.arm(now, t1, timer_key(Timer::G, idx, gen, 0));
+            self.arm(now, 64 * t1, timer_key(Timer::H, idx, gen, 0));
+        } else {
+            self.arm(now, 64 * t1, timer_key(Timer::J, idx, gen, 0));
+        }
+    }
+
+    /// §16.10 / §9.1: cancel branch `b` — now when it is Proceeding, after its first
+    /// provisional response when still Calling.
+    pub(crate) fn cancel_branch(&mut self, now: Millis, idx: u32, b: usize) {
+        let br = &mut self.relay.txns.cell_mut(idx).branches[b];
+        match (br.state, br.cancel) {
+            (Cli::Calling, Cancel::None) => br.cancel = Cancel::Pending,
+            (Cli::Proceeding, Cancel::None | Cancel::Pending) => self.send_cancel(now, idx, b),
+            _ => {}
+        }
+    }
+
+    /// Sends the CANCEL for branch `b` and arms its retransmission and timeout.
+    pub(crate) fn send_cancel(&mut self, now: Millis, idx: u32, b: usize) {
+        let t1 = self.cfg.sip.t1_ms;
+        let c = self.relay.txns.cell_mut(idx);
+        let gen = c.gen;
+        let br = &mut c.branches[b];
+        if br.cancel == Cancel::None || br.cancel == Cancel::Pending {
+            br.cancel = Cancel::Sent;
+            br.cancel_interval_ms = t1;
+            self.arm(now, t1, timer_key(Timer::CancelE, idx, gen, b as u8));
+            self.arm(now, 64 * t1, timer_key(Timer::CancelF, idx, gen, b as u8));
+        }
+        self.write_hop(idx, b, b"CANCEL", None);
+    }
+
+    /// Writes and queues a CANCEL or ACK for branch `b`.
+    pub(crate) fn write_hop(&mut self, idx: u32, b: usize, method: &[u8], to: Option<&[u8]>) {
+        self.via_for(idx, b);
+        let Relay {
+            txns,
+            via_buf,
+            fwd_buf,
+            ..
+        } = &mut self.relay;
+        let c = txns.cell(idx);
+        let br = &c.branches[b];
+        write_hop_request(fwd_buf, method, c, br, via_buf, to);
+        let (local, dest) = (br.local, br.dest);
+        self.push_fwd(local, dest);
+    }
+
+    /// An ACK for a 2xx, forwarded statelessly (§16.11) with a Via of ours whose branch
+    /// is derived from the incoming one.
+    pub(crate) fn forward_ack(
+        &mut self,
+        local: LocalId,
+        dest: SocketAddr,
+        msg: &Message<'_>,
+        ruri: Option<&[u8]>,
+        route_edit: bool,
+        route: &[u8],
+    ) {
+        let incoming = msg
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch())
+            .unwrap_or_default();
+        let h = self.loc.hasher().hash(&[incoming, b"ACK"]);
+        let adv = self.advertise(local);
+        let Relay {
+            via_buf, fwd_buf, ..
+        } = &mut self.relay;
+        via_buf.clear();
+        via_buf.push_str("SIP/2.0/UDP ");
+        write_hostport(via_buf, adv);
+        let _ = write!(via_buf, ";branch=z9hG4bKsA{h:016x}");
+        let extra_route = [(b"Route".as_slice(), route)];
+        let edits = ForwardEdits {
+            request_uri: ruri,
+            via: Some(via_buf.as_bytes()),
+            decrement_max_forwards: true,
+            remove: if route_edit { ROUTE_ONLY } else { &[] },
+            extra: if route_edit && !route.is_empty() {
+                &extra_route
+            } else {
+                &[]
+            },
+            ..ForwardEdits::default()
+        };
+        write_forward(fwd_buf, msg, &edits);
+        self.push_fwd(local, dest);
+    }
+}

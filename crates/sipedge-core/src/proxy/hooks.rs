@@ -1,0 +1,62 @@
+//! Where the relay meets the other subsystems: the outbound rule and the users table
+//! (auth, issue 6) and NAT-aware delivery (issue 8, a hook with today's behaviour).
+
+use std::net::{IpAddr, SocketAddr};
+
+use sipedge_msg::Uri;
+
+use crate::auth::{AuthMethod, AuthOk};
+
+use crate::core::Core;
+use crate::output::LocalId;
+
+impl Core {
+    /// The outbound rule (not an open relay): with `[proxy] allow_outbound`, a request may
+    /// leave our domains only from an authenticated user (digest) or an IP-auth / CLI
+    /// trunk — not from an unchallenged sender (`invite = "none"`) nor a foreign caller.
+    pub(crate) fn may_go_outbound(&self, ok: &AuthOk) -> bool {
+        matches!(
+            ok.method,
+            AuthMethod::Digest | AuthMethod::Ip | AuthMethod::Cli
+        )
+    }
+
+    /// True when `aor` (a SIP URI of our domains) is a provisioned user (`[[users]]`), so a
+    /// lookup with no binding gets 480 Temporarily Unavailable instead of 404 Not Found
+    /// (RFC 3261 §21.4.18, §21.4.4).
+    pub(crate) fn is_known_user(&self, aor: &[u8]) -> bool {
+        let Ok(uri) = Uri::parse(aor) else {
+            return false;
+        };
+        let Some(user) = uri.user() else {
+            return false;
+        };
+        let domain = uri.host_unbracketed().to_ascii_lowercase();
+        self.auth_db().find_user(&domain, user).is_some()
+    }
+
+    /// **NAT hook (issue 8).** Where a request for a binding goes (its Contact URI, the
+    /// source its REGISTER came from, the socket it arrived on): a binding registered
+    /// from behind a NAT is reached at its received source, on the socket it came from;
+    /// otherwise at its Contact. Today "behind a NAT" means the Contact's host:port is not
+    /// an IP address equal to the recorded source; the NAT helper's detection replaces
+    /// that test.
+    pub(crate) fn binding_destination(
+        &self,
+        contact: &[u8],
+        source: SocketAddr,
+        local: LocalId,
+    ) -> (LocalId, SocketAddr) {
+        let contact_addr = Uri::parse(contact).ok().and_then(|u| {
+            let ip: IpAddr = std::str::from_utf8(u.host_unbracketed())
+                .ok()?
+                .parse()
+                .ok()?;
+            Some(SocketAddr::new(ip, u.port().unwrap_or(5060)))
+        });
+        match contact_addr {
+            Some(a) if a == source => (local, a),
+            _ => (local, source),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The transaction-stateful relay (RFC 3261 §16): requests to registered users, in-dialog
+//! requests on our Record-Route, and (when allowed) outbound requests.
+//!
+//! | step | rule | reply when it fails |
+//! | --- | --- | --- |
+//! | §17.2.3 | a retransmission meets its server transaction: the last response is sent again | — |
+//! | §17.2.3 / §9.2 | a CANCEL meets its INVITE: 200 to the CANCEL, CANCEL on every branch | 481 (no INVITE) |
+//! | §17.2.1 | an ACK for our non-2xx final response is absorbed hop by hop; any other ACK is forwarded end to end, statelessly | — |
+//! | §16.3 step 3 | Max-Forwards 0 | 483 |
+//! | §16.3 step 4 | a Via of ours whose loop hash equals this request's | 482 |
+//! | §16.3 step 5 | Proxy-Require tags we do not support | 420 with Unsupported |
+//! | §16.4 | strict-route peer: Request-URI is our Record-Route → last Route becomes the Request-URI; our own top Route is removed | — |
+//! | §22.3 | out-of-dialog requests authenticated first (issue 6: IP/CLI, else digest) | 407 / 403 / 400 |
+//! | §16.5 | Request-URI in our domains (out of dialog) → location lookup on the AoR's owner shard | 404 no binding (480 for a provisioned user) |
+//! | §16.5 | Request-URI elsewhere: only on our own route set (our Route carrying the dialog token `sed` of its Call-ID), or `allow_outbound` and a digest user or IP/CLI trunk | 403 "Relaying Forbidden" |
+//! | §16.6 | per target: Request-URI, Max-Forwards − 1, Record-Route `<sip:us;lr;sed=token>` (`record_route`), our Via; the sender's Via gets received/rport; NAT-aware destination | 503 when no next hop is an IP address (no DNS yet) |
+//! | §16.7 | 1xx (not 100) forwarded; every 2xx forwarded and the other branches cancelled; 6xx cancels the rest; else the best final response once all branches are done | — |
+//!
+//! Responses go back by our Via: the cell remembers the request's source and socket; a
+//! response whose cell is gone (a late 2xx retransmission) is forwarded statelessly to the
+//! next Via's received/rport or sent-by (§18.2.2).
+
+mod forward;
+mod hooks;
+mod response;
+mod route;
+mod timers;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use crate::aor::TableHasher;
+use crate::txn::table::Table;
+
+pub use crate::proxy::route::ProxyStats;
+
+/// `[proxy]`: how requests are relayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// Add Record-Route to dialog-creating requests so in-dialog requests come through us
+    /// (RFC 3261 §16.6 step 4).
+    pub record_route: bool,
+    /// Relay requests whose Request-URI is outside our domains (for authenticated users and
+    /// IP-auth trunks only). Off: 403 — the edge is not an open relay.
+    pub allow_outbound: bool,
+    /// Our address on each socket (index = `LocalId`), as put in Via and Record-Route.
+    pub advertise: Vec<SocketAddr>,
+    /// Key of the dialog token in our Record-Route (`;sed=`), the same on every shard (the
+    /// shell draws it at start). An in-dialog request may leave our domains only on a
+    /// Route of ours carrying the token of its Call-ID: our loose routing is no open relay.
+    pub route_key: u64,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            record_route: true,
+            allow_outbound: false,
+            advertise: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
+            route_key: 0,
+        }
+    }
+}
+
+/// The relay's per-shard state: the transaction cells, reused buffers and counters.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    pub(crate) txns: Table,
+    pub(crate) stats: ProxyStats,
+    /// Reused: our Via value, our Record-Route value, a forwarded message.
+    via_buf: String,
+    rr_buf: String,
+    fwd_buf: Vec<u8>,
+    /// Keyed hash for the Record-Route dialog token.
+    rr_hasher: TableHasher,
+}
+
+impl Relay {
+    pub(crate) fn new(seed: u64, route_key: u64) -> Relay {
+        Relay {
+            rr_hasher: TableHasher::new(route_key),
+            txns: Table::new(seed),
+            stats: ProxyStats::default(),
+            via_buf: String::with_capacity(96),
+            rr_buf: String::with_capacity(64),
+            fwd_buf: Vec::with_capacity(2048),
+        }
+    }
+}
+
+impl Relay {
+    /// The dialog token our Record-Route carries for `call_id`.
+    pub(crate) fn rr_token(&self, call_id: &[u8]) -> u64 {
+        self.rr_hasher.hash(&[b"sipedge-rr", call_id])
+    }
+
+    /// Does `uri` (a Route or Request-URI of ours) carry the token of `call_id`?
+    pub(crate) fn rr_token_ok(&self, uri: &sipedge_msg::Uri<'_>, call_id: &[u8]) -> bool {
+        let want = self.rr_token(call_id);
+        uri.params()
+            .value(b"sed")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+            == Some(want)
+    }
+}
+
+/// Set in lookup tokens that belong to the relay (`token = bit | gen << 32 | slot`).
+pub(crate) const RELAY_TOKEN_BIT: u64 = 1 << 63;
+
+/// Does this lookup answer belong to the relay?
+pub(crate) fn is_relay_token(token: u64) -> bool {
+    token & RELAY_TOKEN_BIT != 0
+}
+
+/// Writes `addr` as a SIP host:port (IPv6 bracketed).
+fn write_hostport(out: &mut String, addr: SocketAddr) {
+    let _ = match addr {
+        SocketAddr::V4(a) => write!(out, "{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => write!(out, "[{}]:{}", a.ip(), a.port()),
+    };
+}

@@ -1,0 +1,332 @@
+//! Responses from downstream (RFC 3261 §16.7, §17.1): matched by our Via branch, run
+//! through the branch's client transaction, and sent upstream by the cell.
+
+use std::net::SocketAddr;
+
+use sipedge_msg::{write_forward, ForwardEdits, HeaderName, Message, Method, RPort};
+
+use crate::core::Core;
+use crate::output::LocalId;
+use crate::proxy::Relay;
+use crate::shard::ShardMsg;
+use crate::time::Millis;
+use crate::txn::branch::OurBranch;
+use crate::txn::table::{Cancel, Cli, Srv};
+use crate::txn::{timer_key, Timer, TIMER_D_MS};
+
+/// §16.7 step 6 ranking: lower is better. 2xx (non-INVITE), then 6xx, then 3xx, 4xx, 5xx;
+/// a response we made up ourselves (408, 487) loses to a real one of its class.
+fn rank(code: u16, ours: bool) -> u16 {
+    let class = match code / 100 {
+        2 => 0,
+        6 => 1,
+        3 => 2,
+        4 => 3,
+        _ => 4,
+    };
+    class * 2 + u16::from(ours)
+}
+
+impl Core {
+    /// A valid response arrived (RFC 3261 §18.1.2 → §17.1.3 matching).
+    pub(crate) fn handle_response(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+    ) {
+        let Some(ours) = msg
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch())
+            .and_then(OurBranch::decode)
+        else {
+            // Not sent by us: §18.1.2, discarded.
+            self.stats.responses_unmatched += 1;
+            return;
+        };
+        if ours.shard != self.cfg.shard {
+            if ours.shard.0 < self.cfg.shards {
+                // The client transaction lives on the shard the branch names: one hop.
+                self.relay.stats.responses_handed_off += 1;
+                self.shard_out.push_back((
+                    ours.shard,
+                    ShardMsg::Datagram {
+                        local,
+                        remote,
+                        arrived: now,
+                        bytes: msg.as_bytes().to_vec(),
+                    },
+                ));
+            } else {
+                self.stats.responses_unmatched += 1;
+            }
+            return;
+        }
+        let Some(code) = msg.status() else { return };
+        let Ok(cseq) = msg.cseq() else { return };
+        let b = usize::from(ours.b);
+        let Some(c) = self.relay.txns.get(ours.idx, ours.gen) else {
+            // The cell is gone (a late 2xx retransmission): forward by Via.
+            self.forward_by_via(msg);
+            return;
+        };
+        if b >= c.branches.len() {
+            self.stats.responses_unmatched += 1;
+            return;
+        }
+        let idx = ours.idx;
+        match cseq.method {
+            Method::Cancel => {
+                // The answer to a CANCEL we sent: absorbed.
+                let br = &mut self.relay.txns.cell_mut(idx).branches[b];
+                if br.cancel == Cancel::Sent && code >= 200 {
+                    br.cancel = Cancel::Done;
+                }
+            }
+            Method::Invite if c.invite => self.invite_response(now, idx, b, code, msg),
+            Method::Invite | Method::Ack => self.stats.responses_unmatched += 1,
+            _ if !c.invite => self.non_invite_response(now, idx, b, code, msg),
+            _ => self.stats.responses_unmatched += 1,
+        }
+    }
+
+    /// INVITE client transaction (§17.1.1.2) plus the proxy's choices (§16.7).
+    fn invite_response(&mut self, now: Millis, idx: u32, b: usize, code: u16, msg: &Message<'_>) {
+        let c = self.relay.txns.cell_mut(idx);
+        let gen = c.gen;
+        let state = c.branches[b].state;
+        match code {
+            100..=199 => {
+                if !matches!(state, Cli::Calling | Cli::Proceeding) {
+                    return;
+                }
+                c.branches[b].state = Cli::Proceeding;
+                c.branches[b].timer_c_at = now.plus(crate::txn::TIMER_C_MS);
+                let cancel_pending = c.branches[b].cancel == Cancel::Pending;
+                if state == Cli::Calling {
+                    // §16.6 step 11: timer C runs while the branch is Proceeding; later
+                    // provisionals only move its deadline (lazily re-armed when it fires).
+                    let k = timer_key(Timer::C, idx, gen, b as u8);
+                    self.arm(now, crate::txn::TIMER_C_MS, k);
+                }
+                if cancel_pending {
+                    self.send_cancel(now, idx, b);
+                }
+                // §16.7 step 5: every provisional but 100 goes upstream at once — until a
+                // final response went (a losing phone's 180 after the 2xx stays here).
+                let open = matches!(
+                    self.relay.txns.cell(idx).state,
+                    Srv::Trying | Srv::Proceeding
+                );
+                if code > 100 && open {
+                    self.forward_upstream(idx, msg, true);
+                }
+            }
+            200..=299 => {
+                // Every 2xx goes upstream (§16.7 step 5), retransmissions too (RFC 6026).
+                c.branches[b].state = Cli::Terminated;
+                let first = matches!(c.state, Srv::Trying | Srv::Proceeding);
+                if first {
+                    c.state = Srv::Accepted;
+                    c.resp.clear();
+                    let t1 = self.cfg.sip.t1_ms;
+                    self.arm(now, 64 * t1, timer_key(Timer::L, idx, gen, 0));
+                }
+                self.forward_upstream(idx, msg, false);
+                if first {
+                    // §16.7 step 10: the other branches are cancelled.
+                    for o in 0..self.relay.txns.cell(idx).branches.len() {
+                        if o != b {
+                            self.cancel_branch(now, idx, o);
+                        }
+                    }
+                }
+            }
+            _ => match state {
+                Cli::Calling | Cli::Proceeding => {
+                    c.branches[b].state = Cli::Completed;
+                    self.write_hop(idx, b, b"ACK", msg.header(HeaderName::To));
+                    self.arm(now, TIMER_D_MS, timer_key(Timer::D, idx, gen, b as u8));
+                    self.offer_best(idx, code, msg);
+                    if code >= 600 {
+                        // §16.7 step 6: a 6xx ends the search.
+                        for o in 0..self.relay.txns.cell(idx).branches.len() {
+                            if o != b {
+                                self.cancel_branch(now, idx, o);
+                            }
+                        }
+                    }
+                    self.check_complete(now, idx);
+                }
+                // §17.1.1.2: a retransmitted final response gets the ACK again.
+                Cli::Completed => self.write_hop(idx, b, b"ACK", msg.header(HeaderName::To)),
+                Cli::Terminated => {}
+            },
+        }
+    }
+
+    /// non-INVITE client transaction (§17.1.2.2).
+    fn non_invite_response(
+        &mut self,
+        now: Millis,
+        idx: u32,
+        b: usize,
+        code: u16,
+        msg: &Message<'_>,
+    ) {
+        let t4 = self.cfg.sip.t4_ms;
+        let c = self.relay.txns.cell_mut(idx);
+        let gen = c.gen;
+        match (code, c.branches[b].state) {
+            (100..=199, Cli::Calling | Cli::Proceeding) => {
+                c.branches[b].state = Cli::Proceeding;
+                if code > 100 && matches!(c.state, Srv::Trying | Srv::Proceeding) {
+                    self.forward_upstream(idx, msg, true);
+                }
+            }
+            (200.., Cli::Calling | Cli::Proceeding) => {
+                c.branches[b].state = Cli::Completed;
+                self.arm(now, t4, timer_key(Timer::K, idx, gen, b as u8));
+                self.offer_best(idx, code, msg);
+                self.check_complete(now, idx);
+            }
+            _ => {}
+        }
+    }
+
+    /// Keeps `msg` (our Via removed) as the cell's best final response if it beats the
+    /// one held (§16.7 step 6).
+    fn offer_best(&mut self, idx: u32, code: u16, msg: &Message<'_>) {
+        let c = self.relay.txns.cell_mut(idx);
+        if c.best_code != 0 && rank(code, false) >= rank(c.best_code, c.best.is_empty()) {
+            return;
+        }
+        c.best_code = code;
+        write_forward(
+            &mut c.best,
+            msg,
+            &ForwardEdits {
+                pop_via: true,
+                ..ForwardEdits::default()
+            },
+        );
+    }
+
+    /// A made-up final response for a branch that gave up (408, or 487 once cancelled).
+    pub(crate) fn offer_own_best(&mut self, idx: u32, code: u16) {
+        let c = self.relay.txns.cell_mut(idx);
+        if c.best_code != 0 && rank(code, true) >= rank(c.best_code, c.best.is_empty()) {
+            return;
+        }
+        c.best_code = code;
+        c.best.clear();
+    }
+
+    /// §16.7 step 6–8: when every branch has its final answer and nothing final went
+    /// upstream yet, the best one goes.
+    pub(crate) fn check_complete(&mut self, now: Millis, idx: u32) {
+        let c = self.relay.txns.cell(idx);
+        if !matches!(c.state, Srv::Trying | Srv::Proceeding) || c.lookup_pending || !c.all_final() {
+            self.maybe_free(idx);
+            return;
+        }
+        if c.best_code == 503 {
+            // §16.7 step 6: a 503 is not passed on (it would stop the caller's other
+            // servers); the proxy answers 500.
+            self.own_response(idx, 500, b"Server Internal Error");
+        } else if c.best.is_empty() {
+            let code = if c.best_code == 0 { 408 } else { c.best_code };
+            let reason: &[u8] = match code {
+                487 => b"Request Terminated",
+                _ => b"Request Timeout",
+            };
+            self.own_response(idx, code, reason);
+        } else {
+            let Relay { txns, .. } = &mut self.relay;
+            let c = txns.cell_mut(idx);
+            std::mem::swap(&mut c.resp, &mut c.best);
+            let (local, dest) = (c.up_local, c.up_dest);
+            self.relay.stats.responses_forwarded += 1;
+            let resp = std::mem::take(&mut self.relay.txns.cell_mut(idx).resp);
+            self.out.push(local, dest, &resp);
+            self.relay.txns.cell_mut(idx).resp = resp;
+        }
+        let c = self.relay.txns.cell(idx);
+        if c.invite && (200..300).contains(&c.best_code) {
+            // Not reached: INVITE 2xx go upstream as they come.
+            return;
+        }
+        self.server_completed(now, idx);
+    }
+
+    /// Frees the cell once its server transaction and every branch are done.
+    pub(crate) fn maybe_free(&mut self, idx: u32) {
+        let c = self.relay.txns.cell(idx);
+        if c.live
+            && c.state == Srv::Terminated
+            && c.branches.iter().all(|b| b.state == Cli::Terminated)
+        {
+            self.relay.txns.free(idx);
+        }
+    }
+
+    /// Sends `msg` upstream with our Via removed (§16.7 step 3, 9); `keep` stores it as
+    /// the response a retransmitted request gets.
+    fn forward_upstream(&mut self, idx: u32, msg: &Message<'_>, keep: bool) {
+        self.relay.stats.responses_forwarded += 1;
+        let mut buf = std::mem::take(&mut self.relay.fwd_buf);
+        write_forward(
+            &mut buf,
+            msg,
+            &ForwardEdits {
+                pop_via: true,
+                ..ForwardEdits::default()
+            },
+        );
+        let c = self.relay.txns.cell_mut(idx);
+        if keep && matches!(c.state, Srv::Trying | Srv::Proceeding) {
+            c.state = Srv::Proceeding;
+            c.resp.clear();
+            c.resp.extend_from_slice(&buf);
+        }
+        let (local, dest) = (c.up_local, c.up_dest);
+        self.out.push(local, dest, &buf);
+        self.relay.fwd_buf = buf;
+    }
+
+    /// A response of ours with no cell: pop our Via, send to the next Via's received and
+    /// rport, or its sent-by (§18.2.2, RFC 3581 §4).
+    fn forward_by_via(&mut self, msg: &Message<'_>) {
+        let Some(Ok(next)) = msg.vias().nth(1) else {
+            self.stats.responses_unmatched += 1;
+            return;
+        };
+        let host = next.received().unwrap_or(next.host_unbracketed());
+        let port = match next.rport() {
+            RPort::Port(p) => Some(p),
+            _ => next.port(),
+        };
+        let Some(dest) = std::str::from_utf8(host)
+            .ok()
+            .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, port.unwrap_or(5060)))
+        else {
+            self.stats.responses_unmatched += 1;
+            return;
+        };
+        self.relay.stats.responses_stateless += 1;
+        let mut buf = std::mem::take(&mut self.relay.fwd_buf);
+        write_forward(
+            &mut buf,
+            msg,
+            &ForwardEdits {
+                pop_via: true,
+                ..ForwardEdits::default()
+            },
+        );
+        self.out.push(LocalId(0), dest, &buf);
+        self.relay.fwd_buf = buf;
+    }
+}

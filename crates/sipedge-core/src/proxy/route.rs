@@ -1,0 +1,497 @@
+//! Requests into the relay: server-transaction matching (§17.2.3), the proxy checks
+//! (§16.3), route processing (§16.4), target determination (§16.5).
+
+use std::net::{IpAddr, SocketAddr};
+
+use sipedge_msg::{HeaderName, Message, Method, NameAddr, Scheme, Uri, Via};
+
+use crate::config::SUPPORTED;
+use crate::core::Core;
+use crate::output::LocalId;
+use crate::proxy::RELAY_TOKEN_BIT;
+use crate::shard::ShardMsg;
+use crate::time::Millis;
+use crate::txn::branch::OurBranch;
+use crate::txn::table::{Branch, Cancel, Cli, Srv};
+use crate::txn::{timer_key, Timer};
+
+/// Relay counters (published with the core's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Requests that created a transaction and were relayed (or answered by the relay).
+    pub transactions: u64,
+    /// Branches forwarded (one per target).
+    pub branches: u64,
+    /// Retransmitted requests absorbed by their server transaction.
+    pub retransmissions_absorbed: u64,
+    /// Requests retransmitted downstream (timers A, E) and responses upstream (timer G).
+    pub retransmissions_sent: u64,
+    /// ACKs for our non-2xx absorbed (hop by hop).
+    pub acks_absorbed: u64,
+    /// ACKs (for 2xx) forwarded end to end.
+    pub acks_forwarded: u64,
+    /// CANCELs matched to their INVITE.
+    pub cancels: u64,
+    /// Responses forwarded upstream by their cell.
+    pub responses_forwarded: u64,
+    /// Responses forwarded statelessly by Via (their cell was gone).
+    pub responses_stateless: u64,
+    /// Responses handed to the shard that owns their transaction.
+    pub responses_handed_off: u64,
+    /// Branches that timed out (B, F, or a CANCEL that got no answer).
+    pub timeouts: u64,
+    /// Requests refused by a proxy rule (403, 404, 420, 480, 482, 483, 503).
+    pub refused: u64,
+    /// Location lookups asked of another shard.
+    pub lookups_remote: u64,
+}
+
+/// How a request is routed (RFC 3261 §16.4).
+struct Plan {
+    /// Replacement Request-URI (strict-route peer); `None` keeps it.
+    ruri: Option<Vec<u8>>,
+    /// The Route headers are replaced by `route` (ours removed).
+    route_edit: bool,
+    route: Vec<u8>,
+    /// We removed our own Route and it carries this dialog's token: the request came on a
+    /// route set we recorded (and may go to a Request-URI outside our domains).
+    popped_ours: bool,
+    /// The first remaining Route's URI, if any.
+    next_route: Option<Vec<u8>>,
+}
+
+fn ip_of(host: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(host).ok()?.parse().ok()
+}
+
+/// The address a URI names, when its host is an IP literal (no DNS in the core yet).
+pub(crate) fn uri_addr(uri: &Uri<'_>) -> Option<SocketAddr> {
+    let port = uri
+        .port()
+        .unwrap_or(if matches!(uri.scheme(), Scheme::Sips) {
+            5061
+        } else {
+            5060
+        });
+    Some(SocketAddr::new(ip_of(uri.host_unbracketed())?, port))
+}
+
+/// Option tags we support for Proxy-Require (the same as Require).
+fn supported(tag: &[u8]) -> bool {
+    SUPPORTED
+        .split(',')
+        .map(str::trim)
+        .any(|s| !s.is_empty() && s.as_bytes().eq_ignore_ascii_case(tag))
+}
+
+impl Core {
+    /// A host:port of ours (one of our domains on one of our ports; no port = 5060).
+    pub(crate) fn is_ours_uri(&self, uri: &Uri<'_>) -> bool {
+        // Our domains on no port (an AoR) or on one of our ports.
+        self.cfg.is_our_domain(uri.host())
+            && uri.port().is_none_or(|p| {
+                self.cfg.proxy.advertise.is_empty()
+                    || self.cfg.proxy.advertise.iter().any(|a| a.port() == p)
+            })
+    }
+
+    fn via_is_ours(&self, via: &Via<'_>) -> bool {
+        let port = via.port().unwrap_or(5060);
+        self.cfg.is_our_domain(via.host())
+            && self.cfg.proxy.advertise.iter().any(|a| a.port() == port)
+    }
+
+    /// The server-transaction key (RFC 3261 §17.2.3): top-Via branch, sent-by and method
+    /// (ACK counts as INVITE); without an RFC 3261 branch, the RFC 2543 fields —
+    /// Request-URI, From tag, Call-ID, CSeq number, top Via — minus the To tag, which the
+    /// ACK carries from our response.
+    pub(crate) fn server_key(&self, msg: &Message<'_>, method: Method<'_>) -> u64 {
+        let class = match method {
+            Method::Invite | Method::Ack => b"INVITE".as_slice(),
+            m => m.as_bytes(),
+        };
+        let via = msg.top_via().ok();
+        match via.as_ref().filter(|v| v.has_rfc3261_branch()) {
+            Some(v) => {
+                let port = v.port().unwrap_or(5060).to_le_bytes();
+                self.loc
+                    .hasher()
+                    .hash(&[v.branch().unwrap_or_default(), v.host(), &port, class])
+            }
+            None => {
+                let seq = msg.cseq().map(|c| c.seq).unwrap_or(0).to_le_bytes();
+                let from_tag = msg.from().ok().and_then(|f| f.tag()).unwrap_or_default();
+                self.loc.hasher().hash(&[
+                    msg.request_uri_raw().unwrap_or_default(),
+                    from_tag,
+                    msg.call_id().unwrap_or_default(),
+                    &seq,
+                    via.map(|v| v.raw()).unwrap_or_default(),
+                    class,
+                ])
+            }
+        }
+    }
+
+    /// The loop-detection value of §16.6 step 8 (To tag, From tag, Call-ID, Request-URI as
+    /// received, CSeq number, Proxy-Require; the top Via is left out so a looped copy,
+    /// which arrives under another hop's Via, hashes the same).
+    fn loop_hash(&self, msg: &Message<'_>) -> u32 {
+        let seq = msg.cseq().map(|c| c.seq).unwrap_or(0).to_le_bytes();
+        self.loc.hasher().hash(&[
+            msg.to().ok().and_then(|t| t.tag()).unwrap_or_default(),
+            msg.from().ok().and_then(|f| f.tag()).unwrap_or_default(),
+            msg.call_id().unwrap_or_default(),
+            msg.request_uri_raw().unwrap_or_default(),
+            &seq,
+            msg.header(HeaderName::ProxyRequire).unwrap_or_default(),
+        ]) as u32
+    }
+
+    /// Entry point for every request before the stateless handlers: true when the relay
+    /// took it. REGISTER, OPTIONS to the edge itself, an unmatched CANCEL (481) and
+    /// non-SIP schemes (416) are left to them.
+    pub(crate) fn relay_request(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+    ) -> bool {
+        let Some(method) = msg.method() else {
+            return false;
+        };
+        let Ok(uri) = msg.request_uri() else {
+            return false;
+        };
+        if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
+            return false;
+        }
+        match method {
+            Method::Register => return false,
+            Method::Ack => {
+                self.relay_ack(now, local, remote, msg);
+                return true;
+            }
+            Method::Cancel => return self.relay_cancel(now, local, remote, msg),
+            // A request for the edge itself (no user, our host, no Route): the edge is
+            // the UAS — OPTIONS 200, others 405/501 (stateless).
+            _ if uri.user().is_none()
+                && self.is_ours_uri(&uri)
+                && msg.count(HeaderName::Route) == 0 =>
+            {
+                return false
+            }
+            _ => {}
+        }
+        // §17.2.3: a retransmission meets its transaction and gets the last response.
+        let key = self.server_key(msg, method);
+        if let Some(idx) = self.relay.txns.find(key) {
+            self.relay.stats.retransmissions_absorbed += 1;
+            let c = self.relay.txns.cell(idx);
+            if c.resp.is_empty() && c.invite && c.state == Srv::Trying {
+                self.own_response(idx, 100, b"Trying");
+                return true;
+            }
+            if !c.resp.is_empty()
+                && matches!(c.state, Srv::Trying | Srv::Proceeding | Srv::Completed)
+            {
+                self.out.push(c.up_local, c.up_dest, &c.resp);
+            }
+            return true;
+        }
+        // §16.3 step 3.
+        if msg.max_forwards().ok().flatten() == Some(0) {
+            self.refuse(local, remote, msg, 483, b"Too Many Hops");
+            return true;
+        }
+        // §16.3 step 4.
+        let loop_hash = self.loop_hash(msg);
+        let looped = msg.vias().flatten().any(|v| {
+            v.branch()
+                .and_then(OurBranch::decode)
+                .is_some_and(|b| b.loop_hash == loop_hash)
+                && self.via_is_ours(&v)
+        });
+        if looped {
+            self.refuse(local, remote, msg, 482, b"Loop Detected");
+            return true;
+        }
+        // §16.3 step 5.
+        if let Some(tag) = msg.proxy_require().find(|t| !supported(t)) {
+            self.relay.stats.refused += 1;
+            self.reply(local, remote, msg, 420, b"Bad Extension", |w| {
+                w.header(b"Unsupported", tag);
+            });
+            return true;
+        }
+        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+        // §22.3: an out-of-dialog request is authenticated (IP/CLI, else digest with a 407
+        // challenge) before any transaction exists; in-dialog requests are vouched for by
+        // our Record-Route's dialog token instead.
+        let mut outbound_ok = false;
+        if !in_dialog {
+            match self.authenticate_request(now, remote, msg) {
+                crate::auth::AuthOutcome::Authenticated(ok) => {
+                    outbound_ok = self.may_go_outbound(&ok);
+                }
+                crate::auth::AuthOutcome::Rejected(r) => {
+                    self.relay.stats.refused += 1;
+                    self.send_auth_rejection(now, local, remote, msg, r);
+                    return true;
+                }
+            }
+        }
+        let plan = self.plan_route(msg, &uri);
+        let target_raw: Vec<u8> = plan.ruri.clone().unwrap_or_else(|| uri.raw().to_vec());
+        let Ok(target) = Uri::parse(&target_raw) else {
+            self.refuse(local, remote, msg, 400, b"Bad Route");
+            return true;
+        };
+        let lookup = plan.next_route.is_none() && self.is_ours_uri(&target);
+        if !lookup {
+            // §16.5 and the open-relay rule: only on our own route set, or outbound for an
+            // authenticated sender when allowed.
+            let allowed = plan.popped_ours || (self.cfg.proxy.allow_outbound && outbound_ok);
+            if !allowed {
+                self.refuse(local, remote, msg, 403, b"Relaying Forbidden");
+                return true;
+            }
+        }
+        let hop = match &plan.next_route {
+            Some(r) => Uri::parse(r).ok().and_then(|u| uri_addr(&u)),
+            None => uri_addr(&target),
+        };
+        if !lookup && hop.is_none() {
+            self.refuse(local, remote, msg, 503, b"Next Hop Unresolvable");
+            return true;
+        }
+        // A transaction from here on (§16.6–16.7).
+        let idx = self.new_cell(local, remote, msg, key, loop_hash, in_dialog);
+        if method == Method::Invite {
+            // §16.2 / §17.2.1: 100 Trying at once, so the UAC stops retransmitting.
+            self.own_response(idx, 100, b"Trying");
+        }
+        let Plan {
+            ruri,
+            route_edit,
+            route,
+            ..
+        } = plan;
+        if lookup {
+            let aor = target_raw.clone();
+            match self.local_targets(now, &aor) {
+                Ok(targets) => self.fork(now, idx, &aor, targets, route_edit, &route),
+                Err(crate::lookup::LookupError::NotOwner(owner)) => {
+                    let c = self.relay.txns.cell_mut(idx);
+                    c.lookup_pending = true;
+                    let token = RELAY_TOKEN_BIT
+                        | u64::from(c.gen & crate::txn::GEN_MASK) << 32
+                        | u64::from(idx);
+                    self.relay.stats.lookups_remote += 1;
+                    self.shard_out
+                        .push_back((owner, ShardMsg::Lookup { aor, token }));
+                }
+                Err(crate::lookup::LookupError::NotAnAor) => {
+                    self.finish_own(now, idx, 404, b"Not Found")
+                }
+            }
+        } else if let Some(dest) = hop {
+            let b = Branch {
+                state: Cli::Calling,
+                local,
+                dest,
+                uri: ruri.unwrap_or_default(),
+                route,
+                route_edit,
+                interval_ms: 0,
+                cancel: Cancel::None,
+                cancel_interval_ms: 0,
+                timer_c_at: now,
+            };
+            self.relay.txns.cell_mut(idx).branches.push(b);
+            self.send_branch(now, idx, 0);
+        }
+        true
+    }
+
+    /// A refusal before any transaction exists: a stateless reply (a retransmission gets
+    /// the same one).
+    fn refuse(
+        &mut self,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        code: u16,
+        reason: &[u8],
+    ) {
+        self.relay.stats.refused += 1;
+        self.reply(local, remote, msg, code, reason, |_| {});
+    }
+
+    /// RFC 3261 §16.4: a Request-URI that is our Record-Route (a strict router before us)
+    /// is replaced by the last Route; our own top Route is removed.
+    fn plan_route(&self, msg: &Message<'_>, uri: &Uri<'_>) -> Plan {
+        let routes: smallvec::SmallVec<[&[u8]; 4]> = msg.header_items(HeaderName::Route).collect();
+        let mut rest: &[&[u8]] = &routes;
+        let mut plan = Plan {
+            ruri: None,
+            route_edit: false,
+            route: Vec::new(),
+            popped_ours: false,
+            next_route: None,
+        };
+        let call_id = msg.call_id().unwrap_or_default();
+        if !rest.is_empty() && uri.user().is_none() && self.is_ours_uri(uri) {
+            if let Some(last) = rest.last().and_then(|r| NameAddr::parse(r).ok()) {
+                plan.ruri = Some(last.uri().raw().to_vec());
+                rest = &rest[..rest.len() - 1];
+                plan.route_edit = true;
+                plan.popped_ours = self.relay.rr_token_ok(uri, call_id);
+            }
+        }
+        if let Some(first) = rest.first().and_then(|r| NameAddr::parse(r).ok()) {
+            if self.is_ours_uri(first.uri()) {
+                rest = &rest[1..];
+                plan.route_edit = true;
+                plan.popped_ours |= self.relay.rr_token_ok(first.uri(), call_id);
+            }
+        }
+        if plan.route_edit {
+            for (i, r) in rest.iter().enumerate() {
+                if i > 0 {
+                    plan.route.extend_from_slice(b", ");
+                }
+                plan.route.extend_from_slice(r);
+            }
+        }
+        plan.next_route = rest
+            .first()
+            .and_then(|r| NameAddr::parse(r).ok())
+            .map(|a| a.uri().raw().to_vec());
+        plan
+    }
+
+    /// A new cell for `msg` (its server transaction).
+    fn new_cell(
+        &mut self,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        key: u64,
+        loop_hash: u32,
+        in_dialog: bool,
+    ) -> u32 {
+        self.relay.stats.transactions += 1;
+        let method = msg.method();
+        let dialog_creating = matches!(
+            method,
+            Some(Method::Invite | Method::Subscribe | Method::Refer | Method::Notify)
+        );
+        // §18.2.2 / RFC 3581 §4: responses go to the source IP, and to the source port
+        // when the top Via asks for rport, else the sent-by port.
+        let port = match msg.top_via() {
+            Ok(v) if v.rport() == sipedge_msg::RPort::Absent => v.port().unwrap_or(5060),
+            _ => remote.port(),
+        };
+        let record_route = self.cfg.proxy.record_route && dialog_creating && !in_dialog;
+        let rr_token = self.relay.rr_token(msg.call_id().unwrap_or_default());
+        let idx = self.relay.txns.insert(key);
+        let c = self.relay.txns.cell_mut(idx);
+        c.invite = method == Some(Method::Invite);
+        c.up_local = local;
+        c.up_dest = SocketAddr::new(remote.ip(), port);
+        c.req.extend_from_slice(msg.as_bytes());
+        c.loop_hash = loop_hash;
+        c.record_route = record_route;
+        c.rr_token = rr_token;
+        c.g_interval_ms = self.cfg.sip.t1_ms;
+        idx
+    }
+
+    /// ACK (RFC 3261 §17.2.1): for our non-2xx final response it ends the server
+    /// transaction here (hop by hop); any other ACK (a 2xx's) is forwarded end to end,
+    /// statelessly (§16.11), along its Route.
+    fn relay_ack(&mut self, now: Millis, local: LocalId, _remote: SocketAddr, msg: &Message<'_>) {
+        let key = self.server_key(msg, Method::Ack);
+        if let Some(idx) = self.relay.txns.find(key) {
+            let t4 = self.cfg.sip.t4_ms;
+            let c = self.relay.txns.cell_mut(idx);
+            if c.invite && matches!(c.state, Srv::Completed | Srv::Confirmed) {
+                if c.state == Srv::Completed {
+                    c.state = Srv::Confirmed;
+                    let k = timer_key(Timer::I, idx, c.gen, 0);
+                    self.arm(now, t4, k);
+                }
+                self.relay.stats.acks_absorbed += 1;
+                return;
+            }
+        }
+        if msg.max_forwards().ok().flatten() == Some(0) {
+            self.stats.dropped += 1;
+            return;
+        }
+        let Ok(uri) = msg.request_uri() else { return };
+        let plan = self.plan_route(msg, &uri);
+        let target_raw: &[u8] = plan.ruri.as_deref().unwrap_or(uri.raw());
+        let hop = match &plan.next_route {
+            Some(r) => Uri::parse(r).ok().and_then(|u| uri_addr(&u)),
+            None => Uri::parse(target_raw)
+                .ok()
+                .filter(|u| !self.is_ours_uri(u))
+                .and_then(|u| uri_addr(&u)),
+        };
+        // An ACK is never challenged (§22.1): it leaves our domains only on our route set.
+        let allowed = plan.popped_ours;
+        let Some(dest) = hop.filter(|_| allowed) else {
+            // No transaction and nowhere to go: absorbed (an ACK has no response).
+            self.stats.dropped += 1;
+            return;
+        };
+        self.relay.stats.acks_forwarded += 1;
+        self.forward_ack(
+            local,
+            dest,
+            msg,
+            plan.ruri.as_deref(),
+            plan.route_edit,
+            &plan.route,
+        );
+    }
+
+    /// CANCEL (RFC 3261 §9.2, §16.10): matched to its INVITE by the INVITE's key; answered
+    /// 200 here and sent on every pending branch. No INVITE: left to the stateless 481.
+    fn relay_cancel(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+    ) -> bool {
+        let key = self.server_key(msg, Method::Invite);
+        let Some(idx) = self
+            .relay
+            .txns
+            .find(key)
+            .filter(|&i| self.relay.txns.cell(i).invite)
+        else {
+            return false;
+        };
+        self.relay.stats.cancels += 1;
+        self.reply(local, remote, msg, 200, b"OK", |_| {});
+        let c = self.relay.txns.cell_mut(idx);
+        if matches!(c.state, Srv::Trying | Srv::Proceeding) && !c.canceled {
+            c.canceled = true;
+            if c.lookup_pending {
+                // Nothing was forwarded yet: the INVITE ends here with 487.
+                c.lookup_pending = false;
+                self.finish_own(now, idx, 487, b"Request Terminated");
+                return true;
+            }
+            for b in 0..c.branches.len() {
+                self.cancel_branch(now, idx, b);
+            }
+        }
+        true
+    }
+}

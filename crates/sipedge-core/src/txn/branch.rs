@@ -1,0 +1,104 @@
+//! The branch parameter of the Via we add (RFC 3261 §8.1.1.7, §16.6 step 8).
+//!
+//! `z9hG4bK` + `sE` + shard (4 hex) + cell slot (8 hex) + generation (5 hex) + branch
+//! number (1 hex) + loop hash (8 hex). The shard lets any shard pass a response (or a
+//! CANCEL's answer) to the owner of the client transaction in one hop (ARCHITECTURE.md §1);
+//! slot and generation find the cell without an index; the loop hash is the §16.6 step 8
+//! value that §16.3 step 4 compares to detect a loop.
+
+use crate::shard::ShardId;
+use crate::txn::GEN_MASK;
+
+/// What our branches start with: the RFC 3261 cookie and our own mark.
+pub(crate) const PREFIX: &[u8] = b"z9hG4bKsE";
+/// Length of a branch we write.
+pub(crate) const LEN: usize = PREFIX.len() + 4 + 8 + 5 + 1 + 8;
+
+/// The fields a branch of ours carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OurBranch {
+    pub shard: ShardId,
+    pub idx: u32,
+    pub gen: u32,
+    pub b: u8,
+    pub loop_hash: u32,
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn put_hex(out: &mut [u8], v: u64, digits: usize) {
+    for (i, o) in out[..digits].iter_mut().enumerate() {
+        *o = HEX[((v >> (4 * (digits - 1 - i))) & 0xf) as usize];
+    }
+}
+
+fn get_hex(s: &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for &c in s {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        v = v << 4 | u64::from(d);
+    }
+    Some(v)
+}
+
+impl OurBranch {
+    /// The branch text.
+    pub(crate) fn encode(&self) -> [u8; LEN] {
+        let mut out = [0u8; LEN];
+        out[..PREFIX.len()].copy_from_slice(PREFIX);
+        let mut at = PREFIX.len();
+        for (v, d) in [
+            (u64::from(self.shard.0), 4),
+            (u64::from(self.idx), 8),
+            (u64::from(self.gen & GEN_MASK), 5),
+            (u64::from(self.b & 0xf), 1),
+            (u64::from(self.loop_hash), 8),
+        ] {
+            put_hex(&mut out[at..], v, d);
+            at += d;
+        }
+        out
+    }
+
+    /// Reads a branch we wrote; `None` for anybody else's (or a damaged one).
+    pub(crate) fn decode(s: &[u8]) -> Option<OurBranch> {
+        if s.len() != LEN || !s.starts_with(PREFIX) {
+            return None;
+        }
+        let s = &s[PREFIX.len()..];
+        Some(OurBranch {
+            shard: ShardId(get_hex(&s[..4])? as u16),
+            idx: get_hex(&s[4..12])? as u32,
+            gen: get_hex(&s[12..17])? as u32,
+            b: get_hex(&s[17..18])? as u8,
+            loop_hash: get_hex(&s[18..26])? as u32,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_foreign() {
+        let b = OurBranch {
+            shard: ShardId(3),
+            idx: 0xdead_beef,
+            gen: 0x1_2345,
+            b: 9,
+            loop_hash: 0x0102_0304,
+        };
+        let text = b.encode();
+        assert!(text.starts_with(b"z9hG4bK"));
+        assert_eq!(OurBranch::decode(&text), Some(b));
+        assert_eq!(OurBranch::decode(b"z9hG4bK776asdhds"), None);
+        let mut bad = text;
+        bad[12] = b'X';
+        assert_eq!(OurBranch::decode(&bad), None);
+    }
+}
