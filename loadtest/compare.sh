@@ -49,10 +49,10 @@ KAMAILIO_SHM_MB=${KAMAILIO_SHM_MB:-4096}
 OUT=${OUT:-$ROOT/target/compare/$SCENARIO}
 SYNC=${SYNC:-batch}
 BIN=$ROOT/target/release
-SIPEDGE_IP=127.0.40.1
-KAMAILIO_IP=127.0.40.2
+SIPEDGE_IP=${SIPEDGE_IP:-127.0.40.1}
+KAMAILIO_IP=${KAMAILIO_IP:-127.0.40.2}
 PORT=5070
-SOURCE_BASE=127.0.41.1
+SOURCE_BASE=${SOURCE_BASE:-127.0.41.1}
 case "$SCENARIO" in
     options) DEF_RAMP=20000:20000:600000 ;;
     register | refresh) DEF_RAMP=10000:10000:400000 ;;
@@ -177,6 +177,16 @@ EOF
 register = "digest"
 algorithms = [$algs]
 users_file = "$TMP/users.csv"
+EOF
+            fi
+            if [[ $SCENARIO == keepalive ]]; then
+                # As loadtest/kamailio/keepalive.cfg: every binding NATed (setbflag), OPTIONS
+                # pings every KA_INTERVAL seconds.
+                cat >>"$TMP/sipedge.toml" <<EOF
+
+[nat]
+mode = "force"
+ping_interval_secs = $KA_INTERVAL
 EOF
             fi
             answers "$TARGET" && { echo "$TARGET is already in use"; exit 1; }

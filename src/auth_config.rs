@@ -83,6 +83,19 @@ pub struct RawUser {
     cps: Option<u32>,
 }
 
+impl RawUser {
+    /// What the NAT settings need: username, domain, `nat`, `nat_ping` as written (`None`:
+    /// not given, the `[nat]` default applies). Read by `config_nat::user_overrides`.
+    pub(crate) fn nat_keys(&self) -> (&str, Option<&str>, Option<&str>, Option<&str>) {
+        (
+            &self.username,
+            self.domain.as_deref(),
+            self.nat.as_deref(),
+            self.nat_ping.as_deref(),
+        )
+    }
+}
+
 impl std::fmt::Debug for RawUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print a password or HA1.

@@ -103,6 +103,8 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     /// `[registrar.persistence]`; `None` = memory-only.
     pub persistence: Option<PersistenceConfig>,
+    /// `[nat]` (its `advertise` is filled per shard by `main`).
+    pub nat: sipedge_core::NatConfig,
     /// `[sip]`: transaction timers.
     pub sip: sipedge_core::SipTimers,
     /// `[proxy]`: the relay.
@@ -122,6 +124,8 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     registrar: RawRegistrar,
+    #[serde(default)]
+    nat: crate::config_nat::RawNat,
     #[serde(default)]
     sip: crate::config_relay::RawSip,
     #[serde(default)]
@@ -331,6 +335,11 @@ impl Config {
             .persistence
             .validate()
             .map_err(|e| err(format!("registrar.persistence.{}", e.key), e.message))?;
+        let mut nat = raw.nat.validate().map_err(|(k, m)| err(k, m))?;
+        nat.users = std::sync::Arc::new(
+            crate::config_nat::user_overrides(&raw.users, &domains, registrar.case_sensitive)
+                .map_err(|(k, m)| err(k, m))?,
+        );
         let sip = crate::config_relay::parse_sip(&raw.sip).map_err(|(k, m)| err(k.into(), m))?;
         let proxy = crate::config_relay::parse_proxy(&raw.proxy);
         let auth = crate::auth_config::parse(
@@ -346,6 +355,7 @@ impl Config {
             sip,
             proxy,
             auth,
+            nat,
             listen,
             domains,
             workers: s.workers,

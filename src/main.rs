@@ -7,8 +7,10 @@
 mod admin;
 mod auth_config;
 mod config;
+mod config_nat;
 mod config_relay;
 mod metrics;
+mod metrics_nat;
 mod metrics_relay;
 mod persist;
 mod shard;
@@ -144,6 +146,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 seed: seed ^ id as u64,
                 registrar: cfg.registrar,
                 journal: restored.is_some(),
+                nat: sipedge_core::NatConfig {
+                    advertise: advertise(&cfg),
+                    ..cfg.nat.clone()
+                },
                 sip: cfg.sip,
                 proxy: sipedge_core::ProxyConfig {
                     record_route: cfg.proxy.record_route,
@@ -200,6 +206,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     admin.stop();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The Via sent-by of our keepalives per socket: the listen address, or the first domain
+/// with the listen port when it is a wildcard address.
+fn advertise(cfg: &Config) -> Vec<String> {
+    cfg.listen
+        .iter()
+        .map(
+            |l| match (l.addr.ip().is_unspecified(), cfg.domains.first()) {
+                (true, Some(d)) => format!("{d}:{}", l.addr.port()),
+                _ => l.addr.to_string(),
+            },
+        )
+        .collect()
 }
 
 fn init_logging(level: &str) -> anyhow::Result<()> {

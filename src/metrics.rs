@@ -33,6 +33,7 @@ pub struct ShardMetrics {
     dropped: AtomicU64,
     responses_unmatched: AtomicU64,
     parse_errors: [AtomicU64; ParseErrorKind::COUNT],
+    nat: crate::metrics_nat::NatMetrics,
     registers_in: AtomicU64,
     registers_handed_off: AtomicU64,
     registers_ok: AtomicU64,
@@ -119,6 +120,7 @@ impl ShardMetrics {
         self.bindings_expired.store(core.bindings_expired, Relaxed);
         self.restored.store(core.restored, Relaxed);
         self.restore_expired.store(core.restore_expired, Relaxed);
+        self.nat.publish(&core.nat);
     }
 
     /// The size of the shard's slice of the location table.
@@ -365,6 +367,7 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
             "sipedge_io_engine{{shard=\"{i}\",engine=\"{engine}\"}} 1"
         );
     }
+    crate::metrics_nat::render(&mut out, &shards.iter().map(|m| &m.nat).collect::<Vec<_>>());
     let _ = writeln!(
         out,
         "# HELP sipedge_shards Number of shards.\n# TYPE sipedge_shards gauge\nsipedge_shards {}",

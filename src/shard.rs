@@ -239,6 +239,9 @@ fn drain(
             } => {
                 tracing::debug!(target: "sip::parse", %remote, kind = kind.label(), at, answered, "malformed message")
             }
+            CoreEvent::PingTimeout { source, misses } => {
+                tracing::info!(target: "sip::nat", %source, misses, "binding deregistered: keepalives unanswered")
+            }
         }
     }
 }

@@ -83,6 +83,8 @@ pub struct CoreConfig {
     /// Emit binding-change records for [`crate::Core::poll_journal`]. Off: nothing is
     /// encoded or queued (no journal configured).
     pub journal: bool,
+    /// `[nat]`: NAT detection and keepalives.
+    pub nat: crate::nat::NatConfig,
     /// `[sip]`: transaction timer bases (RFC 3261 T1, T2, T4).
     pub sip: crate::txn::SipTimers,
     /// `[proxy]`: the relay.
@@ -102,6 +104,7 @@ impl Default for CoreConfig {
             seed: 0,
             registrar: RegistrarConfig::default(),
             journal: false,
+            nat: crate::nat::NatConfig::default(),
             sip: crate::txn::SipTimers::default(),
             proxy: crate::proxy::ProxyConfig::default(),
             auth: crate::auth::AuthConfig::default(),

@@ -33,6 +33,14 @@ pub enum CoreEvent {
         /// Whether an error response was sent.
         answered: bool,
     },
+    /// A binding was deregistered because `misses` keepalives in a row went unanswered
+    /// (`nat_ping = "timeout"`); log it at info (target `sip::nat`).
+    PingTimeout {
+        /// The address the binding was reached at.
+        source: SocketAddr,
+        /// Unanswered pings in a row.
+        misses: u8,
+    },
 }
 
 /// One shard's sans-IO protocol engine. See the crate docs for the handle/poll contract.
@@ -60,6 +68,8 @@ pub struct Core {
     pub(crate) aor_buf: Vec<u8>,
     pub(crate) contact_buf: Vec<u8>,
     pub(crate) path_buf: Vec<u8>,
+    /// The keepalive pinger (`nat::ping`).
+    pub(crate) nat: crate::nat::NatRuntime,
     /// The relay: transaction cells and their buffers (`proxy`, `txn`).
     pub(crate) relay: crate::proxy::Relay,
     /// Nonce key, nonce-count window, counters (`auth`).
@@ -70,6 +80,7 @@ impl Core {
     /// A core for one shard.
     pub fn new(cfg: CoreConfig) -> Core {
         Core {
+            nat: crate::nat::NatRuntime::new(&cfg.nat),
             loc: Location::new(cfg.seed),
             relay: crate::proxy::Relay::new(cfg.seed, cfg.proxy.route_key),
             auth: crate::auth::AuthState::new(&cfg.auth),
@@ -165,6 +176,9 @@ impl Core {
         }
         if msg.is_response() {
             self.stats.responses_in += 1;
+            if self.nat_response(now, local, remote, &msg) {
+                return; // one of our keepalives (nat::ping), on any shard
+            }
             // Client transactions of the relay (RFC 3261 §17.1.3); unmatched: discarded.
             self.handle_response(now, local, remote, &msg);
             return;
@@ -209,7 +223,7 @@ impl Core {
         }
     }
 
-    /// Time has reached `now`: fire due timers (binding expiry).
+    /// Time has reached `now`: fire due timers (binding expiry, keepalives).
     pub fn handle_timeout(&mut self, now: Millis) {
         let mut fired = std::mem::take(&mut self.fired);
         fired.clear();
@@ -222,6 +236,7 @@ impl Core {
             }
         }
         self.fired = fired;
+        self.nat_timeout(now);
     }
 
     /// The next datagram to send; the borrow ends at the next call.
@@ -246,9 +261,14 @@ impl Core {
 
     /// When `handle_timeout` must be called next (`None`: no timer pending).
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.wheel
+        let wheel = self
+            .wheel
             .next_expiry()
-            .map(|t| Millis(t.0.saturating_mul(TICK_MILLIS)))
+            .map(|t| Millis(t.0.saturating_mul(TICK_MILLIS)));
+        match (wheel, self.nat_poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub(crate) fn event(&mut self, e: CoreEvent) {

@@ -162,7 +162,8 @@ impl Core {
                     arrival: ShardId(u.arrival),
                     branch: u.branch,
                 };
-                self.store_binding(domain, user, head, existing.unwrap_or(NONE), &d);
+                let (idx, _) = self.store_binding(domain, user, head, existing.unwrap_or(NONE), &d);
+                self.nat_on_restore(idx, aor);
                 self.stats.restored += 1;
                 Ok(())
             }

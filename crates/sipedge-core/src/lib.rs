@@ -22,6 +22,12 @@
 //! gives the UNIX time the records carry. Lookups: [`Core::lookup`] on the owner,
 //! [`Core::request_lookup`] / [`Core::poll_lookup`] from anywhere (over the mesh).
 //!
+//! NAT (`nat`): each stored contact is marked NATed or not at REGISTER; the relay reaches a
+//! NATed binding at [`LookupContact::received`] from the binding's socket
+//! ([`LookupContact::local`]) and reports traffic from it with [`Core::note_alive`].
+//! Per-user settings arrive in [`NatConfig::users`] (read through [`Core::nat_user`]).
+//! Keepalives run inside [`Core::handle_timeout`]; counters in [`CoreStats::nat`].
+//!
 //! **Layout.** `core` (the [`Core`] type and dispatch), `stateless` (requests the edge
 //! answers itself without state: OPTIONS, error replies, 405/501/416/481), `registrar`
 //! (REGISTER per RFC 3261 §10.3, RFC 5626 flows, RFC 3327 Path; expiry timers), `location`
@@ -30,6 +36,7 @@
 //! routing and table hashes, §19.1.4 contact comparison), `lookup`, `journal` (the
 //! durability API) and `record` (its encoding), `date` (the Date header), `output` (the
 //! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off
+//! messages), `nat` (NAT detection, the received address, the keepalive pinger).
 //! messages), `auth` (digest, nonces, IP/CLI authentication; its module doc has the rules
 //! and the relay's hook [`Core::authenticate_request`]), `txn` (RFC 3261 §17 transaction
 //! cells, states, timer keys, our Via branch) and `proxy` (the RFC 3261 §16 relay: routing,
@@ -45,6 +52,7 @@ mod date;
 mod journal;
 mod location;
 mod lookup;
+mod nat;
 mod output;
 mod proxy;
 mod record;
@@ -62,6 +70,11 @@ pub use crate::config::{
 pub use crate::core::{Core, CoreEvent};
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};
+pub use crate::nat::{
+    is_private, via_differs, NatConfig, NatMode, NatStats, NatUser, PingMethod, PingMode,
+    DEFAULT_PING_FAILURES_MAX, DEFAULT_PING_INTERVAL_SECS, MAX_PING_FAILURES_MAX,
+    MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
+};
 pub use crate::output::{LocalId, Transmit};
 pub use crate::proxy::{ProxyConfig, ProxyStats};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};

@@ -101,6 +101,8 @@ pub(crate) struct Binding {
     path_len: u16,
     user_len: u8,
     flags: u8,
+    /// NAT flag, ping mode, miss counter and RTTs (5 bytes in what was padding).
+    pub(crate) nat: crate::nat::NatState,
 }
 
 /// Everything a REGISTER (or a restored record) says about one binding.
@@ -150,6 +152,7 @@ impl Binding {
             path_len: 0,
             user_len: 0,
             flags: 0,
+            nat: crate::nat::NatState::default(),
         }
     }
 
@@ -405,6 +408,8 @@ pub(crate) struct Location {
     /// The last domain looked up (`scheme:host`) and its id: most REGISTERs of a shard name
     /// the same domain. [`NONE`] when empty.
     domain_cache: (u32, Vec<u8>),
+    /// Bindings with keepalives on, `[not NATed, NATed]` (the pinger sleeps at zero).
+    pinging: [usize; 2],
 }
 
 impl Location {
@@ -418,6 +423,7 @@ impl Location {
             strings: Interner::new(),
             bindings: 0,
             domain_cache: (NONE, Vec::new()),
+            pinging: [0; 2],
         }
     }
 
@@ -465,6 +471,42 @@ impl Location {
             .get(idx as usize / CHUNK)?
             .get(idx as usize % CHUNK)?;
         (b.is_live() && b.gen == gen).then(|| self.get(idx))
+    }
+
+    /// Slots allocated (live or free): the keepalive sweep walks `0..capacity`.
+    pub(crate) fn capacity(&self) -> usize {
+        self.chunks.len() * CHUNK
+    }
+
+    /// Slot `idx` if it holds a binding (any generation).
+    pub(crate) fn slot(&self, idx: u32) -> Option<BindingRef<'_>> {
+        let b = self
+            .chunks
+            .get(idx as usize / CHUNK)?
+            .get(idx as usize % CHUNK)?;
+        b.is_live().then(|| self.get(idx))
+    }
+
+    /// Sets the NATed flag and the ping mode of binding `idx`, keeping the counts right.
+    pub(crate) fn set_nat(&mut self, idx: u32, nated: bool, mode: crate::nat::PingMode) {
+        if let Some(k) = self.raw(idx).nat.ping_class() {
+            self.pinging[k] -= 1;
+        }
+        let st = &mut self.get_mut(idx).nat;
+        st.set(nated, mode);
+        if let Some(k) = st.ping_class() {
+            self.pinging[k] += 1;
+        }
+    }
+
+    /// Bindings with keepalives on: `[not NATed, NATed]`.
+    pub(crate) fn pinging(&self) -> [usize; 2] {
+        self.pinging
+    }
+
+    /// The NAT state of binding `idx` (use [`Location::set_nat`] for the flag and mode).
+    pub(crate) fn nat_mut(&mut self, idx: u32) -> &mut crate::nat::NatState {
+        &mut self.get_mut(idx).nat
     }
 
     /// The hash of the AoR of the binding `b` (for the index's rehash).
@@ -717,6 +759,9 @@ impl Location {
         self.release_string(domain);
         if ua != NONE {
             self.release_string(ua);
+        }
+        if let Some(k) = self.raw(idx).nat.ping_class() {
+            self.pinging[k] -= 1;
         }
         let b = self.get_mut(idx);
         let gen = b.gen.wrapping_add(1);

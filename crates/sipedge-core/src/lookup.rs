@@ -43,6 +43,13 @@ pub struct LookupContact {
     pub registered_at: Millis,
     /// When it expires.
     pub expires_at: Millis,
+    /// Where to reach it when it is NATed: the source of its REGISTER (Kamailio's
+    /// `received`). `None`: not NATed, reach the contact URI itself.
+    pub received: Option<SocketAddr>,
+    /// The last keepalive RTT and the smoothed RTT, milliseconds (`None`: none measured).
+    pub rtt_ms: Option<u16>,
+    /// The smoothed keepalive RTT (RFC 6298 α = 1/8), milliseconds.
+    pub srtt_ms: Option<u16>,
 }
 
 /// The answer to a lookup.
@@ -148,6 +155,9 @@ impl Core {
             cseq: b.cseq,
             registered_at: b.registered_at(),
             expires_at: b.expires_at,
+            received: b.nat.nated().then(|| b.source()),
+            rtt_ms: b.nat.rtt_ms(),
+            srtt_ms: b.nat.srtt_ms(),
         }
     }
 

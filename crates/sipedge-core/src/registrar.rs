@@ -408,6 +408,7 @@ impl Core {
         } = ids;
         let user_agent = msg.user_agent().unwrap_or_default();
         let arrival = self.arrival;
+        let nat = self.nat_request(msg, remote, aor);
         for it in items.iter().filter(|it| !it.superseded) {
             if it.expires == 0 {
                 if it.existing != NONE {
@@ -434,6 +435,7 @@ impl Core {
             };
             let (idx, new_head) = self.store_binding(domain, user, head, it.existing, &d);
             head = new_head;
+            self.nat_on_store(idx, &nat, it.addr.uri());
             if it.existing != NONE {
                 self.stats.bindings_refreshed += 1;
             } else {

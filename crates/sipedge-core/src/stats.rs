@@ -48,4 +48,6 @@ pub struct CoreStats {
     pub restore_expired: u64,
     /// Lookups answered for other shards.
     pub lookups_answered: u64,
+    /// NAT keepalives.
+    pub nat: crate::nat::NatStats,
 }

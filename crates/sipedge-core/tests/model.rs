@@ -238,6 +238,11 @@ fn run(ops: Vec<Op>) {
             max_contacts: MAX_CONTACTS as u16,
             ..Default::default()
         },
+        // The model has no keepalives (the IPv6 source makes bindings NATed).
+        nat: sipedge_core::NatConfig {
+            ping: sipedge_core::PingMode::Disabled,
+            ..Default::default()
+        },
         ..common::config()
     });
     let mut model = Model::default();

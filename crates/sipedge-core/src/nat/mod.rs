@@ -1,0 +1,424 @@
+//! NAT traversal: detection of NATed registrations, the received address a NATed binding is
+//! reached at, and the keepalive pinger (`ping`).
+//!
+//! **Detection** (per REGISTER, per contact; Kamailio's `nat_uac_test` + `fix_nated_register`):
+//!
+//! | test | rule |
+//! | --- | --- |
+//! | Via | the top Via sent-by (host, port; 5060 when absent) differs from the source ip:port. The reply carries `received` (RFC 3261 §18.2.1) and `rport` (RFC 3581 §4): `Core::reply` adds them |
+//! | Contact | the Contact host is a private or shared address (RFC 1918, RFC 6598 100.64/10, link-local 169.254/16, IPv6 ULA fc00::/7 and link-local fe80::/10) while the source is not |
+//! | per user | `nat = "force"`: always NATed ("Force NAT"); `nat = "disabled"`: never ("Disable NAT") |
+//!
+//! A NATed binding keeps its Contact as registered (the 200 OK and lookups list it
+//! unchanged) and is reached at the address the REGISTER came from
+//! ([`crate::LookupContact::received`]), like Kamailio's `fix_nated_register` with
+//! `received_avp`.
+//!
+//! **Per-user settings.** [`NatConfig::users`] maps a canonical AoR (`sip:user@domain`) to a
+//! [`NatUser`] override of the global defaults; the shell fills it from the `nat` /
+//! `nat_ping` keys of `[[users]]` (`src/config_nat.rs`; a key left out means the `[nat]`
+//! default, and a SIGHUP reload of the users does not change it yet). It is read at every REGISTER and restore ([`crate::Core::nat_user`]) and its result
+//! is stored in the binding (NATed or not, ping mode), so the pinger never looks it up.
+//!
+//! **Per-binding state** fits in the padding of the 72-byte binding slot ([`NatState`], 5
+//! bytes): NATed flag, ping mode, outstanding-ping and alive flags, a 3-bit miss counter,
+//! the last RTT (u16 ms) and a smoothed RTT (u16, 1/8 ms).
+
+mod ping;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use sipedge_msg::{Uri, Via};
+
+pub(crate) use ping::NatRuntime;
+pub use ping::{NatStats, RTT_BUCKETS_MS};
+
+/// Default `[nat] ping_interval_secs`.
+pub const DEFAULT_PING_INTERVAL_SECS: u32 = 60;
+/// Smallest `[nat] ping_interval_secs` (integration tests use 1 s).
+pub const MIN_PING_INTERVAL_SECS: u32 = 1;
+/// Largest `[nat] ping_interval_secs` (one hour).
+pub const MAX_PING_INTERVAL_SECS: u32 = 3600;
+/// Default `[nat] ping_failures_max`.
+pub const DEFAULT_PING_FAILURES_MAX: u8 = 3;
+/// Largest `[nat] ping_failures_max` (the miss counter has 3 bits).
+pub const MAX_PING_FAILURES_MAX: u8 = 7;
+
+/// Whether a user's registrations are treated as NATed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NatMode {
+    /// Detected per REGISTER (the table in the module docs).
+    #[default]
+    Auto,
+    /// Always NATed: reached at the source address ("Force NAT").
+    Force,
+    /// Never NATed: reached at the Contact ("Disable NAT").
+    Disabled,
+}
+
+/// Keepalives for a binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum PingMode {
+    /// No keepalives.
+    Disabled = 0,
+    /// Keepalives; the RTT is recorded, nothing is removed.
+    #[default]
+    Enabled = 1,
+    /// Keepalives; `ping_failures_max` unanswered OPTIONS in a row deregister the binding.
+    Timeout = 2,
+}
+
+impl PingMode {
+    fn from_bits(v: u8) -> PingMode {
+        match v {
+            1 => PingMode::Enabled,
+            2 => PingMode::Timeout,
+            _ => PingMode::Disabled,
+        }
+    }
+}
+
+/// What a keepalive is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PingMethod {
+    /// A stateless SIP OPTIONS; any response counts as an answer and gives the RTT.
+    #[default]
+    Options,
+    /// A 4-byte `"\r\n\r\n"` datagram (RFC 5626 §3.5.1 style). Nothing answers it over
+    /// UDP, so no RTT is measured and `timeout` mode cannot remove anything.
+    Crlf,
+}
+
+/// A user's override of the `[nat]` defaults (`None` = the global value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NatUser {
+    /// `nat = "auto" | "force" | "disabled"`.
+    pub nat: Option<NatMode>,
+    /// `nat_ping = "disabled" | "enabled" | "timeout"`.
+    pub ping: Option<PingMode>,
+}
+
+/// `[nat]`: detection and keepalive defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatConfig {
+    /// `mode`: the default detection mode.
+    pub mode: NatMode,
+    /// `ping`: the default keepalive mode.
+    pub ping: PingMode,
+    /// `ping_interval_secs`.
+    pub ping_interval_secs: u32,
+    /// `method`.
+    pub method: PingMethod,
+    /// `ping_nated_only`: bindings that are not NATed get no keepalives.
+    pub ping_nated_only: bool,
+    /// `ping_failures_max`: unanswered pings in a row that deregister (`timeout` mode).
+    pub ping_failures_max: u8,
+    /// Per-user overrides by canonical AoR (`sip:user@domain`, user lowercased unless the
+    /// registrar is case-sensitive). Filled from `[[users]]` by the shell.
+    pub users: Arc<HashMap<Vec<u8>, NatUser>>,
+    /// The sent-by (`host:port`) to put in the Via of our OPTIONS pings, per socket
+    /// ([`crate::LocalId`] index). The shell fills it from the listen addresses; a missing
+    /// entry falls back to the first domain.
+    pub advertise: Vec<String>,
+}
+
+impl Default for NatConfig {
+    fn default() -> Self {
+        Self {
+            mode: NatMode::Auto,
+            ping: PingMode::Enabled,
+            ping_interval_secs: DEFAULT_PING_INTERVAL_SECS,
+            method: PingMethod::Options,
+            ping_nated_only: true,
+            ping_failures_max: DEFAULT_PING_FAILURES_MAX,
+            users: Arc::default(),
+            advertise: Vec::new(),
+        }
+    }
+}
+
+impl NatConfig {
+    /// Whether any binding can ever be pinged.
+    pub(crate) fn pings_possible(&self) -> bool {
+        self.ping != PingMode::Disabled
+            || self
+                .users
+                .values()
+                .any(|u| u.ping.is_some_and(|p| p != PingMode::Disabled))
+    }
+}
+
+/// True for private and shared addresses: RFC 1918 (10/8, 172.16/12, 192.168/16), RFC 6598
+/// (100.64/10), IPv4 link-local (169.254/16, RFC 3927), IPv6 ULA (fc00::/7, RFC 4193) and
+/// link-local (fe80::/10, RFC 4291); IPv4-mapped IPv6 addresses are judged as IPv4.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => private_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => private_v4(v4),
+            None => private_v6(v6),
+        },
+    }
+}
+
+fn private_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    a == 10
+        || (a == 172 && (16..=31).contains(&b))
+        || (a == 192 && b == 168)
+        || (a == 100 && (64..=127).contains(&b))
+        || (a == 169 && b == 254)
+}
+
+fn private_v6(ip: Ipv6Addr) -> bool {
+    let s = ip.segments()[0];
+    (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
+}
+
+/// An IP literal host (IPv6 with or without brackets); `None` for a host name.
+pub(crate) fn host_ip(host: &[u8]) -> Option<IpAddr> {
+    let host = match host {
+        [b'[', inner @ .., b']'] => inner,
+        _ => host,
+    };
+    std::str::from_utf8(host).ok()?.parse().ok()
+}
+
+/// RFC 3261 §18.2.1 / RFC 3581 §4: the top Via's sent-by (host and port, 5060 when absent)
+/// is not the address the request came from. A host name always differs.
+pub fn via_differs(via: &Via<'_>, source: SocketAddr) -> bool {
+    host_ip(via.host()).is_none_or(|ip| !same_ip(ip, source.ip()))
+        || via.port().unwrap_or(5060) != source.port()
+}
+
+fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    let canon = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    canon(a) == canon(b)
+}
+
+/// What one REGISTER says about NAT, worked out once per request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestNat {
+    /// The top Via differs from the source.
+    pub(crate) via_differs: bool,
+    /// The source address is itself private (then a private Contact proves nothing).
+    pub(crate) source_private: bool,
+    /// The user's overrides resolved against the defaults.
+    pub(crate) mode: NatMode,
+    pub(crate) ping: PingMode,
+}
+
+impl RequestNat {
+    /// Detection for one contact of the request (the module docs' table).
+    pub(crate) fn nated(&self, contact: &Uri<'_>) -> bool {
+        match self.mode {
+            NatMode::Force => true,
+            NatMode::Disabled => false,
+            NatMode::Auto => {
+                self.via_differs
+                    || (!self.source_private && host_ip(contact.host()).is_some_and(is_private))
+            }
+        }
+    }
+}
+
+/// Per-binding NAT and keepalive state: 5 bytes, alignment 1 (it lives in the binding
+/// slot's padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NatState {
+    bits: u8,
+    rtt_ms: [u8; 2],
+    srtt_8: [u8; 2],
+}
+
+const NATED: u8 = 1;
+const MODE_SHIFT: u8 = 1;
+const MODE_MASK: u8 = 0b110;
+const OUTSTANDING: u8 = 8;
+const ALIVE: u8 = 16;
+const MISS_SHIFT: u8 = 5;
+const NO_RTT: u16 = u16::MAX;
+
+impl Default for NatState {
+    fn default() -> Self {
+        NatState {
+            bits: 0,
+            rtt_ms: NO_RTT.to_le_bytes(),
+            srtt_8: NO_RTT.to_le_bytes(),
+        }
+    }
+}
+
+impl NatState {
+    pub(crate) fn nated(&self) -> bool {
+        self.bits & NATED != 0
+    }
+    pub(crate) fn mode(&self) -> PingMode {
+        PingMode::from_bits((self.bits & MODE_MASK) >> MODE_SHIFT)
+    }
+    /// Sets the NATed flag and the ping mode (a REGISTER or a restore decided them).
+    pub(crate) fn set(&mut self, nated: bool, mode: PingMode) {
+        self.bits &= !(NATED | MODE_MASK);
+        self.bits |= u8::from(nated) | ((mode as u8) << MODE_SHIFT);
+    }
+    /// Which keepalive count the binding is in: `Some(0)` not NATed, `Some(1)` NATed,
+    /// `None` with keepalives off.
+    pub(crate) fn ping_class(&self) -> Option<usize> {
+        (self.mode() != PingMode::Disabled).then_some(usize::from(self.nated()))
+    }
+    pub(crate) fn outstanding(&self) -> bool {
+        self.bits & OUTSTANDING != 0
+    }
+    pub(crate) fn set_outstanding(&mut self, on: bool) {
+        self.bits = (self.bits & !OUTSTANDING) | if on { OUTSTANDING } else { 0 };
+    }
+    /// Something came from the contact since the last ping.
+    pub(crate) fn alive(&self) -> bool {
+        self.bits & ALIVE != 0
+    }
+    /// Any request or response from the contact: no misses, alive until the next ping.
+    pub(crate) fn mark_alive(&mut self) {
+        self.bits = (self.bits & !(7 << MISS_SHIFT)) | ALIVE;
+    }
+    pub(crate) fn clear_alive(&mut self) {
+        self.bits &= !ALIVE;
+    }
+    /// Unanswered pings in a row.
+    pub(crate) fn misses(&self) -> u8 {
+        self.bits >> MISS_SHIFT
+    }
+    pub(crate) fn add_miss(&mut self) {
+        let m = (self.misses() + 1).min(7);
+        self.bits = (self.bits & !(7 << MISS_SHIFT)) | (m << MISS_SHIFT);
+    }
+    /// The last measured RTT, milliseconds.
+    pub(crate) fn rtt_ms(&self) -> Option<u16> {
+        let v = u16::from_le_bytes(self.rtt_ms);
+        (v != NO_RTT).then_some(v)
+    }
+    /// The smoothed RTT (RFC 6298 §2 with α = 1/8), in eighths of a millisecond.
+    pub(crate) fn srtt_8(&self) -> Option<u16> {
+        let v = u16::from_le_bytes(self.srtt_8);
+        (v != NO_RTT).then_some(v)
+    }
+    /// Records an answer: RTT kept, misses cleared, nothing outstanding.
+    pub(crate) fn answered(&mut self, rtt_ms: u32) {
+        let rtt = rtt_ms.min(u32::from(NO_RTT - 1)) as u16;
+        self.rtt_ms = rtt.to_le_bytes();
+        let sample = (u32::from(rtt) * 8).min(u32::from(NO_RTT - 1));
+        let srtt = match self.srtt_8() {
+            None => sample,
+            // RFC 6298 §2.3: SRTT ← (1 − 1/8)·SRTT + 1/8·R'.
+            Some(s) => (u32::from(s) * 7 + sample).div_ceil(8),
+        };
+        self.srtt_8 = (srtt as u16).to_le_bytes();
+        self.bits &= !(OUTSTANDING | (7 << MISS_SHIFT));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_ranges() {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "169.254.1.1",
+            "fd00::1",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "172.15.0.1",
+            "100.128.0.1",
+            "100.63.0.1",
+            "127.0.0.1",
+            "2001:db8::1",
+            "::1",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(!is_private(ip.parse().expect("ip")), "{ip}");
+        }
+    }
+
+    #[test]
+    fn via_comparison() {
+        let src: SocketAddr = "203.0.113.5:40000".parse().expect("addr");
+        let via = |s: &'static str| Via::parse(s.as_bytes()).expect("via");
+        assert!(!via_differs(
+            &via("SIP/2.0/UDP 203.0.113.5:40000;branch=z9hG4bKa"),
+            src
+        ));
+        assert!(via_differs(
+            &via("SIP/2.0/UDP 203.0.113.5;branch=z9hG4bKa"),
+            src
+        ));
+        assert!(via_differs(
+            &via("SIP/2.0/UDP 10.0.0.5:40000;branch=z9hG4bKa"),
+            src
+        ));
+        assert!(via_differs(
+            &via("SIP/2.0/UDP phone.example:40000;branch=z9hG4bKa"),
+            src
+        ));
+        let src6: SocketAddr = "[2001:db8::5]:5060".parse().expect("addr");
+        assert!(!via_differs(
+            &via("SIP/2.0/UDP [2001:db8::5];branch=z9hG4bKa"),
+            src6
+        ));
+    }
+
+    #[test]
+    fn state_bits() {
+        let mut s = NatState::default();
+        assert_eq!(std::mem::size_of::<NatState>(), 5);
+        assert_eq!(
+            (s.nated(), s.mode(), s.rtt_ms()),
+            (false, PingMode::Disabled, None)
+        );
+        s.set(true, PingMode::Timeout);
+        s.set_outstanding(true);
+        for _ in 0..9 {
+            s.add_miss();
+        }
+        assert_eq!(
+            (s.nated(), s.mode(), s.misses(), s.outstanding()),
+            (true, PingMode::Timeout, 7, true)
+        );
+        s.answered(40);
+        assert_eq!(
+            (s.misses(), s.outstanding(), s.rtt_ms(), s.srtt_8()),
+            (0, false, Some(40), Some(320))
+        );
+        s.answered(80);
+        assert_eq!(s.srtt_8(), Some(360), "srtt = 7/8·40 + 1/8·80 ms = 45 ms");
+        s.add_miss();
+        s.mark_alive();
+        assert_eq!(
+            (s.misses(), s.alive(), s.mode()),
+            (0, true, PingMode::Timeout)
+        );
+        s.set(false, PingMode::Enabled);
+        assert_eq!(
+            (s.nated(), s.mode(), s.alive()),
+            (false, PingMode::Enabled, true)
+        );
+    }
+}
