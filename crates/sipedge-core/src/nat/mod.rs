@@ -24,7 +24,7 @@
 //! bytes): NATed flag, ping mode, outstanding-ping and alive flags, a 3-bit miss counter,
 //! the last RTT (u16 ms) and a smoothed RTT (u16, 1/8 ms).
 
-mod ping;
+pub(crate) mod ping;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -60,6 +60,8 @@ pub(crate) struct Target {
     pub source: SocketAddr,
     pub local: LocalId,
     pub q: u16,
+    /// Registered from behind a NAT (issue 8 detection): reach it at `source`.
+    pub nated: bool,
 }
 
 /// What a Via branch needs from its cell.
@@ -320,6 +322,7 @@ impl Core {
                         source: b.source(),
                         local: LocalId(b.local),
                         q: b.q().unwrap_or(1000),
+                        nated: b.nat.nated(),
                     })
                     .collect();
                 out.sort_by_key(|t| std::cmp::Reverse(t.q));
@@ -342,7 +345,7 @@ impl Core {
         route: &[u8],
     ) {
         for t in targets.into_iter().take(MAX_BRANCHES) {
-            let (local, dest) = self.binding_destination(&t.uri, t.source, t.local);
+            let (local, dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
             let (route_edit, route) = if t.path.is_empty() {
                 (route_edit, route.to_vec())
             } else {
@@ -396,6 +399,7 @@ impl Core {
             source: c.source,
             local: c.local,
             q: c.q.unwrap_or(1000),
+            nated: c.received.is_some(),
         });
         self.fork(now, idx, &aor, targets, false, &[]);
     }

@@ -1,7 +1,7 @@
 //! Where the relay meets the other subsystems: the outbound rule and the users table
 //! (auth, issue 6) and NAT-aware delivery (issue 8, a hook with today's behaviour).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use sipedge_msg::Uri;
 
@@ -38,25 +38,16 @@ impl Core {
     /// **NAT hook (issue 8).** Where a request for a binding goes (its Contact URI, the
     /// source its REGISTER came from, the socket it arrived on): a binding registered
     /// from behind a NAT is reached at its received source, on the socket it came from;
-    /// otherwise at its Contact. Today "behind a NAT" means the Contact's host:port is not
-    /// an IP address equal to the recorded source; the NAT helper's detection replaces
-    /// that test.
+    /// otherwise at its Contact (a Contact that names no IP address, having no DNS yet, is
+    /// reached at its source too). "Behind a NAT" is the registrar's detection (issue 8:
+    /// Via sent-by vs source, private Contact, the user's `nat` mode).
     pub(crate) fn binding_destination(
         &self,
         contact: &[u8],
         source: SocketAddr,
         local: LocalId,
+        nated: bool,
     ) -> (LocalId, SocketAddr) {
-        let contact_addr = Uri::parse(contact).ok().and_then(|u| {
-            let ip: IpAddr = std::str::from_utf8(u.host_unbracketed())
-                .ok()?
-                .parse()
-                .ok()?;
-            Some(SocketAddr::new(ip, u.port().unwrap_or(5060)))
-        });
-        match contact_addr {
-            Some(a) if a == source => (local, a),
-            _ => (local, source),
-        }
+        (local, crate::nat::ping::reach_addr(contact, source, nated))
     }
 }

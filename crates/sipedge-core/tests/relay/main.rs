@@ -530,6 +530,23 @@ fn nat_binding_is_reached_at_its_source() {
 }
 
 #[test]
+fn a_binding_not_behind_nat_is_reached_at_its_contact() {
+    let mut c = Core::new(config());
+    // A public Contact, registered from another public address whose Via names itself (a
+    // registration on behalf of the phone): no NAT is detected, so the Contact is used.
+    register(
+        &mut c,
+        0,
+        "bob",
+        "sip:bob@203.0.113.9:5070",
+        "198.51.100.10:40000",
+    );
+    let out = send(&mut c, 10, ALICE, &invite("n2"));
+    assert_eq!(out[1].to, addr("203.0.113.9:5070"));
+    assert_eq!(out[1].ruri(), "sip:bob@203.0.113.9:5070");
+}
+
+#[test]
 fn cross_shard_lookup_and_response_hand_off() {
     let (mut s0, mut s1) = two_shards();
     // bob registers: whichever shard owns him keeps the binding.
