@@ -179,12 +179,34 @@ impl Core {
             if self.nat_response(now, local, remote, &msg) {
                 return; // one of our keepalives (nat::ping), on any shard
             }
+            // A response from a phone (the callee, named in To) shows its NAT binding alive.
+            self.note_traffic(&msg, remote, true);
             // Client transactions of the relay (RFC 3261 §17.1.3); unmatched: discarded.
             self.handle_response(now, local, remote, &msg);
             return;
         }
         self.stats.requests_in += 1;
+        // A request from a phone (named in From) shows its NAT binding alive; a REGISTER does
+        // that itself when it refreshes the binding.
+        if msg.method() != Some(sipedge_msg::Method::Register) {
+            self.note_traffic(&msg, remote, false);
+        }
         self.handle_request(now, local, remote, &msg);
+    }
+
+    /// Issue 8: "any request or response from the contact counts as alive" — for a binding
+    /// of the message's AoR (From of a request, To of a response) that this shard owns and
+    /// that was registered from `remote`. Skipped while no binding is pinged at all. Traffic
+    /// landing on another shard than the AoR's owner is not forwarded for this.
+    fn note_traffic(&mut self, msg: &Message<'_>, remote: SocketAddr, response: bool) {
+        if self.loc.pinging() == [0, 0] {
+            return;
+        }
+        let party = if response { msg.to() } else { msg.from() };
+        if let Ok(addr) = party {
+            let raw = addr.uri().raw();
+            let _ = self.note_alive(raw, remote);
+        }
     }
 
     /// A datagram larger than the receive buffer arrived and was cut: it is counted as too

@@ -542,3 +542,44 @@ fn the_pinger_sleeps_without_nated_bindings() {
     assert_eq!(core.binding_count(), 1);
     assert!(asleep(&core), "asleep again");
 }
+
+#[test]
+fn any_request_from_the_contact_counts_as_alive() {
+    let mut core = Core::new(config(NatConfig {
+        ping: PingMode::Timeout,
+        ping_failures_max: 3,
+        ..NatConfig::default()
+    }));
+    let src = one_binding(&mut core, "chatty", 3);
+    // Two pings go unanswered…
+    let (mut pings, mut t) = (0, 0);
+    while pings < 2 {
+        let due = core.poll_timeout().expect("the pinger is armed");
+        core.handle_timeout(due);
+        t = due.0;
+        pings += drain(&mut core)
+            .iter()
+            .filter(|(_, d)| is_options(d))
+            .count();
+    }
+    // …then the phone sends a MESSAGE of its own: that is a sign of life (issue 8).
+    let message = format!(
+        "MESSAGE sip:nobody@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {src};branch=z9hG4bK-m1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:chatty@{DOMAIN}>;tag=m\r\nTo: <sip:nobody@{DOMAIN}>\r\nCall-ID: m1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+    );
+    send(&mut core, t + 1_000, &src.to_string(), message.as_bytes());
+    run_until(&mut core, t + 10_000_000, |_, _, d| {
+        if is_options(d) {
+            pings += 1;
+        }
+    });
+    assert_eq!(
+        core.binding_count(),
+        0,
+        "removed after three misses in a row"
+    );
+    assert_eq!(
+        pings,
+        2 + 3,
+        "the MESSAGE reset the miss count after two misses"
+    );
+}
