@@ -424,6 +424,19 @@ fn user_spec(place: &str, u: RawUser, realm: &str) -> Result<UserSpec, Fail> {
 /// A users_file: `.toml` with `[[users]]`, or `.csv` with a header row naming the
 /// `[[users]]` fields (`ip_whitelist` as CIDRs separated by spaces or `;`; fields may be
 /// double-quoted, `""` inside quotes is one quote).
+/// The rows of `[auth] users_file` (none when it is `""`), each with its place for error
+/// messages; a relative path is relative to the config `file`'s directory.
+pub(crate) fn users_file_rows(
+    raw: &RawAuth,
+    file: &str,
+) -> Result<Vec<(String, RawUser)>, (String, String)> {
+    if raw.users_file.is_empty() {
+        return Ok(Vec::new());
+    }
+    let base = Path::new(file).parent().unwrap_or(Path::new("."));
+    load_users_file(&base.join(&raw.users_file)).map_err(|m| ("auth.users_file".to_string(), m))
+}
+
 fn load_users_file(path: &Path) -> Result<Vec<(String, RawUser)>, String> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
@@ -649,7 +662,10 @@ mod tests {
     struct TempDir(std::path::PathBuf);
     impl TempDir {
         fn new() -> TempDir {
-            let p = std::env::temp_dir().join(format!("sipedge-auth-{}", std::process::id()));
+            // One per test: tests run in parallel threads of one process.
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p = std::env::temp_dir().join(format!("sipedge-auth-{}-{n}", std::process::id()));
             std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("{e}"));
             TempDir(p)
         }
@@ -661,6 +677,35 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    #[test]
+    fn users_file_rows_carry_their_nat_settings() {
+        let dir = TempDir::new();
+        std::fs::write(
+            dir.path().join("users.csv"),
+            "username,account,password,nat,nat_ping\ndave,acme,pw,force,timeout\nerin,acme,pw,,\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let main = dir.path().join("sipedge.toml");
+        let cfg = "[server]\ndomains = [\"example.com\"]\n[auth]\nusers_file = \"users.csv\"\n[[accounts]]\nname = \"acme\"\n";
+        std::fs::write(&main, cfg).unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+        let dave = sipedge_core::NatUser {
+            nat: Some(sipedge_core::NatMode::Force),
+            ping: Some(sipedge_core::PingMode::Timeout),
+        };
+        assert_eq!(c.nat.users.get(&b"sip:dave@example.com"[..]), Some(&dave));
+        assert!(c.nat.users.get(&b"sip:erin@example.com"[..]).is_none());
+        std::fs::write(
+            dir.path().join("users.csv"),
+            "username,account,password,nat\nfrank,acme,pw,sometimes\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let e = Config::load(&main)
+            .expect_err("a bad nat value in the file")
+            .to_string();
+        assert!(e.contains("nat"), "{e}");
     }
 
     #[test]

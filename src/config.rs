@@ -336,10 +336,20 @@ impl Config {
             .validate()
             .map_err(|e| err(format!("registrar.persistence.{}", e.key), e.message))?;
         let mut nat = raw.nat.validate().map_err(|(k, m)| err(k, m))?;
-        nat.users = std::sync::Arc::new(
-            crate::config_nat::user_overrides(&raw.users, &domains, registrar.case_sensitive)
-                .map_err(|(k, m)| err(k, m))?,
-        );
+        nat.users = std::sync::Arc::new({
+            // `[[users]]` and the rows of `[auth] users_file` (read again by the auth
+            // tables below; a start-up cost only).
+            let file_rows =
+                crate::auth_config::users_file_rows(&raw.auth, file).map_err(|(k, m)| err(k, m))?;
+            let places = raw
+                .users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (format!("users[{i}]"), u))
+                .chain(file_rows.iter().map(|(p, u)| (p.clone(), u)));
+            crate::config_nat::user_overrides(places, &domains, registrar.case_sensitive)
+                .map_err(|(k, m)| err(k, m))?
+        });
         let sip = crate::config_relay::parse_sip(&raw.sip).map_err(|(k, m)| err(k.into(), m))?;
         let proxy = crate::config_relay::parse_proxy(&raw.proxy);
         let auth = crate::auth_config::parse(

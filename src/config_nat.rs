@@ -16,16 +16,16 @@ use sipedge_core::{
 /// `[[users]]` `nat` / `nat_ping` → [`NatConfig::users`], keyed by canonical AoR: `sip:` and
 /// `sips:` + user (lowercased unless the registrar is case-sensitive) + `@` + domain, for
 /// every served domain when the user names none. Users that set neither key are left out
-/// (the `[nat]` defaults apply to them). `users_file` rows are not read here yet.
-pub(crate) fn user_overrides(
-    users: &[crate::auth_config::RawUser],
+/// (the `[nat]` defaults apply to them). `users_file` rows count too (`place` names the row).
+pub(crate) fn user_overrides<'a>(
+    users: impl IntoIterator<Item = (String, &'a crate::auth_config::RawUser)>,
     domains: &[String],
     case_sensitive: bool,
 ) -> Result<HashMap<Vec<u8>, NatUser>, (String, String)> {
     let mut out = HashMap::new();
-    for (i, u) in users.iter().enumerate() {
+    for (place, u) in users {
         let (name, domain, nat, ping) = u.nat_keys();
-        let key = |k: &str| format!("users[{i}].{k}");
+        let key = |k: &str| format!("{place}.{k}");
         let over = NatUser {
             nat: nat
                 .map(parse_nat_mode)
