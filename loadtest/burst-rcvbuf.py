@@ -6,7 +6,7 @@
 import socket, subprocess, sys, time, os, signal
 rcvbuf = int(sys.argv[1]); n = int(sys.argv[2]); ip = "127.0.20.1"; port = 26060
 cfg = f"/tmp/sipedge-burst-cfg-{rcvbuf}.toml"
-open(cfg, "w").write(f'[server]\nlisten = ["udp:{ip}:{port}"]\nworkers = 1\nrecv_buffer_bytes = {rcvbuf}\n[admin]\nlisten = "{ip}:{port+1}"\n[log]\nlevel = "warn"\n')
+open(cfg, "w").write(f'[server]\nlisten = ["udp:{ip}:{port}"]\nworkers = 1\nrecv_buffer_bytes = {rcvbuf}\n[admin]\nlisten = "{ip}:{port+1}"\n[log]\nlevel = "warn"\n[registrar]\npersistence = false\n')
 p = subprocess.Popen([os.environ.get("SIPEDGE", "target/release/sipedge"), "--config", cfg])
 time.sleep(0.5)
 socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(50)]
