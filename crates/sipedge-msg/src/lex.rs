@@ -177,6 +177,17 @@ pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
         return None;
     }
     let mut v: u64 = 0;
+    if s.len() < 20 {
+        // At most 19 digits stay below 10^19 < 2^64: no overflow checks needed.
+        for &b in s {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v * 10 + u64::from(d);
+        }
+        return Some(v);
+    }
     for &b in s {
         if !b.is_ascii_digit() {
             return None;
