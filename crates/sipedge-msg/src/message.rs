@@ -432,8 +432,10 @@ impl<'a> Message<'a> {
 /// `delta-seconds = 1*DIGIT`, saturating at u32::MAX.
 pub(crate) fn parse_delta_seconds(v: &[u8]) -> Option<u32> {
     let v = trim(v);
-    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
-        return None;
+    match parse_u64(v) {
+        Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+        // More than 20 digits (past u64) saturates too; anything else is malformed.
+        None if !v.is_empty() && v.iter().all(u8::is_ascii_digit) => Some(u32::MAX),
+        None => None,
     }
-    Some(parse_u64(v).map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX)))
 }
