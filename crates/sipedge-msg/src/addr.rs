@@ -27,7 +27,12 @@ pub struct NameAddr<'a> {
 impl<'a> NameAddr<'a> {
     /// Parses one address value.
     pub fn parse(raw: &'a [u8]) -> Result<NameAddr<'a>, AddrError> {
-        let raw = trim(raw);
+        Self::parse_trimmed(trim(raw))
+    }
+
+    /// [`NameAddr::parse`] of a value without surrounding whitespace (the header values
+    /// and list items of [`crate::Message`] are trimmed already).
+    pub(crate) fn parse_trimmed(raw: &'a [u8]) -> Result<NameAddr<'a>, AddrError> {
         // The name-addr forms leave the `<URI>...` part in `bracket`.
         let (display_name, bracket) = if raw.first() == Some(&b'<') {
             (None, Some(raw)) // the common `<URI>;params`
@@ -138,10 +143,15 @@ pub enum Contact<'a> {
 impl<'a> Contact<'a> {
     /// Parses one Contact value.
     pub fn parse(raw: &'a [u8]) -> Result<Contact<'a>, AddrError> {
-        if trim(raw) == b"*" {
+        Self::parse_trimmed(trim(raw))
+    }
+
+    /// [`Contact::parse`] of a value without surrounding whitespace.
+    pub(crate) fn parse_trimmed(raw: &'a [u8]) -> Result<Contact<'a>, AddrError> {
+        if raw == b"*" {
             return Ok(Contact::Star);
         }
-        NameAddr::parse(raw).map(Contact::Addr)
+        NameAddr::parse_trimmed(raw).map(Contact::Addr)
     }
 
     /// The address, unless this is `*`.

@@ -39,6 +39,7 @@ pub struct Credentials<'a> {
 impl<'a> Credentials<'a> {
     /// Parses `scheme LWS auth-param *(COMMA auth-param)` in one pass, where
     /// `auth-param = token EQUAL ( token / quoted-string )` (RFC 3261 §25.1).
+    #[inline(always)]
     pub fn parse(v: &'a [u8]) -> Result<Credentials<'a>, AuthError> {
         let mut i = skip_ws(v, 0);
         let scheme_start = i;

@@ -173,6 +173,25 @@ pub(crate) fn is_token_str(s: &[u8]) -> bool {
 /// Parses 1*DIGIT into a u64, refusing empty input, non-digits and overflow.
 #[inline]
 pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() >= 20 {
+        return parse_u64_long(s);
+    }
+    // At most 19 digits stay below 10^19 < 2^64: no overflow checks needed.
+    let mut v: u64 = 0;
+    for &b in s {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    Some(v)
+}
+
+/// [`parse_u64`] of an empty or 20-plus-byte input (out of line: rare).
+#[cold]
+#[inline(never)]
+fn parse_u64_long(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }

@@ -261,20 +261,21 @@ impl<'a> Message<'a> {
 
     /// Every Via value, top first (RFC 3261 §20.42).
     pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>, ParseError>> + '_ {
-        self.header_items(HeaderName::Via)
-            .map(move |v| Via::parse(v).map_err(|_| self.err_at(K::BadHeader(HeaderName::Via), v)))
+        self.header_items(HeaderName::Via).map(move |v| {
+            Via::parse_trimmed(v).map_err(|_| self.err_at(K::BadHeader(HeaderName::Via), v))
+        })
     }
 
     /// The topmost Via.
     pub fn top_via(&self) -> Result<Via<'a>, ParseError> {
         let first = self.required(HeaderName::Via)?;
         let item = Items::new(first).next().unwrap_or(first);
-        Via::parse(item).map_err(|_| self.err_at(K::BadHeader(HeaderName::Via), item))
+        Via::parse_trimmed(item).map_err(|_| self.err_at(K::BadHeader(HeaderName::Via), item))
     }
 
     fn name_addr(&self, name: HeaderName) -> Result<NameAddr<'a>, ParseError> {
         let v = self.required(name)?;
-        NameAddr::parse(v).map_err(|_| self.err_at(K::BadHeader(name), v))
+        NameAddr::parse_trimmed(v).map_err(|_| self.err_at(K::BadHeader(name), v))
     }
 
     /// From (RFC 3261 §20.20).
@@ -328,7 +329,7 @@ impl<'a> Message<'a> {
     /// Every Contact (RFC 3261 §20.10), including `*`.
     pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'a>, ParseError>> + '_ {
         self.header_items(HeaderName::Contact).map(move |v| {
-            Contact::parse(v).map_err(|_| self.err_at(K::BadHeader(HeaderName::Contact), v))
+            Contact::parse_trimmed(v).map_err(|_| self.err_at(K::BadHeader(HeaderName::Contact), v))
         })
     }
 
@@ -336,8 +337,9 @@ impl<'a> Message<'a> {
         &self,
         name: HeaderName,
     ) -> impl Iterator<Item = Result<NameAddr<'a>, ParseError>> + '_ {
-        self.header_items(name)
-            .map(move |v| NameAddr::parse(v).map_err(|_| self.err_at(K::BadHeader(name), v)))
+        self.header_items(name).map(move |v| {
+            NameAddr::parse_trimmed(v).map_err(|_| self.err_at(K::BadHeader(name), v))
+        })
     }
 
     /// Every Route value, in order (RFC 3261 §20.34).
@@ -430,8 +432,10 @@ impl<'a> Message<'a> {
 /// `delta-seconds = 1*DIGIT`, saturating at u32::MAX.
 pub(crate) fn parse_delta_seconds(v: &[u8]) -> Option<u32> {
     let v = trim(v);
-    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
-        return None;
+    match parse_u64(v) {
+        Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+        // More than 20 digits (past u64) saturates too; anything else is malformed.
+        None if !v.is_empty() && v.iter().all(u8::is_ascii_digit) => Some(u32::MAX),
+        None => None,
     }
-    Some(parse_u64(v).map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX)))
 }

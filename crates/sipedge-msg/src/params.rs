@@ -130,6 +130,7 @@ static STOPS: [u8; 256] = {
 /// `f(name, value)` for each parameter. Shape: every parameter has a non-empty name without
 /// whitespace, quotes or commas; a value is a closed quoted string or a run without
 /// whitespace, quotes or `;`; whitespace may surround `;` and `=`; no empty or trailing `;`.
+#[inline(always)]
 pub(crate) fn scan<'a>(raw: &'a [u8], mut f: impl FnMut(&'a [u8], Option<&'a [u8]>)) -> bool {
     let n = raw.len();
     let mut i = skip_ws(raw, 0);

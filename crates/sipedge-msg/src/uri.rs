@@ -237,7 +237,7 @@ struct Marks {
 /// No unescaped '@' may appear in the user, the password, the host, the parameters or the
 /// headers, so the first one ends the userinfo; the user part itself may hold ';', '?', '/'
 /// and more (`user-unreserved`).
-#[inline]
+#[inline(always)]
 fn parse_sip<'a>(rest: &'a [u8], marks: Marks, uri: &mut Uri<'a>) -> Result<(), UriError> {
     let host_start = match marks.at {
         Some(at) => {

@@ -36,7 +36,12 @@ pub struct Via<'a> {
 impl<'a> Via<'a> {
     /// Parses one Via value (one item of a comma list).
     pub fn parse(raw: &'a [u8]) -> Result<Via<'a>, ViaError> {
-        let raw = trim(raw);
+        Self::parse_trimmed(trim(raw))
+    }
+
+    /// [`Via::parse`] of a value without surrounding whitespace (the header values and
+    /// list items of [`crate::Message`] are trimmed already).
+    pub(crate) fn parse_trimmed(raw: &'a [u8]) -> Result<Via<'a>, ViaError> {
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport, then LWS
         // (SLASH = SWS "/" SWS), scanned once.
         let mut parts = [&b""[..]; 3];
