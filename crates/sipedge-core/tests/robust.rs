@@ -6,20 +6,8 @@ mod common;
 
 use common::{answer_at, bindings, config, drain, reg, DOMAIN, PHONE};
 use sipedge_core::{Core, CoreConfig, LocalId, Millis, ShardId};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+mod mutate;
+use mutate::Rng;
 
 const INTERESTING: &[&[u8]] = &[
     b"*",
@@ -47,29 +35,7 @@ const INTERESTING: &[&[u8]] = &[
 ];
 
 fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
-    let mut m = base.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(m.len() + 1);
-        match rng.below(4) {
-            0 if !m.is_empty() => {
-                let at = at.min(m.len() - 1);
-                m[at] = rng.next() as u8;
-            }
-            1 => {
-                let ins = INTERESTING[rng.below(INTERESTING.len())];
-                m.splice(at..at, ins.iter().copied());
-            }
-            2 if at < m.len() => {
-                let end = (at + 1 + rng.below(8)).min(m.len());
-                m.drain(at..end);
-            }
-            _ => {
-                let ins = INTERESTING[rng.below(INTERESTING.len())];
-                m.splice(at..(at + ins.len()).min(m.len()), ins.iter().copied());
-            }
-        }
-    }
-    m
+    mutate::mutate(rng, base, INTERESTING, 4)
 }
 
 #[test]

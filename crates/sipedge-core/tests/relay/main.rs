@@ -5,6 +5,8 @@
 
 mod auth;
 mod harness;
+#[path = "../mutate/mod.rs"]
+mod mutate;
 mod robust;
 mod routing;
 

@@ -3,26 +3,13 @@
 //! completes and every transaction ends.
 
 use crate::harness::*;
+use crate::mutate::Rng;
 use sipedge_core::Core;
 use sipedge_msg::Message;
 
 /// A request the edge sent that is well-formed (error replies echo bad headers).
 fn good_request(o: &Out) -> bool {
     Message::parse(&o.bytes).is_ok_and(|m| m.is_request() && m.validate().is_ok())
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 const INTERESTING: &[&[u8]] = &[
@@ -51,29 +38,7 @@ const INTERESTING: &[&[u8]] = &[
 ];
 
 fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
-    let mut m = base.to_vec();
-    for _ in 0..1 + rng.below(3) {
-        let at = rng.below(m.len() + 1);
-        match rng.below(4) {
-            0 if !m.is_empty() => {
-                let at = at.min(m.len() - 1);
-                m[at] = rng.next() as u8;
-            }
-            1 => {
-                let ins = INTERESTING[rng.below(INTERESTING.len())];
-                m.splice(at..at, ins.iter().copied());
-            }
-            2 if at < m.len() => {
-                let end = (at + 1 + rng.below(8)).min(m.len());
-                m.drain(at..end);
-            }
-            _ => {
-                let ins = INTERESTING[rng.below(INTERESTING.len())];
-                m.splice(at..(at + ins.len()).min(m.len()), ins.iter().copied());
-            }
-        }
-    }
-    m
+    crate::mutate::mutate(rng, base, INTERESTING, 3)
 }
 
 #[test]
