@@ -24,6 +24,10 @@
 #   KAMAILIO_SHM_MB [4096] IDLE_WAIT [60] AUTH_SHA256 [unset: register-auth challenges with MD5]
 #   OUT [target/compare/SCENARIO]
 #   SYNC [batch] (sipedge's [registrar.persistence] sync: "batch" or "every")
+# SERVERS may also name `floor`: udp-echo --sip-ok on 127.0.40.3, sipedge-rt's engine answering
+# every request with its own headers under "SIP/2.0 200 OK" and doing nothing else. It costs
+# only the kernel's UDP receive + send, so Kamailio's CPU per flow over the floor's is the
+# largest CPU ratio any UDP server could reach against Kamailio on this machine.
 set -euo pipefail
 
 SCENARIO=${1:-}
@@ -51,6 +55,7 @@ SYNC=${SYNC:-batch}
 BIN=$ROOT/target/release
 SIPEDGE_IP=${SIPEDGE_IP:-127.0.40.1}
 KAMAILIO_IP=${KAMAILIO_IP:-127.0.40.2}
+FLOOR_IP=${FLOOR_IP:-127.0.40.3}
 PORT=5070
 SOURCE_BASE=${SOURCE_BASE:-127.0.41.1}
 case "$SCENARIO" in
@@ -91,6 +96,7 @@ need_pkg sipp sip-tester
 if [[ -z "${NO_BUILD:-}" ]]; then
     echo "== building release binaries"
     cargo build --release -p sipload
+    [[ " $SERVERS " == *" floor "* ]] && cargo build --release -p udp-echo
     cargo build --release
 fi
 ulimit -n "$(( UAS + 1024 ))" 2>/dev/null || echo "warning: could not raise ulimit -n for $UAS UAs"
@@ -140,8 +146,14 @@ answers() { # $1 = target: true when it answers OPTIONS
         --source-base "$SOURCE_BASE" --json 2>/dev/null | grep -q '"successes": [1-9]'
 }
 
-start_server() { # $1 = sipedge | kamailio; sets SERVER_PID, TARGET
+start_server() { # $1 = sipedge | kamailio | floor; sets SERVER_PID, TARGET
     case "$1" in
+        floor)
+            TARGET=$FLOOR_IP:$PORT
+            answers "$TARGET" && { echo "$TARGET is already in use"; exit 1; }
+            taskset -c "$SERVER_CORE" "$BIN/udp-echo" --addr "$TARGET" --engine uring --sip-ok \
+                --pin "$SERVER_CORE" 2>"$OUT/floor.server.log" &
+            ;;
         sipedge)
             TARGET=$SIPEDGE_IP:$PORT
             cat >"$TMP/sipedge.toml" <<EOF
@@ -263,7 +275,7 @@ echo "== results ($SCENARIO)"
 python3 - "$OUT" "$SCENARIO" "$RAMP" "$STEP_SECS" <<'PY' | tee "$OUT/table.md"
 import json, os, sys
 out, scen, ramp, step = sys.argv[1:5]
-servers = ["sipedge", "kamailio"]
+servers = ["sipedge", "kamailio", "floor"]
 def load(s):
     try:
         return json.load(open(f"{out}/{s}.json"))
@@ -337,6 +349,13 @@ for name, key, hb, d in metrics:
     print(f"| {name} | {'n/a (unsupported)' if 'sipedge' in unsupported else f(a, d)} | {'n/a' if 'kamailio' in unsupported else f(b, d)} | {adv} |")
 if unsupported:
     print(f"\nnot measured: {', '.join(unsupported)} does not support {scen} yet.")
+fl = rows.get("floor")
+if fl and fl.get("cpu"):
+    k = rows["kamailio"] and rows["kamailio"].get("cpu")
+    print(f"\nzero-work floor (udp-echo --sip-ok, the kernel's UDP cost alone): {f(fl.get('rate'))} /s sustained, "
+          f"{fl['cpu']:.3f} s CPU per 100k flows"
+          + (f" → the largest CPU ratio any UDP server could reach against Kamailio here is {k / fl['cpu']:.2f}×" if k else "")
+          + (" (per request/response pair; a register-auth flow is two pairs)" if scen == "register-auth" else ""))
 print("\n(advantage > 1: sipedge is better — a higher rate, or less CPU / latency / memory.)")
 for s in servers:
     row = rows[s]
