@@ -217,15 +217,13 @@ mod tests {
             nat: Some(sipedge_core::NatMode::Force),
             ping: Some(sipedge_core::PingMode::Timeout),
         };
-        assert_eq!(c.nat.users.get(&b"sip:alice@example.com"[..]), Some(&alice));
-        assert_eq!(
-            c.nat.users.get(&b"sips:alice@example.com"[..]),
-            Some(&alice)
-        );
+        assert_eq!(c.nat.users.get(b"sip:alice@example.com"), Some(alice));
+        assert_eq!(c.nat.users.get(b"sips:alice@example.com"), Some(alice));
         assert!(
             c.nat
                 .users
                 .keys()
+                .iter()
                 .all(|k| !k.windows(3).any(|w| w == b"bob")),
             "bob sets nothing: the [nat] defaults apply"
         );

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use sipedge_msg::{Credentials, HeaderName, Message, NameAddr};
+use sipedge_msg::{Credentials, HeaderName, Message, NameAddr, Uri};
 
 use super::db::{whitelisted, AuthDb, AuthMode};
 use super::digest::{expected_response, response_matches, Algorithm, DigestInput};
@@ -145,6 +145,21 @@ fn caller_number<'a>(msg: &Message<'a>) -> &'a [u8] {
         u.user().or(Some(u.host()))
     })
     .unwrap_or_default()
+}
+
+/// RFC 7616 §3.4.6 (RFC 2617 §3.2.2.5): does the credentials' `uri` directive name the
+/// resource of the Request-URI? Byte-equal is the common case (a UA copies its
+/// Request-URI); otherwise two `sip:`/`sips:` URIs are compared as RFC 3261 §19.1.4 says
+/// (host and scheme case-insensitively, escapes undone, the `user`/`ttl`/`method`/`maddr`/
+/// `transport` parameters in both or neither). Any other scheme must match byte for byte.
+pub(crate) fn digest_uri_matches(digest_uri: &[u8], request_uri: &[u8]) -> bool {
+    if digest_uri == request_uri {
+        return true;
+    }
+    match (Uri::parse(digest_uri), Uri::parse(request_uri)) {
+        (Ok(a), Ok(b)) if a.is_sip() && b.is_sip() => crate::aor::same_contact(&a, &b),
+        _ => false,
+    }
 }
 
 impl Core {
@@ -330,6 +345,11 @@ impl Core {
         else {
             return bad(st, b"Incomplete Credentials");
         };
+        // RFC 7616 §3.4.6 / RFC 2617 §3.2.2.5: the digest-uri must name the Request-URI,
+        // else the credentials could be lifted from a request for another resource.
+        if !digest_uri_matches(uri.raw(), msg.request_uri_raw().unwrap_or_default()) {
+            return bad(st, b"Digest URI Mismatch");
+        }
         // RFC 7616 §3.4: qop=auth needs nc and cnonce; auth-int is not offered.
         let qop_auth = match c.qop {
             None => None,
