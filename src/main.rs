@@ -339,10 +339,13 @@ fn reload(
         tracing::info!(target: "sip::auth", "SIGHUP: no --config file, nothing to reload");
         return;
     };
-    let built = Config::load(path).map_err(anyhow::Error::from).and_then(|c| {
-        let db = sipedge_core::auth::AuthDb::build(&c.auth.spec).map_err(anyhow::Error::from)?;
-        Ok((db, c.nat.users))
-    });
+    let built = Config::load(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|c| {
+            let db =
+                sipedge_core::auth::AuthDb::build(&c.auth.spec).map_err(anyhow::Error::from)?;
+            Ok((db, c.nat.users))
+        });
     match built {
         Ok((db, nat)) => {
             let users = db.user_count();

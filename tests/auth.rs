@@ -189,7 +189,10 @@ fn digest_uri_other_than_the_request_uri_is_refused() {
         (m.status().unwrap(), m.reason().unwrap_or_default()),
         (400, &b"Digest URI Mismatch"[..])
     );
-    assert!(contacts_from(&edge, admin, "alice").is_empty(), "nothing registered");
+    assert!(
+        contacts_from(&edge, admin, "alice").is_empty(),
+        "nothing registered"
+    );
     let right = answer(&www, "alice", "wonderland", &uri);
     c.send(edge.sip, &register(&edge, &c, "alice", true, 3, &right));
     assert_eq!(reply(&c).0, 200);
@@ -213,6 +216,9 @@ fn sipp_register_auth_scenario() {
         .arg("-sf")
         .arg(&scenario)
         .args(["-s", "alice", "-au", "alice", "-ap", "wonderland"])
+        // SIPp's digest uri is remote_ip:remote_port unless told; the edge wants the
+        // Request-URI (sip:[remote_ip]) there (RFC 7616 §3.4.6).
+        .args(["-auth_uri", ip])
         .args([
             "-i",
             "127.0.70.3",
@@ -247,7 +253,16 @@ fn sipp_register_auth_scenario() {
     let out = Command::new("sipp")
         .arg("-sf")
         .arg(&scenario)
-        .args(["-s", "alice", "-au", "alice", "-ap", "nope"])
+        .args([
+            "-s",
+            "alice",
+            "-au",
+            "alice",
+            "-ap",
+            "nope",
+            "-auth_uri",
+            ip,
+        ])
         .args(["-i", "127.0.70.3", "-p", "25181", "-m", "1"])
         .args(["-timeout", "5s", "-timeout_error", "-nostdin"])
         .arg(edge.sip.to_string())

@@ -63,6 +63,10 @@ fn main() {
         })
         .collect();
     let bytes = round_trips(&mut core, remote, &pairs);
-    assert_eq!(core.auth_stats().digest_ok, u64::from(n), "every REGISTER passed");
+    assert_eq!(
+        core.auth_stats().digest_ok,
+        u64::from(n),
+        "every REGISTER passed"
+    );
     println!("{n} round trips, {bytes} reply bytes");
 }

@@ -73,9 +73,9 @@ pub use crate::core::{Core, CoreEvent};
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};
 pub use crate::nat::{
-    is_private, via_differs, NatConfig, NatMode, NatStats, NatUser, NatUserMap, NatUsers, PingMethod, PingMode,
-    DEFAULT_PING_FAILURES_MAX, DEFAULT_PING_INTERVAL_SECS, MAX_PING_FAILURES_MAX,
-    MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
+    is_private, via_differs, NatConfig, NatMode, NatStats, NatUser, NatUserMap, NatUsers,
+    PingMethod, PingMode, DEFAULT_PING_FAILURES_MAX, DEFAULT_PING_INTERVAL_SECS,
+    MAX_PING_FAILURES_MAX, MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
 };
 pub use crate::output::{LocalId, Transmit};
 pub use crate::proxy::{ProxyConfig, ProxyStats};

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use sipedge_msg::{Credentials, HeaderName, Message, NameAddr, Uri};
 
 use super::db::{whitelisted, AuthDb, AuthMode};
-use super::digest::{expected_response, response_matches, Algorithm, DigestInput};
+use super::digest::{ha2, response_matches, response_with_ha2, Algorithm, DigestInput, Hex};
 use super::nonce::{parse_nc, NcVerdict, NcWindow, NonceKey};
 use super::AuthConfig;
 use crate::core::Core;
@@ -88,13 +88,56 @@ pub struct AuthStats {
     pub malformed: u64,
 }
 
+/// Longest `method ":" uri` whose HA2 is remembered.
+const HA2_KEY_MAX: usize = 128;
+
+/// The last HA2 of one algorithm: `H(method ":" uri)` depends on public values only, and the
+/// REGISTERs of a domain all share it (`REGISTER:sip:domain`), so a hit saves a hash.
+#[derive(Debug)]
+struct Ha2Memo {
+    key: [u8; HA2_KEY_MAX],
+    len: usize,
+    hex: Hex,
+}
+
+impl Ha2Memo {
+    fn new() -> Ha2Memo {
+        Ha2Memo {
+            key: [0; HA2_KEY_MAX],
+            len: 0,
+            hex: [0; 64],
+        }
+    }
+
+    fn get(&mut self, alg: Algorithm, method: &[u8], uri: &[u8]) -> &Hex {
+        let n = method.len() + 1 + uri.len();
+        let hit = self.len == n
+            && &self.key[..method.len()] == method
+            && &self.key[method.len() + 1..n] == uri;
+        if !hit {
+            self.hex = ha2(alg, method, uri);
+            if n <= HA2_KEY_MAX {
+                self.key[..method.len()].copy_from_slice(method);
+                self.key[method.len()] = b':';
+                self.key[method.len() + 1..n].copy_from_slice(uri);
+                self.len = n;
+            } else {
+                self.len = 0;
+            }
+        }
+        &self.hex
+    }
+}
+
 /// Per-shard authenticator state: the nonce key, this shard's nonce-count window, a reused
-/// header buffer.
+/// header buffer, the last HA2 per algorithm.
 #[derive(Debug)]
 pub(crate) struct AuthState {
     key: NonceKey,
     window: NcWindow,
     buf: Vec<u8>,
+    /// Indexed by [`Algorithm::index`].
+    ha2: [Ha2Memo; 2],
     pub(crate) stats: AuthStats,
     /// Who the REGISTER being processed was authenticated as (set by `register_auth`; the
     /// registrar or the NAT code may read it to give a binding the user's `nat` settings).
@@ -107,6 +150,7 @@ impl AuthState {
             key: NonceKey::new(&cfg.nonce_secret, cfg.instance),
             window: NcWindow::new(cfg.nc_window),
             buf: Vec::with_capacity(512),
+            ha2: [Ha2Memo::new(), Ha2Memo::new()],
             stats: AuthStats::default(),
             last_register: None,
         }
@@ -423,7 +467,8 @@ impl Core {
             nonce: nonce.raw(),
             qop_auth,
         };
-        let expected = expected_response(alg, ha1, &input);
+        let ha2 = st.ha2[alg.index()].get(alg, method, input.uri);
+        let expected = response_with_ha2(alg, ha1, &ha2[..alg.hex_len()], &input);
         let right = response_matches(&expected[..alg.hex_len()], response.raw()) && known;
         let info = st.key.verify(nonce.raw());
         if !right {

@@ -229,6 +229,10 @@ pub struct AuthDb {
     v4: PrefixMap<Ipv4Net, u32>,
     v6: PrefixMap<Ipv6Net, u32>,
     groups: Vec<IpGroup>,
+    /// Some user names a domain / some user belongs to every domain: a lookup skips the
+    /// probe that cannot hit.
+    domain_users: bool,
+    global_users: bool,
 }
 
 /// The tables every shard reads: one pointer swapped atomically on reload, no lock on the
@@ -339,7 +343,11 @@ impl AuthDb {
                 }
             }
         }
+        let domain_users = users.iter().any(|u: &User| u.spec.domain.is_some());
+        let global_users = users.iter().any(|u: &User| u.spec.domain.is_none());
         Ok(AuthDb {
+            domain_users,
+            global_users,
             settings: spec.settings.clone(),
             accounts,
             users,
@@ -388,12 +396,16 @@ impl AuthDb {
                 })
                 .copied()
         };
-        if !domain.is_empty() {
+        if !domain.is_empty() && self.domain_users {
             if let Some(i) = get(domain) {
                 return Some(i);
             }
         }
-        get(b"")
+        if self.global_users {
+            get(b"")
+        } else {
+            None
+        }
     }
 
     /// A user record picked by `username`'s hash, for an unknown user: its HA1 is hashed in
@@ -410,6 +422,9 @@ impl AuthDb {
     /// Longest-prefix match of a source address over `[[ip_auth]]` (an IPv4-mapped IPv6
     /// source is matched as IPv4).
     pub(crate) fn ip_group(&self, ip: IpAddr) -> Option<&IpGroup> {
+        if self.groups.is_empty() {
+            return None;
+        }
         let g = match ip.to_canonical() {
             IpAddr::V4(a) => self.v4.get_lpm(&Ipv4Net::from(a)).map(|(_, g)| *g),
             IpAddr::V6(a) => self.v6.get_lpm(&Ipv6Net::from(a)).map(|(_, g)| *g),

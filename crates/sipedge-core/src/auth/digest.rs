@@ -34,6 +34,14 @@ impl Algorithm {
         }
     }
 
+    /// 0 for MD5, 1 for SHA-256 (per-algorithm tables).
+    pub fn index(self) -> usize {
+        match self {
+            Algorithm::Md5 => 0,
+            Algorithm::Sha256 => 1,
+        }
+    }
+
     /// Length of the hex digest.
     pub fn hex_len(self) -> usize {
         match self {
@@ -101,9 +109,20 @@ pub struct DigestInput<'a> {
 /// kept for old phones by RFC 3261 §22.4) `H(HA1 ":" nonce ":" HA2)`, where
 /// `HA2 = H(method ":" uri)` (§3.4.3, qop=auth).
 pub fn expected_response(alg: Algorithm, ha1: &[u8], input: &DigestInput<'_>) -> Hex {
-    let mut ha2 = [0u8; 64];
-    let n = hash_hex(alg, &[input.method, b":", input.uri], &mut ha2);
-    let ha2 = &ha2[..n];
+    let ha2 = ha2(alg, input.method, input.uri);
+    response_with_ha2(alg, ha1, &ha2[..alg.hex_len()], input)
+}
+
+/// RFC 7616 §3.4.3 (qop=auth or none): `HA2 = H(method ":" uri)`, hex. It depends on public
+/// values only, so a shard may keep the last ones (most REGISTERs of a domain share it).
+pub fn ha2(alg: Algorithm, method: &[u8], uri: &[u8]) -> Hex {
+    let mut out = [0u8; 64];
+    hash_hex(alg, &[method, b":", uri], &mut out);
+    out
+}
+
+/// [`expected_response`] with HA2 (hex, `alg.hex_len()` bytes) already computed.
+pub fn response_with_ha2(alg: Algorithm, ha1: &[u8], ha2: &[u8], input: &DigestInput<'_>) -> Hex {
     let mut out = [0u8; 64];
     match input.qop_auth {
         Some((nc, cnonce)) => hash_hex(

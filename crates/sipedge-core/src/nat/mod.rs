@@ -164,7 +164,10 @@ impl NatConfig {
         } else {
             users.map.get(aor).copied().unwrap_or_default()
         };
-        (user.nat.unwrap_or(self.mode), user.ping.unwrap_or(self.ping))
+        (
+            user.nat.unwrap_or(self.mode),
+            user.ping.unwrap_or(self.ping),
+        )
     }
 }
 
@@ -223,11 +226,9 @@ pub struct NatUsers(Arc<arc_swap::ArcSwap<NatUserTable>>);
 impl NatUsers {
     /// A handle holding `map`.
     pub fn new(map: NatUserMap) -> NatUsers {
-        NatUsers(Arc::new(arc_swap::ArcSwap::from_pointee(NatUserTable::new(
-            map,
-            0,
-            Vec::new(),
-        ))))
+        NatUsers(Arc::new(arc_swap::ArcSwap::from_pointee(
+            NatUserTable::new(map, 0, Vec::new()),
+        )))
     }
 
     /// The override of `aor` in force.
