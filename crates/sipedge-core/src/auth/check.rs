@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use sipedge_msg::{Credentials, HeaderName, Message, NameAddr, Uri};
 
 use super::db::{whitelisted, AuthDb, AuthMode};
-use super::digest::{ha2, response_matches, response_with_ha2, Algorithm, DigestInput, Hex};
+use super::digest::{
+    ha2, response_matches, response_with_ha2, sha256_ha1_state, sha256_response_after_ha1,
+    Algorithm, DigestInput, Hex,
+};
 use super::nonce::{parse_nc, NcVerdict, NcWindow, NonceKey};
 use super::AuthConfig;
 use crate::core::Core;
@@ -138,6 +141,8 @@ pub(crate) struct AuthState {
     buf: Vec<u8>,
     /// Indexed by [`Algorithm::index`].
     ha2: [Ha2Memo; 2],
+    /// [`DUMMY_HA1`]'s SHA-256 state.
+    dummy_sha256: [u32; 8],
     pub(crate) stats: AuthStats,
     /// Who the REGISTER being processed was authenticated as (set by `register_auth`; the
     /// registrar or the NAT code may read it to give a binding the user's `nat` settings).
@@ -151,6 +156,7 @@ impl AuthState {
             window: NcWindow::new(cfg.nc_window),
             buf: Vec::with_capacity(512),
             ha2: [Ha2Memo::new(), Ha2Memo::new()],
+            dummy_sha256: sha256_ha1_state(&DUMMY_HA1),
             stats: AuthStats::default(),
             last_register: None,
         }
@@ -174,8 +180,18 @@ pub(crate) enum Class<'a> {
     Other,
 }
 
-/// A dummy HA1 hashed for an unknown user, so it costs what a known one does.
+/// A dummy HA1 hashed for an unknown user when the table has no user to borrow one from.
 const DUMMY_HA1: [u8; 64] = [b'0'; 64];
+const DUMMY_MD5: [u8; 32] = [b'0'; 32];
+
+/// What a user's `response` is computed from, for the algorithm of the credentials.
+#[derive(Clone, Copy)]
+enum Secret {
+    /// The MD5 HA1 (hex).
+    Md5([u8; 32]),
+    /// The SHA-256 state after the SHA-256 HA1.
+    Sha256([u32; 8]),
+}
 
 /// The caller number for CLI authentication: the P-Asserted-Identity user (RFC 3325 §9.1),
 /// else the From user.
@@ -444,22 +460,24 @@ impl Core {
         };
         let user = db.find_user(lookup_domain, username);
         let user_ref = user.and_then(|u| db.user(u));
-        let ha1_of = |u: &'_ super::db::User| -> Option<[u8; 64]> {
-            let mut out = DUMMY_HA1;
+        // What the response is hashed from: the MD5 HA1, or the SHA-256 state after the
+        // SHA-256 HA1 (its one block precomputed at load).
+        let secret_of = |u: &'_ super::db::User| -> Option<Secret> {
             match alg {
-                Algorithm::Md5 => out[..32].copy_from_slice(u.spec.ha1_md5.as_ref()?),
-                Algorithm::Sha256 => out.copy_from_slice(u.spec.ha1_sha256.as_ref()?),
+                Algorithm::Md5 => u.spec.ha1_md5.map(Secret::Md5),
+                Algorithm::Sha256 => u.sha256_state.map(Secret::Sha256),
             }
-            Some(out)
         };
-        let ha1 = user_ref.and_then(ha1_of);
+        let secret = user_ref.and_then(secret_of);
         // No enumeration: an unknown user hashes a decoy HA1 (another user's record, read
         // the same way, else a constant) — the same work as a known one — and fails.
-        let known = ha1.is_some();
-        let ha1 = ha1
-            .or_else(|| db.decoy_user(username).and_then(ha1_of))
-            .unwrap_or(DUMMY_HA1);
-        let ha1 = &ha1[..alg.hex_len()];
+        let known = secret.is_some();
+        let secret = secret
+            .or_else(|| db.decoy_user(username).and_then(secret_of))
+            .unwrap_or(match alg {
+                Algorithm::Md5 => Secret::Md5(DUMMY_MD5),
+                Algorithm::Sha256 => Secret::Sha256(st.dummy_sha256),
+            });
         let method = msg.method().map(|m| m.as_bytes()).unwrap_or_default();
         let input = DigestInput {
             method,
@@ -467,8 +485,11 @@ impl Core {
             nonce: nonce.raw(),
             qop_auth,
         };
-        let ha2 = st.ha2[alg.index()].get(alg, method, input.uri);
-        let expected = response_with_ha2(alg, ha1, &ha2[..alg.hex_len()], &input);
+        let ha2 = &st.ha2[alg.index()].get(alg, method, input.uri)[..alg.hex_len()];
+        let expected = match secret {
+            Secret::Md5(ha1) => response_with_ha2(alg, &ha1, ha2, &input),
+            Secret::Sha256(state) => sha256_response_after_ha1(&state, ha2, &input),
+        };
         let right = response_matches(&expected[..alg.hex_len()], response.raw()) && known;
         let info = st.key.verify(nonce.raw());
         if !right {

@@ -15,7 +15,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
 use regex::bytes::RegexSet;
 
-use super::digest::{Algorithm, Hex};
+use super::digest::{sha256_ha1_state, Algorithm, Hex};
 use super::nonce::DEFAULT_NONCE_TTL_SECS;
 
 /// Whether a class of requests is challenged (`[auth] register`, `[auth] invite`).
@@ -199,13 +199,24 @@ pub struct Account {
     cli: Option<RegexSet>,
 }
 
-/// A user as the shards see it.
-#[derive(Debug)]
+/// A user as the shards see it (its `Debug` shows the spec's, which hides the HA1s).
 pub struct User {
     /// The spec (HA1s included; its Debug hides them).
     pub spec: UserSpec,
     /// Index into [`AuthDb::account`], when the user has an account.
     pub account: Option<u32>,
+    /// The SHA-256 state after the SHA-256 HA1 (one block at the head of every response).
+    pub(crate) sha256_state: Option<[u32; 8]>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The SHA-256 state is a password equivalent like the HA1: never printed.
+        f.debug_struct("User")
+            .field("spec", &self.spec)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Who an IP-auth prefix authenticates.
@@ -310,6 +321,7 @@ impl AuthDb {
             users.push(User {
                 spec: u.clone(),
                 account,
+                sha256_state: u.ha1_sha256.as_ref().map(sha256_ha1_state),
             });
         }
         let mut groups: Vec<IpGroup> = Vec::new();

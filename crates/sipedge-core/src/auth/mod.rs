@@ -37,6 +37,7 @@ mod check;
 mod db;
 mod digest;
 mod nonce;
+mod sha256;
 
 use std::sync::Arc;
 

@@ -10,8 +10,7 @@
 //! one (more than `window` nonces issued since) reads as stale; a client just answers the
 //! new challenge.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use super::sha256::HmacSha256;
 
 /// Length of a nonce, characters.
 pub const NONCE_LEN: usize = 64;
@@ -37,7 +36,7 @@ pub struct NonceInfo {
 /// The nonce secret and this edge's instance id.
 #[derive(Clone)]
 pub struct NonceKey {
-    mac: Hmac<Sha256>,
+    mac: HmacSha256,
     instance: u32,
 }
 
@@ -62,15 +61,13 @@ impl NonceKey {
     /// A key from `secret` (any length; HMAC accepts every length) and the instance id.
     pub fn new(secret: &[u8], instance: u32) -> NonceKey {
         NonceKey {
-            mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length"),
+            mac: HmacSha256::new(secret),
             instance,
         }
     }
 
     fn tag(&self, payload: &[u8; 16]) -> [u8; 16] {
-        let mut m = self.mac.clone();
-        m.update(payload);
-        let full = m.finalize().into_bytes();
+        let full = self.mac.mac(payload);
         let mut out = [0u8; 16];
         out.copy_from_slice(&full[..16]);
         out
