@@ -49,6 +49,18 @@ impl std::fmt::Debug for NonceKey {
     }
 }
 
+/// The value of each lowercase hex digit (the only digits a nonce of ours has); 0xff for
+/// any other byte.
+const HEX_VAL: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
 fn hex_val(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -98,8 +110,14 @@ impl NonceKey {
             return None;
         }
         let mut raw = [0u8; 32];
-        for (i, pair) in nonce.chunks_exact(2).enumerate() {
-            raw[i] = hex_val(pair[0])? << 4 | hex_val(pair[1])?;
+        let mut bad = 0u8;
+        for (r, pair) in raw.iter_mut().zip(nonce.chunks_exact(2)) {
+            let (h, l) = (HEX_VAL[usize::from(pair[0])], HEX_VAL[usize::from(pair[1])]);
+            bad |= h | l;
+            *r = h << 4 | l;
+        }
+        if bad > 0xf {
+            return None;
         }
         let mut payload = [0u8; 16];
         payload.copy_from_slice(&raw[..16]);
