@@ -63,8 +63,7 @@ impl Sha256Stream {
             if self.len < 64 {
                 return;
             }
-            let block = self.buf;
-            compress(&mut self.state, &block);
+            compress(&mut self.state, &self.buf);
             self.len = 0;
         }
         let mut blocks = data.chunks_exact(64);
@@ -82,13 +81,11 @@ impl Sha256Stream {
         self.buf[self.len] = 0x80;
         self.buf[self.len + 1..].fill(0);
         if self.len >= 56 {
-            let block = self.buf;
-            compress(&mut self.state, &block);
+            compress(&mut self.state, &self.buf);
             self.buf = [0; 64];
         }
         self.buf[56..].copy_from_slice(&bits.to_be_bytes());
-        let block = self.buf;
-        compress(&mut self.state, &block);
+        compress(&mut self.state, &self.buf);
         let mut out = [0u8; 32];
         for (o, w) in out.chunks_exact_mut(4).zip(self.state) {
             o.copy_from_slice(&w.to_be_bytes());
