@@ -156,7 +156,10 @@ fn main() {
     let rows: [(&str, (f64, f64)); 5] = [
         ("verify/sha256", verify(Algorithm::Sha256, true)),
         ("verify/md5", verify(Algorithm::Md5, true)),
-        ("verify/sha256_unknown_user", verify(Algorithm::Sha256, false)),
+        (
+            "verify/sha256_unknown_user",
+            verify(Algorithm::Sha256, false),
+        ),
         ("verify/md5_unknown_user", verify(Algorithm::Md5, false)),
         ("register_auth/round_trip", round_trip()),
     ];

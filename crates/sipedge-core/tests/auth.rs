@@ -380,6 +380,23 @@ fn digest_uri_must_name_the_request_uri() {
         bindings(&c, 20, "sip:alice@edge.example.com"),
         ["sip:alice@192.0.2.50:40123"]
     );
+    // The shard remembers the last HA2: alternating URIs (and algorithms) still verify.
+    for (i, (alg, uri)) in [
+        (Algorithm::Sha256, ruri()),
+        (Algorithm::Md5, ruri()),
+        (Algorithm::Sha256, "sip:EDGE.Example.COM;lr".to_string()),
+        (Algorithm::Md5, "sip:edge.example.com;lr".to_string()),
+        (Algorithm::Sha256, ruri()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cseq = 30 + 2 * i as u32;
+        let n = nonce_of(&answer_at(&mut c, 30, &r.clone().cseq(cseq)));
+        let cr = creds(alg, "alice", PASSWORD, &n, Some(1), "REGISTER", &uri);
+        let a = answer_at(&mut c, 31, &with_auth(&r, &cr, cseq + 1));
+        assert_eq!(a.status(), 200, "{alg:?} {uri}: {}", a.reason());
+    }
 }
 
 mod robust {

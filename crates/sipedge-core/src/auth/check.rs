@@ -139,8 +139,10 @@ pub(crate) struct AuthState {
     key: NonceKey,
     window: NcWindow,
     buf: Vec<u8>,
-    /// Indexed by [`Algorithm::index`].
-    ha2: [Ha2Memo; 2],
+    /// Indexed by `2 × ` [`Algorithm::index`] `+ 1` for REGISTER (its HA2 is the same for
+    /// every user of a domain), `+ 0` for the rest (an INVITE's names its callee), so the
+    /// two kinds do not evict each other.
+    ha2: [Ha2Memo; 4],
     /// [`DUMMY_HA1`]'s SHA-256 state.
     dummy_sha256: [u32; 8],
     pub(crate) stats: AuthStats,
@@ -155,7 +157,12 @@ impl AuthState {
             key: NonceKey::new(&cfg.nonce_secret, cfg.instance),
             window: NcWindow::new(cfg.nc_window),
             buf: Vec::with_capacity(512),
-            ha2: [Ha2Memo::new(), Ha2Memo::new()],
+            ha2: [
+                Ha2Memo::new(),
+                Ha2Memo::new(),
+                Ha2Memo::new(),
+                Ha2Memo::new(),
+            ],
             dummy_sha256: sha256_ha1_state(&DUMMY_HA1),
             stats: AuthStats::default(),
             last_register: None,
@@ -485,7 +492,8 @@ impl Core {
             nonce: nonce.raw(),
             qop_auth,
         };
-        let ha2 = &st.ha2[alg.index()].get(alg, method, input.uri)[..alg.hex_len()];
+        let memo = 2 * alg.index() + usize::from(matches!(class, Class::Register { .. }));
+        let ha2 = &st.ha2[memo].get(alg, method, input.uri)[..alg.hex_len()];
         let expected = match secret {
             Secret::Md5(ha1) => response_with_ha2(alg, &ha1, ha2, &input),
             Secret::Sha256(state) => sha256_response_after_ha1(&state, ha2, &input),
