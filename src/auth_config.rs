@@ -695,8 +695,8 @@ mod tests {
             nat: Some(sipedge_core::NatMode::Force),
             ping: Some(sipedge_core::PingMode::Timeout),
         };
-        assert_eq!(c.nat.users.get(&b"sip:dave@example.com"[..]), Some(&dave));
-        assert!(c.nat.users.get(&b"sip:erin@example.com"[..]).is_none());
+        assert_eq!(c.nat.users.get(b"sip:dave@example.com"), Some(dave));
+        assert!(c.nat.users.get(b"sip:erin@example.com").is_none());
         std::fs::write(
             dir.path().join("users.csv"),
             "username,account,password,nat\nfrank,acme,pw,sometimes\n",

@@ -336,7 +336,7 @@ impl Config {
             .validate()
             .map_err(|e| err(format!("registrar.persistence.{}", e.key), e.message))?;
         let mut nat = raw.nat.validate().map_err(|(k, m)| err(k, m))?;
-        nat.users = std::sync::Arc::new({
+        nat.users = sipedge_core::NatUsers::new({
             // `[[users]]` and the rows of `[auth] users_file` (read again by the auth
             // tables below; a start-up cost only).
             let file_rows =

@@ -2,7 +2,8 @@
 //!
 //! Per-user overrides (`nat`, `nat_ping` in `[[users]]`, auth branch) go into
 //! `NatConfig::users` keyed by canonical AoR; see [`sipedge_core::NatUser`] and
-//! [`parse_nat_mode`] / [`parse_ping_mode`] to read their values.
+//! [`parse_nat_mode`] / [`parse_ping_mode`] to read their values. SIGHUP builds them again
+//! and swaps them in with [`sipedge_core::NatUsers::replace`] (`main.rs`).
 
 use std::collections::HashMap;
 
@@ -217,15 +218,13 @@ mod tests {
             nat: Some(sipedge_core::NatMode::Force),
             ping: Some(sipedge_core::PingMode::Timeout),
         };
-        assert_eq!(c.nat.users.get(&b"sip:alice@example.com"[..]), Some(&alice));
-        assert_eq!(
-            c.nat.users.get(&b"sips:alice@example.com"[..]),
-            Some(&alice)
-        );
+        assert_eq!(c.nat.users.get(b"sip:alice@example.com"), Some(alice));
+        assert_eq!(c.nat.users.get(b"sips:alice@example.com"), Some(alice));
         assert!(
             c.nat
                 .users
                 .keys()
+                .iter()
                 .all(|k| !k.windows(3).any(|w| w == b"bob")),
             "bob sets nothing: the [nat] defaults apply"
         );

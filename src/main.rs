@@ -200,7 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         "sipedge running"
     );
 
-    wait_for_signal(|| reload_auth(cli.config.as_deref(), &auth.db))?;
+    wait_for_signal(|| reload(cli.config.as_deref(), &auth.db, &cfg.nat.users, &wakers))?;
     tracing::info!("stopping");
     stop_all(&stop, &wakers, threads);
     admin.stop();
@@ -325,21 +325,36 @@ fn auth_core_config(cfg: &Config, seed: u64) -> anyhow::Result<sipedge_core::aut
 }
 
 /// SIGHUP: re-reads the config file and swaps the auth tables (`[auth]`, accounts, users,
-/// users_file, ip_auth) into every shard at once; bindings and nonces are untouched. Other
+/// users_file, ip_auth) and the per-user NAT overrides (`nat`, `nat_ping` of the users)
+/// into every shard at once, then wakes the shards so each re-applies the NAT overrides to
+/// the bindings of the changed users at once; bindings and nonces are untouched. Other
 /// sections need a restart. A bad file is logged and the old tables stay.
-fn reload_auth(path: Option<&std::path::Path>, handle: &sipedge_core::auth::AuthHandle) {
+fn reload(
+    path: Option<&std::path::Path>,
+    handle: &sipedge_core::auth::AuthHandle,
+    nat_users: &sipedge_core::NatUsers,
+    wakers: &[sipedge_rt::Waker],
+) {
     let Some(path) = path else {
         tracing::info!(target: "sip::auth", "SIGHUP: no --config file, nothing to reload");
         return;
     };
     let built = Config::load(path)
         .map_err(anyhow::Error::from)
-        .and_then(|c| sipedge_core::auth::AuthDb::build(&c.auth.spec).map_err(anyhow::Error::from));
+        .and_then(|c| {
+            let db =
+                sipedge_core::auth::AuthDb::build(&c.auth.spec).map_err(anyhow::Error::from)?;
+            Ok((db, c.nat.users))
+        });
     match built {
-        Ok(db) => {
+        Ok((db, nat)) => {
             let users = db.user_count();
             handle.store(Arc::new(db));
-            tracing::info!(target: "sip::auth", users, "SIGHUP: auth tables reloaded (other sections need a restart)");
+            let nat_changed = nat_users.replace(nat.to_map());
+            for w in wakers {
+                w.wake();
+            }
+            tracing::info!(target: "sip::auth", users, nat_changed, "SIGHUP: auth tables and per-user NAT settings reloaded (other sections need a restart)");
         }
         Err(e) => {
             tracing::error!(target: "sip::auth", error = %e, "SIGHUP: reload refused, old tables kept")

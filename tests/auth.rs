@@ -1,5 +1,6 @@
-//! Digest authentication over the real binary on loopback (127.0.70.0/24): our own client
-//! across two shards, a SIGHUP reload, then SIPp's `[authentication]` REGISTER scenario and
+//! Digest authentication over the real binary on loopback (127.0.70.0/24, 127.0.92.0/24):
+//! our own client across two shards, a SIGHUP reload, a digest `uri` for another resource,
+//! then SIPp's `[authentication]` REGISTER scenario and
 //! `sipsak -U … -a PASSWORD`, each when installed. A client on an `[[ip_auth]]` address
 //! queries the bindings without credentials.
 #![allow(clippy::unwrap_used)]
@@ -84,7 +85,12 @@ fn answer(challenge: &str, user: &str, password: &str, uri: &str) -> String {
 
 /// The bindings of `user`, asked from the IP-authenticated address.
 fn contacts_of(edge: &Edge, user: &str) -> Vec<String> {
-    let c = Client::new(ADMIN_IP);
+    contacts_from(edge, ADMIN_IP, user)
+}
+
+/// The bindings of `user`, asked from `ip` (an `[[ip_auth]]` address).
+fn contacts_from(edge: &Edge, ip: &str, user: &str) -> Vec<String> {
+    let c = Client::new(ip);
     c.send(edge.sip, &register(edge, &c, user, false, 1, ""));
     let (status, _, contacts) = reply(&c);
     assert_eq!(status, 200, "query from the ip_auth address");
@@ -161,6 +167,39 @@ fn register_with_digest_over_the_binary_and_reload() {
     assert!(edge.terminate().success());
 }
 
+/// RFC 7616 §3.4.6 over the binary (127.0.92.0/24): credentials computed for another URI
+/// than the Request-URI get 400 "Digest URI Mismatch", even with the right password; the
+/// same nonce answered for the Request-URI registers.
+#[test]
+fn digest_uri_other_than_the_request_uri_is_refused() {
+    let ip = "127.0.92.10";
+    let admin = "127.0.92.19";
+    let trusted = format!("[[ip_auth]]\ncidr = \"{admin}/32\"\naccount = \"ops\"\n\n");
+    let mut edge = Edge::start_with("auth-uri", ip, 25930, 2, "auto", &auth_toml(&trusted));
+    let uri = format!("sip:{ip}");
+    let c = Client::new("127.0.92.11");
+    c.send(edge.sip, &register(&edge, &c, "alice", true, 1, ""));
+    let (status, www, _) = reply(&c);
+    assert_eq!(status, 401);
+    let lifted = answer(&www, "alice", "wonderland", "sip:127.0.92.12");
+    c.send(edge.sip, &register(&edge, &c, "alice", true, 2, &lifted));
+    let bytes = c.recv(WAIT).expect("a reply");
+    let m = Message::parse(&bytes).unwrap();
+    assert_eq!(
+        (m.status().unwrap(), m.reason().unwrap_or_default()),
+        (400, &b"Digest URI Mismatch"[..])
+    );
+    assert!(
+        contacts_from(&edge, admin, "alice").is_empty(),
+        "nothing registered"
+    );
+    let right = answer(&www, "alice", "wonderland", &uri);
+    c.send(edge.sip, &register(&edge, &c, "alice", true, 3, &right));
+    assert_eq!(reply(&c).0, 200);
+    assert_eq!(contacts_from(&edge, admin, "alice").len(), 1);
+    assert!(edge.terminate().success());
+}
+
 /// SIPp's `[authentication]` (MD5, it answers the first challenge only: the edge is
 /// configured with MD5 first).
 #[test]
@@ -177,6 +216,9 @@ fn sipp_register_auth_scenario() {
         .arg("-sf")
         .arg(&scenario)
         .args(["-s", "alice", "-au", "alice", "-ap", "wonderland"])
+        // SIPp's digest uri is remote_ip:remote_port unless told; the edge wants the
+        // Request-URI (sip:[remote_ip]) there (RFC 7616 §3.4.6).
+        .args(["-auth_uri", ip])
         .args([
             "-i",
             "127.0.70.3",
@@ -211,7 +253,16 @@ fn sipp_register_auth_scenario() {
     let out = Command::new("sipp")
         .arg("-sf")
         .arg(&scenario)
-        .args(["-s", "alice", "-au", "alice", "-ap", "nope"])
+        .args([
+            "-s",
+            "alice",
+            "-au",
+            "alice",
+            "-ap",
+            "nope",
+            "-auth_uri",
+            ip,
+        ])
         .args(["-i", "127.0.70.3", "-p", "25181", "-m", "1"])
         .args(["-timeout", "5s", "-timeout_error", "-nostdin"])
         .arg(edge.sip.to_string())

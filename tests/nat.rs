@@ -1,7 +1,8 @@
 //! NAT keepalives over the real binary on loopback (1 s interval, `ping = "timeout"`, two
 //! shards): a UA that answers OPTIONS stays registered and its RTT is counted; one that
 //! ignores them receives exactly `ping_failures_max` pings and is deregistered; CRLF mode
-//! sends 4-byte keepalives. Waits are bounded; nothing asserts a duration.
+//! sends 4-byte keepalives; a SIGHUP that changes a user's `nat` / `nat_ping` reaches its
+//! registered phone (127.0.92.0/24). Waits are bounded; nothing asserts a duration.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -176,4 +177,72 @@ fn crlf_mode_sends_four_byte_keepalives() {
     let (options, crlf) = ua.join().unwrap();
     assert_eq!(options, 0, "no OPTIONS in CRLF mode");
     assert!(crlf >= 2, "{crlf} CRLF keepalives received");
+}
+
+/// SIGHUP applies a user's changed `nat` / `nat_ping` to a phone already registered: with
+/// keepalives off by default and `nat = "disabled"` for pat, its NATed-looking phone is
+/// never pinged; after `nat = "force"` is written and SIGHUP sent, the phone (which never
+/// answers) receives exactly `ping_failures_max` pings at its source address — not at its
+/// private Contact — and is deregistered, without registering again.
+#[test]
+fn sighup_applies_changed_per_user_nat_settings_to_registered_phones() {
+    let ip = "127.0.92.1";
+    let users = "\n[auth]\nregister = \"none\"\n\n[[accounts]]\nname = \"acme\"\n\n[[users]]\nusername = \"pat\"\naccount = \"acme\"\npassword = \"pw\"\nnat = \"disabled\"\nnat_ping = \"timeout\"\n\n[[users]]\nusername = \"sam\"\naccount = \"acme\"\npassword = \"pw\"\n";
+    let edge = Edge::start_with(
+        "nat-reload",
+        ip,
+        25920,
+        2,
+        "auto",
+        &format!("\n[nat]\nping = \"disabled\"\nping_interval_secs = 1\nping_failures_max = {FAILURES}\n{users}"),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let (pat, sam) = (Client::new("127.0.92.2"), Client::new("127.0.92.3"));
+    register_nated(&edge, &pat, "pat");
+    register_nated(&edge, &sam, "sam");
+    let pat = phone(pat, false, Arc::clone(&stop));
+    let q = Client::new(ip);
+    // Three ping intervals with keepalives off for both.
+    std::thread::sleep(Duration::from_millis(3_000));
+    assert_eq!(edge.metric("sipedge_nat_pings_sent_total", None), 0);
+    assert_eq!(contacts_of(&edge, &q, "pat", 1).len(), 1);
+
+    let cfg = std::env::temp_dir()
+        .join(format!("sipedge-test-nat-reload-{}", std::process::id()))
+        .join("sipedge.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("nat = \"disabled\""));
+    std::fs::write(&cfg, text.replace("nat = \"disabled\"", "nat = \"force\"")).unwrap();
+    let pid = edge.child.as_ref().unwrap().id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut cseq = 2;
+    while !contacts_of(&edge, &q, "pat", cseq).is_empty() {
+        cseq += 1;
+        assert!(
+            Instant::now() < deadline,
+            "pat was never pinged out after the reload"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (pat_pings, _) = pat.join().unwrap();
+    assert_eq!(
+        pat_pings, FAILURES,
+        "pinged at its source, ping_failures_max times, then removed"
+    );
+    assert_eq!(
+        edge.metric("sipedge_nat_ping_deregistrations_total", None),
+        1
+    );
+    assert_eq!(
+        contacts_of(&edge, &q, "sam", cseq + 1).len(),
+        1,
+        "sam keeps the defaults (no keepalives) and stays"
+    );
 }

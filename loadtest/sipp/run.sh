@@ -49,7 +49,9 @@ case "$SCENARIO" in
     options) sf=options.xml; svc=(-s "$DOMAIN") ;;
     register) sf=register.xml; svc=(-s "$DOMAIN") ;;
     register-auth)
-        sf=register-auth.xml; svc=(-s "$DOMAIN" -au sipp -ap "${PASSWORD:-sipload}")
+        # -auth_uri: SIPp's digest uri is remote_ip:remote_port unless told; it must name the
+        # Request-URI (sip:$DOMAIN), or sipedge answers 400 (RFC 7616 §3.4.6).
+        sf=register-auth.xml; svc=(-s "$DOMAIN" -au sipp -ap "${PASSWORD:-sipload}" -auth_uri "$DOMAIN")
         ;;
     call)
         sf=uac.xml; svc=(-s uas0)

@@ -25,7 +25,9 @@
 //! NAT (`nat`): each stored contact is marked NATed or not at REGISTER; the relay reaches a
 //! NATed binding at [`LookupContact::received`] from the binding's socket
 //! ([`LookupContact::local`]) and reports traffic from it with [`Core::note_alive`].
-//! Per-user settings arrive in [`NatConfig::users`] (read through [`Core::nat_user`]).
+//! Per-user settings arrive in [`NatConfig::users`] (read through [`Core::nat_user`];
+//! swapped on reload with [`NatUsers::replace`], re-applied to the bindings of the changed
+//! AoRs at the next `handle_timeout`).
 //! Keepalives run inside [`Core::handle_timeout`]; counters in [`CoreStats::nat`].
 //!
 //! **Layout.** `core` (the [`Core`] type and dispatch), `stateless` (requests the edge
@@ -71,9 +73,9 @@ pub use crate::core::{Core, CoreEvent};
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};
 pub use crate::nat::{
-    is_private, via_differs, NatConfig, NatMode, NatStats, NatUser, PingMethod, PingMode,
-    DEFAULT_PING_FAILURES_MAX, DEFAULT_PING_INTERVAL_SECS, MAX_PING_FAILURES_MAX,
-    MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
+    is_private, via_differs, NatConfig, NatMode, NatStats, NatUser, NatUserMap, NatUsers,
+    PingMethod, PingMode, DEFAULT_PING_FAILURES_MAX, DEFAULT_PING_INTERVAL_SECS,
+    MAX_PING_FAILURES_MAX, MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
 };
 pub use crate::output::{LocalId, Transmit};
 pub use crate::proxy::{ProxyConfig, ProxyStats};

@@ -3,7 +3,9 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 
-use sipedge_msg::{write_response, Message, Method, RPort, ResponseSpec, ResponseWriter, Scheme};
+use sipedge_msg::{
+    write_response, HeaderName, Message, Method, RPort, ResponseSpec, ResponseWriter, Scheme,
+};
 
 use crate::config::{ACCEPT, ALLOW, SUPPORTED};
 use crate::core::Core;
@@ -148,17 +150,16 @@ impl Core {
         self.stats.replies_out += 1;
     }
 
-    /// A To tag derived from the request (seeded hash of Call-ID, From tag, top Via
-    /// branch and CSeq), so a retransmission gets the same tag (RFC 3261 §16.11: stateless
-    /// elements generate To tags deterministically).
+    /// A To tag derived from the request (seeded hash of the Call-ID, From and CSeq values
+    /// and the top Via branch), so a retransmission — the same bytes again — gets the same
+    /// tag (RFC 3261 §8.2.6.2, §16.11: stateless elements generate To tags
+    /// deterministically). The raw values are hashed: no header is parsed again for it.
     fn to_tag(&self, req: &Message<'_>, branch: Option<&[u8]>) -> [u8; 16] {
-        let cseq = req.cseq().map(|c| c.seq).unwrap_or_default().to_le_bytes();
-        let from_tag = req.from().ok().and_then(|f| f.tag());
         let v = self.loc.hasher().hash(&[
-            req.call_id().unwrap_or_default(),
-            from_tag.unwrap_or_default(),
+            req.header(HeaderName::CallId).unwrap_or_default(),
+            req.header(HeaderName::From).unwrap_or_default(),
             branch.unwrap_or_default(),
-            &cseq,
+            req.header(HeaderName::CSeq).unwrap_or_default(),
         ]);
         let mut out = [0u8; 16];
         for (i, b) in out.iter_mut().enumerate() {

@@ -330,6 +330,75 @@ fn malformed_credentials_get_400() {
     assert_eq!(a.status(), 401);
 }
 
+/// RFC 7616 §3.4.6: credentials whose `uri` names another resource than the Request-URI
+/// get 400, even with the right password, and register nothing; the same URI written
+/// differently (RFC 3261 §19.1.4: host case, an unknown parameter on one side) passes.
+#[test]
+fn digest_uri_must_name_the_request_uri() {
+    let mut c = core();
+    let r = register_as("alice");
+    let n = nonce_of(&answer_at(&mut c, 0, &r));
+    for (nc, other) in [
+        (1, "sip:other.example.com"),
+        (2, "sip:alice@edge.example.com"),
+        (3, "sips:edge.example.com"),
+        (4, "sip:edge.example.com:5070"),
+        (5, "sip:edge.example.com;transport=tcp"),
+        (6, "tel:+15551234"),
+    ] {
+        let cr = creds(
+            Algorithm::Sha256,
+            "alice",
+            PASSWORD,
+            &n,
+            Some(nc),
+            "REGISTER",
+            other,
+        );
+        let a = answer_at(&mut c, 10, &with_auth(&r, &cr, 1 + nc));
+        assert_eq!(
+            (a.status(), a.reason().as_str()),
+            (400, "Digest URI Mismatch"),
+            "uri={other}"
+        );
+    }
+    assert!(bindings(&c, 10, "sip:alice@edge.example.com").is_empty());
+    assert_eq!(c.auth_stats().digest_ok, 0);
+    // Equivalent by §19.1.4: the nonce is still fresh (nothing above consumed an nc).
+    let cr = creds(
+        Algorithm::Sha256,
+        "alice",
+        PASSWORD,
+        &n,
+        Some(1),
+        "REGISTER",
+        "sip:EDGE.Example.COM;lr",
+    );
+    let a = answer_at(&mut c, 20, &with_auth(&r, &cr, 20));
+    assert_eq!(a.status(), 200, "{}", a.reason());
+    assert_eq!(
+        bindings(&c, 20, "sip:alice@edge.example.com"),
+        ["sip:alice@192.0.2.50:40123"]
+    );
+    // The shard remembers the last HA2: alternating URIs (and algorithms) still verify.
+    for (i, (alg, uri)) in [
+        (Algorithm::Sha256, ruri()),
+        (Algorithm::Md5, ruri()),
+        (Algorithm::Sha256, "sip:EDGE.Example.COM;lr".to_string()),
+        (Algorithm::Md5, "sip:edge.example.com;lr".to_string()),
+        (Algorithm::Sha256, ruri()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cseq = 30 + 2 * i as u32;
+        let n = nonce_of(&answer_at(&mut c, 30, &r.clone().cseq(cseq)));
+        let cr = creds(alg, "alice", PASSWORD, &n, Some(1), "REGISTER", &uri);
+        let a = answer_at(&mut c, 31, &with_auth(&r, &cr, cseq + 1));
+        assert_eq!(a.status(), 200, "{alg:?} {uri}: {}", a.reason());
+    }
+}
+
 mod robust {
     use super::*;
     use proptest::prelude::*;

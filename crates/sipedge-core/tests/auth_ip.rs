@@ -100,6 +100,21 @@ fn requests_are_challenged_with_407() {
         "INVITE",
         &uri,
     );
+    // RFC 7616 §3.4.6: credentials for another Request-URI are a 400, nc untouched.
+    let elsewhere = creds(
+        Algorithm::Sha256,
+        "alice",
+        PASSWORD,
+        &nonce_of(&a),
+        Some(1),
+        "INVITE",
+        &format!("sip:+15559999@{DOMAIN}"),
+    );
+    let lifted = invite("alice", &format!("Proxy-Authorization: {elsewhere}\r\n"));
+    assert_eq!(
+        outcome(&mut c, 5, src, &lifted),
+        AuthOutcome::Rejected(AuthReject::BadRequest(b"Digest URI Mismatch"))
+    );
     let with = invite("alice", &format!("Proxy-Authorization: {cr}\r\n"));
     let o = outcome(&mut c, 10, src, &with);
     let AuthOutcome::Authenticated(ok) = o else {

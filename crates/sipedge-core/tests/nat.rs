@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use common::DOMAIN;
 use sipedge_core::{
@@ -166,7 +165,7 @@ fn per_user_force_and_disable() {
         },
     );
     let mut core = Core::new(config(NatConfig {
-        users: Arc::new(users),
+        users: users.into(),
         ..NatConfig::default()
     }));
     assert_eq!(

@@ -105,6 +105,13 @@ fn retransmission_gets_the_same_to_tag() {
             .to_vec()
     };
     assert_eq!(tag(&a), tag(&b));
+    // Another request (another branch, another From tag) gets another tag.
+    let other = request("OPTIONS", "sip:edge.example.com", "-2", "");
+    let (_, c2) = only_reply(&mut c, &other);
+    assert_ne!(tag(&a), tag(&c2));
+    let other = String::from_utf8(req).unwrap().replace("tag=a1", "tag=a2");
+    let (_, c3) = only_reply(&mut c, other.as_bytes());
+    assert_ne!(tag(&a), tag(&c3));
 }
 
 fn status_of(c: &mut Core, req: &[u8]) -> u16 {

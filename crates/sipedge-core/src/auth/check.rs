@@ -3,10 +3,13 @@
 
 use std::net::SocketAddr;
 
-use sipedge_msg::{Credentials, HeaderName, Message, NameAddr};
+use sipedge_msg::{Credentials, HeaderName, Message, NameAddr, Uri};
 
 use super::db::{whitelisted, AuthDb, AuthMode};
-use super::digest::{expected_response, response_matches, Algorithm, DigestInput};
+use super::digest::{
+    ha2, response_matches, response_with_ha2, sha256_ha1_state, sha256_response_after_ha1,
+    Algorithm, DigestInput, Hex,
+};
 use super::nonce::{parse_nc, NcVerdict, NcWindow, NonceKey};
 use super::AuthConfig;
 use crate::core::Core;
@@ -88,13 +91,60 @@ pub struct AuthStats {
     pub malformed: u64,
 }
 
+/// Longest `method ":" uri` whose HA2 is remembered.
+const HA2_KEY_MAX: usize = 128;
+
+/// The last HA2 of one algorithm: `H(method ":" uri)` depends on public values only, and the
+/// REGISTERs of a domain all share it (`REGISTER:sip:domain`), so a hit saves a hash.
+#[derive(Debug)]
+struct Ha2Memo {
+    key: [u8; HA2_KEY_MAX],
+    len: usize,
+    hex: Hex,
+}
+
+impl Ha2Memo {
+    fn new() -> Ha2Memo {
+        Ha2Memo {
+            key: [0; HA2_KEY_MAX],
+            len: 0,
+            hex: [0; 64],
+        }
+    }
+
+    fn get(&mut self, alg: Algorithm, method: &[u8], uri: &[u8]) -> &Hex {
+        let n = method.len() + 1 + uri.len();
+        let hit = self.len == n
+            && &self.key[..method.len()] == method
+            && &self.key[method.len() + 1..n] == uri;
+        if !hit {
+            self.hex = ha2(alg, method, uri);
+            if n <= HA2_KEY_MAX {
+                self.key[..method.len()].copy_from_slice(method);
+                self.key[method.len()] = b':';
+                self.key[method.len() + 1..n].copy_from_slice(uri);
+                self.len = n;
+            } else {
+                self.len = 0;
+            }
+        }
+        &self.hex
+    }
+}
+
 /// Per-shard authenticator state: the nonce key, this shard's nonce-count window, a reused
-/// header buffer.
+/// header buffer, the last HA2 per algorithm.
 #[derive(Debug)]
 pub(crate) struct AuthState {
     key: NonceKey,
     window: NcWindow,
     buf: Vec<u8>,
+    /// Indexed by `2 × ` [`Algorithm::index`] `+ 1` for REGISTER (its HA2 is the same for
+    /// every user of a domain), `+ 0` for the rest (an INVITE's names its callee), so the
+    /// two kinds do not evict each other.
+    ha2: [Ha2Memo; 4],
+    /// [`DUMMY_HA1`]'s SHA-256 state.
+    dummy_sha256: [u32; 8],
     pub(crate) stats: AuthStats,
     /// Who the REGISTER being processed was authenticated as (set by `register_auth`; the
     /// registrar or the NAT code may read it to give a binding the user's `nat` settings).
@@ -107,6 +157,13 @@ impl AuthState {
             key: NonceKey::new(&cfg.nonce_secret, cfg.instance),
             window: NcWindow::new(cfg.nc_window),
             buf: Vec::with_capacity(512),
+            ha2: [
+                Ha2Memo::new(),
+                Ha2Memo::new(),
+                Ha2Memo::new(),
+                Ha2Memo::new(),
+            ],
+            dummy_sha256: sha256_ha1_state(&DUMMY_HA1),
             stats: AuthStats::default(),
             last_register: None,
         }
@@ -130,8 +187,18 @@ pub(crate) enum Class<'a> {
     Other,
 }
 
-/// A dummy HA1 hashed for an unknown user, so it costs what a known one does.
+/// A dummy HA1 hashed for an unknown user when the table has no user to borrow one from.
 const DUMMY_HA1: [u8; 64] = [b'0'; 64];
+const DUMMY_MD5: [u8; 32] = [b'0'; 32];
+
+/// What a user's `response` is computed from, for the algorithm of the credentials.
+#[derive(Clone, Copy)]
+enum Secret {
+    /// The MD5 HA1 (hex).
+    Md5([u8; 32]),
+    /// The SHA-256 state after the SHA-256 HA1.
+    Sha256([u32; 8]),
+}
 
 /// The caller number for CLI authentication: the P-Asserted-Identity user (RFC 3325 §9.1),
 /// else the From user.
@@ -145,6 +212,21 @@ fn caller_number<'a>(msg: &Message<'a>) -> &'a [u8] {
         u.user().or(Some(u.host()))
     })
     .unwrap_or_default()
+}
+
+/// RFC 7616 §3.4.6 (RFC 2617 §3.2.2.5): does the credentials' `uri` directive name the
+/// resource of the Request-URI? Byte-equal is the common case (a UA copies its
+/// Request-URI); otherwise two `sip:`/`sips:` URIs are compared as RFC 3261 §19.1.4 says
+/// (host and scheme case-insensitively, escapes undone, the `user`/`ttl`/`method`/`maddr`/
+/// `transport` parameters in both or neither). Any other scheme must match byte for byte.
+pub(crate) fn digest_uri_matches(digest_uri: &[u8], request_uri: &[u8]) -> bool {
+    if digest_uri == request_uri {
+        return true;
+    }
+    match (Uri::parse(digest_uri), Uri::parse(request_uri)) {
+        (Ok(a), Ok(b)) if a.is_sip() && b.is_sip() => crate::aor::same_contact(&a, &b),
+        _ => false,
+    }
 }
 
 impl Core {
@@ -330,6 +412,11 @@ impl Core {
         else {
             return bad(st, b"Incomplete Credentials");
         };
+        // RFC 7616 §3.4.6 / RFC 2617 §3.2.2.5: the digest-uri must name the Request-URI,
+        // else the credentials could be lifted from a request for another resource.
+        if !digest_uri_matches(uri.raw(), msg.request_uri_raw().unwrap_or_default()) {
+            return bad(st, b"Digest URI Mismatch");
+        }
         // RFC 7616 §3.4: qop=auth needs nc and cnonce; auth-int is not offered.
         let qop_auth = match c.qop {
             None => None,
@@ -380,22 +467,24 @@ impl Core {
         };
         let user = db.find_user(lookup_domain, username);
         let user_ref = user.and_then(|u| db.user(u));
-        let ha1_of = |u: &'_ super::db::User| -> Option<[u8; 64]> {
-            let mut out = DUMMY_HA1;
+        // What the response is hashed from: the MD5 HA1, or the SHA-256 state after the
+        // SHA-256 HA1 (its one block precomputed at load).
+        let secret_of = |u: &'_ super::db::User| -> Option<Secret> {
             match alg {
-                Algorithm::Md5 => out[..32].copy_from_slice(u.spec.ha1_md5.as_ref()?),
-                Algorithm::Sha256 => out.copy_from_slice(u.spec.ha1_sha256.as_ref()?),
+                Algorithm::Md5 => u.spec.ha1_md5.map(Secret::Md5),
+                Algorithm::Sha256 => u.sha256_state.map(Secret::Sha256),
             }
-            Some(out)
         };
-        let ha1 = user_ref.and_then(ha1_of);
+        let secret = user_ref.and_then(secret_of);
         // No enumeration: an unknown user hashes a decoy HA1 (another user's record, read
         // the same way, else a constant) — the same work as a known one — and fails.
-        let known = ha1.is_some();
-        let ha1 = ha1
-            .or_else(|| db.decoy_user(username).and_then(ha1_of))
-            .unwrap_or(DUMMY_HA1);
-        let ha1 = &ha1[..alg.hex_len()];
+        let known = secret.is_some();
+        let secret = secret
+            .or_else(|| db.decoy_user(username).and_then(secret_of))
+            .unwrap_or(match alg {
+                Algorithm::Md5 => Secret::Md5(DUMMY_MD5),
+                Algorithm::Sha256 => Secret::Sha256(st.dummy_sha256),
+            });
         let method = msg.method().map(|m| m.as_bytes()).unwrap_or_default();
         let input = DigestInput {
             method,
@@ -403,7 +492,12 @@ impl Core {
             nonce: nonce.raw(),
             qop_auth,
         };
-        let expected = expected_response(alg, ha1, &input);
+        let memo = 2 * alg.index() + usize::from(matches!(class, Class::Register { .. }));
+        let ha2 = &st.ha2[memo].get(alg, method, input.uri)[..alg.hex_len()];
+        let expected = match secret {
+            Secret::Md5(ha1) => response_with_ha2(alg, &ha1, ha2, &input),
+            Secret::Sha256(state) => sha256_response_after_ha1(&state, ha2, &input),
+        };
         let right = response_matches(&expected[..alg.hex_len()], response.raw()) && known;
         let info = st.key.verify(nonce.raw());
         if !right {

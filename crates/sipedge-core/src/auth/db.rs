@@ -15,7 +15,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
 use regex::bytes::RegexSet;
 
-use super::digest::{Algorithm, Hex};
+use super::digest::{sha256_ha1_state, Algorithm, Hex};
 use super::nonce::DEFAULT_NONCE_TTL_SECS;
 
 /// Whether a class of requests is challenged (`[auth] register`, `[auth] invite`).
@@ -199,13 +199,24 @@ pub struct Account {
     cli: Option<RegexSet>,
 }
 
-/// A user as the shards see it.
-#[derive(Debug)]
+/// A user as the shards see it (its `Debug` shows the spec's, which hides the HA1s).
 pub struct User {
     /// The spec (HA1s included; its Debug hides them).
     pub spec: UserSpec,
     /// Index into [`AuthDb::account`], when the user has an account.
     pub account: Option<u32>,
+    /// The SHA-256 state after the SHA-256 HA1 (one block at the head of every response).
+    pub(crate) sha256_state: Option<[u32; 8]>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The SHA-256 state is a password equivalent like the HA1: never printed.
+        f.debug_struct("User")
+            .field("spec", &self.spec)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Who an IP-auth prefix authenticates.
@@ -229,6 +240,10 @@ pub struct AuthDb {
     v4: PrefixMap<Ipv4Net, u32>,
     v6: PrefixMap<Ipv6Net, u32>,
     groups: Vec<IpGroup>,
+    /// Some user names a domain / some user belongs to every domain: a lookup skips the
+    /// probe that cannot hit.
+    domain_users: bool,
+    global_users: bool,
 }
 
 /// The tables every shard reads: one pointer swapped atomically on reload, no lock on the
@@ -306,6 +321,7 @@ impl AuthDb {
             users.push(User {
                 spec: u.clone(),
                 account,
+                sha256_state: u.ha1_sha256.as_ref().map(sha256_ha1_state),
             });
         }
         let mut groups: Vec<IpGroup> = Vec::new();
@@ -339,7 +355,11 @@ impl AuthDb {
                 }
             }
         }
+        let domain_users = users.iter().any(|u: &User| u.spec.domain.is_some());
+        let global_users = users.iter().any(|u: &User| u.spec.domain.is_none());
         Ok(AuthDb {
+            domain_users,
+            global_users,
             settings: spec.settings.clone(),
             accounts,
             users,
@@ -388,12 +408,16 @@ impl AuthDb {
                 })
                 .copied()
         };
-        if !domain.is_empty() {
+        if !domain.is_empty() && self.domain_users {
             if let Some(i) = get(domain) {
                 return Some(i);
             }
         }
-        get(b"")
+        if self.global_users {
+            get(b"")
+        } else {
+            None
+        }
     }
 
     /// A user record picked by `username`'s hash, for an unknown user: its HA1 is hashed in
@@ -410,6 +434,9 @@ impl AuthDb {
     /// Longest-prefix match of a source address over `[[ip_auth]]` (an IPv4-mapped IPv6
     /// source is matched as IPv4).
     pub(crate) fn ip_group(&self, ip: IpAddr) -> Option<&IpGroup> {
+        if self.groups.is_empty() {
+            return None;
+        }
         let g = match ip.to_canonical() {
             IpAddr::V4(a) => self.v4.get_lpm(&Ipv4Net::from(a)).map(|(_, g)| *g),
             IpAddr::V6(a) => self.v6.get_lpm(&Ipv6Net::from(a)).map(|(_, g)| *g),

@@ -1,8 +1,9 @@
 //! Digest arithmetic (RFC 7616 §3.4.1–§3.4.3, RFC 3261 §22.4, RFC 8760 for SHA-256 in
 //! SIP): HA1, HA2 and the `response`, computed into stack buffers (no allocation).
 
-use md5::Md5;
-use sha2::{Digest, Sha256};
+use md5::{Digest, Md5};
+
+use super::sha256::{midstate, Sha256Stream};
 
 /// A digest algorithm we offer and accept (RFC 7616 §3.3; RFC 8760 §2.2 for SIP).
 /// The `-sess` variants are not offered and not accepted.
@@ -31,6 +32,14 @@ impl Algorithm {
             Some(t) if t.eq_ignore_ascii_case(b"MD5") => Some(Algorithm::Md5),
             Some(t) if t.eq_ignore_ascii_case(b"SHA-256") => Some(Algorithm::Sha256),
             Some(_) => None,
+        }
+    }
+
+    /// 0 for MD5, 1 for SHA-256 (per-algorithm tables).
+    pub fn index(self) -> usize {
+        match self {
+            Algorithm::Md5 => 0,
+            Algorithm::Sha256 => 1,
         }
     }
 
@@ -67,13 +76,60 @@ fn hash_hex(alg: Algorithm, parts: &[&[u8]], out: &mut Hex) -> usize {
             to_hex(&h.finalize(), out)
         }
         Algorithm::Sha256 => {
-            let mut h = Sha256::new();
+            let mut h = Sha256Stream::new();
             for p in parts {
                 h.update(p);
             }
-            to_hex(&h.finalize(), out)
+            to_hex(&h.finish(), out)
         }
     }
+}
+
+/// The parts of the `response` after `HA1` (RFC 7616 §3.4.1; RFC 2069 without qop).
+fn response_tail<'a>(ha2: &'a [u8], input: &DigestInput<'a>, out: &mut [&'a [u8]; 9]) -> usize {
+    match input.qop_auth {
+        Some((nc, cnonce)) => {
+            *out = [
+                b":",
+                input.nonce,
+                b":",
+                nc,
+                b":",
+                cnonce,
+                b":auth:",
+                ha2,
+                b"",
+            ];
+            8
+        }
+        None => {
+            out[..4].copy_from_slice(&[b":", input.nonce, b":", ha2]);
+            4
+        }
+    }
+}
+
+/// The SHA-256 state after a SHA-256 HA1 (64 hex digits: exactly one block), which every
+/// `response` of the user starts with; computed once per user at load.
+pub(crate) fn sha256_ha1_state(ha1: &Hex) -> [u32; 8] {
+    midstate(ha1)
+}
+
+/// [`response_with_ha2`] for SHA-256 from [`sha256_ha1_state`]: one block fewer to hash.
+pub(crate) fn sha256_response_after_ha1(
+    state: &[u32; 8],
+    ha2: &[u8],
+    input: &DigestInput<'_>,
+) -> Hex {
+    let mut parts: [&[u8]; 9] = [b""; 9];
+    let n = response_tail(ha2, input, &mut parts);
+    let mut h = Sha256Stream::after_block(state);
+    for p in &parts[..n] {
+        h.update(p);
+    }
+    let mut out = [0u8; 64];
+    to_hex(&h.finish(), &mut out);
+    out
 }
 
 /// RFC 7616 §3.4.2: `HA1 = H(username ":" realm ":" password)`, hex.
@@ -101,28 +157,27 @@ pub struct DigestInput<'a> {
 /// kept for old phones by RFC 3261 §22.4) `H(HA1 ":" nonce ":" HA2)`, where
 /// `HA2 = H(method ":" uri)` (§3.4.3, qop=auth).
 pub fn expected_response(alg: Algorithm, ha1: &[u8], input: &DigestInput<'_>) -> Hex {
-    let mut ha2 = [0u8; 64];
-    let n = hash_hex(alg, &[input.method, b":", input.uri], &mut ha2);
-    let ha2 = &ha2[..n];
+    let ha2 = ha2(alg, input.method, input.uri);
+    response_with_ha2(alg, ha1, &ha2[..alg.hex_len()], input)
+}
+
+/// RFC 7616 §3.4.3 (qop=auth or none): `HA2 = H(method ":" uri)`, hex. It depends on public
+/// values only, so a shard may keep the last ones (most REGISTERs of a domain share it).
+pub fn ha2(alg: Algorithm, method: &[u8], uri: &[u8]) -> Hex {
     let mut out = [0u8; 64];
-    match input.qop_auth {
-        Some((nc, cnonce)) => hash_hex(
-            alg,
-            &[
-                ha1,
-                b":",
-                input.nonce,
-                b":",
-                nc,
-                b":",
-                cnonce,
-                b":auth:",
-                ha2,
-            ],
-            &mut out,
-        ),
-        None => hash_hex(alg, &[ha1, b":", input.nonce, b":", ha2], &mut out),
-    };
+    hash_hex(alg, &[method, b":", uri], &mut out);
+    out
+}
+
+/// [`expected_response`] with HA2 (hex, `alg.hex_len()` bytes) already computed.
+pub fn response_with_ha2(alg: Algorithm, ha1: &[u8], ha2: &[u8], input: &DigestInput<'_>) -> Hex {
+    let mut parts: [&[u8]; 10] = [b""; 10];
+    parts[0] = ha1;
+    let mut tail: [&[u8]; 9] = [b""; 9];
+    let n = response_tail(ha2, input, &mut tail);
+    parts[1..=n].copy_from_slice(&tail[..n]);
+    let mut out = [0u8; 64];
+    hash_hex(alg, &parts[..=n], &mut out);
     out
 }
 
@@ -208,6 +263,26 @@ mod tests {
         assert_eq!(r, want);
         assert!(response_matches(&r[..32], &want[..32].to_ascii_uppercase()));
         assert!(!response_matches(&r[..32], &want[..31]));
+    }
+
+    /// The SHA-256 response from the HA1 state equals the plain one, with and without qop.
+    #[test]
+    fn response_after_the_ha1_block() {
+        let ha = ha1(Algorithm::Sha256, b"alice", b"edge.test", b"pw");
+        let mut input = DigestInput {
+            method: b"REGISTER",
+            uri: b"sip:edge.test",
+            nonce: b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            qop_auth: Some((b"00000001", b"0a4f113b")),
+        };
+        for _ in 0..2 {
+            let h2 = ha2(Algorithm::Sha256, input.method, input.uri);
+            assert_eq!(
+                sha256_response_after_ha1(&sha256_ha1_state(&ha), &h2, &input),
+                expected_response(Algorithm::Sha256, &ha, &input)
+            );
+            input.qop_auth = None;
+        }
     }
 
     #[test]

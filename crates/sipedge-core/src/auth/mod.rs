@@ -8,6 +8,7 @@
 //! | `register = "digest"`: a REGISTER without credentials for our realm (RFC 3261 §22.4, §10.3 step 3) | 401, one WWW-Authenticate per algorithm, SHA-256 first, then MD5 |
 //! | `invite = "digest"`: any other request from a user — From in one of our domains (RFC 3261 §22.3); a From elsewhere is not challenged and comes out as [`AuthMethod::Foreign`] for the relay to restrict | 407 with Proxy-Authenticate, likewise |
 //! | malformed credentials (header syntax, missing `username`/`nonce`/`uri`/`response`, `qop=auth` without `nc`/`cnonce`, bad `nc`) | 400 naming it |
+//! | the `uri` directive does not name the Request-URI (RFC 7616 §3.4.6, RFC 2617 §3.2.2.5; byte-equal, or equal by RFC 3261 §19.1.4 for `sip:`/`sips:`) | 400 "Digest URI Mismatch" |
 //! | REGISTER: digest username ≠ AoR user (`username_must_match`, §10.3 step 4) | 403 "Authentication Username Mismatch" |
 //! | unknown user, wrong password, unknown algorithm or qop | 401/407 with a fresh nonce — the same reply and the same work for an unknown user as for a wrong password (a decoy HA1 — another user's record, read the same way — is hashed) |
 //! | right password from outside the user's `ip_whitelist` | 403 "Source Address Not Allowed" |
@@ -36,6 +37,7 @@ mod check;
 mod db;
 mod digest;
 mod nonce;
+mod sha256;
 
 use std::sync::Arc;
 
@@ -48,7 +50,9 @@ pub use self::db::{
     Account, AccountSpec, AuthDb, AuthDbError, AuthHandle, AuthMode, AuthSettings, AuthSpec,
     IpAuthSpec, NatMode, NatPing, User, UserSpec,
 };
-pub use self::digest::{expected_response, ha1, response_matches, Algorithm, DigestInput, Hex};
+pub use self::digest::{
+    expected_response, ha1, ha2, response_matches, response_with_ha2, Algorithm, DigestInput, Hex,
+};
 pub use self::nonce::{
     parse_nc, NcVerdict, NcWindow, NonceInfo, NonceKey, DEFAULT_NC_WINDOW, DEFAULT_NONCE_TTL_SECS,
     NONCE_LEN,

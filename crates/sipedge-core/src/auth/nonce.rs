@@ -10,8 +10,7 @@
 //! one (more than `window` nonces issued since) reads as stale; a client just answers the
 //! new challenge.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use super::sha256::HmacSha256;
 
 /// Length of a nonce, characters.
 pub const NONCE_LEN: usize = 64;
@@ -37,7 +36,7 @@ pub struct NonceInfo {
 /// The nonce secret and this edge's instance id.
 #[derive(Clone)]
 pub struct NonceKey {
-    mac: Hmac<Sha256>,
+    mac: HmacSha256,
     instance: u32,
 }
 
@@ -49,6 +48,18 @@ impl std::fmt::Debug for NonceKey {
             .finish_non_exhaustive()
     }
 }
+
+/// The value of each lowercase hex digit (the only digits a nonce of ours has); 0xff for
+/// any other byte.
+const HEX_VAL: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
 
 fn hex_val(c: u8) -> Option<u8> {
     match c {
@@ -62,15 +73,13 @@ impl NonceKey {
     /// A key from `secret` (any length; HMAC accepts every length) and the instance id.
     pub fn new(secret: &[u8], instance: u32) -> NonceKey {
         NonceKey {
-            mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length"),
+            mac: HmacSha256::new(secret),
             instance,
         }
     }
 
     fn tag(&self, payload: &[u8; 16]) -> [u8; 16] {
-        let mut m = self.mac.clone();
-        m.update(payload);
-        let full = m.finalize().into_bytes();
+        let full = self.mac.mac(payload);
         let mut out = [0u8; 16];
         out.copy_from_slice(&full[..16]);
         out
@@ -101,8 +110,14 @@ impl NonceKey {
             return None;
         }
         let mut raw = [0u8; 32];
-        for (i, pair) in nonce.chunks_exact(2).enumerate() {
-            raw[i] = hex_val(pair[0])? << 4 | hex_val(pair[1])?;
+        let mut bad = 0u8;
+        for (r, pair) in raw.iter_mut().zip(nonce.chunks_exact(2)) {
+            let (h, l) = (HEX_VAL[usize::from(pair[0])], HEX_VAL[usize::from(pair[1])]);
+            bad |= h | l;
+            *r = h << 4 | l;
+        }
+        if bad > 0xf {
+            return None;
         }
         let mut payload = [0u8; 16];
         payload.copy_from_slice(&raw[..16]);

@@ -17,14 +17,24 @@
 //! **Per-user settings.** [`NatConfig::users`] maps a canonical AoR (`sip:user@domain`) to a
 //! [`NatUser`] override of the global defaults; the shell fills it from the `nat` /
 //! `nat_ping` keys of `[[users]]` (`src/config_nat.rs`; a key left out means the `[nat]`
-//! default, and a SIGHUP reload of the users does not change it yet). It is read at every REGISTER and restore ([`crate::Core::nat_user`]) and its result
-//! is stored in the binding (NATed or not, ping mode), so the pinger never looks it up.
+//! default). It is read at every REGISTER and restore ([`crate::Core::nat_user`]) and its
+//! result is stored in the binding (NATed or not, ping mode), so the pinger never looks it
+//! up.
+//!
+//! **Reload.** The overrides sit behind one `arc-swap` pointer shared by every shard
+//! ([`NatUsers`], like the auth tables): SIGHUP calls [`NatUsers::replace`], which also
+//! records which AoRs changed. Each shard notices the new generation at its next turn
+//! (`poll_timeout` asks for an immediate `handle_timeout`) and re-applies it to the bindings
+//! it owns of the changed AoRs only: the ping mode is set anew; the NATed flag becomes true
+//! for `force`, false for `disabled`, and for a change to `auto` is worked out again as at a
+//! restore (contact against source). Bindings are neither dropped nor re-registered.
 //!
 //! **Per-binding state** fits in the padding of the 72-byte binding slot ([`NatState`], 5
 //! bytes): NATed flag, ping mode, outstanding-ping and alive flags, a 3-bit miss counter,
 //! the last RTT (u16 ms) and a smoothed RTT (u16, 1/8 ms).
 
 pub(crate) mod ping;
+mod reload;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -117,8 +127,9 @@ pub struct NatConfig {
     /// `ping_failures_max`: unanswered pings in a row that deregister (`timeout` mode).
     pub ping_failures_max: u8,
     /// Per-user overrides by canonical AoR (`sip:user@domain`, user lowercased unless the
-    /// registrar is case-sensitive). Filled from `[[users]]` by the shell.
-    pub users: Arc<HashMap<Vec<u8>, NatUser>>,
+    /// registrar is case-sensitive). Filled from `[[users]]` by the shell; shared by every
+    /// shard and swapped on reload ([`NatUsers::replace`]).
+    pub users: NatUsers,
     /// The sent-by (`host:port`) to put in the Via of our OPTIONS pings, per socket
     /// ([`crate::LocalId`] index). The shell fills it from the listen addresses; a missing
     /// entry falls back to the first domain.
@@ -134,20 +145,155 @@ impl Default for NatConfig {
             method: PingMethod::Options,
             ping_nated_only: true,
             ping_failures_max: DEFAULT_PING_FAILURES_MAX,
-            users: Arc::default(),
+            users: NatUsers::default(),
             advertise: Vec::new(),
         }
     }
 }
 
 impl NatConfig {
-    /// Whether any binding can ever be pinged.
-    pub(crate) fn pings_possible(&self) -> bool {
-        self.ping != PingMode::Disabled
-            || self
-                .users
-                .values()
-                .any(|u| u.ping.is_some_and(|p| p != PingMode::Disabled))
+    /// Whether any binding can ever be pinged with these overrides.
+    pub(crate) fn pings_possible(&self, users: &NatUserTable) -> bool {
+        self.ping != PingMode::Disabled || users.any_ping
+    }
+
+    /// A user's overrides (from `users`) resolved against the defaults.
+    pub(crate) fn resolve(&self, users: &NatUserTable, aor: &[u8]) -> (NatMode, PingMode) {
+        let user = if users.map.is_empty() {
+            NatUser::default()
+        } else {
+            users.map.get(aor).copied().unwrap_or_default()
+        };
+        (
+            user.nat.unwrap_or(self.mode),
+            user.ping.unwrap_or(self.ping),
+        )
+    }
+}
+
+/// Per-user overrides by canonical AoR.
+pub type NatUserMap = HashMap<Vec<u8>, NatUser>;
+
+/// One generation of the per-user overrides.
+#[derive(Debug, Default)]
+pub(crate) struct NatUserTable {
+    pub(crate) map: NatUserMap,
+    /// 0 for the first table, then one more per [`NatUsers::replace`].
+    pub(crate) generation: u64,
+    /// The AoRs whose override differs from generation `generation - 1`.
+    pub(crate) changed: Vec<Vec<u8>>,
+    /// Some override turns keepalives on.
+    pub(crate) any_ping: bool,
+}
+
+impl NatUserTable {
+    fn new(map: NatUserMap, generation: u64, changed: Vec<Vec<u8>>) -> NatUserTable {
+        let any_ping = map
+            .values()
+            .any(|u| u.ping.is_some_and(|p| p != PingMode::Disabled));
+        NatUserTable {
+            map,
+            generation,
+            changed,
+            any_ping,
+        }
+    }
+
+    /// The AoRs whose override differs between `self` and `other`.
+    pub(crate) fn diff(&self, other: &NatUserTable) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = self
+            .map
+            .iter()
+            .filter(|(k, v)| other.map.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        out.extend(
+            other
+                .map
+                .keys()
+                .filter(|k| !self.map.contains_key(*k))
+                .cloned(),
+        );
+        out
+    }
+}
+
+/// The per-user overrides every shard reads: one pointer swapped atomically on reload, no
+/// lock on the read path (`arc-swap`, as [`crate::auth::AuthHandle`]). Clones share it.
+#[derive(Clone, Default)]
+pub struct NatUsers(Arc<arc_swap::ArcSwap<NatUserTable>>);
+
+impl NatUsers {
+    /// A handle holding `map`.
+    pub fn new(map: NatUserMap) -> NatUsers {
+        NatUsers(Arc::new(arc_swap::ArcSwap::from_pointee(
+            NatUserTable::new(map, 0, Vec::new()),
+        )))
+    }
+
+    /// The override of `aor` in force.
+    pub fn get(&self, aor: &[u8]) -> Option<NatUser> {
+        self.0.load().map.get(aor).copied()
+    }
+
+    /// Number of AoRs with an override.
+    pub fn len(&self) -> usize {
+        self.0.load().map.len()
+    }
+
+    /// True without overrides.
+    pub fn is_empty(&self) -> bool {
+        self.0.load().map.is_empty()
+    }
+
+    /// The AoRs with an override.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        self.0.load().map.keys().cloned().collect()
+    }
+
+    /// A copy of the overrides in force.
+    pub fn to_map(&self) -> NatUserMap {
+        self.0.load().map.clone()
+    }
+
+    /// Reload (SIGHUP): swaps in `map` for every shard sharing this handle and returns how
+    /// many AoRs changed. Each shard re-applies the change to the bindings it owns at its
+    /// next turn (module docs). Only one thread (the shell's signal handler) calls it.
+    pub fn replace(&self, map: NatUserMap) -> usize {
+        let old = self.0.load_full();
+        let mut next = NatUserTable::new(map, old.generation + 1, Vec::new());
+        next.changed = old.diff(&next);
+        let n = next.changed.len();
+        self.0.store(Arc::new(next));
+        n
+    }
+
+    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<NatUserTable>> {
+        self.0.load()
+    }
+}
+
+impl From<NatUserMap> for NatUsers {
+    fn from(map: NatUserMap) -> NatUsers {
+        NatUsers::new(map)
+    }
+}
+
+impl PartialEq for NatUsers {
+    fn eq(&self, other: &NatUsers) -> bool {
+        self.0.load().map == other.0.load().map
+    }
+}
+
+impl Eq for NatUsers {}
+
+impl std::fmt::Debug for NatUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.0.load();
+        f.debug_struct("NatUsers")
+            .field("users", &t.map.len())
+            .field("generation", &t.generation)
+            .finish()
     }
 }
 

@@ -33,7 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 use hdrhistogram::Histogram;
 use sipedge_msg::{Message, Uri};
 
-use super::{host_ip, is_private, NatMode, NatState, NatUser, PingMethod, PingMode, RequestNat};
+use super::{host_ip, is_private, NatMode, NatState, PingMethod, PingMode, RequestNat};
 use crate::core::{Core, CoreEvent};
 use crate::location::Transport;
 use crate::output::LocalId;
@@ -94,7 +94,9 @@ pub(crate) struct NatRuntime {
     /// `K⁻¹ mod interval` (the spreading multiplier's inverse).
     inv: u64,
     /// Whether any binding may be pinged (`[nat]` and the per-user overrides).
-    active: bool,
+    pub(crate) active: bool,
+    /// The per-user overrides this shard applied last (`nat/reload.rs`).
+    pub(crate) applied: std::sync::Arc<super::NatUserTable>,
     hist: Histogram<u64>,
     hist_dirty: bool,
     aor: Vec<u8>,
@@ -104,11 +106,13 @@ impl NatRuntime {
     pub(crate) fn new(cfg: &super::NatConfig) -> NatRuntime {
         let interval = (u64::from(cfg.ping_interval_secs) * 1000 / TICK_MILLIS).max(1);
         let (_, inv) = spreading(interval);
+        let applied = arc_swap::Guard::into_inner(cfg.users.load());
         NatRuntime {
             last_tick: None,
             interval,
             inv,
-            active: cfg.pings_possible(),
+            active: cfg.pings_possible(&applied),
+            applied,
             hist: Histogram::new_with_max(u64::from(MAX_RTT_MS), 2).expect("valid bounds"),
             hist_dirty: false,
             aor: Vec::with_capacity(64),
@@ -207,14 +211,11 @@ impl Token {
 impl Core {
     /// The user's NAT overrides (by canonical AoR) resolved against `[nat]`: the hook the
     /// `[[users]]` settings arrive through ([`super::NatConfig::users`]).
+    /// The generation this shard applied is read (no atomic operation): a reload takes
+    /// effect at the shard's next `handle_timeout`, for new REGISTERs and stored bindings
+    /// alike.
     pub fn nat_user(&self, aor: &[u8]) -> (NatMode, PingMode) {
-        let nat = &self.cfg.nat;
-        let user = if nat.users.is_empty() {
-            NatUser::default()
-        } else {
-            nat.users.get(aor).copied().unwrap_or_default()
-        };
-        (user.nat.unwrap_or(nat.mode), user.ping.unwrap_or(nat.ping))
+        self.cfg.nat.resolve(&self.nat.applied, aor)
     }
 
     /// NAT facts of a REGISTER from `source` for the canonical `aor`, worked out once.
@@ -248,21 +249,27 @@ impl Core {
     /// ip:port that is not the source). A Via-only detection is not repeated.
     pub(crate) fn nat_on_restore(&mut self, idx: u32, aor: &[u8]) {
         let (mode, ping) = self.nat_user(aor);
-        let b = self.loc.get(idx);
-        let source = b.source();
         let nated = match mode {
             NatMode::Force => true,
             NatMode::Disabled => false,
-            NatMode::Auto => Uri::parse(b.contact()).is_ok_and(|u| match host_ip(u.host()) {
-                Some(ip) => {
-                    (is_private(ip) && !is_private(source.ip()))
-                        || SocketAddr::new(ip, u.port().unwrap_or(5060)) != source
-                }
-                None => false,
-            }),
+            NatMode::Auto => self.nated_by_record(idx),
         };
         self.loc.set_nat(idx, nated, ping);
         self.loc.nat_mut(idx).mark_alive();
+    }
+
+    /// `auto` detection from what a binding stores (no Via): a private contact host behind
+    /// a public source, or a contact ip:port that is not the source.
+    pub(crate) fn nated_by_record(&self, idx: u32) -> bool {
+        let b = self.loc.get(idx);
+        let source = b.source();
+        Uri::parse(b.contact()).is_ok_and(|u| match host_ip(u.host()) {
+            Some(ip) => {
+                (is_private(ip) && !is_private(source.ip()))
+                    || SocketAddr::new(ip, u.port().unwrap_or(5060)) != source
+            }
+            None => false,
+        })
     }
 
     /// Hook for the relay: a request or response from `source` was seen for the AoR
@@ -302,6 +309,9 @@ impl Core {
     /// When the pinger wants `handle_timeout`: the next tick, while some binding has
     /// keepalives on.
     pub(crate) fn nat_poll_timeout(&self) -> Option<Millis> {
+        if self.nat_reload_pending() {
+            return Some(Millis(0)); // at once: `handle_timeout` applies it
+        }
         let [plain, nated] = self.loc.pinging();
         let any = nated > 0 || (!self.cfg.nat.ping_nated_only && plain > 0);
         if !self.nat.active || !any {
@@ -313,6 +323,7 @@ impl Core {
 
     /// Sweeps every tick from the last one swept up to `now` (at most one interval).
     pub(crate) fn nat_timeout(&mut self, now: Millis) {
+        self.nat_reload();
         if !self.nat.active {
             return;
         }
