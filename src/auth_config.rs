@@ -22,6 +22,7 @@ pub struct RawAuth {
     register: String,
     invite: String,
     username_must_match: bool,
+    uri_must_match: bool,
     nonce_ttl_secs: u32,
     nonce_secret: String,
     users_file: String,
@@ -35,6 +36,7 @@ impl Default for RawAuth {
             register: "auto".into(),
             invite: "auto".into(),
             username_must_match: true,
+            uri_must_match: true,
             nonce_ttl_secs: DEFAULT_NONCE_TTL_SECS,
             nonce_secret: String::new(),
             users_file: String::new(),
@@ -270,6 +272,7 @@ pub fn parse(
         register: mode("auth.register", &raw.register, has_users)?,
         invite: mode("auth.invite", &raw.invite, has_users)?,
         username_must_match: raw.username_must_match,
+        uri_must_match: raw.uri_must_match,
         nonce_ttl_secs: raw.nonce_ttl_secs,
     };
     let accounts = accounts

@@ -399,6 +399,52 @@ fn digest_uri_must_name_the_request_uri() {
     }
 }
 
+/// `[auth] uri_must_match = false` (for clients such as stock SIPp scenarios that put
+/// another URI in `uri`): the response is still checked over the `uri` the client sent, so
+/// the right password passes and a wrong one still gets 401.
+#[test]
+fn uri_check_can_be_turned_off() {
+    let mut spec = spec();
+    spec.settings.uri_must_match = false;
+    let mut cfg = auth_config(b"k", 1);
+    cfg.auth.db = sipedge_core::auth::AuthDb::build(&spec)
+        .unwrap()
+        .into_handle();
+    let mut c = Core::new(cfg);
+    let r = register_as("alice");
+    let n = nonce_of(&answer_at(&mut c, 0, &r));
+    let other = "sip:127.0.0.1:5060";
+    let wrong = creds(
+        Algorithm::Sha256,
+        "alice",
+        "nope",
+        &n,
+        Some(1),
+        "REGISTER",
+        other,
+    );
+    assert_eq!(
+        answer_at(&mut c, 10, &with_auth(&r, &wrong, 2)).status(),
+        401
+    );
+    let n = nonce_of(&answer_at(&mut c, 10, &r.clone().cseq(3)));
+    let cr = creds(
+        Algorithm::Sha256,
+        "alice",
+        PASSWORD,
+        &n,
+        Some(1),
+        "REGISTER",
+        other,
+    );
+    let a = answer_at(&mut c, 20, &with_auth(&r, &cr, 4));
+    assert_eq!(a.status(), 200, "{}", a.reason());
+    assert_eq!(
+        bindings(&c, 20, "sip:alice@edge.example.com"),
+        ["sip:alice@192.0.2.50:40123"]
+    );
+}
+
 mod robust {
     use super::*;
     use proptest::prelude::*;

@@ -414,7 +414,9 @@ impl Core {
         };
         // RFC 7616 §3.4.6 / RFC 2617 §3.2.2.5: the digest-uri must name the Request-URI,
         // else the credentials could be lifted from a request for another resource.
-        if !digest_uri_matches(uri.raw(), msg.request_uri_raw().unwrap_or_default()) {
+        if db.settings.uri_must_match
+            && !digest_uri_matches(uri.raw(), msg.request_uri_raw().unwrap_or_default())
+        {
             return bad(st, b"Digest URI Mismatch");
         }
         // RFC 7616 §3.4: qop=auth needs nc and cnonce; auth-int is not offered.

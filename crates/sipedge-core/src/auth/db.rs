@@ -63,6 +63,9 @@ pub struct AuthSettings {
     pub invite: AuthMode,
     /// REGISTER: the digest username must be the AoR's user (§10.3 step 4 authorization).
     pub username_must_match: bool,
+    /// The digest `uri` directive must name the Request-URI (RFC 7616 §3.4.6); off only for
+    /// clients that put something else there (stock SIPp scenarios without `-auth_uri`).
+    pub uri_must_match: bool,
     /// How long a nonce is good for, seconds.
     pub nonce_ttl_secs: u32,
     /// Algorithms offered, one challenge header each, in this order, and the only ones
@@ -77,6 +80,7 @@ impl Default for AuthSettings {
             register: AuthMode::None,
             invite: AuthMode::None,
             username_must_match: true,
+            uri_must_match: true,
             nonce_ttl_secs: DEFAULT_NONCE_TTL_SECS,
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
         }
