@@ -3,6 +3,7 @@
 
 use crate::lex::{
     end_of_quoted, eq_token_ci, find_outside_quotes, is_token, is_token_str, is_ws, parse_u32, trim,
+    trim_start,
 };
 use crate::message::parse_delta_seconds;
 use crate::params::{scan, Params};
@@ -38,7 +39,7 @@ impl<'a> NameAddr<'a> {
             (None, Some(raw)) // the common `<URI>;params`
         } else if raw.first() == Some(&b'"') {
             let end = end_of_quoted(raw, 0).ok_or(AddrError)?;
-            (Some(&raw[..end]), Some(trim(&raw[end..])))
+            (Some(&raw[..end]), Some(trim_start(&raw[end..])))
         } else if let Some(lt) = find_outside_quotes(raw, b'<').filter(|&lt| {
             // A '<' before any ';' starts a name-addr.
             !raw[..lt].contains(&b';')
@@ -73,7 +74,8 @@ impl<'a> NameAddr<'a> {
         };
         let mut tag = None;
         let mut expires = None;
-        let params = match trim(after) {
+        // `after` runs to the end of `raw`, which is trimmed.
+        let params = match trim_start(after) {
             [] => Params::default(),
             [b';', p @ ..] => {
                 // tag-param = "tag" EQUAL token (RFC 3261 §25.1), at most once: a bare or

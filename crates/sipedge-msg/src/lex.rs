@@ -164,6 +164,15 @@ pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// Strips leading whitespace only: for the tail of a value whose end is trimmed already.
+#[inline]
+pub(crate) fn trim_start(s: &[u8]) -> &[u8] {
+    match s {
+        [b, ..] if is_ws(*b) => &s[skip_ws(s, 0)..],
+        _ => s,
+    }
+}
+
 /// True when `s` is a non-empty run of token characters.
 #[inline]
 pub(crate) fn is_token_str(s: &[u8]) -> bool {
