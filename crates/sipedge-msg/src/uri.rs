@@ -55,7 +55,8 @@ impl<'a> Uri<'a> {
     fn parse_in(raw: &'a [u8], bracketed: bool) -> Result<(Uri<'a>, usize), UriError> {
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ":" (RFC 3261 §25.1).
         let mut i = 0;
-        if raw.len() > 4 && eq_token_ci(b"sip:", &raw[..4]) {
+        let sip = raw.len() > 4 && eq_token_ci(b"sip:", &raw[..4]);
+        if sip {
             i = 3; // `sip:`, by far the most common
         }
         while i < raw.len() && class(raw[i]) & SCHEME != 0 {
@@ -111,6 +112,7 @@ impl<'a> Uri<'a> {
             return Err(UriError);
         }
         let scheme = match scheme_bytes.len() {
+            _ if sip => Scheme::Sip,
             3 if eq_token_ci(b"sip", scheme_bytes) => Scheme::Sip,
             4 if eq_token_ci(b"sips", scheme_bytes) => Scheme::Sips,
             3 if eq_token_ci(b"tel", scheme_bytes) => Scheme::Tel,
