@@ -81,11 +81,16 @@ impl<'a> Uri<'a> {
         let mut end = rest.len();
         while i < rest.len() {
             // Skip runs of ordinary bytes four at a time.
-            let next = skip_class(rest, i, &CLASSES, ORDINARY);
-            if next >= rest.len() {
-                break;
-            }
-            let pos = next;
+            // A HOST run usually stops right at a delimiter (`@`, `:`, `>`): no run to skip.
+            let pos = if class(rest[i]) & ORDINARY == 0 {
+                i
+            } else {
+                let next = skip_class(rest, i, &CLASSES, ORDINARY);
+                if next >= rest.len() {
+                    break;
+                }
+                next
+            };
             i = pos + 1;
             match rest[pos] {
                 b'@' if marks.at.is_none() => {
