@@ -1,6 +1,6 @@
 //! `;name[=value]` parameter lists (RFC 3261 §25.1 `generic-param`, `uri-parameters`).
 
-use crate::lex::{end_of_quoted, find2, skip_class, skip_ws, trim};
+use crate::lex::{end_of_quoted, find2, find3, skip_class, skip_ws, trim};
 
 /// A borrowed parameter list, starting just after its first `;` (or empty). Iterating yields
 /// `(name, value)` with whitespace trimmed; a quoted value keeps its quotes (see
@@ -174,6 +174,32 @@ pub(crate) fn well_formed(raw: &[u8]) -> bool {
     scan(raw, |_, _| {})
 }
 
+/// [`well_formed`] for URI parameters, which the URI scan has proven free of whitespace and
+/// angle brackets. Without quotes or commas either (the usual `transport=udp`, `lr`), the
+/// shape rule reduces to: every name is non-empty, i.e. the list and every `;` are followed
+/// by a byte other than `;` and `=`; one search for `;` checks that. Otherwise, the full scan.
+#[inline]
+pub(crate) fn well_formed_uri(p: &[u8]) -> bool {
+    let ok = well_formed_uri_fast(p);
+    debug_assert_eq!(ok, well_formed(p), "{:?}", p.escape_ascii().to_string());
+    ok
+}
+
+#[inline(always)]
+fn well_formed_uri_fast(p: &[u8]) -> bool {
+    let mut i = 0;
+    loop {
+        if matches!(p.get(i), None | Some(b';' | b'=')) {
+            return false;
+        }
+        match find3(p, i, b';', b'"', b',') {
+            None => return true,
+            Some(j) if p[j] == b';' => i = j + 1,
+            Some(_) => return well_formed(p),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +217,25 @@ mod tests {
         assert!(!well_formed(b"a=1;"));
         assert!(!well_formed(b"a b=1"));
         assert!(!well_formed(br#"x="open"#));
+        for p in [
+            &b"transport=udp"[..],
+            b"lr",
+            b"lr;x=1;y",
+            b"",
+            b";lr",
+            b"=1",
+            b"a;",
+            b"a;;b",
+            b"a;=b",
+            b"a=;b",
+            b"a==b",
+            br#"x="a;b""#,
+            br#"x="open"#,
+            b"a,b=1",
+            b"a=1,2",
+            br#"a"b"#,
+        ] {
+            assert_eq!(well_formed_uri(p), well_formed(p), "{:?}", p);
+        }
     }
 }

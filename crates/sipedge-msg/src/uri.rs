@@ -4,7 +4,7 @@
 use crate::lex::{
     eq_token_ci, eq_unescaped, eq_unescaped_ignore_case, find_byte, parse_u32, skip_class,
 };
-use crate::params::{well_formed, Params};
+use crate::params::{well_formed_uri, Params};
 
 /// A URI scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,7 +137,7 @@ impl<'a> Uri<'a> {
             Scheme::Sip | Scheme::Sips => parse_sip(rest, marks, &mut uri)?,
             Scheme::Tel => {
                 let (number, params) = split_at_byte(rest, b';');
-                if number.is_empty() || params.is_some_and(|p| !well_formed(p)) {
+                if number.is_empty() || params.is_some_and(|p| !well_formed_uri(p)) {
                     return Err(UriError);
                 }
                 uri.user = Some(number);
@@ -281,7 +281,7 @@ fn parse_sip<'a>(rest: &'a [u8], marks: Marks, uri: &mut Uri<'a>) -> Result<(), 
     }
     match after {
         [] => {}
-        [b';', p @ ..] if well_formed(p) => uri.params = Params::new(p),
+        [b';', p @ ..] if well_formed_uri(p) => uri.params = Params::new(p),
         _ => return Err(UriError),
     }
     uri.headers = headers;
