@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 
 use crate::error::{ParseError, ParseErrorKind as K};
 use crate::header::HeaderName;
-use crate::lex::{eq_token_ci, find_byte, parse_u64, skip_class, skip_token, trim};
+use crate::lex::{eq_token_ci, find2, find_byte, parse_u64, skip_token, trim};
 use crate::message::{Header, Message, Span, StartLine, HOT, NONE};
 use crate::method::Method;
 
@@ -409,21 +409,15 @@ fn start_line(
         set_defect(defect, K::BadStartLine, at);
     } else if uri_bytes.len() > opts.max_request_uri_bytes {
         set_defect(defect, K::RequestUriTooLong, at);
-    } else if skip_class(uri_bytes, 0, &NOT_SP, 1) != uri_bytes.len() {
+    } else if find2(rest, 0, b' ', b'\t').is_some_and(|sp| sp < uri_bytes.len()) {
+        // The search runs over the rest of the line, which also holds the version: 16 bytes
+        // or more take memchr's vector path.
         set_defect(defect, K::BadRequestUri, at);
     } else if !fast {
         check_version(version, start + line.len() - version.len(), defect);
     }
     Ok(StartLine::Request { method, uri })
 }
-
-/// 1 for every byte but SP and HTAB (for [`skip_class`]).
-static NOT_SP: [u8; 256] = {
-    let mut t = [1u8; 256];
-    t[b' ' as usize] = 0;
-    t[b'\t' as usize] = 0;
-    t
-};
 
 fn check_version(v: &[u8], at: usize, defect: &mut Option<ParseError>) {
     if v == b"SIP/2.0" {
