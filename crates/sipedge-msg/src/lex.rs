@@ -220,6 +220,30 @@ pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
     parse_u64(s).and_then(|v| u32::try_from(v).ok())
 }
 
+/// A port (`1*DIGIT`, below 65,536) at the start of `s`, and where its digits end, in one
+/// pass; `None` without digits or past 65,535. As [`parse_u32`] of the digit run would: at
+/// most 20 digits (leading zeros included), then the range check.
+#[inline]
+pub(crate) fn parse_port(s: &[u8]) -> Option<(u16, usize)> {
+    let mut v: u32 = 0;
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v * 10 + u32::from(d);
+        if v > u32::from(u16::MAX) {
+            return None;
+        }
+        i += 1;
+    }
+    if i == 0 || i > 20 {
+        return None;
+    }
+    Some((v as u16, i))
+}
+
 /// Given `s[start] == b'"'`, returns the index just past the closing quote, honouring
 /// `quoted-pair` escapes (RFC 3261 §25.1). `None` when the quote is not closed.
 #[inline]

@@ -2,7 +2,7 @@
 //! Other schemes are carried opaquely: a proxy must be able to forward them.
 
 use crate::lex::{
-    eq_token_ci, eq_unescaped, eq_unescaped_ignore_case, find_byte, parse_u32, skip_class,
+    eq_token_ci, eq_unescaped, eq_unescaped_ignore_case, find_byte, parse_port, skip_class,
 };
 use crate::params::{well_formed_uri, Params};
 
@@ -274,9 +274,9 @@ fn parse_sip<'a>(rest: &'a [u8], marks: Marks, uri: &mut Uri<'a>) -> Result<(), 
     };
     uri.host = host;
     if let [b':', tail @ ..] = after {
-        let end = tail.iter().position(|&b| b == b';').unwrap_or(tail.len());
-        let port = parse_u32(&tail[..end]).ok_or(UriError)?;
-        uri.port = Some(u16::try_from(port).map_err(|_| UriError)?);
+        // The digits, then `;` or the end (checked below).
+        let (port, end) = parse_port(tail).ok_or(UriError)?;
+        uri.port = Some(port);
         after = &tail[end..];
     }
     match after {

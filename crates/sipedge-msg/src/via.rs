@@ -1,6 +1,8 @@
 //! Via (RFC 3261 §20.42, §18.2.1 received, RFC 3581 rport).
 
-use crate::lex::{eq_token_ci, is_ws, parse_u32, skip_token, skip_ws, trim, trim_start};
+use crate::lex::{
+    eq_token_ci, is_ws, parse_port, parse_u32, skip_token, skip_ws, trim, trim_start,
+};
 use crate::params::{scan, Params};
 use crate::uri::{split_host, strip_brackets};
 
@@ -82,12 +84,8 @@ impl<'a> Via<'a> {
         let mut port = None;
         if let [b':', tail @ ..] = after {
             let tail = trim_start(tail);
-            let end = tail
-                .iter()
-                .position(|&b| !b.is_ascii_digit())
-                .unwrap_or(tail.len());
-            let p = parse_u32(&tail[..end]).ok_or(ViaError)?;
-            port = Some(u16::try_from(p).map_err(|_| ViaError)?);
+            let (p, end) = parse_port(tail).ok_or(ViaError)?;
+            port = Some(p);
             after = trim_start(&tail[end..]);
         }
         let mut via = Via {
