@@ -43,6 +43,25 @@ pub(crate) static VISIBLE: [u8; 256] = {
     t
 };
 
+/// True when every byte of `s` is [`VISIBLE`] (above SP and not DEL), eight bytes a step:
+/// a word holds an invisible byte exactly when it has a byte below 0x21 or equal to 0x7F,
+/// which the classic "has less / has zero" word tricks detect without false positives.
+#[inline]
+pub(crate) fn all_visible(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let word_ok = |w: &[u8]| {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(w).expect("eight bytes"));
+        let del = x ^ (ONES * 0x7F);
+        ((x.wrapping_sub(ONES * 0x21) & !x) | (del.wrapping_sub(ONES) & !del)) & HIGH == 0
+    };
+    if s.len() < 8 {
+        return s.iter().all(|&b| VISIBLE[b as usize] != 0);
+    }
+    // Every full word, then the last eight bytes (overlapping the last full word).
+    s.chunks_exact(8).all(word_ok) && word_ok(&s[s.len() - 8..])
+}
+
 /// Index of the first non-token byte at or after `i`.
 #[inline]
 pub(crate) fn skip_token(s: &[u8], i: usize) -> usize {
@@ -379,6 +398,25 @@ mod tests {
     fn trims_folding() {
         assert_eq!(trim(b" \r\n\tabc \r\n "), b"abc");
         assert_eq!(trim(b"   "), b"");
+    }
+
+    #[test]
+    fn visible_words_match_the_table() {
+        for n in 0..20 {
+            for at in 0..n {
+                for b in 0..=255u8 {
+                    let mut s = vec![b'a'; n];
+                    s[at] = b;
+                    assert_eq!(
+                        all_visible(&s),
+                        VISIBLE[b as usize] != 0,
+                        "n={n} at={at} b={b:#x}"
+                    );
+                }
+            }
+        }
+        assert!(all_visible(b""));
+        assert!(all_visible("a84b4c76e66710@192.0.2.10\u{e9}".as_bytes()));
     }
 
     #[test]
