@@ -166,6 +166,12 @@ pub(crate) fn eq_token_ci(canon: &[u8], name: &[u8]) -> bool {
 /// Strips leading and trailing whitespace (including folding).
 #[inline]
 pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
+    // The usual case: nothing to strip (whitespace is at most SP).
+    if let [first, .., last] = s {
+        if *first > b' ' && *last > b' ' {
+            return s;
+        }
+    }
     while let [first, rest @ ..] = s {
         if is_ws(*first) {
             s = rest;
