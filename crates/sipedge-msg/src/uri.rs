@@ -179,7 +179,9 @@ impl<'a> Uri<'a> {
     pub fn password(&self) -> Option<&'a [u8]> {
         // `user ":" password "@"`: the user ends at the first ':' before the first '@'.
         let user = self.user.filter(|_| self.is_sip())?;
-        let after = self.raw.get(offset_in(self.raw, user) as usize + user.len()..)?;
+        let after = self
+            .raw
+            .get(offset_in(self.raw, user) as usize + user.len()..)?;
         let password = after.strip_prefix(b":")?;
         let (password, at) = split_at_byte(password, b'@');
         at.map(|_| password)
