@@ -2,7 +2,8 @@
 //! (RFC 3261 §20.10, §20.20, §20.39, §25.1).
 
 use crate::lex::{
-    end_of_quoted, eq_token_ci, find_outside_quotes, is_token, is_token_str, is_ws, parse_u32, trim,
+    end_of_quoted, eq_token_ci, find_outside_quotes, is_token, is_token_str, is_ws, offset_in,
+    parse_u32, trim, trim_start,
 };
 use crate::message::parse_delta_seconds;
 use crate::params::{scan, Params};
@@ -12,16 +13,16 @@ use crate::uri::Uri;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddrError;
 
-/// `[display-name] <URI>;params` or `URI;params`.
+/// `[display-name] <URI>;params` or `URI;params`. The display name and the parameters are
+/// found again around the URI inside `raw` when asked, so that the value stays at 120 bytes
+/// (copied inline, not by a `memcpy` call, when a `Result` is unwrapped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NameAddr<'a> {
     raw: &'a [u8],
-    display_name: Option<&'a [u8]>,
     uri: Uri<'a>,
-    params: Params<'a>,
     tag: Option<&'a [u8]>,
-    /// The first `expires` parameter: `Some(None)` when present without a value.
-    expires: Option<Option<&'a [u8]>>,
+    /// The first `expires` parameter's value (empty when it has none).
+    expires: Option<&'a [u8]>,
 }
 
 impl<'a> NameAddr<'a> {
@@ -34,11 +35,12 @@ impl<'a> NameAddr<'a> {
     /// and list items of [`crate::Message`] are trimmed already).
     pub(crate) fn parse_trimmed(raw: &'a [u8]) -> Result<NameAddr<'a>, AddrError> {
         // The name-addr forms leave the `<URI>...` part in `bracket`.
-        let (display_name, bracket) = if raw.first() == Some(&b'<') {
+        // The display name is only checked here: [`NameAddr::display_name`] finds it again.
+        let (_display_name, bracket) = if raw.first() == Some(&b'<') {
             (None, Some(raw)) // the common `<URI>;params`
         } else if raw.first() == Some(&b'"') {
             let end = end_of_quoted(raw, 0).ok_or(AddrError)?;
-            (Some(&raw[..end]), Some(trim(&raw[end..])))
+            (Some(&raw[..end]), Some(trim_start(&raw[end..])))
         } else if let Some(lt) = find_outside_quotes(raw, b'<').filter(|&lt| {
             // A '<' before any ';' starts a name-addr.
             !raw[..lt].contains(&b';')
@@ -73,8 +75,9 @@ impl<'a> NameAddr<'a> {
         };
         let mut tag = None;
         let mut expires = None;
-        let params = match trim(after) {
-            [] => Params::default(),
+        // `after` runs to the end of `raw`, which is trimmed.
+        match trim_start(after) {
+            [] => {}
             [b';', p @ ..] => {
                 // tag-param = "tag" EQUAL token (RFC 3261 §25.1), at most once: a bare or
                 // repeated tag would make dialog matching ambiguous (found by fuzzing).
@@ -86,22 +89,19 @@ impl<'a> NameAddr<'a> {
                     }
                     // Kept for Contact::expires, which every REGISTER reads.
                     7 if expires.is_none() && eq_token_ci(b"expires", name) => {
-                        expires = Some(value);
+                        expires = Some(value.unwrap_or_default());
                     }
                     _ => {}
                 });
                 if !(shaped && tag_ok) {
                     return Err(AddrError);
                 }
-                Params::new(p)
             }
             _ => return Err(AddrError),
-        };
+        }
         Ok(NameAddr {
             raw,
-            display_name,
             uri,
-            params,
             tag,
             expires,
         })
@@ -113,7 +113,14 @@ impl<'a> NameAddr<'a> {
     }
     /// The display name as written: quoted (with quotes and escapes) or a run of tokens.
     pub fn display_name(&self) -> Option<&'a [u8]> {
-        self.display_name
+        // In the name-addr forms a '<' directly precedes the URI; the display name is what
+        // comes before it (quoted or tokens), trimmed. An addr-spec starts with its URI.
+        let start = offset_in(self.raw, self.uri.raw()) as usize;
+        if start == 0 || self.raw.get(start - 1) != Some(&b'<') {
+            return None;
+        }
+        let name = trim(&self.raw[..start - 1]);
+        (!name.is_empty()).then_some(name)
     }
     /// The URI.
     pub fn uri(&self) -> &Uri<'a> {
@@ -121,7 +128,14 @@ impl<'a> NameAddr<'a> {
     }
     /// Header parameters (after `>` or after an addr-spec).
     pub fn params(&self) -> Params<'a> {
-        self.params
+        // After the URI: its '>' in the name-addr forms, then `;params`.
+        let end = offset_in(self.raw, self.uri.raw()) as usize + self.uri.raw().len();
+        let after = self.raw.get(end..).unwrap_or_default();
+        let after = after.strip_prefix(b">").unwrap_or(after);
+        match trim_start(after) {
+            [b';', p @ ..] => Params::new(p),
+            _ => Params::default(),
+        }
     }
     /// The `tag` parameter (RFC 3261 §19.3).
     pub fn tag(&self) -> Option<&'a [u8]> {
@@ -170,7 +184,7 @@ impl<'a> Contact<'a> {
     pub fn expires(&self) -> Option<Result<u32, AddrError>> {
         self.addr()?
             .expires
-            .map(|v| v.and_then(parse_delta_seconds).ok_or(AddrError))
+            .map(|v| parse_delta_seconds(v).ok_or(AddrError))
     }
 
     /// `q` in thousandths (0–1000) (RFC 3261 §20.10 `qvalue`).
@@ -236,6 +250,17 @@ mod tests {
 
         let a = NameAddr::parse(b"<sip:j@example.com>").unwrap();
         assert_eq!(a.display_name(), None);
+        assert!(a.params().is_empty());
+
+        // Display name and parameters are found again around the URI.
+        let a = NameAddr::parse(b"\"A <b>\" \t<sip:a@b;lr> ; tag=1;x").unwrap();
+        assert_eq!(a.display_name(), Some(&b"\"A <b>\""[..]));
+        assert_eq!(a.params().raw(), b" tag=1;x");
+        assert_eq!(a.params().get(b"x"), Some(None));
+        let a = NameAddr::parse(b"sip:a@b ;tag=2").unwrap();
+        assert_eq!((a.display_name(), a.params().raw()), (None, &b"tag=2"[..]));
+        let a = NameAddr::parse(b"sips:a:pw@[2001:db8::1]:5061?h=1").unwrap_err();
+        assert_eq!(a, AddrError);
     }
 
     #[test]

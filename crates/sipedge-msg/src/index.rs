@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 
 use crate::error::{ParseError, ParseErrorKind as K};
 use crate::header::HeaderName;
-use crate::lex::{eq_token_ci, find_byte, parse_u64, skip_class, skip_token, trim};
+use crate::lex::{eq_token_ci, find2, find_byte, parse_u64, skip_token, trim};
 use crate::message::{Header, Message, Span, StartLine, HOT, NONE};
 use crate::method::Method;
 
@@ -213,29 +213,34 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
         first: [NONE; HOT],
     };
     let mut body_start = None;
+    // Header lines indexed so far (`msg.headers.len()`, without SmallVec's inline/heap test).
+    let mut count = 0usize;
     while pos < buf.len() {
         let first = buf[pos];
-        if first == b'\r' || first == b'\n' {
-            // The empty line ending the header section (a lone CR that is not CRLF counts
-            // as the start of a malformed line).
-            let next = if first == b'\n' { pos + 1 } else { pos + 2 };
-            if first == b'\n' || buf.get(pos + 1) == Some(&b'\n') {
-                body_start = Some(next.min(buf.len()));
-                break;
-            }
-        }
-        if first == b' ' || first == b'\t' {
-            // RFC 3261 §7.3.1 folding: the line continues the previous header's value.
-            let (end, next) = next_line(buf, pos, stream)?;
-            match msg.headers.last_mut() {
-                Some(h) => {
-                    h.value.end = end as u32;
-                    h.eol = (next - end) as u8;
+        // One comparison for the usual line, which starts with a letter.
+        if first <= b' ' {
+            if first == b'\r' || first == b'\n' {
+                // The empty line ending the header section (a lone CR that is not CRLF
+                // counts as the start of a malformed line).
+                let next = if first == b'\n' { pos + 1 } else { pos + 2 };
+                if first == b'\n' || buf.get(pos + 1) == Some(&b'\n') {
+                    body_start = Some(next.min(buf.len()));
+                    break;
                 }
-                None => set_defect(&mut msg.defect, K::BadHeaderLine, pos),
             }
-            pos = next;
-            continue;
+            if first == b' ' || first == b'\t' {
+                // RFC 3261 §7.3.1 folding: the line continues the previous header's value.
+                let (end, next) = next_line(buf, pos, stream)?;
+                match msg.headers.last_mut() {
+                    Some(h) => {
+                        h.value.end = end as u32;
+                        h.eol = (next - end) as u8;
+                    }
+                    None => set_defect(&mut msg.defect, K::BadHeaderLine, pos),
+                }
+                pos = next;
+                continue;
+            }
         }
         // `field-name HCOLON value`: one vector search finds the line end, a second the
         // colon. A known name resolves by hash and an exact comparison, which also proves it
@@ -247,6 +252,7 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
             None => buf.len(),
         };
         let (name, name_end, colon) = match HeaderName::known_prefix(&buf[pos..line_end]) {
+            // A known name is a non-empty token, and short.
             Some((name, len)) => (name, pos + len, pos + len),
             None => {
                 let colon = find_byte(&buf[..line_end], pos, b':').unwrap_or(pos);
@@ -254,21 +260,22 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
                 while name_end > pos && matches!(buf[name_end - 1], b' ' | b'\t') {
                     name_end -= 1;
                 }
-                (HeaderName::from_token(&buf[pos..name_end]), name_end, colon)
+                let name = HeaderName::from_token(&buf[pos..name_end]);
+                if name_end == pos
+                    || name_end - pos > u16::MAX as usize
+                    || (name == HeaderName::Other && skip_token(buf, pos) != name_end)
+                {
+                    set_defect(&mut msg.defect, K::BadHeaderLine, pos);
+                    pos = match nl {
+                        Some(nl) => nl + 1,
+                        None if !stream => buf.len(),
+                        None => return Err(ParseError::new(K::UnterminatedHeaders, pos as u32)),
+                    };
+                    continue;
+                }
+                (name, name_end, colon)
             }
         };
-        if name_end == pos
-            || name_end - pos > u16::MAX as usize
-            || (name == HeaderName::Other && skip_token(buf, pos) != name_end)
-        {
-            set_defect(&mut msg.defect, K::BadHeaderLine, pos);
-            pos = match nl {
-                Some(nl) => nl + 1,
-                None if !stream => buf.len(),
-                None => return Err(ParseError::new(K::UnterminatedHeaders, pos as u32)),
-            };
-            continue;
-        }
         let i = match buf.get(colon + 1..colon + 3) {
             // The usual `Name: value`.
             Some(&[b' ', c]) if c != b' ' && c != b'\t' => colon + 2,
@@ -279,13 +286,14 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
             None if !stream => (buf.len(), buf.len()),
             None => return Err(ParseError::new(K::UnterminatedHeaders, i as u32)),
         };
-        if msg.headers.len() >= opts.max_headers {
+        if count >= opts.max_headers {
             return Err(ParseError::new(K::TooManyHeaders, pos as u32));
         }
         let slot = name as usize;
-        if slot < HOT && msg.first[slot] == NONE && msg.headers.len() < NONE as usize {
-            msg.first[slot] = msg.headers.len() as u8;
+        if slot < HOT && msg.first[slot] == NONE && count < NONE as usize {
+            msg.first[slot] = count as u8;
         }
+        count += 1;
         msg.headers.push(Header {
             name,
             name_len: (name_end - pos) as u16,
@@ -374,7 +382,15 @@ fn start_line(
     if line.len() >= 4 && eq_token_ci(b"SIP/", &line[..4]) {
         return status_line(line, start, defect);
     }
-    let method_end = skip_token(line, 0);
+    // The usual methods by one comparison each (the same end the token scan finds).
+    let method_end = match line.first() {
+        Some(b'R') if line.starts_with(b"REGISTER ") => 8,
+        Some(b'I') if line.starts_with(b"INVITE ") => 6,
+        Some(b'A') if line.starts_with(b"ACK ") => 3,
+        Some(b'B') if line.starts_with(b"BYE ") => 3,
+        Some(b'O') if line.starts_with(b"OPTIONS ") => 7,
+        _ => skip_token(line, 0),
+    };
     if method_end == 0 || line.get(method_end) != Some(&b' ') {
         // Not even `token SP`: this is not SIP.
         return Err(ParseError::new(K::NotSip, start as u32));
@@ -401,21 +417,15 @@ fn start_line(
         set_defect(defect, K::BadStartLine, at);
     } else if uri_bytes.len() > opts.max_request_uri_bytes {
         set_defect(defect, K::RequestUriTooLong, at);
-    } else if skip_class(uri_bytes, 0, &NOT_SP, 1) != uri_bytes.len() {
+    } else if find2(rest, 0, b' ', b'\t').is_some_and(|sp| sp < uri_bytes.len()) {
+        // The search runs over the rest of the line, which also holds the version: 16 bytes
+        // or more take memchr's vector path.
         set_defect(defect, K::BadRequestUri, at);
     } else if !fast {
         check_version(version, start + line.len() - version.len(), defect);
     }
     Ok(StartLine::Request { method, uri })
 }
-
-/// 1 for every byte but SP and HTAB (for [`skip_class`]).
-static NOT_SP: [u8; 256] = {
-    let mut t = [1u8; 256];
-    t[b' ' as usize] = 0;
-    t[b'\t' as usize] = 0;
-    t
-};
 
 fn check_version(v: &[u8], at: usize, defect: &mut Option<ParseError>) {
     if v == b"SIP/2.0" {

@@ -43,6 +43,25 @@ pub(crate) static VISIBLE: [u8; 256] = {
     t
 };
 
+/// True when every byte of `s` is [`VISIBLE`] (above SP and not DEL), eight bytes a step:
+/// a word holds an invisible byte exactly when it has a byte below 0x21 or equal to 0x7F,
+/// which the classic "has less / has zero" word tricks detect without false positives.
+#[inline]
+pub(crate) fn all_visible(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let word_ok = |w: &[u8]| {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(w).expect("eight bytes"));
+        let del = x ^ (ONES * 0x7F);
+        ((x.wrapping_sub(ONES * 0x21) & !x) | (del.wrapping_sub(ONES) & !del)) & HIGH == 0
+    };
+    if s.len() < 8 {
+        return s.iter().all(|&b| VISIBLE[b as usize] != 0);
+    }
+    // Every full word, then the last eight bytes (overlapping the last full word).
+    s.chunks_exact(8).all(word_ok) && word_ok(&s[s.len() - 8..])
+}
+
 /// Index of the first non-token byte at or after `i`.
 #[inline]
 pub(crate) fn skip_token(s: &[u8], i: usize) -> usize {
@@ -147,6 +166,12 @@ pub(crate) fn eq_token_ci(canon: &[u8], name: &[u8]) -> bool {
 /// Strips leading and trailing whitespace (including folding).
 #[inline]
 pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
+    // The usual case: nothing to strip (whitespace is at most SP).
+    if let [first, .., last] = s {
+        if *first > b' ' && *last > b' ' {
+            return s;
+        }
+    }
     while let [first, rest @ ..] = s {
         if is_ws(*first) {
             s = rest;
@@ -164,10 +189,20 @@ pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// Strips leading whitespace only: for the tail of a value whose end is trimmed already.
+#[inline]
+pub(crate) fn trim_start(s: &[u8]) -> &[u8] {
+    match s {
+        [b, ..] if is_ws(*b) => &s[skip_ws(s, 0)..],
+        _ => s,
+    }
+}
+
 /// True when `s` is a non-empty run of token characters.
 #[inline]
 pub(crate) fn is_token_str(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| is_token(b))
+    // Four bytes a step (tags and branches are 10–30 bytes).
+    !s.is_empty() && skip_token(s, 0) == s.len()
 }
 
 /// Parses 1*DIGIT into a u64, refusing empty input, non-digits and overflow.
@@ -208,6 +243,30 @@ fn parse_u64_long(s: &[u8]) -> Option<u64> {
 #[inline]
 pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
     parse_u64(s).and_then(|v| u32::try_from(v).ok())
+}
+
+/// A port (`1*DIGIT`, below 65,536) at the start of `s`, and where its digits end, in one
+/// pass; `None` without digits or past 65,535. As [`parse_u32`] of the digit run would: at
+/// most 20 digits (leading zeros included), then the range check.
+#[inline]
+pub(crate) fn parse_port(s: &[u8]) -> Option<(u16, usize)> {
+    let mut v: u32 = 0;
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v * 10 + u32::from(d);
+        if v > u32::from(u16::MAX) {
+            return None;
+        }
+        i += 1;
+    }
+    if i == 0 || i > 20 {
+        return None;
+    }
+    Some((v as u16, i))
 }
 
 /// Given `s[start] == b'"'`, returns the index just past the closing quote, honouring
@@ -345,6 +404,25 @@ mod tests {
     fn trims_folding() {
         assert_eq!(trim(b" \r\n\tabc \r\n "), b"abc");
         assert_eq!(trim(b"   "), b"");
+    }
+
+    #[test]
+    fn visible_words_match_the_table() {
+        for n in 0..20 {
+            for at in 0..n {
+                for b in 0..=255u8 {
+                    let mut s = vec![b'a'; n];
+                    s[at] = b;
+                    assert_eq!(
+                        all_visible(&s),
+                        VISIBLE[b as usize] != 0,
+                        "n={n} at={at} b={b:#x}"
+                    );
+                }
+            }
+        }
+        assert!(all_visible(b""));
+        assert!(all_visible("a84b4c76e66710@192.0.2.10\u{e9}".as_bytes()));
     }
 
     #[test]

@@ -20,10 +20,25 @@ impl<'a> Iterator for Items<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        if find_byte(rest, 0, b',').is_none() {
+            // The common case, one item: no scan for quotes or brackets needed.
+            self.rest = None;
+            let item = trim(rest);
+            return (!item.is_empty()).then_some(item);
+        }
+        self.split()
+    }
+}
+
+impl<'a> Items<'a> {
+    /// [`Iterator::next`] when a comma is left: out of line, so that the one-item case
+    /// stays a small function.
+    #[inline(never)]
+    fn split(&mut self) -> Option<&'a [u8]> {
         loop {
             let rest = self.rest?;
             if find_byte(rest, 0, b',').is_none() {
-                // The common case, one item: no scan for quotes or brackets needed.
                 self.rest = None;
                 let item = trim(rest);
                 return (!item.is_empty()).then_some(item);

@@ -8,7 +8,7 @@ use crate::error::{ParseError, ParseErrorKind as K};
 use crate::fields::{CSeq, ContentType, Event};
 use crate::header::HeaderName;
 use crate::index::INLINE_HEADERS;
-use crate::lex::{offset_in, parse_u32, parse_u64, skip_class, trim, VISIBLE};
+use crate::lex::{all_visible, offset_in, parse_u32, parse_u64, trim};
 use crate::list::{tokens, Items};
 use crate::uri::Uri;
 use crate::via::Via;
@@ -291,7 +291,7 @@ impl<'a> Message<'a> {
     /// Call-ID (RFC 3261 §20.8): `word ["@" word]`, no whitespace.
     pub fn call_id(&self) -> Result<&'a [u8], ParseError> {
         let v = self.required(HeaderName::CallId)?;
-        if v.is_empty() || skip_class(v, 0, &VISIBLE, 1) != v.len() {
+        if v.is_empty() || !all_visible(v) {
             return Err(self.err_at(K::BadHeader(HeaderName::CallId), v));
         }
         Ok(v)

@@ -1,6 +1,8 @@
 //! Via (RFC 3261 §20.42, §18.2.1 received, RFC 3581 rport).
 
-use crate::lex::{eq_token_ci, is_ws, parse_u32, skip_token, skip_ws, trim};
+use crate::lex::{
+    eq_token_ci, is_ws, parse_port, parse_u32, skip_token, skip_ws, trim, trim_start,
+};
 use crate::params::{scan, Params};
 use crate::uri::{split_host, strip_brackets};
 
@@ -75,20 +77,16 @@ impl<'a> Via<'a> {
         if i >= raw.len() || !is_ws(raw[i]) {
             return Err(ViaError);
         }
-        let rest = &raw[i..];
-        let rest = trim(rest);
+        // `raw` is trimmed: its tails need only their start trimmed.
+        let rest = trim_start(&raw[i..]);
         let (host, after) = split_host(rest).map_err(|_| ViaError)?;
-        let mut after = trim(after);
+        let mut after = trim_start(after);
         let mut port = None;
         if let [b':', tail @ ..] = after {
-            let tail = trim(tail);
-            let end = tail
-                .iter()
-                .position(|&b| !b.is_ascii_digit())
-                .unwrap_or(tail.len());
-            let p = parse_u32(&tail[..end]).ok_or(ViaError)?;
-            port = Some(u16::try_from(p).map_err(|_| ViaError)?);
-            after = trim(&tail[end..]);
+            let tail = trim_start(tail);
+            let (p, end) = parse_port(tail).ok_or(ViaError)?;
+            port = Some(p);
+            after = trim_start(&tail[end..]);
         }
         let mut via = Via {
             raw,
