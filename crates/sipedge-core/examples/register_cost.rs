@@ -75,7 +75,8 @@ struct Shell {
 impl Shell {
     fn end_turn(&mut self, core: &mut Core) {
         while let Some(rec) = core.poll_journal() {
-            self.journal.extend_from_slice(&(rec.len() as u32).to_le_bytes());
+            self.journal
+                .extend_from_slice(&(rec.len() as u32).to_le_bytes());
             self.journal.extend_from_slice(&[0; 4]);
             self.journal.extend_from_slice(rec);
             self.records += 1;

@@ -85,7 +85,11 @@ pub(crate) struct DomainKey<'a> {
 
 /// The owner shard of a canonical AoR: `route_hash(aor) % shards` (ARCHITECTURE.md §1).
 pub(crate) fn owner_of(aor: &[u8], shards: u16) -> ShardId {
-    ShardId((route_hash(aor) % u64::from(shards.max(1))) as u16)
+    if shards <= 1 {
+        // Every AoR is shard 0's: no need to hash it.
+        return ShardId(0);
+    }
+    ShardId((route_hash(aor) % u64::from(shards)) as u16)
 }
 
 /// A stable hash of a canonical AoR: FNV-1a 64 with a final avalanche (murmur3 `fmix64`).

@@ -3,7 +3,9 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 
-use sipedge_msg::{write_response, Message, Method, RPort, ResponseSpec, ResponseWriter, Scheme};
+use sipedge_msg::{
+    write_response, Message, Method, RPort, ResponseSpec, ResponseWriter, Scheme, Via,
+};
 
 use crate::config::{ACCEPT, ALLOW, SUPPORTED};
 use crate::core::Core;
@@ -20,8 +22,9 @@ impl Core {
         msg: &Message<'_>,
     ) {
         let Some(method) = msg.method() else { return };
-        // The relay (RFC 3261 §16) takes what is not the edge's own business.
-        if self.relay_request(now, local, remote, msg) {
+        // The relay (RFC 3261 §16) takes what is not the edge's own business; a REGISTER
+        // never is (`relay_request` declines it), so it does not pay for the look.
+        if method != Method::Register && self.relay_request(now, local, remote, msg) {
             return;
         }
         if method == Method::Ack {
@@ -97,6 +100,34 @@ impl Core {
         reason: &[u8],
         extra: impl FnOnce(&mut ResponseWriter<'_>),
     ) {
+        let top_via = req.top_via().ok();
+        let tag = self.to_tag(req, top_via.as_ref().and_then(|v| v.branch()));
+        self.reply_parsed(
+            local,
+            remote,
+            req,
+            top_via.as_ref(),
+            &tag,
+            status,
+            reason,
+            extra,
+        );
+    }
+
+    /// [`Core::reply`] for a caller that has already parsed the top Via (`None`: too
+    /// broken to read) and made the To tag with [`Core::to_tag_of`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn reply_parsed(
+        &mut self,
+        local: LocalId,
+        remote: SocketAddr,
+        req: &Message<'_>,
+        top_via: Option<&Via<'_>>,
+        tag: &[u8; 16],
+        status: u16,
+        reason: &[u8],
+        extra: impl FnOnce(&mut ResponseWriter<'_>),
+    ) {
         let mut ip_buf = [0u8; 48];
         let ip_len = match remote.ip() {
             // The common case without the formatting machinery.
@@ -108,10 +139,8 @@ impl Core {
             }
         };
         let ip_text = &ip_buf[..ip_len];
-        let top_via = req.top_via();
-        let branch = top_via.as_ref().ok().and_then(|v| v.branch());
         let (received, rport, dest_port) = match top_via {
-            Ok(via) => {
+            Some(via) => {
                 let rport_requested = via.rport() == RPort::Requested;
                 // RFC 3261 §18.2.1: received when sent-by differs from the source;
                 // RFC 3581 §4: always when rport is present.
@@ -125,9 +154,8 @@ impl Core {
                 (received, rport_requested.then_some(remote.port()), port)
             }
             // A top Via too broken to read (RFC 4475 §3.1.2.1): answer the source address.
-            Err(_) => (None, None, remote.port()),
+            None => (None, None, remote.port()),
         };
-        let tag = self.to_tag(req, branch);
         let spec = ResponseSpec {
             status,
             reason,
@@ -152,14 +180,28 @@ impl Core {
     /// branch and CSeq), so a retransmission gets the same tag (RFC 3261 §16.11: stateless
     /// elements generate To tags deterministically).
     fn to_tag(&self, req: &Message<'_>, branch: Option<&[u8]>) -> [u8; 16] {
-        let cseq = req.cseq().map(|c| c.seq).unwrap_or_default().to_le_bytes();
+        let cseq = req.cseq().map(|c| c.seq).unwrap_or_default();
         let from_tag = req.from().ok().and_then(|f| f.tag());
-        let v = self.loc.hasher().hash(&[
+        self.to_tag_of(
             req.call_id().unwrap_or_default(),
             from_tag.unwrap_or_default(),
             branch.unwrap_or_default(),
-            &cseq,
-        ]);
+            cseq,
+        )
+    }
+
+    /// [`Core::to_tag`] from fields the caller has already read.
+    pub(crate) fn to_tag_of(
+        &self,
+        call_id: &[u8],
+        from_tag: &[u8],
+        branch: &[u8],
+        cseq: u32,
+    ) -> [u8; 16] {
+        let v = self
+            .loc
+            .hasher()
+            .hash(&[call_id, from_tag, branch, &cseq.to_le_bytes()]);
         let mut out = [0u8; 16];
         for (i, b) in out.iter_mut().enumerate() {
             *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];

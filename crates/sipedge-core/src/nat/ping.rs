@@ -31,7 +31,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use hdrhistogram::Histogram;
-use sipedge_msg::{Message, Uri};
+use sipedge_msg::{Message, Uri, Via};
 
 use super::{host_ip, is_private, NatMode, NatState, NatUser, PingMethod, PingMode, RequestNat};
 use crate::core::{Core, CoreEvent};
@@ -218,15 +218,16 @@ impl Core {
     }
 
     /// NAT facts of a REGISTER from `source` for the canonical `aor`, worked out once.
+    /// `top_via`: the request's, `None` when unreadable.
     pub(crate) fn nat_request(
         &self,
-        msg: &Message<'_>,
+        top_via: Option<&Via<'_>>,
         source: SocketAddr,
         aor: &[u8],
     ) -> RequestNat {
         let (mode, ping) = self.nat_user(aor);
         RequestNat {
-            via_differs: msg.top_via().is_ok_and(|v| super::via_differs(&v, source)),
+            via_differs: top_via.is_some_and(|v| super::via_differs(v, source)),
             source_private: is_private(source.ip()),
             mode,
             ping,
