@@ -39,14 +39,21 @@ pub(crate) fn canonical_aor(
         _ => return Err(AorError::Scheme),
     }
     if let Some(user) = uri.user().filter(|u| !u.is_empty()) {
-        if case_sensitive {
+        let at = out.len();
+        if user.contains(&b'%') {
             out.extend(unescape(user));
         } else {
-            out.extend(unescape(user).map(|b| b.to_ascii_lowercase()));
+            // Nothing to unescape (the usual user): copied as a block.
+            out.extend_from_slice(user);
+        }
+        if !case_sensitive {
+            out[at..].make_ascii_lowercase();
         }
         out.push(b'@');
     }
-    out.extend(uri.host().iter().map(u8::to_ascii_lowercase));
+    let at = out.len();
+    out.extend_from_slice(uri.host());
+    out[at..].make_ascii_lowercase();
     if out.len() > MAX_AOR_BYTES {
         return Err(AorError::TooLong);
     }

@@ -40,6 +40,7 @@ use crate::core::Core;
 use crate::location::{BindingData, BindingRef, Transport, MAX_FIELD_BYTES, NONE};
 use crate::output::LocalId;
 use crate::shard::ShardMsg;
+use crate::stateless::IpText;
 use crate::time::Millis;
 
 /// Length of a wheel tick for binding expiry, milliseconds.
@@ -86,6 +87,8 @@ struct RegReq<'a> {
     top_via: Option<Via<'a>>,
     ids: ReqIds<'a>,
     to_tag: [u8; 16],
+    /// The source IP as text (the reply's `received`, NAT detection).
+    source_text: IpText,
 }
 
 /// A failure found while checking the request: its reply.
@@ -200,6 +203,7 @@ impl Core {
             top_via,
             ids,
             to_tag: self.to_tag_of(ids.call_id, from_tag, branch, ids.cseq),
+            source_text: IpText::new(remote.ip()),
         };
         let outcome = self.check_register(msg, ids, head, &mut items);
         if replayed && !matches!(outcome, Err(Refusal::Retransmission)) {
@@ -247,7 +251,7 @@ impl Core {
     ) {
         self.reply_parsed(
             local,
-            remote,
+            (remote, req.source_text.as_bytes()),
             msg,
             req.top_via.as_ref(),
             &req.to_tag,
@@ -442,7 +446,7 @@ impl Core {
         } = req.ids;
         let user_agent = msg.user_agent().unwrap_or_default();
         let arrival = self.arrival;
-        let nat = self.nat_request(req.top_via.as_ref(), remote, aor);
+        let nat = self.nat_request(req.top_via.as_ref(), remote, req.source_text, aor);
         for it in items.iter().filter(|it| !it.superseded) {
             if it.expires == 0 {
                 if it.existing != NONE {
@@ -563,17 +567,23 @@ impl Core {
         }
         if let Some(unix_ms) = self.unix_ms(now) {
             lines.extend_from_slice(b"Date: ");
-            crate::date::write_sip_date(&mut lines, unix_ms / 1000);
+            self.date.write(&mut lines, unix_ms / 1000);
             lines.extend_from_slice(b"\r\n");
         }
-        if msg.supports(b"path") {
+        // One pass over Supported for both tags (as `Message::supports` compares them).
+        let (mut path, mut outbound) = (false, false);
+        for t in msg.supported() {
+            path |= t.eq_ignore_ascii_case(b"path");
+            outbound |= t.eq_ignore_ascii_case(b"outbound");
+        }
+        if path {
             for v in msg.header_values(HeaderName::Path) {
                 lines.extend_from_slice(b"Path: ");
                 lines.extend_from_slice(v);
                 lines.extend_from_slice(b"\r\n");
             }
         }
-        if msg.supports(b"outbound") && items.iter().any(|it| it.reg_id != 0) {
+        if outbound && items.iter().any(|it| it.reg_id != 0) {
             lines.extend_from_slice(b"Require: outbound\r\n");
         }
         self.reply_to_register(local, remote, msg, req, 200, b"OK", |w| {

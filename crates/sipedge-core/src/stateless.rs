@@ -102,9 +102,10 @@ impl Core {
     ) {
         let top_via = req.top_via().ok();
         let tag = self.to_tag(req, top_via.as_ref().and_then(|v| v.branch()));
+        let ip_text = IpText::new(remote.ip());
         self.reply_parsed(
             local,
-            remote,
+            (remote, ip_text.as_bytes()),
             req,
             top_via.as_ref(),
             &tag,
@@ -114,13 +115,14 @@ impl Core {
         );
     }
 
-    /// [`Core::reply`] for a caller that has already parsed the top Via (`None`: too
-    /// broken to read) and made the To tag with [`Core::to_tag_of`].
+    /// [`Core::reply`] for a caller that has already written the source IP as text
+    /// (`remote.1`, [`IpText`]), parsed the top Via (`None`: too broken to read) and made
+    /// the To tag with [`Core::to_tag_of`].
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn reply_parsed(
         &mut self,
         local: LocalId,
-        remote: SocketAddr,
+        (remote, ip_text): (SocketAddr, &[u8]),
         req: &Message<'_>,
         top_via: Option<&Via<'_>>,
         tag: &[u8; 16],
@@ -128,17 +130,6 @@ impl Core {
         reason: &[u8],
         extra: impl FnOnce(&mut ResponseWriter<'_>),
     ) {
-        let mut ip_buf = [0u8; 48];
-        let ip_len = match remote.ip() {
-            // The common case without the formatting machinery.
-            std::net::IpAddr::V4(v4) => write_ipv4(&mut ip_buf, v4.octets()),
-            ip => {
-                let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
-                let _ = write!(cur, "{ip}");
-                cur.position() as usize
-            }
-        };
-        let ip_text = &ip_buf[..ip_len];
         let (received, rport, dest_port) = match top_via {
             Some(via) => {
                 let rport_requested = via.rport() == RPort::Requested;
@@ -207,6 +198,36 @@ impl Core {
             *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
         }
         out
+    }
+}
+
+/// An IP address as text (`Display`), on the stack.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IpText {
+    buf: [u8; 48],
+    len: u8,
+}
+
+impl IpText {
+    pub(crate) fn new(ip: std::net::IpAddr) -> IpText {
+        let mut buf = [0u8; 48];
+        let len = match ip {
+            // The common case without the formatting machinery.
+            std::net::IpAddr::V4(v4) => write_ipv4(&mut buf, v4.octets()),
+            ip => {
+                let mut cur = std::io::Cursor::new(&mut buf[..]);
+                let _ = write!(cur, "{ip}");
+                cur.position() as usize
+            }
+        };
+        IpText {
+            buf,
+            len: len as u8,
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
     }
 }
 
