@@ -623,7 +623,7 @@ impl Location {
                 return None;
             }
             let here = cur;
-            cur = self.get(cur).next;
+            cur = self.raw(cur).next;
             Some(here)
         })
     }

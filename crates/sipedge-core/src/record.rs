@@ -83,6 +83,12 @@ impl Record<'_> {
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    if b.len() < 0x80 {
+        // One varint byte: most fields.
+        out.push(b.len() as u8);
+        out.extend_from_slice(b);
+        return;
+    }
     let mut len = [0u8; 5];
     let mut at = 0;
     let mut n = b.len() as u32;

@@ -198,11 +198,13 @@ impl Core {
             cseq: msg.cseq().map(|c| c.seq).unwrap_or(0),
             branch: self.loc.hash32(branch),
         };
-        let from_tag = msg.from().ok().and_then(|f| f.tag()).unwrap_or_default();
+        // The To tag hashes the whole From value (it holds the From tag): a retransmission
+        // still gets the same tag, and From need not be parsed again.
+        let from = msg.header(HeaderName::From).unwrap_or_default();
         let req = RegReq {
             top_via,
             ids,
-            to_tag: self.to_tag_of(ids.call_id, from_tag, branch, ids.cseq),
+            to_tag: self.to_tag_of(ids.call_id, from, branch, ids.cseq),
             source_text: IpText::new(remote.ip()),
         };
         let outcome = self.check_register(msg, ids, head, &mut items);

@@ -181,7 +181,8 @@ impl Core {
         )
     }
 
-    /// [`Core::to_tag`] from fields the caller has already read.
+    /// [`Core::to_tag`] from fields the caller has already read (`from_tag`: the From tag,
+    /// or any bytes of the request that contain it, such as the whole From value).
     pub(crate) fn to_tag_of(
         &self,
         call_id: &[u8],
@@ -231,26 +232,36 @@ impl IpText {
     }
 }
 
-/// Writes `a.b.c.d` into `out` (at least 15 bytes) and returns its length.
+/// The decimal text of every octet: `[len, d0, d1, d2]`.
+const OCTET_TEXT: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, d, u) = ((i / 100) as u8, (i / 10 % 10) as u8, (i % 10) as u8);
+        t[i] = if i >= 100 {
+            [3, b'0' + h, b'0' + d, b'0' + u]
+        } else if i >= 10 {
+            [2, b'0' + d, b'0' + u, 0]
+        } else {
+            [1, b'0' + u, 0, 0]
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Writes `a.b.c.d` into `out` (at least 16 bytes) and returns its length.
 fn write_ipv4(out: &mut [u8], octets: [u8; 4]) -> usize {
+    let out = &mut out[..16];
     let mut n = 0;
-    for (i, o) in octets.into_iter().enumerate() {
-        if i > 0 {
-            out[n] = b'.';
-            n += 1;
-        }
-        if o >= 100 {
-            out[n] = b'0' + o / 100;
-            n += 1;
-        }
-        if o >= 10 {
-            out[n] = b'0' + o / 10 % 10;
-            n += 1;
-        }
-        out[n] = b'0' + o % 10;
+    for o in octets {
+        let [len, a, b, c] = OCTET_TEXT[usize::from(o)];
+        out[n..n + 4].copy_from_slice(&[a, b, c, b'.']);
+        n += usize::from(len);
+        out[n] = b'.';
         n += 1;
     }
-    n
+    n - 1
 }
 
 /// Option tags the edge supports ([`SUPPORTED`]).
