@@ -481,7 +481,7 @@ impl Core {
             } else {
                 self.stats.bindings_created += 1;
             }
-            self.journal_upsert(aor, idx);
+            self.journal_upsert_data(aor, &d);
         }
         self.path_buf = path;
         head
