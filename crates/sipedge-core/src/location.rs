@@ -649,11 +649,14 @@ impl Location {
             }
         };
         let domain_id = if head == NONE {
-            let mut key = Vec::with_capacity(domain.scheme.len() + 1 + domain.host.len());
-            key.extend_from_slice(domain.scheme);
-            key.push(b':');
-            key.extend_from_slice(domain.host);
-            self.strings.acquire(&self.hasher, &key)
+            match self.domain_id_cached(domain) {
+                // The domain is interned already (the usual case: one more AoR of it).
+                Some(id) => {
+                    self.strings.strings[id as usize].1 += 1;
+                    id
+                }
+                None => self.acquire_domain(domain),
+            }
         } else {
             let id = self.get(head).domain;
             self.strings.strings[id as usize].1 += 1;
@@ -685,6 +688,16 @@ impl Location {
         }
         self.bindings += 1;
         idx
+    }
+
+    /// Interns a domain no binding uses yet.
+    #[cold]
+    fn acquire_domain(&mut self, domain: DomainKey<'_>) -> u32 {
+        let mut key = Vec::with_capacity(domain.scheme.len() + 1 + domain.host.len());
+        key.extend_from_slice(domain.scheme);
+        key.push(b':');
+        key.extend_from_slice(domain.host);
+        self.strings.acquire(&self.hasher, &key)
     }
 
     fn intern_ua(&mut self, ua: &[u8]) -> u32 {
