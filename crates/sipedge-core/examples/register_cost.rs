@@ -20,6 +20,10 @@
 //! The program prints the phase sizes; the inclusive instruction counts of
 //! `register_cost::new_bindings` and `register_cost::refreshes` divided by them are the
 //! cost per REGISTER (see PERFORMANCE.md "REGISTER through one core").
+//!
+//! `register_cost accessors` instead calls each `sipedge-msg` function the registrar uses
+//! [`ACCESSOR_CALLS`] times on the refresh REGISTER (functions `register_cost::m_*`): their
+//! inclusive counts divided by that are the parser's share of a REGISTER, call by call.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,6 +31,7 @@ use std::time::Instant;
 
 use mimalloc::MiMalloc;
 use sipedge_core::{Core, CoreConfig, LocalId, Millis};
+use sipedge_msg::{write_response, Message, ResponseSpec};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -124,7 +129,80 @@ fn refreshes(core: &mut Core, shell: &mut Shell, now: &mut Millis, reqs: &[(u32,
     run(core, shell, now, reqs);
 }
 
+/// Calls per accessor in `accessors` mode.
+const ACCESSOR_CALLS: u32 = 10_000;
+
+macro_rules! accessor {
+    ($name:ident, $m:ident, $body:expr) => {
+        #[inline(never)]
+        fn $name($m: &Message<'_>) {
+            for _ in 0..ACCESSOR_CALLS {
+                black_box($body);
+            }
+        }
+    };
+}
+accessor!(m_validate, m, m.validate().is_ok());
+accessor!(m_top_via, m, m.top_via().ok().map(|v| v.branch()));
+accessor!(m_to, m, m.to().ok().map(|a| a.uri().host().len()));
+accessor!(m_from_tag, m, m.from().ok().and_then(|a| a.tag()));
+accessor!(m_cseq, m, m.cseq().ok().map(|c| c.seq));
+accessor!(m_request_uri, m, m.request_uri().ok().map(|u| u.host().len()));
+accessor!(
+    m_contact_and_params,
+    m,
+    m.contacts()
+        .next()
+        .and_then(Result::ok)
+        .map(|c| (c.expires().is_some(), c.q().is_some(), c.instance(), c.reg_id()))
+);
+
+#[inline(never)]
+fn m_parse(bytes: &[u8]) {
+    for _ in 0..ACCESSOR_CALLS {
+        black_box(Message::parse(black_box(bytes)).map(|m| m.header_index().len()).ok());
+    }
+}
+
+#[inline(never)]
+fn m_write_response(m: &Message<'_>, out: &mut Vec<u8>) {
+    let spec = ResponseSpec {
+        status: 200,
+        reason: b"OK",
+        to_tag: Some(b"0123456789abcdef"),
+        received: Some(b"127.41.0.7"),
+        rport: Some(5067),
+    };
+    for _ in 0..ACCESSOR_CALLS {
+        let mut w = write_response(out, black_box(m), &spec);
+        w.header(b"Server", b"sipedge/0.1.0");
+        w.finish(b"");
+        black_box(out.len());
+    }
+}
+
+fn accessors() {
+    let mut bytes = Vec::new();
+    register(&mut bytes, 7, 2);
+    let m = Message::parse(&bytes).expect("the REGISTER parses");
+    let mut out = Vec::with_capacity(1024);
+    m_parse(&bytes);
+    m_validate(&m);
+    m_top_via(&m);
+    m_to(&m);
+    m_from_tag(&m);
+    m_cseq(&m);
+    m_request_uri(&m);
+    m_contact_and_params(&m);
+    m_write_response(&m, &mut out);
+    println!("accessors: {ACCESSOR_CALLS} calls each (register_cost::m_*)");
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("accessors") {
+        accessors();
+        return;
+    }
     let mut args = std::env::args().skip(1);
     let n: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let rounds: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
