@@ -147,20 +147,30 @@ accessor!(m_top_via, m, m.top_via().ok().map(|v| v.branch()));
 accessor!(m_to, m, m.to().ok().map(|a| a.uri().host().len()));
 accessor!(m_from_tag, m, m.from().ok().and_then(|a| a.tag()));
 accessor!(m_cseq, m, m.cseq().ok().map(|c| c.seq));
-accessor!(m_request_uri, m, m.request_uri().ok().map(|u| u.host().len()));
+accessor!(
+    m_request_uri,
+    m,
+    m.request_uri().ok().map(|u| u.host().len())
+);
 accessor!(
     m_contact_and_params,
     m,
-    m.contacts()
-        .next()
-        .and_then(Result::ok)
-        .map(|c| (c.expires().is_some(), c.q().is_some(), c.instance(), c.reg_id()))
+    m.contacts().next().and_then(Result::ok).map(|c| (
+        c.expires().is_some(),
+        c.q().is_some(),
+        c.instance(),
+        c.reg_id()
+    ))
 );
 
 #[inline(never)]
 fn m_parse(bytes: &[u8]) {
     for _ in 0..ACCESSOR_CALLS {
-        black_box(Message::parse(black_box(bytes)).map(|m| m.header_index().len()).ok());
+        black_box(
+            Message::parse(black_box(bytes))
+                .map(|m| m.header_index().len())
+                .ok(),
+        );
     }
 }
 
