@@ -136,6 +136,21 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (full as u64) ^ ((full >> 64) as u64)
 }
 
+/// The 1–7 bytes of `s` as a `u64` without a copy loop (the reads of `foldhash`: two
+/// overlapping halves, or first, middle and last byte). Together with the length mixed in
+/// before, different tails give different words.
+#[inline]
+fn read_small(s: &[u8]) -> u64 {
+    let n = s.len();
+    if n >= 4 {
+        let lo = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        let hi = u32::from_le_bytes([s[n - 4], s[n - 3], s[n - 2], s[n - 1]]);
+        u64::from(lo) | u64::from(hi) << 32
+    } else {
+        u64::from(s[0]) | u64::from(s[n / 2]) << 8 | u64::from(s[n - 1]) << 16
+    }
+}
+
 impl TableHasher {
     pub(crate) fn new(seed: u64) -> TableHasher {
         TableHasher {
@@ -157,9 +172,7 @@ impl TableHasher {
             }
             let rest = chunks.remainder();
             if !rest.is_empty() {
-                let mut buf = [0u8; 8];
-                buf[..rest.len()].copy_from_slice(rest);
-                h = fold_mul(h ^ u64::from_le_bytes(buf), self.k1 ^ PI1);
+                h = fold_mul(h ^ read_small(rest), self.k1 ^ PI1);
             }
         }
         fold_mul(h, self.k0).rotate_left(23)
