@@ -456,7 +456,8 @@ impl Location {
         }
     }
 
-    fn raw(&self, idx: u32) -> &Binding {
+    /// The fixed part of binding `idx` (no strings: cheaper than [`Location::get`]).
+    pub(crate) fn raw(&self, idx: u32) -> &Binding {
         &self.chunks[idx as usize / CHUNK][idx as usize % CHUNK]
     }
 
@@ -713,7 +714,7 @@ impl Location {
     /// Path and User-Agent are unchanged (a refresh).
     pub(crate) fn update(&mut self, idx: u32, d: &BindingData<'_>) {
         let ua_in = &d.user_agent[..d.user_agent.len().min(MAX_USER_AGENT_BYTES)];
-        let old_ua = self.get(idx).ua;
+        let old_ua = self.raw(idx).ua;
         if self.strings.get(old_ua) != ua_in || (old_ua == NONE && !ua_in.is_empty()) {
             let new = self.intern_ua(ua_in);
             if old_ua != NONE {

@@ -362,12 +362,11 @@ impl Core {
             if later {
                 continue;
             }
-            if let Some(i) = self
-                .loc
-                .chain(head)
-                .find(|&i| same_binding(self.loc.get(i), it.addr.uri(), it.instance, it.reg_id))
-            {
-                match ordered(self.loc.get(i)) {
+            if let Some((i, b)) = self.loc.chain(head).find_map(|i| {
+                let b = self.loc.get(i);
+                same_binding(b, it.addr.uri(), it.instance, it.reg_id).then_some((i, b))
+            }) {
+                match ordered(b) {
                     Ok(()) => {}
                     Err(Refusal::Retransmission) => retransmission = true,
                     Err(e) => return Err(e),
@@ -499,7 +498,7 @@ impl Core {
         d: &BindingData<'_>,
     ) -> (u32, u32) {
         if existing != NONE {
-            let old = self.loc.get(existing).expires_at;
+            let old = self.loc.raw(existing).expires_at;
             self.loc.update(existing, d);
             if d.expires_at < old {
                 // The armed timer is too late now: a new generation, a new timer. (A later
