@@ -39,14 +39,21 @@ pub(crate) fn canonical_aor(
         _ => return Err(AorError::Scheme),
     }
     if let Some(user) = uri.user().filter(|u| !u.is_empty()) {
-        if case_sensitive {
+        let at = out.len();
+        if user.contains(&b'%') {
             out.extend(unescape(user));
         } else {
-            out.extend(unescape(user).map(|b| b.to_ascii_lowercase()));
+            // Nothing to unescape (the usual user): copied as a block.
+            out.extend_from_slice(user);
+        }
+        if !case_sensitive {
+            out[at..].make_ascii_lowercase();
         }
         out.push(b'@');
     }
-    out.extend(uri.host().iter().map(u8::to_ascii_lowercase));
+    let at = out.len();
+    out.extend_from_slice(uri.host());
+    out[at..].make_ascii_lowercase();
     if out.len() > MAX_AOR_BYTES {
         return Err(AorError::TooLong);
     }
@@ -85,7 +92,11 @@ pub(crate) struct DomainKey<'a> {
 
 /// The owner shard of a canonical AoR: `route_hash(aor) % shards` (ARCHITECTURE.md §1).
 pub(crate) fn owner_of(aor: &[u8], shards: u16) -> ShardId {
-    ShardId((route_hash(aor) % u64::from(shards.max(1))) as u16)
+    if shards <= 1 {
+        // Every AoR is shard 0's: no need to hash it.
+        return ShardId(0);
+    }
+    ShardId((route_hash(aor) % u64::from(shards)) as u16)
 }
 
 /// A stable hash of a canonical AoR: FNV-1a 64 with a final avalanche (murmur3 `fmix64`).
@@ -125,6 +136,21 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (full as u64) ^ ((full >> 64) as u64)
 }
 
+/// The 1–7 bytes of `s` as a `u64` without a copy loop (the reads of `foldhash`: two
+/// overlapping halves, or first, middle and last byte). Together with the length mixed in
+/// before, different tails give different words.
+#[inline]
+fn read_small(s: &[u8]) -> u64 {
+    let n = s.len();
+    if n >= 4 {
+        let lo = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        let hi = u32::from_le_bytes([s[n - 4], s[n - 3], s[n - 2], s[n - 1]]);
+        u64::from(lo) | u64::from(hi) << 32
+    } else {
+        u64::from(s[0]) | u64::from(s[n / 2]) << 8 | u64::from(s[n - 1]) << 16
+    }
+}
+
 impl TableHasher {
     pub(crate) fn new(seed: u64) -> TableHasher {
         TableHasher {
@@ -146,9 +172,7 @@ impl TableHasher {
             }
             let rest = chunks.remainder();
             if !rest.is_empty() {
-                let mut buf = [0u8; 8];
-                buf[..rest.len()].copy_from_slice(rest);
-                h = fold_mul(h ^ u64::from_le_bytes(buf), self.k1 ^ PI1);
+                h = fold_mul(h ^ read_small(rest), self.k1 ^ PI1);
             }
         }
         fold_mul(h, self.k0).rotate_left(23)

@@ -68,6 +68,8 @@ pub struct Core {
     pub(crate) aor_buf: Vec<u8>,
     pub(crate) contact_buf: Vec<u8>,
     pub(crate) path_buf: Vec<u8>,
+    /// The Date of the 200 OKs, formatted once per second.
+    pub(crate) date: crate::date::DateCache,
     /// The keepalive pinger (`nat::ping`).
     pub(crate) nat: crate::nat::NatRuntime,
     /// The relay: transaction cells and their buffers (`proxy`, `txn`).
@@ -99,6 +101,7 @@ impl Core {
             aor_buf: Vec::with_capacity(64),
             contact_buf: Vec::with_capacity(1024),
             path_buf: Vec::new(),
+            date: crate::date::DateCache::default(),
         }
     }
 

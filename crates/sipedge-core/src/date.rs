@@ -1,7 +1,16 @@
 //! The SIP Date header (RFC 3261 §20.17: RFC 1123 date, always GMT), from UNIX seconds.
 
+/// Length of every date [`format_sip_date`] writes (the year is clamped to four digits).
+const SIP_DATE_LEN: usize = 29;
+
 /// Appends e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+#[cfg(test)]
 pub(crate) fn write_sip_date(out: &mut Vec<u8>, unix_secs: u64) {
+    out.extend_from_slice(&format_sip_date(unix_secs));
+}
+
+/// The date of `unix_secs`, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn format_sip_date(unix_secs: u64) -> [u8; SIP_DATE_LEN] {
     const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
     const MONTHS: [&[u8; 3]; 12] = [
         b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
@@ -10,27 +19,49 @@ pub(crate) fn write_sip_date(out: &mut Vec<u8>, unix_secs: u64) {
     let days = unix_secs / 86_400;
     let secs = unix_secs % 86_400;
     let (y, m, d) = civil_from_days(days as i64);
-    out.extend_from_slice(DAYS[(days % 7) as usize]);
-    out.extend_from_slice(b", ");
-    two(out, d as u64);
-    out.push(b' ');
-    out.extend_from_slice(MONTHS[(m - 1) as usize]);
-    out.push(b' ');
     let y = y.clamp(0, 9999) as u64;
-    two(out, y / 100);
-    two(out, y % 100);
-    out.push(b' ');
-    two(out, secs / 3600);
-    out.push(b':');
-    two(out, secs / 60 % 60);
-    out.push(b':');
-    two(out, secs % 60);
-    out.extend_from_slice(b" GMT");
+    let mut t = *b"Ddd, DD Mmm YYYY HH:MM:SS GMT";
+    t[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    two(&mut t[5..7], d as u64);
+    t[8..11].copy_from_slice(MONTHS[(m - 1) as usize]);
+    two(&mut t[12..14], y / 100);
+    two(&mut t[14..16], y % 100);
+    two(&mut t[17..19], secs / 3600);
+    two(&mut t[20..22], secs / 60 % 60);
+    two(&mut t[23..25], secs % 60);
+    t
 }
 
-fn two(out: &mut Vec<u8>, n: u64) {
-    out.push(b'0' + (n / 10 % 10) as u8);
-    out.push(b'0' + (n % 10) as u8);
+/// The last date formatted, by UNIX second: the 200 OKs of one second share one formatting.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DateCache {
+    secs: u64,
+    text: [u8; SIP_DATE_LEN],
+}
+
+impl Default for DateCache {
+    fn default() -> Self {
+        DateCache {
+            secs: 0,
+            text: format_sip_date(0),
+        }
+    }
+}
+
+impl DateCache {
+    /// Appends the date of `unix_secs`, as [`write_sip_date`] does.
+    pub(crate) fn write(&mut self, out: &mut Vec<u8>, unix_secs: u64) {
+        if unix_secs != self.secs {
+            self.text = format_sip_date(unix_secs);
+            self.secs = unix_secs;
+        }
+        out.extend_from_slice(&self.text);
+    }
+}
+
+fn two(out: &mut [u8], n: u64) {
+    out[0] = b'0' + (n / 10 % 10) as u8;
+    out[1] = b'0' + (n % 10) as u8;
 }
 
 /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 → (year, month 1–12, day 1–31).
@@ -55,6 +86,16 @@ mod tests {
         let mut v = Vec::new();
         write_sip_date(&mut v, secs);
         String::from_utf8(v).expect("ascii")
+    }
+
+    #[test]
+    fn the_cache_writes_what_the_formatter_writes() {
+        let mut c = DateCache::default();
+        for secs in [0, 0, 784_111_777, 784_111_777, 784_111_778, 0] {
+            let mut v = Vec::new();
+            c.write(&mut v, secs);
+            assert_eq!(String::from_utf8(v).expect("ascii"), date(secs));
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use sipedge_msg::Uri;
 
 use crate::aor::{owner_of, split_aor};
 use crate::core::Core;
-use crate::location::{BindingData, BindingRef, NONE};
+use crate::location::{BindingData, BindingRef, MAX_USER_AGENT_BYTES, NONE};
 use crate::output::LocalId;
 use crate::record::{decode, encode_remove, encode_upsert, Record, RestoreError, Upsert};
 use crate::registrar::same_binding;
@@ -210,13 +210,46 @@ impl Core {
         }
     }
 
-    /// Queues an upsert record for binding `idx` of `aor`.
-    pub(crate) fn journal_upsert(&mut self, aor: &[u8], idx: u32) {
+    /// Queues an upsert record for the binding of `aor` just stored from `d`, encoded from
+    /// `d` itself: the same bytes a snapshot reads back from the table (`upsert_of`), with
+    /// the User-Agent cut as the table cuts it and an IPv4-mapped source as the IPv4 address
+    /// it is stored as (`tests/bindings.rs` compares the two).
+    pub(crate) fn journal_upsert_data(&mut self, aor: &[u8], d: &BindingData<'_>) {
         if !self.cfg.journal {
             return;
         }
+        let source = match d.source.ip() {
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => std::net::SocketAddr::new(v4.into(), d.source.port()),
+                None => d.source,
+            },
+            _ => d.source,
+        };
+        let registered_at = Millis(
+            d.expires_at
+                .0
+                .saturating_sub(u64::from(d.granted_secs) * 1000),
+        );
+        let u = Upsert {
+            aor,
+            contact: d.contact,
+            call_id: d.call_id,
+            instance: d.instance,
+            path: d.path,
+            user_agent: &d.user_agent[..d.user_agent.len().min(MAX_USER_AGENT_BYTES)],
+            cseq: d.cseq,
+            reg_id: d.reg_id,
+            q: d.q,
+            expires_unix_ms: self.unix_of(d.expires_at),
+            registered_unix_ms: self.unix_of(registered_at),
+            source,
+            local: d.local.0,
+            transport: d.transport,
+            arrival: d.arrival.0,
+            branch: d.branch,
+        };
         let mut q = std::mem::take(&mut self.journal);
-        q.push_with(|out| encode_upsert(out, &self.upsert_of(aor, self.loc.get(idx))));
+        q.push_with(|out| encode_upsert(out, &u));
         self.journal = q;
     }
 

@@ -456,7 +456,8 @@ impl Location {
         }
     }
 
-    fn raw(&self, idx: u32) -> &Binding {
+    /// The fixed part of binding `idx` (no strings: cheaper than [`Location::get`]).
+    pub(crate) fn raw(&self, idx: u32) -> &Binding {
         &self.chunks[idx as usize / CHUNK][idx as usize % CHUNK]
     }
 
@@ -623,7 +624,7 @@ impl Location {
                 return None;
             }
             let here = cur;
-            cur = self.get(cur).next;
+            cur = self.raw(cur).next;
             Some(here)
         })
     }
@@ -649,11 +650,14 @@ impl Location {
             }
         };
         let domain_id = if head == NONE {
-            let mut key = Vec::with_capacity(domain.scheme.len() + 1 + domain.host.len());
-            key.extend_from_slice(domain.scheme);
-            key.push(b':');
-            key.extend_from_slice(domain.host);
-            self.strings.acquire(&self.hasher, &key)
+            match self.domain_id_cached(domain) {
+                // The domain is interned already (the usual case: one more AoR of it).
+                Some(id) => {
+                    self.strings.strings[id as usize].1 += 1;
+                    id
+                }
+                None => self.acquire_domain(domain),
+            }
         } else {
             let id = self.get(head).domain;
             self.strings.strings[id as usize].1 += 1;
@@ -687,6 +691,16 @@ impl Location {
         idx
     }
 
+    /// Interns a domain no binding uses yet.
+    #[cold]
+    fn acquire_domain(&mut self, domain: DomainKey<'_>) -> u32 {
+        let mut key = Vec::with_capacity(domain.scheme.len() + 1 + domain.host.len());
+        key.extend_from_slice(domain.scheme);
+        key.push(b':');
+        key.extend_from_slice(domain.host);
+        self.strings.acquire(&self.hasher, &key)
+    }
+
     fn intern_ua(&mut self, ua: &[u8]) -> u32 {
         if ua.is_empty() {
             NONE
@@ -700,7 +714,7 @@ impl Location {
     /// Path and User-Agent are unchanged (a refresh).
     pub(crate) fn update(&mut self, idx: u32, d: &BindingData<'_>) {
         let ua_in = &d.user_agent[..d.user_agent.len().min(MAX_USER_AGENT_BYTES)];
-        let old_ua = self.get(idx).ua;
+        let old_ua = self.raw(idx).ua;
         if self.strings.get(old_ua) != ua_in || (old_ua == NONE && !ua_in.is_empty()) {
             let new = self.intern_ua(ua_in);
             if old_ua != NONE {

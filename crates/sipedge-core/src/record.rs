@@ -83,53 +83,77 @@ impl Record<'_> {
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    if b.len() < 0x80 {
+        // One varint byte: most fields.
+        out.push(b.len() as u8);
+        out.extend_from_slice(b);
+        return;
+    }
+    let mut len = [0u8; 5];
+    let mut at = 0;
     let mut n = b.len() as u32;
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;
         if n == 0 {
-            out.push(byte);
+            len[at] = byte;
+            at += 1;
             break;
         }
-        out.push(byte | 0x80);
+        len[at] = byte | 0x80;
+        at += 1;
     }
+    out.extend_from_slice(&len[..at]);
     out.extend_from_slice(b);
 }
 
+/// Bytes of the fixed-size fields after an upsert's strings, at most (IPv6 source).
+const UPSERT_TAIL_MAX: usize = 4 + 4 + 2 + 8 + 8 + 1 + 16 + 2 + 2 + 1 + 2 + 4;
+
 /// Appends the encoding of `u` to `out`.
 pub(crate) fn encode_upsert(out: &mut Vec<u8>, u: &Upsert<'_>) {
-    out.push(RECORD_VERSION);
-    out.push(KIND_UPSERT);
-    for b in [
+    let strings = [
         u.aor,
         u.contact,
         u.call_id,
         u.instance,
         u.path,
         u.user_agent,
-    ] {
+    ];
+    // One reservation for the record (3 varint bytes per string at most).
+    out.reserve(2 + strings.iter().map(|b| 3 + b.len()).sum::<usize>() + UPSERT_TAIL_MAX);
+    out.extend_from_slice(&[RECORD_VERSION, KIND_UPSERT]);
+    for b in strings {
         put_bytes(out, b);
     }
-    out.extend_from_slice(&u.cseq.to_le_bytes());
-    out.extend_from_slice(&u.reg_id.to_le_bytes());
-    out.extend_from_slice(&u.q.unwrap_or(u16::MAX).to_le_bytes());
-    out.extend_from_slice(&u.expires_unix_ms.to_le_bytes());
-    out.extend_from_slice(&u.registered_unix_ms.to_le_bytes());
+    // The fixed fields, assembled on the stack and appended once.
+    let mut tail = [0u8; UPSERT_TAIL_MAX];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        tail[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(&u.cseq.to_le_bytes());
+    put(&u.reg_id.to_le_bytes());
+    put(&u.q.unwrap_or(u16::MAX).to_le_bytes());
+    put(&u.expires_unix_ms.to_le_bytes());
+    put(&u.registered_unix_ms.to_le_bytes());
     match u.source.ip() {
         IpAddr::V4(v4) => {
-            out.push(4);
-            out.extend_from_slice(&v4.octets());
+            put(&[4]);
+            put(&v4.octets());
         }
         IpAddr::V6(v6) => {
-            out.push(6);
-            out.extend_from_slice(&v6.octets());
+            put(&[6]);
+            put(&v6.octets());
         }
     }
-    out.extend_from_slice(&u.source.port().to_le_bytes());
-    out.extend_from_slice(&u.local.to_le_bytes());
-    out.push(u.transport as u8);
-    out.extend_from_slice(&u.arrival.to_le_bytes());
-    out.extend_from_slice(&u.branch.to_le_bytes());
+    put(&u.source.port().to_le_bytes());
+    put(&u.local.to_le_bytes());
+    put(&[u.transport as u8]);
+    put(&u.arrival.to_le_bytes());
+    put(&u.branch.to_le_bytes());
+    out.extend_from_slice(&tail[..at]);
 }
 
 /// Appends a removal record to `out`.

@@ -30,7 +30,7 @@
 
 use std::net::SocketAddr;
 
-use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Uri};
+use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Uri, Via};
 use sipedge_wheel::Tick;
 use smallvec::SmallVec;
 
@@ -40,6 +40,7 @@ use crate::core::Core;
 use crate::location::{BindingData, BindingRef, Transport, MAX_FIELD_BYTES, NONE};
 use crate::output::LocalId;
 use crate::shard::ShardMsg;
+use crate::stateless::IpText;
 use crate::time::Millis;
 
 /// Length of a wheel tick for binding expiry, milliseconds.
@@ -76,6 +77,18 @@ struct ReqIds<'a> {
     cseq: u32,
     /// Hash of the top Via branch: recognises a retransmission of the same request.
     branch: u32,
+}
+
+/// What the registrar and its reply read from a REGISTER more than once, parsed once: the
+/// top Via (reply address, branch, NAT detection), the Call-ID/CSeq ids and the To tag.
+#[derive(Debug, Clone, Copy)]
+struct RegReq<'a> {
+    /// `None`: the top Via is too broken to read (the reply goes to the source address).
+    top_via: Option<Via<'a>>,
+    ids: ReqIds<'a>,
+    to_tag: [u8; 16],
+    /// The source IP as text (the reply's `received`, NAT detection).
+    source_text: IpText,
 }
 
 /// A failure found while checking the request: its reply.
@@ -178,10 +191,21 @@ impl Core {
         let domain_id = self.loc.domain_id_cached(domain);
         let head = self.loc.head(domain_id, user);
         let mut items: SmallVec<[Item<'_>; 4]> = SmallVec::new();
+        let top_via = msg.top_via().ok();
+        let branch = top_via.and_then(|v| v.branch()).unwrap_or_default();
         let ids = ReqIds {
             call_id: msg.call_id().unwrap_or_default(),
             cseq: msg.cseq().map(|c| c.seq).unwrap_or(0),
-            branch: self.branch_hash(msg),
+            branch: self.loc.hash32(branch),
+        };
+        // The To tag hashes the whole From value (it holds the From tag): a retransmission
+        // still gets the same tag, and From need not be parsed again.
+        let from = msg.header(HeaderName::From).unwrap_or_default();
+        let req = RegReq {
+            top_via,
+            ids,
+            to_tag: self.to_tag_of(ids.call_id, from, branch, ids.cseq),
+            source_text: IpText::new(remote.ip()),
         };
         let outcome = self.check_register(msg, ids, head, &mut items);
         if replayed && !matches!(outcome, Err(Refusal::Retransmission)) {
@@ -189,28 +213,54 @@ impl Core {
             self.register_auth_replayed(now, local, remote, msg);
             return;
         }
-        match outcome {
+        let head = match outcome {
             Err(Refusal::Status(code, reason)) => {
-                self.register_failed(local, remote, msg, code, reason);
+                self.stats.registers_failed += 1;
+                self.reply_to_register(local, remote, msg, &req, code, reason, |_| {});
                 return;
             }
             Err(Refusal::TooBrief) => {
                 self.stats.registers_failed += 1;
                 let min = self.cfg.registrar.min_expires_secs;
                 // RFC 3261 §10.3 step 7 / §21.4.17: 423 carries Min-Expires.
-                self.reply(local, remote, msg, 423, b"Interval Too Brief", |w| {
+                self.reply_to_register(local, remote, msg, &req, 423, b"Interval Too Brief", |w| {
                     w.header_u32(b"Min-Expires", min);
                 });
                 return;
             }
             Err(Refusal::Retransmission) => {
                 self.stats.register_retransmissions += 1;
+                head
             }
             Ok(evict) => {
-                self.apply_register(now, (local, remote), msg, ids, aor, head, &items, evict);
+                self.apply_register(now, (local, remote), msg, &req, aor, head, &items, evict)
             }
-        }
-        self.register_ok(now, local, remote, msg, aor, &items);
+        };
+        self.register_ok(now, local, remote, msg, &req, head, &items);
+    }
+
+    /// [`Core::reply`] with what `req` has already parsed.
+    #[allow(clippy::too_many_arguments)]
+    fn reply_to_register(
+        &mut self,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        req: &RegReq<'_>,
+        status: u16,
+        reason: &[u8],
+        extra: impl FnOnce(&mut sipedge_msg::ResponseWriter<'_>),
+    ) {
+        self.reply_parsed(
+            local,
+            (remote, req.source_text.as_bytes()),
+            msg,
+            req.top_via.as_ref(),
+            &req.to_tag,
+            status,
+            reason,
+            extra,
+        );
     }
 
     /// Checks the whole request against the AoR's bindings (chain from `head`) without
@@ -312,12 +362,11 @@ impl Core {
             if later {
                 continue;
             }
-            if let Some(i) = self
-                .loc
-                .chain(head)
-                .find(|&i| same_binding(self.loc.get(i), it.addr.uri(), it.instance, it.reg_id))
-            {
-                match ordered(self.loc.get(i)) {
+            if let Some((i, b)) = self.loc.chain(head).find_map(|i| {
+                let b = self.loc.get(i);
+                same_binding(b, it.addr.uri(), it.instance, it.reg_id).then_some((i, b))
+            }) {
+                match ordered(b) {
                     Ok(()) => {}
                     Err(Refusal::Retransmission) => retransmission = true,
                     Err(e) => return Err(e),
@@ -350,36 +399,26 @@ impl Core {
         }
     }
 
-    /// A hash of the top Via branch (recognises a retransmission of the same request).
-    fn branch_hash(&self, msg: &Message<'_>) -> u32 {
-        let branch = msg
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch())
-            .unwrap_or_default();
-        self.loc.hash32(branch)
-    }
-
-    /// Applies a checked request.
+    /// Applies a checked request; returns the AoR's head afterwards.
     #[allow(clippy::too_many_arguments)]
     fn apply_register(
         &mut self,
         now: Millis,
         (local, remote): (LocalId, SocketAddr),
         msg: &Message<'_>,
-        ids: ReqIds<'_>,
+        req: &RegReq<'_>,
         aor: &[u8],
         mut head: u32,
         items: &[Item<'_>],
         evict: usize,
-    ) {
+    ) -> u32 {
         let (domain, user) = split_aor(aor);
         if items.is_empty() && msg.contacts().next().is_some() {
             // `Contact: *` (checked): remove everything.
             while head != NONE {
                 head = self.remove_binding(aor, head, head);
             }
-            return;
+            return head;
         }
         for _ in 0..evict {
             let oldest = self
@@ -405,10 +444,10 @@ impl Core {
             call_id,
             cseq,
             branch,
-        } = ids;
+        } = req.ids;
         let user_agent = msg.user_agent().unwrap_or_default();
         let arrival = self.arrival;
-        let nat = self.nat_request(msg, remote, aor);
+        let nat = self.nat_request(req.top_via.as_ref(), remote, req.source_text, aor);
         for it in items.iter().filter(|it| !it.superseded) {
             if it.expires == 0 {
                 if it.existing != NONE {
@@ -441,9 +480,10 @@ impl Core {
             } else {
                 self.stats.bindings_created += 1;
             }
-            self.journal_upsert(aor, idx);
+            self.journal_upsert_data(aor, &d);
         }
         self.path_buf = path;
+        head
     }
 
     /// Refreshes binding `existing`, or adds one to the AoR (first binding `head`, or
@@ -458,7 +498,7 @@ impl Core {
         d: &BindingData<'_>,
     ) -> (u32, u32) {
         if existing != NONE {
-            let old = self.loc.get(existing).expires_at;
+            let old = self.loc.raw(existing).expires_at;
             self.loc.update(existing, d);
             if d.expires_at < old {
                 // The armed timer is too late now: a new generation, a new timer. (A later
@@ -488,19 +528,18 @@ impl Core {
     /// RFC 3261 §10.3 step 8: 200 OK with every current binding and its remaining expiry,
     /// plus Date; Path echoed (RFC 3327 §5.3) and `Require: outbound` (RFC 5626 §6) when
     /// the UA supports them.
+    #[allow(clippy::too_many_arguments)]
     fn register_ok(
         &mut self,
         now: Millis,
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
-        aor: &[u8],
+        req: &RegReq<'_>,
+        head: u32,
         items: &[Item<'_>],
     ) {
         self.stats.registers_ok += 1;
-        let (domain, user) = split_aor(aor);
-        let domain_id = self.loc.domain_id_cached(domain);
-        let head = self.loc.head(domain_id, user);
         let mut lines = std::mem::take(&mut self.contact_buf);
         lines.clear();
         for i in self.loc.chain(head) {
@@ -529,20 +568,26 @@ impl Core {
         }
         if let Some(unix_ms) = self.unix_ms(now) {
             lines.extend_from_slice(b"Date: ");
-            crate::date::write_sip_date(&mut lines, unix_ms / 1000);
+            self.date.write(&mut lines, unix_ms / 1000);
             lines.extend_from_slice(b"\r\n");
         }
-        if msg.supports(b"path") {
+        // One pass over Supported for both tags (as `Message::supports` compares them).
+        let (mut path, mut outbound) = (false, false);
+        for t in msg.supported() {
+            path |= t.eq_ignore_ascii_case(b"path");
+            outbound |= t.eq_ignore_ascii_case(b"outbound");
+        }
+        if path {
             for v in msg.header_values(HeaderName::Path) {
                 lines.extend_from_slice(b"Path: ");
                 lines.extend_from_slice(v);
                 lines.extend_from_slice(b"\r\n");
             }
         }
-        if msg.supports(b"outbound") && items.iter().any(|it| it.reg_id != 0) {
+        if outbound && items.iter().any(|it| it.reg_id != 0) {
             lines.extend_from_slice(b"Require: outbound\r\n");
         }
-        self.reply(local, remote, msg, 200, b"OK", |w| {
+        self.reply_to_register(local, remote, msg, req, 200, b"OK", |w| {
             w.raw(&lines);
         });
         self.contact_buf = lines;

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 
 use sipedge_msg::{
-    write_response, HeaderName, Message, Method, RPort, ResponseSpec, ResponseWriter, Scheme,
+    write_response, HeaderName, Message, Method, RPort, ResponseSpec, ResponseWriter, Scheme, Via,
 };
 
 use crate::config::{ACCEPT, ALLOW, SUPPORTED};
@@ -22,8 +22,9 @@ impl Core {
         msg: &Message<'_>,
     ) {
         let Some(method) = msg.method() else { return };
-        // The relay (RFC 3261 §16) takes what is not the edge's own business.
-        if self.relay_request(now, local, remote, msg) {
+        // The relay (RFC 3261 §16) takes what is not the edge's own business; a REGISTER
+        // never is (`relay_request` declines it), so it does not pay for the look.
+        if method != Method::Register && self.relay_request(now, local, remote, msg) {
             return;
         }
         if method == Method::Ack {
@@ -99,21 +100,38 @@ impl Core {
         reason: &[u8],
         extra: impl FnOnce(&mut ResponseWriter<'_>),
     ) {
-        let mut ip_buf = [0u8; 48];
-        let ip_len = match remote.ip() {
-            // The common case without the formatting machinery.
-            std::net::IpAddr::V4(v4) => write_ipv4(&mut ip_buf, v4.octets()),
-            ip => {
-                let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
-                let _ = write!(cur, "{ip}");
-                cur.position() as usize
-            }
-        };
-        let ip_text = &ip_buf[..ip_len];
-        let top_via = req.top_via();
-        let branch = top_via.as_ref().ok().and_then(|v| v.branch());
+        let top_via = req.top_via().ok();
+        let tag = self.to_tag(req, top_via.as_ref().and_then(|v| v.branch()));
+        let ip_text = IpText::new(remote.ip());
+        self.reply_parsed(
+            local,
+            (remote, ip_text.as_bytes()),
+            req,
+            top_via.as_ref(),
+            &tag,
+            status,
+            reason,
+            extra,
+        );
+    }
+
+    /// [`Core::reply`] for a caller that has already written the source IP as text
+    /// (`remote.1`, [`IpText`]), parsed the top Via (`None`: too broken to read) and made
+    /// the To tag with [`Core::to_tag_of`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn reply_parsed(
+        &mut self,
+        local: LocalId,
+        (remote, ip_text): (SocketAddr, &[u8]),
+        req: &Message<'_>,
+        top_via: Option<&Via<'_>>,
+        tag: &[u8; 16],
+        status: u16,
+        reason: &[u8],
+        extra: impl FnOnce(&mut ResponseWriter<'_>),
+    ) {
         let (received, rport, dest_port) = match top_via {
-            Ok(via) => {
+            Some(via) => {
                 let rport_requested = via.rport() == RPort::Requested;
                 // RFC 3261 §18.2.1: received when sent-by differs from the source;
                 // RFC 3581 §4: always when rport is present.
@@ -127,9 +145,8 @@ impl Core {
                 (received, rport_requested.then_some(remote.port()), port)
             }
             // A top Via too broken to read (RFC 4475 §3.1.2.1): answer the source address.
-            Err(_) => (None, None, remote.port()),
+            None => (None, None, remote.port()),
         };
-        let tag = self.to_tag(req, branch);
         let spec = ResponseSpec {
             status,
             reason,
@@ -161,34 +178,95 @@ impl Core {
             branch.unwrap_or_default(),
             req.header(HeaderName::CSeq).unwrap_or_default(),
         ]);
-        let mut out = [0u8; 16];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
-        }
-        out
+        tag_text(v)
+    }
+
+    /// [`Core::to_tag`] from fields the caller has already read (`from_tag`: the From tag,
+    /// or any bytes of the request that contain it, such as the whole From value).
+    pub(crate) fn to_tag_of(
+        &self,
+        call_id: &[u8],
+        from_tag: &[u8],
+        branch: &[u8],
+        cseq: u32,
+    ) -> [u8; 16] {
+        let v = self
+            .loc
+            .hasher()
+            .hash(&[call_id, from_tag, branch, &cseq.to_le_bytes()]);
+        tag_text(v)
     }
 }
 
-/// Writes `a.b.c.d` into `out` (at least 15 bytes) and returns its length.
+/// A 64-bit hash as 16 lower-case hex digits.
+fn tag_text(v: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out
+}
+
+/// An IP address as text (`Display`), on the stack.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IpText {
+    buf: [u8; 48],
+    len: u8,
+}
+
+impl IpText {
+    pub(crate) fn new(ip: std::net::IpAddr) -> IpText {
+        let mut buf = [0u8; 48];
+        let len = match ip {
+            // The common case without the formatting machinery.
+            std::net::IpAddr::V4(v4) => write_ipv4(&mut buf, v4.octets()),
+            ip => {
+                let mut cur = std::io::Cursor::new(&mut buf[..]);
+                let _ = write!(cur, "{ip}");
+                cur.position() as usize
+            }
+        };
+        IpText {
+            buf,
+            len: len as u8,
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+/// The decimal text of every octet: `[len, d0, d1, d2]`.
+const OCTET_TEXT: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, d, u) = ((i / 100) as u8, (i / 10 % 10) as u8, (i % 10) as u8);
+        t[i] = if i >= 100 {
+            [3, b'0' + h, b'0' + d, b'0' + u]
+        } else if i >= 10 {
+            [2, b'0' + d, b'0' + u, 0]
+        } else {
+            [1, b'0' + u, 0, 0]
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Writes `a.b.c.d` into `out` (at least 16 bytes) and returns its length.
 fn write_ipv4(out: &mut [u8], octets: [u8; 4]) -> usize {
+    let out = &mut out[..16];
     let mut n = 0;
-    for (i, o) in octets.into_iter().enumerate() {
-        if i > 0 {
-            out[n] = b'.';
-            n += 1;
-        }
-        if o >= 100 {
-            out[n] = b'0' + o / 100;
-            n += 1;
-        }
-        if o >= 10 {
-            out[n] = b'0' + o / 10 % 10;
-            n += 1;
-        }
-        out[n] = b'0' + o % 10;
+    for o in octets {
+        let [len, a, b, c] = OCTET_TEXT[usize::from(o)];
+        out[n..n + 4].copy_from_slice(&[a, b, c, b'.']);
+        n += usize::from(len);
+        out[n] = b'.';
         n += 1;
     }
-    n
+    n - 1
 }
 
 /// Option tags the edge supports ([`SUPPORTED`]).

@@ -289,3 +289,44 @@ fn without_a_journal_nothing_is_queued() {
     assert_eq!(r[0].status(), 200);
     assert!(core.poll_journal().is_none());
 }
+
+/// A REGISTER from `source` with everything a record carries: a User-Agent longer than the
+/// table keeps, q, an outbound flow, Path.
+fn rich_register(cseq: u32, expires: u32) -> Vec<u8> {
+    let ua = "P".repeat(200);
+    format!(
+        "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.8.7:5070;branch=z9hG4bK-rich-{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:carol@{DOMAIN}>;tag=c{cseq}\r\nTo: <sip:carol@{DOMAIN}>\r\nCall-ID: rich-1@10.9.8.7\r\nCSeq: {cseq} REGISTER\r\nSupported: path, outbound\r\nPath: <sip:p1.example.net;lr>\r\nContact: <sip:carol@10.9.8.7:5070;transport=udp>;q=0.7;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000001>\";reg-id=1;expires={expires}\r\nUser-Agent: {ua}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_journal_upsert_is_the_record_a_snapshot_writes() {
+    for source in [
+        "198.51.100.20:5070",
+        "[::ffff:198.51.100.20]:5070",
+        "[2001:db8::20]:5070",
+    ] {
+        let mut core = Core::new(journal_cfg());
+        core.set_wall_clock(Millis(0), WALL);
+        // A new binding, a refresh that shortens it, one that lengthens it.
+        for (cseq, expires, now) in [(1, 3600, 1000), (2, 600, 2000), (3, 7200, 3500)] {
+            core.handle_datagram(
+                Millis(now),
+                LocalId(0),
+                source.parse().unwrap(),
+                &rich_register(cseq, expires),
+            );
+            let replies = drain(&mut core);
+            assert_eq!(replies[0].status(), 200, "{source} CSeq {cseq}");
+            let recs = records(&mut core);
+            assert_eq!(recs.len(), 1, "{source} CSeq {cseq}");
+            let mut snap = Vec::new();
+            core.for_each_binding_record(|r| snap.push(r.to_vec()));
+            assert_eq!(
+                snap, recs,
+                "{source} CSeq {cseq}: journal and snapshot agree"
+            );
+        }
+    }
+}

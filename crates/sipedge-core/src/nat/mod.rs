@@ -42,6 +42,8 @@ use std::sync::Arc;
 
 use sipedge_msg::{Uri, Via};
 
+use crate::stateless::IpText;
+
 pub(crate) use ping::NatRuntime;
 pub use ping::{NatStats, RTT_BUCKETS_MS};
 
@@ -336,8 +338,25 @@ pub(crate) fn host_ip(host: &[u8]) -> Option<IpAddr> {
 /// RFC 3261 §18.2.1 / RFC 3581 §4: the top Via's sent-by (host and port, 5060 when absent)
 /// is not the address the request came from. A host name always differs.
 pub fn via_differs(via: &Via<'_>, source: SocketAddr) -> bool {
-    host_ip(via.host()).is_none_or(|ip| !same_ip(ip, source.ip()))
-        || via.port().unwrap_or(5060) != source.port()
+    via_differs_text(via, source, IpText::new(source.ip()).as_bytes())
+}
+
+/// [`via_differs`] with the source address already written as text (`IpText`).
+pub(crate) fn via_differs_text(via: &Via<'_>, source: SocketAddr, source_text: &[u8]) -> bool {
+    via.port().unwrap_or(5060) != source.port()
+        || (!is_ip_text(via.host(), source_text)
+            && host_ip(via.host()).is_none_or(|ip| !same_ip(ip, source.ip())))
+}
+
+/// True when `host` (brackets allowed) is the IP address whose usual text is `ip_text`:
+/// the common case of a phone that is not NATed, decided without parsing. `false` says
+/// nothing (the caller parses).
+fn is_ip_text(host: &[u8], ip_text: &[u8]) -> bool {
+    let host = match host {
+        [b'[', inner @ .., b']'] => inner,
+        _ => host,
+    };
+    host == ip_text
 }
 
 fn same_ip(a: IpAddr, b: IpAddr) -> bool {
@@ -355,6 +374,8 @@ pub(crate) struct RequestNat {
     pub(crate) via_differs: bool,
     /// The source address is itself private (then a private Contact proves nothing).
     pub(crate) source_private: bool,
+    /// The source address as text.
+    pub(crate) source_text: IpText,
     /// The user's overrides resolved against the defaults.
     pub(crate) mode: NatMode,
     pub(crate) ping: PingMode,
@@ -368,7 +389,10 @@ impl RequestNat {
             NatMode::Disabled => false,
             NatMode::Auto => {
                 self.via_differs
-                    || (!self.source_private && host_ip(contact.host()).is_some_and(is_private))
+                    || (!self.source_private
+                        // The source itself (not private: checked) needs no parse.
+                        && !is_ip_text(contact.host(), self.source_text.as_bytes())
+                        && host_ip(contact.host()).is_some_and(is_private))
             }
         }
     }

@@ -31,7 +31,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use hdrhistogram::Histogram;
-use sipedge_msg::{Message, Uri};
+use sipedge_msg::{Message, Uri, Via};
 
 use super::{host_ip, is_private, NatMode, NatState, PingMethod, PingMode, RequestNat};
 use crate::core::{Core, CoreEvent};
@@ -39,6 +39,7 @@ use crate::location::Transport;
 use crate::output::LocalId;
 use crate::registrar::TICK_MILLIS;
 use crate::shard::{ShardId, ShardMsg};
+use crate::stateless::IpText;
 use crate::time::Millis;
 
 /// Upper bounds of the RTT histogram's Prometheus buckets, milliseconds (`+Inf` implied).
@@ -219,16 +220,20 @@ impl Core {
     }
 
     /// NAT facts of a REGISTER from `source` for the canonical `aor`, worked out once.
+    /// `top_via`: the request's, `None` when unreadable; `source_text`: `source`'s IP.
     pub(crate) fn nat_request(
         &self,
-        msg: &Message<'_>,
+        top_via: Option<&Via<'_>>,
         source: SocketAddr,
+        source_text: IpText,
         aor: &[u8],
     ) -> RequestNat {
         let (mode, ping) = self.nat_user(aor);
         RequestNat {
-            via_differs: msg.top_via().is_ok_and(|v| super::via_differs(&v, source)),
+            via_differs: top_via
+                .is_some_and(|v| super::via_differs_text(v, source, source_text.as_bytes())),
             source_private: is_private(source.ip()),
+            source_text,
             mode,
             ping,
         }
