@@ -182,6 +182,7 @@ fn m_write_response(m: &Message<'_>, out: &mut Vec<u8>) {
         to_tag: Some(b"0123456789abcdef"),
         received: Some(b"127.41.0.7"),
         rport: Some(5067),
+        ..Default::default()
     };
     for _ in 0..ACCESSOR_CALLS {
         let mut w = write_response(out, black_box(m), &spec);
