@@ -54,8 +54,8 @@ impl<'a> Validated<'a> {
         msg: &'m Message<'a>,
     ) -> impl Iterator<Item = Result<Contact<'a>, ParseError>> + 'm {
         self.first_contact.map(Ok).into_iter().chain(
-            msg.contacts()
-                .skip(usize::from(self.first_contact.is_some())),
+            // The first is not parsed again.
+            msg.contacts_after(usize::from(self.first_contact.is_some())),
         )
     }
 
@@ -153,7 +153,7 @@ impl<'a> Message<'a> {
         let top_via = self.top_via()?;
         // The top Via is the first item of `vias()` (its line has an item, or `top_via`
         // failed): only the others are left to check.
-        for v in self.vias().skip(1) {
+        for v in self.vias_after(1) {
             v?;
         }
         Ok(Mandatory {
