@@ -9,7 +9,8 @@ use crate::message::Message;
 use crate::uri::{Scheme, Uri};
 use crate::via::Via;
 
-/// Headers every request and response carries (RFC 3261 §8.1.1).
+/// Headers every request and response carries (RFC 3261 §8.1.1), in discriminant order
+/// (`HeaderName as usize` is the index: see the test below).
 const MANDATORY: [HeaderName; 5] = [
     HeaderName::Via,
     HeaderName::From,
@@ -135,8 +136,15 @@ impl<'a> Message<'a> {
     }
 
     fn check_mandatory(&self) -> Result<Mandatory<'a>, ParseError> {
-        for name in MANDATORY {
-            match self.count(name) {
+        // One pass over the index counts all five (they are the first header names).
+        let mut counts = [0usize; MANDATORY.len()];
+        for h in self.headers.iter() {
+            if let Some(c) = counts.get_mut(h.name as usize) {
+                *c += 1;
+            }
+        }
+        for (name, count) in MANDATORY.into_iter().zip(counts) {
+            match count {
                 0 => return Err(ParseError::new(K::MissingHeader(name), self.body.start)),
                 1 => {}
                 _ if name.is_single() => {
@@ -197,4 +205,14 @@ struct Mandatory<'a> {
     to: NameAddr<'a>,
     call_id: &'a [u8],
     cseq: CSeq<'a>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mandatory_names_are_the_first_discriminants() {
+        for (i, name) in super::MANDATORY.into_iter().enumerate() {
+            assert_eq!(name as usize, i, "{name:?}");
+        }
+    }
 }
