@@ -60,6 +60,15 @@ impl<'a> Validated<'a> {
         )
     }
 
+    /// Every Via of `msg` (the message this was made from), top first, as [`Message::vias`]
+    /// gives them, without parsing the top one again.
+    pub fn vias<'m>(
+        &self,
+        msg: &'m Message<'a>,
+    ) -> impl Iterator<Item = Result<Via<'a>, ParseError>> + 'm {
+        std::iter::once(Ok(self.top_via)).chain(msg.vias_after(1))
+    }
+
     /// True when To carries a tag (RFC 3261 §8.2.6.2: a response then keeps it).
     pub fn to_has_tag(&self) -> bool {
         self.to.tag().is_some()

@@ -62,6 +62,10 @@ fn check(bytes: &[u8]) -> Result<bool, String> {
     eq("cseq", Ok(v.cseq) == m.cseq())?;
     eq("max_forwards", Ok(v.max_forwards) == m.max_forwards())?;
     eq("expires", Ok(v.expires) == m.expires())?;
+    eq(
+        "vias",
+        v.vias(&m).collect::<Vec<_>>() == m.vias().collect::<Vec<_>>(),
+    )?;
     let contacts: Vec<_> = m.contacts().collect();
     eq("contacts", v.contacts(&m).collect::<Vec<_>>() == contacts)?;
     eq(

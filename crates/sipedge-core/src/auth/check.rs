@@ -183,8 +183,9 @@ pub(crate) enum Verdict {
 pub(crate) enum Class<'a> {
     /// REGISTER of the AoR `(domain, user)` (canonical).
     Register { domain: &'a [u8], user: &'a [u8] },
-    /// Anything else.
-    Other,
+    /// Anything else; `from_host`: the host of the From URI when the caller has parsed From
+    /// already (`None`: parsed here).
+    Other { from_host: Option<&'a [u8]> },
 }
 
 /// A dummy HA1 hashed for an unknown user when the table has no user to borrow one from.
@@ -254,7 +255,18 @@ impl Core {
         remote: SocketAddr,
         msg: &Message<'_>,
     ) -> AuthOutcome {
-        match self.verdict(now, remote, msg, Class::Other) {
+        self.authenticate_with(now, remote, msg, None)
+    }
+
+    /// [`Core::authenticate_request`] for a caller that has parsed From (its URI's host).
+    pub(crate) fn authenticate_with(
+        &mut self,
+        now: Millis,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        from_host: Option<&[u8]>,
+    ) -> AuthOutcome {
+        match self.verdict(now, remote, msg, Class::Other { from_host }) {
             Verdict::Ok(ok) => AuthOutcome::Authenticated(ok),
             Verdict::Replayed => {
                 self.auth.stats.stale += 1;
@@ -393,7 +405,7 @@ impl Core {
         }
         let mode = match class {
             Class::Register { .. } => db.settings.register,
-            Class::Other => db.settings.invite,
+            Class::Other { .. } => db.settings.invite,
         };
         if mode == AuthMode::None {
             return Verdict::Ok(AuthOk {
@@ -403,10 +415,13 @@ impl Core {
             });
         }
         let from_host = match class {
-            Class::Other => msg.from().map(|f| f.uri().host()).unwrap_or_default(),
+            Class::Other { from_host: Some(h) } => h,
+            Class::Other { from_host: None } => {
+                msg.from().map(|f| f.uri().host()).unwrap_or_default()
+            }
             Class::Register { .. } => b"",
         };
-        if class == Class::Other && !self.cfg.is_our_domain(from_host) {
+        if matches!(class, Class::Other { .. }) && !self.cfg.is_our_domain(from_host) {
             return Verdict::Ok(AuthOk {
                 method: AuthMethod::Foreign,
                 user: None,
@@ -418,7 +433,7 @@ impl Core {
         let mut found = None;
         let name = match class {
             Class::Register { .. } => HeaderName::Authorization,
-            Class::Other => HeaderName::ProxyAuthorization,
+            Class::Other { .. } => HeaderName::ProxyAuthorization,
         };
         for v in msg.header_values(name) {
             match Credentials::parse(v) {
@@ -490,7 +505,7 @@ impl Core {
                 }
                 domain
             }
-            Class::Other => from_host,
+            Class::Other { .. } => from_host,
         };
         let mut dom = [0u8; 128];
         let lookup_domain = if lookup_domain.len() <= dom.len() {
