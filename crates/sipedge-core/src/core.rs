@@ -182,13 +182,13 @@ impl Core {
         };
         if msg.is_response() {
             self.stats.responses_in += 1;
-            if self.nat_response(now, local, remote, &msg) {
+            if self.nat_response(now, local, remote, &msg, &v) {
                 return; // one of our keepalives (nat::ping), on any shard
             }
             // A response from a phone (the callee, named in To) shows its NAT binding alive.
             self.note_traffic(&v, remote, true);
             // Client transactions of the relay (RFC 3261 §17.1.3); unmatched: discarded.
-            self.handle_response(now, local, remote, &msg);
+            self.handle_response(now, local, remote, &msg, &v);
             return;
         }
         self.stats.requests_in += 1;
