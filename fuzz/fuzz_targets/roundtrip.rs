@@ -15,7 +15,9 @@
 //!    Forwarding the copy again must give exactly the same bytes (idempotence).
 //!    The re-parse uses the default limits plus room for that one added line (one more
 //!    header, 32 more bytes): a message right at the limits legitimately grows past them.
-//! 2. Responses, for every REQUEST that passes `validate()`: `write_response` (with and without
+//! 2. Responses, for every REQUEST that passes `validate()` (and `validated()`, which must
+//!    agree, and whose parsed top Via and To tag must give `write_response` the same bytes):
+//!    `write_response` (with and without
 //!    a To tag, `received` and `rport`) gives a response that parses, passes `validate()`,
 //!    carries the request's Call-ID, CSeq, From and the same Via list (the top Via only gains
 //!    `received` / `rport=PORT`), and a To tag.
@@ -35,19 +37,33 @@ fuzz_target!(|data: &[u8]| {
     let Ok(msg) = Message::parse(data) else {
         return;
     };
-    let valid = msg.validate();
-    forward_roundtrip(&msg, valid.is_ok());
-    if valid.is_ok() && msg.is_request() {
-        response_check(
-            &msg,
-            &ResponseSpec {
-                status: 200,
-                reason: b"OK",
-                to_tag: Some(b"fz7"),
-                received: Some(b"192.0.2.1"),
-                rport: Some(5062),
-            },
-        );
+    let validated = msg.validated();
+    assert_eq!(
+        msg.validate(),
+        validated.map(|_| ()),
+        "validate and validated disagree"
+    );
+    forward_roundtrip(&msg, validated.is_ok());
+    if let (Ok(v), true) = (validated, msg.is_request()) {
+        let spec = ResponseSpec {
+            status: 200,
+            reason: b"OK",
+            to_tag: Some(b"fz7"),
+            received: Some(b"192.0.2.1"),
+            rport: Some(5062),
+            ..ResponseSpec::default()
+        };
+        response_check(&msg, &spec);
+        // The writer given the parsed top Via and To tag writes the same bytes.
+        let (mut plain, mut parsed) = (Vec::new(), Vec::new());
+        write_response(&mut plain, &msg, &spec).finish(b"");
+        let with = ResponseSpec {
+            top_via: Some(&v.top_via),
+            to_has_tag: Some(v.to_has_tag()),
+            ..spec
+        };
+        write_response(&mut parsed, &msg, &with).finish(b"");
+        assert_eq!(plain, parsed, "pre-parsed write_response differs");
         response_check(
             &msg,
             &ResponseSpec {

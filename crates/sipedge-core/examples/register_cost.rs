@@ -143,6 +143,7 @@ macro_rules! accessor {
     };
 }
 accessor!(m_validate, m, m.validate().is_ok());
+accessor!(m_validated, m, m.validated().ok().map(|v| v.cseq.seq));
 accessor!(m_top_via, m, m.top_via().ok().map(|v| v.branch()));
 accessor!(m_to, m, m.to().ok().map(|a| a.uri().host().len()));
 accessor!(m_from_tag, m, m.from().ok().and_then(|a| a.tag()));
@@ -182,6 +183,29 @@ fn m_write_response(m: &Message<'_>, out: &mut Vec<u8>) {
         to_tag: Some(b"0123456789abcdef"),
         received: Some(b"127.41.0.7"),
         rport: Some(5067),
+        ..Default::default()
+    };
+    for _ in 0..ACCESSOR_CALLS {
+        let mut w = write_response(out, black_box(m), &spec);
+        w.header(b"Server", b"sipedge/0.1.0");
+        w.finish(b"");
+        black_box(out.len());
+    }
+}
+
+/// [`m_write_response`] with the top Via and To tag flag of [`Message::validated`], as the
+/// registrar writes its replies.
+#[inline(never)]
+fn m_write_response_validated(m: &Message<'_>, out: &mut Vec<u8>) {
+    let v = m.validated().expect("the REGISTER is valid");
+    let spec = ResponseSpec {
+        status: 200,
+        reason: b"OK",
+        to_tag: Some(b"0123456789abcdef"),
+        received: Some(b"127.41.0.7"),
+        rport: Some(5067),
+        top_via: Some(&v.top_via),
+        to_has_tag: Some(v.to_has_tag()),
     };
     for _ in 0..ACCESSOR_CALLS {
         let mut w = write_response(out, black_box(m), &spec);
@@ -205,6 +229,8 @@ fn accessors() {
     m_request_uri(&m);
     m_contact_and_params(&m);
     m_write_response(&m, &mut out);
+    m_validated(&m);
+    m_write_response_validated(&m, &mut out);
     println!("accessors: {ACCESSOR_CALLS} calls each (register_cost::m_*)");
 }
 

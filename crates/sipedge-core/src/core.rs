@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use sipedge_msg::{is_keepalive, Message, ParseErrorKind, Reply};
+use sipedge_msg::{is_keepalive, Message, ParseErrorKind, Reply, Validated};
 use sipedge_wheel::{Tick, Wheel};
 
 use crate::config::CoreConfig;
@@ -157,59 +157,59 @@ impl Core {
                 return;
             }
         };
-        if let Err(e) = msg.validate() {
-            self.stats.parse_errors[e.kind.index()] += 1;
-            let answered = match msg.error_reply(e) {
-                Reply::Status(code, reason) => {
-                    self.reply(local, remote, &msg, code, reason.as_bytes(), |_| {});
-                    true
-                }
-                Reply::Drop => {
-                    self.stats.dropped += 1;
-                    false
-                }
-            };
-            self.event(CoreEvent::Malformed {
-                remote,
-                kind: e.kind,
-                at: e.at,
-                answered,
-            });
-            return;
-        }
+        let v = match msg.validated() {
+            Ok(v) => v,
+            Err(e) => {
+                self.stats.parse_errors[e.kind.index()] += 1;
+                let answered = match msg.error_reply(e) {
+                    Reply::Status(code, reason) => {
+                        self.reply(local, remote, &msg, code, reason.as_bytes(), |_| {});
+                        true
+                    }
+                    Reply::Drop => {
+                        self.stats.dropped += 1;
+                        false
+                    }
+                };
+                self.event(CoreEvent::Malformed {
+                    remote,
+                    kind: e.kind,
+                    at: e.at,
+                    answered,
+                });
+                return;
+            }
+        };
         if msg.is_response() {
             self.stats.responses_in += 1;
-            if self.nat_response(now, local, remote, &msg) {
+            if self.nat_response(now, local, remote, &msg, &v) {
                 return; // one of our keepalives (nat::ping), on any shard
             }
             // A response from a phone (the callee, named in To) shows its NAT binding alive.
-            self.note_traffic(&msg, remote, true);
+            self.note_traffic(&v, remote, true);
             // Client transactions of the relay (RFC 3261 §17.1.3); unmatched: discarded.
-            self.handle_response(now, local, remote, &msg);
+            self.handle_response(now, local, remote, &msg, &v);
             return;
         }
         self.stats.requests_in += 1;
         // A request from a phone (named in From) shows its NAT binding alive; a REGISTER does
         // that itself when it refreshes the binding.
         if msg.method() != Some(sipedge_msg::Method::Register) {
-            self.note_traffic(&msg, remote, false);
+            self.note_traffic(&v, remote, false);
         }
-        self.handle_request(now, local, remote, &msg);
+        self.handle_request(now, local, remote, &msg, &v);
     }
 
     /// Issue 8: "any request or response from the contact counts as alive" — for a binding
     /// of the message's AoR (From of a request, To of a response) that this shard owns and
     /// that was registered from `remote`. Skipped while no binding is pinged at all. Traffic
     /// landing on another shard than the AoR's owner is not forwarded for this.
-    fn note_traffic(&mut self, msg: &Message<'_>, remote: SocketAddr, response: bool) {
+    fn note_traffic(&mut self, v: &Validated<'_>, remote: SocketAddr, response: bool) {
         if self.loc.pinging() == [0, 0] {
             return;
         }
-        let party = if response { msg.to() } else { msg.from() };
-        if let Ok(addr) = party {
-            let raw = addr.uri().raw();
-            let _ = self.note_alive(raw, remote);
-        }
+        let party = if response { &v.to } else { &v.from };
+        let _ = self.note_alive(party.uri().raw(), remote);
     }
 
     /// A datagram larger than the receive buffer arrived and was cut: it is counted as too

@@ -30,7 +30,7 @@
 
 use std::net::SocketAddr;
 
-use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Uri, Via};
+use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Uri, Validated, Via};
 use sipedge_wheel::Tick;
 use smallvec::SmallVec;
 
@@ -87,6 +87,8 @@ struct RegReq<'a> {
     top_via: Option<Via<'a>>,
     ids: ReqIds<'a>,
     to_tag: [u8; 16],
+    /// The request's To already has a tag (the reply keeps it).
+    to_has_tag: bool,
     /// The source IP as text (the reply's `received`, NAT detection).
     source_text: IpText,
 }
@@ -120,18 +122,21 @@ impl Core {
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
-        request_uri: &Uri<'_>,
+        v: &Validated<'_>,
     ) {
         self.stats.registers_in += 1;
+        let Some(request_uri) = v.request_uri else {
+            return;
+        };
         // Step 1: bindings of this domain are ours; we never forward a REGISTER.
         if !self.cfg.is_our_domain(request_uri.host()) {
-            self.register_failed(local, remote, msg, 403, b"Domain Not Served");
+            self.register_failed(local, remote, msg, v, 403, b"Domain Not Served");
             return;
         }
         // Step 5: the AoR, from To.
-        let Ok(to) = msg.to() else { return };
+        let to = &v.to;
         if !self.cfg.is_our_domain(to.uri().host()) {
-            self.register_failed(local, remote, msg, 404, b"Not Found");
+            self.register_failed(local, remote, msg, v, 404, b"Not Found");
             return;
         }
         let mut aor = std::mem::take(&mut self.aor_buf);
@@ -139,7 +144,7 @@ impl Core {
             Ok(()) => {
                 let owner = owner_of(&aor, self.cfg.shards);
                 if owner == self.cfg.shard {
-                    self.register_owned(now, local, remote, msg, &aor);
+                    self.register_owned(now, local, remote, msg, v, &aor);
                 } else {
                     // ARCHITECTURE.md §1: the owner processes it and answers from its socket.
                     self.stats.registers_handed_off += 1;
@@ -154,9 +159,9 @@ impl Core {
                     ));
                 }
             }
-            Err(AorError::Scheme) => self.register_failed(local, remote, msg, 404, b"Not Found"),
+            Err(AorError::Scheme) => self.register_failed(local, remote, msg, v, 404, b"Not Found"),
             Err(AorError::TooLong) => {
-                self.register_failed(local, remote, msg, 400, b"Address Of Record Too Long")
+                self.register_failed(local, remote, msg, v, 400, b"Address Of Record Too Long")
             }
         }
         self.aor_buf = aor;
@@ -167,35 +172,39 @@ impl Core {
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
+        v: &Validated<'_>,
         status: u16,
         reason: &[u8],
     ) {
         self.stats.registers_failed += 1;
-        self.reply(local, remote, msg, status, reason, |_| {});
+        self.reply_v(local, remote, msg, v, status, reason, |_| {});
     }
 
     /// Steps 6–8 on the owner shard.
+    #[allow(clippy::too_many_arguments)]
     fn register_owned(
         &mut self,
         now: Millis,
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
+        v: &Validated<'_>,
         aor: &[u8],
     ) {
         let (domain, user) = split_aor(aor);
         // Steps 3–4 on the owner, which also issues the nonces (auth/mod.rs).
-        let Some(replayed) = self.register_auth(now, local, remote, msg, domain.host, user) else {
+        let Some(replayed) = self.register_auth(now, local, remote, msg, v, domain.host, user)
+        else {
             return;
         };
         let domain_id = self.loc.domain_id_cached(domain);
         let head = self.loc.head(domain_id, user);
         let mut items: SmallVec<[Item<'_>; 4]> = SmallVec::new();
-        let top_via = msg.top_via().ok();
-        let branch = top_via.and_then(|v| v.branch()).unwrap_or_default();
+        let top_via = Some(v.top_via);
+        let branch = v.top_via.branch().unwrap_or_default();
         let ids = ReqIds {
-            call_id: msg.call_id().unwrap_or_default(),
-            cseq: msg.cseq().map(|c| c.seq).unwrap_or(0),
+            call_id: v.call_id,
+            cseq: v.cseq.seq,
             branch: self.loc.hash32(branch),
         };
         // The To tag hashes the whole From value (it holds the From tag): a retransmission
@@ -205,12 +214,13 @@ impl Core {
             top_via,
             ids,
             to_tag: self.to_tag_of(ids.call_id, from, branch, ids.cseq),
+            to_has_tag: v.to_has_tag(),
             source_text: IpText::new(remote.ip()),
         };
-        let outcome = self.check_register(msg, ids, head, &mut items);
+        let outcome = self.check_register(msg, v, ids, head, &mut items);
         if replayed && !matches!(outcome, Err(Refusal::Retransmission)) {
             // A replayed (nonce, nc) that is not a retransmission of the last update.
-            self.register_auth_replayed(now, local, remote, msg);
+            self.register_auth_replayed(now, local, remote, msg, v);
             return;
         }
         let head = match outcome {
@@ -232,9 +242,16 @@ impl Core {
                 self.stats.register_retransmissions += 1;
                 head
             }
-            Ok(evict) => {
-                self.apply_register(now, (local, remote), msg, &req, aor, head, &items, evict)
-            }
+            Ok(evict) => self.apply_register(
+                now,
+                (local, remote),
+                (msg, v),
+                &req,
+                aor,
+                head,
+                &items,
+                evict,
+            ),
         };
         self.register_ok(now, local, remote, msg, &req, head, &items);
     }
@@ -255,7 +272,7 @@ impl Core {
             local,
             (remote, req.source_text.as_bytes()),
             msg,
-            req.top_via.as_ref(),
+            (req.top_via.as_ref(), Some(req.to_has_tag)),
             &req.to_tag,
             status,
             reason,
@@ -268,16 +285,17 @@ impl Core {
     fn check_register<'a>(
         &self,
         msg: &Message<'a>,
+        v: &Validated<'a>,
         ids: ReqIds<'_>,
         head: u32,
         items: &mut SmallVec<[Item<'a>; 4]>,
     ) -> Result<usize, Refusal> {
         let rc = &self.cfg.registrar;
         let bad = |reason| Err(Refusal::Status(400, reason));
-        let header_expires = msg.expires().unwrap_or(None);
+        let header_expires = v.expires;
         let mut star = false;
         let mut count = 0usize;
-        for c in msg.contacts() {
+        for c in v.contacts(msg) {
             count += 1;
             let Ok(c) = c else { return bad(b"Bad Contact") };
             let Contact::Addr(addr) = c else {
@@ -405,7 +423,7 @@ impl Core {
         &mut self,
         now: Millis,
         (local, remote): (LocalId, SocketAddr),
-        msg: &Message<'_>,
+        (msg, v): (&Message<'_>, &Validated<'_>),
         req: &RegReq<'_>,
         aor: &[u8],
         mut head: u32,
@@ -413,7 +431,7 @@ impl Core {
         evict: usize,
     ) -> u32 {
         let (domain, user) = split_aor(aor);
-        if items.is_empty() && msg.contacts().next().is_some() {
+        if items.is_empty() && v.contact_count > 0 {
             // `Contact: *` (checked): remove everything.
             while head != NONE {
                 head = self.remove_binding(aor, head, head);
@@ -433,11 +451,11 @@ impl Core {
         }
         let mut path = std::mem::take(&mut self.path_buf);
         path.clear();
-        for (n, v) in msg.header_values(HeaderName::Path).enumerate() {
+        for (n, p) in msg.header_values(HeaderName::Path).enumerate() {
             if n > 0 {
                 path.extend_from_slice(b", ");
             }
-            path.extend_from_slice(v);
+            path.extend_from_slice(p);
         }
         path.truncate(MAX_FIELD_BYTES);
         let ReqIds {

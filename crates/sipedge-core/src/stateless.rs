@@ -4,7 +4,8 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 
 use sipedge_msg::{
-    write_response, HeaderName, Message, Method, RPort, ResponseSpec, ResponseWriter, Scheme, Via,
+    write_response, HeaderName, Message, Method, RPort, ResponseSpec, ResponseWriter, Scheme,
+    Validated, Via,
 };
 
 use crate::config::{ACCEPT, ALLOW, SUPPORTED};
@@ -20,11 +21,12 @@ impl Core {
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
+        v: &Validated<'_>,
     ) {
         let Some(method) = msg.method() else { return };
         // The relay (RFC 3261 §16) takes what is not the edge's own business; a REGISTER
         // never is (`relay_request` declines it), so it does not pay for the look.
-        if method != Method::Register && self.relay_request(now, local, remote, msg) {
+        if method != Method::Register && self.relay_request(now, local, remote, msg, v) {
             return;
         }
         if method == Method::Ack {
@@ -32,26 +34,34 @@ impl Core {
             self.stats.dropped += 1;
             return;
         }
-        let Ok(uri) = msg.request_uri() else { return };
+        let Some(uri) = v.request_uri else { return };
         if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
             // RFC 3261 §8.2.2.1: a scheme we do not route (tel routing arrives with relay).
-            self.reply(local, remote, msg, 416, b"Unsupported URI Scheme", |_| {});
+            self.reply_v(
+                local,
+                remote,
+                msg,
+                v,
+                416,
+                b"Unsupported URI Scheme",
+                |_| {},
+            );
             return;
         }
         if method != Method::Cancel {
             // RFC 3261 §8.2.2.3: every Require option tag must be one we support.
             if let Some(tag) = msg.require().find(|t| !supports(t)) {
-                self.reply(local, remote, msg, 420, b"Bad Extension", |w| {
+                self.reply_v(local, remote, msg, v, 420, b"Bad Extension", |w| {
                     w.header(b"Unsupported", tag);
                 });
                 return;
             }
         }
         match method {
-            Method::Register => self.handle_register(now, local, remote, msg, &uri),
+            Method::Register => self.handle_register(now, local, remote, msg, v),
             Method::Options if self.cfg.is_our_domain(uri.host()) => {
                 // RFC 3261 §11.2: capabilities of the edge itself.
-                self.reply(local, remote, msg, 200, b"OK", |w| {
+                self.reply_v(local, remote, msg, v, 200, b"OK", |w| {
                     w.header(b"Allow", ALLOW.as_bytes())
                         .header(b"Accept", ACCEPT.as_bytes())
                         .header(b"Supported", SUPPORTED.as_bytes());
@@ -59,14 +69,15 @@ impl Core {
             }
             Method::Options => {
                 // Not an open relay: a foreign Request-URI is refused.
-                self.reply(local, remote, msg, 403, b"Relaying Forbidden", |_| {});
+                self.reply_v(local, remote, msg, v, 403, b"Relaying Forbidden", |_| {});
             }
             Method::Cancel => {
                 // RFC 3261 §9.2: no matching INVITE transaction.
-                self.reply(
+                self.reply_v(
                     local,
                     remote,
                     msg,
+                    v,
                     481,
                     b"Call/Transaction Does Not Exist",
                     |_| {},
@@ -74,13 +85,13 @@ impl Core {
             }
             Method::Extension(_) => {
                 // RFC 3261 §8.2.1: a method we do not recognise.
-                self.reply(local, remote, msg, 501, b"Not Implemented", |w| {
+                self.reply_v(local, remote, msg, v, 501, b"Not Implemented", |w| {
                     w.header(b"Allow", ALLOW.as_bytes());
                 });
             }
             _ => {
                 // RFC 3261 §8.2.1 / §21.4.6: recognised, not handled here; Allow is mandatory.
-                self.reply(local, remote, msg, 405, b"Method Not Allowed", |w| {
+                self.reply_v(local, remote, msg, v, 405, b"Method Not Allowed", |w| {
                     w.header(b"Allow", ALLOW.as_bytes());
                 });
             }
@@ -107,7 +118,34 @@ impl Core {
             local,
             (remote, ip_text.as_bytes()),
             req,
-            top_via.as_ref(),
+            (top_via.as_ref(), None),
+            &tag,
+            status,
+            reason,
+            extra,
+        );
+    }
+
+    /// [`Core::reply`] to a request that passed [`Message::validated`]: nothing is parsed
+    /// again (top Via, To tag).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn reply_v(
+        &mut self,
+        local: LocalId,
+        remote: SocketAddr,
+        req: &Message<'_>,
+        v: &Validated<'_>,
+        status: u16,
+        reason: &[u8],
+        extra: impl FnOnce(&mut ResponseWriter<'_>),
+    ) {
+        let tag = self.to_tag(req, v.top_via.branch());
+        let ip_text = IpText::new(remote.ip());
+        self.reply_parsed(
+            local,
+            (remote, ip_text.as_bytes()),
+            req,
+            (Some(&v.top_via), Some(v.to_has_tag())),
             &tag,
             status,
             reason,
@@ -116,15 +154,16 @@ impl Core {
     }
 
     /// [`Core::reply`] for a caller that has already written the source IP as text
-    /// (`remote.1`, [`IpText`]), parsed the top Via (`None`: too broken to read) and made
-    /// the To tag with [`Core::to_tag_of`].
+    /// (`remote.1`, [`IpText`]), parsed the top Via (`via.0`, `None`: too broken to read),
+    /// perhaps found whether To has a tag (`via.1`, `None`: not known) and made the To tag
+    /// with [`Core::to_tag_of`].
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn reply_parsed(
         &mut self,
         local: LocalId,
         (remote, ip_text): (SocketAddr, &[u8]),
         req: &Message<'_>,
-        top_via: Option<&Via<'_>>,
+        (top_via, to_has_tag): (Option<&Via<'_>>, Option<bool>),
         tag: &[u8; 16],
         status: u16,
         reason: &[u8],
@@ -153,6 +192,8 @@ impl Core {
             to_tag: (status > 100).then_some(&tag[..]),
             received,
             rport,
+            top_via,
+            to_has_tag,
         };
         let mut scratch = std::mem::take(&mut self.scratch);
         {

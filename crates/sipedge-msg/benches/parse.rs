@@ -233,6 +233,7 @@ mod ours {
             to_tag: Some(TO_TAG.as_bytes()),
             received: Some(RECEIVED.as_bytes()),
             rport: Some(RPORT),
+            ..Default::default()
         };
         write_response(out, req, &spec)
             .raw(b"Contact: <")

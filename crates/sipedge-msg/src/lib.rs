@@ -52,5 +52,6 @@ pub use message::{Header, HeaderRef, Message, Span};
 pub use method::Method;
 pub use params::{ParamIter, Params};
 pub use uri::{Scheme, Uri, UriError};
+pub use validate::Validated;
 pub use via::{RPort, Via, ViaError};
 pub use write::{write_forward, write_response, ForwardEdits, ResponseSpec, ResponseWriter};

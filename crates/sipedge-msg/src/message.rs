@@ -261,7 +261,16 @@ impl<'a> Message<'a> {
 
     /// Every Via value, top first (RFC 3261 §20.42).
     pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>, ParseError>> + '_ {
-        self.header_items(HeaderName::Via).map(move |v| {
+        self.vias_after(0)
+    }
+
+    /// [`Message::vias`] without the first `n`, which are not parsed (`skip` on a mapped
+    /// iterator would parse them).
+    pub(crate) fn vias_after(
+        &self,
+        n: usize,
+    ) -> impl Iterator<Item = Result<Via<'a>, ParseError>> + '_ {
+        self.header_items(HeaderName::Via).skip(n).map(move |v| {
             Via::parse_trimmed(v).map_err(|_| self.err_at(K::BadHeader(HeaderName::Via), v))
         })
     }
@@ -328,9 +337,20 @@ impl<'a> Message<'a> {
 
     /// Every Contact (RFC 3261 §20.10), including `*`.
     pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'a>, ParseError>> + '_ {
-        self.header_items(HeaderName::Contact).map(move |v| {
-            Contact::parse_trimmed(v).map_err(|_| self.err_at(K::BadHeader(HeaderName::Contact), v))
-        })
+        self.contacts_after(0)
+    }
+
+    /// [`Message::contacts`] without the first `n`, which are not parsed.
+    pub(crate) fn contacts_after(
+        &self,
+        n: usize,
+    ) -> impl Iterator<Item = Result<Contact<'a>, ParseError>> + '_ {
+        self.header_items(HeaderName::Contact)
+            .skip(n)
+            .map(move |v| {
+                Contact::parse_trimmed(v)
+                    .map_err(|_| self.err_at(K::BadHeader(HeaderName::Contact), v))
+            })
     }
 
     fn addr_list(

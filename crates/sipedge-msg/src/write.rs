@@ -21,6 +21,13 @@ pub struct ResponseSpec<'r> {
     pub received: Option<&'r [u8]>,
     /// Source port to fill into a valueless `rport` of the top Via (RFC 3581 §4).
     pub rport: Option<u16>,
+    /// The request's top Via when the caller has parsed it already
+    /// ([`crate::Validated::top_via`]); `None`: [`write_response`] parses it when it must
+    /// edit it.
+    pub top_via: Option<&'r Via<'r>>,
+    /// Whether the request's To has a tag, when the caller knows
+    /// ([`crate::Validated::to_has_tag`]); `None`: [`write_response`] parses To to find out.
+    pub to_has_tag: Option<bool>,
 }
 
 /// Writes headers and the body of a response started by [`write_response`].
@@ -57,7 +64,9 @@ pub fn write_response<'o>(
                 out.extend_from_slice(b"To: ");
                 out.extend_from_slice(value);
                 if let Some(tag) = spec.to_tag {
-                    let has_tag = crate::NameAddr::parse(value).is_ok_and(|a| a.tag().is_some());
+                    let has_tag = spec.to_has_tag.unwrap_or_else(|| {
+                        crate::NameAddr::parse(value).is_ok_and(|a| a.tag().is_some())
+                    });
                     if !has_tag {
                         out.extend_from_slice(b";tag=");
                         out.extend_from_slice(tag);
@@ -77,11 +86,26 @@ pub fn write_response<'o>(
 /// An existing `received` is replaced, never repeated (found by fuzzing), and a valueless
 /// `rport` gets the port (RFC 3581 §4).
 fn write_top_via(out: &mut Vec<u8>, value: &[u8], spec: &ResponseSpec<'_>) {
-    let item = Items::new(value).next().unwrap_or(value);
+    // The caller's parsed Via is used only when it is this line's first item.
+    let parsed = spec.top_via.filter(|v| starts(value, v.raw()));
+    let item = match parsed {
+        Some(v) => v.raw(),
+        None => Items::new(value).next().unwrap_or(value),
+    };
     let rest = &value[offset_in(value, item) as usize + item.len()..];
     out.extend_from_slice(b"Via: ");
-    match Via::parse(item) {
-        Ok(via) if spec.received.is_some() || spec.rport.is_some() => {
+    if spec.received.is_none() && spec.rport.is_none() {
+        out.extend_from_slice(item);
+        out.extend_from_slice(rest);
+        out.extend_from_slice(b"\r\n");
+        return;
+    }
+    match parsed
+        .copied()
+        .ok_or(crate::ViaError)
+        .or_else(|_| Via::parse(item))
+    {
+        Ok(via) => {
             let params = via.params().raw();
             let head_end = if params.is_empty() {
                 item.len()
@@ -248,6 +272,11 @@ fn write_without_first(out: &mut Vec<u8>, name: &[u8], msg: &Message<'_>, h: &He
         None => return,
     };
     line(out, name, rest);
+}
+
+/// True when `inner` is a prefix of `outer` in the same buffer (not merely equal bytes).
+fn starts(outer: &[u8], inner: &[u8]) -> bool {
+    outer.as_ptr() == inner.as_ptr() && inner.len() <= outer.len()
 }
 
 fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -210,6 +210,7 @@ fn build_200ok(out: &mut Vec<u8>, req: &Message<'_>) {
         to_tag: Some(b"37GkEhwl6"),
         received: Some(b"198.51.100.7"),
         rport: Some(5062),
+        ..Default::default()
     };
     write_response(out, req, &spec)
         .raw(b"Contact: <")

@@ -274,6 +274,7 @@ fn response_written_from_request() {
         to_tag: Some(b"as7d8"),
         received: Some(b"203.0.113.9"),
         rport: Some(40000),
+        ..Default::default()
     };
     write_response(&mut out, &m, &spec)
         .header(b"Contact", b"<sip:alice@192.0.2.10:5062>;expires=600")
@@ -417,6 +418,7 @@ fn an_existing_received_is_replaced_not_repeated() {
         to_tag: Some(b"t"),
         received: Some(b"198.51.100.1"),
         rport: Some(7000),
+        ..Default::default()
     };
     write_response(&mut out, &m, &spec).finish(b"");
     let r = Message::parse(&out).unwrap();

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use sipedge_msg::{Credentials, HeaderName, Message, NameAddr, Uri};
+use sipedge_msg::{Credentials, HeaderName, Message, NameAddr, Uri, Validated};
 
 use super::db::{whitelisted, AuthDb, AuthMode};
 use super::digest::{
@@ -183,8 +183,9 @@ pub(crate) enum Verdict {
 pub(crate) enum Class<'a> {
     /// REGISTER of the AoR `(domain, user)` (canonical).
     Register { domain: &'a [u8], user: &'a [u8] },
-    /// Anything else.
-    Other,
+    /// Anything else; `from_host`: the host of the From URI when the caller has parsed From
+    /// already (`None`: parsed here).
+    Other { from_host: Option<&'a [u8]> },
 }
 
 /// A dummy HA1 hashed for an unknown user when the table has no user to borrow one from.
@@ -254,7 +255,18 @@ impl Core {
         remote: SocketAddr,
         msg: &Message<'_>,
     ) -> AuthOutcome {
-        match self.verdict(now, remote, msg, Class::Other) {
+        self.authenticate_with(now, remote, msg, None)
+    }
+
+    /// [`Core::authenticate_request`] for a caller that has parsed From (its URI's host).
+    pub(crate) fn authenticate_with(
+        &mut self,
+        now: Millis,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        from_host: Option<&[u8]>,
+    ) -> AuthOutcome {
+        match self.verdict(now, remote, msg, Class::Other { from_host }) {
             Verdict::Ok(ok) => AuthOutcome::Authenticated(ok),
             Verdict::Replayed => {
                 self.auth.stats.stale += 1;
@@ -276,10 +288,42 @@ impl Core {
         msg: &Message<'_>,
         reject: AuthReject,
     ) {
-        match reject {
-            AuthReject::Challenge { stale } => self.challenge(now, local, remote, msg, stale),
-            AuthReject::Forbidden(reason) => self.reply(local, remote, msg, 403, reason, |_| {}),
-            AuthReject::BadRequest(reason) => self.reply(local, remote, msg, 400, reason, |_| {}),
+        self.reject_request(now, local, remote, (msg, None), reject);
+    }
+
+    /// [`Core::send_auth_rejection`], with what [`Message::validated`] parsed when the
+    /// caller has it (`None`: parsed again).
+    fn reject_request(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        req: (&Message<'_>, Option<&Validated<'_>>),
+        reject: AuthReject,
+    ) {
+        let (code, reason): (u16, &[u8]) = match reject {
+            AuthReject::Challenge { stale } => {
+                return self.challenge(now, local, remote, req, stale)
+            }
+            AuthReject::Forbidden(reason) => (403, reason),
+            AuthReject::BadRequest(reason) => (400, reason),
+        };
+        self.reply_req(local, remote, req, code, reason, |_| {});
+    }
+
+    /// [`Core::reply_v`] when `req.1` is there, else [`Core::reply`].
+    fn reply_req(
+        &mut self,
+        local: LocalId,
+        remote: SocketAddr,
+        (msg, v): (&Message<'_>, Option<&Validated<'_>>),
+        code: u16,
+        reason: &[u8],
+        extra: impl FnOnce(&mut sipedge_msg::ResponseWriter<'_>),
+    ) {
+        match v {
+            Some(v) => self.reply_v(local, remote, msg, v, code, reason, extra),
+            None => self.reply(local, remote, msg, code, reason, extra),
         }
     }
 
@@ -288,9 +332,10 @@ impl Core {
         now: Millis,
         local: LocalId,
         remote: SocketAddr,
-        msg: &Message<'_>,
+        req: (&Message<'_>, Option<&Validated<'_>>),
         stale: bool,
     ) {
+        let msg = req.0;
         let register = msg.method() == Some(sipedge_msg::Method::Register);
         let (code, reason, name): (u16, &[u8], &[u8]) = if register {
             (401, b"Unauthorized", b"WWW-Authenticate")
@@ -318,7 +363,7 @@ impl Core {
                 buf.extend_from_slice(b"\r\n");
             }
         }
-        self.reply(local, remote, msg, code, reason, |w| {
+        self.reply_req(local, remote, req, code, reason, |w| {
             w.raw(&buf);
         });
         self.auth.buf = buf;
@@ -360,7 +405,7 @@ impl Core {
         }
         let mode = match class {
             Class::Register { .. } => db.settings.register,
-            Class::Other => db.settings.invite,
+            Class::Other { .. } => db.settings.invite,
         };
         if mode == AuthMode::None {
             return Verdict::Ok(AuthOk {
@@ -370,10 +415,13 @@ impl Core {
             });
         }
         let from_host = match class {
-            Class::Other => msg.from().map(|f| f.uri().host()).unwrap_or_default(),
+            Class::Other { from_host: Some(h) } => h,
+            Class::Other { from_host: None } => {
+                msg.from().map(|f| f.uri().host()).unwrap_or_default()
+            }
             Class::Register { .. } => b"",
         };
-        if class == Class::Other && !self.cfg.is_our_domain(from_host) {
+        if matches!(class, Class::Other { .. }) && !self.cfg.is_our_domain(from_host) {
             return Verdict::Ok(AuthOk {
                 method: AuthMethod::Foreign,
                 user: None,
@@ -385,7 +433,7 @@ impl Core {
         let mut found = None;
         let name = match class {
             Class::Register { .. } => HeaderName::Authorization,
-            Class::Other => HeaderName::ProxyAuthorization,
+            Class::Other { .. } => HeaderName::ProxyAuthorization,
         };
         for v in msg.header_values(name) {
             match Credentials::parse(v) {
@@ -457,7 +505,7 @@ impl Core {
                 }
                 domain
             }
-            Class::Other => from_host,
+            Class::Other { .. } => from_host,
         };
         let mut dom = [0u8; 128];
         let lookup_domain = if lookup_domain.len() <= dom.len() {
@@ -546,12 +594,14 @@ impl Core {
     /// shard. `None`: answered (401/403/400), stop. `Some(replayed)`: go on; `true` when the
     /// credentials were right but their (nonce, nc) was used before — only a retransmission
     /// of the request that last updated the binding may then be answered.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn register_auth(
         &mut self,
         now: Millis,
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
+        v: &Validated<'_>,
         domain: &[u8],
         user: &[u8],
     ) -> Option<bool> {
@@ -566,7 +616,7 @@ impl Core {
                 if !matches!(r, AuthReject::Challenge { .. }) {
                     self.stats.registers_failed += 1;
                 }
-                self.send_auth_rejection(now, local, remote, msg, r);
+                self.reject_request(now, local, remote, (msg, Some(v)), r);
                 None
             }
         }
@@ -580,13 +630,14 @@ impl Core {
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
+        v: &Validated<'_>,
     ) {
         self.auth.stats.stale += 1;
-        self.send_auth_rejection(
+        self.reject_request(
             now,
             local,
             remote,
-            msg,
+            (msg, Some(v)),
             AuthReject::Challenge { stale: true },
         );
     }

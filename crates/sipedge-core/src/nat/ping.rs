@@ -483,13 +483,9 @@ impl Core {
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
+        v: &sipedge_msg::Validated<'_>,
     ) -> bool {
-        let Some(tok) = msg
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch())
-            .and_then(Token::decode)
-        else {
+        let Some(tok) = v.top_via.branch().and_then(Token::decode) else {
             return false;
         };
         if tok.shard != self.cfg.shard.0 {

@@ -443,6 +443,7 @@ impl Core {
             to_tag: (code > 100).then_some(&tag[..]),
             received: received.then_some(ip_text),
             rport: rport_req.then_some(up.port()),
+            ..Default::default()
         };
         let mut out = std::mem::take(&mut self.relay.fwd_buf);
         {

@@ -35,13 +35,9 @@ impl Core {
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
+        v: &sipedge_msg::Validated<'_>,
     ) {
-        let Some(ours) = msg
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch())
-            .and_then(OurBranch::decode)
-        else {
+        let Some(ours) = v.top_via.branch().and_then(OurBranch::decode) else {
             // Not sent by us: §18.1.2, discarded.
             self.stats.responses_unmatched += 1;
             return;
@@ -65,7 +61,7 @@ impl Core {
             return;
         }
         let Some(code) = msg.status() else { return };
-        let Ok(cseq) = msg.cseq() else { return };
+        let cseq = v.cseq;
         let b = usize::from(ours.b);
         let Some(c) = self.relay.txns.get(ours.idx, ours.gen) else {
             // The cell is gone (a late 2xx retransmission): forward by Via.

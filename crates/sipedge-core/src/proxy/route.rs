@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use sipedge_msg::{HeaderName, Message, Method, NameAddr, Scheme, Uri, Via};
+use sipedge_msg::{HeaderName, Message, Method, NameAddr, Scheme, Uri, Validated, Via};
 
 use crate::config::SUPPORTED;
 use crate::core::Core;
@@ -105,13 +105,18 @@ impl Core {
     /// (ACK counts as INVITE); without an RFC 3261 branch, the RFC 2543 fields —
     /// Request-URI, From tag, Call-ID, CSeq number, top Via — minus the To tag, which the
     /// ACK carries from our response.
-    pub(crate) fn server_key(&self, msg: &Message<'_>, method: Method<'_>) -> u64 {
+    pub(crate) fn server_key(
+        &self,
+        msg: &Message<'_>,
+        req: &Validated<'_>,
+        method: Method<'_>,
+    ) -> u64 {
         let class = match method {
             Method::Invite | Method::Ack => b"INVITE".as_slice(),
             m => m.as_bytes(),
         };
-        let via = msg.top_via().ok();
-        match via.as_ref().filter(|v| v.has_rfc3261_branch()) {
+        let via = &req.top_via;
+        match Some(via).filter(|v| v.has_rfc3261_branch()) {
             Some(v) => {
                 let port = v.port().unwrap_or(5060).to_le_bytes();
                 self.loc
@@ -119,14 +124,13 @@ impl Core {
                     .hash(&[v.branch().unwrap_or_default(), v.host(), &port, class])
             }
             None => {
-                let seq = msg.cseq().map(|c| c.seq).unwrap_or(0).to_le_bytes();
-                let from_tag = msg.from().ok().and_then(|f| f.tag()).unwrap_or_default();
+                let seq = req.cseq.seq.to_le_bytes();
                 self.loc.hasher().hash(&[
                     msg.request_uri_raw().unwrap_or_default(),
-                    from_tag,
-                    msg.call_id().unwrap_or_default(),
+                    req.from.tag().unwrap_or_default(),
+                    req.call_id,
                     &seq,
-                    via.map(|v| v.raw()).unwrap_or_default(),
+                    via.raw(),
                     class,
                 ])
             }
@@ -136,12 +140,12 @@ impl Core {
     /// The loop-detection value of §16.6 step 8 (To tag, From tag, Call-ID, Request-URI as
     /// received, CSeq number, Proxy-Require; the top Via is left out so a looped copy,
     /// which arrives under another hop's Via, hashes the same).
-    fn loop_hash(&self, msg: &Message<'_>) -> u32 {
-        let seq = msg.cseq().map(|c| c.seq).unwrap_or(0).to_le_bytes();
+    fn loop_hash(&self, msg: &Message<'_>, req: &Validated<'_>) -> u32 {
+        let seq = req.cseq.seq.to_le_bytes();
         self.loc.hasher().hash(&[
-            msg.to().ok().and_then(|t| t.tag()).unwrap_or_default(),
-            msg.from().ok().and_then(|f| f.tag()).unwrap_or_default(),
-            msg.call_id().unwrap_or_default(),
+            req.to.tag().unwrap_or_default(),
+            req.from.tag().unwrap_or_default(),
+            req.call_id,
             msg.request_uri_raw().unwrap_or_default(),
             &seq,
             msg.header(HeaderName::ProxyRequire).unwrap_or_default(),
@@ -157,11 +161,12 @@ impl Core {
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
+        req: &Validated<'_>,
     ) -> bool {
         let Some(method) = msg.method() else {
             return false;
         };
-        let Ok(uri) = msg.request_uri() else {
+        let Some(uri) = req.request_uri else {
             return false;
         };
         if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
@@ -170,10 +175,10 @@ impl Core {
         match method {
             Method::Register => return false,
             Method::Ack => {
-                self.relay_ack(now, local, remote, msg);
+                self.relay_ack(now, local, remote, msg, req);
                 return true;
             }
-            Method::Cancel => return self.relay_cancel(now, local, remote, msg),
+            Method::Cancel => return self.relay_cancel(now, local, remote, msg, req),
             // A request for the edge itself (no user, our host, no Route): the edge is
             // the UAS — OPTIONS 200, others 405/501 (stateless).
             _ if uri.user().is_none()
@@ -185,7 +190,7 @@ impl Core {
             _ => {}
         }
         // §17.2.3: a retransmission meets its transaction and gets the last response.
-        let key = self.server_key(msg, method);
+        let key = self.server_key(msg, req, method);
         if let Some(idx) = self.relay.txns.find(key) {
             self.relay.stats.retransmissions_absorbed += 1;
             let c = self.relay.txns.cell(idx);
@@ -201,37 +206,37 @@ impl Core {
             return true;
         }
         // §16.3 step 3.
-        if msg.max_forwards().ok().flatten() == Some(0) {
-            self.refuse(local, remote, msg, 483, b"Too Many Hops");
+        if req.max_forwards == Some(0) {
+            self.refuse(local, remote, msg, req, 483, b"Too Many Hops");
             return true;
         }
         // §16.3 step 4.
-        let loop_hash = self.loop_hash(msg);
-        let looped = msg.vias().flatten().any(|v| {
+        let loop_hash = self.loop_hash(msg, req);
+        let looped = req.vias(msg).flatten().any(|v| {
             v.branch()
                 .and_then(OurBranch::decode)
                 .is_some_and(|b| b.loop_hash == loop_hash)
                 && self.via_is_ours(&v)
         });
         if looped {
-            self.refuse(local, remote, msg, 482, b"Loop Detected");
+            self.refuse(local, remote, msg, req, 482, b"Loop Detected");
             return true;
         }
         // §16.3 step 5.
         if let Some(tag) = msg.proxy_require().find(|t| !supported(t)) {
             self.relay.stats.refused += 1;
-            self.reply(local, remote, msg, 420, b"Bad Extension", |w| {
+            self.reply_v(local, remote, msg, req, 420, b"Bad Extension", |w| {
                 w.header(b"Unsupported", tag);
             });
             return true;
         }
-        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+        let in_dialog = req.to_has_tag();
         // §22.3: an out-of-dialog request is authenticated (IP/CLI, else digest with a 407
         // challenge) before any transaction exists; in-dialog requests are vouched for by
         // our Record-Route's dialog token instead.
         let mut outbound_ok = false;
         if !in_dialog {
-            match self.authenticate_request(now, remote, msg) {
+            match self.authenticate_with(now, remote, msg, Some(req.from.uri().host())) {
                 crate::auth::AuthOutcome::Authenticated(ok) => {
                     outbound_ok = self.may_go_outbound(&ok);
                 }
@@ -245,7 +250,7 @@ impl Core {
         let plan = self.plan_route(msg, &uri);
         let target_raw: Vec<u8> = plan.ruri.clone().unwrap_or_else(|| uri.raw().to_vec());
         let Ok(target) = Uri::parse(&target_raw) else {
-            self.refuse(local, remote, msg, 400, b"Bad Route");
+            self.refuse(local, remote, msg, req, 400, b"Bad Route");
             return true;
         };
         let lookup = plan.next_route.is_none() && self.is_ours_uri(&target);
@@ -254,7 +259,7 @@ impl Core {
             // authenticated sender when allowed.
             let allowed = plan.popped_ours || (self.cfg.proxy.allow_outbound && outbound_ok);
             if !allowed {
-                self.refuse(local, remote, msg, 403, b"Relaying Forbidden");
+                self.refuse(local, remote, msg, req, 403, b"Relaying Forbidden");
                 return true;
             }
         }
@@ -263,11 +268,11 @@ impl Core {
             None => uri_addr(&target),
         };
         if !lookup && hop.is_none() {
-            self.refuse(local, remote, msg, 503, b"Next Hop Unresolvable");
+            self.refuse(local, remote, msg, req, 503, b"Next Hop Unresolvable");
             return true;
         }
         // A transaction from here on (§16.6–16.7).
-        let idx = self.new_cell(local, remote, msg, key, loop_hash, in_dialog);
+        let idx = self.new_cell(local, remote, (msg, req), key, loop_hash, in_dialog);
         if method == Method::Invite {
             // §16.2 / §17.2.1: 100 Trying at once, so the UAC stops retransmitting.
             self.own_response(idx, 100, b"Trying");
@@ -322,11 +327,12 @@ impl Core {
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
+        req: &Validated<'_>,
         code: u16,
         reason: &[u8],
     ) {
         self.relay.stats.refused += 1;
-        self.reply(local, remote, msg, code, reason, |_| {});
+        self.reply_v(local, remote, msg, req, code, reason, |_| {});
     }
 
     /// RFC 3261 §16.4: a Request-URI that is our Record-Route (a strict router before us)
@@ -377,7 +383,7 @@ impl Core {
         &mut self,
         local: LocalId,
         remote: SocketAddr,
-        msg: &Message<'_>,
+        (msg, req): (&Message<'_>, &Validated<'_>),
         key: u64,
         loop_hash: u32,
         in_dialog: bool,
@@ -390,12 +396,13 @@ impl Core {
         );
         // §18.2.2 / RFC 3581 §4: responses go to the source IP, and to the source port
         // when the top Via asks for rport, else the sent-by port.
-        let port = match msg.top_via() {
-            Ok(v) if v.rport() == sipedge_msg::RPort::Absent => v.port().unwrap_or(5060),
+        let v = &req.top_via;
+        let port = match v.rport() {
+            sipedge_msg::RPort::Absent => v.port().unwrap_or(5060),
             _ => remote.port(),
         };
         let record_route = self.cfg.proxy.record_route && dialog_creating && !in_dialog;
-        let rr_token = self.relay.rr_token(msg.call_id().unwrap_or_default());
+        let rr_token = self.relay.rr_token(req.call_id);
         let idx = self.relay.txns.insert(key);
         let c = self.relay.txns.cell_mut(idx);
         c.invite = method == Some(Method::Invite);
@@ -412,8 +419,15 @@ impl Core {
     /// ACK (RFC 3261 §17.2.1): for our non-2xx final response it ends the server
     /// transaction here (hop by hop); any other ACK (a 2xx's) is forwarded end to end,
     /// statelessly (§16.11), along its Route.
-    fn relay_ack(&mut self, now: Millis, local: LocalId, _remote: SocketAddr, msg: &Message<'_>) {
-        let key = self.server_key(msg, Method::Ack);
+    fn relay_ack(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        _remote: SocketAddr,
+        msg: &Message<'_>,
+        req: &Validated<'_>,
+    ) {
+        let key = self.server_key(msg, req, Method::Ack);
         if let Some(idx) = self.relay.txns.find(key) {
             let t4 = self.cfg.sip.t4_ms;
             let c = self.relay.txns.cell_mut(idx);
@@ -427,11 +441,11 @@ impl Core {
                 return;
             }
         }
-        if msg.max_forwards().ok().flatten() == Some(0) {
+        if req.max_forwards == Some(0) {
             self.stats.dropped += 1;
             return;
         }
-        let Ok(uri) = msg.request_uri() else { return };
+        let Some(uri) = req.request_uri else { return };
         let plan = self.plan_route(msg, &uri);
         let target_raw: &[u8] = plan.ruri.as_deref().unwrap_or(uri.raw());
         let hop = match &plan.next_route {
@@ -467,8 +481,9 @@ impl Core {
         local: LocalId,
         remote: SocketAddr,
         msg: &Message<'_>,
+        req: &Validated<'_>,
     ) -> bool {
-        let key = self.server_key(msg, Method::Invite);
+        let key = self.server_key(msg, req, Method::Invite);
         let Some(idx) = self
             .relay
             .txns
@@ -478,7 +493,7 @@ impl Core {
             return false;
         };
         self.relay.stats.cancels += 1;
-        self.reply(local, remote, msg, 200, b"OK", |_| {});
+        self.reply_v(local, remote, msg, req, 200, b"OK", |_| {});
         let c = self.relay.txns.cell_mut(idx);
         if matches!(c.state, Srv::Trying | Srv::Proceeding) && !c.canceled {
             c.canceled = true;
