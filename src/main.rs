@@ -12,6 +12,7 @@ mod config_relay;
 mod metrics;
 mod metrics_nat;
 mod metrics_relay;
+mod metrics_turns;
 mod persist;
 mod shard;
 
