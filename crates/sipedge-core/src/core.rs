@@ -83,7 +83,7 @@ impl Core {
     pub fn new(cfg: CoreConfig) -> Core {
         Core {
             nat: crate::nat::NatRuntime::new(&cfg.nat),
-            loc: Location::new(cfg.seed),
+            loc: Location::new(cfg.seed, cfg.expected_bindings),
             relay: crate::proxy::Relay::new(cfg.seed, cfg.proxy.route_key),
             auth: crate::auth::AuthState::new(&cfg.auth),
             arrival: cfg.shard,

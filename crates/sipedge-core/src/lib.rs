@@ -46,6 +46,7 @@
 //! [`Core::proxy_stats`].
 
 mod aor;
+mod aor_index;
 pub mod auth;
 mod blobs;
 mod config;
