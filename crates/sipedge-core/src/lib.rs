@@ -71,6 +71,7 @@ pub use crate::config::{
     DEFAULT_MAX_CONTACTS, DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS, SUPPORTED,
 };
 pub use crate::core::{Core, CoreEvent};
+pub use crate::journal::SnapshotCursor;
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};
 pub use crate::nat::{
