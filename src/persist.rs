@@ -169,7 +169,13 @@ impl ShardPersist {
             if !self.journal.wants_snapshot() {
                 return;
             }
-            match self.journal.begin_snapshot() {
+            let t = std::time::Instant::now();
+            let begun = self.journal.begin_snapshot();
+            let took = t.elapsed();
+            if took >= std::time::Duration::from_millis(20) {
+                tracing::warn!(target: "sip::reg", ms = took.as_millis() as u64, "journal rotation for a snapshot was slow (flush and fsyncs on the shard thread)");
+            }
+            match begun {
                 Ok(w) => self.filling = Some((w, SnapshotCursor::default())),
                 Err(e) => {
                     self.io_errors += 1;
