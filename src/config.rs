@@ -455,8 +455,8 @@ fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, S
     })
 }
 
-/// Largest `[registrar] expected_bindings` accepted (sizes memory at start: about 50 bytes
-/// of index and timer headroom per expected binding).
+/// Largest `[registrar] expected_bindings` accepted (reserved at start: about 55 bytes of
+/// index and timer storage per expected binding, resident as bindings arrive).
 const MAX_EXPECTED_BINDINGS: u64 = 200_000_000;
 
 /// `transport:ip:port`, IPv6 as `udp:[::1]:5060`.
