@@ -101,6 +101,9 @@ pub struct Config {
     pub log_level: String,
     /// `[registrar]`.
     pub registrar: RegistrarConfig,
+    /// `[registrar] expected_bindings`: bindings the whole edge is sized for at start
+    /// (0: grow on demand). `main` gives each shard its share.
+    pub expected_bindings: u64,
     /// `[registrar.persistence]`; `None` = memory-only.
     pub persistence: Option<PersistenceConfig>,
     /// `[nat]` (its `advertise` is filled per shard by `main`).
@@ -149,6 +152,7 @@ struct RawRegistrar {
     max_expires: u32,
     max_contacts: u16,
     overflow: String,
+    expected_bindings: u64,
     persistence: RawPersistence,
 }
 
@@ -161,6 +165,7 @@ impl Default for RawRegistrar {
             max_expires: DEFAULT_MAX_EXPIRES_SECS,
             max_contacts: DEFAULT_MAX_CONTACTS,
             overflow: "reject".into(),
+            expected_bindings: 0,
             persistence: RawPersistence::default(),
         }
     }
@@ -330,6 +335,15 @@ impl Config {
             return Err(err("log.level".into(), "must not be empty".into()));
         }
         let registrar = parse_registrar(&raw.registrar).map_err(|(k, m)| err(k.into(), m))?;
+        if raw.registrar.expected_bindings > MAX_EXPECTED_BINDINGS {
+            return Err(err(
+                "registrar.expected_bindings".into(),
+                format!(
+                    "{} is above {MAX_EXPECTED_BINDINGS}",
+                    raw.registrar.expected_bindings
+                ),
+            ));
+        }
         let persistence = raw
             .registrar
             .persistence
@@ -376,6 +390,7 @@ impl Config {
             admin_listen,
             log_level: raw.log.level,
             registrar,
+            expected_bindings: raw.registrar.expected_bindings,
             persistence,
         })
     }
@@ -440,6 +455,10 @@ fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, S
     })
 }
 
+/// Largest `[registrar] expected_bindings` accepted (reserved at start: about 55 bytes of
+/// index and timer storage per expected binding, resident as bindings arrive).
+const MAX_EXPECTED_BINDINGS: u64 = 200_000_000;
+
 /// `transport:ip:port`, IPv6 as `udp:[::1]:5060`.
 fn parse_listen(entry: &str) -> Result<Listen, String> {
     let (transport, addr) = entry
@@ -503,6 +522,11 @@ mod tests {
         );
         let e = error_of("[registrar]\nmax_bindings = 3\n");
         assert!(e.to_string().contains("max_bindings"), "{e}");
+        let c = Config::parse("[registrar]\nexpected_bindings = 4000000\n", "t")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.expected_bindings, 4_000_000);
+        let e = error_of("[registrar]\nexpected_bindings = 2000000000\n");
+        assert!(e.to_string().contains("expected_bindings"), "{e}");
     }
 
     #[test]

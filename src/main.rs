@@ -12,6 +12,7 @@ mod config_relay;
 mod metrics;
 mod metrics_nat;
 mod metrics_relay;
+mod metrics_turns;
 mod persist;
 mod shard;
 
@@ -158,6 +159,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     route_key: seed,
                 },
                 auth: auth.clone(),
+                // Each shard owns about 1/shards of the AoRs (route hash); the index adds
+                // its own headroom for the unevenness.
+                expected_bindings: usize::try_from(cfg.expected_bindings.div_ceil(shards as u64))
+                    .unwrap_or(usize::MAX),
                 ..CoreConfig::default()
             },
             persist: restored.as_mut().map(|r| shard::PersistSetup {

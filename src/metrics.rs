@@ -49,6 +49,8 @@ pub struct ShardMetrics {
     aors: AtomicU64,
     /// The relay's counters (`metrics_relay.rs`).
     pub relay: crate::metrics_relay::RelayMetrics,
+    /// Turn durations (`metrics_turns.rs`).
+    pub turns: crate::metrics_turns::TurnMetrics,
     /// `sipedge_core::auth::AuthStats`, in `AUTH_COUNTERS` order.
     auth: [AtomicU64; AUTH_COUNTERS.len()],
 }
@@ -374,5 +376,6 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
         shards.len()
     );
     crate::metrics_relay::render(&mut out, shards);
+    crate::metrics_turns::render(&mut out, shards);
     out
 }

@@ -6,14 +6,20 @@
 //! * Each shard thread: [`ShardPersist::restore`] feeds its routed records to its core, then
 //!   per turn [`ShardPersist::end_turn`] appends the core's records and applies the sync
 //!   policy — in `sync = "every"` *before* the turn's transmits are handed to the engine, so
-//!   an acknowledged REGISTER is durable — and [`ShardPersist::maybe_snapshot`] compacts
-//!   (the commit of a snapshot runs on its own thread).
+//!   an acknowledged REGISTER is durable — and [`ShardPersist::maybe_snapshot`] compacts:
+//!   a snapshot is filled [`SNAPSHOT_SLOTS_PER_TURN`] table slots per turn (bounded work,
+//!   so a snapshot of millions of bindings never stalls the loop) and committed on its own
+//!   thread.
 //! * Stop: [`ShardPersist::shutdown`] flushes.
 
 use anyhow::Context;
-use sipedge_core::{Core, Millis};
+use sipedge_core::{Core, Millis, SnapshotCursor};
 use sipedge_journal::config::PersistenceConfig;
-use sipedge_journal::{recover, JournalOptions, Layout, RecordBatch, ShardJournal};
+use sipedge_journal::{recover, JournalOptions, Layout, RecordBatch, ShardJournal, SnapshotWriter};
+
+/// Location-table slots a snapshot covers per loop turn: a few milliseconds of encoding and
+/// page-cache copying at most (≈ 0.3–1 µs a binding), so a turn stays far below T1.
+pub const SNAPSHOT_SLOTS_PER_TURN: usize = 4096;
 
 /// What start-up hands to each shard thread.
 #[derive(Debug)]
@@ -79,6 +85,8 @@ pub fn restore(cfg: &PersistenceConfig, shards: u16) -> anyhow::Result<Restored>
 #[derive(Debug)]
 pub struct ShardPersist {
     journal: ShardJournal,
+    /// A snapshot being filled, and where the filling has got to.
+    filling: Option<(SnapshotWriter, SnapshotCursor)>,
     /// Records the core refused on restore, or the journal refused on append.
     pub rejected: u64,
     /// Flushes or snapshots that failed (logged; retried).
@@ -109,6 +117,7 @@ impl ShardPersist {
             .with_context(|| format!("opening the journal of shard {shard}"))?;
         Ok(Self {
             journal,
+            filling: None,
             rejected,
             io_errors: 0,
         })
@@ -130,14 +139,21 @@ impl ShardPersist {
         }
     }
 
-    /// When the shard loop must wake for the batch deadline (merge with `poll_timeout`).
+    /// When the shard loop must wake for the batch deadline (merge with `poll_timeout`);
+    /// at once while a snapshot is being filled.
     pub fn next_deadline(&self) -> Option<Millis> {
+        if self.filling.is_some() {
+            return Some(Millis(0));
+        }
         self.journal.next_deadline().map(Millis)
     }
 
     /// Call after the turn's transmits are drained: collects a finished background
-    /// snapshot, and starts one when the journal has grown. Emitting the records runs here
-    /// (a page-cache copy of the shard's live data); fsync and rename run on their own thread.
+    /// snapshot, starts one when the journal has grown (the journal rotates, so every later
+    /// change goes to the new file), and fills the one in progress with the records of the
+    /// next [`SNAPSHOT_SLOTS_PER_TURN`] slots (`Core::binding_records_step` says why a
+    /// snapshot spread over turns is right). Once filled, its fsync and rename run on their
+    /// own thread.
     pub fn maybe_snapshot(&mut self, core: &Core) {
         match self.journal.poll_snapshot() {
             Some(Ok(s)) => {
@@ -149,13 +165,35 @@ impl ShardPersist {
             }
             None => {}
         }
-        if !self.journal.wants_snapshot() {
+        if self.filling.is_none() {
+            if !self.journal.wants_snapshot() {
+                return;
+            }
+            let t = std::time::Instant::now();
+            let begun = self.journal.begin_snapshot();
+            let took = t.elapsed();
+            if took >= std::time::Duration::from_millis(20) {
+                tracing::warn!(target: "sip::reg", ms = took.as_millis() as u64, "journal rotation for a snapshot was slow (flush and fsyncs on the shard thread)");
+            }
+            match begun {
+                Ok(w) => self.filling = Some((w, SnapshotCursor::default())),
+                Err(e) => {
+                    self.io_errors += 1;
+                    tracing::error!(target: "sip::reg", error = %e, "journal snapshot failed; the journal keeps everything");
+                    return;
+                }
+            }
+        }
+        let Some((w, cursor)) = self.filling.as_mut() else {
+            return;
+        };
+        if !core.binding_records_step(cursor, SNAPSHOT_SLOTS_PER_TURN, |r| w.emit(r)) {
             return;
         }
-        let started = self
-            .journal
-            .write_snapshot_in_background(|w| core.for_each_binding_record(|r| w.emit(r)));
-        if let Err(e) = started {
+        let Some((w, _)) = self.filling.take() else {
+            return;
+        };
+        if let Err(e) = self.journal.commit_snapshot_in_background(w) {
             self.io_errors += 1;
             tracing::error!(target: "sip::reg", error = %e, "journal snapshot failed; the journal keeps everything");
         }

@@ -16,10 +16,14 @@ use sipedge_core::{Core, CoreConfig, CoreEvent, LocalId, Millis, ShardId, ShardM
 use sipedge_rt::{Engine, EngineConfig, EngineKind, IoMode, MeshEndpoint, WakeFd};
 
 use crate::metrics::{LoopStats, ShardMetrics};
+use crate::metrics_turns::TurnStats;
 use crate::persist::ShardPersist;
 
 /// Hand-offs processed per turn, at most (bounded work per turn).
 const MAX_MESH_PER_TURN: usize = 1024;
+/// A turn this long is logged when it is the longest so far (peers retransmit after T1 =
+/// 500 ms, RFC 3261 §17.1.1.1; a fifth of it is already a visible delay).
+const SLOW_TURN: Duration = Duration::from_millis(100);
 
 /// Everything a shard thread needs, prepared by `main` before the threads start.
 #[derive(Debug)]
@@ -139,6 +143,7 @@ pub fn run(setup: ShardSetup) {
     metrics.publish_location(core.binding_count(), core.aor_count());
     let _ = ready.send(Ok(engine.kind()));
     let mut lp = LoopStats::default();
+    let mut turns = TurnStats::default();
 
     while !stop.load(Ordering::Relaxed) {
         lp.turns += 1;
@@ -152,12 +157,19 @@ pub fn run(setup: ShardSetup) {
         let timeout =
             due.map(|due| Duration::from_millis(due.0.saturating_sub(millis_since(epoch).0)));
         let mut turn_now = None;
+        // When the turn's work began: the first datagram handed over, or the wait's return.
+        let mut work_start = None;
         let received = {
             let core = &mut core;
             let turn_now = &mut turn_now;
+            let work_start = &mut work_start;
             let has_pending = || mesh.has_pending() || stop.load(Ordering::Relaxed);
             engine.wait(timeout, has_pending, |d| {
-                let now = *turn_now.get_or_insert_with(|| millis_since(epoch));
+                let now = *turn_now.get_or_insert_with(|| {
+                    let at = Instant::now();
+                    *work_start = Some(at);
+                    Millis(at.saturating_duration_since(epoch).as_millis() as u64)
+                });
                 if d.truncated {
                     core.handle_truncated_datagram(now, d.remote);
                 } else {
@@ -176,7 +188,10 @@ pub fn run(setup: ShardSetup) {
                 break;
             }
         }
-        let now = turn_now.unwrap_or_else(|| millis_since(epoch));
+        let work_start = work_start.unwrap_or_else(Instant::now);
+        let now = turn_now.unwrap_or_else(|| {
+            Millis(work_start.saturating_duration_since(epoch).as_millis() as u64)
+        });
         // Follows wall-clock steps (NTP) for the Date header and journal timestamps.
         core.set_wall_clock(now, unix_millis());
         mesh.recv(MAX_MESH_PER_TURN, |from, msg| {
@@ -187,12 +202,18 @@ pub fn run(setup: ShardSetup) {
         }
         // Before the turn's replies reach the engine: with `sync = "every"` this is the
         // group commit that makes every acknowledged change durable first.
+        // The journal's share of the turn, for the slow-turn log line.
+        let mut journal_time = Duration::ZERO;
         if let Some(p) = persist.as_mut() {
+            let t = Instant::now();
             p.end_turn(&mut core, now);
+            journal_time = t.elapsed();
         }
         drain(&mut core, &mut engine, &mut mesh, &mut lp);
         if let Some(p) = persist.as_mut() {
+            let t = Instant::now();
             p.maybe_snapshot(&core);
+            journal_time += t.elapsed();
         }
         mesh.flush_wakeups();
         metrics.publish(core.stats(), engine.stats(), &mesh.stats(), &lp);
@@ -201,6 +222,18 @@ pub fn run(setup: ShardSetup) {
             .publish(core.proxy_stats(), core.transaction_count());
         metrics.publish_location(core.binding_count(), core.aor_count());
         metrics.publish_auth(core.auth_stats());
+        let worked = work_start.elapsed();
+        let longest = turns.longest();
+        turns.record(worked);
+        if worked > longest && worked >= SLOW_TURN {
+            tracing::warn!(
+                turn_ms = worked.as_millis() as u64,
+                journal_ms = journal_time.as_millis() as u64,
+                bindings = core.binding_count(),
+                "slowest shard loop turn so far"
+            );
+        }
+        metrics.turns.publish(&turns);
     }
     if let Err(e) = engine.flush() {
         tracing::warn!(error = %e, "final flush failed");

@@ -91,6 +91,10 @@ pub struct CoreConfig {
     pub proxy: crate::proxy::ProxyConfig,
     /// `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` and the nonce secret.
     pub auth: crate::auth::AuthConfig,
+    /// `[registrar] expected_bindings`: bindings this shard is sized for at start (its
+    /// share of the configured total), so the location table's index and the timer wheel
+    /// do not grow in the middle of a registration storm. 0: grow on demand.
+    pub expected_bindings: usize,
 }
 
 impl Default for CoreConfig {
@@ -108,6 +112,7 @@ impl Default for CoreConfig {
             sip: crate::txn::SipTimers::default(),
             proxy: crate::proxy::ProxyConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            expected_bindings: 0,
         }
     }
 }

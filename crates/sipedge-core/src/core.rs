@@ -81,9 +81,10 @@ pub struct Core {
 impl Core {
     /// A core for one shard.
     pub fn new(cfg: CoreConfig) -> Core {
+        let expected = cfg.expected_bindings;
         Core {
             nat: crate::nat::NatRuntime::new(&cfg.nat),
-            loc: Location::new(cfg.seed),
+            loc: Location::new(cfg.seed, cfg.expected_bindings),
             relay: crate::proxy::Relay::new(cfg.seed, cfg.proxy.route_key),
             auth: crate::auth::AuthState::new(&cfg.auth),
             arrival: cfg.shard,
@@ -93,7 +94,7 @@ impl Core {
             events: VecDeque::new(),
             stats: CoreStats::default(),
             scratch: Vec::with_capacity(2048),
-            wheel: Wheel::new(),
+            wheel: Wheel::with_capacity(expected),
             fired: Vec::new(),
             journal: JournalQueue::default(),
             lookups: VecDeque::new(),

@@ -46,6 +46,7 @@
 //! [`Core::proxy_stats`].
 
 mod aor;
+mod aor_index;
 pub mod auth;
 mod blobs;
 mod config;
@@ -70,6 +71,7 @@ pub use crate::config::{
     DEFAULT_MAX_CONTACTS, DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS, SUPPORTED,
 };
 pub use crate::core::{Core, CoreEvent};
+pub use crate::journal::SnapshotCursor;
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};
 pub use crate::nat::{

@@ -12,9 +12,11 @@
 //! * The AoR's domain (`scheme:host`) and the User-Agent are **interned** with reference
 //!   counts ([`Interner`]): a million phones of one domain and a handful of models store
 //!   each string once.
-//! * The AoR index is a `hashbrown::HashTable<u32>` of the AoR's first binding (4 bytes per
-//!   AoR plus control bytes); the bindings of one AoR are chained through `Binding::next`.
-//!   The key (domain id, user) is read back from the binding, so the index stores no key.
+//! * The AoR index ([`AorIndex`]) maps each AoR to its first binding (4 bytes per AoR
+//!   plus control bytes), in 256 `hashbrown::HashTable<u32>` parts so that its growth never
+//!   rehashes more than 1/256 of it in one turn; the bindings of one AoR are chained through
+//!   `Binding::next`. The key (domain id, user) is read back from the binding, so the index
+//!   stores no key.
 //! * A slot's `gen` counts its removals and early reschedules; the expiry timer's key is
 //!   `(index, gen)` so a stale timer is recognised when it fires (no wheel search).
 
@@ -23,6 +25,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use hashbrown::HashTable;
 
 use crate::aor::{DomainKey, TableHasher};
+use crate::aor_index::AorIndex;
 use crate::blobs::{Blobs, EMPTY};
 use crate::output::LocalId;
 use crate::shard::ShardId;
@@ -399,7 +402,7 @@ impl Interner {
 pub(crate) struct Location {
     hasher: TableHasher,
     /// AoR → its first binding.
-    index: HashTable<u32>,
+    index: AorIndex,
     chunks: Vec<Box<[Binding]>>,
     free: Vec<u32>,
     blobs: Blobs,
@@ -413,10 +416,11 @@ pub(crate) struct Location {
 }
 
 impl Location {
-    pub(crate) fn new(seed: u64) -> Location {
+    /// An empty table whose index holds `expected_aors` before it grows (0: on demand).
+    pub(crate) fn new(seed: u64, expected_aors: usize) -> Location {
         Location {
             hasher: TableHasher::new(seed),
-            index: HashTable::new(),
+            index: AorIndex::with_capacity(expected_aors),
             chunks: Vec::new(),
             free: Vec::new(),
             blobs: Blobs::default(),
@@ -612,7 +616,6 @@ impl Location {
                 let b = self.get(i);
                 b.domain == domain && b.user() == user
             })
-            .copied()
             .unwrap_or(NONE)
     }
 
@@ -742,9 +745,7 @@ impl Location {
             let hasher = self.hasher;
             let b = self.get(idx);
             let hash = Self::key_hash(&hasher, b.domain, b.user());
-            if let Ok(e) = self.index.find_entry(hash, |&i| i == idx) {
-                e.remove();
-            }
+            self.index.remove(hash, idx);
             if next != NONE {
                 let b = self.get(next);
                 let hash = Self::key_hash(&hasher, b.domain, b.user());
@@ -795,7 +796,7 @@ impl Location {
 
     /// The head binding index of every AoR.
     pub(crate) fn heads(&self) -> impl Iterator<Item = u32> + '_ {
-        self.index.iter().copied()
+        self.index.iter()
     }
 }
 
@@ -831,7 +832,7 @@ mod tests {
 
     #[test]
     fn insert_chain_update_remove() {
-        let mut t = Location::new(9);
+        let mut t = Location::new(9, 0);
         let (dom, user) = split_aor(b"sip:alice@example.com");
         let a = t.insert(
             dom,

@@ -397,6 +397,16 @@ impl ShardJournal {
     {
         let mut w = self.begin_snapshot()?;
         fill(&mut w);
+        self.commit_snapshot_in_background(w)
+    }
+
+    /// Commits a snapshot begun with [`begin_snapshot`](Self::begin_snapshot) and filled
+    /// by the caller, on its own thread (as
+    /// [`write_snapshot_in_background`](Self::write_snapshot_in_background)). This lets a
+    /// caller fill the snapshot a bounded number of records at a time over several turns;
+    /// until it is committed, [`wants_snapshot`](Self::wants_snapshot) is the caller's to
+    /// ignore.
+    pub fn commit_snapshot_in_background(&mut self, w: SnapshotWriter) -> Result<(), JournalError> {
         // Known now: what wants_snapshot compares the journal against.
         self.last_snapshot_bytes = w.bytes + frame::TRAILER_LEN as u64;
         let dir = self.dir.clone();

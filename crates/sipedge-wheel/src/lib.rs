@@ -45,8 +45,10 @@
 //!   stays O(1)); there all its entries are re-cascaded: placed afresh, or left in overflow if
 //!   still beyond. At 10 ms a block is 21.8 years, so this is for "never" (`Tick(u64::MAX)`),
 //!   which costs nothing until then.
-//! * **Slab.** Timers live in one `Vec` of entries (32 bytes with a `u64` key), reused through
-//!   a free stack of `(index, generation)`.
+//! * **Slab.** Timers live in a slab of entries (32 bytes with a `u64` key), reused through
+//!   a free stack of `(index, generation)`. The slab is stored in chunks of 4096 entries
+//!   (`slab.rs`): growing it never copies the entries, so a wheel of millions of timers
+//!   does not stall its caller when it grows.
 //! * **Chunked slot lists.** A slot is a chain of 256-byte chunks of 63 entry indices, taken
 //!   from a second slab with its own free list; every chunk but the head is full, and each
 //!   entry records where its index sits. Insert appends to the head chunk; cancel is O(1) and
@@ -95,6 +97,7 @@
 //! assert_eq!(fired, [Expire { binding: 0, gen: 1 }]);
 //! ```
 
+mod slab;
 mod wheel;
 
 #[cfg(test)]

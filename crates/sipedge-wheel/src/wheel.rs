@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::slab::Slab;
 use crate::{Tick, TimerId, LEVELS, SLOTS, SLOT_BITS};
 
 /// Null chunk / list link.
@@ -52,7 +53,7 @@ struct Chunk {
 /// See the crate docs for the design. All operations are O(1) except [`Wheel::advance`],
 /// which is O(slots visited + timers fired or cascaded).
 pub struct Wheel<T> {
-    entries: Vec<Entry<T>>,
+    entries: Slab<Entry<T>>,
     /// Free entries as `(index, generation)`: inserting writes the slab without reading it.
     free: Vec<(u32, u32)>,
     chunks: Vec<Chunk>,
@@ -101,7 +102,7 @@ impl<T: Copy> Wheel<T> {
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
         Wheel {
-            entries: Vec::with_capacity(capacity),
+            entries: Slab::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
             chunks: Vec::with_capacity(capacity / CHUNK_ITEMS + 2 * LISTS),
             free_chunk: NIL,
