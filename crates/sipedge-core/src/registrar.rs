@@ -207,13 +207,14 @@ impl Core {
             cseq: v.cseq.seq,
             branch: self.loc.hash32(branch),
         };
-        // The To tag hashes the whole From value (it holds the From tag): a retransmission
-        // still gets the same tag, and From need not be parsed again.
+        // The To tag hashes the raw From (it holds the From tag) and CSeq values: a
+        // retransmission still gets the same tag, and nothing is parsed again.
         let from = msg.header(HeaderName::From).unwrap_or_default();
+        let cseq = msg.header(HeaderName::CSeq).unwrap_or_default();
         let req = RegReq {
             top_via,
             ids,
-            to_tag: self.to_tag_of(ids.call_id, from, branch, ids.cseq),
+            to_tag: self.to_tag_of(ids.call_id, from, branch, cseq),
             to_has_tag: v.to_has_tag(),
             source_text: IpText::new(remote.ip()),
         };

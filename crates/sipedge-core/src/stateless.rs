@@ -213,29 +213,24 @@ impl Core {
     /// tag (RFC 3261 §8.2.6.2, §16.11: stateless elements generate To tags
     /// deterministically). The raw values are hashed: no header is parsed again for it.
     fn to_tag(&self, req: &Message<'_>, branch: Option<&[u8]>) -> [u8; 16] {
-        let v = self.loc.hasher().hash(&[
+        self.to_tag_of(
             req.header(HeaderName::CallId).unwrap_or_default(),
             req.header(HeaderName::From).unwrap_or_default(),
             branch.unwrap_or_default(),
             req.header(HeaderName::CSeq).unwrap_or_default(),
-        ]);
-        tag_text(v)
+        )
     }
 
-    /// [`Core::to_tag`] from fields the caller has already read (`from_tag`: the From tag,
-    /// or any bytes of the request that contain it, such as the whole From value).
+    /// [`Core::to_tag`] from values the caller already holds: the raw Call-ID, From and CSeq
+    /// values and the top Via branch.
     pub(crate) fn to_tag_of(
         &self,
         call_id: &[u8],
-        from_tag: &[u8],
+        from: &[u8],
         branch: &[u8],
-        cseq: u32,
+        cseq: &[u8],
     ) -> [u8; 16] {
-        let v = self
-            .loc
-            .hasher()
-            .hash(&[call_id, from_tag, branch, &cseq.to_le_bytes()]);
-        tag_text(v)
+        tag_text(self.loc.hasher().hash(&[call_id, from, branch, cseq]))
     }
 }
 
