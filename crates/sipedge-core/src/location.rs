@@ -35,6 +35,9 @@ use crate::time::Millis;
 pub(crate) const NONE: u32 = u32::MAX;
 /// Bindings per slab chunk.
 pub(crate) const CHUNK: usize = 1024;
+/// Longest chain [`Location::chain`] walks: above any `max_contacts` (at most 1000), a
+/// bound on the work one AoR can cost even if its links were damaged.
+pub(crate) const MAX_CHAIN: usize = 1024;
 
 /// Transport a binding was registered over (RFC 3261 §18).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -619,13 +622,17 @@ impl Location {
             .unwrap_or(NONE)
     }
 
-    /// The bindings of the AoR whose first binding is `head`.
+    /// The bindings of the AoR whose first binding is `head`. The walk stops after
+    /// [`MAX_CHAIN`] bindings whatever the links say, so a damaged chain can never turn
+    /// into an endless loop (an AoR holds at most `max_contacts` ≤ 1000 bindings).
     pub(crate) fn chain(&self, head: u32) -> impl Iterator<Item = u32> + '_ {
         let mut cur = head;
+        let mut left = MAX_CHAIN;
         std::iter::from_fn(move || {
-            if cur == NONE {
+            if cur == NONE || left == 0 {
                 return None;
             }
+            left -= 1;
             let here = cur;
             cur = self.raw(cur).next;
             Some(here)
@@ -740,6 +747,13 @@ impl Location {
     /// Removes binding `idx` from the AoR whose first binding is `head`. Bumps the slot's
     /// generation (its expiry timer becomes stale). Returns the AoR's new head.
     pub(crate) fn remove(&mut self, head: u32, idx: u32) -> u32 {
+        let live = self.raw(idx).is_live();
+        debug_assert!(live, "remove of a vacant slot {idx}");
+        if !live {
+            // Removing a vacant slot would put it on the free list twice (two bindings in
+            // one slot, a chain that loops): never, whatever the caller believes.
+            return head;
+        }
         let next = self.get(idx).next;
         let new_head = if head == idx {
             let hasher = self.hasher;

@@ -100,7 +100,13 @@ enum Refusal {
     TooBrief,
     /// A retransmission of the request that last updated the binding.
     Retransmission,
+    /// The shard holds its share of `[registrar] max_bindings`: 503 with Retry-After.
+    Full,
 }
+
+/// Retry-After of the 503 a REGISTER gets when the location table is full, seconds: bindings
+/// expire all the time, so room comes back within minutes.
+pub(crate) const FULL_RETRY_AFTER_SECS: u32 = 300;
 
 /// RFC 5626 §6 / RFC 3261 §10.3 step 7: does the stored binding `b` stand for the contact
 /// `(uri, instance, reg_id)`?
@@ -237,6 +243,23 @@ impl Core {
                 self.reply_to_register(local, remote, msg, &req, 423, b"Interval Too Brief", |w| {
                     w.header_u32(b"Min-Expires", min);
                 });
+                return;
+            }
+            Err(Refusal::Full) => {
+                self.stats.registers_failed += 1;
+                self.stats.registers_table_full += 1;
+                // RFC 3261 §21.5.4: 503 with Retry-After, the UA tries again later.
+                self.reply_to_register(
+                    local,
+                    remote,
+                    msg,
+                    &req,
+                    503,
+                    b"Service Unavailable",
+                    |w| {
+                        w.header_u32(b"Retry-After", FULL_RETRY_AFTER_SECS);
+                    },
+                );
                 return;
             }
             Err(Refusal::Retransmission) => {
@@ -381,7 +404,18 @@ impl Core {
             if later {
                 continue;
             }
+            // A stored binding is claimed by at most one Contact of the request: §19.1.4
+            // equality is not transitive (`sip:a@h;x=1` and `sip:a@h;x=2` both equal a
+            // stored `sip:a@h` but not each other), so without this one binding could be
+            // removed or updated twice. A Contact whose only match was claimed by an earlier
+            // one of the request acts as if that binding were not there — as Kamailio,
+            // which applies the Contacts one after the other: after a removal, a later
+            // removal finds nothing and a later update adds a binding.
+            let claimed = &items[..n];
             if let Some((i, b)) = self.loc.chain(head).find_map(|i| {
+                if claimed.iter().any(|o| o.existing == i) {
+                    return None;
+                }
                 let b = self.loc.get(i);
                 same_binding(b, it.addr.uri(), it.instance, it.reg_id).then_some((i, b))
             }) {
@@ -396,7 +430,8 @@ impl Core {
         if retransmission {
             return Err(Refusal::Retransmission);
         }
-        // Capacity after the request: current − removed + added.
+        // Capacity after the request: current − removed + added. Each stored binding is
+        // claimed at most once (above), so `removed <= current`; checked all the same.
         let current = self.loc.chain(head).count();
         let live = items.iter().filter(|it| !it.superseded);
         let removed = live
@@ -406,16 +441,36 @@ impl Core {
         let added = live
             .filter(|it| it.existing == NONE && it.expires != 0)
             .count();
-        let after = current - removed + added;
+        let touched = items.iter().filter(|it| it.existing != NONE).count();
+        let (Some(after), Some(untouched)) = (
+            current
+                .checked_sub(removed)
+                .and_then(|c| c.checked_add(added)),
+            current.checked_sub(touched),
+        ) else {
+            return Err(Refusal::Status(500, b"Inconsistent Bindings"));
+        };
         let max = usize::from(rc.max_contacts);
-        if after <= max {
-            return Ok(0);
+        let evict = match after.checked_sub(max) {
+            None | Some(0) => 0,
+            Some(over) if rc.overflow == Overflow::ReplaceOldest && over <= untouched => over,
+            Some(_) => return Err(Refusal::Status(403, b"Too Many Contacts")),
+        };
+        // `[registrar] max_bindings`: a request that adds bindings to a full shard waits
+        // (refreshes and removals never grow the table and always pass).
+        let grows = (after - evict).saturating_sub(current);
+        if grows > 0 && self.loc.len().saturating_add(grows) > self.max_shard_bindings() {
+            return Err(Refusal::Full);
         }
-        let untouched = current - items.iter().filter(|it| it.existing != NONE).count();
-        match rc.overflow {
-            Overflow::ReplaceOldest if after - max <= untouched => Ok(after - max),
-            _ => Err(Refusal::Status(403, b"Too Many Contacts")),
-        }
+        Ok(evict)
+    }
+
+    /// This shard's share of `[registrar] max_bindings` (rounded up).
+    fn max_shard_bindings(&self) -> usize {
+        self.cfg
+            .registrar
+            .max_bindings
+            .div_ceil(usize::from(self.cfg.shards.max(1)))
     }
 
     /// Applies a checked request; returns the AoR's head afterwards.
@@ -434,7 +489,10 @@ impl Core {
         let (domain, user) = split_aor(aor);
         if items.is_empty() && v.contact_count > 0 {
             // `Contact: *` (checked): remove everything.
-            while head != NONE {
+            for _ in 0..crate::location::MAX_CHAIN {
+                if head == NONE {
+                    break;
+                }
                 head = self.remove_binding(aor, head, head);
             }
             return head;
