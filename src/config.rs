@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use sipedge_core::{
-    Overflow, RegistrarConfig, DEFAULT_EXPIRES_SECS, DEFAULT_MAX_CONTACTS,
+    Overflow, RegistrarConfig, DEFAULT_EXPIRES_SECS, DEFAULT_MAX_BINDINGS, DEFAULT_MAX_CONTACTS,
     DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS,
 };
 use sipedge_journal::config::{PersistenceConfig, RawPersistence};
@@ -152,6 +152,7 @@ struct RawRegistrar {
     max_expires: u32,
     max_contacts: u16,
     overflow: String,
+    max_bindings: u64,
     expected_bindings: u64,
     persistence: RawPersistence,
 }
@@ -165,6 +166,7 @@ impl Default for RawRegistrar {
             max_expires: DEFAULT_MAX_EXPIRES_SECS,
             max_contacts: DEFAULT_MAX_CONTACTS,
             overflow: "reject".into(),
+            max_bindings: DEFAULT_MAX_BINDINGS as u64,
             expected_bindings: 0,
             persistence: RawPersistence::default(),
         }
@@ -445,7 +447,14 @@ fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, S
             format!("{} is outside 1..={MAX_MAX_CONTACTS}", r.max_contacts),
         ));
     }
+    if !(1..=MAX_MAX_BINDINGS).contains(&r.max_bindings) {
+        return Err((
+            "registrar.max_bindings",
+            format!("{} is outside 1..={MAX_MAX_BINDINGS}", r.max_bindings),
+        ));
+    }
     Ok(RegistrarConfig {
+        max_bindings: r.max_bindings as usize,
         case_sensitive: r.case_sensitive,
         default_expires_secs: r.default_expires,
         min_expires_secs: r.min_expires,
@@ -454,6 +463,9 @@ fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, S
         overflow,
     })
 }
+
+/// Largest `[registrar] max_bindings` accepted (about 255 GB of bindings).
+const MAX_MAX_BINDINGS: u64 = 1_000_000_000;
 
 /// Largest `[registrar] expected_bindings` accepted (reserved at start: about 55 bytes of
 /// index and timer storage per expected binding, resident as bindings arrive).
@@ -518,10 +530,16 @@ mod tests {
                 max_expires_secs: 3600,
                 max_contacts: 3,
                 overflow: Overflow::ReplaceOldest,
+                max_bindings: sipedge_core::DEFAULT_MAX_BINDINGS,
             }
         );
-        let e = error_of("[registrar]\nmax_bindings = 3\n");
-        assert!(e.to_string().contains("max_bindings"), "{e}");
+        let e = error_of("[registrar]\nmax_binding = 3\n");
+        assert!(e.to_string().contains("max_binding"), "{e}");
+        let c =
+            Config::parse("[registrar]\nmax_bindings = 3\n", "t").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.registrar.max_bindings, 3);
+        let e = error_of("[registrar]\nmax_bindings = 0\n");
+        assert!(e.to_string().contains("registrar.max_bindings"), "{e}");
         let c = Config::parse("[registrar]\nexpected_bindings = 4000000\n", "t")
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.expected_bindings, 4_000_000);

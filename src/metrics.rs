@@ -39,6 +39,7 @@ pub struct ShardMetrics {
     registers_ok: AtomicU64,
     registers_failed: AtomicU64,
     register_retransmissions: AtomicU64,
+    registers_table_full: AtomicU64,
     bindings_created: AtomicU64,
     bindings_refreshed: AtomicU64,
     bindings_removed: AtomicU64,
@@ -115,6 +116,8 @@ impl ShardMetrics {
         self.registers_failed.store(core.registers_failed, Relaxed);
         self.register_retransmissions
             .store(core.register_retransmissions, Relaxed);
+        self.registers_table_full
+            .store(core.registers_table_full, Relaxed);
         self.bindings_created.store(core.bindings_created, Relaxed);
         self.bindings_refreshed
             .store(core.bindings_refreshed, Relaxed);
@@ -262,6 +265,11 @@ const COUNTERS: &[(&str, &str, Field)] = &[
         "registers_failed_total",
         "REGISTERs refused (403, 404, 400, 423, 500).",
         |m| &m.registers_failed,
+    ),
+    (
+        "registers_table_full_total",
+        "REGISTERs refused with 503 because the shard held its share of [registrar] max_bindings.",
+        |m| &m.registers_table_full,
     ),
     (
         "register_retransmissions_total",

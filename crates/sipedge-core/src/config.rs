@@ -23,6 +23,11 @@ pub const DEFAULT_MAX_EXPIRES_SECS: u32 = 7200;
 /// Default `[registrar] max_contacts`: bindings per AoR.
 pub const DEFAULT_MAX_CONTACTS: u16 = 10;
 
+/// Default `[registrar] max_bindings`: contacts across the whole edge. About 255 bytes each
+/// (PERFORMANCE.md, location table at 1M), so 4M bindings is about 1 GiB — what a small
+/// edge server gives its location table, with room left for everything else.
+pub const DEFAULT_MAX_BINDINGS: usize = 4_000_000;
+
 /// What a REGISTER that would take an AoR past `max_contacts` gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overflow {
@@ -48,6 +53,10 @@ pub struct RegistrarConfig {
     pub max_contacts: u16,
     /// What happens past `max_contacts`.
     pub overflow: Overflow,
+    /// Bindings (contacts) the whole edge holds at most, all shards together; each shard
+    /// takes its share (`max_bindings / shards`, rounded up). A REGISTER that would add a
+    /// binding to a full shard gets 503 with Retry-After; refreshes and removals pass.
+    pub max_bindings: usize,
 }
 
 impl Default for RegistrarConfig {
@@ -59,6 +68,7 @@ impl Default for RegistrarConfig {
             max_expires_secs: DEFAULT_MAX_EXPIRES_SECS,
             max_contacts: DEFAULT_MAX_CONTACTS,
             overflow: Overflow::Reject,
+            max_bindings: DEFAULT_MAX_BINDINGS,
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct CoreStats {
     pub registers_ok: u64,
     /// REGISTERs refused (403, 404, 400, 423, 500).
     pub registers_failed: u64,
+    /// REGISTERs that would have added a binding to a full shard (`[registrar]
+    /// max_bindings`): 503 with Retry-After (also in `registers_failed`).
+    pub registers_table_full: u64,
     /// REGISTER retransmissions answered again without change.
     pub register_retransmissions: u64,
     /// Bindings added.
