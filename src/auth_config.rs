@@ -7,9 +7,12 @@ use std::path::Path;
 
 use serde::Deserialize;
 use sipedge_core::auth::{
-    ha1, parse_hex_ha1, AccountSpec, Algorithm, AuthDb, AuthMode, AuthSettings, AuthSpec,
-    IpAuthSpec, IpNet, NatMode, NatPing, UserSpec, DEFAULT_NONCE_TTL_SECS,
+    ha1, parse_hex_ha1, split_register_aor, AccountSpec, Algorithm, AuthDb, AuthMode, AuthSettings,
+    AuthSpec, IpAuthSpec, IpNet, NatMode, NatPing, UserSpec, DEFAULT_NONCE_TTL_SECS,
 };
+
+#[path = "auth_reload.rs"]
+pub(crate) mod reload;
 
 /// Largest `[auth] nonce_ttl_secs`.
 pub const MAX_NONCE_TTL_SECS: u32 = 3600;
@@ -115,6 +118,9 @@ pub struct RawIpAuth {
     account: String,
     #[serde(default)]
     cli_auth: bool,
+    /// AoRs (`user@domain`) a source in `cidr` may REGISTER without digest.
+    #[serde(default)]
+    register: Vec<String>,
 }
 
 /// A users_file in TOML: `[[users]]` only.
@@ -292,10 +298,21 @@ pub fn parse(
                 format!("`{}` is not a CIDR", e.cidr),
             )
         })?;
+        let mut register = Vec::with_capacity(e.register.len());
+        for (j, a) in e.register.iter().enumerate() {
+            let (user, host) = split_register_aor(a).ok_or_else(|| {
+                (
+                    format!("ip_auth[{i}].register[{j}]"),
+                    format!("`{a}` is not user@domain"),
+                )
+            })?;
+            register.push(format!("{user}@{host}"));
+        }
         entries.push(IpAuthSpec {
             cidr,
             account: e.account,
             cli_auth: e.cli_auth,
+            register,
         });
     }
     let spec = AuthSpec {
@@ -443,18 +460,27 @@ pub(crate) fn users_file_rows(
 fn load_users_file(path: &Path) -> Result<Vec<(String, RawUser)>, String> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
-    if path
+    let rows = if path
         .extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("csv"))
     {
-        return parse_csv(&text, &shown);
+        parse_csv(&text, &shown)?
+    } else {
+        let f: UsersFile = toml::from_str(&text).map_err(|e| format!("`{shown}`: {e}"))?;
+        f.users
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| (format!("users_file `{shown}` users[{i}]"), u))
+            .collect()
+    };
+    // A users_file is there to hold users: an empty one is a failed export or a file caught
+    // mid-write, and taking it would turn `auto` authentication off (at start and on SIGHUP).
+    if rows.is_empty() {
+        return Err(format!(
+            "`{shown}` has no users (an empty users_file is refused: with register/invite \"auto\" it would turn authentication off; set users_file = \"\" for none)"
+        ));
     }
-    let f: UsersFile = toml::from_str(&text).map_err(|e| format!("`{shown}`: {e}"))?;
-    Ok(f.users
-        .into_iter()
-        .enumerate()
-        .map(|(i, u)| (format!("users_file `{shown}` users[{i}]"), u))
-        .collect())
+    Ok(rows)
 }
 
 fn split_csv(line: &str) -> Result<Vec<String>, String> {

@@ -333,7 +333,8 @@ fn auth_core_config(cfg: &Config, seed: u64) -> anyhow::Result<sipedge_core::aut
 /// users_file, ip_auth) and the per-user NAT overrides (`nat`, `nat_ping` of the users)
 /// into every shard at once, then wakes the shards so each re-applies the NAT overrides to
 /// the bindings of the changed users at once; bindings and nonces are untouched. Other
-/// sections need a restart. A bad file is logged and the old tables stay.
+/// sections need a restart. A bad file is logged and the old tables stay, and so does a
+/// file that would turn authentication off or drop every user (`auth_reload.rs`).
 fn reload(
     path: Option<&std::path::Path>,
     handle: &sipedge_core::auth::AuthHandle,
@@ -347,6 +348,8 @@ fn reload(
     let built = Config::load(path)
         .map_err(anyhow::Error::from)
         .and_then(|c| {
+            crate::auth_config::reload::check_reload(&handle.load(), &c.auth.spec, path)
+                .map_err(anyhow::Error::msg)?;
             let db =
                 sipedge_core::auth::AuthDb::build(&c.auth.spec).map_err(anyhow::Error::from)?;
             Ok((db, c.nat.users))

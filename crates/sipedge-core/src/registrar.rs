@@ -199,10 +199,12 @@ impl Core {
     ) {
         let (domain, user) = split_aor(aor);
         // Steps 3–4 on the owner, which also issues the nonces (auth/mod.rs).
-        let Some(replayed) = self.register_auth(now, local, remote, msg, v, domain.host, user)
-        else {
+        if self
+            .register_auth(now, local, remote, msg, v, domain.host, user)
+            .is_none()
+        {
             return;
-        };
+        }
         let domain_id = self.loc.domain_id_cached(domain);
         let head = self.loc.head(domain_id, user);
         let mut items: SmallVec<[Item<'_>; 4]> = SmallVec::new();
@@ -225,11 +227,6 @@ impl Core {
             source_text: IpText::new(remote.ip()),
         };
         let outcome = self.check_register(msg, v, ids, head, &mut items);
-        if replayed && !matches!(outcome, Err(Refusal::Retransmission)) {
-            // A replayed (nonce, nc) that is not a retransmission of the last update.
-            self.register_auth_replayed(now, local, remote, msg, v);
-            return;
-        }
         let head = match outcome {
             Err(Refusal::Status(code, reason)) => {
                 self.stats.registers_failed += 1;

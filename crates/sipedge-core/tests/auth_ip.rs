@@ -30,10 +30,13 @@ fn ip_auth_takes_precedence_longest_prefix_first() {
     );
     let o = outcome(&mut c, 0, "198.51.100.7:5060", &wrong);
     assert_eq!(account_of(&c, o), (AuthMethod::Ip, "trunk".into()));
-    // A REGISTER from an IP-auth source needs no digest either.
+    // A REGISTER from an IP-auth source needs no digest for an AoR its entry names (the
+    // trunk's own); a user's AoR needs the user's credentials (tests/auth_register_ip.rs).
     let from: std::net::SocketAddr = "198.51.100.7:5060".parse().unwrap();
-    c.handle_datagram(Millis(1), LocalId(0), from, &register_as("alice").bytes());
+    c.handle_datagram(Millis(1), LocalId(0), from, &register_as("pbx1").bytes());
     assert_eq!(drain(&mut c)[0].status(), 200);
+    c.handle_datagram(Millis(1), LocalId(0), from, &register_as("alice").bytes());
+    assert_eq!(drain(&mut c)[0].status(), 401);
     // Elsewhere: digest.
     let o = outcome(&mut c, 0, "192.0.2.50:5060", &i);
     assert_eq!(

@@ -10,7 +10,7 @@ use super::digest::{
     ha2, response_matches, response_with_ha2, sha256_ha1_state, sha256_response_after_ha1,
     Algorithm, DigestInput, Hex,
 };
-use super::nonce::{parse_nc, NcVerdict, NcWindow, NonceKey};
+use super::nonce::{algorithm_bit, nonce_age_ms, parse_nc, NcVerdict, NcWindow, NonceKey};
 use super::AuthConfig;
 use crate::core::Core;
 use crate::output::LocalId;
@@ -83,6 +83,9 @@ pub struct AuthStats {
     pub digest_failed: u64,
     /// (nonce, nc) pairs seen twice.
     pub replays: u64,
+    /// Credentials whose nonce is not one of ours (bad form or MAC, another edge
+    /// instance): plain challenge, response not evaluated.
+    pub bad_nonce: u64,
     /// Requests authenticated by source address (IP or CLI).
     pub ip_ok: u64,
     /// 403s (whitelist, username mismatch, CLI).
@@ -181,8 +184,13 @@ pub(crate) enum Verdict {
 /// Which request class is being checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Class<'a> {
-    /// REGISTER of the AoR `(domain, user)` (canonical).
-    Register { domain: &'a [u8], user: &'a [u8] },
+    /// REGISTER of the AoR `(domain, user)` (canonical); `query`: it has no Contact
+    /// (RFC 3261 §10.2.3, it changes nothing).
+    Register {
+        domain: &'a [u8],
+        user: &'a [u8],
+        query: bool,
+    },
     /// Anything else; `from_host`: the host of the From URI when the caller has parsed From
     /// already (`None`: parsed here).
     Other { from_host: Option<&'a [u8]> },
@@ -344,11 +352,20 @@ impl Core {
         };
         self.auth.stats.challenges += 1;
         let counter = self.auth.window.issue();
-        let nonce = self.auth.key.issue(self.cfg.shard.0, counter, now.0);
+        let db = self.cfg.auth.db.load();
+        // The nonce names the algorithms offered: a response is checked under one of them.
+        let offered = db
+            .settings
+            .algorithms
+            .iter()
+            .fold(0, |m, &a| m | algorithm_bit(a));
+        let nonce = self
+            .auth
+            .key
+            .issue_for(self.cfg.shard.0, counter, now.0, offered);
         let mut buf = std::mem::take(&mut self.auth.buf);
         buf.clear();
         {
-            let db = self.cfg.auth.db.load();
             for &alg in &db.settings.algorithms {
                 buf.extend_from_slice(name);
                 buf.extend_from_slice(b": Digest realm=\"");
@@ -379,8 +396,34 @@ impl Core {
     ) -> Verdict {
         let db = self.cfg.auth.db.load();
         let st = &mut self.auth;
-        // IP authentication first: it never combines with digest.
-        if let Some(g) = db.ip_group(remote.ip()) {
+        // IP authentication first: it never combines with digest. A REGISTER is taken on
+        // the source address only for an AoR its `[[ip_auth]]` entry names (`register`):
+        // a trunk authenticates its calls by address, but registering a user's AoR needs
+        // that user's credentials (digest below), or any source in the prefix could take
+        // over every user's incoming calls.
+        let group = db.ip_group(remote.ip());
+        if let (
+            Some(g),
+            Class::Register {
+                domain,
+                user,
+                query,
+            },
+        ) = (group, class)
+        {
+            let cs = self.cfg.registrar.case_sensitive;
+            // A query (no Contact) changes nothing: the source's first account may read.
+            let named = db.ip_register_account(g, domain, user, cs);
+            if let Some(account) = named.or_else(|| query.then(|| g.accounts[0])) {
+                st.stats.ip_ok += 1;
+                return Verdict::Ok(AuthOk {
+                    method: AuthMethod::Ip,
+                    user: None,
+                    account: Some(account),
+                });
+            }
+        }
+        if let (Some(g), Class::Other { .. }) = (group, class) {
             let account = if g.cli_auth {
                 match db.cli_account(g, caller_number(msg)) {
                     Some(a) => a,
@@ -484,13 +527,28 @@ impl Core {
             // RFC 2069 form: one use per nonce.
             None => 1,
         };
+        // RFC 7616 §3.3: the nonce first. One that is not ours (bad form or MAC, another
+        // edge instance) gets a plain challenge and its response is never evaluated, so
+        // a made-up nonce cannot turn `stale=true` into a password oracle.
+        let Some(info) = st.key.verify(nonce.raw()) else {
+            st.stats.bad_nonce += 1;
+            return Verdict::Reject(AuthReject::Challenge { stale: false });
+        };
+        // The algorithm: named by the credentials (absent: MD5, RFC 7616 §3.4), offered by
+        // the challenge that issued this nonce (bound into it), and still configured; the
+        // user must have credentials for it (below, else it fails like a wrong password).
         let alg = match Algorithm::from_param(c.algorithm.map(|a| a.raw())) {
-            Some(a) if db.settings.algorithms.contains(&a) => a,
+            Some(a)
+                if info.algorithms & algorithm_bit(a) != 0
+                    && db.settings.algorithms.contains(&a) =>
+            {
+                a
+            }
             _ => return Verdict::Reject(AuthReject::Challenge { stale: false }),
         };
         let username = username.raw();
         let lookup_domain = match class {
-            Class::Register { domain, user } => {
+            Class::Register { domain, user, .. } => {
                 // RFC 3261 §10.3 step 4: this user may only register its own AoR.
                 let same = if self.cfg.registrar.case_sensitive {
                     username == user
@@ -549,7 +607,6 @@ impl Core {
             Secret::Sha256(state) => sha256_response_after_ha1(&state, ha2, &input),
         };
         let right = response_matches(&expected[..alg.hex_len()], response.raw()) && known;
-        let info = st.key.verify(nonce.raw());
         if !right {
             st.stats.digest_failed += 1;
             return Verdict::Reject(AuthReject::Challenge { stale: false });
@@ -561,14 +618,13 @@ impl Core {
             st.stats.forbidden += 1;
             return Verdict::Reject(AuthReject::Forbidden(b"Source Address Not Allowed"));
         }
+        // An authentic nonce with the right response that can no longer be used here —
+        // expired, issued by another shard, forgotten by the window — is stale (§3.3).
         let ttl_ms = u64::from(db.settings.nonce_ttl_secs) * 1000;
-        let usable = info.filter(|i| {
-            i.shard == self.cfg.shard.0 && i.issued_ms <= now.0 && now.0 - i.issued_ms <= ttl_ms
-        });
-        let Some(info) = usable else {
+        if info.shard != self.cfg.shard.0 || nonce_age_ms(info.issued_ms, now.0) > ttl_ms {
             st.stats.stale += 1;
             return Verdict::Reject(AuthReject::Challenge { stale: true });
-        };
+        }
         match st.window.check(info.counter, nc) {
             NcVerdict::Fresh => {}
             NcVerdict::Replayed => {
@@ -591,9 +647,13 @@ impl Core {
 
 impl Core {
     /// RFC 3261 §10.3 steps 3–4 for a REGISTER of the AoR `(domain, user)` on its owner
-    /// shard. `None`: answered (401/403/400), stop. `Some(replayed)`: go on; `true` when the
-    /// credentials were right but their (nonce, nc) was used before — only a retransmission
-    /// of the request that last updated the binding may then be answered.
+    /// shard. `None`: answered (401/403/400), stop. `Some(())`: go on.
+    ///
+    /// A replayed (nonce, nc) — RFC 7616 §3.4, or a nonce without qop used twice — gets a
+    /// small `stale=true` 401 with a fresh nonce, even when it repeats the request that
+    /// made the binding: only the first use of credentials earns the 200 OK, which lists
+    /// every contact and so would let a replay reflect tens of kilobytes at any source it
+    /// claims. A UA whose 200 OK was lost answers the new challenge like any other.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn register_auth(
         &mut self,
@@ -604,41 +664,30 @@ impl Core {
         v: &Validated<'_>,
         domain: &[u8],
         user: &[u8],
-    ) -> Option<bool> {
+    ) -> Option<()> {
         self.auth.last_register = None;
-        match self.verdict(now, remote, msg, Class::Register { domain, user }) {
+        let class = Class::Register {
+            domain,
+            user,
+            query: v.contact_count == 0,
+        };
+        let reject = match self.verdict(now, remote, msg, class) {
             Verdict::Ok(ok) => {
                 self.auth.last_register = Some(ok);
-                Some(false)
+                return Some(());
             }
-            Verdict::Replayed => Some(true),
+            Verdict::Replayed => {
+                self.auth.stats.stale += 1;
+                AuthReject::Challenge { stale: true }
+            }
             Verdict::Reject(r) => {
                 if !matches!(r, AuthReject::Challenge { .. }) {
                     self.stats.registers_failed += 1;
                 }
-                self.reject_request(now, local, remote, (msg, Some(v)), r);
-                None
+                r
             }
-        }
-    }
-
-    /// A replayed REGISTER that is not a retransmission: a `stale=true` challenge (a
-    /// replayer learns nothing from it; a phone that reused its nonce just answers it).
-    pub(crate) fn register_auth_replayed(
-        &mut self,
-        now: Millis,
-        local: LocalId,
-        remote: SocketAddr,
-        msg: &Message<'_>,
-        v: &Validated<'_>,
-    ) {
-        self.auth.stats.stale += 1;
-        self.reject_request(
-            now,
-            local,
-            remote,
-            (msg, Some(v)),
-            AuthReject::Challenge { stale: true },
-        );
+        };
+        self.reject_request(now, local, remote, (msg, Some(v)), reject);
+        None
     }
 }

@@ -146,6 +146,9 @@ pub struct IpAuthSpec {
     pub account: String,
     /// Pick among the accounts sharing `cidr` by the caller number.
     pub cli_auth: bool,
+    /// AoRs (`user@host`, host lowercase) a source in `cidr` may REGISTER without digest,
+    /// as this account. Any other AoR needs its user's credentials (see [`AuthDb::build`]).
+    pub register: Vec<String>,
 }
 
 /// Everything authentication is configured with, as plain data.
@@ -185,6 +188,14 @@ pub enum AuthDbError {
         account: String,
         /// The compiler's message.
         message: String,
+    },
+    /// An `[[ip_auth]] register` entry that is not `user@host`.
+    #[error("{entry}: register `{aor}` is not user@host")]
+    BadAor {
+        /// Which entry.
+        entry: String,
+        /// The value.
+        aor: String,
     },
     /// One CIDR listed for several accounts without `cli_auth` on all of them.
     #[error("ip_auth `{0}`: several accounts share it, so every entry needs cli_auth = true")]
@@ -229,6 +240,20 @@ pub(crate) struct IpGroup {
     /// Accounts (indices), in config order.
     pub(crate) accounts: Vec<u32>,
     pub(crate) cli_auth: bool,
+    /// The AoRs its entries may register, as `(user, host, account)`.
+    pub(crate) register: Vec<(Box<[u8]>, Box<[u8]>, u32)>,
+}
+
+/// `user@host` (a leading `sip:`/`sips:` dropped) split at its last `@`, host lowercase;
+/// `None` when either part is empty.
+pub fn split_register_aor(aor: &str) -> Option<(String, String)> {
+    let t = aor.trim();
+    let t = t
+        .strip_prefix("sips:")
+        .or_else(|| t.strip_prefix("sip:"))
+        .unwrap_or(t);
+    let (user, host) = t.rsplit_once('@')?;
+    (!user.is_empty() && !host.is_empty()).then(|| (user.to_string(), host.to_ascii_lowercase()))
 }
 
 /// The built tables. Read-only; replaced whole on reload.
@@ -334,6 +359,18 @@ impl AuthDb {
         for (i, e) in spec.ip_auth.iter().enumerate() {
             let acct = find(format!("ip_auth[{i}] `{}`", e.cidr), &e.account)?;
             let cidr = e.cidr.trunc();
+            let mut register = Vec::with_capacity(e.register.len());
+            for a in &e.register {
+                let (user, host) = split_register_aor(a).ok_or_else(|| AuthDbError::BadAor {
+                    entry: format!("ip_auth[{i}] `{}`", e.cidr),
+                    aor: a.clone(),
+                })?;
+                register.push((
+                    user.into_bytes().into_boxed_slice(),
+                    host.into_bytes().into_boxed_slice(),
+                    acct,
+                ));
+            }
             let existing = match cidr {
                 IpNet::V4(n) => v4.get(&n).copied(),
                 IpNet::V6(n) => v6.get(&n).copied(),
@@ -345,12 +382,14 @@ impl AuthDb {
                         return Err(AuthDbError::SharedCidr(cidr));
                     }
                     g.accounts.push(acct);
+                    g.register.extend(register);
                 }
                 None => {
                     let g = groups.len() as u32;
                     groups.push(IpGroup {
                         accounts: vec![acct],
                         cli_auth: e.cli_auth,
+                        register,
                     });
                     match cidr {
                         IpNet::V4(n) => v4.insert(n, g),
@@ -448,6 +487,26 @@ impl AuthDb {
         self.groups.get(g as usize)
     }
 
+    /// The account under which a source of `group` may REGISTER the AoR `user@host`
+    /// (canonical: host lowercase; `user` compared ignoring case unless `case_sensitive`),
+    /// when one of the group's entries names it.
+    pub(crate) fn ip_register_account(
+        &self,
+        group: &IpGroup,
+        host: &[u8],
+        user: &[u8],
+        case_sensitive: bool,
+    ) -> Option<u32> {
+        group.register.iter().find_map(|(u, h, a)| {
+            let same_user = if case_sensitive {
+                &**u == user
+            } else {
+                u.eq_ignore_ascii_case(user)
+            };
+            (same_user && h.eq_ignore_ascii_case(host)).then_some(*a)
+        })
+    }
+
     /// CLI authentication: the first account of `group` (config order) with a pattern that
     /// matches `caller`.
     pub(crate) fn cli_account(&self, group: &IpGroup, caller: &[u8]) -> Option<u32> {
@@ -500,21 +559,25 @@ mod tests {
                     cidr: net("10.0.0.0/8"),
                     account: "a".into(),
                     cli_auth: false,
+                    register: Vec::new(),
                 },
                 IpAuthSpec {
                     cidr: net("10.1.0.0/16"),
                     account: "b".into(),
                     cli_auth: true,
+                    register: Vec::new(),
                 },
                 IpAuthSpec {
                     cidr: net("10.1.0.0/16"),
                     account: "c".into(),
                     cli_auth: true,
+                    register: Vec::new(),
                 },
                 IpAuthSpec {
                     cidr: net("2001:db8::/32"),
                     account: "c".into(),
                     cli_auth: false,
+                    register: Vec::new(),
                 },
             ],
             ..AuthSpec::default()

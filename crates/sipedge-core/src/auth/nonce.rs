@@ -2,15 +2,26 @@
 //! replay) and the issuing shard's nonce-count window (§3.4: `nc` must grow).
 //!
 //! A nonce is 64 lowercase hex digits: 16 bytes of payload — instance id (4, from the
-//! shell's randomness at start), issuing shard (2), counter (4), issue time in the core's
-//! monotonic milliseconds (6) — and the first 16 bytes of HMAC-SHA256 over the payload with
-//! the nonce secret. Any shard checks MAC and age without state. Only the issuing shard
+//! shell's randomness at start), issuing shard (2), counter (4), the algorithms the
+//! challenge offered (1, a bit per [`Algorithm::index`]: a response is only checked under
+//! one of them, so a client cannot answer a SHA-256 challenge with an MD5 response), issue
+//! time in the core's monotonic milliseconds (5: 34 years) — and the first 16 bytes of
+//! HMAC-SHA256 over the payload with the nonce secret. Any shard checks MAC and age without state. Only the issuing shard
 //! remembers which nonce-counts were used: a ring indexed by the counter holds, per recent
 //! nonce, its counter and the highest `nc` seen. A nonce whose slot was reused by a newer
 //! one (more than `window` nonces issued since) reads as stale; a client just answers the
 //! new challenge.
 
+use super::digest::Algorithm;
 use super::sha256::HmacSha256;
+
+/// Every algorithm: the offered-algorithm mask of [`NonceKey::issue`].
+pub const ALL_ALGORITHMS: u8 = 0b11;
+
+/// The offered-algorithm bit of `alg`.
+pub fn algorithm_bit(alg: Algorithm) -> u8 {
+    1 << alg.index()
+}
 
 /// Length of a nonce, characters.
 pub const NONCE_LEN: usize = 64;
@@ -29,8 +40,10 @@ pub struct NonceInfo {
     pub shard: u16,
     /// The issuer's counter.
     pub counter: u32,
-    /// When it was issued (issuer's monotonic ms).
+    /// When it was issued (issuer's monotonic ms, 40 bits).
     pub issued_ms: u64,
+    /// The algorithms its challenge offered ([`algorithm_bit`]s).
+    pub algorithms: u8,
 }
 
 /// The nonce secret and this edge's instance id.
@@ -85,13 +98,26 @@ impl NonceKey {
         out
     }
 
-    /// A nonce for `shard`, `counter`, issued at `now_ms`.
+    /// A nonce for `shard`, `counter`, issued at `now_ms`, good for every algorithm.
     pub fn issue(&self, shard: u16, counter: u32, now_ms: u64) -> [u8; NONCE_LEN] {
+        self.issue_for(shard, counter, now_ms, ALL_ALGORITHMS)
+    }
+
+    /// A nonce for `shard`, `counter`, issued at `now_ms`, for a challenge offering the
+    /// `algorithms` ([`algorithm_bit`]s).
+    pub fn issue_for(
+        &self,
+        shard: u16,
+        counter: u32,
+        now_ms: u64,
+        algorithms: u8,
+    ) -> [u8; NONCE_LEN] {
         let mut payload = [0u8; 16];
         payload[..4].copy_from_slice(&self.instance.to_be_bytes());
         payload[4..6].copy_from_slice(&shard.to_be_bytes());
         payload[6..10].copy_from_slice(&counter.to_be_bytes());
-        payload[10..16].copy_from_slice(&now_ms.to_be_bytes()[2..]);
+        payload[10] = algorithms;
+        payload[11..16].copy_from_slice(&now_ms.to_be_bytes()[3..]);
         let tag = self.tag(&payload);
         let mut out = [0u8; NONCE_LEN];
         let mut hex = [0u8; 64];
@@ -135,14 +161,21 @@ impl NonceKey {
             return None;
         }
         let mut t = [0u8; 8];
-        t[2..].copy_from_slice(&payload[10..16]);
+        t[3..].copy_from_slice(&payload[11..16]);
         Some(NonceInfo {
             instance,
             shard: u16::from_be_bytes([payload[4], payload[5]]),
             counter: u32::from_be_bytes([payload[6], payload[7], payload[8], payload[9]]),
             issued_ms: u64::from_be_bytes(t),
+            algorithms: payload[10],
         })
     }
+}
+
+/// Milliseconds from a nonce's `issued_ms` to `now_ms`, modulo the 40 bits a nonce keeps
+/// (a time from the future reads as very old).
+pub fn nonce_age_ms(issued_ms: u64, now_ms: u64) -> u64 {
+    now_ms.wrapping_sub(issued_ms) & ((1 << 40) - 1)
 }
 
 /// The issuing shard's memory of nonce-counts (RFC 7616 §3.4: the server must check that
@@ -227,9 +260,12 @@ mod tests {
                 instance: 7,
                 shard: 3,
                 counter: 42,
-                issued_ms: 123_456_789
+                issued_ms: 123_456_789,
+                algorithms: ALL_ALGORITHMS,
             }
         );
+        let md5 = k.issue_for(3, 43, 5, algorithm_bit(Algorithm::Md5));
+        assert_eq!(k.verify(&md5).map(|i| i.algorithms), Some(1));
         let mut bad = n;
         bad[10] = if bad[10] == b'0' { b'1' } else { b'0' };
         assert_eq!(k.verify(&bad), None, "payload changed");

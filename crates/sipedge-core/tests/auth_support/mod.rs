@@ -74,26 +74,31 @@ pub fn spec() -> AuthSpec {
                 cidr: "198.51.100.0/24".parse().unwrap(),
                 account: "trunk".into(),
                 cli_auth: false,
+                register: vec![format!("pbx1@{DOMAIN}")],
             },
             IpAuthSpec {
                 cidr: "198.51.100.128/25".parse().unwrap(),
                 account: "acme".into(),
                 cli_auth: false,
+                register: Vec::new(),
             },
             IpAuthSpec {
                 cidr: "203.0.113.0/24".parse().unwrap(),
                 account: "retail".into(),
                 cli_auth: true,
+                register: Vec::new(),
             },
             IpAuthSpec {
                 cidr: "203.0.113.0/24".parse().unwrap(),
                 account: "wholesale".into(),
                 cli_auth: true,
+                register: Vec::new(),
             },
             IpAuthSpec {
                 cidr: "2001:db8:1::/48".parse().unwrap(),
                 account: "trunk".into(),
                 cli_auth: false,
+                register: Vec::new(),
             },
         ],
     }

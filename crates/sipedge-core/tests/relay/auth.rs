@@ -33,6 +33,7 @@ fn with_auth(allow_outbound: bool) -> Core {
             cidr: "198.51.100.200/32".parse().unwrap(),
             account: "trunk".into(),
             cli_auth: false,
+            register: Vec::new(),
         }],
     };
     let mut cfg: CoreConfig = config();
