@@ -319,3 +319,65 @@ fn sipsak_usrloc_with_password() {
     );
     assert!(edge.terminate().success());
 }
+
+/// Issue 13 (127.0.131.0/24): a SIGHUP that finds the users_file emptied — a failed export —
+/// is refused and authentication stays on with the old users; the same file is an error at
+/// start (`--check`), naming it.
+#[test]
+fn an_emptied_users_file_never_turns_authentication_off() {
+    let ip = "127.0.131.1";
+    let dir = std::env::temp_dir().join(format!("sipedge-test-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users.csv");
+    std::fs::write(&users, "username,password\nalice,wonderland\n").unwrap();
+    let toml = format!(
+        "\n[auth]\nrealm = \"{REALM}\"\nalgorithms = [\"MD5\"]\nusers_file = \"{}\"\n",
+        users.display()
+    );
+    let mut edge = Edge::start_with("auth-empty", ip, 25310, 2, "auto", &toml);
+    let uri = format!("sip:{ip}");
+    let login = |c: &Client, cseq: u32| {
+        c.send(edge.sip, &register(&edge, c, "alice", true, cseq, ""));
+        let (status, www, _) = reply(c);
+        assert_eq!(status, 401, "challenged");
+        let right = answer(&www, "alice", "wonderland", &uri);
+        c.send(
+            edge.sip,
+            &register(&edge, c, "alice", true, cseq + 1, &right),
+        );
+        assert_eq!(reply(c).0, 200);
+    };
+    login(&Client::new("127.0.131.2"), 1);
+    std::fs::write(&users, "username,password\n").unwrap();
+    let pid = edge.child.as_ref().unwrap().id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(800));
+    // Still challenged, and alice still gets in.
+    login(&Client::new("127.0.131.3"), 1);
+    assert!(edge.terminate().success());
+    let cfg = std::env::temp_dir()
+        .join(format!("sipedge-test-auth-empty-{}", std::process::id()))
+        .join("sipedge.toml");
+    std::fs::write(
+        &cfg,
+        format!("[server]\nlisten = [\"udp:{ip}:25310\"]\n{toml}"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sipedge"))
+        .args(["--check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("users.csv") && text.contains("no users"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
