@@ -28,7 +28,7 @@ pub struct CoreStats {
     pub registers_handed_off: u64,
     /// REGISTERs answered 200 OK.
     pub registers_ok: u64,
-    /// REGISTERs refused (403, 404, 400, 423, 500).
+    /// REGISTERs refused (403, 404, 400, 423, 500, 503).
     pub registers_failed: u64,
     /// REGISTERs that would have added a binding to a full shard (`[registrar]
     /// max_bindings`): 503 with Retry-After (also in `registers_failed`).

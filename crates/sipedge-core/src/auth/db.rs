@@ -240,9 +240,12 @@ pub(crate) struct IpGroup {
     /// Accounts (indices), in config order.
     pub(crate) accounts: Vec<u32>,
     pub(crate) cli_auth: bool,
-    /// The AoRs its entries may register, as `(user, host, account)`.
-    pub(crate) register: Vec<(Box<[u8]>, Box<[u8]>, u32)>,
+    /// The AoRs its entries may register.
+    pub(crate) register: Vec<RegisterAor>,
 }
+
+/// An AoR an `[[ip_auth]]` entry may register: `(user, host, account)`.
+pub(crate) type RegisterAor = (Box<[u8]>, Box<[u8]>, u32);
 
 /// `user@host` (a leading `sip:`/`sips:` dropped) split at its last `@`, host lowercase;
 /// `None` when either part is empty.
