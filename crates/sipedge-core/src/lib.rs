@@ -60,6 +60,7 @@ mod output;
 mod proxy;
 mod record;
 mod registrar;
+mod secret;
 mod shard;
 mod stateless;
 mod stats;
@@ -82,6 +83,7 @@ pub use crate::nat::{
 pub use crate::output::{LocalId, Transmit};
 pub use crate::proxy::{ProxyConfig, ProxyStats};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
+pub use crate::secret::{NodeSecret, SecretError, NODE_SECRET_LEN};
 pub use crate::shard::{ShardId, ShardMsg};
 pub use crate::stats::CoreStats;
 pub use crate::time::Millis;
