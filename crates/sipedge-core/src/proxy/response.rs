@@ -3,14 +3,14 @@
 
 use std::net::SocketAddr;
 
-use sipedge_msg::{write_forward, ForwardEdits, HeaderName, Message, Method, RPort};
+use sipedge_msg::{write_forward, ForwardEdits, HeaderName, Message, Method};
 
 use crate::core::Core;
 use crate::output::LocalId;
 use crate::proxy::Relay;
 use crate::shard::ShardMsg;
 use crate::time::Millis;
-use crate::txn::branch::OurBranch;
+use crate::txn::branch::{Decoded, OurBranch};
 use crate::txn::table::{Cancel, Cli, Srv};
 use crate::txn::{timer_key, Timer, TIMER_D_MS};
 
@@ -37,10 +37,19 @@ impl Core {
         msg: &Message<'_>,
         v: &sipedge_msg::Validated<'_>,
     ) {
-        let Some(ours) = v.top_via.branch().and_then(OurBranch::decode) else {
+        let ours = match v.top_via.branch().map(|b| OurBranch::check(b, &self.mac)) {
+            Some(Decoded::Ours(b)) => b,
+            Some(Decoded::Forged) => {
+                // Our shape, not our MAC: a guessed branch. Dropped here, before any
+                // hand-off (issue 13).
+                self.relay.stats.responses_forged += 1;
+                return;
+            }
             // Not sent by us: §18.1.2, discarded.
-            self.stats.responses_unmatched += 1;
-            return;
+            _ => {
+                self.stats.responses_unmatched += 1;
+                return;
+            }
         };
         if ours.shard != self.cfg.shard {
             if ours.shard.0 < self.cfg.shards {
@@ -64,8 +73,10 @@ impl Core {
         let cseq = v.cseq;
         let b = usize::from(ours.b);
         let Some(c) = self.relay.txns.get(ours.idx, ours.gen) else {
-            // The cell is gone (a late 2xx retransmission): forward by Via.
-            self.forward_by_via(msg);
+            // The cell is gone: RFC 6026 §7.1 — 2xx retransmissions pass only while the
+            // transaction is Accepted (timer L); after that, nothing unmatched is forwarded
+            // (a stateless relay by the second Via would reflect anything to anyone).
+            self.relay.stats.responses_no_transaction += 1;
             return;
         };
         if b >= c.branches.len() {
@@ -117,7 +128,7 @@ impl Core {
                     Srv::Trying | Srv::Proceeding
                 );
                 if code > 100 && open {
-                    self.forward_upstream(idx, msg, true);
+                    self.forward_upstream(idx, b, msg, true);
                 }
             }
             200..=299 => {
@@ -130,7 +141,7 @@ impl Core {
                     let t1 = self.cfg.sip.t1_ms;
                     self.arm(now, 64 * t1, timer_key(Timer::L, idx, gen, 0));
                 }
-                self.forward_upstream(idx, msg, false);
+                self.forward_upstream(idx, b, msg, false);
                 if first {
                     // §16.7 step 10: the other branches are cancelled.
                     for o in 0..self.relay.txns.cell(idx).branches.len() {
@@ -145,7 +156,7 @@ impl Core {
                     c.branches[b].state = Cli::Completed;
                     self.write_hop(idx, b, b"ACK", msg.header(HeaderName::To));
                     self.arm(now, TIMER_D_MS, timer_key(Timer::D, idx, gen, b as u8));
-                    self.offer_best(idx, code, msg);
+                    self.offer_best(idx, b, code, msg);
                     if code >= 600 {
                         // §16.7 step 6: a 6xx ends the search.
                         for o in 0..self.relay.txns.cell(idx).branches.len() {
@@ -179,13 +190,13 @@ impl Core {
             (100..=199, Cli::Calling | Cli::Proceeding) => {
                 c.branches[b].state = Cli::Proceeding;
                 if code > 100 && matches!(c.state, Srv::Trying | Srv::Proceeding) {
-                    self.forward_upstream(idx, msg, true);
+                    self.forward_upstream(idx, b, msg, true);
                 }
             }
             (200.., Cli::Calling | Cli::Proceeding) => {
                 c.branches[b].state = Cli::Completed;
                 self.arm(now, t4, timer_key(Timer::K, idx, gen, b as u8));
-                self.offer_best(idx, code, msg);
+                self.offer_best(idx, b, code, msg);
                 self.check_complete(now, idx);
             }
             _ => {}
@@ -194,7 +205,7 @@ impl Core {
 
     /// Keeps `msg` (our Via removed) as the cell's best final response if it beats the
     /// one held (§16.7 step 6).
-    fn offer_best(&mut self, idx: u32, code: u16, msg: &Message<'_>) {
+    fn offer_best(&mut self, idx: u32, b: usize, code: u16, msg: &Message<'_>) {
         let c = self.relay.txns.cell_mut(idx);
         if c.best_code != 0 && rank(code, false) >= rank(c.best_code, c.best.is_empty()) {
             return;
@@ -208,6 +219,31 @@ impl Core {
                 ..ForwardEdits::default()
             },
         );
+        if (200..300).contains(&code) {
+            // A 2xx to a dialog-creating non-INVITE (SUBSCRIBE, REFER).
+            let mut best = std::mem::take(&mut self.relay.txns.cell_mut(idx).best);
+            self.rewrite_record_route(idx, b, msg, &mut best);
+            self.relay.txns.cell_mut(idx).best = best;
+        }
+    }
+
+    /// RFC 3261 §16.7 step 4: the response going upstream carries our Record-Route with a
+    /// token bound to the callee's tag too ([`crate::proxy::token`]) — the caller's route
+    /// set. Only for a cell that recorded the route and a response with a To tag.
+    fn rewrite_record_route(&mut self, idx: u32, b: usize, msg: &Message<'_>, out: &mut [u8]) {
+        if !self.relay.txns.cell(idx).record_route {
+            return;
+        }
+        let Some(to_tag) = msg.to().ok().and_then(|t| t.tag()).filter(|t| !t.is_empty()) else {
+            return;
+        };
+        self.branch_tokens(idx, b, Some(to_tag));
+        let Relay {
+            tok_buf, tok_new, ..
+        } = &self.relay;
+        if !tok_buf.is_empty() && tok_buf.len() == tok_new.len() {
+            crate::proxy::token::rewrite_in(out, tok_buf, tok_new);
+        }
     }
 
     /// A made-up final response for a branch that gave up (408, or 487 once cancelled).
@@ -270,7 +306,7 @@ impl Core {
 
     /// Sends `msg` upstream with our Via removed (§16.7 step 3, 9); `keep` stores it as
     /// the response a retransmitted request gets.
-    fn forward_upstream(&mut self, idx: u32, msg: &Message<'_>, keep: bool) {
+    fn forward_upstream(&mut self, idx: u32, b: usize, msg: &Message<'_>, keep: bool) {
         self.relay.stats.responses_forwarded += 1;
         let mut buf = std::mem::take(&mut self.relay.fwd_buf);
         write_forward(
@@ -281,6 +317,7 @@ impl Core {
                 ..ForwardEdits::default()
             },
         );
+        self.rewrite_record_route(idx, b, msg, &mut buf);
         let c = self.relay.txns.cell_mut(idx);
         if keep && matches!(c.state, Srv::Trying | Srv::Proceeding) {
             c.state = Srv::Proceeding;
@@ -289,40 +326,6 @@ impl Core {
         }
         let (local, dest) = (c.up_local, c.up_dest);
         self.out.push(local, dest, &buf);
-        self.relay.fwd_buf = buf;
-    }
-
-    /// A response of ours with no cell: pop our Via, send to the next Via's received and
-    /// rport, or its sent-by (§18.2.2, RFC 3581 §4).
-    fn forward_by_via(&mut self, msg: &Message<'_>) {
-        let Some(Ok(next)) = msg.vias().nth(1) else {
-            self.stats.responses_unmatched += 1;
-            return;
-        };
-        let host = next.received().unwrap_or(next.host_unbracketed());
-        let port = match next.rport() {
-            RPort::Port(p) => Some(p),
-            _ => next.port(),
-        };
-        let Some(dest) = std::str::from_utf8(host)
-            .ok()
-            .and_then(|h| h.parse::<std::net::IpAddr>().ok())
-            .map(|ip| SocketAddr::new(ip, port.unwrap_or(5060)))
-        else {
-            self.stats.responses_unmatched += 1;
-            return;
-        };
-        self.relay.stats.responses_stateless += 1;
-        let mut buf = std::mem::take(&mut self.relay.fwd_buf);
-        write_forward(
-            &mut buf,
-            msg,
-            &ForwardEdits {
-                pop_via: true,
-                ..ForwardEdits::default()
-            },
-        );
-        self.out.push(LocalId(0), dest, &buf);
         self.relay.fwd_buf = buf;
     }
 }
