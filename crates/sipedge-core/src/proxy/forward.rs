@@ -661,24 +661,31 @@ impl Core {
             .part(incoming)
             .finish();
         let adv = self.advertise(local);
+        let db = self.cfg.auth.db.load();
         let Relay {
-            via_buf, fwd_buf, ..
+            via_buf,
+            fwd_buf,
+            stats,
+            ..
         } = &mut self.relay;
         via_buf.clear();
         via_buf.push_str("SIP/2.0/UDP ");
         write_hostport(via_buf, adv);
         let _ = write!(via_buf, ";branch=z9hG4bKsA{h:016x}");
-        let extra_route = [(b"Route".as_slice(), route)];
+        let mut extra: smallvec::SmallVec<[(&[u8], &[u8]); 2]> = smallvec::SmallVec::new();
+        if route_edit && !route.is_empty() {
+            extra.push((b"Route".as_slice(), route));
+        }
+        let consume = credentials_to_consume(msg, db.settings.realm.as_bytes(), &mut extra);
+        if consume {
+            stats.credentials_consumed += 1;
+        }
         let edits = ForwardEdits {
             request_uri: ruri,
             via: Some(via_buf.as_bytes()),
             decrement_max_forwards: true,
-            remove: if route_edit { ROUTE_ONLY } else { &[] },
-            extra: if route_edit && !route.is_empty() {
-                &extra_route
-            } else {
-                &[]
-            },
+            remove: removals(route_edit, consume),
+            extra: &extra,
             ..ForwardEdits::default()
         };
         write_forward(fwd_buf, msg, &edits);
