@@ -99,8 +99,11 @@ mod tests {
 
     #[test]
     fn server_secret_key() {
-        let ok = Config::parse(&format!("[server]\nsecret = \"{}\"\n", "0f".repeat(32)), "t")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let ok = Config::parse(
+            &format!("[server]\nsecret = \"{}\"\n", "0f".repeat(32)),
+            "t",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(ok.secret.map(|s| s.0), Some([0x0f; 32]));
         let none = Config::parse("", "t").unwrap_or_else(|e| panic!("{e}"));
         assert!(none.secret.is_none(), "absent: generated or kept by main");

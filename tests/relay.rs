@@ -126,7 +126,15 @@ fn sipp_1000_calls_to_a_registered_user_complete() {
         return;
     }
     let mut e = edge("relay-1000", 25100);
-    let callee = sipp_callee(&e, "relay_uas.xml", "bob", "127.0.132.3", 25180, 1000, "60s");
+    let callee = sipp_callee(
+        &e,
+        "relay_uas.xml",
+        "bob",
+        "127.0.132.3",
+        25180,
+        1000,
+        "60s",
+    );
     std::thread::sleep(Duration::from_millis(300));
     let caller = sipp(
         "relay_uac.xml",

@@ -32,12 +32,20 @@ fn check_refuses_a_malformed_secret_naming_the_key() {
             "{text}"
         );
     }
-    std::fs::write(&path, format!("[server]\nsecret = \"{}\"\n", "aB".repeat(32))).unwrap();
+    std::fs::write(
+        &path,
+        format!("[server]\nsecret = \"{}\"\n", "aB".repeat(32)),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sipedge"))
         .args(["--check", "--config", path.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn invite(me: std::net::SocketAddr, call: &str) -> Vec<u8> {
@@ -80,7 +88,11 @@ fn next_request(c: &Client) -> Vec<u8> {
 fn next_final(c: &Client) -> Vec<u8> {
     loop {
         let b = c.recv(Duration::from_secs(5)).expect("a response");
-        if Message::parse(&b).unwrap().status().is_some_and(|s| s >= 200) {
+        if Message::parse(&b)
+            .unwrap()
+            .status()
+            .is_some_and(|s| s >= 200)
+        {
             return b;
         }
     }
@@ -103,7 +115,10 @@ fn a_dialog_routes_after_a_restart_with_persistence() {
     let bob = Client::new("127.0.132.11");
     let alice = Client::new("127.0.132.12");
     let contact = format!("<sip:bob@{}>", bob.addr());
-    bob.send(edge.sip, &register(&bob, "bob", Some(&contact), Some(3600), "reg-sec", 1));
+    bob.send(
+        edge.sip,
+        &register(&bob, "bob", Some(&contact), Some(3600), "reg-sec", 1),
+    );
     assert_eq!(bob.status(Duration::from_secs(5)), Some(200));
     alice.send(edge.sip, &invite(alice.addr(), "sec1"));
     let inv = next_request(&bob);
@@ -128,6 +143,9 @@ fn a_dialog_routes_after_a_restart_with_persistence() {
     alice.send(edge.sip, bye.as_bytes());
     let got = next_request(&bob);
     let m = Message::parse(&got).unwrap();
-    assert_eq!(m.method().map(|m| m.as_bytes().to_vec()), Some(b"BYE".to_vec()));
+    assert_eq!(
+        m.method().map(|m| m.as_bytes().to_vec()),
+        Some(b"BYE".to_vec())
+    );
     assert!(edge.terminate().success());
 }

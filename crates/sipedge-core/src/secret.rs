@@ -287,7 +287,10 @@ mod tests {
     fn purposes_parts_and_keys_separate() {
         let m = Mac::new(&NodeSecret([7; 32]));
         let t = |p, a: &[u8], b: &[u8]| m.start(p).part(a).part(b).finish();
-        assert_ne!(t(Purpose::Branch, b"ab", b"c"), t(Purpose::Branch, b"a", b"bc"));
+        assert_ne!(
+            t(Purpose::Branch, b"ab", b"c"),
+            t(Purpose::Branch, b"a", b"bc")
+        );
         assert_ne!(t(Purpose::Branch, b"a", b"b"), t(Purpose::Ping, b"a", b"b"));
         let other = Mac::new(&NodeSecret([8; 32]));
         assert_ne!(

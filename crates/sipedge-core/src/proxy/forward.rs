@@ -65,7 +65,10 @@ fn credentials_to_consume<'m>(
         return false;
     }
     for (name, text) in [
-        (HeaderName::ProxyAuthorization, b"Proxy-Authorization".as_slice()),
+        (
+            HeaderName::ProxyAuthorization,
+            b"Proxy-Authorization".as_slice(),
+        ),
         (HeaderName::Authorization, b"Authorization".as_slice()),
     ] {
         for v in msg.header_values(name) {

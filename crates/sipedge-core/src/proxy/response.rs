@@ -234,7 +234,12 @@ impl Core {
         if !self.relay.txns.cell(idx).record_route {
             return;
         }
-        let Some(to_tag) = msg.to().ok().and_then(|t| t.tag()).filter(|t| !t.is_empty()) else {
+        let Some(to_tag) = msg
+            .to()
+            .ok()
+            .and_then(|t| t.tag())
+            .filter(|t| !t.is_empty())
+        else {
             return;
         };
         self.branch_tokens(idx, b, Some(to_tag));

@@ -297,7 +297,11 @@ impl Core {
         // Trying before the decision to forward, no retransmitted final response). 404 for
         // an unknown and for an unregistered user alike (no enumeration; Kamailio's
         // `lookup()` answers 404 for both).
-        let aor = if lookup { target_raw.clone() } else { Vec::new() };
+        let aor = if lookup {
+            target_raw.clone()
+        } else {
+            Vec::new()
+        };
         let local_targets = if lookup {
             match self.local_targets(now, &aor) {
                 Ok(t) if t.is_empty() => {
@@ -330,8 +334,9 @@ impl Core {
                 // The 100 Trying waits for the owner's answer (issue 13).
                 let c = self.relay.txns.cell_mut(idx);
                 c.lookup_pending = true;
-                let token =
-                    RELAY_TOKEN_BIT | u64::from(c.gen & crate::txn::GEN_MASK) << 32 | u64::from(idx);
+                let token = RELAY_TOKEN_BIT
+                    | u64::from(c.gen & crate::txn::GEN_MASK) << 32
+                    | u64::from(idx);
                 self.relay.stats.lookups_remote += 1;
                 self.shard_out
                     .push_back((owner, ShardMsg::Lookup { aor, token }));

@@ -226,7 +226,11 @@ mod tests {
         let f = Token::parse(&full).unwrap_or_else(|| panic!("parses"));
         assert_eq!(f.destination(&mac, b"call", b"ta", b"tb"), Some(b));
         assert_eq!(f.destination(&mac, b"call", b"tb", b"ta"), Some(a));
-        assert_eq!(f.destination(&mac, b"call", b"ta", b"zz"), None, "callee tag bound");
+        assert_eq!(
+            f.destination(&mac, b"call", b"ta", b"zz"),
+            None,
+            "callee tag bound"
+        );
         // Another destination with the same MAC: refused.
         let mut moved = early.clone();
         moved[5] = if moved[5] == b'0' { b'1' } else { b'0' };

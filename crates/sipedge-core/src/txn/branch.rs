@@ -142,13 +142,20 @@ mod tests {
         let text = b.encode(&mac);
         assert!(text.starts_with(b"z9hG4bK"));
         assert_eq!(OurBranch::decode(&text, &mac), Some(b));
-        assert_eq!(OurBranch::check(b"z9hG4bK776asdhds", &mac), Decoded::Foreign);
+        assert_eq!(
+            OurBranch::check(b"z9hG4bK776asdhds", &mac),
+            Decoded::Foreign
+        );
         let mut bad = text;
         bad[12] = b'X';
         assert_eq!(OurBranch::check(&bad, &mac), Decoded::Foreign);
         // Another slot with the MAC of this one: our shape, not ours.
         let mut guessed = text;
-        guessed[PREFIX.len() + 11] = if text[PREFIX.len() + 11] == b'0' { b'1' } else { b'0' };
+        guessed[PREFIX.len() + 11] = if text[PREFIX.len() + 11] == b'0' {
+            b'1'
+        } else {
+            b'0'
+        };
         assert_eq!(OurBranch::check(&guessed, &mac), Decoded::Forged);
         let other = Mac::new(&crate::secret::NodeSecret([2; 32]));
         assert_eq!(OurBranch::check(&text, &other), Decoded::Forged);

@@ -93,7 +93,11 @@ fn ip_trunk_reaches_users_and_gets_the_same_404_for_unknown_and_unregistered() {
     );
     // Issue 13: carol is provisioned but not registered, dave does not exist — the same
     // single stateless 404 for both (no enumeration, no 100 before the decision).
-    assert_eq!(labels(&out), ["404"], "carol is provisioned, not registered");
+    assert_eq!(
+        labels(&out),
+        ["404"],
+        "carol is provisioned, not registered"
+    );
     let carol = out[0].bytes.clone();
     let out = send(
         &mut c,

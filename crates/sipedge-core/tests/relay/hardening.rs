@@ -20,7 +20,11 @@ fn answered_call(c: &mut Core, id: &str) -> String {
 fn with_to_tag(req: Vec<u8>, tag: &str) -> Vec<u8> {
     String::from_utf8(req)
         .unwrap()
-        .replacen("\r\nTo: <sip:bob@edge.example.com>", &format!("\r\nTo: <sip:bob@edge.example.com>;tag={tag}"), 1)
+        .replacen(
+            "\r\nTo: <sip:bob@edge.example.com>",
+            &format!("\r\nTo: <sip:bob@edge.example.com>;tag={tag}"),
+            1,
+        )
         .into_bytes()
 }
 
@@ -58,7 +62,9 @@ fn a_replayed_record_route_token_does_not_reach_a_gateway() {
         "relayed to the gateway: {:?}",
         labels(&sent)
     );
-    assert!(sent.iter().all(|o| o.to == addr(ALICE) || o.to == addr(BOB)));
+    assert!(sent
+        .iter()
+        .all(|o| o.to == addr(ALICE) || o.to == addr(BOB)));
 }
 
 #[test]
@@ -80,7 +86,13 @@ fn the_token_is_keyed_by_the_node_secret_not_the_table_seed() {
     let (mut a, mut b) = (mk(1), mk(2));
     let rr = answered_call(&mut a, "k1");
     let bye = with_to_tag(
-        request("BYE", &format!("sip:bob@{BOB}"), "z9hG4bK-k1b", "k1", &format!("Route: {rr}\r\n")),
+        request(
+            "BYE",
+            &format!("sip:bob@{BOB}"),
+            "z9hG4bK-k1b",
+            "k1",
+            &format!("Route: {rr}\r\n"),
+        ),
         "b1",
     );
     assert_eq!(labels(&send(&mut a, 100, ALICE, &bye)), ["BYE"]);
@@ -91,10 +103,18 @@ fn the_token_is_keyed_by_the_node_secret_not_the_table_seed() {
 fn a_to_tag_alone_does_not_skip_authentication() {
     let mut c = with_auth(false);
     // carol is a local digest user: out of dialog she is challenged.
-    let out = send(&mut c, 0, ALICE, &invite_from("carol", &format!("sip:bob@{DOMAIN}"), "a1"));
+    let out = send(
+        &mut c,
+        0,
+        ALICE,
+        &invite_from("carol", &format!("sip:bob@{DOMAIN}"), "a1"),
+    );
     assert_eq!(labels(&out), ["407"]);
     // A forged To tag (no Route of ours) must not make it in-dialog: 404, nothing to bob.
-    let forged = with_to_tag(invite_from("carol", &format!("sip:bob@{DOMAIN}"), "a2"), "x");
+    let forged = with_to_tag(
+        invite_from("carol", &format!("sip:bob@{DOMAIN}"), "a2"),
+        "x",
+    );
     let out = send(&mut c, 0, ALICE, &forged);
     assert_eq!(labels(&out), ["404"]);
     assert!(out.iter().all(|o| o.to != addr(BOB)));
@@ -134,12 +154,24 @@ fn a_forged_branch_is_not_handed_to_another_shard() {
     let (mut s0, _s1) = two_shards();
     // A branch of our shape naming shard 1, with a MAC that is not ours.
     // shard 0001, slot, generation, branch number, loop hash, MAC.
-    let b = ["z9hG4bKsE", "0001", "00000000", "00000", "0", "12345678", "deadbeefdeadbeef"].concat();
+    let b = [
+        "z9hG4bKsE",
+        "0001",
+        "00000000",
+        "00000",
+        "0",
+        "12345678",
+        "deadbeefdeadbeef",
+    ]
+    .concat();
     let resp = format!(
         "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch={b}\r\nVia: SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bKv\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: h1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
     );
     assert!(send(&mut s0, 0, BOB, resp.as_bytes()).is_empty());
-    assert!(s0.poll_shard_msg().is_none(), "no hand-off for a forged branch");
+    assert!(
+        s0.poll_shard_msg().is_none(),
+        "no hand-off for a forged branch"
+    );
     assert_eq!(s0.proxy_stats().responses_forged, 1);
 }
 
@@ -162,11 +194,21 @@ fn a_refused_invite_gets_one_small_reply_and_nothing_more() {
     out.extend(advance(&mut c, 64 * 500 + 1_000));
     assert_eq!(labels(&out), ["404"]);
     let sent: usize = out.iter().map(|o| o.bytes.len()).sum();
-    assert!(sent <= 3 * inv.len(), "{sent} bytes out for {} in", inv.len());
+    assert!(
+        sent <= 3 * inv.len(),
+        "{sent} bytes out for {} in",
+        inv.len()
+    );
     assert_eq!(c.transaction_count(), 0);
     // Its ACK is absorbed silently.
     let ack = with_to_tag(
-        request("ACK", &format!("sip:nobody@{DOMAIN}"), "z9hG4bK-refl", "refl", ""),
+        request(
+            "ACK",
+            &format!("sip:nobody@{DOMAIN}"),
+            "z9hG4bK-refl",
+            "refl",
+            "",
+        ),
         "t",
     );
     assert!(send(&mut c, 100, victim, &ack).is_empty());
@@ -220,7 +262,10 @@ fn a_forged_ping_answer_is_not_handed_off() {
     // A ping branch of our shape naming shard 1, with a MAC that is not ours.
     let resp = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKnp0001000000010000000100000001deadbeefdeadbeef\r\nFrom: <sip:keepalive@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: p1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
     s0.handle_datagram(Millis(0), LocalId(0), addr(BOB), resp.as_bytes());
-    assert!(s0.poll_shard_msg().is_none(), "no hand-off for a forged ping");
+    assert!(
+        s0.poll_shard_msg().is_none(),
+        "no hand-off for a forged ping"
+    );
     assert_eq!(s0.stats().nat.ping_answers_forwarded, 0);
     assert_eq!(s0.stats().nat.ping_answers_stale, 1);
     let _ = ShardId(0);

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
-mod harness;
 mod hardening;
+mod harness;
 #[path = "../mutate/mod.rs"]
 mod mutate;
 mod robust;
@@ -89,7 +89,10 @@ fn call_setup_and_bye_follow_record_route() {
         &format!("Route: {rr_up}\r\n"),
     ))
     .unwrap()
-    .replace(&format!("To: <sip:bob@{DOMAIN}>"), &format!("To: <sip:bob@{DOMAIN}>;tag=b1"));
+    .replace(
+        &format!("To: <sip:bob@{DOMAIN}>"),
+        &format!("To: <sip:bob@{DOMAIN}>;tag=b1"),
+    );
     let ack = send(&mut c, 40, ALICE, ack.as_bytes());
     assert_eq!(labels(&ack), ["ACK"]);
     assert_eq!(ack[0].to, addr(BOB));

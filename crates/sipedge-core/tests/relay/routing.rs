@@ -55,7 +55,11 @@ fn in_dialog_request_goes_to_the_dialog_end_not_the_next_route() {
     );
     let out = send(&mut c, 0, BOB, bye.as_bytes());
     assert_eq!(labels(&out), ["BYE"]);
-    assert_eq!(out[0].to, addr(ALICE), "the dialog's caller end, nothing else");
+    assert_eq!(
+        out[0].to,
+        addr(ALICE),
+        "the dialog's caller end, nothing else"
+    );
     assert_eq!(out[0].ruri(), "sip:carol@203.0.113.99:5080");
     assert_eq!(
         out[0].header(HeaderName::Route).as_deref(),
