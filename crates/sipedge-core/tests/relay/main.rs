@@ -592,7 +592,7 @@ fn cross_shard_lookup_and_response_hand_off() {
     assert!(b.is_empty());
     assert_eq!(labels(&a), ["100", "INVITE"]);
     assert_eq!(a[0].to, addr(ALICE));
-    let a = vec![a[1].clone()];
+    let a = [a[1].clone()];
     assert_eq!(a[0].to, addr(BOB));
     // bob's 180 lands on the owner shard: handed to the transaction's shard in one hop.
     let r = send(owner, 20, BOB, &respond(&a[0], 180, "Ringing", "b1", ""));
