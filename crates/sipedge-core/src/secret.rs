@@ -141,7 +141,7 @@ impl Mac {
 /// SipHash-2-4 in progress (streaming over the parts of one input).
 pub(crate) struct MacStream {
     v: [u64; 4],
-    tail: u64,
+    tail: [u8; 8],
     ntail: usize,
     len: usize,
 }
@@ -173,7 +173,7 @@ impl MacStream {
                 k0 ^ 0x6c79_6765_6e65_7261,
                 k1 ^ 0x7465_6462_7974_6573,
             ],
-            tail: 0,
+            tail: [0; 8],
             ntail: 0,
             len: 0,
         }
@@ -187,20 +187,19 @@ impl MacStream {
         self.v[0] ^= m;
     }
 
+    #[inline]
     fn write(&mut self, mut data: &[u8]) {
         self.len = self.len.wrapping_add(data.len());
         if self.ntail > 0 {
-            while self.ntail < 8 {
-                let Some((&b, rest)) = data.split_first() else {
-                    return;
-                };
-                self.tail |= u64::from(b) << (8 * self.ntail);
-                self.ntail += 1;
-                data = rest;
+            let take = (8 - self.ntail).min(data.len());
+            self.tail[self.ntail..self.ntail + take].copy_from_slice(&data[..take]);
+            self.ntail += take;
+            data = &data[take..];
+            if self.ntail < 8 {
+                return;
             }
-            let m = self.tail;
+            let m = u64::from_le_bytes(self.tail);
             self.block(m);
-            self.tail = 0;
             self.ntail = 0;
         }
         let mut words = data.chunks_exact(8);
@@ -209,10 +208,9 @@ impl MacStream {
             b.copy_from_slice(w);
             self.block(u64::from_le_bytes(b));
         }
-        for (i, &b) in words.remainder().iter().enumerate() {
-            self.tail |= u64::from(b) << (8 * i);
-        }
-        self.ntail = words.remainder().len();
+        let rest = words.remainder();
+        self.tail[..rest.len()].copy_from_slice(rest);
+        self.ntail = rest.len();
     }
 
     /// A part of fixed length (its length is part of the purpose).
@@ -231,7 +229,8 @@ impl MacStream {
 
     /// The 64-bit tag.
     pub(crate) fn finish(&mut self) -> u64 {
-        let m = self.tail | ((self.len as u64 & 0xff) << 56);
+        self.tail[self.ntail..].fill(0);
+        let m = u64::from_le_bytes(self.tail) | ((self.len as u64 & 0xff) << 56);
         self.block(m);
         self.v[2] ^= 0xff;
         for _ in 0..4 {

@@ -105,18 +105,16 @@ impl Relay {
         self.via_buf
             .push_str(std::str::from_utf8(&text).expect("branch text is hex"));
     }
+}
 
-    /// Our Record-Route: `<sip:host:port;lr;sed=TOKEN>`, the dialog token in `tok_buf`
-    /// ([`crate::proxy::token`]).
-    fn make_rr(&mut self, advertise: SocketAddr) {
-        self.rr_buf.clear();
-        self.rr_buf.push_str("<sip:");
-        write_hostport(&mut self.rr_buf, advertise);
-        self.rr_buf.push_str(";lr;sed=");
-        self.rr_buf
-            .push_str(std::str::from_utf8(&self.tok_buf).unwrap_or_default());
-        self.rr_buf.push('>');
-    }
+/// Our Record-Route: `<sip:host:port;lr;sed=TOKEN>` ([`crate::proxy::token`]).
+fn make_rr(rr_buf: &mut String, advertise: SocketAddr, token: &[u8]) {
+    rr_buf.clear();
+    rr_buf.push_str("<sip:");
+    write_hostport(rr_buf, advertise);
+    rr_buf.push_str(";lr;sed=");
+    rr_buf.push_str(std::str::from_utf8(token).unwrap_or_default());
+    rr_buf.push('>');
 }
 
 /// A binding to forward to (from the local table or a lookup reply).
@@ -275,58 +273,22 @@ impl Core {
         relay.make_via(mac, shard, adv, idx, &id);
     }
 
-    /// The dialog token of branch `b` of cell `idx` into `relay.tok_buf` (without the
-    /// callee's tag, as the request carries it) and, when `callee` is given, the one with
-    /// it into `relay.tok_new`. Flow A: where the request came from; flow B: the branch's
-    /// destination.
-    pub(crate) fn branch_tokens(&mut self, idx: u32, b: usize, callee: Option<&[u8]>) {
-        let Core { relay, mac, .. } = self;
-        let c = relay.txns.cell(idx);
-        let a = Flow {
-            local: c.up_local,
-            addr: c.up_dest,
-        };
-        let Some(br) = c.branches.get(b) else {
-            relay.tok_buf.clear();
-            return;
-        };
-        let bf = Flow {
-            local: br.local,
-            addr: br.dest,
-        };
-        let Ok(req) = Message::parse(&c.req) else {
-            relay.tok_buf.clear();
-            return;
-        };
-        let call_id = req.call_id().unwrap_or_default();
-        let from = req.from().ok();
-        let caller = from.as_ref().and_then(|f| f.tag()).unwrap_or_default();
-        relay.tok_buf.clear();
-        token::write(&mut relay.tok_buf, mac, (call_id, caller, None), a, bf);
-        if let Some(t) = callee {
-            relay.tok_new.clear();
-            token::write(&mut relay.tok_new, mac, (call_id, caller, Some(t)), a, bf);
-        }
-    }
-
     /// Writes branch `b`'s request (§16.6) into `relay.fwd_buf`. Deterministic, so a
     /// retransmission is byte-identical to the first copy.
     fn write_branch_request(&mut self, idx: u32, b: usize) {
         self.via_for(idx, b);
         let rr = self.relay.txns.cell(idx).record_route;
-        if rr {
-            self.branch_tokens(idx, b, None);
-            let adv = self.advertise(self.relay.txns.cell(idx).branches[b].local);
-            self.relay.make_rr(adv);
-        }
+        let adv = self.advertise(self.relay.txns.cell(idx).branches[b].local);
         let db = self.cfg.auth.db.load();
         let realm = db.settings.realm.as_bytes();
+        let mac = &self.mac;
         let Relay {
             txns,
             via_buf,
             rr_buf,
             fwd_buf,
             stats,
+            tok_buf,
             ..
         } = &mut self.relay;
         let c = txns.cell(idx);
@@ -335,6 +297,26 @@ impl Core {
             fwd_buf.clear();
             return;
         };
+        if rr {
+            // The dialog token: flow A where the request came from, flow B this branch's
+            // destination, MACed over the Call-ID and the caller's tag.
+            let from = req.from().ok();
+            let caller = from.as_ref().and_then(|f| f.tag()).unwrap_or_default();
+            let (a, bf) = (
+                Flow {
+                    local: c.up_local,
+                    addr: c.up_dest,
+                },
+                Flow {
+                    local: br.local,
+                    addr: br.dest,
+                },
+            );
+            tok_buf.clear();
+            let ids = (req.call_id().unwrap_or_default(), caller, None);
+            token::write(tok_buf, mac, ids, a, bf);
+            make_rr(rr_buf, adv, tok_buf);
+        }
         // §18.2.1 / RFC 3581 §4: the sender's Via gets received (and rport filled) in the
         // copy we forward, so the responses, and a late 2xx sent by Via, find it behind NAT.
         let pop_via = match req.top_via() {

@@ -7,6 +7,7 @@ use sipedge_msg::{write_forward, ForwardEdits, HeaderName, Message, Method};
 
 use crate::core::Core;
 use crate::output::LocalId;
+use crate::proxy::token::{self, Flow};
 use crate::proxy::Relay;
 use crate::shard::ShardMsg;
 use crate::time::Millis;
@@ -234,21 +235,33 @@ impl Core {
         if !self.relay.txns.cell(idx).record_route {
             return;
         }
-        let Some(to_tag) = msg
-            .to()
-            .ok()
-            .and_then(|t| t.tag())
-            .filter(|t| !t.is_empty())
-        else {
+        let to = msg.to().ok();
+        let Some(to_tag) = to.as_ref().and_then(|t| t.tag()).filter(|t| !t.is_empty()) else {
             return;
         };
-        self.branch_tokens(idx, b, Some(to_tag));
+        let from = msg.from().ok();
+        let caller = from.as_ref().and_then(|f| f.tag()).unwrap_or_default();
+        let call_id = msg.call_id().unwrap_or_default();
         let Relay {
-            tok_buf, tok_new, ..
-        } = &self.relay;
-        if !tok_buf.is_empty() && tok_buf.len() == tok_new.len() {
-            crate::proxy::token::rewrite_in(out, tok_buf, tok_new);
-        }
+            txns,
+            tok_buf,
+            tok_new,
+            ..
+        } = &mut self.relay;
+        let c = txns.cell(idx);
+        let Some(br) = c.branches.get(b) else { return };
+        let a = Flow {
+            local: c.up_local,
+            addr: c.up_dest,
+        };
+        let bf = Flow {
+            local: br.local,
+            addr: br.dest,
+        };
+        // The response's Call-ID and From tag: the request's unless the callee changed
+        // them, and then the old token is not found and nothing is rewritten.
+        let ids = (call_id, caller, to_tag);
+        token::rewrite_in(out, &self.mac, ids, a, bf, tok_buf, tok_new);
     }
 
     /// A made-up final response for a branch that gave up (408, or 487 once cancelled).

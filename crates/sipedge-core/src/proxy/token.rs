@@ -47,7 +47,7 @@ pub(crate) const MAX_LEN: usize = 1 + 2 * (2 + 32 + 4) + 16;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn put_hex(out: &mut Vec<u8>, v: u128, digits: usize) {
+fn put_hex(out: &mut Vec<u8>, v: u64, digits: usize) {
     for i in (0..digits).rev() {
         out.push(HEX[((v >> (4 * i)) & 0xf) as usize]);
     }
@@ -65,12 +65,16 @@ fn get_hex(s: &[u8]) -> Option<u128> {
 }
 
 fn put_flow(out: &mut Vec<u8>, f: Flow) {
-    put_hex(out, u128::from(f.local.0 & 0xff), 2);
+    put_hex(out, u64::from(f.local.0 & 0xff), 2);
     match f.addr.ip() {
-        IpAddr::V4(ip) => put_hex(out, u128::from(u32::from(ip)), 8),
-        IpAddr::V6(ip) => put_hex(out, u128::from(ip), 32),
+        IpAddr::V4(ip) => put_hex(out, u64::from(u32::from(ip)), 8),
+        IpAddr::V6(ip) => {
+            let v = u128::from(ip);
+            put_hex(out, (v >> 64) as u64, 16);
+            put_hex(out, v as u64, 16);
+        }
     }
-    put_hex(out, u128::from(f.addr.port()), 4);
+    put_hex(out, u64::from(f.addr.port()), 4);
 }
 
 /// Reads one flow from the front of `s`; the rest after it.
@@ -106,6 +110,16 @@ fn tag_of(mac: &Mac, head: &[u8], call_id: &[u8], caller: &[u8], callee: Option<
     s.finish()
 }
 
+/// Appends the text before the MAC: flags and the two flows.
+fn write_head(out: &mut Vec<u8>, callee: bool, a: Flow, b: Flow) {
+    let flags = if callee { CALLEE_TAG } else { 0 }
+        | if a.addr.is_ipv6() { A_V6 } else { 0 }
+        | if b.addr.is_ipv6() { B_V6 } else { 0 };
+    put_hex(out, u64::from(flags), 1);
+    put_flow(out, a);
+    put_flow(out, b);
+}
+
 /// Appends the token for a dialog between `a` (caller side) and `b` (callee side) to `out`.
 pub(crate) fn write(
     out: &mut Vec<u8>,
@@ -115,14 +129,9 @@ pub(crate) fn write(
     b: Flow,
 ) {
     let start = out.len();
-    let flags = if callee.is_some() { CALLEE_TAG } else { 0 }
-        | if a.addr.is_ipv6() { A_V6 } else { 0 }
-        | if b.addr.is_ipv6() { B_V6 } else { 0 };
-    put_hex(out, u128::from(flags), 1);
-    put_flow(out, a);
-    put_flow(out, b);
+    write_head(out, callee.is_some(), a, b);
     let tag = tag_of(mac, &out[start..], call_id, caller, callee);
-    put_hex(out, u128::from(tag), 16);
+    put_hex(out, tag, 16);
 }
 
 /// A token as read from a Route, MAC not yet checked.
@@ -184,15 +193,33 @@ impl<'a> Token<'a> {
 }
 
 /// RFC 3261 §16.7 step 4: in a response going upstream, rewrites the token this proxy put
-/// in the request's Record-Route (`old`, written without the callee's tag) into the one
-/// with the callee's tag. Both have the same length, so the rewrite is in place; nothing
+/// in the request's Record-Route for flows `a`, `b` (written without the callee's tag) into
+/// the one bound to the callee's tag `callee` too. Both have the same length, so the rewrite
+/// is in place; the old one is found by its flows alone (no MAC computed for it). Nothing
 /// happens when the response does not carry our value (a callee may drop it, and then the
-/// caller has no route through us).
-pub(crate) fn rewrite_in(buf: &mut [u8], old: &[u8], new: &[u8]) {
-    debug_assert_eq!(old.len(), new.len());
+/// caller has no route through us). `head`, `new`: reused scratch buffers.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rewrite_in(
+    buf: &mut [u8],
+    mac: &Mac,
+    (call_id, caller, callee): (&[u8], &[u8], &[u8]),
+    a: Flow,
+    b: Flow,
+    head: &mut Vec<u8>,
+    new: &mut Vec<u8>,
+) {
+    head.clear();
+    head.extend_from_slice(b";sed=");
+    write_head(head, false, a, b);
     let head_end = memchr::memmem::find(buf, b"\r\n\r\n").unwrap_or(buf.len());
-    if let Some(at) = memchr::memmem::find(&buf[..head_end], old) {
-        buf[at..at + new.len()].copy_from_slice(new);
+    let Some(at) = memchr::memmem::find(&buf[..head_end], head) else {
+        return;
+    };
+    let at = at + 5;
+    new.clear();
+    write(new, mac, (call_id, caller, Some(callee)), a, b);
+    if let Some(dst) = buf.get_mut(at..at + new.len()) {
+        dst.copy_from_slice(new);
     }
 }
 
@@ -241,7 +268,16 @@ mod tests {
         let mut buf = b"SIP/2.0 200 OK\r\nRecord-Route: <sip:x;lr;sed=".to_vec();
         buf.extend_from_slice(&early);
         buf.extend_from_slice(b">\r\n\r\n");
-        rewrite_in(&mut buf, &early, &full);
+        let (mut h, mut n) = (Vec::new(), Vec::new());
+        rewrite_in(
+            &mut buf,
+            &mac,
+            (b"call", b"ta", b"tb"),
+            a,
+            b,
+            &mut h,
+            &mut n,
+        );
         assert!(memchr::memmem::find(&buf, &full).is_some());
     }
 }
