@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use sipedge_msg::{write_forward, ForwardEdits, HeaderName, Message, Method};
+use sipedge_msg::{write_forward, ForwardEdits, HeaderName, Message, Method, Validated};
 
 use crate::core::Core;
 use crate::output::LocalId;
@@ -93,15 +93,22 @@ impl Core {
                     br.cancel = Cancel::Done;
                 }
             }
-            Method::Invite if c.invite => self.invite_response(now, idx, b, code, msg),
+            Method::Invite if c.invite => self.invite_response(now, idx, b, code, (msg, v)),
             Method::Invite | Method::Ack => self.stats.responses_unmatched += 1,
-            _ if !c.invite => self.non_invite_response(now, idx, b, code, msg),
+            _ if !c.invite => self.non_invite_response(now, idx, b, code, (msg, v)),
             _ => self.stats.responses_unmatched += 1,
         }
     }
 
     /// INVITE client transaction (§17.1.1.2) plus the proxy's choices (§16.7).
-    fn invite_response(&mut self, now: Millis, idx: u32, b: usize, code: u16, msg: &Message<'_>) {
+    fn invite_response(
+        &mut self,
+        now: Millis,
+        idx: u32,
+        b: usize,
+        code: u16,
+        (msg, v): (&Message<'_>, &Validated<'_>),
+    ) {
         let c = self.relay.txns.cell_mut(idx);
         let gen = c.gen;
         let state = c.branches[b].state;
@@ -129,7 +136,7 @@ impl Core {
                     Srv::Trying | Srv::Proceeding
                 );
                 if code > 100 && open {
-                    self.forward_upstream(idx, b, msg, true);
+                    self.forward_upstream(idx, b, (msg, v), true);
                 }
             }
             200..=299 => {
@@ -142,7 +149,7 @@ impl Core {
                     let t1 = self.cfg.sip.t1_ms;
                     self.arm(now, 64 * t1, timer_key(Timer::L, idx, gen, 0));
                 }
-                self.forward_upstream(idx, b, msg, false);
+                self.forward_upstream(idx, b, (msg, v), false);
                 if first {
                     // §16.7 step 10: the other branches are cancelled.
                     for o in 0..self.relay.txns.cell(idx).branches.len() {
@@ -157,7 +164,7 @@ impl Core {
                     c.branches[b].state = Cli::Completed;
                     self.write_hop(idx, b, b"ACK", msg.header(HeaderName::To));
                     self.arm(now, TIMER_D_MS, timer_key(Timer::D, idx, gen, b as u8));
-                    self.offer_best(idx, b, code, msg);
+                    self.offer_best(idx, b, code, (msg, v));
                     if code >= 600 {
                         // §16.7 step 6: a 6xx ends the search.
                         for o in 0..self.relay.txns.cell(idx).branches.len() {
@@ -182,7 +189,7 @@ impl Core {
         idx: u32,
         b: usize,
         code: u16,
-        msg: &Message<'_>,
+        (msg, v): (&Message<'_>, &Validated<'_>),
     ) {
         let t4 = self.cfg.sip.t4_ms;
         let c = self.relay.txns.cell_mut(idx);
@@ -191,13 +198,13 @@ impl Core {
             (100..=199, Cli::Calling | Cli::Proceeding) => {
                 c.branches[b].state = Cli::Proceeding;
                 if code > 100 && matches!(c.state, Srv::Trying | Srv::Proceeding) {
-                    self.forward_upstream(idx, b, msg, true);
+                    self.forward_upstream(idx, b, (msg, v), true);
                 }
             }
             (200.., Cli::Calling | Cli::Proceeding) => {
                 c.branches[b].state = Cli::Completed;
                 self.arm(now, t4, timer_key(Timer::K, idx, gen, b as u8));
-                self.offer_best(idx, b, code, msg);
+                self.offer_best(idx, b, code, (msg, v));
                 self.check_complete(now, idx);
             }
             _ => {}
@@ -206,7 +213,13 @@ impl Core {
 
     /// Keeps `msg` (our Via removed) as the cell's best final response if it beats the
     /// one held (§16.7 step 6).
-    fn offer_best(&mut self, idx: u32, b: usize, code: u16, msg: &Message<'_>) {
+    fn offer_best(
+        &mut self,
+        idx: u32,
+        b: usize,
+        code: u16,
+        (msg, v): (&Message<'_>, &Validated<'_>),
+    ) {
         let c = self.relay.txns.cell_mut(idx);
         if c.best_code != 0 && rank(code, false) >= rank(c.best_code, c.best.is_empty()) {
             return;
@@ -223,7 +236,7 @@ impl Core {
         if (200..300).contains(&code) {
             // A 2xx to a dialog-creating non-INVITE (SUBSCRIBE, REFER).
             let mut best = std::mem::take(&mut self.relay.txns.cell_mut(idx).best);
-            self.rewrite_record_route(idx, b, msg, &mut best);
+            self.rewrite_record_route(idx, b, v, &mut best);
             self.relay.txns.cell_mut(idx).best = best;
         }
     }
@@ -231,17 +244,15 @@ impl Core {
     /// RFC 3261 §16.7 step 4: the response going upstream carries our Record-Route with a
     /// token bound to the callee's tag too ([`crate::proxy::token`]) — the caller's route
     /// set. Only for a cell that recorded the route and a response with a To tag.
-    fn rewrite_record_route(&mut self, idx: u32, b: usize, msg: &Message<'_>, out: &mut [u8]) {
+    fn rewrite_record_route(&mut self, idx: u32, b: usize, v: &Validated<'_>, out: &mut [u8]) {
         if !self.relay.txns.cell(idx).record_route {
             return;
         }
-        let to = msg.to().ok();
-        let Some(to_tag) = to.as_ref().and_then(|t| t.tag()).filter(|t| !t.is_empty()) else {
+        let Some(to_tag) = v.to.tag().filter(|t| !t.is_empty()) else {
             return;
         };
-        let from = msg.from().ok();
-        let caller = from.as_ref().and_then(|f| f.tag()).unwrap_or_default();
-        let call_id = msg.call_id().unwrap_or_default();
+        let caller = v.from.tag().unwrap_or_default();
+        let call_id = v.call_id;
         let Relay {
             txns,
             tok_buf,
@@ -324,7 +335,13 @@ impl Core {
 
     /// Sends `msg` upstream with our Via removed (§16.7 step 3, 9); `keep` stores it as
     /// the response a retransmitted request gets.
-    fn forward_upstream(&mut self, idx: u32, b: usize, msg: &Message<'_>, keep: bool) {
+    fn forward_upstream(
+        &mut self,
+        idx: u32,
+        b: usize,
+        (msg, v): (&Message<'_>, &Validated<'_>),
+        keep: bool,
+    ) {
         self.relay.stats.responses_forwarded += 1;
         let mut buf = std::mem::take(&mut self.relay.fwd_buf);
         write_forward(
@@ -335,7 +352,7 @@ impl Core {
                 ..ForwardEdits::default()
             },
         );
-        self.rewrite_record_route(idx, b, msg, &mut buf);
+        self.rewrite_record_route(idx, b, v, &mut buf);
         let c = self.relay.txns.cell_mut(idx);
         if keep && matches!(c.state, Srv::Trying | Srv::Proceeding) {
             c.state = Srv::Proceeding;
