@@ -219,9 +219,10 @@ impl MacStream {
         self
     }
 
-    /// A part of variable length: its length goes first, so splits cannot collide.
+    /// A part of variable length: its length goes first (16 bits: no part of a SIP
+    /// datagram is longer), so splits cannot collide.
     pub(crate) fn part(&mut self, data: &[u8]) -> &mut Self {
-        let n = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        let n = u16::try_from(data.len()).unwrap_or(u16::MAX);
         self.write(&n.to_le_bytes());
         self.write(data);
         self

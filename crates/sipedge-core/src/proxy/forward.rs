@@ -502,8 +502,9 @@ impl Core {
         let Ok(req) = Message::parse(&c.req) else {
             return;
         };
-        let tag = {
-            // Keyed by the node secret, not a table seed: table-hash outputs never go out.
+        // Keyed by the node secret, not a table seed: table-hash outputs never go out.
+        // A 100 carries no tag (§8.2.6.2): not computed for it.
+        let tag = (code > 100).then(|| {
             let v = self
                 .mac
                 .start(crate::secret::Purpose::ToTag)
@@ -516,7 +517,7 @@ impl Core {
                 *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
             }
             t
-        };
+        });
         let up = c.up_dest;
         let mut ip_buf = [0u8; 48];
         let ip_len = {
@@ -533,7 +534,7 @@ impl Core {
         let spec = ResponseSpec {
             status: code,
             reason,
-            to_tag: (code > 100).then_some(&tag[..]),
+            to_tag: tag.as_ref().map(|t| &t[..]),
             received: received.then_some(ip_text),
             rport: rport_req.then_some(up.port()),
             ..Default::default()

@@ -53,14 +53,15 @@ fn put_hex(out: &mut Vec<u8>, v: u64, digits: usize) {
     }
 }
 
-fn get_hex(s: &[u8]) -> Option<u128> {
-    s.iter().try_fold(0u128, |acc, &c| {
+/// At most 16 hex digits.
+fn get_hex(s: &[u8]) -> Option<u64> {
+    s.iter().try_fold(0u64, |acc, &c| {
         let d = match c {
             b'0'..=b'9' => c - b'0',
             b'a'..=b'f' => c - b'a' + 10,
             _ => return None,
         };
-        Some(acc << 4 | u128::from(d))
+        Some(acc << 4 | u64::from(d))
     })
 }
 
@@ -84,11 +85,12 @@ fn get_flow(s: &[u8], v6: bool) -> Option<(Flow, &[u8])> {
         return None;
     }
     let local = LocalId(get_hex(&s[..2])? as u16);
-    let ip_v = get_hex(&s[2..2 + ip_len])?;
     let ip = if v6 {
-        IpAddr::V6(Ipv6Addr::from(ip_v))
+        let hi = u128::from(get_hex(&s[2..18])?);
+        let lo = u128::from(get_hex(&s[18..34])?);
+        IpAddr::V6(Ipv6Addr::from(hi << 64 | lo))
     } else {
-        IpAddr::V4(Ipv4Addr::from(ip_v as u32))
+        IpAddr::V4(Ipv4Addr::from(get_hex(&s[2..10])? as u32))
     };
     let port = get_hex(&s[2 + ip_len..6 + ip_len])? as u16;
     Some((
@@ -100,22 +102,50 @@ fn get_flow(s: &[u8], v6: bool) -> Option<(Flow, &[u8])> {
     ))
 }
 
-/// The MAC of a token: its text before the MAC, then the dialog.
-fn tag_of(mac: &Mac, head: &[u8], call_id: &[u8], caller: &[u8], callee: Option<&[u8]>) -> u64 {
+/// The binary form of flags and flows (what the head text spells), for the MAC.
+fn flows_bin(out: &mut [u8; 1 + 2 * 19], flags: u8, a: Flow, b: Flow) -> usize {
+    out[0] = flags;
+    let mut n = 1;
+    for f in [a, b] {
+        out[n] = (f.local.0 & 0xff) as u8;
+        n += 1;
+        match f.addr.ip() {
+            IpAddr::V4(ip) => {
+                out[n..n + 4].copy_from_slice(&ip.octets());
+                n += 4;
+            }
+            IpAddr::V6(ip) => {
+                out[n..n + 16].copy_from_slice(&ip.octets());
+                n += 16;
+            }
+        }
+        out[n..n + 2].copy_from_slice(&f.addr.port().to_be_bytes());
+        n += 2;
+    }
+    n
+}
+
+/// The MAC of a token: its flags and flows, then the dialog.
+fn tag_of(mac: &Mac, flags: u8, (a, b): (Flow, Flow), ids: (&[u8], &[u8], Option<&[u8]>)) -> u64 {
+    let mut bin = [0u8; 1 + 2 * 19];
+    let n = flows_bin(&mut bin, flags, a, b);
+    let (call_id, caller, callee) = ids;
     let mut s = mac.start(Purpose::RecordRoute);
-    s.part(head).part(call_id).part(caller);
+    s.part(&bin[..n]).part(call_id).part(caller);
     if let Some(t) = callee {
         s.part(t);
     }
     s.finish()
 }
 
+fn flags_of(callee: bool, a: Flow, b: Flow) -> u8 {
+    let bit = |on: bool, v: u8| if on { v } else { 0 };
+    bit(callee, CALLEE_TAG) | bit(a.addr.is_ipv6(), A_V6) | bit(b.addr.is_ipv6(), B_V6)
+}
+
 /// Appends the text before the MAC: flags and the two flows.
 fn write_head(out: &mut Vec<u8>, callee: bool, a: Flow, b: Flow) {
-    let flags = if callee { CALLEE_TAG } else { 0 }
-        | if a.addr.is_ipv6() { A_V6 } else { 0 }
-        | if b.addr.is_ipv6() { B_V6 } else { 0 };
-    put_hex(out, u64::from(flags), 1);
+    put_hex(out, u64::from(flags_of(callee, a, b)), 1);
     put_flow(out, a);
     put_flow(out, b);
 }
@@ -128,25 +158,24 @@ pub(crate) fn write(
     a: Flow,
     b: Flow,
 ) {
-    let start = out.len();
     write_head(out, callee.is_some(), a, b);
-    let tag = tag_of(mac, &out[start..], call_id, caller, callee);
+    let flags = flags_of(callee.is_some(), a, b);
+    let tag = tag_of(mac, flags, (a, b), (call_id, caller, callee));
     put_hex(out, tag, 16);
 }
 
 /// A token as read from a Route, MAC not yet checked.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Token<'a> {
-    head: &'a [u8],
+pub(crate) struct Token {
     flags: u8,
     pub a: Flow,
     pub b: Flow,
     tag: u64,
 }
 
-impl<'a> Token<'a> {
+impl Token {
     /// Reads a token of our exact shape; `None` for anything else.
-    pub(crate) fn parse(s: &'a [u8]) -> Option<Token<'a>> {
+    pub(crate) fn parse(s: &[u8]) -> Option<Token> {
         if s.len() > MAX_LEN || s.is_empty() {
             return None;
         }
@@ -160,11 +189,10 @@ impl<'a> Token<'a> {
             return None;
         }
         Some(Token {
-            head: &s[..s.len() - 16],
             flags,
             a,
             b,
-            tag: get_hex(rest)? as u64,
+            tag: get_hex(rest)?,
         })
     }
 
@@ -180,7 +208,8 @@ impl<'a> Token<'a> {
     ) -> Option<Flow> {
         let ok = |caller: &[u8], callee: &[u8]| {
             let callee = (self.flags & CALLEE_TAG != 0).then_some(callee);
-            tags_equal(tag_of(mac, self.head, call_id, caller, callee), self.tag)
+            let t = tag_of(mac, self.flags, (self.a, self.b), (call_id, caller, callee));
+            tags_equal(t, self.tag)
         };
         if ok(from_tag, to_tag) {
             Some(self.b)

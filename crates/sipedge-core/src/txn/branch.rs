@@ -64,9 +64,15 @@ fn get_hex(s: &[u8]) -> Option<u64> {
 }
 
 impl OurBranch {
-    /// The MAC over the field text.
-    fn mac(mac: &Mac, fields: &[u8]) -> u64 {
-        mac.start(Purpose::Branch).fixed(fields).finish()
+    /// The MAC over the fields (binary: two SipHash blocks instead of four for the text).
+    fn mac(&self, mac: &Mac) -> u64 {
+        let mut f = [0u8; 15];
+        f[..2].copy_from_slice(&self.shard.0.to_le_bytes());
+        f[2..6].copy_from_slice(&self.idx.to_le_bytes());
+        f[6..10].copy_from_slice(&(self.gen & GEN_MASK).to_le_bytes());
+        f[10] = self.b & 0xf;
+        f[11..].copy_from_slice(&self.loop_hash.to_le_bytes());
+        mac.start(Purpose::Branch).fixed(&f).finish()
     }
 
     /// The branch text.
@@ -84,8 +90,7 @@ impl OurBranch {
             put_hex(&mut out[at..], v, d);
             at += d;
         }
-        let tag = Self::mac(mac, &out[PREFIX.len()..at]);
-        put_hex(&mut out[at..], tag, 16);
+        put_hex(&mut out[at..], self.mac(mac), 16);
         out
     }
 
@@ -94,9 +99,8 @@ impl OurBranch {
         let Some(b) = Self::fields(s) else {
             return Decoded::Foreign;
         };
-        let f = &s[PREFIX.len()..PREFIX.len() + FIELDS];
         match get_hex(&s[PREFIX.len() + FIELDS..]) {
-            Some(tag) if tags_equal(tag, Self::mac(mac, f)) => Decoded::Ours(b),
+            Some(tag) if tags_equal(tag, b.mac(mac)) => Decoded::Ours(b),
             _ => Decoded::Forged,
         }
     }
