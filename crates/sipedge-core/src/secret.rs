@@ -129,13 +129,40 @@ impl Mac {
         }
     }
 
-    /// A MAC computation for `purpose`; feed it with [`MacStream::fixed`] and
-    /// [`MacStream::part`].
-    pub(crate) fn start(&self, purpose: Purpose) -> MacStream {
+    /// The MAC of `parts` for `purpose`: the label byte, then each part after its 16-bit
+    /// length. Assembled on the stack and hashed in one pass when it fits (every token
+    /// we make), else streamed — the same bytes either way.
+    pub(crate) fn digest(&self, purpose: Purpose, parts: &[&[u8]]) -> u64 {
+        let mut buf = [0u8; 192];
+        let total = parts
+            .iter()
+            .fold(1usize, |n, p| n.saturating_add(2 + p.len()));
+        if total <= buf.len() {
+            buf[0] = purpose as u8;
+            let mut n = 1;
+            for p in parts {
+                buf[n..n + 2].copy_from_slice(&part_len(p).to_le_bytes());
+                buf[n + 2..n + 2 + p.len()].copy_from_slice(p);
+                n += 2 + p.len();
+            }
+            let mut s = MacStream::new(self.k0, self.k1);
+            s.write(&buf[..n]);
+            return s.finish();
+        }
         let mut s = MacStream::new(self.k0, self.k1);
         s.write(&[purpose as u8]);
-        s
+        for p in parts {
+            s.write(&part_len(p).to_le_bytes());
+            s.write(p);
+        }
+        s.finish()
     }
+}
+
+/// The length prefix of a part: 16 bits (no part of a SIP datagram is longer; a longer
+/// one would be cut at 65,535, never silently merged with the next).
+fn part_len(p: &[u8]) -> u16 {
+    u16::try_from(p.len()).unwrap_or(u16::MAX)
 }
 
 /// SipHash-2-4 in progress (streaming over the parts of one input).
@@ -213,23 +240,8 @@ impl MacStream {
         self.ntail = rest.len();
     }
 
-    /// A part of fixed length (its length is part of the purpose).
-    pub(crate) fn fixed(&mut self, data: &[u8]) -> &mut Self {
-        self.write(data);
-        self
-    }
-
-    /// A part of variable length: its length goes first (16 bits: no part of a SIP
-    /// datagram is longer), so splits cannot collide.
-    pub(crate) fn part(&mut self, data: &[u8]) -> &mut Self {
-        let n = u16::try_from(data.len()).unwrap_or(u16::MAX);
-        self.write(&n.to_le_bytes());
-        self.write(data);
-        self
-    }
-
     /// The 64-bit tag.
-    pub(crate) fn finish(&mut self) -> u64 {
+    fn finish(&mut self) -> u64 {
         self.tail[self.ntail..].fill(0);
         let m = u64::from_le_bytes(self.tail) | ((self.len as u64 & 0xff) << 56);
         self.block(m);

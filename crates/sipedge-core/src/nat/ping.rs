@@ -428,11 +428,7 @@ impl Core {
         f[2..6].copy_from_slice(&slot.to_le_bytes());
         f[6..10].copy_from_slice(&gen.to_le_bytes());
         f[10..].copy_from_slice(&sent.to_le_bytes());
-        let mac = self
-            .mac
-            .start(crate::secret::Purpose::Ping)
-            .fixed(&f)
-            .finish();
+        let mac = self.mac.digest(crate::secret::Purpose::Ping, &[&f]);
         Token {
             shard,
             slot,

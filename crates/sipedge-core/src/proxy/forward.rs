@@ -505,13 +505,15 @@ impl Core {
         // Keyed by the node secret, not a table seed: table-hash outputs never go out.
         // A 100 carries no tag (§8.2.6.2): not computed for it.
         let tag = (code > 100).then(|| {
-            let v = self
-                .mac
-                .start(crate::secret::Purpose::ToTag)
-                .part(req.call_id().unwrap_or_default())
-                .part(req.from().ok().and_then(|f| f.tag()).unwrap_or_default())
-                .fixed(&c.loop_hash.to_le_bytes())
-                .finish();
+            let from = req.from().ok();
+            let v = self.mac.digest(
+                crate::secret::Purpose::ToTag,
+                &[
+                    req.call_id().unwrap_or_default(),
+                    from.as_ref().and_then(|f| f.tag()).unwrap_or_default(),
+                    &c.loop_hash.to_le_bytes(),
+                ],
+            );
             let mut t = [0u8; 16];
             for (i, b) in t.iter_mut().enumerate() {
                 *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
@@ -643,9 +645,7 @@ impl Core {
         // Keyed by the node secret, not a table seed: table-hash outputs never go out.
         let h = self
             .mac
-            .start(crate::secret::Purpose::AckBranch)
-            .part(incoming)
-            .finish();
+            .digest(crate::secret::Purpose::AckBranch, &[incoming]);
         let adv = self.advertise(local);
         let db = self.cfg.auth.db.load();
         let Relay {

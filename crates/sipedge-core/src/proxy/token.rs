@@ -129,13 +129,12 @@ fn flows_bin(out: &mut [u8; 1 + 2 * 19], flags: u8, a: Flow, b: Flow) -> usize {
 fn tag_of(mac: &Mac, flags: u8, (a, b): (Flow, Flow), ids: (&[u8], &[u8], Option<&[u8]>)) -> u64 {
     let mut bin = [0u8; 1 + 2 * 19];
     let n = flows_bin(&mut bin, flags, a, b);
-    let (call_id, caller, callee) = ids;
-    let mut s = mac.start(Purpose::RecordRoute);
-    s.part(&bin[..n]).part(call_id).part(caller);
-    if let Some(t) = callee {
-        s.part(t);
+    match ids {
+        (call_id, caller, Some(callee)) => {
+            mac.digest(Purpose::RecordRoute, &[&bin[..n], call_id, caller, callee])
+        }
+        (call_id, caller, None) => mac.digest(Purpose::RecordRoute, &[&bin[..n], call_id, caller]),
     }
-    s.finish()
 }
 
 fn flags_of(callee: bool, a: Flow, b: Flow) -> u8 {

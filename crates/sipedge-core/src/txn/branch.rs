@@ -72,7 +72,7 @@ impl OurBranch {
         f[6..10].copy_from_slice(&(self.gen & GEN_MASK).to_le_bytes());
         f[10] = self.b & 0xf;
         f[11..].copy_from_slice(&self.loop_hash.to_le_bytes());
-        mac.start(Purpose::Branch).fixed(&f).finish()
+        mac.digest(Purpose::Branch, &[&f])
     }
 
     /// The branch text.
