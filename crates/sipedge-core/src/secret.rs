@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn purposes_parts_and_keys_separate() {
         let m = Mac::new(&NodeSecret([7; 32]));
-        let t = |p, a: &[u8], b: &[u8]| m.start(p).part(a).part(b).finish();
+        let t = |p, a: &[u8], b: &[u8]| m.digest(p, &[a, b]);
         assert_ne!(
             t(Purpose::Branch, b"ab", b"c"),
             t(Purpose::Branch, b"a", b"bc")
@@ -306,9 +306,34 @@ mod tests {
         assert_ne!(t(Purpose::Branch, b"a", b"b"), t(Purpose::Ping, b"a", b"b"));
         let other = Mac::new(&NodeSecret([8; 32]));
         assert_ne!(
-            m.start(Purpose::Ping).part(b"x").finish(),
-            other.start(Purpose::Ping).part(b"x").finish()
+            m.digest(Purpose::Ping, &[b"x"]),
+            other.digest(Purpose::Ping, &[b"x"])
         );
+        // The one-pass and the streamed form agree.
+        let long = vec![b'x'; 300];
+        let mut s = MacStream::new(m.k0, m.k1);
+        for chunk in [&[Purpose::ToTag as u8][..], &[44, 1], &long, &[1, 0], b"y"] {
+            s.write(chunk);
+        }
+        assert_eq!(m.digest(Purpose::ToTag, &[&long, b"y"]), s.finish());
+        let mut s = MacStream::new(m.k0, m.k1);
+        for chunk in [&[Purpose::ToTag as u8][..], &[3, 0], b"abc", &[1, 0], b"y"] {
+            s.write(chunk);
+        }
+        assert_eq!(m.digest(Purpose::ToTag, &[b"abc", b"y"]), s.finish());
+    }
+
+    /// The key derivation is RFC 2104 HMAC-SHA256 (checked against the `hmac` crate).
+    #[test]
+    fn key_is_hmac_sha256_of_the_label() {
+        use hmac::Mac as _;
+        let secret = NodeSecret([0x5a; 32]);
+        let mut h = hmac::Hmac::<Sha256>::new_from_slice(&secret.0).unwrap_or_else(|_| panic!());
+        h.update(b"sipedge mac v1");
+        let k = h.finalize().into_bytes();
+        let m = Mac::new(&secret);
+        assert_eq!(m.k0.to_le_bytes()[..], k[..8]);
+        assert_eq!(m.k1.to_le_bytes()[..], k[8..16]);
     }
 
     #[test]
