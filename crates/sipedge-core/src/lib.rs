@@ -42,8 +42,9 @@
 //! messages), `auth` (digest, nonces, IP/CLI authentication; its module doc has the rules
 //! and the relay's hook [`Core::authenticate_request`]), `txn` (RFC 3261 §17 transaction
 //! cells, states, timer keys, our Via branch) and `proxy` (the RFC 3261 §16 relay: routing,
-//! forwarding, responses, timers, and the hooks for auth and NAT). Relay counters:
-//! [`Core::proxy_stats`].
+//! forwarding, responses, timers, the Record-Route dialog token, and the hooks for auth and
+//! NAT), `secret` (the node secret, [`NodeSecret`], and the SipHash-2-4 MAC of every token
+//! and branch we hand out). Relay counters: [`Core::proxy_stats`].
 
 mod aor;
 mod aor_index;

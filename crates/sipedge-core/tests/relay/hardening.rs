@@ -270,3 +270,34 @@ fn a_forged_ping_answer_is_not_handed_off() {
     assert_eq!(s0.stats().nat.ping_answers_stale, 1);
     let _ = ShardId(0);
 }
+
+#[test]
+fn every_stateless_refusal_is_at_most_three_times_the_request() {
+    // The smallest valid INVITE we accept, from a spoofed source, for each refusal path.
+    let minimal = |ruri: &str, from: &str, extra: &str| {
+        format!(
+            "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.77:5060;branch=z9hG4bKm\r\nMax-Forwards: 70\r\nFrom: <sip:{from}>;tag=1\r\nTo: <{ruri}>{extra}\r\nCall-ID: m\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let mut c = with_auth(false);
+    for req in [
+        minimal(
+            &format!("sip:carol@{DOMAIN}"),
+            &format!("carol@{DOMAIN}"),
+            "",
+        ), // 407
+        minimal(&format!("sip:nobody@{DOMAIN}"), "x@y.example", ""), // 404
+        minimal("sip:x@elsewhere.example", "x@y.example", ""),       // 403
+        minimal(&format!("sip:bob@{DOMAIN}"), "x@y.example", ";tag=t"), // 404 Not Here
+    ] {
+        let out = send(&mut c, 0, "192.0.2.77:5060", req.as_bytes());
+        assert_eq!(out.len(), 1, "{:?}", labels(&out));
+        assert!(
+            out[0].bytes.len() <= 3 * req.len(),
+            "{} bytes for {}: {}",
+            out[0].bytes.len(),
+            req.len(),
+            String::from_utf8_lossy(&out[0].bytes)
+        );
+    }
+}
