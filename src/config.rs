@@ -95,6 +95,9 @@ pub struct Config {
     pub send_buffer_bytes: usize,
     /// `[server] max_message_bytes`.
     pub max_message_bytes: usize,
+    /// `[server] secret` (issue 13): keys the MACs of our Record-Route tokens, Via and
+    /// ping branches. `None`: `main` keeps one in the persistence directory, else draws one.
+    pub secret: Option<sipedge_core::NodeSecret>,
     /// `[admin] listen`.
     pub admin_listen: SocketAddr,
     /// `[log] level`.
@@ -183,6 +186,7 @@ struct RawServer {
     recv_buffer_bytes: usize,
     send_buffer_bytes: usize,
     max_message_bytes: usize,
+    secret: String,
 }
 
 impl Default for RawServer {
@@ -195,6 +199,7 @@ impl Default for RawServer {
             recv_buffer_bytes: DEFAULT_RECV_BUFFER_BYTES,
             send_buffer_bytes: DEFAULT_SEND_BUFFER_BYTES,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            secret: String::new(),
         }
     }
 }
@@ -327,6 +332,13 @@ impl Config {
                 format!("{} shards is too many", s.workers),
             ));
         }
+        let secret = match s.secret.trim() {
+            "" => None,
+            hex => Some(
+                sipedge_core::NodeSecret::from_hex(hex)
+                    .map_err(|e| err("server.secret".into(), e.to_string()))?,
+            ),
+        };
         let admin_listen = raw.admin.listen.parse().map_err(|_| {
             err(
                 "admin.listen".into(),
@@ -389,6 +401,7 @@ impl Config {
             recv_buffer_bytes: s.recv_buffer_bytes,
             send_buffer_bytes: s.send_buffer_bytes,
             max_message_bytes: s.max_message_bytes,
+            secret,
             admin_listen,
             log_level: raw.log.level,
             registrar,

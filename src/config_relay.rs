@@ -96,4 +96,22 @@ mod tests {
             .unwrap_or_else(|| panic!("T2 below T1 must be refused"));
         assert_eq!(e.key, "sip.t2_ms");
     }
+
+    #[test]
+    fn server_secret_key() {
+        let ok = Config::parse(
+            &format!("[server]\nsecret = \"{}\"\n", "0f".repeat(32)),
+            "t",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.secret.map(|s| s.0), Some([0x0f; 32]));
+        let none = Config::parse("", "t").unwrap_or_else(|e| panic!("{e}"));
+        assert!(none.secret.is_none(), "absent: generated or kept by main");
+        for bad in ["abc", "0f0f", &"g".repeat(64)] {
+            let e = Config::parse(&format!("[server]\nsecret = \"{bad}\"\n"), "t")
+                .err()
+                .unwrap_or_else(|| panic!("{bad} must be refused"));
+            assert_eq!(e.key, "server.secret");
+        }
+    }
 }

@@ -121,6 +121,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build_hasher()
         .finish();
     let auth = auth_core_config(&cfg, seed)?;
+    // Issue 13: the node secret keys every token we MAC; drawn independently of `seed`.
+    let secret = node_secret(&cfg, &name)?;
     let cores = sipedge_rt::available_cores();
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut threads = Vec::new();
@@ -156,7 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     record_route: cfg.proxy.record_route,
                     allow_outbound: cfg.proxy.allow_outbound,
                     advertise: cfg.listen.iter().map(|l| l.addr).collect(),
-                    route_key: seed,
+                    secret: secret.clone(),
                 },
                 auth: auth.clone(),
                 // Each shard owns about 1/shards of the AoRs (route hash); the index adds
@@ -303,6 +305,57 @@ fn wait_for_signal(mut on_hup: impl FnMut()) -> anyhow::Result<()> {
         break;
     }
     Ok(())
+}
+
+/// The file in the persistence directory that keeps a generated node secret.
+const NODE_SECRET_FILE: &str = "node_secret";
+
+/// The node secret (issue 13): `[server] secret` when set; else, with persistence on, the
+/// one kept in `<persistence path>/node_secret` (created 0600 with 32 random bytes the
+/// first time), so dialog tokens handed out before a restart still verify; else 32
+/// random bytes from the OS for this run.
+fn node_secret(cfg: &Config, name: &str) -> anyhow::Result<sipedge_core::NodeSecret> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(s) = &cfg.secret {
+        return Ok(s.clone());
+    }
+    let random = || -> anyhow::Result<sipedge_core::NodeSecret> {
+        let mut s = [0u8; sipedge_core::NODE_SECRET_LEN];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut s))
+            .context("reading the node secret from /dev/urandom")?;
+        Ok(sipedge_core::NodeSecret(s))
+    };
+    let Some(p) = &cfg.persistence else {
+        return random();
+    };
+    let path = p.path.join(NODE_SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => sipedge_core::NodeSecret::from_hex(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "config {name}: key `registrar.persistence.path`: {}: {e}",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let s = random()?;
+            std::fs::create_dir_all(&p.path)
+                .with_context(|| format!("creating {}", p.path.display()))?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(s.to_hex().as_bytes())
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(path = %path.display(), "node secret generated and kept");
+            Ok(s)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// The core's auth config: the tables from `cfg`, the nonce secret (configured, else 32

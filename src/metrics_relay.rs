@@ -19,7 +19,10 @@ pub struct RelayMetrics {
     acks_forwarded: AtomicU64,
     cancels: AtomicU64,
     responses_forwarded: AtomicU64,
-    responses_stateless: AtomicU64,
+    responses_no_transaction: AtomicU64,
+    responses_forged: AtomicU64,
+    tokens_refused: AtomicU64,
+    credentials_consumed: AtomicU64,
     responses_handed_off: AtomicU64,
     timeouts: AtomicU64,
     refused: AtomicU64,
@@ -41,8 +44,12 @@ impl RelayMetrics {
         self.cancels.store(s.cancels, Relaxed);
         self.responses_forwarded
             .store(s.responses_forwarded, Relaxed);
-        self.responses_stateless
-            .store(s.responses_stateless, Relaxed);
+        self.responses_no_transaction
+            .store(s.responses_no_transaction, Relaxed);
+        self.responses_forged.store(s.responses_forged, Relaxed);
+        self.tokens_refused.store(s.tokens_refused, Relaxed);
+        self.credentials_consumed
+            .store(s.credentials_consumed, Relaxed);
         self.responses_handed_off
             .store(s.responses_handed_off, Relaxed);
         self.timeouts.store(s.timeouts, Relaxed);
@@ -96,9 +103,24 @@ const COUNTERS: &[(&str, &str, Field)] = &[
         |m| &m.responses_forwarded,
     ),
     (
-        "relay_responses_stateless_total",
-        "Responses forwarded by Via after their transaction ended.",
-        |m| &m.responses_stateless,
+        "relay_responses_no_transaction_total",
+        "Responses dropped: their transaction ended (RFC 6026, no stateless relay).",
+        |m| &m.responses_no_transaction,
+    ),
+    (
+        "relay_responses_forged_total",
+        "Responses dropped: our branch shape, MAC not ours.",
+        |m| &m.responses_forged,
+    ),
+    (
+        "relay_tokens_refused_total",
+        "Requests with a To tag refused (404): no dialog token of ours verified.",
+        |m| &m.tokens_refused,
+    ),
+    (
+        "relay_credentials_consumed_total",
+        "Forwarded requests stripped of credentials for our realm.",
+        |m| &m.credentials_consumed,
     ),
     (
         "relay_responses_handed_off_total",
@@ -112,7 +134,7 @@ const COUNTERS: &[(&str, &str, Field)] = &[
     ),
     (
         "relay_refused_total",
-        "Requests refused by a proxy rule (403, 404, 420, 480, 482, 483, 503).",
+        "Requests refused by a proxy rule (403, 404, 420, 482, 483, 503).",
         |m| &m.refused,
     ),
     (

@@ -76,6 +76,8 @@ pub struct Core {
     pub(crate) relay: crate::proxy::Relay,
     /// Nonce key, nonce-count window, counters (`auth`).
     pub(crate) auth: crate::auth::AuthState,
+    /// The MAC of every token we send and take back, keyed by the node secret (`secret`).
+    pub(crate) mac: crate::secret::Mac,
 }
 
 impl Core {
@@ -85,7 +87,8 @@ impl Core {
         Core {
             nat: crate::nat::NatRuntime::new(&cfg.nat),
             loc: Location::new(cfg.seed, cfg.expected_bindings),
-            relay: crate::proxy::Relay::new(cfg.seed, cfg.proxy.route_key),
+            relay: crate::proxy::Relay::new(cfg.seed),
+            mac: crate::secret::Mac::new(&cfg.proxy.secret),
             auth: crate::auth::AuthState::new(&cfg.auth),
             arrival: cfg.shard,
             cfg,

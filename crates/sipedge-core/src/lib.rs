@@ -42,8 +42,9 @@
 //! messages), `auth` (digest, nonces, IP/CLI authentication; its module doc has the rules
 //! and the relay's hook [`Core::authenticate_request`]), `txn` (RFC 3261 §17 transaction
 //! cells, states, timer keys, our Via branch) and `proxy` (the RFC 3261 §16 relay: routing,
-//! forwarding, responses, timers, and the hooks for auth and NAT). Relay counters:
-//! [`Core::proxy_stats`].
+//! forwarding, responses, timers, the Record-Route dialog token, and the hooks for auth and
+//! NAT), `secret` (the node secret, [`NodeSecret`], and the SipHash-2-4 MAC of every token
+//! and branch we hand out). Relay counters: [`Core::proxy_stats`].
 
 mod aor;
 mod aor_index;
@@ -60,6 +61,7 @@ mod output;
 mod proxy;
 mod record;
 mod registrar;
+mod secret;
 mod shard;
 mod stateless;
 mod stats;
@@ -83,6 +85,7 @@ pub use crate::nat::{
 pub use crate::output::{LocalId, Transmit};
 pub use crate::proxy::{ProxyConfig, ProxyStats};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
+pub use crate::secret::{NodeSecret, SecretError, NODE_SECRET_LEN};
 pub use crate::shard::{ShardId, ShardMsg};
 pub use crate::stats::CoreStats;
 pub use crate::time::Millis;

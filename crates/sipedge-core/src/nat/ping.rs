@@ -14,12 +14,14 @@
 //! skipped rather than sent as one burst; their slots wait one interval, which never
 //! counts as a miss.
 //!
-//! **Stateless OPTIONS.** The branch (after `z9hG4bK`) is `np` + 36 hex digits: shard (4),
-//! slot (8), slot generation (8), send time in ms mod 2³² (8) and a 32-bit MAC of those
-//! under the shard's seeded hasher (8); the From tag and Call-ID repeat it. A response is
-//! recognised by the prefix on any shard, handed to the owner shard over the mesh, checked
-//! (MAC, live slot of that generation) and gives the RTT as `now − send time`: no table of
-//! outstanding pings. Any final response counts as an answer (a 404 or 405 proves the
+//! **Stateless OPTIONS.** The branch (after `z9hG4bK`) is `np` + 44 hex digits: shard (4),
+//! slot (8), slot generation (8), send time in ms mod 2³² (8) and a 64-bit MAC of those
+//! (16) — SipHash-2-4 under the node secret ([`crate::secret`], issue 13: never a table
+//! seed); the From tag and Call-ID repeat it. A response is recognised by the prefix on
+//! any shard, its MAC checked there (every shard has the secret; a forged one counts as
+//! stale and is never handed off), handed to the owner shard over the mesh, checked again
+//! with the live slot of that generation and gives the RTT as `now − send time`: no table
+//! of outstanding pings. Any final response counts as an answer (a 404 or 405 proves the
 //! pinhole is open as well as a 200).
 //!
 //! **Timeout mode.** A ping still outstanding at the binding's next slot, with nothing heard
@@ -47,7 +49,7 @@ pub const RTT_BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000,
 
 const COOKIE: &[u8] = b"z9hG4bK";
 const TOKEN_PREFIX: &[u8] = b"np";
-const TOKEN_LEN: usize = 2 + 4 + 8 + 8 + 8 + 8;
+const TOKEN_LEN: usize = 2 + 4 + 8 + 8 + 8 + 16;
 /// An answer claiming an RTT above this (ms) is not one of ours.
 const MAX_RTT_MS: u32 = 3_600_000;
 /// Most past ticks swept in one call (one second): see the module docs.
@@ -160,7 +162,7 @@ struct Token {
     slot: u32,
     gen: u32,
     sent: u32,
-    mac: u32,
+    mac: u64,
 }
 
 fn put_hex(out: &mut [u8], v: u64) {
@@ -189,7 +191,7 @@ impl Token {
         put_hex(&mut t[6..14], u64::from(self.slot));
         put_hex(&mut t[14..22], u64::from(self.gen));
         put_hex(&mut t[22..30], u64::from(self.sent));
-        put_hex(&mut t[30..38], u64::from(self.mac));
+        put_hex(&mut t[30..46], self.mac);
         t
     }
 
@@ -204,7 +206,7 @@ impl Token {
             slot: get_hex(&t[6..14])? as u32,
             gen: get_hex(&t[14..22])? as u32,
             sent: get_hex(&t[22..30])? as u32,
-            mac: get_hex(&t[30..38])? as u32,
+            mac: get_hex(&t[30..46])?,
         })
     }
 }
@@ -416,14 +418,19 @@ impl Core {
     }
 
     fn token(&self, slot: u32, gen: u32, sent: u32) -> Token {
-        let mac = self.loc.hasher().hash(&[
-            b"nat-ping",
-            &slot.to_le_bytes(),
-            &gen.to_le_bytes(),
-            &sent.to_le_bytes(),
-        ]) as u32;
+        self.token_of(self.cfg.shard.0, slot, gen, sent)
+    }
+
+    /// The token of a ping of shard `shard` (MAC over every field).
+    fn token_of(&self, shard: u16, slot: u32, gen: u32, sent: u32) -> Token {
+        let mut f = [0u8; 14];
+        f[..2].copy_from_slice(&shard.to_le_bytes());
+        f[2..6].copy_from_slice(&slot.to_le_bytes());
+        f[6..10].copy_from_slice(&gen.to_le_bytes());
+        f[10..].copy_from_slice(&sent.to_le_bytes());
+        let mac = self.mac.digest(crate::secret::Purpose::Ping, &[&f]);
         Token {
-            shard: self.cfg.shard.0,
+            shard,
             slot,
             gen,
             sent,
@@ -488,6 +495,16 @@ impl Core {
         let Some(tok) = v.top_via.branch().and_then(Token::decode) else {
             return false;
         };
+        let genuine = crate::secret::tags_equal(
+            self.token_of(tok.shard, tok.slot, tok.gen, tok.sent).mac,
+            tok.mac,
+        );
+        if !genuine {
+            // Our shape, not our MAC: forged (or from before a secret change). Counted as
+            // stale, never handed off.
+            self.stats.nat.ping_answers_stale += 1;
+            return true;
+        }
         if tok.shard != self.cfg.shard.0 {
             if tok.shard < self.cfg.shards {
                 // ARCHITECTURE.md §1: the binding's owner handles the answer.
@@ -510,8 +527,7 @@ impl Core {
             return true; // provisional: wait for the final response
         }
         let rtt = (now.0 as u32).wrapping_sub(tok.sent);
-        let genuine = self.token(tok.slot, tok.gen, tok.sent).mac == tok.mac;
-        if !genuine || rtt > MAX_RTT_MS || self.loc.live(tok.slot, tok.gen).is_none() {
+        if rtt > MAX_RTT_MS || self.loc.live(tok.slot, tok.gen).is_none() {
             self.stats.nat.ping_answers_stale += 1;
             return true;
         }

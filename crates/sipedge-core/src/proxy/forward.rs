@@ -12,6 +12,7 @@ use crate::aor::{canonical_aor, owner_of, split_aor};
 use crate::core::Core;
 use crate::lookup::{LookupError, LookupReply};
 use crate::output::LocalId;
+use crate::proxy::token::{self, Flow};
 use crate::proxy::{write_hostport, Relay};
 use crate::registrar::tick_at_or_after;
 use crate::time::Millis;
@@ -23,10 +24,72 @@ use crate::txn::{timer_key, Timer};
 const MAX_BRANCHES: usize = 16;
 
 const ROUTE_ONLY: &[HeaderName] = &[HeaderName::Route];
+const CREDENTIALS: &[HeaderName] = &[HeaderName::ProxyAuthorization, HeaderName::Authorization];
+const ROUTE_AND_CREDENTIALS: &[HeaderName] = &[
+    HeaderName::Route,
+    HeaderName::ProxyAuthorization,
+    HeaderName::Authorization,
+];
+
+/// The headers a forwarded request loses entirely.
+fn removals(route_edit: bool, credentials: bool) -> &'static [HeaderName] {
+    match (route_edit, credentials) {
+        (true, true) => ROUTE_AND_CREDENTIALS,
+        (true, false) => ROUTE_ONLY,
+        (false, true) => CREDENTIALS,
+        (false, false) => &[],
+    }
+}
+
+/// Issue 13 (Kamailio's `consume_credentials()`): credentials for our realm are never
+/// relayed — a callee would collect a crackable digest of every caller. True when `msg`
+/// has some (or unreadable ones): then every Proxy-Authorization and Authorization header
+/// is removed and those for other realms are put back through `extra` (RFC 3261 §22.3: a
+/// proxy passes credentials meant for a realm further on).
+fn credentials_to_consume<'m>(
+    msg: &'m Message<'_>,
+    realm: &[u8],
+    extra: &mut smallvec::SmallVec<[(&'m [u8], &'m [u8]); 2]>,
+) -> bool {
+    let ours = |v: &[u8]| match sipedge_msg::Credentials::parse(v) {
+        Ok(c) => c.realm.is_none_or(|r| r.eq_bytes(realm)),
+        Err(_) => true,
+    };
+    let mut any = false;
+    for name in CREDENTIALS {
+        for v in msg.header_values(*name) {
+            any |= ours(v);
+        }
+    }
+    if !any {
+        return false;
+    }
+    for (name, text) in [
+        (
+            HeaderName::ProxyAuthorization,
+            b"Proxy-Authorization".as_slice(),
+        ),
+        (HeaderName::Authorization, b"Authorization".as_slice()),
+    ] {
+        for v in msg.header_values(name) {
+            if !ours(v) {
+                extra.push((text, v));
+            }
+        }
+    }
+    true
+}
 
 impl Relay {
     /// Our Via for branch `b` of cell `idx` into `via_buf`.
-    fn make_via(&mut self, shard: crate::ShardId, advertise: SocketAddr, idx: u32, c: &BranchId) {
+    fn make_via(
+        &mut self,
+        mac: &crate::secret::Mac,
+        shard: crate::ShardId,
+        advertise: SocketAddr,
+        idx: u32,
+        c: &BranchId,
+    ) {
         self.via_buf.clear();
         self.via_buf.push_str("SIP/2.0/UDP ");
         write_hostport(&mut self.via_buf, advertise);
@@ -38,18 +101,20 @@ impl Relay {
             b: c.b,
             loop_hash: c.loop_hash,
         }
-        .encode();
+        .encode(mac);
         self.via_buf
             .push_str(std::str::from_utf8(&text).expect("branch text is hex"));
     }
+}
 
-    /// Our Record-Route: `<sip:host:port;lr;sed=TOKEN>`, the token keyed on the Call-ID.
-    fn make_rr(&mut self, advertise: SocketAddr, token: u64) {
-        self.rr_buf.clear();
-        self.rr_buf.push_str("<sip:");
-        write_hostport(&mut self.rr_buf, advertise);
-        let _ = write!(self.rr_buf, ";lr;sed={token:016x}>");
-    }
+/// Our Record-Route: `<sip:host:port;lr;sed=TOKEN>` ([`crate::proxy::token`]).
+fn make_rr(rr_buf: &mut String, advertise: SocketAddr, token: &[u8]) {
+    rr_buf.clear();
+    rr_buf.push_str("<sip:");
+    write_hostport(rr_buf, advertise);
+    rr_buf.push_str(";lr;sed=");
+    rr_buf.push_str(std::str::from_utf8(token).unwrap_or_default());
+    rr_buf.push('>');
 }
 
 /// A binding to forward to (from the local table or a lookup reply).
@@ -204,7 +269,8 @@ impl Core {
             b: b as u8,
             loop_hash: c.loop_hash,
         };
-        self.relay.make_via(shard, adv, idx, &id);
+        let Core { relay, mac, .. } = self;
+        relay.make_via(mac, shard, adv, idx, &id);
     }
 
     /// Writes branch `b`'s request (§16.6) into `relay.fwd_buf`. Deterministic, so a
@@ -212,16 +278,17 @@ impl Core {
     fn write_branch_request(&mut self, idx: u32, b: usize) {
         self.via_for(idx, b);
         let rr = self.relay.txns.cell(idx).record_route;
-        if rr {
-            let c = self.relay.txns.cell(idx);
-            let (adv, token) = (self.advertise(c.branches[b].local), c.rr_token);
-            self.relay.make_rr(adv, token);
-        }
+        let adv = self.advertise(self.relay.txns.cell(idx).branches[b].local);
+        let db = self.cfg.auth.db.load();
+        let realm = db.settings.realm.as_bytes();
+        let mac = &self.mac;
         let Relay {
             txns,
             via_buf,
             rr_buf,
             fwd_buf,
+            stats,
+            tok_buf,
             ..
         } = &mut self.relay;
         let c = txns.cell(idx);
@@ -230,25 +297,48 @@ impl Core {
             fwd_buf.clear();
             return;
         };
+        if rr {
+            // The dialog token: flow A where the request came from, flow B this branch's
+            // destination, MACed over the Call-ID and the caller's tag.
+            let from = req.from().ok();
+            let caller = from.as_ref().and_then(|f| f.tag()).unwrap_or_default();
+            let (a, bf) = (
+                Flow {
+                    local: c.up_local,
+                    addr: c.up_dest,
+                },
+                Flow {
+                    local: br.local,
+                    addr: br.dest,
+                },
+            );
+            tok_buf.clear();
+            let ids = (req.call_id().unwrap_or_default(), caller, None);
+            token::write(tok_buf, mac, ids, a, bf);
+            make_rr(rr_buf, adv, tok_buf);
+        }
         // §18.2.1 / RFC 3581 §4: the sender's Via gets received (and rport filled) in the
         // copy we forward, so the responses, and a late 2xx sent by Via, find it behind NAT.
         let pop_via = match req.top_via() {
             Ok(v) => push_stamped_via(via_buf, &v, c.up_dest),
             Err(_) => false,
         };
-        let extra_route = [(b"Route".as_slice(), br.route.as_slice())];
+        let mut extra: smallvec::SmallVec<[(&[u8], &[u8]); 2]> = smallvec::SmallVec::new();
+        if br.route_edit && !br.route.is_empty() {
+            extra.push((b"Route".as_slice(), br.route.as_slice()));
+        }
+        let consume = credentials_to_consume(&req, realm, &mut extra);
+        if consume {
+            stats.credentials_consumed += 1;
+        }
         let edits = ForwardEdits {
             request_uri: (!br.uri.is_empty()).then_some(br.uri.as_slice()),
             via: Some(via_buf.as_bytes()),
             pop_via,
             record_route: rr.then_some(rr_buf.as_bytes()),
             decrement_max_forwards: true,
-            remove: if br.route_edit { ROUTE_ONLY } else { &[] },
-            extra: if br.route_edit && !br.route.is_empty() {
-                &extra_route
-            } else {
-                &[]
-            },
+            remove: removals(br.route_edit, consume),
+            extra: &extra,
             ..ForwardEdits::default()
         };
         write_forward(fwd_buf, &req, &edits);
@@ -333,13 +423,14 @@ impl Core {
         result
     }
 
-    /// One branch per binding (§16.5 parallel forking), or the final answer when there is
-    /// none: 404, or 480 for a known user ([`Core::is_known_user`]).
+    /// One branch per binding (§16.5 parallel forking), or, when there is none (the answer
+    /// of another shard's lookup), one 404 and the cell ends at once — nothing was
+    /// forwarded, so nothing is retransmitted (issue 13; 404 whether or not the user is
+    /// provisioned: no enumeration).
     pub(crate) fn fork(
         &mut self,
         now: Millis,
         idx: u32,
-        aor: &[u8],
         targets: impl IntoIterator<Item = Target>,
         route_edit: bool,
         route: &[u8],
@@ -366,11 +457,10 @@ impl Core {
             });
         }
         if self.relay.txns.cell(idx).branches.is_empty() {
-            if self.is_known_user(aor) {
-                self.finish_own(now, idx, 480, b"Temporarily Unavailable");
-            } else {
-                self.finish_own(now, idx, 404, b"Not Found");
-            }
+            self.relay.stats.refused += 1;
+            self.own_response(idx, 404, b"Not Found");
+            self.relay.txns.cell_mut(idx).state = Srv::Terminated;
+            self.maybe_free(idx);
             return;
         }
         for b in 0..self.relay.txns.cell(idx).branches.len() {
@@ -389,10 +479,7 @@ impl Core {
             return;
         }
         c.lookup_pending = false;
-        let Ok(req) = Message::parse(&c.req) else {
-            return;
-        };
-        let aor = req.request_uri_raw().unwrap_or_default().to_vec();
+        let reply_has_targets = !reply.contacts.is_empty();
         let targets = reply.contacts.into_iter().map(|c| Target {
             uri: c.uri,
             path: c.path,
@@ -401,7 +488,10 @@ impl Core {
             q: c.q.unwrap_or(1000),
             nated: c.received.is_some(),
         });
-        self.fork(now, idx, &aor, targets, false, &[]);
+        if reply_has_targets {
+            self.hundred_trying(idx);
+        }
+        self.fork(now, idx, targets, false, &[]);
     }
 
     /// A response we generate for cell `idx` (RFC 3261 §8.2.6: Vias, From, To with our
@@ -412,18 +502,24 @@ impl Core {
         let Ok(req) = Message::parse(&c.req) else {
             return;
         };
-        let tag = {
-            let v = self.loc.hasher().hash(&[
-                req.call_id().unwrap_or_default(),
-                req.from().ok().and_then(|f| f.tag()).unwrap_or_default(),
-                &c.loop_hash.to_le_bytes(),
-            ]);
+        // Keyed by the node secret, not a table seed: table-hash outputs never go out.
+        // A 100 carries no tag (§8.2.6.2): not computed for it.
+        let tag = (code > 100).then(|| {
+            let from = req.from().ok();
+            let v = self.mac.digest(
+                crate::secret::Purpose::ToTag,
+                &[
+                    req.call_id().unwrap_or_default(),
+                    from.as_ref().and_then(|f| f.tag()).unwrap_or_default(),
+                    &c.loop_hash.to_le_bytes(),
+                ],
+            );
             let mut t = [0u8; 16];
             for (i, b) in t.iter_mut().enumerate() {
                 *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
             }
             t
-        };
+        });
         let up = c.up_dest;
         let mut ip_buf = [0u8; 48];
         let ip_len = {
@@ -440,7 +536,7 @@ impl Core {
         let spec = ResponseSpec {
             status: code,
             reason,
-            to_tag: (code > 100).then_some(&tag[..]),
+            to_tag: tag.as_ref().map(|t| &t[..]),
             received: received.then_some(ip_text),
             rport: rport_req.then_some(up.port()),
             ..Default::default()
@@ -546,26 +642,36 @@ impl Core {
             .ok()
             .and_then(|v| v.branch())
             .unwrap_or_default();
-        let h = self.loc.hasher().hash(&[incoming, b"ACK"]);
+        // Keyed by the node secret, not a table seed: table-hash outputs never go out.
+        let h = self
+            .mac
+            .digest(crate::secret::Purpose::AckBranch, &[incoming]);
         let adv = self.advertise(local);
+        let db = self.cfg.auth.db.load();
         let Relay {
-            via_buf, fwd_buf, ..
+            via_buf,
+            fwd_buf,
+            stats,
+            ..
         } = &mut self.relay;
         via_buf.clear();
         via_buf.push_str("SIP/2.0/UDP ");
         write_hostport(via_buf, adv);
         let _ = write!(via_buf, ";branch=z9hG4bKsA{h:016x}");
-        let extra_route = [(b"Route".as_slice(), route)];
+        let mut extra: smallvec::SmallVec<[(&[u8], &[u8]); 2]> = smallvec::SmallVec::new();
+        if route_edit && !route.is_empty() {
+            extra.push((b"Route".as_slice(), route));
+        }
+        let consume = credentials_to_consume(msg, db.settings.realm.as_bytes(), &mut extra);
+        if consume {
+            stats.credentials_consumed += 1;
+        }
         let edits = ForwardEdits {
             request_uri: ruri,
             via: Some(via_buf.as_bytes()),
             decrement_max_forwards: true,
-            remove: if route_edit { ROUTE_ONLY } else { &[] },
-            extra: if route_edit && !route.is_empty() {
-                &extra_route
-            } else {
-                &[]
-            },
+            remove: removals(route_edit, consume),
+            extra: &extra,
             ..ForwardEdits::default()
         };
         write_forward(fwd_buf, msg, &edits);

@@ -3,8 +3,6 @@
 
 use std::net::SocketAddr;
 
-use sipedge_msg::Uri;
-
 use crate::auth::{AuthMethod, AuthOk};
 
 use crate::core::Core;
@@ -19,20 +17,6 @@ impl Core {
             ok.method,
             AuthMethod::Digest | AuthMethod::Ip | AuthMethod::Cli
         )
-    }
-
-    /// True when `aor` (a SIP URI of our domains) is a provisioned user (`[[users]]`), so a
-    /// lookup with no binding gets 480 Temporarily Unavailable instead of 404 Not Found
-    /// (RFC 3261 §21.4.18, §21.4.4).
-    pub(crate) fn is_known_user(&self, aor: &[u8]) -> bool {
-        let Ok(uri) = Uri::parse(aor) else {
-            return false;
-        };
-        let Some(user) = uri.user() else {
-            return false;
-        };
-        let domain = uri.host_unbracketed().to_ascii_lowercase();
-        self.auth_db().find_user(&domain, user).is_some()
     }
 
     /// **NAT hook (issue 8).** Where a request for a binding goes (its Contact URI, the

@@ -10,26 +10,36 @@
 //! | §16.3 step 4 | a Via of ours whose loop hash equals this request's | 482 |
 //! | §16.3 step 5 | Proxy-Require tags we do not support | 420 with Unsupported |
 //! | §16.4 | strict-route peer: Request-URI is our Record-Route → last Route becomes the Request-URI; our own top Route is removed | — |
+//! | issue 13 | a request with a To tag is in-dialog only on our Route carrying a dialog token that verifies for its Call-ID and tags ([`token`]); it then goes to the dialog's other end and skips authentication | 404 "Not Here" (stateless, once; an ACK is absorbed) |
 //! | §22.3 | out-of-dialog requests authenticated first (issue 6: IP/CLI, else digest) | 407 / 403 / 400 |
-//! | §16.5 | Request-URI in our domains (out of dialog) → location lookup on the AoR's owner shard | 404 no binding (480 for a provisioned user) |
-//! | §16.5 | Request-URI elsewhere: only on our own route set (our Route carrying the dialog token `sed` of its Call-ID), or `allow_outbound` and a digest user or IP/CLI trunk | 403 "Relaying Forbidden" |
+//! | §16.5 | Request-URI in our domains (out of dialog) → location lookup on the AoR's owner shard | 404 for "no such user" and "not registered" alike (issue 13: no user enumeration) |
+//! | §16.5 | Request-URI elsewhere: only with `allow_outbound` and a digest user or IP/CLI trunk | 403 "Relaying Forbidden" |
 //! | §16.6 | per target: Request-URI, Max-Forwards − 1, Record-Route `<sip:us;lr;sed=token>` (`record_route`), our Via; the sender's Via gets received/rport; NAT-aware destination | 503 when no next hop is an IP address (no DNS yet) |
 //! | §16.7 | 1xx (not 100) forwarded; every 2xx forwarded and the other branches cancelled; 6xx cancels the rest; else the best final response once all branches are done | — |
 //!
-//! Responses go back by our Via: the cell remembers the request's source and socket; a
-//! response whose cell is gone (a late 2xx retransmission) is forwarded statelessly to the
-//! next Via's received/rport or sent-by (§18.2.2).
+//! Responses go back by our Via: the cell remembers the request's source and socket. A
+//! response whose branch does not verify (MAC, [`crate::txn::branch`]) or whose cell is gone
+//! is dropped and counted: RFC 6026 §7.1 replaces the stateless forwarding of RFC 3261
+//! §16.7 — the INVITE server transaction stays Accepted for 64·T1 after a 2xx and passes
+//! 2xx retransmissions, and after that nothing unmatched is forwarded (a relay of unmatched
+//! responses is an anonymous reflector).
+//!
+//! Refusals before anything is forwarded are one stateless reply each (RFC 3261 §8.2.6.1,
+//! §16.3): no 100 Trying before the decision to forward, no timer G retransmission — a
+//! spoofed source gets at most one datagram per request, never larger than ~3× it.
+//! Credentials for our realm are removed from every forwarded request (issue 13, as
+//! Kamailio's `consume_credentials()`); those for other realms pass.
 
 mod forward;
 mod hooks;
 mod response;
 mod route;
 mod timers;
+pub(crate) mod token;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use crate::aor::TableHasher;
 use crate::txn::table::Table;
 
 pub use crate::proxy::route::ProxyStats;
@@ -45,10 +55,10 @@ pub struct ProxyConfig {
     pub allow_outbound: bool,
     /// Our address on each socket (index = `LocalId`), as put in Via and Record-Route.
     pub advertise: Vec<SocketAddr>,
-    /// Key of the dialog token in our Record-Route (`;sed=`), the same on every shard (the
-    /// shell draws it at start). An in-dialog request may leave our domains only on a
-    /// Route of ours carrying the token of its Call-ID: our loose routing is no open relay.
-    pub route_key: u64,
+    /// The node secret (`[server] secret`), the same on every shard: keys the MAC of the
+    /// dialog token in our Record-Route ([`token`]), of our Via branches and of our NAT
+    /// ping branches ([`crate::secret`]). Never a table seed.
+    pub secret: crate::secret::NodeSecret,
 }
 
 impl Default for ProxyConfig {
@@ -57,7 +67,7 @@ impl Default for ProxyConfig {
             record_route: true,
             allow_outbound: false,
             advertise: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
-            route_key: 0,
+            secret: crate::secret::NodeSecret::default(),
         }
     }
 }
@@ -71,37 +81,22 @@ pub(crate) struct Relay {
     via_buf: String,
     rr_buf: String,
     fwd_buf: Vec<u8>,
-    /// Keyed hash for the Record-Route dialog token.
-    rr_hasher: TableHasher,
+    /// Reused: the dialog token as sent in a request and as rewritten in its responses.
+    tok_buf: Vec<u8>,
+    tok_new: Vec<u8>,
 }
 
 impl Relay {
-    pub(crate) fn new(seed: u64, route_key: u64) -> Relay {
+    pub(crate) fn new(seed: u64) -> Relay {
         Relay {
-            rr_hasher: TableHasher::new(route_key),
+            tok_buf: Vec::with_capacity(token::MAX_LEN),
+            tok_new: Vec::with_capacity(token::MAX_LEN),
             txns: Table::new(seed),
             stats: ProxyStats::default(),
             via_buf: String::with_capacity(96),
             rr_buf: String::with_capacity(64),
             fwd_buf: Vec::with_capacity(2048),
         }
-    }
-}
-
-impl Relay {
-    /// The dialog token our Record-Route carries for `call_id`.
-    pub(crate) fn rr_token(&self, call_id: &[u8]) -> u64 {
-        self.rr_hasher.hash(&[b"sipedge-rr", call_id])
-    }
-
-    /// Does `uri` (a Route or Request-URI of ours) carry the token of `call_id`?
-    pub(crate) fn rr_token_ok(&self, uri: &sipedge_msg::Uri<'_>, call_id: &[u8]) -> bool {
-        let want = self.rr_token(call_id);
-        uri.params()
-            .value(b"sed")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| u64::from_str_radix(v, 16).ok())
-            == Some(want)
     }
 }
 

@@ -3,14 +3,15 @@
 
 use std::net::SocketAddr;
 
-use sipedge_msg::{write_forward, ForwardEdits, HeaderName, Message, Method, RPort};
+use sipedge_msg::{write_forward, ForwardEdits, HeaderName, Message, Method, Validated};
 
 use crate::core::Core;
 use crate::output::LocalId;
+use crate::proxy::token::{self, Flow};
 use crate::proxy::Relay;
 use crate::shard::ShardMsg;
 use crate::time::Millis;
-use crate::txn::branch::OurBranch;
+use crate::txn::branch::{Decoded, OurBranch};
 use crate::txn::table::{Cancel, Cli, Srv};
 use crate::txn::{timer_key, Timer, TIMER_D_MS};
 
@@ -37,10 +38,19 @@ impl Core {
         msg: &Message<'_>,
         v: &sipedge_msg::Validated<'_>,
     ) {
-        let Some(ours) = v.top_via.branch().and_then(OurBranch::decode) else {
+        let ours = match v.top_via.branch().map(|b| OurBranch::check(b, &self.mac)) {
+            Some(Decoded::Ours(b)) => b,
+            Some(Decoded::Forged) => {
+                // Our shape, not our MAC: a guessed branch. Dropped here, before any
+                // hand-off (issue 13).
+                self.relay.stats.responses_forged += 1;
+                return;
+            }
             // Not sent by us: §18.1.2, discarded.
-            self.stats.responses_unmatched += 1;
-            return;
+            _ => {
+                self.stats.responses_unmatched += 1;
+                return;
+            }
         };
         if ours.shard != self.cfg.shard {
             if ours.shard.0 < self.cfg.shards {
@@ -64,8 +74,10 @@ impl Core {
         let cseq = v.cseq;
         let b = usize::from(ours.b);
         let Some(c) = self.relay.txns.get(ours.idx, ours.gen) else {
-            // The cell is gone (a late 2xx retransmission): forward by Via.
-            self.forward_by_via(msg);
+            // The cell is gone: RFC 6026 §7.1 — 2xx retransmissions pass only while the
+            // transaction is Accepted (timer L); after that, nothing unmatched is forwarded
+            // (a stateless relay by the second Via would reflect anything to anyone).
+            self.relay.stats.responses_no_transaction += 1;
             return;
         };
         if b >= c.branches.len() {
@@ -81,15 +93,22 @@ impl Core {
                     br.cancel = Cancel::Done;
                 }
             }
-            Method::Invite if c.invite => self.invite_response(now, idx, b, code, msg),
+            Method::Invite if c.invite => self.invite_response(now, idx, b, code, (msg, v)),
             Method::Invite | Method::Ack => self.stats.responses_unmatched += 1,
-            _ if !c.invite => self.non_invite_response(now, idx, b, code, msg),
+            _ if !c.invite => self.non_invite_response(now, idx, b, code, (msg, v)),
             _ => self.stats.responses_unmatched += 1,
         }
     }
 
     /// INVITE client transaction (§17.1.1.2) plus the proxy's choices (§16.7).
-    fn invite_response(&mut self, now: Millis, idx: u32, b: usize, code: u16, msg: &Message<'_>) {
+    fn invite_response(
+        &mut self,
+        now: Millis,
+        idx: u32,
+        b: usize,
+        code: u16,
+        (msg, v): (&Message<'_>, &Validated<'_>),
+    ) {
         let c = self.relay.txns.cell_mut(idx);
         let gen = c.gen;
         let state = c.branches[b].state;
@@ -117,7 +136,7 @@ impl Core {
                     Srv::Trying | Srv::Proceeding
                 );
                 if code > 100 && open {
-                    self.forward_upstream(idx, msg, true);
+                    self.forward_upstream(idx, b, (msg, v), true);
                 }
             }
             200..=299 => {
@@ -130,7 +149,7 @@ impl Core {
                     let t1 = self.cfg.sip.t1_ms;
                     self.arm(now, 64 * t1, timer_key(Timer::L, idx, gen, 0));
                 }
-                self.forward_upstream(idx, msg, false);
+                self.forward_upstream(idx, b, (msg, v), false);
                 if first {
                     // §16.7 step 10: the other branches are cancelled.
                     for o in 0..self.relay.txns.cell(idx).branches.len() {
@@ -145,7 +164,7 @@ impl Core {
                     c.branches[b].state = Cli::Completed;
                     self.write_hop(idx, b, b"ACK", msg.header(HeaderName::To));
                     self.arm(now, TIMER_D_MS, timer_key(Timer::D, idx, gen, b as u8));
-                    self.offer_best(idx, code, msg);
+                    self.offer_best(idx, b, code, (msg, v));
                     if code >= 600 {
                         // §16.7 step 6: a 6xx ends the search.
                         for o in 0..self.relay.txns.cell(idx).branches.len() {
@@ -170,7 +189,7 @@ impl Core {
         idx: u32,
         b: usize,
         code: u16,
-        msg: &Message<'_>,
+        (msg, v): (&Message<'_>, &Validated<'_>),
     ) {
         let t4 = self.cfg.sip.t4_ms;
         let c = self.relay.txns.cell_mut(idx);
@@ -179,13 +198,13 @@ impl Core {
             (100..=199, Cli::Calling | Cli::Proceeding) => {
                 c.branches[b].state = Cli::Proceeding;
                 if code > 100 && matches!(c.state, Srv::Trying | Srv::Proceeding) {
-                    self.forward_upstream(idx, msg, true);
+                    self.forward_upstream(idx, b, (msg, v), true);
                 }
             }
             (200.., Cli::Calling | Cli::Proceeding) => {
                 c.branches[b].state = Cli::Completed;
                 self.arm(now, t4, timer_key(Timer::K, idx, gen, b as u8));
-                self.offer_best(idx, code, msg);
+                self.offer_best(idx, b, code, (msg, v));
                 self.check_complete(now, idx);
             }
             _ => {}
@@ -194,7 +213,13 @@ impl Core {
 
     /// Keeps `msg` (our Via removed) as the cell's best final response if it beats the
     /// one held (§16.7 step 6).
-    fn offer_best(&mut self, idx: u32, code: u16, msg: &Message<'_>) {
+    fn offer_best(
+        &mut self,
+        idx: u32,
+        b: usize,
+        code: u16,
+        (msg, v): (&Message<'_>, &Validated<'_>),
+    ) {
         let c = self.relay.txns.cell_mut(idx);
         if c.best_code != 0 && rank(code, false) >= rank(c.best_code, c.best.is_empty()) {
             return;
@@ -208,6 +233,46 @@ impl Core {
                 ..ForwardEdits::default()
             },
         );
+        if (200..300).contains(&code) {
+            // A 2xx to a dialog-creating non-INVITE (SUBSCRIBE, REFER).
+            let mut best = std::mem::take(&mut self.relay.txns.cell_mut(idx).best);
+            self.rewrite_record_route(idx, b, v, &mut best);
+            self.relay.txns.cell_mut(idx).best = best;
+        }
+    }
+
+    /// RFC 3261 §16.7 step 4: the response going upstream carries our Record-Route with a
+    /// token bound to the callee's tag too ([`crate::proxy::token`]) — the caller's route
+    /// set. Only for a cell that recorded the route and a response with a To tag.
+    fn rewrite_record_route(&mut self, idx: u32, b: usize, v: &Validated<'_>, out: &mut [u8]) {
+        if !self.relay.txns.cell(idx).record_route {
+            return;
+        }
+        let Some(to_tag) = v.to.tag().filter(|t| !t.is_empty()) else {
+            return;
+        };
+        let caller = v.from.tag().unwrap_or_default();
+        let call_id = v.call_id;
+        let Relay {
+            txns,
+            tok_buf,
+            tok_new,
+            ..
+        } = &mut self.relay;
+        let c = txns.cell(idx);
+        let Some(br) = c.branches.get(b) else { return };
+        let a = Flow {
+            local: c.up_local,
+            addr: c.up_dest,
+        };
+        let bf = Flow {
+            local: br.local,
+            addr: br.dest,
+        };
+        // The response's Call-ID and From tag: the request's unless the callee changed
+        // them, and then the old token is not found and nothing is rewritten.
+        let ids = (call_id, caller, to_tag);
+        token::rewrite_in(out, &self.mac, ids, a, bf, tok_buf, tok_new);
     }
 
     /// A made-up final response for a branch that gave up (408, or 487 once cancelled).
@@ -270,7 +335,13 @@ impl Core {
 
     /// Sends `msg` upstream with our Via removed (§16.7 step 3, 9); `keep` stores it as
     /// the response a retransmitted request gets.
-    fn forward_upstream(&mut self, idx: u32, msg: &Message<'_>, keep: bool) {
+    fn forward_upstream(
+        &mut self,
+        idx: u32,
+        b: usize,
+        (msg, v): (&Message<'_>, &Validated<'_>),
+        keep: bool,
+    ) {
         self.relay.stats.responses_forwarded += 1;
         let mut buf = std::mem::take(&mut self.relay.fwd_buf);
         write_forward(
@@ -281,6 +352,7 @@ impl Core {
                 ..ForwardEdits::default()
             },
         );
+        self.rewrite_record_route(idx, b, v, &mut buf);
         let c = self.relay.txns.cell_mut(idx);
         if keep && matches!(c.state, Srv::Trying | Srv::Proceeding) {
             c.state = Srv::Proceeding;
@@ -289,40 +361,6 @@ impl Core {
         }
         let (local, dest) = (c.up_local, c.up_dest);
         self.out.push(local, dest, &buf);
-        self.relay.fwd_buf = buf;
-    }
-
-    /// A response of ours with no cell: pop our Via, send to the next Via's received and
-    /// rport, or its sent-by (§18.2.2, RFC 3581 §4).
-    fn forward_by_via(&mut self, msg: &Message<'_>) {
-        let Some(Ok(next)) = msg.vias().nth(1) else {
-            self.stats.responses_unmatched += 1;
-            return;
-        };
-        let host = next.received().unwrap_or(next.host_unbracketed());
-        let port = match next.rport() {
-            RPort::Port(p) => Some(p),
-            _ => next.port(),
-        };
-        let Some(dest) = std::str::from_utf8(host)
-            .ok()
-            .and_then(|h| h.parse::<std::net::IpAddr>().ok())
-            .map(|ip| SocketAddr::new(ip, port.unwrap_or(5060)))
-        else {
-            self.stats.responses_unmatched += 1;
-            return;
-        };
-        self.relay.stats.responses_stateless += 1;
-        let mut buf = std::mem::take(&mut self.relay.fwd_buf);
-        write_forward(
-            &mut buf,
-            msg,
-            &ForwardEdits {
-                pop_via: true,
-                ..ForwardEdits::default()
-            },
-        );
-        self.out.push(LocalId(0), dest, &buf);
         self.relay.fwd_buf = buf;
     }
 }

@@ -8,6 +8,7 @@ use sipedge_msg::{HeaderName, Message, Method, NameAddr, Scheme, Uri, Validated,
 use crate::config::SUPPORTED;
 use crate::core::Core;
 use crate::output::LocalId;
+use crate::proxy::token::{Flow, Token};
 use crate::proxy::RELAY_TOKEN_BIT;
 use crate::shard::ShardMsg;
 use crate::time::Millis;
@@ -34,13 +35,20 @@ pub struct ProxyStats {
     pub cancels: u64,
     /// Responses forwarded upstream by their cell.
     pub responses_forwarded: u64,
-    /// Responses forwarded statelessly by Via (their cell was gone).
-    pub responses_stateless: u64,
+    /// Responses dropped: their branch is ours but their transaction is gone (RFC 6026 §7.1:
+    /// no stateless forwarding).
+    pub responses_no_transaction: u64,
+    /// Responses dropped: their branch has our shape but its MAC does not verify.
+    pub responses_forged: u64,
+    /// Requests with a To tag refused (404) for want of a dialog token of ours that verifies.
+    pub tokens_refused: u64,
+    /// Credentials for our realm removed from forwarded requests.
+    pub credentials_consumed: u64,
     /// Responses handed to the shard that owns their transaction.
     pub responses_handed_off: u64,
     /// Branches that timed out (B, F, or a CANCEL that got no answer).
     pub timeouts: u64,
-    /// Requests refused by a proxy rule (403, 404, 420, 480, 482, 483, 503).
+    /// Requests refused by a proxy rule (403, 404, 420, 482, 483, 503).
     pub refused: u64,
     /// Location lookups asked of another shard.
     pub lookups_remote: u64,
@@ -53,9 +61,9 @@ struct Plan {
     /// The Route headers are replaced by `route` (ours removed).
     route_edit: bool,
     route: Vec<u8>,
-    /// We removed our own Route and it carries this dialog's token: the request came on a
-    /// route set we recorded (and may go to a Request-URI outside our domains).
-    popped_ours: bool,
+    /// The request has a To tag and our Route carries a dialog token that verifies for its
+    /// Call-ID and tags: it goes to this end of the dialog (issue 13), unauthenticated.
+    dialog: Option<Flow>,
     /// The first remaining Route's URI, if any.
     next_route: Option<Vec<u8>>,
 }
@@ -194,7 +202,7 @@ impl Core {
         if let Some(idx) = self.relay.txns.find(key) {
             self.relay.stats.retransmissions_absorbed += 1;
             let c = self.relay.txns.cell(idx);
-            if c.resp.is_empty() && c.invite && c.state == Srv::Trying {
+            if c.resp.is_empty() && c.invite && c.state == Srv::Trying && !c.lookup_pending {
                 self.own_response(idx, 100, b"Trying");
                 return true;
             }
@@ -214,7 +222,7 @@ impl Core {
         let loop_hash = self.loop_hash(msg, req);
         let looped = req.vias(msg).flatten().any(|v| {
             v.branch()
-                .and_then(OurBranch::decode)
+                .and_then(|b| OurBranch::decode(b, &self.mac))
                 .is_some_and(|b| b.loop_hash == loop_hash)
                 && self.via_is_ours(&v)
         });
@@ -230,7 +238,16 @@ impl Core {
             });
             return true;
         }
-        let in_dialog = req.to_has_tag();
+        let plan = self.plan_route(msg, req, &uri);
+        let in_dialog = plan.dialog.is_some();
+        if req.to_has_tag() && !in_dialog {
+            // Issue 13 (Kamailio's default script: `has_totag` → `loose_route()`, else 404
+            // "Not here"): a To tag alone never makes a request in-dialog — only our Route
+            // with a token that verifies for this dialog does.
+            self.relay.stats.tokens_refused += 1;
+            self.refuse(local, remote, msg, req, 404, b"Not Here");
+            return true;
+        }
         // §22.3: an out-of-dialog request is authenticated (IP/CLI, else digest with a 407
         // challenge) before any transaction exists; in-dialog requests are vouched for by
         // our Record-Route's dialog token instead.
@@ -247,77 +264,118 @@ impl Core {
                 }
             }
         }
-        let plan = self.plan_route(msg, &uri);
         let target_raw: Vec<u8> = plan.ruri.clone().unwrap_or_else(|| uri.raw().to_vec());
         let Ok(target) = Uri::parse(&target_raw) else {
             self.refuse(local, remote, msg, req, 400, b"Bad Route");
             return true;
         };
-        let lookup = plan.next_route.is_none() && self.is_ours_uri(&target);
-        if !lookup {
-            // §16.5 and the open-relay rule: only on our own route set, or outbound for an
-            // authenticated sender when allowed.
-            let allowed = plan.popped_ours || (self.cfg.proxy.allow_outbound && outbound_ok);
-            if !allowed {
+        let lookup = !in_dialog && plan.next_route.is_none() && self.is_ours_uri(&target);
+        if !lookup && !in_dialog {
+            // §16.5 and the open-relay rule: outbound only for an authenticated sender,
+            // when allowed.
+            if !(self.cfg.proxy.allow_outbound && outbound_ok) {
                 self.refuse(local, remote, msg, req, 403, b"Relaying Forbidden");
                 return true;
             }
         }
-        let hop = match &plan.next_route {
-            Some(r) => Uri::parse(r).ok().and_then(|u| uri_addr(&u)),
-            None => uri_addr(&target),
+        // In a dialog: the end its token names (RFC 5626 §5.3 flow-token routing), never
+        // the Request-URI or a Route the sender wrote.
+        let hop = match (plan.dialog, &plan.next_route) {
+            (Some(f), _) => self.flow_ok(f).then_some((f.local, f.addr)),
+            (None, Some(r)) => Uri::parse(r)
+                .ok()
+                .and_then(|u| uri_addr(&u))
+                .map(|a| (local, a)),
+            (None, None) => uri_addr(&target).map(|a| (local, a)),
         };
         if !lookup && hop.is_none() {
             self.refuse(local, remote, msg, req, 503, b"Next Hop Unresolvable");
             return true;
         }
+        // The targets of a lookup this shard can answer, before any transaction exists: a
+        // request that finds none is refused with one stateless reply (issue 13: no 100
+        // Trying before the decision to forward, no retransmitted final response). 404 for
+        // an unknown and for an unregistered user alike (no enumeration; Kamailio's
+        // `lookup()` answers 404 for both).
+        let aor = if lookup {
+            target_raw.clone()
+        } else {
+            Vec::new()
+        };
+        let local_targets = if lookup {
+            match self.local_targets(now, &aor) {
+                Ok(t) if t.is_empty() => {
+                    self.refuse(local, remote, msg, req, 404, b"Not Found");
+                    return true;
+                }
+                Err(crate::lookup::LookupError::NotAnAor) => {
+                    self.refuse(local, remote, msg, req, 404, b"Not Found");
+                    return true;
+                }
+                r => Some(r),
+            }
+        } else {
+            None
+        };
         // A transaction from here on (§16.6–16.7).
         let idx = self.new_cell(local, remote, (msg, req), key, loop_hash, in_dialog);
-        if method == Method::Invite {
-            // §16.2 / §17.2.1: 100 Trying at once, so the UAC stops retransmitting.
-            self.own_response(idx, 100, b"Trying");
-        }
         let Plan {
             ruri,
             route_edit,
             route,
             ..
         } = plan;
-        if lookup {
-            let aor = target_raw.clone();
-            match self.local_targets(now, &aor) {
-                Ok(targets) => self.fork(now, idx, &aor, targets, route_edit, &route),
-                Err(crate::lookup::LookupError::NotOwner(owner)) => {
-                    let c = self.relay.txns.cell_mut(idx);
-                    c.lookup_pending = true;
-                    let token = RELAY_TOKEN_BIT
-                        | u64::from(c.gen & crate::txn::GEN_MASK) << 32
-                        | u64::from(idx);
-                    self.relay.stats.lookups_remote += 1;
-                    self.shard_out
-                        .push_back((owner, ShardMsg::Lookup { aor, token }));
-                }
-                Err(crate::lookup::LookupError::NotAnAor) => {
-                    self.finish_own(now, idx, 404, b"Not Found")
+        match local_targets {
+            Some(Ok(targets)) => {
+                self.hundred_trying(idx);
+                self.fork(now, idx, targets, route_edit, &route);
+            }
+            Some(Err(crate::lookup::LookupError::NotOwner(owner))) => {
+                // The 100 Trying waits for the owner's answer (issue 13).
+                let c = self.relay.txns.cell_mut(idx);
+                c.lookup_pending = true;
+                let token = RELAY_TOKEN_BIT
+                    | u64::from(c.gen & crate::txn::GEN_MASK) << 32
+                    | u64::from(idx);
+                self.relay.stats.lookups_remote += 1;
+                self.shard_out
+                    .push_back((owner, ShardMsg::Lookup { aor, token }));
+            }
+            Some(Err(crate::lookup::LookupError::NotAnAor)) => {}
+            None => {
+                if let Some((out_local, dest)) = hop {
+                    self.hundred_trying(idx);
+                    let b = Branch {
+                        state: Cli::Calling,
+                        local: out_local,
+                        dest,
+                        uri: ruri.unwrap_or_default(),
+                        route,
+                        route_edit,
+                        interval_ms: 0,
+                        cancel: Cancel::None,
+                        cancel_interval_ms: 0,
+                        timer_c_at: now,
+                    };
+                    self.relay.txns.cell_mut(idx).branches.push(b);
+                    self.send_branch(now, idx, 0);
                 }
             }
-        } else if let Some(dest) = hop {
-            let b = Branch {
-                state: Cli::Calling,
-                local,
-                dest,
-                uri: ruri.unwrap_or_default(),
-                route,
-                route_edit,
-                interval_ms: 0,
-                cancel: Cancel::None,
-                cancel_interval_ms: 0,
-                timer_c_at: now,
-            };
-            self.relay.txns.cell_mut(idx).branches.push(b);
-            self.send_branch(now, idx, 0);
         }
         true
+    }
+
+    /// §16.2 / §17.2.1: an INVITE about to be forwarded gets 100 Trying at once, so the
+    /// UAC stops retransmitting.
+    pub(crate) fn hundred_trying(&mut self, idx: u32) {
+        if self.relay.txns.cell(idx).invite {
+            self.own_response(idx, 100, b"Trying");
+        }
+    }
+
+    /// A flow from a dialog token names one of our sockets.
+    fn flow_ok(&self, f: Flow) -> bool {
+        usize::from(f.local.0) < self.cfg.proxy.advertise.len().max(1)
     }
 
     /// A refusal before any transaction exists: a stateless reply (a retransmission gets
@@ -337,30 +395,36 @@ impl Core {
 
     /// RFC 3261 §16.4: a Request-URI that is our Record-Route (a strict router before us)
     /// is replaced by the last Route; our own top Route is removed.
-    fn plan_route(&self, msg: &Message<'_>, uri: &Uri<'_>) -> Plan {
+    ///
+    /// A request with a To tag whose removed Route (or strict-routed Request-URI) of ours
+    /// carries a dialog token that verifies for its Call-ID and tags gets `dialog`: the end
+    /// of the dialog it goes to ([`crate::proxy::token`]).
+    fn plan_route(&self, msg: &Message<'_>, req: &Validated<'_>, uri: &Uri<'_>) -> Plan {
         let routes: smallvec::SmallVec<[&[u8]; 4]> = msg.header_items(HeaderName::Route).collect();
         let mut rest: &[&[u8]] = &routes;
         let mut plan = Plan {
             ruri: None,
             route_edit: false,
             route: Vec::new(),
-            popped_ours: false,
+            dialog: None,
             next_route: None,
         };
-        let call_id = msg.call_id().unwrap_or_default();
+        let to_tag = req.to.tag().filter(|_| req.to_has_tag());
         if !rest.is_empty() && uri.user().is_none() && self.is_ours_uri(uri) {
             if let Some(last) = rest.last().and_then(|r| NameAddr::parse(r).ok()) {
                 plan.ruri = Some(last.uri().raw().to_vec());
                 rest = &rest[..rest.len() - 1];
                 plan.route_edit = true;
-                plan.popped_ours = self.relay.rr_token_ok(uri, call_id);
+                plan.dialog = to_tag.and_then(|t| self.dialog_of(uri, req, t));
             }
         }
         if let Some(first) = rest.first().and_then(|r| NameAddr::parse(r).ok()) {
             if self.is_ours_uri(first.uri()) {
                 rest = &rest[1..];
                 plan.route_edit = true;
-                plan.popped_ours |= self.relay.rr_token_ok(first.uri(), call_id);
+                if plan.dialog.is_none() {
+                    plan.dialog = to_tag.and_then(|t| self.dialog_of(first.uri(), req, t));
+                }
             }
         }
         if plan.route_edit {
@@ -376,6 +440,14 @@ impl Core {
             .and_then(|r| NameAddr::parse(r).ok())
             .map(|a| a.uri().raw().to_vec());
         plan
+    }
+
+    /// The end of the dialog a request with To tag `to_tag` goes to, when `uri` (a Route
+    /// or Request-URI of ours) carries a dialog token that verifies for it.
+    fn dialog_of(&self, uri: &Uri<'_>, req: &Validated<'_>, to_tag: &[u8]) -> Option<Flow> {
+        let t = Token::parse(uri.params().value(b"sed")?)?;
+        let from_tag = req.from.tag().unwrap_or_default();
+        t.destination(&self.mac, req.call_id, from_tag, to_tag)
     }
 
     /// A new cell for `msg` (its server transaction).
@@ -402,7 +474,6 @@ impl Core {
             _ => remote.port(),
         };
         let record_route = self.cfg.proxy.record_route && dialog_creating && !in_dialog;
-        let rr_token = self.relay.rr_token(req.call_id);
         let idx = self.relay.txns.insert(key);
         let c = self.relay.txns.cell_mut(idx);
         c.invite = method == Some(Method::Invite);
@@ -411,18 +482,18 @@ impl Core {
         c.req.extend_from_slice(msg.as_bytes());
         c.loop_hash = loop_hash;
         c.record_route = record_route;
-        c.rr_token = rr_token;
         c.g_interval_ms = self.cfg.sip.t1_ms;
         idx
     }
 
     /// ACK (RFC 3261 §17.2.1): for our non-2xx final response it ends the server
     /// transaction here (hop by hop); any other ACK (a 2xx's) is forwarded end to end,
-    /// statelessly (§16.11), along its Route.
+    /// statelessly (§16.11), to the dialog end its token names — only when its Route of
+    /// ours carries a token that verifies (an ACK is never challenged, §22.1).
     fn relay_ack(
         &mut self,
         now: Millis,
-        local: LocalId,
+        _local: LocalId,
         _remote: SocketAddr,
         msg: &Message<'_>,
         req: &Validated<'_>,
@@ -446,26 +517,18 @@ impl Core {
             return;
         }
         let Some(uri) = req.request_uri else { return };
-        let plan = self.plan_route(msg, &uri);
-        let target_raw: &[u8] = plan.ruri.as_deref().unwrap_or(uri.raw());
-        let hop = match &plan.next_route {
-            Some(r) => Uri::parse(r).ok().and_then(|u| uri_addr(&u)),
-            None => Uri::parse(target_raw)
-                .ok()
-                .filter(|u| !self.is_ours_uri(u))
-                .and_then(|u| uri_addr(&u)),
-        };
-        // An ACK is never challenged (§22.1): it leaves our domains only on our route set.
-        let allowed = plan.popped_ours;
-        let Some(dest) = hop.filter(|_| allowed) else {
+        // An ACK is never challenged (§22.1): it goes only along a dialog token of ours
+        // that verifies, to that dialog's end.
+        let plan = self.plan_route(msg, req, &uri);
+        let Some(f) = plan.dialog.filter(|&f| self.flow_ok(f)) else {
             // No transaction and nowhere to go: absorbed (an ACK has no response).
             self.stats.dropped += 1;
             return;
         };
         self.relay.stats.acks_forwarded += 1;
         self.forward_ack(
-            local,
-            dest,
+            f.local,
+            f.addr,
             msg,
             plan.ruri.as_deref(),
             plan.route_edit,

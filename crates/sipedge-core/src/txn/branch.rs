@@ -1,18 +1,36 @@
 //! The branch parameter of the Via we add (RFC 3261 §8.1.1.7, §16.6 step 8).
 //!
 //! `z9hG4bK` + `sE` + shard (4 hex) + cell slot (8 hex) + generation (5 hex) + branch
-//! number (1 hex) + loop hash (8 hex). The shard lets any shard pass a response (or a
-//! CANCEL's answer) to the owner of the client transaction in one hop (ARCHITECTURE.md §1);
-//! slot and generation find the cell without an index; the loop hash is the §16.6 step 8
-//! value that §16.3 step 4 compares to detect a loop.
+//! number (1 hex) + loop hash (8 hex) + MAC (16 hex). The shard lets any shard pass a
+//! response (or a CANCEL's answer) to the owner of the client transaction in one hop
+//! (ARCHITECTURE.md §1); slot and generation find the cell without an index; the loop hash
+//! is the §16.6 step 8 value that §16.3 step 4 compares to detect a loop. The MAC
+//! (SipHash-2-4 under the node secret, [`crate::secret`]) covers every field: a response
+//! whose branch merely has our shape — a guessed slot and generation — is not ours and
+//! never reaches a transaction (issue 13); it is checked before any hand-off, on the
+//! shard it arrived at, since every shard holds the same secret.
 
+use crate::secret::{tags_equal, Mac, Purpose};
 use crate::shard::ShardId;
 use crate::txn::GEN_MASK;
 
 /// What our branches start with: the RFC 3261 cookie and our own mark.
 pub(crate) const PREFIX: &[u8] = b"z9hG4bKsE";
 /// Length of a branch we write.
-pub(crate) const LEN: usize = PREFIX.len() + 4 + 8 + 5 + 1 + 8;
+pub(crate) const LEN: usize = PREFIX.len() + FIELDS + 16;
+/// Hex digits of the fields before the MAC.
+const FIELDS: usize = 4 + 8 + 5 + 1 + 8;
+
+/// What a branch with our prefix turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decoded {
+    /// Not our shape at all (somebody else's branch).
+    Foreign,
+    /// Our shape, but the MAC does not verify: forged or from before a secret change.
+    Forged,
+    /// One of ours.
+    Ours(OurBranch),
+}
 
 /// The fields a branch of ours carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +64,19 @@ fn get_hex(s: &[u8]) -> Option<u64> {
 }
 
 impl OurBranch {
+    /// The MAC over the fields (binary: two SipHash blocks instead of four for the text).
+    fn mac(&self, mac: &Mac) -> u64 {
+        let mut f = [0u8; 15];
+        f[..2].copy_from_slice(&self.shard.0.to_le_bytes());
+        f[2..6].copy_from_slice(&self.idx.to_le_bytes());
+        f[6..10].copy_from_slice(&(self.gen & GEN_MASK).to_le_bytes());
+        f[10] = self.b & 0xf;
+        f[11..].copy_from_slice(&self.loop_hash.to_le_bytes());
+        mac.digest(Purpose::Branch, &[&f])
+    }
+
     /// The branch text.
-    pub(crate) fn encode(&self) -> [u8; LEN] {
+    pub(crate) fn encode(&self, mac: &Mac) -> [u8; LEN] {
         let mut out = [0u8; LEN];
         out[..PREFIX.len()].copy_from_slice(PREFIX);
         let mut at = PREFIX.len();
@@ -61,11 +90,31 @@ impl OurBranch {
             put_hex(&mut out[at..], v, d);
             at += d;
         }
+        put_hex(&mut out[at..], self.mac(mac), 16);
         out
     }
 
-    /// Reads a branch we wrote; `None` for anybody else's (or a damaged one).
-    pub(crate) fn decode(s: &[u8]) -> Option<OurBranch> {
+    /// Reads a branch we wrote and checks its MAC.
+    pub(crate) fn check(s: &[u8], mac: &Mac) -> Decoded {
+        let Some(b) = Self::fields(s) else {
+            return Decoded::Foreign;
+        };
+        match get_hex(&s[PREFIX.len() + FIELDS..]) {
+            Some(tag) if tags_equal(tag, b.mac(mac)) => Decoded::Ours(b),
+            _ => Decoded::Forged,
+        }
+    }
+
+    /// A branch we wrote whose MAC verifies; `None` for anybody else's (or a forged one).
+    pub(crate) fn decode(s: &[u8], mac: &Mac) -> Option<OurBranch> {
+        match Self::check(s, mac) {
+            Decoded::Ours(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The fields of a branch of our shape (MAC not checked).
+    fn fields(s: &[u8]) -> Option<OurBranch> {
         if s.len() != LEN || !s.starts_with(PREFIX) {
             return None;
         }
@@ -86,6 +135,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_foreign() {
+        let mac = Mac::new(&crate::secret::NodeSecret([1; 32]));
         let b = OurBranch {
             shard: ShardId(3),
             idx: 0xdead_beef,
@@ -93,12 +143,25 @@ mod tests {
             b: 9,
             loop_hash: 0x0102_0304,
         };
-        let text = b.encode();
+        let text = b.encode(&mac);
         assert!(text.starts_with(b"z9hG4bK"));
-        assert_eq!(OurBranch::decode(&text), Some(b));
-        assert_eq!(OurBranch::decode(b"z9hG4bK776asdhds"), None);
+        assert_eq!(OurBranch::decode(&text, &mac), Some(b));
+        assert_eq!(
+            OurBranch::check(b"z9hG4bK776asdhds", &mac),
+            Decoded::Foreign
+        );
         let mut bad = text;
         bad[12] = b'X';
-        assert_eq!(OurBranch::decode(&bad), None);
+        assert_eq!(OurBranch::check(&bad, &mac), Decoded::Foreign);
+        // Another slot with the MAC of this one: our shape, not ours.
+        let mut guessed = text;
+        guessed[PREFIX.len() + 11] = if text[PREFIX.len() + 11] == b'0' {
+            b'1'
+        } else {
+            b'0'
+        };
+        assert_eq!(OurBranch::check(&guessed, &mac), Decoded::Forged);
+        let other = Mac::new(&crate::secret::NodeSecret([2; 32]));
+        assert_eq!(OurBranch::check(&text, &other), Decoded::Forged);
     }
 }

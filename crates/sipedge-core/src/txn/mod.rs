@@ -5,8 +5,9 @@
 //! cells live in a slab ([`table::Table`]); a hash index keyed on the server-transaction
 //! key (§17.2.3) finds the cell of a retransmission, an ACK or a CANCEL. Client
 //! transactions need no index: the branch we put in our Via encodes the shard, the cell's
-//! slot and generation and the branch number ([`branch`]), so a response is matched by
-//! decoding it and checking the CSeq method (§17.1.3), on any shard in one hop.
+//! slot and generation and the branch number, MACed with the node secret ([`branch`]), so
+//! a response is matched by verifying and decoding it and checking the CSeq method
+//! (§17.1.3), on any shard in one hop; a branch that does not verify is dropped.
 //!
 //! | state machine | states | timers (UDP) |
 //! | --- | --- | --- |

@@ -89,8 +89,6 @@ pub(crate) struct Cell {
     pub g_interval_ms: u64,
     pub canceled: bool,
     pub record_route: bool,
-    /// The dialog token of our Record-Route (keyed hash of the Call-ID).
-    pub rr_token: u64,
     pub loop_hash: u32,
     /// A location lookup on another shard is outstanding.
     pub lookup_pending: bool,
@@ -114,7 +112,6 @@ impl Cell {
             g_interval_ms: 0,
             canceled: false,
             record_route: false,
-            rr_token: 0,
             loop_hash: 0,
             lookup_pending: false,
             branches: Vec::new(),

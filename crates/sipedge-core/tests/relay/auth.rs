@@ -10,9 +10,9 @@ use sipedge_core::auth::{
 use sipedge_core::{Core, CoreConfig};
 use sipedge_msg::HeaderName;
 
-const TRUNK: &str = "198.51.100.200:5060";
+pub(crate) const TRUNK: &str = "198.51.100.200:5060";
 
-fn with_auth(allow_outbound: bool) -> Core {
+pub(crate) fn with_auth(allow_outbound: bool) -> Core {
     let spec = AuthSpec {
         settings: AuthSettings {
             realm: DOMAIN.into(),
@@ -45,7 +45,7 @@ fn with_auth(allow_outbound: bool) -> Core {
     c
 }
 
-fn invite_from(from_user: &str, ruri: &str, call: &str) -> Vec<u8> {
+pub(crate) fn invite_from(from_user: &str, ruri: &str, call: &str) -> Vec<u8> {
     String::from_utf8(request(
         "INVITE",
         ruri,
@@ -77,7 +77,7 @@ fn our_user_without_credentials_is_challenged_407() {
 }
 
 #[test]
-fn ip_trunk_reaches_users_and_gets_480_for_a_known_unregistered_one() {
+fn ip_trunk_reaches_users_and_gets_the_same_404_for_unknown_and_unregistered() {
     let mut c = with_auth(false);
     let out = send(
         &mut c,
@@ -92,18 +92,26 @@ fn ip_trunk_reaches_users_and_gets_480_for_a_known_unregistered_one() {
         TRUNK,
         &invite_from("x", &format!("sip:carol@{DOMAIN}"), "t2"),
     );
+    // Issue 13: carol is provisioned but not registered, dave does not exist — the same
+    // single stateless 404 for both (no enumeration, no 100 before the decision).
     assert_eq!(
         labels(&out),
-        ["100", "480"],
+        ["404"],
         "carol is provisioned, not registered"
     );
+    let carol = out[0].bytes.clone();
     let out = send(
         &mut c,
         0,
         TRUNK,
-        &invite_from("x", &format!("sip:dave@{DOMAIN}"), "t3"),
+        &invite_from("x", &format!("sip:dave@{DOMAIN}"), "t2"),
     );
-    assert_eq!(labels(&out), ["100", "404"]);
+    assert_eq!(labels(&out), ["404"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out[0].bytes).replace("dave", "carol"),
+        String::from_utf8_lossy(&carol),
+        "byte for byte the same answer"
+    );
 }
 
 #[test]

@@ -44,18 +44,21 @@ fn strict_router_before_us_is_fixed_per_16_4() {
 }
 
 #[test]
-fn foreign_route_after_ours_is_the_next_hop() {
+fn in_dialog_request_goes_to_the_dialog_end_not_the_next_route() {
     let mut c = core_with_bob();
     let rr = record_route_for(&mut c, "lr1");
+    // bob's BYE names a foreign Request-URI and a foreign Route after ours: the token sends
+    // it to the dialog's other end (alice's flow), the Route and Request-URI travel as
+    // written (RFC 5626 §5.3 flow-token routing).
     let bye = format!(
-        "BYE sip:carol@203.0.113.99:5080 SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bK-lr1\r\nMax-Forwards: 70\r\nRoute: {rr}, <sip:198.51.100.77:5060;lr>\r\nFrom: <sip:bob@{DOMAIN}>;tag=b1\r\nTo: <sip:carol@x>;tag=c1\r\nCall-ID: lr1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        "BYE sip:carol@203.0.113.99:5080 SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bK-lr1\r\nMax-Forwards: 70\r\nRoute: {rr}, <sip:198.51.100.77:5060;lr>\r\nFrom: <sip:bob@{DOMAIN}>;tag=b1\r\nTo: <sip:alice@{DOMAIN}>;tag=alice1\r\nCall-ID: lr1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
     );
     let out = send(&mut c, 0, BOB, bye.as_bytes());
     assert_eq!(labels(&out), ["BYE"]);
     assert_eq!(
         out[0].to,
-        addr("198.51.100.77:5060"),
-        "§16.6 step 7: the next Route"
+        addr(ALICE),
+        "the dialog's caller end, nothing else"
     );
     assert_eq!(out[0].ruri(), "sip:carol@203.0.113.99:5080");
     assert_eq!(
@@ -66,17 +69,21 @@ fn foreign_route_after_ours_is_the_next_hop() {
 }
 
 #[test]
-fn late_2xx_retransmission_after_the_transaction_is_forwarded_by_via() {
+fn late_2xx_passes_while_accepted_then_is_dropped() {
     let mut c = core_with_bob();
     let inv = call(&mut c, 0, "late1");
     let ok = respond(&inv, 200, "OK", "b1", "");
-    send(&mut c, 10, BOB, &ok);
+    assert_eq!(labels(&send(&mut c, 10, BOB, &ok)), ["200"]);
+    // RFC 6026 §7.1: Accepted for 64·T1, 2xx retransmissions pass.
+    let again = send(&mut c, 1_000, BOB, &ok);
+    assert_eq!(labels(&again), ["200"]);
+    assert_eq!(again[0].to, addr(ALICE));
     advance(&mut c, 100_000);
     assert_eq!(c.transaction_count(), 0);
+    // After timer L nothing unmatched is forwarded: no reflection by the second Via.
     let late = send(&mut c, 100_010, BOB, &ok);
-    assert_eq!(labels(&late), ["200"]);
-    assert_eq!(late[0].to, addr(ALICE), "§18.2.2: the next Via's sent-by");
-    assert_eq!(c.proxy_stats().responses_stateless, 1);
+    assert!(late.is_empty(), "{:?}", labels(&late));
+    assert_eq!(c.proxy_stats().responses_no_transaction, 1);
 }
 
 #[test]
@@ -110,33 +117,34 @@ fn caller_behind_nat_is_stamped_and_reached_at_its_source() {
     );
     let ok = respond(&out[1], 200, "OK", "b1", "");
     assert_eq!(send(&mut c, 10, BOB, &ok)[0].to, addr(nat));
-    advance(&mut c, 100_000);
-    // A late 2xx retransmission, its cell gone, still finds the caller by Via.
-    let late = send(&mut c, 100_010, BOB, &ok);
-    assert_eq!(late[0].to, addr(nat));
+    // A 2xx retransmission while Accepted still finds the caller at its flow.
+    assert_eq!(send(&mut c, 20, BOB, &ok)[0].to, addr(nat));
 }
 
 #[test]
-fn in_dialog_request_on_a_forged_route_is_not_relayed_out() {
+fn in_dialog_request_on_a_forged_or_replayed_route_is_not_relayed_out() {
     let mut c = core_with_bob();
     let rr = record_route_for(&mut c, "d1");
-    let bye = |route: &str, call: &str| {
+    let bye = |route: &str, call: &str, from_tag: &str, to_tag: &str| {
         format!(
-            "BYE sip:victim@203.0.113.200:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bK-f{call}\r\nMax-Forwards: 70\r\nRoute: {route}\r\nFrom: <sip:bob@{DOMAIN}>;tag=b1\r\nTo: <sip:v@x>;tag=v1\r\nCall-ID: {call}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+            "BYE sip:victim@203.0.113.200:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bK-f{call}{from_tag}\r\nMax-Forwards: 70\r\nRoute: {route}\r\nFrom: <sip:bob@{DOMAIN}>;tag={from_tag}\r\nTo: <sip:v@x>;tag={to_tag}\r\nCall-ID: {call}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
         )
     };
-    // Our Route without the dialog's token, or with another dialog's: 403.
-    let forged = send(
-        &mut c,
-        0,
-        BOB,
-        bye("<sip:192.0.2.1:5060;lr>", "d1").as_bytes(),
-    );
-    assert_eq!(labels(&forged), ["403"]);
-    let other = send(&mut c, 0, BOB, bye(&rr, "d2").as_bytes());
-    assert_eq!(labels(&other), ["403"]);
-    // The dialog's own route set: relayed.
-    let ok = send(&mut c, 0, BOB, bye(&rr, "d1").as_bytes());
+    // Our Route without a token, with another dialog's, or with the dialog's token but
+    // other tags: 404 "Not Here", once, and nothing sent anywhere else.
+    for (route, call, ft, tt) in [
+        ("<sip:192.0.2.1:5060;lr>", "d1", "b1", "alice1"),
+        (rr.as_str(), "d2", "b1", "alice1"),
+        (rr.as_str(), "d1", "b1", "mallory"),
+    ] {
+        let out = send(&mut c, 0, BOB, bye(route, call, ft, tt).as_bytes());
+        assert_eq!(labels(&out), ["404"], "{route} {call} {ft} {tt}");
+        assert_eq!(out[0].to, addr(BOB));
+    }
+    assert_eq!(c.proxy_stats().tokens_refused, 3);
+    // The dialog's own route set and tags: relayed — to the dialog's end (alice), never to
+    // the Request-URI's 203.0.113.200.
+    let ok = send(&mut c, 0, BOB, bye(&rr, "d1", "b1", "alice1").as_bytes());
     assert_eq!(labels(&ok), ["BYE"]);
-    assert_eq!(ok[0].to, addr("203.0.113.200:5060"));
+    assert_eq!(ok[0].to, addr(ALICE));
 }
