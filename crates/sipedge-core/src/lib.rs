@@ -52,6 +52,7 @@ mod blobs;
 mod config;
 mod core;
 mod date;
+mod invariants;
 mod journal;
 mod location;
 mod lookup;

@@ -1,0 +1,763 @@
+//! A deterministic simulation of a multi-shard edge driven by a byte string: the shared
+//! harness of the `core_seq` fuzz target (`fuzz/fuzz_targets/core_seq.rs`), the proptest
+//! `sim_invariants.rs` and the regression replay `sim_regressions.rs`.
+//!
+//! The bytes are read as a small grammar ([`Sim::step`]): REGISTER with N contacts of
+//! chosen shapes, expires and credentials; INVITE to a registered AoR; responses echoing a
+//! request the edge sent (forwarded INVITEs, NAT pings, CANCELs); ACK / BYE / CANCEL in the
+//! calls made; time advancing; raw bytes; mutated and replayed datagrams. Every datagram
+//! lands on the shard its 4-tuple hashes to; mesh messages are delivered until none is
+//! left; timers run when `poll_timeout` says. After every step: `Core::check_invariants`
+//! on every shard, and the outputs are checked (how many, how big, parseable, responses
+//! only to senders, requests only to addresses of the scenario while no raw bytes were fed).
+//! A broken rule is a [`Finding`] whose `kind` says which.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+pub mod msgs;
+
+use std::net::{IpAddr, SocketAddr};
+
+use sipedge_core::auth::Algorithm;
+use sipedge_core::{Core, LocalId, Millis, ShardId};
+use sipedge_msg::{is_keepalive, Message};
+
+use msgs::*;
+
+/// A rule the run broke: `kind` is a stable short name (see `fuzz/README.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.detail)
+    }
+}
+
+fn finding(kind: &'static str, detail: String) -> Finding {
+    Finding { kind, detail }
+}
+
+/// The input, read front to back; past its end every read is 0.
+pub struct Input<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Input<'a> {
+    pub fn new(data: &'a [u8]) -> Input<'a> {
+        Input { data, pos: 0 }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+    pub fn u8(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+    pub fn u16(&mut self) -> u16 {
+        u16::from(self.u8()) << 8 | u16::from(self.u8())
+    }
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let start = self.pos.min(self.data.len());
+        let end = (start + n).min(self.data.len());
+        self.pos = start + n;
+        &self.data[start..end]
+    }
+}
+
+/// A call a phone started (for its ACK, CANCEL and BYE).
+#[derive(Debug, Clone)]
+struct Call {
+    src: SocketAddr,
+    local: u16,
+    branch: String,
+    cseq: u32,
+    ruri: String,
+    from: String,
+    to: String,
+    call_id: String,
+}
+
+/// Datagrams per handled datagram: a fork to every contact, 100 Trying, a reply, CANCELs.
+fn max_out_per_datagram(max_contacts: u16) -> usize {
+    4 * usize::from(max_contacts) + 8
+}
+
+const RING: usize = 16;
+
+fn push_ring<T>(v: &mut Vec<T>, x: T) {
+    if v.len() == RING {
+        v.remove(0);
+    }
+    v.push(x);
+}
+
+/// The simulated edge and its peers.
+pub struct Sim {
+    pub world: World,
+    pub cores: Vec<Core>,
+    pub now: u64,
+    cseq: u32,
+    nc: u32,
+    nonces: Vec<String>,
+    /// Requests and responses the edge sent, and where.
+    edge_reqs: Vec<(SocketAddr, Vec<u8>)>,
+    edge_resps: Vec<(SocketAddr, Vec<u8>)>,
+    /// Datagrams the peers sent (for replay and mutation).
+    ours: Vec<(SocketAddr, u16, Vec<u8>)>,
+    calls: [Option<Call>; 4],
+    /// Raw or mutated bytes were fed: any address may have been registered.
+    tainted: bool,
+    /// A trace of the steps (for a readable failure).
+    pub trace: Vec<String>,
+    pub keep_trace: bool,
+    /// Stop (with a `known-*` finding) before inputs that reach a reported, unfixed bug.
+    pub skip_known: bool,
+}
+
+impl Sim {
+    pub fn new(world: World) -> Sim {
+        let cores = (0..world.shards)
+            .map(|i| Core::new(world.config(i)))
+            .collect();
+        Sim {
+            world,
+            cores,
+            now: 1_000_000,
+            cseq: 1,
+            nc: 0,
+            nonces: Vec::new(),
+            edge_reqs: Vec::new(),
+            edge_resps: Vec::new(),
+            ours: Vec::new(),
+            calls: Default::default(),
+            tainted: false,
+            trace: Vec::new(),
+            keep_trace: false,
+            skip_known: false,
+        }
+    }
+
+    /// Runs the whole input: the world from its first two bytes, then steps until the input
+    /// is used up (at most `max_steps`), then 10 minutes of quiet after which no
+    /// transaction may be left.
+    pub fn run(data: &[u8], max_steps: usize, keep_trace: bool) -> Result<Sim, (Sim, Finding)> {
+        Self::run_with(data, max_steps, keep_trace, false)
+    }
+
+    /// [`Sim::run`], optionally stopping before known, unfixed bugs (`skip_known`).
+    pub fn run_with(
+        data: &[u8],
+        max_steps: usize,
+        keep_trace: bool,
+        skip_known: bool,
+    ) -> Result<Sim, (Sim, Finding)> {
+        let mut inp = Input::new(data);
+        let world = World::from_bytes(inp.u8(), inp.u8());
+        let mut sim = Sim::new(world);
+        sim.keep_trace = keep_trace;
+        sim.skip_known = skip_known;
+        let mut steps = 0;
+        while !inp.is_empty() && steps < max_steps {
+            steps += 1;
+            if let Err(f) = sim.step(&mut inp) {
+                return Err((sim, f));
+            }
+        }
+        match sim.finish() {
+            Ok(()) => Ok(sim),
+            Err(f) => Err((sim, f)),
+        }
+    }
+
+    fn note(&mut self, s: impl FnOnce() -> String) {
+        if self.keep_trace {
+            self.trace.push(s());
+        }
+    }
+
+    /// The shard a datagram from `src` on socket `local` lands on (SO_REUSEPORT hashes the
+    /// 4-tuple: the same peer always reaches the same shard).
+    fn arrival(&self, local: u16, src: SocketAddr) -> usize {
+        let ip: u32 = match src.ip() {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(a) => a.segments().iter().map(|&s| u32::from(s)).sum(),
+        };
+        (ip as usize + usize::from(src.port()) + usize::from(local)) % self.cores.len()
+    }
+
+    /// Feeds one datagram and checks what came of it.
+    pub fn deliver(&mut self, local: u16, src: SocketAddr, bytes: &[u8]) -> Result<(), Finding> {
+        let now = self.now;
+        self.note(|| {
+            format!(
+                "t={now} {src} -> socket {local}:\n{}",
+                String::from_utf8_lossy(bytes)
+            )
+        });
+        push_ring(&mut self.ours, (src, local, bytes.to_vec()));
+        let s = self.arrival(local, src);
+        self.cores[s].handle_datagram(Millis(self.now), LocalId(local), src, bytes);
+        let outs = self.pump()?;
+        let max = max_out_per_datagram(self.world.max_contacts);
+        if outs.len() > max {
+            return Err(finding(
+                "output-count",
+                format!("one datagram made the edge send {} (max {max})", outs.len()),
+            ));
+        }
+        self.check_outputs(outs)?;
+        self.check_all()
+    }
+
+    /// Delivers mesh messages until none is left; returns every datagram sent meanwhile.
+    fn pump(&mut self) -> Result<Vec<(SocketAddr, Vec<u8>)>, Finding> {
+        let mut outs = Vec::new();
+        let n = self.cores.len();
+        for round in 0.. {
+            if round > 64 {
+                return Err(finding(
+                    "mesh-loop",
+                    "64 rounds of hand-offs for one input".into(),
+                ));
+            }
+            let mut moved = false;
+            for i in 0..n {
+                while let Some((to, m)) = self.cores[i].poll_shard_msg() {
+                    let t = usize::from(to.0);
+                    if t >= n || t == i {
+                        return Err(finding(
+                            "mesh-target",
+                            format!("shard {i} hands off to shard {t} of {n}"),
+                        ));
+                    }
+                    self.cores[t].handle_shard_msg(Millis(self.now), ShardId(i as u16), m);
+                    moved = true;
+                }
+            }
+            for c in &mut self.cores {
+                while let Some(t) = c.poll_transmit() {
+                    outs.push((t.remote, t.data.to_vec()));
+                }
+                while c.poll_event().is_some() {}
+                while c.poll_lookup().is_some() {}
+            }
+            if !moved {
+                break;
+            }
+        }
+        Ok(outs)
+    }
+
+    fn check_all(&self) -> Result<(), Finding> {
+        for (i, c) in self.cores.iter().enumerate() {
+            c.check_invariants()
+                .map_err(|e| finding(classify(&e), format!("shard {i}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Addresses a request of the edge may go to in this scenario: the peers, the contacts
+    /// the builders register, the callee's Contact.
+    fn in_scenario(&self, dest: SocketAddr) -> bool {
+        let ip = dest.ip();
+        SOURCES.iter().any(|s| addr(s).ip() == ip)
+            || match ip {
+                IpAddr::V4(a) => {
+                    let o = a.octets();
+                    (o[..3] == [10, 0, 0] && o[3] < 4)
+                        || a == std::net::Ipv4Addr::new(203, 0, 113, 9)
+                }
+                IpAddr::V6(a) => {
+                    let s = a.segments();
+                    s[..7] == [0x2001, 0xdb8, 0, 0, 0, 0, 0] && s[7] < 4
+                }
+            }
+    }
+
+    fn check_outputs(&mut self, outs: Vec<(SocketAddr, Vec<u8>)>) -> Result<(), Finding> {
+        for (dest, bytes) in outs {
+            self.note(|| format!("  edge -> {dest}: {}", first_line(&bytes)));
+            if bytes.len() > MAX_MESSAGE_BYTES + FORWARD_ROOM {
+                return Err(finding(
+                    "output-size",
+                    format!("a {}-byte datagram to {dest}", bytes.len()),
+                ));
+            }
+            if is_keepalive(&bytes) {
+                continue;
+            }
+            let text = || String::from_utf8_lossy(&bytes).into_owned();
+            let m = match Message::parse(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    return Err(finding(
+                        "output-invalid",
+                        format!("{e:?} to {dest}:\n{}", text()),
+                    ))
+                }
+            };
+            // A 400 answers a request that lacked what a response copies (Call-ID, CSeq…):
+            // it has to parse, not to validate.
+            let error_reply = m.status() == Some(400);
+            match m.validate() {
+                Err(e) if !error_reply => {
+                    return Err(finding(
+                        "output-invalid",
+                        format!("{e:?} to {dest}:\n{}", text()),
+                    ))
+                }
+                _ => {}
+            }
+            let response = m.is_response();
+            let sender = SOURCES.iter().any(|s| addr(s).ip() == dest.ip());
+            if response && !sender {
+                return Err(finding(
+                    "reflect",
+                    format!("a response to {dest}, which sent nothing:\n{}", text()),
+                ));
+            }
+            if !response && !self.tainted && !self.in_scenario(dest) {
+                return Err(finding(
+                    "relay",
+                    format!("a request to {dest}, outside the scenario:\n{}", text()),
+                ));
+            }
+            drop(m);
+            if response {
+                if let Some(n) = nonce_of(&bytes) {
+                    if self.nonces.len() == 4 {
+                        self.nonces.remove(0);
+                    }
+                    self.nonces.push(n);
+                }
+                push_ring(&mut self.edge_resps, (dest, bytes));
+            } else {
+                push_ring(&mut self.edge_reqs, (dest, bytes));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs time forward by `ms`, waking the cores when `poll_timeout` says.
+    pub fn advance(&mut self, ms: u64, check_every: usize) -> Result<(), Finding> {
+        let target = self.now.saturating_add(ms);
+        let mut wakes = 0usize;
+        let mut same = 0usize;
+        loop {
+            let due = self
+                .cores
+                .iter()
+                .filter_map(|c| c.poll_timeout())
+                .map(|t| t.0)
+                .min();
+            let Some(due) = due.filter(|&d| d <= target) else {
+                break;
+            };
+            let due = due.max(self.now);
+            same = if due == self.now { same + 1 } else { 0 };
+            if same > 1000 {
+                return Err(finding(
+                    "timer-spin",
+                    format!("poll_timeout keeps saying {due}"),
+                ));
+            }
+            self.now = due;
+            self.wake()?;
+            wakes += 1;
+            if wakes % check_every == 0 {
+                self.check_all()?;
+            }
+        }
+        self.now = target;
+        self.wake()?;
+        self.check_all()
+    }
+
+    fn wake(&mut self) -> Result<(), Finding> {
+        let bindings: usize = self.cores.iter().map(|c| c.binding_count()).sum();
+        let txns: usize = self.cores.iter().map(|c| c.transaction_count()).sum();
+        let max = 16 + 4 * bindings + 4 * txns * (usize::from(self.world.max_contacts) + 1);
+        for c in &mut self.cores {
+            c.handle_timeout(Millis(self.now));
+        }
+        let outs = self.pump()?;
+        if outs.len() > max {
+            return Err(finding(
+                "output-count",
+                format!("one timer wake sent {} datagrams (max {max})", outs.len()),
+            ));
+        }
+        self.check_outputs(outs)
+    }
+
+    /// Ten minutes of quiet: every transaction must be gone (timers C, D, H, I, J, K, L
+    /// are all shorter).
+    pub fn finish(&mut self) -> Result<(), Finding> {
+        self.advance(600_000, 256)?;
+        for (i, c) in self.cores.iter().enumerate() {
+            if c.transaction_count() != 0 {
+                return Err(finding(
+                    "txn-leak",
+                    format!(
+                        "shard {i} holds {} transactions 10 minutes after the last input",
+                        c.transaction_count()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn fresh_cseq(&mut self) -> u32 {
+        self.cseq += 1;
+        self.cseq
+    }
+
+    /// Credentials per the mode byte: none, MD5, SHA-256, wrong password; nc none/1/next.
+    fn auth_header(
+        &mut self,
+        inp: &mut Input<'_>,
+        user: usize,
+        method: &str,
+        uri: &str,
+        name: &str,
+    ) -> String {
+        let mode = inp.u8();
+        let pick = usize::from(inp.u8());
+        let ncmode = inp.u8() % 3;
+        if mode % 4 == 0 || self.nonces.is_empty() {
+            return String::new();
+        }
+        let nonce = self.nonces[pick % self.nonces.len()].clone();
+        let (u, pw, _, _) = USERS[user];
+        let pw = if mode % 4 == 3 { "wrong" } else { pw };
+        let alg = if mode % 4 == 2 {
+            Algorithm::Sha256
+        } else {
+            Algorithm::Md5
+        };
+        let nc = match ncmode {
+            0 => None,
+            1 => Some(1),
+            _ => {
+                self.nc += 1;
+                Some(self.nc)
+            }
+        };
+        format!(
+            "{name}: {}\r\n",
+            credentials(alg, u, pw, &nonce, nc, method, uri)
+        )
+    }
+
+    fn source(inp: &mut Input<'_>) -> SocketAddr {
+        addr(SOURCES[usize::from(inp.u8()) % SOURCES.len()])
+    }
+
+    /// One step of the grammar.
+    pub fn step(&mut self, inp: &mut Input<'_>) -> Result<(), Finding> {
+        match inp.u8() % 12 {
+            0 | 1 => self.op_register(inp, false),
+            2 => self.op_register(inp, true),
+            3 | 4 => self.op_invite(inp),
+            5 | 6 => self.op_respond(inp),
+            7 => self.op_in_call(inp),
+            8 => {
+                const MS: [u64; 12] = [
+                    1, 10, 100, 500, 1_000, 4_000, 5_000, 16_000, 32_000, 64_000, 181_000,
+                    3_600_000,
+                ];
+                let ms = MS[usize::from(inp.u8()) % MS.len()];
+                self.note(|| format!("advance {ms} ms"));
+                self.advance(ms, 64)
+            }
+            9 => {
+                let (src, local) = (Self::source(inp), u16::from(inp.u8() % 2));
+                let n = usize::from(inp.u16() % 2048);
+                let bytes = inp.bytes(n).to_vec();
+                self.tainted = true;
+                self.deliver(local, src, &bytes)
+            }
+            10 => self.op_mutate(inp),
+            _ => {
+                let sel = usize::from(inp.u8());
+                let other = inp.u8();
+                let Some((src, local, bytes)) =
+                    (!self.ours.is_empty()).then(|| self.ours[sel % self.ours.len()].clone())
+                else {
+                    return Ok(());
+                };
+                let src = if other % 4 == 0 {
+                    addr(SOURCES[usize::from(other / 4) % 6])
+                } else {
+                    src
+                };
+                self.deliver(local, src, &bytes)
+            }
+        }
+    }
+
+    fn op_register(&mut self, inp: &mut Input<'_>, star: bool) -> Result<(), Finding> {
+        let user = usize::from(inp.u8()) % USERS.len();
+        let src = Self::source(inp);
+        let local = u16::from(inp.u8() % 2);
+        let name = USERS[user].0;
+        let mut extra = String::new();
+        if star {
+            extra.push_str("Contact: *\r\n");
+        } else {
+            let mut ks = [0u8; 4];
+            for _ in 0..inp.u8() % 5 {
+                let (shape, k, e, q) = (inp.u8(), inp.u8(), inp.u8(), inp.u8());
+                if matches!(shape % 8, 1 | 2) {
+                    ks[usize::from(k % 4)] |= 1 << (shape % 8);
+                    if self.skip_known && ks[usize::from(k % 4)] == 6 {
+                        // Known: both can match one stored `sip:u@10.0.0.k` (README F-C1).
+                        return Err(finding("known-double-match", String::new()));
+                    }
+                }
+                let mut c = contact(shape, name, k, src);
+                if let Some(e) = expires(e) {
+                    c.push_str(&format!(";expires={e}"));
+                }
+                if q % 4 == 0 {
+                    c.push_str(";q=0.5");
+                }
+                extra.push_str(&format!("Contact: {c}\r\n"));
+            }
+        }
+        if let Some(e) = expires(inp.u8()) {
+            extra.push_str(&format!("Expires: {e}\r\n"));
+        }
+        let call = inp.u8() % 2;
+        let stale = inp.u8() % 8 == 0;
+        let cseq = if stale { self.cseq } else { self.fresh_cseq() };
+        let uri = format!("sip:{DOMAIN}");
+        extra.push_str(&self.auth_header(inp, user, "REGISTER", &uri, "Authorization"));
+        let aor = format!("<sip:{name}@{DOMAIN}>");
+        let bytes = request(
+            "REGISTER",
+            &uri,
+            src,
+            &format!("z9hG4bK-r{cseq}"),
+            &format!("{aor};tag=r{call}"),
+            &aor,
+            &format!("reg-{name}-{call}"),
+            cseq,
+            70,
+            &extra,
+        );
+        self.deliver(local, src, &bytes)
+    }
+
+    fn op_invite(&mut self, inp: &mut Input<'_>) -> Result<(), Finding> {
+        let from = usize::from(inp.u8()) % USERS.len();
+        let to = USERS[usize::from(inp.u8()) % USERS.len()].0;
+        let ruri = match inp.u8() % 5 {
+            0 | 1 => format!("sip:{to}@{DOMAIN}"),
+            2 => format!("sip:nobody@{DOMAIN}"),
+            3 => "sip:x@198.18.0.66".to_string(),
+            _ => format!("sip:{to}@192.0.2.1"),
+        };
+        let src = Self::source(inp);
+        let local = u16::from(inp.u8() % 2);
+        let slot = usize::from(inp.u8() % 4);
+        let mf = [70, 0, 1][usize::from(inp.u8() % 3)];
+        let foreign = inp.u8() % 4 == 0;
+        let cseq = self.fresh_cseq();
+        let mut extra = format!("Contact: <sip:{}@{}>\r\n", USERS[from].0, sent_by(src));
+        extra.push_str(&self.auth_header(inp, from, "INVITE", &ruri, "Proxy-Authorization"));
+        let domain = if foreign { "evil.example" } else { DOMAIN };
+        let call = Call {
+            src,
+            local,
+            branch: format!("z9hG4bK-i{cseq}"),
+            cseq,
+            ruri: ruri.clone(),
+            from: format!("<sip:{}@{domain}>;tag=f{cseq}", USERS[from].0),
+            to: format!("<sip:{to}@{DOMAIN}>"),
+            call_id: format!("call-{cseq}"),
+        };
+        let bytes = request(
+            "INVITE",
+            &ruri,
+            src,
+            &call.branch,
+            &call.from,
+            &call.to,
+            &call.call_id,
+            cseq,
+            mf,
+            &extra,
+        );
+        self.calls[slot] = Some(call);
+        self.deliver(local, src, &bytes)
+    }
+
+    fn op_respond(&mut self, inp: &mut Input<'_>) -> Result<(), Finding> {
+        const CODES: [u16; 10] = [100, 180, 183, 200, 200, 486, 487, 503, 603, 302];
+        let sel = usize::from(inp.u8());
+        let code = CODES[usize::from(inp.u8()) % CODES.len()];
+        let other = inp.u8();
+        let local = u16::from(inp.u8() % 2);
+        if self.edge_reqs.is_empty() {
+            return Ok(());
+        }
+        let (dest, req) = self.edge_reqs[sel % self.edge_reqs.len()].clone();
+        let Some(resp) = respond(&req, code, "callee1") else {
+            return Ok(());
+        };
+        // Usually from where the request went; sometimes from a peer that never saw it.
+        let src = if other % 4 == 0 {
+            addr(SOURCES[usize::from(other / 4) % 6])
+        } else {
+            dest
+        };
+        self.deliver(local, src, &resp)
+    }
+
+    fn op_in_call(&mut self, inp: &mut Input<'_>) -> Result<(), Finding> {
+        let slot = usize::from(inp.u8() % 4);
+        let kind = inp.u8() % 4;
+        let Some(call) = self.calls[slot].clone() else {
+            return Ok(());
+        };
+        // The latest response the caller got for this call: its To tag and Record-Route.
+        let dialog = self
+            .edge_resps
+            .iter()
+            .rev()
+            .filter(|(_, b)| {
+                Message::parse(b)
+                    .ok()
+                    .and_then(|m| m.call_id().ok().map(|c| c == call.call_id.as_bytes()))
+                    == Some(true)
+            })
+            .find_map(|(_, b)| dialog_of(b));
+        let to_tagged = dialog.as_ref().map_or(call.to.clone(), |d| d.1.clone());
+        let bytes = match kind {
+            0 => request(
+                "ACK",
+                &call.ruri,
+                call.src,
+                &call.branch,
+                &call.from,
+                &to_tagged,
+                &call.call_id,
+                call.cseq,
+                70,
+                "",
+            ),
+            1 => request(
+                "CANCEL",
+                &call.ruri,
+                call.src,
+                &call.branch,
+                &call.from,
+                &call.to,
+                &call.call_id,
+                call.cseq,
+                70,
+                "",
+            ),
+            _ => {
+                let rr = dialog.map(|d| d.0).unwrap_or_default();
+                let mut route: Vec<String> = rr.into_iter().rev().collect();
+                if kind == 3 {
+                    // Our Record-Route (with its dialog token) replayed toward a foreign IP.
+                    route.push("<sip:198.18.0.66:5060;lr>".into());
+                }
+                let extra = if route.is_empty() {
+                    String::new()
+                } else {
+                    format!("Route: {}\r\n", route.join(", "))
+                };
+                let cseq = self.fresh_cseq();
+                request(
+                    "BYE",
+                    "sip:callee@203.0.113.9:5060",
+                    call.src,
+                    &format!("z9hG4bK-b{cseq}"),
+                    &call.from,
+                    &to_tagged,
+                    &call.call_id,
+                    cseq,
+                    70,
+                    &extra,
+                )
+            }
+        };
+        self.deliver(call.local, call.src, &bytes)
+    }
+
+    fn op_mutate(&mut self, inp: &mut Input<'_>) -> Result<(), Finding> {
+        let sel = usize::from(inp.u8());
+        let from_edge = inp.u8() % 3 == 0;
+        let src = Self::source(inp);
+        let local = u16::from(inp.u8() % 2);
+        let edits = 1 + inp.u8() % 4;
+        let mut bytes = if from_edge {
+            let pool: Vec<&Vec<u8>> = self
+                .edge_reqs
+                .iter()
+                .chain(&self.edge_resps)
+                .map(|(_, b)| b)
+                .collect();
+            if pool.is_empty() {
+                return Ok(());
+            }
+            pool[sel % pool.len()].clone()
+        } else {
+            if self.ours.is_empty() {
+                return Ok(());
+            }
+            self.ours[sel % self.ours.len()].2.clone()
+        };
+        for _ in 0..edits {
+            let pos = usize::from(inp.u16()) % bytes.len().max(1);
+            let (op, b) = (inp.u8() % 4, inp.u8());
+            match op {
+                0 if pos < bytes.len() => bytes[pos] = b,
+                1 => bytes.insert(pos.min(bytes.len()), b),
+                2 if pos < bytes.len() => {
+                    bytes.remove(pos);
+                }
+                _ => {
+                    let end = (pos + usize::from(b)).min(bytes.len());
+                    let chunk = bytes[pos.min(end)..end].to_vec();
+                    let at = pos.min(bytes.len());
+                    bytes.splice(at..at, chunk);
+                }
+            }
+        }
+        bytes.truncate(MAX_MESSAGE_BYTES);
+        self.tainted = true;
+        self.deliver(local, src, &bytes)
+    }
+}
+
+/// The finding kind of a `check_invariants` message.
+fn classify(e: &str) -> &'static str {
+    if e.contains("loops or is shared") {
+        "chain-loop"
+    } else if e.contains("no timer") {
+        "txn-no-timer"
+    } else if e.contains("max_contacts") {
+        "contacts-cap"
+    } else {
+        "table"
+    }
+}
+
+fn first_line(b: &[u8]) -> String {
+    let end = b
+        .iter()
+        .position(|&c| c == b'\r')
+        .unwrap_or(b.len().min(80));
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
