@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use sipedge_core::auth::Algorithm;
 use sipedge_core::{Core, LocalId, Millis, ShardId};
-use sipedge_msg::{is_keepalive, Message};
+use sipedge_msg::{is_keepalive, Message, ParseErrorKind};
 
 use msgs::*;
 
@@ -304,11 +304,11 @@ impl Sim {
                     ))
                 }
             };
-            // A 400 answers a request that lacked what a response copies (Call-ID, CSeq…):
-            // it has to parse, not to validate.
-            let error_reply = m.status() == Some(400);
+            // An error reply to a request that lacked what a response copies (Call-ID,
+            // CSeq…) lacks it too: it has to parse, not to validate.
+            let error_reply = m.status().is_some_and(|c| c >= 400);
             match m.validate() {
-                Err(e) if !error_reply => {
+                Err(e) if !(error_reply && matches!(e.kind, ParseErrorKind::MissingHeader(_))) => {
                     return Err(finding(
                         "output-invalid",
                         format!("{e:?} to {dest}:\n{}", text()),
