@@ -8,14 +8,15 @@
 //!
 //! | table | rules |
 //! | --- | --- |
-//! | location | every AoR chain ends (no loop, at most `len()` steps); every member is live, of the head's AoR; the index finds each head; chains sum to `len()`; live slots count to `len()`; no AoR above `max_contacts`; the keepalive counts (`pinging`) match the bindings' NAT states |
+//! | location | every live binding has an expiry timer armed at or before its expiry; every AoR chain ends (no loop, at most `len()` steps); every member is live, of the head's AoR; the index finds each head; chains sum to `len()`; live slots count to `len()`; no AoR above `max_contacts`; the keepalive counts (`pinging`) match the bindings' NAT states |
 //! | transactions | live cells count to `len()`; each has at most `max(1, max_contacts)` branches and stored messages no longer than `max_message_bytes` (plus room for our Via, Record-Route and edits); each has an armed timer naming its slot and generation, unless it waits for a lookup reply |
 //! | queues | pending events within their cap |
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::core::Core;
 use crate::location::NONE;
+use crate::registrar::tick_at_or_after;
 use crate::txn::{decode_timer_key, GEN_MASK, TXN_TIMER_BIT};
 
 /// What our edits may add to a stored message beyond `max_message_bytes`: our Via, a
@@ -79,6 +80,14 @@ impl Core {
                 "chains hold {in_chains} bindings, len() says {len}"
             ));
         }
+        // Binding expiry timers: key `slot << 32 | gen` → the earliest deadline armed.
+        let mut expiry: HashMap<u64, u64> = HashMap::new();
+        self.wheel.for_each_armed(|at, &key| {
+            if key & TXN_TIMER_BIT == 0 {
+                let e = expiry.entry(key).or_insert(at.0);
+                *e = (*e).min(at.0);
+            }
+        });
         let mut live = 0usize;
         let mut pinging = [0usize; 2];
         for idx in 0..loc.capacity() {
@@ -86,6 +95,15 @@ impl Core {
                 live += 1;
                 if let Some(k) = b.nat.ping_class() {
                     pinging[k] += 1;
+                }
+                let due = tick_at_or_after(b.expires_at).0;
+                let key = crate::registrar::timer_key(idx as u32, b.gen);
+                if !expiry.get(&key).is_some_and(|&at| at <= due) {
+                    return Err(format!(
+                        "binding {idx} (gen {}) expires at tick {due} with no expiry timer armed \
+                         by then: it outlives its expiry",
+                        b.gen
+                    ));
                 }
             }
         }

@@ -773,6 +773,8 @@ fn classify(e: &str) -> &'static str {
         "chain-loop"
     } else if e.contains("no timer") {
         "txn-no-timer"
+    } else if e.contains("outlives its expiry") {
+        "binding-no-timer"
     } else if e.contains("max_contacts") {
         "contacts-cap"
     } else {
