@@ -98,7 +98,7 @@ impl Core {
                 }
                 let due = tick_at_or_after(b.expires_at).0;
                 let key = crate::registrar::timer_key(idx as u32, b.gen);
-                if !expiry.get(&key).is_some_and(|&at| at <= due) {
+                if expiry.get(&key).is_none_or(|&at| at > due) {
                     return Err(format!(
                         "binding {idx} (gen {}) expires at tick {due} with no expiry timer armed \
                          by then: it outlives its expiry",
