@@ -44,32 +44,26 @@ fn pending(p: &std::path::Path) -> bool {
 
 fn replay(p: &std::path::Path) -> Result<(), String> {
     let data = std::fs::read(p).unwrap();
+    let run = || match Sim::run(&data, usize::MAX, true) {
+        Ok(_) => Ok(()),
+        Err((sim, f)) => {
+            let tail: Vec<String> = sim.trace.iter().rev().take(4).rev().cloned().collect();
+            Err(format!(
+                "{}: {f}\nlast steps:\n{}",
+                p.display(),
+                tail.join("\n")
+            ))
+        }
+    };
     // A panic in the core is a failure of this file; the other files still run.
-    let run = std::panic::catch_unwind(|| Sim::run(&data, usize::MAX, true).map(|_| ()));
-    match run {
-        Err(panic) => Err(format!(
-            "{}: panicked: {}",
-            p.display(),
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default()
-        )),
-        Ok(Ok(())) => Ok(()),
-        Ok(Err((sim, f))) => Err(format!(
-            "{}: {f}\nlast steps:\n{}",
-            p.display(),
-            sim.trace
-                .iter()
-                .rev()
-                .take(4)
-                .rev()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n")
-        )),
-    }
+    std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(format!("{}: panicked: {why}", p.display()))
+    })
 }
 
 #[test]
