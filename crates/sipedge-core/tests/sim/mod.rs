@@ -26,7 +26,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use sipedge_core::auth::Algorithm;
 use sipedge_core::{Core, LocalId, Millis, ShardId};
-use sipedge_msg::{is_keepalive, Message, ParseErrorKind};
+use sipedge_msg::{is_keepalive, Message};
 
 use msgs::*;
 
@@ -210,6 +210,9 @@ impl Sim {
             )
         });
         push_ring(&mut self.ours, (src, local, bytes.to_vec()));
+        // The error reply to a malformed request copies what it got (two From lines, a bad
+        // To, no Call-ID…): it has to parse, not to validate.
+        let malformed = Message::parse(bytes).and_then(|m| m.validate()).is_err();
         let s = self.arrival(local, src);
         self.cores[s].handle_datagram(Millis(self.now), LocalId(local), src, bytes);
         let outs = self.pump()?;
@@ -220,7 +223,7 @@ impl Sim {
                 format!("one datagram made the edge send {} (max {max})", outs.len()),
             ));
         }
-        self.check_outputs(outs)?;
+        self.check_outputs(outs, malformed)?;
         self.check_all()
     }
 
@@ -289,7 +292,11 @@ impl Sim {
             }
     }
 
-    fn check_outputs(&mut self, outs: Vec<(SocketAddr, Vec<u8>)>) -> Result<(), Finding> {
+    fn check_outputs(
+        &mut self,
+        outs: Vec<(SocketAddr, Vec<u8>)>,
+        malformed_input: bool,
+    ) -> Result<(), Finding> {
         for (dest, bytes) in outs {
             self.note(|| format!("  edge -> {dest}: {}", first_line(&bytes)));
             if bytes.len() > MAX_MESSAGE_BYTES + FORWARD_ROOM {
@@ -311,17 +318,9 @@ impl Sim {
                     ))
                 }
             };
-            // A 400 answers a malformed request and copies what it got (two From lines, no
-            // Call-ID…); any other error reply may lack what the request lacked. Both have
-            // to parse; every other message has to validate.
-            let status = m.status();
-            let lenient = |k: ParseErrorKind| {
-                status == Some(400)
-                    || (status.is_some_and(|c| c >= 400)
-                        && matches!(k, ParseErrorKind::MissingHeader(_)))
-            };
+            let lenient = malformed_input && m.status().is_some_and(|c| c >= 400);
             match m.validate() {
-                Err(e) if !lenient(e.kind) => {
+                Err(e) if !lenient => {
                     return Err(finding(
                         "output-invalid",
                         format!("{e:?} to {dest}:\n{}", text()),
@@ -415,7 +414,7 @@ impl Sim {
                 format!("one timer wake sent {} datagrams (max {max})", outs.len()),
             ));
         }
-        self.check_outputs(outs)
+        self.check_outputs(outs, false)
     }
 
     /// Five minutes of quiet: every transaction must be gone (the longest path is timer C,
