@@ -247,3 +247,115 @@ pub fn listed_contacts(reply: &[u8]) -> Vec<(String, Option<u32>)> {
         })
         .collect()
 }
+
+// ---- Helpers of the hostile-traffic tests (tests/hostile.rs) ----
+
+impl Client {
+    /// Every datagram that arrives within `window`, with its sender.
+    pub fn drain_for(&self, window: Duration) -> Vec<(SocketAddr, Vec<u8>)> {
+        let deadline = Instant::now() + window;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return out;
+            }
+            self.sock.set_read_timeout(Some(left)).unwrap();
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, from)) => out.push((from, buf[..n].to_vec())),
+                Err(_) => return out,
+            }
+        }
+    }
+}
+
+impl Edge {
+    /// The process's resident set size (`VmRSS` of /proc/PID/status), KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().map(|c| c.id()).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+/// A clean source that sends an OPTIONS every `every` and waits up to `patience` for its
+/// 200, on its own thread, until [`Prober::stop`]; also samples the edge's RSS.
+pub struct Prober {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<ProbeReport>,
+}
+
+/// What a [`Prober`] saw.
+#[derive(Debug, Default, Clone)]
+pub struct ProbeReport {
+    pub sent: u32,
+    /// OPTIONS without a 200 within the patience (their CSeqs).
+    pub missed: Vec<u32>,
+    pub slowest: Duration,
+    pub max_rss_kib: u64,
+}
+
+impl Prober {
+    pub fn start(edge: &Edge, ip: &str, every: Duration, patience: Duration) -> Prober {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let sip = edge.sip;
+        let pid = edge.child.as_ref().map(|c| c.id()).unwrap();
+        let client = Client::new(ip);
+        let handle = std::thread::spawn(move || {
+            let mut r = ProbeReport::default();
+            let mut cseq = 1000u32;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                cseq += 1;
+                r.sent += 1;
+                let t0 = Instant::now();
+                client.send(sip, &options(sip, &client, cseq));
+                let mut answered = false;
+                while t0.elapsed() < patience {
+                    let Some(b) = client.recv(patience - t0.elapsed()) else {
+                        break;
+                    };
+                    let ok = Message::parse(&b).ok().is_some_and(|m| {
+                        m.status() == Some(200) && m.cseq().is_ok_and(|c| c.seq == cseq)
+                    });
+                    if ok {
+                        answered = true;
+                        r.slowest = r.slowest.max(t0.elapsed());
+                        break;
+                    }
+                }
+                if !answered {
+                    r.missed.push(cseq);
+                }
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let rss = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                    .unwrap_or(0);
+                r.max_rss_kib = r.max_rss_kib.max(rss);
+                std::thread::sleep(every.saturating_sub(t0.elapsed()));
+            }
+            r
+        });
+        Prober { stop, handle }
+    }
+
+    pub fn stop(self) -> ProbeReport {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}

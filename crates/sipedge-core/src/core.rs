@@ -17,7 +17,7 @@ use crate::stats::CoreStats;
 use crate::time::Millis;
 
 /// Events are for logs only; past this many undrained ones, new ones are discarded.
-const MAX_PENDING_EVENTS: usize = 1024;
+pub(crate) const MAX_PENDING_EVENTS: usize = 1024;
 
 /// Something the shell may want to log or act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,6 +53,7 @@ mod blobs;
 mod config;
 mod core;
 mod date;
+mod invariants;
 mod journal;
 mod location;
 mod lookup;

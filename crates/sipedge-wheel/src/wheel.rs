@@ -129,6 +129,16 @@ impl<T: Copy> Wheel<T> {
         self.entries.len() - self.free.len()
     }
 
+    /// Calls `f(deadline, key)` for every armed timer, in no particular order. O(slab size);
+    /// for invariant checks and tests, not for the data path.
+    pub fn for_each_armed(&self, mut f: impl FnMut(Tick, &T)) {
+        for i in 0..self.entries.len() {
+            if let Some(e) = self.entries.get(i).filter(|e| e.list != FREE) {
+                f(Tick(e.deadline), &e.key);
+            }
+        }
+    }
+
     /// `true` if no timer is armed.
     #[must_use]
     pub fn is_empty(&self) -> bool {

@@ -169,6 +169,11 @@ impl Table {
         self.live
     }
 
+    /// Every live cell with its slot (invariant checks).
+    pub(crate) fn live_cells(&self) -> impl Iterator<Item = (u32, &Cell)> + '_ {
+        (0u32..).zip(&self.cells).filter(|(_, c)| c.live)
+    }
+
     /// The cell for a server-transaction key.
     pub(crate) fn find(&self, key: u64) -> Option<u32> {
         self.index.get(&key).copied()
