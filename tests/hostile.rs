@@ -119,7 +119,6 @@ fn register_here(edge: &Edge, c: &Client, user: &str) {
 /// (RFC 3261 §19.1.4: a parameter present in one URI only is ignored) but not each other
 /// removed the binding twice — a chain loop in release builds, an overflow panic in debug.
 #[test]
-#[ignore = "needs the registrar fix for two Contacts matching one binding (double removal)"]
 fn double_removal_register_keeps_the_edge_up() {
     let ip = "127.0.134.1";
     let mut edge = Edge::start("hostile-dbl", ip, 25300, 2, "auto");
@@ -153,7 +152,6 @@ fn double_removal_register_keeps_the_edge_up() {
 /// Issue 13: the dialog token of our Record-Route lets an in-dialog request leave our
 /// domains; replayed with a Route to a foreign IP literal it must not make us a relay.
 #[test]
-#[ignore = "needs the relay token fix (Record-Route token bound to the dialog, not only the Call-ID)"]
 fn replayed_record_route_token_is_not_relayed_to_a_foreign_ip() {
     let ip = "127.0.134.2";
     let mut edge = Edge::start("hostile-rr", ip, 25310, 2, "auto");
@@ -207,7 +205,6 @@ fn replayed_record_route_token_is_not_relayed_to_a_foreign_ip() {
 /// Issue 13: a response whose top Via carries a branch that looks like ours (our prefix,
 /// a slot with no live transaction) is forwarded by its next Via: a reflector.
 #[test]
-#[ignore = "needs the branch MAC fix (our Via branch authenticated)"]
 fn response_with_a_branch_like_ours_is_not_reflected() {
     let ip = "127.0.134.3";
     let mut edge = Edge::start("hostile-branch", ip, 25320, 2, "auto");
@@ -244,11 +241,13 @@ fn forged_response(edge: &Edge, i: u32, next: SocketAddr) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Issue 13: with digest on, an INVITE from an unknown source with a From in a foreign
-/// domain, to a registered user, is challenged (407) or refused — never delivered.
+/// Issue 13: with digest on, an INVITE from an unknown source claiming one of our users in
+/// From (RFC 3261 §22.3: our users authenticate), to a registered user, is challenged (407)
+/// or refused — never delivered. A From in a foreign domain is an inbound call and is
+/// delivered by design (Kamailio's default script: only `from_uri == myself` is
+/// authenticated), so it is not part of this test.
 #[test]
-#[ignore = "needs the auth fix: today an INVITE from an unknown source to a registered user is relayed without a challenge whatever its From"]
-fn unauthenticated_invite_with_a_foreign_from_is_not_delivered() {
+fn unauthenticated_invite_with_a_local_from_is_not_delivered() {
     let ip = "127.0.134.4";
     let mut edge = Edge::start_with("hostile-from", ip, 25330, 2, "auto", &users_toml());
     let bob = Client::new(ip);
@@ -278,11 +277,7 @@ fn unauthenticated_invite_with_a_foreign_from_is_not_delivered() {
     assert_eq!(bob.status(WAIT), Some(200), "bob registered");
     let attacker = Client::new(ip);
     let me = attacker.addr();
-    for (i, from) in [
-        "<sip:alice@evil.example>",
-        "<sip:bob@evil.example>",
-        "<sip:alice@edge.test>",
-    ]
+    for (i, from) in ["<sip:alice@edge.test>", "<sip:carol@edge.test>"]
     .iter()
     .enumerate()
     {

@@ -11,20 +11,7 @@ use std::path::PathBuf;
 use sim::Sim;
 
 /// Regression files whose fix is still in another branch: (file name, what it needs).
-const NEEDS_FIX: &[(&str, &str)] = &[
-    (
-        "registrar-double-removal.bin",
-        "registrar: two Contacts that §19.1.4-match one stored binding but not each other",
-    ),
-    (
-        "registrar-double-removal-and-add.bin",
-        "the same, with a new Contact in the request: the count wraps to 0 and the slot is freed twice",
-    ),
-    (
-        "relay-rr-token-foreign-route.bin",
-        "relay token: a BYE on our Record-Route (right token) with a next Route to a foreign IP is relayed",
-    ),
-];
+const NEEDS_FIX: &[(&str, &str)] = &[];
 
 fn files() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/core_seq");
