@@ -112,6 +112,7 @@ impl World {
                     .unwrap_or_else(|_| unreachable!()),
                 account: "acme".into(),
                 cli_auth: false,
+                register: Vec::new(),
             }],
         };
         let mut c = CoreConfig {
@@ -142,7 +143,7 @@ impl World {
             },
             proxy: ProxyConfig {
                 advertise: EDGE.iter().map(|s| addr(s)).collect(),
-                route_key: 0xfeed,
+                secret: sipedge_core::NodeSecret::from_hex(&"fe".repeat(32)).unwrap_or_default(),
                 ..ProxyConfig::default()
             },
             ..CoreConfig::default()
