@@ -8,7 +8,8 @@ use std::path::Path;
 use serde::Deserialize;
 use sipedge_core::auth::{
     ha1, parse_hex_ha1, split_register_aor, AccountSpec, Algorithm, AuthDb, AuthMode, AuthSettings,
-    AuthSpec, IpAuthSpec, IpNet, NatMode, NatPing, UserSpec, DEFAULT_NONCE_TTL_SECS,
+    AuthSpec, IpAuthSpec, IpNet, NatMode, NatPing, UserSpec, DEFAULT_ALGORITHMS,
+    DEFAULT_NONCE_TTL_SECS, MAX_USERNAME_BYTES,
 };
 
 #[path = "auth_reload.rs"]
@@ -43,7 +44,10 @@ impl Default for RawAuth {
             nonce_ttl_secs: DEFAULT_NONCE_TTL_SECS,
             nonce_secret: String::new(),
             users_file: String::new(),
-            algorithms: vec!["SHA-256".into(), "MD5".into()],
+            algorithms: DEFAULT_ALGORITHMS
+                .iter()
+                .map(|a| String::from_utf8_lossy(a.token()).into_owned())
+                .collect(),
         }
     }
 }
@@ -59,6 +63,9 @@ pub struct RawAccount {
     cps: Option<u32>,
     #[serde(default)]
     cli: Vec<String>,
+    /// Digest algorithms offered to its users (empty: `[auth] algorithms`).
+    #[serde(default)]
+    algorithms: Vec<String>,
 }
 
 /// `[[users]]` as written (also a users_file row).
@@ -86,6 +93,9 @@ pub struct RawUser {
     channels: Option<u32>,
     #[serde(default)]
     cps: Option<u32>,
+    /// Digest algorithms offered to this user (empty: its account's, else `[auth]`'s).
+    #[serde(default)]
+    algorithms: Vec<String>,
 }
 
 impl RawUser {
@@ -166,6 +176,24 @@ fn mode(key: &str, v: &str, has_users: bool) -> Result<AuthMode, Fail> {
     }
 }
 
+/// A list of digest algorithm names (`key` names it in errors); empty stays empty.
+fn parse_algorithms(key: &str, names: &[String]) -> Result<Vec<Algorithm>, Fail> {
+    let mut algorithms = Vec::with_capacity(names.len());
+    for (i, a) in names.iter().enumerate() {
+        let alg = Algorithm::from_param(Some(a.as_bytes())).ok_or_else(|| {
+            (
+                format!("{key}[{i}]"),
+                format!("`{a}` is not one of \"SHA-256\", \"MD5\""),
+            )
+        })?;
+        if algorithms.contains(&alg) {
+            return Err((format!("{key}[{i}]"), format!("`{a}` is listed twice")));
+        }
+        algorithms.push(alg);
+    }
+    Ok(algorithms)
+}
+
 fn hex_secret(s: &str) -> Option<Vec<u8>> {
     let s = s.trim().as_bytes();
     if s.len() % 2 != 0 {
@@ -177,7 +205,8 @@ fn hex_secret(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Validates the auth sections; `domains` are the edge's (the realm defaults to the first),
-/// `file` is the config file (a relative users_file is relative to its directory).
+/// `file` is the config file (a relative users_file is relative to its directory);
+/// `case_sensitive` is `[registrar] case_sensitive`, which digest usernames follow.
 pub fn parse(
     raw: RawAuth,
     accounts: Vec<RawAccount>,
@@ -185,6 +214,7 @@ pub fn parse(
     ip_auth: Vec<RawIpAuth>,
     domains: &[String],
     file: &str,
+    case_sensitive: bool,
 ) -> Result<AuthSetup, Fail> {
     let realm = if raw.realm.trim().is_empty() {
         domains
@@ -232,10 +262,14 @@ pub fn parse(
     let mut out_users = Vec::with_capacity(all.len());
     for (place, u) in all {
         let spec = user_spec(&place, u, &realm)?;
-        let key = (
-            spec.domain.clone().unwrap_or_default(),
-            spec.username.clone(),
-        );
+        // Usernames follow `[registrar] case_sensitive`: two that differ only by case
+        // would be one user.
+        let name = if case_sensitive {
+            spec.username.clone()
+        } else {
+            spec.username.to_ascii_lowercase()
+        };
+        let key = (spec.domain.clone().unwrap_or_default(), name);
         if let Some(first) = seen.get(&key) {
             let who = match &spec.domain {
                 Some(d) => format!("{}@{d}", spec.username),
@@ -250,22 +284,7 @@ pub fn parse(
         out_users.push(spec);
     }
     let has_users = !out_users.is_empty();
-    let mut algorithms = Vec::new();
-    for (i, a) in raw.algorithms.iter().enumerate() {
-        let alg = Algorithm::from_param(Some(a.as_bytes())).ok_or_else(|| {
-            (
-                format!("auth.algorithms[{i}]"),
-                format!("`{a}` is not one of \"SHA-256\", \"MD5\""),
-            )
-        })?;
-        if algorithms.contains(&alg) {
-            return Err((
-                format!("auth.algorithms[{i}]"),
-                format!("`{a}` is listed twice"),
-            ));
-        }
-        algorithms.push(alg);
-    }
+    let algorithms = parse_algorithms("auth.algorithms", &raw.algorithms)?;
     if algorithms.is_empty() {
         return Err((
             "auth.algorithms".into(),
@@ -280,16 +299,21 @@ pub fn parse(
         username_must_match: raw.username_must_match,
         uri_must_match: raw.uri_must_match,
         nonce_ttl_secs: raw.nonce_ttl_secs,
+        case_sensitive,
     };
     let accounts = accounts
         .into_iter()
-        .map(|a| AccountSpec {
-            name: a.name,
-            channels: a.channels,
-            cps: a.cps,
-            cli: a.cli,
+        .enumerate()
+        .map(|(i, a)| {
+            Ok(AccountSpec {
+                algorithms: parse_algorithms(&format!("accounts[{i}].algorithms"), &a.algorithms)?,
+                name: a.name,
+                channels: a.channels,
+                cps: a.cps,
+                cli: a.cli,
+            })
         })
-        .collect();
+        .collect::<Result<_, Fail>>()?;
     let mut entries = Vec::with_capacity(ip_auth.len());
     for (i, e) in ip_auth.into_iter().enumerate() {
         let cidr = parse_cidr(&e.cidr).ok_or_else(|| {
@@ -342,6 +366,12 @@ fn user_spec(place: &str, u: RawUser, realm: &str) -> Result<UserSpec, Fail> {
         return Err((
             key("username"),
             "must be non-empty, without `\"`, `\\` or `:`".into(),
+        ));
+    }
+    if u.username.len() > MAX_USERNAME_BYTES {
+        return Err((
+            key("username"),
+            format!("longer than {MAX_USERNAME_BYTES} bytes"),
         ));
     }
     let (ha1_md5, ha1_sha256) = match (&u.password, &u.ha1, &u.ha1_sha256) {
@@ -423,11 +453,30 @@ fn user_spec(place: &str, u: RawUser, realm: &str) -> Result<UserSpec, Fail> {
             ))
         }
     };
+    let algorithms = parse_algorithms(&key("algorithms"), &u.algorithms)?;
+    // A user's own list may only name algorithms it can answer (an inherited list is
+    // narrowed to them silently, see `Offer`).
+    for (i, a) in algorithms.iter().enumerate() {
+        let (has, field) = match a {
+            Algorithm::Md5 => (ha1_md5.is_some(), "ha1"),
+            Algorithm::Sha256 => (ha1_sha256.is_some(), "ha1_sha256"),
+        };
+        if !has {
+            return Err((
+                key(&format!("algorithms[{i}]")),
+                format!(
+                    "the user has no {field} to answer {}",
+                    String::from_utf8_lossy(a.token())
+                ),
+            ));
+        }
+    }
     let domain = u
         .domain
         .map(|d| d.trim().to_ascii_lowercase())
         .filter(|d| !d.is_empty());
     Ok(UserSpec {
+        algorithms,
         username: u.username,
         domain,
         account: u.account,
@@ -550,6 +599,13 @@ fn parse_csv(text: &str, shown: &str) -> Result<Vec<(String, RawUser)>, String> 
                 "ha1_sha256" => u.ha1_sha256 = opt(),
                 "ip_whitelist" => {
                     u.ip_whitelist = v
+                        .split([' ', ';'])
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                }
+                "algorithms" => {
+                    u.algorithms = v
                         .split([' ', ';'])
                         .filter(|s| !s.is_empty())
                         .map(str::to_string)

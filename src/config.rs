@@ -375,6 +375,7 @@ impl Config {
             raw.ip_auth,
             &domains,
             file,
+            registrar.case_sensitive,
         )
         .map_err(|(k, m)| err(k, m))?;
         Ok(Config {
