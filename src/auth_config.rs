@@ -14,6 +14,10 @@ use sipedge_core::auth::{
 
 #[path = "auth_reload.rs"]
 pub(crate) mod reload;
+#[path = "auth_users_file.rs"]
+mod users_file;
+use users_file::load_users_file;
+pub(crate) use users_file::users_file_rows;
 
 /// Largest `[auth] nonce_ttl_secs`.
 pub const MAX_NONCE_TTL_SECS: u32 = 3600;
@@ -131,14 +135,6 @@ pub struct RawIpAuth {
     /// AoRs (`user@domain`) a source in `cidr` may REGISTER without digest.
     #[serde(default)]
     register: Vec<String>,
-}
-
-/// A users_file in TOML: `[[users]]` only.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UsersFile {
-    #[serde(default)]
-    users: Vec<RawUser>,
 }
 
 /// The validated authentication config.
@@ -490,139 +486,6 @@ fn user_spec(place: &str, u: RawUser, realm: &str) -> Result<UserSpec, Fail> {
     })
 }
 
-/// A users_file: `.toml` with `[[users]]`, or `.csv` with a header row naming the
-/// `[[users]]` fields (`ip_whitelist` as CIDRs separated by spaces or `;`; fields may be
-/// double-quoted, `""` inside quotes is one quote).
-/// The rows of `[auth] users_file` (none when it is `""`), each with its place for error
-/// messages; a relative path is relative to the config `file`'s directory.
-pub(crate) fn users_file_rows(
-    raw: &RawAuth,
-    file: &str,
-) -> Result<Vec<(String, RawUser)>, (String, String)> {
-    if raw.users_file.is_empty() {
-        return Ok(Vec::new());
-    }
-    let base = Path::new(file).parent().unwrap_or(Path::new("."));
-    load_users_file(&base.join(&raw.users_file)).map_err(|m| ("auth.users_file".to_string(), m))
-}
-
-fn load_users_file(path: &Path) -> Result<Vec<(String, RawUser)>, String> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
-    let rows = if path
-        .extension()
-        .is_some_and(|x| x.eq_ignore_ascii_case("csv"))
-    {
-        parse_csv(&text, &shown)?
-    } else {
-        let f: UsersFile = toml::from_str(&text).map_err(|e| format!("`{shown}`: {e}"))?;
-        f.users
-            .into_iter()
-            .enumerate()
-            .map(|(i, u)| (format!("users_file `{shown}` users[{i}]"), u))
-            .collect()
-    };
-    // A users_file is there to hold users: an empty one is a failed export or a file caught
-    // mid-write, and taking it would turn `auto` authentication off (at start and on SIGHUP).
-    if rows.is_empty() {
-        return Err(format!(
-            "`{shown}` has no users (an empty users_file is refused: with register/invite \"auto\" it would turn authentication off; set users_file = \"\" for none)"
-        ));
-    }
-    Ok(rows)
-}
-
-fn split_csv(line: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                cur.push('"');
-            }
-            (true, '"') => quoted = false,
-            (false, '"') if cur.trim().is_empty() => {
-                cur.clear();
-                quoted = true;
-            }
-            (false, ',') => out.push(std::mem::take(&mut cur).trim().to_string()),
-            (_, c) => cur.push(c),
-        }
-    }
-    if quoted {
-        return Err("unterminated quote".into());
-    }
-    out.push(cur.trim().to_string());
-    Ok(out)
-}
-
-fn parse_csv(text: &str, shown: &str) -> Result<Vec<(String, RawUser)>, String> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    let Some((_, header)) = lines.next() else {
-        return Ok(Vec::new());
-    };
-    let names = split_csv(header).map_err(|e| format!("`{shown}` header: {e}"))?;
-    let mut out = Vec::new();
-    for (n, line) in lines {
-        let at = format!("users_file `{shown}` line {}", n + 1);
-        let fields = split_csv(line).map_err(|e| format!("{at}: {e}"))?;
-        if fields.len() != names.len() {
-            return Err(format!(
-                "{at}: {} fields, the header has {}",
-                fields.len(),
-                names.len()
-            ));
-        }
-        let mut u = RawUser::default();
-        for (name, v) in names.iter().zip(fields) {
-            let opt = || (!v.is_empty()).then(|| v.clone());
-            let num = |v: &str| -> Result<Option<u32>, String> {
-                if v.is_empty() {
-                    return Ok(None);
-                }
-                v.parse()
-                    .map(Some)
-                    .map_err(|_| format!("{at}: `{name}` is not a number"))
-            };
-            match name.as_str() {
-                "username" => u.username = v.clone(),
-                "domain" => u.domain = opt(),
-                "account" => u.account = opt(),
-                "password" => u.password = opt(),
-                "ha1" => u.ha1 = opt(),
-                "ha1_sha256" => u.ha1_sha256 = opt(),
-                "ip_whitelist" => {
-                    u.ip_whitelist = v
-                        .split([' ', ';'])
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                }
-                "algorithms" => {
-                    u.algorithms = v
-                        .split([' ', ';'])
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                }
-                "nat" => u.nat = opt(),
-                "nat_ping" => u.nat_ping = opt(),
-                "channels" => u.channels = num(&v)?,
-                "cps" => u.cps = num(&v)?,
-                other => return Err(format!("`{shown}` header: unknown field `{other}`")),
-            }
-        }
-        out.push((at, u));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use crate::config::Config;
@@ -663,6 +526,63 @@ mod tests {
             Some(&b"0123456789abcdef0123456789abcdef"[..])
         );
         assert_eq!(c.auth.spec.users[0].ha1_sha256, None);
+    }
+
+    #[test]
+    fn md5_by_default_sha256_where_asked_for() {
+        let c = parse("[[accounts]]\nname = \"a\"\nalgorithms = [\"SHA-256\", \"MD5\"]\n[[users]]\nusername = \"alice\"\npassword = \"pw\"\n[[users]]\nusername = \"bob\"\naccount = \"a\"\npassword = \"pw\"\n[[users]]\nusername = \"carol\"\npassword = \"pw\"\nalgorithms = [\"SHA-256\"]\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let s = &c.auth.spec;
+        assert_eq!(s.settings.algorithms, [Algorithm::Md5]);
+        assert_eq!(
+            s.accounts[0].algorithms,
+            [Algorithm::Sha256, Algorithm::Md5]
+        );
+        assert_eq!(s.users[2].algorithms, [Algorithm::Sha256]);
+        let db = sipedge_core::auth::AuthDb::build(s).unwrap_or_else(|e| panic!("{e}"));
+        let offer = |n: &[u8]| db.offer_for(b"localhost", n).as_slice().to_vec();
+        assert_eq!(offer(b"alice"), [Algorithm::Md5]);
+        assert_eq!(offer(b"bob"), [Algorithm::Sha256, Algorithm::Md5]);
+        assert_eq!(offer(b"carol"), [Algorithm::Sha256]);
+        // A user's own list names only algorithms it has an HA1 for.
+        let (k, m) = key_of("[[users]]\nusername = \"d\"\nha1 = \"0123456789abcdef0123456789abcdef\"\nalgorithms = [\"SHA-256\"]\n");
+        assert_eq!(k, "users[0].algorithms[0]");
+        assert!(m.contains("ha1_sha256"), "{m}");
+        assert_eq!(
+            key_of("[[accounts]]\nname = \"a\"\nalgorithms = [\"MD5-sess\"]\n").0,
+            "accounts[0].algorithms[0]"
+        );
+        assert_eq!(
+            key_of(
+                "[[users]]\nusername = \"d\"\npassword = \"p\"\nalgorithms = [\"MD5\", \"md5\"]\n"
+            )
+            .0,
+            "users[0].algorithms[1]"
+        );
+    }
+
+    #[test]
+    fn usernames_follow_registrar_case_sensitive() {
+        let two = "[[users]]\nusername = \"alice\"\npassword = \"a\"\n[[users]]\nusername = \"Alice\"\npassword = \"b\"\n";
+        let (k, m) = key_of(two);
+        assert_eq!(k, "users[1].username");
+        assert!(m.contains("users[0] and users[1]"), "{m}");
+        let c = parse(&format!("[registrar]\ncase_sensitive = true\n{two}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.auth.spec.settings.case_sensitive);
+        let c = parse("[[users]]\nusername = \"Alice\"\npassword = \"a\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.auth.spec.settings.case_sensitive);
+        let db = sipedge_core::auth::AuthDb::build(&c.auth.spec).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(db.find_user(b"localhost", b"alice"), Some(0));
+        assert_eq!(
+            key_of(&format!(
+                "[[users]]\nusername = \"{}\"\npassword = \"a\"\n",
+                "u".repeat(257)
+            ))
+            .0,
+            "users[0].username"
+        );
     }
 
     fn key_of(text: &str) -> (String, String) {

@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 
 use sipedge_msg::{Credentials, HeaderName, Message, NameAddr, Uri, Validated};
 
-use super::db::{whitelisted, AuthDb, AuthMode, Offer};
+use super::db::{whitelisted, AuthDb, AuthMode};
 use super::digest::{
     ha2, response_matches, response_with_ha2, sha256_ha1_state, sha256_response_after_ha1,
     Algorithm, DigestInput, Hex,
 };
 use super::nonce::{algorithm_bit, nonce_age_ms, parse_nc, NcVerdict, NcWindow, NonceKey};
+use super::offer::Offer;
 use super::AuthConfig;
 use crate::core::Core;
 use crate::output::LocalId;

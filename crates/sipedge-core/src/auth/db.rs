@@ -17,6 +17,7 @@ use regex::bytes::RegexSet;
 
 use super::digest::{sha256_ha1_state, Algorithm, Hex};
 use super::nonce::DEFAULT_NONCE_TTL_SECS;
+use super::offer::{user_offer, Offer, DEFAULT_ALGORITHMS};
 
 /// Whether a class of requests is challenged (`[auth] register`, `[auth] invite`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,13 +64,14 @@ pub struct AuthSettings {
     pub invite: AuthMode,
     /// REGISTER: the digest username must be the AoR's user (§10.3 step 4 authorization).
     pub username_must_match: bool,
-    /// The digest `uri` directive must name the Request-URI (RFC 7616 §3.4.6); off only for
-    /// clients that put something else there (stock SIPp scenarios without `-auth_uri`).
+    /// The digest `uri` directive must name the Request-URI (RFC 7616 §3.4.6) — or, for a
+    /// REGISTER, this edge itself (what SIPp sends without `-auth_uri`); off only for
+    /// clients that put something else still there.
     pub uri_must_match: bool,
     /// How long a nonce is good for, seconds.
     pub nonce_ttl_secs: u32,
     /// Algorithms offered, one challenge header each, in this order, and the only ones
-    /// accepted (`[auth] algorithms`; default [`DEFAULT_ALGORITHMS`], MD5 only). An account or
+    /// accepted (`[auth] algorithms`; default [`super::DEFAULT_ALGORITHMS`], MD5 only). An account or
     /// a user may ask for its own list ([`AccountSpec::algorithms`],
     /// [`UserSpec::algorithms`]); see [`Offer`].
     pub algorithms: Vec<Algorithm>,
@@ -77,67 +79,6 @@ pub struct AuthSettings {
     /// case_sensitive` here, so a username follows the AoR it registers (`false`: `Alice`
     /// and `alice` are one user, and two users differing only by case are refused).
     pub case_sensitive: bool,
-}
-
-/// Default `[auth] algorithms`: MD5 alone. Stock clients answer only the first challenge
-/// (SIPp before 3.7.3, sipsak 0.9.8) or fail as soon as any offered challenge is not MD5
-/// (baresip 1.0), and Kamailio, OpenSIPS and Asterisk offer MD5 alone by default. SHA-256
-/// (RFC 8760) is offered where it is asked for: globally, per account or per user.
-pub const DEFAULT_ALGORITHMS: &[Algorithm] = &[Algorithm::Md5];
-
-/// Longest digest username, bytes (a username is case-folded on the stack for lookup).
-pub const MAX_USERNAME_BYTES: usize = 256;
-
-/// The digest algorithms one user is challenged with, in challenge order (RFC 8760 §2.4:
-/// the preferred first), and the only ones its credentials are checked under.
-///
-/// Which list: the user's own `algorithms`, else its account's, else `[auth]
-/// algorithms` — restricted to the algorithms the user has an HA1 for; when that leaves
-/// nothing (a user with only a SHA-256 HA1 under the MD5 default), the algorithms it has
-/// an HA1 for (so a SHA-256-only user is offered SHA-256 alone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Offer {
-    algs: [Algorithm; 2],
-    len: u8,
-}
-
-impl Offer {
-    /// The algorithms of `list` in order, each once.
-    pub fn new(list: &[Algorithm]) -> Offer {
-        let mut o = Offer {
-            algs: [Algorithm::Md5; 2],
-            len: 0,
-        };
-        for &a in list {
-            if !o.contains(a) && usize::from(o.len) < o.algs.len() {
-                o.algs[usize::from(o.len)] = a;
-                o.len += 1;
-            }
-        }
-        o
-    }
-
-    /// In challenge order.
-    pub fn as_slice(&self) -> &[Algorithm] {
-        &self.algs[..usize::from(self.len)]
-    }
-
-    /// True when `alg` is offered.
-    pub fn contains(&self, alg: Algorithm) -> bool {
-        self.as_slice().contains(&alg)
-    }
-
-    /// The [`super::algorithm_bit`]s of the offered algorithms (bound into the nonce).
-    pub fn mask(&self) -> u8 {
-        self.as_slice()
-            .iter()
-            .fold(0, |m, &a| m | super::nonce::algorithm_bit(a))
-    }
-
-    /// True when nothing is offered.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 impl Default for AuthSettings {
@@ -154,6 +95,9 @@ impl Default for AuthSettings {
         }
     }
 }
+
+/// Longest digest username, bytes (a username is case-folded on the stack for lookup).
+pub const MAX_USERNAME_BYTES: usize = 256;
 
 /// `[[accounts]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -671,29 +615,6 @@ fn same_username(case_sensitive: bool, a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// [`Offer`]'s rule for one user: `wanted` restricted to the algorithms `u` has an HA1
-/// for, else those (a SHA-256-only user gets SHA-256); a user with no HA1 at all (it can
-/// never authenticate) is challenged like an unknown one.
-fn user_offer(u: &UserSpec, wanted: &[Algorithm], default: Offer) -> Offer {
-    let has = |a: &Algorithm| match a {
-        Algorithm::Md5 => u.ha1_md5.is_some(),
-        Algorithm::Sha256 => u.ha1_sha256.is_some(),
-    };
-    let usable: Vec<Algorithm> = wanted.iter().copied().filter(has).collect();
-    if !usable.is_empty() {
-        return Offer::new(&usable);
-    }
-    let own: Vec<Algorithm> = [Algorithm::Sha256, Algorithm::Md5]
-        .into_iter()
-        .filter(has)
-        .collect();
-    if own.is_empty() {
-        default
-    } else {
-        Offer::new(&own)
-    }
-}
-
 /// True when `ip` lies in one of `nets` (a user's `ip_whitelist`).
 pub(crate) fn whitelisted(nets: &[IpNet], ip: IpAddr) -> bool {
     let ip = ip.to_canonical();
@@ -789,56 +710,6 @@ mod tests {
         let db = AuthDb::build(&s).expect("builds");
         assert_eq!(db.find_user(b"x.org", b"ALICE"), Some(2));
         assert_eq!(db.find_user(b"x.org", b"alice"), Some(0));
-    }
-
-    #[test]
-    fn offers_follow_user_then_account_then_auth_and_the_ha1s() {
-        let md5 = Some([b'a'; 32]);
-        let sha = Some([b'b'; 64]);
-        let mut s = spec();
-        s.accounts[1].algorithms = vec![Algorithm::Sha256, Algorithm::Md5];
-        s.users = vec![
-            // [auth] default: MD5.
-            UserSpec {
-                username: "plain".into(),
-                ha1_md5: md5,
-                ha1_sha256: sha,
-                ..UserSpec::default()
-            },
-            // Only a SHA-256 HA1: SHA-256 alone.
-            UserSpec {
-                username: "shaonly".into(),
-                ha1_sha256: sha,
-                ..UserSpec::default()
-            },
-            // Its account asks for both.
-            UserSpec {
-                username: "acct".into(),
-                account: Some("b".into()),
-                ha1_md5: md5,
-                ha1_sha256: sha,
-                ..UserSpec::default()
-            },
-            // Its own list wins over the account's.
-            UserSpec {
-                username: "own".into(),
-                account: Some("b".into()),
-                ha1_md5: md5,
-                ha1_sha256: sha,
-                algorithms: vec![Algorithm::Md5],
-                ..UserSpec::default()
-            },
-        ];
-        let db = AuthDb::build(&s).expect("builds");
-        let offer = |n: &[u8]| db.offer_for(b"", n).as_slice().to_vec();
-        assert_eq!(offer(b"plain"), [Algorithm::Md5]);
-        assert_eq!(offer(b"shaonly"), [Algorithm::Sha256]);
-        assert_eq!(offer(b"acct"), [Algorithm::Sha256, Algorithm::Md5]);
-        assert_eq!(offer(b"own"), [Algorithm::Md5]);
-        assert_eq!(offer(b"nobody"), [Algorithm::Md5]);
-        assert!(db.per_user_offers());
-        s.users.truncate(1);
-        assert!(!AuthDb::build(&s).expect("builds").per_user_offers());
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod check;
 mod db;
 mod digest;
 mod nonce;
+mod offer;
 mod sha256;
 
 use std::sync::Arc;
@@ -52,8 +53,7 @@ pub(crate) use self::check::AuthState;
 pub use self::check::{AuthMethod, AuthOk, AuthOutcome, AuthReject, AuthStats};
 pub use self::db::{
     split_register_aor, Account, AccountSpec, AuthDb, AuthDbError, AuthHandle, AuthMode,
-    AuthSettings, AuthSpec, IpAuthSpec, NatMode, NatPing, Offer, User, UserSpec,
-    DEFAULT_ALGORITHMS, MAX_USERNAME_BYTES,
+    AuthSettings, AuthSpec, IpAuthSpec, NatMode, NatPing, User, UserSpec, MAX_USERNAME_BYTES,
 };
 pub use self::digest::{
     expected_response, ha1, ha2, response_matches, response_with_ha2, Algorithm, DigestInput, Hex,
@@ -62,6 +62,7 @@ pub use self::nonce::{
     algorithm_bit, nonce_age_ms, parse_nc, NcVerdict, NcWindow, NonceInfo, NonceKey,
     ALL_ALGORITHMS, DEFAULT_NC_WINDOW, DEFAULT_NONCE_TTL_SECS, NONCE_LEN,
 };
+pub use self::offer::{Offer, DEFAULT_ALGORITHMS};
 
 /// What a shard's core is given for authentication (part of [`crate::CoreConfig`]).
 #[derive(Clone)]
