@@ -145,3 +145,145 @@ fn baresip_registers_and_calls_on_the_default_config() {
     assert!(edge.metric("sipedge_auth_digest_ok_total", None) >= 3);
     assert!(edge.terminate().success());
 }
+
+/// SIPp's stock `[authentication]` REGISTER with no `-auth_uri`: its digest uri is
+/// `sip:remote_ip:remote_port`, this edge itself, and every call gets its 200 OK. The same
+/// scenario with a uri naming another host (`-auth_uri`) is still refused (400), and so is a
+/// wrong password.
+#[test]
+fn sipp_stock_register_without_auth_uri() {
+    if !installed("sipp", "-v") {
+        return;
+    }
+    let ip = "127.0.136.10";
+    let mut edge = Edge::start_with("stock-sipp", ip, 25420, 2, "auto", TWO_USERS);
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/register-auth.xml");
+    let sipp = |password: &str, port: u16, calls: &str, extra: &[&str]| {
+        Command::new("sipp")
+            .arg("-sf")
+            .arg(&scenario)
+            .args(["-s", "alice", "-au", "alice", "-ap", password])
+            .args(extra)
+            .args(["-i", "127.0.136.11", "-p", &port.to_string()])
+            .args(["-m", calls, "-r", "50", "-l", "10"])
+            .args(["-timeout", "15s", "-timeout_error", "-nostdin"])
+            .arg(edge.sip.to_string())
+            .current_dir(std::env::temp_dir())
+            .output()
+            .expect("sipp runs")
+    };
+    let out = sipp("wonderland", 25430, "20", &[]);
+    assert!(
+        out.status.success(),
+        "sipp failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(edge.metric("sipedge_auth_digest_ok_total", None), 20);
+    let out = sipp("wonderland", 25431, "1", &["-auth_uri", "127.0.136.99"]);
+    assert!(
+        !out.status.success(),
+        "a digest uri naming another host registered"
+    );
+    let out = sipp("nope", 25432, "1", &[]);
+    assert!(!out.status.success(), "a wrong password registered");
+    assert_eq!(edge.metric("sipedge_auth_digest_ok_total", None), 20);
+    assert!(edge.metric("sipedge_auth_malformed_total", None) >= 1);
+    assert!(edge.terminate().success());
+}
+
+/// `sipsak -U … -a PASSWORD` (register, check, remove; it answers the first challenge only
+/// and knows only MD5) on the default config.
+#[test]
+fn sipsak_registers_on_the_default_config() {
+    if !installed("sipsak", "--version") {
+        return;
+    }
+    let ip = "127.0.136.20";
+    let mut edge = Edge::start_with("stock-sipsak", ip, 25440, 2, "auto", TWO_USERS);
+    let run = |password: &str| {
+        Command::new("sipsak")
+            .args(["-U", "-C", "sip:bob@127.0.136.21:25449"])
+            // sipsak 0.9.8 mangles `user@host:port`: the port goes in -r, the user in -u.
+            .args(["-s", &format!("sip:bob@{ip}")])
+            .args(["-r", &edge.sip.port().to_string(), "-u", "bob", "-x", "600"])
+            .args(["--local-ip", "127.0.136.21", "-a", password, "-i"])
+            .output()
+            .expect("sipsak runs")
+    };
+    let out = run("builder");
+    assert!(
+        out.status.success(),
+        "sipsak failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(edge.metric("sipedge_auth_digest_ok_total", None) >= 1);
+    assert!(!run("nope").status.success(), "a wrong password registered");
+    assert!(edge.terminate().success());
+}
+
+/// The challenge headers of the 401 to a REGISTER of `user` from `c`.
+fn challenge_of(edge: &Edge, c: &Client, user: &str, cseq: u32, auth: &str) -> (u16, Vec<String>) {
+    let me = c.addr();
+    let auth = if auth.is_empty() {
+        String::new()
+    } else {
+        format!("Authorization: {auth}\r\n")
+    };
+    let req = format!(
+        "REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-s{cseq}-{user};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{REALM}>;tag=s{cseq}\r\nTo: <sip:{user}@{REALM}>\r\nCall-ID: stock-{user}-{}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{me}>\r\n{auth}Content-Length: 0\r\n\r\n",
+        me.port()
+    );
+    c.send(edge.sip, req.as_bytes());
+    let bytes = c.recv(Duration::from_secs(2)).expect("a reply");
+    let m = Message::parse(&bytes).unwrap();
+    let www = m
+        .headers()
+        .filter(|h| h.name_bytes.eq_ignore_ascii_case(b"WWW-Authenticate"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+        .collect();
+    (m.status().unwrap(), www)
+}
+
+/// A user provisioned with only a SHA-256 HA1 is challenged with SHA-256 alone (and
+/// registers with it); a password user next to it gets MD5 alone.
+#[test]
+fn a_sha256_only_user_gets_only_sha256() {
+    let ip = "127.0.136.30";
+    let h = ha1(Algorithm::Sha256, b"carol", REALM.as_bytes(), b"secret");
+    let users = format!(
+        "{TWO_USERS}\n[[users]]\nusername = \"carol\"\nha1_sha256 = \"{}\"\n",
+        std::str::from_utf8(&h).unwrap()
+    );
+    let mut edge = Edge::start_with("stock-sha", ip, 25450, 2, "auto", &users);
+    let c = Client::new("127.0.136.31");
+    let (status, www) = challenge_of(&edge, &c, "alice", 1, "");
+    assert_eq!(status, 401);
+    assert_eq!(www.len(), 1, "{www:?}");
+    assert!(www[0].ends_with("algorithm=MD5"), "{www:?}");
+    let (status, www) = challenge_of(&edge, &c, "carol", 2, "");
+    assert_eq!(status, 401);
+    assert_eq!(www.len(), 1, "{www:?}");
+    assert!(www[0].ends_with("algorithm=SHA-256"), "{www:?}");
+    let nonce = {
+        let i = www[0].find("nonce=\"").unwrap() + 7;
+        www[0][i..i + www[0][i..].find('"').unwrap()].to_string()
+    };
+    let uri = format!("sip:{REALM}");
+    let input = DigestInput {
+        method: b"REGISTER",
+        uri: uri.as_bytes(),
+        nonce: nonce.as_bytes(),
+        qop_auth: Some((b"00000001", b"c0ffee")),
+    };
+    let r = expected_response(Algorithm::Sha256, &h, &input);
+    let auth = format!(
+        "Digest username=\"carol\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"c0ffee\"",
+        std::str::from_utf8(&r).unwrap()
+    );
+    assert_eq!(challenge_of(&edge, &c, "carol", 3, &auth).0, 200);
+    assert!(edge.terminate().success());
+}
