@@ -8,11 +8,16 @@ use std::path::Path;
 use serde::Deserialize;
 use sipedge_core::auth::{
     ha1, parse_hex_ha1, split_register_aor, AccountSpec, Algorithm, AuthDb, AuthMode, AuthSettings,
-    AuthSpec, IpAuthSpec, IpNet, NatMode, NatPing, UserSpec, DEFAULT_NONCE_TTL_SECS,
+    AuthSpec, IpAuthSpec, IpNet, NatMode, NatPing, UserSpec, DEFAULT_ALGORITHMS,
+    DEFAULT_NONCE_TTL_SECS, MAX_USERNAME_BYTES,
 };
 
 #[path = "auth_reload.rs"]
 pub(crate) mod reload;
+#[path = "auth_users_file.rs"]
+mod users_file;
+use users_file::load_users_file;
+pub(crate) use users_file::users_file_rows;
 
 /// Largest `[auth] nonce_ttl_secs`.
 pub const MAX_NONCE_TTL_SECS: u32 = 3600;
@@ -43,7 +48,10 @@ impl Default for RawAuth {
             nonce_ttl_secs: DEFAULT_NONCE_TTL_SECS,
             nonce_secret: String::new(),
             users_file: String::new(),
-            algorithms: vec!["SHA-256".into(), "MD5".into()],
+            algorithms: DEFAULT_ALGORITHMS
+                .iter()
+                .map(|a| String::from_utf8_lossy(a.token()).into_owned())
+                .collect(),
         }
     }
 }
@@ -59,6 +67,9 @@ pub struct RawAccount {
     cps: Option<u32>,
     #[serde(default)]
     cli: Vec<String>,
+    /// Digest algorithms offered to its users (empty: `[auth] algorithms`).
+    #[serde(default)]
+    algorithms: Vec<String>,
 }
 
 /// `[[users]]` as written (also a users_file row).
@@ -86,6 +97,9 @@ pub struct RawUser {
     channels: Option<u32>,
     #[serde(default)]
     cps: Option<u32>,
+    /// Digest algorithms offered to this user (empty: its account's, else `[auth]`'s).
+    #[serde(default)]
+    algorithms: Vec<String>,
 }
 
 impl RawUser {
@@ -123,14 +137,6 @@ pub struct RawIpAuth {
     register: Vec<String>,
 }
 
-/// A users_file in TOML: `[[users]]` only.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UsersFile {
-    #[serde(default)]
-    users: Vec<RawUser>,
-}
-
 /// The validated authentication config.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct AuthSetup {
@@ -166,6 +172,24 @@ fn mode(key: &str, v: &str, has_users: bool) -> Result<AuthMode, Fail> {
     }
 }
 
+/// A list of digest algorithm names (`key` names it in errors); empty stays empty.
+fn parse_algorithms(key: &str, names: &[String]) -> Result<Vec<Algorithm>, Fail> {
+    let mut algorithms = Vec::with_capacity(names.len());
+    for (i, a) in names.iter().enumerate() {
+        let alg = Algorithm::from_param(Some(a.as_bytes())).ok_or_else(|| {
+            (
+                format!("{key}[{i}]"),
+                format!("`{a}` is not one of \"SHA-256\", \"MD5\""),
+            )
+        })?;
+        if algorithms.contains(&alg) {
+            return Err((format!("{key}[{i}]"), format!("`{a}` is listed twice")));
+        }
+        algorithms.push(alg);
+    }
+    Ok(algorithms)
+}
+
 fn hex_secret(s: &str) -> Option<Vec<u8>> {
     let s = s.trim().as_bytes();
     if s.len() % 2 != 0 {
@@ -177,7 +201,8 @@ fn hex_secret(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Validates the auth sections; `domains` are the edge's (the realm defaults to the first),
-/// `file` is the config file (a relative users_file is relative to its directory).
+/// `file` is the config file (a relative users_file is relative to its directory);
+/// `case_sensitive` is `[registrar] case_sensitive`, which digest usernames follow.
 pub fn parse(
     raw: RawAuth,
     accounts: Vec<RawAccount>,
@@ -185,6 +210,7 @@ pub fn parse(
     ip_auth: Vec<RawIpAuth>,
     domains: &[String],
     file: &str,
+    case_sensitive: bool,
 ) -> Result<AuthSetup, Fail> {
     let realm = if raw.realm.trim().is_empty() {
         domains
@@ -232,10 +258,14 @@ pub fn parse(
     let mut out_users = Vec::with_capacity(all.len());
     for (place, u) in all {
         let spec = user_spec(&place, u, &realm)?;
-        let key = (
-            spec.domain.clone().unwrap_or_default(),
-            spec.username.clone(),
-        );
+        // Usernames follow `[registrar] case_sensitive`: two that differ only by case
+        // would be one user.
+        let name = if case_sensitive {
+            spec.username.clone()
+        } else {
+            spec.username.to_ascii_lowercase()
+        };
+        let key = (spec.domain.clone().unwrap_or_default(), name);
         if let Some(first) = seen.get(&key) {
             let who = match &spec.domain {
                 Some(d) => format!("{}@{d}", spec.username),
@@ -250,22 +280,7 @@ pub fn parse(
         out_users.push(spec);
     }
     let has_users = !out_users.is_empty();
-    let mut algorithms = Vec::new();
-    for (i, a) in raw.algorithms.iter().enumerate() {
-        let alg = Algorithm::from_param(Some(a.as_bytes())).ok_or_else(|| {
-            (
-                format!("auth.algorithms[{i}]"),
-                format!("`{a}` is not one of \"SHA-256\", \"MD5\""),
-            )
-        })?;
-        if algorithms.contains(&alg) {
-            return Err((
-                format!("auth.algorithms[{i}]"),
-                format!("`{a}` is listed twice"),
-            ));
-        }
-        algorithms.push(alg);
-    }
+    let algorithms = parse_algorithms("auth.algorithms", &raw.algorithms)?;
     if algorithms.is_empty() {
         return Err((
             "auth.algorithms".into(),
@@ -280,16 +295,21 @@ pub fn parse(
         username_must_match: raw.username_must_match,
         uri_must_match: raw.uri_must_match,
         nonce_ttl_secs: raw.nonce_ttl_secs,
+        case_sensitive,
     };
     let accounts = accounts
         .into_iter()
-        .map(|a| AccountSpec {
-            name: a.name,
-            channels: a.channels,
-            cps: a.cps,
-            cli: a.cli,
+        .enumerate()
+        .map(|(i, a)| {
+            Ok(AccountSpec {
+                algorithms: parse_algorithms(&format!("accounts[{i}].algorithms"), &a.algorithms)?,
+                name: a.name,
+                channels: a.channels,
+                cps: a.cps,
+                cli: a.cli,
+            })
         })
-        .collect();
+        .collect::<Result<_, Fail>>()?;
     let mut entries = Vec::with_capacity(ip_auth.len());
     for (i, e) in ip_auth.into_iter().enumerate() {
         let cidr = parse_cidr(&e.cidr).ok_or_else(|| {
@@ -342,6 +362,12 @@ fn user_spec(place: &str, u: RawUser, realm: &str) -> Result<UserSpec, Fail> {
         return Err((
             key("username"),
             "must be non-empty, without `\"`, `\\` or `:`".into(),
+        ));
+    }
+    if u.username.len() > MAX_USERNAME_BYTES {
+        return Err((
+            key("username"),
+            format!("longer than {MAX_USERNAME_BYTES} bytes"),
         ));
     }
     let (ha1_md5, ha1_sha256) = match (&u.password, &u.ha1, &u.ha1_sha256) {
@@ -423,11 +449,30 @@ fn user_spec(place: &str, u: RawUser, realm: &str) -> Result<UserSpec, Fail> {
             ))
         }
     };
+    let algorithms = parse_algorithms(&key("algorithms"), &u.algorithms)?;
+    // A user's own list may only name algorithms it can answer (an inherited list is
+    // narrowed to them silently, see `Offer`).
+    for (i, a) in algorithms.iter().enumerate() {
+        let (has, field) = match a {
+            Algorithm::Md5 => (ha1_md5.is_some(), "ha1"),
+            Algorithm::Sha256 => (ha1_sha256.is_some(), "ha1_sha256"),
+        };
+        if !has {
+            return Err((
+                key(&format!("algorithms[{i}]")),
+                format!(
+                    "the user has no {field} to answer {}",
+                    String::from_utf8_lossy(a.token())
+                ),
+            ));
+        }
+    }
     let domain = u
         .domain
         .map(|d| d.trim().to_ascii_lowercase())
         .filter(|d| !d.is_empty());
     Ok(UserSpec {
+        algorithms,
         username: u.username,
         domain,
         account: u.account,
@@ -439,132 +484,6 @@ fn user_spec(place: &str, u: RawUser, realm: &str) -> Result<UserSpec, Fail> {
         channels: u.channels,
         cps: u.cps,
     })
-}
-
-/// A users_file: `.toml` with `[[users]]`, or `.csv` with a header row naming the
-/// `[[users]]` fields (`ip_whitelist` as CIDRs separated by spaces or `;`; fields may be
-/// double-quoted, `""` inside quotes is one quote).
-/// The rows of `[auth] users_file` (none when it is `""`), each with its place for error
-/// messages; a relative path is relative to the config `file`'s directory.
-pub(crate) fn users_file_rows(
-    raw: &RawAuth,
-    file: &str,
-) -> Result<Vec<(String, RawUser)>, (String, String)> {
-    if raw.users_file.is_empty() {
-        return Ok(Vec::new());
-    }
-    let base = Path::new(file).parent().unwrap_or(Path::new("."));
-    load_users_file(&base.join(&raw.users_file)).map_err(|m| ("auth.users_file".to_string(), m))
-}
-
-fn load_users_file(path: &Path) -> Result<Vec<(String, RawUser)>, String> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
-    let rows = if path
-        .extension()
-        .is_some_and(|x| x.eq_ignore_ascii_case("csv"))
-    {
-        parse_csv(&text, &shown)?
-    } else {
-        let f: UsersFile = toml::from_str(&text).map_err(|e| format!("`{shown}`: {e}"))?;
-        f.users
-            .into_iter()
-            .enumerate()
-            .map(|(i, u)| (format!("users_file `{shown}` users[{i}]"), u))
-            .collect()
-    };
-    // A users_file is there to hold users: an empty one is a failed export or a file caught
-    // mid-write, and taking it would turn `auto` authentication off (at start and on SIGHUP).
-    if rows.is_empty() {
-        return Err(format!(
-            "`{shown}` has no users (an empty users_file is refused: with register/invite \"auto\" it would turn authentication off; set users_file = \"\" for none)"
-        ));
-    }
-    Ok(rows)
-}
-
-fn split_csv(line: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                cur.push('"');
-            }
-            (true, '"') => quoted = false,
-            (false, '"') if cur.trim().is_empty() => {
-                cur.clear();
-                quoted = true;
-            }
-            (false, ',') => out.push(std::mem::take(&mut cur).trim().to_string()),
-            (_, c) => cur.push(c),
-        }
-    }
-    if quoted {
-        return Err("unterminated quote".into());
-    }
-    out.push(cur.trim().to_string());
-    Ok(out)
-}
-
-fn parse_csv(text: &str, shown: &str) -> Result<Vec<(String, RawUser)>, String> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    let Some((_, header)) = lines.next() else {
-        return Ok(Vec::new());
-    };
-    let names = split_csv(header).map_err(|e| format!("`{shown}` header: {e}"))?;
-    let mut out = Vec::new();
-    for (n, line) in lines {
-        let at = format!("users_file `{shown}` line {}", n + 1);
-        let fields = split_csv(line).map_err(|e| format!("{at}: {e}"))?;
-        if fields.len() != names.len() {
-            return Err(format!(
-                "{at}: {} fields, the header has {}",
-                fields.len(),
-                names.len()
-            ));
-        }
-        let mut u = RawUser::default();
-        for (name, v) in names.iter().zip(fields) {
-            let opt = || (!v.is_empty()).then(|| v.clone());
-            let num = |v: &str| -> Result<Option<u32>, String> {
-                if v.is_empty() {
-                    return Ok(None);
-                }
-                v.parse()
-                    .map(Some)
-                    .map_err(|_| format!("{at}: `{name}` is not a number"))
-            };
-            match name.as_str() {
-                "username" => u.username = v.clone(),
-                "domain" => u.domain = opt(),
-                "account" => u.account = opt(),
-                "password" => u.password = opt(),
-                "ha1" => u.ha1 = opt(),
-                "ha1_sha256" => u.ha1_sha256 = opt(),
-                "ip_whitelist" => {
-                    u.ip_whitelist = v
-                        .split([' ', ';'])
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                }
-                "nat" => u.nat = opt(),
-                "nat_ping" => u.nat_ping = opt(),
-                "channels" => u.channels = num(&v)?,
-                "cps" => u.cps = num(&v)?,
-                other => return Err(format!("`{shown}` header: unknown field `{other}`")),
-            }
-        }
-        out.push((at, u));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -607,6 +526,63 @@ mod tests {
             Some(&b"0123456789abcdef0123456789abcdef"[..])
         );
         assert_eq!(c.auth.spec.users[0].ha1_sha256, None);
+    }
+
+    #[test]
+    fn md5_by_default_sha256_where_asked_for() {
+        let c = parse("[[accounts]]\nname = \"a\"\nalgorithms = [\"SHA-256\", \"MD5\"]\n[[users]]\nusername = \"alice\"\npassword = \"pw\"\n[[users]]\nusername = \"bob\"\naccount = \"a\"\npassword = \"pw\"\n[[users]]\nusername = \"carol\"\npassword = \"pw\"\nalgorithms = [\"SHA-256\"]\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let s = &c.auth.spec;
+        assert_eq!(s.settings.algorithms, [Algorithm::Md5]);
+        assert_eq!(
+            s.accounts[0].algorithms,
+            [Algorithm::Sha256, Algorithm::Md5]
+        );
+        assert_eq!(s.users[2].algorithms, [Algorithm::Sha256]);
+        let db = sipedge_core::auth::AuthDb::build(s).unwrap_or_else(|e| panic!("{e}"));
+        let offer = |n: &[u8]| db.offer_for(b"localhost", n).as_slice().to_vec();
+        assert_eq!(offer(b"alice"), [Algorithm::Md5]);
+        assert_eq!(offer(b"bob"), [Algorithm::Sha256, Algorithm::Md5]);
+        assert_eq!(offer(b"carol"), [Algorithm::Sha256]);
+        // A user's own list names only algorithms it has an HA1 for.
+        let (k, m) = key_of("[[users]]\nusername = \"d\"\nha1 = \"0123456789abcdef0123456789abcdef\"\nalgorithms = [\"SHA-256\"]\n");
+        assert_eq!(k, "users[0].algorithms[0]");
+        assert!(m.contains("ha1_sha256"), "{m}");
+        assert_eq!(
+            key_of("[[accounts]]\nname = \"a\"\nalgorithms = [\"MD5-sess\"]\n").0,
+            "accounts[0].algorithms[0]"
+        );
+        assert_eq!(
+            key_of(
+                "[[users]]\nusername = \"d\"\npassword = \"p\"\nalgorithms = [\"MD5\", \"md5\"]\n"
+            )
+            .0,
+            "users[0].algorithms[1]"
+        );
+    }
+
+    #[test]
+    fn usernames_follow_registrar_case_sensitive() {
+        let two = "[[users]]\nusername = \"alice\"\npassword = \"a\"\n[[users]]\nusername = \"Alice\"\npassword = \"b\"\n";
+        let (k, m) = key_of(two);
+        assert_eq!(k, "users[1].username");
+        assert!(m.contains("users[0] and users[1]"), "{m}");
+        let c = parse(&format!("[registrar]\ncase_sensitive = true\n{two}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.auth.spec.settings.case_sensitive);
+        let c = parse("[[users]]\nusername = \"Alice\"\npassword = \"a\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.auth.spec.settings.case_sensitive);
+        let db = sipedge_core::auth::AuthDb::build(&c.auth.spec).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(db.find_user(b"localhost", b"alice"), Some(0));
+        assert_eq!(
+            key_of(&format!(
+                "[[users]]\nusername = \"{}\"\npassword = \"a\"\n",
+                "u".repeat(257)
+            ))
+            .0,
+            "users[0].username"
+        );
     }
 
     fn key_of(text: &str) -> (String, String) {

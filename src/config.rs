@@ -387,6 +387,7 @@ impl Config {
             raw.ip_auth,
             &domains,
             file,
+            registrar.case_sensitive,
         )
         .map_err(|(k, m)| err(k, m))?;
         Ok(Config {

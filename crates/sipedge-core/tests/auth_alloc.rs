@@ -53,6 +53,7 @@ fn an_authenticated_register_allocates_nothing() {
         settings: AuthSettings {
             realm: REALM.into(),
             register: AuthMode::Digest,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             ..AuthSettings::default()
         },
         users: (0..users)

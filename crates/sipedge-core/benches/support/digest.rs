@@ -36,6 +36,8 @@ pub(crate) fn core() -> Core {
             realm: REALM.into(),
             register: AuthMode::Digest,
             invite: AuthMode::Digest,
+            // Both, SHA-256 first (the default offers MD5 alone).
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             ..AuthSettings::default()
         },
         users: (0..USERS).map(user).collect(),

@@ -11,6 +11,7 @@ use super::digest::{
     Algorithm, DigestInput, Hex,
 };
 use super::nonce::{algorithm_bit, nonce_age_ms, parse_nc, NcVerdict, NcWindow, NonceKey};
+use super::offer::Offer;
 use super::AuthConfig;
 use crate::core::Core;
 use crate::output::LocalId;
@@ -238,6 +239,61 @@ pub(crate) fn digest_uri_matches(digest_uri: &[u8], request_uri: &[u8]) -> bool 
     }
 }
 
+/// The algorithms a challenge offers: the [`Offer`] of the identity the request claims —
+/// the AoR in To for a REGISTER (RFC 3261 §10.3 step 4: the user registers its own AoR),
+/// From for the rest (§22.3) — or `[auth] algorithms` for an unknown one. Nothing is parsed
+/// when every user has the default offer.
+fn challenge_offer(
+    db: &AuthDb,
+    (msg, v): (&Message<'_>, Option<&Validated<'_>>),
+    register: bool,
+) -> Offer {
+    if !db.per_user_offers() {
+        return db.default_offer();
+    }
+    let addr = match (v, register) {
+        (Some(v), true) => Some(v.to),
+        (Some(v), false) => Some(v.from),
+        (None, true) => msg.to().ok(),
+        (None, false) => msg.from().ok(),
+    };
+    let Some(addr) = addr else {
+        return db.default_offer();
+    };
+    let uri = addr.uri();
+    let host = uri.host();
+    let mut dom = [0u8; 128];
+    let Some(lower) = dom.get_mut(..host.len()) else {
+        return db.default_offer();
+    };
+    lower.copy_from_slice(host);
+    lower.make_ascii_lowercase();
+    db.offer_for(lower, uri.user().unwrap_or_default())
+}
+
+impl Core {
+    /// For a REGISTER's credentials (RFC 7616 §3.4.6 leaves what "the same resource" is to
+    /// the server): does the digest `uri` name this edge itself — a `sip:` URI without user
+    /// part whose host is one of our domains or addresses, on one of our ports or none,
+    /// with no `maddr` and no transport but UDP (both would name another place)? A
+    /// registrar is the resource a REGISTER acts on whatever address the client wrote
+    /// (SIPp writes `sip:ip:port` unless run with `-auth_uri`), and the nonce, realm and
+    /// method are ours, so this is as safe as the Request-URI; a URI naming another host,
+    /// port, scheme or transport is still refused.
+    fn digest_uri_names_us(&self, digest_uri: &[u8]) -> bool {
+        match Uri::parse(digest_uri) {
+            Ok(u) => {
+                u.scheme() == sipedge_msg::Scheme::Sip
+                    && u.user().is_none()
+                    && u.maddr().is_none()
+                    && u.transport().is_none_or(|t| t.eq_ignore_ascii_case(b"udp"))
+                    && self.is_ours_uri(&u)
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 impl Core {
     /// The authentication tables in force.
     pub fn auth_db(&self) -> arc_swap::Guard<std::sync::Arc<AuthDb>> {
@@ -286,8 +342,8 @@ impl Core {
 
     /// Sends what `reject` calls for: 401 with WWW-Authenticate to a REGISTER, 407 with
     /// Proxy-Authenticate to anything else (RFC 3261 §22.1, §22.3), each with a fresh nonce
-    /// and one header per `[auth] algorithms` entry in order (default SHA-256 first, RFC
-    /// 8760 §2.4: the preferred one first); or 403 / 400.
+    /// and one header per algorithm of the claimed user's [`Offer`] in order (RFC 8760
+    /// §2.4: the preferred one first; default `[auth] algorithms`, MD5 alone); or 403 / 400.
     pub fn send_auth_rejection(
         &mut self,
         now: Millis,
@@ -353,20 +409,16 @@ impl Core {
         self.auth.stats.challenges += 1;
         let counter = self.auth.window.issue();
         let db = self.cfg.auth.db.load();
+        let offer = challenge_offer(&db, req, register);
         // The nonce names the algorithms offered: a response is checked under one of them.
-        let offered = db
-            .settings
-            .algorithms
-            .iter()
-            .fold(0, |m, &a| m | algorithm_bit(a));
         let nonce = self
             .auth
             .key
-            .issue_for(self.cfg.shard.0, counter, now.0, offered);
+            .issue_for(self.cfg.shard.0, counter, now.0, offer.mask());
         let mut buf = std::mem::take(&mut self.auth.buf);
         buf.clear();
         {
-            for &alg in &db.settings.algorithms {
+            for &alg in offer.as_slice() {
                 buf.extend_from_slice(name);
                 buf.extend_from_slice(b": Digest realm=\"");
                 buf.extend_from_slice(db.settings.realm.as_bytes());
@@ -395,7 +447,6 @@ impl Core {
         class: Class<'_>,
     ) -> Verdict {
         let db = self.cfg.auth.db.load();
-        let st = &mut self.auth;
         // IP authentication first: it never combines with digest. A REGISTER is taken on
         // the source address only for an AoR its `[[ip_auth]]` entry names (`register`):
         // a trunk authenticates its calls by address, but registering a user's AoR needs
@@ -415,7 +466,7 @@ impl Core {
             // A query (no Contact) changes nothing: the source's first account may read.
             let named = db.ip_register_account(g, domain, user, cs);
             if let Some(account) = named.or_else(|| query.then(|| g.accounts[0])) {
-                st.stats.ip_ok += 1;
+                self.auth.stats.ip_ok += 1;
                 return Verdict::Ok(AuthOk {
                     method: AuthMethod::Ip,
                     user: None,
@@ -428,14 +479,14 @@ impl Core {
                 match db.cli_account(g, caller_number(msg)) {
                     Some(a) => a,
                     None => {
-                        st.stats.forbidden += 1;
+                        self.auth.stats.forbidden += 1;
                         return Verdict::Reject(AuthReject::Forbidden(b"CLI Not Authorized"));
                     }
                 }
             } else {
                 g.accounts[0]
             };
-            st.stats.ip_ok += 1;
+            self.auth.stats.ip_ok += 1;
             return Verdict::Ok(AuthOk {
                 method: if g.cli_auth {
                     AuthMethod::Cli
@@ -494,22 +545,26 @@ impl Core {
         };
         let Some(c) = found else {
             if malformed {
-                return bad(st, b"Malformed Credentials");
+                return bad(&mut self.auth, b"Malformed Credentials");
             }
             return Verdict::Reject(AuthReject::Challenge { stale: false });
         };
         let (Some(username), Some(nonce), Some(uri), Some(response)) =
             (c.username, c.nonce, c.uri, c.response)
         else {
-            return bad(st, b"Incomplete Credentials");
+            return bad(&mut self.auth, b"Incomplete Credentials");
         };
         // RFC 7616 §3.4.6 / RFC 2617 §3.2.2.5: the digest-uri must name the Request-URI,
-        // else the credentials could be lifted from a request for another resource.
+        // else the credentials could be lifted from a request for another resource. A
+        // REGISTER may name this edge itself instead (the registrar is the resource either
+        // way: what SIPp sends without `-auth_uri`); another host or port is refused.
         if db.settings.uri_must_match
             && !digest_uri_matches(uri.raw(), msg.request_uri_raw().unwrap_or_default())
+            && !(matches!(class, Class::Register { .. }) && self.digest_uri_names_us(uri.raw()))
         {
-            return bad(st, b"Digest URI Mismatch");
+            return bad(&mut self.auth, b"Digest URI Mismatch");
         }
+        let st = &mut self.auth;
         // RFC 7616 §3.4: qop=auth needs nc and cnonce; auth-int is not offered.
         let qop_auth = match c.qop {
             None => None,
@@ -534,16 +589,11 @@ impl Core {
             st.stats.bad_nonce += 1;
             return Verdict::Reject(AuthReject::Challenge { stale: false });
         };
-        // The algorithm: named by the credentials (absent: MD5, RFC 7616 §3.4), offered by
-        // the challenge that issued this nonce (bound into it), and still configured; the
-        // user must have credentials for it (below, else it fails like a wrong password).
+        // The algorithm: named by the credentials (absent: MD5, RFC 7616 §3.4) and offered
+        // by the challenge that issued this nonce (bound into it); it must also be in the
+        // user's current offer (below, else it fails like a wrong password).
         let alg = match Algorithm::from_param(c.algorithm.map(|a| a.raw())) {
-            Some(a)
-                if info.algorithms & algorithm_bit(a) != 0
-                    && db.settings.algorithms.contains(&a) =>
-            {
-                a
-            }
+            Some(a) if info.algorithms & algorithm_bit(a) != 0 => a,
             _ => return Verdict::Reject(AuthReject::Challenge { stale: false }),
         };
         let username = username.raw();
@@ -578,6 +628,9 @@ impl Core {
         // What the response is hashed from: the MD5 HA1, or the SHA-256 state after the
         // SHA-256 HA1 (its one block precomputed at load).
         let secret_of = |u: &'_ super::db::User| -> Option<Secret> {
+            if !u.offer.contains(alg) {
+                return None;
+            }
             match alg {
                 Algorithm::Md5 => u.spec.ha1_md5.map(Secret::Md5),
                 Algorithm::Sha256 => u.sha256_state.map(Secret::Sha256),

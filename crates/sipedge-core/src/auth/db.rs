@@ -17,6 +17,7 @@ use regex::bytes::RegexSet;
 
 use super::digest::{sha256_ha1_state, Algorithm, Hex};
 use super::nonce::DEFAULT_NONCE_TTL_SECS;
+use super::offer::{user_offer, Offer, DEFAULT_ALGORITHMS};
 
 /// Whether a class of requests is challenged (`[auth] register`, `[auth] invite`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,14 +64,21 @@ pub struct AuthSettings {
     pub invite: AuthMode,
     /// REGISTER: the digest username must be the AoR's user (§10.3 step 4 authorization).
     pub username_must_match: bool,
-    /// The digest `uri` directive must name the Request-URI (RFC 7616 §3.4.6); off only for
-    /// clients that put something else there (stock SIPp scenarios without `-auth_uri`).
+    /// The digest `uri` directive must name the Request-URI (RFC 7616 §3.4.6) — or, for a
+    /// REGISTER, this edge itself (what SIPp sends without `-auth_uri`); off only for
+    /// clients that put something else still there.
     pub uri_must_match: bool,
     /// How long a nonce is good for, seconds.
     pub nonce_ttl_secs: u32,
     /// Algorithms offered, one challenge header each, in this order, and the only ones
-    /// accepted (`[auth] algorithms`; default SHA-256 then MD5, RFC 8760 §2.4).
+    /// accepted (`[auth] algorithms`; default [`super::DEFAULT_ALGORITHMS`], MD5 only). An account or
+    /// a user may ask for its own list ([`AccountSpec::algorithms`],
+    /// [`UserSpec::algorithms`]); see [`Offer`].
     pub algorithms: Vec<Algorithm>,
+    /// Digest usernames compared case-sensitively. The shell copies `[registrar]
+    /// case_sensitive` here, so a username follows the AoR it registers (`false`: `Alice`
+    /// and `alice` are one user, and two users differing only by case are refused).
+    pub case_sensitive: bool,
 }
 
 impl Default for AuthSettings {
@@ -82,10 +90,14 @@ impl Default for AuthSettings {
             username_must_match: true,
             uri_must_match: true,
             nonce_ttl_secs: DEFAULT_NONCE_TTL_SECS,
-            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            algorithms: DEFAULT_ALGORITHMS.to_vec(),
+            case_sensitive: false,
         }
     }
 }
+
+/// Longest digest username, bytes (a username is case-folded on the stack for lookup).
+pub const MAX_USERNAME_BYTES: usize = 256;
 
 /// `[[accounts]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -98,12 +110,14 @@ pub struct AccountSpec {
     pub cps: Option<u32>,
     /// CLI patterns (regular expressions on the caller number) for `cli_auth`.
     pub cli: Vec<String>,
+    /// Digest algorithms offered to its users, in order (empty: `[auth] algorithms`).
+    pub algorithms: Vec<Algorithm>,
 }
 
 /// `[[users]]` (or a `users_file` row), with the password already turned into HA1s.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct UserSpec {
-    /// Digest username (compared exactly).
+    /// Digest username (compared as [`AuthSettings::case_sensitive`] says).
     pub username: String,
     /// Domain, lowercase; `None`: the user belongs to every domain of the edge.
     pub domain: Option<String>,
@@ -123,6 +137,9 @@ pub struct UserSpec {
     pub channels: Option<u32>,
     /// Calls per second.
     pub cps: Option<u32>,
+    /// Digest algorithms offered to this user, in order (empty: its account's, else
+    /// `[auth] algorithms`). See [`Offer`].
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl std::fmt::Debug for UserSpec {
@@ -181,6 +198,9 @@ pub enum AuthDbError {
     /// Two users with one username in one domain.
     #[error("duplicate user `{0}`: users[{1}] and users[{2}]")]
     DuplicateUser(String, usize, usize),
+    /// A username longer than [`MAX_USERNAME_BYTES`].
+    #[error("users[{0}]: username longer than {MAX_USERNAME_BYTES} bytes")]
+    LongUsername(usize),
     /// A CLI pattern that does not compile.
     #[error("accounts `{account}`: cli pattern: {message}")]
     BadPattern {
@@ -212,6 +232,8 @@ pub struct Account {
     /// Calls per second.
     pub cps: Option<u32>,
     cli: Option<RegexSet>,
+    /// Its users' algorithms (empty: `[auth] algorithms`).
+    algorithms: Vec<Algorithm>,
 }
 
 /// A user as the shards see it (its `Debug` shows the spec's, which hides the HA1s).
@@ -222,6 +244,8 @@ pub struct User {
     pub account: Option<u32>,
     /// The SHA-256 state after the SHA-256 HA1 (one block at the head of every response).
     pub(crate) sha256_state: Option<[u32; 8]>,
+    /// What it is challenged with and checked under ([`Offer`]).
+    pub offer: Offer,
 }
 
 impl std::fmt::Debug for User {
@@ -276,6 +300,10 @@ pub struct AuthDb {
     /// probe that cannot hit.
     domain_users: bool,
     global_users: bool,
+    /// `[auth] algorithms` as an [`Offer`]: what an unknown user is challenged with.
+    default_offer: Offer,
+    /// Every user's offer is `default_offer`: a challenge needs no user lookup.
+    uniform_offer: bool,
 }
 
 /// The tables every shard reads: one pointer swapped atomically on reload, no lock on the
@@ -309,6 +337,7 @@ impl AuthDb {
                 channels: a.channels,
                 cps: a.cps,
                 cli,
+                algorithms: a.algorithms.clone(),
             });
         }
         let find = |what: String, name: &str| -> Result<u32, AuthDbError> {
@@ -322,19 +351,24 @@ impl AuthDb {
                 })
         };
         let hasher = TableHasher::new(RandomState::new().hash_one(0x5eed_u64));
+        let cs = spec.settings.case_sensitive;
+        let default_offer = Offer::new(&spec.settings.algorithms);
         let mut index = HashTable::with_capacity(spec.users.len());
         let mut users = Vec::with_capacity(spec.users.len());
+        let mut buf = [0u8; MAX_USERNAME_BYTES];
         for (i, u) in spec.users.iter().enumerate() {
             let account = match &u.account {
                 Some(a) => Some(find(format!("users[{i}] `{}`", u.username), a)?),
                 None => None,
             };
             let domain = u.domain.as_deref().unwrap_or("").as_bytes();
-            let h = hasher.hash(&[domain, u.username.as_bytes()]);
+            let folded = fold_username(u.username.as_bytes(), &mut buf)
+                .ok_or(AuthDbError::LongUsername(i))?;
+            let h = hasher.hash(&[domain, folded]);
             let same = |&j: &u32| {
                 let o: &User = &users[j as usize];
                 o.spec.domain.as_deref().unwrap_or("").as_bytes() == domain
-                    && o.spec.username == u.username
+                    && same_username(cs, o.spec.username.as_bytes(), u.username.as_bytes())
             };
             if let Some(&j) = index.find(h, same) {
                 return Err(AuthDbError::DuplicateUser(
@@ -345,17 +379,26 @@ impl AuthDb {
             }
             index.insert_unique(h, i as u32, |&j| {
                 let o: &User = &users[j as usize];
-                hasher.hash(&[
-                    o.spec.domain.as_deref().unwrap_or("").as_bytes(),
-                    o.spec.username.as_bytes(),
-                ])
+                let mut b = [0u8; MAX_USERNAME_BYTES];
+                let folded = fold_username(o.spec.username.as_bytes(), &mut b)
+                    .expect("a stored username was folded once");
+                hasher.hash(&[o.spec.domain.as_deref().unwrap_or("").as_bytes(), folded])
             });
+            let wanted: &[Algorithm] = match account {
+                _ if !u.algorithms.is_empty() => &u.algorithms,
+                Some(a) if !accounts[a as usize].algorithms.is_empty() => {
+                    &accounts[a as usize].algorithms
+                }
+                _ => &spec.settings.algorithms,
+            };
             users.push(User {
                 spec: u.clone(),
                 account,
                 sha256_state: u.ha1_sha256.as_ref().map(sha256_ha1_state),
+                offer: user_offer(u, wanted, default_offer),
             });
         }
+        let uniform_offer = users.iter().all(|u: &User| u.offer == default_offer);
         let mut groups: Vec<IpGroup> = Vec::new();
         let mut v4 = PrefixMap::new();
         let mut v6 = PrefixMap::new();
@@ -406,6 +449,8 @@ impl AuthDb {
         Ok(AuthDb {
             domain_users,
             global_users,
+            default_offer,
+            uniform_offer,
             settings: spec.settings.clone(),
             accounts,
             users,
@@ -442,14 +487,19 @@ impl AuthDb {
         self.users.get(i as usize)
     }
 
-    /// The user `username` of `domain` (lowercase), else the domain-less user `username`.
+    /// The user `username` of `domain` (lowercase), else the domain-less user `username`;
+    /// usernames compared as [`AuthSettings::case_sensitive`] says.
     pub fn find_user(&self, domain: &[u8], username: &[u8]) -> Option<u32> {
+        let mut buf = [0u8; MAX_USERNAME_BYTES];
+        // Longer than any stored username: nobody.
+        let folded = fold_username(username, &mut buf)?;
+        let cs = self.settings.case_sensitive;
         let get = |d: &[u8]| {
-            let h = self.hasher.hash(&[d, username]);
+            let h = self.hasher.hash(&[d, folded]);
             self.index
                 .find(h, |&j| {
                     let o = &self.users[j as usize].spec;
-                    o.username.as_bytes() == username
+                    same_username(cs, o.username.as_bytes(), username)
                         && o.domain.as_deref().unwrap_or("").as_bytes() == d
                 })
                 .copied()
@@ -464,6 +514,31 @@ impl AuthDb {
         } else {
             None
         }
+    }
+
+    /// What a challenge to the claimed identity `username` of `domain` (lowercase) offers:
+    /// that user's [`Offer`], or `[auth] algorithms` for an unknown user. No lookup when
+    /// every user has the default (the common case).
+    pub fn offer_for(&self, domain: &[u8], username: &[u8]) -> Offer {
+        if self.uniform_offer {
+            return self.default_offer;
+        }
+        self.find_user(domain, username)
+            .and_then(|i| self.user(i))
+            .map(|u| u.offer)
+            .filter(|o| !o.is_empty())
+            .unwrap_or(self.default_offer)
+    }
+
+    /// `[auth] algorithms` as an [`Offer`].
+    pub fn default_offer(&self) -> Offer {
+        self.default_offer
+    }
+
+    /// True when some user is offered other algorithms than `[auth] algorithms` (a
+    /// challenge then depends on who is claimed).
+    pub fn per_user_offers(&self) -> bool {
+        !self.uniform_offer
     }
 
     /// A user record picked by `username`'s hash, for an unknown user: its HA1 is hashed in
@@ -519,6 +594,24 @@ impl AuthDb {
                 .as_ref()
                 .is_some_and(|set| set.is_match(caller))
         })
+    }
+}
+
+/// `name` lowercased into `buf` (the user index hashes usernames case-folded, so one index
+/// serves both `case_sensitive` settings); `None` when longer than [`MAX_USERNAME_BYTES`].
+fn fold_username<'b>(name: &[u8], buf: &'b mut [u8; MAX_USERNAME_BYTES]) -> Option<&'b [u8]> {
+    let out = buf.get_mut(..name.len())?;
+    out.copy_from_slice(name);
+    out.make_ascii_lowercase();
+    Some(out)
+}
+
+/// Usernames equal under `case_sensitive`.
+fn same_username(case_sensitive: bool, a: &[u8], b: &[u8]) -> bool {
+    if case_sensitive {
+        a == b
+    } else {
+        a.eq_ignore_ascii_case(b)
     }
 }
 
@@ -593,7 +686,30 @@ mod tests {
         assert_eq!(db.find_user(b"example.com", b"alice"), Some(1));
         assert_eq!(db.find_user(b"other.org", b"alice"), Some(0));
         assert_eq!(db.find_user(b"example.com", b"bob"), None);
+        // Case-insensitive by default (like AoRs), exact with `case_sensitive`.
+        assert_eq!(db.find_user(b"example.com", b"ALICE"), Some(1));
+        let mut s = spec();
+        s.settings.case_sensitive = true;
+        let db = AuthDb::build(&s).expect("builds");
         assert_eq!(db.find_user(b"example.com", b"Alice"), None);
+        assert_eq!(db.find_user(b"example.com", b"alice"), Some(1));
+    }
+
+    #[test]
+    fn usernames_differing_by_case_are_one_user_unless_case_sensitive() {
+        let mut s = spec();
+        s.users.push(UserSpec {
+            username: "ALICE".into(),
+            ..UserSpec::default()
+        });
+        assert_eq!(
+            AuthDb::build(&s).err(),
+            Some(AuthDbError::DuplicateUser("ALICE".into(), 0, 2))
+        );
+        s.settings.case_sensitive = true;
+        let db = AuthDb::build(&s).expect("builds");
+        assert_eq!(db.find_user(b"x.org", b"ALICE"), Some(2));
+        assert_eq!(db.find_user(b"x.org", b"alice"), Some(0));
     }
 
     #[test]

@@ -6,15 +6,16 @@
 //! | a source in an `[[ip_auth]]` prefix (longest match, IPv4 and IPv6) is that account; no digest is asked or checked for it — IP auth and digest never combine for one request (hosted switches work the same way) | — |
 //! | REGISTER from such a source: IP auth only for an AoR the entry's `register` list names (a trunk's own registration), or for a query (no Contact: it changes nothing); any other AoR is challenged like any source — registering a user needs that user's credentials | 401 as below |
 //! | a prefix shared by several `cli_auth` accounts: the caller number (P-Asserted-Identity user, else From user) picks the first account whose `cli` pattern matches | 403 "CLI Not Authorized" |
-//! | `register = "digest"`: a REGISTER without credentials for our realm (RFC 3261 §22.4, §10.3 step 3) | 401, one WWW-Authenticate per algorithm, SHA-256 first, then MD5 |
+//! | `register = "digest"`: a REGISTER without credentials for our realm (RFC 3261 §22.4, §10.3 step 3) | 401, one WWW-Authenticate per algorithm the claimed user (To) is offered ([`Offer`]: its own `algorithms`, its account's, else `[auth] algorithms` — default MD5 alone — within the HA1s it has) |
 //! | `invite = "digest"`: any other request from a user — From in one of our domains (RFC 3261 §22.3); a From elsewhere is not challenged and comes out as [`AuthMethod::Foreign`] for the relay to restrict | 407 with Proxy-Authenticate, likewise |
 //! | malformed credentials (header syntax, missing `username`/`nonce`/`uri`/`response`, `qop=auth` without `nc`/`cnonce`, bad `nc`) | 400 naming it |
-//! | the `uri` directive does not name the Request-URI (RFC 7616 §3.4.6, RFC 2617 §3.2.2.5; byte-equal, or equal by RFC 3261 §19.1.4 for `sip:`/`sips:`) | 400 "Digest URI Mismatch" |
+//! | the `uri` directive does not name the Request-URI (RFC 7616 §3.4.6, RFC 2617 §3.2.2.5; byte-equal, or equal by RFC 3261 §19.1.4 for `sip:`/`sips:`) — except, for REGISTER, a `sip:`/`sips:` URI without user part naming this edge itself (one of our domains or addresses, on one of our ports or none: what SIPp sends without `-auth_uri`) | 400 "Digest URI Mismatch" |
 //! | REGISTER: digest username ≠ AoR user (`username_must_match`, §10.3 step 4) | 403 "Authentication Username Mismatch" |
 //! | unknown user, wrong password, unknown algorithm or qop | 401/407 with a fresh nonce — the same reply and the same work for an unknown user as for a wrong password (a decoy HA1 — another user's record, read the same way — is hashed) |
 //! | right password from outside the user's `ip_whitelist` | 403 "Source Address Not Allowed" |
 //! | a nonce that is not ours (bad form or MAC, another edge instance) — checked **before** the response, which is then never evaluated | 401/407 with a fresh nonce, never `stale` |
-//! | the credentials' algorithm (absent: MD5) not offered by the challenge that issued the nonce (the offered set is bound into it), not configured, or one the user has no credentials for | 401/407 with a fresh nonce, like a wrong password |
+//! | the credentials' algorithm (absent: MD5) not offered by the challenge that issued the nonce (the offered set is bound into it), or not in the user's [`Offer`] (not configured for it, or no HA1 for it) | 401/407 with a fresh nonce, like a wrong password |
+//! | digest username lookup: exact with `[registrar] case_sensitive = true`, else ignoring ASCII case like the AoRs ([`AuthSettings::case_sensitive`]) | — |
 //! | right password, an authentic nonce that is expired (`nonce_ttl_secs`), from another shard, or forgotten | 401/407 with `stale=true` (RFC 7616 §3.3) and a fresh nonce |
 //! | right password, (nonce, nc) already used — a replay (RFC 7616 §3.4), or a nonce without qop used twice | 401/407 `stale=true` with a fresh nonce — also for a REGISTER that repeats the request which made the binding: only the first use gets the 200 OK (a replay from a forged source must not reflect the contact list) |
 //!
@@ -40,6 +41,7 @@ mod check;
 mod db;
 mod digest;
 mod nonce;
+mod offer;
 mod sha256;
 
 use std::sync::Arc;
@@ -51,7 +53,7 @@ pub(crate) use self::check::AuthState;
 pub use self::check::{AuthMethod, AuthOk, AuthOutcome, AuthReject, AuthStats};
 pub use self::db::{
     split_register_aor, Account, AccountSpec, AuthDb, AuthDbError, AuthHandle, AuthMode,
-    AuthSettings, AuthSpec, IpAuthSpec, NatMode, NatPing, User, UserSpec,
+    AuthSettings, AuthSpec, IpAuthSpec, NatMode, NatPing, User, UserSpec, MAX_USERNAME_BYTES,
 };
 pub use self::digest::{
     expected_response, ha1, ha2, response_matches, response_with_ha2, Algorithm, DigestInput, Hex,
@@ -60,6 +62,7 @@ pub use self::nonce::{
     algorithm_bit, nonce_age_ms, parse_nc, NcVerdict, NcWindow, NonceInfo, NonceKey,
     ALL_ALGORITHMS, DEFAULT_NC_WINDOW, DEFAULT_NONCE_TTL_SECS, NONCE_LEN,
 };
+pub use self::offer::{Offer, DEFAULT_ALGORITHMS};
 
 /// What a shard's core is given for authentication (part of [`crate::CoreConfig`]).
 #[derive(Clone)]

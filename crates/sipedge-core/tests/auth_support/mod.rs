@@ -46,6 +46,8 @@ pub fn spec() -> AuthSpec {
             realm: REALM.into(),
             register: AuthMode::Digest,
             invite: AuthMode::Digest,
+            // Both, SHA-256 first (the default offers MD5 alone).
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             ..AuthSettings::default()
         },
         accounts: vec![
