@@ -88,6 +88,21 @@ impl MmsgEngine {
         &self.stats
     }
 
+    /// The shard's wake-up fd (the XDP engine blocks on it itself).
+    pub(crate) fn wake(&self) -> &WakeFd {
+        &self.wake
+    }
+
+    /// The sockets' fds, in socket order.
+    pub(crate) fn socket_fds(&self) -> Vec<libc::c_int> {
+        self.sockets.iter().map(|s| s.as_raw_fd()).collect()
+    }
+
+    /// The sockets' bound addresses, in socket order.
+    pub(crate) fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        self.sockets.iter().map(UdpSocket::local_addr).collect()
+    }
+
     pub(crate) fn send(&mut self, socket: usize, to: SocketAddr, data: &[u8]) -> bool {
         if socket < self.sockets.len() && self.sendq.queue(socket, &to, data) {
             return true;
@@ -165,7 +180,7 @@ impl MmsgEngine {
 
     /// Reads every socket (round robin) until each would block or `max_batch` datagrams
     /// were delivered.
-    fn recv_pass<F: FnMut(Datagram<'_>)>(&mut self, on_datagram: &mut F) -> usize {
+    pub(crate) fn recv_pass<F: FnMut(Datagram<'_>)>(&mut self, on_datagram: &mut F) -> usize {
         let n_sock = self.sockets.len();
         let mut delivered = 0;
         for k in 0..n_sock {

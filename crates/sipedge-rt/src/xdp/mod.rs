@@ -1,0 +1,700 @@
+//! The AF_XDP engine (`io = "xdp"`): one XDP socket per shard on RX/TX queue *k* of
+//! `[server] xdp_interface`, so the kernel's UDP/IP stack is skipped for the datagrams that
+//! matter (SIP over UDP to our listen address and port), with the ordinary UDP sockets kept
+//! open on the same address for everything else.
+//!
+//! # Toolchain: why the program is built in Rust, and the kernel ABI declared here
+//!
+//! The XDP program is ~60 eBPF instructions ([`prog`]): parse Ethernet/VLAN/IP/UDP, compare
+//! with the listen addresses, `bpf_redirect_map`. The alternatives were weighed:
+//!
+//! * **clang at build time + libbpf/libxdp (`libbpf-rs`, `libbpf-sys`, `libxdp-sys`)** — needs
+//!   clang, libbpf-dev and (for the -sys crates) bindgen/libclang on every build machine,
+//!   including the non-XDP build, for a program whose only variable part is the listen
+//!   address list; libxdp's dispatcher also wants `/sys/fs/bpf`, not mounted on these VMs.
+//! * **aya** — pure-Rust userspace, but its XDP programs are built with nightly Rust
+//!   (`bpf-linker`) or loaded from a clang-built object: the same build-time toolchain.
+//! * **xsk-rs** — binds libxdp (C build) and does not load our own filter.
+//!
+//! Emitting the instructions directly needs no compiler, no headers and no new crate: the
+//! program is generated at start for the configured addresses (baked in as constants), so a
+//! fresh clone builds with `cargo build` and nothing else, and `cargo test` exercises it. The
+//! kernel interfaces used are stable UAPI (`bpf(2)` MAP_CREATE / PROG_LOAD / LINK_CREATE /
+//! MAP_UPDATE_ELEM, AF_XDP socket options and ring mmaps), declared in [`sys`] — about as
+//! much code as a binding's setup calls would be. The cost: the program is reviewed as
+//! assembly; it is short, and the verifier checks its memory safety at load.
+//!
+//! # Design
+//!
+//! * **Attach**: one program per interface per process, through a **bpf_link** (released
+//!   when the process exits, even on `kill -9`); native (driver) mode first, generic mode
+//!   otherwise (`xdp_attach`). A stale program attached over netlink is detached first.
+//! * **Queues**: shard *k* binds queue *k*; an interface with fewer RX queues than shards is a
+//!   start-up error naming the fix. Zero-copy is attempted first, copy mode otherwise (veth
+//!   refuses zero-copy); which one ran is logged and reported by [`EngineKind`].
+//! * **UMEM**: `xdp_frames` frames of `xdp_frame_bytes`: up to `xdp_ring_size` of them are
+//!   RX frames, always on the fill ring or in the RX ring; the rest are TX frames, on a free
+//!   list until sent and back from the completion ring after.
+//! * **Receive**: frames are parsed ([`frame`]), checksums verified, the payload handed to the
+//!   callback, the frame returned to the fill ring. The sender's MAC, VLAN and our address
+//!   are remembered per peer IP (a capped table, [`XdpConfig::neighbours`]).
+//! * **Send**: a datagram to a peer whose next-hop MAC is known, that fits the MTU, goes out
+//!   as a frame with complete checksums; anything else goes through the UDP socket (the
+//!   kernel resolves the neighbour and fragments), so `xdp` is a fast path, never a subset.
+//! * **Wake-ups**: need-wakeup mode (no syscall while the kernel makes progress on its own).
+//!   While traffic flows the engine does not ask to be woken per packet: it checks its rings
+//!   every `xdp_poll_us` (sleeping on the eventfd and fallback sockets only), and only after
+//!   ~10 ms without traffic blocks on the XDP socket itself.
+
+mod frame;
+mod prog;
+mod sys;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use prog::XdpAttach;
+
+use crate::mmsg::MmsgEngine;
+use crate::wake::WakeFd;
+use crate::{Datagram, EngineConfig, EngineStats};
+use frame::L2;
+use sys::{Mapping, XdpDesc};
+
+/// Ring checks without traffic, after which the engine blocks on the XDP socket.
+const IDLE_CHECKS: u32 = 50;
+/// Kicks of the TX ring per flush at most (copy mode sends 32 frames per syscall).
+const MAX_TX_KICKS: u32 = 256;
+
+/// `[server] xdp_*`: the AF_XDP engine's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpConfig {
+    /// The interface whose queues the shards bind (`xdp_interface`).
+    pub interface: String,
+    /// The queue this engine binds (the shard's index; set by the shard, not configured).
+    pub queue: u32,
+    /// UMEM frames per shard (`xdp_frames`). Default 4096.
+    pub frames: u32,
+    /// Bytes per UMEM frame, 2048 or 4096 (`xdp_frame_bytes`). Default 4096.
+    pub frame_bytes: u32,
+    /// Entries of each of the four rings, a power of two (`xdp_ring_size`). Default 2048.
+    pub ring_size: u32,
+    /// Native or generic XDP (`xdp_attach`). Default: native, else generic.
+    pub attach: XdpAttach,
+    /// Try zero-copy before copy mode (`xdp_zero_copy`). Default true.
+    pub zero_copy: bool,
+    /// Ring check interval while traffic flows, in µs; 0 = be woken per packet
+    /// (`xdp_poll_us`). Default 200.
+    pub poll_us: u32,
+    /// Peers whose MAC address is remembered (`xdp_neighbours`). Default 65536.
+    pub neighbours: usize,
+}
+
+impl Default for XdpConfig {
+    fn default() -> Self {
+        XdpConfig {
+            interface: String::new(),
+            queue: 0,
+            frames: 4096,
+            frame_bytes: 4096,
+            ring_size: 2048,
+            attach: XdpAttach::Auto,
+            zero_copy: true,
+            poll_us: 200,
+            neighbours: 65536,
+        }
+    }
+}
+
+/// One mmapped ring. Producer rings (fill, TX) advance `cached_prod`, consumer rings (RX,
+/// completion) `cached_cons`; the shared indices are published with release stores.
+struct Ring {
+    _map: Mapping,
+    prod: *const AtomicU32,
+    cons: *const AtomicU32,
+    flags: *const AtomicU32,
+    desc: *mut u8,
+    mask: u32,
+    cached_prod: u32,
+    cached_cons: u32,
+}
+
+impl Ring {
+    fn new(
+        fd: RawFd,
+        off: &sys::RingOffset,
+        entries: u32,
+        elem: usize,
+        pgoff: i64,
+    ) -> io::Result<Ring> {
+        let len = off.desc as usize + entries as usize * elem;
+        let map = Mapping::new(fd, len, pgoff)?;
+        let at = |o: u64| map.ptr.wrapping_add(o as usize);
+        let mut ring = Ring {
+            prod: at(off.producer).cast(),
+            cons: at(off.consumer).cast(),
+            flags: at(off.flags).cast(),
+            desc: at(off.desc),
+            mask: entries - 1,
+            cached_prod: 0,
+            cached_cons: 0,
+            _map: map,
+        };
+        ring.cached_prod = ring.load(ring.prod);
+        ring.cached_cons = ring.load(ring.cons);
+        Ok(ring)
+    }
+    fn load(&self, p: *const AtomicU32) -> u32 {
+        // SAFETY: `p` points at a 4-byte aligned index inside `self.map`, alive while `self`
+        // is; the kernel writes it concurrently, hence the atomic.
+        unsafe { (*p).load(Ordering::Acquire) }
+    }
+    fn store(&self, p: *const AtomicU32, v: u32) {
+        // SAFETY: as in `load`; only this thread writes our side's index.
+        unsafe { (*p).store(v, Ordering::Release) }
+    }
+    fn needs_wakeup(&self) -> bool {
+        self.load(self.flags) & sys::XDP_RING_NEED_WAKEUP != 0
+    }
+    /// Producer: entries free to fill.
+    fn free(&self) -> u32 {
+        (self.mask + 1).wrapping_sub(self.cached_prod.wrapping_sub(self.load(self.cons)))
+    }
+    /// Producer: entries handed over and not yet consumed by the kernel.
+    fn outstanding(&self) -> u32 {
+        self.load(self.prod).wrapping_sub(self.load(self.cons))
+    }
+    /// Consumer: entries ready.
+    fn ready(&self) -> u32 {
+        self.load(self.prod).wrapping_sub(self.cached_cons)
+    }
+    fn slot<T>(&self, index: u32) -> *mut T {
+        self.desc
+            .wrapping_add((index & self.mask) as usize * std::mem::size_of::<T>())
+            .cast()
+    }
+    fn put_addr(&mut self, addr: u64) {
+        // SAFETY: the slot is inside the descriptor array (index masked) and owned by the
+        // producer (us) until `publish`.
+        unsafe { self.slot::<u64>(self.cached_prod).write(addr) };
+        self.cached_prod = self.cached_prod.wrapping_add(1);
+    }
+    fn put_desc(&mut self, d: XdpDesc) {
+        // SAFETY: as in `put_addr`.
+        unsafe { self.slot::<XdpDesc>(self.cached_prod).write(d) };
+        self.cached_prod = self.cached_prod.wrapping_add(1);
+    }
+    fn publish(&self) {
+        self.store(self.prod, self.cached_prod);
+    }
+    fn addr_at(&self, k: u32) -> u64 {
+        // SAFETY: a slot the kernel published (k < ready()), masked into the array.
+        unsafe { self.slot::<u64>(self.cached_cons.wrapping_add(k)).read() }
+    }
+    fn desc_at(&self, k: u32) -> XdpDesc {
+        // SAFETY: as in `addr_at`.
+        unsafe {
+            self.slot::<XdpDesc>(self.cached_cons.wrapping_add(k))
+                .read()
+        }
+    }
+    fn release(&mut self, n: u32) {
+        self.cached_cons = self.cached_cons.wrapping_add(n);
+        self.store(self.cons, self.cached_cons);
+    }
+}
+
+/// Where a peer is, as learned from its last frame.
+#[derive(Debug, Clone, Copy)]
+struct Neighbour {
+    l2: L2,
+    /// Our address it sent to (the source of our answers when we listen on `0.0.0.0`).
+    local_ip: IpAddr,
+}
+
+/// One shard's AF_XDP socket, with its UMEM and rings (dropped in this order: rings, socket,
+/// UMEM, then the program reference).
+struct Xsk {
+    rx: Ring,
+    tx: Ring,
+    fill: Ring,
+    comp: Ring,
+    fd: OwnedFd,
+    umem: Mapping,
+    zero_copy: bool,
+}
+
+fn open_xsk(cfg: &XdpConfig, ifindex: u32, zero_copy: bool) -> io::Result<Xsk> {
+    let fd = sys::xsk_socket()?;
+    let raw = fd.as_raw_fd();
+    let umem = Mapping::new(-1, cfg.frames as usize * cfg.frame_bytes as usize, 0)?;
+    sys::umem_reg(raw, umem.ptr, umem.len, cfg.frame_bytes)?;
+    let n = cfg.ring_size;
+    for opt in [
+        sys::XDP_UMEM_FILL_RING,
+        sys::XDP_UMEM_COMPLETION_RING,
+        sys::XDP_RX_RING,
+        sys::XDP_TX_RING,
+    ] {
+        sys::set_opt(raw, opt, &n)?;
+    }
+    let off = sys::mmap_offsets(raw)?;
+    let d = std::mem::size_of::<XdpDesc>();
+    let xsk = Xsk {
+        rx: Ring::new(raw, &off.rx, n, d, sys::PGOFF_RX_RING)?,
+        tx: Ring::new(raw, &off.tx, n, d, sys::PGOFF_TX_RING)?,
+        fill: Ring::new(raw, &off.fr, n, 8, sys::PGOFF_FILL_RING)?,
+        comp: Ring::new(raw, &off.cr, n, 8, sys::PGOFF_COMPLETION_RING)?,
+        fd,
+        umem,
+        zero_copy,
+    };
+    let mode = if zero_copy {
+        sys::XDP_ZEROCOPY
+    } else {
+        sys::XDP_COPY
+    };
+    sys::xsk_bind(raw, ifindex, cfg.queue, mode | sys::XDP_USE_NEED_WAKEUP)?;
+    Ok(xsk)
+}
+
+/// The AF_XDP engine; see the module docs.
+pub(crate) struct XdpEngine {
+    xsk: Xsk,
+    attached: Arc<prog::Attached>,
+    fallback: MmsgEngine,
+    listen: Vec<SocketAddr>,
+    frame_bytes: u64,
+    tx_free: Vec<u64>,
+    tx_queued: u32,
+    neigh: HashMap<IpAddr, Neighbour>,
+    neigh_cap: usize,
+    mtu: usize,
+    ip_id: u16,
+    poll_us: u32,
+    idle_checks: u32,
+    pollfds: Vec<libc::pollfd>,
+    max_batch: u32,
+    recv_buf_bytes: usize,
+    stats: EngineStats,
+    merged: EngineStats,
+}
+
+impl XdpEngine {
+    pub(crate) fn new(
+        sockets: Vec<UdpSocket>,
+        wake: WakeFd,
+        cfg: &EngineConfig,
+    ) -> io::Result<XdpEngine> {
+        let x = &cfg.xdp;
+        let ifname = x.interface.as_str();
+        if ifname.is_empty() {
+            return Err(io::Error::other(
+                "io = \"xdp\" needs [server] xdp_interface (the interface the listen address is on)",
+            ));
+        }
+        if !x.ring_size.is_power_of_two() || !matches!(x.frame_bytes, 2048 | 4096) {
+            return Err(io::Error::other(
+                "xdp_ring_size must be a power of two and xdp_frame_bytes 2048 or 4096",
+            ));
+        }
+        let queues = sys::rx_queues(ifname);
+        if x.queue as usize >= queues {
+            return Err(io::Error::other(format!(
+                "interface `{ifname}` has {queues} RX queue(s) but shard {q} needs queue {q}: run at most {queues} shard(s) ([server] workers = {queues}) or give the interface more queues (`ethtool -L {ifname} combined N`)",
+                q = x.queue
+            )));
+        }
+        let fallback = MmsgEngine::new(sockets, wake, cfg);
+        let listen = fallback.local_addrs()?;
+        let attached = prog::attach(ifname, &listen, x.attach, queues as u32)?;
+        let xsk = match x.zero_copy {
+            true => match open_xsk(x, attached.ifindex, true) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::info!(error = %e, "AF_XDP zero-copy refused; using copy mode");
+                    open_xsk(x, attached.ifindex, false)?
+                }
+            },
+            false => open_xsk(x, attached.ifindex, false)?,
+        };
+        sys::xskmap_set(attached.map_fd(), x.queue, xsk.fd.as_raw_fd())?;
+        tracing::info!(
+            interface = ifname,
+            queue = x.queue,
+            attach = if attached.native { "native" } else { "generic" },
+            zero_copy = xsk.zero_copy,
+            "AF_XDP socket bound: this shard serves this queue"
+        );
+        let mut pollfds = vec![libc::pollfd {
+            fd: xsk.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        for fd in fallback
+            .socket_fds()
+            .into_iter()
+            .chain([fallback.wake().raw_fd()])
+        {
+            pollfds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let frames = u64::from(x.frames);
+        let rx_frames = frames.min(u64::from(x.ring_size)).min(frames / 2).max(1);
+        let tx_frames = (frames - rx_frames).min(u64::from(x.ring_size));
+        let fb = u64::from(x.frame_bytes);
+        let mut engine = XdpEngine {
+            xsk,
+            attached,
+            fallback,
+            listen,
+            frame_bytes: fb,
+            tx_free: (rx_frames..rx_frames + tx_frames).map(|i| i * fb).collect(),
+            tx_queued: 0,
+            neigh: HashMap::with_capacity(x.neighbours.min(4096)),
+            neigh_cap: x.neighbours.max(1),
+            mtu: sys::mtu(ifname),
+            ip_id: 0,
+            poll_us: x.poll_us,
+            idle_checks: IDLE_CHECKS,
+            pollfds,
+            max_batch: cfg.max_batch.clamp(1, u32::MAX as usize) as u32,
+            recv_buf_bytes: cfg.recv_buf_bytes.max(1),
+            stats: EngineStats::default(),
+            merged: EngineStats::default(),
+        };
+        for i in 0..rx_frames {
+            engine.xsk.fill.put_addr(i * fb);
+        }
+        engine.xsk.fill.publish();
+        engine.stats.xdp_zero_copy = u64::from(engine.xsk.zero_copy);
+        engine.stats.xdp_native = u64::from(engine.attached.native);
+        engine.merge();
+        Ok(engine)
+    }
+
+    pub(crate) fn zero_copy(&self) -> bool {
+        self.xsk.zero_copy
+    }
+
+    pub(crate) fn stats(&self) -> &EngineStats {
+        &self.merged
+    }
+
+    fn merge(&mut self) {
+        let f = self.fallback.stats();
+        let s = &self.stats;
+        self.merged = EngineStats {
+            datagrams_in: s.datagrams_in + f.datagrams_in,
+            datagrams_out: s.datagrams_out + f.datagrams_out,
+            send_drops: s.send_drops + f.send_drops,
+            send_errors: s.send_errors + f.send_errors,
+            recv_truncated: s.recv_truncated + f.recv_truncated,
+            recv_errors: s.recv_errors + f.recv_errors,
+            recv_rearms: 0,
+            submits: s.submits + f.submits,
+            wakeups: s.wakeups + f.wakeups,
+            recv_batches: s.recv_batches,
+            ..s.clone()
+        };
+    }
+
+    /// See [`Engine::send`](crate::Engine::send).
+    pub(crate) fn send(&mut self, socket: usize, to: SocketAddr, data: &[u8]) -> bool {
+        if self.send_frame(socket, to, data) {
+            return true;
+        }
+        self.stats.xdp_tx_via_socket += 1;
+        self.fallback.send(socket, to, data)
+    }
+
+    fn send_frame(&mut self, socket: usize, to: SocketAddr, data: &[u8]) -> bool {
+        let (Some(&listen), Some(&n)) = (self.listen.get(socket), self.neigh.get(&to.ip())) else {
+            return false;
+        };
+        let ip = if listen.ip().is_unspecified() {
+            n.local_ip
+        } else {
+            listen.ip()
+        };
+        let from = SocketAddr::new(ip, listen.port());
+        let hl = frame::header_len(&n.l2, to.is_ipv6());
+        let l2_len = 14 + if n.l2.vlan.is_some() { 4 } else { 0 };
+        if hl + data.len() - l2_len > self.mtu || hl + data.len() > self.frame_bytes as usize {
+            return false;
+        }
+        if self.xsk.tx.free() <= self.tx_queued {
+            return false;
+        }
+        if self.tx_free.is_empty() {
+            self.reclaim();
+        }
+        let Some(addr) = self.tx_free.pop() else {
+            return false;
+        };
+        let l2 = n.l2;
+        // SAFETY: `addr` is a TX frame of ours (from the free list: not in any ring), inside
+        // the UMEM (`addr + frame_bytes <= umem.len` by construction); nothing else borrows it.
+        let buf = unsafe {
+            std::slice::from_raw_parts_mut(
+                self.xsk.umem.ptr.add(addr as usize),
+                self.frame_bytes as usize,
+            )
+        };
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let Some(len) = frame::build(buf, &l2, from, to, data, self.ip_id) else {
+            self.tx_free.push(addr);
+            return false;
+        };
+        self.xsk.tx.put_desc(XdpDesc {
+            addr,
+            len: len as u32,
+            options: 0,
+        });
+        self.tx_queued += 1;
+        true
+    }
+
+    /// Takes sent frames back from the completion ring.
+    fn reclaim(&mut self) {
+        let n = self.xsk.comp.ready();
+        for k in 0..n {
+            let a = self.xsk.comp.addr_at(k);
+            self.tx_free.push(a - a % self.frame_bytes);
+        }
+        self.xsk.comp.release(n);
+    }
+
+    /// See [`Engine::flush`](crate::Engine::flush).
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.fallback.flush()?;
+        if self.tx_queued > 0 {
+            self.xsk.tx.publish();
+            self.stats.datagrams_out += u64::from(self.tx_queued);
+            self.stats.xdp_tx_frames += u64::from(self.tx_queued);
+            self.tx_queued = 0;
+        }
+        let mut kicks = 0;
+        while self.xsk.tx.outstanding() > 0 && kicks < MAX_TX_KICKS {
+            if self.xsk.zero_copy && !self.xsk.tx.needs_wakeup() {
+                break;
+            }
+            kicks += 1;
+            self.stats.submits += 1;
+            // SAFETY: a zero-length send on our open AF_XDP socket: it only tells the kernel
+            // to process the TX ring; no buffer is read.
+            let rc = unsafe {
+                libc::sendto(
+                    self.xsk.fd.as_raw_fd(),
+                    std::ptr::null(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null(),
+                    0,
+                )
+            };
+            if rc < 0 {
+                match io::Error::last_os_error().raw_os_error() {
+                    Some(libc::EAGAIN | libc::EINTR) => {}
+                    // EBUSY / ENOBUFS: the device is busy; the frames go at the next flush.
+                    _ => break,
+                }
+            }
+            if self.xsk.zero_copy {
+                break;
+            }
+        }
+        self.reclaim();
+        self.merge();
+        Ok(())
+    }
+
+    /// Delivers what the RX ring holds (at most `max_batch`) and refills the fill ring.
+    fn rx_pass<F: FnMut(Datagram<'_>)>(&mut self, on_datagram: &mut F) -> usize {
+        let n = self.xsk.rx.ready().min(self.max_batch);
+        let mut delivered = 0;
+        for k in 0..n {
+            let d = self.xsk.rx.desc_at(k);
+            let (start, len) = (d.addr as usize, d.len as usize);
+            if start
+                .checked_add(len)
+                .is_none_or(|end| end > self.xsk.umem.len)
+            {
+                self.stats.xdp_rx_rejected += 1;
+                continue;
+            }
+            // SAFETY: a received frame inside the UMEM (checked above); the kernel does not
+            // touch it until we give it back on the fill ring, after this iteration.
+            let f = unsafe { std::slice::from_raw_parts(self.xsk.umem.ptr.add(start), len) };
+            match frame::parse(f) {
+                Ok(u) => {
+                    let Some(socket) = self.listen.iter().position(|l| {
+                        l.port() == u.dst.port()
+                            && l.is_ipv4() == u.dst.is_ipv4()
+                            && (l.ip() == u.dst.ip() || l.ip().is_unspecified())
+                    }) else {
+                        self.stats.xdp_rx_rejected += 1;
+                        continue;
+                    };
+                    if self.neigh.len() >= self.neigh_cap && !self.neigh.contains_key(&u.src.ip()) {
+                        // Full: start over (rebuilt from traffic) rather than grow.
+                        self.neigh.clear();
+                    }
+                    self.neigh.insert(
+                        u.src.ip(),
+                        Neighbour {
+                            l2: u.l2,
+                            local_ip: u.dst.ip(),
+                        },
+                    );
+                    let truncated = u.payload.len() > self.recv_buf_bytes;
+                    self.stats.recv_truncated += u64::from(truncated);
+                    delivered += 1;
+                    on_datagram(Datagram {
+                        socket,
+                        remote: u.src,
+                        data: &u.payload[..u.payload.len().min(self.recv_buf_bytes)],
+                        truncated,
+                    });
+                }
+                Err(_) => self.stats.xdp_rx_rejected += 1,
+            }
+        }
+        for k in 0..n {
+            let a = self.xsk.rx.desc_at(k).addr;
+            self.xsk.fill.put_addr(a - a % self.frame_bytes);
+        }
+        if n > 0 {
+            self.xsk.rx.release(n);
+            self.xsk.fill.publish();
+            if self.xsk.fill.needs_wakeup() {
+                self.kick_rx();
+            }
+        }
+        self.stats.datagrams_in += delivered as u64;
+        self.stats.xdp_rx_frames += delivered as u64;
+        delivered
+    }
+
+    fn kick_rx(&mut self) {
+        self.stats.submits += 1;
+        // SAFETY: a zero-length, nonblocking receive on our AF_XDP socket: it only lets the
+        // kernel process the fill ring; no buffer is written.
+        let _ = unsafe {
+            libc::recvfrom(
+                self.xsk.fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+    }
+
+    /// See [`Engine::wait`](crate::Engine::wait).
+    pub(crate) fn wait<H, F>(
+        &mut self,
+        timeout: Option<Duration>,
+        has_pending: H,
+        on_datagram: &mut F,
+    ) -> io::Result<usize>
+    where
+        H: Fn() -> bool,
+        F: FnMut(Datagram<'_>),
+    {
+        self.flush()?;
+        let mut delivered = self.rx_pass(on_datagram) + self.fallback.recv_pass(on_datagram);
+        if delivered == 0
+            && timeout != Some(Duration::ZERO)
+            && self.fallback.wake().prepare_sleep(&has_pending)
+        {
+            // While traffic flows, check the rings every poll_us instead of being woken per
+            // packet; when idle, block on the XDP socket too.
+            let batching = self.poll_us > 0 && self.idle_checks < IDLE_CHECKS;
+            let t = if batching {
+                let p = Duration::from_micros(u64::from(self.poll_us));
+                Some(timeout.map_or(p, |t| t.min(p)))
+            } else {
+                timeout
+            };
+            let blocked = self.block(t, !batching);
+            self.fallback.wake().awake();
+            blocked?;
+            delivered = self.rx_pass(on_datagram) + self.fallback.recv_pass(on_datagram);
+            if delivered == 0 {
+                self.idle_checks = self.idle_checks.saturating_add(1);
+            }
+        }
+        if delivered > 0 {
+            self.idle_checks = 0;
+            self.stats.recv_batches += 1;
+        }
+        self.merge();
+        Ok(delivered)
+    }
+
+    fn block(&mut self, timeout: Option<Duration>, with_xsk: bool) -> io::Result<()> {
+        for p in self.pollfds.iter_mut() {
+            p.revents = 0;
+        }
+        let fds = if with_xsk {
+            &mut self.pollfds[..]
+        } else {
+            &mut self.pollfds[1..]
+        };
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: t.subsec_nanos().into(),
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        self.stats.submits += 1;
+        // SAFETY: `fds` is a live array of pollfds of open fds (ours); `ts_ptr` is null or
+        // points at `ts`, alive across the call; no signal mask.
+        let rc = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                ts_ptr,
+                std::ptr::null(),
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::EINTR) {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        if self
+            .pollfds
+            .last()
+            .is_some_and(|p| p.revents & libc::POLLIN != 0)
+        {
+            self.fallback.wake().drain_readable();
+            self.stats.wakeups += 1;
+        }
+        Ok(())
+    }
+}
+
+// The raw pointers in `Ring` and `Mapping` point into mappings owned by the engine itself.
+impl std::fmt::Debug for XdpEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpEngine")
+            .field("queue_fd", &self.xsk.fd)
+            .field("zero_copy", &self.xsk.zero_copy)
+            .finish()
+    }
+}
