@@ -413,7 +413,9 @@ impl XdpEngine {
             return true;
         }
         self.stats.xdp_tx_via_socket += 1;
-        self.fallback.send(socket, to, data)
+        let queued = self.fallback.send(socket, to, data);
+        self.merge(); // the slow path: keep the published counters current
+        queued
     }
 
     fn send_frame(&mut self, socket: usize, to: SocketAddr, data: &[u8]) -> bool {
@@ -460,6 +462,12 @@ impl XdpEngine {
             options: 0,
         });
         self.tx_queued += 1;
+        // Counted when queued (in `merged` too, so the shard's per-turn publish, which runs
+        // before the next flush, sees it).
+        for st in [&mut self.stats, &mut self.merged] {
+            st.datagrams_out += 1;
+            st.xdp_tx_frames += 1;
+        }
         true
     }
 
@@ -478,8 +486,6 @@ impl XdpEngine {
         self.fallback.flush()?;
         if self.tx_queued > 0 {
             self.xsk.tx.publish();
-            self.stats.datagrams_out += u64::from(self.tx_queued);
-            self.stats.xdp_tx_frames += u64::from(self.tx_queued);
             self.tx_queued = 0;
         }
         let mut kicks = 0;
