@@ -95,6 +95,17 @@ impl Asm {
     fn jne32(&mut self, dst: u8, imm: u32, to: usize) {
         self.jump(0x56, dst, 0, imm as i32, to);
     }
+    /// 32-bit unsigned `dst > imm` / `dst < imm`.
+    fn jgt32(&mut self, dst: u8, imm: u32, to: usize) {
+        self.jump(0x26, dst, 0, imm as i32, to);
+    }
+    fn jlt32(&mut self, dst: u8, imm: u32, to: usize) {
+        self.jump(0xa6, dst, 0, imm as i32, to);
+    }
+    /// `dst = htobe16(dst)`: a network-order half-word as its numeric value.
+    fn be16_reg(&mut self, dst: u8) {
+        self.code.push(insn(0xdc, dst, 0, 0, 16));
+    }
     /// `if dst > src goto` (unsigned, 64-bit registers).
     fn jgt_reg(&mut self, dst: u8, src: u8, to: usize) {
         self.jump(0x2d, dst, src, 0, to);
@@ -135,6 +146,36 @@ fn word(b: &[u8]) -> u32 {
     u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// The listen addresses of one family grouped by IP, each with its lowest and highest port.
+/// A generator with thousands of UA sockets on one address becomes one range check; the
+/// engine then matches the exact port (frames for ports in the range that are not ours are
+/// counted as rejected).
+fn groups(listen: &[SocketAddr], v4: bool) -> Vec<(IpAddr, u16, u16)> {
+    let mut g: Vec<(IpAddr, u16, u16)> = Vec::new();
+    for l in listen.iter().filter(|l| l.is_ipv4() == v4) {
+        match g.iter_mut().find(|(ip, _, _)| *ip == l.ip()) {
+            Some(e) => {
+                e.1 = e.1.min(l.port());
+                e.2 = e.2.max(l.port());
+            }
+            None => g.push((l.ip(), l.port(), l.port())),
+        }
+    }
+    g
+}
+
+/// r3 holds the destination port as loaded (network order): redirect when in `lo..=hi`.
+fn port_check(a: &mut Asm, lo: u16, hi: u16, next: usize, redirect: usize) {
+    if lo == hi {
+        a.jeq32(R3, be16(lo), redirect);
+    } else {
+        a.be16_reg(R3);
+        a.jlt32(R3, u32::from(lo), next);
+        a.jgt32(R3, u32::from(hi), next);
+        a.ja(redirect);
+    }
+}
+
 /// The program for these listen addresses, with the XSKMAP `map` (its fd baked in).
 pub(crate) fn program(listen: &[SocketAddr], map: RawFd) -> Vec<u64> {
     let mut a = Asm::new();
@@ -170,15 +211,14 @@ pub(crate) fn program(listen: &[SocketAddr], map: RawFd) -> Vec<u64> {
     a.ldx(0x08, R3, R6, 14 + 6);
     a.and32_imm(R3, be16(0x3fff) as i32); // MF flag and fragment offset
     a.jne32(R3, 0, pass);
-    for l in listen {
-        let IpAddr::V4(ip) = l.ip() else { continue };
+    for (ip, lo, hi) in groups(listen, true) {
         let next = a.label();
-        if !ip.is_unspecified() {
+        if let (false, IpAddr::V4(v4)) = (ip.is_unspecified(), ip) {
             a.ldx(0x00, R3, R6, 14 + 16);
-            a.jne32(R3, word(&ip.octets()), next);
+            a.jne32(R3, word(&v4.octets()), next);
         }
         a.ldx(0x08, R3, R6, 14 + 20 + 2);
-        a.jeq32(R3, be16(l.port()), redirect);
+        port_check(&mut a, lo, hi, next, redirect);
         a.bind(next);
     }
     a.ja(pass);
@@ -187,18 +227,17 @@ pub(crate) fn program(listen: &[SocketAddr], map: RawFd) -> Vec<u64> {
     a.need(14 + 40 + 8, pass);
     a.ldx(0x10, R3, R6, 14 + 6);
     a.jne32(R3, 17, pass);
-    for l in listen {
-        let IpAddr::V6(ip) = l.ip() else { continue };
+    for (ip, lo, hi) in groups(listen, false) {
         let next = a.label();
-        if !ip.is_unspecified() {
-            let o = ip.octets();
+        if let (false, IpAddr::V6(v6)) = (ip.is_unspecified(), ip) {
+            let o = v6.octets();
             for k in 0..4 {
                 a.ldx(0x00, R3, R6, 14 + 24 + 4 * k as i16);
                 a.jne32(R3, word(&o[4 * k..]), next);
             }
         }
         a.ldx(0x08, R3, R6, 14 + 40 + 2);
-        a.jeq32(R3, be16(l.port()), redirect);
+        port_check(&mut a, lo, hi, next, redirect);
         a.bind(next);
     }
     a.ja(pass);
@@ -333,13 +372,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn many_ports_on_one_address_become_one_range() {
+        let listen: Vec<SocketAddr> = (0..1000)
+            .map(|p| SocketAddr::from(([198, 18, 21, 2], 20000 + p)))
+            .collect();
+        assert_eq!(groups(&listen, true), vec![(listen[0].ip(), 20000, 20999)]);
+        assert!(program(&listen, 3).len() < 80);
+    }
+
+    #[test]
     fn jumps_land_on_their_labels_and_the_program_ends_in_exit() {
-        let listen = ["198.18.21.1:5060".parse().expect("literal")];
+        let listen = [
+            "198.18.21.1:5060".parse().expect("literal"),
+            "198.18.21.1:5070".parse().expect("literal"),
+            "[2001:db8::1]:5060".parse().expect("literal"),
+        ];
         let code = program(&listen, 3);
         assert_eq!(code.last().map(|i| i & 0xff), Some(0x95));
         for (at, i) in code.iter().enumerate() {
             let op = (i & 0xff) as u8;
-            if matches!(op, 0x05 | 0x16 | 0x56 | 0x2d) {
+            if matches!(op, 0x05 | 0x16 | 0x56 | 0x2d | 0x26 | 0xa6) {
                 let off = ((i >> 16) & 0xffff) as u16 as i16;
                 assert!(off >= 0, "only forward jumps");
                 assert!(at + 1 + (off as usize) < code.len());
