@@ -224,10 +224,10 @@ fn icmp_echo(to: [u8; 4]) -> bool {
     ok
 }
 
-fn message(from: &Client, body: &str) -> Vec<u8> {
+fn message(from: &Client, to: &str, body: &str) -> Vec<u8> {
     let me = from.addr();
     format!(
-        "MESSAGE sip:bob@edge.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-xm1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@edge.test>;tag=a-xm1\r\nTo: <sip:bob@edge.test>\r\nCall-ID: xm1\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        "MESSAGE sip:{to}@edge.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-xm-{to};rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@edge.test>;tag=a-xm1\r\nTo: <sip:{to}@edge.test>\r\nCall-ID: xm-{to}\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -284,11 +284,38 @@ fn sip_over_xdp_with_kernel_fallbacks_and_clean_detach() {
             "ping is answered by the kernel"
         );
 
+        // A request the edge originates (the relayed MESSAGE) to a peer whose MAC it learned
+        // goes out as an XDP frame too.
+        let carol = Client::new("198.19.21.2");
+        let contact = format!("<sip:carol@{}>", carol.addr());
+        carol.send(
+            edge(),
+            &register(&carol, "carol", Some(&contact), Some(600), "xreg-c", 1),
+        );
+        assert_eq!(status(&carol), 200);
+        let before = metrics();
+        let alice = Client::new("198.19.21.2");
+        alice.send(edge(), &message(&alice, "carol", "hi carol"));
+        let got = carol
+            .recv(Duration::from_secs(5))
+            .expect("the MESSAGE reaches carol");
+        assert_eq!(Message::parse(&got).unwrap().body(), b"hi carol");
+        let after = metrics();
+        let d = |n| metric(&after, n) - metric(&before, n);
+        assert!(
+            d("sipedge_xdp_tx_frames_total") >= 1,
+            "the relayed MESSAGE went out as a frame"
+        );
+        assert_eq!(
+            d("sipedge_xdp_tx_via_socket_total"),
+            0,
+            "nothing needed the socket"
+        );
+
         // A 3000-byte MESSAGE: fragments in (program passes them; the kernel reassembles for
         // the fallback socket), relayed to bob above the MTU (through the socket, fragmented).
-        let alice = Client::new("198.19.21.2");
         let body = "x".repeat(3000);
-        alice.send(edge(), &message(&alice, &body));
+        alice.send(edge(), &message(&alice, "bob", &body));
         let got = loop {
             let bytes = bob
                 .recv(Duration::from_secs(5))

@@ -433,7 +433,8 @@ impl XdpEngine {
         if hl + data.len() - l2_len > self.mtu || hl + data.len() > self.frame_bytes as usize {
             return false;
         }
-        if self.xsk.tx.free() <= self.tx_queued {
+        // `free` counts from our cached producer index, so queued frames are already out.
+        if self.xsk.tx.free() == 0 {
             return false;
         }
         if self.tx_free.is_empty() {
