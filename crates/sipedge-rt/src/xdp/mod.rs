@@ -281,7 +281,9 @@ pub(crate) struct XdpEngine {
     pollfds: Vec<libc::pollfd>,
     max_batch: u32,
     recv_buf_bytes: usize,
-    stats: EngineStats,
+    /// This engine's own counters (the fallback keeps its own).
+    own: EngineStats,
+    /// `own` plus the fallback's: what [`stats`](Self::stats) reports.
     merged: EngineStats,
 }
 
@@ -368,15 +370,15 @@ impl XdpEngine {
             pollfds,
             max_batch: cfg.max_batch.clamp(1, u32::MAX as usize) as u32,
             recv_buf_bytes: cfg.recv_buf_bytes.max(1),
-            stats: EngineStats::default(),
+            own: EngineStats::default(),
             merged: EngineStats::default(),
         };
         for i in 0..rx_frames {
             engine.xsk.fill.put_addr(i * fb);
         }
         engine.xsk.fill.publish();
-        engine.stats.xdp_zero_copy = u64::from(engine.xsk.zero_copy);
-        engine.stats.xdp_native = u64::from(engine.attached.native);
+        engine.own.xdp_zero_copy = u64::from(engine.xsk.zero_copy);
+        engine.own.xdp_native = u64::from(engine.attached.native);
         engine.merge();
         Ok(engine)
     }
@@ -391,7 +393,7 @@ impl XdpEngine {
 
     fn merge(&mut self) {
         let f = self.fallback.stats();
-        let s = &self.stats;
+        let s = &self.own;
         self.merged = EngineStats {
             datagrams_in: s.datagrams_in + f.datagrams_in,
             datagrams_out: s.datagrams_out + f.datagrams_out,
@@ -412,7 +414,7 @@ impl XdpEngine {
         if self.send_frame(socket, to, data) {
             return true;
         }
-        self.stats.xdp_tx_via_socket += 1;
+        self.own.xdp_tx_via_socket += 1;
         let queued = self.fallback.send(socket, to, data);
         self.merge(); // the slow path: keep the published counters current
         queued
@@ -465,7 +467,7 @@ impl XdpEngine {
         self.tx_queued += 1;
         // Counted when queued (in `merged` too, so the shard's per-turn publish, which runs
         // before the next flush, sees it).
-        for st in [&mut self.stats, &mut self.merged] {
+        for st in [&mut self.own, &mut self.merged] {
             st.datagrams_out += 1;
             st.xdp_tx_frames += 1;
         }
@@ -495,7 +497,7 @@ impl XdpEngine {
                 break;
             }
             kicks += 1;
-            self.stats.submits += 1;
+            self.own.submits += 1;
             // SAFETY: a zero-length send on our open AF_XDP socket: it only tells the kernel
             // to process the TX ring; no buffer is read.
             let rc = unsafe {
@@ -535,7 +537,7 @@ impl XdpEngine {
                 .checked_add(len)
                 .is_none_or(|end| end > self.xsk.umem.len)
             {
-                self.stats.xdp_rx_rejected += 1;
+                self.own.xdp_rx_rejected += 1;
                 continue;
             }
             // SAFETY: a received frame inside the UMEM (checked above); the kernel does not
@@ -548,7 +550,7 @@ impl XdpEngine {
                             && l.is_ipv4() == u.dst.is_ipv4()
                             && (l.ip() == u.dst.ip() || l.ip().is_unspecified())
                     }) else {
-                        self.stats.xdp_rx_rejected += 1;
+                        self.own.xdp_rx_rejected += 1;
                         continue;
                     };
                     if self.neigh.len() >= self.neigh_cap && !self.neigh.contains_key(&u.src.ip()) {
@@ -563,7 +565,7 @@ impl XdpEngine {
                         },
                     );
                     let truncated = u.payload.len() > self.recv_buf_bytes;
-                    self.stats.recv_truncated += u64::from(truncated);
+                    self.own.recv_truncated += u64::from(truncated);
                     delivered += 1;
                     on_datagram(Datagram {
                         socket,
@@ -572,7 +574,7 @@ impl XdpEngine {
                         truncated,
                     });
                 }
-                Err(_) => self.stats.xdp_rx_rejected += 1,
+                Err(_) => self.own.xdp_rx_rejected += 1,
             }
         }
         for k in 0..n {
@@ -586,13 +588,13 @@ impl XdpEngine {
                 self.kick_rx();
             }
         }
-        self.stats.datagrams_in += delivered as u64;
-        self.stats.xdp_rx_frames += delivered as u64;
+        self.own.datagrams_in += delivered as u64;
+        self.own.xdp_rx_frames += delivered as u64;
         delivered
     }
 
     fn kick_rx(&mut self) {
-        self.stats.submits += 1;
+        self.own.submits += 1;
         // SAFETY: a zero-length, nonblocking receive on our AF_XDP socket: it only lets the
         // kernel process the fill ring; no buffer is written.
         let _ = unsafe {
@@ -643,7 +645,7 @@ impl XdpEngine {
         }
         if delivered > 0 {
             self.idle_checks = 0;
-            self.stats.recv_batches += 1;
+            self.own.recv_batches += 1;
         }
         self.merge();
         Ok(delivered)
@@ -665,7 +667,7 @@ impl XdpEngine {
         let ts_ptr = ts
             .as_ref()
             .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        self.stats.submits += 1;
+        self.own.submits += 1;
         // SAFETY: `fds` is a live array of pollfds of open fds (ours); `ts_ptr` is null or
         // points at `ts`, alive across the call; no signal mask.
         let rc = unsafe {
@@ -690,7 +692,7 @@ impl XdpEngine {
             .is_some_and(|p| p.revents & libc::POLLIN != 0)
         {
             self.fallback.wake().drain_readable();
-            self.stats.wakeups += 1;
+            self.own.wakeups += 1;
         }
         Ok(())
     }
