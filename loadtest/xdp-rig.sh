@@ -42,7 +42,8 @@ stop_server() {
         SERVER_PID=""
     fi
 }
-cleanup() { stop_server; ip netns del $SRV 2>/dev/null || true; ip netns del $GEN 2>/dev/null || true; rm -rf "$TMP"; }
+del_rig() { ip netns del $SRV 2>/dev/null || true; ip netns del $GEN 2>/dev/null || true; }
+cleanup() { stop_server; del_rig; rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -51,7 +52,7 @@ cargo build --release -p sipload -p udp-echo
 cargo build --release
 
 echo "== rig"
-cleanup
+del_rig
 ip netns add $SRV
 ip netns add $GEN
 ip link add sxms type veth peer name sxmg

@@ -584,7 +584,9 @@ impl XdpEngine {
         if n > 0 {
             self.xsk.rx.release(n);
             self.xsk.fill.publish();
-            if self.xsk.fill.needs_wakeup() {
+            // Copy mode fills frames in the kernel's receive path, never from a syscall of
+            // ours (the kernel leaves the flag set there): only zero-copy needs the kick.
+            if self.xsk.zero_copy && self.xsk.fill.needs_wakeup() {
                 self.kick_rx();
             }
         }
