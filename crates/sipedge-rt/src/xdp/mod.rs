@@ -492,7 +492,11 @@ impl XdpEngine {
             self.tx_queued = 0;
         }
         let mut kicks = 0;
-        while self.xsk.tx.outstanding() > 0 && kicks < MAX_TX_KICKS {
+        loop {
+            let before = self.xsk.tx.outstanding();
+            if before == 0 || kicks == MAX_TX_KICKS {
+                break;
+            }
             if self.xsk.zero_copy && !self.xsk.tx.needs_wakeup() {
                 break;
             }
@@ -517,7 +521,11 @@ impl XdpEngine {
                     _ => break,
                 }
             }
-            if self.xsk.zero_copy {
+            // Zero-copy: the driver sends on its own after one kick. Copy mode sends a batch
+            // (32 frames) per call; when a call makes no progress the device is full (veth's
+            // peer ring, a busy NIC queue): stop, the rest goes at the next flush instead of
+            // spinning here.
+            if self.xsk.zero_copy || self.xsk.tx.outstanding() >= before {
                 break;
             }
         }
@@ -630,9 +638,11 @@ impl XdpEngine {
         {
             // While traffic flows, check the rings every poll_us instead of being woken per
             // packet; when idle, block on the XDP socket too.
-            let batching = self.poll_us > 0 && self.idle_checks < IDLE_CHECKS;
+            // Frames still in the TX ring (the device was full) need a kick soon.
+            let batching = (self.poll_us > 0 && self.idle_checks < IDLE_CHECKS)
+                || self.xsk.tx.outstanding() > 0;
             let t = if batching {
-                let p = Duration::from_micros(u64::from(self.poll_us));
+                let p = Duration::from_micros(u64::from(self.poll_us.max(50)));
                 Some(timeout.map_or(p, |t| t.min(p)))
             } else {
                 timeout
