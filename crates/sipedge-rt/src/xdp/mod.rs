@@ -56,7 +56,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use prog::XdpAttach;
 
@@ -68,6 +68,9 @@ use sys::{Mapping, XdpDesc};
 
 /// Ring checks without traffic, after which the engine blocks on the XDP socket.
 const IDLE_CHECKS: u32 = 50;
+/// While busy, the fallback sockets are checked this often (and whenever a blocking wait
+/// saw one readable): a fragment or a first datagram waits at most this long.
+const FALLBACK_CHECK: Duration = Duration::from_millis(1);
 /// Kicks of the TX ring per flush at most (copy mode sends 32 frames per syscall).
 const MAX_TX_KICKS: u32 = 256;
 
@@ -278,7 +281,14 @@ pub(crate) struct XdpEngine {
     ip_id: u16,
     poll_us: u32,
     idle_checks: u32,
+    /// [xsk, epoll over the fallback sockets, eventfd].
     pollfds: Vec<libc::pollfd>,
+    /// The fallback sockets, so a turn reads only the ones with data (a generator has one per
+    /// UA; reading each every turn would cost a syscall per socket).
+    epoll: OwnedFd,
+    events: Vec<libc::epoll_event>,
+    fallback_ready: bool,
+    fallback_due: Instant,
     max_batch: u32,
     recv_buf_bytes: usize,
     /// This engine's own counters (the fallback keeps its own).
@@ -333,22 +343,33 @@ impl XdpEngine {
             zero_copy = xsk.zero_copy,
             "AF_XDP socket bound: this shard serves this queue"
         );
-        let mut pollfds = vec![libc::pollfd {
-            fd: xsk.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        for fd in fallback
-            .socket_fds()
+        // SAFETY: plain epoll creation; checked below.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `ep` was just created and is owned by nobody else.
+        let epoll = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ep) };
+        let fds = fallback.socket_fds();
+        for (i, &fd) in fds.iter().enumerate() {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: i as u64,
+            };
+            // SAFETY: registers our open socket fd in our epoll fd; `ev` is live.
+            if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let pollfds = [xsk.fd.as_raw_fd(), ep, fallback.wake().raw_fd()]
             .into_iter()
-            .chain([fallback.wake().raw_fd()])
-        {
-            pollfds.push(libc::pollfd {
+            .map(|fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
                 revents: 0,
-            });
-        }
+            })
+            .collect();
+        let events = vec![libc::epoll_event { events: 0, u64: 0 }; fds.len().clamp(1, 64)];
         let frames = u64::from(x.frames);
         let rx_frames = frames.min(u64::from(x.ring_size)).min(frames / 2).max(1);
         let tx_frames = (frames - rx_frames).min(u64::from(x.ring_size));
@@ -368,6 +389,10 @@ impl XdpEngine {
             poll_us: x.poll_us,
             idle_checks: IDLE_CHECKS,
             pollfds,
+            epoll,
+            events,
+            fallback_ready: true,
+            fallback_due: Instant::now(),
             max_batch: cfg.max_batch.clamp(1, u32::MAX as usize) as u32,
             recv_buf_bytes: cfg.recv_buf_bytes.max(1),
             own: EngineStats::default(),
@@ -603,6 +628,41 @@ impl XdpEngine {
         delivered
     }
 
+    /// Reads the fallback sockets that have data, when a blocking wait saw one readable or
+    /// every [`FALLBACK_CHECK`].
+    fn fallback_pass<F: FnMut(Datagram<'_>)>(&mut self, on_datagram: &mut F) -> usize {
+        let now = Instant::now();
+        if !self.fallback_ready && now < self.fallback_due {
+            return 0;
+        }
+        self.fallback_ready = false;
+        self.fallback_due = now + FALLBACK_CHECK;
+        self.own.submits += 1;
+        // SAFETY: `events` is a live array of its length; zero timeout.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.len() as libc::c_int,
+                0,
+            )
+        };
+        let budget = self.max_batch as usize;
+        let mut delivered = 0;
+        for k in 0..n.max(0) as usize {
+            let s = self.events[k].u64 as usize;
+            delivered += self
+                .fallback
+                .recv_socket(s, budget - delivered, on_datagram);
+            if delivered == budget {
+                break;
+            }
+        }
+        // More may be waiting: look again next turn.
+        self.fallback_ready = n as usize == self.events.len() || delivered == budget;
+        delivered
+    }
+
     fn kick_rx(&mut self) {
         self.own.submits += 1;
         // SAFETY: a zero-length, nonblocking receive on our AF_XDP socket: it only lets the
@@ -631,7 +691,7 @@ impl XdpEngine {
         F: FnMut(Datagram<'_>),
     {
         self.flush()?;
-        let mut delivered = self.rx_pass(on_datagram) + self.fallback.recv_pass(on_datagram);
+        let mut delivered = self.rx_pass(on_datagram) + self.fallback_pass(on_datagram);
         if delivered == 0
             && timeout != Some(Duration::ZERO)
             && self.fallback.wake().prepare_sleep(&has_pending)
@@ -650,7 +710,7 @@ impl XdpEngine {
             let blocked = self.block(t, !batching);
             self.fallback.wake().awake();
             blocked?;
-            delivered = self.rx_pass(on_datagram) + self.fallback.recv_pass(on_datagram);
+            delivered = self.rx_pass(on_datagram) + self.fallback_pass(on_datagram);
             if delivered == 0 {
                 self.idle_checks = self.idle_checks.saturating_add(1);
             }
