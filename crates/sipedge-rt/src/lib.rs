@@ -81,7 +81,7 @@ pub const DEFAULT_SEND_SLOTS: usize = 1024;
 /// Default most datagrams delivered by one [`Engine::wait`].
 pub const DEFAULT_MAX_BATCH: usize = 256;
 
-/// Which engine the configuration asks for (`io = "auto" | "uring" | "mmsg"`).
+/// Which engine the configuration asks for (`io = "auto" | "uring" | "mmsg" | "xdp"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IoMode {
     /// io_uring if [`probe_uring`] passes, otherwise recvmmsg/sendmmsg.
