@@ -10,7 +10,7 @@ use sipedge_core::{
     DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS,
 };
 use sipedge_journal::config::{PersistenceConfig, RawPersistence};
-use sipedge_rt::IoMode;
+use sipedge_rt::{IoMode, XdpAttach, XdpConfig};
 
 /// The embedded default configuration (`config/sipedge.toml`).
 pub const DEFAULT_CONFIG: &str = include_str!("../config/sipedge.toml");
@@ -98,6 +98,8 @@ pub struct Config {
     /// `[server] secret` (issue 13): keys the MACs of our Record-Route tokens, Via and
     /// ping branches. `None`: `main` keeps one in the persistence directory, else draws one.
     pub secret: Option<sipedge_core::NodeSecret>,
+    /// `[server] xdp_*` (used with `io = "xdp"`).
+    pub xdp: XdpConfig,
     /// `[admin] listen`.
     pub admin_listen: SocketAddr,
     /// `[log] level`.
@@ -187,6 +189,14 @@ struct RawServer {
     send_buffer_bytes: usize,
     max_message_bytes: usize,
     secret: String,
+    xdp_interface: String,
+    xdp_frames: u32,
+    xdp_frame_bytes: u32,
+    xdp_ring_size: u32,
+    xdp_attach: String,
+    xdp_zero_copy: bool,
+    xdp_poll_us: u32,
+    xdp_neighbours: usize,
 }
 
 impl Default for RawServer {
@@ -200,8 +210,79 @@ impl Default for RawServer {
             send_buffer_bytes: DEFAULT_SEND_BUFFER_BYTES,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             secret: String::new(),
+            xdp_interface: String::new(),
+            xdp_frames: XdpConfig::default().frames,
+            xdp_frame_bytes: XdpConfig::default().frame_bytes,
+            xdp_ring_size: XdpConfig::default().ring_size,
+            xdp_attach: "auto".into(),
+            xdp_zero_copy: true,
+            xdp_poll_us: XdpConfig::default().poll_us,
+            xdp_neighbours: XdpConfig::default().neighbours,
         }
     }
+}
+
+/// `[server] xdp_*`, checked whatever `io` is (so a typo is caught before it is used).
+fn xdp_config(s: &RawServer, io: IoMode) -> Result<XdpConfig, (String, String)> {
+    let key = |k: &str| format!("server.{k}");
+    let attach = match s.xdp_attach.as_str() {
+        "auto" => XdpAttach::Auto,
+        "native" => XdpAttach::Native,
+        "generic" => XdpAttach::Generic,
+        other => {
+            return Err((
+                key("xdp_attach"),
+                format!("`{other}` is not one of \"auto\", \"native\", \"generic\""),
+            ))
+        }
+    };
+    if io == IoMode::Xdp && s.xdp_interface.is_empty() {
+        return Err((
+            key("xdp_interface"),
+            "io = \"xdp\" needs the network interface the listen address is on".into(),
+        ));
+    }
+    if !s.xdp_ring_size.is_power_of_two() || !(64..=32768).contains(&s.xdp_ring_size) {
+        return Err((
+            key("xdp_ring_size"),
+            format!("{} is not a power of two in 64..=32768", s.xdp_ring_size),
+        ));
+    }
+    if !matches!(s.xdp_frame_bytes, 2048 | 4096) {
+        return Err((
+            key("xdp_frame_bytes"),
+            format!("{} is not 2048 or 4096", s.xdp_frame_bytes),
+        ));
+    }
+    if !(128..=1 << 20).contains(&s.xdp_frames) {
+        return Err((
+            key("xdp_frames"),
+            format!("{} is outside 128..=1048576", s.xdp_frames),
+        ));
+    }
+    if s.xdp_poll_us > 100_000 {
+        return Err((
+            key("xdp_poll_us"),
+            format!("{} is above 100000 (0.1 s)", s.xdp_poll_us),
+        ));
+    }
+    if !(1..=1 << 24).contains(&s.xdp_neighbours) {
+        return Err((
+            key("xdp_neighbours"),
+            format!("{} is outside 1..=16777216", s.xdp_neighbours),
+        ));
+    }
+    Ok(XdpConfig {
+        interface: s.xdp_interface.clone(),
+        queue: 0,
+        frames: s.xdp_frames,
+        frame_bytes: s.xdp_frame_bytes,
+        ring_size: s.xdp_ring_size,
+        attach,
+        zero_copy: s.xdp_zero_copy,
+        poll_us: s.xdp_poll_us,
+        neighbours: s.xdp_neighbours,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,13 +383,15 @@ impl Config {
             "auto" => IoMode::Auto,
             "uring" => IoMode::Uring,
             "mmsg" => IoMode::Mmsg,
+            "xdp" => IoMode::Xdp,
             other => {
                 return Err(err(
                     "server.io".into(),
-                    format!("`{other}` is not one of \"auto\", \"uring\", \"mmsg\""),
+                    format!("`{other}` is not one of \"auto\", \"uring\", \"mmsg\", \"xdp\""),
                 ))
             }
         };
+        let xdp = xdp_config(&s, io).map_err(|(k, m)| err(k, m))?;
         if !(MIN_MAX_MESSAGE_BYTES..=DEFAULT_MAX_MESSAGE_BYTES).contains(&s.max_message_bytes) {
             return Err(err(
                 "server.max_message_bytes".into(),
@@ -403,6 +486,7 @@ impl Config {
             send_buffer_bytes: s.send_buffer_bytes,
             max_message_bytes: s.max_message_bytes,
             secret,
+            xdp,
             admin_listen,
             log_level: raw.log.level,
             registrar,
@@ -607,6 +691,18 @@ mod tests {
             "{e}"
         );
         assert_eq!(error_of("[server]\nio = \"epoll\"\n").key, "server.io");
+        assert_eq!(
+            error_of("[server]\nio = \"xdp\"\n").key,
+            "server.xdp_interface"
+        );
+        assert_eq!(
+            error_of("[server]\nxdp_ring_size = 1000\n").key,
+            "server.xdp_ring_size"
+        );
+        assert_eq!(
+            error_of("[server]\nxdp_attach = \"hw\"\n").key,
+            "server.xdp_attach"
+        );
         assert_eq!(
             error_of("[server]\nmax_message_bytes = 100\n").key,
             "server.max_message_bytes"

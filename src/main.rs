@@ -136,6 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             io: cfg.io,
             engine: EngineConfig {
                 recv_buf_bytes: cfg.max_message_bytes,
+                xdp: cfg.xdp.clone(),
                 ..EngineConfig::default()
             },
             core: CoreConfig {

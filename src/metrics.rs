@@ -23,6 +23,10 @@ pub struct ShardMetrics {
     datagrams_out: AtomicU64,
     send_drops: AtomicU64,
     recv_truncated: AtomicU64,
+    xdp_rx_frames: AtomicU64,
+    xdp_tx_frames: AtomicU64,
+    xdp_rx_rejected: AtomicU64,
+    xdp_tx_via_socket: AtomicU64,
     mesh_sent: AtomicU64,
     mesh_received: AtomicU64,
     mesh_dropped: AtomicU64,
@@ -75,6 +79,8 @@ impl ShardMetrics {
         let v = match kind {
             EngineKind::Uring => 1,
             EngineKind::Mmsg => 2,
+            EngineKind::Xdp { zero_copy: false } => 3,
+            EngineKind::Xdp { zero_copy: true } => 4,
         };
         self.engine.store(v, Relaxed);
     }
@@ -96,6 +102,11 @@ impl ShardMetrics {
         self.send_drops
             .store(engine.send_drops + lp.send_drops, Relaxed);
         self.recv_truncated.store(engine.recv_truncated, Relaxed);
+        self.xdp_rx_frames.store(engine.xdp_rx_frames, Relaxed);
+        self.xdp_tx_frames.store(engine.xdp_tx_frames, Relaxed);
+        self.xdp_rx_rejected.store(engine.xdp_rx_rejected, Relaxed);
+        self.xdp_tx_via_socket
+            .store(engine.xdp_tx_via_socket, Relaxed);
         self.mesh_sent.store(mesh.sent, Relaxed);
         self.mesh_received.store(mesh.received, Relaxed);
         self.mesh_dropped.store(mesh.dropped, Relaxed);
@@ -194,6 +205,26 @@ const COUNTERS: &[(&str, &str, Field)] = &[
         "recv_batch_datagrams_total",
         "Datagrams received in batches (divide by recv_batches_total for the mean batch).",
         |m| &m.recv_batch_datagrams,
+    ),
+    (
+        "xdp_rx_frames_total",
+        "io = xdp: datagrams received as frames on the AF_XDP socket.",
+        |m| &m.xdp_rx_frames,
+    ),
+    (
+        "xdp_tx_frames_total",
+        "io = xdp: datagrams sent as frames on the AF_XDP socket.",
+        |m| &m.xdp_tx_frames,
+    ),
+    (
+        "xdp_rx_rejected_total",
+        "io = xdp: frames dropped (malformed, bad checksum, not for a listen address).",
+        |m| &m.xdp_rx_rejected,
+    ),
+    (
+        "xdp_tx_via_socket_total",
+        "io = xdp: datagrams sent through the UDP socket instead (peer MAC unknown, above the MTU, ring full).",
+        |m| &m.xdp_tx_via_socket,
     ),
     ("datagrams_in_total", "UDP datagrams received.", |m| {
         &m.datagrams_in
@@ -370,6 +401,8 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
         let engine = match m.engine.load(Relaxed) {
             1 => "io_uring",
             2 => "mmsg",
+            3 => "xdp_copy",
+            4 => "xdp_zerocopy",
             _ => "starting",
         };
         let _ = writeln!(

@@ -101,7 +101,10 @@ pub fn run(setup: ShardSetup) {
             tracing::warn!(cpu, "could not pin shard to its core");
         }
     }
-    let mut engine = match Engine::new(io, sockets, wake, &engine) {
+    // io = "xdp": shard k serves RX/TX queue k of the interface.
+    let mut engine_cfg = engine;
+    engine_cfg.xdp.queue = id as u32;
+    let mut engine = match Engine::new(io, sockets, wake, &engine_cfg) {
         Ok(e) => e,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {id}: cannot start the I/O engine: {e}")));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::mmsg::MmsgEngine;
 use crate::uring::{probe_uring_features, UringEngine};
 use crate::wake::WakeFd;
+use crate::xdp::XdpEngine;
 use crate::{Datagram, EngineConfig, EngineKind, EngineStats, IoMode};
 
 /// One shard's UDP engine: receives on its sockets, sends from them, and sleeps until a
@@ -28,6 +29,7 @@ pub struct Engine {
 enum Inner {
     Uring(UringEngine),
     Mmsg(MmsgEngine),
+    Xdp(XdpEngine),
 }
 
 impl Engine {
@@ -48,6 +50,10 @@ impl Engine {
     ) -> io::Result<Engine> {
         let inner = match mode {
             IoMode::Mmsg => Inner::Mmsg(MmsgEngine::new(sockets, wake, cfg)),
+            IoMode::Xdp => Inner::Xdp(
+                XdpEngine::new(sockets, wake, cfg)
+                    .map_err(|e| io::Error::new(e.kind(), format!("io = \"xdp\": {e}")))?,
+            ),
             IoMode::Uring => {
                 let features = probe_uring_features().map_err(|reason| {
                     io::Error::other(format!(
@@ -85,6 +91,9 @@ impl Engine {
         match &self.inner {
             Inner::Uring(_) => EngineKind::Uring,
             Inner::Mmsg(_) => EngineKind::Mmsg,
+            Inner::Xdp(e) => EngineKind::Xdp {
+                zero_copy: e.zero_copy(),
+            },
         }
     }
 
@@ -114,6 +123,7 @@ impl Engine {
         match &mut self.inner {
             Inner::Uring(e) => e.wait(timeout, has_pending, &mut on_datagram),
             Inner::Mmsg(e) => e.wait(timeout, has_pending, &mut on_datagram),
+            Inner::Xdp(e) => e.wait(timeout, has_pending, &mut on_datagram),
         }
     }
 
@@ -126,6 +136,7 @@ impl Engine {
         match &mut self.inner {
             Inner::Uring(e) => e.send(socket, to, data),
             Inner::Mmsg(e) => e.send(socket, to, data),
+            Inner::Xdp(e) => e.send(socket, to, data),
         }
     }
 
@@ -136,6 +147,7 @@ impl Engine {
         match &mut self.inner {
             Inner::Uring(e) => e.flush(),
             Inner::Mmsg(e) => e.flush(),
+            Inner::Xdp(e) => e.flush(),
         }
     }
 
@@ -144,6 +156,7 @@ impl Engine {
         match &self.inner {
             Inner::Uring(e) => e.stats(),
             Inner::Mmsg(e) => e.stats(),
+            Inner::Xdp(e) => e.stats(),
         }
     }
 }

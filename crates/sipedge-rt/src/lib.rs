@@ -18,6 +18,7 @@
 //! | `engine` | [`Engine`]: one shard's UDP I/O, an enum over the two engines below |
 //! | `uring` | the io_uring engine (multishot `RecvMsg` into a provided-buffer ring, `SendMsg`, eventfd `Read`), its shutdown, and [`probe_uring`] |
 //! | `mmsg` | the fallback engine: `recvmmsg`/`sendmmsg` + `ppoll` |
+//! | `xdp` | the AF_XDP engine: its filtering XDP program, UMEM and rings, frames ⇄ datagrams |
 //! | `sendq` | send slots shared by both engines (preallocated, reused) |
 //! | `sockaddr` | `SocketAddr` ⇄ raw `sockaddr_in`/`sockaddr_in6` bytes |
 //!
@@ -53,6 +54,7 @@ mod sockaddr;
 pub mod socket;
 mod uring;
 mod wake;
+mod xdp;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -65,6 +67,7 @@ pub use socket::{
 };
 pub use uring::{probe_uring, probe_uring_features, UringFeatures};
 pub use wake::{WakeFd, Waker};
+pub use xdp::{XdpAttach, XdpConfig};
 
 /// Default number of receive buffers per shard (io_uring provided buffers; rounded up to a
 /// power of two).
@@ -78,7 +81,7 @@ pub const DEFAULT_SEND_SLOTS: usize = 1024;
 /// Default most datagrams delivered by one [`Engine::wait`].
 pub const DEFAULT_MAX_BATCH: usize = 256;
 
-/// Which engine the configuration asks for (`io = "auto" | "uring" | "mmsg"`).
+/// Which engine the configuration asks for (`io = "auto" | "uring" | "mmsg" | "xdp"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IoMode {
     /// io_uring if [`probe_uring`] passes, otherwise recvmmsg/sendmmsg.
@@ -88,6 +91,9 @@ pub enum IoMode {
     Uring,
     /// recvmmsg/sendmmsg with `ppoll`.
     Mmsg,
+    /// AF_XDP on [`EngineConfig::xdp`]'s interface, with recvmmsg/sendmmsg on the UDP
+    /// sockets for what XDP does not carry; or fail to start.
+    Xdp,
 }
 
 /// The engine a shard actually runs.
@@ -97,6 +103,11 @@ pub enum EngineKind {
     Uring,
     /// recvmmsg/sendmmsg.
     Mmsg,
+    /// AF_XDP (plus recvmmsg/sendmmsg on the UDP sockets).
+    Xdp {
+        /// Zero-copy mode ran (else copy mode).
+        zero_copy: bool,
+    },
 }
 
 impl fmt::Display for EngineKind {
@@ -104,6 +115,8 @@ impl fmt::Display for EngineKind {
         f.write_str(match self {
             EngineKind::Uring => "io_uring",
             EngineKind::Mmsg => "mmsg",
+            EngineKind::Xdp { zero_copy: true } => "xdp_zerocopy",
+            EngineKind::Xdp { zero_copy: false } => "xdp_copy",
         })
     }
 }
@@ -122,6 +135,8 @@ pub struct EngineConfig {
     pub send_slots: usize,
     /// Most datagrams delivered by one [`Engine::wait`]. Default [`DEFAULT_MAX_BATCH`].
     pub max_batch: usize,
+    /// The AF_XDP engine's settings (used by [`IoMode::Xdp`] only).
+    pub xdp: XdpConfig,
 }
 
 impl Default for EngineConfig {
@@ -131,6 +146,7 @@ impl Default for EngineConfig {
             recv_buf_bytes: DEFAULT_RECV_BUF_BYTES,
             send_slots: DEFAULT_SEND_SLOTS,
             max_batch: DEFAULT_MAX_BATCH,
+            xdp: XdpConfig::default(),
         }
     }
 }
@@ -172,4 +188,17 @@ pub struct EngineStats {
     /// Calls of `wait` that delivered at least one datagram; `datagrams_in / recv_batches` is
     /// the average batch.
     pub recv_batches: u64,
+    /// XDP: datagrams received as frames through the AF_XDP socket.
+    pub xdp_rx_frames: u64,
+    /// XDP: frames handed to the TX ring.
+    pub xdp_tx_frames: u64,
+    /// XDP: frames dropped (malformed, bad checksum, not for a listen address).
+    pub xdp_rx_rejected: u64,
+    /// XDP: datagrams sent through the UDP socket instead (peer MAC unknown, larger than the
+    /// MTU, TX ring full).
+    pub xdp_tx_via_socket: u64,
+    /// XDP: 1 when the socket runs in zero-copy mode.
+    pub xdp_zero_copy: u64,
+    /// XDP: 1 when the program runs in native (driver) mode, 0 generic.
+    pub xdp_native: u64,
 }

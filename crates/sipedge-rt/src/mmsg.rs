@@ -88,6 +88,21 @@ impl MmsgEngine {
         &self.stats
     }
 
+    /// The shard's wake-up fd (the XDP engine blocks on it itself).
+    pub(crate) fn wake(&self) -> &WakeFd {
+        &self.wake
+    }
+
+    /// The sockets' fds, in socket order.
+    pub(crate) fn socket_fds(&self) -> Vec<libc::c_int> {
+        self.sockets.iter().map(|s| s.as_raw_fd()).collect()
+    }
+
+    /// The sockets' bound addresses, in socket order.
+    pub(crate) fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        self.sockets.iter().map(UdpSocket::local_addr).collect()
+    }
+
     pub(crate) fn send(&mut self, socket: usize, to: SocketAddr, data: &[u8]) -> bool {
         if socket < self.sockets.len() && self.sendq.queue(socket, &to, data) {
             return true;
@@ -165,42 +180,54 @@ impl MmsgEngine {
 
     /// Reads every socket (round robin) until each would block or `max_batch` datagrams
     /// were delivered.
-    fn recv_pass<F: FnMut(Datagram<'_>)>(&mut self, on_datagram: &mut F) -> usize {
+    pub(crate) fn recv_pass<F: FnMut(Datagram<'_>)>(&mut self, on_datagram: &mut F) -> usize {
         let n_sock = self.sockets.len();
         let mut delivered = 0;
         for k in 0..n_sock {
             let s = (self.next_socket + k) % n_sock;
-            loop {
-                let want = (self.max_batch - delivered).min(self.rhdrs.len());
-                if want == 0 {
-                    break;
-                }
-                let got = self.recvmmsg(s, want);
-                for i in 0..got {
-                    let h = &self.rhdrs[i].msg_hdr;
-                    let name_len = (h.msg_namelen as usize).min(SOCKADDR_MAX);
-                    let Some(remote) = sockaddr::decode(&self.rnames[i].bytes[..name_len]) else {
-                        self.stats.recv_errors += 1;
-                        continue;
-                    };
-                    let truncated = h.msg_flags & libc::MSG_TRUNC != 0;
-                    self.stats.recv_truncated += u64::from(truncated);
-                    let len = (self.rhdrs[i].msg_len as usize).min(self.rbuf_len);
-                    let start = i * self.rbuf_len;
-                    delivered += 1;
-                    on_datagram(Datagram {
-                        socket: s,
-                        remote,
-                        data: &self.rbufs[start..start + len],
-                        truncated,
-                    });
-                }
-                if got < want {
-                    break;
-                }
-            }
+            delivered += self.recv_socket(s, self.max_batch - delivered, on_datagram);
             if delivered == self.max_batch {
                 self.next_socket = (s + 1) % n_sock;
+                break;
+            }
+        }
+        delivered
+    }
+
+    /// Reads socket `s` until it would block or `budget` datagrams were delivered.
+    pub(crate) fn recv_socket<F: FnMut(Datagram<'_>)>(
+        &mut self,
+        s: usize,
+        budget: usize,
+        on_datagram: &mut F,
+    ) -> usize {
+        let mut delivered = 0;
+        loop {
+            let want = (budget - delivered).min(self.rhdrs.len());
+            if want == 0 || s >= self.sockets.len() {
+                break;
+            }
+            let got = self.recvmmsg(s, want);
+            for i in 0..got {
+                let h = &self.rhdrs[i].msg_hdr;
+                let name_len = (h.msg_namelen as usize).min(SOCKADDR_MAX);
+                let Some(remote) = sockaddr::decode(&self.rnames[i].bytes[..name_len]) else {
+                    self.stats.recv_errors += 1;
+                    continue;
+                };
+                let truncated = h.msg_flags & libc::MSG_TRUNC != 0;
+                self.stats.recv_truncated += u64::from(truncated);
+                let len = (self.rhdrs[i].msg_len as usize).min(self.rbuf_len);
+                let start = i * self.rbuf_len;
+                delivered += 1;
+                on_datagram(Datagram {
+                    socket: s,
+                    remote,
+                    data: &self.rbufs[start..start + len],
+                    truncated,
+                });
+            }
+            if got < want {
                 break;
             }
         }

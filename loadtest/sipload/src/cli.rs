@@ -97,6 +97,14 @@ pub(crate) struct Cli {
     /// I/O engine.
     #[arg(long, value_enum, default_value = "uring")]
     pub(crate) io: Io,
+    /// `--io xdp`: the interface the UAs' address is on (the generator's AF_XDP socket binds
+    /// its queue 0; the first request of each UA goes through its UDP socket, until the
+    /// server's MAC is learned from its answer).
+    #[arg(long, default_value = "")]
+    pub(crate) xdp_interface: String,
+    /// `--io xdp`: ring check interval while traffic flows, µs (0: woken per packet).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) xdp_poll_us: u32,
     /// Pin the generator thread to this CPU core.
     #[arg(long)]
     pub(crate) pin: Option<usize>,
@@ -121,6 +129,8 @@ pub(crate) enum Io {
     Uring,
     /// recvmmsg/sendmmsg + ppoll (reads every socket each turn: slow with many UAs).
     Mmsg,
+    /// AF_XDP on `--xdp-interface` (sipedge-rt's xdp engine), UDP sockets as fallback.
+    Xdp,
 }
 
 /// `--ramp START:STEP:MAX`.

@@ -159,12 +159,18 @@ fn run(cli: &Cli) -> Result<(), String> {
         Io::Auto => IoMode::Auto,
         Io::Uring => IoMode::Uring,
         Io::Mmsg => IoMode::Mmsg,
+        Io::Xdp => IoMode::Xdp,
     };
     let cfg = EngineConfig {
         recv_slots: RECV_SLOTS,
         recv_buf_bytes: RECV_BUF_BYTES,
         send_slots: SEND_SLOTS,
         max_batch: MAX_BATCH,
+        xdp: sipedge_rt::XdpConfig {
+            interface: cli.xdp_interface.clone(),
+            poll_us: cli.xdp_poll_us,
+            ..sipedge_rt::XdpConfig::default()
+        },
     };
     let wake = WakeFd::new().map_err(|e| format!("eventfd: {e}"))?;
     let engine = Engine::new(mode, sockets, wake, &cfg).map_err(|e| format!("engine: {e}"))?;

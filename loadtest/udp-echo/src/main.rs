@@ -49,6 +49,12 @@ struct Cli {
     /// generators (sipload, SIPp) at their own ceiling. Not with `--engine naive`.
     #[arg(long)]
     sip_ok: bool,
+    /// `--engine xdp`: the interface `--addr` is on (shard i binds its queue i).
+    #[arg(long, default_value = "")]
+    xdp_interface: String,
+    /// `--engine xdp`: ring check interval while traffic flows, µs (0: woken per packet).
+    #[arg(long, default_value_t = 200)]
+    xdp_poll_us: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,6 +65,8 @@ enum EngineArg {
     Mmsg,
     /// Blocking recv_from/send_to, one datagram per syscall.
     Naive,
+    /// AF_XDP (sipedge-rt's xdp engine; the UDP socket stays open as its fallback).
+    Xdp,
 }
 
 fn main() -> ExitCode {
@@ -99,6 +107,8 @@ fn run(cli: &Cli) -> io::Result<()> {
         .map(|(i, sock)| {
             let stop = Arc::clone(&stop);
             let pin = cli.pin.map(|p| p + i);
+            let xdp_interface = cli.xdp_interface.clone();
+            let xdp_poll_us = cli.xdp_poll_us;
             std::thread::spawn(move || -> io::Result<u64> {
                 if let Some(core) = pin {
                     sipedge_rt::pin_current_thread(core);
@@ -106,10 +116,15 @@ fn run(cli: &Cli) -> io::Result<()> {
                 let done = || {
                     stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d)
                 };
+                let mut cfg = EngineConfig::default();
+                cfg.xdp.interface = xdp_interface;
+                cfg.xdp.poll_us = xdp_poll_us;
+                cfg.xdp.queue = i as u32;
                 match engine {
                     EngineArg::Naive => naive(sock, &done),
-                    EngineArg::Uring => batched(IoMode::Uring, sock, sip_ok, &done),
-                    EngineArg::Mmsg => batched(IoMode::Mmsg, sock, sip_ok, &done),
+                    EngineArg::Uring => batched(IoMode::Uring, sock, sip_ok, &cfg, &done),
+                    EngineArg::Mmsg => batched(IoMode::Mmsg, sock, sip_ok, &cfg, &done),
+                    EngineArg::Xdp => batched(IoMode::Xdp, sock, sip_ok, &cfg, &done),
                 }
             })
         })
@@ -174,10 +189,10 @@ fn batched(
     mode: IoMode,
     sock: UdpSocket,
     sip_ok: bool,
+    cfg: &EngineConfig,
     done: &dyn Fn() -> bool,
 ) -> io::Result<u64> {
-    let cfg = EngineConfig::default();
-    let mut engine = Engine::new(mode, vec![sock], WakeFd::new()?, &cfg)?;
+    let mut engine = Engine::new(mode, vec![sock], WakeFd::new()?, cfg)?;
     eprintln!("udp-echo: shard runs {}", engine.kind());
     // Received datagrams are copied here during the callback (the engine is borrowed then),
     // and queued for sending right after it; both buffers keep their capacity.

@@ -189,6 +189,7 @@ fn self_test(f: &UringFeatures) -> Result<(), String> {
         recv_buf_bytes: 256,
         send_slots: 2,
         max_batch: 4,
+        ..EngineConfig::default()
     };
     let mut engine = UringEngine::new(f, vec![sock], wake, &cfg)
         .map_err(|(e, _, _)| format!("building the ring failed: {e}"))?;
