@@ -85,7 +85,7 @@ impl Core {
         Core {
             nat: crate::nat::NatRuntime::new(&cfg.nat),
             loc: Location::new(cfg.seed, cfg.expected_bindings),
-            relay: crate::proxy::Relay::new(cfg.seed, cfg.proxy.route_key),
+            relay: crate::proxy::Relay::new(cfg.seed, cfg.proxy.route_key, cfg.txn_limits),
             auth: crate::auth::AuthState::new(&cfg.auth),
             arrival: cfg.shard,
             cfg,

@@ -22,6 +22,7 @@
 
 mod forward;
 mod hooks;
+mod limits;
 mod response;
 mod route;
 mod timers;
@@ -32,6 +33,7 @@ use std::net::SocketAddr;
 use crate::aor::TableHasher;
 use crate::txn::table::Table;
 
+pub use crate::proxy::limits::OVERLOAD_RETRY_AFTER_SECS;
 pub use crate::proxy::route::ProxyStats;
 
 /// `[proxy]`: how requests are relayed.
@@ -76,10 +78,12 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
-    pub(crate) fn new(seed: u64, route_key: u64) -> Relay {
+    pub(crate) fn new(seed: u64, route_key: u64, limits: crate::txn::table::TxnLimits) -> Relay {
+        let mut txns = Table::new(seed);
+        txns.set_limits(limits);
         Relay {
             rr_hasher: TableHasher::new(route_key),
-            txns: Table::new(seed),
+            txns,
             stats: ProxyStats::default(),
             via_buf: String::with_capacity(96),
             rr_buf: String::with_capacity(64),

@@ -271,7 +271,10 @@ impl Core {
             self.refuse(local, remote, msg, req, 503, b"Next Hop Unresolvable");
             return true;
         }
-        // A transaction from here on (§16.6–16.7).
+        // A transaction from here on (§16.6–16.7), if one fits (issue 13: 503 if not).
+        if !self.admit_transaction(local, remote, msg, req) {
+            return true;
+        }
         let idx = self.new_cell(local, remote, (msg, req), key, loop_hash, in_dialog);
         if method == Method::Invite {
             // §16.2 / §17.2.1: 100 Trying at once, so the UAC stops retransmitting.
@@ -296,6 +299,7 @@ impl Core {
                     self.relay.stats.lookups_remote += 1;
                     self.shard_out
                         .push_back((owner, ShardMsg::Lookup { aor, token }));
+                    self.arm_lookup_timer(now, idx);
                 }
                 Err(crate::lookup::LookupError::NotAnAor) => {
                     self.finish_own(now, idx, 404, b"Not Found")
