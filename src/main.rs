@@ -7,6 +7,7 @@
 mod admin;
 mod auth_config;
 mod config;
+mod config_limits;
 mod config_nat;
 mod config_relay;
 mod metrics;
@@ -26,17 +27,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use mimalloc::MiMalloc;
-use sipedge_core::{CoreConfig, ShardId};
+use sipedge_core::{CoreConfig, ShardId, ShardMsg, TxnLimits};
 use sipedge_msg::ParseOptions;
-use sipedge_rt::{EngineConfig, IoMode, Mesh, SocketOptions, WakeFd};
+use sipedge_rt::{EngineConfig, IoMode, Mesh, MeshLimits, SocketOptions, WakeFd};
 
 use crate::config::{Config, EMBEDDED_NAME};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-/// Capacity of each shard-to-shard queue.
-const MESH_QUEUE_CAPACITY: usize = 16 * 1024;
 /// How long shards get to start before the start is declared failed.
 const SHARD_START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -101,9 +100,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .map(|_| WakeFd::new())
         .collect::<Result<Vec<_>, _>>()
         .context("creating wake-up eventfds")?;
+    // Issue 13: each queue bounded by messages and bytes, allocated as it is used.
     let meshes = Mesh::new(
         shards,
-        MESH_QUEUE_CAPACITY,
+        MeshLimits {
+            messages: cfg.limits.mesh_queue_messages,
+            bytes: cfg.limits.mesh_queue_bytes,
+            weigh: ShardMsg::weight,
+        },
         wakes.iter().map(WakeFd::waker).collect(),
     );
     let wakers: Vec<_> = wakes.iter().map(WakeFd::waker).collect();
@@ -163,6 +167,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 // its own headroom for the unevenness.
                 expected_bindings: usize::try_from(cfg.expected_bindings.div_ceil(shards as u64))
                     .unwrap_or(usize::MAX),
+                txn_limits: TxnLimits::per_shard(
+                    cfg.limits.max_transactions,
+                    cfg.limits.max_transaction_bytes,
+                    shards as u16,
+                ),
                 ..CoreConfig::default()
             },
             persist: restored.as_mut().map(|r| shard::PersistSetup {

@@ -209,7 +209,7 @@ pub fn run(setup: ShardSetup) {
             p.end_turn(&mut core, now);
             journal_time = t.elapsed();
         }
-        drain(&mut core, &mut engine, &mut mesh, &mut lp);
+        drain(&mut core, now, &mut engine, &mut mesh, &mut lp);
         if let Some(p) = persist.as_mut() {
             let t = Instant::now();
             p.maybe_snapshot(&core);
@@ -247,18 +247,23 @@ pub fn run(setup: ShardSetup) {
 /// Moves every output of the core to the engine and the mesh.
 fn drain(
     core: &mut Core,
+    now: Millis,
     engine: &mut Engine,
     mesh: &mut MeshEndpoint<ShardMsg>,
     lp: &mut LoopStats,
 ) {
+    while let Some((to, msg)) = core.poll_shard_msg() {
+        // A full queue is counted by the mesh; the message is dropped, never waited for,
+        // and handed back so the core can end what waited for it (issue 13).
+        if let Err(msg) = mesh.send(to.0 as usize, msg) {
+            core.handle_undelivered(now, to, msg);
+        }
+    }
+    // After the mesh: a hand-off the mesh refused may have produced a reply.
     while let Some(t) = core.poll_transmit() {
         if !engine.send(t.local.0 as usize, t.remote, t.data) {
             lp.send_drops += 1;
         }
-    }
-    while let Some((to, msg)) = core.poll_shard_msg() {
-        // A full queue is counted by the mesh; the message is dropped, never waited for.
-        let _ = mesh.send(to.0 as usize, msg);
     }
     // Binding-change records were taken by the journal before `drain`; without a journal
     // (`CoreConfig::journal` off) none are produced.
