@@ -77,8 +77,33 @@ fn unix_millis() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Runs a shard until `stop` is set.
-pub fn run(setup: ShardSetup) {
+/// The shard ids whose loop must fail at its first turn, and how, from
+/// `SIPEDGE_TEST_SHARD_FAULT=<id>:panic|error` — honoured only in debug builds, so tests
+/// over the binary can prove a dead shard takes the process down.
+#[cfg(debug_assertions)]
+fn injected_fault(id: usize) -> Option<&'static str> {
+    let v = std::env::var("SIPEDGE_TEST_SHARD_FAULT").ok()?;
+    let (shard, how) = v.split_once(':')?;
+    if shard.parse::<usize>().ok()? != id {
+        return None;
+    }
+    match how {
+        "panic" => Some("panic"),
+        "error" => Some("error"),
+        _ => None,
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn injected_fault(_id: usize) -> Option<&'static str> {
+    None
+}
+
+/// Runs a shard until `stop` is set. `Err` names why the shard stopped on its own (its
+/// engine failed): the caller takes the process down, since a dead shard would leave
+/// 1/N of the AoRs unanswered while the process looks alive. A panic unwinds to the
+/// caller the same way. Start-up failures are reported on `ready` and return `Ok`.
+pub fn run(setup: ShardSetup) -> Result<(), String> {
     let ShardSetup {
         id,
         pin,
@@ -105,7 +130,7 @@ pub fn run(setup: ShardSetup) {
         Ok(e) => e,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {id}: cannot start the I/O engine: {e}")));
-            return;
+            return Ok(());
         }
     };
     metrics.set_engine(engine.kind());
@@ -127,7 +152,7 @@ pub fn run(setup: ShardSetup) {
                 Ok(sp) => Some(sp),
                 Err(e) => {
                     let _ = ready.send(Err(format!("shard {id}: {e:#}")));
-                    return;
+                    return Ok(());
                 }
             }
         }
@@ -144,9 +169,19 @@ pub fn run(setup: ShardSetup) {
     let _ = ready.send(Ok(engine.kind()));
     let mut lp = LoopStats::default();
     let mut turns = TurnStats::default();
+    let fault = injected_fault(id);
+    let mut failure = None;
 
     while !stop.load(Ordering::Relaxed) {
         lp.turns += 1;
+        match fault {
+            Some("panic") => panic!("injected fault (SIPEDGE_TEST_SHARD_FAULT)"),
+            Some(_) => {
+                failure = Some("injected engine failure (SIPEDGE_TEST_SHARD_FAULT)".to_string());
+                break;
+            }
+            None => {}
+        }
         let due = match (
             core.poll_timeout(),
             persist.as_ref().and_then(ShardPersist::next_deadline),
@@ -184,7 +219,7 @@ pub fn run(setup: ShardSetup) {
                 lp.recv_batch_datagrams += n as u64;
             }
             Err(e) => {
-                tracing::error!(error = %e, "I/O engine failed; shard stops");
+                failure = Some(format!("I/O engine failed: {e}"));
                 break;
             }
         }
@@ -222,6 +257,11 @@ pub fn run(setup: ShardSetup) {
             .publish(core.proxy_stats(), core.transaction_count());
         metrics.publish_location(core.binding_count(), core.aor_count());
         metrics.publish_auth(core.auth_stats());
+        let txn_bytes = core.transaction_bytes();
+        metrics.limits.publish(&core.stats().overload, txn_bytes);
+        if let Some(p) = persist.as_ref() {
+            metrics.limits.publish_journal(p);
+        }
         let worked = work_start.elapsed();
         let longest = turns.longest();
         turns.record(worked);
@@ -241,7 +281,12 @@ pub fn run(setup: ShardSetup) {
     if let Some(p) = persist {
         p.shutdown(&mut core);
     }
+    if let Some(cause) = failure {
+        tracing::error!(shard = id, cause, "shard failed");
+        return Err(cause);
+    }
     tracing::info!("shard stopped");
+    Ok(())
 }
 
 /// Moves every output of the core to the engine and the mesh.
