@@ -119,6 +119,8 @@ pub struct Config {
     pub proxy: crate::config_relay::ProxySettings,
     /// `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` (src/auth_config.rs).
     pub auth: crate::auth_config::AuthSetup,
+    /// `[limits]` (src/config_limits.rs).
+    pub limits: crate::config_limits::Limits,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -146,6 +148,8 @@ struct RawConfig {
     users: Vec<crate::auth_config::RawUser>,
     #[serde(default)]
     ip_auth: Vec<crate::auth_config::RawIpAuth>,
+    #[serde(default)]
+    limits: crate::config_limits::RawLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -463,6 +467,8 @@ impl Config {
         });
         let sip = crate::config_relay::parse_sip(&raw.sip).map_err(|(k, m)| err(k.into(), m))?;
         let proxy = crate::config_relay::parse_proxy(&raw.proxy);
+        let limits =
+            crate::config_limits::parse_limits(&raw.limits).map_err(|(k, m)| err(k.into(), m))?;
         let auth = crate::auth_config::parse(
             raw.auth,
             raw.accounts,
@@ -476,6 +482,7 @@ impl Config {
         Ok(Config {
             sip,
             proxy,
+            limits,
             auth,
             nat,
             listen,

@@ -7,9 +7,11 @@
 mod admin;
 mod auth_config;
 mod config;
+mod config_limits;
 mod config_nat;
 mod config_relay;
 mod metrics;
+mod metrics_limits;
 mod metrics_nat;
 mod metrics_relay;
 mod metrics_turns;
@@ -26,17 +28,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use mimalloc::MiMalloc;
-use sipedge_core::{CoreConfig, ShardId};
+use sipedge_core::{CoreConfig, ShardId, ShardMsg, TxnLimits};
 use sipedge_msg::ParseOptions;
-use sipedge_rt::{EngineConfig, IoMode, Mesh, SocketOptions, WakeFd};
+use sipedge_rt::{EngineConfig, IoMode, Mesh, MeshLimits, SocketOptions, WakeFd};
 
 use crate::config::{Config, EMBEDDED_NAME};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-/// Capacity of each shard-to-shard queue.
-const MESH_QUEUE_CAPACITY: usize = 16 * 1024;
 /// How long shards get to start before the start is declared failed.
 const SHARD_START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -101,9 +101,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .map(|_| WakeFd::new())
         .collect::<Result<Vec<_>, _>>()
         .context("creating wake-up eventfds")?;
+    // Issue 13: each queue bounded by messages and bytes, allocated as it is used.
     let meshes = Mesh::new(
         shards,
-        MESH_QUEUE_CAPACITY,
+        MeshLimits {
+            messages: cfg.limits.mesh_queue_messages,
+            bytes: cfg.limits.mesh_queue_bytes,
+            weigh: ShardMsg::weight,
+        },
         wakes.iter().map(WakeFd::waker).collect(),
     );
     let wakers: Vec<_> = wakes.iter().map(WakeFd::waker).collect();
@@ -125,6 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let secret = node_secret(&cfg, &name)?;
     let cores = sipedge_rt::available_cores();
     let (ready_tx, ready_rx) = mpsc::channel();
+    let (events_tx, events_rx) = mpsc::channel();
     let mut threads = Vec::new();
     for (id, ((socks, wake), mesh)) in sockets.into_iter().zip(wakes).zip(meshes).enumerate() {
         let setup = shard::ShardSetup {
@@ -166,6 +172,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 // its own headroom for the unevenness.
                 expected_bindings: usize::try_from(cfg.expected_bindings.div_ceil(shards as u64))
                     .unwrap_or(usize::MAX),
+                txn_limits: TxnLimits::per_shard(
+                    cfg.limits.max_transactions,
+                    cfg.limits.max_transaction_bytes,
+                    shards as u16,
+                ),
                 ..CoreConfig::default()
             },
             persist: restored.as_mut().map(|r| shard::PersistSetup {
@@ -178,9 +189,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             epoch,
             ready: ready_tx.clone(),
         };
+        let died = events_tx.clone();
         let t = std::thread::Builder::new()
             .name(format!("shard-{id}"))
-            .spawn(move || shard::run(setup))
+            .spawn(move || {
+                // Issue 13: a shard that fails or panics takes the process down (below),
+                // never leaving 1/N of the AoRs silently unanswered.
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard::run(setup)));
+                let cause = match outcome {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) => e,
+                    Err(p) => format!("panicked: {}", panic_text(p.as_ref())),
+                };
+                let _ = died.send(MainEvent::ShardDied { id, cause });
+            })
             .context("spawning a shard thread")?;
         threads.push(t);
     }
@@ -208,12 +231,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         "sipedge running"
     );
 
-    wait_for_signal(|| reload(cli.config.as_deref(), &auth.db, &cfg.nat.users, &wakers))?;
+    let outcome = wait_for_event(events_tx, &events_rx, || {
+        reload(cli.config.as_deref(), &auth.db, &cfg.nat.users, &wakers)
+    });
     tracing::info!("stopping");
     stop_all(&stop, &wakers, threads);
     admin.stop();
-    tracing::info!("stopped");
-    Ok(())
+    match outcome? {
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Some((id, cause)) => bail!("shard {id} died ({cause}); the edge stopped"),
+    }
+}
+
+/// What the main thread waits for.
+#[derive(Debug)]
+enum MainEvent {
+    Signal(i32),
+    ShardDied { id: usize, cause: String },
+}
+
+/// A panic payload as text.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// The Via sent-by of our keepalives per socket: the listen address, or the first domain
@@ -292,20 +337,44 @@ fn stop_all(
     }
 }
 
-/// Waits for SIGINT/SIGTERM; SIGHUP calls `on_hup` and keeps waiting.
-fn wait_for_signal(mut on_hup: impl FnMut()) -> anyhow::Result<()> {
+/// Waits for SIGINT/SIGTERM (`Ok(None)`) or a shard's death (`Ok(Some((shard, cause)))`,
+/// logged at error); SIGHUP calls `on_hup` and keeps waiting.
+fn wait_for_event(
+    tx: mpsc::Sender<MainEvent>,
+    rx: &mpsc::Receiver<MainEvent>,
+    mut on_hup: impl FnMut(),
+) -> anyhow::Result<Option<(usize, String)>> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;
-    for sig in signals.forever() {
-        if sig == SIGHUP {
-            on_hup();
-            continue;
+    let handle = signals.handle();
+    let forward = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(MainEvent::Signal(sig)).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("spawning the signal thread")?;
+    let result = loop {
+        match rx.recv() {
+            Ok(MainEvent::Signal(SIGHUP)) => on_hup(),
+            Ok(MainEvent::Signal(sig)) => {
+                tracing::info!(signal = sig, "signal received");
+                break None;
+            }
+            Ok(MainEvent::ShardDied { id, cause }) => {
+                tracing::error!(shard = id, cause, "shard died; stopping the edge");
+                break Some((id, cause));
+            }
+            Err(_) => break None,
         }
-        tracing::info!(signal = sig, "signal received");
-        break;
-    }
-    Ok(())
+    };
+    handle.close();
+    let _ = forward.join();
+    Ok(result)
 }
 
 /// The file in the persistence directory that keeps a generated node secret.

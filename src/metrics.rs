@@ -56,6 +56,8 @@ pub struct ShardMetrics {
     pub relay: crate::metrics_relay::RelayMetrics,
     /// Turn durations (`metrics_turns.rs`).
     pub turns: crate::metrics_turns::TurnMetrics,
+    /// Caps and journal (`metrics_limits.rs`, issue 13).
+    pub limits: crate::metrics_limits::LimitsMetrics,
     /// `sipedge_core::auth::AuthStats`, in `AUTH_COUNTERS` order.
     auth: [AtomicU64; AUTH_COUNTERS.len()],
 }
@@ -418,5 +420,6 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
     );
     crate::metrics_relay::render(&mut out, shards);
     crate::metrics_turns::render(&mut out, shards);
+    crate::metrics_limits::render(&mut out, shards);
     out
 }

@@ -87,10 +87,30 @@ pub struct ShardPersist {
     journal: ShardJournal,
     /// A snapshot being filled, and where the filling has got to.
     filling: Option<(SnapshotWriter, SnapshotCursor)>,
+    /// When the snapshot in progress began (filling and background commit).
+    snapshot_started: Option<std::time::Instant>,
     /// Records the core refused on restore, or the journal refused on append.
     pub rejected: u64,
     /// Flushes or snapshots that failed (logged; retried).
     pub io_errors: u64,
+    /// Counters for the metrics (`sipedge_journal_*`).
+    pub counters: PersistCounters,
+}
+
+/// What the metrics show of one shard's journal beyond [`sipedge_journal::JournalStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PersistCounters {
+    /// Records the journal refused (backlog full, or too large): the change is in memory
+    /// only.
+    pub refused: u64,
+    /// `sync = "every"`: replies not sent because their turn's changes did not become
+    /// durable (the phone retransmits and is answered once the journal works again).
+    pub replies_withheld: u64,
+    /// Snapshots that became durable, and the seconds they took all together (from the
+    /// rotation to the background commit's end) and the last one.
+    pub snapshots: u64,
+    pub snapshot_seconds_total: f64,
+    pub last_snapshot_seconds: f64,
 }
 
 impl ShardPersist {
@@ -118,25 +138,70 @@ impl ShardPersist {
         Ok(Self {
             journal,
             filling: None,
+            snapshot_started: None,
             rejected,
             io_errors: 0,
+            counters: PersistCounters::default(),
         })
+    }
+
+    /// The journal's own counters.
+    pub fn journal_stats(&self) -> sipedge_journal::JournalStats {
+        self.journal.stats()
+    }
+
+    /// Test hook (see [`ShardJournal::inject_write_failure`]).
+    #[cfg(test)]
+    pub fn inject_write_failure(&mut self) -> std::io::Result<()> {
+        self.journal.inject_write_failure()
     }
 
     /// Call once per turn after feeding the core and BEFORE draining `poll_transmit`:
     /// appends every journal record of the turn and applies the sync policy.
-    pub fn end_turn(&mut self, core: &mut Core, now: Millis) {
+    ///
+    /// With `sync = "every"` a reply acknowledges a durable change, so when a record of the
+    /// turn was refused or the write or `fdatasync` failed, the turn's datagrams are
+    /// withheld (dropped from the core's queue, counted, logged): the phone retransmits and
+    /// gets its 200 OK once the journal works again (the registrar answers a retransmission
+    /// again). Returns false when it withheld them.
+    pub fn end_turn(&mut self, core: &mut Core, now: Millis) -> bool {
+        let mut refused = 0u64;
         while let Some(rec) = core.poll_journal() {
-            if self.journal.append(rec).is_err() {
-                self.rejected += 1;
+            if let Err(e) = self.journal.append(rec) {
+                refused += 1;
+                self.counters.refused += 1;
+                if self.counters.refused.is_power_of_two() {
+                    tracing::error!(target: "sip::reg", error = %e, refused = self.counters.refused, "journal refused a binding change; it is kept in memory only");
+                }
             }
         }
-        if let Err(e) = self.journal.end_turn(now.0) {
-            self.io_errors += 1;
-            if self.io_errors.is_power_of_two() {
-                tracing::error!(target: "sip::reg", error = %e, errors = self.io_errors, "journal flush failed; retrying next turn");
+        self.rejected += refused;
+        let flushed = match self.journal.end_turn(now.0) {
+            Ok(()) => true,
+            Err(e) => {
+                self.io_errors += 1;
+                if self.io_errors.is_power_of_two() {
+                    tracing::error!(target: "sip::reg", error = %e, errors = self.io_errors, "journal flush failed; retrying next turn");
+                }
+                false
             }
+        };
+        let every = self.journal.options().policy == sipedge_journal::SyncPolicy::Every;
+        if !every || (flushed && refused == 0) {
+            return true;
         }
+        let mut withheld = 0u64;
+        while core.poll_transmit().is_some() {
+            withheld += 1;
+        }
+        let before = self.counters.replies_withheld;
+        self.counters.replies_withheld += withheld;
+        // Logged at each power of two crossed: a dead disk does not flood the log.
+        if withheld > 0 && (before == 0 || before.ilog2() != self.counters.replies_withheld.ilog2())
+        {
+            tracing::error!(target: "sip::reg", withheld = self.counters.replies_withheld, "sync = \"every\": replies withheld because the journal could not make their changes durable");
+        }
+        false
     }
 
     /// When the shard loop must wake for the batch deadline (merge with `poll_timeout`);
@@ -157,9 +222,17 @@ impl ShardPersist {
     pub fn maybe_snapshot(&mut self, core: &Core) {
         match self.journal.poll_snapshot() {
             Some(Ok(s)) => {
-                tracing::info!(target: "sip::reg", records = s.records, bytes = s.bytes, "journal snapshot written")
+                let secs = self
+                    .snapshot_started
+                    .take()
+                    .map_or(0.0, |t| t.elapsed().as_secs_f64());
+                self.counters.snapshots += 1;
+                self.counters.snapshot_seconds_total += secs;
+                self.counters.last_snapshot_seconds = secs;
+                tracing::info!(target: "sip::reg", records = s.records, bytes = s.bytes, secs, "journal snapshot written")
             }
             Some(Err(e)) => {
+                self.snapshot_started = None;
                 self.io_errors += 1;
                 tracing::error!(target: "sip::reg", error = %e, "journal snapshot failed; the journal keeps everything");
             }
@@ -176,7 +249,10 @@ impl ShardPersist {
                 tracing::warn!(target: "sip::reg", ms = took.as_millis() as u64, "journal rotation for a snapshot was slow (flush and fsyncs on the shard thread)");
             }
             match begun {
-                Ok(w) => self.filling = Some((w, SnapshotCursor::default())),
+                Ok(w) => {
+                    self.snapshot_started = Some(t);
+                    self.filling = Some((w, SnapshotCursor::default()));
+                }
                 Err(e) => {
                     self.io_errors += 1;
                     tracing::error!(target: "sip::reg", error = %e, "journal snapshot failed; the journal keeps everything");
@@ -207,5 +283,69 @@ impl ShardPersist {
         if let Err(e) = self.journal.flush() {
             tracing::error!(target: "sip::reg", error = %e, "journal flush at stop failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sipedge_core::{CoreConfig, LocalId};
+    use sipedge_journal::SyncPolicy;
+
+    fn register(core: &mut Core, user: &str) {
+        let r = format!(
+            "REGISTER sip:localhost SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{user}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@localhost>;tag=1\r\nTo: <sip:{user}@localhost>\r\nCall-ID: {user}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{user}@127.0.0.1:5070>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"
+        );
+        let from = std::net::SocketAddr::from(([127, 0, 0, 1], 5070));
+        core.handle_datagram(Millis(10), LocalId(0), from, r.as_bytes());
+    }
+
+    fn setup(name: &str) -> (Core, ShardPersist, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("sipedge-persist-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let layout = recover(&dir)
+            .and_then(|r| r.finish(1, |_, _| {}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut core = Core::new(CoreConfig {
+            journal: true,
+            ..CoreConfig::default()
+        });
+        core.set_wall_clock(Millis(0), 1_700_000_000_000);
+        let p = ShardPersist::restore(
+            &mut core,
+            Millis(0),
+            0,
+            &layout,
+            JournalOptions::new(SyncPolicy::Every),
+            RecordBatch::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        (core, p, dir)
+    }
+
+    #[test]
+    fn sync_every_withholds_the_turns_200_when_the_journal_write_fails() {
+        let (mut core, mut p, dir) = setup("withhold");
+        register(&mut core, "alice");
+        assert!(p.end_turn(&mut core, Millis(10)));
+        assert_eq!(
+            core.pending_transmits(),
+            1,
+            "a durable change is acknowledged"
+        );
+        while core.poll_transmit().is_some() {}
+        p.inject_write_failure().unwrap_or_else(|e| panic!("{e}"));
+        register(&mut core, "bob");
+        assert!(!p.end_turn(&mut core, Millis(20)));
+        assert_eq!(
+            core.pending_transmits(),
+            0,
+            "no 200 OK for a change that is not durable"
+        );
+        assert_eq!(p.counters.replies_withheld, 1);
+        assert!(p.journal_stats().errors >= 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -77,8 +77,33 @@ fn unix_millis() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Runs a shard until `stop` is set.
-pub fn run(setup: ShardSetup) {
+/// The shard ids whose loop must fail at its first turn, and how, from
+/// `SIPEDGE_TEST_SHARD_FAULT=<id>:panic|error` — honoured only in debug builds, so tests
+/// over the binary can prove a dead shard takes the process down.
+#[cfg(debug_assertions)]
+fn injected_fault(id: usize) -> Option<&'static str> {
+    let v = std::env::var("SIPEDGE_TEST_SHARD_FAULT").ok()?;
+    let (shard, how) = v.split_once(':')?;
+    if shard.parse::<usize>().ok()? != id {
+        return None;
+    }
+    match how {
+        "panic" => Some("panic"),
+        "error" => Some("error"),
+        _ => None,
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn injected_fault(_id: usize) -> Option<&'static str> {
+    None
+}
+
+/// Runs a shard until `stop` is set. `Err` names why the shard stopped on its own (its
+/// engine failed): the caller takes the process down, since a dead shard would leave
+/// 1/N of the AoRs unanswered while the process looks alive. A panic unwinds to the
+/// caller the same way. Start-up failures are reported on `ready` and return `Ok`.
+pub fn run(setup: ShardSetup) -> Result<(), String> {
     let ShardSetup {
         id,
         pin,
@@ -108,7 +133,7 @@ pub fn run(setup: ShardSetup) {
         Ok(e) => e,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {id}: cannot start the I/O engine: {e}")));
-            return;
+            return Ok(());
         }
     };
     metrics.set_engine(engine.kind());
@@ -130,7 +155,7 @@ pub fn run(setup: ShardSetup) {
                 Ok(sp) => Some(sp),
                 Err(e) => {
                     let _ = ready.send(Err(format!("shard {id}: {e:#}")));
-                    return;
+                    return Ok(());
                 }
             }
         }
@@ -147,9 +172,19 @@ pub fn run(setup: ShardSetup) {
     let _ = ready.send(Ok(engine.kind()));
     let mut lp = LoopStats::default();
     let mut turns = TurnStats::default();
+    let fault = injected_fault(id);
+    let mut failure = None;
 
     while !stop.load(Ordering::Relaxed) {
         lp.turns += 1;
+        match fault {
+            Some("panic") => panic!("injected fault (SIPEDGE_TEST_SHARD_FAULT)"),
+            Some(_) => {
+                failure = Some("injected engine failure (SIPEDGE_TEST_SHARD_FAULT)".to_string());
+                break;
+            }
+            None => {}
+        }
         let due = match (
             core.poll_timeout(),
             persist.as_ref().and_then(ShardPersist::next_deadline),
@@ -187,7 +222,7 @@ pub fn run(setup: ShardSetup) {
                 lp.recv_batch_datagrams += n as u64;
             }
             Err(e) => {
-                tracing::error!(error = %e, "I/O engine failed; shard stops");
+                failure = Some(format!("I/O engine failed: {e}"));
                 break;
             }
         }
@@ -212,7 +247,7 @@ pub fn run(setup: ShardSetup) {
             p.end_turn(&mut core, now);
             journal_time = t.elapsed();
         }
-        drain(&mut core, &mut engine, &mut mesh, &mut lp);
+        drain(&mut core, now, &mut engine, &mut mesh, &mut lp);
         if let Some(p) = persist.as_mut() {
             let t = Instant::now();
             p.maybe_snapshot(&core);
@@ -225,6 +260,11 @@ pub fn run(setup: ShardSetup) {
             .publish(core.proxy_stats(), core.transaction_count());
         metrics.publish_location(core.binding_count(), core.aor_count());
         metrics.publish_auth(core.auth_stats());
+        let txn_bytes = core.transaction_bytes();
+        metrics.limits.publish(&core.stats().overload, txn_bytes);
+        if let Some(p) = persist.as_ref() {
+            metrics.limits.publish_journal(p);
+        }
         let worked = work_start.elapsed();
         let longest = turns.longest();
         turns.record(worked);
@@ -244,24 +284,34 @@ pub fn run(setup: ShardSetup) {
     if let Some(p) = persist {
         p.shutdown(&mut core);
     }
+    if let Some(cause) = failure {
+        tracing::error!(shard = id, cause, "shard failed");
+        return Err(cause);
+    }
     tracing::info!("shard stopped");
+    Ok(())
 }
 
 /// Moves every output of the core to the engine and the mesh.
 fn drain(
     core: &mut Core,
+    now: Millis,
     engine: &mut Engine,
     mesh: &mut MeshEndpoint<ShardMsg>,
     lp: &mut LoopStats,
 ) {
+    while let Some((to, msg)) = core.poll_shard_msg() {
+        // A full queue is counted by the mesh; the message is dropped, never waited for,
+        // and handed back so the core can end what waited for it (issue 13).
+        if let Err(msg) = mesh.send(to.0 as usize, msg) {
+            core.handle_undelivered(now, to, msg);
+        }
+    }
+    // After the mesh: a hand-off the mesh refused may have produced a reply.
     while let Some(t) = core.poll_transmit() {
         if !engine.send(t.local.0 as usize, t.remote, t.data) {
             lp.send_drops += 1;
         }
-    }
-    while let Some((to, msg)) = core.poll_shard_msg() {
-        // A full queue is counted by the mesh; the message is dropped, never waited for.
-        let _ = mesh.send(to.0 as usize, msg);
     }
     // Binding-change records were taken by the journal before `drain`; without a journal
     // (`CoreConfig::journal` off) none are produced.

@@ -105,6 +105,8 @@ pub struct CoreConfig {
     /// share of the configured total), so the location table's index and the timer wheel
     /// do not grow in the middle of a registration storm. 0: grow on demand.
     pub expected_bindings: usize,
+    /// `[limits]`: this shard's caps on its transaction table.
+    pub txn_limits: crate::txn::table::TxnLimits,
 }
 
 impl Default for CoreConfig {
@@ -123,6 +125,7 @@ impl Default for CoreConfig {
             proxy: crate::proxy::ProxyConfig::default(),
             auth: crate::auth::AuthConfig::default(),
             expected_bindings: 0,
+            txn_limits: crate::txn::table::TxnLimits::default(),
         }
     }
 }

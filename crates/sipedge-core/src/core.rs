@@ -87,7 +87,7 @@ impl Core {
         Core {
             nat: crate::nat::NatRuntime::new(&cfg.nat),
             loc: Location::new(cfg.seed, cfg.expected_bindings),
-            relay: crate::proxy::Relay::new(cfg.seed),
+            relay: crate::proxy::Relay::new(cfg.seed, cfg.txn_limits),
             mac: crate::secret::Mac::new(&cfg.proxy.secret),
             auth: crate::auth::AuthState::new(&cfg.auth),
             arrival: cfg.shard,

@@ -84,10 +84,13 @@ pub use crate::nat::{
     MAX_PING_FAILURES_MAX, MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
 };
 pub use crate::output::{LocalId, Transmit};
-pub use crate::proxy::{ProxyConfig, ProxyStats};
+pub use crate::proxy::{ProxyConfig, ProxyStats, OVERLOAD_RETRY_AFTER_SECS};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
 pub use crate::secret::{NodeSecret, SecretError, NODE_SECRET_LEN};
 pub use crate::shard::{ShardId, ShardMsg};
-pub use crate::stats::CoreStats;
+pub use crate::stats::{CoreStats, OverloadStats};
 pub use crate::time::Millis;
+pub use crate::txn::table::{
+    TxnLimits, DEFAULT_MAX_TRANSACTIONS, DEFAULT_MAX_TRANSACTION_BYTES, RETAINED_BUFFER_BYTES,
+};
 pub use crate::txn::{SipTimers, DEFAULT_T1_MS, DEFAULT_T2_MS, DEFAULT_T4_MS};

@@ -38,3 +38,49 @@ pub enum ShardMsg {
     /// The owner's answer to [`ShardMsg::Lookup`]; comes out of `Core::poll_lookup`.
     LookupReply(LookupReply),
 }
+
+impl ShardMsg {
+    /// Bytes this message holds, in place and on the heap: what it weighs in a mesh
+    /// queue's byte budget (`[limits] mesh_queue_bytes`).
+    pub fn weight(&self) -> usize {
+        let heap = match self {
+            ShardMsg::Datagram { bytes, .. } => bytes.capacity(),
+            ShardMsg::Lookup { aor, .. } => aor.capacity(),
+            ShardMsg::LookupReply(r) => {
+                r.contacts.capacity() * std::mem::size_of::<crate::lookup::LookupContact>()
+                    + r.contacts
+                        .iter()
+                        .map(|c| {
+                            c.uri.capacity()
+                                + c.path.capacity()
+                                + c.instance.capacity()
+                                + c.user_agent.capacity()
+                                + c.call_id.capacity()
+                        })
+                        .sum::<usize>()
+            }
+        };
+        std::mem::size_of::<ShardMsg>() + heap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_weighs_what_it_carries() {
+        let small = ShardMsg::Lookup {
+            aor: b"sip:a@b".to_vec(),
+            token: 1,
+        };
+        let big = ShardMsg::Datagram {
+            local: LocalId(0),
+            remote: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
+            arrived: Millis(0),
+            bytes: vec![0; 60_000],
+        };
+        assert!(small.weight() < 200);
+        assert!(big.weight() >= 60_000);
+    }
+}

@@ -198,14 +198,59 @@ impl Core {
         let mut scratch = std::mem::take(&mut self.scratch);
         {
             let mut w = write_response(&mut scratch, req, &spec);
-            w.header(b"Server", self.cfg.server_name.as_bytes());
             extra(&mut w);
-            w.finish(b"");
         }
-        self.out
-            .push(local, SocketAddr::new(remote.ip(), dest_port), &scratch);
+        // The status line, the copied headers and `extra` end here; Server comes after
+        // them so that it is the first thing a reply over its size budget loses.
+        let before_server = scratch.len();
+        push_line(&mut scratch, b"Server", self.cfg.server_name.as_bytes());
+        scratch.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        let send = self.fit_reply(&mut scratch, req, &spec, before_server);
+        if send {
+            self.out
+                .push(local, SocketAddr::new(remote.ip(), dest_port), &scratch);
+            self.stats.replies_out += 1;
+        }
         self.scratch = scratch;
-        self.stats.replies_out += 1;
+    }
+
+    /// Issue 13, the amplification rule: a reply to a request from a source nobody has
+    /// verified goes out once, never retransmitted, and is at most [`AMPLIFICATION`] times
+    /// the request's size (RFC 3261 §8.2.6.1 stateless replies; the same bound as QUIC's
+    /// RFC 9000 §8.1 for unvalidated addresses), so the edge cannot be used to reflect more
+    /// bytes at a spoofed source than it was sent. Over the bound the reply is shrunk —
+    /// first without Server, then (when its extra headers are optional: Allow, Accept,
+    /// Supported of an OPTIONS 200 or a 501) with only the headers §8.2.6.2 copies — and
+    /// when even that is too large, or the status needs its extra header (401/407
+    /// challenge §22.1, 405 Allow §21.4.6, 420 Unsupported §8.2.2.3, 421 Require, 423
+    /// Min-Expires §10.3), it is not sent. Each case is counted. A REGISTER's 2xx lists
+    /// the bindings the request created or refreshed: it answers state, not a stateless
+    /// reply, and is left alone. Returns whether `scratch` is to be sent.
+    fn fit_reply(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        req: &Message<'_>,
+        spec: &ResponseSpec<'_>,
+        before_server: usize,
+    ) -> bool {
+        let limit = req.as_bytes().len().saturating_mul(AMPLIFICATION);
+        if scratch.len() <= limit
+            || (req.method() == Some(Method::Register) && (200..300).contains(&spec.status))
+        {
+            return true;
+        }
+        scratch.truncate(before_server);
+        scratch.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        if scratch.len() > limit && !matches!(spec.status, 401 | 405 | 407 | 420 | 421 | 423) {
+            write_response(scratch, req, spec).finish(b"");
+        }
+        if scratch.len() > limit {
+            self.stats.overload.replies_too_large += 1;
+            self.stats.dropped += 1;
+            return false;
+        }
+        self.stats.overload.replies_shrunk += 1;
+        true
     }
 
     /// A To tag derived from the request (seeded hash of the Call-ID, From and CSeq values
@@ -232,6 +277,17 @@ impl Core {
     ) -> [u8; 16] {
         tag_text(self.loc.hasher().hash(&[call_id, from, branch, cseq]))
     }
+}
+
+/// A stateless reply is at most this many times the request's size (issue 13).
+pub(crate) const AMPLIFICATION: usize = 3;
+
+/// Appends `name: value` CRLF.
+fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A 64-bit hash as 16 lower-case hex digits.

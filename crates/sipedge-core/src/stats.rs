@@ -53,4 +53,25 @@ pub struct CoreStats {
     pub lookups_answered: u64,
     /// NAT keepalives.
     pub nat: crate::nat::NatStats,
+    /// Caps reached and what was refused or dropped (issue 13).
+    pub overload: OverloadStats,
+}
+
+/// What the caps of issue 13 refused, shrank or dropped on one shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OverloadStats {
+    /// Requests answered 503 because `[limits] max_transactions` was reached.
+    pub txn_full: u64,
+    /// Requests answered 503 because `[limits] max_transaction_bytes` was reached.
+    pub txn_bytes_full: u64,
+    /// Cells that got no lookup answer from the owner shard (503).
+    pub lookups_lost: u64,
+    /// Messages for another shard the shell could not queue (mesh full).
+    pub shard_msgs_undelivered: u64,
+    /// Stateless replies shrunk (optional headers left out) to stay within three times
+    /// the request's size.
+    pub replies_shrunk: u64,
+    /// Stateless replies not sent: even without optional headers they would have been
+    /// more than three times the request's size.
+    pub replies_too_large: u64,
 }

@@ -93,6 +93,10 @@ pub struct JournalStats {
     pub appended: u64,
     /// Records written to the journal file (durable once synced).
     pub written: u64,
+    /// Bytes written to the journal file (framing included).
+    pub bytes: u64,
+    /// Records refused by [`ShardJournal::append`]: too large, or the backlog is full.
+    pub refused: u64,
     /// `fdatasync` calls on the journal (inline and background).
     pub syncs: u64,
     /// Failed writes (the records stay buffered and are retried) and failed syncs.
@@ -236,8 +240,12 @@ impl ShardJournal {
     /// is any record while [`MAX_PENDING_BYTES`] are buffered (writes keep failing: the
     /// disk is full or gone), so a dead disk cannot exhaust memory.
     pub fn append(&mut self, rec: &[u8]) -> Result<(), JournalError> {
-        frame::check_len(rec.len(), self.options.max_record_bytes)?;
+        if let Err(e) = frame::check_len(rec.len(), self.options.max_record_bytes) {
+            self.stats.refused += 1;
+            return Err(e);
+        }
         if self.pending.len() >= MAX_PENDING_BYTES {
+            self.stats.refused += 1;
             return Err(JournalError::Backlog {
                 bytes: self.pending.len(),
             });
@@ -254,8 +262,15 @@ impl ShardJournal {
     /// (stamped with the `now_ms` of the first `end_turn` that saw it) is `ms` old, they are
     /// written and the background sync is asked for; nothing here waits for the disk. On
     /// error the records stay buffered and the next call retries.
+    ///
+    /// `Every` also retries a failed `fdatasync` of records already written (until it
+    /// succeeds, no reply of theirs may go out), so `Ok` means everything appended so far
+    /// is durable.
     pub fn end_turn(&mut self, now_ms: u64) -> Result<(), JournalError> {
         if self.pending_records == 0 {
+            if self.options.policy == SyncPolicy::Every && self.dirty {
+                return self.flush();
+            }
             return Ok(());
         }
         let oldest = *self.oldest_pending_ms.get_or_insert(now_ms);
@@ -320,6 +335,7 @@ impl ShardJournal {
             return Err(JournalError::io("write", self.path.as_path(), e));
         }
         let n = self.pending.len() as u64;
+        self.stats.bytes += n;
         self.written_len += n;
         self.since_snapshot_bytes += n;
         self.dirty = true;
@@ -327,6 +343,16 @@ impl ShardJournal {
         self.pending.clear();
         self.pending_records = 0;
         self.oldest_pending_ms = None;
+        Ok(())
+    }
+
+    /// Test hook: from now on every write and sync of the journal fails (the file is
+    /// swapped for `/dev/full`, whose writes fail with `ENOSPC`), as when a disk fills up
+    /// or goes away. For tests of what the caller does then; never call it in service.
+    #[doc(hidden)]
+    pub fn inject_write_failure(&mut self) -> std::io::Result<()> {
+        let full = OpenOptions::new().write(true).open("/dev/full")?;
+        self.file = Arc::new(full);
         Ok(())
     }
 

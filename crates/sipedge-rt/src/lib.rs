@@ -60,7 +60,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 pub use engine::Engine;
-pub use mesh::{Mesh, MeshEndpoint, MeshStats};
+pub use mesh::{Mesh, MeshEndpoint, MeshLimits, MeshStats};
 pub use socket::{
     available_cores, bind_udp_reuseport, pin_current_thread, socket_buffer_sizes, SocketBuffers,
     SocketOptions,

@@ -3,18 +3,55 @@
 //! and counts it; a shard never blocks on another. Wake-ups are batched: a shard marks the
 //! peers it sent to during a loop turn and wakes each of them once, at
 //! [`MeshEndpoint::flush_wakeups`].
+//!
+//! **Memory.** A queue is bounded twice ([`MeshLimits`]): by messages and by bytes (each
+//! message weighed by the caller's function — a SIP datagram of 64 KiB is not a 100-byte
+//! lookup). Queues are segmented ([`SegQueue`]): nothing is allocated per slot up front,
+//! an idle queue holds at most one small segment, so the mesh of 64 shards (4096 queues)
+//! costs kilobytes until traffic flows, and never more than `shards² × bytes` under load.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::SegQueue;
 
 use crate::wake::Waker;
+
+/// How much one queue (one ordered pair of shards) may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct MeshLimits<T> {
+    /// Messages queued, at most (at least 1).
+    pub messages: usize,
+    /// Sum of the messages' weights, at most. A message heavier than this is never queued.
+    pub bytes: usize,
+    /// A message's weight in bytes (what it holds on the heap and in place).
+    pub weigh: fn(&T) -> usize,
+}
+
+impl<T> MeshLimits<T> {
+    /// At most `messages` per queue, weight not counted.
+    pub fn messages(messages: usize) -> Self {
+        Self {
+            messages,
+            bytes: usize::MAX,
+            weigh: |_| 0,
+        }
+    }
+}
+
+/// One queue and what it holds.
+struct Pair<T> {
+    queue: SegQueue<(T, usize)>,
+    len: AtomicUsize,
+    bytes: AtomicUsize,
+}
 
 struct Shared<T> {
     shards: usize,
     /// `queues[to * shards + from]`.
-    queues: Box<[ArrayQueue<T>]>,
+    queues: Box<[Pair<T>]>,
+    limits: MeshLimits<T>,
     wakers: Box<[Waker]>,
 }
 
@@ -43,28 +80,38 @@ pub struct MeshStats {
     pub sent: u64,
     /// Messages this shard took from its queues.
     pub received: u64,
-    /// Messages this shard could not queue because the peer's queue was full.
+    /// Messages this shard could not queue because the peer's queue was full (messages
+    /// or bytes).
     pub dropped: u64,
 }
 
 impl<T: Send> Mesh<T> {
-    /// Builds the queues between `shards` shards, each holding at most `capacity` messages
-    /// (at least 1). `wakers[i]` wakes shard `i`. Returns one endpoint per shard, in order.
+    /// Builds the queues between `shards` shards, each holding at most what `limits` says
+    /// (nothing is allocated for them until they are used). `wakers[i]` wakes shard `i`.
+    /// Returns one endpoint per shard, in order.
     ///
     /// # Panics
     ///
     /// When `wakers.len() != shards` — a wiring mistake at start-up.
     // `Mesh` is only a namespace: what the shards need is their endpoints.
     #[allow(clippy::new_ret_no_self)]
-    pub fn new(shards: usize, capacity: usize, wakers: Vec<Waker>) -> Vec<MeshEndpoint<T>> {
+    pub fn new(shards: usize, limits: MeshLimits<T>, wakers: Vec<Waker>) -> Vec<MeshEndpoint<T>> {
         assert_eq!(wakers.len(), shards, "Mesh::new needs one waker per shard");
-        let capacity = capacity.max(1);
+        let limits = MeshLimits {
+            messages: limits.messages.max(1),
+            ..limits
+        };
         let queues = (0..shards * shards)
-            .map(|_| ArrayQueue::new(capacity))
+            .map(|_| Pair {
+                queue: SegQueue::new(),
+                len: AtomicUsize::new(0),
+                bytes: AtomicUsize::new(0),
+            })
             .collect();
         let shared = Arc::new(Shared {
             shards,
             queues,
+            limits,
             wakers: wakers.into_boxed_slice(),
         });
         (0..shards)
@@ -91,19 +138,37 @@ impl<T> MeshEndpoint<T> {
         self.shared.shards
     }
 
-    fn queue(&self, to: usize, from: usize) -> &ArrayQueue<T> {
+    fn queue(&self, to: usize, from: usize) -> &Pair<T> {
         &self.shared.queues[to * self.shared.shards + from]
     }
 
     /// Queues `msg` for shard `to` (which may be this shard). `Err(msg)` when that queue is
-    /// full (counted in [`MeshStats::dropped`]). `to` is woken at the next
-    /// [`flush_wakeups`](Self::flush_wakeups).
+    /// full — by messages or by bytes (counted in [`MeshStats::dropped`]). `to` is woken
+    /// at the next [`flush_wakeups`](Self::flush_wakeups).
     ///
     /// # Panics
     ///
     /// When `to >= shards()`.
     pub fn send(&mut self, to: usize, msg: T) -> Result<(), T> {
-        let result = self.queue(to, self.id).push(msg);
+        let limits = &self.shared.limits;
+        let cost = (limits.weigh)(&msg);
+        let pair = self.queue(to, self.id);
+        // One producer per queue: nobody else adds between the check and the add; the
+        // consumer only takes away.
+        let fits = pair.len.load(Ordering::Acquire) < limits.messages
+            && pair
+                .bytes
+                .load(Ordering::Acquire)
+                .checked_add(cost)
+                .is_some_and(|b| b <= limits.bytes);
+        let result = if fits {
+            pair.len.fetch_add(1, Ordering::AcqRel);
+            pair.bytes.fetch_add(cost, Ordering::AcqRel);
+            pair.queue.push((msg, cost));
+            Ok(())
+        } else {
+            Err(msg)
+        };
         match result {
             Ok(()) => self.stats.sent += 1,
             Err(_) => self.stats.dropped += 1,
@@ -124,9 +189,12 @@ impl<T> MeshEndpoint<T> {
         for i in 0..n {
             let from = (self.next_from + i) % n;
             while taken < max {
-                let Some(msg) = self.queue(self.id, from).pop() else {
+                let pair = self.queue(self.id, from);
+                let Some((msg, cost)) = pair.queue.pop() else {
                     break;
                 };
+                pair.len.fetch_sub(1, Ordering::AcqRel);
+                pair.bytes.fetch_sub(cost, Ordering::AcqRel);
                 taken += 1;
                 f(from, msg);
             }
@@ -143,7 +211,7 @@ impl<T> MeshEndpoint<T> {
     /// True when any queue into this shard holds a message. Used as `has_pending` before
     /// sleeping.
     pub fn has_pending(&self) -> bool {
-        (0..self.shared.shards).any(|from| !self.queue(self.id, from).is_empty())
+        (0..self.shared.shards).any(|from| !self.queue(self.id, from).queue.is_empty())
     }
 
     /// Wakes each peer sent to since the last call, once.
@@ -197,7 +265,11 @@ mod tests {
     #[test]
     fn flush_wakeups_wakes_each_peer_once_per_turn() {
         let wakes: Vec<WakeFd> = (0..3).map(|_| WakeFd::new().expect("eventfd")).collect();
-        let mut ends = Mesh::<u8>::new(3, 16, wakes.iter().map(WakeFd::waker).collect());
+        let mut ends = Mesh::<u8>::new(
+            3,
+            MeshLimits::messages(16),
+            wakes.iter().map(WakeFd::waker).collect(),
+        );
         // Shards 1 and 2 are asleep.
         assert!(wakes[1].prepare_sleep(|| false));
         assert!(wakes[2].prepare_sleep(|| false));
@@ -231,6 +303,6 @@ mod tests {
     #[should_panic(expected = "one waker per shard")]
     fn refuses_a_waker_count_mismatch() {
         let w = WakeFd::new().expect("eventfd");
-        let _ = Mesh::<u8>::new(2, 4, vec![w.waker()]);
+        let _ = Mesh::<u8>::new(2, MeshLimits::messages(4), vec![w.waker()]);
     }
 }

@@ -345,7 +345,11 @@ fn a_mesh_message_wakes_a_sleeping_shard() {
                 WakeFd::new().expect("eventfd"),
                 WakeFd::new().expect("eventfd"),
             ];
-            let mut ends = Mesh::<u32>::new(2, 8, wakes.iter().map(WakeFd::waker).collect());
+            let mut ends = Mesh::<u32>::new(
+                2,
+                sipedge_rt::MeshLimits::messages(8),
+                wakes.iter().map(WakeFd::waker).collect(),
+            );
             let mut shard1 = ends.pop().expect("two endpoints");
             let mut shard0 = ends.pop().expect("two endpoints");
             let [_wake0, wake1] = wakes;

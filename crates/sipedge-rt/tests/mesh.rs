@@ -4,13 +4,17 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use sipedge_rt::{Mesh, MeshEndpoint, MeshStats, WakeFd};
+use sipedge_rt::{Mesh, MeshEndpoint, MeshLimits, MeshStats, WakeFd};
 
 fn mesh(shards: usize, capacity: usize) -> (Vec<WakeFd>, Vec<MeshEndpoint<String>>) {
     let wakes: Vec<WakeFd> = (0..shards)
         .map(|_| WakeFd::new().expect("eventfd"))
         .collect();
-    let ends = Mesh::new(shards, capacity, wakes.iter().map(WakeFd::waker).collect());
+    let ends = Mesh::new(
+        shards,
+        MeshLimits::messages(capacity),
+        wakes.iter().map(WakeFd::waker).collect(),
+    );
     (wakes, ends)
 }
 
@@ -131,4 +135,54 @@ fn endpoints_move_to_their_threads() {
         .recv_timeout(Duration::from_secs(20))
         .expect("all received in time");
     assert_eq!(receiver_stats.received, 1000);
+}
+
+#[test]
+fn a_queue_is_bounded_by_bytes_too() {
+    let wakes: Vec<WakeFd> = (0..2).map(|_| WakeFd::new().expect("eventfd")).collect();
+    let limits = MeshLimits {
+        messages: 1000,
+        bytes: 10_000,
+        weigh: |m: &Vec<u8>| m.len(),
+    };
+    let mut ends = Mesh::new(2, limits, wakes.iter().map(WakeFd::waker).collect());
+    ends[0].send(1, vec![0; 6_000]).expect("room");
+    assert!(ends[0].send(1, vec![0; 6_000]).is_err(), "12 kB > 10 kB");
+    ends[0].send(1, vec![0; 4_000]).expect("exactly 10 kB");
+    assert!(ends[0].send(1, vec![0; 1]).is_err());
+    assert!(
+        ends[0].send(1, vec![0; 20_000]).is_err(),
+        "heavier than a whole queue"
+    );
+    assert_eq!(ends[0].stats().dropped, 3);
+    assert_eq!(ends[1].recv(usize::MAX, |_, _| ()), 2);
+    ends[0]
+        .send(1, vec![0; 10_000])
+        .expect("room again once the peer took its messages");
+}
+
+/// Resident memory of this process, bytes (Linux).
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("resident pages");
+    pages * 4096
+}
+
+#[test]
+fn an_idle_mesh_of_64_shards_costs_no_more_than_a_few_megabytes() {
+    // 4096 queues of 16384 messages each: preallocated slots would be gigabytes.
+    let wakes: Vec<WakeFd> = (0..64).map(|_| WakeFd::new().expect("eventfd")).collect();
+    let before = rss_bytes();
+    let ends = Mesh::<[u64; 4]>::new(
+        64,
+        MeshLimits::messages(16 * 1024),
+        wakes.iter().map(WakeFd::waker).collect(),
+    );
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(grown < 16 << 20, "the mesh took {grown} bytes at start");
+    drop(ends);
 }

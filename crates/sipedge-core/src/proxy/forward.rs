@@ -545,6 +545,10 @@ impl Core {
         {
             let mut w = write_response(&mut out, &req, &spec);
             w.header(b"Server", self.cfg.server_name.as_bytes());
+            if code == 503 {
+                // RFC 3261 §21.5.4: our overload 503s say when to come back (proxy::limits).
+                w.header_u32(b"Retry-After", super::limits::OVERLOAD_RETRY_AFTER_SECS);
+            }
             w.finish(b"");
         }
         let c = self.relay.txns.cell_mut(idx);

@@ -32,6 +32,7 @@
 
 mod forward;
 mod hooks;
+mod limits;
 mod response;
 mod route;
 mod timers;
@@ -42,6 +43,7 @@ use std::net::SocketAddr;
 
 use crate::txn::table::Table;
 
+pub use crate::proxy::limits::OVERLOAD_RETRY_AFTER_SECS;
 pub use crate::proxy::route::ProxyStats;
 
 /// `[proxy]`: how requests are relayed.
@@ -87,11 +89,13 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
-    pub(crate) fn new(seed: u64) -> Relay {
+    pub(crate) fn new(seed: u64, limits: crate::txn::table::TxnLimits) -> Relay {
+        let mut txns = Table::new(seed);
+        txns.set_limits(limits);
         Relay {
             tok_buf: Vec::with_capacity(token::MAX_LEN),
             tok_new: Vec::with_capacity(token::MAX_LEN),
-            txns: Table::new(seed),
+            txns,
             stats: ProxyStats::default(),
             via_buf: String::with_capacity(96),
             rr_buf: String::with_capacity(64),

@@ -317,7 +317,10 @@ impl Core {
         } else {
             None
         };
-        // A transaction from here on (§16.6–16.7).
+        // A transaction from here on (§16.6–16.7), if one fits (issue 13: 503 if not).
+        if !self.admit_transaction(local, remote, msg, req) {
+            return true;
+        }
         let idx = self.new_cell(local, remote, (msg, req), key, loop_hash, in_dialog);
         let Plan {
             ruri,
@@ -340,6 +343,7 @@ impl Core {
                 self.relay.stats.lookups_remote += 1;
                 self.shard_out
                     .push_back((owner, ShardMsg::Lookup { aor, token }));
+                self.arm_lookup_timer(now, idx);
             }
             Some(Err(crate::lookup::LookupError::NotAnAor)) => {}
             None => {

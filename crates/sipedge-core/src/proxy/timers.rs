@@ -89,6 +89,8 @@ impl Core {
                 self.relay.stats.retransmissions_sent += 1;
                 self.arm(now, next, key);
             }
+            // Issue 13: the owner shard never answered our lookup (`proxy::limits`).
+            Timer::Lookup if c.lookup_pending => self.lookup_lost(now, idx),
             Timer::CancelF if c.branches.get(bi).is_some() => {
                 c.branches[bi].cancel = Cancel::Done;
                 if matches!(branch_state, Some(Cli::Calling | Cli::Proceeding)) {

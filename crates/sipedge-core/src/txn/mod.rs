@@ -79,6 +79,9 @@ pub(crate) enum Timer {
     CancelE,
     /// A CANCEL we sent got no final answer (like F).
     CancelF,
+    /// A location lookup asked of the AoR's owner shard got no answer (the mesh dropped
+    /// the question or the answer): the cell ends with 503 (`proxy::limits`).
+    Lookup,
 }
 
 impl Timer {
@@ -99,6 +102,7 @@ impl Timer {
             12 => L,
             13 => CancelE,
             14 => CancelF,
+            15 => Lookup,
             _ => return None,
         })
     }

@@ -1,5 +1,15 @@
 //! The shard's transaction cells: a slab with a free list plus a hash index from the
 //! server-transaction key (RFC 3261 §17.2.3) to the slot.
+//!
+//! Every cell is paid for: the table counts its live cells and the bytes they hold (the
+//! capacity of every buffer of the cell and of its branches) against [`TxnLimits`], and
+//! [`Table::has_room`] tells the relay whether a new transaction fits (if not it answers
+//! 503, `proxy::limits`). The bytes of a cell are recounted whenever the relay has held it
+//! mutably ([`Table::cell_mut`], [`Table::get_mut`], [`Table::insert`]): the recount of
+//! the last such cell is settled at the next table call that needs an exact total, so
+//! the count lags by at most one cell and never drifts. A freed cell keeps at most
+//! [`RETAINED_BUFFER_BYTES`] per buffer (one large message must not pin 64 KiB per slot
+//! for the life of the process).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -126,6 +136,82 @@ impl Cell {
     }
 }
 
+/// Default `[limits] max_transactions`, all shards together: live transactions (relay
+/// cells). 500 000 is ~15 s of 30 000 new transactions/s, longer than non-INVITE cells
+/// live (timer J/K) at the rates a 2-core box reaches.
+pub const DEFAULT_MAX_TRANSACTIONS: u64 = 500_000;
+/// Default `[limits] max_transaction_bytes`, all shards together: bytes held by live
+/// transactions (requests, responses, branch URIs): 1 GiB, ~300 000 typical INVITEs with
+/// SDP and their responses.
+pub const DEFAULT_MAX_TRANSACTION_BYTES: u64 = 1 << 30;
+/// Capacity a freed cell keeps per buffer (a typical INVITE with SDP and its response fit,
+/// so steady state allocates nothing; a 64 KiB message's buffer is released).
+pub const RETAINED_BUFFER_BYTES: usize = 4096;
+/// Branches a freed cell keeps room for.
+const RETAINED_BRANCHES: usize = 4;
+
+/// One shard's caps on its transaction table (its share of `[limits]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnLimits {
+    /// Live transactions, at most.
+    pub max_transactions: usize,
+    /// Bytes held by live transactions, at most.
+    pub max_bytes: usize,
+}
+
+impl Default for TxnLimits {
+    fn default() -> Self {
+        Self {
+            max_transactions: DEFAULT_MAX_TRANSACTIONS as usize,
+            max_bytes: DEFAULT_MAX_TRANSACTION_BYTES as usize,
+        }
+    }
+}
+
+impl TxnLimits {
+    /// The share of one shard among `shards` of the edge-wide `transactions` and `bytes`
+    /// (rounded up; at least one transaction).
+    pub fn per_shard(transactions: u64, bytes: u64, shards: u16) -> TxnLimits {
+        let n = u64::from(shards.max(1));
+        TxnLimits {
+            max_transactions: usize::try_from(transactions.div_ceil(n).max(1))
+                .unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(bytes.div_ceil(n)).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+impl Cell {
+    /// Bytes this cell holds: its struct, every buffer's capacity, its branches'.
+    fn footprint(&self) -> usize {
+        let branches: usize = self
+            .branches
+            .iter()
+            .map(|b| b.uri.capacity() + b.route.capacity())
+            .sum();
+        std::mem::size_of::<Cell>()
+            + self.req.capacity()
+            + self.resp.capacity()
+            + self.best.capacity()
+            + self.branches.capacity() * std::mem::size_of::<Branch>()
+            + branches
+    }
+
+    /// Gives back buffer capacity above the retained size.
+    fn release(&mut self) {
+        for buf in [&mut self.req, &mut self.resp, &mut self.best] {
+            buf.clear();
+            if buf.capacity() > RETAINED_BUFFER_BYTES {
+                buf.shrink_to(RETAINED_BUFFER_BYTES);
+            }
+        }
+        self.branches.clear();
+        if self.branches.capacity() > RETAINED_BRANCHES {
+            self.branches.shrink_to(RETAINED_BRANCHES);
+        }
+    }
+}
+
 /// Identity hasher for keys that are already seeded hashes.
 #[derive(Default)]
 pub(crate) struct KeyHasher(u64);
@@ -151,6 +237,13 @@ pub(crate) struct Table {
     free: Vec<u32>,
     index: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
     live: usize,
+    limits: TxnLimits,
+    /// Bytes held by live cells, as last counted (see [`Table::settle`]).
+    held: usize,
+    /// What each slot was last counted at (index = slot).
+    charged: Vec<usize>,
+    /// The cell last lent out mutably: its bytes are recounted at the next `settle`.
+    touched: Option<u32>,
     /// Generation given to a slot's first tenant (from the seed, so a restarted edge does
     /// not take an old response for a new transaction).
     first_gen: u32,
@@ -160,8 +253,48 @@ impl Table {
     pub(crate) fn new(seed: u64) -> Table {
         Table {
             first_gen: (seed as u32 ^ (seed >> 32) as u32) & GEN_MASK,
+            limits: TxnLimits::default(),
             ..Table::default()
         }
+    }
+
+    /// Sets the caps (`[limits]`, this shard's share).
+    pub(crate) fn set_limits(&mut self, limits: TxnLimits) {
+        self.limits = limits;
+    }
+
+    /// Bytes held by live cells (exact once settled).
+    pub(crate) fn held_bytes(&mut self) -> usize {
+        self.settle();
+        self.held
+    }
+
+    /// Recounts the cell last lent out mutably.
+    fn settle(&mut self) {
+        let Some(idx) = self.touched.take() else {
+            return;
+        };
+        let i = idx as usize;
+        let Some(c) = self.cells.get(i) else { return };
+        if !c.live {
+            return;
+        }
+        let now = c.footprint();
+        let was = std::mem::replace(&mut self.charged[i], now);
+        self.held = self.held.saturating_sub(was).saturating_add(now);
+    }
+
+    /// Why a new transaction of `request_len` bytes does not fit, if it does not.
+    pub(crate) fn has_room(&mut self, request_len: usize) -> Result<(), Full> {
+        self.settle();
+        if self.live >= self.limits.max_transactions {
+            return Err(Full::Transactions);
+        }
+        let need = std::mem::size_of::<Cell>().saturating_add(request_len);
+        if self.held.saturating_add(need) > self.limits.max_bytes {
+            return Err(Full::Bytes);
+        }
+        Ok(())
     }
 
     /// Live cells.
@@ -187,9 +320,13 @@ impl Table {
     }
 
     pub(crate) fn get_mut(&mut self, idx: u32, gen: u32) -> Option<&mut Cell> {
-        self.cells
+        self.settle();
+        let c = self
+            .cells
             .get_mut(idx as usize)
-            .filter(|c| c.live && (c.gen & GEN_MASK) == (gen & GEN_MASK))
+            .filter(|c| c.live && (c.gen & GEN_MASK) == (gen & GEN_MASK))?;
+        self.touched = Some(idx);
+        Some(c)
     }
 
     /// The live cell at `idx` (an index the caller just found or created).
@@ -198,15 +335,20 @@ impl Table {
     }
 
     pub(crate) fn cell_mut(&mut self, idx: u32) -> &mut Cell {
+        self.settle();
+        self.touched = Some(idx);
         &mut self.cells[idx as usize]
     }
 
     /// A new live cell under `key`, reusing a freed slot (and its buffers) when there is one.
+    /// The caller checks [`Table::has_room`] first.
     pub(crate) fn insert(&mut self, key: u64) -> u32 {
+        self.settle();
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
                 self.cells.push(Cell::empty(self.first_gen));
+                self.charged.push(0);
                 (self.cells.len() - 1) as u32
             }
         };
@@ -224,15 +366,24 @@ impl Table {
         c.branches.clear();
         self.index.insert(key, idx);
         self.live += 1;
+        let now = c.footprint();
+        self.charged[idx as usize] = now;
+        self.held = self.held.saturating_add(now);
+        self.touched = Some(idx);
         idx
     }
 
     /// Frees `idx`: its generation moves on, so every timer and branch naming it is stale.
+    /// Buffers above [`RETAINED_BUFFER_BYTES`] are given back.
     pub(crate) fn free(&mut self, idx: u32) {
+        self.settle();
         let c = &mut self.cells[idx as usize];
         if !c.live {
             return;
         }
+        c.release();
+        let was = std::mem::take(&mut self.charged[idx as usize]);
+        self.held = self.held.saturating_sub(was);
         c.live = false;
         c.gen = c.gen.wrapping_add(1);
         let key = c.key;
@@ -241,5 +392,61 @@ impl Table {
         }
         self.free.push(idx);
         self.live -= 1;
+    }
+}
+
+/// Which cap a new transaction would exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// `max_transactions`.
+    Transactions,
+    /// `max_transaction_bytes`.
+    Bytes,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_freed_cell_gives_back_large_buffers_and_its_bytes() {
+        let mut t = Table::new(1);
+        t.set_limits(TxnLimits {
+            max_transactions: 10,
+            max_bytes: 1 << 20,
+        });
+        let idx = t.insert(42);
+        let base = t.held_bytes();
+        let c = t.cell_mut(idx);
+        c.req.extend_from_slice(&[b'x'; 60_000]);
+        c.resp.extend_from_slice(&[b'y'; 60_000]);
+        assert!(t.held_bytes() >= base + 120_000, "growth is counted");
+        t.free(idx);
+        assert_eq!(t.held_bytes(), 0, "a freed cell holds nothing on the books");
+        let c = &t.cells[idx as usize];
+        assert!(
+            c.req.capacity() <= RETAINED_BUFFER_BYTES,
+            "{}",
+            c.req.capacity()
+        );
+        assert!(c.resp.capacity() <= RETAINED_BUFFER_BYTES);
+    }
+
+    #[test]
+    fn room_is_refused_at_either_cap_and_comes_back() {
+        let mut t = Table::new(1);
+        t.set_limits(TxnLimits {
+            max_transactions: 2,
+            max_bytes: 100_000,
+        });
+        let a = t.insert(1);
+        assert_eq!(t.has_room(100), Ok(()));
+        let b = t.insert(2);
+        assert_eq!(t.has_room(100), Err(Full::Transactions));
+        t.free(b);
+        t.cell_mut(a).req.resize(90_000, 0);
+        assert_eq!(t.has_room(20_000), Err(Full::Bytes));
+        t.free(a);
+        assert_eq!(t.has_room(20_000), Ok(()));
     }
 }
