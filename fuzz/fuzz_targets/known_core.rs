@@ -12,9 +12,4 @@ pub fn skip(f: &Finding) -> bool {
 }
 
 /// Finding kinds skipped (see README.md, "core_seq findings").
-const KNOWN: &[&str] = &[
-    // C2: an in-dialog request on our Record-Route token leaves for any Route target.
-    "relay",
-    // C3: a response with a branch shaped like ours and no live cell goes to its next Via.
-    "reflect",
-];
+const KNOWN: &[&str] = &[];

@@ -246,6 +246,15 @@ pub(crate) fn rewrite_in(
     let at = at + 5;
     new.clear();
     write(new, mac, (call_id, caller, Some(callee)), a, b);
+    // The value found must be a whole token of our length: a callee that altered it (a
+    // shorter or longer value) keeps its bytes, and nothing past the value is overwritten.
+    let old_len = buf[at..]
+        .iter()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .count();
+    if old_len != new.len() {
+        return;
+    }
     if let Some(dst) = buf.get_mut(at..at + new.len()) {
         dst.copy_from_slice(new);
     }
@@ -307,5 +316,21 @@ mod tests {
             &mut n,
         );
         assert!(memchr::memmem::find(&buf, &full).is_some());
+        // A callee that shortened the value (found by core_seq): left as it is, and the
+        // bytes after it (the `>`) are never overwritten.
+        let mut cut = b"SIP/2.0 200 OK\r\nRecord-Route: <sip:x;lr;sed=".to_vec();
+        cut.extend_from_slice(&early[..early.len() - 2]);
+        cut.extend_from_slice(b">\r\n\r\n");
+        let before = cut.clone();
+        rewrite_in(
+            &mut cut,
+            &mac,
+            (b"call", b"ta", b"tb"),
+            a,
+            b,
+            &mut h,
+            &mut n,
+        );
+        assert_eq!(cut, before);
     }
 }
