@@ -129,6 +129,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // Issue 13: the node secret keys every token we MAC; drawn independently of `seed`.
     let secret = node_secret(&cfg, &name)?;
     let cores = sipedge_rt::available_cores();
+    // Signal handlers go in before any shard starts: a SIGTERM that arrives while the shards
+    // are still starting must stop the edge cleanly, not kill it with the default action.
+    let signals = {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .context("installing signal handlers")?
+    };
     let (ready_tx, ready_rx) = mpsc::channel();
     let (events_tx, events_rx) = mpsc::channel();
     let mut threads = Vec::new();
@@ -231,7 +238,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         "sipedge running"
     );
 
-    let outcome = wait_for_event(events_tx, &events_rx, || {
+    let outcome = wait_for_event(signals, events_tx, &events_rx, || {
         reload(cli.config.as_deref(), &auth.db, &cfg.nat.users, &wakers)
     });
     tracing::info!("stopping");
@@ -340,13 +347,12 @@ fn stop_all(
 /// Waits for SIGINT/SIGTERM (`Ok(None)`) or a shard's death (`Ok(Some((shard, cause)))`,
 /// logged at error); SIGHUP calls `on_hup` and keeps waiting.
 fn wait_for_event(
+    mut signals: signal_hook::iterator::Signals,
     tx: mpsc::Sender<MainEvent>,
     rx: &mpsc::Receiver<MainEvent>,
     mut on_hup: impl FnMut(),
 ) -> anyhow::Result<Option<(usize, String)>> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .context("installing signal handlers")?;
+    use signal_hook::consts::SIGHUP;
     let handle = signals.handle();
     let forward = std::thread::Builder::new()
         .name("signals".into())
