@@ -137,7 +137,8 @@ fn a_lookup_whose_answer_is_lost_ends_in_503_and_frees_the_cell() {
     let (mut a, mut b) = two_shards();
     let user = user_owned_by_shard_1(&mut a);
     let out = send(&mut a, 10, ALICE, &invite_to(&user, "lost"));
-    assert_eq!(labels(&out), ["100"]);
+    // The 100 Trying waits for the owner's answer (issue 13: no reply before the decision).
+    assert!(labels(&out).is_empty(), "{:?}", labels(&out));
     // The mesh drops the question (a full queue): nothing reaches shard 1.
     let (to, _lost) = a.poll_shard_msg().expect("a lookup for shard 1");
     assert_eq!(to, ShardId(1));
