@@ -278,8 +278,8 @@ fn unauthenticated_invite_with_a_local_from_is_not_delivered() {
     let attacker = Client::new(ip);
     let me = attacker.addr();
     for (i, from) in ["<sip:alice@edge.test>", "<sip:carol@edge.test>"]
-    .iter()
-    .enumerate()
+        .iter()
+        .enumerate()
     {
         let inv = format!(
             "INVITE sip:bob@edge.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-ff{i};rport\r\nMax-Forwards: 70\r\nFrom: {from};tag=x{i}\r\nTo: <sip:bob@edge.test>\r\nCall-ID: foreign-from-{i}\r\nCSeq: 1 INVITE\r\nContact: <sip:x@{me}>\r\nContent-Length: 0\r\n\r\n"
