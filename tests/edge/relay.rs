@@ -2,14 +2,12 @@
 //! SIPp (callers and registered callees) and by the Rust test client.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{register, Client, Edge};
+use crate::common::{register, Client, Edge};
 use sipedge_msg::{HeaderName, Message};
 
 fn sipp_installed() -> bool {
