@@ -155,6 +155,20 @@ impl Edge {
 }
 
 impl Edge {
+    /// Polls [`Edge::metric`] (summed over shards) until it equals `want` or `limit` passes;
+    /// returns the last value read. The admin endpoint answers before every shard has
+    /// started (restored its bindings, published its gauges): await those, never sleep.
+    pub fn await_metric(&self, name: &str, want: u64, limit: Duration) -> u64 {
+        let deadline = Instant::now() + limit;
+        loop {
+            let v = self.metric(name, None);
+            if v == want || Instant::now() >= deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: the process gets no chance to flush anything.
     pub fn kill_9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -207,6 +221,36 @@ impl Client {
     pub fn status(&self, timeout: Duration) -> Option<u16> {
         let bytes = self.recv(timeout)?;
         Message::parse(&bytes).ok()?.status()
+    }
+}
+
+/// Waits until some process has a UDP socket bound to the IPv4 `addr` (read from
+/// `/proc/net/udp`, so the wait never takes the port itself): a SIPp or phone process we
+/// spawned is ready to receive. Panics after `limit`.
+pub fn wait_udp_bound(addr: SocketAddr, limit: Duration) {
+    let SocketAddr::V4(v4) = addr else {
+        panic!("wait_udp_bound: IPv4 only, got {addr}");
+    };
+    let want = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let deadline = Instant::now() + limit;
+    loop {
+        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+        if table
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing bound {addr} within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

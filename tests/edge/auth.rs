@@ -330,6 +330,8 @@ fn an_emptied_users_file_never_turns_authentication_off() {
         .status()
         .unwrap()
         .success());
+    // Not an event to await: the reload is refused (logged, nothing observable changes),
+    // so give the main thread time to have read the file before checking nothing changed.
     std::thread::sleep(Duration::from_millis(800));
     // Still challenged, and alice still gets in.
     login(&Client::new("127.0.131.3"), 1);

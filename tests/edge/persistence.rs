@@ -72,12 +72,14 @@ fn bindings_survive_a_restart_and_a_new_shard_count() {
         );
     }
     assert!(edge.terminate().success(), "clean shutdown exits 0");
+    // Not an event to await: at least a second must pass so the remaining expires the
+    // restarted edge lists (whole seconds) has visibly run down.
     std::thread::sleep(Duration::from_millis(1200));
 
     for (round, shards) in [(1u32, 2usize), (2, 3)] {
         let mut edge = Edge::start_with("persist-restart-b", IP, port, shards, "auto", &extra);
         assert_eq!(
-            edge.metric("sipedge_bindings{", None),
+            edge.await_metric("sipedge_bindings{", users.len() as u64, WAIT),
             users.len() as u64,
             "every binding is back (restart {round}, {shards} shards) before any query"
         );

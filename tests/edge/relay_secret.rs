@@ -130,7 +130,6 @@ fn a_dialog_routes_after_a_restart_with_persistence() {
     )
     .into_owned();
     assert!(edge.terminate().success());
-    std::thread::sleep(Duration::from_millis(500));
 
     let mut edge = Edge::start_with("relay-secret-b", IP, port, 2, "auto", &extra);
     let me = alice.addr();
