@@ -52,7 +52,7 @@ fn check_names_the_file_and_the_key() {
 fn a_port_in_use_is_a_clear_error() {
     let _holder = std::net::UdpSocket::bind("127.0.10.3:25070").unwrap();
     let dir = crate::common::temp_dir("cli-port");
-    let cfg = crate::common::write_config(&dir.path(), "127.0.10.3", 25070, 25071, "auto");
+    let cfg = crate::common::write_config(dir.path(), "127.0.10.3", 25070, 25071, "auto");
     let (ok, text) = sipedge(&["--config", cfg.to_str().unwrap(), "--shards", "1"]);
     assert!(!ok);
     assert!(

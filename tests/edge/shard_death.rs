@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// Runs a two-shard edge whose shard 1 fails as `how`; returns (exit code, stderr).
 fn run_with_fault(tag: &str, ip: &str, port: u16, how: &str) -> (Option<i32>, String) {
     let dir = crate::common::temp_dir(tag);
-    let cfg = crate::common::write_config(&dir.path(), ip, port, port + 1, "auto");
+    let cfg = crate::common::write_config(dir.path(), ip, port, port + 1, "auto");
     let mut child = Command::new(env!("CARGO_BIN_EXE_sipedge"))
         .arg("--config")
         .arg(&cfg)

@@ -15,7 +15,7 @@ use sipedge_msg::Message;
 
 /// What an operator adds to the default config: two users, nothing else.
 const TWO_USERS: &str = "\n[[users]]\nusername = \"alice\"\npassword = \"wonderland\"\n\n[[users]]\nusername = \"bob\"\npassword = \"builder\"\n";
-/// `tests/common` serves the domain `edge.test`; the realm defaults to it.
+// `common::DOMAIN` is the served domain; the realm defaults to it.
 
 fn installed(tool: &str, arg: &str) -> bool {
     let ok = Command::new(tool)
@@ -112,19 +112,11 @@ fn baresip_registers_and_calls_on_the_default_config() {
     let dir = temp_dir("stock-baresip-ua");
     let registered = "200 OK (sipedge";
     let established = "Call established";
-    let (mut bob, bob_log) = baresip(
-        &dir.path(),
-        &edge,
-        "bob",
-        "builder",
-        "127.0.136.3",
-        10,
-        None,
-    );
+    let (mut bob, bob_log) = baresip(dir.path(), &edge, "bob", "builder", "127.0.136.3", 10, None);
     let bob_ok = wait_for_text(&bob_log, registered, Duration::from_secs(6));
     let dial = format!("/dial sip:bob@{DOMAIN}");
     let (mut alice, alice_log) = baresip(
-        &dir.path(),
+        dir.path(),
         &edge,
         "alice",
         "wonderland",
