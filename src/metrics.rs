@@ -6,50 +6,134 @@
 //! without a custom collector larger than this file.
 
 use std::fmt::Write as _;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 
-use sipedge_core::CoreStats;
+use sipedge_core::auth::AuthStats;
+use sipedge_core::{CoreStats, Counters, Row};
 use sipedge_msg::ParseErrorKind;
 use sipedge_rt::{EngineKind, EngineStats, MeshStats};
+
+/// The published copy of one [`Counters`] struct: one relaxed atomic per row, written only
+/// by its shard, read at scrape time.
+#[derive(Debug)]
+pub struct Cells<T> {
+    cells: Box<[AtomicU64]>,
+    of: PhantomData<fn(&T)>,
+}
+
+impl<T: Counters> Default for Cells<T> {
+    fn default() -> Self {
+        Cells {
+            cells: T::ROWS.iter().map(|_| AtomicU64::new(0)).collect(),
+            of: PhantomData,
+        }
+    }
+}
+
+impl<T: Counters> Cells<T> {
+    /// Copies every counter of `s` (relaxed stores, once per turn).
+    pub fn publish(&self, s: &T) {
+        s.each(|i, v| self.cells[i].store(v, Relaxed));
+    }
+
+    /// Appends `# HELP`, `# TYPE` and one line per shard for every row of `T`.
+    fn render<'a>(out: &mut String, shards: impl Iterator<Item = &'a Self> + Clone)
+    where
+        T: 'a,
+    {
+        for (k, row) in T::ROWS.iter().enumerate() {
+            let Row { name, kind, help } = row;
+            let kind = kind.as_str();
+            let _ = writeln!(
+                out,
+                "# HELP sipedge_{name} {help}\n# TYPE sipedge_{name} {kind}"
+            );
+            for (i, m) in shards.clone().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "sipedge_{name}{{shard=\"{i}\"}} {}",
+                    m.cells[k].load(Relaxed)
+                );
+            }
+        }
+    }
+}
+
+sipedge_core::counters! {
+    /// Counts the shell keeps about its loop, its I/O engine and its mesh queues.
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct ShellStats {
+        /// [`LoopStats::turns`].
+        loop_turns: "loop_turns_total", counter, "Shard loop turns.";
+        /// [`LoopStats::recv_batches`].
+        recv_batches: "recv_batches_total", counter, "Loop turns that received datagrams.";
+        /// [`LoopStats::recv_batch_datagrams`].
+        recv_batch_datagrams: "recv_batch_datagrams_total", counter,
+            "Datagrams received in batches (divide by recv_batches_total for the mean batch).";
+        /// [`EngineStats::xdp_rx_frames`].
+        xdp_rx_frames: "xdp_rx_frames_total", counter,
+            "io = xdp: datagrams received as frames on the AF_XDP socket.";
+        /// [`EngineStats::xdp_tx_frames`].
+        xdp_tx_frames: "xdp_tx_frames_total", counter,
+            "io = xdp: datagrams sent as frames on the AF_XDP socket.";
+        /// [`EngineStats::xdp_rx_rejected`].
+        xdp_rx_rejected: "xdp_rx_rejected_total", counter,
+            "io = xdp: frames dropped (malformed, bad checksum, not for a listen address).";
+        /// [`EngineStats::xdp_tx_via_socket`].
+        xdp_tx_via_socket: "xdp_tx_via_socket_total", counter,
+            "io = xdp: datagrams sent through the UDP socket instead (peer MAC unknown, above the MTU, ring full).";
+        /// [`EngineStats::datagrams_in`].
+        datagrams_in: "datagrams_in_total", counter, "UDP datagrams received.";
+        /// [`EngineStats::datagrams_out`].
+        datagrams_out: "datagrams_out_total", counter, "UDP datagrams sent.";
+        /// [`EngineStats::send_drops`] plus [`LoopStats::send_drops`].
+        send_drops: "send_drops_total", counter,
+            "Datagrams dropped because no send slot was free or the socket stayed full.";
+        /// [`EngineStats::recv_truncated`].
+        recv_truncated: "recv_truncated_total", counter,
+            "Datagrams larger than the receive buffer.";
+        /// [`MeshStats::sent`].
+        mesh_sent: "mesh_handoffs_total", counter, "Messages handed to another shard.";
+        /// [`MeshStats::received`].
+        mesh_received: "mesh_received_total", counter, "Messages received from other shards.";
+        /// [`MeshStats::dropped`].
+        mesh_dropped: "mesh_drops_total", counter,
+            "Hand-offs dropped because the peer's queue was full.";
+    }
+}
+
+impl ShellStats {
+    fn new(engine: &EngineStats, mesh: &MeshStats, lp: &LoopStats) -> ShellStats {
+        ShellStats {
+            loop_turns: lp.turns,
+            recv_batches: lp.recv_batches,
+            recv_batch_datagrams: lp.recv_batch_datagrams,
+            xdp_rx_frames: engine.xdp_rx_frames,
+            xdp_tx_frames: engine.xdp_tx_frames,
+            xdp_rx_rejected: engine.xdp_rx_rejected,
+            xdp_tx_via_socket: engine.xdp_tx_via_socket,
+            datagrams_in: engine.datagrams_in,
+            datagrams_out: engine.datagrams_out,
+            send_drops: engine.send_drops + lp.send_drops,
+            recv_truncated: engine.recv_truncated,
+            mesh_sent: mesh.sent,
+            mesh_received: mesh.received,
+            mesh_dropped: mesh.dropped,
+        }
+    }
+}
 
 /// Counters of one shard, written only by that shard.
 #[derive(Debug, Default)]
 pub struct ShardMetrics {
     engine: AtomicU8,
-    loop_turns: AtomicU64,
-    recv_batches: AtomicU64,
-    recv_batch_datagrams: AtomicU64,
-    datagrams_in: AtomicU64,
-    datagrams_out: AtomicU64,
-    send_drops: AtomicU64,
-    recv_truncated: AtomicU64,
-    xdp_rx_frames: AtomicU64,
-    xdp_tx_frames: AtomicU64,
-    xdp_rx_rejected: AtomicU64,
-    xdp_tx_via_socket: AtomicU64,
-    mesh_sent: AtomicU64,
-    mesh_received: AtomicU64,
-    mesh_dropped: AtomicU64,
-    requests_in: AtomicU64,
-    responses_in: AtomicU64,
-    keepalives_in: AtomicU64,
-    replies_out: AtomicU64,
-    dropped: AtomicU64,
-    responses_unmatched: AtomicU64,
+    shell: Cells<ShellStats>,
+    core: Cells<CoreStats>,
     parse_errors: [AtomicU64; ParseErrorKind::COUNT],
-    nat: crate::metrics_nat::NatMetrics,
-    registers_in: AtomicU64,
-    registers_handed_off: AtomicU64,
-    registers_ok: AtomicU64,
-    registers_failed: AtomicU64,
-    register_retransmissions: AtomicU64,
-    registers_table_full: AtomicU64,
-    bindings_created: AtomicU64,
-    bindings_refreshed: AtomicU64,
-    bindings_removed: AtomicU64,
-    bindings_expired: AtomicU64,
-    restored: AtomicU64,
-    restore_expired: AtomicU64,
+    /// The NAT pinger's counters and RTT histogram (`metrics_nat.rs`).
+    pub(crate) nat: crate::metrics_nat::NatMetrics,
+    auth: Cells<AuthStats>,
     bindings: AtomicU64,
     aors: AtomicU64,
     /// The relay's counters (`metrics_relay.rs`).
@@ -58,8 +142,6 @@ pub struct ShardMetrics {
     pub turns: crate::metrics_turns::TurnMetrics,
     /// Caps and journal (`metrics_limits.rs`, issue 13).
     pub limits: crate::metrics_limits::LimitsMetrics,
-    /// `sipedge_core::auth::AuthStats`, in `AUTH_COUNTERS` order.
-    auth: [AtomicU64; AUTH_COUNTERS.len()],
 }
 
 /// Loop-level counts the shard keeps itself.
@@ -95,49 +177,11 @@ impl ShardMetrics {
         mesh: &MeshStats,
         lp: &LoopStats,
     ) {
-        self.loop_turns.store(lp.turns, Relaxed);
-        self.recv_batches.store(lp.recv_batches, Relaxed);
-        self.recv_batch_datagrams
-            .store(lp.recv_batch_datagrams, Relaxed);
-        self.datagrams_in.store(engine.datagrams_in, Relaxed);
-        self.datagrams_out.store(engine.datagrams_out, Relaxed);
-        self.send_drops
-            .store(engine.send_drops + lp.send_drops, Relaxed);
-        self.recv_truncated.store(engine.recv_truncated, Relaxed);
-        self.xdp_rx_frames.store(engine.xdp_rx_frames, Relaxed);
-        self.xdp_tx_frames.store(engine.xdp_tx_frames, Relaxed);
-        self.xdp_rx_rejected.store(engine.xdp_rx_rejected, Relaxed);
-        self.xdp_tx_via_socket
-            .store(engine.xdp_tx_via_socket, Relaxed);
-        self.mesh_sent.store(mesh.sent, Relaxed);
-        self.mesh_received.store(mesh.received, Relaxed);
-        self.mesh_dropped.store(mesh.dropped, Relaxed);
-        self.requests_in.store(core.requests_in, Relaxed);
-        self.responses_in.store(core.responses_in, Relaxed);
-        self.keepalives_in.store(core.keepalives_in, Relaxed);
-        self.replies_out.store(core.replies_out, Relaxed);
-        self.dropped.store(core.dropped, Relaxed);
-        self.responses_unmatched
-            .store(core.responses_unmatched, Relaxed);
+        self.shell.publish(&ShellStats::new(engine, mesh, lp));
+        self.core.publish(core);
         for (a, v) in self.parse_errors.iter().zip(core.parse_errors) {
             a.store(v, Relaxed);
         }
-        self.registers_in.store(core.registers_in, Relaxed);
-        self.registers_handed_off
-            .store(core.registers_handed_off, Relaxed);
-        self.registers_ok.store(core.registers_ok, Relaxed);
-        self.registers_failed.store(core.registers_failed, Relaxed);
-        self.register_retransmissions
-            .store(core.register_retransmissions, Relaxed);
-        self.registers_table_full
-            .store(core.registers_table_full, Relaxed);
-        self.bindings_created.store(core.bindings_created, Relaxed);
-        self.bindings_refreshed
-            .store(core.bindings_refreshed, Relaxed);
-        self.bindings_removed.store(core.bindings_removed, Relaxed);
-        self.bindings_expired.store(core.bindings_expired, Relaxed);
-        self.restored.store(core.restored, Relaxed);
-        self.restore_expired.store(core.restore_expired, Relaxed);
         self.nat.publish(&core.nat);
     }
 
@@ -146,194 +190,23 @@ impl ShardMetrics {
         self.bindings.store(bindings as u64, Relaxed);
         self.aors.store(aors as u64, Relaxed);
     }
-}
 
-impl ShardMetrics {
     /// Copies the authenticator's counters (called by the shard once per turn).
-    pub fn publish_auth(&self, a: &sipedge_core::auth::AuthStats) {
-        let values = [
-            a.challenges,
-            a.stale,
-            a.digest_ok,
-            a.digest_failed,
-            a.replays,
-            a.ip_ok,
-            a.forbidden,
-            a.malformed,
-        ];
-        for (m, v) in self.auth.iter().zip(values) {
-            m.store(v, Relaxed);
-        }
+    pub fn publish_auth(&self, a: &AuthStats) {
+        self.auth.publish(a);
     }
 }
 
-/// Authentication counters: name and help, in `publish_auth` order.
-const AUTH_COUNTERS: [(&str, &str); 8] = [
-    (
-        "auth_challenges_total",
-        "401/407 digest challenges sent (stale ones included).",
-    ),
-    (
-        "auth_stale_total",
-        "Challenges with stale=true (right password, unusable nonce).",
-    ),
-    ("auth_digest_ok_total", "Digest credentials accepted."),
-    (
-        "auth_digest_failed_total",
-        "Wrong password or unknown user (not told apart).",
-    ),
-    ("auth_replays_total", "Replayed (nonce, nonce-count) pairs."),
-    (
-        "auth_ip_ok_total",
-        "Requests authenticated by source address (IP or CLI).",
-    ),
-    (
-        "auth_forbidden_total",
-        "403s from authentication (whitelist, username, CLI).",
-    ),
-    ("auth_malformed_total", "400s for malformed credentials."),
-];
+/// Renders the rows of one [`Counters`] list for every shard.
+pub(crate) fn render_cells<'a, T: Counters + 'a>(
+    out: &mut String,
+    shards: &'a [std::sync::Arc<ShardMetrics>],
+    cells: impl Fn(&'a ShardMetrics) -> &'a Cells<T> + Clone,
+) {
+    Cells::<T>::render(out, shards.iter().map(|m| cells(m)));
+}
 
 type Field = fn(&ShardMetrics) -> &AtomicU64;
-
-const COUNTERS: &[(&str, &str, Field)] = &[
-    ("loop_turns_total", "Shard loop turns.", |m| &m.loop_turns),
-    (
-        "recv_batches_total",
-        "Loop turns that received datagrams.",
-        |m| &m.recv_batches,
-    ),
-    (
-        "recv_batch_datagrams_total",
-        "Datagrams received in batches (divide by recv_batches_total for the mean batch).",
-        |m| &m.recv_batch_datagrams,
-    ),
-    (
-        "xdp_rx_frames_total",
-        "io = xdp: datagrams received as frames on the AF_XDP socket.",
-        |m| &m.xdp_rx_frames,
-    ),
-    (
-        "xdp_tx_frames_total",
-        "io = xdp: datagrams sent as frames on the AF_XDP socket.",
-        |m| &m.xdp_tx_frames,
-    ),
-    (
-        "xdp_rx_rejected_total",
-        "io = xdp: frames dropped (malformed, bad checksum, not for a listen address).",
-        |m| &m.xdp_rx_rejected,
-    ),
-    (
-        "xdp_tx_via_socket_total",
-        "io = xdp: datagrams sent through the UDP socket instead (peer MAC unknown, above the MTU, ring full).",
-        |m| &m.xdp_tx_via_socket,
-    ),
-    ("datagrams_in_total", "UDP datagrams received.", |m| {
-        &m.datagrams_in
-    }),
-    ("datagrams_out_total", "UDP datagrams sent.", |m| {
-        &m.datagrams_out
-    }),
-    (
-        "send_drops_total",
-        "Datagrams dropped because no send slot was free or the socket stayed full.",
-        |m| &m.send_drops,
-    ),
-    (
-        "recv_truncated_total",
-        "Datagrams larger than the receive buffer.",
-        |m| &m.recv_truncated,
-    ),
-    (
-        "mesh_handoffs_total",
-        "Messages handed to another shard.",
-        |m| &m.mesh_sent,
-    ),
-    (
-        "mesh_received_total",
-        "Messages received from other shards.",
-        |m| &m.mesh_received,
-    ),
-    (
-        "mesh_drops_total",
-        "Hand-offs dropped because the peer's queue was full.",
-        |m| &m.mesh_dropped,
-    ),
-    ("requests_total", "Valid SIP requests received.", |m| {
-        &m.requests_in
-    }),
-    ("responses_total", "Valid SIP responses received.", |m| {
-        &m.responses_in
-    }),
-    ("keepalives_total", "CRLF keepalives received.", |m| {
-        &m.keepalives_in
-    }),
-    ("replies_total", "Responses generated by the edge.", |m| {
-        &m.replies_out
-    }),
-    (
-        "dropped_total",
-        "Messages dropped without an answer.",
-        |m| &m.dropped,
-    ),
-    (
-        "responses_unmatched_total",
-        "Responses that matched no transaction.",
-        |m| &m.responses_unmatched,
-    ),
-    (
-        "registers_total",
-        "REGISTER requests received (one handed to its owner counts on both shards).",
-        |m| &m.registers_in,
-    ),
-    (
-        "registers_handed_off_total",
-        "REGISTERs handed to the AoR's owner shard.",
-        |m| &m.registers_handed_off,
-    ),
-    ("registers_ok_total", "REGISTERs answered 200 OK.", |m| {
-        &m.registers_ok
-    }),
-    (
-        "registers_failed_total",
-        "REGISTERs refused (403, 404, 400, 423, 500).",
-        |m| &m.registers_failed,
-    ),
-    (
-        "registers_table_full_total",
-        "REGISTERs refused with 503 because the shard held its share of [registrar] max_bindings.",
-        |m| &m.registers_table_full,
-    ),
-    (
-        "register_retransmissions_total",
-        "REGISTER retransmissions answered again without change.",
-        |m| &m.register_retransmissions,
-    ),
-    ("bindings_created_total", "Bindings added.", |m| {
-        &m.bindings_created
-    }),
-    ("bindings_refreshed_total", "Bindings refreshed.", |m| {
-        &m.bindings_refreshed
-    }),
-    (
-        "bindings_removed_total",
-        "Bindings removed by a REGISTER (expires=0, *, eviction).",
-        |m| &m.bindings_removed,
-    ),
-    ("bindings_expired_total", "Bindings that expired.", |m| {
-        &m.bindings_expired
-    }),
-    (
-        "bindings_restored_total",
-        "Bindings restored from the journal at start.",
-        |m| &m.restored,
-    ),
-    (
-        "restore_expired_total",
-        "Journal records skipped at start because they had expired.",
-        |m| &m.restore_expired,
-    ),
-];
 
 const GAUGES: &[(&str, &str, Field)] = &[
     ("bindings", "Bindings (contacts) held by the shard.", |m| {
@@ -349,19 +222,8 @@ const GAUGES: &[(&str, &str, Field)] = &[
 /// Renders every shard's metrics in the Prometheus text format (version 0.0.4).
 pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
     let mut out = String::with_capacity(8192);
-    for (name, help, field) in COUNTERS {
-        let _ = writeln!(
-            out,
-            "# HELP sipedge_{name} {help}\n# TYPE sipedge_{name} counter"
-        );
-        for (i, m) in shards.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "sipedge_{name}{{shard=\"{i}\"}} {}",
-                field(m).load(Relaxed)
-            );
-        }
-    }
+    render_cells(&mut out, shards, |m| &m.shell);
+    render_cells(&mut out, shards, |m| &m.core);
     for (name, help, field) in GAUGES {
         let _ = writeln!(
             out,
@@ -385,19 +247,7 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
             );
         }
     }
-    for (k, (name, help)) in AUTH_COUNTERS.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "# HELP sipedge_{name} {help}\n# TYPE sipedge_{name} counter"
-        );
-        for (i, m) in shards.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "sipedge_{name}{{shard=\"{i}\"}} {}",
-                m.auth[k].load(Relaxed)
-            );
-        }
-    }
+    render_cells(&mut out, shards, |m| &m.auth);
     out.push_str("# HELP sipedge_io_engine I/O engine each shard runs (value 1).\n# TYPE sipedge_io_engine gauge\n");
     for (i, m) in shards.iter().enumerate() {
         let engine = match m.engine.load(Relaxed) {
@@ -412,7 +262,7 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
             "sipedge_io_engine{{shard=\"{i}\",engine=\"{engine}\"}} 1"
         );
     }
-    crate::metrics_nat::render(&mut out, &shards.iter().map(|m| &m.nat).collect::<Vec<_>>());
+    crate::metrics_nat::render(&mut out, shards);
     let _ = writeln!(
         out,
         "# HELP sipedge_shards Number of shards.\n# TYPE sipedge_shards gauge\nsipedge_shards {}",
@@ -422,4 +272,105 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
     crate::metrics_turns::render(&mut out, shards);
     crate::metrics_limits::render(&mut out, shards);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sipedge_core::{NatStats, OverloadStats, ProxyStats};
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    /// A `T` whose every counter holds a value no other counter holds.
+    fn fill<T: Counters + Default>(next: &mut u64) -> T {
+        let mut t = T::default();
+        t.each_mut(|_, v| {
+            *next += 1;
+            *v = *next;
+        });
+        t
+    }
+
+    /// The exposition line every counter of `s` must produce on shard 0.
+    fn lines<T: Counters>(s: &T, out: &mut Vec<String>) {
+        s.each(|i, v| out.push(format!("sipedge_{}{{shard=\"0\"}} {v}", T::ROWS[i].name)));
+    }
+
+    /// Issue 14: each counter is declared once (`sipedge_core::stats`, `ShellStats`) and this
+    /// fails when one is counted but not published or not rendered.
+    #[test]
+    fn every_declared_counter_is_exported_with_its_value() {
+        let mut n = 1000;
+        let mut core: CoreStats = fill(&mut n);
+        core.nat = fill(&mut n);
+        core.overload = fill(&mut n);
+        let proxy: ProxyStats = fill(&mut n);
+        let auth: AuthStats = fill(&mut n);
+        let shell: ShellStats = fill(&mut n);
+        let m = Arc::new(ShardMetrics::default());
+        m.publish(
+            &core,
+            &EngineStats::default(),
+            &MeshStats::default(),
+            &LoopStats::default(),
+        );
+        m.shell.publish(&shell);
+        m.relay.publish(&proxy, 0);
+        m.publish_auth(&auth);
+        m.limits.publish(&core.overload, 0);
+        let text = render(&[m]);
+        let mut want = Vec::new();
+        lines(&core, &mut want);
+        lines(&core.nat, &mut want);
+        lines(&core.overload, &mut want);
+        lines(&proxy, &mut want);
+        lines(&auth, &mut want);
+        lines(&shell, &mut want);
+        let rows = CoreStats::ROWS.len()
+            + NatStats::ROWS.len()
+            + OverloadStats::ROWS.len()
+            + ProxyStats::ROWS.len()
+            + AuthStats::ROWS.len()
+            + ShellStats::ROWS.len();
+        assert_eq!(want.len(), rows);
+        let got: HashSet<&str> = text.lines().collect();
+        let missing: Vec<&String> = want.iter().filter(|l| !got.contains(l.as_str())).collect();
+        assert!(missing.is_empty(), "not exported: {missing:#?}");
+    }
+
+    /// Before issue 14 these three were counted by the core and never exported.
+    #[test]
+    fn counters_that_had_drifted_are_exported() {
+        let core = CoreStats {
+            bindings_evicted: 7,
+            shard_msgs_in: 8,
+            lookups_answered: 9,
+            ..CoreStats::default()
+        };
+        let m = Arc::new(ShardMetrics::default());
+        m.publish(
+            &core,
+            &EngineStats::default(),
+            &MeshStats::default(),
+            &LoopStats::default(),
+        );
+        let text = render(&[m]);
+        for line in [
+            "sipedge_bindings_evicted_total{shard=\"0\"} 7",
+            "sipedge_shard_messages_in_total{shard=\"0\"} 8",
+            "sipedge_lookups_answered_total{shard=\"0\"} 9",
+        ] {
+            assert!(text.contains(line), "missing {line}");
+        }
+    }
+
+    /// Every metric name is declared once, with one `# TYPE` line.
+    #[test]
+    fn metric_names_are_unique() {
+        let text = render(&[Arc::new(ShardMetrics::default())]);
+        let mut seen = HashSet::new();
+        for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            assert!(seen.insert(l.split(' ').nth(2)), "declared twice: {l}");
+        }
+    }
 }

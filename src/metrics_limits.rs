@@ -7,18 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use sipedge_core::OverloadStats;
 
-use crate::metrics::ShardMetrics;
+use crate::metrics::{render_cells, Cells, ShardMetrics};
 use crate::persist::ShardPersist;
 
 /// Counters of one shard, written only by that shard.
 #[derive(Debug, Default)]
 pub struct LimitsMetrics {
-    txn_full: AtomicU64,
-    txn_bytes_full: AtomicU64,
-    lookups_lost: AtomicU64,
-    undelivered: AtomicU64,
-    replies_shrunk: AtomicU64,
-    replies_too_large: AtomicU64,
+    /// The counters declared with `OverloadStats` (`sipedge_core::stats`).
+    overload: Cells<OverloadStats>,
     txn_bytes: AtomicU64,
     journal_written: AtomicU64,
     journal_bytes: AtomicU64,
@@ -35,12 +31,7 @@ pub struct LimitsMetrics {
 impl LimitsMetrics {
     /// Copies the core's overload counters and the bytes its transactions hold.
     pub fn publish(&self, s: &OverloadStats, txn_bytes: usize) {
-        self.txn_full.store(s.txn_full, Relaxed);
-        self.txn_bytes_full.store(s.txn_bytes_full, Relaxed);
-        self.lookups_lost.store(s.lookups_lost, Relaxed);
-        self.undelivered.store(s.shard_msgs_undelivered, Relaxed);
-        self.replies_shrunk.store(s.replies_shrunk, Relaxed);
-        self.replies_too_large.store(s.replies_too_large, Relaxed);
+        self.overload.publish(s);
         self.txn_bytes.store(txn_bytes as u64, Relaxed);
     }
 
@@ -64,37 +55,8 @@ impl LimitsMetrics {
 
 type Field = fn(&LimitsMetrics) -> &AtomicU64;
 
+/// The journal's counters (kept by the shell, `persist.rs`).
 const COUNTERS: &[(&str, &str, Field)] = &[
-    (
-        "overload_transactions_full_total",
-        "Requests answered 503 because [limits] max_transactions was reached.",
-        |m| &m.txn_full,
-    ),
-    (
-        "overload_transaction_bytes_full_total",
-        "Requests answered 503 because [limits] max_transaction_bytes was reached.",
-        |m| &m.txn_bytes_full,
-    ),
-    (
-        "overload_lookups_lost_total",
-        "Relayed requests answered 503 because the owner shard's lookup answer never came.",
-        |m| &m.lookups_lost,
-    ),
-    (
-        "overload_mesh_undelivered_total",
-        "Messages for another shard dropped because its queue was full (messages or bytes).",
-        |m| &m.undelivered,
-    ),
-    (
-        "overload_replies_shrunk_total",
-        "Stateless replies sent without optional headers to stay within 3x the request.",
-        |m| &m.replies_shrunk,
-    ),
-    (
-        "overload_replies_too_large_total",
-        "Stateless replies not sent: more than 3x the request even when shrunk.",
-        |m| &m.replies_too_large,
-    ),
     (
         "journal_records_written_total",
         "Binding-change records written to the journal.",
@@ -134,6 +96,7 @@ const COUNTERS: &[(&str, &str, Field)] = &[
 
 /// Renders the counters of every shard.
 pub fn render(out: &mut String, shards: &[std::sync::Arc<ShardMetrics>]) {
+    render_cells(out, shards, |m| &m.limits.overload);
     let mut section =
         |name: &str, help: &str, kind: &str, value: &dyn Fn(&LimitsMetrics) -> String| {
             let _ = writeln!(

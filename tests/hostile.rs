@@ -16,20 +16,17 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{register, Client, Edge, Prober};
-use sipedge_core::auth::{expected_response, ha1, Algorithm, DigestInput};
+use common::{register, Client, Edge, Prober, DOMAIN, WAIT};
 use sipedge_msg::{HeaderName, Message};
 
-const WAIT: Duration = Duration::from_secs(2);
 /// How long a victim listens for what must not come.
 const QUIET: Duration = Duration::from_millis(1000);
 /// An address that never sends anything to the edge (a "foreign IP literal").
 const VICTIM_IP: &str = "127.0.134.250";
-const REALM: &str = "edge.test";
 
 fn users_toml() -> String {
     format!(
-        "\n[auth]\nrealm = \"{REALM}\"\nalgorithms = [\"MD5\"]\ninvite = \"digest\"\nregister = \"digest\"\n\n[[accounts]]\nname = \"acme\"\n\n[[users]]\nusername = \"alice\"\naccount = \"acme\"\npassword = \"wonderland\"\n\n[[users]]\nusername = \"bob\"\naccount = \"acme\"\npassword = \"builder\"\n"
+        "\n[auth]\nrealm = \"{DOMAIN}\"\nalgorithms = [\"MD5\"]\ninvite = \"digest\"\nregister = \"digest\"\n\n[[accounts]]\nname = \"acme\"\n\n[[users]]\nusername = \"alice\"\naccount = \"acme\"\npassword = \"wonderland\"\n\n[[users]]\nusername = \"bob\"\naccount = \"acme\"\npassword = \"builder\"\n"
     )
 }
 
@@ -59,7 +56,7 @@ fn assert_answers_options(edge: &Edge, ip: &str) {
 fn request(c: &Client, method: &str, ruri: &str, call: &str, cseq: u32, extra: &str) -> Vec<u8> {
     let me = c.addr();
     format!(
-        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call}-{cseq}-{method};rport\r\nMax-Forwards: 70\r\nFrom: <sip:caller@{REALM}>;tag=c-{call}\r\nTo: <{ruri}>\r\nCall-ID: {call}\r\nCSeq: {cseq} {method}\r\nContact: <sip:caller@{me}>\r\n{extra}Content-Length: 0\r\n\r\n"
+        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call}-{cseq}-{method};rport\r\nMax-Forwards: 70\r\nFrom: <sip:caller@{DOMAIN}>;tag=c-{call}\r\nTo: <{ruri}>\r\nCall-ID: {call}\r\nCSeq: {cseq} {method}\r\nContact: <sip:caller@{me}>\r\n{extra}Content-Length: 0\r\n\r\n"
     )
     .into_bytes()
 }
@@ -235,7 +232,7 @@ fn forged_response(edge: &Edge, i: u32, next: SocketAddr) -> Vec<u8> {
         i
     );
     format!(
-        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nVia: SIP/2.0/UDP {next};branch=z9hG4bK-v{i}\r\nFrom: <sip:a@{REALM}>;tag=1\r\nTo: <sip:b@{REALM}>;tag=2\r\nCall-ID: forged-{i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {};branch={branch}\r\nVia: SIP/2.0/UDP {next};branch=z9hG4bK-v{i}\r\nFrom: <sip:a@{DOMAIN}>;tag=1\r\nTo: <sip:b@{DOMAIN}>;tag=2\r\nCall-ID: forged-{i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
         edge.sip
     )
     .into_bytes()
@@ -372,35 +369,7 @@ fn replayed_authenticated_register_is_refused() {
 
 /// Digest credentials (MD5, qop=auth, nc) answering the challenge in `reply`.
 fn digest(reply: &[u8], user: &str, pw: &str, method: &str, uri: &str, nc: u32) -> String {
-    let m = Message::parse(reply).unwrap();
-    let h = m
-        .header_named(b"WWW-Authenticate")
-        .or_else(|| m.header_named(b"Proxy-Authenticate"))
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .expect("a challenge");
-    let i = h.find("nonce=\"").unwrap() + 7;
-    let nonce = &h[i..i + h[i..].find('"').unwrap()];
-    let ha = ha1(
-        Algorithm::Md5,
-        user.as_bytes(),
-        REALM.as_bytes(),
-        pw.as_bytes(),
-    );
-    let ncs = format!("{nc:08x}");
-    let r = expected_response(
-        Algorithm::Md5,
-        &ha[..32],
-        &DigestInput {
-            method: method.as_bytes(),
-            uri: uri.as_bytes(),
-            nonce: nonce.as_bytes(),
-            qop_auth: Some((ncs.as_bytes(), b"c0ffee")),
-        },
-    );
-    format!(
-        "Digest username=\"{user}\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm=MD5, qop=auth, nc={ncs}, cnonce=\"c0ffee\"",
-        std::str::from_utf8(&r[..32]).unwrap()
-    )
+    common::digest_answer(&common::challenge(reply), user, pw, method, uri, nc)
 }
 
 fn first_lines(got: &[(SocketAddr, Vec<u8>)]) -> Vec<String> {
@@ -484,12 +453,12 @@ fn flood(n: u32, tag: &str, ip: &str, port: u16, [phone_ip, prober_ip]: [&str; 2
             // Via sent-by names the victim without rport: replies must still go to the
             // source address (RFC 3261 §18.2.2 received), never to the victim.
             format!(
-                "INVITE sip:sink@edge.test SIP/2.0\r\nVia: SIP/2.0/UDP {VICTIM_IP}:{vp};branch=z9hG4bK-fl{i}\r\nMax-Forwards: 70\r\nFrom: <sip:flood@{REALM}>;tag=f{i}\r\nTo: <sip:sink@edge.test>\r\nCall-ID: flood-{i}@{me}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+                "INVITE sip:sink@edge.test SIP/2.0\r\nVia: SIP/2.0/UDP {VICTIM_IP}:{vp};branch=z9hG4bK-fl{i}\r\nMax-Forwards: 70\r\nFrom: <sip:flood@{DOMAIN}>;tag=f{i}\r\nTo: <sip:sink@edge.test>\r\nCall-ID: flood-{i}@{me}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
                 vp = victim.addr().port()
             )
         } else {
             format!(
-                "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{:016x}\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-s{i}\r\nFrom: <sip:a@{REALM}>;tag=1\r\nTo: <sip:b@{REALM}>;tag=2\r\nCall-ID: spoof-{i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+                "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{:016x}\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-s{i}\r\nFrom: <sip:a@{DOMAIN}>;tag=1\r\nTo: <sip:b@{DOMAIN}>;tag=2\r\nCall-ID: spoof-{i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
                 edge.sip,
                 u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15)
             )

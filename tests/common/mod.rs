@@ -7,32 +7,34 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use sipedge_core::auth::{expected_response, ha1, Algorithm, DigestInput};
 use sipedge_msg::Message;
+
+/// The domain every test edge serves (`[server] domains`); the digest realm defaults to it.
+pub const DOMAIN: &str = "edge.test";
+
+/// How long a test waits for a reply that must come.
+pub const WAIT: Duration = Duration::from_secs(2);
 
 /// A running sipedge on its own loopback address.
 pub struct Edge {
     pub child: Option<Child>,
     pub sip: SocketAddr,
     pub admin: SocketAddr,
-    _dir: tempdir::TempDir,
+    /// The config file the edge was started with (tests edit it before a SIGHUP).
+    pub config: PathBuf,
+    _dir: TempDir,
 }
 
-pub mod tempdir {
-    /// A directory removed on drop.
-    pub struct TempDir(pub std::path::PathBuf);
-    impl TempDir {
-        pub fn new(tag: &str) -> TempDir {
-            let p = std::env::temp_dir().join(format!("sipedge-test-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+pub use tempfile::TempDir;
+
+/// A fresh directory removed on drop, named after `tag` (unique even when tests run in
+/// parallel in one process).
+pub fn temp_dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sipedge-test-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// Tests run in parallel and must not share the default journal directory: memory-only
@@ -50,7 +52,7 @@ pub fn write_config(
     std::fs::write(
         &path,
         format!(
-            "[server]\nlisten = [\"udp:{ip}:{port}\"]\ndomains = [\"edge.test\"]\nio = \"{io}\"\nrecv_buffer_bytes = 4194304\nmax_message_bytes = 4096\n\n[admin]\nlisten = \"{ip}:{admin_port}\"\n\n[log]\nlevel = \"warn\"\n{MEMORY_ONLY}"
+            "[server]\nlisten = [\"udp:{ip}:{port}\"]\ndomains = [\"{DOMAIN}\"]\nio = \"{io}\"\nrecv_buffer_bytes = 4194304\nmax_message_bytes = 4096\n\n[admin]\nlisten = \"{ip}:{admin_port}\"\n\n[log]\nlevel = \"warn\"\n{MEMORY_ONLY}"
         ),
     )
     .unwrap();
@@ -72,8 +74,8 @@ impl Edge {
         io: &str,
         extra: &str,
     ) -> Edge {
-        let dir = tempdir::TempDir::new(tag);
-        let cfg = write_config(&dir.0, ip, port, port + 1, io);
+        let dir = temp_dir(tag);
+        let cfg = write_config(dir.path(), ip, port, port + 1, io);
         let mut text = std::fs::read_to_string(&cfg).unwrap();
         if extra.contains("[registrar.persistence]") {
             text = text.replace(MEMORY_ONLY, "");
@@ -93,6 +95,7 @@ impl Edge {
             child: Some(child),
             sip: format!("{ip}:{port}").parse().unwrap(),
             admin: format!("{ip}:{}", port + 1).parse().unwrap(),
+            config: cfg,
             _dir: dir,
         };
         let client = Client::new(ip);
@@ -152,6 +155,20 @@ impl Edge {
 }
 
 impl Edge {
+    /// Polls [`Edge::metric`] (summed over shards) until it equals `want` or `limit` passes;
+    /// returns the last value read. The admin endpoint answers before every shard has
+    /// started (restored its bindings, published its gauges): await those, never sleep.
+    pub fn await_metric(&self, name: &str, want: u64, limit: Duration) -> u64 {
+        let deadline = Instant::now() + limit;
+        loop {
+            let v = self.metric(name, None);
+            if v == want || Instant::now() >= deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: the process gets no chance to flush anything.
     pub fn kill_9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -207,6 +224,36 @@ impl Client {
     }
 }
 
+/// Waits until some process has a UDP socket bound to the IPv4 `addr` (read from
+/// `/proc/net/udp`, so the wait never takes the port itself): a SIPp or phone process we
+/// spawned is ready to receive. Panics after `limit`.
+pub fn wait_udp_bound(addr: SocketAddr, limit: Duration) {
+    let SocketAddr::V4(v4) = addr else {
+        panic!("wait_udp_bound: IPv4 only, got {addr}");
+    };
+    let want = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let deadline = Instant::now() + limit;
+    loop {
+        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+        if table
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing bound {addr} within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// An OPTIONS to the edge from `client`.
 pub fn options(edge: SocketAddr, client: &Client, cseq: u32) -> Vec<u8> {
     let me = client.addr();
@@ -234,6 +281,55 @@ pub fn register(
         "REGISTER sip:edge.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-r{cseq}-{call_id};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@edge.test>;tag=f{cseq}\r\nTo: <sip:{user}@edge.test>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n{contact}{expires}User-Agent: sipedge-test\r\nContent-Length: 0\r\n\r\n"
     )
     .into_bytes()
+}
+
+/// The value of `name="…"` in a challenge or credentials header.
+pub fn param(h: &str, name: &str) -> String {
+    let i = h.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+    h[i..i + h[i..].find('"').unwrap()].to_string()
+}
+
+/// The WWW-Authenticate (or Proxy-Authenticate) challenge of a 401/407 reply.
+pub fn challenge(reply: &[u8]) -> String {
+    let m = Message::parse(reply).unwrap();
+    m.header_named(b"WWW-Authenticate")
+        .or_else(|| m.header_named(b"Proxy-Authenticate"))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .expect("a challenge")
+}
+
+/// MD5 digest credentials (RFC 7616 §3.4, qop=auth, nonce-count `nc`, realm [`DOMAIN`])
+/// answering `challenge` (a WWW-/Proxy-Authenticate value).
+pub fn digest_answer(
+    challenge: &str,
+    user: &str,
+    pw: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+) -> String {
+    let nonce = param(challenge, "nonce");
+    let ha = ha1(
+        Algorithm::Md5,
+        user.as_bytes(),
+        DOMAIN.as_bytes(),
+        pw.as_bytes(),
+    );
+    let ncs = format!("{nc:08x}");
+    let r = expected_response(
+        Algorithm::Md5,
+        &ha[..32],
+        &DigestInput {
+            method: method.as_bytes(),
+            uri: uri.as_bytes(),
+            nonce: nonce.as_bytes(),
+            qop_auth: Some((ncs.as_bytes(), b"c0ffee")),
+        },
+    );
+    format!(
+        "Digest username=\"{user}\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm=MD5, qop=auth, nc={ncs}, cnonce=\"c0ffee\"",
+        std::str::from_utf8(&r[..32]).unwrap()
+    )
 }
 
 /// The Contact URIs and their `expires` listed by a 200 OK to a REGISTER.

@@ -88,7 +88,7 @@ pub use crate::proxy::{ProxyConfig, ProxyStats, OVERLOAD_RETRY_AFTER_SECS};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
 pub use crate::secret::{NodeSecret, SecretError, NODE_SECRET_LEN};
 pub use crate::shard::{ShardId, ShardMsg};
-pub use crate::stats::{CoreStats, OverloadStats};
+pub use crate::stats::{CoreStats, Counters, MetricKind, OverloadStats, Row};
 pub use crate::time::Millis;
 pub use crate::txn::table::{
     TxnLimits, DEFAULT_MAX_TRANSACTIONS, DEFAULT_MAX_TRANSACTION_BYTES, RETAINED_BUFFER_BYTES,

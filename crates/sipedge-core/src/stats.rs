@@ -1,77 +1,307 @@
 //! Per-shard protocol counters (plain integers; the shell publishes them for scraping).
+//!
+//! Every counter is declared once, in a [`counters!`](crate::counters) list: the entry
+//! generates the struct field the core increments (`self.stats.x += 1`), its place in
+//! [`Counters::ROWS`] (the Prometheus name, type and help the shell renders) and its slot in
+//! [`Counters::each`] (what the shell copies into its atomics once per turn). The shell keeps
+//! one generic array of atomics per list (`src/metrics.rs`), so a counter cannot be counted
+//! and never exported. Counter structs that live beside their subsystem (`NatStats`,
+//! `ProxyStats`, `AuthStats`) are described here with [`describe_counters!`]: its
+//! destructuring names every field, so adding one to the struct without a row (or an
+//! explicit `skip`) does not compile.
 
 use sipedge_msg::ParseErrorKind;
 
-/// Counters kept by one shard's core.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CoreStats {
-    /// Requests that parsed and validated.
-    pub requests_in: u64,
-    /// Responses that parsed and validated.
-    pub responses_in: u64,
-    /// CRLF keepalive datagrams (RFC 5626 §3.5.1).
-    pub keepalives_in: u64,
-    /// Parse or validation failures, by [`ParseErrorKind::index`].
-    pub parse_errors: [u64; ParseErrorKind::COUNT],
-    /// Messages dropped without a reply (bad responses, unanswerable requests, ACKs…).
-    pub dropped: u64,
-    /// Responses that matched no transaction (RFC 3261 §18.1.2: discarded).
-    pub responses_unmatched: u64,
-    /// Replies the edge generated itself.
-    pub replies_out: u64,
-    /// Hand-offs received from other shards.
-    pub shard_msgs_in: u64,
-    /// REGISTER requests seen (valid ones, before ownership: one handed to its owner counts
-    /// on both shards, as do `requests_in`).
-    pub registers_in: u64,
-    /// REGISTERs handed to the AoR's owner shard.
-    pub registers_handed_off: u64,
-    /// REGISTERs answered 200 OK.
-    pub registers_ok: u64,
-    /// REGISTERs refused (403, 404, 400, 423, 500, 503).
-    pub registers_failed: u64,
-    /// REGISTERs that would have added a binding to a full shard (`[registrar]
-    /// max_bindings`): 503 with Retry-After (also in `registers_failed`).
-    pub registers_table_full: u64,
-    /// REGISTER retransmissions answered again without change.
-    pub register_retransmissions: u64,
-    /// Bindings added.
-    pub bindings_created: u64,
-    /// Bindings refreshed.
-    pub bindings_refreshed: u64,
-    /// Bindings removed by a REGISTER (expires=0, `*`, eviction).
-    pub bindings_removed: u64,
-    /// Bindings evicted by `overflow = "replace_oldest"` (also in `bindings_removed`).
-    pub bindings_evicted: u64,
-    /// Bindings that expired.
-    pub bindings_expired: u64,
-    /// Bindings restored from records.
-    pub restored: u64,
-    /// Restored records skipped because they had expired.
-    pub restore_expired: u64,
-    /// Lookups answered for other shards.
-    pub lookups_answered: u64,
-    /// NAT keepalives.
-    pub nat: crate::nat::NatStats,
-    /// Caps reached and what was refused or dropped (issue 13).
-    pub overload: OverloadStats,
+/// The Prometheus type of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up (the name ends in `_total`).
+    Counter,
+    /// A level (may go down, or is a maximum).
+    Gauge,
 }
 
-/// What the caps of issue 13 refused, shrank or dropped on one shard.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OverloadStats {
-    /// Requests answered 503 because `[limits] max_transactions` was reached.
-    pub txn_full: u64,
-    /// Requests answered 503 because `[limits] max_transaction_bytes` was reached.
-    pub txn_bytes_full: u64,
-    /// Cells that got no lookup answer from the owner shard (503).
-    pub lookups_lost: u64,
-    /// Messages for another shard the shell could not queue (mesh full).
-    pub shard_msgs_undelivered: u64,
-    /// Stateless replies shrunk (optional headers left out) to stay within three times
-    /// the request's size.
-    pub replies_shrunk: u64,
-    /// Stateless replies not sent: even without optional headers they would have been
-    /// more than three times the request's size.
-    pub replies_too_large: u64,
+impl MetricKind {
+    /// The `# TYPE` word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+        }
+    }
+}
+
+/// How one counter is exported: `sipedge_<name>{shard="i"} <value>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    /// The metric name without the `sipedge_` prefix.
+    pub name: &'static str,
+    /// Counter or gauge.
+    pub kind: MetricKind,
+    /// The `# HELP` text.
+    pub help: &'static str,
+}
+
+/// A struct of `u64` counters with its export rows (generated by [`counters!`](crate::counters)
+/// or [`describe_counters!`]).
+pub trait Counters {
+    /// One row per counter, in [`Counters::each`] order.
+    const ROWS: &'static [Row];
+    /// Calls `f(i, value)` for every counter, `i` indexing [`Counters::ROWS`].
+    fn each(&self, f: impl FnMut(usize, u64));
+    /// Calls `f(i, &mut value)` for every counter (tests fill the struct with it).
+    fn each_mut(&mut self, f: impl FnMut(usize, &mut u64));
+}
+
+/// Declares a counter struct: each entry `field: "metric_name", counter|gauge, "help";`
+/// becomes a `pub field: u64` and a [`Row`]; an optional `nested { … }` block holds fields
+/// exported by other means (nested counter structs, labelled arrays).
+#[macro_export]
+macro_rules! counters {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* $field:ident : $metric:literal, $kind:ident, $help:literal; )*
+        }
+        $( nested { $( $(#[$nmeta:meta])* pub $nfield:ident : $nty:ty, )* } )?
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[$fmeta])* #[doc = concat!("\n\nExported as `sipedge_", $metric, "`.")] pub $field: u64, )*
+            $( $( $(#[$nmeta])* pub $nfield: $nty, )* )?
+        }
+        impl $crate::Counters for $name {
+            const ROWS: &'static [$crate::Row] = &[
+                $( $crate::Row {
+                    name: $metric,
+                    kind: $crate::counters!(@kind $kind),
+                    help: $help,
+                }, )*
+            ];
+            #[allow(unused_assignments)]
+            fn each(&self, mut f: impl FnMut(usize, u64)) {
+                let mut i = 0usize;
+                $( f(i, self.$field); i += 1; )*
+            }
+            #[allow(unused_assignments)]
+            fn each_mut(&mut self, mut f: impl FnMut(usize, &mut u64)) {
+                let mut i = 0usize;
+                $( f(i, &mut self.$field); i += 1; )*
+            }
+        }
+    };
+    (@kind counter) => { $crate::MetricKind::Counter };
+    (@kind gauge) => { $crate::MetricKind::Gauge };
+}
+
+/// Describes the rows of a counter struct declared elsewhere. The destructuring is
+/// exhaustive: a field missing from both the rows and `skip` is a compile error.
+macro_rules! describe_counters {
+    (
+        $ty:path {
+            $( $field:ident : $metric:literal, $kind:ident, $help:literal; )*
+        }
+        skip { $( $skip:ident ),* $(,)? }
+    ) => {
+        impl $crate::Counters for $ty {
+            const ROWS: &'static [$crate::Row] = &[
+                $( $crate::Row {
+                    name: $metric,
+                    kind: $crate::counters!(@kind $kind),
+                    help: $help,
+                }, )*
+            ];
+            #[allow(unused_assignments)]
+            fn each(&self, mut f: impl FnMut(usize, u64)) {
+                let $ty { $( $field, )* $( $skip: _, )* } = self;
+                let mut i = 0usize;
+                $( f(i, *$field); i += 1; )*
+            }
+            #[allow(unused_assignments)]
+            fn each_mut(&mut self, mut f: impl FnMut(usize, &mut u64)) {
+                let $ty { $( $field, )* $( $skip: _, )* } = self;
+                let mut i = 0usize;
+                $( f(i, $field); i += 1; )*
+            }
+        }
+    };
+}
+
+counters! {
+    /// Counters kept by one shard's core.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct CoreStats {
+        /// Requests that parsed and validated.
+        requests_in: "requests_total", counter, "Valid SIP requests received.";
+        /// Responses that parsed and validated.
+        responses_in: "responses_total", counter, "Valid SIP responses received.";
+        /// CRLF keepalive datagrams (RFC 5626 §3.5.1).
+        keepalives_in: "keepalives_total", counter, "CRLF keepalives received.";
+        /// Messages dropped without a reply (bad responses, unanswerable requests, ACKs…).
+        dropped: "dropped_total", counter, "Messages dropped without an answer.";
+        /// Responses that matched no transaction (RFC 3261 §18.1.2: discarded).
+        responses_unmatched: "responses_unmatched_total", counter,
+            "Responses that matched no transaction.";
+        /// Replies the edge generated itself.
+        replies_out: "replies_total", counter, "Responses generated by the edge.";
+        /// Hand-offs received from other shards.
+        shard_msgs_in: "shard_messages_in_total", counter,
+            "Hand-offs from other shards the core handled (REGISTERs, lookups, answers).";
+        /// REGISTER requests seen (valid ones, before ownership: one handed to its owner counts
+        /// on both shards, as do `requests_in`).
+        registers_in: "registers_total", counter,
+            "REGISTER requests received (one handed to its owner counts on both shards).";
+        /// REGISTERs handed to the AoR's owner shard.
+        registers_handed_off: "registers_handed_off_total", counter,
+            "REGISTERs handed to the AoR's owner shard.";
+        /// REGISTERs answered 200 OK.
+        registers_ok: "registers_ok_total", counter, "REGISTERs answered 200 OK.";
+        /// REGISTERs refused (403, 404, 400, 423, 500, 503).
+        registers_failed: "registers_failed_total", counter,
+            "REGISTERs refused (403, 404, 400, 423, 500).";
+        /// REGISTERs that would have added a binding to a full shard (`[registrar]
+        /// max_bindings`): 503 with Retry-After (also in `registers_failed`).
+        registers_table_full: "registers_table_full_total", counter,
+            "REGISTERs refused with 503 because the shard held its share of [registrar] max_bindings.";
+        /// REGISTER retransmissions answered again without change.
+        register_retransmissions: "register_retransmissions_total", counter,
+            "REGISTER retransmissions answered again without change.";
+        /// Bindings added.
+        bindings_created: "bindings_created_total", counter, "Bindings added.";
+        /// Bindings refreshed.
+        bindings_refreshed: "bindings_refreshed_total", counter, "Bindings refreshed.";
+        /// Bindings removed by a REGISTER (expires=0, `*`, eviction).
+        bindings_removed: "bindings_removed_total", counter,
+            "Bindings removed by a REGISTER (expires=0, *, eviction).";
+        /// Bindings evicted by `overflow = "replace_oldest"` (also in `bindings_removed`).
+        bindings_evicted: "bindings_evicted_total", counter,
+            "Bindings evicted by [registrar] overflow = \"replace_oldest\" (also in bindings_removed_total).";
+        /// Bindings that expired.
+        bindings_expired: "bindings_expired_total", counter, "Bindings that expired.";
+        /// Bindings restored from records.
+        restored: "bindings_restored_total", counter,
+            "Bindings restored from the journal at start.";
+        /// Restored records skipped because they had expired.
+        restore_expired: "restore_expired_total", counter,
+            "Journal records skipped at start because they had expired.";
+        /// Lookups answered for other shards.
+        lookups_answered: "lookups_answered_total", counter,
+            "Location lookups answered for another shard.";
+    }
+    nested {
+        /// Parse or validation failures, by [`ParseErrorKind::index`] (exported labelled by
+        /// kind as `sipedge_parse_errors_total`).
+        pub parse_errors: [u64; ParseErrorKind::COUNT],
+        /// NAT keepalives.
+        pub nat: crate::nat::NatStats,
+        /// Caps reached and what was refused or dropped (issue 13).
+        pub overload: OverloadStats,
+    }
+}
+
+counters! {
+    /// What the caps of issue 13 refused, shrank or dropped on one shard.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct OverloadStats {
+        /// Requests answered 503 because `[limits] max_transactions` was reached.
+        txn_full: "overload_transactions_full_total", counter,
+            "Requests answered 503 because [limits] max_transactions was reached.";
+        /// Requests answered 503 because `[limits] max_transaction_bytes` was reached.
+        txn_bytes_full: "overload_transaction_bytes_full_total", counter,
+            "Requests answered 503 because [limits] max_transaction_bytes was reached.";
+        /// Cells that got no lookup answer from the owner shard (503).
+        lookups_lost: "overload_lookups_lost_total", counter,
+            "Relayed requests answered 503 because the owner shard's lookup answer never came.";
+        /// Messages for another shard the shell could not queue (mesh full).
+        shard_msgs_undelivered: "overload_mesh_undelivered_total", counter,
+            "Messages for another shard dropped because its queue was full (messages or bytes).";
+        /// Stateless replies shrunk (optional headers left out) to stay within three times
+        /// the request's size.
+        replies_shrunk: "overload_replies_shrunk_total", counter,
+            "Stateless replies sent without optional headers to stay within 3x the request.";
+        /// Stateless replies not sent: even without optional headers they would have been
+        /// more than three times the request's size.
+        replies_too_large: "overload_replies_too_large_total", counter,
+            "Stateless replies not sent: more than 3x the request even when shrunk.";
+    }
+}
+
+describe_counters! {
+    crate::nat::NatStats {
+        pings_sent: "nat_pings_sent_total", counter, "NAT keepalives sent (OPTIONS or CRLF).";
+        pings_answered: "nat_pings_answered_total", counter, "OPTIONS keepalives answered.";
+        pings_timed_out: "nat_pings_timed_out_total", counter,
+            "OPTIONS keepalives unanswered at the next slot.";
+        ping_deregistrations: "nat_ping_deregistrations_total", counter,
+            "Bindings removed after ping_failures_max unanswered keepalives.";
+        ping_answers_stale: "nat_ping_answers_stale_total", counter,
+            "Keepalive answers for a binding that is gone, or forged.";
+        ping_answers_forwarded: "nat_ping_answers_forwarded_total", counter,
+            "Keepalive answers received here and handed to the binding's owner shard.";
+        nated_registrations: "nat_registrations_total", counter,
+            "Contacts registered or refreshed as NATed.";
+        ping_late_sweeps: "nat_ping_late_sweeps_total", counter,
+            "Keepalive ticks swept more than one tick late.";
+        ping_max_late_ticks: "nat_ping_max_late_ticks", gauge,
+            "Most wheel ticks a keepalive slot was swept late.";
+    }
+    // The RTT histogram (`sipedge_nat_ping_rtt_seconds`, src/metrics_nat.rs).
+    skip { rtt_buckets, rtt_count, rtt_sum_ms }
+}
+
+describe_counters! {
+    crate::proxy::ProxyStats {
+        transactions: "relay_transactions_total", counter,
+            "Requests relayed statefully (transactions created).";
+        branches: "relay_branches_total", counter,
+            "Requests forwarded downstream (one per target).";
+        retransmissions_absorbed: "relay_retransmissions_absorbed_total", counter,
+            "Retransmitted requests answered by their transaction.";
+        retransmissions_sent: "relay_retransmissions_sent_total", counter,
+            "Requests and responses retransmitted by timers A, E, G.";
+        acks_absorbed: "relay_acks_absorbed_total", counter,
+            "ACKs for our non-2xx absorbed hop by hop.";
+        acks_forwarded: "relay_acks_forwarded_total", counter,
+            "ACKs for 2xx forwarded end to end.";
+        cancels: "relay_cancels_total", counter, "CANCELs matched to their INVITE.";
+        responses_forwarded: "relay_responses_forwarded_total", counter,
+            "Responses forwarded upstream by their transaction.";
+        responses_no_transaction: "relay_responses_no_transaction_total", counter,
+            "Responses dropped: their transaction ended (RFC 6026, no stateless relay).";
+        responses_forged: "relay_responses_forged_total", counter,
+            "Responses dropped: our branch shape, MAC not ours.";
+        tokens_refused: "relay_tokens_refused_total", counter,
+            "Requests with a To tag refused (404): no dialog token of ours verified.";
+        credentials_consumed: "relay_credentials_consumed_total", counter,
+            "Forwarded requests stripped of credentials for our realm.";
+        responses_handed_off: "relay_responses_handed_off_total", counter,
+            "Responses handed to the shard owning their transaction.";
+        timeouts: "relay_timeouts_total", counter, "Branches that timed out (timers B, F, C).";
+        refused: "relay_refused_total", counter,
+            "Requests refused by a proxy rule (403, 404, 420, 482, 483, 503).";
+        lookups_remote: "relay_lookups_remote_total", counter,
+            "Location lookups asked of another shard.";
+    }
+    skip {}
+}
+
+describe_counters! {
+    crate::auth::AuthStats {
+        challenges: "auth_challenges_total", counter,
+            "401/407 digest challenges sent (stale ones included).";
+        stale: "auth_stale_total", counter,
+            "Challenges with stale=true (right password, unusable nonce).";
+        digest_ok: "auth_digest_ok_total", counter, "Digest credentials accepted.";
+        digest_failed: "auth_digest_failed_total", counter,
+            "Wrong password or unknown user (not told apart).";
+        replays: "auth_replays_total", counter, "Replayed (nonce, nonce-count) pairs.";
+        bad_nonce: "auth_bad_nonce_total", counter,
+            "Credentials with a nonce that is not ours (bad form or MAC): challenged again.";
+        ip_ok: "auth_ip_ok_total", counter,
+            "Requests authenticated by source address (IP or CLI).";
+        forbidden: "auth_forbidden_total", counter,
+            "403s from authentication (whitelist, username, CLI).";
+        malformed: "auth_malformed_total", counter, "400s for malformed credentials.";
+    }
+    skip {}
 }

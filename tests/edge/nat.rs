@@ -5,14 +5,12 @@
 //! registered phone (127.0.92.0/24). Waits are bounded; nothing asserts a duration.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{listed_contacts, register, Client, Edge};
+use crate::common::{listed_contacts, register, Client, Edge};
 
 const IP: &str = "127.0.80.1";
 const FAILURES: u32 = 2;
@@ -207,9 +205,7 @@ fn sighup_applies_changed_per_user_nat_settings_to_registered_phones() {
     assert_eq!(edge.metric("sipedge_nat_pings_sent_total", None), 0);
     assert_eq!(contacts_of(&edge, &q, "pat", 1).len(), 1);
 
-    let cfg = std::env::temp_dir()
-        .join(format!("sipedge-test-nat-reload-{}", std::process::id()))
-        .join("sipedge.toml");
+    let cfg = edge.config.clone();
     let text = std::fs::read_to_string(&cfg).unwrap();
     assert!(text.contains("nat = \"disabled\""));
     std::fs::write(&cfg, text.replace("nat = \"disabled\"", "nat = \"force\"")).unwrap();

@@ -4,15 +4,11 @@
 //! SIPp register scenario, when `sipp` is installed.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::Command;
-use std::time::Duration;
 
-use common::{Client, Edge};
+use crate::common::{Client, Edge, WAIT};
 use sipedge_msg::{HeaderName, Message};
 
-const WAIT: Duration = Duration::from_secs(2);
 const IP: &str = "127.0.50.1";
 
 fn register(

@@ -9,15 +9,13 @@
 //! 198.19.21.0/24.
 #![allow(unsafe_code, clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{options, register, Client};
+use crate::common::{options, register, Client};
 use sipedge_msg::Message;
 
 const NS_A: &str = "sxe-a";
@@ -42,7 +40,7 @@ fn xdp_attached() -> bool {
 }
 
 struct Rig {
-    dir: common::tempdir::TempDir,
+    dir: crate::common::TempDir,
 }
 
 impl Rig {
@@ -71,12 +69,12 @@ impl Rig {
         ] {
             assert!(ip(&cmd), "ip {cmd:?} failed");
         }
-        let dir = common::tempdir::TempDir::new("xdp");
+        let dir = crate::common::temp_dir("xdp");
         std::fs::write(
-            dir.0.join("sipedge.toml"),
+            dir.path().join("sipedge.toml"),
             format!(
                 "[server]\nlisten = [\"udp:{EDGE}\"]\ndomains = [\"edge.test\"]\nio = \"xdp\"\nxdp_interface = \"sxea\"\n\n[admin]\nlisten = \"{ADMIN}\"\n\n[log]\nlevel = \"info\"\n{}",
-                common::MEMORY_ONLY
+                crate::common::MEMORY_ONLY
             ),
         )
         .unwrap();
@@ -88,7 +86,7 @@ impl Rig {
             Command::new("ip")
                 .args(["netns", "exec", NS_A, env!("CARGO_BIN_EXE_sipedge")])
                 .arg("--config")
-                .arg(self.dir.0.join("sipedge.toml"))
+                .arg(self.dir.path().join("sipedge.toml"))
                 .args(["--shards", "1"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

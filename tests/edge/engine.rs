@@ -2,14 +2,10 @@
 //! input gets its documented reply (or none) and never stops the edge, with both I/O engines.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::{options, Client, Edge};
+use crate::common::{options, Client, Edge, WAIT};
 use sipedge_msg::Message;
-
-const WAIT: Duration = Duration::from_secs(2);
 
 fn options_from_many_ports_reach_every_shard(edge: &Edge, ip: &str) {
     let clients: Vec<Client> = (0..64).map(|_| Client::new(ip)).collect();

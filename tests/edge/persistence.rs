@@ -3,24 +3,21 @@
 //! with `sync = "every"`, and at most `batch_ms` worth with `sync = "batch"`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{listed_contacts, register, tempdir::TempDir, Client, Edge};
+use crate::common::{listed_contacts, register, temp_dir, Client, Edge, TempDir, WAIT};
 use sipedge_msg::Message;
 
 const IP: &str = "127.0.50.200";
-const WAIT: Duration = Duration::from_secs(2);
 
 fn persistence(dir: &TempDir, sync: &str, batch_ms: u64) -> String {
     format!(
         "\n[registrar.persistence]\npath = \"{}\"\nsync = \"{sync}\"\nbatch_changes = 1000000\nbatch_ms = {batch_ms}\n",
-        dir.0.join("journal").display()
+        dir.path().join("journal").display()
     )
 }
 
@@ -62,7 +59,7 @@ fn query(edge: SocketAddr, c: &Client, user: &str, n: u32) -> Vec<(String, Optio
 
 #[test]
 fn bindings_survive_a_restart_and_a_new_shard_count() {
-    let journal = TempDir::new("persist-restart");
+    let journal = temp_dir("persist-restart");
     let extra = persistence(&journal, "batch", 100);
     let port = 5300;
     let mut edge = Edge::start_with("persist-restart-a", IP, port, 2, "auto", &extra);
@@ -75,12 +72,14 @@ fn bindings_survive_a_restart_and_a_new_shard_count() {
         );
     }
     assert!(edge.terminate().success(), "clean shutdown exits 0");
+    // Not an event to await: at least a second must pass so the remaining expires the
+    // restarted edge lists (whole seconds) has visibly run down.
     std::thread::sleep(Duration::from_millis(1200));
 
     for (round, shards) in [(1u32, 2usize), (2, 3)] {
         let mut edge = Edge::start_with("persist-restart-b", IP, port, shards, "auto", &extra);
         assert_eq!(
-            edge.metric("sipedge_bindings{", None),
+            edge.await_metric("sipedge_bindings{", users.len() as u64, WAIT),
             users.len() as u64,
             "every binding is back (restart {round}, {shards} shards) before any query"
         );
@@ -160,7 +159,7 @@ fn restored(port: u16, extra: &str, users: &[String]) -> HashSet<String> {
 
 #[test]
 fn kill_9_with_sync_every_loses_nothing_acknowledged() {
-    let journal = TempDir::new("persist-every");
+    let journal = temp_dir("persist-every");
     let extra = persistence(&journal, "every", 100);
     let port = 5310;
     let mut edge = Edge::start_with("persist-every-a", IP, port, 2, "auto", &extra);
@@ -187,7 +186,7 @@ fn kill_9_with_sync_batch_loses_at_most_batch_ms() {
     const BATCH_MS: u64 = 100;
     // Scheduling slack on a loaded 2-core VM: a shard may run its flush a little late.
     const SLACK_MS: u64 = 250;
-    let journal = TempDir::new("persist-batch");
+    let journal = temp_dir("persist-batch");
     let extra = persistence(&journal, "batch", BATCH_MS);
     let port = 5320;
     let mut edge = Edge::start_with("persist-batch-a", IP, port, 2, "auto", &extra);

@@ -1,8 +1,6 @@
 //! The command line: --check, bad configuration, ports already in use.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::Command;
 
 fn sipedge(args: &[&str]) -> (bool, String) {
@@ -30,8 +28,8 @@ fn check_accepts_the_shipped_config() {
 
 #[test]
 fn check_names_the_file_and_the_key() {
-    let dir = common::tempdir::TempDir::new("cli-check");
-    let path = dir.0.join("bad.toml");
+    let dir = crate::common::temp_dir("cli-check");
+    let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[server]\nlisten = [\"udp:300.1.2.3:5060\"]\n").unwrap();
     let (ok, text) = sipedge(&["--check", "--config", path.to_str().unwrap()]);
     assert!(!ok);
@@ -53,8 +51,8 @@ fn check_names_the_file_and_the_key() {
 #[test]
 fn a_port_in_use_is_a_clear_error() {
     let _holder = std::net::UdpSocket::bind("127.0.10.3:25070").unwrap();
-    let dir = common::tempdir::TempDir::new("cli-port");
-    let cfg = common::write_config(&dir.0, "127.0.10.3", 25070, 25071, "auto");
+    let dir = crate::common::temp_dir("cli-port");
+    let cfg = crate::common::write_config(dir.path(), "127.0.10.3", 25070, 25071, "auto");
     let (ok, text) = sipedge(&["--config", cfg.to_str().unwrap(), "--shards", "1"]);
     assert!(!ok);
     assert!(

@@ -4,20 +4,18 @@
 //! Loopback 127.0.132.0/24 only.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{register, tempdir::TempDir, Client, Edge};
+use crate::common::{register, temp_dir, Client, Edge};
 use sipedge_msg::{HeaderName, Message};
 
 const IP: &str = "127.0.132.10";
 
 #[test]
 fn check_refuses_a_malformed_secret_naming_the_key() {
-    let dir = TempDir::new("relay-secret-check");
-    let path = dir.0.join("bad.toml");
+    let dir = temp_dir("relay-secret-check");
+    let path = dir.path().join("bad.toml");
     for bad in ["abc", &"zz".repeat(32), &"0".repeat(66)] {
         std::fs::write(&path, format!("[server]\nsecret = \"{bad}\"\n")).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_sipedge"))
@@ -100,14 +98,14 @@ fn next_final(c: &Client) -> Vec<u8> {
 
 #[test]
 fn a_dialog_routes_after_a_restart_with_persistence() {
-    let state = TempDir::new("relay-secret-state");
+    let state = temp_dir("relay-secret-state");
     let extra = format!(
         "\n[registrar.persistence]\npath = \"{}\"\nsync = \"every\"\n",
-        state.0.join("journal").display()
+        state.path().join("journal").display()
     );
     let port = 25600;
     let mut edge = Edge::start_with("relay-secret-a", IP, port, 2, "auto", &extra);
-    let secret_file = state.0.join("journal").join("node_secret");
+    let secret_file = state.path().join("journal").join("node_secret");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&secret_file).unwrap().permissions(),
     );
@@ -132,7 +130,6 @@ fn a_dialog_routes_after_a_restart_with_persistence() {
     )
     .into_owned();
     assert!(edge.terminate().success());
-    std::thread::sleep(Duration::from_millis(500));
 
     let mut edge = Edge::start_with("relay-secret-b", IP, port, 2, "auto", &extra);
     let me = alice.addr();

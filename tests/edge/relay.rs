@@ -2,14 +2,12 @@
 //! SIPp (callers and registered callees) and by the Rust test client.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{register, Client, Edge};
+use crate::common::{register, wait_udp_bound, Client, Edge};
 use sipedge_msg::{HeaderName, Message};
 
 fn sipp_installed() -> bool {
@@ -108,9 +106,13 @@ fn sipp_callee(
 ) -> Sipp {
     sipp_register(edge, service, ip, port);
     let args = ["-m", &calls.to_string(), "-timeout", timeout];
-    Sipp(Some(
+    let callee = Sipp(Some(
         sipp(name, service, ip, port, &args, None).spawn().unwrap(),
-    ))
+    ));
+    // Ready once its socket is bound (the caller's first INVITE must not find it closed).
+    let at = format!("{ip}:{port}").parse().unwrap();
+    wait_udp_bound(at, Duration::from_secs(10));
+    callee
 }
 
 fn edge(tag: &str, port: u16) -> Edge {
@@ -135,7 +137,6 @@ fn sipp_1000_calls_to_a_registered_user_complete() {
         1000,
         "60s",
     );
-    std::thread::sleep(Duration::from_millis(300));
     let caller = sipp(
         "relay_uac.xml",
         "bob",
@@ -175,7 +176,6 @@ fn sipp_cancel_while_ringing_ends_both_sides() {
         20,
         "30s",
     );
-    std::thread::sleep(Duration::from_millis(300));
     let caller = sipp(
         "relay_uac_cancel.xml",
         "carol",
@@ -209,7 +209,6 @@ fn sipp_two_phones_ring_and_the_answering_one_gets_the_call() {
         5,
         "30s",
     );
-    std::thread::sleep(Duration::from_millis(300));
     let caller = sipp(
         "relay_uac.xml",
         "duo",

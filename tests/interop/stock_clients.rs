@@ -5,20 +5,17 @@
 //! (`.ci/run` installs them). A user with only a SHA-256 HA1 is challenged with SHA-256 alone.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{tempdir::TempDir, Client, Edge};
+use crate::common::{temp_dir, Client, Edge, DOMAIN};
 use sipedge_core::auth::{expected_response, ha1, Algorithm, DigestInput};
 use sipedge_msg::Message;
 
 /// What an operator adds to the default config: two users, nothing else.
 const TWO_USERS: &str = "\n[[users]]\nusername = \"alice\"\npassword = \"wonderland\"\n\n[[users]]\nusername = \"bob\"\npassword = \"builder\"\n";
-/// `tests/common` serves the domain `edge.test`; the realm defaults to it.
-const REALM: &str = "edge.test";
+// `common::DOMAIN` is the served domain; the realm defaults to it.
 
 fn installed(tool: &str, arg: &str) -> bool {
     let ok = Command::new(tool)
@@ -84,7 +81,7 @@ fn baresip(
     std::fs::write(
         home.join("accounts"),
         format!(
-            "<sip:{user}@{REALM}>;auth_pass={pass};outbound=\"sip:{}\";regint=600;answermode=auto\n",
+            "<sip:{user}@{DOMAIN}>;auth_pass={pass};outbound=\"sip:{}\";regint=600;answermode=auto\n",
             edge.sip
         ),
     )
@@ -112,14 +109,14 @@ fn baresip_registers_and_calls_on_the_default_config() {
         return;
     }
     let mut edge = Edge::start_with("stock-baresip", "127.0.136.1", 25400, 2, "auto", TWO_USERS);
-    let dir = TempDir::new("stock-baresip-ua");
+    let dir = temp_dir("stock-baresip-ua");
     let registered = "200 OK (sipedge";
     let established = "Call established";
-    let (mut bob, bob_log) = baresip(&dir.0, &edge, "bob", "builder", "127.0.136.3", 10, None);
+    let (mut bob, bob_log) = baresip(dir.path(), &edge, "bob", "builder", "127.0.136.3", 10, None);
     let bob_ok = wait_for_text(&bob_log, registered, Duration::from_secs(6));
-    let dial = format!("/dial sip:bob@{REALM}");
+    let dial = format!("/dial sip:bob@{DOMAIN}");
     let (mut alice, alice_log) = baresip(
-        &dir.0,
+        dir.path(),
         &edge,
         "alice",
         "wonderland",
@@ -234,7 +231,7 @@ fn challenge_of(edge: &Edge, c: &Client, user: &str, cseq: u32, auth: &str) -> (
         format!("Authorization: {auth}\r\n")
     };
     let req = format!(
-        "REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-s{cseq}-{user};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{REALM}>;tag=s{cseq}\r\nTo: <sip:{user}@{REALM}>\r\nCall-ID: stock-{user}-{}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{me}>\r\n{auth}Content-Length: 0\r\n\r\n",
+        "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-s{cseq}-{user};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{DOMAIN}>;tag=s{cseq}\r\nTo: <sip:{user}@{DOMAIN}>\r\nCall-ID: stock-{user}-{}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{me}>\r\n{auth}Content-Length: 0\r\n\r\n",
         me.port()
     );
     c.send(edge.sip, req.as_bytes());
@@ -253,7 +250,7 @@ fn challenge_of(edge: &Edge, c: &Client, user: &str, cseq: u32, auth: &str) -> (
 #[test]
 fn a_sha256_only_user_gets_only_sha256() {
     let ip = "127.0.136.30";
-    let h = ha1(Algorithm::Sha256, b"carol", REALM.as_bytes(), b"secret");
+    let h = ha1(Algorithm::Sha256, b"carol", DOMAIN.as_bytes(), b"secret");
     let users = format!(
         "{TWO_USERS}\n[[users]]\nusername = \"carol\"\nha1_sha256 = \"{}\"\n",
         std::str::from_utf8(&h).unwrap()
@@ -275,7 +272,7 @@ fn a_sha256_only_user_gets_only_sha256() {
         let i = www[0].find("nonce=\"").unwrap() + 7;
         www[0][i..i + www[0][i..].find('"').unwrap()].to_string()
     };
-    let uri = format!("sip:{REALM}");
+    let uri = format!("sip:{DOMAIN}");
     let input = DigestInput {
         method: b"REGISTER",
         uri: uri.as_bytes(),
@@ -284,7 +281,7 @@ fn a_sha256_only_user_gets_only_sha256() {
     };
     let r = expected_response(Algorithm::Sha256, &h, &input);
     let auth = format!(
-        "Digest username=\"carol\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"c0ffee\"",
+        "Digest username=\"carol\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"c0ffee\"",
         std::str::from_utf8(&r).unwrap()
     );
     assert_eq!(challenge_of(&edge, &c, "carol", 3, &auth).0, 200);

@@ -5,16 +5,14 @@
 #![cfg(debug_assertions)]
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs a two-shard edge whose shard 1 fails as `how`; returns (exit code, stderr).
 fn run_with_fault(tag: &str, ip: &str, port: u16, how: &str) -> (Option<i32>, String) {
-    let dir = common::tempdir::TempDir::new(tag);
-    let cfg = common::write_config(&dir.0, ip, port, port + 1, "auto");
+    let dir = crate::common::temp_dir(tag);
+    let cfg = crate::common::write_config(dir.path(), ip, port, port + 1, "auto");
     let mut child = Command::new(env!("CARGO_BIN_EXE_sipedge"))
         .arg("--config")
         .arg(&cfg)

@@ -1,0 +1,18 @@
+//! The edge over its binary, by feature: one test binary (one link, one shared harness in
+//! `tests/common/`), each module on its own loopback addresses so the tests run in parallel.
+//!
+//! `cargo test --test edge` runs them all; `cargo test --test edge registrar::` one theme.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth;
+mod cli;
+mod engine;
+mod nat;
+mod persistence;
+mod registrar;
+mod relay;
+mod relay_secret;
+mod shard_death;
