@@ -98,7 +98,7 @@ run() {
         sipedge=$SIPEDGE
     fi
     dir=$(mktemp -d /tmp/nat-rig.XXXXXX)
-    trap 'kill "${EPID:-}" 2>/dev/null || true; down '"$t"'; rm -rf "'"$dir"'"' EXIT
+    trap 'kill ${UPID:-} ${EPID:-} 2>/dev/null || true; down '"$t"'; rm -rf "'"$dir"'"' EXIT
     up "$t"
     cat >"$dir/sipedge.toml" <<TOML
 [server]
@@ -117,7 +117,8 @@ persistence = false
 [nat]
 ping = "disabled"
 TOML
-    x "$(ns $t e)" "$sipedge" --config "$dir/sipedge.toml" --shards 2 &
+    # `ip netns exec` execs the program: $! is sipedge itself (the EXIT trap stops it).
+    ip netns exec "$(ns $t e)" "$sipedge" --config "$dir/sipedge.toml" --shards 2 &
     EPID=$!
     local fails=0 kind caller_ns caller_ip callee_ns callee_ip user port=5070 start end
     for kind in nat-caller public-caller; do
@@ -130,10 +131,10 @@ TOML
             user="u$port"
             x "$callee_ns" sipp -sf "$scen/relay_register.xml" -s "$user" -i "$callee_ip" -p $((port + 1)) \
                 -m 1 -nostdin -timeout 15s -timeout_error "$EDGE:5060" >/dev/null
-            x "$callee_ns" sipp -sf "$scen/nat_${ends}_ends_uas.xml" -s "$user" -i "$callee_ip" -p $((port + 1)) \
+            ip netns exec "$callee_ns" sipp -sf "$scen/nat_${ends}_ends_uas.xml" -s "$user" -i "$callee_ip" -p $((port + 1)) \
                 -m "$calls" -nostdin -timeout 300s -timeout_error -trace_stat -stf "$dir/$kind-$ends-uas.csv" \
                 >"$dir/$kind-$ends-uas.out" 2>&1 &
-            local uas=$!
+            UPID=$!
             sleep 0.3
             start=$(date +%s.%N)
             if ! x "$caller_ns" sipp -sf "$scen/nat_${ends}_ends_uac.xml" -s "$user" -i "$caller_ip" -p "$port" \
@@ -142,7 +143,7 @@ TOML
                 echo "FAIL: $kind, $ends ends: caller"; tail -40 "$dir/$kind-$ends-uac.out"; fails=$((fails + 1))
             fi
             end=$(date +%s.%N)
-            if ! wait $uas; then
+            if ! wait "$UPID"; then
                 echo "FAIL: $kind, $ends ends: callee"; tail -40 "$dir/$kind-$ends-uas.out"; fails=$((fails + 1))
             fi
             printf '%-14s %-6s ends: caller %s, callee %s, %.1f s\n' "$kind" "$ends" \
