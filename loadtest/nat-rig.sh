@@ -153,6 +153,11 @@ TOML
             port=$((port + 10))
         done
     done
+    echo "edge counters (sum over shards):"
+    x "$(ns $t e)" bash -c 'exec 3<>/dev/tcp/127.0.137.1/5061
+        printf "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n" >&3; timeout 5 cat <&3' |
+        awk '/^sipedge_relay_[a-z_]*_total/ { sub(/\{.*\}/, "", $1); s[$1] += $2 }
+             END { for (k in s) if (s[k] > 0) printf "  %-48s %d\n", k, s[k] }' | sort
     echo "datagrams from the edge to a private address: $(leaks $t)"
     echo "datagrams from the edge to the NAT's public address: $(to_nat $t)"
     [[ $fails -eq 0 && $(leaks $t) -eq 0 ]]
