@@ -6,5 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod netns;
+mod netns_nat;
 mod stock_clients;
 mod xdp;

@@ -15,7 +15,7 @@
 //! | §16.5 | Request-URI in our domains (out of dialog) → location lookup on the AoR's owner shard | 404 for "no such user" and "not registered" alike (issue 13: no user enumeration) |
 //! | §16.5 | Request-URI elsewhere: only with `allow_outbound` and a digest user or IP/CLI trunk | 403 "Relaying Forbidden" |
 //! | §16.6 | per target: Request-URI, Max-Forwards − 1, Record-Route `<sip:us;lr;sed=token>` (`record_route`), our Via; the sender's Via gets received/rport; NAT-aware destination | 503 when no next hop is an IP address (no DNS yet) |
-//! | §16.7 | 1xx (not 100) forwarded; every 2xx forwarded and the other branches cancelled; 6xx cancels the rest; else the best final response once all branches are done | — |
+//! | §16.7, RFC 4320 §4 | 1xx (not 100) forwarded for INVITE only; a non-INVITE that times out gets no 408 (nothing at all); every 2xx forwarded and the other branches cancelled; 6xx cancels the rest; else the best final response once all branches are done | — |
 //!
 //! Responses go back by our Via: the cell remembers the request's source and socket. A
 //! response whose branch does not verify (MAC, [`crate::txn::branch`]) or whose cell is gone

@@ -195,12 +195,9 @@ impl Core {
         let c = self.relay.txns.cell_mut(idx);
         let gen = c.gen;
         match (code, c.branches[b].state) {
-            (100..=199, Cli::Calling | Cli::Proceeding) => {
-                c.branches[b].state = Cli::Proceeding;
-                if code > 100 && matches!(c.state, Srv::Trying | Srv::Proceeding) {
-                    self.forward_upstream(idx, b, (msg, v), true);
-                }
-            }
+            // RFC 4320 §4.1: no provisional response other than 100 goes to a non-INVITE
+            // request (and the 100 is hop by hop), so none is forwarded upstream.
+            (100..=199, Cli::Calling | Cli::Proceeding) => c.branches[b].state = Cli::Proceeding,
             (200.., Cli::Calling | Cli::Proceeding) => {
                 c.branches[b].state = Cli::Completed;
                 self.arm(now, t4, timer_key(Timer::K, idx, gen, b as u8));
@@ -297,6 +294,13 @@ impl Core {
             // §16.7 step 6: a 503 is not passed on (it would stop the caller's other
             // servers); the proxy answers 500.
             self.own_response(idx, 500, b"Server Internal Error");
+        } else if c.best.is_empty() && !c.invite && matches!(c.best_code, 0 | 408) {
+            // RFC 4320 §4.2: a transaction-stateful element MUST NOT send a 408 to a
+            // non-INVITE request — the client has timed out by now (its timer F is ours
+            // too), so a 408 only adds load at the worst moment. Nothing is sent; the
+            // server transaction is Completed with no response, so timer J absorbs
+            // retransmissions silently.
+            self.relay.txns.cell_mut(idx).resp.clear();
         } else if c.best.is_empty() {
             let code = if c.best_code == 0 { 408 } else { c.best_code };
             let reason: &[u8] = match code {

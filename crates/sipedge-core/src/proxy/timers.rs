@@ -102,7 +102,8 @@ impl Core {
     }
 
     /// A branch with no final answer is given up: 408, or 487 when the request was
-    /// cancelled, competes as the best response (§16.7 step 6, §16.8).
+    /// cancelled, competes as the best response (§16.7 step 6, §16.8). For a non-INVITE
+    /// an own 408 is never sent (RFC 4320 §4.2, in `check_complete`).
     fn branch_gave_up(&mut self, now: Millis, idx: u32, b: usize) {
         self.relay.stats.timeouts += 1;
         let c = self.relay.txns.cell_mut(idx);

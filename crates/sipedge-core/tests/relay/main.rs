@@ -220,7 +220,65 @@ fn message_retransmits_per_timer_e_and_times_out_per_timer_f() {
     }
     // E: T1, 2T1, 4T1, then T2 apart (§17.1.2.2).
     assert_eq!(&at[..5], [500, 1500, 3500, 7500, 11500]);
-    assert_eq!(final_code, Some((32_000, 408)));
+    // Timer F at 64·T1: RFC 4320 §4.2, no 408 to a non-INVITE — nothing at all.
+    assert_eq!(final_code, None, "no 408 (RFC 4320 §4.2)");
+    assert!(
+        *at.last().unwrap() < 32_000,
+        "timer F stops the retransmissions"
+    );
+    assert_eq!(c.proxy_stats().timeouts, 1);
+    // alice's own retransmission, late: absorbed by the completed transaction, silently.
+    assert!(send(&mut c, 32_100, ALICE, &msg).is_empty());
+    advance(&mut c, 100_000);
+    assert_eq!(c.transaction_count(), 0);
+}
+
+/// RFC 4320 §4.1: a provisional response other than 100 to a non-INVITE is not sent on;
+/// the final response still is.
+#[test]
+fn provisional_to_a_message_is_not_forwarded() {
+    let mut c = core_with_bob();
+    let msg = request(
+        "MESSAGE",
+        &format!("sip:bob@{DOMAIN}"),
+        "z9hG4bK-m180",
+        "m180",
+        "",
+    );
+    let out = send(&mut c, 0, ALICE, &msg);
+    assert_eq!(labels(&out), ["MESSAGE"]);
+    let ring = send(&mut c, 5, BOB, &respond(&out[0], 180, "Ringing", "b1", ""));
+    assert!(ring.is_empty(), "no 180 to a MESSAGE: {:?}", labels(&ring));
+    // Proceeding: E retransmits at T2 now, and the 200 still goes to alice.
+    let ok = send(&mut c, 10, BOB, &respond(&out[0], 200, "OK", "b1", ""));
+    assert_eq!(labels(&ok), ["200"]);
+    assert_eq!(ok[0].to, addr(ALICE));
+}
+
+/// Two registered phones, one answers a MESSAGE 486 and the other never answers: the 486
+/// goes upstream when the silent branch times out (a real answer beats our own 408, which
+/// is never sent for a non-INVITE anyway — RFC 4320 §4.2).
+#[test]
+fn message_forked_one_busy_one_silent_gets_the_busy() {
+    let mut c = core_with_bob();
+    register(&mut c, 0, "bob", &format!("sip:bob@{BOB2}"), BOB2);
+    let msg = request(
+        "MESSAGE",
+        &format!("sip:bob@{DOMAIN}"),
+        "z9hG4bK-mf",
+        "mf",
+        "",
+    );
+    let out = send(&mut c, 0, ALICE, &msg);
+    assert_eq!(labels(&out), ["MESSAGE", "MESSAGE"]);
+    let to_bob = out.iter().find(|o| o.to == addr(BOB)).unwrap();
+    assert!(send(&mut c, 5, BOB, &respond(to_bob, 486, "Busy Here", "b1", "")).is_empty());
+    let finals: Vec<u16> = advance(&mut c, 40_000)
+        .iter()
+        .filter(|o| o.to == addr(ALICE))
+        .filter_map(Out::status)
+        .collect();
+    assert_eq!(finals, [486]);
 }
 
 #[test]
