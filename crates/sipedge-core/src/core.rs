@@ -167,7 +167,8 @@ impl Core {
                 self.stats.parse_errors[e.kind.index()] += 1;
                 let answered = match msg.error_reply(e) {
                     Reply::Status(code, reason) => {
-                        self.reply(local, remote, &msg, code, reason.as_bytes(), |_| {});
+                        let req = crate::stateless::Req::Raw(&msg);
+                        self.respond(local, remote, req, (code, reason.as_bytes()), |_| {});
                         true
                     }
                     Reply::Drop => {

@@ -61,6 +61,7 @@ mod nat;
 mod output;
 mod proxy;
 mod record;
+mod refusal;
 mod registrar;
 mod secret;
 mod shard;
@@ -86,6 +87,7 @@ pub use crate::nat::{
 pub use crate::output::{LocalId, Transmit};
 pub use crate::proxy::{ProxyConfig, ProxyStats, OVERLOAD_RETRY_AFTER_SECS};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
+pub use crate::refusal::{AuthRefusal, Refusal, RegistrarRefusal, RelayRefusal, StatelessRefusal};
 pub use crate::secret::{NodeSecret, SecretError, NODE_SECRET_LEN};
 pub use crate::shard::{ShardId, ShardMsg};
 pub use crate::stats::{CoreStats, OverloadStats};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use auth_support::*;
 use sipedge_core::auth::{Algorithm, AuthDb, AuthMethod, AuthOutcome, AuthReject};
+use sipedge_core::AuthRefusal;
 use sipedge_core::{Core, CoreConfig, LocalId, Millis, ShardId};
 use sipedge_msg::Message;
 
@@ -66,7 +67,7 @@ fn cli_auth_picks_the_account_by_caller_number() {
     let AuthOutcome::Rejected(rej) = o else {
         panic!("{o:?}")
     };
-    assert_eq!(rej, AuthReject::Forbidden(b"CLI Not Authorized"));
+    assert_eq!(rej, AuthReject::Refused(AuthRefusal::CliNotAuthorized));
     let msg = Message::parse(&bytes).unwrap();
     c.send_auth_rejection(Millis(0), LocalId(0), src.parse().unwrap(), &msg, rej);
     let a = drain(&mut c);
@@ -116,7 +117,7 @@ fn requests_are_challenged_with_407() {
     let lifted = invite("alice", &format!("Proxy-Authorization: {elsewhere}\r\n"));
     assert_eq!(
         outcome(&mut c, 5, src, &lifted),
-        AuthOutcome::Rejected(AuthReject::BadRequest(b"Digest URI Mismatch"))
+        AuthOutcome::Rejected(AuthReject::Refused(AuthRefusal::DigestUriMismatch))
     );
     let with = invite("alice", &format!("Proxy-Authorization: {cr}\r\n"));
     let o = outcome(&mut c, 10, src, &with);

@@ -15,6 +15,8 @@ use super::offer::Offer;
 use super::AuthConfig;
 use crate::core::Core;
 use crate::output::LocalId;
+use crate::refusal::{AuthRefusal, Refusal};
+use crate::stateless::Req;
 use crate::time::Millis;
 
 /// How a request was authenticated.
@@ -56,10 +58,8 @@ pub enum AuthReject {
         /// `stale=true`.
         stale: bool,
     },
-    /// 403 with this reason.
-    Forbidden(&'static [u8]),
-    /// 400 with this reason.
-    BadRequest(&'static [u8]),
+    /// A 403 or 400 ([`AuthRefusal::reply`]).
+    Refused(AuthRefusal),
 }
 
 /// The verdict on one request.
@@ -365,30 +365,13 @@ impl Core {
         req: (&Message<'_>, Option<&Validated<'_>>),
         reject: AuthReject,
     ) {
-        let (code, reason): (u16, &[u8]) = match reject {
+        let refusal = match reject {
             AuthReject::Challenge { stale } => {
                 return self.challenge(now, local, remote, req, stale)
             }
-            AuthReject::Forbidden(reason) => (403, reason),
-            AuthReject::BadRequest(reason) => (400, reason),
+            AuthReject::Refused(r) => r,
         };
-        self.reply_req(local, remote, req, code, reason, |_| {});
-    }
-
-    /// [`Core::reply_v`] when `req.1` is there, else [`Core::reply`].
-    fn reply_req(
-        &mut self,
-        local: LocalId,
-        remote: SocketAddr,
-        (msg, v): (&Message<'_>, Option<&Validated<'_>>),
-        code: u16,
-        reason: &[u8],
-        extra: impl FnOnce(&mut sipedge_msg::ResponseWriter<'_>),
-    ) {
-        match v {
-            Some(v) => self.reply_v(local, remote, msg, v, code, reason, extra),
-            None => self.reply(local, remote, msg, code, reason, extra),
-        }
+        self.respond(local, remote, answering(req), refusal.reply(), |_| {});
     }
 
     fn challenge(
@@ -432,7 +415,7 @@ impl Core {
                 buf.extend_from_slice(b"\r\n");
             }
         }
-        self.reply_req(local, remote, req, code, reason, |w| {
+        self.respond(local, remote, answering(req), (code, reason), |w| {
             w.raw(&buf);
         });
         self.auth.buf = buf;
@@ -480,7 +463,7 @@ impl Core {
                     Some(a) => a,
                     None => {
                         self.auth.stats.forbidden += 1;
-                        return Verdict::Reject(AuthReject::Forbidden(b"CLI Not Authorized"));
+                        return Verdict::Reject(AuthReject::Refused(AuthRefusal::CliNotAuthorized));
                     }
                 }
             } else {
@@ -541,18 +524,18 @@ impl Core {
         }
         let bad = |st: &mut AuthState, why| {
             st.stats.malformed += 1;
-            Verdict::Reject(AuthReject::BadRequest(why))
+            Verdict::Reject(AuthReject::Refused(why))
         };
         let Some(c) = found else {
             if malformed {
-                return bad(&mut self.auth, b"Malformed Credentials");
+                return bad(&mut self.auth, AuthRefusal::MalformedCredentials);
             }
             return Verdict::Reject(AuthReject::Challenge { stale: false });
         };
         let (Some(username), Some(nonce), Some(uri), Some(response)) =
             (c.username, c.nonce, c.uri, c.response)
         else {
-            return bad(&mut self.auth, b"Incomplete Credentials");
+            return bad(&mut self.auth, AuthRefusal::IncompleteCredentials);
         };
         // RFC 7616 §3.4.6 / RFC 2617 §3.2.2.5: the digest-uri must name the Request-URI,
         // else the credentials could be lifted from a request for another resource. A
@@ -562,7 +545,7 @@ impl Core {
             && !digest_uri_matches(uri.raw(), msg.request_uri_raw().unwrap_or_default())
             && !(matches!(class, Class::Register { .. }) && self.digest_uri_names_us(uri.raw()))
         {
-            return bad(&mut self.auth, b"Digest URI Mismatch");
+            return bad(&mut self.auth, AuthRefusal::DigestUriMismatch);
         }
         let st = &mut self.auth;
         // RFC 7616 §3.4: qop=auth needs nc and cnonce; auth-int is not offered.
@@ -570,14 +553,14 @@ impl Core {
             None => None,
             Some(q) if q.eq_bytes(b"auth") => match (c.nc, c.cnonce) {
                 (Some(nc), Some(cn)) => Some((nc, cn.raw())),
-                _ => return bad(st, b"Incomplete Credentials"),
+                _ => return bad(st, AuthRefusal::IncompleteCredentials),
             },
             Some(_) => return Verdict::Reject(AuthReject::Challenge { stale: false }),
         };
         let nc = match qop_auth {
             Some((nc, _)) => match parse_nc(nc) {
                 Some(n) => n,
-                None => return bad(st, b"Bad Nonce Count"),
+                None => return bad(st, AuthRefusal::BadNonceCount),
             },
             // RFC 2069 form: one use per nonce.
             None => 1,
@@ -607,9 +590,7 @@ impl Core {
                 };
                 if db.settings.username_must_match && !same {
                     st.stats.forbidden += 1;
-                    return Verdict::Reject(AuthReject::Forbidden(
-                        b"Authentication Username Mismatch",
-                    ));
+                    return Verdict::Reject(AuthReject::Refused(AuthRefusal::UsernameMismatch));
                 }
                 domain
             }
@@ -669,7 +650,7 @@ impl Core {
             && !whitelisted(&user_ref.spec.ip_whitelist, remote.ip())
         {
             st.stats.forbidden += 1;
-            return Verdict::Reject(AuthReject::Forbidden(b"Source Address Not Allowed"));
+            return Verdict::Reject(AuthReject::Refused(AuthRefusal::SourceNotAllowed));
         }
         // An authentic nonce with the right response that can no longer be used here —
         // expired, issued by another shard, forgotten by the window — is stale (§3.3).
@@ -742,5 +723,13 @@ impl Core {
         };
         self.reject_request(now, local, remote, (msg, Some(v)), reject);
         None
+    }
+}
+
+/// The reply view of a request that may not have passed validation.
+fn answering<'r, 'm>((msg, v): (&'r Message<'m>, Option<&'r Validated<'m>>)) -> Req<'r, 'm> {
+    match v {
+        Some(v) => Req::Valid(msg, v),
+        None => Req::Raw(msg),
     }
 }

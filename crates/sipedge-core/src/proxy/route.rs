@@ -10,7 +10,9 @@ use crate::core::Core;
 use crate::output::LocalId;
 use crate::proxy::token::{Flow, Token};
 use crate::proxy::RELAY_TOKEN_BIT;
+use crate::refusal::{Refusal, RelayRefusal};
 use crate::shard::ShardMsg;
+use crate::stateless::Req;
 use crate::time::Millis;
 use crate::txn::branch::OurBranch;
 use crate::txn::table::{Branch, Cancel, Cli, Srv};
@@ -215,7 +217,7 @@ impl Core {
         }
         // §16.3 step 3.
         if req.max_forwards == Some(0) {
-            self.refuse(local, remote, msg, req, 483, b"Too Many Hops");
+            self.refuse(local, remote, msg, req, RelayRefusal::TooManyHops);
             return true;
         }
         // §16.3 step 4.
@@ -227,13 +229,14 @@ impl Core {
                 && self.via_is_ours(&v)
         });
         if looped {
-            self.refuse(local, remote, msg, req, 482, b"Loop Detected");
+            self.refuse(local, remote, msg, req, RelayRefusal::LoopDetected);
             return true;
         }
         // §16.3 step 5.
         if let Some(tag) = msg.proxy_require().find(|t| !supported(t)) {
             self.relay.stats.refused += 1;
-            self.reply_v(local, remote, msg, req, 420, b"Bad Extension", |w| {
+            let r = RelayRefusal::BadExtension.reply();
+            self.respond(local, remote, Req::Valid(msg, req), r, |w| {
                 w.header(b"Unsupported", tag);
             });
             return true;
@@ -245,7 +248,7 @@ impl Core {
             // "Not here"): a To tag alone never makes a request in-dialog — only our Route
             // with a token that verifies for this dialog does.
             self.relay.stats.tokens_refused += 1;
-            self.refuse(local, remote, msg, req, 404, b"Not Here");
+            self.refuse(local, remote, msg, req, RelayRefusal::NotHere);
             return true;
         }
         // §22.3: an out-of-dialog request is authenticated (IP/CLI, else digest with a 407
@@ -266,7 +269,7 @@ impl Core {
         }
         let target_raw: Vec<u8> = plan.ruri.clone().unwrap_or_else(|| uri.raw().to_vec());
         let Ok(target) = Uri::parse(&target_raw) else {
-            self.refuse(local, remote, msg, req, 400, b"Bad Route");
+            self.refuse(local, remote, msg, req, RelayRefusal::BadRoute);
             return true;
         };
         let lookup = !in_dialog && plan.next_route.is_none() && self.is_ours_uri(&target);
@@ -274,7 +277,7 @@ impl Core {
             // §16.5 and the open-relay rule: outbound only for an authenticated sender,
             // when allowed.
             if !(self.cfg.proxy.allow_outbound && outbound_ok) {
-                self.refuse(local, remote, msg, req, 403, b"Relaying Forbidden");
+                self.refuse(local, remote, msg, req, RelayRefusal::RelayingForbidden);
                 return true;
             }
         }
@@ -289,7 +292,7 @@ impl Core {
             (None, None) => uri_addr(&target).map(|a| (local, a)),
         };
         if !lookup && hop.is_none() {
-            self.refuse(local, remote, msg, req, 503, b"Next Hop Unresolvable");
+            self.refuse(local, remote, msg, req, RelayRefusal::NextHopUnresolvable);
             return true;
         }
         // The targets of a lookup this shard can answer, before any transaction exists: a
@@ -305,11 +308,11 @@ impl Core {
         let local_targets = if lookup {
             match self.local_targets(now, &aor) {
                 Ok(t) if t.is_empty() => {
-                    self.refuse(local, remote, msg, req, 404, b"Not Found");
+                    self.refuse(local, remote, msg, req, RelayRefusal::NotFound);
                     return true;
                 }
                 Err(crate::lookup::LookupError::NotAnAor) => {
-                    self.refuse(local, remote, msg, req, 404, b"Not Found");
+                    self.refuse(local, remote, msg, req, RelayRefusal::NotFound);
                     return true;
                 }
                 r => Some(r),
@@ -390,11 +393,10 @@ impl Core {
         remote: SocketAddr,
         msg: &Message<'_>,
         req: &Validated<'_>,
-        code: u16,
-        reason: &[u8],
+        refusal: RelayRefusal,
     ) {
         self.relay.stats.refused += 1;
-        self.reply_v(local, remote, msg, req, code, reason, |_| {});
+        self.respond(local, remote, Req::Valid(msg, req), refusal.reply(), |_| {});
     }
 
     /// RFC 3261 §16.4: a Request-URI that is our Record-Route (a strict router before us)
@@ -560,14 +562,14 @@ impl Core {
             return false;
         };
         self.relay.stats.cancels += 1;
-        self.reply_v(local, remote, msg, req, 200, b"OK", |_| {});
+        self.respond(local, remote, Req::Valid(msg, req), (200, b"OK"), |_| {});
         let c = self.relay.txns.cell_mut(idx);
         if matches!(c.state, Srv::Trying | Srv::Proceeding) && !c.canceled {
             c.canceled = true;
             if c.lookup_pending {
                 // Nothing was forwarded yet: the INVITE ends here with 487.
                 c.lookup_pending = false;
-                self.finish_own(now, idx, 487, b"Request Terminated");
+                self.finish_own(now, idx, RelayRefusal::RequestTerminated);
                 return true;
             }
             for b in 0..c.branches.len() {
