@@ -43,6 +43,17 @@ pub enum CoreEvent {
     },
 }
 
+/// The tables a reload (SIGHUP) replaces: immutable, shared by every shard through an `Arc`,
+/// handed to each core between two turns with [`Core::handle_config`], so every request of
+/// one turn sees one configuration. Build it from the running core's ([`Core::tables`]).
+#[derive(Debug, Clone)]
+pub struct ReloadTables {
+    /// The authentication tables ([`crate::auth::AuthDb`]).
+    pub auth: crate::auth::AuthHandle,
+    /// The per-user NAT overrides, a generation after the running one ([`NatUsers::next`]).
+    pub nat_users: crate::nat::NatUsers,
+}
+
 /// One shard's sans-IO protocol engine. See the crate docs for the handle/poll contract.
 #[derive(Debug)]
 pub struct Core {
@@ -132,6 +143,22 @@ impl Core {
     /// Live transactions (relay cells) on this shard.
     pub fn transaction_count(&self) -> usize {
         self.relay.txns.len()
+    }
+
+    /// The tables in force (what a reload starts from).
+    pub fn tables(&self) -> ReloadTables {
+        ReloadTables {
+            auth: std::sync::Arc::clone(&self.cfg.auth.db),
+            nat_users: self.cfg.nat.users.clone(),
+        }
+    }
+
+    /// New tables from a reload, between two turns: the auth tables are replaced whole
+    /// (bindings and nonces stay), and the per-user NAT overrides are re-applied at once to
+    /// the bindings this shard owns of the AoRs they change (`nat`, "Reload").
+    pub fn handle_config(&mut self, tables: &ReloadTables) {
+        self.cfg.auth.db = std::sync::Arc::clone(&tables.auth);
+        self.nat_reload(&tables.nat_users);
     }
 
     /// A datagram arrived on socket `local` from `remote`.

@@ -25,9 +25,12 @@
 //! NAT (`nat`): each stored contact is marked NATed or not at REGISTER; the relay reaches a
 //! NATed binding at [`LookupContact::received`] from the binding's socket
 //! ([`LookupContact::local`]) and reports traffic from it with [`Core::note_alive`].
-//! Per-user settings arrive in [`NatConfig::users`] (read through [`Core::nat_user`];
-//! swapped on reload with [`NatUsers::replace`], re-applied to the bindings of the changed
-//! AoRs at the next `handle_timeout`).
+//! Per-user settings arrive in [`NatConfig::users`] (read through [`Core::nat_user`]; on
+//! reload the next generation ([`NatUsers::next`]) arrives with [`Core::handle_config`] and
+//! is re-applied at once to the bindings of the changed AoRs).
+//!
+//! Configuration reload: [`Core::handle_config`] takes immutable [`ReloadTables`] between
+//! turns; the core holds no shared mutable configuration.
 //! Keepalives run inside [`Core::handle_timeout`]; counters in [`CoreStats::nat`].
 //!
 //! **Layout.** `core` (the [`Core`] type and dispatch), `stateless` (requests the edge
@@ -75,7 +78,7 @@ pub use crate::config::{
     DEFAULT_MAX_BINDINGS, DEFAULT_MAX_CONTACTS, DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS,
     SUPPORTED,
 };
-pub use crate::core::{Core, CoreEvent};
+pub use crate::core::{Core, CoreEvent, ReloadTables};
 pub use crate::journal::SnapshotCursor;
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};

@@ -296,8 +296,8 @@ impl Core {
 
 impl Core {
     /// The authentication tables in force.
-    pub fn auth_db(&self) -> arc_swap::Guard<std::sync::Arc<AuthDb>> {
-        self.cfg.auth.db.load()
+    pub fn auth_db(&self) -> std::sync::Arc<AuthDb> {
+        std::sync::Arc::clone(&self.cfg.auth.db)
     }
 
     /// The authenticator's counters.
@@ -391,7 +391,7 @@ impl Core {
         };
         self.auth.stats.challenges += 1;
         let counter = self.auth.window.issue();
-        let db = self.cfg.auth.db.load();
+        let db = std::sync::Arc::clone(&self.cfg.auth.db);
         let offer = challenge_offer(&db, req, register);
         // The nonce names the algorithms offered: a response is checked under one of them.
         let nonce = self
@@ -429,7 +429,7 @@ impl Core {
         msg: &Message<'_>,
         class: Class<'_>,
     ) -> Verdict {
-        let db = self.cfg.auth.db.load();
+        let db = std::sync::Arc::clone(&self.cfg.auth.db);
         // IP authentication first: it never combines with digest. A REGISTER is taken on
         // the source address only for an AoR its `[[ip_auth]]` entry names (`register`):
         // a trunk authenticates its calls by address, but registering a user's AoR needs

@@ -280,7 +280,7 @@ impl Core {
         self.via_for(idx, b);
         let rr = self.relay.txns.cell(idx).record_route;
         let adv = self.advertise(self.relay.txns.cell(idx).branches[b].local);
-        let db = self.cfg.auth.db.load();
+        let db = std::sync::Arc::clone(&self.cfg.auth.db);
         let realm = db.settings.realm.as_bytes();
         let mac = &self.mac;
         let Relay {
@@ -654,7 +654,7 @@ impl Core {
             .mac
             .digest(crate::secret::Purpose::AckBranch, &[incoming]);
         let adv = self.advertise(local);
-        let db = self.cfg.auth.db.load();
+        let db = std::sync::Arc::clone(&self.cfg.auth.db);
         let Relay {
             via_buf,
             fwd_buf,
