@@ -212,24 +212,37 @@ impl Core {
                 return;
             }
         };
+        self.handle_valid(now, local, remote, &msg, &v);
+    }
+
+    /// A message that parsed and validated ([`Core::handle_datagram`], or a hand-off from
+    /// another shard with what it parsed).
+    fn handle_valid(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        v: &Validated<'_>,
+    ) {
         if msg.is_response() {
             self.stats.responses_in += 1;
-            if self.nat_response(now, local, remote, &msg, &v) {
+            if self.nat_response(now, local, remote, msg, v) {
                 return; // one of our keepalives (nat::ping), on any shard
             }
             // A response from a phone (the callee, named in To) shows its NAT binding alive.
-            self.note_traffic(&v, remote, true);
+            self.note_traffic(v, remote, true);
             // Client transactions of the relay (RFC 3261 §17.1.3); unmatched: discarded.
-            self.handle_response(now, local, remote, &msg, &v);
+            self.handle_response(now, local, remote, msg, v);
             return;
         }
         self.stats.requests_in += 1;
         // A request from a phone (named in From) shows its NAT binding alive; a REGISTER does
         // that itself when it refreshes the binding.
         if msg.method() != Some(sipedge_msg::Method::Register) {
-            self.note_traffic(&v, remote, false);
+            self.note_traffic(v, remote, false);
         }
-        self.handle_request(now, local, remote, &msg, &v);
+        self.handle_request(now, local, remote, msg, v);
     }
 
     /// Issue 8: "any request or response from the contact counts as alive" — for a binding
@@ -266,10 +279,15 @@ impl Core {
                 local,
                 remote,
                 bytes,
+                parsed,
                 ..
             } => {
                 self.arrival = from;
-                self.handle_datagram(now, local, remote, &bytes);
+                // Parse once across the mesh: what the sender parsed, re-attached.
+                match parsed.and_then(|p| (*p).attach(&bytes)) {
+                    Some((msg, v)) => self.handle_valid(now, local, remote, &msg, &v),
+                    None => self.handle_datagram(now, local, remote, &bytes),
+                }
                 self.arrival = self.cfg.shard;
             }
             ShardMsg::Lookup { aor, token } => self.answer_lookup(now, from, &aor, token),

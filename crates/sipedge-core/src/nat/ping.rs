@@ -512,6 +512,7 @@ impl Core {
                         remote,
                         arrived: now,
                         bytes: msg.as_bytes().to_vec(),
+                        parsed: msg.detach(v).map(Box::new),
                     },
                 ));
             } else {
