@@ -35,9 +35,10 @@
 //!
 //! **Layout.** `core` (the [`Core`] type and dispatch), `stateless` (requests the edge
 //! answers itself without state: OPTIONS, error replies, 405/501/416/481), `registrar`
-//! (REGISTER per RFC 3261 §10.3, RFC 5626 flows, RFC 3327 Path; expiry timers), `location`
-//! (the shard's slice of the location table: slots, chains, interned strings, the AoR
-//! index), `blobs` (the byte arena holding the bindings' strings), `aor` (canonical AoR,
+//! (REGISTER per RFC 3261 §10.3, RFC 5626 flows, RFC 3327 Path; expiry timers), `location/`
+//! (the shard's slice of the location table, Kamailio's usrloc: `binding` slots, chains,
+//! `interner` strings, the `aor_index`, the `blobs` byte arena holding the bindings'
+//! strings), `refusal` (typed refusals), `aor` (canonical AoR,
 //! routing and table hashes, §19.1.4 contact comparison), `lookup`, `journal` (the
 //! durability API) and `record` (its encoding), `date` (the Date header), `output` (the
 //! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off
@@ -50,9 +51,7 @@
 //! and branch we hand out). Relay counters: [`Core::proxy_stats`].
 
 mod aor;
-mod aor_index;
 pub mod auth;
-mod blobs;
 mod config;
 mod core;
 mod date;
