@@ -283,52 +283,7 @@ impl Core {
         let rc = &self.cfg.registrar;
         let bad = |r: RegistrarRefusal| Err(Stop::Refused(r));
         let header_expires = v.expires;
-        let mut star = false;
-        let mut count = 0usize;
-        for c in v.contacts(msg) {
-            count += 1;
-            let Ok(c) = c else {
-                return bad(RegistrarRefusal::BadContact);
-            };
-            let Contact::Addr(addr) = c else {
-                star = true;
-                continue;
-            };
-            let expires = match c.expires() {
-                Some(Ok(e)) => e,
-                Some(Err(_)) => return bad(RegistrarRefusal::BadContactExpires),
-                None => header_expires.unwrap_or(rc.default_expires_secs),
-            };
-            let q = match c.q() {
-                Some(Ok(q)) => Some(q),
-                Some(Err(_)) => return bad(RegistrarRefusal::BadContactQ),
-                None => None,
-            };
-            // RFC 5626 §6: reg-id only means something with an instance.
-            let instance = c.instance().unwrap_or_default();
-            let reg_id = if instance.is_empty() {
-                0
-            } else {
-                c.reg_id().unwrap_or(0)
-            };
-            if addr.uri().raw().len() > MAX_FIELD_BYTES || instance.len() > MAX_FIELD_BYTES {
-                return bad(RegistrarRefusal::ContactTooLong);
-            }
-            if items.len() >= usize::from(rc.max_contacts) {
-                // More contacts than an AoR may hold can never fit (and the pairwise
-                // checks below stay bounded by max_contacts²).
-                return Err(RegistrarRefusal::TooManyContacts.into());
-            }
-            items.push(Item {
-                addr,
-                instance,
-                reg_id,
-                q,
-                expires: expires.min(rc.max_expires_secs),
-                existing: NONE,
-                superseded: false,
-            });
-        }
+        let (star, count) = self.collect_contacts(msg, v, items)?;
         let ReqIds {
             call_id,
             cseq,
@@ -398,6 +353,73 @@ impl Core {
         if retransmission {
             return Err(Stop::Retransmission);
         }
+        self.capacity_after(head, items)
+    }
+
+    /// §10.3 step 7, the contacts of the request in `items` (a `*` noted, not stored):
+    /// returns whether there was a `*` and how many contacts there were.
+    fn collect_contacts<'a>(
+        &self,
+        msg: &Message<'a>,
+        v: &Validated<'a>,
+        items: &mut SmallVec<[Item<'a>; 4]>,
+    ) -> Result<(bool, usize), Stop> {
+        let rc = &self.cfg.registrar;
+        let bad = |r: RegistrarRefusal| Err(Stop::Refused(r));
+        let header_expires = v.expires;
+        let mut star = false;
+        let mut count = 0usize;
+        for c in v.contacts(msg) {
+            count += 1;
+            let Ok(c) = c else {
+                return bad(RegistrarRefusal::BadContact);
+            };
+            let Contact::Addr(addr) = c else {
+                star = true;
+                continue;
+            };
+            let expires = match c.expires() {
+                Some(Ok(e)) => e,
+                Some(Err(_)) => return bad(RegistrarRefusal::BadContactExpires),
+                None => header_expires.unwrap_or(rc.default_expires_secs),
+            };
+            let q = match c.q() {
+                Some(Ok(q)) => Some(q),
+                Some(Err(_)) => return bad(RegistrarRefusal::BadContactQ),
+                None => None,
+            };
+            // RFC 5626 §6: reg-id only means something with an instance.
+            let instance = c.instance().unwrap_or_default();
+            let reg_id = if instance.is_empty() {
+                0
+            } else {
+                c.reg_id().unwrap_or(0)
+            };
+            if addr.uri().raw().len() > MAX_FIELD_BYTES || instance.len() > MAX_FIELD_BYTES {
+                return bad(RegistrarRefusal::ContactTooLong);
+            }
+            if items.len() >= usize::from(rc.max_contacts) {
+                // More contacts than an AoR may hold can never fit (and the pairwise
+                // checks below stay bounded by max_contacts²).
+                return Err(RegistrarRefusal::TooManyContacts.into());
+            }
+            items.push(Item {
+                addr,
+                instance,
+                reg_id,
+                q,
+                expires: expires.min(rc.max_expires_secs),
+                existing: NONE,
+                superseded: false,
+            });
+        }
+        Ok((star, count))
+    }
+
+    /// How many old bindings of the chain from `head` must be evicted for `items` to fit
+    /// (`max_contacts`, `overflow`), or the refusal when they cannot (`max_bindings`).
+    fn capacity_after(&self, head: u32, items: &[Item<'_>]) -> Result<usize, Stop> {
+        let rc = &self.cfg.registrar;
         // Capacity after the request: current − removed + added. Each stored binding is
         // claimed at most once (above), so `removed <= current`; checked all the same.
         let current = self.loc.chain(head).count();

@@ -421,20 +421,19 @@ impl Core {
         self.auth.buf = buf;
     }
 
-    /// The whole check (module table), without replying.
-    pub(crate) fn verdict(
+    /// IP authentication (module table): it never combines with digest. A REGISTER is
+    /// taken on the source address only for an AoR its `[[ip_auth]]` entry names
+    /// (`register`): a trunk authenticates its calls by address, but registering a user's
+    /// AoR needs that user's credentials (digest), or any source in the prefix could take
+    /// over every user's incoming calls. `None`: not decided by the source address.
+    #[inline]
+    fn ip_verdict(
         &mut self,
-        now: Millis,
+        db: &AuthDb,
         remote: SocketAddr,
         msg: &Message<'_>,
         class: Class<'_>,
-    ) -> Verdict {
-        let db = std::sync::Arc::clone(&self.cfg.auth.db);
-        // IP authentication first: it never combines with digest. A REGISTER is taken on
-        // the source address only for an AoR its `[[ip_auth]]` entry names (`register`):
-        // a trunk authenticates its calls by address, but registering a user's AoR needs
-        // that user's credentials (digest below), or any source in the prefix could take
-        // over every user's incoming calls.
+    ) -> Option<Verdict> {
         let group = db.ip_group(remote.ip());
         if let (
             Some(g),
@@ -450,11 +449,11 @@ impl Core {
             let named = db.ip_register_account(g, domain, user, cs);
             if let Some(account) = named.or_else(|| query.then(|| g.accounts[0])) {
                 self.auth.stats.ip_ok += 1;
-                return Verdict::Ok(AuthOk {
+                return Some(Verdict::Ok(AuthOk {
                     method: AuthMethod::Ip,
                     user: None,
                     account: Some(account),
-                });
+                }));
             }
         }
         if let (Some(g), Class::Other { .. }) = (group, class) {
@@ -463,14 +462,16 @@ impl Core {
                     Some(a) => a,
                     None => {
                         self.auth.stats.forbidden += 1;
-                        return Verdict::Reject(AuthReject::Refused(AuthRefusal::CliNotAuthorized));
+                        return Some(Verdict::Reject(AuthReject::Refused(
+                            AuthRefusal::CliNotAuthorized,
+                        )));
                     }
                 }
             } else {
                 g.accounts[0]
             };
             self.auth.stats.ip_ok += 1;
-            return Verdict::Ok(AuthOk {
+            return Some(Verdict::Ok(AuthOk {
                 method: if g.cli_auth {
                     AuthMethod::Cli
                 } else {
@@ -478,7 +479,108 @@ impl Core {
                 },
                 user: None,
                 account: Some(account),
-            });
+            }));
+        }
+        None
+    }
+
+    /// The digest credentials of our realm in `Authorization` (REGISTER) or
+    /// `Proxy-Authorization` (others), RFC 3261 §22.2 / §22.3; else the verdict: 400 when
+    /// only malformed ones were found, a challenge when none.
+    #[inline]
+    fn find_credentials<'m>(
+        &mut self,
+        db: &AuthDb,
+        msg: &Message<'m>,
+        class: Class<'_>,
+    ) -> Result<Credentials<'m>, Verdict> {
+        let realm = db.settings.realm.as_bytes();
+        let mut malformed = false;
+        let mut found = None;
+        let name = match class {
+            Class::Register { .. } => HeaderName::Authorization,
+            Class::Other { .. } => HeaderName::ProxyAuthorization,
+        };
+        for v in msg.header_values(name) {
+            match Credentials::parse(v) {
+                Ok(c) if c.is_digest() && c.realm.is_some_and(|r| r.eq_bytes(realm)) => {
+                    found = Some(c);
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => malformed = true,
+            }
+        }
+        let bad = |st: &mut AuthState, why| {
+            st.stats.malformed += 1;
+            Verdict::Reject(AuthReject::Refused(why))
+        };
+        let Some(c) = found else {
+            if malformed {
+                return Err(bad(&mut self.auth, AuthRefusal::MalformedCredentials));
+            }
+            return Err(Verdict::Reject(AuthReject::Challenge { stale: false }));
+        };
+        Ok(c)
+    }
+
+    /// A right response: the user's source whitelist, then the nonce's freshness and its
+    /// nonce-count (RFC 7616 §3.3, §3.4).
+    #[inline]
+    fn digest_accept(
+        &mut self,
+        now: Millis,
+        remote: SocketAddr,
+        db: &AuthDb,
+        (user, user_ref): (Option<u32>, &super::db::User),
+        info: super::nonce::NonceInfo,
+        nc: u32,
+    ) -> Verdict {
+        let st = &mut self.auth;
+        if !user_ref.spec.ip_whitelist.is_empty()
+            && !whitelisted(&user_ref.spec.ip_whitelist, remote.ip())
+        {
+            st.stats.forbidden += 1;
+            return Verdict::Reject(AuthReject::Refused(AuthRefusal::SourceNotAllowed));
+        }
+        // An authentic nonce with the right response that can no longer be used here —
+        // expired, issued by another shard, forgotten by the window — is stale (§3.3).
+        let ttl_ms = u64::from(db.settings.nonce_ttl_secs) * 1000;
+        if info.shard != self.cfg.shard.0 || nonce_age_ms(info.issued_ms, now.0) > ttl_ms {
+            st.stats.stale += 1;
+            return Verdict::Reject(AuthReject::Challenge { stale: true });
+        }
+        match st.window.check(info.counter, nc) {
+            NcVerdict::Fresh => {}
+            NcVerdict::Replayed => {
+                st.stats.replays += 1;
+                return Verdict::Replayed;
+            }
+            NcVerdict::Forgotten => {
+                st.stats.stale += 1;
+                return Verdict::Reject(AuthReject::Challenge { stale: true });
+            }
+        }
+        st.stats.digest_ok += 1;
+        Verdict::Ok(AuthOk {
+            method: AuthMethod::Digest,
+            user,
+            account: user_ref.account,
+        })
+    }
+
+    /// The whole check (module table), without replying.
+    pub(crate) fn verdict(
+        &mut self,
+        now: Millis,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        class: Class<'_>,
+    ) -> Verdict {
+        let db = std::sync::Arc::clone(&self.cfg.auth.db);
+        // IP authentication first: it never combines with digest.
+        if let Some(v) = self.ip_verdict(&db, remote, msg, class) {
+            return v;
         }
         let mode = match class {
             Class::Register { .. } => db.settings.register,
@@ -505,32 +607,13 @@ impl Core {
                 account: None,
             });
         }
-        let realm = db.settings.realm.as_bytes();
-        let mut malformed = false;
-        let mut found = None;
-        let name = match class {
-            Class::Register { .. } => HeaderName::Authorization,
-            Class::Other { .. } => HeaderName::ProxyAuthorization,
+        let c = match self.find_credentials(&db, msg, class) {
+            Ok(c) => c,
+            Err(v) => return v,
         };
-        for v in msg.header_values(name) {
-            match Credentials::parse(v) {
-                Ok(c) if c.is_digest() && c.realm.is_some_and(|r| r.eq_bytes(realm)) => {
-                    found = Some(c);
-                    break;
-                }
-                Ok(_) => {}
-                Err(_) => malformed = true,
-            }
-        }
         let bad = |st: &mut AuthState, why| {
             st.stats.malformed += 1;
             Verdict::Reject(AuthReject::Refused(why))
-        };
-        let Some(c) = found else {
-            if malformed {
-                return bad(&mut self.auth, AuthRefusal::MalformedCredentials);
-            }
-            return Verdict::Reject(AuthReject::Challenge { stale: false });
         };
         let (Some(username), Some(nonce), Some(uri), Some(response)) =
             (c.username, c.nonce, c.uri, c.response)
@@ -646,36 +729,7 @@ impl Core {
             return Verdict::Reject(AuthReject::Challenge { stale: false });
         }
         let user_ref = user_ref.expect("known implies a user");
-        if !user_ref.spec.ip_whitelist.is_empty()
-            && !whitelisted(&user_ref.spec.ip_whitelist, remote.ip())
-        {
-            st.stats.forbidden += 1;
-            return Verdict::Reject(AuthReject::Refused(AuthRefusal::SourceNotAllowed));
-        }
-        // An authentic nonce with the right response that can no longer be used here —
-        // expired, issued by another shard, forgotten by the window — is stale (§3.3).
-        let ttl_ms = u64::from(db.settings.nonce_ttl_secs) * 1000;
-        if info.shard != self.cfg.shard.0 || nonce_age_ms(info.issued_ms, now.0) > ttl_ms {
-            st.stats.stale += 1;
-            return Verdict::Reject(AuthReject::Challenge { stale: true });
-        }
-        match st.window.check(info.counter, nc) {
-            NcVerdict::Fresh => {}
-            NcVerdict::Replayed => {
-                st.stats.replays += 1;
-                return Verdict::Replayed;
-            }
-            NcVerdict::Forgotten => {
-                st.stats.stale += 1;
-                return Verdict::Reject(AuthReject::Challenge { stale: true });
-            }
-        }
-        st.stats.digest_ok += 1;
-        Verdict::Ok(AuthOk {
-            method: AuthMethod::Digest,
-            user,
-            account: user_ref.account,
-        })
+        self.digest_accept(now, remote, &db, (user, user_ref), info, nc)
     }
 }
 

@@ -199,48 +199,9 @@ impl Core {
             }
             _ => {}
         }
-        // §17.2.3: a retransmission meets its transaction and gets the last response.
-        let key = self.server_key(msg, req, method);
-        if let Some(idx) = self.relay.txns.find(key) {
-            self.relay.stats.retransmissions_absorbed += 1;
-            let c = self.relay.txns.cell(idx);
-            if c.resp.is_empty() && c.invite && c.state == Srv::Trying && !c.lookup_pending {
-                self.own_response(idx, 100, b"Trying");
-                return true;
-            }
-            if !c.resp.is_empty()
-                && matches!(c.state, Srv::Trying | Srv::Proceeding | Srv::Completed)
-            {
-                self.out.push(c.up_local, c.up_dest, &c.resp);
-            }
+        let Some((key, loop_hash)) = self.relay_checks(local, remote, msg, req, method) else {
             return true;
-        }
-        // §16.3 step 3.
-        if req.max_forwards == Some(0) {
-            self.refuse(local, remote, msg, req, RelayRefusal::TooManyHops);
-            return true;
-        }
-        // §16.3 step 4.
-        let loop_hash = self.loop_hash(msg, req);
-        let looped = req.vias(msg).flatten().any(|v| {
-            v.branch()
-                .and_then(|b| OurBranch::decode(b, &self.mac))
-                .is_some_and(|b| b.loop_hash == loop_hash)
-                && self.via_is_ours(&v)
-        });
-        if looped {
-            self.refuse(local, remote, msg, req, RelayRefusal::LoopDetected);
-            return true;
-        }
-        // §16.3 step 5.
-        if let Some(tag) = msg.proxy_require().find(|t| !supported(t)) {
-            self.relay.stats.refused += 1;
-            let r = RelayRefusal::BadExtension.reply();
-            self.respond(local, remote, Req::Valid(msg, req), r, |w| {
-                w.header(b"Unsupported", tag);
-            });
-            return true;
-        }
+        };
         let plan = self.plan_route(msg, req, &uri);
         let in_dialog = plan.dialog.is_some();
         if req.to_has_tag() && !in_dialog {
@@ -370,6 +331,62 @@ impl Core {
             }
         }
         true
+    }
+
+    /// Before any routing (RFC 3261 §16.3, §17.2.3): a retransmission meets its
+    /// transaction; Max-Forwards, loops and Proxy-Require are checked. `None`: answered
+    /// here; else the server transaction key and the §16.6 loop hash.
+    fn relay_checks(
+        &mut self,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        req: &Validated<'_>,
+        method: Method<'_>,
+    ) -> Option<(u64, u32)> {
+        // §17.2.3: a retransmission meets its transaction and gets the last response.
+        let key = self.server_key(msg, req, method);
+        if let Some(idx) = self.relay.txns.find(key) {
+            self.relay.stats.retransmissions_absorbed += 1;
+            let c = self.relay.txns.cell(idx);
+            if c.resp.is_empty() && c.invite && c.state == Srv::Trying && !c.lookup_pending {
+                self.own_response(idx, 100, b"Trying");
+                return None;
+            }
+            if !c.resp.is_empty()
+                && matches!(c.state, Srv::Trying | Srv::Proceeding | Srv::Completed)
+            {
+                self.out.push(c.up_local, c.up_dest, &c.resp);
+            }
+            return None;
+        }
+        // §16.3 step 3.
+        if req.max_forwards == Some(0) {
+            self.refuse(local, remote, msg, req, RelayRefusal::TooManyHops);
+            return None;
+        }
+        // §16.3 step 4.
+        let loop_hash = self.loop_hash(msg, req);
+        let looped = req.vias(msg).flatten().any(|v| {
+            v.branch()
+                .and_then(|b| OurBranch::decode(b, &self.mac))
+                .is_some_and(|b| b.loop_hash == loop_hash)
+                && self.via_is_ours(&v)
+        });
+        if looped {
+            self.refuse(local, remote, msg, req, RelayRefusal::LoopDetected);
+            return None;
+        }
+        // §16.3 step 5.
+        if let Some(tag) = msg.proxy_require().find(|t| !supported(t)) {
+            self.relay.stats.refused += 1;
+            let r = RelayRefusal::BadExtension.reply();
+            self.respond(local, remote, Req::Valid(msg, req), r, |w| {
+                w.header(b"Unsupported", tag);
+            });
+            return None;
+        }
+        Some((key, loop_hash))
     }
 
     /// §16.2 / §17.2.1: an INVITE about to be forwarded gets 100 Trying at once, so the
