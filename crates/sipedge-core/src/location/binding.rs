@@ -8,6 +8,7 @@ use crate::output::LocalId;
 use crate::shard::ShardId;
 use crate::time::Millis;
 
+/// "No binding" in chains and "no string" in interned ids.
 pub(crate) const NONE: u32 = u32::MAX;
 /// Bindings per slab chunk.
 pub(crate) const CHUNK: usize = 1024;

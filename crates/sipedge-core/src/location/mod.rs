@@ -32,8 +32,6 @@ pub(crate) use self::binding::*;
 use self::blobs::Blobs;
 pub(crate) use self::interner::{Interner, MAX_FIELD_BYTES};
 
-/// "No binding" in chains and "no string" in interned ids.
-
 /// The location table of one shard.
 #[derive(Debug)]
 pub(crate) struct Location {
