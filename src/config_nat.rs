@@ -3,7 +3,8 @@
 //! Per-user overrides (`nat`, `nat_ping` in `[[users]]`, auth branch) go into
 //! `NatConfig::users` keyed by canonical AoR; see [`sipedge_core::NatUser`] and
 //! [`parse_nat_mode`] / [`parse_ping_mode`] to read their values. SIGHUP builds them again
-//! and swaps them in with [`sipedge_core::NatUsers::replace`] (`main.rs`).
+//! as the next generation ([`sipedge_core::NatUsers::next`]), which each shard takes
+//! between turns (`Core::handle_config`, `main.rs`).
 
 use std::collections::HashMap;
 

@@ -139,6 +139,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (events_tx, events_rx) = mpsc::channel();
     let mut threads = Vec::new();
+    let tables = Arc::new(shard::SharedTables::new(sipedge_core::ReloadTables {
+        auth: Arc::clone(&auth.db),
+        nat_users: cfg.nat.users.clone(),
+    }));
     for (id, ((socks, wake), mesh)) in sockets.into_iter().zip(wakes).zip(meshes).enumerate() {
         let setup = shard::ShardSetup {
             id,
@@ -195,6 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             stop: Arc::clone(&stop),
             epoch,
             ready: ready_tx.clone(),
+            tables: Arc::clone(&tables),
         };
         let died = events_tx.clone();
         let t = std::thread::Builder::new()
@@ -239,7 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     );
 
     let outcome = wait_for_event(signals, events_tx, &events_rx, || {
-        reload(cli.config.as_deref(), &auth.db, &cfg.nat.users, &wakers)
+        reload(cli.config.as_deref(), &tables, &wakers)
     });
     tracing::info!("stopping");
     stop_all(&stop, &wakers, threads);
@@ -458,26 +463,26 @@ fn auth_core_config(cfg: &Config, seed: u64) -> anyhow::Result<sipedge_core::aut
     })
 }
 
-/// SIGHUP: re-reads the config file and swaps the auth tables (`[auth]`, accounts, users,
-/// users_file, ip_auth) and the per-user NAT overrides (`nat`, `nat_ping` of the users)
-/// into every shard at once, then wakes the shards so each re-applies the NAT overrides to
-/// the bindings of the changed users at once; bindings and nonces are untouched. Other
+/// SIGHUP: re-reads the config file and publishes new auth tables (`[auth]`, accounts,
+/// users, users_file, ip_auth) and per-user NAT overrides (`nat`, `nat_ping` of the users),
+/// then wakes the shards so each takes them between two turns (`Core::handle_config`) and
+/// re-applies the NAT overrides to the bindings of the changed users at once; bindings and nonces are untouched. Other
 /// sections need a restart. A bad file is logged and the old tables stay, and so does a
 /// file that would turn authentication off or drop every user (`auth_reload.rs`).
 fn reload(
     path: Option<&std::path::Path>,
-    handle: &sipedge_core::auth::AuthHandle,
-    nat_users: &sipedge_core::NatUsers,
+    tables: &shard::SharedTables,
     wakers: &[sipedge_rt::Waker],
 ) {
     let Some(path) = path else {
         tracing::info!(target: "sip::auth", "SIGHUP: no --config file, nothing to reload");
         return;
     };
+    let current = tables.current();
     let built = Config::load(path)
         .map_err(anyhow::Error::from)
         .and_then(|c| {
-            crate::auth_config::reload::check_reload(&handle.load(), &c.auth.spec, path)
+            crate::auth_config::reload::check_reload(&current.auth, &c.auth.spec, path)
                 .map_err(anyhow::Error::msg)?;
             let db =
                 sipedge_core::auth::AuthDb::build(&c.auth.spec).map_err(anyhow::Error::from)?;
@@ -486,8 +491,12 @@ fn reload(
     match built {
         Ok((db, nat)) => {
             let users = db.user_count();
-            handle.store(Arc::new(db));
-            let nat_changed = nat_users.replace(nat.to_map());
+            let nat_users = current.nat_users.next(nat.to_map());
+            let nat_changed = nat_users.changed();
+            tables.publish(sipedge_core::ReloadTables {
+                auth: Arc::new(db),
+                nat_users,
+            });
             for w in wakers {
                 w.wake();
             }

@@ -7,12 +7,12 @@
 //! core: this file only moves bytes.
 
 use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sipedge_core::{Core, CoreConfig, CoreEvent, LocalId, Millis, ShardId, ShardMsg};
+use sipedge_core::{Core, CoreConfig, CoreEvent, LocalId, Millis, ReloadTables, ShardId, ShardMsg};
 use sipedge_rt::{Engine, EngineConfig, EngineKind, IoMode, MeshEndpoint, WakeFd};
 
 use crate::metrics::{LoopStats, ShardMetrics};
@@ -24,6 +24,47 @@ const MAX_MESH_PER_TURN: usize = 1024;
 /// A turn this long is logged when it is the longest so far (peers retransmit after T1 =
 /// 500 ms, RFC 3261 §17.1.1.1; a fifth of it is already a visible delay).
 const SLOW_TURN: Duration = Duration::from_millis(100);
+
+/// The reload tables of the edge (SIGHUP, `main.rs`): the signal thread publishes a new
+/// generation, each shard takes it at the start of its next turn and hands it to its core
+/// ([`Core::handle_config`]). The shard's read is one relaxed atomic load per turn; the
+/// lock is taken only when a reload happened.
+#[derive(Debug)]
+pub struct SharedTables {
+    generation: AtomicU64,
+    tables: Mutex<Arc<ReloadTables>>,
+}
+
+impl SharedTables {
+    /// The tables of the start.
+    pub fn new(tables: ReloadTables) -> SharedTables {
+        SharedTables {
+            generation: AtomicU64::new(0),
+            tables: Mutex::new(Arc::new(tables)),
+        }
+    }
+
+    /// The tables in force.
+    pub fn current(&self) -> Arc<ReloadTables> {
+        Arc::clone(&self.tables.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Publishes a new generation (the caller wakes the shards).
+    pub fn publish(&self, tables: ReloadTables) {
+        *self.tables.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(tables);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The tables, when newer than generation `seen` (which is updated).
+    fn newer(&self, seen: &mut u64) -> Option<Arc<ReloadTables>> {
+        let g = self.generation.load(Ordering::Acquire);
+        if g == *seen {
+            return None;
+        }
+        *seen = g;
+        Some(self.current())
+    }
+}
 
 /// Everything a shard thread needs, prepared by `main` before the threads start.
 #[derive(Debug)]
@@ -54,6 +95,8 @@ pub struct ShardSetup {
     pub ready: Sender<Result<EngineKind, String>>,
     /// The journal to restore from and append to (`None`: memory-only).
     pub persist: Option<PersistSetup>,
+    /// The reload tables, taken between turns.
+    pub tables: Arc<SharedTables>,
 }
 
 /// This shard's part of `[registrar.persistence]`, prepared by `persist::restore`.
@@ -118,6 +161,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         epoch,
         ready,
         persist,
+        tables,
     } = setup;
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
@@ -174,9 +218,14 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
     let mut turns = TurnStats::default();
     let fault = injected_fault(id);
     let mut failure = None;
+    let mut tables_seen = 0;
 
     while !stop.load(Ordering::Relaxed) {
         lp.turns += 1;
+        // Configuration arrives between turns: a reload never splits one.
+        if let Some(t) = tables.newer(&mut tables_seen) {
+            core.handle_config(&t);
+        }
         match fault {
             Some("panic") => panic!("injected fault (SIPEDGE_TEST_SHARD_FAULT)"),
             Some(_) => {

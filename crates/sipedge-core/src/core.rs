@@ -43,6 +43,17 @@ pub enum CoreEvent {
     },
 }
 
+/// The tables a reload (SIGHUP) replaces: immutable, shared by every shard through an `Arc`,
+/// handed to each core between two turns with [`Core::handle_config`], so every request of
+/// one turn sees one configuration. Build it from the running core's ([`Core::tables`]).
+#[derive(Debug, Clone)]
+pub struct ReloadTables {
+    /// The authentication tables ([`crate::auth::AuthDb`]).
+    pub auth: crate::auth::AuthHandle,
+    /// The per-user NAT overrides, a generation after the running one ([`NatUsers::next`]).
+    pub nat_users: crate::nat::NatUsers,
+}
+
 /// One shard's sans-IO protocol engine. See the crate docs for the handle/poll contract.
 #[derive(Debug)]
 pub struct Core {
@@ -134,6 +145,22 @@ impl Core {
         self.relay.txns.len()
     }
 
+    /// The tables in force (what a reload starts from).
+    pub fn tables(&self) -> ReloadTables {
+        ReloadTables {
+            auth: std::sync::Arc::clone(&self.cfg.auth.db),
+            nat_users: self.cfg.nat.users.clone(),
+        }
+    }
+
+    /// New tables from a reload, between two turns: the auth tables are replaced whole
+    /// (bindings and nonces stay), and the per-user NAT overrides are re-applied at once to
+    /// the bindings this shard owns of the AoRs they change (`nat`, "Reload").
+    pub fn handle_config(&mut self, tables: &ReloadTables) {
+        self.cfg.auth.db = std::sync::Arc::clone(&tables.auth);
+        self.nat_reload(&tables.nat_users);
+    }
+
     /// A datagram arrived on socket `local` from `remote`.
     pub fn handle_datagram(
         &mut self,
@@ -167,7 +194,8 @@ impl Core {
                 self.stats.parse_errors[e.kind.index()] += 1;
                 let answered = match msg.error_reply(e) {
                     Reply::Status(code, reason) => {
-                        self.reply(local, remote, &msg, code, reason.as_bytes(), |_| {});
+                        let req = crate::stateless::Req::Raw(&msg);
+                        self.respond(local, remote, req, (code, reason.as_bytes()), |_| {});
                         true
                     }
                     Reply::Drop => {
@@ -184,24 +212,37 @@ impl Core {
                 return;
             }
         };
+        self.handle_valid(now, local, remote, &msg, &v);
+    }
+
+    /// A message that parsed and validated ([`Core::handle_datagram`], or a hand-off from
+    /// another shard with what it parsed).
+    fn handle_valid(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        v: &Validated<'_>,
+    ) {
         if msg.is_response() {
             self.stats.responses_in += 1;
-            if self.nat_response(now, local, remote, &msg, &v) {
+            if self.nat_response(now, local, remote, msg, v) {
                 return; // one of our keepalives (nat::ping), on any shard
             }
             // A response from a phone (the callee, named in To) shows its NAT binding alive.
-            self.note_traffic(&v, remote, true);
+            self.note_traffic(v, remote, true);
             // Client transactions of the relay (RFC 3261 §17.1.3); unmatched: discarded.
-            self.handle_response(now, local, remote, &msg, &v);
+            self.handle_response(now, local, remote, msg, v);
             return;
         }
         self.stats.requests_in += 1;
         // A request from a phone (named in From) shows its NAT binding alive; a REGISTER does
         // that itself when it refreshes the binding.
         if msg.method() != Some(sipedge_msg::Method::Register) {
-            self.note_traffic(&v, remote, false);
+            self.note_traffic(v, remote, false);
         }
-        self.handle_request(now, local, remote, &msg, &v);
+        self.handle_request(now, local, remote, msg, v);
     }
 
     /// Issue 8: "any request or response from the contact counts as alive" — for a binding
@@ -238,10 +279,15 @@ impl Core {
                 local,
                 remote,
                 bytes,
+                parsed,
                 ..
             } => {
                 self.arrival = from;
-                self.handle_datagram(now, local, remote, &bytes);
+                // Parse once across the mesh: what the sender parsed, re-attached.
+                match parsed.and_then(|p| (*p).attach(&bytes)) {
+                    Some((msg, v)) => self.handle_valid(now, local, remote, &msg, &v),
+                    None => self.handle_datagram(now, local, remote, &bytes),
+                }
                 self.arrival = self.cfg.shard;
             }
             ShardMsg::Lookup { aor, token } => self.answer_lookup(now, from, &aor, token),

@@ -25,16 +25,20 @@
 //! NAT (`nat`): each stored contact is marked NATed or not at REGISTER; the relay reaches a
 //! NATed binding at [`LookupContact::received`] from the binding's socket
 //! ([`LookupContact::local`]) and reports traffic from it with [`Core::note_alive`].
-//! Per-user settings arrive in [`NatConfig::users`] (read through [`Core::nat_user`];
-//! swapped on reload with [`NatUsers::replace`], re-applied to the bindings of the changed
-//! AoRs at the next `handle_timeout`).
+//! Per-user settings arrive in [`NatConfig::users`] (read through [`Core::nat_user`]; on
+//! reload the next generation ([`NatUsers::next`]) arrives with [`Core::handle_config`] and
+//! is re-applied at once to the bindings of the changed AoRs).
+//!
+//! Configuration reload: [`Core::handle_config`] takes immutable [`ReloadTables`] between
+//! turns; the core holds no shared mutable configuration.
 //! Keepalives run inside [`Core::handle_timeout`]; counters in [`CoreStats::nat`].
 //!
 //! **Layout.** `core` (the [`Core`] type and dispatch), `stateless` (requests the edge
 //! answers itself without state: OPTIONS, error replies, 405/501/416/481), `registrar`
-//! (REGISTER per RFC 3261 §10.3, RFC 5626 flows, RFC 3327 Path; expiry timers), `location`
-//! (the shard's slice of the location table: slots, chains, interned strings, the AoR
-//! index), `blobs` (the byte arena holding the bindings' strings), `aor` (canonical AoR,
+//! (REGISTER per RFC 3261 §10.3, RFC 5626 flows, RFC 3327 Path; expiry timers), `location/`
+//! (the shard's slice of the location table, Kamailio's usrloc: `binding` slots, chains,
+//! `interner` strings, the `aor_index`, the `blobs` byte arena holding the bindings'
+//! strings), `refusal` (typed refusals), `aor` (canonical AoR,
 //! routing and table hashes, §19.1.4 contact comparison), `lookup`, `journal` (the
 //! durability API) and `record` (its encoding), `date` (the Date header), `output` (the
 //! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off
@@ -47,9 +51,7 @@
 //! and branch we hand out). Relay counters: [`Core::proxy_stats`].
 
 mod aor;
-mod aor_index;
 pub mod auth;
-mod blobs;
 mod config;
 mod core;
 mod date;
@@ -61,6 +63,7 @@ mod nat;
 mod output;
 mod proxy;
 mod record;
+mod refusal;
 mod registrar;
 mod secret;
 mod shard;
@@ -74,7 +77,7 @@ pub use crate::config::{
     DEFAULT_MAX_BINDINGS, DEFAULT_MAX_CONTACTS, DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS,
     SUPPORTED,
 };
-pub use crate::core::{Core, CoreEvent};
+pub use crate::core::{Core, CoreEvent, ReloadTables};
 pub use crate::journal::SnapshotCursor;
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};
@@ -86,6 +89,7 @@ pub use crate::nat::{
 pub use crate::output::{LocalId, Transmit};
 pub use crate::proxy::{ProxyConfig, ProxyStats, OVERLOAD_RETRY_AFTER_SECS};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
+pub use crate::refusal::{AuthRefusal, Refusal, RegistrarRefusal, RelayRefusal, StatelessRefusal};
 pub use crate::secret::{NodeSecret, SecretError, NODE_SECRET_LEN};
 pub use crate::shard::{ShardId, ShardMsg};
 pub use crate::stats::{CoreStats, Counters, MetricKind, OverloadStats, Row};

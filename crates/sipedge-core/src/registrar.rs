@@ -30,7 +30,7 @@
 
 use std::net::SocketAddr;
 
-use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Uri, Validated, Via};
+use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Uri, Validated};
 use sipedge_wheel::Tick;
 use smallvec::SmallVec;
 
@@ -39,8 +39,9 @@ use crate::config::Overflow;
 use crate::core::Core;
 use crate::location::{BindingData, BindingRef, Transport, MAX_FIELD_BYTES, NONE};
 use crate::output::LocalId;
+use crate::refusal::{Refusal, RegistrarRefusal};
 use crate::shard::ShardMsg;
-use crate::stateless::IpText;
+use crate::stateless::{IpText, ReplyFields, Req};
 use crate::time::Millis;
 
 /// Length of a wheel tick for binding expiry, milliseconds.
@@ -80,28 +81,26 @@ struct ReqIds<'a> {
 }
 
 /// What the registrar and its reply read from a REGISTER more than once, parsed once: the
-/// top Via (reply address, branch, NAT detection), the Call-ID/CSeq ids and the To tag.
+/// reply's fields (top Via for the address, branch and NAT detection; To tag; source text)
+/// and the Call-ID/CSeq ids.
 #[derive(Debug, Clone, Copy)]
 struct RegReq<'a> {
-    /// `None`: the top Via is too broken to read (the reply goes to the source address).
-    top_via: Option<Via<'a>>,
+    reply: ReplyFields<'a>,
     ids: ReqIds<'a>,
-    to_tag: [u8; 16],
-    /// The request's To already has a tag (the reply keeps it).
-    to_has_tag: bool,
-    /// The source IP as text (the reply's `received`, NAT detection).
-    source_text: IpText,
 }
 
-/// A failure found while checking the request: its reply.
+/// Why [`Core::check_register`] stopped: a refusal, or a retransmission of the request that
+/// last updated the binding (answered with the current bindings, RFC 3261 §10.3 step 7).
 #[derive(Debug, Clone, Copy)]
-enum Refusal {
-    Status(u16, &'static [u8]),
-    TooBrief,
-    /// A retransmission of the request that last updated the binding.
+enum Stop {
+    Refused(RegistrarRefusal),
     Retransmission,
-    /// The shard holds its share of `[registrar] max_bindings`: 503 with Retry-After.
-    Full,
+}
+
+impl From<RegistrarRefusal> for Stop {
+    fn from(r: RegistrarRefusal) -> Stop {
+        Stop::Refused(r)
+    }
 }
 
 /// Retry-After of the 503 a REGISTER gets when the location table is full, seconds: bindings
@@ -136,13 +135,13 @@ impl Core {
         };
         // Step 1: bindings of this domain are ours; we never forward a REGISTER.
         if !self.cfg.is_our_domain(request_uri.host()) {
-            self.register_failed(local, remote, msg, v, 403, b"Domain Not Served");
+            self.register_failed(local, remote, msg, v, RegistrarRefusal::DomainNotServed);
             return;
         }
         // Step 5: the AoR, from To.
         let to = &v.to;
         if !self.cfg.is_our_domain(to.uri().host()) {
-            self.register_failed(local, remote, msg, v, 404, b"Not Found");
+            self.register_failed(local, remote, msg, v, RegistrarRefusal::NotFound);
             return;
         }
         let mut aor = std::mem::take(&mut self.aor_buf);
@@ -161,13 +160,17 @@ impl Core {
                             remote,
                             arrived: now,
                             bytes: msg.as_bytes().to_vec(),
+                            parsed: msg.detach(v).map(Box::new),
                         },
                     ));
                 }
             }
-            Err(AorError::Scheme) => self.register_failed(local, remote, msg, v, 404, b"Not Found"),
-            Err(AorError::TooLong) => {
-                self.register_failed(local, remote, msg, v, 400, b"Address Of Record Too Long")
+            Err(e) => {
+                let r = match e {
+                    AorError::Scheme => RegistrarRefusal::NotFound,
+                    AorError::TooLong => RegistrarRefusal::AorTooLong,
+                };
+                self.register_failed(local, remote, msg, v, r)
             }
         }
         self.aor_buf = aor;
@@ -179,11 +182,10 @@ impl Core {
         remote: SocketAddr,
         msg: &Message<'_>,
         v: &Validated<'_>,
-        status: u16,
-        reason: &[u8],
+        refusal: RegistrarRefusal,
     ) {
         self.stats.registers_failed += 1;
-        self.reply_v(local, remote, msg, v, status, reason, |_| {});
+        self.respond(local, remote, Req::Valid(msg, v), refusal.reply(), |_| {});
     }
 
     /// Steps 6–8 on the owner shard.
@@ -220,46 +222,37 @@ impl Core {
         let from = msg.header(HeaderName::From).unwrap_or_default();
         let cseq = msg.header(HeaderName::CSeq).unwrap_or_default();
         let req = RegReq {
-            top_via,
+            reply: ReplyFields {
+                top_via,
+                to_tag: self.to_tag_of(ids.call_id, from, branch, cseq),
+                to_has_tag: v.to_has_tag(),
+                source_text: IpText::new(remote.ip()),
+            },
             ids,
-            to_tag: self.to_tag_of(ids.call_id, from, branch, cseq),
-            to_has_tag: v.to_has_tag(),
-            source_text: IpText::new(remote.ip()),
         };
         let outcome = self.check_register(msg, v, ids, head, &mut items);
         let head = match outcome {
-            Err(Refusal::Status(code, reason)) => {
+            Err(Stop::Refused(r)) => {
                 self.stats.registers_failed += 1;
-                self.reply_to_register(local, remote, msg, &req, code, reason, |_| {});
-                return;
-            }
-            Err(Refusal::TooBrief) => {
-                self.stats.registers_failed += 1;
+                if r == RegistrarRefusal::TableFull {
+                    self.stats.registers_table_full += 1;
+                }
                 let min = self.cfg.registrar.min_expires_secs;
-                // RFC 3261 §10.3 step 7 / §21.4.17: 423 carries Min-Expires.
-                self.reply_to_register(local, remote, msg, &req, 423, b"Interval Too Brief", |w| {
-                    w.header_u32(b"Min-Expires", min);
+                let reply = Req::Parsed(msg, &req.reply);
+                self.respond(local, remote, reply, r.reply(), |w| match r {
+                    // RFC 3261 §10.3 step 7 / §21.4.17: 423 carries Min-Expires.
+                    RegistrarRefusal::IntervalTooBrief => {
+                        w.header_u32(b"Min-Expires", min);
+                    }
+                    // RFC 3261 §21.5.4: 503 with Retry-After, the UA tries again later.
+                    RegistrarRefusal::TableFull => {
+                        w.header_u32(b"Retry-After", FULL_RETRY_AFTER_SECS);
+                    }
+                    _ => {}
                 });
                 return;
             }
-            Err(Refusal::Full) => {
-                self.stats.registers_failed += 1;
-                self.stats.registers_table_full += 1;
-                // RFC 3261 §21.5.4: 503 with Retry-After, the UA tries again later.
-                self.reply_to_register(
-                    local,
-                    remote,
-                    msg,
-                    &req,
-                    503,
-                    b"Service Unavailable",
-                    |w| {
-                        w.header_u32(b"Retry-After", FULL_RETRY_AFTER_SECS);
-                    },
-                );
-                return;
-            }
-            Err(Refusal::Retransmission) => {
+            Err(Stop::Retransmission) => {
                 self.stats.register_retransmissions += 1;
                 head
             }
@@ -277,30 +270,6 @@ impl Core {
         self.register_ok(now, local, remote, msg, &req, head, &items);
     }
 
-    /// [`Core::reply`] with what `req` has already parsed.
-    #[allow(clippy::too_many_arguments)]
-    fn reply_to_register(
-        &mut self,
-        local: LocalId,
-        remote: SocketAddr,
-        msg: &Message<'_>,
-        req: &RegReq<'_>,
-        status: u16,
-        reason: &[u8],
-        extra: impl FnOnce(&mut sipedge_msg::ResponseWriter<'_>),
-    ) {
-        self.reply_parsed(
-            local,
-            (remote, req.source_text.as_bytes()),
-            msg,
-            (req.top_via.as_ref(), Some(req.to_has_tag)),
-            &req.to_tag,
-            status,
-            reason,
-            extra,
-        );
-    }
-
     /// Checks the whole request against the AoR's bindings (chain from `head`) without
     /// changing anything; fills `items`. Returns how many old bindings must be evicted.
     fn check_register<'a>(
@@ -310,76 +279,33 @@ impl Core {
         ids: ReqIds<'_>,
         head: u32,
         items: &mut SmallVec<[Item<'a>; 4]>,
-    ) -> Result<usize, Refusal> {
+    ) -> Result<usize, Stop> {
         let rc = &self.cfg.registrar;
-        let bad = |reason| Err(Refusal::Status(400, reason));
+        let bad = |r: RegistrarRefusal| Err(Stop::Refused(r));
         let header_expires = v.expires;
-        let mut star = false;
-        let mut count = 0usize;
-        for c in v.contacts(msg) {
-            count += 1;
-            let Ok(c) = c else { return bad(b"Bad Contact") };
-            let Contact::Addr(addr) = c else {
-                star = true;
-                continue;
-            };
-            let expires = match c.expires() {
-                Some(Ok(e)) => e,
-                Some(Err(_)) => return bad(b"Bad Contact Expires"),
-                None => header_expires.unwrap_or(rc.default_expires_secs),
-            };
-            let q = match c.q() {
-                Some(Ok(q)) => Some(q),
-                Some(Err(_)) => return bad(b"Bad Contact q-value"),
-                None => None,
-            };
-            // RFC 5626 §6: reg-id only means something with an instance.
-            let instance = c.instance().unwrap_or_default();
-            let reg_id = if instance.is_empty() {
-                0
-            } else {
-                c.reg_id().unwrap_or(0)
-            };
-            if addr.uri().raw().len() > MAX_FIELD_BYTES || instance.len() > MAX_FIELD_BYTES {
-                return bad(b"Contact Too Long");
-            }
-            if items.len() >= usize::from(rc.max_contacts) {
-                // More contacts than an AoR may hold can never fit (and the pairwise
-                // checks below stay bounded by max_contacts²).
-                return Err(Refusal::Status(403, b"Too Many Contacts"));
-            }
-            items.push(Item {
-                addr,
-                instance,
-                reg_id,
-                q,
-                expires: expires.min(rc.max_expires_secs),
-                existing: NONE,
-                superseded: false,
-            });
-        }
+        let (star, count) = self.collect_contacts(msg, v, items)?;
         let ReqIds {
             call_id,
             cseq,
             branch,
         } = ids;
         if call_id.len() > MAX_FIELD_BYTES {
-            return bad(b"Call-ID Too Long");
+            return bad(RegistrarRefusal::CallIdTooLong);
         }
         // §10.3 step 7: the Call-ID/CSeq rule for an existing binding.
-        let ordered = |b: BindingRef<'_>| -> Result<(), Refusal> {
+        let ordered = |b: BindingRef<'_>| -> Result<(), Stop> {
             if b.call_id() != call_id || cseq > b.cseq {
                 Ok(())
             } else if cseq == b.cseq && branch == b.branch {
-                Err(Refusal::Retransmission)
+                Err(Stop::Retransmission)
             } else {
-                Err(Refusal::Status(500, b"Out of Order CSeq"))
+                Err(RegistrarRefusal::OutOfOrderCSeq.into())
             }
         };
         if star {
             // §10.3 step 6: `*` alone, with Expires: 0, removes every binding.
             if count != 1 || header_expires != Some(0) {
-                return bad(b"Invalid Wildcard Contact");
+                return bad(RegistrarRefusal::InvalidWildcard);
             }
             for i in self.loc.chain(head) {
                 ordered(self.loc.get(i))?;
@@ -389,7 +315,7 @@ impl Core {
         // §10.3 step 7: 423 for any contact below the minimum (0 means remove).
         let min = rc.min_expires_secs;
         if items.iter().any(|it| it.expires != 0 && it.expires < min) {
-            return Err(Refusal::TooBrief);
+            return Err(RegistrarRefusal::IntervalTooBrief.into());
         }
         let mut retransmission = false;
         for n in 0..items.len() {
@@ -418,15 +344,82 @@ impl Core {
             }) {
                 match ordered(b) {
                     Ok(()) => {}
-                    Err(Refusal::Retransmission) => retransmission = true,
+                    Err(Stop::Retransmission) => retransmission = true,
                     Err(e) => return Err(e),
                 }
                 items[n].existing = i;
             }
         }
         if retransmission {
-            return Err(Refusal::Retransmission);
+            return Err(Stop::Retransmission);
         }
+        self.capacity_after(head, items)
+    }
+
+    /// §10.3 step 7, the contacts of the request in `items` (a `*` noted, not stored):
+    /// returns whether there was a `*` and how many contacts there were.
+    fn collect_contacts<'a>(
+        &self,
+        msg: &Message<'a>,
+        v: &Validated<'a>,
+        items: &mut SmallVec<[Item<'a>; 4]>,
+    ) -> Result<(bool, usize), Stop> {
+        let rc = &self.cfg.registrar;
+        let bad = |r: RegistrarRefusal| Err(Stop::Refused(r));
+        let header_expires = v.expires;
+        let mut star = false;
+        let mut count = 0usize;
+        for c in v.contacts(msg) {
+            count += 1;
+            let Ok(c) = c else {
+                return bad(RegistrarRefusal::BadContact);
+            };
+            let Contact::Addr(addr) = c else {
+                star = true;
+                continue;
+            };
+            let expires = match c.expires() {
+                Some(Ok(e)) => e,
+                Some(Err(_)) => return bad(RegistrarRefusal::BadContactExpires),
+                None => header_expires.unwrap_or(rc.default_expires_secs),
+            };
+            let q = match c.q() {
+                Some(Ok(q)) => Some(q),
+                Some(Err(_)) => return bad(RegistrarRefusal::BadContactQ),
+                None => None,
+            };
+            // RFC 5626 §6: reg-id only means something with an instance.
+            let instance = c.instance().unwrap_or_default();
+            let reg_id = if instance.is_empty() {
+                0
+            } else {
+                c.reg_id().unwrap_or(0)
+            };
+            if addr.uri().raw().len() > MAX_FIELD_BYTES || instance.len() > MAX_FIELD_BYTES {
+                return bad(RegistrarRefusal::ContactTooLong);
+            }
+            if items.len() >= usize::from(rc.max_contacts) {
+                // More contacts than an AoR may hold can never fit (and the pairwise
+                // checks below stay bounded by max_contacts²).
+                return Err(RegistrarRefusal::TooManyContacts.into());
+            }
+            items.push(Item {
+                addr,
+                instance,
+                reg_id,
+                q,
+                expires: expires.min(rc.max_expires_secs),
+                existing: NONE,
+                superseded: false,
+            });
+        }
+        Ok((star, count))
+    }
+
+    /// How many old bindings of the chain from `head` must be evicted for `items` to fit
+    /// (`max_contacts`, `overflow`), or the refusal when they cannot (`max_bindings`).
+    fn capacity_after(&self, head: u32, items: &[Item<'_>]) -> Result<usize, Stop> {
+        let rc = &self.cfg.registrar;
         // Capacity after the request: current − removed + added. Each stored binding is
         // claimed at most once (above), so `removed <= current`; checked all the same.
         let current = self.loc.chain(head).count();
@@ -445,19 +438,19 @@ impl Core {
                 .and_then(|c| c.checked_add(added)),
             current.checked_sub(touched),
         ) else {
-            return Err(Refusal::Status(500, b"Inconsistent Bindings"));
+            return Err(RegistrarRefusal::InconsistentBindings.into());
         };
         let max = usize::from(rc.max_contacts);
         let evict = match after.checked_sub(max) {
             None | Some(0) => 0,
             Some(over) if rc.overflow == Overflow::ReplaceOldest && over <= untouched => over,
-            Some(_) => return Err(Refusal::Status(403, b"Too Many Contacts")),
+            Some(_) => return Err(RegistrarRefusal::TooManyContacts.into()),
         };
         // `[registrar] max_bindings`: a request that adds bindings to a full shard waits
         // (refreshes and removals never grow the table and always pass).
         let grows = (after - evict).saturating_sub(current);
         if grows > 0 && self.loc.len().saturating_add(grows) > self.max_shard_bindings() {
-            return Err(Refusal::Full);
+            return Err(RegistrarRefusal::TableFull.into());
         }
         Ok(evict)
     }
@@ -521,7 +514,12 @@ impl Core {
         } = req.ids;
         let user_agent = msg.user_agent().unwrap_or_default();
         let arrival = self.arrival;
-        let nat = self.nat_request(req.top_via.as_ref(), remote, req.source_text, aor);
+        let nat = self.nat_request(
+            req.reply.top_via.as_ref(),
+            remote,
+            req.reply.source_text,
+            aor,
+        );
         for it in items.iter().filter(|it| !it.superseded) {
             if it.expires == 0 {
                 if it.existing != NONE {
@@ -661,9 +659,15 @@ impl Core {
         if outbound && items.iter().any(|it| it.reg_id != 0) {
             lines.extend_from_slice(b"Require: outbound\r\n");
         }
-        self.reply_to_register(local, remote, msg, req, 200, b"OK", |w| {
-            w.raw(&lines);
-        });
+        self.respond(
+            local,
+            remote,
+            Req::Parsed(msg, &req.reply),
+            (200, b"OK"),
+            |w| {
+                w.raw(&lines);
+            },
+        );
         self.contact_buf = lines;
     }
 

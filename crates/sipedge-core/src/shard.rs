@@ -26,6 +26,9 @@ pub enum ShardMsg {
         arrived: Millis,
         /// The datagram.
         bytes: Vec<u8>,
+        /// What the sending shard already parsed and validated of `bytes`, as offsets
+        /// (`None`: the receiver parses them): the owner does not parse again.
+        parsed: Option<Box<sipedge_msg::Parsed>>,
     },
     /// "Which contacts does this AoR have?", sent to the AoR's owner
     /// (`Core::request_lookup`). Answered with [`ShardMsg::LookupReply`].
@@ -44,7 +47,12 @@ impl ShardMsg {
     /// queue's byte budget (`[limits] mesh_queue_bytes`).
     pub fn weight(&self) -> usize {
         let heap = match self {
-            ShardMsg::Datagram { bytes, .. } => bytes.capacity(),
+            ShardMsg::Datagram { bytes, parsed, .. } => {
+                bytes.capacity()
+                    + parsed
+                        .as_ref()
+                        .map_or(0, |_| std::mem::size_of::<sipedge_msg::Parsed>())
+            }
             ShardMsg::Lookup { aor, .. } => aor.capacity(),
             ShardMsg::LookupReply(r) => {
                 r.contacts.capacity() * std::mem::size_of::<crate::lookup::LookupContact>()
@@ -79,6 +87,7 @@ mod tests {
             remote: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
             arrived: Millis(0),
             bytes: vec![0; 60_000],
+            parsed: None,
         };
         assert!(small.weight() < 200);
         assert!(big.weight() >= 60_000);

@@ -11,6 +11,7 @@ use sipedge_msg::{
 use crate::config::{ACCEPT, ALLOW, SUPPORTED};
 use crate::core::Core;
 use crate::output::LocalId;
+use crate::refusal::{Refusal, StatelessRefusal};
 use crate::time::Millis;
 
 impl Core {
@@ -35,133 +36,116 @@ impl Core {
             return;
         }
         let Some(uri) = v.request_uri else { return };
+        let req = Req::Valid(msg, v);
         if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
             // RFC 3261 §8.2.2.1: a scheme we do not route (tel routing arrives with relay).
-            self.reply_v(
-                local,
-                remote,
-                msg,
-                v,
-                416,
-                b"Unsupported URI Scheme",
-                |_| {},
-            );
+            let r = StatelessRefusal::UnsupportedScheme;
+            self.respond(local, remote, req, r.reply(), |_| {});
             return;
         }
         if method != Method::Cancel {
             // RFC 3261 §8.2.2.3: every Require option tag must be one we support.
             if let Some(tag) = msg.require().find(|t| !supports(t)) {
-                self.reply_v(local, remote, msg, v, 420, b"Bad Extension", |w| {
+                let r = StatelessRefusal::BadExtension;
+                self.respond(local, remote, req, r.reply(), |w| {
                     w.header(b"Unsupported", tag);
                 });
                 return;
             }
         }
-        match method {
-            Method::Register => self.handle_register(now, local, remote, msg, v),
+        let refusal = match method {
+            Method::Register => return self.handle_register(now, local, remote, msg, v),
             Method::Options if self.cfg.is_our_domain(uri.host()) => {
                 // RFC 3261 §11.2: capabilities of the edge itself.
-                self.reply_v(local, remote, msg, v, 200, b"OK", |w| {
+                self.respond(local, remote, req, (200, b"OK"), |w| {
                     w.header(b"Allow", ALLOW.as_bytes())
                         .header(b"Accept", ACCEPT.as_bytes())
                         .header(b"Supported", SUPPORTED.as_bytes());
                 });
+                return;
             }
-            Method::Options => {
-                // Not an open relay: a foreign Request-URI is refused.
-                self.reply_v(local, remote, msg, v, 403, b"Relaying Forbidden", |_| {});
+            // Not an open relay: a foreign Request-URI is refused.
+            Method::Options => StatelessRefusal::RelayingForbidden,
+            // RFC 3261 §9.2: no matching INVITE transaction.
+            Method::Cancel => StatelessRefusal::NoTransaction,
+            // RFC 3261 §8.2.1: a method we do not recognise.
+            Method::Extension(_) => StatelessRefusal::NotImplemented,
+            // RFC 3261 §8.2.1 / §21.4.6: recognised, not handled here; Allow is mandatory.
+            _ => StatelessRefusal::MethodNotAllowed,
+        };
+        // §8.2.1 / §21.4.6: a 405 (and our 501) carries Allow.
+        let allow = matches!(
+            refusal,
+            StatelessRefusal::NotImplemented | StatelessRefusal::MethodNotAllowed
+        );
+        self.respond(local, remote, req, refusal.reply(), |w| {
+            if allow {
+                w.header(b"Allow", ALLOW.as_bytes());
             }
-            Method::Cancel => {
-                // RFC 3261 §9.2: no matching INVITE transaction.
-                self.reply_v(
+        });
+    }
+
+    /// The one path every reply the edge writes itself takes: builds a response to `req`
+    /// and queues it to the address RFC 3261 §18.2.2 and RFC 3581 §4 give: the source IP,
+    /// and the source port when the top Via carries `rport`, else the Via's sent-by port
+    /// (5060 when absent); the source port when the Via is unreadable. `maddr` is ignored:
+    /// answering to an address the sender chose would make the edge a reflector.
+    /// `status` is a [`Refusal::reply`] or a success's status line.
+    pub(crate) fn respond(
+        &mut self,
+        local: LocalId,
+        remote: SocketAddr,
+        req: Req<'_, '_>,
+        (status, reason): (u16, &[u8]),
+        extra: impl FnOnce(&mut ResponseWriter<'_>),
+    ) {
+        match req {
+            Req::Raw(msg) => {
+                let top_via = msg.top_via().ok();
+                let tag = self.to_tag(msg, top_via.as_ref().and_then(|v| v.branch()));
+                let ip_text = IpText::new(remote.ip());
+                let parsed = (top_via.as_ref(), None);
+                self.respond_parsed(
                     local,
-                    remote,
+                    (remote, &ip_text),
                     msg,
-                    v,
-                    481,
-                    b"Call/Transaction Does Not Exist",
-                    |_| {},
-                );
+                    parsed,
+                    &tag,
+                    status,
+                    reason,
+                    extra,
+                )
             }
-            Method::Extension(_) => {
-                // RFC 3261 §8.2.1: a method we do not recognise.
-                self.reply_v(local, remote, msg, v, 501, b"Not Implemented", |w| {
-                    w.header(b"Allow", ALLOW.as_bytes());
-                });
+            Req::Valid(msg, v) => {
+                let tag = self.to_tag(msg, v.top_via.branch());
+                let ip_text = IpText::new(remote.ip());
+                let parsed = (Some(&v.top_via), Some(v.to_has_tag()));
+                self.respond_parsed(
+                    local,
+                    (remote, &ip_text),
+                    msg,
+                    parsed,
+                    &tag,
+                    status,
+                    reason,
+                    extra,
+                )
             }
-            _ => {
-                // RFC 3261 §8.2.1 / §21.4.6: recognised, not handled here; Allow is mandatory.
-                self.reply_v(local, remote, msg, v, 405, b"Method Not Allowed", |w| {
-                    w.header(b"Allow", ALLOW.as_bytes());
-                });
+            Req::Parsed(msg, p) => {
+                let parsed = (p.top_via.as_ref(), Some(p.to_has_tag));
+                let ip = (remote, &p.source_text);
+                self.respond_parsed(local, ip, msg, parsed, &p.to_tag, status, reason, extra)
             }
         }
     }
 
-    /// Builds a response to `req` and queues it to the address RFC 3261 §18.2.2 and RFC 3581
-    /// §4 give: the source IP, and the source port when the top Via carries `rport`, else
-    /// the Via's sent-by port (5060 when absent); the source port when the Via is unreadable. `maddr` is ignored: answering to an address
-    /// the sender chose would make the edge a reflector.
-    pub(crate) fn reply(
-        &mut self,
-        local: LocalId,
-        remote: SocketAddr,
-        req: &Message<'_>,
-        status: u16,
-        reason: &[u8],
-        extra: impl FnOnce(&mut ResponseWriter<'_>),
-    ) {
-        let top_via = req.top_via().ok();
-        let tag = self.to_tag(req, top_via.as_ref().and_then(|v| v.branch()));
-        let ip_text = IpText::new(remote.ip());
-        self.reply_parsed(
-            local,
-            (remote, ip_text.as_bytes()),
-            req,
-            (top_via.as_ref(), None),
-            &tag,
-            status,
-            reason,
-            extra,
-        );
-    }
-
-    /// [`Core::reply`] to a request that passed [`Message::validated`]: nothing is parsed
-    /// again (top Via, To tag).
+    /// [`Core::respond`] once what the reply needs is at hand.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn reply_v(
+    #[inline]
+    fn respond_parsed(
         &mut self,
         local: LocalId,
-        remote: SocketAddr,
-        req: &Message<'_>,
-        v: &Validated<'_>,
-        status: u16,
-        reason: &[u8],
-        extra: impl FnOnce(&mut ResponseWriter<'_>),
-    ) {
-        let tag = self.to_tag(req, v.top_via.branch());
-        let ip_text = IpText::new(remote.ip());
-        self.reply_parsed(
-            local,
-            (remote, ip_text.as_bytes()),
-            req,
-            (Some(&v.top_via), Some(v.to_has_tag())),
-            &tag,
-            status,
-            reason,
-            extra,
-        );
-    }
-
-    /// [`Core::reply`] for a caller that has already written the source IP as text
-    /// (`remote.1`, [`IpText`]), parsed the top Via (`via.0`, `None`: too broken to read),
-    /// perhaps found whether To has a tag (`via.1`, `None`: not known) and made the To tag
-    /// with [`Core::to_tag_of`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn reply_parsed(
-        &mut self,
-        local: LocalId,
-        (remote, ip_text): (SocketAddr, &[u8]),
+        (remote, ip_text): (SocketAddr, &IpText),
         req: &Message<'_>,
         (top_via, to_has_tag): (Option<&Via<'_>>, Option<bool>),
         tag: &[u8; 16],
@@ -169,6 +153,7 @@ impl Core {
         reason: &[u8],
         extra: impl FnOnce(&mut ResponseWriter<'_>),
     ) {
+        let ip_text = ip_text.as_bytes();
         let (received, rport, dest_port) = match top_via {
             Some(via) => {
                 let rport_requested = via.rport() == RPort::Requested;
@@ -277,6 +262,31 @@ impl Core {
     ) -> [u8; 16] {
         tag_text(self.loc.hasher().hash(&[call_id, from, branch, cseq]))
     }
+}
+
+/// The request a reply answers, parsed as far as the caller got (nothing is parsed again).
+#[derive(Clone, Copy)]
+pub(crate) enum Req<'r, 'm> {
+    /// Only the message (its validation failed): the top Via is read if it can be.
+    Raw(&'r Message<'m>),
+    /// A request that passed [`Message::validated`].
+    Valid(&'r Message<'m>, &'r Validated<'m>),
+    /// A request whose reply fields the caller already holds ([`ReplyFields`]).
+    Parsed(&'r Message<'m>, &'r ReplyFields<'m>),
+}
+
+/// What a reply reads from its request, computed once by a caller that answers it more
+/// than one way (the registrar).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReplyFields<'a> {
+    /// `None`: the top Via is too broken to read (the reply goes to the source address).
+    pub(crate) top_via: Option<Via<'a>>,
+    /// The To tag of the reply ([`Core::to_tag_of`]).
+    pub(crate) to_tag: [u8; 16],
+    /// The request's To already has a tag (the reply keeps it).
+    pub(crate) to_has_tag: bool,
+    /// The source IP as text (the reply's `received`).
+    pub(crate) source_text: IpText,
 }
 
 /// A stateless reply is at most this many times the request's size (issue 13).

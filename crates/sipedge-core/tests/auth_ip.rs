@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use auth_support::*;
 use sipedge_core::auth::{Algorithm, AuthDb, AuthMethod, AuthOutcome, AuthReject};
-use sipedge_core::{Core, CoreConfig, LocalId, Millis, ShardId};
+use sipedge_core::AuthRefusal;
+use sipedge_core::{Core, CoreConfig, LocalId, Millis, ReloadTables, ShardId};
 use sipedge_msg::Message;
 
 /// IP auth wins over digest (never combined), longest prefix first, IPv4 and IPv6.
@@ -66,7 +67,7 @@ fn cli_auth_picks_the_account_by_caller_number() {
     let AuthOutcome::Rejected(rej) = o else {
         panic!("{o:?}")
     };
-    assert_eq!(rej, AuthReject::Forbidden(b"CLI Not Authorized"));
+    assert_eq!(rej, AuthReject::Refused(AuthRefusal::CliNotAuthorized));
     let msg = Message::parse(&bytes).unwrap();
     c.send_auth_rejection(Millis(0), LocalId(0), src.parse().unwrap(), &msg, rej);
     let a = drain(&mut c);
@@ -116,7 +117,7 @@ fn requests_are_challenged_with_407() {
     let lifted = invite("alice", &format!("Proxy-Authorization: {elsewhere}\r\n"));
     assert_eq!(
         outcome(&mut c, 5, src, &lifted),
-        AuthOutcome::Rejected(AuthReject::BadRequest(b"Digest URI Mismatch"))
+        AuthOutcome::Rejected(AuthReject::Refused(AuthRefusal::DigestUriMismatch))
     );
     let with = invite("alice", &format!("Proxy-Authorization: {cr}\r\n"));
     let o = outcome(&mut c, 10, src, &with);
@@ -237,11 +238,10 @@ fn default_config_does_not_challenge() {
     assert_eq!(answer_at(&mut c, 0, &register_as("alice")).status(), 200);
 }
 
-/// Reload: a new table is picked up by the next request; bindings stay.
+/// Reload: a new table handed in between turns is used by the next request; bindings stay.
 #[test]
 fn reload_swaps_users_without_dropping_bindings() {
     let cfg = auth_config(b"k", 1);
-    let handle = Arc::clone(&cfg.auth.db);
     let mut c = Core::new(cfg);
     let r = register_as("alice");
     let n = nonce_of(&answer_at(&mut c, 0, &r));
@@ -257,7 +257,8 @@ fn reload_swaps_users_without_dropping_bindings() {
     assert_eq!(answer_at(&mut c, 10, &with_auth(&r, &cr, 2)).status(), 200);
     let mut s = spec();
     s.users = vec![user("dave", PASSWORD)];
-    handle.store(Arc::new(AuthDb::build(&s).unwrap()));
+    let auth = Arc::new(AuthDb::build(&s).unwrap());
+    c.handle_config(&ReloadTables { auth, ..c.tables() });
     assert_eq!(bindings(&c, 20, "sip:alice@edge.example.com").len(), 1);
     let r = register_as("dave");
     let n = nonce_of(&answer_at(&mut c, 30, &r));

@@ -78,16 +78,13 @@ fn the_algorithm_is_bound_to_the_challenge() {
     };
     let mut cfg = auth_config(b"k", 1);
     cfg.auth.db = sha_only(vec![Algorithm::Sha256]).into_handle();
-    let handle = cfg.auth.db.clone();
     let mut c = Core::new(cfg);
     let r = register_as("alice");
     let a = answer_at(&mut c, 0, &r);
     assert_eq!(headers(&a, "WWW-Authenticate").len(), 1);
     let n = nonce_of(&a);
-    handle.store(std::sync::Arc::new(sha_only(vec![
-        Algorithm::Sha256,
-        Algorithm::Md5,
-    ])));
+    let auth = std::sync::Arc::new(sha_only(vec![Algorithm::Sha256, Algorithm::Md5]));
+    c.handle_config(&sipedge_core::ReloadTables { auth, ..c.tables() });
     // An MD5 response with the right password, `algorithm` left out (RFC 2617 default).
     let md5 = creds(
         Algorithm::Md5,

@@ -103,6 +103,59 @@ fn user_owned_by(shard: u16) -> String {
         .unwrap()
 }
 
+/// Issue 14 item 7, parse once across the mesh: the hand-off carries what the receiving
+/// shard parsed, and the owner answers from it exactly as from the raw bytes.
+#[test]
+fn a_handed_off_register_carries_its_parse_and_the_owner_answers_the_same() {
+    let mut s0 = Core::new(shard_cfg(0, 2));
+    let user = user_owned_by(1);
+    let aor = format!("sip:{user}@{DOMAIN}");
+    let req = reg().to(&format!("<{aor}>")).contact(&format!(
+        "<sip:{user}@192.0.2.50:40123>;expires=600, <sip:{user}@[2001:db8::5]>"
+    ));
+    s0.handle_datagram(Millis(10), LocalId(3), PHONE.parse().unwrap(), &req.bytes());
+    let (_, msg) = s0.poll_shard_msg().unwrap();
+    let ShardMsg::Datagram {
+        local,
+        remote,
+        arrived,
+        bytes,
+        parsed,
+    } = msg
+    else {
+        panic!("a datagram hand-off")
+    };
+    assert!(parsed.is_some(), "the parse travels with the bytes");
+    let raw = ShardMsg::Datagram {
+        local,
+        remote,
+        arrived,
+        bytes: bytes.clone(),
+        parsed: None,
+    };
+    let with = ShardMsg::Datagram {
+        local,
+        remote,
+        arrived,
+        bytes,
+        parsed,
+    };
+    let answer = |m: ShardMsg| {
+        let mut s1 = Core::new(shard_cfg(1, 2));
+        s1.handle_shard_msg(Millis(11), ShardId(0), m);
+        let out: Vec<(u16, Vec<String>, LocalId)> = drain(&mut s1)
+            .iter()
+            .map(|a| (a.status(), a.contacts(), a.local))
+            .collect();
+        (out, s1.binding_count())
+    };
+    let (from_parse, n) = answer(with);
+    assert_eq!(from_parse.len(), 1);
+    assert_eq!(from_parse[0].0, 200);
+    assert_eq!(n, 2);
+    assert_eq!(answer(raw), (from_parse, n));
+}
+
 #[test]
 fn a_register_landing_on_another_shard_is_answered_by_the_owner() {
     let mut s0 = Core::new(shard_cfg(0, 2));

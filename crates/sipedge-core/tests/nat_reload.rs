@@ -1,6 +1,6 @@
 //! A reload of the per-user NAT overrides (`nat`, `nat_ping` of `[[users]]`), sans-IO: the
-//! shell swaps them with `NatUsers::replace`; at its next `handle_timeout` the core applies
-//! them to bindings that already exist — keepalives start and stop, a forced user is reached
+//! shell builds the next generation with `NatUsers::next` and hands it to the core between
+//! turns (`handle_config`), which applies it to bindings that already exist — keepalives start and stop, a forced user is reached
 //! at its source and a disabled one at its Contact — without dropping a binding.
 #![allow(clippy::unwrap_used)]
 
@@ -11,8 +11,26 @@ use std::net::SocketAddr;
 
 use common::DOMAIN;
 use sipedge_core::{
-    Core, CoreConfig, LocalId, Millis, NatConfig, NatMode, NatUser, NatUsers, PingMode,
+    Core, CoreConfig, LocalId, Millis, NatConfig, NatMode, NatUser, NatUserMap, NatUsers, PingMode,
+    ReloadTables,
 };
+
+/// The shell's reload: the generations after the running one, holding `maps` in turn,
+/// handed to the core at once (only the last one, as when several reloads happen between
+/// two turns). Returns how many AoRs the last generation changed.
+fn reload(c: &mut Core, maps: Vec<NatUserMap>) -> usize {
+    let t = c.tables();
+    let mut users = t.nat_users.clone();
+    for m in maps {
+        users = users.next(m);
+    }
+    let n = users.changed();
+    c.handle_config(&ReloadTables {
+        nat_users: users,
+        ..t
+    });
+    n
+}
 
 fn register(user: &str, via: &str, contact: &str, cseq: u32) -> Vec<u8> {
     format!(
@@ -91,7 +109,7 @@ fn reload_starts_and_stops_the_pings_of_a_registered_user() {
     let users = NatUsers::default();
     let mut c = core(NatConfig {
         ping: PingMode::Disabled,
-        users: users.clone(),
+        users,
         ..NatConfig::default()
     });
     let pat = "198.51.100.20:40000";
@@ -109,7 +127,10 @@ fn reload_starts_and_stops_the_pings_of_a_registered_user() {
     );
 
     assert_eq!(
-        users.replace(map(&[("pat", over(None, Some(PingMode::Enabled)))])),
+        reload(
+            &mut c,
+            vec![map(&[("pat", over(None, Some(PingMode::Enabled)))])]
+        ),
         1
     );
     let pings = pings_until(&mut c, 300_000, 600_000);
@@ -122,7 +143,7 @@ fn reload_starts_and_stops_the_pings_of_a_registered_user() {
         "{pings:?}"
     );
 
-    assert_eq!(users.replace(HashMap::new()), 1);
+    assert_eq!(reload(&mut c, vec![HashMap::new()]), 1);
     assert!(
         pings_until(&mut c, 600_000, 900_000).is_empty(),
         "off again after the reload"
@@ -136,7 +157,7 @@ fn reload_starts_and_stops_the_pings_of_a_registered_user() {
 fn reload_moves_the_destination_of_a_registered_user() {
     let users = NatUsers::new(map(&[("lan", over(Some(NatMode::Disabled), None))]));
     let mut c = core(NatConfig {
-        users: users.clone(),
+        users,
         ..NatConfig::default()
     });
     let received =
@@ -149,7 +170,10 @@ fn reload_moves_the_destination_of_a_registered_user() {
     registered(&mut c, 0, "lan", lan_src, "sip:lan@10.0.0.31:5060");
     assert_eq!((received(&c, "pub"), received(&c, "lan")), (None, None));
 
-    users.replace(map(&[("pub", over(Some(NatMode::Force), None))]));
+    reload(
+        &mut c,
+        vec![map(&[("pub", over(Some(NatMode::Force), None))])],
+    );
     pings_until(&mut c, 100, 100);
     assert_eq!(
         received(&c, "pub"),
@@ -163,11 +187,16 @@ fn reload_moves_the_destination_of_a_registered_user() {
     );
 
     // Two reloads before the shard's next turn: the last one counts.
-    users.replace(map(&[("pub", over(Some(NatMode::Disabled), None))]));
-    users.replace(map(&[
-        ("pub", over(Some(NatMode::Force), None)),
-        ("lan", over(Some(NatMode::Disabled), None)),
-    ]));
+    reload(
+        &mut c,
+        vec![
+            map(&[("pub", over(Some(NatMode::Disabled), None))]),
+            map(&[
+                ("pub", over(Some(NatMode::Force), None)),
+                ("lan", over(Some(NatMode::Disabled), None)),
+            ]),
+        ],
+    );
     pings_until(&mut c, 200, 200);
     assert_eq!(received(&c, "pub"), Some(pub_src.parse().unwrap()));
     assert_eq!(received(&c, "lan"), None, "disabled: at its Contact");

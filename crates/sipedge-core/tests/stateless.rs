@@ -242,6 +242,7 @@ fn a_handed_off_datagram_is_answered_by_the_receiving_shard() {
             remote: PHONE.parse().unwrap(),
             arrived: Millis(4),
             bytes: request("OPTIONS", "sip:edge.example.com", ";rport", ""),
+            parsed: None,
         },
     );
     let t = c.poll_transmit().unwrap();

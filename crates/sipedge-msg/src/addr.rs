@@ -18,11 +18,11 @@ pub struct AddrError;
 /// (copied inline, not by a `memcpy` call, when a `Result` is unwrapped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NameAddr<'a> {
-    raw: &'a [u8],
-    uri: Uri<'a>,
-    tag: Option<&'a [u8]>,
+    pub(crate) raw: &'a [u8],
+    pub(crate) uri: Uri<'a>,
+    pub(crate) tag: Option<&'a [u8]>,
     /// The first `expires` parameter's value (empty when it has none).
-    expires: Option<&'a [u8]>,
+    pub(crate) expires: Option<&'a [u8]>,
 }
 
 impl<'a> NameAddr<'a> {

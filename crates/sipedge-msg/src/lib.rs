@@ -23,6 +23,7 @@
 
 mod addr;
 mod auth;
+mod detach;
 mod error;
 mod fields;
 mod header;
@@ -39,6 +40,7 @@ mod write;
 
 pub use addr::{AddrError, Contact, NameAddr};
 pub use auth::{AuthError, Credentials};
+pub use detach::Parsed;
 pub use error::{ParseError, ParseErrorKind, Reply};
 pub use fields::{CSeq, ContentType, Event, FieldError, QuotedStr};
 pub use header::HeaderName;

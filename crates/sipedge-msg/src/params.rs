@@ -7,7 +7,7 @@ use crate::lex::{end_of_quoted, find2, skip_class, skip_ws, trim};
 /// [`crate::QuotedStr`] to unescape it). Lookups are case-insensitive on the name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Params<'a> {
-    raw: &'a [u8],
+    pub(crate) raw: &'a [u8],
 }
 
 impl<'a> Params<'a> {

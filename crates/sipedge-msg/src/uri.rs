@@ -26,7 +26,7 @@ pub struct UriError;
 
 /// The scheme as kept in a [`Uri`]: `Other`'s name is the bytes before the first ':'.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SchemeTag {
+pub(crate) enum SchemeTag {
     Sip,
     Sips,
     Tel,
@@ -39,12 +39,12 @@ enum SchemeTag {
 /// copied without a `memcpy` call inside a [`crate::NameAddr`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Uri<'a> {
-    raw: &'a [u8],
-    user: Option<&'a [u8]>,
-    host: &'a [u8],
-    params: Params<'a>,
-    port: Option<u16>,
-    scheme: SchemeTag,
+    pub(crate) raw: &'a [u8],
+    pub(crate) user: Option<&'a [u8]>,
+    pub(crate) host: &'a [u8],
+    pub(crate) params: Params<'a>,
+    pub(crate) port: Option<u16>,
+    pub(crate) scheme: SchemeTag,
 }
 
 impl<'a> Uri<'a> {

@@ -24,15 +24,15 @@ pub struct ViaError;
 /// One Via value: `SIP/2.0/UDP host:port;branch=...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Via<'a> {
-    raw: &'a [u8],
-    protocol: &'a [u8],
-    transport: &'a [u8],
-    host: &'a [u8],
-    port: Option<u16>,
-    params: Params<'a>,
-    branch: Option<&'a [u8]>,
-    received: Option<&'a [u8]>,
-    rport: RPort,
+    pub(crate) raw: &'a [u8],
+    pub(crate) protocol: &'a [u8],
+    pub(crate) transport: &'a [u8],
+    pub(crate) host: &'a [u8],
+    pub(crate) port: Option<u16>,
+    pub(crate) params: Params<'a>,
+    pub(crate) branch: Option<&'a [u8]>,
+    pub(crate) received: Option<&'a [u8]>,
+    pub(crate) rport: RPort,
 }
 
 impl<'a> Via<'a> {

@@ -15,6 +15,8 @@ use super::offer::Offer;
 use super::AuthConfig;
 use crate::core::Core;
 use crate::output::LocalId;
+use crate::refusal::{AuthRefusal, Refusal};
+use crate::stateless::Req;
 use crate::time::Millis;
 
 /// How a request was authenticated.
@@ -56,10 +58,8 @@ pub enum AuthReject {
         /// `stale=true`.
         stale: bool,
     },
-    /// 403 with this reason.
-    Forbidden(&'static [u8]),
-    /// 400 with this reason.
-    BadRequest(&'static [u8]),
+    /// A 403 or 400 ([`AuthRefusal::reply`]).
+    Refused(AuthRefusal),
 }
 
 /// The verdict on one request.
@@ -296,8 +296,8 @@ impl Core {
 
 impl Core {
     /// The authentication tables in force.
-    pub fn auth_db(&self) -> arc_swap::Guard<std::sync::Arc<AuthDb>> {
-        self.cfg.auth.db.load()
+    pub fn auth_db(&self) -> std::sync::Arc<AuthDb> {
+        std::sync::Arc::clone(&self.cfg.auth.db)
     }
 
     /// The authenticator's counters.
@@ -365,30 +365,13 @@ impl Core {
         req: (&Message<'_>, Option<&Validated<'_>>),
         reject: AuthReject,
     ) {
-        let (code, reason): (u16, &[u8]) = match reject {
+        let refusal = match reject {
             AuthReject::Challenge { stale } => {
                 return self.challenge(now, local, remote, req, stale)
             }
-            AuthReject::Forbidden(reason) => (403, reason),
-            AuthReject::BadRequest(reason) => (400, reason),
+            AuthReject::Refused(r) => r,
         };
-        self.reply_req(local, remote, req, code, reason, |_| {});
-    }
-
-    /// [`Core::reply_v`] when `req.1` is there, else [`Core::reply`].
-    fn reply_req(
-        &mut self,
-        local: LocalId,
-        remote: SocketAddr,
-        (msg, v): (&Message<'_>, Option<&Validated<'_>>),
-        code: u16,
-        reason: &[u8],
-        extra: impl FnOnce(&mut sipedge_msg::ResponseWriter<'_>),
-    ) {
-        match v {
-            Some(v) => self.reply_v(local, remote, msg, v, code, reason, extra),
-            None => self.reply(local, remote, msg, code, reason, extra),
-        }
+        self.respond(local, remote, answering(req), refusal.reply(), |_| {});
     }
 
     fn challenge(
@@ -408,7 +391,7 @@ impl Core {
         };
         self.auth.stats.challenges += 1;
         let counter = self.auth.window.issue();
-        let db = self.cfg.auth.db.load();
+        let db = std::sync::Arc::clone(&self.cfg.auth.db);
         let offer = challenge_offer(&db, req, register);
         // The nonce names the algorithms offered: a response is checked under one of them.
         let nonce = self
@@ -432,26 +415,25 @@ impl Core {
                 buf.extend_from_slice(b"\r\n");
             }
         }
-        self.reply_req(local, remote, req, code, reason, |w| {
+        self.respond(local, remote, answering(req), (code, reason), |w| {
             w.raw(&buf);
         });
         self.auth.buf = buf;
     }
 
-    /// The whole check (module table), without replying.
-    pub(crate) fn verdict(
+    /// IP authentication (module table): it never combines with digest. A REGISTER is
+    /// taken on the source address only for an AoR its `[[ip_auth]]` entry names
+    /// (`register`): a trunk authenticates its calls by address, but registering a user's
+    /// AoR needs that user's credentials (digest), or any source in the prefix could take
+    /// over every user's incoming calls. `None`: not decided by the source address.
+    #[inline]
+    fn ip_verdict(
         &mut self,
-        now: Millis,
+        db: &AuthDb,
         remote: SocketAddr,
         msg: &Message<'_>,
         class: Class<'_>,
-    ) -> Verdict {
-        let db = self.cfg.auth.db.load();
-        // IP authentication first: it never combines with digest. A REGISTER is taken on
-        // the source address only for an AoR its `[[ip_auth]]` entry names (`register`):
-        // a trunk authenticates its calls by address, but registering a user's AoR needs
-        // that user's credentials (digest below), or any source in the prefix could take
-        // over every user's incoming calls.
+    ) -> Option<Verdict> {
         let group = db.ip_group(remote.ip());
         if let (
             Some(g),
@@ -467,11 +449,11 @@ impl Core {
             let named = db.ip_register_account(g, domain, user, cs);
             if let Some(account) = named.or_else(|| query.then(|| g.accounts[0])) {
                 self.auth.stats.ip_ok += 1;
-                return Verdict::Ok(AuthOk {
+                return Some(Verdict::Ok(AuthOk {
                     method: AuthMethod::Ip,
                     user: None,
                     account: Some(account),
-                });
+                }));
             }
         }
         if let (Some(g), Class::Other { .. }) = (group, class) {
@@ -480,14 +462,16 @@ impl Core {
                     Some(a) => a,
                     None => {
                         self.auth.stats.forbidden += 1;
-                        return Verdict::Reject(AuthReject::Forbidden(b"CLI Not Authorized"));
+                        return Some(Verdict::Reject(AuthReject::Refused(
+                            AuthRefusal::CliNotAuthorized,
+                        )));
                     }
                 }
             } else {
                 g.accounts[0]
             };
             self.auth.stats.ip_ok += 1;
-            return Verdict::Ok(AuthOk {
+            return Some(Verdict::Ok(AuthOk {
                 method: if g.cli_auth {
                     AuthMethod::Cli
                 } else {
@@ -495,7 +479,108 @@ impl Core {
                 },
                 user: None,
                 account: Some(account),
-            });
+            }));
+        }
+        None
+    }
+
+    /// The digest credentials of our realm in `Authorization` (REGISTER) or
+    /// `Proxy-Authorization` (others), RFC 3261 §22.2 / §22.3; else the verdict: 400 when
+    /// only malformed ones were found, a challenge when none.
+    #[inline]
+    fn find_credentials<'m>(
+        &mut self,
+        db: &AuthDb,
+        msg: &Message<'m>,
+        class: Class<'_>,
+    ) -> Result<Credentials<'m>, Verdict> {
+        let realm = db.settings.realm.as_bytes();
+        let mut malformed = false;
+        let mut found = None;
+        let name = match class {
+            Class::Register { .. } => HeaderName::Authorization,
+            Class::Other { .. } => HeaderName::ProxyAuthorization,
+        };
+        for v in msg.header_values(name) {
+            match Credentials::parse(v) {
+                Ok(c) if c.is_digest() && c.realm.is_some_and(|r| r.eq_bytes(realm)) => {
+                    found = Some(c);
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => malformed = true,
+            }
+        }
+        let bad = |st: &mut AuthState, why| {
+            st.stats.malformed += 1;
+            Verdict::Reject(AuthReject::Refused(why))
+        };
+        let Some(c) = found else {
+            if malformed {
+                return Err(bad(&mut self.auth, AuthRefusal::MalformedCredentials));
+            }
+            return Err(Verdict::Reject(AuthReject::Challenge { stale: false }));
+        };
+        Ok(c)
+    }
+
+    /// A right response: the user's source whitelist, then the nonce's freshness and its
+    /// nonce-count (RFC 7616 §3.3, §3.4).
+    #[inline]
+    fn digest_accept(
+        &mut self,
+        now: Millis,
+        remote: SocketAddr,
+        db: &AuthDb,
+        (user, user_ref): (Option<u32>, &super::db::User),
+        info: super::nonce::NonceInfo,
+        nc: u32,
+    ) -> Verdict {
+        let st = &mut self.auth;
+        if !user_ref.spec.ip_whitelist.is_empty()
+            && !whitelisted(&user_ref.spec.ip_whitelist, remote.ip())
+        {
+            st.stats.forbidden += 1;
+            return Verdict::Reject(AuthReject::Refused(AuthRefusal::SourceNotAllowed));
+        }
+        // An authentic nonce with the right response that can no longer be used here —
+        // expired, issued by another shard, forgotten by the window — is stale (§3.3).
+        let ttl_ms = u64::from(db.settings.nonce_ttl_secs) * 1000;
+        if info.shard != self.cfg.shard.0 || nonce_age_ms(info.issued_ms, now.0) > ttl_ms {
+            st.stats.stale += 1;
+            return Verdict::Reject(AuthReject::Challenge { stale: true });
+        }
+        match st.window.check(info.counter, nc) {
+            NcVerdict::Fresh => {}
+            NcVerdict::Replayed => {
+                st.stats.replays += 1;
+                return Verdict::Replayed;
+            }
+            NcVerdict::Forgotten => {
+                st.stats.stale += 1;
+                return Verdict::Reject(AuthReject::Challenge { stale: true });
+            }
+        }
+        st.stats.digest_ok += 1;
+        Verdict::Ok(AuthOk {
+            method: AuthMethod::Digest,
+            user,
+            account: user_ref.account,
+        })
+    }
+
+    /// The whole check (module table), without replying.
+    pub(crate) fn verdict(
+        &mut self,
+        now: Millis,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        class: Class<'_>,
+    ) -> Verdict {
+        let db = std::sync::Arc::clone(&self.cfg.auth.db);
+        // IP authentication first: it never combines with digest.
+        if let Some(v) = self.ip_verdict(&db, remote, msg, class) {
+            return v;
         }
         let mode = match class {
             Class::Register { .. } => db.settings.register,
@@ -522,37 +607,18 @@ impl Core {
                 account: None,
             });
         }
-        let realm = db.settings.realm.as_bytes();
-        let mut malformed = false;
-        let mut found = None;
-        let name = match class {
-            Class::Register { .. } => HeaderName::Authorization,
-            Class::Other { .. } => HeaderName::ProxyAuthorization,
+        let c = match self.find_credentials(&db, msg, class) {
+            Ok(c) => c,
+            Err(v) => return v,
         };
-        for v in msg.header_values(name) {
-            match Credentials::parse(v) {
-                Ok(c) if c.is_digest() && c.realm.is_some_and(|r| r.eq_bytes(realm)) => {
-                    found = Some(c);
-                    break;
-                }
-                Ok(_) => {}
-                Err(_) => malformed = true,
-            }
-        }
         let bad = |st: &mut AuthState, why| {
             st.stats.malformed += 1;
-            Verdict::Reject(AuthReject::BadRequest(why))
-        };
-        let Some(c) = found else {
-            if malformed {
-                return bad(&mut self.auth, b"Malformed Credentials");
-            }
-            return Verdict::Reject(AuthReject::Challenge { stale: false });
+            Verdict::Reject(AuthReject::Refused(why))
         };
         let (Some(username), Some(nonce), Some(uri), Some(response)) =
             (c.username, c.nonce, c.uri, c.response)
         else {
-            return bad(&mut self.auth, b"Incomplete Credentials");
+            return bad(&mut self.auth, AuthRefusal::IncompleteCredentials);
         };
         // RFC 7616 §3.4.6 / RFC 2617 §3.2.2.5: the digest-uri must name the Request-URI,
         // else the credentials could be lifted from a request for another resource. A
@@ -562,7 +628,7 @@ impl Core {
             && !digest_uri_matches(uri.raw(), msg.request_uri_raw().unwrap_or_default())
             && !(matches!(class, Class::Register { .. }) && self.digest_uri_names_us(uri.raw()))
         {
-            return bad(&mut self.auth, b"Digest URI Mismatch");
+            return bad(&mut self.auth, AuthRefusal::DigestUriMismatch);
         }
         let st = &mut self.auth;
         // RFC 7616 §3.4: qop=auth needs nc and cnonce; auth-int is not offered.
@@ -570,14 +636,14 @@ impl Core {
             None => None,
             Some(q) if q.eq_bytes(b"auth") => match (c.nc, c.cnonce) {
                 (Some(nc), Some(cn)) => Some((nc, cn.raw())),
-                _ => return bad(st, b"Incomplete Credentials"),
+                _ => return bad(st, AuthRefusal::IncompleteCredentials),
             },
             Some(_) => return Verdict::Reject(AuthReject::Challenge { stale: false }),
         };
         let nc = match qop_auth {
             Some((nc, _)) => match parse_nc(nc) {
                 Some(n) => n,
-                None => return bad(st, b"Bad Nonce Count"),
+                None => return bad(st, AuthRefusal::BadNonceCount),
             },
             // RFC 2069 form: one use per nonce.
             None => 1,
@@ -607,9 +673,7 @@ impl Core {
                 };
                 if db.settings.username_must_match && !same {
                     st.stats.forbidden += 1;
-                    return Verdict::Reject(AuthReject::Forbidden(
-                        b"Authentication Username Mismatch",
-                    ));
+                    return Verdict::Reject(AuthReject::Refused(AuthRefusal::UsernameMismatch));
                 }
                 domain
             }
@@ -665,36 +729,7 @@ impl Core {
             return Verdict::Reject(AuthReject::Challenge { stale: false });
         }
         let user_ref = user_ref.expect("known implies a user");
-        if !user_ref.spec.ip_whitelist.is_empty()
-            && !whitelisted(&user_ref.spec.ip_whitelist, remote.ip())
-        {
-            st.stats.forbidden += 1;
-            return Verdict::Reject(AuthReject::Forbidden(b"Source Address Not Allowed"));
-        }
-        // An authentic nonce with the right response that can no longer be used here —
-        // expired, issued by another shard, forgotten by the window — is stale (§3.3).
-        let ttl_ms = u64::from(db.settings.nonce_ttl_secs) * 1000;
-        if info.shard != self.cfg.shard.0 || nonce_age_ms(info.issued_ms, now.0) > ttl_ms {
-            st.stats.stale += 1;
-            return Verdict::Reject(AuthReject::Challenge { stale: true });
-        }
-        match st.window.check(info.counter, nc) {
-            NcVerdict::Fresh => {}
-            NcVerdict::Replayed => {
-                st.stats.replays += 1;
-                return Verdict::Replayed;
-            }
-            NcVerdict::Forgotten => {
-                st.stats.stale += 1;
-                return Verdict::Reject(AuthReject::Challenge { stale: true });
-            }
-        }
-        st.stats.digest_ok += 1;
-        Verdict::Ok(AuthOk {
-            method: AuthMethod::Digest,
-            user,
-            account: user_ref.account,
-        })
+        self.digest_accept(now, remote, &db, (user, user_ref), info, nc)
     }
 }
 
@@ -742,5 +777,13 @@ impl Core {
         };
         self.reject_request(now, local, remote, (msg, Some(v)), reject);
         None
+    }
+}
+
+/// The reply view of a request that may not have passed validation.
+fn answering<'r, 'm>((msg, v): (&'r Message<'m>, Option<&'r Validated<'m>>)) -> Req<'r, 'm> {
+    match v {
+        Some(v) => Req::Valid(msg, v),
+        None => Req::Raw(msg),
     }
 }

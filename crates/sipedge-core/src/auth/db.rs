@@ -9,7 +9,6 @@ use crate::aor::TableHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use hashbrown::HashTable;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
@@ -306,9 +305,9 @@ pub struct AuthDb {
     uniform_offer: bool,
 }
 
-/// The tables every shard reads: one pointer swapped atomically on reload, no lock on the
-/// read path (`arc-swap`).
-pub type AuthHandle = Arc<ArcSwap<AuthDb>>;
+/// The tables every shard reads: immutable, shared by `Arc`; a reload builds new ones and
+/// the shell hands them to each core between turns ([`crate::Core::handle_config`]).
+pub type AuthHandle = Arc<AuthDb>;
 
 impl Default for AuthDb {
     fn default() -> Self {
@@ -464,7 +463,7 @@ impl AuthDb {
 
     /// A handle holding these tables, for [`crate::CoreConfig`].
     pub fn into_handle(self) -> AuthHandle {
-        Arc::new(ArcSwap::from_pointee(self))
+        Arc::new(self)
     }
 
     /// Number of users.

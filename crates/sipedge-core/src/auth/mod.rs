@@ -67,7 +67,8 @@ pub use self::offer::{Offer, DEFAULT_ALGORITHMS};
 /// What a shard's core is given for authentication (part of [`crate::CoreConfig`]).
 #[derive(Clone)]
 pub struct AuthConfig {
-    /// The tables, shared by every shard and swapped whole on reload.
+    /// The tables, shared by every shard; a reload replaces them whole
+    /// ([`crate::Core::handle_config`]).
     pub db: AuthHandle,
     /// The nonce secret (`[auth] nonce_secret`, else random from the shell at start).
     pub nonce_secret: Vec<u8>,
@@ -81,7 +82,7 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            db: Arc::new(arc_swap::ArcSwap::from_pointee(AuthDb::default())),
+            db: Arc::new(AuthDb::default()),
             nonce_secret: Vec::new(),
             instance: 0,
             nc_window: DEFAULT_NC_WINDOW,
@@ -92,7 +93,7 @@ impl Default for AuthConfig {
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("users", &self.db.load().user_count())
+            .field("users", &self.db.user_count())
             .field("instance", &self.instance)
             .field("nc_window", &self.nc_window)
             .finish_non_exhaustive()

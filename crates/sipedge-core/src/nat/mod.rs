@@ -21,11 +21,11 @@
 //! result is stored in the binding (NATed or not, ping mode), so the pinger never looks it
 //! up.
 //!
-//! **Reload.** The overrides sit behind one `arc-swap` pointer shared by every shard
-//! ([`NatUsers`], like the auth tables): SIGHUP calls [`NatUsers::replace`], which also
-//! records which AoRs changed. Each shard notices the new generation at its next turn
-//! (`poll_timeout` asks for an immediate `handle_timeout`) and re-applies it to the bindings
-//! it owns of the changed AoRs only: the ping mode is set anew; the NATed flag becomes true
+//! **Reload.** The overrides are one immutable generation ([`NatUsers`], an `Arc` shared by
+//! every shard, like the auth tables): SIGHUP builds the next with [`NatUsers::next`], which
+//! also records which AoRs changed, and the shell hands it to each core between turns
+//! ([`crate::Core::handle_config`]), which re-applies it at once to the bindings it owns of
+//! the changed AoRs only: the ping mode is set anew; the NATed flag becomes true
 //! for `force`, false for `disabled`, and for a change to `auto` is worked out again as at a
 //! restore (contact against source). Bindings are neither dropped nor re-registered.
 //!
@@ -130,7 +130,7 @@ pub struct NatConfig {
     pub ping_failures_max: u8,
     /// Per-user overrides by canonical AoR (`sip:user@domain`, user lowercased unless the
     /// registrar is case-sensitive). Filled from `[[users]]` by the shell; shared by every
-    /// shard and swapped on reload ([`NatUsers::replace`]).
+    /// shard and replaced on reload ([`crate::Core::handle_config`]).
     pub users: NatUsers,
     /// The sent-by (`host:port`) to put in the Via of our OPTIONS pings, per socket
     /// ([`crate::LocalId`] index). The shell fills it from the listen addresses; a missing
@@ -180,7 +180,7 @@ pub type NatUserMap = HashMap<Vec<u8>, NatUser>;
 #[derive(Debug, Default)]
 pub(crate) struct NatUserTable {
     pub(crate) map: NatUserMap,
-    /// 0 for the first table, then one more per [`NatUsers::replace`].
+    /// 0 for the first table, then one more per [`NatUsers::next`].
     pub(crate) generation: u64,
     /// The AoRs whose override differs from generation `generation - 1`.
     pub(crate) changed: Vec<Vec<u8>>,
@@ -220,58 +220,59 @@ impl NatUserTable {
     }
 }
 
-/// The per-user overrides every shard reads: one pointer swapped atomically on reload, no
-/// lock on the read path (`arc-swap`, as [`crate::auth::AuthHandle`]). Clones share it.
+/// The per-user overrides: one immutable generation, shared by every shard through an
+/// `Arc` (clones share it). A reload builds the next generation with [`NatUsers::next`]
+/// and the shell hands it to each core between turns ([`crate::Core::handle_config`]).
 #[derive(Clone, Default)]
-pub struct NatUsers(Arc<arc_swap::ArcSwap<NatUserTable>>);
+pub struct NatUsers(Arc<NatUserTable>);
 
 impl NatUsers {
-    /// A handle holding `map`.
+    /// A first generation holding `map`.
     pub fn new(map: NatUserMap) -> NatUsers {
-        NatUsers(Arc::new(arc_swap::ArcSwap::from_pointee(
-            NatUserTable::new(map, 0, Vec::new()),
-        )))
+        NatUsers(Arc::new(NatUserTable::new(map, 0, Vec::new())))
     }
 
-    /// The override of `aor` in force.
+    /// The override of `aor` in this generation.
     pub fn get(&self, aor: &[u8]) -> Option<NatUser> {
-        self.0.load().map.get(aor).copied()
+        self.0.map.get(aor).copied()
     }
 
     /// Number of AoRs with an override.
     pub fn len(&self) -> usize {
-        self.0.load().map.len()
+        self.0.map.len()
     }
 
     /// True without overrides.
     pub fn is_empty(&self) -> bool {
-        self.0.load().map.is_empty()
+        self.0.map.is_empty()
     }
 
     /// The AoRs with an override.
     pub fn keys(&self) -> Vec<Vec<u8>> {
-        self.0.load().map.keys().cloned().collect()
+        self.0.map.keys().cloned().collect()
     }
 
-    /// A copy of the overrides in force.
+    /// A copy of the overrides.
     pub fn to_map(&self) -> NatUserMap {
-        self.0.load().map.clone()
+        self.0.map.clone()
     }
 
-    /// Reload (SIGHUP): swaps in `map` for every shard sharing this handle and returns how
-    /// many AoRs changed. Each shard re-applies the change to the bindings it owns at its
-    /// next turn (module docs). Only one thread (the shell's signal handler) calls it.
-    pub fn replace(&self, map: NatUserMap) -> usize {
-        let old = self.0.load_full();
-        let mut next = NatUserTable::new(map, old.generation + 1, Vec::new());
-        next.changed = old.diff(&next);
-        let n = next.changed.len();
-        self.0.store(Arc::new(next));
-        n
+    /// Reload (SIGHUP): the generation after this one, holding `map`; it records which
+    /// AoRs changed ([`NatUsers::changed`]), so each shard re-applies only those to the
+    /// bindings it owns when it receives it (module docs).
+    pub fn next(&self, map: NatUserMap) -> NatUsers {
+        let mut next = NatUserTable::new(map, self.0.generation + 1, Vec::new());
+        next.changed = self.0.diff(&next);
+        NatUsers(Arc::new(next))
     }
 
-    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<NatUserTable>> {
-        self.0.load()
+    /// How many AoRs changed from the generation before this one.
+    pub fn changed(&self) -> usize {
+        self.0.changed.len()
+    }
+
+    pub(crate) fn table(&self) -> &Arc<NatUserTable> {
+        &self.0
     }
 }
 
@@ -283,7 +284,7 @@ impl From<NatUserMap> for NatUsers {
 
 impl PartialEq for NatUsers {
     fn eq(&self, other: &NatUsers) -> bool {
-        self.0.load().map == other.0.load().map
+        self.0.map == other.0.map
     }
 }
 
@@ -291,7 +292,7 @@ impl Eq for NatUsers {}
 
 impl std::fmt::Debug for NatUsers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let t = self.0.load();
+        let t = &self.0;
         f.debug_struct("NatUsers")
             .field("users", &t.map.len())
             .field("generation", &t.generation)

@@ -109,7 +109,7 @@ impl NatRuntime {
     pub(crate) fn new(cfg: &super::NatConfig) -> NatRuntime {
         let interval = (u64::from(cfg.ping_interval_secs) * 1000 / TICK_MILLIS).max(1);
         let (_, inv) = spreading(interval);
-        let applied = arc_swap::Guard::into_inner(cfg.users.load());
+        let applied = std::sync::Arc::clone(cfg.users.table());
         NatRuntime {
             last_tick: None,
             interval,
@@ -316,9 +316,6 @@ impl Core {
     /// When the pinger wants `handle_timeout`: the next tick, while some binding has
     /// keepalives on.
     pub(crate) fn nat_poll_timeout(&self) -> Option<Millis> {
-        if self.nat_reload_pending() {
-            return Some(Millis(0)); // at once: `handle_timeout` applies it
-        }
         let [plain, nated] = self.loc.pinging();
         let any = nated > 0 || (!self.cfg.nat.ping_nated_only && plain > 0);
         if !self.nat.active || !any {
@@ -330,7 +327,6 @@ impl Core {
 
     /// Sweeps every tick from the last one swept up to `now` (at most one interval).
     pub(crate) fn nat_timeout(&mut self, now: Millis) {
-        self.nat_reload();
         if !self.nat.active {
             return;
         }
@@ -516,6 +512,7 @@ impl Core {
                         remote,
                         arrived: now,
                         bytes: msg.as_bytes().to_vec(),
+                        parsed: msg.detach(v).map(Box::new),
                     },
                 ));
             } else {

@@ -1,5 +1,5 @@
 //! A reload of the per-user NAT overrides, on the shard (module docs of `nat`, "Reload"):
-//! noticed at the next turn, applied to the bindings this shard owns of the AoRs whose
+//! handed in between turns ([`Core::handle_config`]), applied to the bindings this shard owns of the AoRs whose
 //! override changed.
 
 use std::sync::Arc;
@@ -8,19 +8,15 @@ use super::{NatMode, NatUserTable, PingMode};
 use crate::core::Core;
 
 impl Core {
-    /// A newer generation of the overrides than the one applied is in force.
-    pub(crate) fn nat_reload_pending(&self) -> bool {
-        !Arc::ptr_eq(&*self.cfg.nat.users.load(), &self.nat.applied)
-    }
-
-    /// Takes the generation in force, when newer, and re-applies it to the bindings of the
-    /// AoRs it changes. Without a reload this is one pointer comparison.
-    pub(crate) fn nat_reload(&mut self) {
-        let cur = self.cfg.nat.users.load();
-        if Arc::ptr_eq(&*cur, &self.nat.applied) {
+    /// Takes the generation `users` (from [`Core::handle_config`]), when it is not the one
+    /// applied, and re-applies it to the bindings of the AoRs it changes.
+    pub(crate) fn nat_reload(&mut self, users: &super::NatUsers) {
+        let cur = users.table();
+        if Arc::ptr_eq(cur, &self.nat.applied) {
             return;
         }
-        let cur = arc_swap::Guard::into_inner(cur);
+        let cur = Arc::clone(cur);
+        self.cfg.nat.users = users.clone();
         let old = std::mem::replace(&mut self.nat.applied, Arc::clone(&cur));
         self.nat.active = self.cfg.nat.pings_possible(&cur);
         // The table lists what changed since the generation before it; after a skipped

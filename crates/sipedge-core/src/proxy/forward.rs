@@ -14,6 +14,7 @@ use crate::lookup::{LookupError, LookupReply};
 use crate::output::LocalId;
 use crate::proxy::token::{self, Flow};
 use crate::proxy::{write_hostport, Relay};
+use crate::refusal::{Refusal, RelayRefusal};
 use crate::registrar::tick_at_or_after;
 use crate::time::Millis;
 use crate::txn::branch::OurBranch;
@@ -279,7 +280,7 @@ impl Core {
         self.via_for(idx, b);
         let rr = self.relay.txns.cell(idx).record_route;
         let adv = self.advertise(self.relay.txns.cell(idx).branches[b].local);
-        let db = self.cfg.auth.db.load();
+        let db = std::sync::Arc::clone(&self.cfg.auth.db);
         let realm = db.settings.realm.as_bytes();
         let mac = &self.mac;
         let Relay {
@@ -458,7 +459,8 @@ impl Core {
         }
         if self.relay.txns.cell(idx).branches.is_empty() {
             self.relay.stats.refused += 1;
-            self.own_response(idx, 404, b"Not Found");
+            let (code, reason) = RelayRefusal::NotFound.reply();
+            self.own_response(idx, code, reason);
             self.relay.txns.cell_mut(idx).state = Srv::Terminated;
             self.maybe_free(idx);
             return;
@@ -564,8 +566,9 @@ impl Core {
     }
 
     /// The cell ends with a final response of our own (no branch was forwarded).
-    pub(crate) fn finish_own(&mut self, now: Millis, idx: u32, code: u16, reason: &[u8]) {
-        if code >= 400 && code != 487 {
+    pub(crate) fn finish_own(&mut self, now: Millis, idx: u32, refusal: RelayRefusal) {
+        let (code, reason) = refusal.reply();
+        if refusal != RelayRefusal::RequestTerminated {
             self.relay.stats.refused += 1;
         }
         self.own_response(idx, code, reason);
@@ -651,7 +654,7 @@ impl Core {
             .mac
             .digest(crate::secret::Purpose::AckBranch, &[incoming]);
         let adv = self.advertise(local);
-        let db = self.cfg.auth.db.load();
+        let db = std::sync::Arc::clone(&self.cfg.auth.db);
         let Relay {
             via_buf,
             fwd_buf,

@@ -14,7 +14,9 @@ use sipedge_msg::{Message, Validated};
 
 use crate::core::Core;
 use crate::output::LocalId;
+use crate::refusal::{Refusal, RelayRefusal};
 use crate::shard::{ShardId, ShardMsg};
+use crate::stateless::Req;
 use crate::time::Millis;
 use crate::txn::table::Full;
 use crate::txn::{timer_key, Timer, GEN_MASK};
@@ -49,7 +51,8 @@ impl Core {
             Full::Bytes => self.stats.overload.txn_bytes_full += 1,
         }
         self.relay.stats.refused += 1;
-        self.reply_v(local, remote, msg, req, 503, b"Service Unavailable", |w| {
+        let r = RelayRefusal::Overloaded.reply();
+        self.respond(local, remote, Req::Valid(msg, req), r, |w| {
             w.header_u32(b"Retry-After", OVERLOAD_RETRY_AFTER_SECS);
         });
         false
@@ -72,7 +75,7 @@ impl Core {
         }
         c.lookup_pending = false;
         self.stats.overload.lookups_lost += 1;
-        self.finish_own(now, idx, 503, b"Service Unavailable");
+        self.finish_own(now, idx, RelayRefusal::Overloaded);
     }
 
     /// The shell could not queue `msg` (which this core produced with

@@ -9,6 +9,7 @@ use crate::core::Core;
 use crate::output::LocalId;
 use crate::proxy::token::{self, Flow};
 use crate::proxy::Relay;
+use crate::refusal::{Refusal, RelayRefusal};
 use crate::shard::ShardMsg;
 use crate::time::Millis;
 use crate::txn::branch::{Decoded, OurBranch};
@@ -63,6 +64,7 @@ impl Core {
                         remote,
                         arrived: now,
                         bytes: msg.as_bytes().to_vec(),
+                        parsed: msg.detach(v).map(Box::new),
                     },
                 ));
             } else {
@@ -293,7 +295,8 @@ impl Core {
         if c.best_code == 503 {
             // §16.7 step 6: a 503 is not passed on (it would stop the caller's other
             // servers); the proxy answers 500.
-            self.own_response(idx, 500, b"Server Internal Error");
+            let (code, reason) = RelayRefusal::ServerError.reply();
+            self.own_response(idx, code, reason);
         } else if c.best.is_empty() && !c.invite && matches!(c.best_code, 0 | 408) {
             // RFC 4320 §4.2: a transaction-stateful element MUST NOT send a 408 to a
             // non-INVITE request — the client has timed out by now (its timer F is ours

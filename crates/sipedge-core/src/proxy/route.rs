@@ -10,7 +10,9 @@ use crate::core::Core;
 use crate::output::LocalId;
 use crate::proxy::token::{Flow, Token};
 use crate::proxy::RELAY_TOKEN_BIT;
+use crate::refusal::{Refusal, RelayRefusal};
 use crate::shard::ShardMsg;
+use crate::stateless::Req;
 use crate::time::Millis;
 use crate::txn::branch::OurBranch;
 use crate::txn::table::{Branch, Cancel, Cli, Srv};
@@ -197,47 +199,9 @@ impl Core {
             }
             _ => {}
         }
-        // §17.2.3: a retransmission meets its transaction and gets the last response.
-        let key = self.server_key(msg, req, method);
-        if let Some(idx) = self.relay.txns.find(key) {
-            self.relay.stats.retransmissions_absorbed += 1;
-            let c = self.relay.txns.cell(idx);
-            if c.resp.is_empty() && c.invite && c.state == Srv::Trying && !c.lookup_pending {
-                self.own_response(idx, 100, b"Trying");
-                return true;
-            }
-            if !c.resp.is_empty()
-                && matches!(c.state, Srv::Trying | Srv::Proceeding | Srv::Completed)
-            {
-                self.out.push(c.up_local, c.up_dest, &c.resp);
-            }
+        let Some((key, loop_hash)) = self.relay_checks(local, remote, msg, req, method) else {
             return true;
-        }
-        // §16.3 step 3.
-        if req.max_forwards == Some(0) {
-            self.refuse(local, remote, msg, req, 483, b"Too Many Hops");
-            return true;
-        }
-        // §16.3 step 4.
-        let loop_hash = self.loop_hash(msg, req);
-        let looped = req.vias(msg).flatten().any(|v| {
-            v.branch()
-                .and_then(|b| OurBranch::decode(b, &self.mac))
-                .is_some_and(|b| b.loop_hash == loop_hash)
-                && self.via_is_ours(&v)
-        });
-        if looped {
-            self.refuse(local, remote, msg, req, 482, b"Loop Detected");
-            return true;
-        }
-        // §16.3 step 5.
-        if let Some(tag) = msg.proxy_require().find(|t| !supported(t)) {
-            self.relay.stats.refused += 1;
-            self.reply_v(local, remote, msg, req, 420, b"Bad Extension", |w| {
-                w.header(b"Unsupported", tag);
-            });
-            return true;
-        }
+        };
         let plan = self.plan_route(msg, req, &uri);
         let in_dialog = plan.dialog.is_some();
         if req.to_has_tag() && !in_dialog {
@@ -245,7 +209,7 @@ impl Core {
             // "Not here"): a To tag alone never makes a request in-dialog — only our Route
             // with a token that verifies for this dialog does.
             self.relay.stats.tokens_refused += 1;
-            self.refuse(local, remote, msg, req, 404, b"Not Here");
+            self.refuse(local, remote, msg, req, RelayRefusal::NotHere);
             return true;
         }
         // §22.3: an out-of-dialog request is authenticated (IP/CLI, else digest with a 407
@@ -266,7 +230,7 @@ impl Core {
         }
         let target_raw: Vec<u8> = plan.ruri.clone().unwrap_or_else(|| uri.raw().to_vec());
         let Ok(target) = Uri::parse(&target_raw) else {
-            self.refuse(local, remote, msg, req, 400, b"Bad Route");
+            self.refuse(local, remote, msg, req, RelayRefusal::BadRoute);
             return true;
         };
         let lookup = !in_dialog && plan.next_route.is_none() && self.is_ours_uri(&target);
@@ -274,7 +238,7 @@ impl Core {
             // §16.5 and the open-relay rule: outbound only for an authenticated sender,
             // when allowed.
             if !(self.cfg.proxy.allow_outbound && outbound_ok) {
-                self.refuse(local, remote, msg, req, 403, b"Relaying Forbidden");
+                self.refuse(local, remote, msg, req, RelayRefusal::RelayingForbidden);
                 return true;
             }
         }
@@ -289,7 +253,7 @@ impl Core {
             (None, None) => uri_addr(&target).map(|a| (local, a)),
         };
         if !lookup && hop.is_none() {
-            self.refuse(local, remote, msg, req, 503, b"Next Hop Unresolvable");
+            self.refuse(local, remote, msg, req, RelayRefusal::NextHopUnresolvable);
             return true;
         }
         // The targets of a lookup this shard can answer, before any transaction exists: a
@@ -305,11 +269,11 @@ impl Core {
         let local_targets = if lookup {
             match self.local_targets(now, &aor) {
                 Ok(t) if t.is_empty() => {
-                    self.refuse(local, remote, msg, req, 404, b"Not Found");
+                    self.refuse(local, remote, msg, req, RelayRefusal::NotFound);
                     return true;
                 }
                 Err(crate::lookup::LookupError::NotAnAor) => {
-                    self.refuse(local, remote, msg, req, 404, b"Not Found");
+                    self.refuse(local, remote, msg, req, RelayRefusal::NotFound);
                     return true;
                 }
                 r => Some(r),
@@ -369,6 +333,62 @@ impl Core {
         true
     }
 
+    /// Before any routing (RFC 3261 §16.3, §17.2.3): a retransmission meets its
+    /// transaction; Max-Forwards, loops and Proxy-Require are checked. `None`: answered
+    /// here; else the server transaction key and the §16.6 loop hash.
+    fn relay_checks(
+        &mut self,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        req: &Validated<'_>,
+        method: Method<'_>,
+    ) -> Option<(u64, u32)> {
+        // §17.2.3: a retransmission meets its transaction and gets the last response.
+        let key = self.server_key(msg, req, method);
+        if let Some(idx) = self.relay.txns.find(key) {
+            self.relay.stats.retransmissions_absorbed += 1;
+            let c = self.relay.txns.cell(idx);
+            if c.resp.is_empty() && c.invite && c.state == Srv::Trying && !c.lookup_pending {
+                self.own_response(idx, 100, b"Trying");
+                return None;
+            }
+            if !c.resp.is_empty()
+                && matches!(c.state, Srv::Trying | Srv::Proceeding | Srv::Completed)
+            {
+                self.out.push(c.up_local, c.up_dest, &c.resp);
+            }
+            return None;
+        }
+        // §16.3 step 3.
+        if req.max_forwards == Some(0) {
+            self.refuse(local, remote, msg, req, RelayRefusal::TooManyHops);
+            return None;
+        }
+        // §16.3 step 4.
+        let loop_hash = self.loop_hash(msg, req);
+        let looped = req.vias(msg).flatten().any(|v| {
+            v.branch()
+                .and_then(|b| OurBranch::decode(b, &self.mac))
+                .is_some_and(|b| b.loop_hash == loop_hash)
+                && self.via_is_ours(&v)
+        });
+        if looped {
+            self.refuse(local, remote, msg, req, RelayRefusal::LoopDetected);
+            return None;
+        }
+        // §16.3 step 5.
+        if let Some(tag) = msg.proxy_require().find(|t| !supported(t)) {
+            self.relay.stats.refused += 1;
+            let r = RelayRefusal::BadExtension.reply();
+            self.respond(local, remote, Req::Valid(msg, req), r, |w| {
+                w.header(b"Unsupported", tag);
+            });
+            return None;
+        }
+        Some((key, loop_hash))
+    }
+
     /// §16.2 / §17.2.1: an INVITE about to be forwarded gets 100 Trying at once, so the
     /// UAC stops retransmitting.
     pub(crate) fn hundred_trying(&mut self, idx: u32) {
@@ -390,11 +410,10 @@ impl Core {
         remote: SocketAddr,
         msg: &Message<'_>,
         req: &Validated<'_>,
-        code: u16,
-        reason: &[u8],
+        refusal: RelayRefusal,
     ) {
         self.relay.stats.refused += 1;
-        self.reply_v(local, remote, msg, req, code, reason, |_| {});
+        self.respond(local, remote, Req::Valid(msg, req), refusal.reply(), |_| {});
     }
 
     /// RFC 3261 §16.4: a Request-URI that is our Record-Route (a strict router before us)
@@ -560,14 +579,14 @@ impl Core {
             return false;
         };
         self.relay.stats.cancels += 1;
-        self.reply_v(local, remote, msg, req, 200, b"OK", |_| {});
+        self.respond(local, remote, Req::Valid(msg, req), (200, b"OK"), |_| {});
         let c = self.relay.txns.cell_mut(idx);
         if matches!(c.state, Srv::Trying | Srv::Proceeding) && !c.canceled {
             c.canceled = true;
             if c.lookup_pending {
                 // Nothing was forwarded yet: the INVITE ends here with 487.
                 c.lookup_pending = false;
-                self.finish_own(now, idx, 487, b"Request Terminated");
+                self.finish_own(now, idx, RelayRefusal::RequestTerminated);
                 return true;
             }
             for b in 0..c.branches.len() {
