@@ -89,17 +89,24 @@ pub struct Core {
     pub(crate) auth: crate::auth::AuthState,
     /// The MAC of every token we send and take back, keyed by the node secret (`secret`).
     pub(crate) mac: crate::secret::Mac,
+    /// Hashes the To tags of stateless and registrar replies. Keyed from the node secret,
+    /// never by the table seed: its outputs go on the wire, and a table hasher whose
+    /// outputs an attacker can collect invites collisions in the location table (issue 13).
+    pub(crate) tag_hasher: crate::aor::TableHasher,
 }
 
 impl Core {
     /// A core for one shard.
     pub fn new(cfg: CoreConfig) -> Core {
         let expected = cfg.expected_bindings;
+        let mac = crate::secret::Mac::new(&cfg.proxy.secret);
+        let tag_key = mac.digest(crate::secret::Purpose::ToTag, &[b"stateless reply tags"]);
         Core {
+            tag_hasher: crate::aor::TableHasher::new(tag_key),
             nat: crate::nat::NatRuntime::new(&cfg.nat),
             loc: Location::new(cfg.seed, cfg.expected_bindings),
             relay: crate::proxy::Relay::new(cfg.seed, cfg.txn_limits),
-            mac: crate::secret::Mac::new(&cfg.proxy.secret),
+            mac,
             auth: crate::auth::AuthState::new(&cfg.auth),
             arrival: cfg.shard,
             cfg,

@@ -260,7 +260,7 @@ impl Core {
         branch: &[u8],
         cseq: &[u8],
     ) -> [u8; 16] {
-        tag_text(self.loc.hasher().hash(&[call_id, from, branch, cseq]))
+        tag_text(self.tag_hasher.hash(&[call_id, from, branch, cseq]))
     }
 }
 

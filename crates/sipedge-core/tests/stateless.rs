@@ -262,3 +262,29 @@ impl ReplaceCseq for Vec<u8> {
             .into_bytes()
     }
 }
+
+/// Issue 13: the To tags of stateless replies go on the wire, so they are keyed by the node
+/// secret and never by the location table's seed (collected outputs of the table hasher
+/// would let an attacker aim collisions at the table). Same secret, different seeds: the
+/// same tag; another secret: another tag.
+#[test]
+fn stateless_to_tags_depend_on_the_secret_not_the_table_seed() {
+    let tag_with = |seed: u64, secret: u8| {
+        let mut cfg = CoreConfig {
+            domains: vec!["edge.example.com".into()],
+            seed,
+            ..CoreConfig::default()
+        };
+        cfg.proxy.secret =
+            sipedge_core::NodeSecret::from_hex(&format!("{secret:02x}").repeat(32)).unwrap();
+        let mut c = Core::new(cfg);
+        let (_, bytes) = only_reply(
+            &mut c,
+            &request("OPTIONS", "sip:edge.example.com", ";rport", ""),
+        );
+        let r = Message::parse(&bytes).unwrap();
+        String::from_utf8(r.to().unwrap().tag().unwrap().to_vec()).unwrap()
+    };
+    assert_eq!(tag_with(1, 7), tag_with(0xdead_beef, 7));
+    assert_ne!(tag_with(1, 7), tag_with(1, 8));
+}
