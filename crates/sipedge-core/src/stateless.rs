@@ -209,8 +209,11 @@ impl Core {
     /// when even that is too large, or the status needs its extra header (401/407
     /// challenge §22.1, 405 Allow §21.4.6, 420 Unsupported §8.2.2.3, 421 Require, 423
     /// Min-Expires §10.3), it is not sent. Each case is counted. A REGISTER's 2xx lists
-    /// the bindings the request created or refreshed: it answers state, not a stateless
-    /// reply, and is left alone. Returns whether `scratch` is to be sent.
+    /// the bindings: it is left alone when the request changed them (it carried a Contact)
+    /// or its source was verified (digest, IP or CLI authentication); a *query* from an
+    /// unverified source (open registrar, no Contact: it creates no state) obeys the bound
+    /// like any stateless reply, and is not sent rather than sent without its contacts.
+    /// Returns whether `scratch` is to be sent.
     fn fit_reply(
         &mut self,
         scratch: &mut Vec<u8>,
@@ -220,9 +223,16 @@ impl Core {
     ) -> bool {
         let limit = req.as_bytes().len().saturating_mul(AMPLIFICATION);
         if scratch.len() <= limit
-            || (req.method() == Some(Method::Register) && (200..300).contains(&spec.status))
+            || (req.method() == Some(Method::Register)
+                && (200..300).contains(&spec.status)
+                && self.register_reply_answers_state(req))
         {
             return true;
+        }
+        if req.method() == Some(Method::Register) && (200..300).contains(&spec.status) {
+            self.stats.overload.replies_too_large += 1;
+            self.stats.dropped += 1;
+            return false;
         }
         scratch.truncate(before_server);
         scratch.extend_from_slice(b"Content-Length: 0\r\n\r\n");
@@ -236,6 +246,16 @@ impl Core {
         }
         self.stats.overload.replies_shrunk += 1;
         true
+    }
+
+    /// Whether a REGISTER's 2xx reports state its request changed (a Contact) or went to a
+    /// verified source (the owner's auth check of this REGISTER passed with a method).
+    fn register_reply_answers_state(&self, req: &Message<'_>) -> bool {
+        req.header(HeaderName::Contact).is_some()
+            || self
+                .auth
+                .last_register
+                .is_some_and(|ok| ok.method != crate::auth::AuthMethod::None)
     }
 
     /// A To tag derived from the request (seeded hash of the Call-ID, From and CSeq values

@@ -103,3 +103,53 @@ fn a_normal_reply_keeps_its_headers() {
     assert!(text.contains("Allow: "), "{text}");
     assert_eq!(c.stats().overload.replies_shrunk, 0);
 }
+
+/// Issue 13: an open registrar (no REGISTER authentication) answers a REGISTER that changes
+/// bindings with the whole list, but a *query* (no Contact) from a source nobody verified
+/// creates no state, so its 200 obeys the 3× bound: an AoR with many contacts cannot be
+/// used to reflect its list at a spoofed address. A small list still gets its 200.
+#[test]
+fn an_unverified_register_query_is_no_amplifier() {
+    let mut c = core("sipedge");
+    let phone = "192.0.2.10:5060";
+    let reg = |contact: &str, call: &str| {
+        format!(
+            "REGISTER sip:e SIP/2.0\r\nVia: SIP/2.0/UDP {phone};branch=z9hG4bK-{call}\r\nMax-Forwards: 70\r\nFrom: <sip:bob@e>;tag=1\r\nTo: <sip:bob@e>\r\nCall-ID: {call}\r\nCSeq: 1 REGISTER\r\n{contact}Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let query = reg("", "q1");
+    // One contact: the query's 200 fits within 3× and is answered.
+    let one = reg(&format!("Contact: <sip:bob@192.0.2.10:5061>\r\n"), "r0");
+    c.handle_datagram(Millis(1), LocalId(0), phone.parse().unwrap(), &one);
+    while c.poll_transmit().is_some() {}
+    let out = replies(&mut c, &query);
+    assert_eq!(out.len(), 1, "a small list is answered");
+    assert!(out[0].1.starts_with(b"SIP/2.0 200"));
+    // Nine more contacts, each REGISTER answered with the list (it changed state).
+    for k in 1..10 {
+        let r = reg(
+            &format!(
+                "Contact: <sip:bob-long-contact-user-part-{k}@192.0.2.10:{}>\r\n",
+                5061 + k
+            ),
+            &format!("r{k}"),
+        );
+        c.handle_datagram(Millis(1), LocalId(0), phone.parse().unwrap(), &r);
+        let mut n = 0;
+        while let Some(t) = c.poll_transmit() {
+            assert!(t.data.starts_with(b"SIP/2.0 200"));
+            n += 1;
+        }
+        assert_eq!(n, 1);
+    }
+    // The query from a spoofed source: the 200 listing ten contacts is over 3× — not sent.
+    let before = c.stats().overload.replies_too_large;
+    let out = replies(&mut c, &query);
+    assert!(
+        out.is_empty(),
+        "{:?}",
+        out.iter().map(|(_, b)| b.len()).collect::<Vec<_>>()
+    );
+    assert_eq!(c.stats().overload.replies_too_large, before + 1);
+}
