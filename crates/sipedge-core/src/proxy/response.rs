@@ -159,6 +159,12 @@ impl Core {
                             self.cancel_branch(now, idx, o);
                         }
                     }
+                } else {
+                    // A late 2xx (RFC 6026) may end the last branch of a cell whose server
+                    // side is already over (a 2xx after the branch's non-2xx final, once the
+                    // caller's ACK ended the server transaction): the branch's timer D no
+                    // longer fires for it, so the cell is freed here or never (core_seq C7).
+                    self.maybe_free(idx);
                 }
             }
             _ => match state {
