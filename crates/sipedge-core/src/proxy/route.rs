@@ -15,7 +15,7 @@ use crate::shard::ShardMsg;
 use crate::stateless::Req;
 use crate::time::Millis;
 use crate::txn::branch::OurBranch;
-use crate::txn::table::{Branch, Cancel, Cli, Srv};
+use crate::txn::table::{Branch, Srv};
 use crate::txn::{timer_key, Timer};
 
 /// Relay counters (published with the core's).
@@ -313,18 +313,12 @@ impl Core {
             None => {
                 if let Some((out_local, dest)) = hop {
                     self.hundred_trying(idx);
-                    let b = Branch {
-                        state: Cli::Calling,
-                        local: out_local,
+                    let b = Branch::new(
+                        out_local,
                         dest,
-                        uri: ruri.unwrap_or_default(),
-                        route,
-                        route_edit,
-                        interval_ms: 0,
-                        cancel: Cancel::None,
-                        cancel_interval_ms: 0,
-                        timer_c_at: now,
-                    };
+                        (ruri.unwrap_or_default(), route, route_edit),
+                        now,
+                    );
                     self.relay.txns.cell_mut(idx).branches.push(b);
                     self.send_branch(now, idx, 0);
                 }
@@ -349,12 +343,12 @@ impl Core {
         if let Some(idx) = self.relay.txns.find(key) {
             self.relay.stats.retransmissions_absorbed += 1;
             let c = self.relay.txns.cell(idx);
-            if c.resp.is_empty() && c.invite && c.state == Srv::Trying && !c.lookup_pending {
+            if c.resp.is_empty() && c.invite && c.state() == Srv::Trying && !c.lookup_pending {
                 self.own_response(idx, 100, b"Trying");
                 return None;
             }
             if !c.resp.is_empty()
-                && matches!(c.state, Srv::Trying | Srv::Proceeding | Srv::Completed)
+                && matches!(c.state(), Srv::Trying | Srv::Proceeding | Srv::Completed)
             {
                 self.out.push(c.up_local, c.up_dest, &c.resp);
             }
@@ -525,9 +519,9 @@ impl Core {
         if let Some(idx) = self.relay.txns.find(key) {
             let t4 = self.cfg.sip.t4_ms;
             let c = self.relay.txns.cell_mut(idx);
-            if c.invite && matches!(c.state, Srv::Completed | Srv::Confirmed) {
-                if c.state == Srv::Completed {
-                    c.state = Srv::Confirmed;
+            if c.invite && matches!(c.state(), Srv::Completed | Srv::Confirmed) {
+                if c.state() == Srv::Completed {
+                    c.set_state(Srv::Confirmed);
                     let k = timer_key(Timer::I, idx, c.gen, 0);
                     self.arm(now, t4, k);
                 }
@@ -581,7 +575,7 @@ impl Core {
         self.relay.stats.cancels += 1;
         self.respond(local, remote, Req::Valid(msg, req), (200, b"OK"), |_| {});
         let c = self.relay.txns.cell_mut(idx);
-        if matches!(c.state, Srv::Trying | Srv::Proceeding) && !c.canceled {
+        if matches!(c.state(), Srv::Trying | Srv::Proceeding) && !c.canceled {
             c.canceled = true;
             if c.lookup_pending {
                 // Nothing was forwarded yet: the INVITE ends here with 487.

@@ -23,6 +23,7 @@
 //! transaction allocates nothing.
 
 pub(crate) mod branch;
+pub(crate) mod state;
 pub(crate) mod table;
 
 /// Default `[sip] t1_ms`: RTT estimate (RFC 3261 §17.1.1.1, Appendix A).
