@@ -120,7 +120,7 @@ fn an_unverified_register_query_is_no_amplifier() {
     };
     let query = reg("", "q1");
     // One contact: the query's 200 fits within 3× and is answered.
-    let one = reg(&format!("Contact: <sip:bob@192.0.2.10:5061>\r\n"), "r0");
+    let one = reg("Contact: <sip:bob@192.0.2.10:5061>\r\n", "r0");
     c.handle_datagram(Millis(1), LocalId(0), phone.parse().unwrap(), &one);
     while c.poll_transmit().is_some() {}
     let out = replies(&mut c, &query);
