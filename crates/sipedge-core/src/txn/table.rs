@@ -457,6 +457,38 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "illegal server transaction edge Terminated -> Trying")]
+    fn an_illegal_edge_stops_a_debug_build() {
+        let mut t = Table::new(1);
+        let idx = t.insert(7);
+        let c = t.cell_mut(idx);
+        c.set_state(Srv::Completed);
+        c.set_state(Srv::Terminated);
+        c.set_state(Srv::Trying);
+    }
+
+    #[test]
+    #[cfg(not(debug_assertions))]
+    fn an_illegal_edge_is_counted_in_release() {
+        let mut t = Table::new(1);
+        let idx = t.insert(7);
+        let c = t.cell_mut(idx);
+        c.set_state(Srv::Completed);
+        c.set_state(Srv::Confirmed);
+        assert_eq!(
+            t.illegal_edges(),
+            1,
+            "a non-INVITE cell has no Confirmed state"
+        );
+        assert_eq!(
+            t.cell(idx).state(),
+            Srv::Confirmed,
+            "taken anyway, as before"
+        );
+    }
+
+    #[test]
     fn a_freed_cell_gives_back_large_buffers_and_its_bytes() {
         let mut t = Table::new(1);
         t.set_limits(TxnLimits {
