@@ -153,13 +153,18 @@ impl Core {
                 return Err(format!(
                     "cell {idx} (state {:?}, branches {:?}) is live with no timer: it never \
                      leaves the table",
-                    c.state,
-                    c.branches.iter().map(|b| b.state).collect::<Vec<_>>()
+                    c.state(),
+                    c.branches.iter().map(|b| b.state()).collect::<Vec<_>>()
                 ));
             }
         }
         if live != txns.len() {
             return Err(format!("{live} live cells, len() says {}", txns.len()));
+        }
+        // Every state change took an edge of its machine (`txn::state`, `txn/LIFECYCLE.md`).
+        let illegal = txns.illegal_edges();
+        if illegal != 0 {
+            return Err(format!("{illegal} illegal transaction state edges taken"));
         }
         Ok(())
     }

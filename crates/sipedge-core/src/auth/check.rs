@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 
 use sipedge_msg::{Credentials, HeaderName, Message, NameAddr, Uri, Validated};
 
-use super::db::{whitelisted, AuthDb, AuthMode};
+use super::db::{whitelisted, AuthDb};
 use super::digest::{
     ha2, response_matches, response_with_ha2, sha256_ha1_state, sha256_response_after_ha1,
     Algorithm, DigestInput, Hex,
 };
-use super::nonce::{algorithm_bit, nonce_age_ms, parse_nc, NcVerdict, NcWindow, NonceKey};
+use super::nonce::{algorithm_bit, nonce_age_ms, NcVerdict, NcWindow, NonceKey};
 use super::offer::Offer;
 use super::AuthConfig;
 use crate::core::Core;
@@ -18,6 +18,9 @@ use crate::output::LocalId;
 use crate::refusal::{AuthRefusal, Refusal};
 use crate::stateless::Req;
 use crate::time::Millis;
+
+mod pre;
+use pre::{lookup_domain, qop_of};
 
 /// How a request was authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,69 +424,6 @@ impl Core {
         self.auth.buf = buf;
     }
 
-    /// IP authentication (module table): it never combines with digest. A REGISTER is
-    /// taken on the source address only for an AoR its `[[ip_auth]]` entry names
-    /// (`register`): a trunk authenticates its calls by address, but registering a user's
-    /// AoR needs that user's credentials (digest), or any source in the prefix could take
-    /// over every user's incoming calls. `None`: not decided by the source address.
-    #[inline]
-    fn ip_verdict(
-        &mut self,
-        db: &AuthDb,
-        remote: SocketAddr,
-        msg: &Message<'_>,
-        class: Class<'_>,
-    ) -> Option<Verdict> {
-        let group = db.ip_group(remote.ip());
-        if let (
-            Some(g),
-            Class::Register {
-                domain,
-                user,
-                query,
-            },
-        ) = (group, class)
-        {
-            let cs = self.cfg.registrar.case_sensitive;
-            // A query (no Contact) changes nothing: the source's first account may read.
-            let named = db.ip_register_account(g, domain, user, cs);
-            if let Some(account) = named.or_else(|| query.then(|| g.accounts[0])) {
-                self.auth.stats.ip_ok += 1;
-                return Some(Verdict::Ok(AuthOk {
-                    method: AuthMethod::Ip,
-                    user: None,
-                    account: Some(account),
-                }));
-            }
-        }
-        if let (Some(g), Class::Other { .. }) = (group, class) {
-            let account = if g.cli_auth {
-                match db.cli_account(g, caller_number(msg)) {
-                    Some(a) => a,
-                    None => {
-                        self.auth.stats.forbidden += 1;
-                        return Some(Verdict::Reject(AuthReject::Refused(
-                            AuthRefusal::CliNotAuthorized,
-                        )));
-                    }
-                }
-            } else {
-                g.accounts[0]
-            };
-            self.auth.stats.ip_ok += 1;
-            return Some(Verdict::Ok(AuthOk {
-                method: if g.cli_auth {
-                    AuthMethod::Cli
-                } else {
-                    AuthMethod::Ip
-                },
-                user: None,
-                account: Some(account),
-            }));
-        }
-        None
-    }
-
     /// The digest credentials of our realm in `Authorization` (REGISTER) or
     /// `Proxy-Authorization` (others), RFC 3261 §22.2 / §22.3; else the verdict: 400 when
     /// only malformed ones were found, a challenge when none.
@@ -578,35 +518,10 @@ impl Core {
         class: Class<'_>,
     ) -> Verdict {
         let db = std::sync::Arc::clone(&self.cfg.auth.db);
-        // IP authentication first: it never combines with digest.
-        if let Some(v) = self.ip_verdict(&db, remote, msg, class) {
-            return v;
-        }
-        let mode = match class {
-            Class::Register { .. } => db.settings.register,
-            Class::Other { .. } => db.settings.invite,
+        let from_host = match self.verdict_before_digest(&db, remote, msg, class) {
+            Ok(h) => h,
+            Err(v) => return v,
         };
-        if mode == AuthMode::None {
-            return Verdict::Ok(AuthOk {
-                method: AuthMethod::None,
-                user: None,
-                account: None,
-            });
-        }
-        let from_host = match class {
-            Class::Other { from_host: Some(h) } => h,
-            Class::Other { from_host: None } => {
-                msg.from().map(|f| f.uri().host()).unwrap_or_default()
-            }
-            Class::Register { .. } => b"",
-        };
-        if matches!(class, Class::Other { .. }) && !self.cfg.is_our_domain(from_host) {
-            return Verdict::Ok(AuthOk {
-                method: AuthMethod::Foreign,
-                user: None,
-                account: None,
-            });
-        }
         let c = match self.find_credentials(&db, msg, class) {
             Ok(c) => c,
             Err(v) => return v,
@@ -631,22 +546,9 @@ impl Core {
             return bad(&mut self.auth, AuthRefusal::DigestUriMismatch);
         }
         let st = &mut self.auth;
-        // RFC 7616 §3.4: qop=auth needs nc and cnonce; auth-int is not offered.
-        let qop_auth = match c.qop {
-            None => None,
-            Some(q) if q.eq_bytes(b"auth") => match (c.nc, c.cnonce) {
-                (Some(nc), Some(cn)) => Some((nc, cn.raw())),
-                _ => return bad(st, AuthRefusal::IncompleteCredentials),
-            },
-            Some(_) => return Verdict::Reject(AuthReject::Challenge { stale: false }),
-        };
-        let nc = match qop_auth {
-            Some((nc, _)) => match parse_nc(nc) {
-                Some(n) => n,
-                None => return bad(st, AuthRefusal::BadNonceCount),
-            },
-            // RFC 2069 form: one use per nonce.
-            None => 1,
+        let (qop_auth, nc) = match qop_of(st, &c) {
+            Ok(q) => q,
+            Err(v) => return v,
         };
         // RFC 7616 §3.3: the nonce first. One that is not ours (bad form or MAC, another
         // edge instance) gets a plain challenge and its response is never evaluated, so
@@ -663,22 +565,13 @@ impl Core {
             _ => return Verdict::Reject(AuthReject::Challenge { stale: false }),
         };
         let username = username.raw();
-        let lookup_domain = match class {
-            Class::Register { domain, user, .. } => {
-                // RFC 3261 §10.3 step 4: this user may only register its own AoR.
-                let same = if self.cfg.registrar.case_sensitive {
-                    username == user
-                } else {
-                    username.eq_ignore_ascii_case(user)
-                };
-                if db.settings.username_must_match && !same {
-                    st.stats.forbidden += 1;
-                    return Verdict::Reject(AuthReject::Refused(AuthRefusal::UsernameMismatch));
-                }
-                domain
-            }
-            Class::Other { .. } => from_host,
-        };
+        let must_match = db.settings.username_must_match;
+        let case_sensitive = self.cfg.registrar.case_sensitive;
+        let lookup_domain =
+            match lookup_domain(st, (must_match, case_sensitive), class, from_host, username) {
+                Ok(d) => d,
+                Err(v) => return v,
+            };
         let mut dom = [0u8; 128];
         let lookup_domain = if lookup_domain.len() <= dom.len() {
             dom[..lookup_domain.len()].copy_from_slice(lookup_domain);

@@ -315,40 +315,106 @@ impl Default for AuthDb {
     }
 }
 
+/// `[[accounts]]`: names unique, CLI patterns compiled.
+fn accounts_of(spec: &AuthSpec) -> Result<Vec<Account>, AuthDbError> {
+    let mut accounts: Vec<Account> = Vec::with_capacity(spec.accounts.len());
+    for a in &spec.accounts {
+        if accounts.iter().any(|o| o.name == a.name) {
+            return Err(AuthDbError::DuplicateAccount(a.name.clone()));
+        }
+        let cli = if a.cli.is_empty() {
+            None
+        } else {
+            Some(RegexSet::new(&a.cli).map_err(|e| AuthDbError::BadPattern {
+                account: a.name.clone(),
+                message: e.to_string(),
+            })?)
+        };
+        accounts.push(Account {
+            name: a.name.clone(),
+            channels: a.channels,
+            cps: a.cps,
+            cli,
+            algorithms: a.algorithms.clone(),
+        });
+    }
+    Ok(accounts)
+}
+
+/// The index of the account `name` (`what` names the entry referring to it).
+fn find_account(accounts: &[Account], what: String, name: &str) -> Result<u32, AuthDbError> {
+    accounts
+        .iter()
+        .position(|a| a.name == name)
+        .map(|i| i as u32)
+        .ok_or(AuthDbError::UnknownAccount {
+            what,
+            account: name.into(),
+        })
+}
+
+/// IP-authenticated sources grouped by `[[ip_auth]]` prefix. One prefix may be shared by
+/// several accounts only when all of them authenticate calls by CLI.
+type IpGroups = (
+    Vec<IpGroup>,
+    PrefixMap<Ipv4Net, u32>,
+    PrefixMap<Ipv6Net, u32>,
+);
+
+fn ip_groups(spec: &AuthSpec, accounts: &[Account]) -> Result<IpGroups, AuthDbError> {
+    let mut groups: Vec<IpGroup> = Vec::new();
+    let mut v4 = PrefixMap::new();
+    let mut v6 = PrefixMap::new();
+    for (i, e) in spec.ip_auth.iter().enumerate() {
+        let acct = find_account(accounts, format!("ip_auth[{i}] `{}`", e.cidr), &e.account)?;
+        let cidr = e.cidr.trunc();
+        let mut register = Vec::with_capacity(e.register.len());
+        for a in &e.register {
+            let (user, host) = split_register_aor(a).ok_or_else(|| AuthDbError::BadAor {
+                entry: format!("ip_auth[{i}] `{}`", e.cidr),
+                aor: a.clone(),
+            })?;
+            register.push((
+                user.into_bytes().into_boxed_slice(),
+                host.into_bytes().into_boxed_slice(),
+                acct,
+            ));
+        }
+        let existing = match cidr {
+            IpNet::V4(n) => v4.get(&n).copied(),
+            IpNet::V6(n) => v6.get(&n).copied(),
+        };
+        match existing {
+            Some(g) => {
+                let g = &mut groups[g as usize];
+                if !(g.cli_auth && e.cli_auth) {
+                    return Err(AuthDbError::SharedCidr(cidr));
+                }
+                g.accounts.push(acct);
+                g.register.extend(register);
+            }
+            None => {
+                let g = groups.len() as u32;
+                groups.push(IpGroup {
+                    accounts: vec![acct],
+                    cli_auth: e.cli_auth,
+                    register,
+                });
+                match cidr {
+                    IpNet::V4(n) => v4.insert(n, g),
+                    IpNet::V6(n) => v6.insert(n, g),
+                };
+            }
+        }
+    }
+    Ok((groups, v4, v6))
+}
+
 impl AuthDb {
     /// Builds the tables, checking references, duplicates and patterns.
     pub fn build(spec: &AuthSpec) -> Result<AuthDb, AuthDbError> {
-        let mut accounts: Vec<Account> = Vec::with_capacity(spec.accounts.len());
-        for a in &spec.accounts {
-            if accounts.iter().any(|o| o.name == a.name) {
-                return Err(AuthDbError::DuplicateAccount(a.name.clone()));
-            }
-            let cli = if a.cli.is_empty() {
-                None
-            } else {
-                Some(RegexSet::new(&a.cli).map_err(|e| AuthDbError::BadPattern {
-                    account: a.name.clone(),
-                    message: e.to_string(),
-                })?)
-            };
-            accounts.push(Account {
-                name: a.name.clone(),
-                channels: a.channels,
-                cps: a.cps,
-                cli,
-                algorithms: a.algorithms.clone(),
-            });
-        }
-        let find = |what: String, name: &str| -> Result<u32, AuthDbError> {
-            accounts
-                .iter()
-                .position(|a| a.name == name)
-                .map(|i| i as u32)
-                .ok_or(AuthDbError::UnknownAccount {
-                    what,
-                    account: name.into(),
-                })
-        };
+        let accounts = accounts_of(spec)?;
+        let find = |what: String, name: &str| find_account(&accounts, what, name);
         let hasher = TableHasher::new(RandomState::new().hash_one(0x5eed_u64));
         let cs = spec.settings.case_sensitive;
         let default_offer = Offer::new(&spec.settings.algorithms);
@@ -398,51 +464,7 @@ impl AuthDb {
             });
         }
         let uniform_offer = users.iter().all(|u: &User| u.offer == default_offer);
-        let mut groups: Vec<IpGroup> = Vec::new();
-        let mut v4 = PrefixMap::new();
-        let mut v6 = PrefixMap::new();
-        for (i, e) in spec.ip_auth.iter().enumerate() {
-            let acct = find(format!("ip_auth[{i}] `{}`", e.cidr), &e.account)?;
-            let cidr = e.cidr.trunc();
-            let mut register = Vec::with_capacity(e.register.len());
-            for a in &e.register {
-                let (user, host) = split_register_aor(a).ok_or_else(|| AuthDbError::BadAor {
-                    entry: format!("ip_auth[{i}] `{}`", e.cidr),
-                    aor: a.clone(),
-                })?;
-                register.push((
-                    user.into_bytes().into_boxed_slice(),
-                    host.into_bytes().into_boxed_slice(),
-                    acct,
-                ));
-            }
-            let existing = match cidr {
-                IpNet::V4(n) => v4.get(&n).copied(),
-                IpNet::V6(n) => v6.get(&n).copied(),
-            };
-            match existing {
-                Some(g) => {
-                    let g = &mut groups[g as usize];
-                    if !(g.cli_auth && e.cli_auth) {
-                        return Err(AuthDbError::SharedCidr(cidr));
-                    }
-                    g.accounts.push(acct);
-                    g.register.extend(register);
-                }
-                None => {
-                    let g = groups.len() as u32;
-                    groups.push(IpGroup {
-                        accounts: vec![acct],
-                        cli_auth: e.cli_auth,
-                        register,
-                    });
-                    match cidr {
-                        IpNet::V4(n) => v4.insert(n, g),
-                        IpNet::V6(n) => v6.insert(n, g),
-                    };
-                }
-            }
-        }
+        let (groups, v4, v6) = ip_groups(spec, &accounts)?;
         let domain_users = users.iter().any(|u: &User| u.spec.domain.is_some());
         let global_users = users.iter().any(|u: &User| u.spec.domain.is_none());
         Ok(AuthDb {

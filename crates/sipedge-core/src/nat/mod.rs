@@ -399,8 +399,34 @@ impl RequestNat {
     }
 }
 
+/// What happens to a binding's keepalive state (`nat/LIFECYCLE.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PingEvent {
+    /// The binding's slot came round in the sweep: `options` pings expect an answer;
+    /// `deregister_at`: the misses in a row that remove it (`PingMode::Timeout`).
+    Slot {
+        options: bool,
+        deregister_at: Option<u8>,
+    },
+    /// A verified answer to our OPTIONS, with its round-trip time (RFC 3261 §11.2).
+    Answered { rtt_ms: u32 },
+    /// A request from the contact (REGISTER, restore, `note_alive`).
+    Heard,
+}
+
+/// What the pinger does after a [`PingEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PingStep {
+    /// Nothing to send.
+    Nothing,
+    /// Send a keepalive; `missed`: the previous OPTIONS went unanswered.
+    Ping { missed: bool },
+    /// Remove the binding after `misses` unanswered pings in a row (nothing is sent).
+    Deregister { misses: u8 },
+}
+
 /// Per-binding NAT and keepalive state: 5 bytes, alignment 1 (it lives in the binding
-/// slot's padding).
+/// slot's padding). The keepalive part changes only through [`NatState::next`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NatState {
     bits: u8,
@@ -446,7 +472,38 @@ impl NatState {
     pub(crate) fn outstanding(&self) -> bool {
         self.bits & OUTSTANDING != 0
     }
-    pub(crate) fn set_outstanding(&mut self, on: bool) {
+    /// The keepalive machine's transition function (`nat/LIFECYCLE.md`): every change of
+    /// the outstanding bit, the alive bit and the miss count goes through here.
+    pub(crate) fn next(&mut self, ev: PingEvent) -> PingStep {
+        match ev {
+            PingEvent::Slot {
+                options,
+                deregister_at,
+            } => {
+                let missed = options && self.outstanding() && !self.alive();
+                if missed {
+                    self.add_miss();
+                    if deregister_at.is_some_and(|max| self.misses() >= max) {
+                        return PingStep::Deregister {
+                            misses: self.misses(),
+                        };
+                    }
+                }
+                self.clear_alive();
+                self.set_outstanding(options);
+                PingStep::Ping { missed }
+            }
+            PingEvent::Answered { rtt_ms } => {
+                self.answered(rtt_ms);
+                PingStep::Nothing
+            }
+            PingEvent::Heard => {
+                self.mark_alive();
+                PingStep::Nothing
+            }
+        }
+    }
+    fn set_outstanding(&mut self, on: bool) {
         self.bits = (self.bits & !OUTSTANDING) | if on { OUTSTANDING } else { 0 };
     }
     /// Something came from the contact since the last ping.
@@ -454,17 +511,17 @@ impl NatState {
         self.bits & ALIVE != 0
     }
     /// Any request or response from the contact: no misses, alive until the next ping.
-    pub(crate) fn mark_alive(&mut self) {
+    fn mark_alive(&mut self) {
         self.bits = (self.bits & !(7 << MISS_SHIFT)) | ALIVE;
     }
-    pub(crate) fn clear_alive(&mut self) {
+    fn clear_alive(&mut self) {
         self.bits &= !ALIVE;
     }
     /// Unanswered pings in a row.
     pub(crate) fn misses(&self) -> u8 {
         self.bits >> MISS_SHIFT
     }
-    pub(crate) fn add_miss(&mut self) {
+    fn add_miss(&mut self) {
         let m = (self.misses() + 1).min(7);
         self.bits = (self.bits & !(7 << MISS_SHIFT)) | (m << MISS_SHIFT);
     }
@@ -479,7 +536,7 @@ impl NatState {
         (v != NO_RTT).then_some(v)
     }
     /// Records an answer: RTT kept, misses cleared, nothing outstanding.
-    pub(crate) fn answered(&mut self, rtt_ms: u32) {
+    fn answered(&mut self, rtt_ms: u32) {
         let rtt = rtt_ms.min(u32::from(NO_RTT - 1)) as u16;
         self.rtt_ms = rtt.to_le_bytes();
         let sample = (u32::from(rtt) * 8).min(u32::from(NO_RTT - 1));

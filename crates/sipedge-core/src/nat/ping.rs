@@ -35,7 +35,9 @@ use std::net::{IpAddr, SocketAddr};
 use hdrhistogram::Histogram;
 use sipedge_msg::{Message, Uri, Via};
 
-use super::{host_ip, is_private, NatMode, NatState, PingMethod, PingMode, RequestNat};
+use super::{
+    host_ip, is_private, NatMode, NatState, PingEvent, PingMethod, PingMode, PingStep, RequestNat,
+};
 use crate::core::{Core, CoreEvent};
 use crate::location::Transport;
 use crate::output::LocalId;
@@ -247,7 +249,7 @@ impl Core {
         let nated = req.nated(contact);
         self.stats.nat.nated_registrations += u64::from(nated);
         self.loc.set_nat(idx, nated, req.ping);
-        self.loc.nat_mut(idx).mark_alive();
+        self.loc.nat_mut(idx).next(PingEvent::Heard);
     }
 
     /// After a restore stored binding `idx` of `aor`. Records do not carry the NAT flag:
@@ -262,7 +264,7 @@ impl Core {
             NatMode::Auto => self.nated_by_record(idx),
         };
         self.loc.set_nat(idx, nated, ping);
-        self.loc.nat_mut(idx).mark_alive();
+        self.loc.nat_mut(idx).next(PingEvent::Heard);
     }
 
     /// `auto` detection from what a binding stores (no Via): a private contact host behind
@@ -298,7 +300,7 @@ impl Core {
                 let b = self.loc.get(cur);
                 let next = b.next;
                 if b.source() == source {
-                    self.loc.nat_mut(cur).mark_alive();
+                    self.loc.nat_mut(cur).next(PingEvent::Heard);
                     n += 1;
                 }
                 cur = next;
@@ -387,16 +389,19 @@ impl Core {
             return false;
         }
         let options = cfg.method == PingMethod::Options;
-        if options && st.outstanding() && !st.alive() {
-            st.add_miss();
-            self.stats.nat.pings_timed_out += 1;
-            if mode == PingMode::Timeout && st.misses() >= cfg.ping_failures_max {
-                self.nat_deregister(idx, st.misses());
+        let deregister_at = (mode == PingMode::Timeout).then_some(cfg.ping_failures_max);
+        match st.next(PingEvent::Slot {
+            options,
+            deregister_at,
+        }) {
+            PingStep::Deregister { misses } => {
+                self.stats.nat.pings_timed_out += 1;
+                self.nat_deregister(idx, misses);
                 return true;
             }
+            PingStep::Ping { missed } => self.stats.nat.pings_timed_out += u64::from(missed),
+            PingStep::Nothing => {}
         }
-        st.clear_alive();
-        st.set_outstanding(options);
         let dest = reach_addr(b.contact(), b.source(), st.nated());
         let local = LocalId(b.local);
         let gen = b.gen;
@@ -528,7 +533,9 @@ impl Core {
             self.stats.nat.ping_answers_stale += 1;
             return true;
         }
-        self.loc.nat_mut(tok.slot).answered(rtt);
+        self.loc
+            .nat_mut(tok.slot)
+            .next(PingEvent::Answered { rtt_ms: rtt });
         let s = &mut self.stats.nat;
         s.pings_answered += 1;
         s.rtt_count += 1;

@@ -444,24 +444,18 @@ impl Core {
                 // RFC 3327 §5.3: the Path recorded at registration becomes the Route.
                 (true, t.path)
             };
-            self.relay.txns.cell_mut(idx).branches.push(Branch {
-                state: Cli::Calling,
+            self.relay.txns.cell_mut(idx).branches.push(Branch::new(
                 local,
                 dest,
-                uri: t.uri,
-                route,
-                route_edit,
-                interval_ms: 0,
-                cancel: Cancel::None,
-                cancel_interval_ms: 0,
-                timer_c_at: now,
-            });
+                (t.uri, route, route_edit),
+                now,
+            ));
         }
         if self.relay.txns.cell(idx).branches.is_empty() {
             self.relay.stats.refused += 1;
             let (code, reason) = RelayRefusal::NotFound.reply();
             self.own_response(idx, code, reason);
-            self.relay.txns.cell_mut(idx).state = Srv::Terminated;
+            self.relay.txns.cell_mut(idx).set_state(Srv::Terminated);
             self.maybe_free(idx);
             return;
         }
@@ -580,7 +574,7 @@ impl Core {
     pub(crate) fn server_completed(&mut self, now: Millis, idx: u32) {
         let (t1, t2) = (self.cfg.sip.t1_ms, self.cfg.sip.t2_ms);
         let c = self.relay.txns.cell_mut(idx);
-        c.state = Srv::Completed;
+        c.set_state(Srv::Completed);
         let gen = c.gen;
         if c.invite {
             c.g_interval_ms = t1.min(t2);
@@ -594,9 +588,9 @@ impl Core {
     /// §16.10 / §9.1: cancel branch `b` — now when it is Proceeding, after its first
     /// provisional response when still Calling.
     pub(crate) fn cancel_branch(&mut self, now: Millis, idx: u32, b: usize) {
-        let br = &mut self.relay.txns.cell_mut(idx).branches[b];
-        match (br.state, br.cancel) {
-            (Cli::Calling, Cancel::None) => br.cancel = Cancel::Pending,
+        let c = self.relay.txns.cell_mut(idx);
+        match (c.branches[b].state(), c.branches[b].cancel()) {
+            (Cli::Calling, Cancel::None) => c.set_cancel(b, Cancel::Pending),
             (Cli::Proceeding, Cancel::None | Cancel::Pending) => self.send_cancel(now, idx, b),
             _ => {}
         }
@@ -607,10 +601,9 @@ impl Core {
         let t1 = self.cfg.sip.t1_ms;
         let c = self.relay.txns.cell_mut(idx);
         let gen = c.gen;
-        let br = &mut c.branches[b];
-        if br.cancel == Cancel::None || br.cancel == Cancel::Pending {
-            br.cancel = Cancel::Sent;
-            br.cancel_interval_ms = t1;
+        if matches!(c.branches[b].cancel(), Cancel::None | Cancel::Pending) {
+            c.set_cancel(b, Cancel::Sent);
+            c.branches[b].cancel_interval_ms = t1;
             self.arm(now, t1, timer_key(Timer::CancelE, idx, gen, b as u8));
             self.arm(now, 64 * t1, timer_key(Timer::CancelF, idx, gen, b as u8));
         }

@@ -90,9 +90,9 @@ impl Core {
         match cseq.method {
             Method::Cancel => {
                 // The answer to a CANCEL we sent: absorbed.
-                let br = &mut self.relay.txns.cell_mut(idx).branches[b];
-                if br.cancel == Cancel::Sent && code >= 200 {
-                    br.cancel = Cancel::Done;
+                let c = self.relay.txns.cell_mut(idx);
+                if c.branches[b].cancel() == Cancel::Sent && code >= 200 {
+                    c.set_cancel(b, Cancel::Done);
                 }
             }
             Method::Invite if c.invite => self.invite_response(now, idx, b, code, (msg, v)),
@@ -113,15 +113,15 @@ impl Core {
     ) {
         let c = self.relay.txns.cell_mut(idx);
         let gen = c.gen;
-        let state = c.branches[b].state;
+        let state = c.branches[b].state();
         match code {
             100..=199 => {
                 if !matches!(state, Cli::Calling | Cli::Proceeding) {
                     return;
                 }
-                c.branches[b].state = Cli::Proceeding;
+                c.set_branch(b, Cli::Proceeding);
                 c.branches[b].timer_c_at = now.plus(crate::txn::TIMER_C_MS);
-                let cancel_pending = c.branches[b].cancel == Cancel::Pending;
+                let cancel_pending = c.branches[b].cancel() == Cancel::Pending;
                 if state == Cli::Calling {
                     // §16.6 step 11: timer C runs while the branch is Proceeding; later
                     // provisionals only move its deadline (lazily re-armed when it fires).
@@ -134,7 +134,7 @@ impl Core {
                 // §16.7 step 5: every provisional but 100 goes upstream at once — until a
                 // final response went (a losing phone's 180 after the 2xx stays here).
                 let open = matches!(
-                    self.relay.txns.cell(idx).state,
+                    self.relay.txns.cell(idx).state(),
                     Srv::Trying | Srv::Proceeding
                 );
                 if code > 100 && open {
@@ -143,10 +143,10 @@ impl Core {
             }
             200..=299 => {
                 // Every 2xx goes upstream (§16.7 step 5), retransmissions too (RFC 6026).
-                c.branches[b].state = Cli::Terminated;
-                let first = matches!(c.state, Srv::Trying | Srv::Proceeding);
+                c.set_branch(b, Cli::Terminated);
+                let first = matches!(c.state(), Srv::Trying | Srv::Proceeding);
                 if first {
-                    c.state = Srv::Accepted;
+                    c.set_state(Srv::Accepted);
                     c.resp.clear();
                     let t1 = self.cfg.sip.t1_ms;
                     self.arm(now, 64 * t1, timer_key(Timer::L, idx, gen, 0));
@@ -169,7 +169,7 @@ impl Core {
             }
             _ => match state {
                 Cli::Calling | Cli::Proceeding => {
-                    c.branches[b].state = Cli::Completed;
+                    c.set_branch(b, Cli::Completed);
                     self.write_hop(idx, b, b"ACK", msg.header(HeaderName::To));
                     self.arm(now, TIMER_D_MS, timer_key(Timer::D, idx, gen, b as u8));
                     self.offer_best(idx, b, code, (msg, v));
@@ -202,12 +202,12 @@ impl Core {
         let t4 = self.cfg.sip.t4_ms;
         let c = self.relay.txns.cell_mut(idx);
         let gen = c.gen;
-        match (code, c.branches[b].state) {
+        match (code, c.branches[b].state()) {
             // RFC 4320 §4.1: no provisional response other than 100 goes to a non-INVITE
             // request (and the 100 is hop by hop), so none is forwarded upstream.
-            (100..=199, Cli::Calling | Cli::Proceeding) => c.branches[b].state = Cli::Proceeding,
+            (100..=199, Cli::Calling | Cli::Proceeding) => c.set_branch(b, Cli::Proceeding),
             (200.., Cli::Calling | Cli::Proceeding) => {
-                c.branches[b].state = Cli::Completed;
+                c.set_branch(b, Cli::Completed);
                 self.arm(now, t4, timer_key(Timer::K, idx, gen, b as u8));
                 self.offer_best(idx, b, code, (msg, v));
                 self.check_complete(now, idx);
@@ -294,7 +294,8 @@ impl Core {
     /// upstream yet, the best one goes.
     pub(crate) fn check_complete(&mut self, now: Millis, idx: u32) {
         let c = self.relay.txns.cell(idx);
-        if !matches!(c.state, Srv::Trying | Srv::Proceeding) || c.lookup_pending || !c.all_final() {
+        if !matches!(c.state(), Srv::Trying | Srv::Proceeding) || c.lookup_pending || !c.all_final()
+        {
             self.maybe_free(idx);
             return;
         }
@@ -339,8 +340,8 @@ impl Core {
     pub(crate) fn maybe_free(&mut self, idx: u32) {
         let c = self.relay.txns.cell(idx);
         if c.live
-            && c.state == Srv::Terminated
-            && c.branches.iter().all(|b| b.state == Cli::Terminated)
+            && c.state() == Srv::Terminated
+            && c.branches.iter().all(|b| b.state() == Cli::Terminated)
         {
             self.relay.txns.free(idx);
         }
@@ -367,8 +368,8 @@ impl Core {
         );
         self.rewrite_record_route(idx, b, v, &mut buf);
         let c = self.relay.txns.cell_mut(idx);
-        if keep && matches!(c.state, Srv::Trying | Srv::Proceeding) {
-            c.state = Srv::Proceeding;
+        if keep && matches!(c.state(), Srv::Trying | Srv::Proceeding) {
+            c.set_state(Srv::Proceeding);
             c.resp.clear();
             c.resp.extend_from_slice(&buf);
         }

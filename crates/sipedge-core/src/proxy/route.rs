@@ -7,7 +7,9 @@ use sipedge_msg::{HeaderName, Message, Method, NameAddr, Scheme, Uri, Validated,
 
 use crate::config::SUPPORTED;
 use crate::core::Core;
+use crate::lookup::LookupError;
 use crate::output::LocalId;
+use crate::proxy::forward::Target;
 use crate::proxy::token::{Flow, Token};
 use crate::proxy::RELAY_TOKEN_BIT;
 use crate::refusal::{Refusal, RelayRefusal};
@@ -15,8 +17,9 @@ use crate::shard::ShardMsg;
 use crate::stateless::Req;
 use crate::time::Millis;
 use crate::txn::branch::OurBranch;
-use crate::txn::table::{Branch, Cancel, Cli, Srv};
+use crate::txn::table::{Branch, Srv};
 use crate::txn::{timer_key, Timer};
+use smallvec::SmallVec;
 
 /// Relay counters (published with the core's).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,6 +71,18 @@ struct Plan {
     dialog: Option<Flow>,
     /// The first remaining Route's URI, if any.
     next_route: Option<Vec<u8>>,
+}
+
+/// A request's route, decided before its transaction exists ([`Core::relay_decide`]).
+struct Decision {
+    plan: Plan,
+    in_dialog: bool,
+    /// The next hop when no location lookup is needed.
+    hop: Option<(LocalId, SocketAddr)>,
+    /// The AoR looked up (empty: no lookup).
+    aor: Vec<u8>,
+    /// The lookup's answer on this shard (`None`: no lookup).
+    local_targets: Option<Result<SmallVec<[Target; 2]>, LookupError>>,
 }
 
 fn ip_of(host: &[u8]) -> Option<IpAddr> {
@@ -202,7 +217,29 @@ impl Core {
         let Some((key, loop_hash)) = self.relay_checks(local, remote, msg, req, method) else {
             return true;
         };
-        let plan = self.plan_route(msg, req, &uri);
+        let Some(d) = self.relay_decide(now, local, remote, (msg, req), &uri) else {
+            return true;
+        };
+        // A transaction from here on (§16.6–16.7), if one fits (issue 13: 503 if not).
+        if !self.admit_transaction(local, remote, msg, req) {
+            return true;
+        }
+        let idx = self.new_cell(local, remote, (msg, req), key, loop_hash, d.in_dialog);
+        self.relay_start(now, idx, d);
+        true
+    }
+
+    /// Where a request goes, decided before any transaction exists (§16.4–16.5, §22.3,
+    /// issue 13): `None` when it was refused here with one stateless reply.
+    fn relay_decide(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        (msg, req): (&Message<'_>, &Validated<'_>),
+        uri: &Uri<'_>,
+    ) -> Option<Decision> {
+        let plan = self.plan_route(msg, req, uri);
         let in_dialog = plan.dialog.is_some();
         if req.to_has_tag() && !in_dialog {
             // Issue 13 (Kamailio's default script: `has_totag` → `loose_route()`, else 404
@@ -210,7 +247,7 @@ impl Core {
             // with a token that verifies for this dialog does.
             self.relay.stats.tokens_refused += 1;
             self.refuse(local, remote, msg, req, RelayRefusal::NotHere);
-            return true;
+            return None;
         }
         // §22.3: an out-of-dialog request is authenticated (IP/CLI, else digest with a 407
         // challenge) before any transaction exists; in-dialog requests are vouched for by
@@ -224,14 +261,14 @@ impl Core {
                 crate::auth::AuthOutcome::Rejected(r) => {
                     self.relay.stats.refused += 1;
                     self.send_auth_rejection(now, local, remote, msg, r);
-                    return true;
+                    return None;
                 }
             }
         }
         let target_raw: Vec<u8> = plan.ruri.clone().unwrap_or_else(|| uri.raw().to_vec());
         let Ok(target) = Uri::parse(&target_raw) else {
             self.refuse(local, remote, msg, req, RelayRefusal::BadRoute);
-            return true;
+            return None;
         };
         let lookup = !in_dialog && plan.next_route.is_none() && self.is_ours_uri(&target);
         if !lookup && !in_dialog {
@@ -239,7 +276,7 @@ impl Core {
             // when allowed.
             if !(self.cfg.proxy.allow_outbound && outbound_ok) {
                 self.refuse(local, remote, msg, req, RelayRefusal::RelayingForbidden);
-                return true;
+                return None;
             }
         }
         // In a dialog: the end its token names (RFC 5626 §5.3 flow-token routing), never
@@ -254,7 +291,7 @@ impl Core {
         };
         if !lookup && hop.is_none() {
             self.refuse(local, remote, msg, req, RelayRefusal::NextHopUnresolvable);
-            return true;
+            return None;
         }
         // The targets of a lookup this shard can answer, before any transaction exists: a
         // request that finds none is refused with one stateless reply (issue 13: no 100
@@ -270,22 +307,36 @@ impl Core {
             match self.local_targets(now, &aor) {
                 Ok(t) if t.is_empty() => {
                     self.refuse(local, remote, msg, req, RelayRefusal::NotFound);
-                    return true;
+                    return None;
                 }
-                Err(crate::lookup::LookupError::NotAnAor) => {
+                Err(LookupError::NotAnAor) => {
                     self.refuse(local, remote, msg, req, RelayRefusal::NotFound);
-                    return true;
+                    return None;
                 }
                 r => Some(r),
             }
         } else {
             None
         };
-        // A transaction from here on (§16.6–16.7), if one fits (issue 13: 503 if not).
-        if !self.admit_transaction(local, remote, msg, req) {
-            return true;
-        }
-        let idx = self.new_cell(local, remote, (msg, req), key, loop_hash, in_dialog);
+        Some(Decision {
+            plan,
+            in_dialog,
+            hop,
+            aor,
+            local_targets,
+        })
+    }
+
+    /// The new cell `idx` starts: forked to the local targets, a lookup asked of the
+    /// owner shard, or the one next hop (§16.6).
+    fn relay_start(&mut self, now: Millis, idx: u32, d: Decision) {
+        let Decision {
+            plan,
+            hop,
+            aor,
+            local_targets,
+            ..
+        } = d;
         let Plan {
             ruri,
             route_edit,
@@ -297,7 +348,7 @@ impl Core {
                 self.hundred_trying(idx);
                 self.fork(now, idx, targets, route_edit, &route);
             }
-            Some(Err(crate::lookup::LookupError::NotOwner(owner))) => {
+            Some(Err(LookupError::NotOwner(owner))) => {
                 // The 100 Trying waits for the owner's answer (issue 13).
                 let c = self.relay.txns.cell_mut(idx);
                 c.lookup_pending = true;
@@ -309,28 +360,21 @@ impl Core {
                     .push_back((owner, ShardMsg::Lookup { aor, token }));
                 self.arm_lookup_timer(now, idx);
             }
-            Some(Err(crate::lookup::LookupError::NotAnAor)) => {}
+            Some(Err(LookupError::NotAnAor)) => {}
             None => {
                 if let Some((out_local, dest)) = hop {
                     self.hundred_trying(idx);
-                    let b = Branch {
-                        state: Cli::Calling,
-                        local: out_local,
+                    let b = Branch::new(
+                        out_local,
                         dest,
-                        uri: ruri.unwrap_or_default(),
-                        route,
-                        route_edit,
-                        interval_ms: 0,
-                        cancel: Cancel::None,
-                        cancel_interval_ms: 0,
-                        timer_c_at: now,
-                    };
+                        (ruri.unwrap_or_default(), route, route_edit),
+                        now,
+                    );
                     self.relay.txns.cell_mut(idx).branches.push(b);
                     self.send_branch(now, idx, 0);
                 }
             }
         }
-        true
     }
 
     /// Before any routing (RFC 3261 §16.3, §17.2.3): a retransmission meets its
@@ -349,12 +393,12 @@ impl Core {
         if let Some(idx) = self.relay.txns.find(key) {
             self.relay.stats.retransmissions_absorbed += 1;
             let c = self.relay.txns.cell(idx);
-            if c.resp.is_empty() && c.invite && c.state == Srv::Trying && !c.lookup_pending {
+            if c.resp.is_empty() && c.invite && c.state() == Srv::Trying && !c.lookup_pending {
                 self.own_response(idx, 100, b"Trying");
                 return None;
             }
             if !c.resp.is_empty()
-                && matches!(c.state, Srv::Trying | Srv::Proceeding | Srv::Completed)
+                && matches!(c.state(), Srv::Trying | Srv::Proceeding | Srv::Completed)
             {
                 self.out.push(c.up_local, c.up_dest, &c.resp);
             }
@@ -525,9 +569,9 @@ impl Core {
         if let Some(idx) = self.relay.txns.find(key) {
             let t4 = self.cfg.sip.t4_ms;
             let c = self.relay.txns.cell_mut(idx);
-            if c.invite && matches!(c.state, Srv::Completed | Srv::Confirmed) {
-                if c.state == Srv::Completed {
-                    c.state = Srv::Confirmed;
+            if c.invite && matches!(c.state(), Srv::Completed | Srv::Confirmed) {
+                if c.state() == Srv::Completed {
+                    c.set_state(Srv::Confirmed);
                     let k = timer_key(Timer::I, idx, c.gen, 0);
                     self.arm(now, t4, k);
                 }
@@ -581,7 +625,7 @@ impl Core {
         self.relay.stats.cancels += 1;
         self.respond(local, remote, Req::Valid(msg, req), (200, b"OK"), |_| {});
         let c = self.relay.txns.cell_mut(idx);
-        if matches!(c.state, Srv::Trying | Srv::Proceeding) && !c.canceled {
+        if matches!(c.state(), Srv::Trying | Srv::Proceeding) && !c.canceled {
             c.canceled = true;
             if c.lookup_pending {
                 // Nothing was forwarded yet: the INVITE ends here with 487.

@@ -18,7 +18,7 @@ impl Core {
         };
         let gen = c.gen;
         let bi = usize::from(b);
-        let branch_state = c.branches.get(bi).map(|br| br.state);
+        let branch_state = c.branches.get(bi).map(|br| br.state());
         match t {
             // §17.1.1.2: retransmit the INVITE, doubling, while Calling.
             Timer::A if branch_state == Some(Cli::Calling) => {
@@ -36,7 +36,7 @@ impl Core {
             // §17.1.2.2: retransmit the non-INVITE, doubling up to T2 (T2 once Proceeding).
             Timer::E if matches!(branch_state, Some(Cli::Calling | Cli::Proceeding)) => {
                 let br = &mut c.branches[bi];
-                br.interval_ms = if br.state == Cli::Proceeding {
+                br.interval_ms = if br.state() == Cli::Proceeding {
                     t2
                 } else {
                     (br.interval_ms * 2).min(t2)
@@ -56,11 +56,11 @@ impl Core {
             }
             // §17.1.1.2 timer D, §17.1.2.2 timer K: the branch's retransmission window is over.
             Timer::D | Timer::K if branch_state == Some(Cli::Completed) => {
-                c.branches[bi].state = Cli::Terminated;
+                c.set_branch(bi, Cli::Terminated);
                 self.maybe_free(idx);
             }
             // §17.2.1 timer G: the final response again, doubling up to T2.
-            Timer::G if c.state == Srv::Completed => {
+            Timer::G if c.state() == Srv::Completed => {
                 let next = (c.g_interval_ms * 2).min(t2);
                 c.g_interval_ms = next;
                 let (local, dest) = (c.up_local, c.up_dest);
@@ -71,16 +71,16 @@ impl Core {
                 self.arm(now, next, timer_key(Timer::G, idx, gen, 0));
             }
             // §17.2.1 timer H: no ACK came; timer I / J / L: the absorbing window is over.
-            Timer::H if c.state == Srv::Completed => self.server_done(idx),
-            Timer::I if c.state == Srv::Confirmed => self.server_done(idx),
-            Timer::J if c.state == Srv::Completed && !c.invite => self.server_done(idx),
-            Timer::L if c.state == Srv::Accepted => self.server_done(idx),
+            Timer::H if c.state() == Srv::Completed => self.server_done(idx),
+            Timer::I if c.state() == Srv::Confirmed => self.server_done(idx),
+            Timer::J if c.state() == Srv::Completed && !c.invite => self.server_done(idx),
+            Timer::L if c.state() == Srv::Accepted => self.server_done(idx),
             // The CANCEL we sent: retransmit like E, give up like F (§9.1: after 64·T1 the
             // INVITE branch counts as cancelled).
             Timer::CancelE
                 if c.branches
                     .get(bi)
-                    .is_some_and(|br| br.cancel == Cancel::Sent) =>
+                    .is_some_and(|br| br.cancel() == Cancel::Sent) =>
             {
                 let br = &mut c.branches[bi];
                 br.cancel_interval_ms = (br.cancel_interval_ms * 2).min(t2);
@@ -92,7 +92,7 @@ impl Core {
             // Issue 13: the owner shard never answered our lookup (`proxy::limits`).
             Timer::Lookup if c.lookup_pending => self.lookup_lost(now, idx),
             Timer::CancelF if c.branches.get(bi).is_some() => {
-                c.branches[bi].cancel = Cancel::Done;
+                c.set_cancel(bi, Cancel::Done);
                 if matches!(branch_state, Some(Cli::Calling | Cli::Proceeding)) {
                     self.branch_gave_up(now, idx, bi);
                 }
@@ -107,14 +107,14 @@ impl Core {
     fn branch_gave_up(&mut self, now: Millis, idx: u32, b: usize) {
         self.relay.stats.timeouts += 1;
         let c = self.relay.txns.cell_mut(idx);
-        c.branches[b].state = Cli::Terminated;
+        c.set_branch(b, Cli::Terminated);
         let code = if c.canceled { 487 } else { 408 };
         self.offer_own_best(idx, code);
         self.check_complete(now, idx);
     }
 
     fn server_done(&mut self, idx: u32) {
-        self.relay.txns.cell_mut(idx).state = Srv::Terminated;
+        self.relay.txns.cell_mut(idx).set_state(Srv::Terminated);
         self.maybe_free(idx);
     }
 }

@@ -16,6 +16,10 @@
 //! | INVITE server (§17.2.1, RFC 6026) | Proceeding → Completed → Confirmed → Terminated; Proceeding → Accepted → Terminated | G (retransmit final, T1 doubling to T2), H (64·T1 waiting for ACK), I (T4), L (64·T1 after a 2xx) |
 //! | non-INVITE server (§17.2.2) | Trying → Proceeding → Completed → Terminated | J (64·T1) |
 //!
+//! Every edge with its trigger, timer and RFC section: `LIFECYCLE.md` beside this file; the
+//! legal edges are written once in [`state`] and every change of state goes through
+//! `Cell::set_state`, `Cell::set_branch` or `Cell::set_cancel` ([`table`]).
+//!
 //! Timers are on the shard's wheel with lazy cancellation: a key names the cell slot, the
 //! cell's generation (bumped when the slot is freed), the branch and the timer kind
 //! ([`timer_key`]); a timer that fires finds the state it was armed for or does nothing.
@@ -23,6 +27,7 @@
 //! transaction allocates nothing.
 
 pub(crate) mod branch;
+pub(crate) mod state;
 pub(crate) mod table;
 
 /// Default `[sip] t1_ms`: RTT estimate (RFC 3261 §17.1.1.1, Appendix A).

@@ -12,6 +12,7 @@
 //! for the life of the process).
 
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 
@@ -19,48 +20,13 @@ use crate::output::LocalId;
 use crate::time::Millis;
 use crate::txn::GEN_MASK;
 
-/// Server transaction states (RFC 3261 §17.2; Accepted from RFC 6026 §7.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Srv {
-    /// Nothing sent upstream beyond 100 (INVITE: Proceeding; non-INVITE: Trying).
-    Trying,
-    /// A provisional response other than 100 was sent.
-    Proceeding,
-    /// A final response (INVITE: non-2xx) was sent; absorbing retransmissions.
-    Completed,
-    /// INVITE: the ACK for our non-2xx arrived (timer I running).
-    Confirmed,
-    /// INVITE: a 2xx was forwarded (timer L running; 2xx retransmissions still pass).
-    Accepted,
-    /// Done; the cell is freed once every branch is done too.
-    Terminated,
-}
-
-/// Client transaction states (RFC 3261 §17.1; Calling is Trying for a non-INVITE).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cli {
-    Calling,
-    Proceeding,
-    Completed,
-    Terminated,
-}
-
-/// A CANCEL for a branch (RFC 3261 §9.1, §16.10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cancel {
-    None,
-    /// Wanted, but no provisional response yet: sent when one arrives (§9.1).
-    Pending,
-    /// Sent; retransmitted until answered.
-    Sent,
-    /// Answered or given up.
-    Done,
-}
+pub(crate) use super::state::{Cancel, Cli, Srv};
 
 /// One client transaction: the request forwarded to one target.
 #[derive(Debug, Clone)]
 pub(crate) struct Branch {
-    pub state: Cli,
+    /// Changed only by [`Cell::set_branch`] (the legal edges, `txn::state`).
+    state: Cli,
     pub local: LocalId,
     pub dest: SocketAddr,
     /// The Request-URI sent (empty: the received one).
@@ -71,7 +37,8 @@ pub(crate) struct Branch {
     pub route_edit: bool,
     /// Current retransmit interval (A or E), ms.
     pub interval_ms: u64,
-    pub cancel: Cancel,
+    /// Changed only by [`Cell::set_cancel`].
+    cancel: Cancel,
     pub cancel_interval_ms: u64,
     /// Timer C deadline (lazily re-armed).
     pub timer_c_at: Millis,
@@ -84,7 +51,8 @@ pub(crate) struct Cell {
     pub live: bool,
     pub key: u64,
     pub invite: bool,
-    pub state: Srv,
+    /// Changed only by [`Cell::set_state`] (the legal edges, `txn::state`).
+    state: Srv,
     /// Where responses go upstream (the request's source, §18.2.2 / RFC 3581).
     pub up_local: LocalId,
     pub up_dest: SocketAddr,
@@ -103,6 +71,39 @@ pub(crate) struct Cell {
     /// A location lookup on another shard is outstanding.
     pub lookup_pending: bool,
     pub branches: Vec<Branch>,
+    /// Illegal edges taken by this slot's cells, ever (release builds; see `txn::state`).
+    illegal_edges: u64,
+}
+
+impl Branch {
+    /// A new client transaction in Calling (Trying for a non-INVITE), no CANCEL wanted.
+    pub(crate) fn new(
+        local: LocalId,
+        dest: SocketAddr,
+        (uri, route, route_edit): (Vec<u8>, Vec<u8>, bool),
+        now: Millis,
+    ) -> Branch {
+        Branch {
+            state: Cli::Calling,
+            local,
+            dest,
+            uri,
+            route,
+            route_edit,
+            interval_ms: 0,
+            cancel: Cancel::None,
+            cancel_interval_ms: 0,
+            timer_c_at: now,
+        }
+    }
+
+    pub(crate) fn state(&self) -> Cli {
+        self.state
+    }
+
+    pub(crate) fn cancel(&self) -> Cancel {
+        self.cancel
+    }
 }
 
 impl Cell {
@@ -125,6 +126,44 @@ impl Cell {
             loop_hash: 0,
             lookup_pending: false,
             branches: Vec::new(),
+            illegal_edges: 0,
+        }
+    }
+
+    pub(crate) fn state(&self) -> Srv {
+        self.state
+    }
+
+    /// The server transaction moves to `to` (edges: [`Srv::legal`]).
+    pub(crate) fn set_state(&mut self, to: Srv) {
+        let from = self.state;
+        self.note_edge(from.legal(to, self.invite), "server", &from, &to);
+        self.state = to;
+    }
+
+    /// Branch `b`'s client transaction moves to `to` (edges: [`Cli::legal`]).
+    pub(crate) fn set_branch(&mut self, b: usize, to: Cli) {
+        let from = self.branches[b].state;
+        self.note_edge(from.legal(to, self.invite), "client", &from, &to);
+        self.branches[b].state = to;
+    }
+
+    /// Branch `b`'s CANCEL moves to `to` (edges: [`Cancel::legal`]).
+    pub(crate) fn set_cancel(&mut self, b: usize, to: Cancel) {
+        let from = self.branches[b].cancel;
+        self.note_edge(from.legal(to), "CANCEL", &from, &to);
+        self.branches[b].cancel = to;
+    }
+
+    /// An illegal edge is a bug: it stops a debug build and is counted in release.
+    fn note_edge(&mut self, ok: bool, machine: &str, from: &dyn Debug, to: &dyn Debug) {
+        debug_assert!(
+            ok,
+            "illegal {machine} transaction edge {from:?} -> {to:?} (INVITE: {})",
+            self.invite
+        );
+        if !ok {
+            self.illegal_edges = self.illegal_edges.saturating_add(1);
         }
     }
 
@@ -307,6 +346,14 @@ impl Table {
         (0u32..).zip(&self.cells).filter(|(_, c)| c.live)
     }
 
+    /// Illegal state edges taken, all cells ever (0 unless there is a bug; debug builds
+    /// stop at the first).
+    pub(crate) fn illegal_edges(&self) -> u64 {
+        self.cells
+            .iter()
+            .fold(0u64, |n, c| n.saturating_add(c.illegal_edges))
+    }
+
     /// The cell for a server-transaction key.
     pub(crate) fn find(&self, key: u64) -> Option<u32> {
         self.index.get(&key).copied()
@@ -355,6 +402,7 @@ impl Table {
         let c = &mut self.cells[idx as usize];
         c.live = true;
         c.key = key;
+        // A new tenant: its server transaction starts in Trying (not an edge).
         c.state = Srv::Trying;
         c.req.clear();
         c.resp.clear();
@@ -407,6 +455,38 @@ pub(crate) enum Full {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "illegal server transaction edge Terminated -> Trying")]
+    fn an_illegal_edge_stops_a_debug_build() {
+        let mut t = Table::new(1);
+        let idx = t.insert(7);
+        let c = t.cell_mut(idx);
+        c.set_state(Srv::Completed);
+        c.set_state(Srv::Terminated);
+        c.set_state(Srv::Trying);
+    }
+
+    #[test]
+    #[cfg(not(debug_assertions))]
+    fn an_illegal_edge_is_counted_in_release() {
+        let mut t = Table::new(1);
+        let idx = t.insert(7);
+        let c = t.cell_mut(idx);
+        c.set_state(Srv::Completed);
+        c.set_state(Srv::Confirmed);
+        assert_eq!(
+            t.illegal_edges(),
+            1,
+            "a non-INVITE cell has no Confirmed state"
+        );
+        assert_eq!(
+            t.cell(idx).state(),
+            Srv::Confirmed,
+            "taken anyway, as before"
+        );
+    }
 
     #[test]
     fn a_freed_cell_gives_back_large_buffers_and_its_bytes() {
