@@ -49,6 +49,7 @@
 mod engine;
 mod mesh;
 mod mmsg;
+mod poll;
 mod sendq;
 mod sockaddr;
 pub mod socket;

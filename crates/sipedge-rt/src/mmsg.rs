@@ -141,35 +141,8 @@ impl MmsgEngine {
 
     /// `ppoll` on every socket and the eventfd; drains the eventfd when it fired.
     fn block(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        for p in self.pollfds.iter_mut() {
-            p.revents = 0;
-        }
-        let ts = timeout.map(|t| libc::timespec {
-            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: t.subsec_nanos().into(),
-        });
-        let ts_ptr = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
         self.stats.submits += 1;
-        // SAFETY: `pollfds` is a live array of `len` pollfds of open fds (ours); `ts_ptr` is
-        // null or points at `ts`, alive across the call; no signal mask.
-        let rc = unsafe {
-            libc::ppoll(
-                self.pollfds.as_mut_ptr(),
-                self.pollfds.len() as libc::nfds_t,
-                ts_ptr,
-                std::ptr::null(),
-            )
-        };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            return if e.raw_os_error() == Some(libc::EINTR) {
-                Ok(())
-            } else {
-                Err(e)
-            };
-        }
+        crate::poll::ppoll(&mut self.pollfds, timeout)?;
         let wake = self.pollfds.last().map_or(0, |p| p.revents);
         if wake & libc::POLLIN != 0 {
             self.wake.drain_readable();

@@ -635,32 +635,8 @@ impl XdpEngine {
         } else {
             &mut self.pollfds[1..]
         };
-        let ts = timeout.map(|t| libc::timespec {
-            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: t.subsec_nanos().into(),
-        });
-        let ts_ptr = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
         self.own.submits += 1;
-        // SAFETY: `fds` is a live array of pollfds of open fds (ours); `ts_ptr` is null or
-        // points at `ts`, alive across the call; no signal mask.
-        let rc = unsafe {
-            libc::ppoll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                ts_ptr,
-                std::ptr::null(),
-            )
-        };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            return if e.raw_os_error() == Some(libc::EINTR) {
-                Ok(())
-            } else {
-                Err(e)
-            };
-        }
+        crate::poll::ppoll(fds, timeout)?;
         if self
             .pollfds
             .last()
