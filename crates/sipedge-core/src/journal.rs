@@ -14,8 +14,6 @@
 //! (including evictions by `overflow = "replace_oldest"`). Expiry is not journalled: the
 //! upsert already carries the expiry, and restore skips what has expired.
 
-use std::collections::VecDeque;
-
 use sipedge_msg::Uri;
 
 use crate::aor::{owner_of, split_aor};
@@ -26,36 +24,6 @@ use crate::record::{decode, encode_remove, encode_upsert, Record, RestoreError, 
 use crate::registrar::same_binding;
 use crate::shard::ShardId;
 use crate::time::Millis;
-
-/// Records waiting for [`Core::poll_journal`], back to back in one reused buffer.
-#[derive(Debug, Default)]
-pub(crate) struct JournalQueue {
-    bytes: Vec<u8>,
-    ends: VecDeque<usize>,
-    read: usize,
-}
-
-impl JournalQueue {
-    fn push_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
-        f(&mut self.bytes);
-        self.ends.push_back(self.bytes.len());
-    }
-
-    fn pop(&mut self) -> Option<&[u8]> {
-        let Some(end) = self.ends.pop_front() else {
-            self.bytes.clear();
-            self.read = 0;
-            return None;
-        };
-        let start = self.read;
-        self.read = end;
-        Some(&self.bytes[start..end])
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.ends.len()
-    }
-}
 
 /// Where an incremental snapshot ([`Core::binding_records_step`]) has got to, with its
 /// reused buffers. A fresh one starts at the first slot.
@@ -77,12 +45,13 @@ impl Core {
     /// Tells the core that the monotonic instant `now` is `unix_ms` milliseconds after the
     /// UNIX epoch (wall clock). See the module docs.
     pub fn set_wall_clock(&mut self, now: Millis, unix_ms: u64) {
-        self.wall_offset_ms = Some(unix_ms as i64 - now.0 as i64);
+        self.io.wall_offset_ms = Some(unix_ms as i64 - now.0 as i64);
     }
 
     /// The wall-clock time of monotonic `at`, if the shell has told us the offset.
     pub(crate) fn unix_ms(&self, at: Millis) -> Option<u64> {
-        self.wall_offset_ms
+        self.io
+            .wall_offset_ms
             .map(|off| (at.0 as i64).saturating_add(off).max(0) as u64)
     }
 
@@ -91,19 +60,19 @@ impl Core {
     }
 
     fn mono_of_unix(&self, unix_ms: u64) -> Millis {
-        let off = self.wall_offset_ms.unwrap_or(0);
+        let off = self.io.wall_offset_ms.unwrap_or(0);
         Millis((unix_ms as i64).saturating_sub(off).max(0) as u64)
     }
 
     /// The next binding-change record, in the order the changes happened; the borrow ends
     /// at the next call. Empty unless `CoreConfig::journal` is set.
     pub fn poll_journal(&mut self) -> Option<&[u8]> {
-        self.journal.pop()
+        self.io.journal.pop()
     }
 
     /// Records waiting in [`Core::poll_journal`].
     pub fn pending_journal(&self) -> usize {
-        self.journal.len()
+        self.io.journal.len()
     }
 
     /// Calls `f` with an upsert record for every current binding (a snapshot).
@@ -166,8 +135,8 @@ impl Core {
     pub fn restore_record(&mut self, now: Millis, rec: &[u8]) -> Result<(), RestoreError> {
         let record = decode(rec)?;
         let aor = record.aor();
-        let owner = owner_of(aor, self.cfg.shards);
-        if owner != self.cfg.shard {
+        let owner = owner_of(aor, self.io.cfg.shards);
+        if owner != self.io.cfg.shard {
             return Err(RestoreError::NotOwner(owner));
         }
         if !Uri::parse(aor).is_ok_and(|u| u.is_sip()) {
@@ -196,7 +165,7 @@ impl Core {
                     if let Some(i) = existing {
                         self.loc.remove(head, i);
                     }
-                    self.stats.restore_expired += 1;
+                    self.io.stats.restore_expired += 1;
                     return Ok(());
                 }
                 let d = BindingData {
@@ -219,7 +188,7 @@ impl Core {
                 };
                 let (idx, _) = self.store_binding(domain, user, head, existing.unwrap_or(NONE), &d);
                 self.nat_on_restore(idx, aor);
-                self.stats.restored += 1;
+                self.io.stats.restored += 1;
                 Ok(())
             }
         }
@@ -270,7 +239,7 @@ impl Core {
     /// the User-Agent cut as the table cuts it and an IPv4-mapped source as the IPv4 address
     /// it is stored as (`tests/bindings.rs` compares the two).
     pub(crate) fn journal_upsert_data(&mut self, aor: &[u8], d: &BindingData<'_>) {
-        if !self.cfg.journal {
+        if !self.io.cfg.journal {
             return;
         }
         let source = match d.source.ip() {
@@ -303,20 +272,20 @@ impl Core {
             arrival: d.arrival.0,
             branch: d.branch,
         };
-        let mut q = std::mem::take(&mut self.journal);
+        let mut q = std::mem::take(&mut self.io.journal);
         q.push_with(|out| encode_upsert(out, &u));
-        self.journal = q;
+        self.io.journal = q;
     }
 
     /// Queues a removal record for binding `idx` of `aor` (before it is removed).
     pub(crate) fn journal_remove(&mut self, aor: &[u8], idx: u32) {
-        if !self.cfg.journal {
+        if !self.io.cfg.journal {
             return;
         }
         let b = self.loc.get(idx);
         let (contact, instance, reg_id) = (b.contact(), b.instance(), b.reg_id);
-        let mut q = std::mem::take(&mut self.journal);
+        let mut q = std::mem::take(&mut self.io.journal);
         q.push_with(|out| encode_remove(out, aor, contact, instance, reg_id));
-        self.journal = q;
+        self.io.journal = q;
     }
 }

@@ -56,6 +56,7 @@ mod config;
 mod core;
 mod date;
 mod invariants;
+mod io;
 mod journal;
 mod location;
 mod lookup;

@@ -81,10 +81,10 @@ impl Core {
     pub fn lookup(&self, now: Millis, aor_uri: &[u8]) -> Result<Vec<LookupContact>, LookupError> {
         let uri = Uri::parse(aor_uri).map_err(|_| LookupError::NotAnAor)?;
         let mut aor = Vec::new();
-        canonical_aor(&uri, self.cfg.registrar.case_sensitive, &mut aor)
+        canonical_aor(&uri, self.io.cfg.registrar.case_sensitive, &mut aor)
             .map_err(|_| LookupError::NotAnAor)?;
-        let owner = owner_of(&aor, self.cfg.shards);
-        if owner != self.cfg.shard {
+        let owner = owner_of(&aor, self.io.cfg.shards);
+        if owner != self.io.cfg.shard {
             return Err(LookupError::NotOwner(owner));
         }
         let (domain, user) = split_aor(&aor);
@@ -105,7 +105,7 @@ impl Core {
     /// with `token`.
     pub fn request_lookup(&mut self, now: Millis, aor_uri: &[u8], token: u64) {
         match self.lookup(now, aor_uri) {
-            Err(LookupError::NotOwner(owner)) => self.shard_out.push_back((
+            Err(LookupError::NotOwner(owner)) => self.io.shard_out.push_back((
                 owner,
                 ShardMsg::Lookup {
                     aor: aor_uri.to_vec(),
@@ -114,7 +114,7 @@ impl Core {
             )),
             result => self.lookups.push_back(LookupReply {
                 token,
-                owner: self.cfg.shard,
+                owner: self.io.cfg.shard,
                 contacts: result.unwrap_or_default(),
             }),
         }
@@ -127,13 +127,13 @@ impl Core {
 
     /// Answers a lookup another shard sent us.
     pub(crate) fn answer_lookup(&mut self, now: Millis, from: ShardId, aor: &[u8], token: u64) {
-        self.stats.lookups_answered += 1;
+        self.io.stats.lookups_answered += 1;
         let contacts = self.lookup(now, aor).unwrap_or_default();
-        self.shard_out.push_back((
+        self.io.shard_out.push_back((
             from,
             ShardMsg::LookupReply(LookupReply {
                 token,
-                owner: self.cfg.shard,
+                owner: self.io.cfg.shard,
                 contacts,
             }),
         ));

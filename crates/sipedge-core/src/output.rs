@@ -90,3 +90,33 @@ mod tests {
         assert_eq!(o.bytes.capacity(), cap);
     }
 }
+
+/// Records waiting for `Core::poll_journal`, back to back in one reused buffer.
+#[derive(Debug, Default)]
+pub(crate) struct JournalQueue {
+    bytes: Vec<u8>,
+    ends: VecDeque<usize>,
+    read: usize,
+}
+
+impl JournalQueue {
+    pub(crate) fn push_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        f(&mut self.bytes);
+        self.ends.push_back(self.bytes.len());
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<&[u8]> {
+        let Some(end) = self.ends.pop_front() else {
+            self.bytes.clear();
+            self.read = 0;
+            return None;
+        };
+        let start = self.read;
+        self.read = end;
+        Some(&self.bytes[start..end])
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+}

@@ -129,31 +129,31 @@ impl Core {
         msg: &Message<'_>,
         v: &Validated<'_>,
     ) {
-        self.stats.registers_in += 1;
+        self.io.stats.registers_in += 1;
         let Some(request_uri) = v.request_uri else {
             return;
         };
         // Step 1: bindings of this domain are ours; we never forward a REGISTER.
-        if !self.cfg.is_our_domain(request_uri.host()) {
+        if !self.io.cfg.is_our_domain(request_uri.host()) {
             self.register_failed(local, remote, msg, v, RegistrarRefusal::DomainNotServed);
             return;
         }
         // Step 5: the AoR, from To.
         let to = &v.to;
-        if !self.cfg.is_our_domain(to.uri().host()) {
+        if !self.io.cfg.is_our_domain(to.uri().host()) {
             self.register_failed(local, remote, msg, v, RegistrarRefusal::NotFound);
             return;
         }
         let mut aor = std::mem::take(&mut self.aor_buf);
-        match canonical_aor(to.uri(), self.cfg.registrar.case_sensitive, &mut aor) {
+        match canonical_aor(to.uri(), self.io.cfg.registrar.case_sensitive, &mut aor) {
             Ok(()) => {
-                let owner = owner_of(&aor, self.cfg.shards);
-                if owner == self.cfg.shard {
+                let owner = owner_of(&aor, self.io.cfg.shards);
+                if owner == self.io.cfg.shard {
                     self.register_owned(now, local, remote, msg, v, &aor);
                 } else {
                     // ARCHITECTURE.md §1: the owner processes it and answers from its socket.
-                    self.stats.registers_handed_off += 1;
-                    self.shard_out.push_back((
+                    self.io.stats.registers_handed_off += 1;
+                    self.io.shard_out.push_back((
                         owner,
                         ShardMsg::Datagram {
                             local,
@@ -184,8 +184,9 @@ impl Core {
         v: &Validated<'_>,
         refusal: RegistrarRefusal,
     ) {
-        self.stats.registers_failed += 1;
-        self.respond(local, remote, Req::Valid(msg, v), refusal.reply(), |_| {});
+        self.io.stats.registers_failed += 1;
+        self.io
+            .respond(local, remote, Req::Valid(msg, v), refusal.reply(), |_| {});
     }
 
     /// Steps 6–8 on the owner shard.
@@ -224,7 +225,7 @@ impl Core {
         let req = RegReq {
             reply: ReplyFields {
                 top_via,
-                to_tag: self.to_tag_of(ids.call_id, from, branch, cseq),
+                to_tag: self.io.to_tag_of(ids.call_id, from, branch, cseq),
                 to_has_tag: v.to_has_tag(),
                 source_text: IpText::new(remote.ip()),
             },
@@ -233,27 +234,28 @@ impl Core {
         let outcome = self.check_register(msg, v, ids, head, &mut items);
         let head = match outcome {
             Err(Stop::Refused(r)) => {
-                self.stats.registers_failed += 1;
+                self.io.stats.registers_failed += 1;
                 if r == RegistrarRefusal::TableFull {
-                    self.stats.registers_table_full += 1;
+                    self.io.stats.registers_table_full += 1;
                 }
-                let min = self.cfg.registrar.min_expires_secs;
+                let min = self.io.cfg.registrar.min_expires_secs;
                 let reply = Req::Parsed(msg, &req.reply);
-                self.respond(local, remote, reply, r.reply(), |w| match r {
-                    // RFC 3261 §10.3 step 7 / §21.4.17: 423 carries Min-Expires.
-                    RegistrarRefusal::IntervalTooBrief => {
-                        w.header_u32(b"Min-Expires", min);
-                    }
-                    // RFC 3261 §21.5.4: 503 with Retry-After, the UA tries again later.
-                    RegistrarRefusal::TableFull => {
-                        w.header_u32(b"Retry-After", FULL_RETRY_AFTER_SECS);
-                    }
-                    _ => {}
-                });
+                self.io
+                    .respond(local, remote, reply, r.reply(), |w| match r {
+                        // RFC 3261 §10.3 step 7 / §21.4.17: 423 carries Min-Expires.
+                        RegistrarRefusal::IntervalTooBrief => {
+                            w.header_u32(b"Min-Expires", min);
+                        }
+                        // RFC 3261 §21.5.4: 503 with Retry-After, the UA tries again later.
+                        RegistrarRefusal::TableFull => {
+                            w.header_u32(b"Retry-After", FULL_RETRY_AFTER_SECS);
+                        }
+                        _ => {}
+                    });
                 return;
             }
             Err(Stop::Retransmission) => {
-                self.stats.register_retransmissions += 1;
+                self.io.stats.register_retransmissions += 1;
                 head
             }
             Ok(evict) => self.apply_register(
@@ -280,7 +282,7 @@ impl Core {
         head: u32,
         items: &mut SmallVec<[Item<'a>; 4]>,
     ) -> Result<usize, Stop> {
-        let rc = &self.cfg.registrar;
+        let rc = &self.io.cfg.registrar;
         let bad = |r: RegistrarRefusal| Err(Stop::Refused(r));
         let header_expires = v.expires;
         let (star, count) = self.collect_contacts(msg, v, items)?;
@@ -364,7 +366,7 @@ impl Core {
         v: &Validated<'a>,
         items: &mut SmallVec<[Item<'a>; 4]>,
     ) -> Result<(bool, usize), Stop> {
-        let rc = &self.cfg.registrar;
+        let rc = &self.io.cfg.registrar;
         let bad = |r: RegistrarRefusal| Err(Stop::Refused(r));
         let header_expires = v.expires;
         let mut star = false;
@@ -419,7 +421,7 @@ impl Core {
     /// How many old bindings of the chain from `head` must be evicted for `items` to fit
     /// (`max_contacts`, `overflow`), or the refusal when they cannot (`max_bindings`).
     fn capacity_after(&self, head: u32, items: &[Item<'_>]) -> Result<usize, Stop> {
-        let rc = &self.cfg.registrar;
+        let rc = &self.io.cfg.registrar;
         // Capacity after the request: current − removed + added. Each stored binding is
         // claimed at most once (above), so `removed <= current`; checked all the same.
         let current = self.loc.chain(head).count();
@@ -457,10 +459,11 @@ impl Core {
 
     /// This shard's share of `[registrar] max_bindings` (rounded up).
     fn max_shard_bindings(&self) -> usize {
-        self.cfg
+        self.io
+            .cfg
             .registrar
             .max_bindings
-            .div_ceil(usize::from(self.cfg.shards.max(1)))
+            .div_ceil(usize::from(self.io.cfg.shards.max(1)))
     }
 
     /// Applies a checked request; returns the AoR's head afterwards.
@@ -495,7 +498,7 @@ impl Core {
                 .min_by_key(|&i| self.loc.get(i).registered_at());
             if let Some(i) = oldest {
                 head = self.remove_binding(aor, head, i);
-                self.stats.bindings_evicted += 1;
+                self.io.stats.bindings_evicted += 1;
             }
         }
         let mut path = std::mem::take(&mut self.path_buf);
@@ -513,7 +516,7 @@ impl Core {
             branch,
         } = req.ids;
         let user_agent = msg.user_agent().unwrap_or_default();
-        let arrival = self.arrival;
+        let arrival = self.io.arrival;
         let nat = self.nat_request(
             req.reply.top_via.as_ref(),
             remote,
@@ -548,9 +551,9 @@ impl Core {
             head = new_head;
             self.nat_on_store(idx, &nat, it.addr.uri());
             if it.existing != NONE {
-                self.stats.bindings_refreshed += 1;
+                self.io.stats.bindings_refreshed += 1;
             } else {
-                self.stats.bindings_created += 1;
+                self.io.stats.bindings_created += 1;
             }
             self.journal_upsert_data(aor, &d);
         }
@@ -576,14 +579,16 @@ impl Core {
                 // The armed timer is too late now: a new generation, a new timer. (A later
                 // expiry keeps the armed timer, which re-arms itself when it fires.)
                 let gen = self.loc.bump_gen(existing);
-                self.wheel
+                self.io
+                    .wheel
                     .insert(tick_at_or_after(d.expires_at), timer_key(existing, gen));
             }
             (existing, head)
         } else {
             let idx = self.loc.insert(domain, user, head, d);
             let gen = self.loc.get(idx).gen;
-            self.wheel
+            self.io
+                .wheel
                 .insert(tick_at_or_after(d.expires_at), timer_key(idx, gen));
             (idx, if head == NONE { idx } else { head })
         }
@@ -593,7 +598,7 @@ impl Core {
     /// new head.
     pub(crate) fn remove_binding(&mut self, aor: &[u8], head: u32, idx: u32) -> u32 {
         self.journal_remove(aor, idx);
-        self.stats.bindings_removed += 1;
+        self.io.stats.bindings_removed += 1;
         self.loc.remove(head, idx)
     }
 
@@ -611,7 +616,7 @@ impl Core {
         head: u32,
         items: &[Item<'_>],
     ) {
-        self.stats.registers_ok += 1;
+        self.io.stats.registers_ok += 1;
         let mut lines = std::mem::take(&mut self.contact_buf);
         lines.clear();
         for i in self.loc.chain(head) {
@@ -640,7 +645,7 @@ impl Core {
         }
         if let Some(unix_ms) = self.unix_ms(now) {
             lines.extend_from_slice(b"Date: ");
-            self.date.write(&mut lines, unix_ms / 1000);
+            self.io.date.write(&mut lines, unix_ms / 1000);
             lines.extend_from_slice(b"\r\n");
         }
         // One pass over Supported for both tags (as `Message::supports` compares them).
@@ -659,7 +664,7 @@ impl Core {
         if outbound && items.iter().any(|it| it.reg_id != 0) {
             lines.extend_from_slice(b"Require: outbound\r\n");
         }
-        self.respond(
+        self.io.respond(
             local,
             remote,
             Req::Parsed(msg, &req.reply),
@@ -681,12 +686,12 @@ impl Core {
         };
         if b.expires_at > now {
             let at = tick_at_or_after(b.expires_at);
-            self.wheel.insert(at, key);
+            self.io.wheel.insert(at, key);
             return;
         }
         let head = self.loc.head(Some(b.domain), b.user());
         self.loc.remove(head, idx);
-        self.stats.bindings_expired += 1;
+        self.io.stats.bindings_expired += 1;
     }
 }
 

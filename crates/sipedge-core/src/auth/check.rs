@@ -153,9 +153,6 @@ pub(crate) struct AuthState {
     /// [`DUMMY_HA1`]'s SHA-256 state.
     dummy_sha256: [u32; 8],
     pub(crate) stats: AuthStats,
-    /// Who the REGISTER being processed was authenticated as (set by `register_auth`; the
-    /// registrar or the NAT code may read it to give a binding the user's `nat` settings).
-    pub(crate) last_register: Option<AuthOk>,
 }
 
 impl AuthState {
@@ -172,7 +169,6 @@ impl AuthState {
             ],
             dummy_sha256: sha256_ha1_state(&DUMMY_HA1),
             stats: AuthStats::default(),
-            last_register: None,
         }
     }
 }
@@ -300,7 +296,7 @@ impl Core {
 impl Core {
     /// The authentication tables in force.
     pub fn auth_db(&self) -> std::sync::Arc<AuthDb> {
-        std::sync::Arc::clone(&self.cfg.auth.db)
+        std::sync::Arc::clone(&self.io.cfg.auth.db)
     }
 
     /// The authenticator's counters.
@@ -374,7 +370,8 @@ impl Core {
             }
             AuthReject::Refused(r) => r,
         };
-        self.respond(local, remote, answering(req), refusal.reply(), |_| {});
+        self.io
+            .respond(local, remote, answering(req), refusal.reply(), |_| {});
     }
 
     fn challenge(
@@ -394,13 +391,13 @@ impl Core {
         };
         self.auth.stats.challenges += 1;
         let counter = self.auth.window.issue();
-        let db = std::sync::Arc::clone(&self.cfg.auth.db);
+        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
         let offer = challenge_offer(&db, req, register);
         // The nonce names the algorithms offered: a response is checked under one of them.
         let nonce = self
             .auth
             .key
-            .issue_for(self.cfg.shard.0, counter, now.0, offer.mask());
+            .issue_for(self.io.cfg.shard.0, counter, now.0, offer.mask());
         let mut buf = std::mem::take(&mut self.auth.buf);
         buf.clear();
         {
@@ -418,9 +415,10 @@ impl Core {
                 buf.extend_from_slice(b"\r\n");
             }
         }
-        self.respond(local, remote, answering(req), (code, reason), |w| {
-            w.raw(&buf);
-        });
+        self.io
+            .respond(local, remote, answering(req), (code, reason), |w| {
+                w.raw(&buf);
+            });
         self.auth.buf = buf;
     }
 
@@ -486,7 +484,7 @@ impl Core {
         // An authentic nonce with the right response that can no longer be used here —
         // expired, issued by another shard, forgotten by the window — is stale (§3.3).
         let ttl_ms = u64::from(db.settings.nonce_ttl_secs) * 1000;
-        if info.shard != self.cfg.shard.0 || nonce_age_ms(info.issued_ms, now.0) > ttl_ms {
+        if info.shard != self.io.cfg.shard.0 || nonce_age_ms(info.issued_ms, now.0) > ttl_ms {
             st.stats.stale += 1;
             return Verdict::Reject(AuthReject::Challenge { stale: true });
         }
@@ -517,7 +515,7 @@ impl Core {
         msg: &Message<'_>,
         class: Class<'_>,
     ) -> Verdict {
-        let db = std::sync::Arc::clone(&self.cfg.auth.db);
+        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
         let from_host = match self.verdict_before_digest(&db, remote, msg, class) {
             Ok(h) => h,
             Err(v) => return v,
@@ -566,7 +564,7 @@ impl Core {
         };
         let username = username.raw();
         let must_match = db.settings.username_must_match;
-        let case_sensitive = self.cfg.registrar.case_sensitive;
+        let case_sensitive = self.io.cfg.registrar.case_sensitive;
         let lookup_domain =
             match lookup_domain(st, (must_match, case_sensitive), class, from_host, username) {
                 Ok(d) => d,
@@ -646,7 +644,7 @@ impl Core {
         domain: &[u8],
         user: &[u8],
     ) -> Option<()> {
-        self.auth.last_register = None;
+        self.io.register_verified = false;
         let class = Class::Register {
             domain,
             user,
@@ -654,7 +652,7 @@ impl Core {
         };
         let reject = match self.verdict(now, remote, msg, class) {
             Verdict::Ok(ok) => {
-                self.auth.last_register = Some(ok);
+                self.io.register_verified = ok.method != AuthMethod::None;
                 return Some(());
             }
             Verdict::Replayed => {
@@ -663,7 +661,7 @@ impl Core {
             }
             Verdict::Reject(r) => {
                 if !matches!(r, AuthReject::Challenge { .. }) {
-                    self.stats.registers_failed += 1;
+                    self.io.stats.registers_failed += 1;
                 }
                 r
             }

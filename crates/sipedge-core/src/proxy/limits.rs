@@ -47,14 +47,15 @@ impl Core {
             Err(full) => full,
         };
         match full {
-            Full::Transactions => self.stats.overload.txn_full += 1,
-            Full::Bytes => self.stats.overload.txn_bytes_full += 1,
+            Full::Transactions => self.io.stats.overload.txn_full += 1,
+            Full::Bytes => self.io.stats.overload.txn_bytes_full += 1,
         }
         self.relay.stats.refused += 1;
         let r = RelayRefusal::Overloaded.reply();
-        self.respond(local, remote, Req::Valid(msg, req), r, |w| {
-            w.header_u32(b"Retry-After", OVERLOAD_RETRY_AFTER_SECS);
-        });
+        self.io
+            .respond(local, remote, Req::Valid(msg, req), r, |w| {
+                w.header_u32(b"Retry-After", OVERLOAD_RETRY_AFTER_SECS);
+            });
         false
     }
 
@@ -63,7 +64,7 @@ impl Core {
     /// B, F = 64·T1 — room to receive our 503).
     pub(crate) fn arm_lookup_timer(&mut self, now: Millis, idx: u32) {
         let gen = self.relay.txns.cell(idx).gen;
-        let wait = self.cfg.sip.t2_ms;
+        let wait = self.io.cfg.sip.t2_ms;
         self.arm(now, wait, timer_key(Timer::Lookup, idx, gen, 0));
     }
 
@@ -74,7 +75,7 @@ impl Core {
             return;
         }
         c.lookup_pending = false;
-        self.stats.overload.lookups_lost += 1;
+        self.io.stats.overload.lookups_lost += 1;
         self.finish_own(now, idx, RelayRefusal::Overloaded);
     }
 
@@ -84,7 +85,7 @@ impl Core {
     /// counted (the peer retransmits a hand-off; a lost lookup answer is the asker's timer).
     pub fn handle_undelivered(&mut self, now: Millis, to: ShardId, msg: ShardMsg) {
         let _ = to;
-        self.stats.overload.shard_msgs_undelivered += 1;
+        self.io.stats.overload.shard_msgs_undelivered += 1;
         if let ShardMsg::Lookup { token, .. } = msg {
             if crate::proxy::is_relay_token(token) {
                 let idx = token as u32;

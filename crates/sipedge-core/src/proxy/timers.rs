@@ -12,7 +12,7 @@ impl Core {
         let Some((t, idx, gen, b)) = decode_timer_key(key) else {
             return;
         };
-        let t2 = self.cfg.sip.t2_ms;
+        let t2 = self.io.cfg.sip.t2_ms;
         let Some(c) = self.relay.txns.get_mut(idx, gen) else {
             return;
         };
@@ -65,7 +65,7 @@ impl Core {
                 c.g_interval_ms = next;
                 let (local, dest) = (c.up_local, c.up_dest);
                 let resp = std::mem::take(&mut c.resp);
-                self.out.push(local, dest, &resp);
+                self.io.out.push(local, dest, &resp);
                 self.relay.txns.cell_mut(idx).resp = resp;
                 self.relay.stats.retransmissions_sent += 1;
                 self.arm(now, next, timer_key(Timer::G, idx, gen, 0));

@@ -36,7 +36,7 @@ impl Core {
             },
         ) = (group, class)
         {
-            let cs = self.cfg.registrar.case_sensitive;
+            let cs = self.io.cfg.registrar.case_sensitive;
             // A query (no Contact) changes nothing: the source's first account may read.
             let named = db.ip_register_account(g, domain, user, cs);
             if let Some(account) = named.or_else(|| query.then(|| g.accounts[0])) {
@@ -107,7 +107,7 @@ impl Core {
             }
             Class::Register { .. } => b"",
         };
-        if matches!(class, Class::Other { .. }) && !self.cfg.is_our_domain(from_host) {
+        if matches!(class, Class::Other { .. }) && !self.io.cfg.is_our_domain(from_host) {
             return Err(Verdict::Ok(AuthOk {
                 method: AuthMethod::Foreign,
                 user: None,
