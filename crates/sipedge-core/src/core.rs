@@ -6,17 +6,18 @@ use std::net::SocketAddr;
 use sipedge_msg::{is_keepalive, Message, ParseErrorKind, Reply, Validated};
 use sipedge_wheel::Tick;
 
+use crate::bindings::TICK_MILLIS;
 use crate::config::CoreConfig;
 pub use crate::io::CoreEvent;
 use crate::io::Io;
 use crate::location::Location;
 use crate::lookup::LookupReply;
 use crate::output::{LocalId, Transmit};
-use crate::registrar::TICK_MILLIS;
 use crate::shard::{ShardId, ShardMsg};
 use crate::stats::CoreStats;
 use crate::time::Millis;
 
+mod auth;
 mod dispatch;
 
 /// The tables a reload (SIGHUP) replaces: immutable, shared by every shard through an `Arc`,
@@ -67,6 +68,15 @@ impl Core {
             contact_buf: Vec::with_capacity(1024),
             path_buf: Vec::new(),
             io: Io::new(cfg),
+        }
+    }
+
+    /// The location store with the sink: what changes a binding arms its timer and
+    /// journals it (`bindings`).
+    pub(crate) fn store(&mut self) -> crate::bindings::Store<'_> {
+        crate::bindings::Store {
+            io: &mut self.io,
+            loc: &mut self.loc,
         }
     }
 
@@ -258,7 +268,7 @@ impl Core {
             if key & crate::txn::TXN_TIMER_BIT != 0 {
                 self.txn_timer(now, key);
             } else {
-                self.binding_timer(now, key);
+                self.store().binding_timer(now, key);
             }
         }
         self.fired = fired;

@@ -14,9 +14,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::bindings::tick_at_or_after;
 use crate::core::Core;
 use crate::location::NONE;
-use crate::registrar::tick_at_or_after;
 use crate::txn::{decode_timer_key, GEN_MASK, TXN_TIMER_BIT};
 
 /// What our edits may add to a stored message beyond `max_message_bytes`: our Via, a
@@ -97,7 +97,7 @@ impl Core {
                     pinging[k] += 1;
                 }
                 let due = tick_at_or_after(b.expires_at).0;
-                let key = crate::registrar::timer_key(idx as u32, b.gen);
+                let key = crate::bindings::timer_key(idx as u32, b.gen);
                 if expiry.get(&key).is_none_or(|&at| at > due) {
                     return Err(format!(
                         "binding {idx} (gen {}) expires at tick {due} with no expiry timer armed \

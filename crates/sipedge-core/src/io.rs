@@ -18,6 +18,7 @@ use crate::config::CoreConfig;
 use crate::output::{JournalQueue, Outbox};
 use crate::shard::{ShardId, ShardMsg};
 use crate::stats::CoreStats;
+use crate::time::Millis;
 
 /// Events are for logs only; past this many undrained ones, new ones are discarded.
 pub(crate) const MAX_PENDING_EVENTS: usize = 1024;
@@ -104,5 +105,20 @@ impl Io {
         if self.events.len() < MAX_PENDING_EVENTS {
             self.events.push_back(e);
         }
+    }
+
+    /// The wall-clock time of monotonic `at`, if the shell has told us the offset.
+    pub(crate) fn unix_ms(&self, at: Millis) -> Option<u64> {
+        self.wall_offset_ms
+            .map(|off| (at.0 as i64).saturating_add(off).max(0) as u64)
+    }
+
+    pub(crate) fn unix_of(&self, at: Millis) -> u64 {
+        self.unix_ms(at).unwrap_or(at.0)
+    }
+
+    pub(crate) fn mono_of_unix(&self, unix_ms: u64) -> Millis {
+        let off = self.wall_offset_ms.unwrap_or(0);
+        Millis((unix_ms as i64).saturating_sub(off).max(0) as u64)
     }
 }

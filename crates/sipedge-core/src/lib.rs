@@ -52,6 +52,7 @@
 
 mod aor;
 pub mod auth;
+mod bindings;
 mod config;
 mod core;
 mod date;

@@ -30,11 +30,11 @@
 
 use std::net::SocketAddr;
 
-use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Uri, Validated};
-use sipedge_wheel::Tick;
+use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Validated};
 use smallvec::SmallVec;
 
-use crate::aor::{canonical_aor, owner_of, same_contact, split_aor, AorError, DomainKey};
+use crate::aor::{canonical_aor, owner_of, same_contact, split_aor, AorError};
+use crate::bindings::same_binding;
 use crate::config::Overflow;
 use crate::core::Core;
 use crate::location::{BindingData, BindingRef, Transport, MAX_FIELD_BYTES, NONE};
@@ -43,19 +43,6 @@ use crate::refusal::{Refusal, RegistrarRefusal};
 use crate::shard::ShardMsg;
 use crate::stateless::{IpText, ReplyFields, Req};
 use crate::time::Millis;
-
-/// Length of a wheel tick for binding expiry, milliseconds.
-pub(crate) const TICK_MILLIS: u64 = sipedge_wheel::DEFAULT_TICK_MILLIS;
-
-/// The wheel tick at or after `at` (a timer never fires before its deadline).
-pub(crate) fn tick_at_or_after(at: Millis) -> Tick {
-    Tick(at.0.div_ceil(TICK_MILLIS))
-}
-
-/// The timer key of binding slot `idx` at generation `gen`.
-pub(crate) fn timer_key(idx: u32, gen: u32) -> u64 {
-    u64::from(idx) << 32 | u64::from(gen)
-}
 
 /// One Contact of the request and what will happen to it.
 #[derive(Debug, Clone, Copy)]
@@ -106,18 +93,6 @@ impl From<RegistrarRefusal> for Stop {
 /// Retry-After of the 503 a REGISTER gets when the location table is full, seconds: bindings
 /// expire all the time, so room comes back within minutes.
 pub(crate) const FULL_RETRY_AFTER_SECS: u32 = 300;
-
-/// RFC 5626 §6 / RFC 3261 §10.3 step 7: does the stored binding `b` stand for the contact
-/// `(uri, instance, reg_id)`?
-pub(crate) fn same_binding(b: BindingRef<'_>, uri: &Uri<'_>, instance: &[u8], reg_id: u32) -> bool {
-    if !instance.is_empty() {
-        return b.instance() == instance && b.reg_id == reg_id;
-    }
-    b.instance().is_empty()
-        && b.reg_id == 0
-        // Byte-equal URIs are equal (the refresh of a phone); else compare by §19.1.4.
-        && (b.contact() == uri.raw() || Uri::parse(b.contact()).is_ok_and(|u| same_contact(&u, uri)))
-}
 
 impl Core {
     /// Entry point for a valid REGISTER (RFC 3261 §10.3).
@@ -203,6 +178,7 @@ impl Core {
         let (domain, user) = split_aor(aor);
         // Steps 3–4 on the owner, which also issues the nonces (auth/mod.rs).
         if self
+            .authenticator()
             .register_auth(now, local, remote, msg, v, domain.host, user)
             .is_none()
         {
@@ -486,7 +462,7 @@ impl Core {
                 if head == NONE {
                     break;
                 }
-                head = self.remove_binding(aor, head, head);
+                head = self.store().remove_binding(aor, head, head);
             }
             return head;
         }
@@ -497,7 +473,7 @@ impl Core {
                 .filter(|&i| items.iter().all(|it| it.existing != i))
                 .min_by_key(|&i| self.loc.get(i).registered_at());
             if let Some(i) = oldest {
-                head = self.remove_binding(aor, head, i);
+                head = self.store().remove_binding(aor, head, i);
                 self.io.stats.bindings_evicted += 1;
             }
         }
@@ -526,7 +502,7 @@ impl Core {
         for it in items.iter().filter(|it| !it.superseded) {
             if it.expires == 0 {
                 if it.existing != NONE {
-                    head = self.remove_binding(aor, head, it.existing);
+                    head = self.store().remove_binding(aor, head, it.existing);
                 }
                 continue;
             }
@@ -547,7 +523,9 @@ impl Core {
                 arrival,
                 branch,
             };
-            let (idx, new_head) = self.store_binding(domain, user, head, it.existing, &d);
+            let (idx, new_head) = self
+                .store()
+                .store_binding(domain, user, head, it.existing, &d);
             head = new_head;
             self.nat_on_store(idx, &nat, it.addr.uri());
             if it.existing != NONE {
@@ -555,51 +533,10 @@ impl Core {
             } else {
                 self.io.stats.bindings_created += 1;
             }
-            self.journal_upsert_data(aor, &d);
+            self.store().journal_upsert_data(aor, &d);
         }
         self.path_buf = path;
         head
-    }
-
-    /// Refreshes binding `existing`, or adds one to the AoR (first binding `head`, or
-    /// [`NONE`]) when `existing` is [`NONE`], and keeps its expiry timer right. Returns the
-    /// binding and the AoR's head.
-    pub(crate) fn store_binding(
-        &mut self,
-        domain: DomainKey<'_>,
-        user: &[u8],
-        head: u32,
-        existing: u32,
-        d: &BindingData<'_>,
-    ) -> (u32, u32) {
-        if existing != NONE {
-            let old = self.loc.raw(existing).expires_at;
-            self.loc.update(existing, d);
-            if d.expires_at < old {
-                // The armed timer is too late now: a new generation, a new timer. (A later
-                // expiry keeps the armed timer, which re-arms itself when it fires.)
-                let gen = self.loc.bump_gen(existing);
-                self.io
-                    .wheel
-                    .insert(tick_at_or_after(d.expires_at), timer_key(existing, gen));
-            }
-            (existing, head)
-        } else {
-            let idx = self.loc.insert(domain, user, head, d);
-            let gen = self.loc.get(idx).gen;
-            self.io
-                .wheel
-                .insert(tick_at_or_after(d.expires_at), timer_key(idx, gen));
-            (idx, if head == NONE { idx } else { head })
-        }
-    }
-
-    /// Removes binding `idx` of the AoR (first binding `head`), journals it, returns the
-    /// new head.
-    pub(crate) fn remove_binding(&mut self, aor: &[u8], head: u32, idx: u32) -> u32 {
-        self.journal_remove(aor, idx);
-        self.io.stats.bindings_removed += 1;
-        self.loc.remove(head, idx)
     }
 
     /// RFC 3261 §10.3 step 8: 200 OK with every current binding and its remaining expiry,
@@ -643,7 +580,7 @@ impl Core {
             }
             lines.extend_from_slice(b"\r\n");
         }
-        if let Some(unix_ms) = self.unix_ms(now) {
+        if let Some(unix_ms) = self.io.unix_ms(now) {
             lines.extend_from_slice(b"Date: ");
             self.io.date.write(&mut lines, unix_ms / 1000);
             lines.extend_from_slice(b"\r\n");
@@ -674,24 +611,6 @@ impl Core {
             },
         );
         self.contact_buf = lines;
-    }
-
-    /// Binding expiry (ARCHITECTURE.md §4): the wheel fired `key`; a stale generation is
-    /// ignored, a binding refreshed since is re-armed at its new expiry, an expired one
-    /// goes.
-    pub(crate) fn binding_timer(&mut self, now: Millis, key: u64) {
-        let (idx, gen) = ((key >> 32) as u32, key as u32);
-        let Some(b) = self.loc.live(idx, gen) else {
-            return;
-        };
-        if b.expires_at > now {
-            let at = tick_at_or_after(b.expires_at);
-            self.io.wheel.insert(at, key);
-            return;
-        }
-        let head = self.loc.head(Some(b.domain), b.user());
-        self.loc.remove(head, idx);
-        self.io.stats.bindings_expired += 1;
     }
 }
 

@@ -13,7 +13,6 @@ use super::digest::{
 use super::nonce::{algorithm_bit, nonce_age_ms, NcVerdict, NcWindow, NonceKey};
 use super::offer::Offer;
 use super::AuthConfig;
-use crate::core::Core;
 use crate::output::LocalId;
 use crate::refusal::{AuthRefusal, Refusal};
 use crate::stateless::Req;
@@ -137,6 +136,13 @@ impl Ha2Memo {
         }
         &self.hex
     }
+}
+
+/// The authenticator (RFC 3261 §22, RFC 7616): its own state and the shard's sink, lent by
+/// the dispatcher for one check. It names no other subsystem.
+pub(crate) struct Authenticator<'a> {
+    pub(crate) io: &'a mut crate::io::Io,
+    pub(crate) auth: &'a mut AuthState,
 }
 
 /// Per-shard authenticator state: the nonce key, this shard's nonce-count window, a reused
@@ -270,7 +276,7 @@ fn challenge_offer(
     db.offer_for(lower, uri.user().unwrap_or_default())
 }
 
-impl Core {
+impl Authenticator<'_> {
     /// For a REGISTER's credentials (RFC 7616 §3.4.6 leaves what "the same resource" is to
     /// the server): does the digest `uri` name this edge itself — a `sip:` URI without user
     /// part whose host is one of our domains or addresses, on one of our ports or none,
@@ -286,41 +292,14 @@ impl Core {
                     && u.user().is_none()
                     && u.maddr().is_none()
                     && u.transport().is_none_or(|t| t.eq_ignore_ascii_case(b"udp"))
-                    && self.is_ours_uri(&u)
+                    && self.io.cfg.is_ours_uri(&u)
             }
             Err(_) => false,
         }
     }
 }
 
-impl Core {
-    /// The authentication tables in force.
-    pub fn auth_db(&self) -> std::sync::Arc<AuthDb> {
-        std::sync::Arc::clone(&self.io.cfg.auth.db)
-    }
-
-    /// The authenticator's counters.
-    pub fn auth_stats(&self) -> &AuthStats {
-        &self.auth.stats
-    }
-
-    /// **Hook for the relay**: authenticates a non-REGISTER request from `remote` (RFC 3261
-    /// §22.3) — IP/CLI auth first; then, with `[auth] invite = "digest"` and a From in one
-    /// of our domains (else [`AuthMethod::Foreign`]), the Proxy-Authorization credentials
-    /// (user looked up in the From domain). On
-    /// [`AuthOutcome::Rejected`], answer with [`Core::send_auth_rejection`]. Call it once
-    /// per new request (after the server transaction absorbed retransmissions: a second
-    /// call with the same credentials is a replay). ACK and CANCEL are not challenged by
-    /// RFC 3261 §22.1; the caller skips them.
-    pub fn authenticate_request(
-        &mut self,
-        now: Millis,
-        remote: SocketAddr,
-        msg: &Message<'_>,
-    ) -> AuthOutcome {
-        self.authenticate_with(now, remote, msg, None)
-    }
-
+impl Authenticator<'_> {
     /// [`Core::authenticate_request`] for a caller that has parsed From (its URI's host).
     pub(crate) fn authenticate_with(
         &mut self,
@@ -339,24 +318,9 @@ impl Core {
         }
     }
 
-    /// Sends what `reject` calls for: 401 with WWW-Authenticate to a REGISTER, 407 with
-    /// Proxy-Authenticate to anything else (RFC 3261 §22.1, §22.3), each with a fresh nonce
-    /// and one header per algorithm of the claimed user's [`Offer`] in order (RFC 8760
-    /// §2.4: the preferred one first; default `[auth] algorithms`, MD5 alone); or 403 / 400.
-    pub fn send_auth_rejection(
-        &mut self,
-        now: Millis,
-        local: LocalId,
-        remote: SocketAddr,
-        msg: &Message<'_>,
-        reject: AuthReject,
-    ) {
-        self.reject_request(now, local, remote, (msg, None), reject);
-    }
-
     /// [`Core::send_auth_rejection`], with what [`Message::validated`] parsed when the
     /// caller has it (`None`: parsed again).
-    fn reject_request(
+    pub(crate) fn reject_request(
         &mut self,
         now: Millis,
         local: LocalId,
@@ -624,7 +588,7 @@ impl Core {
     }
 }
 
-impl Core {
+impl Authenticator<'_> {
     /// RFC 3261 §10.3 steps 3–4 for a REGISTER of the AoR `(domain, user)` on its owner
     /// shard. `None`: answered (401/403/400), stop. `Some(())`: go on.
     ///

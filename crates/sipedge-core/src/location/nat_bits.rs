@@ -176,4 +176,3 @@ impl NatState {
         self.bits &= !(OUTSTANDING | (7 << MISS_SHIFT));
     }
 }
-

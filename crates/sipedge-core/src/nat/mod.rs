@@ -44,9 +44,9 @@ use sipedge_msg::{Uri, Via};
 
 use crate::stateless::IpText;
 
-pub(crate) use ping::NatRuntime;
 pub use crate::location::nat_bits::PingMode;
 pub(crate) use crate::location::nat_bits::{NatState, PingEvent, PingStep};
+pub(crate) use ping::NatRuntime;
 pub use ping::{NatStats, RTT_BUCKETS_MS};
 
 /// Default `[nat] ping_interval_secs`.

@@ -38,10 +38,10 @@ use sipedge_msg::{Message, Uri, Via};
 use super::{
     host_ip, is_private, NatMode, NatState, PingEvent, PingMethod, PingMode, PingStep, RequestNat,
 };
+use crate::bindings::TICK_MILLIS;
 use crate::core::{Core, CoreEvent};
 use crate::location::Transport;
 use crate::output::LocalId;
-use crate::registrar::TICK_MILLIS;
 use crate::shard::{ShardId, ShardMsg};
 use crate::stateless::IpText;
 use crate::time::Millis;
@@ -476,10 +476,10 @@ impl Core {
         let mut aor = std::mem::take(&mut self.nat.aor);
         let (head, source) = {
             let b = self.loc.get(idx);
-            self.aor_of(b, &mut aor);
+            self.loc.aor_of(b, &mut aor);
             (self.loc.head(Some(b.domain), b.user()), b.source())
         };
-        self.remove_binding(&aor, head, idx);
+        self.store().remove_binding(&aor, head, idx);
         self.nat.aor = aor;
         self.io.stats.nat.ping_deregistrations += 1;
         self.io.event(CoreEvent::PingTimeout { source, misses });

@@ -9,13 +9,13 @@ use sipedge_msg::{
 };
 
 use crate::aor::{canonical_aor, owner_of, split_aor};
+use crate::bindings::tick_at_or_after;
 use crate::core::Core;
 use crate::lookup::{LookupError, LookupReply};
 use crate::output::LocalId;
 use crate::proxy::token::{self, Flow};
 use crate::proxy::{write_hostport, Relay};
 use crate::refusal::{Refusal, RelayRefusal};
-use crate::registrar::tick_at_or_after;
 use crate::time::Millis;
 use crate::txn::branch::OurBranch;
 use crate::txn::table::{Branch, Cancel, Cell, Cli, Srv};

@@ -110,16 +110,6 @@ fn supported(tag: &[u8]) -> bool {
 }
 
 impl Core {
-    /// A host:port of ours (one of our domains on one of our ports; no port = 5060).
-    pub(crate) fn is_ours_uri(&self, uri: &Uri<'_>) -> bool {
-        // Our domains on no port (an AoR) or on one of our ports.
-        self.io.cfg.is_our_domain(uri.host())
-            && uri.port().is_none_or(|p| {
-                self.io.cfg.proxy.advertise.is_empty()
-                    || self.io.cfg.proxy.advertise.iter().any(|a| a.port() == p)
-            })
-    }
-
     fn via_is_ours(&self, via: &Via<'_>) -> bool {
         let port = via.port().unwrap_or(5060);
         self.io.cfg.is_our_domain(via.host())
@@ -207,7 +197,7 @@ impl Core {
             // A request for the edge itself (no user, our host, no Route): the edge is
             // the UAS — OPTIONS 200, others 405/501 (stateless).
             _ if uri.user().is_none()
-                && self.is_ours_uri(&uri)
+                && self.io.cfg.is_ours_uri(&uri)
                 && msg.count(HeaderName::Route) == 0 =>
             {
                 return false
@@ -254,7 +244,12 @@ impl Core {
         // our Record-Route's dialog token instead.
         let mut outbound_ok = false;
         if !in_dialog {
-            match self.authenticate_with(now, remote, msg, Some(req.from.uri().host())) {
+            match self.authenticator().authenticate_with(
+                now,
+                remote,
+                msg,
+                Some(req.from.uri().host()),
+            ) {
                 crate::auth::AuthOutcome::Authenticated(ok) => {
                     outbound_ok = self.may_go_outbound(&ok);
                 }
@@ -270,7 +265,7 @@ impl Core {
             self.refuse(local, remote, msg, req, RelayRefusal::BadRoute);
             return None;
         };
-        let lookup = !in_dialog && plan.next_route.is_none() && self.is_ours_uri(&target);
+        let lookup = !in_dialog && plan.next_route.is_none() && self.io.cfg.is_ours_uri(&target);
         if !lookup && !in_dialog {
             // §16.5 and the open-relay rule: outbound only for an authenticated sender,
             // when allowed.
@@ -480,7 +475,7 @@ impl Core {
             next_route: None,
         };
         let to_tag = req.to.tag().filter(|_| req.to_has_tag());
-        if !rest.is_empty() && uri.user().is_none() && self.is_ours_uri(uri) {
+        if !rest.is_empty() && uri.user().is_none() && self.io.cfg.is_ours_uri(uri) {
             if let Some(last) = rest.last().and_then(|r| NameAddr::parse(r).ok()) {
                 plan.ruri = Some(last.uri().raw().to_vec());
                 rest = &rest[..rest.len() - 1];
@@ -489,7 +484,7 @@ impl Core {
             }
         }
         if let Some(first) = rest.first().and_then(|r| NameAddr::parse(r).ok()) {
-            if self.is_ours_uri(first.uri()) {
+            if self.io.cfg.is_ours_uri(first.uri()) {
                 rest = &rest[1..];
                 plan.route_edit = true;
                 if plan.dialog.is_none() {

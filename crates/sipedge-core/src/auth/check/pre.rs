@@ -9,10 +9,9 @@ use sipedge_msg::{Credentials, Message};
 use super::{caller_number, AuthMethod, AuthOk, AuthReject, AuthState, Class, Verdict};
 use crate::auth::db::{AuthDb, AuthMode};
 use crate::auth::nonce::parse_nc;
-use crate::core::Core;
 use crate::refusal::AuthRefusal;
 
-impl Core {
+impl super::Authenticator<'_> {
     /// IP authentication (module table): it never combines with digest. A REGISTER is
     /// taken on the source address only for an AoR its `[[ip_auth]]` entry names
     /// (`register`): a trunk authenticates its calls by address, but registering a user's
