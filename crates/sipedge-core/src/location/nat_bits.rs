@@ -176,3 +176,45 @@ impl NatState {
         self.bits &= !(OUTSTANDING | (7 << MISS_SHIFT));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_bits() {
+        let mut s = NatState::default();
+        assert_eq!(std::mem::size_of::<NatState>(), 5);
+        assert_eq!(
+            (s.nated(), s.mode(), s.rtt_ms()),
+            (false, PingMode::Disabled, None)
+        );
+        s.set(true, PingMode::Timeout);
+        s.set_outstanding(true);
+        for _ in 0..9 {
+            s.add_miss();
+        }
+        assert_eq!(
+            (s.nated(), s.mode(), s.misses(), s.outstanding()),
+            (true, PingMode::Timeout, 7, true)
+        );
+        s.answered(40);
+        assert_eq!(
+            (s.misses(), s.outstanding(), s.rtt_ms(), s.srtt_8()),
+            (0, false, Some(40), Some(320))
+        );
+        s.answered(80);
+        assert_eq!(s.srtt_8(), Some(360), "srtt = 7/8·40 + 1/8·80 ms = 45 ms");
+        s.add_miss();
+        s.mark_alive();
+        assert_eq!(
+            (s.misses(), s.alive(), s.mode()),
+            (0, true, PingMode::Timeout)
+        );
+        s.set(false, PingMode::Enabled);
+        assert_eq!(
+            (s.nated(), s.mode(), s.alive()),
+            (false, PingMode::Enabled, true)
+        );
+    }
+}
