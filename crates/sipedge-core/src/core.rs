@@ -19,6 +19,7 @@ use crate::time::Millis;
 
 mod auth;
 mod dispatch;
+mod nat;
 
 /// The tables a reload (SIGHUP) replaces: immutable, shared by every shard through an `Arc`,
 /// handed to each core between two turns with [`Core::handle_config`], so every request of
@@ -42,10 +43,10 @@ pub struct Core {
     pub(crate) loc: Location,
     fired: Vec<u64>,
     pub(crate) lookups: VecDeque<LookupReply>,
-    /// Reused: the canonical AoR, the 200 OK's Contact lines, the Path of a REGISTER.
+    /// Reused: the canonical AoR of a relayed request's target.
     pub(crate) aor_buf: Vec<u8>,
-    pub(crate) contact_buf: Vec<u8>,
-    pub(crate) path_buf: Vec<u8>,
+    /// The registrar's reused buffers (`registrar`).
+    pub(crate) reg: crate::registrar::RegistrarBufs,
     /// The keepalive pinger (`nat::ping`).
     pub(crate) nat: crate::nat::NatRuntime,
     /// The relay: transaction cells and their buffers (`proxy`, `txn`).
@@ -65,8 +66,7 @@ impl Core {
             fired: Vec::new(),
             lookups: VecDeque::new(),
             aor_buf: Vec::with_capacity(64),
-            contact_buf: Vec::with_capacity(1024),
-            path_buf: Vec::new(),
+            reg: crate::registrar::RegistrarBufs::default(),
             io: Io::new(cfg),
         }
     }
@@ -77,6 +77,17 @@ impl Core {
         crate::bindings::Store {
             io: &mut self.io,
             loc: &mut self.loc,
+        }
+    }
+
+    /// The registrar, lent the store, the sink and what its checks need.
+    pub(crate) fn registrar(&mut self) -> crate::registrar::Registrar<'_> {
+        crate::registrar::Registrar {
+            io: &mut self.io,
+            loc: &mut self.loc,
+            bufs: &mut self.reg,
+            auth: &mut self.auth,
+            nat: &mut self.nat,
         }
     }
 
@@ -118,7 +129,7 @@ impl Core {
     /// the bindings this shard owns of the AoRs they change (`nat`, "Reload").
     pub fn handle_config(&mut self, tables: &ReloadTables) {
         self.io.cfg.auth.db = std::sync::Arc::clone(&tables.auth);
-        self.nat_reload(&tables.nat_users);
+        self.pinger().nat_reload(&tables.nat_users);
     }
 
     /// A datagram arrived on socket `local` from `remote`.
@@ -188,7 +199,7 @@ impl Core {
     ) {
         if msg.is_response() {
             self.io.stats.responses_in += 1;
-            if self.nat_response(now, local, remote, msg, v) {
+            if self.pinger().nat_response(now, local, remote, msg, v) {
                 return; // one of our keepalives (nat::ping), on any shard
             }
             // A response from a phone (the callee, named in To) shows its NAT binding alive.
@@ -215,7 +226,7 @@ impl Core {
             return;
         }
         let party = if response { &v.to } else { &v.from };
-        let _ = self.note_alive(party.uri().raw(), remote);
+        let _ = self.pinger().note_alive(party.uri().raw(), remote);
     }
 
     /// A datagram larger than the receive buffer arrived and was cut: it is counted as too
@@ -272,7 +283,7 @@ impl Core {
             }
         }
         self.fired = fired;
-        self.nat_timeout(now);
+        self.pinger().nat_timeout(now);
     }
 
     /// The next datagram to send; the borrow ends at the next call.

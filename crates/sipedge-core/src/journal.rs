@@ -173,7 +173,7 @@ impl Core {
                 let (idx, _) =
                     self.store()
                         .store_binding(domain, user, head, existing.unwrap_or(NONE), &d);
-                self.nat_on_restore(idx, aor);
+                self.pinger().nat_on_restore(idx, aor);
                 self.io.stats.restored += 1;
                 Ok(())
             }

@@ -34,10 +34,14 @@ use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Validated};
 use smallvec::SmallVec;
 
 use crate::aor::{canonical_aor, owner_of, same_contact, split_aor, AorError};
+use crate::auth::{AuthState, Authenticator};
 use crate::bindings::same_binding;
+use crate::bindings::Store;
 use crate::config::Overflow;
-use crate::core::Core;
+use crate::io::Io;
+use crate::location::Location;
 use crate::location::{BindingData, BindingRef, Transport, MAX_FIELD_BYTES, NONE};
+use crate::nat::{NatPinger, NatRuntime};
 use crate::output::LocalId;
 use crate::refusal::{Refusal, RegistrarRefusal};
 use crate::shard::ShardMsg;
@@ -94,7 +98,64 @@ impl From<RegistrarRefusal> for Stop {
 /// expire all the time, so room comes back within minutes.
 pub(crate) const FULL_RETRY_AFTER_SECS: u32 = 300;
 
-impl Core {
+/// The registrar's own state: reused buffers (the canonical AoR, the 200 OK's Contact
+/// lines, the Path of a REGISTER).
+#[derive(Debug)]
+pub(crate) struct RegistrarBufs {
+    aor_buf: Vec<u8>,
+    contact_buf: Vec<u8>,
+    path_buf: Vec<u8>,
+}
+
+impl Default for RegistrarBufs {
+    fn default() -> Self {
+        RegistrarBufs {
+            aor_buf: Vec::with_capacity(64),
+            contact_buf: Vec::with_capacity(1024),
+            path_buf: Vec::new(),
+        }
+    }
+}
+
+/// The registrar (RFC 3261 §10.3): the rules, applied to the location store it is lent
+/// (Kamailio's `registrar` over `usrloc`), with the authenticator's and the pinger's state
+/// for the checks it asks of them, and the shard's sink.
+pub(crate) struct Registrar<'a> {
+    pub(crate) io: &'a mut Io,
+    pub(crate) loc: &'a mut Location,
+    pub(crate) bufs: &'a mut RegistrarBufs,
+    pub(crate) auth: &'a mut AuthState,
+    pub(crate) nat: &'a mut NatRuntime,
+}
+
+impl<'a> Registrar<'a> {
+    /// The store and the sink: a binding stored or removed arms its timer and journals it.
+    fn store(&mut self) -> Store<'_> {
+        Store {
+            io: self.io,
+            loc: self.loc,
+        }
+    }
+
+    /// The authenticator (steps 3–4).
+    fn authenticator(&mut self) -> Authenticator<'_> {
+        Authenticator {
+            io: self.io,
+            auth: self.auth,
+        }
+    }
+
+    /// The pinger: NAT facts of the request and of each stored contact.
+    fn pinger(&mut self) -> NatPinger<'_> {
+        NatPinger {
+            io: self.io,
+            loc: self.loc,
+            nat: self.nat,
+        }
+    }
+}
+
+impl Registrar<'_> {
     /// Entry point for a valid REGISTER (RFC 3261 §10.3).
     pub(crate) fn handle_register(
         &mut self,
@@ -119,7 +180,7 @@ impl Core {
             self.register_failed(local, remote, msg, v, RegistrarRefusal::NotFound);
             return;
         }
-        let mut aor = std::mem::take(&mut self.aor_buf);
+        let mut aor = std::mem::take(&mut self.bufs.aor_buf);
         match canonical_aor(to.uri(), self.io.cfg.registrar.case_sensitive, &mut aor) {
             Ok(()) => {
                 let owner = owner_of(&aor, self.io.cfg.shards);
@@ -148,7 +209,7 @@ impl Core {
                 self.register_failed(local, remote, msg, v, r)
             }
         }
-        self.aor_buf = aor;
+        self.bufs.aor_buf = aor;
     }
 
     fn register_failed(
@@ -477,7 +538,7 @@ impl Core {
                 self.io.stats.bindings_evicted += 1;
             }
         }
-        let mut path = std::mem::take(&mut self.path_buf);
+        let mut path = std::mem::take(&mut self.bufs.path_buf);
         path.clear();
         for (n, p) in msg.header_values(HeaderName::Path).enumerate() {
             if n > 0 {
@@ -493,7 +554,7 @@ impl Core {
         } = req.ids;
         let user_agent = msg.user_agent().unwrap_or_default();
         let arrival = self.io.arrival;
-        let nat = self.nat_request(
+        let nat = self.pinger().nat_request(
             req.reply.top_via.as_ref(),
             remote,
             req.reply.source_text,
@@ -527,7 +588,7 @@ impl Core {
                 .store()
                 .store_binding(domain, user, head, it.existing, &d);
             head = new_head;
-            self.nat_on_store(idx, &nat, it.addr.uri());
+            self.pinger().nat_on_store(idx, &nat, it.addr.uri());
             if it.existing != NONE {
                 self.io.stats.bindings_refreshed += 1;
             } else {
@@ -535,7 +596,7 @@ impl Core {
             }
             self.store().journal_upsert_data(aor, &d);
         }
-        self.path_buf = path;
+        self.bufs.path_buf = path;
         head
     }
 
@@ -554,7 +615,7 @@ impl Core {
         items: &[Item<'_>],
     ) {
         self.io.stats.registers_ok += 1;
-        let mut lines = std::mem::take(&mut self.contact_buf);
+        let mut lines = std::mem::take(&mut self.bufs.contact_buf);
         lines.clear();
         for i in self.loc.chain(head) {
             let b = self.loc.get(i);
@@ -610,7 +671,7 @@ impl Core {
                 w.raw(&lines);
             },
         );
-        self.contact_buf = lines;
+        self.bufs.contact_buf = lines;
     }
 }
 

@@ -52,7 +52,9 @@ impl Core {
             }
         }
         let refusal = match method {
-            Method::Register => return self.handle_register(now, local, remote, msg, v),
+            Method::Register => {
+                return self.registrar().handle_register(now, local, remote, msg, v)
+            }
             Method::Options if self.io.cfg.is_our_domain(uri.host()) => {
                 // RFC 3261 §11.2: capabilities of the edge itself.
                 self.io.respond(local, remote, req, (200, b"OK"), |w| {

@@ -46,7 +46,7 @@ use crate::stateless::IpText;
 
 pub use crate::location::nat_bits::PingMode;
 pub(crate) use crate::location::nat_bits::{NatState, PingEvent, PingStep};
-pub(crate) use ping::NatRuntime;
+pub(crate) use ping::{NatPinger, NatRuntime};
 pub use ping::{NatStats, RTT_BUCKETS_MS};
 
 /// Default `[nat] ping_interval_secs`.

@@ -39,7 +39,8 @@ use super::{
     host_ip, is_private, NatMode, NatState, PingEvent, PingMethod, PingMode, PingStep, RequestNat,
 };
 use crate::bindings::TICK_MILLIS;
-use crate::core::{Core, CoreEvent};
+use crate::io::{CoreEvent, Io};
+use crate::location::Location;
 use crate::location::Transport;
 use crate::output::LocalId;
 use crate::shard::{ShardId, ShardMsg};
@@ -108,6 +109,27 @@ pub(crate) struct NatRuntime {
 }
 
 impl NatRuntime {
+    /// The RTT (ms) at quantile `q` (0.0..=1.0) over every answered ping of this shard.
+    pub(crate) fn rtt_quantile_ms(&self, q: f64) -> u64 {
+        self.hist.value_at_quantile(q)
+    }
+
+    /// When the pinger wants `handle_timeout`: the next tick, while some binding has
+    /// keepalives on (`pinging`: the store's counts of pinged plain and NATed bindings).
+    pub(crate) fn poll_timeout(
+        &self,
+        pinging: [usize; 2],
+        cfg: &super::NatConfig,
+    ) -> Option<Millis> {
+        let [plain, nated] = pinging;
+        let any = nated > 0 || (!cfg.ping_nated_only && plain > 0);
+        if !self.active || !any {
+            return None;
+        }
+        let next = self.last_tick.map_or(0, |t| t + 1);
+        Some(Millis(next * TICK_MILLIS))
+    }
+
     pub(crate) fn new(cfg: &super::NatConfig) -> NatRuntime {
         let interval = (u64::from(cfg.ping_interval_secs) * 1000 / TICK_MILLIS).max(1);
         let (_, inv) = spreading(interval);
@@ -213,13 +235,30 @@ impl Token {
     }
 }
 
-impl Core {
+/// The keepalive pinger (`nat/LIFECYCLE.md`): its runtime, the location store whose
+/// bindings it pings, and the shard's sink, lent by the dispatcher. It names no other
+/// subsystem.
+pub(crate) struct NatPinger<'a> {
+    pub(crate) io: &'a mut Io,
+    pub(crate) loc: &'a mut Location,
+    pub(crate) nat: &'a mut NatRuntime,
+}
+
+impl NatPinger<'_> {
+    /// The store and the sink, for a binding the pinger removes.
+    pub(crate) fn store(&mut self) -> crate::bindings::Store<'_> {
+        crate::bindings::Store {
+            io: self.io,
+            loc: self.loc,
+        }
+    }
+
     /// The user's NAT overrides (by canonical AoR) resolved against `[nat]`: the hook the
     /// `[[users]]` settings arrive through ([`super::NatConfig::users`]).
     /// The generation this shard applied is read (no atomic operation): a reload takes
     /// effect at the shard's next `handle_timeout`, for new REGISTERs and stored bindings
     /// alike.
-    pub fn nat_user(&self, aor: &[u8]) -> (NatMode, PingMode) {
+    pub(crate) fn nat_user(&self, aor: &[u8]) -> (NatMode, PingMode) {
         self.io.cfg.nat.resolve(&self.nat.applied, aor)
     }
 
@@ -284,7 +323,7 @@ impl Core {
     /// Hook for the relay: a request or response from `source` was seen for the AoR
     /// `aor_uri` (owned by this shard). Every binding of the AoR registered from `source`
     /// counts as alive (no miss at its next ping). Returns how many matched.
-    pub fn note_alive(&mut self, aor_uri: &[u8], source: SocketAddr) -> usize {
+    pub(crate) fn note_alive(&mut self, aor_uri: &[u8], source: SocketAddr) -> usize {
         let Ok(uri) = Uri::parse(aor_uri) else {
             return 0;
         };
@@ -308,23 +347,6 @@ impl Core {
         }
         self.nat.aor = aor;
         n
-    }
-
-    /// The RTT (ms) at quantile `q` (0.0..=1.0) over every answered ping of this shard.
-    pub fn ping_rtt_quantile_ms(&self, q: f64) -> u64 {
-        self.nat.hist.value_at_quantile(q)
-    }
-
-    /// When the pinger wants `handle_timeout`: the next tick, while some binding has
-    /// keepalives on.
-    pub(crate) fn nat_poll_timeout(&self) -> Option<Millis> {
-        let [plain, nated] = self.loc.pinging();
-        let any = nated > 0 || (!self.io.cfg.nat.ping_nated_only && plain > 0);
-        if !self.nat.active || !any {
-            return None;
-        }
-        let next = self.nat.last_tick.map_or(0, |t| t + 1);
-        Some(Millis(next * TICK_MILLIS))
     }
 
     /// Sweeps every tick from the last one swept up to `now` (at most one interval).

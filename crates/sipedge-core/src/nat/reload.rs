@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use super::{NatMode, NatUserTable, PingMode};
-use crate::core::Core;
 
-impl Core {
+impl super::ping::NatPinger<'_> {
     /// Takes the generation `users` (from [`Core::handle_config`]), when it is not the one
     /// applied, and re-applies it to the bindings of the AoRs it changes.
     pub(crate) fn nat_reload(&mut self, users: &super::NatUsers) {
