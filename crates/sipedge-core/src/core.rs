@@ -19,7 +19,11 @@ use crate::time::Millis;
 
 mod auth;
 mod dispatch;
+mod invariants;
+pub(crate) mod journal;
+mod lookup;
 mod nat;
+mod relay;
 
 /// The tables a reload (SIGHUP) replaces: immutable, shared by every shard through an `Arc`,
 /// handed to each core between two turns with [`Core::handle_config`], so every request of
@@ -43,8 +47,6 @@ pub struct Core {
     pub(crate) loc: Location,
     fired: Vec<u64>,
     pub(crate) lookups: VecDeque<LookupReply>,
-    /// Reused: the canonical AoR of a relayed request's target.
-    pub(crate) aor_buf: Vec<u8>,
     /// The registrar's reused buffers (`registrar`).
     pub(crate) reg: crate::registrar::RegistrarBufs,
     /// The keepalive pinger (`nat::ping`).
@@ -65,7 +67,6 @@ impl Core {
             auth: crate::auth::AuthState::new(&cfg.auth),
             fired: Vec::new(),
             lookups: VecDeque::new(),
-            aor_buf: Vec::with_capacity(64),
             reg: crate::registrar::RegistrarBufs::default(),
             io: Io::new(cfg),
         }
@@ -88,6 +89,16 @@ impl Core {
             bufs: &mut self.reg,
             auth: &mut self.auth,
             nat: &mut self.nat,
+        }
+    }
+
+    /// The relay, lent the store, the sink and the authenticator's state.
+    pub(crate) fn relay(&mut self) -> crate::proxy::RelayCx<'_> {
+        crate::proxy::RelayCx {
+            io: &mut self.io,
+            loc: &mut self.loc,
+            relay: &mut self.relay,
+            auth: &mut self.auth,
         }
     }
 
@@ -205,7 +216,7 @@ impl Core {
             // A response from a phone (the callee, named in To) shows its NAT binding alive.
             self.note_traffic(v, remote, true);
             // Client transactions of the relay (RFC 3261 §17.1.3); unmatched: discarded.
-            self.handle_response(now, local, remote, msg, v);
+            self.relay().handle_response(now, local, remote, msg, v);
             return;
         }
         self.io.stats.requests_in += 1;
@@ -264,7 +275,7 @@ impl Core {
             }
             ShardMsg::Lookup { aor, token } => self.answer_lookup(now, from, &aor, token),
             ShardMsg::LookupReply(reply) if crate::proxy::is_relay_token(reply.token) => {
-                self.relay_lookup_reply(now, reply)
+                self.relay().relay_lookup_reply(now, reply)
             }
             ShardMsg::LookupReply(reply) => self.lookups.push_back(reply),
         }
@@ -277,7 +288,7 @@ impl Core {
         self.io.wheel.advance(Tick(now.0 / TICK_MILLIS), &mut fired);
         for &key in &fired {
             if key & crate::txn::TXN_TIMER_BIT != 0 {
-                self.txn_timer(now, key);
+                self.relay().txn_timer(now, key);
             } else {
                 self.store().binding_timer(now, key);
             }

@@ -56,9 +56,7 @@ mod bindings;
 mod config;
 mod core;
 mod date;
-mod invariants;
 mod io;
-mod journal;
 mod location;
 mod lookup;
 mod nat;
@@ -79,8 +77,8 @@ pub use crate::config::{
     DEFAULT_MAX_BINDINGS, DEFAULT_MAX_CONTACTS, DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS,
     SUPPORTED,
 };
+pub use crate::core::journal::SnapshotCursor;
 pub use crate::core::{Core, CoreEvent, ReloadTables};
-pub use crate::journal::SnapshotCursor;
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};
 pub use crate::nat::{

@@ -25,7 +25,7 @@ impl Core {
         let Some(method) = msg.method() else { return };
         // The relay (RFC 3261 §16) takes what is not the edge's own business; a REGISTER
         // never is (`relay_request` declines it), so it does not pay for the look.
-        if method != Method::Register && self.relay_request(now, local, remote, msg, v) {
+        if method != Method::Register && self.relay().relay_request(now, local, remote, msg, v) {
             return;
         }
         if method == Method::Ack {

@@ -10,10 +10,10 @@ use sipedge_msg::{
 
 use crate::aor::{canonical_aor, owner_of, split_aor};
 use crate::bindings::tick_at_or_after;
-use crate::core::Core;
 use crate::lookup::{LookupError, LookupReply};
 use crate::output::LocalId;
 use crate::proxy::token::{self, Flow};
+use crate::proxy::RelayCx;
 use crate::proxy::{write_hostport, Relay};
 use crate::refusal::{Refusal, RelayRefusal};
 use crate::time::Millis;
@@ -245,7 +245,7 @@ fn itoa_u32(n: u32) -> String {
     s
 }
 
-impl Core {
+impl RelayCx<'_> {
     /// Our advertised address on socket `local`.
     fn advertise(&self, local: LocalId) -> SocketAddr {
         let a = &self.io.cfg.proxy.advertise;
@@ -270,7 +270,7 @@ impl Core {
             b: b as u8,
             loop_hash: c.loop_hash,
         };
-        let Core { relay, io, .. } = self;
+        let RelayCx { relay, io, .. } = self;
         let mac = &io.mac;
         relay.make_via(mac, shard, adv, idx, &id);
     }
@@ -394,7 +394,7 @@ impl Core {
         aor_uri: &[u8],
     ) -> Result<smallvec::SmallVec<[Target; 2]>, LookupError> {
         let uri = sipedge_msg::Uri::parse(aor_uri).map_err(|_| LookupError::NotAnAor)?;
-        let mut aor = std::mem::take(&mut self.aor_buf);
+        let mut aor = std::mem::take(&mut self.relay.aor_buf);
         let result = match canonical_aor(&uri, self.io.cfg.registrar.case_sensitive, &mut aor) {
             Err(_) => Err(LookupError::NotAnAor),
             Ok(()) if owner_of(&aor, self.io.cfg.shards) != self.io.cfg.shard => {
@@ -421,7 +421,7 @@ impl Core {
                 Ok(out)
             }
         };
-        self.aor_buf = aor;
+        self.relay.aor_buf = aor;
         result
     }
 

@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 
 use sipedge_msg::{Message, Validated};
 
-use crate::core::Core;
 use crate::output::LocalId;
+use crate::proxy::RelayCx;
 use crate::refusal::{Refusal, RelayRefusal};
-use crate::shard::{ShardId, ShardMsg};
+use crate::shard::ShardMsg;
 use crate::stateless::Req;
 use crate::time::Millis;
 use crate::txn::table::Full;
@@ -26,13 +26,7 @@ use crate::txn::{timer_key, Timer, GEN_MASK};
 /// short enough that a refused phone is back soon.
 pub const OVERLOAD_RETRY_AFTER_SECS: u32 = 5;
 
-impl Core {
-    /// Bytes held by this shard's live transactions (what `[limits]
-    /// max_transaction_bytes` caps).
-    pub fn transaction_bytes(&mut self) -> usize {
-        self.relay.txns.held_bytes()
-    }
-
+impl RelayCx<'_> {
     /// Before a new cell: `false` when the table is at a cap — the request has had its one
     /// stateless 503 (RFC 3261 §21.5.4) and is counted.
     pub(crate) fn admit_transaction(
@@ -79,12 +73,8 @@ impl Core {
         self.finish_own(now, idx, RelayRefusal::Overloaded);
     }
 
-    /// The shell could not queue `msg` (which this core produced with
-    /// [`Core::poll_shard_msg`]) to shard `to`: its mesh queue was full. A lookup the
-    /// relay asked ends its cell at once (503, as when its timer fires); anything else is
-    /// counted (the peer retransmits a hand-off; a lost lookup answer is the asker's timer).
-    pub fn handle_undelivered(&mut self, now: Millis, to: ShardId, msg: ShardMsg) {
-        let _ = to;
+    /// A message for another shard was not delivered (`Core::handle_undelivered`).
+    pub(crate) fn handle_undelivered(&mut self, now: Millis, msg: ShardMsg) {
         self.io.stats.overload.shard_msgs_undelivered += 1;
         if let ShardMsg::Lookup { token, .. } = msg {
             if crate::proxy::is_relay_token(token) {

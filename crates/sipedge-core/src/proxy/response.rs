@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 
 use sipedge_msg::{write_forward, ForwardEdits, HeaderName, Message, Method, Validated};
 
-use crate::core::Core;
 use crate::output::LocalId;
 use crate::proxy::token::{self, Flow};
 use crate::proxy::Relay;
+use crate::proxy::RelayCx;
 use crate::refusal::{Refusal, RelayRefusal};
 use crate::shard::ShardMsg;
 use crate::time::Millis;
@@ -29,7 +29,7 @@ fn rank(code: u16, ours: bool) -> u16 {
     class * 2 + u16::from(ours)
 }
 
-impl Core {
+impl RelayCx<'_> {
     /// A valid response arrived (RFC 3261 §18.1.2 → §17.1.3 matching).
     pub(crate) fn handle_response(
         &mut self,

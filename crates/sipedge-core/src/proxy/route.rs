@@ -6,11 +6,11 @@ use std::net::{IpAddr, SocketAddr};
 use sipedge_msg::{HeaderName, Message, Method, NameAddr, Scheme, Uri, Validated, Via};
 
 use crate::config::SUPPORTED;
-use crate::core::Core;
 use crate::lookup::LookupError;
 use crate::output::LocalId;
 use crate::proxy::forward::Target;
 use crate::proxy::token::{Flow, Token};
+use crate::proxy::RelayCx;
 use crate::proxy::RELAY_TOKEN_BIT;
 use crate::refusal::{Refusal, RelayRefusal};
 use crate::shard::ShardMsg;
@@ -109,7 +109,7 @@ fn supported(tag: &[u8]) -> bool {
         .any(|s| !s.is_empty() && s.as_bytes().eq_ignore_ascii_case(tag))
 }
 
-impl Core {
+impl RelayCx<'_> {
     fn via_is_ours(&self, via: &Via<'_>) -> bool {
         let port = via.port().unwrap_or(5060);
         self.io.cfg.is_our_domain(via.host())
@@ -255,7 +255,8 @@ impl Core {
                 }
                 crate::auth::AuthOutcome::Rejected(r) => {
                     self.relay.stats.refused += 1;
-                    self.send_auth_rejection(now, local, remote, msg, r);
+                    self.authenticator()
+                        .reject_request(now, local, remote, (msg, None), r);
                     return None;
                 }
             }

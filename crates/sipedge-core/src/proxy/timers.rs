@@ -1,12 +1,12 @@
 //! Transaction timers firing (RFC 3261 §17, Appendix A). A timer acts only in the state it
 //! was armed for; otherwise it is a stale entry of the lazy-cancel wheel and does nothing.
 
-use crate::core::Core;
+use crate::proxy::RelayCx;
 use crate::time::Millis;
 use crate::txn::table::{Cancel, Cli, Srv};
 use crate::txn::{decode_timer_key, timer_key, Timer};
 
-impl Core {
+impl RelayCx<'_> {
     /// A transaction timer key came off the wheel.
     pub(crate) fn txn_timer(&mut self, now: Millis, key: u64) {
         let Some((t, idx, gen, b)) = decode_timer_key(key) else {
