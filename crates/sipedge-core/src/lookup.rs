@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use crate::location::Transport;
 use crate::output::LocalId;
-use crate::shard::ShardId;
+use crate::output::ShardId;
 use crate::time::Millis;
 
 /// One current binding of an AoR, owned so it can cross the mesh.

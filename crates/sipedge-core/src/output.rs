@@ -8,6 +8,11 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct LocalId(pub u16);
 
+/// Index of a shard (0..shards). Here, beside [`LocalId`], so that the leaves (`aor`'s
+/// owner hash) need not name the hand-off messages of `shard`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ShardId(pub u16);
+
 /// A datagram to send, borrowed from the core until the next `poll_transmit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit<'a> {

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::blobs::EMPTY;
 use crate::output::LocalId;
-use crate::shard::ShardId;
+use crate::output::ShardId;
 use crate::time::Millis;
 
 /// "No binding" in chains and "no string" in interned ids.

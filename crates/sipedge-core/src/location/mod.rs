@@ -452,7 +452,7 @@ mod tests {
     use super::*;
     use crate::aor::split_aor;
     use crate::output::LocalId;
-    use crate::shard::ShardId;
+    use crate::output::ShardId;
     use crate::time::Millis;
 
     fn data<'a>(contact: &'a [u8], ua: &'a [u8], source: &str) -> BindingData<'a> {
