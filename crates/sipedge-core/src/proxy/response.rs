@@ -348,6 +348,7 @@ impl RelayCx<'_> {
             && c.branches.iter().all(|b| b.state() == Cli::Terminated)
         {
             self.relay.txns.free(idx);
+            self.relay.stats.illegal_transaction_edges = self.relay.txns.retired_illegal_edges();
         }
     }
 

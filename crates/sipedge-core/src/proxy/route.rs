@@ -57,6 +57,9 @@ pub struct ProxyStats {
     pub refused: u64,
     /// Location lookups asked of another shard.
     pub lookups_remote: u64,
+    /// Illegal transaction state edges taken (a bug; `txn/LIFECYCLE.md`), counted when the
+    /// transaction ends. A debug build stops at the first.
+    pub illegal_transaction_edges: u64,
 }
 
 /// How a request is routed (RFC 3261 §16.4).
