@@ -209,3 +209,62 @@ fn the_checker_finds_a_cycle() {
     let c = cycles(&g);
     assert_eq!(c, vec![BTreeSet::from(["a".to_string(), "b".to_string()])]);
 }
+
+/// Issue 14: no production file over 800 lines and no function over 120, in `sipedge-core`
+/// and `sipedge-msg` (`#[cfg(test)]` modules left out; a function runs from its `fn` line
+/// to the `}` at its indentation).
+#[test]
+fn production_files_and_functions_stay_small() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut all = Vec::new();
+    files(&here.join("src"), &mut all);
+    files(&here.join("../sipedge-msg/src"), &mut all);
+    let mut bad = Vec::new();
+    for f in &all {
+        let text = std::fs::read_to_string(f).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        let end = (0..lines.len())
+            .find(|&i| {
+                lines[i].trim() == "#[cfg(test)]"
+                    && lines
+                        .get(i + 1)
+                        .is_some_and(|l| l.trim_start().starts_with("mod "))
+            })
+            .unwrap_or(lines.len());
+        if end > 800 {
+            bad.push(format!("{}: {end} lines", f.display()));
+        }
+        for i in 0..end {
+            let l = lines[i];
+            let t = l.trim_start();
+            let is_fn = [
+                "fn ",
+                "pub fn ",
+                "pub(crate) fn ",
+                "pub(super) fn ",
+                "const fn ",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p));
+            if !is_fn {
+                continue;
+            }
+            let Some(open) = (i..end).find(|&j| {
+                let r = lines[j].trim_end();
+                r.ends_with('{') || r.ends_with(';')
+            }) else {
+                continue;
+            };
+            if lines[open].trim_end().ends_with(';') {
+                continue;
+            }
+            let close = format!("{}}}", &l[..l.len() - t.len()]);
+            if let Some(k) = (open + 1..end).find(|&k| lines[k] == close) {
+                if k - i + 1 > 120 {
+                    bad.push(format!("{}:{}: {} lines", f.display(), i + 1, k - i + 1));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "over the size limits: {bad:#?}");
+}
