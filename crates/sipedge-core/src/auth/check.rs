@@ -419,7 +419,7 @@ impl Authenticator<'_> {
         };
         let Some(c) = found else {
             if malformed {
-                return Err(bad(&mut self.auth, AuthRefusal::MalformedCredentials));
+                return Err(bad(self.auth, AuthRefusal::MalformedCredentials));
             }
             return Err(Verdict::Reject(AuthReject::Challenge { stale: false }));
         };
@@ -495,7 +495,7 @@ impl Authenticator<'_> {
         let (Some(username), Some(nonce), Some(uri), Some(response)) =
             (c.username, c.nonce, c.uri, c.response)
         else {
-            return bad(&mut self.auth, AuthRefusal::IncompleteCredentials);
+            return bad(self.auth, AuthRefusal::IncompleteCredentials);
         };
         // RFC 7616 §3.4.6 / RFC 2617 §3.2.2.5: the digest-uri must name the Request-URI,
         // else the credentials could be lifted from a request for another resource. A
@@ -505,7 +505,7 @@ impl Authenticator<'_> {
             && !digest_uri_matches(uri.raw(), msg.request_uri_raw().unwrap_or_default())
             && !(matches!(class, Class::Register { .. }) && self.digest_uri_names_us(uri.raw()))
         {
-            return bad(&mut self.auth, AuthRefusal::DigestUriMismatch);
+            return bad(self.auth, AuthRefusal::DigestUriMismatch);
         }
         let st = &mut self.auth;
         let (qop_auth, nc) = match qop_of(st, &c) {
