@@ -36,22 +36,29 @@
 //!   RX frames, always on the fill ring or in the RX ring; the rest are TX frames, on a free
 //!   list until sent and back from the completion ring after.
 //! * **Receive**: frames are parsed ([`frame`]), checksums verified, the payload handed to the
-//!   callback, the frame returned to the fill ring. The sender's MAC, VLAN and our address
-//!   are remembered per peer IP (a capped table, [`XdpConfig::neighbours`]).
-//! * **Send**: a datagram to a peer whose next-hop MAC is known, that fits the MTU, goes out
-//!   as a frame with complete checksums; anything else goes through the UDP socket (the
-//!   kernel resolves the neighbour and fragments), so `xdp` is a fast path, never a subset.
+//!   callback, the frame returned to the fill ring.
+//! * **Next hop**: from the kernel's own tables, mirrored over rtnetlink ([`neigh`]): the
+//!   route out of our interface and the next hop's MAC from the neighbour table, so a reply,
+//!   a relayed request or a ping to a peer never heard from goes where the kernel would send
+//!   it, and a spoofed frame cannot teach us a MAC. Learning from frames (capped,
+//!   [`XdpConfig::neighbours`]) is kept only where the kernel's tables cannot answer: peers
+//!   behind a VLAN tag (their routes are on the VLAN device), and which of our addresses a
+//!   peer sent to when we listen on `0.0.0.0`.
+//! * **Send**: a datagram whose next-hop MAC is known, that fits the MTU, goes out as a frame
+//!   with complete checksums; anything else goes through the UDP socket (the kernel resolves
+//!   the neighbour — the answer reaches us as `RTM_NEWNEIGH` — and fragments), so `xdp` is a
+//!   fast path, never a subset.
 //! * **Wake-ups**: need-wakeup mode (no syscall while the kernel makes progress on its own).
 //!   While traffic flows the engine does not ask to be woken per packet: it checks its rings
 //!   every `xdp_poll_us` (sleeping on the eventfd and fallback sockets only), and only after
 //!   ~10 ms without traffic blocks on the XDP socket itself.
 
 mod frame;
+mod neigh;
 mod prog;
 mod ring;
 mod sys;
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -64,6 +71,7 @@ use crate::mmsg::MmsgEngine;
 use crate::wake::WakeFd;
 use crate::{Datagram, EngineConfig, EngineStats};
 use frame::L2;
+use neigh::{Hop, IpMap, KernelTable};
 use ring::Ring;
 use sys::{Mapping, XdpDesc};
 
@@ -72,6 +80,8 @@ const IDLE_CHECKS: u32 = 50;
 /// While busy, the fallback sockets are checked this often (and whenever a blocking wait
 /// saw one readable): a fragment or a first datagram waits at most this long.
 const FALLBACK_CHECK: Duration = Duration::from_millis(1);
+/// The epoll tag of the rtnetlink socket (the fallback sockets are tagged by index).
+const NETLINK_TAG: u64 = u64::MAX;
 /// Kicks of the TX ring per flush at most (copy mode sends 32 frames per syscall).
 const MAX_TX_KICKS: u32 = 256;
 
@@ -95,7 +105,8 @@ pub struct XdpConfig {
     /// Ring check interval while traffic flows, in µs; 0 = be woken per packet
     /// (`xdp_poll_us`). Default 200.
     pub poll_us: u32,
-    /// Peers whose MAC address is remembered (`xdp_neighbours`). Default 65536.
+    /// Cap of the kernel neighbour table's mirror, and of the peers learned from frames
+    /// (VLAN-tagged peers, our address per peer on `0.0.0.0`) (`xdp_neighbours`). Default 65536.
     pub neighbours: usize,
 }
 
@@ -115,7 +126,9 @@ impl Default for XdpConfig {
     }
 }
 
-/// Where a peer is, as learned from its last frame.
+/// Where a peer is, as learned from its last frame: kept only for what the kernel's tables
+/// cannot say (a VLAN-tagged peer, whose routes are on the VLAN device; our address a peer
+/// sent to when we listen on `0.0.0.0`).
 #[derive(Debug, Clone, Copy)]
 struct Neighbour {
     l2: L2,
@@ -178,8 +191,12 @@ pub(crate) struct XdpEngine {
     frame_bytes: u64,
     tx_free: Vec<u64>,
     tx_queued: u32,
-    neigh: HashMap<IpAddr, Neighbour>,
+    /// Routes, neighbours and our MAC from the kernel (rtnetlink): where requests go.
+    kernel: KernelTable,
+    learned: IpMap<Neighbour>,
     neigh_cap: usize,
+    /// A listen address is unspecified: remember which of our addresses each peer used.
+    learn_local: bool,
     mtu: usize,
     ip_id: u16,
     poll_us: u32,
@@ -264,6 +281,21 @@ impl XdpEngine {
                 return Err(io::Error::last_os_error());
             }
         }
+        let kernel = KernelTable::open(attached.ifindex, x.neighbours)?;
+        if kernel.mac.is_none() {
+            tracing::warn!(
+                interface = ifname,
+                "no MAC address on the interface: every datagram goes through the socket"
+            );
+        }
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: NETLINK_TAG,
+        };
+        // SAFETY: registers our open netlink fd in our epoll fd; `ev` is live.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, kernel.raw_fd(), &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
         let pollfds = [xsk.fd.as_raw_fd(), ep, fallback.wake().raw_fd()]
             .into_iter()
             .map(|fd| libc::pollfd {
@@ -272,7 +304,7 @@ impl XdpEngine {
                 revents: 0,
             })
             .collect();
-        let events = vec![libc::epoll_event { events: 0, u64: 0 }; fds.len().clamp(1, 64)];
+        let events = vec![libc::epoll_event { events: 0, u64: 0 }; (fds.len() + 1).min(65)];
         let frames = u64::from(x.frames);
         let rx_frames = frames.min(u64::from(x.ring_size)).min(frames / 2).max(1);
         let tx_frames = (frames - rx_frames).min(u64::from(x.ring_size));
@@ -281,11 +313,13 @@ impl XdpEngine {
             xsk,
             attached,
             fallback,
+            learn_local: listen.iter().any(|l| l.ip().is_unspecified()),
             listen,
             frame_bytes: fb,
             tx_free: (rx_frames..rx_frames + tx_frames).map(|i| i * fb).collect(),
             tx_queued: 0,
-            neigh: HashMap::with_capacity(x.neighbours.min(4096)),
+            kernel,
+            learned: IpMap::default(),
             neigh_cap: x.neighbours.max(1),
             mtu: sys::mtu(ifname),
             ip_id: 0,
@@ -349,17 +383,40 @@ impl XdpEngine {
     }
 
     fn send_frame(&mut self, socket: usize, to: SocketAddr, data: &[u8]) -> bool {
-        let (Some(&listen), Some(&n)) = (self.listen.get(socket), self.neigh.get(&to.ip())) else {
+        let Some(&listen) = self.listen.get(socket) else {
             return false;
         };
+        let (l2, src) = match self.kernel.next_hop(to.ip()) {
+            Hop::Mac { mac, src } => {
+                let Some(local_mac) = self.kernel.mac else {
+                    return false;
+                };
+                let l2 = L2 {
+                    local_mac,
+                    peer_mac: mac,
+                    vlan: None,
+                };
+                (l2, src)
+            }
+            // Only a tagged peer's MAC is taken from its frames (module docs).
+            Hop::NotOurs => match self.learned.get(&to.ip()) {
+                Some(n) if n.l2.vlan.is_some() => (n.l2, Some(n.local_ip)),
+                _ => return false,
+            },
+            Hop::Unresolved | Hop::Revalidate => return false,
+        };
         let ip = if listen.ip().is_unspecified() {
-            n.local_ip
+            // The address the peer sent to, else the kernel's source for the route.
+            match self.learned.get(&to.ip()).map(|n| n.local_ip).or(src) {
+                Some(ip) => ip,
+                None => return false,
+            }
         } else {
             listen.ip()
         };
         let from = SocketAddr::new(ip, listen.port());
-        let hl = frame::header_len(&n.l2, to.is_ipv6());
-        let l2_len = 14 + if n.l2.vlan.is_some() { 4 } else { 0 };
+        let hl = frame::header_len(&l2, to.is_ipv6());
+        let l2_len = 14 + if l2.vlan.is_some() { 4 } else { 0 };
         if hl + data.len() - l2_len > self.mtu || hl + data.len() > self.frame_bytes as usize {
             return false;
         }
@@ -373,7 +430,6 @@ impl XdpEngine {
         let Some(addr) = self.tx_free.pop() else {
             return false;
         };
-        let l2 = n.l2;
         // SAFETY: `addr` is a TX frame of ours (from the free list: not in any ring), inside
         // the UMEM (`addr + frame_bytes <= umem.len` by construction); nothing else borrows it.
         let buf = unsafe {
@@ -400,6 +456,22 @@ impl XdpEngine {
             st.xdp_tx_frames += 1;
         }
         true
+    }
+
+    /// Remembers a tagged peer's L2 / the address a peer sent to (module docs).
+    fn learn(&mut self, peer: IpAddr, l2: L2, local_ip: IpAddr) {
+        if self.learned.len() >= self.neigh_cap && !self.learned.contains_key(&peer) {
+            // Full: start over (rebuilt from traffic) rather than grow.
+            self.learned.clear();
+        }
+        self.learned.insert(peer, Neighbour { l2, local_ip });
+    }
+
+    /// Applies the kernel's route/neighbour updates (on the fallback check's cadence).
+    fn kernel_pass(&mut self) {
+        if let Err(e) = self.kernel.poll() {
+            tracing::warn!(error = %e, "rtnetlink read failed: the table may lag");
+        }
     }
 
     /// Takes sent frames back from the completion ring.
@@ -489,17 +561,9 @@ impl XdpEngine {
                         self.own.xdp_rx_rejected += 1;
                         continue;
                     };
-                    if self.neigh.len() >= self.neigh_cap && !self.neigh.contains_key(&u.src.ip()) {
-                        // Full: start over (rebuilt from traffic) rather than grow.
-                        self.neigh.clear();
+                    if u.l2.vlan.is_some() || self.learn_local {
+                        self.learn(u.src.ip(), u.l2, u.dst.ip());
                     }
-                    self.neigh.insert(
-                        u.src.ip(),
-                        Neighbour {
-                            l2: u.l2,
-                            local_ip: u.dst.ip(),
-                        },
-                    );
                     let truncated = u.payload.len() > self.recv_buf_bytes;
                     self.own.recv_truncated += u64::from(truncated);
                     delivered += 1;
@@ -553,6 +617,10 @@ impl XdpEngine {
         let budget = self.max_batch as usize;
         let mut delivered = 0;
         for k in 0..n.max(0) as usize {
+            if self.events[k].u64 == NETLINK_TAG {
+                self.kernel_pass();
+                continue;
+            }
             let s = self.events[k].u64 as usize;
             delivered += self
                 .fallback
