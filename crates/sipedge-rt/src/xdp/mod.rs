@@ -209,6 +209,8 @@ pub(crate) struct XdpEngine {
     events: Vec<libc::epoll_event>,
     fallback_ready: bool,
     fallback_due: Instant,
+    /// The clock read once per turn (by the fallback check), for what needs no more.
+    now: Instant,
     max_batch: u32,
     recv_buf_bytes: usize,
     /// This engine's own counters (the fallback keeps its own).
@@ -330,6 +332,7 @@ impl XdpEngine {
             events,
             fallback_ready: true,
             fallback_due: Instant::now(),
+            now: Instant::now(),
             max_batch: cfg.max_batch.clamp(1, u32::MAX as usize) as u32,
             recv_buf_bytes: cfg.recv_buf_bytes.max(1),
             own: EngineStats::default(),
@@ -386,7 +389,7 @@ impl XdpEngine {
         let Some(&listen) = self.listen.get(socket) else {
             return false;
         };
-        let (l2, src) = match self.kernel.next_hop(to.ip()) {
+        let (l2, src) = match self.kernel.next_hop(to.ip(), self.now) {
             Hop::Mac { mac, src } => {
                 let Some(local_mac) = self.kernel.mac else {
                     return false;
@@ -599,6 +602,7 @@ impl XdpEngine {
     /// every [`FALLBACK_CHECK`].
     fn fallback_pass<F: FnMut(Datagram<'_>)>(&mut self, on_datagram: &mut F) -> usize {
         let now = Instant::now();
+        self.now = now;
         if !self.fallback_ready && now < self.fallback_due {
             return 0;
         }

@@ -483,8 +483,9 @@ impl KernelTable {
         }
     }
 
-    /// Where a datagram to `dst` goes (module docs).
-    pub(super) fn next_hop(&mut self, dst: IpAddr) -> Hop {
+    /// Where a datagram to `dst` goes (module docs); `now` is the caller's clock (the
+    /// engine's turn: no clock read per datagram).
+    pub(super) fn next_hop(&mut self, dst: IpAddr, now: Instant) -> Hop {
         let mut best: Option<&Route> = None;
         for r in &self.routes {
             if !in_prefix(dst, r.dst, r.plen) {
@@ -509,7 +510,6 @@ impl KernelTable {
             return Hop::Unresolved;
         };
         if n.stale {
-            let now = Instant::now();
             if n.revalidated
                 .is_none_or(|t| now.duration_since(t) >= REVALIDATE_EVERY)
             {

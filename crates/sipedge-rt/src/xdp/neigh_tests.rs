@@ -6,6 +6,12 @@ const IF: u32 = 7;
 const MAC_GW: [u8; 6] = [2, 0, 0, 0, 0, 0x91];
 const MAC_PEER: [u8; 6] = [2, 0, 0, 0, 0, 0x22];
 
+impl KernelTable {
+    fn next_hop_now(&mut self, dst: IpAddr) -> Hop {
+        self.next_hop(dst, Instant::now())
+    }
+}
+
 fn table(cap: usize) -> KernelTable {
     let f = std::fs::File::open("/dev/null").unwrap();
     KernelTable::empty(OwnedFd::from(f), IF, cap)
@@ -96,14 +102,14 @@ fn ip(s: &str) -> IpAddr {
 #[test]
 fn on_link_peers_resolve_to_their_own_mac_others_to_the_gateways() {
     let mut t = lan();
-    assert!(matches!(t.next_hop(ip("198.18.21.2")), Hop::Mac { mac, .. } if mac == MAC_PEER));
-    assert!(matches!(t.next_hop(ip("203.0.113.9")), Hop::Mac { mac, .. } if mac == MAC_GW));
+    assert!(matches!(t.next_hop_now(ip("198.18.21.2")), Hop::Mac { mac, .. } if mac == MAC_PEER));
+    assert!(matches!(t.next_hop_now(ip("203.0.113.9")), Hop::Mac { mac, .. } if mac == MAC_GW));
     // On-link but never resolved by the kernel: the socket, so the kernel resolves it.
-    assert_eq!(t.next_hop(ip("198.18.21.3")), Hop::Unresolved);
+    assert_eq!(t.next_hop_now(ip("198.18.21.3")), Hop::Unresolved);
     // A more specific route out of another interface wins over our default route.
-    assert_eq!(t.next_hop(ip("10.21.0.5")), Hop::NotOurs);
+    assert_eq!(t.next_hop_now(ip("10.21.0.5")), Hop::NotOurs);
     // No IPv6 route at all.
-    assert_eq!(t.next_hop(ip("2001:db8::1")), Hop::NotOurs);
+    assert_eq!(t.next_hop_now(ip("2001:db8::1")), Hop::NotOurs);
 }
 
 #[test]
@@ -113,27 +119,27 @@ fn neighbour_updates_and_deletes_follow_the_kernel() {
         RTM_NEWNEIGH,
         &neigh("198.18.21.3", IF, REACHABLE, Some(MAC_PEER)),
     );
-    assert!(matches!(t.next_hop(ip("198.18.21.3")), Hop::Mac { .. }));
+    assert!(matches!(t.next_hop_now(ip("198.18.21.3")), Hop::Mac { .. }));
     t.apply(RTM_NEWNEIGH, &neigh("198.18.21.3", IF, NUD_FAILED, None));
-    assert_eq!(t.next_hop(ip("198.18.21.3")), Hop::Unresolved);
+    assert_eq!(t.next_hop_now(ip("198.18.21.3")), Hop::Unresolved);
     t.apply(
         RTM_NEWNEIGH,
         &neigh("198.18.21.3", IF, REACHABLE, Some(MAC_GW)),
     );
     t.apply(RTM_DELNEIGH, &neigh("198.18.21.3", IF, 0, None));
-    assert_eq!(t.next_hop(ip("198.18.21.3")), Hop::Unresolved);
+    assert_eq!(t.next_hop_now(ip("198.18.21.3")), Hop::Unresolved);
     // Another interface's neighbours are not ours.
     t.apply(
         RTM_NEWNEIGH,
         &neigh("198.18.21.4", IF + 1, REACHABLE, Some(MAC_PEER)),
     );
-    assert_eq!(t.next_hop(ip("198.18.21.4")), Hop::Unresolved);
+    assert_eq!(t.next_hop_now(ip("198.18.21.4")), Hop::Unresolved);
     // The default route goes: off-link destinations are no longer ours.
     t.apply(
         RTM_DELROUTE,
         &route("0.0.0.0", 0, IF, Some("198.18.21.254"), 0),
     );
-    assert_eq!(t.next_hop(ip("203.0.113.9")), Hop::NotOurs);
+    assert_eq!(t.next_hop_now(ip("203.0.113.9")), Hop::NotOurs);
 }
 
 #[test]
@@ -143,15 +149,26 @@ fn a_stale_neighbour_sends_one_datagram_a_second_through_the_kernel() {
         RTM_NEWNEIGH,
         &neigh("198.18.21.2", IF, NUD_STALE, Some(MAC_PEER)),
     );
-    assert_eq!(t.next_hop(ip("198.18.21.2")), Hop::Revalidate);
-    for _ in 0..100 {
-        assert!(matches!(t.next_hop(ip("198.18.21.2")), Hop::Mac { .. }));
+    let t0 = Instant::now();
+    let peer = ip("198.18.21.2");
+    assert_eq!(t.next_hop(peer, t0), Hop::Revalidate);
+    for ms in [0, 10, 999] {
+        let at = t0 + Duration::from_millis(ms);
+        assert!(matches!(t.next_hop(peer, at), Hop::Mac { .. }));
     }
+    assert_eq!(
+        t.next_hop(peer, t0 + Duration::from_secs(1)),
+        Hop::Revalidate
+    );
+    assert!(matches!(
+        t.next_hop(peer, t0 + Duration::from_secs(1)),
+        Hop::Mac { .. }
+    ));
     t.apply(
         RTM_NEWNEIGH,
         &neigh("198.18.21.2", IF, REACHABLE, Some(MAC_PEER)),
     );
-    assert!(matches!(t.next_hop(ip("198.18.21.2")), Hop::Mac { .. }));
+    assert!(matches!(t.next_hop_now(ip("198.18.21.2")), Hop::Mac { .. }));
 }
 
 #[test]
@@ -166,7 +183,7 @@ fn the_neighbour_table_has_a_cap() {
     }
     assert_eq!(t.neigh.len(), 2);
     assert_eq!(t.full, 1);
-    assert_eq!(t.next_hop(ip("198.18.21.3")), Hop::Unresolved);
+    assert_eq!(t.next_hop_now(ip("198.18.21.3")), Hop::Unresolved);
 }
 
 #[test]
@@ -177,7 +194,7 @@ fn the_source_address_comes_from_the_route_or_the_interface() {
     attr(&mut a, IFA_LOCAL, &octets("198.18.21.1"));
     t.apply(RTM_NEWADDR, &a);
     assert_eq!(
-        t.next_hop(ip("198.18.21.2")),
+        t.next_hop_now(ip("198.18.21.2")),
         Hop::Mac {
             mac: MAC_PEER,
             src: Some(ip("198.18.21.1"))
@@ -185,7 +202,7 @@ fn the_source_address_comes_from_the_route_or_the_interface() {
     );
     t.apply(RTM_DELADDR, &a);
     assert!(matches!(
-        t.next_hop(ip("198.18.21.2")),
+        t.next_hop_now(ip("198.18.21.2")),
         Hop::Mac { src: None, .. }
     ));
 }
@@ -205,7 +222,7 @@ fn truncated_and_lying_messages_are_ignored_without_panic() {
     let mut lie = n.clone();
     lie[12..14].copy_from_slice(&500u16.to_ne_bytes()); // attribute longer than the message
     t.apply(RTM_NEWNEIGH, &lie);
-    assert_eq!(t.next_hop(ip("198.18.21.9")), Hop::Unresolved);
+    assert_eq!(t.next_hop_now(ip("198.18.21.9")), Hop::Unresolved);
     // Whole datagrams: a header claiming more than there is stops the walk.
     let mut dgram = vec![0u8; 16];
     dgram[0..4].copy_from_slice(&1000u32.to_ne_bytes());
