@@ -82,6 +82,8 @@ const IDLE_CHECKS: u32 = 50;
 const FALLBACK_CHECK: Duration = Duration::from_millis(1);
 /// The epoll tag of the rtnetlink socket (the fallback sockets are tagged by index).
 const NETLINK_TAG: u64 = u64::MAX;
+/// Packets one busy poll may process (SO_BUSY_POLL_BUDGET; the kernel's default is 8).
+const BUSY_POLL_BUDGET: libc::c_int = 64;
 /// Kicks of the TX ring per flush at most (copy mode sends 32 frames per syscall).
 const MAX_TX_KICKS: u32 = 256;
 
@@ -108,6 +110,8 @@ pub struct XdpConfig {
     /// Cap of the kernel neighbour table's mirror, and of the peers learned from frames
     /// (VLAN-tagged peers, our address per peer on `0.0.0.0`) (`xdp_neighbours`). Default 65536.
     pub neighbours: usize,
+    /// Busy polling of the XDP socket, µs per poll; 0 = off (`xdp_busy_poll_us`). Default 0.
+    pub busy_poll_us: u32,
 }
 
 impl Default for XdpConfig {
@@ -122,6 +126,7 @@ impl Default for XdpConfig {
             zero_copy: true,
             poll_us: 200,
             neighbours: 65536,
+            busy_poll_us: 0,
         }
     }
 }
@@ -179,7 +184,43 @@ fn open_xsk(cfg: &XdpConfig, ifindex: u32, zero_copy: bool) -> io::Result<Xsk> {
         sys::XDP_COPY
     };
     sys::xsk_bind(raw, ifindex, cfg.queue, mode | sys::XDP_USE_NEED_WAKEUP)?;
+    if cfg.busy_poll_us > 0 {
+        set_busy_poll(raw, cfg.busy_poll_us)?;
+    }
     Ok(xsk)
+}
+
+/// `xdp_busy_poll_us`: the socket options of the kernel's busy polling for AF_XDP
+/// (Documentation/networking/af_xdp.rst, "XDP_USE_NEED_WAKEUP" and busy polling;
+/// SO_PREFER_BUSY_POLL since Linux 5.11).
+fn set_busy_poll(fd: std::os::fd::RawFd, us: u32) -> io::Result<()> {
+    const SO_BUSY_POLL: libc::c_int = 46;
+    const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+    const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+    for (opt, v) in [
+        (SO_PREFER_BUSY_POLL, 1),
+        (SO_BUSY_POLL, us as libc::c_int),
+        (SO_BUSY_POLL_BUDGET, BUSY_POLL_BUDGET),
+    ] {
+        // SAFETY: sets an int option on our open socket from a live int.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("[server] xdp_busy_poll_us: setsockopt {opt} on the XDP socket: {e} (needs Linux 5.11+ and CAP_NET_ADMIN; set 0 to turn busy polling off)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The AF_XDP engine; see the module docs.
@@ -200,6 +241,7 @@ pub(crate) struct XdpEngine {
     mtu: usize,
     ip_id: u16,
     poll_us: u32,
+    busy_poll: bool,
     idle_checks: u32,
     /// [xsk, epoll over the fallback sockets, eventfd].
     pollfds: Vec<libc::pollfd>,
@@ -326,6 +368,7 @@ impl XdpEngine {
             mtu: sys::mtu(ifname),
             ip_id: 0,
             poll_us: x.poll_us,
+            busy_poll: x.busy_poll_us > 0,
             idle_checks: IDLE_CHECKS,
             pollfds,
             epoll,
@@ -500,7 +543,7 @@ impl XdpEngine {
             if before == 0 || kicks == MAX_TX_KICKS {
                 break;
             }
-            if self.xsk.zero_copy && !self.xsk.tx.needs_wakeup() {
+            if self.xsk.zero_copy && !self.busy_poll && !self.xsk.tx.needs_wakeup() {
                 break;
             }
             kicks += 1;
@@ -539,6 +582,10 @@ impl XdpEngine {
 
     /// Delivers what the RX ring holds (at most `max_batch`) and refills the fill ring.
     fn rx_pass<F: FnMut(Datagram<'_>)>(&mut self, on_datagram: &mut F) -> usize {
+        if self.busy_poll && self.xsk.rx.ready() == 0 {
+            // Busy polling: the receive call runs the driver's queue in this thread.
+            self.kick_rx();
+        }
         let n = self.xsk.rx.ready().min(self.max_batch);
         let mut delivered = 0;
         for k in 0..n {

@@ -509,13 +509,12 @@ impl KernelTable {
         let Some(n) = self.neigh.get_mut(&via) else {
             return Hop::Unresolved;
         };
-        if n.stale {
-            if n.revalidated
+        if n.stale
+            && n.revalidated
                 .is_none_or(|t| now.duration_since(t) >= REVALIDATE_EVERY)
-            {
-                n.revalidated = Some(now);
-                return Hop::Revalidate;
-            }
+        {
+            n.revalidated = Some(now);
+            return Hop::Revalidate;
         }
         Hop::Mac { mac: n.mac, src }
     }
