@@ -27,8 +27,11 @@
 //! neighbour one datagram goes through the socket instead ([`Hop::Revalidate`]), which moves
 //! the kernel's entry to `DELAY`/`PROBE` and, when the peer answers the probe, `REACHABLE`.
 //!
-//! Every table has a cap; at the cap, new entries are not added (their traffic goes through
-//! the socket: slower, never wrong).
+//! Every table has a cap; at the cap, new neighbours and addresses are not added (their
+//! traffic goes through the socket: slower, never wrong), and a routing table that does not
+//! fit is not used at all (a partial one could pick the wrong gateway). Up to 32 routes a
+//! lookup scans them; above, answers are cached per destination until the next change.
+//! Each shard keeps its own mirror (its own socket): no lock, no sharing.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -37,8 +40,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-/// Routes kept at most (main table, all interfaces).
+/// Routes kept at most (main table, all interfaces). A table that does not fit is not
+/// mirrored at all: every datagram goes through the socket (a partial table could pick a
+/// wrong gateway).
 const MAX_ROUTES: usize = 4096;
+/// Up to this many routes a lookup scans them; above, results are cached per destination.
+const SCAN_ROUTES: usize = 32;
 /// Addresses of our interface kept at most.
 const MAX_ADDRS: usize = 64;
 /// A stale neighbour is re-confirmed through the kernel at most this often.
@@ -158,6 +165,11 @@ pub(super) struct KernelTable {
     /// Our interface's MAC (`IFLA_ADDRESS`).
     pub(super) mac: Option<[u8; 6]>,
     routes: Vec<Route>,
+    /// A route was dropped at [`MAX_ROUTES`]: the mirror cannot decide (module docs).
+    routes_incomplete: bool,
+    /// Destination → (next hop, source) or `None` (not ours), for tables above
+    /// [`SCAN_ROUTES`]; emptied on every route or address change, and when full.
+    route_cache: IpMap<Option<(IpAddr, Option<IpAddr>)>>,
     addrs: Vec<IpAddr>,
     neigh: IpMap<Neigh>,
     neigh_cap: usize,
@@ -224,6 +236,8 @@ impl KernelTable {
             seq: 0,
             mac: None,
             routes: Vec::new(),
+            routes_incomplete: false,
+            route_cache: IpMap::default(),
             addrs: Vec::new(),
             neigh: IpMap::default(),
             neigh_cap: neigh_cap.max(1),
@@ -239,6 +253,8 @@ impl KernelTable {
     /// Dumps every table again (at start, and after the kernel dropped notifications).
     fn resync(&mut self) -> io::Result<()> {
         self.routes.clear();
+        self.routes_incomplete = false;
+        self.route_cache.clear();
         self.addrs.clear();
         self.neigh.clear();
         for (ty, hdr_len) in [
@@ -382,6 +398,7 @@ impl KernelTable {
         }
         let Some(ip) = local.or(address) else { return };
         self.addrs.retain(|a| *a != ip);
+        self.route_cache.clear();
         if ty == RTM_NEWADDR {
             if self.addrs.len() < MAX_ADDRS {
                 self.addrs.push(ip);
@@ -431,10 +448,18 @@ impl KernelTable {
         }
         let same = |x: &Route| x.dst == r.dst && x.plen == r.plen && x.metric == r.metric;
         self.routes.retain(|x| !same(x));
+        self.route_cache.clear();
         if ty == RTM_NEWROUTE {
             if self.routes.len() < MAX_ROUTES {
                 self.routes.push(r);
             } else {
+                if !self.routes_incomplete {
+                    tracing::warn!(
+                        max = MAX_ROUTES,
+                        "routing table too large to mirror: XDP sends go through the UDP socket"
+                    );
+                }
+                self.routes_incomplete = true;
                 self.full += 1;
             }
         }
@@ -486,26 +511,24 @@ impl KernelTable {
     /// Where a datagram to `dst` goes (module docs); `now` is the caller's clock (the
     /// engine's turn: no clock read per datagram).
     pub(super) fn next_hop(&mut self, dst: IpAddr, now: Instant) -> Hop {
-        let mut best: Option<&Route> = None;
-        for r in &self.routes {
-            if !in_prefix(dst, r.dst, r.plen) {
-                continue;
-            }
-            if best.is_none_or(|b| r.plen > b.plen || (r.plen == b.plen && r.metric < b.metric)) {
-                best = Some(r);
-            }
-        }
-        let Some(r) = best else { return Hop::NotOurs };
-        if !r.unicast || r.oif != self.ifindex {
+        if self.routes_incomplete {
             return Hop::NotOurs;
         }
-        let via = r.gateway.unwrap_or(dst);
-        let src = r.prefsrc.or_else(|| {
-            self.addrs
-                .iter()
-                .copied()
-                .find(|a| a.is_ipv4() == dst.is_ipv4() && !link_local(*a))
-        });
+        let route = if self.routes.len() <= SCAN_ROUTES {
+            self.route(dst)
+        } else if let Some(&r) = self.route_cache.get(&dst) {
+            r
+        } else {
+            if self.route_cache.len() >= self.neigh_cap {
+                self.route_cache.clear();
+            }
+            let r = self.route(dst);
+            self.route_cache.insert(dst, r);
+            r
+        };
+        let Some((via, src)) = route else {
+            return Hop::NotOurs;
+        };
         let Some(n) = self.neigh.get_mut(&via) else {
             return Hop::Unresolved;
         };
@@ -517,6 +540,33 @@ impl KernelTable {
             return Hop::Revalidate;
         }
         Hop::Mac { mac: n.mac, src }
+    }
+}
+
+impl KernelTable {
+    /// Longest-prefix match, lowest metric first: the next hop and source address when the
+    /// route is a single unicast path out of our interface, else `None`.
+    fn route(&self, dst: IpAddr) -> Option<(IpAddr, Option<IpAddr>)> {
+        let mut best: Option<&Route> = None;
+        for r in &self.routes {
+            if !in_prefix(dst, r.dst, r.plen) {
+                continue;
+            }
+            if best.is_none_or(|b| r.plen > b.plen || (r.plen == b.plen && r.metric < b.metric)) {
+                best = Some(r);
+            }
+        }
+        let r = best?;
+        if !r.unicast || r.oif != self.ifindex {
+            return None;
+        }
+        let src = r.prefsrc.or_else(|| {
+            self.addrs
+                .iter()
+                .copied()
+                .find(|a| a.is_ipv4() == dst.is_ipv4() && !link_local(*a))
+        });
+        Some((r.gateway.unwrap_or(dst), src))
     }
 }
 

@@ -230,3 +230,28 @@ fn truncated_and_lying_messages_are_ignored_without_panic() {
     dgram[0..4].copy_from_slice(&3u32.to_ne_bytes());
     assert_eq!(messages(&dgram).count(), 0);
 }
+
+#[test]
+fn a_large_table_is_cached_and_an_overflowing_one_is_not_trusted() {
+    let mut t = lan();
+    for k in 0..40u32 {
+        t.apply(
+            RTM_NEWROUTE,
+            &route(&format!("10.{}.0.0", 100 + k), 16, IF + 1, None, 0),
+        );
+    }
+    // Above SCAN_ROUTES: the same answers, through the cache.
+    assert!(matches!(t.next_hop_now(ip("198.18.21.2")), Hop::Mac { mac, .. } if mac == MAC_PEER));
+    assert!(matches!(t.next_hop_now(ip("198.18.21.2")), Hop::Mac { mac, .. } if mac == MAC_PEER));
+    assert_eq!(t.next_hop_now(ip("10.105.3.4")), Hop::NotOurs);
+    // A route change empties the cache: a more specific route elsewhere wins at once.
+    t.apply(RTM_NEWROUTE, &route("198.18.21.2", 32, IF + 1, None, 0));
+    assert_eq!(t.next_hop_now(ip("198.18.21.2")), Hop::NotOurs);
+    // More routes than the mirror holds: nothing is trusted, everything takes the socket.
+    let mut t = lan();
+    for k in 0..MAX_ROUTES as u32 {
+        let dst = std::net::Ipv4Addr::from(0x0a00_0000 + (k << 8)).to_string();
+        t.apply(RTM_NEWROUTE, &route(&dst, 24, IF + 1, None, 0));
+    }
+    assert_eq!(t.next_hop_now(ip("198.18.21.2")), Hop::NotOurs);
+}
