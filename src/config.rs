@@ -201,6 +201,7 @@ struct RawServer {
     xdp_zero_copy: bool,
     xdp_poll_us: u32,
     xdp_neighbours: usize,
+    xdp_busy_poll_us: u32,
 }
 
 impl Default for RawServer {
@@ -222,6 +223,7 @@ impl Default for RawServer {
             xdp_zero_copy: true,
             xdp_poll_us: XdpConfig::default().poll_us,
             xdp_neighbours: XdpConfig::default().neighbours,
+            xdp_busy_poll_us: XdpConfig::default().busy_poll_us,
         }
     }
 }
@@ -276,6 +278,12 @@ fn xdp_config(s: &RawServer, io: IoMode) -> Result<XdpConfig, (String, String)> 
             format!("{} is outside 1..=16777216", s.xdp_neighbours),
         ));
     }
+    if s.xdp_busy_poll_us > 10_000 {
+        return Err((
+            key("xdp_busy_poll_us"),
+            format!("{} is above 10000 (10 ms)", s.xdp_busy_poll_us),
+        ));
+    }
     Ok(XdpConfig {
         interface: s.xdp_interface.clone(),
         queue: 0,
@@ -286,6 +294,7 @@ fn xdp_config(s: &RawServer, io: IoMode) -> Result<XdpConfig, (String, String)> 
         zero_copy: s.xdp_zero_copy,
         poll_us: s.xdp_poll_us,
         neighbours: s.xdp_neighbours,
+        busy_poll_us: s.xdp_busy_poll_us,
     })
 }
 
@@ -709,6 +718,10 @@ mod tests {
         assert_eq!(
             error_of("[server]\nxdp_attach = \"hw\"\n").key,
             "server.xdp_attach"
+        );
+        assert_eq!(
+            error_of("[server]\nxdp_busy_poll_us = 20000\n").key,
+            "server.xdp_busy_poll_us"
         );
         assert_eq!(
             error_of("[server]\nmax_message_bytes = 100\n").key,
