@@ -7,9 +7,11 @@
 mod admin;
 mod auth_config;
 mod config;
+mod config_admin;
 mod config_limits;
 mod config_nat;
 mod config_relay;
+mod logging;
 mod metrics;
 mod metrics_limits;
 mod metrics_nat;
@@ -75,7 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         println!("config {name}: OK");
         return Ok(());
     }
-    init_logging(&cfg.log_level)?;
+    logging::init(&cfg.log)?;
 
     let shards = match (cli.shards, cfg.workers) {
         (Some(0), _) => bail!("--shards must be at least 1"),
@@ -285,17 +287,6 @@ fn advertise(cfg: &Config) -> Vec<String> {
             },
         )
         .collect()
-}
-
-fn init_logging(level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .with_context(|| format!("key `log.level`: `{level}` is not a valid filter"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    Ok(())
 }
 
 /// Binds every listen entry once per shard. A port that something else holds is refused

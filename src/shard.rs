@@ -372,10 +372,11 @@ fn drain(
                 at,
                 answered,
             } => {
-                tracing::debug!(target: "sip::parse", %remote, kind = kind.label(), at, answered, "malformed message")
+                // Per packet: rate-limited (`[log] max_per_second`).
+                crate::logging::limited!(debug, target: "sip::parse", %remote, kind = kind.label(), at, answered, "malformed message")
             }
             CoreEvent::PingTimeout { source, misses } => {
-                tracing::info!(target: "sip::nat", %source, misses, "binding deregistered: keepalives unanswered")
+                crate::logging::limited!(info, target: "sip::nat", %source, misses, "binding deregistered: keepalives unanswered")
             }
         }
     }
