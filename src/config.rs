@@ -402,7 +402,8 @@ impl Config {
                     .map_err(|e| err("server.secret".into(), e.to_string()))?,
             ),
         };
-        let admin = crate::config_admin::parse_admin(&raw.admin).map_err(|(k, m)| err(k.into(), m))?;
+        let admin =
+            crate::config_admin::parse_admin(&raw.admin).map_err(|(k, m)| err(k.into(), m))?;
         let log = crate::config_admin::parse_log(&raw.log).map_err(|(k, m)| err(k.into(), m))?;
         let registrar = parse_registrar(&raw.registrar).map_err(|(k, m)| err(k.into(), m))?;
         if raw.registrar.expected_bindings > MAX_EXPECTED_BINDINGS {

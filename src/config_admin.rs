@@ -153,7 +153,10 @@ mod tests {
         assert!(admin("0.0.0.0:9065", "0123456789abcdef").is_ok());
         assert!(admin("127.0.0.1:9065", "").is_ok());
         assert!(admin("[::1]:9065", "").is_ok());
-        assert_eq!(admin("127.0.0.1:9065", "short").unwrap_err().0, "admin.token");
+        assert_eq!(
+            admin("127.0.0.1:9065", "short").unwrap_err().0,
+            "admin.token"
+        );
     }
 
     #[test]

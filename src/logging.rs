@@ -68,7 +68,10 @@ impl Limiter {
 
     /// `Some(suppressed)` when a line may be written now, `None` when it is suppressed.
     pub fn allow(&self) -> Option<u64> {
-        self.allow_at(epoch().elapsed().as_secs(), MAX_PER_SECOND.load(Ordering::Relaxed))
+        self.allow_at(
+            epoch().elapsed().as_secs(),
+            MAX_PER_SECOND.load(Ordering::Relaxed),
+        )
     }
 
     fn allow_at(&self, second: u64, max: u32) -> Option<u64> {

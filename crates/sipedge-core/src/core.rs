@@ -93,6 +93,8 @@ pub struct Core {
     /// never by the table seed: its outputs go on the wire, and a table hasher whose
     /// outputs an attacker can collect invites collisions in the location table (issue 13).
     pub(crate) tag_hasher: crate::aor::TableHasher,
+    /// Answers to admin queries (`admin`), drained by `poll_admin_reply`.
+    pub(crate) admin_replies: VecDeque<(u64, crate::admin::AdminReply)>,
 }
 
 impl Core {
@@ -124,6 +126,7 @@ impl Core {
             contact_buf: Vec::with_capacity(1024),
             path_buf: Vec::new(),
             date: crate::date::DateCache::default(),
+            admin_replies: VecDeque::new(),
         }
     }
 

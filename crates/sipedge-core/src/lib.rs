@@ -50,6 +50,7 @@
 //! NAT), `secret` (the node secret, [`NodeSecret`], and the SipHash-2-4 MAC of every token
 //! and branch we hand out). Relay counters: [`Core::proxy_stats`].
 
+pub mod admin;
 mod aor;
 pub mod auth;
 mod config;
