@@ -20,6 +20,7 @@ mod metrics_nat;
 mod metrics_relay;
 mod metrics_turns;
 mod persist;
+mod sdnotify;
 mod shard;
 
 use std::hash::{BuildHasher, Hasher};
@@ -146,7 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         cfg.admin_listen,
         admin::AdminState {
             metrics: metrics.clone(),
-            ports,
+            ports: ports.clone(),
             token: cfg.admin.token.clone(),
             started: AtomicBool::new(false),
             reload: {
@@ -262,6 +263,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     admin.set_started();
+    // systemd (contrib/sipedge.service, Type=notify): ready once every shard serves, and the
+    // watchdog fed while every shard turns.
+    sdnotify::notify("READY=1");
+    let watchdog = sdnotify::Watchdog::start(ports);
     tracing::info!(
         shards,
         listen = ?cfg.listen.iter().map(|l| l.addr).collect::<Vec<_>>(),
@@ -274,6 +279,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let _ = reload(cli.config.as_deref(), &tables, &wakers);
     });
     tracing::info!("stopping");
+    sdnotify::notify("STOPPING=1");
+    if let Some(w) = watchdog {
+        w.stop();
+    }
     stop_all(&stop, &wakers, threads);
     admin.stop();
     match outcome? {

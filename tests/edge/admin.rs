@@ -373,3 +373,42 @@ fn a_public_admin_listen_without_a_token_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("admin.token"));
 }
+
+#[test]
+fn systemd_hears_ready_then_the_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = temp_dir("admin-notify");
+    let cfg = write_config(dir.path(), "127.0.118.5", 26050, 26051, "auto");
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_sipedge"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--shards", "2"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut edge = Edge {
+        child: Some(child),
+        sip: "127.0.118.5:26050".parse().unwrap(),
+        admin: "127.0.118.5:26051".parse().unwrap(),
+        config: cfg,
+        _dir: dir,
+    };
+    let mut buf = [0u8; 256];
+    let mut heard = Vec::new();
+    while heard.len() < 3 {
+        let n = sock.recv(&mut buf).expect("a notification within 15 s");
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(heard[0], "READY=1", "{heard:?}");
+    assert!(heard[1..].iter().all(|h| h == "WATCHDOG=1"), "{heard:?}");
+    // Ready means serving.
+    assert_eq!(http(&edge, "GET", "/readyz", None, &[]).0, 200);
+    edge.terminate();
+}
