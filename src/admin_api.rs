@@ -255,11 +255,33 @@ pub async fn user(State(st): State<Arc<AdminState>>, Path(user): Path<String>) -
     Ok(Json(json!({ "user": user, "auth": account, "registrations": bindings })).into_response())
 }
 
-/// `POST /api/v1/messages`: not yet (it needs the relay's client transactions; see the
-/// issue 18 report for the design).
-pub async fn message() -> ApiResult {
+/// `POST /api/v1/messages` `{"to", "from", "body", "content_type"}` (RFC 3428): validated,
+/// 404 when `to` has no registered contact. Sending needs a client transaction that the
+/// edge itself originates (no server side), which the relay does not have yet: 501 until
+/// then (the design is in the issue 18 note).
+pub async fn message(State(st): State<Arc<AdminState>>, body: axum::body::Bytes) -> ApiResult {
+    let v: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("body: {e}")))?;
+    let field = |k: &str| v.get(k).and_then(Value::as_str);
+    let to = field("to").ok_or_else(|| bad("`to` (a user or AoR) is required"))?;
+    field("body").ok_or_else(|| bad("`body` is required"))?;
+    if let Some(from) = field("from") {
+        if !(from.starts_with("sip:") || from.starts_with("sips:")) {
+            return Err(bad("`from` must be a sip: URI"));
+        }
+    }
+    let aor = aor_uri(to);
+    let (_, contacts) = contacts_of(&st, &aor).await?;
+    if contacts.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("{aor} is not registered"),
+        ));
+    }
     Err(ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
-        "sending a MESSAGE is not implemented yet",
+        format!(
+            "{aor} has {} contact(s), but sending a MESSAGE is not implemented yet",
+            contacts.len()
+        ),
     ))
 }

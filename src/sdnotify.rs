@@ -33,7 +33,7 @@ pub fn notify(state: &str) -> bool {
 
 /// The watchdog interval systemd asked for (`$WATCHDOG_USEC`, for this process).
 fn watchdog_interval() -> Option<Duration> {
-    if let Some(pid) = std::env::var("WATCHDOG_PID").ok() {
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
         if pid.parse::<u32>().ok() != Some(std::process::id()) {
             return None;
         }

@@ -227,6 +227,20 @@ fn registrations_are_seen_deleted_and_seen_again_and_the_token_is_required() {
     register_from(&edge, &a, "alice", "a3");
     let (st, v) = http(&edge, "GET", "/api/v1/registrations", Some(TOKEN), &aor);
     assert_eq!((st, contacts(&v).len()), (200, 1));
+    // A MESSAGE to a user who is not registered: 404.
+    let (ok, _, err) = {
+        let out = Command::new(env!("CARGO_BIN_EXE_sipedgectl"))
+            .args(["--addr", &edge.admin.to_string(), "--token", TOKEN])
+            .args(["msg", "send", "--to", "nobody@edge.test", "--body", "hi"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(!ok && err.contains("404"), "{err}");
     // Bad input is a 400, not a crash.
     assert_eq!(
         http(
@@ -302,14 +316,15 @@ fn a_reload_error_is_shown_and_sipedgectl_drives_the_api() {
 
     // A broken file: the reload is refused with the reason, the old tables stay.
     let good = std::fs::read_to_string(&edge.config).unwrap();
-    std::fs::write(
-        &edge.config,
-        format!("{good}\n[registrar]\nmax_expires = \"soon\"\n"),
-    )
-    .unwrap();
+    let broken = good.replace("max_message_bytes = 4096", "max_message_bytes = 10");
+    std::fs::write(&edge.config, broken).unwrap();
     let (st, v) = http(&edge, "POST", "/api/v1/reload", Some(TOKEN), &[]);
     assert_eq!(st, 400, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("registrar"), "{v}");
+    let why = v["error"].as_str().unwrap();
+    assert!(
+        why.contains("server.max_message_bytes"),
+        "the key is named: {v}"
+    );
     let (ok, _, err) = ctl(&["reload"]);
     assert!(!ok && err.contains("400"), "{err}");
     std::fs::write(&edge.config, good).unwrap();
