@@ -109,26 +109,38 @@ impl Default for Limiter {
 
 /// A `tracing` event limited per call site by [`Limiter`]:
 /// `limited!(warn, target: "sip::parse", %remote, "malformed message")`. The line carries
-/// `suppressed = K` (lines of this kind dropped since the last one written).
+/// `suppressed = K` (lines of this kind dropped since the last one written). Nothing is
+/// counted while the level is filtered out, so a flood costs one filter check per packet.
 macro_rules! limited {
-    ($level:ident, $($rest:tt)+) => {{
+    ($level:ident, target: $t:expr, $($rest:tt)+) => {{
         static LIMIT: $crate::logging::Limiter = $crate::logging::Limiter::new();
-        if let Some(suppressed) = LIMIT.allow() {
-            $crate::logging::emit!($level, suppressed, $($rest)+);
+        if tracing::enabled!(target: $t, $crate::logging::level!($level)) {
+            if let Some(suppressed) = LIMIT.allow() {
+                tracing::$level!(target: $t, suppressed, $($rest)+);
+            }
         }
     }};
 }
 
-/// Helper of [`limited!`]: puts `suppressed` after the target.
-macro_rules! emit {
-    ($level:ident, $s:ident, target: $t:expr, $($rest:tt)+) => {
-        tracing::$level!(target: $t, suppressed = $s, $($rest)+)
+/// Helper of [`limited!`]: a level's name to its [`tracing::Level`].
+macro_rules! level {
+    (trace) => {
+        tracing::Level::TRACE
     };
-    ($level:ident, $s:ident, $($rest:tt)+) => {
-        tracing::$level!(suppressed = $s, $($rest)+)
+    (debug) => {
+        tracing::Level::DEBUG
+    };
+    (info) => {
+        tracing::Level::INFO
+    };
+    (warn) => {
+        tracing::Level::WARN
+    };
+    (error) => {
+        tracing::Level::ERROR
     };
 }
-pub(crate) use emit;
+pub(crate) use level;
 pub(crate) use limited;
 
 #[cfg(test)]

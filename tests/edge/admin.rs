@@ -341,15 +341,20 @@ fn a_reload_error_is_shown_and_sipedgectl_drives_the_api() {
 }
 
 #[test]
-fn json_logs_are_one_object_per_line_without_colour() {
+fn json_logs_are_one_object_per_line_without_colour_and_a_flood_is_cut() {
     let ip = "127.0.118.3";
-    let mut edge = start(
-        "admin-log",
-        ip,
-        26030,
-        "[log]\nlevel = \"info\"\nformat = \"json\"\n",
-        true,
-    );
+    let log = "[log]\nlevel = \"info,sip::parse=debug\"\nformat = \"json\"\nmax_per_second = 5\n";
+    let mut edge = start("admin-log", ip, 26030, log, true);
+    // A flood of garbage: every datagram is a malformed-message event.
+    let c = Client::new(ip);
+    let t0 = Instant::now();
+    for _ in 0..300 {
+        c.send(edge.sip, b"garbage that is no SIP message\r\n\r\n");
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    c.send(edge.sip, b"one more garbage datagram\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(200));
+    let windows = t0.elapsed().as_secs() + 2;
     let stderr = edge.child.as_mut().unwrap().stderr.take().unwrap();
     edge.terminate();
     let lines: Vec<String> = BufReader::new(stderr)
@@ -357,6 +362,7 @@ fn json_logs_are_one_object_per_line_without_colour() {
         .map_while(Result::ok)
         .collect();
     assert!(!lines.is_empty());
+    let mut parsed = Vec::new();
     for l in &lines {
         assert!(
             !l.contains('\u{1b}'),
@@ -367,8 +373,29 @@ fn json_logs_are_one_object_per_line_without_colour() {
             v["level"].is_string() && v["fields"]["message"].is_string(),
             "{l}"
         );
+        parsed.push(v);
     }
     assert!(lines.iter().any(|l| l.contains("sipedge running")));
+    let malformed: Vec<&Value> = parsed
+        .iter()
+        .filter(|v| v["fields"]["message"] == "malformed message")
+        .collect();
+    assert!(!malformed.is_empty(), "the first ones are logged");
+    assert!(
+        malformed.len() as u64 <= 5 * windows,
+        "{} malformed lines for 301 datagrams: the flood was not cut",
+        malformed.len()
+    );
+    assert!(
+        malformed
+            .iter()
+            .any(|v| v["fields"]["suppressed"].as_u64() > Some(0)),
+        "a later line says how many were cut"
+    );
+    assert!(
+        malformed[0]["fields"]["remote"].is_string(),
+        "the source is named"
+    );
 }
 
 #[test]
