@@ -83,6 +83,8 @@ xdp_poll_us = $POLL_US
 
 [admin]
 listen = "$SIP:9065"
+# Not loopback: the edge refuses to start without a token (issue 18).
+token = "xdp-rig-token-0123456789"
 
 [log]
 level = "warn"
