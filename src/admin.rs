@@ -33,6 +33,8 @@ pub struct AdminState {
     pub metrics: Vec<Arc<ShardMetrics>>,
     pub ports: Vec<ShardPort>,
     pub token: Option<String>,
+    /// `[admin] read_token`: good for `GET` only.
+    pub read_token: Option<String>,
     /// Every shard started and its journal recovered (set by `main`).
     pub started: AtomicBool,
     pub reload: ReloadFn,
@@ -193,7 +195,8 @@ fn router(state: Arc<AdminState>) -> Router {
 }
 
 /// `[admin] token`: `Authorization: Bearer <token>` on every `/api/v1` request (compared in
-/// constant time), 401 otherwise.
+/// constant time), 401 otherwise; `[admin] read_token` is enough for a `GET` (403 on a
+/// change).
 async fn authorize(
     State(st): State<Arc<AdminState>>,
     headers: HeaderMap,
@@ -206,7 +209,19 @@ async fn authorize(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !same_secret(given.as_bytes(), token.as_bytes()) {
+        let full = same_secret(given.as_bytes(), token.as_bytes());
+        let read = st
+            .read_token
+            .as_ref()
+            .is_some_and(|r| same_secret(given.as_bytes(), r.as_bytes()));
+        if read && !full && req.method() != axum::http::Method::GET {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "the read-only token cannot change anything",
+            )
+            .into_response();
+        }
+        if !full && !read {
             let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
                 .into_response();
             r.headers_mut().insert(

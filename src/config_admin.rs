@@ -18,6 +18,7 @@ pub const MIN_TOKEN_LEN: usize = 16;
 pub struct RawAdmin {
     listen: String,
     token: String,
+    read_token: String,
 }
 
 impl Default for RawAdmin {
@@ -25,6 +26,7 @@ impl Default for RawAdmin {
         Self {
             listen: DEFAULT_ADMIN_LISTEN.into(),
             token: String::new(),
+            read_token: String::new(),
         }
     }
 }
@@ -76,6 +78,8 @@ pub struct AdminSetup {
     /// `token`: the bearer token every `/api/v1` request must carry (`None`: no token,
     /// allowed only on a loopback `listen`).
     pub token: Option<String>,
+    /// `read_token`: a second token good for `GET` requests only (`None`: none).
+    pub read_token: Option<String>,
 }
 
 /// Validates `[admin]`: `(key, message)` on error.
@@ -86,22 +90,14 @@ pub fn parse_admin(raw: &RawAdmin) -> Result<AdminSetup, (&'static str, String)>
             format!("`{}` is not an ip:port address", raw.listen),
         )
     })?;
-    let token = match raw.token.trim() {
-        "" => None,
-        t if t.len() < MIN_TOKEN_LEN => {
-            return Err((
-                "admin.token",
-                format!("must be at least {MIN_TOKEN_LEN} characters"),
-            ))
-        }
-        t if !t.bytes().all(|b| b.is_ascii_graphic()) => {
-            return Err((
-                "admin.token",
-                "must be printable ASCII without spaces".into(),
-            ))
-        }
-        t => Some(t.to_string()),
-    };
+    let token = parse_token("admin.token", &raw.token)?;
+    let read_token = parse_token("admin.read_token", &raw.read_token)?;
+    if read_token.is_some() && (token.is_none() || read_token == token) {
+        return Err((
+            "admin.read_token",
+            "needs a different `admin.token` (the token for changes)".into(),
+        ));
+    }
     if token.is_none() && !listen.ip().is_loopback() {
         return Err((
             "admin.token",
@@ -110,7 +106,25 @@ pub fn parse_admin(raw: &RawAdmin) -> Result<AdminSetup, (&'static str, String)>
             ),
         ));
     }
-    Ok(AdminSetup { listen, token })
+    Ok(AdminSetup {
+        listen,
+        token,
+        read_token,
+    })
+}
+
+/// A bearer token as configured: `None` when empty.
+fn parse_token(key: &'static str, raw: &str) -> Result<Option<String>, (&'static str, String)> {
+    match raw.trim() {
+        "" => Ok(None),
+        t if t.len() < MIN_TOKEN_LEN => {
+            Err((key, format!("must be at least {MIN_TOKEN_LEN} characters")))
+        }
+        t if !t.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err((key, "must be printable ASCII without spaces".into()))
+        }
+        t => Ok(Some(t.to_string())),
+    }
 }
 
 /// Validates `[log]`: `(key, message)` on error.
@@ -143,7 +157,25 @@ mod tests {
         parse_admin(&RawAdmin {
             listen: listen.into(),
             token: token.into(),
+            read_token: String::new(),
         })
+    }
+
+    #[test]
+    fn a_read_token_needs_a_write_token() {
+        let raw = |token: &str, read: &str| RawAdmin {
+            listen: "127.0.0.1:9065".into(),
+            token: token.into(),
+            read_token: read.into(),
+        };
+        let t = "0123456789abcdef";
+        let r = "fedcba9876543210";
+        assert_eq!(parse_admin(&raw("", r)).unwrap_err().0, "admin.read_token");
+        assert_eq!(parse_admin(&raw(t, t)).unwrap_err().0, "admin.read_token");
+        assert_eq!(
+            parse_admin(&raw(t, r)).unwrap().read_token.as_deref(),
+            Some(r)
+        );
     }
 
     #[test]

@@ -149,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             ports: ports.clone(),
             token: cfg.admin.token.clone(),
+            read_token: cfg.admin.read_token.clone(),
             started: AtomicBool::new(false),
             reload: {
                 let (path, tables, wakers) =

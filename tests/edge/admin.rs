@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::common::*;
 
 const TOKEN: &str = "test-token-0123456789";
+const READ_TOKEN: &str = "read-only-token-0123456789";
 
 /// A sipedge with `[admin] token` (and `log` as given), stderr piped when `pipe_stderr`.
 fn start(tag: &str, ip: &str, port: u16, log: &str, pipe_stderr: bool) -> Edge {
@@ -18,7 +19,10 @@ fn start(tag: &str, ip: &str, port: u16, log: &str, pipe_stderr: bool) -> Edge {
     let cfg = write_config(dir.path(), ip, port, port + 1, "auto");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
-        .replace("\n[admin]\n", &format!("\n[admin]\ntoken = \"{TOKEN}\"\n"))
+        .replace(
+            "\n[admin]\n",
+            &format!("\n[admin]\ntoken = \"{TOKEN}\"\nread_token = \"{READ_TOKEN}\"\n"),
+        )
         .replace("[log]\nlevel = \"warn\"\n", log);
     std::fs::write(&cfg, text).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_sipedge"))
@@ -206,6 +210,17 @@ fn registrations_are_seen_deleted_and_seen_again_and_the_token_is_required() {
         &[],
     );
     assert_eq!(st, 401, "a delete without the token does nothing");
+    let path = "/api/v1/registrations/alice@edge.test";
+    let (st, _) = http(&edge, "DELETE", path, Some(READ_TOKEN), &[]);
+    assert_eq!(st, 403, "the read-only token cannot delete");
+    let (st, v) = http(
+        &edge,
+        "GET",
+        "/api/v1/registrations",
+        Some(READ_TOKEN),
+        &aor,
+    );
+    assert_eq!((st, contacts(&v).len()), (200, 1), "but it can read: {v}");
     let (st, v) = http(
         &edge,
         "DELETE",
