@@ -1,7 +1,12 @@
 //! Admin queries (issue 18): what the admin API asks of the shard that owns an AoR, and the
 //! answers. The shell hands a query to the owner's core between two turns
-//! ([`Core::handle_admin`]) and drains the answer with [`Core::poll_admin_reply`]; the admin
-//! thread never reads or locks a shard's table.
+//! ([`crate::Core::handle_admin`]) and drains the answer with
+//! [`crate::Core::poll_admin_reply`]; the admin thread never reads or locks a shard's table.
+//!
+//! Shape (issue 14): [`Admin`] is a view the dispatcher builds for one call, lent the
+//! location store, the sink and this module's reply queue ([`AdminQueue`]); it names
+//! `bindings` (a removal is stored and journalled like any other) and `lookup`, never
+//! `core`.
 //!
 //! Every query does bounded work in one turn: one AoR (at most `max_contacts` bindings), or
 //! one slice of at most [`MAX_SCAN_SLOTS`] slots of the binding table for a listing, so a
@@ -11,8 +16,12 @@ mod query;
 
 pub use query::{aor_owner, ListedBinding};
 
-use crate::core::Core;
-use crate::lookup::{LookupContact, LookupError};
+use std::collections::VecDeque;
+
+use crate::bindings::Store;
+use crate::io::Io;
+use crate::location::{Location, NONE};
+use crate::lookup::{lookup_local, LookupContact, LookupError, Owner};
 use crate::shard::ShardId;
 use crate::time::Millis;
 
@@ -84,19 +93,41 @@ pub enum AdminReply {
     Busy,
 }
 
-impl Core {
-    /// An admin query, between two turns; its answer comes out of
-    /// [`Core::poll_admin_reply`] with `token`.
-    pub fn handle_admin(&mut self, now: Millis, token: u64, query: AdminQuery) {
-        if self.admin_replies.len() >= MAX_PENDING_ADMIN {
+/// Admin answers waiting to be drained (at most [`MAX_PENDING_ADMIN`]); owned by the
+/// dispatcher, lent to [`Admin`].
+#[derive(Debug, Default)]
+pub(crate) struct AdminQueue {
+    replies: VecDeque<(u64, AdminReply)>,
+}
+
+impl AdminQueue {
+    /// The oldest answer and its token.
+    pub(crate) fn pop(&mut self) -> Option<(u64, AdminReply)> {
+        self.replies.pop_front()
+    }
+}
+
+/// The admin queries' view of one shard: the location store, the sink, the ownership rule
+/// and the reply queue, lent by the dispatcher for one call.
+pub(crate) struct Admin<'a> {
+    pub(crate) io: &'a mut Io,
+    pub(crate) loc: &'a mut Location,
+    pub(crate) owner: Owner,
+    pub(crate) queue: &'a mut AdminQueue,
+}
+
+impl Admin<'_> {
+    /// Answers `query` into the queue with `token` (bounded work, see the module docs).
+    pub(crate) fn handle(&mut self, now: Millis, token: u64, query: AdminQuery) {
+        if self.queue.replies.len() >= MAX_PENDING_ADMIN {
             // Dropping the oldest would lose a caller's answer; the new one is told instead,
             // after the queue drains.
             return;
         }
         let reply = match query {
-            AdminQuery::Aor { aor } => match self.lookup(now, &aor) {
+            AdminQuery::Aor { aor } => match lookup_local(self.loc, self.owner, now, &aor) {
                 Ok(contacts) => AdminReply::Contacts {
-                    owner: self.cfg.shard,
+                    owner: self.owner.shard,
                     contacts,
                 },
                 Err(LookupError::NotAnAor) => AdminReply::NotAnAor,
@@ -108,7 +139,7 @@ impl Core {
                 limit,
             } => {
                 let (bindings, next_slot) = query::list_slice(
-                    &self.loc,
+                    self.loc,
                     now,
                     &prefix,
                     from_slot,
@@ -120,43 +151,41 @@ impl Core {
                     next_slot,
                 }
             }
-            AdminQuery::Remove { aor, contact } => self.admin_remove(&aor, contact.as_deref()),
+            AdminQuery::Remove { aor, contact } => self.remove(&aor, contact.as_deref()),
         };
-        self.admin_replies.push_back((token, reply));
+        self.queue.replies.push_back((token, reply));
     }
 
-    /// The next answer to [`Core::handle_admin`].
-    pub fn poll_admin_reply(&mut self) -> Option<(u64, AdminReply)> {
-        self.admin_replies.pop_front()
-    }
-
-    fn admin_remove(&mut self, aor_uri: &[u8], contact: Option<&[u8]>) -> AdminReply {
-        let cs = self.cfg.registrar.case_sensitive;
-        let aor = match query::canonical(aor_uri, cs) {
+    fn remove(&mut self, aor_uri: &[u8], contact: Option<&[u8]>) -> AdminReply {
+        let aor = match crate::lookup::canonical(aor_uri, self.owner.case_sensitive) {
             Some(a) => a,
             None => return AdminReply::NotAnAor,
         };
-        let owner = crate::aor::owner_of(&aor, self.cfg.shards);
-        if owner != self.cfg.shard {
+        let owner = crate::aor::owner_of(&aor, self.owner.shards);
+        if owner != self.owner.shard {
             return AdminReply::NotOwner(owner);
         }
-        let victims = match query::matching(&self.loc, &aor, contact) {
+        let victims = match query::matching(self.loc, &aor, contact) {
             Ok(v) => v,
             Err(()) => return AdminReply::NotAnAor,
+        };
+        let mut store = Store {
+            io: &mut *self.io,
+            loc: &mut *self.loc,
         };
         let mut removed = 0u32;
         for idx in victims {
             // The head moves as bindings go: look it up again for each.
             let (domain, user) = crate::aor::split_aor(&aor);
-            let head = self.loc.head(self.loc.domain_id(domain), user);
-            if head == crate::location::NONE {
+            let head = store.loc.head(store.loc.domain_id(domain), user);
+            if head == NONE {
                 break;
             }
-            self.remove_binding(&aor, head, idx);
+            store.remove_binding(&aor, head, idx);
             removed = removed.saturating_add(1);
         }
         AdminReply::Removed {
-            owner: self.cfg.shard,
+            owner: self.owner.shard,
             removed,
         }
     }

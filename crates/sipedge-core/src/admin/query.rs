@@ -2,10 +2,9 @@
 
 use sipedge_msg::Uri;
 
-use crate::aor::{canonical_aor, owner_of, same_contact};
-use crate::location::{BindingRef, Location};
-use crate::lookup::LookupContact;
-use crate::output::LocalId;
+use crate::aor::{owner_of, same_contact};
+use crate::location::Location;
+use crate::lookup::{canonical, contact_of, LookupContact};
 use crate::shard::ShardId;
 use crate::time::Millis;
 
@@ -18,34 +17,10 @@ pub struct ListedBinding {
     pub contact: LookupContact,
 }
 
-/// The canonical form of `aor_uri` (`None`: not a `sip:`/`sips:` AoR).
-pub(crate) fn canonical(aor_uri: &[u8], case_sensitive: bool) -> Option<Vec<u8>> {
-    let uri = Uri::parse(aor_uri).ok()?;
-    let mut aor = Vec::new();
-    canonical_aor(&uri, case_sensitive, &mut aor).ok()?;
-    Some(aor)
-}
-
 /// The shard that owns `aor_uri` among `shards` (`None`: not an AoR). The admin API sends
 /// its query there (ARCHITECTURE.md §1: a binding lives on `hash(canonical AoR) % N`).
 pub fn aor_owner(aor_uri: &[u8], case_sensitive: bool, shards: u16) -> Option<ShardId> {
     canonical(aor_uri, case_sensitive).map(|aor| owner_of(&aor, shards))
-}
-
-/// The canonical AoR of binding `b`: the domain is stored as `scheme:host`, the user apart.
-fn aor_of(loc: &Location, b: &BindingRef<'_>, out: &mut Vec<u8>) {
-    out.clear();
-    let domain = loc.domain_of(b);
-    let user = b.user();
-    match domain.iter().position(|&c| c == b':') {
-        Some(colon) if !user.is_empty() => {
-            out.extend_from_slice(&domain[..=colon]);
-            out.extend_from_slice(user);
-            out.push(b'@');
-            out.extend_from_slice(&domain[colon + 1..]);
-        }
-        _ => out.extend_from_slice(domain),
-    }
 }
 
 /// Does the canonical `aor` start with `prefix`, with or without its scheme?
@@ -55,29 +30,6 @@ fn has_prefix(aor: &[u8], prefix: &[u8]) -> bool {
     }
     let colon = aor.iter().position(|&c| c == b':').map_or(0, |c| c + 1);
     aor[colon..].starts_with(prefix)
-}
-
-/// What the admin API shows of a binding (the same fields as a lookup).
-pub(crate) fn contact_of(loc: &Location, b: &BindingRef<'_>) -> LookupContact {
-    LookupContact {
-        uri: b.contact().to_vec(),
-        path: b.path().to_vec(),
-        instance: b.instance().to_vec(),
-        reg_id: (b.reg_id != 0).then_some(b.reg_id),
-        q: b.q(),
-        source: b.source(),
-        local: LocalId(b.local),
-        transport: b.transport(),
-        arrival: ShardId(b.arrival),
-        user_agent: loc.strings.get(b.ua).to_vec(),
-        call_id: b.call_id().to_vec(),
-        cseq: b.cseq,
-        registered_at: b.registered_at(),
-        expires_at: b.expires_at,
-        received: b.nat.nated().then(|| b.source()),
-        rtt_ms: b.nat.rtt_ms(),
-        srtt_ms: b.nat.srtt_ms(),
-    }
 }
 
 /// One slice of a listing: the live bindings in slots `from_slot..from_slot + max_slots`
@@ -99,11 +51,11 @@ pub(crate) fn list_slice(
     let mut slot = from_slot;
     while slot < end && (out.len() as u32) < limit {
         if let Some(b) = loc.slot(slot).filter(|b| b.expires_at > now) {
-            aor_of(loc, &b, &mut aor);
+            loc.aor_of(b, &mut aor);
             if has_prefix(&aor, prefix) {
                 out.push(ListedBinding {
                     aor: aor.clone(),
-                    contact: contact_of(loc, &b),
+                    contact: contact_of(loc, b),
                 });
             }
         }

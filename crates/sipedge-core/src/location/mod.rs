@@ -25,6 +25,7 @@ mod aor_index;
 mod binding;
 mod blobs;
 mod interner;
+pub(crate) mod nat_bits;
 
 use self::aor_index::AorIndex;
 pub use self::binding::Transport;
@@ -128,7 +129,7 @@ impl Location {
     }
 
     /// Sets the NATed flag and the ping mode of binding `idx`, keeping the counts right.
-    pub(crate) fn set_nat(&mut self, idx: u32, nated: bool, mode: crate::nat::PingMode) {
+    pub(crate) fn set_nat(&mut self, idx: u32, nated: bool, mode: self::nat_bits::PingMode) {
         if let Some(k) = self.raw(idx).nat.ping_class() {
             self.pinging[k] -= 1;
         }
@@ -145,7 +146,7 @@ impl Location {
     }
 
     /// The NAT state of binding `idx` (use [`Location::set_nat`] for the flag and mode).
-    pub(crate) fn nat_mut(&mut self, idx: u32) -> &mut crate::nat::NatState {
+    pub(crate) fn nat_mut(&mut self, idx: u32) -> &mut self::nat_bits::NatState {
         &mut self.get_mut(idx).nat
     }
 
@@ -451,7 +452,7 @@ mod tests {
     use super::*;
     use crate::aor::split_aor;
     use crate::output::LocalId;
-    use crate::shard::ShardId;
+    use crate::output::ShardId;
     use crate::time::Millis;
 
     fn data<'a>(contact: &'a [u8], ua: &'a [u8], source: &str) -> BindingData<'a> {
