@@ -3,8 +3,8 @@
 //! ([`crate::Core::handle_admin`]) and drains the answer with
 //! [`crate::Core::poll_admin_reply`]; the admin thread never reads or locks a shard's table.
 //!
-//! Shape (issue 14): [`Admin`] is a view the dispatcher builds for one call, lent the
-//! location store, the sink and this module's reply queue ([`AdminQueue`]); it names
+//! Shape (issue 14): `Admin` is a view the dispatcher builds for one call, lent the
+//! location store, the sink and this module's reply queue (`AdminQueue`); it names
 //! `bindings` (a removal is stored and journalled like any other) and `lookup`, never
 //! `core`.
 //!
