@@ -126,6 +126,8 @@ send_buffer_bytes = 4194304
 
 [admin]
 listen = "$SIP:9065"
+# Not loopback: the edge refuses to start without a token (issue 18).
+token = "xdp-rig-token-0123456789"
 
 [log]
 level = "warn"

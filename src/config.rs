@@ -104,6 +104,10 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     /// `[log] level`.
     pub log_level: String,
+    /// `[admin]` (src/config_admin.rs).
+    pub admin: crate::config_admin::AdminSetup,
+    /// `[log]` (src/config_admin.rs).
+    pub log: crate::config_admin::LogSetup,
     /// `[registrar]`.
     pub registrar: RegistrarConfig,
     /// `[registrar] expected_bindings`: bindings the whole edge is sized for at start
@@ -129,9 +133,9 @@ struct RawConfig {
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
-    admin: RawAdmin,
+    admin: crate::config_admin::RawAdmin,
     #[serde(default)]
-    log: RawLog,
+    log: crate::config_admin::RawLog,
     #[serde(default)]
     registrar: RawRegistrar,
     #[serde(default)]
@@ -298,34 +302,6 @@ fn xdp_config(s: &RawServer, io: IoMode) -> Result<XdpConfig, (String, String)> 
     })
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawAdmin {
-    listen: String,
-}
-
-impl Default for RawAdmin {
-    fn default() -> Self {
-        Self {
-            listen: DEFAULT_ADMIN_LISTEN.into(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawLog {
-    level: String,
-}
-
-impl Default for RawLog {
-    fn default() -> Self {
-        Self {
-            level: "info".into(),
-        }
-    }
-}
-
 impl Config {
     /// The embedded default.
     pub fn embedded() -> Result<Config, ConfigError> {
@@ -435,15 +411,9 @@ impl Config {
                     .map_err(|e| err("server.secret".into(), e.to_string()))?,
             ),
         };
-        let admin_listen = raw.admin.listen.parse().map_err(|_| {
-            err(
-                "admin.listen".into(),
-                format!("`{}` is not an ip:port address", raw.admin.listen),
-            )
-        })?;
-        if raw.log.level.trim().is_empty() {
-            return Err(err("log.level".into(), "must not be empty".into()));
-        }
+        let admin =
+            crate::config_admin::parse_admin(&raw.admin).map_err(|(k, m)| err(k.into(), m))?;
+        let log = crate::config_admin::parse_log(&raw.log).map_err(|(k, m)| err(k.into(), m))?;
         let registrar = parse_registrar(&raw.registrar).map_err(|(k, m)| err(k.into(), m))?;
         if raw.registrar.expected_bindings > MAX_EXPECTED_BINDINGS {
             return Err(err(
@@ -503,8 +473,10 @@ impl Config {
             max_message_bytes: s.max_message_bytes,
             secret,
             xdp,
-            admin_listen,
+            admin_listen: admin.listen,
             log_level: raw.log.level,
+            admin,
+            log,
             registrar,
             expected_bindings: raw.registrar.expected_bindings,
             persistence,

@@ -75,7 +75,7 @@ impl Rig {
         std::fs::write(
             dir.path().join("sipedge.toml"),
             format!(
-                "[server]\nlisten = [\"udp:{EDGE}\"]\ndomains = [\"edge.test\"]\nio = \"xdp\"\nxdp_interface = \"x21ta\"\n\n[admin]\nlisten = \"{ADMIN}\"\n\n[log]\nlevel = \"info\"\n{}",
+                "[server]\nlisten = [\"udp:{EDGE}\"]\ndomains = [\"edge.test\"]\nio = \"xdp\"\nxdp_interface = \"x21ta\"\n\n[admin]\nlisten = \"{ADMIN}\"\n# Not loopback: a token is required (issue 18).\ntoken = \"xdp-test-token-0123456789\"\n\n[log]\nlevel = \"info\"\n{}",
                 crate::common::MEMORY_ONLY
             ),
         )

@@ -17,6 +17,7 @@ use crate::shard::{ShardId, ShardMsg};
 use crate::stats::CoreStats;
 use crate::time::Millis;
 
+mod admin;
 mod auth;
 mod dispatch;
 mod invariants;
@@ -55,6 +56,8 @@ pub struct Core {
     pub(crate) relay: crate::proxy::Relay,
     /// Nonce key, nonce-count window, counters (`auth`).
     pub(crate) auth: crate::auth::AuthState,
+    /// Answers to admin queries waiting for `poll_admin_reply` (`admin`).
+    pub(crate) admin: crate::admin::AdminQueue,
 }
 
 impl Core {
@@ -67,6 +70,7 @@ impl Core {
             auth: crate::auth::AuthState::new(&cfg.auth),
             fired: Vec::new(),
             lookups: VecDeque::new(),
+            admin: crate::admin::AdminQueue::default(),
             reg: crate::registrar::RegistrarBufs::default(),
             io: Io::new(cfg),
         }

@@ -21,6 +21,8 @@
 //! [`Core::restore_record`] replays, [`record_owner`] re-routes; [`Core::set_wall_clock`]
 //! gives the UNIX time the records carry. Lookups: [`Core::lookup`] on the owner,
 //! [`Core::request_lookup`] / [`Core::poll_lookup`] from anywhere (over the mesh).
+//! Admin API (`admin`): [`Core::handle_admin`] / [`Core::poll_admin_reply`] on the owner
+//! shard, between turns: one AoR, a listing in bounded slices, a journalled removal.
 //!
 //! NAT (`nat`): each stored contact is marked NATed or not at REGISTER; the relay reaches a
 //! NATed binding at [`LookupContact::received`] from the binding's socket
@@ -38,7 +40,7 @@
 //! journal queue, events, counters, scratch, wheel, MAC and To-tag keys, wall clock) and
 //! each subsystem's state, and lends a subsystem `&mut` of the sink and of the stores it
 //! works on for one call (the rustls/quinn pattern). Only `core.rs` and `core/` (dispatch,
-//! and the public hooks as glue: `auth`, `nat`, `relay`, `lookup`, `journal`,
+//! and the public hooks as glue: `admin`, `auth`, `nat`, `relay`, `lookup`, `journal`,
 //! `invariants`) have `impl Core`; no other module names `crate::core`.
 //!
 //! | module | kind | owns | is lent / names |
@@ -48,6 +50,7 @@
 //! | `auth` (`Authenticator<'_>`) | subsystem | `AuthState` (nonce key, nc window, HA2 memo) | sink |
 //! | `nat` (`NatPinger<'_>`) | subsystem | `NatRuntime` (schedule, RTT histogram) | `&mut Location`, sink; names `bindings` |
 //! | `proxy` (`RelayCx<'_>`) | subsystem | `Relay` (the transaction table) | `&mut Location`, sink, `AuthState`; names `auth`, `nat` (reach address), `bindings` |
+//! | `admin` (`Admin<'_>`) | subsystem | `AdminQueue` (answers to admin queries) | `&mut Location`, sink; names `bindings`, `lookup` |
 //! | `bindings` (`Store<'_>`) | shared | — | `&mut Location` + sink: store/remove a binding with its timer and journal record, binding expiry |
 //! | `io`, `stateless` (the one `respond` path) | shared leaves | the sink | `config`, `stats`, `output`, `date`, `secret`, `aor` |
 //! | `location` (+ `nat_bits`), `lookup`, `record`, `txn`, `aor`, `shard`, `output`, `refusal`, `time`, `secret`, `date` | leaves | — | no subsystem |
@@ -71,8 +74,10 @@
 //! timer keys, our Via branch) and `proxy` (the RFC 3261 §16 relay: routing, forwarding,
 //! responses, timers, the Record-Route dialog token, and the hooks for auth and NAT),
 //! `secret` (the node secret, [`NodeSecret`], and the SipHash-2-4 MAC of every token and
-//! branch we hand out). Relay counters: [`Core::proxy_stats`].
+//! branch we hand out), `admin` (the admin API's queries, answered by the owner shard in
+//! bounded slices). Relay counters: [`Core::proxy_stats`].
 
+pub mod admin;
 mod aor;
 pub mod auth;
 mod bindings;

@@ -119,7 +119,7 @@ fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<BTreeSet<String>> {
 }
 
 /// The subsystems: each is its own type, lent the sink (`io::Io`) by the dispatcher.
-const SUBSYSTEMS: &[&str] = &["registrar", "auth", "nat", "proxy"];
+const SUBSYSTEMS: &[&str] = &["registrar", "auth", "nat", "proxy", "admin"];
 
 /// The shared leaves: they name no subsystem (and not `core`).
 const LEAVES: &[&str] = &[
