@@ -62,21 +62,8 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Transport of a listen entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// UDP.
-    Udp,
-}
-
-/// One `[server] listen` entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Listen {
-    /// Transport.
-    pub transport: Transport,
-    /// Address.
-    pub addr: SocketAddr,
-}
+use crate::config_listen::parse_listen;
+pub use crate::config_listen::Listen;
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,13 +343,29 @@ impl Config {
         let mut listen = Vec::new();
         for (i, entry) in s.listen.iter().enumerate() {
             let l = parse_listen(entry).map_err(|m| err(format!("server.listen[{i}]"), m))?;
-            if listen.contains(&l) {
+            if listen.iter().any(|x: &Listen| x.addr == l.addr) {
                 return Err(err(
                     format!("server.listen[{i}]"),
                     format!("`{entry}` is listed twice"),
                 ));
             }
             listen.push(l);
+        }
+        if let Some(i) = listen
+            .iter()
+            .position(|l| l.addr.ip().is_unspecified() && l.advertise.is_none())
+        {
+            return Err(err(
+                format!("server.listen[{i}]"),
+                format!(
+                    "`{}` binds a wildcard address, which cannot be put in Via or Record-Route: \
+                     add what peers reach this socket as, e.g. `{} advertise sip.example.com:{}` \
+                     (or listen on the interface's own address)",
+                    s.listen[i].trim(),
+                    s.listen[i].trim(),
+                    listen[i].addr.port()
+                ),
+            ));
         }
         let mut domains: Vec<String> = Vec::new();
         for (i, d) in s.domains.iter().enumerate() {
@@ -378,9 +381,19 @@ impl Config {
             }
         }
         for l in &listen {
-            let ip = l.addr.ip().to_string();
-            if !domains.contains(&ip) {
-                domains.push(ip);
+            // The advertised host names this edge too (domains, digest `uri`, our own
+            // Route/Record-Route); a wildcard listen address never does.
+            let adv = l.advertise.as_ref().map(|a| {
+                a.host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string()
+            });
+            let ip = (!l.addr.ip().is_unspecified()).then(|| l.addr.ip().to_string());
+            for d in [ip, adv].into_iter().flatten() {
+                if !domains.contains(&d) {
+                    domains.push(d);
+                }
             }
         }
         let io = match s.io.as_str() {
@@ -575,29 +588,6 @@ const MAX_MAX_BINDINGS: u64 = 1_000_000_000;
 /// Largest `[registrar] expected_bindings` accepted (reserved at start: about 55 bytes of
 /// index and timer storage per expected binding, resident as bindings arrive).
 const MAX_EXPECTED_BINDINGS: u64 = 200_000_000;
-
-/// `transport:ip:port`, IPv6 as `udp:[::1]:5060`.
-fn parse_listen(entry: &str) -> Result<Listen, String> {
-    let (transport, addr) = entry
-        .split_once(':')
-        .ok_or_else(|| format!("`{entry}` is not transport:ip:port"))?;
-    let transport = match transport.to_ascii_lowercase().as_str() {
-        "udp" => Transport::Udp,
-        "tcp" | "tls" | "ws" | "wss" => {
-            return Err(format!(
-                "transport `{transport}` is not supported yet (only udp)"
-            ))
-        }
-        _ => return Err(format!("`{transport}` is not a transport (udp)")),
-    };
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|_| format!("`{addr}` is not an ip:port address (IPv6 as [::1]:5060)"))?;
-    if addr.port() == 0 {
-        return Err(format!("`{entry}`: port 0 is not allowed"));
-    }
-    Ok(Listen { transport, addr })
-}
 
 #[cfg(test)]
 mod tests {

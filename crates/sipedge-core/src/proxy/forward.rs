@@ -12,8 +12,9 @@ use crate::aor::{canonical_aor, owner_of, split_aor};
 use crate::core::Core;
 use crate::lookup::{LookupError, LookupReply};
 use crate::output::LocalId;
+use crate::proxy::advertise::{write_advertised, write_record_route};
 use crate::proxy::token::{self, Flow};
-use crate::proxy::{write_hostport, Relay};
+use crate::proxy::Relay;
 use crate::refusal::{Refusal, RelayRefusal};
 use crate::registrar::tick_at_or_after;
 use crate::time::Millis;
@@ -87,13 +88,13 @@ impl Relay {
         &mut self,
         mac: &crate::secret::Mac,
         shard: crate::ShardId,
-        advertise: SocketAddr,
+        (proxy, local): (&crate::proxy::ProxyConfig, LocalId),
         idx: u32,
         c: &BranchId,
     ) {
         self.via_buf.clear();
         self.via_buf.push_str("SIP/2.0/UDP ");
-        write_hostport(&mut self.via_buf, advertise);
+        write_advertised(&mut self.via_buf, proxy, local);
         self.via_buf.push_str(";branch=");
         let text = OurBranch {
             shard,
@@ -106,16 +107,6 @@ impl Relay {
         self.via_buf
             .push_str(std::str::from_utf8(&text).expect("branch text is hex"));
     }
-}
-
-/// Our Record-Route: `<sip:host:port;lr;sed=TOKEN>` ([`crate::proxy::token`]).
-fn make_rr(rr_buf: &mut String, advertise: SocketAddr, token: &[u8]) {
-    rr_buf.clear();
-    rr_buf.push_str("<sip:");
-    write_hostport(rr_buf, advertise);
-    rr_buf.push_str(";lr;sed=");
-    rr_buf.push_str(std::str::from_utf8(token).unwrap_or_default());
-    rr_buf.push('>');
 }
 
 /// A binding to forward to (from the local table or a lookup reply).
@@ -246,15 +237,6 @@ fn itoa_u32(n: u32) -> String {
 }
 
 impl Core {
-    /// Our advertised address on socket `local`.
-    fn advertise(&self, local: LocalId) -> SocketAddr {
-        let a = &self.cfg.proxy.advertise;
-        a.get(local.0 as usize)
-            .or(a.first())
-            .copied()
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)))
-    }
-
     /// Arms transaction timer `key` `ms` from `now`.
     pub(crate) fn arm(&mut self, now: Millis, ms: u64, key: u64) {
         self.wheel.insert(tick_at_or_after(now.plus(ms)), key);
@@ -264,14 +246,16 @@ impl Core {
     fn via_for(&mut self, idx: u32, b: usize) {
         let shard = self.cfg.shard;
         let c = self.relay.txns.cell(idx);
-        let adv = self.advertise(c.branches[b].local);
+        let local = c.branches[b].local;
         let id = BranchId {
             gen: c.gen,
             b: b as u8,
             loop_hash: c.loop_hash,
         };
-        let Core { relay, mac, .. } = self;
-        relay.make_via(mac, shard, adv, idx, &id);
+        let Core {
+            relay, mac, cfg, ..
+        } = self;
+        relay.make_via(mac, shard, (&cfg.proxy, local), idx, &id);
     }
 
     /// Writes branch `b`'s request (§16.6) into `relay.fwd_buf`. Deterministic, so a
@@ -279,10 +263,10 @@ impl Core {
     fn write_branch_request(&mut self, idx: u32, b: usize) {
         self.via_for(idx, b);
         let rr = self.relay.txns.cell(idx).record_route;
-        let adv = self.advertise(self.relay.txns.cell(idx).branches[b].local);
         let db = std::sync::Arc::clone(&self.cfg.auth.db);
         let realm = db.settings.realm.as_bytes();
         let mac = &self.mac;
+        let proxy = &self.cfg.proxy;
         let Relay {
             txns,
             via_buf,
@@ -316,7 +300,7 @@ impl Core {
             tok_buf.clear();
             let ids = (req.call_id().unwrap_or_default(), caller, None);
             token::write(tok_buf, mac, ids, a, bf);
-            make_rr(rr_buf, adv, tok_buf);
+            write_record_route(rr_buf, proxy, (c.up_local, br.local), tok_buf);
         }
         // §18.2.1 / RFC 3581 §4: the sender's Via gets received (and rport filled) in the
         // copy we forward, so the responses, and a late 2xx sent by Via, find it behind NAT.
@@ -646,8 +630,8 @@ impl Core {
         let h = self
             .mac
             .digest(crate::secret::Purpose::AckBranch, &[incoming]);
-        let adv = self.advertise(local);
         let db = std::sync::Arc::clone(&self.cfg.auth.db);
+        let proxy = &self.cfg.proxy;
         let Relay {
             via_buf,
             fwd_buf,
@@ -656,7 +640,7 @@ impl Core {
         } = &mut self.relay;
         via_buf.clear();
         via_buf.push_str("SIP/2.0/UDP ");
-        write_hostport(via_buf, adv);
+        write_advertised(via_buf, proxy, local);
         let _ = write!(via_buf, ";branch=z9hG4bKsA{h:016x}");
         let mut extra: smallvec::SmallVec<[(&[u8], &[u8]); 2]> = smallvec::SmallVec::new();
         if route_edit && !route.is_empty() {

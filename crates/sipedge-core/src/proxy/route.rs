@@ -116,14 +116,14 @@ impl Core {
         self.cfg.is_our_domain(uri.host())
             && uri.port().is_none_or(|p| {
                 self.cfg.proxy.advertise.is_empty()
-                    || self.cfg.proxy.advertise.iter().any(|a| a.port() == p)
+                    || crate::proxy::advertise::port_is_ours(&self.cfg.proxy, p)
             })
     }
 
     fn via_is_ours(&self, via: &Via<'_>) -> bool {
         let port = via.port().unwrap_or(5060);
         self.cfg.is_our_domain(via.host())
-            && self.cfg.proxy.advertise.iter().any(|a| a.port() == port)
+            && crate::proxy::advertise::port_is_ours(&self.cfg.proxy, port)
     }
 
     /// The server-transaction key (RFC 3261 §17.2.3): top-Via branch, sent-by and method
@@ -485,13 +485,18 @@ impl Core {
                 plan.dialog = to_tag.and_then(|t| self.dialog_of(uri, req, t));
             }
         }
-        if let Some(first) = rest.first().and_then(|r| NameAddr::parse(r).ok()) {
-            if self.is_ours_uri(first.uri()) {
-                rest = &rest[1..];
-                plan.route_edit = true;
-                if plan.dialog.is_none() {
-                    plan.dialog = to_tag.and_then(|t| self.dialog_of(first.uri(), req, t));
-                }
+        // RFC 5658 §4: our double Record-Route comes back as two Routes of ours; both go.
+        for _ in 0..2 {
+            let Some(first) = rest.first().and_then(|r| NameAddr::parse(r).ok()) else {
+                break;
+            };
+            if !self.is_ours_uri(first.uri()) {
+                break;
+            }
+            rest = &rest[1..];
+            plan.route_edit = true;
+            if plan.dialog.is_none() {
+                plan.dialog = to_tag.and_then(|t| self.dialog_of(first.uri(), req, t));
             }
         }
         if plan.route_edit {

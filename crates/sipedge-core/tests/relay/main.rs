@@ -3,6 +3,7 @@
 //! says.
 #![allow(clippy::unwrap_used)]
 
+mod advertise;
 mod auth;
 mod hardening;
 mod harness;
