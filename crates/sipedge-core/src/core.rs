@@ -181,6 +181,18 @@ impl Core {
             self.stats.keepalives_in += 1;
             return;
         }
+        if crate::stun::looks_like_stun(bytes) {
+            // RFC 5626 §8: STUN keepalives share the SIP port.
+            let mut ans = [0u8; crate::stun::MAX_ANSWER];
+            match crate::stun::answer(bytes, remote, &mut ans) {
+                Ok(n) => {
+                    self.stats.stun_answered += 1;
+                    self.out.push(local, remote, &ans[..n]);
+                }
+                Err(_) => self.stats.stun_dropped += 1,
+            }
+            return;
+        }
         let msg = match Message::parse_with(bytes, &self.cfg.parse) {
             Ok(m) => m,
             Err(e) => {

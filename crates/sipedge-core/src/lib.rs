@@ -60,6 +60,7 @@ mod journal;
 mod location;
 mod lookup;
 mod nat;
+mod outbound;
 mod output;
 mod proxy;
 mod record;
@@ -69,6 +70,7 @@ mod secret;
 mod shard;
 mod stateless;
 mod stats;
+pub mod stun;
 mod time;
 mod txn;
 

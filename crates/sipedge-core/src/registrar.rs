@@ -658,6 +658,7 @@ impl Core {
         }
         if outbound && items.iter().any(|it| it.reg_id != 0) {
             lines.extend_from_slice(b"Require: outbound\r\n");
+            crate::outbound::write_flow_timer(&mut lines, self.cfg.nat.ping_interval_secs);
         }
         self.respond(
             local,

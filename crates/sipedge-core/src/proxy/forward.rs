@@ -421,12 +421,16 @@ impl Core {
         route: &[u8],
     ) {
         for t in targets.into_iter().take(MAX_BRANCHES) {
-            let (local, dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
-            let (route_edit, route) = if t.path.is_empty() {
-                (route_edit, route.to_vec())
-            } else {
-                // RFC 3327 §5.3: the Path recorded at registration becomes the Route.
-                (true, t.path)
+            let (local, mut dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
+            // RFC 3327 §5.3: the Path recorded at registration becomes the Route, and the
+            // request goes to its first hop (proxy/path.rs).
+            let hop = crate::proxy::path::first_hop(&t.path, t.source, |u| self.is_ours_uri(u));
+            let (route_edit, route) = match hop {
+                None => (route_edit, route.to_vec()),
+                Some(h) => {
+                    dest = h.dest;
+                    (true, h.route)
+                }
             };
             self.relay.txns.cell_mut(idx).branches.push(Branch::new(
                 local,

@@ -34,6 +34,7 @@ pub(crate) mod advertise;
 mod forward;
 mod hooks;
 mod limits;
+pub(crate) mod path;
 mod response;
 mod route;
 mod timers;

@@ -9,6 +9,7 @@ mod hardening;
 mod harness;
 #[path = "../mutate/mod.rs"]
 mod mutate;
+mod path;
 mod robust;
 mod routing;
 
