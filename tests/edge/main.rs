@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod advertise;
 mod auth;
 mod cli;
 mod engine;
