@@ -25,15 +25,27 @@ pub(crate) fn write_advertised(out: &mut String, cfg: &ProxyConfig, local: Local
 }
 
 /// Do sockets `a` and `b` advertise the same `host:port`? (Then one Record-Route serves
-/// both sides of a dialog.)
+/// both sides of a dialog.) Compared without formatting, so a forwarded request allocates
+/// nothing; a name against an address counts as different (two entries are never wrong).
 pub(crate) fn same_advertised(cfg: &ProxyConfig, a: LocalId, b: LocalId) -> bool {
     if a == b {
         return true;
     }
-    let (mut x, mut y) = (String::new(), String::new());
-    write_advertised(&mut x, cfg, a);
-    write_advertised(&mut y, cfg, b);
-    x == y
+    let name = |l: LocalId| {
+        cfg.advertise_names
+            .get(usize::from(l.0))
+            .filter(|n| !n.is_empty())
+    };
+    let addr = |l: LocalId| {
+        cfg.advertise
+            .get(usize::from(l.0))
+            .or(cfg.advertise.first())
+    };
+    match (name(a), name(b)) {
+        (Some(x), Some(y)) => x == y,
+        (None, None) => addr(a) == addr(b),
+        _ => false,
+    }
 }
 
 /// Is `port` one of the ports we listen on or advertise? (A Route, Request-URI or Via
