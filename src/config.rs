@@ -150,6 +150,7 @@ struct RawRegistrar {
     overflow: String,
     max_bindings: u64,
     expected_bindings: u64,
+    accept_path: String,
     persistence: RawPersistence,
 }
 
@@ -164,6 +165,7 @@ impl Default for RawRegistrar {
             overflow: "reject".into(),
             max_bindings: DEFAULT_MAX_BINDINGS as u64,
             expected_bindings: 0,
+            accept_path: "trusted".into(),
             persistence: RawPersistence::default(),
         }
     }
@@ -528,6 +530,15 @@ fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, S
             ))
         }
     };
+    let Some(accept_path) = sipedge_core::AcceptPath::parse(&r.accept_path) else {
+        return Err((
+            "registrar.accept_path",
+            format!(
+                "`{}` is not one of \"trusted\", \"always\", \"never\"",
+                r.accept_path
+            ),
+        ));
+    };
     if !(1..=MAX_MAX_EXPIRES_SECS).contains(&r.max_expires) {
         return Err((
             "registrar.max_expires",
@@ -579,6 +590,7 @@ fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, S
         max_expires_secs: r.max_expires,
         max_contacts: r.max_contacts,
         overflow,
+        accept_path,
     })
 }
 
@@ -626,8 +638,14 @@ mod tests {
                 max_contacts: 3,
                 overflow: Overflow::ReplaceOldest,
                 max_bindings: sipedge_core::DEFAULT_MAX_BINDINGS,
+                accept_path: sipedge_core::AcceptPath::Trusted,
             }
         );
+        let c = Config::parse("[registrar]\naccept_path = \"never\"\n", "t")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.registrar.accept_path, sipedge_core::AcceptPath::Never);
+        let e = error_of("[registrar]\naccept_path = \"yes\"\n");
+        assert!(e.to_string().contains("registrar.accept_path"), "{e}");
         let e = error_of("[registrar]\nmax_binding = 3\n");
         assert!(e.to_string().contains("max_binding"), "{e}");
         let c =

@@ -193,8 +193,10 @@ fn check_refuses_a_wildcard_listen_without_advertise() {
 
 #[test]
 fn a_call_to_a_binding_registered_with_path_goes_to_the_path_hop() {
-    let edge = crate::common::Edge::start("path", "127.0.115.20", 25119, 1, "auto");
-    // An edge proxy in front of bob relays his REGISTER with its Path.
+    // An edge proxy in front of bob relays his REGISTER with its Path; it is an
+    // `[[ip_auth]]` source, so its Path is kept (`[registrar] accept_path = "trusted"`).
+    let trusted = "[[accounts]]\nname = \"proxy\"\n\n[[ip_auth]]\ncidr = \"127.0.115.21/32\"\naccount = \"proxy\"\nregister = [\"bob@edge.test\"]\n";
+    let edge = crate::common::Edge::start_with("path", "127.0.115.20", 25119, 1, "auto", trusted);
     let proxy = Client::new("127.0.115.21");
     let bob = Client::new("127.0.115.22");
     let (p, b) = (proxy.addr(), bob.addr());

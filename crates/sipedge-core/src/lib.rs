@@ -62,6 +62,7 @@ mod lookup;
 mod nat;
 mod outbound;
 mod output;
+mod path_policy;
 mod proxy;
 mod record;
 mod refusal;
@@ -89,6 +90,7 @@ pub use crate::nat::{
     MAX_PING_FAILURES_MAX, MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
 };
 pub use crate::output::{LocalId, Transmit};
+pub use crate::path_policy::AcceptPath;
 pub use crate::proxy::{ProxyConfig, ProxyStats, OVERLOAD_RETRY_AFTER_SECS};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
 pub use crate::refusal::{AuthRefusal, Refusal, RegistrarRefusal, RelayRefusal, StatelessRefusal};

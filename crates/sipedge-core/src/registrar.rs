@@ -500,7 +500,9 @@ impl Core {
         }
         let mut path = std::mem::take(&mut self.path_buf);
         path.clear();
-        for (n, p) in msg.header_values(HeaderName::Path).enumerate() {
+        let paths = msg.header_values(HeaderName::Path);
+        let keep_path = self.path_accepted(remote); // `[registrar] accept_path`
+        for (n, p) in paths.take_while(|_| keep_path).enumerate() {
             if n > 0 {
                 path.extend_from_slice(b", ");
             }
@@ -649,7 +651,7 @@ impl Core {
             path |= t.eq_ignore_ascii_case(b"path");
             outbound |= t.eq_ignore_ascii_case(b"outbound");
         }
-        if path {
+        if path && self.path_accepted(remote) {
             for v in msg.header_values(HeaderName::Path) {
                 lines.extend_from_slice(b"Path: ");
                 lines.extend_from_slice(v);
