@@ -93,6 +93,8 @@ pub struct Core {
     /// never by the table seed: its outputs go on the wire, and a table hasher whose
     /// outputs an attacker can collect invites collisions in the location table (issue 13).
     pub(crate) tag_hasher: crate::aor::TableHasher,
+    /// Flows known to have failed: requests to them get 430 (`flows`, RFC 5626 §5.3).
+    pub(crate) dead_flows: crate::flows::DeadFlows,
 }
 
 impl Core {
@@ -124,6 +126,7 @@ impl Core {
             contact_buf: Vec::with_capacity(1024),
             path_buf: Vec::new(),
             date: crate::date::DateCache::default(),
+            dead_flows: crate::flows::DeadFlows::default(),
         }
     }
 
@@ -314,6 +317,11 @@ impl Core {
                 self.relay_lookup_reply(now, reply)
             }
             ShardMsg::LookupReply(reply) => self.lookups.push_back(reply),
+            ShardMsg::FlowFailed {
+                local,
+                remote,
+                failed,
+            } => self.handle_flow_msg(local, remote, failed),
         }
     }
 

@@ -55,6 +55,7 @@ pub mod auth;
 mod config;
 mod core;
 mod date;
+mod flows;
 mod invariants;
 mod journal;
 mod location;
@@ -81,6 +82,7 @@ pub use crate::config::{
     SUPPORTED,
 };
 pub use crate::core::{Core, CoreEvent, ReloadTables};
+pub use crate::flows::DEAD_FLOW_CAP;
 pub use crate::journal::SnapshotCursor;
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};

@@ -557,6 +557,9 @@ impl Core {
             self.journal_upsert_data(aor, &d);
         }
         self.path_buf = path;
+        if items.iter().any(|it| !it.superseded && it.expires > 0) {
+            self.flow_alive(local, remote); // registered again: no more 430 (`flows`)
+        }
         head
     }
 
@@ -594,6 +597,7 @@ impl Core {
     /// Removes binding `idx` of the AoR (first binding `head`), journals it, returns the
     /// new head.
     pub(crate) fn remove_binding(&mut self, aor: &[u8], head: u32, idx: u32) -> u32 {
+        self.outbound_binding_gone(idx); // RFC 5626 §5.3 (`flows`)
         self.journal_remove(aor, idx);
         self.stats.bindings_removed += 1;
         self.loc.remove(head, idx)
@@ -688,6 +692,7 @@ impl Core {
             return;
         }
         let head = self.loc.head(Some(b.domain), b.user());
+        self.outbound_binding_gone(idx); // RFC 5626 §5.3 (`flows`)
         self.loc.remove(head, idx);
         self.stats.bindings_expired += 1;
     }

@@ -473,11 +473,12 @@ impl Core {
     /// Removes binding `idx` after `misses` unanswered pings: journalled, counted, logged.
     fn nat_deregister(&mut self, idx: u32, misses: u8) {
         let mut aor = std::mem::take(&mut self.nat.aor);
-        let (head, source) = {
+        let (head, source, local) = {
             let b = self.loc.get(idx);
             self.aor_of(b, &mut aor);
-            (self.loc.head(Some(b.domain), b.user()), b.source())
+            (self.loc.head(Some(b.domain), b.user()), b.source(), b.local)
         };
+        self.flow_failed(LocalId(local), source); // RFC 5626 §5.3: 430 from now on (`flows`)
         self.remove_binding(&aor, head, idx);
         self.nat.aor = aor;
         self.stats.nat.ping_deregistrations += 1;

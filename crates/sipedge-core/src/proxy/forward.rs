@@ -420,6 +420,7 @@ impl Core {
         route_edit: bool,
         route: &[u8],
     ) {
+        let mut failed_flows = false;
         for t in targets.into_iter().take(MAX_BRANCHES) {
             let (local, mut dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
             // RFC 3327 §5.3: the Path recorded at registration becomes the Route, and the
@@ -432,6 +433,10 @@ impl Core {
                     (true, h.route)
                 }
             };
+            if dest == t.source && self.flow_is_dead(local, dest) {
+                failed_flows = true; // RFC 5626 §5.3: not into a failed flow (`flows`)
+                continue;
+            }
             self.relay.txns.cell_mut(idx).branches.push(Branch::new(
                 local,
                 dest,
@@ -441,7 +446,12 @@ impl Core {
         }
         if self.relay.txns.cell(idx).branches.is_empty() {
             self.relay.stats.refused += 1;
-            let (code, reason) = RelayRefusal::NotFound.reply();
+            let refusal = if failed_flows {
+                RelayRefusal::FlowFailed // every binding's flow failed (RFC 5626 §5.3)
+            } else {
+                RelayRefusal::NotFound
+            };
+            let (code, reason) = refusal.reply();
             self.own_response(idx, code, reason);
             self.relay.txns.cell_mut(idx).set_state(Srv::Terminated);
             self.maybe_free(idx);

@@ -282,6 +282,11 @@ impl Core {
         // In a dialog: the end its token names (RFC 5626 §5.3 flow-token routing), never
         // the Request-URI or a Route the sender wrote.
         let hop = match (plan.dialog, &plan.next_route) {
+            (Some(f), _) if self.flow_is_dead(f.local, f.addr) => {
+                // RFC 5626 §5.3: that end's flow failed (`flows`).
+                self.refuse(local, remote, msg, req, RelayRefusal::FlowFailed);
+                return None;
+            }
             (Some(f), _) => self.flow_ok(f).then_some((f.local, f.addr)),
             (None, Some(r)) => Uri::parse(r)
                 .ok()
@@ -592,8 +597,12 @@ impl Core {
         // An ACK is never challenged (§22.1): it goes only along a dialog token of ours
         // that verifies, to that dialog's end.
         let plan = self.plan_route(msg, req, &uri);
-        let Some(f) = plan.dialog.filter(|&f| self.flow_ok(f)) else {
-            // No transaction and nowhere to go: absorbed (an ACK has no response).
+        let Some(f) = plan
+            .dialog
+            .filter(|&f| self.flow_ok(f) && !self.flow_is_dead(f.local, f.addr))
+        else {
+            // No transaction and nowhere to go (or a failed flow, RFC 5626 §5.3): absorbed
+            // (an ACK has no response).
             self.stats.dropped += 1;
             return;
         };

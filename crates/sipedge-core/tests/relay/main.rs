@@ -5,6 +5,7 @@
 
 mod advertise;
 mod auth;
+mod flows;
 mod hardening;
 mod harness;
 #[path = "../mutate/mod.rs"]
