@@ -134,6 +134,16 @@ impl Default for CoreConfig {
 }
 
 impl CoreConfig {
+    /// A host:port of ours (one of our domains on one of our ports; no port = 5060).
+    pub(crate) fn is_ours_uri(&self, uri: &sipedge_msg::Uri<'_>) -> bool {
+        // Our domains on no port (an AoR) or on one of our ports.
+        self.is_our_domain(uri.host())
+            && uri.port().is_none_or(|p| {
+                self.proxy.advertise.is_empty()
+                    || crate::proxy::advertise::port_is_ours(&self.proxy, p)
+            })
+    }
+
     /// True when `host` (as written in a URI, IPv6 with or without brackets) is ours.
     pub fn is_our_domain(&self, host: &[u8]) -> bool {
         let host = match host {

@@ -11,17 +11,21 @@
 //!
 //! The table is small and bounded ([`DEAD_FLOW_CAP`]; the oldest entry goes first) and
 //! kept on every shard: the shard that sees a flow fail (the binding's owner) tells the
-//! others over the mesh ([`ShardMsg::FlowFailed`]), since an in-dialog request lands on
+//! others over the mesh ([`crate::ShardMsg::FlowFailed`]), since an in-dialog request lands on
 //! whichever shard the kernel picks. Nothing is looked up while the table is empty, so
 //! calls pay nothing in the common case.
+//!
+//! A leaf: the table ([`DeadFlows`]) is flow storage and lives in the shard's
+//! `Location`, so every view lent the store sees it; filling it (and telling the other
+//! shards) is `bindings::Store::{flow_failed, flow_alive}`, also run when an Outbound
+//! binding is removed or expires; the relay reads it (`proxy/route.rs`,
+//! `proxy/forward.rs`); a hand-off from another shard lands in `Core::handle_shard_msg`.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 
-use crate::core::Core;
 use crate::output::LocalId;
-use crate::shard::{ShardId, ShardMsg};
 
 /// Failed flows remembered per shard; past this, the oldest is forgotten (a request to it
 /// is then sent as before, which is the behaviour without this table).
@@ -69,69 +73,6 @@ impl DeadFlows {
     /// Flows remembered.
     pub(crate) fn len(&self) -> usize {
         self.set.len()
-    }
-}
-
-impl Core {
-    /// Failed flows this shard remembers (RFC 5626 §5.3).
-    pub fn dead_flow_count(&self) -> usize {
-        self.dead_flows.len()
-    }
-
-    /// `(local, addr)` failed: remembered here and on every other shard.
-    pub(crate) fn flow_failed(&mut self, local: LocalId, addr: SocketAddr) {
-        if self.dead_flows.insert(local, addr) {
-            self.tell_shards(local, addr, true);
-        }
-    }
-
-    /// `(local, addr)` registered again: forgotten here and on every other shard.
-    pub(crate) fn flow_alive(&mut self, local: LocalId, addr: SocketAddr) {
-        if self.dead_flows.remove(local, addr) {
-            self.tell_shards(local, addr, false);
-        }
-    }
-
-    /// Binding `idx` is about to go (removed or expired): an Outbound binding (`reg-id`,
-    /// or a Contact with `ob`) takes its flow with it (RFC 5626 §5.3).
-    pub(crate) fn outbound_binding_gone(&mut self, idx: u32) {
-        let b = self.loc.get(idx);
-        let outbound = b.reg_id != 0
-            || sipedge_msg::Uri::parse(b.contact()).is_ok_and(|u| u.params().has(b"ob"));
-        if outbound {
-            let (local, addr) = (LocalId(b.local), b.source());
-            self.flow_failed(local, addr);
-        }
-    }
-
-    /// Whether a request whose next hop is `(local, addr)` must be answered 430.
-    #[inline]
-    pub(crate) fn flow_is_dead(&self, local: LocalId, addr: SocketAddr) -> bool {
-        self.dead_flows.contains(local, addr)
-    }
-
-    /// A [`ShardMsg::FlowFailed`] from another shard.
-    pub(crate) fn handle_flow_msg(&mut self, local: LocalId, remote: SocketAddr, failed: bool) {
-        if failed {
-            self.dead_flows.insert(local, remote);
-        } else {
-            self.dead_flows.remove(local, remote);
-        }
-    }
-
-    fn tell_shards(&mut self, local: LocalId, remote: SocketAddr, failed: bool) {
-        for s in 0..self.cfg.shards {
-            if s != self.cfg.shard.0 {
-                self.shard_out.push_back((
-                    ShardId(s),
-                    ShardMsg::FlowFailed {
-                        local,
-                        remote,
-                        failed,
-                    },
-                ));
-            }
-        }
     }
 }
 

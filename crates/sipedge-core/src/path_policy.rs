@@ -14,10 +14,6 @@
 //! | `always` | always | RFC 3327 §5.3 |
 //! | `never` | never | RFC 3327 §5.3 ("MAY" store) |
 
-use std::net::SocketAddr;
-
-use crate::core::Core;
-
 /// `[registrar] accept_path`: whose Path a REGISTER may leave with its binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AcceptPath {
@@ -40,16 +36,15 @@ impl AcceptPath {
             _ => None,
         }
     }
-}
 
-impl Core {
-    /// Whether the Path of a REGISTER from `remote` is kept (stored with the binding and
-    /// echoed in the 200 OK), per `[registrar] accept_path`.
-    pub(crate) fn path_accepted(&self, remote: SocketAddr) -> bool {
-        match self.cfg.registrar.accept_path {
+    /// Whether a REGISTER's Path is kept (stored with the binding, echoed in the 200 OK,
+    /// followed); `trusted_source` says whether its source is in an `[[ip_auth]]` prefix
+    /// (asked only in `trusted` mode).
+    pub(crate) fn keeps(self, trusted_source: impl FnOnce() -> bool) -> bool {
+        match self {
             AcceptPath::Always => true,
             AcceptPath::Never => false,
-            AcceptPath::Trusted => self.cfg.auth.db.ip_group(remote.ip()).is_some(),
+            AcceptPath::Trusted => trusted_source(),
         }
     }
 }
@@ -65,5 +60,13 @@ mod tests {
         assert_eq!(AcceptPath::parse("never"), Some(AcceptPath::Never));
         assert_eq!(AcceptPath::parse("Trusted"), None);
         assert_eq!(AcceptPath::default(), AcceptPath::Trusted);
+    }
+
+    #[test]
+    fn only_trusted_mode_asks_the_source() {
+        assert!(AcceptPath::Trusted.keeps(|| true));
+        assert!(!AcceptPath::Trusted.keeps(|| false));
+        assert!(AcceptPath::Always.keeps(|| false));
+        assert!(!AcceptPath::Never.keeps(|| true));
     }
 }

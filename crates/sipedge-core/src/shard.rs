@@ -6,9 +6,7 @@ use crate::lookup::LookupReply;
 use crate::output::LocalId;
 use crate::time::Millis;
 
-/// Index of a shard (0..shards).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ShardId(pub u16);
+pub use crate::output::ShardId;
 
 /// A message from one shard's core to another's.
 #[derive(Debug, Clone, PartialEq, Eq)]

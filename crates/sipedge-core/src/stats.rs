@@ -283,6 +283,8 @@ describe_counters! {
             "Requests refused by a proxy rule (403, 404, 420, 482, 483, 503).";
         lookups_remote: "relay_lookups_remote_total", counter,
             "Location lookups asked of another shard.";
+        illegal_transaction_edges: "relay_illegal_transaction_edges_total", counter,
+            "Illegal transaction state edges taken (a bug), counted when the transaction ends.";
     }
     skip {}
 }

@@ -49,8 +49,8 @@ use std::sync::Arc;
 /// A CIDR prefix (re-exported from `ipnet`, for the shell).
 pub use ipnet::IpNet;
 
-pub(crate) use self::check::AuthState;
 pub use self::check::{AuthMethod, AuthOk, AuthOutcome, AuthReject, AuthStats};
+pub(crate) use self::check::{AuthState, Authenticator};
 pub use self::db::{
     split_register_aor, Account, AccountSpec, AuthDb, AuthDbError, AuthHandle, AuthMode,
     AuthSettings, AuthSpec, IpAuthSpec, NatMode, NatPing, User, UserSpec, MAX_USERNAME_BYTES,

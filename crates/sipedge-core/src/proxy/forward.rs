@@ -9,14 +9,13 @@ use sipedge_msg::{
 };
 
 use crate::aor::{canonical_aor, owner_of, split_aor};
-use crate::core::Core;
+use crate::bindings::tick_at_or_after;
 use crate::lookup::{LookupError, LookupReply};
 use crate::output::LocalId;
 use crate::proxy::advertise::{write_advertised, write_record_route};
 use crate::proxy::token::{self, Flow};
-use crate::proxy::Relay;
+use crate::proxy::{Relay, RelayCx};
 use crate::refusal::{Refusal, RelayRefusal};
-use crate::registrar::tick_at_or_after;
 use crate::time::Millis;
 use crate::txn::branch::OurBranch;
 use crate::txn::table::{Branch, Cancel, Cell, Cli, Srv};
@@ -236,15 +235,15 @@ fn itoa_u32(n: u32) -> String {
     s
 }
 
-impl Core {
+impl RelayCx<'_> {
     /// Arms transaction timer `key` `ms` from `now`.
     pub(crate) fn arm(&mut self, now: Millis, ms: u64, key: u64) {
-        self.wheel.insert(tick_at_or_after(now.plus(ms)), key);
+        self.io.wheel.insert(tick_at_or_after(now.plus(ms)), key);
     }
 
     /// Prepares our Via for branch `b` of cell `idx` in `relay.via_buf`.
     fn via_for(&mut self, idx: u32, b: usize) {
-        let shard = self.cfg.shard;
+        let shard = self.io.cfg.shard;
         let c = self.relay.txns.cell(idx);
         let local = c.branches[b].local;
         let id = BranchId {
@@ -252,10 +251,8 @@ impl Core {
             b: b as u8,
             loop_hash: c.loop_hash,
         };
-        let Core {
-            relay, mac, cfg, ..
-        } = self;
-        relay.make_via(mac, shard, (&cfg.proxy, local), idx, &id);
+        let RelayCx { relay, io, .. } = self;
+        relay.make_via(&io.mac, shard, (&io.cfg.proxy, local), idx, &id);
     }
 
     /// Writes branch `b`'s request (§16.6) into `relay.fwd_buf`. Deterministic, so a
@@ -263,10 +260,10 @@ impl Core {
     fn write_branch_request(&mut self, idx: u32, b: usize) {
         self.via_for(idx, b);
         let rr = self.relay.txns.cell(idx).record_route;
-        let db = std::sync::Arc::clone(&self.cfg.auth.db);
+        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
         let realm = db.settings.realm.as_bytes();
-        let mac = &self.mac;
-        let proxy = &self.cfg.proxy;
+        let mac = &self.io.mac;
+        let proxy = &self.io.cfg.proxy;
         let Relay {
             txns,
             via_buf,
@@ -332,7 +329,7 @@ impl Core {
     fn push_fwd(&mut self, local: LocalId, dest: SocketAddr) {
         let buf = std::mem::take(&mut self.relay.fwd_buf);
         if !buf.is_empty() {
-            self.out.push(local, dest, &buf);
+            self.io.out.push(local, dest, &buf);
         }
         self.relay.fwd_buf = buf;
     }
@@ -342,7 +339,7 @@ impl Core {
     pub(crate) fn send_branch(&mut self, now: Millis, idx: u32, b: usize) {
         self.relay.stats.branches += 1;
         self.write_branch_request(idx, b);
-        let t1 = self.cfg.sip.t1_ms;
+        let t1 = self.io.cfg.sip.t1_ms;
         let c = self.relay.txns.cell_mut(idx);
         let br = &mut c.branches[b];
         br.interval_ms = t1;
@@ -377,11 +374,11 @@ impl Core {
         aor_uri: &[u8],
     ) -> Result<smallvec::SmallVec<[Target; 2]>, LookupError> {
         let uri = sipedge_msg::Uri::parse(aor_uri).map_err(|_| LookupError::NotAnAor)?;
-        let mut aor = std::mem::take(&mut self.aor_buf);
-        let result = match canonical_aor(&uri, self.cfg.registrar.case_sensitive, &mut aor) {
+        let mut aor = std::mem::take(&mut self.relay.aor_buf);
+        let result = match canonical_aor(&uri, self.io.cfg.registrar.case_sensitive, &mut aor) {
             Err(_) => Err(LookupError::NotAnAor),
-            Ok(()) if owner_of(&aor, self.cfg.shards) != self.cfg.shard => {
-                Err(LookupError::NotOwner(owner_of(&aor, self.cfg.shards)))
+            Ok(()) if owner_of(&aor, self.io.cfg.shards) != self.io.cfg.shard => {
+                Err(LookupError::NotOwner(owner_of(&aor, self.io.cfg.shards)))
             }
             Ok(()) => {
                 let (domain, user) = split_aor(&aor);
@@ -404,7 +401,7 @@ impl Core {
                 Ok(out)
             }
         };
-        self.aor_buf = aor;
+        self.relay.aor_buf = aor;
         result
     }
 
@@ -425,7 +422,7 @@ impl Core {
             let (local, mut dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
             // RFC 3327 §5.3: the Path recorded at registration becomes the Route, and the
             // request goes to its first hop (proxy/path.rs).
-            let hop = crate::proxy::path::first_hop(&t.path, t.source, |u| self.is_ours_uri(u));
+            let hop = crate::proxy::path::first_hop(&t.path, t.source, |u| self.io.cfg.is_ours_uri(u));
             let (route_edit, route) = match hop {
                 None => (route_edit, route.to_vec()),
                 Some(h) => {
@@ -433,7 +430,7 @@ impl Core {
                     (true, h.route)
                 }
             };
-            if dest == t.source && self.flow_is_dead(local, dest) {
+            if dest == t.source && self.loc.dead_flows.contains(local, dest) {
                 failed_flows = true; // RFC 5626 §5.3: not into a failed flow (`flows`)
                 continue;
             }
@@ -500,7 +497,7 @@ impl Core {
         // A 100 carries no tag (§8.2.6.2): not computed for it.
         let tag = (code > 100).then(|| {
             let from = req.from().ok();
-            let v = self.mac.digest(
+            let v = self.io.mac.digest(
                 crate::secret::Purpose::ToTag,
                 &[
                     req.call_id().unwrap_or_default(),
@@ -538,7 +535,7 @@ impl Core {
         let mut out = std::mem::take(&mut self.relay.fwd_buf);
         {
             let mut w = write_response(&mut out, &req, &spec);
-            w.header(b"Server", self.cfg.server_name.as_bytes());
+            w.header(b"Server", self.io.cfg.server_name.as_bytes());
             if code == 503 {
                 // RFC 3261 §21.5.4: our overload 503s say when to come back (proxy::limits).
                 w.header_u32(b"Retry-After", super::limits::OVERLOAD_RETRY_AFTER_SECS);
@@ -552,9 +549,9 @@ impl Core {
             c.resp.extend_from_slice(&out);
         }
         let local = c.up_local;
-        self.out.push(local, up, &out);
+        self.io.out.push(local, up, &out);
         self.relay.fwd_buf = out;
-        self.stats.replies_out += 1;
+        self.io.stats.replies_out += 1;
     }
 
     /// The cell ends with a final response of our own (no branch was forwarded).
@@ -570,7 +567,7 @@ impl Core {
     /// The server transaction sent its final (non-2xx) response: INVITE → Completed with
     /// G and H (§17.2.1); non-INVITE → Completed with J (§17.2.2).
     pub(crate) fn server_completed(&mut self, now: Millis, idx: u32) {
-        let (t1, t2) = (self.cfg.sip.t1_ms, self.cfg.sip.t2_ms);
+        let (t1, t2) = (self.io.cfg.sip.t1_ms, self.io.cfg.sip.t2_ms);
         let c = self.relay.txns.cell_mut(idx);
         c.set_state(Srv::Completed);
         let gen = c.gen;
@@ -596,7 +593,7 @@ impl Core {
 
     /// Sends the CANCEL for branch `b` and arms its retransmission and timeout.
     pub(crate) fn send_cancel(&mut self, now: Millis, idx: u32, b: usize) {
-        let t1 = self.cfg.sip.t1_ms;
+        let t1 = self.io.cfg.sip.t1_ms;
         let c = self.relay.txns.cell_mut(idx);
         let gen = c.gen;
         if matches!(c.branches[b].cancel(), Cancel::None | Cancel::Pending) {
@@ -642,10 +639,11 @@ impl Core {
             .unwrap_or_default();
         // Keyed by the node secret, not a table seed: table-hash outputs never go out.
         let h = self
+            .io
             .mac
             .digest(crate::secret::Purpose::AckBranch, &[incoming]);
-        let db = std::sync::Arc::clone(&self.cfg.auth.db);
-        let proxy = &self.cfg.proxy;
+        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
+        let proxy = &self.io.cfg.proxy;
         let Relay {
             via_buf,
             fwd_buf,

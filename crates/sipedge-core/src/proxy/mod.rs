@@ -94,6 +94,29 @@ pub(crate) struct Relay {
     /// Reused: the dialog token as sent in a request and as rewritten in its responses.
     tok_buf: Vec<u8>,
     tok_new: Vec<u8>,
+    /// Reused: the canonical AoR of a request's target.
+    pub(crate) aor_buf: Vec<u8>,
+}
+
+/// The relay (RFC 3261 §16, the transaction layer of §17): its own state ([`Relay`]:
+/// the transaction table), the location store it routes by, the authenticator's state for
+/// the requests it admits, and the shard's sink, lent by the dispatcher. It names no
+/// other subsystem's state beyond these.
+pub(crate) struct RelayCx<'a> {
+    pub(crate) io: &'a mut crate::io::Io,
+    pub(crate) loc: &'a mut crate::location::Location,
+    pub(crate) relay: &'a mut Relay,
+    pub(crate) auth: &'a mut crate::auth::AuthState,
+}
+
+impl RelayCx<'_> {
+    /// The authenticator (the relay's hook, `auth`).
+    pub(crate) fn authenticator(&mut self) -> crate::auth::Authenticator<'_> {
+        crate::auth::Authenticator {
+            io: self.io,
+            auth: self.auth,
+        }
+    }
 }
 
 impl Relay {
@@ -108,6 +131,7 @@ impl Relay {
             via_buf: String::with_capacity(96),
             rr_buf: String::with_capacity(64),
             fwd_buf: Vec::with_capacity(2048),
+            aor_buf: Vec::with_capacity(64),
         }
     }
 }
