@@ -13,10 +13,10 @@ use sipedge_wheel::Tick;
 
 use crate::aor::{same_contact, DomainKey};
 use crate::io::Io;
-use crate::output::LocalId;
-use crate::shard::{ShardId, ShardMsg};
 use crate::location::{BindingData, BindingRef, Location, MAX_USER_AGENT_BYTES, NONE};
+use crate::output::LocalId;
 use crate::record::{encode_remove, encode_upsert, Upsert};
+use crate::shard::{ShardId, ShardMsg};
 use crate::time::Millis;
 
 /// Length of a wheel tick for binding expiry, milliseconds.

@@ -422,7 +422,8 @@ impl RelayCx<'_> {
             let (local, mut dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
             // RFC 3327 §5.3: the Path recorded at registration becomes the Route, and the
             // request goes to its first hop (proxy/path.rs).
-            let hop = crate::proxy::path::first_hop(&t.path, t.source, |u| self.io.cfg.is_ours_uri(u));
+            let hop =
+                crate::proxy::path::first_hop(&t.path, t.source, |u| self.io.cfg.is_ours_uri(u));
             let (route_edit, route) = match hop {
                 None => (route_edit, route.to_vec()),
                 Some(h) => {
