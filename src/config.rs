@@ -62,21 +62,8 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Transport of a listen entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// UDP.
-    Udp,
-}
-
-/// One `[server] listen` entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Listen {
-    /// Transport.
-    pub transport: Transport,
-    /// Address.
-    pub addr: SocketAddr,
-}
+use crate::config_listen::parse_listen;
+pub use crate::config_listen::Listen;
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +154,7 @@ struct RawRegistrar {
     overflow: String,
     max_bindings: u64,
     expected_bindings: u64,
+    accept_path: String,
     persistence: RawPersistence,
 }
 
@@ -181,6 +169,7 @@ impl Default for RawRegistrar {
             overflow: "reject".into(),
             max_bindings: DEFAULT_MAX_BINDINGS as u64,
             expected_bindings: 0,
+            accept_path: "trusted".into(),
             persistence: RawPersistence::default(),
         }
     }
@@ -341,13 +330,29 @@ impl Config {
         let mut listen = Vec::new();
         for (i, entry) in s.listen.iter().enumerate() {
             let l = parse_listen(entry).map_err(|m| err(format!("server.listen[{i}]"), m))?;
-            if listen.contains(&l) {
+            if listen.iter().any(|x: &Listen| x.addr == l.addr) {
                 return Err(err(
                     format!("server.listen[{i}]"),
                     format!("`{entry}` is listed twice"),
                 ));
             }
             listen.push(l);
+        }
+        if let Some(i) = listen
+            .iter()
+            .position(|l| l.addr.ip().is_unspecified() && l.advertise.is_none())
+        {
+            return Err(err(
+                format!("server.listen[{i}]"),
+                format!(
+                    "`{}` binds a wildcard address, which cannot be put in Via or Record-Route: \
+                     add what peers reach this socket as, e.g. `{} advertise sip.example.com:{}` \
+                     (or listen on the interface's own address)",
+                    s.listen[i].trim(),
+                    s.listen[i].trim(),
+                    listen[i].addr.port()
+                ),
+            ));
         }
         let mut domains: Vec<String> = Vec::new();
         for (i, d) in s.domains.iter().enumerate() {
@@ -363,9 +368,19 @@ impl Config {
             }
         }
         for l in &listen {
-            let ip = l.addr.ip().to_string();
-            if !domains.contains(&ip) {
-                domains.push(ip);
+            // The advertised host names this edge too (domains, digest `uri`, our own
+            // Route/Record-Route); a wildcard listen address never does.
+            let adv = l.advertise.as_ref().map(|a| {
+                a.host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string()
+            });
+            let ip = (!l.addr.ip().is_unspecified()).then(|| l.addr.ip().to_string());
+            for d in [ip, adv].into_iter().flatten() {
+                if !domains.contains(&d) {
+                    domains.push(d);
+                }
             }
         }
         let io = match s.io.as_str() {
@@ -496,6 +511,15 @@ fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, S
             ))
         }
     };
+    let Some(accept_path) = sipedge_core::AcceptPath::parse(&r.accept_path) else {
+        return Err((
+            "registrar.accept_path",
+            format!(
+                "`{}` is not one of \"trusted\", \"always\", \"never\"",
+                r.accept_path
+            ),
+        ));
+    };
     if !(1..=MAX_MAX_EXPIRES_SECS).contains(&r.max_expires) {
         return Err((
             "registrar.max_expires",
@@ -547,6 +571,7 @@ fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, S
         max_expires_secs: r.max_expires,
         max_contacts: r.max_contacts,
         overflow,
+        accept_path,
     })
 }
 
@@ -556,29 +581,6 @@ const MAX_MAX_BINDINGS: u64 = 1_000_000_000;
 /// Largest `[registrar] expected_bindings` accepted (reserved at start: about 55 bytes of
 /// index and timer storage per expected binding, resident as bindings arrive).
 const MAX_EXPECTED_BINDINGS: u64 = 200_000_000;
-
-/// `transport:ip:port`, IPv6 as `udp:[::1]:5060`.
-fn parse_listen(entry: &str) -> Result<Listen, String> {
-    let (transport, addr) = entry
-        .split_once(':')
-        .ok_or_else(|| format!("`{entry}` is not transport:ip:port"))?;
-    let transport = match transport.to_ascii_lowercase().as_str() {
-        "udp" => Transport::Udp,
-        "tcp" | "tls" | "ws" | "wss" => {
-            return Err(format!(
-                "transport `{transport}` is not supported yet (only udp)"
-            ))
-        }
-        _ => return Err(format!("`{transport}` is not a transport (udp)")),
-    };
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|_| format!("`{addr}` is not an ip:port address (IPv6 as [::1]:5060)"))?;
-    if addr.port() == 0 {
-        return Err(format!("`{entry}`: port 0 is not allowed"));
-    }
-    Ok(Listen { transport, addr })
-}
 
 #[cfg(test)]
 mod tests {
@@ -617,8 +619,14 @@ mod tests {
                 max_contacts: 3,
                 overflow: Overflow::ReplaceOldest,
                 max_bindings: sipedge_core::DEFAULT_MAX_BINDINGS,
+                accept_path: sipedge_core::AcceptPath::Trusted,
             }
         );
+        let c = Config::parse("[registrar]\naccept_path = \"never\"\n", "t")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.registrar.accept_path, sipedge_core::AcceptPath::Never);
+        let e = error_of("[registrar]\naccept_path = \"yes\"\n");
+        assert!(e.to_string().contains("registrar.accept_path"), "{e}");
         let e = error_of("[registrar]\nmax_binding = 3\n");
         assert!(e.to_string().contains("max_binding"), "{e}");
         let c =

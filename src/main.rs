@@ -11,6 +11,7 @@ mod auth_config;
 mod config;
 mod config_admin;
 mod config_limits;
+mod config_listen;
 mod config_nat;
 mod config_relay;
 mod logging;
@@ -201,6 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     record_route: cfg.proxy.record_route,
                     allow_outbound: cfg.proxy.allow_outbound,
                     advertise: cfg.listen.iter().map(|l| l.addr).collect(),
+                    advertise_names: cfg.listen.iter().map(|l| l.advertised()).collect(),
                     secret: secret.clone(),
                 },
                 auth: auth.clone(),
@@ -310,18 +312,10 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(no message)".into())
 }
 
-/// The Via sent-by of our keepalives per socket: the listen address, or the first domain
-/// with the listen port when it is a wildcard address.
+/// The Via sent-by of our keepalives per socket: its advertised `host:port` (`--check`
+/// refuses a wildcard listen without `advertise`).
 fn advertise(cfg: &Config) -> Vec<String> {
-    cfg.listen
-        .iter()
-        .map(
-            |l| match (l.addr.ip().is_unspecified(), cfg.domains.first()) {
-                (true, Some(d)) => format!("{d}:{}", l.addr.port()),
-                _ => l.addr.to_string(),
-            },
-        )
-        .collect()
+    cfg.listen.iter().map(|l| l.advertised()).collect()
 }
 
 /// Binds every listen entry once per shard. A port that something else holds is refused

@@ -8,6 +8,7 @@
 mod common;
 
 mod admin;
+mod advertise;
 mod auth;
 mod cli;
 mod engine;

@@ -1,7 +1,12 @@
 //! The location store's operations that keep the rest of the shard right: a binding stored
 //! or removed arms its expiry timer on the wheel and queues its journal record ([`Store`],
 //! a view of the store and the sink), and the binding expiry timer (ARCHITECTURE.md §4).
-//! Shared by the registrar, the pinger and the durability API; names no subsystem.
+//! A binding's flow failing or coming back (RFC 5626 §5.3) is recorded here too
+//! ([`Store::flow_failed`], [`Store::flow_alive`]; an Outbound binding that goes takes its
+//! flow with it), in the location's table of failed flows (`flows`), and told to the other
+//! shards. Shared by the registrar, the pinger and the durability API; names no subsystem.
+
+use std::net::SocketAddr;
 
 use sipedge_msg::Uri;
 use sipedge_wheel::Tick;
@@ -9,7 +14,9 @@ use sipedge_wheel::Tick;
 use crate::aor::{same_contact, DomainKey};
 use crate::io::Io;
 use crate::location::{BindingData, BindingRef, Location, MAX_USER_AGENT_BYTES, NONE};
+use crate::output::LocalId;
 use crate::record::{encode_remove, encode_upsert, Upsert};
+use crate::shard::{ShardId, ShardMsg};
 use crate::time::Millis;
 
 /// Length of a wheel tick for binding expiry, milliseconds.
@@ -96,6 +103,7 @@ impl Store<'_> {
     /// Removes binding `idx` of the AoR (first binding `head`), journals it, returns the
     /// new head.
     pub(crate) fn remove_binding(&mut self, aor: &[u8], head: u32, idx: u32) -> u32 {
+        self.outbound_binding_gone(idx); // RFC 5626 §5.3 (`flows`)
         self.journal_remove(aor, idx);
         self.io.stats.bindings_removed += 1;
         self.loc.remove(head, idx)
@@ -115,8 +123,51 @@ impl Store<'_> {
             return;
         }
         let head = self.loc.head(Some(b.domain), b.user());
+        self.outbound_binding_gone(idx); // RFC 5626 §5.3 (`flows`)
         self.loc.remove(head, idx);
         self.io.stats.bindings_expired += 1;
+    }
+
+    /// RFC 5626 §5.3: flow `(local, addr)` failed — remembered here and on every other
+    /// shard, so a request to it gets 430 wherever it lands (`flows`).
+    pub(crate) fn flow_failed(&mut self, local: LocalId, addr: SocketAddr) {
+        if self.loc.dead_flows.insert(local, addr) {
+            self.tell_shards(local, addr, true);
+        }
+    }
+
+    /// RFC 5626 §4.2.1: flow `(local, addr)` registered again — forgotten here and on every
+    /// other shard (`flows`).
+    pub(crate) fn flow_alive(&mut self, local: LocalId, addr: SocketAddr) {
+        if self.loc.dead_flows.remove(local, addr) {
+            self.tell_shards(local, addr, false);
+        }
+    }
+
+    /// Binding `idx` is about to go (removed or expired): an Outbound binding (`reg-id`,
+    /// or a Contact with `ob`) takes its flow with it (RFC 5626 §5.3).
+    fn outbound_binding_gone(&mut self, idx: u32) {
+        let b = self.loc.get(idx);
+        let outbound =
+            b.reg_id != 0 || Uri::parse(b.contact()).is_ok_and(|u| u.params().has(b"ob"));
+        if outbound {
+            let (local, addr) = (LocalId(b.local), b.source());
+            self.flow_failed(local, addr);
+        }
+    }
+
+    /// [`ShardMsg::FlowFailed`] to every other shard (each keeps the same table).
+    fn tell_shards(&mut self, local: LocalId, remote: SocketAddr, failed: bool) {
+        for s in 0..self.io.cfg.shards {
+            if s != self.io.cfg.shard.0 {
+                let msg = ShardMsg::FlowFailed {
+                    local,
+                    remote,
+                    failed,
+                };
+                self.io.shard_out.push_back((ShardId(s), msg));
+            }
+        }
     }
     /// Queues an upsert record for the binding of `aor` just stored from `d`, encoded from
     /// `d` itself: the same bytes a snapshot reads back from the table (`upsert_of`), with

@@ -126,6 +126,11 @@ impl Core {
         &self.relay.stats
     }
 
+    /// Failed flows this shard remembers (RFC 5626 §5.3; `flows`).
+    pub fn dead_flow_count(&self) -> usize {
+        self.loc.dead_flows.len()
+    }
+
     /// Live transactions (relay cells) on this shard.
     pub fn transaction_count(&self) -> usize {
         self.relay.txns.len()
@@ -158,6 +163,18 @@ impl Core {
         if is_keepalive(bytes) {
             // RFC 5626 §3.5.1 CRLF keepalive over UDP: nothing to answer.
             self.io.stats.keepalives_in += 1;
+            return;
+        }
+        if crate::stun::looks_like_stun(bytes) {
+            // RFC 5626 §8: STUN keepalives share the SIP port.
+            let mut ans = [0u8; crate::stun::MAX_ANSWER];
+            match crate::stun::answer(bytes, remote, &mut ans) {
+                Ok(n) => {
+                    self.io.stats.stun_answered += 1;
+                    self.io.out.push(local, remote, &ans[..n]);
+                }
+                Err(_) => self.io.stats.stun_dropped += 1,
+            }
             return;
         }
         let msg = match Message::parse_with(bytes, &self.io.cfg.parse) {
@@ -282,6 +299,19 @@ impl Core {
                 self.relay().relay_lookup_reply(now, reply)
             }
             ShardMsg::LookupReply(reply) => self.lookups.push_back(reply),
+            ShardMsg::FlowFailed {
+                local,
+                remote,
+                failed,
+            } => {
+                // Another shard saw a flow fail or register again (RFC 5626 §5.3; `flows`).
+                let flows = &mut self.loc.dead_flows;
+                if failed {
+                    flows.insert(local, remote);
+                } else {
+                    flows.remove(local, remote);
+                }
+            }
         }
     }
 

@@ -51,9 +51,10 @@
 //! | `nat` (`NatPinger<'_>`) | subsystem | `NatRuntime` (schedule, RTT histogram) | `&mut Location`, sink; names `bindings` |
 //! | `proxy` (`RelayCx<'_>`) | subsystem | `Relay` (the transaction table) | `&mut Location`, sink, `AuthState`; names `auth`, `nat` (reach address), `bindings` |
 //! | `admin` (`Admin<'_>`) | subsystem | `AdminQueue` (answers to admin queries) | `&mut Location`, sink; names `bindings`, `lookup` |
-//! | `bindings` (`Store<'_>`) | shared | — | `&mut Location` + sink: store/remove a binding with its timer and journal record, binding expiry |
+//! | `bindings` (`Store<'_>`) | shared | — | `&mut Location` + sink: store/remove a binding with its timer and journal record, binding expiry; a flow failed or alive again (RFC 5626 §5.3, told to every shard) |
 //! | `io`, `stateless` (the one `respond` path) | shared leaves | the sink | `config`, `stats`, `output`, `date`, `secret`, `aor` |
 //! | `location` (+ `nat_bits`), `lookup`, `record`, `txn`, `aor`, `shard`, `output`, `refusal`, `time`, `secret`, `date` | leaves | — | no subsystem |
+//! | `flows` (the failed-flow table, held by `Location`), `path_policy`, `outbound`, `stun` | leaves | — | no subsystem (`Store` fills `flows`, the relay reads it) |
 //!
 //! One cycle is left, to be removed: `config` and `stats` name the config and counter
 //! structs declared in `auth`, `nat` and `proxy`, and the sink holds both.
@@ -84,11 +85,14 @@ mod bindings;
 mod config;
 mod core;
 mod date;
+mod flows;
 mod io;
 mod location;
 mod lookup;
 mod nat;
+mod outbound;
 mod output;
+mod path_policy;
 mod proxy;
 mod record;
 mod refusal;
@@ -97,6 +101,7 @@ mod secret;
 mod shard;
 mod stateless;
 mod stats;
+pub mod stun;
 mod time;
 mod txn;
 
@@ -107,6 +112,7 @@ pub use crate::config::{
 };
 pub use crate::core::journal::SnapshotCursor;
 pub use crate::core::{Core, CoreEvent, ReloadTables};
+pub use crate::flows::DEAD_FLOW_CAP;
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};
 pub use crate::nat::{
@@ -115,6 +121,7 @@ pub use crate::nat::{
     MAX_PING_FAILURES_MAX, MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
 };
 pub use crate::output::{LocalId, Transmit};
+pub use crate::path_policy::AcceptPath;
 pub use crate::proxy::{ProxyConfig, ProxyStats, OVERLOAD_RETRY_AFTER_SECS};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
 pub use crate::refusal::{AuthRefusal, Refusal, RegistrarRefusal, RelayRefusal, StatelessRefusal};

@@ -137,6 +137,16 @@ impl<'a> Registrar<'a> {
         }
     }
 
+    /// Whether the Path of a REGISTER from `remote` is kept (stored with the binding and
+    /// echoed in the 200 OK), per `[registrar] accept_path` (RFC 3327 §5.3; `path_policy`):
+    /// in `trusted` mode only from a source an `[[ip_auth]]` prefix names.
+    fn path_accepted(&self, remote: SocketAddr) -> bool {
+        let cfg = &self.io.cfg;
+        cfg.registrar
+            .accept_path
+            .keeps(|| cfg.auth.db.ip_group(remote.ip()).is_some())
+    }
+
     /// The authenticator (steps 3–4).
     fn authenticator(&mut self) -> Authenticator<'_> {
         Authenticator {
@@ -540,7 +550,9 @@ impl Registrar<'_> {
         }
         let mut path = std::mem::take(&mut self.bufs.path_buf);
         path.clear();
-        for (n, p) in msg.header_values(HeaderName::Path).enumerate() {
+        let paths = msg.header_values(HeaderName::Path);
+        let keep_path = self.path_accepted(remote); // `[registrar] accept_path`
+        for (n, p) in paths.take_while(|_| keep_path).enumerate() {
             if n > 0 {
                 path.extend_from_slice(b", ");
             }
@@ -597,6 +609,10 @@ impl Registrar<'_> {
             self.store().journal_upsert_data(aor, &d);
         }
         self.bufs.path_buf = path;
+        if items.iter().any(|it| !it.superseded && it.expires > 0) {
+            // Registered again: no more 430 on this flow (`flows`, RFC 5626 §4.2.1).
+            self.store().flow_alive(local, remote);
+        }
         head
     }
 
@@ -652,7 +668,7 @@ impl Registrar<'_> {
             path |= t.eq_ignore_ascii_case(b"path");
             outbound |= t.eq_ignore_ascii_case(b"outbound");
         }
-        if path {
+        if path && self.path_accepted(remote) {
             for v in msg.header_values(HeaderName::Path) {
                 lines.extend_from_slice(b"Path: ");
                 lines.extend_from_slice(v);
@@ -661,6 +677,7 @@ impl Registrar<'_> {
         }
         if outbound && items.iter().any(|it| it.reg_id != 0) {
             lines.extend_from_slice(b"Require: outbound\r\n");
+            crate::outbound::write_flow_timer(&mut lines, self.io.cfg.nat.ping_interval_secs);
         }
         self.io.respond(
             local,

@@ -137,6 +137,8 @@ counters! {
         responses_in: "responses_total", counter, "Valid SIP responses received.";
         /// CRLF keepalive datagrams (RFC 5626 §3.5.1).
         keepalives_in: "keepalives_total", counter, "CRLF keepalives received.";
+        stun_answered: "stun_binding_answered_total", counter, "STUN binding requests answered on the SIP port (RFC 5626 §8).";
+        stun_dropped: "stun_dropped_total", counter, "STUN messages on the SIP port not answered (responses, indications, malformed, unknown attributes, bad FINGERPRINT).";
         /// Messages dropped without a reply (bad responses, unanswerable requests, ACKs…).
         dropped: "dropped_total", counter, "Messages dropped without an answer.";
         /// Responses that matched no transaction (RFC 3261 §18.1.2: discarded).

@@ -49,6 +49,9 @@ pub(crate) struct Location {
     domain_cache: (u32, Vec<u8>),
     /// Bindings with keepalives on, `[not NATed, NATed]` (the pinger sleeps at zero).
     pinging: [usize; 2],
+    /// Flows known to have failed: requests to them get 430 (RFC 5626 §5.3; `flows`).
+    /// Bounded ([`crate::flows::DEAD_FLOW_CAP`]).
+    pub(crate) dead_flows: crate::flows::DeadFlows,
 }
 
 impl Location {
@@ -64,6 +67,7 @@ impl Location {
             bindings: 0,
             domain_cache: (NONE, Vec::new()),
             pinging: [0; 2],
+            dead_flows: crate::flows::DeadFlows::default(),
         }
     }
 

@@ -496,11 +496,13 @@ impl NatPinger<'_> {
     /// Removes binding `idx` after `misses` unanswered pings: journalled, counted, logged.
     fn nat_deregister(&mut self, idx: u32, misses: u8) {
         let mut aor = std::mem::take(&mut self.nat.aor);
-        let (head, source) = {
+        let (head, source, local) = {
             let b = self.loc.get(idx);
             self.loc.aor_of(b, &mut aor);
-            (self.loc.head(Some(b.domain), b.user()), b.source())
+            (self.loc.head(Some(b.domain), b.user()), b.source(), b.local)
         };
+        // RFC 5626 §5.3: 430 from now on (`flows`).
+        self.store().flow_failed(LocalId(local), source);
         self.store().remove_binding(&aor, head, idx);
         self.nat.aor = aor;
         self.io.stats.nat.ping_deregistrations += 1;

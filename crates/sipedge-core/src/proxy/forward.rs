@@ -12,9 +12,9 @@ use crate::aor::{canonical_aor, owner_of, split_aor};
 use crate::bindings::tick_at_or_after;
 use crate::lookup::{LookupError, LookupReply};
 use crate::output::LocalId;
+use crate::proxy::advertise::{write_advertised, write_record_route};
 use crate::proxy::token::{self, Flow};
-use crate::proxy::RelayCx;
-use crate::proxy::{write_hostport, Relay};
+use crate::proxy::{Relay, RelayCx};
 use crate::refusal::{Refusal, RelayRefusal};
 use crate::time::Millis;
 use crate::txn::branch::OurBranch;
@@ -87,13 +87,13 @@ impl Relay {
         &mut self,
         mac: &crate::secret::Mac,
         shard: crate::ShardId,
-        advertise: SocketAddr,
+        (proxy, local): (&crate::proxy::ProxyConfig, LocalId),
         idx: u32,
         c: &BranchId,
     ) {
         self.via_buf.clear();
         self.via_buf.push_str("SIP/2.0/UDP ");
-        write_hostport(&mut self.via_buf, advertise);
+        write_advertised(&mut self.via_buf, proxy, local);
         self.via_buf.push_str(";branch=");
         let text = OurBranch {
             shard,
@@ -106,16 +106,6 @@ impl Relay {
         self.via_buf
             .push_str(std::str::from_utf8(&text).expect("branch text is hex"));
     }
-}
-
-/// Our Record-Route: `<sip:host:port;lr;sed=TOKEN>` ([`crate::proxy::token`]).
-fn make_rr(rr_buf: &mut String, advertise: SocketAddr, token: &[u8]) {
-    rr_buf.clear();
-    rr_buf.push_str("<sip:");
-    write_hostport(rr_buf, advertise);
-    rr_buf.push_str(";lr;sed=");
-    rr_buf.push_str(std::str::from_utf8(token).unwrap_or_default());
-    rr_buf.push('>');
 }
 
 /// A binding to forward to (from the local table or a lookup reply).
@@ -246,15 +236,6 @@ fn itoa_u32(n: u32) -> String {
 }
 
 impl RelayCx<'_> {
-    /// Our advertised address on socket `local`.
-    fn advertise(&self, local: LocalId) -> SocketAddr {
-        let a = &self.io.cfg.proxy.advertise;
-        a.get(local.0 as usize)
-            .or(a.first())
-            .copied()
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)))
-    }
-
     /// Arms transaction timer `key` `ms` from `now`.
     pub(crate) fn arm(&mut self, now: Millis, ms: u64, key: u64) {
         self.io.wheel.insert(tick_at_or_after(now.plus(ms)), key);
@@ -264,15 +245,14 @@ impl RelayCx<'_> {
     fn via_for(&mut self, idx: u32, b: usize) {
         let shard = self.io.cfg.shard;
         let c = self.relay.txns.cell(idx);
-        let adv = self.advertise(c.branches[b].local);
+        let local = c.branches[b].local;
         let id = BranchId {
             gen: c.gen,
             b: b as u8,
             loop_hash: c.loop_hash,
         };
         let RelayCx { relay, io, .. } = self;
-        let mac = &io.mac;
-        relay.make_via(mac, shard, adv, idx, &id);
+        relay.make_via(&io.mac, shard, (&io.cfg.proxy, local), idx, &id);
     }
 
     /// Writes branch `b`'s request (§16.6) into `relay.fwd_buf`. Deterministic, so a
@@ -280,10 +260,10 @@ impl RelayCx<'_> {
     fn write_branch_request(&mut self, idx: u32, b: usize) {
         self.via_for(idx, b);
         let rr = self.relay.txns.cell(idx).record_route;
-        let adv = self.advertise(self.relay.txns.cell(idx).branches[b].local);
         let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
         let realm = db.settings.realm.as_bytes();
         let mac = &self.io.mac;
+        let proxy = &self.io.cfg.proxy;
         let Relay {
             txns,
             via_buf,
@@ -317,7 +297,7 @@ impl RelayCx<'_> {
             tok_buf.clear();
             let ids = (req.call_id().unwrap_or_default(), caller, None);
             token::write(tok_buf, mac, ids, a, bf);
-            make_rr(rr_buf, adv, tok_buf);
+            write_record_route(rr_buf, proxy, (c.up_local, br.local), tok_buf);
         }
         // §18.2.1 / RFC 3581 §4: the sender's Via gets received (and rport filled) in the
         // copy we forward, so the responses, and a late 2xx sent by Via, find it behind NAT.
@@ -437,14 +417,24 @@ impl RelayCx<'_> {
         route_edit: bool,
         route: &[u8],
     ) {
+        let mut failed_flows = false;
         for t in targets.into_iter().take(MAX_BRANCHES) {
-            let (local, dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
-            let (route_edit, route) = if t.path.is_empty() {
-                (route_edit, route.to_vec())
-            } else {
-                // RFC 3327 §5.3: the Path recorded at registration becomes the Route.
-                (true, t.path)
+            let (local, mut dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
+            // RFC 3327 §5.3: the Path recorded at registration becomes the Route, and the
+            // request goes to its first hop (proxy/path.rs).
+            let hop =
+                crate::proxy::path::first_hop(&t.path, t.source, |u| self.io.cfg.is_ours_uri(u));
+            let (route_edit, route) = match hop {
+                None => (route_edit, route.to_vec()),
+                Some(h) => {
+                    dest = h.dest;
+                    (true, h.route)
+                }
             };
+            if dest == t.source && self.loc.dead_flows.contains(local, dest) {
+                failed_flows = true; // RFC 5626 §5.3: not into a failed flow (`flows`)
+                continue;
+            }
             self.relay.txns.cell_mut(idx).branches.push(Branch::new(
                 local,
                 dest,
@@ -454,7 +444,12 @@ impl RelayCx<'_> {
         }
         if self.relay.txns.cell(idx).branches.is_empty() {
             self.relay.stats.refused += 1;
-            let (code, reason) = RelayRefusal::NotFound.reply();
+            let refusal = if failed_flows {
+                RelayRefusal::FlowFailed // every binding's flow failed (RFC 5626 §5.3)
+            } else {
+                RelayRefusal::NotFound
+            };
+            let (code, reason) = refusal.reply();
             self.own_response(idx, code, reason);
             self.relay.txns.cell_mut(idx).set_state(Srv::Terminated);
             self.maybe_free(idx);
@@ -648,8 +643,8 @@ impl RelayCx<'_> {
             .io
             .mac
             .digest(crate::secret::Purpose::AckBranch, &[incoming]);
-        let adv = self.advertise(local);
         let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
+        let proxy = &self.io.cfg.proxy;
         let Relay {
             via_buf,
             fwd_buf,
@@ -658,7 +653,7 @@ impl RelayCx<'_> {
         } = &mut self.relay;
         via_buf.clear();
         via_buf.push_str("SIP/2.0/UDP ");
-        write_hostport(via_buf, adv);
+        write_advertised(via_buf, proxy, local);
         let _ = write!(via_buf, ";branch=z9hG4bKsA{h:016x}");
         let mut extra: smallvec::SmallVec<[(&[u8], &[u8]); 2]> = smallvec::SmallVec::new();
         if route_edit && !route.is_empty() {

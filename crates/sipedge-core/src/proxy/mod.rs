@@ -30,9 +30,11 @@
 //! Credentials for our realm are removed from every forwarded request (issue 13, as
 //! Kamailio's `consume_credentials()`); those for other realms pass.
 
+pub(crate) mod advertise;
 mod forward;
 mod hooks;
 mod limits;
+pub(crate) mod path;
 mod response;
 mod route;
 mod timers;
@@ -57,6 +59,11 @@ pub struct ProxyConfig {
     pub allow_outbound: bool,
     /// Our address on each socket (index = `LocalId`), as put in Via and Record-Route.
     pub advertise: Vec<SocketAddr>,
+    /// Our advertised `host:port` per socket (index = `LocalId`), written instead of
+    /// `advertise` in Via, Record-Route and Path when set (`[server] listen = ["udp:0.0.0.0:5060
+    /// advertise sip.example.com"]`): a host name, or the public address of a 1:1 NAT.
+    /// Missing or empty: `advertise`.
+    pub advertise_names: Vec<String>,
     /// The node secret (`[server] secret`), the same on every shard: keys the MAC of the
     /// dialog token in our Record-Route ([`token`]), of our Via branches and of our NAT
     /// ping branches ([`crate::secret`]). Never a table seed.
@@ -69,6 +76,7 @@ impl Default for ProxyConfig {
             record_route: true,
             allow_outbound: false,
             advertise: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
+            advertise_names: Vec::new(),
             secret: crate::secret::NodeSecret::default(),
         }
     }

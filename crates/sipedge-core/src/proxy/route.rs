@@ -116,7 +116,7 @@ impl RelayCx<'_> {
     fn via_is_ours(&self, via: &Via<'_>) -> bool {
         let port = via.port().unwrap_or(5060);
         self.io.cfg.is_our_domain(via.host())
-            && self.io.cfg.proxy.advertise.iter().any(|a| a.port() == port)
+            && crate::proxy::advertise::port_is_ours(&self.io.cfg.proxy, port)
     }
 
     /// The server-transaction key (RFC 3261 §17.2.3): top-Via branch, sent-by and method
@@ -281,6 +281,11 @@ impl RelayCx<'_> {
         // In a dialog: the end its token names (RFC 5626 §5.3 flow-token routing), never
         // the Request-URI or a Route the sender wrote.
         let hop = match (plan.dialog, &plan.next_route) {
+            (Some(f), _) if self.loc.dead_flows.contains(f.local, f.addr) => {
+                // RFC 5626 §5.3: that end's flow failed (`flows`).
+                self.refuse(local, remote, msg, req, RelayRefusal::FlowFailed);
+                return None;
+            }
             (Some(f), _) => self.flow_ok(f).then_some((f.local, f.addr)),
             (None, Some(r)) => Uri::parse(r)
                 .ok()
@@ -487,13 +492,18 @@ impl RelayCx<'_> {
                 plan.dialog = to_tag.and_then(|t| self.dialog_of(uri, req, t));
             }
         }
-        if let Some(first) = rest.first().and_then(|r| NameAddr::parse(r).ok()) {
-            if self.io.cfg.is_ours_uri(first.uri()) {
-                rest = &rest[1..];
-                plan.route_edit = true;
-                if plan.dialog.is_none() {
-                    plan.dialog = to_tag.and_then(|t| self.dialog_of(first.uri(), req, t));
-                }
+        // RFC 5658 §4: our double Record-Route comes back as two Routes of ours; both go.
+        for _ in 0..2 {
+            let Some(first) = rest.first().and_then(|r| NameAddr::parse(r).ok()) else {
+                break;
+            };
+            if !self.io.cfg.is_ours_uri(first.uri()) {
+                break;
+            }
+            rest = &rest[1..];
+            plan.route_edit = true;
+            if plan.dialog.is_none() {
+                plan.dialog = to_tag.and_then(|t| self.dialog_of(first.uri(), req, t));
             }
         }
         if plan.route_edit {
@@ -589,8 +599,12 @@ impl RelayCx<'_> {
         // An ACK is never challenged (§22.1): it goes only along a dialog token of ours
         // that verifies, to that dialog's end.
         let plan = self.plan_route(msg, req, &uri);
-        let Some(f) = plan.dialog.filter(|&f| self.flow_ok(f)) else {
-            // No transaction and nowhere to go: absorbed (an ACK has no response).
+        let Some(f) = plan
+            .dialog
+            .filter(|&f| self.flow_ok(f) && !self.loc.dead_flows.contains(f.local, f.addr))
+        else {
+            // No transaction and nowhere to go (or a failed flow, RFC 5626 §5.3): absorbed
+            // (an ACK has no response).
             self.io.stats.dropped += 1;
             return;
         };
