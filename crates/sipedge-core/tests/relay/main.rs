@@ -8,6 +8,7 @@ mod hardening;
 mod harness;
 #[path = "../mutate/mod.rs"]
 mod mutate;
+mod originate;
 mod robust;
 mod routing;
 
