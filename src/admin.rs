@@ -42,6 +42,9 @@ pub struct AdminState {
     pub case_sensitive: bool,
     /// The shards' clock origin (their `Millis`).
     pub epoch: Instant,
+    /// How long `POST /api/v1/messages` waits for every contact's final response: timer
+    /// F (64·T1, `[sip] t1_ms`) plus [`ASK_TIMEOUT`].
+    pub message_timeout: Duration,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -56,6 +59,16 @@ impl std::fmt::Debug for AdminState {
 impl AdminState {
     /// Asks shard `shard` and waits (bounded) for its answer.
     pub async fn ask(&self, shard: usize, ask: Ask) -> Result<Answer, ApiError> {
+        self.ask_within(shard, ask, ASK_TIMEOUT).await
+    }
+
+    /// [`AdminState::ask`], waiting at most `within`.
+    pub async fn ask_within(
+        &self,
+        shard: usize,
+        ask: Ask,
+        within: Duration,
+    ) -> Result<Answer, ApiError> {
         let port = self
             .ports
             .get(shard)
@@ -64,11 +77,11 @@ impl AdminState {
             AskError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shard busy, retry"),
             AskError::Gone => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shard stopped"),
         })?;
-        match tokio::time::timeout(ASK_TIMEOUT, rx).await {
+        match tokio::time::timeout(within, rx).await {
             Ok(Ok(a)) => Ok(a),
             _ => Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("shard {shard} did not answer within {ASK_TIMEOUT:?}"),
+                format!("shard {shard} did not answer within {within:?}"),
             )),
         }
     }

@@ -9,7 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use sipedge_core::admin::{aor_owner, AdminQuery, AdminReply, MAX_PAGE};
+use sipedge_core::admin::{
+    aor_owner, AdminQuery, AdminReply, OutgoingMessage, MAX_MESSAGE_BODY, MAX_PAGE,
+};
 use sipedge_core::{LookupContact, ShardId, Transport};
 
 use crate::admin::{AdminState, ApiError};
@@ -255,33 +257,89 @@ pub async fn user(State(st): State<Arc<AdminState>>, Path(user): Path<String>) -
     Ok(Json(json!({ "user": user, "auth": account, "registrations": bindings })).into_response())
 }
 
-/// `POST /api/v1/messages` `{"to", "from", "body", "content_type"}` (RFC 3428): validated,
-/// 404 when `to` has no registered contact. Sending needs a client transaction that the
-/// edge itself originates (no server side), which the relay does not have yet: 501 until
-/// then (the design is in the issue 18 note).
+/// `POST /api/v1/messages` `{"to", "from", "body", "content_type"}`: a SIP MESSAGE
+/// (RFC 3428) to every registered contact of `to`, sent by the shard that owns the AoR, one
+/// client transaction per contact (NAT-aware: a NATed contact is reached at its flow). The
+/// answer comes once every contact has its final response — at most timer F (64·T1) later,
+/// a contact that never answered being listed with 408 —:
+/// `{"to", "shard", "results": [{"contact", "code", "reason"}, …]}`. 404 when `to` has no
+/// registered contact, 400 on bad input, 413 when the body does not fit one UDP datagram
+/// (`sipedge_core::admin::MAX_MESSAGE_BODY` bytes), 503 when the shard is busy.
+/// `from` defaults to `sip:noc@<the AoR's domain>`, `content_type` to `text/plain`.
 pub async fn message(State(st): State<Arc<AdminState>>, body: axum::body::Bytes) -> ApiResult {
     let v: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("body: {e}")))?;
-    let field = |k: &str| v.get(k).and_then(Value::as_str);
-    let to = field("to").ok_or_else(|| bad("`to` (a user or AoR) is required"))?;
-    field("body").ok_or_else(|| bad("`body` is required"))?;
-    if let Some(from) = field("from") {
-        if !(from.starts_with("sip:") || from.starts_with("sips:")) {
-            return Err(bad("`from` must be a sip: URI"));
-        }
-    }
-    let aor = aor_uri(to);
-    let (_, contacts) = contacts_of(&st, &aor).await?;
-    if contacts.is_empty() {
+    let field = |k: &str| match v.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(bad(format!("`{k}` must be a string"))),
+    };
+    let to = field("to")?.ok_or_else(|| bad("`to` (a user or AoR) is required"))?;
+    let text = field("body")?.ok_or_else(|| bad("`body` is required"))?;
+    if text.len() > MAX_MESSAGE_BODY {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("{aor} is not registered"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "`body` is {} bytes; a MESSAGE over UDP carries at most {MAX_MESSAGE_BODY}",
+                text.len()
+            ),
         ));
     }
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        format!(
-            "{aor} has {} contact(s), but sending a MESSAGE is not implemented yet",
-            contacts.len()
-        ),
-    ))
+    let aor = aor_uri(to);
+    let from = match field("from")? {
+        Some(f) => f.to_string(),
+        None => {
+            let domain = aor.rsplit_once('@').map_or("localhost", |(_, d)| d);
+            format!("sip:noc@{domain}")
+        }
+    };
+    if !(from.starts_with("sip:") || from.starts_with("sips:")) {
+        return Err(bad("`from` must be a sip: URI"));
+    }
+    let content_type = field("content_type")?.unwrap_or("text/plain");
+    let query = AdminQuery::Message(OutgoingMessage {
+        aor: aor.as_bytes().to_vec(),
+        from: from.into_bytes(),
+        content_type: content_type.as_bytes().to_vec(),
+        body: text.as_bytes().to_vec(),
+    });
+    let owner = aor_owner(aor.as_bytes(), st.case_sensitive, st.ports.len() as u16)
+        .ok_or_else(|| bad(format!("`{aor}` is not a sip: address of record")))?;
+    let answer = st
+        .ask_within(owner.0 as usize, Ask::Query(query), st.message_timeout)
+        .await?;
+    match answer {
+        Answer::Reply(Some(AdminReply::Delivered { owner, results })) => {
+            let results: Vec<Value> = results
+                .iter()
+                .map(|d| {
+                    json!({
+                        "contact": lossy(&d.contact),
+                        "code": d.code,
+                        "reason": lossy(&d.reason),
+                    })
+                })
+                .collect();
+            tracing::info!(target: "sipedge::admin", aor, contacts = results.len(), "MESSAGE sent by the admin API");
+            Ok(Json(json!({ "to": aor, "shard": owner.0, "results": results })).into_response())
+        }
+        Answer::Reply(Some(AdminReply::NotRegistered)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("{aor} is not registered"),
+        )),
+        Answer::Reply(Some(AdminReply::NotAnAor)) => {
+            Err(bad(format!("`{aor}` is not a sip: address of record")))
+        }
+        Answer::Reply(Some(AdminReply::Refused { code, reason })) => Err(ApiError::new(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            reason,
+        )),
+        Answer::Reply(None) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shard busy, retry",
+        )),
+        other => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unexpected shard answer {other:?}"),
+        )),
+    }
 }

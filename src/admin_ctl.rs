@@ -9,6 +9,7 @@
 //! admin request must neither take a data-path slot nor be dropped as overload silently
 //! (a full inbox is a 503 to the operator).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -59,6 +60,12 @@ pub struct ShardPort {
 pub struct ShardInbox {
     rx: Receiver<Request>,
     pending: Arc<AtomicUsize>,
+    /// Queries the core answers later (a MESSAGE waits for its contacts' finals), by the
+    /// token given to [`Core::handle_admin`]. Bounded by the core: it refuses (at once) a
+    /// MESSAGE past `sipedge_core`'s in-flight cap, and answers every one it sent by
+    /// timer F (64·T1).
+    waiting: HashMap<u64, oneshot::Sender<Answer>>,
+    next_token: u64,
 }
 
 /// One shard's control channel.
@@ -71,7 +78,12 @@ pub fn channel(waker: sipedge_rt::Waker) -> (ShardPort, ShardInbox) {
             pending: Arc::clone(&pending),
             waker,
         },
-        ShardInbox { rx, pending },
+        ShardInbox {
+            rx,
+            pending,
+            waiting: HashMap::new(),
+            next_token: 0,
+        },
     )
 }
 
@@ -112,22 +124,43 @@ impl ShardInbox {
     }
 
     /// Answers up to [`MAX_ADMIN_PER_TURN`] requests, between two turns.
-    pub fn serve(&self, core: &mut Core, now: Millis) {
+    pub fn serve(&mut self, core: &mut Core, now: Millis) {
         if !self.has_pending() {
             return;
         }
         for _ in 0..MAX_ADMIN_PER_TURN {
             let Ok(req) = self.rx.try_recv() else { break };
             self.pending.fetch_sub(1, Ordering::Release);
-            let answer = match req.ask {
-                Ask::Ping => Answer::Pong,
-                Ask::Query(q) => {
-                    core.handle_admin(now, 0, q);
-                    Answer::Reply(core.poll_admin_reply().map(|(_, r)| r))
+            let q = match req.ask {
+                Ask::Ping => {
+                    let _ = req.reply.send(Answer::Pong);
+                    continue;
                 }
+                Ask::Query(q) => q,
             };
+            let later = matches!(q, AdminQuery::Message(_));
+            self.next_token = self.next_token.wrapping_add(1);
+            let token = self.next_token;
+            core.handle_admin(now, token, q);
+            self.waiting.insert(token, req.reply);
+            self.deliver(core);
+            if !later {
+                // Answered at once or not at all (the core's queue was full).
+                if let Some(tx) = self.waiting.remove(&token) {
+                    let _ = tx.send(Answer::Reply(None));
+                }
+            }
+        }
+    }
+
+    /// Hands every answer the core has to its asker (the answer to a MESSAGE comes when
+    /// its contacts answered, in any turn): after datagrams and timers, each turn.
+    pub fn deliver(&mut self, core: &mut Core) {
+        while let Some((token, reply)) = core.poll_admin_reply() {
             // The asker may have given up (timeout): nothing to do then.
-            let _ = req.reply.send(answer);
+            if let Some(tx) = self.waiting.remove(&token) {
+                let _ = tx.send(Answer::Reply(Some(reply)));
+            }
         }
     }
 }

@@ -160,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tables: Arc::clone(&tables),
             case_sensitive: cfg.registrar.case_sensitive,
             epoch,
+            message_timeout: Duration::from_millis(64 * cfg.sip.t1_ms) + admin::ASK_TIMEOUT,
         },
     )
     .map_err(|e| {

@@ -164,7 +164,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         ready,
         persist,
         tables,
-        admin,
+        mut admin,
     } = setup;
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
@@ -294,6 +294,8 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         if core.poll_timeout().is_some_and(|due| due <= now) {
             core.handle_timeout(now);
         }
+        // Answers that came with this turn's datagrams or timers (a MESSAGE's finals).
+        admin.deliver(&mut core);
         // Before the turn's replies reach the engine: with `sync = "every"` this is the
         // group commit that makes every acknowledged change durable first.
         // The journal's share of the turn, for the slow-turn log line.

@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+/// How long one API call may take: `msg send` waits for every contact's final response,
+/// up to timer F (64·T1 = 32 s with the default T1) plus the API's own margin.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
 use serde_json::Value;
 
 /// sipedgectl — list and drop registrations, reload, read counters of a running sipedge.
@@ -72,12 +76,15 @@ enum Reg {
 
 #[derive(Debug, Subcommand)]
 enum Msg {
-    /// Sends a SIP MESSAGE to every registered contact of a user.
+    /// Sends a SIP MESSAGE to every registered contact of a user and prints each
+    /// contact's final response (waits up to 64·T1 for a silent one: 408).
     Send {
+        /// The user (`alice@example.com`) or AoR.
         #[arg(long)]
         to: String,
-        #[arg(long, default_value = "sip:noc@localhost")]
-        from: String,
+        /// The From URI (default: `sip:noc@<the user's domain>`).
+        #[arg(long)]
+        from: Option<String>,
         #[arg(long)]
         body: String,
         #[arg(long, default_value = "text/plain")]
@@ -94,7 +101,7 @@ struct Api {
 impl Api {
     fn new(cli: &Cli) -> Api {
         let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(30)))
+            .timeout_global(Some(HTTP_TIMEOUT))
             .http_status_as_error(false)
             .build()
             .into();
@@ -360,7 +367,18 @@ fn run(cli: &Cli) -> Result<(), String> {
             if st != 200 {
                 return fail(st, &v);
             }
-            println!("{v}");
+            if cli.json {
+                println!("{v}");
+            } else {
+                let rows: Vec<Vec<String>> = v["results"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|r| vec![s(&r["contact"]), s(&r["code"]), s(&r["reason"])])
+                    .collect();
+                table(&["CONTACT", "CODE", "REASON"], &rows);
+            }
         }
     }
     Ok(())

@@ -10,11 +10,11 @@ use serde_json::Value;
 
 use crate::common::*;
 
-const TOKEN: &str = "test-token-0123456789";
+pub(super) const TOKEN: &str = "test-token-0123456789";
 const READ_TOKEN: &str = "read-only-token-0123456789";
 
 /// A sipedge with `[admin] token` (and `log` as given), stderr piped when `pipe_stderr`.
-fn start(tag: &str, ip: &str, port: u16, log: &str, pipe_stderr: bool) -> Edge {
+pub(super) fn start(tag: &str, ip: &str, port: u16, log: &str, pipe_stderr: bool) -> Edge {
     let dir = temp_dir(tag);
     let cfg = write_config(dir.path(), ip, port, port + 1, "auto");
     let text = std::fs::read_to_string(&cfg)
@@ -102,7 +102,7 @@ fn http(
     )
 }
 
-fn register_from(edge: &Edge, client: &Client, user: &str, cid: &str) {
+pub(super) fn register_from(edge: &Edge, client: &Client, user: &str, cid: &str) {
     let me = client.addr();
     let contact = format!("<sip:{user}@{me}>");
     client.send(

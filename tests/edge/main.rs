@@ -8,6 +8,7 @@
 mod common;
 
 mod admin;
+mod admin_msg;
 mod advertise;
 mod auth;
 mod cli;

@@ -22,7 +22,10 @@
 //! gives the UNIX time the records carry. Lookups: [`Core::lookup`] on the owner,
 //! [`Core::request_lookup`] / [`Core::poll_lookup`] from anywhere (over the mesh).
 //! Admin API (`admin`): [`Core::handle_admin`] / [`Core::poll_admin_reply`] on the owner
-//! shard, between turns: one AoR, a listing in bounded slices, a journalled removal.
+//! shard, between turns: one AoR, a listing in bounded slices, a journalled removal, and a
+//! MESSAGE to every contact of an AoR, which the relay originates (`proxy::originate`:
+//! client transactions with no server side, their finals for a local consumer) and which
+//! is answered once every contact has its final response.
 //!
 //! NAT (`nat`): each stored contact is marked NATed or not at REGISTER; the relay reaches a
 //! NATed binding at [`LookupContact::received`] from the binding's socket
@@ -73,7 +76,8 @@
 //! (digest, nonces, IP/CLI authentication; its module doc has the rules and the relay's
 //! hook [`Core::authenticate_request`]), `txn` (RFC 3261 §17 transaction cells, states,
 //! timer keys, our Via branch) and `proxy` (the RFC 3261 §16 relay: routing, forwarding,
-//! responses, timers, the Record-Route dialog token, and the hooks for auth and NAT),
+//! responses, timers, the Record-Route dialog token, the hooks for auth and NAT, and
+//! `originate`: requests the edge sends itself, whose finals go to a local consumer),
 //! `secret` (the node secret, [`NodeSecret`], and the SipHash-2-4 MAC of every token and
 //! branch we hand out), `admin` (the admin API's queries, answered by the owner shard in
 //! bounded slices). Relay counters: [`Core::proxy_stats`].

@@ -87,6 +87,9 @@ pub(crate) enum Purpose {
     AckBranch = 4,
     /// To tag of a response the relay makes itself.
     ToTag = 5,
+    /// Call-ID, From tag and index key of a request the edge originates
+    /// (`proxy::originate`).
+    Originate = 6,
 }
 
 /// SipHash-2-4 keyed from the node secret.

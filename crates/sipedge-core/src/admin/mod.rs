@@ -59,6 +59,38 @@ pub enum AdminQuery {
         /// Only this contact (compared like a refresh, RFC 3261 §19.1.4); `None`: all.
         contact: Option<Vec<u8>>,
     },
+    /// A SIP MESSAGE (RFC 3428) to every current contact of the AoR, one client
+    /// transaction each; answered [`AdminReply::Delivered`] once every contact has its
+    /// final response (at most 64·T1 later: timer F), or at once when refused.
+    Message(OutgoingMessage),
+}
+
+/// What [`AdminQuery::Message`] sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// The user's AoR URI (the To; the contacts' owner shard answers).
+    pub aor: Vec<u8>,
+    /// The From URI (`sip:`/`sips:`; the edge adds a tag).
+    pub from: Vec<u8>,
+    /// The body's media type (e.g. `text/plain`).
+    pub content_type: Vec<u8>,
+    /// The body, at most [`MAX_MESSAGE_BODY`] bytes.
+    pub body: Vec<u8>,
+}
+
+/// Bytes of body a MESSAGE from the admin API may carry (it must fit one UDP datagram,
+/// RFC 3428 §7); larger is refused with 413.
+pub const MAX_MESSAGE_BODY: usize = crate::proxy::originate::MAX_BODY;
+
+/// One contact's final response to an [`AdminQuery::Message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The contact (the MESSAGE's Request-URI).
+    pub contact: Vec<u8>,
+    /// Its final status; 408 when it never answered (timer F; not sent on the wire).
+    pub code: u16,
+    /// The reason phrase.
+    pub reason: Vec<u8>,
 }
 
 /// A shard's answer.
@@ -85,6 +117,23 @@ pub enum AdminReply {
         /// Bindings removed.
         removed: u32,
     },
+    /// [`AdminQuery::Message`]: every contact's final response.
+    Delivered {
+        /// The shard that sent it (the AoR's owner).
+        owner: ShardId,
+        /// One per contact, highest q first.
+        results: Vec<Delivery>,
+    },
+    /// [`AdminQuery::Message`]: the AoR has no current contact.
+    NotRegistered,
+    /// [`AdminQuery::Message`] refused before anything was sent: `code` is the HTTP-like
+    /// status to show (400 bad input, 413 body too large, 503 too many in flight).
+    Refused {
+        /// 400, 413 or 503.
+        code: u16,
+        /// Why.
+        reason: &'static str,
+    },
     /// The AoR is not a `sip:`/`sips:` URI.
     NotAnAor,
     /// The AoR lives on another shard: ask it.
@@ -101,6 +150,16 @@ pub(crate) struct AdminQueue {
 }
 
 impl AdminQueue {
+    /// Whether another answer fits ([`MAX_PENDING_ADMIN`]).
+    pub(crate) fn has_room(&self) -> bool {
+        self.replies.len() < MAX_PENDING_ADMIN
+    }
+
+    /// Queues an answer made elsewhere (the relay's, for a MESSAGE).
+    pub(crate) fn push(&mut self, token: u64, reply: AdminReply) {
+        self.replies.push_back((token, reply));
+    }
+
     /// The oldest answer and its token.
     pub(crate) fn pop(&mut self) -> Option<(u64, AdminReply)> {
         self.replies.pop_front()
@@ -152,6 +211,11 @@ impl Admin<'_> {
                 }
             }
             AdminQuery::Remove { aor, contact } => self.remove(&aor, contact.as_deref()),
+            // Sent by the relay (`Core::handle_admin` routes it there), never here.
+            AdminQuery::Message(_) => AdminReply::Refused {
+                code: 500,
+                reason: "not routed to the relay",
+            },
         };
         self.queue.replies.push_back((token, reply));
     }

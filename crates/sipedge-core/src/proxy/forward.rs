@@ -22,7 +22,7 @@ use crate::txn::table::{Branch, Cancel, Cell, Cli, Srv};
 use crate::txn::{timer_key, Timer};
 
 /// At most this many targets per request (the branch number has 4 bits).
-const MAX_BRANCHES: usize = 16;
+pub(crate) const MAX_BRANCHES: usize = 16;
 
 const ROUTE_ONLY: &[HeaderName] = &[HeaderName::Route];
 const CREDENTIALS: &[HeaderName] = &[HeaderName::ProxyAuthorization, HeaderName::Authorization];

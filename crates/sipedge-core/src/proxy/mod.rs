@@ -34,6 +34,7 @@ pub(crate) mod advertise;
 mod forward;
 mod hooks;
 mod limits;
+pub(crate) mod originate;
 pub(crate) mod path;
 mod response;
 mod route;
@@ -96,6 +97,8 @@ pub(crate) struct Relay {
     tok_new: Vec<u8>,
     /// Reused: the canonical AoR of a request's target.
     pub(crate) aor_buf: Vec<u8>,
+    /// Requests the edge originated, in flight and finished (`originate`).
+    pub(crate) originated: originate::Originated,
 }
 
 /// The relay (RFC 3261 §16, the transaction layer of §17): its own state ([`Relay`]:
@@ -132,6 +135,7 @@ impl Relay {
             rr_buf: String::with_capacity(64),
             fwd_buf: Vec::with_capacity(2048),
             aor_buf: Vec::with_capacity(64),
+            originated: originate::Originated::default(),
         }
     }
 }

@@ -229,6 +229,9 @@ impl RelayCx<'_> {
         code: u16,
         (msg, v): (&Message<'_>, &Validated<'_>),
     ) {
+        if self.local_final(idx, b, code, msg.reason().unwrap_or_default()) {
+            return; // an originated request's final goes to its consumer (`originate`)
+        }
         let c = self.relay.txns.cell_mut(idx);
         if c.best_code != 0 && rank(code, false) >= rank(c.best_code, c.best.is_empty()) {
             return;
@@ -297,6 +300,9 @@ impl RelayCx<'_> {
     /// §16.7 step 6–8: when every branch has its final answer and nothing final went
     /// upstream yet, the best one goes.
     pub(crate) fn check_complete(&mut self, now: Millis, idx: u32) {
+        if self.local_complete(idx) {
+            return; // no server transaction: the finals went to the consumer (`originate`)
+        }
         let c = self.relay.txns.cell(idx);
         if !matches!(c.state(), Srv::Trying | Srv::Proceeding) || c.lookup_pending || !c.all_final()
         {

@@ -109,7 +109,10 @@ impl RelayCx<'_> {
         let c = self.relay.txns.cell_mut(idx);
         c.set_branch(b, Cli::Terminated);
         let code = if c.canceled { 487 } else { 408 };
-        self.offer_own_best(idx, code);
+        // An originated request's timeout is the consumer's 408, never sent (`originate`).
+        if !self.local_final(idx, b, code, b"Request Timeout") {
+            self.offer_own_best(idx, code);
+        }
         self.check_complete(now, idx);
     }
 

@@ -44,6 +44,16 @@ pub(crate) struct Branch {
     pub timer_c_at: Millis,
 }
 
+/// Who is waiting for a cell's final response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A request we relay: the server transaction answers upstream (RFC 3261 §16.7).
+    Upstream,
+    /// A request the edge originated itself (`proxy::originate`): there is no server
+    /// transaction; the branches' finals go to a local consumer, nothing goes upstream.
+    Local,
+}
+
 /// A proxied request: its server transaction and its branches.
 #[derive(Debug)]
 pub(crate) struct Cell {
@@ -51,6 +61,8 @@ pub(crate) struct Cell {
     pub live: bool,
     pub key: u64,
     pub invite: bool,
+    /// Set at insert ([`Origin::Upstream`]); `proxy::originate` makes it `Local`.
+    pub origin: Origin,
     /// Changed only by [`Cell::set_state`] (the legal edges, `txn::state`).
     state: Srv,
     /// Where responses go upstream (the request's source, §18.2.2 / RFC 3581).
@@ -113,6 +125,7 @@ impl Cell {
             live: false,
             key: 0,
             invite: false,
+            origin: Origin::Upstream,
             state: Srv::Terminated,
             up_local: LocalId(0),
             up_dest: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -410,6 +423,7 @@ impl Table {
         let c = &mut self.cells[idx as usize];
         c.live = true;
         c.key = key;
+        c.origin = Origin::Upstream;
         // A new tenant: its server transaction starts in Trying (not an edge).
         c.state = Srv::Trying;
         c.req.clear();

@@ -10,6 +10,7 @@ mod hardening;
 mod harness;
 #[path = "../mutate/mod.rs"]
 mod mutate;
+mod originate;
 mod path;
 mod robust;
 mod routing;
