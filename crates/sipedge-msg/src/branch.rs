@@ -30,7 +30,10 @@ impl<const N: usize> BranchLayout<N> {
         let mut token_len = 2;
         let mut i = 0;
         while i < N {
-            assert!(digits[i] >= 1 && digits[i] <= 16, "a field has 1 to 16 hex digits");
+            assert!(
+                digits[i] >= 1 && digits[i] <= 16,
+                "a field has 1 to 16 hex digits"
+            );
             token_len += digits[i] as usize;
             i += 1;
         }

@@ -182,8 +182,14 @@ mod tests {
     #[test]
     fn host_ip_literals() {
         assert_eq!(host_ip(b"10.0.0.1"), Some("10.0.0.1".parse().expect("ip")));
-        assert_eq!(host_ip(b"[2001:db8::1]"), Some("2001:db8::1".parse().expect("ip")));
-        assert_eq!(host_ip(b"2001:db8::1"), Some("2001:db8::1".parse().expect("ip")));
+        assert_eq!(
+            host_ip(b"[2001:db8::1]"),
+            Some("2001:db8::1".parse().expect("ip"))
+        );
+        assert_eq!(
+            host_ip(b"2001:db8::1"),
+            Some("2001:db8::1".parse().expect("ip"))
+        );
         for hostile in [
             &b"example.com"[..],
             b"",
@@ -198,7 +204,12 @@ mod tests {
             b"\xff\xfe",
             b"::1%eth0",
         ] {
-            assert_eq!(host_ip(hostile), None, "{:?}", String::from_utf8_lossy(hostile));
+            assert_eq!(
+                host_ip(hostile),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(hostile)
+            );
         }
     }
 
@@ -209,9 +220,15 @@ mod tests {
         let t = txt.as_bytes();
         // Sent-by is the source, no rport: nothing added, the sent-by port (5060 by default).
         let r = ResponseAddr::of(Some(&via("SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1")), src, t);
-        assert_eq!((r.received, r.rport, r.dest), (None, None, sa("192.0.2.7:5060")));
+        assert_eq!(
+            (r.received, r.rport, r.dest),
+            (None, None, sa("192.0.2.7:5060"))
+        );
         let r = ResponseAddr::of(Some(&via("SIP/2.0/UDP 192.0.2.7:5070")), src, t);
-        assert_eq!((r.received, r.rport, r.dest), (None, None, sa("192.0.2.7:5070")));
+        assert_eq!(
+            (r.received, r.rport, r.dest),
+            (None, None, sa("192.0.2.7:5070"))
+        );
         // A host name differs: received, still the sent-by port, at the source IP.
         let r = ResponseAddr::of(Some(&via("SIP/2.0/UDP pc.example.com:5062")), src, t);
         assert_eq!((r.received, r.rport), (Some(t), None));

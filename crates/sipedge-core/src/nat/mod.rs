@@ -307,13 +307,7 @@ fn private_v6(ip: Ipv6Addr) -> bool {
 }
 
 /// An IP literal host (IPv6 with or without brackets); `None` for a host name.
-pub(crate) fn host_ip(host: &[u8]) -> Option<IpAddr> {
-    let host = match host {
-        [b'[', inner @ .., b']'] => inner,
-        _ => host,
-    };
-    std::str::from_utf8(host).ok()?.parse().ok()
-}
+pub(crate) use sipedge_msg::host_ip;
 
 /// RFC 3261 §18.2.1 / RFC 3581 §4: the top Via's sent-by (host and port, 5060 when absent)
 /// is not the address the request came from. A host name always differs.

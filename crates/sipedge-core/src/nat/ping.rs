@@ -33,6 +33,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use hdrhistogram::Histogram;
+use sipedge_msg::branch::BranchLayout;
 use sipedge_msg::{Message, Uri, Via};
 
 use super::{
@@ -50,9 +51,10 @@ use crate::time::Millis;
 /// Upper bounds of the RTT histogram's Prometheus buckets, milliseconds (`+Inf` implied).
 pub const RTT_BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
 
-const COOKIE: &[u8] = b"z9hG4bK";
-const TOKEN_PREFIX: &[u8] = b"np";
-const TOKEN_LEN: usize = 2 + 4 + 8 + 8 + 8 + 16;
+/// Our ping branches (the codec is `sipedge-msg`'s): mark `np`, then shard, slot,
+/// generation, send time and the MAC, in hex digits.
+const LAYOUT: BranchLayout<5> = BranchLayout::new(*b"np", [4, 8, 8, 8, 16]);
+const TOKEN_LEN: usize = LAYOUT.token_len();
 /// An answer claiming an RTT above this (ms) is not one of ours.
 const MAX_RTT_MS: u32 = 3_600_000;
 /// Most past ticks swept in one call (one second): see the module docs.
@@ -189,48 +191,30 @@ struct Token {
     mac: u64,
 }
 
-fn put_hex(out: &mut [u8], v: u64) {
-    let n = out.len();
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = b"0123456789abcdef"[((v >> (4 * (n - 1 - i))) & 0xf) as usize];
-    }
-}
-
-fn get_hex(s: &[u8]) -> Option<u64> {
-    s.iter().try_fold(0u64, |acc, &c| {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        Some(acc << 4 | u64::from(d))
-    })
-}
-
 impl Token {
     fn encode(&self) -> [u8; TOKEN_LEN] {
         let mut t = [0u8; TOKEN_LEN];
-        t[..2].copy_from_slice(TOKEN_PREFIX);
-        put_hex(&mut t[2..6], u64::from(self.shard));
-        put_hex(&mut t[6..14], u64::from(self.slot));
-        put_hex(&mut t[14..22], u64::from(self.gen));
-        put_hex(&mut t[22..30], u64::from(self.sent));
-        put_hex(&mut t[30..46], self.mac);
+        let fields = [
+            u64::from(self.shard),
+            u64::from(self.slot),
+            u64::from(self.gen),
+            u64::from(self.sent),
+            self.mac,
+        ];
+        let written = LAYOUT.encode_token(&fields, &mut t);
+        debug_assert!(written);
         t
     }
 
     /// The token of a branch, when it has our exact shape.
     fn decode(branch: &[u8]) -> Option<Token> {
-        let t = branch.strip_prefix(COOKIE)?;
-        if t.len() != TOKEN_LEN || !t.starts_with(TOKEN_PREFIX) {
-            return None;
-        }
+        let [shard, slot, gen, sent, mac] = LAYOUT.decode(branch)?;
         Some(Token {
-            shard: get_hex(&t[2..6])? as u16,
-            slot: get_hex(&t[6..14])? as u32,
-            gen: get_hex(&t[14..22])? as u32,
-            sent: get_hex(&t[22..30])? as u32,
-            mac: get_hex(&t[30..46])?,
+            shard: shard as u16,
+            slot: slot as u32,
+            gen: gen as u32,
+            sent: sent as u32,
+            mac,
         })
     }
 }
@@ -605,7 +589,7 @@ mod tests {
             sent: 123_456,
             mac: 0x0102_0304,
         };
-        let mut branch = COOKIE.to_vec();
+        let mut branch = sipedge_msg::branch::MAGIC_COOKIE.to_vec();
         branch.extend_from_slice(&t.encode());
         assert_eq!(Token::decode(&branch), Some(t));
         assert_eq!(Token::decode(b"z9hG4bKnp00"), None);

@@ -38,7 +38,6 @@ mod route;
 mod timers;
 pub(crate) mod token;
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use crate::txn::table::Table;
@@ -138,8 +137,15 @@ pub(crate) fn is_relay_token(token: u64) -> bool {
 
 /// Writes `addr` as a SIP host:port (IPv6 bracketed).
 fn write_hostport(out: &mut String, addr: SocketAddr) {
-    let _ = match addr {
-        SocketAddr::V4(a) => write!(out, "{}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => write!(out, "[{}]:{}", a.ip(), a.port()),
-    };
+    let ip = sipedge_msg::IpText::new(addr.ip());
+    let ip = std::str::from_utf8(ip.as_bytes()).unwrap_or_default();
+    if addr.is_ipv6() {
+        out.push('[');
+        out.push_str(ip);
+        out.push(']');
+    } else {
+        out.push_str(ip);
+    }
+    out.push(':');
+    sipedge_msg::fmt::push_u64_str(out, u64::from(addr.port()));
 }

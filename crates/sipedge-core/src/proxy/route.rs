@@ -1,7 +1,7 @@
 //! Requests into the relay: server-transaction matching (§17.2.3), the proxy checks
 //! (§16.3), route processing (§16.4), target determination (§16.5).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use sipedge_msg::{HeaderName, Message, Method, NameAddr, Scheme, Uri, Validated, Via};
 
@@ -88,10 +88,6 @@ struct Decision {
     local_targets: Option<Result<SmallVec<[Target; 2]>, LookupError>>,
 }
 
-fn ip_of(host: &[u8]) -> Option<IpAddr> {
-    std::str::from_utf8(host).ok()?.parse().ok()
-}
-
 /// The address a URI names, when its host is an IP literal (no DNS in the core yet).
 pub(crate) fn uri_addr(uri: &Uri<'_>) -> Option<SocketAddr> {
     let port = uri
@@ -101,7 +97,7 @@ pub(crate) fn uri_addr(uri: &Uri<'_>) -> Option<SocketAddr> {
         } else {
             5060
         });
-    Some(SocketAddr::new(ip_of(uri.host_unbracketed())?, port))
+    Some(SocketAddr::new(sipedge_msg::host_ip(uri.host())?, port))
 }
 
 /// Option tags we support for Proxy-Require (the same as Require).
@@ -537,17 +533,13 @@ impl RelayCx<'_> {
         );
         // §18.2.2 / RFC 3581 §4: responses go to the source IP, and to the source port
         // when the top Via asks for rport, else the sent-by port.
-        let v = &req.top_via;
-        let port = match v.rport() {
-            sipedge_msg::RPort::Absent => v.port().unwrap_or(5060),
-            _ => remote.port(),
-        };
+        let up_dest = sipedge_msg::response_dest(&req.top_via, remote);
         let record_route = self.io.cfg.proxy.record_route && dialog_creating && !in_dialog;
         let idx = self.relay.txns.insert(key);
         let c = self.relay.txns.cell_mut(idx);
         c.invite = method == Some(Method::Invite);
         c.up_local = local;
-        c.up_dest = SocketAddr::new(remote.ip(), port);
+        c.up_dest = up_dest;
         c.req.extend_from_slice(msg.as_bytes());
         c.loop_hash = loop_hash;
         c.record_route = record_route;
