@@ -48,8 +48,7 @@ use crate::shard::{ShardId, ShardMsg};
 use crate::stateless::IpText;
 use crate::time::Millis;
 
-/// Upper bounds of the RTT histogram's Prometheus buckets, milliseconds (`+Inf` implied).
-pub const RTT_BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
+pub use crate::stats::RTT_BUCKETS_MS;
 
 /// Our ping branches (the codec is `sipedge-msg`'s): mark `np`, then shard, slot,
 /// generation, send time and the MAC, in hex digits.
@@ -62,35 +61,7 @@ const MAX_CATCH_UP_TICKS: u64 = 1000 / TICK_MILLIS;
 /// Ticks between refreshes of the published histogram buckets (one second).
 const BUCKET_REFRESH_TICKS: u64 = 1000 / TICK_MILLIS;
 
-/// Keepalive counters of one shard.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NatStats {
-    /// Contacts registered or refreshed as NATed.
-    pub nated_registrations: u64,
-    /// Keepalives sent (OPTIONS or CRLF).
-    pub pings_sent: u64,
-    /// OPTIONS pings answered (any final response, matched to its live binding).
-    pub pings_answered: u64,
-    /// OPTIONS pings still unanswered at the binding's next slot.
-    pub pings_timed_out: u64,
-    /// Bindings removed after `ping_failures_max` misses in a row (`timeout` mode).
-    pub ping_deregistrations: u64,
-    /// Ping answers for a binding that is gone (or changed generation) or with a bad MAC.
-    pub ping_answers_stale: u64,
-    /// Ping answers that landed here and were handed to the owner shard.
-    pub ping_answers_forwarded: u64,
-    /// Most ticks a slot was swept after its own tick (0 when the shell is on time).
-    pub ping_max_late_ticks: u64,
-    /// Ticks whose slots (with at least one ping) were swept more than one tick late.
-    pub ping_late_sweeps: u64,
-    /// RTT histogram: answers with an RTT at most [`RTT_BUCKETS_MS`]`[i]` (cumulative),
-    /// refreshed from the shard's hdrhistogram once a second.
-    pub rtt_buckets: [u64; RTT_BUCKETS_MS.len()],
-    /// Answers in the histogram.
-    pub rtt_count: u64,
-    /// Sum of their RTTs, milliseconds.
-    pub rtt_sum_ms: u64,
-}
+pub use crate::stats::NatStats;
 
 /// The pinger's per-shard state (no per-binding state: see the module docs).
 #[derive(Debug)]

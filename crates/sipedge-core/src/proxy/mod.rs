@@ -45,33 +45,7 @@ use crate::txn::table::Table;
 pub use crate::proxy::limits::OVERLOAD_RETRY_AFTER_SECS;
 pub use crate::proxy::route::ProxyStats;
 
-/// `[proxy]`: how requests are relayed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyConfig {
-    /// Add Record-Route to dialog-creating requests so in-dialog requests come through us
-    /// (RFC 3261 §16.6 step 4).
-    pub record_route: bool,
-    /// Relay requests whose Request-URI is outside our domains (for authenticated users and
-    /// IP-auth trunks only). Off: 403 — the edge is not an open relay.
-    pub allow_outbound: bool,
-    /// Our address on each socket (index = `LocalId`), as put in Via and Record-Route.
-    pub advertise: Vec<SocketAddr>,
-    /// The node secret (`[server] secret`), the same on every shard: keys the MAC of the
-    /// dialog token in our Record-Route ([`token`]), of our Via branches and of our NAT
-    /// ping branches ([`crate::secret`]). Never a table seed.
-    pub secret: crate::secret::NodeSecret,
-}
-
-impl Default for ProxyConfig {
-    fn default() -> Self {
-        Self {
-            record_route: true,
-            allow_outbound: false,
-            advertise: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
-            secret: crate::secret::NodeSecret::default(),
-        }
-    }
-}
+pub use crate::config::ProxyConfig;
 
 /// The relay's per-shard state: the transaction cells, reused buffers and counters.
 #[derive(Debug)]

@@ -21,46 +21,7 @@ use crate::txn::table::{Branch, Srv};
 use crate::txn::{timer_key, Timer};
 use smallvec::SmallVec;
 
-/// Relay counters (published with the core's).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProxyStats {
-    /// Requests that created a transaction and were relayed (or answered by the relay).
-    pub transactions: u64,
-    /// Branches forwarded (one per target).
-    pub branches: u64,
-    /// Retransmitted requests absorbed by their server transaction.
-    pub retransmissions_absorbed: u64,
-    /// Requests retransmitted downstream (timers A, E) and responses upstream (timer G).
-    pub retransmissions_sent: u64,
-    /// ACKs for our non-2xx absorbed (hop by hop).
-    pub acks_absorbed: u64,
-    /// ACKs (for 2xx) forwarded end to end.
-    pub acks_forwarded: u64,
-    /// CANCELs matched to their INVITE.
-    pub cancels: u64,
-    /// Responses forwarded upstream by their cell.
-    pub responses_forwarded: u64,
-    /// Responses dropped: their branch is ours but their transaction is gone (RFC 6026 §7.1:
-    /// no stateless forwarding).
-    pub responses_no_transaction: u64,
-    /// Responses dropped: their branch has our shape but its MAC does not verify.
-    pub responses_forged: u64,
-    /// Requests with a To tag refused (404) for want of a dialog token of ours that verifies.
-    pub tokens_refused: u64,
-    /// Credentials for our realm removed from forwarded requests.
-    pub credentials_consumed: u64,
-    /// Responses handed to the shard that owns their transaction.
-    pub responses_handed_off: u64,
-    /// Branches that timed out (B, F, or a CANCEL that got no answer).
-    pub timeouts: u64,
-    /// Requests refused by a proxy rule (403, 404, 420, 482, 483, 503).
-    pub refused: u64,
-    /// Location lookups asked of another shard.
-    pub lookups_remote: u64,
-    /// Illegal transaction state edges taken (a bug; `txn/LIFECYCLE.md`), counted when the
-    /// transaction ends. A debug build stops at the first.
-    pub illegal_transaction_edges: u64,
-}
+pub use crate::stats::ProxyStats;
 
 /// How a request is routed (RFC 3261 §16.4).
 struct Plan {
