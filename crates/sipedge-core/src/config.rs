@@ -173,7 +173,7 @@ pub struct ProxyConfig {
     pub advertise: Vec<SocketAddr>,
     /// The node secret (`[server] secret`), the same on every shard: keys the MAC of the
     /// dialog token in our Record-Route (`proxy::token`), of our Via branches and of our NAT
-    /// ping branches ([`crate::secret`]). Never a table seed.
+    /// ping branches (`secret`). Never a table seed.
     pub secret: crate::secret::NodeSecret,
 }
 
