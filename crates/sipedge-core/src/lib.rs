@@ -56,11 +56,11 @@
 //! | `admin` (`Admin<'_>`) | subsystem | `AdminQueue` (answers to admin queries) | `&mut Location`, sink; names `bindings`, `lookup` |
 //! | `bindings` (`Store<'_>`) | shared | — | `&mut Location` + sink: store/remove a binding with its timer and journal record, binding expiry; a flow failed or alive again (RFC 5626 §5.3, told to every shard) |
 //! | `io`, `stateless` (the one `respond` path) | shared leaves | the sink | `config`, `stats`, `output`, `date`, `secret`, `aor` |
+//! | `config` (+ `config/nat`: every subsystem's settings), `stats` (every subsystem's counters), `auth_db` (the authentication tables, digest, nonces, offers) | leaves | — | no subsystem (the subsystems re-export their structs) |
 //! | `location` (+ `nat_bits`), `lookup`, `record`, `txn`, `aor`, `shard`, `output`, `refusal`, `time`, `secret`, `date` | leaves | — | no subsystem |
 //! | `flows` (the failed-flow table, held by `Location`), `path_policy`, `outbound`, `stun` | leaves | — | no subsystem (`Store` fills `flows`, the relay reads it) |
 //!
-//! One cycle is left, to be removed: `config` and `stats` name the config and counter
-//! structs declared in `auth`, `nat` and `proxy`, and the sink holds both.
+//! No module cycle.
 //!
 //! **Layout.** `core` (the [`Core`] type and dispatch), `io` (the sink), `stateless` (the
 //! replies the edge writes itself: one `respond` path, the amplification bound, To tags),
@@ -85,6 +85,7 @@
 pub mod admin;
 mod aor;
 pub mod auth;
+mod auth_db;
 mod bindings;
 mod config;
 mod core;

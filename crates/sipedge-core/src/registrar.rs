@@ -30,6 +30,7 @@
 
 use std::net::SocketAddr;
 
+use sipedge_msg::fmt::push_u64;
 use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Validated};
 use smallvec::SmallVec;
 
@@ -698,20 +699,6 @@ fn same_item(o: &Item<'_>, uri: &NameAddr<'_>, instance: &[u8], reg_id: u32) -> 
         return o.instance == instance && o.reg_id == reg_id;
     }
     same_contact(o.addr.uri(), uri.uri())
-}
-
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 /// A q-value from thousandths: 1000 → `1`, 500 → `0.5`, 5 → `0.005` (RFC 3261 §20.10).

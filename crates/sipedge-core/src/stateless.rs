@@ -2,12 +2,11 @@
 //! the one `respond` path of every subsystem ([`Io::respond`]), the amplification bound and
 //! the deterministic To tag. A leaf: it names no subsystem.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 
 use sipedge_msg::{
-    write_response, HeaderName, Message, Method, RPort, ResponseSpec, ResponseWriter, Validated,
-    Via,
+    write_response, HeaderName, Message, Method, ResponseAddr, ResponseSpec, ResponseWriter,
+    Validated, Via,
 };
 
 use crate::io::Io;
@@ -82,30 +81,13 @@ impl Io {
         reason: &[u8],
         extra: impl FnOnce(&mut ResponseWriter<'_>),
     ) {
-        let ip_text = ip_text.as_bytes();
-        let (received, rport, dest_port) = match top_via {
-            Some(via) => {
-                let rport_requested = via.rport() == RPort::Requested;
-                // RFC 3261 §18.2.1: received when sent-by differs from the source;
-                // RFC 3581 §4: always when rport is present.
-                let received = (rport_requested
-                    || !via.host_unbracketed().eq_ignore_ascii_case(ip_text))
-                .then_some(ip_text);
-                let port = match via.rport() {
-                    RPort::Requested | RPort::Port(_) => remote.port(),
-                    RPort::Absent => via.port().unwrap_or(5060),
-                };
-                (received, rport_requested.then_some(remote.port()), port)
-            }
-            // A top Via too broken to read (RFC 4475 §3.1.2.1): answer the source address.
-            None => (None, None, remote.port()),
-        };
+        let to = ResponseAddr::of(top_via, remote, ip_text.as_bytes());
         let spec = ResponseSpec {
             status,
             reason,
             to_tag: (status > 100).then_some(&tag[..]),
-            received,
-            rport,
+            received: to.received,
+            rport: to.rport,
             top_via,
             to_has_tag,
         };
@@ -121,8 +103,7 @@ impl Io {
         scratch.extend_from_slice(b"Content-Length: 0\r\n\r\n");
         let send = self.fit_reply(&mut scratch, req, &spec, before_server);
         if send {
-            self.out
-                .push(local, SocketAddr::new(remote.ip(), dest_port), &scratch);
+            self.out.push(local, to.dest, &scratch);
             self.stats.replies_out += 1;
         }
         self.scratch = scratch;
@@ -205,7 +186,7 @@ impl Io {
         branch: &[u8],
         cseq: &[u8],
     ) -> [u8; 16] {
-        tag_text(self.tag_hasher.hash(&[call_id, from, branch, cseq]))
+        sipedge_msg::fmt::hex_u64(self.tag_hasher.hash(&[call_id, from, branch, cseq]))
     }
 }
 
@@ -245,92 +226,5 @@ fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// A 64-bit hash as 16 lower-case hex digits.
-fn tag_text(v: u64) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
-    }
-    out
-}
-
-/// An IP address as text (`Display`), on the stack.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct IpText {
-    buf: [u8; 48],
-    len: u8,
-}
-
-impl IpText {
-    pub(crate) fn new(ip: std::net::IpAddr) -> IpText {
-        let mut buf = [0u8; 48];
-        let len = match ip {
-            // The common case without the formatting machinery.
-            std::net::IpAddr::V4(v4) => write_ipv4(&mut buf, v4.octets()),
-            ip => {
-                let mut cur = std::io::Cursor::new(&mut buf[..]);
-                let _ = write!(cur, "{ip}");
-                cur.position() as usize
-            }
-        };
-        IpText {
-            buf,
-            len: len as u8,
-        }
-    }
-
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.buf[..usize::from(self.len)]
-    }
-}
-
-/// The decimal text of every octet: `[len, d0, d1, d2]`.
-const OCTET_TEXT: [[u8; 4]; 256] = {
-    let mut t = [[0u8; 4]; 256];
-    let mut i = 0;
-    while i < 256 {
-        let (h, d, u) = ((i / 100) as u8, (i / 10 % 10) as u8, (i % 10) as u8);
-        t[i] = if i >= 100 {
-            [3, b'0' + h, b'0' + d, b'0' + u]
-        } else if i >= 10 {
-            [2, b'0' + d, b'0' + u, 0]
-        } else {
-            [1, b'0' + u, 0, 0]
-        };
-        i += 1;
-    }
-    t
-};
-
-/// Writes `a.b.c.d` into `out` (at least 16 bytes) and returns its length.
-fn write_ipv4(out: &mut [u8], octets: [u8; 4]) -> usize {
-    let out = &mut out[..16];
-    let mut n = 0;
-    for o in octets {
-        let [len, a, b, c] = OCTET_TEXT[usize::from(o)];
-        out[n..n + 4].copy_from_slice(&[a, b, c, b'.']);
-        n += usize::from(len);
-        out[n] = b'.';
-        n += 1;
-    }
-    n - 1
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ipv4_text() {
-        for ip in [
-            "0.0.0.0",
-            "10.1.2.3",
-            "192.168.100.255",
-            "255.255.255.255",
-            "1.20.100.9",
-        ] {
-            let a: std::net::Ipv4Addr = ip.parse().expect("ip");
-            let mut buf = [0u8; 16];
-            let n = super::write_ipv4(&mut buf, a.octets());
-            assert_eq!(&buf[..n], ip.as_bytes());
-        }
-    }
-}
+/// An IP address as text, on the stack (moved to `sipedge-msg`, issue 14 item 4).
+pub(crate) use sipedge_msg::IpText;

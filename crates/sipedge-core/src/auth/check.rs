@@ -5,14 +5,14 @@ use std::net::SocketAddr;
 
 use sipedge_msg::{Credentials, HeaderName, Message, NameAddr, Uri, Validated};
 
-use super::db::{whitelisted, AuthDb};
-use super::digest::{
+use super::AuthConfig;
+use crate::auth_db::db::{whitelisted, AuthDb};
+use crate::auth_db::digest::{
     ha2, response_matches, response_with_ha2, sha256_ha1_state, sha256_response_after_ha1,
     Algorithm, DigestInput, Hex,
 };
-use super::nonce::{algorithm_bit, nonce_age_ms, NcVerdict, NcWindow, NonceKey};
-use super::offer::Offer;
-use super::AuthConfig;
+use crate::auth_db::nonce::{algorithm_bit, nonce_age_ms, NcVerdict, NcWindow, NonceKey};
+use crate::auth_db::offer::Offer;
 use crate::output::LocalId;
 use crate::refusal::{AuthRefusal, Refusal};
 use crate::stateless::Req;
@@ -73,29 +73,7 @@ pub enum AuthOutcome {
     Rejected(AuthReject),
 }
 
-/// Counters of the authenticator (per shard).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuthStats {
-    /// 401/407 challenges sent (stale ones included).
-    pub challenges: u64,
-    /// Challenges with `stale=true`.
-    pub stale: u64,
-    /// Digest credentials accepted.
-    pub digest_ok: u64,
-    /// Wrong password or unknown user (indistinguishable by design).
-    pub digest_failed: u64,
-    /// (nonce, nc) pairs seen twice.
-    pub replays: u64,
-    /// Credentials whose nonce is not one of ours (bad form or MAC, another edge
-    /// instance): plain challenge, response not evaluated.
-    pub bad_nonce: u64,
-    /// Requests authenticated by source address (IP or CLI).
-    pub ip_ok: u64,
-    /// 403s (whitelist, username mismatch, CLI).
-    pub forbidden: u64,
-    /// 400s for malformed credentials.
-    pub malformed: u64,
-}
+pub use crate::stats::AuthStats;
 
 /// Longest `method ":" uri` whose HA2 is remembered.
 const HA2_KEY_MAX: usize = 128;
@@ -434,8 +412,8 @@ impl Authenticator<'_> {
         now: Millis,
         remote: SocketAddr,
         db: &AuthDb,
-        (user, user_ref): (Option<u32>, &super::db::User),
-        info: super::nonce::NonceInfo,
+        (user, user_ref): (Option<u32>, &crate::auth_db::db::User),
+        info: crate::auth_db::nonce::NonceInfo,
         nc: u32,
     ) -> Verdict {
         let st = &mut self.auth;
@@ -546,7 +524,7 @@ impl Authenticator<'_> {
         let user_ref = user.and_then(|u| db.user(u));
         // What the response is hashed from: the MD5 HA1, or the SHA-256 state after the
         // SHA-256 HA1 (its one block precomputed at load).
-        let secret_of = |u: &'_ super::db::User| -> Option<Secret> {
+        let secret_of = |u: &'_ crate::auth_db::db::User| -> Option<Secret> {
             if !u.offer.contains(alg) {
                 return None;
             }

@@ -33,6 +33,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use hdrhistogram::Histogram;
+use sipedge_msg::branch::BranchLayout;
 use sipedge_msg::{Message, Uri, Via};
 
 use super::{
@@ -47,12 +48,12 @@ use crate::shard::{ShardId, ShardMsg};
 use crate::stateless::IpText;
 use crate::time::Millis;
 
-/// Upper bounds of the RTT histogram's Prometheus buckets, milliseconds (`+Inf` implied).
-pub const RTT_BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
+pub use crate::stats::RTT_BUCKETS_MS;
 
-const COOKIE: &[u8] = b"z9hG4bK";
-const TOKEN_PREFIX: &[u8] = b"np";
-const TOKEN_LEN: usize = 2 + 4 + 8 + 8 + 8 + 16;
+/// Our ping branches (the codec is `sipedge-msg`'s): mark `np`, then shard, slot,
+/// generation, send time and the MAC, in hex digits.
+const LAYOUT: BranchLayout<5> = BranchLayout::new(*b"np", [4, 8, 8, 8, 16]);
+const TOKEN_LEN: usize = LAYOUT.token_len();
 /// An answer claiming an RTT above this (ms) is not one of ours.
 const MAX_RTT_MS: u32 = 3_600_000;
 /// Most past ticks swept in one call (one second): see the module docs.
@@ -60,35 +61,7 @@ const MAX_CATCH_UP_TICKS: u64 = 1000 / TICK_MILLIS;
 /// Ticks between refreshes of the published histogram buckets (one second).
 const BUCKET_REFRESH_TICKS: u64 = 1000 / TICK_MILLIS;
 
-/// Keepalive counters of one shard.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NatStats {
-    /// Contacts registered or refreshed as NATed.
-    pub nated_registrations: u64,
-    /// Keepalives sent (OPTIONS or CRLF).
-    pub pings_sent: u64,
-    /// OPTIONS pings answered (any final response, matched to its live binding).
-    pub pings_answered: u64,
-    /// OPTIONS pings still unanswered at the binding's next slot.
-    pub pings_timed_out: u64,
-    /// Bindings removed after `ping_failures_max` misses in a row (`timeout` mode).
-    pub ping_deregistrations: u64,
-    /// Ping answers for a binding that is gone (or changed generation) or with a bad MAC.
-    pub ping_answers_stale: u64,
-    /// Ping answers that landed here and were handed to the owner shard.
-    pub ping_answers_forwarded: u64,
-    /// Most ticks a slot was swept after its own tick (0 when the shell is on time).
-    pub ping_max_late_ticks: u64,
-    /// Ticks whose slots (with at least one ping) were swept more than one tick late.
-    pub ping_late_sweeps: u64,
-    /// RTT histogram: answers with an RTT at most [`RTT_BUCKETS_MS`]`[i]` (cumulative),
-    /// refreshed from the shard's hdrhistogram once a second.
-    pub rtt_buckets: [u64; RTT_BUCKETS_MS.len()],
-    /// Answers in the histogram.
-    pub rtt_count: u64,
-    /// Sum of their RTTs, milliseconds.
-    pub rtt_sum_ms: u64,
-}
+pub use crate::stats::NatStats;
 
 /// The pinger's per-shard state (no per-binding state: see the module docs).
 #[derive(Debug)]
@@ -189,48 +162,30 @@ struct Token {
     mac: u64,
 }
 
-fn put_hex(out: &mut [u8], v: u64) {
-    let n = out.len();
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = b"0123456789abcdef"[((v >> (4 * (n - 1 - i))) & 0xf) as usize];
-    }
-}
-
-fn get_hex(s: &[u8]) -> Option<u64> {
-    s.iter().try_fold(0u64, |acc, &c| {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        Some(acc << 4 | u64::from(d))
-    })
-}
-
 impl Token {
     fn encode(&self) -> [u8; TOKEN_LEN] {
         let mut t = [0u8; TOKEN_LEN];
-        t[..2].copy_from_slice(TOKEN_PREFIX);
-        put_hex(&mut t[2..6], u64::from(self.shard));
-        put_hex(&mut t[6..14], u64::from(self.slot));
-        put_hex(&mut t[14..22], u64::from(self.gen));
-        put_hex(&mut t[22..30], u64::from(self.sent));
-        put_hex(&mut t[30..46], self.mac);
+        let fields = [
+            u64::from(self.shard),
+            u64::from(self.slot),
+            u64::from(self.gen),
+            u64::from(self.sent),
+            self.mac,
+        ];
+        let written = LAYOUT.encode_token(&fields, &mut t);
+        debug_assert!(written);
         t
     }
 
     /// The token of a branch, when it has our exact shape.
     fn decode(branch: &[u8]) -> Option<Token> {
-        let t = branch.strip_prefix(COOKIE)?;
-        if t.len() != TOKEN_LEN || !t.starts_with(TOKEN_PREFIX) {
-            return None;
-        }
+        let [shard, slot, gen, sent, mac] = LAYOUT.decode(branch)?;
         Some(Token {
-            shard: get_hex(&t[2..6])? as u16,
-            slot: get_hex(&t[6..14])? as u32,
-            gen: get_hex(&t[14..22])? as u32,
-            sent: get_hex(&t[22..30])? as u32,
-            mac: get_hex(&t[30..46])?,
+            shard: shard as u16,
+            slot: slot as u32,
+            gen: gen as u32,
+            sent: sent as u32,
+            mac,
         })
     }
 }
@@ -607,7 +562,7 @@ mod tests {
             sent: 123_456,
             mac: 0x0102_0304,
         };
-        let mut branch = COOKIE.to_vec();
+        let mut branch = sipedge_msg::branch::MAGIC_COOKIE.to_vec();
         branch.extend_from_slice(&t.encode());
         assert_eq!(Token::decode(&branch), Some(t));
         assert_eq!(Token::decode(b"z9hG4bKnp00"), None);

@@ -48,15 +48,9 @@ pub(crate) fn same_advertised(cfg: &ProxyConfig, a: LocalId, b: LocalId) -> bool
     }
 }
 
-/// Is `port` one of the ports we listen on or advertise? (A Route, Request-URI or Via
-/// naming one of our domains on such a port is us.)
+/// Is `port` one of the ports we listen on or advertise? ([`ProxyConfig::port_is_ours`].)
 pub(crate) fn port_is_ours(cfg: &ProxyConfig, port: u16) -> bool {
-    cfg.advertise.iter().any(|a| a.port() == port)
-        || cfg
-            .advertise_names
-            .iter()
-            .filter_map(|n| n.rsplit_once(':'))
-            .any(|(_, p)| p.parse::<u16>() == Ok(port))
+    cfg.port_is_ours(port)
 }
 
 /// Our Record-Route for a request that entered on `inbound` and leaves by `outbound`:

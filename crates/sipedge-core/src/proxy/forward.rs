@@ -1,11 +1,10 @@
 //! Requests out (RFC 3261 §16.6: one copy per target; §9.1 CANCEL; §17.1.1.3 ACK for a
 //! non-2xx) and the responses the relay generates itself.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use sipedge_msg::{
-    write_forward, write_response, ForwardEdits, HeaderName, Message, RPort, ResponseSpec,
+    write_forward, write_response, ForwardEdits, HeaderName, Message, ResponseAddr, ResponseSpec,
 };
 
 use crate::aor::{canonical_aor, owner_of, split_aor};
@@ -20,6 +19,11 @@ use crate::time::Millis;
 use crate::txn::branch::OurBranch;
 use crate::txn::table::{Branch, Cancel, Cell, Cli, Srv};
 use crate::txn::{timer_key, Timer};
+
+/// The branch of a 2xx's ACK we forward statelessly (§16.11): mark `sA`, then a MAC of
+/// the incoming branch (the codec is `sipedge-msg`'s).
+const ACK_BRANCH: sipedge_msg::branch::BranchLayout<1> =
+    sipedge_msg::branch::BranchLayout::new(*b"sA", [16]);
 
 /// At most this many targets per request (the branch number has 4 bits).
 pub(crate) const MAX_BRANCHES: usize = 16;
@@ -173,7 +177,7 @@ fn write_hop_request(
     out.extend_from_slice(req.call_id().unwrap_or_default());
     out.extend_from_slice(b"\r\nCSeq: ");
     let seq = req.cseq().map(|c| c.seq).unwrap_or(0);
-    out.extend_from_slice(itoa_u32(seq).as_bytes());
+    sipedge_msg::fmt::push_u32(out, seq);
     out.push(b' ');
     out.extend_from_slice(method);
     out.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
@@ -182,18 +186,12 @@ fn write_hop_request(
 /// Appends `, <via with received/rport>` to `out` when the sender's Via needs them
 /// (sent-by differs from the source IP, or rport asked for); false when it needs nothing.
 fn push_stamped_via(out: &mut String, via: &sipedge_msg::Via<'_>, source: SocketAddr) -> bool {
-    use std::fmt::Write as _;
-    let mut ip = [0u8; 48];
-    let ip_len = {
-        let mut cur = std::io::Cursor::new(&mut ip[..]);
-        let _ = std::io::Write::write_fmt(&mut cur, format_args!("{}", source.ip()));
-        cur.position() as usize
-    };
-    let ip = std::str::from_utf8(&ip[..ip_len]).unwrap_or_default();
-    let rport_asked = via.rport() == RPort::Requested;
-    if !rport_asked && via.host_unbracketed().eq_ignore_ascii_case(ip.as_bytes()) {
+    let ip = sipedge_msg::IpText::new(source.ip());
+    let to = sipedge_msg::ResponseAddr::of(Some(via), source, ip.as_bytes());
+    let Some(received) = to.received else {
         return false;
-    }
+    };
+    let rport_asked = to.rport.is_some();
     let raw = via.raw();
     let params = via.params().raw();
     let head_len = if params.is_empty() {
@@ -222,17 +220,13 @@ fn push_stamped_via(out: &mut String, via: &sipedge_msg::Via<'_>, source: Socket
             out.push_str(std::str::from_utf8(v).unwrap_or_default());
         }
     }
-    let _ = write!(out, ";received={ip}");
-    if rport_asked {
-        let _ = write!(out, ";rport={}", source.port());
+    out.push_str(";received=");
+    out.push_str(std::str::from_utf8(received).unwrap_or_default());
+    if let Some(port) = to.rport {
+        out.push_str(";rport=");
+        sipedge_msg::fmt::push_u64_str(out, u64::from(port));
     }
     true
-}
-
-fn itoa_u32(n: u32) -> String {
-    let mut s = String::with_capacity(10);
-    let _ = write!(s, "{n}");
-    s
 }
 
 impl RelayCx<'_> {
@@ -506,31 +500,17 @@ impl RelayCx<'_> {
                     &c.loop_hash.to_le_bytes(),
                 ],
             );
-            let mut t = [0u8; 16];
-            for (i, b) in t.iter_mut().enumerate() {
-                *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
-            }
-            t
+            sipedge_msg::fmt::hex_u64(v)
         });
         let up = c.up_dest;
-        let mut ip_buf = [0u8; 48];
-        let ip_len = {
-            let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
-            let _ = std::io::Write::write_fmt(&mut cur, format_args!("{}", up.ip()));
-            cur.position() as usize
-        };
-        let ip_text = &ip_buf[..ip_len];
-        let via = req.top_via().ok();
-        let rport_req = via.as_ref().is_some_and(|v| v.rport() == RPort::Requested);
-        let received = via
-            .as_ref()
-            .is_some_and(|v| rport_req || !v.host_unbracketed().eq_ignore_ascii_case(ip_text));
+        let ip_text = sipedge_msg::IpText::new(up.ip());
+        let to = ResponseAddr::of(req.top_via().ok().as_ref(), up, ip_text.as_bytes());
         let spec = ResponseSpec {
             status: code,
             reason,
             to_tag: tag.as_ref().map(|t| &t[..]),
-            received: received.then_some(ip_text),
-            rport: rport_req.then_some(up.port()),
+            received: to.received,
+            rport: to.rport,
             ..Default::default()
         };
         let mut out = std::mem::take(&mut self.relay.fwd_buf);
@@ -654,7 +634,10 @@ impl RelayCx<'_> {
         via_buf.clear();
         via_buf.push_str("SIP/2.0/UDP ");
         write_advertised(via_buf, proxy, local);
-        let _ = write!(via_buf, ";branch=z9hG4bKsA{h:016x}");
+        let mut branch = [0u8; ACK_BRANCH.branch_len()];
+        ACK_BRANCH.encode(&[h], &mut branch);
+        via_buf.push_str(";branch=");
+        via_buf.push_str(std::str::from_utf8(&branch).unwrap_or_default());
         let mut extra: smallvec::SmallVec<[(&[u8], &[u8]); 2]> = smallvec::SmallVec::new();
         if route_edit && !route.is_empty() {
             extra.push((b"Route".as_slice(), route));

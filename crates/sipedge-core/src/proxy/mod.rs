@@ -41,7 +41,6 @@ mod route;
 mod timers;
 pub(crate) mod token;
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use crate::txn::table::Table;
@@ -49,39 +48,7 @@ use crate::txn::table::Table;
 pub use crate::proxy::limits::OVERLOAD_RETRY_AFTER_SECS;
 pub use crate::proxy::route::ProxyStats;
 
-/// `[proxy]`: how requests are relayed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyConfig {
-    /// Add Record-Route to dialog-creating requests so in-dialog requests come through us
-    /// (RFC 3261 §16.6 step 4).
-    pub record_route: bool,
-    /// Relay requests whose Request-URI is outside our domains (for authenticated users and
-    /// IP-auth trunks only). Off: 403 — the edge is not an open relay.
-    pub allow_outbound: bool,
-    /// Our address on each socket (index = `LocalId`), as put in Via and Record-Route.
-    pub advertise: Vec<SocketAddr>,
-    /// Our advertised `host:port` per socket (index = `LocalId`), written instead of
-    /// `advertise` in Via, Record-Route and Path when set (`[server] listen = ["udp:0.0.0.0:5060
-    /// advertise sip.example.com"]`): a host name, or the public address of a 1:1 NAT.
-    /// Missing or empty: `advertise`.
-    pub advertise_names: Vec<String>,
-    /// The node secret (`[server] secret`), the same on every shard: keys the MAC of the
-    /// dialog token in our Record-Route ([`token`]), of our Via branches and of our NAT
-    /// ping branches ([`crate::secret`]). Never a table seed.
-    pub secret: crate::secret::NodeSecret,
-}
-
-impl Default for ProxyConfig {
-    fn default() -> Self {
-        Self {
-            record_route: true,
-            allow_outbound: false,
-            advertise: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
-            advertise_names: Vec::new(),
-            secret: crate::secret::NodeSecret::default(),
-        }
-    }
-}
+pub use crate::config::ProxyConfig;
 
 /// The relay's per-shard state: the transaction cells, reused buffers and counters.
 #[derive(Debug)]
@@ -150,8 +117,15 @@ pub(crate) fn is_relay_token(token: u64) -> bool {
 
 /// Writes `addr` as a SIP host:port (IPv6 bracketed).
 fn write_hostport(out: &mut String, addr: SocketAddr) {
-    let _ = match addr {
-        SocketAddr::V4(a) => write!(out, "{}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => write!(out, "[{}]:{}", a.ip(), a.port()),
-    };
+    let ip = sipedge_msg::IpText::new(addr.ip());
+    let ip = std::str::from_utf8(ip.as_bytes()).unwrap_or_default();
+    if addr.is_ipv6() {
+        out.push('[');
+        out.push_str(ip);
+        out.push(']');
+    } else {
+        out.push_str(ip);
+    }
+    out.push(':');
+    sipedge_msg::fmt::push_u64_str(out, u64::from(addr.port()));
 }

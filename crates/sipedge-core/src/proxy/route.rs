@@ -1,7 +1,7 @@
 //! Requests into the relay: server-transaction matching (§17.2.3), the proxy checks
 //! (§16.3), route processing (§16.4), target determination (§16.5).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use sipedge_msg::{HeaderName, Message, Method, NameAddr, Scheme, Uri, Validated, Via};
 
@@ -21,46 +21,7 @@ use crate::txn::table::{Branch, Srv};
 use crate::txn::{timer_key, Timer};
 use smallvec::SmallVec;
 
-/// Relay counters (published with the core's).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProxyStats {
-    /// Requests that created a transaction and were relayed (or answered by the relay).
-    pub transactions: u64,
-    /// Branches forwarded (one per target).
-    pub branches: u64,
-    /// Retransmitted requests absorbed by their server transaction.
-    pub retransmissions_absorbed: u64,
-    /// Requests retransmitted downstream (timers A, E) and responses upstream (timer G).
-    pub retransmissions_sent: u64,
-    /// ACKs for our non-2xx absorbed (hop by hop).
-    pub acks_absorbed: u64,
-    /// ACKs (for 2xx) forwarded end to end.
-    pub acks_forwarded: u64,
-    /// CANCELs matched to their INVITE.
-    pub cancels: u64,
-    /// Responses forwarded upstream by their cell.
-    pub responses_forwarded: u64,
-    /// Responses dropped: their branch is ours but their transaction is gone (RFC 6026 §7.1:
-    /// no stateless forwarding).
-    pub responses_no_transaction: u64,
-    /// Responses dropped: their branch has our shape but its MAC does not verify.
-    pub responses_forged: u64,
-    /// Requests with a To tag refused (404) for want of a dialog token of ours that verifies.
-    pub tokens_refused: u64,
-    /// Credentials for our realm removed from forwarded requests.
-    pub credentials_consumed: u64,
-    /// Responses handed to the shard that owns their transaction.
-    pub responses_handed_off: u64,
-    /// Branches that timed out (B, F, or a CANCEL that got no answer).
-    pub timeouts: u64,
-    /// Requests refused by a proxy rule (403, 404, 420, 482, 483, 503).
-    pub refused: u64,
-    /// Location lookups asked of another shard.
-    pub lookups_remote: u64,
-    /// Illegal transaction state edges taken (a bug; `txn/LIFECYCLE.md`), counted when the
-    /// transaction ends. A debug build stops at the first.
-    pub illegal_transaction_edges: u64,
-}
+pub use crate::stats::ProxyStats;
 
 /// How a request is routed (RFC 3261 §16.4).
 struct Plan {
@@ -88,10 +49,6 @@ struct Decision {
     local_targets: Option<Result<SmallVec<[Target; 2]>, LookupError>>,
 }
 
-fn ip_of(host: &[u8]) -> Option<IpAddr> {
-    std::str::from_utf8(host).ok()?.parse().ok()
-}
-
 /// The address a URI names, when its host is an IP literal (no DNS in the core yet).
 pub(crate) fn uri_addr(uri: &Uri<'_>) -> Option<SocketAddr> {
     let port = uri
@@ -101,7 +58,7 @@ pub(crate) fn uri_addr(uri: &Uri<'_>) -> Option<SocketAddr> {
         } else {
             5060
         });
-    Some(SocketAddr::new(ip_of(uri.host_unbracketed())?, port))
+    Some(SocketAddr::new(sipedge_msg::host_ip(uri.host())?, port))
 }
 
 /// Option tags we support for Proxy-Require (the same as Require).
@@ -547,17 +504,13 @@ impl RelayCx<'_> {
         );
         // §18.2.2 / RFC 3581 §4: responses go to the source IP, and to the source port
         // when the top Via asks for rport, else the sent-by port.
-        let v = &req.top_via;
-        let port = match v.rport() {
-            sipedge_msg::RPort::Absent => v.port().unwrap_or(5060),
-            _ => remote.port(),
-        };
+        let up_dest = sipedge_msg::response_dest(&req.top_via, remote);
         let record_route = self.io.cfg.proxy.record_route && dialog_creating && !in_dialog;
         let idx = self.relay.txns.insert(key);
         let c = self.relay.txns.cell_mut(idx);
         c.invite = method == Some(Method::Invite);
         c.up_local = local;
-        c.up_dest = SocketAddr::new(remote.ip(), port);
+        c.up_dest = up_dest;
         c.req.extend_from_slice(msg.as_bytes());
         c.loop_hash = loop_hash;
         c.record_route = record_route;

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use sipedge_msg::{Credentials, Message};
 
 use super::{caller_number, AuthMethod, AuthOk, AuthReject, AuthState, Class, Verdict};
-use crate::auth::db::{AuthDb, AuthMode};
-use crate::auth::nonce::parse_nc;
+use crate::auth_db::db::{AuthDb, AuthMode};
+use crate::auth_db::nonce::parse_nc;
 use crate::refusal::AuthRefusal;
 
 impl super::Authenticator<'_> {
