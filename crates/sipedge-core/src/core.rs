@@ -41,6 +41,16 @@ pub enum CoreEvent {
         /// Unanswered pings in a row.
         misses: u8,
     },
+    /// This shard banned a source (`protect`): the shell shares the ban with every shard
+    /// ([`Core::handle_ban`]) and the operator's ban list.
+    Banned {
+        /// The source.
+        ip: std::net::IpAddr,
+        /// When the ban ends (the shell's monotonic clock).
+        until: Millis,
+        /// Why.
+        reason: crate::protect::BanReason,
+    },
 }
 
 /// The tables a reload (SIGHUP) replaces: immutable, shared by every shard through an `Arc`,
@@ -93,6 +103,8 @@ pub struct Core {
     /// never by the table seed: its outputs go on the wire, and a table hasher whose
     /// outputs an attacker can collect invites collisions in the location table (issue 13).
     pub(crate) tag_hasher: crate::aor::TableHasher,
+    /// Bans, per-source and per-user counts, overload shedding (`protect`, issue 17).
+    pub(crate) protect: crate::protect::Protect,
 }
 
 impl Core {
@@ -102,6 +114,7 @@ impl Core {
         let mac = crate::secret::Mac::new(&cfg.proxy.secret);
         let tag_key = mac.digest(crate::secret::Purpose::ToTag, &[b"stateless reply tags"]);
         Core {
+            protect: crate::protect::Protect::new(cfg.protect.clone(), cfg.seed),
             tag_hasher: crate::aor::TableHasher::new(tag_key),
             nat: crate::nat::NatRuntime::new(&cfg.nat),
             loc: Location::new(cfg.seed, cfg.expected_bindings),
@@ -176,6 +189,9 @@ impl Core {
         remote: SocketAddr,
         bytes: &[u8],
     ) {
+        if self.protect_screen(now, remote) {
+            return; // banned source: dropped before parsing (`protect`)
+        }
         if is_keepalive(bytes) {
             // RFC 5626 §3.5.1 CRLF keepalive over UDP: nothing to answer.
             self.stats.keepalives_in += 1;
@@ -219,6 +235,9 @@ impl Core {
                 return;
             }
         };
+        if self.protect_request(now, local, remote, &msg, &v) {
+            return; // scanner dropped, or shed with 503 (`protect`)
+        }
         self.handle_valid(now, local, remote, &msg, &v);
     }
 

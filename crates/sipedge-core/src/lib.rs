@@ -61,6 +61,7 @@ mod location;
 mod lookup;
 mod nat;
 mod output;
+mod protect;
 mod proxy;
 mod record;
 mod refusal;
@@ -87,6 +88,13 @@ pub use crate::nat::{
     MAX_PING_FAILURES_MAX, MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
 };
 pub use crate::output::{LocalId, Transmit};
+pub use crate::protect::{
+    ip_key, BanReason, Protect, ProtectConfig, ProtectStats, Verdict as ProtectVerdict,
+    DEFAULT_AUTH_FAILURES_MAX, DEFAULT_AUTH_FAILURES_WINDOW_SECS, DEFAULT_BAN_SECS,
+    DEFAULT_MAX_BANS, DEFAULT_MAX_REQUESTS_PER_SEC, DEFAULT_MAX_SOURCES, DEFAULT_MAX_USERS,
+    DEFAULT_RETRY_AFTER_MAX_SECS, DEFAULT_RETRY_AFTER_MIN_SECS, DEFAULT_SCANNER_USER_AGENTS,
+    DEFAULT_USER_AUTH_FAILURES_MAX,
+};
 pub use crate::proxy::{ProxyConfig, ProxyStats, OVERLOAD_RETRY_AFTER_SECS};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
 pub use crate::refusal::{AuthRefusal, Refusal, RegistrarRefusal, RelayRefusal, StatelessRefusal};

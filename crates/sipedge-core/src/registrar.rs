@@ -149,7 +149,10 @@ impl Core {
             Ok(()) => {
                 let owner = owner_of(&aor, self.cfg.shards);
                 if owner == self.cfg.shard {
-                    self.register_owned(now, local, remote, msg, v, &aor);
+                    // Issue 17: under pressure, new AoRs (then all) get 503 first.
+                    if !self.protect_register(local, remote, msg, v, &aor) {
+                        self.register_owned(now, local, remote, msg, v, &aor);
+                    }
                 } else {
                     // ARCHITECTURE.md §1: the owner processes it and answers from its socket.
                     self.stats.registers_handed_off += 1;

@@ -619,10 +619,16 @@ impl Core {
         let right = response_matches(&expected[..alg.hex_len()], response.raw()) && known;
         if !right {
             st.stats.digest_failed += 1;
+            // Issue 17: wrong password and unknown user alike count towards a ban.
+            self.protect_auth_failure(now, remote, lookup_domain, username);
             return Verdict::Reject(AuthReject::Challenge { stale: false });
         }
         let user_ref = user_ref.expect("known implies a user");
-        self.digest_accept(now, remote, &db, (user, user_ref), info, nc)
+        let verdict = self.digest_accept(now, remote, &db, (user, user_ref), info, nc);
+        if matches!(verdict, Verdict::Ok(_)) {
+            self.protect_auth_success(now, remote, lookup_domain, username);
+        }
+        verdict
     }
 }
 
