@@ -6,15 +6,19 @@
 
 mod admin;
 mod auth_config;
+mod bans;
 mod config;
 mod config_limits;
 mod config_nat;
+mod config_protect;
 mod config_relay;
 mod metrics;
 mod metrics_limits;
 mod metrics_nat;
+mod metrics_protect;
 mod metrics_relay;
 mod metrics_turns;
+mod overload;
 mod persist;
 mod shard;
 
@@ -143,6 +147,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         auth: Arc::clone(&auth.db),
         nat_users: cfg.nat.users.clone(),
     }));
+    // Issue 17: the shared ban list. The admin API (`GET/POST/DELETE /api/v1/bans`) is
+    // wired to it by `BanRegistry::{list, ban, unban}`.
+    let bans = Arc::new(bans::BanRegistry::new(epoch, cfg.protection.core.max_bans));
+    bans.set_wakers(wakers.clone());
     for (id, ((socks, wake), mesh)) in sockets.into_iter().zip(wakes).zip(meshes).enumerate() {
         let setup = shard::ShardSetup {
             id,
@@ -188,6 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     cfg.limits.max_transaction_bytes,
                     shards as u16,
                 ),
+                protect: cfg.protection.core.clone(),
                 ..CoreConfig::default()
             },
             persist: restored.as_mut().map(|r| shard::PersistSetup {
@@ -200,6 +209,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             epoch,
             ready: ready_tx.clone(),
             tables: Arc::clone(&tables),
+            bans: Arc::clone(&bans),
+            overload: cfg.protection.overload,
         };
         let died = events_tx.clone();
         let t = std::thread::Builder::new()

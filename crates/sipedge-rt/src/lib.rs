@@ -47,6 +47,7 @@
 #![allow(unsafe_code)]
 
 mod engine;
+mod meminfo;
 mod mesh;
 mod mmsg;
 mod poll;
@@ -61,6 +62,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 pub use engine::Engine;
+pub use meminfo::{socket_meminfo, SocketMemInfo};
 pub use mesh::{Mesh, MeshEndpoint, MeshLimits, MeshStats};
 pub use socket::{
     available_cores, bind_udp_reuseport, pin_current_thread, socket_buffer_sizes, SocketBuffers,

@@ -147,6 +147,11 @@ impl BanList {
         self.map.remove(&key).is_some()
     }
 
+    /// Lifts every ban.
+    pub(crate) fn clear(&mut self) {
+        self.map.clear();
+    }
+
     /// Bans held (some possibly expired, not yet looked at).
     pub(crate) fn len(&self) -> usize {
         self.map.len()

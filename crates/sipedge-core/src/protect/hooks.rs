@@ -23,6 +23,12 @@ impl Core {
         self.protect.unban(ip);
     }
 
+    /// Lifts every ban (the shell lost track of the shared list's changes and resends it
+    /// whole); between turns.
+    pub fn handle_unban_all(&mut self) {
+        self.protect.clear_bans();
+    }
+
     /// The shard's pressure, measured by the shell (turn lag, receive-queue fill, kernel
     /// drops): 0 none, 1 shed new requests, 2 shed refreshes too (`protect` module table).
     pub fn handle_pressure(&mut self, level: u8) {

@@ -97,12 +97,19 @@ pub struct ProtectConfig {
 
 impl Default for ProtectConfig {
     fn default() -> Self {
+        let r = Self::recommended();
         Self {
             max_requests_per_sec: 0,
             scanner_user_agents: Vec::new(),
             auth_failures_max: 0,
             user_auth_failures_max: 0,
-            ..Self::recommended()
+            ban_secs: r.ban_secs,
+            auth_failures_window_secs: r.auth_failures_window_secs,
+            trusted: r.trusted,
+            max_sources: r.max_sources,
+            max_users: r.max_users,
+            max_bans: r.max_bans,
+            retry_after_secs: r.retry_after_secs,
         }
     }
 }
@@ -404,6 +411,11 @@ impl Protect {
             self.stats.unbans += 1;
         }
         had
+    }
+
+    /// Lifts every ban.
+    pub fn clear_bans(&mut self) {
+        self.bans.clear();
     }
 
     /// True when `ip` is banned at `now`.
