@@ -170,8 +170,19 @@ impl BanRegistry {
     }
 
     /// Records a ban a shard decided (from its [`sipedge_core::CoreEvent::Banned`]).
+    /// The other shards are woken, so an idle one applies the ban before it reads the
+    /// banned source's next datagram (a wake costs nothing when a shard is busy).
     pub fn record(&self, ip: IpAddr, until: Millis, reason: BanReason) -> bool {
-        self.insert(ip, until, reason.label())
+        let new = self.insert(ip, until, reason.label());
+        if new {
+            self.wake();
+        }
+        new
+    }
+
+    /// True when changes after `cursor` wait (a shard about to block checks this).
+    pub fn pending(&self, cursor: &BanCursor) -> bool {
+        self.generation.load(Ordering::Acquire) != cursor.seq
     }
 
     /// The operator bans `ip` for `secs` seconds (applied even to trusted sources).

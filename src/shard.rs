@@ -267,7 +267,8 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             let core = &mut core;
             let turn_now = &mut turn_now;
             let work_start = &mut work_start;
-            let has_pending = || mesh.has_pending() || stop.load(Ordering::Relaxed);
+            let has_pending =
+                || mesh.has_pending() || stop.load(Ordering::Relaxed) || bans.pending(&ban_cursor);
             engine.wait(timeout, has_pending, |d| {
                 let now = *turn_now.get_or_insert_with(|| {
                     let at = Instant::now();
