@@ -97,6 +97,10 @@ pub struct BanRegistry {
     generation: AtomicU64,
     inner: Mutex<Inner>,
     wakers: Mutex<Vec<sipedge_rt::Waker>>,
+    /// The kernel's copy of the list (`sipedge_rt::BanFilter`), when BPF is permitted.
+    filter: std::sync::OnceLock<sipedge_rt::BanFilter>,
+    /// Datagrams the kernel filter dropped for bans that have ended.
+    kernel_dropped: AtomicU64,
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -112,6 +116,60 @@ impl BanRegistry {
             generation: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
             wakers: Mutex::new(Vec::new()),
+            filter: std::sync::OnceLock::new(),
+            kernel_dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Hands the kernel filter over: from now on every ban is also written to its map, so a
+    /// banned source's datagrams are dropped before any shard sees them.
+    pub fn set_filter(&self, filter: sipedge_rt::BanFilter) {
+        let inner = self.lock();
+        for ip in inner.bans.keys() {
+            let _ = filter.ban(*ip);
+        }
+        let _ = self.filter.set(filter);
+    }
+
+    fn kernel_ban(&self, ip: IpAddr) {
+        if let Some(f) = self.filter.get() {
+            if let Err(e) = f.ban(ip) {
+                tracing::debug!(%ip, error = %e, "kernel ban filter: map update failed");
+            }
+        }
+    }
+
+    fn kernel_unban(&self, ip: IpAddr) {
+        if let Some(n) = self.filter.get().and_then(|f| f.unban(ip)) {
+            self.kernel_dropped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Datagrams the kernel filter dropped (for bans that have ended or been lifted; a
+    /// running ban's count is read with [`BanRegistry::kernel_dropped_for`]).
+    pub fn kernel_dropped(&self) -> u64 {
+        self.kernel_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams of `ip` the kernel filter dropped during its current ban.
+    pub fn kernel_dropped_for(&self, ip: IpAddr) -> Option<u64> {
+        self.filter.get()?.dropped(canonical(ip))
+    }
+
+    /// Forgets the bans that have ended (and takes them out of the kernel filter). Called
+    /// about once a second by one shard.
+    pub fn sweep(&self) {
+        let now = self.now();
+        let mut ended = Vec::new();
+        self.lock().bans.retain(|ip, e| {
+            let live = e.until > now;
+            if !live {
+                ended.push(*ip);
+            }
+            live
+        });
+        for ip in ended {
+            self.kernel_unban(ip);
         }
     }
 
@@ -149,6 +207,7 @@ impl BanRegistry {
             e.until = until;
             e.reason = reason;
         } else {
+            self.kernel_ban(ip);
             if inner.bans.len() >= self.cap {
                 inner.bans.retain(|_, e| e.until > now);
             }
@@ -160,6 +219,7 @@ impl BanRegistry {
                     .map(|(k, _)| *k);
                 if let Some(v) = victim {
                     inner.bans.remove(&v);
+                    self.kernel_unban(v);
                     self.push(&mut inner, BanChange::Unban(v));
                 }
             }
@@ -215,6 +275,7 @@ impl BanRegistry {
             self.push(&mut inner, BanChange::Unban(ip));
             had
         };
+        self.kernel_unban(ip);
         self.wake();
         had
     }
@@ -336,5 +397,35 @@ mod tests {
         r.sync(&mut c, |x| seen.push(x));
         assert_eq!(seen[0], BanChange::Reset);
         assert_eq!(seen.len(), 11);
+    }
+
+    /// The kernel filter follows the list: a ban drops the source's datagrams before the
+    /// socket, an unban lets them through, and the drops are counted.
+    #[test]
+    fn the_kernel_filter_follows_the_list() {
+        let f = match sipedge_rt::BanFilter::new(64) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("BPF not permitted here ({e}): skipped");
+                return;
+            }
+        };
+        let rx = std::net::UdpSocket::bind("127.0.117.210:0").unwrap_or_else(|e| panic!("{e}"));
+        rx.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        f.attach(&rx, false).unwrap_or_else(|e| panic!("{e}"));
+        let r = BanRegistry::new(Instant::now(), 100);
+        r.set_filter(f);
+        let tx = std::net::UdpSocket::bind("127.0.117.211:0").unwrap_or_else(|e| panic!("{e}"));
+        let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = [0u8; 16];
+        assert!(r.ban(ip("127.0.117.211"), 60).is_ok());
+        tx.send_to(b"x", to).unwrap_or_else(|e| panic!("{e}"));
+        assert!(rx.recv_from(&mut buf).is_err(), "dropped in the kernel");
+        assert_eq!(r.kernel_dropped_for(ip("127.0.117.211")), Some(1));
+        assert!(r.unban(ip("127.0.117.211")));
+        assert_eq!(r.kernel_dropped(), 1);
+        tx.send_to(b"y", to).unwrap_or_else(|e| panic!("{e}"));
+        assert!(rx.recv_from(&mut buf).is_ok());
     }
 }

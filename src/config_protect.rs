@@ -19,6 +19,7 @@ pub(crate) struct RawProtect {
     max_sources: usize,
     max_users: usize,
     max_bans: usize,
+    kernel_filter: bool,
 }
 
 impl Default for RawProtect {
@@ -38,6 +39,7 @@ impl Default for RawProtect {
             max_sources: d.max_sources,
             max_users: d.max_users,
             max_bans: d.max_bans,
+            kernel_filter: true,
         }
     }
 }
@@ -117,6 +119,8 @@ pub struct Protection {
     pub core: ProtectConfig,
     /// The shell's pressure thresholds.
     pub overload: OverloadSettings,
+    /// `[protect] kernel_filter`: drop banned sources in the kernel (eBPF socket filter).
+    pub kernel_filter: bool,
 }
 
 fn range<T: PartialOrd + std::fmt::Display + Copy>(
@@ -223,7 +227,11 @@ pub(crate) fn parse(p: &RawProtect, o: &RawOverload) -> Result<Protection, (Stri
         shed_on_kernel_drops: o.shed_on_kernel_drops,
         calm_ms: range("overload.calm_ms", o.calm_ms, 0, 600_000)?,
     };
-    Ok(Protection { core, overload })
+    Ok(Protection {
+        core,
+        overload,
+        kernel_filter: p.kernel_filter,
+    })
 }
 
 #[cfg(test)]

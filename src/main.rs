@@ -151,6 +151,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // wired to it by `BanRegistry::{list, ban, unban}`.
     let bans = Arc::new(bans::BanRegistry::new(epoch, cfg.protection.core.max_bans));
     bans.set_wakers(wakers.clone());
+    if cfg.protection.kernel_filter {
+        attach_ban_filter(&bans, &sockets, cfg.protection.core.max_bans);
+    }
     for (id, ((socks, wake), mesh)) in sockets.into_iter().zip(wakes).zip(meshes).enumerate() {
         let setup = shard::ShardSetup {
             id,
@@ -517,4 +520,29 @@ fn reload(
             tracing::error!(target: "sip::auth", error = %e, "SIGHUP: reload refused, old tables kept")
         }
     }
+}
+
+/// Issue 17: the eBPF socket filter that drops banned sources in the kernel, on every
+/// socket; where BPF is not permitted the shards' own check is all there is (logged once).
+fn attach_ban_filter(
+    bans: &bans::BanRegistry,
+    sockets: &[Vec<std::net::UdpSocket>],
+    max_bans: usize,
+) {
+    let entries = u32::try_from(max_bans).unwrap_or(u32::MAX);
+    let filter = match sipedge_rt::BanFilter::new(entries) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "kernel ban filter unavailable: bans are checked in user space only");
+            return;
+        }
+    };
+    for s in sockets.iter().flatten() {
+        let v6 = s.local_addr().is_ok_and(|a| a.is_ipv6());
+        if let Err(e) = filter.attach(s, v6) {
+            tracing::warn!(error = %e, "kernel ban filter not attached: bans are checked in user space only");
+            return;
+        }
+    }
+    bans.set_filter(filter);
 }

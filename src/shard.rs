@@ -188,6 +188,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             .collect(),
     );
     let mut ban_cursor = crate::bans::BanCursor::default();
+    let mut last_sweep = Instant::now();
     let mut engine = match Engine::new(io, sockets, wake, &engine_cfg) {
         Ok(e) => e,
         Err(e) => {
@@ -243,6 +244,10 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         }
         // Bans from the other shards and the operator, between turns (issue 17).
         sync_bans(&mut core, &bans, &mut ban_cursor, millis_since(epoch));
+        if id == 0 && last_sweep.elapsed() >= Duration::from_secs(1) {
+            last_sweep = Instant::now();
+            bans.sweep(); // ended bans leave the shared list and the kernel filter
+        }
         match fault {
             Some("panic") => panic!("injected fault (SIPEDGE_TEST_SHARD_FAULT)"),
             Some(_) => {

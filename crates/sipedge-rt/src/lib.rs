@@ -47,6 +47,7 @@
 #![allow(unsafe_code)]
 
 mod engine;
+mod filter;
 mod meminfo;
 mod mesh;
 mod mmsg;
@@ -62,6 +63,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 pub use engine::Engine;
+pub use filter::BanFilter;
 pub use meminfo::{socket_meminfo, SocketMemInfo};
 pub use mesh::{Mesh, MeshEndpoint, MeshLimits, MeshStats};
 pub use socket::{
