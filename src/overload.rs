@@ -37,6 +37,20 @@ pub struct Pressure {
     pub sample: PressureSample,
     /// The kernel's drop count at start (the sockets may have dropped before we ran).
     drops_base: Option<u64>,
+    /// Debug builds only: `SIPEDGE_TEST_PRESSURE_FILE`, a file whose number (0–2), when
+    /// present, is the level — so tests over the binary can make a shard shed on cue.
+    forced: Option<std::path::PathBuf>,
+}
+
+/// The forced level of [`Pressure::forced`], read at most every sample.
+#[cfg(debug_assertions)]
+fn test_pressure_file() -> Option<std::path::PathBuf> {
+    std::env::var_os("SIPEDGE_TEST_PRESSURE_FILE").map(Into::into)
+}
+
+#[cfg(not(debug_assertions))]
+fn test_pressure_file() -> Option<std::path::PathBuf> {
+    None
 }
 
 impl Pressure {
@@ -50,6 +64,7 @@ impl Pressure {
             last_sample: None,
             sample: PressureSample::default(),
             drops_base: None,
+            forced: test_pressure_file(),
         }
     }
 
@@ -65,11 +80,17 @@ impl Pressure {
             return None;
         }
         let mut drops_rose = false;
+        let mut forced = None;
         if self
             .last_sample
             .is_none_or(|t| now.saturating_duration_since(t) >= SAMPLE_EVERY)
         {
             self.last_sample = Some(now);
+            forced = self
+                .forced
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .and_then(|t| t.trim().parse::<u8>().ok());
             let (mut bytes, mut pct, mut drops) = (0u64, 0u32, 0u64);
             for &fd in &self.fds {
                 if let Ok(m) = sipedge_rt::socket_meminfo(fd) {
@@ -89,6 +110,14 @@ impl Pressure {
                 queue_percent: pct,
                 kernel_drops: total,
             };
+        }
+        if let Some(level) = forced {
+            self.calm_since = None;
+            if level.min(2) != self.level {
+                self.level = level.min(2);
+                return Some(self.level);
+            }
+            return None;
         }
         let want = self.wanted(turn, drops_rose);
         self.step(now, want)

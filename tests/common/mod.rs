@@ -74,6 +74,20 @@ impl Edge {
         io: &str,
         extra: &str,
     ) -> Edge {
+        Edge::start_env(tag, ip, port, shards, io, extra, &[])
+    }
+
+    /// Like [`Edge::start_with`], with environment variables for the process (the
+    /// debug-only test hooks, e.g. `SIPEDGE_TEST_PRESSURE_FILE`).
+    pub fn start_env(
+        tag: &str,
+        ip: &str,
+        port: u16,
+        shards: usize,
+        io: &str,
+        extra: &str,
+        env: &[(&str, &std::path::Path)],
+    ) -> Edge {
         let dir = temp_dir(tag);
         let cfg = write_config(dir.path(), ip, port, port + 1, io);
         let mut text = std::fs::read_to_string(&cfg).unwrap();
@@ -87,6 +101,7 @@ impl Edge {
             .arg(&cfg)
             .arg("--shards")
             .arg(shards.to_string())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

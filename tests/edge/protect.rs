@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::{challenge, digest_answer, options, register, Client, Edge};
+use sipedge_msg::Message;
 
 /// Users 100 (password 42) and 101, protection on loopback.
 const USERS: &str = "\n[protect]\ntrusted = []\n\n[auth]\nregister = \"digest\"\n\n[[accounts]]\nname = \"acme\"\n\n[[users]]\nusername = \"100\"\npassword = \"42\"\naccount = \"acme\"\n\n[[users]]\nusername = \"101\"\npassword = \"secret101\"\naccount = \"acme\"\n";
@@ -215,4 +216,151 @@ fn a_password_guesser_is_banned() {
     assert_eq!(rounds, 5, "five wrong answers answered, then nothing");
     assert_eq!(edge.metric("sipedge_protect_bans_guessing_total", None), 1);
     assert!(answered(&Client::new("127.0.117.107"), edge.sip, 1));
+}
+
+/// The header lines of `msg` a UAS copies into its response (RFC 3261 §8.2.6.2), with a To
+/// tag added.
+fn uas_reply(msg: &[u8], status: &str, contact: &str) -> Vec<u8> {
+    let m = Message::parse(msg).unwrap();
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for h in m.headers() {
+        let name = String::from_utf8_lossy(h.name_bytes).to_ascii_lowercase();
+        let value = String::from_utf8_lossy(h.value);
+        match name.as_str() {
+            "via" | "v" | "record-route" | "from" | "f" | "call-id" | "i" | "cseq" => {
+                out.push_str(&format!(
+                    "{}: {value}\r\n",
+                    String::from_utf8_lossy(h.name_bytes)
+                ));
+            }
+            "to" | "t" if value.contains("tag=") => out.push_str(&format!("To: {value}\r\n")),
+            "to" | "t" => out.push_str(&format!("To: {value};tag=bob-tag\r\n")),
+            _ => {}
+        }
+    }
+    out.push_str(&format!("Contact: {contact}\r\nContent-Length: 0\r\n\r\n"));
+    out.into_bytes()
+}
+
+/// The next datagram that is not a provisional response.
+fn next_final(c: &Client) -> Vec<u8> {
+    loop {
+        let b = c.recv(Duration::from_secs(3)).expect("a message");
+        let m = Message::parse(&b).unwrap();
+        if m.status().is_none_or(|s| s >= 200) {
+            return b;
+        }
+    }
+}
+
+fn status(b: &[u8]) -> Option<u16> {
+    Message::parse(b).unwrap().status()
+}
+
+/// While the shard sheds (pressure forced to 1 with the debug-only
+/// `SIPEDGE_TEST_PRESSURE_FILE`), a new INVITE gets 503 with Retry-After, and the BYE of a
+/// call established before is relayed and answered.
+#[test]
+fn an_established_call_is_hung_up_while_the_shard_sheds() {
+    let dir = crate::common::temp_dir("pressure");
+    let file = dir.path().join("level");
+    std::fs::write(&file, "0").unwrap();
+    let edge = Edge::start_env(
+        "shed-bye",
+        "127.0.117.6",
+        5060,
+        1,
+        "auto",
+        "\n[protect]\ntrusted = []\n",
+        &[("SIPEDGE_TEST_PRESSURE_FILE", &file)],
+    );
+    let bob = Client::new("127.0.117.108");
+    let contact = format!("<sip:bob@{}>", bob.addr());
+    bob.send(
+        edge.sip,
+        &register(&bob, "bob", Some(&contact), Some(600), "reg-bob", 1),
+    );
+    assert_eq!(bob.status(Duration::from_secs(2)), Some(200));
+    // alice calls bob; bob answers.
+    let alice = Client::new("127.0.117.109");
+    let me = alice.addr();
+    let invite = format!(
+        "INVITE sip:bob@edge.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-call1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@edge.test>;tag=alice-tag\r\nTo: <sip:bob@edge.test>\r\nCall-ID: shed-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{me}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    alice.send(edge.sip, invite.as_bytes());
+    let at_bob = bob
+        .recv(Duration::from_secs(3))
+        .expect("the INVITE relayed to bob");
+    bob.send(edge.sip, &uas_reply(&at_bob, "200 OK", &contact));
+    let ok = next_final(&alice);
+    assert_eq!(status(&ok), Some(200));
+    let ok_msg = Message::parse(&ok).unwrap();
+    let route: Vec<String> = ok_msg
+        .headers()
+        .filter(|h| h.name_bytes.eq_ignore_ascii_case(b"Record-Route"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+        .collect();
+    assert!(!route.is_empty(), "the edge record-routes the call");
+    let to = ok_msg
+        .header_named(b"To")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap();
+    let in_dialog = |method: &str, cseq: u32, branch: &str| {
+        format!(
+            "{method} sip:bob@{bob} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{branch};rport\r\nRoute: {route}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@edge.test>;tag=alice-tag\r\nTo: {to}\r\nCall-ID: shed-call-1\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            bob = bob.addr(),
+            route = route.join(", ")
+        )
+    };
+    alice.send(edge.sip, in_dialog("ACK", 1, "ack1").as_bytes());
+    let _ = bob
+        .recv(Duration::from_secs(2))
+        .expect("the ACK relayed to bob");
+    // The shard sheds from now on: a new call is refused with 503.
+    std::fs::write(&file, "1").unwrap();
+    let probe = Client::new("127.0.117.110");
+    // The shard reads the level between turns: probe until it sheds (bounded).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut i = 0;
+    let shed = loop {
+        i += 1;
+        probe.send(edge.sip, &options(edge.sip, &probe, i));
+        if let Some(b) = probe.recv(Duration::from_millis(200)) {
+            if status(&b) == Some(503) {
+                break Some(b);
+            }
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let shed = shed.expect("OPTIONS shed with 503 under pressure");
+    let retry: u32 = Message::parse(&shed)
+        .unwrap()
+        .header_named(b"Retry-After")
+        .map(|v| String::from_utf8_lossy(v).trim().parse().unwrap())
+        .expect("Retry-After");
+    assert!((5..=30).contains(&retry), "{retry}");
+    alice.send(
+        edge.sip,
+        invite
+            .replace("call1", "call2")
+            .replace("shed-call-1", "shed-call-2")
+            .as_bytes(),
+    );
+    assert_eq!(
+        status(&next_final(&alice)),
+        Some(503),
+        "a new INVITE is shed"
+    );
+    // The BYE of the established call is relayed and answered.
+    alice.send(edge.sip, in_dialog("BYE", 2, "bye1").as_bytes());
+    let bye = bob
+        .recv(Duration::from_secs(3))
+        .expect("the BYE relayed to bob");
+    assert!(bye.starts_with(b"BYE "));
+    bob.send(edge.sip, &uas_reply(&bye, "200 OK", &contact));
+    assert_eq!(status(&next_final(&alice)), Some(200), "the BYE answered");
+    assert!(edge.metric("sipedge_overload_shed_new_total", None) >= 2);
 }
