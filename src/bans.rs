@@ -151,6 +151,11 @@ impl BanRegistry {
         self.kernel_dropped.load(Ordering::Relaxed)
     }
 
+    /// Datagrams the kernel filter dropped on the socket `fd` (0 without a filter).
+    pub fn filter_drops(&self, fd: std::os::fd::RawFd) -> u64 {
+        self.filter.get().map_or(0, |f| f.socket_drops(fd))
+    }
+
     /// Datagrams of `ip` the kernel filter dropped during its current ban.
     pub fn kernel_dropped_for(&self, ip: IpAddr) -> Option<u64> {
         self.filter.get()?.dropped(canonical(ip))

@@ -74,8 +74,15 @@ impl Pressure {
         self.level
     }
 
-    /// After a turn that took `turn`: the new level when it changed.
-    pub fn end_turn(&mut self, now: Instant, turn: Duration) -> Option<u8> {
+    /// After a turn that took `turn`: the new level when it changed. `filtered(fd)`: the
+    /// datagrams the kernel ban filter dropped on socket `fd` (the kernel counts them as
+    /// drops too; only a full queue's drops are pressure).
+    pub fn end_turn(
+        &mut self,
+        now: Instant,
+        turn: Duration,
+        filtered: &dyn Fn(RawFd) -> u64,
+    ) -> Option<u8> {
         if !self.settings.enabled {
             return None;
         }
@@ -99,7 +106,7 @@ impl Pressure {
                         let p = u64::from(m.rmem_alloc) * 100 / u64::from(m.rcvbuf);
                         pct = pct.max(u32::try_from(p).unwrap_or(u32::MAX));
                     }
-                    drops += u64::from(m.drops);
+                    drops += u64::from(m.drops).saturating_sub(filtered(fd));
                 }
             }
             let base = *self.drops_base.get_or_insert(drops);
@@ -171,14 +178,14 @@ mod tests {
         let mut p = Pressure::new(OverloadSettings::default(), Vec::new());
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        assert_eq!(p.end_turn(t0, ms(1)), None);
-        assert_eq!(p.end_turn(t0, ms(60)), Some(1));
-        assert_eq!(p.end_turn(t0, ms(250)), Some(2));
-        assert_eq!(p.end_turn(t0 + ms(10), ms(1)), None);
-        assert_eq!(p.end_turn(t0 + ms(400), ms(1)), None);
-        assert_eq!(p.end_turn(t0 + ms(520), ms(1)), Some(1));
-        assert_eq!(p.end_turn(t0 + ms(900), ms(1)), None);
-        assert_eq!(p.end_turn(t0 + ms(1030), ms(1)), Some(0));
+        assert_eq!(p.end_turn(t0, ms(1), &|_| 0), None);
+        assert_eq!(p.end_turn(t0, ms(60), &|_| 0), Some(1));
+        assert_eq!(p.end_turn(t0, ms(250), &|_| 0), Some(2));
+        assert_eq!(p.end_turn(t0 + ms(10), ms(1), &|_| 0), None);
+        assert_eq!(p.end_turn(t0 + ms(400), ms(1), &|_| 0), None);
+        assert_eq!(p.end_turn(t0 + ms(520), ms(1), &|_| 0), Some(1));
+        assert_eq!(p.end_turn(t0 + ms(900), ms(1), &|_| 0), None);
+        assert_eq!(p.end_turn(t0 + ms(1030), ms(1), &|_| 0), Some(0));
         assert_eq!(p.level(), 0);
     }
 
@@ -189,13 +196,49 @@ mod tests {
         use std::os::fd::AsRawFd;
         let mut p = Pressure::new(OverloadSettings::default(), vec![rx.as_raw_fd()]);
         let t0 = Instant::now();
-        assert_eq!(p.end_turn(t0, Duration::ZERO), None);
+        assert_eq!(p.end_turn(t0, Duration::ZERO, &|_| 0), None);
         let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
         for _ in 0..20_000 {
             let _ = tx.send_to(&[0u8; 1200], to);
         }
-        let lvl = p.end_turn(t0 + Duration::from_millis(10), Duration::ZERO);
+        let lvl = p.end_turn(t0 + Duration::from_millis(10), Duration::ZERO, &|_| 0);
         assert!(lvl.is_some(), "{:?}", p.sample);
         assert!(p.sample.queue_bytes > 0);
+    }
+
+    /// The kernel ban filter's drops are in SK_MEMINFO_DROPS too: a banned source's flood
+    /// must not make the shard shed its own users.
+    #[test]
+    fn ban_filter_drops_are_not_pressure() {
+        use std::os::fd::AsRawFd;
+        let f = match sipedge_rt::BanFilter::new(16) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("BPF not permitted here ({e}): skipped");
+                return;
+            }
+        };
+        let rx = std::net::UdpSocket::bind("127.0.117.220:0").unwrap_or_else(|e| panic!("{e}"));
+        f.attach(&rx, false).unwrap_or_else(|e| panic!("{e}"));
+        let tx = std::net::UdpSocket::bind("127.0.117.221:0").unwrap_or_else(|e| panic!("{e}"));
+        f.ban(tx.local_addr().unwrap_or_else(|e| panic!("{e}")).ip())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut p = Pressure::new(OverloadSettings::default(), vec![rx.as_raw_fd()]);
+        let t0 = Instant::now();
+        let filtered = |fd| f.socket_drops(fd);
+        assert_eq!(p.end_turn(t0, Duration::ZERO, &filtered), None);
+        let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..100 {
+            let _ = tx.send_to(b"banned", to);
+        }
+        assert_eq!(
+            p.end_turn(t0 + Duration::from_millis(10), Duration::ZERO, &filtered),
+            None
+        );
+        assert_eq!(p.sample.kernel_drops, 0);
+        // Without the subtraction they would have counted.
+        let mut q = Pressure::new(OverloadSettings::default(), vec![rx.as_raw_fd()]);
+        q.drops_base = Some(0);
+        assert_eq!(q.end_turn(t0, Duration::ZERO, &|_| 0), Some(1));
     }
 }

@@ -338,7 +338,8 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             metrics.limits.publish_journal(p);
         }
         let worked = work_start.elapsed();
-        if let Some(level) = pressure.end_turn(Instant::now(), worked) {
+        if let Some(level) = pressure.end_turn(Instant::now(), worked, &|fd| bans.filter_drops(fd))
+        {
             core.handle_pressure(level);
             tracing::info!(target: "sip::overload", level, turn_ms = worked.as_millis() as u64, queue_percent = pressure.sample.queue_percent, kernel_drops = pressure.sample.kernel_drops, "shard pressure level changed");
         }

@@ -49,6 +49,10 @@
 //! forwarding, responses, timers, the Record-Route dialog token, and the hooks for auth and
 //! NAT), `secret` (the node secret, [`NodeSecret`], and the SipHash-2-4 MAC of every token
 //! and branch we hand out). Relay counters: [`Core::proxy_stats`].
+//! `protect` (issue 17): density, scanner and password-guessing bans and overload
+//! shedding — [`Protect`], fed by the dispatch and by the shell's [`Core::handle_ban`],
+//! [`Core::handle_unban`], [`Core::handle_pressure`]; bans decided here come out as
+//! [`CoreEvent::Banned`]; counters in [`Core::protect_stats`].
 
 mod aor;
 pub mod auth;

@@ -33,6 +33,9 @@ const BPF_MAP_TYPE_HASH: u32 = 1;
 const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
 const BPF_FUNC_SKB_LOAD_BYTES_RELATIVE: i32 = 68;
+const BPF_FUNC_GET_SOCKET_COOKIE: i32 = 46;
+/// `SO_COOKIE` (asm-generic/socket.h).
+const SO_COOKIE: libc::c_int = 57;
 const BPF_HDR_START_NET: i32 = 1;
 /// `SO_ATTACH_BPF` (asm-generic/socket.h).
 const SO_ATTACH_BPF: libc::c_int = 50;
@@ -95,8 +98,15 @@ const R4: u8 = 4;
 const R6: u8 = 6;
 const R10: u8 = 10;
 
-/// The filter program for one family, with the ban map `map` (its fd baked in).
-fn program(v6: bool, map: RawFd) -> Vec<u64> {
+/// Sets the offset of the jump at `at` so that it lands on `to`.
+fn patch(p: &mut [u64], at: usize, to: usize) {
+    let off = (to as i64 - at as i64 - 1) as i16;
+    p[at] = (p[at] & !(0xffff << 16)) | u64::from(off as u16) << 16;
+}
+
+/// The filter program for one family, with the ban map `bans` and the per-socket drop
+/// counters `socks` (their fds baked in).
+fn program(v6: bool, bans: RawFd, socks: RawFd) -> Vec<u64> {
     let mut p = vec![
         insn(0xbf, R6, R1, 0, 0), // r6 = skb
         // key = 0 (16 bytes at r10-16)
@@ -116,24 +126,51 @@ fn program(v6: bool, map: RawFd) -> Vec<u64> {
         insn(0xb7, R4, 0, 0, len),              // r4 = len
         insn(0xb7, 5, 0, 0, BPF_HDR_START_NET), // r5 = BPF_HDR_START_NET
         insn(0x85, 0, 0, 0, BPF_FUNC_SKB_LOAD_BYTES_RELATIVE),
-        insn(0x55, R0, 0, 10, 0),  // if r0 != 0 goto keep (+10)
-        insn(0x18, R1, 1, 0, map), // r1 = map (two slots)
+    ]);
+    let load_failed = p.len();
+    p.push(insn(0x55, R0, 0, 0, 0)); // if r0 != 0 goto keep
+    p.extend([
+        insn(0x18, R1, 1, 0, bans), // r1 = bans (two slots)
         0,
         insn(0xbf, R2, R10, 0, 0), // r2 = r10
         insn(0x07, R2, 0, 0, -16), // r2 -= 16
         insn(0x85, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM),
-        insn(0x15, R0, 0, 4, 0),  // if r0 == 0 goto keep (+4)
+    ]);
+    let not_banned = p.len();
+    p.push(insn(0x15, R0, 0, 0, 0)); // if r0 == 0 goto keep
+    p.extend([
+        insn(0xb7, R1, 0, 0, 1),  // r1 = 1
+        insn(0xdb, R0, R1, 0, 0), // lock *(u64 *)(r0 + 0) += r1: drops of this source
+        // The socket's own count, so user space can tell these drops from a full queue's
+        // (both are in SO_MEMINFO's SK_MEMINFO_DROPS).
+        insn(0xbf, R1, R6, 0, 0), // r1 = skb
+        insn(0x85, 0, 0, 0, BPF_FUNC_GET_SOCKET_COOKIE),
+        insn(0x7b, R10, R0, -24, 0), // *(u64 *)(r10 - 24) = cookie
+        insn(0x18, R1, 1, 0, socks), // r1 = socks (two slots)
+        0,
+        insn(0xbf, R2, R10, 0, 0), // r2 = r10
+        insn(0x07, R2, 0, 0, -24), // r2 -= 24
+        insn(0x85, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM),
+    ]);
+    let no_counter = p.len();
+    p.push(insn(0x15, R0, 0, 0, 0)); // if r0 == 0 goto drop
+    p.extend([
         insn(0xb7, R1, 0, 0, 1),  // r1 = 1
         insn(0xdb, R0, R1, 0, 0), // lock *(u64 *)(r0 + 0) += r1
-        insn(0xb7, R0, 0, 0, 0),  // r0 = 0: drop
     ]);
-    // The jumps above count instructions (the map load takes two): "keep" is the
-    // `r0 = skb->len` after the exit.
+    let drop = p.len();
     p.extend([
-        insn(0x95, 0, 0, 0, 0),   // exit (drop)
-        insn(0x61, R0, R6, 0, 0), // keep: r0 = skb->len (__sk_buff.len, offset 0)
+        insn(0xb7, R0, 0, 0, 0), // r0 = 0: drop
+        insn(0x95, 0, 0, 0, 0),  // exit
+    ]);
+    let keep = p.len();
+    p.extend([
+        insn(0x61, R0, R6, 0, 0), // r0 = skb->len (__sk_buff.len, offset 0): keep all
         insn(0x95, 0, 0, 0, 0),   // exit
     ]);
+    patch(&mut p, load_failed, keep);
+    patch(&mut p, not_banned, keep);
+    patch(&mut p, no_counter, drop);
     p
 }
 
@@ -187,33 +224,85 @@ fn key(ip: IpAddr) -> [u8; 16] {
 #[derive(Debug)]
 pub struct BanFilter {
     map: OwnedFd,
+    /// Socket cookie → datagrams the filter dropped on that socket.
+    socks: OwnedFd,
     v4: OwnedFd,
     v6: OwnedFd,
 }
+
+/// A hash map of `key` → `u64` of `entries` entries.
+fn hash_map(key: u32, entries: u32, name: &[u8]) -> io::Result<OwnedFd> {
+    let mut a = Attr::new();
+    a.u32(0, BPF_MAP_TYPE_HASH)
+        .u32(4, key)
+        .u32(8, 8)
+        .u32(12, entries.max(1));
+    a.0[28..28 + name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
+    bpf(BPF_MAP_CREATE, &mut a).map(owned)
+}
+
+fn update(map: RawFd, key: &[u8], value: u64, flags: u64) -> io::Result<()> {
+    let mut a = Attr::new();
+    a.u32(0, map as u32)
+        .u64(8, key.as_ptr() as u64)
+        .u64(16, &value as *const u64 as u64)
+        .u64(24, flags);
+    bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
+}
+
+fn lookup(map: RawFd, key: &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    let mut a = Attr::new();
+    a.u32(0, map as u32)
+        .u64(8, key.as_ptr() as u64)
+        .u64(16, &mut v as *mut u64 as u64);
+    bpf(BPF_MAP_LOOKUP_ELEM, &mut a).ok().map(|_| v)
+}
+
+/// The socket's cookie (`SO_COOKIE`), what the program keys its drop counters by.
+fn cookie(fd: RawFd) -> io::Result<u64> {
+    let mut c = 0u64;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: `c` is a writable u64 of `len` bytes that outlives the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_COOKIE,
+            (&mut c as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(c)
+}
+
+/// Sockets whose drops the filter counts, at most.
+const MAX_SOCKETS: u32 = 4096;
 
 impl BanFilter {
     /// Creates the map (at most `entries` bans) and loads the programs. Fails without
     /// CAP_BPF (or root) or on a kernel without socket-filter eBPF.
     pub fn new(entries: u32) -> io::Result<BanFilter> {
-        let mut a = Attr::new();
-        a.u32(0, BPF_MAP_TYPE_HASH)
-            .u32(4, 16)
-            .u32(8, 8)
-            .u32(12, entries.max(1));
-        a.0[28..28 + 11].copy_from_slice(b"sipedge_ban");
-        let map = bpf(BPF_MAP_CREATE, &mut a).map(owned)?;
-        let v4 = prog_load(&program(false, map.as_raw_fd()))?;
-        let v6 = prog_load(&program(true, map.as_raw_fd()))?;
-        Ok(BanFilter { map, v4, v6 })
+        let map = hash_map(16, entries, b"sipedge_ban")?;
+        let socks = hash_map(8, MAX_SOCKETS, b"sipedge_bansock")?;
+        let v4 = prog_load(&program(false, map.as_raw_fd(), socks.as_raw_fd()))?;
+        let v6 = prog_load(&program(true, map.as_raw_fd(), socks.as_raw_fd()))?;
+        Ok(BanFilter { map, socks, v4, v6 })
     }
 
-    /// Attaches the filter of the socket's family to `socket` (`SO_ATTACH_BPF`).
+    /// Attaches the filter of the socket's family to `socket` (`SO_ATTACH_BPF`), with a drop
+    /// counter of its own ([`BanFilter::socket_drops`]).
     pub fn attach(&self, socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
+        let fd = socket.as_raw_fd();
+        update(self.socks.as_raw_fd(), &cookie(fd)?.to_ne_bytes(), 0, 0)?;
         let prog = if ipv6 { &self.v6 } else { &self.v4 }.as_raw_fd();
         // SAFETY: passes a live c_int of the size given; the kernel copies it.
         let rc = unsafe {
             libc::setsockopt(
-                socket.as_raw_fd(),
+                fd,
                 libc::SOL_SOCKET,
                 SO_ATTACH_BPF,
                 (&prog as *const RawFd).cast(),
@@ -226,17 +315,20 @@ impl BanFilter {
         Ok(())
     }
 
+    /// Datagrams the filter dropped on the socket `fd` (they are also in its
+    /// `SK_MEMINFO_DROPS`: subtract them to get the drops of a full queue).
+    pub fn socket_drops(&self, fd: RawFd) -> u64 {
+        cookie(fd)
+            .ok()
+            .and_then(|c| lookup(self.socks.as_raw_fd(), &c.to_ne_bytes()))
+            .unwrap_or(0)
+    }
+
     /// Bans `ip` in the kernel (its drop count starts at 0; an existing entry keeps its).
     pub fn ban(&self, ip: IpAddr) -> io::Result<()> {
-        let k = key(ip);
-        let v = 0u64;
-        let mut a = Attr::new();
-        a.u32(0, self.map.as_raw_fd() as u32)
-            .u64(8, k.as_ptr() as u64)
-            .u64(16, &v as *const u64 as u64)
-            .u64(24, 1); // BPF_NOEXIST
-        match bpf(BPF_MAP_UPDATE_ELEM, &mut a) {
-            Ok(_) => Ok(()),
+        match update(self.map.as_raw_fd(), &key(ip), 0, 1) {
+            // BPF_NOEXIST: an existing entry keeps its count.
+            Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             Err(e) => Err(e),
         }
@@ -254,13 +346,7 @@ impl BanFilter {
 
     /// Datagrams of `ip` the kernel dropped while it was banned (`None`: not banned there).
     pub fn dropped(&self, ip: IpAddr) -> Option<u64> {
-        let k = key(ip);
-        let mut v = 0u64;
-        let mut a = Attr::new();
-        a.u32(0, self.map.as_raw_fd() as u32)
-            .u64(8, k.as_ptr() as u64)
-            .u64(16, &mut v as *mut u64 as u64);
-        bpf(BPF_MAP_LOOKUP_ELEM, &mut a).ok().map(|_| v)
+        lookup(self.map.as_raw_fd(), &key(ip))
     }
 }
 
@@ -268,6 +354,7 @@ impl BanFilter {
 mod tests {
     use super::*;
     use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
     use std::time::Duration;
 
     fn sock(addr: &str) -> UdpSocket {
@@ -330,6 +417,9 @@ mod tests {
             );
             assert!(rx.recv_from(&mut buf).is_err());
             assert_eq!(f.dropped(bad_ip), Some(3));
+            assert_eq!(f.socket_drops(rx.as_raw_fd()), 3);
+            let m = crate::socket_meminfo(rx.as_raw_fd()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(m.drops, 3, "the kernel counts them as drops too");
             assert_eq!(f.unban(bad_ip), Some(3));
             bad.send_to(b"again", to).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(rx.recv_from(&mut buf).map(|r| r.0).ok(), Some(5));
