@@ -168,7 +168,7 @@ crate::counters! {
         /// Entries pushed out of the full per-source / per-user tables.
         sources_evicted: "protect_sources_evicted_total", counter,
             "Per-source or per-user entries evicted from their full table.";
-        /// Would-be bans of trusted or [[ip_auth]] sources.
+        /// Would-be bans of trusted or `[[ip_auth]]` sources.
         exempt: "protect_exempt_total", counter,
             "Bans not applied: the source is trusted or in an [[ip_auth]] prefix.";
         /// Requests shed with 503: new ones (level 1), refreshes (level 2).
