@@ -412,8 +412,11 @@ pub struct Prober {
 #[derive(Debug, Default, Clone)]
 pub struct ProbeReport {
     pub sent: u32,
-    /// OPTIONS without a 200 within the patience (their CSeqs).
+    /// OPTIONS without an answer within the patience (their CSeqs): a 200, or a 503 with
+    /// Retry-After — the shard shedding under pressure (issue 17), which is an answer too.
     pub missed: Vec<u32>,
+    /// OPTIONS answered 503 with Retry-After (shed under pressure).
+    pub shed: u32,
     pub slowest: Duration,
     pub max_rss_kib: u64,
 }
@@ -438,10 +441,15 @@ impl Prober {
                     let Some(b) = client.recv(patience - t0.elapsed()) else {
                         break;
                     };
-                    let ok = Message::parse(&b).ok().is_some_and(|m| {
-                        m.status() == Some(200) && m.cseq().is_ok_and(|c| c.seq == cseq)
-                    });
-                    if ok {
+                    let Some(m) = Message::parse(&b).ok() else {
+                        continue;
+                    };
+                    if !m.cseq().is_ok_and(|c| c.seq == cseq) {
+                        continue;
+                    }
+                    let shed = m.status() == Some(503) && m.header_named(b"Retry-After").is_some();
+                    r.shed += u32::from(shed);
+                    if m.status() == Some(200) || shed {
                         answered = true;
                         r.slowest = r.slowest.max(t0.elapsed());
                         break;
