@@ -189,7 +189,7 @@ impl Core {
         remote: SocketAddr,
         bytes: &[u8],
     ) {
-        if self.protect_screen(now, remote) {
+        if self.protect_screen(now, remote, bytes) {
             return; // banned source: dropped before parsing (`protect`)
         }
         if is_keepalive(bytes) {

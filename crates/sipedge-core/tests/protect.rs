@@ -106,6 +106,23 @@ fn density_under_the_limit_passes() {
     assert!(bans(&mut c).is_empty());
 }
 
+/// Responses and CRLF keepalives do not count (like pike): a phone answering many calls is
+/// not a flood.
+#[test]
+fn responses_and_keepalives_are_not_counted() {
+    let mut c = protected(rules());
+    let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK-x\r\nFrom: <sip:a@example.org>;tag=1\r\nTo: <sip:b@example.org>;tag=2\r\nCall-ID: r\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    for i in 0..100 {
+        send_from(&mut c, 1000 + i, "192.0.2.62:5060", resp);
+        send_from(&mut c, 1000 + i, "192.0.2.62:5060", b"\r\n\r\n");
+    }
+    assert!(bans(&mut c).is_empty());
+    assert_eq!(
+        send_from(&mut c, 1100, "192.0.2.62:5060", &options("Phone", 1)).len(),
+        1
+    );
+}
+
 /// `trusted` and `[[ip_auth]]` sources are never banned.
 #[test]
 fn trusted_and_ip_auth_sources_are_never_banned() {
@@ -330,7 +347,7 @@ fn spoofed_flood_is_bounded_and_heavy_source_still_banned() {
     let mut dropped_heavy = false;
     for i in 0..50_000u32 {
         let spoofed = format!("10.{}.{}.{}:5060", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-        send_from(&mut c, 10_000 + u64::from(i) / 100, &spoofed, b"\r\n\r\n");
+        send_from(&mut c, 10_000 + u64::from(i) / 100, &spoofed, b"x\r\n\r\n");
         if i % 20 == 0 {
             let r = send_from(
                 &mut c,

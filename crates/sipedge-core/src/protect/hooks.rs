@@ -52,10 +52,11 @@ impl Core {
     /// Before parsing: true when the datagram must be dropped (banned source, or one that
     /// just went over the density limit).
     #[inline]
-    pub(crate) fn protect_screen(&mut self, now: Millis, remote: SocketAddr) -> bool {
+    pub(crate) fn protect_screen(&mut self, now: Millis, remote: SocketAddr, bytes: &[u8]) -> bool {
+        let request = !bytes.starts_with(b"SIP/2.0 ") && !sipedge_msg::is_keepalive(bytes);
         let db = &self.cfg.auth.db;
         let exempt = |ip: IpAddr| db.ip_group(ip).is_some();
-        match self.protect.admit(remote.ip(), now, &exempt) {
+        match self.protect.admit(remote.ip(), now, request, &exempt) {
             Verdict::Pass => false,
             Verdict::Drop(_) => true,
             Verdict::NewBan { until, reason } => {

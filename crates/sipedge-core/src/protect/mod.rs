@@ -4,7 +4,7 @@
 //!
 //! | rule | trigger | what happens |
 //! | --- | --- | --- |
-//! | density (Kamailio pike) | more than `max_requests_per_sec` datagrams from one source in the last second (sliding) | source banned `ban_secs`; the datagram dropped |
+//! | density (Kamailio pike) | more than `max_requests_per_sec` requests (datagrams other than responses and CRLF keepalives) from one source in the last second (sliding) | source banned `ban_secs`; the datagram dropped |
 //! | scanner | a request whose User-Agent contains one of `scanner_user_agents` | dropped without reply, source banned |
 //! | guessing, per source | `auth_failures_max` wrong digest answers (unknown users included — they get the same 401/407 as a wrong password) in `auth_failures_window_secs` | source banned |
 //! | guessing, per user | `user_auth_failures_max` wrong answers for one user from any sources in the window | those sources banned, and each next one failing for that user in the window — never the source the user last authenticated from |
@@ -44,7 +44,7 @@ use self::table::{key_ip, FixedTable};
 use crate::time::Millis;
 
 /// Default `[protect] max_requests_per_sec` (per source, sliding one-second window).
-pub const DEFAULT_MAX_REQUESTS_PER_SEC: u32 = 50;
+pub const DEFAULT_MAX_REQUESTS_PER_SEC: u32 = 100;
 /// Default `[protect] ban_secs`.
 pub const DEFAULT_BAN_SECS: u32 = 300;
 /// Default `[protect] auth_failures_max` (per source; svcrack is banned at its 5th guess).
@@ -71,7 +71,7 @@ pub const DEFAULT_RETRY_AFTER_MAX_SECS: u32 = 30;
 /// defaults are [`ProtectConfig::recommended`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtectConfig {
-    /// Datagrams per second per source above which it is banned (0: rule off).
+    /// Requests per second per source above which it is banned (0: rule off).
     pub max_requests_per_sec: u32,
     /// How long a ban lasts, seconds.
     pub ban_secs: u32,
@@ -282,10 +282,18 @@ impl Protect {
     }
 
     /// A datagram from `ip` at `now`, before parsing: dropped if the source is banned;
-    /// counted for the density rule otherwise (`exempt`: is the source in an `[[ip_auth]]`
-    /// prefix — asked only when it is about to be banned).
+    /// counted for the density rule otherwise when it is a `request` — like pike, responses
+    /// and CRLF keepalives are not (a phone's answers to its calls would double its rate)
+    /// (`exempt`: is the source in an `[[ip_auth]]` prefix — asked only when it is about to
+    /// be banned).
     #[inline]
-    pub fn admit(&mut self, ip: IpAddr, now: Millis, exempt: &dyn Fn(IpAddr) -> bool) -> Verdict {
+    pub fn admit(
+        &mut self,
+        ip: IpAddr,
+        now: Millis,
+        request: bool,
+        exempt: &dyn Fn(IpAddr) -> bool,
+    ) -> Verdict {
         let max = self.cfg.max_requests_per_sec;
         if max == 0 && self.bans.len() == 0 {
             return Verdict::Pass;
@@ -295,7 +303,7 @@ impl Protect {
             self.stats.dropped_banned += 1;
             return Verdict::Drop(reason);
         }
-        if max == 0 {
+        if max == 0 || !request {
             return Verdict::Pass;
         }
         let src = self.sources.entry(key);
