@@ -101,6 +101,8 @@ pub struct ShardSetup {
     pub bans: Arc<crate::bans::BanRegistry>,
     /// `[overload]`: when the shard's pressure level rises.
     pub overload: crate::config_protect::OverloadSettings,
+    /// Admin API requests (`admin_ctl.rs`), answered between turns.
+    pub admin: crate::admin_ctl::ShardInbox,
 }
 
 /// This shard's part of `[registrar.persistence]`, prepared by `persist::restore`.
@@ -168,6 +170,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         tables,
         bans,
         overload,
+        admin,
     } = setup;
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
@@ -272,8 +275,12 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             let core = &mut core;
             let turn_now = &mut turn_now;
             let work_start = &mut work_start;
-            let has_pending =
-                || mesh.has_pending() || stop.load(Ordering::Relaxed) || bans.pending(&ban_cursor);
+            let has_pending = || {
+                mesh.has_pending()
+                    || admin.has_pending()
+                    || stop.load(Ordering::Relaxed)
+                    || bans.pending(&ban_cursor)
+            };
             engine.wait(timeout, has_pending, |d| {
                 let now = *turn_now.get_or_insert_with(|| {
                     let at = Instant::now();
@@ -307,6 +314,9 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         mesh.recv(MAX_MESH_PER_TURN, |from, msg| {
             core.handle_shard_msg(now, ShardId(from as u16), msg);
         });
+        // Admin API queries: a few per turn, each bounded work (before the journal's turn
+        // end, so a removal is journalled with this turn's changes).
+        admin.serve(&mut core, now);
         if core.poll_timeout().is_some_and(|due| due <= now) {
             core.handle_timeout(now);
         }
@@ -404,10 +414,11 @@ fn drain(
                 at,
                 answered,
             } => {
-                tracing::debug!(target: "sip::parse", %remote, kind = kind.label(), at, answered, "malformed message")
+                // Per packet: rate-limited (`[log] max_per_second`).
+                crate::logging::limited!(debug, target: "sip::parse", %remote, kind = kind.label(), at, answered, "malformed message")
             }
             CoreEvent::PingTimeout { source, misses } => {
-                tracing::info!(target: "sip::nat", %source, misses, "binding deregistered: keepalives unanswered")
+                crate::logging::limited!(info, target: "sip::nat", %source, misses, "binding deregistered: keepalives unanswered")
             }
             CoreEvent::Banned { ip, until, reason } => {
                 if bans.record(ip, until, reason) {

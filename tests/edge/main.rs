@@ -7,6 +7,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin;
+mod advertise;
 mod auth;
 mod cli;
 mod engine;

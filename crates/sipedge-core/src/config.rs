@@ -57,6 +57,8 @@ pub struct RegistrarConfig {
     /// takes its share (`max_bindings / shards`, rounded up). A REGISTER that would add a
     /// binding to a full shard gets 503 with Retry-After; refreshes and removals pass.
     pub max_bindings: usize,
+    /// Whose Path a REGISTER may leave with its binding (RFC 3327 §5.3; `path_policy`).
+    pub accept_path: crate::path_policy::AcceptPath,
 }
 
 impl Default for RegistrarConfig {
@@ -69,6 +71,7 @@ impl Default for RegistrarConfig {
             max_contacts: DEFAULT_MAX_CONTACTS,
             overflow: Overflow::Reject,
             max_bindings: DEFAULT_MAX_BINDINGS,
+            accept_path: crate::path_policy::AcceptPath::Trusted,
         }
     }
 }
@@ -134,6 +137,16 @@ impl Default for CoreConfig {
 }
 
 impl CoreConfig {
+    /// A host:port of ours (one of our domains on one of our ports; no port = 5060).
+    pub(crate) fn is_ours_uri(&self, uri: &sipedge_msg::Uri<'_>) -> bool {
+        // Our domains on no port (an AoR) or on one of our ports.
+        self.is_our_domain(uri.host())
+            && uri.port().is_none_or(|p| {
+                self.proxy.advertise.is_empty()
+                    || crate::proxy::advertise::port_is_ours(&self.proxy, p)
+            })
+    }
+
     /// True when `host` (as written in a URI, IPv6 with or without brackets) is ours.
     pub fn is_our_domain(&self, host: &[u8]) -> bool {
         let host = match host {

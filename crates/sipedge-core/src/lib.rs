@@ -21,6 +21,8 @@
 //! [`Core::restore_record`] replays, [`record_owner`] re-routes; [`Core::set_wall_clock`]
 //! gives the UNIX time the records carry. Lookups: [`Core::lookup`] on the owner,
 //! [`Core::request_lookup`] / [`Core::poll_lookup`] from anywhere (over the mesh).
+//! Admin API (`admin`): [`Core::handle_admin`] / [`Core::poll_admin_reply`] on the owner
+//! shard, between turns: one AoR, a listing in bounded slices, a journalled removal.
 //!
 //! NAT (`nat`): each stored contact is marked NATed or not at REGISTER; the relay reaches a
 //! NATed binding at [`LookupContact::received`] from the binding's socket
@@ -33,38 +35,69 @@
 //! turns; the core holds no shared mutable configuration.
 //! Keepalives run inside [`Core::handle_timeout`]; counters in [`CoreStats::nat`].
 //!
-//! **Layout.** `core` (the [`Core`] type and dispatch), `stateless` (requests the edge
-//! answers itself without state: OPTIONS, error replies, 405/501/416/481), `registrar`
-//! (REGISTER per RFC 3261 §10.3, RFC 5626 flows, RFC 3327 Path; expiry timers), `location/`
+//! **Shape** (issue 14; `tests/no_cycles.rs` keeps it). [`Core`] is a thin dispatcher: it
+//! owns the shard's identity, one output sink (`io::Io`: config, outbox, hand-offs,
+//! journal queue, events, counters, scratch, wheel, MAC and To-tag keys, wall clock) and
+//! each subsystem's state, and lends a subsystem `&mut` of the sink and of the stores it
+//! works on for one call (the rustls/quinn pattern). Only `core.rs` and `core/` (dispatch,
+//! and the public hooks as glue: `admin`, `auth`, `nat`, `relay`, `lookup`, `journal`,
+//! `invariants`) have `impl Core`; no other module names `crate::core`.
+//!
+//! | module | kind | owns | is lent / names |
+//! | --- | --- | --- | --- |
+//! | `core` (+ `core/`) | dispatcher | identity, the sink, every subsystem's state | everything below |
+//! | `registrar` (`Registrar<'_>`) | subsystem | `RegistrarBufs` | `&mut Location`, sink, `AuthState`, `NatRuntime`; names `auth`, `nat`, `bindings` |
+//! | `auth` (`Authenticator<'_>`) | subsystem | `AuthState` (nonce key, nc window, HA2 memo) | sink |
+//! | `nat` (`NatPinger<'_>`) | subsystem | `NatRuntime` (schedule, RTT histogram) | `&mut Location`, sink; names `bindings` |
+//! | `proxy` (`RelayCx<'_>`) | subsystem | `Relay` (the transaction table) | `&mut Location`, sink, `AuthState`; names `auth`, `nat` (reach address), `bindings` |
+//! | `admin` (`Admin<'_>`) | subsystem | `AdminQueue` (answers to admin queries) | `&mut Location`, sink; names `bindings`, `lookup` |
+//! | `bindings` (`Store<'_>`) | shared | — | `&mut Location` + sink: store/remove a binding with its timer and journal record, binding expiry; a flow failed or alive again (RFC 5626 §5.3, told to every shard) |
+//! | `io`, `stateless` (the one `respond` path) | shared leaves | the sink | `config`, `stats`, `output`, `date`, `secret`, `aor` |
+//! | `location` (+ `nat_bits`), `lookup`, `record`, `txn`, `aor`, `shard`, `output`, `refusal`, `time`, `secret`, `date` | leaves | — | no subsystem |
+//! | `flows` (the failed-flow table, held by `Location`), `path_policy`, `outbound`, `stun` | leaves | — | no subsystem (`Store` fills `flows`, the relay reads it) |
+//! | `protect` ([`Protect`]: bans, per-source/per-user counts, pressure) | leaf, state held by `Core` | — | no subsystem; decides with explicit arguments. The dispatcher screens with it (`core/protect.rs`), lends `&mut` of it to the registrar (REGISTER shedding), the relay and the authenticator (`auth/guard.rs`: guessing counts); the 503 is `Io::shed` (`stateless`) |
+//!
+//! One cycle is left, to be removed: `config` and `stats` name the config and counter
+//! structs declared in `auth`, `nat` and `proxy`, and the sink holds both.
+//!
+//! **Layout.** `core` (the [`Core`] type and dispatch), `io` (the sink), `stateless` (the
+//! replies the edge writes itself: one `respond` path, the amplification bound, To tags),
+//! `registrar` (REGISTER per RFC 3261 §10.3, RFC 5626 flows, RFC 3327 Path), `bindings`
+//! (store operations with their timers and journal records; binding expiry), `location/`
 //! (the shard's slice of the location table, Kamailio's usrloc: `binding` slots, chains,
-//! `interner` strings, the `aor_index`, the `blobs` byte arena holding the bindings'
-//! strings), `refusal` (typed refusals), `aor` (canonical AoR,
-//! routing and table hashes, §19.1.4 contact comparison), `lookup`, `journal` (the
-//! durability API) and `record` (its encoding), `date` (the Date header), `output` (the
-//! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off
-//! messages), `nat` (NAT detection, the received address, the keepalive pinger).
-//! messages), `auth` (digest, nonces, IP/CLI authentication; its module doc has the rules
-//! and the relay's hook [`Core::authenticate_request`]), `txn` (RFC 3261 §17 transaction
-//! cells, states, timer keys, our Via branch) and `proxy` (the RFC 3261 §16 relay: routing,
-//! forwarding, responses, timers, the Record-Route dialog token, and the hooks for auth and
-//! NAT), `secret` (the node secret, [`NodeSecret`], and the SipHash-2-4 MAC of every token
-//! and branch we hand out). Relay counters: [`Core::proxy_stats`].
-//! `protect` (issue 17): density, scanner and password-guessing bans and overload
-//! shedding — [`Protect`], fed by the dispatch and by the shell's [`Core::handle_ban`],
-//! [`Core::handle_unban`], [`Core::handle_pressure`]; bans decided here come out as
-//! [`CoreEvent::Banned`]; counters in [`Core::protect_stats`].
+//! `interner` strings, the `aor_index`, the `blobs` byte arena, `nat_bits`), `refusal`
+//! (typed refusals), `aor` (canonical AoR, routing and table hashes, §19.1.4 contact
+//! comparison), `lookup` (lookup types), `core/journal` (the durability API) and `record`
+//! (its encoding), `date` (the Date header), `output` (the reused transmit arena, the
+//! journal queue, shard and socket ids), `config`, `stats`, `time`, `shard` (hand-off
+//! messages), `nat` (NAT detection, the received address, the keepalive pinger), `auth`
+//! (digest, nonces, IP/CLI authentication; its module doc has the rules and the relay's
+//! hook [`Core::authenticate_request`]), `txn` (RFC 3261 §17 transaction cells, states,
+//! timer keys, our Via branch) and `proxy` (the RFC 3261 §16 relay: routing, forwarding,
+//! responses, timers, the Record-Route dialog token, and the hooks for auth and NAT),
+//! `secret` (the node secret, [`NodeSecret`], and the SipHash-2-4 MAC of every token and
+//! branch we hand out), `admin` (the admin API's queries, answered by the owner shard in
+//! bounded slices), `protect` (issue 17: density, scanner and password-guessing bans and
+//! overload shedding — [`Protect`], fed by the dispatch and by the shell's
+//! [`Core::handle_ban`], [`Core::handle_unban`], [`Core::handle_pressure`]; bans decided
+//! here come out as [`CoreEvent::Banned`]; counters in [`Core::protect_stats`]).
+//! Relay counters: [`Core::proxy_stats`].
 
+pub mod admin;
 mod aor;
 pub mod auth;
+mod bindings;
 mod config;
 mod core;
 mod date;
-mod invariants;
-mod journal;
+mod flows;
+mod io;
 mod location;
 mod lookup;
 mod nat;
+mod outbound;
 mod output;
+mod path_policy;
 mod protect;
 mod proxy;
 mod record;
@@ -74,6 +107,7 @@ mod secret;
 mod shard;
 mod stateless;
 mod stats;
+pub mod stun;
 mod time;
 mod txn;
 
@@ -82,8 +116,9 @@ pub use crate::config::{
     DEFAULT_MAX_BINDINGS, DEFAULT_MAX_CONTACTS, DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS,
     SUPPORTED,
 };
+pub use crate::core::journal::SnapshotCursor;
 pub use crate::core::{Core, CoreEvent, ReloadTables};
-pub use crate::journal::SnapshotCursor;
+pub use crate::flows::DEAD_FLOW_CAP;
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};
 pub use crate::nat::{
@@ -92,6 +127,7 @@ pub use crate::nat::{
     MAX_PING_FAILURES_MAX, MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
 };
 pub use crate::output::{LocalId, Transmit};
+pub use crate::path_policy::AcceptPath;
 pub use crate::protect::{
     ip_key, BanReason, Protect, ProtectConfig, ProtectStats, Verdict as ProtectVerdict,
     DEFAULT_AUTH_FAILURES_MAX, DEFAULT_AUTH_FAILURES_WINDOW_SECS, DEFAULT_BAN_SECS,

@@ -8,6 +8,11 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct LocalId(pub u16);
 
+/// Index of a shard (0..shards). Here, beside [`LocalId`], so that the leaves (`aor`'s
+/// owner hash) need not name the hand-off messages of `shard`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ShardId(pub u16);
+
 /// A datagram to send, borrowed from the core until the next `poll_transmit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit<'a> {
@@ -88,5 +93,35 @@ mod tests {
         let cap = o.bytes.capacity();
         o.push(LocalId(0), a, b"three");
         assert_eq!(o.bytes.capacity(), cap);
+    }
+}
+
+/// Records waiting for `Core::poll_journal`, back to back in one reused buffer.
+#[derive(Debug, Default)]
+pub(crate) struct JournalQueue {
+    bytes: Vec<u8>,
+    ends: VecDeque<usize>,
+    read: usize,
+}
+
+impl JournalQueue {
+    pub(crate) fn push_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        f(&mut self.bytes);
+        self.ends.push_back(self.bytes.len());
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<&[u8]> {
+        let Some(end) = self.ends.pop_front() else {
+            self.bytes.clear();
+            self.read = 0;
+            return None;
+        };
+        let start = self.read;
+        self.read = end;
+        Some(&self.bytes[start..end])
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
     }
 }

@@ -6,9 +6,7 @@ use crate::lookup::LookupReply;
 use crate::output::LocalId;
 use crate::time::Millis;
 
-/// Index of a shard (0..shards).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ShardId(pub u16);
+pub use crate::output::ShardId;
 
 /// A message from one shard's core to another's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +38,17 @@ pub enum ShardMsg {
     },
     /// The owner's answer to [`ShardMsg::Lookup`]; comes out of `Core::poll_lookup`.
     LookupReply(LookupReply),
+    /// A flow failed (`failed`) or registered again: every shard keeps the same table of
+    /// failed flows, so a request to one gets 430 wherever it lands (RFC 5626 §5.3;
+    /// `flows`). Sent by the shard that saw it; never forwarded further.
+    FlowFailed {
+        /// Our socket of the flow.
+        local: LocalId,
+        /// The peer's address of the flow.
+        remote: SocketAddr,
+        /// true: failed; false: alive again.
+        failed: bool,
+    },
 }
 
 impl ShardMsg {
@@ -54,6 +63,7 @@ impl ShardMsg {
                         .map_or(0, |_| std::mem::size_of::<sipedge_msg::Parsed>())
             }
             ShardMsg::Lookup { aor, .. } => aor.capacity(),
+            ShardMsg::FlowFailed { .. } => 0,
             ShardMsg::LookupReply(r) => {
                 r.contacts.capacity() * std::mem::size_of::<crate::lookup::LookupContact>()
                     + r.contacts

@@ -1,87 +1,34 @@
-//! Requests the edge answers itself, without keeping state (RFC 3261 §8.2 UAS behaviour).
+//! The replies the edge writes itself, without keeping state (RFC 3261 §8.2 UAS behaviour):
+//! the one `respond` path of every subsystem ([`Io::respond`]), the amplification bound and
+//! the deterministic To tag. A leaf: it names no subsystem.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 
 use sipedge_msg::{
-    write_response, HeaderName, Message, Method, RPort, ResponseSpec, ResponseWriter, Scheme,
-    Validated, Via,
+    write_response, HeaderName, Message, Method, RPort, ResponseSpec, ResponseWriter, Validated,
+    Via,
 };
 
-use crate::config::{ACCEPT, ALLOW, SUPPORTED};
-use crate::core::Core;
+use crate::io::Io;
 use crate::output::LocalId;
-use crate::refusal::{Refusal, StatelessRefusal};
-use crate::time::Millis;
 
-impl Core {
-    /// Dispatches a valid request the edge has no state for.
-    pub(crate) fn handle_request(
+impl Io {
+    /// Overload shedding (issue 17, `protect`; RFC 3261 §21.5.4): a stateless 503 with a
+    /// Retry-After drawn from `[overload]`'s range — no transaction, no authentication.
+    /// `refresh`: a REGISTER of a bound AoR (counted apart from new requests).
+    pub(crate) fn shed(
         &mut self,
-        now: Millis,
+        protect: &mut crate::protect::Protect,
         local: LocalId,
         remote: SocketAddr,
-        msg: &Message<'_>,
-        v: &Validated<'_>,
+        req: Req<'_, '_>,
+        refresh: bool,
     ) {
-        let Some(method) = msg.method() else { return };
-        // The relay (RFC 3261 §16) takes what is not the edge's own business; a REGISTER
-        // never is (`relay_request` declines it), so it does not pay for the look.
-        if method != Method::Register && self.relay_request(now, local, remote, msg, v) {
-            return;
-        }
-        if method == Method::Ack {
-            // An ACK has no response (RFC 3261 §17.1.1.3); with no transaction it is absorbed.
-            self.stats.dropped += 1;
-            return;
-        }
-        let Some(uri) = v.request_uri else { return };
-        let req = Req::Valid(msg, v);
-        if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
-            // RFC 3261 §8.2.2.1: a scheme we do not route (tel routing arrives with relay).
-            let r = StatelessRefusal::UnsupportedScheme;
-            self.respond(local, remote, req, r.reply(), |_| {});
-            return;
-        }
-        if method != Method::Cancel {
-            // RFC 3261 §8.2.2.3: every Require option tag must be one we support.
-            if let Some(tag) = msg.require().find(|t| !supports(t)) {
-                let r = StatelessRefusal::BadExtension;
-                self.respond(local, remote, req, r.reply(), |w| {
-                    w.header(b"Unsupported", tag);
-                });
-                return;
-            }
-        }
-        let refusal = match method {
-            Method::Register => return self.handle_register(now, local, remote, msg, v),
-            Method::Options if self.cfg.is_our_domain(uri.host()) => {
-                // RFC 3261 §11.2: capabilities of the edge itself.
-                self.respond(local, remote, req, (200, b"OK"), |w| {
-                    w.header(b"Allow", ALLOW.as_bytes())
-                        .header(b"Accept", ACCEPT.as_bytes())
-                        .header(b"Supported", SUPPORTED.as_bytes());
-                });
-                return;
-            }
-            // Not an open relay: a foreign Request-URI is refused.
-            Method::Options => StatelessRefusal::RelayingForbidden,
-            // RFC 3261 §9.2: no matching INVITE transaction.
-            Method::Cancel => StatelessRefusal::NoTransaction,
-            // RFC 3261 §8.2.1: a method we do not recognise.
-            Method::Extension(_) => StatelessRefusal::NotImplemented,
-            // RFC 3261 §8.2.1 / §21.4.6: recognised, not handled here; Allow is mandatory.
-            _ => StatelessRefusal::MethodNotAllowed,
-        };
-        // §8.2.1 / §21.4.6: a 405 (and our 501) carries Allow.
-        let allow = matches!(
-            refusal,
-            StatelessRefusal::NotImplemented | StatelessRefusal::MethodNotAllowed
-        );
-        self.respond(local, remote, req, refusal.reply(), |w| {
-            if allow {
-                w.header(b"Allow", ALLOW.as_bytes());
-            }
+        protect.count_shed(refresh);
+        let secs = protect.retry_after();
+        self.respond(local, remote, req, (503, b"Service Unavailable"), |w| {
+            w.header_u32(b"Retry-After", secs);
         });
     }
 
@@ -139,7 +86,7 @@ impl Core {
         }
     }
 
-    /// [`Core::respond`] once what the reply needs is at hand.
+    /// [`Io::respond`] once what the reply needs is at hand.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn respond_parsed(
@@ -251,11 +198,7 @@ impl Core {
     /// Whether a REGISTER's 2xx reports state its request changed (a Contact) or went to a
     /// verified source (the owner's auth check of this REGISTER passed with a method).
     fn register_reply_answers_state(&self, req: &Message<'_>) -> bool {
-        req.header(HeaderName::Contact).is_some()
-            || self
-                .auth
-                .last_register
-                .is_some_and(|ok| ok.method != crate::auth::AuthMethod::None)
+        req.header(HeaderName::Contact).is_some() || self.register_verified
     }
 
     /// A To tag derived from the request (seeded hash of the Call-ID, From and CSeq values
@@ -271,7 +214,7 @@ impl Core {
         )
     }
 
-    /// [`Core::to_tag`] from values the caller already holds: the raw Call-ID, From and CSeq
+    /// [`Io::to_tag`] from values the caller already holds: the raw Call-ID, From and CSeq
     /// values and the top Via branch.
     pub(crate) fn to_tag_of(
         &self,
@@ -301,7 +244,7 @@ pub(crate) enum Req<'r, 'm> {
 pub(crate) struct ReplyFields<'a> {
     /// `None`: the top Via is too broken to read (the reply goes to the source address).
     pub(crate) top_via: Option<Via<'a>>,
-    /// The To tag of the reply ([`Core::to_tag_of`]).
+    /// The To tag of the reply ([`Io::to_tag_of`]).
     pub(crate) to_tag: [u8; 16],
     /// The request's To already has a tag (the reply keeps it).
     pub(crate) to_has_tag: bool,
@@ -389,14 +332,6 @@ fn write_ipv4(out: &mut [u8], octets: [u8; 4]) -> usize {
         n += 1;
     }
     n - 1
-}
-
-/// Option tags the edge supports ([`SUPPORTED`]).
-fn supports(tag: &[u8]) -> bool {
-    SUPPORTED
-        .split(',')
-        .map(str::trim)
-        .any(|s| !s.is_empty() && s.as_bytes().eq_ignore_ascii_case(tag))
 }
 
 #[cfg(test)]

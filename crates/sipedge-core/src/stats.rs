@@ -137,6 +137,8 @@ counters! {
         responses_in: "responses_total", counter, "Valid SIP responses received.";
         /// CRLF keepalive datagrams (RFC 5626 §3.5.1).
         keepalives_in: "keepalives_total", counter, "CRLF keepalives received.";
+        stun_answered: "stun_binding_answered_total", counter, "STUN binding requests answered on the SIP port (RFC 5626 §8).";
+        stun_dropped: "stun_dropped_total", counter, "STUN messages on the SIP port not answered (responses, indications, malformed, unknown attributes, bad FINGERPRINT).";
         /// Messages dropped without a reply (bad responses, unanswerable requests, ACKs…).
         dropped: "dropped_total", counter, "Messages dropped without an answer.";
         /// Responses that matched no transaction (RFC 3261 §18.1.2: discarded).
@@ -281,6 +283,8 @@ describe_counters! {
             "Requests refused by a proxy rule (403, 404, 420, 482, 483, 503).";
         lookups_remote: "relay_lookups_remote_total", counter,
             "Location lookups asked of another shard.";
+        illegal_transaction_edges: "relay_illegal_transaction_edges_total", counter,
+            "Illegal transaction state edges taken (a bug), counted when the transaction ends.";
     }
     skip {}
 }

@@ -40,6 +40,7 @@
 mod check;
 mod db;
 mod digest;
+mod guard;
 mod nonce;
 mod offer;
 mod sha256;
@@ -49,8 +50,8 @@ use std::sync::Arc;
 /// A CIDR prefix (re-exported from `ipnet`, for the shell).
 pub use ipnet::IpNet;
 
-pub(crate) use self::check::AuthState;
 pub use self::check::{AuthMethod, AuthOk, AuthOutcome, AuthReject, AuthStats};
+pub(crate) use self::check::{AuthState, Authenticator};
 pub use self::db::{
     split_register_aor, Account, AccountSpec, AuthDb, AuthDbError, AuthHandle, AuthMode,
     AuthSettings, AuthSpec, IpAuthSpec, NatMode, NatPing, User, UserSpec, MAX_USERNAME_BYTES,

@@ -28,7 +28,6 @@
 mod bans;
 mod density;
 mod guessing;
-mod hooks;
 mod scanner;
 mod table;
 
@@ -84,7 +83,7 @@ pub struct ProtectConfig {
     /// Wrong digest answers per user in the window before its guessers are banned (0: off).
     pub user_auth_failures_max: u32,
     /// Sources never banned.
-    pub trusted: Vec<crate::auth::IpNet>,
+    pub trusted: Vec<ipnet::IpNet>,
     /// Per-source entries of this shard.
     pub max_sources: usize,
     /// Per-user entries of this shard.

@@ -9,13 +9,13 @@ use sipedge_msg::{
 };
 
 use crate::aor::{canonical_aor, owner_of, split_aor};
-use crate::core::Core;
+use crate::bindings::tick_at_or_after;
 use crate::lookup::{LookupError, LookupReply};
 use crate::output::LocalId;
+use crate::proxy::advertise::{write_advertised, write_record_route};
 use crate::proxy::token::{self, Flow};
-use crate::proxy::{write_hostport, Relay};
+use crate::proxy::{Relay, RelayCx};
 use crate::refusal::{Refusal, RelayRefusal};
-use crate::registrar::tick_at_or_after;
 use crate::time::Millis;
 use crate::txn::branch::OurBranch;
 use crate::txn::table::{Branch, Cancel, Cell, Cli, Srv};
@@ -87,13 +87,13 @@ impl Relay {
         &mut self,
         mac: &crate::secret::Mac,
         shard: crate::ShardId,
-        advertise: SocketAddr,
+        (proxy, local): (&crate::proxy::ProxyConfig, LocalId),
         idx: u32,
         c: &BranchId,
     ) {
         self.via_buf.clear();
         self.via_buf.push_str("SIP/2.0/UDP ");
-        write_hostport(&mut self.via_buf, advertise);
+        write_advertised(&mut self.via_buf, proxy, local);
         self.via_buf.push_str(";branch=");
         let text = OurBranch {
             shard,
@@ -106,16 +106,6 @@ impl Relay {
         self.via_buf
             .push_str(std::str::from_utf8(&text).expect("branch text is hex"));
     }
-}
-
-/// Our Record-Route: `<sip:host:port;lr;sed=TOKEN>` ([`crate::proxy::token`]).
-fn make_rr(rr_buf: &mut String, advertise: SocketAddr, token: &[u8]) {
-    rr_buf.clear();
-    rr_buf.push_str("<sip:");
-    write_hostport(rr_buf, advertise);
-    rr_buf.push_str(";lr;sed=");
-    rr_buf.push_str(std::str::from_utf8(token).unwrap_or_default());
-    rr_buf.push('>');
 }
 
 /// A binding to forward to (from the local table or a lookup reply).
@@ -245,33 +235,24 @@ fn itoa_u32(n: u32) -> String {
     s
 }
 
-impl Core {
-    /// Our advertised address on socket `local`.
-    fn advertise(&self, local: LocalId) -> SocketAddr {
-        let a = &self.cfg.proxy.advertise;
-        a.get(local.0 as usize)
-            .or(a.first())
-            .copied()
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)))
-    }
-
+impl RelayCx<'_> {
     /// Arms transaction timer `key` `ms` from `now`.
     pub(crate) fn arm(&mut self, now: Millis, ms: u64, key: u64) {
-        self.wheel.insert(tick_at_or_after(now.plus(ms)), key);
+        self.io.wheel.insert(tick_at_or_after(now.plus(ms)), key);
     }
 
     /// Prepares our Via for branch `b` of cell `idx` in `relay.via_buf`.
     fn via_for(&mut self, idx: u32, b: usize) {
-        let shard = self.cfg.shard;
+        let shard = self.io.cfg.shard;
         let c = self.relay.txns.cell(idx);
-        let adv = self.advertise(c.branches[b].local);
+        let local = c.branches[b].local;
         let id = BranchId {
             gen: c.gen,
             b: b as u8,
             loop_hash: c.loop_hash,
         };
-        let Core { relay, mac, .. } = self;
-        relay.make_via(mac, shard, adv, idx, &id);
+        let RelayCx { relay, io, .. } = self;
+        relay.make_via(&io.mac, shard, (&io.cfg.proxy, local), idx, &id);
     }
 
     /// Writes branch `b`'s request (§16.6) into `relay.fwd_buf`. Deterministic, so a
@@ -279,10 +260,10 @@ impl Core {
     fn write_branch_request(&mut self, idx: u32, b: usize) {
         self.via_for(idx, b);
         let rr = self.relay.txns.cell(idx).record_route;
-        let adv = self.advertise(self.relay.txns.cell(idx).branches[b].local);
-        let db = std::sync::Arc::clone(&self.cfg.auth.db);
+        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
         let realm = db.settings.realm.as_bytes();
-        let mac = &self.mac;
+        let mac = &self.io.mac;
+        let proxy = &self.io.cfg.proxy;
         let Relay {
             txns,
             via_buf,
@@ -316,7 +297,7 @@ impl Core {
             tok_buf.clear();
             let ids = (req.call_id().unwrap_or_default(), caller, None);
             token::write(tok_buf, mac, ids, a, bf);
-            make_rr(rr_buf, adv, tok_buf);
+            write_record_route(rr_buf, proxy, (c.up_local, br.local), tok_buf);
         }
         // §18.2.1 / RFC 3581 §4: the sender's Via gets received (and rport filled) in the
         // copy we forward, so the responses, and a late 2xx sent by Via, find it behind NAT.
@@ -348,7 +329,7 @@ impl Core {
     fn push_fwd(&mut self, local: LocalId, dest: SocketAddr) {
         let buf = std::mem::take(&mut self.relay.fwd_buf);
         if !buf.is_empty() {
-            self.out.push(local, dest, &buf);
+            self.io.out.push(local, dest, &buf);
         }
         self.relay.fwd_buf = buf;
     }
@@ -358,7 +339,7 @@ impl Core {
     pub(crate) fn send_branch(&mut self, now: Millis, idx: u32, b: usize) {
         self.relay.stats.branches += 1;
         self.write_branch_request(idx, b);
-        let t1 = self.cfg.sip.t1_ms;
+        let t1 = self.io.cfg.sip.t1_ms;
         let c = self.relay.txns.cell_mut(idx);
         let br = &mut c.branches[b];
         br.interval_ms = t1;
@@ -393,11 +374,11 @@ impl Core {
         aor_uri: &[u8],
     ) -> Result<smallvec::SmallVec<[Target; 2]>, LookupError> {
         let uri = sipedge_msg::Uri::parse(aor_uri).map_err(|_| LookupError::NotAnAor)?;
-        let mut aor = std::mem::take(&mut self.aor_buf);
-        let result = match canonical_aor(&uri, self.cfg.registrar.case_sensitive, &mut aor) {
+        let mut aor = std::mem::take(&mut self.relay.aor_buf);
+        let result = match canonical_aor(&uri, self.io.cfg.registrar.case_sensitive, &mut aor) {
             Err(_) => Err(LookupError::NotAnAor),
-            Ok(()) if owner_of(&aor, self.cfg.shards) != self.cfg.shard => {
-                Err(LookupError::NotOwner(owner_of(&aor, self.cfg.shards)))
+            Ok(()) if owner_of(&aor, self.io.cfg.shards) != self.io.cfg.shard => {
+                Err(LookupError::NotOwner(owner_of(&aor, self.io.cfg.shards)))
             }
             Ok(()) => {
                 let (domain, user) = split_aor(&aor);
@@ -420,7 +401,7 @@ impl Core {
                 Ok(out)
             }
         };
-        self.aor_buf = aor;
+        self.relay.aor_buf = aor;
         result
     }
 
@@ -436,14 +417,24 @@ impl Core {
         route_edit: bool,
         route: &[u8],
     ) {
+        let mut failed_flows = false;
         for t in targets.into_iter().take(MAX_BRANCHES) {
-            let (local, dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
-            let (route_edit, route) = if t.path.is_empty() {
-                (route_edit, route.to_vec())
-            } else {
-                // RFC 3327 §5.3: the Path recorded at registration becomes the Route.
-                (true, t.path)
+            let (local, mut dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
+            // RFC 3327 §5.3: the Path recorded at registration becomes the Route, and the
+            // request goes to its first hop (proxy/path.rs).
+            let hop =
+                crate::proxy::path::first_hop(&t.path, t.source, |u| self.io.cfg.is_ours_uri(u));
+            let (route_edit, route) = match hop {
+                None => (route_edit, route.to_vec()),
+                Some(h) => {
+                    dest = h.dest;
+                    (true, h.route)
+                }
             };
+            if dest == t.source && self.loc.dead_flows.contains(local, dest) {
+                failed_flows = true; // RFC 5626 §5.3: not into a failed flow (`flows`)
+                continue;
+            }
             self.relay.txns.cell_mut(idx).branches.push(Branch::new(
                 local,
                 dest,
@@ -453,7 +444,12 @@ impl Core {
         }
         if self.relay.txns.cell(idx).branches.is_empty() {
             self.relay.stats.refused += 1;
-            let (code, reason) = RelayRefusal::NotFound.reply();
+            let refusal = if failed_flows {
+                RelayRefusal::FlowFailed // every binding's flow failed (RFC 5626 §5.3)
+            } else {
+                RelayRefusal::NotFound
+            };
+            let (code, reason) = refusal.reply();
             self.own_response(idx, code, reason);
             self.relay.txns.cell_mut(idx).set_state(Srv::Terminated);
             self.maybe_free(idx);
@@ -502,7 +498,7 @@ impl Core {
         // A 100 carries no tag (§8.2.6.2): not computed for it.
         let tag = (code > 100).then(|| {
             let from = req.from().ok();
-            let v = self.mac.digest(
+            let v = self.io.mac.digest(
                 crate::secret::Purpose::ToTag,
                 &[
                     req.call_id().unwrap_or_default(),
@@ -540,7 +536,7 @@ impl Core {
         let mut out = std::mem::take(&mut self.relay.fwd_buf);
         {
             let mut w = write_response(&mut out, &req, &spec);
-            w.header(b"Server", self.cfg.server_name.as_bytes());
+            w.header(b"Server", self.io.cfg.server_name.as_bytes());
             if code == 503 {
                 // RFC 3261 §21.5.4: our overload 503s say when to come back (proxy::limits).
                 w.header_u32(b"Retry-After", super::limits::OVERLOAD_RETRY_AFTER_SECS);
@@ -554,9 +550,9 @@ impl Core {
             c.resp.extend_from_slice(&out);
         }
         let local = c.up_local;
-        self.out.push(local, up, &out);
+        self.io.out.push(local, up, &out);
         self.relay.fwd_buf = out;
-        self.stats.replies_out += 1;
+        self.io.stats.replies_out += 1;
     }
 
     /// The cell ends with a final response of our own (no branch was forwarded).
@@ -572,7 +568,7 @@ impl Core {
     /// The server transaction sent its final (non-2xx) response: INVITE → Completed with
     /// G and H (§17.2.1); non-INVITE → Completed with J (§17.2.2).
     pub(crate) fn server_completed(&mut self, now: Millis, idx: u32) {
-        let (t1, t2) = (self.cfg.sip.t1_ms, self.cfg.sip.t2_ms);
+        let (t1, t2) = (self.io.cfg.sip.t1_ms, self.io.cfg.sip.t2_ms);
         let c = self.relay.txns.cell_mut(idx);
         c.set_state(Srv::Completed);
         let gen = c.gen;
@@ -598,7 +594,7 @@ impl Core {
 
     /// Sends the CANCEL for branch `b` and arms its retransmission and timeout.
     pub(crate) fn send_cancel(&mut self, now: Millis, idx: u32, b: usize) {
-        let t1 = self.cfg.sip.t1_ms;
+        let t1 = self.io.cfg.sip.t1_ms;
         let c = self.relay.txns.cell_mut(idx);
         let gen = c.gen;
         if matches!(c.branches[b].cancel(), Cancel::None | Cancel::Pending) {
@@ -644,10 +640,11 @@ impl Core {
             .unwrap_or_default();
         // Keyed by the node secret, not a table seed: table-hash outputs never go out.
         let h = self
+            .io
             .mac
             .digest(crate::secret::Purpose::AckBranch, &[incoming]);
-        let adv = self.advertise(local);
-        let db = std::sync::Arc::clone(&self.cfg.auth.db);
+        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
+        let proxy = &self.io.cfg.proxy;
         let Relay {
             via_buf,
             fwd_buf,
@@ -656,7 +653,7 @@ impl Core {
         } = &mut self.relay;
         via_buf.clear();
         via_buf.push_str("SIP/2.0/UDP ");
-        write_hostport(via_buf, adv);
+        write_advertised(via_buf, proxy, local);
         let _ = write!(via_buf, ";branch=z9hG4bKsA{h:016x}");
         let mut extra: smallvec::SmallVec<[(&[u8], &[u8]); 2]> = smallvec::SmallVec::new();
         if route_edit && !route.is_empty() {

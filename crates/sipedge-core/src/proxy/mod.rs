@@ -30,9 +30,11 @@
 //! Credentials for our realm are removed from every forwarded request (issue 13, as
 //! Kamailio's `consume_credentials()`); those for other realms pass.
 
+pub(crate) mod advertise;
 mod forward;
 mod hooks;
 mod limits;
+pub(crate) mod path;
 mod response;
 mod route;
 mod timers;
@@ -57,6 +59,11 @@ pub struct ProxyConfig {
     pub allow_outbound: bool,
     /// Our address on each socket (index = `LocalId`), as put in Via and Record-Route.
     pub advertise: Vec<SocketAddr>,
+    /// Our advertised `host:port` per socket (index = `LocalId`), written instead of
+    /// `advertise` in Via, Record-Route and Path when set (`[server] listen = ["udp:0.0.0.0:5060
+    /// advertise sip.example.com"]`): a host name, or the public address of a 1:1 NAT.
+    /// Missing or empty: `advertise`.
+    pub advertise_names: Vec<String>,
     /// The node secret (`[server] secret`), the same on every shard: keys the MAC of the
     /// dialog token in our Record-Route ([`token`]), of our Via branches and of our NAT
     /// ping branches ([`crate::secret`]). Never a table seed.
@@ -69,6 +76,7 @@ impl Default for ProxyConfig {
             record_route: true,
             allow_outbound: false,
             advertise: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
+            advertise_names: Vec::new(),
             secret: crate::secret::NodeSecret::default(),
         }
     }
@@ -86,6 +94,32 @@ pub(crate) struct Relay {
     /// Reused: the dialog token as sent in a request and as rewritten in its responses.
     tok_buf: Vec<u8>,
     tok_new: Vec<u8>,
+    /// Reused: the canonical AoR of a request's target.
+    pub(crate) aor_buf: Vec<u8>,
+}
+
+/// The relay (RFC 3261 §16, the transaction layer of §17): its own state ([`Relay`]:
+/// the transaction table), the location store it routes by, the authenticator's state (and the
+/// guessing counts of `protect`) for the requests it admits, and the shard's sink, lent by the dispatcher. It names no
+/// other subsystem's state beyond these.
+pub(crate) struct RelayCx<'a> {
+    pub(crate) io: &'a mut crate::io::Io,
+    pub(crate) loc: &'a mut crate::location::Location,
+    pub(crate) relay: &'a mut Relay,
+    pub(crate) auth: &'a mut crate::auth::AuthState,
+    /// The guessing counts the authenticator keeps (`protect`, issue 17).
+    pub(crate) protect: &'a mut crate::protect::Protect,
+}
+
+impl RelayCx<'_> {
+    /// The authenticator (the relay's hook, `auth`).
+    pub(crate) fn authenticator(&mut self) -> crate::auth::Authenticator<'_> {
+        crate::auth::Authenticator {
+            io: self.io,
+            auth: self.auth,
+            protect: self.protect,
+        }
+    }
 }
 
 impl Relay {
@@ -100,6 +134,7 @@ impl Relay {
             via_buf: String::with_capacity(96),
             rr_buf: String::with_capacity(64),
             fwd_buf: Vec::with_capacity(2048),
+            aor_buf: Vec::with_capacity(64),
         }
     }
 }

@@ -10,8 +10,8 @@
 //! never reaches a transaction (issue 13); it is checked before any hand-off, on the
 //! shard it arrived at, since every shard holds the same secret.
 
+use crate::output::ShardId;
 use crate::secret::{tags_equal, Mac, Purpose};
-use crate::shard::ShardId;
 use crate::txn::GEN_MASK;
 
 /// What our branches start with: the RFC 3261 cookie and our own mark.
