@@ -7,10 +7,6 @@
 //! Bounded: at most `cap` bans (expired ones purged first, then the one ending soonest), and
 //! a change log of [`LOG_CAP`] entries; a shard that fell further behind gets the whole list
 //! again ([`BanChange::Reset`] then every ban).
-//!
-//! The operator's side (`list`, `ban`, `unban`, `is_banned`) has no caller in this binary
-//! until the admin API is wired to it; `dead_code` is allowed for that alone.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -310,6 +306,7 @@ impl BanRegistry {
     }
 
     /// True when `ip` is banned now.
+    #[cfg(test)]
     pub fn is_banned(&self, ip: IpAddr) -> bool {
         let now = self.now();
         self.lock()

@@ -6,6 +6,7 @@
 
 mod admin;
 mod admin_api;
+mod admin_bans;
 mod admin_ctl;
 mod auth_config;
 mod bans;
@@ -147,8 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         auth: Arc::clone(&auth.db),
         nat_users: cfg.nat.users.clone(),
     }));
-    // Issue 17: the shared ban list. The admin API (`GET/POST/DELETE /api/v1/bans`) is
-    // wired to it by `BanRegistry::{list, ban, unban}`.
+    // Issue 17: the shared ban list, also the admin API's (`/api/v1/bans`, admin_bans.rs).
     let bans = Arc::new(bans::BanRegistry::new(epoch, cfg.protection.core.max_bans));
     bans.set_wakers(wakers.clone());
     if cfg.protection.kernel_filter {
@@ -171,6 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tables: Arc::clone(&tables),
             case_sensitive: cfg.registrar.case_sensitive,
             epoch,
+            bans: Arc::clone(&bans),
         },
     )
     .map_err(|e| {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
-/// sipedgectl — list and drop registrations, reload, read counters of a running sipedge.
+/// sipedgectl — list and drop registrations, list and set bans, reload, read counters of a
+/// running sipedge.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -38,6 +39,9 @@ enum Cmd {
     /// Messages to users.
     #[command(subcommand)]
     Msg(Msg),
+    /// Banned sources (issue 17: floods, scanners, password guessers, the operator's).
+    #[command(subcommand)]
+    Ban(Ban),
     /// Re-reads the config file (as SIGHUP); a refused file is shown and exits 1.
     Reload,
     /// The edge's counters (Prometheus text summed over shards).
@@ -68,6 +72,21 @@ enum Reg {
         #[arg(long)]
         contact: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum Ban {
+    /// The bans in force.
+    List,
+    /// Bans a source address (every shard, and the kernel filter when attached).
+    Add {
+        ip: String,
+        /// How long, seconds.
+        #[arg(long, default_value_t = 3600)]
+        secs: u64,
+    },
+    /// Lifts the ban of a source address.
+    Rm { ip: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,6 +331,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 );
             }
         }
+        Cmd::Ban(b) => ban(&api, cli.json, b)?,
         Cmd::Reload => {
             let (st, v) = api.call("POST", "/api/v1/reload", &[], None)?;
             if st != 200 {
@@ -362,6 +382,49 @@ fn run(cli: &Cli) -> Result<(), String> {
             }
             println!("{v}");
         }
+    }
+    Ok(())
+}
+
+/// `sipedgectl ban list|add|rm` over `/api/v1/bans`.
+fn ban(api: &Api, json: bool, cmd: &Ban) -> Result<(), String> {
+    let (st, v) = match cmd {
+        Ban::List => api.call("GET", "/api/v1/bans", &[], None)?,
+        Ban::Add { ip, secs } => {
+            let req = serde_json::json!({ "ip": ip, "secs": secs });
+            api.call("POST", "/api/v1/bans", &[], Some(&req))?
+        }
+        Ban::Rm { ip } => {
+            let path = format!("/api/v1/bans/{}", segment(ip));
+            api.call("DELETE", &path, &[], None)?
+        }
+    };
+    if st != 200 {
+        let msg = v.get("error").map_or_else(|| s(&v), s);
+        return Err(format!("{st}: {msg}"));
+    }
+    if json {
+        println!("{v}");
+        return Ok(());
+    }
+    match cmd {
+        Ban::List => {
+            let list = v["bans"].as_array().cloned().unwrap_or_default();
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|b| {
+                    vec![
+                        s(&b["ip"]),
+                        s(&b["reason"]),
+                        s(&b["remaining_secs"]),
+                        s(&b["kernel_dropped"]),
+                    ]
+                })
+                .collect();
+            table(&["IP", "REASON", "REMAINING_SECS", "KERNEL_DROPPED"], &rows);
+        }
+        Ban::Add { secs, .. } => println!("banned {} for {secs} s", s(&v["banned"])),
+        Ban::Rm { .. } => println!("unbanned {}", s(&v["unbanned"])),
     }
     Ok(())
 }
