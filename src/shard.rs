@@ -246,7 +246,12 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             core.handle_config(&t);
         }
         // Bans from the other shards and the operator, between turns (issue 17).
-        sync_bans(&mut core, &bans, &mut ban_cursor, millis_since(epoch));
+        if sync_bans(&mut core, &bans, &mut ban_cursor, millis_since(epoch)) {
+            // Shown at once, not after the next datagram (an idle shard may block now).
+            metrics
+                .protect
+                .publish(&core.protect_stats(), &pressure.sample);
+        }
         if id == 0 && last_sweep.elapsed() >= Duration::from_secs(1) {
             last_sweep = Instant::now();
             bans.sweep(); // ended bans leave the shared list and the kernel filter
@@ -430,17 +435,22 @@ fn drain(
     }
 }
 
-/// Applies the shared ban list's changes to the core (issue 17).
+/// Applies the shared ban list's changes to the core (issue 17); true if there were any.
 fn sync_bans(
     core: &mut Core,
     bans: &crate::bans::BanRegistry,
     cursor: &mut crate::bans::BanCursor,
     now: Millis,
-) {
+) -> bool {
     use crate::bans::BanChange;
-    bans.sync(cursor, |c| match c {
-        BanChange::Ban(ip, until) => core.handle_ban(now, ip, until),
-        BanChange::Unban(ip) => core.handle_unban(ip),
-        BanChange::Reset => core.handle_unban_all(),
+    let mut any = false;
+    bans.sync(cursor, |c| {
+        any = true;
+        match c {
+            BanChange::Ban(ip, until) => core.handle_ban(now, ip, until),
+            BanChange::Unban(ip) => core.handle_unban(ip),
+            BanChange::Reset => core.handle_unban_all(),
+        }
     });
+    any
 }
