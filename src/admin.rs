@@ -1,6 +1,6 @@
 //! The admin HTTP server (issue 18), on its own thread with a current-thread tokio runtime,
 //! off the data path: `GET /healthz`, `GET /readyz`, `GET /metrics` and the JSON API under
-//! `/api/v1` (`admin_api.rs`), which needs `Authorization: Bearer <[admin] token>` when a
+//! `/api/v1` (`admin_api.rs`; bans: `admin_bans.rs`), which needs `Authorization: Bearer <[admin] token>` when a
 //! token is configured.
 
 use std::net::SocketAddr;
@@ -45,6 +45,8 @@ pub struct AdminState {
     /// How long `POST /api/v1/messages` waits for every contact's final response: timer
     /// F (64·T1, `[sip] t1_ms`) plus [`ASK_TIMEOUT`].
     pub message_timeout: Duration,
+    /// The shared ban list (issue 17; `/api/v1/bans`, `admin_bans.rs`).
+    pub bans: Arc<crate::bans::BanRegistry>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -192,9 +194,12 @@ fn router(state: Arc<AdminState>) -> Router {
         .route("/users/{user}", get(crate::admin_api::user))
         .route("/reload", post(reload))
         .route("/messages", post(crate::admin_api::message))
-        // Issue 17: the BanRegistry (`src/bans.rs`) goes here, e.g.
-        // .route("/bans", get(bans::list).post(bans::add))
-        // .route("/bans/{ip}", delete(bans::remove))
+        // Issue 17: the shared ban list (`admin_bans.rs`).
+        .route(
+            "/bans",
+            get(crate::admin_bans::list).post(crate::admin_bans::add),
+        )
+        .route("/bans/{ip}", delete(crate::admin_bans::remove))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             authorize,

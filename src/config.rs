@@ -112,6 +112,8 @@ pub struct Config {
     pub auth: crate::auth_config::AuthSetup,
     /// `[limits]` (src/config_limits.rs).
     pub limits: crate::config_limits::Limits,
+    /// `[protect]` and `[overload]` (src/config_protect.rs, issue 17).
+    pub protection: crate::config_protect::Protection,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -141,6 +143,10 @@ struct RawConfig {
     ip_auth: Vec<crate::auth_config::RawIpAuth>,
     #[serde(default)]
     limits: crate::config_limits::RawLimits,
+    #[serde(default)]
+    protect: crate::config_protect::RawProtect,
+    #[serde(default)]
+    overload: crate::config_protect::RawOverload,
 }
 
 #[derive(Debug, Deserialize)]
@@ -463,6 +469,8 @@ impl Config {
         let proxy = crate::config_relay::parse_proxy(&raw.proxy);
         let limits =
             crate::config_limits::parse_limits(&raw.limits).map_err(|(k, m)| err(k.into(), m))?;
+        let protection = crate::config_protect::parse(&raw.protect, &raw.overload)
+            .map_err(|(k, m)| err(k, m))?;
         let auth = crate::auth_config::parse(
             raw.auth,
             raw.accounts,
@@ -474,6 +482,7 @@ impl Config {
         )
         .map_err(|(k, m)| err(k, m))?;
         Ok(Config {
+            protection,
             sip,
             proxy,
             limits,

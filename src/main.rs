@@ -6,20 +6,25 @@
 
 mod admin;
 mod admin_api;
+mod admin_bans;
 mod admin_ctl;
 mod auth_config;
+mod bans;
 mod config;
 mod config_admin;
 mod config_limits;
 mod config_listen;
 mod config_nat;
+mod config_protect;
 mod config_relay;
 mod logging;
 mod metrics;
 mod metrics_limits;
 mod metrics_nat;
+mod metrics_protect;
 mod metrics_relay;
 mod metrics_turns;
+mod overload;
 mod persist;
 mod sdnotify;
 mod shard;
@@ -143,6 +148,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         auth: Arc::clone(&auth.db),
         nat_users: cfg.nat.users.clone(),
     }));
+    // Issue 17: the shared ban list, also the admin API's (`/api/v1/bans`, admin_bans.rs).
+    let bans = Arc::new(bans::BanRegistry::new(epoch, cfg.protection.core.max_bans));
+    bans.set_wakers(wakers.clone());
+    if cfg.protection.kernel_filter {
+        attach_ban_filter(&bans, &sockets, cfg.protection.core.max_bans);
+    }
     let (ports, inboxes): (Vec<_>, Vec<_>) = wakers.iter().cloned().map(admin_ctl::channel).unzip();
     let admin = admin::Admin::start(
         cfg.admin_listen,
@@ -161,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             case_sensitive: cfg.registrar.case_sensitive,
             epoch,
             message_timeout: Duration::from_millis(64 * cfg.sip.t1_ms) + admin::ASK_TIMEOUT,
+            bans: Arc::clone(&bans),
         },
     )
     .map_err(|e| {
@@ -216,6 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     cfg.limits.max_transaction_bytes,
                     shards as u16,
                 ),
+                protect: cfg.protection.core.clone(),
                 ..CoreConfig::default()
             },
             persist: restored.as_mut().map(|r| shard::PersistSetup {
@@ -228,6 +241,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             epoch,
             ready: ready_tx.clone(),
             tables: Arc::clone(&tables),
+            bans: Arc::clone(&bans),
+            overload: cfg.protection.overload,
             admin: inboxes
                 .next()
                 .ok_or_else(|| anyhow::anyhow!("one admin inbox per shard"))?,
@@ -532,4 +547,29 @@ fn reload(
             Err(format!("{e:#}; old tables kept"))
         }
     }
+}
+
+/// Issue 17: the eBPF socket filter that drops banned sources in the kernel, on every
+/// socket; where BPF is not permitted the shards' own check is all there is (logged once).
+fn attach_ban_filter(
+    bans: &bans::BanRegistry,
+    sockets: &[Vec<std::net::UdpSocket>],
+    max_bans: usize,
+) {
+    let entries = u32::try_from(max_bans).unwrap_or(u32::MAX);
+    let filter = match sipedge_rt::BanFilter::new(entries) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "kernel ban filter unavailable: bans are checked in user space only");
+            return;
+        }
+    };
+    for s in sockets.iter().flatten() {
+        let v6 = s.local_addr().is_ok_and(|a| a.is_ipv6());
+        if let Err(e) = filter.attach(s, v6) {
+            tracing::warn!(error = %e, "kernel ban filter not attached: bans are checked in user space only");
+            return;
+        }
+    }
+    bans.set_filter(filter);
 }

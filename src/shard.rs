@@ -97,6 +97,10 @@ pub struct ShardSetup {
     pub persist: Option<PersistSetup>,
     /// The reload tables, taken between turns.
     pub tables: Arc<SharedTables>,
+    /// The shared ban list (issue 17): this shard's bans go there, everyone's come back.
+    pub bans: Arc<crate::bans::BanRegistry>,
+    /// `[overload]`: when the shard's pressure level rises.
+    pub overload: crate::config_protect::OverloadSettings,
     /// Admin API requests (`admin_ctl.rs`), answered between turns.
     pub admin: crate::admin_ctl::ShardInbox,
 }
@@ -164,6 +168,8 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         ready,
         persist,
         tables,
+        bans,
+        overload,
         mut admin,
     } = setup;
     let span = tracing::info_span!("shard", id);
@@ -176,6 +182,16 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
     // io = "xdp": shard k serves RX/TX queue k of the interface.
     let mut engine_cfg = engine;
     engine_cfg.xdp.queue = id as u32;
+    // The engine owns the sockets from here on; their fds stay valid as long as it lives.
+    let mut pressure = crate::overload::Pressure::new(
+        overload,
+        sockets
+            .iter()
+            .map(std::os::fd::AsRawFd::as_raw_fd)
+            .collect(),
+    );
+    let mut ban_cursor = crate::bans::BanCursor::default();
+    let mut last_sweep = Instant::now();
     let mut engine = match Engine::new(io, sockets, wake, &engine_cfg) {
         Ok(e) => e,
         Err(e) => {
@@ -229,6 +245,17 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         if let Some(t) = tables.newer(&mut tables_seen) {
             core.handle_config(&t);
         }
+        // Bans from the other shards and the operator, between turns (issue 17).
+        if sync_bans(&mut core, &bans, &mut ban_cursor, millis_since(epoch)) {
+            // Shown at once, not after the next datagram (an idle shard may block now).
+            metrics
+                .protect
+                .publish(&core.protect_stats(), &pressure.sample);
+        }
+        if id == 0 && last_sweep.elapsed() >= Duration::from_secs(1) {
+            last_sweep = Instant::now();
+            bans.sweep(); // ended bans leave the shared list and the kernel filter
+        }
         match fault {
             Some("panic") => panic!("injected fault (SIPEDGE_TEST_SHARD_FAULT)"),
             Some(_) => {
@@ -253,8 +280,12 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             let core = &mut core;
             let turn_now = &mut turn_now;
             let work_start = &mut work_start;
-            let has_pending =
-                || mesh.has_pending() || admin.has_pending() || stop.load(Ordering::Relaxed);
+            let has_pending = || {
+                mesh.has_pending()
+                    || admin.has_pending()
+                    || stop.load(Ordering::Relaxed)
+                    || bans.pending(&ban_cursor)
+            };
             engine.wait(timeout, has_pending, |d| {
                 let now = *turn_now.get_or_insert_with(|| {
                     let at = Instant::now();
@@ -305,7 +336,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             p.end_turn(&mut core, now);
             journal_time = t.elapsed();
         }
-        drain(&mut core, now, &mut engine, &mut mesh, &mut lp);
+        drain(&mut core, now, &mut engine, &mut mesh, &mut lp, &bans);
         if let Some(p) = persist.as_mut() {
             let t = Instant::now();
             p.maybe_snapshot(&core);
@@ -324,6 +355,14 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             metrics.limits.publish_journal(p);
         }
         let worked = work_start.elapsed();
+        if let Some(level) = pressure.end_turn(Instant::now(), worked, &|fd| bans.filter_drops(fd))
+        {
+            core.handle_pressure(level);
+            tracing::info!(target: "sip::overload", level, turn_ms = worked.as_millis() as u64, queue_percent = pressure.sample.queue_percent, kernel_drops = pressure.sample.kernel_drops, "shard pressure level changed");
+        }
+        metrics
+            .protect
+            .publish(&core.protect_stats(), &pressure.sample);
         let longest = turns.longest();
         turns.record(worked);
         if worked > longest && worked >= SLOW_TURN {
@@ -357,6 +396,7 @@ fn drain(
     engine: &mut Engine,
     mesh: &mut MeshEndpoint<ShardMsg>,
     lp: &mut LoopStats,
+    bans: &crate::bans::BanRegistry,
 ) {
     while let Some((to, msg)) = core.poll_shard_msg() {
         // A full queue is counted by the mesh; the message is dropped, never waited for,
@@ -387,6 +427,32 @@ fn drain(
             CoreEvent::PingTimeout { source, misses } => {
                 crate::logging::limited!(info, target: "sip::nat", %source, misses, "binding deregistered: keepalives unanswered")
             }
+            CoreEvent::Banned { ip, until, reason } => {
+                if bans.record(ip, until, reason) {
+                    let secs = until.0.saturating_sub(now.0) / 1000;
+                    tracing::info!(target: "sip::protect", %ip, reason = reason.label(), secs, "source banned");
+                }
+            }
         }
     }
+}
+
+/// Applies the shared ban list's changes to the core (issue 17); true if there were any.
+fn sync_bans(
+    core: &mut Core,
+    bans: &crate::bans::BanRegistry,
+    cursor: &mut crate::bans::BanCursor,
+    now: Millis,
+) -> bool {
+    use crate::bans::BanChange;
+    let mut any = false;
+    bans.sync(cursor, |c| {
+        any = true;
+        match c {
+            BanChange::Ban(ip, until) => core.handle_ban(now, ip, until),
+            BanChange::Unban(ip) => core.handle_unban(ip),
+            BanChange::Reset => core.handle_unban_all(),
+        }
+    });
+    any
 }

@@ -426,7 +426,7 @@ fn floods_of_1e4_leave_options_answered_and_memory_bounded() {
 /// `n` INVITEs with distinct Call-IDs to a registered user whose phone never answers, and
 /// `n` responses that look spoofed (unknown branches, next Via at the sender), from several
 /// source ports. Throughout, a clean source's OPTIONS (one every 50 ms) gets its 200 within
-/// 1 s; nothing reaches an address that did not send; RSS stays under [`RSS_CAP_MIB`].
+/// 1 s — or, while a shard sheds under pressure (issue 17), a 503 with Retry-After; nothing reaches an address that did not send; RSS stays under [`RSS_CAP_MIB`].
 fn flood(n: u32, tag: &str, ip: &str, port: u16, [phone_ip, prober_ip]: [&str; 2]) {
     // One flood at a time: two would measure each other.
     static ONE_FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -486,7 +486,7 @@ fn flood(n: u32, tag: &str, ip: &str, port: u16, [phone_ip, prober_ip]: [&str; 2
     assert!(report.sent > 20, "the prober ran ({} probes)", report.sent);
     assert!(
         report.missed.is_empty(),
-        "{} of {} OPTIONS got no 200 within 1 s (slowest answered: {:?})",
+        "{} of {} OPTIONS got no 200 (nor a shed 503) within 1 s (slowest answered: {:?})",
         report.missed.len(),
         report.sent,
         report.slowest

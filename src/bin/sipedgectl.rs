@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand};
 const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
 use serde_json::Value;
 
-/// sipedgectl — list and drop registrations, reload, read counters of a running sipedge.
+/// sipedgectl — list and drop registrations, list and set bans, reload, read counters of a
+/// running sipedge.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -42,6 +43,9 @@ enum Cmd {
     /// Messages to users.
     #[command(subcommand)]
     Msg(Msg),
+    /// Banned sources (issue 17: floods, scanners, password guessers, the operator's).
+    #[command(subcommand)]
+    Ban(Ban),
     /// Re-reads the config file (as SIGHUP); a refused file is shown and exits 1.
     Reload,
     /// The edge's counters (Prometheus text summed over shards).
@@ -72,6 +76,21 @@ enum Reg {
         #[arg(long)]
         contact: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum Ban {
+    /// The bans in force.
+    List,
+    /// Bans a source address (every shard, and the kernel filter when attached).
+    Add {
+        ip: String,
+        /// How long, seconds.
+        #[arg(long, default_value_t = 3600)]
+        secs: u64,
+    },
+    /// Lifts the ban of a source address.
+    Rm { ip: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,6 +338,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 );
             }
         }
+        Cmd::Ban(b) => ban(&api, cli.json, b)?,
         Cmd::Reload => {
             let (st, v) = api.call("POST", "/api/v1/reload", &[], None)?;
             if st != 200 {
@@ -380,6 +400,49 @@ fn run(cli: &Cli) -> Result<(), String> {
                 table(&["CONTACT", "CODE", "REASON"], &rows);
             }
         }
+    }
+    Ok(())
+}
+
+/// `sipedgectl ban list|add|rm` over `/api/v1/bans`.
+fn ban(api: &Api, json: bool, cmd: &Ban) -> Result<(), String> {
+    let (st, v) = match cmd {
+        Ban::List => api.call("GET", "/api/v1/bans", &[], None)?,
+        Ban::Add { ip, secs } => {
+            let req = serde_json::json!({ "ip": ip, "secs": secs });
+            api.call("POST", "/api/v1/bans", &[], Some(&req))?
+        }
+        Ban::Rm { ip } => {
+            let path = format!("/api/v1/bans/{}", segment(ip));
+            api.call("DELETE", &path, &[], None)?
+        }
+    };
+    if st != 200 {
+        let msg = v.get("error").map_or_else(|| s(&v), s);
+        return Err(format!("{st}: {msg}"));
+    }
+    if json {
+        println!("{v}");
+        return Ok(());
+    }
+    match cmd {
+        Ban::List => {
+            let list = v["bans"].as_array().cloned().unwrap_or_default();
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|b| {
+                    vec![
+                        s(&b["ip"]),
+                        s(&b["reason"]),
+                        s(&b["remaining_secs"]),
+                        s(&b["kernel_dropped"]),
+                    ]
+                })
+                .collect();
+            table(&["IP", "REASON", "REMAINING_SECS", "KERNEL_DROPPED"], &rows);
+        }
+        Ban::Add { secs, .. } => println!("banned {} for {secs} s", s(&v["banned"])),
+        Ban::Rm { .. } => println!("unbanned {}", s(&v["unbanned"])),
     }
     Ok(())
 }

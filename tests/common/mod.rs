@@ -74,6 +74,20 @@ impl Edge {
         io: &str,
         extra: &str,
     ) -> Edge {
+        Edge::start_env(tag, ip, port, shards, io, extra, &[])
+    }
+
+    /// Like [`Edge::start_with`], with environment variables for the process (the
+    /// debug-only test hooks, e.g. `SIPEDGE_TEST_PRESSURE_FILE`).
+    pub fn start_env(
+        tag: &str,
+        ip: &str,
+        port: u16,
+        shards: usize,
+        io: &str,
+        extra: &str,
+        env: &[(&str, &std::path::Path)],
+    ) -> Edge {
         let dir = temp_dir(tag);
         let cfg = write_config(dir.path(), ip, port, port + 1, io);
         let mut text = std::fs::read_to_string(&cfg).unwrap();
@@ -87,6 +101,7 @@ impl Edge {
             .arg(&cfg)
             .arg("--shards")
             .arg(shards.to_string())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -397,8 +412,11 @@ pub struct Prober {
 #[derive(Debug, Default, Clone)]
 pub struct ProbeReport {
     pub sent: u32,
-    /// OPTIONS without a 200 within the patience (their CSeqs).
+    /// OPTIONS without an answer within the patience (their CSeqs): a 200, or a 503 with
+    /// Retry-After — the shard shedding under pressure (issue 17), which is an answer too.
     pub missed: Vec<u32>,
+    /// OPTIONS answered 503 with Retry-After (shed under pressure).
+    pub shed: u32,
     pub slowest: Duration,
     pub max_rss_kib: u64,
 }
@@ -423,10 +441,15 @@ impl Prober {
                     let Some(b) = client.recv(patience - t0.elapsed()) else {
                         break;
                     };
-                    let ok = Message::parse(&b).ok().is_some_and(|m| {
-                        m.status() == Some(200) && m.cseq().is_ok_and(|c| c.seq == cseq)
-                    });
-                    if ok {
+                    let Some(m) = Message::parse(&b).ok() else {
+                        continue;
+                    };
+                    if !m.cseq().is_ok_and(|c| c.seq == cseq) {
+                        continue;
+                    }
+                    let shed = m.status() == Some(503) && m.header_named(b"Retry-After").is_some();
+                    r.shed += u32::from(shed);
+                    if m.status() == Some(200) || shed {
                         answered = true;
                         r.slowest = r.slowest.max(t0.elapsed());
                         break;

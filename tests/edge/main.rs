@@ -15,6 +15,7 @@ mod cli;
 mod engine;
 mod nat;
 mod persistence;
+mod protect;
 mod registrar;
 mod relay;
 mod relay_secret;

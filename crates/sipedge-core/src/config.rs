@@ -117,6 +117,8 @@ pub struct CoreConfig {
     pub expected_bindings: usize,
     /// `[limits]`: this shard's caps on its transaction table.
     pub txn_limits: crate::txn::table::TxnLimits,
+    /// `[protect]` and `[overload]` (issue 17); `Default`: every rule off.
+    pub protect: crate::protect::ProtectConfig,
 }
 
 impl Default for CoreConfig {
@@ -136,6 +138,7 @@ impl Default for CoreConfig {
             auth: AuthConfig::default(),
             expected_bindings: 0,
             txn_limits: crate::txn::table::TxnLimits::default(),
+            protect: crate::protect::ProtectConfig::default(),
         }
     }
 }

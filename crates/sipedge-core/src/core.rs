@@ -24,6 +24,7 @@ mod invariants;
 pub(crate) mod journal;
 mod lookup;
 mod nat;
+mod protect;
 mod relay;
 
 /// The tables a reload (SIGHUP) replaces: immutable, shared by every shard through an `Arc`,
@@ -58,12 +59,16 @@ pub struct Core {
     pub(crate) auth: crate::auth::AuthState,
     /// Answers to admin queries waiting for `poll_admin_reply` (`admin`).
     pub(crate) admin: crate::admin::AdminQueue,
+    /// Bans, per-source and per-user counts, overload shedding (`protect`, issue 17): a
+    /// leaf the dispatcher screens with and lends to the registrar and the authenticator.
+    pub(crate) protect: crate::protect::Protect,
 }
 
 impl Core {
     /// A core for one shard.
     pub fn new(cfg: CoreConfig) -> Core {
         Core {
+            protect: crate::protect::Protect::new(cfg.protect.clone(), cfg.seed),
             nat: crate::nat::NatRuntime::new(&cfg.nat),
             loc: Location::new(cfg.seed, cfg.expected_bindings),
             relay: crate::proxy::Relay::new(cfg.seed, cfg.txn_limits),
@@ -93,6 +98,7 @@ impl Core {
             bufs: &mut self.reg,
             auth: &mut self.auth,
             nat: &mut self.nat,
+            protect: &mut self.protect,
         }
     }
 
@@ -103,6 +109,7 @@ impl Core {
             loc: &mut self.loc,
             relay: &mut self.relay,
             auth: &mut self.auth,
+            protect: &mut self.protect,
         }
     }
 
@@ -160,6 +167,9 @@ impl Core {
         remote: SocketAddr,
         bytes: &[u8],
     ) {
+        if self.protect_screen(now, remote, bytes) {
+            return; // banned source: dropped before parsing (`protect`)
+        }
         if is_keepalive(bytes) {
             // RFC 5626 §3.5.1 CRLF keepalive over UDP: nothing to answer.
             self.io.stats.keepalives_in += 1;
@@ -216,6 +226,9 @@ impl Core {
                 return;
             }
         };
+        if self.protect_request(now, local, remote, &msg, &v) {
+            return; // scanner dropped, or shed with 503 (`protect`)
+        }
         self.handle_valid(now, local, remote, &msg, &v);
     }
 

@@ -45,6 +45,16 @@ pub enum CoreEvent {
         /// Unanswered pings in a row.
         misses: u8,
     },
+    /// This shard banned a source (`protect`): the shell shares the ban with every shard
+    /// ([`Core::handle_ban`](crate::Core::handle_ban)) and the operator's ban list.
+    Banned {
+        /// The source.
+        ip: std::net::IpAddr,
+        /// When the ban ends (the shell's monotonic clock).
+        until: Millis,
+        /// Why.
+        reason: crate::protect::BanReason,
+    },
 }
 
 /// The shared state and output queues of one shard, lent to a subsystem by the dispatcher.

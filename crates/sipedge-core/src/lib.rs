@@ -59,6 +59,7 @@
 //! | `config` (+ `config/nat`: every subsystem's settings), `stats` (every subsystem's counters), `auth_db` (the authentication tables, digest, nonces, offers) | leaves | — | no subsystem (the subsystems re-export their structs) |
 //! | `location` (+ `nat_bits`), `lookup`, `record`, `txn`, `aor`, `shard`, `output`, `refusal`, `time`, `secret`, `date` | leaves | — | no subsystem |
 //! | `flows` (the failed-flow table, held by `Location`), `path_policy`, `outbound`, `stun` | leaves | — | no subsystem (`Store` fills `flows`, the relay reads it) |
+//! | `protect` ([`Protect`]: bans, per-source/per-user counts, pressure) | leaf, state held by `Core` | — | no subsystem; decides with explicit arguments. The dispatcher screens with it (`core/protect.rs`), lends `&mut` of it to the registrar (REGISTER shedding), the relay and the authenticator (`auth/guard.rs`: guessing counts); the 503 is `Io::shed` (`stateless`) |
 //!
 //! No module cycle.
 //!
@@ -80,7 +81,11 @@
 //! `originate`: requests the edge sends itself, whose finals go to a local consumer),
 //! `secret` (the node secret, [`NodeSecret`], and the SipHash-2-4 MAC of every token and
 //! branch we hand out), `admin` (the admin API's queries, answered by the owner shard in
-//! bounded slices). Relay counters: [`Core::proxy_stats`].
+//! bounded slices), `protect` (issue 17: density, scanner and password-guessing bans and
+//! overload shedding — [`Protect`], fed by the dispatch and by the shell's
+//! [`Core::handle_ban`], [`Core::handle_unban`], [`Core::handle_pressure`]; bans decided
+//! here come out as [`CoreEvent::Banned`]; counters in [`Core::protect_stats`]).
+//! Relay counters: [`Core::proxy_stats`].
 
 pub mod admin;
 mod aor;
@@ -98,6 +103,7 @@ mod nat;
 mod outbound;
 mod output;
 mod path_policy;
+mod protect;
 mod proxy;
 mod record;
 mod refusal;
@@ -127,6 +133,13 @@ pub use crate::nat::{
 };
 pub use crate::output::{LocalId, Transmit};
 pub use crate::path_policy::AcceptPath;
+pub use crate::protect::{
+    ip_key, BanReason, Protect, ProtectConfig, ProtectStats, Verdict as ProtectVerdict,
+    DEFAULT_AUTH_FAILURES_MAX, DEFAULT_AUTH_FAILURES_WINDOW_SECS, DEFAULT_BAN_SECS,
+    DEFAULT_MAX_BANS, DEFAULT_MAX_REQUESTS_PER_SEC, DEFAULT_MAX_SOURCES, DEFAULT_MAX_USERS,
+    DEFAULT_RETRY_AFTER_MAX_SECS, DEFAULT_RETRY_AFTER_MIN_SECS, DEFAULT_SCANNER_USER_AGENTS,
+    DEFAULT_USER_AUTH_FAILURES_MAX,
+};
 pub use crate::proxy::{ProxyConfig, ProxyStats, OVERLOAD_RETRY_AFTER_SECS};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
 pub use crate::refusal::{AuthRefusal, Refusal, RegistrarRefusal, RelayRefusal, StatelessRefusal};

@@ -44,6 +44,7 @@ use crate::location::Location;
 use crate::location::{BindingData, BindingRef, Transport, MAX_FIELD_BYTES, NONE};
 use crate::nat::{NatPinger, NatRuntime};
 use crate::output::LocalId;
+use crate::protect::Protect;
 use crate::refusal::{Refusal, RegistrarRefusal};
 use crate::shard::ShardMsg;
 use crate::stateless::{IpText, ReplyFields, Req};
@@ -127,6 +128,8 @@ pub(crate) struct Registrar<'a> {
     pub(crate) bufs: &'a mut RegistrarBufs,
     pub(crate) auth: &'a mut AuthState,
     pub(crate) nat: &'a mut NatRuntime,
+    /// Overload shedding and the guessing counts (`protect`, issue 17).
+    pub(crate) protect: &'a mut Protect,
 }
 
 impl<'a> Registrar<'a> {
@@ -153,7 +156,33 @@ impl<'a> Registrar<'a> {
         Authenticator {
             io: self.io,
             auth: self.auth,
+            protect: self.protect,
         }
+    }
+
+    /// Issue 17 (`protect`), on the AoR's owner before authentication: under pressure
+    /// level 1 a REGISTER of an AoR with no binding here, at level 2 any REGISTER, gets a
+    /// stateless 503 with Retry-After (RFC 3261 §21.5.4). True: answered.
+    fn shed_under_pressure(
+        &mut self,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        v: &Validated<'_>,
+        aor: &[u8],
+    ) -> bool {
+        let level = self.protect.pressure();
+        if level == 0 {
+            return false;
+        }
+        let (domain, user) = split_aor(aor);
+        let bound = self.loc.head(self.loc.domain_id(domain), user) != NONE;
+        if bound && level < 2 {
+            return false;
+        }
+        self.io
+            .shed(self.protect, local, remote, Req::Valid(msg, v), bound);
+        true
     }
 
     /// The pinger: NAT facts of the request and of each stored contact.
@@ -196,7 +225,10 @@ impl Registrar<'_> {
             Ok(()) => {
                 let owner = owner_of(&aor, self.io.cfg.shards);
                 if owner == self.io.cfg.shard {
-                    self.register_owned(now, local, remote, msg, v, &aor);
+                    // Issue 17: under pressure, new AoRs (then all) get 503 first.
+                    if !self.shed_under_pressure(local, remote, msg, v, &aor) {
+                        self.register_owned(now, local, remote, msg, v, &aor);
+                    }
                 } else {
                     // ARCHITECTURE.md §1: the owner processes it and answers from its socket.
                     self.io.stats.registers_handed_off += 1;

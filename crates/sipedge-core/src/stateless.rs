@@ -13,6 +13,24 @@ use crate::io::Io;
 use crate::output::LocalId;
 
 impl Io {
+    /// Overload shedding (issue 17, `protect`; RFC 3261 §21.5.4): a stateless 503 with a
+    /// Retry-After drawn from `[overload]`'s range — no transaction, no authentication.
+    /// `refresh`: a REGISTER of a bound AoR (counted apart from new requests).
+    pub(crate) fn shed(
+        &mut self,
+        protect: &mut crate::protect::Protect,
+        local: LocalId,
+        remote: SocketAddr,
+        req: Req<'_, '_>,
+        refresh: bool,
+    ) {
+        protect.count_shed(refresh);
+        let secs = protect.retry_after();
+        self.respond(local, remote, req, (503, b"Service Unavailable"), |w| {
+            w.header_u32(b"Retry-After", secs);
+        });
+    }
+
     /// The one path every reply the edge writes itself takes: builds a response to `req`
     /// and queues it to the address RFC 3261 §18.2.2 and RFC 3581 §4 give: the source IP,
     /// and the source port when the top Via carries `rport`, else the Via's sent-by port

@@ -124,7 +124,7 @@ const SUBSYSTEMS: &[&str] = &["registrar", "auth", "nat", "proxy", "admin"];
 /// The shared leaves: they name no subsystem (and not `core`).
 const LEAVES: &[&str] = &[
     "output", "refusal", "time", "secret", "aor", "date", "shard", "location", "record", "txn",
-    "lookup", "auth_db", "config", "stats",
+    "lookup", "auth_db", "config", "stats", "protect",
 ];
 
 #[test]

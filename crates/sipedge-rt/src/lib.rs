@@ -48,6 +48,8 @@
 #![allow(unsafe_code)]
 
 mod engine;
+mod filter;
+mod meminfo;
 mod mesh;
 mod mmsg;
 mod pktinfo;
@@ -63,6 +65,8 @@ use std::fmt;
 use std::net::SocketAddr;
 
 pub use engine::Engine;
+pub use filter::BanFilter;
+pub use meminfo::{socket_meminfo, SocketMemInfo};
 pub use mesh::{Mesh, MeshEndpoint, MeshLimits, MeshStats};
 pub use socket::{
     available_cores, bind_udp_reuseport, pin_current_thread, socket_buffer_sizes, SocketBuffers,

@@ -117,10 +117,14 @@ impl Ha2Memo {
 }
 
 /// The authenticator (RFC 3261 §22, RFC 7616): its own state and the shard's sink, lent by
-/// the dispatcher for one check. It names no other subsystem.
+/// the dispatcher for one check, with the protection leaf's counts. It names no other
+/// subsystem.
 pub(crate) struct Authenticator<'a> {
     pub(crate) io: &'a mut crate::io::Io,
     pub(crate) auth: &'a mut AuthState,
+    /// Wrong and right answers are counted here for the guessing bans (`protect`, issue
+    /// 17; `auth/guard.rs`).
+    pub(crate) protect: &'a mut crate::protect::Protect,
 }
 
 /// Per-shard authenticator state: the nonce key, this shard's nonce-count window, a reused
@@ -559,10 +563,16 @@ impl Authenticator<'_> {
         let right = response_matches(&expected[..alg.hex_len()], response.raw()) && known;
         if !right {
             st.stats.digest_failed += 1;
+            // Issue 17: wrong password and unknown user alike count towards a ban.
+            self.guard_failure(now, remote, lookup_domain, username);
             return Verdict::Reject(AuthReject::Challenge { stale: false });
         }
         let user_ref = user_ref.expect("known implies a user");
-        self.digest_accept(now, remote, &db, (user, user_ref), info, nc)
+        let verdict = self.digest_accept(now, remote, &db, (user, user_ref), info, nc);
+        if matches!(verdict, Verdict::Ok(_)) {
+            self.guard_success(now, remote, lookup_domain, username);
+        }
+        verdict
     }
 }
 

@@ -38,6 +38,7 @@
 //! never logged ([`UserSpec`] and [`AuthConfig`] hide them in `Debug`).
 
 mod check;
+mod guard;
 
 /// A CIDR prefix (re-exported from `ipnet`, for the shell).
 pub use ipnet::IpNet;

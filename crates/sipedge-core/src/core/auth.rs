@@ -15,6 +15,7 @@ impl Core {
         Authenticator {
             io: &mut self.io,
             auth: &mut self.auth,
+            protect: &mut self.protect,
         }
     }
 

@@ -69,14 +69,16 @@ pub(crate) struct Relay {
 }
 
 /// The relay (RFC 3261 §16, the transaction layer of §17): its own state ([`Relay`]:
-/// the transaction table), the location store it routes by, the authenticator's state for
-/// the requests it admits, and the shard's sink, lent by the dispatcher. It names no
+/// the transaction table), the location store it routes by, the authenticator's state (and the
+/// guessing counts of `protect`) for the requests it admits, and the shard's sink, lent by the dispatcher. It names no
 /// other subsystem's state beyond these.
 pub(crate) struct RelayCx<'a> {
     pub(crate) io: &'a mut crate::io::Io,
     pub(crate) loc: &'a mut crate::location::Location,
     pub(crate) relay: &'a mut Relay,
     pub(crate) auth: &'a mut crate::auth::AuthState,
+    /// The guessing counts the authenticator keeps (`protect`, issue 17).
+    pub(crate) protect: &'a mut crate::protect::Protect,
 }
 
 impl RelayCx<'_> {
@@ -85,6 +87,7 @@ impl RelayCx<'_> {
         crate::auth::Authenticator {
             io: self.io,
             auth: self.auth,
+            protect: self.protect,
         }
     }
 }

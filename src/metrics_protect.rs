@@ -1,0 +1,72 @@
+//! Issue 17's counters, published beside the shard's own (`metrics.rs`): the protection
+//! rules' drops and bans (`sipedge_protect_*`), shedding (`sipedge_overload_shed_*`), and the
+//! pressure measures (`sipedge_overload_queue_*`, `sipedge_kernel_drops_total`).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use sipedge_core::ProtectStats;
+
+use crate::metrics::{render_cells, Cells, ShardMetrics};
+use crate::overload::PressureSample;
+
+/// Counters of one shard, written only by that shard.
+#[derive(Debug, Default)]
+pub struct ProtectMetrics {
+    stats: Cells<ProtectStats>,
+    queue_bytes: AtomicU64,
+    queue_percent: AtomicU64,
+    kernel_drops: AtomicU64,
+}
+
+impl ProtectMetrics {
+    /// Copies the core's protection counters and the shell's pressure measures.
+    pub fn publish(&self, s: &ProtectStats, p: &PressureSample) {
+        self.stats.publish(s);
+        self.queue_bytes.store(p.queue_bytes, Relaxed);
+        self.queue_percent
+            .store(u64::from(p.queue_percent), Relaxed);
+        self.kernel_drops.store(p.kernel_drops, Relaxed);
+    }
+}
+
+type Field = fn(&ProtectMetrics) -> &AtomicU64;
+
+const ROWS: &[(&str, &str, &str, Field)] = &[
+    (
+        "overload_queue_bytes",
+        "gauge",
+        "Bytes queued on the shard's sockets at the last sample (SO_MEMINFO).",
+        |m| &m.queue_bytes,
+    ),
+    (
+        "overload_queue_percent",
+        "gauge",
+        "Fill of the fullest socket queue of the shard, percent of SO_RCVBUF.",
+        |m| &m.queue_percent,
+    ),
+    (
+        "kernel_drops_total",
+        "counter",
+        "Datagrams the kernel dropped on the shard's sockets (receive queue full).",
+        |m| &m.kernel_drops,
+    ),
+];
+
+/// Renders the counters of every shard.
+pub fn render(out: &mut String, shards: &[std::sync::Arc<ShardMetrics>]) {
+    render_cells(out, shards, |m| &m.protect.stats);
+    for (name, kind, help, field) in ROWS {
+        let _ = writeln!(
+            out,
+            "# HELP sipedge_{name} {help}\n# TYPE sipedge_{name} {kind}"
+        );
+        for (i, m) in shards.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sipedge_{name}{{shard=\"{i}\"}} {}",
+                field(&m.protect).load(Relaxed)
+            );
+        }
+    }
+}
