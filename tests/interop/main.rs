@@ -1,4 +1,4 @@
-//! The edge against stock SIP clients (baresip, SIPp, sipsak) and over AF_XDP in a network
+//! The edge against stock SIP clients (baresip, SIPp, sipsak, Linphone, PJSIP) and over AF_XDP in a network
 //! namespace rig: tests that need tools or privileges from outside the repository and skip
 //! (with a message) when they are missing. Shared harness in `tests/common/`.
 #![allow(clippy::unwrap_used)]
@@ -9,5 +9,7 @@ mod common;
 mod netns;
 mod netns_nat;
 mod netns_wildcard;
+mod linphone;
+mod pjsua;
 mod stock_clients;
 mod xdp;
