@@ -134,6 +134,20 @@ impl Linphone {
         }
     }
 
+    /// Waits (at most [`LIMIT`]) until the daemon's log shows a received request whose start
+    /// line begins with `start` (belle-sip logs every message it receives in full).
+    fn received(&self, start: &str) -> bool {
+        let needle = format!("\n{start}");
+        let deadline = Instant::now() + LIMIT;
+        while Instant::now() < deadline {
+            if std::fs::read_to_string(&self.log).is_ok_and(|t| t.contains(&needle)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
     /// The state lines of the daemon's log (registration and call states), for a failure.
     fn states(&self) -> String {
         std::fs::read_to_string(&self.log)
@@ -194,7 +208,11 @@ fn linphone_registers_and_calls_on_the_default_config() {
         false,
     );
     let bob_reg = bob.await_answer("register-status 1", REGISTERED);
-    assert!(bob_reg.is_ok(), "bob did not register: {bob_reg:?}\n{}", bob.states());
+    assert!(
+        bob_reg.is_ok(),
+        "bob did not register: {bob_reg:?}\n{}",
+        bob.states()
+    );
     let alice_reg = alice.await_answer("register-status 1", REGISTERED);
     assert!(
         alice_reg.is_ok(),
@@ -215,12 +233,18 @@ fn linphone_registers_and_calls_on_the_default_config() {
         bob.states()
     );
     assert!(bob_call.unwrap().contains("Direction: in"));
+    // The ACK for the 200 crossed the edge (bob's StreamsRunning does not wait for it).
+    assert!(
+        bob.received("ACK sip:bob@"),
+        "bob got no ACK:\n{}",
+        bob.states()
+    );
 
     let hung = alice.cmd("terminate");
     assert!(hung.contains("Status: Ok"), "terminate refused: {hung}");
     let ended = bob.await_answer("call-status", "No current call");
     assert!(
-        ended.is_ok(),
+        ended.is_ok() && bob.received("BYE sip:bob@"),
         "bob's call did not end (no BYE): {ended:?}\n{}",
         bob.states()
     );

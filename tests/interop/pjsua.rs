@@ -35,7 +35,9 @@ fn pjsua_python() -> Option<String> {
             return Some(python);
         }
     }
-    eprintln!("\n*** SKIPPED: no Python with `pjsua2` (pip install pjsua2-python; see .ci/run) ***\n");
+    eprintln!(
+        "\n*** SKIPPED: no Python with `pjsua2` (pip install pjsua2-python; see .ci/run) ***\n"
+    );
     None
 }
 
@@ -113,7 +115,11 @@ fn pjsua_registers_and_calls_on_the_default_config() {
     let (code, alice_out) = alice.run("caller", dir.path(), &["--target", &target]);
     let bob_status = wait_bounded(&mut callee, Duration::from_secs(20));
     let bob_out = std::fs::read_to_string(&bob_log).unwrap_or_default();
-    assert_eq!(code, Some(0), "alice's call failed:\n{alice_out}\n---\n{bob_out}");
+    assert_eq!(
+        code,
+        Some(0),
+        "alice's call failed:\n{alice_out}\n---\n{bob_out}"
+    );
     assert!(alice_out.contains("CALL CONFIRMED 200"), "{alice_out}");
     assert!(alice_out.contains("CALL DISCONNECTED"), "{alice_out}");
     assert_eq!(
