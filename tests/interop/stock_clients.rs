@@ -14,10 +14,10 @@ use sipedge_core::auth::{expected_response, ha1, Algorithm, DigestInput};
 use sipedge_msg::Message;
 
 /// What an operator adds to the default config: two users, nothing else.
-const TWO_USERS: &str = "\n[[users]]\nusername = \"alice\"\npassword = \"wonderland\"\n\n[[users]]\nusername = \"bob\"\npassword = \"builder\"\n";
+pub(crate) const TWO_USERS: &str = "\n[[users]]\nusername = \"alice\"\npassword = \"wonderland\"\n\n[[users]]\nusername = \"bob\"\npassword = \"builder\"\n";
 // `common::DOMAIN` is the served domain; the realm defaults to it.
 
-fn installed(tool: &str, arg: &str) -> bool {
+pub(crate) fn installed(tool: &str, arg: &str) -> bool {
     let ok = Command::new(tool)
         .arg(arg)
         .stdout(Stdio::null())
@@ -31,7 +31,7 @@ fn installed(tool: &str, arg: &str) -> bool {
 }
 
 /// Waits for `child` at most `limit`, then kills it; its exit status, `None` if killed.
-fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+pub(crate) fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(s) = child.try_wait().unwrap() {
