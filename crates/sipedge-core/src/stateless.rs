@@ -284,6 +284,27 @@ impl IpText {
     }
 }
 
+/// Appends `ip` as text (IPv6 unbracketed) without the formatting machinery for IPv4.
+pub(crate) fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    out.push_str(std::str::from_utf8(IpText::new(ip).as_bytes()).unwrap_or_default());
+}
+
+/// Appends `n` in decimal (a port, a count) without the formatting machinery.
+pub(crate) fn push_u16(out: &mut String, n: u16) {
+    let mut buf = [0u8; 5];
+    let mut i = buf.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
 /// The decimal text of every octet: `[len, d0, d1, d2]`.
 const OCTET_TEXT: [[u8; 4]; 256] = {
     let mut t = [[0u8; 4]; 256];
@@ -331,6 +352,21 @@ mod tests {
             let mut buf = [0u8; 16];
             let n = super::write_ipv4(&mut buf, a.octets());
             assert_eq!(&buf[..n], ip.as_bytes());
+        }
+    }
+
+    #[test]
+    fn ip_and_port_text_match_display() {
+        for ip in ["10.1.2.3", "255.0.10.1", "2001:db8::1", "::ffff:1.2.3.4"] {
+            let a: std::net::IpAddr = ip.parse().expect("ip");
+            let mut s = String::new();
+            super::push_ip(&mut s, a);
+            assert_eq!(s, a.to_string());
+        }
+        for p in [0u16, 7, 10, 5060, 9999, 10000, 65535] {
+            let mut s = String::new();
+            super::push_u16(&mut s, p);
+            assert_eq!(s, p.to_string());
         }
     }
 }

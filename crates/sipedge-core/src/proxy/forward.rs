@@ -182,14 +182,8 @@ fn write_hop_request(
 /// Appends `, <via with received/rport>` to `out` when the sender's Via needs them
 /// (sent-by differs from the source IP, or rport asked for); false when it needs nothing.
 fn push_stamped_via(out: &mut String, via: &sipedge_msg::Via<'_>, source: SocketAddr) -> bool {
-    use std::fmt::Write as _;
-    let mut ip = [0u8; 48];
-    let ip_len = {
-        let mut cur = std::io::Cursor::new(&mut ip[..]);
-        let _ = std::io::Write::write_fmt(&mut cur, format_args!("{}", source.ip()));
-        cur.position() as usize
-    };
-    let ip = std::str::from_utf8(&ip[..ip_len]).unwrap_or_default();
+    let ip_text = crate::stateless::IpText::new(source.ip());
+    let ip = std::str::from_utf8(ip_text.as_bytes()).unwrap_or_default();
     let rport_asked = via.rport() == RPort::Requested;
     if !rport_asked && via.host_unbracketed().eq_ignore_ascii_case(ip.as_bytes()) {
         return false;
@@ -222,9 +216,11 @@ fn push_stamped_via(out: &mut String, via: &sipedge_msg::Via<'_>, source: Socket
             out.push_str(std::str::from_utf8(v).unwrap_or_default());
         }
     }
-    let _ = write!(out, ";received={ip}");
+    out.push_str(";received=");
+    out.push_str(ip);
     if rport_asked {
-        let _ = write!(out, ";rport={}", source.port());
+        out.push_str(";rport=");
+        crate::stateless::push_u16(out, source.port());
     }
     true
 }
@@ -513,13 +509,8 @@ impl RelayCx<'_> {
             t
         });
         let up = c.up_dest;
-        let mut ip_buf = [0u8; 48];
-        let ip_len = {
-            let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
-            let _ = std::io::Write::write_fmt(&mut cur, format_args!("{}", up.ip()));
-            cur.position() as usize
-        };
-        let ip_text = &ip_buf[..ip_len];
+        let ip_buf = crate::stateless::IpText::new(up.ip());
+        let ip_text = ip_buf.as_bytes();
         let via = req.top_via().ok();
         let rport_req = via.as_ref().is_some_and(|v| v.rport() == RPort::Requested);
         let received = via

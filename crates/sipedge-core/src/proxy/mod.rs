@@ -41,7 +41,6 @@ mod route;
 mod timers;
 pub(crate) mod token;
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use crate::txn::table::Table;
@@ -149,9 +148,16 @@ pub(crate) fn is_relay_token(token: u64) -> bool {
 }
 
 /// Writes `addr` as a SIP host:port (IPv6 bracketed).
+/// No `fmt` machinery: this runs for every Via and Record-Route we write.
 fn write_hostport(out: &mut String, addr: SocketAddr) {
-    let _ = match addr {
-        SocketAddr::V4(a) => write!(out, "{}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => write!(out, "[{}]:{}", a.ip(), a.port()),
-    };
+    use crate::stateless::{push_ip, push_u16};
+    if addr.is_ipv6() {
+        out.push('[');
+        push_ip(out, addr.ip());
+        out.push(']');
+    } else {
+        push_ip(out, addr.ip());
+    }
+    out.push(':');
+    push_u16(out, addr.port());
 }
