@@ -258,8 +258,7 @@ impl RelayCx<'_> {
     fn write_branch_request(&mut self, idx: u32, b: usize, parsed: Option<&Message<'_>>) {
         self.via_for(idx, b);
         let rr = self.relay.txns.cell(idx).record_route;
-        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
-        let realm = db.settings.realm.as_bytes();
+        let realm = self.io.cfg.auth.db.settings.realm.as_bytes();
         let mac = &self.io.mac;
         let proxy = &self.io.cfg.proxy;
         let Relay {
@@ -678,7 +677,7 @@ impl RelayCx<'_> {
             .io
             .mac
             .digest(crate::secret::Purpose::AckBranch, &[incoming]);
-        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
+        let realm = self.io.cfg.auth.db.settings.realm.as_bytes();
         let proxy = &self.io.cfg.proxy;
         let Relay {
             via_buf,
@@ -694,7 +693,7 @@ impl RelayCx<'_> {
         if route_edit && !route.is_empty() {
             extra.push((b"Route".as_slice(), route));
         }
-        let consume = credentials_to_consume(msg, db.settings.realm.as_bytes(), &mut extra);
+        let consume = credentials_to_consume(msg, realm, &mut extra);
         if consume {
             stats.credentials_consumed += 1;
         }
