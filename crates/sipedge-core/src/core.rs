@@ -271,7 +271,7 @@ impl Core {
             return;
         }
         let party = if response { &v.to } else { &v.from };
-        let _ = self.pinger().note_alive(party.uri().raw(), remote);
+        let _ = self.pinger().note_alive_uri(party.uri(), remote);
     }
 
     /// A datagram larger than the receive buffer arrived and was cut: it is counted as too

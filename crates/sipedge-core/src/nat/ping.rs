@@ -282,13 +282,20 @@ impl NatPinger<'_> {
         let Ok(uri) = Uri::parse(aor_uri) else {
             return 0;
         };
+        self.note_alive_uri(&uri, source)
+    }
+
+    /// [`Self::note_alive`] for a URI already parsed (the From or To of a validated
+    /// message: not parsed a second time per relayed message).
+    pub(crate) fn note_alive_uri(&mut self, uri: &Uri<'_>, source: SocketAddr) -> usize {
         let mut aor = std::mem::take(&mut self.nat.aor);
         let mut n = 0;
-        if crate::aor::canonical_aor(&uri, self.io.cfg.registrar.case_sensitive, &mut aor).is_ok()
+        if crate::aor::canonical_aor(uri, self.io.cfg.registrar.case_sensitive, &mut aor).is_ok()
             && crate::aor::owner_of(&aor, self.io.cfg.shards) == self.io.cfg.shard
         {
             let (domain, user) = crate::aor::split_aor(&aor);
-            let head = self.loc.head(self.loc.domain_id(domain), user);
+            let domain = self.loc.domain_id_cached(domain);
+            let head = self.loc.head(domain, user);
             let mut cur = head;
             while cur != crate::location::NONE {
                 let b = self.loc.get(cur);

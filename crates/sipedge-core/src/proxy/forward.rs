@@ -250,12 +250,13 @@ impl RelayCx<'_> {
     }
 
     /// Writes branch `b`'s request (§16.6) into `relay.fwd_buf`. Deterministic, so a
-    /// retransmission is byte-identical to the first copy.
-    fn write_branch_request(&mut self, idx: u32, b: usize) {
+    /// retransmission is byte-identical to the first copy. `parsed`: the cell's request
+    /// as the caller already parsed it (the datagram it was copied from), else it is
+    /// parsed again from the cell.
+    fn write_branch_request(&mut self, idx: u32, b: usize, parsed: Option<&Message<'_>>) {
         self.via_for(idx, b);
         let rr = self.relay.txns.cell(idx).record_route;
-        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
-        let realm = db.settings.realm.as_bytes();
+        let realm = self.io.cfg.auth.db.settings.realm.as_bytes();
         let mac = &self.io.mac;
         let proxy = &self.io.cfg.proxy;
         let Relay {
@@ -269,10 +270,21 @@ impl RelayCx<'_> {
         } = &mut self.relay;
         let c = txns.cell(idx);
         let br = &c.branches[b];
-        let Ok(req) = Message::parse(&c.req) else {
-            fwd_buf.clear();
-            return;
+        let reparsed;
+        let req = match parsed {
+            Some(m) => m,
+            None => match Message::parse(&c.req) {
+                Ok(m) => {
+                    reparsed = m;
+                    &reparsed
+                }
+                Err(_) => {
+                    fwd_buf.clear();
+                    return;
+                }
+            },
         };
+        debug_assert_eq!(req.as_bytes(), &c.req[..], "parsed is the cell's request");
         if rr {
             // The dialog token: flow A where the request came from, flow B this branch's
             // destination, MACed over the Call-ID and the caller's tag.
@@ -303,7 +315,7 @@ impl RelayCx<'_> {
         if br.route_edit && !br.route.is_empty() {
             extra.push((b"Route".as_slice(), br.route.as_slice()));
         }
-        let consume = credentials_to_consume(&req, realm, &mut extra);
+        let consume = credentials_to_consume(req, realm, &mut extra);
         if consume {
             stats.credentials_consumed += 1;
         }
@@ -317,7 +329,7 @@ impl RelayCx<'_> {
             extra: &extra,
             ..ForwardEdits::default()
         };
-        write_forward(fwd_buf, &req, &edits);
+        write_forward(fwd_buf, req, &edits);
     }
 
     fn push_fwd(&mut self, local: LocalId, dest: SocketAddr) {
@@ -331,8 +343,19 @@ impl RelayCx<'_> {
     /// Sends branch `b` for the first time and arms its timers: A and B (INVITE; the
     /// proxy's C once it is Proceeding), E and F otherwise (RFC 3261 §17.1.1.2, §17.1.2.2, §16.6 step 11).
     pub(crate) fn send_branch(&mut self, now: Millis, idx: u32, b: usize) {
+        self.send_branch_parsed(now, idx, b, None);
+    }
+
+    /// [`Self::send_branch`] with the cell's request as already parsed (`parsed`).
+    pub(crate) fn send_branch_parsed(
+        &mut self,
+        now: Millis,
+        idx: u32,
+        b: usize,
+        parsed: Option<&Message<'_>>,
+    ) {
         self.relay.stats.branches += 1;
-        self.write_branch_request(idx, b);
+        self.write_branch_request(idx, b, parsed);
         let t1 = self.io.cfg.sip.t1_ms;
         let c = self.relay.txns.cell_mut(idx);
         let br = &mut c.branches[b];
@@ -354,7 +377,7 @@ impl RelayCx<'_> {
     /// Timer A / E: the branch's request again.
     pub(crate) fn resend_branch(&mut self, idx: u32, b: usize) {
         self.relay.stats.retransmissions_sent += 1;
-        self.write_branch_request(idx, b);
+        self.write_branch_request(idx, b, None);
         let br = &self.relay.txns.cell(idx).branches[b];
         let (local, dest) = (br.local, br.dest);
         self.push_fwd(local, dest);
@@ -402,14 +425,14 @@ impl RelayCx<'_> {
     /// One branch per binding (§16.5 parallel forking), or, when there is none (the answer
     /// of another shard's lookup), one 404 and the cell ends at once — nothing was
     /// forwarded, so nothing is retransmitted (issue 13; 404 whether or not the user is
-    /// provisioned: no enumeration).
+    /// provisioned: no enumeration). `parsed`: the cell's request as already parsed.
     pub(crate) fn fork(
         &mut self,
         now: Millis,
         idx: u32,
         targets: impl IntoIterator<Item = Target>,
-        route_edit: bool,
-        route: &[u8],
+        (route_edit, route): (bool, &[u8]),
+        parsed: Option<&Message<'_>>,
     ) {
         let mut failed_flows = false;
         for t in targets.into_iter().take(MAX_BRANCHES) {
@@ -450,7 +473,7 @@ impl RelayCx<'_> {
             return;
         }
         for b in 0..self.relay.txns.cell(idx).branches.len() {
-            self.send_branch(now, idx, b);
+            self.send_branch_parsed(now, idx, b, parsed);
         }
     }
 
@@ -475,19 +498,39 @@ impl RelayCx<'_> {
             nated: c.received.is_some(),
         });
         if reply_has_targets {
-            self.hundred_trying(idx);
+            self.hundred_trying(idx, None);
         }
-        self.fork(now, idx, targets, false, &[]);
+        self.fork(now, idx, targets, (false, &[]), None);
     }
 
     /// A response we generate for cell `idx` (RFC 3261 §8.2.6: Vias, From, To with our
     /// tag above 100, Call-ID, CSeq), sent upstream and kept for retransmissions (a 100 is
     /// not kept: a retransmitted INVITE gets a fresh one).
     pub(crate) fn own_response(&mut self, idx: u32, code: u16, reason: &[u8]) {
+        self.own_response_parsed(idx, code, reason, None);
+    }
+
+    /// [`Self::own_response`] with the cell's request as already parsed (`parsed`).
+    pub(crate) fn own_response_parsed(
+        &mut self,
+        idx: u32,
+        code: u16,
+        reason: &[u8],
+        parsed: Option<&Message<'_>>,
+    ) {
         let c = self.relay.txns.cell(idx);
-        let Ok(req) = Message::parse(&c.req) else {
-            return;
+        let reparsed;
+        let req = match parsed {
+            Some(m) => m,
+            None => match Message::parse(&c.req) {
+                Ok(m) => {
+                    reparsed = m;
+                    &reparsed
+                }
+                Err(_) => return,
+            },
         };
+        debug_assert_eq!(req.as_bytes(), &c.req[..], "parsed is the cell's request");
         // Keyed by the node secret, not a table seed: table-hash outputs never go out.
         // A 100 carries no tag (§8.2.6.2): not computed for it.
         let tag = (code > 100).then(|| {
@@ -515,7 +558,7 @@ impl RelayCx<'_> {
         };
         let mut out = std::mem::take(&mut self.relay.fwd_buf);
         {
-            let mut w = write_response(&mut out, &req, &spec);
+            let mut w = write_response(&mut out, req, &spec);
             w.header(b"Server", self.io.cfg.server_name.as_bytes());
             if code == 503 {
                 // RFC 3261 §21.5.4: our overload 503s say when to come back (proxy::limits).
@@ -623,7 +666,7 @@ impl RelayCx<'_> {
             .io
             .mac
             .digest(crate::secret::Purpose::AckBranch, &[incoming]);
-        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
+        let realm = self.io.cfg.auth.db.settings.realm.as_bytes();
         let proxy = &self.io.cfg.proxy;
         let Relay {
             via_buf,
@@ -642,7 +685,7 @@ impl RelayCx<'_> {
         if route_edit && !route.is_empty() {
             extra.push((b"Route".as_slice(), route));
         }
-        let consume = credentials_to_consume(msg, db.settings.realm.as_bytes(), &mut extra);
+        let consume = credentials_to_consume(msg, realm, &mut extra);
         if consume {
             stats.credentials_consumed += 1;
         }

@@ -119,6 +119,7 @@ pub(crate) fn is_relay_token(token: u64) -> bool {
 }
 
 /// Writes `addr` as a SIP host:port (IPv6 bracketed).
+/// No `fmt` machinery: this runs for every Via and Record-Route we write.
 fn write_hostport(out: &mut String, addr: SocketAddr) {
     let ip = sipedge_msg::IpText::new(addr.ip());
     let ip = std::str::from_utf8(ip.as_bytes()).unwrap_or_default();

@@ -175,7 +175,7 @@ impl RelayCx<'_> {
             return true;
         }
         let idx = self.new_cell(local, remote, (msg, req), key, loop_hash, d.in_dialog);
-        self.relay_start(now, idx, d);
+        self.relay_start(now, idx, d, msg);
         true
     }
 
@@ -289,8 +289,9 @@ impl RelayCx<'_> {
     }
 
     /// The new cell `idx` starts: forked to the local targets, a lookup asked of the
-    /// owner shard, or the one next hop (§16.6).
-    fn relay_start(&mut self, now: Millis, idx: u32, d: Decision) {
+    /// owner shard, or the one next hop (§16.6). `msg`: the request the cell stores, as
+    /// parsed on arrival (not parsed again for the 100 and the branches).
+    fn relay_start(&mut self, now: Millis, idx: u32, d: Decision, msg: &Message<'_>) {
         let Decision {
             plan,
             hop,
@@ -306,8 +307,8 @@ impl RelayCx<'_> {
         } = plan;
         match local_targets {
             Some(Ok(targets)) => {
-                self.hundred_trying(idx);
-                self.fork(now, idx, targets, route_edit, &route);
+                self.hundred_trying(idx, Some(msg));
+                self.fork(now, idx, targets, (route_edit, &route), Some(msg));
             }
             Some(Err(LookupError::NotOwner(owner))) => {
                 // The 100 Trying waits for the owner's answer (issue 13).
@@ -325,7 +326,7 @@ impl RelayCx<'_> {
             Some(Err(LookupError::NotAnAor)) => {}
             None => {
                 if let Some((out_local, dest)) = hop {
-                    self.hundred_trying(idx);
+                    self.hundred_trying(idx, Some(msg));
                     let b = Branch::new(
                         out_local,
                         dest,
@@ -333,7 +334,7 @@ impl RelayCx<'_> {
                         now,
                     );
                     self.relay.txns.cell_mut(idx).branches.push(b);
-                    self.send_branch(now, idx, 0);
+                    self.send_branch_parsed(now, idx, 0, Some(msg));
                 }
             }
         }
@@ -397,10 +398,10 @@ impl RelayCx<'_> {
     }
 
     /// §16.2 / §17.2.1: an INVITE about to be forwarded gets 100 Trying at once, so the
-    /// UAC stops retransmitting.
-    pub(crate) fn hundred_trying(&mut self, idx: u32) {
+    /// UAC stops retransmitting. `parsed`: the cell's request as already parsed.
+    pub(crate) fn hundred_trying(&mut self, idx: u32, parsed: Option<&Message<'_>>) {
         if self.relay.txns.cell(idx).invite {
-            self.own_response(idx, 100, b"Trying");
+            self.own_response_parsed(idx, 100, b"Trying", parsed);
         }
     }
 
