@@ -107,6 +107,10 @@ pub struct CoreConfig {
     pub expected_bindings: usize,
     /// `[limits]`: this shard's caps on its transaction table.
     pub txn_limits: crate::txn::table::TxnLimits,
+    /// `[limits]` call limits and their shared counters (issue 16, [`crate::limits`]).
+    pub limits: crate::limits::LimitsHandle,
+    /// `[dialogs]` (issue 16, [`crate::dialog`]).
+    pub dialogs: crate::dialog::DialogConfig,
 }
 
 impl Default for CoreConfig {
@@ -126,6 +130,8 @@ impl Default for CoreConfig {
             auth: crate::auth::AuthConfig::default(),
             expected_bindings: 0,
             txn_limits: crate::txn::table::TxnLimits::default(),
+            limits: std::sync::Arc::default(),
+            dialogs: crate::dialog::DialogConfig::default(),
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct ReloadTables {
     pub auth: crate::auth::AuthHandle,
     /// The per-user NAT overrides, a generation after the running one ([`NatUsers::next`]).
     pub nat_users: crate::nat::NatUsers,
+    /// The call limits, built for `auth` with the running table's counters carried over
+    /// ([`crate::limits::LimitsTable::build`]).
+    pub limits: crate::limits::LimitsHandle,
 }
 
 /// One shard's sans-IO protocol engine. See the crate docs for the handle/poll contract.
@@ -93,6 +96,8 @@ pub struct Core {
     /// never by the table seed: its outputs go on the wire, and a table hasher whose
     /// outputs an attacker can collect invites collisions in the location table (issue 13).
     pub(crate) tag_hasher: crate::aor::TableHasher,
+    /// Calls holding channels (issue 16, `dialog`).
+    pub(crate) dialogs: crate::dialog::Dialogs,
 }
 
 impl Core {
@@ -124,6 +129,7 @@ impl Core {
             contact_buf: Vec::with_capacity(1024),
             path_buf: Vec::new(),
             date: crate::date::DateCache::default(),
+            dialogs: crate::dialog::Dialogs::default(),
         }
     }
 
@@ -157,6 +163,7 @@ impl Core {
         ReloadTables {
             auth: std::sync::Arc::clone(&self.cfg.auth.db),
             nat_users: self.cfg.nat.users.clone(),
+            limits: std::sync::Arc::clone(&self.cfg.limits),
         }
     }
 
@@ -165,6 +172,8 @@ impl Core {
     /// the bindings this shard owns of the AoRs they change (`nat`, "Reload").
     pub fn handle_config(&mut self, tables: &ReloadTables) {
         self.cfg.auth.db = std::sync::Arc::clone(&tables.auth);
+        // Issue 16: new limits for new calls; calls in progress keep their charges.
+        self.cfg.limits = std::sync::Arc::clone(&tables.limits);
         self.nat_reload(&tables.nat_users);
     }
 
@@ -302,6 +311,7 @@ impl Core {
                 self.relay_lookup_reply(now, reply)
             }
             ShardMsg::LookupReply(reply) => self.lookups.push_back(reply),
+            ShardMsg::Dialog(m) => self.dialog_shard_msg(now, m),
         }
     }
 
@@ -319,6 +329,7 @@ impl Core {
         }
         self.fired = fired;
         self.nat_timeout(now);
+        self.dialog_timeout(now);
     }
 
     /// The next datagram to send; the borrow ends at the next call.
@@ -347,7 +358,11 @@ impl Core {
             .wheel
             .next_expiry()
             .map(|t| Millis(t.0.saturating_mul(TICK_MILLIS)));
-        match (wheel, self.nat_poll_timeout()) {
+        let t = match (wheel, self.nat_poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match (t, self.dialog_poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

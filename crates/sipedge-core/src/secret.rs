@@ -87,6 +87,8 @@ pub(crate) enum Purpose {
     AckBranch = 4,
     /// To tag of a response the relay makes itself.
     ToTag = 5,
+    /// Dialog key of a tracked call (`dialog`, issue 16).
+    Dialog = 6,
 }
 
 /// SipHash-2-4 keyed from the node secret.

@@ -40,6 +40,8 @@ pub enum ShardMsg {
     },
     /// The owner's answer to [`ShardMsg::Lookup`]; comes out of `Core::poll_lookup`.
     LookupReply(LookupReply),
+    /// A tracked call changing owner, or its BYE (issue 16, [`crate::dialog`]).
+    Dialog(crate::dialog::DialogMsg),
 }
 
 impl ShardMsg {
@@ -54,6 +56,7 @@ impl ShardMsg {
                         .map_or(0, |_| std::mem::size_of::<sipedge_msg::Parsed>())
             }
             ShardMsg::Lookup { aor, .. } => aor.capacity(),
+            ShardMsg::Dialog(_) => 0,
             ShardMsg::LookupReply(r) => {
                 r.contacts.capacity() * std::mem::size_of::<crate::lookup::LookupContact>()
                     + r.contacts

@@ -153,6 +153,8 @@ impl Core {
                 }
                 self.forward_upstream(idx, b, (msg, v), false);
                 if first {
+                    // Issue 16: the call is confirmed; its channels stay held by the dialog.
+                    self.dialog_confirmed(now, idx, v);
                     // §16.7 step 10: the other branches are cancelled.
                     for o in 0..self.relay.txns.cell(idx).branches.len() {
                         if o != b {
@@ -343,6 +345,7 @@ impl Core {
             && c.state() == Srv::Terminated
             && c.branches.iter().all(|b| b.state() == Cli::Terminated)
         {
+            self.dialog_failed(idx);
             self.relay.txns.free(idx);
         }
     }

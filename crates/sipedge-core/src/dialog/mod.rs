@@ -1,0 +1,241 @@
+//! Dialog tracking for limits (issue 16; what Kamailio's `dialog` module does for them): a
+//! call holds its [`Charge`] from the admitted INVITE until its final non-2xx (CANCEL ends
+//! it with 487), its BYE, or `[dialogs] max_duration_secs`.
+//!
+//! | phase | owner | ends when |
+//! | --- | --- | --- |
+//! | INVITE admitted, no final response yet | the shard of the INVITE's cell (`pending`, by cell index) | final non-2xx sent upstream, or the cell is freed without a 2xx |
+//! | first 2xx forwarded | the dialog's owner shard: `key % shards`, `key` = MAC(Call-ID, the two tags in byte order) — computable from the BYE of either end on any shard | BYE from either end (the first one; a retransmission or the other end's BYE finds nothing), max duration |
+//!
+//! A dialog changes owner once, over the mesh ([`DialogMsg::Open`]); a BYE landing on
+//! another shard sends [`DialogMsg::End`] to the owner. The charge is a value released by
+//! `Drop`, so it is given back exactly once whoever drops it — a mesh message the shell
+//! could not queue included (the call then goes on untracked, counted).
+//!
+//! Not kept across a restart: the table is memory only (README "What a restart forgets").
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::limits::Charge;
+use crate::time::Millis;
+
+/// Default `[dialogs] max_dialogs`: calls tracked at once, all shards together. A dialog
+/// costs under 200 bytes (`dialog_entry_fits_the_budget`; example `dialog_memory`), so
+/// 1M is under 200 MiB.
+pub const DEFAULT_MAX_DIALOGS: usize = 1_000_000;
+/// Default `[dialogs] max_duration_secs`: 0 = no maximum.
+pub const DEFAULT_MAX_DURATION_SECS: u32 = 0;
+/// Default `[dialogs] keepalive_secs` (the seeds' "SIP ping"; not sent yet, see the README).
+pub const DEFAULT_KEEPALIVE_SECS: u32 = 30;
+
+/// `[dialogs]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialogConfig {
+    /// Calls this shard tracks at most (its share of `[dialogs] max_dialogs`). A call that
+    /// would pass it is refused ([`crate::limits::LimitRefusal::DialogTableFull`]).
+    pub max_dialogs: usize,
+    /// A confirmed call is forgotten (its channels released) after this long; 0 = never.
+    pub max_duration_secs: u32,
+    /// In-dialog OPTIONS interval (parsed; not acted on yet).
+    pub keepalive_secs: u32,
+}
+
+impl Default for DialogConfig {
+    fn default() -> Self {
+        Self {
+            max_dialogs: DEFAULT_MAX_DIALOGS,
+            max_duration_secs: DEFAULT_MAX_DURATION_SECS,
+            keepalive_secs: DEFAULT_KEEPALIVE_SECS,
+        }
+    }
+}
+
+/// Between shards: a dialog changing owner, or its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialogMsg {
+    /// The first 2xx of a call whose dialog `key` belongs to the receiver.
+    Open {
+        /// The dialog key.
+        key: u64,
+        /// What the call holds (released when the receiver drops it).
+        charge: Charge,
+    },
+    /// A BYE for dialog `key` arrived on the sender.
+    End {
+        /// The dialog key.
+        key: u64,
+    },
+}
+
+/// Keys are MAC outputs or cell indices, not attacker-plannable: one multiply spreads them.
+#[derive(Default)]
+pub(crate) struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(26)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)) ^ (self.0 >> 56);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<MixHasher>>;
+
+/// A confirmed call.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// Held for its `Drop`: removing the entry releases the call's channels.
+    #[allow(dead_code)]
+    pub(crate) charge: Charge,
+    pub(crate) created: Millis,
+}
+
+/// Dialog counters of one shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DialogStats {
+    /// Calls confirmed (first 2xx) and tracked here.
+    pub opened: u64,
+    /// Calls ended by BYE.
+    pub ended_bye: u64,
+    /// Calls ended by `max_duration_secs`.
+    pub expired: u64,
+    /// Calls that went on untracked (table full when the 2xx came).
+    pub untracked: u64,
+    /// BYEs that found no dialog (retransmissions, the second end's BYE, untracked calls).
+    pub bye_unknown: u64,
+    /// Dialog messages sent to another shard.
+    pub handed_off: u64,
+}
+
+/// One shard's dialogs: INVITEs in progress with a charge, and confirmed calls it owns.
+#[derive(Debug, Default)]
+pub(crate) struct Dialogs {
+    pending: Map<u32, Charge>,
+    table: Map<u64, Entry>,
+    /// Confirmed calls in creation order, for the max duration (stale keys skipped).
+    order: VecDeque<(u64, Millis)>,
+    pub stats: DialogStats,
+}
+
+impl Dialogs {
+    /// Calls this shard holds (pending + confirmed).
+    pub(crate) fn len(&self) -> usize {
+        self.pending.len() + self.table.len()
+    }
+
+    /// Confirmed calls owned here.
+    pub(crate) fn confirmed(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The INVITE of cell `idx` holds `charge` until its final response.
+    pub(crate) fn hold(&mut self, idx: u32, charge: Charge) {
+        self.pending.insert(idx, charge);
+    }
+
+    /// The charge of cell `idx`'s INVITE, taken out (its 2xx came).
+    pub(crate) fn take_pending(&mut self, idx: u32) -> Option<Charge> {
+        self.pending.remove(&idx)
+    }
+
+    /// The call of cell `idx` ended without a 2xx: its charge is released.
+    pub(crate) fn fail(&mut self, idx: u32) {
+        self.pending.remove(&idx);
+    }
+
+    /// A confirmed call: tracked unless the table holds `cap` already (then released).
+    pub(crate) fn open(&mut self, key: u64, charge: Charge, now: Millis, cap: usize, timed: bool) {
+        if self.table.len() >= cap && !self.table.contains_key(&key) {
+            self.stats.untracked += 1;
+            return;
+        }
+        self.stats.opened += 1;
+        if timed {
+            self.order.push_back((key, now));
+            if self.order.len() > 2 * self.table.len() + 1024 {
+                let table = &self.table;
+                self.order
+                    .retain(|(k, at)| table.get(k).is_some_and(|e| e.created == *at));
+            }
+        }
+        // A second 2xx for the same dialog (a retransmission) keeps the first entry.
+        self.table.entry(key).or_insert(Entry {
+            charge,
+            created: now,
+        });
+    }
+
+    /// BYE: the dialog `key` ends (its charge released); false when there was none.
+    pub(crate) fn end(&mut self, key: u64) -> bool {
+        let found = self.table.remove(&key).is_some();
+        if found {
+            self.stats.ended_bye += 1;
+        } else {
+            self.stats.bye_unknown += 1;
+        }
+        found
+    }
+
+    /// Ends every confirmed call older than `max_ms` at `now`.
+    pub(crate) fn expire(&mut self, now: Millis, max_ms: u64) {
+        while let Some(&(key, at)) = self.order.front() {
+            if at.plus(max_ms) > now {
+                break;
+            }
+            self.order.pop_front();
+            if self.table.get(&key).is_some_and(|e| e.created == at) {
+                self.table.remove(&key);
+                self.stats.expired += 1;
+            }
+        }
+    }
+
+    /// When the oldest confirmed call reaches `max_ms`.
+    pub(crate) fn next_expiry(&self, max_ms: u64) -> Option<Millis> {
+        self.order.front().map(|&(_, at)| at.plus(max_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialog_entry_fits_the_budget() {
+        // One dialog: its map slot (key + entry + 1 control byte, at the worst 50 % load
+        // just after growth), its order slot and its share of nothing else (counters are
+        // per key, not per call). Issue 16: ≤ 400 bytes per dialog.
+        let slot = std::mem::size_of::<(u64, Entry)>() + 1;
+        let order = std::mem::size_of::<(u64, Millis)>();
+        let worst = 2 * slot + 2 * order;
+        assert!(worst <= 400, "{worst} bytes per dialog");
+        assert!(std::mem::size_of::<Entry>() <= 64, "{}", std::mem::size_of::<Entry>());
+    }
+
+    #[test]
+    fn end_is_once_and_expiry_skips_ended_calls() {
+        let mut d = Dialogs::default();
+        d.open(1, Charge::default(), Millis(0), 10, true);
+        d.open(2, Charge::default(), Millis(5), 10, true);
+        assert!(d.end(1));
+        assert!(!d.end(1), "a retransmitted BYE finds nothing");
+        assert_eq!(d.next_expiry(100), Some(Millis(100)));
+        d.expire(Millis(104), 100);
+        assert_eq!(d.confirmed(), 1);
+        d.expire(Millis(105), 100);
+        assert_eq!(d.confirmed(), 0);
+        assert_eq!(d.stats.expired, 1);
+        d.open(3, Charge::default(), Millis(5), 0, false);
+        assert_eq!(d.stats.untracked, 1, "a full table tracks nothing more");
+    }
+}
