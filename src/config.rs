@@ -121,6 +121,10 @@ pub struct Config {
     pub auth: crate::auth_config::AuthSetup,
     /// `[limits]` (src/config_limits.rs).
     pub limits: crate::config_limits::Limits,
+    /// `[limits]` call limits with `[[ip_auth]]` ones (src/config_dialogs.rs, issue 16).
+    pub call_limits: sipedge_core::limits::LimitsSpec,
+    /// `[dialogs]` (src/config_dialogs.rs, issue 16).
+    pub dialogs: sipedge_core::dialog::DialogConfig,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -150,6 +154,8 @@ struct RawConfig {
     ip_auth: Vec<crate::auth_config::RawIpAuth>,
     #[serde(default)]
     limits: crate::config_limits::RawLimits,
+    #[serde(default)]
+    dialogs: crate::config_dialogs::RawDialogs,
 }
 
 #[derive(Debug, Deserialize)]
@@ -469,6 +475,14 @@ impl Config {
         let proxy = crate::config_relay::parse_proxy(&raw.proxy);
         let limits =
             crate::config_limits::parse_limits(&raw.limits).map_err(|(k, m)| err(k.into(), m))?;
+        let ip_limits: Vec<_> = raw
+            .ip_auth
+            .iter()
+            .map(|e| sipedge_core::limits::Limit::new(e.channels, e.cps))
+            .collect();
+        let dialogs =
+            crate::config_dialogs::parse_dialogs(&raw.dialogs).map_err(|(k, m)| err(k, m))?;
+        let raw_call_limits = raw.limits.call_limits();
         let auth = crate::auth_config::parse(
             raw.auth,
             raw.accounts,
@@ -479,7 +493,20 @@ impl Config {
             registrar.case_sensitive,
         )
         .map_err(|(k, m)| err(k, m))?;
+        // Issue 16: an account's users may not be assigned more channels than it has.
+        sipedge_core::limits::check_capacity(&auth.spec).map_err(|m| err("accounts".into(), m))?;
+        let ip_auth = auth
+            .spec
+            .ip_auth
+            .iter()
+            .zip(ip_limits)
+            .map(|(e, l)| (e.cidr, l))
+            .collect();
+        let call_limits = crate::config_dialogs::parse_call_limits(&raw_call_limits, ip_auth)
+            .map_err(|(k, m)| err(k, m))?;
         Ok(Config {
+            call_limits,
+            dialogs,
             sip,
             proxy,
             limits,

@@ -7,6 +7,7 @@
 mod admin;
 mod auth_config;
 mod config;
+mod config_dialogs;
 mod config_limits;
 mod config_nat;
 mod config_relay;
@@ -139,9 +140,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (events_tx, events_rx) = mpsc::channel();
     let mut threads = Vec::new();
+    // Issue 16: the call limits' counters, shared by every shard (and every reload).
+    let call_limits =
+        sipedge_core::limits::LimitsTable::build(&auth.db, cfg.call_limits.clone(), None)
+            .into_handle();
     let tables = Arc::new(shard::SharedTables::new(sipedge_core::ReloadTables {
         auth: Arc::clone(&auth.db),
         nat_users: cfg.nat.users.clone(),
+        limits: Arc::clone(&call_limits),
     }));
     for (id, ((socks, wake), mesh)) in sockets.into_iter().zip(wakes).zip(meshes).enumerate() {
         let setup = shard::ShardSetup {
@@ -188,6 +194,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     cfg.limits.max_transaction_bytes,
                     shards as u16,
                 ),
+                limits: Arc::clone(&call_limits),
+                dialogs: sipedge_core::dialog::DialogConfig {
+                    max_dialogs: cfg.dialogs.max_dialogs.div_ceil(shards),
+                    ..cfg.dialogs
+                },
                 ..CoreConfig::default()
             },
             persist: restored.as_mut().map(|r| shard::PersistSetup {
@@ -486,16 +497,22 @@ fn reload(
                 .map_err(anyhow::Error::msg)?;
             let db =
                 sipedge_core::auth::AuthDb::build(&c.auth.spec).map_err(anyhow::Error::from)?;
-            Ok((db, c.nat.users))
+            Ok((db, c.nat.users, c.call_limits))
         });
     match built {
-        Ok((db, nat)) => {
+        Ok((db, nat, call_limits)) => {
             let users = db.user_count();
             let nat_users = current.nat_users.next(nat.to_map());
             let nat_changed = nat_users.changed();
+            let auth = Arc::new(db);
+            // Issue 16: the counters of every key that still exists carry over.
+            let limits =
+                sipedge_core::limits::LimitsTable::build(&auth, call_limits, Some(&current.limits))
+                    .into_handle();
             tables.publish(sipedge_core::ReloadTables {
-                auth: Arc::new(db),
+                auth,
                 nat_users,
+                limits,
             });
             for w in wakers {
                 w.wake();

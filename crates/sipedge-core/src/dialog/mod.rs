@@ -219,7 +219,11 @@ mod tests {
         let order = std::mem::size_of::<(u64, Millis)>();
         let worst = 2 * slot + 2 * order;
         assert!(worst <= 400, "{worst} bytes per dialog");
-        assert!(std::mem::size_of::<Entry>() <= 64, "{}", std::mem::size_of::<Entry>());
+        assert!(
+            std::mem::size_of::<Entry>() <= 64,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
     }
 
     #[test]

@@ -29,8 +29,8 @@ use ipnet::IpNet;
 use smallvec::SmallVec;
 
 use crate::auth::{AuthDb, AuthSpec};
-pub use counter::{Counter, Limit};
 use counter::Over;
+pub use counter::{Counter, Limit};
 pub use refusal::LimitRefusal;
 
 /// Default `[limits] retry_after_secs`: the Retry-After of a refusal (randomised ±20 %).
@@ -185,7 +185,10 @@ impl IpCounters {
         let k = ip_key(ip);
         for p in 0..IP_PROBES.min(n) {
             let s = &self.slots[(k as usize).wrapping_add(p) & (n - 1)];
-            let claimed = match s.key.compare_exchange(0, k, Ordering::AcqRel, Ordering::Acquire) {
+            let claimed = match s
+                .key
+                .compare_exchange(0, k, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => true,
                 Err(seen) => seen == k,
             };
@@ -431,7 +434,11 @@ impl LimitsTable {
             }
         };
         use LimitRefusal as K;
-        take(&self.server, self.spec.server, (K::ServerChannels, K::ServerCps))?;
+        take(
+            &self.server,
+            self.spec.server,
+            (K::ServerChannels, K::ServerCps),
+        )?;
         let both = self.spec.count == CountMode::Both;
         for a in [p.caller_account, p.callee_account.filter(|_| both)]
             .into_iter()

@@ -66,7 +66,10 @@ fn capacity_check_names_account_capacity_sum_and_users() {
         ..Default::default()
     };
     let e = check_capacity(&spec).err().unwrap_or_default();
-    assert!(e.starts_with("No channel capacity available for your account"), "{e}");
+    assert!(
+        e.starts_with("No channel capacity available for your account"),
+        "{e}"
+    );
     for part in ["acme", "10", "12", "alice (6)", "bob (6)"] {
         assert!(e.contains(part), "{part} in {e}");
     }
@@ -79,7 +82,10 @@ fn capacity_check_names_account_capacity_sum_and_users() {
 fn per_ip_limits_count_each_source_apart() {
     let d = db(&[], &[]);
     let spec = LimitsSpec {
-        ip_auth: vec![("10.0.0.0/8".parse().unwrap_or_else(|_| unreachable!()), Limit::new(Some(1), None))],
+        ip_auth: vec![(
+            "10.0.0.0/8".parse().unwrap_or_else(|_| unreachable!()),
+            Limit::new(Some(1), None),
+        )],
         ..LimitsSpec::default()
     };
     let t = LimitsTable::build(&d, spec, None);
@@ -89,7 +95,13 @@ fn per_ip_limits_count_each_source_apart() {
     };
     let a = t.admit(&p("10.0.0.1"), 0);
     assert!(a.is_ok());
-    assert_eq!(t.admit(&p("10.0.0.1"), 0).err(), Some(LimitRefusal::IpChannels));
-    assert!(t.admit(&p("10.0.0.2"), 0).is_ok(), "another source, its own count");
+    assert_eq!(
+        t.admit(&p("10.0.0.1"), 0).err(),
+        Some(LimitRefusal::IpChannels)
+    );
+    assert!(
+        t.admit(&p("10.0.0.2"), 0).is_ok(),
+        "another source, its own count"
+    );
     assert_eq!(t.ip_keys_used(), 2);
 }
