@@ -20,7 +20,12 @@ impl std::fmt::Debug for Admin {
 
 impl Admin {
     /// Binds `addr` and serves until [`Admin::stop`].
-    pub fn start(addr: SocketAddr, shards: Vec<Arc<ShardMetrics>>) -> Result<Admin, String> {
+    /// `extra` appends what is not per shard (issue 16: the shared limit counters).
+    pub fn start(
+        addr: SocketAddr,
+        shards: Vec<Arc<ShardMetrics>>,
+        extra: Option<Box<dyn Fn(&mut String) + Send>>,
+    ) -> Result<Admin, String> {
         let server = tiny_http::Server::http(addr).map_err(|e| e.to_string())?;
         let server = Arc::new(server);
         let srv = Arc::clone(&server);
@@ -35,7 +40,11 @@ impl Admin {
                                 &b"text/plain; version=0.0.4; charset=utf-8"[..],
                             )
                             .unwrap_or_else(|_| unreachable!("static header is valid"));
-                            tiny_http::Response::from_string(render(&shards)).with_header(header)
+                            let mut text = render(&shards);
+                            if let Some(f) = &extra {
+                                f(&mut text);
+                            }
+                            tiny_http::Response::from_string(text).with_header(header)
                         }
                         _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
                     };

@@ -12,6 +12,7 @@ mod config_limits;
 mod config_nat;
 mod config_relay;
 mod metrics;
+mod metrics_dialogs;
 mod metrics_limits;
 mod metrics_nat;
 mod metrics_relay;
@@ -114,12 +115,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     );
     let wakers: Vec<_> = wakes.iter().map(WakeFd::waker).collect();
     let metrics: Vec<_> = (0..shards).map(|_| Arc::default()).collect();
-    let admin = admin::Admin::start(cfg.admin_listen, metrics.clone()).map_err(|e| {
-        anyhow::anyhow!(
-            "config {name}: key `admin.listen`: cannot listen on {}: {e}",
-            cfg.admin_listen
-        )
-    })?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let epoch = Instant::now();
@@ -149,6 +144,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         nat_users: cfg.nat.users.clone(),
         limits: Arc::clone(&call_limits),
     }));
+    let admin = admin::Admin::start(
+        cfg.admin_listen,
+        metrics.clone(),
+        Some(metrics_dialogs::limits_renderer(Arc::clone(&tables), epoch)),
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "config {name}: key `admin.listen`: cannot listen on {}: {e}",
+            cfg.admin_listen
+        )
+    })?;
     for (id, ((socks, wake), mesh)) in sockets.into_iter().zip(wakes).zip(meshes).enumerate() {
         let setup = shard::ShardSetup {
             id,

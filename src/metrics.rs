@@ -142,6 +142,8 @@ pub struct ShardMetrics {
     pub turns: crate::metrics_turns::TurnMetrics,
     /// Caps and journal (`metrics_limits.rs`, issue 13).
     pub limits: crate::metrics_limits::LimitsMetrics,
+    /// Dialogs (`metrics_dialogs.rs`, issue 16).
+    pub dialogs: crate::metrics_dialogs::DialogMetrics,
 }
 
 /// Loop-level counts the shard keeps itself.
@@ -271,6 +273,7 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
     crate::metrics_relay::render(&mut out, shards);
     crate::metrics_turns::render(&mut out, shards);
     crate::metrics_limits::render(&mut out, shards);
+    crate::metrics_dialogs::render(&mut out, shards);
     out
 }
 
