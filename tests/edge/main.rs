@@ -10,6 +10,7 @@ mod common;
 mod auth;
 mod cli;
 mod engine;
+mod limits;
 mod nat;
 mod persistence;
 mod registrar;
