@@ -6,6 +6,9 @@ use std::thread::JoinHandle;
 
 use crate::metrics::{render, ShardMetrics};
 
+/// Appends to the metrics text what is not per shard.
+pub type Extra = Box<dyn Fn(&mut String) + Send>;
+
 /// A running admin server.
 pub struct Admin {
     server: Arc<tiny_http::Server>,
@@ -24,7 +27,7 @@ impl Admin {
     pub fn start(
         addr: SocketAddr,
         shards: Vec<Arc<ShardMetrics>>,
-        extra: Option<Box<dyn Fn(&mut String) + Send>>,
+        extra: Option<Extra>,
     ) -> Result<Admin, String> {
         let server = tiny_http::Server::http(addr).map_err(|e| e.to_string())?;
         let server = Arc::new(server);

@@ -170,7 +170,7 @@ pub fn render_limits(out: &mut String, t: &LimitsTable, sec: u32) {
 pub fn limits_renderer(
     tables: Arc<crate::shard::SharedTables>,
     epoch: Instant,
-) -> Box<dyn Fn(&mut String) + Send> {
+) -> crate::admin::Extra {
     Box::new(move |out| {
         let sec = (epoch.elapsed().as_millis() / 1000) as u32;
         render_limits(out, &tables.current().limits, sec);

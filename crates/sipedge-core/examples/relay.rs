@@ -324,7 +324,11 @@ fn dialogs(n: u64) {
     }
     let after = rss_kib();
     let (pending, confirmed) = c.dialog_count();
-    assert_eq!((pending, confirmed as u64), (0, n + warm), "every call tracked");
+    assert_eq!(
+        (pending, confirmed as u64),
+        (0, n + warm),
+        "every call tracked"
+    );
     println!(
         "tracked dialogs: {confirmed} (transactions left: {})",
         c.transaction_count()

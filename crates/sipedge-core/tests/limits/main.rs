@@ -408,6 +408,8 @@ fn exact_across_four_shards_and_a_bye_on_another_shard_releases() {
     assert_eq!(again, 3, "all three channels back, no more");
     let ended: u64 = c.iter().map(|k| k.dialog_stats().ended_bye).sum();
     assert_eq!(ended, 3, "released exactly once each");
+    let handed: u64 = c.iter().map(|k| k.dialog_stats().handed_off).sum();
+    assert!(handed > 0, "some dialogs and BYEs crossed shards");
 }
 
 #[test]
