@@ -466,6 +466,9 @@ impl LimitsTable {
     }
 }
 
+/// Users named in a capacity error at most.
+const MAX_USERS_LISTED: usize = 20;
+
 /// Issue 16 "Capacity check at load": an account's users may not be assigned more channels
 /// than the account has. The message names the account, its capacity, the sum and the users.
 pub fn check_capacity(spec: &AuthSpec) -> Result<(), String> {
@@ -481,10 +484,21 @@ pub fn check_capacity(spec: &AuthSpec) -> Result<(), String> {
             .collect();
         let sum: u64 = users.iter().map(|&(_, c)| u64::from(c)).sum();
         if sum > u64::from(cap) {
-            let list: Vec<String> = users.iter().map(|(n, c)| format!("{n} ({c})")).collect();
+            // The users, largest first; a long list is cut (an account may have thousands).
+            let mut users = users;
+            users.sort_by_key(|&(_, c)| std::cmp::Reverse(c));
+            let mut list: Vec<String> = users
+                .iter()
+                .take(MAX_USERS_LISTED)
+                .map(|(n, c)| format!("{n} ({c})"))
+                .collect();
+            if users.len() > MAX_USERS_LISTED {
+                list.push(format!("and {} more", users.len() - MAX_USERS_LISTED));
+            }
             return Err(format!(
-                "No channel capacity available for your account: account `{}` has {cap} channels, its users are assigned {sum}: {}",
+                "No channel capacity available for your account: account `{}` has {cap} channels, its {} users are assigned {sum}: {}",
                 a.name,
+                users.len(),
                 list.join(", ")
             ));
         }
