@@ -43,10 +43,10 @@ pub(crate) fn parse_dialogs(d: &RawDialogs) -> Result<DialogConfig, Fail> {
             format!("{} is above 604800 (a week)", d.max_duration_secs),
         ));
     }
-    if !(1..=3600).contains(&d.keepalive_secs) {
+    if d.keepalive_secs > 3600 {
         return Err((
             "dialogs.keepalive_secs".into(),
-            format!("{} is outside 1..=3600", d.keepalive_secs),
+            format!("{} is outside 0..=3600 (0 = off)", d.keepalive_secs),
         ));
     }
     Ok(DialogConfig {

@@ -246,6 +246,9 @@ impl Core {
             if self.nat_response(now, local, remote, msg, v) {
                 return; // one of our keepalives (nat::ping), on any shard
             }
+            if self.dialog_ka_response(now, msg, v) {
+                return; // one of our in-dialog OPTIONS/BYEs (dialog::keepalive), any shard
+            }
             // A response from a phone (the callee, named in To) shows its NAT binding alive.
             self.note_traffic(v, remote, true);
             // Client transactions of the relay (RFC 3261 §17.1.3); unmatched: discarded.

@@ -89,6 +89,8 @@ pub(crate) enum Purpose {
     ToTag = 5,
     /// Dialog key of a tracked call (`dialog`, issue 16).
     Dialog = 6,
+    /// Via branch of an in-dialog OPTIONS or BYE the edge sends itself (`dialog::keepalive`).
+    DialogPing = 7,
 }
 
 /// SipHash-2-4 keyed from the node secret.

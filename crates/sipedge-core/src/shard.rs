@@ -56,6 +56,9 @@ impl ShardMsg {
                         .map_or(0, |_| std::mem::size_of::<sipedge_msg::Parsed>())
             }
             ShardMsg::Lookup { aor, .. } => aor.capacity(),
+            ShardMsg::Dialog(crate::dialog::DialogMsg::Open { ends, .. }) => {
+                ends.as_ref().map_or(0, |e| e.len())
+            }
             ShardMsg::Dialog(_) => 0,
             ShardMsg::LookupReply(r) => {
                 r.contacts.capacity() * std::mem::size_of::<crate::lookup::LookupContact>()

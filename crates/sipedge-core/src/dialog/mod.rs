@@ -14,6 +14,10 @@
 //!
 //! Not kept across a restart: the table is memory only (README "What a restart forgets").
 
+pub(crate) mod end;
+pub(crate) mod ends;
+pub(crate) mod keepalive;
+
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -26,7 +30,7 @@ use crate::time::Millis;
 pub const DEFAULT_MAX_DIALOGS: usize = 1_000_000;
 /// Default `[dialogs] max_duration_secs`: 0 = no maximum.
 pub const DEFAULT_MAX_DURATION_SECS: u32 = 0;
-/// Default `[dialogs] keepalive_secs` (the seeds' "SIP ping"; not sent yet, see the README).
+/// Default `[dialogs] keepalive_secs` (the seeds' "SIP ping"; [`keepalive`]); 0 = off.
 pub const DEFAULT_KEEPALIVE_SECS: u32 = 30;
 
 /// `[dialogs]`.
@@ -37,7 +41,7 @@ pub struct DialogConfig {
     pub max_dialogs: usize,
     /// A confirmed call is forgotten (its channels released) after this long; 0 = never.
     pub max_duration_secs: u32,
-    /// In-dialog OPTIONS interval (parsed; not acted on yet).
+    /// In-dialog OPTIONS to both ends every this many seconds ([`keepalive`]); 0 = off.
     pub keepalive_secs: u32,
 }
 
@@ -60,6 +64,19 @@ pub enum DialogMsg {
         key: u64,
         /// What the call holds (released when the receiver drops it).
         charge: Charge,
+        /// What in-dialog requests to its ends need ([`ends`]), when kept.
+        ends: Option<Box<[u8]>>,
+    },
+    /// A final answer to one of our in-dialog OPTIONS ([`keepalive`]), MAC checked.
+    Alive {
+        /// The dialog key.
+        key: u64,
+        /// From the callee's side (B), else the caller's (A).
+        b_side: bool,
+        /// The round it answers (ms mod 2³²).
+        sent: u32,
+        /// Its status code.
+        code: u16,
     },
     /// A BYE for dialog `key` arrived on the sender.
     End {
@@ -98,6 +115,9 @@ pub(crate) struct Entry {
     #[allow(dead_code)]
     pub(crate) charge: Charge,
     pub(crate) created: Millis,
+    /// Flows, URIs, tags and keepalive state for requests of our own ([`ends`]); `None`
+    /// when neither keepalives nor a max duration are configured (nothing to send).
+    pub(crate) ends: Option<Box<[u8]>>,
 }
 
 /// Dialog counters of one shard.
@@ -115,6 +135,23 @@ pub struct DialogStats {
     pub bye_unknown: u64,
     /// Dialog messages sent to another shard.
     pub handed_off: u64,
+    /// In-dialog OPTIONS sent (both ends, retries included).
+    pub keepalives_sent: u64,
+    /// In-dialog OPTIONS answered (a final response other than 481/408).
+    pub keepalives_answered: u64,
+    /// Calls ended because an end answered no keepalive within 64·T1.
+    pub keepalive_timeouts: u64,
+    /// Calls ended because an end answered a keepalive 481 or 408.
+    pub keepalive_gone: u64,
+    /// Keepalive answers with a bad MAC, for a gone call or an old round.
+    pub keepalive_answers_stale: u64,
+    /// Calls the edge ended itself with BYEs (keepalive or max duration).
+    pub ended_by_edge: u64,
+    /// BYEs the edge sent (two per call it ended).
+    pub byes_sent: u64,
+    /// Confirmed calls kept without their ends (fields above `ends::MAX_ENDS_BYTES`, or
+    /// no Record-Route of ours): no keepalives, no BYE at max duration.
+    pub unreachable: u64,
 }
 
 /// One shard's dialogs: INVITEs in progress with a charge, and confirmed calls it owns.
@@ -124,6 +161,10 @@ pub(crate) struct Dialogs {
     table: Map<u64, Entry>,
     /// Confirmed calls in creation order, for the max duration (stale keys skipped).
     order: VecDeque<(u64, Millis)>,
+    /// Keepalive rounds due ([`keepalive`]).
+    ka_due: VecDeque<(u64, Millis)>,
+    /// Keepalive checks due, 32·T1 apart ([`keepalive`]).
+    ka_check: VecDeque<(u64, Millis)>,
     pub stats: DialogStats,
 }
 
@@ -154,10 +195,22 @@ impl Dialogs {
     }
 
     /// A confirmed call: tracked unless the table holds `cap` already (then released).
-    pub(crate) fn open(&mut self, key: u64, charge: Charge, now: Millis, cap: usize, timed: bool) {
-        if self.table.len() >= cap && !self.table.contains_key(&key) {
+    /// False when it was not tracked as a new entry (table full, or a repeated 2xx).
+    pub(crate) fn open(
+        &mut self,
+        key: u64,
+        (charge, ends): (Charge, Option<Box<[u8]>>),
+        now: Millis,
+        cap: usize,
+        timed: bool,
+    ) -> bool {
+        if self.table.contains_key(&key) {
+            // A second 2xx for the same dialog (a retransmission) keeps the first entry.
+            return false;
+        }
+        if self.table.len() >= cap {
             self.stats.untracked += 1;
-            return;
+            return false;
         }
         self.stats.opened += 1;
         if timed {
@@ -168,11 +221,15 @@ impl Dialogs {
                     .retain(|(k, at)| table.get(k).is_some_and(|e| e.created == *at));
             }
         }
-        // A second 2xx for the same dialog (a retransmission) keeps the first entry.
-        self.table.entry(key).or_insert(Entry {
-            charge,
-            created: now,
-        });
+        self.table.insert(
+            key,
+            Entry {
+                charge,
+                created: now,
+                ends,
+            },
+        );
+        true
     }
 
     /// BYE: the dialog `key` ends (its charge released); false when there was none.
@@ -186,15 +243,18 @@ impl Dialogs {
         found
     }
 
-    /// Ends every confirmed call older than `max_ms` at `now`.
-    pub(crate) fn expire(&mut self, now: Millis, max_ms: u64) {
+    /// Ends every confirmed call older than `max_ms` at `now`; the ended entries are
+    /// pushed on `ended` (their charges released when the caller drops them).
+    pub(crate) fn expire(&mut self, now: Millis, max_ms: u64, ended: &mut Vec<(u64, Entry)>) {
         while let Some(&(key, at)) = self.order.front() {
             if at.plus(max_ms) > now {
                 break;
             }
             self.order.pop_front();
             if self.table.get(&key).is_some_and(|e| e.created == at) {
-                self.table.remove(&key);
+                if let Some(e) = self.table.remove(&key) {
+                    ended.push((key, e));
+                }
                 self.stats.expired += 1;
             }
         }
@@ -229,17 +289,19 @@ mod tests {
     #[test]
     fn end_is_once_and_expiry_skips_ended_calls() {
         let mut d = Dialogs::default();
-        d.open(1, Charge::default(), Millis(0), 10, true);
-        d.open(2, Charge::default(), Millis(5), 10, true);
+        d.open(1, (Charge::default(), None), Millis(0), 10, true);
+        d.open(2, (Charge::default(), None), Millis(5), 10, true);
         assert!(d.end(1));
         assert!(!d.end(1), "a retransmitted BYE finds nothing");
         assert_eq!(d.next_expiry(100), Some(Millis(100)));
-        d.expire(Millis(104), 100);
+        let mut ended = Vec::new();
+        d.expire(Millis(104), 100, &mut ended);
         assert_eq!(d.confirmed(), 1);
-        d.expire(Millis(105), 100);
+        d.expire(Millis(105), 100, &mut ended);
+        assert_eq!(ended.len(), 1);
         assert_eq!(d.confirmed(), 0);
         assert_eq!(d.stats.expired, 1);
-        d.open(3, Charge::default(), Millis(5), 0, false);
+        d.open(3, (Charge::default(), None), Millis(5), 0, false);
         assert_eq!(d.stats.untracked, 1, "a full table tracks nothing more");
     }
 }

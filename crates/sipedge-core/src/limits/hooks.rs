@@ -151,29 +151,47 @@ impl Core {
         self.dialogs.fail(idx);
     }
 
-    /// The first 2xx of cell `idx`'s INVITE went upstream: the call is confirmed and its
-    /// charge moves to the dialog's owner shard.
-    pub(crate) fn dialog_confirmed(&mut self, now: Millis, idx: u32, v: &Validated<'_>) {
+    /// The first 2xx (from branch `b`) of cell `idx`'s INVITE went upstream: the call is
+    /// confirmed and its charge — with its ends when keepalives or a max duration need
+    /// them — moves to the dialog's owner shard.
+    pub(crate) fn dialog_confirmed(
+        &mut self,
+        now: Millis,
+        (idx, b): (u32, usize),
+        (msg, v): (&Message<'_>, &Validated<'_>),
+    ) {
         let Some(charge) = self.dialogs.take_pending(idx) else {
             return;
+        };
+        let d = self.cfg.dialogs;
+        let ends = if d.keepalive_secs > 0 || d.max_duration_secs > 0 {
+            self.dialog_ends(idx, b, (msg, v))
+        } else {
+            None
         };
         let from = v.from.tag().unwrap_or_default();
         let to = v.to.tag().unwrap_or_default();
         let key = self.dialog_key(v.call_id, from, to);
         let owner = self.dialog_owner(key);
         if owner == self.cfg.shard {
-            self.dialog_open(now, key, charge);
+            self.dialog_open(now, key, charge, ends);
         } else {
             self.dialogs.stats.handed_off += 1;
-            self.shard_out
-                .push_back((owner, ShardMsg::Dialog(DialogMsg::Open { key, charge })));
+            self.shard_out.push_back((
+                owner,
+                ShardMsg::Dialog(DialogMsg::Open { key, charge, ends }),
+            ));
         }
     }
 
-    fn dialog_open(&mut self, now: Millis, key: u64, charge: Charge) {
+    fn dialog_open(&mut self, now: Millis, key: u64, charge: Charge, ends: Option<Box<[u8]>>) {
         let cap = self.cfg.dialogs.max_dialogs;
         let timed = self.cfg.dialogs.max_duration_secs > 0;
-        self.dialogs.open(key, charge, now, cap, timed);
+        let pinged = ends.is_some() && self.cfg.dialogs.keepalive_secs > 0;
+        if self.dialogs.open(key, (charge, ends), now, cap, timed) && pinged {
+            let period = u64::from(self.cfg.dialogs.keepalive_secs) * 1000;
+            self.dialogs.schedule_keepalive(key, now, period);
+        }
     }
 
     /// A BYE (RFC 3261 §15.1.2) inside a dialog of ours, from either end: the call's
@@ -195,28 +213,48 @@ impl Core {
     /// A dialog message from another shard.
     pub(crate) fn dialog_shard_msg(&mut self, now: Millis, msg: DialogMsg) {
         match msg {
-            DialogMsg::Open { key, charge } => self.dialog_open(now, key, charge),
+            DialogMsg::Open { key, charge, ends } => self.dialog_open(now, key, charge, ends),
             DialogMsg::End { key } => {
                 self.dialogs.end(key);
+            }
+            DialogMsg::Alive {
+                key,
+                b_side,
+                sent,
+                code,
+            } => {
+                use crate::dialog::ends::Side;
+                let side = if b_side { Side::B } else { Side::A };
+                self.dialog_answered(now, key, side, sent, code);
             }
         }
     }
 
-    /// `[dialogs] max_duration_secs`: confirmed calls that reached it are forgotten and
-    /// their channels released.
+    /// `[dialogs] max_duration_secs`: confirmed calls that reached it are ended (a BYE to
+    /// both ends, [`crate::dialog::end`]) and their channels released; then the in-dialog
+    /// keepalives due ([`crate::dialog::keepalive`]).
     pub(crate) fn dialog_timeout(&mut self, now: Millis) {
         let max = self.cfg.dialogs.max_duration_secs;
         if max > 0 {
-            self.dialogs.expire(now, u64::from(max) * 1000);
+            let mut ended = Vec::new();
+            self.dialogs.expire(now, u64::from(max) * 1000, &mut ended);
+            for (key, entry) in ended {
+                self.dialog_bye_ends(now, key, &entry, crate::dialog::end::Cause::MaxDuration);
+            }
         }
+        self.dialog_keepalive_timeout(now);
     }
 
     /// When the next call reaches its maximum duration.
     pub(crate) fn dialog_poll_timeout(&self) -> Option<Millis> {
         let max = self.cfg.dialogs.max_duration_secs;
-        (max > 0)
+        let expiry = (max > 0)
             .then(|| self.dialogs.next_expiry(u64::from(max) * 1000))
-            .flatten()
+            .flatten();
+        match (expiry, self.dialogs.next_keepalive()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Dialog counters of this shard.

@@ -154,7 +154,7 @@ impl Core {
                 self.forward_upstream(idx, b, (msg, v), false);
                 if first {
                     // Issue 16: the call is confirmed; its channels stay held by the dialog.
-                    self.dialog_confirmed(now, idx, v);
+                    self.dialog_confirmed(now, (idx, b), (msg, v));
                     // §16.7 step 10: the other branches are cancelled.
                     for o in 0..self.relay.txns.cell(idx).branches.len() {
                         if o != b {
