@@ -5,6 +5,7 @@
 
 #[path = "../relay/harness.rs"]
 mod harness;
+mod keepalive;
 mod keys;
 
 use std::sync::Arc;
