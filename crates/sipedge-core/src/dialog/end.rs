@@ -63,5 +63,4 @@ impl Core {
             self.dialog_send_own(key, block, (Own::Bye, side), sent, cause.reason());
         }
     }
-
 }

@@ -231,8 +231,22 @@ pub(crate) fn write_request(
 ) {
     use Field::*;
     let (target, route, local_uri, local_tag, remote_uri, remote_tag) = match side {
-        Side::A => (CallerTarget, RouteA, CalleeUri, CalleeTag, CallerUri, CallerTag),
-        Side::B => (CalleeTarget, RouteB, CallerUri, CallerTag, CalleeUri, CalleeTag),
+        Side::A => (
+            CallerTarget,
+            RouteA,
+            CalleeUri,
+            CalleeTag,
+            CallerUri,
+            CallerTag,
+        ),
+        Side::B => (
+            CalleeTarget,
+            RouteB,
+            CallerUri,
+            CallerTag,
+            CalleeUri,
+            CalleeTag,
+        ),
     };
     let (method, cseq): (&[u8], u32) = match (own, side) {
         (Own::Options, Side::A) => (b"OPTIONS", 0),
@@ -319,7 +333,8 @@ impl crate::core::Core {
         let callee_target = v.first_contact?.addr()?.uri().raw();
         // §12.1.1 / §12.1.2: the route set is the Record-Route list; ours splits it into
         // the part toward the callee (before ours, reversed) and toward the caller (after).
-        let rr: smallvec::SmallVec<[&[u8]; 4]> = msg.header_items(HeaderName::RecordRoute).collect();
+        let rr: smallvec::SmallVec<[&[u8]; 4]> =
+            msg.header_items(HeaderName::RecordRoute).collect();
         let ours = rr.iter().position(|r| {
             NameAddr::parse(r).is_ok_and(|n| {
                 n.uri().params().value(b"sed").is_some() && self.is_ours_uri(n.uri())
@@ -370,7 +385,15 @@ mod tests {
         let a = flow("203.0.113.5:5070", 0);
         let b = flow("[2001:db8::1]:5062", 3);
         let f: [&[u8]; FIELDS] = [
-            b"call", b"t1", b"t2", b"sip:a@x", b"sip:b@x", b"sip:a@1.2.3.4", b"", b"", b"<sip:p>",
+            b"call",
+            b"t1",
+            b"t2",
+            b"sip:a@x",
+            b"sip:b@x",
+            b"sip:a@1.2.3.4",
+            b"",
+            b"",
+            b"<sip:p>",
         ];
         let mut blk = pack(a, b, 7, &f).unwrap_or_else(|| unreachable!());
         let e = Ends(&blk);

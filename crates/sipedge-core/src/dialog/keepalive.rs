@@ -140,7 +140,11 @@ impl Core {
     fn ping_mac(&self, key: u64, own: Own, side: Side, sent: u32) -> u64 {
         self.mac.digest(
             Purpose::DialogPing,
-            &[&key.to_be_bytes(), &[kind_char(own, side)], &sent.to_be_bytes()],
+            &[
+                &key.to_be_bytes(),
+                &[kind_char(own, side)],
+                &sent.to_be_bytes(),
+            ],
         )
     }
 
@@ -177,14 +181,7 @@ impl Core {
         };
         let via = format!("SIP/2.0/UDP {adv}");
         let mut out = Vec::with_capacity(512);
-        ends::write_request(
-            &mut out,
-            e,
-            own,
-            side,
-            (via.as_bytes(), &branch),
-            reason,
-        );
+        ends::write_request(&mut out, e, own, side, (via.as_bytes(), &branch), reason);
         self.out.push(flow.local, flow.addr, &out);
         match own {
             Own::Options => self.dialogs.stats.keepalives_sent += 1,

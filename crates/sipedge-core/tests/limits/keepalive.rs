@@ -79,7 +79,10 @@ fn call_up(c: &mut [Core]) -> Out {
 fn keepalives_go_to_both_ends_inside_the_dialog_at_the_period() {
     let mut c = one_channel(ka(30, 0));
     call_up(&mut c);
-    assert!(sent(&tick(&mut c, 30_099), "OPTIONS").is_empty(), "not before");
+    assert!(
+        sent(&tick(&mut c, 30_099), "OPTIONS").is_empty(),
+        "not before"
+    );
     let out = tick(&mut c, 30_100);
     let opts = sent(&out, "OPTIONS");
     assert_eq!(opts.len(), 2, "{out:?}");
@@ -110,13 +113,22 @@ fn a_200_to_the_keepalive_keeps_the_call() {
     let out = tick(&mut c, 30_100);
     for o in sent(&out, "OPTIONS") {
         let relayed = reply(&mut c, 0, 30_200, o, 200);
-        assert!(relayed.is_empty(), "our ping's answer is not relayed: {relayed:?}");
+        assert!(
+            relayed.is_empty(),
+            "our ping's answer is not relayed: {relayed:?}"
+        );
     }
     let resend = tick(&mut c, 30_100 + HALF + 1);
-    assert!(sent(&resend, "OPTIONS").is_empty(), "no resend to answered ends");
+    assert!(
+        sent(&resend, "OPTIONS").is_empty(),
+        "no resend to answered ends"
+    );
     let later = tick(&mut c, 60_099);
     assert!(sent(&later, "BYE").is_empty(), "{later:?}");
-    assert!(dial(&mut c, 0, 60_099, "c2").is_err(), "the call still holds its channel");
+    assert!(
+        dial(&mut c, 0, 60_099, "c2").is_err(),
+        "the call still holds its channel"
+    );
     let next = tick(&mut c, 60_100);
     assert_eq!(sent(&next, "OPTIONS").len(), 2, "next round");
     for o in sent(&next, "OPTIONS") {
@@ -134,7 +146,13 @@ fn a_silent_end_ends_the_call_with_byes_to_both_and_frees_the_channel() {
     let out = tick(&mut c, 30_100);
     let opts = sent(&out, "OPTIONS");
     // Alice answers; bob is gone.
-    reply(&mut c, 0, 30_150, opts.iter().find(|o| to_alice(o)).unwrap(), 200);
+    reply(
+        &mut c,
+        0,
+        30_150,
+        opts.iter().find(|o| to_alice(o)).unwrap(),
+        200,
+    );
     let resend = tick(&mut c, 30_100 + HALF);
     let again = sent(&resend, "OPTIONS");
     assert_eq!(again.len(), 1, "once more to the silent end only");
@@ -155,7 +173,10 @@ fn a_silent_end_ends_the_call_with_byes_to_both_and_frees_the_channel() {
     }
     assert!(dial(&mut c, 0, 62_300, "c3").is_ok(), "channel released");
     let s = c[0].dialog_stats();
-    assert_eq!((s.keepalive_timeouts, s.ended_by_edge, s.byes_sent), (1, 1, 2));
+    assert_eq!(
+        (s.keepalive_timeouts, s.ended_by_edge, s.byes_sent),
+        (1, 1, 2)
+    );
     assert_eq!(c[0].dialog_count().1, 0);
 }
 
@@ -176,7 +197,10 @@ fn a_481_to_the_keepalive_ends_the_call_at_once() {
     assert!(dial(&mut c, 0, 30_300, "c2").is_ok());
     // Bob's own BYE afterwards finds nothing; the channel is not given back twice.
     bye(&mut c, 0, 30_400, &a, "c1");
-    assert!(dial(&mut c, 0, 30_500, "c3").is_err(), "c2 holds the only channel");
+    assert!(
+        dial(&mut c, 0, 30_500, "c3").is_err(),
+        "c2 holds the only channel"
+    );
 }
 
 #[test]
