@@ -17,12 +17,12 @@ use crate::metrics::ShardMetrics;
 /// One shard's dialog counters, written only by that shard.
 #[derive(Debug, Default)]
 pub struct DialogMetrics {
-    cells: [AtomicU64; 8],
+    cells: [AtomicU64; 14],
 }
 
 type Row = (&'static str, &'static str, &'static str);
 
-const ROWS: [Row; 8] = [
+const ROWS: [Row; 14] = [
     (
         "dialogs_pending",
         "gauge",
@@ -63,6 +63,36 @@ const ROWS: [Row; 8] = [
         "counter",
         "Dialog messages sent to the owner shard.",
     ),
+    (
+        "dialogs_keepalives_sent_total",
+        "counter",
+        "In-dialog OPTIONS sent to call ends ([dialogs] keepalive_secs; resends included).",
+    ),
+    (
+        "dialogs_keepalives_answered_total",
+        "counter",
+        "In-dialog OPTIONS answered (a final response other than 481/408).",
+    ),
+    (
+        "dialogs_keepalive_timeouts_total",
+        "counter",
+        "Calls ended because an end answered no keepalive within 64*T1.",
+    ),
+    (
+        "dialogs_keepalive_gone_total",
+        "counter",
+        "Calls ended because an end answered a keepalive 481 or 408.",
+    ),
+    (
+        "dialogs_byes_sent_total",
+        "counter",
+        "BYEs the edge sent itself (keepalive loss or max duration; two per call).",
+    ),
+    (
+        "dialogs_unreachable_total",
+        "counter",
+        "Tracked calls kept without their ends (no keepalives, no BYE at max duration).",
+    ),
 ];
 
 impl DialogMetrics {
@@ -79,6 +109,12 @@ impl DialogMetrics {
             s.untracked,
             s.bye_unknown,
             s.handed_off,
+            s.keepalives_sent,
+            s.keepalives_answered,
+            s.keepalive_timeouts,
+            s.keepalive_gone,
+            s.byes_sent,
+            s.unreachable,
         ];
         for (c, v) in self.cells.iter().zip(v) {
             c.store(v, Relaxed);

@@ -15,9 +15,10 @@
 //! address the relay itself uses for the dialog's requests), never a URI from the wire.
 //!
 //! Layout: `awaiting (1) · ping sent ms mod 2³² (4) · INVITE CSeq (4) · flags (1) · flow A ·
-//! flow B` (a flow: socket 2, IP 4 or 16, port 2), then [`FIELDS`] strings, each a `u16`
-//! length and its bytes. At most [`MAX_ENDS_BYTES`]: a dialog whose fields do not fit is
-//! tracked without keepalives or BYE (counted `unreachable`).
+//! flow B` (a flow: socket 2, IP 4 or 16, port 2), then [`FIELDS`] strings, each its length
+//! (one byte; two for the route sets) and its bytes. At most [`MAX_ENDS_BYTES`], and at most
+//! 255 bytes a string but the route sets: a dialog whose fields do not fit is tracked
+//! without keepalives or BYE (counted `unreachable`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -48,6 +49,15 @@ pub(crate) enum Field {
 
 /// Number of [`Field`]s.
 pub(crate) const FIELDS: usize = 9;
+
+/// Bytes of the length of field `i`: the route sets (the last two) may pass 255 bytes.
+fn len_bytes(i: usize) -> usize {
+    if i >= Field::RouteA as usize {
+        2
+    } else {
+        1
+    }
+}
 
 const AWAITING: usize = 0;
 const SENT: usize = 1;
@@ -107,9 +117,16 @@ pub(crate) fn pack(
     fields: &[&[u8]; FIELDS],
 ) -> Option<Box<[u8]>> {
     let flows = flow_len(a.addr.is_ipv6()) + flow_len(b.addr.is_ipv6());
-    let strings: usize = fields.iter().map(|f| 2 + f.len()).sum();
+    let strings: usize = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| len_bytes(i) + f.len())
+        .sum();
     let total = FLOWS + flows + strings;
-    if total > MAX_ENDS_BYTES {
+    let short = fields[..Field::RouteA as usize]
+        .iter()
+        .all(|f| f.len() <= 255);
+    if total > MAX_ENDS_BYTES || !short {
         return None;
     }
     let mut out = Vec::with_capacity(total);
@@ -119,9 +136,13 @@ pub(crate) fn pack(
     out.push(u8::from(a.addr.is_ipv6()) | u8::from(b.addr.is_ipv6()) << 1);
     put_flow(&mut out, a);
     put_flow(&mut out, b);
-    for f in fields {
-        // total ≤ MAX_ENDS_BYTES, so every length fits a u16.
-        out.extend_from_slice(&(f.len() as u16).to_be_bytes());
+    for (i, f) in fields.iter().enumerate() {
+        // Checked above: a short field fits a u8, any field a u16 (total ≤ MAX_ENDS_BYTES).
+        if len_bytes(i) == 1 {
+            out.push(f.len() as u8);
+        } else {
+            out.extend_from_slice(&(f.len() as u16).to_be_bytes());
+        }
         out.extend_from_slice(f);
     }
     Some(out.into_boxed_slice())
@@ -155,17 +176,18 @@ impl<'a> Ends<'a> {
         };
         let mut at = FLOWS + flow_len(flags & 1 != 0) + flow_len(flags & 2 != 0);
         for i in 0..FIELDS {
-            let Some(l) = self.0.get(at..at + 2) else {
+            let n = len_bytes(i);
+            let Some(l) = self.0.get(at..at + n) else {
                 return b"";
             };
-            let len = usize::from(u16::from_be_bytes([l[0], l[1]]));
-            let Some(s) = self.0.get(at + 2..at + 2 + len) else {
+            let len = l.iter().fold(0usize, |acc, &b| acc << 8 | usize::from(b));
+            let Some(s) = self.0.get(at + n..at + n + len) else {
                 return b"";
             };
             if i == f as usize {
                 return s;
             }
-            at += 2 + len;
+            at += n + len;
         }
         b""
     }
@@ -407,7 +429,15 @@ mod tests {
         answered(&mut blk, Side::B);
         assert_eq!((awaiting(&blk), sent(&blk)), (1, 99));
         let big = vec![b'x'; MAX_ENDS_BYTES];
-        let f2: [&[u8]; FIELDS] = [&big, b"", b"", b"", b"", b"", b"", b"", b""];
+        let f2: [&[u8]; FIELDS] = [b"", b"", b"", b"", b"", b"", b"", b"", &big];
         assert!(pack(a, b, 1, &f2).is_none());
+        let long = vec![b'y'; 256];
+        let f3: [&[u8]; FIELDS] = [&long, b"", b"", b"", b"", b"", b"", b"", b""];
+        assert!(pack(a, b, 1, &f3).is_none(), "a short field over 255 bytes");
+        let route = vec![b'r'; 300];
+        let f4: [&[u8]; FIELDS] = [b"c", b"", b"", b"", b"", b"", b"", &route, b"x"];
+        let blk = pack(a, b, 1, &f4).unwrap_or_else(|| unreachable!());
+        assert_eq!(Ends(&blk).field(Field::RouteA), &route[..]);
+        assert_eq!(Ends(&blk).field(Field::RouteB), b"x");
     }
 }

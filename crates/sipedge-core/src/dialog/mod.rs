@@ -310,7 +310,8 @@ mod tests {
         )
         .unwrap_or_else(|| unreachable!());
         let with_ends = bare + 2 * queue + block.len();
-        assert!(block.len() <= 200, "{} bytes of ends", block.len());
+        // 189 bytes: mimalloc's 192-byte size class.
+        assert!(block.len() <= 192, "{} bytes of ends", block.len());
         assert!(
             with_ends <= 600,
             "{with_ends} bytes per dialog with its ends"
