@@ -9,6 +9,7 @@ mod common;
 
 mod auth;
 mod cli;
+mod dialog_keepalive;
 mod engine;
 mod limits;
 mod nat;
