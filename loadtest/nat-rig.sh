@@ -20,16 +20,24 @@
 #                           callee and public caller → NATed callee, each with the caller and
 #                           with the callee ending the call — then print the counts.
 # Needs root, iproute2, iptables, sipp. Subnets are private to the namespaces.
+#
+# Environment (defaults in brackets), so several rigs can coexist: RIG_NS, the prefix of
+# every namespace and interface name [sn]; RIG_LAN, the first three octets of the private
+# /24 [10.15.0]; RIG_WAN, those of the public /24 [198.18.15]. The hosts keep their last
+# octet (NAT .1 on both sides, phone .2, edge .2, public UA .3).
 set -euo pipefail
 
-LAN_NET=10.15.0.0/24
-NAT_LAN=10.15.0.1
-PHONE=10.15.0.2
-NAT_WAN=198.18.15.1
-EDGE=198.18.15.2
-PUB=198.18.15.3
+P=${RIG_NS:-sn}
+LAN=${RIG_LAN:-10.15.0}
+WAN=${RIG_WAN:-198.18.15}
+LAN_NET=$LAN.0/24
+NAT_LAN=$LAN.1
+PHONE=$LAN.2
+NAT_WAN=$WAN.1
+EDGE=$WAN.2
+PUB=$WAN.3
 
-ns() { echo "sn$1$2"; }
+ns() { echo "$P$1$2"; }
 x() { ip netns exec "$1" "${@:2}"; }
 
 up() {
@@ -41,27 +49,27 @@ up() {
         x "$s" ip link set lo up
     done
     # The public segment: one bridge, one port per public host.
-    x "$w" ip link add "sn${t}br" type bridge
-    x "$w" ip link set "sn${t}br" up
+    x "$w" ip link add "${P}${t}br" type bridge
+    x "$w" ip link set "${P}${t}br" up
     for h in n e u; do
-        ip link add "sn${t}${h}0" netns "$(ns "$t" "$h")" type veth peer name "sn${t}w${h}" netns "$w"
-        x "$w" ip link set "sn${t}w${h}" master "sn${t}br" up
-        x "$(ns "$t" "$h")" ip link set "sn${t}${h}0" up
+        ip link add "${P}${t}${h}0" netns "$(ns "$t" "$h")" type veth peer name "${P}${t}w${h}" netns "$w"
+        x "$w" ip link set "${P}${t}w${h}" master "${P}${t}br" up
+        x "$(ns "$t" "$h")" ip link set "${P}${t}${h}0" up
     done
-    x "$n" ip addr add "$NAT_WAN/24" dev "sn${t}n0"
-    x "$e" ip addr add "$EDGE/24" dev "sn${t}e0"
-    x "$u" ip addr add "$PUB/24" dev "sn${t}u0"
+    x "$n" ip addr add "$NAT_WAN/24" dev "${P}${t}n0"
+    x "$e" ip addr add "$EDGE/24" dev "${P}${t}e0"
+    x "$u" ip addr add "$PUB/24" dev "${P}${t}u0"
     # The private segment: phones ↔ NAT.
-    ip link add "sn${t}p0" netns "$p" type veth peer name "sn${t}n1" netns "$n"
-    x "$p" ip addr add "$PHONE/24" dev "sn${t}p0"
-    x "$p" ip link set "sn${t}p0" up
+    ip link add "${P}${t}p0" netns "$p" type veth peer name "${P}${t}n1" netns "$n"
+    x "$p" ip addr add "$PHONE/24" dev "${P}${t}p0"
+    x "$p" ip link set "${P}${t}p0" up
     x "$p" ip route add default via "$NAT_LAN"
-    x "$n" ip addr add "$NAT_LAN/24" dev "sn${t}n1"
-    x "$n" ip link set "sn${t}n1" up
+    x "$n" ip addr add "$NAT_LAN/24" dev "${P}${t}n1"
+    x "$n" ip link set "${P}${t}n1" up
     x "$n" sysctl -qw net.ipv4.ip_forward=1
-    x "$n" iptables -t nat -A POSTROUTING -s "$LAN_NET" -o "sn${t}n0" -j MASQUERADE
-    x "$n" iptables -A FORWARD -i "sn${t}n0" -o "sn${t}n1" -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-    x "$n" iptables -A FORWARD -i "sn${t}n0" -o "sn${t}n1" -j DROP
+    x "$n" iptables -t nat -A POSTROUTING -s "$LAN_NET" -o "${P}${t}n0" -j MASQUERADE
+    x "$n" iptables -A FORWARD -i "${P}${t}n0" -o "${P}${t}n1" -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+    x "$n" iptables -A FORWARD -i "${P}${t}n0" -o "${P}${t}n1" -j DROP
     # The edge and the public UA route everything else via the NAT box (their "internet"),
     # so a datagram to a private address would leave — and is counted and dropped first.
     x "$e" ip route add default via "$NAT_WAN"

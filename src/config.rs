@@ -62,21 +62,8 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Transport of a listen entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// UDP.
-    Udp,
-}
-
-/// One `[server] listen` entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Listen {
-    /// Transport.
-    pub transport: Transport,
-    /// Address.
-    pub addr: SocketAddr,
-}
+use crate::config_listen::parse_listen;
+pub use crate::config_listen::Listen;
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +91,10 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     /// `[log] level`.
     pub log_level: String,
+    /// `[admin]` (src/config_admin.rs).
+    pub admin: crate::config_admin::AdminSetup,
+    /// `[log]` (src/config_admin.rs).
+    pub log: crate::config_admin::LogSetup,
     /// `[registrar]`.
     pub registrar: RegistrarConfig,
     /// `[registrar] expected_bindings`: bindings the whole edge is sized for at start
@@ -133,9 +124,9 @@ struct RawConfig {
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
-    admin: RawAdmin,
+    admin: crate::config_admin::RawAdmin,
     #[serde(default)]
-    log: RawLog,
+    log: crate::config_admin::RawLog,
     #[serde(default)]
     registrar: RawRegistrar,
     #[serde(default)]
@@ -169,6 +160,7 @@ struct RawRegistrar {
     overflow: String,
     max_bindings: u64,
     expected_bindings: u64,
+    accept_path: String,
     persistence: RawPersistence,
 }
 
@@ -183,6 +175,7 @@ impl Default for RawRegistrar {
             overflow: "reject".into(),
             max_bindings: DEFAULT_MAX_BINDINGS as u64,
             expected_bindings: 0,
+            accept_path: "trusted".into(),
             persistence: RawPersistence::default(),
         }
     }
@@ -207,6 +200,7 @@ struct RawServer {
     xdp_zero_copy: bool,
     xdp_poll_us: u32,
     xdp_neighbours: usize,
+    xdp_busy_poll_us: u32,
 }
 
 impl Default for RawServer {
@@ -228,6 +222,7 @@ impl Default for RawServer {
             xdp_zero_copy: true,
             xdp_poll_us: XdpConfig::default().poll_us,
             xdp_neighbours: XdpConfig::default().neighbours,
+            xdp_busy_poll_us: XdpConfig::default().busy_poll_us,
         }
     }
 }
@@ -282,6 +277,12 @@ fn xdp_config(s: &RawServer, io: IoMode) -> Result<XdpConfig, (String, String)> 
             format!("{} is outside 1..=16777216", s.xdp_neighbours),
         ));
     }
+    if s.xdp_busy_poll_us > 10_000 {
+        return Err((
+            key("xdp_busy_poll_us"),
+            format!("{} is above 10000 (10 ms)", s.xdp_busy_poll_us),
+        ));
+    }
     Ok(XdpConfig {
         interface: s.xdp_interface.clone(),
         queue: 0,
@@ -292,35 +293,8 @@ fn xdp_config(s: &RawServer, io: IoMode) -> Result<XdpConfig, (String, String)> 
         zero_copy: s.xdp_zero_copy,
         poll_us: s.xdp_poll_us,
         neighbours: s.xdp_neighbours,
+        busy_poll_us: s.xdp_busy_poll_us,
     })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawAdmin {
-    listen: String,
-}
-
-impl Default for RawAdmin {
-    fn default() -> Self {
-        Self {
-            listen: DEFAULT_ADMIN_LISTEN.into(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawLog {
-    level: String,
-}
-
-impl Default for RawLog {
-    fn default() -> Self {
-        Self {
-            level: "info".into(),
-        }
-    }
 }
 
 impl Config {
@@ -362,13 +336,29 @@ impl Config {
         let mut listen = Vec::new();
         for (i, entry) in s.listen.iter().enumerate() {
             let l = parse_listen(entry).map_err(|m| err(format!("server.listen[{i}]"), m))?;
-            if listen.contains(&l) {
+            if listen.iter().any(|x: &Listen| x.addr == l.addr) {
                 return Err(err(
                     format!("server.listen[{i}]"),
                     format!("`{entry}` is listed twice"),
                 ));
             }
             listen.push(l);
+        }
+        if let Some(i) = listen
+            .iter()
+            .position(|l| l.addr.ip().is_unspecified() && l.advertise.is_none())
+        {
+            return Err(err(
+                format!("server.listen[{i}]"),
+                format!(
+                    "`{}` binds a wildcard address, which cannot be put in Via or Record-Route: \
+                     add what peers reach this socket as, e.g. `{} advertise sip.example.com:{}` \
+                     (or listen on the interface's own address)",
+                    s.listen[i].trim(),
+                    s.listen[i].trim(),
+                    listen[i].addr.port()
+                ),
+            ));
         }
         let mut domains: Vec<String> = Vec::new();
         for (i, d) in s.domains.iter().enumerate() {
@@ -384,9 +374,19 @@ impl Config {
             }
         }
         for l in &listen {
-            let ip = l.addr.ip().to_string();
-            if !domains.contains(&ip) {
-                domains.push(ip);
+            // The advertised host names this edge too (domains, digest `uri`, our own
+            // Route/Record-Route); a wildcard listen address never does.
+            let adv = l.advertise.as_ref().map(|a| {
+                a.host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string()
+            });
+            let ip = (!l.addr.ip().is_unspecified()).then(|| l.addr.ip().to_string());
+            for d in [ip, adv].into_iter().flatten() {
+                if !domains.contains(&d) {
+                    domains.push(d);
+                }
             }
         }
         let io = match s.io.as_str() {
@@ -432,15 +432,9 @@ impl Config {
                     .map_err(|e| err("server.secret".into(), e.to_string()))?,
             ),
         };
-        let admin_listen = raw.admin.listen.parse().map_err(|_| {
-            err(
-                "admin.listen".into(),
-                format!("`{}` is not an ip:port address", raw.admin.listen),
-            )
-        })?;
-        if raw.log.level.trim().is_empty() {
-            return Err(err("log.level".into(), "must not be empty".into()));
-        }
+        let admin =
+            crate::config_admin::parse_admin(&raw.admin).map_err(|(k, m)| err(k.into(), m))?;
+        let log = crate::config_admin::parse_log(&raw.log).map_err(|(k, m)| err(k.into(), m))?;
         let registrar = parse_registrar(&raw.registrar).map_err(|(k, m)| err(k.into(), m))?;
         if raw.registrar.expected_bindings > MAX_EXPECTED_BINDINGS {
             return Err(err(
@@ -521,8 +515,10 @@ impl Config {
             max_message_bytes: s.max_message_bytes,
             secret,
             xdp,
-            admin_listen,
+            admin_listen: admin.listen,
             log_level: raw.log.level,
+            admin,
+            log,
             registrar,
             expected_bindings: raw.registrar.expected_bindings,
             persistence,
@@ -541,6 +537,15 @@ fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, S
                 format!("`{other}` is not one of \"reject\", \"replace_oldest\""),
             ))
         }
+    };
+    let Some(accept_path) = sipedge_core::AcceptPath::parse(&r.accept_path) else {
+        return Err((
+            "registrar.accept_path",
+            format!(
+                "`{}` is not one of \"trusted\", \"always\", \"never\"",
+                r.accept_path
+            ),
+        ));
     };
     if !(1..=MAX_MAX_EXPIRES_SECS).contains(&r.max_expires) {
         return Err((
@@ -593,6 +598,7 @@ fn parse_registrar(r: &RawRegistrar) -> Result<RegistrarConfig, (&'static str, S
         max_expires_secs: r.max_expires,
         max_contacts: r.max_contacts,
         overflow,
+        accept_path,
     })
 }
 
@@ -602,29 +608,6 @@ const MAX_MAX_BINDINGS: u64 = 1_000_000_000;
 /// Largest `[registrar] expected_bindings` accepted (reserved at start: about 55 bytes of
 /// index and timer storage per expected binding, resident as bindings arrive).
 const MAX_EXPECTED_BINDINGS: u64 = 200_000_000;
-
-/// `transport:ip:port`, IPv6 as `udp:[::1]:5060`.
-fn parse_listen(entry: &str) -> Result<Listen, String> {
-    let (transport, addr) = entry
-        .split_once(':')
-        .ok_or_else(|| format!("`{entry}` is not transport:ip:port"))?;
-    let transport = match transport.to_ascii_lowercase().as_str() {
-        "udp" => Transport::Udp,
-        "tcp" | "tls" | "ws" | "wss" => {
-            return Err(format!(
-                "transport `{transport}` is not supported yet (only udp)"
-            ))
-        }
-        _ => return Err(format!("`{transport}` is not a transport (udp)")),
-    };
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|_| format!("`{addr}` is not an ip:port address (IPv6 as [::1]:5060)"))?;
-    if addr.port() == 0 {
-        return Err(format!("`{entry}`: port 0 is not allowed"));
-    }
-    Ok(Listen { transport, addr })
-}
 
 #[cfg(test)]
 mod tests {
@@ -663,8 +646,14 @@ mod tests {
                 max_contacts: 3,
                 overflow: Overflow::ReplaceOldest,
                 max_bindings: sipedge_core::DEFAULT_MAX_BINDINGS,
+                accept_path: sipedge_core::AcceptPath::Trusted,
             }
         );
+        let c = Config::parse("[registrar]\naccept_path = \"never\"\n", "t")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.registrar.accept_path, sipedge_core::AcceptPath::Never);
+        let e = error_of("[registrar]\naccept_path = \"yes\"\n");
+        assert!(e.to_string().contains("registrar.accept_path"), "{e}");
         let e = error_of("[registrar]\nmax_binding = 3\n");
         assert!(e.to_string().contains("max_binding"), "{e}");
         let c =
@@ -736,6 +725,10 @@ mod tests {
         assert_eq!(
             error_of("[server]\nxdp_attach = \"hw\"\n").key,
             "server.xdp_attach"
+        );
+        assert_eq!(
+            error_of("[server]\nxdp_busy_poll_us = 20000\n").key,
+            "server.xdp_busy_poll_us"
         );
         assert_eq!(
             error_of("[server]\nmax_message_bytes = 100\n").key,

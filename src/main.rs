@@ -5,12 +5,17 @@
 #![allow(unreachable_pub)]
 
 mod admin;
+mod admin_api;
+mod admin_ctl;
 mod auth_config;
 mod config;
+mod config_admin;
 mod config_dialogs;
 mod config_limits;
+mod config_listen;
 mod config_nat;
 mod config_relay;
+mod logging;
 mod metrics;
 mod metrics_dialogs;
 mod metrics_limits;
@@ -18,6 +23,7 @@ mod metrics_nat;
 mod metrics_relay;
 mod metrics_turns;
 mod persist;
+mod sdnotify;
 mod shard;
 
 use std::hash::{BuildHasher, Hasher};
@@ -77,7 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         println!("config {name}: OK");
         return Ok(());
     }
-    init_logging(&cfg.log_level)?;
+    logging::init(&cfg.log)?;
 
     let shards = match (cli.shards, cfg.workers) {
         (Some(0), _) => bail!("--shards must be at least 1"),
@@ -144,10 +150,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         nat_users: cfg.nat.users.clone(),
         limits: Arc::clone(&call_limits),
     }));
+    let (ports, inboxes): (Vec<_>, Vec<_>) = wakers.iter().cloned().map(admin_ctl::channel).unzip();
     let admin = admin::Admin::start(
         cfg.admin_listen,
-        metrics.clone(),
-        Some(metrics_dialogs::limits_renderer(Arc::clone(&tables), epoch)),
+        admin::AdminState {
+            metrics: metrics.clone(),
+            ports: ports.clone(),
+            token: cfg.admin.token.clone(),
+            read_token: cfg.admin.read_token.clone(),
+            started: AtomicBool::new(false),
+            reload: {
+                let (path, tables, wakers) =
+                    (cli.config.clone(), Arc::clone(&tables), wakers.clone());
+                Box::new(move || reload(path.as_deref(), &tables, &wakers))
+            },
+            tables: Arc::clone(&tables),
+            case_sensitive: cfg.registrar.case_sensitive,
+            epoch,
+            message_timeout: Duration::from_millis(64 * cfg.sip.t1_ms) + admin::ASK_TIMEOUT,
+        },
     )
     .map_err(|e| {
         anyhow::anyhow!(
@@ -155,6 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cfg.admin_listen
         )
     })?;
+    let mut inboxes = inboxes.into_iter();
     for (id, ((socks, wake), mesh)) in sockets.into_iter().zip(wakes).zip(meshes).enumerate() {
         let setup = shard::ShardSetup {
             id,
@@ -188,6 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     record_route: cfg.proxy.record_route,
                     allow_outbound: cfg.proxy.allow_outbound,
                     advertise: cfg.listen.iter().map(|l| l.addr).collect(),
+                    advertise_names: cfg.listen.iter().map(|l| l.advertised()).collect(),
                     secret: secret.clone(),
                 },
                 auth: auth.clone(),
@@ -217,6 +240,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             epoch,
             ready: ready_tx.clone(),
             tables: Arc::clone(&tables),
+            admin: inboxes
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("one admin inbox per shard"))?,
         };
         let died = events_tx.clone();
         let t = std::thread::Builder::new()
@@ -252,6 +278,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+    admin.set_started();
+    // systemd (contrib/sipedge.service, Type=notify): ready once every shard serves, and the
+    // watchdog fed while every shard turns.
+    sdnotify::notify("READY=1");
+    let watchdog = sdnotify::Watchdog::start(ports);
     tracing::info!(
         shards,
         listen = ?cfg.listen.iter().map(|l| l.addr).collect::<Vec<_>>(),
@@ -261,9 +292,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     );
 
     let outcome = wait_for_event(signals, events_tx, &events_rx, || {
-        reload(cli.config.as_deref(), &tables, &wakers)
+        let _ = reload(cli.config.as_deref(), &tables, &wakers);
     });
     tracing::info!("stopping");
+    sdnotify::notify("STOPPING=1");
+    if let Some(w) = watchdog {
+        w.stop();
+    }
     stop_all(&stop, &wakers, threads);
     admin.stop();
     match outcome? {
@@ -290,29 +325,10 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(no message)".into())
 }
 
-/// The Via sent-by of our keepalives per socket: the listen address, or the first domain
-/// with the listen port when it is a wildcard address.
+/// The Via sent-by of our keepalives per socket: its advertised `host:port` (`--check`
+/// refuses a wildcard listen without `advertise`).
 fn advertise(cfg: &Config) -> Vec<String> {
-    cfg.listen
-        .iter()
-        .map(
-            |l| match (l.addr.ip().is_unspecified(), cfg.domains.first()) {
-                (true, Some(d)) => format!("{d}:{}", l.addr.port()),
-                _ => l.addr.to_string(),
-            },
-        )
-        .collect()
-}
-
-fn init_logging(level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .with_context(|| format!("key `log.level`: `{level}` is not a valid filter"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    Ok(())
+    cfg.listen.iter().map(|l| l.advertised()).collect()
 }
 
 /// Binds every listen entry once per shard. A port that something else holds is refused
@@ -486,14 +502,15 @@ fn auth_core_config(cfg: &Config, seed: u64) -> anyhow::Result<sipedge_core::aut
 /// re-applies the NAT overrides to the bindings of the changed users at once; bindings and nonces are untouched. Other
 /// sections need a restart. A bad file is logged and the old tables stay, and so does a
 /// file that would turn authentication off or drop every user (`auth_reload.rs`).
+/// The same for `POST /api/v1/reload`: `Ok(summary)`, or `Err(why it was refused)`.
 fn reload(
     path: Option<&std::path::Path>,
     tables: &shard::SharedTables,
     wakers: &[sipedge_rt::Waker],
-) {
+) -> Result<String, String> {
     let Some(path) = path else {
         tracing::info!(target: "sip::auth", "SIGHUP: no --config file, nothing to reload");
-        return;
+        return Ok("no --config file, nothing to reload".into());
     };
     let current = tables.current();
     let built = Config::load(path)
@@ -524,9 +541,13 @@ fn reload(
                 w.wake();
             }
             tracing::info!(target: "sip::auth", users, nat_changed, "SIGHUP: auth tables and per-user NAT settings reloaded (other sections need a restart)");
+            Ok(format!(
+                "{users} users, {nat_changed} per-user NAT changes; other sections need a restart"
+            ))
         }
         Err(e) => {
-            tracing::error!(target: "sip::auth", error = %e, "SIGHUP: reload refused, old tables kept")
+            tracing::error!(target: "sip::auth", error = %e, "SIGHUP: reload refused, old tables kept");
+            Err(format!("{e:#}; old tables kept"))
         }
     }
 }

@@ -201,16 +201,12 @@ pub fn render_limits(out: &mut String, t: &LimitsTable, sec: u32) {
     );
 }
 
-/// What the admin thread renders the shared limits from: the tables in force and the
-/// cores' clock origin (CPS windows are seconds of it).
-pub fn limits_renderer(
-    tables: Arc<crate::shard::SharedTables>,
-    epoch: Instant,
-) -> crate::admin::Extra {
-    Box::new(move |out| {
-        let sec = (epoch.elapsed().as_millis() / 1000) as u32;
-        render_limits(out, &tables.current().limits, sec);
-    })
+/// The shared limit counters of the tables in force, at the shards' clock (`epoch`:
+/// CPS windows are seconds of it), for
+/// `GET /metrics` (issue 16).
+pub fn render_shared_limits(out: &mut String, tables: &crate::shard::SharedTables, epoch: Instant) {
+    let sec = (epoch.elapsed().as_millis() / 1000) as u32;
+    render_limits(out, &tables.current().limits, sec);
 }
 
 #[cfg(test)]

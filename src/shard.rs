@@ -97,6 +97,8 @@ pub struct ShardSetup {
     pub persist: Option<PersistSetup>,
     /// The reload tables, taken between turns.
     pub tables: Arc<SharedTables>,
+    /// Admin API requests (`admin_ctl.rs`), answered between turns.
+    pub admin: crate::admin_ctl::ShardInbox,
 }
 
 /// This shard's part of `[registrar.persistence]`, prepared by `persist::restore`.
@@ -162,6 +164,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         ready,
         persist,
         tables,
+        mut admin,
     } = setup;
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
@@ -250,7 +253,8 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             let core = &mut core;
             let turn_now = &mut turn_now;
             let work_start = &mut work_start;
-            let has_pending = || mesh.has_pending() || stop.load(Ordering::Relaxed);
+            let has_pending =
+                || mesh.has_pending() || admin.has_pending() || stop.load(Ordering::Relaxed);
             engine.wait(timeout, has_pending, |d| {
                 let now = *turn_now.get_or_insert_with(|| {
                     let at = Instant::now();
@@ -284,9 +288,14 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         mesh.recv(MAX_MESH_PER_TURN, |from, msg| {
             core.handle_shard_msg(now, ShardId(from as u16), msg);
         });
+        // Admin API queries: a few per turn, each bounded work (before the journal's turn
+        // end, so a removal is journalled with this turn's changes).
+        admin.serve(&mut core, now);
         if core.poll_timeout().is_some_and(|due| due <= now) {
             core.handle_timeout(now);
         }
+        // Answers that came with this turn's datagrams or timers (a MESSAGE's finals).
+        admin.deliver(&mut core);
         // Before the turn's replies reach the engine: with `sync = "every"` this is the
         // group commit that makes every acknowledged change durable first.
         // The journal's share of the turn, for the slow-turn log line.
@@ -373,10 +382,11 @@ fn drain(
                 at,
                 answered,
             } => {
-                tracing::debug!(target: "sip::parse", %remote, kind = kind.label(), at, answered, "malformed message")
+                // Per packet: rate-limited (`[log] max_per_second`).
+                crate::logging::limited!(debug, target: "sip::parse", %remote, kind = kind.label(), at, answered, "malformed message")
             }
             CoreEvent::PingTimeout { source, misses } => {
-                tracing::info!(target: "sip::nat", %source, misses, "binding deregistered: keepalives unanswered")
+                crate::logging::limited!(info, target: "sip::nat", %source, misses, "binding deregistered: keepalives unanswered")
             }
         }
     }

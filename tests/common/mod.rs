@@ -23,7 +23,7 @@ pub struct Edge {
     pub admin: SocketAddr,
     /// The config file the edge was started with (tests edit it before a SIGHUP).
     pub config: PathBuf,
-    _dir: TempDir,
+    pub _dir: TempDir,
 }
 
 pub use tempfile::TempDir;

@@ -7,6 +7,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin;
+mod admin_msg;
+mod advertise;
 mod auth;
 mod cli;
 mod dialog_keepalive;

@@ -8,5 +8,6 @@ mod common;
 
 mod netns;
 mod netns_nat;
+mod netns_wildcard;
 mod stock_clients;
 mod xdp;

@@ -50,9 +50,31 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
+/// Where a rig lives: its namespace-name prefix and its two /24s (the first three
+/// octets). Hosts keep their last octet (NAT .1, phone .2 on the private side; NAT .1,
+/// edge .2, public UA .3 on the public side).
+#[derive(Clone, Copy, Debug)]
+pub struct Net {
+    /// Prefix of every namespace and interface name (`nat-rig.sh`'s `RIG_NS`).
+    pub prefix: &'static str,
+    /// The private /24, e.g. "10.15.0" (`RIG_LAN`).
+    pub lan: &'static str,
+    /// The public /24, e.g. "198.18.15" (`RIG_WAN`).
+    pub wan: &'static str,
+}
+
+/// The rig of `netns_nat.rs`'s first test: `sn*`, 10.15.0.0/24, 198.18.15.0/24 (the
+/// constants above).
+pub const DEFAULT_NET: Net = Net {
+    prefix: "sn",
+    lan: "10.15.0",
+    wan: "198.18.15",
+};
+
 /// The namespaces of one rig, removed on drop.
 pub struct Rig {
     tag: &'static str,
+    net: Net,
 }
 
 /// One of the rig's hosts.
@@ -86,8 +108,13 @@ impl Host {
 impl Rig {
     /// Builds the rig `sn<tag>{w,n,p,e,u}` (any leftover of the same tag is removed first).
     pub fn up(tag: &'static str) -> Rig {
-        let rig = Rig { tag };
-        let out = Command::new(script()).args(["up", tag]).output().unwrap();
+        Rig::up_in(DEFAULT_NET, tag)
+    }
+
+    /// Builds the rig `<prefix><tag>{w,n,p,e,u}` on `net`'s subnets.
+    pub fn up_in(net: Net, tag: &'static str) -> Rig {
+        let rig = Rig { tag, net };
+        let out = rig.script().args(["up", tag]).output().unwrap();
         assert!(
             out.status.success(),
             "nat-rig.sh up {tag}: {}",
@@ -97,7 +124,30 @@ impl Rig {
     }
 
     pub fn ns(&self, host: Host) -> String {
-        format!("sn{}{}", self.tag, host.letter())
+        format!("{}{}{}", self.net.prefix, self.tag, host.letter())
+    }
+
+    /// `nat-rig.sh` for this rig's names and subnets.
+    fn script(&self) -> Command {
+        let mut c = Command::new(script());
+        c.env("RIG_NS", self.net.prefix)
+            .env("RIG_LAN", self.net.lan)
+            .env("RIG_WAN", self.net.wan);
+        c
+    }
+
+    /// `host`'s address in this rig.
+    pub fn ip(&self, host: Host) -> String {
+        match host {
+            Host::Phone => format!("{}.2", self.net.lan),
+            Host::Edge => format!("{}.2", self.net.wan),
+            Host::Public => format!("{}.3", self.net.wan),
+        }
+    }
+
+    /// The NAT box's public address (the phones' flows as the edge sees them).
+    pub fn nat_wan(&self) -> String {
+        format!("{}.1", self.net.wan)
     }
 
     /// `ip netns exec <host> program args…`.
@@ -108,10 +158,7 @@ impl Rig {
     }
 
     fn count(&self, what: &str) -> u64 {
-        let out = Command::new(script())
-            .args([what, self.tag])
-            .output()
-            .unwrap();
+        let out = self.script().args([what, self.tag]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     }
 
@@ -134,8 +181,8 @@ impl Rig {
             .output();
     }
 
-    /// Starts sipedge in the edge namespace on 198.18.15.2:5060 with `config` (a full
-    /// file's text).
+    /// Starts sipedge in the edge namespace (198.18.15.2:5060 in the default rig) with
+    /// `config` (a full file's text).
     pub fn start_edge(&self, dir: &Path, config: &str) -> Proc {
         let path = dir.join("sipedge.toml");
         std::fs::write(&path, config).unwrap();
@@ -178,7 +225,7 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        let _ = Command::new(script()).args(["down", self.tag]).output();
+        let _ = self.script().args(["down", self.tag]).output();
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::netns::{self, Host, Proc, Rig, EDGE, EDGE_PORT, NAT_WAN, PHONE};
 
-const CALLS: usize = 20;
+pub(crate) const CALLS: usize = 20;
 
 fn scenario(name: &str) -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/sipp/{name}"))
@@ -32,11 +32,31 @@ fn edge_config() -> String {
 }
 
 /// `sipp -sf NAME -s USER -i <host ip> -p PORT ARGS…` in `host`'s namespace.
-fn sipp(rig: &Rig, host: Host, name: &str, user: &str, port: u16, args: &[&str]) -> Command {
+/// Scenario `name` for `rig`: the file itself in the default rig; in another, a copy (in
+/// the temp dir) whose checks expect that rig's edge address instead of 198.18.15.2.
+fn scenario_for(rig: &Rig, name: &str) -> PathBuf {
+    let edge = rig.ip(Host::Edge);
+    if edge == EDGE {
+        return scenario(name);
+    }
+    let text = std::fs::read_to_string(scenario(name)).unwrap();
+    let path = std::env::temp_dir().join(format!("sipedge-{}-{name}", rig.ns(Host::Edge)));
+    std::fs::write(&path, text.replace(EDGE, &edge)).unwrap();
+    path
+}
+
+pub(crate) fn sipp(
+    rig: &Rig,
+    host: Host,
+    name: &str,
+    user: &str,
+    port: u16,
+    args: &[&str],
+) -> Command {
     let mut c = rig.cmd(host, "sipp");
     c.arg("-sf")
-        .arg(scenario(name))
-        .args(["-s", user, "-i", host.ip(), "-p", &port.to_string()])
+        .arg(scenario_for(rig, name))
+        .args(["-s", user, "-i", &rig.ip(host), "-p", &port.to_string()])
         .args(["-nostdin", "-timeout_error", "-trace_err"])
         .args(args)
         .current_dir(std::env::temp_dir())
@@ -45,7 +65,7 @@ fn sipp(rig: &Rig, host: Host, name: &str, user: &str, port: u16, args: &[&str])
     c
 }
 
-fn check(what: &str, out: &Output) {
+pub(crate) fn check(what: &str, out: &Output) {
     assert!(
         out.status.success(),
         "{what} failed ({}):\n{}\n{}",
@@ -63,7 +83,33 @@ fn check(what: &str, out: &Output) {
 /// address: private when it is the phone), then serves `CALLS` calls from `caller`.
 /// `ends` is "caller" or "callee": who re-INVITEs, sends the in-dialog request and hangs up.
 fn calls(rig: &Rig, caller: Host, callee: Host, ends: &str, user: &str, port: u16) {
-    let edge = format!("{EDGE}:{EDGE_PORT}");
+    calls_traced(rig, (caller, callee), ends, user, port, None);
+}
+
+/// [`calls`], with every message both SIPps saw written to `trace/<user>-{uac,uas}.msg`
+/// when `trace` is given (SIPp's `-trace_msg`).
+pub(crate) fn calls_traced(
+    rig: &Rig,
+    (caller, callee): (Host, Host),
+    ends: &str,
+    user: &str,
+    port: u16,
+    trace: Option<&std::path::Path>,
+) {
+    let edge = format!("{}:{EDGE_PORT}", rig.ip(Host::Edge));
+    let msg_file = |side: &str| {
+        trace.map(|d| {
+            let f = d.join(format!("{user}-{side}.msg"));
+            [
+                "-trace_msg".to_string(),
+                "-message_file".into(),
+                f.display().to_string(),
+            ]
+        })
+    };
+    let (uas_trace, uac_trace) = (msg_file("uas"), msg_file("uac"));
+    let uas_trace: Vec<&str> = uas_trace.iter().flatten().map(String::as_str).collect();
+    let uac_trace: Vec<&str> = uac_trace.iter().flatten().map(String::as_str).collect();
     let reg = sipp(
         rig,
         callee,
@@ -83,7 +129,7 @@ fn calls(rig: &Rig, caller: Host, callee: Host, ends: &str, user: &str, port: u1
             &format!("nat_{ends}_ends_uas.xml"),
             user,
             port + 1,
-            &["-m", &n, "-timeout", "60s"],
+            &[&["-m", &n, "-timeout", "60s"][..], &uas_trace].concat(),
         )
         .spawn()
         .unwrap(),
@@ -95,7 +141,12 @@ fn calls(rig: &Rig, caller: Host, callee: Host, ends: &str, user: &str, port: u1
         &format!("nat_{ends}_ends_uac.xml"),
         user,
         port,
-        &["-m", &n, "-r", "20", "-timeout", "60s", &edge],
+        &[
+            &["-m", &n, "-r", "20", "-timeout", "60s"][..],
+            &uac_trace,
+            &[&edge],
+        ]
+        .concat(),
     )
     .output()
     .unwrap();

@@ -4,7 +4,7 @@
 
 use sipedge_msg::{unescape, Scheme, Uri};
 
-use crate::shard::ShardId;
+use crate::output::ShardId;
 
 /// Why a To URI is not an address of record we can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

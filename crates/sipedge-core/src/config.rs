@@ -1,8 +1,16 @@
 //! What a shard's core needs to know, already validated by the shell.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use sipedge_msg::ParseOptions;
 
+use crate::auth_db::db::{AuthDb, AuthHandle};
+use crate::auth_db::nonce::DEFAULT_NC_WINDOW;
 use crate::shard::ShardId;
+
+pub(crate) mod dialogs;
+pub(crate) mod nat;
 
 /// Methods the edge handles today (RFC 3261 §20.5 Allow). Grows as issues land.
 pub const ALLOW: &str = "REGISTER, OPTIONS, INVITE, ACK, CANCEL, BYE, MESSAGE";
@@ -57,6 +65,8 @@ pub struct RegistrarConfig {
     /// takes its share (`max_bindings / shards`, rounded up). A REGISTER that would add a
     /// binding to a full shard gets 503 with Retry-After; refreshes and removals pass.
     pub max_bindings: usize,
+    /// Whose Path a REGISTER may leave with its binding (RFC 3327 §5.3; `path_policy`).
+    pub accept_path: crate::path_policy::AcceptPath,
 }
 
 impl Default for RegistrarConfig {
@@ -69,6 +79,7 @@ impl Default for RegistrarConfig {
             max_contacts: DEFAULT_MAX_CONTACTS,
             overflow: Overflow::Reject,
             max_bindings: DEFAULT_MAX_BINDINGS,
+            accept_path: crate::path_policy::AcceptPath::Trusted,
         }
     }
 }
@@ -94,13 +105,13 @@ pub struct CoreConfig {
     /// encoded or queued (no journal configured).
     pub journal: bool,
     /// `[nat]`: NAT detection and keepalives.
-    pub nat: crate::nat::NatConfig,
+    pub nat: nat::NatConfig,
     /// `[sip]`: transaction timer bases (RFC 3261 T1, T2, T4).
     pub sip: crate::txn::SipTimers,
     /// `[proxy]`: the relay.
-    pub proxy: crate::proxy::ProxyConfig,
+    pub proxy: ProxyConfig,
     /// `[auth]`, `[[accounts]]`, `[[users]]`, `[[ip_auth]]` and the nonce secret.
-    pub auth: crate::auth::AuthConfig,
+    pub auth: AuthConfig,
     /// `[registrar] expected_bindings`: bindings this shard is sized for at start (its
     /// share of the configured total), so the location table's index and the timer wheel
     /// do not grow in the middle of a registration storm. 0: grow on demand.
@@ -110,7 +121,7 @@ pub struct CoreConfig {
     /// `[limits]` call limits and their shared counters (issue 16, [`crate::limits`]).
     pub limits: crate::limits::LimitsHandle,
     /// `[dialogs]` (issue 16, [`crate::dialog`]).
-    pub dialogs: crate::dialog::DialogConfig,
+    pub dialogs: dialogs::DialogConfig,
 }
 
 impl Default for CoreConfig {
@@ -124,19 +135,28 @@ impl Default for CoreConfig {
             seed: 0,
             registrar: RegistrarConfig::default(),
             journal: false,
-            nat: crate::nat::NatConfig::default(),
+            nat: nat::NatConfig::default(),
             sip: crate::txn::SipTimers::default(),
-            proxy: crate::proxy::ProxyConfig::default(),
-            auth: crate::auth::AuthConfig::default(),
+            proxy: ProxyConfig::default(),
+            auth: AuthConfig::default(),
             expected_bindings: 0,
             txn_limits: crate::txn::table::TxnLimits::default(),
             limits: std::sync::Arc::default(),
-            dialogs: crate::dialog::DialogConfig::default(),
+            dialogs: dialogs::DialogConfig::default(),
         }
     }
 }
 
 impl CoreConfig {
+    /// A host:port of ours (one of our domains on one of our ports; no port = 5060).
+    pub(crate) fn is_ours_uri(&self, uri: &sipedge_msg::Uri<'_>) -> bool {
+        // Our domains on no port (an AoR) or on one of our ports.
+        self.is_our_domain(uri.host())
+            && uri
+                .port()
+                .is_none_or(|p| self.proxy.advertise.is_empty() || self.proxy.port_is_ours(p))
+    }
+
     /// True when `host` (as written in a URI, IPv6 with or without brackets) is ours.
     pub fn is_our_domain(&self, host: &[u8]) -> bool {
         let host = match host {
@@ -146,5 +166,88 @@ impl CoreConfig {
         self.domains
             .iter()
             .any(|d| d.as_bytes().eq_ignore_ascii_case(host))
+    }
+}
+
+/// `[proxy]`: how requests are relayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// Add Record-Route to dialog-creating requests so in-dialog requests come through us
+    /// (RFC 3261 §16.6 step 4).
+    pub record_route: bool,
+    /// Relay requests whose Request-URI is outside our domains (for authenticated users and
+    /// IP-auth trunks only). Off: 403 — the edge is not an open relay.
+    pub allow_outbound: bool,
+    /// Our address on each socket (index = `LocalId`), as put in Via and Record-Route.
+    pub advertise: Vec<SocketAddr>,
+    /// Our advertised `host:port` per socket (index = `LocalId`), written instead of
+    /// `advertise` in Via, Record-Route and Path when set (`[server] listen = ["udp:0.0.0.0:5060
+    /// advertise sip.example.com"]`): a host name, or the public address of a 1:1 NAT.
+    /// Missing or empty: `advertise`.
+    pub advertise_names: Vec<String>,
+    /// The node secret (`[server] secret`), the same on every shard: keys the MAC of the
+    /// dialog token in our Record-Route (`proxy::token`), of our Via branches and of our NAT
+    /// ping branches (`secret`). Never a table seed.
+    pub secret: crate::secret::NodeSecret,
+}
+
+impl ProxyConfig {
+    /// Is `port` one of the ports we listen on or advertise? (A Route, Request-URI or Via
+    /// naming one of our domains on such a port is us.)
+    pub(crate) fn port_is_ours(&self, port: u16) -> bool {
+        self.advertise.iter().any(|a| a.port() == port)
+            || self
+                .advertise_names
+                .iter()
+                .filter_map(|n| n.rsplit_once(':'))
+                .any(|(_, p)| p.parse::<u16>() == Ok(port))
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            record_route: true,
+            allow_outbound: false,
+            advertise: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
+            advertise_names: Vec::new(),
+            secret: crate::secret::NodeSecret::default(),
+        }
+    }
+}
+
+/// What a shard's core is given for authentication (part of [`crate::CoreConfig`]).
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// The tables, shared by every shard; a reload replaces them whole
+    /// ([`crate::Core::handle_config`]).
+    pub db: AuthHandle,
+    /// The nonce secret (`[auth] nonce_secret`, else random from the shell at start).
+    pub nonce_secret: Vec<u8>,
+    /// This edge instance's id (random at start): nonces of an earlier run are refused even
+    /// with a configured secret.
+    pub instance: u32,
+    /// Nonces whose nonce-counts a shard remembers (a power of two).
+    pub nc_window: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            db: Arc::new(AuthDb::default()),
+            nonce_secret: Vec::new(),
+            instance: 0,
+            nc_window: DEFAULT_NC_WINDOW,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("users", &self.db.user_count())
+            .field("instance", &self.instance)
+            .field("nc_window", &self.nc_window)
+            .finish_non_exhaustive()
     }
 }

@@ -21,6 +21,11 @@
 //! [`Core::restore_record`] replays, [`record_owner`] re-routes; [`Core::set_wall_clock`]
 //! gives the UNIX time the records carry. Lookups: [`Core::lookup`] on the owner,
 //! [`Core::request_lookup`] / [`Core::poll_lookup`] from anywhere (over the mesh).
+//! Admin API (`admin`): [`Core::handle_admin`] / [`Core::poll_admin_reply`] on the owner
+//! shard, between turns: one AoR, a listing in bounded slices, a journalled removal, and a
+//! MESSAGE to every contact of an AoR, which the relay originates (`proxy::originate`:
+//! client transactions with no server side, their finals for a local consumer) and which
+//! is answered once every contact has its final response.
 //!
 //! NAT (`nat`): each stored contact is marked NATed or not at REGISTER; the relay reaches a
 //! NATed binding at [`LookupContact::received`] from the binding's socket
@@ -33,36 +38,73 @@
 //! turns; the core holds no shared mutable configuration.
 //! Keepalives run inside [`Core::handle_timeout`]; counters in [`CoreStats::nat`].
 //!
-//! **Layout.** `core` (the [`Core`] type and dispatch), `stateless` (requests the edge
-//! answers itself without state: OPTIONS, error replies, 405/501/416/481), `registrar`
-//! (REGISTER per RFC 3261 §10.3, RFC 5626 flows, RFC 3327 Path; expiry timers), `location/`
+//! **Shape** (issue 14; `tests/no_cycles.rs` keeps it). [`Core`] is a thin dispatcher: it
+//! owns the shard's identity, one output sink (`io::Io`: config, outbox, hand-offs,
+//! journal queue, events, counters, scratch, wheel, MAC and To-tag keys, wall clock) and
+//! each subsystem's state, and lends a subsystem `&mut` of the sink and of the stores it
+//! works on for one call (the rustls/quinn pattern). Only `core.rs` and `core/` (dispatch,
+//! and the public hooks as glue: `admin`, `auth`, `nat`, `relay`, `lookup`, `journal`,
+//! `invariants`, `dialog`) have `impl Core`; no other module names `crate::core`.
+//!
+//! | module | kind | owns | is lent / names |
+//! | --- | --- | --- | --- |
+//! | `core` (+ `core/`) | dispatcher | identity, the sink, every subsystem's state | everything below |
+//! | `registrar` (`Registrar<'_>`) | subsystem | `RegistrarBufs` | `&mut Location`, sink, `AuthState`, `NatRuntime`; names `auth`, `nat`, `bindings` |
+//! | `auth` (`Authenticator<'_>`) | subsystem | `AuthState` (nonce key, nc window, HA2 memo) | sink |
+//! | `nat` (`NatPinger<'_>`) | subsystem | `NatRuntime` (schedule, RTT histogram) | `&mut Location`, sink; names `bindings` |
+//! | `proxy` (`RelayCx<'_>`) | subsystem | `Relay` (the transaction table) | `&mut Location`, sink, `AuthState`, `Dialogs`; names `auth`, `nat` (reach address), `bindings`, `dialog` |
+//! | `dialog` (`DialogCx<'_>`) | subsystem | `Dialogs` (calls holding channels: pending INVITEs by cell, confirmed calls with their ends, keepalive and max-duration queues) | sink; lent to the relay too, which hands it the INVITE's cell; names `auth` (who called), `limits` |
+//! | `admin` (`Admin<'_>`) | subsystem | `AdminQueue` (answers to admin queries) | `&mut Location`, sink; names `bindings`, `lookup` |
+//! | `bindings` (`Store<'_>`) | shared | — | `&mut Location` + sink: store/remove a binding with its timer and journal record, binding expiry; a flow failed or alive again (RFC 5626 §5.3, told to every shard) |
+//! | `io`, `stateless` (the one `respond` path) | shared leaves | the sink | `config`, `stats`, `output`, `date`, `secret`, `aor` |
+//! | `config` (+ `config/nat`: every subsystem's settings), `stats` (every subsystem's counters), `auth_db` (the authentication tables, digest, nonces, offers) | leaves | — | no subsystem (the subsystems re-export their structs) |
+//! | `limits` (the call-limit table and its shared counters, a [`limits::Charge`] per call) | leaf | — | `auth_db` (whose users and accounts it counts) |
+//! | `location` (+ `nat_bits`), `lookup`, `record`, `txn`, `aor`, `shard`, `output`, `refusal`, `time`, `secret`, `date` | leaves | — | no subsystem |
+//! | `flows` (the failed-flow table, held by `Location`), `path_policy`, `outbound`, `stun` | leaves | — | no subsystem (`Store` fills `flows`, the relay reads it) |
+//!
+//! No module cycle.
+//!
+//! **Layout.** `core` (the [`Core`] type and dispatch), `io` (the sink), `stateless` (the
+//! replies the edge writes itself: one `respond` path, the amplification bound, To tags),
+//! `registrar` (REGISTER per RFC 3261 §10.3, RFC 5626 flows, RFC 3327 Path), `bindings`
+//! (store operations with their timers and journal records; binding expiry), `location/`
 //! (the shard's slice of the location table, Kamailio's usrloc: `binding` slots, chains,
-//! `interner` strings, the `aor_index`, the `blobs` byte arena holding the bindings'
-//! strings), `refusal` (typed refusals), `aor` (canonical AoR,
-//! routing and table hashes, §19.1.4 contact comparison), `lookup`, `journal` (the
-//! durability API) and `record` (its encoding), `date` (the Date header), `output` (the
-//! reused transmit arena), `config`, `stats`, `time`, `shard` (shard ids and hand-off
-//! messages), `nat` (NAT detection, the received address, the keepalive pinger).
-//! messages), `auth` (digest, nonces, IP/CLI authentication; its module doc has the rules
-//! and the relay's hook [`Core::authenticate_request`]), `txn` (RFC 3261 §17 transaction
-//! cells, states, timer keys, our Via branch) and `proxy` (the RFC 3261 §16 relay: routing,
-//! forwarding, responses, timers, the Record-Route dialog token, and the hooks for auth and
-//! NAT), `secret` (the node secret, [`NodeSecret`], and the SipHash-2-4 MAC of every token
-//! and branch we hand out). Relay counters: [`Core::proxy_stats`].
+//! `interner` strings, the `aor_index`, the `blobs` byte arena, `nat_bits`), `refusal`
+//! (typed refusals), `aor` (canonical AoR, routing and table hashes, §19.1.4 contact
+//! comparison), `lookup` (lookup types), `core/journal` (the durability API) and `record`
+//! (its encoding), `date` (the Date header), `output` (the reused transmit arena, the
+//! journal queue, shard and socket ids), `config`, `stats`, `time`, `shard` (hand-off
+//! messages), `nat` (NAT detection, the received address, the keepalive pinger), `auth`
+//! (digest, nonces, IP/CLI authentication; its module doc has the rules and the relay's
+//! hook [`Core::authenticate_request`]), `txn` (RFC 3261 §17 transaction cells, states,
+//! timer keys, our Via branch) and `proxy` (the RFC 3261 §16 relay: routing, forwarding,
+//! responses, timers, the Record-Route dialog token, the hooks for auth and NAT, and
+//! `originate`: requests the edge sends itself, whose finals go to a local consumer),
+//! `limits` (issue 16: channels and CPS per user, account, source IP and server, counted in
+//! shared atomics), `dialog` (calls holding their charges, in-dialog keepalives, BYEs from
+//! the edge; its hooks in the relay are `proxy/dialogs.rs`),
+//! `secret` (the node secret, [`NodeSecret`], and the SipHash-2-4 MAC of every token and
+//! branch we hand out), `admin` (the admin API's queries, answered by the owner shard in
+//! bounded slices). Relay counters: [`Core::proxy_stats`].
 
+pub mod admin;
 mod aor;
 pub mod auth;
+mod auth_db;
+mod bindings;
 mod config;
 mod core;
 mod date;
 pub mod dialog;
-mod invariants;
-mod journal;
+mod flows;
+mod io;
 pub mod limits;
 mod location;
 mod lookup;
 mod nat;
+mod outbound;
 mod output;
+mod path_policy;
 mod proxy;
 mod record;
 mod refusal;
@@ -71,6 +113,7 @@ mod secret;
 mod shard;
 mod stateless;
 mod stats;
+pub mod stun;
 mod time;
 mod txn;
 
@@ -79,8 +122,9 @@ pub use crate::config::{
     DEFAULT_MAX_BINDINGS, DEFAULT_MAX_CONTACTS, DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS,
     SUPPORTED,
 };
+pub use crate::core::journal::SnapshotCursor;
 pub use crate::core::{Core, CoreEvent, ReloadTables};
-pub use crate::journal::SnapshotCursor;
+pub use crate::flows::DEAD_FLOW_CAP;
 pub use crate::location::Transport;
 pub use crate::lookup::{LookupContact, LookupError, LookupReply};
 pub use crate::nat::{
@@ -89,6 +133,7 @@ pub use crate::nat::{
     MAX_PING_FAILURES_MAX, MAX_PING_INTERVAL_SECS, MIN_PING_INTERVAL_SECS, RTT_BUCKETS_MS,
 };
 pub use crate::output::{LocalId, Transmit};
+pub use crate::path_policy::AcceptPath;
 pub use crate::proxy::{ProxyConfig, ProxyStats, OVERLOAD_RETRY_AFTER_SECS};
 pub use crate::record::{record_owner, RestoreError, RECORD_VERSION};
 pub use crate::refusal::{AuthRefusal, Refusal, RegistrarRefusal, RelayRefusal, StatelessRefusal};

@@ -1,15 +1,16 @@
-//! Location lookups: what the relay and the NAT pinger ask the location table, on the
-//! owner shard directly or through the mesh ([`ShardMsg::Lookup`] → [`ShardMsg::LookupReply`]).
+//! Location lookups: what the relay, the NAT pinger and the admin API ask the location
+//! table, on the owner shard directly or through the mesh ([`ShardMsg::Lookup`] →
+//! [`ShardMsg::LookupReply`]). The types, and the local lookup as a function of the table it
+//! reads ([`lookup_local`]), shared by `Core::lookup` and the admin queries.
 
 use std::net::SocketAddr;
 
 use sipedge_msg::Uri;
 
 use crate::aor::{canonical_aor, owner_of, split_aor};
-use crate::core::Core;
-use crate::location::{BindingRef, Transport};
+use crate::location::{BindingRef, Location, Transport};
 use crate::output::LocalId;
-use crate::shard::{ShardId, ShardMsg};
+use crate::output::ShardId;
 use crate::time::Millis;
 
 /// One current binding of an AoR, owned so it can cross the mesh.
@@ -75,99 +76,71 @@ pub enum LookupError {
     NotOwner(ShardId),
 }
 
-impl Core {
-    /// The current bindings of `aor_uri` (any SIP URI; canonicalised like a To), if this
-    /// shard owns it.
-    pub fn lookup(&self, now: Millis, aor_uri: &[u8]) -> Result<Vec<LookupContact>, LookupError> {
-        let uri = Uri::parse(aor_uri).map_err(|_| LookupError::NotAnAor)?;
-        let mut aor = Vec::new();
-        canonical_aor(&uri, self.cfg.registrar.case_sensitive, &mut aor)
-            .map_err(|_| LookupError::NotAnAor)?;
-        let owner = owner_of(&aor, self.cfg.shards);
-        if owner != self.cfg.shard {
-            return Err(LookupError::NotOwner(owner));
-        }
-        let (domain, user) = split_aor(&aor);
-        let head = self.loc.head(self.loc.domain_id(domain), user);
-        let mut out: Vec<LookupContact> = self
-            .loc
-            .chain(head)
-            .map(|i| self.loc.get(i))
-            .filter(|b| b.expires_at > now)
-            .map(|b| self.contact_of(b))
-            .collect();
-        out.sort_by_key(|c| std::cmp::Reverse(c.q.unwrap_or(1000)));
-        Ok(out)
-    }
+/// The canonical form of `aor_uri`, any SIP URI canonicalised like a To (`None`: not a
+/// `sip:`/`sips:` AoR).
+pub(crate) fn canonical(aor_uri: &[u8], case_sensitive: bool) -> Option<Vec<u8>> {
+    let uri = Uri::parse(aor_uri).ok()?;
+    let mut aor = Vec::new();
+    canonical_aor(&uri, case_sensitive, &mut aor).ok()?;
+    Some(aor)
+}
 
-    /// Looks `aor_uri` up wherever it lives: answered here when this shard owns it, else
-    /// asked of the owner over the mesh. The answer comes out of [`Core::poll_lookup`]
-    /// with `token`.
-    pub fn request_lookup(&mut self, now: Millis, aor_uri: &[u8], token: u64) {
-        match self.lookup(now, aor_uri) {
-            Err(LookupError::NotOwner(owner)) => self.shard_out.push_back((
-                owner,
-                ShardMsg::Lookup {
-                    aor: aor_uri.to_vec(),
-                    token,
-                },
-            )),
-            result => self.lookups.push_back(LookupReply {
-                token,
-                owner: self.cfg.shard,
-                contacts: result.unwrap_or_default(),
-            }),
-        }
-    }
+/// Where a lookup runs: the table and the ownership rule (ARCHITECTURE.md §1: a binding
+/// lives on `hash(canonical AoR) % shards`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Owner {
+    /// Compare AoR users case-sensitively (`[registrar] case_sensitive`).
+    pub(crate) case_sensitive: bool,
+    /// Shards in all.
+    pub(crate) shards: u16,
+    /// This shard.
+    pub(crate) shard: ShardId,
+}
 
-    /// The next answer to [`Core::request_lookup`].
-    pub fn poll_lookup(&mut self) -> Option<LookupReply> {
-        self.lookups.pop_front()
+/// The current bindings of `aor_uri` in `loc` at `now`, highest q first (no q counts as
+/// 1.0), if `at` owns the AoR.
+pub(crate) fn lookup_local(
+    loc: &Location,
+    at: Owner,
+    now: Millis,
+    aor_uri: &[u8],
+) -> Result<Vec<LookupContact>, LookupError> {
+    let aor = canonical(aor_uri, at.case_sensitive).ok_or(LookupError::NotAnAor)?;
+    let owner = owner_of(&aor, at.shards);
+    if owner != at.shard {
+        return Err(LookupError::NotOwner(owner));
     }
+    let (domain, user) = split_aor(&aor);
+    let head = loc.head(loc.domain_id(domain), user);
+    let mut out: Vec<LookupContact> = loc
+        .chain(head)
+        .map(|i| loc.get(i))
+        .filter(|b| b.expires_at > now)
+        .map(|b| contact_of(loc, b))
+        .collect();
+    out.sort_by_key(|c| std::cmp::Reverse(c.q.unwrap_or(1000)));
+    Ok(out)
+}
 
-    /// Answers a lookup another shard sent us.
-    pub(crate) fn answer_lookup(&mut self, now: Millis, from: ShardId, aor: &[u8], token: u64) {
-        self.stats.lookups_answered += 1;
-        let contacts = self.lookup(now, aor).unwrap_or_default();
-        self.shard_out.push_back((
-            from,
-            ShardMsg::LookupReply(LookupReply {
-                token,
-                owner: self.cfg.shard,
-                contacts,
-            }),
-        ));
-    }
-
-    fn contact_of(&self, b: BindingRef<'_>) -> LookupContact {
-        LookupContact {
-            uri: b.contact().to_vec(),
-            path: b.path().to_vec(),
-            instance: b.instance().to_vec(),
-            reg_id: (b.reg_id != 0).then_some(b.reg_id),
-            q: b.q(),
-            source: b.source(),
-            local: LocalId(b.local),
-            transport: b.transport(),
-            arrival: ShardId(b.arrival),
-            user_agent: self.loc.strings.get(b.ua).to_vec(),
-            call_id: b.call_id().to_vec(),
-            cseq: b.cseq,
-            registered_at: b.registered_at(),
-            expires_at: b.expires_at,
-            received: b.nat.nated().then(|| b.source()),
-            rtt_ms: b.nat.rtt_ms(),
-            srtt_ms: b.nat.srtt_ms(),
-        }
-    }
-
-    /// Live bindings on this shard.
-    pub fn binding_count(&self) -> usize {
-        self.loc.len()
-    }
-
-    /// AoRs with at least one binding on this shard.
-    pub fn aor_count(&self) -> usize {
-        self.loc.aors()
+/// What a lookup (and the admin API) shows of binding `b`.
+pub(crate) fn contact_of(loc: &Location, b: BindingRef<'_>) -> LookupContact {
+    LookupContact {
+        uri: b.contact().to_vec(),
+        path: b.path().to_vec(),
+        instance: b.instance().to_vec(),
+        reg_id: (b.reg_id != 0).then_some(b.reg_id),
+        q: b.q(),
+        source: b.source(),
+        local: LocalId(b.local),
+        transport: b.transport(),
+        arrival: ShardId(b.arrival),
+        user_agent: loc.strings.get(b.ua).to_vec(),
+        call_id: b.call_id().to_vec(),
+        cseq: b.cseq,
+        registered_at: b.registered_at(),
+        expires_at: b.expires_at,
+        received: b.nat.nated().then(|| b.source()),
+        rtt_ms: b.nat.rtt_ms(),
+        srtt_ms: b.nat.srtt_ms(),
     }
 }

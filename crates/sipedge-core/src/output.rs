@@ -4,9 +4,22 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+/// One end of a dialog as our neighbour: the socket we reach it from and its address
+/// (the relay's Record-Route token, `dialog::ends`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Flow {
+    pub(crate) local: LocalId,
+    pub(crate) addr: SocketAddr,
+}
+
 /// Which of the shard's sockets (index in the shard's socket list; the same on every shard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct LocalId(pub u16);
+
+/// Index of a shard (0..shards). Here, beside [`LocalId`], so that the leaves (`aor`'s
+/// owner hash) need not name the hand-off messages of `shard`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ShardId(pub u16);
 
 /// A datagram to send, borrowed from the core until the next `poll_transmit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,5 +101,35 @@ mod tests {
         let cap = o.bytes.capacity();
         o.push(LocalId(0), a, b"three");
         assert_eq!(o.bytes.capacity(), cap);
+    }
+}
+
+/// Records waiting for `Core::poll_journal`, back to back in one reused buffer.
+#[derive(Debug, Default)]
+pub(crate) struct JournalQueue {
+    bytes: Vec<u8>,
+    ends: VecDeque<usize>,
+    read: usize,
+}
+
+impl JournalQueue {
+    pub(crate) fn push_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        f(&mut self.bytes);
+        self.ends.push_back(self.bytes.len());
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<&[u8]> {
+        let Some(end) = self.ends.pop_front() else {
+            self.bytes.clear();
+            self.read = 0;
+            return None;
+        };
+        let start = self.read;
+        self.read = end;
+        Some(&self.bytes[start..end])
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
     }
 }

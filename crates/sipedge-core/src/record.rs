@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::aor::{owner_of, MAX_AOR_BYTES};
 use crate::location::{Transport, MAX_FIELD_BYTES};
-use crate::shard::ShardId;
+use crate::output::ShardId;
 
 /// The record format version written by this build.
 pub const RECORD_VERSION: u8 = 1;

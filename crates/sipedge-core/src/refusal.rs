@@ -122,6 +122,8 @@ refusals! {
         ServerError = (500, b"Server Internal Error", "server_error"),
         /// §9.2 / §16.10: the INVITE was cancelled.
         RequestTerminated = (487, b"Request Terminated", "request_terminated"),
+        /// RFC 5626 §5.3 / §11.5: the flow the request must take is known to have failed.
+        FlowFailed = (430, b"Flow Failed", "flow_failed"),
     }
 }
 

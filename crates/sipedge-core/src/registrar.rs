@@ -30,32 +30,24 @@
 
 use std::net::SocketAddr;
 
-use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Uri, Validated};
-use sipedge_wheel::Tick;
+use sipedge_msg::fmt::push_u64;
+use sipedge_msg::{Contact, HeaderName, Message, NameAddr, Validated};
 use smallvec::SmallVec;
 
-use crate::aor::{canonical_aor, owner_of, same_contact, split_aor, AorError, DomainKey};
+use crate::aor::{canonical_aor, owner_of, same_contact, split_aor, AorError};
+use crate::auth::{AuthState, Authenticator};
+use crate::bindings::same_binding;
+use crate::bindings::Store;
 use crate::config::Overflow;
-use crate::core::Core;
+use crate::io::Io;
+use crate::location::Location;
 use crate::location::{BindingData, BindingRef, Transport, MAX_FIELD_BYTES, NONE};
+use crate::nat::{NatPinger, NatRuntime};
 use crate::output::LocalId;
 use crate::refusal::{Refusal, RegistrarRefusal};
 use crate::shard::ShardMsg;
 use crate::stateless::{IpText, ReplyFields, Req};
 use crate::time::Millis;
-
-/// Length of a wheel tick for binding expiry, milliseconds.
-pub(crate) const TICK_MILLIS: u64 = sipedge_wheel::DEFAULT_TICK_MILLIS;
-
-/// The wheel tick at or after `at` (a timer never fires before its deadline).
-pub(crate) fn tick_at_or_after(at: Millis) -> Tick {
-    Tick(at.0.div_ceil(TICK_MILLIS))
-}
-
-/// The timer key of binding slot `idx` at generation `gen`.
-pub(crate) fn timer_key(idx: u32, gen: u32) -> u64 {
-    u64::from(idx) << 32 | u64::from(gen)
-}
 
 /// One Contact of the request and what will happen to it.
 #[derive(Debug, Clone, Copy)]
@@ -107,19 +99,74 @@ impl From<RegistrarRefusal> for Stop {
 /// expire all the time, so room comes back within minutes.
 pub(crate) const FULL_RETRY_AFTER_SECS: u32 = 300;
 
-/// RFC 5626 §6 / RFC 3261 §10.3 step 7: does the stored binding `b` stand for the contact
-/// `(uri, instance, reg_id)`?
-pub(crate) fn same_binding(b: BindingRef<'_>, uri: &Uri<'_>, instance: &[u8], reg_id: u32) -> bool {
-    if !instance.is_empty() {
-        return b.instance() == instance && b.reg_id == reg_id;
-    }
-    b.instance().is_empty()
-        && b.reg_id == 0
-        // Byte-equal URIs are equal (the refresh of a phone); else compare by §19.1.4.
-        && (b.contact() == uri.raw() || Uri::parse(b.contact()).is_ok_and(|u| same_contact(&u, uri)))
+/// The registrar's own state: reused buffers (the canonical AoR, the 200 OK's Contact
+/// lines, the Path of a REGISTER).
+#[derive(Debug)]
+pub(crate) struct RegistrarBufs {
+    aor_buf: Vec<u8>,
+    contact_buf: Vec<u8>,
+    path_buf: Vec<u8>,
 }
 
-impl Core {
+impl Default for RegistrarBufs {
+    fn default() -> Self {
+        RegistrarBufs {
+            aor_buf: Vec::with_capacity(64),
+            contact_buf: Vec::with_capacity(1024),
+            path_buf: Vec::new(),
+        }
+    }
+}
+
+/// The registrar (RFC 3261 §10.3): the rules, applied to the location store it is lent
+/// (Kamailio's `registrar` over `usrloc`), with the authenticator's and the pinger's state
+/// for the checks it asks of them, and the shard's sink.
+pub(crate) struct Registrar<'a> {
+    pub(crate) io: &'a mut Io,
+    pub(crate) loc: &'a mut Location,
+    pub(crate) bufs: &'a mut RegistrarBufs,
+    pub(crate) auth: &'a mut AuthState,
+    pub(crate) nat: &'a mut NatRuntime,
+}
+
+impl<'a> Registrar<'a> {
+    /// The store and the sink: a binding stored or removed arms its timer and journals it.
+    fn store(&mut self) -> Store<'_> {
+        Store {
+            io: self.io,
+            loc: self.loc,
+        }
+    }
+
+    /// Whether the Path of a REGISTER from `remote` is kept (stored with the binding and
+    /// echoed in the 200 OK), per `[registrar] accept_path` (RFC 3327 §5.3; `path_policy`):
+    /// in `trusted` mode only from a source an `[[ip_auth]]` prefix names.
+    fn path_accepted(&self, remote: SocketAddr) -> bool {
+        let cfg = &self.io.cfg;
+        cfg.registrar
+            .accept_path
+            .keeps(|| cfg.auth.db.ip_group(remote.ip()).is_some())
+    }
+
+    /// The authenticator (steps 3–4).
+    fn authenticator(&mut self) -> Authenticator<'_> {
+        Authenticator {
+            io: self.io,
+            auth: self.auth,
+        }
+    }
+
+    /// The pinger: NAT facts of the request and of each stored contact.
+    fn pinger(&mut self) -> NatPinger<'_> {
+        NatPinger {
+            io: self.io,
+            loc: self.loc,
+            nat: self.nat,
+        }
+    }
+}
+
+impl Registrar<'_> {
     /// Entry point for a valid REGISTER (RFC 3261 §10.3).
     pub(crate) fn handle_register(
         &mut self,
@@ -129,31 +176,31 @@ impl Core {
         msg: &Message<'_>,
         v: &Validated<'_>,
     ) {
-        self.stats.registers_in += 1;
+        self.io.stats.registers_in += 1;
         let Some(request_uri) = v.request_uri else {
             return;
         };
         // Step 1: bindings of this domain are ours; we never forward a REGISTER.
-        if !self.cfg.is_our_domain(request_uri.host()) {
+        if !self.io.cfg.is_our_domain(request_uri.host()) {
             self.register_failed(local, remote, msg, v, RegistrarRefusal::DomainNotServed);
             return;
         }
         // Step 5: the AoR, from To.
         let to = &v.to;
-        if !self.cfg.is_our_domain(to.uri().host()) {
+        if !self.io.cfg.is_our_domain(to.uri().host()) {
             self.register_failed(local, remote, msg, v, RegistrarRefusal::NotFound);
             return;
         }
-        let mut aor = std::mem::take(&mut self.aor_buf);
-        match canonical_aor(to.uri(), self.cfg.registrar.case_sensitive, &mut aor) {
+        let mut aor = std::mem::take(&mut self.bufs.aor_buf);
+        match canonical_aor(to.uri(), self.io.cfg.registrar.case_sensitive, &mut aor) {
             Ok(()) => {
-                let owner = owner_of(&aor, self.cfg.shards);
-                if owner == self.cfg.shard {
+                let owner = owner_of(&aor, self.io.cfg.shards);
+                if owner == self.io.cfg.shard {
                     self.register_owned(now, local, remote, msg, v, &aor);
                 } else {
                     // ARCHITECTURE.md §1: the owner processes it and answers from its socket.
-                    self.stats.registers_handed_off += 1;
-                    self.shard_out.push_back((
+                    self.io.stats.registers_handed_off += 1;
+                    self.io.shard_out.push_back((
                         owner,
                         ShardMsg::Datagram {
                             local,
@@ -173,7 +220,7 @@ impl Core {
                 self.register_failed(local, remote, msg, v, r)
             }
         }
-        self.aor_buf = aor;
+        self.bufs.aor_buf = aor;
     }
 
     fn register_failed(
@@ -184,8 +231,9 @@ impl Core {
         v: &Validated<'_>,
         refusal: RegistrarRefusal,
     ) {
-        self.stats.registers_failed += 1;
-        self.respond(local, remote, Req::Valid(msg, v), refusal.reply(), |_| {});
+        self.io.stats.registers_failed += 1;
+        self.io
+            .respond(local, remote, Req::Valid(msg, v), refusal.reply(), |_| {});
     }
 
     /// Steps 6–8 on the owner shard.
@@ -202,6 +250,7 @@ impl Core {
         let (domain, user) = split_aor(aor);
         // Steps 3–4 on the owner, which also issues the nonces (auth/mod.rs).
         if self
+            .authenticator()
             .register_auth(now, local, remote, msg, v, domain.host, user)
             .is_none()
         {
@@ -224,7 +273,7 @@ impl Core {
         let req = RegReq {
             reply: ReplyFields {
                 top_via,
-                to_tag: self.to_tag_of(ids.call_id, from, branch, cseq),
+                to_tag: self.io.to_tag_of(ids.call_id, from, branch, cseq),
                 to_has_tag: v.to_has_tag(),
                 source_text: IpText::new(remote.ip()),
             },
@@ -233,27 +282,28 @@ impl Core {
         let outcome = self.check_register(msg, v, ids, head, &mut items);
         let head = match outcome {
             Err(Stop::Refused(r)) => {
-                self.stats.registers_failed += 1;
+                self.io.stats.registers_failed += 1;
                 if r == RegistrarRefusal::TableFull {
-                    self.stats.registers_table_full += 1;
+                    self.io.stats.registers_table_full += 1;
                 }
-                let min = self.cfg.registrar.min_expires_secs;
+                let min = self.io.cfg.registrar.min_expires_secs;
                 let reply = Req::Parsed(msg, &req.reply);
-                self.respond(local, remote, reply, r.reply(), |w| match r {
-                    // RFC 3261 §10.3 step 7 / §21.4.17: 423 carries Min-Expires.
-                    RegistrarRefusal::IntervalTooBrief => {
-                        w.header_u32(b"Min-Expires", min);
-                    }
-                    // RFC 3261 §21.5.4: 503 with Retry-After, the UA tries again later.
-                    RegistrarRefusal::TableFull => {
-                        w.header_u32(b"Retry-After", FULL_RETRY_AFTER_SECS);
-                    }
-                    _ => {}
-                });
+                self.io
+                    .respond(local, remote, reply, r.reply(), |w| match r {
+                        // RFC 3261 §10.3 step 7 / §21.4.17: 423 carries Min-Expires.
+                        RegistrarRefusal::IntervalTooBrief => {
+                            w.header_u32(b"Min-Expires", min);
+                        }
+                        // RFC 3261 §21.5.4: 503 with Retry-After, the UA tries again later.
+                        RegistrarRefusal::TableFull => {
+                            w.header_u32(b"Retry-After", FULL_RETRY_AFTER_SECS);
+                        }
+                        _ => {}
+                    });
                 return;
             }
             Err(Stop::Retransmission) => {
-                self.stats.register_retransmissions += 1;
+                self.io.stats.register_retransmissions += 1;
                 head
             }
             Ok(evict) => self.apply_register(
@@ -280,7 +330,7 @@ impl Core {
         head: u32,
         items: &mut SmallVec<[Item<'a>; 4]>,
     ) -> Result<usize, Stop> {
-        let rc = &self.cfg.registrar;
+        let rc = &self.io.cfg.registrar;
         let bad = |r: RegistrarRefusal| Err(Stop::Refused(r));
         let header_expires = v.expires;
         let (star, count) = self.collect_contacts(msg, v, items)?;
@@ -364,7 +414,7 @@ impl Core {
         v: &Validated<'a>,
         items: &mut SmallVec<[Item<'a>; 4]>,
     ) -> Result<(bool, usize), Stop> {
-        let rc = &self.cfg.registrar;
+        let rc = &self.io.cfg.registrar;
         let bad = |r: RegistrarRefusal| Err(Stop::Refused(r));
         let header_expires = v.expires;
         let mut star = false;
@@ -419,7 +469,7 @@ impl Core {
     /// How many old bindings of the chain from `head` must be evicted for `items` to fit
     /// (`max_contacts`, `overflow`), or the refusal when they cannot (`max_bindings`).
     fn capacity_after(&self, head: u32, items: &[Item<'_>]) -> Result<usize, Stop> {
-        let rc = &self.cfg.registrar;
+        let rc = &self.io.cfg.registrar;
         // Capacity after the request: current − removed + added. Each stored binding is
         // claimed at most once (above), so `removed <= current`; checked all the same.
         let current = self.loc.chain(head).count();
@@ -457,10 +507,11 @@ impl Core {
 
     /// This shard's share of `[registrar] max_bindings` (rounded up).
     fn max_shard_bindings(&self) -> usize {
-        self.cfg
+        self.io
+            .cfg
             .registrar
             .max_bindings
-            .div_ceil(usize::from(self.cfg.shards.max(1)))
+            .div_ceil(usize::from(self.io.cfg.shards.max(1)))
     }
 
     /// Applies a checked request; returns the AoR's head afterwards.
@@ -483,7 +534,7 @@ impl Core {
                 if head == NONE {
                     break;
                 }
-                head = self.remove_binding(aor, head, head);
+                head = self.store().remove_binding(aor, head, head);
             }
             return head;
         }
@@ -494,13 +545,15 @@ impl Core {
                 .filter(|&i| items.iter().all(|it| it.existing != i))
                 .min_by_key(|&i| self.loc.get(i).registered_at());
             if let Some(i) = oldest {
-                head = self.remove_binding(aor, head, i);
-                self.stats.bindings_evicted += 1;
+                head = self.store().remove_binding(aor, head, i);
+                self.io.stats.bindings_evicted += 1;
             }
         }
-        let mut path = std::mem::take(&mut self.path_buf);
+        let mut path = std::mem::take(&mut self.bufs.path_buf);
         path.clear();
-        for (n, p) in msg.header_values(HeaderName::Path).enumerate() {
+        let paths = msg.header_values(HeaderName::Path);
+        let keep_path = self.path_accepted(remote); // `[registrar] accept_path`
+        for (n, p) in paths.take_while(|_| keep_path).enumerate() {
             if n > 0 {
                 path.extend_from_slice(b", ");
             }
@@ -513,8 +566,8 @@ impl Core {
             branch,
         } = req.ids;
         let user_agent = msg.user_agent().unwrap_or_default();
-        let arrival = self.arrival;
-        let nat = self.nat_request(
+        let arrival = self.io.arrival;
+        let nat = self.pinger().nat_request(
             req.reply.top_via.as_ref(),
             remote,
             req.reply.source_text,
@@ -523,7 +576,7 @@ impl Core {
         for it in items.iter().filter(|it| !it.superseded) {
             if it.expires == 0 {
                 if it.existing != NONE {
-                    head = self.remove_binding(aor, head, it.existing);
+                    head = self.store().remove_binding(aor, head, it.existing);
                 }
                 continue;
             }
@@ -544,57 +597,24 @@ impl Core {
                 arrival,
                 branch,
             };
-            let (idx, new_head) = self.store_binding(domain, user, head, it.existing, &d);
+            let (idx, new_head) = self
+                .store()
+                .store_binding(domain, user, head, it.existing, &d);
             head = new_head;
-            self.nat_on_store(idx, &nat, it.addr.uri());
+            self.pinger().nat_on_store(idx, &nat, it.addr.uri());
             if it.existing != NONE {
-                self.stats.bindings_refreshed += 1;
+                self.io.stats.bindings_refreshed += 1;
             } else {
-                self.stats.bindings_created += 1;
+                self.io.stats.bindings_created += 1;
             }
-            self.journal_upsert_data(aor, &d);
+            self.store().journal_upsert_data(aor, &d);
         }
-        self.path_buf = path;
+        self.bufs.path_buf = path;
+        if items.iter().any(|it| !it.superseded && it.expires > 0) {
+            // Registered again: no more 430 on this flow (`flows`, RFC 5626 §4.2.1).
+            self.store().flow_alive(local, remote);
+        }
         head
-    }
-
-    /// Refreshes binding `existing`, or adds one to the AoR (first binding `head`, or
-    /// [`NONE`]) when `existing` is [`NONE`], and keeps its expiry timer right. Returns the
-    /// binding and the AoR's head.
-    pub(crate) fn store_binding(
-        &mut self,
-        domain: DomainKey<'_>,
-        user: &[u8],
-        head: u32,
-        existing: u32,
-        d: &BindingData<'_>,
-    ) -> (u32, u32) {
-        if existing != NONE {
-            let old = self.loc.raw(existing).expires_at;
-            self.loc.update(existing, d);
-            if d.expires_at < old {
-                // The armed timer is too late now: a new generation, a new timer. (A later
-                // expiry keeps the armed timer, which re-arms itself when it fires.)
-                let gen = self.loc.bump_gen(existing);
-                self.wheel
-                    .insert(tick_at_or_after(d.expires_at), timer_key(existing, gen));
-            }
-            (existing, head)
-        } else {
-            let idx = self.loc.insert(domain, user, head, d);
-            let gen = self.loc.get(idx).gen;
-            self.wheel
-                .insert(tick_at_or_after(d.expires_at), timer_key(idx, gen));
-            (idx, if head == NONE { idx } else { head })
-        }
-    }
-
-    /// Removes binding `idx` of the AoR (first binding `head`), journals it, returns the
-    /// new head.
-    pub(crate) fn remove_binding(&mut self, aor: &[u8], head: u32, idx: u32) -> u32 {
-        self.journal_remove(aor, idx);
-        self.stats.bindings_removed += 1;
-        self.loc.remove(head, idx)
     }
 
     /// RFC 3261 §10.3 step 8: 200 OK with every current binding and its remaining expiry,
@@ -611,8 +631,8 @@ impl Core {
         head: u32,
         items: &[Item<'_>],
     ) {
-        self.stats.registers_ok += 1;
-        let mut lines = std::mem::take(&mut self.contact_buf);
+        self.io.stats.registers_ok += 1;
+        let mut lines = std::mem::take(&mut self.bufs.contact_buf);
         lines.clear();
         for i in self.loc.chain(head) {
             let b = self.loc.get(i);
@@ -638,9 +658,9 @@ impl Core {
             }
             lines.extend_from_slice(b"\r\n");
         }
-        if let Some(unix_ms) = self.unix_ms(now) {
+        if let Some(unix_ms) = self.io.unix_ms(now) {
             lines.extend_from_slice(b"Date: ");
-            self.date.write(&mut lines, unix_ms / 1000);
+            self.io.date.write(&mut lines, unix_ms / 1000);
             lines.extend_from_slice(b"\r\n");
         }
         // One pass over Supported for both tags (as `Message::supports` compares them).
@@ -649,7 +669,7 @@ impl Core {
             path |= t.eq_ignore_ascii_case(b"path");
             outbound |= t.eq_ignore_ascii_case(b"outbound");
         }
-        if path {
+        if path && self.path_accepted(remote) {
             for v in msg.header_values(HeaderName::Path) {
                 lines.extend_from_slice(b"Path: ");
                 lines.extend_from_slice(v);
@@ -658,8 +678,9 @@ impl Core {
         }
         if outbound && items.iter().any(|it| it.reg_id != 0) {
             lines.extend_from_slice(b"Require: outbound\r\n");
+            crate::outbound::write_flow_timer(&mut lines, self.io.cfg.nat.ping_interval_secs);
         }
-        self.respond(
+        self.io.respond(
             local,
             remote,
             Req::Parsed(msg, &req.reply),
@@ -668,25 +689,7 @@ impl Core {
                 w.raw(&lines);
             },
         );
-        self.contact_buf = lines;
-    }
-
-    /// Binding expiry (ARCHITECTURE.md §4): the wheel fired `key`; a stale generation is
-    /// ignored, a binding refreshed since is re-armed at its new expiry, an expired one
-    /// goes.
-    pub(crate) fn binding_timer(&mut self, now: Millis, key: u64) {
-        let (idx, gen) = ((key >> 32) as u32, key as u32);
-        let Some(b) = self.loc.live(idx, gen) else {
-            return;
-        };
-        if b.expires_at > now {
-            let at = tick_at_or_after(b.expires_at);
-            self.wheel.insert(at, key);
-            return;
-        }
-        let head = self.loc.head(Some(b.domain), b.user());
-        self.loc.remove(head, idx);
-        self.stats.bindings_expired += 1;
+        self.bufs.contact_buf = lines;
     }
 }
 
@@ -696,20 +699,6 @@ fn same_item(o: &Item<'_>, uri: &NameAddr<'_>, instance: &[u8], reg_id: u32) -> 
         return o.instance == instance && o.reg_id == reg_id;
     }
     same_contact(o.addr.uri(), uri.uri())
-}
-
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 /// A q-value from thousandths: 1000 → `1`, 500 → `0.5`, 5 → `0.005` (RFC 3261 §20.10).

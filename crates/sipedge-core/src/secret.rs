@@ -87,10 +87,13 @@ pub(crate) enum Purpose {
     AckBranch = 4,
     /// To tag of a response the relay makes itself.
     ToTag = 5,
+    /// Call-ID, From tag and index key of a request the edge originates
+    /// (`proxy::originate`).
+    Originate = 6,
     /// Dialog key of a tracked call (`dialog`, issue 16).
-    Dialog = 6,
+    Dialog = 7,
     /// Via branch of an in-dialog OPTIONS or BYE the edge sends itself (`dialog::keepalive`).
-    DialogPing = 7,
+    DialogPing = 8,
 }
 
 /// SipHash-2-4 keyed from the node secret.

@@ -1,90 +1,18 @@
-//! Requests the edge answers itself, without keeping state (RFC 3261 §8.2 UAS behaviour).
+//! The replies the edge writes itself, without keeping state (RFC 3261 §8.2 UAS behaviour):
+//! the one `respond` path of every subsystem ([`Io::respond`]), the amplification bound and
+//! the deterministic To tag. A leaf: it names no subsystem.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 
 use sipedge_msg::{
-    write_response, HeaderName, Message, Method, RPort, ResponseSpec, ResponseWriter, Scheme,
+    write_response, HeaderName, Message, Method, ResponseAddr, ResponseSpec, ResponseWriter,
     Validated, Via,
 };
 
-use crate::config::{ACCEPT, ALLOW, SUPPORTED};
-use crate::core::Core;
+use crate::io::Io;
 use crate::output::LocalId;
-use crate::refusal::{Refusal, StatelessRefusal};
-use crate::time::Millis;
 
-impl Core {
-    /// Dispatches a valid request the edge has no state for.
-    pub(crate) fn handle_request(
-        &mut self,
-        now: Millis,
-        local: LocalId,
-        remote: SocketAddr,
-        msg: &Message<'_>,
-        v: &Validated<'_>,
-    ) {
-        let Some(method) = msg.method() else { return };
-        // The relay (RFC 3261 §16) takes what is not the edge's own business; a REGISTER
-        // never is (`relay_request` declines it), so it does not pay for the look.
-        if method != Method::Register && self.relay_request(now, local, remote, msg, v) {
-            return;
-        }
-        if method == Method::Ack {
-            // An ACK has no response (RFC 3261 §17.1.1.3); with no transaction it is absorbed.
-            self.stats.dropped += 1;
-            return;
-        }
-        let Some(uri) = v.request_uri else { return };
-        let req = Req::Valid(msg, v);
-        if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
-            // RFC 3261 §8.2.2.1: a scheme we do not route (tel routing arrives with relay).
-            let r = StatelessRefusal::UnsupportedScheme;
-            self.respond(local, remote, req, r.reply(), |_| {});
-            return;
-        }
-        if method != Method::Cancel {
-            // RFC 3261 §8.2.2.3: every Require option tag must be one we support.
-            if let Some(tag) = msg.require().find(|t| !supports(t)) {
-                let r = StatelessRefusal::BadExtension;
-                self.respond(local, remote, req, r.reply(), |w| {
-                    w.header(b"Unsupported", tag);
-                });
-                return;
-            }
-        }
-        let refusal = match method {
-            Method::Register => return self.handle_register(now, local, remote, msg, v),
-            Method::Options if self.cfg.is_our_domain(uri.host()) => {
-                // RFC 3261 §11.2: capabilities of the edge itself.
-                self.respond(local, remote, req, (200, b"OK"), |w| {
-                    w.header(b"Allow", ALLOW.as_bytes())
-                        .header(b"Accept", ACCEPT.as_bytes())
-                        .header(b"Supported", SUPPORTED.as_bytes());
-                });
-                return;
-            }
-            // Not an open relay: a foreign Request-URI is refused.
-            Method::Options => StatelessRefusal::RelayingForbidden,
-            // RFC 3261 §9.2: no matching INVITE transaction.
-            Method::Cancel => StatelessRefusal::NoTransaction,
-            // RFC 3261 §8.2.1: a method we do not recognise.
-            Method::Extension(_) => StatelessRefusal::NotImplemented,
-            // RFC 3261 §8.2.1 / §21.4.6: recognised, not handled here; Allow is mandatory.
-            _ => StatelessRefusal::MethodNotAllowed,
-        };
-        // §8.2.1 / §21.4.6: a 405 (and our 501) carries Allow.
-        let allow = matches!(
-            refusal,
-            StatelessRefusal::NotImplemented | StatelessRefusal::MethodNotAllowed
-        );
-        self.respond(local, remote, req, refusal.reply(), |w| {
-            if allow {
-                w.header(b"Allow", ALLOW.as_bytes());
-            }
-        });
-    }
-
+impl Io {
     /// The one path every reply the edge writes itself takes: builds a response to `req`
     /// and queues it to the address RFC 3261 §18.2.2 and RFC 3581 §4 give: the source IP,
     /// and the source port when the top Via carries `rport`, else the Via's sent-by port
@@ -139,7 +67,7 @@ impl Core {
         }
     }
 
-    /// [`Core::respond`] once what the reply needs is at hand.
+    /// [`Io::respond`] once what the reply needs is at hand.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn respond_parsed(
@@ -153,30 +81,13 @@ impl Core {
         reason: &[u8],
         extra: impl FnOnce(&mut ResponseWriter<'_>),
     ) {
-        let ip_text = ip_text.as_bytes();
-        let (received, rport, dest_port) = match top_via {
-            Some(via) => {
-                let rport_requested = via.rport() == RPort::Requested;
-                // RFC 3261 §18.2.1: received when sent-by differs from the source;
-                // RFC 3581 §4: always when rport is present.
-                let received = (rport_requested
-                    || !via.host_unbracketed().eq_ignore_ascii_case(ip_text))
-                .then_some(ip_text);
-                let port = match via.rport() {
-                    RPort::Requested | RPort::Port(_) => remote.port(),
-                    RPort::Absent => via.port().unwrap_or(5060),
-                };
-                (received, rport_requested.then_some(remote.port()), port)
-            }
-            // A top Via too broken to read (RFC 4475 §3.1.2.1): answer the source address.
-            None => (None, None, remote.port()),
-        };
+        let to = ResponseAddr::of(top_via, remote, ip_text.as_bytes());
         let spec = ResponseSpec {
             status,
             reason,
             to_tag: (status > 100).then_some(&tag[..]),
-            received,
-            rport,
+            received: to.received,
+            rport: to.rport,
             top_via,
             to_has_tag,
         };
@@ -192,8 +103,7 @@ impl Core {
         scratch.extend_from_slice(b"Content-Length: 0\r\n\r\n");
         let send = self.fit_reply(&mut scratch, req, &spec, before_server);
         if send {
-            self.out
-                .push(local, SocketAddr::new(remote.ip(), dest_port), &scratch);
+            self.out.push(local, to.dest, &scratch);
             self.stats.replies_out += 1;
         }
         self.scratch = scratch;
@@ -251,11 +161,7 @@ impl Core {
     /// Whether a REGISTER's 2xx reports state its request changed (a Contact) or went to a
     /// verified source (the owner's auth check of this REGISTER passed with a method).
     fn register_reply_answers_state(&self, req: &Message<'_>) -> bool {
-        req.header(HeaderName::Contact).is_some()
-            || self
-                .auth
-                .last_register
-                .is_some_and(|ok| ok.method != crate::auth::AuthMethod::None)
+        req.header(HeaderName::Contact).is_some() || self.register_verified
     }
 
     /// A To tag derived from the request (seeded hash of the Call-ID, From and CSeq values
@@ -271,7 +177,7 @@ impl Core {
         )
     }
 
-    /// [`Core::to_tag`] from values the caller already holds: the raw Call-ID, From and CSeq
+    /// [`Io::to_tag`] from values the caller already holds: the raw Call-ID, From and CSeq
     /// values and the top Via branch.
     pub(crate) fn to_tag_of(
         &self,
@@ -280,7 +186,7 @@ impl Core {
         branch: &[u8],
         cseq: &[u8],
     ) -> [u8; 16] {
-        tag_text(self.tag_hasher.hash(&[call_id, from, branch, cseq]))
+        sipedge_msg::fmt::hex_u64(self.tag_hasher.hash(&[call_id, from, branch, cseq]))
     }
 }
 
@@ -301,7 +207,7 @@ pub(crate) enum Req<'r, 'm> {
 pub(crate) struct ReplyFields<'a> {
     /// `None`: the top Via is too broken to read (the reply goes to the source address).
     pub(crate) top_via: Option<Via<'a>>,
-    /// The To tag of the reply ([`Core::to_tag_of`]).
+    /// The To tag of the reply ([`Io::to_tag_of`]).
     pub(crate) to_tag: [u8; 16],
     /// The request's To already has a tag (the reply keeps it).
     pub(crate) to_has_tag: bool,
@@ -320,100 +226,5 @@ fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// A 64-bit hash as 16 lower-case hex digits.
-fn tag_text(v: u64) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
-    }
-    out
-}
-
-/// An IP address as text (`Display`), on the stack.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct IpText {
-    buf: [u8; 48],
-    len: u8,
-}
-
-impl IpText {
-    pub(crate) fn new(ip: std::net::IpAddr) -> IpText {
-        let mut buf = [0u8; 48];
-        let len = match ip {
-            // The common case without the formatting machinery.
-            std::net::IpAddr::V4(v4) => write_ipv4(&mut buf, v4.octets()),
-            ip => {
-                let mut cur = std::io::Cursor::new(&mut buf[..]);
-                let _ = write!(cur, "{ip}");
-                cur.position() as usize
-            }
-        };
-        IpText {
-            buf,
-            len: len as u8,
-        }
-    }
-
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.buf[..usize::from(self.len)]
-    }
-}
-
-/// The decimal text of every octet: `[len, d0, d1, d2]`.
-const OCTET_TEXT: [[u8; 4]; 256] = {
-    let mut t = [[0u8; 4]; 256];
-    let mut i = 0;
-    while i < 256 {
-        let (h, d, u) = ((i / 100) as u8, (i / 10 % 10) as u8, (i % 10) as u8);
-        t[i] = if i >= 100 {
-            [3, b'0' + h, b'0' + d, b'0' + u]
-        } else if i >= 10 {
-            [2, b'0' + d, b'0' + u, 0]
-        } else {
-            [1, b'0' + u, 0, 0]
-        };
-        i += 1;
-    }
-    t
-};
-
-/// Writes `a.b.c.d` into `out` (at least 16 bytes) and returns its length.
-fn write_ipv4(out: &mut [u8], octets: [u8; 4]) -> usize {
-    let out = &mut out[..16];
-    let mut n = 0;
-    for o in octets {
-        let [len, a, b, c] = OCTET_TEXT[usize::from(o)];
-        out[n..n + 4].copy_from_slice(&[a, b, c, b'.']);
-        n += usize::from(len);
-        out[n] = b'.';
-        n += 1;
-    }
-    n - 1
-}
-
-/// Option tags the edge supports ([`SUPPORTED`]).
-fn supports(tag: &[u8]) -> bool {
-    SUPPORTED
-        .split(',')
-        .map(str::trim)
-        .any(|s| !s.is_empty() && s.as_bytes().eq_ignore_ascii_case(tag))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ipv4_text() {
-        for ip in [
-            "0.0.0.0",
-            "10.1.2.3",
-            "192.168.100.255",
-            "255.255.255.255",
-            "1.20.100.9",
-        ] {
-            let a: std::net::Ipv4Addr = ip.parse().expect("ip");
-            let mut buf = [0u8; 16];
-            let n = super::write_ipv4(&mut buf, a.octets());
-            assert_eq!(&buf[..n], ip.as_bytes());
-        }
-    }
-}
+/// An IP address as text, on the stack (moved to `sipedge-msg`, issue 14 item 4).
+pub(crate) use sipedge_msg::IpText;

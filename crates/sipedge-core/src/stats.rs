@@ -5,10 +5,11 @@
 //! [`Counters::ROWS`] (the Prometheus name, type and help the shell renders) and its slot in
 //! [`Counters::each`] (what the shell copies into its atomics once per turn). The shell keeps
 //! one generic array of atomics per list (`src/metrics.rs`), so a counter cannot be counted
-//! and never exported. Counter structs that live beside their subsystem (`NatStats`,
-//! `ProxyStats`, `AuthStats`) are described here with [`describe_counters!`]: its
-//! destructuring names every field, so adding one to the struct without a row (or an
-//! explicit `skip`) does not compile.
+//! and never exported. The subsystems' counter structs (`NatStats`, `ProxyStats`,
+//! `AuthStats`, at the end of this file so that `stats` names no subsystem; their modules
+//! re-export them) are described with [`describe_counters!`]: its destructuring names every
+//! field, so adding one to the struct without a row (or an explicit `skip`) does not
+//! compile.
 
 use sipedge_msg::ParseErrorKind;
 
@@ -137,6 +138,8 @@ counters! {
         responses_in: "responses_total", counter, "Valid SIP responses received.";
         /// CRLF keepalive datagrams (RFC 5626 §3.5.1).
         keepalives_in: "keepalives_total", counter, "CRLF keepalives received.";
+        stun_answered: "stun_binding_answered_total", counter, "STUN binding requests answered on the SIP port (RFC 5626 §8).";
+        stun_dropped: "stun_dropped_total", counter, "STUN messages on the SIP port not answered (responses, indications, malformed, unknown attributes, bad FINGERPRINT).";
         /// Messages dropped without a reply (bad responses, unanswerable requests, ACKs…).
         dropped: "dropped_total", counter, "Messages dropped without an answer.";
         /// Responses that matched no transaction (RFC 3261 §18.1.2: discarded).
@@ -193,7 +196,7 @@ counters! {
         /// kind as `sipedge_parse_errors_total`).
         pub parse_errors: [u64; ParseErrorKind::COUNT],
         /// NAT keepalives.
-        pub nat: crate::nat::NatStats,
+        pub nat: NatStats,
         /// Caps reached and what was refused or dropped (issue 13).
         pub overload: OverloadStats,
     }
@@ -227,7 +230,7 @@ counters! {
 }
 
 describe_counters! {
-    crate::nat::NatStats {
+    NatStats {
         pings_sent: "nat_pings_sent_total", counter, "NAT keepalives sent (OPTIONS or CRLF).";
         pings_answered: "nat_pings_answered_total", counter, "OPTIONS keepalives answered.";
         pings_timed_out: "nat_pings_timed_out_total", counter,
@@ -250,7 +253,7 @@ describe_counters! {
 }
 
 describe_counters! {
-    crate::proxy::ProxyStats {
+    ProxyStats {
         transactions: "relay_transactions_total", counter,
             "Requests relayed statefully (transactions created).";
         branches: "relay_branches_total", counter,
@@ -281,12 +284,14 @@ describe_counters! {
             "Requests refused by a proxy rule (403, 404, 420, 482, 483, 503).";
         lookups_remote: "relay_lookups_remote_total", counter,
             "Location lookups asked of another shard.";
+        illegal_transaction_edges: "relay_illegal_transaction_edges_total", counter,
+            "Illegal transaction state edges taken (a bug), counted when the transaction ends.";
     }
     skip {}
 }
 
 describe_counters! {
-    crate::auth::AuthStats {
+    AuthStats {
         challenges: "auth_challenges_total", counter,
             "401/407 digest challenges sent (stale ones included).";
         stale: "auth_stale_total", counter,
@@ -304,4 +309,136 @@ describe_counters! {
         malformed: "auth_malformed_total", counter, "400s for malformed credentials.";
     }
     skip {}
+}
+
+/// Upper bounds of the RTT histogram's Prometheus buckets, milliseconds (`+Inf` implied).
+pub const RTT_BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
+
+/// Keepalive counters of one shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatStats {
+    /// Contacts registered or refreshed as NATed.
+    pub nated_registrations: u64,
+    /// Keepalives sent (OPTIONS or CRLF).
+    pub pings_sent: u64,
+    /// OPTIONS pings answered (any final response, matched to its live binding).
+    pub pings_answered: u64,
+    /// OPTIONS pings still unanswered at the binding's next slot.
+    pub pings_timed_out: u64,
+    /// Bindings removed after `ping_failures_max` misses in a row (`timeout` mode).
+    pub ping_deregistrations: u64,
+    /// Ping answers for a binding that is gone (or changed generation) or with a bad MAC.
+    pub ping_answers_stale: u64,
+    /// Ping answers that landed here and were handed to the owner shard.
+    pub ping_answers_forwarded: u64,
+    /// Most ticks a slot was swept after its own tick (0 when the shell is on time).
+    pub ping_max_late_ticks: u64,
+    /// Ticks whose slots (with at least one ping) were swept more than one tick late.
+    pub ping_late_sweeps: u64,
+    /// RTT histogram: answers with an RTT at most [`RTT_BUCKETS_MS`]`[i]` (cumulative),
+    /// refreshed from the shard's hdrhistogram once a second.
+    pub rtt_buckets: [u64; RTT_BUCKETS_MS.len()],
+    /// Answers in the histogram.
+    pub rtt_count: u64,
+    /// Sum of their RTTs, milliseconds.
+    pub rtt_sum_ms: u64,
+}
+
+/// Relay counters (published with the core's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Requests that created a transaction and were relayed (or answered by the relay).
+    pub transactions: u64,
+    /// Branches forwarded (one per target).
+    pub branches: u64,
+    /// Retransmitted requests absorbed by their server transaction.
+    pub retransmissions_absorbed: u64,
+    /// Requests retransmitted downstream (timers A, E) and responses upstream (timer G).
+    pub retransmissions_sent: u64,
+    /// ACKs for our non-2xx absorbed (hop by hop).
+    pub acks_absorbed: u64,
+    /// ACKs (for 2xx) forwarded end to end.
+    pub acks_forwarded: u64,
+    /// CANCELs matched to their INVITE.
+    pub cancels: u64,
+    /// Responses forwarded upstream by their cell.
+    pub responses_forwarded: u64,
+    /// Responses dropped: their branch is ours but their transaction is gone (RFC 6026 §7.1:
+    /// no stateless forwarding).
+    pub responses_no_transaction: u64,
+    /// Responses dropped: their branch has our shape but its MAC does not verify.
+    pub responses_forged: u64,
+    /// Requests with a To tag refused (404) for want of a dialog token of ours that verifies.
+    pub tokens_refused: u64,
+    /// Credentials for our realm removed from forwarded requests.
+    pub credentials_consumed: u64,
+    /// Responses handed to the shard that owns their transaction.
+    pub responses_handed_off: u64,
+    /// Branches that timed out (B, F, or a CANCEL that got no answer).
+    pub timeouts: u64,
+    /// Requests refused by a proxy rule (403, 404, 420, 482, 483, 503).
+    pub refused: u64,
+    /// Location lookups asked of another shard.
+    pub lookups_remote: u64,
+    /// Illegal transaction state edges taken (a bug; `txn/LIFECYCLE.md`), counted when the
+    /// transaction ends. A debug build stops at the first.
+    pub illegal_transaction_edges: u64,
+}
+
+/// Counters of the authenticator (per shard).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthStats {
+    /// 401/407 challenges sent (stale ones included).
+    pub challenges: u64,
+    /// Challenges with `stale=true`.
+    pub stale: u64,
+    /// Digest credentials accepted.
+    pub digest_ok: u64,
+    /// Wrong password or unknown user (indistinguishable by design).
+    pub digest_failed: u64,
+    /// (nonce, nc) pairs seen twice.
+    pub replays: u64,
+    /// Credentials whose nonce is not one of ours (bad form or MAC, another edge
+    /// instance): plain challenge, response not evaluated.
+    pub bad_nonce: u64,
+    /// Requests authenticated by source address (IP or CLI).
+    pub ip_ok: u64,
+    /// 403s (whitelist, username mismatch, CLI).
+    pub forbidden: u64,
+    /// 400s for malformed credentials.
+    pub malformed: u64,
+}
+
+/// Dialog counters of one shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DialogStats {
+    /// Calls confirmed (first 2xx) and tracked here.
+    pub opened: u64,
+    /// Calls ended by BYE.
+    pub ended_bye: u64,
+    /// Calls ended by `max_duration_secs`.
+    pub expired: u64,
+    /// Calls that went on untracked (table full when the 2xx came).
+    pub untracked: u64,
+    /// BYEs that found no dialog (retransmissions, the second end's BYE, untracked calls).
+    pub bye_unknown: u64,
+    /// Dialog messages sent to another shard.
+    pub handed_off: u64,
+    /// In-dialog OPTIONS sent (both ends, retries included).
+    pub keepalives_sent: u64,
+    /// In-dialog OPTIONS answered (a final response other than 481/408).
+    pub keepalives_answered: u64,
+    /// Calls ended because an end answered no keepalive within 64·T1.
+    pub keepalive_timeouts: u64,
+    /// Calls ended because an end answered a keepalive 481 or 408.
+    pub keepalive_gone: u64,
+    /// Keepalive answers with a bad MAC, for a gone call or an old round.
+    pub keepalive_answers_stale: u64,
+    /// Calls the edge ended itself with BYEs (keepalive or max duration).
+    pub ended_by_edge: u64,
+    /// BYEs the edge sent (two per call it ended).
+    pub byes_sent: u64,
+    /// Confirmed calls kept without their ends (fields above `dialog::ends::MAX_ENDS_BYTES`, or
+    /// no Record-Route of ours): no keepalives, no BYE at max duration.
+    pub unreachable: u64,
 }

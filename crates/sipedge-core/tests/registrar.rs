@@ -418,6 +418,13 @@ fn every_rule_of_10_3() {
 
 #[test]
 fn the_200_carries_date_path_and_outbound() {
+    // The REGISTER comes straight from PHONE: its Path is kept only with `always` (the
+    // default, "trusted", keeps only an `[[ip_auth]]` source's; tests/relay/path.rs).
+    let config = || {
+        let mut c = config();
+        c.registrar.accept_path = sipedge_core::AcceptPath::Always;
+        c
+    };
     let mut core = Core::new(config());
     // Sun, 06 Nov 1994 08:49:37 GMT at monotonic 5 s.
     core.set_wall_clock(sipedge_core::Millis(5000), 784_111_777_000);

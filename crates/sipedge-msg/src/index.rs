@@ -254,17 +254,9 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
         let (name, name_end, colon) = match HeaderName::known_prefix(&buf[pos..line_end]) {
             // A known name is a non-empty token, and short.
             Some((name, len)) => (name, pos + len, pos + len),
-            None => {
-                let colon = find_byte(&buf[..line_end], pos, b':').unwrap_or(pos);
-                let mut name_end = colon;
-                while name_end > pos && matches!(buf[name_end - 1], b' ' | b'\t') {
-                    name_end -= 1;
-                }
-                let name = HeaderName::from_token(&buf[pos..name_end]);
-                if name_end == pos
-                    || name_end - pos > u16::MAX as usize
-                    || (name == HeaderName::Other && skip_token(buf, pos) != name_end)
-                {
+            None => match other_name(buf, pos, line_end) {
+                Some(n) => n,
+                None => {
                     set_defect(&mut msg.defect, K::BadHeaderLine, pos);
                     pos = match nl {
                         Some(nl) => nl + 1,
@@ -273,8 +265,7 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
                     };
                     continue;
                 }
-                (name, name_end, colon)
-            }
+            },
         };
         let i = match buf.get(colon + 1..colon + 3) {
             // The usual `Name: value`.
@@ -309,6 +300,23 @@ fn index<'a>(buf: &'a [u8], opts: &ParseOptions, stream: bool) -> Result<Message
     msg.body = Span::new(body_start.unwrap_or(buf.len()), buf.len());
     frame_body(&mut msg, stream);
     Ok(msg)
+}
+
+/// A header line at `pos` (ending at `line_end`) whose name is not a known one: its name,
+/// where the name ends and where the colon is; `None` when the name is empty, too long or
+/// not a `token` (RFC 3261 §7.3.1, `field-name HCOLON`).
+#[inline(always)]
+fn other_name(buf: &[u8], pos: usize, line_end: usize) -> Option<(HeaderName, usize, usize)> {
+    let colon = find_byte(&buf[..line_end], pos, b':').unwrap_or(pos);
+    let mut name_end = colon;
+    while name_end > pos && matches!(buf[name_end - 1], b' ' | b'\t') {
+        name_end -= 1;
+    }
+    let name = HeaderName::from_token(&buf[pos..name_end]);
+    let bad = name_end == pos
+        || name_end - pos > u16::MAX as usize
+        || (name == HeaderName::Other && skip_token(buf, pos) != name_end);
+    (!bad).then_some((name, name_end, colon))
 }
 
 /// Skips SP and HTAB.

@@ -18,20 +18,28 @@
 //! (name-addr, Contact), `fields` (CSeq, Content-Type, Event, quoted strings), `auth`
 //! (digest credentials), `params`, `list` (comma lists), `lex` (RFC 3261 §25 basic rules)
 //! → `validate` (sanity checks and the error reply) → `write` (responses and forwarding edits).
+//! Beside them, the SIP mechanics every layer above shares: `net` (an IP-literal host as an
+//! address, an address as text, and where a response goes — RFC 3261 §18.2.2 / RFC 3581:
+//! [`ResponseAddr`]), [`fmt`] (decimal and fixed-width hex text without allocating) and
+//! [`branch`] (the shard-routing Via branch codec; the MAC over its fields stays with the
+//! caller).
 
 #![forbid(unsafe_code)]
 
 mod addr;
 mod auth;
+pub mod branch;
 mod detach;
 mod error;
 mod fields;
+pub mod fmt;
 mod header;
 mod index;
 mod lex;
 mod list;
 mod message;
 mod method;
+mod net;
 mod params;
 mod uri;
 mod validate;
@@ -52,6 +60,7 @@ pub use lex::{eq_unescaped, eq_unescaped_ignore_case, unescape};
 pub use list::{tokens, Items};
 pub use message::{Header, HeaderRef, Message, Span};
 pub use method::Method;
+pub use net::{host_ip, needs_received, response_dest, IpText, ResponseAddr};
 pub use params::{ParamIter, Params};
 pub use uri::{Scheme, Uri, UriError};
 pub use validate::Validated;

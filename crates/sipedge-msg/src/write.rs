@@ -2,6 +2,7 @@
 //! (RFC 3261 §8.2.6.2) and requests/responses edited for forwarding (RFC 3261 §16.6, §16.7).
 //! Nothing here allocates once `out` has grown to its working size.
 
+use crate::fmt::push_u32;
 use crate::header::HeaderName;
 use crate::lex::{offset_in, trim};
 use crate::list::Items;
@@ -284,8 +285,4 @@ fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-fn push_u32(out: &mut Vec<u8>, n: u32) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }

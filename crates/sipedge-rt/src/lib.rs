@@ -21,6 +21,7 @@
 //! | `xdp` | the AF_XDP engine: its filtering XDP program, UMEM and rings, frames ⇄ datagrams |
 //! | `sendq` | send slots shared by both engines (preallocated, reused) |
 //! | `sockaddr` | `SocketAddr` ⇄ raw `sockaddr_in`/`sockaddr_in6` bytes |
+//! | `pktinfo` | wildcard binds: each datagram's destination (`IP_PKTINFO`/`IPV6_RECVPKTINFO`) remembered per peer and used as the source of what we send it |
 //!
 //! # A shard loop turn
 //!
@@ -49,6 +50,7 @@
 mod engine;
 mod mesh;
 mod mmsg;
+mod pktinfo;
 mod poll;
 mod sendq;
 mod sockaddr;

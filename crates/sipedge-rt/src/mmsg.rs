@@ -7,6 +7,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use crate::pktinfo::{self, CtlBuf, SourceCache};
 use crate::sendq::SendSlots;
 use crate::sockaddr::{self, RawAddr, SOCKADDR_MAX};
 use crate::wake::WakeFd;
@@ -38,6 +39,12 @@ pub(crate) struct MmsgEngine {
     rnames: Box<[RawAddr]>,
     riov: Box<[libc::iovec]>,
     rhdrs: Box<[libc::mmsghdr]>,
+    /// Control buffers of the receives (destination addresses on wildcard sockets).
+    rctl: Box<[CtlBuf]>,
+    /// Per socket: bound to a wildcard address (`crate::pktinfo`).
+    wildcard: Box<[bool]>,
+    /// Where each peer reached us, for wildcard sockets (`None`: no wildcard socket).
+    sources: Option<SourceCache>,
     /// Socket to read first next time, so one busy socket cannot starve the others.
     next_socket: usize,
     sendq: SendSlots,
@@ -65,7 +72,15 @@ impl MmsgEngine {
                 revents: 0,
             })
             .collect();
+        let wildcard: Box<[bool]> = sockets
+            .iter()
+            .map(|s| s.local_addr().is_ok_and(|a| a.ip().is_unspecified()))
+            .collect();
+        let sources = wildcard.iter().any(|w| *w).then(SourceCache::new);
         MmsgEngine {
+            rctl: vec![CtlBuf::zeroed(); batch].into_boxed_slice(),
+            wildcard,
+            sources,
             sockets,
             wake,
             rbufs: vec![0; batch * rbuf_len].into_boxed_slice(),
@@ -104,7 +119,8 @@ impl MmsgEngine {
     }
 
     pub(crate) fn send(&mut self, socket: usize, to: SocketAddr, data: &[u8]) -> bool {
-        if socket < self.sockets.len() && self.sendq.queue(socket, &to, data) {
+        let src = self.sources.as_ref().and_then(|c| c.lookup(socket, &to));
+        if socket < self.sockets.len() && self.sendq.queue_from(socket, src, &to, data) {
             return true;
         }
         self.stats.send_drops += 1;
@@ -188,6 +204,13 @@ impl MmsgEngine {
                     self.stats.recv_errors += 1;
                     continue;
                 };
+                if let Some(cache) = self.sources.as_mut().filter(|_| self.wildcard[s]) {
+                    let ctl_len = h.msg_controllen.min(pktinfo::CTL_BYTES);
+                    if let Some(l) = pktinfo::parse_dst(&self.rctl[i].bytes[..ctl_len]) {
+                        cache.learn(s, remote, l);
+                    }
+                }
+                let h = &self.rhdrs[i].msg_hdr;
                 let truncated = h.msg_flags & libc::MSG_TRUNC != 0;
                 self.stats.recv_truncated += u64::from(truncated);
                 let len = (self.rhdrs[i].msg_len as usize).min(self.rbuf_len);
@@ -223,15 +246,21 @@ impl MmsgEngine {
             h.msg_hdr.msg_namelen = SOCKADDR_MAX as libc::socklen_t;
             h.msg_hdr.msg_iov = &mut self.riov[i];
             h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
+            if self.wildcard.get(s).copied().unwrap_or(false) {
+                h.msg_hdr.msg_control = self.rctl[i].bytes.as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = pktinfo::CTL_BYTES;
+            } else {
+                h.msg_hdr.msg_control = std::ptr::null_mut();
+                h.msg_hdr.msg_controllen = 0;
+            }
             h.msg_hdr.msg_flags = 0;
         }
         let fd = self.sockets[s].as_raw_fd();
         loop {
             self.stats.submits += 1;
             // SAFETY: the first `want` headers point at live buffers of `rbuf_len` bytes
-            // (inside `rbufs`), live name storage of SOCKADDR_MAX bytes and live iovecs, all
+            // (inside `rbufs`), live name storage of SOCKADDR_MAX bytes, live control
+            // buffers of CTL_BYTES (wildcard sockets) and live iovecs, all
             // owned by `self` and not otherwise borrowed during the call; nonblocking, no
             // timeout pointer.
             let rc = unsafe {
@@ -279,6 +308,13 @@ impl MmsgEngine {
                         h.msg_hdr.msg_namelen = slot.addr_len;
                         h.msg_hdr.msg_iov = &mut self.siov[n];
                         h.msg_hdr.msg_iovlen = 1;
+                        if slot.ctl_len > 0 {
+                            h.msg_hdr.msg_control = slot.ctl.bytes.as_mut_ptr().cast();
+                            h.msg_hdr.msg_controllen = slot.ctl_len;
+                        } else {
+                            h.msg_hdr.msg_control = std::ptr::null_mut();
+                            h.msg_hdr.msg_controllen = 0;
+                        }
                         self.sidx[n] = idx;
                         n += 1;
                     }
@@ -299,7 +335,7 @@ impl MmsgEngine {
         while off < n {
             self.stats.submits += 1;
             // SAFETY: headers `off..n` were filled by `flush` and point at live slot buffers,
-            // addresses and iovecs that are not touched until the slots are released after
+            // addresses, control buffers and iovecs that are not touched until the slots are released after
             // this call returns.
             let rc = unsafe {
                 libc::sendmmsg(

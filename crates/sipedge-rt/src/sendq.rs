@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use crate::pktinfo::{self, CtlBuf, LocalAddr};
 use crate::sockaddr::RawAddr;
 
 /// Capacity each slot's buffer starts with; larger datagrams grow it once.
@@ -16,6 +17,9 @@ pub(crate) struct SendSlot {
     pub(crate) addr: RawAddr,
     pub(crate) addr_len: libc::socklen_t,
     pub(crate) socket: usize,
+    /// `IP_PKTINFO` / `IPV6_PKTINFO` naming the source (wildcard sockets); `ctl_len` 0: none.
+    pub(crate) ctl: CtlBuf,
+    pub(crate) ctl_len: usize,
 }
 
 pub(crate) struct SendSlots {
@@ -35,6 +39,8 @@ impl SendSlots {
                 addr: RawAddr::zeroed(),
                 addr_len: 0,
                 socket: 0,
+                ctl: CtlBuf::zeroed(),
+                ctl_len: 0,
             })
             .collect();
         SendSlots {
@@ -45,7 +51,19 @@ impl SendSlots {
     }
 
     /// Copies a datagram into a free slot and queues it. False when every slot is taken.
+    #[cfg(test)]
     pub(crate) fn queue(&mut self, socket: usize, to: &SocketAddr, data: &[u8]) -> bool {
+        self.queue_from(socket, None, to, data)
+    }
+
+    /// [`queue`](Self::queue), with the source address to send from (wildcard sockets).
+    pub(crate) fn queue_from(
+        &mut self,
+        socket: usize,
+        src: Option<LocalAddr>,
+        to: &SocketAddr,
+        data: &[u8],
+    ) -> bool {
         let Some(idx) = self.free.pop() else {
             return false;
         };
@@ -54,6 +72,10 @@ impl SendSlots {
         slot.buf.extend_from_slice(data);
         slot.addr_len = slot.addr.encode(to);
         slot.socket = socket;
+        slot.ctl_len = match src {
+            Some(src) => pktinfo::encode_src(&mut slot.ctl, src),
+            None => 0,
+        };
         self.pending.push_back(idx);
         true
     }

@@ -26,7 +26,8 @@ pub struct SocketBuffers {
 }
 
 /// Binds a nonblocking UDP socket with `SO_REUSEPORT` and `SO_REUSEADDR` (and `IPV6_V6ONLY`
-/// for IPv6), so every shard can bind its own socket to the same address and port and the
+/// for IPv6; `IP_PKTINFO` / `IPV6_RECVPKTINFO` for a wildcard address, so the engines can
+/// answer each peer from the address it reached), so every shard can bind its own socket to the same address and port and the
 /// kernel spreads senders over them by their 4-tuple.
 ///
 /// Buffer sizes: `SO_RCVBUFFORCE` / `SO_SNDBUFFORCE` are tried first (they exceed
@@ -42,6 +43,10 @@ pub fn bind_udp_reuseport(addr: SocketAddr, opts: &SocketOptions) -> io::Result<
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
+    if addr.ip().is_unspecified() {
+        // A wildcard bind answers from the address it was reached on (crate::pktinfo).
+        crate::pktinfo::enable(&socket, addr)?;
+    }
     if opts.recv_buffer_bytes > 0 {
         set_buffer(
             &socket,

@@ -4,7 +4,7 @@
 //! program gone from the interface once the engine is dropped.
 //!
 //! Needs root and `ip` (iproute2); skipped with a message otherwise. Names: namespaces and
-//! veths `sxrt*`, addresses 198.18.21.0/24.
+//! veths `x21rt*` (namespaces `x21-rt*`), addresses 198.18.21.0/24.
 #![allow(unsafe_code, clippy::unwrap_used)]
 
 use std::net::{SocketAddr, UdpSocket};
@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use sipedge_rt::{bind_udp_reuseport, Engine, EngineConfig, EngineKind, IoMode, WakeFd, XdpConfig};
 
-const NS_A: &str = "sxrt-a";
-const NS_B: &str = "sxrt-b";
+const NS_A: &str = "x21-rta";
+const NS_B: &str = "x21-rtb";
 
 fn ip(args: &[&str]) -> bool {
     Command::new("ip")
@@ -51,14 +51,14 @@ impl Rig {
             vec!["netns", "add", NS_A],
             vec!["netns", "add", NS_B],
             vec![
-                "link", "add", "sxrta", "type", "veth", "peer", "name", "sxrtb",
+                "link", "add", "x21rta", "type", "veth", "peer", "name", "x21rtb",
             ],
-            vec!["link", "set", "sxrta", "netns", NS_A],
-            vec!["link", "set", "sxrtb", "netns", NS_B],
-            vec!["-n", NS_A, "addr", "add", "198.18.21.1/24", "dev", "sxrta"],
-            vec!["-n", NS_B, "addr", "add", "198.18.21.2/24", "dev", "sxrtb"],
-            vec!["-n", NS_A, "link", "set", "sxrta", "up"],
-            vec!["-n", NS_B, "link", "set", "sxrtb", "up"],
+            vec!["link", "set", "x21rta", "netns", NS_A],
+            vec!["link", "set", "x21rtb", "netns", NS_B],
+            vec!["-n", NS_A, "addr", "add", "198.18.21.1/24", "dev", "x21rta"],
+            vec!["-n", NS_B, "addr", "add", "198.18.21.2/24", "dev", "x21rtb"],
+            vec!["-n", NS_A, "link", "set", "x21rta", "up"],
+            vec!["-n", NS_B, "link", "set", "x21rtb", "up"],
             vec!["-n", NS_A, "link", "set", "lo", "up"],
             vec!["-n", NS_B, "link", "set", "lo", "up"],
         ] {
@@ -155,6 +155,13 @@ fn icmp_echo(to: std::net::Ipv4Addr) -> bool {
 
 #[test]
 fn xdp_echo_icmp_fragments_and_detach_on_a_veth_pair() {
+    echo_run(0);
+    // The same with busy polling on (`xdp_busy_poll_us`): the options are accepted and the
+    // receive path that drives the queue from the engine's thread still delivers everything.
+    echo_run(50);
+}
+
+fn echo_run(busy_poll_us: u32) {
     let Some(_rig) = Rig::new() else { return };
     let server: SocketAddr = "198.18.21.1:5060".parse().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -166,7 +173,8 @@ fn xdp_echo_icmp_fragments_and_detach_on_a_veth_pair() {
             let sock = bind_udp_reuseport(server, &Default::default()).unwrap();
             let cfg = EngineConfig {
                 xdp: XdpConfig {
-                    interface: "sxrta".into(),
+                    interface: "x21rta".into(),
+                    busy_poll_us,
                     ..XdpConfig::default()
                 },
                 ..EngineConfig::default()
@@ -200,7 +208,7 @@ fn xdp_echo_icmp_fragments_and_detach_on_a_veth_pair() {
         "veth runs copy mode"
     );
     assert!(
-        ns_ip(NS_A, &["link", "show", "sxrta"]).contains("prog/xdp"),
+        ns_ip(NS_A, &["link", "show", "x21rta"]).contains("prog/xdp"),
         "the program is attached"
     );
 
@@ -237,8 +245,10 @@ fn xdp_echo_icmp_fragments_and_detach_on_a_veth_pair() {
         stats.xdp_rx_frames >= 50,
         "requests came through XDP: {stats:?}"
     );
+    // The first answer may go through the socket: the kernel learned the client's MAC from
+    // its ARP request (a STALE entry), and a stale neighbour is re-confirmed by the kernel.
     assert!(
-        stats.xdp_tx_frames >= 50,
+        stats.xdp_tx_frames >= 49,
         "answers went out through XDP: {stats:?}"
     );
     assert_eq!(stats.xdp_native, 1, "veth takes native XDP");
@@ -252,7 +262,7 @@ fn xdp_echo_icmp_fragments_and_detach_on_a_veth_pair() {
     );
     assert!(ping_ok, "ICMP echo is still answered by the kernel");
     assert!(
-        !ns_ip(NS_A, &["link", "show", "sxrta"]).contains("prog/xdp"),
+        !ns_ip(NS_A, &["link", "show", "x21rta"]).contains("prog/xdp"),
         "the program is detached once the engine is dropped"
     );
 }

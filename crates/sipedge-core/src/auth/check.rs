@@ -5,15 +5,14 @@ use std::net::SocketAddr;
 
 use sipedge_msg::{Credentials, HeaderName, Message, NameAddr, Uri, Validated};
 
-use super::db::{whitelisted, AuthDb};
-use super::digest::{
+use super::AuthConfig;
+use crate::auth_db::db::{whitelisted, AuthDb};
+use crate::auth_db::digest::{
     ha2, response_matches, response_with_ha2, sha256_ha1_state, sha256_response_after_ha1,
     Algorithm, DigestInput, Hex,
 };
-use super::nonce::{algorithm_bit, nonce_age_ms, NcVerdict, NcWindow, NonceKey};
-use super::offer::Offer;
-use super::AuthConfig;
-use crate::core::Core;
+use crate::auth_db::nonce::{algorithm_bit, nonce_age_ms, NcVerdict, NcWindow, NonceKey};
+use crate::auth_db::offer::Offer;
 use crate::output::LocalId;
 use crate::refusal::{AuthRefusal, Refusal};
 use crate::stateless::Req;
@@ -74,29 +73,7 @@ pub enum AuthOutcome {
     Rejected(AuthReject),
 }
 
-/// Counters of the authenticator (per shard).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuthStats {
-    /// 401/407 challenges sent (stale ones included).
-    pub challenges: u64,
-    /// Challenges with `stale=true`.
-    pub stale: u64,
-    /// Digest credentials accepted.
-    pub digest_ok: u64,
-    /// Wrong password or unknown user (indistinguishable by design).
-    pub digest_failed: u64,
-    /// (nonce, nc) pairs seen twice.
-    pub replays: u64,
-    /// Credentials whose nonce is not one of ours (bad form or MAC, another edge
-    /// instance): plain challenge, response not evaluated.
-    pub bad_nonce: u64,
-    /// Requests authenticated by source address (IP or CLI).
-    pub ip_ok: u64,
-    /// 403s (whitelist, username mismatch, CLI).
-    pub forbidden: u64,
-    /// 400s for malformed credentials.
-    pub malformed: u64,
-}
+pub use crate::stats::AuthStats;
 
 /// Longest `method ":" uri` whose HA2 is remembered.
 const HA2_KEY_MAX: usize = 128;
@@ -139,6 +116,13 @@ impl Ha2Memo {
     }
 }
 
+/// The authenticator (RFC 3261 §22, RFC 7616): its own state and the shard's sink, lent by
+/// the dispatcher for one check. It names no other subsystem.
+pub(crate) struct Authenticator<'a> {
+    pub(crate) io: &'a mut crate::io::Io,
+    pub(crate) auth: &'a mut AuthState,
+}
+
 /// Per-shard authenticator state: the nonce key, this shard's nonce-count window, a reused
 /// header buffer, the last HA2 per algorithm.
 #[derive(Debug)]
@@ -153,9 +137,6 @@ pub(crate) struct AuthState {
     /// [`DUMMY_HA1`]'s SHA-256 state.
     dummy_sha256: [u32; 8],
     pub(crate) stats: AuthStats,
-    /// Who the REGISTER being processed was authenticated as (set by `register_auth`; the
-    /// registrar or the NAT code may read it to give a binding the user's `nat` settings).
-    pub(crate) last_register: Option<AuthOk>,
 }
 
 impl AuthState {
@@ -172,7 +153,6 @@ impl AuthState {
             ],
             dummy_sha256: sha256_ha1_state(&DUMMY_HA1),
             stats: AuthStats::default(),
-            last_register: None,
         }
     }
 }
@@ -274,7 +254,7 @@ fn challenge_offer(
     db.offer_for(lower, uri.user().unwrap_or_default())
 }
 
-impl Core {
+impl Authenticator<'_> {
     /// For a REGISTER's credentials (RFC 7616 §3.4.6 leaves what "the same resource" is to
     /// the server): does the digest `uri` name this edge itself — a `sip:` URI without user
     /// part whose host is one of our domains or addresses, on one of our ports or none,
@@ -290,41 +270,14 @@ impl Core {
                     && u.user().is_none()
                     && u.maddr().is_none()
                     && u.transport().is_none_or(|t| t.eq_ignore_ascii_case(b"udp"))
-                    && self.is_ours_uri(&u)
+                    && self.io.cfg.is_ours_uri(&u)
             }
             Err(_) => false,
         }
     }
 }
 
-impl Core {
-    /// The authentication tables in force.
-    pub fn auth_db(&self) -> std::sync::Arc<AuthDb> {
-        std::sync::Arc::clone(&self.cfg.auth.db)
-    }
-
-    /// The authenticator's counters.
-    pub fn auth_stats(&self) -> &AuthStats {
-        &self.auth.stats
-    }
-
-    /// **Hook for the relay**: authenticates a non-REGISTER request from `remote` (RFC 3261
-    /// §22.3) — IP/CLI auth first; then, with `[auth] invite = "digest"` and a From in one
-    /// of our domains (else [`AuthMethod::Foreign`]), the Proxy-Authorization credentials
-    /// (user looked up in the From domain). On
-    /// [`AuthOutcome::Rejected`], answer with [`Core::send_auth_rejection`]. Call it once
-    /// per new request (after the server transaction absorbed retransmissions: a second
-    /// call with the same credentials is a replay). ACK and CANCEL are not challenged by
-    /// RFC 3261 §22.1; the caller skips them.
-    pub fn authenticate_request(
-        &mut self,
-        now: Millis,
-        remote: SocketAddr,
-        msg: &Message<'_>,
-    ) -> AuthOutcome {
-        self.authenticate_with(now, remote, msg, None)
-    }
-
+impl Authenticator<'_> {
     /// [`Core::authenticate_request`] for a caller that has parsed From (its URI's host).
     pub(crate) fn authenticate_with(
         &mut self,
@@ -343,24 +296,9 @@ impl Core {
         }
     }
 
-    /// Sends what `reject` calls for: 401 with WWW-Authenticate to a REGISTER, 407 with
-    /// Proxy-Authenticate to anything else (RFC 3261 §22.1, §22.3), each with a fresh nonce
-    /// and one header per algorithm of the claimed user's [`Offer`] in order (RFC 8760
-    /// §2.4: the preferred one first; default `[auth] algorithms`, MD5 alone); or 403 / 400.
-    pub fn send_auth_rejection(
-        &mut self,
-        now: Millis,
-        local: LocalId,
-        remote: SocketAddr,
-        msg: &Message<'_>,
-        reject: AuthReject,
-    ) {
-        self.reject_request(now, local, remote, (msg, None), reject);
-    }
-
     /// [`Core::send_auth_rejection`], with what [`Message::validated`] parsed when the
     /// caller has it (`None`: parsed again).
-    fn reject_request(
+    pub(crate) fn reject_request(
         &mut self,
         now: Millis,
         local: LocalId,
@@ -374,7 +312,8 @@ impl Core {
             }
             AuthReject::Refused(r) => r,
         };
-        self.respond(local, remote, answering(req), refusal.reply(), |_| {});
+        self.io
+            .respond(local, remote, answering(req), refusal.reply(), |_| {});
     }
 
     fn challenge(
@@ -394,13 +333,13 @@ impl Core {
         };
         self.auth.stats.challenges += 1;
         let counter = self.auth.window.issue();
-        let db = std::sync::Arc::clone(&self.cfg.auth.db);
+        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
         let offer = challenge_offer(&db, req, register);
         // The nonce names the algorithms offered: a response is checked under one of them.
         let nonce = self
             .auth
             .key
-            .issue_for(self.cfg.shard.0, counter, now.0, offer.mask());
+            .issue_for(self.io.cfg.shard.0, counter, now.0, offer.mask());
         let mut buf = std::mem::take(&mut self.auth.buf);
         buf.clear();
         {
@@ -418,9 +357,10 @@ impl Core {
                 buf.extend_from_slice(b"\r\n");
             }
         }
-        self.respond(local, remote, answering(req), (code, reason), |w| {
-            w.raw(&buf);
-        });
+        self.io
+            .respond(local, remote, answering(req), (code, reason), |w| {
+                w.raw(&buf);
+            });
         self.auth.buf = buf;
     }
 
@@ -457,7 +397,7 @@ impl Core {
         };
         let Some(c) = found else {
             if malformed {
-                return Err(bad(&mut self.auth, AuthRefusal::MalformedCredentials));
+                return Err(bad(self.auth, AuthRefusal::MalformedCredentials));
             }
             return Err(Verdict::Reject(AuthReject::Challenge { stale: false }));
         };
@@ -472,8 +412,8 @@ impl Core {
         now: Millis,
         remote: SocketAddr,
         db: &AuthDb,
-        (user, user_ref): (Option<u32>, &super::db::User),
-        info: super::nonce::NonceInfo,
+        (user, user_ref): (Option<u32>, &crate::auth_db::db::User),
+        info: crate::auth_db::nonce::NonceInfo,
         nc: u32,
     ) -> Verdict {
         let st = &mut self.auth;
@@ -486,7 +426,7 @@ impl Core {
         // An authentic nonce with the right response that can no longer be used here —
         // expired, issued by another shard, forgotten by the window — is stale (§3.3).
         let ttl_ms = u64::from(db.settings.nonce_ttl_secs) * 1000;
-        if info.shard != self.cfg.shard.0 || nonce_age_ms(info.issued_ms, now.0) > ttl_ms {
+        if info.shard != self.io.cfg.shard.0 || nonce_age_ms(info.issued_ms, now.0) > ttl_ms {
             st.stats.stale += 1;
             return Verdict::Reject(AuthReject::Challenge { stale: true });
         }
@@ -517,7 +457,7 @@ impl Core {
         msg: &Message<'_>,
         class: Class<'_>,
     ) -> Verdict {
-        let db = std::sync::Arc::clone(&self.cfg.auth.db);
+        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
         let from_host = match self.verdict_before_digest(&db, remote, msg, class) {
             Ok(h) => h,
             Err(v) => return v,
@@ -533,7 +473,7 @@ impl Core {
         let (Some(username), Some(nonce), Some(uri), Some(response)) =
             (c.username, c.nonce, c.uri, c.response)
         else {
-            return bad(&mut self.auth, AuthRefusal::IncompleteCredentials);
+            return bad(self.auth, AuthRefusal::IncompleteCredentials);
         };
         // RFC 7616 §3.4.6 / RFC 2617 §3.2.2.5: the digest-uri must name the Request-URI,
         // else the credentials could be lifted from a request for another resource. A
@@ -543,7 +483,7 @@ impl Core {
             && !digest_uri_matches(uri.raw(), msg.request_uri_raw().unwrap_or_default())
             && !(matches!(class, Class::Register { .. }) && self.digest_uri_names_us(uri.raw()))
         {
-            return bad(&mut self.auth, AuthRefusal::DigestUriMismatch);
+            return bad(self.auth, AuthRefusal::DigestUriMismatch);
         }
         let st = &mut self.auth;
         let (qop_auth, nc) = match qop_of(st, &c) {
@@ -566,7 +506,7 @@ impl Core {
         };
         let username = username.raw();
         let must_match = db.settings.username_must_match;
-        let case_sensitive = self.cfg.registrar.case_sensitive;
+        let case_sensitive = self.io.cfg.registrar.case_sensitive;
         let lookup_domain =
             match lookup_domain(st, (must_match, case_sensitive), class, from_host, username) {
                 Ok(d) => d,
@@ -584,7 +524,7 @@ impl Core {
         let user_ref = user.and_then(|u| db.user(u));
         // What the response is hashed from: the MD5 HA1, or the SHA-256 state after the
         // SHA-256 HA1 (its one block precomputed at load).
-        let secret_of = |u: &'_ super::db::User| -> Option<Secret> {
+        let secret_of = |u: &'_ crate::auth_db::db::User| -> Option<Secret> {
             if !u.offer.contains(alg) {
                 return None;
             }
@@ -626,7 +566,7 @@ impl Core {
     }
 }
 
-impl Core {
+impl Authenticator<'_> {
     /// RFC 3261 §10.3 steps 3–4 for a REGISTER of the AoR `(domain, user)` on its owner
     /// shard. `None`: answered (401/403/400), stop. `Some(())`: go on.
     ///
@@ -646,7 +586,7 @@ impl Core {
         domain: &[u8],
         user: &[u8],
     ) -> Option<()> {
-        self.auth.last_register = None;
+        self.io.register_verified = false;
         let class = Class::Register {
             domain,
             user,
@@ -654,7 +594,7 @@ impl Core {
         };
         let reject = match self.verdict(now, remote, msg, class) {
             Verdict::Ok(ok) => {
-                self.auth.last_register = Some(ok);
+                self.io.register_verified = ok.method != AuthMethod::None;
                 return Some(());
             }
             Verdict::Replayed => {
@@ -663,7 +603,7 @@ impl Core {
             }
             Verdict::Reject(r) => {
                 if !matches!(r, AuthReject::Challenge { .. }) {
-                    self.stats.registers_failed += 1;
+                    self.io.stats.registers_failed += 1;
                 }
                 r
             }

@@ -19,7 +19,7 @@
 //! | right password, an authentic nonce that is expired (`nonce_ttl_secs`), from another shard, or forgotten | 401/407 with `stale=true` (RFC 7616 §3.3) and a fresh nonce |
 //! | right password, (nonce, nc) already used — a replay (RFC 7616 §3.4), or a nonce without qop used twice | 401/407 `stale=true` with a fresh nonce — also for a REGISTER that repeats the request which made the binding: only the first use gets the 200 OK (a replay from a forged source must not reflect the contact list) |
 //!
-//! **Nonces** ([`nonce`]): stateless, HMAC-SHA256 over instance id, issuing shard, counter
+//! **Nonces** (`auth_db::nonce`): stateless, HMAC-SHA256 over instance id, issuing shard, counter
 //! and issue time. MAC and age are checked wherever the request lands; the nonce-count is
 //! tracked by the issuer only. **Where the issuer is**: a REGISTER is challenged and
 //! verified on the AoR's owner shard (the registrar hands every REGISTER to the owner
@@ -38,77 +38,26 @@
 //! never logged ([`UserSpec`] and [`AuthConfig`] hide them in `Debug`).
 
 mod check;
-mod db;
-mod digest;
-mod nonce;
-mod offer;
-mod sha256;
-
-use std::sync::Arc;
 
 /// A CIDR prefix (re-exported from `ipnet`, for the shell).
 pub use ipnet::IpNet;
 
-pub(crate) use self::check::AuthState;
 pub use self::check::{AuthMethod, AuthOk, AuthOutcome, AuthReject, AuthStats};
-pub use self::db::{
+pub(crate) use self::check::{AuthState, Authenticator};
+pub use crate::auth_db::db::{
     split_register_aor, Account, AccountSpec, AuthDb, AuthDbError, AuthHandle, AuthMode,
     AuthSettings, AuthSpec, IpAuthSpec, NatMode, NatPing, User, UserSpec, MAX_USERNAME_BYTES,
 };
-pub use self::digest::{
+pub use crate::auth_db::digest::{
     expected_response, ha1, ha2, response_matches, response_with_ha2, Algorithm, DigestInput, Hex,
 };
-pub use self::nonce::{
+pub use crate::auth_db::nonce::{
     algorithm_bit, nonce_age_ms, parse_nc, NcVerdict, NcWindow, NonceInfo, NonceKey,
     ALL_ALGORITHMS, DEFAULT_NC_WINDOW, DEFAULT_NONCE_TTL_SECS, NONCE_LEN,
 };
-pub use self::offer::{Offer, DEFAULT_ALGORITHMS};
+pub use crate::auth_db::offer::{Offer, DEFAULT_ALGORITHMS};
 
-/// What a shard's core is given for authentication (part of [`crate::CoreConfig`]).
-#[derive(Clone)]
-pub struct AuthConfig {
-    /// The tables, shared by every shard; a reload replaces them whole
-    /// ([`crate::Core::handle_config`]).
-    pub db: AuthHandle,
-    /// The nonce secret (`[auth] nonce_secret`, else random from the shell at start).
-    pub nonce_secret: Vec<u8>,
-    /// This edge instance's id (random at start): nonces of an earlier run are refused even
-    /// with a configured secret.
-    pub instance: u32,
-    /// Nonces whose nonce-counts a shard remembers (a power of two).
-    pub nc_window: usize,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            db: Arc::new(AuthDb::default()),
-            nonce_secret: Vec::new(),
-            instance: 0,
-            nc_window: DEFAULT_NC_WINDOW,
-        }
-    }
-}
-
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("users", &self.db.user_count())
-            .field("instance", &self.instance)
-            .field("nc_window", &self.nc_window)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Writes `bytes` as lowercase hex into `out`; returns the length.
-pub(crate) fn digest_hex(bytes: &[u8], out: &mut [u8; 64]) -> usize {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[usize::from(b >> 4)];
-        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
-    }
-    2 * bytes.len()
-}
+pub use crate::config::AuthConfig;
 
 /// A hex HA1 from config text (`ha1` = 32, `ha1_sha256` = 64 hex digits), lowercased.
 pub fn parse_hex_ha1<const N: usize>(text: &str) -> Option<[u8; N]> {

@@ -9,7 +9,7 @@
 //! until its own session timer or user; the channels are released either way.
 
 use super::ends::{Own, Side};
-use crate::core::Core;
+use super::DialogCx;
 use crate::time::Millis;
 
 /// Why the edge ends a call.
@@ -35,32 +35,26 @@ impl Cause {
     }
 }
 
-impl Core {
+impl DialogCx<'_> {
     /// Ends the tracked call `key` (on its owner): BYE to both ends when the dialog kept
     /// them, then its channels released. Nothing when the call is already gone.
-    pub(crate) fn dialog_end_call(&mut self, now: Millis, key: u64, cause: Cause) {
+    pub(crate) fn end_call(&mut self, now: Millis, key: u64, cause: Cause) {
         let Some(entry) = self.dialogs.table.remove(&key) else {
             return;
         };
-        self.dialog_bye_ends(now, key, &entry, cause);
+        self.bye_ends(now, key, &entry, cause);
         // `entry` drops here: the charge is released.
     }
 
     /// A BYE to both ends of the removed `entry` (when it kept its ends).
-    pub(crate) fn dialog_bye_ends(
-        &mut self,
-        now: Millis,
-        key: u64,
-        entry: &super::Entry,
-        cause: Cause,
-    ) {
+    pub(crate) fn bye_ends(&mut self, now: Millis, key: u64, entry: &super::Entry, cause: Cause) {
         let Some(block) = entry.ends.as_deref() else {
             return;
         };
         self.dialogs.stats.ended_by_edge += 1;
         let sent = now.0 as u32;
         for side in [Side::A, Side::B] {
-            self.dialog_send_own(key, block, (Own::Bye, side), sent, cause.reason());
+            self.send_own(key, block, (Own::Bye, side), sent, cause.reason());
         }
     }
 }

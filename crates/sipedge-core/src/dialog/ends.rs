@@ -22,8 +22,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::output::LocalId;
-use crate::proxy::token::Flow;
+use crate::output::{Flow, LocalId};
+use crate::txn::table::Cell;
 
 /// Largest packed block: a dialog whose fields need more is tracked without keepalives.
 pub(crate) const MAX_ENDS_BYTES: usize = 1024;
@@ -313,19 +313,19 @@ pub(crate) fn write_request(
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
 }
 
-impl crate::core::Core {
+impl super::DialogCx<'_> {
     /// The ends of the dialog that cell `idx`'s INVITE and branch `b`'s 2xx (`msg`, `v`)
     /// confirm ([`pack`]): flow A is where the INVITE came from and its responses go, flow
     /// B where branch `b` went — the two flows of our Record-Route token. `None` (counted
     /// `unreachable`) when our Record-Route is not in the 2xx (the dialog's requests do
     /// not pass here) or the fields do not fit.
-    pub(crate) fn dialog_ends(
+    pub(crate) fn ends(
         &mut self,
-        idx: u32,
+        cell: &Cell,
         b: usize,
         (msg, v): (&sipedge_msg::Message<'_>, &sipedge_msg::Validated<'_>),
     ) -> Option<Box<[u8]>> {
-        let made = self.make_ends(idx, b, (msg, v));
+        let made = self.make_ends(cell, b, (msg, v));
         if made.is_none() {
             self.dialogs.stats.unreachable += 1;
         }
@@ -334,12 +334,11 @@ impl crate::core::Core {
 
     fn make_ends(
         &self,
-        idx: u32,
+        c: &Cell,
         b: usize,
         (msg, v): (&sipedge_msg::Message<'_>, &sipedge_msg::Validated<'_>),
     ) -> Option<Box<[u8]>> {
         use sipedge_msg::{HeaderName, Message, NameAddr};
-        let c = self.relay.txns.cell(idx);
         let branch = c.branches.get(b)?;
         let a = Flow {
             local: c.up_local,
@@ -359,7 +358,7 @@ impl crate::core::Core {
             msg.header_items(HeaderName::RecordRoute).collect();
         let ours = rr.iter().position(|r| {
             NameAddr::parse(r).is_ok_and(|n| {
-                n.uri().params().value(b"sed").is_some() && self.is_ours_uri(n.uri())
+                n.uri().params().value(b"sed").is_some() && self.io.cfg.is_ours_uri(n.uri())
             })
         })?;
         let mut route_b = Vec::new();

@@ -24,10 +24,10 @@ use std::net::SocketAddr;
 use sipedge_msg::{Message, Validated};
 
 use super::ends::{self, Ends, Own, Side};
-use super::{DialogMsg, Dialogs};
-use crate::core::Core;
+use super::{DialogCx, Dialogs};
+use crate::output::LocalId;
 use crate::secret::Purpose;
-use crate::shard::{ShardId, ShardMsg};
+use crate::shard::{DialogMsg, ShardId, ShardMsg};
 use crate::time::Millis;
 
 const COOKIE: &[u8] = b"z9hG4bK";
@@ -136,9 +136,27 @@ impl Dialogs {
     }
 }
 
-impl Core {
+/// Our `host:port` on socket `local`, as the relay writes it in its Via (issue 15: the
+/// advertised name when set, else the advertised address, else the first socket's).
+fn write_sent_by(out: &mut String, cfg: &crate::config::ProxyConfig, local: LocalId) {
+    use std::fmt::Write as _;
+    let i = usize::from(local.0);
+    if let Some(name) = cfg.advertise_names.get(i).filter(|n| !n.is_empty()) {
+        out.push_str(name);
+        return;
+    }
+    let addr = cfg
+        .advertise
+        .get(i)
+        .or(cfg.advertise.first())
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)));
+    let _ = write!(out, "{addr}");
+}
+
+impl DialogCx<'_> {
     fn ping_mac(&self, key: u64, own: Own, side: Side, sent: u32) -> u64 {
-        self.mac.digest(
+        self.io.mac.digest(
             Purpose::DialogPing,
             &[
                 &key.to_be_bytes(),
@@ -150,7 +168,7 @@ impl Core {
 
     /// Writes our request `own` for dialog `key` toward `side` and queues it to that end's
     /// flow; `sent` goes in the branch.
-    pub(crate) fn dialog_send_own(
+    pub(crate) fn send_own(
         &mut self,
         key: u64,
         block: &[u8],
@@ -172,17 +190,12 @@ impl Core {
             mac,
         }
         .write(&mut branch);
-        let adv: SocketAddr = {
-            let a = &self.cfg.proxy.advertise;
-            a.get(usize::from(flow.local.0))
-                .or(a.first())
-                .copied()
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)))
-        };
-        let via = format!("SIP/2.0/UDP {adv}");
+        let mut via = String::with_capacity(64);
+        via.push_str("SIP/2.0/UDP ");
+        write_sent_by(&mut via, &self.io.cfg.proxy, flow.local);
         let mut out = Vec::with_capacity(512);
         ends::write_request(&mut out, e, own, side, (via.as_bytes(), &branch), reason);
-        self.out.push(flow.local, flow.addr, &out);
+        self.io.out.push(flow.local, flow.addr, &out);
         match own {
             Own::Options => self.dialogs.stats.keepalives_sent += 1,
             Own::Bye => self.dialogs.stats.byes_sent += 1,
@@ -191,9 +204,9 @@ impl Core {
 
     /// `[dialogs] keepalive_secs`: due rounds sent, due checks made (a second OPTIONS to a
     /// silent side at 32·T1, the call ended at 64·T1).
-    pub(crate) fn dialog_keepalive_timeout(&mut self, now: Millis) {
-        let period = u64::from(self.cfg.dialogs.keepalive_secs) * 1000;
-        let half = 32 * self.cfg.sip.t1_ms;
+    pub(crate) fn keepalive_timeout(&mut self, now: Millis) {
+        let period = u64::from(self.io.cfg.dialogs.keepalive_secs) * 1000;
+        let half = 32 * self.io.cfg.sip.t1_ms;
         while let Some(&(key, at)) = self.dialogs.ka_check.front() {
             if at > now {
                 break;
@@ -212,13 +225,13 @@ impl Core {
                 let block = block.to_vec();
                 for side in [Side::A, Side::B] {
                     if waiting & side.bit() != 0 {
-                        self.dialog_send_own(key, &block, (Own::Options, side), sent, b"");
+                        self.send_own(key, &block, (Own::Options, side), sent, b"");
                     }
                 }
                 self.dialogs.queue_check(key, at.plus(half));
             } else if u64::from(elapsed) == 2 * half {
                 self.dialogs.stats.keepalive_timeouts += 1;
-                self.dialog_end_call(now, key, super::end::Cause::KeepaliveTimeout);
+                self.end_call(now, key, super::end::Cause::KeepaliveTimeout);
             }
         }
         if period == 0 {
@@ -252,7 +265,7 @@ impl Core {
             ends::set_round(block, Side::A.bit() | Side::B.bit(), sent);
             let block = block.to_vec();
             for side in [Side::A, Side::B] {
-                self.dialog_send_own(key, &block, (Own::Options, side), sent, b"");
+                self.send_own(key, &block, (Own::Options, side), sent, b"");
             }
             self.dialogs.queue_check(key, now.plus(half));
         }
@@ -261,7 +274,7 @@ impl Core {
     /// A response whose top Via branch is one of our in-dialog requests: handled (true), or
     /// not ours (false). Its MAC is checked here; an OPTIONS answer goes to the dialog's
     /// owner. Answers to our BYEs are absorbed.
-    pub(crate) fn dialog_ka_response(
+    pub(crate) fn ka_response(
         &mut self,
         now: Millis,
         msg: &Message<'_>,
@@ -279,10 +292,10 @@ impl Core {
         if p.own == Own::Bye || code < 200 {
             return true; // a BYE's answer, or a provisional: nothing to do
         }
-        let owner = ShardId((p.key % u64::from(self.cfg.shards.max(1))) as u16);
-        if owner != self.cfg.shard {
+        let owner = ShardId((p.key % u64::from(self.io.cfg.shards.max(1))) as u16);
+        if owner != self.io.cfg.shard {
             self.dialogs.stats.handed_off += 1;
-            self.shard_out.push_back((
+            self.io.shard_out.push_back((
                 owner,
                 ShardMsg::Dialog(DialogMsg::Alive {
                     key: p.key,
@@ -293,20 +306,13 @@ impl Core {
             ));
             return true;
         }
-        self.dialog_answered(now, p.key, p.side, p.sent, code);
+        self.answered(now, p.key, p.side, p.sent, code);
         true
     }
 
     /// The final answer `code` of `side` to the round started at `sent` of dialog `key`
     /// (on its owner): 481 or 408 ends the call, anything else clears the side.
-    pub(crate) fn dialog_answered(
-        &mut self,
-        now: Millis,
-        key: u64,
-        side: Side,
-        sent: u32,
-        code: u16,
-    ) {
+    pub(crate) fn answered(&mut self, now: Millis, key: u64, side: Side, sent: u32, code: u16) {
         let Some(block) = self
             .dialogs
             .table
@@ -322,7 +328,7 @@ impl Core {
         }
         if code == 481 || code == 408 {
             self.dialogs.stats.keepalive_gone += 1;
-            self.dialog_end_call(now, key, super::end::Cause::Gone(code));
+            self.end_call(now, key, super::end::Cause::Gone(code));
             return;
         }
         self.dialogs.stats.keepalives_answered += 1;

@@ -14,7 +14,14 @@
 //! could not queue included (the call then goes on untracked, counted).
 //!
 //! Not kept across a restart: the table is memory only (README "What a restart forgets").
+//!
+//! **Shape** (issue 14): a subsystem. The dispatcher owns [`Dialogs`] and lends it with the
+//! sink as a [`DialogCx`]; the relay (`proxy`) is lent it too and calls the hooks of
+//! `calls` (admission in `admit`, the 2xx, the non-2xx final, the BYE) with the cell it
+//! works on. This module names no `proxy`, and no `core`.
 
+mod admit;
+mod calls;
 pub(crate) mod end;
 pub(crate) mod ends;
 pub(crate) mod keepalive;
@@ -25,65 +32,16 @@ use std::hash::{BuildHasherDefault, Hasher};
 use crate::limits::Charge;
 use crate::time::Millis;
 
-/// Default `[dialogs] max_dialogs`: calls tracked at once, all shards together. A dialog
-/// costs under 200 bytes (`dialog_entry_fits_the_budget`; example `dialog_memory`), so
-/// 1M is under 200 MiB.
-pub const DEFAULT_MAX_DIALOGS: usize = 1_000_000;
-/// Default `[dialogs] max_duration_secs`: 0 = no maximum.
-pub const DEFAULT_MAX_DURATION_SECS: u32 = 0;
-/// Default `[dialogs] keepalive_secs` (the seeds' "SIP ping"; [`keepalive`]); 0 = off.
-pub const DEFAULT_KEEPALIVE_SECS: u32 = 30;
+pub use crate::config::dialogs::{
+    DialogConfig, DEFAULT_KEEPALIVE_SECS, DEFAULT_MAX_DIALOGS, DEFAULT_MAX_DURATION_SECS,
+};
+pub use crate::shard::DialogMsg;
+pub use crate::stats::DialogStats;
 
-/// `[dialogs]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DialogConfig {
-    /// Calls this shard tracks at most (its share of `[dialogs] max_dialogs`). A call that
-    /// would pass it is refused ([`crate::limits::LimitRefusal::DialogTableFull`]).
-    pub max_dialogs: usize,
-    /// A confirmed call is forgotten (its channels released) after this long; 0 = never.
-    pub max_duration_secs: u32,
-    /// In-dialog OPTIONS to both ends every this many seconds ([`keepalive`]); 0 = off.
-    pub keepalive_secs: u32,
-}
-
-impl Default for DialogConfig {
-    fn default() -> Self {
-        Self {
-            max_dialogs: DEFAULT_MAX_DIALOGS,
-            max_duration_secs: DEFAULT_MAX_DURATION_SECS,
-            keepalive_secs: DEFAULT_KEEPALIVE_SECS,
-        }
-    }
-}
-
-/// Between shards: a dialog changing owner, or its end.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DialogMsg {
-    /// The first 2xx of a call whose dialog `key` belongs to the receiver.
-    Open {
-        /// The dialog key.
-        key: u64,
-        /// What the call holds (released when the receiver drops it).
-        charge: Charge,
-        /// What in-dialog requests to its ends need ([`ends`]), when kept.
-        ends: Option<Box<[u8]>>,
-    },
-    /// A final answer to one of our in-dialog OPTIONS ([`keepalive`]), MAC checked.
-    Alive {
-        /// The dialog key.
-        key: u64,
-        /// From the callee's side (B), else the caller's (A).
-        b_side: bool,
-        /// The round it answers (ms mod 2³²).
-        sent: u32,
-        /// Its status code.
-        code: u16,
-    },
-    /// A BYE for dialog `key` arrived on the sender.
-    End {
-        /// The dialog key.
-        key: u64,
-    },
+/// The dialog subsystem lent the sink: what the relay's hooks, the mesh and the clock call.
+pub(crate) struct DialogCx<'a> {
+    pub(crate) io: &'a mut crate::io::Io,
+    pub(crate) dialogs: &'a mut Dialogs,
 }
 
 /// Keys are MAC outputs or cell indices, not attacker-plannable: one multiply spreads them.
@@ -119,40 +77,6 @@ pub(crate) struct Entry {
     /// Flows, URIs, tags and keepalive state for requests of our own ([`ends`]); `None`
     /// when neither keepalives nor a max duration are configured (nothing to send).
     pub(crate) ends: Option<Box<[u8]>>,
-}
-
-/// Dialog counters of one shard.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DialogStats {
-    /// Calls confirmed (first 2xx) and tracked here.
-    pub opened: u64,
-    /// Calls ended by BYE.
-    pub ended_bye: u64,
-    /// Calls ended by `max_duration_secs`.
-    pub expired: u64,
-    /// Calls that went on untracked (table full when the 2xx came).
-    pub untracked: u64,
-    /// BYEs that found no dialog (retransmissions, the second end's BYE, untracked calls).
-    pub bye_unknown: u64,
-    /// Dialog messages sent to another shard.
-    pub handed_off: u64,
-    /// In-dialog OPTIONS sent (both ends, retries included).
-    pub keepalives_sent: u64,
-    /// In-dialog OPTIONS answered (a final response other than 481/408).
-    pub keepalives_answered: u64,
-    /// Calls ended because an end answered no keepalive within 64·T1.
-    pub keepalive_timeouts: u64,
-    /// Calls ended because an end answered a keepalive 481 or 408.
-    pub keepalive_gone: u64,
-    /// Keepalive answers with a bad MAC, for a gone call or an old round.
-    pub keepalive_answers_stale: u64,
-    /// Calls the edge ended itself with BYEs (keepalive or max duration).
-    pub ended_by_edge: u64,
-    /// BYEs the edge sent (two per call it ended).
-    pub byes_sent: u64,
-    /// Confirmed calls kept without their ends (fields above `ends::MAX_ENDS_BYTES`, or
-    /// no Record-Route of ours): no keepalives, no BYE at max duration.
-    pub unreachable: u64,
 }
 
 /// One shard's dialogs: INVITEs in progress with a charge, and confirmed calls it owns.
@@ -287,7 +211,7 @@ mod tests {
             "{}",
             std::mem::size_of::<Entry>()
         );
-        let flow = |s: &str| crate::proxy::token::Flow {
+        let flow = |s: &str| crate::output::Flow {
             local: crate::output::LocalId(0),
             addr: s.parse().unwrap_or_else(|_| unreachable!()),
         };

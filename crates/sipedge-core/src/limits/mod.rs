@@ -18,7 +18,6 @@
 //! (the same inputs give the same CAS outcomes).
 
 mod counter;
-mod hooks;
 pub mod refusal;
 
 use std::net::IpAddr;
@@ -28,7 +27,7 @@ use std::sync::{Arc, OnceLock};
 use ipnet::IpNet;
 use smallvec::SmallVec;
 
-use crate::auth::{AuthDb, AuthSpec};
+use crate::auth_db::db::{AuthDb, AuthSpec};
 use counter::Over;
 pub use counter::{Counter, Limit};
 pub use refusal::LimitRefusal;

@@ -4,7 +4,7 @@ fn db(text: &[(&str, Option<&str>, Option<u32>)], accounts: &[(&str, Option<u32>
     let spec = AuthSpec {
         accounts: accounts
             .iter()
-            .map(|(n, c)| crate::auth::AccountSpec {
+            .map(|(n, c)| crate::auth_db::db::AccountSpec {
                 name: (*n).into(),
                 channels: *c,
                 ..Default::default()
@@ -12,7 +12,7 @@ fn db(text: &[(&str, Option<&str>, Option<u32>)], accounts: &[(&str, Option<u32>
             .collect(),
         users: text
             .iter()
-            .map(|(n, a, c)| crate::auth::UserSpec {
+            .map(|(n, a, c)| crate::auth_db::db::UserSpec {
                 username: (*n).into(),
                 account: a.map(Into::into),
                 channels: *c,
@@ -49,14 +49,14 @@ fn counters_survive_a_reload_and_a_lowered_limit_refuses_new_calls_only() {
 #[test]
 fn capacity_check_names_account_capacity_sum_and_users() {
     let spec = AuthSpec {
-        accounts: vec![crate::auth::AccountSpec {
+        accounts: vec![crate::auth_db::db::AccountSpec {
             name: "acme".into(),
             channels: Some(10),
             ..Default::default()
         }],
         users: ["alice", "bob"]
             .iter()
-            .map(|n| crate::auth::UserSpec {
+            .map(|n| crate::auth_db::db::UserSpec {
                 username: (*n).into(),
                 account: Some("acme".into()),
                 channels: Some(6),

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::blobs::EMPTY;
 use crate::output::LocalId;
-use crate::shard::ShardId;
+use crate::output::ShardId;
 use crate::time::Millis;
 
 /// "No binding" in chains and "no string" in interned ids.
@@ -85,7 +85,7 @@ pub(crate) struct Binding {
     pub(super) user_len: u8,
     pub(super) flags: u8,
     /// NAT flag, ping mode, miss counter and RTTs (5 bytes in what was padding).
-    pub(crate) nat: crate::nat::NatState,
+    pub(crate) nat: super::nat_bits::NatState,
 }
 
 /// Everything a REGISTER (or a restored record) says about one binding.
@@ -135,7 +135,7 @@ impl Binding {
             path_len: 0,
             user_len: 0,
             flags: 0,
-            nat: crate::nat::NatState::default(),
+            nat: super::nat_bits::NatState::default(),
         }
     }
 

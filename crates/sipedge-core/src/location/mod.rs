@@ -25,6 +25,7 @@ mod aor_index;
 mod binding;
 mod blobs;
 mod interner;
+pub(crate) mod nat_bits;
 
 use self::aor_index::AorIndex;
 pub use self::binding::Transport;
@@ -48,6 +49,9 @@ pub(crate) struct Location {
     domain_cache: (u32, Vec<u8>),
     /// Bindings with keepalives on, `[not NATed, NATed]` (the pinger sleeps at zero).
     pinging: [usize; 2],
+    /// Flows known to have failed: requests to them get 430 (RFC 5626 §5.3; `flows`).
+    /// Bounded ([`crate::flows::DEAD_FLOW_CAP`]).
+    pub(crate) dead_flows: crate::flows::DeadFlows,
 }
 
 impl Location {
@@ -63,6 +67,7 @@ impl Location {
             bindings: 0,
             domain_cache: (NONE, Vec::new()),
             pinging: [0; 2],
+            dead_flows: crate::flows::DeadFlows::default(),
         }
     }
 
@@ -128,7 +133,7 @@ impl Location {
     }
 
     /// Sets the NATed flag and the ping mode of binding `idx`, keeping the counts right.
-    pub(crate) fn set_nat(&mut self, idx: u32, nated: bool, mode: crate::nat::PingMode) {
+    pub(crate) fn set_nat(&mut self, idx: u32, nated: bool, mode: self::nat_bits::PingMode) {
         if let Some(k) = self.raw(idx).nat.ping_class() {
             self.pinging[k] -= 1;
         }
@@ -145,7 +150,7 @@ impl Location {
     }
 
     /// The NAT state of binding `idx` (use [`Location::set_nat`] for the flag and mode).
-    pub(crate) fn nat_mut(&mut self, idx: u32) -> &mut crate::nat::NatState {
+    pub(crate) fn nat_mut(&mut self, idx: u32) -> &mut self::nat_bits::NatState {
         &mut self.get_mut(idx).nat
     }
 
@@ -451,7 +456,7 @@ mod tests {
     use super::*;
     use crate::aor::split_aor;
     use crate::output::LocalId;
-    use crate::shard::ShardId;
+    use crate::output::ShardId;
     use crate::time::Millis;
 
     fn data<'a>(contact: &'a [u8], ua: &'a [u8], source: &str) -> BindingData<'a> {

@@ -33,25 +33,27 @@
 use std::net::{IpAddr, SocketAddr};
 
 use hdrhistogram::Histogram;
+use sipedge_msg::branch::BranchLayout;
 use sipedge_msg::{Message, Uri, Via};
 
 use super::{
     host_ip, is_private, NatMode, NatState, PingEvent, PingMethod, PingMode, PingStep, RequestNat,
 };
-use crate::core::{Core, CoreEvent};
+use crate::bindings::TICK_MILLIS;
+use crate::io::{CoreEvent, Io};
+use crate::location::Location;
 use crate::location::Transport;
 use crate::output::LocalId;
-use crate::registrar::TICK_MILLIS;
 use crate::shard::{ShardId, ShardMsg};
 use crate::stateless::IpText;
 use crate::time::Millis;
 
-/// Upper bounds of the RTT histogram's Prometheus buckets, milliseconds (`+Inf` implied).
-pub const RTT_BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
+pub use crate::stats::RTT_BUCKETS_MS;
 
-const COOKIE: &[u8] = b"z9hG4bK";
-const TOKEN_PREFIX: &[u8] = b"np";
-const TOKEN_LEN: usize = 2 + 4 + 8 + 8 + 8 + 16;
+/// Our ping branches (the codec is `sipedge-msg`'s): mark `np`, then shard, slot,
+/// generation, send time and the MAC, in hex digits.
+const LAYOUT: BranchLayout<5> = BranchLayout::new(*b"np", [4, 8, 8, 8, 16]);
+const TOKEN_LEN: usize = LAYOUT.token_len();
 /// An answer claiming an RTT above this (ms) is not one of ours.
 const MAX_RTT_MS: u32 = 3_600_000;
 /// Most past ticks swept in one call (one second): see the module docs.
@@ -59,35 +61,7 @@ const MAX_CATCH_UP_TICKS: u64 = 1000 / TICK_MILLIS;
 /// Ticks between refreshes of the published histogram buckets (one second).
 const BUCKET_REFRESH_TICKS: u64 = 1000 / TICK_MILLIS;
 
-/// Keepalive counters of one shard.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NatStats {
-    /// Contacts registered or refreshed as NATed.
-    pub nated_registrations: u64,
-    /// Keepalives sent (OPTIONS or CRLF).
-    pub pings_sent: u64,
-    /// OPTIONS pings answered (any final response, matched to its live binding).
-    pub pings_answered: u64,
-    /// OPTIONS pings still unanswered at the binding's next slot.
-    pub pings_timed_out: u64,
-    /// Bindings removed after `ping_failures_max` misses in a row (`timeout` mode).
-    pub ping_deregistrations: u64,
-    /// Ping answers for a binding that is gone (or changed generation) or with a bad MAC.
-    pub ping_answers_stale: u64,
-    /// Ping answers that landed here and were handed to the owner shard.
-    pub ping_answers_forwarded: u64,
-    /// Most ticks a slot was swept after its own tick (0 when the shell is on time).
-    pub ping_max_late_ticks: u64,
-    /// Ticks whose slots (with at least one ping) were swept more than one tick late.
-    pub ping_late_sweeps: u64,
-    /// RTT histogram: answers with an RTT at most [`RTT_BUCKETS_MS`]`[i]` (cumulative),
-    /// refreshed from the shard's hdrhistogram once a second.
-    pub rtt_buckets: [u64; RTT_BUCKETS_MS.len()],
-    /// Answers in the histogram.
-    pub rtt_count: u64,
-    /// Sum of their RTTs, milliseconds.
-    pub rtt_sum_ms: u64,
-}
+pub use crate::stats::NatStats;
 
 /// The pinger's per-shard state (no per-binding state: see the module docs).
 #[derive(Debug)]
@@ -108,6 +82,27 @@ pub(crate) struct NatRuntime {
 }
 
 impl NatRuntime {
+    /// The RTT (ms) at quantile `q` (0.0..=1.0) over every answered ping of this shard.
+    pub(crate) fn rtt_quantile_ms(&self, q: f64) -> u64 {
+        self.hist.value_at_quantile(q)
+    }
+
+    /// When the pinger wants `handle_timeout`: the next tick, while some binding has
+    /// keepalives on (`pinging`: the store's counts of pinged plain and NATed bindings).
+    pub(crate) fn poll_timeout(
+        &self,
+        pinging: [usize; 2],
+        cfg: &super::NatConfig,
+    ) -> Option<Millis> {
+        let [plain, nated] = pinging;
+        let any = nated > 0 || (!cfg.ping_nated_only && plain > 0);
+        if !self.active || !any {
+            return None;
+        }
+        let next = self.last_tick.map_or(0, |t| t + 1);
+        Some(Millis(next * TICK_MILLIS))
+    }
+
     pub(crate) fn new(cfg: &super::NatConfig) -> NatRuntime {
         let interval = (u64::from(cfg.ping_interval_secs) * 1000 / TICK_MILLIS).max(1);
         let (_, inv) = spreading(interval);
@@ -167,60 +162,59 @@ struct Token {
     mac: u64,
 }
 
-fn put_hex(out: &mut [u8], v: u64) {
-    let n = out.len();
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = b"0123456789abcdef"[((v >> (4 * (n - 1 - i))) & 0xf) as usize];
-    }
-}
-
-fn get_hex(s: &[u8]) -> Option<u64> {
-    s.iter().try_fold(0u64, |acc, &c| {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        Some(acc << 4 | u64::from(d))
-    })
-}
-
 impl Token {
     fn encode(&self) -> [u8; TOKEN_LEN] {
         let mut t = [0u8; TOKEN_LEN];
-        t[..2].copy_from_slice(TOKEN_PREFIX);
-        put_hex(&mut t[2..6], u64::from(self.shard));
-        put_hex(&mut t[6..14], u64::from(self.slot));
-        put_hex(&mut t[14..22], u64::from(self.gen));
-        put_hex(&mut t[22..30], u64::from(self.sent));
-        put_hex(&mut t[30..46], self.mac);
+        let fields = [
+            u64::from(self.shard),
+            u64::from(self.slot),
+            u64::from(self.gen),
+            u64::from(self.sent),
+            self.mac,
+        ];
+        let written = LAYOUT.encode_token(&fields, &mut t);
+        debug_assert!(written);
         t
     }
 
     /// The token of a branch, when it has our exact shape.
     fn decode(branch: &[u8]) -> Option<Token> {
-        let t = branch.strip_prefix(COOKIE)?;
-        if t.len() != TOKEN_LEN || !t.starts_with(TOKEN_PREFIX) {
-            return None;
-        }
+        let [shard, slot, gen, sent, mac] = LAYOUT.decode(branch)?;
         Some(Token {
-            shard: get_hex(&t[2..6])? as u16,
-            slot: get_hex(&t[6..14])? as u32,
-            gen: get_hex(&t[14..22])? as u32,
-            sent: get_hex(&t[22..30])? as u32,
-            mac: get_hex(&t[30..46])?,
+            shard: shard as u16,
+            slot: slot as u32,
+            gen: gen as u32,
+            sent: sent as u32,
+            mac,
         })
     }
 }
 
-impl Core {
+/// The keepalive pinger (`nat/LIFECYCLE.md`): its runtime, the location store whose
+/// bindings it pings, and the shard's sink, lent by the dispatcher. It names no other
+/// subsystem.
+pub(crate) struct NatPinger<'a> {
+    pub(crate) io: &'a mut Io,
+    pub(crate) loc: &'a mut Location,
+    pub(crate) nat: &'a mut NatRuntime,
+}
+
+impl NatPinger<'_> {
+    /// The store and the sink, for a binding the pinger removes.
+    pub(crate) fn store(&mut self) -> crate::bindings::Store<'_> {
+        crate::bindings::Store {
+            io: self.io,
+            loc: self.loc,
+        }
+    }
+
     /// The user's NAT overrides (by canonical AoR) resolved against `[nat]`: the hook the
     /// `[[users]]` settings arrive through ([`super::NatConfig::users`]).
     /// The generation this shard applied is read (no atomic operation): a reload takes
     /// effect at the shard's next `handle_timeout`, for new REGISTERs and stored bindings
     /// alike.
-    pub fn nat_user(&self, aor: &[u8]) -> (NatMode, PingMode) {
-        self.cfg.nat.resolve(&self.nat.applied, aor)
+    pub(crate) fn nat_user(&self, aor: &[u8]) -> (NatMode, PingMode) {
+        self.io.cfg.nat.resolve(&self.nat.applied, aor)
     }
 
     /// NAT facts of a REGISTER from `source` for the canonical `aor`, worked out once.
@@ -247,7 +241,7 @@ impl Core {
     /// and the contact is alive (a request from it just arrived).
     pub(crate) fn nat_on_store(&mut self, idx: u32, req: &RequestNat, contact: &Uri<'_>) {
         let nated = req.nated(contact);
-        self.stats.nat.nated_registrations += u64::from(nated);
+        self.io.stats.nat.nated_registrations += u64::from(nated);
         self.loc.set_nat(idx, nated, req.ping);
         self.loc.nat_mut(idx).next(PingEvent::Heard);
     }
@@ -284,14 +278,14 @@ impl Core {
     /// Hook for the relay: a request or response from `source` was seen for the AoR
     /// `aor_uri` (owned by this shard). Every binding of the AoR registered from `source`
     /// counts as alive (no miss at its next ping). Returns how many matched.
-    pub fn note_alive(&mut self, aor_uri: &[u8], source: SocketAddr) -> usize {
+    pub(crate) fn note_alive(&mut self, aor_uri: &[u8], source: SocketAddr) -> usize {
         let Ok(uri) = Uri::parse(aor_uri) else {
             return 0;
         };
         let mut aor = std::mem::take(&mut self.nat.aor);
         let mut n = 0;
-        if crate::aor::canonical_aor(&uri, self.cfg.registrar.case_sensitive, &mut aor).is_ok()
-            && crate::aor::owner_of(&aor, self.cfg.shards) == self.cfg.shard
+        if crate::aor::canonical_aor(&uri, self.io.cfg.registrar.case_sensitive, &mut aor).is_ok()
+            && crate::aor::owner_of(&aor, self.io.cfg.shards) == self.io.cfg.shard
         {
             let (domain, user) = crate::aor::split_aor(&aor);
             let head = self.loc.head(self.loc.domain_id(domain), user);
@@ -308,23 +302,6 @@ impl Core {
         }
         self.nat.aor = aor;
         n
-    }
-
-    /// The RTT (ms) at quantile `q` (0.0..=1.0) over every answered ping of this shard.
-    pub fn ping_rtt_quantile_ms(&self, q: f64) -> u64 {
-        self.nat.hist.value_at_quantile(q)
-    }
-
-    /// When the pinger wants `handle_timeout`: the next tick, while some binding has
-    /// keepalives on.
-    pub(crate) fn nat_poll_timeout(&self) -> Option<Millis> {
-        let [plain, nated] = self.loc.pinging();
-        let any = nated > 0 || (!self.cfg.nat.ping_nated_only && plain > 0);
-        if !self.nat.active || !any {
-            return None;
-        }
-        let next = self.nat.last_tick.map_or(0, |t| t + 1);
-        Some(Millis(next * TICK_MILLIS))
     }
 
     /// Sweeps every tick from the last one swept up to `now` (at most one interval).
@@ -350,7 +327,7 @@ impl Core {
 
     /// Copies the hdrhistogram into the published Prometheus buckets.
     pub(crate) fn refresh_rtt_buckets(&mut self) {
-        for (out, le) in self.stats.nat.rtt_buckets.iter_mut().zip(RTT_BUCKETS_MS) {
+        for (out, le) in self.io.stats.nat.rtt_buckets.iter_mut().zip(RTT_BUCKETS_MS) {
             *out = self.nat.hist.count_between(0, le);
         }
         self.nat.hist_dirty = false;
@@ -367,10 +344,10 @@ impl Core {
             s += i;
         }
         if visited && late > 1 {
-            self.stats.nat.ping_late_sweeps += 1;
+            self.io.stats.nat.ping_late_sweeps += 1;
         }
-        if visited && late > self.stats.nat.ping_max_late_ticks {
-            self.stats.nat.ping_max_late_ticks = late;
+        if visited && late > self.io.stats.nat.ping_max_late_ticks {
+            self.io.stats.nat.ping_max_late_ticks = late;
         }
     }
 
@@ -381,7 +358,7 @@ impl Core {
         };
         let mut st = b.nat;
         let mode = st.mode();
-        let cfg = &self.cfg.nat;
+        let cfg = &self.io.cfg.nat;
         if mode == PingMode::Disabled
             || (cfg.ping_nated_only && !st.nated())
             || b.transport() != Transport::Udp
@@ -395,31 +372,31 @@ impl Core {
             deregister_at,
         }) {
             PingStep::Deregister { misses } => {
-                self.stats.nat.pings_timed_out += 1;
+                self.io.stats.nat.pings_timed_out += 1;
                 self.nat_deregister(idx, misses);
                 return true;
             }
-            PingStep::Ping { missed } => self.stats.nat.pings_timed_out += u64::from(missed),
+            PingStep::Ping { missed } => self.io.stats.nat.pings_timed_out += u64::from(missed),
             PingStep::Nothing => {}
         }
         let dest = reach_addr(b.contact(), b.source(), st.nated());
         let local = LocalId(b.local);
         let gen = b.gen;
         if options {
-            let mut scratch = std::mem::take(&mut self.scratch);
+            let mut scratch = std::mem::take(&mut self.io.scratch);
             self.write_ping(&mut scratch, now, idx, gen, local);
-            self.out.push(local, dest, &scratch);
-            self.scratch = scratch;
+            self.io.out.push(local, dest, &scratch);
+            self.io.scratch = scratch;
         } else {
-            self.out.push(local, dest, b"\r\n\r\n");
+            self.io.out.push(local, dest, b"\r\n\r\n");
         }
         *self.loc.nat_mut(idx) = st;
-        self.stats.nat.pings_sent += 1;
+        self.io.stats.nat.pings_sent += 1;
         true
     }
 
     fn token(&self, slot: u32, gen: u32, sent: u32) -> Token {
-        self.token_of(self.cfg.shard.0, slot, gen, sent)
+        self.token_of(self.io.cfg.shard.0, slot, gen, sent)
     }
 
     /// The token of a ping of shard `shard` (MAC over every field).
@@ -429,7 +406,7 @@ impl Core {
         f[2..6].copy_from_slice(&slot.to_le_bytes());
         f[6..10].copy_from_slice(&gen.to_le_bytes());
         f[10..].copy_from_slice(&sent.to_le_bytes());
-        let mac = self.mac.digest(crate::secret::Purpose::Ping, &[&f]);
+        let mac = self.io.mac.digest(crate::secret::Purpose::Ping, &[&f]);
         Token {
             shard,
             slot,
@@ -444,9 +421,10 @@ impl Core {
     fn write_ping(&self, out: &mut Vec<u8>, now: Millis, idx: u32, gen: u32, local: LocalId) {
         let tok = self.token(idx, gen, now.0 as u32).encode();
         let contact = self.loc.get(idx).contact();
-        let adv: &[u8] = match self.cfg.nat.advertise.get(usize::from(local.0)) {
+        let adv: &[u8] = match self.io.cfg.nat.advertise.get(usize::from(local.0)) {
             Some(a) => a.as_bytes(),
             None => self
+                .io
                 .cfg
                 .domains
                 .first()
@@ -473,15 +451,17 @@ impl Core {
     /// Removes binding `idx` after `misses` unanswered pings: journalled, counted, logged.
     fn nat_deregister(&mut self, idx: u32, misses: u8) {
         let mut aor = std::mem::take(&mut self.nat.aor);
-        let (head, source) = {
+        let (head, source, local) = {
             let b = self.loc.get(idx);
-            self.aor_of(b, &mut aor);
-            (self.loc.head(Some(b.domain), b.user()), b.source())
+            self.loc.aor_of(b, &mut aor);
+            (self.loc.head(Some(b.domain), b.user()), b.source(), b.local)
         };
-        self.remove_binding(&aor, head, idx);
+        // RFC 5626 §5.3: 430 from now on (`flows`).
+        self.store().flow_failed(LocalId(local), source);
+        self.store().remove_binding(&aor, head, idx);
         self.nat.aor = aor;
-        self.stats.nat.ping_deregistrations += 1;
-        self.event(CoreEvent::PingTimeout { source, misses });
+        self.io.stats.nat.ping_deregistrations += 1;
+        self.io.event(CoreEvent::PingTimeout { source, misses });
     }
 
     /// A response whose top Via branch is one of our pings: handled (true) or not ours.
@@ -503,14 +483,14 @@ impl Core {
         if !genuine {
             // Our shape, not our MAC: forged (or from before a secret change). Counted as
             // stale, never handed off.
-            self.stats.nat.ping_answers_stale += 1;
+            self.io.stats.nat.ping_answers_stale += 1;
             return true;
         }
-        if tok.shard != self.cfg.shard.0 {
-            if tok.shard < self.cfg.shards {
+        if tok.shard != self.io.cfg.shard.0 {
+            if tok.shard < self.io.cfg.shards {
                 // ARCHITECTURE.md §1: the binding's owner handles the answer.
-                self.stats.nat.ping_answers_forwarded += 1;
-                self.shard_out.push_back((
+                self.io.stats.nat.ping_answers_forwarded += 1;
+                self.io.shard_out.push_back((
                     ShardId(tok.shard),
                     ShardMsg::Datagram {
                         local,
@@ -521,7 +501,7 @@ impl Core {
                     },
                 ));
             } else {
-                self.stats.nat.ping_answers_stale += 1;
+                self.io.stats.nat.ping_answers_stale += 1;
             }
             return true;
         }
@@ -530,13 +510,13 @@ impl Core {
         }
         let rtt = (now.0 as u32).wrapping_sub(tok.sent);
         if rtt > MAX_RTT_MS || self.loc.live(tok.slot, tok.gen).is_none() {
-            self.stats.nat.ping_answers_stale += 1;
+            self.io.stats.nat.ping_answers_stale += 1;
             return true;
         }
         self.loc
             .nat_mut(tok.slot)
             .next(PingEvent::Answered { rtt_ms: rtt });
-        let s = &mut self.stats.nat;
+        let s = &mut self.io.stats.nat;
         s.pings_answered += 1;
         s.rtt_count += 1;
         s.rtt_sum_ms += u64::from(rtt);
@@ -582,7 +562,7 @@ mod tests {
             sent: 123_456,
             mac: 0x0102_0304,
         };
-        let mut branch = COOKIE.to_vec();
+        let mut branch = sipedge_msg::branch::MAGIC_COOKIE.to_vec();
         branch.extend_from_slice(&t.encode());
         assert_eq!(Token::decode(&branch), Some(t));
         assert_eq!(Token::decode(b"z9hG4bKnp00"), None);

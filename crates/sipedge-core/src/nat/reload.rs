@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use super::{NatMode, NatUserTable, PingMode};
-use crate::core::Core;
 
-impl Core {
+impl super::ping::NatPinger<'_> {
     /// Takes the generation `users` (from [`Core::handle_config`]), when it is not the one
     /// applied, and re-applies it to the bindings of the AoRs it changes.
     pub(crate) fn nat_reload(&mut self, users: &super::NatUsers) {
@@ -16,9 +15,9 @@ impl Core {
             return;
         }
         let cur = Arc::clone(cur);
-        self.cfg.nat.users = users.clone();
+        self.io.cfg.nat.users = users.clone();
         let old = std::mem::replace(&mut self.nat.applied, Arc::clone(&cur));
-        self.nat.active = self.cfg.nat.pings_possible(&cur);
+        self.nat.active = self.io.cfg.nat.pings_possible(&cur);
         // The table lists what changed since the generation before it; after a skipped
         // generation (two reloads between two turns) the two tables are compared instead.
         let diffed;
@@ -36,10 +35,10 @@ impl Core {
     /// Gives the bindings of `aor` (when this shard owns it) the settings now in force;
     /// `old` is the generation they were made with.
     fn nat_reapply(&mut self, old: &NatUserTable, aor: &[u8]) {
-        if crate::aor::owner_of(aor, self.cfg.shards) != self.cfg.shard {
+        if crate::aor::owner_of(aor, self.io.cfg.shards) != self.io.cfg.shard {
             return;
         }
-        let (old_mode, _) = self.cfg.nat.resolve(old, aor);
+        let (old_mode, _) = self.io.cfg.nat.resolve(old, aor);
         let (mode, ping): (NatMode, PingMode) = self.nat_user(aor);
         let (domain, user) = crate::aor::split_aor(aor);
         let mut cur = self.loc.head(self.loc.domain_id(domain), user);

@@ -1,28 +1,32 @@
 //! Requests out (RFC 3261 §16.6: one copy per target; §9.1 CANCEL; §17.1.1.3 ACK for a
 //! non-2xx) and the responses the relay generates itself.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use sipedge_msg::{
-    write_forward, write_response, ForwardEdits, HeaderName, Message, RPort, ResponseSpec,
+    write_forward, write_response, ForwardEdits, HeaderName, Message, ResponseAddr, ResponseSpec,
 };
 
 use crate::aor::{canonical_aor, owner_of, split_aor};
-use crate::core::Core;
+use crate::bindings::tick_at_or_after;
 use crate::lookup::{LookupError, LookupReply};
 use crate::output::LocalId;
+use crate::proxy::advertise::{write_advertised, write_record_route};
 use crate::proxy::token::{self, Flow};
-use crate::proxy::{write_hostport, Relay};
+use crate::proxy::{Relay, RelayCx};
 use crate::refusal::{Refusal, RelayRefusal};
-use crate::registrar::tick_at_or_after;
 use crate::time::Millis;
 use crate::txn::branch::OurBranch;
 use crate::txn::table::{Branch, Cancel, Cell, Cli, Srv};
 use crate::txn::{timer_key, Timer};
 
+/// The branch of a 2xx's ACK we forward statelessly (§16.11): mark `sA`, then a MAC of
+/// the incoming branch (the codec is `sipedge-msg`'s).
+const ACK_BRANCH: sipedge_msg::branch::BranchLayout<1> =
+    sipedge_msg::branch::BranchLayout::new(*b"sA", [16]);
+
 /// At most this many targets per request (the branch number has 4 bits).
-const MAX_BRANCHES: usize = 16;
+pub(crate) const MAX_BRANCHES: usize = 16;
 
 const ROUTE_ONLY: &[HeaderName] = &[HeaderName::Route];
 const CREDENTIALS: &[HeaderName] = &[HeaderName::ProxyAuthorization, HeaderName::Authorization];
@@ -87,13 +91,13 @@ impl Relay {
         &mut self,
         mac: &crate::secret::Mac,
         shard: crate::ShardId,
-        advertise: SocketAddr,
+        (proxy, local): (&crate::proxy::ProxyConfig, LocalId),
         idx: u32,
         c: &BranchId,
     ) {
         self.via_buf.clear();
         self.via_buf.push_str("SIP/2.0/UDP ");
-        write_hostport(&mut self.via_buf, advertise);
+        write_advertised(&mut self.via_buf, proxy, local);
         self.via_buf.push_str(";branch=");
         let text = OurBranch {
             shard,
@@ -106,16 +110,6 @@ impl Relay {
         self.via_buf
             .push_str(std::str::from_utf8(&text).expect("branch text is hex"));
     }
-}
-
-/// Our Record-Route: `<sip:host:port;lr;sed=TOKEN>` ([`crate::proxy::token`]).
-fn make_rr(rr_buf: &mut String, advertise: SocketAddr, token: &[u8]) {
-    rr_buf.clear();
-    rr_buf.push_str("<sip:");
-    write_hostport(rr_buf, advertise);
-    rr_buf.push_str(";lr;sed=");
-    rr_buf.push_str(std::str::from_utf8(token).unwrap_or_default());
-    rr_buf.push('>');
 }
 
 /// A binding to forward to (from the local table or a lookup reply).
@@ -183,7 +177,7 @@ fn write_hop_request(
     out.extend_from_slice(req.call_id().unwrap_or_default());
     out.extend_from_slice(b"\r\nCSeq: ");
     let seq = req.cseq().map(|c| c.seq).unwrap_or(0);
-    out.extend_from_slice(itoa_u32(seq).as_bytes());
+    sipedge_msg::fmt::push_u32(out, seq);
     out.push(b' ');
     out.extend_from_slice(method);
     out.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
@@ -192,18 +186,12 @@ fn write_hop_request(
 /// Appends `, <via with received/rport>` to `out` when the sender's Via needs them
 /// (sent-by differs from the source IP, or rport asked for); false when it needs nothing.
 fn push_stamped_via(out: &mut String, via: &sipedge_msg::Via<'_>, source: SocketAddr) -> bool {
-    use std::fmt::Write as _;
-    let mut ip = [0u8; 48];
-    let ip_len = {
-        let mut cur = std::io::Cursor::new(&mut ip[..]);
-        let _ = std::io::Write::write_fmt(&mut cur, format_args!("{}", source.ip()));
-        cur.position() as usize
-    };
-    let ip = std::str::from_utf8(&ip[..ip_len]).unwrap_or_default();
-    let rport_asked = via.rport() == RPort::Requested;
-    if !rport_asked && via.host_unbracketed().eq_ignore_ascii_case(ip.as_bytes()) {
+    let ip = sipedge_msg::IpText::new(source.ip());
+    let to = sipedge_msg::ResponseAddr::of(Some(via), source, ip.as_bytes());
+    let Some(received) = to.received else {
         return false;
-    }
+    };
+    let rport_asked = to.rport.is_some();
     let raw = via.raw();
     let params = via.params().raw();
     let head_len = if params.is_empty() {
@@ -232,46 +220,33 @@ fn push_stamped_via(out: &mut String, via: &sipedge_msg::Via<'_>, source: Socket
             out.push_str(std::str::from_utf8(v).unwrap_or_default());
         }
     }
-    let _ = write!(out, ";received={ip}");
-    if rport_asked {
-        let _ = write!(out, ";rport={}", source.port());
+    out.push_str(";received=");
+    out.push_str(std::str::from_utf8(received).unwrap_or_default());
+    if let Some(port) = to.rport {
+        out.push_str(";rport=");
+        sipedge_msg::fmt::push_u64_str(out, u64::from(port));
     }
     true
 }
 
-fn itoa_u32(n: u32) -> String {
-    let mut s = String::with_capacity(10);
-    let _ = write!(s, "{n}");
-    s
-}
-
-impl Core {
-    /// Our advertised address on socket `local`.
-    fn advertise(&self, local: LocalId) -> SocketAddr {
-        let a = &self.cfg.proxy.advertise;
-        a.get(local.0 as usize)
-            .or(a.first())
-            .copied()
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)))
-    }
-
+impl RelayCx<'_> {
     /// Arms transaction timer `key` `ms` from `now`.
     pub(crate) fn arm(&mut self, now: Millis, ms: u64, key: u64) {
-        self.wheel.insert(tick_at_or_after(now.plus(ms)), key);
+        self.io.wheel.insert(tick_at_or_after(now.plus(ms)), key);
     }
 
     /// Prepares our Via for branch `b` of cell `idx` in `relay.via_buf`.
     fn via_for(&mut self, idx: u32, b: usize) {
-        let shard = self.cfg.shard;
+        let shard = self.io.cfg.shard;
         let c = self.relay.txns.cell(idx);
-        let adv = self.advertise(c.branches[b].local);
+        let local = c.branches[b].local;
         let id = BranchId {
             gen: c.gen,
             b: b as u8,
             loop_hash: c.loop_hash,
         };
-        let Core { relay, mac, .. } = self;
-        relay.make_via(mac, shard, adv, idx, &id);
+        let RelayCx { relay, io, .. } = self;
+        relay.make_via(&io.mac, shard, (&io.cfg.proxy, local), idx, &id);
     }
 
     /// Writes branch `b`'s request (§16.6) into `relay.fwd_buf`. Deterministic, so a
@@ -279,10 +254,10 @@ impl Core {
     fn write_branch_request(&mut self, idx: u32, b: usize) {
         self.via_for(idx, b);
         let rr = self.relay.txns.cell(idx).record_route;
-        let adv = self.advertise(self.relay.txns.cell(idx).branches[b].local);
-        let db = std::sync::Arc::clone(&self.cfg.auth.db);
+        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
         let realm = db.settings.realm.as_bytes();
-        let mac = &self.mac;
+        let mac = &self.io.mac;
+        let proxy = &self.io.cfg.proxy;
         let Relay {
             txns,
             via_buf,
@@ -316,7 +291,7 @@ impl Core {
             tok_buf.clear();
             let ids = (req.call_id().unwrap_or_default(), caller, None);
             token::write(tok_buf, mac, ids, a, bf);
-            make_rr(rr_buf, adv, tok_buf);
+            write_record_route(rr_buf, proxy, (c.up_local, br.local), tok_buf);
         }
         // §18.2.1 / RFC 3581 §4: the sender's Via gets received (and rport filled) in the
         // copy we forward, so the responses, and a late 2xx sent by Via, find it behind NAT.
@@ -348,7 +323,7 @@ impl Core {
     fn push_fwd(&mut self, local: LocalId, dest: SocketAddr) {
         let buf = std::mem::take(&mut self.relay.fwd_buf);
         if !buf.is_empty() {
-            self.out.push(local, dest, &buf);
+            self.io.out.push(local, dest, &buf);
         }
         self.relay.fwd_buf = buf;
     }
@@ -358,7 +333,7 @@ impl Core {
     pub(crate) fn send_branch(&mut self, now: Millis, idx: u32, b: usize) {
         self.relay.stats.branches += 1;
         self.write_branch_request(idx, b);
-        let t1 = self.cfg.sip.t1_ms;
+        let t1 = self.io.cfg.sip.t1_ms;
         let c = self.relay.txns.cell_mut(idx);
         let br = &mut c.branches[b];
         br.interval_ms = t1;
@@ -393,11 +368,11 @@ impl Core {
         aor_uri: &[u8],
     ) -> Result<smallvec::SmallVec<[Target; 2]>, LookupError> {
         let uri = sipedge_msg::Uri::parse(aor_uri).map_err(|_| LookupError::NotAnAor)?;
-        let mut aor = std::mem::take(&mut self.aor_buf);
-        let result = match canonical_aor(&uri, self.cfg.registrar.case_sensitive, &mut aor) {
+        let mut aor = std::mem::take(&mut self.relay.aor_buf);
+        let result = match canonical_aor(&uri, self.io.cfg.registrar.case_sensitive, &mut aor) {
             Err(_) => Err(LookupError::NotAnAor),
-            Ok(()) if owner_of(&aor, self.cfg.shards) != self.cfg.shard => {
-                Err(LookupError::NotOwner(owner_of(&aor, self.cfg.shards)))
+            Ok(()) if owner_of(&aor, self.io.cfg.shards) != self.io.cfg.shard => {
+                Err(LookupError::NotOwner(owner_of(&aor, self.io.cfg.shards)))
             }
             Ok(()) => {
                 let (domain, user) = split_aor(&aor);
@@ -420,7 +395,7 @@ impl Core {
                 Ok(out)
             }
         };
-        self.aor_buf = aor;
+        self.relay.aor_buf = aor;
         result
     }
 
@@ -436,14 +411,24 @@ impl Core {
         route_edit: bool,
         route: &[u8],
     ) {
+        let mut failed_flows = false;
         for t in targets.into_iter().take(MAX_BRANCHES) {
-            let (local, dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
-            let (route_edit, route) = if t.path.is_empty() {
-                (route_edit, route.to_vec())
-            } else {
-                // RFC 3327 §5.3: the Path recorded at registration becomes the Route.
-                (true, t.path)
+            let (local, mut dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
+            // RFC 3327 §5.3: the Path recorded at registration becomes the Route, and the
+            // request goes to its first hop (proxy/path.rs).
+            let hop =
+                crate::proxy::path::first_hop(&t.path, t.source, |u| self.io.cfg.is_ours_uri(u));
+            let (route_edit, route) = match hop {
+                None => (route_edit, route.to_vec()),
+                Some(h) => {
+                    dest = h.dest;
+                    (true, h.route)
+                }
             };
+            if dest == t.source && self.loc.dead_flows.contains(local, dest) {
+                failed_flows = true; // RFC 5626 §5.3: not into a failed flow (`flows`)
+                continue;
+            }
             self.relay.txns.cell_mut(idx).branches.push(Branch::new(
                 local,
                 dest,
@@ -453,7 +438,12 @@ impl Core {
         }
         if self.relay.txns.cell(idx).branches.is_empty() {
             self.relay.stats.refused += 1;
-            let (code, reason) = RelayRefusal::NotFound.reply();
+            let refusal = if failed_flows {
+                RelayRefusal::FlowFailed // every binding's flow failed (RFC 5626 §5.3)
+            } else {
+                RelayRefusal::NotFound
+            };
+            let (code, reason) = refusal.reply();
             self.own_response(idx, code, reason);
             self.relay.txns.cell_mut(idx).set_state(Srv::Terminated);
             self.maybe_free(idx);
@@ -502,7 +492,7 @@ impl Core {
         // A 100 carries no tag (§8.2.6.2): not computed for it.
         let tag = (code > 100).then(|| {
             let from = req.from().ok();
-            let v = self.mac.digest(
+            let v = self.io.mac.digest(
                 crate::secret::Purpose::ToTag,
                 &[
                     req.call_id().unwrap_or_default(),
@@ -510,37 +500,23 @@ impl Core {
                     &c.loop_hash.to_le_bytes(),
                 ],
             );
-            let mut t = [0u8; 16];
-            for (i, b) in t.iter_mut().enumerate() {
-                *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
-            }
-            t
+            sipedge_msg::fmt::hex_u64(v)
         });
         let up = c.up_dest;
-        let mut ip_buf = [0u8; 48];
-        let ip_len = {
-            let mut cur = std::io::Cursor::new(&mut ip_buf[..]);
-            let _ = std::io::Write::write_fmt(&mut cur, format_args!("{}", up.ip()));
-            cur.position() as usize
-        };
-        let ip_text = &ip_buf[..ip_len];
-        let via = req.top_via().ok();
-        let rport_req = via.as_ref().is_some_and(|v| v.rport() == RPort::Requested);
-        let received = via
-            .as_ref()
-            .is_some_and(|v| rport_req || !v.host_unbracketed().eq_ignore_ascii_case(ip_text));
+        let ip_text = sipedge_msg::IpText::new(up.ip());
+        let to = ResponseAddr::of(req.top_via().ok().as_ref(), up, ip_text.as_bytes());
         let spec = ResponseSpec {
             status: code,
             reason,
             to_tag: tag.as_ref().map(|t| &t[..]),
-            received: received.then_some(ip_text),
-            rport: rport_req.then_some(up.port()),
+            received: to.received,
+            rport: to.rport,
             ..Default::default()
         };
         let mut out = std::mem::take(&mut self.relay.fwd_buf);
         {
             let mut w = write_response(&mut out, &req, &spec);
-            w.header(b"Server", self.cfg.server_name.as_bytes());
+            w.header(b"Server", self.io.cfg.server_name.as_bytes());
             if code == 503 {
                 // RFC 3261 §21.5.4: our overload 503s say when to come back (proxy::limits).
                 w.header_u32(b"Retry-After", super::limits::OVERLOAD_RETRY_AFTER_SECS);
@@ -554,9 +530,9 @@ impl Core {
             c.resp.extend_from_slice(&out);
         }
         let local = c.up_local;
-        self.out.push(local, up, &out);
+        self.io.out.push(local, up, &out);
         self.relay.fwd_buf = out;
-        self.stats.replies_out += 1;
+        self.io.stats.replies_out += 1;
     }
 
     /// The cell ends with a final response of our own (no branch was forwarded).
@@ -572,13 +548,13 @@ impl Core {
     /// The server transaction sent its final (non-2xx) response: INVITE → Completed with
     /// G and H (§17.2.1); non-INVITE → Completed with J (§17.2.2).
     pub(crate) fn server_completed(&mut self, now: Millis, idx: u32) {
-        let (t1, t2) = (self.cfg.sip.t1_ms, self.cfg.sip.t2_ms);
+        let (t1, t2) = (self.io.cfg.sip.t1_ms, self.io.cfg.sip.t2_ms);
         let c = self.relay.txns.cell_mut(idx);
         c.set_state(Srv::Completed);
         let gen = c.gen;
         if c.invite {
             // Issue 16: a final non-2xx ends the call; its channels are released.
-            self.dialogs.fail(idx);
+            self.dialog_failed(idx);
             let c = self.relay.txns.cell_mut(idx);
             c.g_interval_ms = t1.min(t2);
             self.arm(now, t1, timer_key(Timer::G, idx, gen, 0));
@@ -601,7 +577,7 @@ impl Core {
 
     /// Sends the CANCEL for branch `b` and arms its retransmission and timeout.
     pub(crate) fn send_cancel(&mut self, now: Millis, idx: u32, b: usize) {
-        let t1 = self.cfg.sip.t1_ms;
+        let t1 = self.io.cfg.sip.t1_ms;
         let c = self.relay.txns.cell_mut(idx);
         let gen = c.gen;
         if matches!(c.branches[b].cancel(), Cancel::None | Cancel::Pending) {
@@ -647,10 +623,11 @@ impl Core {
             .unwrap_or_default();
         // Keyed by the node secret, not a table seed: table-hash outputs never go out.
         let h = self
+            .io
             .mac
             .digest(crate::secret::Purpose::AckBranch, &[incoming]);
-        let adv = self.advertise(local);
-        let db = std::sync::Arc::clone(&self.cfg.auth.db);
+        let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
+        let proxy = &self.io.cfg.proxy;
         let Relay {
             via_buf,
             fwd_buf,
@@ -659,8 +636,11 @@ impl Core {
         } = &mut self.relay;
         via_buf.clear();
         via_buf.push_str("SIP/2.0/UDP ");
-        write_hostport(via_buf, adv);
-        let _ = write!(via_buf, ";branch=z9hG4bKsA{h:016x}");
+        write_advertised(via_buf, proxy, local);
+        let mut branch = [0u8; ACK_BRANCH.branch_len()];
+        ACK_BRANCH.encode(&[h], &mut branch);
+        via_buf.push_str(";branch=");
+        via_buf.push_str(std::str::from_utf8(&branch).unwrap_or_default());
         let mut extra: smallvec::SmallVec<[(&[u8], &[u8]); 2]> = smallvec::SmallVec::new();
         if route_edit && !route.is_empty() {
             extra.push((b"Route".as_slice(), route));

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 
 use crate::auth::{AuthMethod, AuthOk};
 
-use crate::core::Core;
 use crate::output::LocalId;
+use crate::proxy::RelayCx;
 
-impl Core {
+impl RelayCx<'_> {
     /// The outbound rule (not an open relay): with `[proxy] allow_outbound`, a request may
     /// leave our domains only from an authenticated user (digest) or an IP-auth / CLI
     /// trunk — not from an unchallenged sender (`invite = "none"`) nor a foreign caller.

@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 
 use sipedge_msg::{Message, Validated};
 
-use crate::core::Core;
 use crate::output::LocalId;
+use crate::proxy::RelayCx;
 use crate::refusal::{Refusal, RelayRefusal};
-use crate::shard::{ShardId, ShardMsg};
+use crate::shard::ShardMsg;
 use crate::stateless::Req;
 use crate::time::Millis;
 use crate::txn::table::Full;
@@ -26,13 +26,7 @@ use crate::txn::{timer_key, Timer, GEN_MASK};
 /// short enough that a refused phone is back soon.
 pub const OVERLOAD_RETRY_AFTER_SECS: u32 = 5;
 
-impl Core {
-    /// Bytes held by this shard's live transactions (what `[limits]
-    /// max_transaction_bytes` caps).
-    pub fn transaction_bytes(&mut self) -> usize {
-        self.relay.txns.held_bytes()
-    }
-
+impl RelayCx<'_> {
     /// Before a new cell: `false` when the table is at a cap — the request has had its one
     /// stateless 503 (RFC 3261 §21.5.4) and is counted.
     pub(crate) fn admit_transaction(
@@ -47,14 +41,15 @@ impl Core {
             Err(full) => full,
         };
         match full {
-            Full::Transactions => self.stats.overload.txn_full += 1,
-            Full::Bytes => self.stats.overload.txn_bytes_full += 1,
+            Full::Transactions => self.io.stats.overload.txn_full += 1,
+            Full::Bytes => self.io.stats.overload.txn_bytes_full += 1,
         }
         self.relay.stats.refused += 1;
         let r = RelayRefusal::Overloaded.reply();
-        self.respond(local, remote, Req::Valid(msg, req), r, |w| {
-            w.header_u32(b"Retry-After", OVERLOAD_RETRY_AFTER_SECS);
-        });
+        self.io
+            .respond(local, remote, Req::Valid(msg, req), r, |w| {
+                w.header_u32(b"Retry-After", OVERLOAD_RETRY_AFTER_SECS);
+            });
         false
     }
 
@@ -63,7 +58,7 @@ impl Core {
     /// B, F = 64·T1 — room to receive our 503).
     pub(crate) fn arm_lookup_timer(&mut self, now: Millis, idx: u32) {
         let gen = self.relay.txns.cell(idx).gen;
-        let wait = self.cfg.sip.t2_ms;
+        let wait = self.io.cfg.sip.t2_ms;
         self.arm(now, wait, timer_key(Timer::Lookup, idx, gen, 0));
     }
 
@@ -74,17 +69,13 @@ impl Core {
             return;
         }
         c.lookup_pending = false;
-        self.stats.overload.lookups_lost += 1;
+        self.io.stats.overload.lookups_lost += 1;
         self.finish_own(now, idx, RelayRefusal::Overloaded);
     }
 
-    /// The shell could not queue `msg` (which this core produced with
-    /// [`Core::poll_shard_msg`]) to shard `to`: its mesh queue was full. A lookup the
-    /// relay asked ends its cell at once (503, as when its timer fires); anything else is
-    /// counted (the peer retransmits a hand-off; a lost lookup answer is the asker's timer).
-    pub fn handle_undelivered(&mut self, now: Millis, to: ShardId, msg: ShardMsg) {
-        let _ = to;
-        self.stats.overload.shard_msgs_undelivered += 1;
+    /// A message for another shard was not delivered (`Core::handle_undelivered`).
+    pub(crate) fn handle_undelivered(&mut self, now: Millis, msg: ShardMsg) {
+        self.io.stats.overload.shard_msgs_undelivered += 1;
         if let ShardMsg::Lookup { token, .. } = msg {
             if crate::proxy::is_relay_token(token) {
                 let idx = token as u32;

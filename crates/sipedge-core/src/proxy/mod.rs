@@ -30,15 +30,18 @@
 //! Credentials for our realm are removed from every forwarded request (issue 13, as
 //! Kamailio's `consume_credentials()`); those for other realms pass.
 
+pub(crate) mod advertise;
+mod dialogs;
 mod forward;
 mod hooks;
 mod limits;
+pub(crate) mod originate;
+pub(crate) mod path;
 mod response;
 mod route;
 mod timers;
 pub(crate) mod token;
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use crate::txn::table::Table;
@@ -46,33 +49,7 @@ use crate::txn::table::Table;
 pub use crate::proxy::limits::OVERLOAD_RETRY_AFTER_SECS;
 pub use crate::proxy::route::ProxyStats;
 
-/// `[proxy]`: how requests are relayed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyConfig {
-    /// Add Record-Route to dialog-creating requests so in-dialog requests come through us
-    /// (RFC 3261 §16.6 step 4).
-    pub record_route: bool,
-    /// Relay requests whose Request-URI is outside our domains (for authenticated users and
-    /// IP-auth trunks only). Off: 403 — the edge is not an open relay.
-    pub allow_outbound: bool,
-    /// Our address on each socket (index = `LocalId`), as put in Via and Record-Route.
-    pub advertise: Vec<SocketAddr>,
-    /// The node secret (`[server] secret`), the same on every shard: keys the MAC of the
-    /// dialog token in our Record-Route ([`token`]), of our Via branches and of our NAT
-    /// ping branches ([`crate::secret`]). Never a table seed.
-    pub secret: crate::secret::NodeSecret,
-}
-
-impl Default for ProxyConfig {
-    fn default() -> Self {
-        Self {
-            record_route: true,
-            allow_outbound: false,
-            advertise: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
-            secret: crate::secret::NodeSecret::default(),
-        }
-    }
-}
+pub use crate::config::ProxyConfig;
 
 /// The relay's per-shard state: the transaction cells, reused buffers and counters.
 #[derive(Debug)]
@@ -86,6 +63,33 @@ pub(crate) struct Relay {
     /// Reused: the dialog token as sent in a request and as rewritten in its responses.
     tok_buf: Vec<u8>,
     tok_new: Vec<u8>,
+    /// Reused: the canonical AoR of a request's target.
+    pub(crate) aor_buf: Vec<u8>,
+    /// Requests the edge originated, in flight and finished (`originate`).
+    pub(crate) originated: originate::Originated,
+}
+
+/// The relay (RFC 3261 §16, the transaction layer of §17): its own state ([`Relay`]:
+/// the transaction table), the location store it routes by, the authenticator's state for
+/// the requests it admits, and the shard's sink, lent by the dispatcher. It names no
+/// other subsystem's state beyond these.
+pub(crate) struct RelayCx<'a> {
+    pub(crate) io: &'a mut crate::io::Io,
+    pub(crate) loc: &'a mut crate::location::Location,
+    pub(crate) relay: &'a mut Relay,
+    pub(crate) auth: &'a mut crate::auth::AuthState,
+    /// Calls holding channels (issue 16, `dialog`): the relay's hooks in `dialogs`.
+    pub(crate) dialogs: &'a mut crate::dialog::Dialogs,
+}
+
+impl RelayCx<'_> {
+    /// The authenticator (the relay's hook, `auth`).
+    pub(crate) fn authenticator(&mut self) -> crate::auth::Authenticator<'_> {
+        crate::auth::Authenticator {
+            io: self.io,
+            auth: self.auth,
+        }
+    }
 }
 
 impl Relay {
@@ -100,6 +104,8 @@ impl Relay {
             via_buf: String::with_capacity(96),
             rr_buf: String::with_capacity(64),
             fwd_buf: Vec::with_capacity(2048),
+            aor_buf: Vec::with_capacity(64),
+            originated: originate::Originated::default(),
         }
     }
 }
@@ -114,8 +120,15 @@ pub(crate) fn is_relay_token(token: u64) -> bool {
 
 /// Writes `addr` as a SIP host:port (IPv6 bracketed).
 fn write_hostport(out: &mut String, addr: SocketAddr) {
-    let _ = match addr {
-        SocketAddr::V4(a) => write!(out, "{}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => write!(out, "[{}]:{}", a.ip(), a.port()),
-    };
+    let ip = sipedge_msg::IpText::new(addr.ip());
+    let ip = std::str::from_utf8(ip.as_bytes()).unwrap_or_default();
+    if addr.is_ipv6() {
+        out.push('[');
+        out.push_str(ip);
+        out.push(']');
+    } else {
+        out.push_str(ip);
+    }
+    out.push(':');
+    sipedge_msg::fmt::push_u64_str(out, u64::from(addr.port()));
 }

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 
 use sipedge_msg::{write_forward, ForwardEdits, HeaderName, Message, Method, Validated};
 
-use crate::core::Core;
 use crate::output::LocalId;
 use crate::proxy::token::{self, Flow};
 use crate::proxy::Relay;
+use crate::proxy::RelayCx;
 use crate::refusal::{Refusal, RelayRefusal};
 use crate::shard::ShardMsg;
 use crate::time::Millis;
@@ -29,7 +29,7 @@ fn rank(code: u16, ours: bool) -> u16 {
     class * 2 + u16::from(ours)
 }
 
-impl Core {
+impl RelayCx<'_> {
     /// A valid response arrived (RFC 3261 §18.1.2 → §17.1.3 matching).
     pub(crate) fn handle_response(
         &mut self,
@@ -39,7 +39,11 @@ impl Core {
         msg: &Message<'_>,
         v: &sipedge_msg::Validated<'_>,
     ) {
-        let ours = match v.top_via.branch().map(|b| OurBranch::check(b, &self.mac)) {
+        let ours = match v
+            .top_via
+            .branch()
+            .map(|b| OurBranch::check(b, &self.io.mac))
+        {
             Some(Decoded::Ours(b)) => b,
             Some(Decoded::Forged) => {
                 // Our shape, not our MAC: a guessed branch. Dropped here, before any
@@ -49,15 +53,15 @@ impl Core {
             }
             // Not sent by us: §18.1.2, discarded.
             _ => {
-                self.stats.responses_unmatched += 1;
+                self.io.stats.responses_unmatched += 1;
                 return;
             }
         };
-        if ours.shard != self.cfg.shard {
-            if ours.shard.0 < self.cfg.shards {
+        if ours.shard != self.io.cfg.shard {
+            if ours.shard.0 < self.io.cfg.shards {
                 // The client transaction lives on the shard the branch names: one hop.
                 self.relay.stats.responses_handed_off += 1;
-                self.shard_out.push_back((
+                self.io.shard_out.push_back((
                     ours.shard,
                     ShardMsg::Datagram {
                         local,
@@ -68,7 +72,7 @@ impl Core {
                     },
                 ));
             } else {
-                self.stats.responses_unmatched += 1;
+                self.io.stats.responses_unmatched += 1;
             }
             return;
         }
@@ -83,7 +87,7 @@ impl Core {
             return;
         };
         if b >= c.branches.len() {
-            self.stats.responses_unmatched += 1;
+            self.io.stats.responses_unmatched += 1;
             return;
         }
         let idx = ours.idx;
@@ -96,9 +100,9 @@ impl Core {
                 }
             }
             Method::Invite if c.invite => self.invite_response(now, idx, b, code, (msg, v)),
-            Method::Invite | Method::Ack => self.stats.responses_unmatched += 1,
+            Method::Invite | Method::Ack => self.io.stats.responses_unmatched += 1,
             _ if !c.invite => self.non_invite_response(now, idx, b, code, (msg, v)),
-            _ => self.stats.responses_unmatched += 1,
+            _ => self.io.stats.responses_unmatched += 1,
         }
     }
 
@@ -148,7 +152,7 @@ impl Core {
                 if first {
                     c.set_state(Srv::Accepted);
                     c.resp.clear();
-                    let t1 = self.cfg.sip.t1_ms;
+                    let t1 = self.io.cfg.sip.t1_ms;
                     self.arm(now, 64 * t1, timer_key(Timer::L, idx, gen, 0));
                 }
                 self.forward_upstream(idx, b, (msg, v), false);
@@ -201,7 +205,7 @@ impl Core {
         code: u16,
         (msg, v): (&Message<'_>, &Validated<'_>),
     ) {
-        let t4 = self.cfg.sip.t4_ms;
+        let t4 = self.io.cfg.sip.t4_ms;
         let c = self.relay.txns.cell_mut(idx);
         let gen = c.gen;
         match (code, c.branches[b].state()) {
@@ -227,6 +231,9 @@ impl Core {
         code: u16,
         (msg, v): (&Message<'_>, &Validated<'_>),
     ) {
+        if self.local_final(idx, b, code, msg.reason().unwrap_or_default()) {
+            return; // an originated request's final goes to its consumer (`originate`)
+        }
         let c = self.relay.txns.cell_mut(idx);
         if c.best_code != 0 && rank(code, false) >= rank(c.best_code, c.best.is_empty()) {
             return;
@@ -279,7 +286,7 @@ impl Core {
         // The response's Call-ID and From tag: the request's unless the callee changed
         // them, and then the old token is not found and nothing is rewritten.
         let ids = (call_id, caller, to_tag);
-        token::rewrite_in(out, &self.mac, ids, a, bf, tok_buf, tok_new);
+        token::rewrite_in(out, &self.io.mac, ids, a, bf, tok_buf, tok_new);
     }
 
     /// A made-up final response for a branch that gave up (408, or 487 once cancelled).
@@ -295,6 +302,9 @@ impl Core {
     /// §16.7 step 6–8: when every branch has its final answer and nothing final went
     /// upstream yet, the best one goes.
     pub(crate) fn check_complete(&mut self, now: Millis, idx: u32) {
+        if self.local_complete(idx) {
+            return; // no server transaction: the finals went to the consumer (`originate`)
+        }
         let c = self.relay.txns.cell(idx);
         if !matches!(c.state(), Srv::Trying | Srv::Proceeding) || c.lookup_pending || !c.all_final()
         {
@@ -327,7 +337,7 @@ impl Core {
             let (local, dest) = (c.up_local, c.up_dest);
             self.relay.stats.responses_forwarded += 1;
             let resp = std::mem::take(&mut self.relay.txns.cell_mut(idx).resp);
-            self.out.push(local, dest, &resp);
+            self.io.out.push(local, dest, &resp);
             self.relay.txns.cell_mut(idx).resp = resp;
         }
         let c = self.relay.txns.cell(idx);
@@ -347,6 +357,7 @@ impl Core {
         {
             self.dialog_failed(idx);
             self.relay.txns.free(idx);
+            self.relay.stats.illegal_transaction_edges = self.relay.txns.retired_illegal_edges();
         }
     }
 
@@ -377,7 +388,7 @@ impl Core {
             c.resp.extend_from_slice(&buf);
         }
         let (local, dest) = (c.up_local, c.up_dest);
-        self.out.push(local, dest, &buf);
+        self.io.out.push(local, dest, &buf);
         self.relay.fwd_buf = buf;
     }
 }

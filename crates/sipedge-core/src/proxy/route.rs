@@ -1,16 +1,16 @@
 //! Requests into the relay: server-transaction matching (§17.2.3), the proxy checks
 //! (§16.3), route processing (§16.4), target determination (§16.5).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use sipedge_msg::{HeaderName, Message, Method, NameAddr, Scheme, Uri, Validated, Via};
 
 use crate::config::SUPPORTED;
-use crate::core::Core;
 use crate::lookup::LookupError;
 use crate::output::LocalId;
 use crate::proxy::forward::Target;
 use crate::proxy::token::{Flow, Token};
+use crate::proxy::RelayCx;
 use crate::proxy::RELAY_TOKEN_BIT;
 use crate::refusal::{Refusal, RelayRefusal};
 use crate::shard::ShardMsg;
@@ -21,43 +21,7 @@ use crate::txn::table::{Branch, Srv};
 use crate::txn::{timer_key, Timer};
 use smallvec::SmallVec;
 
-/// Relay counters (published with the core's).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProxyStats {
-    /// Requests that created a transaction and were relayed (or answered by the relay).
-    pub transactions: u64,
-    /// Branches forwarded (one per target).
-    pub branches: u64,
-    /// Retransmitted requests absorbed by their server transaction.
-    pub retransmissions_absorbed: u64,
-    /// Requests retransmitted downstream (timers A, E) and responses upstream (timer G).
-    pub retransmissions_sent: u64,
-    /// ACKs for our non-2xx absorbed (hop by hop).
-    pub acks_absorbed: u64,
-    /// ACKs (for 2xx) forwarded end to end.
-    pub acks_forwarded: u64,
-    /// CANCELs matched to their INVITE.
-    pub cancels: u64,
-    /// Responses forwarded upstream by their cell.
-    pub responses_forwarded: u64,
-    /// Responses dropped: their branch is ours but their transaction is gone (RFC 6026 §7.1:
-    /// no stateless forwarding).
-    pub responses_no_transaction: u64,
-    /// Responses dropped: their branch has our shape but its MAC does not verify.
-    pub responses_forged: u64,
-    /// Requests with a To tag refused (404) for want of a dialog token of ours that verifies.
-    pub tokens_refused: u64,
-    /// Credentials for our realm removed from forwarded requests.
-    pub credentials_consumed: u64,
-    /// Responses handed to the shard that owns their transaction.
-    pub responses_handed_off: u64,
-    /// Branches that timed out (B, F, or a CANCEL that got no answer).
-    pub timeouts: u64,
-    /// Requests refused by a proxy rule (403, 404, 420, 482, 483, 503).
-    pub refused: u64,
-    /// Location lookups asked of another shard.
-    pub lookups_remote: u64,
-}
+pub use crate::stats::ProxyStats;
 
 /// How a request is routed (RFC 3261 §16.4).
 struct Plan {
@@ -87,10 +51,6 @@ struct Decision {
     who: Option<crate::auth::AuthOk>,
 }
 
-fn ip_of(host: &[u8]) -> Option<IpAddr> {
-    std::str::from_utf8(host).ok()?.parse().ok()
-}
-
 /// The address a URI names, when its host is an IP literal (no DNS in the core yet).
 pub(crate) fn uri_addr(uri: &Uri<'_>) -> Option<SocketAddr> {
     let port = uri
@@ -100,7 +60,7 @@ pub(crate) fn uri_addr(uri: &Uri<'_>) -> Option<SocketAddr> {
         } else {
             5060
         });
-    Some(SocketAddr::new(ip_of(uri.host_unbracketed())?, port))
+    Some(SocketAddr::new(sipedge_msg::host_ip(uri.host())?, port))
 }
 
 /// Option tags we support for Proxy-Require (the same as Require).
@@ -111,21 +71,11 @@ fn supported(tag: &[u8]) -> bool {
         .any(|s| !s.is_empty() && s.as_bytes().eq_ignore_ascii_case(tag))
 }
 
-impl Core {
-    /// A host:port of ours (one of our domains on one of our ports; no port = 5060).
-    pub(crate) fn is_ours_uri(&self, uri: &Uri<'_>) -> bool {
-        // Our domains on no port (an AoR) or on one of our ports.
-        self.cfg.is_our_domain(uri.host())
-            && uri.port().is_none_or(|p| {
-                self.cfg.proxy.advertise.is_empty()
-                    || self.cfg.proxy.advertise.iter().any(|a| a.port() == p)
-            })
-    }
-
+impl RelayCx<'_> {
     fn via_is_ours(&self, via: &Via<'_>) -> bool {
         let port = via.port().unwrap_or(5060);
-        self.cfg.is_our_domain(via.host())
-            && self.cfg.proxy.advertise.iter().any(|a| a.port() == port)
+        self.io.cfg.is_our_domain(via.host())
+            && crate::proxy::advertise::port_is_ours(&self.io.cfg.proxy, port)
     }
 
     /// The server-transaction key (RFC 3261 §17.2.3): top-Via branch, sent-by and method
@@ -209,7 +159,7 @@ impl Core {
             // A request for the edge itself (no user, our host, no Route): the edge is
             // the UAS — OPTIONS 200, others 405/501 (stateless).
             _ if uri.user().is_none()
-                && self.is_ours_uri(&uri)
+                && self.io.cfg.is_ours_uri(&uri)
                 && msg.count(HeaderName::Route) == 0 =>
             {
                 return false
@@ -273,14 +223,20 @@ impl Core {
         let mut outbound_ok = false;
         let mut who = None;
         if !in_dialog {
-            match self.authenticate_with(now, remote, msg, Some(req.from.uri().host())) {
+            match self.authenticator().authenticate_with(
+                now,
+                remote,
+                msg,
+                Some(req.from.uri().host()),
+            ) {
                 crate::auth::AuthOutcome::Authenticated(ok) => {
                     outbound_ok = self.may_go_outbound(&ok);
                     who = Some(ok);
                 }
                 crate::auth::AuthOutcome::Rejected(r) => {
                     self.relay.stats.refused += 1;
-                    self.send_auth_rejection(now, local, remote, msg, r);
+                    self.authenticator()
+                        .reject_request(now, local, remote, (msg, None), r);
                     return None;
                 }
             }
@@ -290,11 +246,11 @@ impl Core {
             self.refuse(local, remote, msg, req, RelayRefusal::BadRoute);
             return None;
         };
-        let lookup = !in_dialog && plan.next_route.is_none() && self.is_ours_uri(&target);
+        let lookup = !in_dialog && plan.next_route.is_none() && self.io.cfg.is_ours_uri(&target);
         if !lookup && !in_dialog {
             // §16.5 and the open-relay rule: outbound only for an authenticated sender,
             // when allowed.
-            if !(self.cfg.proxy.allow_outbound && outbound_ok) {
+            if !(self.io.cfg.proxy.allow_outbound && outbound_ok) {
                 self.refuse(local, remote, msg, req, RelayRefusal::RelayingForbidden);
                 return None;
             }
@@ -302,6 +258,11 @@ impl Core {
         // In a dialog: the end its token names (RFC 5626 §5.3 flow-token routing), never
         // the Request-URI or a Route the sender wrote.
         let hop = match (plan.dialog, &plan.next_route) {
+            (Some(f), _) if self.loc.dead_flows.contains(f.local, f.addr) => {
+                // RFC 5626 §5.3: that end's flow failed (`flows`).
+                self.refuse(local, remote, msg, req, RelayRefusal::FlowFailed);
+                return None;
+            }
             (Some(f), _) => self.flow_ok(f).then_some((f.local, f.addr)),
             (None, Some(r)) => Uri::parse(r)
                 .ok()
@@ -377,7 +338,8 @@ impl Core {
                     | u64::from(c.gen & crate::txn::GEN_MASK) << 32
                     | u64::from(idx);
                 self.relay.stats.lookups_remote += 1;
-                self.shard_out
+                self.io
+                    .shard_out
                     .push_back((owner, ShardMsg::Lookup { aor, token }));
                 self.arm_lookup_timer(now, idx);
             }
@@ -421,7 +383,7 @@ impl Core {
             if !c.resp.is_empty()
                 && matches!(c.state(), Srv::Trying | Srv::Proceeding | Srv::Completed)
             {
-                self.out.push(c.up_local, c.up_dest, &c.resp);
+                self.io.out.push(c.up_local, c.up_dest, &c.resp);
             }
             return None;
         }
@@ -434,7 +396,7 @@ impl Core {
         let loop_hash = self.loop_hash(msg, req);
         let looped = req.vias(msg).flatten().any(|v| {
             v.branch()
-                .and_then(|b| OurBranch::decode(b, &self.mac))
+                .and_then(|b| OurBranch::decode(b, &self.io.mac))
                 .is_some_and(|b| b.loop_hash == loop_hash)
                 && self.via_is_ours(&v)
         });
@@ -446,9 +408,10 @@ impl Core {
         if let Some(tag) = msg.proxy_require().find(|t| !supported(t)) {
             self.relay.stats.refused += 1;
             let r = RelayRefusal::BadExtension.reply();
-            self.respond(local, remote, Req::Valid(msg, req), r, |w| {
-                w.header(b"Unsupported", tag);
-            });
+            self.io
+                .respond(local, remote, Req::Valid(msg, req), r, |w| {
+                    w.header(b"Unsupported", tag);
+                });
             return None;
         }
         Some((key, loop_hash))
@@ -464,7 +427,7 @@ impl Core {
 
     /// A flow from a dialog token names one of our sockets.
     fn flow_ok(&self, f: Flow) -> bool {
-        usize::from(f.local.0) < self.cfg.proxy.advertise.len().max(1)
+        usize::from(f.local.0) < self.io.cfg.proxy.advertise.len().max(1)
     }
 
     /// A refusal before any transaction exists: a stateless reply (a retransmission gets
@@ -478,7 +441,8 @@ impl Core {
         refusal: RelayRefusal,
     ) {
         self.relay.stats.refused += 1;
-        self.respond(local, remote, Req::Valid(msg, req), refusal.reply(), |_| {});
+        self.io
+            .respond(local, remote, Req::Valid(msg, req), refusal.reply(), |_| {});
     }
 
     /// RFC 3261 §16.4: a Request-URI that is our Record-Route (a strict router before us)
@@ -498,7 +462,7 @@ impl Core {
             next_route: None,
         };
         let to_tag = req.to.tag().filter(|_| req.to_has_tag());
-        if !rest.is_empty() && uri.user().is_none() && self.is_ours_uri(uri) {
+        if !rest.is_empty() && uri.user().is_none() && self.io.cfg.is_ours_uri(uri) {
             if let Some(last) = rest.last().and_then(|r| NameAddr::parse(r).ok()) {
                 plan.ruri = Some(last.uri().raw().to_vec());
                 rest = &rest[..rest.len() - 1];
@@ -506,13 +470,18 @@ impl Core {
                 plan.dialog = to_tag.and_then(|t| self.dialog_of(uri, req, t));
             }
         }
-        if let Some(first) = rest.first().and_then(|r| NameAddr::parse(r).ok()) {
-            if self.is_ours_uri(first.uri()) {
-                rest = &rest[1..];
-                plan.route_edit = true;
-                if plan.dialog.is_none() {
-                    plan.dialog = to_tag.and_then(|t| self.dialog_of(first.uri(), req, t));
-                }
+        // RFC 5658 §4: our double Record-Route comes back as two Routes of ours; both go.
+        for _ in 0..2 {
+            let Some(first) = rest.first().and_then(|r| NameAddr::parse(r).ok()) else {
+                break;
+            };
+            if !self.io.cfg.is_ours_uri(first.uri()) {
+                break;
+            }
+            rest = &rest[1..];
+            plan.route_edit = true;
+            if plan.dialog.is_none() {
+                plan.dialog = to_tag.and_then(|t| self.dialog_of(first.uri(), req, t));
             }
         }
         if plan.route_edit {
@@ -535,7 +504,7 @@ impl Core {
     fn dialog_of(&self, uri: &Uri<'_>, req: &Validated<'_>, to_tag: &[u8]) -> Option<Flow> {
         let t = Token::parse(uri.params().value(b"sed")?)?;
         let from_tag = req.from.tag().unwrap_or_default();
-        t.destination(&self.mac, req.call_id, from_tag, to_tag)
+        t.destination(&self.io.mac, req.call_id, from_tag, to_tag)
     }
 
     /// A new cell for `msg` (its server transaction).
@@ -556,21 +525,17 @@ impl Core {
         );
         // §18.2.2 / RFC 3581 §4: responses go to the source IP, and to the source port
         // when the top Via asks for rport, else the sent-by port.
-        let v = &req.top_via;
-        let port = match v.rport() {
-            sipedge_msg::RPort::Absent => v.port().unwrap_or(5060),
-            _ => remote.port(),
-        };
-        let record_route = self.cfg.proxy.record_route && dialog_creating && !in_dialog;
+        let up_dest = sipedge_msg::response_dest(&req.top_via, remote);
+        let record_route = self.io.cfg.proxy.record_route && dialog_creating && !in_dialog;
         let idx = self.relay.txns.insert(key);
         let c = self.relay.txns.cell_mut(idx);
         c.invite = method == Some(Method::Invite);
         c.up_local = local;
-        c.up_dest = SocketAddr::new(remote.ip(), port);
+        c.up_dest = up_dest;
         c.req.extend_from_slice(msg.as_bytes());
         c.loop_hash = loop_hash;
         c.record_route = record_route;
-        c.g_interval_ms = self.cfg.sip.t1_ms;
+        c.g_interval_ms = self.io.cfg.sip.t1_ms;
         idx
     }
 
@@ -588,7 +553,7 @@ impl Core {
     ) {
         let key = self.server_key(msg, req, Method::Ack);
         if let Some(idx) = self.relay.txns.find(key) {
-            let t4 = self.cfg.sip.t4_ms;
+            let t4 = self.io.cfg.sip.t4_ms;
             let c = self.relay.txns.cell_mut(idx);
             if c.invite && matches!(c.state(), Srv::Completed | Srv::Confirmed) {
                 if c.state() == Srv::Completed {
@@ -601,16 +566,20 @@ impl Core {
             }
         }
         if req.max_forwards == Some(0) {
-            self.stats.dropped += 1;
+            self.io.stats.dropped += 1;
             return;
         }
         let Some(uri) = req.request_uri else { return };
         // An ACK is never challenged (§22.1): it goes only along a dialog token of ours
         // that verifies, to that dialog's end.
         let plan = self.plan_route(msg, req, &uri);
-        let Some(f) = plan.dialog.filter(|&f| self.flow_ok(f)) else {
-            // No transaction and nowhere to go: absorbed (an ACK has no response).
-            self.stats.dropped += 1;
+        let Some(f) = plan
+            .dialog
+            .filter(|&f| self.flow_ok(f) && !self.loc.dead_flows.contains(f.local, f.addr))
+        else {
+            // No transaction and nowhere to go (or a failed flow, RFC 5626 §5.3): absorbed
+            // (an ACK has no response).
+            self.io.stats.dropped += 1;
             return;
         };
         self.relay.stats.acks_forwarded += 1;
@@ -644,7 +613,8 @@ impl Core {
             return false;
         };
         self.relay.stats.cancels += 1;
-        self.respond(local, remote, Req::Valid(msg, req), (200, b"OK"), |_| {});
+        self.io
+            .respond(local, remote, Req::Valid(msg, req), (200, b"OK"), |_| {});
         let c = self.relay.txns.cell_mut(idx);
         if matches!(c.state(), Srv::Trying | Srv::Proceeding) && !c.canceled {
             c.canceled = true;

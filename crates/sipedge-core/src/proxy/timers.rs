@@ -1,18 +1,18 @@
 //! Transaction timers firing (RFC 3261 §17, Appendix A). A timer acts only in the state it
 //! was armed for; otherwise it is a stale entry of the lazy-cancel wheel and does nothing.
 
-use crate::core::Core;
+use crate::proxy::RelayCx;
 use crate::time::Millis;
 use crate::txn::table::{Cancel, Cli, Srv};
 use crate::txn::{decode_timer_key, timer_key, Timer};
 
-impl Core {
+impl RelayCx<'_> {
     /// A transaction timer key came off the wheel.
     pub(crate) fn txn_timer(&mut self, now: Millis, key: u64) {
         let Some((t, idx, gen, b)) = decode_timer_key(key) else {
             return;
         };
-        let t2 = self.cfg.sip.t2_ms;
+        let t2 = self.io.cfg.sip.t2_ms;
         let Some(c) = self.relay.txns.get_mut(idx, gen) else {
             return;
         };
@@ -65,7 +65,7 @@ impl Core {
                 c.g_interval_ms = next;
                 let (local, dest) = (c.up_local, c.up_dest);
                 let resp = std::mem::take(&mut c.resp);
-                self.out.push(local, dest, &resp);
+                self.io.out.push(local, dest, &resp);
                 self.relay.txns.cell_mut(idx).resp = resp;
                 self.relay.stats.retransmissions_sent += 1;
                 self.arm(now, next, timer_key(Timer::G, idx, gen, 0));
@@ -109,7 +109,10 @@ impl Core {
         let c = self.relay.txns.cell_mut(idx);
         c.set_branch(b, Cli::Terminated);
         let code = if c.canceled { 487 } else { 408 };
-        self.offer_own_best(idx, code);
+        // An originated request's timeout is the consumer's 408, never sent (`originate`).
+        if !self.local_final(idx, b, code, b"Request Timeout") {
+            self.offer_own_best(idx, code);
+        }
         self.check_complete(now, idx);
     }
 

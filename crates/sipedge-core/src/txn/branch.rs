@@ -10,16 +10,20 @@
 //! never reaches a transaction (issue 13); it is checked before any hand-off, on the
 //! shard it arrived at, since every shard holds the same secret.
 
+use sipedge_msg::branch::BranchLayout;
+
+use crate::output::ShardId;
 use crate::secret::{tags_equal, Mac, Purpose};
-use crate::shard::ShardId;
 use crate::txn::GEN_MASK;
 
-/// What our branches start with: the RFC 3261 cookie and our own mark.
-pub(crate) const PREFIX: &[u8] = b"z9hG4bKsE";
+/// Our relay branches (the codec is `sipedge-msg`'s): mark `sE`, then shard, cell slot,
+/// generation, branch number, loop hash and the MAC, in hex digits.
+const LAYOUT: BranchLayout<6> = BranchLayout::new(*b"sE", [4, 8, 5, 1, 8, 16]);
+/// [`LAYOUT`] without the MAC: a branch of our shape whose MAC is not even hex is forged
+/// too (not somebody else's).
+const FIELDS_ONLY: BranchLayout<5> = BranchLayout::new(*b"sE", [4, 8, 5, 1, 8]);
 /// Length of a branch we write.
-pub(crate) const LEN: usize = PREFIX.len() + FIELDS + 16;
-/// Hex digits of the fields before the MAC.
-const FIELDS: usize = 4 + 8 + 5 + 1 + 8;
+pub(crate) const LEN: usize = LAYOUT.branch_len();
 
 /// What a branch with our prefix turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,27 +46,6 @@ pub(crate) struct OurBranch {
     pub loop_hash: u32,
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-fn put_hex(out: &mut [u8], v: u64, digits: usize) {
-    for (i, o) in out[..digits].iter_mut().enumerate() {
-        *o = HEX[((v >> (4 * (digits - 1 - i))) & 0xf) as usize];
-    }
-}
-
-fn get_hex(s: &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for &c in s {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        v = v << 4 | u64::from(d);
-    }
-    Some(v)
-}
-
 impl OurBranch {
     /// The MAC over the fields (binary: two SipHash blocks instead of four for the text).
     fn mac(&self, mac: &Mac) -> u64 {
@@ -78,30 +61,40 @@ impl OurBranch {
     /// The branch text.
     pub(crate) fn encode(&self, mac: &Mac) -> [u8; LEN] {
         let mut out = [0u8; LEN];
-        out[..PREFIX.len()].copy_from_slice(PREFIX);
-        let mut at = PREFIX.len();
-        for (v, d) in [
-            (u64::from(self.shard.0), 4),
-            (u64::from(self.idx), 8),
-            (u64::from(self.gen & GEN_MASK), 5),
-            (u64::from(self.b & 0xf), 1),
-            (u64::from(self.loop_hash), 8),
-        ] {
-            put_hex(&mut out[at..], v, d);
-            at += d;
-        }
-        put_hex(&mut out[at..], self.mac(mac), 16);
+        let fields = [
+            u64::from(self.shard.0),
+            u64::from(self.idx),
+            u64::from(self.gen & GEN_MASK),
+            u64::from(self.b & 0xf),
+            u64::from(self.loop_hash),
+            self.mac(mac),
+        ];
+        let written = LAYOUT.encode(&fields, &mut out);
+        debug_assert!(written);
         out
     }
 
     /// Reads a branch we wrote and checks its MAC.
     pub(crate) fn check(s: &[u8], mac: &Mac) -> Decoded {
-        let Some(b) = Self::fields(s) else {
-            return Decoded::Foreign;
-        };
-        match get_hex(&s[PREFIX.len() + FIELDS..]) {
-            Some(tag) if tags_equal(tag, b.mac(mac)) => Decoded::Ours(b),
-            _ => Decoded::Forged,
+        match LAYOUT.decode(s) {
+            Some([shard, idx, gen, b, loop_hash, tag]) => {
+                let b = OurBranch {
+                    shard: ShardId(shard as u16),
+                    idx: idx as u32,
+                    gen: gen as u32,
+                    b: b as u8,
+                    loop_hash: loop_hash as u32,
+                };
+                if tags_equal(tag, b.mac(mac)) {
+                    Decoded::Ours(b)
+                } else {
+                    Decoded::Forged
+                }
+            }
+            None if s.len() == LEN && FIELDS_ONLY.decode(&s[..LEN - 16]).is_some() => {
+                Decoded::Forged
+            }
+            None => Decoded::Foreign,
         }
     }
 
@@ -112,26 +105,14 @@ impl OurBranch {
             _ => None,
         }
     }
-
-    /// The fields of a branch of our shape (MAC not checked).
-    fn fields(s: &[u8]) -> Option<OurBranch> {
-        if s.len() != LEN || !s.starts_with(PREFIX) {
-            return None;
-        }
-        let s = &s[PREFIX.len()..];
-        Some(OurBranch {
-            shard: ShardId(get_hex(&s[..4])? as u16),
-            idx: get_hex(&s[4..12])? as u32,
-            gen: get_hex(&s[12..17])? as u32,
-            b: get_hex(&s[17..18])? as u8,
-            loop_hash: get_hex(&s[18..26])? as u32,
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cookie and our mark.
+    const PREFIX: &[u8] = b"z9hG4bKsE";
 
     #[test]
     fn round_trip_and_foreign() {
@@ -161,6 +142,11 @@ mod tests {
             b'0'
         };
         assert_eq!(OurBranch::check(&guessed, &mac), Decoded::Forged);
+        // Our shape with a MAC that is not even hex: forged, not somebody else's.
+        let mut not_hex = text;
+        not_hex[LEN - 1] = b'G';
+        assert_eq!(OurBranch::check(&not_hex, &mac), Decoded::Forged);
+        assert!(text.starts_with(PREFIX) && PREFIX == LAYOUT.prefix());
         let other = Mac::new(&crate::secret::NodeSecret([2; 32]));
         assert_eq!(OurBranch::check(&text, &other), Decoded::Forged);
     }

@@ -44,6 +44,16 @@ pub(crate) struct Branch {
     pub timer_c_at: Millis,
 }
 
+/// Who is waiting for a cell's final response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A request we relay: the server transaction answers upstream (RFC 3261 §16.7).
+    Upstream,
+    /// A request the edge originated itself (`proxy::originate`): there is no server
+    /// transaction; the branches' finals go to a local consumer, nothing goes upstream.
+    Local,
+}
+
 /// A proxied request: its server transaction and its branches.
 #[derive(Debug)]
 pub(crate) struct Cell {
@@ -51,6 +61,8 @@ pub(crate) struct Cell {
     pub live: bool,
     pub key: u64,
     pub invite: bool,
+    /// Set at insert ([`Origin::Upstream`]); `proxy::originate` makes it `Local`.
+    pub origin: Origin,
     /// Changed only by [`Cell::set_state`] (the legal edges, `txn::state`).
     state: Srv,
     /// Where responses go upstream (the request's source, §18.2.2 / RFC 3581).
@@ -113,6 +125,7 @@ impl Cell {
             live: false,
             key: 0,
             invite: false,
+            origin: Origin::Upstream,
             state: Srv::Terminated,
             up_local: LocalId(0),
             up_dest: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -275,6 +288,8 @@ pub(crate) struct Table {
     cells: Vec<Cell>,
     free: Vec<u32>,
     index: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
+    /// Illegal edges of the cells freed so far (`free` moves a cell's count here).
+    retired_illegal: u64,
     live: usize,
     limits: TxnLimits,
     /// Bytes held by live cells, as last counted (see [`Table::settle`]).
@@ -349,9 +364,15 @@ impl Table {
     /// Illegal state edges taken, all cells ever (0 unless there is a bug; debug builds
     /// stop at the first).
     pub(crate) fn illegal_edges(&self) -> u64 {
-        self.cells
-            .iter()
-            .fold(0u64, |n, c| n.saturating_add(c.illegal_edges))
+        self.cells.iter().fold(self.retired_illegal, |n, c| {
+            n.saturating_add(c.illegal_edges)
+        })
+    }
+
+    /// Illegal state edges taken by the cells freed so far (the exported counter: a cell's
+    /// edges are counted when it ends, in O(1)).
+    pub(crate) fn retired_illegal_edges(&self) -> u64 {
+        self.retired_illegal
     }
 
     /// The cell for a server-transaction key.
@@ -402,6 +423,7 @@ impl Table {
         let c = &mut self.cells[idx as usize];
         c.live = true;
         c.key = key;
+        c.origin = Origin::Upstream;
         // A new tenant: its server transaction starts in Trying (not an edge).
         c.state = Srv::Trying;
         c.req.clear();
@@ -430,6 +452,9 @@ impl Table {
             return;
         }
         c.release();
+        self.retired_illegal = self
+            .retired_illegal
+            .saturating_add(std::mem::take(&mut c.illegal_edges));
         let was = std::mem::take(&mut self.charged[idx as usize]);
         self.held = self.held.saturating_sub(was);
         c.live = false;
@@ -486,6 +511,9 @@ mod tests {
             Srv::Confirmed,
             "taken anyway, as before"
         );
+        t.free(idx);
+        assert_eq!(t.retired_illegal_edges(), 1, "exported once the cell ends");
+        assert_eq!(t.illegal_edges(), 1, "not counted twice");
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //! says.
 #![allow(clippy::unwrap_used)]
 
+mod advertise;
 mod auth;
+mod flows;
 mod hardening;
 mod harness;
 #[path = "../mutate/mod.rs"]
 mod mutate;
+mod originate;
+mod path;
 mod robust;
 mod routing;
 

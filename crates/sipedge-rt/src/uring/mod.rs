@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use self::bufring::BufRing;
+use crate::pktinfo::{self, SourceCache};
 use crate::sendq::SendSlots;
 use crate::sockaddr::{self, SOCKADDR_MAX};
 use crate::wake::WakeFd;
@@ -78,6 +79,10 @@ pub(crate) struct UringEngine {
     sockets: Vec<UdpSocket>,
     wake: WakeFd,
     recv_armed: Vec<bool>,
+    /// Per socket: bound to a wildcard address (`crate::pktinfo`).
+    wildcard: Box<[bool]>,
+    /// Where each peer reached us, for wildcard sockets (`None`: no wildcard socket).
+    sources: Option<SourceCache>,
     wake_armed: bool,
     sends_in_flight: usize,
     max_batch: usize,
@@ -102,7 +107,12 @@ impl UringEngine {
         wake: WakeFd,
         cfg: &EngineConfig,
     ) -> Result<UringEngine, (io::Error, Vec<UdpSocket>, WakeFd)> {
-        let (mut ring, mem) = match Self::build(features, sockets.len(), cfg) {
+        let wildcard: Box<[bool]> = sockets
+            .iter()
+            .map(|s| s.local_addr().is_ok_and(|a| a.ip().is_unspecified()))
+            .collect();
+        let any_wildcard = wildcard.iter().any(|w| *w);
+        let (mut ring, mem) = match Self::build(features, sockets.len(), any_wildcard, cfg) {
             Ok(built) => built,
             Err(e) => return Err((e, sockets, wake)),
         };
@@ -129,6 +139,8 @@ impl UringEngine {
             ring: ManuallyDrop::new(ring),
             mem: ManuallyDrop::new(mem),
             recv_armed,
+            sources: any_wildcard.then(SourceCache::new),
+            wildcard,
             sockets,
             wake,
             wake_armed,
@@ -142,8 +154,11 @@ impl UringEngine {
     fn build(
         features: &UringFeatures,
         sockets: usize,
+        pktinfo: bool,
         cfg: &EngineConfig,
     ) -> io::Result<(IoUring, KernelMem)> {
+        // Wildcard sockets: room for the destination-address control message too.
+        let ctl = if pktinfo { pktinfo::CTL_BYTES } else { 0 };
         let send_slots = cfg.send_slots.max(1);
         let sq = (send_slots.min(4096) + sockets + 8).next_power_of_two() as u32;
         // Outstanding completions: one per receive buffer, per send slot, per armed op.
@@ -152,7 +167,7 @@ impl UringEngine {
             .max(2 * sq as usize) as u32;
         let ring = features.builder(cq).build(sq)?;
         // Each buffer: recvmsg_out header, source address, then exactly `recv_buf_bytes` of payload.
-        let buf_len = RECVMSG_OUT_BYTES + SOCKADDR_MAX + cfg.recv_buf_bytes.max(1);
+        let buf_len = RECVMSG_OUT_BYTES + SOCKADDR_MAX + ctl + cfg.recv_buf_bytes.max(1);
         let bufs = BufRing::new(cfg.recv_slots, buf_len)?;
         // SAFETY: the ring mapping stays valid until the ring is closed: `KernelMem` is freed
         // only after the ring (see `Drop for UringEngine`), or leaked.
@@ -166,6 +181,7 @@ impl UringEngine {
         }
         let mut recv_msg = Box::new(zeroed_msghdr());
         recv_msg.msg_namelen = SOCKADDR_MAX as libc::socklen_t;
+        recv_msg.msg_controllen = ctl;
         let send_hdrs = (0..send_slots)
             .map(|_| SendHdr {
                 msg: zeroed_msghdr(),
@@ -190,7 +206,8 @@ impl UringEngine {
     }
 
     pub(crate) fn send(&mut self, socket: usize, to: SocketAddr, data: &[u8]) -> bool {
-        if socket < self.sockets.len() && self.mem.sendq.queue(socket, &to, data) {
+        let src = self.sources.as_ref().and_then(|c| c.lookup(socket, &to));
+        if socket < self.sockets.len() && self.mem.sendq.queue_from(socket, src, &to, data) {
             return true;
         }
         self.stats.send_drops += 1;
@@ -349,10 +366,17 @@ impl UringEngine {
             h.msg.msg_namelen = slot.addr_len;
             h.msg.msg_iov = &mut h.iov;
             h.msg.msg_iovlen = 1;
+            if slot.ctl_len > 0 {
+                h.msg.msg_control = slot.ctl.bytes.as_mut_ptr().cast();
+                h.msg.msg_controllen = slot.ctl_len;
+            } else {
+                h.msg.msg_control = std::ptr::null_mut();
+                h.msg.msg_controllen = 0;
+            }
             let sqe = opcode::SendMsg::new(fd, &h.msg)
                 .build()
                 .user_data(user_data(TAG_SEND, idx as usize));
-            // SAFETY: the msghdr, iovec, address and payload all live in this slot of
+            // SAFETY: the msghdr, iovec, address, control buffer and payload all live in this slot of
             // `KernelMem`; the slot is not reused before its completion releases it.
             if let Err(e) = unsafe { Self::push(ring, stats, &sqe) } {
                 mem.sendq.release(idx);
@@ -375,6 +399,8 @@ impl UringEngine {
             sends_in_flight,
             max_batch,
             stats,
+            wildcard,
+            sources,
             ..
         } = self;
         let mem: &mut KernelMem = mem;
@@ -395,6 +421,11 @@ impl UringEngine {
                         let parsed = types::RecvMsgOut::parse(buf, &mem.recv_msg).ok();
                         match parsed.and_then(|m| Some((sockaddr::decode(m.name_data())?, m))) {
                             Some((remote, m)) => {
+                                if let Some(cache) = sources.as_mut().filter(|_| wildcard[index]) {
+                                    if let Some(l) = pktinfo::parse_dst(m.control_data()) {
+                                        cache.learn(index, remote, l);
+                                    }
+                                }
                                 let truncated = m.is_payload_truncated();
                                 stats.recv_truncated += u64::from(truncated);
                                 delivered += 1;

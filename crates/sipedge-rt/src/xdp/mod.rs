@@ -36,22 +36,30 @@
 //!   RX frames, always on the fill ring or in the RX ring; the rest are TX frames, on a free
 //!   list until sent and back from the completion ring after.
 //! * **Receive**: frames are parsed ([`frame`]), checksums verified, the payload handed to the
-//!   callback, the frame returned to the fill ring. The sender's MAC, VLAN and our address
-//!   are remembered per peer IP (a capped table, [`XdpConfig::neighbours`]).
-//! * **Send**: a datagram to a peer whose next-hop MAC is known, that fits the MTU, goes out
-//!   as a frame with complete checksums; anything else goes through the UDP socket (the
-//!   kernel resolves the neighbour and fragments), so `xdp` is a fast path, never a subset.
+//!   callback, the frame returned to the fill ring.
+//! * **Next hop**: from the kernel's own tables, mirrored over rtnetlink ([`neigh`]): the
+//!   route out of our interface and the next hop's MAC from the neighbour table, so a reply,
+//!   a relayed request or a ping to a peer never heard from goes where the kernel would send
+//!   it, and a spoofed frame cannot teach us a MAC. Learning from frames (capped,
+//!   [`XdpConfig::neighbours`]) is kept only where the kernel's tables cannot answer: peers
+//!   behind a VLAN tag (their routes are on the VLAN device), and which of our addresses a
+//!   peer sent to when we listen on `0.0.0.0`.
+//! * **Send**: a datagram whose next-hop MAC is known, that fits the MTU, goes out as a frame
+//!   with complete checksums; anything else goes through the UDP socket (the kernel resolves
+//!   the neighbour — the answer reaches us as `RTM_NEWNEIGH` — and fragments), so `xdp` is a
+//!   fast path, never a subset.
 //! * **Wake-ups**: need-wakeup mode (no syscall while the kernel makes progress on its own).
 //!   While traffic flows the engine does not ask to be woken per packet: it checks its rings
 //!   every `xdp_poll_us` (sleeping on the eventfd and fallback sockets only), and only after
 //!   ~10 ms without traffic blocks on the XDP socket itself.
 
 mod frame;
+mod neigh;
 mod prog;
 mod ring;
 mod sys;
+mod wait;
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -64,6 +72,7 @@ use crate::mmsg::MmsgEngine;
 use crate::wake::WakeFd;
 use crate::{Datagram, EngineConfig, EngineStats};
 use frame::L2;
+use neigh::{Hop, IpMap, KernelTable};
 use ring::Ring;
 use sys::{Mapping, XdpDesc};
 
@@ -72,6 +81,10 @@ const IDLE_CHECKS: u32 = 50;
 /// While busy, the fallback sockets are checked this often (and whenever a blocking wait
 /// saw one readable): a fragment or a first datagram waits at most this long.
 const FALLBACK_CHECK: Duration = Duration::from_millis(1);
+/// The epoll tag of the rtnetlink socket (the fallback sockets are tagged by index).
+const NETLINK_TAG: u64 = u64::MAX;
+/// Packets one busy poll may process (SO_BUSY_POLL_BUDGET; the kernel's default is 8).
+const BUSY_POLL_BUDGET: libc::c_int = 64;
 /// Kicks of the TX ring per flush at most (copy mode sends 32 frames per syscall).
 const MAX_TX_KICKS: u32 = 256;
 
@@ -95,8 +108,11 @@ pub struct XdpConfig {
     /// Ring check interval while traffic flows, in µs; 0 = be woken per packet
     /// (`xdp_poll_us`). Default 200.
     pub poll_us: u32,
-    /// Peers whose MAC address is remembered (`xdp_neighbours`). Default 65536.
+    /// Cap of the kernel neighbour table's mirror, and of the peers learned from frames
+    /// (VLAN-tagged peers, our address per peer on `0.0.0.0`) (`xdp_neighbours`). Default 65536.
     pub neighbours: usize,
+    /// Busy polling of the XDP socket, µs per poll; 0 = off (`xdp_busy_poll_us`). Default 0.
+    pub busy_poll_us: u32,
 }
 
 impl Default for XdpConfig {
@@ -111,11 +127,14 @@ impl Default for XdpConfig {
             zero_copy: true,
             poll_us: 200,
             neighbours: 65536,
+            busy_poll_us: 0,
         }
     }
 }
 
-/// Where a peer is, as learned from its last frame.
+/// Where a peer is, as learned from its last frame: kept only for what the kernel's tables
+/// cannot say (a VLAN-tagged peer, whose routes are on the VLAN device; our address a peer
+/// sent to when we listen on `0.0.0.0`).
 #[derive(Debug, Clone, Copy)]
 struct Neighbour {
     l2: L2,
@@ -166,7 +185,43 @@ fn open_xsk(cfg: &XdpConfig, ifindex: u32, zero_copy: bool) -> io::Result<Xsk> {
         sys::XDP_COPY
     };
     sys::xsk_bind(raw, ifindex, cfg.queue, mode | sys::XDP_USE_NEED_WAKEUP)?;
+    if cfg.busy_poll_us > 0 {
+        set_busy_poll(raw, cfg.busy_poll_us)?;
+    }
     Ok(xsk)
+}
+
+/// `xdp_busy_poll_us`: the socket options of the kernel's busy polling for AF_XDP
+/// (Documentation/networking/af_xdp.rst, "XDP_USE_NEED_WAKEUP" and busy polling;
+/// SO_PREFER_BUSY_POLL since Linux 5.11).
+fn set_busy_poll(fd: std::os::fd::RawFd, us: u32) -> io::Result<()> {
+    const SO_BUSY_POLL: libc::c_int = 46;
+    const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+    const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+    for (opt, v) in [
+        (SO_PREFER_BUSY_POLL, 1),
+        (SO_BUSY_POLL, us as libc::c_int),
+        (SO_BUSY_POLL_BUDGET, BUSY_POLL_BUDGET),
+    ] {
+        // SAFETY: sets an int option on our open socket from a live int.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("[server] xdp_busy_poll_us: setsockopt {opt} on the XDP socket: {e} (needs Linux 5.11+ and CAP_NET_ADMIN; set 0 to turn busy polling off)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The AF_XDP engine; see the module docs.
@@ -178,11 +233,16 @@ pub(crate) struct XdpEngine {
     frame_bytes: u64,
     tx_free: Vec<u64>,
     tx_queued: u32,
-    neigh: HashMap<IpAddr, Neighbour>,
+    /// Routes, neighbours and our MAC from the kernel (rtnetlink): where requests go.
+    kernel: KernelTable,
+    learned: IpMap<Neighbour>,
     neigh_cap: usize,
+    /// A listen address is unspecified: remember which of our addresses each peer used.
+    learn_local: bool,
     mtu: usize,
     ip_id: u16,
     poll_us: u32,
+    busy_poll: bool,
     idle_checks: u32,
     /// [xsk, epoll over the fallback sockets, eventfd].
     pollfds: Vec<libc::pollfd>,
@@ -192,6 +252,8 @@ pub(crate) struct XdpEngine {
     events: Vec<libc::epoll_event>,
     fallback_ready: bool,
     fallback_due: Instant,
+    /// The clock read once per turn (by the fallback check), for what needs no more.
+    now: Instant,
     max_batch: u32,
     recv_buf_bytes: usize,
     /// This engine's own counters (the fallback keeps its own).
@@ -264,6 +326,21 @@ impl XdpEngine {
                 return Err(io::Error::last_os_error());
             }
         }
+        let kernel = KernelTable::open(attached.ifindex, x.neighbours)?;
+        if kernel.mac.is_none() {
+            tracing::warn!(
+                interface = ifname,
+                "no MAC address on the interface: every datagram goes through the socket"
+            );
+        }
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: NETLINK_TAG,
+        };
+        // SAFETY: registers our open netlink fd in our epoll fd; `ev` is live.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, kernel.raw_fd(), &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
         let pollfds = [xsk.fd.as_raw_fd(), ep, fallback.wake().raw_fd()]
             .into_iter()
             .map(|fd| libc::pollfd {
@@ -272,7 +349,7 @@ impl XdpEngine {
                 revents: 0,
             })
             .collect();
-        let events = vec![libc::epoll_event { events: 0, u64: 0 }; fds.len().clamp(1, 64)];
+        let events = vec![libc::epoll_event { events: 0, u64: 0 }; (fds.len() + 1).min(65)];
         let frames = u64::from(x.frames);
         let rx_frames = frames.min(u64::from(x.ring_size)).min(frames / 2).max(1);
         let tx_frames = (frames - rx_frames).min(u64::from(x.ring_size));
@@ -281,21 +358,25 @@ impl XdpEngine {
             xsk,
             attached,
             fallback,
+            learn_local: listen.iter().any(|l| l.ip().is_unspecified()),
             listen,
             frame_bytes: fb,
             tx_free: (rx_frames..rx_frames + tx_frames).map(|i| i * fb).collect(),
             tx_queued: 0,
-            neigh: HashMap::with_capacity(x.neighbours.min(4096)),
+            kernel,
+            learned: IpMap::default(),
             neigh_cap: x.neighbours.max(1),
             mtu: sys::mtu(ifname),
             ip_id: 0,
             poll_us: x.poll_us,
+            busy_poll: x.busy_poll_us > 0,
             idle_checks: IDLE_CHECKS,
             pollfds,
             epoll,
             events,
             fallback_ready: true,
             fallback_due: Instant::now(),
+            now: Instant::now(),
             max_batch: cfg.max_batch.clamp(1, u32::MAX as usize) as u32,
             recv_buf_bytes: cfg.recv_buf_bytes.max(1),
             own: EngineStats::default(),
@@ -349,17 +430,40 @@ impl XdpEngine {
     }
 
     fn send_frame(&mut self, socket: usize, to: SocketAddr, data: &[u8]) -> bool {
-        let (Some(&listen), Some(&n)) = (self.listen.get(socket), self.neigh.get(&to.ip())) else {
+        let Some(&listen) = self.listen.get(socket) else {
             return false;
         };
+        let (l2, src) = match self.kernel.next_hop(to.ip(), self.now) {
+            Hop::Mac { mac, src } => {
+                let Some(local_mac) = self.kernel.mac else {
+                    return false;
+                };
+                let l2 = L2 {
+                    local_mac,
+                    peer_mac: mac,
+                    vlan: None,
+                };
+                (l2, src)
+            }
+            // Only a tagged peer's MAC is taken from its frames (module docs).
+            Hop::NotOurs => match self.learned.get(&to.ip()) {
+                Some(n) if n.l2.vlan.is_some() => (n.l2, Some(n.local_ip)),
+                _ => return false,
+            },
+            Hop::Unresolved | Hop::Revalidate => return false,
+        };
         let ip = if listen.ip().is_unspecified() {
-            n.local_ip
+            // The address the peer sent to, else the kernel's source for the route.
+            match self.learned.get(&to.ip()).map(|n| n.local_ip).or(src) {
+                Some(ip) => ip,
+                None => return false,
+            }
         } else {
             listen.ip()
         };
         let from = SocketAddr::new(ip, listen.port());
-        let hl = frame::header_len(&n.l2, to.is_ipv6());
-        let l2_len = 14 + if n.l2.vlan.is_some() { 4 } else { 0 };
+        let hl = frame::header_len(&l2, to.is_ipv6());
+        let l2_len = 14 + if l2.vlan.is_some() { 4 } else { 0 };
         if hl + data.len() - l2_len > self.mtu || hl + data.len() > self.frame_bytes as usize {
             return false;
         }
@@ -373,7 +477,6 @@ impl XdpEngine {
         let Some(addr) = self.tx_free.pop() else {
             return false;
         };
-        let l2 = n.l2;
         // SAFETY: `addr` is a TX frame of ours (from the free list: not in any ring), inside
         // the UMEM (`addr + frame_bytes <= umem.len` by construction); nothing else borrows it.
         let buf = unsafe {
@@ -402,6 +505,22 @@ impl XdpEngine {
         true
     }
 
+    /// Remembers a tagged peer's L2 / the address a peer sent to (module docs).
+    fn learn(&mut self, peer: IpAddr, l2: L2, local_ip: IpAddr) {
+        if self.learned.len() >= self.neigh_cap && !self.learned.contains_key(&peer) {
+            // Full: start over (rebuilt from traffic) rather than grow.
+            self.learned.clear();
+        }
+        self.learned.insert(peer, Neighbour { l2, local_ip });
+    }
+
+    /// Applies the kernel's route/neighbour updates (on the fallback check's cadence).
+    fn kernel_pass(&mut self) {
+        if let Err(e) = self.kernel.poll() {
+            tracing::warn!(error = %e, "rtnetlink read failed: the table may lag");
+        }
+    }
+
     /// Takes sent frames back from the completion ring.
     fn reclaim(&mut self) {
         let n = self.xsk.comp.ready();
@@ -425,7 +544,7 @@ impl XdpEngine {
             if before == 0 || kicks == MAX_TX_KICKS {
                 break;
             }
-            if self.xsk.zero_copy && !self.xsk.tx.needs_wakeup() {
+            if self.xsk.zero_copy && !self.busy_poll && !self.xsk.tx.needs_wakeup() {
                 break;
             }
             kicks += 1;
@@ -464,6 +583,10 @@ impl XdpEngine {
 
     /// Delivers what the RX ring holds (at most `max_batch`) and refills the fill ring.
     fn rx_pass<F: FnMut(Datagram<'_>)>(&mut self, on_datagram: &mut F) -> usize {
+        if self.busy_poll && self.xsk.rx.ready() == 0 {
+            // Busy polling: the receive call runs the driver's queue in this thread.
+            self.kick_rx();
+        }
         let n = self.xsk.rx.ready().min(self.max_batch);
         let mut delivered = 0;
         for k in 0..n {
@@ -489,17 +612,9 @@ impl XdpEngine {
                         self.own.xdp_rx_rejected += 1;
                         continue;
                     };
-                    if self.neigh.len() >= self.neigh_cap && !self.neigh.contains_key(&u.src.ip()) {
-                        // Full: start over (rebuilt from traffic) rather than grow.
-                        self.neigh.clear();
+                    if u.l2.vlan.is_some() || self.learn_local {
+                        self.learn(u.src.ip(), u.l2, u.dst.ip());
                     }
-                    self.neigh.insert(
-                        u.src.ip(),
-                        Neighbour {
-                            l2: u.l2,
-                            local_ip: u.dst.ip(),
-                        },
-                    );
                     let truncated = u.payload.len() > self.recv_buf_bytes;
                     self.own.recv_truncated += u64::from(truncated);
                     delivered += 1;
@@ -529,123 +644,6 @@ impl XdpEngine {
         self.own.datagrams_in += delivered as u64;
         self.own.xdp_rx_frames += delivered as u64;
         delivered
-    }
-
-    /// Reads the fallback sockets that have data, when a blocking wait saw one readable or
-    /// every [`FALLBACK_CHECK`].
-    fn fallback_pass<F: FnMut(Datagram<'_>)>(&mut self, on_datagram: &mut F) -> usize {
-        let now = Instant::now();
-        if !self.fallback_ready && now < self.fallback_due {
-            return 0;
-        }
-        self.fallback_ready = false;
-        self.fallback_due = now + FALLBACK_CHECK;
-        self.own.submits += 1;
-        // SAFETY: `events` is a live array of its length; zero timeout.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                self.events.len() as libc::c_int,
-                0,
-            )
-        };
-        let budget = self.max_batch as usize;
-        let mut delivered = 0;
-        for k in 0..n.max(0) as usize {
-            let s = self.events[k].u64 as usize;
-            delivered += self
-                .fallback
-                .recv_socket(s, budget - delivered, on_datagram);
-            if delivered == budget {
-                break;
-            }
-        }
-        // More may be waiting: look again next turn.
-        self.fallback_ready = n as usize == self.events.len() || delivered == budget;
-        delivered
-    }
-
-    fn kick_rx(&mut self) {
-        self.own.submits += 1;
-        // SAFETY: a zero-length, nonblocking receive on our AF_XDP socket: it only lets the
-        // kernel process the fill ring; no buffer is written.
-        let _ = unsafe {
-            libc::recvfrom(
-                self.xsk.fd.as_raw_fd(),
-                std::ptr::null_mut(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-    }
-
-    /// See [`Engine::wait`](crate::Engine::wait).
-    pub(crate) fn wait<H, F>(
-        &mut self,
-        timeout: Option<Duration>,
-        has_pending: H,
-        on_datagram: &mut F,
-    ) -> io::Result<usize>
-    where
-        H: Fn() -> bool,
-        F: FnMut(Datagram<'_>),
-    {
-        self.flush()?;
-        let mut delivered = self.rx_pass(on_datagram) + self.fallback_pass(on_datagram);
-        if delivered == 0
-            && timeout != Some(Duration::ZERO)
-            && self.fallback.wake().prepare_sleep(&has_pending)
-        {
-            // While traffic flows, check the rings every poll_us instead of being woken per
-            // packet; when idle, block on the XDP socket too.
-            // Frames still in the TX ring (the device was full) need a kick soon.
-            let batching = (self.poll_us > 0 && self.idle_checks < IDLE_CHECKS)
-                || self.xsk.tx.outstanding() > 0;
-            let t = if batching {
-                let p = Duration::from_micros(u64::from(self.poll_us.max(50)));
-                Some(timeout.map_or(p, |t| t.min(p)))
-            } else {
-                timeout
-            };
-            let blocked = self.block(t, !batching);
-            self.fallback.wake().awake();
-            blocked?;
-            delivered = self.rx_pass(on_datagram) + self.fallback_pass(on_datagram);
-            if delivered == 0 {
-                self.idle_checks = self.idle_checks.saturating_add(1);
-            }
-        }
-        if delivered > 0 {
-            self.idle_checks = 0;
-            self.own.recv_batches += 1;
-        }
-        self.merge();
-        Ok(delivered)
-    }
-
-    fn block(&mut self, timeout: Option<Duration>, with_xsk: bool) -> io::Result<()> {
-        for p in self.pollfds.iter_mut() {
-            p.revents = 0;
-        }
-        let fds = if with_xsk {
-            &mut self.pollfds[..]
-        } else {
-            &mut self.pollfds[1..]
-        };
-        self.own.submits += 1;
-        crate::poll::ppoll(fds, timeout)?;
-        if self
-            .pollfds
-            .last()
-            .is_some_and(|p| p.revents & libc::POLLIN != 0)
-        {
-            self.fallback.wake().drain_readable();
-            self.own.wakeups += 1;
-        }
-        Ok(())
     }
 }
 

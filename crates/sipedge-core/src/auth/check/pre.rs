@@ -7,12 +7,11 @@ use std::net::SocketAddr;
 use sipedge_msg::{Credentials, Message};
 
 use super::{caller_number, AuthMethod, AuthOk, AuthReject, AuthState, Class, Verdict};
-use crate::auth::db::{AuthDb, AuthMode};
-use crate::auth::nonce::parse_nc;
-use crate::core::Core;
+use crate::auth_db::db::{AuthDb, AuthMode};
+use crate::auth_db::nonce::parse_nc;
 use crate::refusal::AuthRefusal;
 
-impl Core {
+impl super::Authenticator<'_> {
     /// IP authentication (module table): it never combines with digest. A REGISTER is
     /// taken on the source address only for an AoR its `[[ip_auth]]` entry names
     /// (`register`): a trunk authenticates its calls by address, but registering a user's
@@ -36,7 +35,7 @@ impl Core {
             },
         ) = (group, class)
         {
-            let cs = self.cfg.registrar.case_sensitive;
+            let cs = self.io.cfg.registrar.case_sensitive;
             // A query (no Contact) changes nothing: the source's first account may read.
             let named = db.ip_register_account(g, domain, user, cs);
             if let Some(account) = named.or_else(|| query.then(|| g.accounts[0])) {
@@ -107,7 +106,7 @@ impl Core {
             }
             Class::Register { .. } => b"",
         };
-        if matches!(class, Class::Other { .. }) && !self.cfg.is_our_domain(from_host) {
+        if matches!(class, Class::Other { .. }) && !self.io.cfg.is_our_domain(from_host) {
             return Err(Verdict::Ok(AuthOk {
                 method: AuthMethod::Foreign,
                 user: None,

@@ -14,48 +14,16 @@
 //! (including evictions by `overflow = "replace_oldest"`). Expiry is not journalled: the
 //! upsert already carries the expiry, and restore skips what has expired.
 
-use std::collections::VecDeque;
-
 use sipedge_msg::Uri;
 
 use crate::aor::{owner_of, split_aor};
+use crate::bindings::same_binding;
 use crate::core::Core;
-use crate::location::{BindingData, BindingRef, MAX_USER_AGENT_BYTES, NONE};
+use crate::location::{BindingData, BindingRef, NONE};
 use crate::output::LocalId;
-use crate::record::{decode, encode_remove, encode_upsert, Record, RestoreError, Upsert};
-use crate::registrar::same_binding;
+use crate::record::{decode, encode_upsert, Record, RestoreError, Upsert};
 use crate::shard::ShardId;
 use crate::time::Millis;
-
-/// Records waiting for [`Core::poll_journal`], back to back in one reused buffer.
-#[derive(Debug, Default)]
-pub(crate) struct JournalQueue {
-    bytes: Vec<u8>,
-    ends: VecDeque<usize>,
-    read: usize,
-}
-
-impl JournalQueue {
-    fn push_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
-        f(&mut self.bytes);
-        self.ends.push_back(self.bytes.len());
-    }
-
-    fn pop(&mut self) -> Option<&[u8]> {
-        let Some(end) = self.ends.pop_front() else {
-            self.bytes.clear();
-            self.read = 0;
-            return None;
-        };
-        let start = self.read;
-        self.read = end;
-        Some(&self.bytes[start..end])
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.ends.len()
-    }
-}
 
 /// Where an incremental snapshot ([`Core::binding_records_step`]) has got to, with its
 /// reused buffers. A fresh one starts at the first slot.
@@ -77,33 +45,18 @@ impl Core {
     /// Tells the core that the monotonic instant `now` is `unix_ms` milliseconds after the
     /// UNIX epoch (wall clock). See the module docs.
     pub fn set_wall_clock(&mut self, now: Millis, unix_ms: u64) {
-        self.wall_offset_ms = Some(unix_ms as i64 - now.0 as i64);
-    }
-
-    /// The wall-clock time of monotonic `at`, if the shell has told us the offset.
-    pub(crate) fn unix_ms(&self, at: Millis) -> Option<u64> {
-        self.wall_offset_ms
-            .map(|off| (at.0 as i64).saturating_add(off).max(0) as u64)
-    }
-
-    fn unix_of(&self, at: Millis) -> u64 {
-        self.unix_ms(at).unwrap_or(at.0)
-    }
-
-    fn mono_of_unix(&self, unix_ms: u64) -> Millis {
-        let off = self.wall_offset_ms.unwrap_or(0);
-        Millis((unix_ms as i64).saturating_sub(off).max(0) as u64)
+        self.io.wall_offset_ms = Some(unix_ms as i64 - now.0 as i64);
     }
 
     /// The next binding-change record, in the order the changes happened; the borrow ends
     /// at the next call. Empty unless `CoreConfig::journal` is set.
     pub fn poll_journal(&mut self) -> Option<&[u8]> {
-        self.journal.pop()
+        self.io.journal.pop()
     }
 
     /// Records waiting in [`Core::poll_journal`].
     pub fn pending_journal(&self) -> usize {
-        self.journal.len()
+        self.io.journal.len()
     }
 
     /// Calls `f` with an upsert record for every current binding (a snapshot).
@@ -111,7 +64,7 @@ impl Core {
         let mut aor = Vec::new();
         let mut rec = Vec::new();
         for head in self.loc.heads() {
-            self.aor_of(self.loc.get(head), &mut aor);
+            self.loc.aor_of(self.loc.get(head), &mut aor);
             for i in self.loc.chain(head) {
                 rec.clear();
                 encode_upsert(&mut rec, &self.upsert_of(&aor, self.loc.get(i)));
@@ -149,7 +102,7 @@ impl Core {
             .min(cursor.slot.saturating_add(max_slots));
         while cursor.slot < end {
             if let Some(b) = self.loc.slot(cursor.slot as u32) {
-                self.aor_of(b, &mut cursor.aor);
+                self.loc.aor_of(b, &mut cursor.aor);
                 cursor.rec.clear();
                 encode_upsert(&mut cursor.rec, &self.upsert_of(&cursor.aor, b));
                 f(&cursor.rec);
@@ -166,8 +119,8 @@ impl Core {
     pub fn restore_record(&mut self, now: Millis, rec: &[u8]) -> Result<(), RestoreError> {
         let record = decode(rec)?;
         let aor = record.aor();
-        let owner = owner_of(aor, self.cfg.shards);
-        if owner != self.cfg.shard {
+        let owner = owner_of(aor, self.io.cfg.shards);
+        if owner != self.io.cfg.shard {
             return Err(RestoreError::NotOwner(owner));
         }
         if !Uri::parse(aor).is_ok_and(|u| u.is_sip()) {
@@ -191,12 +144,12 @@ impl Core {
             Record::Upsert(u) => {
                 let uri = Uri::parse(u.contact).map_err(|_| RestoreError::Malformed)?;
                 let existing = self.find_binding(head, &uri, u.instance, u.reg_id);
-                let expires_at = self.mono_of_unix(u.expires_unix_ms);
+                let expires_at = self.io.mono_of_unix(u.expires_unix_ms);
                 if expires_at <= now {
                     if let Some(i) = existing {
                         self.loc.remove(head, i);
                     }
-                    self.stats.restore_expired += 1;
+                    self.io.stats.restore_expired += 1;
                     return Ok(());
                 }
                 let d = BindingData {
@@ -217,9 +170,11 @@ impl Core {
                     arrival: ShardId(u.arrival),
                     branch: u.branch,
                 };
-                let (idx, _) = self.store_binding(domain, user, head, existing.unwrap_or(NONE), &d);
-                self.nat_on_restore(idx, aor);
-                self.stats.restored += 1;
+                let (idx, _) =
+                    self.store()
+                        .store_binding(domain, user, head, existing.unwrap_or(NONE), &d);
+                self.pinger().nat_on_restore(idx, aor);
+                self.io.stats.restored += 1;
                 Ok(())
             }
         }
@@ -229,19 +184,6 @@ impl Core {
         self.loc
             .chain(head)
             .find(|&i| same_binding(self.loc.get(i), uri, instance, reg_id))
-    }
-
-    /// Writes the canonical AoR of `b` into `out`.
-    pub(crate) fn aor_of(&self, b: BindingRef<'_>, out: &mut Vec<u8>) {
-        out.clear();
-        let domain = self.loc.domain_of(&b);
-        let colon = domain.iter().position(|&c| c == b':').unwrap_or(0);
-        out.extend_from_slice(&domain[..=colon.min(domain.len().saturating_sub(1))]);
-        if !b.user().is_empty() {
-            out.extend_from_slice(b.user());
-            out.push(b'@');
-        }
-        out.extend_from_slice(&domain[(colon + 1).min(domain.len())..]);
     }
 
     fn upsert_of<'a>(&'a self, aor: &'a [u8], b: BindingRef<'a>) -> Upsert<'a> {
@@ -255,68 +197,13 @@ impl Core {
             cseq: b.cseq,
             reg_id: b.reg_id,
             q: b.q(),
-            expires_unix_ms: self.unix_of(b.expires_at),
-            registered_unix_ms: self.unix_of(b.registered_at()),
+            expires_unix_ms: self.io.unix_of(b.expires_at),
+            registered_unix_ms: self.io.unix_of(b.registered_at()),
             source: b.source(),
             local: b.local,
             transport: b.transport(),
             arrival: b.arrival,
             branch: b.branch,
         }
-    }
-
-    /// Queues an upsert record for the binding of `aor` just stored from `d`, encoded from
-    /// `d` itself: the same bytes a snapshot reads back from the table (`upsert_of`), with
-    /// the User-Agent cut as the table cuts it and an IPv4-mapped source as the IPv4 address
-    /// it is stored as (`tests/bindings.rs` compares the two).
-    pub(crate) fn journal_upsert_data(&mut self, aor: &[u8], d: &BindingData<'_>) {
-        if !self.cfg.journal {
-            return;
-        }
-        let source = match d.source.ip() {
-            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => std::net::SocketAddr::new(v4.into(), d.source.port()),
-                None => d.source,
-            },
-            _ => d.source,
-        };
-        let registered_at = Millis(
-            d.expires_at
-                .0
-                .saturating_sub(u64::from(d.granted_secs) * 1000),
-        );
-        let u = Upsert {
-            aor,
-            contact: d.contact,
-            call_id: d.call_id,
-            instance: d.instance,
-            path: d.path,
-            user_agent: &d.user_agent[..d.user_agent.len().min(MAX_USER_AGENT_BYTES)],
-            cseq: d.cseq,
-            reg_id: d.reg_id,
-            q: d.q,
-            expires_unix_ms: self.unix_of(d.expires_at),
-            registered_unix_ms: self.unix_of(registered_at),
-            source,
-            local: d.local.0,
-            transport: d.transport,
-            arrival: d.arrival.0,
-            branch: d.branch,
-        };
-        let mut q = std::mem::take(&mut self.journal);
-        q.push_with(|out| encode_upsert(out, &u));
-        self.journal = q;
-    }
-
-    /// Queues a removal record for binding `idx` of `aor` (before it is removed).
-    pub(crate) fn journal_remove(&mut self, aor: &[u8], idx: u32) {
-        if !self.cfg.journal {
-            return;
-        }
-        let b = self.loc.get(idx);
-        let (contact, instance, reg_id) = (b.contact(), b.instance(), b.reg_id);
-        let mut q = std::mem::take(&mut self.journal);
-        q.push_with(|out| encode_remove(out, aor, contact, instance, reg_id));
-        self.journal = q;
     }
 }

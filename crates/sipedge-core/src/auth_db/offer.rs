@@ -50,7 +50,7 @@ impl Offer {
         self.as_slice().contains(&alg)
     }
 
-    /// The [`super::algorithm_bit`]s of the offered algorithms (bound into the nonce).
+    /// The [`super::nonce::algorithm_bit`]s of the offered algorithms (bound into the nonce).
     pub fn mask(&self) -> u8 {
         self.as_slice()
             .iter()
@@ -89,7 +89,7 @@ pub(crate) fn user_offer(u: &UserSpec, wanted: &[Algorithm], default: Offer) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::db::{AccountSpec, AuthDb, AuthSpec};
+    use crate::auth_db::db::{AccountSpec, AuthDb, AuthSpec};
 
     fn db_spec() -> AuthSpec {
         AuthSpec {

@@ -70,7 +70,7 @@ pub struct AuthSettings {
     /// How long a nonce is good for, seconds.
     pub nonce_ttl_secs: u32,
     /// Algorithms offered, one challenge header each, in this order, and the only ones
-    /// accepted (`[auth] algorithms`; default [`super::DEFAULT_ALGORITHMS`], MD5 only). An account or
+    /// accepted (`[auth] algorithms`; default [`super::offer::DEFAULT_ALGORITHMS`], MD5 only). An account or
     /// a user may ask for its own list ([`AccountSpec::algorithms`],
     /// [`UserSpec::algorithms`]); see [`Offer`].
     pub algorithms: Vec<Algorithm>,

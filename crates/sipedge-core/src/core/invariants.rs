@@ -14,9 +14,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::bindings::tick_at_or_after;
 use crate::core::Core;
 use crate::location::NONE;
-use crate::registrar::tick_at_or_after;
 use crate::txn::{decode_timer_key, GEN_MASK, TXN_TIMER_BIT};
 
 /// What our edits may add to a stored message beyond `max_message_bytes`: our Via, a
@@ -30,8 +30,8 @@ impl Core {
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_location()?;
         self.check_transactions()?;
-        if self.events.len() > crate::core::MAX_PENDING_EVENTS {
-            return Err(format!("{} events pending", self.events.len()));
+        if self.io.events.len() > crate::io::MAX_PENDING_EVENTS {
+            return Err(format!("{} events pending", self.io.events.len()));
         }
         Ok(())
     }
@@ -39,7 +39,7 @@ impl Core {
     fn check_location(&self) -> Result<(), String> {
         let loc = &self.loc;
         let len = loc.len();
-        let max_contacts = usize::from(self.cfg.registrar.max_contacts).max(1);
+        let max_contacts = usize::from(self.io.cfg.registrar.max_contacts).max(1);
         let mut in_chains = 0usize;
         let mut seen = HashSet::new();
         for head in loc.heads() {
@@ -82,7 +82,7 @@ impl Core {
         }
         // Binding expiry timers: key `slot << 32 | gen` → the earliest deadline armed.
         let mut expiry: HashMap<u64, u64> = HashMap::new();
-        self.wheel.for_each_armed(|at, &key| {
+        self.io.wheel.for_each_armed(|at, &key| {
             if key & TXN_TIMER_BIT == 0 {
                 let e = expiry.entry(key).or_insert(at.0);
                 *e = (*e).min(at.0);
@@ -97,7 +97,7 @@ impl Core {
                     pinging[k] += 1;
                 }
                 let due = tick_at_or_after(b.expires_at).0;
-                let key = crate::registrar::timer_key(idx as u32, b.gen);
+                let key = crate::bindings::timer_key(idx as u32, b.gen);
                 if expiry.get(&key).is_none_or(|&at| at > due) {
                     return Err(format!(
                         "binding {idx} (gen {}) expires at tick {due} with no expiry timer armed \
@@ -122,15 +122,15 @@ impl Core {
     fn check_transactions(&self) -> Result<(), String> {
         let txns = &self.relay.txns;
         let mut armed = HashSet::new();
-        self.wheel.for_each_armed(|_, &key| {
+        self.io.wheel.for_each_armed(|_, &key| {
             if key & TXN_TIMER_BIT != 0 {
                 if let Some((_, idx, gen, _)) = decode_timer_key(key) {
                     armed.insert((idx, gen));
                 }
             }
         });
-        let max_branches = usize::from(self.cfg.registrar.max_contacts).max(1);
-        let max_bytes = self.cfg.parse.max_message_bytes + EDIT_ROOM;
+        let max_branches = usize::from(self.io.cfg.registrar.max_contacts).max(1);
+        let max_bytes = self.io.cfg.parse.max_message_bytes + EDIT_ROOM;
         let mut live = 0usize;
         for (idx, c) in txns.live_cells() {
             live += 1;
