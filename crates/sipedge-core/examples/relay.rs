@@ -304,7 +304,11 @@ fn calls(n: u64, limits: bool) {
 fn dialogs(n: u64) {
     // Keepalives on (so every dialog keeps its ends and a keepalive slot, as with the
     // default 30 s) but at an hour, so no round falls inside the run: nobody answers here.
-    let mut c = core_from(true, |cfg| cfg.dialogs.keepalive_secs = 3600);
+    let mut c = core_from(true, |cfg| {
+        cfg.dialogs.keepalive_secs = 3600;
+        // Every call tracked, warm-up included (the default cap is 1M).
+        cfg.dialogs.max_dialogs = usize::MAX;
+    });
     let bob: SocketAddr = BOB.parse().expect("addr");
     let (mut fwd, mut resp, mut up) = (Vec::new(), Vec::new(), Vec::new());
     // Warm up: the first calls (a tenth) bring the transaction table and the wheel to their

@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
-use smallvec::SmallVec;
 
 use crate::auth_db::db::{AuthDb, AuthSpec};
 use counter::Over;
@@ -98,27 +97,65 @@ impl Default for LimitsSpec {
     }
 }
 
+/// Keys of a [`Charge`] other than the server's: two accounts, two users, one source IP.
+const CHARGE_KEYS: usize = 5;
+/// The kind of a charged key (its top two bits; the rest is its index in the table).
+const KEY_ACCOUNT: u32 = 1 << 30;
+const KEY_USER: u32 = 2 << 30;
+const KEY_IP: u32 = 3 << 30;
+const KEY_INDEX: u32 = (1 << 30) - 1;
+
 /// A call's hold on the counters it was admitted against: one channel each, given back when
 /// the `Charge` is dropped — so it is released exactly once, by whoever owns it last (the
 /// INVITE's cell, then the dialog entry, possibly on another shard).
-#[derive(Debug, Default)]
-pub struct Charge(SmallVec<[Arc<Counter>; 5]>);
+///
+/// It names its keys by index in the table that admitted it (one `Arc` of the table, not
+/// one per key: 32 bytes, and one reference-count update per call instead of one per key).
+/// A reload builds a new table whose counters are the same objects, so a call admitted
+/// before it is released on the counters the new table reads; the old table lives until
+/// its last call ends.
+#[derive(Default)]
+pub struct Charge {
+    table: Option<Arc<LimitsTable>>,
+    keys: [u32; CHARGE_KEYS],
+    n: u8,
+    server: bool,
+}
+
+impl std::fmt::Debug for Charge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Charge")
+            .field("server", &self.server)
+            .field("keys", &&self.keys[..usize::from(self.n)])
+            .finish()
+    }
+}
 
 impl Charge {
     /// Keys held.
     pub fn len(&self) -> usize {
-        self.0.len()
+        usize::from(self.n) + usize::from(self.server)
     }
 
     /// Holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
+    }
+
+    /// The counters held.
+    fn counters(&self) -> impl Iterator<Item = &Counter> + '_ {
+        let t = self.table.as_deref();
+        let server = t.filter(|_| self.server).map(|t| &*t.server);
+        let keys = self.keys[..usize::from(self.n)]
+            .iter()
+            .filter_map(move |&k| t?.counter(k));
+        server.into_iter().chain(keys)
     }
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        for c in &self.0 {
+        for c in self.counters() {
             c.release_channel();
         }
     }
@@ -127,16 +164,28 @@ impl Drop for Charge {
 impl Clone for Charge {
     /// A second hold on the same keys (taken unconditionally), released on its own drop.
     fn clone(&self) -> Self {
-        for c in &self.0 {
+        for c in self.counters() {
             c.force_channel();
         }
-        Charge(self.0.clone())
+        Charge {
+            table: self.table.clone(),
+            keys: self.keys,
+            n: self.n,
+            server: self.server,
+        }
     }
 }
 
 impl PartialEq for Charge {
     fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| Arc::ptr_eq(a, b))
+        let same_table = match (&self.table, &other.table) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        same_table
+            && self.server == other.server
+            && self.keys[..usize::from(self.n)] == other.keys[..usize::from(other.n)]
     }
 }
 
@@ -175,15 +224,16 @@ impl IpCounters {
         }
     }
 
-    /// The counter of `ip`, claiming a slot for it if it has none.
-    fn get(&self, ip: IpAddr) -> Option<Arc<Counter>> {
+    /// The slot of `ip` (its counter made), claiming one for it if it has none.
+    fn get(&self, ip: IpAddr) -> Option<u32> {
         let n = self.slots.len();
         if n == 0 {
             return None;
         }
         let k = ip_key(ip);
         for p in 0..IP_PROBES.min(n) {
-            let s = &self.slots[(k as usize).wrapping_add(p) & (n - 1)];
+            let i = (k as usize).wrapping_add(p) & (n - 1);
+            let s = &self.slots[i];
             let claimed = match s
                 .key
                 .compare_exchange(0, k, Ordering::AcqRel, Ordering::Acquire)
@@ -192,7 +242,9 @@ impl IpCounters {
                 Err(seen) => seen == k,
             };
             if claimed {
-                return Some(Arc::clone(s.counter.get_or_init(Arc::default)));
+                s.counter.get_or_init(Arc::default);
+                // A slot past `KEY_INDEX` (a table of over 2^30 IPs) is refused as full.
+                return u32::try_from(i).ok().filter(|&i| i <= KEY_INDEX);
             }
         }
         None
@@ -399,8 +451,11 @@ impl LimitsTable {
     /// Issue 16: admits one call at second `sec` against every key of `p` (server, then
     /// accounts, users, source IP; a key counted once even when both ends share it), or
     /// refuses it with the first limit it would pass — holding nothing then.
-    pub(crate) fn admit(&self, p: &Parties, sec: u32) -> Result<Charge, LimitRefusal> {
-        let mut charge = Charge::default();
+    pub(crate) fn admit(self: &Arc<Self>, p: &Parties, sec: u32) -> Result<Charge, LimitRefusal> {
+        let mut charge = Charge {
+            table: Some(Arc::clone(self)),
+            ..Charge::default()
+        };
         let r = self.admit_into(p, sec, &mut charge);
         match r {
             Ok(()) => {
@@ -408,7 +463,7 @@ impl LimitsTable {
                 Ok(charge)
             }
             Err(kind) => {
-                for c in &charge.0 {
+                for c in charge.counters() {
                     c.untake_cps(sec);
                 }
                 drop(charge);
@@ -418,47 +473,63 @@ impl LimitsTable {
         }
     }
 
+    /// The counter of a charged key (`KEY_*` kind and index).
+    fn counter(&self, key: u32) -> Option<&Counter> {
+        let i = (key & KEY_INDEX) as usize;
+        match key & !KEY_INDEX {
+            KEY_ACCOUNT => self.accounts.get(i).map(|(c, _)| &**c),
+            KEY_USER => self.users.get(i).map(|(c, _)| &**c),
+            KEY_IP => self.ips.slots.get(i)?.counter.get().map(|c| &**c),
+            _ => None,
+        }
+    }
+
     fn admit_into(&self, p: &Parties, sec: u32, charge: &mut Charge) -> Result<(), LimitRefusal> {
-        let mut take = |c: &Arc<Counter>, l: Limit, kinds: (LimitRefusal, LimitRefusal)| {
-            if charge.0.iter().any(|h| Arc::ptr_eq(h, c)) {
+        use LimitRefusal as K;
+        let over = |o: Over, kinds: (LimitRefusal, LimitRefusal)| match o {
+            Over::Channels => kinds.0,
+            Over::Cps => kinds.1,
+        };
+        self.server
+            .take(self.spec.server, sec)
+            .map_err(|o| over(o, (K::ServerChannels, K::ServerCps)))?;
+        charge.server = true;
+        let mut take = |key: u32, l: Limit, kinds: (LimitRefusal, LimitRefusal)| {
+            let held = &charge.keys[..usize::from(charge.n)];
+            if held.contains(&key) {
                 return Ok(());
             }
-            match c.take(l, sec) {
-                Ok(()) => {
-                    charge.0.push(Arc::clone(c));
-                    Ok(())
-                }
-                Err(Over::Channels) => Err(kinds.0),
-                Err(Over::Cps) => Err(kinds.1),
+            let Some(c) = self.counter(key) else {
+                return Ok(());
+            };
+            c.take(l, sec).map_err(|o| over(o, kinds))?;
+            if let Some(slot) = charge.keys.get_mut(usize::from(charge.n)) {
+                *slot = key;
+                charge.n += 1;
             }
+            Ok(())
         };
-        use LimitRefusal as K;
-        take(
-            &self.server,
-            self.spec.server,
-            (K::ServerChannels, K::ServerCps),
-        )?;
         let both = self.spec.count == CountMode::Both;
         for a in [p.caller_account, p.callee_account.filter(|_| both)]
             .into_iter()
             .flatten()
         {
-            if let Some((c, l)) = self.accounts.get(a as usize) {
-                take(c, *l, (K::AccountChannels, K::AccountCps))?;
+            if let Some((_, l)) = self.accounts.get(a as usize).filter(|_| a <= KEY_INDEX) {
+                take(KEY_ACCOUNT | a, *l, (K::AccountChannels, K::AccountCps))?;
             }
         }
         for u in [p.caller_user, p.callee_user.filter(|_| both)]
             .into_iter()
             .flatten()
         {
-            if let Some((c, l)) = self.users.get(u as usize) {
-                take(c, *l, (K::UserChannels, K::UserCps))?;
+            if let Some((_, l)) = self.users.get(u as usize).filter(|_| u <= KEY_INDEX) {
+                take(KEY_USER | u, *l, (K::UserChannels, K::UserCps))?;
             }
         }
         if let Some(ip) = p.ip {
             if let Some(l) = self.ip_limit(ip) {
-                let c = self.ips.get(ip).ok_or(K::IpTableFull)?;
-                take(&c, l, (K::IpChannels, K::IpCps))?;
+                let i = self.ips.get(ip).ok_or(K::IpTableFull)?;
+                take(KEY_IP | i, l, (K::IpChannels, K::IpCps))?;
             }
         }
         Ok(())

@@ -28,7 +28,7 @@ fn db(text: &[(&str, Option<&str>, Option<u32>)], accounts: &[(&str, Option<u32>
 #[test]
 fn counters_survive_a_reload_and_a_lowered_limit_refuses_new_calls_only() {
     let d = db(&[("alice", Some("acme"), Some(3))], &[("acme", None)]);
-    let t = LimitsTable::build(&d, LimitsSpec::default(), None);
+    let t = LimitsTable::build(&d, LimitsSpec::default(), None).into_handle();
     let p = Parties {
         caller_user: Some(0),
         caller_account: Some(0),
@@ -37,7 +37,7 @@ fn counters_survive_a_reload_and_a_lowered_limit_refuses_new_calls_only() {
     let held: Vec<Charge> = (0..3).map(|_| t.admit(&p, 0).unwrap_or_default()).collect();
     assert_eq!(t.admit(&p, 0).err(), Some(LimitRefusal::UserChannels));
     let d2 = db(&[("alice", Some("acme"), Some(2))], &[("acme", None)]);
-    let t2 = LimitsTable::build(&d2, LimitsSpec::default(), Some(&t));
+    let t2 = LimitsTable::build(&d2, LimitsSpec::default(), Some(&t)).into_handle();
     assert_eq!(t2.user("", "alice"), Some((Limit::new(Some(2), None), 3)));
     assert_eq!(t2.admit(&p, 0).err(), Some(LimitRefusal::UserChannels));
     drop(held);
@@ -88,7 +88,7 @@ fn per_ip_limits_count_each_source_apart() {
         )],
         ..LimitsSpec::default()
     };
-    let t = LimitsTable::build(&d, spec, None);
+    let t = LimitsTable::build(&d, spec, None).into_handle();
     let p = |ip: &str| Parties {
         ip: ip.parse().ok(),
         ..Parties::default()
