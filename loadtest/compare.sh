@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # compare.sh SCENARIO — sipedge against Kamailio on one scenario, same generator, same core.
 #
-#   SCENARIO: options | register | refresh | register-auth | call | keepalive
+#   SCENARIO: options | register | refresh | register-auth | call | call-limits | keepalive
+#
+# call-limits (issue 16) is sipload's `call` with limits on every call: sipedge with the callees
+# as [[users]] of one account and channels/cps on the users, the account and the server
+# (never reached), Kamailio with loadtest/kamailio/call-limits.cfg (dialog + pipelimit on the
+# same three keys). Compare its sipedge row with a `call` run for the >= 90 % target.
 #
 # Installs kamailio and sip-tester from Debian if missing, builds the release binaries, then for
 # each server in turn (sipedge, then Kamailio): starts it pinned to core $SERVER_CORE with one
@@ -32,9 +37,12 @@ set -euo pipefail
 
 SCENARIO=${1:-}
 case "$SCENARIO" in
-    options | register | refresh | register-auth | call | keepalive) ;;
-    *) echo "usage: $0 options|register|refresh|register-auth|call|keepalive" >&2; exit 2 ;;
+    options | register | refresh | register-auth | call | call-limits | keepalive) ;;
+    *) echo "usage: $0 options|register|refresh|register-auth|call|call-limits|keepalive" >&2; exit 2 ;;
 esac
+# The sipload scenario (call-limits is a server configuration of `call`).
+SL_SCENARIO=$SCENARIO
+[[ $SCENARIO == call-limits ]] && SL_SCENARIO=call
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -62,7 +70,7 @@ case "$SCENARIO" in
     options) DEF_RAMP=20000:20000:600000 ;;
     register | refresh) DEF_RAMP=10000:10000:400000 ;;
     register-auth) DEF_RAMP=5000:5000:200000 ;;
-    call) DEF_RAMP=2000:2000:100000 ;;
+    call | call-limits) DEF_RAMP=2000:2000:100000 ;;
     keepalive) DEF_RAMP=- ;;
 esac
 RAMP=${RAMP:-$DEF_RAMP}
@@ -191,6 +199,28 @@ algorithms = [$algs]
 users_file = "$TMP/users.csv"
 EOF
             fi
+            if [[ $SCENARIO == call-limits ]]; then
+                # Issue 16: the callees (sipload's uas0..., the first half of the UAs) are users
+                # of account acme; limits on the user, the account and the server, never reached.
+                { echo "username,password,account,channels,cps"
+                  for ((i = 0; i < UAS; i++)); do echo "uas$i,sipload,acme,100000,100000000"; done; } >"$TMP/users.csv"
+                cat >>"$TMP/sipedge.toml" <<EOF
+
+[auth]
+register = "none"
+invite = "none"
+users_file = "$TMP/users.csv"
+
+[[accounts]]
+name = "acme"
+channels = 4000000000
+cps = 100000000
+
+[limits]
+channels = 100000000
+cps = 100000000
+EOF
+            fi
             if [[ $SCENARIO == keepalive ]]; then
                 # As loadtest/kamailio/keepalive.cfg: every binding NATed (setbflag), OPTIONS
                 # pings every KA_INTERVAL seconds.
@@ -227,7 +257,7 @@ EOF
 }
 
 supports() { # true when the server completes one flow of the scenario
-    sl "$SCENARIO" --target "$TARGET" --uas 4 --aors 4 --rate 100 --duration 0.05 \
+    sl "$SL_SCENARIO" --target "$TARGET" --uas 4 --aors 4 --rate 100 --duration 0.05 \
         --max-requests 2 --t1-ms 100 --drain-ms 2000 --json 2>/dev/null \
         | python3 -c 'import json,sys
 r = json.load(sys.stdin)
@@ -260,7 +290,7 @@ for server in $SERVERS; do
         *)
             extra=()
             [[ $SCENARIO == refresh || $SCENARIO == register-auth ]] && extra=(--aors "$AORS")
-            sl "$SCENARIO" --target "$TARGET" --uas "$UAS" --sources "$SOURCES" \
+            sl "$SL_SCENARIO" --target "$TARGET" --uas "$UAS" --sources "$SOURCES" \
                 --expires "$EXPIRES" --ramp "$RAMP" --step-seconds "$STEP_SECS" \
                 --ramp-patience "$PATIENCE" --outstanding 512 --server-pid "$PIDS" \
                 "${extra[@]}" --json >"$OUT/$server.json"

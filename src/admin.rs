@@ -263,7 +263,12 @@ async fn metrics(State(st): State<Arc<AdminState>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(&st.metrics),
+        {
+            let mut text = render(&st.metrics);
+            // Issue 16: the shared call-limit counters (not per shard).
+            crate::metrics_dialogs::render_shared_limits(&mut text, &st.tables, st.epoch);
+            text
+        },
     )
         .into_response()
 }

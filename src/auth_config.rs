@@ -135,6 +135,12 @@ pub struct RawIpAuth {
     /// AoRs (`user@domain`) a source in `cidr` may REGISTER without digest.
     #[serde(default)]
     register: Vec<String>,
+    /// Issue 16: concurrent calls per source IP inside `cidr` (0/absent: unlimited).
+    #[serde(default)]
+    pub(crate) channels: Option<u32>,
+    /// Issue 16: calls per second per source IP inside `cidr`.
+    #[serde(default)]
+    pub(crate) cps: Option<u32>,
 }
 
 /// The validated authentication config.

@@ -114,6 +114,10 @@ pub struct Config {
     pub limits: crate::config_limits::Limits,
     /// `[protect]` and `[overload]` (src/config_protect.rs, issue 17).
     pub protection: crate::config_protect::Protection,
+    /// `[limits]` call limits with `[[ip_auth]]` ones (src/config_dialogs.rs, issue 16).
+    pub call_limits: sipedge_core::limits::LimitsSpec,
+    /// `[dialogs]` (src/config_dialogs.rs, issue 16).
+    pub dialogs: sipedge_core::dialog::DialogConfig,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -147,6 +151,7 @@ struct RawConfig {
     protect: crate::config_protect::RawProtect,
     #[serde(default)]
     overload: crate::config_protect::RawOverload,
+    dialogs: crate::config_dialogs::RawDialogs,
 }
 
 #[derive(Debug, Deserialize)]
@@ -471,6 +476,14 @@ impl Config {
             crate::config_limits::parse_limits(&raw.limits).map_err(|(k, m)| err(k.into(), m))?;
         let protection = crate::config_protect::parse(&raw.protect, &raw.overload)
             .map_err(|(k, m)| err(k, m))?;
+        let ip_limits: Vec<_> = raw
+            .ip_auth
+            .iter()
+            .map(|e| sipedge_core::limits::Limit::new(e.channels, e.cps))
+            .collect();
+        let dialogs =
+            crate::config_dialogs::parse_dialogs(&raw.dialogs).map_err(|(k, m)| err(k, m))?;
+        let raw_call_limits = raw.limits.call_limits();
         let auth = crate::auth_config::parse(
             raw.auth,
             raw.accounts,
@@ -481,8 +494,21 @@ impl Config {
             registrar.case_sensitive,
         )
         .map_err(|(k, m)| err(k, m))?;
+        // Issue 16: an account's users may not be assigned more channels than it has.
+        sipedge_core::limits::check_capacity(&auth.spec).map_err(|m| err("accounts".into(), m))?;
+        let ip_auth = auth
+            .spec
+            .ip_auth
+            .iter()
+            .zip(ip_limits)
+            .map(|(e, l)| (e.cidr, l))
+            .collect();
+        let call_limits = crate::config_dialogs::parse_call_limits(&raw_call_limits, ip_auth)
+            .map_err(|(k, m)| err(k, m))?;
         Ok(Config {
             protection,
+            call_limits,
+            dialogs,
             sip,
             proxy,
             limits,

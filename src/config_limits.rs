@@ -21,11 +21,44 @@ pub(crate) struct RawLimits {
     max_transaction_bytes: u64,
     mesh_queue_messages: usize,
     mesh_queue_bytes: usize,
+    /// Issue 16 call limits (src/config_dialogs.rs).
+    channels: Option<u32>,
+    cps: Option<u32>,
+    count: Option<String>,
+    at_capacity: Option<String>,
+    reject_code: Option<u16>,
+    retry_after_secs: Option<u32>,
+    redirect_to: Option<Vec<String>>,
+    max_ip_keys: Option<usize>,
+}
+
+impl RawLimits {
+    /// The issue 16 keys, for `config_dialogs::parse_call_limits`.
+    pub(crate) fn call_limits(&self) -> crate::config_dialogs::RawCallLimits {
+        crate::config_dialogs::RawCallLimits {
+            channels: self.channels,
+            cps: self.cps,
+            count: self.count.clone(),
+            at_capacity: self.at_capacity.clone(),
+            reject_code: self.reject_code,
+            retry_after_secs: self.retry_after_secs,
+            redirect_to: self.redirect_to.clone(),
+            max_ip_keys: self.max_ip_keys,
+        }
+    }
 }
 
 impl Default for RawLimits {
     fn default() -> Self {
         Self {
+            channels: None,
+            cps: None,
+            count: None,
+            at_capacity: None,
+            reject_code: None,
+            retry_after_secs: None,
+            redirect_to: None,
+            max_ip_keys: None,
             max_transactions: DEFAULT_MAX_TRANSACTIONS,
             max_transaction_bytes: DEFAULT_MAX_TRANSACTION_BYTES,
             mesh_queue_messages: DEFAULT_MESH_QUEUE_MESSAGES,

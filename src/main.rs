@@ -12,6 +12,7 @@ mod auth_config;
 mod bans;
 mod config;
 mod config_admin;
+mod config_dialogs;
 mod config_limits;
 mod config_listen;
 mod config_nat;
@@ -19,6 +20,7 @@ mod config_protect;
 mod config_relay;
 mod logging;
 mod metrics;
+mod metrics_dialogs;
 mod metrics_limits;
 mod metrics_nat;
 mod metrics_protect;
@@ -144,9 +146,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (events_tx, events_rx) = mpsc::channel();
     let mut threads = Vec::new();
+    // Issue 16: the call limits' counters, shared by every shard (and every reload).
+    let call_limits =
+        sipedge_core::limits::LimitsTable::build(&auth.db, cfg.call_limits.clone(), None)
+            .into_handle();
     let tables = Arc::new(shard::SharedTables::new(sipedge_core::ReloadTables {
         auth: Arc::clone(&auth.db),
         nat_users: cfg.nat.users.clone(),
+        limits: Arc::clone(&call_limits),
     }));
     // Issue 17: the shared ban list, also the admin API's (`/api/v1/bans`, admin_bans.rs).
     let bans = Arc::new(bans::BanRegistry::new(epoch, cfg.protection.core.max_bans));
@@ -229,6 +236,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     shards as u16,
                 ),
                 protect: cfg.protection.core.clone(),
+                limits: Arc::clone(&call_limits),
+                dialogs: sipedge_core::dialog::DialogConfig {
+                    max_dialogs: cfg.dialogs.max_dialogs.div_ceil(shards),
+                    ..cfg.dialogs
+                },
                 ..CoreConfig::default()
             },
             persist: restored.as_mut().map(|r| shard::PersistSetup {
@@ -523,16 +535,22 @@ fn reload(
                 .map_err(anyhow::Error::msg)?;
             let db =
                 sipedge_core::auth::AuthDb::build(&c.auth.spec).map_err(anyhow::Error::from)?;
-            Ok((db, c.nat.users))
+            Ok((db, c.nat.users, c.call_limits))
         });
     match built {
-        Ok((db, nat)) => {
+        Ok((db, nat, call_limits)) => {
             let users = db.user_count();
             let nat_users = current.nat_users.next(nat.to_map());
             let nat_changed = nat_users.changed();
+            let auth = Arc::new(db);
+            // Issue 16: the counters of every key that still exists carry over.
+            let limits =
+                sipedge_core::limits::LimitsTable::build(&auth, call_limits, Some(&current.limits))
+                    .into_handle();
             tables.publish(sipedge_core::ReloadTables {
-                auth: Arc::new(db),
+                auth,
                 nat_users,
+                limits,
             });
             for w in wakers {
                 w.wake();

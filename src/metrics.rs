@@ -144,6 +144,8 @@ pub struct ShardMetrics {
     pub limits: crate::metrics_limits::LimitsMetrics,
     /// Bans, drops, shedding and pressure (`metrics_protect.rs`, issue 17).
     pub protect: crate::metrics_protect::ProtectMetrics,
+    /// Dialogs (`metrics_dialogs.rs`, issue 16).
+    pub dialogs: crate::metrics_dialogs::DialogMetrics,
 }
 
 /// Loop-level counts the shard keeps itself.
@@ -274,6 +276,7 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
     crate::metrics_turns::render(&mut out, shards);
     crate::metrics_limits::render(&mut out, shards);
     crate::metrics_protect::render(&mut out, shards);
+    crate::metrics_dialogs::render(&mut out, shards);
     out
 }
 

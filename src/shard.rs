@@ -351,6 +351,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         metrics.publish_auth(core.auth_stats());
         let txn_bytes = core.transaction_bytes();
         metrics.limits.publish(&core.stats().overload, txn_bytes);
+        metrics.dialogs.publish(&core);
         if let Some(p) = persist.as_ref() {
             metrics.limits.publish_journal(p);
         }

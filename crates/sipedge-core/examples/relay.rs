@@ -4,7 +4,19 @@
 //! ```sh
 //! nice -n 19 cargo run --release -p sipedge-core --example relay -- memory [N]     # default 100 000
 //! nice -n 19 cargo run --release -p sipedge-core --example relay -- calls [N]      # default 200 000
+//! nice -n 19 cargo run --release -p sipedge-core --example relay -- calls [N] limits
+//! nice -n 19 cargo run --release -p sipedge-core --example relay -- dialogs [N]    # default 1 000 000
 //! ```
+//!
+//! `limits` (issue 16): the same calls with limits on every call — bob is a user of
+//! account `acme`, both with channels and CPS limits, and `[limits] channels`/`cps` for
+//! the server (set high enough never to refuse): each call takes and releases three keys
+//! and is tracked as a dialog from its 200 to its BYE.
+//!
+//! `dialogs`: N calls answered (INVITE, 200) and never hung up, after N/10 warm-up calls,
+//! the clock moving 1 ms per call so their transactions end; then every timer runs out.
+//! RSS growth over the N / N is the cost of one tracked dialog (the transaction table is at
+//! its high-water mark before the N start).
 //!
 //! `memory`: N callers each send a typical INVITE (SDP body, ~700 bytes) to one registered
 //! callee who never answers; N transactions stay open (server transaction, one client
@@ -43,15 +55,66 @@ a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
 
 const BOB: &str = "10.30.0.9:5062";
 
+/// Limits on every call: bob (user of `acme`) and the server, never reached.
+fn with_limits(cfg: &mut CoreConfig) {
+    use sipedge_core::auth::{AccountSpec, AuthDb, AuthMode, AuthSettings, AuthSpec, UserSpec};
+    use sipedge_core::limits::{Limit, LimitsSpec, LimitsTable};
+    let big = Some(1_000_000_000);
+    let spec = AuthSpec {
+        settings: AuthSettings {
+            realm: "sip.example.com".into(),
+            register: AuthMode::None,
+            invite: AuthMode::None,
+            ..AuthSettings::default()
+        },
+        accounts: vec![AccountSpec {
+            name: "acme".into(),
+            channels: big,
+            cps: big,
+            ..AccountSpec::default()
+        }],
+        users: vec![UserSpec {
+            username: "bob".into(),
+            account: Some("acme".into()),
+            channels: big,
+            cps: big,
+            ha1_md5: Some([b'0'; 32]),
+            ..UserSpec::default()
+        }],
+        ip_auth: Vec::new(),
+    };
+    let db = AuthDb::build(&spec).expect("auth").into_handle();
+    let limits = LimitsSpec {
+        server: Limit::new(big, big),
+        ..LimitsSpec::default()
+    };
+    cfg.limits = LimitsTable::build(&db, limits, None).into_handle();
+    cfg.auth.db = db;
+}
+
 fn core() -> Core {
-    let mut c = Core::new(CoreConfig {
+    core_with(false)
+}
+
+fn core_with(limits: bool) -> Core {
+    core_from(limits, |_| {})
+}
+
+/// A core as [`core_with`], `tune` applied to its config first.
+fn core_from(limits: bool, tune: impl FnOnce(&mut CoreConfig)) -> Core {
+    let mut cfg = CoreConfig {
         domains: vec!["sip.example.com".into(), "192.0.2.1".into()],
         proxy: ProxyConfig {
             advertise: vec!["192.0.2.1:5060".parse().expect("addr")],
             ..ProxyConfig::default()
         },
         ..CoreConfig::default()
-    });
+    };
+    if limits {
+        with_limits(&mut cfg);
+    }
+    tune(&mut cfg);
+    let mut c = Core::new(cfg);
     let reg = format!(
         "REGISTER sip:sip.example.com SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bKr1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:bob@sip.example.com>;tag=r\r\nTo: <sip:bob@sip.example.com>\r\nCall-ID: reg-bob\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@{BOB}>\r\nExpires: 7200\r\nContent-Length: 0\r\n\r\n"
     );
@@ -165,8 +228,8 @@ fn memory(n: u64) {
     println!("rss per active INVITE transaction: {per:.0} bytes");
 }
 
-fn calls(n: u64) {
-    let mut c = core();
+fn calls(n: u64, limits: bool) {
+    let mut c = core_with(limits);
     let bob: SocketAddr = BOB.parse().expect("addr");
     let mut fwd = Vec::new();
     let mut resp = Vec::new();
@@ -226,6 +289,65 @@ fn calls(n: u64) {
         "every ACK and BYE relayed"
     );
     println!("relay stats: {st:?}");
+    if limits {
+        let d = c.dialog_stats();
+        assert_eq!(
+            (d.opened, d.ended_bye),
+            (n, n),
+            "every call tracked and ended"
+        );
+        assert_eq!(c.tables().limits.server_channels(), 0, "every channel back");
+        println!("limits: user + account + server on every call; dialog stats: {d:?}");
+    }
+}
+
+fn dialogs(n: u64) {
+    // Keepalives on (so every dialog keeps its ends and a keepalive slot, as with the
+    // default 30 s) but at an hour, so no round falls inside the run: nobody answers here.
+    let mut c = core_from(true, |cfg| {
+        cfg.dialogs.keepalive_secs = 3600;
+        // Every call tracked, warm-up included (the default cap is 1M).
+        cfg.dialogs.max_dialogs = usize::MAX;
+    });
+    let bob: SocketAddr = BOB.parse().expect("addr");
+    let (mut fwd, mut resp, mut up) = (Vec::new(), Vec::new(), Vec::new());
+    // Warm up: the first calls (a tenth) bring the transaction table and the wheel to their
+    // high-water mark (~32k cells at 1 ms per call), so the growth after is the dialogs'.
+    let warm = n / 10;
+    let mut before = rss_kib();
+    for i in 0..n + warm {
+        if i == warm {
+            before = rss_kib();
+        }
+        let now = 1 + i;
+        let (src, inv) = invite(i);
+        feed(&mut c, now, src, &inv, bob, &mut fwd);
+        respond(&fwd, "200 OK", &mut resp);
+        feed(&mut c, now, bob, &resp, src, &mut up);
+        if c.poll_timeout().is_some_and(|d| d.0 <= now) {
+            c.handle_timeout(Millis(now));
+            while c.poll_transmit().is_some() {}
+        }
+    }
+    let end = n + warm + 200_000;
+    while let Some(d) = c.poll_timeout().filter(|d| d.0 <= end) {
+        c.handle_timeout(d);
+        while c.poll_transmit().is_some() {}
+    }
+    let after = rss_kib();
+    let (pending, confirmed) = c.dialog_count();
+    assert_eq!(
+        (pending, confirmed as u64),
+        (0, n + warm),
+        "every call tracked"
+    );
+    println!(
+        "tracked dialogs: {confirmed} (transactions left: {})",
+        c.transaction_count()
+    );
+    println!("rss before: {before} KiB, after: {after} KiB");
+    let per = (after.saturating_sub(before) * 1024) as f64 / n as f64;
+    println!("rss per tracked dialog: {per:.0} bytes (issue 16 budget: 400)");
 }
 
 fn main() {
@@ -234,7 +356,11 @@ fn main() {
     let n = args.next().and_then(|s| s.parse().ok());
     match mode.as_str() {
         "memory" => memory(n.unwrap_or(100_000)),
-        "calls" => calls(n.unwrap_or(200_000)),
-        other => eprintln!("unknown mode {other}: memory | calls"),
+        "calls" => calls(
+            n.unwrap_or(200_000),
+            args.next().as_deref() == Some("limits"),
+        ),
+        "dialogs" => dialogs(n.unwrap_or(1_000_000)),
+        other => eprintln!("unknown mode {other}: memory | calls [N] [limits] | dialogs"),
     }
 }

@@ -9,6 +9,7 @@ use crate::auth_db::db::{AuthDb, AuthHandle};
 use crate::auth_db::nonce::DEFAULT_NC_WINDOW;
 use crate::shard::ShardId;
 
+pub(crate) mod dialogs;
 pub(crate) mod nat;
 
 /// Methods the edge handles today (RFC 3261 §20.5 Allow). Grows as issues land.
@@ -119,6 +120,10 @@ pub struct CoreConfig {
     pub txn_limits: crate::txn::table::TxnLimits,
     /// `[protect]` and `[overload]` (issue 17); `Default`: every rule off.
     pub protect: crate::protect::ProtectConfig,
+    /// `[limits]` call limits and their shared counters (issue 16, [`crate::limits`]).
+    pub limits: crate::limits::LimitsHandle,
+    /// `[dialogs]` (issue 16, [`crate::dialog`]).
+    pub dialogs: dialogs::DialogConfig,
 }
 
 impl Default for CoreConfig {
@@ -139,6 +144,8 @@ impl Default for CoreConfig {
             expected_bindings: 0,
             txn_limits: crate::txn::table::TxnLimits::default(),
             protect: crate::protect::ProtectConfig::default(),
+            limits: std::sync::Arc::default(),
+            dialogs: dialogs::DialogConfig::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::time::Millis;
 
 mod admin;
 mod auth;
+mod dialog;
 mod dispatch;
 mod invariants;
 pub(crate) mod journal;
@@ -36,6 +37,9 @@ pub struct ReloadTables {
     pub auth: crate::auth::AuthHandle,
     /// The per-user NAT overrides, a generation after the running one ([`NatUsers::next`]).
     pub nat_users: crate::nat::NatUsers,
+    /// The call limits, built for `auth` with the running table's counters carried over
+    /// ([`crate::limits::LimitsTable::build`]).
+    pub limits: crate::limits::LimitsHandle,
 }
 
 /// One shard's sans-IO protocol engine. See the crate docs for the handle/poll contract.
@@ -62,6 +66,8 @@ pub struct Core {
     /// Bans, per-source and per-user counts, overload shedding (`protect`, issue 17): a
     /// leaf the dispatcher screens with and lends to the registrar and the authenticator.
     pub(crate) protect: crate::protect::Protect,
+    /// Calls holding channels (issue 16, `dialog`).
+    pub(crate) dialogs: crate::dialog::Dialogs,
 }
 
 impl Core {
@@ -77,6 +83,7 @@ impl Core {
             lookups: VecDeque::new(),
             admin: crate::admin::AdminQueue::default(),
             reg: crate::registrar::RegistrarBufs::default(),
+            dialogs: crate::dialog::Dialogs::default(),
             io: Io::new(cfg),
         }
     }
@@ -110,6 +117,7 @@ impl Core {
             relay: &mut self.relay,
             auth: &mut self.auth,
             protect: &mut self.protect,
+            dialogs: &mut self.dialogs,
         }
     }
 
@@ -148,6 +156,7 @@ impl Core {
         ReloadTables {
             auth: std::sync::Arc::clone(&self.io.cfg.auth.db),
             nat_users: self.io.cfg.nat.users.clone(),
+            limits: std::sync::Arc::clone(&self.io.cfg.limits),
         }
     }
 
@@ -156,6 +165,8 @@ impl Core {
     /// the bindings this shard owns of the AoRs they change (`nat`, "Reload").
     pub fn handle_config(&mut self, tables: &ReloadTables) {
         self.io.cfg.auth.db = std::sync::Arc::clone(&tables.auth);
+        // Issue 16: new limits for new calls; calls in progress keep their charges.
+        self.io.cfg.limits = std::sync::Arc::clone(&tables.limits);
         self.pinger().nat_reload(&tables.nat_users);
     }
 
@@ -247,6 +258,9 @@ impl Core {
             if self.pinger().nat_response(now, local, remote, msg, v) {
                 return; // one of our keepalives (nat::ping), on any shard
             }
+            if self.dialog().ka_response(now, msg, v) {
+                return; // one of our in-dialog OPTIONS/BYEs (dialog::keepalive), any shard
+            }
             // A response from a phone (the callee, named in To) shows its NAT binding alive.
             self.note_traffic(v, remote, true);
             // Client transactions of the relay (RFC 3261 §17.1.3); unmatched: discarded.
@@ -312,6 +326,7 @@ impl Core {
                 self.relay().relay_lookup_reply(now, reply)
             }
             ShardMsg::LookupReply(reply) => self.lookups.push_back(reply),
+            ShardMsg::Dialog(m) => self.dialog().shard_msg(now, m),
             ShardMsg::FlowFailed {
                 local,
                 remote,
@@ -342,6 +357,7 @@ impl Core {
         }
         self.fired = fired;
         self.pinger().nat_timeout(now);
+        self.dialog().timeout(now);
     }
 
     /// The next datagram to send; the borrow ends at the next call.
@@ -371,9 +387,10 @@ impl Core {
             .wheel
             .next_expiry()
             .map(|t| Millis(t.0.saturating_mul(TICK_MILLIS)));
-        match (wheel, self.nat_poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let dialogs = self.dialogs.poll_timeout(&self.io.cfg.dialogs);
+        [wheel, self.nat_poll_timeout(), dialogs]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }

@@ -44,7 +44,7 @@
 //! each subsystem's state, and lends a subsystem `&mut` of the sink and of the stores it
 //! works on for one call (the rustls/quinn pattern). Only `core.rs` and `core/` (dispatch,
 //! and the public hooks as glue: `admin`, `auth`, `nat`, `relay`, `lookup`, `journal`,
-//! `invariants`) have `impl Core`; no other module names `crate::core`.
+//! `invariants`, `dialog`) have `impl Core`; no other module names `crate::core`.
 //!
 //! | module | kind | owns | is lent / names |
 //! | --- | --- | --- | --- |
@@ -52,11 +52,13 @@
 //! | `registrar` (`Registrar<'_>`) | subsystem | `RegistrarBufs` | `&mut Location`, sink, `AuthState`, `NatRuntime`; names `auth`, `nat`, `bindings` |
 //! | `auth` (`Authenticator<'_>`) | subsystem | `AuthState` (nonce key, nc window, HA2 memo) | sink |
 //! | `nat` (`NatPinger<'_>`) | subsystem | `NatRuntime` (schedule, RTT histogram) | `&mut Location`, sink; names `bindings` |
-//! | `proxy` (`RelayCx<'_>`) | subsystem | `Relay` (the transaction table) | `&mut Location`, sink, `AuthState`; names `auth`, `nat` (reach address), `bindings` |
+//! | `proxy` (`RelayCx<'_>`) | subsystem | `Relay` (the transaction table) | `&mut Location`, sink, `AuthState`, `Dialogs`; names `auth`, `nat` (reach address), `bindings`, `dialog` |
+//! | `dialog` (`DialogCx<'_>`) | subsystem | `Dialogs` (calls holding channels: pending INVITEs by cell, confirmed calls with their ends, keepalive and max-duration queues) | sink; lent to the relay too, which hands it the INVITE's cell; names `auth` (who called), `limits` |
 //! | `admin` (`Admin<'_>`) | subsystem | `AdminQueue` (answers to admin queries) | `&mut Location`, sink; names `bindings`, `lookup` |
 //! | `bindings` (`Store<'_>`) | shared | — | `&mut Location` + sink: store/remove a binding with its timer and journal record, binding expiry; a flow failed or alive again (RFC 5626 §5.3, told to every shard) |
 //! | `io`, `stateless` (the one `respond` path) | shared leaves | the sink | `config`, `stats`, `output`, `date`, `secret`, `aor` |
 //! | `config` (+ `config/nat`: every subsystem's settings), `stats` (every subsystem's counters), `auth_db` (the authentication tables, digest, nonces, offers) | leaves | — | no subsystem (the subsystems re-export their structs) |
+//! | `limits` (the call-limit table and its shared counters, a [`limits::Charge`] per call) | leaf | — | `auth_db` (whose users and accounts it counts) |
 //! | `location` (+ `nat_bits`), `lookup`, `record`, `txn`, `aor`, `shard`, `output`, `refusal`, `time`, `secret`, `date` | leaves | — | no subsystem |
 //! | `flows` (the failed-flow table, held by `Location`), `path_policy`, `outbound`, `stun` | leaves | — | no subsystem (`Store` fills `flows`, the relay reads it) |
 //! | `protect` ([`Protect`]: bans, per-source/per-user counts, pressure) | leaf, state held by `Core` | — | no subsystem; decides with explicit arguments. The dispatcher screens with it (`core/protect.rs`), lends `&mut` of it to the registrar (REGISTER shedding), the relay and the authenticator (`auth/guard.rs`: guessing counts); the 503 is `Io::shed` (`stateless`) |
@@ -79,6 +81,9 @@
 //! timer keys, our Via branch) and `proxy` (the RFC 3261 §16 relay: routing, forwarding,
 //! responses, timers, the Record-Route dialog token, the hooks for auth and NAT, and
 //! `originate`: requests the edge sends itself, whose finals go to a local consumer),
+//! `limits` (issue 16: channels and CPS per user, account, source IP and server, counted in
+//! shared atomics), `dialog` (calls holding their charges, in-dialog keepalives, BYEs from
+//! the edge; its hooks in the relay are `proxy/dialogs.rs`),
 //! `secret` (the node secret, [`NodeSecret`], and the SipHash-2-4 MAC of every token and
 //! branch we hand out), `admin` (the admin API's queries, answered by the owner shard in
 //! bounded slices), `protect` (issue 17: density, scanner and password-guessing bans and
@@ -95,8 +100,10 @@ mod bindings;
 mod config;
 mod core;
 mod date;
+pub mod dialog;
 mod flows;
 mod io;
+pub mod limits;
 mod location;
 mod lookup;
 mod nat;

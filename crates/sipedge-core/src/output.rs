@@ -4,6 +4,14 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+/// One end of a dialog as our neighbour: the socket we reach it from and its address
+/// (the relay's Record-Route token, `dialog::ends`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Flow {
+    pub(crate) local: LocalId,
+    pub(crate) addr: SocketAddr,
+}
+
 /// Which of the shard's sockets (index in the shard's socket list; the same on every shard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct LocalId(pub u16);

@@ -90,6 +90,10 @@ pub(crate) enum Purpose {
     /// Call-ID, From tag and index key of a request the edge originates
     /// (`proxy::originate`).
     Originate = 6,
+    /// Dialog key of a tracked call (`dialog`, issue 16).
+    Dialog = 7,
+    /// Via branch of an in-dialog OPTIONS or BYE the edge sends itself (`dialog::keepalive`).
+    DialogPing = 8,
 }
 
 /// SipHash-2-4 keyed from the node secret.

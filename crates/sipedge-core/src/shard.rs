@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use crate::limits::Charge;
 use crate::lookup::LookupReply;
 use crate::output::LocalId;
 use crate::time::Millis;
@@ -38,6 +39,8 @@ pub enum ShardMsg {
     },
     /// The owner's answer to [`ShardMsg::Lookup`]; comes out of `Core::poll_lookup`.
     LookupReply(LookupReply),
+    /// A tracked call changing owner, or its BYE (issue 16, [`crate::dialog`]).
+    Dialog(DialogMsg),
     /// A flow failed (`failed`) or registered again: every shard keeps the same table of
     /// failed flows, so a request to one gets 430 wherever it lands (RFC 5626 §5.3;
     /// `flows`). Sent by the shard that saw it; never forwarded further.
@@ -63,6 +66,8 @@ impl ShardMsg {
                         .map_or(0, |_| std::mem::size_of::<sipedge_msg::Parsed>())
             }
             ShardMsg::Lookup { aor, .. } => aor.capacity(),
+            ShardMsg::Dialog(DialogMsg::Open { ends, .. }) => ends.as_ref().map_or(0, |e| e.len()),
+            ShardMsg::Dialog(_) => 0,
             ShardMsg::FlowFailed { .. } => 0,
             ShardMsg::LookupReply(r) => {
                 r.contacts.capacity() * std::mem::size_of::<crate::lookup::LookupContact>()
@@ -80,6 +85,36 @@ impl ShardMsg {
         };
         std::mem::size_of::<ShardMsg>() + heap
     }
+}
+
+/// Between shards: a dialog changing owner, or its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialogMsg {
+    /// The first 2xx of a call whose dialog `key` belongs to the receiver.
+    Open {
+        /// The dialog key.
+        key: u64,
+        /// What the call holds (released when the receiver drops it).
+        charge: Charge,
+        /// What in-dialog requests to its ends need (`dialog::ends`), when kept.
+        ends: Option<Box<[u8]>>,
+    },
+    /// A final answer to one of our in-dialog OPTIONS (`dialog::keepalive`), MAC checked.
+    Alive {
+        /// The dialog key.
+        key: u64,
+        /// From the callee's side (B), else the caller's (A).
+        b_side: bool,
+        /// The round it answers (ms mod 2³²).
+        sent: u32,
+        /// Its status code.
+        code: u16,
+    },
+    /// A BYE for dialog `key` arrived on the sender.
+    End {
+        /// The dialog key.
+        key: u64,
+    },
 }
 
 #[cfg(test)]

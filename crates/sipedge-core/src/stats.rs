@@ -408,3 +408,37 @@ pub struct AuthStats {
     /// 400s for malformed credentials.
     pub malformed: u64,
 }
+
+/// Dialog counters of one shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DialogStats {
+    /// Calls confirmed (first 2xx) and tracked here.
+    pub opened: u64,
+    /// Calls ended by BYE.
+    pub ended_bye: u64,
+    /// Calls ended by `max_duration_secs`.
+    pub expired: u64,
+    /// Calls that went on untracked (table full when the 2xx came).
+    pub untracked: u64,
+    /// BYEs that found no dialog (retransmissions, the second end's BYE, untracked calls).
+    pub bye_unknown: u64,
+    /// Dialog messages sent to another shard.
+    pub handed_off: u64,
+    /// In-dialog OPTIONS sent (both ends, retries included).
+    pub keepalives_sent: u64,
+    /// In-dialog OPTIONS answered (a final response other than 481/408).
+    pub keepalives_answered: u64,
+    /// Calls ended because an end answered no keepalive within 64·T1.
+    pub keepalive_timeouts: u64,
+    /// Calls ended because an end answered a keepalive 481 or 408.
+    pub keepalive_gone: u64,
+    /// Keepalive answers with a bad MAC, for a gone call or an old round.
+    pub keepalive_answers_stale: u64,
+    /// Calls the edge ended itself with BYEs (keepalive or max duration).
+    pub ended_by_edge: u64,
+    /// BYEs the edge sent (two per call it ended).
+    pub byes_sent: u64,
+    /// Confirmed calls kept without their ends (fields above `dialog::ends::MAX_ENDS_BYTES`, or
+    /// no Record-Route of ours): no keepalives, no BYE at max duration.
+    pub unreachable: u64,
+}

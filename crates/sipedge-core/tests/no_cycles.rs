@@ -119,12 +119,12 @@ fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<BTreeSet<String>> {
 }
 
 /// The subsystems: each is its own type, lent the sink (`io::Io`) by the dispatcher.
-const SUBSYSTEMS: &[&str] = &["registrar", "auth", "nat", "proxy", "admin"];
+const SUBSYSTEMS: &[&str] = &["registrar", "auth", "nat", "proxy", "admin", "dialog"];
 
 /// The shared leaves: they name no subsystem (and not `core`).
 const LEAVES: &[&str] = &[
     "output", "refusal", "time", "secret", "aor", "date", "shard", "location", "record", "txn",
-    "lookup", "auth_db", "config", "stats", "protect",
+    "lookup", "auth_db", "config", "stats", "protect", "limits",
 ];
 
 #[test]

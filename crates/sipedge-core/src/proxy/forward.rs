@@ -596,6 +596,9 @@ impl RelayCx<'_> {
         c.set_state(Srv::Completed);
         let gen = c.gen;
         if c.invite {
+            // Issue 16: a final non-2xx ends the call; its channels are released.
+            self.dialog_failed(idx);
+            let c = self.relay.txns.cell_mut(idx);
             c.g_interval_ms = t1.min(t2);
             self.arm(now, t1, timer_key(Timer::G, idx, gen, 0));
             self.arm(now, 64 * t1, timer_key(Timer::H, idx, gen, 0));

@@ -31,6 +31,7 @@
 //! Kamailio's `consume_credentials()`); those for other realms pass.
 
 pub(crate) mod advertise;
+mod dialogs;
 mod forward;
 mod hooks;
 mod limits;
@@ -79,6 +80,8 @@ pub(crate) struct RelayCx<'a> {
     pub(crate) auth: &'a mut crate::auth::AuthState,
     /// The guessing counts the authenticator keeps (`protect`, issue 17).
     pub(crate) protect: &'a mut crate::protect::Protect,
+    /// Calls holding channels (issue 16, `dialog`): the relay's hooks in `dialogs`.
+    pub(crate) dialogs: &'a mut crate::dialog::Dialogs,
 }
 
 impl RelayCx<'_> {

@@ -157,6 +157,8 @@ impl RelayCx<'_> {
                 }
                 self.forward_upstream(idx, b, (msg, v), false);
                 if first {
+                    // Issue 16: the call is confirmed; its channels stay held by the dialog.
+                    self.dialog_confirmed(now, (idx, b), (msg, v));
                     // §16.7 step 10: the other branches are cancelled.
                     for o in 0..self.relay.txns.cell(idx).branches.len() {
                         if o != b {
@@ -353,6 +355,7 @@ impl RelayCx<'_> {
             && c.state() == Srv::Terminated
             && c.branches.iter().all(|b| b.state() == Cli::Terminated)
         {
+            self.dialog_failed(idx);
             self.relay.txns.free(idx);
             self.relay.stats.illegal_transaction_edges = self.relay.txns.retired_illegal_edges();
         }

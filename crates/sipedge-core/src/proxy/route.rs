@@ -47,6 +47,8 @@ struct Decision {
     aor: Vec<u8>,
     /// The lookup's answer on this shard (`None`: no lookup).
     local_targets: Option<Result<SmallVec<[Target; 2]>, LookupError>>,
+    /// Who the out-of-dialog request was authenticated as (issue 16 limits).
+    who: Option<crate::auth::AuthOk>,
 }
 
 /// The address a URI names, when its host is an IP literal (no DNS in the core yet).
@@ -170,11 +172,27 @@ impl RelayCx<'_> {
         let Some(d) = self.relay_decide(now, local, remote, (msg, req), &uri) else {
             return true;
         };
+        // Issue 16: a BYE ends its tracked call; a new call takes its channels or is refused.
+        if method == Method::Bye && d.in_dialog {
+            self.dialog_bye(req);
+        }
+        let charge = if method == Method::Invite && !d.in_dialog {
+            let who = d.who.as_ref();
+            match self.limits_admit(now, local, remote, (msg, req), who, &d.aor) {
+                Some(c) => Some(c),
+                None => return true,
+            }
+        } else {
+            None
+        };
         // A transaction from here on (§16.6–16.7), if one fits (issue 13: 503 if not).
         if !self.admit_transaction(local, remote, msg, req) {
             return true;
         }
         let idx = self.new_cell(local, remote, (msg, req), key, loop_hash, d.in_dialog);
+        if let Some(c) = charge {
+            self.dialog_hold(idx, c);
+        }
         self.relay_start(now, idx, d, msg);
         true
     }
@@ -203,6 +221,7 @@ impl RelayCx<'_> {
         // challenge) before any transaction exists; in-dialog requests are vouched for by
         // our Record-Route's dialog token instead.
         let mut outbound_ok = false;
+        let mut who = None;
         if !in_dialog {
             match self.authenticator().authenticate_with(
                 now,
@@ -212,6 +231,7 @@ impl RelayCx<'_> {
             ) {
                 crate::auth::AuthOutcome::Authenticated(ok) => {
                     outbound_ok = self.may_go_outbound(&ok);
+                    who = Some(ok);
                 }
                 crate::auth::AuthOutcome::Rejected(r) => {
                     self.relay.stats.refused += 1;
@@ -285,6 +305,7 @@ impl RelayCx<'_> {
             hop,
             aor,
             local_targets,
+            who,
         })
     }
 

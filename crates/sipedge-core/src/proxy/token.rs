@@ -30,12 +30,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use crate::output::LocalId;
 use crate::secret::{tags_equal, Mac, Purpose};
 
-/// One end of a dialog as our neighbour: the socket we reach it from and its address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Flow {
-    pub local: LocalId,
-    pub addr: SocketAddr,
-}
+pub(crate) use crate::output::Flow;
 
 /// Flag bits (the first hex digit).
 const CALLEE_TAG: u8 = 1;
