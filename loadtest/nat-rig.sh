@@ -124,6 +124,11 @@ persistence = false
 
 [nat]
 ping = "disabled"
+
+[protect]
+# Both SIPp ends are load generators: hundreds of requests a second from one address (the
+# NAT's) would be a pike ban otherwise (issue 17; README "Protection").
+trusted = ["$WAN.0/24"]
 TOML
     # `ip netns exec` execs the program: $! is sipedge itself (the EXIT trap stops it).
     ip netns exec "$(ns $t e)" "$sipedge" --config "$dir/sipedge.toml" --shards 2 &

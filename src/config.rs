@@ -151,6 +151,7 @@ struct RawConfig {
     protect: crate::config_protect::RawProtect,
     #[serde(default)]
     overload: crate::config_protect::RawOverload,
+    #[serde(default)]
     dialogs: crate::config_dialogs::RawDialogs,
 }
 
@@ -635,6 +636,14 @@ mod tests {
         );
         assert!(from_file.domains.contains(&"127.0.0.1".to_string()));
         assert_eq!(from_file.registrar, RegistrarConfig::default());
+    }
+
+    #[test]
+    fn every_table_is_optional() {
+        // Merge regression: a table without `#[serde(default)]` made a file naming only
+        // [server] fail with "missing field `dialogs`".
+        let c = Config::parse("[server]\nlisten = [\"udp:127.0.0.9:5060\"]\n", "t");
+        assert!(c.is_ok(), "{c:?}");
     }
 
     #[test]
