@@ -13,6 +13,7 @@ mod advertise;
 mod auth;
 mod cli;
 mod engine;
+mod kernel_shed;
 mod nat;
 mod persistence;
 mod protect;
