@@ -96,9 +96,9 @@ pub struct OverloadSettings {
     pub shed_refresh_queue_percent: u32,
     /// The kernel dropped datagrams since the last sample: level 1.
     pub shed_on_kernel_drops: bool,
-    /// While the level is ≥ 1, the kernel filter's shed share of OPTIONS/REGISTER is driven
-    /// by this receive-queue fill (% of SO_RCVBUF): above it the admitted share halves per
-    /// sample, below it grows back by 1/16 per sample (`overload.rs`).
+    /// From level 1 on, the kernel filter's shed share of OPTIONS/REGISTER is driven by
+    /// this receive-queue fill (% of SO_RCVBUF): above it the admitted share halves per
+    /// sample, below it grows back by 1/16 per sample, until all pass (`overload.rs`).
     pub kernel_shed_queue_percent: u32,
     /// The level steps down once the measures stayed below it this long.
     pub calm_ms: u32,

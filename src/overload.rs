@@ -10,10 +10,14 @@
 //! ([`Pressure::kernel_shed_share`], written to the filter by the shard). The rule is AIMD
 //! on the admitted share `a = 1 - share`, driven by the receive-queue fill, once per
 //! sample (5 ms): fill ≥ `kernel_shed_queue_percent` or new kernel drops → `a /= 2`;
-//! else `a += 1/16`; level 0 → `a = 1` at once. Why: the queue is what makes an admitted
-//! request late (its wait is fill ÷ service rate), so the share holds the fill near a small
-//! target instead of guessing rates; halving reaches a 10× flood's needed 1/10 within four
-//! samples (20 ms), and the slow additive growth probes back without refilling the queue.
+//! else `a += 1/16`. It starts only at level ≥ 1 (at level 0 with `a = 1` nothing is
+//! shed in the kernel) and, once started, runs until `a` is back to 1 — also after the
+//! level fell to 0, so the queue the shedding kept short does not refill to the level-1
+//! threshold (20 %) before the kernel sheds again; calm, `a` is back to 1 within 16
+//! samples (80 ms). Why: the queue is what makes an admitted request late (its wait is
+//! fill ÷ service rate), so the share holds the fill near a small target instead of
+//! guessing rates; halving reaches a 10× flood's needed 1/10 within four samples (20 ms),
+//! and the additive growth probes back without refilling the queue at once.
 //! SO_RCVBUF is left alone: a smaller buffer would drop responses, ACKs and BYEs as blindly
 //! as new requests, while the filter drops only the classes RFC 3261 clients retransmit.
 
@@ -121,9 +125,7 @@ impl Pressure {
         if let Some(share) = self.forced_share {
             // Test hook: the file forces the share too.
             self.kernel_share = share;
-        } else if self.level == 0 {
-            self.kernel_share = 0;
-        } else if sampled {
+        } else if sampled && (self.level > 0 || self.kernel_share > 0) {
             let full = self.sample.queue_percent >= self.settings.kernel_shed_queue_percent
                 || self.sample.kernel_drops > before;
             self.kernel_share = next_share(self.kernel_share, full);
@@ -328,11 +330,20 @@ mod tests {
         let ms = Duration::from_millis;
         assert_eq!(p.end_turn(t0, ms(60), &|_| 0), Some(1));
         assert_eq!(p.kernel_shed_share(), 0, "an empty queue: nothing to shed");
-        p.sample.queue_percent = 0;
         p.level = 0;
         p.kernel_share = all / 2;
         assert_eq!(p.end_turn(t0 + ms(10), ms(1), &|_| 0), None);
-        assert_eq!(p.kernel_shed_share(), 0, "level 0: none at once");
+        assert_eq!(
+            p.kernel_shed_share(),
+            all / 2 - all / 16,
+            "level 0 with a short queue: admits 1/16 more per sample"
+        );
+        for i in 0..8 {
+            p.end_turn(t0 + ms(20 + 10 * i), ms(1), &|_| 0);
+        }
+        assert_eq!(p.kernel_shed_share(), 0, "calm: none");
+        p.end_turn(t0 + ms(200), ms(1), &|_| 0);
+        assert_eq!(p.kernel_shed_share(), 0, "level 0 never starts shedding");
     }
 
     #[test]

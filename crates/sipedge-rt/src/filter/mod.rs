@@ -657,6 +657,18 @@ mod tests {
         }
         let got = received(&rx);
         assert!((120..=280).contains(&got), "about half of 400 pass: {got}");
+        // IPv6: the same classes (the UDP header is at the same place).
+        let rx6 = sock("[::1]:0");
+        f.attach(&rx6, true).unwrap_or_else(|e| panic!("{e}"));
+        let to6 = rx6.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        f.set_shed(rx6.as_raw_fd(), SHED_ALL)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let tx6 = sock("[::1]:0");
+        for d in shed.iter().chain(pass) {
+            tx6.send_to(d, to6).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(received(&rx6), pass.len());
+        assert_eq!(f.socket_shed(rx6.as_raw_fd()).options, 1);
         // A socket not attached here cannot be given a share.
         let other = sock("127.0.117.232:0");
         assert!(f.set_shed(other.as_raw_fd(), SHED_ALL).is_err());
