@@ -323,7 +323,10 @@ mod tests {
         for _ in 0..4 {
             s = next_share(s, true);
         }
-        assert!(all - s <= all / 10, "a 10x flood's 1/10 within four samples");
+        assert!(
+            all - s <= all / 10,
+            "a 10x flood's 1/10 within four samples"
+        );
 
         let mut p = Pressure::new(OverloadSettings::default(), Vec::new());
         let t0 = Instant::now();
@@ -377,7 +380,10 @@ mod tests {
         let lvl = p.end_turn(t0 + Duration::from_millis(10), Duration::ZERO, &|_| 0);
         assert!(lvl.is_some(), "{:?}", p.sample);
         assert!(p.sample.queue_bytes > 0);
-        assert!(p.kernel_shed_share() > 0, "a full queue: the kernel sheds a share");
+        assert!(
+            p.kernel_shed_share() > 0,
+            "a full queue: the kernel sheds a share"
+        );
     }
 
     /// The kernel ban filter's drops are in SK_MEMINFO_DROPS too: a banned source's flood

@@ -118,7 +118,11 @@ fn an_options_flood_is_shed_in_the_kernel_while_a_bye_is_answered() {
 
     let limit = Duration::from_secs(3);
     let shed = await_poked(&edge, &poker, OPTIONS_SHED, before + 300, limit);
-    assert_eq!(shed, before + 300, "every OPTIONS of the flood shed in the kernel");
+    assert_eq!(
+        shed,
+        before + 300,
+        "every OPTIONS of the flood shed in the kernel"
+    );
     assert_eq!(await_poked(&edge, &poker, REGISTER_SHED, 5, limit), 5);
     assert_eq!(
         edge.metric("sipedge_overload_kernel_shed_permille", None),

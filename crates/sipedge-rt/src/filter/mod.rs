@@ -193,14 +193,14 @@ fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
     ]);
     let ban_done = p.len();
     p.push(insn(0x05, 0, 0, 0, 0)); // goto drop
-    // classify: the first nine payload bytes (after the 8-byte UDP header).
+                                    // classify: the first nine payload bytes (after the 8-byte UDP header).
     let classify = p.len();
     p.extend([
-        insn(0xbf, R1, R6, 0, 0),   // r1 = skb
-        insn(0xb7, R2, 0, 0, 8),    // r2 = 8
-        insn(0xbf, R3, R10, 0, 0),  // r3 = r10
-        insn(0x07, R3, 0, 0, -40),  // r3 -= 40
-        insn(0xb7, R4, 0, 0, 9),    // r4 = 9
+        insn(0xbf, R1, R6, 0, 0),  // r1 = skb
+        insn(0xb7, R2, 0, 0, 8),   // r2 = 8
+        insn(0xbf, R3, R10, 0, 0), // r3 = r10
+        insn(0x07, R3, 0, 0, -40), // r3 -= 40
+        insn(0xb7, R4, 0, 0, 9),   // r4 = 9
         insn(0x85, 0, 0, 0, BPF_FUNC_SKB_LOAD_BYTES),
     ]);
     let short = p.len();
@@ -217,12 +217,12 @@ fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
     let no_space = p.len();
     p.push(insn(0x55, R1, 0, 0, i32::from(b' '))); // if r1 != ' ' goto keep
     p.push(insn(0xb7, R7, 0, 0, V_SHED_REGISTER)); // r7 = the REGISTER counter
-    // shed: the socket's share p, a coin, the counters.
+                                                   // shed: the socket's share p, a coin, the counters.
     let shed = p.len();
     p.extend([
         insn(0xbf, R1, R6, 0, 0), // r1 = skb
         insn(0x85, 0, 0, 0, BPF_FUNC_GET_SOCKET_COOKIE),
-        insn(0x7b, R10, R0, -48, 0), // *(u64 *)(r10 - 48) = cookie
+        insn(0x7b, R10, R0, -48, 0),  // *(u64 *)(r10 - 48) = cookie
         insn(0x18, R1, 1, 0, shares), // r1 = shares (two slots)
         0,
         insn(0xbf, R2, R10, 0, 0), // r2 = r10
@@ -637,7 +637,11 @@ mod tests {
                 tx.send_to(d, to).unwrap_or_else(|e| panic!("{e}"));
             }
         }
-        assert_eq!(received(&rx), 10 * pass.len(), "only the passing classes arrive");
+        assert_eq!(
+            received(&rx),
+            10 * pass.len(),
+            "only the passing classes arrive"
+        );
         assert_eq!(
             f.socket_shed(fd),
             KernelShed {
@@ -645,13 +649,18 @@ mod tests {
                 register: 10
             }
         );
-        assert_eq!(f.socket_drops(fd), 20, "in the filter's drops (not pressure)");
+        assert_eq!(
+            f.socket_drops(fd),
+            20,
+            "in the filter's drops (not pressure)"
+        );
         f.set_shed(fd, 0).unwrap_or_else(|e| panic!("{e}"));
         for d in shed {
             tx.send_to(d, to).unwrap_or_else(|e| panic!("{e}"));
         }
         assert_eq!(received(&rx), 2, "share 0: nothing shed");
-        f.set_shed(fd, SHED_ALL / 2).unwrap_or_else(|e| panic!("{e}"));
+        f.set_shed(fd, SHED_ALL / 2)
+            .unwrap_or_else(|e| panic!("{e}"));
         for _ in 0..400 {
             tx.send_to(shed[0], to).unwrap_or_else(|e| panic!("{e}"));
         }
