@@ -11,9 +11,16 @@
 //!   (bpf_skb_load_bytes_relative(skb, 12 | 8, key + 12 | key, 4 | 16, BPF_HDR_START_NET))
 //! load failed            → keep
 //! value = lookup(bans, key)
-//! value != NULL          → *value += 1 (atomic: drops per source); return 0 (drop)
+//! value != NULL          → *value += 1 (atomic: drops per source); socket's drops += 1;
+//!                          return 0 (drop)
+//! payload (after the 8-byte UDP header) starts "OPTIONS " or "REGISTER "
+//!   and bpf_get_prandom_u32() < shares[socket cookie]
+//!                        → socket's drops += 1, its class counter += 1; return 0 (drop)
 //! otherwise              → return skb->len (keep all)
 //! ```
+//!
+//! The second rule is overload shedding by class (issue 17 item 6): user space (the shard's
+//! pressure meter) writes each socket's share; see [`program`] for what is never shed.
 //!
 //! One program per address family (an AF_INET socket only ever sees IPv4 headers, an
 //! AF_INET6 one with `IPV6_V6ONLY` only IPv6), one map shared by all. Built as instructions
