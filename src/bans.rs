@@ -152,6 +152,23 @@ impl BanRegistry {
         self.filter.get().map_or(0, |f| f.socket_drops(fd))
     }
 
+    /// Sets the kernel filter's shed share of OPTIONS/REGISTER on socket `fd` (no-op
+    /// without a filter; see `overload.rs`).
+    pub fn set_kernel_shed(&self, fd: std::os::fd::RawFd, share: u64) {
+        if let Some(f) = self.filter.get() {
+            if let Err(e) = f.set_shed(fd, share) {
+                tracing::debug!(fd, error = %e, "kernel filter: shed share not written");
+            }
+        }
+    }
+
+    /// The requests the kernel filter shed on socket `fd`, by class (zero without a filter).
+    pub fn kernel_shed(&self, fd: std::os::fd::RawFd) -> sipedge_rt::KernelShed {
+        self.filter
+            .get()
+            .map_or_else(Default::default, |f| f.socket_shed(fd))
+    }
+
     /// Datagrams of `ip` the kernel filter dropped during its current ban.
     pub fn kernel_dropped_for(&self, ip: IpAddr) -> Option<u64> {
         self.filter.get()?.dropped(canonical(ip))

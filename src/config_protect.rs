@@ -57,6 +57,7 @@ pub(crate) struct RawOverload {
     shed_new_queue_percent: u32,
     shed_refresh_queue_percent: u32,
     shed_on_kernel_drops: bool,
+    kernel_shed_queue_percent: u32,
     calm_ms: u32,
     retry_after_min_secs: u32,
     retry_after_max_secs: u32,
@@ -72,6 +73,7 @@ impl Default for RawOverload {
             shed_new_queue_percent: o.shed_new_queue_percent,
             shed_refresh_queue_percent: o.shed_refresh_queue_percent,
             shed_on_kernel_drops: o.shed_on_kernel_drops,
+            kernel_shed_queue_percent: o.kernel_shed_queue_percent,
             calm_ms: o.calm_ms,
             retry_after_min_secs: sipedge_core::DEFAULT_RETRY_AFTER_MIN_SECS,
             retry_after_max_secs: sipedge_core::DEFAULT_RETRY_AFTER_MAX_SECS,
@@ -94,6 +96,10 @@ pub struct OverloadSettings {
     pub shed_refresh_queue_percent: u32,
     /// The kernel dropped datagrams since the last sample: level 1.
     pub shed_on_kernel_drops: bool,
+    /// From level 1 on, the kernel filter's shed share of OPTIONS/REGISTER is driven by
+    /// this receive-queue fill (% of SO_RCVBUF): above it the admitted share halves per
+    /// sample, below it grows back by 1/16 per sample, until all pass (`overload.rs`).
+    pub kernel_shed_queue_percent: u32,
     /// The level steps down once the measures stayed below it this long.
     pub calm_ms: u32,
 }
@@ -107,6 +113,7 @@ impl Default for OverloadSettings {
             shed_new_queue_percent: 20,
             shed_refresh_queue_percent: 50,
             shed_on_kernel_drops: true,
+            kernel_shed_queue_percent: 5,
             calm_ms: 500,
         }
     }
@@ -225,6 +232,12 @@ pub(crate) fn parse(p: &RawProtect, o: &RawOverload) -> Result<Protection, (Stri
             100,
         )?,
         shed_on_kernel_drops: o.shed_on_kernel_drops,
+        kernel_shed_queue_percent: range(
+            "overload.kernel_shed_queue_percent",
+            o.kernel_shed_queue_percent,
+            1,
+            100,
+        )?,
         calm_ms: range("overload.calm_ms", o.calm_ms, 0, 600_000)?,
     };
     Ok(Protection {

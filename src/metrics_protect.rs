@@ -17,6 +17,9 @@ pub struct ProtectMetrics {
     queue_bytes: AtomicU64,
     queue_percent: AtomicU64,
     kernel_drops: AtomicU64,
+    kernel_shed_options: AtomicU64,
+    kernel_shed_register: AtomicU64,
+    kernel_shed_permille: AtomicU64,
 }
 
 impl ProtectMetrics {
@@ -27,6 +30,18 @@ impl ProtectMetrics {
         self.queue_percent
             .store(u64::from(p.queue_percent), Relaxed);
         self.kernel_drops.store(p.kernel_drops, Relaxed);
+    }
+
+    /// The requests the kernel filter shed on the shard's sockets, by class.
+    pub fn publish_kernel_shed(&self, shed: sipedge_rt::KernelShed) {
+        self.kernel_shed_options.store(shed.options, Relaxed);
+        self.kernel_shed_register.store(shed.register, Relaxed);
+    }
+
+    /// The share the kernel filter sheds now (0 ..= `SHED_ALL`).
+    pub fn publish_kernel_shed_share(&self, share: u64) {
+        let permille = share.saturating_mul(1000) / sipedge_rt::SHED_ALL;
+        self.kernel_shed_permille.store(permille, Relaxed);
     }
 }
 
@@ -51,6 +66,12 @@ const ROWS: &[(&str, &str, &str, Field)] = &[
         "Datagrams the kernel dropped on the shard's sockets (receive queue full).",
         |m| &m.kernel_drops,
     ),
+    (
+        "overload_kernel_shed_permille",
+        "gauge",
+        "Share of OPTIONS/REGISTER datagrams the eBPF socket filter sheds now, per mille.",
+        |m| &m.kernel_shed_permille,
+    ),
 ];
 
 /// Renders the counters of every shard.
@@ -66,6 +87,24 @@ pub fn render(out: &mut String, shards: &[std::sync::Arc<ShardMetrics>]) {
                 out,
                 "sipedge_{name}{{shard=\"{i}\"}} {}",
                 field(&m.protect).load(Relaxed)
+            );
+        }
+    }
+    let name = "overload_kernel_shed_total";
+    let _ = writeln!(
+        out,
+        "# HELP sipedge_{name} Requests the eBPF socket filter dropped under pressure before \
+         queueing (no 503; the client retransmits), by class.\n# TYPE sipedge_{name} counter"
+    );
+    for (i, m) in shards.iter().enumerate() {
+        for (class, v) in [
+            ("options", &m.protect.kernel_shed_options),
+            ("register", &m.protect.kernel_shed_register),
+        ] {
+            let _ = writeln!(
+                out,
+                "sipedge_{name}{{shard=\"{i}\",class=\"{class}\"}} {}",
+                v.load(Relaxed)
             );
         }
     }

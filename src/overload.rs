@@ -4,6 +4,22 @@
 //! ([`sipedge_core::Core::handle_pressure`]): 0 none, 1 new requests, 2 refreshes too.
 //! The level rises at once and steps down one level after `calm_ms` below it, so it does
 //! not flap turn by turn.
+//!
+//! Kernel shedding (issue 17 item 6): at level ≥ 1 the meter also sets the share of
+//! OPTIONS and REGISTER datagrams the eBPF socket filter drops before they are queued
+//! ([`Pressure::kernel_shed_share`], written to the filter by the shard). The rule is AIMD
+//! on the admitted share `a = 1 - share`, driven by the receive-queue fill, once per
+//! sample (5 ms): fill ≥ `kernel_shed_queue_percent` or new kernel drops → `a /= 2`;
+//! else `a += 1/16`. It starts only at level ≥ 1 (at level 0 with `a = 1` nothing is
+//! shed in the kernel) and, once started, runs until `a` is back to 1 — also after the
+//! level fell to 0, so the queue the shedding kept short does not refill to the level-1
+//! threshold (20 %) before the kernel sheds again; calm, `a` is back to 1 within 16
+//! samples (80 ms). Why: the queue is what makes an admitted request late (its wait is
+//! fill ÷ service rate), so the share holds the fill near a small target instead of
+//! guessing rates; halving reaches a 10× flood's needed 1/10 within four samples (20 ms),
+//! and the additive growth probes back without refilling the queue at once.
+//! SO_RCVBUF is left alone: a smaller buffer would drop responses, ACKs and BYEs as blindly
+//! as new requests, while the filter drops only the classes RFC 3261 clients retransmit.
 
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -37,9 +53,14 @@ pub struct Pressure {
     pub sample: PressureSample,
     /// The kernel's drop count at start (the sockets may have dropped before we ran).
     drops_base: Option<u64>,
+    /// The kernel filter's shed share of OPTIONS/REGISTER, 0 ..= `SHED_ALL`.
+    kernel_share: u64,
     /// Debug builds only: `SIPEDGE_TEST_PRESSURE_FILE`, a file whose number (0–2), when
-    /// present, is the level — so tests over the binary can make a shard shed on cue.
+    /// present, is the level — so tests over the binary can make a shard shed on cue. An
+    /// optional second number (0–1000) forces the kernel shed share, per mille.
     forced: Option<std::path::PathBuf>,
+    /// The kernel shed share the file forces (see `forced`).
+    forced_share: Option<u64>,
 }
 
 /// The forced level of [`Pressure::forced`], read at most every sample.
@@ -64,8 +85,15 @@ impl Pressure {
             last_sample: None,
             sample: PressureSample::default(),
             drops_base: None,
+            kernel_share: 0,
             forced: test_pressure_file(),
+            forced_share: None,
         }
+    }
+
+    /// The sockets measured.
+    pub fn fds(&self) -> Vec<RawFd> {
+        self.fds.clone()
     }
 
     /// The level in force.
@@ -74,10 +102,38 @@ impl Pressure {
         self.level
     }
 
+    /// The share of OPTIONS and REGISTER datagrams the kernel filter should drop
+    /// (0 ..= [`sipedge_rt::SHED_ALL`]); see the module doc for the rule.
+    pub fn kernel_shed_share(&self) -> u64 {
+        self.kernel_share
+    }
+
     /// After a turn that took `turn`: the new level when it changed. `filtered(fd)`: the
-    /// datagrams the kernel ban filter dropped on socket `fd` (the kernel counts them as
-    /// drops too; only a full queue's drops are pressure).
+    /// datagrams the kernel filter dropped on socket `fd` (bans and shedding: the kernel
+    /// counts them as drops too; only a full queue's drops are pressure).
     pub fn end_turn(
+        &mut self,
+        now: Instant,
+        turn: Duration,
+        filtered: &dyn Fn(RawFd) -> u64,
+    ) -> Option<u8> {
+        let sampled = self
+            .last_sample
+            .is_none_or(|t| now.saturating_duration_since(t) >= SAMPLE_EVERY);
+        let before = self.sample.kernel_drops;
+        let out = self.measure(now, turn, filtered);
+        if let Some(share) = self.forced_share {
+            // Test hook: the file forces the share too.
+            self.kernel_share = share;
+        } else if sampled && (self.level > 0 || self.kernel_share > 0) {
+            let full = self.sample.queue_percent >= self.settings.kernel_shed_queue_percent
+                || self.sample.kernel_drops > before;
+            self.kernel_share = next_share(self.kernel_share, full);
+        }
+        out
+    }
+
+    fn measure(
         &mut self,
         now: Instant,
         turn: Duration,
@@ -93,11 +149,17 @@ impl Pressure {
             .is_none_or(|t| now.saturating_duration_since(t) >= SAMPLE_EVERY)
         {
             self.last_sample = Some(now);
-            forced = self
+            let text = self
                 .forced
                 .as_ref()
                 .and_then(|p| std::fs::read_to_string(p).ok())
-                .and_then(|t| t.trim().parse::<u8>().ok());
+                .unwrap_or_default();
+            let mut words = text.split_whitespace();
+            forced = words.next().and_then(|w| w.parse::<u8>().ok());
+            self.forced_share = words
+                .next()
+                .and_then(|w| w.parse::<u64>().ok())
+                .map(|pm| sipedge_rt::SHED_ALL * pm.min(1000) / 1000);
             let (mut bytes, mut pct, mut drops) = (0u64, 0u32, 0u64);
             for &fd in &self.fds {
                 if let Ok(m) = sipedge_rt::socket_meminfo(fd) {
@@ -169,9 +231,123 @@ impl Pressure {
     }
 }
 
+/// Writes the meter's kernel shed share to the filter when it changes and reads the
+/// filter's shed counts back for the metrics (every [`SHED_READ_EVERY`] while shedding).
+#[derive(Debug)]
+pub struct KernelShedWriter {
+    fds: Vec<RawFd>,
+    written: u64,
+    /// The filter may have shed since the counts were last read.
+    unread: bool,
+    last_read: Option<Instant>,
+}
+
+/// The kernel shed counters are read at most this often (one bpf call per socket).
+const SHED_READ_EVERY: Duration = Duration::from_millis(100);
+
+impl KernelShedWriter {
+    /// For the shard's sockets `fds`.
+    pub fn new(fds: Vec<RawFd>) -> KernelShedWriter {
+        KernelShedWriter {
+            fds,
+            written: 0,
+            unread: false,
+            last_read: None,
+        }
+    }
+
+    /// After each turn: writes a changed share, publishes the counts.
+    pub fn after_turn(
+        &mut self,
+        p: &Pressure,
+        bans: &crate::bans::BanRegistry,
+        metrics: &crate::metrics_protect::ProtectMetrics,
+    ) {
+        let share = p.kernel_shed_share();
+        if share != self.written {
+            for &fd in &self.fds {
+                bans.set_kernel_shed(fd, share);
+            }
+            self.written = share;
+            self.unread = true;
+            metrics.publish_kernel_shed_share(share);
+        }
+        self.unread |= share != 0;
+        let now = Instant::now();
+        let due = self
+            .last_read
+            .is_none_or(|t| now.saturating_duration_since(t) >= SHED_READ_EVERY);
+        // Read while shedding and once after (the last counts), never when calm.
+        if due && self.unread {
+            self.last_read = Some(now);
+            let mut total = sipedge_rt::KernelShed::default();
+            for &fd in &self.fds {
+                let s = bans.kernel_shed(fd);
+                total.options = total.options.saturating_add(s.options);
+                total.register = total.register.saturating_add(s.register);
+            }
+            metrics.publish_kernel_shed(total);
+            self.unread = share != 0;
+        }
+    }
+}
+
+/// One AIMD step of the kernel shed share (module doc): a full queue halves the admitted
+/// share, a short one admits 1/16 more.
+fn next_share(share: u64, full: bool) -> u64 {
+    let all = sipedge_rt::SHED_ALL;
+    let admit = all - share.min(all);
+    let admit = if full {
+        admit / 2
+    } else {
+        admit.saturating_add(all / 16).min(all)
+    };
+    all - admit
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A full queue halves the admitted share each sample; a short one lets 1/16 more in;
+    /// level 0 sheds nothing in the kernel at once.
+    #[test]
+    fn the_kernel_share_follows_the_queue() {
+        let all = sipedge_rt::SHED_ALL;
+        assert_eq!(next_share(0, true), all / 2);
+        assert_eq!(next_share(all / 2, true), all / 4 * 3);
+        assert_eq!(next_share(all / 2, false), all / 2 - all / 16);
+        assert_eq!(next_share(all / 32, false), 0);
+        assert_eq!(next_share(all, true), all);
+        let mut s = 0;
+        for _ in 0..4 {
+            s = next_share(s, true);
+        }
+        assert!(
+            all - s <= all / 10,
+            "a 10x flood's 1/10 within four samples"
+        );
+
+        let mut p = Pressure::new(OverloadSettings::default(), Vec::new());
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(p.end_turn(t0, ms(60), &|_| 0), Some(1));
+        assert_eq!(p.kernel_shed_share(), 0, "an empty queue: nothing to shed");
+        p.level = 0;
+        p.kernel_share = all / 2;
+        assert_eq!(p.end_turn(t0 + ms(10), ms(1), &|_| 0), None);
+        assert_eq!(
+            p.kernel_shed_share(),
+            all / 2 - all / 16,
+            "level 0 with a short queue: admits 1/16 more per sample"
+        );
+        for i in 0..8 {
+            p.end_turn(t0 + ms(20 + 10 * i), ms(1), &|_| 0);
+        }
+        assert_eq!(p.kernel_shed_share(), 0, "calm: none");
+        p.end_turn(t0 + ms(200), ms(1), &|_| 0);
+        assert_eq!(p.kernel_shed_share(), 0, "level 0 never starts shedding");
+    }
 
     #[test]
     fn rises_at_once_and_calms_down_step_by_step() {
@@ -204,6 +380,10 @@ mod tests {
         let lvl = p.end_turn(t0 + Duration::from_millis(10), Duration::ZERO, &|_| 0);
         assert!(lvl.is_some(), "{:?}", p.sample);
         assert!(p.sample.queue_bytes > 0);
+        assert!(
+            p.kernel_shed_share() > 0,
+            "a full queue: the kernel sheds a share"
+        );
     }
 
     /// The kernel ban filter's drops are in SK_MEMINFO_DROPS too: a banned source's flood

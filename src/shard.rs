@@ -190,6 +190,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             .map(std::os::fd::AsRawFd::as_raw_fd)
             .collect(),
     );
+    let mut kernel_shed = crate::overload::KernelShedWriter::new(pressure.fds());
     let mut ban_cursor = crate::bans::BanCursor::default();
     let mut last_sweep = Instant::now();
     let mut engine = match Engine::new(io, sockets, wake, &engine_cfg) {
@@ -361,6 +362,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             core.handle_pressure(level);
             tracing::info!(target: "sip::overload", level, turn_ms = worked.as_millis() as u64, queue_percent = pressure.sample.queue_percent, kernel_drops = pressure.sample.kernel_drops, "shard pressure level changed");
         }
+        kernel_shed.after_turn(&pressure, &bans, &metrics.protect);
         metrics
             .protect
             .publish(&core.protect_stats(), &pressure.sample);

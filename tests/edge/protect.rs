@@ -220,7 +220,7 @@ fn a_password_guesser_is_banned() {
 
 /// The header lines of `msg` a UAS copies into its response (RFC 3261 §8.2.6.2), with a To
 /// tag added.
-fn uas_reply(msg: &[u8], status: &str, contact: &str) -> Vec<u8> {
+pub(crate) fn uas_reply(msg: &[u8], status: &str, contact: &str) -> Vec<u8> {
     let m = Message::parse(msg).unwrap();
     let mut out = format!("SIP/2.0 {status}\r\n");
     for h in m.headers() {
@@ -243,7 +243,7 @@ fn uas_reply(msg: &[u8], status: &str, contact: &str) -> Vec<u8> {
 }
 
 /// The next datagram that is not a provisional response.
-fn next_final(c: &Client) -> Vec<u8> {
+pub(crate) fn next_final(c: &Client) -> Vec<u8> {
     loop {
         let b = c.recv(Duration::from_secs(3)).expect("a message");
         let m = Message::parse(&b).unwrap();
@@ -253,7 +253,7 @@ fn next_final(c: &Client) -> Vec<u8> {
     }
 }
 
-fn status(b: &[u8]) -> Option<u16> {
+pub(crate) fn status(b: &[u8]) -> Option<u16> {
     Message::parse(b).unwrap().status()
 }
 

@@ -65,7 +65,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 pub use engine::Engine;
-pub use filter::BanFilter;
+pub use filter::{BanFilter, KernelShed, SHED_ALL};
 pub use meminfo::{socket_meminfo, SocketMemInfo};
 pub use mesh::{Mesh, MeshEndpoint, MeshLimits, MeshStats};
 pub use socket::{

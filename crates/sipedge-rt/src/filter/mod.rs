@@ -11,9 +11,16 @@
 //!   (bpf_skb_load_bytes_relative(skb, 12 | 8, key + 12 | key, 4 | 16, BPF_HDR_START_NET))
 //! load failed            → keep
 //! value = lookup(bans, key)
-//! value != NULL          → *value += 1 (atomic: drops per source); return 0 (drop)
+//! value != NULL          → *value += 1 (atomic: drops per source); socket's drops += 1;
+//!                          return 0 (drop)
+//! payload (after the 8-byte UDP header) starts "OPTIONS " or "REGISTER "
+//!   and bpf_get_prandom_u32() < shares[socket cookie]
+//!                        → socket's drops += 1, its class counter += 1; return 0 (drop)
 //! otherwise              → return skb->len (keep all)
 //! ```
+//!
+//! The second rule is overload shedding by class (issue 17 item 6): user space (the shard's
+//! pressure meter) writes each socket's share; see [`program`] for what is never shed.
 //!
 //! One program per address family (an AF_INET socket only ever sees IPv4 headers, an
 //! AF_INET6 one with `IPV6_V6ONLY` only IPv6), one map shared by all. Built as instructions
@@ -104,9 +111,42 @@ fn patch(p: &mut [u64], at: usize, to: usize) {
     p[at] = (p[at] & !(0xffff << 16)) | u64::from(off as u16) << 16;
 }
 
-/// The filter program for one family, with the ban map `bans` and the per-socket drop
-/// counters `socks` (their fds baked in).
-fn program(v6: bool, bans: RawFd, socks: RawFd) -> Vec<u64> {
+/// `bpf_skb_load_bytes`: bytes from `skb->data`, which for a UDP socket filter is the UDP
+/// header (`udp_queue_rcv_one_skb` runs `sk_filter` after the IP header was pulled).
+const BPF_FUNC_SKB_LOAD_BYTES: i32 = 26;
+const BPF_FUNC_GET_PRANDOM_U32: i32 = 7;
+const R7: u8 = 7;
+const R8: u8 = 8;
+
+/// A 64-bit immediate (`ld_imm64`, two slots).
+fn ld_imm64(dst: u8, v: u64) -> [u64; 2] {
+    [insn(0x18, dst, 0, 0, v as u32 as i32), (v >> 32) << 32]
+}
+
+/// The first eight payload bytes of a request of a kernel-shed class, as the program loads
+/// them (native order). `REGISTER` is also checked for the space after it.
+const OPTIONS_: u64 = u64::from_ne_bytes(*b"OPTIONS ");
+const REGISTER: u64 = u64::from_ne_bytes(*b"REGISTER");
+
+/// Offsets in a socket's counters (`socks` value: three u64).
+const V_DROPS: i16 = 0;
+const V_SHED_OPTIONS: i32 = 8;
+const V_SHED_REGISTER: i32 = 16;
+/// The `socks` value: all filter drops, kernel-shed OPTIONS, kernel-shed REGISTERs.
+const SOCK_VALUE: u32 = 24;
+
+/// The filter program for one family, with the ban map `bans`, the per-socket counters
+/// `socks` and the per-socket shed shares `shares` (their fds baked in).
+///
+/// After the ban check, class shedding (issue 17 item 6): a datagram whose payload starts
+/// with `OPTIONS ` or `REGISTER ` is dropped when `bpf_get_prandom_u32() < p`, `p` being
+/// the socket's shed share (in `shares`, 0 ..= 2^32) that user space writes from
+/// its pressure meter. Everything else — responses (`SIP/2.0 `), ACK, BYE, CANCEL, INVITE,
+/// in-dialog requests, keepalives — always passes: RFC 3261 §17.1.1.2/§17.1.2.2 make the
+/// client retransmit a dropped request with back-off, while a dropped response or ACK
+/// would cost a whole transaction. INVITE is left to user space: whether it is in-dialog
+/// (a To tag, RFC 3261 §12.2) needs a header scan a socket filter cannot do cheaply.
+fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
     let mut p = vec![
         insn(0xbf, R6, R1, 0, 0), // r6 = skb
         // key = 0 (16 bytes at r10-16)
@@ -128,7 +168,7 @@ fn program(v6: bool, bans: RawFd, socks: RawFd) -> Vec<u64> {
         insn(0x85, 0, 0, 0, BPF_FUNC_SKB_LOAD_BYTES_RELATIVE),
     ]);
     let load_failed = p.len();
-    p.push(insn(0x55, R0, 0, 0, 0)); // if r0 != 0 goto keep
+    p.push(insn(0x55, R0, 0, 0, 0)); // if r0 != 0 goto classify
     p.extend([
         insn(0x18, R1, 1, 0, bans), // r1 = bans (two slots)
         0,
@@ -137,7 +177,7 @@ fn program(v6: bool, bans: RawFd, socks: RawFd) -> Vec<u64> {
         insn(0x85, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM),
     ]);
     let not_banned = p.len();
-    p.push(insn(0x15, R0, 0, 0, 0)); // if r0 == 0 goto keep
+    p.push(insn(0x15, R0, 0, 0, 0)); // if r0 == 0 goto classify
     p.extend([
         insn(0xb7, R1, 0, 0, 1),  // r1 = 1
         insn(0xdb, R0, R1, 0, 0), // lock *(u64 *)(r0 + 0) += r1: drops of this source
@@ -155,8 +195,69 @@ fn program(v6: bool, bans: RawFd, socks: RawFd) -> Vec<u64> {
     let no_counter = p.len();
     p.push(insn(0x15, R0, 0, 0, 0)); // if r0 == 0 goto drop
     p.extend([
-        insn(0xb7, R1, 0, 0, 1),  // r1 = 1
-        insn(0xdb, R0, R1, 0, 0), // lock *(u64 *)(r0 + 0) += r1
+        insn(0xb7, R1, 0, 0, 1),        // r1 = 1
+        insn(0xdb, R0, R1, V_DROPS, 0), // lock *(u64 *)(r0 + 0) += r1
+    ]);
+    let ban_done = p.len();
+    p.push(insn(0x05, 0, 0, 0, 0)); // goto drop
+                                    // classify: the first nine payload bytes (after the 8-byte UDP header).
+    let classify = p.len();
+    p.extend([
+        insn(0xbf, R1, R6, 0, 0),  // r1 = skb
+        insn(0xb7, R2, 0, 0, 8),   // r2 = 8
+        insn(0xbf, R3, R10, 0, 0), // r3 = r10
+        insn(0x07, R3, 0, 0, -40), // r3 -= 40
+        insn(0xb7, R4, 0, 0, 9),   // r4 = 9
+        insn(0x85, 0, 0, 0, BPF_FUNC_SKB_LOAD_BYTES),
+    ]);
+    let short = p.len();
+    p.push(insn(0x55, R0, 0, 0, 0)); // if r0 != 0 goto keep (shorter than 9 bytes)
+    p.push(insn(0x79, R1, R10, -40, 0)); // r1 = *(u64 *)(r10 - 40)
+    p.extend(ld_imm64(R2, OPTIONS_));
+    p.push(insn(0xb7, R7, 0, 0, V_SHED_OPTIONS)); // r7 = the OPTIONS counter
+    let is_options = p.len();
+    p.push(insn(0x1d, R1, R2, 0, 0)); // if r1 == r2 goto shed
+    p.extend(ld_imm64(R2, REGISTER));
+    let not_register = p.len();
+    p.push(insn(0x5d, R1, R2, 0, 0)); // if r1 != r2 goto keep
+    p.push(insn(0x71, R1, R10, -32, 0)); // r1 = *(u8 *)(r10 - 32)
+    let no_space = p.len();
+    p.push(insn(0x55, R1, 0, 0, i32::from(b' '))); // if r1 != ' ' goto keep
+    p.push(insn(0xb7, R7, 0, 0, V_SHED_REGISTER)); // r7 = the REGISTER counter
+                                                   // shed: the socket's share p, a coin, the counters.
+    let shed = p.len();
+    p.extend([
+        insn(0xbf, R1, R6, 0, 0), // r1 = skb
+        insn(0x85, 0, 0, 0, BPF_FUNC_GET_SOCKET_COOKIE),
+        insn(0x7b, R10, R0, -48, 0),  // *(u64 *)(r10 - 48) = cookie
+        insn(0x18, R1, 1, 0, shares), // r1 = shares (two slots)
+        0,
+        insn(0xbf, R2, R10, 0, 0), // r2 = r10
+        insn(0x07, R2, 0, 0, -48), // r2 -= 48
+        insn(0x85, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM),
+    ]);
+    let unknown_socket = p.len();
+    p.push(insn(0x15, R0, 0, 0, 0)); // if r0 == 0 goto keep
+    p.push(insn(0x79, R8, R0, 0, 0)); // r8 = p
+    let calm = p.len();
+    p.push(insn(0x15, R8, 0, 0, 0)); // if r8 == 0 goto keep (no coin when calm)
+    p.push(insn(0x85, 0, 0, 0, BPF_FUNC_GET_PRANDOM_U32));
+    let lucky = p.len();
+    p.push(insn(0x3d, R0, R8, 0, 0)); // if r0 >= r8 goto keep
+    p.extend([
+        insn(0x18, R1, 1, 0, socks), // r1 = socks (two slots)
+        0,
+        insn(0xbf, R2, R10, 0, 0), // r2 = r10
+        insn(0x07, R2, 0, 0, -48), // r2 -= 48
+        insn(0x85, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM),
+    ]);
+    let uncounted = p.len();
+    p.push(insn(0x15, R0, 0, 0, 0)); // if r0 == 0 goto drop
+    p.extend([
+        insn(0xb7, R1, 0, 0, 1),        // r1 = 1
+        insn(0xdb, R0, R1, V_DROPS, 0), // lock value->drops += 1 (all filter drops)
+        insn(0x0f, R0, R7, 0, 0),       // r0 += r7: the class counter
+        insn(0xdb, R0, R1, 0, 0),       // lock *(u64 *)(r0 + 0) += 1
     ]);
     let drop = p.len();
     p.extend([
@@ -168,9 +269,18 @@ fn program(v6: bool, bans: RawFd, socks: RawFd) -> Vec<u64> {
         insn(0x61, R0, R6, 0, 0), // r0 = skb->len (__sk_buff.len, offset 0): keep all
         insn(0x95, 0, 0, 0, 0),   // exit
     ]);
-    patch(&mut p, load_failed, keep);
-    patch(&mut p, not_banned, keep);
+    patch(&mut p, load_failed, classify);
+    patch(&mut p, not_banned, classify);
     patch(&mut p, no_counter, drop);
+    patch(&mut p, ban_done, drop);
+    patch(&mut p, short, keep);
+    patch(&mut p, is_options, shed);
+    patch(&mut p, not_register, keep);
+    patch(&mut p, no_space, keep);
+    patch(&mut p, unknown_socket, keep);
+    patch(&mut p, calm, keep);
+    patch(&mut p, lucky, keep);
+    patch(&mut p, uncounted, drop);
     p
 }
 
@@ -224,39 +334,57 @@ fn key(ip: IpAddr) -> [u8; 16] {
 #[derive(Debug)]
 pub struct BanFilter {
     map: OwnedFd,
-    /// Socket cookie → datagrams the filter dropped on that socket.
+    /// Socket cookie → datagrams the filter dropped on that socket (all, then the
+    /// kernel-shed OPTIONS and REGISTERs).
     socks: OwnedFd,
+    /// Socket cookie → the share of OPTIONS/REGISTER to shed (0 ..= [`SHED_ALL`]).
+    shares: OwnedFd,
     v4: OwnedFd,
     v6: OwnedFd,
 }
 
-/// A hash map of `key` → `u64` of `entries` entries.
-fn hash_map(key: u32, entries: u32, name: &[u8]) -> io::Result<OwnedFd> {
+/// A hash map of `key` → `value` bytes of `entries` entries.
+fn hash_map(key: u32, value: u32, entries: u32, name: &[u8]) -> io::Result<OwnedFd> {
     let mut a = Attr::new();
     a.u32(0, BPF_MAP_TYPE_HASH)
         .u32(4, key)
-        .u32(8, 8)
+        .u32(8, value)
         .u32(12, entries.max(1));
     a.0[28..28 + name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
     bpf(BPF_MAP_CREATE, &mut a).map(owned)
 }
 
-fn update(map: RawFd, key: &[u8], value: u64, flags: u64) -> io::Result<()> {
+/// Writes `value` (exactly the map's value size) under `key`.
+fn update_with<const N: usize>(
+    map: RawFd,
+    key: &[u8],
+    value: &[u64; N],
+    flags: u64,
+) -> io::Result<()> {
     let mut a = Attr::new();
     a.u32(0, map as u32)
         .u64(8, key.as_ptr() as u64)
-        .u64(16, &value as *const u64 as u64)
+        .u64(16, value.as_ptr() as u64)
         .u64(24, flags);
     bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
 }
 
-fn lookup(map: RawFd, key: &[u8]) -> Option<u64> {
-    let mut v = 0u64;
+fn update(map: RawFd, key: &[u8], value: u64, flags: u64) -> io::Result<()> {
+    update_with(map, key, &[value], flags)
+}
+
+/// Reads the value (exactly the map's value size, `N` u64) under `key`.
+fn lookup_n<const N: usize>(map: RawFd, key: &[u8]) -> Option<[u64; N]> {
+    let mut v = [0u64; N];
     let mut a = Attr::new();
     a.u32(0, map as u32)
         .u64(8, key.as_ptr() as u64)
-        .u64(16, &mut v as *mut u64 as u64);
+        .u64(16, v.as_mut_ptr() as u64);
     bpf(BPF_MAP_LOOKUP_ELEM, &mut a).ok().map(|_| v)
+}
+
+fn lookup(map: RawFd, key: &[u8]) -> Option<u64> {
+    lookup_n::<1>(map, key).map(|v| v[0])
 }
 
 /// The socket's cookie (`SO_COOKIE`), what the program keys its drop counters by.
@@ -282,22 +410,44 @@ fn cookie(fd: RawFd) -> io::Result<u64> {
 /// Sockets whose drops the filter counts, at most.
 const MAX_SOCKETS: u32 = 4096;
 
+/// The shed share that drops every OPTIONS and REGISTER (`bpf_get_prandom_u32() < 2^32`).
+pub const SHED_ALL: u64 = 1 << 32;
+
+/// Datagrams the filter shed on one socket, by request class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelShed {
+    /// `OPTIONS` requests.
+    pub options: u64,
+    /// `REGISTER` requests.
+    pub register: u64,
+}
+
 impl BanFilter {
     /// Creates the map (at most `entries` bans) and loads the programs. Fails without
     /// CAP_BPF (or root) or on a kernel without socket-filter eBPF.
     pub fn new(entries: u32) -> io::Result<BanFilter> {
-        let map = hash_map(16, entries, b"sipedge_ban")?;
-        let socks = hash_map(8, MAX_SOCKETS, b"sipedge_bansock")?;
-        let v4 = prog_load(&program(false, map.as_raw_fd(), socks.as_raw_fd()))?;
-        let v6 = prog_load(&program(true, map.as_raw_fd(), socks.as_raw_fd()))?;
-        Ok(BanFilter { map, socks, v4, v6 })
+        let map = hash_map(16, 8, entries, b"sipedge_ban")?;
+        let socks = hash_map(8, SOCK_VALUE, MAX_SOCKETS, b"sipedge_bansock")?;
+        let shares = hash_map(8, 8, MAX_SOCKETS, b"sipedge_shed")?;
+        let fds = (map.as_raw_fd(), socks.as_raw_fd(), shares.as_raw_fd());
+        let v4 = prog_load(&program(false, fds.0, fds.1, fds.2))?;
+        let v6 = prog_load(&program(true, fds.0, fds.1, fds.2))?;
+        Ok(BanFilter {
+            map,
+            socks,
+            shares,
+            v4,
+            v6,
+        })
     }
 
     /// Attaches the filter of the socket's family to `socket` (`SO_ATTACH_BPF`), with a drop
     /// counter of its own ([`BanFilter::socket_drops`]).
     pub fn attach(&self, socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
         let fd = socket.as_raw_fd();
-        update(self.socks.as_raw_fd(), &cookie(fd)?.to_ne_bytes(), 0, 0)?;
+        let c = cookie(fd)?.to_ne_bytes();
+        update_with(self.socks.as_raw_fd(), &c, &[0u64; 3], 0)?;
+        update(self.shares.as_raw_fd(), &c, 0, 0)?;
         let prog = if ipv6 { &self.v6 } else { &self.v4 }.as_raw_fd();
         // SAFETY: passes a live c_int of the size given; the kernel copies it.
         let rc = unsafe {
@@ -320,8 +470,30 @@ impl BanFilter {
     pub fn socket_drops(&self, fd: RawFd) -> u64 {
         cookie(fd)
             .ok()
-            .and_then(|c| lookup(self.socks.as_raw_fd(), &c.to_ne_bytes()))
-            .unwrap_or(0)
+            .and_then(|c| lookup_n::<3>(self.socks.as_raw_fd(), &c.to_ne_bytes()))
+            .map_or(0, |v| v[0])
+    }
+
+    /// Sets the share of OPTIONS and REGISTER requests the filter drops on socket `fd`
+    /// (0: none; [`SHED_ALL`]: all; clamped). The socket must have been [attached].
+    ///
+    /// [attached]: BanFilter::attach
+    pub fn set_shed(&self, fd: RawFd, share: u64) -> io::Result<()> {
+        let c = cookie(fd)?.to_ne_bytes();
+        // BPF_EXIST: only sockets attached here.
+        update(self.shares.as_raw_fd(), &c, share.min(SHED_ALL), 2)
+    }
+
+    /// The requests the filter shed on socket `fd`, by class (also in
+    /// [`BanFilter::socket_drops`]).
+    pub fn socket_shed(&self, fd: RawFd) -> KernelShed {
+        cookie(fd)
+            .ok()
+            .and_then(|c| lookup_n::<3>(self.socks.as_raw_fd(), &c.to_ne_bytes()))
+            .map_or(KernelShed::default(), |v| KernelShed {
+                options: v[1],
+                register: v[2],
+            })
     }
 
     /// Bans `ip` in the kernel (its drop count starts at 0; an existing entry keeps its).
@@ -424,5 +596,97 @@ mod tests {
             bad.send_to(b"again", to).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(rx.recv_from(&mut buf).map(|r| r.0).ok(), Some(5));
         }
+    }
+
+    /// At share 1 (all) the filter drops every OPTIONS and REGISTER in the kernel and counts
+    /// them by class, while responses, BYE, ACK, CANCEL, INVITE and short datagrams pass; at
+    /// share 0 everything passes; at one half about half the OPTIONS go.
+    #[test]
+    fn sheds_options_and_register_by_share() {
+        let f = match BanFilter::new(16) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                eprintln!("BPF not permitted here ({e}): skipped");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let rx = sock("127.0.117.230:0");
+        f.attach(&rx, false).unwrap_or_else(|e| panic!("{e}"));
+        let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let tx = sock("127.0.117.231:0");
+        let fd = rx.as_raw_fd();
+        let shed: &[&[u8]] = &[
+            b"OPTIONS sip:a@b SIP/2.0\r\n",
+            b"REGISTER sip:b SIP/2.0\r\n",
+        ];
+        let pass: &[&[u8]] = &[
+            b"SIP/2.0 200 OK\r\n",
+            b"BYE sip:a@b SIP/2.0\r\n",
+            b"ACK sip:a@b SIP/2.0\r\n",
+            b"CANCEL sip:a@b SIP/2.0\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\n",
+            b"REGISTERX sip:b SIP/2.0\r\n",
+            b"OPTIONS",
+            b"\r\n\r\n",
+        ];
+        let mut buf = [0u8; 128];
+        let mut received = |rx: &UdpSocket| {
+            let mut n = 0;
+            while rx.recv_from(&mut buf).is_ok() {
+                n += 1;
+            }
+            n
+        };
+        f.set_shed(fd, SHED_ALL).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..10 {
+            for d in shed.iter().chain(pass) {
+                tx.send_to(d, to).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        assert_eq!(
+            received(&rx),
+            10 * pass.len(),
+            "only the passing classes arrive"
+        );
+        assert_eq!(
+            f.socket_shed(fd),
+            KernelShed {
+                options: 10,
+                register: 10
+            }
+        );
+        assert_eq!(
+            f.socket_drops(fd),
+            20,
+            "in the filter's drops (not pressure)"
+        );
+        f.set_shed(fd, 0).unwrap_or_else(|e| panic!("{e}"));
+        for d in shed {
+            tx.send_to(d, to).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(received(&rx), 2, "share 0: nothing shed");
+        f.set_shed(fd, SHED_ALL / 2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..400 {
+            tx.send_to(shed[0], to).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let got = received(&rx);
+        assert!((120..=280).contains(&got), "about half of 400 pass: {got}");
+        // IPv6: the same classes (the UDP header is at the same place).
+        let rx6 = sock("[::1]:0");
+        f.attach(&rx6, true).unwrap_or_else(|e| panic!("{e}"));
+        let to6 = rx6.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        f.set_shed(rx6.as_raw_fd(), SHED_ALL)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let tx6 = sock("[::1]:0");
+        for d in shed.iter().chain(pass) {
+            tx6.send_to(d, to6).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(received(&rx6), pass.len());
+        assert_eq!(f.socket_shed(rx6.as_raw_fd()).options, 1);
+        // A socket not attached here cannot be given a share.
+        let other = sock("127.0.117.232:0");
+        assert!(f.set_shed(other.as_raw_fd(), SHED_ALL).is_err());
     }
 }
