@@ -369,7 +369,7 @@ else:
                ("bindings created", "bindings", True, 0)]
     print(f"{scen}: --ramp {ramp} --step-seconds {step}; one flow = " + {
         "options": "one OPTIONS", "register": "one REGISTER of a new AoR", "refresh": "one re-REGISTER of an existing binding",
-        "register-auth": "REGISTER, 401, REGISTER with digest, 200", "call": "INVITE/180/200/ACK/BYE/200 through the server"}[scen] + "\n")
+        "register-auth": "REGISTER, 401, REGISTER with digest, 200", "call": "INVITE/180/200/ACK/BYE/200 through the server", "call-limits": "the call, with channels/cps limits on user, account and server"}[scen] + "\n")
 print("| metric | sipedge | Kamailio | sipedge advantage |")
 print("| --- | --- | --- | --- |")
 for name, key, hb, d in metrics:

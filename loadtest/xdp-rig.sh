@@ -134,6 +134,10 @@ level = "warn"
 
 [registrar]
 persistence = false
+
+[protect]
+# The generator is a load generator: its rate would be a pike ban otherwise (issue 17).
+trusted = ["198.18.21.12/32"]
 EOF
     if [[ $2 == register-auth ]]; then
         # sipload's generated users sl0… with its default password, MD5 as Kamailio's config.
