@@ -122,26 +122,52 @@ fn get_flow(s: &[u8], v6: bool) -> Option<Flow> {
 /// `sip:USER@ADDR`, or `sip:ADDR` when `user` is empty, with `ADDR` the address as a URI
 /// writes it (`1.2.3.4:5060`, `[2001:db8::1]:5060`).
 fn write_flow_uri(out: &mut Vec<u8>, user: &[u8], addr: SocketAddr) {
-    use std::io::Write as _;
     out.extend_from_slice(b"sip:");
     if !user.is_empty() {
         out.extend_from_slice(user);
         out.push(b'@');
     }
-    let _ = write!(out, "{addr}");
+    out.extend_from_slice(&addr_text(addr));
+}
+
+/// `addr` as `Display` writes it (`ip:port`, `[ip]:port` for IPv6), on the stack, without
+/// `fmt` (about 2,500 instructions per call saved on the relayed call).
+fn addr_text(addr: SocketAddr) -> smallvec::SmallVec<[u8; 64]> {
+    let mut buf = smallvec::SmallVec::new();
+    let ip = sipedge_msg::IpText::new(addr.ip());
+    if addr.is_ipv6() {
+        buf.push(b'[');
+        buf.extend_from_slice(ip.as_bytes());
+        buf.push(b']');
+    } else {
+        buf.extend_from_slice(ip.as_bytes());
+    }
+    buf.push(b':');
+    let mut port = [0u8; 5];
+    let mut i = port.len();
+    let mut p = addr.port();
+    loop {
+        i -= 1;
+        port[i] = b'0' + (p % 10) as u8;
+        p /= 10;
+        if p == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&port[i..]);
+    buf
 }
 
 /// The user part of `target` when `target` is exactly what [`write_flow_uri`] rebuilds from
-/// it and `addr` (checked by rebuilding it).
+/// it and `addr` (compared with the address text, no allocation).
 fn user_if_flow(target: &[u8], addr: SocketAddr) -> Option<&[u8]> {
     let rest = target.strip_prefix(b"sip:")?;
-    let user = rest
-        .iter()
-        .rposition(|&c| c == b'@')
-        .map_or(&b""[..], |i| &rest[..i]);
-    let mut again = Vec::with_capacity(target.len());
-    write_flow_uri(&mut again, user, addr);
-    (again == target).then_some(user)
+    let (user, host) = match rest.iter().rposition(|&c| c == b'@') {
+        Some(i) if i > 0 => (&rest[..i], &rest[i + 1..]),
+        Some(_) => return None, // `sip:@host` is not what write_flow_uri writes
+        None => (&b""[..], rest),
+    };
+    (host == addr_text(addr).as_slice()).then_some(user)
 }
 
 /// Packs a dialog's ends; `None` when the fields pass [`MAX_ENDS_BYTES`].
