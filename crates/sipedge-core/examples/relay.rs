@@ -229,7 +229,13 @@ fn memory(n: u64) {
 }
 
 fn calls(n: u64, limits: bool) {
-    let mut c = core_with(limits);
+    // `SIPEDGE_NO_DIALOG_KEEPALIVE=1`: the relay without issue 16's per-call keepalive state
+    // (`[dialogs] keepalive_secs = 0`), to compare the relay path alone across commits.
+    let mut c = if std::env::var_os("SIPEDGE_NO_DIALOG_KEEPALIVE").is_some() {
+        core_from(limits, |cfg| cfg.dialogs.keepalive_secs = 0)
+    } else {
+        core_with(limits)
+    };
     let bob: SocketAddr = BOB.parse().expect("addr");
     let mut fwd = Vec::new();
     let mut resp = Vec::new();
