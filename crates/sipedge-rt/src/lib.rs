@@ -47,6 +47,7 @@
 //! lost, and an awake shard costs its peers one atomic swap and no syscall.
 #![allow(unsafe_code)]
 
+mod bpf;
 mod engine;
 mod filter;
 mod meminfo;

@@ -29,13 +29,8 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
-const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_MAP_TYPE_HASH: u32 = 1;
 const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
@@ -47,55 +42,10 @@ const BPF_HDR_START_NET: i32 = 1;
 /// `SO_ATTACH_BPF` (asm-generic/socket.h).
 const SO_ATTACH_BPF: libc::c_int = 50;
 
-/// `union bpf_attr` as a zeroed block written field by field.
-#[repr(C, align(8))]
-struct Attr([u8; 128]);
-
-impl Attr {
-    fn new() -> Attr {
-        Attr([0; 128])
-    }
-    fn u32(&mut self, off: usize, v: u32) -> &mut Self {
-        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-        self
-    }
-    fn u64(&mut self, off: usize, v: u64) -> &mut Self {
-        self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-        self
-    }
-}
-
-fn bpf(cmd: libc::c_long, attr: &mut Attr) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a live, writable 128-byte `union bpf_attr` whose pointer fields point
-    // at memory the caller keeps alive across this call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr.0.as_mut_ptr(),
-            attr.0.len() as libc::c_uint,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-fn owned(fd: libc::c_long) -> OwnedFd {
-    // SAFETY: the bpf command returned a new file descriptor nobody else owns.
-    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
-}
-
-/// One instruction (`struct bpf_insn`).
-fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
-    u64::from(code)
-        | u64::from(dst & 0xf) << 8
-        | u64::from(src & 0xf) << 12
-        | u64::from(off as u16) << 16
-        | u64::from(imm as u32) << 32
-}
+use crate::bpf::{
+    bpf, insn, owned, BpfAttr as Attr, BPF_MAP_CREATE, BPF_MAP_DELETE_ELEM, BPF_MAP_LOOKUP_ELEM,
+    BPF_MAP_UPDATE_ELEM,
+};
 
 const R0: u8 = 0;
 const R1: u8 = 1;
@@ -285,41 +235,13 @@ fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
 }
 
 fn prog_load(insns: &[u64]) -> io::Result<OwnedFd> {
-    let license = c"Apache-2.0";
-    let load = |log: &mut [u8]| {
-        let mut a = Attr::new();
-        a.u32(0, BPF_PROG_TYPE_SOCKET_FILTER)
-            .u32(4, insns.len() as u32)
-            .u64(8, insns.as_ptr() as u64)
-            .u64(16, license.as_ptr() as u64)
-            .u32(24, u32::from(!log.is_empty()))
-            .u32(28, log.len() as u32)
-            .u64(
-                32,
-                if log.is_empty() {
-                    0
-                } else {
-                    log.as_mut_ptr() as u64
-                },
-            );
-        a.0[48..48 + 11].copy_from_slice(b"sipedge_ban");
-        bpf(BPF_PROG_LOAD, &mut a).map(owned)
+    let spec = crate::bpf::ProgSpec {
+        prog_type: BPF_PROG_TYPE_SOCKET_FILTER,
+        attach_type: 0,
+        name: b"sipedge_ban",
+        what: "ban filter",
     };
-    match load(&mut []) {
-        Ok(fd) => Ok(fd),
-        Err(e) => {
-            let mut log = vec![0u8; 64 * 1024];
-            let _ = load(&mut log);
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            Err(io::Error::new(
-                e.kind(),
-                format!(
-                    "loading the ban filter failed: {e}; verifier: {}",
-                    String::from_utf8_lossy(&log[..end])
-                ),
-            ))
-        }
-    }
+    crate::bpf::prog_load(&spec, insns)
 }
 
 /// The map key of a source: IPv4 (and IPv4-mapped) as `::ffff:a.b.c.d`.

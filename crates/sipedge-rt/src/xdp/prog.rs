@@ -25,14 +25,7 @@ use super::sys;
 const XDP_PASS: i32 = 2;
 const BPF_FUNC_REDIRECT_MAP: i32 = 51;
 
-/// One eBPF instruction, encoded as the kernel reads it (`struct bpf_insn`, little-endian).
-fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
-    u64::from(code)
-        | u64::from(dst & 0xf) << 8
-        | u64::from(src & 0xf) << 12
-        | u64::from(off as u16) << 16
-        | u64::from(imm as u32) << 32
-}
+use crate::bpf::insn;
 
 /// A forward-jump assembler: jumps name labels, resolved by [`Asm::finish`].
 struct Asm {

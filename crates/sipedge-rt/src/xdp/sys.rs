@@ -8,9 +8,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 // ---- bpf(2) -------------------------------------------------------------------------------
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_PROG_LOAD: libc::c_long = 5;
+use crate::bpf::{bpf, owned, BpfAttr, BPF_MAP_CREATE, BPF_MAP_UPDATE_ELEM};
+
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PROG_TYPE_XDP: u32 = 6;
@@ -20,48 +19,6 @@ const BPF_XDP: u32 = 37;
 pub(crate) const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 /// `XDP_FLAGS_DRV_MODE`: native XDP, in the driver.
 pub(crate) const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
-
-/// `union bpf_attr`, as a zeroed 128-byte block written field by field (every command uses
-/// a prefix of it; the kernel requires the unused tail to be zero).
-#[repr(C, align(8))]
-struct BpfAttr([u8; 128]);
-
-impl BpfAttr {
-    fn new() -> BpfAttr {
-        BpfAttr([0; 128])
-    }
-    fn u32(&mut self, off: usize, v: u32) -> &mut Self {
-        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-        self
-    }
-    fn u64(&mut self, off: usize, v: u64) -> &mut Self {
-        self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-        self
-    }
-}
-
-fn bpf(cmd: libc::c_long, attr: &mut BpfAttr) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a live, writable 128-byte `union bpf_attr` whose pointer fields (set
-    // by the callers) point at memory that outlives this call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr.0.as_mut_ptr(),
-            attr.0.len() as libc::c_uint,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-fn owned(fd: libc::c_long) -> OwnedFd {
-    // SAFETY: the bpf command returned a new file descriptor that nobody else owns.
-    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
-}
 
 /// Creates an XSKMAP (queue index → AF_XDP socket) of `entries` entries.
 pub(crate) fn xskmap_create(entries: u32) -> io::Result<OwnedFd> {
@@ -88,40 +45,13 @@ pub(crate) fn xskmap_set(map: RawFd, queue: u32, xsk: RawFd) -> io::Result<()> {
 
 /// Loads an XDP program; on a verifier refusal the error carries the verifier's log.
 pub(crate) fn prog_load(insns: &[u64]) -> io::Result<OwnedFd> {
-    let license = c"Apache-2.0";
-    let load = |log: &mut [u8]| {
-        let mut a = BpfAttr::new();
-        a.u32(0, BPF_PROG_TYPE_XDP)
-            .u32(4, insns.len() as u32)
-            .u64(8, insns.as_ptr() as u64)
-            .u64(16, license.as_ptr() as u64)
-            .u32(24, u32::from(!log.is_empty()))
-            .u32(28, log.len() as u32)
-            .u64(
-                32,
-                if log.is_empty() {
-                    0
-                } else {
-                    log.as_mut_ptr() as u64
-                },
-            )
-            .u32(68, BPF_XDP);
-        a.0[48..48 + 11].copy_from_slice(b"sipedge_xdp");
-        bpf(BPF_PROG_LOAD, &mut a).map(owned)
+    let spec = crate::bpf::ProgSpec {
+        prog_type: BPF_PROG_TYPE_XDP,
+        attach_type: BPF_XDP,
+        name: b"sipedge_xdp",
+        what: "XDP program",
     };
-    match load(&mut []) {
-        Ok(fd) => Ok(fd),
-        Err(e) => {
-            let mut log = vec![0u8; 64 * 1024];
-            let _ = load(&mut log);
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            let text = String::from_utf8_lossy(&log[..end]);
-            Err(io::Error::new(
-                e.kind(),
-                format!("loading the XDP program failed: {e}; verifier: {text}"),
-            ))
-        }
-    }
+    crate::bpf::prog_load(&spec, insns)
 }
 
 /// Attaches `prog` to `ifindex` through a bpf_link (`flags`: native or generic mode). The
