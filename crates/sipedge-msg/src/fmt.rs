@@ -40,6 +40,14 @@ pub fn put_hex(out: &mut [u8], v: u64) {
     }
 }
 
+/// Appends the low `digits` hex digits of `v` to `out` ([`put_hex`]'s text).
+#[inline]
+pub fn push_hex(out: &mut Vec<u8>, v: u64, digits: usize) {
+    let at = out.len();
+    out.resize(at + digits, b'0');
+    put_hex(&mut out[at..], v);
+}
+
 /// `v` as 16 lower-case hex digits.
 #[inline]
 pub fn hex_u64(v: u64) -> [u8; 16] {
@@ -68,6 +76,15 @@ pub fn get_hex(s: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_hex_appends_fixed_width() {
+        let mut v = b"x".to_vec();
+        push_hex(&mut v, 0xab, 4);
+        push_hex(&mut v, u64::MAX, 16);
+        assert_eq!(v, b"x00abffffffffffffffff");
+        assert_eq!(get_hex(&v[1..5]), Some(0xab));
+    }
 
     #[test]
     fn decimal() {

@@ -19,6 +19,7 @@
 //! entries (a dialog that ended) are skipped when they come up and compacted when a queue
 //! outgrows twice the table. A round is not restarted while one is outstanding.
 
+use sipedge_msg::fmt::{get_hex, push_hex};
 use std::net::SocketAddr;
 
 use sipedge_msg::{Message, Validated};
@@ -34,7 +35,6 @@ const COOKIE: &[u8] = b"z9hG4bK";
 const PREFIX: &[u8] = b"dk";
 /// Branch token after the cookie: prefix, key, kind, sent, MAC.
 const TOKEN_LEN: usize = 2 + 16 + 1 + 8 + 16;
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// A decoded branch of one of our in-dialog requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,33 +55,16 @@ fn kind_char(own: Own, side: Side) -> u8 {
     }
 }
 
-fn hex(out: &mut Vec<u8>, v: u64, digits: usize) {
-    for i in (0..digits).rev() {
-        out.push(HEX[((v >> (4 * i)) & 0xf) as usize]);
-    }
-}
-
-fn unhex(s: &[u8]) -> Option<u64> {
-    s.iter().try_fold(0u64, |acc, &c| {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        Some(acc << 4 | u64::from(d))
-    })
-}
-
 impl Ping {
     /// The branch (cookie included).
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(COOKIE);
         out.extend_from_slice(PREFIX);
-        hex(out, self.key, 16);
+        push_hex(out, self.key, 16);
         out.push(kind_char(self.own, self.side));
-        hex(out, u64::from(self.sent), 8);
-        hex(out, self.mac, 16);
+        push_hex(out, u64::from(self.sent), 8);
+        push_hex(out, self.mac, 16);
     }
 
     /// A branch of our exact shape (MAC not checked).
@@ -98,11 +81,11 @@ impl Ping {
             _ => return None,
         };
         Some(Ping {
-            key: unhex(&t[..16])?,
+            key: get_hex(&t[..16])?,
             own,
             side,
-            sent: unhex(&t[17..25])? as u32,
-            mac: unhex(&t[25..41])?,
+            sent: get_hex(&t[17..25])? as u32,
+            mac: get_hex(&t[25..41])?,
         })
     }
 }

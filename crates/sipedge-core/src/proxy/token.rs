@@ -25,6 +25,7 @@
 //! caller's requests have From = caller tag, To = callee tag; the callee's the reverse):
 //! from the caller it goes to B, from the callee to A.
 
+use sipedge_msg::fmt::{get_hex, push_hex};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::output::LocalId;
@@ -40,37 +41,17 @@ const B_V6: u8 = 4;
 /// The longest token text (two IPv6 flows).
 pub(crate) const MAX_LEN: usize = 1 + 2 * (2 + 32 + 4) + 16;
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-fn put_hex(out: &mut Vec<u8>, v: u64, digits: usize) {
-    for i in (0..digits).rev() {
-        out.push(HEX[((v >> (4 * i)) & 0xf) as usize]);
-    }
-}
-
-/// At most 16 hex digits.
-fn get_hex(s: &[u8]) -> Option<u64> {
-    s.iter().try_fold(0u64, |acc, &c| {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        Some(acc << 4 | u64::from(d))
-    })
-}
-
 fn put_flow(out: &mut Vec<u8>, f: Flow) {
-    put_hex(out, u64::from(f.local.0 & 0xff), 2);
+    push_hex(out, u64::from(f.local.0 & 0xff), 2);
     match f.addr.ip() {
-        IpAddr::V4(ip) => put_hex(out, u64::from(u32::from(ip)), 8),
+        IpAddr::V4(ip) => push_hex(out, u64::from(u32::from(ip)), 8),
         IpAddr::V6(ip) => {
             let v = u128::from(ip);
-            put_hex(out, (v >> 64) as u64, 16);
-            put_hex(out, v as u64, 16);
+            push_hex(out, (v >> 64) as u64, 16);
+            push_hex(out, v as u64, 16);
         }
     }
-    put_hex(out, u64::from(f.addr.port()), 4);
+    push_hex(out, u64::from(f.addr.port()), 4);
 }
 
 /// Reads one flow from the front of `s`; the rest after it.
@@ -139,7 +120,7 @@ fn flags_of(callee: bool, a: Flow, b: Flow) -> u8 {
 
 /// Appends the text before the MAC: flags and the two flows.
 fn write_head(out: &mut Vec<u8>, callee: bool, a: Flow, b: Flow) {
-    put_hex(out, u64::from(flags_of(callee, a, b)), 1);
+    push_hex(out, u64::from(flags_of(callee, a, b)), 1);
     put_flow(out, a);
     put_flow(out, b);
 }
@@ -155,7 +136,7 @@ pub(crate) fn write(
     write_head(out, callee.is_some(), a, b);
     let flags = flags_of(callee.is_some(), a, b);
     let tag = tag_of(mac, flags, (a, b), (call_id, caller, callee));
-    put_hex(out, tag, 16);
+    push_hex(out, tag, 16);
 }
 
 /// A token as read from a Route, MAC not yet checked.
