@@ -19,9 +19,13 @@ use crate::admin_ctl::{Answer, Ask};
 
 /// Default `limit` of a listing page.
 const DEFAULT_PAGE: u32 = 100;
-/// Slices one listing request asks of the shards at most (each at most
-/// `sipedge_core::admin::MAX_SCAN_SLOTS` slots); past it the page ends early with a cursor.
-const MAX_SLICES_PER_PAGE: usize = 512;
+/// Queries one listing request sends to the shards at most; past it the page ends early
+/// with a cursor. Each query is one round trip to a shard, which answers it with up to the
+/// page's remaining `limit` bindings from consecutive slices, one slice per shard turn
+/// (at most `admin_ctl::MAX_SLICES_PER_LIST` slices of `sipedge_core::admin::MAX_SCAN_SLOTS`
+/// slots): a page of a dense table is one query per shard it spans, and a page whose
+/// prefix matches little looks at 32 × 64 × 1024 = 2M slots at most.
+const MAX_QUERIES_PER_PAGE: usize = 32;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -147,9 +151,9 @@ pub async fn registrations(
         Some(c) => parse_cursor(c).ok_or_else(|| bad("`cursor` must be <shard>.<slot>"))?,
     };
     let mut out = Vec::new();
-    let mut slices = 0;
-    while shard < st.ports.len() && out.len() < limit as usize && slices < MAX_SLICES_PER_PAGE {
-        slices += 1;
+    let mut queries = 0;
+    while shard < st.ports.len() && out.len() < limit as usize && queries < MAX_QUERIES_PER_PAGE {
+        queries += 1;
         let query = AdminQuery::List {
             prefix: prefix.as_bytes().to_vec(),
             from_slot: slot,

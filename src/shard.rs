@@ -320,8 +320,10 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         mesh.recv(MAX_MESH_PER_TURN, |from, msg| {
             core.handle_shard_msg(now, ShardId(from as u16), msg);
         });
-        // Admin API queries: a few per turn, each bounded work (before the journal's turn
-        // end, so a removal is journalled with this turn's changes).
+        // Admin API queries: a few cheap ones and at most ONE listing slice per turn
+        // (`admin_ctl.rs`: bounded by cost), before the journal's turn end, so a removal is
+        // journalled with this turn's changes. A query arriving while the shard blocks wakes
+        // it (eventfd, `ShardPort::ask`); a listing under way keeps `has_pending` true.
         admin.serve(&mut core, now);
         if core.poll_timeout().is_some_and(|due| due <= now) {
             core.handle_timeout(now);

@@ -9,8 +9,10 @@
 //! `core`.
 //!
 //! Every query does bounded work in one turn: one AoR (at most `max_contacts` bindings), or
-//! one slice of at most [`MAX_SCAN_SLOTS`] slots of the binding table for a listing, so a
-//! listing of millions of bindings is many small queries and no shard turn stalls.
+//! one slice of at most [`MAX_SCAN_SLOTS`] slots and [`MAX_SLICE_BINDINGS`] bindings of the
+//! binding table for a listing, so a listing of millions of bindings is many small queries
+//! and no shard turn stalls (issue 18: a slice of 256 bindings costs well under 1 ms; the
+//! shell runs at most one slice per turn, `src/admin_ctl.rs`).
 
 mod query;
 
@@ -25,9 +27,12 @@ use crate::lookup::{lookup_local, LookupContact, LookupError, Owner};
 use crate::shard::ShardId;
 use crate::time::Millis;
 
-/// Slots of the binding table one listing query looks at, at most.
-pub const MAX_SCAN_SLOTS: u32 = 4096;
-/// Bindings one listing query returns, at most.
+/// Slots of the binding table one listing slice looks at, at most.
+pub const MAX_SCAN_SLOTS: u32 = 1024;
+/// Bindings one listing slice returns, at most (each is copied out of the table: the
+/// slice's cost is mostly this).
+pub const MAX_SLICE_BINDINGS: u32 = 256;
+/// Bindings one listing page (the admin API's `limit`) holds, at most: several slices.
 pub const MAX_PAGE: u32 = 1000;
 /// Admin replies waiting to be drained, at most; past it the oldest is never displaced,
 /// the new query is answered [`AdminReply::Busy`].
@@ -48,7 +53,7 @@ pub enum AdminQuery {
         prefix: Vec<u8>,
         /// First slot to look at.
         from_slot: u32,
-        /// Bindings to return at most (capped at [`MAX_PAGE`]).
+        /// Bindings to return at most (capped at [`MAX_SLICE_BINDINGS`]).
         limit: u32,
     },
     /// Removes the AoR's bindings (all, or those whose contact is `contact`), journalled
@@ -203,7 +208,7 @@ impl Admin<'_> {
                     &prefix,
                     from_slot,
                     MAX_SCAN_SLOTS,
-                    limit.min(MAX_PAGE),
+                    limit.min(MAX_SLICE_BINDINGS),
                 );
                 AdminReply::Page {
                     bindings,
