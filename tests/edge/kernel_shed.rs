@@ -7,8 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::{options, register, Client, Edge};
-use crate::protect::{next_final, status, uas_reply};
-use sipedge_msg::Message;
+use crate::protect::EstablishedCall;
 
 const OPTIONS_SHED: &str = "sipedge_overload_kernel_shed_total{shard=\"0\",class=\"options\"";
 const REGISTER_SHED: &str = "sipedge_overload_kernel_shed_total{shard=\"0\",class=\"register\"";
@@ -42,42 +41,7 @@ fn an_options_flood_is_shed_in_the_kernel_while_a_bye_is_answered() {
         &[("SIPEDGE_TEST_PRESSURE_FILE", &file)],
     );
     // bob registers, alice calls him, he answers: an established call.
-    let bob = Client::new("127.0.117.141");
-    let contact = format!("<sip:bob@{}>", bob.addr());
-    bob.send(
-        edge.sip,
-        &register(&bob, "bob", Some(&contact), Some(600), "kshed-bob", 1),
-    );
-    assert_eq!(bob.status(Duration::from_secs(2)), Some(200));
-    let alice = Client::new("127.0.117.142");
-    let me = alice.addr();
-    let invite = format!(
-        "INVITE sip:bob@edge.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-kcall1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@edge.test>;tag=alice-tag\r\nTo: <sip:bob@edge.test>\r\nCall-ID: kshed-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{me}>\r\nContent-Length: 0\r\n\r\n"
-    );
-    alice.send(edge.sip, invite.as_bytes());
-    let at_bob = bob.recv(Duration::from_secs(3)).expect("INVITE at bob");
-    bob.send(edge.sip, &uas_reply(&at_bob, "200 OK", &contact));
-    let ok = next_final(&alice);
-    assert_eq!(status(&ok), Some(200));
-    let ok_msg = Message::parse(&ok).unwrap();
-    let route: Vec<String> = ok_msg
-        .headers()
-        .filter(|h| h.name_bytes.eq_ignore_ascii_case(b"Record-Route"))
-        .map(|h| String::from_utf8_lossy(h.value).into_owned())
-        .collect();
-    let to = ok_msg
-        .header_named(b"To")
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap();
-    let in_dialog = |method: &str, cseq: u32, branch: &str| {
-        format!(
-            "{method} sip:bob@{bob} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{branch};rport\r\nRoute: {route}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@edge.test>;tag=alice-tag\r\nTo: {to}\r\nCall-ID: kshed-call-1\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
-            bob = bob.addr(),
-            route = route.join(", ")
-        )
-    };
-    alice.send(edge.sip, in_dialog("ACK", 1, "kack1").as_bytes());
-    bob.recv(Duration::from_secs(2)).expect("ACK at bob");
+    let call = EstablishedCall::establish(&edge, "kshed", "127.0.117.141", "127.0.117.142");
 
     // Pressure: level 1, the kernel sheds every OPTIONS/REGISTER.
     std::fs::write(&file, "1 1000").unwrap();
@@ -110,11 +74,7 @@ fn an_options_flood_is_shed_in_the_kernel_while_a_bye_is_answered() {
     );
 
     // The BYE of the established call passes, is relayed and answered.
-    alice.send(edge.sip, in_dialog("BYE", 2, "kbye1").as_bytes());
-    let bye = bob.recv(Duration::from_secs(3)).expect("BYE at bob");
-    assert!(bye.starts_with(b"BYE "));
-    bob.send(edge.sip, &uas_reply(&bye, "200 OK", &contact));
-    assert_eq!(status(&next_final(&alice)), Some(200), "the BYE answered");
+    call.hang_up(&edge);
 
     let limit = Duration::from_secs(3);
     let shed = await_poked(&edge, &poker, OPTIONS_SHED, before + 300, limit);

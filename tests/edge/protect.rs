@@ -257,6 +257,109 @@ pub(crate) fn status(b: &[u8]) -> Option<u16> {
     Message::parse(b).unwrap().status()
 }
 
+/// A call through `edge` established for the shedding tests: bob registered from `bob_ip`,
+/// alice (at `alice_ip`) called him (`{id}-call-1`, branch `z9hG4bK-{id}call1`), he answered
+/// 200, and her ACK reached him; [`EstablishedCall::in_dialog`] writes her next requests.
+pub(crate) struct EstablishedCall {
+    pub(crate) alice: Client,
+    pub(crate) bob: Client,
+    /// bob's Contact, for his replies.
+    pub(crate) contact: String,
+    /// The INVITE as alice sent it (a new call is this with `call1` replaced).
+    pub(crate) invite: String,
+    id: String,
+    route: String,
+    to: String,
+}
+
+impl EstablishedCall {
+    pub(crate) fn establish(edge: &Edge, id: &str, bob_ip: &str, alice_ip: &str) -> Self {
+        let bob = Client::new(bob_ip);
+        let contact = format!("<sip:bob@{}>", bob.addr());
+        bob.send(
+            edge.sip,
+            &register(
+                &bob,
+                "bob",
+                Some(&contact),
+                Some(600),
+                &format!("{id}-bob"),
+                1,
+            ),
+        );
+        assert_eq!(bob.status(Duration::from_secs(2)), Some(200));
+        let alice = Client::new(alice_ip);
+        let me = alice.addr();
+        let invite = format!(
+            "INVITE sip:bob@edge.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{id}call1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@edge.test>;tag=alice-tag\r\nTo: <sip:bob@edge.test>\r\nCall-ID: {id}-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{me}>\r\nContent-Length: 0\r\n\r\n"
+        );
+        alice.send(edge.sip, invite.as_bytes());
+        let at_bob = bob
+            .recv(Duration::from_secs(3))
+            .expect("the INVITE relayed to bob");
+        bob.send(edge.sip, &uas_reply(&at_bob, "200 OK", &contact));
+        let ok = next_final(&alice);
+        assert_eq!(status(&ok), Some(200));
+        let ok_msg = Message::parse(&ok).unwrap();
+        let route: Vec<String> = ok_msg
+            .headers()
+            .filter(|h| h.name_bytes.eq_ignore_ascii_case(b"Record-Route"))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
+            .collect();
+        assert!(!route.is_empty(), "the edge record-routes the call");
+        let to = ok_msg
+            .header_named(b"To")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap();
+        let call = EstablishedCall {
+            alice,
+            bob,
+            contact,
+            invite,
+            id: id.to_string(),
+            route: route.join(", "),
+            to,
+        };
+        call.alice
+            .send(edge.sip, call.in_dialog("ACK", 1, "ack1").as_bytes());
+        let _ = call
+            .bob
+            .recv(Duration::from_secs(2))
+            .expect("the ACK relayed to bob");
+        call
+    }
+
+    /// alice's in-dialog `method` along the route set.
+    pub(crate) fn in_dialog(&self, method: &str, cseq: u32, branch: &str) -> String {
+        format!(
+            "{method} sip:bob@{bob} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{id}{branch};rport\r\nRoute: {route}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@edge.test>;tag=alice-tag\r\nTo: {to}\r\nCall-ID: {id}-call-1\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            bob = self.bob.addr(),
+            me = self.alice.addr(),
+            id = self.id,
+            route = self.route,
+            to = self.to,
+        )
+    }
+
+    /// alice hangs up: the BYE is relayed to bob, he answers, and alice gets the 200.
+    pub(crate) fn hang_up(&self, edge: &Edge) {
+        self.alice
+            .send(edge.sip, self.in_dialog("BYE", 2, "bye1").as_bytes());
+        let bye = self
+            .bob
+            .recv(Duration::from_secs(3))
+            .expect("the BYE relayed to bob");
+        assert!(bye.starts_with(b"BYE "));
+        self.bob
+            .send(edge.sip, &uas_reply(&bye, "200 OK", &self.contact));
+        assert_eq!(
+            status(&next_final(&self.alice)),
+            Some(200),
+            "the BYE answered"
+        );
+    }
+}
+
 /// While the shard sheds (pressure forced to 1 with the debug-only
 /// `SIPEDGE_TEST_PRESSURE_FILE`), a new INVITE gets 503 with Retry-After, and the BYE of a
 /// call established before is relayed and answered.
@@ -274,48 +377,7 @@ fn an_established_call_is_hung_up_while_the_shard_sheds() {
         "\n[protect]\ntrusted = []\n",
         &[("SIPEDGE_TEST_PRESSURE_FILE", &file)],
     );
-    let bob = Client::new("127.0.117.108");
-    let contact = format!("<sip:bob@{}>", bob.addr());
-    bob.send(
-        edge.sip,
-        &register(&bob, "bob", Some(&contact), Some(600), "reg-bob", 1),
-    );
-    assert_eq!(bob.status(Duration::from_secs(2)), Some(200));
-    // alice calls bob; bob answers.
-    let alice = Client::new("127.0.117.109");
-    let me = alice.addr();
-    let invite = format!(
-        "INVITE sip:bob@edge.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-call1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@edge.test>;tag=alice-tag\r\nTo: <sip:bob@edge.test>\r\nCall-ID: shed-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{me}>\r\nContent-Length: 0\r\n\r\n"
-    );
-    alice.send(edge.sip, invite.as_bytes());
-    let at_bob = bob
-        .recv(Duration::from_secs(3))
-        .expect("the INVITE relayed to bob");
-    bob.send(edge.sip, &uas_reply(&at_bob, "200 OK", &contact));
-    let ok = next_final(&alice);
-    assert_eq!(status(&ok), Some(200));
-    let ok_msg = Message::parse(&ok).unwrap();
-    let route: Vec<String> = ok_msg
-        .headers()
-        .filter(|h| h.name_bytes.eq_ignore_ascii_case(b"Record-Route"))
-        .map(|h| String::from_utf8_lossy(h.value).into_owned())
-        .collect();
-    assert!(!route.is_empty(), "the edge record-routes the call");
-    let to = ok_msg
-        .header_named(b"To")
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap();
-    let in_dialog = |method: &str, cseq: u32, branch: &str| {
-        format!(
-            "{method} sip:bob@{bob} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{branch};rport\r\nRoute: {route}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@edge.test>;tag=alice-tag\r\nTo: {to}\r\nCall-ID: shed-call-1\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
-            bob = bob.addr(),
-            route = route.join(", ")
-        )
-    };
-    alice.send(edge.sip, in_dialog("ACK", 1, "ack1").as_bytes());
-    let _ = bob
-        .recv(Duration::from_secs(2))
-        .expect("the ACK relayed to bob");
+    let call = EstablishedCall::establish(&edge, "shed", "127.0.117.108", "127.0.117.109");
     // The shard sheds from now on: a new call is refused with 503.
     std::fs::write(&file, "1").unwrap();
     let probe = Client::new("127.0.117.110");
@@ -342,26 +404,20 @@ fn an_established_call_is_hung_up_while_the_shard_sheds() {
         .map(|v| String::from_utf8_lossy(v).trim().parse().unwrap())
         .expect("Retry-After");
     assert!((5..=30).contains(&retry), "{retry}");
-    alice.send(
+    call.alice.send(
         edge.sip,
-        invite
+        call.invite
             .replace("call1", "call2")
             .replace("shed-call-1", "shed-call-2")
             .as_bytes(),
     );
     assert_eq!(
-        status(&next_final(&alice)),
+        status(&next_final(&call.alice)),
         Some(503),
         "a new INVITE is shed"
     );
     // The BYE of the established call is relayed and answered.
-    alice.send(edge.sip, in_dialog("BYE", 2, "bye1").as_bytes());
-    let bye = bob
-        .recv(Duration::from_secs(3))
-        .expect("the BYE relayed to bob");
-    assert!(bye.starts_with(b"BYE "));
-    bob.send(edge.sip, &uas_reply(&bye, "200 OK", &contact));
-    assert_eq!(status(&next_final(&alice)), Some(200), "the BYE answered");
+    call.hang_up(&edge);
     assert!(edge.metric("sipedge_overload_shed_new_total", None) >= 2);
 }
 
