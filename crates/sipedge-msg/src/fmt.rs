@@ -43,9 +43,10 @@ pub fn put_hex(out: &mut [u8], v: u64) {
 /// Appends the low `digits` hex digits of `v` to `out` ([`put_hex`]'s text).
 #[inline]
 pub fn push_hex(out: &mut Vec<u8>, v: u64, digits: usize) {
-    let at = out.len();
-    out.resize(at + digits, b'0');
-    put_hex(&mut out[at..], v);
+    for i in (0..digits).rev() {
+        let d = if i < 16 { (v >> (4 * i)) & 0xf } else { 0 };
+        out.push(HEX[d as usize]);
+    }
 }
 
 /// `v` as 16 lower-case hex digits.
