@@ -47,6 +47,18 @@ use crate::bpf::{
     BPF_MAP_UPDATE_ELEM,
 };
 
+/// `r0 = bpf_map_lookup_elem(map, r10 + key_at)`: the map's fd as a 64-bit immediate (two
+/// slots), the key's stack address, the call.
+fn map_lookup(map: i32, key_at: i32) -> [u64; 5] {
+    [
+        insn(0x18, R1, 1, 0, map), // r1 = map (two slots)
+        0,
+        insn(0xbf, R2, R10, 0, 0),    // r2 = r10
+        insn(0x07, R2, 0, 0, key_at), // r2 += key_at
+        insn(0x85, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM),
+    ]
+}
+
 const R0: u8 = 0;
 const R1: u8 = 1;
 const R2: u8 = 2;
@@ -119,13 +131,7 @@ fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
     ]);
     let load_failed = p.len();
     p.push(insn(0x55, R0, 0, 0, 0)); // if r0 != 0 goto classify
-    p.extend([
-        insn(0x18, R1, 1, 0, bans), // r1 = bans (two slots)
-        0,
-        insn(0xbf, R2, R10, 0, 0), // r2 = r10
-        insn(0x07, R2, 0, 0, -16), // r2 -= 16
-        insn(0x85, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM),
-    ]);
+    p.extend(map_lookup(bans, -16));
     let not_banned = p.len();
     p.push(insn(0x15, R0, 0, 0, 0)); // if r0 == 0 goto classify
     p.extend([
@@ -194,13 +200,7 @@ fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
     p.push(insn(0x85, 0, 0, 0, BPF_FUNC_GET_PRANDOM_U32));
     let lucky = p.len();
     p.push(insn(0x3d, R0, R8, 0, 0)); // if r0 >= r8 goto keep
-    p.extend([
-        insn(0x18, R1, 1, 0, socks), // r1 = socks (two slots)
-        0,
-        insn(0xbf, R2, R10, 0, 0), // r2 = r10
-        insn(0x07, R2, 0, 0, -48), // r2 -= 48
-        insn(0x85, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM),
-    ]);
+    p.extend(map_lookup(socks, -48));
     let uncounted = p.len();
     p.push(insn(0x15, R0, 0, 0, 0)); // if r0 == 0 goto drop
     p.extend([
