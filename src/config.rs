@@ -756,7 +756,7 @@ mod tests {
             "admin.listen"
         );
         assert_eq!(
-            error_of("[server]\nlisten = [\"tcp:127.0.0.1:5060\"]\n").key,
+            error_of("[server]\nlisten = [\"sctp:127.0.0.1:5060\"]\n").key,
             "server.listen[0]"
         );
         assert_eq!(

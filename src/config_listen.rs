@@ -3,12 +3,9 @@
 
 use std::net::SocketAddr;
 
-/// Transport of a listen entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// UDP.
-    Udp,
-}
+/// Transport of a listen entry: the core's binding transport (`udp`, `tcp`, `tls`, `ws`,
+/// `wss`; RFC 3261 §18, RFC 7118).
+pub use sipedge_core::Transport;
 
 /// One `[server] listen` entry: `transport:ip:port [advertise host[:port]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,12 +128,15 @@ fn parse_listen_addr(entry: &str) -> Result<Listen, String> {
         .ok_or_else(|| format!("`{entry}` is not transport:ip:port"))?;
     let transport = match transport.to_ascii_lowercase().as_str() {
         "udp" => Transport::Udp,
-        "tcp" | "tls" | "ws" | "wss" => {
+        "tcp" => Transport::Tcp,
+        "tls" => Transport::Tls,
+        "ws" => Transport::Ws,
+        "wss" => Transport::Wss,
+        _ => {
             return Err(format!(
-                "transport `{transport}` is not supported yet (only udp)"
+                "`{transport}` is not a transport (udp, tcp, tls, ws, wss)"
             ))
         }
-        _ => return Err(format!("`{transport}` is not a transport (udp)")),
     };
     let addr: SocketAddr = addr
         .parse()

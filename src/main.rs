@@ -223,6 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     allow_outbound: cfg.proxy.allow_outbound,
                     advertise: cfg.listen.iter().map(|l| l.addr).collect(),
                     advertise_names: cfg.listen.iter().map(|l| l.advertised()).collect(),
+                    transports: cfg.listen.iter().map(|l| l.transport).collect(),
                     secret: secret.clone(),
                 },
                 auth: auth.clone(),
@@ -354,6 +355,12 @@ fn bind_all(
     shards: usize,
 ) -> anyhow::Result<Vec<Vec<std::net::UdpSocket>>> {
     for (i, l) in cfg.listen.iter().enumerate() {
+        if l.transport != sipedge_core::Transport::Udp {
+            anyhow::bail!(
+                "config {name}: key `server.listen[{i}]`: {:?} listeners are not served yet (issue 19)",
+                l.transport
+            );
+        }
         std::net::UdpSocket::bind(l.addr).with_context(|| {
             format!(
                 "config {name}: key `server.listen[{i}]`: cannot bind {}",

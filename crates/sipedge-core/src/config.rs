@@ -188,6 +188,9 @@ pub struct ProxyConfig {
     /// advertise sip.example.com"]`): a host name, or the public address of a 1:1 NAT.
     /// Missing or empty: `advertise`.
     pub advertise_names: Vec<String>,
+    /// Transport of each socket (index = `LocalId`): `[server] listen = ["tcp:…"]`. Missing:
+    /// UDP.
+    pub transports: Vec<crate::Transport>,
     /// The node secret (`[server] secret`), the same on every shard: keys the MAC of the
     /// dialog token in our Record-Route (`proxy::token`), of our Via branches and of our NAT
     /// ping branches (`secret`). Never a table seed.
@@ -214,6 +217,7 @@ impl Default for ProxyConfig {
             allow_outbound: false,
             advertise: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
             advertise_names: Vec::new(),
+            transports: Vec::new(),
             secret: crate::secret::NodeSecret::default(),
         }
     }

@@ -58,6 +58,7 @@ mod poll;
 mod sendq;
 mod sockaddr;
 pub mod socket;
+pub mod stream;
 mod uring;
 mod wake;
 mod xdp;
