@@ -97,6 +97,7 @@ mod aor;
 pub mod auth;
 mod auth_db;
 mod bindings;
+pub mod cluster;
 mod config;
 mod core;
 mod date;
