@@ -160,6 +160,23 @@ fn a_udp_caller_reaches_a_tcp_binding_and_its_bye_comes_back_to_udp() {
     assert_eq!((back[0].local, back[0].to), (TCP, addr(BOB_TCP)));
 }
 
+#[test]
+fn a_tcp_binding_is_reached_on_its_flow_even_when_not_nated() {
+    let mut core = Core::new(two_sockets());
+    // Via sent-by = the connection's source: no NAT detected. The Contact names another
+    // port; the request still goes down the registered connection (RFC 5626 §5.3).
+    let src = "198.51.100.21:50001";
+    let r = register_msg(
+        "bob",
+        &format!("SIP/2.0/TCP {src}"),
+        "sip:bob@198.51.100.21:5060;transport=tcp",
+    );
+    assert_eq!(send_on(&mut core, 0, TCP, src, &r)[0].status(), Some(200));
+    let out = send_on(&mut core, 0, UDP, ALICE, &invite("f1"));
+    assert_eq!(labels(&out), ["100", "INVITE"]);
+    assert_eq!((out[1].local, out[1].to), (TCP, addr(src)));
+}
+
 /// An INVITE from the trunk to `ruri`, padded with a header to `size` bytes.
 fn big_invite(ruri: &str, call: &str, size: usize) -> Vec<u8> {
     let base = String::from_utf8(request(

@@ -48,13 +48,14 @@ impl RelayCx<'_> {
         if nated || proxy.is_stream(local) {
             return Some((local, source));
         }
-        let dest = crate::nat::ping::reach_addr(contact, source, nated);
-        match Uri::parse(contact).ok().map(|u| Transport::of_uri(&u)) {
-            // Not a URI we can read: as before, the binding's own socket.
-            None => Some((local, dest)),
-            Some(None) => None,
-            Some(Some(t)) => proxy.socket_for(t, dest, local).map(|l| (l, dest)),
-        }
+        // One parse for the address and the transport (`nat::ping::reach_addr`'s rule).
+        let Ok(uri) = Uri::parse(contact) else {
+            // Not a URI we can read: as before, its source on the binding's own socket.
+            return Some((local, source));
+        };
+        let dest = crate::proxy::route::uri_addr(&uri).unwrap_or(source);
+        let t = Transport::of_uri(&uri)?;
+        proxy.socket_for(t, dest, local).map(|l| (l, dest))
     }
 
     /// The next hop a URI names (a Route, the Request-URI, an upstream), and the socket of
