@@ -239,9 +239,8 @@ impl ProxyConfig {
         };
         let n = self.transports.len().max(self.advertise.len()).max(1);
         let ids = || {
-            std::iter::once(prefer).chain(
-                (0..n.min(usize::from(u16::MAX))).map(|i| crate::output::LocalId(i as u16)),
-            )
+            std::iter::once(prefer)
+                .chain((0..n.min(usize::from(u16::MAX))).map(|i| crate::output::LocalId(i as u16)))
         };
         let of_t = |l: &crate::output::LocalId| self.transport_of(*l) == t;
         // The right family first; else (a v6 target and only v4 sockets, say) any socket

@@ -152,7 +152,11 @@ fn a_udp_caller_reaches_a_tcp_binding_and_its_bye_comes_back_to_udp() {
     assert_eq!(labels(&out), ["BYE"], "{out:?}");
     assert_eq!((out[0].local, out[0].to), (UDP, addr(ALICE)));
     assert!(top_via(&out[0]).starts_with("SIP/2.0/UDP 192.0.2.1:5060;branch="));
-    assert_eq!(out[0].msg().count(HeaderName::Route), 0, "both of ours removed");
+    assert_eq!(
+        out[0].msg().count(HeaderName::Route),
+        0,
+        "both of ours removed"
+    );
     // Alice's 200 goes back down bob's connection (the server transaction's flow).
     let ok = respond(&out[0], 200, "OK", "", "");
     let back = send_on(&mut core, 30, UDP, ALICE, &ok);
@@ -250,7 +254,13 @@ fn a_target_on_a_transport_we_do_not_serve_is_refused_never_sent_over_udp() {
     .iter()
     .enumerate()
     {
-        let out = send_on(&mut core, 0, UDP, TRUNK, &big_invite(ruri, &format!("t{i}"), 0));
+        let out = send_on(
+            &mut core,
+            0,
+            UDP,
+            TRUNK,
+            &big_invite(ruri, &format!("t{i}"), 0),
+        );
         assert_eq!(labels(&out), ["503"], "{ruri}");
         assert_eq!(out[0].to, addr(TRUNK));
         let warning = out[0].msg().header_named(b"Warning").map(<[u8]>::to_vec);
@@ -271,16 +281,25 @@ fn no_keepalive_pings_on_a_tcp_flow_while_a_udp_one_is_pinged() {
     // Both NATed (private Via sent-by behind a public source).
     let (udp_src, tcp_src) = ("203.0.113.10:40000", "203.0.113.11:50000");
     let r = register_msg("u", "SIP/2.0/UDP 10.0.0.10:5060", "sip:u@10.0.0.10:5060");
-    assert_eq!(send_on(&mut core, 0, UDP, udp_src, &r)[0].status(), Some(200));
+    assert_eq!(
+        send_on(&mut core, 0, UDP, udp_src, &r)[0].status(),
+        Some(200)
+    );
     let r = register_msg(
         "t",
         "SIP/2.0/TCP 10.0.0.11:5060",
         "sip:t@10.0.0.11:5060;transport=tcp",
     );
-    assert_eq!(send_on(&mut core, 0, TCP, tcp_src, &r)[0].status(), Some(200));
+    assert_eq!(
+        send_on(&mut core, 0, TCP, tcp_src, &r)[0].status(),
+        Some(200)
+    );
     let out = advance(&mut core, 5_500);
     let pings = |to: &str| out.iter().filter(|o| o.to == addr(to)).count();
-    assert!(pings(udp_src) >= 4, "the UDP binding is pinged every second");
+    assert!(
+        pings(udp_src) >= 4,
+        "the UDP binding is pinged every second"
+    );
     assert_eq!(pings(tcp_src), 0, "RFC 5626 §4.4.1: none on a connection");
     assert!(core.stats().nat.pings_skipped_stream >= 4);
 }

@@ -9,8 +9,8 @@ use sipedge_msg::Uri;
 
 use crate::location::Transport;
 use crate::output::LocalId;
-use crate::refusal::RelayRefusal;
 use crate::proxy::RelayCx;
+use crate::refusal::RelayRefusal;
 
 impl RelayCx<'_> {
     /// The outbound rule (not an open relay): with `[proxy] allow_outbound`, a request may
