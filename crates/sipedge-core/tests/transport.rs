@@ -305,6 +305,43 @@ fn no_keepalive_pings_on_a_tcp_flow_while_a_udp_one_is_pinged() {
 }
 
 #[test]
+fn a_restarted_edge_keeps_a_tcp_binding_and_reaches_it_on_its_flow() {
+    let mut a = Core::new(CoreConfig {
+        journal: true,
+        ..two_sockets()
+    });
+    register_bob_over_tcp(&mut a);
+    let rec = a.poll_journal().expect("journalled").to_vec();
+    let mut b = Core::new(two_sockets());
+    b.restore_record(Millis(0), &rec).unwrap();
+    let c = &b
+        .lookup(Millis(0), format!("sip:bob@{DOMAIN}").as_bytes())
+        .unwrap()[0];
+    assert_eq!((c.transport, c.local), (Transport::Tcp, TCP));
+    // Reachable once the phone reconnects: the request goes to its flow on TCP.
+    let out = send_on(&mut b, 0, UDP, ALICE, &invite("r1"));
+    assert_eq!((out[1].local, out[1].to), (TCP, addr(BOB_TCP)));
+}
+
+#[test]
+fn an_outbound_register_over_tcp_gets_flow_timer() {
+    let mut core = Core::new(two_sockets());
+    let r = format!(
+        "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP {BOB_LISTEN};branch=z9hG4bKob1\r\nMax-Forwards: 70\r\nFrom: <sip:bob@{DOMAIN}>;tag=r1\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: ob1\r\nCSeq: 1 REGISTER\r\nSupported: outbound, path\r\nContact: <sip:bob@{BOB_LISTEN};transport=tcp>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-000000000001>\"\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n"
+    );
+    let ok = &send_on(&mut core, 0, TCP, BOB_TCP, r.as_bytes())[0];
+    assert_eq!(
+        ok.status(),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&ok.bytes)
+    );
+    // RFC 5626 §4.4.1: the client keeps the connection with CRLF keepalives at this pace.
+    assert!(ok.msg().header_named(b"Flow-Timer").is_some());
+    assert_eq!((ok.local, ok.to), (TCP, addr(BOB_TCP)));
+}
+
+#[test]
 fn uri_transports() {
     let t = |u: &str| Transport::of_uri(&sipedge_msg::Uri::parse(u.as_bytes()).unwrap());
     assert_eq!(t("sip:a@h"), Some(Transport::Udp));
