@@ -29,6 +29,7 @@ impl Default for RawSip {
 pub(crate) struct RawProxy {
     record_route: bool,
     allow_outbound: bool,
+    udp_mtu: usize,
 }
 
 impl Default for RawProxy {
@@ -36,6 +37,7 @@ impl Default for RawProxy {
         Self {
             record_route: true,
             allow_outbound: false,
+            udp_mtu: sipedge_core::DEFAULT_UDP_MTU,
         }
     }
 }
@@ -47,6 +49,8 @@ pub struct ProxySettings {
     pub record_route: bool,
     /// `[proxy] allow_outbound`.
     pub allow_outbound: bool,
+    /// `[proxy] udp_mtu` (RFC 3261 §18.1.1; 0 = off).
+    pub udp_mtu: usize,
 }
 
 /// Validates `[sip]`: T1 in 10..=10000 ms (the wheel ticks every 10 ms), T2 ≥ T1 and at
@@ -75,6 +79,7 @@ pub(crate) fn parse_proxy(p: &RawProxy) -> ProxySettings {
     ProxySettings {
         record_route: p.record_route,
         allow_outbound: p.allow_outbound,
+        udp_mtu: p.udp_mtu,
     }
 }
 

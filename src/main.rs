@@ -224,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     advertise: cfg.listen.iter().map(|l| l.addr).collect(),
                     advertise_names: cfg.listen.iter().map(|l| l.advertised()).collect(),
                     transports: cfg.listen.iter().map(|l| l.transport).collect(),
+                    udp_mtu: cfg.proxy.udp_mtu,
                     secret: secret.clone(),
                 },
                 auth: auth.clone(),

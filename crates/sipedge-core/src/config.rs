@@ -191,13 +191,65 @@ pub struct ProxyConfig {
     /// Transport of each socket (index = `LocalId`): `[server] listen = ["tcp:…"]`. Missing:
     /// UDP.
     pub transports: Vec<crate::Transport>,
+    /// `[proxy] udp_mtu` (RFC 3261 §18.1.1): a request larger than this many bytes bound
+    /// for UDP goes over TCP instead when we listen on TCP and the destination is not a
+    /// binding's registered flow. 0: never switch. Default [`DEFAULT_UDP_MTU`].
+    pub udp_mtu: usize,
     /// The node secret (`[server] secret`), the same on every shard: keys the MAC of the
     /// dialog token in our Record-Route (`proxy::token`), of our Via branches and of our NAT
     /// ping branches (`secret`). Never a table seed.
     pub secret: crate::secret::NodeSecret,
 }
 
+/// `[proxy] udp_mtu` default, bytes: RFC 3261 §18.1.1 names 1300 for a path MTU that is
+/// unknown (200 bytes under Ethernet's 1500).
+pub const DEFAULT_UDP_MTU: usize = 1300;
+
 impl ProxyConfig {
+    /// The transport of socket `local` (RFC 3261 §18): an index into
+    /// [`ProxyConfig::transports`], UDP when missing. Per message, so no allocation.
+    #[inline]
+    pub fn transport_of(&self, local: crate::output::LocalId) -> crate::Transport {
+        self.transports
+            .get(usize::from(local.0))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Is socket `local` a stream listener (TCP, TLS, WS, WSS)?
+    #[inline]
+    pub fn is_stream(&self, local: crate::output::LocalId) -> bool {
+        self.transport_of(local).is_stream()
+    }
+
+    /// The socket a message to `dest` over transport `t` leaves by: `prefer` when it is of
+    /// that transport, else the first listener of that transport whose address family is
+    /// `dest`'s (a wildcard or unknown address counts as either). `None`: we have no
+    /// listener of that transport — the message is refused, never sent over another.
+    pub(crate) fn socket_for(
+        &self,
+        t: crate::Transport,
+        dest: SocketAddr,
+        prefer: crate::output::LocalId,
+    ) -> Option<crate::output::LocalId> {
+        let family_ok = |i: usize| {
+            self.advertise
+                .get(i)
+                .is_none_or(|a| a.ip().is_unspecified() || a.is_ipv6() == dest.is_ipv6())
+        };
+        let n = self.transports.len().max(self.advertise.len()).max(1);
+        let ids = || {
+            std::iter::once(prefer)
+                .chain((0..n.min(usize::from(u16::MAX))).map(|i| crate::output::LocalId(i as u16)))
+        };
+        let of_t = |l: &crate::output::LocalId| self.transport_of(*l) == t;
+        // The right family first; else (a v6 target and only v4 sockets, say) any socket
+        // of the transport, as before transports existed: the kernel refuses the send.
+        ids()
+            .find(|l| of_t(l) && family_ok(usize::from(l.0)))
+            .or_else(|| ids().find(of_t))
+    }
+
     /// Is `port` one of the ports we listen on or advertise? (A Route, Request-URI or Via
     /// naming one of our domains on such a port is us.)
     pub(crate) fn port_is_ours(&self, port: u16) -> bool {
@@ -218,6 +270,7 @@ impl Default for ProxyConfig {
             advertise: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
             advertise_names: Vec::new(),
             transports: Vec::new(),
+            udp_mtu: DEFAULT_UDP_MTU,
             secret: crate::secret::NodeSecret::default(),
         }
     }

@@ -127,7 +127,7 @@ mod txn;
 pub use crate::config::{
     CoreConfig, Overflow, RegistrarConfig, ACCEPT, ALLOW, DEFAULT_EXPIRES_SECS,
     DEFAULT_MAX_BINDINGS, DEFAULT_MAX_CONTACTS, DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS,
-    SUPPORTED,
+    DEFAULT_UDP_MTU, SUPPORTED,
 };
 pub use crate::core::journal::SnapshotCursor;
 pub use crate::core::{Core, CoreEvent, ReloadTables};

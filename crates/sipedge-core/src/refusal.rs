@@ -114,6 +114,10 @@ refusals! {
         RelayingForbidden = (403, b"Relaying Forbidden", "relaying_forbidden"),
         /// §16.5: a next hop with no IP address we may use.
         NextHopUnresolvable = (503, b"Next Hop Unresolvable", "next_hop_unresolvable"),
+        /// RFC 3261 §18.1.1 / §26.2.2: the target asks for a transport (`;transport=`,
+        /// `sips:`) we have no socket for (issue 19; with a Warning when stateless) —
+        /// never sent over another transport.
+        TransportUnavailable = (503, b"Transport Unavailable", "transport_unavailable"),
         /// §16.5: no binding for the Request-URI.
         NotFound = (404, b"Not Found", "not_found"),
         /// The transaction table or a lookup is out of room (with Retry-After when stateless).

@@ -41,7 +41,7 @@ use crate::bindings::Store;
 use crate::config::Overflow;
 use crate::io::Io;
 use crate::location::Location;
-use crate::location::{BindingData, BindingRef, Transport, MAX_FIELD_BYTES, NONE};
+use crate::location::{BindingData, BindingRef, MAX_FIELD_BYTES, NONE};
 use crate::nat::{NatPinger, NatRuntime};
 use crate::output::LocalId;
 use crate::protect::Protect;
@@ -625,7 +625,8 @@ impl Registrar<'_> {
                 granted_secs: it.expires,
                 source: remote,
                 local,
-                transport: Transport::Udp,
+                // The socket's transport, not what the Via claims (issue 19).
+                transport: self.io.cfg.proxy.transport_of(local),
                 arrival,
                 branch,
             };

@@ -121,7 +121,14 @@ impl Io {
         scratch.extend_from_slice(b"Content-Length: 0\r\n\r\n");
         let send = self.fit_reply(&mut scratch, req, &spec, before_server);
         if send {
-            self.out.push(local, to.dest, &scratch);
+            // RFC 3261 §18.2.2: over a stream the reply goes down the connection the
+            // request came on (its source), never to the Via's sent-by.
+            let dest = if self.cfg.proxy.is_stream(local) {
+                remote
+            } else {
+                to.dest
+            };
+            self.out.push(local, dest, &scratch);
             self.stats.replies_out += 1;
         }
         self.scratch = scratch;

@@ -247,6 +247,8 @@ describe_counters! {
             "Keepalive ticks swept more than one tick late.";
         ping_max_late_ticks: "nat_ping_max_late_ticks", gauge,
             "Most wheel ticks a keepalive slot was swept late.";
+        pings_skipped_stream: "nat_pings_skipped_stream_total", counter,
+            "Keepalives not sent: the binding is on a stream flow (RFC 5626 4.4.1).";
     }
     // The RTT histogram (`sipedge_nat_ping_rtt_seconds`, src/metrics_nat.rs).
     skip { rtt_buckets, rtt_count, rtt_sum_ms }
@@ -286,6 +288,10 @@ describe_counters! {
             "Location lookups asked of another shard.";
         illegal_transaction_edges: "relay_illegal_transaction_edges_total", counter,
             "Illegal transaction state edges taken (a bug), counted when the transaction ends.";
+        transport_refused: "relay_transport_refused_total", counter,
+            "Branches not sent: the target's transport has no socket here.";
+        udp_to_tcp: "relay_udp_to_tcp_total", counter,
+            "Requests over udp_mtu moved from UDP to TCP (RFC 3261 18.1.1).";
     }
     skip {}
 }
@@ -335,6 +341,9 @@ pub struct NatStats {
     pub ping_max_late_ticks: u64,
     /// Ticks whose slots (with at least one ping) were swept more than one tick late.
     pub ping_late_sweeps: u64,
+    /// Keepalive slots skipped because the binding is on a stream flow: the client keeps
+    /// its connection alive (RFC 5626 §4.4.1), the server sends no pings.
+    pub pings_skipped_stream: u64,
     /// RTT histogram: answers with an RTT at most [`RTT_BUCKETS_MS`]`[i]` (cumulative),
     /// refreshed from the shard's hdrhistogram once a second.
     pub rtt_buckets: [u64; RTT_BUCKETS_MS.len()],
@@ -383,6 +392,12 @@ pub struct ProxyStats {
     /// Illegal transaction state edges taken (a bug; `txn/LIFECYCLE.md`), counted when the
     /// transaction ends. A debug build stops at the first.
     pub illegal_transaction_edges: u64,
+    /// Branches not sent because the target asks for a transport we have no socket for
+    /// (issue 19).
+    pub transport_refused: u64,
+    /// Requests larger than `[proxy] udp_mtu` sent over TCP instead of UDP (RFC 3261
+    /// §18.1.1).
+    pub udp_to_tcp: u64,
 }
 
 /// Counters of the authenticator (per shard).

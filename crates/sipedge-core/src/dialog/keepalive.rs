@@ -174,7 +174,7 @@ impl DialogCx<'_> {
         }
         .write(&mut branch);
         let mut via = String::with_capacity(64);
-        via.push_str("SIP/2.0/UDP ");
+        via.push_str(self.io.cfg.proxy.transport_of(flow.local).via_prefix());
         write_sent_by(&mut via, &self.io.cfg.proxy, flow.local);
         let mut out = Vec::with_capacity(512);
         ends::write_request(&mut out, e, own, side, (via.as_bytes(), &branch), reason);

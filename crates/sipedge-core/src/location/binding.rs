@@ -34,6 +34,66 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The start of a Via we write for a message leaving by this transport, up to the
+    /// sent-by: `SIP/2.0/UDP ` (RFC 3261 §18.1.1, §20.42; `WS`/`WSS` from RFC 7118 §5.2).
+    #[inline]
+    pub fn via_prefix(self) -> &'static str {
+        match self {
+            Transport::Udp => "SIP/2.0/UDP ",
+            Transport::Tcp => "SIP/2.0/TCP ",
+            Transport::Tls => "SIP/2.0/TLS ",
+            Transport::Ws => "SIP/2.0/WS ",
+            Transport::Wss => "SIP/2.0/WSS ",
+        }
+    }
+
+    /// The `;transport=` parameter of a URI of ours on this transport (RFC 3261 §19.1.1,
+    /// RFC 7118 §5.3); `None` for UDP, the default, which is left unwritten.
+    #[inline]
+    pub fn uri_param(self) -> Option<&'static str> {
+        match self {
+            Transport::Udp => None,
+            Transport::Tcp => Some("tcp"),
+            Transport::Tls => Some("tls"),
+            Transport::Ws => Some("ws"),
+            Transport::Wss => Some("wss"),
+        }
+    }
+
+    /// A connection-oriented transport (a stream the runtime keeps open): responses go
+    /// back down the connection (RFC 3261 §18.2.2), and the client keeps it alive
+    /// (RFC 5626 §4.4.1) — no NAT pings from us.
+    #[inline]
+    pub fn is_stream(self) -> bool {
+        self != Transport::Udp
+    }
+
+    /// The transport a URI asks for: its `transport` parameter (case-insensitive,
+    /// RFC 3261 §19.1.1), else TLS for `sips:` (§26.2.2), else UDP. An unknown value
+    /// (`sctp`, garbage) is `None`: no socket of ours serves it.
+    pub fn of_uri(uri: &sipedge_msg::Uri<'_>) -> Option<Transport> {
+        let sips = matches!(uri.scheme(), sipedge_msg::Scheme::Sips);
+        let Some(v) = uri.params().value(b"transport") else {
+            return Some(if sips { Transport::Tls } else { Transport::Udp });
+        };
+        let t = [
+            (b"udp".as_slice(), Transport::Udp),
+            (b"tcp", Transport::Tcp),
+            (b"tls", Transport::Tls),
+            (b"ws", Transport::Ws),
+            (b"wss", Transport::Wss),
+        ]
+        .into_iter()
+        .find(|(name, _)| v.eq_ignore_ascii_case(name))
+        .map(|(_, t)| t)?;
+        // §26.2.2: sips over TCP means TLS; sips never goes over UDP.
+        Some(match (sips, t) {
+            (true, Transport::Udp | Transport::Tcp) => Transport::Tls,
+            (true, Transport::Ws) => Transport::Wss,
+            _ => t,
+        })
+    }
+
     pub(crate) fn from_u8(v: u8) -> Option<Transport> {
         Some(match v {
             0 => Transport::Udp,

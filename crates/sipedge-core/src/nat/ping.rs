@@ -366,10 +366,13 @@ impl NatPinger<'_> {
         let mut st = b.nat;
         let mode = st.mode();
         let cfg = &self.io.cfg.nat;
-        if mode == PingMode::Disabled
-            || (cfg.ping_nated_only && !st.nated())
-            || b.transport() != Transport::Udp
-        {
+        if mode == PingMode::Disabled || (cfg.ping_nated_only && !st.nated()) {
+            return false;
+        }
+        if b.transport() != Transport::Udp {
+            // RFC 5626 §4.4.1: on a connection the client keeps the flow alive with its
+            // CRLF keepalives; the server needs no pings (issue 19).
+            self.io.stats.nat.pings_skipped_stream += 1;
             return false;
         }
         let options = cfg.method == PingMethod::Options;
@@ -440,7 +443,11 @@ impl NatPinger<'_> {
         out.clear();
         out.extend_from_slice(b"OPTIONS ");
         out.extend_from_slice(contact);
-        out.extend_from_slice(b" SIP/2.0\r\nVia: SIP/2.0/UDP ");
+        out.extend_from_slice(b" SIP/2.0\r\nVia: ");
+        // Pings go to UDP bindings only (`nat_ping_slot`); the Via still names the
+        // socket's transport (RFC 3261 §18.1.1).
+        let via = self.io.cfg.proxy.transport_of(local).via_prefix();
+        out.extend_from_slice(via.as_bytes());
         out.extend_from_slice(adv);
         out.extend_from_slice(b";branch=z9hG4bK");
         out.extend_from_slice(&tok);

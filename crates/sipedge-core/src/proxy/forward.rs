@@ -96,7 +96,9 @@ impl Relay {
         c: &BranchId,
     ) {
         self.via_buf.clear();
-        self.via_buf.push_str("SIP/2.0/UDP ");
+        // RFC 3261 §18.1.1: the Via names the transport of the socket the request leaves by.
+        self.via_buf
+            .push_str(proxy.transport_of(local).via_prefix());
         write_advertised(&mut self.via_buf, proxy, local);
         self.via_buf.push_str(";branch=");
         let text = OurBranch {
@@ -356,6 +358,9 @@ impl RelayCx<'_> {
     ) {
         self.relay.stats.branches += 1;
         self.write_branch_request(idx, b, parsed);
+        if self.switch_to_tcp(idx, b) {
+            self.write_branch_request(idx, b, parsed);
+        }
         let t1 = self.io.cfg.sip.t1_ms;
         let c = self.relay.txns.cell_mut(idx);
         let br = &mut c.branches[b];
@@ -372,6 +377,32 @@ impl RelayCx<'_> {
             self.arm(now, t1, timer_key(Timer::E, idx, gen, bb));
             self.arm(now, 64 * t1, timer_key(Timer::F, idx, gen, bb));
         }
+    }
+
+    /// RFC 3261 §18.1.1: a request written for UDP (`relay.fwd_buf`) that is larger than
+    /// `[proxy] udp_mtu` goes over TCP instead, when we listen on TCP. True when branch
+    /// `b` was moved to a TCP socket (its request must be written again: Via, Record-Route).
+    ///
+    /// Not when the destination is a binding's registered flow ([`Branch::pinned`]): a
+    /// phone behind NAT cannot take a new TCP connection, so the request stays on UDP and
+    /// may be fragmented — what Kamailio's `udp_mtu_try_proto` does in practice too (its
+    /// switch is for destinations that listen; a NATed flow keeps its transport).
+    fn switch_to_tcp(&mut self, idx: u32, b: usize) -> bool {
+        let proxy = &self.io.cfg.proxy;
+        let br = &self.relay.txns.cell(idx).branches[b];
+        if proxy.udp_mtu == 0
+            || self.relay.fwd_buf.len() <= proxy.udp_mtu
+            || br.pinned
+            || proxy.transport_of(br.local) != crate::Transport::Udp
+        {
+            return false;
+        }
+        let Some(tcp) = proxy.socket_for(crate::Transport::Tcp, br.dest, br.local) else {
+            return false;
+        };
+        self.relay.stats.udp_to_tcp += 1;
+        self.relay.txns.cell_mut(idx).branches[b].local = tcp;
+        true
     }
 
     /// Timer A / E: the branch's request again.
@@ -434,9 +465,16 @@ impl RelayCx<'_> {
         (route_edit, route): (bool, &[u8]),
         parsed: Option<&Message<'_>>,
     ) {
-        let mut failed_flows = false;
+        let (mut failed_flows, mut no_transport) = (false, false);
         for t in targets.into_iter().take(MAX_BRANCHES) {
-            let (local, mut dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
+            let Some((local, mut dest)) =
+                self.binding_destination(&t.uri, t.source, t.local, t.nated)
+            else {
+                // Issue 19: its Contact asks for a transport we do not serve.
+                self.relay.stats.transport_refused += 1;
+                no_transport = true;
+                continue;
+            };
             // RFC 3327 §5.3: the Path recorded at registration becomes the Route, and the
             // request goes to its first hop (proxy/path.rs).
             let hop =
@@ -452,17 +490,16 @@ impl RelayCx<'_> {
                 failed_flows = true; // RFC 5626 §5.3: not into a failed flow (`flows`)
                 continue;
             }
-            self.relay.txns.cell_mut(idx).branches.push(Branch::new(
-                local,
-                dest,
-                (t.uri, route, route_edit),
-                now,
-            ));
+            let mut branch = Branch::new(local, dest, (t.uri, route, route_edit), now);
+            branch.pinned = t.nated || dest == t.source;
+            self.relay.txns.cell_mut(idx).branches.push(branch);
         }
         if self.relay.txns.cell(idx).branches.is_empty() {
             self.relay.stats.refused += 1;
             let refusal = if failed_flows {
                 RelayRefusal::FlowFailed // every binding's flow failed (RFC 5626 §5.3)
+            } else if no_transport {
+                RelayRefusal::TransportUnavailable
             } else {
                 RelayRefusal::NotFound
             };
@@ -678,7 +715,7 @@ impl RelayCx<'_> {
             ..
         } = &mut self.relay;
         via_buf.clear();
-        via_buf.push_str("SIP/2.0/UDP ");
+        via_buf.push_str(proxy.transport_of(local).via_prefix());
         write_advertised(via_buf, proxy, local);
         let mut branch = [0u8; ACK_BRANCH.branch_len()];
         ACK_BRANCH.encode(&[h], &mut branch);

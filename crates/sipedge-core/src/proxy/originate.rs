@@ -192,10 +192,21 @@ impl RelayCx<'_> {
         }
         let targets = match self.local_targets(now, req.aor) {
             Ok(t) if t.is_empty() => return Err(Refused::NotRegistered),
-            Ok(t) => t,
+            // Issue 19: a contact on a transport we do not serve is not reachable.
+            Ok(t) => t
+                .into_iter()
+                .take(MAX_BRANCHES)
+                .filter_map(|t| {
+                    let hop = self.binding_destination(&t.uri, t.source, t.local, t.nated);
+                    hop.map(|h| (h, t))
+                })
+                .collect::<smallvec::SmallVec<[_; 2]>>(),
             Err(crate::lookup::LookupError::NotAnAor) => return Err(Refused::NotAnAor),
             Err(crate::lookup::LookupError::NotOwner(s)) => return Err(Refused::NotOwner(s)),
         };
+        if targets.is_empty() {
+            return Err(Refused::NotRegistered);
+        }
         // The canonical AoR is what the lookup used; it is sent as To (RFC 3428 §4).
         let to = std::mem::take(&mut self.relay.aor_buf);
         let built = self.build(now, req, &to);
@@ -210,16 +221,16 @@ impl RelayCx<'_> {
         c.invite = false;
         c.req = bytes;
         c.loop_hash = key as u32;
-        c.up_local = targets[0].local;
+        c.up_local = targets[0].1.local;
         // Never used: a Local cell sends nothing upstream.
         c.up_dest = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
         let gen = c.gen;
         let mut contacts = 0;
-        for t in targets.into_iter().take(MAX_BRANCHES) {
-            let (local, dest) = self.binding_destination(&t.uri, t.source, t.local, t.nated);
+        for ((local, dest), t) in targets {
             // RFC 3327 §5.3: the Path recorded at registration becomes the Route.
             let route_edit = !t.path.is_empty();
-            let branch = Branch::new(local, dest, (t.uri, t.path, route_edit), now);
+            let mut branch = Branch::new(local, dest, (t.uri, t.path, route_edit), now);
+            branch.pinned = t.nated || dest == t.source;
             self.relay.txns.cell_mut(idx).branches.push(branch);
             contacts += 1;
         }

@@ -263,17 +263,23 @@ impl RelayCx<'_> {
                 self.refuse(local, remote, msg, req, RelayRefusal::FlowFailed);
                 return None;
             }
-            (Some(f), _) => self.flow_ok(f).then_some((f.local, f.addr)),
-            (None, Some(r)) => Uri::parse(r)
-                .ok()
-                .and_then(|u| uri_addr(&u))
-                .map(|a| (local, a)),
-            (None, None) => uri_addr(&target).map(|a| (local, a)),
+            (Some(f), _) if self.flow_ok(f) => Ok((f.local, f.addr)),
+            (Some(_), _) => Err(RelayRefusal::NextHopUnresolvable),
+            // Issue 19: by a socket of the transport the URI asks for.
+            (None, Some(r)) => match Uri::parse(r) {
+                Ok(u) => self.uri_hop(&u, local),
+                Err(_) => Err(RelayRefusal::NextHopUnresolvable),
+            },
+            (None, None) => self.uri_hop(&target, local),
         };
-        if !lookup && hop.is_none() {
-            self.refuse(local, remote, msg, req, RelayRefusal::NextHopUnresolvable);
-            return None;
-        }
+        let hop = match hop {
+            Ok(h) => Some(h),
+            Err(_) if lookup => None,
+            Err(r) => {
+                self.refuse(local, remote, msg, req, r);
+                return None;
+            }
+        };
         // The targets of a lookup this shard can answer, before any transaction exists: a
         // request that finds none is refused with one stateless reply (issue 13: no 100
         // Trying before the decision to forward, no retransmitted final response). 404 for
@@ -443,7 +449,15 @@ impl RelayCx<'_> {
     ) {
         self.relay.stats.refused += 1;
         self.io
-            .respond(local, remote, Req::Valid(msg, req), refusal.reply(), |_| {});
+            .respond(local, remote, Req::Valid(msg, req), refusal.reply(), |w| {
+                if refusal == RelayRefusal::TransportUnavailable {
+                    // RFC 3261 §20.43: 399 (miscellaneous), naming what is missing.
+                    w.header(
+                        b"Warning",
+                        b"399 sipedge \"No socket for the target's transport\"",
+                    );
+                }
+            });
     }
 
     /// RFC 3261 §16.4: a Request-URI that is our Record-Route (a strict router before us)
@@ -525,8 +539,13 @@ impl RelayCx<'_> {
             Some(Method::Invite | Method::Subscribe | Method::Refer | Method::Notify)
         );
         // §18.2.2 / RFC 3581 §4: responses go to the source IP, and to the source port
-        // when the top Via asks for rport, else the sent-by port.
-        let up_dest = sipedge_msg::response_dest(&req.top_via, remote);
+        // when the top Via asks for rport, else the sent-by port; over a stream, down the
+        // connection the request came on (§18.2.2: the source, whatever the Via says).
+        let up_dest = if self.io.cfg.proxy.is_stream(local) {
+            remote
+        } else {
+            sipedge_msg::response_dest(&req.top_via, remote)
+        };
         let record_route = self.io.cfg.proxy.record_route && dialog_creating && !in_dialog;
         let idx = self.relay.txns.insert(key);
         let c = self.relay.txns.cell_mut(idx);

@@ -42,6 +42,10 @@ pub(crate) struct Branch {
     pub cancel_interval_ms: u64,
     /// Timer C deadline (lazily re-armed).
     pub timer_c_at: Millis,
+    /// The destination is a binding's registered flow (its NAT source, or the address it
+    /// registered from): the request stays on the binding's socket and transport — no
+    /// RFC 3261 §18.1.1 switch to TCP (issue 19).
+    pub pinned: bool,
 }
 
 /// Who is waiting for a cell's final response.
@@ -106,6 +110,7 @@ impl Branch {
             cancel: Cancel::None,
             cancel_interval_ms: 0,
             timer_c_at: now,
+            pinned: false,
         }
     }
 
