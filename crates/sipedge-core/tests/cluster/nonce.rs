@@ -1,0 +1,1 @@
+//! Nonces across edges (issue 20 item 6).
