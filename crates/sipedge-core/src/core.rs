@@ -79,7 +79,7 @@ impl Core {
             nat: crate::nat::NatRuntime::new(&cfg.nat),
             loc: Location::new(cfg.seed, cfg.expected_bindings),
             relay: crate::proxy::Relay::new(cfg.seed, cfg.txn_limits),
-            auth: crate::auth::AuthState::new(&cfg.auth),
+            auth: crate::auth::AuthState::new(&cfg.auth, &cfg.cluster),
             fired: Vec::new(),
             lookups: VecDeque::new(),
             admin: crate::admin::AdminQueue::default(),
