@@ -13,8 +13,8 @@ use crate::auth_db::digest::{
 };
 use crate::auth_db::foreign::{ForeignNc, ForeignVerdict};
 use crate::auth_db::nonce::{algorithm_bit, nonce_age_ms, NcVerdict, NcWindow, NonceKey};
-use crate::config::cluster::ClusterCoreConfig;
 use crate::auth_db::offer::Offer;
+use crate::config::cluster::ClusterCoreConfig;
 use crate::output::LocalId;
 use crate::refusal::{AuthRefusal, Refusal};
 use crate::stateless::Req;
@@ -374,10 +374,12 @@ impl Authenticator<'_> {
         let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
         let offer = challenge_offer(&db, req, register);
         // The nonce names the algorithms offered: a response is checked under one of them.
-        let nonce = self
-            .auth
-            .key
-            .issue_for(self.io.cfg.shard.0, counter, self.nonce_clock(now), offer.mask());
+        let nonce = self.auth.key.issue_for(
+            self.io.cfg.shard.0,
+            counter,
+            self.nonce_clock(now),
+            offer.mask(),
+        );
         let mut buf = std::mem::take(&mut self.auth.buf);
         buf.clear();
         {

@@ -66,7 +66,13 @@ impl ForeignNc {
 
     /// Records `nc` for the foreign nonce `info` at `now_ms` (the clock nonces are issued
     /// on); entries older than `ttl_ms` are free.
-    pub(crate) fn check(&mut self, info: &NonceInfo, nc: u32, now_ms: u64, ttl_ms: u64) -> ForeignVerdict {
+    pub(crate) fn check(
+        &mut self,
+        info: &NonceInfo,
+        nc: u32,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> ForeignVerdict {
         if self.sets.is_empty() {
             return ForeignVerdict::Full;
         }
@@ -116,7 +122,10 @@ mod tests {
     fn counts_grow_replays_are_refused_and_a_full_set_refuses() {
         let mut t = ForeignNc::new(4); // one set of four
         assert_eq!(t.check(&info(1), 1, 1_000, 30_000), ForeignVerdict::Fresh);
-        assert_eq!(t.check(&info(1), 1, 1_001, 30_000), ForeignVerdict::Replayed);
+        assert_eq!(
+            t.check(&info(1), 1, 1_001, 30_000),
+            ForeignVerdict::Replayed
+        );
         assert_eq!(t.check(&info(1), 2, 1_002, 30_000), ForeignVerdict::Fresh);
         for c in 2..5 {
             assert_eq!(t.check(&info(c), 1, 1_003, 30_000), ForeignVerdict::Fresh);
@@ -124,6 +133,9 @@ mod tests {
         assert_eq!(t.check(&info(9), 1, 1_004, 30_000), ForeignVerdict::Full);
         // Once the nonces have expired their entries are free again.
         assert_eq!(t.check(&info(9), 1, 40_000, 30_000), ForeignVerdict::Fresh);
-        assert_eq!(ForeignNc::new(0).check(&info(1), 1, 0, 1), ForeignVerdict::Full);
+        assert_eq!(
+            ForeignNc::new(0).check(&info(1), 1, 0, 1),
+            ForeignVerdict::Full
+        );
     }
 }

@@ -139,7 +139,9 @@ impl Core {
                 // Issue 20: a cell waiting for the cluster has its timer (no leak).
                 remote += 1;
                 if !armed.contains(&(idx, c.gen & GEN_MASK)) {
-                    return Err(format!("cell {idx} waits for a remote lookup with no timer"));
+                    return Err(format!(
+                        "cell {idx} waits for a remote lookup with no timer"
+                    ));
                 }
             }
             if c.branches.len() > max_branches {

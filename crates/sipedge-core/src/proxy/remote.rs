@@ -201,7 +201,12 @@ impl RelayCx<'_> {
         }
         let local = c.up_local;
         for &home in homes {
-            let b = Branch::new(local, home, (target.clone(), route.clone(), route_edit), now);
+            let b = Branch::new(
+                local,
+                home,
+                (target.clone(), route.clone(), route_edit),
+                now,
+            );
             c.branches.push(b);
         }
         for b in 0..homes.len() {

@@ -86,7 +86,11 @@ fn found_on_a() -> RemoteAnswer {
 /// alice's INVITE for carol reaches B: 100 at once, one lookup for carol's AoR.
 fn invite_at_b(b: &mut Core, now: u64, call: &str) -> RemoteLookup {
     let out = send(b, now, ALICE, &invite_carol(call));
-    assert_eq!(labels(&out), ["100"], "100 Trying at once, nothing forwarded yet");
+    assert_eq!(
+        labels(&out),
+        ["100"],
+        "100 Trying at once, nothing forwarded yet"
+    );
     assert_eq!(out[0].to, addr(ALICE));
     let l = b.poll_remote_lookup().expect("B asks the cluster");
     assert_eq!(&*l.aor, format!("sip:carol@{DOMAIN}"));
@@ -132,7 +136,10 @@ fn call_through_b_reaches_the_phone_via_its_home_edge_a() {
     assert_eq!(to_carol.to, addr(CAROL));
     assert_eq!(to_carol.ruri(), format!("sip:carol@{CAROL}"));
     assert_eq!(to_carol.via_count(), 3);
-    assert_eq!(to_carol.header(HeaderName::MaxForwards).as_deref(), Some("68"));
+    assert_eq!(
+        to_carol.header(HeaderName::MaxForwards).as_deref(),
+        Some("68")
+    );
     assert_eq!(a.proxy_stats().peer_requests, 1);
     assert_eq!(a.remote_lookups_pending(), 0);
     assert!(a.poll_remote_lookup().is_none(), "A found carol itself");
@@ -212,7 +219,10 @@ fn cancel_while_waiting_ends_with_487_and_frees_the_entry() {
     assert_eq!(labels(&out), ["200", "487"]);
     assert_eq!(b.remote_lookups_pending(), 0);
     b.handle_remote_answer(Millis(30), l.token, found_on_a());
-    assert!(drain(&mut b).is_empty(), "nothing forwarded after the CANCEL");
+    assert!(
+        drain(&mut b).is_empty(),
+        "nothing forwarded after the CANCEL"
+    );
     settle(&mut [&mut b]);
 }
 
@@ -220,13 +230,18 @@ fn cancel_while_waiting_ends_with_487_and_frees_the_entry() {
 fn a_peer_relayed_request_with_no_binding_gets_480_and_no_lookup() {
     let (mut a, _) = edges();
     // carol's binding is gone from A by the time B's relay arrives: never asked again.
-    let out = send(&mut a, 10, EDGE_B, &request(
-        "INVITE",
-        &format!("sip:dave@{DOMAIN}"),
-        "z9hG4bK-p1",
-        "p1",
-        "",
-    ));
+    let out = send(
+        &mut a,
+        10,
+        EDGE_B,
+        &request(
+            "INVITE",
+            &format!("sip:dave@{DOMAIN}"),
+            "z9hG4bK-p1",
+            "p1",
+            "",
+        ),
+    );
     assert_eq!(labels(&out), ["480"]);
     assert!(a.poll_remote_lookup().is_none(), "loop guard");
     assert_eq!(a.proxy_stats().peer_not_found, 1);

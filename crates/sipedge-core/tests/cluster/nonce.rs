@@ -53,7 +53,10 @@ fn a_nonce_from_edge_a_is_accepted_once_at_edge_b() {
     // The same instant on B's own clock.
     let at_b = answer_at(&mut b, B_AHEAD_MS + 20, &ok);
     assert_eq!(at_b.status(), 200, "B accepts A's nonce");
-    assert_eq!(bindings(&b, B_AHEAD_MS + 20, &format!("sip:alice@{DOMAIN}")).len(), 1);
+    assert_eq!(
+        bindings(&b, B_AHEAD_MS + 20, &format!("sip:alice@{DOMAIN}")).len(),
+        1
+    );
     // Replayed at B: refused (stale challenge), nothing reflected.
     let again = answer_at(&mut b, B_AHEAD_MS + 30, &ok);
     assert_eq!(again.status(), 401, "B refuses the replay");
