@@ -10,6 +10,7 @@ mod admin_bans;
 mod admin_ctl;
 mod auth_config;
 mod bans;
+mod cluster_glue;
 mod config;
 mod config_admin;
 mod config_dialogs;
@@ -243,6 +244,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     max_dialogs: cfg.dialogs.max_dialogs.div_ceil(shards),
                     ..cfg.dialogs
                 },
+                // Issue 20: off until `[cluster]` (the `cluster` branch) is connected here:
+                // `mode != standalone`, `node`, the peers' addresses, and its timeouts.
+                cluster: cluster_glue::core_config(false, "", &[], 0, 0),
                 ..CoreConfig::default()
             },
             persist: restored.as_mut().map(|r| shard::PersistSetup {
@@ -260,6 +264,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             admin: inboxes
                 .next()
                 .ok_or_else(|| anyhow::anyhow!("one admin inbox per shard"))?,
+            // Issue 20: the cluster thread's client, once `[cluster]` is connected.
+            cluster: None,
         };
         let died = events_tx.clone();
         let t = std::thread::Builder::new()

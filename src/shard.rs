@@ -103,6 +103,8 @@ pub struct ShardSetup {
     pub overload: crate::config_protect::OverloadSettings,
     /// Admin API requests (`admin_ctl.rs`), answered between turns.
     pub admin: crate::admin_ctl::ShardInbox,
+    /// The cluster thread (issue 20, `cluster_glue.rs`); `None`: standalone.
+    pub cluster: Option<Arc<dyn crate::cluster_glue::ClusterPort>>,
 }
 
 /// This shard's part of `[registrar.persistence]`, prepared by `persist::restore`.
@@ -171,6 +173,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         bans,
         overload,
         mut admin,
+        cluster,
     } = setup;
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
@@ -330,6 +333,8 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         }
         // Answers that came with this turn's datagrams or timers (a MESSAGE's finals).
         admin.deliver(&mut core);
+        // Issue 20: remote answers in, remote lookups out, before the outputs drain.
+        crate::cluster_glue::turn(&mut core, now, id, cluster.as_deref());
         // Before the turn's replies reach the engine: with `sync = "every"` this is the
         // group commit that makes every acknowledged change durable first.
         // The journal's share of the turn, for the slow-turn log line.

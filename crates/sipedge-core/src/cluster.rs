@@ -9,6 +9,10 @@
 
 use std::net::SocketAddr;
 
+pub use crate::config::cluster::{
+    ClusterCoreConfig, DEFAULT_LOOKUP_TIMEOUT_MS, DEFAULT_MAX_PENDING_LOOKUPS,
+};
+
 /// A lookup the core needs answered; `token` comes back in the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteLookup {

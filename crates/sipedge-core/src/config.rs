@@ -9,6 +9,7 @@ use crate::auth_db::db::{AuthDb, AuthHandle};
 use crate::auth_db::nonce::DEFAULT_NC_WINDOW;
 use crate::shard::ShardId;
 
+pub(crate) mod cluster;
 pub(crate) mod dialogs;
 pub(crate) mod nat;
 
@@ -124,6 +125,8 @@ pub struct CoreConfig {
     pub limits: crate::limits::LimitsHandle,
     /// `[dialogs]` (issue 16, [`crate::dialog`]).
     pub dialogs: dialogs::DialogConfig,
+    /// `[cluster]`, the core's part (issue 20, [`crate::cluster`]); `Default`: off.
+    pub cluster: cluster::ClusterCoreConfig,
 }
 
 impl Default for CoreConfig {
@@ -146,6 +149,7 @@ impl Default for CoreConfig {
             protect: crate::protect::ProtectConfig::default(),
             limits: std::sync::Arc::default(),
             dialogs: dialogs::DialogConfig::default(),
+            cluster: cluster::ClusterCoreConfig::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::time::Millis;
 
 mod admin;
 mod auth;
+mod cluster;
 mod dialog;
 mod dispatch;
 mod invariants;
@@ -74,11 +75,11 @@ impl Core {
     /// A core for one shard.
     pub fn new(cfg: CoreConfig) -> Core {
         Core {
-            protect: crate::protect::Protect::new(cfg.protect.clone(), cfg.seed),
+            protect: crate::protect::Protect::new(cluster::protect_config(&cfg), cfg.seed),
             nat: crate::nat::NatRuntime::new(&cfg.nat),
             loc: Location::new(cfg.seed, cfg.expected_bindings),
             relay: crate::proxy::Relay::new(cfg.seed, cfg.txn_limits),
-            auth: crate::auth::AuthState::new(&cfg.auth),
+            auth: crate::auth::AuthState::new(&cfg.auth, &cfg.cluster),
             fired: Vec::new(),
             lookups: VecDeque::new(),
             admin: crate::admin::AdminQueue::default(),

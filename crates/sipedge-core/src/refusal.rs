@@ -120,6 +120,10 @@ refusals! {
         TransportUnavailable = (503, b"Transport Unavailable", "transport_unavailable"),
         /// §16.5: no binding for the Request-URI.
         NotFound = (404, b"Not Found", "not_found"),
+        /// §21.4.18, issue 20: with the cluster on, no binding here nor on any live edge
+        /// (or the shared store could not say in time, or a peer edge relayed a request for
+        /// a binding that is gone here too).
+        Unavailable = (480, b"Temporarily Unavailable", "unavailable"),
         /// The transaction table or a lookup is out of room (with Retry-After when stateless).
         Overloaded = (503, b"Service Unavailable", "overloaded"),
         /// §16.7 item 6 / §16.9: nothing better came back.

@@ -286,6 +286,24 @@ describe_counters! {
             "Requests refused by a proxy rule (403, 404, 420, 482, 483, 503).";
         lookups_remote: "relay_lookups_remote_total", counter,
             "Location lookups asked of another shard.";
+        remote_lookups: "relay_remote_lookups_total", counter,
+            "Lookups asked of the cluster for AoRs with no binding here (issue 20).";
+        remote_found: "relay_remote_found_total", counter,
+            "Remote lookups answered with bindings: relayed to their home edges.";
+        remote_not_found: "relay_remote_not_found_total", counter,
+            "Remote lookups answered with no binding anywhere (480).";
+        remote_unavailable: "relay_remote_unavailable_total", counter,
+            "Remote lookups the cluster could not answer (store unreachable, queue full): 480.";
+        remote_timeouts: "relay_remote_timeouts_total", counter,
+            "Remote lookups with no answer within [cluster] lookup_timeout: 480.";
+        remote_late: "relay_remote_late_total", counter,
+            "Remote answers that came after their transaction gave up or ended (ignored).";
+        remote_pending_full: "relay_remote_pending_full_total", counter,
+            "Requests refused with 503: the shard's table of pending remote lookups was full.";
+        peer_requests: "relay_peer_requests_total", counter,
+            "Requests from peer edges (relayed to a local user, no digest asked).";
+        peer_not_found: "relay_peer_not_found_total", counter,
+            "Requests from peer edges with no binding here: 480, never looked up again.";
         illegal_transaction_edges: "relay_illegal_transaction_edges_total", counter,
             "Illegal transaction state edges taken (a bug), counted when the transaction ends.";
         transport_refused: "relay_transport_refused_total", counter,
@@ -389,6 +407,24 @@ pub struct ProxyStats {
     pub refused: u64,
     /// Location lookups asked of another shard.
     pub lookups_remote: u64,
+    /// Issue 20: lookups asked of the cluster (AoRs with no binding here).
+    pub remote_lookups: u64,
+    /// Remote lookups answered with bindings (relayed to their home edges).
+    pub remote_found: u64,
+    /// Remote lookups answered with no binding anywhere (480).
+    pub remote_not_found: u64,
+    /// Remote lookups the cluster could not answer (480).
+    pub remote_unavailable: u64,
+    /// Remote lookups with no answer in time (480).
+    pub remote_timeouts: u64,
+    /// Remote answers for a transaction no longer waiting (ignored).
+    pub remote_late: u64,
+    /// Requests refused (503): the pending remote lookups were at their cap.
+    pub remote_pending_full: u64,
+    /// Requests from peer edges.
+    pub peer_requests: u64,
+    /// Requests from peer edges with no binding here (480, no remote lookup).
+    pub peer_not_found: u64,
     /// Illegal transaction state edges taken (a bug; `txn/LIFECYCLE.md`), counted when the
     /// transaction ends. A debug build stops at the first.
     pub illegal_transaction_edges: u64,

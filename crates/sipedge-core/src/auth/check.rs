@@ -11,8 +11,10 @@ use crate::auth_db::digest::{
     ha2, response_matches, response_with_ha2, sha256_ha1_state, sha256_response_after_ha1,
     Algorithm, DigestInput, Hex,
 };
+use crate::auth_db::foreign::{ForeignNc, ForeignVerdict};
 use crate::auth_db::nonce::{algorithm_bit, nonce_age_ms, NcVerdict, NcWindow, NonceKey};
 use crate::auth_db::offer::Offer;
+use crate::config::cluster::ClusterCoreConfig;
 use crate::output::LocalId;
 use crate::refusal::{AuthRefusal, Refusal};
 use crate::stateless::Req;
@@ -133,6 +135,10 @@ pub(crate) struct Authenticator<'a> {
 pub(crate) struct AuthState {
     key: NonceKey,
     window: NcWindow,
+    /// Nonce-counts of other edges' nonces (issue 20; empty with the cluster off).
+    foreign: ForeignNc,
+    /// Cluster on: nonces are issued and aged on the wall clock (`auth_db::nonce`).
+    wall_clock: bool,
     buf: Vec<u8>,
     /// Indexed by `2 × ` [`Algorithm::index`] `+ 1` for REGISTER (its HA2 is the same for
     /// every user of a domain), `+ 0` for the rest (an INVITE's names its callee), so the
@@ -144,10 +150,28 @@ pub(crate) struct AuthState {
 }
 
 impl AuthState {
-    pub(crate) fn new(cfg: &AuthConfig) -> AuthState {
+    pub(crate) fn new(cfg: &AuthConfig, cluster: &ClusterCoreConfig) -> AuthState {
+        // Issue 20: clustered, the nonce names this node and a random epoch, its counters
+        // start at a random point, and other nodes' nonces are tracked here
+        // (`auth_db::nonce`, "Across edges").
+        let (key, window, foreign) = if cluster.enabled {
+            (
+                NonceKey::clustered(&cfg.nonce_secret, cluster.node_id(), cfg.instance as u16),
+                NcWindow::starting_at(cfg.nc_window, cfg.instance & 0xFFFF_0000 | 1),
+                ForeignNc::new(cfg.nc_window / 8),
+            )
+        } else {
+            (
+                NonceKey::new(&cfg.nonce_secret, cfg.instance),
+                NcWindow::new(cfg.nc_window),
+                ForeignNc::new(0),
+            )
+        };
         AuthState {
-            key: NonceKey::new(&cfg.nonce_secret, cfg.instance),
-            window: NcWindow::new(cfg.nc_window),
+            key,
+            window,
+            foreign,
+            wall_clock: cluster.enabled,
             buf: Vec::with_capacity(512),
             ha2: [
                 Ha2Memo::new(),
@@ -320,6 +344,16 @@ impl Authenticator<'_> {
             .respond(local, remote, answering(req), refusal.reply(), |_| {});
     }
 
+    /// The clock nonces are issued and aged on: monotonic, or Unix ms in a cluster (every
+    /// edge must read the same one).
+    fn nonce_clock(&self, now: Millis) -> u64 {
+        if self.auth.wall_clock {
+            self.io.unix_of(now)
+        } else {
+            now.0
+        }
+    }
+
     fn challenge(
         &mut self,
         now: Millis,
@@ -340,10 +374,12 @@ impl Authenticator<'_> {
         let db = std::sync::Arc::clone(&self.io.cfg.auth.db);
         let offer = challenge_offer(&db, req, register);
         // The nonce names the algorithms offered: a response is checked under one of them.
-        let nonce = self
-            .auth
-            .key
-            .issue_for(self.io.cfg.shard.0, counter, now.0, offer.mask());
+        let nonce = self.auth.key.issue_for(
+            self.io.cfg.shard.0,
+            counter,
+            self.nonce_clock(now),
+            offer.mask(),
+        );
         let mut buf = std::mem::take(&mut self.auth.buf);
         buf.clear();
         {
@@ -430,11 +466,32 @@ impl Authenticator<'_> {
         // An authentic nonce with the right response that can no longer be used here —
         // expired, issued by another shard, forgotten by the window — is stale (§3.3).
         let ttl_ms = u64::from(db.settings.nonce_ttl_secs) * 1000;
-        if info.shard != self.io.cfg.shard.0 || nonce_age_ms(info.issued_ms, now.0) > ttl_ms {
+        let clock = if st.wall_clock {
+            self.io.unix_of(now)
+        } else {
+            now.0
+        };
+        // Issue 20: another edge's nonce is counted on one shard of ours (`auth_db::nonce`).
+        let shards = self.io.cfg.shards.max(1);
+        let checker = if info.foreign {
+            info.shard % shards
+        } else {
+            info.shard
+        };
+        if checker != self.io.cfg.shard.0 || nonce_age_ms(info.issued_ms, clock) > ttl_ms {
             st.stats.stale += 1;
             return Verdict::Reject(AuthReject::Challenge { stale: true });
         }
-        match st.window.check(info.counter, nc) {
+        let verdict = if info.foreign {
+            match st.foreign.check(&info, nc, clock, ttl_ms) {
+                ForeignVerdict::Fresh => NcVerdict::Fresh,
+                ForeignVerdict::Replayed => NcVerdict::Replayed,
+                ForeignVerdict::Full => NcVerdict::Forgotten,
+            }
+        } else {
+            st.window.check(info.counter, nc)
+        };
+        match verdict {
             NcVerdict::Fresh => {}
             NcVerdict::Replayed => {
                 st.stats.replays += 1;

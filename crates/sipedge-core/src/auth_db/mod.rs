@@ -7,6 +7,7 @@
 
 pub(crate) mod db;
 pub(crate) mod digest;
+pub(crate) mod foreign;
 pub(crate) mod nonce;
 pub(crate) mod offer;
 mod sha256;

@@ -11,6 +11,25 @@
 //! nonce, its counter and the highest `nc` seen. A nonce whose slot was reused by a newer
 //! one (more than `window` nonces issued since) reads as stale; a client just answers the
 //! new challenge.
+//!
+//! **Across edges** (issue 20 item 6; [`NonceKey::clustered`]): with `[cluster]` on and
+//! one `[auth] nonce_secret` on every edge, the 4 bytes of instance id become the issuing
+//! node's id (2, a hash of `[cluster] node`) and its start epoch (2, random per start),
+//! and the issue time is wall-clock Unix ms (every edge reads the same clock, NTP
+//! assumed), so any edge verifies another's nonce: MAC, age, and the algorithms bound in.
+//! Replay protection stays sound: the issuing edge checks its own nonces exactly as
+//! before (its node id and epoch must match — a restarted edge refuses its old nonces,
+//! and its counters start at a random point, so a reused epoch does not reuse them); an
+//! edge receiving another edge's nonce tracks its `nc` itself, in [`ForeignNc`], on one
+//! shard (the nonce's issuing-shard number modulo its own shard count: a REGISTER is
+//! checked on its AoR's owner shard, the same number on edges with the same shard count;
+//! on any other shard the nonce is `stale`). `nc` is **not** shared between edges, so a
+//! captured (nonce, nc) can be replayed at most once on each other edge within the nonce
+//! lifetime (`nonce_ttl_secs`, 30 s by default), and never on the issuer or twice on one
+//! edge. Kamailio is in the same place: its `auth` module's `nonce_count` (the nc array)
+//! and `one_time_nonce` (the nonce-id bitmap) live in each instance's shared memory and
+//! are not replicated between nodes — with a shared `secret`, a nonce from one node
+//! verifies on another, whose arrays have never seen it.
 
 use super::digest::Algorithm;
 use super::sha256::HmacSha256;
@@ -44,6 +63,8 @@ pub struct NonceInfo {
     pub issued_ms: u64,
     /// The algorithms its challenge offered ([`algorithm_bit`]s).
     pub algorithms: u8,
+    /// Issued by another edge of the cluster (its `nc` is tracked in [`ForeignNc`]).
+    pub foreign: bool,
 }
 
 /// The nonce secret and this edge's instance id.
@@ -51,6 +72,8 @@ pub struct NonceInfo {
 pub struct NonceKey {
     mac: HmacSha256,
     instance: u32,
+    /// Cluster mode: `instance` is `node << 16 | epoch`, and nonces of other nodes verify.
+    clustered: bool,
 }
 
 impl std::fmt::Debug for NonceKey {
@@ -88,6 +111,18 @@ impl NonceKey {
         NonceKey {
             mac: HmacSha256::new(secret),
             instance,
+            clustered: false,
+        }
+    }
+
+    /// A key shared by the edges of a cluster (module docs, "Across edges"): this edge's
+    /// nonces carry `node` and `epoch` (random per start); other nodes' nonces under the
+    /// same secret verify as [`NonceInfo::foreign`].
+    pub fn clustered(secret: &[u8], node: u16, epoch: u16) -> NonceKey {
+        NonceKey {
+            mac: HmacSha256::new(secret),
+            instance: u32::from(node) << 16 | u32::from(epoch),
+            clustered: true,
         }
     }
 
@@ -157,7 +192,9 @@ impl NonceKey {
             return None;
         }
         let instance = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
-        if instance != self.instance {
+        // Another node's nonce (cluster): any epoch; ours: this very start only.
+        let foreign = self.clustered && instance >> 16 != self.instance >> 16;
+        if instance != self.instance && !foreign {
             return None;
         }
         let mut t = [0u8; 8];
@@ -168,6 +205,7 @@ impl NonceKey {
             counter: u32::from_be_bytes([payload[6], payload[7], payload[8], payload[9]]),
             issued_ms: u64::from_be_bytes(t),
             algorithms: payload[10],
+            foreign,
         })
     }
 }
@@ -202,10 +240,16 @@ impl NcWindow {
     /// A window remembering `size` nonces (rounded up to a power of two, at least 1024).
     /// The memory (8 bytes a nonce) is zeroed lazily by the OS.
     pub fn new(size: usize) -> NcWindow {
+        NcWindow::starting_at(size, 1)
+    }
+
+    /// [`NcWindow::new`] whose first counter is `first` (never 0): a clustered edge starts
+    /// at a random point, so a restart that draws its old epoch does not reuse counters.
+    pub fn starting_at(size: usize, first: u32) -> NcWindow {
         let size = size.max(1024).next_power_of_two();
         NcWindow {
             slots: vec![0; size],
-            next: 1,
+            next: first.max(1),
         }
     }
 
@@ -262,6 +306,7 @@ mod tests {
                 counter: 42,
                 issued_ms: 123_456_789,
                 algorithms: ALL_ALGORITHMS,
+                foreign: false,
             }
         );
         let md5 = k.issue_for(3, 43, 5, algorithm_bit(Algorithm::Md5));
@@ -277,6 +322,22 @@ mod tests {
         // Another secret (a restarted edge) or another instance with the same secret.
         assert_eq!(NonceKey::new(b"other", 7).verify(&n), None);
         assert_eq!(NonceKey::new(b"secret", 8).verify(&n), None);
+    }
+
+    #[test]
+    fn clustered_keys_accept_other_nodes_and_only_their_own_epoch() {
+        let a = NonceKey::clustered(b"shared", 0xA, 1);
+        let b = NonceKey::clustered(b"shared", 0xB, 2);
+        let n = a.issue(3, 42, 1_000);
+        assert_eq!(a.verify(&n).map(|i| i.foreign), Some(false));
+        let at_b = b.verify(&n).expect("another node's nonce verifies");
+        assert!(at_b.foreign);
+        assert_eq!((at_b.instance, at_b.shard, at_b.counter), (0xA_0001, 3, 42));
+        // A restart of A (new epoch) refuses the old nonce; another secret refuses it.
+        assert_eq!(NonceKey::clustered(b"shared", 0xA, 9).verify(&n), None);
+        assert_eq!(NonceKey::clustered(b"other", 0xB, 2).verify(&n), None);
+        // A key outside a cluster accepts no other instance.
+        assert_eq!(NonceKey::new(b"shared", 0xB_0002).verify(&n), None);
     }
 
     #[test]

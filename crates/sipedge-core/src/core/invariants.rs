@@ -132,8 +132,18 @@ impl Core {
         let max_branches = usize::from(self.io.cfg.registrar.max_contacts).max(1);
         let max_bytes = self.io.cfg.parse.max_message_bytes + EDIT_ROOM;
         let mut live = 0usize;
+        let mut remote = 0usize;
         for (idx, c) in txns.live_cells() {
             live += 1;
+            if c.lookup_pending && c.remote {
+                // Issue 20: a cell waiting for the cluster has its timer (no leak).
+                remote += 1;
+                if !armed.contains(&(idx, c.gen & GEN_MASK)) {
+                    return Err(format!(
+                        "cell {idx} waits for a remote lookup with no timer"
+                    ));
+                }
+            }
             if c.branches.len() > max_branches {
                 return Err(format!(
                     "cell {idx} has {} branches (max_contacts {max_branches})",
@@ -157,6 +167,12 @@ impl Core {
                     c.branches.iter().map(|b| b.state()).collect::<Vec<_>>()
                 ));
             }
+        }
+        if remote != self.relay.remote.pending {
+            return Err(format!(
+                "{remote} cells wait for a remote lookup, the count says {}",
+                self.relay.remote.pending
+            ));
         }
         if live != txns.len() {
             return Err(format!("{live} live cells, len() says {}", txns.len()));

@@ -526,6 +526,9 @@ impl RelayCx<'_> {
         }
         c.lookup_pending = false;
         let reply_has_targets = !reply.contacts.is_empty();
+        if !reply_has_targets && self.remote_after_mesh(now, idx) {
+            return; // issue 20: the cluster is asked, or the peer's request refused
+        }
         let targets = reply.contacts.into_iter().map(|c| Target {
             uri: c.uri,
             path: c.path,

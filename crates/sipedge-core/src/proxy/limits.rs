@@ -65,7 +65,7 @@ impl RelayCx<'_> {
     /// No lookup answer came (timer `Lookup`, or the question could not be queued).
     pub(crate) fn lookup_lost(&mut self, now: Millis, idx: u32) {
         let c = self.relay.txns.cell_mut(idx);
-        if !c.lookup_pending {
+        if !c.lookup_pending || c.remote {
             return;
         }
         c.lookup_pending = false;

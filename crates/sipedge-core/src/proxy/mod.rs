@@ -37,6 +37,7 @@ mod hooks;
 mod limits;
 pub(crate) mod originate;
 pub(crate) mod path;
+pub(crate) mod remote;
 mod response;
 mod route;
 mod timers;
@@ -67,6 +68,9 @@ pub(crate) struct Relay {
     pub(crate) aor_buf: Vec<u8>,
     /// Requests the edge originated, in flight and finished (`originate`).
     pub(crate) originated: originate::Originated,
+    /// Remote lookups waiting for the shell, and the cells waiting for their answer
+    /// (issue 20, `remote`).
+    pub(crate) remote: remote::RemoteQueue,
 }
 
 /// The relay (RFC 3261 §16, the transaction layer of §17): its own state ([`Relay`]:
@@ -109,6 +113,7 @@ impl Relay {
             fwd_buf: Vec::with_capacity(2048),
             aor_buf: Vec::with_capacity(64),
             originated: originate::Originated::default(),
+            remote: remote::RemoteQueue::default(),
         }
     }
 }

@@ -24,12 +24,12 @@ use smallvec::SmallVec;
 pub use crate::stats::ProxyStats;
 
 /// How a request is routed (RFC 3261 §16.4).
-struct Plan {
+pub(super) struct Plan {
     /// Replacement Request-URI (strict-route peer); `None` keeps it.
-    ruri: Option<Vec<u8>>,
+    pub(super) ruri: Option<Vec<u8>>,
     /// The Route headers are replaced by `route` (ours removed).
-    route_edit: bool,
-    route: Vec<u8>,
+    pub(super) route_edit: bool,
+    pub(super) route: Vec<u8>,
     /// The request has a To tag and our Route carries a dialog token that verifies for its
     /// Call-ID and tags: it goes to this end of the dialog (issue 13), unauthenticated.
     dialog: Option<Flow>,
@@ -222,7 +222,12 @@ impl RelayCx<'_> {
         // our Record-Route's dialog token instead.
         let mut outbound_ok = false;
         let mut who = None;
-        if !in_dialog {
+        if !in_dialog && self.is_peer(remote) {
+            // Issue 20: a peer edge relays a call for a user it found registered here; it
+            // authenticated the caller (and removed our realm's credentials). Trusted like
+            // an `[[ip_auth]]` source for a local user, never for relaying out.
+            self.relay.stats.peer_requests += 1;
+        } else if !in_dialog {
             match self.authenticator().authenticate_with(
                 now,
                 remote,
@@ -293,8 +298,13 @@ impl RelayCx<'_> {
         let local_targets = if lookup {
             match self.local_targets(now, &aor) {
                 Ok(t) if t.is_empty() => {
-                    self.refuse(local, remote, msg, req, RelayRefusal::NotFound);
-                    return None;
+                    // Issue 20: with the cluster on, the cell waits for a remote lookup
+                    // (`proxy::remote`); else 404 as always.
+                    if let Some(r) = self.no_binding_here(remote) {
+                        self.refuse(local, remote, msg, req, r);
+                        return None;
+                    }
+                    Some(Ok(t))
                 }
                 Err(LookupError::NotAnAor) => {
                     self.refuse(local, remote, msg, req, RelayRefusal::NotFound);
@@ -333,6 +343,8 @@ impl RelayCx<'_> {
             ..
         } = plan;
         match local_targets {
+            // Issue 20: no binding here, the cluster is asked (`proxy::remote`).
+            Some(Ok(targets)) if targets.is_empty() => self.start_remote(now, idx, Some(msg)),
             Some(Ok(targets)) => {
                 self.hundred_trying(idx, Some(msg));
                 self.fork(now, idx, targets, (route_edit, &route), Some(msg));
@@ -383,7 +395,11 @@ impl RelayCx<'_> {
         if let Some(idx) = self.relay.txns.find(key) {
             self.relay.stats.retransmissions_absorbed += 1;
             let c = self.relay.txns.cell(idx);
-            if c.resp.is_empty() && c.invite && c.state() == Srv::Trying && !c.lookup_pending {
+            if c.resp.is_empty()
+                && c.invite
+                && c.state() == Srv::Trying
+                && (!c.lookup_pending || c.remote)
+            {
                 self.own_response(idx, 100, b"Trying");
                 return None;
             }
@@ -466,7 +482,7 @@ impl RelayCx<'_> {
     /// A request with a To tag whose removed Route (or strict-routed Request-URI) of ours
     /// carries a dialog token that verifies for its Call-ID and tags gets `dialog`: the end
     /// of the dialog it goes to ([`crate::proxy::token`]).
-    fn plan_route(&self, msg: &Message<'_>, req: &Validated<'_>, uri: &Uri<'_>) -> Plan {
+    pub(super) fn plan_route(&self, msg: &Message<'_>, req: &Validated<'_>, uri: &Uri<'_>) -> Plan {
         let routes: smallvec::SmallVec<[&[u8]; 4]> = msg.header_items(HeaderName::Route).collect();
         let mut rest: &[&[u8]] = &routes;
         let mut plan = Plan {
@@ -640,7 +656,7 @@ impl RelayCx<'_> {
             c.canceled = true;
             if c.lookup_pending {
                 // Nothing was forwarded yet: the INVITE ends here with 487.
-                c.lookup_pending = false;
+                self.clear_lookup(idx);
                 self.finish_own(now, idx, RelayRefusal::RequestTerminated);
                 return true;
             }

@@ -90,7 +90,9 @@ impl RelayCx<'_> {
                 self.arm(now, next, key);
             }
             // Issue 13: the owner shard never answered our lookup (`proxy::limits`).
-            Timer::Lookup if c.lookup_pending => self.lookup_lost(now, idx),
+            Timer::Lookup if c.lookup_pending && !c.remote => self.lookup_lost(now, idx),
+            // Issue 20: the cluster did not answer in time (`proxy::remote`).
+            Timer::Remote if c.lookup_pending && c.remote => self.remote_timeout(now, idx),
             Timer::CancelF if c.branches.get(bi).is_some() => {
                 c.set_cancel(bi, Cancel::Done);
                 if matches!(branch_state, Some(Cli::Calling | Cli::Proceeding)) {

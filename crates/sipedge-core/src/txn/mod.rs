@@ -87,6 +87,9 @@ pub(crate) enum Timer {
     /// A location lookup asked of the AoR's owner shard got no answer (the mesh dropped
     /// the question or the answer): the cell ends with 503 (`proxy::limits`).
     Lookup,
+    /// A remote lookup asked of the cluster thread (issue 20) got no answer within
+    /// `[cluster] lookup_timeout`: the cell ends with 480 (`proxy::remote`).
+    Remote,
 }
 
 impl Timer {
@@ -108,6 +111,7 @@ impl Timer {
             13 => CancelE,
             14 => CancelF,
             15 => Lookup,
+            16 => Remote,
             _ => return None,
         })
     }

@@ -86,6 +86,9 @@ pub(crate) struct Cell {
     pub loop_hash: u32,
     /// A location lookup on another shard is outstanding.
     pub lookup_pending: bool,
+    /// With `lookup_pending`: the lookup is the cluster's (issue 20, `proxy::remote`), not
+    /// another shard's.
+    pub remote: bool,
     pub branches: Vec<Branch>,
     /// Illegal edges taken by this slot's cells, ever (release builds; see `txn::state`).
     illegal_edges: u64,
@@ -143,6 +146,7 @@ impl Cell {
             record_route: false,
             loop_hash: 0,
             lookup_pending: false,
+            remote: false,
             branches: Vec::new(),
             illegal_edges: 0,
         }
@@ -438,6 +442,7 @@ impl Table {
         c.canceled = false;
         c.record_route = false;
         c.lookup_pending = false;
+        c.remote = false;
         c.branches.clear();
         self.index.insert(key, idx);
         self.live += 1;
