@@ -180,12 +180,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     }
 }
 
-fn account(
-    cli: &Cli,
-    tally: &mut Tally,
-    hist: &mut hdrhistogram::Histogram<u64>,
-    r: conn::Answer,
-) {
+fn account(cli: &Cli, tally: &mut Tally, hist: &mut hdrhistogram::Histogram<u64>, r: conn::Answer) {
     if r.status != 200 {
         tally.failed_responses += 1;
         return;

@@ -37,7 +37,10 @@ pub(crate) fn register(cli: &Cli, user: usize, cseq: u32, local: SocketAddr, out
 /// One whole response at the front of `buf`: (status, length), or `None` while incomplete.
 /// CRLF keepalive pongs before it are skipped (their length is counted).
 pub(crate) fn next_response(buf: &[u8]) -> Option<Result<(u16, usize), String>> {
-    let skip = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+    let skip = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
     let msg = &buf[skip..];
     if msg.is_empty() {
         return if skip > 0 { Some(Ok((0, skip))) } else { None };

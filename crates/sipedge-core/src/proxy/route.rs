@@ -220,32 +220,11 @@ impl RelayCx<'_> {
         // §22.3: an out-of-dialog request is authenticated (IP/CLI, else digest with a 407
         // challenge) before any transaction exists; in-dialog requests are vouched for by
         // our Record-Route's dialog token instead.
-        let mut outbound_ok = false;
-        let mut who = None;
-        if !in_dialog && self.is_peer(remote) {
-            // Issue 20: a peer edge relays a call for a user it found registered here; it
-            // authenticated the caller (and removed our realm's credentials). Trusted like
-            // an `[[ip_auth]]` source for a local user, never for relaying out.
-            self.relay.stats.peer_requests += 1;
-        } else if !in_dialog {
-            match self.authenticator().authenticate_with(
-                now,
-                remote,
-                msg,
-                Some(req.from.uri().host()),
-            ) {
-                crate::auth::AuthOutcome::Authenticated(ok) => {
-                    outbound_ok = self.may_go_outbound(&ok);
-                    who = Some(ok);
-                }
-                crate::auth::AuthOutcome::Rejected(r) => {
-                    self.relay.stats.refused += 1;
-                    self.authenticator()
-                        .reject_request(now, local, remote, (msg, None), r);
-                    return None;
-                }
-            }
-        }
+        let (outbound_ok, who) = if in_dialog {
+            (false, None)
+        } else {
+            self.relay_authenticate(now, local, remote, msg, req)?
+        };
         let target_raw: Vec<u8> = plan.ruri.clone().unwrap_or_else(|| uri.raw().to_vec());
         let Ok(target) = Uri::parse(&target_raw) else {
             self.refuse(local, remote, msg, req, RelayRefusal::BadRoute);
@@ -323,6 +302,39 @@ impl RelayCx<'_> {
             local_targets,
             who,
         })
+    }
+
+    /// §22.3 for an out-of-dialog request: `(may go outbound, who)`, or `None` when it was
+    /// rejected here (one challenge or refusal sent).
+    fn relay_authenticate(
+        &mut self,
+        now: Millis,
+        local: LocalId,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        req: &Validated<'_>,
+    ) -> Option<(bool, Option<crate::auth::AuthOk>)> {
+        if self.is_peer(remote) {
+            // Issue 20: a peer edge relays a call for a user it found registered here; it
+            // authenticated the caller (and removed our realm's credentials). Trusted like
+            // an `[[ip_auth]]` source for a local user, never for relaying out.
+            self.relay.stats.peer_requests += 1;
+            return Some((false, None));
+        }
+        match self
+            .authenticator()
+            .authenticate_with(now, remote, msg, Some(req.from.uri().host()))
+        {
+            crate::auth::AuthOutcome::Authenticated(ok) => {
+                Some((self.may_go_outbound(&ok), Some(ok)))
+            }
+            crate::auth::AuthOutcome::Rejected(r) => {
+                self.relay.stats.refused += 1;
+                self.authenticator()
+                    .reject_request(now, local, remote, (msg, None), r);
+                None
+            }
+        }
     }
 
     /// The new cell `idx` starts: forked to the local targets, a lookup asked of the
