@@ -86,3 +86,47 @@ pub fn client_codec_for(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::tests_tls::{client_config, pki, server_config};
+
+    const LIMITS: CodecLimits = CodecLimits {
+        max_message_bytes: 4096,
+        max_buffer_bytes: 65536,
+    };
+
+    #[test]
+    fn each_transport_gets_its_codec() {
+        let p = pki();
+        let srv = server_config(&p, false, rustls::ALL_VERSIONS);
+        // TCP needs no handshake; TLS, WS and WSS start in one.
+        let tcp = codec_for(StreamTransport::Tcp, None, LIMITS).expect("tcp");
+        assert!(!tcp.is_handshaking());
+        for t in [
+            StreamTransport::Tls,
+            StreamTransport::Ws,
+            StreamTransport::Wss,
+        ] {
+            let c = codec_for(t, Some(srv.clone()), LIMITS).expect("codec");
+            assert!(c.is_handshaking(), "{t:?}");
+        }
+        // TLS and WSS without a [tls] context: refused, not a plaintext listener.
+        for t in [StreamTransport::Tls, StreamTransport::Wss] {
+            assert!(codec_for(t, None, LIMITS).is_err(), "{t:?}");
+        }
+        // Outgoing: TCP and TLS; never WebSocket.
+        let name = ServerName::try_from("localhost").expect("name");
+        let cli = client_config(&p, false, rustls::ALL_VERSIONS);
+        let mut c = client_codec_for(StreamTransport::Tls, Some((cli, name)), LIMITS).expect("tls");
+        let mut hello = Vec::new();
+        c.read(&[], &mut |_| {}, &mut hello).expect("flush");
+        assert_eq!(
+            hello.first(),
+            Some(&0x16),
+            "the ClientHello goes out on an empty read"
+        );
+        assert!(client_codec_for(StreamTransport::Ws, None, LIMITS).is_err());
+    }
+}

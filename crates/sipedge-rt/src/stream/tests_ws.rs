@@ -263,3 +263,88 @@ fn wss_stack_round_trip() {
     assert_eq!(plain[..4], [0x81, 126, len[0], len[1]]);
     assert_eq!(&plain[4..], OK);
 }
+
+/// An in-memory socket whose far end is our codec: what the client writes is fed to the
+/// codec at once, what the codec answers is what the client reads.
+struct Loop {
+    server: WsCodec,
+    to_client: Vec<u8>,
+    msgs: Vec<Vec<u8>>,
+    result: Result<(), CodecError>,
+}
+
+impl Read for Loop {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.to_client.is_empty() {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.to_client.len());
+        buf[..n].copy_from_slice(&self.to_client[..n]);
+        self.to_client.drain(..n);
+        Ok(n)
+    }
+}
+
+impl Write for Loop {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let msgs = &mut self.msgs;
+        let r = self.server.read(
+            buf,
+            &mut |p| {
+                if let Plain::Message(m) = p {
+                    msgs.push(m.to_vec())
+                }
+            },
+            &mut self.to_client,
+        );
+        if self.result.is_ok() {
+            self.result = r;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// tungstenite's client (a maintained RFC 6455 implementation) against our server codec.
+#[test]
+fn a_tungstenite_client_registers_pings_and_closes() {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::Message;
+    let mut req = "ws://edge.example.com/".into_client_request().expect("req");
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().expect("hdr"));
+    let sock = Loop {
+        server: WsCodec::server(64 * 1024),
+        to_client: Vec::new(),
+        msgs: Vec::new(),
+        result: Ok(()),
+    };
+    let (mut ws, resp) = tungstenite::client::client(req, sock).expect("handshake");
+    assert_eq!(resp.status(), 101);
+    assert_eq!(resp.headers()["Sec-WebSocket-Protocol"], "sip");
+    let text = std::str::from_utf8(REGISTER).expect("utf8");
+    ws.send(Message::text(text)).expect("send");
+    assert_eq!(ws.get_ref().msgs, vec![REGISTER.to_vec()]);
+    // The 200 OK back.
+    let sock = ws.get_mut();
+    let mut wire = Vec::new();
+    sock.server.write(OK, &mut wire).expect("write");
+    sock.to_client.extend(wire);
+    match ws.read().expect("read") {
+        Message::Text(t) => assert_eq!(t.as_bytes(), OK),
+        other => panic!("{other:?}"),
+    }
+    // Ping → pong (tungstenite hands pongs to the reader).
+    ws.send(Message::Ping(b"ka".to_vec().into())).expect("ping");
+    match ws.read().expect("read") {
+        Message::Pong(p) => assert_eq!(&p[..], b"ka"),
+        other => panic!("{other:?}"),
+    }
+    // Close → the codec answers and reports Closed.
+    ws.close(None).expect("close");
+    let _ = ws.flush();
+    assert!(matches!(ws.read(), Ok(Message::Close(_)) | Err(_)));
+    assert_eq!(ws.get_ref().result, Err(CodecError::Closed));
+}

@@ -60,6 +60,9 @@ pub struct WsCodec {
     /// The opcode of the message being reassembled (`None`: between messages).
     fragmented: Option<Data>,
     max_message: usize,
+    /// Bytes of the Upgrade request already searched for its end (a request fed a byte at
+    /// a time is scanned once, not once per byte).
+    scanned: usize,
 }
 
 impl WsCodec {
@@ -72,6 +75,7 @@ impl WsCodec {
             msg: Vec::new(),
             fragmented: None,
             max_message,
+            scanned: 0,
         }
     }
 
@@ -128,7 +132,10 @@ impl WsCodec {
     /// Consumes the Upgrade request from `data`; returns how many bytes it took (0: not
     /// complete yet).
     fn handshake(&mut self, data: &[u8], wire: &mut Vec<u8>) -> Result<usize, CodecError> {
-        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+        let from = self.scanned.saturating_sub(3).min(data.len());
+        let found = data[from..].windows(4).position(|w| w == b"\r\n\r\n");
+        self.scanned = data.len();
+        let Some(end) = found.map(|at| from + at) else {
             if data.len() > MAX_HANDSHAKE_BYTES {
                 self.state = State::Done;
                 return Err(CodecError::Protocol(
