@@ -62,6 +62,8 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+#[path = "config_tls.rs"]
+pub mod tls;
 use crate::config_listen::parse_listen;
 pub use crate::config_listen::Listen;
 
@@ -118,6 +120,8 @@ pub struct Config {
     pub call_limits: sipedge_core::limits::LimitsSpec,
     /// `[dialogs]` (src/config_dialogs.rs, issue 16).
     pub dialogs: sipedge_core::dialog::DialogConfig,
+    /// `[tls]` (src/config_tls.rs); `None` when absent and no `tls:`/`wss:` listen needs it.
+    pub tls: Option<tls::TlsSettings>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -153,6 +157,8 @@ struct RawConfig {
     overload: crate::config_protect::RawOverload,
     #[serde(default)]
     dialogs: crate::config_dialogs::RawDialogs,
+    #[serde(default)]
+    tls: tls::RawTls,
 }
 
 #[derive(Debug, Deserialize)]
@@ -506,7 +512,9 @@ impl Config {
             .collect();
         let call_limits = crate::config_dialogs::parse_call_limits(&raw_call_limits, ip_auth)
             .map_err(|(k, m)| err(k, m))?;
+        let tls = tls::parse(&raw.tls, &listen, file).map_err(|(k, m)| err(k, m))?;
         Ok(Config {
+            tls,
             protection,
             call_limits,
             dialogs,
