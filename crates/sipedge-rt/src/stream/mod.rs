@@ -3,10 +3,38 @@
 //! A connection's bytes pass through a [`StreamCodec`] between the socket and SIP: the
 //! identity for TCP ([`PlainCodec`]), rustls for TLS, RFC 6455 framing for WS (RFC 7118),
 //! both for WSS. SIP framing of the plain bytes (Content-Length, CRLF keepalives, RFC 3261
-//! §18.3, RFC 5626 §4.4.1) is the connection's, not the codec's, except where the codec
-//! already delimits messages ([`Plain::Message`], one SIP message per WebSocket message,
-//! RFC 7118 §5).
+//! §18.3, RFC 5626 §4.4.1) is the connection's ([`Framer`]), not the codec's, except where
+//! the codec already delimits messages ([`Plain::Message`], one SIP message per WebSocket
+//! message, RFC 7118 §5).
+//!
+//! | module | what |
+//! | --- | --- |
+//! | `codec` | [`StreamCodec`], [`PlainCodec`] |
+//! | `framing` | [`Framer`]: whole messages and pings out of a byte stream (sans-IO) |
+//! | `conn` | the per-shard connection slab, [`StreamLimits`], [`StreamStats`] |
+//! | `shard` | [`Streams`]: a shard's listeners and connections over epoll (mio) |
+//! | `directory` | [`Directory`]: which shard owns a flow's connection; connections per IP |
+//! | `socket` | [`bind_tcp_reuseport`], outgoing connects |
 
 pub mod codec;
+mod conn;
+mod directory;
+pub mod framing;
+mod shard;
+mod socket;
 
 pub use codec::{CodecError, Plain, PlainCodec, StreamCodec};
+pub use conn::{
+    CloseReason, StreamLimits, StreamStats, DEFAULT_HEADER_TIMEOUT_SECS,
+    DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_MAX_CONNECTION_BYTES,
+};
+pub use directory::Directory;
+pub use framing::{Frame, FrameError, Framer, PONG};
+pub use shard::{CodecFactory, Sent, StreamListener, Streams, LISTEN_BACKLOG};
+pub use socket::bind_tcp_reuseport;
+
+/// A failed outgoing connect (rate-limited by the caller's log settings: debug).
+fn log_connect_failed(remote: std::net::SocketAddr, e: &std::io::Error) {
+    tracing::debug!(target: "sip::tcp", %remote, error = %e, "outgoing connection failed");
+}
