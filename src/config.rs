@@ -118,6 +118,8 @@ pub struct Config {
     pub call_limits: sipedge_core::limits::LimitsSpec,
     /// `[dialogs]` (src/config_dialogs.rs, issue 16).
     pub dialogs: sipedge_core::dialog::DialogConfig,
+    /// `[tcp]` (src/config_tcp.rs, issue 19).
+    pub tcp: crate::config_tcp::TcpSettings,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -153,6 +155,8 @@ struct RawConfig {
     overload: crate::config_protect::RawOverload,
     #[serde(default)]
     dialogs: crate::config_dialogs::RawDialogs,
+    #[serde(default)]
+    tcp: crate::config_tcp::RawTcp,
 }
 
 #[derive(Debug, Deserialize)]
@@ -342,7 +346,12 @@ impl Config {
         let mut listen = Vec::new();
         for (i, entry) in s.listen.iter().enumerate() {
             let l = parse_listen(entry).map_err(|m| err(format!("server.listen[{i}]"), m))?;
-            if listen.iter().any(|x: &Listen| x.addr == l.addr) {
+            // UDP and the stream transports (TCP ports) may share an address:port.
+            let udp = |x: &Listen| x.transport == sipedge_core::Transport::Udp;
+            if listen
+                .iter()
+                .any(|x: &Listen| x.addr == l.addr && udp(x) == udp(&l))
+            {
                 return Err(err(
                     format!("server.listen[{i}]"),
                     format!("`{entry}` is listed twice"),
@@ -485,6 +494,8 @@ impl Config {
         let dialogs =
             crate::config_dialogs::parse_dialogs(&raw.dialogs).map_err(|(k, m)| err(k, m))?;
         let raw_call_limits = raw.limits.call_limits();
+        let tcp = crate::config_tcp::parse_tcp(&raw.tcp, s.max_message_bytes)
+            .map_err(|(k, m)| err(k.into(), m))?;
         let auth = crate::auth_config::parse(
             raw.auth,
             raw.accounts,
@@ -507,6 +518,7 @@ impl Config {
         let call_limits = crate::config_dialogs::parse_call_limits(&raw_call_limits, ip_auth)
             .map_err(|(k, m)| err(k, m))?;
         Ok(Config {
+            tcp,
             protection,
             call_limits,
             dialogs,
