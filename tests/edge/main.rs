@@ -23,3 +23,4 @@ mod registrar;
 mod relay;
 mod relay_secret;
 mod shard_death;
+mod tcp;
