@@ -17,12 +17,16 @@ const PORT: u16 = 5060;
 
 /// An edge on `ip` listening on UDP and TCP `ip:5060`, `extra` TOML appended.
 fn edge(tag: &str, ip: &str, shards: usize, extra: &str) -> Edge {
+    edge_io(tag, ip, shards, "auto", extra)
+}
+
+fn edge_io(tag: &str, ip: &str, shards: usize, io: &str, extra: &str) -> Edge {
     Edge::start_listen(
         tag,
         ip,
         PORT,
         shards,
-        "auto",
+        io,
         &[format!("tcp:{ip}:{PORT}")],
         extra,
         &[],
@@ -170,6 +174,19 @@ fn register_over_tcp_is_answered_on_the_same_connection_with_pipelining_splits_a
     assert!(c.fill(Duration::from_secs(2), true) && c.pongs == 1, "CRLF pong");
     assert_eq!(e.await_metric("sipedge_tcp_pings_total", 1, WAIT), 1);
     assert_eq!(e.metric("sipedge_tcp_accepted_total", None), 1);
+}
+
+/// The recvmmsg engine waits on the stream poller too (`ppoll`): an idle shard wakes for
+/// a TCP message.
+#[test]
+fn register_over_tcp_with_the_mmsg_engine() {
+    let ip = "127.0.60.13";
+    let e = edge_io("tcp-mmsg", ip, 1, "mmsg", "");
+    let mut c = Tcp::connect(ip, e.sip);
+    // Idle first: the shard blocks in ppoll before the message arrives.
+    std::thread::sleep(Duration::from_millis(300));
+    c.send(&tcp_register(&c, "mmsg", 1));
+    assert_eq!(c.status(), Some(200));
 }
 
 #[test]
@@ -329,4 +346,36 @@ fn an_oversized_message_or_a_stream_without_content_length_closes_the_connection
     assert!(nolen.closed_within(Duration::from_secs(2)), "no Content-Length on a stream closes");
     assert_eq!(e.metric("sipedge_tcp_closed_too_large_total", None), 2);
     assert_eq!(e.metric("sipedge_tcp_closed_protocol_total", None), 1);
+}
+
+/// SIPp over TCP (`-t t1`): 100 calls from a TCP caller through a two-shard edge to a
+/// SIPp callee registered over UDP — INVITE, 180, 200, ACK and BYE along the Record-Route,
+/// the caller's side all on its connection. SIPp exits 0 only when every call succeeded.
+#[test]
+fn sipp_over_tcp_calls_a_udp_callee_through_the_edge() {
+    use crate::relay::{check, sipp, sipp_callee, sipp_installed};
+    if !sipp_installed() {
+        return;
+    }
+    let ip = "127.0.60.10";
+    let e = edge("tcp-sipp", ip, 2, "");
+    let callee = sipp_callee(&e, "tcp_uas.xml", "bob", "127.0.60.11", 25180, 100, "30s");
+    let caller = sipp(
+        "relay_uac.xml",
+        "bob",
+        "127.0.60.12",
+        25170,
+        &["-t", "t1", "-m", "100", "-r", "50", "-l", "100", "-timeout", "30s"],
+        Some(e.sip),
+    )
+    .output()
+    .unwrap();
+    check("sipp caller over TCP", &caller);
+    check("sipp callee", &callee.wait().unwrap());
+    assert_eq!(
+        e.metric("sipedge_relay_transactions_total", None),
+        200,
+        "INVITE + BYE per call"
+    );
+    assert!(e.metric("sipedge_tcp_messages_in_total", None) >= 300, "INVITE, ACK, BYE over TCP");
 }
