@@ -379,3 +379,69 @@ fn sipp_over_tcp_calls_a_udp_callee_through_the_edge() {
     );
     assert!(e.metric("sipedge_tcp_messages_in_total", None) >= 300, "INVITE, ACK, BYE over TCP");
 }
+
+/// A phone registered over TCP whose connection closed (the edge restarted its side, or the
+/// phone did) is reached by a new connection the edge opens toward its flow address, the
+/// INVITE queued until it is up; toward an address nobody listens on, the connect fails
+/// and is counted.
+#[test]
+fn without_a_live_connection_the_edge_connects_out_and_counts_failures() {
+    let ip = "127.0.60.14";
+    let e = edge("tcp-connect-out", ip, 2, "");
+    let phone_addr: SocketAddr = "127.0.60.15:25190".parse().unwrap();
+    let reg = {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_reuse_address(true).unwrap();
+        sock.bind(&phone_addr.into()).unwrap();
+        sock.connect(&e.sip.into()).unwrap();
+        let mut c = Tcp {
+            s: sock.into(),
+            framer: Framer::new(1 << 20),
+            got: Default::default(),
+            pongs: 0,
+        };
+        c.send(&tcp_register(&c, "roamer", 1));
+        assert_eq!(c.status(), Some(200));
+        c
+    };
+    drop(reg);
+    e.await_metric("sipedge_tcp_closed_peer_total", 1, WAIT);
+    let listener = {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_reuse_address(true).unwrap();
+        sock.bind(&phone_addr.into()).unwrap();
+        sock.listen(8).unwrap();
+        std::net::TcpListener::from(sock)
+    };
+    let caller = Client::new(ip);
+    caller.send(
+        e.sip,
+        invite("UDP", caller.addr(), "roamer", "connect-out-1").as_bytes(),
+    );
+    listener.set_nonblocking(false).unwrap();
+    let (s, from) = listener.accept().unwrap();
+    assert_eq!(from.ip(), e.sip.ip(), "the edge connects from its listen address");
+    let mut phone = Tcp {
+        s,
+        framer: Framer::new(1 << 20),
+        got: Default::default(),
+        pongs: 0,
+    };
+    let at = phone.recv(Duration::from_secs(3)).expect("the INVITE on the new connection");
+    assert!(at.starts_with(b"INVITE "));
+    assert_eq!(e.metric("sipedge_tcp_connects_total", None), 1);
+    drop(listener);
+    drop(phone);
+
+    // Nobody listens any more: the connect fails, counted.
+    e.await_metric("sipedge_tcp_closed_peer_total", 2, WAIT);
+    let failed_before = e.metric("sipedge_tcp_closed_error_total", None);
+    caller.send(
+        e.sip,
+        invite("UDP", caller.addr(), "roamer", "connect-out-2").as_bytes(),
+    );
+    assert!(
+        e.await_metric("sipedge_tcp_closed_error_total", failed_before + 1, WAIT) > failed_before,
+        "a failed connect is counted"
+    );
+}
