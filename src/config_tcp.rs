@@ -68,7 +68,11 @@ impl Default for TcpSettings {
 
 impl TcpSettings {
     /// One shard's limits out of `shards`.
-    pub fn per_shard(&self, shards: usize, max_message_bytes: usize) -> sipedge_rt::stream::StreamLimits {
+    pub fn per_shard(
+        &self,
+        shards: usize,
+        max_message_bytes: usize,
+    ) -> sipedge_rt::stream::StreamLimits {
         sipedge_rt::stream::StreamLimits {
             max_connections: self.max_connections.div_ceil(shards.max(1)),
             max_connections_per_ip: self.max_connections_per_ip,
@@ -144,13 +148,18 @@ mod tests {
         assert_eq!(d.max_connection_bytes, 256 * 1024);
         assert_eq!((d.header_timeout_secs, d.idle_timeout_secs), (10, 3600));
         assert_eq!(d.per_shard(3, 65_535).max_connections, 33_334);
-        assert_eq!(parse("max_connections = 0").unwrap_err().0, "tcp.max_connections");
+        assert_eq!(
+            parse("max_connections = 0").unwrap_err().0,
+            "tcp.max_connections"
+        );
         assert_eq!(
             parse("max_connection_bytes = 1000").unwrap_err().0,
             "tcp.max_connection_bytes"
         );
         assert_eq!(
-            parse("header_timeout_secs = 20\nidle_timeout_secs = 10").unwrap_err().0,
+            parse("header_timeout_secs = 20\nidle_timeout_secs = 10")
+                .unwrap_err()
+                .0,
             "tcp.idle_timeout_secs"
         );
     }

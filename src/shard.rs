@@ -211,7 +211,9 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
     let mut streams = match ShardStreams::new(id as u16, streams) {
         Ok(s) => s,
         Err(e) => {
-            let _ = ready.send(Err(format!("shard {id}: cannot start the stream listeners: {e}")));
+            let _ = ready.send(Err(format!(
+                "shard {id}: cannot start the stream listeners: {e}"
+            )));
             return Ok(());
         }
     };

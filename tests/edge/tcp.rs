@@ -43,10 +43,12 @@ struct Tcp {
 
 impl Tcp {
     fn connect(src: &str, to: SocketAddr) -> Tcp {
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         let from: SocketAddr = format!("{src}:0").parse().unwrap();
         sock.bind(&from.into()).unwrap();
-        sock.connect_timeout(&to.into(), Duration::from_secs(2)).unwrap();
+        sock.connect_timeout(&to.into(), Duration::from_secs(2))
+            .unwrap();
         let s: TcpStream = sock.into();
         s.set_nodelay(true).unwrap();
         Tcp {
@@ -87,7 +89,7 @@ impl Tcp {
                 self.pongs += 1;
                 continue;
             }
-            let (got, _) = (&mut self.got, ());
+            let got = &mut self.got;
             self.framer
                 .push(&buf[..n], &mut |f| {
                     if let Frame::Message(m) = f {
@@ -153,13 +155,21 @@ fn register_over_tcp_is_answered_on_the_same_connection_with_pipelining_splits_a
     let to: SocketAddr = format!("{ip}:{PORT}").parse().unwrap();
     let mut c = Tcp::connect(ip, to);
     c.send(&tcp_register(&c, "alice", 1));
-    assert_eq!(c.status(), Some(200), "REGISTER over TCP answered on its connection");
+    assert_eq!(
+        c.status(),
+        Some(200),
+        "REGISTER over TCP answered on its connection"
+    );
 
     // Two messages in one write: both answered.
     let two = [tcp_register(&c, "alice", 2), tcp_register(&c, "alice", 3)].concat();
     c.send(&two);
     assert_eq!(c.status(), Some(200));
-    assert_eq!(c.status(), Some(200), "the second message of the write answered too");
+    assert_eq!(
+        c.status(),
+        Some(200),
+        "the second message of the write answered too"
+    );
 
     // One message over three writes: answered once whole.
     let m = tcp_register(&c, "alice", 4);
@@ -167,11 +177,18 @@ fn register_over_tcp_is_answered_on_the_same_connection_with_pipelining_splits_a
         c.send(part);
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(c.status(), Some(200), "a message split over three writes answered");
+    assert_eq!(
+        c.status(),
+        Some(200),
+        "a message split over three writes answered"
+    );
 
     // RFC 5626 §4.4.1: CRLFCRLF ping, CRLF pong.
     c.send(b"\r\n\r\n");
-    assert!(c.fill(Duration::from_secs(2), true) && c.pongs == 1, "CRLF pong");
+    assert!(
+        c.fill(Duration::from_secs(2), true) && c.pongs == 1,
+        "CRLF pong"
+    );
     assert_eq!(e.await_metric("sipedge_tcp_pings_total", 1, WAIT), 1);
     assert_eq!(e.metric("sipedge_tcp_accepted_total", None), 1);
 }
@@ -203,7 +220,9 @@ fn a_tcp_caller_reaches_a_udp_callee_and_the_200_comes_back_on_its_connection() 
     let mut alice = Tcp::connect(ip, e.sip);
     let inv = invite("TCP", alice.addr(), "bob", "tcp-to-udp-call");
     alice.send(inv.as_bytes());
-    let at_bob = bob.recv(Duration::from_secs(3)).expect("INVITE relayed to the UDP callee");
+    let at_bob = bob
+        .recv(Duration::from_secs(3))
+        .expect("INVITE relayed to the UDP callee");
     assert!(at_bob.starts_with(b"INVITE "));
     bob.send(e.sip, &uas_reply(&at_bob, "200 OK", &contact));
     let mut final_status = None;
@@ -214,7 +233,11 @@ fn a_tcp_caller_reaches_a_udp_callee_and_the_200_comes_back_on_its_connection() 
             break;
         }
     }
-    assert_eq!(final_status, Some(200), "the 200 back on the caller's connection");
+    assert_eq!(
+        final_status,
+        Some(200),
+        "the 200 back on the caller's connection"
+    );
 }
 
 #[test]
@@ -243,11 +266,20 @@ fn a_callee_registered_over_tcp_gets_invites_on_its_connection_from_any_shard() 
         let at = c
             .recv(Duration::from_secs(3))
             .unwrap_or_else(|| panic!("callee{i} got its INVITE on its own connection"));
-        assert!(at.starts_with(b"INVITE "), "{}", String::from_utf8_lossy(&at));
+        assert!(
+            at.starts_with(b"INVITE "),
+            "{}",
+            String::from_utf8_lossy(&at)
+        );
         let contact = format!("<sip:callee{i}@{};transport=tcp>", c.addr());
         c.send(&uas_reply(&at, "200 OK", &contact));
         let fin = next_final(&caller);
-        assert_eq!(status(&fin), Some(200), "callee{i}'s 200 relayed: {}", String::from_utf8_lossy(&fin));
+        assert_eq!(
+            status(&fin),
+            Some(200),
+            "callee{i}'s 200 relayed: {}",
+            String::from_utf8_lossy(&fin)
+        );
     }
     assert!(
         e.metric("sipedge_tcp_writes_forwarded_total", None) > 0,
@@ -273,7 +305,8 @@ fn slowloris_connections_are_closed_after_the_header_timeout_while_a_clean_clien
     let mut slow: Vec<Tcp> = (0..n).map(|_| Tcp::connect(ip, e.sip)).collect();
     let mut clean = Tcp::connect("127.0.60.5", e.sip);
     let start = Instant::now();
-    let head = b"REGISTER sip:edge.test SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.60.4:1;branch=z9hG4bK-slow\r\n";
+    let head =
+        b"REGISTER sip:edge.test SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.60.4:1;branch=z9hG4bK-slow\r\n";
     let mut closed = vec![false; n];
     let mut k = 0;
     while closed.iter().any(|c| !c) && start.elapsed() < Duration::from_secs(6) {
@@ -286,7 +319,11 @@ fn slowloris_connections_are_closed_after_the_header_timeout_while_a_clean_clien
         }
         k += 1;
         clean.send(&tcp_register(&clean, "clean", k as u32));
-        assert_eq!(clean.status(), Some(200), "the clean client is served meanwhile");
+        assert_eq!(
+            clean.status(),
+            Some(200),
+            "the clean client is served meanwhile"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     assert!(closed.iter().all(|c| *c), "every slow connection closed");
@@ -298,7 +335,11 @@ fn slowloris_connections_are_closed_after_the_header_timeout_while_a_clean_clien
         e.metric("sipedge_tcp_closed_header_timeout_total", None),
         n as u64
     );
-    assert_eq!(e.metric("sipedge_tcp_connections_open", None), 1, "the clean one");
+    assert_eq!(
+        e.metric("sipedge_tcp_connections_open", None),
+        1,
+        "the clean one"
+    );
 }
 
 #[test]
@@ -309,14 +350,17 @@ fn a_connection_flood_from_one_ip_is_refused_past_the_cap_and_others_are_served(
     let mut open = 0;
     // Kept open to the end: a closed one would free its place.
     for c in &mut flood {
-        c.send(&tcp_register(&c, "flood", 1));
+        c.send(&tcp_register(c, "flood", 1));
         if c.status() == Some(200) {
             open += 1;
         } else {
             assert!(c.closed_within(Duration::from_secs(1)));
         }
     }
-    assert_eq!(open, 4, "max_connections_per_ip connections served, the rest closed");
+    assert_eq!(
+        open, 4,
+        "max_connections_per_ip connections served, the rest closed"
+    );
     assert_eq!(e.metric("sipedge_tcp_refused_per_ip_total", None), 6);
     let mut other = Tcp::connect("127.0.60.8", e.sip);
     other.send(&tcp_register(&other, "other", 1));
@@ -331,7 +375,10 @@ fn an_oversized_message_or_a_stream_without_content_length_closes_the_connection
     let mut big = Tcp::connect(ip, e.sip);
     big.send(b"MESSAGE sip:bob@edge.test SIP/2.0\r\nContent-Length: 10000\r\n\r\n");
     big.send(&[b'x'; 1000]);
-    assert!(big.closed_within(Duration::from_secs(2)), "a message over max_message_bytes closes");
+    assert!(
+        big.closed_within(Duration::from_secs(2)),
+        "a message over max_message_bytes closes"
+    );
     let mut endless = Tcp::connect(ip, e.sip);
     let line = b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
     let _ = endless.s.write_all(b"OPTIONS sip:edge.test SIP/2.0\r\n");
@@ -340,10 +387,18 @@ fn an_oversized_message_or_a_stream_without_content_length_closes_the_connection
             break;
         }
     }
-    assert!(endless.closed_within(Duration::from_secs(2)), "headers past the limit close");
+    assert!(
+        endless.closed_within(Duration::from_secs(2)),
+        "headers past the limit close"
+    );
     let mut nolen = Tcp::connect(ip, e.sip);
-    nolen.send(b"OPTIONS sip:edge.test SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.60.9:1;branch=z9hG4bK-x\r\n\r\n");
-    assert!(nolen.closed_within(Duration::from_secs(2)), "no Content-Length on a stream closes");
+    nolen.send(
+        b"OPTIONS sip:edge.test SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.60.9:1;branch=z9hG4bK-x\r\n\r\n",
+    );
+    assert!(
+        nolen.closed_within(Duration::from_secs(2)),
+        "no Content-Length on a stream closes"
+    );
     assert_eq!(e.metric("sipedge_tcp_closed_too_large_total", None), 2);
     assert_eq!(e.metric("sipedge_tcp_closed_protocol_total", None), 1);
 }
@@ -365,7 +420,9 @@ fn sipp_over_tcp_calls_a_udp_callee_through_the_edge() {
         "bob",
         "127.0.60.12",
         25170,
-        &["-t", "t1", "-m", "100", "-r", "50", "-l", "100", "-timeout", "30s"],
+        &[
+            "-t", "t1", "-m", "100", "-r", "50", "-l", "100", "-timeout", "30s",
+        ],
         Some(e.sip),
     )
     .output()
@@ -377,7 +434,10 @@ fn sipp_over_tcp_calls_a_udp_callee_through_the_edge() {
         200,
         "INVITE + BYE per call"
     );
-    assert!(e.metric("sipedge_tcp_messages_in_total", None) >= 300, "INVITE, ACK, BYE over TCP");
+    assert!(
+        e.metric("sipedge_tcp_messages_in_total", None) >= 300,
+        "INVITE, ACK, BYE over TCP"
+    );
 }
 
 /// A phone registered over TCP whose connection closed (the edge restarted its side, or the
@@ -390,7 +450,8 @@ fn without_a_live_connection_the_edge_connects_out_and_counts_failures() {
     let e = edge("tcp-connect-out", ip, 2, "");
     let phone_addr: SocketAddr = "127.0.60.15:25190".parse().unwrap();
     let reg = {
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         sock.set_reuse_address(true).unwrap();
         sock.bind(&phone_addr.into()).unwrap();
         sock.connect(&e.sip.into()).unwrap();
@@ -407,7 +468,8 @@ fn without_a_live_connection_the_edge_connects_out_and_counts_failures() {
     drop(reg);
     e.await_metric("sipedge_tcp_closed_peer_total", 1, WAIT);
     let listener = {
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         sock.set_reuse_address(true).unwrap();
         sock.bind(&phone_addr.into()).unwrap();
         sock.listen(8).unwrap();
@@ -420,14 +482,20 @@ fn without_a_live_connection_the_edge_connects_out_and_counts_failures() {
     );
     listener.set_nonblocking(false).unwrap();
     let (s, from) = listener.accept().unwrap();
-    assert_eq!(from.ip(), e.sip.ip(), "the edge connects from its listen address");
+    assert_eq!(
+        from.ip(),
+        e.sip.ip(),
+        "the edge connects from its listen address"
+    );
     let mut phone = Tcp {
         s,
         framer: Framer::new(1 << 20),
         got: Default::default(),
         pongs: 0,
     };
-    let at = phone.recv(Duration::from_secs(3)).expect("the INVITE on the new connection");
+    let at = phone
+        .recv(Duration::from_secs(3))
+        .expect("the INVITE on the new connection");
     assert!(at.starts_with(b"INVITE "));
     assert_eq!(e.metric("sipedge_tcp_connects_total", None), 1);
     drop(listener);

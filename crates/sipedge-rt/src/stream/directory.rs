@@ -7,7 +7,7 @@
 //! hash maps: no lock is taken on the UDP path, and opens on different stripes do not contend.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
@@ -41,9 +41,7 @@ impl Directory {
     }
 
     fn stripe<K: Hash>(&self, k: &K) -> usize {
-        let mut h = self.hasher.build_hasher();
-        k.hash(&mut h);
-        (h.finish() as usize) & (STRIPES - 1)
+        (self.hasher.hash_one(k) as usize) & (STRIPES - 1)
     }
 
     /// Records that `shard` owns the connection of `(local, remote)`.

@@ -82,11 +82,7 @@ impl Framer {
 
     /// Feeds `input`; calls `out` for each complete item, in order. After an error the
     /// framer must not be fed again (the connection closes); items before it were delivered.
-    pub fn push(
-        &mut self,
-        input: &[u8],
-        out: &mut dyn FnMut(Frame<'_>),
-    ) -> Result<(), FrameError> {
+    pub fn push(&mut self, input: &[u8], out: &mut dyn FnMut(Frame<'_>)) -> Result<(), FrameError> {
         if self.buf.is_empty() {
             // Fast path: frame straight from the input, keep only the tail.
             let used = frame_all(input, self.max_message, out)?;
@@ -143,7 +139,11 @@ fn next(data: &[u8], max: usize) -> Result<Next, FrameError> {
     }
     if data[0] == b'\r' || data[0] == b'\n' {
         // A bare CR or LF between messages: skipped as well, one byte at a time.
-        return Ok(if data == b"\r" { Next::More } else { Next::Skip(1) });
+        return Ok(if data == b"\r" {
+            Next::More
+        } else {
+            Next::Skip(1)
+        });
     }
     let window = &data[..data.len().min(max)];
     let Some(end) = find(window, b"\r\n\r\n") else {

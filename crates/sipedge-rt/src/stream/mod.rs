@@ -25,9 +25,8 @@ mod socket;
 
 pub use codec::{CodecError, Plain, PlainCodec, StreamCodec};
 pub use conn::{
-    CloseReason, StreamLimits, StreamStats, DEFAULT_HEADER_TIMEOUT_SECS,
-    DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    DEFAULT_MAX_CONNECTION_BYTES,
+    CloseReason, StreamLimits, StreamStats, DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_CONNECTION_BYTES,
 };
 pub use directory::Directory;
 pub use framing::{Frame, FrameError, Framer, PONG};

@@ -203,8 +203,7 @@ impl Streams {
             if ev.is_writable() {
                 if c.connecting {
                     c.connecting = false;
-                    if c.sock.take_error().ok().flatten().is_some() || c.sock.peer_addr().is_err()
-                    {
+                    if c.sock.take_error().ok().flatten().is_some() || c.sock.peer_addr().is_err() {
                         // Failed connect: closed below by the write attempt or the read.
                         c.connecting = true;
                         self.close(k, CloseReason::Error);

@@ -353,7 +353,9 @@ impl UringEngine {
             stats,
             ..
         } = self;
-        arm(ring, mem, sockets, wake, recv_armed, wake_armed, extra, stats)
+        arm(
+            ring, mem, sockets, wake, recv_armed, wake_armed, extra, stats,
+        )
     }
 
     /// Turns queued send slots into `SendMsg` SQEs.

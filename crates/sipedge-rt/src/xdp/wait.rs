@@ -69,7 +69,7 @@ impl XdpEngine {
     /// See [`Engine::watch_readable`](crate::Engine::watch_readable): one more pollfd
     /// between the fallback epoll (index 1) and the eventfd (last).
     pub(crate) fn watch_readable(&mut self, fd: libc::c_int) {
-        let mut fds = self.pollfds.to_vec();
+        let mut fds = std::mem::take(&mut self.pollfds);
         let at = fds.len().saturating_sub(1);
         fds.insert(
             at,
@@ -79,7 +79,7 @@ impl XdpEngine {
                 revents: 0,
             },
         );
-        self.pollfds = fds.into();
+        self.pollfds = fds;
     }
 
     /// See [`Engine::wait`](crate::Engine::wait).

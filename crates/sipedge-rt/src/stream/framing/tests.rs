@@ -32,14 +32,20 @@ fn two_messages_in_one_read_are_both_delivered() {
     let both = [REG, MSG_BODY].concat();
     let (got, r) = feed(&mut f, &[&both]);
     r.unwrap();
-    assert_eq!(got, vec![Item::Msg(REG.to_vec()), Item::Msg(MSG_BODY.to_vec())]);
+    assert_eq!(
+        got,
+        vec![Item::Msg(REG.to_vec()), Item::Msg(MSG_BODY.to_vec())]
+    );
     assert_eq!(f.buffered(), 0);
 }
 
 #[test]
 fn a_message_split_over_three_reads_is_delivered_once_whole() {
     let mut f = Framer::new(4096);
-    let (got, r) = feed(&mut f, &[&MSG_BODY[..10], &MSG_BODY[10..40], &MSG_BODY[40..]]);
+    let (got, r) = feed(
+        &mut f,
+        &[&MSG_BODY[..10], &MSG_BODY[10..40], &MSG_BODY[40..]],
+    );
     r.unwrap();
     assert_eq!(got, vec![Item::Msg(MSG_BODY.to_vec())]);
 }
@@ -76,13 +82,19 @@ fn bad_or_conflicting_content_length_is_refused() {
         assert_eq!(r, Err(FrameError::BadContentLength), "{bad:?}");
     }
     let huge = b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 99999999999999999999999999\r\n\r\n";
-    assert_eq!(feed(&mut Framer::new(4096), &[huge]).1, Err(FrameError::TooLarge));
+    assert_eq!(
+        feed(&mut Framer::new(4096), &[huge]).1,
+        Err(FrameError::TooLarge)
+    );
 }
 
 #[test]
 fn a_body_over_the_limit_closes() {
     let mut f = Framer::new(200);
-    let (_, r) = feed(&mut f, &[b"MESSAGE sip:x SIP/2.0\r\nContent-Length: 500\r\n\r\n"]);
+    let (_, r) = feed(
+        &mut f,
+        &[b"MESSAGE sip:x SIP/2.0\r\nContent-Length: 500\r\n\r\n"],
+    );
     assert_eq!(r, Err(FrameError::TooLarge));
 }
 
