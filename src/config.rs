@@ -62,7 +62,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-use crate::config_listen::parse_listen;
+use crate::config_listen::parse_listen_all;
 pub use crate::config_listen::Listen;
 
 /// The validated configuration.
@@ -343,22 +343,7 @@ impl Config {
                 "at least one address is required".into(),
             ));
         }
-        let mut listen = Vec::new();
-        for (i, entry) in s.listen.iter().enumerate() {
-            let l = parse_listen(entry).map_err(|m| err(format!("server.listen[{i}]"), m))?;
-            // UDP and the stream transports (TCP ports) may share an address:port.
-            let udp = |x: &Listen| x.transport == sipedge_core::Transport::Udp;
-            if listen
-                .iter()
-                .any(|x: &Listen| x.addr == l.addr && udp(x) == udp(&l))
-            {
-                return Err(err(
-                    format!("server.listen[{i}]"),
-                    format!("`{entry}` is listed twice"),
-                ));
-            }
-            listen.push(l);
-        }
+        let listen = parse_listen_all(&s.listen).map_err(|(k, m)| err(k, m))?;
         if let Some(i) = listen
             .iter()
             .position(|l| l.addr.ip().is_unspecified() && l.advertise.is_none())
@@ -494,8 +479,6 @@ impl Config {
         let dialogs =
             crate::config_dialogs::parse_dialogs(&raw.dialogs).map_err(|(k, m)| err(k, m))?;
         let raw_call_limits = raw.limits.call_limits();
-        let tcp = crate::config_tcp::parse_tcp(&raw.tcp, s.max_message_bytes)
-            .map_err(|(k, m)| err(k.into(), m))?;
         let auth = crate::auth_config::parse(
             raw.auth,
             raw.accounts,
@@ -518,7 +501,8 @@ impl Config {
         let call_limits = crate::config_dialogs::parse_call_limits(&raw_call_limits, ip_auth)
             .map_err(|(k, m)| err(k, m))?;
         Ok(Config {
-            tcp,
+            tcp: crate::config_tcp::parse_tcp(&raw.tcp, s.max_message_bytes)
+                .map_err(|(k, m)| err(k.into(), m))?,
             protection,
             call_limits,
             dialogs,

@@ -220,15 +220,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
     if let Some(s) = &streams {
         engine.watch_readable(s.raw_fd());
     }
-    // LocalId → engine socket (None: a stream listener).
-    let mut udp_index = Vec::new();
-    for (i, l) in udp_locals.iter().enumerate() {
-        let l = usize::from(*l);
-        if udp_index.len() <= l {
-            udp_index.resize(l + 1, None);
-        }
-        udp_index[l] = Some(i);
-    }
+    let udp_index = crate::streams::udp_index(&udp_locals);
     metrics.set_engine(engine.kind());
     tracing::info!(engine = %engine.kind(), "shard running");
     let mut core = Core::new(core);

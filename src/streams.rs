@@ -64,6 +64,20 @@ pub fn codecs(t: Transport) -> Result<(CodecFactory, Option<CodecFactory>), Stri
     }
 }
 
+/// LocalId → the engine's socket index (`None`: a stream listener), from the LocalId of
+/// each engine socket.
+pub fn udp_index(udp_locals: &[u16]) -> Vec<Option<usize>> {
+    let mut index = Vec::new();
+    for (i, l) in udp_locals.iter().enumerate() {
+        let l = usize::from(*l);
+        if index.len() <= l {
+            index.resize(l + 1, None);
+        }
+        index[l] = Some(i);
+    }
+    index
+}
+
 /// What a shard needs to serve its stream listeners, prepared by `main`.
 pub struct StreamSetup {
     /// This shard's listeners, one per stream entry of `[server] listen`.

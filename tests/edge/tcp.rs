@@ -513,3 +513,41 @@ fn without_a_live_connection_the_edge_connects_out_and_counts_failures() {
         "a failed connect is counted"
     );
 }
+
+/// A transport whose codec is not built is refused at start naming its listen entry, and a
+/// bad `[tcp]` value is refused by `--check` naming its key.
+#[test]
+fn unserved_transports_and_bad_tcp_limits_are_refused_naming_the_key() {
+    let dir = crate::common::temp_dir("tcp-refused");
+    let path = dir.path().join("e.toml");
+    let run = |text: &str, check: bool| {
+        std::fs::write(&path, text).unwrap();
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sipedge"));
+        c.arg("--config").arg(&path);
+        if check {
+            c.arg("--check");
+        }
+        c.output().unwrap()
+    };
+    let base = "[server]\nlisten = [\"udp:127.0.60.16:5060\", \"tls:127.0.60.16:5061\"]\n[admin]\nlisten = \"127.0.60.16:5062\"\n[registrar]\npersistence = false\n";
+    let out = run(base, false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("server.listen[1]") && err.contains("not served yet"),
+        "{err}"
+    );
+    let out = run(
+        &format!(
+            "{}\n[tcp]\nmax_connections_per_ip = 0\n",
+            base.replace("tls:", "tcp:")
+        ),
+        true,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tcp.max_connections_per_ip"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
