@@ -400,7 +400,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             &bans,
         );
         if let Some(s) = streams.as_mut() {
-            s.flush();
+            s.flush(now);
             s.publish(&metrics.streams);
         }
         if let Some(p) = persist.as_mut() {

@@ -178,8 +178,8 @@ impl ShardStreams {
     }
 
     /// Writes what the turn queued (one write per connection).
-    pub fn flush(&mut self) {
-        self.streams.flush();
+    pub fn flush(&mut self, now: Millis) {
+        self.streams.flush(now.0);
     }
 
     /// Publishes the counters.

@@ -551,3 +551,40 @@ fn unserved_transports_and_bad_tcp_limits_are_refused_naming_the_key() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `idle_timeout_secs`: a registered connection with no byte either way closes; one whose
+/// phone sends CRLF keepalives (RFC 5626 §4.4.1) stays open.
+#[test]
+fn idle_connections_close_and_crlf_keepalives_keep_one_open() {
+    let ip = "127.0.60.17";
+    let e = edge(
+        "tcp-idle",
+        ip,
+        1,
+        "\n[tcp]\nheader_timeout_secs = 1\nidle_timeout_secs = 2\n",
+    );
+    let mut quiet = Tcp::connect(ip, e.sip);
+    quiet.send(&tcp_register(&quiet, "quiet", 1));
+    assert_eq!(quiet.status(), Some(200));
+    let mut pinging = Tcp::connect(ip, e.sip);
+    pinging.send(&tcp_register(&pinging, "pinging", 1));
+    assert_eq!(pinging.status(), Some(200));
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(4500) {
+        pinging.pongs = 0;
+        pinging.send(b"\r\n\r\n");
+        assert!(pinging.fill(WAIT, true), "pong while pinging");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        quiet.closed_within(Duration::from_millis(100)),
+        "the quiet one closed"
+    );
+    assert_eq!(e.metric("sipedge_tcp_closed_idle_timeout_total", None), 1);
+    pinging.send(&tcp_register(&pinging, "pinging", 2));
+    assert_eq!(
+        pinging.status(),
+        Some(200),
+        "the pinging one is still served"
+    );
+}

@@ -34,6 +34,6 @@ pub use shard::{CodecFactory, Sent, StreamListener, Streams, LISTEN_BACKLOG};
 pub use socket::bind_tcp_reuseport;
 
 /// A failed outgoing connect (rate-limited by the caller's log settings: debug).
-fn log_connect_failed(remote: std::net::SocketAddr, e: &std::io::Error) {
+fn log_connect_failed(remote: std::net::SocketAddr, e: &dyn std::fmt::Display) {
     tracing::debug!(target: "sip::tcp", %remote, error = %e, "outgoing connection failed");
 }

@@ -202,13 +202,15 @@ impl Streams {
             };
             if ev.is_writable() {
                 if c.connecting {
-                    c.connecting = false;
-                    if c.sock.take_error().ok().flatten().is_some() || c.sock.peer_addr().is_err() {
-                        // Failed connect: closed below by the write attempt or the read.
-                        c.connecting = true;
+                    // The outgoing connect completed: refused or unreachable, or up.
+                    let failed =
+                        c.sock.take_error().ok().flatten().is_some() || c.sock.peer_addr().is_err();
+                    if failed {
+                        super::log_connect_failed(c.remote, &"refused or unreachable");
                         self.close(k, CloseReason::Error);
                         continue;
                     }
+                    c.connecting = false;
                     c.header_deadline = None;
                 }
                 if !c.dirty && c.pending_out() > 0 {
@@ -532,8 +534,9 @@ impl Streams {
         self.adopt(conn)
     }
 
-    /// Writes each connection's pending output, one `write` per connection.
-    pub fn flush(&mut self) {
+    /// Writes each connection's pending output, one `write` per connection. `now` (ms):
+    /// bytes written count as activity (idle timeout).
+    pub fn flush(&mut self, now: u64) {
         let dirty = std::mem::take(&mut self.dirty);
         for k in dirty {
             let Some(c) = self.conns.get_mut(k) else {
@@ -544,16 +547,19 @@ impl Streams {
                 // Written once the connect completes (its writable event).
                 continue;
             }
-            if let Err(why) = Self::write_once(c, &mut self.stats) {
-                self.close(k, why);
+            match Self::write_once(c, &mut self.stats) {
+                Ok(true) => c.last_activity = now,
+                Ok(false) => {}
+                Err(why) => self.close(k, why),
             }
         }
     }
 
-    /// One `write` of the pending output. Partial: the rest waits for a writable event.
-    fn write_once(c: &mut Conn, stats: &mut StreamStats) -> Result<(), CloseReason> {
+    /// One `write` of the pending output; true if bytes went out. Partial: the rest waits
+    /// for a writable event.
+    fn write_once(c: &mut Conn, stats: &mut StreamStats) -> Result<bool, CloseReason> {
         if c.pending_out() == 0 || c.connecting {
-            return Ok(());
+            return Ok(false);
         }
         match c.sock.write(&c.out[c.out_at..]) {
             Ok(n) => {
@@ -566,13 +572,13 @@ impl Streams {
                     c.out.drain(..c.out_at);
                     c.out_at = 0;
                 }
-                Ok(())
+                Ok(n > 0)
             }
             Err(e)
                 if e.kind() == io::ErrorKind::WouldBlock
                     || e.kind() == io::ErrorKind::Interrupted =>
             {
-                Ok(())
+                Ok(false)
             }
             Err(e)
                 if e.kind() == io::ErrorKind::BrokenPipe
