@@ -3,6 +3,8 @@
 //! messages come out of `Streams::poll`, replies go back on the connection, another
 //! shard is told who owns it, and a source IP past its cap is refused at accept.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
