@@ -64,7 +64,7 @@ impl std::error::Error for ConfigError {}
 
 #[path = "config_tls.rs"]
 pub mod tls;
-use crate::config_listen::parse_listen;
+use crate::config_listen::parse_listen_all;
 pub use crate::config_listen::Listen;
 
 /// The validated configuration.
@@ -122,6 +122,8 @@ pub struct Config {
     pub dialogs: sipedge_core::dialog::DialogConfig,
     /// `[tls]` (src/config_tls.rs); `None` when absent and no `tls:`/`wss:` listen needs it.
     pub tls: Option<tls::TlsSettings>,
+    /// `[tcp]` (src/config_tcp.rs, issue 19).
+    pub tcp: crate::config_tcp::TcpSettings,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -159,6 +161,8 @@ struct RawConfig {
     dialogs: crate::config_dialogs::RawDialogs,
     #[serde(default)]
     tls: tls::RawTls,
+    #[serde(default)]
+    tcp: crate::config_tcp::RawTcp,
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,17 +349,7 @@ impl Config {
                 "at least one address is required".into(),
             ));
         }
-        let mut listen = Vec::new();
-        for (i, entry) in s.listen.iter().enumerate() {
-            let l = parse_listen(entry).map_err(|m| err(format!("server.listen[{i}]"), m))?;
-            if listen.iter().any(|x: &Listen| x.addr == l.addr) {
-                return Err(err(
-                    format!("server.listen[{i}]"),
-                    format!("`{entry}` is listed twice"),
-                ));
-            }
-            listen.push(l);
-        }
+        let listen = parse_listen_all(&s.listen).map_err(|(k, m)| err(k, m))?;
         if let Some(i) = listen
             .iter()
             .position(|l| l.addr.ip().is_unspecified() && l.advertise.is_none())
@@ -515,6 +509,8 @@ impl Config {
         let tls = tls::parse(&raw.tls, &listen, file).map_err(|(k, m)| err(k, m))?;
         Ok(Config {
             tls,
+            tcp: crate::config_tcp::parse_tcp(&raw.tcp, s.max_message_bytes)
+                .map_err(|(k, m)| err(k.into(), m))?,
             protection,
             call_limits,
             dialogs,

@@ -30,6 +30,13 @@ pub struct Advertise {
 }
 
 impl Listen {
+    /// Both entries would bind the same socket: the same address and port, both UDP or
+    /// both over TCP (UDP and the stream transports may share an address:port).
+    pub fn clashes(&self, other: &Listen) -> bool {
+        let udp = |x: &Listen| x.transport == Transport::Udp;
+        self.addr == other.addr && udp(self) == udp(other)
+    }
+
     /// The `host:port` we advertise on this socket: the `advertise` part, else the listen
     /// address (IPv6 bracketed).
     pub fn advertised(&self) -> String {
@@ -41,6 +48,20 @@ impl Listen {
 }
 
 /// `transport:ip:port [advertise host[:port]]`, IPv6 as `udp:[::1]:5060`.
+/// Every `[server] listen` entry, none listed twice (same socket, [`Listen::clashes`]).
+pub(crate) fn parse_listen_all(entries: &[String]) -> Result<Vec<Listen>, (String, String)> {
+    let mut listen: Vec<Listen> = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let key = || format!("server.listen[{i}]");
+        let l = parse_listen(entry).map_err(|m| (key(), m))?;
+        if listen.iter().any(|x| x.clashes(&l)) {
+            return Err((key(), format!("`{entry}` is listed twice")));
+        }
+        listen.push(l);
+    }
+    Ok(listen)
+}
+
 pub(crate) fn parse_listen(entry: &str) -> Result<Listen, String> {
     let mut words = entry.split_whitespace();
     let first = words.next().unwrap_or_default();

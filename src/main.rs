@@ -19,6 +19,7 @@ mod config_listen;
 mod config_nat;
 mod config_protect;
 mod config_relay;
+mod config_tcp;
 mod logging;
 mod metrics;
 mod metrics_dialogs;
@@ -26,11 +27,13 @@ mod metrics_limits;
 mod metrics_nat;
 mod metrics_protect;
 mod metrics_relay;
+mod metrics_streams;
 mod metrics_turns;
 mod overload;
 mod persist;
 mod sdnotify;
 mod shard;
+mod streams;
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
@@ -42,7 +45,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use mimalloc::MiMalloc;
-use sipedge_core::{CoreConfig, ShardId, ShardMsg, TxnLimits};
+use sipedge_core::{CoreConfig, ShardId, TxnLimits};
 use sipedge_msg::ParseOptions;
 use sipedge_rt::{EngineConfig, IoMode, Mesh, MeshLimits, SocketOptions, WakeFd};
 
@@ -102,7 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bail!("config {name}: key `server.io`: \"uring\" requested but io_uring is unusable here: {why}");
         }
     }
-    let sockets = bind_all(&cfg, &name, shards)?;
+    let (sockets, stream_listeners) = bind_all(&cfg, &name, shards)?;
     // Before any shard serves: every journal recovered and routed to its owner shard.
     let mut restored = match &cfg.persistence {
         Some(p) => Some(
@@ -121,7 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         MeshLimits {
             messages: cfg.limits.mesh_queue_messages,
             bytes: cfg.limits.mesh_queue_bytes,
-            weigh: ShardMsg::weight,
+            weigh: streams::Wire::weight,
         },
         wakes.iter().map(WakeFd::waker).collect(),
     );
@@ -162,6 +165,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if cfg.protection.kernel_filter {
         attach_ban_filter(&bans, &sockets, cfg.protection.core.max_bans);
     }
+    // Issue 19: the LocalId of each UDP socket (listen entries mix transports), and the
+    // directory of which shard owns each stream connection.
+    let udp_locals: Vec<u16> = cfg
+        .listen
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.transport == sipedge_core::Transport::Udp)
+        .map(|(i, _)| i as u16)
+        .collect();
+    let directory = Arc::new(sipedge_rt::stream::Directory::new());
+    let stream_limits = cfg.tcp.per_shard(shards, cfg.max_message_bytes);
     let (ports, inboxes): (Vec<_>, Vec<_>) = wakers.iter().cloned().map(admin_ctl::channel).unzip();
     let admin = admin::Admin::start(
         cfg.admin_listen,
@@ -190,11 +204,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         )
     })?;
     let mut inboxes = inboxes.into_iter();
-    for (id, ((socks, wake), mesh)) in sockets.into_iter().zip(wakes).zip(meshes).enumerate() {
+    for (id, (((socks, listeners), wake), mesh)) in sockets
+        .into_iter()
+        .zip(stream_listeners)
+        .zip(wakes)
+        .zip(meshes)
+        .enumerate()
+    {
         let setup = shard::ShardSetup {
             id,
             pin: Some(id % cores),
             sockets: socks,
+            udp_locals: udp_locals.clone(),
+            streams: streams::StreamSetup {
+                listeners,
+                limits: stream_limits,
+                directory: Arc::clone(&directory),
+            },
             wake,
             mesh,
             io: cfg.io,
@@ -354,27 +380,60 @@ fn advertise(cfg: &Config) -> Vec<String> {
     cfg.listen.iter().map(|l| l.advertised()).collect()
 }
 
-/// Binds every listen entry once per shard. A port that something else holds is refused
-/// first with a plain bind: SO_REUSEPORT would otherwise let a second edge silently share it.
-fn bind_all(
+/// Per shard: its UDP sockets (UDP entries in listen order) and its stream listeners.
+type ShardSockets = (
+    Vec<Vec<std::net::UdpSocket>>,
+    Vec<Vec<sipedge_rt::stream::StreamListener>>,
+);
+
+/// Binds every listen entry once per shard: UDP entries as the engine's sockets, stream
+/// entries (tcp:) as each shard's own SO_REUSEPORT listener (issue 19). A port that
+/// something else holds is refused first with a plain bind: SO_REUSEPORT would otherwise
+/// let a second edge silently share it.
+fn bind_all(cfg: &Config, name: &str, shards: usize) -> anyhow::Result<ShardSockets> {
+    use sipedge_core::Transport;
+    let key = |i: usize| format!("config {name}: key `server.listen[{i}]`");
+    let mut codecs = Vec::new();
+    for (i, l) in cfg.listen.iter().enumerate() {
+        if l.transport == Transport::Udp {
+            std::net::UdpSocket::bind(l.addr)
+                .with_context(|| format!("{}: cannot bind {}", key(i), l.addr))?;
+        } else {
+            let c = streams::codecs(l.transport).map_err(|e| anyhow::anyhow!("{}: {e}", key(i)))?;
+            std::net::TcpListener::bind(l.addr)
+                .with_context(|| format!("{}: cannot bind {}", key(i), l.addr))?;
+            codecs.push((i, l.addr, c));
+        }
+    }
+    let listeners = (0..shards)
+        .map(|_| {
+            codecs
+                .iter()
+                .map(|(i, addr, (accept, connect))| {
+                    let socket = sipedge_rt::stream::bind_tcp_reuseport(
+                        *addr,
+                        sipedge_rt::stream::LISTEN_BACKLOG,
+                    )
+                    .with_context(|| format!("{}: cannot bind {addr}", key(*i)))?;
+                    Ok(sipedge_rt::stream::StreamListener {
+                        local: *i as u16,
+                        socket,
+                        codec: Arc::clone(accept),
+                        connect: connect.clone(),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((bind_udp(cfg, name, shards)?, listeners))
+}
+
+/// Binds every UDP listen entry once per shard.
+fn bind_udp(
     cfg: &Config,
     name: &str,
     shards: usize,
 ) -> anyhow::Result<Vec<Vec<std::net::UdpSocket>>> {
-    for (i, l) in cfg.listen.iter().enumerate() {
-        if l.transport != sipedge_core::Transport::Udp {
-            anyhow::bail!(
-                "config {name}: key `server.listen[{i}]`: {:?} listeners are not served yet (issue 19)",
-                l.transport
-            );
-        }
-        std::net::UdpSocket::bind(l.addr).with_context(|| {
-            format!(
-                "config {name}: key `server.listen[{i}]`: cannot bind {}",
-                l.addr
-            )
-        })?;
-    }
     let opts = SocketOptions {
         recv_buffer_bytes: cfg.recv_buffer_bytes,
         send_buffer_bytes: cfg.send_buffer_bytes,
@@ -384,6 +443,7 @@ fn bind_all(
             cfg.listen
                 .iter()
                 .enumerate()
+                .filter(|(_, l)| l.transport == sipedge_core::Transport::Udp)
                 .map(|(i, l)| {
                     sipedge_rt::bind_udp_reuseport(l.addr, &opts).with_context(|| {
                         format!(

@@ -146,6 +146,8 @@ pub struct ShardMetrics {
     pub protect: crate::metrics_protect::ProtectMetrics,
     /// Dialogs (`metrics_dialogs.rs`, issue 16).
     pub dialogs: crate::metrics_dialogs::DialogMetrics,
+    /// Stream connections (`metrics_streams.rs`, issue 19).
+    pub streams: crate::metrics_streams::StreamMetrics,
 }
 
 /// Loop-level counts the shard keeps itself.
@@ -277,6 +279,7 @@ pub fn render(shards: &[std::sync::Arc<ShardMetrics>]) -> String {
     crate::metrics_limits::render(&mut out, shards);
     crate::metrics_protect::render(&mut out, shards);
     crate::metrics_dialogs::render(&mut out, shards);
+    crate::metrics_streams::render(&mut out, shards);
     out
 }
 

@@ -12,12 +12,13 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sipedge_core::{Core, CoreConfig, CoreEvent, LocalId, Millis, ReloadTables, ShardId, ShardMsg};
+use sipedge_core::{Core, CoreConfig, CoreEvent, LocalId, Millis, ReloadTables, ShardId};
 use sipedge_rt::{Engine, EngineConfig, EngineKind, IoMode, MeshEndpoint, WakeFd};
 
 use crate::metrics::{LoopStats, ShardMetrics};
 use crate::metrics_turns::TurnStats;
 use crate::persist::ShardPersist;
+use crate::streams::{ShardStreams, Wire};
 
 /// Hand-offs processed per turn, at most (bounded work per turn).
 const MAX_MESH_PER_TURN: usize = 1024;
@@ -73,12 +74,17 @@ pub struct ShardSetup {
     pub id: usize,
     /// CPU to pin to (`None`: do not pin).
     pub pin: Option<usize>,
-    /// One socket per listen entry, bound with SO_REUSEPORT.
+    /// One socket per UDP listen entry, bound with SO_REUSEPORT.
     pub sockets: Vec<UdpSocket>,
+    /// The LocalId (listen index) of each UDP socket, in `sockets` order: the listen
+    /// entries mix UDP and stream transports, and the engine gets only the UDP ones.
+    pub udp_locals: Vec<u16>,
+    /// The stream listeners and their limits (issue 19, `streams.rs`).
+    pub streams: crate::streams::StreamSetup,
     /// This shard's wake-up fd.
     pub wake: WakeFd,
     /// This shard's end of the mesh.
-    pub mesh: MeshEndpoint<ShardMsg>,
+    pub mesh: MeshEndpoint<Wire>,
     /// Engine choice.
     pub io: IoMode,
     /// Engine sizes.
@@ -159,6 +165,8 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         id,
         pin,
         sockets,
+        udp_locals,
+        streams,
         wake,
         mut mesh,
         io,
@@ -203,6 +211,19 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             return Ok(());
         }
     };
+    let mut streams = match ShardStreams::new(id as u16, streams) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ready.send(Err(format!(
+                "shard {id}: cannot start the stream listeners: {e}"
+            )));
+            return Ok(());
+        }
+    };
+    if let Some(s) = &streams {
+        engine.watch_readable(s.raw_fd());
+    }
+    let udp_index = crate::streams::udp_index(&udp_locals);
     metrics.set_engine(engine.kind());
     tracing::info!(engine = %engine.kind(), "shard running");
     let mut core = Core::new(core);
@@ -275,8 +296,12 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let timeout =
+        let mut timeout =
             due.map(|due| Duration::from_millis(due.0.saturating_sub(millis_since(epoch).0)));
+        if let Some(s) = &streams {
+            // The once-a-second sweep of connection timeouts.
+            timeout = Some(timeout.map_or(s.max_wait(), |t| t.min(s.max_wait())));
+        }
         let mut turn_now = None;
         // When the turn's work began: the first datagram handed over, or the wait's return.
         let mut work_start = None;
@@ -284,8 +309,10 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             let core = &mut core;
             let turn_now = &mut turn_now;
             let work_start = &mut work_start;
+            let streams = &streams;
             let has_pending = || {
-                mesh.has_pending()
+                streams.as_ref().is_some_and(ShardStreams::has_pending)
+                    || mesh.has_pending()
                     || admin.has_pending()
                     || stop.load(Ordering::Relaxed)
                     || bans.pending(&ban_cursor)
@@ -299,7 +326,8 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
                 if d.truncated {
                     core.handle_truncated_datagram(now, d.remote);
                 } else {
-                    core.handle_datagram(now, LocalId(d.socket as u16), d.remote, d.data);
+                    let local = udp_locals.get(d.socket).copied().unwrap_or(0);
+                    core.handle_datagram(now, LocalId(local), d.remote, d.data);
                 }
             })
         };
@@ -320,8 +348,28 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         });
         // Follows wall-clock steps (NTP) for the Date header and journal timestamps.
         core.set_wall_clock(now, unix_millis());
-        mesh.recv(MAX_MESH_PER_TURN, |from, msg| {
-            core.handle_shard_msg(now, ShardId(from as u16), msg);
+        if let Some(s) = streams.as_mut() {
+            // Whole messages read from this shard's connections, as datagrams of their
+            // listener (the core's flows are (LocalId, peer) either way).
+            let polled = s.poll(now, &mut |local, remote, msg| {
+                core.handle_datagram(now, LocalId(local), remote, msg);
+            });
+            if let Err(e) = polled {
+                failure = Some(format!("stream poller failed: {e}"));
+                break;
+            }
+        }
+        mesh.recv(MAX_MESH_PER_TURN, |from, msg| match msg {
+            Wire::Core(msg) => core.handle_shard_msg(now, ShardId(from as u16), msg),
+            Wire::Write {
+                local,
+                remote,
+                bytes,
+            } => {
+                if let Some(s) = streams.as_mut() {
+                    s.handle_write(now, local, remote, &bytes);
+                }
+            }
         });
         // Admin API queries: a few cheap ones and at most ONE listing slice per turn
         // (`admin_ctl.rs`: bounded by cost), before the journal's turn end, so a removal is
@@ -344,7 +392,22 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             p.end_turn(&mut core, now);
             journal_time = t.elapsed();
         }
-        drain(&mut core, now, &mut engine, &mut mesh, &mut lp, &bans);
+        drain(
+            &mut core,
+            now,
+            Outputs {
+                engine: &mut engine,
+                udp_index: &udp_index,
+                streams: streams.as_mut(),
+            },
+            &mut mesh,
+            &mut lp,
+            &bans,
+        );
+        if let Some(s) = streams.as_mut() {
+            s.flush(now);
+            s.publish(&metrics.streams);
+        }
         if let Some(p) = persist.as_mut() {
             let t = Instant::now();
             p.maybe_snapshot(&core);
@@ -399,26 +462,47 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
     Ok(())
 }
 
-/// Moves every output of the core to the engine and the mesh.
+/// Where the core's Transmits go: the UDP engine, or a stream connection.
+struct Outputs<'a> {
+    engine: &'a mut Engine,
+    /// LocalId → engine socket; `None`: a stream listener.
+    udp_index: &'a [Option<usize>],
+    streams: Option<&'a mut ShardStreams>,
+}
+
+/// Moves every output of the core to the engine, the streams and the mesh.
 fn drain(
     core: &mut Core,
     now: Millis,
-    engine: &mut Engine,
-    mesh: &mut MeshEndpoint<ShardMsg>,
+    out: Outputs<'_>,
+    mesh: &mut MeshEndpoint<Wire>,
     lp: &mut LoopStats,
     bans: &crate::bans::BanRegistry,
 ) {
     while let Some((to, msg)) = core.poll_shard_msg() {
         // A full queue is counted by the mesh; the message is dropped, never waited for,
         // and handed back so the core can end what waited for it (issue 13).
-        if let Err(msg) = mesh.send(to.0 as usize, msg) {
+        if let Err(Wire::Core(msg)) = mesh.send(to.0 as usize, Wire::Core(msg)) {
             core.handle_undelivered(now, to, msg);
         }
     }
     // After the mesh: a hand-off the mesh refused may have produced a reply.
+    let Outputs {
+        engine,
+        udp_index,
+        mut streams,
+    } = out;
     while let Some(t) = core.poll_transmit() {
-        if !engine.send(t.local.0 as usize, t.remote, t.data) {
-            lp.send_drops += 1;
+        match udp_index.get(usize::from(t.local.0)).copied().flatten() {
+            Some(socket) => {
+                if !engine.send(socket, t.remote, t.data) {
+                    lp.send_drops += 1;
+                }
+            }
+            None => match streams.as_deref_mut() {
+                Some(s) if s.serves(t.local.0) => s.send(now, t.local.0, t.remote, t.data, mesh),
+                _ => lp.send_drops += 1,
+            },
         }
     }
     // Binding-change records were taken by the journal before `drain`; without a journal

@@ -88,9 +88,32 @@ impl Edge {
         extra: &str,
         env: &[(&str, &std::path::Path)],
     ) -> Edge {
+        Edge::start_listen(tag, ip, port, shards, io, &[], extra, env)
+    }
+
+    /// Like [`Edge::start_env`], with more `[server] listen` entries after the UDP one
+    /// (e.g. `"tcp:127.0.60.1:5060"`, issue 19).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_listen(
+        tag: &str,
+        ip: &str,
+        port: u16,
+        shards: usize,
+        io: &str,
+        more_listen: &[String],
+        extra: &str,
+        env: &[(&str, &std::path::Path)],
+    ) -> Edge {
         let dir = temp_dir(tag);
         let cfg = write_config(dir.path(), ip, port, port + 1, io);
         let mut text = std::fs::read_to_string(&cfg).unwrap();
+        for l in more_listen {
+            text = text.replacen(
+                &format!("\"udp:{ip}:{port}\"]"),
+                &format!("\"udp:{ip}:{port}\", \"{l}\"]"),
+                1,
+            );
+        }
         if extra.contains("[registrar.persistence]") {
             text = text.replace(MEMORY_ONLY, "");
         }

@@ -23,4 +23,5 @@ mod registrar;
 mod relay;
 mod relay_secret;
 mod shard_death;
+mod tcp;
 mod tls_ws;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::common::{register, wait_udp_bound, Client, Edge};
 use sipedge_msg::{HeaderName, Message};
 
-fn sipp_installed() -> bool {
+pub(crate) fn sipp_installed() -> bool {
     if Command::new("sipp").arg("-v").output().is_ok() {
         return true;
     }
@@ -18,12 +18,12 @@ fn sipp_installed() -> bool {
     false
 }
 
-fn scenario(name: &str) -> PathBuf {
+pub(crate) fn scenario(name: &str) -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/sipp/{name}"))
 }
 
 /// `sipp -sf NAME -s SERVICE -i IP -p PORT ARGS… [TARGET]`, bounded by `-timeout`.
-fn sipp(
+pub(crate) fn sipp(
     name: &str,
     service: &str,
     ip: &str,
@@ -46,7 +46,7 @@ fn sipp(
     c
 }
 
-fn check(what: &str, out: &Output) {
+pub(crate) fn check(what: &str, out: &Output) {
     assert!(
         out.status.success(),
         "{what} failed ({}):\n{}\n{}",
@@ -62,7 +62,7 @@ fn check(what: &str, out: &Output) {
 
 /// Registers `service`@edge.test at `ip:port` from that very socket (SIPp), so the
 /// binding's source is its Contact.
-fn sipp_register(edge: &Edge, service: &str, ip: &str, port: u16) {
+pub(crate) fn sipp_register(edge: &Edge, service: &str, ip: &str, port: u16) {
     let out = sipp(
         "relay_register.xml",
         service,
@@ -77,10 +77,10 @@ fn sipp_register(edge: &Edge, service: &str, ip: &str, port: u16) {
 }
 
 /// A SIPp process killed when dropped (a failed test leaves no SIPp holding its port).
-struct Sipp(Option<Child>);
+pub(crate) struct Sipp(Option<Child>);
 
 impl Sipp {
-    fn wait(mut self) -> std::io::Result<Output> {
+    pub(crate) fn wait(mut self) -> std::io::Result<Output> {
         self.0.take().expect("not waited yet").wait_with_output()
     }
 }
@@ -95,7 +95,7 @@ impl Drop for Sipp {
 }
 
 /// A SIPp callee: registered first, then serving `calls` calls of `name`.
-fn sipp_callee(
+pub(crate) fn sipp_callee(
     edge: &Edge,
     name: &str,
     service: &str,

@@ -151,6 +151,19 @@ impl Engine {
         }
     }
 
+    /// Also ends a blocking [`wait`](Self::wait) when `fd` becomes readable (a stream
+    /// poller's epoll fd, `crate::stream`); the caller then polls `fd` itself. Call before
+    /// the first `wait`; `fd` must stay open as long as the engine lives. io_uring: a
+    /// one-shot `PollAdd` re-armed each wait; mmsg and XDP: one more entry of the `ppoll`
+    /// set (AF_XDP does not carry streams: they keep the kernel's socket path).
+    pub fn watch_readable(&mut self, fd: std::os::fd::RawFd) {
+        match &mut self.inner {
+            Inner::Uring(e) => e.watch_readable(fd),
+            Inner::Mmsg(e) => e.watch_readable(fd),
+            Inner::Xdp(e) => e.watch_readable(fd),
+        }
+    }
+
     /// Counters since the engine was built.
     pub fn stats(&self) -> &EngineStats {
         match &self.inner {

@@ -103,6 +103,22 @@ impl MmsgEngine {
         &self.stats
     }
 
+    /// See [`Engine::watch_readable`](crate::Engine::watch_readable): one more pollfd,
+    /// before the eventfd (which stays last).
+    pub(crate) fn watch_readable(&mut self, fd: libc::c_int) {
+        let mut fds = self.pollfds.to_vec();
+        let at = fds.len().saturating_sub(1);
+        fds.insert(
+            at,
+            libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        );
+        self.pollfds = fds.into_boxed_slice();
+    }
+
     /// The shard's wake-up fd (the XDP engine blocks on it itself).
     pub(crate) fn wake(&self) -> &WakeFd {
         &self.wake

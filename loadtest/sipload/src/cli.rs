@@ -97,6 +97,10 @@ pub(crate) struct Cli {
     /// I/O engine.
     #[arg(long, value_enum, default_value = "uring")]
     pub(crate) io: Io,
+    /// Transport: one UDP socket per UA, or one persistent TCP connection per UA (`--io`
+    /// then does not apply).
+    #[arg(long, value_enum, default_value = "udp")]
+    pub(crate) transport: Transport,
     /// `--io xdp`: the interface the UAs' address is on (the generator's AF_XDP socket binds
     /// its queue 0; the first request of each UA goes through its UDP socket, until the
     /// server's MAC is learned from its answer).
@@ -118,6 +122,15 @@ pub(crate) struct Cli {
     /// Allow a target outside the loopback range.
     #[arg(long)]
     pub(crate) allow_non_loopback: bool,
+}
+
+/// `--transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Transport {
+    /// UDP.
+    Udp,
+    /// One persistent TCP connection per UA.
+    Tcp,
 }
 
 /// `--io`.

@@ -10,6 +10,7 @@
 //! | `txn` | transactions in flight, keyed by the top Via branch |
 //! | `stats`, `report` | counters, latency histogram, JSON and text output |
 //! | `procstat` | CPU seconds of a process from `/proc` |
+//! | `tcp` | `--transport tcp`: one persistent connection per UA, behind the engine's interface |
 
 mod cli;
 #[cfg(test)]
@@ -23,6 +24,7 @@ mod runner;
 mod runner_tests;
 mod scenario;
 mod stats;
+mod tcp;
 mod txn;
 
 use std::io;
@@ -81,6 +83,30 @@ fn bind_uas(uas: usize, sources: u32, base: IpAddr) -> io::Result<Vec<UdpSocket>
             })?;
             s.set_nonblocking(true)?;
             Ok(s)
+        })
+        .collect()
+}
+
+/// `--transport tcp`: one connection per UA to `target`, UAs spread round robin over the
+/// source addresses.
+fn connect_uas(
+    uas: usize,
+    sources: u32,
+    base: IpAddr,
+    target: SocketAddr,
+) -> Result<Vec<std::net::TcpStream>, String> {
+    (0..uas)
+        .map(|i| {
+            let ip = source_ip(base, (i as u64 % u64::from(sources)) as u32);
+            let s = socket2::Socket::new(
+                socket2::Domain::for_address(target),
+                socket2::Type::STREAM,
+                None,
+            )
+            .and_then(|s| s.bind(&SocketAddr::new(ip, 0).into()).map(|()| s))
+            .and_then(|s| s.connect(&target.into()).map(|()| s))
+            .map_err(|e| format!("connecting UA {i} from {ip} to {target}: {e}"))?;
+            Ok(s.into())
         })
         .collect()
 }
@@ -149,6 +175,11 @@ fn run(cli: &Cli) -> Result<(), String> {
         SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
         SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
     });
+    if cli.transport == cli::Transport::Tcp {
+        let streams = connect_uas(cli.uas, cli.sources, base, cli.target)?;
+        let (io, locals) = tcp::TcpIo::new(cli.target, streams).map_err(|e| e.to_string())?;
+        return run_with(cli, tcp::Io::Tcp(io), locals);
+    }
     let sockets = bind_uas(cli.uas, cli.sources, base).map_err(|e| e.to_string())?;
     let locals = sockets
         .iter()
@@ -174,6 +205,11 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     let wake = WakeFd::new().map_err(|e| format!("eventfd: {e}"))?;
     let engine = Engine::new(mode, sockets, wake, &cfg).map_err(|e| format!("engine: {e}"))?;
+    run_with(cli, tcp::Io::Udp(engine), locals)
+}
+
+/// Runs the scenario over `engine`, whose UA `i` has the address `locals[i]`.
+fn run_with(cli: &Cli, engine: tcp::Io, locals: Vec<SocketAddr>) -> Result<(), String> {
     let users = match &cli.users {
         Some(path) => scenario::Users::from_file(path).map_err(|e| e.to_string())?,
         None => scenario::Users::generated(&cli.password),
@@ -276,7 +312,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             .then_some(best_sustained_rate)
             .flatten(),
         best,
-        engine: EngineReport::new(engine.kind().to_string(), engine.stats()),
+        engine: EngineReport::new(engine.kind(), engine.stats()),
     };
     if cli.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;

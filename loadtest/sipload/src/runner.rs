@@ -1,4 +1,5 @@
-//! The generator loop: one thread, one [`Engine`] over every UA socket.
+//! The generator loop: one thread, one [`Io`] (the UDP engine, or one TCP connection per
+//! UA) over every UA.
 //!
 //! A loop turn: read the clock, start the requests the pacer (open loop) or the window
 //! (closed loop) allows, fire due retransmission timers, then one `Engine::wait` that submits
@@ -15,7 +16,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sipedge_msg::Message;
-use sipedge_rt::{Datagram, Engine};
+use sipedge_rt::Datagram;
+
+use crate::tcp::Io;
 
 use crate::pacer::{Pacer, TICK};
 use crate::retx::{on_invite_timer, on_timer, RetxPolicy, TimerAction, Timers};
@@ -96,7 +99,7 @@ struct State {
 
 /// The generator.
 pub(crate) struct Runner {
-    engine: Engine,
+    engine: Io,
     st: State,
 }
 
@@ -111,7 +114,7 @@ impl std::fmt::Debug for Runner {
 
 /// Queues a datagram; when every send slot is busy, hands the queue to the kernel and tries
 /// once more. False: dropped (the retransmission timer will resend it).
-fn send(engine: &mut Engine, ua: usize, to: SocketAddr, bytes: &[u8]) -> bool {
+fn send(engine: &mut Io, ua: usize, to: SocketAddr, bytes: &[u8]) -> bool {
     if engine.send(ua, to, bytes) {
         return true;
     }
@@ -120,9 +123,9 @@ fn send(engine: &mut Engine, ua: usize, to: SocketAddr, bytes: &[u8]) -> bool {
 }
 
 impl Runner {
-    pub(crate) fn new(engine: Engine, scenario: Box<dyn Scenario>, setup: Setup) -> Runner {
+    pub(crate) fn new(engine: impl Into<Io>, scenario: Box<dyn Scenario>, setup: Setup) -> Runner {
         Runner {
-            engine,
+            engine: engine.into(),
             st: State {
                 scenario,
                 setup,
@@ -140,7 +143,7 @@ impl Runner {
         }
     }
 
-    pub(crate) fn engine(&self) -> &Engine {
+    pub(crate) fn engine(&self) -> &Io {
         &self.engine
     }
 
@@ -250,7 +253,7 @@ impl State {
 
     /// Starts a new flow on the next UA (round robin) that has one to start. False if no UA
     /// had anything to send.
-    fn start_new(&mut self, engine: &mut Engine, now: Instant) -> bool {
+    fn start_new(&mut self, engine: &mut Io, now: Instant) -> bool {
         let n = self.setup.locals.len();
         for _ in 0..n {
             let ua = self.next_ua;
@@ -280,7 +283,7 @@ impl State {
     }
 
     /// Sends what the receive callback queued.
-    fn send_outbox(&mut self, engine: &mut Engine) {
+    fn send_outbox(&mut self, engine: &mut Io) {
         for out in self.outbox.drain(..) {
             let ok = match out {
                 Outgoing::Txn(key) => match self.table.get_mut(key) {
@@ -296,7 +299,7 @@ impl State {
     }
 
     /// A retransmission timer is due.
-    fn on_timer(&mut self, engine: &mut Engine, key: TxnKey, now: Instant) {
+    fn on_timer(&mut self, engine: &mut Io, key: TxnKey, now: Instant) {
         let Some(txn) = self.table.get_mut(key) else {
             return; // answered meanwhile
         };

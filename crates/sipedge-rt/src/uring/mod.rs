@@ -40,6 +40,7 @@ const TAG_RECV: u64 = 1;
 const TAG_SEND: u64 = 2;
 const TAG_WAKE: u64 = 3;
 const TAG_CANCEL: u64 = 4;
+const TAG_EXTRA: u64 = 5;
 /// Our only buffer group (buffer group ids are per ring).
 const BGID: u16 = 0;
 /// Blocks one `wait` may retry when they end on completions other than datagrams and
@@ -84,6 +85,8 @@ pub(crate) struct UringEngine {
     /// Where each peer reached us, for wildcard sockets (`None`: no wildcard socket).
     sources: Option<SourceCache>,
     wake_armed: bool,
+    /// `Engine::watch_readable`'s fd and whether its one-shot poll is in flight.
+    extra: Option<(i32, bool)>,
     sends_in_flight: usize,
     max_batch: usize,
     /// Wait with `IORING_ENTER_NO_IOWAIT`, so an idle shard does not show as iowait.
@@ -126,6 +129,7 @@ impl UringEngine {
             &wake,
             &mut recv_armed,
             &mut wake_armed,
+            &mut None,
             &mut stats,
         );
         if let Err(e) = armed {
@@ -144,6 +148,7 @@ impl UringEngine {
             sockets,
             wake,
             wake_armed,
+            extra: None,
             sends_in_flight: 0,
             max_batch: cfg.max_batch.max(1),
             no_iowait: features.no_iowait,
@@ -203,6 +208,11 @@ impl UringEngine {
 
     pub(crate) fn stats(&self) -> &EngineStats {
         &self.stats
+    }
+
+    /// See [`Engine::watch_readable`](crate::Engine::watch_readable).
+    pub(crate) fn watch_readable(&mut self, fd: i32) {
+        self.extra = Some((fd, false));
     }
 
     pub(crate) fn send(&mut self, socket: usize, to: SocketAddr, data: &[u8]) -> bool {
@@ -339,10 +349,13 @@ impl UringEngine {
             wake,
             recv_armed,
             wake_armed,
+            extra,
             stats,
             ..
         } = self;
-        arm(ring, mem, sockets, wake, recv_armed, wake_armed, stats)
+        arm(
+            ring, mem, sockets, wake, recv_armed, wake_armed, extra, stats,
+        )
     }
 
     /// Turns queued send slots into `SendMsg` SQEs.
@@ -396,6 +409,7 @@ impl UringEngine {
             mem,
             recv_armed,
             wake_armed,
+            extra,
             sends_in_flight,
             max_batch,
             stats,
@@ -460,6 +474,12 @@ impl UringEngine {
                         _ => stats.send_errors += 1,
                     }
                 }
+                TAG_EXTRA => {
+                    if let Some((_, armed)) = extra.as_mut() {
+                        *armed = false;
+                    }
+                    woke = true;
+                }
                 TAG_WAKE => {
                     *wake_armed = false;
                     if res > 0 {
@@ -480,6 +500,7 @@ impl UringEngine {
 }
 
 /// Arms the multishot receive of every socket that has none, and the eventfd read.
+#[allow(clippy::too_many_arguments)] // the engine's fields, split for the borrow checker
 fn arm(
     ring: &mut IoUring,
     mem: &KernelMem,
@@ -487,8 +508,18 @@ fn arm(
     wake: &WakeFd,
     recv_armed: &mut [bool],
     wake_armed: &mut bool,
+    extra: &mut Option<(i32, bool)>,
     stats: &mut EngineStats,
 ) -> io::Result<()> {
+    if let Some((fd, armed)) = extra.as_mut().filter(|(_, a)| !*a) {
+        let sqe = opcode::PollAdd::new(types::Fd(*fd), libc::POLLIN as u32)
+            .build()
+            .user_data(user_data(TAG_EXTRA, 0));
+        // SAFETY: a poll carries no pointers; the caller keeps the fd open while the engine
+        // lives (`Engine::watch_readable`), and the kernel holds its own reference anyway.
+        unsafe { UringEngine::push(ring, stats, &sqe)? };
+        *armed = true;
+    }
     for (i, armed) in recv_armed.iter_mut().enumerate().filter(|(_, a)| !**a) {
         let fd = types::Fd(sockets[i].as_raw_fd());
         let sqe = opcode::RecvMsgMulti::new(fd, &*mem.recv_msg, BGID)

@@ -66,6 +66,22 @@ impl XdpEngine {
         };
     }
 
+    /// See [`Engine::watch_readable`](crate::Engine::watch_readable): one more pollfd
+    /// between the fallback epoll (index 1) and the eventfd (last).
+    pub(crate) fn watch_readable(&mut self, fd: libc::c_int) {
+        let mut fds = std::mem::take(&mut self.pollfds);
+        let at = fds.len().saturating_sub(1);
+        fds.insert(
+            at,
+            libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        );
+        self.pollfds = fds;
+    }
+
     /// See [`Engine::wait`](crate::Engine::wait).
     pub(crate) fn wait<H, F>(
         &mut self,
