@@ -7,9 +7,6 @@ use sipedge_rt::stream::{
     DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_CONNECTION_BYTES,
 };
 
-/// Default `[tcp] tls_handshakes_per_sec`, per shard (enforced by the TLS codec).
-pub const DEFAULT_TLS_HANDSHAKES_PER_SEC: u32 = 1000;
-
 /// `[tcp]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -19,7 +16,6 @@ pub(crate) struct RawTcp {
     max_connection_bytes: usize,
     header_timeout_secs: u64,
     idle_timeout_secs: u64,
-    tls_handshakes_per_sec: u32,
 }
 
 impl Default for RawTcp {
@@ -30,7 +26,6 @@ impl Default for RawTcp {
             max_connection_bytes: DEFAULT_MAX_CONNECTION_BYTES,
             header_timeout_secs: DEFAULT_HEADER_TIMEOUT_SECS,
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
-            tls_handshakes_per_sec: DEFAULT_TLS_HANDSHAKES_PER_SEC,
         }
     }
 }
@@ -49,8 +44,6 @@ pub struct TcpSettings {
     pub header_timeout_secs: u64,
     /// A connection with no byte either way this long closes.
     pub idle_timeout_secs: u64,
-    /// TLS handshakes per second per shard (carried for the TLS codec).
-    pub tls_handshakes_per_sec: u32,
 }
 
 impl Default for TcpSettings {
@@ -61,7 +54,6 @@ impl Default for TcpSettings {
             max_connection_bytes: DEFAULT_MAX_CONNECTION_BYTES,
             header_timeout_secs: DEFAULT_HEADER_TIMEOUT_SECS,
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
-            tls_handshakes_per_sec: DEFAULT_TLS_HANDSHAKES_PER_SEC,
         })
     }
 }
@@ -118,16 +110,12 @@ pub(crate) fn parse_tcp(
             ),
         ));
     }
-    if t.tls_handshakes_per_sec == 0 {
-        return Err(("tcp.tls_handshakes_per_sec", "must be at least 1".into()));
-    }
     Ok(TcpSettings {
         max_connections: t.max_connections,
         max_connections_per_ip: t.max_connections_per_ip,
         max_connection_bytes: t.max_connection_bytes,
         header_timeout_secs: t.header_timeout_secs,
         idle_timeout_secs: t.idle_timeout_secs,
-        tls_handshakes_per_sec: t.tls_handshakes_per_sec,
     })
 }
 

@@ -154,16 +154,12 @@ type Configs = (Arc<ServerConfig>, Arc<ClientConfig>);
 /// The TLS configs in force, shared by every shard (`Arc<TlsContext>`). A connection takes
 /// the server config when it is accepted ([`TlsContext::server`]) and keeps it: a reload
 /// changes the certificate of later connections only.
-// Used by the stream runtime (issue 19 part A) once it lands: until then only tests call it.
-#[allow(dead_code)]
 #[derive(Debug)]
 pub struct TlsContext {
     server: ArcSwap<ServerConfig>,
     client: ArcSwap<ClientConfig>,
 }
 
-// Used by the stream runtime (issue 19 part A) once it lands: until then only tests call it.
-#[allow(dead_code)]
 impl TlsContext {
     /// Reads the files of `s` and builds the configs.
     pub fn build(s: &TlsSettings) -> Result<TlsContext, KeyError> {

@@ -33,6 +33,7 @@ mod overload;
 mod persist;
 mod sdnotify;
 mod shard;
+mod stream_codecs;
 mod streams;
 
 use std::hash::{BuildHasher, Hasher};
@@ -105,7 +106,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bail!("config {name}: key `server.io`: \"uring\" requested but io_uring is unusable here: {why}");
         }
     }
-    let (sockets, stream_listeners) = bind_all(&cfg, &name, shards)?;
+    // Issue 19: every connection is a descriptor: raise the soft limit to the hard one, and
+    // say so when even that cannot hold `[tcp] max_connections`.
+    if cfg
+        .listen
+        .iter()
+        .any(|l| l.transport != sipedge_core::Transport::Udp)
+    {
+        match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(n) if n < cfg.tcp.max_connections as u64 + 1024 => tracing::warn!(
+                open_files = n,
+                max_connections = cfg.tcp.max_connections,
+                "RLIMIT_NOFILE is below [tcp] max_connections: connections past it are refused by the kernel (raise LimitNOFILE)"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not raise RLIMIT_NOFILE"),
+        }
+    }
+    // Issue 19: the TLS configs, shared by every shard and swapped on SIGHUP.
+    let tls = match &cfg.tls {
+        Some(s) => Some(Arc::new(config::tls::TlsContext::build(s).map_err(
+            |(k, e)| anyhow::anyhow!("config {name}: key `tls.{k}`: {e}"),
+        )?)),
+        None => None,
+    };
+    let (sockets, stream_listeners) = bind_all(&cfg, &name, shards, tls.clone())?;
     // Before any shard serves: every journal recovered and routed to its owner shard.
     let mut restored = match &cfg.persistence {
         Some(p) => Some(
@@ -186,9 +211,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             read_token: cfg.admin.read_token.clone(),
             started: AtomicBool::new(false),
             reload: {
-                let (path, tables, wakers) =
-                    (cli.config.clone(), Arc::clone(&tables), wakers.clone());
-                Box::new(move || reload(path.as_deref(), &tables, &wakers))
+                let (path, tables, wakers, tls) = (
+                    cli.config.clone(),
+                    Arc::clone(&tables),
+                    wakers.clone(),
+                    tls.clone(),
+                );
+                Box::new(move || reload(path.as_deref(), &tables, &wakers, tls.as_deref()))
             },
             tables: Arc::clone(&tables),
             case_sensitive: cfg.registrar.case_sensitive,
@@ -341,7 +370,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     );
 
     let outcome = wait_for_event(signals, events_tx, &events_rx, || {
-        let _ = reload(cli.config.as_deref(), &tables, &wakers);
+        let _ = reload(cli.config.as_deref(), &tables, &wakers, tls.as_deref());
     });
     tracing::info!("stopping");
     sdnotify::notify("STOPPING=1");
@@ -390,26 +419,43 @@ type ShardSockets = (
 /// entries (tcp:) as each shard's own SO_REUSEPORT listener (issue 19). A port that
 /// something else holds is refused first with a plain bind: SO_REUSEPORT would otherwise
 /// let a second edge silently share it.
-fn bind_all(cfg: &Config, name: &str, shards: usize) -> anyhow::Result<ShardSockets> {
+fn bind_all(
+    cfg: &Config,
+    name: &str,
+    shards: usize,
+    tls: Option<Arc<config::tls::TlsContext>>,
+) -> anyhow::Result<ShardSockets> {
     use sipedge_core::Transport;
     let key = |i: usize| format!("config {name}: key `server.listen[{i}]`");
+    let setup = stream_codecs::CodecSetup {
+        tls,
+        limits: sipedge_rt::stream::CodecLimits {
+            max_message_bytes: cfg.max_message_bytes,
+            max_buffer_bytes: cfg.tcp.max_connection_bytes,
+        },
+        handshakes_per_sec: cfg.tls.as_ref().map_or(0, |t| t.handshakes_per_sec),
+    };
     let mut codecs = Vec::new();
     for (i, l) in cfg.listen.iter().enumerate() {
         if l.transport == Transport::Udp {
             std::net::UdpSocket::bind(l.addr)
                 .with_context(|| format!("{}: cannot bind {}", key(i), l.addr))?;
         } else {
-            let c = streams::codecs(l.transport).map_err(|e| anyhow::anyhow!("{}: {e}", key(i)))?;
+            // Checked once here; each shard gets its own factories below.
+            stream_codecs::codecs(l.transport, &setup)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", key(i)))?;
             std::net::TcpListener::bind(l.addr)
                 .with_context(|| format!("{}: cannot bind {}", key(i), l.addr))?;
-            codecs.push((i, l.addr, c));
+            codecs.push((i, l.addr, l.transport));
         }
     }
     let listeners = (0..shards)
         .map(|_| {
             codecs
                 .iter()
-                .map(|(i, addr, (accept, connect))| {
+                .map(|(i, addr, transport)| {
+                    let (accept, connect) = stream_codecs::codecs(*transport, &setup)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", key(*i)))?;
                     let socket = sipedge_rt::stream::bind_tcp_reuseport(
                         *addr,
                         sipedge_rt::stream::LISTEN_BACKLOG,
@@ -418,8 +464,8 @@ fn bind_all(cfg: &Config, name: &str, shards: usize) -> anyhow::Result<ShardSock
                     Ok(sipedge_rt::stream::StreamListener {
                         local: *i as u16,
                         socket,
-                        codec: Arc::clone(accept),
-                        connect: connect.clone(),
+                        codec: accept,
+                        connect,
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()
@@ -596,6 +642,7 @@ fn reload(
     path: Option<&std::path::Path>,
     tables: &shard::SharedTables,
     wakers: &[sipedge_rt::Waker],
+    tls: Option<&config::tls::TlsContext>,
 ) -> Result<String, String> {
     let Some(path) = path else {
         tracing::info!(target: "sip::auth", "SIGHUP: no --config file, nothing to reload");
@@ -609,10 +656,14 @@ fn reload(
                 .map_err(anyhow::Error::msg)?;
             let db =
                 sipedge_core::auth::AuthDb::build(&c.auth.spec).map_err(anyhow::Error::from)?;
-            Ok((db, c.nat.users, c.call_limits))
+            // Issue 19: the certificate for new TLS connections (a bad file refuses the
+            // whole reload: Config::load already read it).
+            let tls_note =
+                config::tls::reload::apply(tls, c.tls.as_ref()).map_err(anyhow::Error::msg)?;
+            Ok((db, c.nat.users, c.call_limits, tls_note))
         });
     match built {
-        Ok((db, nat, call_limits)) => {
+        Ok((db, nat, call_limits, tls_note)) => {
             let users = db.user_count();
             let nat_users = current.nat_users.next(nat.to_map());
             let nat_changed = nat_users.changed();
@@ -631,7 +682,7 @@ fn reload(
             }
             tracing::info!(target: "sip::auth", users, nat_changed, "SIGHUP: auth tables and per-user NAT settings reloaded (other sections need a restart)");
             Ok(format!(
-                "{users} users, {nat_changed} per-user NAT changes; other sections need a restart"
+                "{users} users, {nat_changed} per-user NAT changes, {tls_note}; other sections need a restart"
             ))
         }
         Err(e) => {

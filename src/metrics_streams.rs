@@ -1,6 +1,8 @@
 //! Stream connections' counters (issue 19), published beside the shard's own (`metrics.rs`):
 //! `sipedge_tcp_*`, one metric per refusal and per close reason.
 
+use std::sync::atomic::Ordering;
+
 use sipedge_rt::stream::StreamStats;
 
 use crate::metrics::{render_cells, Cells, ShardMetrics};
@@ -74,4 +76,12 @@ impl StreamMetrics {
 /// Appends the stream metrics of every shard to `out`.
 pub fn render(out: &mut String, shards: &[std::sync::Arc<ShardMetrics>]) {
     render_cells(out, shards, |m| &m.streams.counters);
+    use std::fmt::Write as _;
+    let refused = crate::stream_codecs::TLS_HANDSHAKES_REFUSED.load(Ordering::Relaxed);
+    let _ = write!(
+        out,
+        "# HELP sipedge_tls_handshakes_refused_total TLS connections closed unanswered: over [tls] handshakes_per_sec.\n\
+         # TYPE sipedge_tls_handshakes_refused_total counter\n\
+         sipedge_tls_handshakes_refused_total {refused}\n"
+    );
 }

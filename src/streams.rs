@@ -13,10 +13,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sipedge_core::{Millis, ShardMsg, Transport};
-use sipedge_rt::stream::{
-    CodecFactory, Directory, PlainCodec, Sent, StreamLimits, StreamListener, Streams,
-};
+use sipedge_core::{Millis, ShardMsg};
+use sipedge_rt::stream::{Directory, Sent, StreamLimits, StreamListener, Streams};
 use sipedge_rt::MeshEndpoint;
 
 /// How often connections are checked against their header and idle timeouts.
@@ -46,21 +44,6 @@ impl Wire {
             Wire::Core(m) => m.weight(),
             Wire::Write { bytes, .. } => std::mem::size_of::<Wire>() + bytes.len(),
         }
-    }
-}
-
-/// The codecs of a listen entry's connections: accepted, and opened toward a peer.
-/// `Err`: the transport cannot be served by this build.
-pub fn codecs(t: Transport) -> Result<(CodecFactory, Option<CodecFactory>), String> {
-    match t {
-        Transport::Tcp => {
-            let f: CodecFactory = Arc::new(|| Box::new(PlainCodec));
-            Ok((Arc::clone(&f), Some(f)))
-        }
-        Transport::Udp => Err("udp is not a stream transport".into()),
-        other => Err(format!(
-            "{other:?} listeners are not served yet: their codec is not built (issue 19, tls/ws)"
-        )),
     }
 }
 

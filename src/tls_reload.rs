@@ -9,8 +9,6 @@ use super::{TlsContext, TlsSettings};
 /// Applies the reloaded `[tls]` (`new`) to the context in force (`ctx`, `None` when the
 /// edge started without TLS). `Ok(what happened)` or `Err(why it was refused)`; both are
 /// for the log and `POST /api/v1/reload`, and on `Err` nothing changed.
-// Used by the stream runtime (issue 19 part A) once it lands: until then only tests call it.
-#[allow(dead_code)]
 pub fn apply(ctx: Option<&TlsContext>, new: Option<&TlsSettings>) -> Result<&'static str, String> {
     match (ctx, new) {
         (None, None) => Ok("no [tls]"),

@@ -174,7 +174,6 @@ fn ws_read(s: &mut TcpStream) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "needs the stream runtime (issue 19 part A) to serve tls:/ws: listens"]
 fn register_over_tls_and_websocket_then_receive_a_message() {
     let (mut edge, ca) = start();
 

@@ -21,7 +21,7 @@ const MSG: &[u8] = b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 3\r\n\r\nabc";
 fn listener(ip: &str) -> (StreamListener, SocketAddr) {
     let socket = bind_tcp_reuseport(format!("{ip}:0").parse().unwrap(), 16).unwrap();
     let addr = socket.local_addr().unwrap();
-    let f: CodecFactory = Arc::new(|| Box::new(PlainCodec));
+    let f: CodecFactory = Arc::new(|_| Box::new(PlainCodec));
     (
         StreamListener {
             local: 1,

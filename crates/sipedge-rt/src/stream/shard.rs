@@ -24,8 +24,10 @@ use super::conn::{CloseReason, Conn, Slab, StreamLimits, StreamStats, LISTENER_B
 use super::directory::Directory;
 use super::framing::{Frame, FrameError, Framer, PONG};
 
-/// Builds the codec of each new connection of a listener (TCP: [`PlainCodec`](super::PlainCodec)).
-pub type CodecFactory = Arc<dyn Fn() -> Box<dyn StreamCodec> + Send + Sync>;
+/// Builds the codec of each new connection of a listener, given the peer's address (TCP:
+/// [`PlainCodec`](super::PlainCodec); an outgoing TLS connection checks the peer's certificate
+/// against it).
+pub type CodecFactory = Arc<dyn Fn(SocketAddr) -> Box<dyn StreamCodec> + Send + Sync>;
 
 /// Bytes read per `read` call (one scratch buffer per shard).
 const READ_CHUNK: usize = 16 * 1024;
@@ -267,7 +269,7 @@ impl Streams {
                 continue;
             }
             let _ = sock.set_nodelay(true);
-            let (local, codec) = (l.local, (l.codec)());
+            let (local, codec) = (l.local, (l.codec)(remote));
             let conn = Conn {
                 sock,
                 local,
@@ -500,7 +502,7 @@ impl Streams {
     /// (nonblocking; bytes queue until it is up). `None`: not allowed or failed (counted).
     fn connect(&mut self, now: u64, local: u16, remote: SocketAddr) -> Option<usize> {
         let l = self.listeners.iter().find(|l| l.local == local)?;
-        let codec = (l.connect.as_ref()?)();
+        let codec = (l.connect.as_ref()?)(remote);
         if self.conns.len() >= self.limits.max_connections {
             self.stats.refused_total += 1;
             return None;
