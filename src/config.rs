@@ -118,6 +118,8 @@ pub struct Config {
     pub call_limits: sipedge_core::limits::LimitsSpec,
     /// `[dialogs]` (src/config_dialogs.rs, issue 16).
     pub dialogs: sipedge_core::dialog::DialogConfig,
+    /// `[cluster]` (src/config_cluster.rs, issue 20).
+    pub cluster: crate::config_cluster::ClusterConfig,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -153,6 +155,8 @@ struct RawConfig {
     overload: crate::config_protect::RawOverload,
     #[serde(default)]
     dialogs: crate::config_dialogs::RawDialogs,
+    #[serde(default)]
+    cluster: crate::config_cluster::RawCluster,
 }
 
 #[derive(Debug, Deserialize)]
@@ -506,7 +510,14 @@ impl Config {
             .collect();
         let call_limits = crate::config_dialogs::parse_call_limits(&raw_call_limits, ip_auth)
             .map_err(|(k, m)| err(k, m))?;
+        let first_udp = listen
+            .iter()
+            .find(|l| l.transport == crate::config_listen::Transport::Udp)
+            .map(|l| l.addr);
+        let cluster = crate::config_cluster::parse_cluster(&raw.cluster, first_udp)
+            .map_err(|(k, m)| err(k.into(), m))?;
         Ok(Config {
+            cluster,
             protection,
             call_limits,
             dialogs,

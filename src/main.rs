@@ -17,6 +17,8 @@ mod config_limits;
 mod config_listen;
 mod config_nat;
 mod config_protect;
+mod cluster;
+mod config_cluster;
 mod config_relay;
 mod logging;
 mod metrics;
@@ -162,6 +164,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         attach_ban_filter(&bans, &sockets, cfg.protection.core.max_bans);
     }
     let (ports, inboxes): (Vec<_>, Vec<_>) = wakers.iter().cloned().map(admin_ctl::channel).unzip();
+    // Issue 20: the cluster thread (Redis/Valkey), before the shards so a start resync
+    // finds it; a Redis down at start is not an error.
+    let cluster = if cfg.cluster.enabled() {
+        Some(cluster::start(&cfg.cluster, wakers.clone())?)
+    } else {
+        None
+    };
     let admin = admin::Admin::start(
         cfg.admin_listen,
         admin::AdminState {
@@ -180,6 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             epoch,
             message_timeout: Duration::from_millis(64 * cfg.sip.t1_ms) + admin::ASK_TIMEOUT,
             bans: Arc::clone(&bans),
+            cluster: cluster.as_ref().map(|(c, _)| Arc::clone(c.stats())),
         },
     )
     .map_err(|e| {
@@ -212,7 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 seed: seed ^ id as u64,
                 registrar: cfg.registrar,
-                journal: restored.is_some(),
+                journal: restored.is_some() || cfg.cluster.writes(),
                 nat: sipedge_core::NatConfig {
                     advertise: advertise(&cfg),
                     ..cfg.nat.clone()
@@ -259,6 +269,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             admin: inboxes
                 .next()
                 .ok_or_else(|| anyhow::anyhow!("one admin inbox per shard"))?,
+            cluster: cluster.as_ref().map(|(c, _)| c.clone()),
         };
         let died = events_tx.clone();
         let t = std::thread::Builder::new()
@@ -317,6 +328,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     stop_all(&stop, &wakers, threads);
     admin.stop();
+    if let Some((_, threads)) = cluster {
+        threads.stop();
+    }
     match outcome? {
         None => {
             tracing::info!("stopped");

@@ -103,6 +103,8 @@ pub struct ShardSetup {
     pub overload: crate::config_protect::OverloadSettings,
     /// Admin API requests (`admin_ctl.rs`), answered between turns.
     pub admin: crate::admin_ctl::ShardInbox,
+    /// `[cluster]` (issue 20): the cluster thread's handle (`None`: standalone).
+    pub cluster: Option<crate::cluster::ClusterClient>,
 }
 
 /// This shard's part of `[registrar.persistence]`, prepared by `persist::restore`.
@@ -171,7 +173,12 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         bans,
         overload,
         mut admin,
+        cluster,
     } = setup;
+    // Issue 20: binding changes go to the cluster writer too (cluster mode, or a shared array).
+    let mut tee = cluster
+        .filter(crate::cluster::ClusterClient::writes)
+        .map(|c| crate::cluster::ShardTee::new(c, id));
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
     if let Some(cpu) = pin {
@@ -286,6 +293,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
                     || admin.has_pending()
                     || stop.load(Ordering::Relaxed)
                     || bans.pending(&ban_cursor)
+                    || tee.as_ref().is_some_and(crate::cluster::ShardTee::pending)
             };
             engine.wait(timeout, has_pending, |d| {
                 let now = *turn_now.get_or_insert_with(|| {
@@ -316,7 +324,8 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             Millis(work_start.saturating_duration_since(epoch).as_millis() as u64)
         });
         // Follows wall-clock steps (NTP) for the Date header and journal timestamps.
-        core.set_wall_clock(now, unix_millis());
+        let wall = unix_millis();
+        core.set_wall_clock(now, wall);
         mesh.recv(MAX_MESH_PER_TURN, |from, msg| {
             core.handle_shard_msg(now, ShardId(from as u16), msg);
         });
@@ -336,8 +345,18 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         let mut journal_time = Duration::ZERO;
         if let Some(p) = persist.as_mut() {
             let t = Instant::now();
-            p.end_turn(&mut core, now);
+            p.end_turn_with(&mut core, now, |r| {
+                if let Some(tee) = &tee {
+                    tee.record(r, wall);
+                }
+            });
             journal_time = t.elapsed();
+        } else if let Some(tee) = &tee {
+            tee.drain(&mut core, wall);
+        }
+        // A resync (start, or an overflow) re-sends every binding, a bounded slice a turn.
+        if let Some(tee) = tee.as_mut() {
+            tee.resync_step(&core, wall);
         }
         drain(&mut core, now, &mut engine, &mut mesh, &mut lp, &bans);
         if let Some(p) = persist.as_mut() {
