@@ -413,12 +413,11 @@ pub(crate) fn spawn(
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => break,
                 };
-                let up = reader.conn.is_some();
-                reader
-                    .client
-                    .stats()
-                    .redis_up
-                    .fetch_min(u64::from(up), Ordering::Relaxed);
+                // The gauge is the writer's when this edge writes, else this thread's.
+                if !reader.client.writes() {
+                    let up = u64::from(reader.conn.is_some());
+                    reader.client.stats().redis_up.store(up, Ordering::Relaxed);
+                }
                 let Some(first) = first else {
                     reader.refresh_liveness();
                     reader.invalidate();

@@ -61,8 +61,10 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .args(["--dir", &self.dir.display().to_string()]);
         if self.cluster {
+            // The bus's outgoing connections leave from 127.0.0.1 on loopback: announce the
+            // address each node really listens on, or peers cannot connect back.
             cmd.args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
-                .args(["--cluster-node-timeout", "2000"]);
+                .args(["--cluster-node-timeout", "2000", "--cluster-announce-ip", &self.ip]);
         }
         self.child = Some(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -121,8 +123,9 @@ impl RedisCluster {
     pub fn start(addrs: &[(&str, u16)]) -> RedisCluster {
         let nodes: Vec<_> = addrs.iter().map(|(ip, p)| RedisServer::start(ip, *p, true)).collect();
         let hostports: Vec<String> = addrs.iter().map(|(ip, p)| format!("{ip}:{p}")).collect();
-        let out = Command::new("redis-cli")
-            .args(["--cluster", "create"])
+        // `timeout`: `--cluster create` waits for the join forever otherwise.
+        let out = Command::new("timeout")
+            .args(["60", "redis-cli", "--cluster", "create"])
             .args(&hostports)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .stdout(Stdio::piped())
