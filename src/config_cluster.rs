@@ -116,7 +116,10 @@ pub(crate) fn parse_cluster(
     let on = mode != ClusterMode::Standalone;
     if on {
         if c.node.is_empty() {
-            return Err(("cluster.node", "required unless mode = \"standalone\"".into()));
+            return Err((
+                "cluster.node",
+                "required unless mode = \"standalone\"".into(),
+            ));
         }
         if c.node.len() > MAX_NODE_NAME
             || !c
@@ -144,12 +147,9 @@ pub(crate) fn parse_cluster(
     let address = match &c.address {
         Some(a) => {
             let hostport = a.strip_prefix("sip:").unwrap_or(a);
-            hostport.parse::<SocketAddr>().map_err(|_| {
-                (
-                    "cluster.address",
-                    format!("`{a}` is not sip:IP:PORT"),
-                )
-            })?
+            hostport
+                .parse::<SocketAddr>()
+                .map_err(|_| ("cluster.address", format!("`{a}` is not sip:IP:PORT")))?
         }
         None => match first_udp {
             Some(a) => a,
@@ -220,12 +220,24 @@ mod tests {
         assert_eq!(c.cluster.lookup_timeout_ms, 300);
         for (text, key) in [
             ("[cluster]\nmode = \"mesh\"\n", "cluster.mode"),
-            ("[cluster]\nmode = \"cluster\"\nredis = [\"redis://a\"]\n", "cluster.node"),
-            ("[cluster]\nmode = \"cluster\"\nnode = \"a b\"\nredis = [\"redis://a\"]\n", "cluster.node"),
-            ("[cluster]\nmode = \"cluster\"\nnode = \"a\"\n", "cluster.redis"),
+            (
+                "[cluster]\nmode = \"cluster\"\nredis = [\"redis://a\"]\n",
+                "cluster.node",
+            ),
+            (
+                "[cluster]\nmode = \"cluster\"\nnode = \"a b\"\nredis = [\"redis://a\"]\n",
+                "cluster.node",
+            ),
+            (
+                "[cluster]\nmode = \"cluster\"\nnode = \"a\"\n",
+                "cluster.redis",
+            ),
             ("[cluster]\nredis = [\"http://a\"]\n", "cluster.redis"),
             ("[cluster]\naddress = \"sip:nowhere\"\n", "cluster.address"),
-            ("[cluster]\nlookup_timeout_ms = 0\n", "cluster.lookup_timeout_ms"),
+            (
+                "[cluster]\nlookup_timeout_ms = 0\n",
+                "cluster.lookup_timeout_ms",
+            ),
             ("[cluster]\nbacklog_max = 0\n", "cluster.backlog_max"),
         ] {
             let e = Config::parse(text, "t")

@@ -286,7 +286,8 @@ impl Reader {
         let mut misses: Vec<Queued> = Vec::new();
         for q in batch {
             if q.at.elapsed() >= self.s.timeout {
-                self.client.answer(q.shard, q.q.token, RemoteAnswer::Unavailable);
+                self.client
+                    .answer(q.shard, q.q.token, RemoteAnswer::Unavailable);
                 continue;
             }
             if cacheable {
@@ -318,7 +319,8 @@ impl Reader {
             Some(conn) => conn.pipeline(cmds),
             None => {
                 for q in misses {
-                    self.client.answer(q.shard, q.q.token, RemoteAnswer::Unavailable);
+                    self.client
+                        .answer(q.shard, q.q.token, RemoteAnswer::Unavailable);
                 }
                 return;
             }
@@ -327,14 +329,16 @@ impl Reader {
             Ok(r) if r.len() == aors.len() => r,
             Ok(_) => {
                 for q in misses {
-                    self.client.answer(q.shard, q.q.token, RemoteAnswer::Unavailable);
+                    self.client
+                        .answer(q.shard, q.q.token, RemoteAnswer::Unavailable);
                 }
                 return;
             }
             Err(e) => {
                 self.failed(&e);
                 for q in misses {
-                    self.client.answer(q.shard, q.q.token, RemoteAnswer::Unavailable);
+                    self.client
+                        .answer(q.shard, q.q.token, RemoteAnswer::Unavailable);
                 }
                 return;
             }
@@ -355,9 +359,9 @@ impl Reader {
             }
         }
         for q in misses {
-            let a = read
-                .get(&*q.q.aor)
-                .map_or(RemoteAnswer::NotFound, |b| answer_of(b, &self.s, &self.alive, now));
+            let a = read.get(&*q.q.aor).map_or(RemoteAnswer::NotFound, |b| {
+                answer_of(b, &self.s, &self.alive, now)
+            });
             self.client.answer(q.shard, q.q.token, a);
         }
         stats
@@ -463,7 +467,9 @@ fn subscribe(
         };
         let mut ps = conn.as_pubsub();
         if ps.subscribe(INVALIDATION_CHANNEL).is_err()
-            || ps.set_read_timeout(Some(Duration::from_millis(100))).is_err()
+            || ps
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .is_err()
         {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -518,12 +524,22 @@ mod tests {
     fn answers_skip_own_expired_and_dead_nodes_unless_takeover() {
         let alive: HashMap<String, bool> =
             [("a".to_string(), true), ("dead".to_string(), false)].into();
-        let all = [b("me", 100), b("a", 100), b("a", 5), b("dead", 100), b("new", 100)];
+        let all = [
+            b("me", 100),
+            b("a", 100),
+            b("a", 5),
+            b("dead", 100),
+            b("new", 100),
+        ];
         let RemoteAnswer::Found(f) = answer_of(&all, &settings(false), &alive, 10) else {
             panic!("found");
         };
         let nodes: Vec<&str> = f.iter().map(|b| &*b.node).collect();
-        assert_eq!(nodes, ["a", "new"], "own, expired and dead skipped; unknown is alive");
+        assert_eq!(
+            nodes,
+            ["a", "new"],
+            "own, expired and dead skipped; unknown is alive"
+        );
         let RemoteAnswer::Found(f) = answer_of(&all, &settings(true), &alive, 10) else {
             panic!("found");
         };

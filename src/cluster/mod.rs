@@ -92,18 +92,78 @@ impl ClusterStats {
     pub fn render(&self, out: &mut String) {
         use std::fmt::Write;
         let rows: [(&str, &str, &str, &AtomicU64); 12] = [
-            ("sipedge_cluster_writes_total", "counter", "AoRs written to Redis (one versioned script call each).", &self.writes),
-            ("sipedge_cluster_write_errors_total", "counter", "Write pipelines that failed (kept in the backlog, retried).", &self.write_errors),
-            ("sipedge_cluster_backlog", "gauge", "AoRs with changes waiting to be written.", &self.backlog),
-            ("sipedge_cluster_dropped_total", "counter", "Binding changes dropped (tee queue or backlog full); a resync follows.", &self.dropped),
-            ("sipedge_cluster_resyncs_total", "counter", "Full resynchronisations of this edge's bindings to Redis.", &self.resyncs),
-            ("sipedge_cluster_lookups_total", "counter", "Remote lookups asked.", &self.lookups),
-            ("sipedge_cluster_cache_hits_total", "counter", "Remote lookups answered from the cache.", &self.cache_hits),
-            ("sipedge_cluster_cache_misses_total", "counter", "Remote lookups read from Redis.", &self.cache_misses),
-            ("sipedge_cluster_unavailable_total", "counter", "Remote lookups answered Unavailable (Redis down, error, timeout or queue full).", &self.unavailable),
-            ("sipedge_cluster_answers_dropped_total", "counter", "Answers dropped because a shard's inbox was full.", &self.answers_dropped),
-            ("sipedge_cluster_redis_up", "gauge", "1 while Redis answers the cluster thread.", &self.redis_up),
-            ("sipedge_cluster_cache_entries", "gauge", "AoRs in the lookup cache.", &self.cache_entries),
+            (
+                "sipedge_cluster_writes_total",
+                "counter",
+                "AoRs written to Redis (one versioned script call each).",
+                &self.writes,
+            ),
+            (
+                "sipedge_cluster_write_errors_total",
+                "counter",
+                "Write pipelines that failed (kept in the backlog, retried).",
+                &self.write_errors,
+            ),
+            (
+                "sipedge_cluster_backlog",
+                "gauge",
+                "AoRs with changes waiting to be written.",
+                &self.backlog,
+            ),
+            (
+                "sipedge_cluster_dropped_total",
+                "counter",
+                "Binding changes dropped (tee queue or backlog full); a resync follows.",
+                &self.dropped,
+            ),
+            (
+                "sipedge_cluster_resyncs_total",
+                "counter",
+                "Full resynchronisations of this edge's bindings to Redis.",
+                &self.resyncs,
+            ),
+            (
+                "sipedge_cluster_lookups_total",
+                "counter",
+                "Remote lookups asked.",
+                &self.lookups,
+            ),
+            (
+                "sipedge_cluster_cache_hits_total",
+                "counter",
+                "Remote lookups answered from the cache.",
+                &self.cache_hits,
+            ),
+            (
+                "sipedge_cluster_cache_misses_total",
+                "counter",
+                "Remote lookups read from Redis.",
+                &self.cache_misses,
+            ),
+            (
+                "sipedge_cluster_unavailable_total",
+                "counter",
+                "Remote lookups answered Unavailable (Redis down, error, timeout or queue full).",
+                &self.unavailable,
+            ),
+            (
+                "sipedge_cluster_answers_dropped_total",
+                "counter",
+                "Answers dropped because a shard's inbox was full.",
+                &self.answers_dropped,
+            ),
+            (
+                "sipedge_cluster_redis_up",
+                "gauge",
+                "1 while Redis answers the cluster thread.",
+                &self.redis_up,
+            ),
+            (
+                "sipedge_cluster_cache_entries",
+                "gauge",
+                "AoRs in the lookup cache.",
+                &self.cache_entries,
+            ),
         ];
         for (name, kind, help, v) in rows {
             let _ = writeln!(
@@ -165,7 +225,7 @@ impl std::fmt::Debug for ClusterClient {
 
 // `lookup`, `drain_answers` and `has_answers` are called by the shards' glue (issue 20's
 // core side, `src/shard.rs`), which lands separately.
-#[cfg_attr(not(test), allow(dead_code))]
+#[allow(dead_code)]
 impl ClusterClient {
     /// Queues a lookup. Never blocks: a full queue hands the lookup back at once (the
     /// caller answers it as `Unavailable`), counted.

@@ -69,7 +69,7 @@ return changed
 /// One connection, to a single server or a cluster.
 pub enum Conn {
     Single(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl std::fmt::Debug for Conn {
@@ -99,7 +99,7 @@ pub fn connect(urls: &[String], timeout: Duration) -> RedisResult<Conn> {
     let c = client.get_connection()?;
     c.set_read_timeout(Some(timeout))?;
     c.set_write_timeout(Some(timeout))?;
-    Ok(Conn::Cluster(c))
+    Ok(Conn::Cluster(Box::new(c)))
 }
 
 impl Conn {
@@ -131,7 +131,7 @@ impl Conn {
     pub fn query(&mut self, cmd: &Cmd) -> RedisResult<Value> {
         match self {
             Conn::Single(c) => c.req_command(cmd),
-            Conn::Cluster(c) => cmd.query(c),
+            Conn::Cluster(c) => cmd.query(&mut **c),
         }
     }
 

@@ -55,9 +55,21 @@ fn waker() -> (sipedge_rt::WakeFd, sipedge_rt::Waker) {
 }
 
 /// Asks `aor` and waits for the answer (at most `limit`).
-fn ask(c: &ClusterClient, token: u64, aor: &str, limit: Duration) -> Option<(RemoteAnswer, Duration)> {
+fn ask(
+    c: &ClusterClient,
+    token: u64,
+    aor: &str,
+    limit: Duration,
+) -> Option<(RemoteAnswer, Duration)> {
     let t = Instant::now();
-    c.lookup(0, RemoteLookup { token, aor: aor.into() }).ok()?;
+    c.lookup(
+        0,
+        RemoteLookup {
+            token,
+            aor: aor.into(),
+        },
+    )
+    .ok()?;
     while t.elapsed() < limit {
         let mut got = None;
         c.drain_answers(0, |tok, a| {
@@ -116,14 +128,31 @@ fn lookups_found_not_found_cached_invalidated_and_unavailable_when_redis_dies() 
     assert_eq!(f[0].home, "127.0.63.11:5060".parse().expect("addr"));
     assert_eq!(&*f[0].contact, "sip:alice@192.0.2.1:5060");
     // A's own lookup skips its own binding.
-    assert_eq!(ask(&a, 2, AOR, Duration::from_secs(2)).map(|x| x.0), Some(RemoteAnswer::NotFound));
-    assert_eq!(ask(&b, 3, "sip:nobody@localhost", Duration::from_secs(2)).map(|x| x.0), Some(RemoteAnswer::NotFound));
+    assert_eq!(
+        ask(&a, 2, AOR, Duration::from_secs(2)).map(|x| x.0),
+        Some(RemoteAnswer::NotFound)
+    );
+    assert_eq!(
+        ask(&b, 3, "sip:nobody@localhost", Duration::from_secs(2)).map(|x| x.0),
+        Some(RemoteAnswer::NotFound)
+    );
     // The second lookup of a hot callee costs no Redis round trip.
     let misses = b.stats().cache_misses.load(Ordering::Relaxed);
     let hits = b.stats().cache_hits.load(Ordering::Relaxed);
-    assert!(matches!(ask(&b, 4, AOR, Duration::from_secs(2)), Some((RemoteAnswer::Found(_), _))));
-    assert_eq!(b.stats().cache_hits.load(Ordering::Relaxed), hits + 1, "a cache hit");
-    assert_eq!(b.stats().cache_misses.load(Ordering::Relaxed), misses, "no read");
+    assert!(matches!(
+        ask(&b, 4, AOR, Duration::from_secs(2)),
+        Some((RemoteAnswer::Found(_), _))
+    ));
+    assert_eq!(
+        b.stats().cache_hits.load(Ordering::Relaxed),
+        hits + 1,
+        "a cache hit"
+    );
+    assert_eq!(
+        b.stats().cache_misses.load(Ordering::Relaxed),
+        misses,
+        "no read"
+    );
     // A new write invalidates the entry: the next lookup sees both contacts.
     for r in records("alice", "sip:alice@192.0.2.2:5060", 600, 2) {
         a.tee(&r, unix_ms());
@@ -147,7 +176,11 @@ fn lookups_found_not_found_cached_invalidated_and_unavailable_when_redis_dies() 
     for r in records("bob", "sip:bob@192.0.2.3:5060", 600, 1) {
         a.tee(&r, unix_ms());
     }
-    assert!(wait_for(Duration::from_secs(3), || a.stats().backlog.load(Ordering::Relaxed) >= 1));
+    assert!(wait_for(Duration::from_secs(3), || a
+        .stats()
+        .backlog
+        .load(Ordering::Relaxed)
+        >= 1));
     assert_eq!(a.stats().redis_up.load(Ordering::Relaxed), 0);
     // Redis back (empty): the backlog is flushed.
     redis.restart();
@@ -174,20 +207,39 @@ fn the_write_script_refuses_older_versions_and_keeps_tombstones() {
     let now = unix_ms();
     let key = "sipedge:b:{sip:x@h}";
     let up = |ms: u64, cseq: u32, node: &str| {
-        format!("{ms}:{cseq}:{}:u\n{node}\n127.0.0.1:5060\n1000\nsip:x@1.2.3.4\n", now + 600_000)
+        format!(
+            "{ms}:{cseq}:{}:u\n{node}\n127.0.0.1:5060\n1000\nsip:x@1.2.3.4\n",
+            now + 600_000
+        )
     };
-    let tomb = |ms: u64| format!("{ms}:0:{}:t\nedge-a\n127.0.0.1:5060\n1000\nsip:x@1.2.3.4\n", ms + value::TOMBSTONE_MS);
+    let tomb = |ms: u64| {
+        format!(
+            "{ms}:0:{}:t\nedge-a\n127.0.0.1:5060\n1000\nsip:x@1.2.3.4\n",
+            ms + value::TOMBSTONE_MS
+        )
+    };
     let write = |conn: &mut store::Conn, v: &str| {
         let mut c = ::redis::cmd("EVALSHA");
-        c.arg(&sha).arg(1).arg(key).arg(unix_ms()).arg("sip:x@h").arg("c:sip:x@1.2.3.4").arg(v);
+        c.arg(&sha)
+            .arg(1)
+            .arg(key)
+            .arg(unix_ms())
+            .arg("sip:x@h")
+            .arg("c:sip:x@1.2.3.4")
+            .arg(v);
         conn.query(&c).expect("evalsha")
     };
     write(&mut conn, &up(now - 1000, 5, "edge-a"));
     let pttl: i64 = redis.cli(&["PTTL", key]).trim().parse().expect("pttl");
-    assert!((590_000..=600_000).contains(&pttl), "TTL = the binding's expiry: {pttl}");
+    assert!(
+        (590_000..=600_000).contains(&pttl),
+        "TTL = the binding's expiry: {pttl}"
+    );
     // An older registration from another edge does not replace a newer one.
     write(&mut conn, &up(now - 2000, 9, "edge-b"));
-    assert!(redis.cli(&["HGET", key, "c:sip:x@1.2.3.4"]).contains("edge-a"));
+    assert!(redis
+        .cli(&["HGET", key, "c:sip:x@1.2.3.4"])
+        .contains("edge-a"));
     // A deregistration leaves a tombstone…
     write(&mut conn, &tomb(now));
     assert!(redis.cli(&["HGET", key, "c:sip:x@1.2.3.4"]).contains(":t"));
@@ -201,5 +253,7 @@ fn the_write_script_refuses_older_versions_and_keeps_tombstones() {
     assert!(pttl > 500_000, "{pttl}");
     // A newer registration does replace it.
     write(&mut conn, &up(now + 1000, 1, "edge-b"));
-    assert!(redis.cli(&["HGET", key, "c:sip:x@1.2.3.4"]).contains("edge-b"));
+    assert!(redis
+        .cli(&["HGET", key, "c:sip:x@1.2.3.4"])
+        .contains("edge-b"));
 }

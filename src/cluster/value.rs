@@ -71,7 +71,12 @@ pub struct Encoded {
 /// The version orders writes (RFC 3261 §10.3 step 7): an upsert's is its registration
 /// (last refresh) time and CSeq; a removal's (`t`, a tombstone) is the time it happened
 /// with CSeq 0.
-pub fn encode(change: &BindingChange<'_>, node: &str, home: SocketAddr, now_unix_ms: u64) -> Option<Encoded> {
+pub fn encode(
+    change: &BindingChange<'_>,
+    node: &str,
+    home: SocketAddr,
+    now_unix_ms: u64,
+) -> Option<Encoded> {
     let (aor, field, head, q, contact, path) = match *change {
         BindingChange::Upsert {
             aor,

@@ -22,11 +22,16 @@ pub const NODE_TTL_MS: u64 = 3_000;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// One AoR's pending fields: (field, value), the latest value per field.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+/// AoRs with their pending fields.
+pub type Batch = Vec<(Box<[u8]>, Fields)>;
+
 /// The pending changes, one entry per AoR, each field's latest value.
 #[derive(Debug, Default)]
 pub struct Backlog {
     order: VecDeque<Box<[u8]>>,
-    map: HashMap<Box<[u8]>, Vec<(Vec<u8>, Vec<u8>)>>,
+    map: HashMap<Box<[u8]>, Fields>,
 }
 
 impl Backlog {
@@ -54,7 +59,7 @@ impl Backlog {
     }
 
     /// Takes up to `n` AoRs, oldest first.
-    pub fn take(&mut self, n: usize) -> Vec<(Box<[u8]>, Vec<(Vec<u8>, Vec<u8>)>)> {
+    pub fn take(&mut self, n: usize) -> Batch {
         let mut out = Vec::with_capacity(n.min(self.map.len()));
         while out.len() < n {
             let Some(aor) = self.order.pop_front() else {
@@ -69,7 +74,7 @@ impl Backlog {
 
     /// Puts a batch that could not be written back in front (its changes are older than
     /// anything that arrived since, which the single writer thread could not have taken).
-    pub fn put_back(&mut self, batch: Vec<(Box<[u8]>, Vec<(Vec<u8>, Vec<u8>)>)>) {
+    pub fn put_back(&mut self, batch: Batch) {
         for (aor, fields) in batch.into_iter().rev() {
             match self.map.get_mut(&aor) {
                 Some(newer) => {
@@ -89,11 +94,7 @@ impl Backlog {
 }
 
 /// The script calls for a batch.
-pub fn script_calls(
-    sha: &str,
-    now: u64,
-    batch: &[(Box<[u8]>, Vec<(Vec<u8>, Vec<u8>)>)],
-) -> Vec<redis::Cmd> {
+pub fn script_calls(sha: &str, now: u64, batch: &[(Box<[u8]>, Fields)]) -> Vec<redis::Cmd> {
     batch
         .iter()
         .map(|(aor, fields)| {
@@ -116,7 +117,8 @@ struct Link {
 impl Link {
     fn get(&mut self, s: &Settings, client: &ClusterClient) -> Option<&mut (Conn, String)> {
         if self.conn.is_none() && Instant::now() >= self.next_try {
-            match connect(&s.redis, s.timeout).and_then(|mut c| c.load_script().map(|sha| (c, sha))) {
+            match connect(&s.redis, s.timeout).and_then(|mut c| c.load_script().map(|sha| (c, sha)))
+            {
                 Ok(c) => {
                     tracing::info!(target: "sip::cluster", "cluster writer connected to Redis");
                     self.conn = Some(c);
@@ -241,7 +243,9 @@ fn flush(
                     backlog.put_back(batch);
                     return Err(None);
                 }
-                stats.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                stats
+                    .writes
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
             Err(e) => {
                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -274,11 +278,20 @@ mod tests {
         assert!(b.push(enc("a", "f2", "3"), 2));
         assert!(b.push(enc("b", "f1", "4"), 2));
         assert!(!b.push(enc("c", "f1", "5"), 2), "a third AoR is refused");
-        assert!(b.push(enc("b", "f1", "6"), 2), "a known AoR still coalesces");
+        assert!(
+            b.push(enc("b", "f1", "6"), 2),
+            "a known AoR still coalesces"
+        );
         assert_eq!(b.len(), 2);
         let batch = b.take(10);
         assert_eq!(batch.len(), 2);
-        assert_eq!(batch[0].1, vec![(b"f1".to_vec(), b"2".to_vec()), (b"f2".to_vec(), b"3".to_vec())]);
+        assert_eq!(
+            batch[0].1,
+            vec![
+                (b"f1".to_vec(), b"2".to_vec()),
+                (b"f2".to_vec(), b"3".to_vec())
+            ]
+        );
         assert_eq!(batch[1].1, vec![(b"f1".to_vec(), b"6".to_vec())]);
         assert_eq!(b.len(), 0);
         // A failed batch goes back; a newer change for its field since wins.

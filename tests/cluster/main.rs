@@ -28,7 +28,11 @@ fn register_writes_behind_to_the_redis_cluster_and_deregister_leaves_a_tombstone
     if !redis::available() {
         return;
     }
-    let cluster = RedisCluster::start(&[("127.0.63.1", 7001), ("127.0.63.2", 7002), ("127.0.63.3", 7003)]);
+    let cluster = RedisCluster::start(&[
+        ("127.0.63.1", 7001),
+        ("127.0.63.2", 7002),
+        ("127.0.63.3", 7003),
+    ]);
     let urls: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
     let extra = format!(
         "\n[cluster]\nmode = \"cluster\"\nnode = \"edge-a\"\nredis = [{}]\n",
@@ -37,25 +41,41 @@ fn register_writes_behind_to_the_redis_cluster_and_deregister_leaves_a_tombstone
     let edge = Edge::start_with("cluster-a", "127.0.63.11", 5060, 2, "auto", &extra);
     let phone = Client::new("127.0.63.11");
     let contact = format!("<sip:alice@{}>", phone.addr());
-    phone.send(edge.sip, &register(&phone, "alice", Some(&contact), Some(600), "c1", 1));
+    phone.send(
+        edge.sip,
+        &register(&phone, "alice", Some(&contact), Some(600), "c1", 1),
+    );
     assert_eq!(phone.status(WAIT), Some(200));
     let key = format!("sipedge:b:{{sip:alice@{DOMAIN}}}");
     let want = format!("sip:alice@{}", phone.addr());
     assert!(
-        wait_for(Duration::from_secs(5), || cluster.cli(&["HGETALL", &key]).contains(&want)),
+        wait_for(Duration::from_secs(5), || cluster
+            .cli(&["HGETALL", &key])
+            .contains(&want)),
         "the binding was written: {}",
         cluster.cli(&["HGETALL", &key])
     );
     let all = cluster.cli(&["HGETALL", &key]);
-    assert!(all.contains("edge-a") && all.contains("127.0.63.11:5060"), "{all}");
+    assert!(
+        all.contains("edge-a") && all.contains("127.0.63.11:5060"),
+        "{all}"
+    );
     let pttl: i64 = cluster.cli(&["PTTL", &key]).trim().parse().unwrap();
-    assert!((590_000..=600_000).contains(&pttl), "TTL ≈ the expiry: {pttl}");
+    assert!(
+        (590_000..=600_000).contains(&pttl),
+        "TTL ≈ the expiry: {pttl}"
+    );
     // The node's liveness key is set.
-    assert!(cluster.cli(&["GET", "sipedge:node:edge-a"]).contains("127.0.63.11:5060"));
+    assert!(cluster
+        .cli(&["GET", "sipedge:node:edge-a"])
+        .contains("127.0.63.11:5060"));
     assert!(edge.metric("sipedge_cluster_writes_total", None) >= 1);
     assert_eq!(edge.metric("sipedge_cluster_redis_up", None), 1);
     // Deregistration: the binding is gone from the store, a tombstone stands in its place.
-    phone.send(edge.sip, &register(&phone, "alice", Some(&contact), Some(0), "c1", 2));
+    phone.send(
+        edge.sip,
+        &register(&phone, "alice", Some(&contact), Some(0), "c1", 2),
+    );
     assert_eq!(phone.status(WAIT), Some(200));
     assert!(
         wait_for(Duration::from_secs(5), || {

@@ -40,7 +40,8 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server on `ip:port` (cluster-enabled or not) and waits until it answers PING.
     pub fn start(ip: &str, port: u16, cluster: bool) -> RedisServer {
-        let dir = std::env::temp_dir().join(format!("sipedge-redis-{ip}-{port}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("sipedge-redis-{ip}-{port}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut s = RedisServer {
@@ -63,13 +64,33 @@ impl RedisServer {
         if self.cluster {
             // The bus's outgoing connections leave from 127.0.0.1 on loopback: announce the
             // address each node really listens on, or peers cannot connect back.
-            cmd.args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
-                .args(["--cluster-node-timeout", "2000", "--cluster-announce-ip", &self.ip]);
+            cmd.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .args([
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-announce-ip",
+                &self.ip,
+            ]);
         }
-        self.child = Some(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+        self.child = Some(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.cli(&["PING"]).trim() != "PONG" {
-            assert!(Instant::now() < deadline, "redis-server {}:{} did not start", self.ip, self.port);
+            assert!(
+                Instant::now() < deadline,
+                "redis-server {}:{} did not start",
+                self.ip,
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -121,7 +142,10 @@ impl RedisCluster {
     /// Starts one cluster-enabled server per `(ip, port)`, joins them with
     /// `redis-cli --cluster create … --cluster-replicas 0`, waits for `cluster_state:ok`.
     pub fn start(addrs: &[(&str, u16)]) -> RedisCluster {
-        let nodes: Vec<_> = addrs.iter().map(|(ip, p)| RedisServer::start(ip, *p, true)).collect();
+        let nodes: Vec<_> = addrs
+            .iter()
+            .map(|(ip, p)| RedisServer::start(ip, *p, true))
+            .collect();
         let hostports: Vec<String> = addrs.iter().map(|(ip, p)| format!("{ip}:{p}")).collect();
         // `timeout`: `--cluster create` waits for the join forever otherwise.
         let out = Command::new("timeout")
@@ -132,10 +156,20 @@ impl RedisCluster {
             .stderr(Stdio::piped())
             .output()
             .unwrap();
-        assert!(out.status.success(), "cluster create: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !nodes.iter().all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok")) {
-            assert!(Instant::now() < deadline, "the cluster did not reach cluster_state:ok");
+        while !nodes
+            .iter()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not reach cluster_state:ok"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         RedisCluster { nodes }
