@@ -47,6 +47,8 @@ pub struct AdminState {
     pub message_timeout: Duration,
     /// The shared ban list (issue 17; `/api/v1/bans`, `admin_bans.rs`).
     pub bans: Arc<crate::bans::BanRegistry>,
+    /// `[cluster]` counters (issue 20; `None`: standalone).
+    pub cluster: Option<Arc<crate::cluster::ClusterStats>>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -267,6 +269,9 @@ async fn metrics(State(st): State<Arc<AdminState>>) -> Response {
             let mut text = render(&st.metrics);
             // Issue 16: the shared call-limit counters (not per shard).
             crate::metrics_dialogs::render_shared_limits(&mut text, &st.tables, st.epoch);
+            if let Some(c) = &st.cluster {
+                c.render(&mut text);
+            }
             text
         },
     )

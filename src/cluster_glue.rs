@@ -48,12 +48,12 @@ pub fn turn(core: &mut Core, now: Millis, shard: usize, port: Option<&dyn Cluste
 pub fn core_config(
     enabled: bool,
     node: &str,
-    peers: &[std::net::SocketAddr],
+    peers: &[std::net::IpAddr],
     lookup_timeout_ms: u64,
     max_pending_lookups: usize,
 ) -> ClusterCoreConfig {
     let d = ClusterCoreConfig::default();
-    let mut peer_ips: Vec<std::net::IpAddr> = peers.iter().map(|a| a.ip()).collect();
+    let mut peer_ips: Vec<std::net::IpAddr> = peers.to_vec();
     peer_ips.sort_unstable();
     peer_ips.dedup();
     ClusterCoreConfig {

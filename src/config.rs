@@ -124,6 +124,8 @@ pub struct Config {
     pub tls: Option<tls::TlsSettings>,
     /// `[tcp]` (src/config_tcp.rs, issue 19).
     pub tcp: crate::config_tcp::TcpSettings,
+    /// `[cluster]` (src/config_cluster.rs, issue 20).
+    pub cluster: crate::config_cluster::ClusterConfig,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -163,6 +165,8 @@ struct RawConfig {
     tls: tls::RawTls,
     #[serde(default)]
     tcp: crate::config_tcp::RawTcp,
+    #[serde(default)]
+    cluster: crate::config_cluster::RawCluster,
 }
 
 #[derive(Debug, Deserialize)]
@@ -506,8 +510,15 @@ impl Config {
             .collect();
         let call_limits = crate::config_dialogs::parse_call_limits(&raw_call_limits, ip_auth)
             .map_err(|(k, m)| err(k, m))?;
+        let first_udp = listen
+            .iter()
+            .find(|l| l.transport == crate::config_listen::Transport::Udp)
+            .map(|l| l.addr);
+        let cluster = crate::config_cluster::parse_cluster(&raw.cluster, first_udp)
+            .map_err(|(k, m)| err(k.into(), m))?;
         let tls = tls::parse(&raw.tls, &listen, file).map_err(|(k, m)| err(k, m))?;
         Ok(Config {
+            cluster,
             tls,
             tcp: crate::config_tcp::parse_tcp(&raw.tcp, s.max_message_bytes)
                 .map_err(|(k, m)| err(k.into(), m))?,

@@ -10,9 +10,11 @@ mod admin_bans;
 mod admin_ctl;
 mod auth_config;
 mod bans;
+mod cluster;
 mod cluster_glue;
 mod config;
 mod config_admin;
+mod config_cluster;
 mod config_dialogs;
 mod config_limits;
 mod config_listen;
@@ -202,6 +204,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let directory = Arc::new(sipedge_rt::stream::Directory::new());
     let stream_limits = cfg.tcp.per_shard(shards, cfg.max_message_bytes);
     let (ports, inboxes): (Vec<_>, Vec<_>) = wakers.iter().cloned().map(admin_ctl::channel).unzip();
+    // Issue 20: the cluster thread (Redis/Valkey), before the shards so a start resync
+    // finds it; a Redis down at start is not an error.
+    let cluster = if cfg.cluster.enabled() {
+        Some(cluster::start(&cfg.cluster, wakers.clone())?)
+    } else {
+        None
+    };
     let admin = admin::Admin::start(
         cfg.admin_listen,
         admin::AdminState {
@@ -224,6 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             epoch,
             message_timeout: Duration::from_millis(64 * cfg.sip.t1_ms) + admin::ASK_TIMEOUT,
             bans: Arc::clone(&bans),
+            cluster: cluster.as_ref().map(|(c, _)| Arc::clone(c.stats())),
         },
     )
     .map_err(|e| {
@@ -268,7 +278,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 seed: seed ^ id as u64,
                 registrar: cfg.registrar,
-                journal: restored.is_some(),
+                journal: restored.is_some() || cfg.cluster.writes(),
                 nat: sipedge_core::NatConfig {
                     advertise: advertise(&cfg),
                     ..cfg.nat.clone()
@@ -301,7 +311,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 // Issue 20: off until `[cluster]` (the `cluster` branch) is connected here:
                 // `mode != standalone`, `node`, the peers' addresses, and its timeouts.
-                cluster: cluster_glue::core_config(false, "", &[], 0, 0),
+                cluster: cluster_glue::core_config(
+                    cfg.cluster.enabled(),
+                    &cfg.cluster.node,
+                    &cfg.cluster.peers,
+                    cfg.cluster.lookup_timeout_ms,
+                    0,
+                ),
                 ..CoreConfig::default()
             },
             persist: restored.as_mut().map(|r| shard::PersistSetup {
@@ -319,8 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             admin: inboxes
                 .next()
                 .ok_or_else(|| anyhow::anyhow!("one admin inbox per shard"))?,
-            // Issue 20: the cluster thread's client, once `[cluster]` is connected.
-            cluster: None,
+            cluster: cluster.as_ref().map(|(c, _)| c.clone()),
         };
         let died = events_tx.clone();
         let t = std::thread::Builder::new()
@@ -379,6 +394,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     stop_all(&stop, &wakers, threads);
     admin.stop();
+    if let Some((_, threads)) = cluster {
+        threads.stop();
+    }
     match outcome? {
         None => {
             tracing::info!("stopped");

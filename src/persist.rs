@@ -164,9 +164,22 @@ impl ShardPersist {
     /// withheld (dropped from the core's queue, counted, logged): the phone retransmits and
     /// gets its 200 OK once the journal works again (the registrar answers a retransmission
     /// again). Returns false when it withheld them.
+    #[cfg(test)]
     pub fn end_turn(&mut self, core: &mut Core, now: Millis) -> bool {
+        self.end_turn_with(core, now, |_| {})
+    }
+
+    /// [`ShardPersist::end_turn`], also handing every record to `also` (the cluster
+    /// write-behind's tee, issue 20) before it is appended.
+    pub fn end_turn_with(
+        &mut self,
+        core: &mut Core,
+        now: Millis,
+        mut also: impl FnMut(&[u8]),
+    ) -> bool {
         let mut refused = 0u64;
         while let Some(rec) = core.poll_journal() {
+            also(rec);
             if let Err(e) = self.journal.append(rec) {
                 refused += 1;
                 self.counters.refused += 1;

@@ -109,8 +109,8 @@ pub struct ShardSetup {
     pub overload: crate::config_protect::OverloadSettings,
     /// Admin API requests (`admin_ctl.rs`), answered between turns.
     pub admin: crate::admin_ctl::ShardInbox,
-    /// The cluster thread (issue 20, `cluster_glue.rs`); `None`: standalone.
-    pub cluster: Option<Arc<dyn crate::cluster_glue::ClusterPort>>,
+    /// `[cluster]` (issue 20): the cluster thread's handle (`None`: standalone).
+    pub cluster: Option<crate::cluster::ClusterClient>,
 }
 
 /// This shard's part of `[registrar.persistence]`, prepared by `persist::restore`.
@@ -183,6 +183,11 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         mut admin,
         cluster,
     } = setup;
+    // Issue 20: binding changes go to the cluster writer too (cluster mode, or a shared array).
+    let mut tee = cluster
+        .clone()
+        .filter(crate::cluster::ClusterClient::writes)
+        .map(|c| crate::cluster::ShardTee::new(c, id));
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
     if let Some(cpu) = pin {
@@ -316,6 +321,8 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
                     || admin.has_pending()
                     || stop.load(Ordering::Relaxed)
                     || bans.pending(&ban_cursor)
+                    || tee.as_ref().is_some_and(crate::cluster::ShardTee::pending)
+                    || cluster.as_ref().is_some_and(|c| c.has_answers(id))
             };
             engine.wait(timeout, has_pending, |d| {
                 let now = *turn_now.get_or_insert_with(|| {
@@ -347,7 +354,8 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             Millis(work_start.saturating_duration_since(epoch).as_millis() as u64)
         });
         // Follows wall-clock steps (NTP) for the Date header and journal timestamps.
-        core.set_wall_clock(now, unix_millis());
+        let wall = unix_millis();
+        core.set_wall_clock(now, wall);
         if let Some(s) = streams.as_mut() {
             // Whole messages read from this shard's connections, as datagrams of their
             // listener (the core's flows are (LocalId, peer) either way).
@@ -382,15 +390,32 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         // Answers that came with this turn's datagrams or timers (a MESSAGE's finals).
         admin.deliver(&mut core);
         // Issue 20: remote answers in, remote lookups out, before the outputs drain.
-        crate::cluster_glue::turn(&mut core, now, id, cluster.as_deref());
+        crate::cluster_glue::turn(
+            &mut core,
+            now,
+            id,
+            cluster
+                .as_ref()
+                .map(|c| c as &dyn crate::cluster_glue::ClusterPort),
+        );
         // Before the turn's replies reach the engine: with `sync = "every"` this is the
         // group commit that makes every acknowledged change durable first.
         // The journal's share of the turn, for the slow-turn log line.
         let mut journal_time = Duration::ZERO;
         if let Some(p) = persist.as_mut() {
             let t = Instant::now();
-            p.end_turn(&mut core, now);
+            p.end_turn_with(&mut core, now, |r| {
+                if let Some(tee) = &tee {
+                    tee.record(r, wall);
+                }
+            });
             journal_time = t.elapsed();
+        } else if let Some(tee) = &tee {
+            tee.drain(&mut core, wall);
+        }
+        // A resync (start, or an overflow) re-sends every binding, a bounded slice a turn.
+        if let Some(tee) = tee.as_mut() {
+            tee.resync_step(&core, wall);
         }
         drain(
             &mut core,

@@ -299,6 +299,69 @@ pub fn record_owner(rec: &[u8], shards: u16) -> Option<ShardId> {
     decode(rec).ok().map(|r| owner_of(r.aor(), shards))
 }
 
+/// A binding change as the cluster thread reads it from the journal stream (issue 20): the
+/// public, read-only view of a decoded record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingChange<'a> {
+    /// A binding created or refreshed.
+    Upsert {
+        /// Canonical AoR (`scheme:user@host`).
+        aor: &'a [u8],
+        /// The Contact URI as registered.
+        contact: &'a [u8],
+        /// `+sip.instance` (RFC 5626), empty when none.
+        instance: &'a [u8],
+        /// `reg-id` (RFC 5626), 0 when none.
+        reg_id: u32,
+        /// The Path (RFC 3327), empty when none.
+        path: &'a [u8],
+        /// Call-ID and CSeq of the REGISTER (RFC 3261 §10.3 step 7 ordering).
+        call_id: &'a [u8],
+        cseq: u32,
+        /// `q` × 1000, `None` when absent.
+        q: Option<u16>,
+        /// Expiry and registration (last refresh) times, UNIX ms.
+        expires_unix_ms: u64,
+        registered_unix_ms: u64,
+    },
+    /// A binding removed by a REGISTER (or evicted).
+    Remove {
+        aor: &'a [u8],
+        contact: &'a [u8],
+        instance: &'a [u8],
+        reg_id: u32,
+    },
+}
+
+/// Decodes a journal record into a [`BindingChange`]. Never panics.
+pub fn decode_change(rec: &[u8]) -> Result<BindingChange<'_>, RestoreError> {
+    Ok(match decode(rec)? {
+        Record::Upsert(u) => BindingChange::Upsert {
+            aor: u.aor,
+            contact: u.contact,
+            instance: u.instance,
+            reg_id: u.reg_id,
+            path: u.path,
+            call_id: u.call_id,
+            cseq: u.cseq,
+            q: u.q,
+            expires_unix_ms: u.expires_unix_ms,
+            registered_unix_ms: u.registered_unix_ms,
+        },
+        Record::Remove {
+            aor,
+            contact,
+            instance,
+            reg_id,
+        } => BindingChange::Remove {
+            aor,
+            contact,
+            instance,
+            reg_id,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

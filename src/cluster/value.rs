@@ -1,0 +1,234 @@
+//! The Redis schema's byte encodings (see the module docs of `cluster`): the AoR's hash
+//! key, a binding's field, and a binding's value — built from journal records, parsed back
+//! into [`RemoteBinding`]s. Pure functions; every input from Redis is untrusted (another
+//! edge, or anyone with access to the store, wrote it): a value that does not parse is
+//! skipped, never a panic.
+
+use std::net::SocketAddr;
+
+use sipedge_core::cluster::RemoteBinding;
+use sipedge_core::BindingChange;
+
+/// Prefix of the per-AoR hash keys: `sipedge:b:{<aor>}` (the AoR is the hash tag, so one
+/// AoR is one slot).
+pub const KEY_PREFIX: &str = "sipedge:b:{";
+/// The pub/sub channel every write publishes the changed AoR on.
+pub const INVALIDATION_CHANNEL: &str = "sipedge:inv";
+/// The set of node names that ever wrote (liveness is checked for each).
+pub const NODES_KEY: &str = "sipedge:nodes";
+/// Prefix of the liveness keys `sipedge:node:<name>` (value: the node's SIP address).
+pub const NODE_KEY_PREFIX: &str = "sipedge:node:";
+/// How long a tombstone is kept at least, ms (raised by the script to the expiry of the
+/// binding it replaces): a write older than the removal that arrives while it stands is
+/// refused.
+pub const TOMBSTONE_MS: u64 = 32_000;
+
+/// `sipedge:b:{<aor>}`.
+pub fn aor_key(aor: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(KEY_PREFIX.len() + aor.len() + 1);
+    k.extend_from_slice(KEY_PREFIX.as_bytes());
+    k.extend_from_slice(aor);
+    k.push(b'}');
+    k
+}
+
+/// `sipedge:node:<name>`.
+pub fn node_key(node: &str) -> String {
+    format!("{NODE_KEY_PREFIX}{node}")
+}
+
+/// A binding's field in its AoR's hash: `i:<instance>;<reg-id>` when the binding has a
+/// `+sip.instance` (RFC 5626 §6: the same instance and reg-id is the same flow), else
+/// `c:<contact>` (RFC 3261 §10.3 step 7: bindings are compared by Contact URI).
+pub fn field(contact: &[u8], instance: &[u8], reg_id: u32) -> Vec<u8> {
+    if instance.is_empty() {
+        let mut f = Vec::with_capacity(2 + contact.len());
+        f.extend_from_slice(b"c:");
+        f.extend_from_slice(contact);
+        f
+    } else {
+        let mut f = Vec::with_capacity(2 + instance.len() + 11);
+        f.extend_from_slice(b"i:");
+        f.extend_from_slice(instance);
+        f.extend_from_slice(format!(";{reg_id}").as_bytes());
+        f
+    }
+}
+
+/// One change ready for the write script: the AoR, the field and the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub aor: Box<[u8]>,
+    pub field: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+/// Encodes a journal change as written by `node` (reached at `home`); `now_unix_ms` is
+/// when the change happened (a removal's version). `None` for a record with a newline in
+/// a field (it cannot be encoded safely; the core never stores one).
+///
+/// Value: `<version ms>:<cseq>:<expires ms>:<u|t>\n<node>\n<home>\n<q>\n<contact>\n<path>`.
+/// The version orders writes (RFC 3261 §10.3 step 7): an upsert's is its registration
+/// (last refresh) time and CSeq; a removal's (`t`, a tombstone) is the time it happened
+/// with CSeq 0.
+pub fn encode(
+    change: &BindingChange<'_>,
+    node: &str,
+    home: SocketAddr,
+    now_unix_ms: u64,
+) -> Option<Encoded> {
+    let (aor, field, head, q, contact, path) = match *change {
+        BindingChange::Upsert {
+            aor,
+            contact,
+            instance,
+            reg_id,
+            path,
+            cseq,
+            q,
+            expires_unix_ms,
+            registered_unix_ms,
+            ..
+        } => (
+            aor,
+            field(contact, instance, reg_id),
+            format!("{registered_unix_ms}:{cseq}:{expires_unix_ms}:u"),
+            q.unwrap_or(1000),
+            contact,
+            path,
+        ),
+        BindingChange::Remove {
+            aor,
+            contact,
+            instance,
+            reg_id,
+        } => (
+            aor,
+            field(contact, instance, reg_id),
+            format!(
+                "{now_unix_ms}:0:{}:t",
+                now_unix_ms.saturating_add(TOMBSTONE_MS)
+            ),
+            1000,
+            contact,
+            &b""[..],
+        ),
+    };
+    if [aor, contact, path].iter().any(|b| b.contains(&b'\n')) {
+        return None;
+    }
+    let mut value = Vec::with_capacity(head.len() + node.len() + 48 + contact.len() + path.len());
+    value.extend_from_slice(head.as_bytes());
+    value.extend_from_slice(format!("\n{node}\n{home}\n{q}\n").as_bytes());
+    value.extend_from_slice(contact);
+    value.push(b'\n');
+    value.extend_from_slice(path);
+    Some(Encoded {
+        aor: aor.into(),
+        field,
+        value,
+    })
+}
+
+/// A value read back: its version, expiry, whether it is a tombstone, and the binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub version: (u64, u32),
+    pub tombstone: bool,
+    pub binding: RemoteBinding,
+}
+
+/// Parses a stored value; `None` when it is not one this build wrote.
+pub fn decode(value: &[u8]) -> Option<Decoded> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut lines = text.splitn(6, '\n');
+    let mut head = lines.next()?.split(':');
+    let ms: u64 = head.next()?.parse().ok()?;
+    let cseq: u32 = head.next()?.parse().ok()?;
+    let expires: u64 = head.next()?.parse().ok()?;
+    let tombstone = match head.next()? {
+        "u" => false,
+        "t" => true,
+        _ => return None,
+    };
+    let node = lines.next()?;
+    let home: SocketAddr = lines.next()?.parse().ok()?;
+    let q: u16 = lines.next()?.parse().ok().filter(|q| *q <= 1000)?;
+    let contact = lines.next()?;
+    let _path = lines.next()?;
+    if node.is_empty() || contact.is_empty() {
+        return None;
+    }
+    Some(Decoded {
+        version: (ms, cseq),
+        tombstone,
+        binding: RemoteBinding {
+            node: node.into(),
+            home,
+            contact: contact.into(),
+            expires_at_unix_ms: expires,
+            q,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upsert_and_tombstone_round_trip() {
+        let home: SocketAddr = "127.0.63.11:5060".parse().expect("addr");
+        let up = BindingChange::Upsert {
+            aor: b"sip:alice@example.com",
+            contact: b"sip:alice@192.0.2.1:5060",
+            instance: b"",
+            reg_id: 0,
+            path: b"<sip:p.example.com;lr>",
+            call_id: b"c1",
+            cseq: 7,
+            q: Some(500),
+            expires_unix_ms: 2_000_000,
+            registered_unix_ms: 1_000_000,
+        };
+        let e = encode(&up, "edge-a", home, 5).expect("encodes");
+        assert_eq!(e.field, b"c:sip:alice@192.0.2.1:5060");
+        assert_eq!(aor_key(&e.aor), b"sipedge:b:{sip:alice@example.com}");
+        let d = decode(&e.value).expect("decodes");
+        assert_eq!(d.version, (1_000_000, 7));
+        assert!(!d.tombstone);
+        assert_eq!(&*d.binding.node, "edge-a");
+        assert_eq!(d.binding.home, home);
+        assert_eq!(d.binding.q, 500);
+        assert_eq!(d.binding.expires_at_unix_ms, 2_000_000);
+        let rm = BindingChange::Remove {
+            aor: b"sip:alice@example.com",
+            contact: b"sip:alice@192.0.2.1:5060",
+            instance: b"<urn:uuid:1>",
+            reg_id: 2,
+        };
+        let t = encode(&rm, "edge-a", home, 3_000_000).expect("encodes");
+        assert_eq!(t.field, b"i:<urn:uuid:1>;2");
+        let d = decode(&t.value).expect("decodes");
+        assert!(d.tombstone);
+        assert_eq!(d.version, (3_000_000, 0));
+        assert_eq!(d.binding.expires_at_unix_ms, 3_000_000 + TOMBSTONE_MS);
+    }
+
+    #[test]
+    fn hostile_values_are_skipped() {
+        for v in [
+            &b""[..],
+            b"1:2:3:u",
+            b"x:2:3:u\nn\n127.0.0.1:1\n1000\nsip:a\n",
+            b"1:2:3:z\nn\n127.0.0.1:1\n1000\nsip:a\n",
+            b"1:2:3:u\nn\nnot-an-addr\n1000\nsip:a\n",
+            b"1:2:3:u\nn\n127.0.0.1:1\n1001\nsip:a\n",
+            b"1:2:3:u\n\n127.0.0.1:1\n1000\nsip:a\n",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(decode(v), None, "{v:?}");
+        }
+        assert!(decode(b"1:2:3:u\nn\n127.0.0.1:1\n1000\nsip:a\n").is_some());
+    }
+}

@@ -1,0 +1,306 @@
+//! The write-behind thread: teed journal records → a backlog coalesced per AoR (at most
+//! `backlog_max` AoRs) → pipelines of versioned script calls. Also the node's heartbeat
+//! (`sipedge:node:<name>`, 3 s TTL, every second). Redis down: the backlog waits and the
+//! connection is retried with a doubling backoff (100 ms … 5 s); an overflow asks every
+//! shard for a resync.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::store::{connect, Conn};
+use super::value::{self, aor_key, node_key, NODES_KEY};
+use super::{unix_ms, ClusterClient, Settings, Teed};
+
+/// AoRs written per pipeline at most.
+pub const FLUSH_BATCH: usize = 512;
+/// Heartbeat period, and the liveness key's TTL.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+pub const NODE_TTL_MS: u64 = 3_000;
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// One AoR's pending fields: (field, value), the latest value per field.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+/// AoRs with their pending fields.
+pub type Batch = Vec<(Box<[u8]>, Fields)>;
+
+/// The pending changes, one entry per AoR, each field's latest value.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    order: VecDeque<Box<[u8]>>,
+    map: HashMap<Box<[u8]>, Fields>,
+}
+
+impl Backlog {
+    /// AoRs waiting.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Adds a change, replacing an older one for the same field. False (dropped) when it
+    /// is for a new AoR and `max` AoRs already wait.
+    pub fn push(&mut self, e: value::Encoded, max: usize) -> bool {
+        if let Some(fields) = self.map.get_mut(&e.aor) {
+            match fields.iter_mut().find(|(f, _)| *f == e.field) {
+                Some(slot) => slot.1 = e.value,
+                None => fields.push((e.field, e.value)),
+            }
+            return true;
+        }
+        if self.map.len() >= max {
+            return false;
+        }
+        self.order.push_back(e.aor.clone());
+        self.map.insert(e.aor, vec![(e.field, e.value)]);
+        true
+    }
+
+    /// Takes up to `n` AoRs, oldest first.
+    pub fn take(&mut self, n: usize) -> Batch {
+        let mut out = Vec::with_capacity(n.min(self.map.len()));
+        while out.len() < n {
+            let Some(aor) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(fields) = self.map.remove(&aor) {
+                out.push((aor, fields));
+            }
+        }
+        out
+    }
+
+    /// Puts a batch that could not be written back in front (its changes are older than
+    /// anything that arrived since, which the single writer thread could not have taken).
+    pub fn put_back(&mut self, batch: Batch) {
+        for (aor, fields) in batch.into_iter().rev() {
+            match self.map.get_mut(&aor) {
+                Some(newer) => {
+                    for (f, v) in fields {
+                        if !newer.iter().any(|(nf, _)| *nf == f) {
+                            newer.push((f, v));
+                        }
+                    }
+                }
+                None => {
+                    self.order.push_front(aor.clone());
+                    self.map.insert(aor, fields);
+                }
+            }
+        }
+    }
+}
+
+/// The script calls for a batch.
+pub fn script_calls(sha: &str, now: u64, batch: &[(Box<[u8]>, Fields)]) -> Vec<redis::Cmd> {
+    batch
+        .iter()
+        .map(|(aor, fields)| {
+            let mut c = redis::cmd("EVALSHA");
+            c.arg(sha).arg(1).arg(aor_key(aor)).arg(now).arg(&aor[..]);
+            for (f, v) in fields {
+                c.arg(&f[..]).arg(&v[..]);
+            }
+            c
+        })
+        .collect()
+}
+
+struct Link {
+    conn: Option<(Conn, String)>,
+    next_try: Instant,
+    backoff: Duration,
+}
+
+impl Link {
+    fn get(&mut self, s: &Settings, client: &ClusterClient) -> Option<&mut (Conn, String)> {
+        if self.conn.is_none() && Instant::now() >= self.next_try {
+            match connect(&s.redis, s.timeout).and_then(|mut c| c.load_script().map(|sha| (c, sha)))
+            {
+                Ok(c) => {
+                    tracing::info!(target: "sip::cluster", "cluster writer connected to Redis");
+                    self.conn = Some(c);
+                    self.backoff = BACKOFF_MIN;
+                    client.stats().redis_up.store(1, Ordering::Relaxed);
+                }
+                Err(e) => self.failed(client, &e),
+            }
+        }
+        self.conn.as_mut()
+    }
+
+    fn failed(&mut self, client: &ClusterClient, e: &redis::RedisError) {
+        if self.conn.take().is_some() || self.backoff == BACKOFF_MIN {
+            tracing::warn!(target: "sip::cluster", error = %e, "cluster writer: Redis unreachable; changes wait in the backlog");
+        }
+        client.stats().redis_up.store(0, Ordering::Relaxed);
+        self.next_try = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// The thread's body.
+pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: Arc<AtomicBool>) {
+    let mut backlog = Backlog::default();
+    let mut link = Link {
+        conn: None,
+        next_try: Instant::now(),
+        backoff: BACKOFF_MIN,
+    };
+    let mut last_beat: Option<Instant> = None;
+    let stats = Arc::clone(client.stats());
+    while !stop.load(Ordering::Acquire) {
+        // Gather what the shards teed: wait a little when idle, never long.
+        let wait = if backlog.len() > 0 && link.conn.is_some() {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(50)
+        };
+        let mut got = match rx.recv_timeout(wait) {
+            Ok(t) => Some(t),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut overflow = false;
+        let mut n = 0usize;
+        while let Some(t) = got.take() {
+            client.inner.teed.fetch_sub(1, Ordering::Relaxed);
+            if let Ok(change) = sipedge_core::decode_change(&t.record) {
+                if let Some(e) = value::encode(&change, &s.node, s.address, t.unix_ms) {
+                    if !backlog.push(e, s.backlog_max) {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        overflow = true;
+                    }
+                }
+            }
+            n += 1;
+            if n < 65_536 {
+                got = rx.try_recv().ok();
+            }
+        }
+        if client.inner.overflowed.swap(false, Ordering::AcqRel) || overflow {
+            tracing::warn!(target: "sip::cluster", backlog = backlog.len(), "cluster write-behind overflowed; every shard re-sends its bindings");
+            client.request_resync();
+        }
+        stats.backlog.store(backlog.len() as u64, Ordering::Relaxed);
+        if link.get(&s, &client).is_none() {
+            continue;
+        }
+        let Some((conn, sha)) = link.conn.as_mut() else {
+            continue;
+        };
+        match flush(conn, sha, &s, &mut backlog, &mut last_beat, &stats) {
+            Ok(()) => {}
+            Err(Some(e)) => {
+                let noscript = e.code() == Some("NOSCRIPT");
+                link.failed(&client, &e);
+                if noscript {
+                    link.next_try = Instant::now();
+                }
+            }
+            Err(None) => link.conn = None,
+        }
+        stats.backlog.store(backlog.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The heartbeat when due, then the whole backlog in pipelines. `Err(Some)`: Redis failed;
+/// `Err(None)`: an error reply (NOSCRIPT after a Redis restart…): reconnect and reload.
+/// A batch that failed is back in the backlog.
+fn flush(
+    conn: &mut Conn,
+    sha: &str,
+    s: &Settings,
+    backlog: &mut Backlog,
+    last_beat: &mut Option<Instant>,
+    stats: &super::ClusterStats,
+) -> Result<(), Option<redis::RedisError>> {
+    // Heartbeat: this node is alive (lookups elsewhere skip the bindings of dead nodes).
+    if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
+        let mut set = redis::cmd("SET");
+        set.arg(node_key(&s.node))
+            .arg(s.address.to_string())
+            .arg("PX")
+            .arg(NODE_TTL_MS);
+        let mut add = redis::cmd("SADD");
+        add.arg(NODES_KEY).arg(&s.node);
+        conn.pipeline(vec![set, add]).map_err(Some)?;
+        *last_beat = Some(Instant::now());
+    }
+    while backlog.len() > 0 {
+        let batch = backlog.take(FLUSH_BATCH);
+        let calls = script_calls(sha, unix_ms(), &batch);
+        match conn.pipeline(calls) {
+            Ok(replies) => {
+                if let Some(bad) = replies
+                    .iter()
+                    .find(|v| matches!(v, redis::Value::ServerError(_)))
+                {
+                    tracing::warn!(target: "sip::cluster", reply = ?bad, "cluster write refused; reconnecting");
+                    stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    backlog.put_back(batch);
+                    return Err(None);
+                }
+                stats
+                    .writes
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                backlog.put_back(batch);
+                return Err(Some(e));
+            }
+        }
+        stats.backlog.store(backlog.len() as u64, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(aor: &str, field: &str, v: &str) -> value::Encoded {
+        value::Encoded {
+            aor: aor.as_bytes().into(),
+            field: field.into(),
+            value: v.into(),
+        }
+    }
+
+    #[test]
+    fn backlog_coalesces_per_aor_and_field_and_is_capped() {
+        let mut b = Backlog::default();
+        assert!(b.push(enc("a", "f1", "1"), 2));
+        assert!(b.push(enc("a", "f1", "2"), 2));
+        assert!(b.push(enc("a", "f2", "3"), 2));
+        assert!(b.push(enc("b", "f1", "4"), 2));
+        assert!(!b.push(enc("c", "f1", "5"), 2), "a third AoR is refused");
+        assert!(
+            b.push(enc("b", "f1", "6"), 2),
+            "a known AoR still coalesces"
+        );
+        assert_eq!(b.len(), 2);
+        let batch = b.take(10);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(
+            batch[0].1,
+            vec![
+                (b"f1".to_vec(), b"2".to_vec()),
+                (b"f2".to_vec(), b"3".to_vec())
+            ]
+        );
+        assert_eq!(batch[1].1, vec![(b"f1".to_vec(), b"6".to_vec())]);
+        assert_eq!(b.len(), 0);
+        // A failed batch goes back; a newer change for its field since wins.
+        assert!(b.push(enc("a", "f1", "9"), 2));
+        b.put_back(batch);
+        let again = b.take(10);
+        assert_eq!(again[0].0.as_ref(), b"b");
+        let a = again.iter().find(|(k, _)| k.as_ref() == b"a").expect("a");
+        assert!(a.1.contains(&(b"f1".to_vec(), b"9".to_vec())));
+        assert!(a.1.contains(&(b"f2".to_vec(), b"3".to_vec())));
+    }
+}
