@@ -198,7 +198,7 @@ fn parse_algorithms(key: &str, names: &[String]) -> Result<Vec<Algorithm>, Fail>
 
 fn hex_secret(s: &str) -> Option<Vec<u8>> {
     let s = s.trim().as_bytes();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.chunks(2)

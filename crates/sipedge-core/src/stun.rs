@@ -60,7 +60,7 @@ pub fn answer(
     remote: SocketAddr,
     out: &mut [u8; MAX_ANSWER],
 ) -> Result<usize, StunDrop> {
-    if !looks_like_stun(req) || req.len() > MAX_REQUEST || req.len() % 4 != 0 {
+    if !looks_like_stun(req) || req.len() > MAX_REQUEST || !req.len().is_multiple_of(4) {
         return Err(StunDrop::Malformed);
     }
     let msg_type = u16::from_be_bytes([req[0], req[1]]);

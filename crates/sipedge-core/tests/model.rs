@@ -84,7 +84,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Contact `i` of `user`: even ones carry the AoR's user, odd ones do not.
 fn contact(user: usize, i: usize) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         format!("sip:u{user}@10.0.{user}.{i}:5060")
     } else {
         format!("sip:10.0.{user}.{i}:{}", 5070 + i)

@@ -48,7 +48,7 @@ fn spawn_peer(peer: Peer) -> (SocketAddr, Arc<AtomicBool>, JoinHandle<()>) {
                 .map_or(req, |i| &req[i + 1..]);
             let reply = |status: &[u8]| [status, body_after_start_line].concat();
             let out = match peer {
-                Peer::Ok200 { drop_every } if n % drop_every == 0 => continue,
+                Peer::Ok200 { drop_every } if n.is_multiple_of(drop_every) => continue,
                 Peer::Ok200 { .. } => reply(b"SIP/2.0 200 OK\r\n"),
                 Peer::NotFound => reply(b"SIP/2.0 404 Not Found\r\n"),
                 Peer::Echo => req.to_vec(),

@@ -391,7 +391,7 @@ impl Sim {
             self.now = due;
             self.wake()?;
             wakes += 1;
-            if wakes % check_every == 0 {
+            if wakes.is_multiple_of(check_every) {
                 self.check_all()?;
             }
         }
@@ -452,7 +452,7 @@ impl Sim {
         let mode = inp.u8();
         let pick = usize::from(inp.u8());
         let ncmode = inp.u8() % 3;
-        if mode % 4 == 0 || self.nonces.is_empty() {
+        if mode.is_multiple_of(4) || self.nonces.is_empty() {
             return String::new();
         }
         let nonce = self.nonces[pick % self.nonces.len()].clone();
@@ -514,7 +514,7 @@ impl Sim {
                 else {
                     return Ok(());
                 };
-                let src = if other % 4 == 0 {
+                let src = if other.is_multiple_of(4) {
                     addr(SOURCES[usize::from(other / 4) % 6])
                 } else {
                     src

@@ -40,7 +40,7 @@ impl Sim {
             extra.push_str(&format!("Expires: {e}\r\n"));
         }
         let call = inp.u8() % 2;
-        let stale = inp.u8() % 8 == 0;
+        let stale = inp.u8().is_multiple_of(8);
         let cseq = if stale { self.cseq } else { self.fresh_cseq() };
         let uri = format!("sip:{DOMAIN}");
         extra.push_str(&self.auth_header(inp, user, "REGISTER", &uri, "Authorization"));
@@ -73,7 +73,7 @@ impl Sim {
         let local = u16::from(inp.u8() % 2);
         let slot = usize::from(inp.u8() % 4);
         let mf = [70, 0, 1][usize::from(inp.u8() % 3)];
-        let foreign = inp.u8() % 4 == 0;
+        let foreign = inp.u8().is_multiple_of(4);
         let cseq = self.fresh_cseq();
         let mut extra = format!("Contact: <sip:{}@{}>\r\n", USERS[from].0, sent_by(src));
         extra.push_str(&self.auth_header(inp, from, "INVITE", &ruri, "Proxy-Authorization"));
@@ -122,7 +122,7 @@ impl Sim {
             resp = forge_next_via(&resp);
         }
         // Usually from where the request went; sometimes from a peer that never saw it.
-        let src = if other % 4 == 0 {
+        let src = if other.is_multiple_of(4) {
             addr(SOURCES[usize::from(other / 4) % 6])
         } else {
             dest
@@ -206,7 +206,7 @@ impl Sim {
 
     pub(super) fn op_mutate(&mut self, inp: &mut Input<'_>) -> Result<(), Finding> {
         let sel = usize::from(inp.u8());
-        let from_edge = inp.u8() % 3 == 0;
+        let from_edge = inp.u8().is_multiple_of(3);
         let src = Self::source(inp);
         let local = u16::from(inp.u8() % 2);
         let edits = 1 + inp.u8() % 4;
