@@ -183,6 +183,9 @@ fn run(cli: &Cli) -> Result<(), String> {
 fn account(cli: &Cli, tally: &mut Tally, hist: &mut hdrhistogram::Histogram<u64>, r: conn::Answer) {
     if r.status != 200 {
         tally.failed_responses += 1;
+        if tally.failed_responses <= 3 {
+            eprintln!("unexpected response {} (first: {})", r.status, r.first);
+        }
         return;
     }
     if r.first {

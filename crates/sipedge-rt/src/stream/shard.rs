@@ -34,6 +34,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Reads per connection per turn, at most: a busy connection cannot starve the others
 /// (it stays on the ready list for the next turn).
 const READS_PER_TURN: usize = 4;
+/// Reads of connections still in their handshake per turn, at most (TLS, WebSocket
+/// upgrade): bounds the handshake work of one turn to a few milliseconds.
+const HANDSHAKE_READS_PER_TURN: usize = 8;
 /// Accepts per listener per turn, at most.
 const ACCEPTS_PER_TURN: usize = 256;
 /// Readiness events taken per `poll`.
@@ -233,7 +236,25 @@ impl Streams {
             }
         }
         let ready = std::mem::take(&mut self.ready);
+        let mut handshakes = 0;
         for k in ready {
+            // A TLS handshake costs the server ~0.1–1 ms of CPU: a storm of reconnecting
+            // phones must not make one turn long enough to shed SIP (issue 17's turn-lag
+            // levels); the rest wait on the ready list for the next turn.
+            let handshaking = self
+                .conns
+                .get_mut(k)
+                .is_some_and(|c| !c.connecting && c.codec.is_handshaking());
+            if handshaking {
+                if handshakes == HANDSHAKE_READS_PER_TURN {
+                    if let Some(c) = self.conns.get_mut(k) {
+                        c.ready = true;
+                        self.ready.push(k);
+                    }
+                    continue;
+                }
+                handshakes += 1;
+            }
             self.read(k, now, on_message);
         }
         Ok(())
