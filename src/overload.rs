@@ -5,19 +5,27 @@
 //! The level rises at once and steps down one level after `calm_ms` below it, so it does
 //! not flap turn by turn.
 //!
-//! Kernel shedding (issue 17 item 6): at level ≥ 1 the meter also sets the share of
-//! OPTIONS and REGISTER datagrams the eBPF socket filter drops before they are queued
-//! ([`Pressure::kernel_shed_share`], written to the filter by the shard). The rule is AIMD
-//! on the admitted share `a = 1 - share`, driven by the receive-queue fill, once per
-//! sample (5 ms): fill ≥ `kernel_shed_queue_percent` or new kernel drops → `a /= 2`;
-//! else `a += 1/16`. It starts only at level ≥ 1 (at level 0 with `a = 1` nothing is
-//! shed in the kernel) and, once started, runs until `a` is back to 1 — also after the
-//! level fell to 0, so the queue the shedding kept short does not refill to the level-1
-//! threshold (20 %) before the kernel sheds again; calm, `a` is back to 1 within 16
-//! samples (80 ms). Why: the queue is what makes an admitted request late (its wait is
-//! fill ÷ service rate), so the share holds the fill near a small target instead of
-//! guessing rates; halving reaches a 10× flood's needed 1/10 within four samples (20 ms),
-//! and the additive growth probes back without refilling the queue at once.
+//! Kernel shedding (issue 17 item 6): the meter also sets the share of OPTIONS and
+//! REGISTER datagrams the eBPF socket filter drops before they are queued
+//! ([`Pressure::kernel_shed_share`], written to the filter by the shard). It is a controller
+//! on the admitted share `a = 1 - share` that holds the receive queue near a short target
+//! `T` = `kernel_shed_queue_percent` of SO_RCVBUF, once per sample (5 ms), from the fill `f`
+//! (basis points, so a 16 MiB buffer is read to 1.6 KiB, about one datagram):
+//! new kernel drops (the queue overflowed) → `a /= 2`; otherwise
+//! `a ×= clamp(1 - (f - T) / 4T, 1/2, 5/4)` — proportional to how far the queue is from
+//! the target, a quarter of the error per sample, so a queue at the target keeps `a`,
+//! one twice as long takes a quarter off, an empty one adds a quarter (never below
+//! `1/4096`, so it can grow back). It starts when the queue first reaches `T` or the
+//! level rises, and runs until `a` is back to 1 — also after the level fell to 0, so the
+//! queue the shedding kept short does not refill before the kernel sheds again; calm, `a`
+//! goes from 1/10 back to 1 in 11 samples (55 ms). Why: the queue is what makes an
+//! admitted request late (its wait is fill ÷ service rate) and an empty one is capacity
+//! left idle, so the share holds the fill near a small target instead of guessing rates.
+//! The AIMD rule before it (halve above `T`, +1/16 below) could only admit 1/16, 2/16, …
+//! of a 10× flood whose fit is 1/10: it swung between 62 % and 125 % of the shard's rate.
+//! While the filter sheds, pressure level 1 no longer answers OPTIONS and REGISTER 503 in
+//! user space ([`sipedge_core::Core::handle_kernel_shed`]): the filter already admitted
+//! only what fits.
 //! SO_RCVBUF is left alone: a smaller buffer would drop responses, ACKs and BYEs as blindly
 //! as new requests, while the filter drops only the classes RFC 3261 clients retransmit.
 
@@ -38,6 +46,9 @@ pub struct PressureSample {
     pub queue_percent: u32,
     /// Datagrams the kernel dropped on the shard's sockets since start.
     pub kernel_drops: u64,
+    /// The largest fill of one socket's queue in basis points (1/10,000) of its SO_RCVBUF:
+    /// what the kernel shed controller reads.
+    pub queue_basis_points: u32,
 }
 
 /// One shard's pressure meter.
@@ -125,10 +136,13 @@ impl Pressure {
         if let Some(share) = self.forced_share {
             // Test hook: the file forces the share too.
             self.kernel_share = share;
-        } else if sampled && (self.level > 0 || self.kernel_share > 0) {
-            let full = self.sample.queue_percent >= self.settings.kernel_shed_queue_percent
-                || self.sample.kernel_drops > before;
-            self.kernel_share = next_share(self.kernel_share, full);
+        } else if sampled {
+            let target = u64::from(self.settings.kernel_shed_queue_percent) * 100;
+            let fill = u64::from(self.sample.queue_basis_points);
+            let dropped = self.sample.kernel_drops > before;
+            if self.level > 0 || self.kernel_share > 0 || fill >= target || dropped {
+                self.kernel_share = next_share(self.kernel_share, fill, target, dropped);
+            }
         }
         out
     }
@@ -160,13 +174,13 @@ impl Pressure {
                 .next()
                 .and_then(|w| w.parse::<u64>().ok())
                 .map(|pm| sipedge_rt::SHED_ALL * pm.min(1000) / 1000);
-            let (mut bytes, mut pct, mut drops) = (0u64, 0u32, 0u64);
+            let (mut bytes, mut bp, mut drops) = (0u64, 0u32, 0u64);
             for &fd in &self.fds {
                 if let Ok(m) = sipedge_rt::socket_meminfo(fd) {
                     bytes += u64::from(m.rmem_alloc);
                     if m.rcvbuf > 0 {
-                        let p = u64::from(m.rmem_alloc) * 100 / u64::from(m.rcvbuf);
-                        pct = pct.max(u32::try_from(p).unwrap_or(u32::MAX));
+                        let p = u64::from(m.rmem_alloc) * 10_000 / u64::from(m.rcvbuf);
+                        bp = bp.max(u32::try_from(p).unwrap_or(u32::MAX));
                     }
                     drops += u64::from(m.drops).saturating_sub(filtered(fd));
                 }
@@ -176,8 +190,9 @@ impl Pressure {
             drops_rose = total > self.sample.kernel_drops;
             self.sample = PressureSample {
                 queue_bytes: bytes,
-                queue_percent: pct,
+                queue_percent: bp / 100,
                 kernel_drops: total,
+                queue_basis_points: bp,
             };
         }
         if let Some(level) = forced {
@@ -237,6 +252,8 @@ impl Pressure {
 pub struct KernelShedWriter {
     fds: Vec<RawFd>,
     written: u64,
+    /// A kernel filter took the last share written.
+    attached: bool,
     /// The filter may have shed since the counts were last read.
     unread: bool,
     last_read: Option<Instant>,
@@ -251,9 +268,16 @@ impl KernelShedWriter {
         KernelShedWriter {
             fds,
             written: 0,
+            attached: false,
             unread: false,
             last_read: None,
         }
+    }
+
+    /// The filter is shedding OPTIONS/REGISTER by a share now (a share was written to an
+    /// attached filter).
+    pub fn active(&self) -> bool {
+        self.written != 0 && self.attached
     }
 
     /// After each turn: writes a changed share, publishes the counts.
@@ -269,6 +293,7 @@ impl KernelShedWriter {
                 bans.set_kernel_shed(fd, share);
             }
             self.written = share;
+            self.attached = bans.has_filter();
             self.unread = true;
             metrics.publish_kernel_shed_share(share);
         }
@@ -292,16 +317,27 @@ impl KernelShedWriter {
     }
 }
 
-/// One AIMD step of the kernel shed share (module doc): a full queue halves the admitted
-/// share, a short one admits 1/16 more.
-fn next_share(share: u64, full: bool) -> u64 {
+/// The smallest admitted share, of [`sipedge_rt::SHED_ALL`]: the multiplicative growth
+/// needs something to grow from.
+const MIN_ADMIT_SHIFT: u32 = 12;
+
+/// One step of the kernel shed controller (module doc): the new shed share from the old,
+/// the queue fill and its target (basis points of SO_RCVBUF), and whether the queue
+/// overflowed since the last sample.
+fn next_share(share: u64, fill: u64, target: u64, dropped: bool) -> u64 {
     let all = sipedge_rt::SHED_ALL;
     let admit = all - share.min(all);
-    let admit = if full {
+    let admit = if dropped {
         admit / 2
     } else {
-        admit.saturating_add(all / 16).min(all)
+        // a × (1 − (f − T)/4T) = a × (5T − f)/4T, clamped to [1/2, 5/4].
+        let t4 = target.max(1) * 4;
+        let num = (target.max(1) * 5).saturating_sub(fill).clamp(t4 / 2, t4 + t4 / 4);
+        // admit ≤ 2^32 and num ≤ 5T ≤ 5 × 10^6: no overflow in u64.
+        admit.saturating_mul(num) / t4
     };
+    let admit = admit.clamp(all >> MIN_ADMIT_SHIFT, all);
+    // Close enough to all: stop shedding (the last step of 5/4 may overshoot to all).
     all - admit
 }
 
@@ -309,24 +345,39 @@ fn next_share(share: u64, full: bool) -> u64 {
 mod tests {
     use super::*;
 
-    /// A full queue halves the admitted share each sample; a short one lets 1/16 more in;
-    /// level 0 sheds nothing in the kernel at once.
+    /// The controller holds the queue at its target: above it the admitted share falls in
+    /// proportion (at most halved), at it the share stays, below it grows (at most by a
+    /// quarter), an overflow halves it; it never reaches zero admitted.
     #[test]
     fn the_kernel_share_follows_the_queue() {
         let all = sipedge_rt::SHED_ALL;
-        assert_eq!(next_share(0, true), all / 2);
-        assert_eq!(next_share(all / 2, true), all / 4 * 3);
-        assert_eq!(next_share(all / 2, false), all / 2 - all / 16);
-        assert_eq!(next_share(all / 32, false), 0);
-        assert_eq!(next_share(all, true), all);
+        let t = 500; // 5 % in basis points
+        let admit = |share: u64| all - share;
+        assert_eq!(next_share(0, t, t, false), 0, "at the target: unchanged");
+        assert_eq!(next_share(0, 0, t, false), 0, "calm: nothing shed");
+        assert_eq!(admit(next_share(0, 2 * t, t, false)), all / 4 * 3);
+        assert_eq!(admit(next_share(0, 10 * t, t, false)), all / 2, "at most halved");
+        assert_eq!(admit(next_share(0, 0, t, true)), all / 2, "an overflow halves");
+        let tenth = all - all / 10;
+        assert_eq!(admit(next_share(tenth, t, t, false)), all / 10);
+        assert_eq!(
+            admit(next_share(tenth, 0, t, false)),
+            all / 10 * 5 / 4,
+            "an empty queue: a quarter more"
+        );
+        assert!(admit(next_share(all, 10 * t, t, true)) >= all >> MIN_ADMIT_SHIFT);
+        // A 10× flood: the queue at 3T halves the share each sample; 1/10 within 4.
         let mut s = 0;
         for _ in 0..4 {
-            s = next_share(s, true);
+            s = next_share(s, 3 * t, t, false);
         }
-        assert!(
-            all - s <= all / 10,
-            "a 10x flood's 1/10 within four samples"
-        );
+        assert!(admit(s) <= all / 10, "{}", admit(s) as f64 / all as f64);
+        // Calm again: back to all within 11 samples from 1/10.
+        let mut s = tenth;
+        for _ in 0..11 {
+            s = next_share(s, 0, t, false);
+        }
+        assert_eq!(s, 0);
 
         let mut p = Pressure::new(OverloadSettings::default(), Vec::new());
         let t0 = Instant::now();
@@ -338,15 +389,44 @@ mod tests {
         assert_eq!(p.end_turn(t0 + ms(10), ms(1), &|_| 0), None);
         assert_eq!(
             p.kernel_shed_share(),
-            all / 2 - all / 16,
-            "level 0 with a short queue: admits 1/16 more per sample"
+            all - all / 2 * 5 / 4,
+            "level 0 with an empty queue: admits a quarter more per sample"
         );
         for i in 0..8 {
             p.end_turn(t0 + ms(20 + 10 * i), ms(1), &|_| 0);
         }
         assert_eq!(p.kernel_shed_share(), 0, "calm: none");
         p.end_turn(t0 + ms(200), ms(1), &|_| 0);
-        assert_eq!(p.kernel_shed_share(), 0, "level 0 never starts shedding");
+        assert_eq!(p.kernel_shed_share(), 0, "a short queue never starts shedding");
+    }
+
+    /// A queue past the target starts the kernel shedding before the level rises (the
+    /// level-1 threshold, 20 %, is four times the target): the flood is cut while the
+    /// queue is still short.
+    #[test]
+    fn a_queue_past_the_target_starts_shedding_at_level_zero() {
+        use std::os::fd::AsRawFd;
+        let rx = std::net::UdpSocket::bind("127.0.44.250:0").unwrap_or_else(|e| panic!("{e}"));
+        let tx = std::net::UdpSocket::bind("127.0.44.251:0").unwrap_or_else(|e| panic!("{e}"));
+        let mut p = Pressure::new(OverloadSettings::default(), vec![rx.as_raw_fd()]);
+        let t0 = Instant::now();
+        assert_eq!(p.end_turn(t0, Duration::ZERO, &|_| 0), None);
+        let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        // Fill to 2–3 × the target (5 %), below the level-1 fill (20 %).
+        for _ in 0..100_000 {
+            let m = sipedge_rt::socket_meminfo(rx.as_raw_fd()).unwrap_or_else(|e| panic!("{e}"));
+            if u64::from(m.rmem_alloc) * 100 >= u64::from(m.rcvbuf) * 11 {
+                break;
+            }
+            let _ = tx.send_to(&[b'x'; 400], to);
+        }
+        let lvl = p.end_turn(t0 + Duration::from_millis(10), Duration::ZERO, &|_| 0);
+        assert_eq!(lvl, None, "{:?}", p.sample);
+        assert!((1000..2000).contains(&p.sample.queue_basis_points), "{:?}", p.sample);
+        assert!(
+            p.kernel_shed_share() > 0,
+            "past the target: the kernel sheds at level 0"
+        );
     }
 
     #[test]

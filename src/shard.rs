@@ -365,6 +365,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             tracing::info!(target: "sip::overload", level, turn_ms = worked.as_millis() as u64, queue_percent = pressure.sample.queue_percent, kernel_drops = pressure.sample.kernel_drops, "shard pressure level changed");
         }
         kernel_shed.after_turn(&pressure, &bans, &metrics.protect);
+        core.handle_kernel_shed(kernel_shed.active());
         metrics
             .protect
             .publish(&core.protect_stats(), &pressure.sample);
