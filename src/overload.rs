@@ -12,13 +12,14 @@
 //! `T` = `kernel_shed_queue_percent` of SO_RCVBUF, once per sample (5 ms), from the fill `f`
 //! (basis points, so a 16 MiB buffer is read to 1.6 KiB, about one datagram):
 //! new kernel drops (the queue overflowed) → `a /= 2`; otherwise
-//! `a ×= clamp(1 - (f - T) / 4T, 1/2, 5/4)` — proportional to how far the queue is from
-//! the target, a quarter of the error per sample, so a queue at the target keeps `a`,
-//! one twice as long takes a quarter off, an empty one adds a quarter (never below
-//! `1/4096`, so it can grow back). It starts when the queue first reaches `T` or the
+//! above the target `a ×= max(1 - (f - T) / 4T, 1/2)`, below it `a ×= 1 + (T - f) / 8T` —
+//! proportional to how far the queue is from the target, so a queue at the target keeps
+//! `a`, one twice as long takes a quarter off (three times: half), an empty one adds an
+//! eighth (never below `1/4096`, so it can grow back): quick to cut, slow to probe, because
+//! an overshoot costs latency at once while an undershoot is buffered by the queue. It starts when the queue first reaches `T` or the
 //! level rises, and runs until `a` is back to 1 — also after the level fell to 0, so the
 //! queue the shedding kept short does not refill before the kernel sheds again; calm, `a`
-//! goes from 1/10 back to 1 in 11 samples (55 ms). Why: the queue is what makes an
+//! goes from 1/10 back to 1 in 20 samples (100 ms). Why: the queue is what makes an
 //! admitted request late (its wait is fill ÷ service rate) and an empty one is capacity
 //! left idle, so the share holds the fill near a small target instead of guessing rates.
 //! The AIMD rule before it (halve above `T`, +1/16 below) could only admit 1/16, 2/16, …
@@ -330,11 +331,16 @@ fn next_share(share: u64, fill: u64, target: u64, dropped: bool) -> u64 {
     let admit = if dropped {
         admit / 2
     } else {
-        // a × (1 − (f − T)/4T) = a × (5T − f)/4T, clamped to [1/2, 5/4].
-        let t4 = target.max(1) * 4;
-        let num = (target.max(1) * 5).saturating_sub(fill).clamp(t4 / 2, t4 + t4 / 4);
-        // admit ≤ 2^32 and num ≤ 5T ≤ 5 × 10^6: no overflow in u64.
-        admit.saturating_mul(num) / t4
+        let t = target.max(1);
+        if fill > t {
+            // a × (1 − (f − T)/4T) = a × (5T − f)/4T, at least a/2.
+            let num = (5 * t).saturating_sub(fill).max(2 * t);
+            // admit ≤ 2^32 and num ≤ 5T ≤ 5 × 10^4: no overflow in u64.
+            admit.saturating_mul(num) / (4 * t)
+        } else {
+            // a × (1 + (T − f)/8T) = a × (9T − f)/8T, at most 9/8 a.
+            admit.saturating_mul(9 * t - fill) / (8 * t)
+        }
     };
     let admit = admit.clamp(all >> MIN_ADMIT_SHIFT, all);
     // Close enough to all: stop shedding (the last step of 5/4 may overshoot to all).
@@ -362,8 +368,8 @@ mod tests {
         assert_eq!(admit(next_share(tenth, t, t, false)), all / 10);
         assert_eq!(
             admit(next_share(tenth, 0, t, false)),
-            all / 10 * 5 / 4,
-            "an empty queue: a quarter more"
+            all / 10 * 9 / 8,
+            "an empty queue: an eighth more"
         );
         assert!(admit(next_share(all, 10 * t, t, true)) >= all >> MIN_ADMIT_SHIFT);
         // A 10× flood: the queue at 3T halves the share each sample; 1/10 within 4.
@@ -372,9 +378,9 @@ mod tests {
             s = next_share(s, 3 * t, t, false);
         }
         assert!(admit(s) <= all / 10, "{}", admit(s) as f64 / all as f64);
-        // Calm again: back to all within 11 samples from 1/10.
+        // Calm again: back to all within 20 samples from 1/10.
         let mut s = tenth;
-        for _ in 0..11 {
+        for _ in 0..20 {
             s = next_share(s, 0, t, false);
         }
         assert_eq!(s, 0);
@@ -389,8 +395,8 @@ mod tests {
         assert_eq!(p.end_turn(t0 + ms(10), ms(1), &|_| 0), None);
         assert_eq!(
             p.kernel_shed_share(),
-            all - all / 2 * 5 / 4,
-            "level 0 with an empty queue: admits a quarter more per sample"
+            all - all / 2 * 9 / 8,
+            "level 0 with an empty queue: admits an eighth more per sample"
         );
         for i in 0..8 {
             p.end_turn(t0 + ms(20 + 10 * i), ms(1), &|_| 0);
@@ -412,7 +418,7 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(p.end_turn(t0, Duration::ZERO, &|_| 0), None);
         let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        // Fill to 2–3 × the target (5 %), below the level-1 fill (20 %).
+        // Fill past the target (1 %), below the level-1 fill (20 %).
         for _ in 0..100_000 {
             let m = sipedge_rt::socket_meminfo(rx.as_raw_fd()).unwrap_or_else(|e| panic!("{e}"));
             if u64::from(m.rmem_alloc) * 100 >= u64::from(m.rcvbuf) * 11 {
