@@ -11,19 +11,24 @@
 //! on the admitted share `a = 1 - share` that holds the receive queue near a short target
 //! `T` = `kernel_shed_queue_percent` of SO_RCVBUF, once per sample (5 ms), from the fill `f`
 //! (basis points, so a 16 MiB buffer is read to 1.6 KiB, about one datagram):
-//! new kernel drops (the queue overflowed) → `a /= 2`; otherwise
-//! above the target `a ×= max(1 - (f - T) / 4T, 1/2)`, below it `a ×= 1 + (T - f) / 8T` —
-//! proportional to how far the queue is from the target, so a queue at the target keeps
-//! `a`, one twice as long takes a quarter off (three times: half), an empty one adds an
-//! eighth (never below `1/4096`, so it can grow back): quick to cut, slow to probe, because
-//! an overshoot costs latency at once while an undershoot is buffered by the queue. It starts when the queue first reaches `T` or the
+//! new kernel drops (the queue overflowed) → `a /= 2`; otherwise **rate matching**:
+//! `a = g × read / (read + shed)`, `read` the datagrams the shard read and `shed` the
+//! requests the filter shed since the last sample — what it could serve over what came —
+//! and `g = 1 - (f - T) / 8T` (at least 1/2, at most 9/8) a gentle correction by the queue:
+//! at the target ×1, twice as long ×7/8, empty ×9/8 (so an idle shard, which read all
+//! that came, admits an eighth more per sample). `a` never falls below `1/4096`. Counting
+//! per sample, whatever its length, gives the shard's true rate even when it ran late
+//! (throttled by a CPU quota, preempted): a rule on the queue alone cuts once per sample,
+//! and a late shard samples rarely while the queue grows. Without flow counts (the first
+//! sample) `a ×= g`. It starts when the queue first reaches `T` or the
 //! level rises, and runs until `a` is back to 1 — also after the level fell to 0, so the
 //! queue the shedding kept short does not refill before the kernel sheds again; calm, `a`
 //! goes from 1/10 back to 1 in 20 samples (100 ms). Why: the queue is what makes an
 //! admitted request late (its wait is fill ÷ service rate) and an empty one is capacity
-//! left idle, so the share holds the fill near a small target instead of guessing rates.
-//! The AIMD rule before it (halve above `T`, +1/16 below) could only admit 1/16, 2/16, …
-//! of a 10× flood whose fit is 1/10: it swung between 62 % and 125 % of the shard's rate.
+//! left idle, so the share admits what the shard serves and holds the fill near a small
+//! target. The AIMD rule before it (halve above `T`, +1/16 below) could only admit 1/16,
+//! 2/16, … of a 10× flood whose fit is 1/10: it swung between 62 % and 125 % of the
+//! shard's rate, and under a CPU quota let the queue reach 12 MiB (seconds of wait).
 //! While the filter sheds, pressure level 1 no longer answers OPTIONS and REGISTER 503 in
 //! user space ([`sipedge_core::Core::handle_kernel_shed`]): the filter already admitted
 //! only what fits.
@@ -67,6 +72,9 @@ pub struct Pressure {
     drops_base: Option<u64>,
     /// The kernel filter's shed share of OPTIONS/REGISTER, 0 ..= `SHED_ALL`.
     kernel_share: u64,
+    /// The shard's cumulative (datagrams read, requests the filter shed) at the last
+    /// sample: the controller's rates are the differences.
+    flow_base: Option<(u64, u64)>,
     /// Debug builds only: `SIPEDGE_TEST_PRESSURE_FILE`, a file whose number (0–2), when
     /// present, is the level — so tests over the binary can make a shard shed on cue. An
     /// optional second number (0–1000) forces the kernel shed share, per mille.
@@ -98,6 +106,7 @@ impl Pressure {
             sample: PressureSample::default(),
             drops_base: None,
             kernel_share: 0,
+            flow_base: None,
             forced: test_pressure_file(),
             forced_share: None,
         }
@@ -122,12 +131,27 @@ impl Pressure {
 
     /// After a turn that took `turn`: the new level when it changed. `filtered(fd)`: the
     /// datagrams the kernel filter dropped on socket `fd` (bans and shedding: the kernel
-    /// counts them as drops too; only a full queue's drops are pressure).
+    /// counts them as drops too; only a full queue's drops are pressure). Without the
+    /// shard's flow counts the kernel share follows the queue alone ([`Self::end_turn_with`]).
+    #[cfg(test)]
     pub fn end_turn(
         &mut self,
         now: Instant,
         turn: Duration,
         filtered: &dyn Fn(RawFd) -> u64,
+    ) -> Option<u8> {
+        self.end_turn_with(now, turn, filtered, &|| (0, 0))
+    }
+
+    /// [`Self::end_turn`] with `flow()`: the datagrams the shard has read since start and
+    /// the requests the kernel filter has shed on its sockets since start, read only when
+    /// the meter samples (a map lookup per socket).
+    pub fn end_turn_with(
+        &mut self,
+        now: Instant,
+        turn: Duration,
+        filtered: &dyn Fn(RawFd) -> u64,
+        flow: &dyn Fn() -> (u64, u64),
     ) -> Option<u8> {
         let sampled = self
             .last_sample
@@ -138,11 +162,14 @@ impl Pressure {
             // Test hook: the file forces the share too.
             self.kernel_share = share;
         } else if sampled {
+            let (read, shed) = flow();
+            let (read0, shed0) = self.flow_base.replace((read, shed)).unwrap_or((read, shed));
+            let rates = (read.saturating_sub(read0), shed.saturating_sub(shed0));
             let target = u64::from(self.settings.kernel_shed_queue_percent) * 100;
             let fill = u64::from(self.sample.queue_basis_points);
             let dropped = self.sample.kernel_drops > before;
             if self.level > 0 || self.kernel_share > 0 || fill >= target || dropped {
-                self.kernel_share = next_share(self.kernel_share, fill, target, dropped);
+                self.kernel_share = next_share(self.kernel_share, fill, target, dropped, rates);
             }
         }
         out
@@ -323,27 +350,35 @@ impl KernelShedWriter {
 const MIN_ADMIT_SHIFT: u32 = 12;
 
 /// One step of the kernel shed controller (module doc): the new shed share from the old,
-/// the queue fill and its target (basis points of SO_RCVBUF), and whether the queue
-/// overflowed since the last sample.
-fn next_share(share: u64, fill: u64, target: u64, dropped: bool) -> u64 {
+/// the queue fill and its target (basis points of SO_RCVBUF), whether the queue
+/// overflowed since the last sample, and `(read, shed)`: the datagrams the shard read and
+/// the requests the filter shed since the last sample.
+fn next_share(share: u64, fill: u64, target: u64, dropped: bool, (read, shed): (u64, u64)) -> u64 {
     let all = sipedge_rt::SHED_ALL;
     let admit = all - share.min(all);
+    let t = target.max(1);
+    // The queue's correction g = num / den: above the target 1 − (f − T)/4T = (5T − f)/4T,
+    // at least 1/2; below it 1 + (T − f)/8T = (9T − f)/8T, at most 9/8.
+    let (num, den) = if fill > t {
+        ((9 * t).saturating_sub(fill).max(4 * t), 8 * t)
+    } else {
+        (9 * t - fill, 8 * t)
+    };
     let admit = if dropped {
         admit / 2
+    } else if read + shed > 0 {
+        // Rate matching: what the shard read is what it can serve (or all that came when
+        // it idled), read + shed what came; admit that share, corrected by g. Counted per
+        // sample whatever its length, so a shard that ran late (throttled, preempted)
+        // still measures its true rate.
+        let a = u128::from(all) * u128::from(read) * u128::from(num)
+            / (u128::from(read + shed) * u128::from(den));
+        u64::try_from(a).unwrap_or(all)
     } else {
-        let t = target.max(1);
-        if fill > t {
-            // a × (1 − (f − T)/4T) = a × (5T − f)/4T, at least a/2.
-            let num = (5 * t).saturating_sub(fill).max(2 * t);
-            // admit ≤ 2^32 and num ≤ 5T ≤ 5 × 10^4: no overflow in u64.
-            admit.saturating_mul(num) / (4 * t)
-        } else {
-            // a × (1 + (T − f)/8T) = a × (9T − f)/8T, at most 9/8 a.
-            admit.saturating_mul(9 * t - fill) / (8 * t)
-        }
+        // No flow counts: the share follows the queue alone.
+        u64::try_from(u128::from(admit) * u128::from(num) / u128::from(den)).unwrap_or(all)
     };
     let admit = admit.clamp(all >> MIN_ADMIT_SHIFT, all);
-    // Close enough to all: stop shedding (the last step of 5/4 may overshoot to all).
     all - admit
 }
 
@@ -351,37 +386,46 @@ fn next_share(share: u64, fill: u64, target: u64, dropped: bool) -> u64 {
 mod tests {
     use super::*;
 
-    /// The controller holds the queue at its target: above it the admitted share falls in
-    /// proportion (at most halved), at it the share stays, below it grows (at most by a
-    /// quarter), an overflow halves it; it never reaches zero admitted.
+    /// The controller: the share of what came that the shard read, corrected by the queue
+    /// (at the target ×1, empty ×9/8, twice the target ×7/8, at most halved); an overflow
+    /// halves; without flow counts the queue correction alone; never zero admitted.
     #[test]
     fn the_kernel_share_follows_the_queue() {
         let all = sipedge_rt::SHED_ALL;
         let t = 500; // 5 % in basis points
         let admit = |share: u64| all - share;
-        assert_eq!(next_share(0, t, t, false), 0, "at the target: unchanged");
-        assert_eq!(next_share(0, 0, t, false), 0, "calm: nothing shed");
-        assert_eq!(admit(next_share(0, 2 * t, t, false)), all / 4 * 3);
-        assert_eq!(admit(next_share(0, 10 * t, t, false)), all / 2, "at most halved");
-        assert_eq!(admit(next_share(0, 0, t, true)), all / 2, "an overflow halves");
+        assert_eq!(next_share(0, t, t, false, (0, 0)), 0, "at the target: unchanged");
+        assert_eq!(next_share(0, 0, t, false, (0, 0)), 0, "calm: nothing shed");
+        assert_eq!(admit(next_share(0, 2 * t, t, false, (0, 0))), all / 8 * 7);
+        assert_eq!(admit(next_share(0, 10 * t, t, false, (0, 0))), all / 2, "at most halved");
+        assert_eq!(admit(next_share(0, 0, t, true, (0, 0))), all / 2, "an overflow halves");
         let tenth = all - all / 10;
-        assert_eq!(admit(next_share(tenth, t, t, false)), all / 10);
+        assert_eq!(admit(next_share(tenth, t, t, false, (0, 0))), all / 10);
         assert_eq!(
-            admit(next_share(tenth, 0, t, false)),
+            admit(next_share(tenth, 0, t, false, (0, 0))),
             all / 10 * 9 / 8,
             "an empty queue: an eighth more"
         );
-        assert!(admit(next_share(all, 10 * t, t, true)) >= all >> MIN_ADMIT_SHIFT);
-        // A 10× flood: the queue at 3T halves the share each sample; 1/10 within 4.
-        let mut s = 0;
-        for _ in 0..4 {
-            s = next_share(s, 3 * t, t, false);
+        assert!(admit(next_share(all, 10 * t, t, true, (0, 0))) >= all >> MIN_ADMIT_SHIFT);
+        // Rate matching: read 1000 of 10,000 that came, queue at the target: admit 1/10,
+        // whatever the share was.
+        for s in [0, all / 2, tenth, all] {
+            assert_eq!(admit(next_share(s, t, t, false, (1000, 9000))), all / 10);
         }
-        assert!(admit(s) <= all / 10, "{}", admit(s) as f64 / all as f64);
+        assert_eq!(
+            admit(next_share(0, 2 * t, t, false, (1000, 9000))),
+            all * 7 / 80,
+            "a long queue: less"
+        );
+        assert_eq!(
+            admit(next_share(tenth, 0, t, false, (500, 9500))),
+            all * 9 / 160,
+            "idle: what came was all read; an eighth more"
+        );
         // Calm again: back to all within 20 samples from 1/10.
         let mut s = tenth;
         for _ in 0..20 {
-            s = next_share(s, 0, t, false);
+            s = next_share(s, 0, t, false, (0, 0));
         }
         assert_eq!(s, 0);
 
@@ -409,6 +453,60 @@ mod tests {
     /// A queue past the target starts the kernel shedding before the level rises (the
     /// level-1 threshold, 20 %, is four times the target): the flood is cut while the
     /// queue is still short.
+    /// A 10× flood on a shard that serves 1000 datagrams a sample: the share is matched to
+    /// the rate. `rule(share, fill, dropped, (read, shed))` is one controller step; returns
+    /// (datagrams read over the last 40 samples, the longest queue then, in datagrams).
+    fn flood(rule: &dyn Fn(u64, u64, bool, (u64, u64)) -> u64) -> (u64, u64) {
+        let all = sipedge_rt::SHED_ALL;
+        let (arrivals, capacity, room) = (10_000u64, 1_000u64, 5_000u64);
+        let (mut share, mut queue, mut read_late, mut longest) = (0u64, 0u64, 0u64, 0u64);
+        let mut coin = 0u64;
+        for i in 0..60 {
+            // Admitted as the filter would: the share of a sample's arrivals, kept in whole
+            // datagrams by carrying the remainder.
+            coin += arrivals * (all - share);
+            let admitted = coin / all;
+            coin %= all;
+            let dropped = queue + admitted > room;
+            queue = (queue + admitted).min(room);
+            let read = queue.min(capacity);
+            queue -= read;
+            if i >= 20 {
+                read_late += read;
+                longest = longest.max(queue);
+            }
+            // 1 datagram = 2 basis points of SO_RCVBUF: the target (100) is 50 datagrams.
+            share = rule(share, queue * 2, dropped, (read, arrivals - admitted));
+        }
+        (read_late, longest)
+    }
+
+    /// The shard serves at least 95 % of its rate with a queue of a few targets; the
+    /// queue-only rule before it (AIMD: halve above the target, +1/16 below) could only
+    /// admit multiples of 1/16 of a 10× flood and swung between idling and a full queue.
+    #[test]
+    fn a_ten_times_flood_is_cut_to_the_shards_rate() {
+        let all = sipedge_rt::SHED_ALL;
+        let (read, longest) = flood(&|s, f, d, r| next_share(s, f, 100, d, r));
+        assert!(read >= 40 * 950, "read {read} of {}", 40 * 1000);
+        assert!(longest <= 200, "queue {longest}");
+        let aimd = |s: u64, f: u64, d: bool, _| {
+            let admit = all - s.min(all);
+            let admit = if d || f >= 100 {
+                admit / 2
+            } else {
+                (admit + all / 16).min(all)
+            };
+            all - admit
+        };
+        let (read, longest) = flood(&aimd);
+        assert!(
+            read < 40 * 950 || longest > 200,
+            "the old rule: read {read}, queue {longest}"
+
+        );
+    }
+
     #[test]
     fn a_queue_past_the_target_starts_shedding_at_level_zero() {
         use std::os::fd::AsRawFd;
