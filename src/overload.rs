@@ -14,9 +14,13 @@
 //! new kernel drops (the queue overflowed) → `a /= 2`; otherwise **rate matching**:
 //! `a = g × read / (read + shed)`, `read` the datagrams the shard read and `shed` the
 //! requests the filter shed since the last sample — what it could serve over what came —
-//! and `g = 1 - (f - T) / 8T` (at least 1/2, at most 9/8) a gentle correction by the queue:
-//! at the target ×1, twice as long ×7/8, empty ×9/8 (so an idle shard, which read all
-//! that came, admits an eighth more per sample). `a` never falls below `1/4096`. Counting
+//! and `g = 1 - (f - T) / 8T` (at least 1/8, at most 9/8) a correction by the queue: at the
+//! target ×1, twice as long ×7/8, eight times or more ×1/8 (a flood's first sample, before
+//! any shed count, cuts to 1/8 at once, and a backlog drains at 7/8 of the shard's rate),
+//! empty ×9/8 (so an idle shard, which read all that came, admits an eighth more per
+//! sample) — and never more than 5/4 of the share before: a shard draining a backlog
+//! reads more than came in that sample, and matching that would open the filter to the
+//! whole flood (seen: 23 % → 92 % in one sample, a 21 MB queue the next). `a` never falls below `1/4096`. Counting
 //! per sample, whatever its length, gives the shard's true rate even when it ran late
 //! (throttled by a CPU quota, preempted): a rule on the queue alone cuts once per sample,
 //! and a late shard samples rarely while the queue grows. Without flow counts (the first
@@ -357,10 +361,10 @@ fn next_share(share: u64, fill: u64, target: u64, dropped: bool, (read, shed): (
     let all = sipedge_rt::SHED_ALL;
     let admit = all - share.min(all);
     let t = target.max(1);
-    // The queue's correction g = num / den: above the target 1 − (f − T)/4T = (5T − f)/4T,
-    // at least 1/2; below it 1 + (T − f)/8T = (9T − f)/8T, at most 9/8.
+    // The queue's correction g = num / den = 1 − (f − T)/8T = (9T − f)/8T, at least 1/8
+    // (a queue of 8 targets), at most 9/8 (empty).
     let (num, den) = if fill > t {
-        ((9 * t).saturating_sub(fill).max(4 * t), 8 * t)
+        ((9 * t).saturating_sub(fill).max(t), 8 * t)
     } else {
         (9 * t - fill, 8 * t)
     };
@@ -373,7 +377,10 @@ fn next_share(share: u64, fill: u64, target: u64, dropped: bool, (read, shed): (
         // still measures its true rate.
         let a = u128::from(all) * u128::from(read) * u128::from(num)
             / (u128::from(read + shed) * u128::from(den));
-        u64::try_from(a).unwrap_or(all)
+        // Never more than 5/4 of the share before: a shard draining a backlog reads more
+        // than came, and matching that would open the filter to the whole flood.
+        let probe = admit.saturating_add(admit / 4).max(all >> MIN_ADMIT_SHIFT << 3);
+        u64::try_from(a).unwrap_or(all).min(probe)
     } else {
         // No flow counts: the share follows the queue alone.
         u64::try_from(u128::from(admit) * u128::from(num) / u128::from(den)).unwrap_or(all)
@@ -387,7 +394,7 @@ mod tests {
     use super::*;
 
     /// The controller: the share of what came that the shard read, corrected by the queue
-    /// (at the target ×1, empty ×9/8, twice the target ×7/8, at most halved); an overflow
+    /// (at the target ×1, empty ×9/8, twice the target ×7/8, at most ×1/8); an overflow
     /// halves; without flow counts the queue correction alone; never zero admitted.
     #[test]
     fn the_kernel_share_follows_the_queue() {
@@ -397,7 +404,7 @@ mod tests {
         assert_eq!(next_share(0, t, t, false, (0, 0)), 0, "at the target: unchanged");
         assert_eq!(next_share(0, 0, t, false, (0, 0)), 0, "calm: nothing shed");
         assert_eq!(admit(next_share(0, 2 * t, t, false, (0, 0))), all / 8 * 7);
-        assert_eq!(admit(next_share(0, 10 * t, t, false, (0, 0))), all / 2, "at most halved");
+        assert_eq!(admit(next_share(0, 10 * t, t, false, (0, 0))), all / 8, "at most to 1/8");
         assert_eq!(admit(next_share(0, 0, t, true, (0, 0))), all / 2, "an overflow halves");
         let tenth = all - all / 10;
         assert_eq!(admit(next_share(tenth, t, t, false, (0, 0))), all / 10);
@@ -409,7 +416,7 @@ mod tests {
         assert!(admit(next_share(all, 10 * t, t, true, (0, 0))) >= all >> MIN_ADMIT_SHIFT);
         // Rate matching: read 1000 of 10,000 that came, queue at the target: admit 1/10,
         // whatever the share was.
-        for s in [0, all / 2, tenth, all] {
+        for s in [0, all / 2, tenth] {
             assert_eq!(admit(next_share(s, t, t, false, (1000, 9000))), all / 10);
         }
         assert_eq!(
@@ -421,6 +428,11 @@ mod tests {
             admit(next_share(tenth, 0, t, false, (500, 9500))),
             all * 9 / 160,
             "idle: what came was all read; an eighth more"
+        );
+        assert_eq!(
+            admit(next_share(all - all / 4, 0, t, false, (5000, 500))),
+            all / 4 * 5 / 4,
+            "a drained backlog (read more than came) opens by 5/4 at most"
         );
         // Calm again: back to all within 20 samples from 1/10.
         let mut s = tenth;
