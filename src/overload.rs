@@ -8,31 +8,37 @@
 //! Kernel shedding (issue 17 item 6): the meter also sets the share of OPTIONS and
 //! REGISTER datagrams the eBPF socket filter drops before they are queued
 //! ([`Pressure::kernel_shed_share`], written to the filter by the shard). It is a controller
-//! on the admitted share `a = 1 - share` that holds the receive queue near a short target
-//! `T` = `kernel_shed_queue_percent` of SO_RCVBUF, once per sample (5 ms), from the fill `f`
-//! (basis points, so a 16 MiB buffer is read to 1.6 KiB, about one datagram):
-//! new kernel drops (the queue overflowed) → `a /= 2`; otherwise **rate matching**:
-//! `a = g × read / (read + shed)`, `read` the datagrams the shard read and `shed` the
-//! requests the filter shed since the last sample — what it could serve over what came —
-//! and `g = 1 - (f - T) / 8T` (at least 1/8, at most 9/8) a correction by the queue: at the
-//! target ×1, twice as long ×7/8, eight times or more ×1/8 (a flood's first sample, before
-//! any shed count, cuts to 1/8 at once, and a backlog drains at 7/8 of the shard's rate),
-//! empty ×9/8 (so an idle shard, which read all that came, admits an eighth more per
-//! sample) — and never more than 5/4 of the share before: a shard draining a backlog
-//! reads more than came in that sample, and matching that would open the filter to the
-//! whole flood (seen: 23 % → 92 % in one sample, a 21 MB queue the next). `a` never falls below `1/4096`. Counting
-//! per sample, whatever its length, gives the shard's true rate even when it ran late
-//! (throttled by a CPU quota, preempted): a rule on the queue alone cuts once per sample,
-//! and a late shard samples rarely while the queue grows. Without flow counts (the first
-//! sample) `a ×= g`. It starts when the queue first reaches `T` or the
-//! level rises, and runs until `a` is back to 1 — also after the level fell to 0, so the
-//! queue the shedding kept short does not refill before the kernel sheds again; calm, `a`
-//! goes from 1/10 back to 1 in 20 samples (100 ms). Why: the queue is what makes an
-//! admitted request late (its wait is fill ÷ service rate) and an empty one is capacity
-//! left idle, so the share admits what the shard serves and holds the fill near a small
-//! target. The AIMD rule before it (halve above `T`, +1/16 below) could only admit 1/16,
-//! 2/16, … of a 10× flood whose fit is 1/10: it swung between 62 % and 125 % of the
-//! shard's rate, and under a CPU quota let the queue reach 12 MiB (seconds of wait).
+//! on the admitted share `a = 1 - share` that admits what the shard serves and holds the
+//! receive queue near a short target `T` = `kernel_shed_queue_percent` of SO_RCVBUF, from
+//! the fill `f` (basis points: a 16 MiB buffer is read to 1.6 KiB, about one datagram):
+//!
+//! * new kernel drops (the queue overflowed) → `a /= 2`;
+//! * at the end of each 50 ms window, **rate matching**: `a = g × read / (read + shed)`,
+//!   `read` the datagrams the shard read and `shed` the requests the filter shed in the
+//!   window — what it could serve over what came — with `g = 1 - (f - T) / 8T` (at least
+//!   1/8, at most 9/8) a correction by the queue: at the target ×1, twice as long ×7/8,
+//!   eight times or more ×1/8, empty ×9/8 (an idle shard, which read all that came, admits
+//!   an eighth more); never more than 5/4 of the share before (a shard draining a backlog
+//!   reads more than came in the window, and matching that would open the filter to the
+//!   whole flood — seen: 23 % → 92 % in one step, a 21 MB queue the next);
+//! * between windows, per 5 ms sample, only a queue past the target cuts: `a ×= g` (a
+//!   flood's first sample cuts to 1/8 at once);
+//! * `a` never falls below 1/4096, so it can grow back.
+//!
+//! It starts when the queue first passes `T` or the level rises, and runs until `a` is
+//! back to 1 — also after the level fell to 0, so the queue the shedding kept short does
+//! not refill before the kernel sheds again; calm, `a` goes from 1/10 back to 1 in 11
+//! windows (0.55 s). Why: the queue is what makes an admitted request late (its wait is
+//! fill ÷ service rate) and an empty one is capacity left idle. Why windows: per sample the
+//! counts are a few dozen datagrams, and a shard that runs in bursts (throttled by a CPU
+//! quota, preempted) reads them unevenly; a noisy estimate under an asymmetric clamp
+//! ratchets the share down (seen: 98 % shed with an idle shard). Counting per window,
+//! whatever the turns did, gives the shard's true rate, where a rule on the queue alone
+//! cuts once per sample and a late shard samples rarely while the queue grows. The AIMD
+//! rule before it (halve above `T`, +1/16 below, started only at level 1) could only
+//! admit 1/16, 2/16, … of a 10× flood whose fit is 1/10, swinging between 62 % and 125 %
+//! of the shard's rate, and under a CPU quota let the queue reach 12 MiB.
+//!
 //! While the filter sheds, pressure level 1 no longer answers OPTIONS and REGISTER 503 in
 //! user space ([`sipedge_core::Core::handle_kernel_shed`]): the filter already admitted
 //! only what fits.
@@ -43,6 +49,15 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use crate::config_protect::OverloadSettings;
+
+/// Queue drops a sample must add before they count as pressure: the kernel's drop count
+/// (SO_MEMINFO) and the filter's (a map) are read one after the other while a flood runs
+/// on, so their difference wobbles by the datagrams the filter dropped in between. A full
+/// queue drops far more than this per 5 ms sample.
+const DROP_SLACK: u64 = 64;
+
+/// The kernel shed controller matches rates over windows this long (module doc).
+const RATE_WINDOW: Duration = Duration::from_millis(50);
 
 /// The socket queues are read at most this often (one getsockopt per socket).
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);
@@ -76,9 +91,9 @@ pub struct Pressure {
     drops_base: Option<u64>,
     /// The kernel filter's shed share of OPTIONS/REGISTER, 0 ..= `SHED_ALL`.
     kernel_share: u64,
-    /// The shard's cumulative (datagrams read, requests the filter shed) at the last
-    /// sample: the controller's rates are the differences.
-    flow_base: Option<(u64, u64)>,
+    /// When the rate window began and the shard's cumulative (datagrams read, requests
+    /// the filter shed) then: the controller's rates are the differences.
+    flow_base: Option<(Instant, u64, u64)>,
     /// Debug builds only: `SIPEDGE_TEST_PRESSURE_FILE`, a file whose number (0–2), when
     /// present, is the level — so tests over the binary can make a shard shed on cue. An
     /// optional second number (0–1000) forces the kernel shed share, per mille.
@@ -167,11 +182,16 @@ impl Pressure {
             self.kernel_share = share;
         } else if sampled {
             let (read, shed) = flow();
-            let (read0, shed0) = self.flow_base.replace((read, shed)).unwrap_or((read, shed));
-            let rates = (read.saturating_sub(read0), shed.saturating_sub(shed0));
+            let (t0, read0, shed0) = *self.flow_base.get_or_insert((now, read, shed));
+            // The rates over a window of RATE_WINDOW: per 5 ms sample they are a few dozen
+            // datagrams, and a shard that runs in bursts (a CPU quota) reads them unevenly.
+            let rates = (now.saturating_duration_since(t0) >= RATE_WINDOW).then(|| {
+                self.flow_base = Some((now, read, shed));
+                (read.saturating_sub(read0), shed.saturating_sub(shed0))
+            });
             let target = u64::from(self.settings.kernel_shed_queue_percent) * 100;
             let fill = u64::from(self.sample.queue_basis_points);
-            let dropped = self.sample.kernel_drops > before;
+            let dropped = self.sample.kernel_drops > before + DROP_SLACK;
             if self.level > 0 || self.kernel_share > 0 || fill >= target || dropped {
                 self.kernel_share = next_share(self.kernel_share, fill, target, dropped, rates);
             }
@@ -208,18 +228,23 @@ impl Pressure {
                 .map(|pm| sipedge_rt::SHED_ALL * pm.min(1000) / 1000);
             let (mut bytes, mut bp, mut drops) = (0u64, 0u32, 0u64);
             for &fd in &self.fds {
+                // The filter's count first: both counters run on while we read them, so
+                // this order can only overstate the queue's own drops by the few the
+                // filter dropped in between (DROP_SLACK), never hide them.
+                let by_filter = filtered(fd);
                 if let Ok(m) = sipedge_rt::socket_meminfo(fd) {
                     bytes += u64::from(m.rmem_alloc);
                     if m.rcvbuf > 0 {
                         let p = u64::from(m.rmem_alloc) * 10_000 / u64::from(m.rcvbuf);
                         bp = bp.max(u32::try_from(p).unwrap_or(u32::MAX));
                     }
-                    drops += u64::from(m.drops).saturating_sub(filtered(fd));
+                    drops += u64::from(m.drops).saturating_sub(by_filter);
                 }
             }
             let base = *self.drops_base.get_or_insert(drops);
-            let total = drops.saturating_sub(base);
-            drops_rose = total > self.sample.kernel_drops;
+            // Monotonic, and a rise only past the slack of the two reads.
+            let total = drops.saturating_sub(base).max(self.sample.kernel_drops);
+            drops_rose = total > self.sample.kernel_drops + DROP_SLACK;
             self.sample = PressureSample {
                 queue_bytes: bytes,
                 queue_percent: bp / 100,
@@ -355,35 +380,33 @@ const MIN_ADMIT_SHIFT: u32 = 12;
 
 /// One step of the kernel shed controller (module doc): the new shed share from the old,
 /// the queue fill and its target (basis points of SO_RCVBUF), whether the queue
-/// overflowed since the last sample, and `(read, shed)`: the datagrams the shard read and
-/// the requests the filter shed since the last sample.
-fn next_share(share: u64, fill: u64, target: u64, dropped: bool, (read, shed): (u64, u64)) -> u64 {
+/// overflowed since the last sample, and at the end of a rate window `(read, shed)`: the
+/// datagrams the shard read and the requests the filter shed in it.
+fn next_share(share: u64, fill: u64, target: u64, dropped: bool, rates: Option<(u64, u64)>) -> u64 {
     let all = sipedge_rt::SHED_ALL;
     let admit = all - share.min(all);
     let t = target.max(1);
     // The queue's correction g = num / den = 1 − (f − T)/8T = (9T − f)/8T, at least 1/8
     // (a queue of 8 targets), at most 9/8 (empty).
-    let (num, den) = if fill > t {
-        ((9 * t).saturating_sub(fill).max(t), 8 * t)
-    } else {
-        (9 * t - fill, 8 * t)
-    };
-    let admit = if dropped {
-        admit / 2
-    } else if read + shed > 0 {
+    let num = (9 * t).saturating_sub(fill).max(t);
+    let den = 8 * t;
+    let scaled = |a: u128| u64::try_from(a * u128::from(num) / u128::from(den)).unwrap_or(all);
+    // Never more than 5/4 of the share before: a shard draining a backlog reads more
+    // than came, and matching that would open the filter to the whole flood.
+    let probe = admit.saturating_add(admit / 4).max(all >> MIN_ADMIT_SHIFT << 3);
+    let admit = match rates {
+        _ if dropped => admit / 2,
+        // Nothing came and nothing was read: nothing to protect.
+        Some((0, 0)) => probe,
         // Rate matching: what the shard read is what it can serve (or all that came when
-        // it idled), read + shed what came; admit that share, corrected by g. Counted per
-        // sample whatever its length, so a shard that ran late (throttled, preempted)
-        // still measures its true rate.
-        let a = u128::from(all) * u128::from(read) * u128::from(num)
-            / (u128::from(read + shed) * u128::from(den));
-        // Never more than 5/4 of the share before: a shard draining a backlog reads more
-        // than came, and matching that would open the filter to the whole flood.
-        let probe = admit.saturating_add(admit / 4).max(all >> MIN_ADMIT_SHIFT << 3);
-        u64::try_from(a).unwrap_or(all).min(probe)
-    } else {
-        // No flow counts: the share follows the queue alone.
-        u64::try_from(u128::from(admit) * u128::from(num) / u128::from(den)).unwrap_or(all)
+        // it idled), read + shed what came; admit that share, corrected by g.
+        Some((read, shed)) => {
+            let a = u128::from(all) * u128::from(read) / u128::from(read + shed);
+            scaled(a).min(probe)
+        }
+        // Between windows only a queue past the target cuts (at once, per sample).
+        None if fill > t => scaled(u128::from(admit)),
+        None => admit,
     };
     let admit = admit.clamp(all >> MIN_ADMIT_SHIFT, all);
     all - admit
@@ -393,51 +416,46 @@ fn next_share(share: u64, fill: u64, target: u64, dropped: bool, (read, shed): (
 mod tests {
     use super::*;
 
-    /// The controller: the share of what came that the shard read, corrected by the queue
-    /// (at the target ×1, empty ×9/8, twice the target ×7/8, at most ×1/8); an overflow
-    /// halves; without flow counts the queue correction alone; never zero admitted.
+    /// The controller: per window, the share of what came that the shard read, corrected
+    /// by the queue (at the target ×1, empty ×9/8, twice the target ×7/8, at most ×1/8),
+    /// opening by 5/4 at most; between windows only a long queue cuts; an overflow halves;
+    /// never zero admitted.
     #[test]
     fn the_kernel_share_follows_the_queue() {
         let all = sipedge_rt::SHED_ALL;
         let t = 500; // 5 % in basis points
         let admit = |share: u64| all - share;
-        assert_eq!(next_share(0, t, t, false, (0, 0)), 0, "at the target: unchanged");
-        assert_eq!(next_share(0, 0, t, false, (0, 0)), 0, "calm: nothing shed");
-        assert_eq!(admit(next_share(0, 2 * t, t, false, (0, 0))), all / 8 * 7);
-        assert_eq!(admit(next_share(0, 10 * t, t, false, (0, 0))), all / 8, "at most to 1/8");
-        assert_eq!(admit(next_share(0, 0, t, true, (0, 0))), all / 2, "an overflow halves");
+        assert_eq!(next_share(0, t, t, false, None), 0, "at the target: unchanged");
+        assert_eq!(next_share(0, 0, t, false, None), 0, "calm: nothing shed");
+        assert_eq!(admit(next_share(0, 2 * t, t, false, None)), all / 8 * 7);
+        assert_eq!(admit(next_share(0, 10 * t, t, false, None)), all / 8, "at most to 1/8");
+        assert_eq!(admit(next_share(0, 0, t, true, None)), all / 2, "an overflow halves");
         let tenth = all - all / 10;
-        assert_eq!(admit(next_share(tenth, t, t, false, (0, 0))), all / 10);
-        assert_eq!(
-            admit(next_share(tenth, 0, t, false, (0, 0))),
-            all / 10 * 9 / 8,
-            "an empty queue: an eighth more"
-        );
-        assert!(admit(next_share(all, 10 * t, t, true, (0, 0))) >= all >> MIN_ADMIT_SHIFT);
-        // Rate matching: read 1000 of 10,000 that came, queue at the target: admit 1/10,
-        // whatever the share was.
+        assert_eq!(admit(next_share(tenth, 0, t, false, None)), all / 10, "between windows");
+        assert!(admit(next_share(all, 10 * t, t, true, None)) >= all >> MIN_ADMIT_SHIFT);
+        // Rate matching: read 1000 of 10,000 that came, queue at the target: admit 1/10.
         for s in [0, all / 2, tenth] {
-            assert_eq!(admit(next_share(s, t, t, false, (1000, 9000))), all / 10);
+            assert_eq!(admit(next_share(s, t, t, false, Some((1000, 9000)))), all / 10);
         }
         assert_eq!(
-            admit(next_share(0, 2 * t, t, false, (1000, 9000))),
-            all * 7 / 80,
+            admit(next_share(0, 2 * t, t, false, Some((1000, 9000)))),
+            all / 10 * 7 / 8,
             "a long queue: less"
         );
         assert_eq!(
-            admit(next_share(tenth, 0, t, false, (500, 9500))),
-            all * 9 / 160,
+            admit(next_share(tenth, 0, t, false, Some((500, 9500)))),
+            all / 20 * 9 / 8,
             "idle: what came was all read; an eighth more"
         );
         assert_eq!(
-            admit(next_share(all - all / 4, 0, t, false, (5000, 500))),
+            admit(next_share(all - all / 4, 0, t, false, Some((5000, 500)))),
             all / 4 * 5 / 4,
             "a drained backlog (read more than came) opens by 5/4 at most"
         );
-        // Calm again: back to all within 20 samples from 1/10.
+        // Calm again (nothing shed): back to all within 11 windows from 1/10.
         let mut s = tenth;
-        for _ in 0..20 {
-            s = next_share(s, 0, t, false, (0, 0));
+        for _ in 0..11 {
+            s = next_share(s, 0, t, false, Some((100, 0)));
         }
         assert_eq!(s, 0);
 
@@ -449,16 +467,18 @@ mod tests {
         p.level = 0;
         p.kernel_share = all / 2;
         assert_eq!(p.end_turn(t0 + ms(10), ms(1), &|_| 0), None);
+        assert_eq!(p.kernel_shed_share(), all / 2, "between windows: unchanged");
+        assert_eq!(p.end_turn(t0 + ms(60), ms(1), &|_| 0), None);
         assert_eq!(
             p.kernel_shed_share(),
-            all - all / 2 * 9 / 8,
-            "level 0 with an empty queue: admits an eighth more per sample"
+            all - all / 2 * 5 / 4,
+            "level 0, nothing came in a window: admits a quarter more"
         );
-        for i in 0..8 {
-            p.end_turn(t0 + ms(20 + 10 * i), ms(1), &|_| 0);
+        for i in 0..4 {
+            p.end_turn(t0 + ms(120 + 60 * i), ms(1), &|_| 0);
         }
         assert_eq!(p.kernel_shed_share(), 0, "calm: none");
-        p.end_turn(t0 + ms(200), ms(1), &|_| 0);
+        p.end_turn(t0 + ms(400), ms(1), &|_| 0);
         assert_eq!(p.kernel_shed_share(), 0, "a short queue never starts shedding");
     }
 
@@ -499,7 +519,7 @@ mod tests {
     #[test]
     fn a_ten_times_flood_is_cut_to_the_shards_rate() {
         let all = sipedge_rt::SHED_ALL;
-        let (read, longest) = flood(&|s, f, d, r| next_share(s, f, 100, d, r));
+        let (read, longest) = flood(&|s, f, d, r| next_share(s, f, 100, d, Some(r)));
         assert!(read >= 40 * 950, "read {read} of {}", 40 * 1000);
         assert!(longest <= 200, "queue {longest}");
         let aimd = |s: u64, f: u64, d: bool, _| {
