@@ -212,7 +212,11 @@ pub(crate) fn run(
             }
         }
         let second = now.saturating_duration_since(start).as_secs() as usize;
-        let timeout = if sending { TICK } else { Duration::from_millis(20) };
+        let timeout = if sending {
+            TICK
+        } else {
+            Duration::from_millis(20)
+        };
         engine.wait(Some(timeout), || false, |d| count(&mut r, d.data, second))?;
     }
     let stats = engine.stats();
@@ -276,7 +280,10 @@ mod tests {
         let mut t = Template::new(&spec(), "127.0.41.7:40000".parse().expect("addr"));
         t.set(42, 7);
         let text = String::from_utf8(t.bytes.clone()).expect("utf-8");
-        assert!(text.contains("branch=z9hG4bKfl00000abc000000000042\r\n"), "{text}");
+        assert!(
+            text.contains("branch=z9hG4bKfl00000abc000000000042\r\n"),
+            "{text}"
+        );
         assert!(text.contains("Call-ID: 000000000042-00000abc@flood\r\n"));
         assert!(text.contains("Contact: <sip:fl000000000007@127.0.41.7:40000>\r\n"));
         let m = sipedge_msg::Message::parse(&t.bytes).expect("parses");
@@ -297,7 +304,10 @@ mod tests {
         count(&mut r, b"SIP/2.0 503 x", 0);
         count(&mut r, b"SIP/2.0 401 x", 0);
         count(&mut r, b"junk", 0);
-        assert_eq!((r.ok, r.unavailable, r.other, r.not_responses), (1, 1, 1, 1));
+        assert_eq!(
+            (r.ok, r.unavailable, r.other, r.not_responses),
+            (1, 1, 1, 1)
+        );
         assert_eq!(r.ok_per_second, [0, 0, 1]);
     }
 }
