@@ -205,7 +205,6 @@ impl Pressure {
             if !shrinking && (self.level > 0 || self.kernel_share > 0 || fill >= target || dropped)
             {
                 self.kernel_share = next_share(self.kernel_share, fill, target, dropped, rates);
-                if std::env::var_os("OVL_DEBUG").is_some() {}
             }
         }
         out
