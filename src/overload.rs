@@ -22,8 +22,10 @@
 //!   backlog reads more than came in the window, and matching that would open the filter
 //!   to the whole flood — seen: 23 % → 92 % in one step, a 21 MB queue the next);
 //! * between windows, per 5 ms sample, only a queue past the target that grew since the
-//!   sample before cuts: `a ×= g` (a flood's first samples halve at once; a backlog being
-//!   served is not cut again — seen: cut to 0.2 %, then 1.7 s to climb back);
+//!   sample before cuts: `a ×= 1 - (f - T) / 8T`, at least 1/8 (a flood's first sample
+//!   cuts to 1/8 at once — seen: a 16 MB queue and level 2 when the first cuts only
+//!   halved; a backlog being served is not cut again — seen: cut to 0.2 %, then 1.7 s to
+//!   climb back);
 //! * `a` never falls below 1/4096, so it can grow back.
 //!
 //! It starts when the queue first passes `T` or the level rises, and runs until `a` is
@@ -415,8 +417,12 @@ fn next_share(share: u64, fill: u64, target: u64, dropped: bool, rates: Option<(
             let a = u128::from(all) * u128::from(read) / u128::from(read + shed);
             scaled(a).min(probe)
         }
-        // Between windows only a queue past the target cuts (at once, per sample).
-        None if fill > t => scaled(u128::from(admit)),
+        // Between windows only a queue past the target cuts (at once, per sample), down
+        // to 1/8 for a queue of 8 targets: a flood's start is cut within a sample or two.
+        None if fill > t => {
+            let cut = (9 * t).saturating_sub(fill).max(t);
+            u64::try_from(u128::from(admit) * u128::from(cut) / u128::from(8 * t)).unwrap_or(all)
+        }
         None => admit,
     };
     let admit = admit.clamp(all >> MIN_ADMIT_SHIFT, all);
@@ -445,8 +451,13 @@ mod tests {
         assert_eq!(admit(next_share(0, 2 * t, t, false, None)), all / 8 * 7);
         assert_eq!(
             admit(next_share(0, 10 * t, t, false, None)),
+            all / 8,
+            "between windows: cut to 1/8 at most"
+        );
+        assert_eq!(
+            admit(next_share(0, 10 * t, t, false, Some((1000, 0)))),
             all / 2,
-            "at most halved"
+            "a window: the queue's correction at most halves"
         );
         assert_eq!(
             admit(next_share(0, 0, t, true, None)),
