@@ -34,7 +34,9 @@
 #   MEASURE_SECS [5] OUTSTANDING [256] RATE [measured per server] MEASURED_RATE [1000]
 #   CALL_RATE [50] UAS [200] SOURCES [10] SERVER_CORE [0] GEN_CORE [1]
 #   SIDE_CORE [$SERVER_CORE: measured register + calls] SERVERS ["sipedge kamailio"]
-#   NO_BUILD [unset] OUT [target/overload] BIN [target/release]
+#   NO_BUILD [unset] OUT [target/overload] BIN [target/release] TRACE_EVERY [0.2 s: sipedge's
+#   queue / shed share / level trace in OUT/sipedge.trace] SIPEDGE_OVERLOAD [extra [overload]
+#   lines, e.g. "kernel_shed_queue_percent = 2"]
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
