@@ -152,6 +152,11 @@ impl BanRegistry {
         self.filter.get().map_or(0, |f| f.socket_drops(fd))
     }
 
+    /// A kernel filter is attached (bans and shed shares reach the kernel).
+    pub fn has_filter(&self) -> bool {
+        self.filter.get().is_some()
+    }
+
     /// Sets the kernel filter's shed share of OPTIONS/REGISTER on socket `fd` (no-op
     /// without a filter; see `overload.rs`).
     pub fn set_kernel_shed(&self, fd: std::os::fd::RawFd, share: u64) {

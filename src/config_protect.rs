@@ -47,6 +47,11 @@ impl Default for RawProtect {
 /// Default `[protect] trusted`: loopback (local tools, load generators on the box).
 pub const DEFAULT_TRUSTED: &[&str] = &["127.0.0.0/8", "::1/128"];
 
+/// Default `[overload] kernel_shed_queue_percent`: the kernel shed controller's target
+/// receive-queue fill, percent of SO_RCVBUF (1 % of the default 16 MiB ≈ 100 queued
+/// datagrams; the engine's 1024 receive buffers hold the shard's backlog beyond it).
+pub const DEFAULT_KERNEL_SHED_QUEUE_PERCENT: u32 = 1;
+
 /// `[overload]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -96,9 +101,9 @@ pub struct OverloadSettings {
     pub shed_refresh_queue_percent: u32,
     /// The kernel dropped datagrams since the last sample: level 1.
     pub shed_on_kernel_drops: bool,
-    /// From level 1 on, the kernel filter's shed share of OPTIONS/REGISTER is driven by
-    /// this receive-queue fill (% of SO_RCVBUF): above it the admitted share halves per
-    /// sample, below it grows back by 1/16 per sample, until all pass (`overload.rs`).
+    /// The kernel filter's shed share of OPTIONS/REGISTER holds the receive queue near this
+    /// fill (% of SO_RCVBUF); it starts when the queue passes it or the level rises and
+    /// runs until all pass again (`overload.rs`).
     pub kernel_shed_queue_percent: u32,
     /// The level steps down once the measures stayed below it this long.
     pub calm_ms: u32,
@@ -113,7 +118,7 @@ impl Default for OverloadSettings {
             shed_new_queue_percent: 20,
             shed_refresh_queue_percent: 50,
             shed_on_kernel_drops: true,
-            kernel_shed_queue_percent: 5,
+            kernel_shed_queue_percent: DEFAULT_KERNEL_SHED_QUEUE_PERCENT,
             calm_ms: 500,
         }
     }

@@ -207,6 +207,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             .collect(),
     );
     let mut kernel_shed = crate::overload::KernelShedWriter::new(pressure.fds());
+    let shed_fds = pressure.fds();
     let mut ban_cursor = crate::bans::BanCursor::default();
     let mut last_sweep = Instant::now();
     let mut engine = match Engine::new(io, sockets, wake, &engine_cfg) {
@@ -452,12 +453,22 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             metrics.limits.publish_journal(p);
         }
         let worked = work_start.elapsed();
-        if let Some(level) = pressure.end_turn(Instant::now(), worked, &|fd| bans.filter_drops(fd))
+        let read = engine.stats().datagrams_in;
+        let flow = || {
+            let shed = shed_fds.iter().fold(0u64, |n, &fd| {
+                let s = bans.kernel_shed(fd);
+                n.saturating_add(s.options).saturating_add(s.register)
+            });
+            (read, shed)
+        };
+        if let Some(level) =
+            pressure.end_turn_with(Instant::now(), worked, &|fd| bans.filter_drops(fd), &flow)
         {
             core.handle_pressure(level);
             tracing::info!(target: "sip::overload", level, turn_ms = worked.as_millis() as u64, queue_percent = pressure.sample.queue_percent, kernel_drops = pressure.sample.kernel_drops, "shard pressure level changed");
         }
         kernel_shed.after_turn(&pressure, &bans, &metrics.protect);
+        core.handle_kernel_shed(kernel_shed.active());
         metrics
             .protect
             .publish(&core.protect_stats(), &pressure.sample);

@@ -172,7 +172,8 @@ impl<'a> Registrar<'a> {
         aor: &[u8],
     ) -> bool {
         let level = self.protect.pressure();
-        if level == 0 {
+        // Level 1 while the kernel filter sheds REGISTERs by share: it admitted this one.
+        if level == 0 || (level < 2 && self.protect.kernel_admits()) {
             return false;
         }
         let (domain, user) = split_aor(aor);

@@ -459,3 +459,46 @@ fn overload_sheds_new_then_refreshes_never_in_dialog() {
         Some(503)
     );
 }
+
+/// Issue 17 item 6: while the shell's kernel filter sheds OPTIONS and REGISTER by a share
+/// sized to the shard, level 1 serves what the filter admitted (a new AoR's REGISTER is
+/// challenged, an OPTIONS answered) instead of refusing it a second time; new INVITEs, which
+/// the filter never sheds, still get 503, and level 2 still sheds every REGISTER.
+#[test]
+fn level_one_serves_what_the_kernel_filter_admitted() {
+    let mut c = protected(ProtectConfig::default());
+    let src = "192.0.2.50:40123";
+    c.handle_pressure(1);
+    c.handle_kernel_shed(true);
+    let bob = register_as("bob");
+    assert_eq!(
+        status_of(&send_from(&mut c, 100, src, &bob.bytes())),
+        Some(401),
+        "a new AoR's REGISTER admitted by the filter is processed"
+    );
+    assert_eq!(
+        status_of(&send_from(&mut c, 100, src, &options("P", 1))),
+        Some(200)
+    );
+    assert_eq!(
+        status_of(&send_from(&mut c, 100, src, &invite(1, false))),
+        Some(503),
+        "new INVITEs are shed in user space"
+    );
+    assert_eq!(c.protect_stats().shed_new, 1);
+
+    c.handle_pressure(2);
+    assert_eq!(
+        status_of(&send_from(&mut c, 200, src, &bob.clone().cseq(2).bytes())),
+        Some(503),
+        "level 2 sheds every REGISTER"
+    );
+
+    // The filter stopped shedding: level 1 refuses new AoRs again.
+    c.handle_pressure(1);
+    c.handle_kernel_shed(false);
+    assert_eq!(
+        status_of(&send_from(&mut c, 300, src, &register_as("carol").bytes())),
+        Some(503)
+    );
+}

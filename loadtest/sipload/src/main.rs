@@ -9,12 +9,14 @@
 //! | `retx` | RFC 3261 retransmission schedule and timer queues |
 //! | `txn` | transactions in flight, keyed by the top Via branch |
 //! | `stats`, `report` | counters, latency histogram, JSON and text output |
+//! | `flood` | issue 17's overload offer: prebuilt new REGISTERs, replies counted by status code |
 //! | `procstat` | CPU seconds of a process from `/proc` |
 //! | `tcp` | `--transport tcp`: one persistent connection per UA, behind the engine's interface |
 
 mod cli;
 #[cfg(test)]
 mod fake_tests;
+mod flood;
 mod pacer;
 mod procstat;
 mod report;
@@ -205,6 +207,9 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     let wake = WakeFd::new().map_err(|e| format!("eventfd: {e}"))?;
     let engine = Engine::new(mode, sockets, wake, &cfg).map_err(|e| format!("engine: {e}"))?;
+    if cli.scenario == scenario::Kind::Flood {
+        return run_flood(cli, engine, &locals);
+    }
     run_with(cli, tcp::Io::Udp(engine), locals)
 }
 
@@ -319,6 +324,44 @@ fn run_with(cli: &Cli, engine: tcp::Io, locals: Vec<SocketAddr>) -> Result<(), S
         println!("{text}");
     } else {
         print!("{}", report::human(&report));
+    }
+    Ok(())
+}
+
+/// `flood` (`flood.rs`): exits non-zero when the generator offered less than 95 % of --rate.
+fn run_flood(cli: &Cli, mut engine: Engine, locals: &[SocketAddr]) -> Result<(), String> {
+    if cli.rate <= 0.0 {
+        return Err("flood is open loop: --rate must be positive".into());
+    }
+    let spec = flood::FloodSpec {
+        target: cli.target,
+        domain: cli.domain.clone(),
+        rate: cli.rate,
+        duration: Duration::from_secs_f64(cli.duration),
+        drain: Duration::from_millis(cli.drain_ms),
+        aors: cli.aors,
+        expires: cli.expires,
+        run_id: run_id(),
+        max_burst: MAX_BURST,
+    };
+    let r = flood::run(&spec, &mut engine, locals, &cli.server_pid)
+        .map_err(|e| format!("engine: {e}"))?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", flood::human(&r));
+    }
+    if !r.valid {
+        return Err(format!(
+            "achieved {:.0}/s of {:.0}/s offered (< {:.0} %): the generator, not the server, \
+             limited this run",
+            r.achieved_rate,
+            r.offered_rate,
+            100.0 * flood::MIN_ACHIEVED
+        ));
     }
     Ok(())
 }

@@ -36,6 +36,14 @@ impl Core {
         self.protect.set_pressure(level);
     }
 
+    /// Whether the shell's kernel filter is shedding OPTIONS and REGISTER by share (issue
+    /// 17 item 6): while it is, pressure level 1 no longer answers those two classes 503
+    /// in user space ([`crate::Protect::set_kernel_admits`]); level 2 still sheds every
+    /// REGISTER.
+    pub fn handle_kernel_shed(&mut self, active: bool) {
+        self.protect.set_kernel_admits(active);
+    }
+
     /// The protection counters.
     pub fn protect_stats(&self) -> ProtectStats {
         self.protect.stats()
@@ -106,6 +114,8 @@ impl Core {
             // Level 1: the AoR's owner decides (new AoRs only); level 2: every REGISTER.
             Some(Method::Register) if level < 2 => return false,
             Some(Method::Register) => true,
+            // Level 1 with the kernel shedding OPTIONS by share: admitted there, served here.
+            Some(Method::Options) if level < 2 && self.protect.kernel_admits() => return false,
             Some(_) => false,
         };
         let req = Req::Valid(msg, v);

@@ -207,6 +207,9 @@ pub struct Protect {
     stats: ProtectStats,
     /// 0 none, 1 shed new requests, 2 shed refreshes too.
     pressure: u8,
+    /// The shell's kernel filter sheds OPTIONS and REGISTER by a share sized to what this
+    /// shard can serve ([`Protect::set_kernel_admits`]).
+    kernel_admits: bool,
     /// Drives the Retry-After spread (with the seed: deterministic, replayable).
     draws: u64,
     seed: u64,
@@ -224,6 +227,7 @@ impl Protect {
             cfg,
             stats: ProtectStats::default(),
             pressure: 0,
+            kernel_admits: false,
             draws: 0,
             seed,
         }
@@ -438,6 +442,22 @@ impl Protect {
     /// Sets the pressure level (clamped to 2).
     pub fn set_pressure(&mut self, level: u8) {
         self.pressure = level.min(2);
+    }
+
+    /// Whether the kernel filter is shedding OPTIONS and REGISTER by share (issue 17 item
+    /// 6). While it is, level 1 leaves those two classes alone: what reaches user space
+    /// was admitted because the queue had room for it, and a 503 costs a read, a parse and
+    /// a send for nothing — at 10× offered load it would refuse the very share the filter
+    /// sized to the shard's capacity, so no new registration would complete. Level 2 still
+    /// sheds every REGISTER (RFC 3261 §21.5.4).
+    pub fn set_kernel_admits(&mut self, on: bool) {
+        self.kernel_admits = on;
+    }
+
+    /// True when level-1 shedding skips `OPTIONS` and `REGISTER` (see
+    /// [`Protect::set_kernel_admits`]).
+    pub fn kernel_admits(&self) -> bool {
+        self.kernel_admits
     }
 
     /// A Retry-After for a shed request, drawn evenly in `retry_after_secs`.

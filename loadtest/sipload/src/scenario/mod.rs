@@ -53,6 +53,9 @@ pub(crate) enum Kind {
     Call,
     /// Register the UAs (setup), then only answer the edge's OPTIONS pings and count CRLF pings.
     Keepalive,
+    /// Issue 17's overload offer: new REGISTERs at --rate, prebuilt and rewritten in place,
+    /// replies counted by status code only (`flood.rs`; no transactions, no retransmissions).
+    Flood,
 }
 
 /// Everything a scenario is built from (from the command line).
@@ -163,6 +166,8 @@ pub(crate) fn build(kind: Kind, p: &Params) -> Box<dyn Scenario> {
         Kind::RegisterAuth => Box::new(Register::new(RegMode::Auth, p)),
         Kind::Call => Box::new(Call::new(p)),
         Kind::Keepalive => Box::new(Keepalive::new(p)),
+        // `flood` runs in flood.rs and never builds a scenario; a plain register if it did.
+        Kind::Flood => Box::new(Register::new(RegMode::New, p)),
     }
 }
 
