@@ -484,11 +484,24 @@ fn flood(n: u32, tag: &str, ip: &str, port: u16, [phone_ip, prober_ip]: [&str; 2
     );
     assert!(edge.alive(), "the process survived the flood");
     assert!(report.sent > 20, "the prober ran ({} probes)", report.sent);
+    // Issue 17: under pressure the kernel filter may shed OPTIONS by share — a counted drop,
+    // never a silent one. Every probe is answered, 503'd, or counted in that shed.
+    let kernel_shed_options: u64 = edge
+        .metrics()
+        .lines()
+        .filter(|l| {
+            l.starts_with("sipedge_overload_kernel_shed_total") && l.contains("class=\"options\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
     assert!(
-        report.missed.is_empty(),
-        "{} of {} OPTIONS got no 200 (nor a shed 503) within 1 s (slowest answered: {:?})",
+        report.missed.len() as u64 <= kernel_shed_options
+            && report.missed.len() * 20 <= report.sent as usize,
+        "{} of {} OPTIONS got no 200 (nor a shed 503) within 1 s and the kernel shed counted {} \
+         (slowest answered: {:?})",
         report.missed.len(),
         report.sent,
+        kernel_shed_options,
         report.slowest
     );
     assert!(
