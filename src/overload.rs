@@ -62,7 +62,7 @@ use crate::config_protect::OverloadSettings;
 const DROP_SLACK: u64 = 64;
 
 /// The kernel shed controller matches rates over windows this long (module doc).
-const RATE_WINDOW: Duration = Duration::from_millis(20);
+pub const RATE_WINDOW: Duration = Duration::from_millis(20);
 
 /// The socket queues are read at most this often (one getsockopt per socket).
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);
@@ -101,6 +101,9 @@ pub struct Pressure {
     flow_base: Option<(Instant, u64, u64)>,
     /// The queue fill of the sample before (basis points).
     last_fill: u64,
+    /// The shard's working time in the current rate window: a shard that idled half of it
+    /// has room, and what it read says nothing about what it could serve.
+    window_busy: Duration,
     /// Debug builds only: `SIPEDGE_TEST_PRESSURE_FILE`, a file whose number (0–2), when
     /// present, is the level — so tests over the binary can make a shard shed on cue. An
     /// optional second number (0–1000) forces the kernel shed share, per mille.
@@ -132,6 +135,7 @@ impl Pressure {
             sample: PressureSample::default(),
             drops_base: None,
             kernel_share: 0,
+            window_busy: Duration::ZERO,
             flow_base: None,
             last_fill: 0,
             forced: test_pressure_file(),
@@ -183,6 +187,7 @@ impl Pressure {
         let sampled = self
             .last_sample
             .is_none_or(|t| now.saturating_duration_since(t) >= SAMPLE_EVERY);
+        self.window_busy = self.window_busy.saturating_add(turn);
         let before = self.sample.kernel_drops;
         let out = self.measure(now, turn, filtered);
         if let Some(share) = self.forced_share {
@@ -193,8 +198,15 @@ impl Pressure {
             let (t0, read0, shed0) = *self.flow_base.get_or_insert((now, read, shed));
             // The rates over a window of RATE_WINDOW: per 5 ms sample they are a few dozen
             // datagrams, and a shard that runs in bursts (a CPU quota) reads them unevenly.
-            let rates = (now.saturating_duration_since(t0) >= RATE_WINDOW).then(|| {
+            let window = now.saturating_duration_since(t0);
+            let mut spare = false;
+            let rates = (window >= RATE_WINDOW).then(|| {
                 self.flow_base = Some((now, read, shed));
+                // Busy less than half the window: it read all it was given, not all it can
+                // serve — matching that rate would hold a share shed after a flood ends
+                // (what it admits is what it reads) on an idle shard forever.
+                spare = self.window_busy * 2 < window;
+                self.window_busy = Duration::ZERO;
                 (read.saturating_sub(read0), shed.saturating_sub(shed0))
             });
             let target = u64::from(self.settings.kernel_shed_queue_percent) * 100;
@@ -206,6 +218,11 @@ impl Pressure {
             self.last_fill = fill;
             if !shrinking && (self.level > 0 || self.kernel_share > 0 || fill >= target || dropped)
             {
+                let rates = if spare && fill <= target {
+                    Some((0, 0))
+                } else {
+                    rates
+                };
                 self.kernel_share = next_share(self.kernel_share, fill, target, dropped, rates);
             }
         }
@@ -628,6 +645,32 @@ mod tests {
         assert!(
             p.kernel_shed_share() > 0,
             "past the target: the kernel sheds at level 0"
+        );
+    }
+
+    /// After a flood the filter must reopen on an idle shard: what it admits is all it
+    /// reads, so matching that rate would hold the share forever (seen: a clean source's
+    /// OPTIONS shed seconds after a banned flood ended).
+    #[test]
+    fn an_idle_shard_reopens_the_filter_after_a_flood() {
+        use std::os::fd::AsRawFd;
+        let rx = std::net::UdpSocket::bind("127.0.44.252:0").unwrap_or_else(|e| panic!("{e}"));
+        let mut p = Pressure::new(OverloadSettings::default(), vec![rx.as_raw_fd()]);
+        p.kernel_share = sipedge_rt::SHED_ALL - (sipedge_rt::SHED_ALL >> MIN_ADMIT_SHIFT);
+        let t0 = Instant::now();
+        // A trickle: each window the shard reads 1 datagram and the filter sheds 99 of the
+        // clean source's requests; the shard works 0.1 ms a turn.
+        let mut shed_total = 0;
+        for i in 0..60u64 {
+            shed_total += 99;
+            let (read, shed) = (i, shed_total);
+            let now = t0 + Duration::from_millis(5 * (i + 1));
+            let _ = p.end_turn_with(now, Duration::from_micros(100), &|_| 0, &|| (read, shed));
+        }
+        assert_eq!(
+            p.kernel_shed_share(),
+            0,
+            "an idle shard with an empty queue admits everything again within 300 ms"
         );
     }
 

@@ -308,6 +308,12 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             // The once-a-second sweep of connection timeouts.
             timeout = Some(timeout.map_or(s.max_wait(), |t| t.min(s.max_wait())));
         }
+        if pressure.kernel_shed_share() > 0 {
+            // While the filter sheds, the controller must see windows even when nothing is
+            // admitted, or a share set during a flood would outlive it (`overload.rs`).
+            let w = crate::overload::RATE_WINDOW;
+            timeout = Some(timeout.map_or(w, |t| t.min(w)));
+        }
         let mut turn_now = None;
         // When the turn's work began: the first datagram handed over, or the wait's return.
         let mut work_start = None;
