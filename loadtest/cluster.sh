@@ -32,7 +32,8 @@
 # everything started here is stopped on exit.
 #
 # Environment knobs (defaults in brackets):
-#   PHASES ["1 2 3"] EDGE_CORE [0] GEN_CORE [1] NO_BUILD [unset] BIN [target/release]
+#   PHASES ["1 2 3"] EDGE_CORE [0] EDGE_CPUS [$EDGE_CORE] GEN_CORE [1] NO_BUILD [unset]
+#   BIN [target/release]
 #   OUT [target/cluster]  SYNC [batch] (journal sync)  DRAIN_SECS [300] (longest wait for a
 #   write-behind backlog to drain)
 #   phase 1: DURATION [10] OUTSTANDING [1024] UAS [1000] SOURCES [10] AORS [100000] (refresh
@@ -49,6 +50,10 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PHASES=${PHASES:-1 2 3}
 EDGE_CORE=${EDGE_CORE:-0}
+# Cores the edge process may use (taskset). Default: its core only, so the cluster thread
+# (Redis client) and the admin thread share the shard's core, and cluster mode's CPU counts
+# against the edge. EDGE_CPUS=0,1 lets them float onto the generator's core instead.
+EDGE_CPUS=${EDGE_CPUS:-$EDGE_CORE}
 GEN_CORE=${GEN_CORE:-1}
 BIN=${BIN:-$ROOT/target/release}
 [[ $BIN == /* ]] || BIN=$ROOT/$BIN
@@ -207,7 +212,7 @@ start_edge() { # $1 = edge index, $2 = shards; the config written by write_conf
     local i=$1 t=${EDGE_IPS[$1]}:$SIP_PORT
     [[ -n "${EDGE_PID[$i]:-}" ]] && { echo "edge $i is running" >&2; exit 1; }
     answers "$t" && { echo "$t is already in use" >&2; exit 1; }
-    taskset -c "$EDGE_CORE" "$BIN/sipedge" --config "$TMP/edge$i.toml" --shards "$2" \
+    taskset -c "$EDGE_CPUS" "$BIN/sipedge" --config "$TMP/edge$i.toml" --shards "$2" \
         2>>"$OUT/edge$((i + 1)).log" &
     EDGE_PID[$i]=$!
 }

@@ -236,7 +236,8 @@ impl PhaseReport {
                 })
                 .collect(),
             latency_us: Latency::of(&s.latency),
-            invite_latency_us: (!s.invite_latency.is_empty()).then(|| Latency::of(&s.invite_latency)),
+            invite_latency_us: (!s.invite_latency.is_empty())
+                .then(|| Latency::of(&s.invite_latency)),
             generator_cpu_s,
             server_cpu_s,
             server_cpu_s_per_m_replies: per_million(server_cpu_s, c.replies),
