@@ -20,6 +20,15 @@ pub(crate) struct Cli {
     /// Where to send (must be a loopback address unless --allow-non-loopback).
     #[arg(long, default_value = "127.0.0.1:5060")]
     pub(crate) target: SocketAddr,
+    /// Where the setup flows go (the bindings `refresh`/`keepalive` register, the callees of
+    /// `call`), when not --target: e.g. register the callees on edge A of a cluster and call
+    /// them through edge B (issue 20). UDP only; loopback unless --allow-non-loopback.
+    #[arg(long)]
+    pub(crate) register_target: Option<SocketAddr>,
+    /// Wait this long after the setup before the measured phases (e.g. for a cluster's
+    /// write-behind to reach Redis), ms.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) setup_pause_ms: u64,
     /// Request-URI (default `sip:<target>` for options, `sip:<domain>` for REGISTER).
     #[arg(long)]
     pub(crate) ruri: Option<String>,
@@ -203,6 +212,16 @@ impl Cli {
                 self.target
             ));
         }
+        if let Some(t) = self.register_target {
+            if !t.ip().is_loopback() && !self.allow_non_loopback {
+                return Err(format!(
+                    "--register-target {t} is not a loopback address (use --allow-non-loopback)"
+                ));
+            }
+            if self.transport == Transport::Tcp {
+                return Err("--register-target needs --transport udp".into());
+            }
+        }
         if !(self.rate.is_finite() && self.rate >= 0.0) {
             return Err("--rate must be ≥ 0".into());
         }
@@ -262,6 +281,9 @@ mod tests {
         assert!(cli(&["--target", "[::1]:5060"]).is_ok());
         assert!(cli(&["--target", "192.0.2.1:5060"]).is_err());
         assert!(cli(&["--target", "192.0.2.1:5060", "--allow-non-loopback"]).is_ok());
+        assert!(cli(&["--register-target", "127.0.0.2:5060"]).is_ok());
+        assert!(cli(&["--register-target", "192.0.2.1:5060"]).is_err());
+        assert!(cli(&["--register-target", "127.0.0.2:5060", "--transport", "tcp"]).is_err());
         assert!(cli(&["--rate", "0", "--ramp", "1:1:2"]).is_err());
         assert!(cli(&["--uas", "0"]).is_err());
         assert!(cli(&["--target", "[::1]:5060", "--sources", "2"]).is_err());

@@ -225,7 +225,21 @@ fn run(
     flows: u64,
     tweak: impl FnOnce(&mut Params),
 ) -> (Option<PhaseOutcome>, PhaseOutcome) {
+    run_split(kind, edge, false, uas, flows, tweak)
+}
+
+/// [`run`]; with `setup_elsewhere`, the setup goes to a second fake edge (`--register-target`)
+/// that shares nothing with the first.
+fn run_split(
+    kind: Kind,
+    edge: Edge,
+    setup_elsewhere: bool,
+    uas: usize,
+    flows: u64,
+    tweak: impl FnOnce(&mut Params),
+) -> (Option<PhaseOutcome>, PhaseOutcome) {
     let (addr, stop, h) = spawn_edge(edge);
+    let other = setup_elsewhere.then(|| spawn_edge(edge));
     let sockets: Vec<UdpSocket> = (0..uas)
         .map(|_| {
             let s = UdpSocket::bind("127.0.0.1:0").expect("bind UA");
@@ -256,6 +270,9 @@ fn run(
     p.target = addr;
     tweak(&mut p);
     let mut runner = Runner::new(engine, scenario::build(kind, &p), setup);
+    if let Some((a, _, _)) = &other {
+        runner.set_target(*a);
+    }
     let n = runner.scenario_mut().setup_flows();
     let setup_out = (n > 0).then(|| {
         let spec = PhaseSpec {
@@ -268,6 +285,7 @@ fn run(
         runner.scenario_mut().end_setup();
         out
     });
+    runner.set_target(addr);
     let spec = PhaseSpec {
         rate: 2000.0,
         outstanding: 1,
@@ -281,6 +299,10 @@ fn run(
     let out = runner.run_phase(&spec).expect("phase runs");
     stop.store(true, Ordering::Relaxed);
     h.join().expect("edge thread");
+    if let Some((_, stop, h)) = other {
+        stop.store(true, Ordering::Relaxed);
+        h.join().expect("edge thread");
+    }
     (setup_out, out)
 }
 
@@ -344,6 +366,23 @@ fn calls_reach_the_registered_callees_and_hang_up() {
         "the callees took INVITE, ACK and BYE of every call"
     );
     assert_eq!(c.provisional, 60, "one 180 per call");
+    assert_eq!(
+        out.stats.invite_latency.len(),
+        60,
+        "INVITE latency: the INVITEs only"
+    );
+    assert_eq!(out.stats.latency.len(), 120, "every transaction");
+}
+
+#[test]
+fn register_target_sends_the_setup_elsewhere_and_the_calls_to_the_target() {
+    // The callees register on the other edge; the target edge holds nobody and answers 404.
+    let (setup, out) = run_split(Kind::Call, EDGE, true, 6, 30, |_| {});
+    assert_eq!(setup.expect("callees register").stats.c.successes, 3);
+    let c = &out.stats.c;
+    assert_eq!((c.sent, c.successes, c.failures), (30, 0, 30), "{c:?}");
+    assert_eq!(c.codes.get(&404), Some(&30));
+    assert_eq!(c.answered, 0, "no call reached a callee");
 }
 
 #[test]

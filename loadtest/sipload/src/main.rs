@@ -244,7 +244,14 @@ fn run_with(cli: &Cli, engine: tcp::Io, locals: Vec<SocketAddr>) -> Result<(), S
         max_burst: MAX_BURST,
     };
     let mut runner = Runner::new(engine, scenario, setup);
+    if let Some(t) = cli.register_target {
+        runner.set_target(t);
+    }
     let setup_report = run_setup(cli, &mut runner)?;
+    runner.set_target(cli.target);
+    if setup_report.is_some() && cli.setup_pause_ms > 0 {
+        std::thread::sleep(Duration::from_millis(cli.setup_pause_ms));
+    }
 
     let (mode_name, rates, secs) = match (&cli.ramp, cli.rate) {
         (Some(r), _) => ("ramp", r.rates(), cli.step_seconds),

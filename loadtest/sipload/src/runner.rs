@@ -147,6 +147,12 @@ impl Runner {
         &self.engine
     }
 
+    /// Sends the next flows (and their retransmissions and follow-ups) to `target`: the setup
+    /// may go to another server than the measured phases (`--register-target`).
+    pub(crate) fn set_target(&mut self, target: SocketAddr) {
+        self.st.setup.target = target;
+    }
+
     pub(crate) fn scenario_mut(&mut self) -> &mut dyn crate::scenario::Scenario {
         self.st.scenario.as_mut()
     }
@@ -368,6 +374,7 @@ impl State {
             c.unmatched += 1;
             return;
         };
+        let invite = txn.invite;
         let code = match status {
             Some(code) if code < 200 => {
                 txn.proceeding = true;
@@ -381,7 +388,7 @@ impl State {
             return;
         };
         let s = &mut self.stats;
-        s.record_latency(now.saturating_duration_since(first_sent));
+        s.record_latency(now.saturating_duration_since(first_sent), invite);
         s.c.replies += 1;
         *s.c.codes.entry(code).or_insert(0) += 1;
         let verdict = if status.is_none() {

@@ -64,6 +64,8 @@ impl Counters {
 pub(crate) struct PhaseStats {
     pub(crate) c: Counters,
     pub(crate) latency: Histogram<u64>,
+    /// INVITE transactions only (INVITE → final response), for `call`.
+    pub(crate) invite_latency: Histogram<u64>,
 }
 
 impl Default for PhaseStats {
@@ -72,17 +74,23 @@ impl Default for PhaseStats {
             c: Counters::default(),
             latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("1 µs..120 s at 3 significant digits is a valid histogram"),
+            invite_latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .expect("1 µs..120 s at 3 significant digits is a valid histogram"),
         }
     }
 }
 
 impl PhaseStats {
-    /// Records a final response's latency.
-    pub(crate) fn record_latency(&mut self, latency: Duration) {
+    /// Records a final response's latency (of an INVITE transaction: also in
+    /// `invite_latency`).
+    pub(crate) fn record_latency(&mut self, latency: Duration, invite: bool) {
         let us = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
         self.latency.saturating_record(us);
+        if invite {
+            self.invite_latency.saturating_record(us);
+        }
     }
 }
 
@@ -151,6 +159,8 @@ pub(crate) struct PhaseReport {
     /// Final responses by code ("echo" for echoed requests with `--count-any-reply`).
     pub(crate) codes: BTreeMap<String, u64>,
     pub(crate) latency_us: Latency,
+    /// INVITE → final response only (`call`); `null` when the phase sent no INVITE.
+    pub(crate) invite_latency_us: Option<Latency>,
     pub(crate) generator_cpu_s: Option<f64>,
     pub(crate) server_cpu_s: Option<f64>,
     pub(crate) server_cpu_s_per_m_replies: Option<f64>,
@@ -226,6 +236,8 @@ impl PhaseReport {
                 })
                 .collect(),
             latency_us: Latency::of(&s.latency),
+            invite_latency_us: (!s.invite_latency.is_empty())
+                .then(|| Latency::of(&s.invite_latency)),
             generator_cpu_s,
             server_cpu_s,
             server_cpu_s_per_m_replies: per_million(server_cpu_s, c.replies),
@@ -310,7 +322,7 @@ mod tests {
     fn latency_percentiles_come_from_the_histogram() {
         let mut s = PhaseStats::default();
         for us in 1..=1000u64 {
-            s.record_latency(Duration::from_micros(us));
+            s.record_latency(Duration::from_micros(us), false);
         }
         let l = Latency::of(&s.latency);
         assert_eq!(l.count, 1000);
