@@ -7,6 +7,11 @@
 mod common;
 mod redis;
 
+mod calls;
+mod edges;
+mod nonces;
+mod outage;
+
 use std::time::{Duration, Instant};
 
 use common::{register, Client, Edge, DOMAIN, WAIT};
