@@ -155,6 +155,33 @@ fn a_redis_master_killed_during_a_registration_storm() {
         stored_bindings(&cluster)
     );
     await_in_redis(&cluster, "alice", "edge-a");
+    // B's lookup connection comes back within its reconnect backoff (at most 5 s).
+    let t = std::time::Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let id = format!("probe-{n}");
+        caller.send(edges[1].sip, &invite(&caller, "alice", &id));
+        let got = recv_where(&phone, Duration::from_millis(1500), |m| {
+            m.is_request() && m.call_id().is_ok_and(|c| c == id.as_bytes())
+        });
+        if let Some((from, inv)) = got {
+            phone.send(
+                from,
+                &response_to(&inv, 486, "Busy Here", "p", "<sip:x@192.0.2.1>"),
+            );
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(12),
+            "B finds alice again within its backoff"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    eprintln!(
+        "B reached alice again {:?} after her binding was back in Redis",
+        t.elapsed()
+    );
     let seen = full_call(&caller, edges[1].sip, &phone, "alice", "again");
     assert_eq!(seen.invite_from, edges[0].sip);
 }
