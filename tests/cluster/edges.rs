@@ -16,8 +16,8 @@ pub const EDGE_IPS: [&str; 3] = ["127.0.63.11", "127.0.63.12", "127.0.63.13"];
 /// The Redis nodes' addresses.
 pub const REDIS_IPS: [&str; 3] = ["127.0.63.1", "127.0.63.2", "127.0.63.3"];
 /// Phones and callers (never a peer edge's address: those are trusted).
-pub const PHONE_IP: &str = "127.0.63.21";
-pub const CALLER_IP: &str = "127.0.63.22";
+pub const PHONE_IP: &str = "127.0.63.31";
+pub const CALLER_IP: &str = "127.0.63.32";
 
 /// A three-master cluster on `base`, `base + 1`, `base + 2` (one per Redis address).
 pub fn redis_cluster(base: u16) -> RedisCluster {
