@@ -6,10 +6,12 @@
 //!   asks for a resync, never blocks the shard). The writer coalesces them per AoR in a
 //!   backlog of at most `backlog_max` AoRs and writes them in pipelines, one script call per
 //!   AoR. Redis down: the backlog waits (coalesced, so it holds at most one entry per AoR
-//!   changed) and is flushed when Redis is back; if it overflowed, every shard re-sends all
-//!   its bindings ([`ShardTee::resync_step`], spread over turns, paced by the queue's room).
-//!   A start is a resync too, so a restarted edge writes its restored bindings (its own view
-//!   of its own bindings wins: they carry their versions).
+//!   changed) and is flushed when Redis is back; then every shard re-sends all its
+//!   bindings ([`ShardTee::resync_step`], spread over turns, paced by the queue's room) —
+//!   a Redis master or server that restarted without persistence lost what was written
+//!   before the outage, and an overflowed backlog lost changes. A start is a resync too,
+//!   so a restarted edge writes its restored bindings (its own view of its own bindings
+//!   wins: they carry their versions).
 //! * **Lookups** ([`lookup`]): [`ClusterClient::lookup`] queues a [`RemoteLookup`]; the
 //!   lookup thread answers from its cache or with one pipelined `HGETALL` per batch, and
 //!   hands the [`RemoteAnswer`] to the shard ([`ClusterClient::drain_answers`]), waking it.
@@ -71,7 +73,7 @@ pub struct ClusterStats {
     pub backlog: AtomicU64,
     /// Changes dropped because the tee queue or the backlog was full.
     pub dropped: AtomicU64,
-    /// Full resynchronisations requested (overflow or start).
+    /// Full resynchronisations requested (start, overflow, Redis back after an outage).
     pub resyncs: AtomicU64,
     /// Lookups asked, answered from the cache, read from Redis.
     pub lookups: AtomicU64,

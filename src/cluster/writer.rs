@@ -1,8 +1,9 @@
 //! The write-behind thread: teed journal records → a backlog coalesced per AoR (at most
 //! `backlog_max` AoRs) → pipelines of versioned script calls. Also the node's heartbeat
 //! (`sipedge:node:<name>`, 3 s TTL, every second). Redis down: the backlog waits and the
-//! connection is retried with a doubling backoff (100 ms … 5 s); an overflow asks every
-//! shard for a resync.
+//! connection is retried with a doubling backoff (100 ms … 5 s); an overflow, and the first
+//! successful flush after a failure (Redis may have come back empty), ask every shard for
+//! a resync.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -150,6 +151,10 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
         backoff: BACKOFF_MIN,
     };
     let mut last_beat: Option<Instant> = None;
+    // Set by a failed connection or write, cleared by the first flush that succeeds after it
+    // (Redis is back), which asks every shard to re-send its bindings: a master or server
+    // that restarted without persistence lost what was written before (issue 20 item 5).
+    let mut outage = false;
     let stats = Arc::clone(client.stats());
     while !stop.load(Ordering::Acquire) {
         // Gather what the shards teed: wait a little when idle, never long.
@@ -186,21 +191,31 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
         }
         stats.backlog.store(backlog.len() as u64, Ordering::Relaxed);
         if link.get(&s, &client).is_none() {
+            outage = true;
             continue;
         }
         let Some((conn, sha)) = link.conn.as_mut() else {
             continue;
         };
         match flush(conn, sha, &s, &mut backlog, &mut last_beat, &stats) {
+            Ok(()) if outage => {
+                outage = false;
+                tracing::info!(target: "sip::cluster", "Redis answers again; every shard re-sends its bindings");
+                client.request_resync();
+            }
             Ok(()) => {}
             Err(Some(e)) => {
+                outage = true;
                 let noscript = e.code() == Some("NOSCRIPT");
                 link.failed(&client, &e);
                 if noscript {
                     link.next_try = Instant::now();
                 }
             }
-            Err(None) => link.conn = None,
+            Err(None) => {
+                outage = true;
+                link.conn = None;
+            }
         }
         stats.backlog.store(backlog.len() as u64, Ordering::Relaxed);
     }

@@ -1,11 +1,19 @@
 //! `[cluster]` over the real binary and a real three-master Redis Cluster (issue 20), on
 //! loopback 127.0.63.0/24: Redis nodes 127.0.63.1–3 (ports 7001–7003, bus +10000), edges
-//! 127.0.63.11–13. Skipped with a message when `redis-server` is not installed, never in CI.
+//! 127.0.63.11–13 (SIP 5060, admin 5061), phones and callers 127.0.63.31–32. Each test has
+//! its own Redis ports (70x1–70x3) and edge ports (51x0/51x1): `calls.rs`, `outage.rs`,
+//! `nonces.rs`, helpers in `edges.rs`. Skipped with a message when `redis-server` is not
+//! installed, never in CI.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../common/mod.rs"]
 mod common;
 mod redis;
+
+mod calls;
+mod edges;
+mod nonces;
+mod outage;
 
 use std::time::{Duration, Instant};
 
