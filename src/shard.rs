@@ -413,7 +413,9 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
                 .map(|c| c as &dyn crate::cluster_glue::ClusterPort),
         );
         if let Some(c) = cluster.as_ref() {
-            c.drain_adopted(id, |a| crate::cluster_glue::adopt(&mut core, now, &udp_addrs, c, &a));
+            c.drain_adopted(id, |a| {
+                crate::cluster_glue::adopt(&mut core, now, &udp_addrs, c, &a)
+            });
         }
         // Before the turn's replies reach the engine: with `sync = "every"` this is the
         // group commit that makes every acknowledged change durable first.

@@ -593,7 +593,13 @@ mod tests {
             v.iter().map(|(n, b)| (n.to_string(), *b)).collect()
         };
         let before = m(&[("a", true), ("b", false), ("c", true), ("me", true)]);
-        let now = m(&[("a", false), ("b", false), ("c", true), ("me", false), ("d", false)]);
+        let now = m(&[
+            ("a", false),
+            ("b", false),
+            ("c", true),
+            ("me", false),
+            ("d", false),
+        ]);
         assert_eq!(newly_dead(&before, &now, "me"), ["a"]);
     }
 

@@ -295,8 +295,7 @@ impl ClusterClient {
     /// that shard's inbox is full.
     pub fn adopt(&self, a: takeover::Adopt) -> bool {
         let n = self.inner.inboxes.len();
-        let shard =
-            usize::from(sipedge_core::aor_owner(&a.aor, u16::try_from(n).unwrap_or(1)).0);
+        let shard = usize::from(sipedge_core::aor_owner(&a.aor, u16::try_from(n).unwrap_or(1)).0);
         let Some(inbox) = self.inner.inboxes.get(shard) else {
             return false;
         };

@@ -172,11 +172,11 @@ pub(crate) fn take_over(
     Ok(Some(handed))
 }
 
+/// What a scan does with each step's keys.
+type Step<'a> = dyn FnMut(&mut Conn, &[Vec<u8>]) -> redis::RedisResult<()> + 'a;
+
 /// `SCAN 0 MATCH sipedge:b:* COUNT n` to the end (or [`MAX_SCAN_STEPS`]) on one server.
-fn scan(
-    conn: &mut Conn,
-    step: &mut dyn FnMut(&mut Conn, &[Vec<u8>]) -> redis::RedisResult<()>,
-) -> redis::RedisResult<()> {
+fn scan(conn: &mut Conn, step: &mut Step<'_>) -> redis::RedisResult<()> {
     let mut cursor = b"0".to_vec();
     for _ in 0..MAX_SCAN_STEPS {
         let mut c = redis::cmd("SCAN");
@@ -287,7 +287,11 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         let a = &out[0];
         assert_eq!(a.source, "127.0.66.31:5070".parse().expect("addr"));
-        assert_eq!((a.cseq, a.registered_unix_ms), (7, 10), "versioned at adoption");
+        assert_eq!(
+            (a.cseq, a.registered_unix_ms),
+            (7, 10),
+            "versioned at adoption"
+        );
         assert_eq!(&*a.call_id, "cid");
         assert_eq!(aor_of_key(b"sipedge:b:{sip:a@x}"), Some(&b"sip:a@x"[..]));
     }

@@ -244,7 +244,10 @@ mod tests {
         assert_eq!(d.call_id, "c1");
         assert_eq!(d.path, "<sip:p.example.com;lr>");
         assert_eq!(parse_field(&e.field), Some((&b""[..], 0)));
-        assert_eq!(parse_field(b"i:<urn:uuid:1>;2"), Some((&b"<urn:uuid:1>"[..], 2)));
+        assert_eq!(
+            parse_field(b"i:<urn:uuid:1>;2"),
+            Some((&b"<urn:uuid:1>"[..], 2))
+        );
         assert_eq!(parse_field(b"i:;2"), None);
         assert_eq!(parse_field(b"x:y"), None);
         let rm = BindingChange::Remove {

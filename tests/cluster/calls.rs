@@ -145,20 +145,13 @@ fn after_kill_9_of_a_calls_to_its_users_get_480_fast() {
     }
     let cluster = redis_cluster(7031);
     let slow_timeout = "lookup_timeout_ms = 2000";
-    let mut edges = three_edges(
-        "cl-kill",
-        &cluster,
-        5130,
-        "cluster",
-        ["", slow_timeout, ""],
-    );
+    let mut edges = three_edges("cl-kill", &cluster, 5130, "cluster", ["", slow_timeout, ""]);
     let phone = Client::new(PHONE_IP);
     register_phone(&phone, &edges[0], "alice", "reg-alice", 1);
     await_in_redis(&cluster, "alice", "edge-a");
     let caller = Client::new(CALLER_IP);
     // B caches alice's binding.
     full_call(&caller, edges[1].sip, &phone, "alice", "before");
-    let a_sip = edges[0].sip;
     edges[0].kill_9();
     let killed = Instant::now();
     assert!(

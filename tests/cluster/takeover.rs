@@ -59,7 +59,11 @@ fn a_survivor_with_takeover_adopts_a_dead_edges_bindings_pings_them_and_delivers
     let phone = Client::new("127.0.66.31");
     register_phone(&phone, &a, "alice", "reg-alice", 1);
     await_in_redis(&cluster, "alice", "edge-a");
-    assert_eq!(b.metric("sipedge_bindings{", None), 0, "B has nothing of its own");
+    assert_eq!(
+        b.metric("sipedge_bindings{", None),
+        0,
+        "B has nothing of its own"
+    );
     // Both survivors have seen A alive (liveness is read once a second).
     std::thread::sleep(Duration::from_millis(1500));
     a.kill_9();
@@ -71,7 +75,10 @@ fn a_survivor_with_takeover_adopts_a_dead_edges_bindings_pings_them_and_delivers
         "B adopted A's binding"
     );
     let took = killed.elapsed();
-    assert!(took < Duration::from_secs(6), "adopted {took:?} after the kill");
+    assert!(
+        took < Duration::from_secs(6),
+        "adopted {took:?} after the kill"
+    );
     assert_eq!(b.metric("sipedge_cluster_takeovers_total", None), 1);
     assert_eq!(c.metric("sipedge_cluster_takeovers_total", None), 0);
     assert_eq!(
@@ -79,13 +86,19 @@ fn a_survivor_with_takeover_adopts_a_dead_edges_bindings_pings_them_and_delivers
         "edge-b",
         "B holds the claim"
     );
-    assert_eq!(b.metric("sipedge_bindings{", None), 1, "in B's location table");
+    assert_eq!(
+        b.metric("sipedge_bindings{", None),
+        1,
+        "in B's location table"
+    );
     // The write-behind rewrote it as B's.
     let key = aor_key("alice");
     assert!(
         wait_for(Duration::from_secs(5), || {
             let v = cluster.cli(&["HGETALL", &key]);
-            v.contains("edge-b") && v.contains(&format!("{}:{PORT}", EDGES[1])) && !v.contains("edge-a")
+            v.contains("edge-b")
+                && v.contains(&format!("{}:{PORT}", EDGES[1]))
+                && !v.contains("edge-a")
         }),
         "Redis holds alice as B's: {}",
         cluster.cli(&["HGETALL", &key])

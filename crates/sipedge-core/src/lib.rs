@@ -149,7 +149,9 @@ pub use crate::protect::{
     DEFAULT_USER_AUTH_FAILURES_MAX,
 };
 pub use crate::proxy::{ProxyConfig, ProxyStats, OVERLOAD_RETRY_AFTER_SECS};
-pub use crate::record::{aor_owner, decode_change, record_owner, BindingChange, RestoreError, RECORD_VERSION};
+pub use crate::record::{
+    aor_owner, decode_change, record_owner, BindingChange, RestoreError, RECORD_VERSION,
+};
 pub use crate::refusal::{AuthRefusal, Refusal, RegistrarRefusal, RelayRefusal, StatelessRefusal};
 pub use crate::secret::{NodeSecret, SecretError, NODE_SECRET_LEN};
 pub use crate::shard::{ShardId, ShardMsg};
