@@ -25,11 +25,12 @@
 //! | `sipedge:node:<name>` | string | the node's SIP address; set every 1 s with a 3 s TTL (liveness) |
 //! | `sipedge:nodes` | set | every node name that ever wrote (whose liveness lookups check) |
 //! | `sipedge:inv` | pub/sub channel | every write publishes the AoR: each edge drops its cached entry |
+//! | `sipedge:takeover:<name>` | string | the survivor adopting dead node `<name>`'s bindings (`SET NX`, 60 s; [`takeover`]) |
 //!
 //! A binding's **field** is `i:<+sip.instance>;<reg-id>` (RFC 5626) or `c:<Contact URI>`
 //! (RFC 3261 §10.3 step 7). Its **value** is
-//! `<version ms>:<cseq>:<expires ms>:<u|t>\n<node>\n<home addr>\n<q×1000>\n<contact>\n<path>`
-//! ([`value`]): `u` a live binding, `t` a tombstone left by a deregistration. Writes and
+//! `<version ms>:<cseq>:<expires ms>:<u|t>\n<node>\n<home addr>\n<q×1000>\n<contact>\n<path>`,
+//! an upsert followed by `\n<source addr>\n<call-id>` (what a takeover needs) ([`value`]): `u` a live binding, `t` a tombstone left by a deregistration. Writes and
 //! deletes go through one Lua script ([`store::WRITE_SCRIPT`], `EVALSHA`) that refuses a
 //! version older than the stored one (registration time, then CSeq) and keeps tombstones
 //! at least as long as what they replaced, so a late, older write cannot resurrect a binding.
@@ -291,28 +292,27 @@ impl ClusterClient {
         }
     }
 
-    /// Hands a dead node's binding to its AoR's owner shard; false (dropped, counted) when
-    /// that shard's inbox is full.
-    pub fn adopt(&self, a: takeover::Adopt) -> bool {
+    /// Hands a dead node's binding to its AoR's owner shard; `Err` hands it back when that
+    /// shard's inbox is full.
+    pub fn adopt(&self, a: Box<takeover::Adopt>) -> Result<(), Box<takeover::Adopt>> {
         let n = self.inner.inboxes.len();
         let shard = usize::from(sipedge_core::aor_owner(&a.aor, u16::try_from(n).unwrap_or(1)).0);
         let Some(inbox) = self.inner.inboxes.get(shard) else {
-            return false;
+            return Err(a);
         };
         {
             let mut q = lock(&inbox.adopt);
             if q.len() >= ADOPT_QUEUE {
-                self.inner.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                return false;
+                return Err(a);
             }
-            q.push(a);
+            q.push(*a);
         }
         if !inbox.pending.swap(true, Ordering::Release) {
             if let Some(w) = self.inner.wakers.get(shard) {
                 w.wake();
             }
         }
-        true
+        Ok(())
     }
 
     /// True when answers wait for `shard` (for the shard's "may I block" check).

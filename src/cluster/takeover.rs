@@ -16,6 +16,13 @@
 //!
 //! Bindings written by a build that did not share the source address are adopted with
 //! the Contact's address as source (the best there is).
+//!
+//! Limits (as built): the adoption runs on the lookup thread, so lookups wait while a big
+//! keyspace is scanned; a node is taken over only when this edge saw it alive and then
+//! gone (not one already dead when this edge started); a winner that dies mid-adoption
+//! leaves the rest unadopted (the claim stands 60 s and nothing retries it); a dead edge
+//! that comes back keeps its own copies locally (its writes lose to the adopter's newer
+//! versions in Redis, but nothing removes them from its table).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -32,6 +39,9 @@ pub const SCAN_COUNT: usize = 256;
 pub const MAX_ADOPT: usize = 1_000_000;
 /// `SCAN` steps per master at most (a hostile or huge keyspace stays bounded).
 pub const MAX_SCAN_STEPS: usize = 100_000;
+/// 1 ms waits for a full shard inbox before a binding is dropped (counted in
+/// `sipedge_cluster_dropped_total`).
+pub const ADOPT_RETRIES: u32 = 1000;
 /// How long a claim stands, ms.
 pub const CLAIM_MS: u64 = 60_000;
 
@@ -151,11 +161,28 @@ pub(crate) fn take_over(
             adoptions(a, r, dead, now, &mut found);
         }
         for a in found.drain(..) {
+            let mut a = Box::new(a);
             if handed >= MAX_ADOPT {
                 break;
             }
-            if client.adopt(a) {
-                handed += 1;
+            // A full inbox: wait for the shard to drain it (bounded), then drop, counted.
+            let mut tries = 0;
+            loop {
+                match client.adopt(a) {
+                    Ok(()) => {
+                        handed += 1;
+                        break;
+                    }
+                    Err(back) if tries < ADOPT_RETRIES => {
+                        a = back;
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    Err(_) => {
+                        client.stats().dropped.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
             }
         }
         Ok(())
