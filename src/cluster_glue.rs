@@ -41,6 +41,52 @@ pub fn turn(core: &mut Core, now: Millis, shard: usize, port: Option<&dyn Cluste
     }
 }
 
+/// Stores one binding adopted from a dead edge (`[cluster] takeover`): on the UDP socket
+/// bound to its old home address (the floating address, now this edge's), else on the
+/// first UDP socket (`udp_addrs`: address and LocalId of each); counted when stored.
+pub fn adopt(
+    core: &mut Core,
+    now: Millis,
+    udp_addrs: &[(std::net::SocketAddr, u16)],
+    client: &crate::cluster::ClusterClient,
+    a: &crate::cluster::takeover::Adopt,
+) {
+    let Some(&(_, local)) = udp_addrs
+        .iter()
+        .find(|(addr, _)| *addr == a.home)
+        .or_else(|| udp_addrs.first())
+    else {
+        tracing::warn!(target: "sip::cluster", "takeover: no UDP socket to serve an adopted binding on");
+        return;
+    };
+    let b = sipedge_core::AdoptedBinding {
+        aor: &a.aor,
+        contact: a.contact.as_bytes(),
+        call_id: a.call_id.as_bytes(),
+        instance: &a.instance,
+        reg_id: a.reg_id,
+        path: a.path.as_bytes(),
+        cseq: a.cseq,
+        q: Some(a.q),
+        expires_unix_ms: a.expires_unix_ms,
+        registered_unix_ms: a.registered_unix_ms,
+        source: a.source,
+        local: sipedge_core::LocalId(local),
+    };
+    match core.adopt_binding(now, &b) {
+        Ok(true) => {
+            client
+                .stats()
+                .adopted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(target: "sip::cluster", error = %e, "takeover: binding not adopted");
+        }
+    }
+}
+
 /// The core's part of `[cluster]`, from the pieces the shell's `[cluster]` section holds:
 /// `mode` other than standalone turns it on; `peers` are the other edges' addresses (their
 /// `[cluster] address`), trusted for relayed requests; `lookup_timeout_ms` and

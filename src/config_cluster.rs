@@ -71,7 +71,8 @@ pub struct ClusterConfig {
     pub redis: Vec<String>,
     /// `share`: array mode, whether this edge's registrations are written for the others.
     pub share: bool,
-    /// `takeover`: bindings of dead edges are still answered (floating addresses).
+    /// `takeover`: bindings of dead edges are still answered, and one survivor adopts them
+    /// (floating addresses; `cluster::takeover`).
     pub takeover: bool,
     /// `lookup_timeout_ms`.
     pub lookup_timeout_ms: u64,

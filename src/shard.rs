@@ -210,6 +210,13 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
     let shed_fds = pressure.fds();
     let mut ban_cursor = crate::bans::BanCursor::default();
     let mut last_sweep = Instant::now();
+    // Takeover (issue 20): an adopted binding is served on the socket bound to the dead
+    // edge's (floating) address, else on the first UDP socket.
+    let udp_addrs: Vec<(std::net::SocketAddr, u16)> = sockets
+        .iter()
+        .zip(&udp_locals)
+        .filter_map(|(s, l)| s.local_addr().ok().map(|a| (a, *l)))
+        .collect();
     let mut engine = match Engine::new(io, sockets, wake, &engine_cfg) {
         Ok(e) => e,
         Err(e) => {
@@ -405,6 +412,11 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
                 .as_ref()
                 .map(|c| c as &dyn crate::cluster_glue::ClusterPort),
         );
+        if let Some(c) = cluster.as_ref() {
+            c.drain_adopted(id, |a| {
+                crate::cluster_glue::adopt(&mut core, now, &udp_addrs, c, &a)
+            });
+        }
         // Before the turn's replies reach the engine: with `sync = "every"` this is the
         // group commit that makes every acknowledged change durable first.
         // The journal's share of the turn, for the slow-turn log line.

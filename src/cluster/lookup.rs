@@ -166,6 +166,21 @@ fn answer_of(
     }
 }
 
+/// Nodes alive at the last refresh and not at this one (this node aside).
+fn newly_dead(
+    before: &HashMap<String, bool>,
+    now: &HashMap<String, bool>,
+    me: &str,
+) -> Vec<String> {
+    let mut died: Vec<String> = now
+        .iter()
+        .filter(|&(n, &up)| !up && n != me && before.get(n).copied().unwrap_or(false))
+        .map(|(n, _)| n.clone())
+        .collect();
+    died.sort_unstable();
+    died
+}
+
 struct Reader {
     client: ClusterClient,
     s: Settings,
@@ -268,14 +283,36 @@ impl Reader {
             .collect();
         match conn.pipeline(cmds) {
             Ok(replies) => {
-                self.alive = names
+                let alive: HashMap<String, bool> = names
                     .into_iter()
                     .zip(replies)
                     .map(|(n, v)| (n, matches!(v, Value::Int(1))))
                     .collect();
+                let died = newly_dead(&self.alive, &alive, &self.s.node);
+                self.alive = alive;
                 self.last_liveness = Some(Instant::now());
+                if self.s.takeover {
+                    for dead in died {
+                        self.take_over(&dead);
+                    }
+                }
             }
             Err(e) => self.failed(&e),
+        }
+    }
+
+    /// `takeover = true`: claims `dead` and adopts its bindings when this edge wins
+    /// ([`super::takeover`]). A Redis error drops the connection (the claim stands for a
+    /// minute; nothing retries it: the bindings stay answered to lookups as before).
+    fn take_over(&mut self, dead: &str) {
+        let client = self.client.clone();
+        let s = self.s.clone();
+        let Some(conn) = self.conn() else {
+            return;
+        };
+        if let Err(e) = super::takeover::take_over(conn, &s, &client, dead) {
+            tracing::warn!(target: "sip::cluster", dead, error = %e, "takeover failed");
+            self.failed(&e);
         }
     }
 
@@ -548,6 +585,22 @@ mod tests {
             answer_of(&[b("me", 100)], &settings(false), &alive, 10),
             RemoteAnswer::NotFound
         );
+    }
+
+    #[test]
+    fn only_a_node_seen_alive_then_gone_is_newly_dead() {
+        let m = |v: &[(&str, bool)]| -> HashMap<String, bool> {
+            v.iter().map(|(n, b)| (n.to_string(), *b)).collect()
+        };
+        let before = m(&[("a", true), ("b", false), ("c", true), ("me", true)]);
+        let now = m(&[
+            ("a", false),
+            ("b", false),
+            ("c", true),
+            ("me", false),
+            ("d", false),
+        ]);
+        assert_eq!(newly_dead(&before, &now, "me"), ["a"]);
     }
 
     #[test]

@@ -25,11 +25,12 @@
 //! | `sipedge:node:<name>` | string | the node's SIP address; set every 1 s with a 3 s TTL (liveness) |
 //! | `sipedge:nodes` | set | every node name that ever wrote (whose liveness lookups check) |
 //! | `sipedge:inv` | pub/sub channel | every write publishes the AoR: each edge drops its cached entry |
+//! | `sipedge:takeover:<name>` | string | the survivor adopting dead node `<name>`'s bindings (`SET NX`, 60 s; [`takeover`]) |
 //!
 //! A binding's **field** is `i:<+sip.instance>;<reg-id>` (RFC 5626) or `c:<Contact URI>`
 //! (RFC 3261 §10.3 step 7). Its **value** is
-//! `<version ms>:<cseq>:<expires ms>:<u|t>\n<node>\n<home addr>\n<q×1000>\n<contact>\n<path>`
-//! ([`value`]): `u` a live binding, `t` a tombstone left by a deregistration. Writes and
+//! `<version ms>:<cseq>:<expires ms>:<u|t>\n<node>\n<home addr>\n<q×1000>\n<contact>\n<path>`,
+//! an upsert followed by `\n<source addr>\n<call-id>` (what a takeover needs) ([`value`]): `u` a live binding, `t` a tombstone left by a deregistration. Writes and
 //! deletes go through one Lua script ([`store::WRITE_SCRIPT`], `EVALSHA`) that refuses a
 //! version older than the stored one (registration time, then CSeq) and keeps tombstones
 //! at least as long as what they replaced, so a late, older write cannot resurrect a binding.
@@ -38,6 +39,7 @@
 
 pub mod lookup;
 pub mod store;
+pub mod takeover;
 pub mod value;
 pub mod writer;
 
@@ -59,6 +61,8 @@ pub const LOOKUP_QUEUE: usize = 16_384;
 /// Answers a shard's inbox holds at most (beyond: dropped, counted; the transaction's own
 /// timer ends it).
 pub const ANSWER_QUEUE: usize = 16_384;
+/// Bindings waiting for adoption in a shard's inbox at most (beyond: dropped, counted).
+pub const ADOPT_QUEUE: usize = 65_536;
 /// Table slots a resync covers per shard turn at most.
 pub const RESYNC_SLOTS_PER_TURN: usize = 4096;
 
@@ -87,13 +91,17 @@ pub struct ClusterStats {
     pub redis_up: AtomicU64,
     /// Cached AoRs (gauge).
     pub cache_entries: AtomicU64,
+    /// Dead nodes whose bindings this edge claimed (`takeover = true`).
+    pub takeovers: AtomicU64,
+    /// Bindings of dead nodes adopted (stored by a shard).
+    pub adopted: AtomicU64,
 }
 
 impl ClusterStats {
     /// Appends the Prometheus text.
     pub fn render(&self, out: &mut String) {
         use std::fmt::Write;
-        let rows: [(&str, &str, &str, &AtomicU64); 12] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 14] = [
             (
                 "sipedge_cluster_writes_total",
                 "counter",
@@ -166,6 +174,18 @@ impl ClusterStats {
                 "AoRs in the lookup cache.",
                 &self.cache_entries,
             ),
+            (
+                "sipedge_cluster_takeovers_total",
+                "counter",
+                "Dead edges whose bindings this edge claimed and adopted (takeover = true).",
+                &self.takeovers,
+            ),
+            (
+                "sipedge_cluster_adopted_total",
+                "counter",
+                "Bindings of dead edges adopted by this edge (takeover = true).",
+                &self.adopted,
+            ),
         ];
         for (name, kind, help, v) in rows {
             let _ = writeln!(
@@ -194,6 +214,8 @@ pub struct Queued {
 
 struct Inbox {
     answers: Mutex<Vec<(u64, RemoteAnswer)>>,
+    /// Bindings to adopt (takeover), and whether any wait.
+    adopt: Mutex<Vec<takeover::Adopt>>,
     pending: AtomicBool,
 }
 
@@ -256,6 +278,41 @@ impl ClusterClient {
         for (token, a) in answers {
             f(token, a);
         }
+    }
+
+    /// Calls `f` with every binding waiting to be adopted by `shard` (drained each turn,
+    /// with the answers; the same wake-up).
+    pub fn drain_adopted(&self, shard: usize, mut f: impl FnMut(takeover::Adopt)) {
+        let Some(inbox) = self.inner.inboxes.get(shard) else {
+            return;
+        };
+        let adopt = std::mem::take(&mut *lock(&inbox.adopt));
+        for a in adopt {
+            f(a);
+        }
+    }
+
+    /// Hands a dead node's binding to its AoR's owner shard; `Err` hands it back when that
+    /// shard's inbox is full.
+    pub fn adopt(&self, a: Box<takeover::Adopt>) -> Result<(), Box<takeover::Adopt>> {
+        let n = self.inner.inboxes.len();
+        let shard = usize::from(sipedge_core::aor_owner(&a.aor, u16::try_from(n).unwrap_or(1)).0);
+        let Some(inbox) = self.inner.inboxes.get(shard) else {
+            return Err(a);
+        };
+        {
+            let mut q = lock(&inbox.adopt);
+            if q.len() >= ADOPT_QUEUE {
+                return Err(a);
+            }
+            q.push(*a);
+        }
+        if !inbox.pending.swap(true, Ordering::Release) {
+            if let Some(w) = self.inner.wakers.get(shard) {
+                w.wake();
+            }
+        }
+        Ok(())
     }
 
     /// True when answers wait for `shard` (for the shard's "may I block" check).
@@ -468,6 +525,7 @@ pub fn start(
             inboxes: (0..shards)
                 .map(|_| Inbox {
                     answers: Mutex::new(Vec::new()),
+                    adopt: Mutex::new(Vec::new()),
                     pending: AtomicBool::new(false),
                 })
                 .collect(),

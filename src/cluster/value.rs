@@ -67,7 +67,10 @@ pub struct Encoded {
 /// when the change happened (a removal's version). `None` for a record with a newline in
 /// a field (it cannot be encoded safely; the core never stores one).
 ///
-/// Value: `<version ms>:<cseq>:<expires ms>:<u|t>\n<node>\n<home>\n<q>\n<contact>\n<path>`.
+/// Value: `<version ms>:<cseq>:<expires ms>:<u|t>\n<node>\n<home>\n<q>\n<contact>\n<path>`,
+/// and for an upsert `\n<source>\n<call-id>` (the phone's NAT address and the REGISTER's
+/// Call-ID, what a surviving edge needs to adopt the binding; a reader that knows only the
+/// six lines takes them as part of the path, which it ignores).
 /// The version orders writes (RFC 3261 §10.3 step 7): an upsert's is its registration
 /// (last refresh) time and CSeq; a removal's (`t`, a tombstone) is the time it happened
 /// with CSeq 0.
@@ -77,7 +80,7 @@ pub fn encode(
     home: SocketAddr,
     now_unix_ms: u64,
 ) -> Option<Encoded> {
-    let (aor, field, head, q, contact, path) = match *change {
+    let (aor, field, head, q, contact, path, tail) = match *change {
         BindingChange::Upsert {
             aor,
             contact,
@@ -88,7 +91,8 @@ pub fn encode(
             q,
             expires_unix_ms,
             registered_unix_ms,
-            ..
+            source,
+            call_id,
         } => (
             aor,
             field(contact, instance, reg_id),
@@ -96,6 +100,7 @@ pub fn encode(
             q.unwrap_or(1000),
             contact,
             path,
+            Some((source, call_id)),
         ),
         BindingChange::Remove {
             aor,
@@ -112,9 +117,14 @@ pub fn encode(
             1000,
             contact,
             &b""[..],
+            None,
         ),
     };
-    if [aor, contact, path].iter().any(|b| b.contains(&b'\n')) {
+    let call_id = tail.map_or(&b""[..], |(_, c)| c);
+    if [aor, contact, path, call_id]
+        .iter()
+        .any(|b| b.contains(&b'\n'))
+    {
         return None;
     }
     let mut value = Vec::with_capacity(head.len() + node.len() + 48 + contact.len() + path.len());
@@ -123,6 +133,10 @@ pub fn encode(
     value.extend_from_slice(contact);
     value.push(b'\n');
     value.extend_from_slice(path);
+    if let Some((source, call_id)) = tail {
+        value.extend_from_slice(format!("\n{source}\n").as_bytes());
+        value.extend_from_slice(call_id);
+    }
     Some(Encoded {
         aor: aor.into(),
         field,
@@ -136,12 +150,31 @@ pub struct Decoded {
     pub version: (u64, u32),
     pub tombstone: bool,
     pub binding: RemoteBinding,
+    /// The Path (RFC 3327), empty when none.
+    pub path: String,
+    /// The phone's NAT source address (`None`: written by a build that did not share it).
+    pub source: Option<SocketAddr>,
+    /// The REGISTER's Call-ID (empty when not shared).
+    pub call_id: String,
+}
+
+/// A field's `+sip.instance` and `reg-id` (RFC 5626): `i:<instance>;<reg-id>`, or
+/// `("", 0)` for a `c:<contact>` field; `None` when it is neither.
+pub fn parse_field(field: &[u8]) -> Option<(&[u8], u32)> {
+    if field.starts_with(b"c:") {
+        return Some((&b""[..], 0));
+    }
+    let rest = field.strip_prefix(b"i:")?;
+    let at = rest.iter().rposition(|&c| c == b';')?;
+    let reg_id = std::str::from_utf8(&rest[at + 1..]).ok()?.parse().ok()?;
+    let instance = &rest[..at];
+    (!instance.is_empty()).then_some((instance, reg_id))
 }
 
 /// Parses a stored value; `None` when it is not one this build wrote.
 pub fn decode(value: &[u8]) -> Option<Decoded> {
     let text = std::str::from_utf8(value).ok()?;
-    let mut lines = text.splitn(6, '\n');
+    let mut lines = text.splitn(8, '\n');
     let mut head = lines.next()?.split(':');
     let ms: u64 = head.next()?.parse().ok()?;
     let cseq: u32 = head.next()?.parse().ok()?;
@@ -155,7 +188,9 @@ pub fn decode(value: &[u8]) -> Option<Decoded> {
     let home: SocketAddr = lines.next()?.parse().ok()?;
     let q: u16 = lines.next()?.parse().ok().filter(|q| *q <= 1000)?;
     let contact = lines.next()?;
-    let _path = lines.next()?;
+    let path = lines.next()?;
+    let source = lines.next().and_then(|s| s.parse().ok());
+    let call_id = lines.next().unwrap_or("");
     if node.is_empty() || contact.is_empty() {
         return None;
     }
@@ -169,6 +204,9 @@ pub fn decode(value: &[u8]) -> Option<Decoded> {
             expires_at_unix_ms: expires,
             q,
         },
+        path: path.into(),
+        source,
+        call_id: call_id.into(),
     })
 }
 
@@ -190,6 +228,7 @@ mod tests {
             q: Some(500),
             expires_unix_ms: 2_000_000,
             registered_unix_ms: 1_000_000,
+            source: "192.0.2.9:4000".parse().expect("addr"),
         };
         let e = encode(&up, "edge-a", home, 5).expect("encodes");
         assert_eq!(e.field, b"c:sip:alice@192.0.2.1:5060");
@@ -201,6 +240,16 @@ mod tests {
         assert_eq!(d.binding.home, home);
         assert_eq!(d.binding.q, 500);
         assert_eq!(d.binding.expires_at_unix_ms, 2_000_000);
+        assert_eq!(d.source, Some("192.0.2.9:4000".parse().expect("addr")));
+        assert_eq!(d.call_id, "c1");
+        assert_eq!(d.path, "<sip:p.example.com;lr>");
+        assert_eq!(parse_field(&e.field), Some((&b""[..], 0)));
+        assert_eq!(
+            parse_field(b"i:<urn:uuid:1>;2"),
+            Some((&b"<urn:uuid:1>"[..], 2))
+        );
+        assert_eq!(parse_field(b"i:;2"), None);
+        assert_eq!(parse_field(b"x:y"), None);
         let rm = BindingChange::Remove {
             aor: b"sip:alice@example.com",
             contact: b"sip:alice@192.0.2.1:5060",

@@ -1,5 +1,5 @@
 //! Calls across three edges (issue 20 items 4 and 5): register on A, call through B; array
-//! mode with `share = false`; `kill -9` of A (and what `takeover = true` does today).
+//! mode with `share = false`; `kill -9` of A (takeover: `takeover.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -136,30 +136,22 @@ fn array_mode_hides_the_users_of_an_edge_that_does_not_share() {
 
 /// Item 5 (an edge dies): A's bindings stay in Redis until they expire, but once A's
 /// liveness key is gone a call through B to A's user gets 480 at once (not a lookup
-/// timeout; B's cached copy of the binding is no exception). `takeover = true` (on C) keeps
-/// answering the dead edge's bindings: C relays to A's address — where a floating address
-/// would now be served — and adopts nothing (no binding moves, no ping starts).
+/// timeout; B's cached copy of the binding is no exception). No edge has `takeover` here:
+/// with it a survivor adopts A's bindings (`takeover.rs`).
 #[test]
-fn after_kill_9_of_a_calls_to_its_users_get_480_fast_and_takeover_relays_to_its_address() {
+fn after_kill_9_of_a_calls_to_its_users_get_480_fast() {
     if !redis::available() {
         return;
     }
     let cluster = redis_cluster(7031);
     let slow_timeout = "lookup_timeout_ms = 2000";
-    let mut edges = three_edges(
-        "cl-kill",
-        &cluster,
-        5130,
-        "cluster",
-        ["", slow_timeout, "takeover = true"],
-    );
+    let mut edges = three_edges("cl-kill", &cluster, 5130, "cluster", ["", slow_timeout, ""]);
     let phone = Client::new(PHONE_IP);
     register_phone(&phone, &edges[0], "alice", "reg-alice", 1);
     await_in_redis(&cluster, "alice", "edge-a");
     let caller = Client::new(CALLER_IP);
     // B caches alice's binding.
     full_call(&caller, edges[1].sip, &phone, "alice", "before");
-    let a_sip = edges[0].sip;
     edges[0].kill_9();
     let killed = Instant::now();
     assert!(
@@ -193,15 +185,4 @@ fn after_kill_9_of_a_calls_to_its_users_get_480_fast_and_takeover_relays_to_its_
     assert_eq!(b.metric("sipedge_relay_remote_timeouts_total", None), 0);
     assert!(b.metric("sipedge_relay_remote_not_found_total", None) >= 1);
     assert!(phone.drain_for(Duration::from_millis(200)).is_empty());
-    // takeover = true on C: the dead edge's binding is still answered, so C relays to A's
-    // address. Stand in for a floating address moved to a survivor.
-    let successor = Client::bind(&a_sip.ip().to_string(), a_sip.port());
-    let c = &edges[2];
-    caller.send(c.sip, &invite(&caller, "alice", "takeover"));
-    let got = recv_where(&successor, Duration::from_secs(3), |m| {
-        m.is_request() && m.call_id().is_ok_and(|c| c == b"takeover")
-    });
-    let (from, _) = got.expect("C relayed the INVITE to A's address");
-    assert_eq!(from, c.sip);
-    assert_eq!(c.metric("sipedge_bindings{", None), 0, "nothing adopted");
 }

@@ -14,6 +14,7 @@ mod calls;
 mod edges;
 mod nonces;
 mod outage;
+mod takeover;
 
 use std::time::{Duration, Instant};
 

@@ -129,7 +129,7 @@ pub use crate::config::{
     DEFAULT_MAX_BINDINGS, DEFAULT_MAX_CONTACTS, DEFAULT_MAX_EXPIRES_SECS, DEFAULT_MIN_EXPIRES_SECS,
     DEFAULT_UDP_MTU, SUPPORTED,
 };
-pub use crate::core::journal::SnapshotCursor;
+pub use crate::core::journal::{AdoptedBinding, SnapshotCursor};
 pub use crate::core::{Core, CoreEvent, ReloadTables};
 pub use crate::flows::DEAD_FLOW_CAP;
 pub use crate::location::Transport;
@@ -149,7 +149,9 @@ pub use crate::protect::{
     DEFAULT_USER_AUTH_FAILURES_MAX,
 };
 pub use crate::proxy::{ProxyConfig, ProxyStats, OVERLOAD_RETRY_AFTER_SECS};
-pub use crate::record::{decode_change, record_owner, BindingChange, RestoreError, RECORD_VERSION};
+pub use crate::record::{
+    aor_owner, decode_change, record_owner, BindingChange, RestoreError, RECORD_VERSION,
+};
 pub use crate::refusal::{AuthRefusal, Refusal, RegistrarRefusal, RelayRefusal, StatelessRefusal};
 pub use crate::secret::{NodeSecret, SecretError, NODE_SECRET_LEN};
 pub use crate::shard::{ShardId, ShardMsg};

@@ -299,6 +299,12 @@ pub fn record_owner(rec: &[u8], shards: u16) -> Option<ShardId> {
     decode(rec).ok().map(|r| owner_of(r.aor(), shards))
 }
 
+/// The shard that owns the canonical AoR `aor` among `shards` (where a record or an
+/// adopted binding of it must go).
+pub fn aor_owner(aor: &[u8], shards: u16) -> ShardId {
+    owner_of(aor, shards)
+}
+
 /// A binding change as the cluster thread reads it from the journal stream (issue 20): the
 /// public, read-only view of a decoded record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,6 +329,10 @@ pub enum BindingChange<'a> {
         /// Expiry and registration (last refresh) times, UNIX ms.
         expires_unix_ms: u64,
         registered_unix_ms: u64,
+        /// Where the REGISTER came from (the NAT's public address, RFC 3581 `received`/
+        /// `rport`): where requests and NAT pings go. The cluster shares it so a surviving
+        /// edge can adopt the binding (`[cluster] takeover`).
+        source: SocketAddr,
     },
     /// A binding removed by a REGISTER (or evicted).
     Remove {
@@ -347,6 +357,7 @@ pub fn decode_change(rec: &[u8]) -> Result<BindingChange<'_>, RestoreError> {
             q: u.q,
             expires_unix_ms: u.expires_unix_ms,
             registered_unix_ms: u.registered_unix_ms,
+            source: u.source,
         },
         Record::Remove {
             aor,

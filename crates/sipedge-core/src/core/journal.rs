@@ -14,6 +14,8 @@
 //! (including evictions by `overflow = "replace_oldest"`). Expiry is not journalled: the
 //! upsert already carries the expiry, and restore skips what has expired.
 
+use std::net::SocketAddr;
+
 use sipedge_msg::Uri;
 
 use crate::aor::{owner_of, split_aor};
@@ -41,7 +43,79 @@ impl SnapshotCursor {
     }
 }
 
+/// A binding a surviving edge adopts from a dead one (issue 20, `[cluster] takeover`): what
+/// the cluster store shares of it, plus the listen socket it is now served on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdoptedBinding<'a> {
+    /// Canonical AoR (`scheme:user@host`).
+    pub aor: &'a [u8],
+    /// The Contact URI as registered.
+    pub contact: &'a [u8],
+    /// Call-ID of the REGISTER (empty when the store had none).
+    pub call_id: &'a [u8],
+    /// `+sip.instance` and `reg-id` (RFC 5626), empty / 0 when none.
+    pub instance: &'a [u8],
+    pub reg_id: u32,
+    /// The Path (RFC 3327), empty when none.
+    pub path: &'a [u8],
+    /// CSeq of the REGISTER (RFC 3261 §10.3 step 7).
+    pub cseq: u32,
+    /// `q` × 1000, `None` when absent.
+    pub q: Option<u16>,
+    /// Expiry, and the version the adoption is written with (at least the stored
+    /// registration time: later than anything the dead edge wrote), UNIX ms.
+    pub expires_unix_ms: u64,
+    pub registered_unix_ms: u64,
+    /// The phone's NAT source address (requests and pings go there).
+    pub source: SocketAddr,
+    /// The listen socket (UDP) the binding is served on from now on.
+    pub local: LocalId,
+}
+
 impl Core {
+    /// Adopts a dead edge's binding (issue 20 item 5, `[cluster] takeover = true`): stores it
+    /// as if restored (UDP flow on `b.local` to `b.source`; NAT pings per `[nat]` as for a
+    /// restored binding) and journals it like a REGISTER would, so the journal and the
+    /// cluster write-behind record it as this node's. True when stored; false when it had
+    /// already expired. Counted in `CoreStats::restored` / `restore_expired` too.
+    pub fn adopt_binding(
+        &mut self,
+        now: Millis,
+        b: &AdoptedBinding<'_>,
+    ) -> Result<bool, RestoreError> {
+        let u = Upsert {
+            aor: b.aor,
+            contact: b.contact,
+            call_id: b.call_id,
+            instance: b.instance,
+            path: b.path,
+            user_agent: b"",
+            cseq: b.cseq,
+            reg_id: b.reg_id,
+            q: b.q,
+            expires_unix_ms: b.expires_unix_ms,
+            registered_unix_ms: b.registered_unix_ms.min(b.expires_unix_ms),
+            source: b.source,
+            local: b.local.0,
+            transport: crate::location::Transport::Udp,
+            arrival: self.io.cfg.shard.0,
+            branch: 0,
+        };
+        let mut rec = Vec::new();
+        encode_upsert(&mut rec, &u);
+        let before = self.io.stats.restore_expired;
+        self.restore_record(now, &rec)?;
+        if self.io.stats.restore_expired != before {
+            return Ok(false);
+        }
+        if self.io.cfg.journal {
+            let mut q = std::mem::take(&mut self.io.journal);
+            q.push_with(|out| out.extend_from_slice(&rec));
+            self.io.journal = q;
+        }
+        Ok(true)
+    }
+
     /// Tells the core that the monotonic instant `now` is `unix_ms` milliseconds after the
     /// UNIX epoch (wall clock). See the module docs.
     pub fn set_wall_clock(&mut self, now: Millis, unix_ms: u64) {
