@@ -14,10 +14,11 @@
 #             in a loop for SECS: handshakes/s and server CPU µs per handshake
 # and prints one table with rates, server CPU µs per operation, p99 and the ratios.
 # Loopback only: servers on 127.0.45.1 (sipedge) and 127.0.45.2 (Kamailio), generator sources
-# 127.0.45.100–.131. Everything started is stopped on exit.
+# 127.0.45.100–.131 (UDP: .140–.155); NET picks another /24 (NET=127.0.48 → 127.0.48.1, …).
+# Everything started is stopped on exit.
 #
 # Knobs: SERVERS ["sipedge kamailio"] CONNS [1000] SECS [10] IDLE_CONNS [18000] HS_PARALLEL [64]
-#   OPEN_RATE [1000]
+#   OPEN_RATE [1000] NET [127.0.45]
 #   SERVER_CORE [0] GEN_CORE [1] CASES ["udp tcp tls idle handshake"] NO_BUILD [unset]
 #   BIN [target/release] OUT [target/stream]
 set -euo pipefail
@@ -38,7 +39,8 @@ GEN_CORE=${GEN_CORE:-1}
 CASES=${CASES:-udp tcp tls idle handshake}
 BIN=${BIN:-$ROOT/target/release}
 OUT=${OUT:-$ROOT/target/stream}
-SOURCE=127.0.45.100
+NET=${NET:-127.0.45}
+SOURCE=$NET.100
 SOURCES=32
 mkdir -p "$OUT"
 TMP=$(mktemp -d)
@@ -86,7 +88,7 @@ server_pss_kb() {
 start_server() { # $1 = sipedge | kamailio; sets SERVER_PID, IP
     case "$1" in
         sipedge)
-            IP=127.0.45.1
+            IP=$NET.1
             cat >"$TMP/sipedge.toml" <<EOF
 [server]
 listen = ["udp:$IP:5070", "tcp:$IP:5070", "tls:$IP:5071"]
@@ -118,7 +120,7 @@ EOF
             SERVER_PID=$!
             ;;
         kamailio)
-            IP=127.0.45.2
+            IP=$NET.2
             cp "$ROOT/loadtest/kamailio/register-tcp.cfg" "$TMP/kamailio.cfg"
             sed -i 's/alias="localhost"/alias="sip.example.com"/' "$TMP/kamailio.cfg"
             taskset -c "$SERVER_CORE" kamailio -DD -E -f "$TMP/kamailio.cfg" -m 4096 -M 64 \
@@ -148,7 +150,7 @@ for server in $SERVERS; do
             udp)
                 [[ $server == sipedge ]] || continue
                 gen "$BIN/sipload" refresh --target "$IP:5070" --domain sip.example.com \
-                    --aors "$CONNS" --uas "$CONNS" --sources 16 --source-base 127.0.45.140 \
+                    --aors "$CONNS" --uas "$CONNS" --sources 16 --source-base $NET.140 \
                     --rate 0 --outstanding "$CONNS" --duration "$SECS" --pin "$GEN_CORE" \
                     --server-pid "$SERVER_PID" --json >"$OUT/$server.udp.json" 2>"$OUT/$server.udp.err" || true
                 line=$(python3 "$ROOT/loadtest/sipload-summary.py" "$OUT/$server.udp.json")

@@ -1,7 +1,8 @@
 //! Stream transports against real loopback sockets (127.0.60.0/24): an engine's blocking
 //! wait ends when a connection has bytes (`Engine::watch_readable`, both engines), whole
 //! messages come out of `Streams::poll`, replies go back on the connection, another
-//! shard is told who owns it, and a source IP past its cap is refused at accept.
+//! shard is told who owns it, a source IP past its cap is refused at accept, and the read
+//! path stops at a short read without missing a FIN or a long burst (127.0.48.20–21).
 
 #![allow(clippy::unwrap_used)]
 
@@ -155,4 +156,50 @@ fn another_shard_is_told_the_owner_and_a_source_past_its_cap_is_refused() {
         owner.poll(0, &mut |_, _, _| {}).unwrap();
     }
     assert_eq!(dir.owner(1, peer), None);
+}
+
+/// A read shorter than the buffer ends a connection's reads (no `read` just to see
+/// `WouldBlock`), but a FIN that came with the same edge still closes the connection: the
+/// message is delivered and the flow is closed, with no further event to come.
+#[test]
+fn a_message_then_the_fin_in_one_edge_is_delivered_and_closes_the_connection() {
+    let (l, addr) = listener("127.0.48.20");
+    let mut s = Streams::new(0, vec![l], limits(), Arc::new(Directory::new())).unwrap();
+    let mut c = TcpStream::connect(addr).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while s.stats().accepted == 0 && Instant::now() < deadline {
+        s.poll(0, &mut |_, _, _| {}).unwrap();
+    }
+    assert_eq!(s.stats().accepted, 1);
+    // Both reach the socket before the next poll: one edge carries data and FIN.
+    c.write_all(MSG).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let got = poll_messages(&mut s, 1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].2, MSG);
+    for _ in 0..20 {
+        s.poll(0, &mut |_, _, _| {}).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(s.stats().closed_peer, 1, "closed on the FIN");
+    assert_eq!(s.stats().open, 0);
+}
+
+/// Reads that fill the buffer go on: pipelined messages of more than one read (16 KiB) in
+/// one write all come out, in order.
+#[test]
+fn pipelined_messages_longer_than_one_read_all_come_out() {
+    let (l, addr) = listener("127.0.48.21");
+    let mut s = Streams::new(0, vec![l], limits(), Arc::new(Directory::new())).unwrap();
+    let mut c = TcpStream::connect(addr).unwrap();
+    let mut burst = Vec::new();
+    let n = 2000; // 47 bytes each: ~94 KB, six full reads and more
+    for _ in 0..n {
+        burst.extend_from_slice(MSG);
+    }
+    c.write_all(&burst).unwrap();
+    let got = poll_messages(&mut s, n);
+    assert_eq!(got.len(), n);
+    assert!(got.iter().all(|m| m.2 == MSG));
 }

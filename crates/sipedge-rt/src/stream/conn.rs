@@ -143,6 +143,12 @@ pub(super) struct Conn {
     pub(super) dirty: bool,
     /// Queued in the shard's ready list (may have more to read; edge-triggered).
     pub(super) ready: bool,
+    /// The peer's FIN (or an error) was signalled: read until EOF or `WouldBlock`, a short
+    /// read does not mean drained (the FIN's edge has been consumed).
+    pub(super) hup: bool,
+    /// Its codec's handshake is over (it never restarts): not asked again, so a turn does
+    /// not touch a cold TLS state just for the handshake budget.
+    pub(super) established: bool,
 }
 
 impl Conn {

@@ -146,7 +146,7 @@ fn next(data: &[u8], max: usize) -> Result<Next, FrameError> {
         });
     }
     let window = &data[..data.len().min(max)];
-    let Some(end) = find(window, b"\r\n\r\n") else {
+    let Some(end) = find_head_end(window) else {
         return if data.len() >= max {
             Err(FrameError::TooLarge)
         } else {
@@ -166,8 +166,12 @@ fn next(data: &[u8], max: usize) -> Result<Next, FrameError> {
     })
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// Where the first CRLFCRLF of `hay` starts. Every line end is a `\n` found by `memchr`
+/// (SIMD), so a header block costs one pass of a few lines, not a byte-by-byte compare.
+fn find_head_end(hay: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', hay)
+        .find(|&p| p >= 3 && &hay[p - 3..=p] == b"\r\n\r\n")
+        .map(|p| p - 3)
 }
 
 /// The Content-Length of a header block (start line included, final CRLFCRLF excluded):
@@ -176,9 +180,22 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 fn content_length(head: &[u8]) -> Result<usize, FrameError> {
     let mut found: Option<usize> = None;
     // Skip the start line; each further line is a header (or a folded continuation).
-    for line in head.split(|b| *b == b'\n').skip(1) {
+    let mut start = match memchr::memchr(b'\n', head) {
+        Some(p) => p + 1,
+        None => head.len(),
+    };
+    while start < head.len() {
+        let stop = memchr::memchr(b'\n', &head[start..]).map_or(head.len(), |p| start + p);
+        let line = &head[start..stop];
+        start = stop + 1;
+        // Only a name starting with `c` or `l` can be Content-Length or `l`: most lines are
+        // passed over on their first byte.
+        let first = line.iter().find(|b| !b.is_ascii_whitespace());
+        if !matches!(first, Some(b'c' | b'C' | b'l' | b'L')) {
+            continue;
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|b| *b == b':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let name = trim(&line[..colon]);

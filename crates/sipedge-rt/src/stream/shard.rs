@@ -223,6 +223,9 @@ impl Streams {
                     self.dirty.push(k);
                 }
             }
+            if ev.is_read_closed() || ev.is_error() {
+                c.hup = true;
+            }
             if (ev.is_readable() || ev.is_read_closed() || ev.is_error()) && !c.ready {
                 c.ready = true;
                 self.ready.push(k);
@@ -241,10 +244,13 @@ impl Streams {
             // A TLS handshake costs the server ~0.1–1 ms of CPU: a storm of reconnecting
             // phones must not make one turn long enough to shed SIP (issue 17's turn-lag
             // levels); the rest wait on the ready list for the next turn.
-            let handshaking = self
-                .conns
-                .get_mut(k)
-                .is_some_and(|c| !c.connecting && c.codec.is_handshaking());
+            let handshaking = self.conns.get_mut(k).is_some_and(|c| {
+                if c.connecting || c.established {
+                    return false;
+                }
+                c.established = !c.codec.is_handshaking();
+                !c.established
+            });
             if handshaking {
                 if handshakes == HANDSHAKE_READS_PER_TURN {
                     if let Some(c) = self.conns.get_mut(k) {
@@ -305,6 +311,8 @@ impl Streams {
                 last_activity: now,
                 dirty: false,
                 ready: true,
+                hup: false,
+                established: false,
             };
             if let Some(k) = self.adopt(conn) {
                 self.stats.accepted += 1;
@@ -451,6 +459,12 @@ impl Streams {
             if close.is_some() {
                 break;
             }
+            // A short read drained the socket (a stream socket returns what it holds, up to
+            // the buffer): no `read` just to see `WouldBlock` — bytes arriving later raise a
+            // new edge. Unless the FIN came with this edge: read on until EOF.
+            if got < self.rbuf.len() && !c.hup {
+                break;
+            }
         }
         if c.pending_out() > 0 && !c.dirty {
             c.dirty = true;
@@ -553,6 +567,8 @@ impl Streams {
             last_activity: now,
             dirty: false,
             ready: false,
+            hup: false,
+            established: false,
         };
         self.adopt(conn)
     }
