@@ -120,6 +120,7 @@ mod secret;
 mod shard;
 mod stateless;
 mod stats;
+mod stream_flows;
 pub mod stun;
 mod time;
 mod txn;
@@ -153,6 +154,7 @@ pub use crate::record::{decode_change, record_owner, BindingChange, RestoreError
 pub use crate::refusal::{AuthRefusal, Refusal, RegistrarRefusal, RelayRefusal, StatelessRefusal};
 pub use crate::secret::{NodeSecret, SecretError, NODE_SECRET_LEN};
 pub use crate::shard::{ShardId, ShardMsg};
+pub use crate::stream_flows::{CLOSED_FLOW_CAP, OUTBOUND_FLOW_CAP};
 pub use crate::stats::{CoreStats, Counters, MetricKind, OverloadStats, Row};
 pub use crate::time::Millis;
 pub use crate::txn::table::{

@@ -1,0 +1,37 @@
+//! The runtime's reports about stream connections (issue 19, `stream_flows`).
+
+use std::net::SocketAddr;
+
+use crate::core::Core;
+use crate::output::LocalId;
+use crate::time::Millis;
+
+impl Core {
+    /// The stream connection of flow `(local, remote)` closed — the peer closed it, it
+    /// timed out, or it failed — on the shard that owned it (the one whose core read it).
+    ///
+    /// RFC 5626 §5.3 / §11.5: a closed connection is a failed flow. When a REGISTER with
+    /// Outbound (`ob`, or `reg-id` with an instance) came over it, the flow is failed on
+    /// every shard (`bindings::Store::flow_failed`, [`crate::ShardMsg::FlowFailed`]): a
+    /// request to a binding on it, or an in-dialog request toward it, gets `430 Flow
+    /// Failed` instead of a connection toward a phone behind NAT. Any other flow keeps its
+    /// bindings as they are (the runtime may connect out to their address). Either way
+    /// a response still owed on it goes to a new connection (RFC 3261 §18.2.2,
+    /// `Core::poll_transmit`). A report for a UDP socket is ignored.
+    pub fn handle_flow_closed(&mut self, _now: Millis, local: LocalId, remote: SocketAddr) {
+        if !self.io.cfg.proxy.is_stream(local) {
+            return;
+        }
+        self.io.stats.flows_closed += 1;
+        if self.streams.closed(local, remote) {
+            self.io.stats.outbound_flows_failed += 1;
+            self.store().flow_failed(local, remote);
+        }
+    }
+
+    /// Outbound stream flows this shard remembers (bounded by
+    /// [`crate::OUTBOUND_FLOW_CAP`]).
+    pub fn outbound_flow_count(&self) -> usize {
+        self.streams.outbound_len()
+    }
+}
