@@ -23,5 +23,6 @@ mod registrar;
 mod relay;
 mod relay_secret;
 mod shard_death;
+mod stream_close;
 mod tcp;
 mod tls_ws;
