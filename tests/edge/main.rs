@@ -26,3 +26,4 @@ mod shard_death;
 mod stream_close;
 mod tcp;
 mod tls_ws;
+mod ws_phone;
