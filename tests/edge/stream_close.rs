@@ -43,12 +43,7 @@ fn an_outbound_phone_whose_connection_closed_gets_430_and_no_connect() {
             invite("UDP", caller.addr(), "obphone", &id).as_bytes(),
         );
         let fin = next_final(&caller);
-        assert_eq!(
-            status(&fin),
-            Some(430),
-            "{}",
-            String::from_utf8_lossy(&fin)
-        );
+        assert_eq!(status(&fin), Some(430), "{}", String::from_utf8_lossy(&fin));
     }
     assert_eq!(
         e.metric("sipedge_tcp_connects_total", None),
@@ -73,7 +68,10 @@ fn a_plain_tcp_phone_whose_connection_closed_is_connected_out_to() {
     );
     // Not Outbound: the edge tries its address (nobody listens there any more).
     assert!(e.await_metric("sipedge_tcp_connects_total", 1, WAIT) >= 1);
-    assert_eq!(e.metric("sipedge_stream_outbound_flows_failed_total", None), 0);
+    assert_eq!(
+        e.metric("sipedge_stream_outbound_flows_failed_total", None),
+        0
+    );
 }
 
 /// A TCP caller hangs up its connection while the callee rings: the 200 OK reaches it on a
@@ -100,10 +98,7 @@ fn a_final_response_after_the_callers_connection_closed_goes_to_its_sent_by_port
     assert!(at_bob.starts_with(b"INVITE "));
     drop(caller);
     e.await_metric("sipedge_stream_flows_closed_total", 1, WAIT);
-    callee.send(
-        e.sip,
-        &uas_reply(&at_bob, "200 OK", &me),
-    );
+    callee.send(e.sip, &uas_reply(&at_bob, "200 OK", &me));
     // Bounded: before the fix the edge connected to the dead connection's port instead.
     listener.set_nonblocking(true).unwrap();
     let deadline = std::time::Instant::now() + WAIT;
@@ -127,12 +122,7 @@ fn a_final_response_after_the_callers_connection_closed_goes_to_its_sent_by_port
 #[test]
 fn a_banned_source_is_closed_at_accept_and_counted() {
     let ip = "127.0.60.40";
-    let e = edge(
-        "banned-accept",
-        ip,
-        2,
-        "\n[protect]\ntrusted = []\n",
-    );
+    let e = edge("banned-accept", ip, 2, "\n[protect]\ntrusted = []\n");
     // A scanner's User-Agent over UDP bans its address (issue 17).
     let scanner = Client::new("127.0.60.41");
     let probe = String::from_utf8(options(e.sip, &scanner, 1))

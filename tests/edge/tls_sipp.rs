@@ -158,7 +158,16 @@ fn carry(
 /// Whether this SIPp was built with OpenSSL (`-t l1`).
 fn sipp_speaks_tls() -> bool {
     let out = std::process::Command::new("sipp")
-        .args(["-t", "l1", "-m", "1", "-nostdin", "-timeout", "1s", "127.0.0.1:9"])
+        .args([
+            "-t",
+            "l1",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "1s",
+            "127.0.0.1:9",
+        ])
         .current_dir(std::env::temp_dir())
         .output();
     out.is_ok_and(|o| {
@@ -216,9 +225,16 @@ fn sipp_over_tls_registers_and_calls_a_udp_callee_through_the_edge() {
     // The caller registers over TLS (its own AoR), then calls bob.
     let mut args = vec!["-t", transport, "-m", "1", "-timeout", "10s"];
     args.extend(&extra);
-    let reg = sipp("relay_register.xml", "tlscaller", "127.0.60.51", 25400, &args, Some(target))
-        .output()
-        .unwrap();
+    let reg = sipp(
+        "relay_register.xml",
+        "tlscaller",
+        "127.0.60.51",
+        25400,
+        &args,
+        Some(target),
+    )
+    .output()
+    .unwrap();
     check("sipp register over TLS", &reg);
     assert_eq!(
         edge.metric("sipedge_bindings_created_total", None),
@@ -226,15 +242,30 @@ fn sipp_over_tls_registers_and_calls_a_udp_callee_through_the_edge() {
         "the TLS registration is stored"
     );
 
-    let callee = sipp_callee(&edge, "tls_uas.xml", "bob", "127.0.60.52", 25410, CALLS, "30s");
+    let callee = sipp_callee(
+        &edge,
+        "tls_uas.xml",
+        "bob",
+        "127.0.60.52",
+        25410,
+        CALLS,
+        "30s",
+    );
     let calls = CALLS.to_string();
     let mut args = vec![
         "-t", transport, "-m", &calls, "-r", "25", "-l", "50", "-timeout", "30s",
     ];
     args.extend(&extra);
-    let caller = sipp("relay_uac.xml", "bob", "127.0.60.51", 25401, &args, Some(target))
-        .output()
-        .unwrap();
+    let caller = sipp(
+        "relay_uac.xml",
+        "bob",
+        "127.0.60.51",
+        25401,
+        &args,
+        Some(target),
+    )
+    .output()
+    .unwrap();
     check("sipp caller over TLS", &caller);
     check("sipp callee over UDP", &callee.wait().unwrap());
     assert_eq!(
@@ -243,7 +274,7 @@ fn sipp_over_tls_registers_and_calls_a_udp_callee_through_the_edge() {
         "INVITE + BYE per call"
     );
     assert!(
-        edge.metric("sipedge_tcp_messages_in_total", None) >= 3 * CALLS as u64 + 1,
+        edge.metric("sipedge_tcp_messages_in_total", None) > 3 * CALLS as u64,
         "REGISTER, then INVITE, ACK, BYE per call over TLS"
     );
     drop(relay);

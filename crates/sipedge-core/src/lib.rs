@@ -154,8 +154,8 @@ pub use crate::record::{decode_change, record_owner, BindingChange, RestoreError
 pub use crate::refusal::{AuthRefusal, Refusal, RegistrarRefusal, RelayRefusal, StatelessRefusal};
 pub use crate::secret::{NodeSecret, SecretError, NODE_SECRET_LEN};
 pub use crate::shard::{ShardId, ShardMsg};
-pub use crate::stream_flows::{CLOSED_FLOW_CAP, OUTBOUND_FLOW_CAP};
 pub use crate::stats::{CoreStats, Counters, MetricKind, OverloadStats, Row};
+pub use crate::stream_flows::{CLOSED_FLOW_CAP, OUTBOUND_FLOW_CAP};
 pub use crate::time::Millis;
 pub use crate::txn::table::{
     TxnLimits, DEFAULT_MAX_TRANSACTIONS, DEFAULT_MAX_TRANSACTION_BYTES, RETAINED_BUFFER_BYTES,

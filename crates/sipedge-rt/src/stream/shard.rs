@@ -199,7 +199,9 @@ impl Streams {
 
     /// Work left from the last turn (reads or accepts over budget): do not block.
     pub fn has_pending(&self) -> bool {
-        !self.ready.is_empty() || !self.closed.is_empty() || self.listeners.iter().any(|l| l.backlog)
+        !self.ready.is_empty()
+            || !self.closed.is_empty()
+            || self.listeners.iter().any(|l| l.backlog)
     }
 
     /// Takes readiness without blocking, accepts, reads; calls `on_message(listener, peer,
