@@ -30,8 +30,9 @@ use crate::output::LocalId;
 /// Outbound flows remembered per shard; past this a new one is not remembered (its close
 /// then leaves its bindings as a non-Outbound binding's: the behaviour before issue 19).
 pub const OUTBOUND_FLOW_CAP: usize = 1 << 18;
-/// Closed connections remembered per shard for §18.2.2 (the oldest is forgotten first).
-pub const CLOSED_FLOW_CAP: usize = 4096;
+/// Closed connections remembered per shard for §18.2.2 (the oldest is forgotten first; the
+/// same bounded table as the failed flows).
+pub const CLOSED_FLOW_CAP: usize = crate::flows::DEAD_FLOW_CAP;
 
 type Key = (LocalId, SocketAddr);
 
@@ -114,5 +115,80 @@ impl StreamFlows {
     /// Outbound flows remembered (tests, invariants).
     pub(crate) fn outbound_len(&self) -> usize {
         self.outbound.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEER: &str = "198.51.100.7:40000";
+
+    fn closed_flows() -> StreamFlows {
+        let mut f = StreamFlows::default();
+        f.closed(LocalId(1), PEER.parse().unwrap());
+        f
+    }
+
+    #[test]
+    fn only_a_response_on_a_closed_stream_flow_is_redirected() {
+        let f = closed_flows();
+        let peer: SocketAddr = PEER.parse().unwrap();
+        let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 198.51.100.7:5070;branch=z9hG4bKx\r\nContent-Length: 0\r\n\r\n";
+        let to = f.reconnect_target(Transport::Tcp, LocalId(1), peer, resp);
+        assert_eq!(to, "198.51.100.7:5070".parse::<SocketAddr>().unwrap());
+        // A request keeps its address (a binding's: RFC 5626 decides, `flows`).
+        let req =
+            b"BYE sip:a@198.51.100.7 SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bKy\r\n\r\n";
+        assert_eq!(
+            f.reconnect_target(Transport::Tcp, LocalId(1), peer, req),
+            peer
+        );
+        // UDP, another socket, an open flow: unchanged.
+        assert_eq!(
+            f.reconnect_target(Transport::Udp, LocalId(1), peer, resp),
+            peer
+        );
+        assert_eq!(
+            f.reconnect_target(Transport::Tcp, LocalId(2), peer, resp),
+            peer
+        );
+        let other: SocketAddr = "198.51.100.7:40001".parse().unwrap();
+        assert_eq!(
+            f.reconnect_target(Transport::Tcp, LocalId(1), other, resp),
+            other
+        );
+        // Unreadable: the old address (the runtime's connect fails, counted).
+        let bad = b"SIP/2.0 200 OK\r\nVia: \x01\r\n\r\n";
+        assert_eq!(
+            f.reconnect_target(Transport::Tcp, LocalId(1), peer, bad),
+            peer
+        );
+    }
+
+    #[test]
+    fn a_message_on_the_flow_ends_the_redirect() {
+        let mut f = closed_flows();
+        let peer: SocketAddr = PEER.parse().unwrap();
+        assert!(f.any_closed());
+        f.note_message(LocalId(1), peer);
+        assert!(!f.any_closed());
+        let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS 198.51.100.7;branch=z9hG4bKx\r\n\r\n";
+        assert_eq!(
+            f.reconnect_target(Transport::Tls, LocalId(1), peer, resp),
+            peer
+        );
+    }
+
+    #[test]
+    fn the_closed_table_is_bounded() {
+        let mut f = StreamFlows::default();
+        for p in 0..(CLOSED_FLOW_CAP as u16 + 10) {
+            f.closed(LocalId(1), SocketAddr::from(([198, 51, 100, 7], p)));
+        }
+        assert_eq!(f.closed.len(), CLOSED_FLOW_CAP);
+        assert!(!f
+            .closed
+            .contains(LocalId(1), SocketAddr::from(([198, 51, 100, 7], 0))));
     }
 }
