@@ -337,6 +337,7 @@ impl Core {
             }
             ShardMsg::LookupReply(reply) => self.lookups.push_back(reply),
             ShardMsg::Dialog(m) => self.dialog().shard_msg(now, m),
+            ShardMsg::OutboundFlow { local, remote } => self.outbound_flow_confirmed(local, remote),
             ShardMsg::FlowFailed {
                 local,
                 remote,

@@ -6,13 +6,14 @@
 //! | rule | source |
 //! | --- | --- |
 //! | a closed connection is a failed flow: a request to an Outbound binding on it gets 430, never a connection toward a NATed phone | RFC 5626 §5.3, §11.5 |
-//! | an Outbound flow is one a REGISTER with an `ob` Contact or a `reg-id` (with `+sip.instance`) came over | RFC 5626 §4.2.1, §5.2 |
+//! | an Outbound flow is one a REGISTER with an `ob` Contact or a `reg-id` (with `+sip.instance`) was accepted over | RFC 5626 §4.2.1, §5.2 |
 //! | a non-Outbound stream binding keeps its address: the runtime may connect out to it | RFC 3261 §18.1.1, RFC 5626 §3.1 |
 //! | a response for a connection that failed goes to a new connection to the source IP (the `received` address) and the Via's sent-by port (5060, 5061 for TLS, when absent) | RFC 3261 §18.2.2, §19.1.2 |
 //!
-//! Both tables are per shard and bounded: only the shard that owns a connection reads
-//! from it, so it is the one that saw the REGISTER arrive and the one the request's
-//! transaction lives on. The Outbound-flow table forgets a flow when its connection
+//! Both tables are per shard and bounded, kept by the shard that owns the connection (the
+//! one that reads it, so the one a REGISTER or a request from it arrives on): the
+//! registrar of the AoR's shard tells it when it accepted an Outbound REGISTER
+//! ([`outbound_registered`]). The Outbound-flow table forgets a flow when its connection
 //! closes (it holds at most this shard's open connections that registered with Outbound,
 //! and at most [`OUTBOUND_FLOW_CAP`]); the closed table keeps the latest
 //! [`CLOSED_FLOW_CAP`] closes, and forgets a flow a message arrives on again.
@@ -21,7 +22,7 @@ use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 
-use sipedge_msg::{Contact, Message, Validated};
+use sipedge_msg::Message;
 
 use crate::flows::DeadFlows;
 use crate::location::Transport;
@@ -36,44 +37,74 @@ pub const CLOSED_FLOW_CAP: usize = crate::flows::DEAD_FLOW_CAP;
 
 type Key = (LocalId, SocketAddr);
 
-/// A shard's view of its stream flows.
+/// The Outbound flows of this shard's connections: a REGISTER with an `ob` Contact, or a
+/// `reg-id` with an instance, was accepted over them (RFC 5626 §5.2). Held by `Location`,
+/// so the registrar fills it ([`outbound_registered`]); bounded ([`OUTBOUND_FLOW_CAP`]).
+#[derive(Debug, Default)]
+pub(crate) struct OutboundFlows {
+    set: HashSet<Key, BuildHasherDefault<std::collections::hash_map::DefaultHasher>>,
+}
+
+impl OutboundFlows {
+    /// Remembers an Outbound flow (not past the cap).
+    pub(crate) fn insert(&mut self, local: LocalId, remote: SocketAddr) {
+        if self.set.len() < OUTBOUND_FLOW_CAP {
+            self.set.insert((local, remote));
+        }
+    }
+
+    /// Forgets a flow (its connection closed); true if it was an Outbound one.
+    pub(crate) fn remove(&mut self, local: LocalId, remote: SocketAddr) -> bool {
+        !self.set.is_empty() && self.set.remove(&(local, remote))
+    }
+
+    /// Flows remembered.
+    pub(crate) fn len(&self) -> usize {
+        self.set.len()
+    }
+}
+
+/// The registrar accepted an Outbound REGISTER over stream flow `(local, remote)`: the
+/// shard that owns the connection (the one the REGISTER arrived on, `Io::arrival`)
+/// remembers the flow — here, or told over the mesh ([`crate::ShardMsg::OutboundFlow`]).
+/// Only an accepted REGISTER counts, so a client that fails authentication cannot make
+/// its closes fail flows on every shard.
+pub(crate) fn outbound_registered(
+    io: &mut crate::io::Io,
+    loc: &mut crate::location::Location,
+    local: LocalId,
+    remote: SocketAddr,
+) {
+    if io.arrival == io.cfg.shard {
+        loc.outbound_flows.insert(local, remote);
+    } else {
+        let msg = crate::shard::ShardMsg::OutboundFlow { local, remote };
+        io.shard_out.push_back((io.arrival, msg));
+    }
+}
+
+/// A shard's closed stream connections.
 #[derive(Debug, Default)]
 pub(crate) struct StreamFlows {
-    outbound: HashSet<Key, BuildHasherDefault<std::collections::hash_map::DefaultHasher>>,
     /// Connections that closed, for §18.2.2 (bounded, oldest first).
     closed: DeadFlows,
 }
 
 impl StreamFlows {
-    /// A REGISTER arrived over stream flow `(local, remote)` (on the shard that owns the
-    /// connection): an `ob` Contact, or a `reg-id` with an instance, makes it an Outbound
-    /// flow (RFC 5626 §5.2).
-    pub(crate) fn note_register(
-        &mut self,
-        local: LocalId,
-        remote: SocketAddr,
-        msg: &Message<'_>,
-        v: &Validated<'_>,
-    ) {
-        let outbound = v.contacts(msg).flatten().any(|c| {
-            let ob = matches!(&c, Contact::Addr(a) if a.uri().params().has(b"ob"));
-            ob || (c.instance().is_some_and(|i| !i.is_empty()) && c.reg_id().is_some())
-        });
-        if outbound && self.outbound.len() < OUTBOUND_FLOW_CAP {
-            self.outbound.insert((local, remote));
-        }
-    }
-
     /// A message arrived on stream flow `(local, remote)`: its connection is up again.
     #[inline]
     pub(crate) fn note_message(&mut self, local: LocalId, remote: SocketAddr) {
         self.closed.remove(local, remote);
     }
 
-    /// The connection of `(local, remote)` closed; true if it was an Outbound flow.
-    pub(crate) fn closed(&mut self, local: LocalId, remote: SocketAddr) -> bool {
+    /// The connection of `(local, remote)` closed.
+    pub(crate) fn closed(&mut self, local: LocalId, remote: SocketAddr) {
         self.closed.insert(local, remote);
-        self.outbound.remove(&(local, remote))
+    }
+
+    /// Whether the connection of `(local, remote)` closed (and carried nothing since).
+    pub(crate) fn is_closed(&self, local: LocalId, remote: SocketAddr) -> bool {
+        self.closed.contains(local, remote)
     }
 
     /// RFC 3261 §18.2.2: where a message from us to `(local, remote)` goes — `remote`,
@@ -110,11 +141,6 @@ impl StreamFlows {
     #[inline]
     pub(crate) fn any_closed(&self) -> bool {
         self.closed.len() > 0
-    }
-
-    /// Outbound flows remembered (tests, invariants).
-    pub(crate) fn outbound_len(&self) -> usize {
-        self.outbound.len()
     }
 }
 

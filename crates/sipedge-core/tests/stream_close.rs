@@ -191,3 +191,74 @@ fn a_close_reported_for_a_udp_socket_changes_nothing() {
 fn labels(out: &[Out]) -> Vec<String> {
     out.iter().map(Out::label).collect()
 }
+
+#[test]
+fn a_refused_outbound_register_fails_nothing_when_its_connection_closes() {
+    let mut core = three_sockets();
+    // A REGISTER for a domain we do not serve (refused): its `ob` means nothing.
+    let r = format!(
+        "REGISTER sip:other.example SIP/2.0\r\nVia: SIP/2.0/TCP {BOB_LISTEN};branch=z9hG4bKreg9\r\nMax-Forwards: 70\r\nFrom: <sip:bob@other.example>;tag=r1\r\nTo: <sip:bob@other.example>\r\nCall-ID: reg-x\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@{BOB_LISTEN};transport=tcp;ob>\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n"
+    );
+    let out = send_on(&mut core, 0, TCP, BOB_TCP, r.as_bytes());
+    assert!(out[0].status().is_some_and(|s| s >= 400), "{out:?}");
+    assert_eq!(core.outbound_flow_count(), 0);
+    closed(&mut core, 1, TCP, BOB_TCP);
+    assert_eq!(
+        core.dead_flow_count(),
+        0,
+        "no flow failed on a refused REGISTER"
+    );
+}
+
+/// Two cores of one two-shard edge with the three sockets.
+fn two_cores() -> (Core, Core) {
+    let mk = |i| {
+        let mut cfg = config();
+        cfg.shard = sipedge_core::ShardId(i);
+        cfg.shards = 2;
+        cfg.seed = 7;
+        cfg.proxy.advertise = vec![addr(EDGE), addr(EDGE), addr("192.0.2.1:5061")];
+        cfg.proxy.transports = vec![Transport::Udp, Transport::Tcp, Transport::Tls];
+        cfg.nat.advertise = vec![EDGE.into(), EDGE.into(), "192.0.2.1:5061".into()];
+        Core::new(cfg)
+    };
+    (mk(0), mk(1))
+}
+
+#[test]
+fn an_outbound_binding_on_another_shard_fails_when_the_connection_owner_reports_the_close() {
+    let (mut a, mut b) = two_cores();
+    // A user whose AoR shard 1 owns, registering over shard 0's connection.
+    let user = (0..64)
+        .map(|i| format!("ob{i}"))
+        .find(|u| {
+            let r = format!(
+                "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP {BOB_LISTEN};branch=z9hG4bKreg-{u}\r\nMax-Forwards: 70\r\nFrom: <sip:{u}@{DOMAIN}>;tag=r1\r\nTo: <sip:{u}@{DOMAIN}>\r\nCall-ID: reg-{u}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{u}@{BOB_LISTEN};transport=tcp;ob>\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n"
+            );
+            let here = send_on(&mut a, 0, TCP, BOB_TCP, r.as_bytes());
+            let (_, there) = pump(&mut a, &mut b, 0);
+            here.is_empty() && there.first().and_then(Out::status) == Some(200)
+        })
+        .expect("an AoR of shard 1");
+    assert_eq!(
+        a.outbound_flow_count(),
+        1,
+        "the connection's shard was told"
+    );
+    assert_eq!(b.outbound_flow_count(), 0);
+
+    a.handle_flow_closed(Millis(1), TCP, addr(BOB_TCP));
+    pump(&mut a, &mut b, 1);
+    let inv = String::from_utf8(invite("x9"))
+        .unwrap()
+        .replace("sip:bob@", &format!("sip:{user}@"))
+        .replace("<sip:bob@", &format!("<sip:{user}@"));
+    for core in [&mut a, &mut b] {
+        core.handle_datagram(Millis(2), UDP, addr(ALICE), inv.as_bytes());
+    }
+    let (oa, ob) = pump(&mut a, &mut b, 2);
+    for out in [&oa, &ob] {
+        assert!(out.iter().all(|o| o.local != TCP), "{out:?}");
+        assert_eq!(out.last().and_then(Out::status), Some(430), "{out:?}");
+    }
+}

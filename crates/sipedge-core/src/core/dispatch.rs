@@ -53,11 +53,7 @@ impl Core {
         }
         let refusal = match method {
             Method::Register => {
-                if self.io.arrival == self.io.cfg.shard && self.io.cfg.proxy.is_stream(local) {
-                    // The shard that owns the connection: an Outbound flow? (`stream_flows`)
-                    self.streams.note_register(local, remote, msg, v);
-                }
-                return self.registrar().handle_register(now, local, remote, msg, v);
+                return self.registrar().handle_register(now, local, remote, msg, v)
             }
             Method::Options if self.io.cfg.is_our_domain(uri.host()) => {
                 // RFC 3261 §11.2: capabilities of the edge itself.

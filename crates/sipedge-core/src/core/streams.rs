@@ -7,11 +7,23 @@ use crate::output::LocalId;
 use crate::time::Millis;
 
 impl Core {
+    /// [`crate::ShardMsg::OutboundFlow`]: the AoR's shard accepted an Outbound REGISTER
+    /// that arrived over our connection `(local, remote)`. Already closed (the close
+    /// overtook the message): the flow fails now.
+    pub(crate) fn outbound_flow_confirmed(&mut self, local: LocalId, remote: SocketAddr) {
+        if self.streams.is_closed(local, remote) {
+            self.io.stats.outbound_flows_failed += 1;
+            self.store().flow_failed(local, remote);
+        } else {
+            self.loc.outbound_flows.insert(local, remote);
+        }
+    }
+
     /// The stream connection of flow `(local, remote)` closed — the peer closed it, it
     /// timed out, or it failed — on the shard that owned it (the one whose core read it).
     ///
     /// RFC 5626 §5.3 / §11.5: a closed connection is a failed flow. When a REGISTER with
-    /// Outbound (`ob`, or `reg-id` with an instance) came over it, the flow is failed on
+    /// Outbound (`ob`, or `reg-id` with an instance) was accepted over it, the flow fails on
     /// every shard (`bindings::Store::flow_failed`, [`crate::ShardMsg::FlowFailed`]): a
     /// request to a binding on it, or an in-dialog request toward it, gets `430 Flow
     /// Failed` instead of a connection toward a phone behind NAT. Any other flow keeps its
@@ -23,7 +35,8 @@ impl Core {
             return;
         }
         self.io.stats.flows_closed += 1;
-        if self.streams.closed(local, remote) {
+        self.streams.closed(local, remote);
+        if self.loc.outbound_flows.remove(local, remote) {
             self.io.stats.outbound_flows_failed += 1;
             self.store().flow_failed(local, remote);
         }
@@ -32,6 +45,6 @@ impl Core {
     /// Outbound stream flows this shard remembers (bounded by
     /// [`crate::OUTBOUND_FLOW_CAP`]).
     pub fn outbound_flow_count(&self) -> usize {
-        self.streams.outbound_len()
+        self.loc.outbound_flows.len()
     }
 }
