@@ -654,7 +654,7 @@ impl Registrar<'_> {
                     .any(|it| !it.superseded && it.expires > 0 && ob(it))
             {
                 // Its connection's close fails the flow (RFC 5626 §5.3, `stream_flows`).
-                crate::stream_flows::outbound_registered(self.io, self.loc, local, remote);
+                self.store().outbound_registered(local, remote);
             }
         }
         head

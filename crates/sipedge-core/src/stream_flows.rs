@@ -13,13 +13,11 @@
 //! Both tables are per shard and bounded, kept by the shard that owns the connection (the
 //! one that reads it, so the one a REGISTER or a request from it arrives on): the
 //! registrar of the AoR's shard tells it when it accepted an Outbound REGISTER
-//! ([`outbound_registered`]). The Outbound-flow table forgets a flow when its connection
+//! (`bindings::Store::outbound_registered`). The Outbound-flow table forgets a flow when its connection
 //! closes (it holds at most this shard's open connections that registered with Outbound,
 //! and at most [`OUTBOUND_FLOW_CAP`]); the closed table keeps the latest
 //! [`CLOSED_FLOW_CAP`] closes, and forgets a flow a message arrives on again.
 
-use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 
 use sipedge_msg::Message;
@@ -28,60 +26,10 @@ use crate::flows::DeadFlows;
 use crate::location::Transport;
 use crate::output::LocalId;
 
-/// Outbound flows remembered per shard; past this a new one is not remembered (its close
-/// then leaves its bindings as a non-Outbound binding's: the behaviour before issue 19).
-pub const OUTBOUND_FLOW_CAP: usize = 1 << 18;
+pub use crate::flows::OUTBOUND_FLOW_CAP;
 /// Closed connections remembered per shard for §18.2.2 (the oldest is forgotten first; the
 /// same bounded table as the failed flows).
 pub const CLOSED_FLOW_CAP: usize = crate::flows::DEAD_FLOW_CAP;
-
-type Key = (LocalId, SocketAddr);
-
-/// The Outbound flows of this shard's connections: a REGISTER with an `ob` Contact, or a
-/// `reg-id` with an instance, was accepted over them (RFC 5626 §5.2). Held by `Location`,
-/// so the registrar fills it ([`outbound_registered`]); bounded ([`OUTBOUND_FLOW_CAP`]).
-#[derive(Debug, Default)]
-pub(crate) struct OutboundFlows {
-    set: HashSet<Key, BuildHasherDefault<std::collections::hash_map::DefaultHasher>>,
-}
-
-impl OutboundFlows {
-    /// Remembers an Outbound flow (not past the cap).
-    pub(crate) fn insert(&mut self, local: LocalId, remote: SocketAddr) {
-        if self.set.len() < OUTBOUND_FLOW_CAP {
-            self.set.insert((local, remote));
-        }
-    }
-
-    /// Forgets a flow (its connection closed); true if it was an Outbound one.
-    pub(crate) fn remove(&mut self, local: LocalId, remote: SocketAddr) -> bool {
-        !self.set.is_empty() && self.set.remove(&(local, remote))
-    }
-
-    /// Flows remembered.
-    pub(crate) fn len(&self) -> usize {
-        self.set.len()
-    }
-}
-
-/// The registrar accepted an Outbound REGISTER over stream flow `(local, remote)`: the
-/// shard that owns the connection (the one the REGISTER arrived on, `Io::arrival`)
-/// remembers the flow — here, or told over the mesh ([`crate::ShardMsg::OutboundFlow`]).
-/// Only an accepted REGISTER counts, so a client that fails authentication cannot make
-/// its closes fail flows on every shard.
-pub(crate) fn outbound_registered(
-    io: &mut crate::io::Io,
-    loc: &mut crate::location::Location,
-    local: LocalId,
-    remote: SocketAddr,
-) {
-    if io.arrival == io.cfg.shard {
-        loc.outbound_flows.insert(local, remote);
-    } else {
-        let msg = crate::shard::ShardMsg::OutboundFlow { local, remote };
-        io.shard_out.push_back((io.arrival, msg));
-    }
-}
 
 /// A shard's closed stream connections.
 #[derive(Debug, Default)]

@@ -53,7 +53,7 @@ pub(crate) struct Location {
     /// Bounded ([`crate::flows::DEAD_FLOW_CAP`]).
     pub(crate) dead_flows: crate::flows::DeadFlows,
     /// Outbound flows of this shard's stream connections (issue 19, `stream_flows`).
-    pub(crate) outbound_flows: crate::stream_flows::OutboundFlows,
+    pub(crate) outbound_flows: crate::flows::OutboundFlows,
 }
 
 impl Location {
@@ -70,7 +70,7 @@ impl Location {
             domain_cache: (NONE, Vec::new()),
             pinging: [0; 2],
             dead_flows: crate::flows::DeadFlows::default(),
-            outbound_flows: crate::stream_flows::OutboundFlows::default(),
+            outbound_flows: crate::flows::OutboundFlows::default(),
         }
     }
 
