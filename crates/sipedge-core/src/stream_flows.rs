@@ -11,11 +11,12 @@
 //! | a response for a connection that failed goes to a new connection to the source IP (the `received` address) and the Via's sent-by port (5060, 5061 for TLS, when absent) | RFC 3261 §18.2.2, §19.1.2 |
 //!
 //! Both tables are per shard and bounded, kept by the shard that owns the connection (the
-//! one that reads it, so the one a REGISTER or a request from it arrives on): the
-//! registrar of the AoR's shard tells it when it accepted an Outbound REGISTER
-//! (`bindings::Store::outbound_registered`). The Outbound-flow table forgets a flow when its connection
-//! closes (it holds at most this shard's open connections that registered with Outbound,
-//! and at most [`OUTBOUND_FLOW_CAP`]); the closed table keeps the latest
+//! one that reads it, so the one a REGISTER or a request from it arrives on). The
+//! Outbound-flow table (`flows::OutboundFlows`, in `Location`) is filled when the AoR's
+//! registrar accepts an Outbound REGISTER (`bindings::Store::outbound_registered`, over
+//! the mesh when the AoR lives on another shard) and forgets a flow when its connection
+//! closes: it holds at most this shard's open connections that registered with Outbound,
+//! and at most [`OUTBOUND_FLOW_CAP`]. The closed table here keeps the latest
 //! [`CLOSED_FLOW_CAP`] closes, and forgets a flow a message arrives on again.
 
 use std::net::SocketAddr;
