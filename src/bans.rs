@@ -103,6 +103,13 @@ fn canonical(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
 }
 
+/// The stream listeners' accept filter (issue 19 with issue 17): a connection from a
+/// banned source is closed at accept, before a byte is read or a TLS handshake started.
+pub fn accept_filter(bans: &std::sync::Arc<BanRegistry>) -> sipedge_rt::stream::AcceptFilter {
+    let bans = std::sync::Arc::clone(bans);
+    std::sync::Arc::new(move |ip| bans.is_banned(ip))
+}
+
 impl BanRegistry {
     /// An empty list of at most `cap` bans; `epoch` is the shards' clock origin.
     pub fn new(epoch: Instant, cap: usize) -> BanRegistry {
@@ -327,9 +334,11 @@ impl BanRegistry {
         v
     }
 
-    /// True when `ip` is banned now.
-    #[cfg(test)]
+    /// True when `ip` is banned now. Free while nothing was ever banned.
     pub fn is_banned(&self, ip: IpAddr) -> bool {
+        if self.generation.load(Ordering::Acquire) == 0 {
+            return false;
+        }
         let now = self.now();
         self.lock()
             .bans

@@ -259,6 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 listeners,
                 limits: stream_limits,
                 directory: Arc::clone(&directory),
+                refuse: Some(bans::accept_filter(&bans)),
             },
             wake,
             mesh,

@@ -380,6 +380,11 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
                 failure = Some(format!("stream poller failed: {e}"));
                 break;
             }
+            // Closed connections (this turn's reads and sweep, the last turn's writes): an
+            // Outbound flow fails (RFC 5626 §5.3), responses owed find a new connection.
+            s.drain_closed(&mut |local, remote| {
+                core.handle_flow_closed(now, LocalId(local), remote);
+            });
         }
         mesh.recv(MAX_MESH_PER_TURN, |from, msg| match msg {
             Wire::Core(msg) => core.handle_shard_msg(now, ShardId(from as u16), msg),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sipedge_core::{Millis, ShardMsg};
-use sipedge_rt::stream::{Directory, Sent, StreamLimits, StreamListener, Streams};
+use sipedge_rt::stream::{AcceptFilter, Directory, Sent, StreamLimits, StreamListener, Streams};
 use sipedge_rt::MeshEndpoint;
 
 /// How often connections are checked against their header and idle timeouts.
@@ -69,6 +69,8 @@ pub struct StreamSetup {
     pub limits: StreamLimits,
     /// The process-wide connection directory.
     pub directory: Arc<Directory>,
+    /// Sources closed at accept: the banned (issue 17, `bans::accept_filter`).
+    pub refuse: Option<AcceptFilter>,
 }
 
 impl std::fmt::Debug for StreamSetup {
@@ -95,7 +97,10 @@ impl ShardStreams {
         if setup.listeners.is_empty() {
             return Ok(None);
         }
-        let streams = Streams::new(shard, setup.listeners, setup.limits, setup.directory)?;
+        let mut streams = Streams::new(shard, setup.listeners, setup.limits, setup.directory)?;
+        if let Some(refuse) = setup.refuse {
+            streams.set_accept_filter(refuse);
+        }
         Ok(Some(ShardStreams {
             streams,
             forwarded: 0,
@@ -130,6 +135,12 @@ impl ShardStreams {
             self.streams.sweep(now.0);
         }
         self.streams.poll(now.0, on_message)
+    }
+
+    /// Each flow whose connection closed since the last call, as `f(listener, peer)`: the
+    /// core fails an Outbound flow (`Core::handle_flow_closed`, RFC 5626 §5.3).
+    pub fn drain_closed(&mut self, f: &mut dyn FnMut(u16, SocketAddr)) {
+        self.streams.drain_closed(f);
     }
 
     /// A core Transmit for a stream listener: queued on our connection, handed to the

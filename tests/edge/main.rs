@@ -23,5 +23,8 @@ mod registrar;
 mod relay;
 mod relay_secret;
 mod shard_death;
+mod stream_close;
 mod tcp;
+mod tls_sipp;
 mod tls_ws;
+mod ws_phone;

@@ -26,15 +26,25 @@ const WS: u16 = 26063;
 
 /// Writes a CA and a leaf for `IP` into `dir`; returns the CA's PEM.
 fn write_pki(dir: &std::path::Path) -> String {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    write_pki_for(dir, IP)
+}
+
+/// Writes a CA and a leaf for `ip` (and `localhost`) into `dir` (`cert.pem`, `key.pem`);
+/// returns the CA's PEM.
+pub(crate) fn write_pki_for(dir: &std::path::Path, ip: &str) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL (Python's ssl) takes a leaf whose issuer is its own subject
+    // for a self-signed certificate.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "sipedge test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec![IP.to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    let mut leaf = CertificateParams::new(vec![ip.to_string(), "localhost".to_string()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, ip);
+    let leaf = leaf.signed_by(&key, &ca).unwrap();
     std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
     ca.pem()

@@ -144,6 +144,24 @@ impl Store<'_> {
         }
     }
 
+    /// The registrar accepted an Outbound REGISTER over stream flow `(local, addr)`: the
+    /// shard that owns the connection (the one the REGISTER arrived on, `Io::arrival`)
+    /// remembers the flow, here or told over the mesh ([`ShardMsg::OutboundFlow`]), and
+    /// fails it when the connection closes (RFC 5626 §5.3, `stream_flows`). Only an
+    /// accepted REGISTER counts: a client refused at authentication cannot make its closes
+    /// fail flows on every shard.
+    pub(crate) fn outbound_registered(&mut self, local: LocalId, addr: SocketAddr) {
+        if self.io.arrival == self.io.cfg.shard {
+            self.loc.outbound_flows.insert(local, addr);
+        } else {
+            let msg = ShardMsg::OutboundFlow {
+                local,
+                remote: addr,
+            };
+            self.io.shard_out.push_back((self.io.arrival, msg));
+        }
+    }
+
     /// Binding `idx` is about to go (removed or expired): an Outbound binding (`reg-id`,
     /// or a Contact with `ob`) takes its flow with it (RFC 5626 §5.3).
     fn outbound_binding_gone(&mut self, idx: u32) {

@@ -28,6 +28,7 @@ mod lookup;
 mod nat;
 mod protect;
 mod relay;
+mod streams;
 
 /// The tables a reload (SIGHUP) replaces: immutable, shared by every shard through an `Arc`,
 /// handed to each core between two turns with [`Core::handle_config`], so every request of
@@ -69,6 +70,9 @@ pub struct Core {
     pub(crate) protect: crate::protect::Protect,
     /// Calls holding channels (issue 16, `dialog`).
     pub(crate) dialogs: crate::dialog::Dialogs,
+    /// Outbound and closed stream flows of this shard's connections (issue 19,
+    /// `stream_flows`).
+    pub(crate) streams: crate::stream_flows::StreamFlows,
 }
 
 impl Core {
@@ -85,6 +89,7 @@ impl Core {
             admin: crate::admin::AdminQueue::default(),
             reg: crate::registrar::RegistrarBufs::default(),
             dialogs: crate::dialog::Dialogs::default(),
+            streams: crate::stream_flows::StreamFlows::default(),
             io: Io::new(cfg),
         }
     }
@@ -179,6 +184,10 @@ impl Core {
         remote: SocketAddr,
         bytes: &[u8],
     ) {
+        if self.io.cfg.proxy.is_stream(local) {
+            // A connection of this flow is up again (`stream_flows`, RFC 3261 §18.2.2).
+            self.streams.note_message(local, remote);
+        }
         if self.protect_screen(now, remote, bytes) {
             return; // banned source: dropped before parsing (`protect`)
         }
@@ -328,6 +337,7 @@ impl Core {
             }
             ShardMsg::LookupReply(reply) => self.lookups.push_back(reply),
             ShardMsg::Dialog(m) => self.dialog().shard_msg(now, m),
+            ShardMsg::OutboundFlow { local, remote } => self.outbound_flow_confirmed(local, remote),
             ShardMsg::FlowFailed {
                 local,
                 remote,
@@ -363,7 +373,16 @@ impl Core {
 
     /// The next datagram to send; the borrow ends at the next call.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        self.io.out.pop()
+        let mut t = self.io.out.pop()?;
+        // RFC 3261 §18.2.2: a response for a connection that closed goes to a new one
+        // (`stream_flows`); nothing to look at while no connection of ours has closed.
+        if self.streams.any_closed() {
+            let transport = self.io.cfg.proxy.transport_of(t.local);
+            t.remote = self
+                .streams
+                .reconnect_target(transport, t.local, t.remote, t.data);
+        }
+        Some(t)
     }
 
     /// Number of datagrams waiting in [`Core::poll_transmit`].

@@ -76,6 +76,38 @@ impl DeadFlows {
     }
 }
 
+/// Outbound stream flows remembered per shard; past this a new one is not remembered (its
+/// close then leaves its bindings as a non-Outbound binding's: the behaviour before issue
+/// 19).
+pub const OUTBOUND_FLOW_CAP: usize = 1 << 18;
+
+/// The Outbound flows of this shard's connections: a REGISTER with an `ob` Contact, or a
+/// `reg-id` with an instance, was accepted over them (RFC 5626 §5.2). Held by `Location`,
+/// so the registrar fills it (`bindings::Store::outbound_registered`); bounded ([`OUTBOUND_FLOW_CAP`]).
+#[derive(Debug, Default)]
+pub(crate) struct OutboundFlows {
+    set: HashSet<Key, BuildHasherDefault<std::collections::hash_map::DefaultHasher>>,
+}
+
+impl OutboundFlows {
+    /// Remembers an Outbound flow (not past the cap).
+    pub(crate) fn insert(&mut self, local: LocalId, remote: SocketAddr) {
+        if self.set.len() < OUTBOUND_FLOW_CAP {
+            self.set.insert((local, remote));
+        }
+    }
+
+    /// Forgets a flow (its connection closed); true if it was an Outbound one.
+    pub(crate) fn remove(&mut self, local: LocalId, remote: SocketAddr) -> bool {
+        !self.set.is_empty() && self.set.remove(&(local, remote))
+    }
+
+    /// Flows remembered.
+    pub(crate) fn len(&self) -> usize {
+        self.set.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

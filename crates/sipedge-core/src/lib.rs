@@ -60,7 +60,8 @@
 //! | `config` (+ `config/nat`: every subsystem's settings), `stats` (every subsystem's counters), `auth_db` (the authentication tables, digest, nonces, offers) | leaves | — | no subsystem (the subsystems re-export their structs) |
 //! | `limits` (the call-limit table and its shared counters, a [`limits::Charge`] per call) | leaf | — | `auth_db` (whose users and accounts it counts) |
 //! | `location` (+ `nat_bits`), `lookup`, `record`, `txn`, `aor`, `shard`, `output`, `refusal`, `time`, `secret`, `date` | leaves | — | no subsystem |
-//! | `flows` (the failed-flow table, held by `Location`), `path_policy`, `outbound`, `stun` | leaves | — | no subsystem (`Store` fills `flows`, the relay reads it) |
+//! | `flows` (the failed-flow table and the Outbound stream flows, held by `Location`), `path_policy`, `outbound`, `stun` | leaves | — | no subsystem (`Store` fills `flows`, the relay reads it) |
+//! | `stream_flows` (a shard's closed stream connections, issue 19) | leaf, state held by `Core` | — | no subsystem; `Core::handle_flow_closed` (`core/streams.rs`) fails an Outbound flow (`flows`, filled by the registrar through `bindings`), `Core::poll_transmit` sends a response owed on a closed connection to its sent-by (RFC 3261 §18.2.2) |
 //! | `protect` ([`Protect`]: bans, per-source/per-user counts, pressure) | leaf, state held by `Core` | — | no subsystem; decides with explicit arguments. The dispatcher screens with it (`core/protect.rs`), lends `&mut` of it to the registrar (REGISTER shedding), the relay and the authenticator (`auth/guard.rs`: guessing counts); the 503 is `Io::shed` (`stateless`) |
 //!
 //! No module cycle.
@@ -120,6 +121,7 @@ mod secret;
 mod shard;
 mod stateless;
 mod stats;
+mod stream_flows;
 pub mod stun;
 mod time;
 mod txn;
@@ -156,6 +158,7 @@ pub use crate::refusal::{AuthRefusal, Refusal, RegistrarRefusal, RelayRefusal, S
 pub use crate::secret::{NodeSecret, SecretError, NODE_SECRET_LEN};
 pub use crate::shard::{ShardId, ShardMsg};
 pub use crate::stats::{CoreStats, Counters, MetricKind, OverloadStats, Row};
+pub use crate::stream_flows::{CLOSED_FLOW_CAP, OUTBOUND_FLOW_CAP};
 pub use crate::time::Millis;
 pub use crate::txn::table::{
     TxnLimits, DEFAULT_MAX_TRANSACTIONS, DEFAULT_MAX_TRANSACTION_BYTES, RETAINED_BUFFER_BYTES,

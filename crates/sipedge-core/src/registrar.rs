@@ -647,6 +647,15 @@ impl Registrar<'_> {
         if items.iter().any(|it| !it.superseded && it.expires > 0) {
             // Registered again: no more 430 on this flow (`flows`, RFC 5626 §4.2.1).
             self.store().flow_alive(local, remote);
+            let ob = |it: &Item<'_>| it.reg_id != 0 || it.addr.uri().params().has(b"ob");
+            if self.io.cfg.proxy.is_stream(local)
+                && items
+                    .iter()
+                    .any(|it| !it.superseded && it.expires > 0 && ob(it))
+            {
+                // Its connection's close fails the flow (RFC 5626 §5.3, `stream_flows`).
+                self.store().outbound_registered(local, remote);
+            }
         }
         head
     }

@@ -52,6 +52,15 @@ pub enum ShardMsg {
         /// true: failed; false: alive again.
         failed: bool,
     },
+    /// The AoR's shard accepted an Outbound REGISTER (`ob`, or `reg-id`) that arrived over
+    /// stream flow `(local, remote)`; sent to the shard that owns that connection, which
+    /// fails the flow when the connection closes (RFC 5626 §5.3; `stream_flows`).
+    OutboundFlow {
+        /// Our stream listener of the flow.
+        local: LocalId,
+        /// The peer's address of the flow.
+        remote: SocketAddr,
+    },
 }
 
 impl ShardMsg {
@@ -68,7 +77,7 @@ impl ShardMsg {
             ShardMsg::Lookup { aor, .. } => aor.capacity(),
             ShardMsg::Dialog(DialogMsg::Open { ends, .. }) => ends.as_ref().map_or(0, |e| e.len()),
             ShardMsg::Dialog(_) => 0,
-            ShardMsg::FlowFailed { .. } => 0,
+            ShardMsg::FlowFailed { .. } | ShardMsg::OutboundFlow { .. } => 0,
             ShardMsg::LookupReply(r) => {
                 r.contacts.capacity() * std::mem::size_of::<crate::lookup::LookupContact>()
                     + r.contacts

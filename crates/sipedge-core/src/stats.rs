@@ -139,6 +139,10 @@ counters! {
         /// CRLF keepalive datagrams (RFC 5626 §3.5.1).
         keepalives_in: "keepalives_total", counter, "CRLF keepalives received.";
         stun_answered: "stun_binding_answered_total", counter, "STUN binding requests answered on the SIP port (RFC 5626 §8).";
+        /// Stream connections reported closed (issue 19, `Core::handle_flow_closed`).
+        flows_closed: "stream_flows_closed_total", counter, "Stream connections (TCP, TLS, WS) that closed, as the core was told.";
+        /// Closed connections that were Outbound flows: failed, 430 from then on.
+        outbound_flows_failed: "stream_outbound_flows_failed_total", counter, "Closed stream connections that carried an Outbound REGISTER: the flow failed, requests to it get 430 (RFC 5626 §5.3).";
         stun_dropped: "stun_dropped_total", counter, "STUN messages on the SIP port not answered (responses, indications, malformed, unknown attributes, bad FINGERPRINT).";
         /// Messages dropped without a reply (bad responses, unanswerable requests, ACKs…).
         dropped: "dropped_total", counter, "Messages dropped without an answer.";

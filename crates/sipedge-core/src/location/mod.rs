@@ -52,6 +52,8 @@ pub(crate) struct Location {
     /// Flows known to have failed: requests to them get 430 (RFC 5626 §5.3; `flows`).
     /// Bounded ([`crate::flows::DEAD_FLOW_CAP`]).
     pub(crate) dead_flows: crate::flows::DeadFlows,
+    /// Outbound flows of this shard's stream connections (issue 19, `stream_flows`).
+    pub(crate) outbound_flows: crate::flows::OutboundFlows,
 }
 
 impl Location {
@@ -68,6 +70,7 @@ impl Location {
             domain_cache: (NONE, Vec::new()),
             pinging: [0; 2],
             dead_flows: crate::flows::DeadFlows::default(),
+            outbound_flows: crate::flows::OutboundFlows::default(),
         }
     }
 

@@ -81,6 +81,8 @@ pub struct StreamStats {
     pub refused_total: u64,
     /// Connections refused at accept: the source IP holds `max_connections_per_ip`.
     pub refused_per_ip: u64,
+    /// Connections refused at accept: the source IP is banned (issue 17).
+    pub refused_banned: u64,
     /// Closed by the peer.
     pub closed_peer: u64,
     /// Closed: header timeout (slowloris) or connect timeout.

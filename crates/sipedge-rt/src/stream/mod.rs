@@ -49,7 +49,7 @@ pub use framing::{Frame, FrameError, Framer, PONG};
 pub use limit::{HandshakeBucket, DEFAULT_TLS_HANDSHAKES_PER_SEC};
 /// rustls, as the codecs use it (configs are built by the binary, `src/config_tls.rs`).
 pub use rustls;
-pub use shard::{CodecFactory, Sent, StreamListener, Streams, LISTEN_BACKLOG};
+pub use shard::{AcceptFilter, CodecFactory, Sent, StreamListener, Streams, LISTEN_BACKLOG};
 pub use socket::bind_tcp_reuseport;
 pub use stack::Stack;
 pub use tls::TlsCodec;

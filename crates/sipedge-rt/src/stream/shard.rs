@@ -29,6 +29,10 @@ use super::framing::{Frame, FrameError, Framer, PONG};
 /// against it).
 pub type CodecFactory = Arc<dyn Fn(SocketAddr) -> Box<dyn StreamCodec> + Send + Sync>;
 
+/// Says whether a source IP is refused at accept (banned, issue 17): the connection is
+/// closed before a byte is read or a handshake started.
+pub type AcceptFilter = Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>;
+
 /// Bytes read per `read` call (one scratch buffer per shard).
 const READ_CHUNK: usize = 16 * 1024;
 /// Reads per connection per turn, at most: a busy connection cannot starve the others
@@ -104,6 +108,11 @@ pub struct Streams {
     /// Connections with output to write at `flush`.
     dirty: Vec<usize>,
     rbuf: Box<[u8]>,
+    /// Flows whose connection closed since [`Streams::drain_closed`] (issue 19: the core
+    /// fails an Outbound flow, RFC 5626 §5.3).
+    closed: Vec<(u16, SocketAddr)>,
+    /// Sources refused at accept ([`Streams::set_accept_filter`]).
+    refuse: Option<AcceptFilter>,
 }
 
 impl std::fmt::Debug for Streams {
@@ -154,7 +163,23 @@ impl Streams {
             ready: Vec::new(),
             dirty: Vec::new(),
             rbuf: vec![0; READ_CHUNK].into_boxed_slice(),
+            closed: Vec::new(),
+            refuse: None,
         })
+    }
+
+    /// Connections from a source `refuse` says yes to are closed at accept, counted
+    /// ([`StreamStats::refused_banned`]).
+    pub fn set_accept_filter(&mut self, refuse: AcceptFilter) {
+        self.refuse = Some(refuse);
+    }
+
+    /// Hands each flow whose connection closed since the last call to `f(listener, peer)`
+    /// (once per connection that was its flow's current one).
+    pub fn drain_closed(&mut self, f: &mut dyn FnMut(u16, SocketAddr)) {
+        for (local, remote) in self.closed.drain(..) {
+            f(local, remote);
+        }
     }
 
     /// The epoll fd to wait on with the UDP sockets.
@@ -174,7 +199,9 @@ impl Streams {
 
     /// Work left from the last turn (reads or accepts over budget): do not block.
     pub fn has_pending(&self) -> bool {
-        !self.ready.is_empty() || self.listeners.iter().any(|l| l.backlog)
+        !self.ready.is_empty()
+            || !self.closed.is_empty()
+            || self.listeners.iter().any(|l| l.backlog)
     }
 
     /// Takes readiness without blocking, accepts, reads; calls `on_message(listener, peer,
@@ -282,6 +309,11 @@ impl Streams {
                     return;
                 }
             };
+            if self.refuse.as_ref().is_some_and(|r| r(remote.ip())) {
+                self.stats.refused_banned += 1;
+                crate_log_refused(remote, "banned");
+                continue;
+            }
             if self.conns.len() >= self.limits.max_connections {
                 self.stats.refused_total += 1;
                 crate_log_refused(remote, "max_connections");
@@ -659,6 +691,7 @@ impl Streams {
         if self.by_flow.get(&(c.local, c.remote)) == Some(&k) {
             self.by_flow.remove(&(c.local, c.remote));
             self.directory.remove(c.local, c.remote, self.shard);
+            self.closed.push((c.local, c.remote));
         }
         if c.counted_ip {
             self.directory.close_ip(c.remote.ip());
