@@ -40,6 +40,7 @@
 pub mod lookup;
 pub mod store;
 pub mod takeover;
+pub mod thin;
 pub mod value;
 pub mod writer;
 
@@ -95,13 +96,15 @@ pub struct ClusterStats {
     pub takeovers: AtomicU64,
     /// Bindings of dead nodes adopted (stored by a shard).
     pub adopted: AtomicU64,
+    /// Refreshes not written: Redis's copy still had over half the new lifetime (`thin`).
+    pub thinned: AtomicU64,
 }
 
 impl ClusterStats {
     /// Appends the Prometheus text.
     pub fn render(&self, out: &mut String) {
         use std::fmt::Write;
-        let rows: [(&str, &str, &str, &AtomicU64); 14] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 15] = [
             (
                 "sipedge_cluster_writes_total",
                 "counter",
@@ -125,6 +128,12 @@ impl ClusterStats {
                 "counter",
                 "Binding changes dropped (tee queue or backlog full); a resync follows.",
                 &self.dropped,
+            ),
+            (
+                "sipedge_cluster_thinned_total",
+                "counter",
+                "Refreshes not written to Redis: its copy still had over half their lifetime.",
+                &self.thinned,
             ),
             (
                 "sipedge_cluster_resyncs_total",

@@ -1,0 +1,130 @@
+//! Refresh thinning for the write-behind: a re-REGISTER that changes nothing but its CSeq
+//! and expiry is written to Redis only when the copy there would otherwise have less than
+//! half of the new lifetime left. A phone refreshing once per interval is written every
+//! time; a refresh storm (a phone refreshing every second, a benchmark) is written about
+//! twice per interval instead of once per request — the shards' own tables stay exact,
+//! Redis is only what other edges read, and a binding there never expires before it does
+//! here. Cleared on every resync (Redis may have lost what it held).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use sipedge_core::BindingChange;
+
+/// Bindings remembered at most; past it the table starts over (everything is written once).
+pub const THIN_CAP: usize = 4_000_000;
+
+/// What was last written per binding: (expiry, Unix seconds; hash of everything but CSeq,
+/// times and expiry).
+#[derive(Debug, Default)]
+pub struct Thinner {
+    written: HashMap<u64, (u32, u32)>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Thinner {
+    /// True when `change` must be written; remembers what is written.
+    pub fn must_write(&mut self, change: &BindingChange<'_>, now_unix_ms: u64) -> bool {
+        match *change {
+            BindingChange::Upsert {
+                aor,
+                contact,
+                instance,
+                reg_id,
+                path,
+                q,
+                expires_unix_ms,
+                source,
+                call_id,
+                ..
+            } => {
+                let key = self.hash(&(aor, contact, instance, reg_id));
+                let content = self.hash(&(path, q, source, call_id)) as u32;
+                let expires = u32::try_from(expires_unix_ms / 1000).unwrap_or(u32::MAX);
+                let now = u32::try_from(now_unix_ms / 1000).unwrap_or(u32::MAX);
+                let half_life = expires.saturating_sub(now) / 2;
+                if let Some(&(stored, c)) = self.written.get(&key) {
+                    if c == content && stored >= now.saturating_add(half_life) {
+                        return false;
+                    }
+                }
+                if self.written.len() >= THIN_CAP {
+                    self.written.clear();
+                }
+                self.written.insert(key, (expires, content));
+                true
+            }
+            BindingChange::Remove {
+                aor,
+                contact,
+                instance,
+                reg_id,
+                ..
+            } => {
+                let key = self.hash(&(aor, contact, instance, reg_id));
+                self.written.remove(&key);
+                true
+            }
+        }
+    }
+
+    /// Forget everything: the next change of every binding is written.
+    pub fn clear(&mut self) {
+        self.written.clear();
+    }
+
+    fn hash<T: Hash>(&self, v: &T) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        v.hash(&mut h);
+        h.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(cseq: u32, now_s: u64, source: &str) -> BindingChange<'static> {
+        BindingChange::Upsert {
+            aor: b"sip:alice@edge.test",
+            contact: b"sip:alice@198.18.0.7:5060",
+            instance: b"",
+            reg_id: 0,
+            path: b"",
+            call_id: b"c1",
+            cseq,
+            q: None,
+            expires_unix_ms: (now_s + 3600) * 1000,
+            registered_unix_ms: now_s * 1000,
+            source: source.parse().unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    #[test]
+    fn a_refresh_storm_is_thinned_and_a_timely_refresh_or_a_change_is_written() {
+        let mut t = Thinner::default();
+        let t0 = 1_800_000_000u64;
+        let ms = |s: u64| s * 1000;
+        assert!(t.must_write(&up(1, t0, "198.18.0.7:5060"), ms(t0)), "new");
+        // Refreshed every second: Redis's copy still has ~an hour left.
+        for i in 1..100 {
+            assert!(!t.must_write(&up(1 + i as u32, t0 + i, "198.18.0.7:5060"), ms(t0 + i)));
+        }
+        // Past half the lifetime of what was written: written again.
+        assert!(t.must_write(&up(200, t0 + 1801, "198.18.0.7:5060"), ms(t0 + 1801)));
+        // The NAT address moved: written at once.
+        assert!(t.must_write(&up(201, t0 + 1802, "198.18.0.9:4000"), ms(t0 + 1802)));
+        // Removed, then registered again: both written.
+        let rm = BindingChange::Remove {
+            aor: b"sip:alice@edge.test",
+            contact: b"sip:alice@198.18.0.7:5060",
+            instance: b"",
+            reg_id: 0,
+        };
+        assert!(t.must_write(&rm, ms(t0 + 1803)));
+        assert!(t.must_write(&up(202, t0 + 1804, "198.18.0.9:4000"), ms(t0 + 1804)));
+        // A resync clears it: the next refresh is written.
+        t.clear();
+        assert!(t.must_write(&up(203, t0 + 1805, "198.18.0.9:4000"), ms(t0 + 1805)));
+    }
+}
