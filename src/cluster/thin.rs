@@ -7,7 +7,7 @@
 //! here. Cleared on every resync (Redis may have lost what it held).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 
 use sipedge_core::BindingChange;
 
@@ -74,9 +74,7 @@ impl Thinner {
     }
 
     fn hash<T: Hash>(&self, v: &T) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        v.hash(&mut h);
-        h.finish()
+        self.hasher.hash_one(v)
     }
 }
 
