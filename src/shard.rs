@@ -429,12 +429,12 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         if let Some(p) = persist.as_mut() {
             let t = Instant::now();
             p.end_turn_with(&mut core, now, |r| {
-                if let Some(tee) = &tee {
+                if let Some(tee) = tee.as_mut() {
                     tee.record(r, wall);
                 }
             });
             journal_time = t.elapsed();
-        } else if let Some(tee) = &tee {
+        } else if let Some(tee) = tee.as_mut() {
             tee.drain(&mut core, wall);
         }
         // A resync (start, or an overflow) re-sends every binding, a bounded slice a turn.

@@ -408,6 +408,9 @@ pub struct ShardTee {
     client: ClusterClient,
     shard: usize,
     cursor: Option<SnapshotCursor>,
+    /// Refresh thinning, before the copy and the queue (`thin`): a refresh storm costs the
+    /// shard a decode and a hash lookup per change, not an allocation and a channel send.
+    thin: thin::Thinner,
 }
 
 impl ShardTee {
@@ -417,17 +420,31 @@ impl ShardTee {
             client,
             shard,
             cursor: None,
+            thin: thin::Thinner::default(),
         }
     }
 
-    /// Tees one record (see [`ClusterClient::tee`]).
-    pub fn record(&self, rec: &[u8], unix_ms: u64) {
+    /// Tees one record (see [`ClusterClient::tee`]) unless it is a refresh Redis need not
+    /// see yet (`thin`).
+    pub fn record(&mut self, rec: &[u8], unix_ms: u64) {
+        if let Ok(change) = sipedge_core::decode_change(rec) {
+            if !self.thin.must_write(&change, unix_ms) {
+                self.client.stats().thinned.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
         self.client.tee(rec, unix_ms);
     }
 
     /// Without a journal: tees every record the core has queued this turn.
-    pub fn drain(&self, core: &mut Core, unix_ms: u64) {
+    pub fn drain(&mut self, core: &mut Core, unix_ms: u64) {
         while let Some(rec) = core.poll_journal() {
+            if let Ok(change) = sipedge_core::decode_change(rec) {
+                if !self.thin.must_write(&change, unix_ms) {
+                    self.client.stats().thinned.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
             self.client.tee(rec, unix_ms);
         }
     }
@@ -460,6 +477,9 @@ impl ShardTee {
             if !asked {
                 return false;
             }
+            // Redis may have lost what it held (or a change was dropped): every binding is
+            // written again, and so is the next change of each.
+            self.thin.clear();
             self.cursor = Some(SnapshotCursor::default());
         }
         let room = TEE_QUEUE

@@ -1,4 +1,5 @@
-//! Refresh thinning for the write-behind: a re-REGISTER that changes nothing but its CSeq
+//! Refresh thinning for the write-behind (each shard's `ShardTee`, before the copy into the
+//! writer's queue): a re-REGISTER that changes nothing but its CSeq
 //! and expiry is written to Redis only when the copy there would otherwise have less than
 //! half of the new lifetime left. A phone refreshing once per interval is written every
 //! time; a refresh storm (a phone refreshing every second, a benchmark) is written about

@@ -145,7 +145,6 @@ impl Link {
 /// The thread's body.
 pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: Arc<AtomicBool>) {
     let mut backlog = Backlog::default();
-    let mut thin = super::thin::Thinner::default();
     let mut link = Link {
         conn: None,
         next_try: Instant::now(),
@@ -174,9 +173,7 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
         while let Some(t) = got.take() {
             client.inner.teed.fetch_sub(1, Ordering::Relaxed);
             if let Ok(change) = sipedge_core::decode_change(&t.record) {
-                if !thin.must_write(&change, t.unix_ms) {
-                    stats.thinned.fetch_add(1, Ordering::Relaxed);
-                } else if let Some(e) = value::encode(&change, &s.node, s.address, t.unix_ms) {
+                if let Some(e) = value::encode(&change, &s.node, s.address, t.unix_ms) {
                     if !backlog.push(e, s.backlog_max) {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
                         overflow = true;
@@ -190,7 +187,6 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
         }
         if client.inner.overflowed.swap(false, Ordering::AcqRel) || overflow {
             tracing::warn!(target: "sip::cluster", backlog = backlog.len(), "cluster write-behind overflowed; every shard re-sends its bindings");
-            thin.clear();
             client.request_resync();
         }
         stats.backlog.store(backlog.len() as u64, Ordering::Relaxed);
@@ -205,7 +201,6 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
             Ok(()) if outage => {
                 outage = false;
                 tracing::info!(target: "sip::cluster", "Redis answers again; every shard re-sends its bindings");
-                thin.clear();
                 client.request_resync();
             }
             Ok(()) => {}
