@@ -155,6 +155,8 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
     // (Redis is back), which asks every shard to re-send its bindings: a master or server
     // that restarted without persistence lost what was written before (issue 20 item 5).
     let mut outage = false;
+    // Changes were dropped: a resync is owed, started when the writer has caught up.
+    let mut resync_owed = false;
     let stats = Arc::clone(client.stats());
     while !stop.load(Ordering::Acquire) {
         // Gather what the shards teed: wait a little when idle, never long.
@@ -186,7 +188,17 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
             }
         }
         if client.inner.overflowed.swap(false, Ordering::AcqRel) || overflow {
-            tracing::warn!(target: "sip::cluster", backlog = backlog.len(), "cluster write-behind overflowed; every shard re-sends its bindings");
+            if !resync_owed {
+                tracing::warn!(target: "sip::cluster", backlog = backlog.len(), "cluster write-behind overflowed; every shard re-sends its bindings once the writer has caught up");
+            }
+            resync_owed = true;
+        } else if resync_owed
+            && backlog.len() == 0
+            && client.inner.teed.load(Ordering::Relaxed) == 0
+        {
+            // Only once the storm is over: a resync started while changes still come faster
+            // than Redis takes them would overflow again and re-send everything again.
+            resync_owed = false;
             client.request_resync();
         }
         stats.backlog.store(backlog.len() as u64, Ordering::Relaxed);
