@@ -107,10 +107,14 @@ impl Edge {
         let dir = temp_dir(tag);
         let cfg = write_config(dir.path(), ip, port, port + 1, io);
         let mut text = std::fs::read_to_string(&cfg).unwrap();
-        for l in more_listen {
+        if !more_listen.is_empty() {
+            let all: Vec<String> = std::iter::once(format!("udp:{ip}:{port}"))
+                .chain(more_listen.iter().cloned())
+                .map(|l| format!("\"{l}\""))
+                .collect();
             text = text.replacen(
                 &format!("\"udp:{ip}:{port}\"]"),
-                &format!("\"udp:{ip}:{port}\", \"{l}\"]"),
+                &format!("{}]", all.join(", ")),
                 1,
             );
         }

@@ -10,14 +10,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use sipedge_msg::Message;
 use sipedge_rt::stream::rustls::{self, pki_types::ServerName, RootCertStore};
 
-use crate::common::{options, temp_dir, Client, Edge, DOMAIN, MEMORY_ONLY, WAIT};
+use crate::common::{options, temp_dir, Client, Edge, DOMAIN, WAIT};
 
 const IP: &str = "127.0.61.1";
 const UDP: u16 = 26060;
@@ -50,48 +48,27 @@ pub(crate) fn write_pki_for(dir: &std::path::Path, ip: &str) -> String {
     ca.pem()
 }
 
-/// The edge with UDP, TLS and WS listens (admin on UDP + 1).
-fn start() -> (Edge, String) {
-    let dir = temp_dir("tls_ws");
-    let ca = write_pki(dir.path());
-    let cfg = dir.path().join("sipedge.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nlisten = [\"udp:{IP}:{UDP}\", \"tls:{IP}:{TLS}\", \"ws:{IP}:{WS}\"]\n\
-             domains = [\"{DOMAIN}\"]\nmax_message_bytes = 4096\n\n\
-             [admin]\nlisten = \"{IP}:{admin}\"\n\n[log]\nlevel = \"warn\"\n{MEMORY_ONLY}\n\
-             [tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n",
-            admin = UDP + 1
-        ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_sipedge"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--shards")
-        .arg("2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let edge = Edge {
-        child: Some(child),
-        sip: format!("{IP}:{UDP}").parse().unwrap(),
-        admin: format!("{IP}:{}", UDP + 1).parse().unwrap(),
-        config: cfg,
-        _dir: dir,
-    };
-    let probe = Client::new(IP);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        probe.send(edge.sip, &options(edge.sip, &probe, 1));
-        if probe.recv(Duration::from_millis(200)).is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "sipedge did not answer");
-    }
-    (edge, ca)
+/// The edge with UDP, TLS and WS listens (admin on UDP + 1); the PKI's directory lives as
+/// long as the edge.
+fn start() -> (Edge, String, tempfile::TempDir) {
+    let pki = temp_dir("tls_ws-pki");
+    let ca = write_pki(pki.path());
+    let tls = format!(
+        "\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+        pki.path().join("cert.pem").display(),
+        pki.path().join("key.pem").display()
+    );
+    let edge = Edge::start_listen(
+        "tls_ws",
+        IP,
+        UDP,
+        2,
+        "auto",
+        &[format!("tls:{IP}:{TLS}"), format!("ws:{IP}:{WS}")],
+        &tls,
+        &[],
+    );
+    (edge, ca, pki)
 }
 
 fn register(transport: &str, me: SocketAddr, user: &str) -> Vec<u8> {
@@ -185,7 +162,7 @@ fn ws_read(s: &mut TcpStream) -> Vec<u8> {
 
 #[test]
 fn register_over_tls_and_websocket_then_receive_a_message() {
-    let (mut edge, ca) = start();
+    let (mut edge, ca, _pki) = start();
 
     // TLS: REGISTER → 200 OK listing our contact.
     let tcp = TcpStream::connect(format!("{IP}:{TLS}")).unwrap();
