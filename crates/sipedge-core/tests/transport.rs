@@ -8,9 +8,7 @@
 mod harness;
 
 use harness::*;
-use sipedge_core::auth::{
-    AccountSpec, AuthDb, AuthMode, AuthSettings, AuthSpec, IpAuthSpec, UserSpec,
-};
+use sipedge_core::auth::AuthDb;
 use sipedge_core::{Core, CoreConfig, LocalId, Millis, Transport};
 use sipedge_msg::HeaderName;
 
@@ -34,29 +32,7 @@ fn two_sockets() -> CoreConfig {
 
 /// [`two_sockets`] with an IP-auth trunk at [`TRUNK`] allowed outbound.
 fn with_trunk(mut cfg: CoreConfig) -> Core {
-    let spec = AuthSpec {
-        settings: AuthSettings {
-            realm: DOMAIN.into(),
-            register: AuthMode::None,
-            invite: AuthMode::Digest,
-            ..AuthSettings::default()
-        },
-        accounts: vec![AccountSpec {
-            name: "trunk".into(),
-            ..AccountSpec::default()
-        }],
-        users: vec![UserSpec {
-            username: "carol".into(),
-            ha1_md5: Some([b'0'; 32]),
-            ..UserSpec::default()
-        }],
-        ip_auth: vec![IpAuthSpec {
-            cidr: "198.51.100.200/32".parse().unwrap(),
-            account: "trunk".into(),
-            cli_auth: false,
-            register: Vec::new(),
-        }],
-    };
+    let spec = trunk_auth_spec();
     cfg.auth.db = AuthDb::build(&spec).unwrap().into_handle();
     cfg.auth.nonce_secret = b"transport-test".to_vec();
     cfg.proxy.allow_outbound = true;

@@ -4,38 +4,14 @@
 
 use crate::harness::*;
 use crate::labels;
-use sipedge_core::auth::{
-    AccountSpec, AuthDb, AuthMode, AuthSettings, AuthSpec, IpAuthSpec, UserSpec,
-};
+use sipedge_core::auth::AuthDb;
 use sipedge_core::{Core, CoreConfig};
 use sipedge_msg::HeaderName;
 
 pub(crate) const TRUNK: &str = "198.51.100.200:5060";
 
 pub(crate) fn with_auth(allow_outbound: bool) -> Core {
-    let spec = AuthSpec {
-        settings: AuthSettings {
-            realm: DOMAIN.into(),
-            register: AuthMode::None,
-            invite: AuthMode::Digest,
-            ..AuthSettings::default()
-        },
-        accounts: vec![AccountSpec {
-            name: "trunk".into(),
-            ..AccountSpec::default()
-        }],
-        users: vec![UserSpec {
-            username: "carol".into(),
-            ha1_md5: Some([b'0'; 32]),
-            ..UserSpec::default()
-        }],
-        ip_auth: vec![IpAuthSpec {
-            cidr: "198.51.100.200/32".parse().unwrap(),
-            account: "trunk".into(),
-            cli_auth: false,
-            register: Vec::new(),
-        }],
-    };
+    let spec = trunk_auth_spec();
     let mut cfg: CoreConfig = config();
     cfg.auth.db = AuthDb::build(&spec).unwrap().into_handle();
     cfg.auth.nonce_secret = b"relay-test".to_vec();

@@ -201,3 +201,33 @@ pub fn pump(a: &mut Core, b: &mut Core, now: u64) -> (Vec<Out>, Vec<Out>) {
         }
     }
 }
+
+/// Digest for INVITEs (user `carol`, HA1 of zeros), none for REGISTER, and an IP-auth trunk at
+/// 198.51.100.200 in account `trunk`: the relay tests' and the transport tests' auth.
+#[allow(dead_code)] // not every test binary that includes the harness uses it
+pub(crate) fn trunk_auth_spec() -> sipedge_core::auth::AuthSpec {
+    use sipedge_core::auth::{AccountSpec, AuthMode, AuthSettings, AuthSpec, IpAuthSpec, UserSpec};
+    AuthSpec {
+        settings: AuthSettings {
+            realm: DOMAIN.into(),
+            register: AuthMode::None,
+            invite: AuthMode::Digest,
+            ..AuthSettings::default()
+        },
+        accounts: vec![AccountSpec {
+            name: "trunk".into(),
+            ..AccountSpec::default()
+        }],
+        users: vec![UserSpec {
+            username: "carol".into(),
+            ha1_md5: Some([b'0'; 32]),
+            ..UserSpec::default()
+        }],
+        ip_auth: vec![IpAuthSpec {
+            cidr: "198.51.100.200/32".parse().unwrap(),
+            account: "trunk".into(),
+            cli_auth: false,
+            register: Vec::new(),
+        }],
+    }
+}
