@@ -59,6 +59,21 @@ fn map_lookup(map: i32, key_at: i32) -> [u64; 5] {
     ]
 }
 
+/// Looks `map` up by the socket's cookie (stored at `r10 + key_at`); r6 holds the skb.
+fn cookie_lookup(map: i32, key_at: i32) -> [u64; 8] {
+    let l = map_lookup(map, key_at);
+    [
+        insn(0xbf, R1, R6, 0, 0), // r1 = skb
+        insn(0x85, 0, 0, 0, BPF_FUNC_GET_SOCKET_COOKIE),
+        insn(0x7b, R10, R0, key_at as i16, 0), // *(u64 *)(r10 + key_at) = cookie
+        l[0],
+        l[1],
+        l[2],
+        l[3],
+        l[4],
+    ]
+}
+
 const R0: u8 = 0;
 const R1: u8 = 1;
 const R2: u8 = 2;
@@ -137,17 +152,10 @@ fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
     p.extend([
         insn(0xb7, R1, 0, 0, 1),  // r1 = 1
         insn(0xdb, R0, R1, 0, 0), // lock *(u64 *)(r0 + 0) += r1: drops of this source
-        // The socket's own count, so user space can tell these drops from a full queue's
-        // (both are in SO_MEMINFO's SK_MEMINFO_DROPS).
-        insn(0xbf, R1, R6, 0, 0), // r1 = skb
-        insn(0x85, 0, 0, 0, BPF_FUNC_GET_SOCKET_COOKIE),
-        insn(0x7b, R10, R0, -24, 0), // *(u64 *)(r10 - 24) = cookie
-        insn(0x18, R1, 1, 0, socks), // r1 = socks (two slots)
-        0,
-        insn(0xbf, R2, R10, 0, 0), // r2 = r10
-        insn(0x07, R2, 0, 0, -24), // r2 -= 24
-        insn(0x85, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM),
     ]);
+    // The socket's own count, so user space can tell these drops from a full queue's (both
+    // are in SO_MEMINFO's SK_MEMINFO_DROPS).
+    p.extend(cookie_lookup(socks, -24));
     let no_counter = p.len();
     p.push(insn(0x15, R0, 0, 0, 0)); // if r0 == 0 goto drop
     p.extend([
@@ -182,16 +190,7 @@ fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
     p.push(insn(0xb7, R7, 0, 0, V_SHED_REGISTER)); // r7 = the REGISTER counter
                                                    // shed: the socket's share p, a coin, the counters.
     let shed = p.len();
-    p.extend([
-        insn(0xbf, R1, R6, 0, 0), // r1 = skb
-        insn(0x85, 0, 0, 0, BPF_FUNC_GET_SOCKET_COOKIE),
-        insn(0x7b, R10, R0, -48, 0),  // *(u64 *)(r10 - 48) = cookie
-        insn(0x18, R1, 1, 0, shares), // r1 = shares (two slots)
-        0,
-        insn(0xbf, R2, R10, 0, 0), // r2 = r10
-        insn(0x07, R2, 0, 0, -48), // r2 -= 48
-        insn(0x85, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM),
-    ]);
+    p.extend(cookie_lookup(shares, -48));
     let unknown_socket = p.len();
     p.push(insn(0x15, R0, 0, 0, 0)); // if r0 == 0 goto keep
     p.push(insn(0x79, R8, R0, 0, 0)); // r8 = p
