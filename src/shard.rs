@@ -190,6 +190,12 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         .map(|c| crate::cluster::ShardTee::new(c, id));
     let span = tracing::info_span!("shard", id);
     let _enter = span.enter();
+    // Before the engine exists (its io_uring workers share their creator's table): the
+    // shard's connections live in its own descriptor table, and RLIMIT_NOFILE counts per
+    // shard (sipedge_rt::own_fd_table). Descriptors handed in (sockets, wakers) stay valid.
+    if let Err(e) = sipedge_rt::own_fd_table() {
+        tracing::warn!(error = %e, "shard shares the process's descriptor table");
+    }
     if let Some(cpu) = pin {
         if !sipedge_rt::pin_current_thread(cpu) {
             tracing::warn!(cpu, "could not pin shard to its core");

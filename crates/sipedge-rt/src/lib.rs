@@ -71,8 +71,8 @@ pub use filter::{BanFilter, KernelShed, SHED_ALL};
 pub use meminfo::{socket_meminfo, SocketMemInfo};
 pub use mesh::{Mesh, MeshEndpoint, MeshLimits, MeshStats};
 pub use socket::{
-    available_cores, bind_udp_reuseport, pin_current_thread, socket_buffer_sizes, SocketBuffers,
-    SocketOptions,
+    available_cores, bind_udp_reuseport, own_fd_table, pin_current_thread, socket_buffer_sizes,
+    SocketBuffers, SocketOptions,
 };
 pub use uring::{probe_uring, probe_uring_features, UringFeatures};
 pub use wake::{WakeFd, Waker};

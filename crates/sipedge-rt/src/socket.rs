@@ -152,6 +152,28 @@ pub fn pin_current_thread(core: usize) -> bool {
     ok
 }
 
+/// Gives the calling thread a file-descriptor table of its own (`unshare(CLONE_FILES)`): a
+/// copy of the process's table as it is now; descriptors opened later by this thread are
+/// invisible to the others, and theirs to it. A shard calls it first thing, before its
+/// io_uring exists (the ring's io-wq workers share their creator's table), so:
+/// - a connection's descriptor lives only in the shard that owns it (issue 19: connections
+///   are read and written by their shard only; the kernel now enforces it);
+/// - accept/close on one shard never take another shard's table lock;
+/// - `RLIMIT_NOFILE` bounds each table (the limit is checked per table), so a process with
+///   N shards holds up to N × the limit in connections.
+///
+/// Descriptors opened before the call stay valid in both tables (the same open files).
+pub fn own_fd_table() -> io::Result<()> {
+    // SAFETY: unshare(2) takes flags by value and touches only the calling thread's own
+    // task state; CLONE_FILES needs no privilege.
+    let rc = unsafe { libc::unshare(libc::CLONE_FILES) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Cores this process may run on (its affinity mask), at least 1. Call it before pinning:
 /// a pinned thread sees only its own core.
 pub fn available_cores() -> usize {
@@ -164,6 +186,45 @@ pub fn available_cores() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_with_its_own_fd_table_hides_what_it_opens() {
+        use std::os::fd::AsRawFd;
+        // A number no other test uses (the tests' tables stay far below it).
+        const HIGH: i32 = 4000;
+        // SAFETY (all fcntl/dup2/close below): they take descriptor numbers by value and only
+        // query, duplicate or close them.
+        let valid = |fd: i32| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+        let before = std::fs::File::open("/dev/null").expect("open /dev/null");
+        let before_fd = before.as_raw_fd();
+        let (opened, wait_opened) = std::sync::mpsc::channel();
+        let (checked, wait_checked) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            own_fd_table().expect("unshare CLONE_FILES");
+            let before_ok = valid(before_fd);
+            let mine = std::fs::File::open("/dev/null").expect("open in the thread");
+            let dup = unsafe { libc::dup2(mine.as_raw_fd(), HIGH) };
+            opened
+                .send((before_ok, dup == HIGH && valid(HIGH)))
+                .expect("send");
+            wait_checked.recv().expect("recv");
+            unsafe { libc::close(HIGH) };
+        });
+        let (before_ok, high_ok) = wait_opened.recv().expect("thread opened");
+        let seen_here = valid(HIGH);
+        checked.send(()).expect("send");
+        t.join().expect("thread");
+        assert!(
+            before_ok,
+            "a descriptor opened before the unshare stays valid"
+        );
+        assert!(high_ok, "the thread holds its descriptor");
+        assert!(
+            !seen_here,
+            "the thread's descriptor leaked into the shared table"
+        );
+        drop(before);
+    }
 
     #[test]
     fn two_sockets_share_one_port_and_get_their_buffers() {
