@@ -190,8 +190,15 @@ mod tests {
     #[test]
     fn a_thread_with_its_own_fd_table_hides_what_it_opens() {
         use std::os::fd::AsRawFd;
-        // A number no other test uses (the tests' tables stay far below it).
-        const HIGH: i32 = 4000;
+        // A number no other test uses (the tests' tables stay far below it), under the
+        // soft RLIMIT_NOFILE (1024 on many CI hosts).
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit into the struct it is given.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        let high = i32::try_from(lim.rlim_cur.min(4001)).unwrap_or(4001) - 1;
         // SAFETY (all fcntl/dup2/close below): they take descriptor numbers by value and only
         // query, duplicate or close them.
         let valid = |fd: i32| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
@@ -203,15 +210,15 @@ mod tests {
             own_fd_table().expect("unshare CLONE_FILES");
             let before_ok = valid(before_fd);
             let mine = std::fs::File::open("/dev/null").expect("open in the thread");
-            let dup = unsafe { libc::dup2(mine.as_raw_fd(), HIGH) };
+            let dup = unsafe { libc::dup2(mine.as_raw_fd(), high) };
             opened
-                .send((before_ok, dup == HIGH && valid(HIGH)))
+                .send((before_ok, dup == high && valid(high)))
                 .expect("send");
             wait_checked.recv().expect("recv");
-            unsafe { libc::close(HIGH) };
+            unsafe { libc::close(high) };
         });
         let (before_ok, high_ok) = wait_opened.recv().expect("thread opened");
-        let seen_here = valid(HIGH);
+        let seen_here = valid(high);
         checked.send(()).expect("send");
         t.join().expect("thread");
         assert!(
