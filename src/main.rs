@@ -116,11 +116,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .any(|l| l.transport != sipedge_core::Transport::Udp)
     {
         match rlimit::increase_nofile_limit(u64::MAX) {
-            Ok(n) if n < cfg.tcp.max_connections as u64 + 1024 => tracing::warn!(
-                open_files = n,
-                max_connections = cfg.tcp.max_connections,
-                "RLIMIT_NOFILE is below [tcp] max_connections: connections past it are refused by the kernel (raise LimitNOFILE)"
-            ),
+            // Each shard has its own descriptor table (sipedge_rt::own_fd_table) holding
+            // its share of the connections.
+            Ok(n) if n < cfg.tcp.max_connections.div_ceil(shards) as u64 + 1024 => {
+                tracing::warn!(
+                    open_files = n,
+                    max_connections = cfg.tcp.max_connections,
+                    shards,
+                    "RLIMIT_NOFILE is below a shard's share of [tcp] max_connections: connections past it are refused (raise LimitNOFILE)"
+                )
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not raise RLIMIT_NOFILE"),
         }

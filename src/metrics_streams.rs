@@ -20,6 +20,8 @@ sipedge_core::counters! {
             "Connections closed at accept: the source IP holds tcp.max_connections_per_ip.";
         refused_banned: "tcp_refused_banned_total", counter,
             "Connections closed at accept: the source IP is banned.";
+        refused_fd_limit: "tcp_refused_fd_limit_total", counter,
+            "Connections closed at accept: the shard's descriptor table is full (RLIMIT_NOFILE).";
         closed_peer: "tcp_closed_peer_total", counter, "Connections closed by the peer.";
         closed_timeout_header: "tcp_closed_header_timeout_total", counter,
             "Connections closed: no whole message within tcp.header_timeout_secs (slowloris), or a connect that did not complete.";
@@ -59,6 +61,7 @@ impl StreamMetrics {
             refused_total: s.refused_total,
             refused_per_ip: s.refused_per_ip,
             refused_banned: s.refused_banned,
+            refused_fd_limit: s.refused_fd_limit,
             closed_peer: s.closed_peer,
             closed_timeout_header: s.closed_timeout_header,
             closed_timeout_idle: s.closed_timeout_idle,

@@ -14,6 +14,7 @@ mod auth;
 mod cli;
 mod dialog_keepalive;
 mod engine;
+mod fd_tables;
 mod kernel_shed;
 mod limits;
 mod nat;

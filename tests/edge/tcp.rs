@@ -110,6 +110,11 @@ impl Tcp {
         }
     }
 
+    /// True once a CRLF pong arrived within `timeout` (RFC 5626 §4.4.1).
+    pub(crate) fn pong_within(&mut self, timeout: Duration) -> bool {
+        self.fill(timeout, true) && self.pongs > 0
+    }
+
     pub(crate) fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>> {
         self.fill(timeout, false);
         self.got.pop_front()

@@ -83,6 +83,9 @@ pub struct StreamStats {
     pub refused_per_ip: u64,
     /// Connections refused at accept: the source IP is banned (issue 17).
     pub refused_banned: u64,
+    /// Connections accepted and closed at once: the shard's descriptor table is full
+    /// (RLIMIT_NOFILE; the reserve descriptor was spent to take them off the backlog).
+    pub refused_fd_limit: u64,
     /// Closed by the peer.
     pub closed_peer: u64,
     /// Closed: header timeout (slowloris) or connect timeout.

@@ -113,6 +113,11 @@ pub struct Streams {
     closed: Vec<(u16, SocketAddr)>,
     /// Sources refused at accept ([`Streams::set_accept_filter`]).
     refuse: Option<AcceptFilter>,
+    /// A descriptor held in reserve (/dev/null): when the table is full (EMFILE), it is
+    /// closed to accept the waiting connection and close it, so a full table refuses
+    /// connections (counted) instead of leaving them in the backlog with the listener
+    /// readable forever (a busy loop).
+    reserve: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Streams {
@@ -165,6 +170,7 @@ impl Streams {
             rbuf: vec![0; READ_CHUNK].into_boxed_slice(),
             closed: Vec::new(),
             refuse: None,
+            reserve: std::fs::File::open("/dev/null").ok(),
         })
     }
 
@@ -303,8 +309,16 @@ impl Streams {
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_fd_limit(&e) => {
+                    if !self.refuse_at_fd_limit(i) {
+                        // No reserve to spend: wait for the next connection's event.
+                        self.listeners[i].backlog = false;
+                        return;
+                    }
+                    continue;
+                }
                 Err(e) => {
-                    // ECONNABORTED, EMFILE…: logged, retried next turn.
+                    // ECONNABORTED…: logged, retried next turn.
                     tracing::debug!(target: "sip::tcp", error = %e, "accept failed");
                     return;
                 }
@@ -353,6 +367,22 @@ impl Streams {
             }
         }
         // Budget spent: `backlog` stays set, accept again next turn.
+    }
+
+    /// The table is full: spends the reserve descriptor to take one connection off
+    /// listener `i`'s backlog and close it (counted), then takes the reserve back. False
+    /// when there was no reserve.
+    fn refuse_at_fd_limit(&mut self, i: usize) -> bool {
+        if self.reserve.take().is_none() {
+            return false;
+        }
+        if let Ok((sock, remote)) = self.listeners[i].sock.accept() {
+            drop(sock);
+            self.stats.refused_fd_limit += 1;
+            crate_log_refused(remote, "RLIMIT_NOFILE");
+        }
+        self.reserve = std::fs::File::open("/dev/null").ok();
+        true
     }
 
     /// Registers a new connection and records its flow; `None`: it could not be registered.
@@ -707,6 +737,11 @@ impl Drop for Streams {
             self.close(k, CloseReason::Peer);
         }
     }
+}
+
+/// EMFILE / ENFILE: the descriptor table (or the system's) is full.
+fn is_fd_limit(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
 fn crate_log_refused(remote: SocketAddr, cap: &'static str) {
