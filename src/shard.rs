@@ -128,6 +128,13 @@ fn millis_since(epoch: Instant) -> Millis {
     Millis(epoch.elapsed().as_millis() as u64)
 }
 
+/// The wall clock since the Unix epoch (the kernel's receive stamps' clock).
+fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 fn unix_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -207,7 +214,16 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             .collect(),
     );
     let mut kernel_shed = crate::overload::KernelShedWriter::new(pressure.fds());
+    // The stale drop's meter (`overload_delay.rs`) and the datagrams each socket read in
+    // the turn (so only the stamps of sockets that read are measured).
+    let max_queue_delay = if overload.enabled && io != sipedge_rt::IoMode::Xdp {
+        Duration::from_millis(u64::from(overload.max_queue_delay_ms))
+    } else {
+        Duration::ZERO // AF_XDP frames do not pass the socket: no receive stamps
+    };
+    let mut queue_delay = crate::overload_delay::QueueDelay::new(max_queue_delay, pressure.fds());
     let shed_fds = pressure.fds();
+    let mut reads = vec![0u32; shed_fds.len()];
     let mut ban_cursor = crate::bans::BanCursor::default();
     let mut last_sweep = Instant::now();
     // Takeover (issue 20): an adopted binding is served on the socket bound to the dead
@@ -322,12 +338,14 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             timeout = Some(timeout.map_or(w, |t| t.min(w)));
         }
         let mut turn_now = None;
+        reads.iter_mut().for_each(|r| *r = 0);
         // When the turn's work began: the first datagram handed over, or the wait's return.
         let mut work_start = None;
         let received = {
             let core = &mut core;
             let turn_now = &mut turn_now;
             let work_start = &mut work_start;
+            let reads = &mut reads;
             let streams = &streams;
             let has_pending = || {
                 streams.as_ref().is_some_and(ShardStreams::has_pending)
@@ -344,6 +362,9 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
                     *work_start = Some(at);
                     Millis(at.saturating_duration_since(epoch).as_millis() as u64)
                 });
+                if let Some(r) = reads.get_mut(d.socket) {
+                    *r = r.saturating_add(1);
+                }
                 if d.truncated {
                     core.handle_truncated_datagram(now, d.remote);
                 } else {
@@ -476,13 +497,21 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             metrics.limits.publish_journal(p);
         }
         let worked = work_start.elapsed();
-        let read = engine.stats().datagrams_in;
+        if let Some(late) = queue_delay.end_turn(unix_now(), &reads) {
+            core.handle_queue_delay(late);
+            tracing::debug!(target: "sip::overload", late, wait_ms = queue_delay.last_wait.as_millis() as u64, "receive queue lateness changed");
+        }
+        metrics.protect.publish_queue_wait(queue_delay.last_wait);
+        // What the shard served: the stale drop's datagrams were read, not served, so the
+        // kernel shed controller counts them as shed (it admits what the shard serves).
+        let stale = core.protect_stats().stale_dropped;
+        let read = engine.stats().datagrams_in.saturating_sub(stale);
         let flow = || {
             let shed = shed_fds.iter().fold(0u64, |n, &fd| {
                 let s = bans.kernel_shed(fd);
                 n.saturating_add(s.options).saturating_add(s.register)
             });
-            (read, shed)
+            (read, shed.saturating_add(stale))
         };
         if let Some(level) =
             pressure.end_turn_with(Instant::now(), worked, &|fd| bans.filter_drops(fd), &flow)

@@ -119,9 +119,25 @@ mod tests {
         // Switches timestamps on; nothing read yet.
         let _ = socket_last_read_stamp(fd).unwrap_or_else(|e| panic!("{e}"));
         let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = [0u8; 16];
+        let since_epoch = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+        };
+        // The kernel switches packet stamps on host-wide in a deferred work item: wait
+        // until a probe that queued 5 ms shows it.
+        for _ in 0..200 {
+            let _ = tx.send_to(b"probe", to);
+            std::thread::sleep(Duration::from_millis(5));
+            let _ = rx.recv(&mut buf);
+            let stamp = socket_last_read_stamp(fd).ok().flatten().unwrap_or_default();
+            if since_epoch().saturating_sub(stamp) >= Duration::from_millis(5) {
+                break;
+            }
+        }
         let _ = tx.send_to(b"old", to);
         std::thread::sleep(Duration::from_millis(50));
-        let mut buf = [0u8; 16];
         let _ = rx.recv(&mut buf);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
