@@ -17,12 +17,17 @@
 #      * the measured side: sipload register at MEASURED_RATE (new AoRs, latencies recorded;
 #        --t1-ms 60000: a request shed in the kernel is not retried, so the p99 is the
 #        latency of admitted requests);
-#      * calls: sipload call at CALL_RATE (INVITE, 200, ACK, BYE), 100 UAs.
+#      * calls: CALLS calls (sipload call, 100 UAs: INVITE, 200, ACK) set up at CALL_RATE
+#        before the flood starts (CALL_LEAD s ahead), held (--hold-ms) and hung up (BYE)
+#        in the middle of the flood: the Must-reach asks that in-dialog BYEs of established
+#        calls are all answered (the table's "BYEs answered / sent").
 # and prints: achieved offered rate (a flood below 95 % of the asked rate is not a result and
 # the row says so), REGISTERs completed per second (flood + measured 200 OKs, vs RATE: the
-# Must-reach is ≥ 90 %), refused (503), shed in the kernel, unanswered, p99 of admitted,
-# calls ok / refused / unanswered (every BYE answered: unanswered = 0), Pss before → after,
-# and for sipedge the shed counters, kernel drops and the controller's last share.
+# Must-reach is ≥ 90 %), refused (503), shed in the kernel, dropped stale (sipedge: new
+# requests read and dropped behind a late queue, [overload] max_queue_delay_ms),
+# unanswered, p99 of admitted, calls established before the flood / their BYEs answered
+# (any final response) of those sent during it, Pss before → after, and for sipedge the
+# shed counters, kernel drops and the controller's last share.
 #
 # On loopback the kernel's receive work for a datagram (the socket filter's shed included)
 # runs in the sender's softirq, so it is billed to the generator, not to the quota: the
@@ -32,7 +37,9 @@
 #
 # Environment knobs: QUOTA ["1000 10000": quota and period, µs; v1 needs a quota ≥ 1000] FACTOR [10] SECS [10]
 #   MEASURE_SECS [5] OUTSTANDING [256] RATE [measured per server] MEASURED_RATE [1000]
-#   CALL_RATE [50] UAS [200] SOURCES [10] SERVER_CORE [0] GEN_CORE [1]
+#   CALLS [500] CALL_RATE [250] CALL_LEAD [5 s: the calls must be up before the flood, and a
+#   server just started under the quota is slow for a second or two; at 3 s a quarter of
+#   the INVITEs met the flood] UAS [200] SOURCES [10] SERVER_CORE [0] GEN_CORE [1]
 #   SIDE_CORE [$SERVER_CORE: measured register + calls] SERVERS ["sipedge kamailio"]
 #   NO_BUILD [unset] OUT [target/overload] BIN [target/release] TRACE_EVERY [0.2 s: sipedge's
 #   queue / shed share / level trace in OUT/sipedge.trace] SIPEDGE_OVERLOAD [extra [overload]
@@ -48,7 +55,9 @@ SECS=${SECS:-10}
 MEASURE_SECS=${MEASURE_SECS:-5}
 OUTSTANDING=${OUTSTANDING:-1024}
 MEASURED_RATE=${MEASURED_RATE:-1000}
-CALL_RATE=${CALL_RATE:-50}
+CALLS=${CALLS:-500}
+CALL_RATE=${CALL_RATE:-250}
+CALL_LEAD=${CALL_LEAD:-5}
 UAS=${UAS:-200}
 SOURCES=${SOURCES:-10}
 SERVER_CORE=${SERVER_CORE:-0}
@@ -116,7 +125,7 @@ if [[ -z "${NO_BUILD:-}" ]]; then
 fi
 ulimit -n "$(( 2 * UAS + 4096 ))" 2>/dev/null || true
 echo "kernel $(uname -r), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%FT%TZ), $(kamailio -v 2>/dev/null | head -1)"
-echo "quota: $QUOTA (µs quota, period) per server; offered: FACTOR $FACTOR × RATE for $SECS s (of it $MEASURED_RATE/s measured), plus $CALL_RATE calls/s"
+echo "quota: $QUOTA (µs quota, period) per server; offered: FACTOR $FACTOR × RATE for $SECS s (of it $MEASURED_RATE/s measured); $CALLS calls set up at $CALL_RATE/s ${CALL_LEAD} s before, hung up during it"
 
 server_pids() {
     { echo "$SERVER_PID"; ps -o pid= --ppid "$SERVER_PID" 2>/dev/null || true; } | tr -d ' ' | paste -sd, -
@@ -211,10 +220,16 @@ for server in $SERVERS; do
     sleep 1
     mem0=$(server_pss_kb)
     thr0=$(cg_throttled)
-    timeout $(( SECS + 600 )) taskset -c "$SIDE_CORE" "$BIN/sipload" call --target "$TARGET" \
-        --uas 100 --rate "$CALL_RATE" --duration "$SECS" --source-base "$CALL_BASE" \
+    # The calls: set up before the flood, their BYEs in the middle of it (the hold runs
+    # from each call's 200; the INVITEs take CALLS / CALL_RATE s).
+    call_secs=$(python3 -c "print($CALLS / $CALL_RATE)")
+    hold_ms=$(python3 -c "print(int(1000 * ($CALL_LEAD + $SECS / 2 - $call_secs / 2)))")
+    timeout $(( SECS + CALL_LEAD + 600 )) taskset -c "$SIDE_CORE" "$BIN/sipload" call --target "$TARGET" \
+        --uas 100 --rate "$CALL_RATE" --duration "$call_secs" --max-requests "$CALLS" \
+        --hold-ms "$hold_ms" --source-base "$CALL_BASE" \
         --domain localhost --json >"$OUT/$server.calls.json" 2>"$OUT/$server.calls.log" &
-    CALLS=$!
+    CALLS_PID=$!
+    sleep "$CALL_LEAD"
     timeout $(( SECS + 600 )) taskset -c "$SIDE_CORE" "$BIN/sipload" register --target "$TARGET" \
         --uas 100 --source-base "$MEASURED_BASE" --domain localhost --rate "$MEASURED_RATE" \
         --duration "$SECS" --t1-ms 60000 --drain-ms 2000 --json \
@@ -225,7 +240,7 @@ for server in $SERVERS; do
         ( end=$(( $(date +%s) + SECS + 2 ))
           while (( $(date +%s) < end )); do
               curl -s "127.0.40.1:9170/metrics" | awk -v t="$(date +%s.%N)" \
-                  '/^sipedge_overload_(queue_bytes|kernel_shed_permille|pressure_level)/{v=v" "$1"="$2} END{print t v}'
+                  '/^sipedge_overload_(queue_bytes|kernel_shed_permille|pressure_level|queue_wait_ms|stale_dropped_total)/{v=v" "$1"="$2} END{print t v}'
               sleep "${TRACE_EVERY:-0.2}"
           done ) >"$OUT/sipedge.trace" 2>/dev/null &
     fi
@@ -233,7 +248,7 @@ for server in $SERVERS; do
         --uas "$UAS" --sources "$SOURCES" --source-base "$FLOOD_BASE" --domain localhost \
         --rate "$flood_rate" --duration "$SECS" --drain-ms 2000 --pin "$GEN_CORE" \
         --server-pid "$PIDS" --json >"$OUT/$server.flood.json" 2>"$OUT/$server.flood.log" || true
-    wait "$CALLS" || true
+    wait "$CALLS_PID" || true
     wait "$MEASURED" || true
     echo $(( $(cg_throttled) - thr0 )) >"$OUT/$server.throttled"
     mem1=$(server_pss_kb)
@@ -249,9 +264,9 @@ python3 - "$OUT" "$SERVERS" "$FACTOR" <<'PY' | tee "$OUT/table.md"
 import json, re, sys
 out, servers, factor = sys.argv[1], sys.argv[2].split(), float(sys.argv[3])
 print("| server | RATE/s (quota) | offered/s asked → achieved | REGISTER completed/s | % of RATE "
-      "| 503 | kernel shed | unanswered | p99 admitted ms | calls ok / refused / unanswered "
-      "| Pss MiB before → after |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+      "| 503 | kernel shed | dropped stale | unanswered | p99 admitted ms "
+      "| calls up / BYEs answered of sent | Pss MiB before → after |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for s in servers:
     try:
         rate = float(open(f"{out}/{s}.rate").read())
@@ -271,21 +286,23 @@ for s in servers:
     # 200s received while sending (whole seconds), not the drain's: what was served in time.
     whole = max(1, int(f["send_seconds"]))
     done = sum(f["ok_per_second"][:whole]) / whole + m["successes"] / (m["send_seconds"] or 1)
-    shed = 0
+    shed = stale = 0
     try:
         for line in open(f"{out}/{s}.metrics"):
             if line.startswith("sipedge_overload_kernel_shed_total") and 'class="register"' in line:
                 shed += int(float(line.split()[-1]))
+            if line.startswith("sipedge_overload_stale_dropped_total"):
+                stale += int(float(line.split()[-1]))
     except OSError:
         pass
     sent = f["sent"] + m["sent"]
     refused = f["unavailable"] + f["other"] + m["failures"]
-    unanswered = max(0, sent - f["ok"] - m["successes"] - refused - shed)
-    calls = c["successes"] + c["failures"] + c["timeouts"] + c.get("unfinished", 0)
+    unanswered = max(0, sent - f["ok"] - m["successes"] - refused - shed - stale)
+    b = c.get("scenario") or {}
+    byes = f"{b.get('byes_sent', 0):,} / {b.get('byes_answered', 0):,} of {b.get('byes_sent', 0):,}"
     print(f"| {s} | {rate:,.0f} | {asked:,.0f} → {achieved:,.0f} | {done:,.0f} | {100 * done / rate:.0f} % "
-          f"| {refused:,} | {shed:,} | {unanswered:,} | {m['latency_us']['p99'] / 1000:.1f} "
-          f"| {c['successes']:,} / {c['failures']:,} / {c['timeouts'] + c.get('unfinished', 0):,} "
-          f"| {m0 / 1024:.0f} → {m1 / 1024:.0f} |")
+          f"| {refused:,} | {shed:,} | {stale:,} | {unanswered:,} | {m['latency_us']['p99'] / 1000:.1f} "
+          f"| {byes} | {m0 / 1024:.0f} → {m1 / 1024:.0f} |")
 PY
 for s in $SERVERS; do
     [[ -f "$OUT/$s.throttled" ]] && echo "$s: $(cat "$OUT/$s.throttled") throttled periods during the run"
