@@ -1,16 +1,25 @@
 //! The stale drop's measure (issue 17: "keep the queue short under pressure so what is
-//! admitted is answered quickly"): after each turn that read datagrams, how long the
-//! datagram each socket read last waited in its receive queue — the kernel's receive time
-//! of that datagram ([`sipedge_rt::socket_last_read_stamp`], `SIOCGSTAMPNS`) against the
-//! clock — and whether that is past `[overload] max_queue_delay_ms`. While it is, the core
-//! drops new requests before parsing ([`sipedge_core::Core::handle_queue_delay`]).
+//! admitted is answered quickly"): how long the datagrams a turn is serving waited in the
+//! receive queue — the kernel's receive time of the datagram the socket's reader took last
+//! ([`sipedge_rt::socket_last_read_stamp`], `SIOCGSTAMPNS`) against the clock — and
+//! whether that is past `[overload] max_queue_delay_ms`. While it is, the core drops new
+//! requests before parsing ([`sipedge_core::Core::handle_queue_delay`]).
+//!
+//! When: both engines take a turn's datagrams off the socket before handing the first one
+//! over (io_uring's multishot receive fills its buffers in the kernel's task work when the
+//! ring is entered; recvmmsg reads its batch in one call), so the stamp read during the
+//! batch is that of its youngest datagram: if even that one waited past the bound, every
+//! datagram of the batch did. The meter reads it at the [`MIN_BATCH`]-th datagram of a turn
+//! (a turn with fewer found the queue short: nothing to measure, no cost) and, while late,
+//! at the first one (so lateness ends as soon as a batch is fresh); a turn that read
+//! nothing ends it. The datagrams of a late batch after the measure are dropped before
+//! they are served — no answer is sent late.
 //!
 //! Why the sojourn and not the fill: what makes an admitted request late is the time it
 //! queues, and the fill says that only through the shard's service rate, which a CPU quota,
 //! preemption or a change of the traffic mix moves (a 16 MiB queue is 0.1 s of OPTIONS on
 //! an idle core and over a second of REGISTERs under a tenth of one); the receive stamp
-//! is the wait itself (CoDel's measure at dequeue, RFC 8289 §4.2). Measured at the end of
-//! the turn, it includes the turn's work after the read, which the reply waits for too.
+//! is the wait itself (CoDel's measure at dequeue, RFC 8289 §4.2).
 //!
 //! Why drop at the head: the kernel filter ([`crate::overload::Pressure`]) cuts what
 //! enters, but a queue that filled before it caught up (a flood's first tens of ms; a shard
@@ -19,14 +28,15 @@
 //! so a backlog of new requests drains in a fraction of the time, and what comes after is
 //! served fresh; their clients retransmit (RFC 3261 §17.1.1.2) into a short queue.
 //!
-//! Cost: one `ioctl` per socket that read after a turn of at least [`MIN_BATCH`]
-//! datagrams or while late — a turn that read fewer found the queue short — and the
-//! kernel's per-packet receive timestamp (one clock read), switched on by the first call.
+//! Cost: at most two `ioctl`s per turn of [`MIN_BATCH`] datagrams or more, one per turn
+//! while late, none otherwise; and the kernel's per-packet receive timestamp (one clock
+//! read), switched on by the first call.
 
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-/// A turn that read fewer datagrams than this found a short queue: no measure.
+/// The datagram of a turn at which the meter measures: a turn that read fewer found the
+/// queue short.
 pub const MIN_BATCH: u32 = 32;
 
 /// One shard's queue-delay meter.
@@ -37,7 +47,9 @@ pub struct QueueDelay {
     /// The engine's sockets, by engine index.
     fds: Vec<RawFd>,
     late: bool,
-    /// The longest wait measured at the last measure (exported).
+    /// Datagrams handed over in this turn so far.
+    in_turn: u32,
+    /// The wait measured last (exported).
     pub last_wait: Duration,
 }
 
@@ -55,6 +67,7 @@ impl QueueDelay {
             max,
             fds,
             late: false,
+            in_turn: 0,
             last_wait: Duration::ZERO,
         }
     }
@@ -65,41 +78,40 @@ impl QueueDelay {
         self.late
     }
 
-    /// After a turn: `reads[i]` the datagrams engine socket `i` read in it, `now` the clock
-    /// (since the Unix epoch, the stamps' clock). The new lateness when it changed.
-    pub fn end_turn(&mut self, now: Duration, reads: &[u32]) -> Option<bool> {
+    /// Before the core sees a datagram read from engine socket `socket`; `now()` the clock
+    /// since the Unix epoch (the stamps' clock), read only when measuring. The new
+    /// lateness when it changed.
+    #[inline]
+    pub fn on_datagram(&mut self, socket: usize, now: impl FnOnce() -> Duration) -> Option<bool> {
         if self.max.is_zero() {
             return None;
         }
-        let total: u32 = reads.iter().fold(0, |n, &r| n.saturating_add(r));
-        let late = if total == 0 {
-            false // nothing was waiting
-        } else if !self.late && total < MIN_BATCH {
-            false
-        } else {
-            let stamps = self
-                .fds
-                .iter()
-                .zip(reads)
-                .filter(|(_, &r)| r > 0)
-                .filter_map(|(&fd, _)| sipedge_rt::socket_last_read_stamp(fd).ok().flatten());
-            self.last_wait = longest_wait(now, stamps);
-            self.last_wait > self.max
-        };
+        self.in_turn = self.in_turn.saturating_add(1);
+        if self.in_turn != MIN_BATCH && !(self.late && self.in_turn == 1) {
+            return None;
+        }
+        let stamp = sipedge_rt::socket_last_read_stamp(*self.fds.get(socket)?).ok()??;
+        self.last_wait = now().saturating_sub(stamp);
+        self.set(self.last_wait > self.max)
+    }
+
+    /// At the end of a turn: one that read nothing found the queue empty. The new
+    /// lateness when it changed.
+    pub fn end_turn(&mut self) -> Option<bool> {
+        let read = std::mem::take(&mut self.in_turn);
+        if read == 0 {
+            self.last_wait = Duration::ZERO;
+            return self.set(false);
+        }
+        None
+    }
+
+    fn set(&mut self, late: bool) -> Option<bool> {
         (late != self.late).then(|| {
             self.late = late;
             late
         })
     }
-}
-
-/// The longest wait of datagrams received at `stamps`, at `now` (a stamp in the future, a
-/// clock step, counts as no wait).
-fn longest_wait(now: Duration, stamps: impl Iterator<Item = Duration>) -> Duration {
-    stamps
-        .map(|s| now.saturating_sub(s))
-        .max()
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -114,26 +126,12 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// A turn is measured at its MIN_BATCH-th datagram (and, while late, at its first):
+    /// a batch that waited 150 ms makes the queue late (bound 100 ms) before the rest of
+    /// it is served; a fresh batch, or a turn that read nothing, ends it; small turns are
+    /// not measured.
     #[test]
-    fn the_longest_wait_of_the_sockets_that_read() {
-        let now = Duration::from_secs(100);
-        let s = |ms| now - Duration::from_millis(ms);
-        assert_eq!(
-            longest_wait(now, [s(10), s(300), s(5)].into_iter()),
-            Duration::from_millis(300)
-        );
-        assert_eq!(
-            longest_wait(now, [now + Duration::from_secs(1)].into_iter()),
-            Duration::ZERO,
-            "a stamp ahead of the clock"
-        );
-        assert_eq!(longest_wait(now, std::iter::empty()), Duration::ZERO);
-    }
-
-    /// A datagram that waited 150 ms in the queue makes the queue late (bound 100 ms); a
-    /// batch read at once after it is not; a turn that read nothing ends the lateness.
-    #[test]
-    fn a_datagram_that_waited_past_the_bound_makes_the_queue_late() {
+    fn a_batch_that_waited_past_the_bound_makes_the_queue_late() {
         let rx = std::net::UdpSocket::bind("127.0.44.253:0").unwrap_or_else(|e| panic!("{e}"));
         let tx = std::net::UdpSocket::bind("127.0.44.254:0").unwrap_or_else(|e| panic!("{e}"));
         let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
@@ -145,32 +143,46 @@ mod tests {
             let _ = tx.send_to(b"probe", to);
             std::thread::sleep(Duration::from_millis(5));
             let _ = rx.recv(&mut buf);
-            let _ = q.end_turn(unix_now(), &[MIN_BATCH]);
+            q.in_turn = MIN_BATCH - 1;
+            let _ = q.on_datagram(0, unix_now);
+            let _ = q.end_turn();
             if q.last_wait >= Duration::from_millis(5) {
                 break;
             }
         }
-        for _ in 0..MIN_BATCH {
-            let _ = tx.send_to(b"REGISTER", to);
-        }
-        std::thread::sleep(Duration::from_millis(150));
-        for _ in 0..MIN_BATCH {
-            let _ = rx.recv(&mut buf);
-        }
-        assert_eq!(q.end_turn(unix_now(), &[MIN_BATCH]), Some(true));
-        assert!(q.late() && q.last_wait >= Duration::from_millis(150));
-        // Late: even a small batch is measured; a fresh datagram ends it.
-        let _ = tx.send_to(b"REGISTER", to);
-        let _ = rx.recv(&mut buf);
-        assert_eq!(q.end_turn(unix_now(), &[1]), Some(false));
-        // Not late: a small batch is not measured, whatever it waited.
-        let _ = tx.send_to(b"REGISTER", to);
-        std::thread::sleep(Duration::from_millis(150));
-        let _ = rx.recv(&mut buf);
-        assert_eq!(q.end_turn(unix_now(), &[1]), None);
-        assert_eq!(q.end_turn(unix_now(), &[]), None);
+        assert!(!q.late());
+        // A batch read at once (as the engines do), then handed over one by one.
+        let mut batch = |q: &mut QueueDelay, n: u32, wait_ms: u64| {
+            for _ in 0..n {
+                let _ = tx.send_to(b"REGISTER", to);
+            }
+            std::thread::sleep(Duration::from_millis(wait_ms));
+            for _ in 0..n {
+                let _ = rx.recv(&mut buf);
+            }
+            let changes: Vec<(u32, bool)> = (1..=n)
+                .filter_map(|i| q.on_datagram(0, unix_now).map(|l| (i, l)))
+                .collect();
+            let _ = q.end_turn();
+            changes
+        };
+        assert_eq!(batch(&mut q, 40, 150), vec![(MIN_BATCH, true)]);
+        assert!(q.last_wait >= Duration::from_millis(150));
+        // Late: the next turn is measured at its first datagram; still late.
+        assert_eq!(batch(&mut q, 3, 150), vec![]);
+        assert!(q.late());
+        // A fresh batch ends it at once.
+        assert_eq!(batch(&mut q, 3, 0), vec![(1, false)]);
+        // Not late: a small turn is not measured, whatever it waited.
+        assert_eq!(batch(&mut q, 3, 150), vec![]);
+        assert!(!q.late());
+        // A turn that read nothing ends lateness.
+        assert_eq!(batch(&mut q, 40, 150), vec![(MIN_BATCH, true)]);
+        assert_eq!(q.end_turn(), Some(false));
         // Off.
         let mut off = QueueDelay::new(Duration::ZERO, vec![rx.as_raw_fd()]);
-        assert_eq!(off.end_turn(unix_now(), &[MIN_BATCH]), None);
+        for _ in 0..MIN_BATCH {
+            assert_eq!(off.on_datagram(0, unix_now), None);
+        }
     }
 }

@@ -214,8 +214,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             .collect(),
     );
     let mut kernel_shed = crate::overload::KernelShedWriter::new(pressure.fds());
-    // The stale drop's meter (`overload_delay.rs`) and the datagrams each socket read in
-    // the turn (so only the stamps of sockets that read are measured).
+    // The stale drop's meter (`overload_delay.rs`): how long a turn's batch waited.
     let max_queue_delay = if overload.enabled && io != sipedge_rt::IoMode::Xdp {
         Duration::from_millis(u64::from(overload.max_queue_delay_ms))
     } else {
@@ -223,7 +222,6 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
     };
     let mut queue_delay = crate::overload_delay::QueueDelay::new(max_queue_delay, pressure.fds());
     let shed_fds = pressure.fds();
-    let mut reads = vec![0u32; shed_fds.len()];
     let mut ban_cursor = crate::bans::BanCursor::default();
     let mut last_sweep = Instant::now();
     // Takeover (issue 20): an adopted binding is served on the socket bound to the dead
@@ -338,14 +336,13 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             timeout = Some(timeout.map_or(w, |t| t.min(w)));
         }
         let mut turn_now = None;
-        reads.iter_mut().for_each(|r| *r = 0);
         // When the turn's work began: the first datagram handed over, or the wait's return.
         let mut work_start = None;
         let received = {
             let core = &mut core;
             let turn_now = &mut turn_now;
             let work_start = &mut work_start;
-            let reads = &mut reads;
+            let queue_delay = &mut queue_delay;
             let streams = &streams;
             let has_pending = || {
                 streams.as_ref().is_some_and(ShardStreams::has_pending)
@@ -362,8 +359,9 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
                     *work_start = Some(at);
                     Millis(at.saturating_duration_since(epoch).as_millis() as u64)
                 });
-                if let Some(r) = reads.get_mut(d.socket) {
-                    *r = r.saturating_add(1);
+                if let Some(late) = queue_delay.on_datagram(d.socket, unix_now) {
+                    // Before this datagram is served: a late batch's rest is dropped.
+                    core.handle_queue_delay(late);
                 }
                 if d.truncated {
                     core.handle_truncated_datagram(now, d.remote);
@@ -497,9 +495,8 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             metrics.limits.publish_journal(p);
         }
         let worked = work_start.elapsed();
-        if let Some(late) = queue_delay.end_turn(unix_now(), &reads) {
+        if let Some(late) = queue_delay.end_turn() {
             core.handle_queue_delay(late);
-            tracing::debug!(target: "sip::overload", late, wait_ms = queue_delay.last_wait.as_millis() as u64, "receive queue lateness changed");
         }
         metrics.protect.publish_queue_wait(queue_delay.last_wait);
         // What the shard served: the stale drop's datagrams were read, not served, so the
