@@ -43,7 +43,9 @@
 #   SIDE_CORE [$SERVER_CORE: measured register + calls] SERVERS ["sipedge kamailio"]
 #   NO_BUILD [unset] OUT [target/overload] BIN [target/release] TRACE_EVERY [0.2 s: sipedge's
 #   queue / shed share / level trace in OUT/sipedge.trace] SIPEDGE_OVERLOAD [extra [overload]
-#   lines, e.g. "kernel_shed_queue_percent = 2"]
+#   lines, e.g. "kernel_shed_queue_percent = 2"] FLOOD_METHOD [register; invite: the flood is
+#   new INVITEs to unregistered users (each final error ACKed) at FACTOR × RATE, RATE still
+#   the REGISTER rate unless given; "completed" then counts the flood's non-503 finals (404)]
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -64,6 +66,7 @@ SERVER_CORE=${SERVER_CORE:-0}
 GEN_CORE=${GEN_CORE:-1}
 SIDE_CORE=${SIDE_CORE:-$SERVER_CORE}
 SERVERS=${SERVERS:-sipedge kamailio}
+FLOOD_METHOD=${FLOOD_METHOD:-register}
 OUT=${OUT:-$ROOT/target/overload}
 BIN=${BIN:-$ROOT/target/release}
 PORT=5070
@@ -247,6 +250,7 @@ for server in $SERVERS; do
     timeout $(( SECS + 600 )) taskset -c "$GEN_CORE" "$BIN/sipload" flood --target "$TARGET" \
         --uas "$UAS" --sources "$SOURCES" --source-base "$FLOOD_BASE" --domain localhost \
         --rate "$flood_rate" --duration "$SECS" --drain-ms 2000 --pin "$GEN_CORE" \
+        --flood-method "$FLOOD_METHOD" \
         --server-pid "$PIDS" --json >"$OUT/$server.flood.json" 2>"$OUT/$server.flood.log" || true
     wait "$CALLS_PID" || true
     wait "$MEASURED" || true
@@ -260,10 +264,12 @@ for server in $SERVERS; do
     stop_server
 done
 
-python3 - "$OUT" "$SERVERS" "$FACTOR" <<'PY' | tee "$OUT/table.md"
+python3 - "$OUT" "$SERVERS" "$FACTOR" "$FLOOD_METHOD" <<'PY' | tee "$OUT/table.md"
 import json, re, sys
 out, servers, factor = sys.argv[1], sys.argv[2].split(), float(sys.argv[3])
-print("| server | RATE/s (quota) | offered/s asked → achieved | REGISTER completed/s | % of RATE "
+invite = sys.argv[4] == "invite"
+print(f"flood: new {'INVITE' if invite else 'REGISTER'}s")
+print("| server | RATE/s (quota) | offered/s asked → achieved | completed/s | % of RATE "
       "| 503 | kernel shed | dropped stale | unanswered | p99 admitted ms "
       "| calls up / BYEs answered of sent | Pss MiB before → after |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -285,19 +291,22 @@ for s in servers:
         continue
     # 200s received while sending (whole seconds), not the drain's: what was served in time.
     whole = max(1, int(f["send_seconds"]))
-    done = sum(f["ok_per_second"][:whole]) / whole + m["successes"] / (m["send_seconds"] or 1)
+    # INVITEs to unregistered users complete with a final error (404/480), not a 200.
+    per_second = f["done_per_second"] if invite else f["ok_per_second"]
+    done = sum(per_second[:whole]) / whole + m["successes"] / (m["send_seconds"] or 1)
     shed = stale = 0
     try:
         for line in open(f"{out}/{s}.metrics"):
-            if line.startswith("sipedge_overload_kernel_shed_total") and 'class="register"' in line:
+            if line.startswith("sipedge_overload_kernel_shed_total"):
                 shed += int(float(line.split()[-1]))
             if line.startswith("sipedge_overload_stale_dropped_total"):
                 stale += int(float(line.split()[-1]))
     except OSError:
         pass
     sent = f["sent"] + m["sent"]
-    refused = f["unavailable"] + f["other"] + m["failures"]
-    unanswered = max(0, sent - f["ok"] - m["successes"] - refused - shed - stale)
+    flood_done = f["ok"] + (f["other"] if invite else 0)
+    refused = f["unavailable"] + (0 if invite else f["other"]) + m["failures"]
+    unanswered = max(0, sent - flood_done - m["successes"] - refused - shed - stale)
     b = c.get("scenario") or {}
     byes = f"{b.get('byes_sent', 0):,} / {b.get('byes_answered', 0):,} of {b.get('byes_sent', 0):,}"
     print(f"| {s} | {rate:,.0f} | {asked:,.0f} → {achieved:,.0f} | {done:,.0f} | {100 * done / rate:.0f} % "
@@ -306,6 +315,6 @@ for s in servers:
 PY
 for s in $SERVERS; do
     [[ -f "$OUT/$s.throttled" ]] && echo "$s: $(cat "$OUT/$s.throttled") throttled periods during the run"
-    [[ -f "$OUT/$s.flood.json" ]] && python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print(sys.argv[2]+": flood 200/s per second:", f["ok_per_second"])' "$OUT/$s.flood.json" "$s" || true
+    [[ -f "$OUT/$s.flood.json" ]] && python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print(sys.argv[2]+": flood 200/s per second:", f["ok_per_second"], "non-503 finals/s:", f.get("done_per_second"))' "$OUT/$s.flood.json" "$s" || true
 done
 [[ " $SERVERS " == *" sipedge "* && -f "$OUT/sipedge.metrics" ]] && { echo; echo "sipedge counters:"; grep -vE ' 0$' "$OUT/sipedge.metrics" || true; }

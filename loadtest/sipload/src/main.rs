@@ -351,6 +351,7 @@ fn run_flood(cli: &Cli, mut engine: Engine, locals: &[SocketAddr]) -> Result<(),
         expires: cli.expires,
         run_id: run_id(),
         max_burst: MAX_BURST,
+        method: cli.flood_method,
     };
     let r = flood::run(&spec, &mut engine, locals, &cli.server_pid)
         .map_err(|e| format!("engine: {e}"))?;

@@ -153,6 +153,13 @@ fn write_in_dialog(
 /// The ACK of a non-2xx final response to INVITE (§17.1.1.3): same branch and Request-URI as
 /// the INVITE, To from the response.
 fn write_error_ack(out: &mut Vec<u8>, ua: &UaCtx<'_>, resp: &Message<'_>) -> Option<()> {
+    let _ = ua;
+    error_ack(out, resp)
+}
+
+/// The ACK of a non-2xx final response `resp` to an INVITE whose Request-URI was the To
+/// URI (§17.1.1.3), into `out` (also `flood --flood-method invite`).
+pub(crate) fn error_ack(out: &mut Vec<u8>, resp: &Message<'_>) -> Option<()> {
     let via = resp.header(HeaderName::Via)?;
     let to = resp.to().ok()?;
     out.extend_from_slice(b"ACK ");
@@ -166,7 +173,6 @@ fn write_error_ack(out: &mut Vec<u8>, ua: &UaCtx<'_>, resp: &Message<'_>) -> Opt
     out.extend_from_slice(b"\r\nCall-ID: ");
     out.extend_from_slice(resp.header(HeaderName::CallId)?);
     out.extend_from_slice(b"\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n");
-    let _ = ua;
     Some(())
 }
 
