@@ -131,7 +131,10 @@ mod tests {
             let _ = tx.send_to(b"probe", to);
             std::thread::sleep(Duration::from_millis(5));
             let _ = rx.recv(&mut buf);
-            let stamp = socket_last_read_stamp(fd).ok().flatten().unwrap_or_default();
+            let stamp = socket_last_read_stamp(fd)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
             if since_epoch().saturating_sub(stamp) >= Duration::from_millis(5) {
                 break;
             }

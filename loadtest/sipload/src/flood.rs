@@ -287,7 +287,10 @@ pub(crate) fn run(
                 if count(&mut r, d.data, second) && invite {
                     let mut ack = Vec::new();
                     let parsed = sipedge_msg::Message::parse(d.data).ok();
-                    if parsed.and_then(|m| crate::scenario::error_ack(&mut ack, &m)).is_some() {
+                    if parsed
+                        .and_then(|m| crate::scenario::error_ack(&mut ack, &m))
+                        .is_some()
+                    {
                         acks.push((d.socket, ack));
                     }
                 }

@@ -63,7 +63,10 @@ fn has_tag(value: &[u8]) -> bool {
         let p = param.trim_ascii_start();
         p.len() >= 3
             && p[..3].eq_ignore_ascii_case(b"tag")
-            && matches!(p.get(3..).and_then(|r| r.trim_ascii_start().first()), Some(b'='))
+            && matches!(
+                p.get(3..).and_then(|r| r.trim_ascii_start().first()),
+                Some(b'=')
+            )
     })
 }
 
@@ -83,7 +86,10 @@ mod tests {
     #[test]
     fn new_requests_may_go() {
         for m in ["REGISTER", "INVITE", "OPTIONS", "MESSAGE", "SUBSCRIBE"] {
-            assert!(droppable_when_stale(&req(m, "To: <sip:a@example.com>")), "{m}");
+            assert!(
+                droppable_when_stale(&req(m, "To: <sip:a@example.com>")),
+                "{m}"
+            );
         }
         assert!(droppable_when_stale(&req(
             "INVITE",
@@ -102,7 +108,10 @@ mod tests {
             assert!(!droppable_when_stale(&req("INVITE", to)), "{to}");
         }
         for m in ["ACK", "BYE", "CANCEL"] {
-            assert!(!droppable_when_stale(&req(m, "To: <sip:a@example.com>")), "{m}");
+            assert!(
+                !droppable_when_stale(&req(m, "To: <sip:a@example.com>")),
+                "{m}"
+            );
         }
         assert!(!droppable_when_stale(
             b"SIP/2.0 200 OK\r\nTo: <sip:a@example.com>\r\n\r\n"
