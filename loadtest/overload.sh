@@ -37,9 +37,7 @@
 #
 # Environment knobs: QUOTA ["1000 10000": quota and period, µs; v1 needs a quota ≥ 1000] FACTOR [10] SECS [10]
 #   MEASURE_SECS [5] OUTSTANDING [256] RATE [measured per server] MEASURED_RATE [1000]
-#   CALLS [500] CALL_RATE [250] CALL_LEAD [8 s: the calls must be up before the flood; with
-#   3 or 5 s (INVITEs over the first 2 s) 138 of 500 INVITEs got a level-1 503, with 6 or
-#   8 s none — not understood yet] UAS [200] SOURCES [10] SERVER_CORE [0] GEN_CORE [1]
+#   CALLS [500] CALL_RATE [250] CALL_LEAD [5 s: the calls are up before the flood] UAS [200] SOURCES [10] SERVER_CORE [0] GEN_CORE [1]
 #   SIDE_CORE [$SERVER_CORE: measured register + calls] SERVERS ["sipedge kamailio"]
 #   NO_BUILD [unset] OUT [target/overload] BIN [target/release] TRACE_EVERY [0.2 s: sipedge's
 #   queue / shed share / level trace in OUT/sipedge.trace] SIPEDGE_OVERLOAD [extra [overload]
@@ -59,7 +57,7 @@ OUTSTANDING=${OUTSTANDING:-1024}
 MEASURED_RATE=${MEASURED_RATE:-1000}
 CALLS=${CALLS:-500}
 CALL_RATE=${CALL_RATE:-250}
-CALL_LEAD=${CALL_LEAD:-8}
+CALL_LEAD=${CALL_LEAD:-5}
 UAS=${UAS:-200}
 SOURCES=${SOURCES:-10}
 SERVER_CORE=${SERVER_CORE:-0}
@@ -224,12 +222,14 @@ for server in $SERVERS; do
     mem0=$(server_pss_kb)
     thr0=$(cg_throttled)
     # The calls: set up before the flood, their BYEs in the middle of it (the hold runs
-    # from each call's 200; the INVITEs take CALLS / CALL_RATE s).
+    # from each call's 200; the INVITEs take CALLS / CALL_RATE s). The callees register 4 at
+    # a time: all 50 at once, a server just started under the quota took a turn ≥ 50 ms,
+    # went to level 1 and refused some of them 503 (new AoRs), and their calls got 404.
     call_secs=$(python3 -c "print($CALLS / $CALL_RATE)")
     hold_ms=$(python3 -c "print(int(1000 * ($CALL_LEAD + $SECS / 2 - $call_secs / 2)))")
     timeout $(( SECS + CALL_LEAD + 600 )) taskset -c "$SIDE_CORE" "$BIN/sipload" call --target "$TARGET" \
         --uas 100 --rate "$CALL_RATE" --duration "$call_secs" --max-requests "$CALLS" \
-        --hold-ms "$hold_ms" --source-base "$CALL_BASE" \
+        --hold-ms "$hold_ms" --source-base "$CALL_BASE" --outstanding 4 \
         --domain localhost --json >"$OUT/$server.calls.json" 2>"$OUT/$server.calls.log" &
     CALLS_PID=$!
     sleep "$CALL_LEAD"
