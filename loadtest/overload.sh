@@ -218,9 +218,19 @@ for server in $SERVERS; do
     echo "$rate" >"$OUT/$server.rate"
     flood_rate=$(( rate * FACTOR - MEASURED_RATE ))
     echo "RATE $rate/s under the quota; flood $flood_rate/s + measured $MEASURED_RATE/s"
-    sleep 1
+    sleep 2 # a just-started server under the quota still takes turns of ~60 ms (seen)
     mem0=$(server_pss_kb)
     thr0=$(cg_throttled)
+    if [[ $server == sipedge ]]; then
+        # The controller's trace from the calls' setup on: queue bytes, kernel shed per mille,
+        # level, stale drops, queue wait, longest turn, every TRACE_EVERY s (0.2).
+        ( end=$(( $(date +%s) + CALL_LEAD + SECS + 2 ))
+          while (( $(date +%s) < end )); do
+              curl -s "127.0.40.1:9170/metrics" | awk -v t="$(date +%s.%N)" \
+                  '/^sipedge_(overload_(queue_bytes|kernel_shed_permille|pressure_level|queue_wait_ms|stale_dropped_total|shed_new_total)|shard_longest_turn_seconds)/{v=v" "$1"="$2} END{print t v}'
+              sleep "${TRACE_EVERY:-0.2}"
+          done ) >"$OUT/sipedge.trace" 2>/dev/null &
+    fi
     # The calls: set up before the flood, their BYEs in the middle of it (the hold runs
     # from each call's 200; the INVITEs take CALLS / CALL_RATE s). The callees register 4 at
     # a time: all 50 at once, a server just started under the quota took a turn ≥ 50 ms,
@@ -238,15 +248,6 @@ for server in $SERVERS; do
         --duration "$SECS" --t1-ms 60000 --drain-ms 2000 --json \
         >"$OUT/$server.measured.json" 2>"$OUT/$server.measured.log" &
     MEASURED=$!
-    if [[ $server == sipedge ]]; then
-        # The controller's trace: queue bytes, kernel shed per mille, level, every TRACE_EVERY s (0.2).
-        ( end=$(( $(date +%s) + SECS + 2 ))
-          while (( $(date +%s) < end )); do
-              curl -s "127.0.40.1:9170/metrics" | awk -v t="$(date +%s.%N)" \
-                  '/^sipedge_overload_(queue_bytes|kernel_shed_permille|pressure_level|queue_wait_ms|stale_dropped_total)/{v=v" "$1"="$2} END{print t v}'
-              sleep "${TRACE_EVERY:-0.2}"
-          done ) >"$OUT/sipedge.trace" 2>/dev/null &
-    fi
     timeout $(( SECS + 600 )) taskset -c "$GEN_CORE" "$BIN/sipload" flood --target "$TARGET" \
         --uas "$UAS" --sources "$SOURCES" --source-base "$FLOOD_BASE" --domain localhost \
         --rate "$flood_rate" --duration "$SECS" --drain-ms 2000 --pin "$GEN_CORE" \
