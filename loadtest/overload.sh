@@ -17,12 +17,17 @@
 #      * the measured side: sipload register at MEASURED_RATE (new AoRs, latencies recorded;
 #        --t1-ms 60000: a request shed in the kernel is not retried, so the p99 is the
 #        latency of admitted requests);
-#      * calls: sipload call at CALL_RATE (INVITE, 200, ACK, BYE), 100 UAs.
+#      * calls: CALLS calls (sipload call, 100 UAs: INVITE, 200, ACK) set up at CALL_RATE
+#        before the flood starts (CALL_LEAD s ahead), held (--hold-ms) and hung up (BYE)
+#        in the middle of the flood: the Must-reach asks that in-dialog BYEs of established
+#        calls are all answered (the table's "BYEs answered / sent").
 # and prints: achieved offered rate (a flood below 95 % of the asked rate is not a result and
 # the row says so), REGISTERs completed per second (flood + measured 200 OKs, vs RATE: the
-# Must-reach is ≥ 90 %), refused (503), shed in the kernel, unanswered, p99 of admitted,
-# calls ok / refused / unanswered (every BYE answered: unanswered = 0), Pss before → after,
-# and for sipedge the shed counters, kernel drops and the controller's last share.
+# Must-reach is ≥ 90 %), refused (503), shed in the kernel, dropped stale (sipedge: new
+# requests read and dropped behind a late queue, [overload] max_queue_delay_ms),
+# unanswered, p99 of admitted, calls established before the flood / their BYEs answered
+# (any final response) of those sent during it, Pss before → after, and for sipedge the
+# shed counters, kernel drops and the controller's last share.
 #
 # On loopback the kernel's receive work for a datagram (the socket filter's shed included)
 # runs in the sender's softirq, so it is billed to the generator, not to the quota: the
@@ -32,11 +37,13 @@
 #
 # Environment knobs: QUOTA ["1000 10000": quota and period, µs; v1 needs a quota ≥ 1000] FACTOR [10] SECS [10]
 #   MEASURE_SECS [5] OUTSTANDING [256] RATE [measured per server] MEASURED_RATE [1000]
-#   CALL_RATE [50] UAS [200] SOURCES [10] SERVER_CORE [0] GEN_CORE [1]
+#   CALLS [500] CALL_RATE [250] CALL_LEAD [5 s: the calls are up before the flood] UAS [200] SOURCES [10] SERVER_CORE [0] GEN_CORE [1]
 #   SIDE_CORE [$SERVER_CORE: measured register + calls] SERVERS ["sipedge kamailio"]
 #   NO_BUILD [unset] OUT [target/overload] BIN [target/release] TRACE_EVERY [0.2 s: sipedge's
 #   queue / shed share / level trace in OUT/sipedge.trace] SIPEDGE_OVERLOAD [extra [overload]
-#   lines, e.g. "kernel_shed_queue_percent = 2"]
+#   lines, e.g. "kernel_shed_queue_percent = 2"] FLOOD_METHOD [register; invite: the flood is
+#   new INVITEs to unregistered users (each final error ACKed) at FACTOR × RATE, RATE still
+#   the REGISTER rate unless given; "completed" then counts the flood's non-503 finals (404)]
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -48,13 +55,16 @@ SECS=${SECS:-10}
 MEASURE_SECS=${MEASURE_SECS:-5}
 OUTSTANDING=${OUTSTANDING:-1024}
 MEASURED_RATE=${MEASURED_RATE:-1000}
-CALL_RATE=${CALL_RATE:-50}
+CALLS=${CALLS:-500}
+CALL_RATE=${CALL_RATE:-250}
+CALL_LEAD=${CALL_LEAD:-5}
 UAS=${UAS:-200}
 SOURCES=${SOURCES:-10}
 SERVER_CORE=${SERVER_CORE:-0}
 GEN_CORE=${GEN_CORE:-1}
 SIDE_CORE=${SIDE_CORE:-$SERVER_CORE}
 SERVERS=${SERVERS:-sipedge kamailio}
+FLOOD_METHOD=${FLOOD_METHOD:-register}
 OUT=${OUT:-$ROOT/target/overload}
 BIN=${BIN:-$ROOT/target/release}
 PORT=5070
@@ -116,7 +126,7 @@ if [[ -z "${NO_BUILD:-}" ]]; then
 fi
 ulimit -n "$(( 2 * UAS + 4096 ))" 2>/dev/null || true
 echo "kernel $(uname -r), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%FT%TZ), $(kamailio -v 2>/dev/null | head -1)"
-echo "quota: $QUOTA (µs quota, period) per server; offered: FACTOR $FACTOR × RATE for $SECS s (of it $MEASURED_RATE/s measured), plus $CALL_RATE calls/s"
+echo "quota: $QUOTA (µs quota, period) per server; offered: FACTOR $FACTOR × RATE for $SECS s (of it $MEASURED_RATE/s measured); $CALLS calls set up at $CALL_RATE/s ${CALL_LEAD} s before, hung up during it"
 
 server_pids() {
     { echo "$SERVER_PID"; ps -o pid= --ppid "$SERVER_PID" 2>/dev/null || true; } | tr -d ' ' | paste -sd, -
@@ -208,32 +218,42 @@ for server in $SERVERS; do
     echo "$rate" >"$OUT/$server.rate"
     flood_rate=$(( rate * FACTOR - MEASURED_RATE ))
     echo "RATE $rate/s under the quota; flood $flood_rate/s + measured $MEASURED_RATE/s"
-    sleep 1
+    sleep 2 # a just-started server under the quota still takes turns of ~60 ms (seen)
     mem0=$(server_pss_kb)
     thr0=$(cg_throttled)
-    timeout $(( SECS + 600 )) taskset -c "$SIDE_CORE" "$BIN/sipload" call --target "$TARGET" \
-        --uas 100 --rate "$CALL_RATE" --duration "$SECS" --source-base "$CALL_BASE" \
+    if [[ $server == sipedge ]]; then
+        # The controller's trace from the calls' setup on: queue bytes, kernel shed per mille,
+        # level, stale drops, queue wait, longest turn, every TRACE_EVERY s (0.2).
+        ( end=$(( $(date +%s) + CALL_LEAD + SECS + 2 ))
+          while (( $(date +%s) < end )); do
+              curl -s "127.0.40.1:9170/metrics" | awk -v t="$(date +%s.%N)" \
+                  '/^sipedge_(overload_(queue_bytes|kernel_shed_permille|pressure_level|queue_wait_ms|stale_dropped_total|shed_new_total)|shard_longest_turn_seconds)/{v=v" "$1"="$2} END{print t v}'
+              sleep "${TRACE_EVERY:-0.2}"
+          done ) >"$OUT/sipedge.trace" 2>/dev/null &
+    fi
+    # The calls: set up before the flood, their BYEs in the middle of it (the hold runs
+    # from each call's 200; the INVITEs take CALLS / CALL_RATE s). The callees register 4 at
+    # a time: all 50 at once, a server just started under the quota took a turn ≥ 50 ms,
+    # went to level 1 and refused some of them 503 (new AoRs), and their calls got 404.
+    call_secs=$(python3 -c "print($CALLS / $CALL_RATE)")
+    hold_ms=$(python3 -c "print(int(1000 * ($CALL_LEAD + $SECS / 2 - $call_secs / 2)))")
+    timeout $(( SECS + CALL_LEAD + 600 )) taskset -c "$SIDE_CORE" "$BIN/sipload" call --target "$TARGET" \
+        --uas 100 --rate "$CALL_RATE" --duration "$call_secs" --max-requests "$CALLS" \
+        --hold-ms "$hold_ms" --source-base "$CALL_BASE" --outstanding 4 \
         --domain localhost --json >"$OUT/$server.calls.json" 2>"$OUT/$server.calls.log" &
-    CALLS=$!
+    CALLS_PID=$!
+    sleep "$CALL_LEAD"
     timeout $(( SECS + 600 )) taskset -c "$SIDE_CORE" "$BIN/sipload" register --target "$TARGET" \
         --uas 100 --source-base "$MEASURED_BASE" --domain localhost --rate "$MEASURED_RATE" \
         --duration "$SECS" --t1-ms 60000 --drain-ms 2000 --json \
         >"$OUT/$server.measured.json" 2>"$OUT/$server.measured.log" &
     MEASURED=$!
-    if [[ $server == sipedge ]]; then
-        # The controller's trace: queue bytes, kernel shed per mille, level, every TRACE_EVERY s (0.2).
-        ( end=$(( $(date +%s) + SECS + 2 ))
-          while (( $(date +%s) < end )); do
-              curl -s "127.0.40.1:9170/metrics" | awk -v t="$(date +%s.%N)" \
-                  '/^sipedge_overload_(queue_bytes|kernel_shed_permille|pressure_level)/{v=v" "$1"="$2} END{print t v}'
-              sleep "${TRACE_EVERY:-0.2}"
-          done ) >"$OUT/sipedge.trace" 2>/dev/null &
-    fi
     timeout $(( SECS + 600 )) taskset -c "$GEN_CORE" "$BIN/sipload" flood --target "$TARGET" \
         --uas "$UAS" --sources "$SOURCES" --source-base "$FLOOD_BASE" --domain localhost \
         --rate "$flood_rate" --duration "$SECS" --drain-ms 2000 --pin "$GEN_CORE" \
+        --flood-method "$FLOOD_METHOD" \
         --server-pid "$PIDS" --json >"$OUT/$server.flood.json" 2>"$OUT/$server.flood.log" || true
-    wait "$CALLS" || true
+    wait "$CALLS_PID" || true
     wait "$MEASURED" || true
     echo $(( $(cg_throttled) - thr0 )) >"$OUT/$server.throttled"
     mem1=$(server_pss_kb)
@@ -245,13 +265,15 @@ for server in $SERVERS; do
     stop_server
 done
 
-python3 - "$OUT" "$SERVERS" "$FACTOR" <<'PY' | tee "$OUT/table.md"
+python3 - "$OUT" "$SERVERS" "$FACTOR" "$FLOOD_METHOD" <<'PY' | tee "$OUT/table.md"
 import json, re, sys
 out, servers, factor = sys.argv[1], sys.argv[2].split(), float(sys.argv[3])
-print("| server | RATE/s (quota) | offered/s asked → achieved | REGISTER completed/s | % of RATE "
-      "| 503 | kernel shed | unanswered | p99 admitted ms | calls ok / refused / unanswered "
-      "| Pss MiB before → after |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+invite = sys.argv[4] == "invite"
+print(f"flood: new {'INVITE' if invite else 'REGISTER'}s")
+print("| server | RATE/s (quota) | offered/s asked → achieved | completed/s | % of RATE "
+      "| 503 | kernel shed | dropped stale | unanswered | p99 admitted ms "
+      "| calls up / BYEs answered of sent | Pss MiB before → after |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for s in servers:
     try:
         rate = float(open(f"{out}/{s}.rate").read())
@@ -270,25 +292,30 @@ for s in servers:
         continue
     # 200s received while sending (whole seconds), not the drain's: what was served in time.
     whole = max(1, int(f["send_seconds"]))
-    done = sum(f["ok_per_second"][:whole]) / whole + m["successes"] / (m["send_seconds"] or 1)
-    shed = 0
+    # INVITEs to unregistered users complete with a final error (404/480), not a 200.
+    per_second = f["done_per_second"] if invite else f["ok_per_second"]
+    done = sum(per_second[:whole]) / whole + m["successes"] / (m["send_seconds"] or 1)
+    shed = stale = 0
     try:
         for line in open(f"{out}/{s}.metrics"):
-            if line.startswith("sipedge_overload_kernel_shed_total") and 'class="register"' in line:
+            if line.startswith("sipedge_overload_kernel_shed_total"):
                 shed += int(float(line.split()[-1]))
+            if line.startswith("sipedge_overload_stale_dropped_total"):
+                stale += int(float(line.split()[-1]))
     except OSError:
         pass
     sent = f["sent"] + m["sent"]
-    refused = f["unavailable"] + f["other"] + m["failures"]
-    unanswered = max(0, sent - f["ok"] - m["successes"] - refused - shed)
-    calls = c["successes"] + c["failures"] + c["timeouts"] + c.get("unfinished", 0)
+    flood_done = f["ok"] + (f["other"] if invite else 0)
+    refused = f["unavailable"] + (0 if invite else f["other"]) + m["failures"]
+    unanswered = max(0, sent - flood_done - m["successes"] - refused - shed - stale)
+    b = c.get("scenario") or {}
+    byes = f"{b.get('byes_sent', 0):,} / {b.get('byes_answered', 0):,} of {b.get('byes_sent', 0):,}"
     print(f"| {s} | {rate:,.0f} | {asked:,.0f} → {achieved:,.0f} | {done:,.0f} | {100 * done / rate:.0f} % "
-          f"| {refused:,} | {shed:,} | {unanswered:,} | {m['latency_us']['p99'] / 1000:.1f} "
-          f"| {c['successes']:,} / {c['failures']:,} / {c['timeouts'] + c.get('unfinished', 0):,} "
-          f"| {m0 / 1024:.0f} → {m1 / 1024:.0f} |")
+          f"| {refused:,} | {shed:,} | {stale:,} | {unanswered:,} | {m['latency_us']['p99'] / 1000:.1f} "
+          f"| {byes} | {m0 / 1024:.0f} → {m1 / 1024:.0f} |")
 PY
 for s in $SERVERS; do
     [[ -f "$OUT/$s.throttled" ]] && echo "$s: $(cat "$OUT/$s.throttled") throttled periods during the run"
-    [[ -f "$OUT/$s.flood.json" ]] && python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print(sys.argv[2]+": flood 200/s per second:", f["ok_per_second"])' "$OUT/$s.flood.json" "$s" || true
+    [[ -f "$OUT/$s.flood.json" ]] && python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print(sys.argv[2]+": flood 200/s per second:", f["ok_per_second"], "non-503 finals/s:", f.get("done_per_second"))' "$OUT/$s.flood.json" "$s" || true
 done
 [[ " $SERVERS " == *" sipedge "* && -f "$OUT/sipedge.metrics" ]] && { echo; echo "sipedge counters:"; grep -vE ' 0$' "$OUT/sipedge.metrics" || true; }

@@ -52,6 +52,12 @@ pub const DEFAULT_TRUSTED: &[&str] = &["127.0.0.0/8", "::1/128"];
 /// datagrams; the engine's 1024 receive buffers hold the shard's backlog beyond it).
 pub const DEFAULT_KERNEL_SHED_QUEUE_PERCENT: u32 = 1;
 
+/// Default `[overload] max_queue_delay_ms`: a shard whose last read datagram waited longer
+/// than this in the receive queue drops new requests unread until the queue is short again
+/// (the stale drop, `overload.rs`); 0 = off. A fifth of RFC 3261's T1 (500 ms, when a UDP
+/// client first retransmits), so what is admitted is answered well before that.
+pub const DEFAULT_MAX_QUEUE_DELAY_MS: u32 = 100;
+
 /// `[overload]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -63,6 +69,7 @@ pub(crate) struct RawOverload {
     shed_refresh_queue_percent: u32,
     shed_on_kernel_drops: bool,
     kernel_shed_queue_percent: u32,
+    max_queue_delay_ms: u32,
     calm_ms: u32,
     retry_after_min_secs: u32,
     retry_after_max_secs: u32,
@@ -79,6 +86,7 @@ impl Default for RawOverload {
             shed_refresh_queue_percent: o.shed_refresh_queue_percent,
             shed_on_kernel_drops: o.shed_on_kernel_drops,
             kernel_shed_queue_percent: o.kernel_shed_queue_percent,
+            max_queue_delay_ms: o.max_queue_delay_ms,
             calm_ms: o.calm_ms,
             retry_after_min_secs: sipedge_core::DEFAULT_RETRY_AFTER_MIN_SECS,
             retry_after_max_secs: sipedge_core::DEFAULT_RETRY_AFTER_MAX_SECS,
@@ -105,6 +113,8 @@ pub struct OverloadSettings {
     /// fill (% of SO_RCVBUF); it starts when the queue passes it or the level rises and
     /// runs until all pass again (`overload.rs`).
     pub kernel_shed_queue_percent: u32,
+    /// The stale drop's bound on a datagram's wait in the receive queue, ms (0: off).
+    pub max_queue_delay_ms: u32,
     /// The level steps down once the measures stayed below it this long.
     pub calm_ms: u32,
 }
@@ -119,6 +129,7 @@ impl Default for OverloadSettings {
             shed_refresh_queue_percent: 50,
             shed_on_kernel_drops: true,
             kernel_shed_queue_percent: DEFAULT_KERNEL_SHED_QUEUE_PERCENT,
+            max_queue_delay_ms: DEFAULT_MAX_QUEUE_DELAY_MS,
             calm_ms: 500,
         }
     }
@@ -242,6 +253,12 @@ pub(crate) fn parse(p: &RawProtect, o: &RawOverload) -> Result<Protection, (Stri
             o.kernel_shed_queue_percent,
             1,
             100,
+        )?,
+        max_queue_delay_ms: range(
+            "overload.max_queue_delay_ms",
+            o.max_queue_delay_ms,
+            0,
+            60_000,
         )?,
         calm_ms: range("overload.calm_ms", o.calm_ms, 0, 600_000)?,
     };

@@ -32,6 +32,7 @@ mod metrics_relay;
 mod metrics_streams;
 mod metrics_turns;
 mod overload;
+mod overload_delay;
 mod persist;
 mod sdnotify;
 mod shard;

@@ -20,6 +20,7 @@ pub struct ProtectMetrics {
     kernel_shed_options: AtomicU64,
     kernel_shed_register: AtomicU64,
     kernel_shed_permille: AtomicU64,
+    queue_wait_ms: AtomicU64,
 }
 
 impl ProtectMetrics {
@@ -36,6 +37,12 @@ impl ProtectMetrics {
     pub fn publish_kernel_shed(&self, shed: sipedge_rt::KernelShed) {
         self.kernel_shed_options.store(shed.options, Relaxed);
         self.kernel_shed_register.store(shed.register, Relaxed);
+    }
+
+    /// The stale drop's last measured wait, ms (`overload_delay.rs`).
+    pub fn publish_queue_wait(&self, wait: std::time::Duration) {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.queue_wait_ms.store(ms, Relaxed);
     }
 
     /// The share the kernel filter sheds now (0 ..= `SHED_ALL`).
@@ -71,6 +78,12 @@ const ROWS: &[(&str, &str, &str, Field)] = &[
         "gauge",
         "Share of OPTIONS/REGISTER datagrams the eBPF socket filter sheds now, per mille.",
         |m| &m.kernel_shed_permille,
+    ),
+    (
+        "overload_queue_wait_ms",
+        "gauge",
+        "How long the datagram the shard read last waited in its receive queue, ms, at the last measure (a turn of 32 datagrams or more, or while late).",
+        |m| &m.queue_wait_ms,
     ),
 ];
 

@@ -128,6 +128,13 @@ fn millis_since(epoch: Instant) -> Millis {
     Millis(epoch.elapsed().as_millis() as u64)
 }
 
+/// The wall clock since the Unix epoch (the kernel's receive stamps' clock).
+fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 fn unix_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -213,6 +220,13 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             .collect(),
     );
     let mut kernel_shed = crate::overload::KernelShedWriter::new(pressure.fds());
+    // The stale drop's meter (`overload_delay.rs`): how long a turn's batch waited.
+    let max_queue_delay = if overload.enabled && io != sipedge_rt::IoMode::Xdp {
+        Duration::from_millis(u64::from(overload.max_queue_delay_ms))
+    } else {
+        Duration::ZERO // AF_XDP frames do not pass the socket: no receive stamps
+    };
+    let mut queue_delay = crate::overload_delay::QueueDelay::new(max_queue_delay, pressure.fds());
     let shed_fds = pressure.fds();
     let mut ban_cursor = crate::bans::BanCursor::default();
     let mut last_sweep = Instant::now();
@@ -334,6 +348,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             let core = &mut core;
             let turn_now = &mut turn_now;
             let work_start = &mut work_start;
+            let queue_delay = &mut queue_delay;
             let streams = &streams;
             let has_pending = || {
                 streams.as_ref().is_some_and(ShardStreams::has_pending)
@@ -350,6 +365,10 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
                     *work_start = Some(at);
                     Millis(at.saturating_duration_since(epoch).as_millis() as u64)
                 });
+                if let Some(late) = queue_delay.on_datagram(d.socket, unix_now) {
+                    // Before this datagram is served: a late batch's rest is dropped.
+                    core.handle_queue_delay(late);
+                }
                 if d.truncated {
                     core.handle_truncated_datagram(now, d.remote);
                 } else {
@@ -482,13 +501,20 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             metrics.limits.publish_journal(p);
         }
         let worked = work_start.elapsed();
-        let read = engine.stats().datagrams_in;
+        if let Some(late) = queue_delay.end_turn() {
+            core.handle_queue_delay(late);
+        }
+        metrics.protect.publish_queue_wait(queue_delay.last_wait);
+        // What the shard served: the stale drop's datagrams were read, not served, so the
+        // kernel shed controller counts them as shed (it admits what the shard serves).
+        let stale = core.protect_stats().stale_dropped;
+        let read = engine.stats().datagrams_in.saturating_sub(stale);
         let flow = || {
             let shed = shed_fds.iter().fold(0u64, |n, &fd| {
                 let s = bans.kernel_shed(fd);
                 n.saturating_add(s.options).saturating_add(s.register)
             });
-            (read, shed)
+            (read, shed.saturating_add(stale))
         };
         if let Some(level) =
             pressure.end_turn_with(Instant::now(), worked, &|fd| bans.filter_drops(fd), &flow)

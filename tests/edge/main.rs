@@ -24,6 +24,7 @@ mod registrar;
 mod relay;
 mod relay_secret;
 mod shard_death;
+mod stale_drop;
 mod stream_close;
 mod tcp;
 mod tls_sipp;

@@ -184,12 +184,18 @@ impl Core {
         remote: SocketAddr,
         bytes: &[u8],
     ) {
-        if self.io.cfg.proxy.is_stream(local) {
+        let stream = self.io.cfg.proxy.is_stream(local);
+        if stream {
             // A connection of this flow is up again (`stream_flows`, RFC 3261 §18.2.2).
             self.streams.note_message(local, remote);
         }
         if self.protect_screen(now, remote, bytes) {
             return; // banned source: dropped before parsing (`protect`)
+        }
+        // UDP only: the late queue is the datagram socket's, and a request over a stream
+        // is not retransmitted (RFC 3261 §17.1.1.2: timer A only over UDP).
+        if !stream && self.protect.drop_stale(bytes) {
+            return; // a new request behind a late queue (`protect::stale`)
         }
         if is_keepalive(bytes) {
             // RFC 5626 §3.5.1 CRLF keepalive over UDP: nothing to answer.

@@ -502,3 +502,42 @@ fn level_one_serves_what_the_kernel_filter_admitted() {
         Some(503)
     );
 }
+
+/// Issue 17, "keep the queue short": while the shell measures the receive queue late
+/// (its last datagram waited past `max_queue_delay_ms`), new requests are dropped without
+/// reply and counted — the backlog drains at the cost of a read — while a BYE and an
+/// in-dialog re-INVITE are still answered; once the queue is short, new requests are
+/// served again.
+#[test]
+fn a_late_queue_drops_new_requests_but_serves_dialogs() {
+    let mut c = protected(ProtectConfig::default());
+    let src = "192.0.2.50:40123";
+    c.handle_queue_delay(true);
+    let bob = register_as("bob");
+    for req in [bob.bytes(), options("P", 1), invite(1, false)] {
+        assert!(
+            send_from(&mut c, 100, src, &req).is_empty(),
+            "a new request behind a late queue is dropped unanswered"
+        );
+    }
+    assert_eq!(c.protect_stats().stale_dropped, 3);
+    assert_eq!(c.transaction_count(), 0, "nothing started for them");
+    for req in [bye(1), invite(2, true)] {
+        assert!(
+            !send_from(&mut c, 100, src, &req).is_empty(),
+            "in-dialog requests are answered"
+        );
+    }
+    assert_eq!(c.protect_stats().stale_dropped, 3);
+
+    c.handle_queue_delay(false);
+    assert_eq!(
+        status_of(&send_from(&mut c, 200, src, &options("P", 2))),
+        Some(200)
+    );
+    assert_eq!(
+        status_of(&send_from(&mut c, 200, src, &bob.clone().cseq(2).bytes())),
+        Some(401)
+    );
+    assert_eq!(c.protect_stats().stale_dropped, 3);
+}

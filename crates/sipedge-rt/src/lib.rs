@@ -68,7 +68,7 @@ use std::net::SocketAddr;
 
 pub use engine::Engine;
 pub use filter::{BanFilter, KernelShed, SHED_ALL};
-pub use meminfo::{socket_meminfo, SocketMemInfo};
+pub use meminfo::{socket_last_read_stamp, socket_meminfo, SocketMemInfo};
 pub use mesh::{Mesh, MeshEndpoint, MeshLimits, MeshStats};
 pub use socket::{
     available_cores, bind_udp_reuseport, own_fd_table, pin_current_thread, socket_buffer_sizes,

@@ -1,6 +1,10 @@
 //! A socket's receive-queue fill and kernel drop count, in one `getsockopt(SO_MEMINFO)`
 //! (Linux ≥ 3.9): what a shard measures its pressure from (issue 17). For UDP, `SIOCINQ`
 //! only gives the size of the next datagram, so the queue's bytes come from here.
+//!
+//! [`socket_last_read_stamp`] (`SIOCGSTAMPNS`): when the kernel received the datagram the
+//! socket's reader took last — with the clock now, how long that datagram waited in the
+//! queue (its sojourn, what CoDel measures at dequeue).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -47,6 +51,37 @@ pub fn socket_meminfo(fd: RawFd) -> io::Result<SocketMemInfo> {
     })
 }
 
+/// `SIOCGSTAMPNS` (asm-generic/sockios.h): the last read datagram's receive time.
+const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
+
+/// The kernel receive time (`CLOCK_REALTIME`, since the Unix epoch) of the datagram last
+/// read from socket `fd` (`SIOCGSTAMPNS`); `None` when nothing was read since timestamps
+/// were switched on. The first call switches them on for the socket (`SOCK_TIMESTAMP`:
+/// every read then records its datagram's receive time, and the kernel timestamps
+/// received packets — one clock read per packet, host-wide, while such a socket exists).
+/// Works whatever reads the socket (`recvmsg`, `recvmmsg`, io_uring `RecvMsg`: all go
+/// through the protocol's `recvmsg`); not for AF_XDP, whose frames bypass the socket.
+pub fn socket_last_read_stamp(fd: RawFd) -> io::Result<Option<std::time::Duration>> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a writable `struct timespec` that outlives the call, which is what
+    // SIOCGSTAMPNS writes; a bad fd or a non-socket is reported as an error.
+    let r = unsafe { libc::ioctl(fd, SIOCGSTAMPNS as _, &mut ts as *mut libc::timespec) };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        // ENOENT: no datagram read since timestamps were switched on.
+        return match e.raw_os_error() {
+            Some(libc::ENOENT) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0).min(999_999_999);
+    Ok(Some(std::time::Duration::new(secs, nanos)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +106,62 @@ mod tests {
         let after = socket_meminfo(rx.as_raw_fd()).unwrap_or_else(|e| panic!("{e}"));
         assert!(after.rmem_alloc > 0);
         assert!(after.drops > 0, "{after:?}");
+    }
+
+    /// The stamp is the receive time of the datagram read last: one that waited 50 ms
+    /// in the queue shows a sojourn of at least 50 ms at its read.
+    #[test]
+    fn the_last_read_datagrams_wait_is_seen() {
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let fd = rx.as_raw_fd();
+        // Switches timestamps on; nothing read yet.
+        let _ = socket_last_read_stamp(fd).unwrap_or_else(|e| panic!("{e}"));
+        let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = [0u8; 16];
+        let since_epoch = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+        };
+        // The kernel switches packet stamps on host-wide in a deferred work item: wait
+        // until a probe that queued 5 ms shows it.
+        for _ in 0..200 {
+            let _ = tx.send_to(b"probe", to);
+            std::thread::sleep(Duration::from_millis(5));
+            let _ = rx.recv(&mut buf);
+            let stamp = socket_last_read_stamp(fd)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            if since_epoch().saturating_sub(stamp) >= Duration::from_millis(5) {
+                break;
+            }
+        }
+        let _ = tx.send_to(b"old", to);
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = rx.recv(&mut buf);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let stamp = socket_last_read_stamp(fd)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("a datagram was read"));
+        let waited = now.saturating_sub(stamp);
+        assert!(
+            (Duration::from_millis(50)..Duration::from_secs(5)).contains(&waited),
+            "{waited:?}"
+        );
+        // A fresh one: a short wait.
+        let _ = tx.send_to(b"new", to);
+        let _ = rx.recv(&mut buf);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let stamp = socket_last_read_stamp(fd)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("read"));
+        assert!(now.saturating_sub(stamp) < Duration::from_millis(40));
     }
 }

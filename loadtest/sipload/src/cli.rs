@@ -79,6 +79,14 @@ pub(crate) struct Cli {
     /// Unsustained ramp steps in a row that end the ramp.
     #[arg(long, default_value_t = 1)]
     pub(crate) ramp_patience: u32,
+    /// flood: what is flooded — new REGISTERs, or new INVITEs to unregistered users.
+    #[arg(long, value_enum, default_value = "register")]
+    pub(crate) flood_method: crate::flood::FloodMethod,
+    /// call: each caller hangs up (BYE) this long after its INVITE's 200, ms (0: at once),
+    /// so calls set up before a load are established through it and hung up during it.
+    /// The phase's drain is extended by it.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) hold_ms: u64,
     /// Wait at most this long after a phase's sending ends for its outstanding requests
     /// (retransmitting as RFC 3261 says); what is still open then counts as unfinished.
     #[arg(long, default_value_t = 2000)]

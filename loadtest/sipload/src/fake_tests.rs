@@ -225,17 +225,19 @@ fn run(
     flows: u64,
     tweak: impl FnOnce(&mut Params),
 ) -> (Option<PhaseOutcome>, PhaseOutcome) {
-    run_split(kind, edge, false, uas, flows, tweak)
+    run_split(kind, edge, false, uas, flows, Duration::ZERO, tweak)
 }
 
 /// [`run`]; with `setup_elsewhere`, the setup goes to a second fake edge (`--register-target`)
-/// that shares nothing with the first.
+/// that shares nothing with the first; `hold`: `call --hold-ms`.
+#[allow(clippy::too_many_arguments)]
 fn run_split(
     kind: Kind,
     edge: Edge,
     setup_elsewhere: bool,
     uas: usize,
     flows: u64,
+    hold: Duration,
     tweak: impl FnOnce(&mut Params),
 ) -> (Option<PhaseOutcome>, PhaseOutcome) {
     let (addr, stop, h) = spawn_edge(edge);
@@ -265,6 +267,7 @@ fn run_split(
         count_any_reply: false,
         drain: Duration::from_secs(8),
         max_burst: 64,
+        hold,
     };
     let mut p = testkit::params(uas);
     p.target = addr;
@@ -374,10 +377,24 @@ fn calls_reach_the_registered_callees_and_hang_up() {
     assert_eq!(out.stats.latency.len(), 120, "every transaction");
 }
 
+/// `--hold-ms`: every call is established, held, then hung up; each BYE is answered
+/// (`byes_*` in the phase's scenario report), and the phase lasts at least the hold.
+#[test]
+fn held_calls_hang_up_after_the_hold() {
+    let hold = Duration::from_millis(300);
+    let t0 = std::time::Instant::now();
+    let (_, out) = run_split(Kind::Call, EDGE, false, 6, 20, hold, |_| {});
+    assert!(t0.elapsed() >= hold);
+    let c = &out.stats.c;
+    assert_eq!((c.sent, c.successes, c.failed()), (20, 20, 0), "{c:?}");
+    assert_eq!(c.requests, 40, "INVITE and BYE transactions");
+    assert_eq!(c.answered, 60, "INVITE, ACK and BYE of every call");
+}
+
 #[test]
 fn register_target_sends_the_setup_elsewhere_and_the_calls_to_the_target() {
     // The callees register on the other edge; the target edge holds nobody and answers 404.
-    let (setup, out) = run_split(Kind::Call, EDGE, true, 6, 30, |_| {});
+    let (setup, out) = run_split(Kind::Call, EDGE, true, 6, 30, Duration::ZERO, |_| {});
     assert_eq!(setup.expect("callees register").stats.c.successes, 3);
     let c = &out.stats.c;
     assert_eq!((c.sent, c.successes, c.failures), (30, 0, 30), "{c:?}");

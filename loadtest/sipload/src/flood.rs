@@ -2,7 +2,10 @@
 //! request, `--aors N` makes the AoRs wrap) from `--uas` sockets over `--sources` addresses,
 //! paced open loop at `--rate` for `--duration`; every reply is counted by its status code only
 //! (200, 503, other) — no transaction state, no retransmissions, no latency (measure latency
-//! beside the flood with a low-rate `register`).
+//! beside the flood with a low-rate `register`). `--flood-method invite`: new INVITEs (a new
+//! Call-ID per request) to the same AoRs — unregistered users, so the edge's answer is a
+//! final error (404/480) or a 503 — each non-2xx final ACKed (RFC 3261 §17.1.1.3) so the
+//! edge does not retransmit it; provisionals are counted apart.
 //!
 //! Cheap by construction: one prebuilt datagram per socket whose fixed-width decimal fields
 //! (request number, AoR number) are rewritten in place before each send, batched sends and
@@ -39,6 +42,18 @@ pub(crate) struct FloodSpec {
     pub(crate) expires: u32,
     pub(crate) run_id: u32,
     pub(crate) max_burst: u64,
+    /// What is flooded.
+    pub(crate) method: FloodMethod,
+}
+
+/// `--flood-method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum FloodMethod {
+    /// New-binding REGISTERs.
+    #[default]
+    Register,
+    /// New INVITEs to unregistered users (each non-2xx final ACKed).
+    Invite,
 }
 
 /// The flood's result (JSON).
@@ -64,6 +79,13 @@ pub(crate) struct FloodReport {
     pub(crate) ok_rate: f64,
     /// 200 OKs received in each second since the start (the last entry includes the drain).
     pub(crate) ok_per_second: Vec<u64>,
+    /// Final responses other than 503 in each second since the start: what the server
+    /// completed (for INVITEs to unregistered users, their 404/480).
+    pub(crate) done_per_second: Vec<u64>,
+    /// Provisional responses (1xx), not counted in `other`.
+    pub(crate) provisional: u64,
+    /// ACKs sent for non-2xx finals to INVITE.
+    pub(crate) acks: u64,
     /// CPU seconds of this process during the run.
     pub(crate) generator_cpu_seconds: Option<f64>,
     /// CPU seconds of `--server-pid` during the run.
@@ -98,7 +120,29 @@ impl Template {
             IpAddr::V6(a) => format!("[{a}]"),
         };
         let (d, port, run, exp) = (&spec.domain, local.port(), spec.run_id, spec.expires);
-        let text = format!(
+        let text = if spec.method == FloodMethod::Invite {
+            format!(
+                "INVITE sip:fl{AOR}@{d} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {host}:{port};rport;branch=z9hG4bKfl{run:08x}{SEQ}\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:caller@{d}>;tag=fl{SEQ}\r\n\
+                 To: <sip:fl{AOR}@{d}>\r\n\
+                 Call-ID: {SEQ}-{run:08x}@flood\r\n\
+                 CSeq: 1 INVITE\r\n\
+                 Contact: <sip:caller@{host}:{port}>\r\n\
+                 User-Agent: sipload-flood\r\n\
+                 Content-Length: 0\r\n\r\n"
+            )
+        } else {
+            Self::register_text(d, &host, port, run, exp)
+        };
+        Self::from_text(&text)
+    }
+
+    fn register_text(d: &str, host: &str, port: u16, run: u32, exp: u32) -> String {
+        const SEQ: &str = "\u{1}";
+        const AOR: &str = "\u{2}";
+        format!(
             "REGISTER sip:{d} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {host}:{port};rport;branch=z9hG4bKfl{run:08x}{SEQ}\r\n\
              Max-Forwards: 70\r\n\
@@ -110,7 +154,11 @@ impl Template {
              Expires: {exp}\r\n\
              User-Agent: sipload-flood\r\n\
              Content-Length: 0\r\n\r\n"
-        );
+        )
+    }
+
+    /// The template of `text`, whose \u{1} / \u{2} mark the request / AoR numbers.
+    fn from_text(text: &str) -> Template {
         let mut bytes = Vec::with_capacity(text.len() + 8 * DIGITS);
         let (mut seq_at, mut aor_at) = (Vec::new(), Vec::new());
         for c in text.bytes() {
@@ -149,20 +197,32 @@ pub(crate) fn status_of(data: &[u8]) -> Option<u16> {
         .then(|| d.iter().fold(0u16, |a, &b| a * 10 + u16::from(b - b'0')))
 }
 
-/// Counts one reply into `r` (`t`: seconds since the start).
-fn count(r: &mut FloodReport, data: &[u8], second: usize) {
-    match status_of(data) {
+/// Adds one to `v[second]`.
+fn bump(v: &mut Vec<u64>, second: usize) {
+    if v.len() <= second {
+        v.resize(second + 1, 0);
+    }
+    v[second] += 1;
+}
+
+/// Counts one reply into `r` (`t`: seconds since the start); true for a final response
+/// that is not a 2xx (to be ACKed if it answers an INVITE).
+fn count(r: &mut FloodReport, data: &[u8], second: usize) -> bool {
+    let code = status_of(data);
+    if code.is_some_and(|c| c >= 200 && c != 503) {
+        bump(&mut r.done_per_second, second);
+    }
+    match code {
+        Some(100..=199) => r.provisional += 1,
         Some(200) => {
             r.ok += 1;
-            if r.ok_per_second.len() <= second {
-                r.ok_per_second.resize(second + 1, 0);
-            }
-            r.ok_per_second[second] += 1;
+            bump(&mut r.ok_per_second, second);
         }
         Some(503) => r.unavailable += 1,
         Some(_) => r.other += 1,
         None => r.not_responses += 1,
     }
+    code.is_some_and(|c| c >= 300)
 }
 
 /// Runs the flood on `engine` (its sockets bound at `locals`).
@@ -188,6 +248,8 @@ pub(crate) fn run(
     let (mut seq, mut ua) = (0u64, 0usize);
     let mut sending = true;
     let mut send_end = end;
+    // ACKs for the INVITE finals a wait delivered, sent after it.
+    let mut acks: Vec<(usize, Vec<u8>)> = Vec::new();
     loop {
         let now = Instant::now();
         if sending && now >= end {
@@ -217,7 +279,28 @@ pub(crate) fn run(
         } else {
             Duration::from_millis(20)
         };
-        engine.wait(Some(timeout), || false, |d| count(&mut r, d.data, second))?;
+        let invite = spec.method == FloodMethod::Invite;
+        engine.wait(
+            Some(timeout),
+            || false,
+            |d| {
+                if count(&mut r, d.data, second) && invite {
+                    let mut ack = Vec::new();
+                    let parsed = sipedge_msg::Message::parse(d.data).ok();
+                    if parsed
+                        .and_then(|m| crate::scenario::error_ack(&mut ack, &m))
+                        .is_some()
+                    {
+                        acks.push((d.socket, ack));
+                    }
+                }
+            },
+        )?;
+        for (ua, ack) in acks.drain(..) {
+            if engine.send(ua, spec.target, &ack) {
+                r.acks += 1;
+            }
+        }
     }
     let stats = engine.stats();
     r.sent = stats.datagrams_out - out0;
@@ -272,7 +355,26 @@ mod tests {
             expires: 60,
             run_id: 0xabc,
             max_burst: 64,
+            method: FloodMethod::Register,
         }
+    }
+
+    #[test]
+    fn invites_are_new_calls_that_parse() {
+        let spec = FloodSpec {
+            method: FloodMethod::Invite,
+            ..spec()
+        };
+        let mut t = Template::new(&spec, "127.0.41.7:40000".parse().expect("addr"));
+        t.set(42, 7);
+        let m = sipedge_msg::Message::parse(&t.bytes).expect("parses");
+        assert!(m.validate().is_ok(), "{:?}", m.validate());
+        assert_eq!(m.method(), Some(sipedge_msg::Method::Invite));
+        assert_eq!(
+            m.request_uri_raw(),
+            Some(&b"sip:fl000000000007@localhost"[..])
+        );
+        assert_eq!(m.call_id().ok(), Some(&b"000000000042-00000abc@flood"[..]));
     }
 
     #[test]
@@ -300,14 +402,16 @@ mod tests {
         assert_eq!(status_of(b"SIP/2.0 2x0"), None);
         assert_eq!(status_of(b"OPTIONS sip:x SIP/2.0"), None);
         let mut r = FloodReport::default();
-        count(&mut r, b"SIP/2.0 200 OK", 2);
-        count(&mut r, b"SIP/2.0 503 x", 0);
-        count(&mut r, b"SIP/2.0 401 x", 0);
-        count(&mut r, b"junk", 0);
+        assert!(!count(&mut r, b"SIP/2.0 200 OK", 2));
+        assert!(count(&mut r, b"SIP/2.0 503 x", 0), "a final error: ACKed");
+        assert!(count(&mut r, b"SIP/2.0 401 x", 0));
+        assert!(!count(&mut r, b"SIP/2.0 100 Trying", 0));
+        assert!(!count(&mut r, b"junk", 0));
         assert_eq!(
-            (r.ok, r.unavailable, r.other, r.not_responses),
-            (1, 1, 1, 1)
+            (r.ok, r.unavailable, r.other, r.not_responses, r.provisional),
+            (1, 1, 1, 1, 1)
         );
         assert_eq!(r.ok_per_second, [0, 0, 1]);
+        assert_eq!(r.done_per_second, [1, 0, 1], "finals but 503");
     }
 }

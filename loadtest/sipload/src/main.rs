@@ -240,8 +240,9 @@ fn run_with(cli: &Cli, engine: tcp::Io, locals: Vec<SocketAddr>) -> Result<(), S
             Duration::from_millis(cli.t2_ms),
         ),
         count_any_reply: cli.count_any_reply,
-        drain: Duration::from_millis(cli.drain_ms),
+        drain: Duration::from_millis(cli.drain_ms.saturating_add(cli.hold_ms)),
         max_burst: MAX_BURST,
+        hold: Duration::from_millis(cli.hold_ms),
     };
     let mut runner = Runner::new(engine, scenario, setup);
     if let Some(t) = cli.register_target {
@@ -350,6 +351,7 @@ fn run_flood(cli: &Cli, mut engine: Engine, locals: &[SocketAddr]) -> Result<(),
         expires: cli.expires,
         run_id: run_id(),
         max_burst: MAX_BURST,
+        method: cli.flood_method,
     };
     let r = flood::run(&spec, &mut engine, locals, &cli.server_pid)
         .map_err(|e| format!("engine: {e}"))?;

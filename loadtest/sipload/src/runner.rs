@@ -11,6 +11,7 @@
 //! send — a flow's follow-up request, an ACK, a UA's answer to the edge — is queued and sent
 //! right after the `wait` returns, in the same turn.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -43,6 +44,9 @@ pub(crate) struct Setup {
     pub(crate) drain: Duration,
     /// Most new requests started in one turn.
     pub(crate) max_burst: u64,
+    /// A follow-up BYE is sent this long after the response that asked for it (`call
+    /// --hold-ms`: the call stays up meanwhile); zero: at once.
+    pub(crate) hold: Duration,
 }
 
 /// One phase: a whole run, or one ramp step.
@@ -95,6 +99,9 @@ struct State {
     extra: Vec<u8>,
     /// Scratch for a UA's responses to the edge.
     replies: Vec<Vec<u8>>,
+    /// Follow-up BYEs held for [`Setup::hold`], with when each is due (in order: the hold
+    /// is the same for all).
+    held: VecDeque<(Instant, TxnKey)>,
 }
 
 /// The generator.
@@ -139,6 +146,7 @@ impl Runner {
                 outbox: Vec::new(),
                 extra: Vec::new(),
                 replies: Vec::new(),
+                held: VecDeque::new(),
             },
         }
     }
@@ -210,7 +218,11 @@ impl Runner {
             while let Some(key) = st.timers.pop_due(now) {
                 st.on_timer(engine, key, now);
             }
+            st.release_held(engine, now);
             let mut wake_at = now + MAX_WAIT;
+            if let Some(&(due, _)) = st.held.front() {
+                wake_at = wake_at.min(due.max(now));
+            }
             if st.sending {
                 wake_at = wake_at.min(send_end);
                 if let Some(next) = pacer
@@ -243,6 +255,7 @@ impl Runner {
             st.send_outbox(engine);
         }
         st.timers.clear();
+        st.held.clear();
         engine.flush()?;
         Ok(PhaseOutcome {
             stats: std::mem::take(&mut st.stats),
@@ -286,6 +299,27 @@ impl State {
             return true;
         }
         false
+    }
+
+    /// Sends the held BYEs that are due: their transaction starts now (first send,
+    /// Timer E/F from here).
+    fn release_held(&mut self, engine: &mut Io, now: Instant) {
+        while let Some(&(due, key)) = self.held.front() {
+            if due > now {
+                break;
+            }
+            self.held.pop_front();
+            let Some(txn) = self.table.get_mut(key) else {
+                continue;
+            };
+            txn.first_sent = now;
+            txn.deadline = now + self.setup.policy.timeout;
+            if !send(engine, txn.ua, self.setup.target, &txn.bytes) {
+                self.stats.c.send_drops += 1;
+            }
+            self.timers.schedule_first(now + self.setup.policy.t1, key);
+            self.stats.c.requests += 1;
+        }
     }
 
     /// Sends what the receive callback queued.
@@ -431,6 +465,12 @@ impl State {
         }
         if verdict == Verdict::Next && !txn.bytes.is_empty() {
             txn.invite = txn.bytes.starts_with(b"INVITE ");
+            if !self.setup.hold.is_zero() && txn.bytes.starts_with(b"BYE ") {
+                // The call stays up for the hold; `release_held` sends the BYE then.
+                txn.deadline = now + self.setup.hold + self.setup.policy.timeout;
+                self.held.push_back((now + self.setup.hold, key));
+                return Verdict::Next;
+            }
             self.timers.schedule_first(now + self.setup.policy.t1, key);
             self.outbox.push(Outgoing::Txn(key));
             self.stats.c.requests += 1;

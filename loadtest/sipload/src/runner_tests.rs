@@ -89,6 +89,7 @@ fn runner(target: SocketAddr, uas: usize, t1_ms: u64, count_any_reply: bool) -> 
         count_any_reply,
         drain: Duration::from_millis(64 * t1_ms + 500),
         max_burst: 64,
+        hold: Duration::ZERO,
     };
     let mut p = scenario::testkit::params(uas);
     p.target = target;

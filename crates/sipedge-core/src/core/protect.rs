@@ -44,6 +44,14 @@ impl Core {
         self.protect.set_kernel_admits(active);
     }
 
+    /// Whether the shard's receive queue is late: the shell measured that the datagram it
+    /// read last waited longer than `[overload] max_queue_delay_ms` (issue 17). While it
+    /// is, new requests are dropped without reply before parsing, counted in
+    /// `stale_dropped`; responses and in-dialog requests are served (`protect::stale`).
+    pub fn handle_queue_delay(&mut self, late: bool) {
+        self.protect.set_queue_late(late);
+    }
+
     /// The protection counters.
     pub fn protect_stats(&self) -> ProtectStats {
         self.protect.stats()

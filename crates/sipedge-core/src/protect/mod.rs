@@ -9,6 +9,7 @@
 //! | guessing, per source | `auth_failures_max` wrong digest answers (unknown users included — they get the same 401/407 as a wrong password) in `auth_failures_window_secs` | source banned |
 //! | guessing, per user | `user_auth_failures_max` wrong answers for one user from any sources in the window | those sources banned, and each next one failing for that user in the window — never the source the user last authenticated from |
 //! | ban | a datagram from a banned source | dropped before parsing (one hash lookup; nothing when no ban is held), counted |
+//! | stale drop | the shell measures a receive queue longer than `[overload] max_queue_delay_ms` of service ([`crate::Core::handle_queue_delay`]) | new requests (no To tag; not ACK, CANCEL, BYE) dropped without reply before the full parse (`stale`), until the queue is short again |
 //! | overload (RFC 3261 §21.5.4) | the shell's pressure level ([`crate::Core::handle_pressure`]) | level 1: new INVITEs, OPTIONS, other out-of-dialog requests and REGISTERs of AoRs not bound here get a stateless 503 with a randomised Retry-After; level 2: every REGISTER too. Responses, ACK, CANCEL, BYE and requests with a To tag are never shed |
 //!
 //! Sources in `trusted` and in `[[ip_auth]]` prefixes are never banned (their scanner
@@ -29,6 +30,7 @@ mod bans;
 mod density;
 mod guessing;
 mod scanner;
+mod stale;
 mod table;
 
 use std::net::IpAddr;
@@ -38,6 +40,7 @@ pub use self::bans::BanReason;
 use self::density::Source;
 use self::guessing::UserFails;
 pub use self::scanner::DEFAULT_SCANNER_USER_AGENTS;
+pub(crate) use self::stale::droppable_when_stale;
 pub use self::table::ip_key;
 use self::table::{key_ip, FixedTable};
 use crate::time::Millis;
@@ -175,6 +178,9 @@ crate::counters! {
             "New requests (INVITE, OPTIONS, REGISTER of an unbound AoR, ...) answered 503 under pressure.";
         shed_refresh: "overload_shed_refresh_total", counter,
             "REGISTER refreshes answered 503 under high pressure.";
+        /// New requests read and dropped while the queue was late (`stale`).
+        stale_dropped: "overload_stale_dropped_total", counter,
+            "New requests dropped without reply because the receive queue held more than [overload] max_queue_delay_ms of work.";
         /// The pressure level in force (0, 1, 2).
         pressure: "overload_pressure_level", gauge,
             "Pressure level the shard sheds at (0 none, 1 new requests, 2 refreshes too).";
@@ -210,6 +216,9 @@ pub struct Protect {
     /// The shell's kernel filter sheds OPTIONS and REGISTER by a share sized to what this
     /// shard can serve ([`Protect::set_kernel_admits`]).
     kernel_admits: bool,
+    /// The receive queue holds more than the shard serves in `max_queue_delay_ms`: new
+    /// requests are dropped unread ([`Protect::set_queue_late`]).
+    queue_late: bool,
     /// Drives the Retry-After spread (with the seed: deterministic, replayable).
     draws: u64,
     seed: u64,
@@ -228,6 +237,7 @@ impl Protect {
             stats: ProtectStats::default(),
             pressure: 0,
             kernel_admits: false,
+            queue_late: false,
             draws: 0,
             seed,
         }
@@ -452,6 +462,24 @@ impl Protect {
     /// sheds every REGISTER (RFC 3261 §21.5.4).
     pub fn set_kernel_admits(&mut self, on: bool) {
         self.kernel_admits = on;
+    }
+
+    /// Whether the shell measured the receive queue late (its last read datagram waited
+    /// longer than `[overload] max_queue_delay_ms`): while it is, new requests are dropped
+    /// before parsing ([`Protect::drop_stale`], the `stale` module).
+    pub fn set_queue_late(&mut self, late: bool) {
+        self.queue_late = late;
+    }
+
+    /// True (counted) when the datagram `bytes` is to be dropped as stale: the queue is
+    /// late and it is a new request ([`droppable_when_stale`]).
+    #[inline]
+    pub fn drop_stale(&mut self, bytes: &[u8]) -> bool {
+        if self.queue_late && droppable_when_stale(bytes) {
+            self.stats.stale_dropped += 1;
+            return true;
+        }
+        false
     }
 
     /// True when level-1 shedding skips `OPTIONS` and `REGISTER` (see

@@ -35,6 +35,18 @@ pub(crate) struct Call {
     in_setup: bool,
     /// Per UA: flows started.
     turns: Vec<u64>,
+    /// This phase's BYEs: written (one per established call), answered (any final), 2xx.
+    byes: ByeCounts,
+}
+
+/// The hang-ups of a phase, reported in its `scenario` object: every established call's
+/// BYE answered is what an overload run must show (issue 17); a BYE without a final
+/// response is in `written - answered`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct ByeCounts {
+    written: u64,
+    answered: u64,
+    ok: u64,
 }
 
 impl Call {
@@ -46,6 +58,7 @@ impl Call {
             run_id: p.run_id,
             in_setup: true,
             turns: vec![0; p.uas],
+            byes: ByeCounts::default(),
         }
     }
 
@@ -140,6 +153,13 @@ fn write_in_dialog(
 /// The ACK of a non-2xx final response to INVITE (§17.1.1.3): same branch and Request-URI as
 /// the INVITE, To from the response.
 fn write_error_ack(out: &mut Vec<u8>, ua: &UaCtx<'_>, resp: &Message<'_>) -> Option<()> {
+    let _ = ua;
+    error_ack(out, resp)
+}
+
+/// The ACK of a non-2xx final response `resp` to an INVITE whose Request-URI was the To
+/// URI (§17.1.1.3), into `out` (also `flood --flood-method invite`).
+pub(crate) fn error_ack(out: &mut Vec<u8>, resp: &Message<'_>) -> Option<()> {
     let via = resp.header(HeaderName::Via)?;
     let to = resp.to().ok()?;
     out.extend_from_slice(b"ACK ");
@@ -153,7 +173,6 @@ fn write_error_ack(out: &mut Vec<u8>, ua: &UaCtx<'_>, resp: &Message<'_>) -> Opt
     out.extend_from_slice(b"\r\nCall-ID: ");
     out.extend_from_slice(resp.header(HeaderName::CallId)?);
     out.extend_from_slice(b"\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n");
-    let _ = ua;
     Some(())
 }
 
@@ -209,6 +228,7 @@ impl Scenario for Call {
                 let acked = write_in_dialog(extra, "ACK", 1, &ack_branch, ua, msg);
                 let byed = write_in_dialog(next, "BYE", 2, ua.branch, ua, msg);
                 if acked.is_some() && byed.is_some() {
+                    self.byes.written += 1;
                     Verdict::Next
                 } else {
                     extra.clear();
@@ -220,9 +240,26 @@ impl Scenario for Call {
                 let _ = write_error_ack(extra, ua, msg);
                 Verdict::Failure
             }
-            Method::Bye if ok => Verdict::Success,
+            Method::Bye => {
+                self.byes.answered += 1;
+                if ok {
+                    self.byes.ok += 1;
+                    Verdict::Success
+                } else {
+                    Verdict::Failure
+                }
+            }
             _ => Verdict::Failure,
         }
+    }
+
+    fn phase_extra(&mut self) -> Option<serde_json::Value> {
+        let b = std::mem::take(&mut self.byes);
+        Some(serde_json::json!({
+            "byes_sent": b.written,
+            "byes_answered": b.answered,
+            "byes_ok": b.ok,
+        }))
     }
 
     fn on_request(&mut self, ua: &UaCtx<'_>, msg: &Message<'_>, out: &mut Vec<Vec<u8>>) -> bool {
@@ -360,6 +397,10 @@ mod tests {
         assert_eq!(
             c.on_final(&ctx(1, "x"), &bye_ok, &mut n, &mut e),
             Verdict::Success
+        );
+        assert_eq!(
+            c.phase_extra(),
+            Some(serde_json::json!({"byes_sent": 1, "byes_answered": 1, "byes_ok": 1}))
         );
     }
 

@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use clap::ValueEnum;
 use sipedge_msg::Message;
 
-pub(crate) use call::Call;
+pub(crate) use call::{error_ack, Call};
 pub(crate) use keepalive::Keepalive;
 pub(crate) use options::Options;
 pub(crate) use register::{RegMode, Register, Users, DEFAULT_PASSWORD};
