@@ -80,6 +80,9 @@ max_connections_per_ip = $(( CONNS * 2 ))
 [registrar]
 expected_bindings = $(( CONNS * 2 ))
 
+[registrar.persistence]
+path = "$TMP/journal"
+
 # Capacity, not protection: 100k handshakes on 2 cores make long turns, and issue 17's
 # levels would answer REGISTERs with 503 while the phones connect.
 [overload]
@@ -131,6 +134,7 @@ sleep "$HOLD_SECS"
 held=$(open_conns)
 during=$(pss_kb)
 bindings=$(curl -sf "http://$IP:9171/metrics" | awk '/^sipedge_bindings[{ ]/{s+=$2} END{print s+0}')
+[[ "$bindings" == "$CONNS" ]] || echo "NOTE: $bindings bindings for $CONNS connections"
 echo "server Pss while held: $during kB; connections open: $held; bindings: $bindings"
 if (( held > 0 )); then
     echo "bytes per idle TLS connection: $(( (during - before) * 1024 / held ))"
