@@ -38,6 +38,7 @@
 //! users); lookups still read what the others share.
 
 pub mod lookup;
+pub mod pipe;
 pub mod store;
 pub mod takeover;
 pub mod thin;
