@@ -158,16 +158,18 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
         let mut overflow = false;
         let mut n = 0usize;
         while let Some(t) = got.take() {
-            client.inner.teed.fetch_sub(1, Ordering::Relaxed);
-            if let Ok(change) = sipedge_core::decode_change(&t.record) {
-                if let Some(e) = value::encode(&change, &s.node, s.address, t.unix_ms) {
-                    if !backlog.push(e, s.backlog_max) {
-                        stats.dropped.fetch_add(1, Ordering::Relaxed);
-                        overflow = true;
+            client.inner.teed.fetch_sub(t.count, Ordering::Relaxed);
+            for rec in super::records(&t.records) {
+                if let Ok(change) = sipedge_core::decode_change(rec) {
+                    if let Some(e) = value::encode(&change, &s.node, s.address, t.unix_ms) {
+                        if !backlog.push(e, s.backlog_max) {
+                            stats.dropped.fetch_add(1, Ordering::Relaxed);
+                            overflow = true;
+                        }
                     }
                 }
             }
-            n += 1;
+            n += t.count;
             if n < 65_536 {
                 got = rx.try_recv().ok();
             }
