@@ -358,9 +358,11 @@ impl ClusterClient {
             .is_some_and(|i| i.pending.load(Ordering::Acquire))
     }
 
-    /// Tees one journal record (a binding change) to the writer; `unix_ms` is the wall
+    /// Tees one journal record (a binding change; the shards send a turn's records at once
+    /// through [`ShardTee`]) to the writer; `unix_ms` is the wall
     /// time of the shard's turn. Never blocks: a full queue drops it, counted, and a resync
     /// follows.
+    #[cfg(test)]
     pub fn tee(&self, record: &[u8], unix_ms: u64) {
         let mut records = Vec::with_capacity(4 + record.len());
         if push_record(&mut records, record) {

@@ -135,7 +135,9 @@ impl Conn {
         }
     }
 
-    /// Loads [`WRITE_SCRIPT`] (on every master) and returns its SHA1.
+    /// Loads [`WRITE_SCRIPT`] (on every master) and returns its SHA1 (the writer's own
+    /// connections load it themselves: `pipe::Nodes::connect`).
+    #[cfg(test)]
     pub fn load_script(&mut self) -> RedisResult<String> {
         let mut cmd = redis::cmd("SCRIPT");
         cmd.arg("LOAD").arg(WRITE_SCRIPT);

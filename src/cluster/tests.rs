@@ -258,3 +258,16 @@ fn the_write_script_refuses_older_versions_and_keeps_tombstones() {
         .cli(&["HGET", key, "c:sip:x@1.2.3.4"])
         .contains("edge-b"));
 }
+
+#[test]
+fn a_turns_records_travel_as_one_batch_and_read_back_in_order() {
+    let mut buf = Vec::new();
+    for r in [&b"one"[..], b"", b"three"] {
+        assert!(push_record(&mut buf, r));
+    }
+    let back: Vec<&[u8]> = super::records(&buf).collect();
+    assert_eq!(back, vec![&b"one"[..], b"", b"three"]);
+    // A cut batch yields what is whole, never reads past the end.
+    let cut: Vec<&[u8]> = super::records(&buf[..buf.len() - 1]).collect();
+    assert_eq!(cut, vec![&b"one"[..], b""]);
+}

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -144,16 +144,21 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
     let mut resync_owed = false;
     let stats = Arc::clone(client.stats());
     while !stop.load(Ordering::Acquire) {
-        // Gather what the shards teed: wait a little when idle, never long.
-        let wait = if backlog.len() > 0 && link.conn.is_some() {
-            Duration::from_millis(1)
+        // Gather what the shards teed: between two pipelines without waiting (the backlog,
+        // coalesced and capped at `backlog_max` AoRs, absorbs a burst, not the tee queue,
+        // whose overflow costs a full resync); when idle, wait a little, never long.
+        let mut got = if backlog.len() > 0 && link.conn.is_some() {
+            match rx.try_recv() {
+                Ok(t) => Some(t),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => break,
+            }
         } else {
-            Duration::from_millis(50)
-        };
-        let mut got = match rx.recv_timeout(wait) {
-            Ok(t) => Some(t),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(t) => Some(t),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
         };
         let mut overflow = false;
         let mut n = 0usize;
@@ -216,7 +221,9 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
     }
 }
 
-/// The heartbeat when due, then the whole backlog in pipelines. `Err(Some)`: Redis failed;
+/// The heartbeat when due, then one batch of the backlog ([`FLUSH_BATCH`] AoRs, one
+/// pipeline per master; the caller gathers what was teed meanwhile before the next).
+/// `Err(Some)`: Redis failed;
 /// `Err(None)`: an error reply (`NOSCRIPT` after a Redis restart, `MOVED` after a topology
 /// change…): reconnect (which reads the slot map and loads the script again). A batch
 /// that failed is back in the backlog.
@@ -241,7 +248,7 @@ fn flush(
         conn.command(NODES_KEY.as_bytes(), &add).map_err(Some)?;
         *last_beat = Some(Instant::now());
     }
-    while backlog.len() > 0 {
+    if backlog.len() > 0 {
         let batch = backlog.take(FLUSH_BATCH);
         match conn.write(unix_ms(), &batch) {
             Ok(()) => {
