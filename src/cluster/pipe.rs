@@ -137,7 +137,10 @@ fn open(info: redis::ConnectionInfo, timeout: Duration) -> RedisResult<redis::Co
 
 /// `CLUSTER SLOTS` → the masters' (host, port) and each slot's master. A master announced
 /// with an empty host is the server asked (`default_host`).
-fn slot_map(reply: &Value, default_host: &str) -> Option<(Vec<(String, u16)>, Vec<u16>)> {
+/// The masters' (host, port), and each slot's index among them.
+type SlotMap = (Vec<(String, u16)>, Vec<u16>);
+
+fn slot_map(reply: &Value, default_host: &str) -> Option<SlotMap> {
     let Value::Array(ranges) = reply else {
         return None;
     };
@@ -186,7 +189,10 @@ impl Nodes {
     /// that answers `CLUSTER SLOTS` is used) and loads the write script on every master.
     pub fn connect(urls: &[String], timeout: Duration) -> RedisResult<Self> {
         let (conns, slot_node) = if let [url] = urls {
-            (vec![open(url.as_str().into_connection_info()?, timeout)?], Vec::new())
+            (
+                vec![open(url.as_str().into_connection_info()?, timeout)?],
+                Vec::new(),
+            )
         } else {
             let mut last = None;
             let mut found = None;
@@ -411,7 +417,11 @@ mod tests {
                 Value::Int(16383),
                 Value::Array(vec![b(""), Value::Int(7102)]),
             ]),
-            Value::Array(vec![Value::Int(9), Value::Int(99_999), Value::Array(vec![])]),
+            Value::Array(vec![
+                Value::Int(9),
+                Value::Int(99_999),
+                Value::Array(vec![]),
+            ]),
             b("junk"),
         ]);
         let (addrs, map) = slot_map(&reply, "10.0.0.1").expect("map");

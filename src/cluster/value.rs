@@ -133,9 +133,8 @@ pub fn encode(
         return None;
     }
     // Written in place (no formatted temporaries): this runs once per change written.
-    let mut value = Vec::with_capacity(
-        96 + node.len() + contact.len() + path.len() + call_id.len(),
-    );
+    let mut value =
+        Vec::with_capacity(96 + node.len() + contact.len() + path.len() + call_id.len());
     push_num(&mut value, ms);
     value.push(b':');
     push_num(&mut value, u64::from(cseq));
@@ -306,7 +305,12 @@ mod tests {
 
     #[test]
     fn addresses_are_written_as_display_writes_them() {
-        for a in ["0.0.0.0:0", "255.255.255.255:65535", "10.2.30.4:5060", "[::1]:5060"] {
+        for a in [
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "10.2.30.4:5060",
+            "[::1]:5060",
+        ] {
             let a: SocketAddr = a.parse().expect("addr");
             let mut out = Vec::new();
             push_addr(&mut out, a);
