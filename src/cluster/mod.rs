@@ -24,7 +24,7 @@
 //! | `sipedge:b:{<aor>}` | hash | one AoR's bindings (the AoR is the hash tag: one slot); TTL = the longest binding's remaining expiry |
 //! | `sipedge:node:<name>` | string | the node's SIP address; set every 1 s with a 3 s TTL (liveness) |
 //! | `sipedge:nodes` | set | every node name that ever wrote (whose liveness lookups check) |
-//! | `sipedge:inv` | pub/sub channel | every write publishes the AoR: each edge drops its cached entry |
+//! | `sipedge:inv` | pub/sub channel | each write pipeline publishes its AoRs (one message, `\n`-separated) once written: each edge drops its cached entries |
 //! | `sipedge:takeover:<name>` | string | the survivor adopting dead node `<name>`'s bindings (`SET NX`, 60 s; [`takeover`]) |
 //!
 //! A binding's **field** is `i:<+sip.instance>;<reg-id>` (RFC 5626) or `c:<Contact URI>`

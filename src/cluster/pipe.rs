@@ -21,7 +21,7 @@ use std::time::Duration;
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisResult, Value};
 
 use super::store::WRITE_SCRIPT;
-use super::value::KEY_PREFIX;
+use super::value::{INVALIDATION_CHANNEL, KEY_PREFIX};
 use super::writer::Fields;
 
 /// Hash slots of a Redis Cluster.
@@ -302,6 +302,40 @@ impl Nodes {
         }
     }
 
+    /// `PUBLISH sipedge:inv <aor>\n<aor>…` for `batch`, one reply read.
+    fn publish(&mut self, batch: &[(Box<[u8]>, Fields)]) -> Result<(), Option<redis::RedisError>> {
+        let Some(c) = self.conns.first_mut() else {
+            return Ok(());
+        };
+        let out = &mut self.bufs[0];
+        out.clear();
+        let len = batch
+            .iter()
+            .map(|(a, _)| a.len() + 1)
+            .sum::<usize>()
+            .saturating_sub(1);
+        out.extend_from_slice(b"*3\r\n");
+        bulk(out, b"PUBLISH");
+        bulk(out, INVALIDATION_CHANNEL.as_bytes());
+        out.push(b'$');
+        push_num(out, len as u64);
+        out.extend_from_slice(b"\r\n");
+        for (i, (aor, _)) in batch.iter().enumerate() {
+            if i > 0 {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(aor);
+        }
+        out.extend_from_slice(b"\r\n");
+        c.send_packed_command(out).map_err(Some)?;
+        match c.recv_response() {
+            Ok(Value::ServerError(_)) => Err(None),
+            Ok(_) => Ok(()),
+            Err(e) if e.is_io_error() || e.is_timeout() => Err(Some(e)),
+            Err(_) => Err(None),
+        }
+    }
+
     /// Writes `batch` (one script call per AoR) in one pipeline per master. `Err(Some)`:
     /// Redis failed (connection, timeout); `Err(None)`: an error reply (`MOVED`,
     /// `NOSCRIPT`…) — reconnect. Either way none of the batch counts as written.
@@ -351,6 +385,10 @@ impl Nodes {
         if refused {
             return Err(None);
         }
+        // Every call was answered: the batch's AoRs in one invalidation (`\n`-separated; an
+        // AoR never holds one), to one master (a Redis Cluster relays it to the others).
+        // After the writes, so a reader that drops its entry reads what they wrote.
+        self.publish(batch)?;
         // A buffer grown by a burst is not kept (the allocator gets it back).
         for b in &mut self.bufs {
             if b.capacity() > 4 << 20 {

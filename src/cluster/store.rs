@@ -7,8 +7,11 @@ use std::time::Duration;
 use redis::{Cmd, ConnectionLike, RedisResult, Value};
 
 /// The versioned write (see `cluster` module docs, "Schema"). `KEYS[1]` the AoR's hash,
-/// `ARGV[1]` now (UNIX ms, the writer's clock), `ARGV[2]` the AoR (published on
-/// `sipedge:inv` when anything changed), then field/value pairs.
+/// `ARGV[1]` now (UNIX ms, the writer's clock), `ARGV[2]` the AoR, then field/value
+/// pairs. The script does not publish the invalidation: the writer publishes a whole
+/// pipeline's AoRs in one message once every call of it was answered (`pipe::Nodes::write`);
+/// one `PUBLISH` per AoR cost every edge a pub/sub message per binding written anywhere, and
+/// a Redis Cluster relays each to every node.
 ///
 /// RFC 3261 §10.3 step 7: a binding is replaced only by a newer registration. A value is
 /// taken unless the stored one is still live and newer: older time, or the same time with a
@@ -59,9 +62,6 @@ for i = 1, #all, 2 do
 end
 if maxexp > now then
   redis.call('PEXPIRE', KEYS[1], maxexp - now)
-end
-if changed > 0 then
-  redis.call('PUBLISH', 'sipedge:inv', ARGV[2])
 end
 return changed
 "#;

@@ -213,8 +213,11 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
                 link.failed(&client, &e);
             }
             Err(None) => {
+                // An error reply (`MOVED` after a resharding, `NOSCRIPT`…): reconnect soon,
+                // not in a tight loop if it persists (`OOM`, a slot no master serves).
                 outage = true;
                 link.conn = None;
+                link.next_try = Instant::now() + BACKOFF_MIN;
             }
         }
         stats.backlog.store(backlog.len() as u64, Ordering::Relaxed);
