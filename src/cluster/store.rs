@@ -19,7 +19,8 @@ use redis::{Cmd, ConnectionLike, RedisResult, Value};
 /// same-millisecond writes are taken as they come). A tombstone keeps at least the expiry of
 /// what it replaces, so a late, older write cannot resurrect the binding while that binding
 /// could still be live. Expired fields are pruned and the key's TTL is set to the longest
-/// remaining expiry.
+/// remaining expiry. A key that does not exist yet (a new AoR) is written without reading
+/// anything back: there is nothing older to compare with or prune.
 pub const WRITE_SCRIPT: &str = r#"
 local function head(v)
   local ms, cs, exp, k, node = string.match(v, '^(%d+):(%d+):(%d+):([ut])\n([^\n]*)')
@@ -28,6 +29,23 @@ local function head(v)
 end
 local now = tonumber(ARGV[1])
 local changed = 0
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  -- A new AoR (the common write of a registration storm): nothing to compare with or
+  -- prune; the TTL is the longest expiry written.
+  local maxexp = 0
+  for i = 3, #ARGV - 1, 2 do
+    local ms, cs, exp = head(ARGV[i + 1])
+    if ms and exp > now then
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+      changed = changed + 1
+      if exp > maxexp then maxexp = exp end
+    end
+  end
+  if maxexp > now then
+    redis.call('PEXPIRE', KEYS[1], maxexp - now)
+  end
+  return changed
+end
 for i = 3, #ARGV - 1, 2 do
   local f, v = ARGV[i], ARGV[i + 1]
   local ms, cs, exp, k, node = head(v)
