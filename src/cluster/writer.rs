@@ -144,10 +144,20 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
     let mut resync_owed = false;
     let stats = Arc::clone(client.stats());
     while !stop.load(Ordering::Acquire) {
-        // Gather what the shards teed: between two pipelines without waiting (the backlog,
-        // coalesced and capped at `backlog_max` AoRs, absorbs a burst, not the tee queue,
-        // whose overflow costs a full resync); when idle, wait a little, never long.
-        let mut got = if backlog.len() > 0 && link.conn.is_some() {
+        // Gather what the shards teed: between two pipelines without waiting, but only while
+        // the backlog is under half full — a gather must not overflow the backlog: a resync
+        // re-sends every binding paced by the tee queue's room, and a backlog that
+        // overflowed under it would ask for another resync, for ever. What waits stays in
+        // the tee queue (the shards' pacing). When idle, wait a little, never long.
+        let room = |b: &Backlog| b.len() == 0 || b.len() < s.backlog_max / 2;
+        let gather = room(&backlog);
+        let mut got = if !gather {
+            if link.conn.is_none() {
+                // Redis down and the backlog full enough: nothing to do but wait.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            None
+        } else if backlog.len() > 0 && link.conn.is_some() {
             match rx.try_recv() {
                 Ok(t) => Some(t),
                 Err(TryRecvError::Empty) => None,
@@ -175,7 +185,7 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
                 }
             }
             n += t.count;
-            if n < 65_536 {
+            if n < 65_536 && room(&backlog) {
                 got = rx.try_recv().ok();
             }
         }
