@@ -2,12 +2,17 @@
 # cluster.sh — issue 20's "Must reach" numbers: sipedge edges sharing registrations through a
 # three-master Redis Cluster, on loopback, in one run. Prints one table.
 #
-#   1. Rates per edge, cluster vs standalone: one edge (--shards 1) pinned to core $EDGE_CORE,
-#      sipload pinned to core $GEN_CORE. `sipload register` (new AoRs, closed loop) then
+#   1. Rates per edge, cluster vs standalone: one edge (--shards 1) pinned to core $EDGE_CORE
+#      and, the whole process (shard, cluster writer and lookup threads, admin), under one
+#      cgroup CPU quota of $EDGE_QUOTA CPU (the same in both modes), so the edge saturates
+#      first and the generator (core $GEN_CORE) and Redis ($REDIS_CPUS) have headroom: the
+#      rate measures the edge, not the rig. `sipload register` (new AoRs, closed loop) then
 #      `sipload refresh` (re-REGISTER of existing AoRs, closed loop), first with [cluster]
-#      mode = "standalone", then mode = "cluster". The Redis processes are pinned to
-#      $GEN_CORE too, with the generator: in cluster mode they take CPU from the generator,
-#      not from the edge. Ratio cluster/standalone (target >= 80 %), and the edge's
+#      mode = "standalone", then mode = "cluster". Ratio cluster/standalone (target >= 80 %),
+#      and who was the bottleneck: CPU seconds per 100k replies of the edge (during the
+#      measured phase, and from the start of the run until its write-behind drained), of the
+#      generator and of the three Redis masters (whole sipload run: for refresh, its setup
+#      too), with the periods the edge was throttled at its quota. Then the edge's
 #      sipedge_cluster_backlog / writes_total / write_errors_total / dropped_total after each
 #      run, with how long the write-behind took to drain.
 #   2. Calling a user registered on another edge: edges A and B in cluster mode. sipload
@@ -33,6 +38,9 @@
 #
 # Environment knobs (defaults in brackets):
 #   PHASES ["1 2 3"] EDGE_CORE [0] EDGE_CPUS [$EDGE_CORE] GEN_CORE [1] NO_BUILD [unset]
+#   EDGE_QUOTA [0.3] (CPUs the edge process may use in phase 1, cgroup cpu.max /
+#   cfs_quota_us over a 10 ms period; 0 = no quota) REDIS_CPUS [$EDGE_CORE,$GEN_CORE with a
+#   quota, else $GEN_CORE] (where the Redis masters run)
 #   BIN [target/release]
 #   OUT [target/cluster]  SYNC [batch] (journal sync)  DRAIN_SECS [300] (longest wait for a
 #   write-behind backlog to drain)
@@ -40,7 +48,7 @@
 #            bindings) SETTLE_MS [5000] (pause between refresh's setup and its measured run,
 #            both modes, so the setup's writes are not measured)
 #   phase 2: CALLEES [200] CALL_RATE [200] CALL_SECS [10]
-#   phase 3: N [1000000] (per edge) RATE3 [50000] (registrations/s per edge) SHARDS3 [1]
+#   phase 3: N [1000000] (per edge) RATE3 [20000] (registrations/s per edge) SHARDS3 [1]
 #            SAMPLE_KEYS [1000]
 # Smoke run (debug binaries, small):
 #   NO_BUILD=1 BIN=target/debug DURATION=3 AORS=5000 N=20000 RATE3=10000 CALL_SECS=3 \
@@ -56,6 +64,12 @@ EDGE_CORE=${EDGE_CORE:-0}
 # against the edge. EDGE_CPUS=0,1 lets them float onto the generator's core instead.
 EDGE_CPUS=${EDGE_CPUS:-$EDGE_CORE}
 GEN_CORE=${GEN_CORE:-1}
+# Phase 1's CPU quota for the edge process (CPUs). 0.3: at ~0.6 s of edge CPU per 100k new
+# bindings the edge then answers ~50k/s, which the generator (~0.35 of a core) and the three
+# Redis masters (~0.5 of a core for 50k script calls/s) carry with room on two cores.
+EDGE_QUOTA=${EDGE_QUOTA:-0.3}
+QUOTA_PERIOD_US=10000
+if [[ $EDGE_QUOTA == 0 ]]; then REDIS_CPUS=${REDIS_CPUS:-$GEN_CORE}; else REDIS_CPUS=${REDIS_CPUS:-$EDGE_CORE,$GEN_CORE}; fi
 BIN=${BIN:-$ROOT/target/release}
 [[ $BIN == /* ]] || BIN=$ROOT/$BIN
 OUT=${OUT:-$ROOT/target/cluster}
@@ -72,7 +86,10 @@ CALLEES=${CALLEES:-200}
 CALL_RATE=${CALL_RATE:-200}
 CALL_SECS=${CALL_SECS:-10}
 N=${N:-1000000}
-RATE3=${RATE3:-50000}
+# 20k/s per edge: the three edges share core $EDGE_CORE, their writers and Redis too; at
+# 50k/s the run's window ended with 1.17M of the 3M stored. The window is twice the paced
+# time (sending stops at N), so a slower edge still gets all N.
+RATE3=${RATE3:-20000}
 SHARDS3=${SHARDS3:-1}
 SAMPLE_KEYS=${SAMPLE_KEYS:-1000}
 
@@ -91,6 +108,7 @@ TMP=$(mktemp -d)
 REDIS_PIDS=()
 declare -A EDGE_PID=()
 PROBE_PID=""
+CG=""
 
 stop_pid() { # $1 = pid: TERM, then KILL after 5 s
     local p=$1
@@ -108,6 +126,7 @@ cleanup() {
     [[ -n "$PROBE_PID" ]] && stop_pid "$PROBE_PID"
     for i in "${!EDGE_PID[@]}"; do stop_edge "$i"; done
     for p in "${REDIS_PIDS[@]}"; do stop_pid "$p"; done
+    cg_remove
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -127,6 +146,49 @@ echo "kernel $(uname -r), $(nproc) cores, commit $(git rev-parse --short HEAD 2>
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 result() { echo "$1=$2" >>"$OUT/results.txt"; } # key=value for the final table
+
+# ---------------------------------------------------------------- the edge's CPU quota
+# cgroup v2 (cpu.max) where the cpu controller is there, else v1 (as loadtest/overload.sh).
+cg_create() { # $1 = name; sets CG (empty: no quota)
+    CG=""
+    [[ $EDGE_QUOTA == 0 ]] && return 0
+    local q
+    q=$(echo "$EDGE_QUOTA * $QUOTA_PERIOD_US / 1" | bc)
+    (( q >= 1000 )) || { echo "EDGE_QUOTA=$EDGE_QUOTA is below 1 ms per 10 ms period" >&2; exit 1; }
+    if [[ -r /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+        grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu >/sys/fs/cgroup/cgroup.subtree_control
+        CG=/sys/fs/cgroup/$1
+        mkdir -p "$CG"
+        echo "$q $QUOTA_PERIOD_US" >"$CG/cpu.max"
+    elif [[ -w /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
+        CG=/sys/fs/cgroup/cpu/$1
+        mkdir -p "$CG"
+        echo "$QUOTA_PERIOD_US" >"$CG/cpu.cfs_period_us"
+        echo "$q" >"$CG/cpu.cfs_quota_us"
+    else
+        echo "no cgroup cpu controller (v2 cpu.max or v1 cpu.cfs_quota_us): EDGE_QUOTA=0 runs without one" >&2; exit 1
+    fi
+}
+cg_throttled() { # "periods throttled_seconds" so far (v2 throttled_usec, v1 throttled_time ns)
+    [[ -n "$CG" ]] || { echo "0 0"; return 0; }
+    awk '/^nr_throttled/ {n = $2} /^throttled_usec/ {t = $2 / 1e6} /^throttled_time/ {t = $2 / 1e9}
+         END {printf "%d %.2f\n", n, t}' "$CG/cpu.stat" 2>/dev/null || echo "0 0"
+}
+cg_remove() {
+    if [[ -n "$CG" && -d "$CG" ]]; then
+        for _ in $(seq 50); do [[ -s "$CG/cgroup.procs" ]] || break; sleep 0.1; done
+        rmdir "$CG" 2>/dev/null || echo "warning: $CG not removed (processes left?)" >&2
+    fi
+    CG=""
+}
+cpu_of() { # pids...: CPU seconds (utime + stime, all threads) summed
+    local p sum=0 tck
+    tck=$(getconf CLK_TCK)
+    for p in "$@"; do
+        sum=$(( sum + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0) ))
+    done
+    echo "scale=2; $sum / $tck" | bc
+}
 now_s() { date +%s.%N; }
 since() { echo "scale=1; ($(now_s) - $1) / 1" | bc; }
 
@@ -151,7 +213,7 @@ start_redis() {
     for i in 0 1 2; do
         if rcli "$i" PING >/dev/null 2>&1; then echo "${REDIS_IPS[$i]}:${REDIS_PORTS[$i]} is already in use" >&2; exit 1; fi
         dir=$TMP/redis$i; mkdir -p "$dir"
-        (cd "$dir" && exec taskset -c "$GEN_CORE" redis-server --port "${REDIS_PORTS[$i]}" \
+        (cd "$dir" && exec taskset -c "$REDIS_CPUS" redis-server --port "${REDIS_PORTS[$i]}" \
             --bind "${REDIS_IPS[$i]}" --save "" --appendonly no --protected-mode no --dir "$dir" \
             --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
             --cluster-announce-ip "${REDIS_IPS[$i]}" >"$OUT/redis$i.log" 2>&1) &
@@ -219,7 +281,9 @@ start_edge() { # $1 = edge index, $2 = shards; the config written by write_conf
     local i=$1 t=${EDGE_IPS[$1]}:$SIP_PORT
     [[ -n "${EDGE_PID[$i]:-}" ]] && { echo "edge $i is running" >&2; exit 1; }
     answers "$t" && { echo "$t is already in use" >&2; exit 1; }
-    taskset -c "$EDGE_CPUS" "$BIN/sipedge" --config "$TMP/edge$i.toml" --shards "$2" \
+    # In the cgroup ($CG, when set) before exec, so every thread it starts is under the quota.
+    sh -c '[ -z "$0" ] || echo $$ >"$0/cgroup.procs"; exec "$@"' "$CG" \
+        taskset -c "$EDGE_CPUS" "$BIN/sipedge" --config "$TMP/edge$i.toml" --shards "$2" \
         2>>"$OUT/edge$((i + 1)).log" &
     EDGE_PID[$i]=$!
 }
@@ -264,8 +328,10 @@ wait_drained() { # edge indexes...: until every backlog is 0 and writes stop mov
     done
 }
 
-sl() { # the generator, pinned; arguments go to sipload
-    timeout 3600 taskset -c "$GEN_CORE" "$BIN/sipload" "$@" --pin "$GEN_CORE" --source-base "$SOURCE_BASE"
+GEN_TIME=/dev/null
+sl() { # the generator, pinned; arguments go to sipload; its CPU "user sys" (s) to $GEN_TIME
+    timeout 3600 /usr/bin/time -o "$GEN_TIME" -f '%U %S' \
+        taskset -c "$GEN_CORE" "$BIN/sipload" "$@" --pin "$GEN_CORE" --source-base "$SOURCE_BASE"
 }
 summary() { # $1 = sipload JSON: one line about its measured phase
     python3 - "$1" <<'PY'
@@ -281,42 +347,50 @@ PY
 }
 registered() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"][0]["successes"])' "$1"; }
 
-echo "== Redis Cluster: 3 masters on ${REDIS_IPS[*]} (pinned to core $GEN_CORE with the generator)"
+result edge_quota "$EDGE_QUOTA"
+echo "== Redis Cluster: 3 masters on ${REDIS_IPS[*]} (cores $REDIS_CPUS)"
 start_redis
 
 # ---------------------------------------------------------------- phase 1
 if [[ " $PHASES " == *" 1 "* ]]; then
     P1=$(now_s)
+    p1_run() { # $1 = mode, $2 = kind (register|refresh), then sipload arguments
+        local mode=$1 kind=$2 e0 r0 t0 d=0
+        shift 2
+        e0=$(cpu_of "$pid"); r0=$(cpu_of "${REDIS_PIDS[@]}"); t0=$(cg_throttled)
+        GEN_TIME=$TMP/gen-time sl "$@" --server-pid "$pid" --json >"$OUT/p1-$mode-$kind.json"
+        result "p1_${mode}_${kind}_gen_cpu" "$(awk '{print $1 + $2}' "$TMP/gen-time")"
+        result "p1_${mode}_${kind}_redis_cpu" "$(echo "$(cpu_of "${REDIS_PIDS[@]}") - $r0" | bc)"
+        echo "$kind: $(summary "$OUT/p1-$mode-$kind.json")"
+        if [[ $mode == cluster ]]; then
+            echo "after $kind: $(cluster_metrics 0)"
+            d=$(wait_drained 0); echo "write-behind drained after ${d} s: $(cluster_metrics 0)"
+            result "p1_${kind}_drain_s" "$d"
+            result "p1_${kind}_metrics" "$(cluster_metrics 0)"
+        fi
+        # The edge's CPU from the start of the run until its write-behind drained (the
+        # writer's work after the generator stopped is part of what the rate cost).
+        result "p1_${mode}_${kind}_edge_cpu_all" "$(echo "$(cpu_of "$pid") - $e0" | bc)"
+        result "p1_${mode}_${kind}_throttled" "$(awk -v a="$t0" -v b="$(cg_throttled)" \
+            'BEGIN {split(a, x, " "); split(b, y, " "); printf "%d %.2f", y[1] - x[1], y[2] - x[2]}')"
+    }
     for mode in standalone cluster; do
-        echo "== phase 1: one edge, mode = $mode (edge on core $EDGE_CORE, sipload + Redis on core $GEN_CORE)"
+        echo "== phase 1: one edge, mode = $mode (edge on core $EDGE_CORE, quota $EDGE_QUOTA CPU; sipload on core $GEN_CORE; Redis on $REDIS_CPUS)"
         redis_flush
         write_conf 0 "$mode" "$TMP/journal-p1-$mode" '"localhost", "new.test", "ref.test"'
+        cg_create "sipedge-cluster-p1-$mode-$$"
         start_edge 0 1
         wait_answering 0 "$(now_s)" >/dev/null
         pid=${EDGE_PID[0]}
-        sl register --target "${EDGE_IPS[0]}:$SIP_PORT" --domain new.test --rate 0 \
+        p1_run "$mode" register register --target "${EDGE_IPS[0]}:$SIP_PORT" --domain new.test --rate 0 \
+            --outstanding "$OUTSTANDING" --duration "$DURATION" --uas "$UAS" --sources "$SOURCES"
+        [[ $mode == cluster ]] && result p1_register_redis_keys "$(redis_sum dbsize)"
+        p1_run "$mode" refresh refresh --target "${EDGE_IPS[0]}:$SIP_PORT" --domain ref.test --aors "$AORS" --rate 0 \
             --outstanding "$OUTSTANDING" --duration "$DURATION" --uas "$UAS" --sources "$SOURCES" \
-            --server-pid "$pid" --json >"$OUT/p1-$mode-register.json"
-        echo "register: $(summary "$OUT/p1-$mode-register.json")"
-        if [[ $mode == cluster ]]; then
-            echo "after register: $(cluster_metrics 0)"
-            d=$(wait_drained 0); echo "write-behind drained after ${d} s: $(cluster_metrics 0)"
-            result p1_register_drain_s "$d"
-            result p1_register_metrics "$(cluster_metrics 0)"
-            result p1_register_redis_keys "$(redis_sum dbsize)"
-        fi
-        sl refresh --target "${EDGE_IPS[0]}:$SIP_PORT" --domain ref.test --aors "$AORS" --rate 0 \
-            --outstanding "$OUTSTANDING" --duration "$DURATION" --uas "$UAS" --sources "$SOURCES" \
-            --setup-pause-ms "$SETTLE_MS" --server-pid "$pid" --json >"$OUT/p1-$mode-refresh.json"
-        echo "refresh: $(summary "$OUT/p1-$mode-refresh.json")"
-        if [[ $mode == cluster ]]; then
-            echo "after refresh: $(cluster_metrics 0)"
-            d=$(wait_drained 0); echo "write-behind drained after ${d} s: $(cluster_metrics 0)"
-            result p1_refresh_drain_s "$d"
-            result p1_refresh_metrics "$(cluster_metrics 0)"
-        fi
+            --setup-pause-ms "$SETTLE_MS"
         echo "edge shedding counters (non-zero): $(shed_metrics 0)"
         stop_edge 0
+        cg_remove
     done
     result p1_secs "$(since "$P1")"
 fi
@@ -369,7 +443,7 @@ if [[ " $PHASES " == *" 3 "* ]]; then
     for i in 0 1 2; do
         t=$(now_s)
         sl register --target "${EDGE_IPS[$i]}:$SIP_PORT" --domain "e$((i + 1)).test" \
-            --rate "$RATE3" --max-requests "$N" --duration $(( N / RATE3 + 1 )) --uas 2000 \
+            --rate "$RATE3" --max-requests "$N" --duration $(( 2 * N / RATE3 + 5 )) --uas 2000 \
             --sources 20 --expires 3600 --drain-ms 5000 --json >"$OUT/p3-register-$((i + 1)).json"
         echo "edge $((i + 1)): $(summary "$OUT/p3-register-$((i + 1)).json") in $(since "$t") s; $(cluster_metrics "$i")"
         result "p3_registered_$((i + 1))" "$(registered "$OUT/p3-register-$((i + 1)).json")"
@@ -454,6 +528,16 @@ for kind in ("register", "refresh"):
         row(f"1. {what} (200 OK)/s, one edge (1 shard): standalone → cluster",
             f"{ok(s):,.0f} → {ok(c):,.0f} = **{pct(ok(c), ok(s))}** "
             f"(edge CPU s/100k replies: {cpu(s)} → {cpu(c)}; non-2xx/timeouts: {s['failures'] + s['timeouts']} → {c['failures'] + c['timeouts']}, codes {s['codes']} → {c['codes']})", "≥ 80 %")
+        def per(mode, p, key):
+            v = res.get(f"p1_{mode}_{kind}_{key}")
+            return f"{float(v) * 1e5 / p['replies']:.2f}" if v and p.get("replies") else "-"
+        thr = lambda mode: res.get(f"p1_{mode}_{kind}_throttled", "- -").split()
+        row(f"1. {what}: who was the bottleneck (CPU s per 100k replies, standalone → cluster)",
+            f"edge until drained {per('standalone', s, 'edge_cpu_all')} → {per('cluster', c, 'edge_cpu_all')}; "
+            f"generator {per('standalone', s, 'gen_cpu')} → {per('cluster', c, 'gen_cpu')}; "
+            f"Redis (3 masters) {per('standalone', s, 'redis_cpu')} → {per('cluster', c, 'redis_cpu')}; "
+            f"edge throttled at its quota ({res.get('edge_quota', '-')} CPU): {thr('standalone')[0]} → {thr('cluster')[0]} periods, "
+            f"{thr('standalone')[-1]} → {thr('cluster')[-1]} s", "the edge")
         if f"p1_{kind}_metrics" in res:
             row(f"1. write-behind after the {kind} run", f"drained in {res.get(f'p1_{kind}_drain_s')} s; {res[f'p1_{kind}_metrics'].strip()}", "keeps up, no errors/drops")
 # Phase 2

@@ -7,8 +7,9 @@
 //! the lookup path.
 //!
 //! **Cache**: per AoR, the live bindings read (or "none"), until the earliest expiry
-//! (30 s for "none"), at most `cache_max` AoRs (oldest evicted first). Each write publishes
-//! its AoR on `sipedge:inv`; the subscriber thread passes them here and the entry is
+//! (30 s for "none"), at most `cache_max` AoRs (oldest evicted first). Each writer
+//! publishes the AoRs of every pipeline it wrote on `sipedge:inv` (one message, AoRs
+//! separated by `\n`); the subscriber thread passes them here and the entries are
 //! dropped. While the subscriber is not subscribed nothing is cached, and every
 //! (re)subscription empties the cache (invalidations may have been missed). A read whose
 //! AoR was invalidated while the read was under way is answered but not cached.
@@ -227,11 +228,14 @@ impl Reader {
         let mut seen = HashSet::new();
         loop {
             match self.inv.rx.try_recv() {
-                Ok(aor) => {
-                    if let Ok(a) = std::str::from_utf8(&aor) {
-                        self.cache.remove(a);
+                // One message names a writer's whole pipeline: AoRs separated by `\n`.
+                Ok(msg) => {
+                    for aor in msg.split(|&c| c == b'\n') {
+                        if let Ok(a) = std::str::from_utf8(aor) {
+                            self.cache.remove(a);
+                        }
+                        seen.insert(aor.into());
                     }
-                    seen.insert(aor);
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {

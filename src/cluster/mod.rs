@@ -24,7 +24,7 @@
 //! | `sipedge:b:{<aor>}` | hash | one AoR's bindings (the AoR is the hash tag: one slot); TTL = the longest binding's remaining expiry |
 //! | `sipedge:node:<name>` | string | the node's SIP address; set every 1 s with a 3 s TTL (liveness) |
 //! | `sipedge:nodes` | set | every node name that ever wrote (whose liveness lookups check) |
-//! | `sipedge:inv` | pub/sub channel | every write publishes the AoR: each edge drops its cached entry |
+//! | `sipedge:inv` | pub/sub channel | each write pipeline publishes its AoRs (one message, `\n`-separated) once written: each edge drops its cached entries |
 //! | `sipedge:takeover:<name>` | string | the survivor adopting dead node `<name>`'s bindings (`SET NX`, 60 s; [`takeover`]) |
 //!
 //! A binding's **field** is `i:<+sip.instance>;<reg-id>` (RFC 5626) or `c:<Contact URI>`
@@ -38,6 +38,7 @@
 //! users); lookups still read what the others share.
 
 pub mod lookup;
+pub mod pipe;
 pub mod store;
 pub mod takeover;
 pub mod thin;
@@ -206,11 +207,36 @@ impl ClusterStats {
     }
 }
 
-/// A change teed from a shard: the journal record and the wall time of its turn.
+/// The changes teed by a shard in one turn: `count` journal records, each a little-endian
+/// `u32` length and its bytes ([`push_record`], [`records`]), and the wall time of the
+/// turn. One allocation and one channel send per turn, not per change.
 #[derive(Debug)]
 pub struct Teed {
-    pub record: Box<[u8]>,
+    pub records: Vec<u8>,
+    pub count: usize,
     pub unix_ms: u64,
+}
+
+/// Appends one record to a [`Teed`] batch (a record over 4 GiB, which the core never
+/// writes, is skipped): true when appended.
+pub fn push_record(buf: &mut Vec<u8>, rec: &[u8]) -> bool {
+    let Ok(len) = u32::try_from(rec.len()) else {
+        return false;
+    };
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(rec);
+    true
+}
+
+/// The records of a [`Teed`] batch.
+pub fn records(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let (len, rest) = buf.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+        let rec = rest.get(..len)?;
+        buf = &rest[len..];
+        Some(rec)
+    })
 }
 
 /// A lookup queued by a shard.
@@ -332,21 +358,44 @@ impl ClusterClient {
             .is_some_and(|i| i.pending.load(Ordering::Acquire))
     }
 
-    /// Tees one journal record (a binding change) to the writer; `unix_ms` is the wall
+    /// Tees one journal record (a binding change; the shards send a turn's records at once
+    /// through [`ShardTee`]) to the writer; `unix_ms` is the wall
     /// time of the shard's turn. Never blocks: a full queue drops it, counted, and a resync
     /// follows.
+    #[cfg(test)]
     pub fn tee(&self, record: &[u8], unix_ms: u64) {
+        let mut records = Vec::with_capacity(4 + record.len());
+        if push_record(&mut records, record) {
+            self.tee_batch(records, 1, unix_ms);
+        }
+    }
+
+    /// Tees a turn's `count` records (see [`Teed`]). Never blocks: when the queue cannot
+    /// take them all ([`TEE_QUEUE`] records at most wait), they are dropped, counted, and a
+    /// resync follows.
+    pub fn tee_batch(&self, records: Vec<u8>, count: usize, unix_ms: u64) {
         let Some(tx) = &self.inner.tee else {
             return;
         };
-        let t = Teed {
-            record: record.into(),
-            unix_ms,
-        };
-        self.inner.teed.fetch_add(1, Ordering::Relaxed);
-        if tx.try_send(t).is_err() {
-            self.inner.teed.fetch_sub(1, Ordering::Relaxed);
-            self.inner.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        if count == 0 {
+            return;
+        }
+        let before = self.inner.teed.fetch_add(count, Ordering::Relaxed);
+        let fits = before.saturating_add(count) <= TEE_QUEUE;
+        if !fits
+            || tx
+                .try_send(Teed {
+                    records,
+                    count,
+                    unix_ms,
+                })
+                .is_err()
+        {
+            self.inner.teed.fetch_sub(count, Ordering::Relaxed);
+            self.inner
+                .stats
+                .dropped
+                .fetch_add(count as u64, Ordering::Relaxed);
             self.inner.overflowed.store(true, Ordering::Release);
         }
     }
@@ -411,6 +460,10 @@ pub struct ShardTee {
     /// Refresh thinning, before the copy and the queue (`thin`): a refresh storm costs the
     /// shard a decode and a hash lookup per change, not an allocation and a channel send.
     thin: thin::Thinner,
+    /// This turn's records, sent as one [`Teed`] by [`ShardTee::resync_step`].
+    batch: Vec<u8>,
+    count: usize,
+    batch_ms: u64,
 }
 
 impl ShardTee {
@@ -421,6 +474,26 @@ impl ShardTee {
             shard,
             cursor: None,
             thin: thin::Thinner::default(),
+            batch: Vec::new(),
+            count: 0,
+            batch_ms: 0,
+        }
+    }
+
+    fn push(&mut self, rec: &[u8], unix_ms: u64) {
+        if push_record(&mut self.batch, rec) {
+            self.count += 1;
+            self.batch_ms = unix_ms;
+        }
+    }
+
+    /// Sends the turn's records (one channel message).
+    fn flush(&mut self) {
+        if self.count > 0 {
+            let next = Vec::with_capacity(self.batch.len());
+            let records = std::mem::replace(&mut self.batch, next);
+            self.client
+                .tee_batch(records, std::mem::take(&mut self.count), self.batch_ms);
         }
     }
 
@@ -433,7 +506,7 @@ impl ShardTee {
                 return;
             }
         }
-        self.client.tee(rec, unix_ms);
+        self.push(rec, unix_ms);
     }
 
     /// Without a journal: tees every record the core has queued this turn.
@@ -445,7 +518,10 @@ impl ShardTee {
                     continue;
                 }
             }
-            self.client.tee(rec, unix_ms);
+            if push_record(&mut self.batch, rec) {
+                self.count += 1;
+                self.batch_ms = unix_ms;
+            }
         }
     }
 
@@ -460,11 +536,12 @@ impl ShardTee {
                 .is_some_and(|r| r.load(Ordering::Acquire))
     }
 
-    /// Once per turn, after the turn's records were teed: continues (or starts, when the
-    /// writer asked) a resync, at most [`RESYNC_SLOTS_PER_TURN`] slots and never more
-    /// records than the queue has room for. True while one is under way (the shard should
-    /// not block).
+    /// Once per turn, after the turn's records were teed: sends them (one message), then
+    /// continues (or starts, when the writer asked) a resync, at most
+    /// [`RESYNC_SLOTS_PER_TURN`] slots and never more records than the queue has room for.
+    /// True while one is under way (the shard should not block).
     pub fn resync_step(&mut self, core: &Core, unix_ms: u64) -> bool {
+        self.flush();
         let inner = &self.client.inner;
         if inner.tee.is_none() {
             return false;
@@ -492,9 +569,17 @@ impl ShardTee {
         let Some(cursor) = self.cursor.as_mut() else {
             return false;
         };
-        let done = core.binding_records_step(cursor, slots, |r| self.client.tee(r, unix_ms));
+        let (batch, count) = (&mut self.batch, &mut self.count);
+        let done = core.binding_records_step(cursor, slots, |r| {
+            if push_record(batch, r) {
+                *count += 1;
+            }
+        });
+        let visited = cursor.slots_visited();
+        self.batch_ms = unix_ms;
+        self.flush();
         if done {
-            tracing::info!(target: "sip::cluster", shard = self.shard, slots = cursor.slots_visited(), "cluster resync: every binding re-sent");
+            tracing::info!(target: "sip::cluster", shard = self.shard, slots = visited, "cluster resync: every binding re-sent");
             self.cursor = None;
         }
         !done

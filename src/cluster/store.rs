@@ -7,8 +7,11 @@ use std::time::Duration;
 use redis::{Cmd, ConnectionLike, RedisResult, Value};
 
 /// The versioned write (see `cluster` module docs, "Schema"). `KEYS[1]` the AoR's hash,
-/// `ARGV[1]` now (UNIX ms, the writer's clock), `ARGV[2]` the AoR (published on
-/// `sipedge:inv` when anything changed), then field/value pairs.
+/// `ARGV[1]` now (UNIX ms, the writer's clock), `ARGV[2]` the AoR, then field/value
+/// pairs. The script does not publish the invalidation: the writer publishes a whole
+/// pipeline's AoRs in one message once every call of it was answered (`pipe::Nodes::write`);
+/// one `PUBLISH` per AoR cost every edge a pub/sub message per binding written anywhere, and
+/// a Redis Cluster relays each to every node.
 ///
 /// RFC 3261 §10.3 step 7: a binding is replaced only by a newer registration. A value is
 /// taken unless the stored one is still live and newer: older time, or the same time with a
@@ -16,7 +19,8 @@ use redis::{Cmd, ConnectionLike, RedisResult, Value};
 /// same-millisecond writes are taken as they come). A tombstone keeps at least the expiry of
 /// what it replaces, so a late, older write cannot resurrect the binding while that binding
 /// could still be live. Expired fields are pruned and the key's TTL is set to the longest
-/// remaining expiry.
+/// remaining expiry. A key that does not exist yet (a new AoR) is written without reading
+/// anything back: there is nothing older to compare with or prune.
 pub const WRITE_SCRIPT: &str = r#"
 local function head(v)
   local ms, cs, exp, k, node = string.match(v, '^(%d+):(%d+):(%d+):([ut])\n([^\n]*)')
@@ -25,6 +29,23 @@ local function head(v)
 end
 local now = tonumber(ARGV[1])
 local changed = 0
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  -- A new AoR (the common write of a registration storm): nothing to compare with or
+  -- prune; the TTL is the longest expiry written.
+  local maxexp = 0
+  for i = 3, #ARGV - 1, 2 do
+    local ms, cs, exp = head(ARGV[i + 1])
+    if ms and exp > now then
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+      changed = changed + 1
+      if exp > maxexp then maxexp = exp end
+    end
+  end
+  if maxexp > now then
+    redis.call('PEXPIRE', KEYS[1], maxexp - now)
+  end
+  return changed
+end
 for i = 3, #ARGV - 1, 2 do
   local f, v = ARGV[i], ARGV[i + 1]
   local ms, cs, exp, k, node = head(v)
@@ -59,9 +80,6 @@ for i = 1, #all, 2 do
 end
 if maxexp > now then
   redis.call('PEXPIRE', KEYS[1], maxexp - now)
-end
-if changed > 0 then
-  redis.call('PUBLISH', 'sipedge:inv', ARGV[2])
 end
 return changed
 "#;
@@ -135,7 +153,9 @@ impl Conn {
         }
     }
 
-    /// Loads [`WRITE_SCRIPT`] (on every master) and returns its SHA1.
+    /// Loads [`WRITE_SCRIPT`] (on every master) and returns its SHA1 (the writer's own
+    /// connections load it themselves: `pipe::Nodes::connect`).
+    #[cfg(test)]
     pub fn load_script(&mut self) -> RedisResult<String> {
         let mut cmd = redis::cmd("SCRIPT");
         cmd.arg("LOAD").arg(WRITE_SCRIPT);

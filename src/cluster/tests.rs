@@ -258,3 +258,64 @@ fn the_write_script_refuses_older_versions_and_keeps_tombstones() {
         .cli(&["HGET", key, "c:sip:x@1.2.3.4"])
         .contains("edge-b"));
 }
+
+#[test]
+fn a_turns_records_travel_as_one_batch_and_read_back_in_order() {
+    let mut buf = Vec::new();
+    for r in [&b"one"[..], b"", b"three"] {
+        assert!(push_record(&mut buf, r));
+    }
+    let back: Vec<&[u8]> = super::records(&buf).collect();
+    assert_eq!(back, vec![&b"one"[..], b"", b"three"]);
+    // A cut batch yields what is whole, never reads past the end.
+    let cut: Vec<&[u8]> = super::records(&buf[..buf.len() - 1]).collect();
+    assert_eq!(cut, vec![&b"one"[..], b""]);
+}
+
+/// A burst of new AoRs several times `backlog_max`, teed faster than Redis takes them,
+/// is written whole: the writer leaves what its backlog cannot hold in the tee queue
+/// instead of dropping it (a drop costs a full resync, which a resync storm would repeat).
+#[test]
+fn a_burst_larger_than_the_backlog_is_written_without_a_drop() {
+    if !redis_harness::available() {
+        return;
+    }
+    let redis = RedisServer::start("127.0.63.22", 7022, false);
+    let (_w, k) = waker();
+    let (a, ta) = start(&cfg("edge-a", &redis.url(), "127.0.63.11:5060"), vec![k]).expect("a");
+    let mut core = Core::new(CoreConfig {
+        journal: true,
+        ..CoreConfig::default()
+    });
+    core.set_wall_clock(Millis(0), unix_ms());
+    let from = std::net::SocketAddr::from(([127, 0, 0, 1], 5070));
+    let mut recs = Vec::new();
+    for i in 0..5000 {
+        let r = format!(
+            "REGISTER sip:localhost SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKb{i}\r\nMax-Forwards: 70\r\nFrom: <sip:u{i}@localhost>;tag=1\r\nTo: <sip:u{i}@localhost>\r\nCall-ID: b{i}\r\nCSeq: 1 REGISTER\r\nContact: <sip:u{i}@192.0.2.1:5060>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"
+        );
+        core.handle_datagram(Millis(10), LocalId(0), from, r.as_bytes());
+        while let Some(rec) = core.poll_journal() {
+            recs.push(rec.to_vec());
+        }
+    }
+    assert_eq!(recs.len(), 5000);
+    let now = unix_ms();
+    for r in &recs {
+        a.tee(r, now);
+    }
+    let stats = a.stats();
+    assert!(
+        wait_for(Duration::from_secs(20), || stats
+            .writes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 5000),
+        "every AoR written"
+    );
+    assert_eq!(
+        stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "nothing dropped (cfg's backlog_max is 1000)"
+    );
+    ta.stop();
+}

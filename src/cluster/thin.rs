@@ -8,7 +8,7 @@
 //! here. Cleared on every resync (Redis may have lost what it held).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
 use sipedge_core::BindingChange;
 
@@ -19,8 +19,30 @@ pub const THIN_CAP: usize = 4_000_000;
 /// times and expiry).
 #[derive(Debug, Default)]
 pub struct Thinner {
-    written: HashMap<u64, (u32, u32)>,
+    /// Keyed by the binding's keyed hash (SipHash with this table's random key), which the
+    /// map takes as it is ([`Prehashed`]): one hash per change, not two.
+    written: HashMap<u64, (u32, u32), BuildHasherDefault<Prehashed>>,
     hasher: std::collections::hash_map::RandomState,
+}
+
+/// A `Hasher` for keys that already are keyed hashes (a peer cannot aim at buckets
+/// without the random key).
+#[derive(Debug, Default)]
+pub struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by a `u64` key; anything else is folded in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
 }
 
 impl Thinner {

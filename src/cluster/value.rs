@@ -7,6 +7,8 @@
 use std::net::SocketAddr;
 
 use sipedge_core::cluster::RemoteBinding;
+
+use super::pipe::push_num;
 use sipedge_core::BindingChange;
 
 /// Prefix of the per-AoR hash keys: `sipedge:b:{<aor>}` (the AoR is the hash tag, so one
@@ -80,7 +82,8 @@ pub fn encode(
     home: SocketAddr,
     now_unix_ms: u64,
 ) -> Option<Encoded> {
-    let (aor, field, head, q, contact, path, tail) = match *change {
+    // Version, CSeq and expiry of the head line.
+    let (aor, field, (ms, cseq, expires, kind), q, contact, path, tail) = match *change {
         BindingChange::Upsert {
             aor,
             contact,
@@ -96,7 +99,7 @@ pub fn encode(
         } => (
             aor,
             field(contact, instance, reg_id),
-            format!("{registered_unix_ms}:{cseq}:{expires_unix_ms}:u"),
+            (registered_unix_ms, cseq, expires_unix_ms, b'u'),
             q.unwrap_or(1000),
             contact,
             path,
@@ -110,9 +113,11 @@ pub fn encode(
         } => (
             aor,
             field(contact, instance, reg_id),
-            format!(
-                "{now_unix_ms}:0:{}:t",
-                now_unix_ms.saturating_add(TOMBSTONE_MS)
+            (
+                now_unix_ms,
+                0,
+                now_unix_ms.saturating_add(TOMBSTONE_MS),
+                b't',
             ),
             1000,
             contact,
@@ -127,14 +132,28 @@ pub fn encode(
     {
         return None;
     }
-    let mut value = Vec::with_capacity(head.len() + node.len() + 48 + contact.len() + path.len());
-    value.extend_from_slice(head.as_bytes());
-    value.extend_from_slice(format!("\n{node}\n{home}\n{q}\n").as_bytes());
+    // Written in place (no formatted temporaries): this runs once per change written.
+    let mut value =
+        Vec::with_capacity(96 + node.len() + contact.len() + path.len() + call_id.len());
+    push_num(&mut value, ms);
+    value.push(b':');
+    push_num(&mut value, u64::from(cseq));
+    value.push(b':');
+    push_num(&mut value, expires);
+    value.extend_from_slice(&[b':', kind, b'\n']);
+    value.extend_from_slice(node.as_bytes());
+    value.push(b'\n');
+    push_addr(&mut value, home);
+    value.push(b'\n');
+    push_num(&mut value, u64::from(q));
+    value.push(b'\n');
     value.extend_from_slice(contact);
     value.push(b'\n');
     value.extend_from_slice(path);
     if let Some((source, call_id)) = tail {
-        value.extend_from_slice(format!("\n{source}\n").as_bytes());
+        value.push(b'\n');
+        push_addr(&mut value, source);
+        value.push(b'\n');
         value.extend_from_slice(call_id);
     }
     Some(Encoded {
@@ -142,6 +161,26 @@ pub fn encode(
         field,
         value,
     })
+}
+
+/// An address as `Display` writes it (`1.2.3.4:5`, `[::1]:5`), appended.
+fn push_addr(out: &mut Vec<u8>, a: SocketAddr) {
+    match a {
+        SocketAddr::V4(v4) => {
+            for (i, o) in v4.ip().octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_num(out, u64::from(*o));
+            }
+            out.push(b':');
+            push_num(out, u64::from(v4.port()));
+        }
+        SocketAddr::V6(_) => {
+            use std::io::Write;
+            let _ = write!(out, "{a}");
+        }
+    }
 }
 
 /// A value read back: its version, expiry, whether it is a tombstone, and the binding.
@@ -262,6 +301,21 @@ mod tests {
         assert!(d.tombstone);
         assert_eq!(d.version, (3_000_000, 0));
         assert_eq!(d.binding.expires_at_unix_ms, 3_000_000 + TOMBSTONE_MS);
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for a in [
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "10.2.30.4:5060",
+            "[::1]:5060",
+        ] {
+            let a: SocketAddr = a.parse().expect("addr");
+            let mut out = Vec::new();
+            push_addr(&mut out, a);
+            assert_eq!(out, a.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The write-behind thread: teed journal records → a backlog coalesced per AoR (at most
-//! `backlog_max` AoRs) → pipelines of versioned script calls. Also the node's heartbeat
+//! `backlog_max` AoRs) → pipelines of versioned script calls, one per master, written by
+//! hand into reused buffers ([`super::pipe`]). Also the node's heartbeat
 //! (`sipedge:node:<name>`, 3 s TTL, every second). Redis down: the backlog waits and the
 //! connection is retried with a doubling backoff (100 ms … 5 s); an overflow, and the first
 //! successful flush after a failure (Redis may have come back empty), ask every shard for
@@ -7,12 +8,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::store::{connect, Conn};
-use super::value::{self, aor_key, node_key, NODES_KEY};
+use super::pipe::Nodes;
+use super::value::{self, node_key, NODES_KEY};
 use super::{unix_ms, ClusterClient, Settings, Teed};
 
 /// AoRs written per pipeline at most.
@@ -94,32 +95,16 @@ impl Backlog {
     }
 }
 
-/// The script calls for a batch.
-pub fn script_calls(sha: &str, now: u64, batch: &[(Box<[u8]>, Fields)]) -> Vec<redis::Cmd> {
-    batch
-        .iter()
-        .map(|(aor, fields)| {
-            let mut c = redis::cmd("EVALSHA");
-            c.arg(sha).arg(1).arg(aor_key(aor)).arg(now).arg(&aor[..]);
-            for (f, v) in fields {
-                c.arg(&f[..]).arg(&v[..]);
-            }
-            c
-        })
-        .collect()
-}
-
 struct Link {
-    conn: Option<(Conn, String)>,
+    conn: Option<Nodes>,
     next_try: Instant,
     backoff: Duration,
 }
 
 impl Link {
-    fn get(&mut self, s: &Settings, client: &ClusterClient) -> Option<&mut (Conn, String)> {
+    fn get(&mut self, s: &Settings, client: &ClusterClient) -> Option<&mut Nodes> {
         if self.conn.is_none() && Instant::now() >= self.next_try {
-            match connect(&s.redis, s.timeout).and_then(|mut c| c.load_script().map(|sha| (c, sha)))
-            {
+            match Nodes::connect(&s.redis, s.timeout) {
                 Ok(c) => {
                     tracing::info!(target: "sip::cluster", "cluster writer connected to Redis");
                     self.conn = Some(c);
@@ -159,31 +144,48 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
     let mut resync_owed = false;
     let stats = Arc::clone(client.stats());
     while !stop.load(Ordering::Acquire) {
-        // Gather what the shards teed: wait a little when idle, never long.
-        let wait = if backlog.len() > 0 && link.conn.is_some() {
-            Duration::from_millis(1)
+        // Gather what the shards teed: between two pipelines without waiting, but only while
+        // the backlog is under half full — a gather must not overflow the backlog: a resync
+        // re-sends every binding paced by the tee queue's room, and a backlog that
+        // overflowed under it would ask for another resync, for ever. What waits stays in
+        // the tee queue (the shards' pacing). When idle, wait a little, never long.
+        let room = |b: &Backlog| b.len() == 0 || b.len() < s.backlog_max / 2;
+        let gather = room(&backlog);
+        let mut got = if !gather {
+            if link.conn.is_none() {
+                // Redis down and the backlog full enough: nothing to do but wait.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            None
+        } else if backlog.len() > 0 && link.conn.is_some() {
+            match rx.try_recv() {
+                Ok(t) => Some(t),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => break,
+            }
         } else {
-            Duration::from_millis(50)
-        };
-        let mut got = match rx.recv_timeout(wait) {
-            Ok(t) => Some(t),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(t) => Some(t),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
         };
         let mut overflow = false;
         let mut n = 0usize;
         while let Some(t) = got.take() {
-            client.inner.teed.fetch_sub(1, Ordering::Relaxed);
-            if let Ok(change) = sipedge_core::decode_change(&t.record) {
-                if let Some(e) = value::encode(&change, &s.node, s.address, t.unix_ms) {
-                    if !backlog.push(e, s.backlog_max) {
-                        stats.dropped.fetch_add(1, Ordering::Relaxed);
-                        overflow = true;
+            client.inner.teed.fetch_sub(t.count, Ordering::Relaxed);
+            for rec in super::records(&t.records) {
+                if let Ok(change) = sipedge_core::decode_change(rec) {
+                    if let Some(e) = value::encode(&change, &s.node, s.address, t.unix_ms) {
+                        if !backlog.push(e, s.backlog_max) {
+                            stats.dropped.fetch_add(1, Ordering::Relaxed);
+                            overflow = true;
+                        }
                     }
                 }
             }
-            n += 1;
-            if n < 65_536 {
+            n += t.count;
+            if n < 65_536 && room(&backlog) {
                 got = rx.try_recv().ok();
             }
         }
@@ -206,10 +208,10 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
             outage = true;
             continue;
         }
-        let Some((conn, sha)) = link.conn.as_mut() else {
+        let Some(conn) = link.conn.as_mut() else {
             continue;
         };
-        match flush(conn, sha, &s, &mut backlog, &mut last_beat, &stats) {
+        match flush(conn, &s, &mut backlog, &mut last_beat, &stats) {
             Ok(()) if outage => {
                 outage = false;
                 tracing::info!(target: "sip::cluster", "Redis answers again; every shard re-sends its bindings");
@@ -218,27 +220,28 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
             Ok(()) => {}
             Err(Some(e)) => {
                 outage = true;
-                let noscript = e.code() == Some("NOSCRIPT");
                 link.failed(&client, &e);
-                if noscript {
-                    link.next_try = Instant::now();
-                }
             }
             Err(None) => {
+                // An error reply (`MOVED` after a resharding, `NOSCRIPT`…): reconnect soon,
+                // not in a tight loop if it persists (`OOM`, a slot no master serves).
                 outage = true;
                 link.conn = None;
+                link.next_try = Instant::now() + BACKOFF_MIN;
             }
         }
         stats.backlog.store(backlog.len() as u64, Ordering::Relaxed);
     }
 }
 
-/// The heartbeat when due, then the whole backlog in pipelines. `Err(Some)`: Redis failed;
-/// `Err(None)`: an error reply (NOSCRIPT after a Redis restart…): reconnect and reload.
-/// A batch that failed is back in the backlog.
+/// The heartbeat when due, then one batch of the backlog ([`FLUSH_BATCH`] AoRs, one
+/// pipeline per master; the caller gathers what was teed meanwhile before the next).
+/// `Err(Some)`: Redis failed;
+/// `Err(None)`: an error reply (`NOSCRIPT` after a Redis restart, `MOVED` after a topology
+/// change…): reconnect (which reads the slot map and loads the script again). A batch
+/// that failed is back in the backlog.
 fn flush(
-    conn: &mut Conn,
-    sha: &str,
+    conn: &mut Nodes,
     s: &Settings,
     backlog: &mut Backlog,
     last_beat: &mut Option<Instant>,
@@ -246,30 +249,22 @@ fn flush(
 ) -> Result<(), Option<redis::RedisError>> {
     // Heartbeat: this node is alive (lookups elsewhere skip the bindings of dead nodes).
     if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
+        let key = node_key(&s.node);
         let mut set = redis::cmd("SET");
-        set.arg(node_key(&s.node))
+        set.arg(&key)
             .arg(s.address.to_string())
             .arg("PX")
             .arg(NODE_TTL_MS);
         let mut add = redis::cmd("SADD");
         add.arg(NODES_KEY).arg(&s.node);
-        conn.pipeline(vec![set, add]).map_err(Some)?;
+        conn.command(key.as_bytes(), &set).map_err(Some)?;
+        conn.command(NODES_KEY.as_bytes(), &add).map_err(Some)?;
         *last_beat = Some(Instant::now());
     }
-    while backlog.len() > 0 {
+    if backlog.len() > 0 {
         let batch = backlog.take(FLUSH_BATCH);
-        let calls = script_calls(sha, unix_ms(), &batch);
-        match conn.pipeline(calls) {
-            Ok(replies) => {
-                if let Some(bad) = replies
-                    .iter()
-                    .find(|v| matches!(v, redis::Value::ServerError(_)))
-                {
-                    tracing::warn!(target: "sip::cluster", reply = ?bad, "cluster write refused; reconnecting");
-                    stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                    backlog.put_back(batch);
-                    return Err(None);
-                }
+        match conn.write(unix_ms(), &batch) {
+            Ok(()) => {
                 stats
                     .writes
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -277,7 +272,7 @@ fn flush(
             Err(e) => {
                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
                 backlog.put_back(batch);
-                return Err(Some(e));
+                return Err(e);
             }
         }
         stats.backlog.store(backlog.len() as u64, Ordering::Relaxed);
