@@ -23,6 +23,7 @@ mod registrar;
 mod relay;
 mod relay_secret;
 mod shard_death;
+mod stream_backlog;
 mod stream_close;
 mod tcp;
 mod tls_sipp;

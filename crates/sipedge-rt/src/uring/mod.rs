@@ -487,7 +487,11 @@ impl UringEngine {
                 }
                 TAG_STREAM => {
                     if let Some(done) = mem.streams.release(index) {
-                        stream_done.push(done.into_done(res));
+                        let done = done.into_done(res);
+                        // A short or failed send needs the caller now (the rest to resend,
+                        // or a close): end the wait. A whole one is only bookkeeping.
+                        woke |= usize::try_from(res).ok() != Some(done.buf.len() - done.at);
+                        stream_done.push(done);
                     }
                 }
                 TAG_EXTRA => {
