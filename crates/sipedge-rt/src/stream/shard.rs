@@ -8,6 +8,10 @@
 //! connection per turn. [`sweep`](Streams::sweep) (once a second) closes connections past
 //! their header or idle timeout. All sockets are nonblocking; nothing here blocks.
 //!
+//! With the io_uring engine the shell calls [`flush_on`](Streams::flush_on) and
+//! [`complete_sends`](Streams::complete_sends) instead: each write becomes one send on the
+//! shard's ring, submitted with the turn's UDP sends (`ring_send`).
+//!
 //! Ownership: a connection is read and written only by the shard that accepted (or opened)
 //! it; the [`Directory`] says which shard that is, so another shard hands it the bytes.
 
