@@ -398,7 +398,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         if let Some(s) = streams.as_mut() {
             // Whole messages read from this shard's connections, as datagrams of their
             // listener (the core's flows are (LocalId, peer) either way).
-            let polled = s.poll(now, &mut |local, remote, msg| {
+            let polled = s.poll(now, &mut engine, &mut |local, remote, msg| {
                 core.handle_datagram(now, LocalId(local), remote, msg);
             });
             if let Err(e) = polled {
@@ -479,7 +479,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             &bans,
         );
         if let Some(s) = streams.as_mut() {
-            s.flush(now);
+            s.flush(now, &mut engine);
             s.publish(&metrics.streams);
         }
         if let Some(p) = persist.as_mut() {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use sipedge_core::{Millis, ShardMsg};
 use sipedge_rt::stream::{AcceptFilter, Directory, Sent, StreamLimits, StreamListener, Streams};
-use sipedge_rt::MeshEndpoint;
+use sipedge_rt::{Engine, MeshEndpoint};
 
 /// How often connections are checked against their header and idle timeouts.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -123,13 +123,16 @@ impl ShardStreams {
         self.streams.serves(local)
     }
 
-    /// Accepts and reads; each whole message goes to `on_message(local, remote, bytes)`.
-    /// Once a second, closes connections past their timeouts first.
+    /// Applies the writes `engine`'s ring completed, accepts and reads; each whole message
+    /// goes to `on_message(local, remote, bytes)`. Once a second, closes connections past
+    /// their timeouts first.
     pub fn poll(
         &mut self,
         now: Millis,
+        engine: &mut Engine,
         on_message: &mut dyn FnMut(u16, SocketAddr, &[u8]),
     ) -> std::io::Result<()> {
+        self.streams.complete_sends(now.0, engine);
         if self.last_sweep.elapsed() >= SWEEP_EVERY {
             self.last_sweep = Instant::now();
             self.streams.sweep(now.0);
@@ -171,9 +174,10 @@ impl ShardStreams {
         let _ = self.streams.send(now.0, local, remote, bytes, true);
     }
 
-    /// Writes what the turn queued (one write per connection).
-    pub fn flush(&mut self, now: Millis) {
-        self.streams.flush(now.0);
+    /// Writes what the turn queued: one send per connection, on `engine`'s ring (io_uring,
+    /// submitted with the UDP sends) or as a `write`.
+    pub fn flush(&mut self, now: Millis, engine: &mut Engine) {
+        self.streams.flush_on(now.0, engine);
     }
 
     /// Publishes the counters.

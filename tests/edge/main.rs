@@ -25,6 +25,7 @@ mod relay;
 mod relay_secret;
 mod shard_death;
 mod stale_drop;
+mod stream_backlog;
 mod stream_close;
 mod tcp;
 mod tls_sipp;

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use crate::mmsg::MmsgEngine;
-use crate::uring::{probe_uring_features, UringEngine};
+use crate::uring::{probe_uring_features, StreamSendDone, UringEngine};
 use crate::wake::WakeFd;
 use crate::xdp::XdpEngine;
 use crate::{Datagram, EngineConfig, EngineKind, EngineStats, IoMode};
@@ -161,6 +161,38 @@ impl Engine {
             Inner::Uring(e) => e.watch_readable(fd),
             Inner::Mmsg(e) => e.watch_readable(fd),
             Inner::Xdp(e) => e.watch_readable(fd),
+        }
+    }
+
+    /// Whether [`send_stream`](Self::send_stream) takes stream writes (io_uring); the
+    /// other engines leave them to a plain `write` per connection.
+    pub fn sends_streams(&self) -> bool {
+        matches!(self.inner, Inner::Uring(_))
+    }
+
+    /// Queues one send of `buf[at..]` on the stream socket `fd` (nonblocking), to reach the
+    /// kernel with the next [`wait`](Self::wait) or [`flush`](Self::flush), in the same
+    /// `io_uring_enter` as the UDP sends. The engine owns `buf` until the completion hands it
+    /// back ([`take_stream_sends`](Self::take_stream_sends), with `token`); the caller keeps
+    /// `fd` open until then and sends nothing else on it meanwhile. `Err(buf)`: not queued
+    /// (not io_uring, nothing to send, or the ring refused it): write it another way.
+    pub fn send_stream(
+        &mut self,
+        fd: std::os::fd::RawFd,
+        token: u64,
+        buf: Vec<u8>,
+        at: usize,
+    ) -> Result<(), Vec<u8>> {
+        match &mut self.inner {
+            Inner::Uring(e) => e.send_stream(fd, token, buf, at),
+            Inner::Mmsg(_) | Inner::Xdp(_) => Err(buf),
+        }
+    }
+
+    /// Moves the stream sends completed so far (reaped by [`wait`](Self::wait)) into `out`.
+    pub fn take_stream_sends(&mut self, out: &mut Vec<StreamSendDone>) {
+        if let Inner::Uring(e) = &mut self.inner {
+            e.take_stream_sends(out);
         }
     }
 

@@ -74,7 +74,7 @@ pub use socket::{
     available_cores, bind_udp_reuseport, own_fd_table, pin_current_thread, socket_buffer_sizes,
     SocketBuffers, SocketOptions,
 };
-pub use uring::{probe_uring, probe_uring_features, UringFeatures};
+pub use uring::{probe_uring, probe_uring_features, StreamSendDone, UringFeatures};
 pub use wake::{WakeFd, Waker};
 pub use xdp::{XdpAttach, XdpConfig};
 

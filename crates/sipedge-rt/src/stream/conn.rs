@@ -137,6 +137,11 @@ pub(super) struct Conn {
     /// Wire bytes to write; `out[out_at..]` is still pending.
     pub(super) out: Vec<u8>,
     pub(super) out_at: usize,
+    /// Bytes of a send in flight on the shard's ring (its buffer is the ring's until the
+    /// completion); 0: none. Nothing else is written meanwhile (order).
+    pub(super) sending: usize,
+    /// The last sent buffer, emptied, reused as `out` (no allocation per message).
+    pub(super) spare: Vec<u8>,
     /// An outgoing connect not completed yet.
     pub(super) connecting: bool,
     /// Counted against its source IP (accepted connections).
@@ -162,7 +167,9 @@ impl Conn {
     }
 
     pub(super) fn held(&self) -> usize {
-        self.pending_out().saturating_add(self.framer.buffered())
+        self.pending_out()
+            .saturating_add(self.sending)
+            .saturating_add(self.framer.buffered())
     }
 }
 

@@ -16,6 +16,7 @@
 //! | `framing` | [`Framer`]: whole messages and pings out of a byte stream (sans-IO) |
 //! | `conn` | the per-shard connection slab, [`StreamLimits`], [`StreamStats`] |
 //! | `shard` | [`Streams`]: a shard's listeners and connections over epoll (mio) |
+//! | `ring_send` | their writes as sends on the shard's io_uring ([`Streams::flush_on`]) |
 //! | `directory` | [`Directory`]: which shard owns a flow's connection; connections per IP |
 //! | `socket` | [`bind_tcp_reuseport`], outgoing connects |
 
@@ -25,6 +26,7 @@ mod directory;
 pub mod factory;
 pub mod framing;
 pub mod limit;
+mod ring_send;
 mod shard;
 mod socket;
 pub mod stack;

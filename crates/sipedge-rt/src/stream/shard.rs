@@ -8,6 +8,10 @@
 //! connection per turn. [`sweep`](Streams::sweep) (once a second) closes connections past
 //! their header or idle timeout. All sockets are nonblocking; nothing here blocks.
 //!
+//! With the io_uring engine the shell calls [`flush_on`](Streams::flush_on) and
+//! [`complete_sends`](Streams::complete_sends) instead: each write becomes one send on the
+//! shard's ring, submitted with the turn's UDP sends (`ring_send`).
+//!
 //! Ownership: a connection is read and written only by the shard that accepted (or opened)
 //! it; the [`Directory`] says which shard that is, so another shard hands it the bytes.
 
@@ -98,15 +102,19 @@ pub struct Streams {
     poll: Poll,
     events: Events,
     listeners: Vec<Listener>,
-    conns: Slab,
+    pub(super) conns: Slab,
     by_flow: std::collections::HashMap<(u16, SocketAddr), usize>,
     directory: Arc<Directory>,
     limits: StreamLimits,
-    stats: StreamStats,
+    pub(super) stats: StreamStats,
     /// Connections that may have more to read (edge-triggered readiness, read budget hit).
     ready: Vec<usize>,
     /// Connections with output to write at `flush`.
-    dirty: Vec<usize>,
+    pub(super) dirty: Vec<usize>,
+    /// Ring sends completed, being applied (kept for its capacity, `ring_send`).
+    pub(super) done: Vec<crate::StreamSendDone>,
+    /// Closed connections whose ring send is still in flight (`ring_send`).
+    pub(super) zombies: Vec<super::ring_send::Zombie>,
     rbuf: Box<[u8]>,
     /// Flows whose connection closed since [`Streams::drain_closed`] (issue 19: the core
     /// fails an Outbound flow, RFC 5626 §5.3).
@@ -167,6 +175,8 @@ impl Streams {
             stats: StreamStats::default(),
             ready: Vec::new(),
             dirty: Vec::new(),
+            done: Vec::new(),
+            zombies: Vec::new(),
             rbuf: vec![0; READ_CHUNK].into_boxed_slice(),
             closed: Vec::new(),
             refuse: None,
@@ -351,6 +361,8 @@ impl Streams {
                 framer: Framer::new(self.limits.max_message_bytes),
                 out: Vec::new(),
                 out_at: 0,
+                sending: 0,
+                spare: Vec::new(),
                 connecting: false,
                 counted_ip: true,
                 header_deadline: Some(now.saturating_add(self.limits.header_timeout_ms)),
@@ -622,6 +634,8 @@ impl Streams {
             framer: Framer::new(self.limits.max_message_bytes),
             out: Vec::new(),
             out_at: 0,
+            sending: 0,
+            spare: Vec::new(),
             connecting: true,
             counted_ip: false,
             // The connect must complete within the header timeout.
@@ -657,9 +671,9 @@ impl Streams {
     }
 
     /// One `write` of the pending output; true if bytes went out. Partial: the rest waits
-    /// for a writable event.
-    fn write_once(c: &mut Conn, stats: &mut StreamStats) -> Result<bool, CloseReason> {
-        if c.pending_out() == 0 || c.connecting {
+    /// for a writable event. Not while a ring send is in flight (it goes first).
+    pub(super) fn write_once(c: &mut Conn, stats: &mut StreamStats) -> Result<bool, CloseReason> {
+        if c.pending_out() == 0 || c.connecting || c.sending > 0 {
             return Ok(false);
         }
         match c.sock.write(&c.out[c.out_at..]) {
@@ -713,7 +727,7 @@ impl Streams {
         }
     }
 
-    fn close(&mut self, k: usize, why: CloseReason) {
+    pub(super) fn close(&mut self, k: usize, why: CloseReason) {
         let Some(mut c) = self.conns.remove(k) else {
             return;
         };
@@ -727,6 +741,11 @@ impl Streams {
             self.directory.close_ip(c.remote.ip());
         }
         self.stats.count_close(why);
+        if c.sending > 0 {
+            // The ring still sends from this socket: it stays open until the completion.
+            self.zombies
+                .push(super::ring_send::Zombie::new(k, c.sock, c.out, c.out_at));
+        }
     }
 }
 

@@ -15,8 +15,10 @@
 mod bufring;
 mod probe;
 mod shutdown;
+mod stream_send;
 
 pub use probe::{probe_uring, probe_uring_features, UringFeatures};
+pub use stream_send::StreamSendDone;
 
 use std::cell::UnsafeCell;
 use std::io;
@@ -41,6 +43,8 @@ const TAG_SEND: u64 = 2;
 const TAG_WAKE: u64 = 3;
 const TAG_CANCEL: u64 = 4;
 const TAG_EXTRA: u64 = 5;
+/// A stream connection's send (`stream_send`).
+const TAG_STREAM: u64 = 6;
 /// Our only buffer group (buffer group ids are per ring).
 const BGID: u16 = 0;
 /// Blocks one `wait` may retry when they end on completions other than datagrams and
@@ -72,6 +76,8 @@ struct KernelMem {
     send_hdrs: Box<[SendHdr]>,
     sendq: SendSlots,
     wake_buf: Box<UnsafeCell<u64>>,
+    /// Stream sends in flight and their buffers.
+    streams: stream_send::StreamSlots,
 }
 
 pub(crate) struct UringEngine {
@@ -88,6 +94,8 @@ pub(crate) struct UringEngine {
     /// `Engine::watch_readable`'s fd and whether its one-shot poll is in flight.
     extra: Option<(i32, bool)>,
     sends_in_flight: usize,
+    /// Stream sends completed, not yet taken (`take_stream_sends`).
+    stream_done: Vec<StreamSendDone>,
     max_batch: usize,
     /// Wait with `IORING_ENTER_NO_IOWAIT`, so an idle shard does not show as iowait.
     no_iowait: bool,
@@ -150,6 +158,7 @@ impl UringEngine {
             wake_armed,
             extra: None,
             sends_in_flight: 0,
+            stream_done: Vec::new(),
             max_batch: cfg.max_batch.max(1),
             no_iowait: features.no_iowait,
             stats,
@@ -202,6 +211,7 @@ impl UringEngine {
             send_hdrs,
             sendq: SendSlots::new(send_slots),
             wake_buf: Box::new(UnsafeCell::new(0)),
+            streams: stream_send::StreamSlots::default(),
         };
         Ok((ring, mem))
     }
@@ -415,6 +425,7 @@ impl UringEngine {
             stats,
             wildcard,
             sources,
+            stream_done,
             ..
         } = self;
         let mem: &mut KernelMem = mem;
@@ -472,6 +483,15 @@ impl UringEngine {
                         0.. => stats.datagrams_out += 1,
                         _ if res == -libc::EAGAIN || res == -libc::ENOBUFS => stats.send_drops += 1,
                         _ => stats.send_errors += 1,
+                    }
+                }
+                TAG_STREAM => {
+                    if let Some(done) = mem.streams.release(index) {
+                        let done = done.into_done(res);
+                        // A short or failed send needs the caller now (the rest to resend,
+                        // or a close): end the wait. A whole one is only bookkeeping.
+                        woke |= usize::try_from(res).ok() != Some(done.buf.len() - done.at);
+                        stream_done.push(done);
                     }
                 }
                 TAG_EXTRA => {

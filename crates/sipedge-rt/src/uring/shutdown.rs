@@ -8,15 +8,20 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, types};
 
 use super::{
-    user_data, UringEngine, INDEX_MASK, TAG_CANCEL, TAG_RECV, TAG_SEND, TAG_SHIFT, TAG_WAKE,
+    user_data, UringEngine, INDEX_MASK, TAG_CANCEL, TAG_RECV, TAG_SEND, TAG_SHIFT, TAG_STREAM,
+    TAG_WAKE,
 };
 
 impl UringEngine {
     /// Cancels everything in flight and waits (bounded) for the last completions. True when
     /// nothing is in flight any more, so the kernel no longer touches `KernelMem`.
     pub(super) fn cancel_all(&mut self) -> bool {
-        let busy =
-            |e: &Self| e.recv_armed.iter().any(|&a| a) || e.wake_armed || e.sends_in_flight > 0;
+        let busy = |e: &Self| {
+            e.recv_armed.iter().any(|&a| a)
+                || e.wake_armed
+                || e.sends_in_flight > 0
+                || e.mem.streams.in_flight() > 0
+        };
         if !busy(self) {
             return true;
         }
@@ -46,6 +51,9 @@ impl UringEngine {
                         mem.sendq.release(index as u32);
                     }
                     TAG_WAKE => *wake_armed = false,
+                    TAG_STREAM => {
+                        let _ = mem.streams.release(index);
+                    }
                     _ => {}
                 }
             }
