@@ -37,7 +37,7 @@
 # everything started here is stopped on exit.
 #
 # Environment knobs (defaults in brackets):
-#   PHASES ["1 2 3"] EDGE_CORE [0] EDGE_CPUS [$EDGE_CORE] GEN_CORE [1] NO_BUILD [unset]
+#   NET [127.0.47] (the /24 used)  PHASES ["1 2 3"] EDGE_CORE [0] EDGE_CPUS [$EDGE_CORE] GEN_CORE [1] NO_BUILD [unset]
 #   EDGE_QUOTA [0.3] (CPUs the edge process may use in phase 1, cgroup cpu.max /
 #   cfs_quota_us over a 10 ms period; 0 = no quota) REDIS_CPUS [$EDGE_CORE,$GEN_CORE with a
 #   quota, else $GEN_CORE] (where the Redis masters run)
@@ -93,7 +93,7 @@ RATE3=${RATE3:-20000}
 SHARDS3=${SHARDS3:-1}
 SAMPLE_KEYS=${SAMPLE_KEYS:-1000}
 
-NET=127.0.47
+NET=${NET:-127.0.47}
 REDIS_IPS=($NET.1 $NET.2 $NET.3)
 REDIS_PORTS=(7101 7102 7103)
 EDGE_IPS=($NET.11 $NET.12 $NET.13)
