@@ -5,8 +5,8 @@
 //! The level rises at once and steps down one level after `calm_ms` below it, so it does
 //! not flap turn by turn.
 //!
-//! Kernel shedding (issue 17 item 6): the meter also sets the share of OPTIONS and
-//! REGISTER datagrams the eBPF socket filter drops before they are queued
+//! Kernel shedding (issue 17 item 6): the meter also sets the share of OPTIONS, REGISTER
+//! and new INVITE datagrams the eBPF socket filter drops before they are queued
 //! ([`Pressure::kernel_shed_share`], written to the filter by the shard). It is a controller
 //! on the admitted share `a = 1 - share` that admits what the shard serves and holds the
 //! receive queue near a short target `T` = `kernel_shed_queue_percent` of SO_RCVBUF, from
@@ -44,9 +44,9 @@
 //! admit 1/16, 2/16, … of a 10× flood whose fit is 1/10, swinging between 62 % and 125 %
 //! of the shard's rate, and under a CPU quota let the queue reach 12 MiB.
 //!
-//! While the filter sheds, pressure level 1 no longer answers OPTIONS and REGISTER 503 in
-//! user space ([`sipedge_core::Core::handle_kernel_shed`]): the filter already admitted
-//! only what fits.
+//! While the filter sheds, pressure level 1 no longer answers OPTIONS, REGISTER and new
+//! INVITEs 503 in user space ([`sipedge_core::Core::handle_kernel_shed`]): the filter
+//! already admitted only what fits.
 //! SO_RCVBUF is left alone: a smaller buffer would drop responses, ACKs and BYEs as blindly
 //! as new requests, while the filter drops only the classes RFC 3261 clients retransmit.
 
@@ -94,7 +94,7 @@ pub struct Pressure {
     pub sample: PressureSample,
     /// The kernel's drop count at start (the sockets may have dropped before we ran).
     drops_base: Option<u64>,
-    /// The kernel filter's shed share of OPTIONS/REGISTER, 0 ..= `SHED_ALL`.
+    /// The kernel filter's shed share of OPTIONS/REGISTER/new INVITEs, 0 ..= `SHED_ALL`.
     kernel_share: u64,
     /// When the rate window began and the shard's cumulative (datagrams read, requests
     /// the filter shed) then: the controller's rates are the differences.
@@ -154,7 +154,7 @@ impl Pressure {
         self.level
     }
 
-    /// The share of OPTIONS and REGISTER datagrams the kernel filter should drop
+    /// The share of OPTIONS, REGISTER and new INVITE datagrams the kernel filter should drop
     /// (0 ..= [`sipedge_rt::SHED_ALL`]); see the module doc for the rule.
     pub fn kernel_shed_share(&self) -> u64 {
         self.kernel_share
@@ -361,7 +361,7 @@ impl KernelShedWriter {
         }
     }
 
-    /// The filter is shedding OPTIONS/REGISTER by a share now (a share was written to an
+    /// The filter is shedding OPTIONS/REGISTER/new INVITEs by a share now (a share was written to an
     /// attached filter).
     pub fn active(&self) -> bool {
         self.written != 0 && self.attached
@@ -397,6 +397,7 @@ impl KernelShedWriter {
                 let s = bans.kernel_shed(fd);
                 total.options = total.options.saturating_add(s.options);
                 total.register = total.register.saturating_add(s.register);
+                total.invite = total.invite.saturating_add(s.invite);
             }
             metrics.publish_kernel_shed(total);
             self.unread = share != 0;

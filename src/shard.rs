@@ -512,7 +512,9 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         let flow = || {
             let shed = shed_fds.iter().fold(0u64, |n, &fd| {
                 let s = bans.kernel_shed(fd);
-                n.saturating_add(s.options).saturating_add(s.register)
+                n.saturating_add(s.options)
+                    .saturating_add(s.register)
+                    .saturating_add(s.invite)
             });
             (read, shed.saturating_add(stale))
         };

@@ -13,8 +13,9 @@
 //! value = lookup(bans, key)
 //! value != NULL          → *value += 1 (atomic: drops per source); socket's drops += 1;
 //!                          return 0 (drop)
-//! payload (after the 8-byte UDP header) starts "OPTIONS " or "REGISTER "
+//! payload (after the 8-byte UDP header) starts "OPTIONS ", "REGISTER " or "INVITE "
 //!   and bpf_get_prandom_u32() < shares[socket cookie]
+//!   and (not an INVITE, or an INVITE whose To has no tag: `invite.rs`)
 //!                        → socket's drops += 1, its class counter += 1; return 0 (drop)
 //! otherwise              → return skb->len (keep all)
 //! ```
@@ -124,11 +125,13 @@ const SOCK_VALUE: u32 = 32;
 /// After the ban check, class shedding (issue 17 item 6): a datagram whose payload starts
 /// with `OPTIONS ` or `REGISTER ` is dropped when `bpf_get_prandom_u32() < p`, `p` being
 /// the socket's shed share (in `shares`, 0 ..= 2^32) that user space writes from
-/// its pressure meter. Everything else — responses (`SIP/2.0 `), ACK, BYE, CANCEL, INVITE,
-/// in-dialog requests, keepalives — always passes: RFC 3261 §17.1.1.2/§17.1.2.2 make the
-/// client retransmit a dropped request with back-off, while a dropped response or ACK
-/// would cost a whole transaction. INVITE is left to user space: whether it is in-dialog
-/// (a To tag, RFC 3261 §12.2) needs a header scan a socket filter cannot do cheaply.
+/// its pressure meter. A datagram starting `INVITE ` is shed the same way when it is new:
+/// its To header, found within the first [`invite::WINDOW`] bytes, has no tag (RFC 3261
+/// §12.2; the scan, `invite.rs`, runs only for an INVITE that lost the coin, and keeps it
+/// on any doubt). Everything else — responses (`SIP/2.0 `), ACK, BYE, CANCEL, re-INVITEs
+/// and other in-dialog requests, keepalives — always passes: RFC 3261 §17.1.1.2/§17.1.2.2
+/// make the client retransmit a dropped request with back-off, while a dropped response
+/// or ACK would cost a whole transaction.
 fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
     let mut p = vec![
         insn(0xbf, R6, R1, 0, 0), // r6 = skb
@@ -289,9 +292,9 @@ fn key(ip: IpAddr) -> [u8; 16] {
 pub struct BanFilter {
     map: OwnedFd,
     /// Socket cookie → datagrams the filter dropped on that socket (all, then the
-    /// kernel-shed OPTIONS and REGISTERs).
+    /// kernel-shed OPTIONS, REGISTERs and new INVITEs).
     socks: OwnedFd,
-    /// Socket cookie → the share of OPTIONS/REGISTER to shed (0 ..= [`SHED_ALL`]).
+    /// Socket cookie → the share of OPTIONS/REGISTER/new INVITEs to shed (0 ..= [`SHED_ALL`]).
     shares: OwnedFd,
     v4: OwnedFd,
     v6: OwnedFd,
@@ -364,7 +367,7 @@ fn cookie(fd: RawFd) -> io::Result<u64> {
 /// Sockets whose drops the filter counts, at most.
 const MAX_SOCKETS: u32 = 4096;
 
-/// The shed share that drops every OPTIONS and REGISTER (`bpf_get_prandom_u32() < 2^32`).
+/// The shed share that drops every OPTIONS, REGISTER and new INVITE (`bpf_get_prandom_u32() < 2^32`).
 pub const SHED_ALL: u64 = 1 << 32;
 
 /// Datagrams the filter shed on one socket, by request class.
@@ -430,7 +433,7 @@ impl BanFilter {
             .map_or(0, |v| v[0])
     }
 
-    /// Sets the share of OPTIONS and REGISTER requests the filter drops on socket `fd`
+    /// Sets the share of OPTIONS, REGISTER and new INVITE requests the filter drops on socket `fd`
     /// (0: none; [`SHED_ALL`]: all; clamped). The socket must have been [attached].
     ///
     /// [attached]: BanFilter::attach
