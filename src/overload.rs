@@ -1,9 +1,16 @@
 //! A shard's pressure (issue 17 item 1): measured by the shell once per turn from the
-//! turn's length (lag), the receive queue's fill and the kernel's drop count
+//! turn's CPU time (lag), the receive queue's fill and the kernel's drop count
 //! (`SO_MEMINFO`, [`sipedge_rt::socket_meminfo`]), turned into the level the core sheds at
 //! ([`sipedge_core::Core::handle_pressure`]): 0 none, 1 new requests, 2 refreshes too.
 //! The level rises at once and steps down one level after `calm_ms` below it, so it does
 //! not flap turn by turn.
+//!
+//! Turn lag is the CPU time the shard thread spent on the turn ([`Turn::cpu`],
+//! `CLOCK_THREAD_CPUTIME_ID`), not its wall time: under a cgroup CPU quota or a busy host a
+//! turn's wall time includes the time the thread was throttled or preempted, which is no
+//! work it could shed (seen: one 50 ms turn under the load rig's quota before any flood,
+//! level 1 for 0.5 s, 138 calls refused 503). A shard truly short of CPU falls behind, and
+//! that shows in the queue signals, which are unchanged.
 //!
 //! Kernel shedding (issue 17 item 6): the meter also sets the share of OPTIONS, REGISTER
 //! and new INVITE datagrams the eBPF socket filter drops before they are queued
@@ -66,6 +73,24 @@ pub const RATE_WINDOW: Duration = Duration::from_millis(20);
 
 /// The socket queues are read at most this often (one getsockopt per socket).
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);
+
+/// How long one loop turn took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Turn {
+    /// Wall time, from the first datagram handed over to the turn's end: the share of a
+    /// rate window the shard was busy (the kernel shed controller's idle test).
+    pub wall: Duration,
+    /// The shard thread's CPU time over the turn: the turn lag the level reads.
+    pub cpu: Duration,
+}
+
+impl Turn {
+    /// A turn whose wall time was all work (tests, and where the thread's CPU clock is
+    /// missing).
+    pub fn all_work(d: Duration) -> Turn {
+        Turn { wall: d, cpu: d }
+    }
+}
 
 /// The measures of one sample, also exported as metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -171,7 +196,7 @@ impl Pressure {
         turn: Duration,
         filtered: &dyn Fn(RawFd) -> u64,
     ) -> Option<u8> {
-        self.end_turn_with(now, turn, filtered, &|| (0, 0))
+        self.end_turn_with(now, Turn::all_work(turn), filtered, &|| (0, 0))
     }
 
     /// [`Self::end_turn`] with `flow()`: the datagrams the shard has read since start and
@@ -180,16 +205,16 @@ impl Pressure {
     pub fn end_turn_with(
         &mut self,
         now: Instant,
-        turn: Duration,
+        turn: Turn,
         filtered: &dyn Fn(RawFd) -> u64,
         flow: &dyn Fn() -> (u64, u64),
     ) -> Option<u8> {
         let sampled = self
             .last_sample
             .is_none_or(|t| now.saturating_duration_since(t) >= SAMPLE_EVERY);
-        self.window_busy = self.window_busy.saturating_add(turn);
+        self.window_busy = self.window_busy.saturating_add(turn.wall);
         let before = self.sample.kernel_drops;
-        let out = self.measure(now, turn, filtered);
+        let out = self.measure(now, turn.cpu, filtered);
         if let Some(share) = self.forced_share {
             // Test hook: the file forces the share too.
             self.kernel_share = share;
@@ -229,10 +254,11 @@ impl Pressure {
         out
     }
 
+    /// `cpu`: the turn's CPU time (its lag).
     fn measure(
         &mut self,
         now: Instant,
-        turn: Duration,
+        cpu: Duration,
         filtered: &dyn Fn(RawFd) -> u64,
     ) -> Option<u8> {
         if !self.settings.enabled {
@@ -290,14 +316,14 @@ impl Pressure {
             }
             return None;
         }
-        let want = self.wanted(turn, drops_rose);
+        let want = self.wanted(cpu, drops_rose);
         self.step(now, want)
     }
 
-    /// The level the measures ask for.
-    fn wanted(&self, turn: Duration, drops_rose: bool) -> u8 {
+    /// The level the measures ask for; `cpu`: the turn's CPU time.
+    fn wanted(&self, cpu: Duration, drops_rose: bool) -> u8 {
         let s = &self.settings;
-        let ms = turn.as_millis();
+        let ms = cpu.as_millis();
         let pct = self.sample.queue_percent;
         if ms >= u128::from(s.shed_refresh_turn_ms) || pct >= s.shed_refresh_queue_percent {
             2
@@ -666,12 +692,44 @@ mod tests {
             shed_total += 99;
             let (read, shed) = (i, shed_total);
             let now = t0 + Duration::from_millis(5 * (i + 1));
-            let _ = p.end_turn_with(now, Duration::from_micros(100), &|_| 0, &|| (read, shed));
+            let turn = Turn::all_work(Duration::from_micros(100));
+            let _ = p.end_turn_with(now, turn, &|_| 0, &|| (read, shed));
         }
         assert_eq!(
             p.kernel_shed_share(),
             0,
             "an idle shard with an empty queue admits everything again within 300 ms"
+        );
+    }
+
+    /// Turn lag is CPU time: a turn that took 250 ms of wall time but 2 ms of the thread's
+    /// CPU (it waited for a CPU: a quota's throttling, preemption) raises nothing; one that
+    /// worked 60 ms of CPU raises level 1, 250 ms level 2, whatever its wall time.
+    #[test]
+    fn turn_lag_is_cpu_time_not_wall_time() {
+        let mut p = Pressure::new(OverloadSettings::default(), Vec::new());
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let turn = |wall, cpu| Turn { wall, cpu };
+        let none = &|| (0, 0);
+        for i in 0..5 {
+            let at = t0 + ms(300 * i);
+            assert_eq!(
+                p.end_turn_with(at, turn(ms(250), ms(2)), &|_| 0, none),
+                None,
+                "throttled, not busy"
+            );
+        }
+        assert_eq!(p.level(), 0);
+        let at = t0 + ms(1600);
+        assert_eq!(
+            p.end_turn_with(at, turn(ms(60), ms(60)), &|_| 0, none),
+            Some(1)
+        );
+        assert_eq!(
+            p.end_turn_with(at, turn(ms(70), ms(250)), &|_| 0, none),
+            Some(2),
+            "CPU time past the level-2 turn"
         );
     }
 
