@@ -112,8 +112,10 @@ pub struct Pressure {
     settings: OverloadSettings,
     fds: Vec<RawFd>,
     level: u8,
-    /// Since when the measures have asked for less than `level`.
-    calm_since: Option<Instant>,
+    /// When a turn's measures last asked for `level` or more (or it last stepped down):
+    /// calm is the time since, so a shard that idled (no turns) past `calm_ms` after the
+    /// level rose steps down at its next turn instead of shedding for `calm_ms` more.
+    asked_at: Option<Instant>,
     last_sample: Option<Instant>,
     /// The last sample's measures.
     pub sample: PressureSample,
@@ -155,7 +157,7 @@ impl Pressure {
             settings,
             fds,
             level: 0,
-            calm_since: None,
+            asked_at: None,
             last_sample: None,
             sample: PressureSample::default(),
             drops_base: None,
@@ -309,7 +311,7 @@ impl Pressure {
             };
         }
         if let Some(level) = forced {
-            self.calm_since = None;
+            self.asked_at = Some(now);
             if level.min(2) != self.level {
                 self.level = level.min(2);
                 return Some(self.level);
@@ -337,22 +339,23 @@ impl Pressure {
         }
     }
 
-    /// Rises at once; steps down one level after `calm_ms` of asking for less.
+    /// Rises at once; steps down one level once `calm_ms` passed since a turn last asked
+    /// for it (an idle shard took no turns: nothing asked for it then either).
     fn step(&mut self, now: Instant, want: u8) -> Option<u8> {
         if want >= self.level {
-            self.calm_since = None;
+            self.asked_at = Some(now);
             if want > self.level {
                 self.level = want;
                 return Some(want);
             }
             return None;
         }
-        let since = *self.calm_since.get_or_insert(now);
+        let since = *self.asked_at.get_or_insert(now);
         if now.saturating_duration_since(since)
             >= Duration::from_millis(u64::from(self.settings.calm_ms))
         {
             self.level -= 1;
-            self.calm_since = if self.level > want { Some(now) } else { None };
+            self.asked_at = Some(now);
             return Some(self.level);
         }
         None
@@ -661,6 +664,24 @@ mod tests {
             Some(2),
             "CPU time past the level-2 turn"
         );
+    }
+
+    /// The level rose at the last turn before a pause (seen: the turn that raised it, then
+    /// 2 s without traffic): the first turn after the pause finds it calm for longer than
+    /// `calm_ms` and steps down at once, instead of answering 503 for `calm_ms` more
+    /// (seen: the calls' callees refused at start, their calls 404).
+    #[test]
+    fn a_level_raised_before_an_idle_pause_steps_down_at_the_next_turn() {
+        let mut p = Pressure::new(OverloadSettings::default(), Vec::new());
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(p.end_turn(t0, ms(60), &|_| 0), Some(1));
+        assert_eq!(p.end_turn(t0 + ms(2000), ms(1), &|_| 0), Some(0));
+        // Raised to 2, idle 700 ms: one step per calm_ms.
+        assert_eq!(p.end_turn(t0 + ms(2100), ms(250), &|_| 0), Some(2));
+        assert_eq!(p.end_turn(t0 + ms(2800), ms(1), &|_| 0), Some(1));
+        assert_eq!(p.end_turn(t0 + ms(2900), ms(1), &|_| 0), None);
+        assert_eq!(p.end_turn(t0 + ms(3300), ms(1), &|_| 0), Some(0));
     }
 
     #[test]
