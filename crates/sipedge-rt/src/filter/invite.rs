@@ -58,6 +58,10 @@ enum Then {
     New,
 }
 
+/// One state's block: the state, its arms (a byte test and where it leads), and where any
+/// other byte leads.
+type State = (i32, Vec<(Test, Then)>, Then);
+
 /// The jumps out of the scan, for the caller to patch: to its `keep` and to its shed path.
 pub(super) struct Exits {
     pub keep: Vec<usize>,
@@ -118,7 +122,7 @@ pub(super) fn emit_to_tag_scan(p: &mut Vec<u64>) -> Exits {
     p.push(insn(0xbf, R1, R0, 0, 0)); // r1 = r0
     p.push(insn(0x47, R1, 0, 0, 0x20)); // r1 |= 0x20 (letters folded to lower case)
     let ws = |to| [(Raw(b' '), To(to)), (Raw(b'\t'), To(to))];
-    let table: [(i32, Vec<(Test, Then)>, Then); 9] = [
+    let table: [State; 9] = [
         (
             VALUE,
             vec![(Folded(b't'), To(VT)), (Raw(b'\n'), To(EOL))],
