@@ -72,7 +72,7 @@ FLOOD_BASE=127.0.41.1
 CALL_BASE=127.0.42.1
 MEASURED_BASE=127.0.43.1
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.rate "$OUT"/*.mem "$OUT"/*.metrics "$OUT"/*.throttled "$OUT"/*.trace
+rm -f "$OUT"/*.json "$OUT"/*.rate "$OUT"/*.mem "$OUT"/*.metrics "$OUT"/*.metrics.all "$OUT"/*.throttled "$OUT"/*.trace
 TMP=$(mktemp -d)
 SERVER_PID=""
 CG=""
@@ -259,7 +259,8 @@ for server in $SERVERS; do
     mem1=$(server_pss_kb)
     echo "$mem0 $mem1" >"$OUT/$server.mem"
     if [[ $server == sipedge ]]; then
-        curl -s "127.0.40.1:9170/metrics" | grep -E '^sipedge_(overload_|kernel_drops|protect_)' \
+        curl -s "127.0.40.1:9170/metrics" | grep -v '^#' >"$OUT/sipedge.metrics.all" || true
+        grep -E '^sipedge_(overload_|kernel_drops|protect_)' "$OUT/sipedge.metrics.all" \
             >"$OUT/sipedge.metrics" || true
     fi
     stop_server
@@ -285,7 +286,9 @@ for s in servers:
         print(f"| {s} | (no result: {e}) |")
         continue
     asked = f["offered_rate"] + (m.get("offered_rate") or 0)
-    achieved = f["achieved_rate"] + m["sent"] / (m["send_seconds"] or 1)
+    # The flood's datagrams sent include the ACKs of its INVITEs' finals: not requests.
+    flood_sent = f["sent"] - (f.get("acks") or 0)
+    achieved = flood_sent / (f["send_seconds"] or 1) + m["sent"] / (m["send_seconds"] or 1)
     if not f["valid"]:
         print(f"| {s} | {rate:,.0f} | {asked:,.0f} → {achieved:,.0f} | (no result: the generator "
               f"offered < 95 % of the asked rate) |")
@@ -304,7 +307,7 @@ for s in servers:
                 stale += int(float(line.split()[-1]))
     except OSError:
         pass
-    sent = f["sent"] + m["sent"]
+    sent = flood_sent + m["sent"]
     flood_done = f["ok"] + (f["other"] if invite else 0)
     refused = f["unavailable"] + (0 if invite else f["other"]) + m["failures"]
     unanswered = max(0, sent - flood_done - m["successes"] - refused - shed - stale)

@@ -164,7 +164,7 @@ impl BanRegistry {
         self.filter.get().is_some()
     }
 
-    /// Sets the kernel filter's shed share of OPTIONS/REGISTER on socket `fd` (no-op
+    /// Sets the kernel filter's shed share of OPTIONS/REGISTER/new INVITEs on socket `fd` (no-op
     /// without a filter; see `overload.rs`).
     pub fn set_kernel_shed(&self, fd: std::os::fd::RawFd, share: u64) {
         if let Some(f) = self.filter.get() {

@@ -99,9 +99,10 @@ impl Default for RawOverload {
 pub struct OverloadSettings {
     /// Measure and shed at all.
     pub enabled: bool,
-    /// A loop turn at least this long: level 1 (shed new requests).
+    /// A loop turn that cost at least this much CPU time (the shard thread's): level 1
+    /// (shed new requests).
     pub shed_new_turn_ms: u32,
-    /// A loop turn at least this long: level 2 (shed refreshes too).
+    /// A loop turn that cost at least this much CPU time: level 2 (shed refreshes too).
     pub shed_refresh_turn_ms: u32,
     /// Receive queue at least this full (% of SO_RCVBUF): level 1.
     pub shed_new_queue_percent: u32,

@@ -33,6 +33,7 @@ mod metrics_streams;
 mod metrics_turns;
 mod overload;
 mod overload_delay;
+mod overload_writer;
 mod persist;
 mod sdnotify;
 mod shard;

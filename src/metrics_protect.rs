@@ -19,6 +19,7 @@ pub struct ProtectMetrics {
     kernel_drops: AtomicU64,
     kernel_shed_options: AtomicU64,
     kernel_shed_register: AtomicU64,
+    kernel_shed_invite: AtomicU64,
     kernel_shed_permille: AtomicU64,
     queue_wait_ms: AtomicU64,
 }
@@ -37,6 +38,7 @@ impl ProtectMetrics {
     pub fn publish_kernel_shed(&self, shed: sipedge_rt::KernelShed) {
         self.kernel_shed_options.store(shed.options, Relaxed);
         self.kernel_shed_register.store(shed.register, Relaxed);
+        self.kernel_shed_invite.store(shed.invite, Relaxed);
     }
 
     /// The stale drop's last measured wait, ms (`overload_delay.rs`).
@@ -76,7 +78,7 @@ const ROWS: &[(&str, &str, &str, Field)] = &[
     (
         "overload_kernel_shed_permille",
         "gauge",
-        "Share of OPTIONS/REGISTER datagrams the eBPF socket filter sheds now, per mille.",
+        "Share of OPTIONS/REGISTER/new-INVITE datagrams the eBPF socket filter sheds now, per mille.",
         |m| &m.kernel_shed_permille,
     ),
     (
@@ -113,6 +115,7 @@ pub fn render(out: &mut String, shards: &[std::sync::Arc<ShardMetrics>]) {
         for (class, v) in [
             ("options", &m.protect.kernel_shed_options),
             ("register", &m.protect.kernel_shed_register),
+            ("invite", &m.protect.kernel_shed_invite),
         ] {
             let _ = writeln!(
                 out,

@@ -1,12 +1,19 @@
 //! A shard's pressure (issue 17 item 1): measured by the shell once per turn from the
-//! turn's length (lag), the receive queue's fill and the kernel's drop count
+//! turn's CPU time (lag), the receive queue's fill and the kernel's drop count
 //! (`SO_MEMINFO`, [`sipedge_rt::socket_meminfo`]), turned into the level the core sheds at
 //! ([`sipedge_core::Core::handle_pressure`]): 0 none, 1 new requests, 2 refreshes too.
 //! The level rises at once and steps down one level after `calm_ms` below it, so it does
 //! not flap turn by turn.
 //!
-//! Kernel shedding (issue 17 item 6): the meter also sets the share of OPTIONS and
-//! REGISTER datagrams the eBPF socket filter drops before they are queued
+//! Turn lag is the CPU time the shard thread spent on the turn ([`Turn::cpu`],
+//! `CLOCK_THREAD_CPUTIME_ID`), not its wall time: under a cgroup CPU quota or a busy host a
+//! turn's wall time includes the time the thread was throttled or preempted, which is no
+//! work it could shed (seen: one 50 ms turn under the load rig's quota before any flood,
+//! level 1 for 0.5 s, 138 calls refused 503). A shard truly short of CPU falls behind, and
+//! that shows in the queue signals, which are unchanged.
+//!
+//! Kernel shedding (issue 17 item 6): the meter also sets the share of OPTIONS, REGISTER
+//! and new INVITE datagrams the eBPF socket filter drops before they are queued
 //! ([`Pressure::kernel_shed_share`], written to the filter by the shard). It is a controller
 //! on the admitted share `a = 1 - share` that admits what the shard serves and holds the
 //! receive queue near a short target `T` = `kernel_shed_queue_percent` of SO_RCVBUF, from
@@ -44,9 +51,9 @@
 //! admit 1/16, 2/16, … of a 10× flood whose fit is 1/10, swinging between 62 % and 125 %
 //! of the shard's rate, and under a CPU quota let the queue reach 12 MiB.
 //!
-//! While the filter sheds, pressure level 1 no longer answers OPTIONS and REGISTER 503 in
-//! user space ([`sipedge_core::Core::handle_kernel_shed`]): the filter already admitted
-//! only what fits.
+//! While the filter sheds, pressure level 1 no longer answers OPTIONS, REGISTER and new
+//! INVITEs 503 in user space ([`sipedge_core::Core::handle_kernel_shed`]): the filter
+//! already admitted only what fits.
 //! SO_RCVBUF is left alone: a smaller buffer would drop responses, ACKs and BYEs as blindly
 //! as new requests, while the filter drops only the classes RFC 3261 clients retransmit.
 
@@ -66,6 +73,24 @@ pub const RATE_WINDOW: Duration = Duration::from_millis(20);
 
 /// The socket queues are read at most this often (one getsockopt per socket).
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);
+
+/// How long one loop turn took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Turn {
+    /// Wall time, from the first datagram handed over to the turn's end: the share of a
+    /// rate window the shard was busy (the kernel shed controller's idle test).
+    pub wall: Duration,
+    /// The shard thread's CPU time over the turn: the turn lag the level reads.
+    pub cpu: Duration,
+}
+
+impl Turn {
+    /// A turn whose wall time was all work (tests, and where the thread's CPU clock is
+    /// missing).
+    pub fn all_work(d: Duration) -> Turn {
+        Turn { wall: d, cpu: d }
+    }
+}
 
 /// The measures of one sample, also exported as metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,14 +112,16 @@ pub struct Pressure {
     settings: OverloadSettings,
     fds: Vec<RawFd>,
     level: u8,
-    /// Since when the measures have asked for less than `level`.
-    calm_since: Option<Instant>,
+    /// When a turn's measures last asked for `level` or more (or it last stepped down):
+    /// calm is the time since, so a shard that idled (no turns) past `calm_ms` after the
+    /// level rose steps down at its next turn instead of shedding for `calm_ms` more.
+    asked_at: Option<Instant>,
     last_sample: Option<Instant>,
     /// The last sample's measures.
     pub sample: PressureSample,
     /// The kernel's drop count at start (the sockets may have dropped before we ran).
     drops_base: Option<u64>,
-    /// The kernel filter's shed share of OPTIONS/REGISTER, 0 ..= `SHED_ALL`.
+    /// The kernel filter's shed share of OPTIONS/REGISTER/new INVITEs, 0 ..= `SHED_ALL`.
     kernel_share: u64,
     /// When the rate window began and the shard's cumulative (datagrams read, requests
     /// the filter shed) then: the controller's rates are the differences.
@@ -130,7 +157,7 @@ impl Pressure {
             settings,
             fds,
             level: 0,
-            calm_since: None,
+            asked_at: None,
             last_sample: None,
             sample: PressureSample::default(),
             drops_base: None,
@@ -154,7 +181,7 @@ impl Pressure {
         self.level
     }
 
-    /// The share of OPTIONS and REGISTER datagrams the kernel filter should drop
+    /// The share of OPTIONS, REGISTER and new INVITE datagrams the kernel filter should drop
     /// (0 ..= [`sipedge_rt::SHED_ALL`]); see the module doc for the rule.
     pub fn kernel_shed_share(&self) -> u64 {
         self.kernel_share
@@ -171,7 +198,7 @@ impl Pressure {
         turn: Duration,
         filtered: &dyn Fn(RawFd) -> u64,
     ) -> Option<u8> {
-        self.end_turn_with(now, turn, filtered, &|| (0, 0))
+        self.end_turn_with(now, Turn::all_work(turn), filtered, &|| (0, 0))
     }
 
     /// [`Self::end_turn`] with `flow()`: the datagrams the shard has read since start and
@@ -180,16 +207,16 @@ impl Pressure {
     pub fn end_turn_with(
         &mut self,
         now: Instant,
-        turn: Duration,
+        turn: Turn,
         filtered: &dyn Fn(RawFd) -> u64,
         flow: &dyn Fn() -> (u64, u64),
     ) -> Option<u8> {
         let sampled = self
             .last_sample
             .is_none_or(|t| now.saturating_duration_since(t) >= SAMPLE_EVERY);
-        self.window_busy = self.window_busy.saturating_add(turn);
+        self.window_busy = self.window_busy.saturating_add(turn.wall);
         let before = self.sample.kernel_drops;
-        let out = self.measure(now, turn, filtered);
+        let out = self.measure(now, turn.cpu, filtered);
         if let Some(share) = self.forced_share {
             // Test hook: the file forces the share too.
             self.kernel_share = share;
@@ -229,10 +256,11 @@ impl Pressure {
         out
     }
 
+    /// `cpu`: the turn's CPU time (its lag).
     fn measure(
         &mut self,
         now: Instant,
-        turn: Duration,
+        cpu: Duration,
         filtered: &dyn Fn(RawFd) -> u64,
     ) -> Option<u8> {
         if !self.settings.enabled {
@@ -283,21 +311,21 @@ impl Pressure {
             };
         }
         if let Some(level) = forced {
-            self.calm_since = None;
+            self.asked_at = Some(now);
             if level.min(2) != self.level {
                 self.level = level.min(2);
                 return Some(self.level);
             }
             return None;
         }
-        let want = self.wanted(turn, drops_rose);
+        let want = self.wanted(cpu, drops_rose);
         self.step(now, want)
     }
 
-    /// The level the measures ask for.
-    fn wanted(&self, turn: Duration, drops_rose: bool) -> u8 {
+    /// The level the measures ask for; `cpu`: the turn's CPU time.
+    fn wanted(&self, cpu: Duration, drops_rose: bool) -> u8 {
         let s = &self.settings;
-        let ms = turn.as_millis();
+        let ms = cpu.as_millis();
         let pct = self.sample.queue_percent;
         if ms >= u128::from(s.shed_refresh_turn_ms) || pct >= s.shed_refresh_queue_percent {
             2
@@ -311,98 +339,30 @@ impl Pressure {
         }
     }
 
-    /// Rises at once; steps down one level after `calm_ms` of asking for less.
+    /// Rises at once; steps down one level once `calm_ms` passed since a turn last asked
+    /// for it (an idle shard took no turns: nothing asked for it then either).
     fn step(&mut self, now: Instant, want: u8) -> Option<u8> {
         if want >= self.level {
-            self.calm_since = None;
+            self.asked_at = Some(now);
             if want > self.level {
                 self.level = want;
                 return Some(want);
             }
             return None;
         }
-        let since = *self.calm_since.get_or_insert(now);
+        let since = *self.asked_at.get_or_insert(now);
         if now.saturating_duration_since(since)
             >= Duration::from_millis(u64::from(self.settings.calm_ms))
         {
             self.level -= 1;
-            self.calm_since = if self.level > want { Some(now) } else { None };
+            self.asked_at = Some(now);
             return Some(self.level);
         }
         None
     }
 }
 
-/// Writes the meter's kernel shed share to the filter when it changes and reads the
-/// filter's shed counts back for the metrics (every [`SHED_READ_EVERY`] while shedding).
-#[derive(Debug)]
-pub struct KernelShedWriter {
-    fds: Vec<RawFd>,
-    written: u64,
-    /// A kernel filter took the last share written.
-    attached: bool,
-    /// The filter may have shed since the counts were last read.
-    unread: bool,
-    last_read: Option<Instant>,
-}
-
-/// The kernel shed counters are read at most this often (one bpf call per socket).
-const SHED_READ_EVERY: Duration = Duration::from_millis(100);
-
-impl KernelShedWriter {
-    /// For the shard's sockets `fds`.
-    pub fn new(fds: Vec<RawFd>) -> KernelShedWriter {
-        KernelShedWriter {
-            fds,
-            written: 0,
-            attached: false,
-            unread: false,
-            last_read: None,
-        }
-    }
-
-    /// The filter is shedding OPTIONS/REGISTER by a share now (a share was written to an
-    /// attached filter).
-    pub fn active(&self) -> bool {
-        self.written != 0 && self.attached
-    }
-
-    /// After each turn: writes a changed share, publishes the counts.
-    pub fn after_turn(
-        &mut self,
-        p: &Pressure,
-        bans: &crate::bans::BanRegistry,
-        metrics: &crate::metrics_protect::ProtectMetrics,
-    ) {
-        let share = p.kernel_shed_share();
-        if share != self.written {
-            for &fd in &self.fds {
-                bans.set_kernel_shed(fd, share);
-            }
-            self.written = share;
-            self.attached = bans.has_filter();
-            self.unread = true;
-            metrics.publish_kernel_shed_share(share);
-        }
-        self.unread |= share != 0;
-        let now = Instant::now();
-        let due = self
-            .last_read
-            .is_none_or(|t| now.saturating_duration_since(t) >= SHED_READ_EVERY);
-        // Read while shedding and once after (the last counts), never when calm.
-        if due && self.unread {
-            self.last_read = Some(now);
-            let mut total = sipedge_rt::KernelShed::default();
-            for &fd in &self.fds {
-                let s = bans.kernel_shed(fd);
-                total.options = total.options.saturating_add(s.options);
-                total.register = total.register.saturating_add(s.register);
-            }
-            metrics.publish_kernel_shed(total);
-            self.unread = share != 0;
-        }
-    }
-}
+pub use crate::overload_writer::KernelShedWriter;
 
 /// The smallest admitted share, of [`sipedge_rt::SHED_ALL`]: the multiplicative growth
 /// needs something to grow from.
@@ -665,13 +625,63 @@ mod tests {
             shed_total += 99;
             let (read, shed) = (i, shed_total);
             let now = t0 + Duration::from_millis(5 * (i + 1));
-            let _ = p.end_turn_with(now, Duration::from_micros(100), &|_| 0, &|| (read, shed));
+            let turn = Turn::all_work(Duration::from_micros(100));
+            let _ = p.end_turn_with(now, turn, &|_| 0, &|| (read, shed));
         }
         assert_eq!(
             p.kernel_shed_share(),
             0,
             "an idle shard with an empty queue admits everything again within 300 ms"
         );
+    }
+
+    /// Turn lag is CPU time: a turn that took 250 ms of wall time but 2 ms of the thread's
+    /// CPU (it waited for a CPU: a quota's throttling, preemption) raises nothing; one that
+    /// worked 60 ms of CPU raises level 1, 250 ms level 2, whatever its wall time.
+    #[test]
+    fn turn_lag_is_cpu_time_not_wall_time() {
+        let mut p = Pressure::new(OverloadSettings::default(), Vec::new());
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let turn = |wall, cpu| Turn { wall, cpu };
+        let none = &|| (0, 0);
+        for i in 0..5 {
+            let at = t0 + ms(300 * i);
+            assert_eq!(
+                p.end_turn_with(at, turn(ms(250), ms(2)), &|_| 0, none),
+                None,
+                "throttled, not busy"
+            );
+        }
+        assert_eq!(p.level(), 0);
+        let at = t0 + ms(1600);
+        assert_eq!(
+            p.end_turn_with(at, turn(ms(60), ms(60)), &|_| 0, none),
+            Some(1)
+        );
+        assert_eq!(
+            p.end_turn_with(at, turn(ms(70), ms(250)), &|_| 0, none),
+            Some(2),
+            "CPU time past the level-2 turn"
+        );
+    }
+
+    /// The level rose at the last turn before a pause (seen: the turn that raised it, then
+    /// 2 s without traffic): the first turn after the pause finds it calm for longer than
+    /// `calm_ms` and steps down at once, instead of answering 503 for `calm_ms` more
+    /// (seen: the calls' callees refused at start, their calls 404).
+    #[test]
+    fn a_level_raised_before_an_idle_pause_steps_down_at_the_next_turn() {
+        let mut p = Pressure::new(OverloadSettings::default(), Vec::new());
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(p.end_turn(t0, ms(60), &|_| 0), Some(1));
+        assert_eq!(p.end_turn(t0 + ms(2000), ms(1), &|_| 0), Some(0));
+        // Raised to 2, idle 700 ms: one step per calm_ms.
+        assert_eq!(p.end_turn(t0 + ms(2100), ms(250), &|_| 0), Some(2));
+        assert_eq!(p.end_turn(t0 + ms(2800), ms(1), &|_| 0), Some(1));
+        assert_eq!(p.end_turn(t0 + ms(2900), ms(1), &|_| 0), None);
+        assert_eq!(p.end_turn(t0 + ms(3300), ms(1), &|_| 0), Some(0));
     }
 
     #[test]

@@ -296,6 +296,11 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
     let fault = injected_fault(id);
     let mut failure = None;
     let mut tables_seen = 0;
+    // The thread's CPU clock at the last turn's end: a turn's CPU time is the lag the
+    // pressure level reads (`overload.rs`), one clock read per turn. Read here, after the
+    // shard's setup (building the core for a million bindings is 200 ms of CPU, seen as
+    // the first turn's lag, level 1 and 503s at start).
+    let mut cpu_at = sipedge_rt::thread_cpu_time();
 
     while !stop.load(Ordering::Relaxed) {
         lp.turns += 1;
@@ -501,6 +506,18 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             metrics.limits.publish_journal(p);
         }
         let worked = work_start.elapsed();
+        // The CPU the thread used since the last turn ended: this turn's work, with the
+        // receive work of its wait (io_uring task work runs in this thread), without the
+        // time it waited for a CPU.
+        let cpu_now = sipedge_rt::thread_cpu_time();
+        let turn = match (cpu_now, cpu_at) {
+            (Some(n), Some(l)) => crate::overload::Turn {
+                wall: worked,
+                cpu: n.saturating_sub(l),
+            },
+            _ => crate::overload::Turn::all_work(worked),
+        };
+        cpu_at = cpu_now;
         if let Some(late) = queue_delay.end_turn() {
             core.handle_queue_delay(late);
         }
@@ -512,15 +529,17 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         let flow = || {
             let shed = shed_fds.iter().fold(0u64, |n, &fd| {
                 let s = bans.kernel_shed(fd);
-                n.saturating_add(s.options).saturating_add(s.register)
+                n.saturating_add(s.options)
+                    .saturating_add(s.register)
+                    .saturating_add(s.invite)
             });
             (read, shed.saturating_add(stale))
         };
         if let Some(level) =
-            pressure.end_turn_with(Instant::now(), worked, &|fd| bans.filter_drops(fd), &flow)
+            pressure.end_turn_with(Instant::now(), turn, &|fd| bans.filter_drops(fd), &flow)
         {
             core.handle_pressure(level);
-            tracing::info!(target: "sip::overload", level, turn_ms = worked.as_millis() as u64, queue_percent = pressure.sample.queue_percent, kernel_drops = pressure.sample.kernel_drops, "shard pressure level changed");
+            tracing::info!(target: "sip::overload", level, turn_ms = worked.as_millis() as u64, turn_cpu_ms = turn.cpu.as_millis() as u64, queue_percent = pressure.sample.queue_percent, kernel_drops = pressure.sample.kernel_drops, "shard pressure level changed");
         }
         kernel_shed.after_turn(&pressure, &bans, &metrics.protect);
         core.handle_kernel_shed(kernel_shed.active());
@@ -532,6 +551,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         if worked > longest && worked >= SLOW_TURN {
             tracing::warn!(
                 turn_ms = worked.as_millis() as u64,
+                turn_cpu_ms = turn.cpu.as_millis() as u64,
                 journal_ms = journal_time.as_millis() as u64,
                 bindings = core.binding_count(),
                 "slowest shard loop turn so far"

@@ -21,6 +21,7 @@
 //! | `xdp` | the AF_XDP engine: its filtering XDP program, UMEM and rings, frames ⇄ datagrams |
 //! | `sendq` | send slots shared by both engines (preallocated, reused) |
 //! | `sockaddr` | `SocketAddr` ⇄ raw `sockaddr_in`/`sockaddr_in6` bytes |
+//! | `cputime` | [`thread_cpu_time`]: the calling thread's CPU time (a shard turn's work, without the time it waited for a CPU) |
 //! | `pktinfo` | wildcard binds: each datagram's destination (`IP_PKTINFO`/`IPV6_RECVPKTINFO`) remembered per peer and used as the source of what we send it |
 //!
 //! # A shard loop turn
@@ -48,6 +49,7 @@
 #![allow(unsafe_code)]
 
 mod bpf;
+mod cputime;
 mod engine;
 mod filter;
 mod meminfo;
@@ -66,6 +68,7 @@ mod xdp;
 use std::fmt;
 use std::net::SocketAddr;
 
+pub use cputime::thread_cpu_time;
 pub use engine::Engine;
 pub use filter::{BanFilter, KernelShed, SHED_ALL};
 pub use meminfo::{socket_last_read_stamp, socket_meminfo, SocketMemInfo};

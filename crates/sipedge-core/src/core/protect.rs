@@ -36,9 +36,9 @@ impl Core {
         self.protect.set_pressure(level);
     }
 
-    /// Whether the shell's kernel filter is shedding OPTIONS and REGISTER by share (issue
-    /// 17 item 6): while it is, pressure level 1 no longer answers those two classes 503
-    /// in user space ([`crate::Protect::set_kernel_admits`]); level 2 still sheds every
+    /// Whether the shell's kernel filter is shedding OPTIONS, REGISTER and new INVITEs by
+    /// share (issue 17 item 6): while it is, pressure level 1 no longer answers those
+    /// classes 503 in user space ([`crate::Protect::set_kernel_admits`]); level 2 still sheds every
     /// REGISTER.
     pub fn handle_kernel_shed(&mut self, active: bool) {
         self.protect.set_kernel_admits(active);
@@ -122,8 +122,12 @@ impl Core {
             // Level 1: the AoR's owner decides (new AoRs only); level 2: every REGISTER.
             Some(Method::Register) if level < 2 => return false,
             Some(Method::Register) => true,
-            // Level 1 with the kernel shedding OPTIONS by share: admitted there, served here.
-            Some(Method::Options) if level < 2 && self.protect.kernel_admits() => return false,
+            // Level 1 with the kernel shedding OPTIONS and new INVITEs by share (issue 17
+            // item 6): admitted there, served here — refusing them again would leave the
+            // shard serving less than its rate.
+            Some(Method::Options | Method::Invite) if level < 2 && self.protect.kernel_admits() => {
+                return false
+            }
             Some(_) => false,
         };
         let req = Req::Valid(msg, v);

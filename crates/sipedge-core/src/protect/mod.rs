@@ -454,12 +454,12 @@ impl Protect {
         self.pressure = level.min(2);
     }
 
-    /// Whether the kernel filter is shedding OPTIONS and REGISTER by share (issue 17 item
-    /// 6). While it is, level 1 leaves those two classes alone: what reaches user space
+    /// Whether the kernel filter is shedding OPTIONS, REGISTER and new INVITEs by share
+    /// (issue 17 item 6). While it is, level 1 leaves those classes alone: what reaches user space
     /// was admitted because the queue had room for it, and a 503 costs a read, a parse and
     /// a send for nothing — at 10× offered load it would refuse the very share the filter
     /// sized to the shard's capacity, so no new registration would complete. Level 2 still
-    /// sheds every REGISTER (RFC 3261 §21.5.4).
+    /// sheds every REGISTER and new INVITE (RFC 3261 §21.5.4).
     pub fn set_kernel_admits(&mut self, on: bool) {
         self.kernel_admits = on;
     }
@@ -482,7 +482,7 @@ impl Protect {
         false
     }
 
-    /// True when level-1 shedding skips `OPTIONS` and `REGISTER` (see
+    /// True when level-1 shedding skips `OPTIONS`, `REGISTER` and new `INVITE`s (see
     /// [`Protect::set_kernel_admits`]).
     pub fn kernel_admits(&self) -> bool {
         self.kernel_admits

@@ -13,8 +13,9 @@
 //! value = lookup(bans, key)
 //! value != NULL          → *value += 1 (atomic: drops per source); socket's drops += 1;
 //!                          return 0 (drop)
-//! payload (after the 8-byte UDP header) starts "OPTIONS " or "REGISTER "
+//! payload (after the 8-byte UDP header) starts "OPTIONS ", "REGISTER " or "INVITE "
 //!   and bpf_get_prandom_u32() < shares[socket cookie]
+//!   and (not an INVITE, or an INVITE whose To has no tag: `invite.rs`)
 //!                        → socket's drops += 1, its class counter += 1; return 0 (drop)
 //! otherwise              → return skb->len (keep all)
 //! ```
@@ -26,6 +27,8 @@
 //! AF_INET6 one with `IPV6_V6ONLY` only IPv6), one map shared by all. Built as instructions
 //! in Rust, without clang, like the XDP program. Where BPF is not permitted
 //! ([`BanFilter::new`] fails), the shell keeps the user-space check only.
+
+mod invite;
 
 use std::io;
 use std::net::IpAddr;
@@ -104,13 +107,17 @@ fn ld_imm64(dst: u8, v: u64) -> [u64; 2] {
 /// them (native order). `REGISTER` is also checked for the space after it.
 const OPTIONS_: u64 = u64::from_ne_bytes(*b"OPTIONS ");
 const REGISTER: u64 = u64::from_ne_bytes(*b"REGISTER");
+/// `INVITE ` (seven bytes: the eighth is masked off).
+const INVITE_: u64 = u64::from_ne_bytes(*b"INVITE \0");
+const INVITE_MASK: u64 = u64::from_ne_bytes([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0]);
 
-/// Offsets in a socket's counters (`socks` value: three u64).
+/// Offsets in a socket's counters (`socks` value: four u64).
 const V_DROPS: i16 = 0;
 const V_SHED_OPTIONS: i32 = 8;
 const V_SHED_REGISTER: i32 = 16;
-/// The `socks` value: all filter drops, kernel-shed OPTIONS, kernel-shed REGISTERs.
-const SOCK_VALUE: u32 = 24;
+const V_SHED_INVITE: i32 = 24;
+/// The `socks` value: all filter drops, kernel-shed OPTIONS, REGISTERs, new INVITEs.
+const SOCK_VALUE: u32 = 32;
 
 /// The filter program for one family, with the ban map `bans`, the per-socket counters
 /// `socks` and the per-socket shed shares `shares` (their fds baked in).
@@ -118,11 +125,13 @@ const SOCK_VALUE: u32 = 24;
 /// After the ban check, class shedding (issue 17 item 6): a datagram whose payload starts
 /// with `OPTIONS ` or `REGISTER ` is dropped when `bpf_get_prandom_u32() < p`, `p` being
 /// the socket's shed share (in `shares`, 0 ..= 2^32) that user space writes from
-/// its pressure meter. Everything else — responses (`SIP/2.0 `), ACK, BYE, CANCEL, INVITE,
-/// in-dialog requests, keepalives — always passes: RFC 3261 §17.1.1.2/§17.1.2.2 make the
-/// client retransmit a dropped request with back-off, while a dropped response or ACK
-/// would cost a whole transaction. INVITE is left to user space: whether it is in-dialog
-/// (a To tag, RFC 3261 §12.2) needs a header scan a socket filter cannot do cheaply.
+/// its pressure meter. A datagram starting `INVITE ` is shed the same way when it is new:
+/// its To header, found within the first [`invite::WINDOW`] bytes, has no tag (RFC 3261
+/// §12.2; the scan, `invite.rs`, runs only for an INVITE that lost the coin, and keeps it
+/// on any doubt). Everything else — responses (`SIP/2.0 `), ACK, BYE, CANCEL, re-INVITEs
+/// and other in-dialog requests, keepalives — always passes: RFC 3261 §17.1.1.2/§17.1.2.2
+/// make the client retransmit a dropped request with back-off, while a dropped response
+/// or ACK would cost a whole transaction.
 fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
     let mut p = vec![
         insn(0xbf, R6, R1, 0, 0), // r6 = skb
@@ -183,12 +192,22 @@ fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
     p.push(insn(0x1d, R1, R2, 0, 0)); // if r1 == r2 goto shed
     p.extend(ld_imm64(R2, REGISTER));
     let not_register = p.len();
-    p.push(insn(0x5d, R1, R2, 0, 0)); // if r1 != r2 goto keep
+    p.push(insn(0x5d, R1, R2, 0, 0)); // if r1 != r2 goto invite
     p.push(insn(0x71, R1, R10, -32, 0)); // r1 = *(u8 *)(r10 - 32)
     let no_space = p.len();
     p.push(insn(0x55, R1, 0, 0, i32::from(b' '))); // if r1 != ' ' goto keep
     p.push(insn(0xb7, R7, 0, 0, V_SHED_REGISTER)); // r7 = the REGISTER counter
-                                                   // shed: the socket's share p, a coin, the counters.
+    let register_done = p.len();
+    p.push(insn(0x05, 0, 0, 0, 0)); // goto shed
+                                    // invite: the first seven bytes are "INVITE " (r1 still holds the first eight).
+    let invite = p.len();
+    p.extend(ld_imm64(R2, INVITE_MASK));
+    p.push(insn(0x5f, R1, R2, 0, 0)); // r1 &= r2
+    p.extend(ld_imm64(R2, INVITE_));
+    let not_invite = p.len();
+    p.push(insn(0x5d, R1, R2, 0, 0)); // if r1 != r2 goto keep
+    p.push(insn(0xb7, R7, 0, 0, V_SHED_INVITE)); // r7 = the INVITE counter
+                                                 // shed: the socket's share p, a coin, the counters.
     let shed = p.len();
     p.extend(cookie_lookup(shares, -48));
     let unknown_socket = p.len();
@@ -199,6 +218,14 @@ fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
     p.push(insn(0x85, 0, 0, 0, BPF_FUNC_GET_PRANDOM_U32));
     let lucky = p.len();
     p.push(insn(0x3d, R0, R8, 0, 0)); // if r0 >= r8 goto keep
+                                      // An INVITE lost the coin: shed only a new one (no To tag), after the scan — which
+                                      // costs a read of its headers, so it runs only for an INVITE about to be shed.
+    let not_invite_coin = p.len();
+    p.push(insn(0x55, R7, 0, 0, V_SHED_INVITE)); // if r7 != INVITE goto count
+    let scan = invite::emit_to_tag_scan(&mut p);
+    let new_invite = p.len();
+    p.push(insn(0xb7, R7, 0, 0, V_SHED_INVITE)); // r7 = the INVITE counter
+    let count = p.len();
     p.extend(map_lookup(socks, -48));
     let uncounted = p.len();
     p.push(insn(0x15, R0, 0, 0, 0)); // if r0 == 0 goto drop
@@ -224,7 +251,16 @@ fn program(v6: bool, bans: RawFd, socks: RawFd, shares: RawFd) -> Vec<u64> {
     patch(&mut p, ban_done, drop);
     patch(&mut p, short, keep);
     patch(&mut p, is_options, shed);
-    patch(&mut p, not_register, keep);
+    patch(&mut p, not_register, invite);
+    patch(&mut p, register_done, shed);
+    patch(&mut p, not_invite, keep);
+    patch(&mut p, not_invite_coin, count);
+    for at in scan.keep {
+        patch(&mut p, at, keep);
+    }
+    for at in scan.new {
+        patch(&mut p, at, new_invite);
+    }
     patch(&mut p, no_space, keep);
     patch(&mut p, unknown_socket, keep);
     patch(&mut p, calm, keep);
@@ -256,9 +292,9 @@ fn key(ip: IpAddr) -> [u8; 16] {
 pub struct BanFilter {
     map: OwnedFd,
     /// Socket cookie → datagrams the filter dropped on that socket (all, then the
-    /// kernel-shed OPTIONS and REGISTERs).
+    /// kernel-shed OPTIONS, REGISTERs and new INVITEs).
     socks: OwnedFd,
-    /// Socket cookie → the share of OPTIONS/REGISTER to shed (0 ..= [`SHED_ALL`]).
+    /// Socket cookie → the share of OPTIONS/REGISTER/new INVITEs to shed (0 ..= [`SHED_ALL`]).
     shares: OwnedFd,
     v4: OwnedFd,
     v6: OwnedFd,
@@ -331,7 +367,7 @@ fn cookie(fd: RawFd) -> io::Result<u64> {
 /// Sockets whose drops the filter counts, at most.
 const MAX_SOCKETS: u32 = 4096;
 
-/// The shed share that drops every OPTIONS and REGISTER (`bpf_get_prandom_u32() < 2^32`).
+/// The shed share that drops every OPTIONS, REGISTER and new INVITE (`bpf_get_prandom_u32() < 2^32`).
 pub const SHED_ALL: u64 = 1 << 32;
 
 /// Datagrams the filter shed on one socket, by request class.
@@ -341,6 +377,8 @@ pub struct KernelShed {
     pub options: u64,
     /// `REGISTER` requests.
     pub register: u64,
+    /// New `INVITE`s (no To tag).
+    pub invite: u64,
 }
 
 impl BanFilter {
@@ -367,7 +405,7 @@ impl BanFilter {
     pub fn attach(&self, socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
         let fd = socket.as_raw_fd();
         let c = cookie(fd)?.to_ne_bytes();
-        update_with(self.socks.as_raw_fd(), &c, &[0u64; 3], 0)?;
+        update_with(self.socks.as_raw_fd(), &c, &[0u64; 4], 0)?;
         update(self.shares.as_raw_fd(), &c, 0, 0)?;
         let prog = if ipv6 { &self.v6 } else { &self.v4 }.as_raw_fd();
         // SAFETY: passes a live c_int of the size given; the kernel copies it.
@@ -391,11 +429,11 @@ impl BanFilter {
     pub fn socket_drops(&self, fd: RawFd) -> u64 {
         cookie(fd)
             .ok()
-            .and_then(|c| lookup_n::<3>(self.socks.as_raw_fd(), &c.to_ne_bytes()))
+            .and_then(|c| lookup_n::<4>(self.socks.as_raw_fd(), &c.to_ne_bytes()))
             .map_or(0, |v| v[0])
     }
 
-    /// Sets the share of OPTIONS and REGISTER requests the filter drops on socket `fd`
+    /// Sets the share of OPTIONS, REGISTER and new INVITE requests the filter drops on socket `fd`
     /// (0: none; [`SHED_ALL`]: all; clamped). The socket must have been [attached].
     ///
     /// [attached]: BanFilter::attach
@@ -410,10 +448,11 @@ impl BanFilter {
     pub fn socket_shed(&self, fd: RawFd) -> KernelShed {
         cookie(fd)
             .ok()
-            .and_then(|c| lookup_n::<3>(self.socks.as_raw_fd(), &c.to_ne_bytes()))
+            .and_then(|c| lookup_n::<4>(self.socks.as_raw_fd(), &c.to_ne_bytes()))
             .map_or(KernelShed::default(), |v| KernelShed {
                 options: v[1],
                 register: v[2],
+                invite: v[3],
             })
     }
 
@@ -574,7 +613,8 @@ mod tests {
             f.socket_shed(fd),
             KernelShed {
                 options: 10,
-                register: 10
+                register: 10,
+                invite: 0
             }
         );
         assert_eq!(
