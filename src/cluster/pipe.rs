@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisResult, Value};
 
+use super::backlog::Pending;
 use super::store::WRITE_SCRIPT;
 use super::value::{INVALIDATION_CHANNEL, KEY_PREFIX};
-use super::backlog::Pending;
 
 /// Hash slots of a Redis Cluster.
 pub const SLOTS: usize = 16_384;
@@ -362,11 +362,7 @@ impl Nodes {
     /// Writes `batch` (one script call per AoR) in one pipeline per master. `Err(Some)`:
     /// Redis failed (connection, timeout); `Err(None)`: an error reply (`MOVED`,
     /// `NOSCRIPT`…) — reconnect. Either way none of the batch counts as written.
-    pub fn write(
-        &mut self,
-        now: u64,
-        batch: &[Pending],
-    ) -> Result<(), Option<redis::RedisError>> {
+    pub fn write(&mut self, now: u64, batch: &[Pending]) -> Result<(), Option<redis::RedisError>> {
         for b in &mut self.bufs {
             b.clear();
         }

@@ -85,7 +85,8 @@ pub fn encode_into(
     out: Vec<u8>,
 ) -> Option<Pending> {
     // Version, CSeq and expiry of the head line.
-    let (aor, (instance, reg_id), (ms, cseq, expires, kind), q, contact, path, tail) = match *change {
+    let (aor, (instance, reg_id), (ms, cseq, expires, kind), q, contact, path, tail) = match *change
+    {
         BindingChange::Upsert {
             aor,
             contact,

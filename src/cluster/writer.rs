@@ -24,10 +24,10 @@ pub const FLUSH_BATCH: usize = 2048;
 /// Heartbeat period, and the liveness key's TTL.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const NODE_TTL_MS: u64 = 3_000;
-/// How long the writer lets changes gather after one woke it from idle, before it writes
-/// them: one wake-up and one pipeline per [`LINGER`] under a steady trickle, not one per
-/// shard turn (each wake-up a futex call on the shard and a context switch on a shared
-/// core). The write-behind's delay grows by at most this much.
+/// How long the writer lets changes gather after one woke it from idle, and between two
+/// pipelines that are not full: one wake-up and one pipeline per [`LINGER`] under a
+/// steady stream, not one per shard turn (each wake-up a futex call on the shard and a
+/// context switch on a shared core). The write-behind's delay grows by at most this much.
 pub const LINGER: Duration = Duration::from_millis(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -74,6 +74,8 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
         backoff: BACKOFF_MIN,
     };
     let mut last_beat: Option<Instant> = None;
+    // When the last pipeline was sent: a partial batch waits until [`LINGER`] after it.
+    let mut last_write = Instant::now();
     // Set by a failed connection or write, cleared by the first flush that succeeds after it
     // (Redis is back), which asks every shard to re-send its bindings: a master or server
     // that restarted without persistence lost what was written before (issue 20 item 5).
@@ -87,6 +89,14 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
         // re-sends every binding paced by the tee queue's room, and a backlog that
         // overflowed under it would ask for another resync, for ever. What waits stays in
         // the tee queue (the shards' pacing). When idle, wait a little, never long.
+        // Keeping up: at most one pipeline per LINGER unless a full batch waits (each
+        // pipeline is a round trip the writer sleeps through: two context switches on the
+        // shard's core, a PUBLISH, syscalls per master).
+        if backlog.len() > 0 && backlog.len() < FLUSH_BATCH && link.conn.is_some() {
+            if let Some(wait) = LINGER.checked_sub(last_write.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         let room = |b: &Backlog| b.len() == 0 || b.len() < s.backlog_max / 2;
         let gather = room(&backlog);
         let mut got = if !gather {
@@ -122,8 +132,7 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
             for rec in super::records(&t.records) {
                 if let Ok(change) = sipedge_core::decode_change(rec) {
                     let buf = backlog.buffer();
-                    if let Some(e) =
-                        value::encode_into(&change, &s.node, s.address, t.unix_ms, buf)
+                    if let Some(e) = value::encode_into(&change, &s.node, s.address, t.unix_ms, buf)
                     {
                         if !backlog.push(e, s.backlog_max) {
                             stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -159,6 +168,9 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
         let Some(conn) = link.conn.as_mut() else {
             continue;
         };
+        if backlog.len() > 0 {
+            last_write = Instant::now();
+        }
         match flush(conn, &s, &mut backlog, &mut batch, &mut last_beat, &stats) {
             Ok(()) if outage => {
                 outage = false;
