@@ -80,10 +80,19 @@ fn digits(mut n: u64) -> ([u8; 20], usize) {
     }
 }
 
-/// A decimal number, without allocating.
-pub fn push_num(out: &mut Vec<u8>, n: u64) {
-    let (d, i) = digits(n);
-    out.extend_from_slice(&d[i..]);
+/// A decimal number, without allocating. Written in place: a fixed-size append (inlined
+/// stores) then the digits, then the tail cut — a variable-length `extend_from_slice` of a
+/// few bytes is a libc `memcpy` call, which the writer made ~10 times per change (a fifth
+/// of its time, issue 20).
+pub fn push_num(out: &mut Vec<u8>, mut n: u64) {
+    let len = n.checked_ilog10().map_or(1, |l| l as usize + 1);
+    let start = out.len();
+    out.extend_from_slice(&[b'0'; 20]);
+    for slot in out[start..start + len].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.truncate(start + len);
 }
 
 /// `EVALSHA <sha> 1 sipedge:b:{<aor>} <now> <aor> <field> <value>…` as RESP.
@@ -430,6 +439,25 @@ impl Nodes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            4_294_967_295,
+            1_700_000_000_123,
+            u64::MAX,
+        ] {
+            let mut out = b"x".to_vec();
+            push_num(&mut out, n);
+            assert_eq!(out, format!("x{n}").as_bytes());
+        }
+    }
 
     #[test]
     fn slots_match_redis_cluster() {
