@@ -391,13 +391,12 @@ impl Nodes {
         }
         let mut refused = false;
         for i in 0..self.conns.len() {
-            if self.counts[i] > 0 {
-                // The last invalidation's reply comes first.
-                match self.read_unread(i) {
-                    Err(Some(e)) => return Err(Some(e)),
-                    Err(None) => refused = true,
-                    Ok(()) => {}
-                }
+            // The last invalidation's reply comes first (read even when this batch has no
+            // call there: replies owed never pile up).
+            match self.read_unread(i) {
+                Err(Some(e)) => return Err(Some(e)),
+                Err(None) => refused = true,
+                Ok(()) => {}
             }
             let c = &mut self.conns[i];
             for _ in 0..self.counts[i] {
