@@ -219,9 +219,11 @@ impl Reader {
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
-    /// Applies pending invalidations; returns the AoRs invalidated, or `None` when the
-    /// whole cache was dropped (new subscription, lost invalidations).
-    fn invalidate(&mut self) -> Option<HashSet<Box<[u8]>>> {
+    /// Applies pending invalidations; returns the AoRs invalidated (collected only when
+    /// `collect`: this edge's own writes name every new binding, most of them never
+    /// cached here), or `None` when the whole cache was dropped (new subscription, lost
+    /// invalidations).
+    fn invalidate(&mut self, collect: bool) -> Option<HashSet<Box<[u8]>>> {
         let epoch = self.inv.epoch.load(Ordering::Acquire);
         let mut whole = epoch != self.inv.seen_epoch;
         self.inv.seen_epoch = epoch;
@@ -229,12 +231,17 @@ impl Reader {
         loop {
             match self.inv.rx.try_recv() {
                 // One message names a writer's whole pipeline: AoRs separated by `\n`.
+                Ok(_) if self.cache.len() == 0 && !collect => {}
                 Ok(msg) => {
                     for aor in msg.split(|&c| c == b'\n') {
-                        if let Ok(a) = std::str::from_utf8(aor) {
-                            self.cache.remove(a);
+                        if self.cache.len() > 0 {
+                            if let Ok(a) = std::str::from_utf8(aor) {
+                                self.cache.remove(a);
+                            }
                         }
-                        seen.insert(aor.into());
+                        if collect {
+                            seen.insert(aor.into());
+                        }
                     }
                 }
                 Err(TryRecvError::Empty) => break,
@@ -322,7 +329,7 @@ impl Reader {
 
     fn serve(&mut self, batch: Vec<Queued>) {
         let stats = Arc::clone(self.client.stats());
-        let cacheable = self.invalidate().is_some();
+        let cacheable = self.invalidate(false).is_some();
         let now = unix_ms();
         let mut misses: Vec<Queued> = Vec::new();
         for q in batch {
@@ -385,7 +392,7 @@ impl Reader {
             }
         };
         // Invalidations that came during the read: answer, but do not cache those AoRs.
-        let during = self.invalidate();
+        let during = self.invalidate(true);
         let now = unix_ms();
         let read: HashMap<&str, Vec<RemoteBinding>> = aors
             .iter()
@@ -465,7 +472,7 @@ pub(crate) fn spawn(
                 }
                 let Some(first) = first else {
                     reader.refresh_liveness();
-                    reader.invalidate();
+                    reader.invalidate(false);
                     continue;
                 };
                 let mut batch = vec![first];

@@ -37,6 +37,7 @@
 //! In array mode with `share = false` nothing is written (the others cannot see this edge's
 //! users); lookups still read what the others share.
 
+pub mod backlog;
 pub mod lookup;
 pub mod pipe;
 pub mod store;

@@ -7,6 +7,7 @@
 //! Redis is only what other edges read, and a binding there never expires before it does
 //! here. Cleared on every resync (Redis may have lost what it held).
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
@@ -61,20 +62,32 @@ impl Thinner {
                 call_id,
                 ..
             } => {
-                let key = self.hash(&(aor, contact, instance, reg_id));
-                let content = self.hash(&(path, q, source, call_id)) as u32;
+                // One keyed SipHash pass: the binding's identity is the key; the state
+                // carried on over what a refresh may change gives the content's hash.
+                let mut h = self.hasher.build_hasher();
+                (aor, contact, instance, reg_id).hash(&mut h);
+                let key = h.finish();
+                (path, q, source, call_id).hash(&mut h);
+                let content = h.finish() as u32;
                 let expires = u32::try_from(expires_unix_ms / 1000).unwrap_or(u32::MAX);
                 let now = u32::try_from(now_unix_ms / 1000).unwrap_or(u32::MAX);
                 let half_life = expires.saturating_sub(now) / 2;
-                if let Some(&(stored, c)) = self.written.get(&key) {
-                    if c == content && stored >= now.saturating_add(half_life) {
-                        return false;
-                    }
-                }
-                if self.written.len() >= THIN_CAP {
+                if self.written.len() >= THIN_CAP && !self.written.contains_key(&key) {
                     self.written.clear();
                 }
-                self.written.insert(key, (expires, content));
+                // One probe: a new binding (nothing to thin) is a plain insert.
+                match self.written.entry(key) {
+                    Entry::Occupied(mut o) => {
+                        let (stored, c) = *o.get();
+                        if c == content && stored >= now.saturating_add(half_life) {
+                            return false;
+                        }
+                        o.insert((expires, content));
+                    }
+                    Entry::Vacant(v) => {
+                        v.insert((expires, content));
+                    }
+                }
                 true
             }
             BindingChange::Remove {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use sipedge_core::cluster::RemoteBinding;
 
+use super::backlog::Pending;
 use super::pipe::push_num;
 use sipedge_core::BindingChange;
 
@@ -41,23 +42,21 @@ pub fn node_key(node: &str) -> String {
 
 /// A binding's field in its AoR's hash: `i:<instance>;<reg-id>` when the binding has a
 /// `+sip.instance` (RFC 5626 §6: the same instance and reg-id is the same flow), else
-/// `c:<contact>` (RFC 3261 §10.3 step 7: bindings are compared by Contact URI).
-pub fn field(contact: &[u8], instance: &[u8], reg_id: u32) -> Vec<u8> {
+/// `c:<contact>` (RFC 3261 §10.3 step 7: bindings are compared by Contact URI), appended.
+fn push_field(out: &mut Vec<u8>, contact: &[u8], instance: &[u8], reg_id: u32) {
     if instance.is_empty() {
-        let mut f = Vec::with_capacity(2 + contact.len());
-        f.extend_from_slice(b"c:");
-        f.extend_from_slice(contact);
-        f
+        out.extend_from_slice(b"c:");
+        out.extend_from_slice(contact);
     } else {
-        let mut f = Vec::with_capacity(2 + instance.len() + 11);
-        f.extend_from_slice(b"i:");
-        f.extend_from_slice(instance);
-        f.extend_from_slice(format!(";{reg_id}").as_bytes());
-        f
+        out.extend_from_slice(b"i:");
+        out.extend_from_slice(instance);
+        out.push(b';');
+        push_num(out, u64::from(reg_id));
     }
 }
 
 /// One change ready for the write script: the AoR, the field and the value.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
     pub aor: Box<[u8]>,
@@ -65,9 +64,11 @@ pub struct Encoded {
     pub value: Vec<u8>,
 }
 
-/// Encodes a journal change as written by `node` (reached at `home`); `now_unix_ms` is
+/// Encodes a journal change as written by `node` (reached at `home`) into `out` (a backlog
+/// entry for its AoR, with the field and the value); `now_unix_ms` is
 /// when the change happened (a removal's version). `None` for a record with a newline in
-/// a field (it cannot be encoded safely; the core never stores one).
+/// a field (it cannot be encoded safely; the core never stores one). Written in place, no
+/// temporaries: this runs once per change written.
 ///
 /// Value: `<version ms>:<cseq>:<expires ms>:<u|t>\n<node>\n<home>\n<q>\n<contact>\n<path>`,
 /// and for an upsert `\n<source>\n<call-id>` (the phone's NAT address and the REGISTER's
@@ -76,14 +77,16 @@ pub struct Encoded {
 /// The version orders writes (RFC 3261 §10.3 step 7): an upsert's is its registration
 /// (last refresh) time and CSeq; a removal's (`t`, a tombstone) is the time it happened
 /// with CSeq 0.
-pub fn encode(
+pub fn encode_into(
     change: &BindingChange<'_>,
     node: &str,
     home: SocketAddr,
     now_unix_ms: u64,
-) -> Option<Encoded> {
+    out: Vec<u8>,
+) -> Option<Pending> {
     // Version, CSeq and expiry of the head line.
-    let (aor, field, (ms, cseq, expires, kind), q, contact, path, tail) = match *change {
+    let (aor, (instance, reg_id), (ms, cseq, expires, kind), q, contact, path, tail) = match *change
+    {
         BindingChange::Upsert {
             aor,
             contact,
@@ -98,7 +101,7 @@ pub fn encode(
             call_id,
         } => (
             aor,
-            field(contact, instance, reg_id),
+            (instance, reg_id),
             (registered_unix_ms, cseq, expires_unix_ms, b'u'),
             q.unwrap_or(1000),
             contact,
@@ -112,7 +115,7 @@ pub fn encode(
             reg_id,
         } => (
             aor,
-            field(contact, instance, reg_id),
+            (instance, reg_id),
             (
                 now_unix_ms,
                 0,
@@ -132,34 +135,52 @@ pub fn encode(
     {
         return None;
     }
-    // Written in place (no formatted temporaries): this runs once per change written.
-    let mut value =
-        Vec::with_capacity(96 + node.len() + contact.len() + path.len() + call_id.len());
-    push_num(&mut value, ms);
+    let mut p = Pending::new(out, aor);
+    let at = p.begin_part();
+    push_field(p.buf_mut(), contact, instance, reg_id);
+    if !p.end_part(at, false) {
+        return None;
+    }
+    let at = p.begin_part();
+    let value = p.buf_mut();
+    push_num(value, ms);
     value.push(b':');
-    push_num(&mut value, u64::from(cseq));
+    push_num(value, u64::from(cseq));
     value.push(b':');
-    push_num(&mut value, expires);
+    push_num(value, expires);
     value.extend_from_slice(&[b':', kind, b'\n']);
     value.extend_from_slice(node.as_bytes());
     value.push(b'\n');
-    push_addr(&mut value, home);
+    push_addr(value, home);
     value.push(b'\n');
-    push_num(&mut value, u64::from(q));
+    push_num(value, u64::from(q));
     value.push(b'\n');
     value.extend_from_slice(contact);
     value.push(b'\n');
     value.extend_from_slice(path);
     if let Some((source, call_id)) = tail {
         value.push(b'\n');
-        push_addr(&mut value, source);
+        push_addr(value, source);
         value.push(b'\n');
         value.extend_from_slice(call_id);
     }
+    p.end_part(at, true).then_some(p)
+}
+
+/// [`encode_into`], as separate parts.
+#[cfg(test)]
+pub fn encode(
+    change: &BindingChange<'_>,
+    node: &str,
+    home: SocketAddr,
+    now_unix_ms: u64,
+) -> Option<Encoded> {
+    let p = encode_into(change, node, home, now_unix_ms, Vec::new())?;
+    let (field, value) = p.fields().next()?;
     Some(Encoded {
-        aor: aor.into(),
-        field,
-        value,
+        aor: p.aor().into(),
+        field: field.to_vec(),
+        value: value.to_vec(),
     })
 }
 

@@ -6,94 +6,31 @@
 //! successful flush after a failure (Redis may have come back empty), ask every shard for
 //! a resync.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::backlog::{Backlog, Pending};
 use super::pipe::Nodes;
 use super::value::{self, node_key, NODES_KEY};
 use super::{unix_ms, ClusterClient, Settings, Teed};
 
-/// AoRs written per pipeline at most.
-pub const FLUSH_BATCH: usize = 512;
+/// AoRs written per pipeline at most. Redis serves a pipeline a read buffer (16 kB, some
+/// 60 calls) at a time between other clients, so a large one does not hold up lookups;
+/// each pipeline is a round trip the writer waits for (under a CPU quota, often a whole
+/// scheduling period), so a writer that falls behind catches up in large ones.
+pub const FLUSH_BATCH: usize = 2048;
 /// Heartbeat period, and the liveness key's TTL.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const NODE_TTL_MS: u64 = 3_000;
+/// How long the writer lets changes gather after one woke it from idle, and between two
+/// pipelines that are not full: one wake-up and one pipeline per [`LINGER`] under a
+/// steady stream, not one per shard turn (each wake-up a futex call on the shard and a
+/// context switch on a shared core). The write-behind's delay grows by at most this much.
+pub const LINGER: Duration = Duration::from_millis(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-
-/// One AoR's pending fields: (field, value), the latest value per field.
-pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
-/// AoRs with their pending fields.
-pub type Batch = Vec<(Box<[u8]>, Fields)>;
-
-/// The pending changes, one entry per AoR, each field's latest value.
-#[derive(Debug, Default)]
-pub struct Backlog {
-    order: VecDeque<Box<[u8]>>,
-    map: HashMap<Box<[u8]>, Fields>,
-}
-
-impl Backlog {
-    /// AoRs waiting.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Adds a change, replacing an older one for the same field. False (dropped) when it
-    /// is for a new AoR and `max` AoRs already wait.
-    pub fn push(&mut self, e: value::Encoded, max: usize) -> bool {
-        if let Some(fields) = self.map.get_mut(&e.aor) {
-            match fields.iter_mut().find(|(f, _)| *f == e.field) {
-                Some(slot) => slot.1 = e.value,
-                None => fields.push((e.field, e.value)),
-            }
-            return true;
-        }
-        if self.map.len() >= max {
-            return false;
-        }
-        self.order.push_back(e.aor.clone());
-        self.map.insert(e.aor, vec![(e.field, e.value)]);
-        true
-    }
-
-    /// Takes up to `n` AoRs, oldest first.
-    pub fn take(&mut self, n: usize) -> Batch {
-        let mut out = Vec::with_capacity(n.min(self.map.len()));
-        while out.len() < n {
-            let Some(aor) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(fields) = self.map.remove(&aor) {
-                out.push((aor, fields));
-            }
-        }
-        out
-    }
-
-    /// Puts a batch that could not be written back in front (its changes are older than
-    /// anything that arrived since, which the single writer thread could not have taken).
-    pub fn put_back(&mut self, batch: Batch) {
-        for (aor, fields) in batch.into_iter().rev() {
-            match self.map.get_mut(&aor) {
-                Some(newer) => {
-                    for (f, v) in fields {
-                        if !newer.iter().any(|(nf, _)| *nf == f) {
-                            newer.push((f, v));
-                        }
-                    }
-                }
-                None => {
-                    self.order.push_front(aor.clone());
-                    self.map.insert(aor, fields);
-                }
-            }
-        }
-    }
-}
 
 struct Link {
     conn: Option<Nodes>,
@@ -129,13 +66,16 @@ impl Link {
 
 /// The thread's body.
 pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: Arc<AtomicBool>) {
-    let mut backlog = Backlog::default();
+    let mut backlog = Backlog::new();
+    let mut batch: Vec<Pending> = Vec::with_capacity(FLUSH_BATCH);
     let mut link = Link {
         conn: None,
         next_try: Instant::now(),
         backoff: BACKOFF_MIN,
     };
     let mut last_beat: Option<Instant> = None;
+    // When the last pipeline was sent: a partial batch waits until [`LINGER`] after it.
+    let mut last_write = Instant::now();
     // Set by a failed connection or write, cleared by the first flush that succeeds after it
     // (Redis is back), which asks every shard to re-send its bindings: a master or server
     // that restarted without persistence lost what was written before (issue 20 item 5).
@@ -149,6 +89,14 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
         // re-sends every binding paced by the tee queue's room, and a backlog that
         // overflowed under it would ask for another resync, for ever. What waits stays in
         // the tee queue (the shards' pacing). When idle, wait a little, never long.
+        // Keeping up: at most one pipeline per LINGER unless a full batch waits (each
+        // pipeline is a round trip the writer sleeps through: two context switches on the
+        // shard's core, a PUBLISH, syscalls per master).
+        if backlog.len() > 0 && backlog.len() < FLUSH_BATCH && link.conn.is_some() {
+            if let Some(wait) = LINGER.checked_sub(last_write.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         let room = |b: &Backlog| b.len() == 0 || b.len() < s.backlog_max / 2;
         let gather = room(&backlog);
         let mut got = if !gather {
@@ -165,7 +113,14 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
             }
         } else {
             match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(t) => Some(t),
+                Ok(t) => {
+                    if link.conn.is_some() {
+                        // Not parked on the channel while changes gather: the shards'
+                        // sends meanwhile wake nobody.
+                        std::thread::sleep(LINGER);
+                    }
+                    Some(t)
+                }
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -176,7 +131,9 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
             client.inner.teed.fetch_sub(t.count, Ordering::Relaxed);
             for rec in super::records(&t.records) {
                 if let Ok(change) = sipedge_core::decode_change(rec) {
-                    if let Some(e) = value::encode(&change, &s.node, s.address, t.unix_ms) {
+                    let buf = backlog.buffer();
+                    if let Some(e) = value::encode_into(&change, &s.node, s.address, t.unix_ms, buf)
+                    {
                         if !backlog.push(e, s.backlog_max) {
                             stats.dropped.fetch_add(1, Ordering::Relaxed);
                             overflow = true;
@@ -211,7 +168,10 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
         let Some(conn) = link.conn.as_mut() else {
             continue;
         };
-        match flush(conn, &s, &mut backlog, &mut last_beat, &stats) {
+        if backlog.len() > 0 {
+            last_write = Instant::now();
+        }
+        match flush(conn, &s, &mut backlog, &mut batch, &mut last_beat, &stats) {
             Ok(()) if outage => {
                 outage = false;
                 tracing::info!(target: "sip::cluster", "Redis answers again; every shard re-sends its bindings");
@@ -244,6 +204,7 @@ fn flush(
     conn: &mut Nodes,
     s: &Settings,
     backlog: &mut Backlog,
+    batch: &mut Vec<Pending>,
     last_beat: &mut Option<Instant>,
     stats: &super::ClusterStats,
 ) -> Result<(), Option<redis::RedisError>> {
@@ -262,12 +223,15 @@ fn flush(
         *last_beat = Some(Instant::now());
     }
     if backlog.len() > 0 {
-        let batch = backlog.take(FLUSH_BATCH);
-        match conn.write(unix_ms(), &batch) {
+        backlog.take(FLUSH_BATCH, batch);
+        match conn.write(unix_ms(), batch) {
             Ok(()) => {
                 stats
                     .writes
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                for p in batch.drain(..) {
+                    backlog.recycle(p);
+                }
             }
             Err(e) => {
                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -278,51 +242,4 @@ fn flush(
         stats.backlog.store(backlog.len() as u64, Ordering::Relaxed);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn enc(aor: &str, field: &str, v: &str) -> value::Encoded {
-        value::Encoded {
-            aor: aor.as_bytes().into(),
-            field: field.into(),
-            value: v.into(),
-        }
-    }
-
-    #[test]
-    fn backlog_coalesces_per_aor_and_field_and_is_capped() {
-        let mut b = Backlog::default();
-        assert!(b.push(enc("a", "f1", "1"), 2));
-        assert!(b.push(enc("a", "f1", "2"), 2));
-        assert!(b.push(enc("a", "f2", "3"), 2));
-        assert!(b.push(enc("b", "f1", "4"), 2));
-        assert!(!b.push(enc("c", "f1", "5"), 2), "a third AoR is refused");
-        assert!(
-            b.push(enc("b", "f1", "6"), 2),
-            "a known AoR still coalesces"
-        );
-        assert_eq!(b.len(), 2);
-        let batch = b.take(10);
-        assert_eq!(batch.len(), 2);
-        assert_eq!(
-            batch[0].1,
-            vec![
-                (b"f1".to_vec(), b"2".to_vec()),
-                (b"f2".to_vec(), b"3".to_vec())
-            ]
-        );
-        assert_eq!(batch[1].1, vec![(b"f1".to_vec(), b"6".to_vec())]);
-        assert_eq!(b.len(), 0);
-        // A failed batch goes back; a newer change for its field since wins.
-        assert!(b.push(enc("a", "f1", "9"), 2));
-        b.put_back(batch);
-        let again = b.take(10);
-        assert_eq!(again[0].0.as_ref(), b"b");
-        let a = again.iter().find(|(k, _)| k.as_ref() == b"a").expect("a");
-        assert!(a.1.contains(&(b"f1".to_vec(), b"9".to_vec())));
-        assert!(a.1.contains(&(b"f2".to_vec(), b"3".to_vec())));
-    }
 }
