@@ -141,6 +141,23 @@ impl std::fmt::Debug for Nodes {
     }
 }
 
+/// A cluster node's address, reached as the seed was (TLS and its settings, or plain TCP).
+pub(super) fn node_addr(seed: &ConnectionAddr, host: String, port: u16) -> ConnectionAddr {
+    match seed.clone() {
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure,
+            tls_params,
+        },
+        _ => ConnectionAddr::Tcp(host, port),
+    }
+}
+
 fn open(info: redis::ConnectionInfo, timeout: Duration) -> RedisResult<redis::Connection> {
     let c = redis::Client::open(info)?.get_connection_with_timeout(timeout)?;
     c.set_read_timeout(Some(timeout))?;
@@ -264,19 +281,7 @@ impl Nodes {
         };
         let mut conns = Vec::with_capacity(addrs.len());
         for (host, port) in addrs {
-            let addr = match info.addr().clone() {
-                ConnectionAddr::TcpTls {
-                    insecure,
-                    tls_params,
-                    ..
-                } => ConnectionAddr::TcpTls {
-                    host,
-                    port,
-                    insecure,
-                    tls_params,
-                },
-                _ => ConnectionAddr::Tcp(host, port),
-            };
+            let addr = node_addr(info.addr(), host, port);
             conns.push(open(info.clone().set_addr(addr), timeout)?);
         }
         Ok((conns, slot_node))

@@ -27,7 +27,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use redis::{ConnectionAddr, IntoConnectionInfo, Value};
+use redis::{IntoConnectionInfo, Value};
 
 use super::store::Conn;
 use super::value::{self, KEY_PREFIX};
@@ -264,19 +264,7 @@ fn masters(conn: &mut Conn, seeds: &[String]) -> redis::RedisResult<Vec<Conn>> {
     let mut out = Vec::new();
     for (host, port) in addrs {
         let info = seed.as_str().into_connection_info()?;
-        let addr = match info.addr().clone() {
-            ConnectionAddr::TcpTls {
-                insecure,
-                tls_params,
-                ..
-            } => ConnectionAddr::TcpTls {
-                host,
-                port,
-                insecure,
-                tls_params,
-            },
-            _ => ConnectionAddr::Tcp(host, port),
-        };
+        let addr = super::pipe::node_addr(info.addr(), host, port);
         let client = redis::Client::open(info.set_addr(addr))?;
         let c = client.get_connection_with_timeout(std::time::Duration::from_secs(2))?;
         c.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;

@@ -236,17 +236,10 @@ pub(super) fn emit_to_tag_scan(p: &mut Vec<u64>) -> Exits {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BanFilter, SHED_ALL};
+    use super::super::tests::{filter_or_skip, sock};
+    use super::super::SHED_ALL;
     use std::net::UdpSocket;
     use std::os::fd::AsRawFd;
-    use std::time::Duration;
-
-    fn sock(addr: &str) -> UdpSocket {
-        let s = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap_or_else(|e| panic!("{e}"));
-        s
-    }
 
     fn invite(to: &str, before: usize) -> Vec<u8> {
         format!(
@@ -268,14 +261,7 @@ mod tests {
     /// whose To header is not within the window (fail open toward in-dialog).
     #[test]
     fn sheds_new_invites_never_re_invites() {
-        let f = match BanFilter::new(16) {
-            Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                eprintln!("BPF not permitted here ({e}): skipped");
-                return;
-            }
-            Err(e) => panic!("{e}"),
-        };
+        let Some(f) = filter_or_skip() else { return };
         let rx = sock("127.0.44.240:0");
         f.attach(&rx, false).unwrap_or_else(|e| panic!("{e}"));
         let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));

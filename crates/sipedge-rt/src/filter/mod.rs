@@ -489,25 +489,31 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::time::Duration;
 
-    fn sock(addr: &str) -> UdpSocket {
+    /// A UDP socket on `addr` whose reads give up after 200 ms.
+    pub(super) fn sock(addr: &str) -> UdpSocket {
         let s = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
         s.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap_or_else(|e| panic!("{e}"));
         s
     }
 
+    /// A filter, or `None` (said on stderr) where BPF is not permitted: the test skips.
+    pub(super) fn filter_or_skip() -> Option<BanFilter> {
+        match BanFilter::new(16) {
+            Ok(f) => Some(f),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                eprintln!("BPF not permitted here ({e}): skipped");
+                None
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// A banned source's datagrams never reach the socket, another's do; an unban lets it
     /// through again. Skipped where BPF is not permitted.
     #[test]
     fn banned_sources_are_dropped_in_the_kernel() {
-        let f = match BanFilter::new(16) {
-            Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                eprintln!("BPF not permitted here ({e}): skipped");
-                return;
-            }
-            Err(e) => panic!("{e}"),
-        };
+        let Some(f) = filter_or_skip() else { return };
         for (rx, bad, good, v6) in [
             (
                 "127.0.117.200:0",
@@ -563,14 +569,7 @@ mod tests {
     /// share 0 everything passes; at one half about half the OPTIONS go.
     #[test]
     fn sheds_options_and_register_by_share() {
-        let f = match BanFilter::new(16) {
-            Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                eprintln!("BPF not permitted here ({e}): skipped");
-                return;
-            }
-            Err(e) => panic!("{e}"),
-        };
+        let Some(f) = filter_or_skip() else { return };
         let rx = sock("127.0.117.230:0");
         f.attach(&rx, false).unwrap_or_else(|e| panic!("{e}"));
         let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
