@@ -200,8 +200,13 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
     // Before the engine exists (its io_uring workers share their creator's table): the
     // shard's connections live in its own descriptor table, and RLIMIT_NOFILE counts per
     // shard (sipedge_rt::own_fd_table). Descriptors handed in (sockets, wakers) stay valid.
-    if let Err(e) = sipedge_rt::own_fd_table() {
-        tracing::warn!(error = %e, "shard shares the process's descriptor table");
+    // Not with io = "xdp": the first shard creates the XDP program and its XSKMAP, and every
+    // shard writes its socket into that map by descriptor (`xdp/prog.rs`), so the shards
+    // must share one table.
+    if io != IoMode::Xdp {
+        if let Err(e) = sipedge_rt::own_fd_table() {
+            tracing::warn!(error = %e, "shard shares the process's descriptor table");
+        }
     }
     if let Some(cpu) = pin {
         if !sipedge_rt::pin_current_thread(cpu) {
