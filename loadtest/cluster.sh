@@ -148,38 +148,15 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 result() { echo "$1=$2" >>"$OUT/results.txt"; } # key=value for the final table
 
 # ---------------------------------------------------------------- the edge's CPU quota
-# cgroup v2 (cpu.max) where the cpu controller is there, else v1 (as loadtest/overload.sh).
+# (loadtest/cgroup.sh: cg_quota, cg_throttled, cg_remove)
+source "$ROOT/loadtest/cgroup.sh"
 cg_create() { # $1 = name; sets CG (empty: no quota)
     CG=""
     [[ $EDGE_QUOTA == 0 ]] && return 0
     local q
     q=$(echo "$EDGE_QUOTA * $QUOTA_PERIOD_US / 1" | bc)
     (( q >= 1000 )) || { echo "EDGE_QUOTA=$EDGE_QUOTA is below 1 ms per 10 ms period" >&2; exit 1; }
-    if [[ -r /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
-        grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu >/sys/fs/cgroup/cgroup.subtree_control
-        CG=/sys/fs/cgroup/$1
-        mkdir -p "$CG"
-        echo "$q $QUOTA_PERIOD_US" >"$CG/cpu.max"
-    elif [[ -w /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
-        CG=/sys/fs/cgroup/cpu/$1
-        mkdir -p "$CG"
-        echo "$QUOTA_PERIOD_US" >"$CG/cpu.cfs_period_us"
-        echo "$q" >"$CG/cpu.cfs_quota_us"
-    else
-        echo "no cgroup cpu controller (v2 cpu.max or v1 cpu.cfs_quota_us): EDGE_QUOTA=0 runs without one" >&2; exit 1
-    fi
-}
-cg_throttled() { # "periods throttled_seconds" so far (v2 throttled_usec, v1 throttled_time ns)
-    [[ -n "$CG" ]] || { echo "0 0"; return 0; }
-    awk '/^nr_throttled/ {n = $2} /^throttled_usec/ {t = $2 / 1e6} /^throttled_time/ {t = $2 / 1e9}
-         END {printf "%d %.2f\n", n, t}' "$CG/cpu.stat" 2>/dev/null || echo "0 0"
-}
-cg_remove() {
-    if [[ -n "$CG" && -d "$CG" ]]; then
-        for _ in $(seq 50); do [[ -s "$CG/cgroup.procs" ]] || break; sleep 0.1; done
-        rmdir "$CG" 2>/dev/null || echo "warning: $CG not removed (processes left?)" >&2
-    fi
-    CG=""
+    cg_quota "$1" "$q" "$QUOTA_PERIOD_US"
 }
 cpu_of() { # pids...: CPU seconds (utime + stime, all threads) summed
     local p sum=0 tck

@@ -77,33 +77,12 @@ TMP=$(mktemp -d)
 SERVER_PID=""
 CG=""
 
-# The CPU quota: cgroup v2 (cpu.max) where the cpu controller is there, else v1.
+# The CPU quota (loadtest/cgroup.sh: cg_quota, cg_throttled, cg_remove).
+source "$ROOT/loadtest/cgroup.sh"
 cg_create() { # $1 = name; sets CG
     local q p
     read -r q p <<<"$QUOTA"
-    if [[ -r /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
-        grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu >/sys/fs/cgroup/cgroup.subtree_control
-        CG=/sys/fs/cgroup/$1
-        mkdir -p "$CG"
-        echo "$q $p" >"$CG/cpu.max"
-    elif [[ -w /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
-        CG=/sys/fs/cgroup/cpu/$1
-        mkdir -p "$CG"
-        echo "$p" >"$CG/cpu.cfs_period_us"
-        echo "$q" >"$CG/cpu.cfs_quota_us"
-    else
-        echo "no cgroup cpu controller (v2 cpu.max or v1 cpu.cfs_quota_us): cannot set the quota"; exit 1
-    fi
-}
-cg_throttled() { # throttled periods so far
-    awk '/^nr_throttled/{print $2}' "$CG/cpu.stat" 2>/dev/null || echo 0
-}
-cg_remove() {
-    if [[ -n "$CG" && -d "$CG" ]]; then
-        for _ in $(seq 50); do [[ -s "$CG/cgroup.procs" ]] || break; sleep 0.1; done
-        rmdir "$CG" 2>/dev/null || echo "warning: $CG not removed (processes left?)"
-        CG=""
-    fi
+    cg_quota "$1" "$q" "$p"
 }
 
 stop_server() {
@@ -220,7 +199,7 @@ for server in $SERVERS; do
     echo "RATE $rate/s under the quota; flood $flood_rate/s + measured $MEASURED_RATE/s"
     sleep 2 # a just-started server under the quota still takes turns of ~60 ms (seen)
     mem0=$(server_pss_kb)
-    thr0=$(cg_throttled)
+    thr0=$(cg_throttled | cut -d" " -f1)
     if [[ $server == sipedge ]]; then
         # The controller's trace from the calls' setup on: queue bytes, kernel shed per mille,
         # level, stale drops, queue wait, longest turn, every TRACE_EVERY s (0.2).
@@ -255,7 +234,7 @@ for server in $SERVERS; do
         --server-pid "$PIDS" --json >"$OUT/$server.flood.json" 2>"$OUT/$server.flood.log" || true
     wait "$CALLS_PID" || true
     wait "$MEASURED" || true
-    echo $(( $(cg_throttled) - thr0 )) >"$OUT/$server.throttled"
+    echo $(( $(cg_throttled | cut -d" " -f1) - thr0 )) >"$OUT/$server.throttled"
     mem1=$(server_pss_kb)
     echo "$mem0 $mem1" >"$OUT/$server.mem"
     if [[ $server == sipedge ]]; then
