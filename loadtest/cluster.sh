@@ -41,7 +41,8 @@
 #   EDGE_QUOTA [0.3] (CPUs the edge process may use in phase 1, cgroup cpu.max /
 #   cfs_quota_us over a 10 ms period; 0 = no quota) REDIS_CPUS [$EDGE_CORE,$GEN_CORE with a
 #   quota, else $GEN_CORE] (where the Redis masters run)
-#   BIN [target/release]
+#   BIN [target/release]  PERF [unset] (set: `perf record -g` of the edge during each phase-1
+#   run, into $OUT/perf-MODE-KIND.data)
 #   OUT [target/cluster]  SYNC [batch] (journal sync)  DRAIN_SECS [300] (longest wait for a
 #   write-behind backlog to drain)
 #   phase 1: DURATION [10] OUTSTANDING [1024] UAS [1000] SOURCES [10] AORS [100000] (refresh
@@ -335,7 +336,13 @@ if [[ " $PHASES " == *" 1 "* ]]; then
         local mode=$1 kind=$2 e0 r0 t0 d=0
         shift 2
         e0=$(cpu_of "$pid"); r0=$(cpu_of "${REDIS_PIDS[@]}"); t0=$(cg_throttled)
+        local perf_pid=""
+        if [[ -n "${PERF:-}" ]]; then # the edge's profile during this run (cpu-clock, call graphs)
+            perf record -q -e cpu-clock -g -p "$pid" -o "$OUT/perf-$mode-$kind.data" >/dev/null 2>&1 &
+            perf_pid=$!
+        fi
         GEN_TIME=$TMP/gen-time sl "$@" --server-pid "$pid" --json >"$OUT/p1-$mode-$kind.json"
+        if [[ -n "$perf_pid" ]]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; fi
         result "p1_${mode}_${kind}_gen_cpu" "$(awk '{print $1 + $2}' "$TMP/gen-time")"
         result "p1_${mode}_${kind}_redis_cpu" "$(echo "$(cpu_of "${REDIS_PIDS[@]}") - $r0" | bc)"
         echo "$kind: $(summary "$OUT/p1-$mode-$kind.json")"

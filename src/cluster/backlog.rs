@@ -45,6 +45,42 @@ impl Pending {
         }
     }
 
+    #[cfg(test)]
+    /// An entry encoded by `value::encode_into` in `buf`: the AoR (`aor_len` bytes), then
+    /// one field and its value.
+    pub fn encoded(buf: Vec<u8>, aor_len: usize) -> Self {
+        Self {
+            buf,
+            aor_len,
+            fields: 1,
+            hash: 0,
+        }
+    }
+
+    /// An entry from a teed record (`super::encode_teed`: the AoR's length, `u32`
+    /// little-endian, then an entry's bytes), copied into `buf`. `None` for bytes that are
+    /// not such a record.
+    pub fn from_teed(mut buf: Vec<u8>, rec: &[u8]) -> Option<Self> {
+        let (len, bytes) = rec.split_first_chunk::<4>()?;
+        let aor_len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+        let mut rest = bytes.get(aor_len..)?;
+        let mut fields = 0;
+        while !rest.is_empty() {
+            let (_, r) = take_part(rest)?;
+            let (_, r) = take_part(r)?;
+            rest = r;
+            fields += 1;
+        }
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        Some(Self {
+            buf,
+            aor_len,
+            fields,
+            hash: 0,
+        })
+    }
+
     /// The AoR.
     pub fn aor(&self) -> &[u8] {
         &self.buf[..self.aor_len]
@@ -91,6 +127,7 @@ impl Pending {
     }
 
     /// The buffer, to append a part's bytes to.
+    #[cfg(test)]
     pub fn buf_mut(&mut self) -> &mut Vec<u8> {
         &mut self.buf
     }

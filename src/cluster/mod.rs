@@ -59,6 +59,9 @@ use crate::config_cluster::ClusterConfig;
 
 /// Records the tee queue holds at most (all shards together).
 pub const TEE_QUEUE: usize = 65_536;
+/// [`Teed`] buffers kept for reuse at most, and the largest kept.
+const SPARE_BATCHES: usize = 16;
+const SPARE_BATCH_BYTES: usize = 1 << 20;
 /// Lookups the lookup queue holds at most.
 pub const LOOKUP_QUEUE: usize = 16_384;
 /// Answers a shard's inbox holds at most (beyond: dropped, counted; the transaction's own
@@ -208,18 +211,21 @@ impl ClusterStats {
     }
 }
 
-/// The changes teed by a shard in one turn: `count` journal records, each a little-endian
-/// `u32` length and its bytes ([`push_record`], [`records`]), and the wall time of the
-/// turn. One allocation and one channel send per turn, not per change.
+/// The changes teed by a shard in one turn: `count` changes, each a little-endian `u32`
+/// length and its bytes ([`push_record`], [`records`]), and the wall time of the turn.
+/// One allocation and one channel send per turn, not per change. A change is teed encoded
+/// for Redis ([`encode_teed`]: the shard decoded the journal record to thin it, so the
+/// writer does not decode it again), and the writer copies it into its backlog as it is
+/// ([`backlog::Pending::from_teed`]).
 #[derive(Debug)]
 pub struct Teed {
     pub records: Vec<u8>,
     pub count: usize,
-    pub unix_ms: u64,
 }
 
 /// Appends one record to a [`Teed`] batch (a record over 4 GiB, which the core never
 /// writes, is skipped): true when appended.
+#[cfg(test)]
 pub fn push_record(buf: &mut Vec<u8>, rec: &[u8]) -> bool {
     let Ok(len) = u32::try_from(rec.len()) else {
         return false;
@@ -227,6 +233,34 @@ pub fn push_record(buf: &mut Vec<u8>, rec: &[u8]) -> bool {
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(rec);
     true
+}
+
+/// Appends `change`, encoded for Redis ([`value::encode_into`]: this node's field and
+/// value, `unix_ms` the version of a removal), to a [`Teed`] batch as one record: the AoR's
+/// length (`u32` little-endian), then the [`backlog::Pending`] bytes. False (nothing
+/// appended) for a change that cannot be encoded.
+pub fn encode_teed(
+    client: &ClusterClient,
+    batch: &mut Vec<u8>,
+    change: &sipedge_core::BindingChange<'_>,
+    unix_ms: u64,
+) -> bool {
+    // Encoded in place: the record's length and the AoR's, then the entry's bytes.
+    let start = batch.len();
+    batch.extend_from_slice(&[0; 8]);
+    let aor_len = value::encode_append(change, &client.inner.node_home, unix_ms, batch);
+    let len = u32::try_from(batch.len() - start - 4);
+    match (aor_len.and_then(|a| u32::try_from(a).ok()), len) {
+        (Some(aor_len), Ok(len)) => {
+            batch[start..start + 4].copy_from_slice(&len.to_le_bytes());
+            batch[start + 4..start + 8].copy_from_slice(&aor_len.to_le_bytes());
+            true
+        }
+        _ => {
+            batch.truncate(start);
+            false
+        }
+    }
 }
 
 /// The records of a [`Teed`] batch.
@@ -266,6 +300,12 @@ struct Inner {
     /// Set when a teed change was dropped: the writer asks for a resync.
     overflowed: AtomicBool,
     stats: Arc<ClusterStats>,
+    /// This node's name and SIP address ([`value::node_home`]), which every teed change is
+    /// encoded with.
+    node_home: Vec<u8>,
+    /// [`Teed`] buffers the writer is done with, for the shards' next turns
+    /// ([`SPARE_BATCHES`] at most).
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 /// The shards' handle on the cluster thread. `Clone + Send + Sync`.
@@ -366,15 +406,18 @@ impl ClusterClient {
     #[cfg(test)]
     pub fn tee(&self, record: &[u8], unix_ms: u64) {
         let mut records = Vec::with_capacity(4 + record.len());
-        if push_record(&mut records, record) {
-            self.tee_batch(records, 1, unix_ms);
+        let Ok(change) = sipedge_core::decode_change(record) else {
+            return;
+        };
+        if encode_teed(self, &mut records, &change, unix_ms) {
+            self.tee_batch(records, 1);
         }
     }
 
     /// Tees a turn's `count` records (see [`Teed`]). Never blocks: when the queue cannot
     /// take them all ([`TEE_QUEUE`] records at most wait), they are dropped, counted, and a
     /// resync follows.
-    pub fn tee_batch(&self, records: Vec<u8>, count: usize, unix_ms: u64) {
+    pub fn tee_batch(&self, records: Vec<u8>, count: usize) {
         let Some(tx) = &self.inner.tee else {
             return;
         };
@@ -383,21 +426,27 @@ impl ClusterClient {
         }
         let before = self.inner.teed.fetch_add(count, Ordering::Relaxed);
         let fits = before.saturating_add(count) <= TEE_QUEUE;
-        if !fits
-            || tx
-                .try_send(Teed {
-                    records,
-                    count,
-                    unix_ms,
-                })
-                .is_err()
-        {
+        if !fits || tx.try_send(Teed { records, count }).is_err() {
             self.inner.teed.fetch_sub(count, Ordering::Relaxed);
             self.inner
                 .stats
                 .dropped
                 .fetch_add(count as u64, Ordering::Relaxed);
             self.inner.overflowed.store(true, Ordering::Release);
+        }
+    }
+
+    /// Keeps a [`Teed`] buffer the writer is done with for a shard's next turn (never
+    /// waits for the lock: a buffer that finds it taken is freed).
+    pub(crate) fn recycle_batch(&self, mut records: Vec<u8>) {
+        if records.capacity() > SPARE_BATCH_BYTES {
+            return;
+        }
+        if let Ok(mut spare) = self.inner.spare.try_lock() {
+            if spare.len() < SPARE_BATCHES {
+                records.clear();
+                spare.push(records);
+            }
         }
     }
 
@@ -464,7 +513,6 @@ pub struct ShardTee {
     /// This turn's records, sent as one [`Teed`] by [`ShardTee::resync_step`].
     batch: Vec<u8>,
     count: usize,
-    batch_ms: u64,
 }
 
 impl ShardTee {
@@ -477,37 +525,47 @@ impl ShardTee {
             thin: thin::Thinner::default(),
             batch: Vec::new(),
             count: 0,
-            batch_ms: 0,
         }
     }
 
-    fn push(&mut self, rec: &[u8], unix_ms: u64) {
-        if push_record(&mut self.batch, rec) {
+    /// Encodes `change` into the turn's batch.
+    fn push(&mut self, change: &sipedge_core::BindingChange<'_>, unix_ms: u64) {
+        if encode_teed(&self.client, &mut self.batch, change, unix_ms) {
             self.count += 1;
-            self.batch_ms = unix_ms;
         }
     }
 
     /// Sends the turn's records (one channel message).
     fn flush(&mut self) {
         if self.count > 0 {
-            let next = Vec::with_capacity(self.batch.len());
+            // A buffer the writer is done with, when there is one (a fresh one each turn
+            // cost the allocator's page faults: tens of kB, freed on another thread).
+            let next = self
+                .client
+                .inner
+                .spare
+                .try_lock()
+                .ok()
+                .and_then(|mut s| s.pop())
+                .unwrap_or_else(|| Vec::with_capacity(self.batch.len()));
             let records = std::mem::replace(&mut self.batch, next);
             self.client
-                .tee_batch(records, std::mem::take(&mut self.count), self.batch_ms);
+                .tee_batch(records, std::mem::take(&mut self.count));
         }
     }
 
     /// Tees one record (see [`ClusterClient::tee`]) unless it is a refresh Redis need not
     /// see yet (`thin`).
     pub fn record(&mut self, rec: &[u8], unix_ms: u64) {
+        // A record that does not decode could not be written either (the core never
+        // journals one).
         if let Ok(change) = sipedge_core::decode_change(rec) {
             if !self.thin.must_write(&change, unix_ms) {
                 self.client.stats().thinned.fetch_add(1, Ordering::Relaxed);
                 return;
             }
+            self.push(&change, unix_ms);
         }
-        self.push(rec, unix_ms);
     }
 
     /// Without a journal: tees every record the core has queued this turn.
@@ -518,10 +576,9 @@ impl ShardTee {
                     self.client.stats().thinned.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-            }
-            if push_record(&mut self.batch, rec) {
-                self.count += 1;
-                self.batch_ms = unix_ms;
+                if encode_teed(&self.client, &mut self.batch, &change, unix_ms) {
+                    self.count += 1;
+                }
             }
         }
     }
@@ -571,13 +628,15 @@ impl ShardTee {
             return false;
         };
         let (batch, count) = (&mut self.batch, &mut self.count);
+        let client = &self.client;
         let done = core.binding_records_step(cursor, slots, |r| {
-            if push_record(batch, r) {
-                *count += 1;
+            if let Ok(change) = sipedge_core::decode_change(r) {
+                if encode_teed(client, batch, &change, unix_ms) {
+                    *count += 1;
+                }
             }
         });
         let visited = cursor.slots_visited();
-        self.batch_ms = unix_ms;
         self.flush();
         if done {
             tracing::info!(target: "sip::cluster", shard = self.shard, slots = visited, "cluster resync: every binding re-sent");
@@ -649,6 +708,8 @@ pub fn start(
             resync: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             overflowed: AtomicBool::new(false),
             stats: Arc::default(),
+            node_home: value::node_home(&cfg.node, cfg.address),
+            spare: Mutex::new(Vec::new()),
         }),
     };
     let settings = Settings {

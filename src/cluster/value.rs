@@ -64,7 +64,8 @@ pub struct Encoded {
     pub value: Vec<u8>,
 }
 
-/// Encodes a journal change as written by `node` (reached at `home`) into `out` (a backlog
+/// Encodes a journal change as written by `node` (reached at `home`; `node_home` is
+/// [`node_home`]'s) into `out` (a backlog
 /// entry for its AoR, with the field and the value); `now_unix_ms` is
 /// when the change happened (a removal's version). `None` for a record with a newline in
 /// a field (it cannot be encoded safely; the core never stores one). Written in place, no
@@ -77,13 +78,28 @@ pub struct Encoded {
 /// The version orders writes (RFC 3261 §10.3 step 7): an upsert's is its registration
 /// (last refresh) time and CSeq; a removal's (`t`, a tombstone) is the time it happened
 /// with CSeq 0.
+#[cfg(test)]
 pub fn encode_into(
     change: &BindingChange<'_>,
-    node: &str,
-    home: SocketAddr,
+    node_home: &[u8],
     now_unix_ms: u64,
-    out: Vec<u8>,
+    mut out: Vec<u8>,
 ) -> Option<Pending> {
+    out.clear();
+    let aor_len = encode_append(change, node_home, now_unix_ms, &mut out)?;
+    Some(Pending::encoded(out, aor_len))
+}
+
+/// [`encode_into`]'s bytes (a [`Pending`]'s: the AoR, then the field and the value, each
+/// a `u32` little-endian length and its bytes) appended to `out`, which the shard's tee
+/// sends as they are (`super::encode_teed`); the AoR's length. `None`: see
+/// [`encode_into`] (`out` then holds part of it: the caller truncates).
+pub fn encode_append(
+    change: &BindingChange<'_>,
+    node_home: &[u8],
+    now_unix_ms: u64,
+    out: &mut Vec<u8>,
+) -> Option<usize> {
     // Version, CSeq and expiry of the head line.
     let (aor, (instance, reg_id), (ms, cseq, expires, kind), q, contact, path, tail) = match *change
     {
@@ -135,23 +151,19 @@ pub fn encode_into(
     {
         return None;
     }
-    let mut p = Pending::new(out, aor);
-    let at = p.begin_part();
-    push_field(p.buf_mut(), contact, instance, reg_id);
-    if !p.end_part(at, false) {
-        return None;
-    }
-    let at = p.begin_part();
-    let value = p.buf_mut();
+    out.extend_from_slice(aor);
+    let at = begin_part(out);
+    push_field(out, contact, instance, reg_id);
+    end_part(out, at)?;
+    let at = begin_part(out);
+    let value = &mut *out;
     push_num(value, ms);
     value.push(b':');
     push_num(value, u64::from(cseq));
     value.push(b':');
     push_num(value, expires);
     value.extend_from_slice(&[b':', kind, b'\n']);
-    value.extend_from_slice(node.as_bytes());
-    value.push(b'\n');
-    push_addr(value, home);
+    value.extend_from_slice(node_home);
     value.push(b'\n');
     push_num(value, u64::from(q));
     value.push(b'\n');
@@ -164,7 +176,22 @@ pub fn encode_into(
         value.push(b'\n');
         value.extend_from_slice(call_id);
     }
-    p.end_part(at, true).then_some(p)
+    end_part(out, at)?;
+    Some(aor.len())
+}
+
+/// Starts a part: its length (written by [`end_part`]) comes first.
+fn begin_part(out: &mut Vec<u8>) -> usize {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    at
+}
+
+/// Ends the part begun at `at`; `None` for a part over 4 GiB.
+fn end_part(out: &mut [u8], at: usize) -> Option<()> {
+    let len = u32::try_from(out.len().checked_sub(at + 4)?).ok()?;
+    out.get_mut(at..at + 4)?.copy_from_slice(&len.to_le_bytes());
+    Some(())
 }
 
 /// [`encode_into`], as separate parts.
@@ -175,13 +202,22 @@ pub fn encode(
     home: SocketAddr,
     now_unix_ms: u64,
 ) -> Option<Encoded> {
-    let p = encode_into(change, node, home, now_unix_ms, Vec::new())?;
+    let p = encode_into(change, &node_home(node, home), now_unix_ms, Vec::new())?;
     let (field, value) = p.fields().next()?;
     Some(Encoded {
         aor: p.aor().into(),
         field: field.to_vec(),
         value: value.to_vec(),
     })
+}
+
+/// `<node>\n<home>`: the lines of every value this node writes that name it (computed
+/// once, not per change), for [`encode_into`].
+pub fn node_home(node: &str, home: SocketAddr) -> Vec<u8> {
+    let mut out = node.as_bytes().to_vec();
+    out.push(b'\n');
+    push_addr(&mut out, home);
+    out
 }
 
 /// An address as `Display` writes it (`1.2.3.4:5`, `[::1]:5`), appended.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::backlog::{Backlog, Pending};
 use super::pipe::Nodes;
-use super::value::{self, node_key, NODES_KEY};
+use super::value::{node_key, NODES_KEY};
 use super::{unix_ms, ClusterClient, Settings, Teed};
 
 /// AoRs written per pipeline at most. Redis serves a pipeline a read buffer (16 kB, some
@@ -28,7 +28,12 @@ pub const NODE_TTL_MS: u64 = 3_000;
 /// pipelines that are not full: one wake-up and one pipeline per [`LINGER`] under a
 /// steady stream, not one per shard turn (each wake-up a futex call on the shard and a
 /// context switch on a shared core). The write-behind's delay grows by at most this much.
-pub const LINGER: Duration = Duration::from_millis(2);
+/// 10 ms, not 2: each pipeline costs the edge fixed work (a wake-up, a send and a receive
+/// per master — on loopback Redis's TCP receive runs in the sender's context —, the
+/// `PUBLISH`, and the subscriber's wake-up for it); at 2 ms a storm of new bindings went
+/// out ~70 AoRs per pipeline, and those fixed costs were a third of the writer's CPU
+/// (issue 20). A registration reaches the other edges ≤ 10 ms later.
+pub const LINGER: Duration = Duration::from_millis(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -130,17 +135,16 @@ pub(crate) fn run(client: ClusterClient, s: Settings, rx: Receiver<Teed>, stop: 
         while let Some(t) = got.take() {
             client.inner.teed.fetch_sub(t.count, Ordering::Relaxed);
             for rec in super::records(&t.records) {
-                if let Ok(change) = sipedge_core::decode_change(rec) {
-                    let buf = backlog.buffer();
-                    if let Some(e) = value::encode_into(&change, &s.node, s.address, t.unix_ms, buf)
-                    {
-                        if !backlog.push(e, s.backlog_max) {
-                            stats.dropped.fetch_add(1, Ordering::Relaxed);
-                            overflow = true;
-                        }
+                // Encoded by the shard (`super::encode_teed`): copied as it is.
+                let buf = backlog.buffer();
+                if let Some(e) = Pending::from_teed(buf, rec) {
+                    if !backlog.push(e, s.backlog_max) {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        overflow = true;
                     }
                 }
             }
+            client.recycle_batch(t.records);
             n += t.count;
             if n < 65_536 && room(&backlog) {
                 got = rx.try_recv().ok();
