@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use sipedge_core::cluster::RemoteBinding;
 
+#[cfg(test)]
 use super::backlog::Pending;
 use super::pipe::push_num;
 use sipedge_core::BindingChange;
