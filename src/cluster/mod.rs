@@ -61,7 +61,7 @@ use crate::config_cluster::ClusterConfig;
 pub const TEE_QUEUE: usize = 65_536;
 /// [`Teed`] buffers kept for reuse at most, and the largest kept.
 const SPARE_BATCHES: usize = 16;
-const SPARE_BATCH_BYTES: usize = 1 << 20;
+const SPARE_BATCH_BYTES: usize = 256 << 10;
 /// Lookups the lookup queue holds at most.
 pub const LOOKUP_QUEUE: usize = 16_384;
 /// Answers a shard's inbox holds at most (beyond: dropped, counted; the transaction's own
