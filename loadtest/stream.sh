@@ -16,7 +16,8 @@
 # `floor` (a SERVERS entry) is the zero-work server of each transport, driven by the same
 # generator, pinned the same, one process per case: udp = `udp-echo --engine uring --sip-ok`
 # (sipedge's io_uring engine), tcp/tls = `stream-echo` (epoll + read, answers as io_uring sends
-# on sipedge-rt's engine, FLOOR_SEND=write for one `write` each; TLS: rustls, sipedge's
+# on sipedge-rt's engine, sipedge's mechanism; FLOOR_MECH=write: one `write` each, =uring: reads on
+# io_uring too; TLS: rustls, sipedge's
 # provider). Each answers a REGISTER with a same-size `SIP/2.0 200 OK` carrying its headers.
 # With sipedge and floor in one run, a second table gives sipedge's own work per refresh
 # (sipedge µs − floor µs) per transport and the best TCP/UDP and TLS/UDP rate ratio this
@@ -27,7 +28,7 @@
 # 127.0.45.100–.131 (UDP: .140–.155); NET picks another /24 (NET=127.0.48 → 127.0.48.1, …).
 # Everything started is stopped on exit.
 #
-# Knobs: SERVERS ["sipedge floor kamailio"] FLOOR_SEND [uring] CONNS [1000] SECS [10] IDLE_CONNS [18000] HS_PARALLEL [64]
+# Knobs: SERVERS ["sipedge floor kamailio"] FLOOR_MECH [uring-send] CONNS [1000] SECS [10] IDLE_CONNS [18000] HS_PARALLEL [64]
 #   OPEN_RATE [1000] NET [127.0.45]
 #   SERVER_CORE [0] GEN_CORE [1] CASES ["udp tcp tls idle handshake"] NO_BUILD [unset]
 #   BIN [target/release] OUT [target/stream]
@@ -36,7 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SERVERS=${SERVERS:-sipedge floor kamailio}
-FLOOR_SEND=${FLOOR_SEND:-uring}
+FLOOR_MECH=${FLOOR_MECH:-uring-send}
 CONNS=${CONNS:-1000}
 SECS=${SECS:-10}
 IDLE_CONNS=${IDLE_CONNS:-18000}
@@ -114,7 +115,7 @@ start_server() { # $1 = sipedge | kamailio | floor, $2 = the case (floor); sets 
                     [[ $2 == tls ]] && check_port=5071
                     taskset -c "$SERVER_CORE" "$BIN/stream-echo" --addr "$IP:$check_port" \
                         --transport "$2" --cert "$TMP/cert.pem" --key "$TMP/key.pem" \
-                        --send "$FLOOR_SEND" 2>"$OUT/floor.server.log" &
+                        --mech "$FLOOR_MECH" 2>"$OUT/floor.server.log" &
                     SERVER_PID=$!
                     ;;
                 *) return 1 ;;

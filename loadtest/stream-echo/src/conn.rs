@@ -13,35 +13,35 @@ use sipedge_rt::{Engine, StreamSendDone};
 
 /// Bytes per `read` (sipedge's `Streams` reads 16 KiB at a time too).
 const READ_CHUNK: usize = 16 * 1024;
-const LISTENER: Token = Token(usize::MAX);
+pub(crate) const LISTENER: Token = Token(usize::MAX);
 
-struct Conn {
-    sock: TcpStream,
+pub(crate) struct Conn {
+    pub(crate) sock: TcpStream,
     tls: Option<ServerConnection>,
     /// Plaintext received and not yet answered (a partial message).
     held: Vec<u8>,
     /// Wire bytes to send.
-    out: Vec<u8>,
+    pub(crate) out: Vec<u8>,
     /// A finished send buffer, the next `out` (no allocation per message).
-    spare: Vec<u8>,
+    pub(crate) spare: Vec<u8>,
     /// A ring send is in flight (its buffer is the engine's).
-    sending: bool,
-    dirty: bool,
+    pub(crate) sending: bool,
+    pub(crate) dirty: bool,
     /// Closed while its send was in flight: dropped at the completion.
-    dead: bool,
+    pub(crate) dead: bool,
 }
 
 /// The listener, the connections and the counters.
 pub(crate) struct Server {
-    poll: Poll,
-    events: Events,
+    pub(crate) poll: Poll,
+    pub(crate) events: Events,
     listener: TcpListener,
-    conns: Vec<Option<Conn>>,
-    free: Vec<usize>,
-    dirty: Vec<usize>,
+    pub(crate) conns: Vec<Option<Conn>>,
+    pub(crate) free: Vec<usize>,
+    pub(crate) dirty: Vec<usize>,
     rbuf: Box<[u8]>,
     /// Answers in plaintext, before TLS encrypts them.
-    scratch: Vec<u8>,
+    pub(crate) scratch: Vec<u8>,
     done: Vec<StreamSendDone>,
     tls: Option<Arc<ServerConfig>>,
     pub(crate) answered: u64,
@@ -93,6 +93,47 @@ fn take_plain(held: &mut Vec<u8>, plain: &[u8], out: &mut Vec<u8>) -> u64 {
         held.drain(..used);
         n
     }
+}
+
+/// Answers what `input` (bytes off the socket) completes into `c.out`; false: a TLS error
+/// (the connection closes).
+pub(crate) fn ingest(
+    c: &mut Conn,
+    input: &[u8],
+    scratch: &mut Vec<u8>,
+    answered: &mut u64,
+) -> bool {
+    let Some(t) = &mut c.tls else {
+        *answered += take_plain(&mut c.held, input, &mut c.out);
+        return true;
+    };
+    let mut rest = input;
+    let mut ok = true;
+    while !rest.is_empty() {
+        ok = matches!(t.read_tls(&mut rest), Ok(n) if n > 0) && t.process_new_packets().is_ok();
+        if !ok {
+            break;
+        }
+        scratch.clear();
+        let mut reader = t.reader();
+        while let Ok(chunk) = reader.fill_buf() {
+            if chunk.is_empty() {
+                break;
+            }
+            let n = chunk.len();
+            *answered += take_plain(&mut c.held, chunk, scratch);
+            reader.consume(n);
+        }
+        if !scratch.is_empty() {
+            let _ = t.writer().write_all(scratch);
+        }
+    }
+    while t.wants_write() {
+        if !matches!(t.write_tls(&mut c.out), Ok(n) if n > 0) {
+            break;
+        }
+    }
+    ok
 }
 
 impl Server {
@@ -149,7 +190,7 @@ impl Server {
         Ok(())
     }
 
-    fn accept(&mut self) {
+    pub(crate) fn accept(&mut self) {
         loop {
             match self.listener.accept() {
                 Ok((mut sock, _)) => {
@@ -163,7 +204,12 @@ impl Server {
                     };
                     let k = self.free.pop().unwrap_or(self.conns.len());
                     let interest = Interest::READABLE | Interest::WRITABLE;
-                    if self.poll.registry().register(&mut sock, Token(k), interest).is_err() {
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut sock, Token(k), interest)
+                        .is_err()
+                    {
                         continue;
                     }
                     let c = Conn {
@@ -214,38 +260,8 @@ impl Server {
                 }
             };
             self.reads += 1;
-            let input = &self.rbuf[..got];
-            match &mut c.tls {
-                None => self.answered += take_plain(&mut c.held, input, &mut c.out),
-                Some(t) => {
-                    let mut rest = input;
-                    while !rest.is_empty() {
-                        let ok = matches!(t.read_tls(&mut rest), Ok(n) if n > 0)
-                            && t.process_new_packets().is_ok();
-                        if !ok {
-                            close = true;
-                            break;
-                        }
-                        self.scratch.clear();
-                        let mut reader = t.reader();
-                        while let Ok(chunk) = reader.fill_buf() {
-                            if chunk.is_empty() {
-                                break;
-                            }
-                            let n = chunk.len();
-                            self.answered += take_plain(&mut c.held, chunk, &mut self.scratch);
-                            reader.consume(n);
-                        }
-                        if !self.scratch.is_empty() {
-                            let _ = t.writer().write_all(&self.scratch);
-                        }
-                    }
-                    while t.wants_write() {
-                        if !matches!(t.write_tls(&mut c.out), Ok(n) if n > 0) {
-                            break;
-                        }
-                    }
-                }
+            if !ingest(c, &self.rbuf[..got], &mut self.scratch, &mut self.answered) {
+                close = true;
             }
             if close || got < self.rbuf.len() {
                 break;
@@ -258,7 +274,7 @@ impl Server {
         }
     }
 
-    fn mark_dirty(&mut self, k: usize) {
+    pub(crate) fn mark_dirty(&mut self, k: usize) {
         if let Some(Some(c)) = self.conns.get_mut(k) {
             if !c.dirty && !c.out.is_empty() && !c.dead {
                 c.dirty = true;
@@ -267,7 +283,7 @@ impl Server {
         }
     }
 
-    fn close(&mut self, k: usize) {
+    pub(crate) fn close(&mut self, k: usize) {
         let Some(slot) = self.conns.get_mut(k) else {
             return;
         };
@@ -378,7 +394,8 @@ mod tests {
 
     #[test]
     fn answers_whole_messages_and_keeps_the_rest() {
-        let req = b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 1.2.3.4:5\r\nContent-Length: 0\r\n\r\n";
+        let req =
+            b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 1.2.3.4:5\r\nContent-Length: 0\r\n\r\n";
         let mut held = Vec::new();
         let mut out = Vec::new();
         assert_eq!(take_plain(&mut held, &req[..30], &mut out), 0);

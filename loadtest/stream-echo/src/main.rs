@@ -7,17 +7,22 @@
 //! TLS: a rustls server with sipedge's crypto provider (*ring*) and versions (1.3, 1.2):
 //! decrypt, answer, encrypt. No parser, no table, no timer.
 //!
-//! Mechanisms (`--send`), both over an edge-triggered epoll set (mio) and one `read` per
-//! ready connection until a short read (sipedge's `Streams`):
-//! - `write`: one `write` system call per connection per turn;
-//! - `uring`: the turn's writes as sends on sipedge-rt's io_uring [`Engine`], submitted in
-//!   the engine's next wait (the very code sipedge runs with `io = "uring"`), the epoll fd
-//!   watched by that wait.
+//! Mechanisms (`--mech`), all over an edge-triggered epoll set (mio):
+//! - `write`: one `read` per ready connection until a short read (sipedge's `Streams`), one
+//!   `write` system call per connection per turn;
+//! - `uring-send` (default): the same reads; the turn's writes as sends on sipedge-rt's
+//!   io_uring [`Engine`], submitted in the engine's next wait, the epoll fd watched by that
+//!   wait — the very code sipedge runs with `io = "uring"`;
+//! - `uring`: the reads too go on an io_uring of our own (`ring.rs`): one submission per
+//!   turn carries every ready connection's `recv` and the previous turn's sends.
 //!
 //! One thread (`--pin` pins it). SIGINT/SIGTERM or `--duration` end it; it then prints how
 //! many messages it answered.
 
 mod conn;
+// io_uring SQEs point at our buffers (each use says why it is sound).
+#[allow(unsafe_code)]
+mod ring;
 
 use std::io;
 use std::net::SocketAddr;
@@ -56,9 +61,9 @@ struct Cli {
     /// TLS private key (PEM).
     #[arg(long)]
     key: Option<PathBuf>,
-    /// How answers are written.
-    #[arg(long, value_enum, default_value = "uring")]
-    send: Send,
+    /// How connections are read and answers written.
+    #[arg(long, value_enum, default_value = "uring-send")]
+    mech: Mech,
     /// Pin the thread to this core.
     #[arg(long)]
     pin: Option<usize>,
@@ -74,10 +79,13 @@ enum Transport {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Send {
-    /// One `write` per connection per turn.
+enum Mech {
+    /// epoll, one `read` and one `write` per connection per turn.
     Write,
-    /// Sends on sipedge-rt's io_uring engine, one submission per turn.
+    /// epoll, one `read` per connection; sends on sipedge-rt's io_uring engine, one
+    /// submission per turn (sipedge's own mechanism with `io = "uring"`).
+    UringSend,
+    /// epoll readiness; reads and sends as SQEs on one io_uring, one submission per turn.
     Uring,
 }
 
@@ -101,13 +109,12 @@ fn tls_config(cli: &Cli) -> io::Result<Arc<ServerConfig>> {
         .map_err(|e| io::Error::other(format!("{}: {e}", cert.display())))?;
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| io::Error::other(format!("{}: {e}", key.display())))?;
-    let config =
-        ServerConfig::builder_with_provider(sipedge_rt::stream::tls::crypto_provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(io::Error::other)?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(io::Error::other)?;
+    let config = ServerConfig::builder_with_provider(sipedge_rt::stream::tls::crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(io::Error::other)?;
     Ok(Arc::new(config))
 }
 
@@ -129,9 +136,13 @@ fn run(cli: &Cli) -> io::Result<()> {
     };
     let listener = sipedge_rt::stream::bind_tcp_reuseport(cli.addr, 1024)?;
     let mut server = Server::new(listener, tls)?;
-    let mut engine = match cli.send {
-        Send::Write => None,
-        Send::Uring => {
+    let mut ring = match cli.mech {
+        Mech::Uring => Some(crate::ring::Ring::new()?),
+        _ => None,
+    };
+    let mut engine = match cli.mech {
+        Mech::Write | Mech::Uring => None,
+        Mech::UringSend => {
             // The engine needs a UDP socket; this one (an ephemeral port) never sees traffic.
             let udp = sipedge_rt::bind_udp_reuseport(
                 SocketAddr::new(cli.addr.ip(), 0),
@@ -144,7 +155,9 @@ fn run(cli: &Cli) -> io::Result<()> {
                 &EngineConfig::default(),
             )?;
             if !e.sends_streams() {
-                return Err(io::Error::other("the io_uring engine cannot send streams here"));
+                return Err(io::Error::other(
+                    "the io_uring engine cannot send streams here",
+                ));
             }
             e.watch_readable(server.raw_fd());
             Some(e)
@@ -152,9 +165,13 @@ fn run(cli: &Cli) -> io::Result<()> {
     };
     eprintln!(
         "stream-echo: {:?} on {}, answers by {:?}",
-        cli.transport, cli.addr, cli.send
+        cli.transport, cli.addr, cli.mech
     );
     while !done() {
+        if let Some(r) = ring.as_mut() {
+            server.turn_ring(r, STOP_POLL)?;
+            continue;
+        }
         match engine.as_mut() {
             None => {
                 server.turn(Some(STOP_POLL))?;
