@@ -28,7 +28,7 @@
 # 127.0.45.100–.131 (UDP: .140–.155); NET picks another /24 (NET=127.0.48 → 127.0.48.1, …).
 # Everything started is stopped on exit.
 #
-# Knobs: SERVERS ["sipedge floor kamailio"] FLOOR_MECH [uring-send] CONNS [1000] SECS [10] IDLE_CONNS [18000] HS_PARALLEL [64]
+# Knobs: SERVERS ["sipedge floor kamailio"] FLOOR_MECH [uring-send] SIPEDGE_IO [uring] CONNS [1000] SECS [10] IDLE_CONNS [18000] HS_PARALLEL [64]
 #   OPEN_RATE [1000] NET [127.0.45]
 #   SERVER_CORE [0] GEN_CORE [1] CASES ["udp tcp tls idle handshake"] NO_BUILD [unset]
 #   BIN [target/release] OUT [target/stream]
@@ -38,6 +38,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SERVERS=${SERVERS:-sipedge floor kamailio}
 FLOOR_MECH=${FLOOR_MECH:-uring-send}
+# sipedge's `[server] io` (mmsg: stream writes are `write` calls, not ring sends).
+SIPEDGE_IO=${SIPEDGE_IO:-uring}
 CONNS=${CONNS:-1000}
 SECS=${SECS:-10}
 IDLE_CONNS=${IDLE_CONNS:-18000}
@@ -128,7 +130,7 @@ start_server() { # $1 = sipedge | kamailio | floor, $2 = the case (floor); sets 
 listen = ["udp:$IP:5070", "tcp:$IP:5070", "tls:$IP:5071"]
 domains = ["sip.example.com"]
 workers = 1
-io = "uring"
+io = "$SIPEDGE_IO"
 max_message_bytes = 65535
 
 [tls]
