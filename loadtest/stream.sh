@@ -15,10 +15,11 @@
 # and prints one table with rates, server CPU µs per operation, p99 and the ratios.
 # `floor` (a SERVERS entry) is the zero-work server of each transport, driven by the same
 # generator, pinned the same, one process per case: udp = `udp-echo --engine uring --sip-ok`
-# (sipedge's io_uring engine), tcp/tls = `stream-echo` (epoll + read, answers as io_uring sends
-# on sipedge-rt's engine, sipedge's mechanism; FLOOR_MECH=write: one `write` each, =uring: reads on
-# io_uring too; TLS: rustls, sipedge's
-# provider). Each answers a REGISTER with a same-size `SIP/2.0 200 OK` carrying its headers.
+# (sipedge's io_uring engine), tcp/tls = `stream-echo --mech FLOOR_MECH` (epoll + one `read`
+# per ready connection; write: one `write` per answer, the cheapest; uring-send: answers as
+# sends on sipedge-rt's io_uring engine, sipedge's own mechanism; uring: reads on io_uring too; TLS: rustls with
+# sipedge's provider). Each answers a REGISTER with a same-size `SIP/2.0 200 OK` carrying its
+# headers.
 # With sipedge and floor in one run, a second table gives sipedge's own work per refresh
 # (sipedge µs − floor µs) per transport and the best TCP/UDP and TLS/UDP rate ratio this
 # machine allows if the stream path added no more than the UDP path:
@@ -28,7 +29,7 @@
 # 127.0.45.100–.131 (UDP: .140–.155); NET picks another /24 (NET=127.0.48 → 127.0.48.1, …).
 # Everything started is stopped on exit.
 #
-# Knobs: SERVERS ["sipedge floor kamailio"] FLOOR_MECH [uring-send] SIPEDGE_IO [uring] CONNS [1000] SECS [10] IDLE_CONNS [18000] HS_PARALLEL [64]
+# Knobs: SERVERS ["sipedge floor kamailio"] FLOOR_MECH [write] SIPEDGE_IO [uring] CONNS [1000] SECS [10] IDLE_CONNS [18000] HS_PARALLEL [64]
 #   OPEN_RATE [1000] NET [127.0.45]
 #   SERVER_CORE [0] GEN_CORE [1] CASES ["udp tcp tls idle handshake"] NO_BUILD [unset]
 #   BIN [target/release] OUT [target/stream]
@@ -37,7 +38,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SERVERS=${SERVERS:-sipedge floor kamailio}
-FLOOR_MECH=${FLOOR_MECH:-uring-send}
+# The cheapest measured (PERFORMANCE.md): the honest floor is the lowest one.
+FLOOR_MECH=${FLOOR_MECH:-write}
 # sipedge's `[server] io` (mmsg: stream writes are `write` calls, not ring sends).
 SIPEDGE_IO=${SIPEDGE_IO:-uring}
 CONNS=${CONNS:-1000}
