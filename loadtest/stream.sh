@@ -15,11 +15,11 @@
 # and prints one table with rates, server CPU µs per operation, p99 and the ratios.
 # `floor` (a SERVERS entry) is the zero-work server of each transport, driven by the same
 # generator, pinned the same, one process per case: udp = `udp-echo --engine uring --sip-ok`
-# (sipedge's io_uring engine), tcp/tls = `stream-echo --mech FLOOR_MECH` (epoll + one `read`
-# per ready connection; write: one `write` per answer, the cheapest; uring-send: answers as
-# sends on sipedge-rt's io_uring engine, sipedge's own mechanism; uring: reads on io_uring too; TLS: rustls with
-# sipedge's provider). Each answers a REGISTER with a same-size `SIP/2.0 200 OK` carrying its
-# headers.
+# (sipedge's io_uring engine), tcp/tls = `stream-echo --mech FLOOR_MECH`: epoll and one `read`
+# per ready connection, then (write) one `write` per answer, the cheapest; (uring-send) the
+# answers as sends on sipedge-rt's io_uring engine, sipedge's own mechanism; (uring) the reads
+# on io_uring too. TLS: rustls with sipedge's provider. Each answers a REGISTER with a
+# same-size `SIP/2.0 200 OK` carrying its headers.
 # With sipedge and floor in one run, a second table gives sipedge's own work per refresh
 # (sipedge µs − floor µs) per transport and the best TCP/UDP and TLS/UDP rate ratio this
 # machine allows if the stream path added no more than the UDP path:
@@ -38,7 +38,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SERVERS=${SERVERS:-sipedge floor kamailio}
-# The cheapest measured (PERFORMANCE.md): the honest floor is the lowest one.
+# The cheapest mechanism measured (stream-echo's docs): the honest floor is the lowest one.
 FLOOR_MECH=${FLOOR_MECH:-write}
 # sipedge's `[server] io` (mmsg: stream writes are `write` calls, not ring sends).
 SIPEDGE_IO=${SIPEDGE_IO:-uring}
