@@ -146,7 +146,7 @@ fn next(data: &[u8], max: usize) -> Result<Next, FrameError> {
         });
     }
     let window = &data[..data.len().min(max)];
-    let Some(end) = find_head_end(window) else {
+    let Some((end, body)) = head(window)? else {
         return if data.len() >= max {
             Err(FrameError::TooLarge)
         } else {
@@ -154,7 +154,6 @@ fn next(data: &[u8], max: usize) -> Result<Next, FrameError> {
         };
     };
     let head_len = end.checked_add(4).ok_or(FrameError::TooLarge)?;
-    let body = content_length(&data[..end])?;
     let len = head_len.checked_add(body).ok_or(FrameError::TooLarge)?;
     if len > max {
         return Err(FrameError::TooLarge);
@@ -166,59 +165,64 @@ fn next(data: &[u8], max: usize) -> Result<Next, FrameError> {
     })
 }
 
-/// Where the first CRLFCRLF of `hay` starts. Every line end is a `\n` found by `memchr`
-/// (SIMD), so a header block costs one pass of a few lines, not a byte-by-byte compare.
-fn find_head_end(hay: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(b'\n', hay)
-        .find(|&p| p >= 3 && &hay[p - 3..=p] == b"\r\n\r\n")
-        .map(|p| p - 3)
+/// One pass over the line ends of `hay` (issue 19: one `memchr` per line, not two): where
+/// the first CRLFCRLF starts and the Content-Length of the header lines before it
+/// (`Ok(None)`: no CRLFCRLF yet). Content-Length or its compact form `l` (RFC 3261
+/// §7.3.3, §20.14), names case-insensitive, whitespace around the colon allowed; the start
+/// line is not a header. A line is looked at once its `\n` is seen, so a bad or
+/// conflicting Content-Length is refused as soon as its line is whole.
+fn head(hay: &[u8]) -> Result<Option<(usize, usize)>, FrameError> {
+    let mut found: Option<usize> = None;
+    // Where the line under way starts; `None` on the start line.
+    let mut line_start: Option<usize> = None;
+    for p in memchr::memchr_iter(b'\n', hay) {
+        if p >= 3 && &hay[p - 3..=p] == b"\r\n\r\n" {
+            return found
+                .map(|n| Some((p - 3, n)))
+                .ok_or(FrameError::NoContentLength);
+        }
+        if let Some(start) = line_start {
+            content_length_line(&hay[start..p], &mut found)?;
+        }
+        line_start = Some(p + 1);
+    }
+    Ok(None)
 }
 
-/// The Content-Length of a header block (start line included, final CRLFCRLF excluded):
-/// `Content-Length` or its compact form `l` (RFC 3261 §7.3.3, §20.14), names
-/// case-insensitive, whitespace around the colon allowed.
-fn content_length(head: &[u8]) -> Result<usize, FrameError> {
-    let mut found: Option<usize> = None;
-    // Skip the start line; each further line is a header (or a folded continuation).
-    let mut start = match memchr::memchr(b'\n', head) {
-        Some(p) => p + 1,
-        None => head.len(),
-    };
-    while start < head.len() {
-        let stop = memchr::memchr(b'\n', &head[start..]).map_or(head.len(), |p| start + p);
-        let line = &head[start..stop];
-        start = stop + 1;
-        // Only a name starting with `c` or `l` can be Content-Length or `l`: most lines are
-        // passed over on their first byte.
-        let first = line.iter().find(|b| !b.is_ascii_whitespace());
-        if !matches!(first, Some(b'c' | b'C' | b'l' | b'L')) {
-            continue;
-        }
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = memchr::memchr(b':', line) else {
-            continue;
-        };
-        let name = trim(&line[..colon]);
-        if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
-            continue;
-        }
-        let value = trim(&line[colon + 1..]);
-        if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-            return Err(FrameError::BadContentLength);
-        }
-        let mut n: usize = 0;
-        for d in value {
-            n = n
-                .checked_mul(10)
-                .and_then(|n| n.checked_add(usize::from(d - b'0')))
-                .ok_or(FrameError::TooLarge)?;
-        }
-        if found.is_some_and(|f| f != n) {
-            return Err(FrameError::BadContentLength);
-        }
-        found = Some(n);
+/// Takes the Content-Length of one header line (its `\n` excluded) into `found`; two that
+/// disagree, or one that is not a number, are refused.
+#[inline]
+fn content_length_line(line: &[u8], found: &mut Option<usize>) -> Result<(), FrameError> {
+    // Only a name starting with `c` or `l` can be Content-Length or `l`: most lines are
+    // passed over on their first byte.
+    let first = line.iter().find(|b| !b.is_ascii_whitespace());
+    if !matches!(first, Some(b'c' | b'C' | b'l' | b'L')) {
+        return Ok(());
     }
-    found.ok_or(FrameError::NoContentLength)
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(colon) = memchr::memchr(b':', line) else {
+        return Ok(());
+    };
+    let name = trim(&line[..colon]);
+    if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
+        return Ok(());
+    }
+    let value = trim(&line[colon + 1..]);
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return Err(FrameError::BadContentLength);
+    }
+    let mut n: usize = 0;
+    for d in value {
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(usize::from(d - b'0')))
+            .ok_or(FrameError::TooLarge)?;
+    }
+    if found.is_some_and(|f| f != n) {
+        return Err(FrameError::BadContentLength);
+    }
+    *found = Some(n);
+    Ok(())
 }
 
 fn trim(s: &[u8]) -> &[u8] {
