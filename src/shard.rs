@@ -231,7 +231,11 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
     } else {
         Duration::ZERO // AF_XDP frames do not pass the socket: no receive stamps
     };
-    let mut queue_delay = crate::overload_delay::QueueDelay::new(max_queue_delay, pressure.fds());
+    // The kernel shed controller's sojourn target needs the same stamps (not with XDP).
+    let sojourn =
+        overload.enabled && overload.kernel_shed_wait_ms > 0 && io != sipedge_rt::IoMode::Xdp;
+    let mut queue_delay =
+        crate::overload_delay::QueueDelay::new(max_queue_delay, sojourn, pressure.fds());
     let shed_fds = pressure.fds();
     let mut ban_cursor = crate::bans::BanCursor::default();
     let mut last_sweep = Instant::now();
@@ -351,6 +355,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             let w = crate::overload::RATE_WINDOW;
             timeout = Some(timeout.map_or(w, |t| t.min(w)));
         }
+        queue_delay.watch = sojourn && pressure.watching();
         let mut turn_now = None;
         // When the turn's work began: the first datagram handed over, or the wait's return.
         let mut work_start = None;
@@ -523,6 +528,9 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             _ => crate::overload::Turn::all_work(worked),
         };
         cpu_at = cpu_now;
+        if let Some(wait) = queue_delay.take_turn_wait() {
+            pressure.note_wait(wait);
+        }
         if let Some(late) = queue_delay.end_turn() {
             core.handle_queue_delay(late);
         }
