@@ -31,8 +31,20 @@
 //!   never more than twice the share before (a shard draining a
 //!   backlog reads more than came in the window, and matching that would open the filter
 //!   to the whole flood — seen: 23 % → 92 % in one step, a 21 MB queue the next);
+//! * **by the sojourn** where the receive stamps are read (`kernel_shed_wait_ms`, default
+//!   20 ms; [`crate::overload_delay`] reads the stamp of each turn's first datagram while
+//!   the controller runs: the youngest datagram the turn took off the queue), `g` comes
+//!   from the lowest wait `m` of the window's turns — the standing queue, RFC 8289 §4.2 —
+//!   instead of the fill: ×9/8 below a quarter of the target (the queue ran empty: a shard
+//!   that idles while a flood is shed loses completions), ×1 up to the target, past it
+//!   `1 - (m - target) / 100 ms` (the excess drained over CoDel's interval, RFC 8289
+//!   §4.3), at least ×1/2. Why: under a CPU quota (1 ms in 10) the fill swings 0.15–2.5 MB
+//!   with each pause, and 1 % of 16 MiB is less than one pause's work: the fill rule cut
+//!   on queues the shard then took at once (shares of 985–997 ‰ where 900 ‰ fit; 81–94 %
+//!   of the rate under a 10× flood); the sojourn says whether work is left after a burst;
 //! * between windows, per 5 ms sample, only a queue past four targets that grew since the
-//!   sample before cuts: `a ×= 1 - (f - 4T) / 8T`, at least 1/8 (a flood's first sample
+//!   sample before cuts — with the sojourn measured, only when the last turn also waited
+//!   past its target: `a ×= 1 - (f - 4T) / 8T`, at least 1/8 (a flood's first sample
 //!   cuts to 1/8 at once — seen: a 16 MB queue and level 2 when the first cuts only
 //!   halved; a backlog being served is not cut again — seen: cut to 0.2 %, then 1.7 s to
 //!   climb back);
@@ -139,6 +151,11 @@ pub struct Pressure {
     wait_min: Option<Duration>,
     /// The sojourn the last measured turn found.
     last_wait: Option<Duration>,
+    /// A rate window with a sojourn has ended since the controller started: until then
+    /// the fill alone cuts between windows (a flood's first tens of ms: the youngest
+    /// datagram read waited a queue's worth of *arrivals*, ten times shorter than its
+    /// worth of work — seen: gated on it, a 3 MB queue, 8.7k stale drops and level 1).
+    wait_settled: bool,
     /// Debug builds only: `SIPEDGE_TEST_PRESSURE_FILE`, a file whose number (0–2), when
     /// present, is the level — so tests over the binary can make a shard shed on cue. An
     /// optional second number (0–1000) forces the kernel shed share, per mille.
@@ -173,6 +190,7 @@ impl Pressure {
             window_busy: Duration::ZERO,
             wait_min: None,
             last_wait: None,
+            wait_settled: false,
             flow_base: None,
             last_fill: 0,
             forced: test_pressure_file(),
@@ -257,9 +275,11 @@ impl Pressure {
             let tw = u64::from(self.settings.kernel_shed_wait_ms) * 1000;
             let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
             // Between windows the last turn's sojourn, per window the lowest.
-            let mut wait = self.last_wait.filter(|_| tw > 0).map(|w| (us(w), tw));
+            let settled = self.wait_settled && tw > 0;
+            let mut wait = self.last_wait.filter(|_| settled).map(|w| (us(w), tw));
             let rates = (window >= RATE_WINDOW).then(|| {
                 wait = self.wait_min.take().filter(|_| tw > 0).map(|w| (us(w), tw));
+                self.wait_settled |= wait.is_some();
                 self.flow_base = Some((now, read, shed));
                 // Busy less than half the window: it read all it was given, not all it can
                 // serve — matching that rate would hold a share shed after a flood ends
@@ -288,6 +308,7 @@ impl Pressure {
             if !self.watching() {
                 // Calm: the next flood's first samples must not read this one's waits.
                 (self.last_wait, self.wait_min) = (None, None);
+                self.wait_settled = false;
             }
         }
         out
