@@ -218,11 +218,11 @@ for server in $SERVERS; do
     thr0=$(cg_throttled | cut -d" " -f1)
     if [[ $server == sipedge ]]; then
         # The controller's trace from the calls' setup on: queue bytes, kernel shed per mille,
-        # level, stale drops, queue wait, longest turn, every TRACE_EVERY s (0.2).
+        # level, stale drops, queue wait, longest turn, turns and datagrams read, every TRACE_EVERY s (0.2).
         ( end=$(( $(date +%s) + CALL_LEAD + SECS + 2 ))
           while (( $(date +%s) < end )); do
               curl -s "127.0.40.1:9170/metrics" | awk -v t="$(date +%s.%N)" \
-                  '/^sipedge_(overload_(queue_bytes|kernel_shed_permille|pressure_level|queue_wait_ms|stale_dropped_total|shed_new_total)|shard_longest_turn_seconds)/{v=v" "$1"="$2} END{print t v}'
+                  '/^sipedge_(overload_(queue_bytes|kernel_shed_permille|pressure_level|queue_wait_ms|stale_dropped_total|shed_new_total)|shard_longest_turn_seconds|loop_turns_total|recv_batch_datagrams_total)/{v=v" "$1"="$2} END{print t v}'
               sleep "${TRACE_EVERY:-0.2}"
           done ) >"$OUT/sipedge.trace" 2>/dev/null &
     fi

@@ -42,9 +42,10 @@
 //!   with each pause, and 1 % of 16 MiB is less than one pause's work: the fill rule cut
 //!   on queues the shard then took at once (shares of 985–997 ‰ where 900 ‰ fit; 81–94 %
 //!   of the rate under a 10× flood); the sojourn says whether work is left after a burst;
-//! * between windows, per 5 ms sample, only a queue past four targets that grew since the
-//!   sample before cuts — with the sojourn measured, only when the last turn also waited
-//!   past its target: `a ×= 1 - (f - 4T) / 8T`, at least 1/8 (a flood's first sample
+//! * between windows, per 5 ms sample, with the sojourn measured (after the controller's
+//!   first window), only a last turn that waited past twice the target cuts, by the
+//!   window's correction (at least ×1/2); otherwise only a queue past four targets that
+//!   grew since the sample before cuts: `a ×= 1 - (f - 4T) / 8T`, at least 1/8 (a flood's first sample
 //!   cuts to 1/8 at once — seen: a 16 MB queue and level 2 when the first cuts only
 //!   halved; a backlog being served is not cut again — seen: cut to 0.2 %, then 1.7 s to
 //!   climb back);
@@ -472,13 +473,19 @@ impl QueueState {
         (num, 8 * t)
     }
 
-    /// Between windows, a queue past four targets cuts — by the sojourn's measure only when
-    /// the last turn also found a standing queue past the target: a shard that runs in
-    /// bursts finds a long queue after each pause and takes it in one go (cutting on that
-    /// left it idle: shares of 985–997 ‰ where 900 ‰ fit).
-    fn long(&self) -> bool {
+    /// Between windows, by the fill: a queue past four targets cuts, by `(12T − f)/8T`, at
+    /// least 1/8 (a flood's start is cut within a sample or two). By the sojourn: only a
+    /// last turn that waited past twice its target (half way to the stale drop), by the
+    /// window's correction, at least 1/2 — a shard that runs in bursts finds a long queue
+    /// after each pause and takes it in one go, and the fill's cuts on that left it idle
+    /// (shares of 985–997 ‰ where 900 ‰ fit; under an INVITE flood the share swung 820–998
+    /// ‰ and the queue 0–3.5 MB when the fill's 1/8 still applied past the target).
+    fn between_windows(&self) -> Option<(u64, u64)> {
         let t = self.target.max(1);
-        self.fill > 4 * t && self.wait.is_none_or(|(m, tw)| m > tw)
+        match self.wait {
+            Some((m, tw)) => (m > 2 * tw).then(|| self.correction()),
+            None => (self.fill > 4 * t).then(|| ((12 * t).saturating_sub(self.fill).max(t), 8 * t)),
+        }
     }
 }
 
@@ -489,7 +496,6 @@ impl QueueState {
 fn next_share(share: u64, q: QueueState, dropped: bool, rates: Option<(u64, u64)>) -> u64 {
     let all = sipedge_rt::SHED_ALL;
     let admit = all - share.min(all);
-    let (fill, t) = (q.fill, q.target.max(1));
     let (num, den) = q.correction();
     let scaled = |a: u128| u64::try_from(a * u128::from(num) / u128::from(den)).unwrap_or(all);
     // Never more than twice the share before: a shard draining a backlog reads more
@@ -505,13 +511,13 @@ fn next_share(share: u64, q: QueueState, dropped: bool, rates: Option<(u64, u64)
             let a = u128::from(all) * u128::from(read) / u128::from(read + shed);
             scaled(a).min(probe)
         }
-        // Between windows only a long queue cuts (at once, per sample), down to 1/8 for a
-        // queue of 8 targets: a flood's start is cut within a sample or two.
-        None if q.long() => {
-            let cut = (12 * t).saturating_sub(fill).max(t);
-            u64::try_from(u128::from(admit) * u128::from(cut) / u128::from(8 * t)).unwrap_or(all)
-        }
-        None => admit,
+        // Between windows only a long queue cuts (at once, per sample).
+        None => match q.between_windows() {
+            Some((n, d)) => {
+                u64::try_from(u128::from(admit) * u128::from(n) / u128::from(d)).unwrap_or(all)
+            }
+            None => admit,
+        },
     };
     let admit = admit.clamp(all >> MIN_ADMIT_SHIFT, all);
     all - admit

@@ -495,8 +495,13 @@ fn the_sojourn_not_the_fill_corrects_the_share() {
     );
     assert_eq!(
         admit(next_share(tenth, waited(10 * t, 40), false, None)),
-        all / 10 / 4,
-        "between windows: a standing queue past the target cuts as before"
+        all / 10,
+        "between windows: a standing queue up to twice the target is left to the window"
+    );
+    assert_eq!(
+        admit(next_share(tenth, waited(10 * t, 60), false, None)),
+        all / 10 * 60 / 100,
+        "between windows: past twice the target, the window's correction"
     );
     assert_eq!(
         admit(next_share(tenth, waited(t, 40), false, Some((1000, 9000)))),
