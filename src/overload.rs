@@ -38,14 +38,14 @@
 //!   instead of the fill: ×9/8 below a quarter of the target (the queue ran empty: a shard
 //!   that idles while a flood is shed loses completions), ×1 up to the target, past it
 //!   `1 - (m - target) / 100 ms` (the excess drained over CoDel's interval, RFC 8289
-//!   §4.3), at least ×1/2. Why: under a CPU quota (1 ms in 10) the fill swings 0.15–2.5 MB
+//!   §4.3), at least ×3/4. Why: under a CPU quota (1 ms in 10) the fill swings 0.15–2.5 MB
 //!   with each pause, and 1 % of 16 MiB is less than one pause's work: the fill rule cut
 //!   on queues the shard then took at once (shares of 985–997 ‰ where 900 ‰ fit; 81–94 %
 //!   of the rate under a 10× flood); the sojourn says whether work is left after a burst;
 //! * between windows, per 5 ms sample, with the sojourn measured (after the controller's
-//!   first window), only a last turn that waited past twice the target cuts, by the
-//!   window's correction (at least ×1/2); otherwise only a queue past four targets that
-//!   grew since the sample before cuts: `a ×= 1 - (f - 4T) / 8T`, at least 1/8 (a flood's first sample
+//!   first window) nothing cuts but an overflow (a burst is the queue's and the stale
+//!   drop's: cutting on it left the shard idle); otherwise only a queue past four targets
+//!   that grew since the sample before cuts: `a ×= 1 - (f - 4T) / 8T`, at least 1/8 (a flood's first sample
 //!   cuts to 1/8 at once — seen: a 16 MB queue and level 2 when the first cuts only
 //!   halved; a backlog being served is not cut again — seen: cut to 0.2 %, then 1.7 s to
 //!   climb back);
@@ -448,7 +448,7 @@ impl QueueState {
     /// measured: the lowest wait of a window is the standing queue (RFC 8289 §4.2), what
     /// every datagram waited whatever the bursts; below a quarter of the target the queue
     /// ran (nearly) empty — the shard may have idled with a flood shed — ×9/8; up to the
-    /// target ×1; past it, the excess is drained over [`WAIT_INTERVAL_US`], at least ×1/2.
+    /// target ×1; past it, the excess is drained over [`WAIT_INTERVAL_US`], at least ×3/4.
     /// Without it, by the fill: ×(9T − f)/8T below the target, ×1 from one to four targets,
     /// ×(12T − f)/8T past four, at least 1/2.
     fn correction(&self) -> (u64, u64) {
@@ -458,7 +458,9 @@ impl QueueState {
             } else if m <= tw {
                 (1, 1)
             } else {
-                let excess = (m - tw).min(WAIT_INTERVAL_US / 2);
+                // At most ×3/4: the next window's rate matching re-bases on what was
+                // served, and a wait past the stale bound is the stale drop's.
+                let excess = (m - tw).min(WAIT_INTERVAL_US / 4);
                 (WAIT_INTERVAL_US - excess, WAIT_INTERVAL_US)
             };
         }
@@ -474,16 +476,16 @@ impl QueueState {
     }
 
     /// Between windows, by the fill: a queue past four targets cuts, by `(12T − f)/8T`, at
-    /// least 1/8 (a flood's start is cut within a sample or two). By the sojourn: only a
-    /// last turn that waited past twice its target (half way to the stale drop), by the
-    /// window's correction, at least 1/2 — a shard that runs in bursts finds a long queue
-    /// after each pause and takes it in one go, and the fill's cuts on that left it idle
-    /// (shares of 985–997 ‰ where 900 ‰ fit; under an INVITE flood the share swung 820–998
-    /// ‰ and the queue 0–3.5 MB when the fill's 1/8 still applied past the target).
+    /// least 1/8 (a flood's start is cut within a sample or two). By the sojourn: never —
+    /// the window's lowest wait decides, and a burst (a shard that runs in bursts finds a
+    /// long queue after each pause; a sender's stall and catch-up) is the queue's and the
+    /// stale drop's to absorb: cutting on it left the shard idle (shares of 985–997 ‰
+    /// where 900 ‰ fit, by the fill; by the last turn's wait past twice the target, at most
+    /// halving per sample: waits of 70–90 ms, the share at 967–994 ‰, then an empty queue).
     fn between_windows(&self) -> Option<(u64, u64)> {
         let t = self.target.max(1);
         match self.wait {
-            Some((m, tw)) => (m > 2 * tw).then(|| self.correction()),
+            Some(_) => None,
             None => (self.fill > 4 * t).then(|| ((12 * t).saturating_sub(self.fill).max(t), 8 * t)),
         }
     }
