@@ -42,8 +42,8 @@
 //!   with each pause, and 1 % of 16 MiB is less than one pause's work: the fill rule cut
 //!   on queues the shard then took at once (shares of 985–997 ‰ where 900 ‰ fit; 81–94 %
 //!   of the rate under a 10× flood); the sojourn says whether work is left after a burst;
-//! * between windows, per 5 ms sample, with the sojourn measured (after the controller's
-//!   first window) nothing cuts but an overflow (a burst is the queue's and the stale
+//! * between windows, per 5 ms sample, with the sojourn measured (once a window's lowest
+//!   wait was within the target: a flood's start is cut by the fill) nothing cuts but an overflow (a burst is the queue's and the stale
 //!   drop's: cutting on it left the shard idle); otherwise only a queue past four targets
 //!   that grew since the sample before cuts: `a ×= 1 - (f - 4T) / 8T`, at least 1/8 (a flood's first sample
 //!   cuts to 1/8 at once — seen: a 16 MB queue and level 2 when the first cuts only
@@ -152,10 +152,11 @@ pub struct Pressure {
     wait_min: Option<Duration>,
     /// The sojourn the last measured turn found.
     last_wait: Option<Duration>,
-    /// A rate window with a sojourn has ended since the controller started: until then
-    /// the fill alone cuts between windows (a flood's first tens of ms: the youngest
+    /// A rate window's lowest sojourn was within its target since the controller started:
+    /// until then the fill cuts between windows (a flood's first tens of ms: the youngest
     /// datagram read waited a queue's worth of *arrivals*, ten times shorter than its
-    /// worth of work — seen: gated on it, a 3 MB queue, 8.7k stale drops and level 1).
+    /// worth of work — seen: gated on it, a 3 MB queue, 8.7k stale drops and level 1;
+    /// settled after the first window whatever its wait, a 19 MB queue, 16.5k).
     wait_settled: bool,
     /// Debug builds only: `SIPEDGE_TEST_PRESSURE_FILE`, a file whose number (0–2), when
     /// present, is the level — so tests over the binary can make a shard shed on cue. An
@@ -280,7 +281,8 @@ impl Pressure {
             let mut wait = self.last_wait.filter(|_| settled).map(|w| (us(w), tw));
             let rates = (window >= RATE_WINDOW).then(|| {
                 wait = self.wait_min.take().filter(|_| tw > 0).map(|w| (us(w), tw));
-                self.wait_settled |= wait.is_some();
+                // Settled once a window's standing queue is within the target.
+                self.wait_settled |= wait.is_some_and(|(m, tw)| m <= tw);
                 self.flow_base = Some((now, read, shed));
                 // Busy less than half the window: it read all it was given, not all it can
                 // serve — matching that rate would hold a share shed after a flood ends
