@@ -107,7 +107,7 @@ impl QueueDelay {
         self.in_turn = self.in_turn.saturating_add(1);
         let first = self.in_turn == 1;
         let bound = !self.max.is_zero() && (self.in_turn == MIN_BATCH || (self.late && first));
-        if !bound && !(self.watch && first) {
+        if !(bound || (self.watch && first)) {
             return None;
         }
         let stamp = sipedge_rt::socket_last_read_stamp(*self.fds.get(socket)?).ok()??;

@@ -462,7 +462,10 @@ fn a_bursty_shard_is_kept_busy_by_the_sojourn_target() {
     eprintln!("sojourn: served {served} of {rate}, waited {longest} ms");
     let (served2, rate2, longest2) = bursty_flood(false);
     eprintln!("fill alone: served {served2} of {rate2}, waited {longest2} ms");
-    assert!(served * 100 >= rate * 95, "sojourn: served {served} of {rate}");
+    assert!(
+        served * 100 >= rate * 95,
+        "sojourn: served {served} of {rate}"
+    );
     assert!(longest <= 100, "sojourn: waited {longest} ms");
 }
 
@@ -489,7 +492,12 @@ fn the_sojourn_not_the_fill_corrects_the_share() {
         "between windows: a burst taken at once is not cut"
     );
     assert_eq!(
-        admit(next_share(tenth, waited(10 * t, 8), false, Some((1000, 9000)))),
+        admit(next_share(
+            tenth,
+            waited(10 * t, 8),
+            false,
+            Some((1000, 9000))
+        )),
         all / 10,
         "per window: what was read, uncut"
     );
