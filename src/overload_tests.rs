@@ -383,7 +383,7 @@ fn bursty_flood(sojourn: bool) -> (u64, u64, u64) {
     // The controller as `end_turn_with` drives it: a sample per 5 ms, a window per 20 ms.
     let (mut read, mut shed, mut win_read, mut win_shed) = (0u64, 0u64, 0u64, 0u64);
     let (mut wait_min, mut last_wait, mut last_fill) = (None::<u64>, None::<u64>, 0u64);
-    let mut dropped = false;
+    let (mut dropped, mut settled) = (false, false);
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     for ms in 0..3000u64 {
         if ms % 10 == 0 {
@@ -434,12 +434,16 @@ fn bursty_flood(sojourn: bool) -> (u64, u64, u64) {
                 (win_read, win_shed) = (read, shed);
                 r
             });
+            // As `end_turn_with`: between windows the sojourn rules once a window's
+            // lowest wait was within its target (a flood's start is the fill's).
             let wait = if !sojourn {
                 None
             } else if window {
-                wait_min.take().map(|w| (w * 1000, 20_000))
+                let w = wait_min.take().map(|w| (w * 1000, 20_000));
+                settled |= w.is_some_and(|(m, t)| m <= t);
+                w
             } else {
-                last_wait.map(|w| (w * 1000, 20_000))
+                last_wait.filter(|_| settled).map(|w| (w * 1000, 20_000))
             };
             let shrinking = rates.is_none() && !dropped && fill < last_fill;
             last_fill = fill;
@@ -454,8 +458,10 @@ fn bursty_flood(sojourn: bool) -> (u64, u64, u64) {
 }
 
 /// The sojourn rule keeps a bursty shard busy: at least 95 % of its rate served, no
-/// admitted datagram waiting past the stale drop's 100 ms. On the fill alone the queue
-/// found after each pause looks long and the between-window cuts leave the shard idle.
+/// admitted datagram waiting past the stale drop's 100 ms — with the flood's start left
+/// to the fill (without that gate the start's backlog waited 559 ms here). This model
+/// does not reproduce the fill rule's idling on the real rig (both serve all here): that
+/// is `the_sojourn_not_the_fill_corrects_the_share`'s, rule by rule.
 #[test]
 fn a_bursty_shard_is_kept_busy_by_the_sojourn_target() {
     let (served, rate, longest) = bursty_flood(true);
