@@ -72,13 +72,23 @@ FLOOD_BASE=127.0.41.1
 CALL_BASE=127.0.42.1
 MEASURED_BASE=127.0.43.1
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.rate "$OUT"/*.mem "$OUT"/*.metrics "$OUT"/*.metrics.all "$OUT"/*.throttled "$OUT"/*.trace
+rm -f "$OUT"/*.json "$OUT"/*.rate "$OUT"/*.flood_cpu_us "$OUT"/*.mem "$OUT"/*.metrics "$OUT"/*.metrics.all "$OUT"/*.throttled "$OUT"/*.trace
 TMP=$(mktemp -d)
 SERVER_PID=""
 CG=""
 
 # The CPU quota (loadtest/cgroup.sh: cg_quota, cg_throttled, cg_remove).
 source "$ROOT/loadtest/cgroup.sh"
+cg_usage_us() { # the server's CPU time so far, µs: its threads' schedstat run times (ns)
+    local p sum=0 t
+    for p in $(server_pids | tr , ' '); do
+        for t in /proc/"$p"/task/*/schedstat; do
+            read -r t _ 2>/dev/null <"$t" || continue
+            sum=$(( sum + t / 1000 ))
+        done
+    done
+    echo "$sum"
+}
 cg_create() { # $1 = name; sets CG
     local q p
     read -r q p <<<"$QUOTA"
@@ -185,11 +195,17 @@ for server in $SERVERS; do
         # a load it can carry when a throttled turn looks long).
         start_server "$server" false
         PIDS=$(server_pids)
+        # Warm, as the flood's server is (a just-started server under the quota still
+        # takes turns of ~60 ms: measured cold, RATE understated the shard by a few %).
+        sleep 2
         taskset -c "$GEN_CORE" "$BIN/sipload" register --target "$TARGET" --uas "$UAS" \
             --sources "$SOURCES" --source-base "$FLOOD_BASE" --domain localhost --rate 0 \
             --outstanding "$OUTSTANDING" --duration "$MEASURE_SECS" --pin "$GEN_CORE" \
             --server-pid "$PIDS" --json >"$OUT/$server.rate.json" 2>"$OUT/$server.rate.log"
         rate=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["phases"][0]; print(int(p["successes"]/p["send_seconds"]))' "$OUT/$server.rate.json")
+        # RATE is the server's rate only if the quota, not the generator, was the limit:
+        # its CPU over the measure must be (nearly) all the quota allowed.
+        python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["phases"][0]; q,per=map(float,sys.argv[2].split()); cap=p["send_seconds"]*q/per; c=p.get("server_cpu_s") or 0; k=p.get("server_cpu_s_per_m_replies") or 0; print(f"RATE check: server CPU {c:.2f} s of {cap:.2f} s the quota allowed ({100*c/cap:.0f} %), {k:.2f} s per million replies" + ("" if c >= 0.9*cap else " — BELOW 90 %: the generator, not the server, set RATE"))' "$OUT/$server.rate.json" "$QUOTA" || true
         stop_server
     fi
     start_server "$server"
@@ -202,11 +218,11 @@ for server in $SERVERS; do
     thr0=$(cg_throttled | cut -d" " -f1)
     if [[ $server == sipedge ]]; then
         # The controller's trace from the calls' setup on: queue bytes, kernel shed per mille,
-        # level, stale drops, queue wait, longest turn, every TRACE_EVERY s (0.2).
+        # level, stale drops, queue wait, longest turn, turns and datagrams read, every TRACE_EVERY s (0.2).
         ( end=$(( $(date +%s) + CALL_LEAD + SECS + 2 ))
           while (( $(date +%s) < end )); do
               curl -s "127.0.40.1:9170/metrics" | awk -v t="$(date +%s.%N)" \
-                  '/^sipedge_(overload_(queue_bytes|kernel_shed_permille|pressure_level|queue_wait_ms|stale_dropped_total|shed_new_total)|shard_longest_turn_seconds)/{v=v" "$1"="$2} END{print t v}'
+                  '/^sipedge_(overload_(queue_bytes|kernel_shed_permille|pressure_level|queue_wait_ms|stale_dropped_total|shed_new_total)|shard_longest_turn_seconds|loop_turns_total|recv_batch_datagrams_total)/{v=v" "$1"="$2} END{print t v}'
               sleep "${TRACE_EVERY:-0.2}"
           done ) >"$OUT/sipedge.trace" 2>/dev/null &
     fi
@@ -227,11 +243,15 @@ for server in $SERVERS; do
         --duration "$SECS" --t1-ms 60000 --drain-ms 2000 --json \
         >"$OUT/$server.measured.json" 2>"$OUT/$server.measured.log" &
     MEASURED=$!
+    cpu0=$(cg_usage_us)
     timeout $(( SECS + 600 )) taskset -c "$GEN_CORE" "$BIN/sipload" flood --target "$TARGET" \
         --uas "$UAS" --sources "$SOURCES" --source-base "$FLOOD_BASE" --domain localhost \
         --rate "$flood_rate" --duration "$SECS" --drain-ms 2000 --pin "$GEN_CORE" \
         --flood-method "$FLOOD_METHOD" \
         --server-pid "$PIDS" --json >"$OUT/$server.flood.json" 2>"$OUT/$server.flood.log" || true
+    # The server's CPU over the flood and its drain: what it got of the quota (a host busy
+    # elsewhere can take some), and per completion against the RATE measure's per reply.
+    echo $(( $(cg_usage_us) - cpu0 )) >"$OUT/$server.flood_cpu_us"
     wait "$CALLS_PID" || true
     wait "$MEASURED" || true
     echo $(( $(cg_throttled | cut -d" " -f1) - thr0 )) >"$OUT/$server.throttled"
@@ -298,6 +318,26 @@ for s in servers:
 PY
 for s in $SERVERS; do
     [[ -f "$OUT/$s.throttled" ]] && echo "$s: $(cat "$OUT/$s.throttled") throttled periods during the run"
+    [[ -f "$OUT/$s.flood_cpu_us" && -f "$OUT/$s.flood.json" ]] && python3 -c '
+import json, sys
+out, s, quota = sys.argv[1], sys.argv[2], sys.argv[3]
+q, per = map(float, quota.split())
+f = json.load(open(f"{out}/{s}.flood.json"))
+cpu = int(open(f"{out}/{s}.flood_cpu_us").read()) / 1e6
+secs = f["send_seconds"] + 2.0  # the flood and its drain
+done = f["ok"] + ((f.get("other") or 0) if f.get("acks") else 0)
+try:
+    done += json.load(open(f"{out}/{s}.measured.json"))["phases"][0]["successes"]
+except (OSError, KeyError, ValueError, IndexError):
+    pass
+line = f"{s}: CPU over the flood + drain {cpu:.2f} s of {secs * q / per:.2f} s the quota allowed ({100 * cpu * per / (secs * q):.0f} %)"
+try:
+    r = json.load(open(f"{out}/{s}.rate.json"))["phases"][0]
+    per_reply = r["server_cpu_s"] / r["successes"] * 1e6
+    line += f"; {1e6 * cpu / max(done, 1):.2f} µs per flood completion (all work included) vs {per_reply:.2f} µs per reply measuring RATE"
+except (OSError, KeyError, ValueError, ZeroDivisionError):
+    pass
+print(line)' "$OUT" "$s" "$QUOTA" || true
     [[ -f "$OUT/$s.flood.json" ]] && python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print(sys.argv[2]+": flood 200/s per second:", f["ok_per_second"], "non-503 finals/s:", f.get("done_per_second"))' "$OUT/$s.flood.json" "$s" || true
 done
 [[ " $SERVERS " == *" sipedge "* && -f "$OUT/sipedge.metrics" ]] && { echo; echo "sipedge counters:"; grep -vE ' 0$' "$OUT/sipedge.metrics" || true; }

@@ -52,6 +52,14 @@ pub const DEFAULT_TRUSTED: &[&str] = &["127.0.0.0/8", "::1/128"];
 /// datagrams; the engine's 1024 receive buffers hold the shard's backlog beyond it).
 pub const DEFAULT_KERNEL_SHED_QUEUE_PERCENT: u32 = 1;
 
+/// Default `[overload] kernel_shed_wait_ms`: the kernel shed controller's target for the
+/// receive queue's sojourn time (the wait of the youngest datagram the shard took off the
+/// queue, lowest over a 20 ms window: the standing queue, RFC 8289 §4.2's measure), ms; 0 =
+/// the fill target alone. A fifth of `max_queue_delay_ms`: long enough that a shard that
+/// runs in bursts (a CPU quota's 1 ms in 10) finds work after every pause, short enough
+/// that nothing it admits reaches the stale drop.
+pub const DEFAULT_KERNEL_SHED_WAIT_MS: u32 = 20;
+
 /// Default `[overload] max_queue_delay_ms`: a shard whose last read datagram waited longer
 /// than this in the receive queue drops new requests unread until the queue is short again
 /// (the stale drop, `overload.rs`); 0 = off. A fifth of RFC 3261's T1 (500 ms, when a UDP
@@ -69,6 +77,7 @@ pub(crate) struct RawOverload {
     shed_refresh_queue_percent: u32,
     shed_on_kernel_drops: bool,
     kernel_shed_queue_percent: u32,
+    kernel_shed_wait_ms: u32,
     max_queue_delay_ms: u32,
     calm_ms: u32,
     retry_after_min_secs: u32,
@@ -86,6 +95,7 @@ impl Default for RawOverload {
             shed_refresh_queue_percent: o.shed_refresh_queue_percent,
             shed_on_kernel_drops: o.shed_on_kernel_drops,
             kernel_shed_queue_percent: o.kernel_shed_queue_percent,
+            kernel_shed_wait_ms: o.kernel_shed_wait_ms,
             max_queue_delay_ms: o.max_queue_delay_ms,
             calm_ms: o.calm_ms,
             retry_after_min_secs: sipedge_core::DEFAULT_RETRY_AFTER_MIN_SECS,
@@ -114,6 +124,9 @@ pub struct OverloadSettings {
     /// fill (% of SO_RCVBUF); it starts when the queue passes it or the level rises and
     /// runs until all pass again (`overload.rs`).
     pub kernel_shed_queue_percent: u32,
+    /// The kernel shed controller's target sojourn in the receive queue, ms (0: the fill
+    /// target alone); below `max_queue_delay_ms` (`overload.rs`).
+    pub kernel_shed_wait_ms: u32,
     /// The stale drop's bound on a datagram's wait in the receive queue, ms (0: off).
     pub max_queue_delay_ms: u32,
     /// The level steps down once the measures stayed below it this long.
@@ -130,6 +143,7 @@ impl Default for OverloadSettings {
             shed_refresh_queue_percent: 50,
             shed_on_kernel_drops: true,
             kernel_shed_queue_percent: DEFAULT_KERNEL_SHED_QUEUE_PERCENT,
+            kernel_shed_wait_ms: DEFAULT_KERNEL_SHED_WAIT_MS,
             max_queue_delay_ms: DEFAULT_MAX_QUEUE_DELAY_MS,
             calm_ms: 500,
         }
@@ -260,6 +274,17 @@ pub(crate) fn parse(p: &RawProtect, o: &RawOverload) -> Result<Protection, (Stri
             o.max_queue_delay_ms,
             0,
             60_000,
+        )?,
+        // Below the stale drop's bound: a target past it would hold the queue where the
+        // stale drop discards what was admitted.
+        kernel_shed_wait_ms: range(
+            "overload.kernel_shed_wait_ms",
+            o.kernel_shed_wait_ms,
+            0,
+            match o.max_queue_delay_ms {
+                0 => 60_000,
+                m => m - 1,
+            },
         )?,
         calm_ms: range("overload.calm_ms", o.calm_ms, 0, 600_000)?,
     };

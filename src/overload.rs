@@ -31,8 +31,21 @@
 //!   never more than twice the share before (a shard draining a
 //!   backlog reads more than came in the window, and matching that would open the filter
 //!   to the whole flood — seen: 23 % → 92 % in one step, a 21 MB queue the next);
-//! * between windows, per 5 ms sample, only a queue past four targets that grew since the
-//!   sample before cuts: `a ×= 1 - (f - 4T) / 8T`, at least 1/8 (a flood's first sample
+//! * **by the sojourn** where the receive stamps are read (`kernel_shed_wait_ms`, default
+//!   20 ms; [`crate::overload_delay`] reads the stamp of each turn's first datagram while
+//!   the controller runs: the youngest datagram the turn took off the queue), `g` comes
+//!   from the lowest wait `m` of the window's turns — the standing queue, RFC 8289 §4.2 —
+//!   instead of the fill: ×9/8 below a quarter of the target (the queue ran empty: a shard
+//!   that idles while a flood is shed loses completions), ×1 up to the target, past it
+//!   `1 - (m - target) / 100 ms` (the excess drained over CoDel's interval, RFC 8289
+//!   §4.3), at least ×3/4. Why: under a CPU quota (1 ms in 10) the fill swings 0.15–2.5 MB
+//!   with each pause, and 1 % of 16 MiB is less than one pause's work: the fill rule cut
+//!   on queues the shard then took at once (shares of 985–997 ‰ where 900 ‰ fit; 81–94 %
+//!   of the rate under a 10× flood); the sojourn says whether work is left after a burst;
+//! * between windows, per 5 ms sample, with the sojourn measured (once a window's lowest
+//!   wait was within the target: a flood's start is cut by the fill) nothing cuts but an overflow (a burst is the queue's and the stale
+//!   drop's: cutting on it left the shard idle); otherwise only a queue past four targets
+//!   that grew since the sample before cuts: `a ×= 1 - (f - 4T) / 8T`, at least 1/8 (a flood's first sample
 //!   cuts to 1/8 at once — seen: a 16 MB queue and level 2 when the first cuts only
 //!   halved; a backlog being served is not cut again — seen: cut to 0.2 %, then 1.7 s to
 //!   climb back);
@@ -134,6 +147,17 @@ pub struct Pressure {
     /// The shard's working time in the current rate window: a shard that idled half of it
     /// has room, and what it read says nothing about what it could serve.
     window_busy: Duration,
+    /// The lowest sojourn the shard's turns measured in the current rate window
+    /// ([`Self::note_wait`]): the standing queue.
+    wait_min: Option<Duration>,
+    /// The sojourn the last measured turn found.
+    last_wait: Option<Duration>,
+    /// A rate window's lowest sojourn was within its target since the controller started:
+    /// until then the fill cuts between windows (a flood's first tens of ms: the youngest
+    /// datagram read waited a queue's worth of *arrivals*, ten times shorter than its
+    /// worth of work — seen: gated on it, a 3 MB queue, 8.7k stale drops and level 1;
+    /// settled after the first window whatever its wait, a 19 MB queue, 16.5k).
+    wait_settled: bool,
     /// Debug builds only: `SIPEDGE_TEST_PRESSURE_FILE`, a file whose number (0–2), when
     /// present, is the level — so tests over the binary can make a shard shed on cue. An
     /// optional second number (0–1000) forces the kernel shed share, per mille.
@@ -166,6 +190,9 @@ impl Pressure {
             drops_base: None,
             kernel_share: 0,
             window_busy: Duration::ZERO,
+            wait_min: None,
+            last_wait: None,
+            wait_settled: false,
             flow_base: None,
             last_fill: 0,
             forced: test_pressure_file(),
@@ -188,6 +215,23 @@ impl Pressure {
     /// (0 ..= [`sipedge_rt::SHED_ALL`]); see the module doc for the rule.
     pub fn kernel_shed_share(&self) -> u64 {
         self.kernel_share
+    }
+
+    /// Whether the controller reads the queue's sojourn now: with a `kernel_shed_wait_ms`
+    /// target, while it runs or the queue is past its fill target (the shard then reads
+    /// the receive stamp at each turn's first datagram, [`crate::overload_delay`]).
+    pub fn watching(&self) -> bool {
+        self.settings.kernel_shed_wait_ms > 0
+            && (self.kernel_share > 0
+                || self.level > 0
+                || self.sample.queue_basis_points >= self.settings.kernel_shed_queue_percent * 100)
+    }
+
+    /// A turn's sojourn measure: how long the youngest datagram the shard took off the
+    /// queue waited in it (its kernel receive stamp against the clock).
+    pub fn note_wait(&mut self, wait: Duration) {
+        self.last_wait = Some(wait);
+        self.wait_min = Some(self.wait_min.map_or(wait, |m| m.min(wait)));
     }
 
     /// After a turn that took `turn`: the new level when it changed. `filtered(fd)`: the
@@ -230,7 +274,15 @@ impl Pressure {
             // datagrams, and a shard that runs in bursts (a CPU quota) reads them unevenly.
             let window = now.saturating_duration_since(t0);
             let mut spare = false;
+            let tw = u64::from(self.settings.kernel_shed_wait_ms) * 1000;
+            let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            // Between windows the last turn's sojourn, per window the lowest.
+            let settled = self.wait_settled && tw > 0;
+            let mut wait = self.last_wait.filter(|_| settled).map(|w| (us(w), tw));
             let rates = (window >= RATE_WINDOW).then(|| {
+                wait = self.wait_min.take().filter(|_| tw > 0).map(|w| (us(w), tw));
+                // Settled once a window's standing queue is within the target.
+                self.wait_settled |= wait.is_some_and(|(m, tw)| m <= tw);
                 self.flow_base = Some((now, read, shed));
                 // Busy less than half the window: it read all it was given, not all it can
                 // serve — matching that rate would hold a share shed after a flood ends
@@ -253,7 +305,13 @@ impl Pressure {
                 } else {
                     rates
                 };
-                self.kernel_share = next_share(self.kernel_share, fill, target, dropped, rates);
+                let q = QueueState { fill, target, wait };
+                self.kernel_share = next_share(self.kernel_share, q, dropped, rates);
+            }
+            if !self.watching() {
+                // Calm: the next flood's first samples must not read this one's waits.
+                (self.last_wait, self.wait_min) = (None, None);
+                self.wait_settled = false;
             }
         }
         out
@@ -371,27 +429,78 @@ pub use crate::overload_writer::KernelShedWriter;
 /// needs something to grow from.
 const MIN_ADMIT_SHIFT: u32 = 12;
 
+/// The sojourn correction's horizon: a standing queue past the target is drained over
+/// about this long (CoDel's interval, RFC 8289 §4.3: long enough to ride out a burst,
+/// short enough to act within a retransmission's time).
+const WAIT_INTERVAL_US: u64 = 100_000;
+
+/// The queue as one controller step sees it: the fill and its target (basis points of
+/// SO_RCVBUF), and where the receive stamps are read, `wait`: the queue's sojourn (µs;
+/// per window the lowest of the window's turns, between windows the last turn's) and its
+/// target (µs, `kernel_shed_wait_ms`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct QueueState {
+    fill: u64,
+    target: u64,
+    wait: Option<(u64, u64)>,
+}
+
+impl QueueState {
+    /// The per-window correction `g = num / den` (module doc). By the sojourn when it is
+    /// measured: the lowest wait of a window is the standing queue (RFC 8289 §4.2), what
+    /// every datagram waited whatever the bursts; below a quarter of the target the queue
+    /// ran (nearly) empty — the shard may have idled with a flood shed — ×9/8; up to the
+    /// target ×1; past it, the excess is drained over [`WAIT_INTERVAL_US`], at least ×3/4.
+    /// Without it, by the fill: ×(9T − f)/8T below the target, ×1 from one to four targets,
+    /// ×(12T − f)/8T past four, at least 1/2.
+    fn correction(&self) -> (u64, u64) {
+        if let Some((m, tw)) = self.wait {
+            return if m < tw / 4 {
+                (9, 8)
+            } else if m <= tw {
+                (1, 1)
+            } else {
+                // At most ×3/4: the next window's rate matching re-bases on what was
+                // served, and a wait past the stale bound is the stale drop's.
+                let excess = (m - tw).min(WAIT_INTERVAL_US / 4);
+                (WAIT_INTERVAL_US - excess, WAIT_INTERVAL_US)
+            };
+        }
+        let (fill, t) = (self.fill, self.target.max(1));
+        let num = if fill <= t {
+            9 * t - fill
+        } else if fill <= 4 * t {
+            8 * t
+        } else {
+            (12 * t).saturating_sub(fill).max(4 * t)
+        };
+        (num, 8 * t)
+    }
+
+    /// Between windows, by the fill: a queue past four targets cuts, by `(12T − f)/8T`, at
+    /// least 1/8 (a flood's start is cut within a sample or two). By the sojourn: never —
+    /// the window's lowest wait decides, and a burst (a shard that runs in bursts finds a
+    /// long queue after each pause; a sender's stall and catch-up) is the queue's and the
+    /// stale drop's to absorb: cutting on it left the shard idle (shares of 985–997 ‰
+    /// where 900 ‰ fit, by the fill; by the last turn's wait past twice the target, at most
+    /// halving per sample: waits of 70–90 ms, the share at 967–994 ‰, then an empty queue).
+    fn between_windows(&self) -> Option<(u64, u64)> {
+        let t = self.target.max(1);
+        match self.wait {
+            Some(_) => None,
+            None => (self.fill > 4 * t).then(|| ((12 * t).saturating_sub(self.fill).max(t), 8 * t)),
+        }
+    }
+}
+
 /// One step of the kernel shed controller (module doc): the new shed share from the old,
-/// the queue fill and its target (basis points of SO_RCVBUF), whether the queue
-/// overflowed since the last sample, and at the end of a rate window `(read, shed)`: the
-/// datagrams the shard read and the requests the filter shed in it.
-fn next_share(share: u64, fill: u64, target: u64, dropped: bool, rates: Option<(u64, u64)>) -> u64 {
+/// the queue, whether the queue overflowed since the last sample, and at the end of a rate
+/// window `(read, shed)`: the datagrams the shard read and the requests the filter shed in
+/// it.
+fn next_share(share: u64, q: QueueState, dropped: bool, rates: Option<(u64, u64)>) -> u64 {
     let all = sipedge_rt::SHED_ALL;
     let admit = all - share.min(all);
-    let t = target.max(1);
-    // The queue's correction g = num / den: (9T − f)/8T below the target (at most 9/8,
-    // empty); 1 from one to four targets — a shard that runs in bursts (a CPU quota, a
-    // preempted core) finds a few targets queued after each pause, and cutting on that
-    // would leave it idle a quarter of the time; past four targets (12T − f)/8T, at least
-    // 1/2 (a queue of 8 targets).
-    let num = if fill <= t {
-        9 * t - fill
-    } else if fill <= 4 * t {
-        8 * t
-    } else {
-        (12 * t).saturating_sub(fill).max(4 * t)
-    };
-    let den = 8 * t;
+    let (num, den) = q.correction();
     let scaled = |a: u128| u64::try_from(a * u128::from(num) / u128::from(den)).unwrap_or(all);
     // Never more than twice the share before: a shard draining a backlog reads more
     // than came, and matching that would open the filter to the whole flood.
@@ -406,376 +515,18 @@ fn next_share(share: u64, fill: u64, target: u64, dropped: bool, rates: Option<(
             let a = u128::from(all) * u128::from(read) / u128::from(read + shed);
             scaled(a).min(probe)
         }
-        // Between windows only a queue past the target cuts (at once, per sample), down
-        // to 1/8 for a queue of 8 targets: a flood's start is cut within a sample or two.
-        None if fill > 4 * t => {
-            let cut = (12 * t).saturating_sub(fill).max(t);
-            u64::try_from(u128::from(admit) * u128::from(cut) / u128::from(8 * t)).unwrap_or(all)
-        }
-        None => admit,
+        // Between windows only a long queue cuts (at once, per sample).
+        None => match q.between_windows() {
+            Some((n, d)) => {
+                u64::try_from(u128::from(admit) * u128::from(n) / u128::from(d)).unwrap_or(all)
+            }
+            None => admit,
+        },
     };
     let admit = admit.clamp(all >> MIN_ADMIT_SHIFT, all);
     all - admit
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The controller: per window, the share of what came that the shard read, corrected
-    /// by the queue (empty ×9/8, one to four targets ×1 — a bursty shard's normal queue —,
-    /// six targets ×3/4, at most ×1/2), opening by 2 at most; between windows only a queue
-    /// past four targets cuts; an overflow halves; never zero admitted.
-    #[test]
-    fn the_kernel_share_follows_the_queue() {
-        let all = sipedge_rt::SHED_ALL;
-        let t = 500; // 5 % in basis points
-        let admit = |share: u64| all - share;
-        assert_eq!(
-            next_share(0, t, t, false, None),
-            0,
-            "at the target: unchanged"
-        );
-        assert_eq!(next_share(0, 0, t, false, None), 0, "calm: nothing shed");
-        assert_eq!(
-            admit(next_share(0, 3 * t, t, false, None)),
-            all,
-            "a burst's queue (three targets): not cut"
-        );
-        assert_eq!(admit(next_share(0, 6 * t, t, false, None)), all / 4 * 3);
-        assert_eq!(
-            admit(next_share(0, 12 * t, t, false, None)),
-            all / 8,
-            "between windows: cut to 1/8 at most"
-        );
-        assert_eq!(
-            admit(next_share(0, 10 * t, t, false, Some((1000, 0)))),
-            all / 2,
-            "a window: the queue's correction at most halves"
-        );
-        assert_eq!(
-            admit(next_share(0, 0, t, true, None)),
-            all / 2,
-            "an overflow halves"
-        );
-        let tenth = all - all / 10;
-        assert_eq!(
-            admit(next_share(tenth, 0, t, false, None)),
-            all / 10,
-            "between windows"
-        );
-        assert!(admit(next_share(all, 10 * t, t, true, None)) >= all >> MIN_ADMIT_SHIFT);
-        // Rate matching: read 1000 of 10,000 that came, queue at the target: admit 1/10.
-        for s in [0, all / 2, tenth] {
-            assert_eq!(
-                admit(next_share(s, t, t, false, Some((1000, 9000)))),
-                all / 10
-            );
-        }
-        assert_eq!(
-            admit(next_share(0, 3 * t, t, false, Some((1000, 9000)))),
-            all / 10,
-            "a burst's queue: what was read, uncut"
-        );
-        assert_eq!(
-            admit(next_share(0, 6 * t, t, false, Some((1000, 9000)))),
-            all / 10 * 6 / 8,
-            "a long queue: less"
-        );
-        assert_eq!(
-            admit(next_share(tenth, 0, t, false, Some((500, 9500)))),
-            all / 20 * 9 / 8,
-            "idle: what came was all read; an eighth more"
-        );
-        assert_eq!(
-            admit(next_share(all - all / 4, 0, t, false, Some((5000, 500)))),
-            all / 2,
-            "a drained backlog (read more than came) opens by 2 at most"
-        );
-        // Calm again (nothing shed): back to all within 20 windows from 1/10.
-        let mut s = tenth;
-        for _ in 0..20 {
-            s = next_share(s, 0, t, false, Some((100, 0)));
-        }
-        assert_eq!(s, 0);
-
-        let mut p = Pressure::new(OverloadSettings::default(), Vec::new());
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        assert_eq!(p.end_turn(t0, ms(60), &|_| 0), Some(1));
-        assert_eq!(p.kernel_shed_share(), 0, "an empty queue: nothing to shed");
-        p.level = 0;
-        p.kernel_share = all / 2;
-        assert_eq!(p.end_turn(t0 + ms(10), ms(1), &|_| 0), None);
-        assert_eq!(p.kernel_shed_share(), all / 2, "between windows: unchanged");
-        assert_eq!(p.end_turn(t0 + ms(60), ms(1), &|_| 0), None);
-        assert_eq!(
-            p.kernel_shed_share(),
-            0,
-            "level 0, nothing came in a window: admits twice as much (all)"
-        );
-        for i in 0..4 {
-            p.end_turn(t0 + ms(120 + 60 * i), ms(1), &|_| 0);
-        }
-        assert_eq!(p.kernel_shed_share(), 0, "calm: none");
-        p.end_turn(t0 + ms(400), ms(1), &|_| 0);
-        assert_eq!(
-            p.kernel_shed_share(),
-            0,
-            "a short queue never starts shedding"
-        );
-    }
-
-    /// A queue past the target starts the kernel shedding before the level rises (the
-    /// level-1 threshold, 20 %, is four times the target): the flood is cut while the
-    /// queue is still short.
-    /// A 10× flood on a shard that serves 1000 datagrams a sample: the share is matched to
-    /// the rate. `rule(share, fill, dropped, (read, shed))` is one controller step; returns
-    /// (datagrams read over the last 150 samples, the longest queue then, in datagrams).
-    fn flood(rule: &dyn Fn(u64, u64, bool, (u64, u64)) -> u64) -> (u64, u64) {
-        let all = sipedge_rt::SHED_ALL;
-        let (arrivals, capacity, room) = (10_000u64, 1_000u64, 5_000u64);
-        let (mut share, mut queue, mut read_late, mut longest) = (0u64, 0u64, 0u64, 0u64);
-        let mut coin = 0u64;
-        for i in 0..200 {
-            // Admitted as the filter would: the share of a sample's arrivals, kept in whole
-            // datagrams by carrying the remainder.
-            coin += arrivals * (all - share);
-            let admitted = coin / all;
-            coin %= all;
-            let dropped = queue + admitted > room;
-            queue = (queue + admitted).min(room);
-            let read = queue.min(capacity);
-            queue -= read;
-            if i >= 50 {
-                read_late += read;
-                longest = longest.max(queue);
-            }
-            // 1 datagram = 2 basis points of SO_RCVBUF: the target (100) is 50 datagrams.
-            share = rule(share, queue * 2, dropped, (read, arrivals - admitted));
-        }
-        (read_late, longest)
-    }
-
-    /// The shard serves at least 95 % of its rate with a queue of a few targets; the
-    /// queue-only rule before it (AIMD: halve above the target, +1/16 below) could only
-    /// admit multiples of 1/16 of a 10× flood and swung between idling and a full queue.
-    #[test]
-    fn a_ten_times_flood_is_cut_to_the_shards_rate() {
-        let all = sipedge_rt::SHED_ALL;
-        // As `end_turn_with` drives it: rates per window of 4 samples, between windows a
-        // cut only while the queue grows.
-        let state = std::cell::Cell::new((0u64, 0u64, 0u32, 0u64));
-        let windowed = |s: u64, f: u64, d: bool, (r, sh): (u64, u64)| {
-            let (ar, ash, n, last) = state.get();
-            let (ar, ash, n) = (ar + r, ash + sh, n + 1);
-            let rates = (n >= 4).then_some((ar, ash));
-            state.set(if rates.is_some() {
-                (0, 0, 0, f)
-            } else {
-                (ar, ash, n, f)
-            });
-            if rates.is_none() && !d && f < last {
-                s
-            } else {
-                next_share(s, f, 100, d, rates)
-            }
-        };
-        let (read, longest) = flood(&windowed);
-        assert!(read >= 150 * 950, "read {read} of {}", 150 * 1000);
-        assert!(longest <= 200, "queue {longest}");
-        let aimd = |s: u64, f: u64, d: bool, _| {
-            let admit = all - s.min(all);
-            let admit = if d || f >= 100 {
-                admit / 2
-            } else {
-                (admit + all / 16).min(all)
-            };
-            all - admit
-        };
-        let (read, longest) = flood(&aimd);
-        assert!(
-            read < 150 * 950 || longest > 200,
-            "the old rule: read {read}, queue {longest}"
-        );
-    }
-
-    #[test]
-    fn a_queue_past_the_target_starts_shedding_at_level_zero() {
-        use std::os::fd::AsRawFd;
-        let rx = std::net::UdpSocket::bind("127.0.44.250:0").unwrap_or_else(|e| panic!("{e}"));
-        let tx = std::net::UdpSocket::bind("127.0.44.251:0").unwrap_or_else(|e| panic!("{e}"));
-        let mut p = Pressure::new(OverloadSettings::default(), vec![rx.as_raw_fd()]);
-        let t0 = Instant::now();
-        assert_eq!(p.end_turn(t0, Duration::ZERO, &|_| 0), None);
-        let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        // Fill past the target (1 %), below the level-1 fill (20 %).
-        for _ in 0..100_000 {
-            let m = sipedge_rt::socket_meminfo(rx.as_raw_fd()).unwrap_or_else(|e| panic!("{e}"));
-            if u64::from(m.rmem_alloc) * 100 >= u64::from(m.rcvbuf) * 11 {
-                break;
-            }
-            let _ = tx.send_to(&[b'x'; 400], to);
-        }
-        let lvl = p.end_turn(t0 + Duration::from_millis(10), Duration::ZERO, &|_| 0);
-        assert_eq!(lvl, None, "{:?}", p.sample);
-        assert!(
-            (1000..2000).contains(&p.sample.queue_basis_points),
-            "{:?}",
-            p.sample
-        );
-        assert!(
-            p.kernel_shed_share() > 0,
-            "past the target: the kernel sheds at level 0"
-        );
-    }
-
-    /// After a flood the filter must reopen on an idle shard: what it admits is all it
-    /// reads, so matching that rate would hold the share forever (seen: a clean source's
-    /// OPTIONS shed seconds after a banned flood ended).
-    #[test]
-    fn an_idle_shard_reopens_the_filter_after_a_flood() {
-        use std::os::fd::AsRawFd;
-        let rx = std::net::UdpSocket::bind("127.0.44.252:0").unwrap_or_else(|e| panic!("{e}"));
-        let mut p = Pressure::new(OverloadSettings::default(), vec![rx.as_raw_fd()]);
-        p.kernel_share = sipedge_rt::SHED_ALL - (sipedge_rt::SHED_ALL >> MIN_ADMIT_SHIFT);
-        let t0 = Instant::now();
-        // A trickle: each window the shard reads 1 datagram and the filter sheds 99 of the
-        // clean source's requests; the shard works 0.1 ms a turn.
-        let mut shed_total = 0;
-        for i in 0..60u64 {
-            shed_total += 99;
-            let (read, shed) = (i, shed_total);
-            let now = t0 + Duration::from_millis(5 * (i + 1));
-            let turn = Turn::all_work(Duration::from_micros(100));
-            let _ = p.end_turn_with(now, turn, &|_| 0, &|| (read, shed));
-        }
-        assert_eq!(
-            p.kernel_shed_share(),
-            0,
-            "an idle shard with an empty queue admits everything again within 300 ms"
-        );
-    }
-
-    /// Turn lag is CPU time: a turn that took 250 ms of wall time but 2 ms of the thread's
-    /// CPU (it waited for a CPU: a quota's throttling, preemption) raises nothing; one that
-    /// worked 60 ms of CPU raises level 1, 250 ms level 2, whatever its wall time.
-    #[test]
-    fn turn_lag_is_cpu_time_not_wall_time() {
-        let mut p = Pressure::new(OverloadSettings::default(), Vec::new());
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let turn = |wall, cpu| Turn { wall, cpu };
-        let none = &|| (0, 0);
-        for i in 0..5 {
-            let at = t0 + ms(300 * i);
-            assert_eq!(
-                p.end_turn_with(at, turn(ms(250), ms(2)), &|_| 0, none),
-                None,
-                "throttled, not busy"
-            );
-        }
-        assert_eq!(p.level(), 0);
-        let at = t0 + ms(1600);
-        assert_eq!(
-            p.end_turn_with(at, turn(ms(60), ms(60)), &|_| 0, none),
-            Some(1)
-        );
-        assert_eq!(
-            p.end_turn_with(at, turn(ms(70), ms(250)), &|_| 0, none),
-            Some(2),
-            "CPU time past the level-2 turn"
-        );
-    }
-
-    /// The level rose at the last turn before a pause (seen: the turn that raised it, then
-    /// 2 s without traffic): the first turn after the pause finds it calm for longer than
-    /// `calm_ms` and steps down at once, instead of answering 503 for `calm_ms` more
-    /// (seen: the calls' callees refused at start, their calls 404).
-    #[test]
-    fn a_level_raised_before_an_idle_pause_steps_down_at_the_next_turn() {
-        let mut p = Pressure::new(OverloadSettings::default(), Vec::new());
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        assert_eq!(p.end_turn(t0, ms(60), &|_| 0), Some(1));
-        assert_eq!(p.end_turn(t0 + ms(2000), ms(1), &|_| 0), Some(0));
-        // Raised to 2, idle 700 ms: one step per calm_ms.
-        assert_eq!(p.end_turn(t0 + ms(2100), ms(250), &|_| 0), Some(2));
-        assert_eq!(p.end_turn(t0 + ms(2800), ms(1), &|_| 0), Some(1));
-        assert_eq!(p.end_turn(t0 + ms(2900), ms(1), &|_| 0), None);
-        assert_eq!(p.end_turn(t0 + ms(3300), ms(1), &|_| 0), Some(0));
-    }
-
-    #[test]
-    fn rises_at_once_and_calms_down_step_by_step() {
-        let mut p = Pressure::new(OverloadSettings::default(), Vec::new());
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        assert_eq!(p.end_turn(t0, ms(1), &|_| 0), None);
-        assert_eq!(p.end_turn(t0, ms(60), &|_| 0), Some(1));
-        assert_eq!(p.end_turn(t0, ms(250), &|_| 0), Some(2));
-        assert_eq!(p.end_turn(t0 + ms(10), ms(1), &|_| 0), None);
-        assert_eq!(p.end_turn(t0 + ms(400), ms(1), &|_| 0), None);
-        assert_eq!(p.end_turn(t0 + ms(520), ms(1), &|_| 0), Some(1));
-        assert_eq!(p.end_turn(t0 + ms(900), ms(1), &|_| 0), None);
-        assert_eq!(p.end_turn(t0 + ms(1030), ms(1), &|_| 0), Some(0));
-        assert_eq!(p.level(), 0);
-    }
-
-    #[test]
-    fn a_full_queue_raises_the_level() {
-        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        use std::os::fd::AsRawFd;
-        let mut p = Pressure::new(OverloadSettings::default(), vec![rx.as_raw_fd()]);
-        let t0 = Instant::now();
-        assert_eq!(p.end_turn(t0, Duration::ZERO, &|_| 0), None);
-        let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        for _ in 0..20_000 {
-            let _ = tx.send_to(&[0u8; 1200], to);
-        }
-        let lvl = p.end_turn(t0 + Duration::from_millis(10), Duration::ZERO, &|_| 0);
-        assert!(lvl.is_some(), "{:?}", p.sample);
-        assert!(p.sample.queue_bytes > 0);
-        assert!(
-            p.kernel_shed_share() > 0,
-            "a full queue: the kernel sheds a share"
-        );
-    }
-
-    /// The kernel ban filter's drops are in SK_MEMINFO_DROPS too: a banned source's flood
-    /// must not make the shard shed its own users.
-    #[test]
-    fn ban_filter_drops_are_not_pressure() {
-        use std::os::fd::AsRawFd;
-        let f = match sipedge_rt::BanFilter::new(16) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("BPF not permitted here ({e}): skipped");
-                return;
-            }
-        };
-        let rx = std::net::UdpSocket::bind("127.0.117.220:0").unwrap_or_else(|e| panic!("{e}"));
-        f.attach(&rx, false).unwrap_or_else(|e| panic!("{e}"));
-        let tx = std::net::UdpSocket::bind("127.0.117.221:0").unwrap_or_else(|e| panic!("{e}"));
-        f.ban(tx.local_addr().unwrap_or_else(|e| panic!("{e}")).ip())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut p = Pressure::new(OverloadSettings::default(), vec![rx.as_raw_fd()]);
-        let t0 = Instant::now();
-        let filtered = |fd| f.socket_drops(fd);
-        assert_eq!(p.end_turn(t0, Duration::ZERO, &filtered), None);
-        let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        for _ in 0..100 {
-            let _ = tx.send_to(b"banned", to);
-        }
-        assert_eq!(
-            p.end_turn(t0 + Duration::from_millis(10), Duration::ZERO, &filtered),
-            None
-        );
-        assert_eq!(p.sample.kernel_drops, 0);
-        // Without the subtraction they would have counted.
-        let mut q = Pressure::new(OverloadSettings::default(), vec![rx.as_raw_fd()]);
-        q.drops_base = Some(0);
-        assert_eq!(q.end_turn(t0, Duration::ZERO, &|_| 0), Some(1));
-    }
-}
+#[path = "overload_tests.rs"]
+mod tests;

@@ -28,6 +28,12 @@
 //! so a backlog of new requests drains in a fraction of the time, and what comes after is
 //! served fresh; their clients retransmit (RFC 3261 §17.1.1.2) into a short queue.
 //!
+//! The kernel shed controller's sojourn ([`crate::overload::Pressure::note_wait`]): while
+//! it watches ([`QueueDelay::watch`]), the stamp is also read at each turn's first
+//! datagram — the youngest datagram the engine took off the socket for the turn, so its
+//! wait is the queue the turn found beyond one batch, without the turn's own work — and
+//! handed over at the turn's end ([`QueueDelay::end_turn`]).
+//!
 //! Cost: at most two `ioctl`s per turn of [`MIN_BATCH`] datagrams or more, one per turn
 //! while late, none otherwise; and the kernel's per-packet receive timestamp (one clock
 //! read), switched on by the first call.
@@ -51,13 +57,22 @@ pub struct QueueDelay {
     in_turn: u32,
     /// The wait measured last (exported).
     pub last_wait: Duration,
+    /// Measure each turn's first datagram too, for the kernel shed controller (set by the
+    /// shard from [`crate::overload::Pressure::watching`]).
+    pub watch: bool,
+    /// Read the stamps at all: a bound, or a sojourn target for the controller.
+    stamps: bool,
+    /// The wait measured at this turn's first datagram while watching.
+    turn_wait: Option<Duration>,
 }
 
 impl QueueDelay {
     /// A meter over the engine's sockets `fds` (by engine index), bounding the wait at
-    /// `max` (zero: off). Switches the sockets' receive stamps on.
-    pub fn new(max: Duration, fds: Vec<RawFd>) -> QueueDelay {
-        if !max.is_zero() {
+    /// `max` (zero: off); `sojourn`: the kernel shed controller may watch the wait too.
+    /// Switches the sockets' receive stamps on when either is.
+    pub fn new(max: Duration, sojourn: bool, fds: Vec<RawFd>) -> QueueDelay {
+        let stamps = !max.is_zero() || sojourn;
+        if stamps {
             for &fd in &fds {
                 // The first call switches the stamps on (its answer is of no use yet).
                 let _ = sipedge_rt::socket_last_read_stamp(fd);
@@ -69,6 +84,9 @@ impl QueueDelay {
             late: false,
             in_turn: 0,
             last_wait: Duration::ZERO,
+            watch: false,
+            stamps,
+            turn_wait: None,
         }
     }
 
@@ -83,16 +101,30 @@ impl QueueDelay {
     /// lateness when it changed.
     #[inline]
     pub fn on_datagram(&mut self, socket: usize, now: impl FnOnce() -> Duration) -> Option<bool> {
-        if self.max.is_zero() {
+        if !self.stamps {
             return None;
         }
         self.in_turn = self.in_turn.saturating_add(1);
-        if self.in_turn != MIN_BATCH && !(self.late && self.in_turn == 1) {
+        let first = self.in_turn == 1;
+        let bound = !self.max.is_zero() && (self.in_turn == MIN_BATCH || (self.late && first));
+        if !(bound || (self.watch && first)) {
             return None;
         }
         let stamp = sipedge_rt::socket_last_read_stamp(*self.fds.get(socket)?).ok()??;
-        self.last_wait = now().saturating_sub(stamp);
+        let wait = now().saturating_sub(stamp);
+        if first && self.watch {
+            self.turn_wait = Some(wait);
+        }
+        if !bound {
+            return None;
+        }
+        self.last_wait = wait;
         self.set(self.last_wait > self.max)
+    }
+
+    /// At the end of a turn, the wait its first datagram found while watching.
+    pub fn take_turn_wait(&mut self) -> Option<Duration> {
+        self.turn_wait.take()
     }
 
     /// At the end of a turn: one that read nothing found the queue empty. The new
@@ -135,7 +167,7 @@ mod tests {
         let rx = std::net::UdpSocket::bind("127.0.44.253:0").unwrap_or_else(|e| panic!("{e}"));
         let tx = std::net::UdpSocket::bind("127.0.44.254:0").unwrap_or_else(|e| panic!("{e}"));
         let to = rx.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let mut q = QueueDelay::new(Duration::from_millis(100), vec![rx.as_raw_fd()]);
+        let mut q = QueueDelay::new(Duration::from_millis(100), false, vec![rx.as_raw_fd()]);
         let mut buf = [0u8; 64];
         // The kernel switches packet stamps on host-wide in a deferred work item: wait
         // until a probe that queued 5 ms shows it.
@@ -180,7 +212,7 @@ mod tests {
         assert_eq!(batch(&mut q, 40, 150), vec![(MIN_BATCH, true)]);
         assert_eq!(q.end_turn(), Some(false));
         // Off.
-        let mut off = QueueDelay::new(Duration::ZERO, vec![rx.as_raw_fd()]);
+        let mut off = QueueDelay::new(Duration::ZERO, false, vec![rx.as_raw_fd()]);
         for _ in 0..MIN_BATCH {
             assert_eq!(off.on_datagram(0, unix_now), None);
         }

@@ -231,7 +231,11 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
     } else {
         Duration::ZERO // AF_XDP frames do not pass the socket: no receive stamps
     };
-    let mut queue_delay = crate::overload_delay::QueueDelay::new(max_queue_delay, pressure.fds());
+    // The kernel shed controller's sojourn target needs the same stamps (not with XDP).
+    let sojourn =
+        overload.enabled && overload.kernel_shed_wait_ms > 0 && io != sipedge_rt::IoMode::Xdp;
+    let mut queue_delay =
+        crate::overload_delay::QueueDelay::new(max_queue_delay, sojourn, pressure.fds());
     let shed_fds = pressure.fds();
     let mut ban_cursor = crate::bans::BanCursor::default();
     let mut last_sweep = Instant::now();
@@ -351,6 +355,7 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             let w = crate::overload::RATE_WINDOW;
             timeout = Some(timeout.map_or(w, |t| t.min(w)));
         }
+        queue_delay.watch = sojourn && pressure.watching();
         let mut turn_now = None;
         // When the turn's work began: the first datagram handed over, or the wait's return.
         let mut work_start = None;
@@ -523,6 +528,9 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
             _ => crate::overload::Turn::all_work(worked),
         };
         cpu_at = cpu_now;
+        if let Some(wait) = queue_delay.take_turn_wait() {
+            pressure.note_wait(wait);
+        }
         if let Some(late) = queue_delay.end_turn() {
             core.handle_queue_delay(late);
         }
@@ -530,7 +538,24 @@ pub fn run(setup: ShardSetup) -> Result<(), String> {
         // What the shard served: the stale drop's datagrams were read, not served, so the
         // kernel shed controller counts them as shed (it admits what the shard serves).
         let stale = core.protect_stats().stale_dropped;
-        let read = engine.stats().datagrams_in.saturating_sub(stale);
+        // Of the classes the filter sheds only: responses and ACKs are never shed, and a
+        // new INVITE's ACK (its final error's: absorbed, or without a transaction counted
+        // in `dropped` with what else was read and not served) doubled what an INVITE
+        // flood's rate matching counted as served — it admitted twice what fit (seen: the
+        // share swinging 820–998 ‰, the queue 0–3.5 MB; with the cuts between windows
+        // gone, the queue held at the stale bound, 58k stale drops).
+        let never_shed = {
+            let (c, p) = (core.stats(), core.proxy_stats());
+            c.responses_in
+                .saturating_add(c.dropped)
+                .saturating_add(p.acks_absorbed)
+                .saturating_add(p.acks_forwarded)
+        };
+        let read = engine
+            .stats()
+            .datagrams_in
+            .saturating_sub(stale)
+            .saturating_sub(never_shed);
         let flow = || {
             let shed = shed_fds.iter().fold(0u64, |n, &fd| {
                 let s = bans.kernel_shed(fd);
