@@ -6,7 +6,16 @@
 #      and, the whole process (shard, cluster writer and lookup threads, admin), under one
 #      cgroup CPU quota of $EDGE_QUOTA CPU (the same in both modes), so the edge saturates
 #      first and the generator (core $GEN_CORE) and Redis ($REDIS_CPUS) have headroom: the
-#      rate measures the edge, not the rig. `sipload register` (new AoRs, closed loop) then
+#      rate measures the edge, not the rig. Redis runs on the generator's core, not the
+#      edge's: in production Redis is on other hosts, and on the edge's core its cache
+#      pollution and context switches were charged to the edge in cluster mode only (the
+#      bottleneck row shows whether the generator + Redis still keep up: the edge must be
+#      the one throttled at its quota). Noise: one standalone run moved 0.51–0.67 s of edge
+#      CPU per 100k from run to run (other jobs' cache and CPU on the shared cores, page
+#      faults of a growing table, frequency), as wide as the effect measured, so the modes
+#      run $REPEAT times each, alternately in ABBA order (standalone, cluster, cluster,
+#      standalone, standalone, cluster, ...: a drift over the run hits both modes alike), and
+#      the ratio is of the medians per mode (every run is printed too). `sipload register` (new AoRs, closed loop) then
 #      `sipload refresh` (re-REGISTER of existing AoRs, closed loop), first with [cluster]
 #      mode = "standalone", then mode = "cluster". Ratio cluster/standalone (target >= 80 %),
 #      and who was the bottleneck: CPU seconds per 100k replies of the edge (during the
@@ -39,8 +48,8 @@
 # Environment knobs (defaults in brackets):
 #   NET [127.0.47] (the /24 used)  PHASES ["1 2 3"] EDGE_CORE [0] EDGE_CPUS [$EDGE_CORE] GEN_CORE [1] NO_BUILD [unset]
 #   EDGE_QUOTA [0.3] (CPUs the edge process may use in phase 1, cgroup cpu.max /
-#   cfs_quota_us over a 10 ms period; 0 = no quota) REDIS_CPUS [$EDGE_CORE,$GEN_CORE with a
-#   quota, else $GEN_CORE] (where the Redis masters run)
+#   cfs_quota_us over a 10 ms period; 0 = no quota) REDIS_CPUS [$GEN_CORE] (where the Redis
+#   masters run) REPEAT [3] (phase-1 runs per mode, ABBA order)
 #   BIN [target/release]  PERF [unset] (set: `perf record -g` of the edge during each phase-1
 #   run, into $OUT/perf-MODE-KIND.data)
 #   OUT [target/cluster]  SYNC [batch] (journal sync)  DRAIN_SECS [300] (longest wait for a
@@ -70,7 +79,9 @@ GEN_CORE=${GEN_CORE:-1}
 # Redis masters (~0.5 of a core for 50k script calls/s) carry with room on two cores.
 EDGE_QUOTA=${EDGE_QUOTA:-0.3}
 QUOTA_PERIOD_US=10000
-if [[ $EDGE_QUOTA == 0 ]]; then REDIS_CPUS=${REDIS_CPUS:-$GEN_CORE}; else REDIS_CPUS=${REDIS_CPUS:-$EDGE_CORE,$GEN_CORE}; fi
+# Redis on the generator's core (see the header: not charged to the edge).
+REDIS_CPUS=${REDIS_CPUS:-$GEN_CORE}
+REPEAT=${REPEAT:-3}
 BIN=${BIN:-$ROOT/target/release}
 [[ $BIN == /* ]] || BIN=$ROOT/$BIN
 OUT=${OUT:-$ROOT/target/cluster}
@@ -332,49 +343,54 @@ start_redis
 # ---------------------------------------------------------------- phase 1
 if [[ " $PHASES " == *" 1 "* ]]; then
     P1=$(now_s)
-    p1_run() { # $1 = mode, $2 = kind (register|refresh), then sipload arguments
-        local mode=$1 kind=$2 e0 r0 t0 d=0
-        shift 2
+    p1_run() { # $1 = mode, $2 = kind (register|refresh), $3 = run (1..REPEAT), then sipload arguments
+        local mode=$1 kind=$2 r=$3 e0 r0 t0 d=0
+        shift 3
         e0=$(cpu_of "$pid"); r0=$(cpu_of "${REDIS_PIDS[@]}"); t0=$(cg_throttled)
         local perf_pid=""
         if [[ -n "${PERF:-}" ]]; then # the edge's profile during this run (cpu-clock, call graphs)
-            perf record -q -e cpu-clock -g -p "$pid" -o "$OUT/perf-$mode-$kind.data" >/dev/null 2>&1 &
+            perf record -q -e cpu-clock -g -p "$pid" -o "$OUT/perf-$mode-$kind-$r.data" >/dev/null 2>&1 &
             perf_pid=$!
         fi
-        GEN_TIME=$TMP/gen-time sl "$@" --server-pid "$pid" --json >"$OUT/p1-$mode-$kind.json"
+        GEN_TIME=$TMP/gen-time sl "$@" --server-pid "$pid" --json >"$OUT/p1-$mode-$kind-$r.json"
         if [[ -n "$perf_pid" ]]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; fi
-        result "p1_${mode}_${kind}_gen_cpu" "$(awk '{print $1 + $2}' "$TMP/gen-time")"
-        result "p1_${mode}_${kind}_redis_cpu" "$(echo "$(cpu_of "${REDIS_PIDS[@]}") - $r0" | bc)"
-        echo "$kind: $(summary "$OUT/p1-$mode-$kind.json")"
+        result "p1_${mode}_${kind}_${r}_gen_cpu" "$(awk '{print $1 + $2}' "$TMP/gen-time")"
+        result "p1_${mode}_${kind}_${r}_redis_cpu" "$(echo "$(cpu_of "${REDIS_PIDS[@]}") - $r0" | bc)"
+        echo "$kind: $(summary "$OUT/p1-$mode-$kind-$r.json")"
         if [[ $mode == cluster ]]; then
             echo "after $kind: $(cluster_metrics 0)"
             d=$(wait_drained 0); echo "write-behind drained after ${d} s: $(cluster_metrics 0)"
-            result "p1_${kind}_drain_s" "$d"
-            result "p1_${kind}_metrics" "$(cluster_metrics 0)"
+            result "p1_${kind}_${r}_drain_s" "$d"
+            result "p1_${kind}_${r}_metrics" "$(cluster_metrics 0)"
         fi
         # The edge's CPU from the start of the run until its write-behind drained (the
         # writer's work after the generator stopped is part of what the rate cost).
-        result "p1_${mode}_${kind}_edge_cpu_all" "$(echo "$(cpu_of "$pid") - $e0" | bc)"
-        result "p1_${mode}_${kind}_throttled" "$(awk -v a="$t0" -v b="$(cg_throttled)" \
+        result "p1_${mode}_${kind}_${r}_edge_cpu_all" "$(echo "$(cpu_of "$pid") - $e0" | bc)"
+        result "p1_${mode}_${kind}_${r}_throttled" "$(awk -v a="$t0" -v b="$(cg_throttled)" \
             'BEGIN {split(a, x, " "); split(b, y, " "); printf "%d %.2f", y[1] - x[1], y[2] - x[2]}')"
     }
-    for mode in standalone cluster; do
-        echo "== phase 1: one edge, mode = $mode (edge on core $EDGE_CORE, quota $EDGE_QUOTA CPU; sipload on core $GEN_CORE; Redis on $REDIS_CPUS)"
+    # ABBA: standalone, cluster, cluster, standalone, standalone, cluster, ...
+    declare -A NRUN=()
+    for ((k = 0; k < 2 * REPEAT; k++)); do
+        case $((k % 4)) in 0 | 3) mode=standalone ;; *) mode=cluster ;; esac
+        r=$(( ${NRUN[$mode]:-0} + 1 )); NRUN[$mode]=$r
+        echo "== phase 1, run $r of $REPEAT: one edge, mode = $mode (edge on core $EDGE_CORE, quota $EDGE_QUOTA CPU; sipload on core $GEN_CORE; Redis on $REDIS_CPUS)"
         redis_flush
-        write_conf 0 "$mode" "$TMP/journal-p1-$mode" '"localhost", "new.test", "ref.test"'
-        cg_create "sipedge-cluster-p1-$mode-$$"
+        write_conf 0 "$mode" "$TMP/journal-p1" '"localhost", "new.test", "ref.test"'
+        cg_create "sipedge-cluster-p1-$mode-$r-$$"
         start_edge 0 1
         wait_answering 0 "$(now_s)" >/dev/null
         pid=${EDGE_PID[0]}
-        p1_run "$mode" register register --target "${EDGE_IPS[0]}:$SIP_PORT" --domain new.test --rate 0 \
+        p1_run "$mode" register "$r" register --target "${EDGE_IPS[0]}:$SIP_PORT" --domain new.test --rate 0 \
             --outstanding "$OUTSTANDING" --duration "$DURATION" --uas "$UAS" --sources "$SOURCES"
-        [[ $mode == cluster ]] && result p1_register_redis_keys "$(redis_sum dbsize)"
-        p1_run "$mode" refresh refresh --target "${EDGE_IPS[0]}:$SIP_PORT" --domain ref.test --aors "$AORS" --rate 0 \
+        [[ $mode == cluster ]] && result "p1_register_${r}_redis_keys" "$(redis_sum dbsize)"
+        p1_run "$mode" refresh "$r" refresh --target "${EDGE_IPS[0]}:$SIP_PORT" --domain ref.test --aors "$AORS" --rate 0 \
             --outstanding "$OUTSTANDING" --duration "$DURATION" --uas "$UAS" --sources "$SOURCES" \
             --setup-pause-ms "$SETTLE_MS"
         echo "edge shedding counters (non-zero): $(shed_metrics 0)"
         stop_edge 0
         cg_remove
+        rm -rf "$TMP/journal-p1" # each run starts on an empty journal (and the disk is small)
     done
     result p1_secs "$(since "$P1")"
 fi
@@ -481,9 +497,9 @@ fi
 
 # ---------------------------------------------------------------- the table
 echo "== results"
-python3 - "$OUT" "$CALLEES" "$N" <<'PY' | tee "$OUT/table.md"
+python3 - "$OUT" "$CALLEES" "$N" "$REPEAT" <<'PY' | tee "$OUT/table.md"
 import json, os, sys
-out, callees, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out, callees, n, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 res = {}
 if os.path.exists(f"{out}/results.txt"):
     for line in open(f"{out}/results.txt"):
@@ -502,28 +518,58 @@ rows = []
 def row(*c):
     rows.append("| " + " | ".join(str(x) for x in c) + " |")
 print("| measurement | value | target |\n| --- | --- | --- |")
-# Phase 1
+# Phase 1: every run (ABBA order), then the medians per mode and their ratio.
+from statistics import median
+order, seen = [], {"standalone": 0, "cluster": 0}
+for k in range(2 * repeat):
+    m = "standalone" if k % 4 in (0, 3) else "cluster"
+    seen[m] += 1
+    order.append((m, seen[m]))
+short = {"standalone": "S", "cluster": "C"}
 for kind in ("register", "refresh"):
-    s, c = ph(load(f"p1-standalone-{kind}")), ph(load(f"p1-cluster-{kind}"))
-    if s and c:
-        what = "new bindings" if kind == "register" else "refreshes"
-        cpu = lambda p: f"{p['server_cpu_s'] * 1e5 / p['replies']:.2f}" if p.get("server_cpu_s") and p["replies"] else "-"
-        ok = lambda p: p["successes"] / p["send_seconds"]
-        row(f"1. {what} (200 OK)/s, one edge (1 shard): standalone → cluster",
-            f"{ok(s):,.0f} → {ok(c):,.0f} = **{pct(ok(c), ok(s))}** "
-            f"(edge CPU s/100k replies: {cpu(s)} → {cpu(c)}; non-2xx/timeouts: {s['failures'] + s['timeouts']} → {c['failures'] + c['timeouts']}, codes {s['codes']} → {c['codes']})", "≥ 80 %")
-        def per(mode, p, key):
-            v = res.get(f"p1_{mode}_{kind}_{key}")
-            return f"{float(v) * 1e5 / p['replies']:.2f}" if v and p.get("replies") else "-"
-        thr = lambda mode: res.get(f"p1_{mode}_{kind}_throttled", "- -").split()
-        row(f"1. {what}: who was the bottleneck (CPU s per 100k replies, standalone → cluster)",
-            f"edge until drained {per('standalone', s, 'edge_cpu_all')} → {per('cluster', c, 'edge_cpu_all')}; "
-            f"generator {per('standalone', s, 'gen_cpu')} → {per('cluster', c, 'gen_cpu')}; "
-            f"Redis (3 masters) {per('standalone', s, 'redis_cpu')} → {per('cluster', c, 'redis_cpu')}; "
-            f"edge throttled at its quota ({res.get('edge_quota', '-')} CPU): {thr('standalone')[0]} → {thr('cluster')[0]} periods, "
-            f"{thr('standalone')[-1]} → {thr('cluster')[-1]} s", "the edge")
-        if f"p1_{kind}_metrics" in res:
-            row(f"1. write-behind after the {kind} run", f"drained in {res.get(f'p1_{kind}_drain_s')} s; {res[f'p1_{kind}_metrics'].strip()}", "keeps up, no errors/drops")
+    what = "new bindings" if kind == "register" else "refreshes"
+    runs = {}
+    for m, r in order:
+        p = ph(load(f"p1-{m}-{kind}-{r}"))
+        if p and p.get("send_seconds") and p.get("replies"):
+            runs[(m, r)] = p
+    if not runs:
+        continue
+    ok = lambda p: p["successes"] / p["send_seconds"]
+    def per(m, r, key):
+        v, p = res.get(f"p1_{m}_{kind}_{r}_{key}"), runs.get((m, r))
+        return float(v) * 1e5 / p["replies"] if v and p else None
+    cpu = lambda p: p["server_cpu_s"] * 1e5 / p["replies"] if p.get("server_cpu_s") else None
+    f2 = lambda v: "-" if v is None else f"{v:.2f}"
+    cells = []
+    for m, r in order:
+        p = runs.get((m, r))
+        if p:
+            thr = res.get(f"p1_{m}_{kind}_{r}_throttled", "- -").split()
+            cells.append(f"{short[m]}{r} {ok(p):,.0f}/s, edge {f2(cpu(p))}, gen {f2(per(m, r, 'gen_cpu'))}, Redis {f2(per(m, r, 'redis_cpu'))}, "
+                         f"throttled {thr[0]}, fail {p['failures'] + p['timeouts']}")
+    row(f"1. {what}, each run in order (rate; CPU s per 100k replies of the edge in the phase, generator, Redis; periods the edge was throttled; non-2xx + timeouts)",
+        "<br>".join(cells), "")
+    def med(m, f):
+        v = [x for x in (f(m, r) for mm, r in order if mm == m) if x is not None]
+        return median(v) if v else None
+    rate = lambda m: med(m, lambda m, r: ok(runs[(m, r)]) if (m, r) in runs else None)
+    ecpu = lambda m: med(m, lambda m, r: cpu(runs[(m, r)]) if (m, r) in runs else None)
+    rs, rc = rate("standalone"), rate("cluster")
+    cs, cc = ecpu("standalone"), ecpu("cluster")
+    if rs and rc:
+        row(f"1. {what} (200 OK)/s, one edge (1 shard), median of {repeat} runs per mode: standalone → cluster",
+            f"{rs:,.0f} → {rc:,.0f} = **{pct(rc, rs)}** (edge CPU s/100k replies, medians: {f2(cs)} → {f2(cc)}"
+            + (f" = {cc / cs:.2f}×" if cs and cc else "") + ")", "≥ 80 %")
+        allm = lambda m, key: f2(med(m, lambda m, r: per(m, r, key)))
+        row(f"1. {what}: who was the bottleneck (medians, CPU s per 100k replies, standalone → cluster)",
+            f"edge until drained {allm('standalone', 'edge_cpu_all')} → {allm('cluster', 'edge_cpu_all')}; "
+            f"generator {allm('standalone', 'gen_cpu')} → {allm('cluster', 'gen_cpu')}; "
+            f"Redis (3 masters) {allm('standalone', 'redis_cpu')} → {allm('cluster', 'redis_cpu')}; "
+            f"edge quota {res.get('edge_quota', '-')} CPU (throttled periods per run above: the edge is the bottleneck when they are many)", "the edge")
+    for m, r in order:
+        if m == "cluster" and f"p1_{kind}_{r}_metrics" in res:
+            row(f"1. write-behind after {kind} run C{r}", f"drained in {res.get(f'p1_{kind}_{r}_drain_s')} s; {res[f'p1_{kind}_{r}_metrics'].strip()}", "keeps up, no errors/drops")
 # Phase 2
 d, b = ph(load("p2-direct")), ph(load("p2-via-b"))
 if d and b:

@@ -6,6 +6,15 @@
 //! twice per interval instead of once per request — the shards' own tables stay exact,
 //! Redis is only what other edges read, and a binding there never expires before it does
 //! here. Cleared on every resync (Redis may have lost what it held).
+//!
+//! A change that created the binding (the core journals it as such, record kind 3) is
+//! written without a look-up and is not remembered: a new binding has nothing to thin, and
+//! the look-up (a keyed hash and a cache miss in a map of millions) was the thinner's whole
+//! cost on a registration storm. The trade-off: the first refresh of every binding finds
+//! nothing remembered and is written (then remembered), one more Redis write per binding
+//! than before (a phone refreshing once per interval is written every time anyway). A
+//! stale entry a creation leaves in place (the binding expired here, which is not
+//! journalled) holds an expiry already past, so it never thins the next refresh.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -60,8 +69,12 @@ impl Thinner {
                 expires_unix_ms,
                 source,
                 call_id,
+                created,
                 ..
             } => {
+                if created {
+                    return true;
+                }
                 // One keyed SipHash pass: the binding's identity is the key; the state
                 // carried on over what a refresh may change gives the content's hash.
                 let mut h = self.hasher.build_hasher();
@@ -119,6 +132,10 @@ mod tests {
     use super::*;
 
     fn up(cseq: u32, now_s: u64, source: &str) -> BindingChange<'static> {
+        change(cseq, now_s, source, false)
+    }
+
+    fn change(cseq: u32, now_s: u64, source: &str, created: bool) -> BindingChange<'static> {
         BindingChange::Upsert {
             aor: b"sip:alice@edge.test",
             contact: b"sip:alice@198.18.0.7:5060",
@@ -131,7 +148,32 @@ mod tests {
             expires_unix_ms: (now_s + 3600) * 1000,
             registered_unix_ms: now_s * 1000,
             source: source.parse().unwrap_or_else(|e| panic!("{e}")),
+            created,
         }
+    }
+
+    #[test]
+    fn a_creation_is_written_without_being_remembered_and_later_refreshes_are_thinned() {
+        let mut t = Thinner::default();
+        let t0 = 1_800_000_000u64;
+        let ms = |s: u64| s * 1000;
+        // A registration storm: every first write is written, and nothing is looked up or
+        // remembered for it.
+        for i in 0..1000u64 {
+            let src = format!("198.18.{}.{}:5060", i / 256, i % 256);
+            assert!(t.must_write(&change(1, t0, &src, true), ms(t0)), "new");
+        }
+        assert!(t.written.is_empty(), "creations are not remembered");
+        // The first refresh (nothing remembered) is written; a refresh within the window
+        // after it is thinned; past half the lifetime, written again.
+        assert!(t.must_write(&up(2, t0 + 1, "198.18.0.7:5060"), ms(t0 + 1)));
+        assert!(!t.must_write(&up(3, t0 + 2, "198.18.0.7:5060"), ms(t0 + 2)));
+        assert!(t.must_write(&up(4, t0 + 1802, "198.18.0.7:5060"), ms(t0 + 1802)));
+        // Created again (after a removal, or an expiry that left the entry): written.
+        assert!(t.must_write(
+            &change(5, t0 + 1803, "198.18.0.7:5060", true),
+            ms(t0 + 1803)
+        ));
     }
 
     #[test]

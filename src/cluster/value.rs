@@ -116,6 +116,7 @@ pub fn encode_append(
             registered_unix_ms,
             source,
             call_id,
+            ..
         } => (
             aor,
             (instance, reg_id),
@@ -326,6 +327,7 @@ mod tests {
             expires_unix_ms: 2_000_000,
             registered_unix_ms: 1_000_000,
             source: "192.0.2.9:4000".parse().expect("addr"),
+            created: false,
         };
         let e = encode(&up, "edge-a", home, 5).expect("encodes");
         assert_eq!(e.field, b"c:sip:alice@192.0.2.1:5060");

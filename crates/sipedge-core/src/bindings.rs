@@ -190,8 +190,9 @@ impl Store<'_> {
     /// Queues an upsert record for the binding of `aor` just stored from `d`, encoded from
     /// `d` itself: the same bytes a snapshot reads back from the table (`upsert_of`), with
     /// the User-Agent cut as the table cuts it and an IPv4-mapped source as the IPv4 address
-    /// it is stored as (`tests/bindings.rs` compares the two).
-    pub(crate) fn journal_upsert_data(&mut self, aor: &[u8], d: &BindingData<'_>) {
+    /// it is stored as (`tests/bindings.rs` compares the two). `created`: the binding did
+    /// not exist before this change (a record of kind 3, `record`).
+    pub(crate) fn journal_upsert_data(&mut self, aor: &[u8], d: &BindingData<'_>, created: bool) {
         if !self.io.cfg.journal {
             return;
         }
@@ -224,6 +225,7 @@ impl Store<'_> {
             transport: d.transport,
             arrival: d.arrival.0,
             branch: d.branch,
+            created,
         };
         let mut q = std::mem::take(&mut self.io.journal);
         q.push_with(|out| encode_upsert(out, &u));

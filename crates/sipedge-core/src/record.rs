@@ -9,7 +9,13 @@
 //!           family:u8(4|6) ip:4|16 bytes port:u16 local:u16 transport:u8 arrival:u16
 //!           branch:u32
 //! kind 2  = remove: aor contact instance reg_id:u32
+//! kind 3  = create: an upsert (the same body) of a binding that did not exist before
 //! ```
+//!
+//! Kind 3 lets the cluster write-behind skip its refresh thinning for a first write (a new
+//! binding is always written, so there is nothing to look up). It was added within version
+//! 1: every record an older build wrote still reads the same (as a kind 1 upsert, "not known
+//! to be new"); an older build refuses kind 3 records, so a journal is not downgradable.
 //!
 //! Integers are little-endian; varints are LEB128 (at most 3 bytes: fields are < 64 KiB).
 //! `q = 0xffff` means "no q given"; `reg_id = 0` means none. The AoR is canonical
@@ -25,6 +31,7 @@ use crate::output::ShardId;
 pub const RECORD_VERSION: u8 = 1;
 const KIND_UPSERT: u8 = 1;
 const KIND_REMOVE: u8 = 2;
+const KIND_CREATE: u8 = 3;
 
 /// Why a record could not be restored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +78,9 @@ pub(crate) struct Upsert<'a> {
     pub(crate) transport: Transport,
     pub(crate) arrival: u16,
     pub(crate) branch: u32,
+    /// The change created the binding (kind 3); false for a refresh, a snapshot's state or
+    /// a record of an older build.
+    pub(crate) created: bool,
 }
 
 impl Record<'_> {
@@ -122,7 +132,8 @@ pub(crate) fn encode_upsert(out: &mut Vec<u8>, u: &Upsert<'_>) {
     ];
     // One reservation for the record (3 varint bytes per string at most).
     out.reserve(2 + strings.iter().map(|b| 3 + b.len()).sum::<usize>() + UPSERT_TAIL_MAX);
-    out.extend_from_slice(&[RECORD_VERSION, KIND_UPSERT]);
+    let kind = if u.created { KIND_CREATE } else { KIND_UPSERT };
+    out.extend_from_slice(&[RECORD_VERSION, kind]);
     for b in strings {
         put_bytes(out, b);
     }
@@ -226,7 +237,7 @@ pub(crate) fn decode(rec: &[u8]) -> Result<Record<'_>, RestoreError> {
         return Err(RestoreError::Version(version));
     }
     let record = match r.u8()? {
-        KIND_UPSERT => {
+        kind @ (KIND_UPSERT | KIND_CREATE) => {
             let aor = r.bytes(MAX_AOR_BYTES)?;
             let contact = r.bytes(MAX_FIELD_BYTES)?;
             let call_id = r.bytes(MAX_FIELD_BYTES)?;
@@ -268,6 +279,7 @@ pub(crate) fn decode(rec: &[u8]) -> Result<Record<'_>, RestoreError> {
                 transport,
                 arrival,
                 branch,
+                created: kind == KIND_CREATE,
             })
         }
         KIND_REMOVE => {
@@ -333,6 +345,10 @@ pub enum BindingChange<'a> {
         /// `rport`): where requests and NAT pings go. The cluster shares it so a surviving
         /// edge can adopt the binding (`[cluster] takeover`).
         source: SocketAddr,
+        /// This change created the binding (it did not exist on this edge before): the
+        /// write-behind writes it without looking it up in its refresh thinning. False when
+        /// not known (a refresh, or a record of an older build).
+        created: bool,
     },
     /// A binding removed by a REGISTER (or evicted).
     Remove {
@@ -358,6 +374,7 @@ pub fn decode_change(rec: &[u8]) -> Result<BindingChange<'_>, RestoreError> {
             expires_unix_ms: u.expires_unix_ms,
             registered_unix_ms: u.registered_unix_ms,
             source: u.source,
+            created: u.created,
         },
         Record::Remove {
             aor,
@@ -395,7 +412,33 @@ mod tests {
             transport: Transport::Udp,
             arrival: 3,
             branch: 0xdead_beef,
+            created: false,
         }
+    }
+
+    #[test]
+    fn a_creation_is_kind_3_and_an_old_upsert_still_reads_as_not_created() {
+        let mut buf = Vec::new();
+        let created = Upsert {
+            created: true,
+            ..sample()
+        };
+        encode_upsert(&mut buf, &created);
+        assert_eq!(&buf[..2], &[RECORD_VERSION, KIND_CREATE]);
+        assert_eq!(decode(&buf), Ok(Record::Upsert(created)));
+        assert!(matches!(
+            decode_change(&buf),
+            Ok(BindingChange::Upsert { created: true, .. })
+        ));
+        // A journal written before kind 3: the same bytes with kind 1 (what every older
+        // build wrote for creations and refreshes alike) reads as a refresh.
+        let mut old = buf.clone();
+        old[1] = KIND_UPSERT;
+        assert_eq!(decode(&old), Ok(Record::Upsert(sample())));
+        assert!(matches!(
+            decode_change(&old),
+            Ok(BindingChange::Upsert { created: false, .. })
+        ));
     }
 
     #[test]

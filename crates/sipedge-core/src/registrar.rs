@@ -641,7 +641,10 @@ impl Registrar<'_> {
             } else {
                 self.io.stats.bindings_created += 1;
             }
-            self.store().journal_upsert_data(aor, &d);
+            // A creation is journalled as such (record kind 3): the cluster write-behind
+            // writes it without a thinning look-up.
+            self.store()
+                .journal_upsert_data(aor, &d, it.existing == NONE);
         }
         self.bufs.path_buf = path;
         if items.iter().any(|it| !it.superseded && it.expires > 0) {

@@ -372,8 +372,16 @@ fn a_journal_upsert_is_the_record_a_snapshot_writes() {
             );
             let replies = drain(&mut core);
             assert_eq!(replies[0].status(), 200, "{source} CSeq {cseq}");
-            let recs = records(&mut core);
+            let mut recs = records(&mut core);
             assert_eq!(recs.len(), 1, "{source} CSeq {cseq}");
+            // The new binding is journalled as a creation (record kind 3), a refresh as an
+            // upsert (kind 1), which is what a snapshot (the table's state) writes.
+            assert_eq!(
+                recs[0][1],
+                if cseq == 1 { 3 } else { 1 },
+                "{source} CSeq {cseq}: kind"
+            );
+            recs[0][1] = 1;
             let mut snap = Vec::new();
             core.for_each_binding_record(|r| snap.push(r.to_vec()));
             assert_eq!(

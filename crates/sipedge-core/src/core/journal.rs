@@ -100,6 +100,8 @@ impl Core {
             transport: crate::location::Transport::Udp,
             arrival: self.io.cfg.shard.0,
             branch: 0,
+            // Possibly in Redis already (the dead edge wrote it): through the thinner.
+            created: false,
         };
         let mut rec = Vec::new();
         encode_upsert(&mut rec, &u);
@@ -278,6 +280,7 @@ impl Core {
             transport: b.transport(),
             arrival: b.arrival,
             branch: b.branch,
+            created: false,
         }
     }
 }
