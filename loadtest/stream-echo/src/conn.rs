@@ -171,6 +171,13 @@ impl Server {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
+        self.dispatch(|c, k| c.read(k));
+        Ok(())
+    }
+
+    /// Acts on the events the last poll returned: accepts on the listener, marks writable
+    /// connections dirty, hands each readable (or closed) connection to `readable`.
+    pub(crate) fn dispatch(&mut self, mut readable: impl FnMut(&mut Self, usize)) {
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for ev in events.iter() {
             if ev.token() == LISTENER {
@@ -182,12 +189,11 @@ impl Server {
                 self.mark_dirty(k);
             }
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                self.read(k);
+                readable(self, k);
             }
         }
         events.clear();
         self.events = events;
-        Ok(())
     }
 
     pub(crate) fn accept(&mut self) {

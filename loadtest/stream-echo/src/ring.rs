@@ -68,22 +68,7 @@ impl Server {
         }
         r.ready.clear();
         r.ready.append(&mut r.again);
-        let mut events = std::mem::replace(&mut self.events, mio::Events::with_capacity(0));
-        for ev in events.iter() {
-            if ev.token() == crate::conn::LISTENER {
-                self.accept();
-                continue;
-            }
-            let k = ev.token().0;
-            if ev.is_writable() {
-                self.mark_dirty(k);
-            }
-            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                r.ready.push(k);
-            }
-        }
-        events.clear();
-        self.events = events;
+        self.dispatch(|_, k| r.ready.push(k));
         // One read per ready connection, each into its own buffer of this turn.
         let mut reads = 0usize;
         for i in 0..r.ready.len() {
