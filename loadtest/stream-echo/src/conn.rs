@@ -356,41 +356,53 @@ impl Server {
         let mut done = std::mem::take(&mut self.done);
         engine.take_stream_sends(&mut done);
         for d in done.drain(..) {
-            let k = d.token as usize;
-            let Some(Some(c)) = self.conns.get_mut(k) else {
-                continue;
-            };
-            c.sending = false;
-            if c.dead {
-                self.conns[k] = None;
-                self.free.push(k);
-                continue;
-            }
-            let mut buf = d.buf;
-            match usize::try_from(d.result) {
-                Ok(n) if d.at + n >= buf.len() => {
-                    buf.clear();
-                    c.spare = buf;
-                }
-                Ok(n) => {
-                    buf.drain(..d.at + n);
-                    buf.extend_from_slice(&c.out);
-                    c.out = buf;
-                }
-                Err(_) if d.result == -libc::EAGAIN => {
-                    buf.drain(..d.at);
-                    buf.extend_from_slice(&c.out);
-                    c.out = buf;
-                    continue; // the writable edge marks it dirty
-                }
-                Err(_) => {
-                    self.close(k);
-                    continue;
-                }
-            }
-            self.mark_dirty(k);
+            self.send_completed(d.token as usize, Some(d.buf), d.at, d.result);
         }
         self.done = done;
+    }
+
+    /// A send of `buf[at..]` on connection `k` completed with `result` (bytes or −errno): a
+    /// dead connection is freed, a full send's buffer is kept for reuse, a partial send's
+    /// rest goes in front of what was queued since, an error closes the connection.
+    pub(crate) fn send_completed(
+        &mut self,
+        k: usize,
+        buf: Option<Vec<u8>>,
+        at: usize,
+        result: i32,
+    ) {
+        let Some(Some(c)) = self.conns.get_mut(k) else {
+            return;
+        };
+        c.sending = false;
+        if c.dead {
+            self.conns[k] = None;
+            self.free.push(k);
+            return;
+        }
+        let Some(mut buf) = buf else { return };
+        match usize::try_from(result) {
+            Ok(n) if at + n >= buf.len() => {
+                buf.clear();
+                c.spare = buf;
+            }
+            Ok(n) => {
+                buf.drain(..at + n);
+                buf.extend_from_slice(&c.out);
+                c.out = buf;
+            }
+            Err(_) if result == -libc::EAGAIN => {
+                buf.drain(..at);
+                buf.extend_from_slice(&c.out);
+                c.out = buf;
+                return; // the writable edge marks it dirty
+            }
+            Err(_) => {
+                self.close(k);
+                return;
+            }
+        }
+        self.mark_dirty(k);
     }
 }
 

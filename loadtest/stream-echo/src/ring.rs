@@ -159,37 +159,7 @@ impl Server {
             if ud & SEND != 0 {
                 let k = (ud & !SEND) as usize;
                 let buf = r.in_flight.get_mut(k).and_then(Option::take);
-                let Some(Some(c)) = self.conns.get_mut(k) else {
-                    continue;
-                };
-                c.sending = false;
-                if c.dead {
-                    self.conns[k] = None;
-                    self.free.push(k);
-                    continue;
-                }
-                let Some(mut buf) = buf else { continue };
-                match usize::try_from(res) {
-                    Ok(n) if n >= buf.len() => {
-                        buf.clear();
-                        c.spare = buf;
-                    }
-                    Ok(n) => {
-                        buf.drain(..n);
-                        buf.extend_from_slice(&c.out);
-                        c.out = buf;
-                    }
-                    Err(_) if res == -libc::EAGAIN => {
-                        buf.extend_from_slice(&c.out);
-                        c.out = buf;
-                        continue;
-                    }
-                    Err(_) => {
-                        self.close(k);
-                        continue;
-                    }
-                }
-                self.mark_dirty(k);
+                self.send_completed(k, buf, 0, res);
                 continue;
             }
             reads += 1;
