@@ -32,7 +32,7 @@
 //! it watches ([`QueueDelay::watch`]), the stamp is also read at each turn's first
 //! datagram — the youngest datagram the engine took off the socket for the turn, so its
 //! wait is the queue the turn found beyond one batch, without the turn's own work — and
-//! handed over at the turn's end ([`QueueDelay::end_turn`]).
+//! handed over at the turn's end ([`QueueDelay::take_turn_wait`]).
 //!
 //! Cost: at most two `ioctl`s per turn of [`MIN_BATCH`] datagrams or more, one per turn
 //! while late, none otherwise; and the kernel's per-packet receive timestamp (one clock
