@@ -39,7 +39,7 @@
 #   MEASURE_SECS [5] OUTSTANDING [256] RATE [measured per server] MEASURED_RATE [1000]
 #   CALLS [500] CALL_RATE [250] CALL_LEAD [5 s: the calls are up before the flood] UAS [200] SOURCES [10] SERVER_CORE [0] GEN_CORE [1]
 #   SIDE_CORE [$SERVER_CORE: measured register + calls] SERVERS ["sipedge kamailio"]
-#   NO_BUILD [unset] OUT [target/overload] BIN [target/release] TRACE_EVERY [0.2 s: sipedge's
+#   PREFAULT [true: sipedge's [registrar] prefault] NO_BUILD [unset] OUT [target/overload] BIN [target/release] TRACE_EVERY [1 s: sipedge's
 #   queue / shed share / level trace in OUT/sipedge.trace] SIPEDGE_OVERLOAD [extra [overload]
 #   lines, e.g. "kernel_shed_queue_percent = 2"] FLOOD_METHOD [register; invite: the flood is
 #   new INVITEs to unregistered users (each final error ACKed) at FACTOR × RATE, RATE still
@@ -72,7 +72,7 @@ FLOOD_BASE=127.0.41.1
 CALL_BASE=127.0.42.1
 MEASURED_BASE=127.0.43.1
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.rate "$OUT"/*.flood_cpu_us "$OUT"/*.mem "$OUT"/*.metrics "$OUT"/*.metrics.all "$OUT"/*.throttled "$OUT"/*.trace
+rm -f "$OUT"/*.json "$OUT"/*.rate "$OUT"/*.flood_cpu_us "$OUT"/*.mem "$OUT"/*.metrics "$OUT"/*.metrics.all "$OUT"/*.throttled "$OUT"/*.trace "$OUT"/*.threads
 TMP=$(mktemp -d)
 SERVER_PID=""
 CG=""
@@ -88,6 +88,22 @@ cg_usage_us() { # the server's CPU time so far, µs: its threads' schedstat run 
         done
     done
     echo "$sum"
+}
+thread_cpu() { # per thread name so far: "name CPU-µs voluntary-switches involuntary-switches"
+    local p t n v vol inv
+    for p in $(server_pids | tr , ' '); do
+        for t in /proc/"$p"/task/*; do
+            read -r n 2>/dev/null <"$t/comm" || continue
+            read -r v _ 2>/dev/null <"$t/schedstat" || continue
+            vol=$(awk '/^voluntary_ctxt/{print $2}' "$t/status" 2>/dev/null)
+            inv=$(awk '/^nonvoluntary_ctxt/{print $2}' "$t/status" 2>/dev/null)
+            echo "$n $(( v / 1000 )) ${vol:-0} ${inv:-0}"
+        done
+    done
+}
+thread_delta() { # $1 = an earlier thread_cpu's file: what each thread took since
+    thread_cpu | awk 'NR==FNR{a[$1]+=$2; v[$1]+=$3; i[$1]+=$4; next} {b[$1]+=$2; w[$1]+=$3; j[$1]+=$4}
+        END{for (n in b) if (b[n] > a[n]) printf "%s %.1f ms (%d voluntary + %d involuntary switches)\n", n, (b[n]-a[n])/1000, w[n]-v[n], j[n]-i[n]}' "$1" - | sort
 }
 cg_create() { # $1 = name; sets CG
     local q p
@@ -158,6 +174,10 @@ persistence = false
 # Sized at start for a million bindings, as Kamailio's usrloc is (overload.cfg hash_size):
 # no table growth during the flood (a growth step under a tenth of a core is a long turn).
 expected_bindings = 1000000
+# …and faulted in at start, as an operator sizing a box for a storm sets it (PREFAULT):
+# a first touch costs 3–9 µs per 4 KiB page on these VMs, a 2 MiB huge page longer than
+# the whole 1 ms quota period, and requests queued behind it go stale.
+prefault = ${PREFAULT:-true}
 
 [protect]
 trusted = ["127.0.40.0/22"]
@@ -198,11 +218,13 @@ for server in $SERVERS; do
         # Warm, as the flood's server is (a just-started server under the quota still
         # takes turns of ~60 ms: measured cold, RATE understated the shard by a few %).
         sleep 2
+        thread_cpu >"$TMP/threads0"
         taskset -c "$GEN_CORE" "$BIN/sipload" register --target "$TARGET" --uas "$UAS" \
             --sources "$SOURCES" --source-base "$FLOOD_BASE" --domain localhost --rate 0 \
             --outstanding "$OUTSTANDING" --duration "$MEASURE_SECS" --pin "$GEN_CORE" \
             --server-pid "$PIDS" --json >"$OUT/$server.rate.json" 2>"$OUT/$server.rate.log"
         rate=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["phases"][0]; print(int(p["successes"]/p["send_seconds"]))' "$OUT/$server.rate.json")
+        thread_delta "$TMP/threads0" >"$OUT/$server.rate.threads"
         # RATE is the server's rate only if the quota, not the generator, was the limit:
         # its CPU over the measure must be (nearly) all the quota allowed.
         python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["phases"][0]; q,per=map(float,sys.argv[2].split()); cap=p["send_seconds"]*q/per; c=p.get("server_cpu_s") or 0; k=p.get("server_cpu_s_per_m_replies") or 0; print(f"RATE check: server CPU {c:.2f} s of {cap:.2f} s the quota allowed ({100*c/cap:.0f} %), {k:.2f} s per million replies" + ("" if c >= 0.9*cap else " — BELOW 90 %: the generator, not the server, set RATE"))' "$OUT/$server.rate.json" "$QUOTA" || true
@@ -218,12 +240,13 @@ for server in $SERVERS; do
     thr0=$(cg_throttled | cut -d" " -f1)
     if [[ $server == sipedge ]]; then
         # The controller's trace from the calls' setup on: queue bytes, kernel shed per mille,
-        # level, stale drops, queue wait, longest turn, turns and datagrams read, every TRACE_EVERY s (0.2).
+        # level, stale drops, queue wait, longest turn, turns and datagrams read, every TRACE_EVERY s (1: each
+        # scrape costs the admin thread ~0.2 ms of the quota; every 0.2 s, that was 2 % of it).
         ( end=$(( $(date +%s) + CALL_LEAD + SECS + 2 ))
           while (( $(date +%s) < end )); do
               curl -s "127.0.40.1:9170/metrics" | awk -v t="$(date +%s.%N)" \
                   '/^sipedge_(overload_(queue_bytes|kernel_shed_permille|pressure_level|queue_wait_ms|stale_dropped_total|shed_new_total)|shard_longest_turn_seconds|loop_turns_total|recv_batch_datagrams_total)/{v=v" "$1"="$2} END{print t v}'
-              sleep "${TRACE_EVERY:-0.2}"
+              sleep "${TRACE_EVERY:-1}"
           done ) >"$OUT/sipedge.trace" 2>/dev/null &
     fi
     # The calls: set up before the flood, their BYEs in the middle of it (the hold runs
@@ -244,6 +267,7 @@ for server in $SERVERS; do
         >"$OUT/$server.measured.json" 2>"$OUT/$server.measured.log" &
     MEASURED=$!
     cpu0=$(cg_usage_us)
+    thread_cpu >"$TMP/threads0"
     timeout $(( SECS + 600 )) taskset -c "$GEN_CORE" "$BIN/sipload" flood --target "$TARGET" \
         --uas "$UAS" --sources "$SOURCES" --source-base "$FLOOD_BASE" --domain localhost \
         --rate "$flood_rate" --duration "$SECS" --drain-ms 2000 --pin "$GEN_CORE" \
@@ -252,6 +276,8 @@ for server in $SERVERS; do
     # The server's CPU over the flood and its drain: what it got of the quota (a host busy
     # elsewhere can take some), and per completion against the RATE measure's per reply.
     echo $(( $(cg_usage_us) - cpu0 )) >"$OUT/$server.flood_cpu_us"
+    # …and per thread (the shard's, the admin listener's serving the trace, …).
+    thread_delta "$TMP/threads0" >"$OUT/$server.threads"
     wait "$CALLS_PID" || true
     wait "$MEASURED" || true
     echo $(( $(cg_throttled | cut -d" " -f1) - thr0 )) >"$OUT/$server.throttled"
@@ -338,6 +364,8 @@ try:
 except (OSError, KeyError, ValueError, ZeroDivisionError):
     pass
 print(line)' "$OUT" "$s" "$QUOTA" || true
+    [[ -f "$OUT/$s.rate.threads" ]] && echo "$s: per thread measuring RATE: $(paste -sd, "$OUT/$s.rate.threads")"
+    [[ -f "$OUT/$s.threads" ]] && echo "$s: per thread over the flood + drain: $(paste -sd, "$OUT/$s.threads")"
     [[ -f "$OUT/$s.flood.json" ]] && python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print(sys.argv[2]+": flood 200/s per second:", f["ok_per_second"], "non-503 finals/s:", f.get("done_per_second"))' "$OUT/$s.flood.json" "$s" || true
 done
 [[ " $SERVERS " == *" sipedge "* && -f "$OUT/sipedge.metrics" ]] && { echo; echo "sipedge counters:"; grep -vE ' 0$' "$OUT/sipedge.metrics" || true; }

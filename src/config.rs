@@ -102,6 +102,8 @@ pub struct Config {
     /// `[registrar] expected_bindings`: bindings the whole edge is sized for at start
     /// (0: grow on demand). `main` gives each shard its share.
     pub expected_bindings: u64,
+    /// `[registrar] prefault`: fault in the expected bindings' storage at start.
+    pub prefault: bool,
     /// `[registrar.persistence]`; `None` = memory-only.
     pub persistence: Option<PersistenceConfig>,
     /// `[nat]` (its `advertise` is filled per shard by `main`).
@@ -180,6 +182,7 @@ struct RawRegistrar {
     overflow: String,
     max_bindings: u64,
     expected_bindings: u64,
+    prefault: bool,
     accept_path: String,
     persistence: RawPersistence,
 }
@@ -195,6 +198,7 @@ impl Default for RawRegistrar {
             overflow: "reject".into(),
             max_bindings: DEFAULT_MAX_BINDINGS as u64,
             expected_bindings: 0,
+            prefault: false,
             accept_path: "trusted".into(),
             persistence: RawPersistence::default(),
         }
@@ -455,6 +459,12 @@ impl Config {
                 ),
             ));
         }
+        if raw.registrar.prefault && raw.registrar.expected_bindings == 0 {
+            return Err(err(
+                "registrar.prefault".into(),
+                "needs expected_bindings > 0 (the bindings to fault in at start)".into(),
+            ));
+        }
         let persistence = raw
             .registrar
             .persistence
@@ -545,6 +555,7 @@ impl Config {
             log,
             registrar,
             expected_bindings: raw.registrar.expected_bindings,
+            prefault: raw.registrar.prefault,
             persistence,
         })
     }

@@ -62,6 +62,14 @@ fn registrar_keys() {
     assert_eq!(c.expected_bindings, 4_000_000);
     let e = error_of("[registrar]\nexpected_bindings = 2000000000\n");
     assert!(e.to_string().contains("expected_bindings"), "{e}");
+    let c = Config::parse(
+        "[registrar]\nexpected_bindings = 1000\nprefault = true\n",
+        "t",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.prefault);
+    let e = error_of("[registrar]\nprefault = true\n");
+    assert!(e.to_string().contains("registrar.prefault"), "{e}");
 }
 
 #[test]

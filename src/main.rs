@@ -306,6 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 // its own headroom for the unevenness.
                 expected_bindings: usize::try_from(cfg.expected_bindings.div_ceil(shards as u64))
                     .unwrap_or(usize::MAX),
+                prefault: cfg.prefault,
                 txn_limits: TxnLimits::per_shard(
                     cfg.limits.max_transactions,
                     cfg.limits.max_transaction_bytes,

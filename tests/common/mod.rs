@@ -118,7 +118,8 @@ impl Edge {
                 1,
             );
         }
-        if extra.contains("[registrar.persistence]") {
+        // An extra with its own `[registrar]` table says `persistence` there itself.
+        if extra.contains("[registrar.persistence]") || extra.contains("[registrar]\n") {
             text = text.replace(MEMORY_ONLY, "");
         }
         text.push_str(extra);

@@ -152,3 +152,59 @@ fn sipp_register_scenario() {
     assert_eq!(contacts.len(), 1, "{contacts:?}");
     assert!(edge.terminate().success());
 }
+
+/// `[registrar] prefault` (issue 17's flood rig): the storage of the expected bindings is
+/// resident from the start, so registering them adds (past the first transient buffers)
+/// no RSS; without it RSS grows with every binding.
+#[test]
+fn prefault_makes_the_expected_bindings_resident_at_start() {
+    const EXPECTED: u64 = 100_000;
+    const BATCH: u32 = 25_000;
+    let table = |prefault: bool| {
+        format!("\n[registrar]\npersistence = false\nexpected_bindings = {EXPECTED}\nprefault = {prefault}\n")
+    };
+    let on = Edge::start_with("prefault-on", "127.0.50.20", 5060, 1, "auto", &table(true));
+    let off = Edge::start_with(
+        "prefault-off",
+        "127.0.50.21",
+        5060,
+        1,
+        "auto",
+        &table(false),
+    );
+    let (on0, off0) = (on.rss_kib(), off.rss_kib());
+    // Records (72 B) and strings (128 B) per expected binding, resident at start.
+    assert!(
+        on0 >= off0 + EXPECTED * 200 * 9 / 10 / 1024,
+        "RSS at start: {on0} KiB with prefault, {off0} KiB without"
+    );
+    // RSS (KiB) after `BATCH` more new bindings, from `first` on.
+    let grow = |edge: &Edge, c: &Client, first: u32| {
+        let mut ok = 0;
+        for burst in (first..first + BATCH).step_by(100) {
+            for i in burst..burst + 100 {
+                let user = format!("pf{i}");
+                let contact = format!("sip:{user}@{}", c.addr());
+                c.send(edge.sip, &register(edge, c, &user, &contact, 3600, 1));
+            }
+            for _ in 0..100 {
+                if reply(c).0 == 200 {
+                    ok += 1;
+                }
+            }
+        }
+        assert_eq!(ok, BATCH, "every new binding is stored");
+        edge.rss_kib()
+    };
+    let (c_on, c_off) = (Client::new("127.0.50.22"), Client::new("127.0.50.23"));
+    let (on1, off1) = (grow(&on, &c_on, 0), grow(&off, &c_off, 0));
+    let (on2, off2) = (grow(&on, &c_on, BATCH), grow(&off, &c_off, BATCH));
+    let (on_grew, off_grew) = (on2.saturating_sub(on1), off2.saturating_sub(off1));
+    assert!(
+        on_grew * 3 < off_grew,
+        "the second {BATCH} bindings grew RSS by {on_grew} KiB with prefault, {off_grew} KiB \
+         without (first: {} and {} KiB)",
+        on1.saturating_sub(on0),
+        off1.saturating_sub(off0)
+    );
+}

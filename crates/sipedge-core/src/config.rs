@@ -117,6 +117,10 @@ pub struct CoreConfig {
     /// share of the configured total), so the location table's index and the timer wheel
     /// do not grow in the middle of a registration storm. 0: grow on demand.
     pub expected_bindings: usize,
+    /// `[registrar] prefault`: also allocate and write, at start, the binding records,
+    /// string storage and expiry timers of `expected_bindings`, so a registration storm
+    /// pays no first-touch page faults (Kamailio's `shm_force_alloc`).
+    pub prefault: bool,
     /// `[limits]`: this shard's caps on its transaction table.
     pub txn_limits: crate::txn::table::TxnLimits,
     /// `[protect]` and `[overload]` (issue 17); `Default`: every rule off.
@@ -145,6 +149,7 @@ impl Default for CoreConfig {
             proxy: ProxyConfig::default(),
             auth: AuthConfig::default(),
             expected_bindings: 0,
+            prefault: false,
             txn_limits: crate::txn::table::TxnLimits::default(),
             protect: crate::protect::ProtectConfig::default(),
             limits: std::sync::Arc::default(),

@@ -78,7 +78,8 @@ pub struct Core {
 impl Core {
     /// A core for one shard.
     pub fn new(cfg: CoreConfig) -> Core {
-        Core {
+        let prefault = cfg.prefault.then_some(cfg.expected_bindings);
+        let mut core = Core {
             protect: crate::protect::Protect::new(cluster::protect_config(&cfg), cfg.seed),
             nat: crate::nat::NatRuntime::new(&cfg.nat),
             loc: Location::new(cfg.seed, cfg.expected_bindings),
@@ -91,7 +92,12 @@ impl Core {
             dialogs: crate::dialog::Dialogs::default(),
             streams: crate::stream_flows::StreamFlows::default(),
             io: Io::new(cfg),
+        };
+        if let Some(expected) = prefault {
+            core.loc.prefault(expected);
+            core.io.wheel.prefault();
         }
+        core
     }
 
     /// The location store with the sink: what changes a binding arms its timer and

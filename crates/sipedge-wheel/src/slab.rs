@@ -7,6 +7,18 @@
 //! chunks of [`SLAB_CHUNK`] entries, growth allocates one chunk; only the small vector of
 //! chunk pointers doubles.
 
+/// Writes one zeroed element per 4 KiB of `v`'s reserved, unused capacity, so the kernel
+/// backs those pages now rather than on first use (a first touch of anonymous memory
+/// measured 3–9 µs per 4 KiB page on the project's VMs, a 2 MiB huge page 1.5–4.6 ms).
+/// The values stay unused room: `v`'s length does not change.
+pub(crate) fn fault_in_spare<E>(v: &mut Vec<E>) {
+    let step = (4096 / std::mem::size_of::<E>().max(1)).max(1);
+    for slot in v.spare_capacity_mut().iter_mut().step_by(step) {
+        // Opaque to the optimiser, so the store to fresh (zeroed) memory is kept.
+        *slot = std::hint::black_box(std::mem::MaybeUninit::zeroed());
+    }
+}
+
 /// Entries per chunk (a power of two: indexing is a shift and a mask).
 pub(crate) const SLAB_CHUNK: usize = 4096;
 
@@ -23,6 +35,13 @@ impl<E> Slab<E> {
         let mut chunks = Vec::with_capacity(n.max(4));
         chunks.extend((0..n).map(|_| Vec::with_capacity(SLAB_CHUNK)));
         Slab { chunks, len: 0 }
+    }
+
+    /// Writes the chunks' reserved, unused room (see [`fault_in_spare`]).
+    pub(crate) fn prefault(&mut self) {
+        for c in &mut self.chunks {
+            fault_in_spare(c);
+        }
     }
 
     /// Number of entries.

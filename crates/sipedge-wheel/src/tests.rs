@@ -301,7 +301,22 @@ fn chunk_memory_is_bounded_by_live_timers() {
 
 #[test]
 fn steady_state_reuses_the_slab() {
+    steady_state(false);
+}
+
+/// `prefault` writes only reserved room: the wheel behaves exactly as without it.
+#[test]
+fn a_prefaulted_wheel_fires_the_same() {
+    steady_state(true);
+}
+
+fn steady_state(prefault: bool) {
     let mut wheel = Wheel::with_capacity(1000);
+    if prefault {
+        wheel.prefault();
+        assert_eq!(wheel.len(), 0);
+        assert_eq!(wheel.slab_len(), 0);
+    }
     let mut fired = Vec::new();
     for round in 0..50u64 {
         let base = wheel.now().get();

@@ -116,6 +116,14 @@ impl<T: Copy> Wheel<T> {
         }
     }
 
+    /// Writes, now, the memory `with_capacity` reserved (entries, free list, chunks), so the
+    /// first timers armed under load pay no first-touch page faults (`[registrar] prefault`).
+    pub fn prefault(&mut self) {
+        self.entries.prefault();
+        crate::slab::fault_in_spare(&mut self.free);
+        crate::slab::fault_in_spare(&mut self.chunks);
+    }
+
     /// The tick the wheel has been advanced to.
     #[must_use]
     pub fn now(&self) -> Tick {

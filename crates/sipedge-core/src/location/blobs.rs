@@ -20,6 +20,8 @@ pub(crate) const EMPTY: u32 = u32::MAX;
 #[derive(Debug)]
 pub(crate) struct Blobs {
     pages: Vec<Box<[u8]>>,
+    /// Pages faulted in at start (`prefault`), taken before allocating a new one.
+    spare: Vec<Box<[u8]>>,
     /// Where the next fresh block of the last page starts.
     bump: usize,
     /// Head of the free list of each size class (size = class × 8), or [`EMPTY`].
@@ -30,6 +32,7 @@ impl Default for Blobs {
     fn default() -> Self {
         Blobs {
             pages: Vec::new(),
+            spare: Vec::new(),
             bump: PAGE_BYTES,
             free: vec![EMPTY; CLASSES],
         }
@@ -73,12 +76,39 @@ impl Blobs {
                 let h = self.handle(self.pages.len() - 1, self.bump);
                 self.release_class(h, rest / GRAIN);
             }
-            self.pages.push(vec![0u8; PAGE_BYTES].into_boxed_slice());
+            let page = self.spare.pop().unwrap_or_else(Self::new_page);
+            self.pages.push(page);
             self.bump = 0;
         }
         let h = self.handle(self.pages.len() - 1, self.bump);
         self.bump += size;
         h
+    }
+
+    fn new_page() -> Box<[u8]> {
+        vec![0u8; PAGE_BYTES].into_boxed_slice()
+    }
+
+    /// Allocates and writes, now, pages for `bytes` of blocks (`[registrar] prefault`), so
+    /// a registration storm pays no first-touch page faults for its strings.
+    pub(crate) fn prefault(&mut self, bytes: usize) {
+        let n = bytes.div_ceil(PAGE_BYTES);
+        self.pages.reserve(n);
+        self.spare.reserve(n);
+        for _ in 0..n {
+            let mut page = Self::new_page();
+            for i in (0..PAGE_BYTES).step_by(4096) {
+                // Opaque to the optimiser, so the store to fresh (zeroed) memory is kept.
+                page[i] = std::hint::black_box(0);
+            }
+            self.spare.push(page);
+        }
+    }
+
+    /// Pages allocated, in use or spare.
+    #[cfg(test)]
+    pub(crate) fn pages(&self) -> (usize, usize) {
+        (self.pages.len(), self.spare.len())
     }
 
     fn handle(&self, page: usize, offset: usize) -> u32 {
