@@ -281,8 +281,14 @@ impl Pressure {
             let mut wait = self.last_wait.filter(|_| settled).map(|w| (us(w), tw));
             let rates = (window >= RATE_WINDOW).then(|| {
                 wait = self.wait_min.take().filter(|_| tw > 0).map(|w| (us(w), tw));
-                // Settled once a window's standing queue is within the target.
-                self.wait_settled |= wait.is_some_and(|(m, tw)| m <= tw);
+                // Settled once a window's standing queue is within the target and its
+                // last turn's wait too: at a flood's start the first turns find a short
+                // queue that is still growing (seen: settled on a 12 ms lowest wait while
+                // the last was 21 ms and rising; uncut between windows, the queue reached
+                // 100 ms and 3.4k requests went stale).
+                let last = self.last_wait.map(us);
+                self.wait_settled |=
+                    wait.is_some_and(|(m, tw)| m <= tw && last.is_some_and(|l| l <= tw));
                 self.flow_base = Some((now, read, shed));
                 // Busy less than half the window: it read all it was given, not all it can
                 // serve — matching that rate would hold a share shed after a flood ends
@@ -306,7 +312,17 @@ impl Pressure {
                     rates
                 };
                 let q = QueueState { fill, target, wait };
+                let onset = self.kernel_share == 0;
                 self.kernel_share = next_share(self.kernel_share, q, dropped, rates);
+                if onset && self.kernel_share > 0 {
+                    // A flood's start: the rate window begins now, so the first rate match
+                    // counts only what came while the filter shed (a window begun before
+                    // it diluted the shed: seen, 875 ‰ relaxed to 750 ‰ at the first
+                    // window while the queue grew).
+                    self.flow_base = Some((now, read, shed));
+                    self.window_busy = Duration::ZERO;
+                    self.wait_min = None;
+                }
             }
             if !self.watching() {
                 // Calm: the next flood's first samples must not read this one's waits.
