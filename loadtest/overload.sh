@@ -38,7 +38,7 @@
 # Environment knobs: QUOTA ["1000 10000": quota and period, µs; v1 needs a quota ≥ 1000] FACTOR [10] SECS [10]
 #   MEASURE_SECS [5] OUTSTANDING [256] RATE [measured per server] MEASURED_RATE [1000]
 #   CALLS [500] CALL_RATE [250] CALL_LEAD [5 s: the calls are up before the flood] UAS [200] SOURCES [10] SERVER_CORE [0] GEN_CORE [1]
-#   SIDE_CORE [$SERVER_CORE: measured register + calls] SIDE_SCHED ["chrt --idle 0"; "" = normal] SERVERS ["sipedge kamailio"]
+#   SIDE_CORE [$SERVER_CORE: measured register + calls] SERVERS ["sipedge kamailio"]
 #   PREFAULT [true: sipedge's [registrar] prefault] NO_BUILD [unset] OUT [target/overload] BIN [target/release] TRACE_EVERY [1 s: sipedge's
 #   queue / shed share / level trace in OUT/sipedge.trace] SIPEDGE_OVERLOAD [extra [overload]
 #   lines, e.g. "kernel_shed_queue_percent = 2"] FLOOD_METHOD [register; invite: the flood is
@@ -63,11 +63,6 @@ SOURCES=${SOURCES:-10}
 SERVER_CORE=${SERVER_CORE:-0}
 GEN_CORE=${GEN_CORE:-1}
 SIDE_CORE=${SIDE_CORE:-$SERVER_CORE}
-# The side generators (the measured REGISTERs and the calls) stand for clients elsewhere:
-# SCHED_IDLE, so on the server's core they run in the time the quota leaves idle instead
-# of preempting the server in its own (seen: 190 switches/s against 108/s while
-# measuring RATE, where no generator shares its core).
-SIDE_SCHED=${SIDE_SCHED-chrt --idle 0}
 SERVERS=${SERVERS:-sipedge kamailio}
 FLOOD_METHOD=${FLOOD_METHOD:-register}
 OUT=${OUT:-$ROOT/target/overload}
@@ -260,13 +255,13 @@ for server in $SERVERS; do
     # went to level 1 and refused some of them 503 (new AoRs), and their calls got 404.
     call_secs=$(python3 -c "print($CALLS / $CALL_RATE)")
     hold_ms=$(python3 -c "print(int(1000 * ($CALL_LEAD + $SECS / 2 - $call_secs / 2)))")
-    timeout $(( SECS + CALL_LEAD + 600 )) $SIDE_SCHED taskset -c "$SIDE_CORE" "$BIN/sipload" call --target "$TARGET" \
+    timeout $(( SECS + CALL_LEAD + 600 )) taskset -c "$SIDE_CORE" "$BIN/sipload" call --target "$TARGET" \
         --uas 100 --rate "$CALL_RATE" --duration "$call_secs" --max-requests "$CALLS" \
         --hold-ms "$hold_ms" --source-base "$CALL_BASE" --outstanding 4 \
         --domain localhost --json >"$OUT/$server.calls.json" 2>"$OUT/$server.calls.log" &
     CALLS_PID=$!
     sleep "$CALL_LEAD"
-    timeout $(( SECS + 600 )) $SIDE_SCHED taskset -c "$SIDE_CORE" "$BIN/sipload" register --target "$TARGET" \
+    timeout $(( SECS + 600 )) taskset -c "$SIDE_CORE" "$BIN/sipload" register --target "$TARGET" \
         --uas 100 --source-base "$MEASURED_BASE" --domain localhost --rate "$MEASURED_RATE" \
         --duration "$SECS" --t1-ms 60000 --drain-ms 2000 --json \
         >"$OUT/$server.measured.json" 2>"$OUT/$server.measured.log" &
