@@ -49,6 +49,8 @@ pub(crate) struct Location {
     blobs: Blobs,
     pub(crate) strings: Interner,
     bindings: usize,
+    /// One past the highest slot index ever handed out ([`Self::capacity`]).
+    high_water: usize,
     /// The last domain looked up (`scheme:host`) and its id: most REGISTERs of a shard name
     /// the same domain. [`NONE`] when empty.
     domain_cache: (u32, Vec<u8>),
@@ -72,6 +74,7 @@ impl Location {
             blobs: Blobs::default(),
             strings: Interner::new(),
             bindings: 0,
+            high_water: 0,
             domain_cache: (NONE, Vec::new()),
             pinging: [0; 2],
             dead_flows: crate::flows::DeadFlows::default(),
@@ -149,9 +152,12 @@ impl Location {
         (b.is_live() && b.gen == gen).then(|| self.get(idx))
     }
 
-    /// Slots allocated (live or free): the keepalive sweep walks `0..capacity`.
+    /// Slots handed out at least once: every binding's index is below it, so the
+    /// keepalive sweep, the admin listing and the journal snapshot walk `0..capacity` (not
+    /// the slots `prefault` made: a million vacant ones would cost the sweep a cache miss
+    /// each per interval).
     pub(crate) fn capacity(&self) -> usize {
-        self.chunks.len() * CHUNK
+        self.high_water
     }
 
     /// Slot `idx` if it holds a binding (any generation).
@@ -327,6 +333,7 @@ impl Location {
                 base as u32
             }
         };
+        self.high_water = self.high_water.max(idx as usize + 1);
         let domain_id = if head == NONE {
             match self.domain_id_cached(domain) {
                 // The domain is interned already (the usual case: one more AoR of it).
@@ -519,7 +526,12 @@ mod tests {
         let mut grown = Location::new(9, 0);
         let mut faulted = Location::new(9, 0);
         faulted.prefault(EXPECTED);
-        assert_eq!(faulted.capacity(), EXPECTED);
+        assert_eq!(faulted.chunks.len() * CHUNK, EXPECTED);
+        assert_eq!(
+            faulted.capacity(),
+            0,
+            "no slot handed out yet: nothing to sweep"
+        );
         let (_, spare) = faulted.blobs.pages();
         assert_eq!(
             spare,
@@ -539,7 +551,8 @@ mod tests {
                 assert_eq!(faulted.remove(b, b), NONE);
             }
         }
-        assert_eq!(faulted.capacity(), EXPECTED, "no chunk added");
+        assert_eq!(faulted.chunks.len() * CHUNK, EXPECTED, "no chunk added");
+        assert_eq!(faulted.capacity(), grown.capacity());
         let (used, spare) = faulted.blobs.pages();
         assert_eq!(used, grown.blobs.pages().0);
         assert!(spare > 0, "the strings fit in the faulted pages");
@@ -549,7 +562,7 @@ mod tests {
         assert_eq!(late, grown.insert(dom, b"late", NONE, &d));
         faulted.prefault(10 * EXPECTED);
         assert_eq!(
-            faulted.capacity(),
+            faulted.chunks.len() * CHUNK,
             EXPECTED,
             "only a new table is prefaulted"
         );
