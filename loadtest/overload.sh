@@ -368,4 +368,6 @@ print(line)' "$OUT" "$s" "$QUOTA" || true
     [[ -f "$OUT/$s.threads" ]] && echo "$s: per thread over the flood + drain: $(paste -sd, "$OUT/$s.threads")"
     [[ -f "$OUT/$s.flood.json" ]] && python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print(sys.argv[2]+": flood 200/s per second:", f["ok_per_second"], "non-503 finals/s:", f.get("done_per_second"))' "$OUT/$s.flood.json" "$s" || true
 done
-[[ " $SERVERS " == *" sipedge "* && -f "$OUT/sipedge.metrics" ]] && { echo; echo "sipedge counters:"; grep -vE ' 0$' "$OUT/sipedge.metrics" || true; }
+if [[ " $SERVERS " == *" sipedge "* && -f "$OUT/sipedge.metrics" ]]; then
+    echo; echo "sipedge counters:"; grep -vE ' 0$' "$OUT/sipedge.metrics" || true
+fi
