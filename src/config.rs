@@ -465,6 +465,17 @@ impl Config {
                 "needs expected_bindings > 0 (the bindings to fault in at start)".into(),
             ));
         }
+        // What prefault makes resident is bounded by the table's own cap: a typo in
+        // expected_bindings must not fault in gigabytes the table can never use.
+        if raw.registrar.prefault && raw.registrar.expected_bindings > raw.registrar.max_bindings {
+            return Err(err(
+                "registrar.prefault".into(),
+                format!(
+                    "faults in expected_bindings ({}), which is above max_bindings ({})",
+                    raw.registrar.expected_bindings, raw.registrar.max_bindings
+                ),
+            ));
+        }
         let persistence = raw
             .registrar
             .persistence

@@ -70,6 +70,9 @@ fn registrar_keys() {
     assert!(c.prefault);
     let e = error_of("[registrar]\nprefault = true\n");
     assert!(e.to_string().contains("registrar.prefault"), "{e}");
+    let e =
+        error_of("[registrar]\nmax_bindings = 1000\nexpected_bindings = 5000\nprefault = true\n");
+    assert!(e.to_string().contains("above max_bindings"), "{e}");
 }
 
 #[test]

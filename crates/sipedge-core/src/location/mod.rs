@@ -22,10 +22,6 @@
 
 use crate::aor::{DomainKey, TableHasher};
 
-/// String bytes faulted in per expected binding by [`Location::prefault`]: a phone's
-/// contact URI (60–90 B), Call-ID (30–45 B) and, for RFC 5626 phones, its 47-byte
-/// `+sip.instance` average about this.
-const PREFAULT_BLOB_BYTES: usize = 128;
 mod aor_index;
 mod binding;
 mod blobs;
@@ -37,6 +33,11 @@ pub use self::binding::Transport;
 pub(crate) use self::binding::*;
 use self::blobs::Blobs;
 pub(crate) use self::interner::{Interner, MAX_FIELD_BYTES};
+
+/// String bytes faulted in per expected binding by [`Location::prefault`]: a phone's
+/// contact URI (60–90 B), Call-ID (30–45 B) and, for RFC 5626 phones, its 47-byte
+/// `+sip.instance` average about this.
+const PREFAULT_BLOB_BYTES: usize = 128;
 
 /// The location table of one shard.
 #[derive(Debug)]
